@@ -1,0 +1,7 @@
+"""What we learn from an iterative map: fixed points, memory, Lyapunov spectra, graphs.
+
+Every function takes the map first and relies only on the map protocol of
+:class:`itermap.Map`: ``dim``, batched ``step``, ``tangent`` and ``jacobian``.
+"""
+
+__all__: list[str] = []

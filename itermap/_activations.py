@@ -1,0 +1,110 @@
+"""Elementwise activation functions and their derivatives, backend-agnostic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["Activation", "ACTIVATIONS", "get_activation"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity ``f`` with its derivative.
+
+    ``apply(z, xp)`` returns ``f(z)``; ``derivative(z, xp)`` returns ``f'(z)``,
+    both evaluated at the pre-activation ``z`` with the array namespace ``xp``.
+    """
+
+    name: str
+    apply: Callable
+    derivative: Callable
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+
+def _zeros(z, xp):
+    return xp.zeros_like(z)
+
+
+def _ones(z, xp):
+    return xp.ones_like(z)
+
+
+def _relu(z, xp):
+    return xp.where(z > 0, z, _zeros(z, xp))
+
+
+def _relu_d(z, xp):
+    return xp.where(z > 0, _ones(z, xp), _zeros(z, xp))
+
+
+def _elu(z, xp):
+    return xp.where(z > 0, z, xp.expm1(xp.minimum(z, _zeros(z, xp))))
+
+
+def _elu_d(z, xp):
+    return xp.where(z > 0, _ones(z, xp), xp.exp(xp.minimum(z, _zeros(z, xp))))
+
+
+def _sigmoid(z, xp):
+    # split by sign so neither branch overflows exp
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_d(z, xp):
+    s = _sigmoid(z, xp)
+    return s * (1.0 - s)
+
+
+def _tanh_d(z, xp):
+    t = xp.tanh(z)
+    return 1.0 - t * t
+
+
+def _softplus(z, xp):
+    return xp.maximum(z, _zeros(z, xp)) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def _leaky_relu(z, xp):
+    return xp.where(z > 0, z, 0.01 * z)
+
+
+def _leaky_relu_d(z, xp):
+    return xp.where(z > 0, _ones(z, xp), 0.01 * _ones(z, xp))
+
+
+def _sin_d(z, xp):
+    return xp.cos(z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("tanh", lambda z, xp: xp.tanh(z), _tanh_d),
+        Activation("relu", _relu, _relu_d),
+        Activation("elu", _elu, _elu_d),
+        Activation("sigmoid", _sigmoid, _sigmoid_d),
+        Activation("identity", lambda z, xp: z, _ones),
+        Activation("softplus", _softplus, _sigmoid),
+        Activation("leaky_relu", _leaky_relu, _leaky_relu_d),
+        Activation("sin", lambda z, xp: xp.sin(z), _sin_d),
+    )
+}
+ACTIVATIONS["linear"] = ACTIVATIONS["identity"]
+
+
+def get_activation(spec) -> Activation:
+    """Look up an activation by name (or pass an :class:`Activation` through)."""
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"activation must be a name or an Activation, got {type(spec).__name__}")
+    try:
+        return ACTIVATIONS[spec.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {spec!r}; known: {sorted(ACTIVATIONS)}"
+        ) from None

@@ -1,0 +1,149 @@
+"""Array backends: the one module in itermap that imports cupy.
+
+Numerics elsewhere ask :func:`namespace` for the array namespace of their
+inputs (through array-api-compat), so a computation stays on the device its
+inputs live on. Sparse matrices are scipy.sparse on the host and
+cupyx.scipy.sparse on the GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import array_api_compat
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "BACKENDS",
+    "cupy_available",
+    "is_sparse",
+    "namespace",
+    "backend_of",
+    "to_backend",
+    "to_numpy",
+    "sparse_module",
+    "asarray_like",
+]
+
+BACKENDS = ("numpy", "cupy")
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy():
+    """Return the cupy module, or None when it (or a GPU) is unavailable."""
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # ImportError, or CUDA present without a usable device
+        return None
+    return cupy
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_sparse():
+    if _cupy() is None:
+        return None
+    import cupyx.scipy.sparse
+
+    return cupyx.scipy.sparse
+
+
+def cupy_available() -> bool:
+    """True when cupy imports and sees at least one GPU."""
+    return _cupy() is not None
+
+
+def is_sparse(a) -> bool:
+    """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays."""
+    if sp.issparse(a):
+        return True
+    csp = _cupy_sparse() if "cupy" in type(a).__module__ else None
+    return csp is not None and csp.issparse(a)
+
+
+def namespace(*arrays):
+    """The array-API namespace shared by ``arrays`` (None entries are ignored).
+
+    Sparse matrices count as their dense counterpart's namespace.
+    """
+    dense = []
+    for a in arrays:
+        if a is None:
+            continue
+        if is_sparse(a):
+            dense.append(_cupy().empty(0) if "cupy" in type(a).__module__ else np.empty(0))
+        else:
+            dense.append(a)
+    if not dense:
+        return array_api_compat.array_namespace(np.empty(0))
+    return array_api_compat.array_namespace(*dense)
+
+
+def backend_of(a) -> str:
+    """``"cupy"`` for arrays on a CUDA device, ``"numpy"`` for host arrays.
+
+    Other array-API libraries (array_api_strict, ...) report their module name.
+    """
+    if a is None:
+        return "numpy"
+    mod = type(a).__module__.split(".")[0]
+    if mod in ("cupy", "cupyx"):
+        return "cupy"
+    if mod in ("numpy", "scipy") or isinstance(a, (float, int, np.generic)):
+        return "numpy"
+    return mod
+
+
+def _check_backend(name: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+    if name == "cupy" and _cupy() is None:
+        raise ValueError("backend 'cupy' requested but cupy or a CUDA GPU is not available")
+
+
+def to_backend(a, name: str):
+    """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy")."""
+    _check_backend(name)
+    if a is None:
+        return None
+    if name == "numpy":
+        return to_numpy(a)
+    cp = _cupy()
+    if is_sparse(a):
+        if "cupy" in type(a).__module__:
+            return a
+        return _cupy_sparse().csr_matrix(sp.csr_matrix(a))
+    return cp.asarray(to_numpy(a) if backend_of(a) not in ("numpy", "cupy") else a)
+
+
+def to_numpy(a):
+    """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix."""
+    if a is None:
+        return None
+    if is_sparse(a):
+        if "cupy" in type(a).__module__:
+            return sp.csr_matrix(a.get())
+        return a
+    if backend_of(a) == "cupy":
+        return a.get()
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception:  # array_api_strict refuses __array__; go through DLPack
+        return np.from_dlpack(a)
+
+
+def sparse_module(xp):
+    """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy."""
+    if "cupy" in getattr(xp, "__name__", ""):
+        return _cupy_sparse()
+    return sp
+
+
+def asarray_like(a, like):
+    """``a`` as an array in the namespace (and device) of ``like``."""
+    xp = namespace(like)
+    return xp.asarray(a)

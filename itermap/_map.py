@@ -1,0 +1,159 @@
+"""The map protocol shared by every map in itermap.
+
+A map is a function ``x -> F(x, u)`` on states of shape ``(dim,)`` or
+``(B, dim)``. Analyses rely on four members only: :attr:`Map.dim`, a batched
+:meth:`Map.step`, :meth:`Map.tangent` (``J(x) @ v`` without forming ``J``) and
+:meth:`Map.jacobian`.
+"""
+
+from __future__ import annotations
+
+from ._backend import backend_of, namespace
+
+__all__ = ["Map", "DivergenceError"]
+
+
+class DivergenceError(ValueError):
+    """A state or tangent vector overflowed to inf or NaN."""
+
+
+class Map:
+    """Base class for discrete maps ``x_{k+1} = F(x_k, u_k)``.
+
+    Subclasses implement :meth:`step` and at least one of :meth:`jacobian`
+    and :meth:`tangent`; each default is written in terms of the other.
+    """
+
+    #: Index of the block overwritten by the external input, or None.
+    input_block: int | None = None
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Block sizes of the state; a single block for the classic maps."""
+        return (self.dim,)
+
+    @property
+    def input_size(self) -> int:
+        """Length of the input vector ``u`` (0 for an autonomous map)."""
+        if self.input_block is None:
+            return 0
+        return self.sizes[self.input_block]
+
+    @property
+    def dtype(self):
+        return None
+
+    @property
+    def backend(self) -> str:
+        return "numpy"
+
+    # -- protocol ---------------------------------------------------------
+    def step(self, x, u=None):
+        raise NotImplementedError
+
+    def jacobian(self, x, u=None):
+        """``dF/dx`` at ``x``: shape ``(dim, dim)`` or ``(B, dim, dim)``."""
+        x = self._check_state(x)
+        xp = namespace(x)
+        eye = xp.eye(self.dim, dtype=x.dtype)
+        if x.ndim == 2:
+            eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
+        return self.tangent(x, eye, u)
+
+    def tangent(self, x, v, u=None):
+        """``J(x) @ v`` for ``v`` of shape ``(dim, k)`` or ``(B, dim, k)``."""
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        return namespace(x).matmul(self.jacobian(x, u), v)
+
+    def step_with_tangent(self, x, v, u=None):
+        """``(step(x, u), tangent(x, v, u))``; subclasses share work between them."""
+        return self.step(x, u), self.tangent(x, v, u)
+
+    # -- helpers ----------------------------------------------------------
+    def zeros(self, batch: int | None = None):
+        """The zero state, ``(dim,)`` or ``(batch, dim)``, on the map's backend."""
+        import numpy as np
+
+        shape = (self.dim,) if batch is None else (int(batch), self.dim)
+        z = np.zeros(shape, dtype=self.dtype or np.float64)
+        if self.backend == "cupy":
+            from ._backend import to_backend
+
+            return to_backend(z, "cupy")
+        return z
+
+    def block_slice(self, i: int) -> slice:
+        """The slice of the state vector that holds block ``i``."""
+        sizes = self.sizes
+        if not -len(sizes) <= i < len(sizes):
+            raise ValueError(f"block {i} does not exist: the map has {len(sizes)} blocks")
+        i %= len(sizes)
+        start = sum(sizes[:i])
+        return slice(start, start + sizes[i])
+
+    def read_block(self, x, i: int):
+        """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes)."""
+        return x[..., self.block_slice(i)]
+
+    def readout(self, x):
+        """The last block of ``x``: an MLP map's output."""
+        return self.read_block(x, -1)
+
+    def _check_state(self, x):
+        if x is None:
+            raise TypeError("state x is None")
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            import numpy as np
+
+            x = np.asarray(x, dtype=float)
+        xp = namespace(x)
+        if x.ndim not in (1, 2):
+            raise ValueError(
+                f"state must have shape (dim,) or (B, dim), got shape {tuple(x.shape)}"
+            )
+        if x.shape[-1] != self.dim:
+            raise ValueError(
+                f"state has dimension {x.shape[-1]}, but the map has dim={self.dim}"
+            )
+        if not xp.isdtype(x.dtype, "real floating"):
+            if xp.isdtype(x.dtype, ("integral", "bool")):
+                x = xp.astype(x, self.dtype if self.dtype is not None else xp.float64)
+            else:
+                raise TypeError(f"state must be real floating point, got dtype {x.dtype}")
+        return x
+
+    def _check_tangent(self, x, v):
+        if not hasattr(v, "shape"):
+            raise TypeError("tangent vectors v must be an array")
+        if v.ndim != x.ndim + 1:
+            want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
+            raise ValueError(
+                f"tangent vectors must have shape {want} for a state of shape "
+                f"{tuple(x.shape)}, got {tuple(v.shape)}"
+            )
+        if v.shape[-2] != self.dim or (x.ndim == 2 and v.shape[0] != x.shape[0]):
+            raise ValueError(
+                f"tangent vectors of shape {tuple(v.shape)} do not match state "
+                f"shape {tuple(x.shape)} (dim={self.dim})"
+            )
+        return v
+
+    def _no_input(self, u):
+        if u is not None:
+            raise ValueError(f"{type(self).__name__} is autonomous: it takes no input u")
+
+    def to(self, backend: str):
+        """A copy of the map on ``backend`` ("numpy" or "cupy")."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} dim={self.dim}>"
+
+
+def _same_backend(x, backend: str) -> bool:
+    return backend_of(x) == backend

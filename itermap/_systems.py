@@ -1,0 +1,265 @@
+"""Classic low-dimensional maps, with the same protocol as the networks.
+
+They are the reference points of the analyses: their exponents, fixed points
+and orbits are known in closed form or from the literature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import namespace, to_backend, to_numpy
+from ._map import Map
+
+__all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
+           "logistic", "henon", "linear", "standard_map"]
+
+
+def _finite_param(name, value):
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"parameter {name} must be finite, got {value}")
+    return value
+
+
+class LogisticMap(Map):
+    """``x -> r x (1 - x)`` on ``[0, 1]``.
+
+    ``r`` is a float, or an array of shape ``(B,)`` giving each trajectory of a
+    batch its own parameter (for orbit diagrams).
+    """
+
+    def __init__(self, r=4.0):
+        if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
+            self.r = _finite_param("r", r)
+        else:
+            arr = to_numpy(r)
+            if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+                raise ValueError("r must be a finite float or a finite 1-D array")
+            self.r = r
+
+    @property
+    def dim(self):
+        return 1
+
+    def _r(self, x):
+        if isinstance(self.r, float):
+            return self.r
+        xp = namespace(x)
+        r = xp.asarray(self.r, dtype=x.dtype)
+        if x.ndim != 2 or x.shape[0] != r.shape[0]:
+            raise ValueError(
+                f"a batch of {r.shape[0]} parameters needs states of shape ({r.shape[0]}, 1)"
+            )
+        return xp.reshape(r, (-1, 1))
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        return self._r(x) * x * (1.0 - x)
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        d = self._r(x) * (1.0 - 2.0 * x)
+        return d[..., None]
+
+    def tangent(self, x, v, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        return (self._r(x) * (1.0 - 2.0 * x))[..., None] * v
+
+    def to(self, backend):
+        r = self.r if isinstance(self.r, float) else to_backend(self.r, backend)
+        return LogisticMap(r)
+
+    def __repr__(self):
+        return f"LogisticMap(r={self.r!r})"
+
+
+class HenonMap(Map):
+    """The Henon map ``(x, y) -> (1 - a x^2 + y, b x)``.
+
+    Its Jacobian determinant is ``-b`` everywhere, so its Lyapunov exponents
+    sum to ``ln|b|``.
+    """
+
+    def __init__(self, a=1.4, b=0.3):
+        self.a = _finite_param("a", a)
+        self.b = _finite_param("b", b)
+
+    @property
+    def dim(self):
+        return 2
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        xp = namespace(x)
+        x0, x1 = x[..., 0], x[..., 1]
+        return xp.stack([1.0 - self.a * x0 * x0 + x1, self.b * x0], axis=-1)
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        xp = namespace(x)
+        x0 = x[..., 0]
+        one = xp.ones_like(x0)
+        row0 = xp.stack([-2.0 * self.a * x0, one], axis=-1)
+        row1 = xp.stack([self.b * one, 0.0 * one], axis=-1)
+        return xp.stack([row0, row1], axis=-2)
+
+    def tangent(self, x, v, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        xp = namespace(x)
+        x0 = x[..., 0][..., None]
+        v0, v1 = v[..., 0, :], v[..., 1, :]
+        return xp.stack([-2.0 * self.a * x0 * v0 + v1, self.b * v0], axis=-2)
+
+    def to(self, backend):
+        return HenonMap(self.a, self.b)
+
+    def __repr__(self):
+        return f"HenonMap(a={self.a}, b={self.b})"
+
+
+class StandardMap(Map):
+    """Chirikov's standard map on the torus, ``p' = p + K sin(theta)``, ``theta' = theta + p'``.
+
+    Area-preserving (``det J = 1``): its two exponents sum to zero. Angles are
+    not wrapped, so the map is smooth everywhere.
+    """
+
+    def __init__(self, k=1.0):
+        self.k = _finite_param("k", k)
+
+    @property
+    def dim(self):
+        return 2
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        xp = namespace(x)
+        theta, p = x[..., 0], x[..., 1]
+        p_new = p + self.k * xp.sin(theta)
+        return xp.stack([theta + p_new, p_new], axis=-1)
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        xp = namespace(x)
+        c = self.k * xp.cos(x[..., 0])
+        one = xp.ones_like(c)
+        return xp.stack([xp.stack([1.0 + c, one], axis=-1),
+                         xp.stack([c, one], axis=-1)], axis=-2)
+
+    def to(self, backend):
+        return StandardMap(self.k)
+
+    def __repr__(self):
+        return f"StandardMap(k={self.k})"
+
+
+class LinearMap(Map):
+    """``x -> A x``: exponents are ``ln|eig(A)|``."""
+
+    def __init__(self, A):
+        if not hasattr(A, "shape"):
+            A = np.asarray(A, dtype=float)
+        xp = namespace(A)
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
+        if not xp.isdtype(A.dtype, "real floating"):
+            A = xp.astype(A, xp.float64)
+        if not bool(xp.all(xp.isfinite(A))):
+            raise ValueError("A contains NaN or inf")
+        self.A = A
+
+    @property
+    def dim(self):
+        return self.A.shape[0]
+
+    @property
+    def dtype(self):
+        return self.A.dtype
+
+    @property
+    def backend(self):
+        from ._backend import backend_of
+
+        return backend_of(self.A)
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        return namespace(x).matmul(x, self.A.T)
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        xp = namespace(x)
+        if x.ndim == 1:
+            return xp.asarray(self.A, copy=True)
+        return xp.broadcast_to(self.A, (x.shape[0], self.dim, self.dim))
+
+    def tangent(self, x, v, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        return namespace(x).matmul(self.A, v)
+
+    def to(self, backend):
+        return LinearMap(to_backend(self.A, backend))
+
+    def __repr__(self):
+        return f"LinearMap(dim={self.dim})"
+
+
+def logistic(r=4.0) -> LogisticMap:
+    """The logistic map ``x -> r x (1 - x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import logistic
+    >>> logistic(4.0).step(np.array([0.25]))
+    array([0.75])
+    """
+    return LogisticMap(r)
+
+
+def henon(a=1.4, b=0.3) -> HenonMap:
+    """The Henon map ``(x, y) -> (1 - a x^2 + y, b x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import henon
+    >>> henon().step(np.array([0.0, 0.0]))
+    array([1., 0.])
+    """
+    return HenonMap(a, b)
+
+
+def linear(A) -> LinearMap:
+    """The linear map ``x -> A x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import linear
+    >>> linear(np.diag([2.0, 0.5])).step(np.array([1.0, 1.0]))
+    array([2. , 0.5])
+    """
+    return LinearMap(A)
+
+
+def standard_map(k=1.0) -> StandardMap:
+    """Chirikov's standard map with kick strength ``k``."""
+    return StandardMap(k)

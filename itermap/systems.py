@@ -1,0 +1,15 @@
+"""Classic maps: logistic, Henon, linear and the standard map."""
+
+from ._systems import (
+    HenonMap,
+    LinearMap,
+    LogisticMap,
+    StandardMap,
+    henon,
+    linear,
+    logistic,
+    standard_map,
+)
+
+__all__ = ["logistic", "henon", "linear", "standard_map",
+           "LogisticMap", "HenonMap", "LinearMap", "StandardMap"]
