@@ -7,17 +7,32 @@ holds the maps and how they run; the sibling package :mod:`analysis` holds
 what we learn from them.
 """
 
-from . import systems
+from . import backends, systems
 from ._activations import ACTIVATIONS, Activation
+from ._blocks import BlockMatrix
+from ._io import load, save, saveable
+from ._iterate import Trajectory, iterate
 from ._map import DivergenceError, Map
+from ._network import IterativeMap, random_rnn
+from ._rng import as_rng
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "BlockMatrix",
     "DivergenceError",
+    "IterativeMap",
     "Map",
+    "Trajectory",
+    "as_rng",
+    "backends",
+    "iterate",
+    "load",
+    "random_rnn",
+    "save",
+    "saveable",
     "systems",
     "__version__",
 ]

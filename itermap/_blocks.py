@@ -1,0 +1,395 @@
+"""Block matrices: the weights of an iterative map on a stacked state."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
+from ._rng import as_rng
+
+__all__ = ["BlockMatrix"]
+
+_TOKEN = re.compile(r"^\s*(0|I|D|W|R|S|Row)\s*(?:=\s*([^\s]+))?\s*$", re.IGNORECASE)
+
+
+def _check_sizes(sizes) -> tuple[int, ...]:
+    try:
+        out = tuple(int(s) for s in sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
+    if not out:
+        raise ValueError("sizes must name at least one block")
+    if any(s <= 0 for s, raw in zip(out, sizes)) or any(
+        float(raw) != int(raw) for raw in sizes
+    ):
+        raise ValueError(f"block sizes must be positive integers, got {list(sizes)}")
+    return out
+
+
+class BlockMatrix:
+    """A square matrix made of blocks, on a state stacked as ``[x_0; x_1; ...]``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        The size of each block of the state.
+    blocks : dict
+        ``{(i, j): block}`` where ``block`` is a dense array (NumPy, CuPy or any
+        array-API array) or a sparse matrix (scipy.sparse, cupyx.scipy.sparse) of
+        shape ``(sizes[i], sizes[j])``. Block ``(i, j)`` maps input block ``j``
+        to output block ``i``: ``(W x)[i] = sum_j W[i, j] @ x[j]`` (the
+        column-vector convention). PyTorch-style ``Sequential2D`` code stores
+        the transpose, ``(in, out)``; pass ``block.T`` from there. Missing blocks
+        are zero, and blocks without a nonzero entry are dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import BlockMatrix
+    >>> W = BlockMatrix([2, 3], {(1, 0): np.ones((3, 2))})
+    >>> W.shape, W.nnz
+    ((5, 5), 6)
+    >>> W.to_dense()[2:, :2]
+    array([[1., 1.],
+           [1., 1.],
+           [1., 1.]])
+    """
+
+    def __init__(self, sizes, blocks=None):
+        self._sizes = _check_sizes(sizes)
+        n = len(self._sizes)
+        if blocks is None:
+            blocks = {}
+        if not isinstance(blocks, dict):
+            raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
+        stored = {}
+        for key, block in blocks.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise TypeError(f"block key must be a pair (i, j), got {key!r}")
+            i, j = (int(k) for k in key)
+            if not (0 <= i < n and 0 <= j < n):
+                raise ValueError(f"block ({i}, {j}) is outside the {n} x {n} block grid")
+            block = self._check_block(i, j, block)
+            if block is not None:
+                stored[(i, j)] = block
+        self._blocks = dict(sorted(stored.items()))
+
+    def _check_block(self, i, j, block):
+        if block is None:
+            return None
+        want = (self._sizes[i], self._sizes[j])
+        if is_sparse(block):
+            block = block.tocsr()
+            data = block.data
+        else:
+            if not hasattr(block, "shape"):
+                block = np.asarray(block)
+            data = block
+        if tuple(block.shape) != want:
+            raise ValueError(
+                f"block ({i}, {j}) has shape {tuple(block.shape)}, but sizes require {want}"
+            )
+        xp = namespace(data)
+        if not xp.isdtype(data.dtype, "real floating"):
+            if xp.isdtype(data.dtype, ("integral", "bool")):
+                data = xp.astype(data, xp.float64)
+                block = block.astype(np.float64) if is_sparse(block) else data
+            else:
+                raise TypeError(f"block ({i}, {j}) must be real, got dtype {data.dtype}")
+        if not bool(xp.all(xp.isfinite(data))):
+            raise ValueError(f"block ({i}, {j}) contains NaN or inf")
+        if is_sparse(block):
+            block.eliminate_zeros()
+            if block.nnz == 0:
+                return None
+        elif not bool(xp.any(block != 0)):
+            return None
+        return block
+
+    # -- construction from a pattern --------------------------------------
+    @classmethod
+    def from_pattern(cls, sizes, pattern, *, rng=None, scale=1.0):
+        """Build a random block matrix from a grid of block tokens.
+
+        Parameters
+        ----------
+        sizes : sequence of int
+            Block sizes.
+        pattern : list of list of str
+            ``pattern[i][j]`` describes block ``(i, j)``:
+
+            - ``"0"``: zero (not stored);
+            - ``"I"``: identity (square blocks only);
+            - ``"D"``: random diagonal;
+            - ``"W"``: dense random;
+            - ``"R=p"``: each entry present with probability ``p``;
+            - ``"S=n"``: exactly ``n`` random entries in the block;
+            - ``"Row=n"``: exactly ``n`` random entries in every row.
+        rng : int, Generator or None
+            Source of the random values and positions.
+        scale : float
+            Random values are drawn from ``N(0, scale**2 / m)`` where ``m`` is
+            the expected number of nonzeros per row of the block, so every
+            random block has a gain of about ``scale`` whatever its sparsity.
+            Identity blocks are exact ones.
+
+        Examples
+        --------
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix.from_pattern([4, 3, 2], [["0", "0", "0"],
+        ...                                          ["W", "0", "0"],
+        ...                                          ["0", "Row=1", "I"]], rng=0)
+        >>> W.block_pattern().astype(int)
+        array([[0, 0, 0],
+               [1, 0, 0],
+               [0, 1, 1]])
+        >>> W.nnz
+        16
+        """
+        sizes = _check_sizes(sizes)
+        n = len(sizes)
+        if (
+            not isinstance(pattern, (list, tuple))
+            or len(pattern) != n
+            or any(not isinstance(row, (list, tuple)) or len(row) != n for row in pattern)
+        ):
+            raise ValueError(f"pattern must be a {n} x {n} list of lists of tokens")
+        scale = float(scale)
+        if not np.isfinite(scale):
+            raise ValueError("scale must be finite")
+        gen = as_rng(rng)
+        blocks = {}
+        for i in range(n):
+            for j in range(n):
+                blocks[(i, j)] = _block_from_token(pattern[i][j], sizes[i], sizes[j], gen,
+                                                   scale, (i, j))
+        return cls(sizes, blocks)
+
+    # -- properties -------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self._sizes
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self._sizes)
+
+    @property
+    def dim(self) -> int:
+        return sum(self._sizes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.dim, self.dim)
+
+    @property
+    def blocks(self) -> dict:
+        """The stored (nonzero) blocks, ``{(i, j): block}``, sorted by key."""
+        return dict(self._blocks)
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Start index of each block in the stacked state, plus the total."""
+        return tuple(int(v) for v in np.concatenate([[0], np.cumsum(self._sizes)]))
+
+    @property
+    def dtype(self):
+        dtypes = [b.dtype for b in self._blocks.values()]
+        if not dtypes:
+            return np.dtype(np.float64)
+        return dtypes[0] if all(d == dtypes[0] for d in dtypes) else np.result_type(
+            *[np.dtype(str(d).split(".")[-1]) for d in dtypes])
+
+    @property
+    def backend(self) -> str:
+        for b in self._blocks.values():
+            return "cupy" if "cupy" in type(b).__module__ else backend_of(b)
+        return "numpy"
+
+    @property
+    def nnz(self) -> int:
+        """Number of nonzero entries."""
+        total = 0
+        for b in self._blocks.values():
+            if is_sparse(b):
+                total += int(b.count_nonzero())
+            else:
+                xp = namespace(b)
+                total += int(xp.count_nonzero(b)) if hasattr(xp, "count_nonzero") else int(
+                    xp.sum(xp.astype(b != 0, xp.int64)))
+        return total
+
+    @property
+    def density(self) -> float:
+        """Fraction of nonzero entries of the full ``dim x dim`` matrix."""
+        return self.nnz / float(self.dim) ** 2
+
+    def block(self, i: int, j: int):
+        """Block ``(i, j)``: the stored array, or zeros of the blocks' kind."""
+        n = self.n_blocks
+        if not (-n <= i < n and -n <= j < n):
+            raise ValueError(f"block ({i}, {j}) is outside the {n} x {n} block grid")
+        i, j = i % n, j % n
+        if (i, j) in self._blocks:
+            return self._blocks[(i, j)]
+        shape = (self._sizes[i], self._sizes[j])
+        if any(is_sparse(b) for b in self._blocks.values()):
+            return sparse_module(self._xp()).csr_matrix(shape, dtype=self.dtype)
+        return self._xp().zeros(shape, dtype=self._dense_dtype())
+
+    def block_pattern(self) -> np.ndarray:
+        """Boolean ``(n_blocks, n_blocks)`` array, True where a block is stored."""
+        mask = np.zeros((self.n_blocks, self.n_blocks), dtype=bool)
+        for i, j in self._blocks:
+            mask[i, j] = True
+        return mask
+
+    def _xp(self):
+        for b in self._blocks.values():
+            return namespace(b)
+        return namespace(None)
+
+    def _dense_dtype(self):
+        for b in self._blocks.values():
+            if not is_sparse(b):
+                return b.dtype
+        for b in self._blocks.values():
+            return self._xp().asarray(np.zeros(0, dtype=b.dtype)).dtype if self.backend == "numpy" \
+                else b.dtype
+        return self._xp().float64
+
+    # -- conversions ------------------------------------------------------
+    def to_dense(self):
+        """The full ``dim x dim`` matrix as a dense array on the blocks' backend."""
+        xp = self._xp()
+        off = self.offsets
+        dense_blocks = {}
+        for (i, j), b in self._blocks.items():
+            dense_blocks[(i, j)] = xp.asarray(b.toarray()) if is_sparse(b) else b
+        dtype = self._dense_dtype()
+        out = xp.zeros(self.shape, dtype=dtype)
+        for (i, j), b in dense_blocks.items():
+            out[off[i]:off[i + 1], off[j]:off[j + 1]] = xp.astype(b, dtype)
+        return out
+
+    def to_sparse(self):
+        """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU)."""
+        if self.backend == "cupy":
+            smod = sparse_module(self._xp())
+        else:
+            smod = sp
+        n = self.n_blocks
+        grid = [[None] * n for _ in range(n)]
+        for (i, j), b in self._blocks.items():
+            if is_sparse(b):
+                grid[i][j] = b
+            elif self.backend in ("numpy", "cupy"):
+                grid[i][j] = smod.csr_matrix(b)
+            else:
+                grid[i][j] = sp.csr_matrix(to_numpy(b))
+        # bmat needs the size of every block row and column: pin them with empty diagonals
+        for k in range(n):
+            if grid[k][k] is None:
+                grid[k][k] = smod.csr_matrix((self._sizes[k], self._sizes[k]),
+                                             dtype=self.dtype if self.backend != "numpy"
+                                             else np.dtype(self.dtype))
+        return smod.bmat(grid, format="csr")
+
+    def to(self, backend: str) -> BlockMatrix:
+        """A copy with every block moved to ``backend`` ("numpy" or "cupy")."""
+        return BlockMatrix(self._sizes,
+                           {k: to_backend(b, backend) for k, b in self._blocks.items()})
+
+    def transpose_pattern(self):
+        """Keys of the stored blocks, as a list of ``(i, j)`` pairs."""
+        return list(self._blocks)
+
+    def __repr__(self) -> str:
+        return (f"BlockMatrix(sizes={list(self._sizes)}, blocks={len(self._blocks)}, "
+                f"nnz={self.nnz}, density={self.density:.3g})")
+
+    def describe(self) -> str:
+        """A text table of the block structure: one row per block row.
+
+        Each cell shows ``.`` for a zero block, ``#`` for a dense block and
+        ``s`` for a sparse one.
+        """
+        lines = [f"{self.n_blocks} x {self.n_blocks} blocks, sizes {list(self._sizes)}, "
+                 f"nnz {self.nnz}, density {self.density:.3g}"]
+        for i in range(self.n_blocks):
+            cells = []
+            for j in range(self.n_blocks):
+                b = self._blocks.get((i, j))
+                cells.append("." if b is None else ("s" if is_sparse(b) else "#"))
+            lines.append(f"  [{i}] " + " ".join(cells))
+        return "\n".join(lines)
+
+
+def _positive_int(value, token, key):
+    try:
+        f = float(value)
+    except ValueError:
+        raise ValueError(f"block {key}: {token!r} needs a whole number") from None
+    if f != int(f) or f < 0:
+        raise ValueError(f"block {key}: {token!r} needs a non-negative whole number")
+    return int(f)
+
+
+def _block_from_token(token, m, n, gen, scale, key):
+    if not isinstance(token, str):
+        raise TypeError(f"block {key}: pattern token must be a string, got {token!r}")
+    match = _TOKEN.match(token)
+    if match is None:
+        raise ValueError(
+            f"block {key}: unknown pattern token {token!r}; expected one of "
+            "'0', 'I', 'D', 'W', 'R=p', 'S=n', 'Row=n'"
+        )
+    kind, arg = match.group(1).upper(), match.group(2)
+    takes_arg = kind in ("R", "S", "ROW")
+    if takes_arg != (arg is not None):
+        raise ValueError(f"block {key}: token {token!r} is malformed "
+                         f"({'needs' if takes_arg else 'takes no'} '=value')")
+    if kind == "0":
+        return None
+    if kind == "I":
+        if m != n:
+            raise ValueError(f"block {key}: identity block must be square, got {m} x {n}")
+        return sp.identity(m, format="csr", dtype=np.float64)
+    if kind == "D":
+        k = min(m, n)
+        return sp.csr_matrix((gen.normal(0.0, scale, size=k), (np.arange(k), np.arange(k))),
+                             shape=(m, n))
+    if kind == "W":
+        return gen.normal(0.0, scale / np.sqrt(n), size=(m, n))
+    if kind == "R":
+        try:
+            p = float(arg)
+        except ValueError:
+            raise ValueError(f"block {key}: {token!r} needs a probability") from None
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"block {key}: probability in {token!r} must be in [0, 1]")
+        count = int(gen.binomial(m * n, p))
+        flat = gen.choice(m * n, size=count, replace=False)
+        std = scale / np.sqrt(max(p * n, 1e-300))
+    elif kind == "S":
+        count = _positive_int(arg, token, key)
+        if count > m * n:
+            raise ValueError(f"block {key}: {token!r} asks for more entries than the "
+                             f"{m} x {n} block holds")
+        flat = gen.choice(m * n, size=count, replace=False)
+        std = scale / np.sqrt(max(count / m, 1e-300))
+    else:  # ROW
+        per_row = _positive_int(arg, token, key)
+        if per_row > n:
+            raise ValueError(f"block {key}: {token!r} asks for more entries per row than "
+                             f"the block's {n} columns")
+        cols = np.argsort(gen.random((m, n)), axis=1)[:, :per_row] if per_row else \
+            np.zeros((m, 0), dtype=np.int64)
+        flat = (np.arange(m)[:, None] * n + cols).ravel()
+        std = scale / np.sqrt(max(per_row, 1))
+    flat = np.sort(flat)
+    values = gen.normal(0.0, std, size=flat.size)
+    return sp.csr_matrix((values, (flat // n, flat % n)), shape=(m, n))

@@ -1,0 +1,180 @@
+"""Running a map forward: :func:`iterate` and its :class:`Trajectory`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import namespace
+from ._io import saveable
+from ._map import DivergenceError
+
+__all__ = ["Trajectory", "iterate"]
+
+
+@saveable
+@dataclass
+class Trajectory:
+    """States saved along a run of a map.
+
+    Attributes
+    ----------
+    states : array of shape (n_saved, dim) or (n_saved, B, dim)
+        The saved states, oldest first.
+    times : array of int, shape (n_saved,)
+        The step index of each saved state (0 is the start).
+    sizes : list of int
+        Block sizes of the state, for :meth:`block`.
+    """
+
+    states: object
+    times: object
+    sizes: list
+
+    @property
+    def final(self):
+        """The last saved state."""
+        return self.states[-1]
+
+    def block(self, i: int):
+        """Block ``i`` of every saved state, shape ``(n_saved, ..., sizes[i])``."""
+        n = len(self.sizes)
+        if not -n <= i < n:
+            raise ValueError(f"block {i} does not exist: the state has {n} blocks")
+        i %= n
+        start = int(sum(self.sizes[:i]))
+        return self.states[..., start:start + self.sizes[i]]
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+
+def _check_finite(xp, x, step):
+    if not bool(xp.all(xp.isfinite(x))):
+        bad = ~xp.all(xp.isfinite(x), axis=-1) if x.ndim == 2 else None
+        where = ""
+        if bad is not None:
+            idx = np.flatnonzero(np.asarray(bad.tolist() if hasattr(bad, "tolist") else bad))
+            where = f" (trajectories {idx[:8].tolist()}{'...' if idx.size > 8 else ''})"
+        raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
+
+
+def _prepare_inputs(map_, x0, inputs, steps, xp):
+    """Return (constant_u, sequence) with exactly one not None, or (None, None)."""
+    n_in = map_.input_size
+    if map_.input_block is None:
+        if inputs is not None:
+            raise ValueError("the map is autonomous (no input_block) but inputs were given")
+        return None, None
+    if inputs is None:
+        raise ValueError(f"the map is driven (input block {map_.input_block}): pass inputs, "
+                         f"one vector of length {n_in} or a sequence (steps, ..., {n_in})")
+    if not hasattr(inputs, "shape"):
+        inputs = xp.asarray(np.asarray(inputs, dtype=float))
+    if inputs.shape[-1] != n_in:
+        raise ValueError(f"inputs have length {inputs.shape[-1]} in their last axis, but the "
+                         f"input block has size {n_in}")
+    if not bool(xp.all(xp.isfinite(inputs))):
+        raise ValueError("inputs contain NaN or inf")
+    if not xp.isdtype(inputs.dtype, "real floating"):
+        inputs = xp.astype(inputs, x0.dtype)
+    if inputs.ndim == x0.ndim:
+        if x0.ndim == 2 and inputs.shape[0] != x0.shape[0]:
+            raise ValueError(f"constant inputs of shape {tuple(inputs.shape)} do not match the "
+                             f"batch of {x0.shape[0]} states")
+        return inputs, None
+    if inputs.ndim == x0.ndim + 1:
+        if inputs.shape[0] != steps:
+            raise ValueError(f"an input sequence needs one input per step: got "
+                             f"{inputs.shape[0]} inputs for {steps} steps")
+        if x0.ndim == 2 and inputs.ndim == 3 and inputs.shape[1] != x0.shape[0]:
+            raise ValueError(f"input sequence of shape {tuple(inputs.shape)} does not match the "
+                             f"batch of {x0.shape[0]} states")
+        return None, inputs
+    raise ValueError(f"inputs of shape {tuple(inputs.shape)} fit neither a constant input "
+                     f"({n_in},) nor a sequence (steps, ..., {n_in})")
+
+
+def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
+    """Iterate ``map`` from ``x0`` for ``steps`` steps.
+
+    Parameters
+    ----------
+    map : Map
+        Any map of the itermap protocol.
+    x0 : array of shape (dim,) or (B, dim)
+        The start: one state or a batch.
+    steps : int
+        Number of steps (>= 0).
+    inputs : array, optional
+        For a driven map: one input ``(n_in,)`` or ``(B, n_in)`` held constant,
+        or a sequence ``(steps, n_in)`` / ``(steps, B, n_in)`` with the input of
+        each step.
+    every : int
+        Save every ``every``-th state (``keep="all"``).
+    keep : {"all", "last"}
+        ``"last"`` keeps only the final state: memory O(B * dim) whatever
+        ``steps``.
+
+    Returns
+    -------
+    Trajectory
+        ``states`` of shape ``(n_saved, ..., dim)``; with ``keep="all"`` the
+        start and every ``every``-th step, with ``keep="last"`` the final state.
+
+    Raises
+    ------
+    DivergenceError
+        When a state overflows to inf or NaN; the message names the step.
+
+    Notes
+    -----
+    When only the last state is kept, the input is constant and the map's
+    block graph is acyclic (an MLP, say), the state after at least as many
+    steps as the longest chain of blocks no longer depends on the start; it
+    is then computed by one sweep over the blocks in topological order, at
+    the cost of one forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import iterate
+    >>> from itermap.systems import logistic
+    >>> traj = iterate(logistic(2.0), np.array([0.1]), 3)
+    >>> traj.states[:, 0]
+    array([0.1    , 0.18   , 0.2952 , 0.41611...])
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every must be a positive integer, got {every!r}")
+    if keep not in ("all", "last"):
+        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    x = map._check_state(x0)
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x0 contains NaN or inf")
+    constant, sequence = _prepare_inputs(map, x, inputs, steps, xp)
+    sizes = list(map.sizes)
+
+    depth = getattr(map, "settle_steps", None)
+    if keep == "last" and sequence is None and depth is not None and steps >= depth:
+        final = map.settled_state(x, constant)
+        _check_finite(xp, final, steps)
+        return Trajectory(final[None, ...], np.array([steps]), sizes)
+
+    saved, times = [], []
+    if keep == "all":
+        saved.append(x)
+        times.append(0)
+    for k in range(steps):
+        u = constant if sequence is None else sequence[k]
+        x = map.step(x, u)
+        _check_finite(xp, x, k + 1)
+        if keep == "all" and (k + 1) % every == 0:
+            saved.append(x)
+            times.append(k + 1)
+    if keep == "last":
+        saved, times = [x], [steps]
+    return Trajectory(xp.stack(saved), np.asarray(times, dtype=np.int64), sizes)

@@ -1,0 +1,655 @@
+"""Networks as iterative maps: ``x_{k+1} = f(W x_k + b)`` on a stacked state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._activations import get_activation
+from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
+from ._blocks import BlockMatrix
+from ._map import Map
+from ._rng import as_rng
+
+__all__ = ["IterativeMap", "random_rnn"]
+
+# a BlockMatrix whose stored dense area exceeds this fraction of dim^2 runs as one dense matmul
+_DENSE_FILL = 0.5
+
+
+class IterativeMap(Map):
+    """The map ``x -> f(W x + b)`` on a state stacked from blocks.
+
+    Parameters
+    ----------
+    weights : BlockMatrix, dense 2-D array or sparse matrix
+        The square weight matrix ``W``, in the column-vector convention:
+        ``W[i, j]`` carries unit ``j`` to unit ``i``. A plain matrix is one
+        block unless ``sizes`` splits it.
+    bias : array of shape (dim,), optional
+        The bias ``b``; zero when omitted.
+    activation : str, Activation, or a sequence of them
+        One nonlinearity for every unit, or one per block (the paper's
+        heterogeneous activations): ``"tanh"``, ``"relu"``, ``"elu"``,
+        ``"sigmoid"``, ``"identity"``, ``"softplus"``, ``"leaky_relu"``, ``"sin"``.
+    input_block : int, optional
+        The block overwritten by the external input ``u`` before every step
+        (the paper's data insertion). None for an autonomous map. The new
+        state's input block holds ``u`` too, so under a constant input the
+        fixed points carry the input; rows of ``W`` for the input block are
+        therefore unused, and the Jacobian has zero rows and columns there.
+    sizes : sequence of int, optional
+        Block sizes that split a plain matrix ``weights``.
+
+    Notes
+    -----
+    States are rows: a batch has shape ``(B, dim)`` and one step computes
+    ``f(X @ W.T + b)``. Dense weights run as one BLAS matmul (or one per
+    stored block when fewer than half the blocks are filled); sparse weights
+    stay sparse (scipy.sparse or cupyx.scipy.sparse).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap
+    >>> m = IterativeMap(np.array([[0.5, 0.0], [0.0, 0.5]]), activation="identity")
+    >>> m.step(np.array([1.0, 2.0]))
+    array([0.5, 1. ])
+    """
+
+    def __init__(self, weights, bias=None, activation="tanh", *, input_block=None, sizes=None):
+        if isinstance(weights, BlockMatrix):
+            if sizes is not None and tuple(sizes) != weights.sizes:
+                raise ValueError(f"sizes {list(sizes)} disagree with the BlockMatrix sizes "
+                                 f"{list(weights.sizes)}")
+            bm = weights
+        elif is_sparse(weights) or hasattr(weights, "shape") or isinstance(weights, (list, tuple)):
+            if not is_sparse(weights) and not hasattr(weights, "shape"):
+                weights = np.asarray(weights, dtype=float)
+            if len(weights.shape) != 2 or weights.shape[0] != weights.shape[1]:
+                raise ValueError(f"weights must be a square matrix, got shape "
+                                 f"{tuple(weights.shape)}")
+            n = weights.shape[0]
+            sizes = (n,) if sizes is None else tuple(sizes)
+            if sum(int(s) for s in sizes) != n:
+                raise ValueError(f"block sizes {list(sizes)} add up to {sum(sizes)}, but "
+                                 f"weights is {n} x {n}")
+            bm = _split(weights, sizes)
+        else:
+            raise TypeError("weights must be a BlockMatrix, a 2-D array or a sparse matrix, got "
+                            f"{type(weights).__name__}")
+        self._bm = bm
+        self._sizes = bm.sizes
+        self._offsets = bm.offsets
+        self._slices = tuple(slice(self._offsets[i], self._offsets[i + 1])
+                             for i in range(len(self._sizes)))
+        if input_block is not None:
+            if isinstance(input_block, bool) or not isinstance(input_block, (int, np.integer)):
+                raise TypeError(f"input_block must be an int or None, got {input_block!r}")
+            if not 0 <= input_block < len(self._sizes):
+                raise ValueError(f"input_block {input_block} does not exist: the map has "
+                                 f"{len(self._sizes)} blocks")
+            input_block = int(input_block)
+        self.input_block = input_block
+        self._set_activations(activation)
+        self._plan()
+        self._set_bias(bias)
+        self._depth = _settle_depth(bm.block_pattern(), input_block)
+
+    # -- construction helpers ---------------------------------------------
+    def _set_activations(self, activation):
+        n = len(self._sizes)
+        if isinstance(activation, (str,)) or not isinstance(activation, Sequence):
+            acts = (get_activation(activation),) * n
+        else:
+            if len(activation) != n:
+                raise ValueError(f"got {len(activation)} activations for {n} blocks")
+            acts = tuple(get_activation(a) for a in activation)
+        self.activations = acts
+        self._uniform = all(a is acts[0] for a in acts)
+
+    def _plan(self):
+        bm = self._bm
+        blocks = bm.blocks
+        any_sparse = any(is_sparse(b) for b in blocks.values())
+        all_sparse = bool(blocks) and all(is_sparse(b) for b in blocks.values())
+        dense_area = sum(b.shape[0] * b.shape[1] for b in blocks.values())
+        ib = self.input_block
+        if len(self._sizes) == 1 and not any_sparse and blocks:
+            kind = "dense"
+        elif all_sparse or (any_sparse and bm.backend in ("numpy", "cupy")
+                            and dense_area < _DENSE_FILL * bm.dim ** 2):
+            kind = "sparse" if all_sparse else "blocks"
+        elif dense_area >= _DENSE_FILL * bm.dim ** 2 and blocks:
+            kind = "dense"
+        else:
+            kind = "blocks"
+        self._kind = kind
+        # the rows of the input block are never used: the input overwrites them
+        used = {k: b for k, b in blocks.items() if k[0] != ib}
+        self._incoming = {i: [(j, b) for (ii, j), b in used.items() if ii == i]
+                          for i in range(len(self._sizes))}
+        if kind == "dense":
+            W = bm.to_dense() if len(self._sizes) > 1 else blocks[(0, 0)]
+            xp = namespace(W)
+            if ib is not None:
+                W = _zero_rows_cols(W, self._slices[ib], xp)
+            self._W = W
+        elif kind == "sparse":
+            S = bm.to_sparse()
+            if ib is not None:
+                keep = np.ones(bm.dim)
+                keep[self._slices[ib]] = 0.0
+                smod = sparse_module(namespace(S))
+                mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy"
+                                  else keep)
+                S = (mask @ S @ mask).tocsr()
+                S.eliminate_zeros()
+            self._W = S.tocsr()
+        else:
+            self._W = None
+        self._Wdense_cache = None
+
+    def _set_bias(self, bias):
+        self._bias_blocks = None
+        if bias is None:
+            self.bias = None
+            return
+        if not hasattr(bias, "shape"):
+            bias = np.asarray(bias, dtype=float)
+        xp = namespace(bias)
+        if bias.ndim != 1 or bias.shape[0] != self.dim:
+            raise ValueError(f"bias must have shape ({self.dim},), got {tuple(bias.shape)}")
+        if not xp.isdtype(bias.dtype, ("real floating", "integral")):
+            raise TypeError(f"bias must be real, got dtype {bias.dtype}")
+        if not bool(xp.all(xp.isfinite(xp.astype(bias, xp.float64)))):
+            raise ValueError("bias contains NaN or inf")
+        if backend_of(bias) != self.backend and self.backend in ("numpy", "cupy"):
+            bias = to_backend(bias, self.backend)
+            xp = namespace(bias)
+        bias = xp.astype(bias, self.dtype) if self.dtype is not None else bias
+        self.bias = bias
+        self._bias_blocks = [bias[s] for s in self._slices]
+
+    # -- protocol ---------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self._bm.dim
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self._sizes
+
+    @property
+    def block_matrix(self) -> BlockMatrix:
+        """The weights as a :class:`BlockMatrix`."""
+        return self._bm
+
+    @property
+    def weights(self):
+        """The weights as given (a BlockMatrix view for block-built maps)."""
+        return self._bm
+
+    @property
+    def dtype(self):
+        return self._bm.dtype
+
+    @property
+    def backend(self) -> str:
+        return self._bm.backend
+
+    @property
+    def settle_steps(self) -> int | None:
+        """Steps after which, under a constant input, the state forgets its start.
+
+        The longest chain of blocks in the block graph (ignoring edges into the
+        input block, which is overwritten); None when that graph has a cycle.
+        For an MLP with ``L`` layers this is ``L``.
+        """
+        return self._depth
+
+    def _coerce(self, x):
+        x = self._check_state(x)
+        if self.backend in ("numpy", "cupy") and backend_of(x) != self.backend:
+            raise TypeError(f"state is a {backend_of(x)} array but the map lives on "
+                            f"{self.backend}; move one with map.to(...) or to_backend(...)")
+        return x
+
+    def _check_input(self, x, u):
+        if self.input_block is None:
+            if u is not None:
+                raise ValueError("this map has no input_block, so it takes no input u")
+            return None
+        if u is None:
+            raise ValueError(f"this map is driven: step needs an input u of length "
+                             f"{self.input_size} for block {self.input_block}")
+        xp = namespace(x)
+        if not hasattr(u, "shape"):
+            u = xp.asarray(np.asarray(u, dtype=float))
+        if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (
+                u.ndim == 2 and x.ndim == 2 and u.shape[0] != x.shape[0]):
+            raise ValueError(f"input u has shape {tuple(u.shape)}; expected ({self.input_size},)"
+                             + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
+        if not xp.isdtype(u.dtype, "real floating"):
+            u = xp.astype(u, x.dtype)
+        if u.ndim < x.ndim:
+            u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
+        return u
+
+    def _preactivation(self, x, u):
+        """``W x' + b`` (x' = x with the input block set to u), and the input."""
+        xp = namespace(x)
+        u = self._check_input(x, u)
+        ib = self.input_block
+        if self._kind == "blocks":
+            return [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], u
+        if self._kind == "dense":
+            z = xp.matmul(x, self._W.T)
+            if ib is not None:
+                # the input columns of W: their product with u
+                z = z + xp.matmul(u, self._bm_input_cols().T)
+        else:
+            z = _sparse_rows(self._W, x, xp)
+            if ib is not None:
+                z = z + _sparse_rows(self._input_cols_sparse(), u, xp)
+        if self.bias is not None:
+            z = z + self.bias
+        return [z[..., s] for s in self._slices] if not self._uniform else [z], u
+
+    def _block_pre(self, x, u, i, xp):
+        z = None
+        for j, W in self._incoming[i]:
+            xj = u if j == self.input_block else x[..., self._slices[j]]
+            term = _sparse_rows(W, xj, xp) if is_sparse(W) else xp.matmul(xj, W.T)
+            z = term if z is None else z + term
+        if z is None:
+            z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
+        if self._bias_blocks is not None:
+            z = z + self._bias_blocks[i]
+        return z
+
+    def _bm_input_cols(self):
+        cache = getattr(self, "_in_cols", None)
+        if cache is None:
+            W = self._bm.to_dense() if len(self._sizes) > 1 else self._bm.blocks[(0, 0)]
+            xp = namespace(W)
+            cache = W[:, self._slices[self.input_block]]
+            cache = _zero_rows(cache, self._slices[self.input_block], xp)
+            self._in_cols = cache
+        return cache
+
+    def _input_cols_sparse(self):
+        cache = getattr(self, "_in_cols", None)
+        if cache is None:
+            S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
+            keep = np.ones(self.dim)
+            keep[self._slices[self.input_block]] = 0.0
+            smod = sparse_module(namespace(S))
+            mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
+            cache = (mask @ S).tocsr()
+            self._in_cols = cache
+        return cache
+
+    def _activate(self, parts, u, xp):
+        if len(parts) == 1:
+            y = self.activations[0].apply(parts[0], xp)
+            if self.input_block is None:
+                return y
+            parts = [y[..., s] for s in self._slices]
+        else:
+            parts = [a.apply(z, xp) for a, z in zip(self.activations, parts)]
+        if self.input_block is not None:
+            parts[self.input_block] = u
+        return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def _derivative(self, parts, xp):
+        if len(parts) == 1:
+            d = self.activations[0].derivative(parts[0], xp)
+            if self.input_block is None:
+                return d
+            parts_d = [d[..., s] for s in self._slices]
+        else:
+            parts_d = [a.derivative(z, xp) for a, z in zip(self.activations, parts)]
+        if self.input_block is not None:
+            parts_d[self.input_block] = xp.zeros_like(parts_d[self.input_block])
+        return xp.concat(parts_d, axis=-1) if len(parts_d) > 1 else parts_d[0]
+
+    def step(self, x, u=None):
+        """One step ``f(W x + b)`` for a state ``(dim,)`` or a batch ``(B, dim)``."""
+        x = self._coerce(x)
+        xp = namespace(x)
+        parts, u = self._preactivation(x, u)
+        return self._activate(parts, u, xp)
+
+    def _linear_tangent(self, v, xp):
+        """``W' v`` where W' is W with the input block's rows and columns removed."""
+        if self._kind == "dense":
+            return xp.matmul(self._W, v)
+        if self._kind == "sparse":
+            return _sparse_cols(self._W, v, xp)
+        parts = []
+        ib = self.input_block
+        for i in range(len(self._sizes)):
+            acc = None
+            if i != ib:
+                for j, W in self._incoming[i]:
+                    if j == ib:
+                        continue
+                    vj = v[..., self._slices[j], :]
+                    term = _sparse_cols(W, vj, xp) if is_sparse(W) else xp.matmul(W, vj)
+                    acc = term if acc is None else acc + term
+            if acc is None:
+                acc = xp.zeros((*v.shape[:-2], self._sizes[i], v.shape[-1]), dtype=v.dtype)
+            parts.append(acc)
+        return xp.concat(parts, axis=-2) if len(parts) > 1 else parts[0]
+
+    def tangent(self, x, v, u=None):
+        """``J(x) @ v`` without forming ``J``: ``f'(z) * (W v)``."""
+        return self.step_with_tangent(x, v, u)[1]
+
+    def step_with_tangent(self, x, v, u=None):
+        """``(step(x, u), J(x) @ v)`` from one pre-activation."""
+        x = self._coerce(x)
+        v = self._check_tangent(x, v)
+        xp = namespace(x)
+        parts, u = self._preactivation(x, u)
+        y = self._activate(parts, u, xp)
+        d = self._derivative(parts, xp)
+        return y, d[..., :, None] * self._linear_tangent(v, xp)
+
+    def jacobian(self, x, u=None):
+        """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)`` (dense)."""
+        x = self._coerce(x)
+        xp = namespace(x)
+        parts, _ = self._preactivation(x, u)
+        d = self._derivative(parts, xp)
+        return d[..., :, None] * self._dense_masked(xp)
+
+    def _dense_masked(self, xp):
+        if self._Wdense_cache is None:
+            if self._kind == "dense":
+                W = self._W
+            else:
+                W = self._bm.to_dense()
+                if self.input_block is not None:
+                    W = _zero_rows_cols(W, self._slices[self.input_block], namespace(W))
+            self._Wdense_cache = W
+        return self._Wdense_cache
+
+    # -- settling shortcut used by iterate ---------------------------------
+    def settled_state(self, x, u=None):
+        """The state reached after :attr:`settle_steps` or more steps.
+
+        For an acyclic block graph under a constant input this is one sweep
+        over the blocks in topological order (Gauss-Seidel instead of Jacobi):
+        the cost of one forward pass, however many steps it stands for.
+        """
+        if self._depth is None:
+            raise ValueError("the block graph has a cycle: the map never settles")
+        x = self._coerce(x)
+        xp = namespace(x)
+        u = self._check_input(x, u)
+        values = {i: x[..., s] for i, s in enumerate(self._slices)}
+        if u is not None:
+            values[self.input_block] = u
+        incoming = {i: [(j, W) for j, W in self._incoming[i]] for i in self._incoming}
+        for i in self._topo:
+            z = None
+            for j, W in incoming[i]:
+                term = _sparse_rows(W, values[j], xp) if is_sparse(W) else xp.matmul(
+                    values[j], W.T)
+                z = term if z is None else z + term
+            if z is None:
+                z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
+            if self._bias_blocks is not None:
+                z = z + self._bias_blocks[i]
+            values[i] = self.activations[i].apply(z, xp)
+        parts = [values[i] for i in range(len(self._sizes))]
+        return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    @property
+    def _topo(self):
+        order = getattr(self, "_topo_cache", None)
+        if order is None:
+            order = _topological_order(self._bm.block_pattern(), self.input_block)
+            self._topo_cache = order
+        return order
+
+    # -- conveniences -------------------------------------------------------
+    def with_input(self, x, u):
+        """``x`` with its input block replaced by ``u`` (a new array)."""
+        if self.input_block is None:
+            raise ValueError("this map has no input_block")
+        x = self._coerce(x)
+        xp = namespace(x)
+        u = self._check_input(x, u)
+        parts = [x[..., s] for s in self._slices]
+        parts[self.input_block] = u
+        return xp.concat(parts, axis=-1)
+
+    def to(self, backend: str) -> IterativeMap:
+        """A copy of the map with its weights and bias on ``backend``."""
+        return IterativeMap(self._bm.to(backend),
+                            None if self.bias is None else to_backend(self.bias, backend),
+                            list(self.activations), input_block=self.input_block)
+
+    def __repr__(self) -> str:
+        names = sorted({a.name for a in self.activations})
+        return (f"IterativeMap(dim={self.dim}, blocks={list(self._sizes)}, nnz={self._bm.nnz}, "
+                f"activation={names[0] if len(names) == 1 else names}, "
+                f"input_block={self.input_block}, backend={self.backend!r})")
+
+    # -- constructors -------------------------------------------------------
+    @classmethod
+    def from_mlp(cls, weights, biases=None, activation="relu", output_activation="identity"):
+        """The MLP ``x -> W_L f(... f(W_1 x + b_1) ...) + b_L`` as an iterative map.
+
+        Parameters
+        ----------
+        weights : sequence of 2-D arrays
+            Layer weights in the ``(out, in)`` convention of ``torch.nn.Linear``.
+        biases : sequence of 1-D arrays, optional
+            Layer biases, one per layer.
+        activation, output_activation : str
+            Hidden and output nonlinearities.
+
+        Returns
+        -------
+        IterativeMap
+            Block 0 is the input (``input_block=0``); block ``l`` holds layer
+            ``l``'s output; ``W`` holds the layer weights on the block
+            sub-diagonal and nothing else. Iterating ``L = len(weights)`` steps
+            from :meth:`zeros` with the input held at ``x`` leaves the MLP's
+            output in :meth:`readout`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap, iterate
+        >>> rng = np.random.default_rng(0)
+        >>> Ws = [rng.normal(size=(4, 3)), rng.normal(size=(2, 4))]
+        >>> mlp = IterativeMap.from_mlp(Ws)
+        >>> x = rng.normal(size=3)
+        >>> state = iterate(mlp, mlp.zeros(), 2, inputs=x, keep="last").final
+        >>> bool(np.allclose(mlp.readout(state), Ws[1] @ np.maximum(Ws[0] @ x, 0)))
+        True
+        """
+        weights = list(weights)
+        if not weights:
+            raise ValueError("an MLP needs at least one weight matrix")
+        mats = []
+        for l, w in enumerate(weights):
+            if not is_sparse(w) and not hasattr(w, "shape"):
+                w = np.asarray(w, dtype=float)
+            if len(w.shape) != 2:
+                raise ValueError(f"layer {l} weight must be 2-D (out, in), got shape "
+                                 f"{tuple(w.shape)}")
+            if l > 0 and w.shape[1] != mats[-1].shape[0]:
+                raise ValueError(f"layer {l} expects {w.shape[1]} inputs but layer {l - 1} "
+                                 f"has {mats[-1].shape[0]} outputs")
+            mats.append(w)
+        sizes = [mats[0].shape[1]] + [w.shape[0] for w in mats]
+        bm = BlockMatrix(sizes, {(l + 1, l): w for l, w in enumerate(mats)})
+        acts = ["identity"] + [activation] * (len(mats) - 1) + [output_activation]
+        bias = None
+        if biases is not None:
+            biases = list(biases)
+            if len(biases) != len(mats):
+                raise ValueError(f"got {len(biases)} biases for {len(mats)} layers")
+            xp = namespace(mats[0])
+            parts = [xp.zeros(sizes[0], dtype=xp.float64 if not hasattr(mats[0], "dtype")
+                              else mats[0].dtype)]
+            for l, b in enumerate(biases):
+                b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+                if tuple(b.shape) != (sizes[l + 1],):
+                    raise ValueError(f"bias {l} has shape {tuple(b.shape)}; expected "
+                                     f"({sizes[l + 1]},)")
+                parts.append(xp.astype(xp.asarray(b), parts[0].dtype))
+            bias = xp.concat(parts)
+        return cls(bm, bias, acts, input_block=0)
+
+    @classmethod
+    def from_rnn(cls, W_hh, W_hx, b=None, activation="tanh"):
+        """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
+
+        The state is ``[x; h]`` with the input block 0 overwritten by ``x_{t+1}``
+        at every step.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap.from_rnn(np.eye(2) * 0.5, np.ones((2, 1)))
+        >>> m.sizes, m.input_block
+        ((1, 2), 0)
+        """
+        for name, w in (("W_hh", W_hh), ("W_hx", W_hx)):
+            if len(getattr(w, "shape", np.shape(w))) != 2:
+                raise ValueError(f"{name} must be 2-D")
+        n_h, n_x = W_hx.shape if hasattr(W_hx, "shape") else np.shape(W_hx)
+        if tuple(getattr(W_hh, "shape", np.shape(W_hh))) != (n_h, n_h):
+            raise ValueError(f"W_hh must have shape ({n_h}, {n_h}) to match W_hx's {n_h} rows")
+        bm = BlockMatrix([n_x, n_h], {(1, 0): W_hx, (1, 1): W_hh})
+        bias = None
+        if b is not None:
+            b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+            if tuple(b.shape) != (n_h,):
+                raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
+            xp = namespace(b)
+            bias = xp.concat([xp.zeros(n_x, dtype=b.dtype), b])
+        return cls(bm, bias, ["identity", activation], input_block=0)
+
+
+def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=np.float64):
+    """A random recurrent network ``x -> f(W x)`` with ``n`` units.
+
+    ``W_ij ~ N(0, gain^2 / (n * density))`` on a Bernoulli(density) mask, so
+    the spectral radius is about ``gain`` whatever the density (the edge of
+    chaos of a tanh network lies near ``gain = 1``). Stored as scipy.sparse
+    CSR when ``density <= 0.1``, dense otherwise.
+
+    Examples
+    --------
+    >>> from itermap import random_rnn
+    >>> m = random_rnn(100, gain=0.5, density=0.05, rng=0)
+    >>> m.dim, m.block_matrix.density < 0.1
+    (100, True)
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    gain, density = float(gain), float(density)
+    if not np.isfinite(gain) or gain < 0:
+        raise ValueError(f"gain must be finite and non-negative, got {gain}")
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type, got {dtype}")
+    gen = as_rng(rng)
+    std = gain / np.sqrt(n * density)
+    if density >= 1.0:
+        W = gen.normal(0.0, std, size=(n, n)).astype(dtype)
+    else:
+        count = int(gen.binomial(n * n, density))
+        flat = np.sort(gen.choice(n * n, size=count, replace=False))
+        values = gen.normal(0.0, std, size=count).astype(dtype)
+        W = sp.csr_matrix((values, (flat // n, flat % n)), shape=(n, n), dtype=dtype)
+        if density > 0.1:
+            W = W.toarray()
+    return IterativeMap(W, activation=activation)
+
+
+# -- internals ----------------------------------------------------------------
+def _split(W, sizes):
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    if len(sizes) == 1:
+        return BlockMatrix(sizes, {(0, 0): W})
+    blocks = {}
+    if is_sparse(W):
+        W = W.tocsr()
+    for i in range(len(sizes)):
+        rows = W[off[i]:off[i + 1]]
+        for j in range(len(sizes)):
+            blocks[(i, j)] = rows[:, off[j]:off[j + 1]]
+    return BlockMatrix(sizes, blocks)
+
+
+def _zero_rows(W, s, xp):
+    keep = np.ones(W.shape[0])
+    keep[s] = 0.0
+    return W * xp.astype(xp.asarray(keep), W.dtype)[:, None]
+
+
+def _zero_rows_cols(W, s, xp):
+    W = _zero_rows(W, s, xp)
+    return _zero_rows(W.T, s, xp).T
+
+
+def _sparse_rows(S, X, xp):
+    """Rows of ``X @ S.T`` for sparse ``S`` and a dense (..., n) ``X``."""
+    if X.ndim == 1:
+        return S @ X
+    return (S @ X.T).T
+
+
+def _sparse_cols(S, V, xp):
+    """``S @ V`` for sparse ``S`` and dense ``V`` of shape (n, k) or (B, n, k)."""
+    if V.ndim == 2:
+        return S @ V
+    B, n, k = V.shape
+    flat = xp.reshape(xp.permute_dims(V, (1, 0, 2)), (n, B * k))
+    out = S @ flat
+    return xp.permute_dims(xp.reshape(out, (S.shape[0], B, k)), (1, 0, 2))
+
+
+def _topological_order(pattern, input_block):
+    """Blocks in an order where every non-input predecessor comes first."""
+    n = pattern.shape[0]
+    preds = {i: [j for j in range(n) if pattern[i, j] and j != input_block and i != input_block]
+             for i in range(n)}
+    order, done = [], set()
+    if input_block is not None:
+        done.add(input_block)
+    while len(order) < n - (input_block is not None):
+        ready = [i for i in range(n) if i not in done and all(j in done for j in preds[i])]
+        if not ready:
+            return None
+        for i in ready:
+            order.append(i)
+            done.add(i)
+    return order
+
+
+def _settle_depth(pattern, input_block):
+    """Longest chain of blocks (counting blocks), ignoring edges into the input block."""
+    order = _topological_order(pattern, input_block)
+    if order is None:
+        return None
+    n = pattern.shape[0]
+    level = {}
+    for i in order:
+        preds = [level[j] for j in range(n) if pattern[i, j] and j != input_block]
+        level[i] = 1 + max(preds, default=0)
+    return max(level.values(), default=1)

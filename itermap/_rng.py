@@ -1,0 +1,37 @@
+"""One way to turn an ``rng`` argument into a NumPy Generator."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["as_rng"]
+
+
+def as_rng(rng=None) -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` for ``rng``.
+
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator, numpy.random.SeedSequence or None
+        A seed, an existing generator (returned as is, so draws continue from
+        its state), or None for fresh OS entropy.
+
+    Examples
+    --------
+    >>> from itermap import as_rng
+    >>> float(as_rng(0).random()) == float(as_rng(0).random())
+    True
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng seed must be non-negative, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        f"rng must be an int, a numpy.random.Generator or None, got {type(rng).__name__}"
+    )

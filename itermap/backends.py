@@ -1,0 +1,18 @@
+"""Public view of the array backends (NumPy, CuPy, any array-API library).
+
+Only :mod:`itermap._backend` imports cupy; everything else asks it.
+"""
+
+from ._backend import (
+    BACKENDS,
+    backend_of,
+    cupy_available,
+    is_sparse,
+    namespace,
+    sparse_module,
+    to_backend,
+    to_numpy,
+)
+
+__all__ = ["BACKENDS", "backend_of", "cupy_available", "is_sparse", "namespace",
+           "sparse_module", "to_backend", "to_numpy"]
