@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["Activation", "ACTIVATIONS", "get_activation"]
 
 
@@ -14,11 +16,21 @@ class Activation:
 
     ``apply(z, xp)`` returns ``f(z)``; ``derivative(z, xp)`` returns ``f'(z)``,
     both evaluated at the pre-activation ``z`` with the array namespace ``xp``.
+    ``numpy_inplace``, when given, overwrites a NumPy array with ``f(z)``: the
+    simulator uses it on fresh pre-activations to save an allocation per step.
     """
 
     name: str
-    apply: Callable
+    function: Callable
     derivative: Callable
+    numpy_inplace: Callable | None = None
+
+    def apply(self, z, xp, inplace=False):
+        """``f(z)``; with ``inplace=True`` a NumPy ``z`` may be overwritten."""
+        if inplace and self.numpy_inplace is not None and isinstance(z, np.ndarray) \
+                and z.flags.writeable and z.flags.owndata:
+            return self.numpy_inplace(z)
+        return self.function(z, xp)
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -83,14 +95,14 @@ def _sin_d(z, xp):
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", lambda z, xp: xp.tanh(z), _tanh_d),
-        Activation("relu", _relu, _relu_d),
+        Activation("tanh", lambda z, xp: xp.tanh(z), _tanh_d, lambda z: np.tanh(z, out=z)),
+        Activation("relu", _relu, _relu_d, lambda z: np.maximum(z, 0.0, out=z)),
         Activation("elu", _elu, _elu_d),
         Activation("sigmoid", _sigmoid, _sigmoid_d),
-        Activation("identity", lambda z, xp: z, _ones),
+        Activation("identity", lambda z, xp: z, _ones, lambda z: z),
         Activation("softplus", _softplus, _sigmoid),
         Activation("leaky_relu", _leaky_relu, _leaky_relu_d),
-        Activation("sin", lambda z, xp: xp.sin(z), _sin_d),
+        Activation("sin", lambda z, xp: xp.sin(z), _sin_d, lambda z: np.sin(z, out=z)),
     )
 }
 ACTIVATIONS["linear"] = ACTIVATIONS["identity"]

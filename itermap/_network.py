@@ -131,6 +131,10 @@ class IterativeMap(Map):
         used = {k: b for k, b in blocks.items() if k[0] != ib}
         self._incoming = {i: [(j, b) for (ii, j), b in used.items() if ii == i]
                           for i in range(len(self._sizes))}
+        # states are rows, so steps multiply by W.T: keep sparse transposes as CSR, which
+        # scipy multiplies from the left about twice as fast as `X @ S.T`
+        self._incoming_T = {i: [(j, b.T.tocsr() if is_sparse(b) else b.T) for j, b in lst]
+                            for i, lst in self._incoming.items()}
         if kind == "dense":
             W = bm.to_dense() if len(self._sizes) > 1 else blocks[(0, 0)]
             xp = namespace(W)
@@ -148,6 +152,7 @@ class IterativeMap(Map):
                 S = (mask @ S @ mask).tocsr()
                 S.eliminate_zeros()
             self._W = S.tocsr()
+            self._WT = self._W.T.tocsr()
         else:
             self._W = None
         self._Wdense_cache = None
@@ -251,23 +256,23 @@ class IterativeMap(Map):
                 # the input columns of W: their product with u
                 z = z + xp.matmul(u, self._bm_input_cols().T)
         else:
-            z = _sparse_rows(self._W, x, xp)
+            z = _rows_times(x, self._WT)
             if ib is not None:
-                z = z + _sparse_rows(self._input_cols_sparse(), u, xp)
+                z = z + _rows_times(u, self._input_cols_sparse_T())
         if self.bias is not None:
-            z = z + self.bias
+            z = _add(z, self.bias, xp)
         return [z[..., s] for s in self._slices] if not self._uniform else [z], u
 
     def _block_pre(self, x, u, i, xp):
         z = None
-        for j, W in self._incoming[i]:
+        for j, WT in self._incoming_T[i]:
             xj = u if j == self.input_block else x[..., self._slices[j]]
-            term = _sparse_rows(W, xj, xp) if is_sparse(W) else xp.matmul(xj, W.T)
-            z = term if z is None else z + term
+            term = _rows_times(xj, WT) if is_sparse(WT) else xp.matmul(xj, WT)
+            z = term if z is None else _add(z, term, xp)
         if z is None:
             z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
         if self._bias_blocks is not None:
-            z = z + self._bias_blocks[i]
+            z = _add(z, self._bias_blocks[i], xp)
         return z
 
     def _bm_input_cols(self):
@@ -280,7 +285,7 @@ class IterativeMap(Map):
             self._in_cols = cache
         return cache
 
-    def _input_cols_sparse(self):
+    def _input_cols_sparse_T(self):
         cache = getattr(self, "_in_cols", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
@@ -288,18 +293,18 @@ class IterativeMap(Map):
             keep[self._slices[self.input_block]] = 0.0
             smod = sparse_module(namespace(S))
             mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
-            cache = (mask @ S).tocsr()
+            cache = (mask @ S).T.tocsr()
             self._in_cols = cache
         return cache
 
-    def _activate(self, parts, u, xp):
+    def _activate(self, parts, u, xp, need_z=False):
         if len(parts) == 1:
-            y = self.activations[0].apply(parts[0], xp)
+            y = self.activations[0].apply(parts[0], xp, inplace=not need_z)
             if self.input_block is None:
                 return y
             parts = [y[..., s] for s in self._slices]
         else:
-            parts = [a.apply(z, xp) for a, z in zip(self.activations, parts)]
+            parts = [a.apply(z, xp, inplace=not need_z) for a, z in zip(self.activations, parts)]
         if self.input_block is not None:
             parts[self.input_block] = u
         return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
@@ -355,7 +360,7 @@ class IterativeMap(Map):
         v = self._check_tangent(x, v)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
-        y = self._activate(parts, u, xp)
+        y = self._activate(parts, u, xp, need_z=True)
         d = self._derivative(parts, xp)
         return y, d[..., :, None] * self._linear_tangent(v, xp)
 
@@ -394,18 +399,16 @@ class IterativeMap(Map):
         values = {i: x[..., s] for i, s in enumerate(self._slices)}
         if u is not None:
             values[self.input_block] = u
-        incoming = {i: [(j, W) for j, W in self._incoming[i]] for i in self._incoming}
         for i in self._topo:
             z = None
-            for j, W in incoming[i]:
-                term = _sparse_rows(W, values[j], xp) if is_sparse(W) else xp.matmul(
-                    values[j], W.T)
-                z = term if z is None else z + term
+            for j, WT in self._incoming_T[i]:
+                term = _rows_times(values[j], WT) if is_sparse(WT) else xp.matmul(values[j], WT)
+                z = term if z is None else _add(z, term, xp)
             if z is None:
                 z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
             if self._bias_blocks is not None:
-                z = z + self._bias_blocks[i]
-            values[i] = self.activations[i].apply(z, xp)
+                z = _add(z, self._bias_blocks[i], xp)
+            values[i] = self.activations[i].apply(z, xp, inplace=True)
         parts = [values[i] for i in range(len(self._sizes))]
         return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
 
@@ -590,9 +593,8 @@ def _split(W, sizes):
     if is_sparse(W):
         W = W.tocsr()
     for i in range(len(sizes)):
-        rows = W[off[i]:off[i + 1]]
         for j in range(len(sizes)):
-            blocks[(i, j)] = rows[:, off[j]:off[j + 1]]
+            blocks[(i, j)] = W[off[i]:off[i + 1], off[j]:off[j + 1]]
     return BlockMatrix(sizes, blocks)
 
 
@@ -607,11 +609,19 @@ def _zero_rows_cols(W, s, xp):
     return _zero_rows(W.T, s, xp).T
 
 
-def _sparse_rows(S, X, xp):
-    """Rows of ``X @ S.T`` for sparse ``S`` and a dense (..., n) ``X``."""
+def _rows_times(X, ST):
+    """``X @ ST`` for a dense (n,) or (B, n) ``X`` and a sparse CSR ``ST``."""
     if X.ndim == 1:
-        return S @ X
-    return (S @ X.T).T
+        return ST.T @ X
+    return X @ ST
+
+
+def _add(a, b, xp):
+    """``a + b``, in place on NumPy arrays that ``a`` owns (a fresh product)."""
+    if isinstance(a, np.ndarray) and a.flags.owndata and a.shape == np.broadcast_shapes(
+            a.shape, b.shape) and a.dtype == np.result_type(a, b):
+        return np.add(a, b, out=a)
+    return a + b
 
 
 def _sparse_cols(S, V, xp):

@@ -1,0 +1,37 @@
+"""Shared fixtures: the array namespaces every dense code path is tested over."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _cupy_or_skip():
+    from itermap.backends import cupy_available
+
+    if not cupy_available():
+        pytest.skip("cupy with a CUDA GPU is not available")
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture(params=["numpy", "array_api_strict", "cupy"])
+def xp(request):
+    """numpy, array_api_strict (catches NumPy-only calls) and cupy (GPU only)."""
+    if request.param == "numpy":
+        return np
+    if request.param == "array_api_strict":
+        return pytest.importorskip("array_api_strict")
+    return _cupy_or_skip()
+
+
+def to_np(a):
+    """A NumPy copy of any array (for assertions)."""
+    from itermap.backends import to_numpy
+
+    return np.asarray(to_numpy(a))

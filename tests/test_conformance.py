@@ -1,0 +1,88 @@
+"""One conformance test that every kind of map in itermap passes."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import itermap
+from itermap import BlockMatrix, IterativeMap
+from itermap.systems import henon, linear, logistic, standard_map
+from tests.conftest import to_np
+
+
+def _maps(xp):
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 4))
+    maps = {
+        "logistic": (logistic(3.7), None),
+        "henon": (henon(), None),
+        "standard": (standard_map(0.9), None),
+        "linear": (linear(xp.asarray(A)), None),
+        "dense_tanh": (IterativeMap(xp.asarray(rng.normal(size=(6, 6)) / 2), activation="tanh"),
+                       None),
+        "hetero_blocks": (IterativeMap(xp.asarray(rng.normal(size=(7, 7)) / 2),
+                                       xp.asarray(rng.normal(size=7)),
+                                       ["sigmoid", "elu", "softplus"], sizes=[2, 2, 3]), None),
+        "forced_mlp": (IterativeMap.from_mlp(
+            [xp.asarray(rng.normal(size=(4, 3))), xp.asarray(rng.normal(size=(2, 4)))],
+            activation="tanh", output_activation="sin"), rng.normal(size=3)),
+    }
+    if xp is np:
+        maps["sparse_rnn"] = (itermap.random_rnn(30, gain=1.3, density=0.1, rng=1), None)
+        maps["mixed_blocks"] = (IterativeMap(BlockMatrix(
+            [3, 4], {(1, 0): sp.random(4, 3, density=0.5, random_state=2, format="csr"),
+                     (1, 1): rng.normal(size=(4, 4)), (0, 1): rng.normal(size=(3, 4))}),
+            activation="tanh"), None)
+        maps["forced_sparse"] = (IterativeMap(sp.csr_matrix(rng.normal(size=(6, 6))),
+                                              sizes=[2, 4], input_block=0), rng.normal(size=2))
+    return maps
+
+
+MAP_NAMES = ["logistic", "henon", "standard", "linear", "dense_tanh", "hetero_blocks",
+             "forced_mlp", "sparse_rnn", "mixed_blocks", "forced_sparse"]
+
+
+@pytest.mark.parametrize("name", MAP_NAMES)
+def test_map_conformance(name, xp):
+    maps = _maps(xp)
+    if name not in maps:
+        pytest.skip("sparse maps run on numpy/cupy only")
+    m, u = maps[name]
+    rng = np.random.default_rng(5)
+    batch = 3
+    x_np = rng.uniform(0.1, 0.9, size=(batch, m.dim))
+    x = xp.asarray(x_np)
+    u_x = None if u is None else xp.asarray(np.broadcast_to(u, (batch, u.size)).copy())
+    # batched step equals row-by-row steps
+    y = to_np(m.step(x, u_x))
+    for b in range(batch):
+        yb = to_np(m.step(x[b, ...], None if u is None else xp.asarray(u)))
+        np.testing.assert_allclose(y[b], yb, rtol=1e-13, atol=1e-14)
+    # the Jacobian agrees with central finite differences
+    J = to_np(m.jacobian(x, u_x))
+    assert J.shape == (batch, m.dim, m.dim)
+    h = 1e-6
+    for j in range(m.dim):
+        e = np.zeros(m.dim)
+        e[j] = h
+        fd = (to_np(m.step(xp.asarray(x_np + e), u_x)) - to_np(m.step(xp.asarray(x_np - e), u_x)))
+        np.testing.assert_allclose(J[:, :, j], fd / (2 * h), rtol=1e-6, atol=1e-7)
+    # tangent equals jacobian @ v, batched and single
+    v_np = rng.normal(size=(batch, m.dim, 2))
+    Jv = to_np(m.tangent(x, xp.asarray(v_np), u_x))
+    np.testing.assert_allclose(Jv, J @ v_np, rtol=1e-12, atol=1e-12)
+    J0 = to_np(m.jacobian(x[0, ...], None if u is None else xp.asarray(u)))
+    np.testing.assert_allclose(J0, J[0], rtol=1e-13, atol=1e-14)
+    y2, Jv2 = m.step_with_tangent(x, xp.asarray(v_np), u_x)
+    np.testing.assert_allclose(to_np(y2), y, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(to_np(Jv2), Jv, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", MAP_NAMES)
+def test_map_saves_and_loads_exactly(name, tmp_path):
+    m, u = _maps(np)[name]
+    m2 = itermap.load(itermap.save(m, tmp_path / name))
+    assert type(m2) is type(m)
+    x = np.random.default_rng(0).uniform(0.1, 0.9, size=(2, m.dim))
+    np.testing.assert_array_equal(m2.step(x, None if u is None else np.tile(u, (2, 1))),
+                                  m.step(x, None if u is None else np.tile(u, (2, 1))))
