@@ -22,7 +22,8 @@ def test_column_vector_convention():
 
 def test_dense_and_sparse_views_agree(xp):
     rng = np.random.default_rng(0)
-    blocks = {(0, 0): xp.asarray(rng.normal(size=(2, 2))), (2, 1): xp.asarray(rng.normal(size=(4, 3)))}
+    blocks = {(0, 0): xp.asarray(rng.normal(size=(2, 2))),
+              (2, 1): xp.asarray(rng.normal(size=(4, 3)))}
     W = BlockMatrix([2, 3, 4], blocks)
     dense = to_np(W.to_dense())
     ref = np.zeros((9, 9))
