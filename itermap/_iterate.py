@@ -35,7 +35,7 @@ class Trajectory:
     @property
     def final(self):
         """The last saved state."""
-        return self.states[-1]
+        return self.states[-1, ...]
 
     def block(self, i: int):
         """Block ``i`` of every saved state, shape ``(n_saved, ..., sizes[i])``."""
@@ -79,8 +79,8 @@ def _prepare_inputs(map_, x0, inputs, steps, xp):
         raise ValueError("inputs contain NaN or inf")
     if not xp.isdtype(inputs.dtype, "real floating"):
         inputs = xp.astype(inputs, x0.dtype)
-    if inputs.ndim == x0.ndim:
-        if x0.ndim == 2 and inputs.shape[0] != x0.shape[0]:
+    if inputs.ndim == 1 or inputs.ndim == x0.ndim:
+        if x0.ndim == 2 and inputs.ndim == 2 and inputs.shape[0] != x0.shape[0]:
             raise ValueError(f"constant inputs of shape {tuple(inputs.shape)} do not match the "
                              f"batch of {x0.shape[0]} states")
         return inputs, None
