@@ -197,11 +197,13 @@ class BlockMatrix:
 
     @property
     def dtype(self):
+        """The common dtype of the stored blocks (float64 when there are none)."""
         dtypes = [b.dtype for b in self._blocks.values()]
         if not dtypes:
             return np.dtype(np.float64)
-        return dtypes[0] if all(d == dtypes[0] for d in dtypes) else np.result_type(
-            *[np.dtype(str(d).split(".")[-1]) for d in dtypes])
+        if all(d == dtypes[0] for d in dtypes):
+            return dtypes[0]
+        return np.result_type(*dtypes)
 
     @property
     def backend(self) -> str:
@@ -256,10 +258,7 @@ class BlockMatrix:
         for b in self._blocks.values():
             if not is_sparse(b):
                 return b.dtype
-        for b in self._blocks.values():
-            return self._xp().asarray(np.zeros(0, dtype=b.dtype)).dtype if self.backend == "numpy" \
-                else b.dtype
-        return self._xp().float64
+        return self.dtype
 
     # -- conversions ------------------------------------------------------
     def to_dense(self):
@@ -293,19 +292,13 @@ class BlockMatrix:
         # bmat needs the size of every block row and column: pin them with empty diagonals
         for k in range(n):
             if grid[k][k] is None:
-                grid[k][k] = smod.csr_matrix((self._sizes[k], self._sizes[k]),
-                                             dtype=self.dtype if self.backend != "numpy"
-                                             else np.dtype(self.dtype))
+                grid[k][k] = smod.csr_matrix((self._sizes[k], self._sizes[k]), dtype=self.dtype)
         return smod.bmat(grid, format="csr")
 
     def to(self, backend: str) -> BlockMatrix:
         """A copy with every block moved to ``backend`` ("numpy" or "cupy")."""
         return BlockMatrix(self._sizes,
                            {k: to_backend(b, backend) for k, b in self._blocks.items()})
-
-    def transpose_pattern(self):
-        """Keys of the stored blocks, as a list of ``(i, j)`` pairs."""
-        return list(self._blocks)
 
     def __repr__(self) -> str:
         return (f"BlockMatrix(sizes={list(self._sizes)}, blocks={len(self._blocks)}, "

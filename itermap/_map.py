@@ -8,7 +8,7 @@ A map is a function ``x -> F(x, u)`` on states of shape ``(dim,)`` or
 
 from __future__ import annotations
 
-from ._backend import backend_of, namespace
+from ._backend import namespace
 
 __all__ = ["Map", "DivergenceError"]
 
@@ -154,6 +154,3 @@ class Map:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} dim={self.dim}>"
 
-
-def _same_backend(x, backend: str) -> bool:
-    return backend_of(x) == backend
