@@ -4,4 +4,9 @@ Every function takes the map first and relies only on the map protocol of
 :class:`itermap.Map`: ``dim``, batched ``step``, ``tangent`` and ``jacobian``.
 """
 
+from . import plots
+from ._scan import LyapunovScan, OrbitDiagram, lyapunov_scan, mean_field_exponent, orbit_diagram
+
 __all__: list[str] = []
+__all__ += ["plots", "LyapunovScan", "OrbitDiagram", "lyapunov_scan", "mean_field_exponent",
+            "orbit_diagram"]

@@ -1,0 +1,166 @@
+"""orbit_diagram, lyapunov_scan and mean_field_exponent against closed forms and plain loops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from analysis import lyapunov_scan, mean_field_exponent, orbit_diagram
+from itermap import systems
+
+
+def test_orbit_diagram_logistic_closed_forms():
+    r = np.array([2.5, 3.2, 3.5])
+    od = orbit_diagram(systems.logistic, r, np.array([0.3]), transient=2000, keep=8)
+    assert od.batched and od.states.shape == (3, 8, 1)
+    np.testing.assert_allclose(od.states[0, :, 0], 1 - 1 / 2.5, atol=1e-10)
+    # period 2: x = (r + 1 +- sqrt((r - 3)(r + 1))) / (2r)
+    r2 = 3.2
+    pair = (r2 + 1 + np.array([1, -1]) * math.sqrt((r2 - 3) * (r2 + 1))) / (2 * r2)
+    np.testing.assert_allclose(np.sort(np.unique(od.states[1, :, 0].round(9))), np.sort(pair),
+                               atol=1e-8)
+    # period 4 at r = 3.5: four distinct values that repeat every 4 steps
+    s = od.states[2, :, 0]
+    np.testing.assert_allclose(s[:4], s[4:], atol=1e-9)
+    assert len(np.unique(s.round(6))) == 4
+
+
+def test_orbit_diagram_matches_a_plain_loop_unbatched():
+    # a network family cannot take an array of gains: falls back to one map per value
+    def make(g):
+        return itermap.random_rnn(5, gain=g, rng=3)
+
+    x0 = np.linspace(-0.5, 0.5, 5)
+    od = orbit_diagram(make, [0.5, 1.8], x0, transient=10, keep=3)
+    assert not od.batched
+    for i, g in enumerate([0.5, 1.8]):
+        W = np.asarray(make(g).block_matrix.to_dense())
+        x = x0.copy()
+        kept = []
+        for t in range(13):
+            x = np.tanh(W @ x)
+            if t >= 10:
+                kept.append(x)
+        np.testing.assert_allclose(od.states[i], np.array(kept), rtol=1e-12, atol=1e-14)
+
+
+def test_batched_and_unbatched_agree():
+    r = np.linspace(3.4, 3.9, 5)
+    a = orbit_diagram(systems.logistic, r, np.array([0.2]), transient=50, keep=5)
+    b = orbit_diagram(systems.logistic, r, np.array([0.2]), transient=50, keep=5, batched=False)
+    assert a.batched and not b.batched
+    np.testing.assert_allclose(a.states, b.states, rtol=1e-12)
+
+
+def test_diverging_orbits_become_nan():
+    od = orbit_diagram(systems.logistic, [3.0, 4.5], np.array([0.3]), transient=100, keep=2)
+    assert np.all(np.isfinite(od.states[0])) and np.all(np.isnan(od.states[1]))
+
+
+def test_per_value_start_states():
+    x0 = np.array([[0.1], [0.9]])
+    od = orbit_diagram(systems.logistic, [2.0, 2.0], x0, transient=0, keep=1)
+    np.testing.assert_allclose(od.states[:, 0, 0], 2.0 * x0[:, 0] * (1 - x0[:, 0]))
+
+
+def test_lyapunov_scan_logistic_closed_forms_and_reference_loop():
+    r = np.array([2.5, 3.2, 4.0])
+    s = lyapunov_scan(systems.logistic, r, np.array([0.3]), 20000, transient=500)
+    assert s.batched and s.exponents.shape == (3, 1)
+    # fixed point 1 - 1/r: lambda = ln|2 - r|
+    assert s.exponents[0, 0] == pytest.approx(math.log(0.5), abs=1e-9)
+    # period 2 at r = 3.2: lambda = (1/2) ln|f'(x+) f'(x-)| = (1/2) ln|4 + 2r - r^2|
+    assert s.exponents[1, 0] == pytest.approx(0.5 * math.log(abs(4 + 2 * 3.2 - 3.2**2)),
+                                              abs=1e-6)
+    # r = 4: ln 2 (invariant density), within the Monte-Carlo error
+    assert s.exponents[2, 0] == pytest.approx(math.log(2), abs=3e-2)
+    # the same run as a plain loop: mean of ln|r (1 - 2x)|
+    x, acc = 0.3, 0.0
+    for _ in range(500):
+        x = 4.0 * x * (1 - x)
+    for _ in range(20000):
+        acc += math.log(abs(4.0 * (1 - 2 * x)))
+        x = 4.0 * x * (1 - x)
+    assert s.exponents[2, 0] == pytest.approx(acc / 20000, rel=1e-9)
+    assert np.all(s.stderr >= 0) and s.stderr[2, 0] < 0.05
+
+
+def test_lyapunov_scan_henon_sum_is_log_b():
+    s = lyapunov_scan(lambda a: systems.henon(a=a, b=0.3), [1.4], np.array([0.1, 0.1]), 5000,
+                      k=2, transient=100)
+    assert not s.batched
+    assert s.exponents.sum() == pytest.approx(math.log(0.3), abs=1e-9)
+    assert s.exponents[0, 0] == pytest.approx(0.419, abs=0.02)  # literature value 0.41922
+    assert s.exponents[0, 0] > s.exponents[0, 1]
+
+
+def test_lyapunov_scan_linear_network_is_log_spectral_radius():
+    # identity activation on a normal matrix: exponents are ln|eigenvalues|
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
+
+    def make(g):
+        return itermap.IterativeMap(Q @ np.diag([g, 0.5, 0.3, 0.1]) @ Q.T, activation="identity")
+
+    s = lyapunov_scan(make, [0.9, 0.7], np.ones(4), 300, k=2, transient=100)
+    np.testing.assert_allclose(s.exponents, np.log([[0.9, 0.5], [0.7, 0.5]]), atol=1e-6)
+
+
+def test_mean_field_subcritical_is_log_gain():
+    g = np.array([0.1, 0.5, 0.99, 1.0])
+    np.testing.assert_allclose(mean_field_exponent(g), np.log(g), rtol=1e-12)
+    assert mean_field_exponent(0.0) == -np.inf
+
+
+def test_mean_field_supercritical_against_quad():
+    from scipy import integrate
+
+    def gauss(f):
+        return integrate.quad(lambda z: f(z) * np.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                              -12, 12, limit=200)[0]
+
+    for g in (1.5, 3.0):
+        q = 1.0
+        for _ in range(3000):
+            q = g * g * gauss(lambda z, q=q: np.tanh(math.sqrt(q) * z) ** 2)
+        lam = math.log(g) + 0.5 * math.log(gauss(
+            lambda z, q=q: (1 - np.tanh(math.sqrt(q) * z) ** 2) ** 2))
+        assert mean_field_exponent(g) == pytest.approx(lam, abs=1e-6)
+        assert lam > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(1.0, 4.0))
+def test_mean_field_positive_above_one_and_increasing(g):
+    a, b = mean_field_exponent(g), mean_field_exponent(g + 0.05)
+    assert a >= -1e-12 and b > a
+
+
+def test_errors_name_the_problem():
+    x0 = np.array([0.3])
+    with pytest.raises(ValueError, match="values"):
+        orbit_diagram(systems.logistic, [], x0)
+    with pytest.raises(ValueError, match="NaN"):
+        orbit_diagram(systems.logistic, [np.nan], x0)
+    with pytest.raises(ValueError, match="keep"):
+        orbit_diagram(systems.logistic, [3.0], x0, keep=0)
+    with pytest.raises(TypeError, match="transient"):
+        orbit_diagram(systems.logistic, [3.0], x0, transient=1.5)
+    with pytest.raises(TypeError, match="callable"):
+        orbit_diagram(3.0, [3.0], x0)
+    with pytest.raises(ValueError, match="x0"):
+        orbit_diagram(systems.logistic, [3.0], np.array([0.3, 0.2]), batched=False)
+    with pytest.raises(ValueError, match="k=3"):
+        lyapunov_scan(systems.henon, [1.4], np.zeros(2), 10, k=3)
+    with pytest.raises(ValueError, match="steps"):
+        lyapunov_scan(systems.logistic, [3.0], x0, 0)
+    with pytest.raises(ValueError, match="batch"):
+        orbit_diagram(lambda r: systems.logistic(np.mean(r)), [2.0, 3.0], x0, batched=True)
+    with pytest.raises(ValueError, match="tanh"):
+        mean_field_exponent(1.0, activation="relu")
+    with pytest.raises(ValueError, match="gain"):
+        mean_field_exponent(-1.0)
