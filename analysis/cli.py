@@ -78,9 +78,19 @@ def main(argv=None) -> int:
     p_demo = sub.add_parser("demo", help="build an MLP and an RNN as maps and check them "
                                          "(the default)")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_report = sub.add_parser("report", help="run the analyses of a TOML spec and write an "
+                                             "HTML report, figures and results.json")
+    p_report.add_argument("spec", nargs="?", help="the spec (.toml); see data/*.toml")
+    p_report.add_argument("--out", default="report", help="the report folder (default: report)")
+    p_report.add_argument("--example", action="store_true", help="run the embedded default")
+    p_report.add_argument("--seed", type=int, default=None, help="override the spec's seed")
     args = parser.parse_args(argv)
     if args.command in (None, "demo"):
         return 0 if demo(getattr(args, "seed", 0)) else 1
+    if args.command == "report":
+        from ._report import report_command
+
+        return report_command(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -493,7 +493,10 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
 def _graph_layout(G):
     blocks = {}
     for node, data in G.nodes(data=True):
-        blocks.setdefault(data.get("block", 0), []).append(node)
+        # unit graphs: attribute ``block``; block graphs: the node is the block
+        b = data.get("block", node if "size" in data and isinstance(node, (int, np.integer))
+                     else 0)
+        blocks.setdefault(int(b), []).append(node)
     largest = max((len(v) for v in blocks.values()), default=1)
     pos = {}
     for b, nodes in blocks.items():
@@ -535,15 +538,16 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     pos, blocks = _graph_layout(G)
     ax = _axes(ax)
     if node_size is None:  # about 0.6 of the vertical spacing of the largest block
-        largest = max((sum(1 for _, d in G.nodes(data=True) if d.get("block", 0) == b)
-                       for b in blocks), default=1)
+        counts = np.unique([round(p[0]) for p in pos.values()], return_counts=True)[1]
+        largest = int(counts.max(initial=1))
         height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
         node_size = float(np.clip((0.6 * height_pt / 1.24 / max(largest, 1)) ** 2, 1.0, 200.0))
     import matplotlib as mpl
 
     cmap = mpl.colormaps["tab10"]
     nodes = list(G.nodes)
-    colors = [cmap(int(G.nodes[v].get("block", 0)) % 10) for v in nodes]
+    column = {v: int(round(pos[v][0])) for v in nodes}
+    colors = [cmap(column[v] % 10) for v in nodes]
     nx.draw_networkx_nodes(G, pos, nodelist=nodes, node_color=colors, node_size=node_size,
                            ax=ax, linewidths=0)
     edges = list(G.edges(data=True))

@@ -219,12 +219,14 @@ def test_sparsity_graph_layout_by_block_and_sign_colours():
 def test_sparsity_graph_block_level_with_arrows():
     H = nx.DiGraph()
     for b in range(3):
-        H.add_node(b, block=b)
+        H.add_node(b, size=4)  # block-level graphs: nodes are blocks
     H.add_edge(0, 1, nnz=10, norm=2.0)
     H.add_edge(1, 1, nnz=5, norm=1.0)
     H.add_edge(1, 2, nnz=4, norm=0.5)
     ax = plots.sparsity_graph(H, labels=["x", "h", "y"])
     assert len(ax.patches) == 3  # one arrow per edge
+    (nodes,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    np.testing.assert_array_equal(np.asarray(nodes.get_offsets())[:, 0], [0, 1, 2])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "h", "y"]
     with pytest.raises(TypeError, match="networkx"):
         plots.sparsity_graph(np.eye(3))
