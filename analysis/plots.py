@@ -128,6 +128,16 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import iterate, systems
+    >>> from analysis import plots
+    >>> traj = iterate(systems.logistic(3.9), np.array([0.3]), 200)
+    >>> ax = plots.trajectory(traj)          # a 1-D map: x_{k+1} against x_k
+    >>> ax.get_ylabel()
+    'next state $x_{k+1}$'
     """
     states = _np(_field(traj, "states") if not hasattr(traj, "ndim") else traj)
     if states.ndim == 2:
@@ -243,6 +253,14 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import plots
+    >>> res = {"history": np.array([[0.5, -1.4], [0.42, -1.6]]), "history_steps": [10, 1000]}
+    >>> plots.lyapunov_history(res).get_xscale()
+    'log'
     """
     hist = _np(_field(result, "history")).astype(float)
     steps = _np(_field(result, "history_steps")).astype(float)
@@ -268,6 +286,14 @@ def lyapunov_panels(result, *, fig=None):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from analysis import plots
+    >>> res = {"exponents": [0.42, -1.62], "history": [[0.5, -1.5], [0.42, -1.62]],
+    ...        "history_steps": [100, 1000]}
+    >>> len(plots.lyapunov_panels(res).axes)
+    2
     """
     plt = _plt()
     if fig is None:
@@ -296,6 +322,14 @@ def eigenvalues(fixed_points, *, ax=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import plots
+    >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
+    >>> sorted(c.get_label() for c in ax.collections)
+    ['stable (1)']
     """
     if hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple)):
         ev = np.asarray(_np(fixed_points), dtype=complex)
@@ -358,6 +392,15 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import plots
+    >>> norms = np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])   # (steps + 1, targets)
+    >>> ax = plots.impulse_response(norms, labels=["h1", "h2"])
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['h1', 'h2']
 
     Notes
     -----
@@ -453,6 +496,16 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap
+    >>> from analysis import plots
+    >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), -np.ones((1, 3))])
+    >>> ax = plots.block_matrix(mlp, labels=["x", "h", "y"])
+    >>> [line.get_label() for line in ax.get_lines()[:2]]
+    ['positive (6)', 'negative (3)']
     """
     S, sizes = _block_matrix_of(W, sizes)
     S.sum_duplicates()
@@ -530,6 +583,17 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from analysis import plots
+    >>> G = nx.DiGraph()
+    >>> G.add_nodes_from([(0, {"block": 0}), (1, {"block": 1}), (2, {"block": 1})])
+    >>> G.add_edge(0, 1, weight=0.5); G.add_edge(0, 2, weight=-1.0)
+    >>> ax = plots.sparsity_graph(G, labels=["x", "h"])
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['x', 'h']
     """
     import networkx as nx
 
@@ -605,6 +669,17 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import systems
+    >>> from analysis import orbit_diagram, plots
+    >>> od = orbit_diagram(systems.logistic, np.linspace(3.0, 4.0, 50), np.array([0.3]),
+    ...                    transient=100, keep=20)
+    >>> ax = plots.orbit_diagram(od, xlabel="$r$")
+    >>> ax.get_lines()[0].get_xdata().shape
+    (1000,)
     """
     values = _np(_field(od, "values")).astype(float)
     states = _np(_field(od, "states")).astype(float)
@@ -651,6 +726,16 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import mean_field_exponent, plots
+    >>> g = np.array([0.5, 1.0, 2.0])
+    >>> scan = {"values": g, "exponents": np.log(g)[:, None]}
+    >>> ax = plots.lyapunov_scan(scan, reference=mean_field_exponent(g))
+    >>> ax.get_xlabel()
+    'gain $g$'
     """
     values = _np(_field(scan, "values")).astype(float)
     exps = _np(_field(scan, "exponents")).astype(float)
@@ -726,6 +811,16 @@ def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
     -------
     list of str
         The written files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import matplotlib.pyplot as plt
+    >>> from analysis.plots import save_figure
+    >>> fig, ax = plt.subplots()
+    >>> paths = save_figure(fig, os.path.join(tempfile.mkdtemp(), "fig"))
+    >>> [os.path.basename(p) for p in paths]
+    ['fig.pdf', 'fig.png']
     """
     if not hasattr(fig, "savefig"):  # an Axes: save its figure
         fig = fig.figure
