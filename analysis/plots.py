@@ -156,10 +156,12 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     ax = _axes(ax)
     B = min(B, int(max_lines))
     if time:
-        for d in dims:
+        for c, d in enumerate(dims):  # one colour per component, one line per trajectory
             for b in range(B):
-                ax.plot(times, states[:, b, d], label=f"$x_{{{d}}}$" if b == 0 else "_", lw=0.8,
-                        **kwargs)
+                style = dict(color=f"C{c}", lw=0.8, alpha=1.0 if B == 1 else 0.7)
+                style.update(kwargs)
+                ax.plot(times, states[:, b, d], label=f"$x_{{{d % dim}}}$" if b == 0 else "_",
+                        **style)
         ax.set_xlabel("step $k$")
         ax.set_ylabel("state component")
         if len(dims) > 1:
