@@ -4,9 +4,16 @@ Every function takes the map first and relies only on the map protocol of
 :class:`itermap.Map`: ``dim``, batched ``step``, ``tangent`` and ``jacobian``.
 """
 
-from . import plots
-from ._scan import LyapunovScan, OrbitDiagram, lyapunov_scan, mean_field_exponent, orbit_diagram
-
 __all__: list[str] = []
+
+from . import plots  # noqa: E402
+from ._scan import (  # noqa: E402
+    LyapunovScan,
+    OrbitDiagram,
+    lyapunov_scan,
+    mean_field_exponent,
+    orbit_diagram,
+)
+
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "lyapunov_scan", "mean_field_exponent",
             "orbit_diagram"]
