@@ -502,7 +502,8 @@ def _a_sparsity_graph(cfg, nets, rng, out):
     dag = nx.is_directed_acyclic_graph(G)
     fir = getattr(__import__("analysis"), "fir_length", None)
     out.numbers.update(nodes=G.number_of_nodes(), edges=G.number_of_edges(), acyclic=dag,
-                       longest_path=int(nx.dag_longest_path_length(G)) if dag else None,
+                       longest_path=int(nx.dag_longest_path_length(G, weight=None)) if dag
+                       else None,
                        fir_length=None if fir is None else fir(m))
     out.table("Sparsity graph", ["quantity", "value"],
               [[k, v] for k, v in out.numbers.items()])
