@@ -99,6 +99,29 @@ def _finite_positive(a):
     return a
 
 
+def _readable_log_axis(axis):
+    """Plain numbers (0.3, 2, 40) on a log axis that spans few decades, 10^k otherwise."""
+    from matplotlib.ticker import Formatter, LogFormatterSciNotation
+
+    class _Plain(Formatter):
+        def __init__(self, minor):
+            self.minor = minor
+            self.sci = LogFormatterSciNotation(labelOnlyBase=not minor)
+
+        def __call__(self, v, pos=None):
+            lo, hi = sorted(self.axis.get_view_interval())
+            if not (lo > 0 and v > 0 and hi / lo < 1e4 and lo >= 1e-4 and hi <= 1e5):
+                self.sci.axis = self.axis
+                return "" if self.minor else self.sci(v, pos)
+            if self.minor:
+                lead = round(v / 10 ** np.floor(np.log10(v)))
+                return f"{v:g}" if hi / lo < 30 and lead in (2, 5) else ""
+            return f"{v:g}"
+
+    axis.set_major_formatter(_Plain(False))
+    axis.set_minor_formatter(_Plain(True))
+
+
 def _zero_line(ax, *, orientation="h"):
     kw = dict(color="0.45", lw=0.8, ls="--", zorder=0, label="_zero")
     return ax.axhline(0.0, **kw) if orientation == "h" else ax.axvline(0.0, **kw)
@@ -369,7 +392,7 @@ def eigenvalues(fixed_points, *, ax=None):
 
 # -- impulse response ---------------------------------------------------------------------
 def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_length=True,
-                     **kwargs):
+                     total=False, **kwargs):
     """Norm of the response in each block against the step, on a log axis.
 
     Parameters
@@ -380,8 +403,11 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         n_targets)`` or ``(steps + 1, n_sources, n_targets)``.
     ax : matplotlib Axes, optional
     source : int, optional
-        The source block to show; by default the largest response over all
-        sources is shown for each target block.
+        The row of ``norms`` (source block) to show; by default each target
+        block shows its response to impulses in every source at once (the
+        root-sum-square over the sources).
+    total : bool
+        Also draw the norm of the whole response (all target blocks) in black.
     labels : sequence of str, optional
         Names of the target blocks (default ``block 0``, ``block 1``, ...).
     label : str, optional
@@ -420,8 +446,8 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if norms.ndim != 3:
         raise ValueError(f"norms must have shape (steps+1, targets) or (steps+1, sources, "
                          f"targets), got {norms.shape}")
-    if source is None:
-        per_target = norms.max(axis=1)
+    if source is None:  # every source at once: root-sum-square over the sources
+        per_target = np.sqrt(np.sum(norms ** 2, axis=1))
     else:
         if not -norms.shape[1] <= source < norms.shape[1]:
             raise ValueError(f"source block {source} does not exist: there are "
@@ -440,7 +466,15 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
             continue
         name = labels[t] if label is None else f"{label}: {labels[t]}"
         ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
+    if total:
+        y = _finite_positive(np.sqrt(np.sum(per_target ** 2, axis=1)))
+        ax.plot(steps, y, color="k", lw=1.2, marker=".", ms=3,
+                label="total" if label is None else f"{label}: total")
     ax.set_yscale("log")
+    _readable_log_axis(ax.yaxis)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if mark_length and length is not None:
         ax.axvline(float(length), color="0.3", ls=":", lw=0.9,
                    label=("" if label is None else f"{label}: ") + f"length {int(length)}")
