@@ -546,7 +546,7 @@ def _a_impulse_response(cfg, nets, rng, out):
         x = _settled(m, u) if u is not None else m.zeros()
         ir = fn(m, x, cfg["steps"], inputs=u, method=cfg["method"])
         norms = np.asarray(ir.norms, dtype=float)
-        total = np.sqrt(np.sum(norms.max(axis=1) ** 2, axis=-1))
+        total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))  # every source, every block
         plots.impulse_response(total[:, None], ax=ax, label=name, labels=["all blocks"],
                                mark_length=False)
         length = getattr(ir, "length", None)
