@@ -385,8 +385,8 @@ def eigenvalues(fixed_points, *, ax=None):
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
     ax.set_xlabel(r"Re $\mu$")
     ax.set_ylabel(r"Im $\mu$")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize="small",
-              frameon=False, handletextpad=0.3, columnspacing=1.0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
+              handletextpad=0.3, borderaxespad=0.0)
     return ax
 
 
@@ -672,8 +672,8 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     handles = [Line2D([], [], color=POSITIVE, label="positive weight"),
                Line2D([], [], color=NEGATIVE, label="negative weight")]
     if edges and all("weight" in d for _, _, d in edges):
-        ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
-                  fontsize="small", frameon=False)
+        ax.legend(handles=handles, loc="upper center", ncol=2, fontsize="small",
+                  frameon=False, borderaxespad=0.0)
     if labels is None:
         labels = [f"block {b}" for b in blocks]
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
@@ -682,7 +682,7 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", length=0, labelbottom=True)
     ax.set_xlim(min(blocks, default=0) - 0.5, max(blocks, default=0) + 0.5)
-    ax.set_ylim(-0.62, 0.62)
+    ax.set_ylim(-0.62, 0.78)  # headroom above the nodes for the legend
     ax.set_xlabel("layer / block (units stacked vertically)")
     return ax
 
