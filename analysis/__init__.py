@@ -5,3 +5,7 @@ Every function takes the map first and relies only on the map protocol of
 """
 
 __all__: list[str] = []
+
+from ._graph import fir_length, sparsity_graph  # noqa: E402
+
+__all__ += ["fir_length", "sparsity_graph"]

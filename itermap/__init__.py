@@ -10,6 +10,7 @@ what we learn from them.
 from . import backends, systems
 from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
+from ._continuum import add_blocks, mlp_continuum
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate
 from ._map import DivergenceError, Map
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "add_blocks",
+    "mlp_continuum",
     "Activation",
     "BlockMatrix",
     "DivergenceError",
