@@ -9,3 +9,11 @@ __all__: list[str] = []
 from ._graph import fir_length, sparsity_graph  # noqa: E402
 
 __all__ += ["fir_length", "sparsity_graph"]
+from ._memory import (  # noqa: E402
+    ImpulseResponse,
+    MemoryCapacity,
+    impulse_response,
+    memory_capacity,
+)
+
+__all__ += ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
