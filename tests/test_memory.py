@@ -154,9 +154,12 @@ def test_decay_rate_closed_forms():
 def test_dense_paths_over_namespaces(xp):
     A = xp.asarray(np.array([[0.5, 0.2], [0.0, 0.5]]))
     m = linear(A)
-    r = impulse_response(m, xp.asarray(np.array([1.0, -1.0])), 6)
     ref = [np.linalg.norm(np.linalg.matrix_power(to_np(A), k)) for k in range(7)]
+    r = impulse_response(m, xp.asarray(np.array([1.0, -1.0])), 6)
     assert np.allclose(r.total, ref, rtol=1e-12)
+    r = impulse_response(m, xp.asarray(np.array([1.0, -1.0])), 6, method="nonlinear")
+    assert np.allclose(r.total, ref, rtol=1e-6)
+    assert isinstance(r.norms, np.ndarray)  # results come back on the host
 
 
 def test_save_and_load_round_trip(tmp_path):
