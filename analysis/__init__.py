@@ -7,8 +7,6 @@ Every function takes the map first and relies only on the map protocol of
 __all__: list[str] = []
 
 from ._graph import fir_length, sparsity_graph  # noqa: E402
-
-__all__ += ["fir_length", "sparsity_graph"]
 from ._memory import (  # noqa: E402
     ImpulseResponse,
     MemoryCapacity,
@@ -16,4 +14,5 @@ from ._memory import (  # noqa: E402
     memory_capacity,
 )
 
-__all__ += ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
+__all__ += ["ImpulseResponse", "MemoryCapacity", "fir_length", "impulse_response",
+            "memory_capacity", "sparsity_graph"]
