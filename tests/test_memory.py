@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
 from analysis import ImpulseResponse, fir_length, impulse_response, memory_capacity
 from itermap import IterativeMap, add_blocks
+from itermap.backends import to_numpy
 from itermap.systems import linear
 
 
@@ -154,7 +154,7 @@ def test_decay_rate_closed_forms():
 def test_dense_paths_over_namespaces(xp):
     A = xp.asarray(np.array([[0.5, 0.2], [0.0, 0.5]]))
     m = linear(A)
-    ref = [np.linalg.norm(np.linalg.matrix_power(to_np(A), k)) for k in range(7)]
+    ref = [np.linalg.norm(np.linalg.matrix_power(np.asarray(to_numpy(A)), k)) for k in range(7)]
     r = impulse_response(m, xp.asarray(np.array([1.0, -1.0])), 6)
     assert np.allclose(r.total, ref, rtol=1e-12)
     r = impulse_response(m, xp.asarray(np.array([1.0, -1.0])), 6, method="nonlinear")
