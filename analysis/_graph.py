@@ -68,12 +68,9 @@ def sparsity_graph(weights, *, level="unit"):
 
     Notes
     -----
-    The unit graph is assembled from the CSC/CSR index arrays directly into
-    networkx's adjacency dictionaries (one dictionary per node, edge
-    attribute dictionaries shared between successors and predecessors, as
-    networkx itself does), which is about 1.5 times faster than
-    ``add_weighted_edges_from``; 10^6 edges take a few seconds, dominated by
-    creating the Python objects.
+    The unit graph is filled in bulk from the COO index arrays of the sparse
+    pattern (never from a dense matrix); 10^6 edges take a few seconds,
+    dominated by creating networkx's Python objects.
 
     Examples
     --------
@@ -111,28 +108,12 @@ def sparsity_graph(weights, *, level="unit"):
             G.add_edge(j, i, nnz=nnz, norm=float(np.sqrt(np.sum(data * data))))
         return G
 
-    n = bm.dim
-    S = _host_csr(bm)
-    m = S.nnz
+    S = _host_csr(bm).tocoo()
     block_of = np.repeat(np.arange(len(sizes)), sizes).tolist()
-    G._node.update({u: {"block": b} for u, b in enumerate(block_of)})
-    # successors of j: column j of W (CSC); one attribute dict per edge, shared with pred
-    C = S.tocsc()
-    C.sort_indices()
-    attrs = [{"weight": w} for w in C.data.tolist()]
-    cptr = C.indptr.tolist()
-    rows = C.indices.tolist()
-    G._succ.update({j: dict(zip(rows[cptr[j]:cptr[j + 1]], attrs[cptr[j]:cptr[j + 1]]))
-                    for j in range(n)})
-    # predecessors of i: row i of W; `order` sends each CSR entry to its CSC position
-    order = sp.csc_matrix((np.arange(1, m + 1, dtype=np.int64), C.indices, C.indptr),
-                          shape=C.shape).tocsr()
-    order.sort_indices()
-    pattrs = [attrs[k - 1] for k in order.data.tolist()]
-    rptr = order.indptr.tolist()
-    cols = order.indices.tolist()
-    G._pred.update({i: dict(zip(cols[rptr[i]:rptr[i + 1]], pattrs[rptr[i]:rptr[i + 1]]))
-                    for i in range(n)})
+    G.add_nodes_from((u, {"block": b}) for u, b in enumerate(block_of))
+    # W[i, j] carries unit j to unit i: edge j -> i
+    G.add_edges_from(zip(S.col.tolist(), S.row.tolist(),
+                         ({"weight": w} for w in S.data.tolist())))
     return G
 
 
