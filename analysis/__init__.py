@@ -17,3 +17,13 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "lyapunov_scan", "mean_field_exponent",
             "orbit_diagram"]
+from ._graph import fir_length, sparsity_graph  # noqa: E402
+from ._memory import (  # noqa: E402
+    ImpulseResponse,
+    MemoryCapacity,
+    impulse_response,
+    memory_capacity,
+)
+
+__all__ += ["ImpulseResponse", "MemoryCapacity", "fir_length", "impulse_response",
+            "memory_capacity", "sparsity_graph"]
