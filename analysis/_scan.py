@@ -343,18 +343,17 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
     w = np.exp(-0.5 * z * z)
     w = w / w.sum()
 
+    def ratio(q, gi):  # g^2 E[tanh(sqrt(q) z)^2] / q - 1: decreasing in q, > 0 near 0
+        return gi * gi * float(w @ np.tanh(math.sqrt(q) * z) ** 2) / q - 1.0
+
     def one(gi):
         if gi == 0.0:
             return -np.inf
-        if gi <= 1.0:
+        if gi * gi - 1.0 <= 1e-12:  # no non-zero variance: the origin is the attractor
             return math.log(gi)
-        q = gi * gi
-        for _ in range(10000):  # contraction towards the non-zero fixed point
-            q_new = gi * gi * float(w @ np.tanh(math.sqrt(q) * z) ** 2)
-            if abs(q_new - q) <= 1e-14 * max(q, 1e-300):
-                q = q_new
-                break
-            q = q_new
+        from scipy.optimize import brentq
+
+        q = brentq(ratio, 1e-200, gi * gi, args=(gi,), xtol=1e-300, rtol=1e-14, maxiter=500)
         d2 = float(w @ (1.0 - np.tanh(math.sqrt(q) * z) ** 2) ** 2)
         return math.log(gi) + 0.5 * math.log(d2)
 
