@@ -572,7 +572,8 @@ def _a_fixed_points(cfg, nets, rng, out):
     u = _input_for(m, rng)
     sample = getattr(__import__("analysis"), "sample_states", None)
     if sample is not None:
-        x0 = sample(m, cfg["starts"], steps=20, noise=0.5, rng=rng)
+        x0 = sample(m, cfg["starts"], steps=20, noise=0.5, rng=rng,
+                    **({} if u is None else {"inputs": u}))
     else:
         x0 = rng.normal(size=(cfg["starts"], m.dim))
     fp = find(m, x0, inputs=u, period=cfg["period"])
