@@ -416,12 +416,13 @@ class _Out:
 
 
 def _new_axes(columns=1, height=None):
+    """A figure sized for the paper (analyses run inside :func:`plots.paper_style`)."""
     import matplotlib.pyplot as plt
 
-    from . import plots
+    from .plots import COLUMN_WIDTHS
 
-    with plots.paper_style(columns, height=height):
-        fig, ax = plt.subplots()
+    width = COLUMN_WIDTHS[columns]
+    fig, ax = plt.subplots(figsize=(width, height or plt.rcParams["figure.figsize"][1]))
     return fig, ax
 
 
@@ -611,8 +612,7 @@ def _a_lyapunov(cfg, nets, rng, out):
     res = fn(m, x0, cfg["steps"], **kw)
     import matplotlib.pyplot as plt
 
-    with plots.paper_style(2):
-        fig = plots.lyapunov_panels(res, fig=plt.figure())
+    fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg['network']}", fig,
                f"Lyapunov spectrum of {cfg['network']} and the convergence of its estimates.")
     exps = np.asarray(res.exponents, dtype=float)
@@ -642,6 +642,9 @@ def _gain_family(net, seed, name):
     return make
 
 
+_CHAOS = 0.01  # nats/step: the largest exponent above which a scan point counts as chaotic
+
+
 def _a_lyapunov_scan(cfg, nets, rng, out, *, spec):
     from . import plots
     from ._scan import lyapunov_scan, mean_field_exponent
@@ -661,12 +664,14 @@ def _a_lyapunov_scan(cfg, nets, rng, out, *, spec):
     out.figure(f"lyapunov_scan_{name}", fig,
                f"Largest Lyapunov exponent of a random tanh network (n = {net['n']}) against "
                "the gain, with the mean-field prediction; chaos where it is positive.")
+    # onset of chaos: where the largest exponent first rises above a small threshold (a
+    # finite network often sits on a limit cycle or torus, lambda_1 = 0, just above g = 1)
     crossing = None
-    pos = np.flatnonzero(lam > 0)
+    pos = np.flatnonzero(lam > _CHAOS)
     if pos.size and pos[0] > 0:
         i = pos[0]
         g0, g1, l0, l1 = gains[i - 1], gains[i], lam[i - 1], lam[i]
-        crossing = float(g0 + (g1 - g0) * (-l0) / (l1 - l0))
+        crossing = float(g0 + (g1 - g0) * (_CHAOS - l0) / (l1 - l0))
     out.numbers.update(gains=gains.tolist(), largest_exponent=lam.tolist(),
                        stderr=scan.stderr[:, 0].tolist(),
                        mean_field=None if ref is None else ref.tolist(),
@@ -678,9 +683,9 @@ def _a_lyapunov_scan(cfg, nets, rng, out, *, spec):
                for g, v, s, r in zip(gains, lam, scan.stderr[:, 0],
                                      ref if ref is not None else gains)])
     out.table("Transition to chaos", ["quantity", "value"],
-              [["gain where the largest exponent crosses zero",
+              [[f"gain where the largest exponent exceeds {_CHAOS} (chaos)",
                 "-" if crossing is None else f"{crossing:.3f}"],
-               ["mean-field prediction", "1" if ref is not None else "-"]])
+               ["mean-field prediction (n -> infinity)", "1" if ref is not None else "-"]])
 
 
 def _a_orbit_diagram(cfg, nets, rng, out, *, spec):
@@ -870,6 +875,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None) -> dict:
 
     import matplotlib.pyplot as plt
 
+    from . import plots
+
     t_start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
@@ -889,7 +896,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None) -> dict:
             runner = _RUNNERS[cfg["kind"]]
             rng = _rng_for(spec["seed"], "analysis", i, cfg["kind"])
             kw = {"spec": spec} if cfg["kind"] in ("lyapunov_scan", "orbit_diagram") else {}
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), plots.paper_style(1):
                 runner(cfg, nets, rng, res, **kw)
             figs = []
             for stem, fig, caption in res.figures:
