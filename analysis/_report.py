@@ -548,8 +548,7 @@ def _a_impulse_response(cfg, nets, rng, out):
         ir = fn(m, x, cfg["steps"], inputs=u, method=cfg["method"])
         norms = np.asarray(ir.norms, dtype=float)
         total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))  # every source, every block
-        plots.impulse_response(total[:, None], ax=ax, label=name, labels=["all blocks"],
-                               mark_length=False)
+        plots.impulse_response(total[:, None], ax=ax, labels=[name], mark_length=False)
         length = getattr(ir, "length", None)
         decay = getattr(ir, "decay_rate", None)
         out.numbers[name] = {"length": None if length is None else int(length),
@@ -582,7 +581,7 @@ def _a_fixed_points(cfg, nets, rng, out):
     ev = np.asarray(fp.eigenvalues)
     stable = np.asarray(fp.stable, dtype=bool)
     n_uns = np.asarray(fp.n_unstable)
-    fig, ax = _new_axes(1, height=3.2)
+    fig, ax = _new_axes(1, height=2.6)
     plots.eigenvalues(fp, ax=ax)
     out.figure(f"fixed_points_{cfg['network']}", fig,
                f"Jacobian eigenvalues at the fixed points of {cfg['network']}.")

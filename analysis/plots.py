@@ -294,14 +294,16 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)
+    marker = dict(marker=".", ms=3) if steps.size <= 30 else {}
     for i in range(min(hist.shape[1], int(max_exponents))):
-        ax.plot(steps, hist[:, i], marker=".", ms=3, label=f"$\\lambda_{{{i + 1}}}$")
+        ax.plot(steps, hist[:, i], label=f"$\\lambda_{{{i + 1}}}$", **marker)
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
     ax.set_xlabel("steps averaged")
     ax.set_ylabel(f"estimate ({EXPONENT_UNIT})")
-    ax.legend(ncol=2 if hist.shape[1] > 3 else 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              handlelength=1.2)
     return ax
 
 
