@@ -253,6 +253,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, exps.size + 0.5)
     ax.set_xlabel("index $i$")
     ax.set_ylabel(f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
     if dky is not None and np.isfinite(float(dky)):
@@ -325,7 +326,7 @@ def lyapunov_panels(result, *, fig=None):
     plt = _plt()
     if fig is None:
         w, h = plt.rcParams["figure.figsize"]
-        fig = plt.figure(figsize=(max(w, 2 * h * 1.1), h))
+        fig = plt.figure(figsize=(max(w, 2 * h * 1.1), h), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     lyapunov_spectrum(result, ax=ax1)
     lyapunov_history(result, ax=ax2)
