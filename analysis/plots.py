@@ -258,7 +258,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     ax.set_ylabel(f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
     if dky is not None and np.isfinite(float(dky)):
         ax.text(0.97, 0.95, f"$D_{{KY}} = {float(dky):.3g}$", transform=ax.transAxes,
-                ha="right", va="top")
+                ha="right", va="top", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     if label:
         ax.legend()
     return ax
@@ -686,7 +686,8 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     ax.tick_params(axis="x", length=0, labelbottom=True)
     ax.set_xlim(min(blocks, default=0) - 0.5, max(blocks, default=0) + 0.5)
     ax.set_ylim(-0.62, 0.78)  # headroom above the nodes for the legend
-    ax.set_xlabel("layer / block (units stacked vertically)")
+    unit_level = any("block" in d for _, d in G.nodes(data=True))
+    ax.set_xlabel("layer / block (units stacked vertically)" if unit_level else "block")
     return ax
 
 
