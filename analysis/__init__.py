@@ -5,3 +5,7 @@ Every function takes the map first and relies only on the map protocol of
 """
 
 __all__: list[str] = []
+
+from ._fixed_points import FixedPoints, find_fixed_points, sample_states  # noqa: E402
+
+__all__ += ["FixedPoints", "find_fixed_points", "sample_states"]
