@@ -25,6 +25,7 @@ _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125)
 # stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
 _SLOW_GRAD = 1e-9
+_SLOW_GRAD_FAILED = 1e-6
 # rows of the pairwise distance matrices computed at once
 _CHUNK = 2048
 _DEBUG = False
@@ -252,8 +253,9 @@ def _nearest_within(xp, a, b, tol):
     center = xp.mean(b, axis=0)
     a, b = a - center, b - center
     out = []
-    for s in range(0, a.shape[0], _CHUNK):
-        d2 = _sq_dist(xp, a[s:s + _CHUNK, :], b)
+    n_rows = a.shape[0]
+    for s in range(0, n_rows, _CHUNK):
+        d2 = _sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b)
         j = to_numpy(xp.argmin(d2, axis=1)).astype(np.int64)
         dmin = to_numpy(xp.min(d2, axis=1))
         out.append(np.where(dmin <= tol * tol, j, -1))
@@ -275,8 +277,9 @@ def _cluster(xp, x, tol):
     while rest.size:
         xr = _take(xp, x, rest) - center
         first = np.empty(rest.size, dtype=np.int64)
-        for s in range(0, rest.size, _CHUNK):
-            close = _sq_dist(xp, xr[s:s + _CHUNK, :], xr) <= tol * tol
+        n_rows = rest.size
+        for s in range(0, n_rows, _CHUNK):
+            close = _sq_dist(xp, xr[s:min(s + _CHUNK, n_rows), :], xr) <= tol * tol
             first[s:s + _CHUNK] = to_numpy(xp.argmax(xp.astype(close, xp.int8), axis=1))
         new = rest[first == np.arange(rest.size)]
         leader[new] = new
@@ -367,8 +370,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     slow_points : bool, default False
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013): starts where the
-        descent stalls with ``||A^T G|| <= 1e-9 max(1, ||A||_F) ||G||`` and
-        residual > tol (``A = D(F^p) - I``, ``G = F^p(x) - x``).
+        descent stalls with ``||A^T G|| <= 1e-9 max(1, ||A||_F) ||G||`` (or
+        ``1e-6`` in place of ``1e-9`` once a damped step fails to lower ``q``)
+        and residual > tol (``A = D(F^p) - I``, ``G = F^p(x) - x``).
 
     Returns
     -------
@@ -433,6 +437,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     slow_x, slow_r = [], []
     mu = np.zeros(n_starts)                # Levenberg-Marquardt damping factor per start
     lm_mode = np.zeros(n_starts, dtype=bool)
+    lm_failed = np.zeros(n_starts, dtype=bool)
 
     Px = F.value(x)
     G = Px - x
@@ -542,7 +547,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
             # 6. slow points: q stationary (A^T G = 0) but not zero
             g_h = to_numpy(_norm(xp, g)).astype(np.float64)
             a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
-            stalled = g_h <= _SLOW_GRAD * a_norm * r_h[lm]
+            # stationary; or nearly so where the last damped step could not lower q
+            # (q is flat to rounding there)
+            stalled = (g_h <= _SLOW_GRAD * a_norm * r_h[lm]) | (
+                lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r_h[lm]))
             if stalled.any():
                 if slow_points:
                     fate[rid[stalled]] = 2
@@ -564,6 +572,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
             ok = np.isfinite(rt) & (rt < r_h[lm]) & ~stalled
             mu[rid[ok]] /= 3.0
             mu[rid[~ok]] *= 4.0
+            lm_failed[rid] = ~ok
             # damping negligible: back to Newton steps
             lm_mode[rid[ok & (lam_h < 1e-8 * scale)]] = False
             if ok.any():
@@ -608,6 +617,15 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
         res = np.zeros(0)
     m = int(pts.shape[0])
     if m:
+        # one last Newton step on the distinct points takes them to machine precision
+        Pp, jac = F.jacobian(pts)
+        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+        better = np.isfinite(rc) & (rc < res)
+        if better.any():
+            pts = xp.where(_like(better, xp)[:, None], cand, pts)
+            res = np.where(better, rc, res)
         _, jac = F.jacobian(pts)
     else:
         jac = xp.zeros((0, dim, dim), dtype=x.dtype)

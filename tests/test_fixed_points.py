@@ -75,6 +75,7 @@ def test_tanh_diag_nine_fixed_points():
     xstar = scipy.optimize.brentq(lambda s: np.tanh(2 * s) - s, 0.5, 1.5)
     want = np.array([[i * xstar, j * xstar] for i in (-1, 0, 1) for j in (-1, 0, 1)])
     assert len(fp) == 9 and fp.n_unconverged == 0
+    assert np.all(fp.residuals < 1e-14)            # polished to machine precision
     np.testing.assert_allclose(_sorted_rows(fp.points), _sorted_rows(want), atol=1e-12)
     zeros = np.sum(np.abs(fp.points) < 1e-8, axis=1)
     # the Jacobian diag(2 (1 - x_i^2)): unstable along each coordinate that is 0
@@ -166,28 +167,30 @@ def test_no_fixed_point_counts_unconverged_and_finds_the_slow_point():
     fp = find_fixed_points(m, starts, max_iter=60, slow_points=True)
     assert len(fp) == 0
     assert fp.slow_points.shape == (1, 1) and fp.n_unconverged < 8
-    np.testing.assert_allclose(fp.slow_points[0, 0], 0.0, atol=1e-8)
+    np.testing.assert_allclose(fp.slow_points[0, 0], 0.0, atol=1e-6)
     np.testing.assert_allclose(fp.slow_residuals, [1.0], rtol=1e-12)
 
 
 def test_slow_point_of_a_tanh_ghost_matches_scalar_minimization():
     # x -> tanh(2 x + b) just past its saddle-node: one stable fixed point on the
     # left and a slow point (the ghost of the vanished pair) on the right
-    w, b = 2.0, -0.35
+    w, b = 2.0, -0.6
 
     def q(s):
         return 0.5 * (np.tanh(w * s + b) - s) ** 2
 
     m = itermap.IterativeMap(np.array([[w]]), bias=np.array([b]))
-    ref = scipy.optimize.minimize_scalar(q, bracket=(0.3, 0.6, 0.9), tol=1e-12)
+    ref = scipy.optimize.minimize_scalar(q, bounds=(0.3, 1.2), method="bounded",
+                                         options={"xatol": 1e-10})
     assert q(ref.x) > 1e-6                        # a true slow point: q > 0
     fp = find_fixed_points(m, np.linspace(-1.5, 1.5, 16)[:, None], slow_points=True,
                            max_iter=100)
     left = scipy.optimize.brentq(lambda s: np.tanh(w * s + b) - s, -1.5, 0.0)
     np.testing.assert_allclose(fp.points[:, 0], [left], atol=1e-12)
     assert fp.slow_points.shape[0] == 1
-    np.testing.assert_allclose(fp.slow_points[0, 0], ref.x, atol=1e-6)
-    np.testing.assert_allclose(fp.slow_residuals[0], np.sqrt(2 * q(ref.x)), rtol=1e-6)
+    # a slow point is located to about 1e-6 (q is flat to second order there)
+    np.testing.assert_allclose(fp.slow_points[0, 0], ref.x, atol=1e-5)
+    np.testing.assert_allclose(fp.slow_residuals[0], np.sqrt(2 * q(ref.x)), rtol=1e-8)
 
 
 def test_max_iter_too_small_is_counted_not_raised():
@@ -207,7 +210,7 @@ def test_points_solve_the_equation_and_are_distinct(seed, n, gain):
     fp = find_fixed_points(m, starts)
     pts = np.asarray(fp.points)
     # the origin is always a fixed point of x -> tanh(W x); every point solves the equation
-    assert np.any(np.linalg.norm(pts, axis=1) < 1e-10) or fp.n_unconverged > 0
+    assert np.any(np.linalg.norm(pts, axis=1) < 1e-12) or fp.n_unconverged > 0
     np.testing.assert_array_less(np.linalg.norm(np.tanh(pts @ W.T) - pts, axis=1), 1e-10)
     d = np.linalg.norm(pts[:, None, :] - pts[None, :, :], axis=-1) + np.eye(len(pts))
     assert np.all(d > 1e-6)
