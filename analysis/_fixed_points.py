@@ -294,6 +294,20 @@ def _cluster(xp, x, tol):
     return leader, leaders
 
 
+def _least_in_groups(lead, res):
+    """Per group (rows sharing ``lead``): the row of least residual.
+
+    Returns (the chosen rows in increasing order, the chosen row of each row's group).
+    """
+    order = np.lexsort((res, lead))
+    sl = lead[order]
+    first = np.concatenate([[True], sl[1:] != sl[:-1]])
+    chosen = order[first]
+    groups = sl[first]
+    rep = chosen[np.searchsorted(groups, lead)]
+    return np.sort(chosen), rep
+
+
 def _take(xp, a, idx):
     idx = np.asarray(idx, dtype=np.int64)
     return xp.take(a, _like(idx, xp), axis=0)
@@ -459,15 +473,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
                 follows[idd[old]] = np.concatenate(found_ids)[near[old]]
                 xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
             if idd.size:
-                lead, heads = _cluster(xp, xd, unique_tol)
-                # the least residual represents each group
-                best = {}
-                for i, h in enumerate(lead):
-                    if h not in best or rd[i] < rd[best[h]]:
-                        best[h] = i
-                rep = np.array([best[h] for h in lead])
+                lead, _ = _cluster(xp, xd, unique_tol)
+                heads, rep = _least_in_groups(lead, rd)
                 follows[idd] = idd[rep]
-                heads = np.array(sorted(set(rep.tolist())))
                 found_x.append(_take(xp, xd, heads))
                 found_r.append(rd[heads])
                 found_ids.append(idd[heads])
@@ -626,6 +634,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
         if better.any():
             pts = xp.where(_like(better, xp)[:, None], cand, pts)
             res = np.where(better, rc, res)
+            # near-singular points can come together only now: merge them again
+            lead, heads = _cluster(xp, pts, unique_tol)
+            if heads.size < m:
+                keep_rows, _ = _least_in_groups(lead, res)
+                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
         _, jac = F.jacobian(pts)
     else:
         jac = xp.zeros((0, dim, dim), dtype=x.dtype)
