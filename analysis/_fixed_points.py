@@ -449,8 +449,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     fate = np.zeros(n_starts, dtype=np.int8)  # 0 running/failed, 1 converged, 2 slow
     found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
     slow_x, slow_r = [], []
-    mu = np.zeros(n_starts)                # Levenberg-Marquardt damping factor per start
-    lm_mode = np.zeros(n_starts, dtype=bool)
+    lam = np.zeros(n_starts)               # Levenberg-Marquardt damping per start
+    lm_mode = np.zeros(n_starts, dtype=bool)  # lam initialized
     lm_failed = np.zeros(n_starts, dtype=bool)
 
     Px = F.value(x)
@@ -510,14 +510,13 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
             r_h = r_h[sel]
         # 3. Jacobian of F^p at the active rows (F^p itself is known)
         A = _minus_eye(xp, F.jacobian_only(x), eye)
-        in_lm = lm_mode[ids]
         r_new = r_h.copy()
         accepted = np.zeros(ids.size, dtype=bool)
         dropped = np.zeros(ids.size, dtype=bool)
         new_parts = {}
         # 4. Newton step with backtracking on ||G||: the full step first; where it fails,
         # the shorter steps at once (one batched evaluation), the longest passing Armijo
-        pending = np.flatnonzero(~in_lm)
+        pending = np.arange(ids.size)
         if pending.size:
             dx = _solve(xp, _take(xp, A, pending), -_take(xp, G, pending))
             dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
@@ -543,8 +542,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
                 r_new[pending[o]] = rt[best[o], o]
                 accepted[pending[o]] = True
             pending = pending[~good]
-        # 5. Levenberg-Marquardt where Newton failed (and from then on, until its
-        # damping has shrunk to nothing): (A^T A + lam I) dx = -A^T G
+        # 5. Levenberg-Marquardt where Newton failed: (A^T A + lam I) dx = -A^T G, with a
+        # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
         lm = np.flatnonzero(~accepted)
         if lm.size:
             Al, Gl = _take(xp, A, lm), _take(xp, G, lm)
@@ -565,24 +564,19 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
                     slow_x.append(_take(xp, x, lm[stalled]))
                     slow_r.append(r_h[lm[stalled]])
                 dropped[lm[stalled]] = True
-            # lam = mu r^2 (Yamashita and Fukushima): the damping fades as the residual
-            # does, so the steps turn into Gauss-Newton (= Newton) steps near a zero
             first = ~lm_mode[rid]
             scale = np.maximum(np.max(diag, axis=1), 1e-300)
-            mu[rid[first]] = 1e-3 * scale[first] / np.maximum(r_h[lm][first], 1e-150) ** 2
+            lam[rid[first]] = 1e-3 * scale[first]
             lm_mode[rid] = True
-            lam_h = mu[rid] * r_h[lm] ** 2
-            lam_d = xp.astype(_like(lam_h, xp), x.dtype)
+            lam_d = xp.astype(_like(lam[rid], xp), x.dtype)
             dl = _solve(xp, AtA + lam_d[:, None, None] * eye, -g)
             xt = _take(xp, x, lm) + dl
             Pt = F.value(xt)
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
             ok = np.isfinite(rt) & (rt < r_h[lm]) & ~stalled
-            mu[rid[ok]] /= 3.0
-            mu[rid[~ok]] *= 4.0
+            lam[rid[ok]] /= 3.0
+            lam[rid[~ok]] *= 4.0
             lm_failed[rid] = ~ok
-            # damping negligible: back to Newton steps
-            lm_mode[rid[ok & (lam_h < 1e-8 * scale)]] = False
             if ok.any():
                 o = np.flatnonzero(ok)
                 new_parts["lm"] = (lm[o], _take(xp, xt, o), _take(xp, Pt, o))
@@ -590,7 +584,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
         if _DEBUG:
             cl = [int(np.unique(_cluster(xp, x, rad)[0]).size) for rad in (1e-4, 1e-3, 1e-2, 1e-1)]
             print(it, ids.size, int(accepted.sum()), lm.size, float(np.median(r_h)), cl,
-                  int(lm_mode.sum()))
+                  int(lm_failed.sum()))
         # 7. assemble the new iterate (rows in their old order, stalled rows dropped)
         live = np.flatnonzero(~dropped)
         if new_parts:
