@@ -70,7 +70,7 @@ def run(quick: bool = False) -> list[dict]:
           f"scipy hybr loop {n_ref} (of {len(ref)} converged starts)")
     assert n_ours >= n_ref, (n_ours, n_ref)
     row = compare(f"fixed points tanh N=64 g=1.5 B={X0.shape[0]} vs scipy root loop",
-                  ours, baseline, target="speedup >= 10", repeat=3 if quick else 5,
+                  ours, baseline, target="speedup >= 10", repeat=1 if quick else 3,
                   setup_note=f"distinct points: ours {n_ours}, scipy {n_ref}")
     return [row]
 
