@@ -139,6 +139,50 @@ def test_mlp_fixed_point_from_any_single_start(seed):
         np.testing.assert_allclose(fp.points, want[None, :], atol=1e-12)
 
 
+def test_driven_rnn_fixed_point_matches_plain_iteration():
+    rng = np.random.default_rng(4)
+    W_hh = 0.4 * rng.normal(size=(6, 6)) / np.sqrt(6)      # contracting: one fixed point
+    W_hx, b = rng.normal(size=(6, 2)), rng.normal(size=6)
+    m = itermap.IterativeMap.from_rnn(W_hh, W_hx, b)
+    u = np.array([0.3, -1.2])
+    h = np.zeros(6)
+    for _ in range(500):                                     # reference: plain iteration
+        h = np.tanh(W_hh @ h + W_hx @ u + b)
+    fp = find_fixed_points(m, rng.normal(size=(10, m.dim)), inputs=u)
+    assert len(fp) == 1 and fp.n_unconverged == 0
+    np.testing.assert_allclose(fp.points[0], np.concatenate([u, h]), atol=1e-12)
+    # multipliers: the eigenvalues of diag(1 - h^2) W_hh, and 0 for the input block
+    J = (1 - h**2)[:, None] * W_hh
+    want = np.sort(np.abs(np.concatenate([np.linalg.eigvals(J), np.zeros(2)])))[::-1]
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[0]), want, atol=1e-12)
+    assert fp.stable[0]
+
+
+def test_logistic_period_three_orbit_chain_rule():
+    r = 3.83                                                  # inside the period-3 window
+    fp = find_fixed_points(logistic(r), np.linspace(0.01, 0.99, 60)[:, None], period=3)
+    three = fp.min_period == 3
+    assert three.sum() == 6                                   # a stable and an unstable 3-cycle
+    x = fp.points[three, 0]
+    # each point maps to another point of its orbit, and the orbit labels say so
+    fx = r * x * (1 - x)
+    j = np.argmin(np.abs(fx[:, None] - x[None, :]), axis=1)
+    np.testing.assert_allclose(fx, x[j], atol=1e-10)
+    np.testing.assert_array_equal(fp.orbit[three], fp.orbit[three][j])
+    assert len(set(fp.orbit[three].tolist())) == 2
+    # the multiplier is the product of f'(x) = r (1 - 2 x) along the orbit
+    f3 = fx
+    mult = r * (1 - 2 * x)
+    for _ in range(2):
+        mult = mult * r * (1 - 2 * f3)
+        f3 = r * f3 * (1 - f3)
+    np.testing.assert_allclose(fp.eigenvalues[three, 0].real, mult, rtol=1e-9, atol=1e-12)
+    assert np.sum(fp.stable[three]) == 3
+    # the fixed points 0 and 1 - 1/r are period-3 points too, with least period 1
+    np.testing.assert_allclose(np.sort(fp.points[fp.min_period == 1, 0]), [0, 1 - 1 / r],
+                               atol=1e-12)
+
+
 # -- backends -------------------------------------------------------------------------
 def test_henon_over_namespaces(xp):
     starts = xp.asarray(np.random.default_rng(1).uniform(-2, 2, size=(16, 2)))
