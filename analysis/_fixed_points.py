@@ -32,6 +32,8 @@ _SLOW_GRAD_FAILED = 1e-6
 _CHUNK = 2048
 # running starts are compared with each other (for merging) once their residual is below
 _CLOSING = 1e-2
+# bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
+_MEM_BUDGET = 2 ** 30
 
 
 @itermap.saveable
@@ -419,6 +421,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
     Jacobians along the orbit (computed with ``map.step_with_tangent``), so
     a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    The Newton systems are dense, ``dim x dim`` per running start, even for
+    a sparse map: starts run in batches holding at most about 1 GiB of
+    Jacobians (and its work arrays), and the points found by the batches are
+    merged.
 
     Examples
     --------
@@ -450,6 +456,84 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     eye = xp.eye(dim, dtype=x.dtype)
 
+    # the dense Jacobians of the active rows bound the batch: run chunks of starts
+    itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
+    chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
+    found_x, found_r, slow_x, slow_r = [], [], [], []
+    n_unconverged = 0
+    for s0 in range(0, n_starts, chunk):
+        xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
+        fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
+                                     unique_tol=unique_tol, slow_points=slow_points)
+        found_x += fx
+        found_r += fr
+        slow_x += sx
+        slow_r += sr
+        n_unconverged += nu
+
+
+    # the distinct points, their Jacobians and stability
+    if found_x:
+        pts = xp.concat(found_x, axis=0)
+        res = np.concatenate(found_r)
+        if chunk < n_starts:                     # chunks found some points twice
+            lead, _ = _cluster(xp, pts, unique_tol)
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    else:
+        pts = xp.zeros((0, dim), dtype=x.dtype)
+        res = np.zeros(0)
+    m = int(pts.shape[0])
+    if m:
+        # one last Newton step on the distinct points takes them to machine precision
+        Pp, jac = F.jacobian(pts)
+        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+        better = np.isfinite(rc) & (rc < res)
+        if better.any():
+            pts = xp.where(_like(better, xp)[:, None], cand, pts)
+            res = np.where(better, rc, res)
+            # near-singular points can come together only now: merge them again
+            lead, heads = _cluster(xp, pts, unique_tol)
+            if heads.size < m:
+                keep_rows, _ = _least_in_groups(lead, res)
+                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
+        _, jac = F.jacobian(pts)
+    else:
+        jac = xp.zeros((0, dim, dim), dtype=x.dtype)
+    ev = _eigenvalues(xp, jac)
+    stable, n_unstable = _stability(ev)
+    orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
+
+    slow_fields = {}
+    if slow_points:
+        if slow_x:
+            sx = xp.concat(slow_x, axis=0)
+            sr = np.concatenate(slow_r)
+            lead, _ = _cluster(xp, sx, unique_tol)
+            heads = np.unique(lead)
+            sx, sr = _take(xp, sx, heads), sr[heads]
+            _, sj = F.jacobian(sx)
+            sev = _eigenvalues(xp, sj)
+        else:
+            sx, sr = xp.zeros((0, dim), dtype=x.dtype), np.zeros(0)
+            sev = np.zeros((0, dim), dtype=np.complex128)
+        slow_fields = {"slow_points": sx, "slow_residuals": _like(sr, xp),
+                       "slow_eigenvalues": sev}
+    return FixedPoints(points=pts, residuals=xp.astype(_like(res, xp), x.dtype),
+                       jacobians=jac, eigenvalues=ev, stable=stable, n_unstable=n_unstable,
+                       n_unconverged=n_unconverged, period=period, orbit=orbit,
+                       min_period=min_period, n_starts=n_starts, **slow_fields)
+
+
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
+    """The batched damped Newton iteration over the starts ``x``.
+
+    Returns (converged points, their residuals, number of unconverged starts,
+    slow points, their residuals), the points as lists of device arrays.
+    """
+    n_starts = int(x.shape[0])
     # bookkeeping on the host: which start each active row is, and whom merged starts follow
     ids = np.arange(n_starts)
     follows = np.arange(n_starts)          # a merged start follows another start's fate
@@ -612,56 +696,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
         follows = nxt
     final = fate[follows]
     n_unconverged = int(np.sum(final == 0))
-
-    # the distinct points, their Jacobians and stability
-    if found_x:
-        pts = xp.concat(found_x, axis=0)
-        res = np.concatenate(found_r)
-    else:
-        pts = xp.zeros((0, dim), dtype=x.dtype)
-        res = np.zeros(0)
-    m = int(pts.shape[0])
-    if m:
-        # one last Newton step on the distinct points takes them to machine precision
-        Pp, jac = F.jacobian(pts)
-        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
-        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
-        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
-        better = np.isfinite(rc) & (rc < res)
-        if better.any():
-            pts = xp.where(_like(better, xp)[:, None], cand, pts)
-            res = np.where(better, rc, res)
-            # near-singular points can come together only now: merge them again
-            lead, heads = _cluster(xp, pts, unique_tol)
-            if heads.size < m:
-                keep_rows, _ = _least_in_groups(lead, res)
-                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
-        _, jac = F.jacobian(pts)
-    else:
-        jac = xp.zeros((0, dim, dim), dtype=x.dtype)
-    ev = _eigenvalues(xp, jac)
-    stable, n_unstable = _stability(ev)
-    orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
-
-    slow_fields = {}
-    if slow_points:
-        if slow_x:
-            sx = xp.concat(slow_x, axis=0)
-            sr = np.concatenate(slow_r)
-            lead, _ = _cluster(xp, sx, unique_tol)
-            heads = np.unique(lead)
-            sx, sr = _take(xp, sx, heads), sr[heads]
-            _, sj = F.jacobian(sx)
-            sev = _eigenvalues(xp, sj)
-        else:
-            sx, sr = xp.zeros((0, dim), dtype=x.dtype), np.zeros(0)
-            sev = np.zeros((0, dim), dtype=np.complex128)
-        slow_fields = {"slow_points": sx, "slow_residuals": _like(sr, xp),
-                       "slow_eigenvalues": sev}
-    return FixedPoints(points=pts, residuals=xp.astype(_like(res, xp), x.dtype),
-                       jacobians=jac, eigenvalues=ev, stable=stable, n_unstable=n_unstable,
-                       n_unconverged=n_unconverged, period=period, orbit=orbit,
-                       min_period=min_period, n_starts=n_starts, **slow_fields)
+    return found_x, found_r, n_unconverged, slow_x, slow_r
 
 
 def _orbits(map_, u, xp, pts, period, unique_tol):

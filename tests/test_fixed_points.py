@@ -295,6 +295,22 @@ def test_duplicates_merge_and_least_residual_represents():
     assert len(fp) == 1 and fp.n_unconverged == 0
 
 
+def test_chunks_of_starts_give_the_same_points(monkeypatch):
+    import analysis._fixed_points as fpmod
+
+    m = itermap.IterativeMap(np.diag([2.0, 2.0]))
+    g = np.linspace(-1.5, 1.5, 7)
+    starts = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    whole = find_fixed_points(m, starts)
+    # a budget of 5 starts' Jacobians per batch: 10 batches, points found many times
+    monkeypatch.setattr(fpmod, "_MEM_BUDGET", 4 * 2 * 2 * 8 * 5)
+    chunked = find_fixed_points(m, starts)
+    assert len(chunked) == len(whole) == 9
+    np.testing.assert_allclose(_sorted_rows(chunked.points), _sorted_rows(whole.points),
+                               atol=1e-14)
+    assert chunked.n_unconverged == whole.n_unconverged == 0
+
+
 def test_save_and_load_roundtrip(tmp_path):
     fp = find_fixed_points(logistic(3.2), np.linspace(0.1, 0.9, 6)[:, None], period=2)
     back = itermap.load(itermap.save(fp, tmp_path / "fp"))
