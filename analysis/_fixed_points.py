@@ -463,8 +463,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     n_unconverged = 0
     for s0 in range(0, n_starts, chunk):
         xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
-        fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
-                                     unique_tol=unique_tol, slow_points=slow_points)
+        # trial steps may overflow: they are rejected as non-finite, without warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
+                                         unique_tol=unique_tol, slow_points=slow_points)
         found_x += fx
         found_r += fr
         slow_x += sx

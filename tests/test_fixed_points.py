@@ -337,6 +337,7 @@ def test_sample_states_are_trajectory_states_plus_noise():
     np.testing.assert_array_equal(noisy, again)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_sample_states_driven_map_and_divergence():
     rng = np.random.default_rng(0)
     m = itermap.IterativeMap.from_mlp([rng.normal(size=(3, 2))])
