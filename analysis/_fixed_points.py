@@ -209,7 +209,8 @@ class _Power:
 
 def _minus_eye(xp, J, eye):
     """``J - I`` for a batch of Jacobians; in place when ``J`` is a fresh NumPy array."""
-    if isinstance(J, np.ndarray) and J.flags.writeable and J.flags.owndata:
+    if isinstance(J, np.ndarray) and J.flags.writeable and J.flags.owndata \
+            and J.flags.c_contiguous:          # else reshape would copy
         n = J.shape[-1]
         J.reshape(J.shape[0], n * n)[:, ::n + 1] -= 1.0
         return J

@@ -183,6 +183,19 @@ def test_logistic_period_three_orbit_chain_rule():
                                atol=1e-12)
 
 
+def test_sparse_map_matches_its_dense_twin():
+    m = itermap.random_rnn(60, gain=1.5, density=0.1, rng=0)
+    assert itermap.backends.is_sparse(m.block_matrix.to_sparse())
+    md = itermap.IterativeMap(m.block_matrix.to_dense())
+    starts = 0.3 * np.random.default_rng(1).normal(size=(8, 60))
+    fs, fd = find_fixed_points(m, starts), find_fixed_points(md, starts)
+    assert len(fs) == len(fd) >= 1 and fs.n_unconverged == fd.n_unconverged
+    np.testing.assert_allclose(_sorted_rows(fs.points), _sorted_rows(fd.points), atol=1e-12)
+    W = md.block_matrix.to_dense()
+    res = np.linalg.norm(np.tanh(fs.points @ W.T) - fs.points, axis=1)
+    assert np.all(res <= 1e-10)
+
+
 # -- backends -------------------------------------------------------------------------
 def test_henon_over_namespaces(xp):
     starts = xp.asarray(np.random.default_rng(1).uniform(-2, 2, size=(16, 2)))
