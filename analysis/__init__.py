@@ -4,4 +4,6 @@ Every function takes the map first and relies only on the map protocol of
 :class:`itermap.Map`: ``dim``, batched ``step``, ``tangent`` and ``jacobian``.
 """
 
-__all__: list[str] = []
+from ._sweep import SweepFailure, SweepResult, sweep
+
+__all__: list[str] = ["SweepFailure", "SweepResult", "sweep"]
