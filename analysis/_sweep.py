@@ -583,7 +583,8 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     seed_json = None if root is None else {
         "entropy": root.entropy, "spawn_key": list(root.spawn_key)}
 
-    canon = [_canonical(p, f"at point {i}") for i, p in enumerate(points)]
+    canon = [{k: _canonical(v, f"{k!r} at point {i}") for k, v in sorted(p.items())}
+             for i, p in enumerate(points)]
     param_digests = [_digest(c) for c in canon]
     seen: dict[bytes, int] = {}
     for i, d in enumerate(param_digests):
