@@ -516,7 +516,10 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         shut down at the end; an int: a pool of that many processes;
         ``"serial"``: run in the calling process (for debugging and
         functions that cannot be pickled); an Executor (e.g. a Dask
-        ``client.get_executor()``) is used as is and left running.
+        ``client.get_executor()``) is used as is and left running. Dask
+        treats submitted calls as pure by default and may hand back the
+        result of an identical earlier call; for a function with side
+        effects pass ``client.get_executor(pure=False)``.
     seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         The root seed. Each point gets the child stream keyed by its
         parameters, so results do not depend on the executor, the number of

@@ -71,6 +71,18 @@ def _pid(k):
     return os.getpid()
 
 
+def sleeper(i):
+    t0 = time.monotonic()
+    time.sleep(0.3)
+    return {"t0": t0, "t1": time.monotonic(), "pid": os.getpid()}
+
+
+def _overlap(res):
+    """Whether some two points ran at the same time (in different processes)."""
+    spans = sorted(zip(res["t0"].tolist(), res["t1"].tolist()))
+    return any(b0 < a1 for (_, a1), (b0, _) in zip(spans, spans[1:]))
+
+
 def dataclass_result(m):
     return Summary(float(m) / 2, np.arange(m, dtype=np.float32))
 
@@ -194,13 +206,20 @@ def test_default_executor_is_a_local_process_pool():
     assert os.getpid() not in set(res["result"].tolist())
 
 
+def test_two_local_workers_run_points_concurrently():
+    res = sweep(sleeper, {"i": [0, 1, 2]}, executor=2, progress=False)
+    assert len(set(res["pid"].tolist())) == 2 and _overlap(res)
+    assert not _overlap(sweep(sleeper, {"i": [0, 1]}, executor=1, progress=False))
+
+
 def test_dask_local_cluster_gives_identical_table(dask_client):
     serial = sweep(noisy, GRID, executor="serial", seed=21, progress=False)
     res = sweep(noisy, GRID, executor=dask_client.get_executor(), seed=21, progress=False)
     assert serial.equals(res)
-    workers = sweep(_pid, {"k": list(range(8))}, executor=dask_client.get_executor(),
+    workers = sweep(sleeper, {"i": [10, 11, 12]}, executor=dask_client.get_executor(),
                     progress=False)
-    assert os.getpid() not in set(workers["result"].tolist())
+    pids = set(workers["pid"].tolist())
+    assert os.getpid() not in pids and len(pids) == 2 and _overlap(workers)
 
 
 def test_dask_failures_are_reported(dask_client):
