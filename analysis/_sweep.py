@@ -43,6 +43,8 @@ from itertools import product
 
 import numpy as np
 
+from itermap.backends import to_numpy
+
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
 
 _FORMAT = "itermap-sweep"
@@ -94,7 +96,7 @@ def _encode_value(value, arrays, name):
     """JSON form of a result value; arrays and NumPy scalars keep their dtype exactly."""
     if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and hasattr(value, "dtype")
                                          and not isinstance(value, np.generic)):
-        a = np.asarray(value)
+        a = np.asarray(to_numpy(value))
         if a.dtype == object:
             raise TypeError(f"cannot save {name}: object arrays are not supported")
         arrays[name] = a
@@ -477,7 +479,7 @@ class _SerialExecutor(cf.Executor):
         fut = cf.Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except Exception as exc:  # KeyboardInterrupt and friends stop the sweep
             fut.set_exception(exc)
         return fut
 
@@ -653,30 +655,40 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         except ImportError:  # pragma: no cover
             bar = None
     futures: dict = {}
+    uncached: list[str] = []
+
+    def finish(fut, i):
+        try:
+            ok, value = fut.result()
+        except Exception as exc:  # the engine failed (pickling, lost worker, ...)
+            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if ok:
+            try:
+                out = _flatten(value)
+            except Exception as exc:
+                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if ok:
+            outputs[i], done[i] = out, True
+            if cache_dir is not None:
+                try:
+                    _write_cached(cache_dir, keys[i], canon[i], out)
+                except TypeError as exc:  # kept in the table, but not cached
+                    uncached.append(f"{points[i]}: {exc}")
+        else:
+            failures[i] = SweepFailure(dict(points[i]), *value)
+        if bar is not None:
+            bar.update(1)
+
     try:
         for i in range(len(points)):
             if not done[i]:
                 fut = executor.submit(_run_point, function, points[i], seeds[i])
-                futures[fut] = i
+                if fut.done():  # e.g. "serial": record (and cache) it right away
+                    finish(fut, i)
+                else:
+                    futures[fut] = i
         for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                ok, value = fut.result()
-            except Exception as exc:  # the engine failed (pickling, lost worker, ...)
-                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
-            if ok:
-                try:
-                    out = _flatten(value)
-                except Exception as exc:
-                    ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
-            if ok:
-                outputs[i], done[i] = out, True
-                if cache_dir is not None:
-                    _write_cached(cache_dir, keys[i], canon[i], out)
-            else:
-                failures[i] = SweepFailure(dict(points[i]), *value)
-            if bar is not None:
-                bar.update(1)
+            finish(fut, futures[fut])
     except BaseException:
         for fut in futures:
             fut.cancel()
@@ -694,6 +706,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
             for k, v in outputs[i].items():
                 rec[f"{_RESULT_KEY}.{k}" if k in p else k] = v
             records.append(rec)
+    if uncached:
+        warnings.warn(f"{len(uncached)} sweep points could not be cached (they are in the "
+                      f"table): {uncached[0]}", RuntimeWarning, stacklevel=2)
     failed = [failures[i] for i in sorted(failures)]
     if failed:
         shown = "; ".join(str(f) for f in failed[:3])

@@ -67,6 +67,16 @@ class Summary:
     spectrum: np.ndarray
 
 
+def interrupted_at_3(i):
+    if i == 3:
+        raise KeyboardInterrupt
+    return i
+
+
+def returns_object(i):
+    return {"obj": object() if i == 1 else None, "i2": 2 * i}
+
+
 def _pid(k):
     return os.getpid()
 
@@ -293,6 +303,23 @@ def test_cache_of_another_function_is_refused(tmp_path):
     sweep(plain, {"a": [1], "b": [2]}, executor="serial", cache=tmp_path, progress=False)
     with pytest.raises(ValueError, match="holds results of .*plain"):
         sweep(nested, {"m": [1]}, executor="serial", cache=tmp_path, progress=False)
+
+
+def test_serial_sweep_caches_each_point_before_the_next_and_stops_on_ctrl_c(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        sweep(interrupted_at_3, {"i": list(range(6))}, executor="serial", cache=tmp_path,
+              progress=False)
+    assert len(_points_in(tmp_path)) == 3  # points 0, 1, 2; nothing after the interrupt
+    res = sweep(interrupted_at_3, {"i": [0, 1, 2, 4]}, executor="serial", cache=tmp_path,
+                progress=False)
+    assert res.n_cached == 3 and res["result"].tolist() == [0, 1, 2, 4]
+
+
+def test_point_that_cannot_be_cached_stays_in_the_table(tmp_path):
+    with pytest.warns(RuntimeWarning, match="1 sweep points could not be cached"):
+        res = sweep(returns_object, {"i": [0, 1, 2]}, executor="serial", cache=tmp_path,
+                    progress=False)
+    assert res["i2"].tolist() == [0, 2, 4] and len(_points_in(tmp_path)) == 2
 
 
 KILLED_SWEEP = """
