@@ -550,6 +550,19 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         cache without a seed for a function taking ``rng``, or a cache
         directory holding another function's results.
 
+    Notes
+    -----
+    On a Dask cluster (``pip install itermap[cluster]``)::
+
+        from dask.distributed import Client
+        client = Client("scheduler-address:8786")   # or Client(LocalCluster(...))
+        table = sweep(f, grid, executor=client.get_executor(), seed=0, cache="runs/f")
+
+    The cache is written by the calling process, so workers need no shared
+    file system. With worker processes, run the sweep under
+    ``if __name__ == "__main__":`` in scripts (the ``spawn``/``forkserver``
+    start methods import the main module).
+
     Examples
     --------
     >>> from analysis import sweep
@@ -578,6 +591,21 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     if "rng" in names:
         raise ValueError("'rng' cannot be a grid parameter: sweep hands each point its own "
                          "rng derived from seed")
+    n_workers = None
+    if isinstance(executor, str):
+        if executor != "serial":
+            raise ValueError(f"executor must be None, an int, 'serial' or an Executor, "
+                             f"got {executor!r}")
+    elif executor is None or (isinstance(executor, numbers.Integral)
+                              and not isinstance(executor, bool)):
+        n_workers = (os.cpu_count() or 1) if executor is None else int(executor)
+        if n_workers < 1:
+            raise ValueError(f"executor (number of worker processes) must be >= 1, "
+                             f"got {n_workers}")
+        executor = None
+    elif not isinstance(executor, cf.Executor):
+        raise TypeError(f"executor must be None, an int, 'serial' or a "
+                        f"concurrent.futures.Executor, got {type(executor).__name__}")
     takes_rng = _takes_rng(function)
     if seed is not None and not takes_rng:
         _root_seed(seed)  # validate the type even when unused
@@ -625,26 +653,13 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
                 n_cached += 1
 
     own_pool = False
-    if isinstance(executor, str):
-        if executor != "serial":
-            raise ValueError(f"executor must be None, an int, 'serial' or an Executor, "
-                             f"got {executor!r}")
+    if isinstance(executor, str):  # "serial", checked above
         executor = _SerialExecutor()
-    elif executor is None or (isinstance(executor, numbers.Integral)
-                              and not isinstance(executor, bool)):
-        n_workers = (os.cpu_count() or 1) if executor is None else int(executor)
-        if n_workers < 1:
-            raise ValueError(f"executor (number of worker processes) must be >= 1, "
-                             f"got {n_workers}")
-        todo = len(points) - n_cached
-        executor = None
-        if todo:
-            executor = cf.ProcessPoolExecutor(max_workers=min(n_workers, todo),
+    elif executor is None:
+        if len(points) > n_cached:
+            executor = cf.ProcessPoolExecutor(max_workers=min(n_workers, len(points) - n_cached),
                                               mp_context=_default_context())
             own_pool = True
-    elif not isinstance(executor, cf.Executor):
-        raise TypeError(f"executor must be None, an int, 'serial' or a "
-                        f"concurrent.futures.Executor, got {type(executor).__name__}")
 
     bar = None
     if progress:

@@ -99,7 +99,8 @@ def run(quick: bool = False) -> list[dict]:
         via_dask = sweep(work, grid, executor=dask_ex, seed=0, progress=False)
         assert via_dask.equals(first), "the Dask sweep must give the local table bit for bit"
         print(f"start-up: 2-process pool + first sweep {t_pool_first:.2f} s, Dask LocalCluster "
-              f"(2 worker processes) {t_dask_start:.2f} s", flush=True)
+              f"(2 worker processes) {t_dask_start:.2f} s; load average before timing "
+              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
 
         def one_worker():
             return sweep(work, grid, executor=pool1, seed=0, progress=False)
@@ -125,6 +126,7 @@ def run(quick: bool = False) -> list[dict]:
                             dask_two, one_worker, target="speedup >= 1.6", repeat=repeat,
                             setup_note=note))
         per_point = rows[0]["baseline_s"] / n_pts
+        print(f"load average after timing {os.getloadavg()[0]:.2f}", flush=True)
         # per-point overhead of each engine: a sweep of no-op points
         m = 64 if quick else 256
         for label, ex in (("1 local worker", pool1), ("2 local workers", pool2),

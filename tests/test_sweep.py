@@ -500,6 +500,9 @@ def test_bad_cache_arguments(tmp_path):
               progress=False)
     with pytest.raises(ValueError, match="needs a seed"):
         sweep(noisy, GRID, executor="serial", cache=tmp_path / "c", progress=False)
+    with pytest.raises(TypeError, match="executor must be"):
+        sweep(plain, {"a": [1], "b": [1]}, executor=[], cache=tmp_path / "d", progress=False)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
 def test_unsaveable_result_is_a_clear_error(tmp_path):
