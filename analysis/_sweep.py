@@ -230,6 +230,18 @@ class SweepFailure:
         ``str(exception)``.
     traceback : str
         The formatted traceback, from the worker.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from analysis import sweep
+    >>> def inverse(x):
+    ...     return 1 / x
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     table = sweep(inverse, {"x": [0, 2]}, executor="serial", progress=False)
+    >>> table["result"].tolist(), [str(f) for f in table.failures]
+    ([0.5], ["{'x': 0}: ZeroDivisionError: division by zero"])
     """
 
     params: dict
@@ -264,6 +276,23 @@ class SweepResult:
         function took ``rng``, to reproduce the sweep.
     n_cached : int
         How many points were read from the cache rather than computed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from analysis import SweepResult, sweep
+    >>> def square(x):
+    ...     return {"y": x * x}
+    >>> table = sweep(square, {"x": [1, 2, 3]}, executor="serial", progress=False)
+    >>> [row for row in table]
+    [{'x': 1, 'y': 1}, {'x': 2, 'y': 4}, {'x': 3, 'y': 9}]
+    >>> table["y"]
+    array([1, 4, 9])
+    >>> path = table.save(os.path.join(tempfile.mkdtemp(), "squares"))
+    >>> SweepResult.load(path).equals(table)
+    True
+    >>> table.to_pandas().shape
+    (3, 2)
     """
 
     def __init__(self, params, records, failures=(), *, seed=None, n_cached=0):
