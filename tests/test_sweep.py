@@ -217,7 +217,7 @@ def test_default_executor_is_a_local_process_pool():
 
 
 def test_two_local_workers_run_points_concurrently():
-    res = sweep(sleeper, {"i": [0, 1, 2]}, executor=2, progress=False)
+    res = sweep(sleeper, {"i": [0, 1, 2, 3]}, executor=2, progress=False)
     assert len(set(res["pid"].tolist())) == 2 and _overlap(res)
     assert not _overlap(sweep(sleeper, {"i": [0, 1]}, executor=1, progress=False))
 
