@@ -18,3 +18,7 @@ from ._memory import (  # noqa: E402
 __all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_points",
             "fir_length", "impulse_response", "memory_capacity", "sample_states",
             "sparsity_graph"]
+
+from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
+
+__all__ += ["SweepFailure", "SweepResult", "sweep"]
