@@ -598,15 +598,19 @@ def _split(W, sizes):
     return BlockMatrix(sizes, blocks)
 
 
-def _zero_rows(W, s, xp):
-    keep = np.ones(W.shape[0])
+def _keep_mask(n, s, xp, dtype):
+    keep = np.ones(n)
     keep[s] = 0.0
-    return W * xp.astype(xp.asarray(keep), W.dtype)[:, None]
+    return xp.astype(xp.asarray(keep), dtype)
+
+
+def _zero_rows(W, s, xp):
+    return W * _keep_mask(W.shape[0], s, xp, W.dtype)[:, None]
 
 
 def _zero_rows_cols(W, s, xp):
-    W = _zero_rows(W, s, xp)
-    return _zero_rows(W.T, s, xp).T
+    keep = _keep_mask(W.shape[0], s, xp, W.dtype)
+    return W * keep[:, None] * keep[None, :]  # stays C-ordered, unlike a transpose trick
 
 
 def _rows_times(X, ST):
