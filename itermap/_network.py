@@ -370,7 +370,11 @@ class IterativeMap(Map):
         xp = namespace(x)
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
-        return d[..., :, None] * self._dense_masked(xp)
+        J = d[..., :, None] * self._dense_masked(xp)
+        if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
+            # sparse products hand back F-ordered states; batched solvers want C order
+            J = np.ascontiguousarray(J)
+        return J
 
     def _dense_masked(self, xp):
         if self._Wdense_cache is None:
