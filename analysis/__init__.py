@@ -6,6 +6,23 @@ Every function takes the map first and relies only on the map protocol of
 
 __all__: list[str] = []
 
+from ._fixed_points import FixedPoints, find_fixed_points, sample_states  # noqa: E402
+from ._graph import fir_length, sparsity_graph  # noqa: E402
+from ._memory import (  # noqa: E402
+    ImpulseResponse,
+    MemoryCapacity,
+    impulse_response,
+    memory_capacity,
+)
+
+__all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_points",
+            "fir_length", "impulse_response", "memory_capacity", "sample_states",
+            "sparsity_graph"]
+
+from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
+
+__all__ += ["SweepFailure", "SweepResult", "sweep"]
+
 from . import plots  # noqa: E402
 from ._scan import (  # noqa: E402
     LyapunovScan,
@@ -17,13 +34,3 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "lyapunov_scan", "mean_field_exponent",
             "orbit_diagram"]
-from ._graph import fir_length, sparsity_graph  # noqa: E402
-from ._memory import (  # noqa: E402
-    ImpulseResponse,
-    MemoryCapacity,
-    impulse_response,
-    memory_capacity,
-)
-
-__all__ += ["ImpulseResponse", "MemoryCapacity", "fir_length", "impulse_response",
-            "memory_capacity", "sparsity_graph"]
