@@ -209,14 +209,16 @@ def _trajectories(mask) -> str:
 
 def _diagnose(xp, x, Q, logd, step, last_qr, every, where):
     """Raise the error that names why a step went wrong (or return if nothing did)."""
+    # states and tangents are checked at each QR: with several steps between QRs the
+    # message names the span in which it happened
+    span = f"between steps {last_qr + 1} and {step}" if step - last_qr > 1 else f"at step {step}"
     bad = ~xp.all(xp.isfinite(x), axis=-1)
     if bool(xp.any(bad)):
-        raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where} "
+        raise DivergenceError(f"the state overflowed to inf or NaN {span}{where} "
                               f"(trajectories {_trajectories(bad)})")
     badq = ~xp.all(xp.isfinite(xp.reshape(Q, (Q.shape[0], -1))), axis=-1)
     badq = badq | xp.any(xp.isnan(logd) | (logd == xp.inf), axis=-1)
     if bool(xp.any(badq)):
-        span = (f"between steps {last_qr + 1} and {step}" if every > 1 else f"at step {step}")
         hint = (" (reorthonormalize more often: lower reorthonormalize_every)" if every > 1
                 else "")
         raise DivergenceError(f"the tangent vectors overflowed to inf or NaN {span}{where} "
@@ -226,7 +228,7 @@ def _diagnose(xp, x, Q, logd, step, last_qr, every, where):
         zb = xp.any(zero, axis=-1)
         cols = np.flatnonzero(np.asarray(to_numpy(xp.any(zero, axis=0))))
         raise ValueError(f"tangent vector {int(cols[0])} collapsed (R_ii = 0 in the QR "
-                         f"factorisation) at step {step}{where} (trajectories "
+                         f"factorisation) {span}{where} (trajectories "
                          f"{_trajectories(zb)}): the Jacobian is singular along the orbit, "
                          f"e.g. a zero derivative; start elsewhere or lower k")
 
