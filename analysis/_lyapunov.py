@@ -43,7 +43,8 @@ class LyapunovSpectrum:
         Standard error of ``exponents`` from the spread between trajectories
         (``std / sqrt(B)``); NaN for a single trajectory.
     history : ndarray, shape (n_checkpoints, k)
-        Running estimates of ``exponents`` at about 100 checkpoints.
+        Running estimates of ``exponents`` at about 100 checkpoints per run
+        (a continued run appends its own).
     history_steps : ndarray of int, shape (n_checkpoints,)
         The number of measured steps (after the transient) at each checkpoint.
     kaplan_yorke_dimension : float
@@ -64,7 +65,8 @@ class LyapunovSpectrum:
     reorthonormalize_every : int
         Steps between QR factorisations in the latest piece.
     state : array, shape (B, dim)
-        The final states (backend of the run; saved on the host).
+        The final states (backend of the run; saved on the host). ``B = 1``
+        when ``x0`` was a single state.
     tangents : array, shape (B, map.dim, k)
         The final orthonormal tangent frames, for ``continue_from``.
     log_stretch : ndarray, shape (B, k)
@@ -414,6 +416,9 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                     where = " of the transient" if not measuring else ""
                     _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
                 last_qr = t
+                if bar is not None and (t - shown >= max(1, total // 200) or t == total):
+                    bar.update(t - shown)
+                    shown = t
                 if not measuring:
                     continue
                 acc = acc + xp.astype(logd, xp.float64)
@@ -423,9 +428,6 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                     per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
                     hist.append(per.mean(axis=0))
                     hist_steps.append(n)
-                if bar is not None and (t - shown >= max(1, total // 200) or t == total):
-                    bar.update(t - shown)
-                    shown = t
     finally:
         if bar is not None:
             bar.close()
