@@ -296,6 +296,15 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
 
     Notes
     -----
+    Precision: the product of the ``R`` factors does not depend on the
+    spacing of the QRs, but a tangent vector that comes within about ``eps``
+    of the span of the ones above it before a QR loses its ``R_ii``. Strongly
+    contracting directions (a saturated tanh unit has ``f' ~ 1e-15``) make
+    the bottom of a full spectrum sensitive to the spacing: for a random tanh
+    network of gain 1.5 and N = 256 the smallest exponent moves by about 0.2
+    between spacings 1 and 5, while at gain 1.2 the spectra agree to 1e-8.
+    Compare two spacings before trusting the bottom exponents.
+
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
     batched QR (about ``4 B dim k^2`` flops for the factor and the frame).
