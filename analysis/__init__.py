@@ -4,6 +4,25 @@ Every function takes the map first and relies only on the map protocol of
 :class:`itermap.Map`: ``dim``, batched ``step``, ``tangent`` and ``jacobian``.
 """
 
-from ._lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+__all__: list[str] = []
 
-__all__: list[str] = ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_spectrum"]
+from ._fixed_points import FixedPoints, find_fixed_points, sample_states  # noqa: E402
+from ._graph import fir_length, sparsity_graph  # noqa: E402
+from ._memory import (  # noqa: E402
+    ImpulseResponse,
+    MemoryCapacity,
+    impulse_response,
+    memory_capacity,
+)
+
+__all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_points",
+            "fir_length", "impulse_response", "memory_capacity", "sample_states",
+            "sparsity_graph"]
+
+from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
+
+__all__ += ["SweepFailure", "SweepResult", "sweep"]
+
+from ._lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum  # noqa: E402
+
+__all__ += ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_spectrum"]

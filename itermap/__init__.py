@@ -10,6 +10,7 @@ what we learn from them.
 from . import backends, systems
 from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
+from ._continuum import add_blocks, mlp_continuum
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate
 from ._map import DivergenceError, Map
@@ -26,10 +27,12 @@ __all__ = [
     "IterativeMap",
     "Map",
     "Trajectory",
+    "add_blocks",
     "as_rng",
     "backends",
     "iterate",
     "load",
+    "mlp_continuum",
     "random_rnn",
     "save",
     "saveable",

@@ -1,0 +1,811 @@
+"""Fixed points, periodic orbits and their stability, by batched damped Newton.
+
+FixedPointFinder (Golub and Sussillo 2018) minimizes ``q(x) = 1/2 ||F(x) - x||^2``
+with Adam for thousands of iterations. Here every start runs one damped
+Newton iteration on ``G(x) = F^p(x) - x`` together with all the others
+(one batched linear solve per iteration on the map's backend): near a
+point, Newton converges quadratically, so a start there reaches machine
+precision in a handful of steps. Converged starts leave the active set at
+once, and starts that come within ``unique_tol`` of a point already found
+(or of each other) are merged while they run.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+import itermap
+from itermap.backends import backend_of, namespace, to_backend, to_numpy
+
+__all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
+
+# Armijo constant and the step lengths tried before falling back to Levenberg-Marquardt
+_ARMIJO = 1e-4
+_ALPHAS = (1.0, 0.5, 0.25, 0.125)
+# stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
+_SLOW_GRAD = 1e-9
+_SLOW_GRAD_FAILED = 1e-6
+# rows of the pairwise distance matrices computed at once
+_CHUNK = 2048
+# running starts are compared with each other (for merging) once their residual is below
+_CLOSING = 1e-2
+# bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
+_MEM_BUDGET = 2 ** 30
+
+
+@itermap.saveable
+@dataclass
+class FixedPoints:
+    """Fixed points (or period-p points) of a map and their linear stability.
+
+    Attributes
+    ----------
+    points : array of shape (m, dim)
+        The distinct points ``x`` with ``F^p(x) = x`` (``p = period``).
+    residuals : array of shape (m,)
+        ``||F^p(x) - x||_2`` at each point (Euclidean norm), all ``<= tol``.
+    jacobians : array of shape (m, dim, dim)
+        ``D(F^p)(x)``: the product of the map's Jacobians along the orbit.
+    eigenvalues : complex array of shape (m, dim)
+        Eigenvalues of ``jacobians`` (the orbit's multipliers), sorted by
+        modulus, largest first.
+    stable : bool array of shape (m,)
+        True where every eigenvalue has modulus < 1.
+    n_unstable : int array of shape (m,)
+        The number of eigenvalues of modulus > 1 (unstable directions).
+    n_unconverged : int
+        How many starts reached neither a point with residual <= tol nor
+        (when asked for) a slow point within ``max_iter`` iterations.
+    period : int
+        The ``p`` searched for.
+    orbit : int array of shape (m,)
+        An orbit label: points of the same periodic orbit share it (all
+        labels are distinct for ``period=1``).
+    min_period : int array of shape (m,)
+        The least ``k`` (a divisor of ``period``) with ``F^k(x) = x`` within
+        ``unique_tol``: a search for period 2 also finds the fixed points.
+    n_starts : int
+        The number of starts.
+    slow_points, slow_residuals, slow_eigenvalues : arrays or None
+        With ``slow_points=True``: local minima of ``q`` that are not zeros
+        (``(k, dim)``), ``||F^p(x) - x||`` there (``(k,)``, all > tol) and the
+        eigenvalues of ``D(F^p)`` there (``(k, dim)``). None otherwise.
+    """
+
+    points: object
+    residuals: object
+    jacobians: object
+    eigenvalues: object
+    stable: object
+    n_unstable: object
+    n_unconverged: int
+    period: int = 1
+    orbit: object = None
+    min_period: object = None
+    n_starts: int = 0
+    slow_points: object = None
+    slow_residuals: object = None
+    slow_eigenvalues: object = None
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def __repr__(self) -> str:
+        n_stable = int(np.sum(to_numpy(self.stable))) if len(self) else 0
+        slow = "" if self.slow_points is None else f", slow={int(self.slow_points.shape[0])}"
+        return (f"FixedPoints(period={self.period}, found={len(self)}, stable={n_stable}, "
+                f"unconverged={self.n_unconverged}/{self.n_starts}{slow})")
+
+
+# -- input checks ---------------------------------------------------------------------
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _check_positive(name, value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def _check_starts(map_, x0):
+    if x0 is None or isinstance(x0, (str, bytes)):
+        raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
+    if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
+        x0 = np.asarray(x0)
+    xp = namespace(x0)
+    if x0.ndim == 1:
+        x0 = xp.reshape(x0, (1, -1))
+    if x0.ndim != 2 or x0.shape[1] != map_.dim:
+        raise ValueError(f"starts x0 must have shape (B, {map_.dim}) for a map of dim "
+                         f"{map_.dim}, got shape {tuple(x0.shape)}")
+    if x0.shape[0] == 0:
+        raise ValueError("starts x0 is empty: give at least one start")
+    if not xp.isdtype(x0.dtype, "real floating"):
+        raise TypeError(f"starts x0 must be real floating point, got dtype {x0.dtype}")
+    if not bool(xp.all(xp.isfinite(x0))):
+        raise ValueError("starts x0 contain NaN or inf")
+    if map_.backend in ("numpy", "cupy") and backend_of(x0) in ("numpy", "cupy") \
+            and backend_of(x0) != map_.backend:
+        x0 = to_backend(x0, map_.backend)
+        xp = namespace(x0)
+    if map_.dtype is not None and x0.dtype != map_.dtype:
+        x0 = xp.astype(x0, map_.dtype)
+    return x0, xp
+
+
+def _check_inputs(map_, inputs, xp):
+    if map_.input_block is None:
+        if inputs is not None:
+            raise ValueError("the map is autonomous (no input_block) but inputs were given")
+        return None
+    if inputs is None:
+        raise ValueError(f"the map is driven (input block {map_.input_block}): pass the "
+                         f"constant input, a vector of length {map_.input_size}")
+    if not hasattr(inputs, "shape"):
+        inputs = np.asarray(inputs, dtype=float)
+    if tuple(inputs.shape) != (map_.input_size,):
+        raise ValueError(f"inputs must be one constant input of shape ({map_.input_size},), "
+                         f"got shape {tuple(inputs.shape)}")
+    if backend_of(inputs) != backend_of(xp.zeros(1)):
+        inputs = _like(to_numpy(inputs), xp)
+    ixp = namespace(inputs)
+    if not ixp.isdtype(inputs.dtype, ("real floating", "integral")):
+        raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    return inputs
+
+
+def _like(a_np, xp):
+    """A host array moved into namespace ``xp`` (and its device)."""
+    ref = xp.zeros(1)
+    if backend_of(ref) == "cupy":
+        return to_backend(np.ascontiguousarray(a_np), "cupy")
+    return xp.asarray(np.ascontiguousarray(a_np))
+
+
+# -- the map raised to the period ---------------------------------------------------------
+class _Power:
+    """``F^p`` under a constant input, batched over rows, with its Jacobian."""
+
+    def __init__(self, map_, period, u, xp):
+        self.map, self.p, self.u, self.xp = map_, period, u, xp
+
+    def _u(self, x):
+        if self.u is None:
+            return None
+        return self.xp.broadcast_to(self.u, (x.shape[0], self.u.shape[0]))
+
+    def value(self, x):
+        u = self._u(x)
+        for _ in range(self.p):
+            x = self.map.step(x, u)
+        return x
+
+    def jacobian(self, x):
+        """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
+        u = self._u(x)
+        J = self.map.jacobian(x, u)
+        y = self.map.step(x, u)
+        for _ in range(self.p - 1):
+            y, J = self.map.step_with_tangent(y, J, u)
+        return y, J
+
+    def jacobian_only(self, x):
+        if self.p == 1:
+            return self.map.jacobian(x, self._u(x))
+        return self.jacobian(x)[1]
+
+
+def _minus_eye(xp, J, eye):
+    """``J - I`` for a batch of Jacobians; in place when ``J`` is a fresh NumPy array."""
+    if isinstance(J, np.ndarray) and J.flags.writeable and J.flags.owndata \
+            and J.flags.c_contiguous:          # else reshape would copy
+        n = J.shape[-1]
+        J.reshape(J.shape[0], n * n)[:, ::n + 1] -= 1.0
+        return J
+    return J - eye
+
+
+def _diagonal(xp, A):
+    linalg = getattr(xp, "linalg", None)
+    if linalg is not None and hasattr(linalg, "diagonal"):
+        return linalg.diagonal(A)
+    return xp.sum(A * xp.eye(A.shape[-1], dtype=A.dtype), axis=-1)
+
+
+def _norm(xp, a):
+    return xp.sqrt(xp.sum(a * a, axis=-1))
+
+
+def _solve(xp, A, b):
+    """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
+    try:
+        return xp.linalg.solve(A, b[..., None])[..., 0]
+    except Exception:  # numpy raises on any singular matrix: retry one by one
+        out = []
+        for i in range(A.shape[0]):
+            try:
+                out.append(xp.linalg.solve(A[i, ...], b[i, :][:, None])[:, 0])
+            except Exception:
+                out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
+        return xp.stack(out)
+
+
+# -- merging points closer than a tolerance ------------------------------------------------
+def _sq_dist(xp, a, b):
+    """Squared Euclidean distances (len(a), len(b)) through one matmul."""
+    d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
+          - 2.0 * xp.matmul(a, b.T))
+    return xp.clip(d2, 0.0, None) if hasattr(xp, "clip") else xp.maximum(d2, 0.0)
+
+
+def _nearest_within(xp, a, b, tol):
+    """For each row of ``a``: the index of the nearest row of ``b`` within ``tol``, or -1."""
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.full(a.shape[0], -1, dtype=np.int64)
+    center = xp.mean(b, axis=0)
+    a, b = a - center, b - center
+    out = []
+    n_rows = a.shape[0]
+    for s in range(0, n_rows, _CHUNK):
+        d2 = _sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b)
+        j = to_numpy(xp.argmin(d2, axis=1)).astype(np.int64)
+        dmin = to_numpy(xp.min(d2, axis=1))
+        out.append(np.where(dmin <= tol * tol, j, -1))
+    return np.concatenate(out)
+
+
+def _cluster(xp, x, tol):
+    """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
+
+    Leaders are rows with no earlier row within ``tol``; the others join the
+    nearest leader within ``tol``; rows left over (only chains lead there)
+    repeat the procedure. Leaders end up more than ``tol`` apart.
+    """
+    n = x.shape[0]
+    leader = np.full(n, -1, dtype=np.int64)
+    rest = np.arange(n)
+    leaders = np.zeros(0, dtype=np.int64)
+    center = xp.mean(x, axis=0) if n else None
+    while rest.size:
+        xr = _take(xp, x, rest) - center
+        first = np.empty(rest.size, dtype=np.int64)
+        n_rows = rest.size
+        for s in range(0, n_rows, _CHUNK):
+            close = _sq_dist(xp, xr[s:min(s + _CHUNK, n_rows), :], xr) <= tol * tol
+            first[s:s + _CHUNK] = to_numpy(xp.argmax(xp.astype(close, xp.int8), axis=1))
+        new = rest[first == np.arange(rest.size)]
+        leader[new] = new
+        leaders = np.concatenate([leaders, new])
+        others = rest[first != np.arange(rest.size)]
+        if others.size:
+            near = _nearest_within(xp, _take(xp, x, others), _take(xp, x, new), tol)
+            joined = near >= 0
+            leader[others[joined]] = new[near[joined]]
+            others = others[~joined]
+        rest = others
+    return leader, leaders
+
+
+def _least_in_groups(lead, res):
+    """Per group (rows sharing ``lead``): the row of least residual.
+
+    Returns (the chosen rows in increasing order, the chosen row of each row's group).
+    """
+    order = np.lexsort((res, lead))
+    sl = lead[order]
+    first = np.concatenate([[True], sl[1:] != sl[:-1]])
+    chosen = order[first]
+    groups = sl[first]
+    rep = chosen[np.searchsorted(groups, lead)]
+    return np.sort(chosen), rep
+
+
+def _take(xp, a, idx):
+    idx = np.asarray(idx, dtype=np.int64)
+    return xp.take(a, _like(idx, xp), axis=0)
+
+
+# -- eigenvalues -----------------------------------------------------------------------
+def _eigenvalues(xp, J):
+    """Eigenvalues of a batch of real matrices, sorted by modulus (descending), on the host.
+
+    Uses the backend's ``linalg.eig`` where it has one (NumPy, recent CuPy), the
+    host's otherwise; the matrices are small next to the search.
+    """
+    if J.shape[0] == 0:
+        return np.zeros((0, J.shape[-1]), dtype=np.complex128)
+    ev = None
+    # CuPy is already imported when J lives there; look it up rather than import it
+    cupy = sys.modules.get("cupy") if backend_of(J) == "cupy" else None
+    eig = getattr(getattr(cupy, "linalg", None), "eig", None)
+    if eig is not None:
+        try:
+            ev = to_numpy(eig(J)[0])
+        except Exception:  # CuPy builds without a general eigensolver
+            ev = None
+    if ev is None:
+        ev = np.linalg.eigvals(to_numpy(J))
+    ev = np.asarray(ev, dtype=np.complex128)
+    # modulus descending; ties (conjugate pairs) by real part, then imaginary part
+    order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
+    return np.take_along_axis(ev, order, axis=-1)
+
+
+def _stability(ev):
+    mod = np.abs(ev)
+    return np.all(mod < 1.0, axis=-1), np.sum(mod > 1.0, axis=-1).astype(np.int64)
+
+
+# -- the solver ------------------------------------------------------------------------
+def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
+                      unique_tol=1e-6, slow_points=False) -> FixedPoints:
+    """Fixed points (or points of period ``p``) of a map, with their stability.
+
+    Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
+    starts advance together, one batched linear solve per iteration on the
+    map's backend. A Newton step that does not lower ``||G||`` enough
+    (Armijo) is halved up to three times (all shorter steps evaluated in one
+    batch); where it still fails, or where ``A = D(F^p) - I`` is singular, a
+    Levenberg-Marquardt step ``(A^T A + lam I) dx = -A^T G`` is taken, with
+    a damping ``lam`` kept per start (divided by 3 after a step that lowers
+    ``||G||``, times 4 after one that does not). Starts with residual
+    ``<= tol`` leave the active set, and running starts that come within
+    ``unique_tol`` of a point already found, or of each other, are merged
+    into it (their fate is that point's). A last Newton step on the distinct
+    points takes their residuals to rounding level, after which they are
+    merged once more.
+
+    Parameters
+    ----------
+    map : itermap.Map
+        Any map of the protocol (``step``, ``jacobian``, ``step_with_tangent``).
+    x0 : array of shape (B, dim)
+        Starts, real floating point, on the map's backend (NumPy starts are
+        moved to a CuPy map's device). :func:`sample_states` draws them.
+    inputs : array of shape (n_in,), optional
+        The constant input of a driven map (one with an ``input_block``):
+        the points found are fixed points of ``x -> F(x, u)``, and hold ``u``
+        in their input block.
+    period : int, default 1
+        Find the solutions of ``F^p(x) = x``: the points of periodic orbits
+        whose period divides ``p``. Each point of an orbit is returned, with
+        an ``orbit`` label shared by the points of one orbit and its least
+        period in ``min_period``.
+    tol : float, default 1e-10
+        Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
+        Euclidean norm); only points with residual ``<= tol`` are returned.
+    max_iter : int, default 50
+        Newton iterations at most.
+    unique_tol : float, default 1e-6
+        Points closer than this (Euclidean distance) are one point; the
+        one with the least residual represents the group.
+    slow_points : bool, default False
+        Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
+        not zeros (slow points, Sussillo and Barak 2013): starts where the
+        descent stalls with ``||A^T G|| <= 1e-9 max(1, ||A||_F) ||G||`` (or
+        ``1e-6`` in place of ``1e-9`` once a damped step fails to lower ``q``)
+        and residual > tol (``A = D(F^p) - I``, ``G = F^p(x) - x``).
+
+    Returns
+    -------
+    FixedPoints
+        ``points``, ``residuals``, ``jacobians``, ``eigenvalues`` (by modulus,
+        descending), ``stable``, ``n_unstable``, ``n_unconverged``, ``orbit``,
+        ``min_period`` and, if asked for, the slow points. Arrays stay in the
+        namespace of ``x0``, except ``eigenvalues``, ``stable`` and
+        ``n_unstable`` which are NumPy arrays (computed on the host unless
+        CuPy has ``linalg.eig``).
+
+    Raises
+    ------
+    ValueError
+        Starts of the wrong shape or with NaN, ``period < 1``, ``tol <= 0``,
+        ``unique_tol <= 0``, ``max_iter < 1``, or inputs that do not fit the map.
+    TypeError
+        Starts that are not real floating point.
+
+    Notes
+    -----
+    Not converging is not an error: such starts are counted in
+    ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
+    Jacobians along the orbit (computed with ``map.step_with_tangent``), so
+    a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    The Newton systems are dense, ``dim x dim`` per running start, even for
+    a sparse map: starts run in batches holding at most about 1 GiB of
+    Jacobians (and its work arrays), and the points found by the batches are
+    merged.
+
+    Examples
+    --------
+    The map ``x -> tanh(2 x)`` has three fixed points: the unstable origin and
+    two stable points ``+-0.9575``.
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> from analysis import find_fixed_points
+    >>> m = itermap.IterativeMap(np.array([[2.0]]))
+    >>> fp = find_fixed_points(m, np.linspace(-2, 2, 9)[:, None])
+    >>> order = np.argsort(fp.points[:, 0])
+    >>> np.round(fp.points[order, 0], 4)
+    array([-0.9575,  0.    ,  0.9575])
+    >>> fp.stable[order]
+    array([ True, False,  True])
+    >>> fp.n_unconverged
+    0
+    """
+    period = _check_int("period", period, 1)
+    max_iter = _check_int("max_iter", max_iter, 1)
+    tol = _check_positive("tol", tol)
+    unique_tol = _check_positive("unique_tol", unique_tol)
+    x, xp = _check_starts(map, x0)
+    u = _check_inputs(map, inputs, xp)
+    if u is not None:
+        u = xp.astype(u, x.dtype)
+    F = _Power(map, period, u, xp)
+    n_starts, dim = int(x.shape[0]), int(x.shape[1])
+    eye = xp.eye(dim, dtype=x.dtype)
+
+    # the dense Jacobians of the active rows bound the batch: run chunks of starts
+    itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
+    chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
+    found_x, found_r, slow_x, slow_r = [], [], [], []
+    n_unconverged = 0
+    for s0 in range(0, n_starts, chunk):
+        xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
+        # trial steps may overflow: they are rejected as non-finite, without warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
+                                         unique_tol=unique_tol, slow_points=slow_points)
+        found_x += fx
+        found_r += fr
+        slow_x += sx
+        slow_r += sr
+        n_unconverged += nu
+
+
+    # the distinct points, their Jacobians and stability
+    if found_x:
+        pts = xp.concat(found_x, axis=0)
+        res = np.concatenate(found_r)
+        if chunk < n_starts:                     # chunks found some points twice
+            lead, _ = _cluster(xp, pts, unique_tol)
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    else:
+        pts = xp.zeros((0, dim), dtype=x.dtype)
+        res = np.zeros(0)
+    m = int(pts.shape[0])
+    if m:
+        # one last Newton step on the distinct points takes them to machine precision
+        Pp, jac = F.jacobian(pts)
+        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+        better = np.isfinite(rc) & (rc < res)
+        if better.any():
+            pts = xp.where(_like(better, xp)[:, None], cand, pts)
+            res = np.where(better, rc, res)
+            # near-singular points can come together only now: merge them again
+            lead, heads = _cluster(xp, pts, unique_tol)
+            if heads.size < m:
+                keep_rows, _ = _least_in_groups(lead, res)
+                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
+        _, jac = F.jacobian(pts)
+    else:
+        jac = xp.zeros((0, dim, dim), dtype=x.dtype)
+    ev = _eigenvalues(xp, jac)
+    stable, n_unstable = _stability(ev)
+    orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
+
+    slow_fields = {}
+    if slow_points:
+        if slow_x:
+            sx = xp.concat(slow_x, axis=0)
+            sr = np.concatenate(slow_r)
+            lead, _ = _cluster(xp, sx, unique_tol)
+            heads = np.unique(lead)
+            sx, sr = _take(xp, sx, heads), sr[heads]
+            _, sj = F.jacobian(sx)
+            sev = _eigenvalues(xp, sj)
+        else:
+            sx, sr = xp.zeros((0, dim), dtype=x.dtype), np.zeros(0)
+            sev = np.zeros((0, dim), dtype=np.complex128)
+        slow_fields = {"slow_points": sx, "slow_residuals": _like(sr, xp),
+                       "slow_eigenvalues": sev}
+    return FixedPoints(points=pts, residuals=xp.astype(_like(res, xp), x.dtype),
+                       jacobians=jac, eigenvalues=ev, stable=stable, n_unstable=n_unstable,
+                       n_unconverged=n_unconverged, period=period, orbit=orbit,
+                       min_period=min_period, n_starts=n_starts, **slow_fields)
+
+
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
+    """The batched damped Newton iteration over the starts ``x``.
+
+    Returns (converged points, their residuals, number of unconverged starts,
+    slow points, their residuals), the points as lists of device arrays.
+    """
+    n_starts = int(x.shape[0])
+    # bookkeeping on the host: which start each active row is, and whom merged starts follow
+    ids = np.arange(n_starts)
+    follows = np.arange(n_starts)          # a merged start follows another start's fate
+    fate = np.zeros(n_starts, dtype=np.int8)  # 0 running/failed, 1 converged, 2 slow
+    found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
+    slow_x, slow_r = [], []
+    lam = np.zeros(n_starts)               # Levenberg-Marquardt damping per start
+    lm_mode = np.zeros(n_starts, dtype=bool)  # lam initialized
+    lm_failed = np.zeros(n_starts, dtype=bool)
+
+    Px = F.value(x)
+    G = Px - x
+    r_h = to_numpy(_norm(xp, G)).astype(np.float64)
+    leaders_x = None  # converged points so far (one per group), on the device
+
+    for it in range(max_iter + 1):
+        finite = np.isfinite(r_h)
+        done = finite & (r_h <= tol)
+        keep = finite & ~done
+        # 1. converged rows: record them, merged with what was found before
+        if done.any():
+            xd = _take(xp, x, np.flatnonzero(done))
+            rd, idd = r_h[done], ids[done]
+            fate[idd] = 1
+            if leaders_x is not None:
+                near = _nearest_within(xp, xd, leaders_x, unique_tol)
+                old = near >= 0
+                follows[idd[old]] = np.concatenate(found_ids)[near[old]]
+                xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
+            if idd.size:
+                lead, _ = _cluster(xp, xd, unique_tol)
+                heads, rep = _least_in_groups(lead, rd)
+                follows[idd] = idd[rep]
+                found_x.append(_take(xp, xd, heads))
+                found_r.append(rd[heads])
+                found_ids.append(idd[heads])
+                leaders_x = xp.concat(found_x, axis=0)
+        # 2. running rows that reached a point already found, or each other: merge
+        if keep.any() and it > 0:
+            k_idx = np.flatnonzero(keep)
+            xk = _take(xp, x, k_idx)
+            if leaders_x is not None:
+                near = _nearest_within(xp, xk, leaders_x, unique_tol)
+                hit = near >= 0
+                if hit.any():
+                    idh = ids[k_idx[hit]]
+                    follows[idh] = np.concatenate(found_ids)[near[hit]]
+                    keep[k_idx[hit]] = False
+                    k_idx, xk = k_idx[~hit], _take(xp, xk, np.flatnonzero(~hit))
+            # only rows closing in on a point can sit within unique_tol of each other
+            close = np.flatnonzero(r_h[k_idx] <= _CLOSING)
+            if close.size > 1:
+                k_idx, xk = k_idx[close], _take(xp, xk, close)
+                lead, _ = _cluster(xp, xk, unique_tol)
+                dup = lead != np.arange(k_idx.size)
+                if dup.any():
+                    follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
+                    keep[k_idx[dup]] = False
+        if it == max_iter or not keep.any():
+            break
+        sel = np.flatnonzero(keep)
+        if sel.size < x.shape[0]:
+            x, Px, G = (_take(xp, a, sel) for a in (x, Px, G))
+            ids = ids[sel]
+            r_h = r_h[sel]
+        # 3. Jacobian of F^p at the active rows (F^p itself is known)
+        A = _minus_eye(xp, F.jacobian_only(x), eye)
+        r_new = r_h.copy()
+        accepted = np.zeros(ids.size, dtype=bool)
+        dropped = np.zeros(ids.size, dtype=bool)
+        new_parts = {}
+        # 4. Newton step with backtracking on ||G||: the full step first; where it fails,
+        # the shorter steps at once (one batched evaluation), the longest passing Armijo
+        pending = np.arange(ids.size)
+        if pending.size:
+            dx = _solve(xp, _take(xp, A, pending), -_take(xp, G, pending))
+            dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
+            pos = np.full(ids.size, -1)
+            pos[pending] = np.arange(pending.size)
+            pending = pending[dx_ok]
+        for alphas in (_ALPHAS[:1], _ALPHAS[1:]):
+            if pending.size == 0:
+                break
+            na, npd = len(alphas), pending.size
+            xs, dxs = _take(xp, x, pending), _take(xp, dx, pos[pending])
+            xt = xp.concat([xs + a * dxs for a in alphas], axis=0)
+            Pt = F.value(xt)
+            rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
+            a_col = np.asarray(alphas)[:, None]
+            ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * r_h[pending][None, :])
+            best = np.argmax(ok, axis=0)
+            good = ok[best, np.arange(npd)]
+            if good.any():
+                o = np.flatnonzero(good)
+                flat = best[o] * npd + o
+                new_parts[alphas[0]] = (pending[o], _take(xp, xt, flat), _take(xp, Pt, flat))
+                r_new[pending[o]] = rt[best[o], o]
+                accepted[pending[o]] = True
+            pending = pending[~good]
+        # 5. Levenberg-Marquardt where Newton failed: (A^T A + lam I) dx = -A^T G, with a
+        # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
+        lm = np.flatnonzero(~accepted)
+        if lm.size:
+            Al, Gl = _take(xp, A, lm), _take(xp, G, lm)
+            g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
+            AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
+            diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)
+            rid = ids[lm]
+            # 6. slow points: q stationary (A^T G = 0) but not zero
+            g_h = to_numpy(_norm(xp, g)).astype(np.float64)
+            a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
+            # stationary; or nearly so where the last damped step could not lower q
+            # (q is flat to rounding there)
+            stalled = (g_h <= _SLOW_GRAD * a_norm * r_h[lm]) | (
+                lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r_h[lm]))
+            if stalled.any():
+                if slow_points:
+                    fate[rid[stalled]] = 2
+                    slow_x.append(_take(xp, x, lm[stalled]))
+                    slow_r.append(r_h[lm[stalled]])
+                dropped[lm[stalled]] = True
+            first = ~lm_mode[rid]
+            scale = np.maximum(np.max(diag, axis=1), 1e-300)
+            lam[rid[first]] = 1e-3 * scale[first]
+            lm_mode[rid] = True
+            lam_d = xp.astype(_like(lam[rid], xp), x.dtype)
+            dl = _solve(xp, AtA + lam_d[:, None, None] * eye, -g)
+            xt = _take(xp, x, lm) + dl
+            Pt = F.value(xt)
+            rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
+            ok = np.isfinite(rt) & (rt < r_h[lm]) & ~stalled
+            lam[rid[ok]] /= 3.0
+            lam[rid[~ok]] *= 4.0
+            lm_failed[rid] = ~ok
+            if ok.any():
+                o = np.flatnonzero(ok)
+                new_parts["lm"] = (lm[o], _take(xp, xt, o), _take(xp, Pt, o))
+                r_new[lm[o]] = rt[o]
+        # 7. assemble the new iterate (rows in their old order, stalled rows dropped)
+        live = np.flatnonzero(~dropped)
+        if new_parts:
+            moved = np.concatenate([p[0] for p in new_parts.values()])
+            stay = np.setdiff1d(live, moved)
+            order = np.argsort(np.concatenate([moved, stay]))
+            xs = xp.concat([p[1] for p in new_parts.values()] + [_take(xp, x, stay)], axis=0)
+            Ps = xp.concat([p[2] for p in new_parts.values()] + [_take(xp, Px, stay)], axis=0)
+            x, Px = _take(xp, xs, order), _take(xp, Ps, order)
+        elif live.size < ids.size:
+            x, Px = _take(xp, x, live), _take(xp, Px, live)
+        ids, r_h = ids[live], r_new[live]
+        G = Px - x
+        if ids.size == 0:
+            break
+
+    # fates of merged starts follow their representatives (chains resolve by iteration)
+    for _ in range(64):
+        nxt = follows[follows]
+        if np.array_equal(nxt, follows):
+            break
+        follows = nxt
+    final = fate[follows]
+    n_unconverged = int(np.sum(final == 0))
+    return found_x, found_r, n_unconverged, slow_x, slow_r
+
+
+def _orbits(map_, u, xp, pts, period, unique_tol):
+    """Orbit labels and least periods of period-``p`` points (host int arrays)."""
+    m = int(pts.shape[0])
+    orbit = np.arange(m, dtype=np.int64)
+    min_period = np.full(m, period, dtype=np.int64)
+    if m == 0 or period == 1:
+        return orbit, np.ones(m, dtype=np.int64)
+    uu = None if u is None else xp.broadcast_to(u, (m, u.shape[0]))
+    y = pts
+    unset = np.ones(m, dtype=bool)
+    for k in range(1, period):
+        y = map_.step(y, uu)
+        back = to_numpy(_norm(xp, y - pts)) <= unique_tol
+        newly = back & unset & (period % k == 0)
+        min_period[newly] = k
+        unset &= ~newly
+        near = _nearest_within(xp, y, pts, unique_tol)
+        hit = near >= 0
+        # union: the orbit label is the least index reached along the orbit
+        orbit[hit] = np.minimum(orbit[hit], near[hit])
+    # propagate the least label through the orbit
+    for _ in range(period):
+        orbit = np.minimum(orbit, orbit[orbit])
+    return orbit, min_period
+
+
+# -- starts -------------------------------------------------------------------------
+def sample_states(map, n, *, steps=100, noise=0.0, rng=None, x0=None, inputs=None):
+    """Starts for :func:`find_fixed_points`: states visited by trajectories, plus noise.
+
+    Runs ``n`` trajectories for ``steps`` steps and takes from each the state
+    at a random time in ``0..steps``, then adds Gaussian noise of standard
+    deviation ``noise``, as users of FixedPointFinder do.
+
+    Parameters
+    ----------
+    map : itermap.Map
+        The map.
+    n : int
+        Number of states.
+    steps : int, default 100
+        Length of the trajectories.
+    noise : float, default 0.0
+        Standard deviation of the Gaussian noise added to each state.
+    rng : int, numpy.random.Generator or None
+        Randomness for the initial states, times and noise.
+    x0 : array of shape (dim,) or (n, dim), optional
+        Initial states of the trajectories; standard normal draws by default
+        (pass states in the map's domain for maps like the logistic map).
+    inputs : array of shape (n_in,), optional
+        Constant input of a driven map.
+
+    Returns
+    -------
+    array of shape (n, dim)
+        On the map's backend.
+
+    Raises
+    ------
+    itermap.DivergenceError
+        When trajectories overflow.
+
+    Examples
+    --------
+    >>> import itermap
+    >>> from analysis import sample_states
+    >>> m = itermap.random_rnn(8, gain=1.2, rng=0)
+    >>> sample_states(m, 16, steps=20, noise=0.01, rng=1).shape
+    (16, 8)
+    """
+    n = _check_int("n", n, 1)
+    steps = _check_int("steps", steps, 0)
+    try:
+        noise = float(noise)
+    except (TypeError, ValueError):
+        raise TypeError(f"noise must be a number, got {noise!r}") from None
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    gen = itermap.as_rng(rng)
+    dtype = map.dtype if map.dtype is not None else np.float64
+    if x0 is None:
+        x = gen.standard_normal((n, map.dim)).astype(dtype)
+    else:
+        x = to_numpy(x0) if hasattr(x0, "shape") else np.asarray(x0, dtype=float)
+        x = np.array(np.broadcast_to(x, (n, map.dim)) if x.ndim == 1 else x, dtype=dtype)
+        if x.shape != (n, map.dim):
+            raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "
+                             f"{tuple(np.shape(x0))}")
+    times = gen.integers(0, steps + 1, size=n)
+    eps = gen.standard_normal((n, map.dim)).astype(dtype) * noise
+    if map.backend == "cupy":
+        x, t_dev, eps = (to_backend(a, "cupy") for a in (x, times, eps))
+    else:
+        t_dev = times
+    xp = namespace(x)
+    u = _check_inputs(map, inputs, xp)
+    if u is not None:
+        u = xp.broadcast_to(xp.astype(u, x.dtype), (n, u.shape[0]))
+    out = x
+    for k in range(1, steps + 1):
+        x = map.step(x, u)
+        out = xp.where((t_dev == k)[:, None], x, out)
+    if not bool(xp.all(xp.isfinite(out))):
+        raise itermap.DivergenceError(
+            "sampled states overflowed to inf or NaN; pass initial states x0 in the "
+            "map's domain or fewer steps")
+    return out + eps

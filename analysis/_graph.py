@@ -1,0 +1,218 @@
+"""Structure of a map: the sparsity graph of its weights and its structural memory."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+import itermap
+from itermap.backends import is_sparse, to_numpy
+
+__all__ = ["sparsity_graph", "fir_length"]
+
+
+def _as_block_matrix(weights, what="weights"):
+    """(BlockMatrix, input_block) from a BlockMatrix, a matrix or a map."""
+    if isinstance(weights, itermap.BlockMatrix):
+        return weights, None
+    if isinstance(weights, itermap.Map):
+        bm = getattr(weights, "block_matrix", None)
+        if bm is None:
+            raise TypeError(f"{what}: {type(weights).__name__} has no weight matrix "
+                            "(only maps with a block_matrix, such as IterativeMap, have a graph)")
+        return bm, weights.input_block
+    if is_sparse(weights) or hasattr(weights, "shape"):
+        if len(weights.shape) != 2 or weights.shape[0] != weights.shape[1]:
+            raise ValueError(f"{what} must be a square matrix, got shape {tuple(weights.shape)}")
+        if not is_sparse(weights):
+            weights = np.asarray(to_numpy(weights))
+        return itermap.BlockMatrix([weights.shape[0]], {(0, 0): weights}), None
+    raise TypeError(f"{what} must be a BlockMatrix, a 2-D array, a sparse matrix or an "
+                    f"IterativeMap, got {type(weights).__name__}")
+
+
+def _host_csr(bm):
+    """The whole matrix as a SciPy CSR with sorted indices and no explicit zeros."""
+    S = bm.to_sparse()
+    if not isinstance(S, sp.spmatrix | sp.sparray):  # cupyx: bring it home
+        S = S.get()
+    S = sp.csr_matrix(S)
+    S.sum_duplicates()
+    S.eliminate_zeros()
+    S.sort_indices()
+    return S
+
+
+def sparsity_graph(weights, *, level="unit"):
+    """The directed graph of the nonzero pattern of a weight matrix.
+
+    Parameters
+    ----------
+    weights : BlockMatrix, dense or sparse square matrix, or IterativeMap
+        The weights ``W`` (column-vector convention: ``W[i, j]`` carries unit
+        ``j`` to unit ``i``). A map contributes its ``block_matrix``.
+    level : {"unit", "block"}
+        ``"unit"``: one node per state unit ``0 .. dim - 1`` with node
+        attribute ``block`` (the block holding the unit), and an edge
+        ``j -> i`` with attribute ``weight`` for every nonzero ``W[i, j]``.
+        ``"block"``: one node per block (attribute ``size``) and an edge
+        ``j -> i`` for every stored nonzero block ``(i, j)``, with attributes
+        ``nnz`` (its nonzero count) and ``norm`` (its Frobenius norm).
+
+    Returns
+    -------
+    networkx.DiGraph
+        The graph; ``graph.graph`` holds ``sizes`` and, for a map,
+        ``input_block``.
+
+    Notes
+    -----
+    The unit graph is filled in bulk from the COO index arrays of the sparse
+    pattern (never from a dense matrix); 10^6 edges take a few seconds,
+    dominated by creating networkx's Python objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap
+    >>> from analysis import sparsity_graph
+    >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
+    >>> G = sparsity_graph(mlp)
+    >>> G.number_of_nodes(), G.number_of_edges(), G.nodes[4]["block"]
+    (6, 9, 1)
+    >>> B = sparsity_graph(mlp, level="block")
+    >>> sorted(B.edges(data="nnz"))
+    [(0, 1, 6), (1, 2, 3)]
+    """
+    if level not in ("unit", "block"):
+        raise ValueError(f"level must be 'unit' or 'block', got {level!r}")
+    bm, input_block = _as_block_matrix(weights)
+    sizes = bm.sizes
+    G = nx.DiGraph(sizes=list(sizes))
+    if input_block is not None:
+        G.graph["input_block"] = input_block
+    if level == "block":
+        for i, size in enumerate(sizes):
+            G.add_node(i, size=int(size))
+        for (i, j), block in bm.blocks.items():
+            if is_sparse(block):
+                data = block.data
+                nnz = int(block.count_nonzero())
+            else:
+                data = block
+                nnz = None
+            data = np.asarray(to_numpy(data), dtype=float)
+            if nnz is None:
+                nnz = int(np.count_nonzero(data))
+            G.add_edge(j, i, nnz=nnz, norm=float(np.sqrt(np.sum(data * data))))
+        return G
+
+    S = _host_csr(bm).tocoo()
+    block_of = np.repeat(np.arange(len(sizes)), sizes).tolist()
+    G.add_nodes_from((u, {"block": b}) for u, b in enumerate(block_of))
+    # W[i, j] carries unit j to unit i: edge j -> i
+    G.add_edges_from(zip(S.col.tolist(), S.row.tolist(),
+                         ({"weight": w} for w in S.data.tolist())))
+    return G
+
+
+def _longest_chain(A):
+    """Number of nodes on the longest path of the graph ``j -> i`` for ``A[i, j] != 0``.
+
+    Kahn's algorithm by levels on the CSR pattern; None when there is a cycle.
+    """
+    n = A.shape[0]
+    if n == 0:
+        return 0
+    indeg = np.diff(A.indptr).astype(np.int64)
+    succ = A.T.tocsr()  # row j lists the i with A[i, j] != 0
+    frontier = np.flatnonzero(indeg == 0)
+    levels = 0
+    seen = 0
+    while frontier.size:
+        levels += 1
+        seen += frontier.size
+        starts = succ.indptr[frontier]
+        counts = succ.indptr[frontier + 1] - starts
+        total = int(counts.sum())
+        if total == 0:
+            break
+        # gather the successor lists of the frontier in one vectorised pass
+        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        targets = succ.indices[offs + np.arange(total)]
+        uniq, hits = np.unique(targets, return_counts=True)
+        indeg[uniq] -= hits
+        frontier = uniq[indeg[uniq] == 0]
+    if seen < n:
+        return None
+    return levels
+
+
+def fir_length(map, *, input_block=None):
+    """Structural memory length: steps after which every impulse is forgotten.
+
+    The smallest ``L`` such that, whatever the weights' values, a
+    perturbation of the state at step 0 (or an impulse on the input at step
+    0, which first shows in the state after one step) has no effect on the
+    state ``L`` steps later. It is the number of units on the longest path
+    of the sparsity graph restricted to the non-input units, or None when
+    that graph has a cycle (an infinite impulse response).
+
+    Parameters
+    ----------
+    map : IterativeMap, BlockMatrix, or dense or sparse square matrix
+        The map or its weights.
+    input_block : int, optional
+        The block overwritten by the input, for weights given without a map
+        (a map brings its own ``input_block``).
+
+    Returns
+    -------
+    int or None
+        The FIR length; None for an infinite impulse response.
+
+    Notes
+    -----
+    Works on the sparse pattern only (Kahn's topological sort, one
+    vectorised pass per level), without building a networkx graph. The
+    input block's rows and columns are dropped: the input overwrites that
+    block before every step, so the Jacobian is zero there. For
+    ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it is
+    an upper bound on the measured length of
+    :func:`analysis.impulse_response`, reached unless weights cancel or
+    activation derivatives vanish along the trajectory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap
+    >>> from analysis import fir_length
+    >>> rng = np.random.default_rng(0)
+    >>> mlp = IterativeMap.from_mlp([rng.normal(size=(4, 3)), rng.normal(size=(4, 4)),
+    ...                              rng.normal(size=(2, 4))])
+    >>> fir_length(mlp)
+    3
+    >>> fir_length(np.array([[0.0, 0.5], [0.5, 0.0]])) is None
+    True
+    """
+    bm, own_input = _as_block_matrix(map, what="map")
+    if isinstance(map, itermap.Map):
+        if input_block is not None and input_block != own_input:
+            raise ValueError(f"input_block={input_block} disagrees with the map's input block "
+                             f"{own_input}")
+        input_block = own_input
+    elif input_block is not None:
+        if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
+            raise TypeError(f"input_block must be an int or None, got {input_block!r}")
+        if not 0 <= input_block < bm.n_blocks:
+            raise ValueError(f"input_block {input_block} does not exist: the weights have "
+                             f"{bm.n_blocks} blocks")
+    S = _host_csr(bm)
+    if input_block is not None:
+        off = bm.offsets
+        keep = np.ones(bm.dim, dtype=bool)
+        keep[off[input_block]:off[input_block + 1]] = False
+        idx = np.flatnonzero(keep)
+        S = S[idx][:, idx].tocsr()
+    return _longest_chain(S)

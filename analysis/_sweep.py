@@ -1,0 +1,808 @@
+"""Parameter sweeps on local processes or any ``concurrent.futures`` executor.
+
+:func:`sweep` runs ``function(**params)`` for every point of a grid and
+gathers the results into a :class:`SweepResult` table. The same call runs on
+worker processes of this machine (the default), in the calling process
+(``executor="serial"``), or on a cluster through any
+:class:`concurrent.futures.Executor`, e.g. a Dask client's
+``client.get_executor()``.
+
+Reproducibility. Each point draws from its own stream: a child of the root
+:class:`numpy.random.SeedSequence` whose spawn key is derived from the
+point's parameters (``SeedSequence(root.entropy, spawn_key=root.spawn_key +
+hash(params))``, the construction ``SeedSequence.spawn`` uses with a counter).
+Keying the child by content rather than by position makes a point's stream
+independent of the executor, of the number of workers, of the order of
+completion, and of the rest of the grid, so a cached point stays valid when
+the grid grows.
+
+Caching. With ``cache=DIR`` every finished point is written to its own file
+``DIR/<key>.npz`` (temporary file + :func:`os.replace`, so a killed sweep
+never leaves a half-written point), where ``key`` is a SHA-256 of the
+canonical JSON of the parameters and the root seed. Running the same sweep
+again computes only the points whose file is missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import tempfile
+import traceback
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from itertools import product
+
+import numpy as np
+
+from itermap.backends import to_numpy
+
+__all__ = ["sweep", "SweepResult", "SweepFailure"]
+
+_FORMAT = "itermap-sweep"
+_FORMAT_VERSION = 1
+_META = "__sweep__"
+_RESULT_KEY = "result"
+
+
+# --------------------------------------------------------------------------- values <-> JSON
+
+
+def _canonical(value, where):
+    """JSON-ready canonical form of a parameter value (for hashing)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, numbers.Complex):
+        return {"__complex__": [_canonical(value.real, where), _canonical(value.imag, where)]}
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError(f"sweep parameter {where} is an object array; use numbers, "
+                            "strings, booleans, None or lists of those")
+        return {"__ndarray__": value.dtype.str, "shape": list(value.shape),
+                "data": [_canonical(v, where) for v in value.ravel().tolist()]}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, where) for v in value]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"sweep parameter {where} is a dict with non-string keys")
+        return {k: _canonical(v, f"{where}[{k!r}]") for k, v in sorted(value.items())}
+    raise TypeError(
+        f"sweep parameter {where} has type {type(value).__name__}; parameters must be "
+        "numbers, strings, booleans, None, arrays or lists/dicts of those (pass fixed "
+        "objects such as a map through functools.partial)")
+
+
+def _digest(obj) -> bytes:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _encode_value(value, arrays, name):
+    """JSON form of a result value; arrays and NumPy scalars keep their dtype exactly."""
+    if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and hasattr(value, "dtype")
+                                         and not isinstance(value, np.generic)):
+        a = np.asarray(to_numpy(value))
+        if a.dtype == object:
+            raise TypeError(f"cannot save {name}: object arrays are not supported")
+        arrays[name] = a
+        return {"__array__": name}
+    if isinstance(value, np.generic):
+        if isinstance(value, np.complexfloating):
+            item = [float(value.real), float(value.imag)]
+        else:
+            item = value.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            item = {"__float__": repr(item)}
+        elif isinstance(item, list):
+            item = [v if math.isfinite(v) else {"__float__": repr(v)} for v in item]
+        return {"__np__": value.dtype.str, "v": item}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, complex):
+        return {"__complex__": [_encode_value(value.real, arrays, name),
+                                _encode_value(value.imag, arrays, name)]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        out = [_encode_value(v, arrays, f"{name}.{i}") for i, v in enumerate(value)]
+        return out if isinstance(value, list) else {"__tuple__": out}
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"cannot save {name}: dict keys must be strings")
+        return {"__dict__": {k: _encode_value(v, arrays, f"{name}.{k}")
+                             for k, v in value.items()}}
+    raise TypeError(f"cannot save {name} of type {type(value).__name__}: sweep tables hold "
+                    "numbers, strings, None, arrays and lists/dicts of those")
+
+
+def _decode_value(value, arrays):
+    if isinstance(value, list):
+        return [_decode_value(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__array__" in value:
+        return arrays[value["__array__"]]
+    if "__np__" in value:
+        dtype = np.dtype(value["__np__"])
+        v = _decode_value(value["v"], arrays)
+        if isinstance(v, list):
+            v = complex(v[0], v[1])
+        return dtype.type(v)
+    if "__float__" in value:
+        return float(value["__float__"])
+    if "__complex__" in value:
+        re, im = (_decode_value(v, arrays) for v in value["__complex__"])
+        return complex(re, im)
+    if "__tuple__" in value:
+        return tuple(_decode_value(v, arrays) for v in value["__tuple__"])
+    if "__dict__" in value:
+        return {k: _decode_value(v, arrays) for k, v in value["__dict__"].items()}
+    raise ValueError(f"corrupt sweep value {value!r}")
+
+
+def _write_npz(path, meta, arrays):
+    """Atomically write ``arrays`` plus JSON ``meta`` to ``path``."""
+    arrays = dict(arrays)
+    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_npz(path):
+    """(meta, arrays) of a file written by :func:`_write_npz`; ValueError when unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
+                         f"{exc!r})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a sweep file")
+    if meta.get("format_version", 0) > _FORMAT_VERSION:
+        raise ValueError(f"{path} uses sweep format {meta['format_version']}; this version "
+                         f"reads up to {_FORMAT_VERSION}")
+    return meta, arrays
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _flatten(value, prefix=""):
+    """Columns of one returned value: dicts and dataclasses are spread into columns."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            name = f"{prefix}{k}"
+            if isinstance(v, Mapping) or (dataclasses.is_dataclass(v)
+                                          and not isinstance(v, type)):
+                out.update(_flatten(v, name + "."))
+            else:
+                out[name] = _scalar(v)
+        return out
+    return {prefix.rstrip(".") or _RESULT_KEY: _scalar(value)}
+
+
+def _scalar(v):
+    """0-d arrays become NumPy scalars; everything else is kept."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return v[()]
+    return v
+
+
+@dataclasses.dataclass
+class SweepFailure:
+    """A point whose function raised.
+
+    Attributes
+    ----------
+    params : dict
+        The point's parameters.
+    error : str
+        The exception's type name.
+    message : str
+        ``str(exception)``.
+    traceback : str
+        The formatted traceback, from the worker.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from analysis import sweep
+    >>> def inverse(x):
+    ...     return 1 / x
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     table = sweep(inverse, {"x": [0, 2]}, executor="serial", progress=False)
+    >>> table["result"].tolist(), [str(f) for f in table.failures]
+    ([0.5], ["{'x': 0}: ZeroDivisionError: division by zero"])
+    """
+
+    params: dict
+    error: str
+    message: str
+    traceback: str = ""
+
+    def __str__(self):
+        return f"{self.params}: {self.error}: {self.message}"
+
+
+class SweepResult:
+    """The table of a sweep: one record per finished point, in grid order.
+
+    Iterating yields one dict per point (parameters, then the function's
+    outputs). ``result[name]`` returns a column (a NumPy array when the
+    cells are numbers or arrays of one shape, else a list), ``result[i]``
+    the i-th record.
+
+    Attributes
+    ----------
+    params : tuple of str
+        Parameter names (the leading columns).
+    columns : tuple of str
+        All column names.
+    records : list of dict
+        One dict per successful point.
+    failures : list of SweepFailure
+        Points whose function raised; they are not in the table.
+    seed : dict or None
+        The root seed (``{"entropy": ..., "spawn_key": [...]}``) when the
+        function took ``rng``, to reproduce the sweep.
+    n_cached : int
+        How many points were read from the cache rather than computed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from analysis import SweepResult, sweep
+    >>> def square(x):
+    ...     return {"y": x * x}
+    >>> table = sweep(square, {"x": [1, 2, 3]}, executor="serial", progress=False)
+    >>> [row for row in table]
+    [{'x': 1, 'y': 1}, {'x': 2, 'y': 4}, {'x': 3, 'y': 9}]
+    >>> table["y"]
+    array([1, 4, 9])
+    >>> path = table.save(os.path.join(tempfile.mkdtemp(), "squares"))
+    >>> SweepResult.load(path).equals(table)
+    True
+    >>> table.to_pandas().shape
+    (3, 2)
+    """
+
+    def __init__(self, params, records, failures=(), *, seed=None, n_cached=0):
+        self.params = tuple(params)
+        self.records = list(records)
+        self.failures = list(failures)
+        self.seed = seed
+        self.n_cached = int(n_cached)
+        cols = list(self.params)
+        for r in self.records:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        self.columns = tuple(cols)
+
+    def __len__(self):
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(dict(r) for r in self.records)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in self.columns:
+                raise KeyError(f"no column {key!r}; columns are {list(self.columns)}")
+            return _column([r.get(key) for r in self.records])
+        if isinstance(key, numbers.Integral):
+            return dict(self.records[key])
+        raise TypeError(f"index a SweepResult with a column name or a row number, "
+                        f"not {type(key).__name__}")
+
+    def __repr__(self):
+        return (f"SweepResult({len(self)} points, {len(self.failures)} failed, "
+                f"columns={list(self.columns)})")
+
+    def equals(self, other) -> bool:
+        """True when both tables hold bitwise equal records in the same order."""
+        if not isinstance(other, SweepResult) or len(self) != len(other):
+            return False
+        if self.columns != other.columns:
+            return False
+        return all(_equal(a, b) for a, b in zip(self.records, other.records))
+
+    def to_pandas(self):
+        """The table as a :class:`pandas.DataFrame` (array cells stay objects).
+
+        Raises
+        ------
+        ImportError
+            When pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is a test dependency
+            raise ImportError("SweepResult.to_pandas needs pandas: pip install pandas") from exc
+        return pd.DataFrame.from_records(self.records, columns=list(self.columns))
+
+    def save(self, path) -> str:
+        """Write the table to ``path`` (``.npz``, written atomically); returns the path."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        arrays: dict[str, np.ndarray] = {}
+        records = [{k: _encode_value(v, arrays, f"r{i}.{k}") for k, v in r.items()}
+                   for i, r in enumerate(self.records)]
+        failures = [{"params": _encode_value(f.params, arrays, f"f{i}"), "error": f.error,
+                     "message": f.message, "traceback": f.traceback}
+                    for i, f in enumerate(self.failures)]
+        meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": "table",
+                "params": list(self.params), "columns": list(self.columns),
+                "records": records, "failures": failures, "seed": self.seed,
+                "n_cached": self.n_cached}
+        _write_npz(path, meta, arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> SweepResult:
+        """Read a table written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            When the file is truncated, corrupt or not a sweep table.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        meta, arrays = _read_npz(path)
+        if meta.get("kind") != "table":
+            raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
+        records = [{k: _decode_value(v, arrays) for k, v in r.items()} for r in meta["records"]]
+        failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"], f["message"],
+                                 f["traceback"]) for f in meta["failures"]]
+        out = cls(meta["params"], records, failures, seed=meta["seed"],
+                  n_cached=meta["n_cached"])
+        out.columns = tuple(meta["columns"])
+        return out
+
+
+def _column(cells):
+    if all(isinstance(c, (numbers.Number, np.generic)) and not isinstance(c, str)
+           for c in cells):
+        return np.asarray(cells)
+    if cells and all(isinstance(c, np.ndarray) for c in cells) and \
+            len({c.shape for c in cells}) == 1:
+        return np.stack(cells)
+    return list(cells)
+
+
+def _equal(a, b):
+    if isinstance(a, Mapping):
+        return isinstance(b, Mapping) and a.keys() == b.keys() and all(
+            _equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(
+            _equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.dtype == b.dtype and a.shape == b.shape and \
+            bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+# --------------------------------------------------------------------------- grid, seeds
+
+
+def _points(grid):
+    """The grid as a list of parameter dicts."""
+    if isinstance(grid, Mapping):
+        names = list(grid)
+        values = []
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"grid keys must be parameter names (str), got {name!r}")
+            v = grid[name]
+            if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, (Sequence, np.ndarray)):
+                raise TypeError(f"grid[{name!r}] must be a list of values, got "
+                                f"{type(v).__name__}; wrap a single value in a list")
+            v = list(v)
+            if not v:
+                raise ValueError(f"grid[{name!r}] is empty: the sweep would have no points")
+            values.append(v)
+        if not names:
+            raise ValueError("grid is empty: the sweep would have no points")
+        return [dict(zip(names, combo)) for combo in product(*values)]
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence):
+        raise TypeError(f"grid must be a dict of lists (Cartesian product) or a list of dicts, "
+                        f"got {type(grid).__name__}")
+    if not grid:
+        raise ValueError("grid is empty: the sweep would have no points")
+    points = []
+    for i, p in enumerate(grid):
+        if not isinstance(p, Mapping):
+            raise TypeError(f"grid[{i}] must be a dict of parameters, got {type(p).__name__}")
+        for k in p:
+            if not isinstance(k, str):
+                raise TypeError(f"grid[{i}] has a non-string parameter name {k!r}")
+        points.append(dict(p))
+    return points
+
+
+def _root_seed(seed):
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if seed is None:
+        return np.random.SeedSequence()
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        return np.random.SeedSequence(int(seed))
+    raise TypeError(f"seed must be an int, a numpy Generator or SeedSequence, or None, "
+                    f"got {type(seed).__name__}")
+
+
+def _takes_rng(function):
+    try:
+        sig = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    p = sig.parameters.get("rng")
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def _function_name(function):
+    f = function
+    while hasattr(f, "func"):  # functools.partial
+        f = f.func
+    return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', type(f).__name__)}"
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _run_point(function, params, seed_seq):
+    """Run one point in a worker; never raises (the error travels back as data)."""
+    try:
+        kwargs = dict(params)
+        if seed_seq is not None:
+            kwargs["rng"] = np.random.default_rng(seed_seq)
+        return True, function(**kwargs)
+    except Exception as exc:
+        return False, (type(exc).__name__, str(exc), traceback.format_exc())
+
+
+class _SerialExecutor(cf.Executor):
+    """Runs each submitted call at once in the calling process."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # KeyboardInterrupt and friends stop the sweep
+            fut.set_exception(exc)
+        return fut
+
+
+def _default_context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True):
+    """Run ``function(**params)`` for every point of ``grid`` and tabulate the results.
+
+    Parameters
+    ----------
+    function : callable
+        Called as ``function(**params)``, plus ``rng=<numpy Generator>`` when
+        it has a parameter named ``rng``. It may return a dict (one column
+        per key; nested dicts become ``"outer.inner"`` columns), a dataclass
+        (one column per field), or any other value (one column named
+        ``"result"``); 0-d arrays become scalars. To run in worker
+        processes or on a cluster it must be picklable: define it at the top
+        level of an importable module (not in ``__main__`` of an
+        interactive session, not a lambda), and pass fixed objects such as a
+        map through :func:`functools.partial`.
+    grid : dict of lists or list of dicts
+        A dict ``{name: [values, ...]}`` sweeps the Cartesian product in
+        row-major order (the last name varies fastest); a list of dicts
+        lists the points explicitly. Values must be numbers, strings,
+        booleans, None, arrays or lists/dicts of those.
+    executor : None, int, "serial" or concurrent.futures.Executor
+        None: a pool of ``os.cpu_count()`` local worker processes
+        (``forkserver`` start method where available, else ``spawn``),
+        shut down at the end; an int: a pool of that many processes;
+        ``"serial"``: run in the calling process (for debugging and
+        functions that cannot be pickled); an Executor (e.g. a Dask
+        ``client.get_executor()``) is used as is and left running. Dask
+        treats submitted calls as pure by default and may hand back the
+        result of an identical earlier call; for a function with side
+        effects pass ``client.get_executor(pure=False)``.
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
+        The root seed. Each point gets the child stream keyed by its
+        parameters, so results do not depend on the executor, the number of
+        workers, the order of completion or the rest of the grid. None draws
+        fresh entropy (recorded in ``result.seed``).
+    cache : str or os.PathLike, optional
+        A directory. Each finished point is written there atomically as soon
+        as it completes; points already there (same parameters and seed) are
+        read instead of computed. Failed points are not cached.
+    progress : bool
+        Show a progress bar (when :mod:`tqdm` is installed).
+
+    Returns
+    -------
+    SweepResult
+        One record per successful point in grid order; ``failures`` lists
+        the points whose function raised (a warning names them too).
+
+    Raises
+    ------
+    TypeError
+        For a non-callable ``function``, a malformed ``grid``, unsupported
+        parameter values, or a bad ``executor``/``seed``/``cache`` type.
+    ValueError
+        For an empty grid, duplicate points, a parameter named ``rng``, a
+        cache without a seed for a function taking ``rng``, or a cache
+        directory holding another function's results.
+
+    Notes
+    -----
+    On a Dask cluster (``pip install itermap[cluster]``)::
+
+        from dask.distributed import Client
+        client = Client("scheduler-address:8786")   # or Client(LocalCluster(...))
+        table = sweep(f, grid, executor=client.get_executor(), seed=0, cache="runs/f")
+
+    The cache is written by the calling process, so workers need no shared
+    file system. With worker processes, run the sweep under
+    ``if __name__ == "__main__":`` in scripts (the ``spawn``/``forkserver``
+    start methods import the main module).
+
+    Examples
+    --------
+    >>> from analysis import sweep
+    >>> def f(a, b, rng):
+    ...     return {"sum": a + b, "noise": rng.random()}
+    >>> res = sweep(f, {"a": [1, 2], "b": [10, 20]}, executor="serial", seed=0,
+    ...             progress=False)
+    >>> res.columns
+    ('a', 'b', 'sum', 'noise')
+    >>> res["sum"].tolist()
+    [11, 21, 12, 22]
+    >>> again = sweep(f, [{"a": 2, "b": 20}], executor="serial", seed=0, progress=False)
+    >>> bool(again["noise"][0] == res["noise"][3])   # a point's stream depends on it alone
+    True
+    """
+    if not callable(function):
+        raise TypeError(f"function must be callable, got {type(function).__name__}")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, got {type(progress).__name__}")
+    points = _points(grid)
+    names: list[str] = []
+    for p in points:
+        for k in p:
+            if k not in names:
+                names.append(k)
+    if "rng" in names:
+        raise ValueError("'rng' cannot be a grid parameter: sweep hands each point its own "
+                         "rng derived from seed")
+    n_workers = None
+    if isinstance(executor, str):
+        if executor != "serial":
+            raise ValueError(f"executor must be None, an int, 'serial' or an Executor, "
+                             f"got {executor!r}")
+    elif executor is None or (isinstance(executor, numbers.Integral)
+                              and not isinstance(executor, bool)):
+        n_workers = (os.cpu_count() or 1) if executor is None else int(executor)
+        if n_workers < 1:
+            raise ValueError(f"executor (number of worker processes) must be >= 1, "
+                             f"got {n_workers}")
+        executor = None
+    elif not isinstance(executor, cf.Executor):
+        raise TypeError(f"executor must be None, an int, 'serial' or a "
+                        f"concurrent.futures.Executor, got {type(executor).__name__}")
+    takes_rng = _takes_rng(function)
+    if seed is not None and not takes_rng:
+        _root_seed(seed)  # validate the type even when unused
+    if cache is not None and takes_rng and seed is None:
+        raise ValueError("cache= with a function that takes rng needs a seed: without one "
+                         "every run draws new streams and no cached point could be reused")
+    root = _root_seed(seed) if takes_rng else None
+    seed_json = None if root is None else {
+        "entropy": root.entropy, "spawn_key": list(root.spawn_key)}
+
+    canon = [{k: _canonical(v, f"{k!r} at point {i}") for k, v in sorted(p.items())}
+             for i, p in enumerate(points)]
+    param_digests = [_digest(c) for c in canon]
+    seen: dict[bytes, int] = {}
+    for i, d in enumerate(param_digests):
+        if d in seen:
+            raise ValueError(f"grid has duplicate points: {points[seen[d]]} (points "
+                             f"{seen[d]} and {i})")
+        seen[d] = i
+    keys = [_digest({"params": c, "seed": seed_json}).hex()[:32] for c in canon]
+    seeds = [None] * len(points)
+    if root is not None:
+        for i, d in enumerate(param_digests):
+            words = tuple(int.from_bytes(d[j:j + 4], "little") for j in range(0, 16, 4))
+            seeds[i] = np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + words,
+                                              pool_size=root.pool_size)
+
+    outputs: list = [None] * len(points)
+    done = [False] * len(points)
+    failures: dict[int, SweepFailure] = {}
+    n_cached = 0
+    cache_dir = None
+    if cache is not None:
+        if not isinstance(cache, (str, os.PathLike)):
+            raise TypeError(f"cache must be a directory path, got {type(cache).__name__}")
+        cache_dir = os.fspath(cache)
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+            raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
+        os.makedirs(cache_dir, exist_ok=True)
+        _check_manifest(cache_dir, _function_name(function))
+        for i, key in enumerate(keys):
+            rec = _read_cached(cache_dir, key, canon[i])
+            if rec is not None:
+                outputs[i], done[i] = rec, True
+                n_cached += 1
+
+    own_pool = False
+    if isinstance(executor, str):  # "serial", checked above
+        executor = _SerialExecutor()
+    elif executor is None:
+        if len(points) > n_cached:
+            executor = cf.ProcessPoolExecutor(max_workers=min(n_workers, len(points) - n_cached),
+                                              mp_context=_default_context())
+            own_pool = True
+
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(points), initial=n_cached, desc="sweep", unit="pt")
+        except ImportError:  # pragma: no cover
+            bar = None
+    futures: dict = {}
+    uncached: list[str] = []
+
+    def finish(fut, i):
+        try:
+            ok, value = fut.result()
+        except Exception as exc:  # the engine failed (pickling, lost worker, ...)
+            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if ok:
+            try:
+                out = _flatten(value)
+            except Exception as exc:
+                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if ok:
+            outputs[i], done[i] = out, True
+            if cache_dir is not None:
+                try:
+                    _write_cached(cache_dir, keys[i], canon[i], out)
+                except TypeError as exc:  # kept in the table, but not cached
+                    uncached.append(f"{points[i]}: {exc}")
+        else:
+            failures[i] = SweepFailure(dict(points[i]), *value)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        for i in range(len(points)):
+            if not done[i]:
+                fut = executor.submit(_run_point, function, points[i], seeds[i])
+                if fut.done():  # e.g. "serial": record (and cache) it right away
+                    finish(fut, i)
+                else:
+                    futures[fut] = i
+        for fut in cf.as_completed(futures):
+            finish(fut, futures[fut])
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_pool:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    records = []
+    for i, p in enumerate(points):
+        if done[i]:
+            rec = dict(p)
+            for k, v in outputs[i].items():
+                rec[f"{_RESULT_KEY}.{k}" if k in p else k] = v
+            records.append(rec)
+    if uncached:
+        warnings.warn(f"{len(uncached)} sweep points could not be cached (they are in the "
+                      f"table): {uncached[0]}", RuntimeWarning, stacklevel=2)
+    failed = [failures[i] for i in sorted(failures)]
+    if failed:
+        shown = "; ".join(str(f) for f in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        warnings.warn(f"{len(failed)} of {len(points)} sweep points failed and are left out "
+                      f"of the table (see result.failures): {shown}{more}",
+                      RuntimeWarning, stacklevel=2)
+    return SweepResult(names, records, failed, seed=seed_json, n_cached=n_cached)
+
+
+# --------------------------------------------------------------------------- cache files
+
+
+def _check_manifest(cache_dir, function_name):
+    path = os.path.join(cache_dir, "sweep.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as fh:
+                stored = json.load(fh).get("function")
+        except (OSError, ValueError, AttributeError):
+            stored = None
+        if stored is not None and stored != function_name:
+            raise ValueError(f"cache directory {cache_dir!r} holds results of {stored}, not "
+                             f"{function_name}; use another directory")
+        if stored is not None:
+            return
+    fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".tmp", dir=cache_dir)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"format": _FORMAT, "function": function_name}, fh)
+    os.replace(tmp, path)
+
+
+def _write_cached(cache_dir, key, canon, out):
+    arrays: dict[str, np.ndarray] = {}
+    cols = {k: _encode_value(v, arrays, f"c.{k}") for k, v in out.items()}
+    meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": "point",
+            "key": key, "params": canon, "outputs": cols}
+    _write_npz(os.path.join(cache_dir, key + ".npz"), meta, arrays)
+
+
+def _read_cached(cache_dir, key, canon):
+    path = os.path.join(cache_dir, key + ".npz")
+    if not os.path.exists(path):
+        return None
+    try:
+        meta, arrays = _read_npz(path)
+        if meta.get("kind") != "point" or meta.get("key") != key or meta["params"] != canon:
+            raise ValueError(f"{path} does not hold this point")
+        return {k: _decode_value(v, arrays) for k, v in meta["outputs"].items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"ignoring unreadable sweep cache entry {path} ({exc}); recomputing",
+                      RuntimeWarning, stacklevel=3)
+        return None

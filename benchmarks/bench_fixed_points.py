@@ -1,0 +1,97 @@
+"""Batched damped Newton against a loop of scipy.optimize.root (issue: fixed points).
+
+Random tanh network, N=64, gain 1.5, 512 starts drawn by ``sample_states``.
+The baseline loops ``scipy.optimize.root(method="hybr")`` with the analytic
+Jacobian over the same starts. Both must find the same number of distinct
+fixed points with residual ``||tanh(W x) - x||_2 <= 1e-10``; the target is a
+10x speed-up.
+
+A second, informative row starts both solvers within 0.05 (per coordinate,
+Gaussian) of the fixed points, where Newton converges in a few steps: it
+separates the cost of the local phase from that of the global one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+
+import itermap
+from analysis import find_fixed_points, sample_states
+from benchmarks._timing import compare
+
+TOL = 1e-10
+UNIQUE_TOL = 1e-6
+
+
+def _distinct(points):
+    """Number of distinct rows (2-norm distance > UNIQUE_TOL), by a plain reference loop."""
+    kept = []
+    for p in points:
+        if all(np.linalg.norm(p - q) > UNIQUE_TOL for q in kept):
+            kept.append(p)
+    return len(kept)
+
+
+def _problem(n=64, gain=1.5, starts=512, seed=0):
+    m = itermap.random_rnn(n, gain=gain, rng=seed)
+    W = m.block_matrix.to_dense()
+    X0 = sample_states(m, starts, steps=50, noise=0.5, rng=seed + 1)
+    return m, W, X0
+
+
+def _scipy_loop(W, X0):
+    eye = np.eye(W.shape[0])
+
+    def fun(x):
+        return np.tanh(W @ x) - x
+
+    def jac(x):
+        return (1.0 - np.tanh(W @ x) ** 2)[:, None] * W - eye
+
+    found = []
+    for x0 in X0:
+        sol = scipy.optimize.root(fun, x0, jac=jac, method="hybr")
+        if np.linalg.norm(fun(sol.x)) <= TOL:
+            found.append(sol.x)
+    return np.array(found).reshape(-1, W.shape[0])
+
+
+def run(quick: bool = False) -> list[dict]:
+    m, W, X0 = _problem(starts=128 if quick else 512)
+
+    def ours():
+        return find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL)
+
+    def baseline():
+        return _scipy_loop(W, X0)
+
+    fp, ref = ours(), baseline()
+    res = np.linalg.norm(np.tanh(fp.points @ W.T) - fp.points, axis=1)
+    assert np.all(res <= TOL)
+    n_ours, n_ref = _distinct(fp.points), _distinct(ref)
+    print(f"distinct fixed points: ours {n_ours} (unconverged starts {fp.n_unconverged}), "
+          f"scipy hybr loop {n_ref} (of {len(ref)} converged starts)")
+    assert n_ours >= n_ref, (n_ours, n_ref)
+    row = compare(f"fixed points tanh N=64 g=1.5 B={X0.shape[0]} vs scipy root loop",
+                  ours, baseline, target="speedup >= 10", repeat=1 if quick else 3,
+                  setup_note=f"distinct points: ours {n_ours}, scipy {n_ref}; "
+                             f"unconverged starts: ours {fp.n_unconverged}, "
+                             f"scipy {X0.shape[0] - len(ref)}")
+    rows = [row]
+    # informative: starts near the fixed points (the local, quadratic phase only)
+    rng = np.random.default_rng(7)
+    near = fp.points[rng.integers(0, len(fp), X0.shape[0])] + 0.05 * rng.normal(
+        size=X0.shape)
+    fp_near, ref_near = find_fixed_points(m, near), _scipy_loop(W, near)
+    assert _distinct(fp_near.points) >= _distinct(ref_near)
+    rows.append(compare(f"fixed points, starts within 0.05 of the points, B={X0.shape[0]}",
+                        lambda: find_fixed_points(m, near), lambda: _scipy_loop(W, near),
+                        target="speedup >= 2", repeat=1 if quick else 3,
+                        setup_note=f"unconverged: ours {fp_near.n_unconverged}, scipy "
+                                   f"{X0.shape[0] - len(ref_near)}"))
+    return rows
+
+
+if __name__ == "__main__":
+    run()

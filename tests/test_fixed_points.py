@@ -1,0 +1,407 @@
+"""Fixed points, periodic orbits and their stability (issue 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from analysis import FixedPoints, find_fixed_points, sample_states
+from itermap._map import Map
+from itermap.backends import to_numpy
+from itermap.systems import henon, logistic
+
+
+# -- reference systems written here -------------------------------------------------
+class Shifted(Map):
+    """``x -> x + c + x^2`` in 1-D: no fixed point for c > 0; q has its minimum
+    ``c^2 / 2`` at x = 0 (a slow point, the ghost of a saddle-node)."""
+
+    def __init__(self, c=1.0):
+        self.c = c
+
+    @property
+    def dim(self):
+        return 1
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        return x + self.c + x * x
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        x = self._check_state(x)
+        return (1.0 + 2.0 * x)[..., None]
+
+
+def _sorted_rows(a):
+    a = np.asarray(a)
+    return a[np.lexsort(a.T[::-1])]
+
+
+# -- the tests the issue names ------------------------------------------------------
+def test_henon_fixed_points_closed_form():
+    a, b = 1.4, 0.3
+    rng = np.random.default_rng(0)
+    fp = find_fixed_points(henon(a, b), rng.uniform(-2, 2, size=(64, 2)))
+    # x = 1 - a x^2 + b x  =>  a x^2 + (1 - b) x - 1 = 0, y = b x
+    disc = np.sqrt((1 - b) ** 2 + 4 * a)
+    xs = np.array([(-(1 - b) - disc) / (2 * a), (-(1 - b) + disc) / (2 * a)])
+    want = np.stack([xs, b * xs], axis=1)
+    order = np.argsort(fp.points[:, 0])
+    assert len(fp) == 2 and fp.n_unconverged == 0
+    np.testing.assert_allclose(fp.points[order], want, atol=1e-12)
+    # eigenvalues of [[-2 a x, 1], [b, 0]]: lam^2 + 2 a x lam - b = 0
+    lam = np.stack([-a * xs + np.sqrt(a * a * xs * xs + b), -a * xs - np.sqrt(a * a * xs * xs + b)],
+                   axis=1)
+    want_unstable = np.sum(np.abs(lam) > 1, axis=1)
+    np.testing.assert_array_equal(fp.n_unstable[order], want_unstable)
+    assert not fp.stable.any()
+    want_ev = np.sort(np.abs(lam), axis=1)[:, ::-1]
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[order]), want_ev, atol=1e-12)
+    assert np.all(fp.residuals <= 1e-10)
+    np.testing.assert_allclose(np.abs(np.prod(fp.eigenvalues, axis=1)), b, rtol=1e-12)
+
+
+def test_tanh_diag_nine_fixed_points():
+    m = itermap.IterativeMap(np.diag([2.0, 2.0]))
+    g = np.linspace(-1.5, 1.5, 13)
+    starts = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    fp = find_fixed_points(m, starts)
+    xstar = scipy.optimize.brentq(lambda s: np.tanh(2 * s) - s, 0.5, 1.5)
+    want = np.array([[i * xstar, j * xstar] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    assert len(fp) == 9 and fp.n_unconverged == 0
+    assert np.all(fp.residuals < 1e-14)            # polished to machine precision
+    np.testing.assert_allclose(_sorted_rows(fp.points), _sorted_rows(want), atol=1e-12)
+    zeros = np.sum(np.abs(fp.points) < 1e-8, axis=1)
+    # the Jacobian diag(2 (1 - x_i^2)): unstable along each coordinate that is 0
+    np.testing.assert_array_equal(fp.n_unstable, zeros)
+    assert fp.stable.sum() == 4 and np.all(fp.stable == (zeros == 0))
+    assert np.sum(zeros == 1) == 4 and np.sum(zeros == 2) == 1
+    d = 2 * (1 - xstar**2)
+    stable_ev = fp.eigenvalues[fp.stable]
+    np.testing.assert_allclose(stable_ev, d, atol=1e-12)
+    # the Jacobians are those of the map at the points
+    np.testing.assert_allclose(fp.jacobians, m.jacobian(fp.points), atol=1e-14)
+
+
+def test_logistic_period_two_orbit_and_multiplier():
+    r = 3.2
+    fp = find_fixed_points(logistic(r), np.linspace(0.02, 0.98, 25)[:, None], period=2)
+    pts = fp.points[:, 0]
+    two = fp.min_period == 2
+    assert two.sum() == 2 and fp.n_unconverged == 0
+    # the 2-cycle: roots of r^2 x^2 - r (r + 1) x + (r + 1) = 0
+    want = np.sort((r + 1 + np.array([-1, 1]) * np.sqrt((r + 1) * (r - 3))) / (2 * r))
+    np.testing.assert_allclose(np.sort(pts[two]), want, atol=1e-12)
+    np.testing.assert_allclose(fp.eigenvalues[two, 0], 4 + 2 * r - r * r, atol=1e-12)
+    assert np.all(fp.stable[two]) and np.all(fp.n_unstable[two] == 0)
+    # both points of the cycle carry one orbit label; the fixed points their own
+    assert len(set(fp.orbit[two].tolist())) == 1
+    np.testing.assert_allclose(np.sort(pts[~two]), [0.0, 1 - 1 / r], atol=1e-12)
+    assert len(set(fp.orbit.tolist())) == 3
+    # the multiplier of a fixed point found as a period-2 point is f'(x)^2
+    np.testing.assert_allclose(np.sort(fp.eigenvalues[~two, 0].real),
+                               np.sort([r * r, (2 - r) ** 2]), rtol=1e-12)
+
+
+def test_mlp_unique_fixed_point_is_the_forward_pass():
+    rng = np.random.default_rng(3)
+    Ws = [rng.normal(size=(6, 3)), rng.normal(size=(5, 6)), rng.normal(size=(2, 5))]
+    bs = [rng.normal(size=6), rng.normal(size=5), rng.normal(size=2)]
+    m = itermap.IterativeMap.from_mlp(Ws, bs)
+    u = rng.normal(size=3)
+    starts = rng.normal(scale=5.0, size=(40, m.dim))
+    fp = find_fixed_points(m, starts, inputs=u)
+    h1 = np.maximum(Ws[0] @ u + bs[0], 0)
+    h2 = np.maximum(Ws[1] @ h1 + bs[1], 0)
+    out = Ws[2] @ h2 + bs[2]
+    assert len(fp) == 1 and fp.n_unconverged == 0
+    np.testing.assert_allclose(fp.points[0], np.concatenate([u, h1, h2, out]), atol=1e-12)
+    # the Jacobian of a feed-forward map is nilpotent: every multiplier is 0
+    np.testing.assert_allclose(np.abs(fp.eigenvalues), 0.0, atol=1e-6)
+    assert fp.stable[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mlp_fixed_point_from_any_single_start(seed):
+    rng = np.random.default_rng(seed)
+    Ws = [rng.normal(size=(4, 2)), rng.normal(size=(3, 4))]
+    m = itermap.IterativeMap.from_mlp(Ws, activation="tanh")
+    u = rng.normal(size=2)
+    want = itermap.iterate(m, m.zeros(), 2, inputs=u, keep="last").final
+    for _ in range(3):
+        fp = find_fixed_points(m, rng.normal(scale=10.0, size=(1, m.dim)), inputs=u)
+        np.testing.assert_allclose(fp.points, want[None, :], atol=1e-12)
+
+
+def test_driven_rnn_fixed_point_matches_plain_iteration():
+    rng = np.random.default_rng(4)
+    W_hh = 0.4 * rng.normal(size=(6, 6)) / np.sqrt(6)      # contracting: one fixed point
+    W_hx, b = rng.normal(size=(6, 2)), rng.normal(size=6)
+    m = itermap.IterativeMap.from_rnn(W_hh, W_hx, b)
+    u = np.array([0.3, -1.2])
+    h = np.zeros(6)
+    for _ in range(500):                                     # reference: plain iteration
+        h = np.tanh(W_hh @ h + W_hx @ u + b)
+    fp = find_fixed_points(m, rng.normal(size=(10, m.dim)), inputs=u)
+    assert len(fp) == 1 and fp.n_unconverged == 0
+    np.testing.assert_allclose(fp.points[0], np.concatenate([u, h]), atol=1e-12)
+    # multipliers: the eigenvalues of diag(1 - h^2) W_hh, and 0 for the input block
+    J = (1 - h**2)[:, None] * W_hh
+    want = np.sort(np.abs(np.concatenate([np.linalg.eigvals(J), np.zeros(2)])))[::-1]
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[0]), want, atol=1e-12)
+    assert fp.stable[0]
+
+
+def test_logistic_period_three_orbit_chain_rule():
+    r = 3.83                                                  # inside the period-3 window
+    fp = find_fixed_points(logistic(r), np.linspace(0.01, 0.99, 60)[:, None], period=3)
+    three = fp.min_period == 3
+    assert three.sum() == 6                                   # a stable and an unstable 3-cycle
+    x = fp.points[three, 0]
+    # each point maps to another point of its orbit, and the orbit labels say so
+    fx = r * x * (1 - x)
+    j = np.argmin(np.abs(fx[:, None] - x[None, :]), axis=1)
+    np.testing.assert_allclose(fx, x[j], atol=1e-10)
+    np.testing.assert_array_equal(fp.orbit[three], fp.orbit[three][j])
+    assert len(set(fp.orbit[three].tolist())) == 2
+    # the multiplier is the product of f'(x) = r (1 - 2 x) along the orbit
+    f3 = fx
+    mult = r * (1 - 2 * x)
+    for _ in range(2):
+        mult = mult * r * (1 - 2 * f3)
+        f3 = r * f3 * (1 - f3)
+    np.testing.assert_allclose(fp.eigenvalues[three, 0].real, mult, rtol=1e-9, atol=1e-12)
+    assert np.sum(fp.stable[three]) == 3
+    # the fixed points 0 and 1 - 1/r are period-3 points too, with least period 1
+    np.testing.assert_allclose(np.sort(fp.points[fp.min_period == 1, 0]), [0, 1 - 1 / r],
+                               atol=1e-12)
+
+
+def test_sparse_map_matches_its_dense_twin():
+    m = itermap.random_rnn(60, gain=1.5, density=0.1, rng=0)
+    assert itermap.backends.is_sparse(m.block_matrix.to_sparse())
+    md = itermap.IterativeMap(m.block_matrix.to_dense())
+    starts = 0.3 * np.random.default_rng(1).normal(size=(8, 60))
+    fs, fd = find_fixed_points(m, starts), find_fixed_points(md, starts)
+    assert len(fs) == len(fd) >= 1 and fs.n_unconverged == fd.n_unconverged
+    np.testing.assert_allclose(_sorted_rows(fs.points), _sorted_rows(fd.points), atol=1e-12)
+    W = md.block_matrix.to_dense()
+    res = np.linalg.norm(np.tanh(fs.points @ W.T) - fs.points, axis=1)
+    assert np.all(res <= 1e-10)
+
+
+# -- backends -------------------------------------------------------------------------
+def test_henon_over_namespaces(xp):
+    starts = xp.asarray(np.random.default_rng(1).uniform(-2, 2, size=(16, 2)))
+    fp = find_fixed_points(henon(), starts)
+    assert itermap.backends.backend_of(fp.points) == itermap.backends.backend_of(starts)
+    a, b = 1.4, 0.3
+    xs = np.sort((-(1 - b) + np.array([-1, 1]) * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a))
+    np.testing.assert_allclose(np.sort(np.asarray(to_numpy(fp.points))[:, 0]), xs, atol=1e-12)
+    assert np.asarray(to_numpy(fp.jacobians)).shape == (2, 2, 2)
+
+
+def test_logistic_period_two_over_namespaces(xp):
+    r = 3.2
+    starts = xp.asarray(np.linspace(0.05, 0.95, 10)[:, None])
+    fp = find_fixed_points(logistic(r), starts, period=2)
+    ev = fp.eigenvalues[fp.min_period == 2, 0]
+    np.testing.assert_allclose(ev, 4 + 2 * r - r * r, atol=1e-12)
+
+
+# -- slow points, unconverged starts ----------------------------------------------------
+def test_no_fixed_point_counts_unconverged_and_finds_the_slow_point():
+    m = Shifted(1.0)
+    starts = np.linspace(-3, 3, 8)[:, None]
+    fp = find_fixed_points(m, starts, max_iter=60)
+    assert len(fp) == 0 and fp.n_unconverged == 8 and fp.slow_points is None
+    fp = find_fixed_points(m, starts, max_iter=60, slow_points=True)
+    assert len(fp) == 0
+    assert fp.slow_points.shape == (1, 1) and fp.n_unconverged < 8
+    np.testing.assert_allclose(fp.slow_points[0, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(fp.slow_residuals, [1.0], rtol=1e-12)
+
+
+def test_slow_point_of_a_tanh_ghost_matches_scalar_minimization():
+    # x -> tanh(2 x + b) just past its saddle-node: one stable fixed point on the
+    # left and a slow point (the ghost of the vanished pair) on the right
+    w, b = 2.0, -0.6
+
+    def q(s):
+        return 0.5 * (np.tanh(w * s + b) - s) ** 2
+
+    m = itermap.IterativeMap(np.array([[w]]), bias=np.array([b]))
+    ref = scipy.optimize.minimize_scalar(q, bounds=(0.3, 1.2), method="bounded",
+                                         options={"xatol": 1e-10})
+    assert q(ref.x) > 1e-6                        # a true slow point: q > 0
+    fp = find_fixed_points(m, np.linspace(-1.5, 1.5, 16)[:, None], slow_points=True,
+                           max_iter=100)
+    left = scipy.optimize.brentq(lambda s: np.tanh(w * s + b) - s, -1.5, 0.0)
+    np.testing.assert_allclose(fp.points[:, 0], [left], atol=1e-12)
+    assert fp.slow_points.shape[0] == 1
+    # a slow point is located to about 1e-6 (q is flat to second order there)
+    np.testing.assert_allclose(fp.slow_points[0, 0], ref.x, atol=1e-5)
+    np.testing.assert_allclose(fp.slow_residuals[0], np.sqrt(2 * q(ref.x)), rtol=1e-8)
+
+
+def test_max_iter_too_small_is_counted_not_raised():
+    m = itermap.IterativeMap(np.diag([2.0, 2.0]))
+    fp = find_fixed_points(m, np.array([[0.3, 0.7], [0.9, 0.95]]), max_iter=1)
+    assert fp.n_unconverged + len(fp) >= 1 and fp.n_starts == 2
+    assert np.all(fp.residuals <= 1e-10)
+
+
+# -- properties -----------------------------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 6), gain=st.floats(0.3, 2.5))
+def test_points_solve_the_equation_and_are_distinct(seed, n, gain):
+    m = itermap.random_rnn(n, gain=gain, rng=seed)
+    W = m.block_matrix.to_dense()
+    starts = np.random.default_rng(seed).normal(size=(24, n))
+    fp = find_fixed_points(m, starts)
+    pts = np.asarray(fp.points)
+    # every point solves the equation; the origin, when found, exactly
+    norms = np.linalg.norm(pts, axis=1)
+    assert np.all((norms < 1e-12) | (norms > 1e-6))
+    np.testing.assert_array_less(np.linalg.norm(np.tanh(pts @ W.T) - pts, axis=1), 1e-10)
+    d = np.linalg.norm(pts[:, None, :] - pts[None, :, :], axis=-1) + np.eye(len(pts))
+    assert np.all(d > 1e-6)
+    # every start converged or was counted
+    assert fp.n_unconverged <= 24
+    # eigenvalues sorted by modulus, descending; stability consistent with them
+    mod = np.abs(fp.eigenvalues)
+    assert np.all(np.diff(mod, axis=1) <= 1e-12)
+    np.testing.assert_array_equal(fp.stable, np.all(mod < 1, axis=1))
+    np.testing.assert_array_equal(fp.n_unstable, np.sum(mod > 1, axis=1))
+    # reference eigenvalues of the reference Jacobian diag(1 - x^2) W
+    for p, ev in zip(pts, fp.eigenvalues):
+        J = (1 - np.tanh(W @ p) ** 2)[:, None] * W
+        np.testing.assert_allclose(np.sort(np.abs(np.linalg.eigvals(J)))[::-1],
+                                   np.abs(ev), atol=1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_odd_map_fixed_points_come_in_pairs(seed):
+    # tanh is odd: x is a fixed point of x -> tanh(W x) exactly when -x is
+    m = itermap.random_rnn(4, gain=2.0, rng=seed)
+    rng = np.random.default_rng(seed)
+    starts = rng.normal(size=(32, 4))
+    fp = find_fixed_points(m, np.concatenate([starts, -starts]))
+    pts = np.asarray(fp.points)
+    if fp.n_unconverged == 0:
+        d = np.linalg.norm(pts[:, None, :] + pts[None, :, :], axis=-1)
+        assert np.all(d.min(axis=1) < 1e-8)
+
+
+# -- duplicates, saving, sampling ---------------------------------------------------------
+def test_duplicates_merge_and_least_residual_represents():
+    m = itermap.IterativeMap(np.array([[2.0]]))
+    starts = np.full((50, 1), 0.8) + np.linspace(0, 1e-3, 50)[:, None]
+    fp = find_fixed_points(m, starts)
+    assert len(fp) == 1 and fp.n_unconverged == 0
+
+
+def test_chunks_of_starts_give_the_same_points(monkeypatch):
+    import analysis._fixed_points as fpmod
+
+    m = itermap.IterativeMap(np.diag([2.0, 2.0]))
+    g = np.linspace(-1.5, 1.5, 7)
+    starts = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    whole = find_fixed_points(m, starts)
+    # a budget of 5 starts' Jacobians per batch: 10 batches, points found many times
+    monkeypatch.setattr(fpmod, "_MEM_BUDGET", 4 * 2 * 2 * 8 * 5)
+    chunked = find_fixed_points(m, starts)
+    assert len(chunked) == len(whole) == 9
+    np.testing.assert_allclose(_sorted_rows(chunked.points), _sorted_rows(whole.points),
+                               atol=1e-14)
+    assert chunked.n_unconverged == whole.n_unconverged == 0
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    fp = find_fixed_points(logistic(3.2), np.linspace(0.1, 0.9, 6)[:, None], period=2)
+    back = itermap.load(itermap.save(fp, tmp_path / "fp"))
+    assert isinstance(back, FixedPoints)
+    for name in ("points", "residuals", "jacobians", "eigenvalues", "stable", "n_unstable",
+                 "orbit", "min_period"):
+        np.testing.assert_array_equal(np.asarray(getattr(back, name)),
+                                      np.asarray(getattr(fp, name)))
+    assert back.n_unconverged == fp.n_unconverged and back.period == 2
+    assert "period=2" in repr(back)
+
+
+def test_sample_states_are_trajectory_states_plus_noise():
+    m = itermap.random_rnn(5, gain=0.9, rng=0)
+    x0 = np.random.default_rng(2).normal(size=(7, 5))
+    s = sample_states(m, 7, steps=4, noise=0.0, rng=3, x0=x0)
+    traj = itermap.iterate(m, x0, 4).states          # (5, 7, 5)
+    # each sample is one of its own trajectory's states
+    hit = np.isclose(traj, s[None, :, :], atol=1e-14).all(axis=-1).any(axis=0)
+    assert hit.all()
+    noisy = sample_states(m, 7, steps=4, noise=0.1, rng=3, x0=x0)
+    assert 0.02 < np.std(noisy - s) < 0.3
+    again = sample_states(m, 7, steps=4, noise=0.1, rng=3, x0=x0)
+    np.testing.assert_array_equal(noisy, again)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_sample_states_driven_map_and_divergence():
+    rng = np.random.default_rng(0)
+    m = itermap.IterativeMap.from_mlp([rng.normal(size=(3, 2))])
+    s = sample_states(m, 4, steps=3, rng=0, inputs=np.array([1.0, -1.0]))
+    assert s.shape == (4, m.dim)
+    with pytest.raises(itermap.DivergenceError, match="overflow"):
+        sample_states(logistic(4.0), 4, steps=50, rng=0, x0=np.array([5.0]))
+
+
+# -- bad input ----------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"period": 0}, ValueError, "period"),
+    ({"period": 1.5}, TypeError, "period"),
+    ({"tol": 0.0}, ValueError, "tol"),
+    ({"tol": -1e-3}, ValueError, "tol"),
+    ({"tol": "x"}, TypeError, "tol"),
+    ({"unique_tol": 0.0}, ValueError, "unique_tol"),
+    ({"max_iter": 0}, ValueError, "max_iter"),
+    ({"inputs": np.zeros(2)}, ValueError, "autonomous"),
+])
+def test_bad_options(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        find_fixed_points(henon(), np.zeros((3, 2)), **kwargs)
+
+
+@pytest.mark.parametrize("x0, exc, match", [
+    (np.zeros((3, 3)), ValueError, "dim"),
+    (np.zeros((2, 3, 2)), ValueError, "shape"),
+    (np.zeros((0, 2)), ValueError, "empty"),
+    (np.zeros((3, 2), dtype=np.int64), TypeError, "floating"),
+    (np.zeros((3, 2), dtype=np.complex128), TypeError, "floating"),
+    (np.array([[np.nan, 0.0]]), ValueError, "NaN"),
+    (None, TypeError, "x0"),
+])
+def test_bad_starts(x0, exc, match):
+    with pytest.raises(exc, match=match):
+        find_fixed_points(henon(), x0)
+
+
+def test_bad_inputs_for_driven_map():
+    m = itermap.IterativeMap.from_mlp([np.ones((2, 3))])
+    with pytest.raises(ValueError, match="driven"):
+        find_fixed_points(m, np.zeros((2, m.dim)))
+    with pytest.raises(ValueError, match="shape"):
+        find_fixed_points(m, np.zeros((2, m.dim)), inputs=np.zeros(2))
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"n": 0}, ValueError), ({"n": 2.0}, TypeError), ({"n": 3, "steps": -1}, ValueError),
+    ({"n": 3, "noise": -0.1}, ValueError), ({"n": 3, "x0": np.zeros(4)}, ValueError),
+])
+def test_sample_states_bad_input(kwargs, exc):
+    with pytest.raises(exc):
+        sample_states(henon(), **kwargs)
