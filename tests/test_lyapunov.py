@@ -352,3 +352,14 @@ def test_float32_state():
     assert np.max(np.abs(res.exponents - ref)) < 5e-2
     assert res.exponents.dtype == np.float64
     assert to_np(res.tangents).dtype == np.float32
+
+
+def test_overflow_between_qrs_names_the_span():
+    x, t = 0.3, 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.isfinite(x):
+            x, t = 5.0 * x * (1.0 - x), t + 1
+    lo = (t - 1) // 4 * 4 + 1
+    with pytest.raises(DivergenceError, match=rf"state overflowed .* between steps {lo} and "
+                                              rf"{lo + 3}\b"):
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4)
