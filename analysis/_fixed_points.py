@@ -32,6 +32,16 @@ _SLOW_GRAD_FAILED = 1e-6
 _CHUNK = 2048
 # running starts are compared with each other (for merging) once their residual is below
 _CLOSING = 1e-2
+# coarse merging: running starts closer than rho_k follow one representative, where
+# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
+# and scale is the mean norm of the starts; rows are compared once their residual is
+# below _MERGE_CLOSING * scale
+_MERGE_FRAC = 1e-2
+_MERGE_CLOSING = 4e-2
+# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
+# iterations is given up (counted unconverged) unless slow points are asked for
+_STALL_ITERS = 6
+_STALL_DROP = 0.5
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -362,8 +372,17 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     a damping ``lam`` kept per start (divided by 3 after a step that lowers
     ``||G||``, times 4 after one that does not). Starts with residual
     ``<= tol`` leave the active set, and running starts that come within
-    ``unique_tol`` of a point already found, or of each other, are merged
-    into it (their fate is that point's). A last Newton step on the distinct
+    a radius ``rho_k`` of a point already found, or of each other, are
+    merged into it: they follow one representative, and count as converged
+    or not by its fate. The radius is coarse early and shrinks with the
+    residuals: ``rho_k = max(unique_tol, min(0.01 s, median ||G||))`` over the
+    running starts with ``||G|| <= max(0.01, 0.04 s)``, where ``s`` is the mean
+    norm of the starts (a heuristic: two starts that close almost always
+    head to the same point; a point reached only by merged starts would be
+    missed). Unless ``slow_points`` is asked for, a start whose residual
+    has not halved within 6 iterations is given up and counted in
+    ``n_unconverged`` (it sits in a flat valley of ``q``, where other
+    starts usually find the same points faster). A last Newton step on the distinct
     points takes their residuals to rounding level, after which they are
     merged once more.
 
@@ -530,7 +549,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
                        min_period=min_period, n_starts=n_starts, **slow_fields)
 
 
-def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None):
     """The batched damped Newton iteration over the starts ``x``.
 
     Returns (converged points, their residuals, number of unconverged starts,
@@ -550,6 +569,13 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
     Px = F.value(x)
     G = Px - x
     r_h = to_numpy(_norm(xp, G)).astype(np.float64)
+    if scale is None:
+        scale = float(np.mean(to_numpy(_norm(xp, x))))
+    rho_max = max(unique_tol, _MERGE_FRAC * scale)
+    closing = max(_CLOSING, _MERGE_CLOSING * scale)
+    # per start: the residual to beat, and the iteration it was set
+    mark_r = r_h.copy()
+    mark_it = np.zeros(n_starts, dtype=np.int64)
     leaders_x = None  # converged points so far (one per group), on the device
 
     for it in range(max_iter + 1):
@@ -577,9 +603,23 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
         # 2. running rows that reached a point already found, or each other: merge
         if keep.any() and it > 0:
             k_idx = np.flatnonzero(keep)
+            # 2a. starts that have stalled (no halving of the residual for a while)
+            if not slow_points:
+                rid = ids[k_idx]
+                better = r_h[k_idx] <= _STALL_DROP * mark_r[rid]
+                mark_r[rid[better]] = r_h[k_idx[better]]
+                mark_it[rid[better]] = it
+                stalled = it - mark_it[rid] >= _STALL_ITERS
+                if stalled.any():
+                    keep[k_idx[stalled]] = False
+                    k_idx = k_idx[~stalled]
             xk = _take(xp, x, k_idx)
-            if leaders_x is not None:
-                near = _nearest_within(xp, xk, leaders_x, unique_tol)
+            close = np.flatnonzero(r_h[k_idx] <= closing)
+            rho = unique_tol
+            if close.size:
+                rho = max(unique_tol, min(rho_max, float(np.median(r_h[k_idx[close]]))))
+            if leaders_x is not None and k_idx.size:
+                near = _nearest_within(xp, xk, leaders_x, rho)
                 hit = near >= 0
                 if hit.any():
                     idh = ids[k_idx[hit]]
@@ -587,10 +627,10 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
                     keep[k_idx[hit]] = False
                     k_idx, xk = k_idx[~hit], _take(xp, xk, np.flatnonzero(~hit))
             # only rows closing in on a point can sit within unique_tol of each other
-            close = np.flatnonzero(r_h[k_idx] <= _CLOSING)
+            close = np.flatnonzero(r_h[k_idx] <= closing)   # k_idx may have shrunk
             if close.size > 1:
                 k_idx, xk = k_idx[close], _take(xp, xk, close)
-                lead, _ = _cluster(xp, xk, unique_tol)
+                lead, _ = _cluster(xp, xk, rho)
                 dup = lead != np.arange(k_idx.size)
                 if dup.any():
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
