@@ -652,7 +652,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         # the shorter steps at once (one batched evaluation), the longest passing Armijo
         pending = np.arange(ids.size)
         if pending.size:
-            dx = _solve(xp, _take(xp, A, pending), -_take(xp, G, pending))
+            dx = _solve(xp, A, -G)                # all rows: no copies of A
             dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
             pos = np.full(ids.size, -1)
             pos[pending] = np.arange(pending.size)
@@ -680,7 +680,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
         lm = np.flatnonzero(~accepted)
         if lm.size:
-            Al, Gl = _take(xp, A, lm), _take(xp, G, lm)
+            Al, Gl = (A, G) if lm.size == ids.size else (_take(xp, A, lm), _take(xp, G, lm))
             g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
             AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
             diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)
