@@ -39,9 +39,11 @@ _CLOSING = 1e-2
 _MERGE_FRAC = 1e-2
 _MERGE_CLOSING = 4e-2
 # a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
-# iterations is given up (counted unconverged) unless slow points are asked for
+# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
+# (counted unconverged); neither happens when slow points are asked for
 _STALL_ITERS = 6
 _STALL_DROP = 0.5
+_ESCAPES = 1
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -380,9 +382,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     norm of the starts (a heuristic: two starts that close almost always
     head to the same point; a point reached only by merged starts would be
     missed). Unless ``slow_points`` is asked for, a start whose residual
-    has not halved within 6 iterations is given up and counted in
-    ``n_unconverged`` (it sits in a flat valley of ``q``, where other
-    starts usually find the same points faster). A last Newton step on the distinct
+    has not halved within 6 iterations takes one undamped Newton step (to
+    leave the flat valley of ``q`` it sits in), and when it stalls again it
+    is given up and counted in ``n_unconverged`` (other starts usually find
+    the same points faster). A last Newton step on the distinct
     points takes their residuals to rounding level, after which they are
     merged once more.
 
@@ -576,6 +579,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     # per start: the residual to beat, and the iteration it was set
     mark_r = r_h.copy()
     mark_it = np.zeros(n_starts, dtype=np.int64)
+    escapes = np.zeros(n_starts, dtype=np.int64)
+    force = np.zeros(n_starts, dtype=bool)
     leaders_x = None  # converged points so far (one per group), on the device
 
     for it in range(max_iter + 1):
@@ -610,6 +615,13 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 mark_r[rid[better]] = r_h[k_idx[better]]
                 mark_it[rid[better]] = it
                 stalled = it - mark_it[rid] >= _STALL_ITERS
+                # first time: one undamped Newton step out of the valley instead
+                escape = stalled & (escapes[rid] < _ESCAPES)
+                if escape.any():
+                    escapes[rid[escape]] += 1
+                    force[rid[escape]] = True
+                    mark_r[rid[escape]] = np.inf
+                    stalled &= ~escape
                 if stalled.any():
                     keep[k_idx[stalled]] = False
                     k_idx = k_idx[~stalled]
@@ -667,6 +679,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
             a_col = np.asarray(alphas)[:, None]
             ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * r_h[pending][None, :])
+            if na == 1:
+                ok |= np.isfinite(rt) & force[ids[pending]][None, :]
             best = np.argmax(ok, axis=0)
             good = ok[best, np.arange(npd)]
             if good.any():
@@ -676,6 +690,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 r_new[pending[o]] = rt[best[o], o]
                 accepted[pending[o]] = True
             pending = pending[~good]
+        force[ids] = False
         # 5. Levenberg-Marquardt where Newton failed: (A^T A + lam I) dx = -A^T G, with a
         # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
         lm = np.flatnonzero(~accepted)
