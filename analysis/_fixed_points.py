@@ -22,7 +22,8 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
-# Armijo constant and the step lengths tried before falling back to Levenberg-Marquardt
+# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
+# the one of least residual among those passing wins) before Levenberg-Marquardt
 _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125)
 # stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
@@ -367,10 +368,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
 
     Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
     starts advance together, one batched linear solve per iteration on the
-    map's backend. A Newton step that does not lower ``||G||`` enough
-    (Armijo) is halved up to three times (all shorter steps evaluated in one
-    batch); where it still fails, or where ``A = D(F^p) - I`` is singular, a
-    Levenberg-Marquardt step ``(A^T A + lam I) dx = -A^T G`` is taken, with
+    map's backend. The Newton step and its halves, quarters and eighths are
+    evaluated in one batch and the one of least ``||G||`` among those that
+    lower it enough (Armijo) is taken; where none does, or where
+    ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step ``(A^T A + lam I) dx = -A^T G`` is taken, with
     a damping ``lam`` kept per start (divided by 3 after a step that lowers
     ``||G||``, times 4 after one that does not). Starts with residual
     ``<= tol`` leave the active set, and running starts that come within
@@ -660,8 +661,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         accepted = np.zeros(ids.size, dtype=bool)
         dropped = np.zeros(ids.size, dtype=bool)
         new_parts = {}
-        # 4. Newton step with backtracking on ||G||: the full step first; where it fails,
-        # the shorter steps at once (one batched evaluation), the longest passing Armijo
+        # 4. Newton step with a line search on ||G||: the full and the shorter steps at
+        # once (one batched evaluation), the one of least residual passing Armijo
         pending = np.arange(ids.size)
         if pending.size:
             dx = _solve(xp, A, -G)                # all rows: no copies of A
@@ -669,7 +670,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             pos = np.full(ids.size, -1)
             pos[pending] = np.arange(pending.size)
             pending = pending[dx_ok]
-        for alphas in (_ALPHAS[:1], _ALPHAS[1:]):
+        for alphas in (_ALPHAS,):
             if pending.size == 0:
                 break
             na, npd = len(alphas), pending.size
@@ -679,9 +680,11 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
             a_col = np.asarray(alphas)[:, None]
             ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * r_h[pending][None, :])
-            if na == 1:
-                ok |= np.isfinite(rt) & force[ids[pending]][None, :]
-            best = np.argmax(ok, axis=0)
+            if alphas[0] == 1.0:
+                ok[0] |= np.isfinite(rt[0]) & force[ids[pending]]
+            # the step of least residual among those passing; the full one when forced
+            best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+            best[force[ids[pending]] & ok[0]] = 0
             good = ok[best, np.arange(npd)]
             if good.any():
                 o = np.flatnonzero(good)

@@ -421,8 +421,8 @@ def _hybr_distinct(W, starts, tol=1e-10, unique_tol=1e-6):
     return len(kept)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 7, pytest.param(
-    5, marks=pytest.mark.xfail(strict=True, reason="known limitation: the monotone damped "
+@pytest.mark.parametrize("seed", [0, 3, 5, 7, pytest.param(
+    6, marks=pytest.mark.xfail(strict=True, reason="known limitation: the monotone damped "
                                "search ends at local minima of q and misses the origin "
                                "that hybr reaches"))])
 def test_chaotic_net_finds_at_least_the_points_of_a_hybr_loop(seed):
