@@ -372,8 +372,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     evaluated in one batch and the one of least ``||G||`` among those that
     lower it enough (Armijo) is taken; where none does, or where
     ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step
-    ``(A^T A + lam I) dx = -A^T G`` is taken, with a damping ``lam`` kept per start (divided by 3 after a step that lowers
-    ``||G||``, times 4 after one that does not). Starts with residual
+    ``(A^T A + lam I) dx = -A^T G`` is taken, with a damping ``lam`` kept
+    per start (divided by 3 after a step that lowers ``||G||``, times 4
+    after one that does not). Starts with residual
     ``<= tol`` leave the active set, and running starts that come within
     a radius ``rho_k`` of a point already found, or of each other, are
     merged into it: they follow one representative, and count as converged
