@@ -370,7 +370,11 @@ class IterativeMap(Map):
         xp = namespace(x)
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
-        return d[..., :, None] * self._dense_masked(xp)
+        J = d[..., :, None] * self._dense_masked(xp)
+        if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
+            # sparse products hand back F-ordered states; batched solvers want C order
+            J = np.ascontiguousarray(J)
+        return J
 
     def _dense_masked(self, xp):
         if self._Wdense_cache is None:
@@ -598,15 +602,19 @@ def _split(W, sizes):
     return BlockMatrix(sizes, blocks)
 
 
-def _zero_rows(W, s, xp):
-    keep = np.ones(W.shape[0])
+def _keep_mask(n, s, xp, dtype):
+    keep = np.ones(n)
     keep[s] = 0.0
-    return W * xp.astype(xp.asarray(keep), W.dtype)[:, None]
+    return xp.astype(xp.asarray(keep), dtype)
+
+
+def _zero_rows(W, s, xp):
+    return W * _keep_mask(W.shape[0], s, xp, W.dtype)[:, None]
 
 
 def _zero_rows_cols(W, s, xp):
-    W = _zero_rows(W, s, xp)
-    return _zero_rows(W.T, s, xp).T
+    keep = _keep_mask(W.shape[0], s, xp, W.dtype)
+    return W * keep[:, None] * keep[None, :]  # stays C-ordered, unlike a transpose trick
 
 
 def _rows_times(X, ST):

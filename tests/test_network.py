@@ -183,3 +183,12 @@ def test_bad_states_and_inputs():
         m.step(np.zeros(5, dtype=complex), np.zeros(2))
     with pytest.raises(ValueError, match="no input"):
         IterativeMap(np.eye(2)).step(np.zeros(2), np.zeros(1))
+
+
+def test_jacobians_are_c_contiguous_for_every_storage():
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(12, 12)) * (rng.random((12, 12)) < 0.3)
+    for weights in (A, sp.csr_matrix(A)):
+        m = IterativeMap(weights, sizes=[4, 8], input_block=0)
+        J = m.jacobian(rng.normal(size=(3, 12)), rng.normal(size=(3, 4)))
+        assert J.flags.c_contiguous

@@ -83,3 +83,77 @@ def test_non_finite_values_are_refused_everywhere(bad, where):
         assert "NaN or inf" in str(exc)
     else:
         raise AssertionError("a non-finite start was accepted")
+
+
+@st.composite
+def small_maps(draw):
+    n = draw(st.integers(1, 3))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    tokens = st.sampled_from(["0", "W", "D", "R=0.5", "Row=1", "I"])
+    drawn = [[draw(tokens) for _ in range(n)] for _ in range(n)]
+    # identity blocks only where the block is square
+    pattern = [[t if t != "I" or sizes[i] == sizes[j] else "W" for j, t in enumerate(row)]
+               for i, row in enumerate(drawn)]
+    seed = draw(st.integers(0, 2 ** 16))
+    bm = BlockMatrix.from_pattern(sizes, pattern, rng=seed, scale=draw(st.floats(0.1, 2.5)))
+    act = draw(ACTS)
+    driven = n > 1 and draw(st.booleans())
+    m = IterativeMap(bm, activation=act, input_block=0 if driven else None)
+    batch = draw(st.integers(1, 3))
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-0.5, 0.5, size=(batch, m.dim))
+    u = rng.uniform(-0.5, 0.5, size=m.input_size) if driven else None
+    return m, x0, u
+
+
+def _finite(*arrays):
+    return all(np.all(np.isfinite(np.asarray(a))) for a in arrays if a is not None)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_maps())
+def test_impulse_response_is_finite_or_refused(case):
+    import analysis
+
+    m, x0, u = case
+    for method in ("linear", "nonlinear"):
+        try:
+            res = analysis.impulse_response(m, x0[0], 6, inputs=u, method=method)
+        except ValueError as exc:  # DivergenceError included
+            assert str(exc)
+            continue
+        assert res.norms.shape[0] == 7 and _finite(res.norms)
+        assert res.length is None or 0 <= res.length <= 6
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_maps())
+def test_fixed_points_are_true_fixed_points(case):
+    import analysis
+
+    m, x0, u = case
+    res = analysis.find_fixed_points(m, x0, inputs=u, max_iter=30)
+    assert res.n_unconverged <= x0.shape[0]
+    assert _finite(res.points, res.residuals, res.eigenvalues)
+    if len(res.points):
+        uu = None if u is None else np.tile(u, (len(res.points), 1))
+        gap = np.linalg.norm(m.step(res.points, uu) - res.points, axis=-1)
+        assert np.all(gap <= 1e-9)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_maps(), st.integers(1, 3))
+def test_lyapunov_spectrum_is_finite_or_refused(case, every):
+    import analysis
+
+    if not hasattr(analysis, "lyapunov_spectrum"):
+        return
+    m, x0, u = case
+    k = m.dim - m.input_size
+    try:
+        res = analysis.lyapunov_spectrum(m, x0, 20, inputs=u, reorthonormalize_every=every)
+    except ValueError as exc:  # a collapsed tangent vector (relu, zero blocks) or divergence
+        assert "step" in str(exc)
+        return
+    assert res.exponents.shape == (k,) and _finite(res.exponents, res.per_trajectory)
+    assert np.all(np.diff(res.exponents) <= 1e-12)
