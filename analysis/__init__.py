@@ -23,6 +23,10 @@ from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]
 
+from ._lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum  # noqa: E402
+
+__all__ += ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_spectrum"]
+
 from . import plots  # noqa: E402
 from ._scan import (  # noqa: E402
     LyapunovScan,

@@ -22,7 +22,8 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
-# Armijo constant and the step lengths tried before falling back to Levenberg-Marquardt
+# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
+# the one of least residual among those passing wins) before Levenberg-Marquardt
 _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125)
 # stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
@@ -32,6 +33,18 @@ _SLOW_GRAD_FAILED = 1e-6
 _CHUNK = 2048
 # running starts are compared with each other (for merging) once their residual is below
 _CLOSING = 1e-2
+# coarse merging: running starts closer than rho_k follow one representative, where
+# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
+# and scale is the mean norm of the starts; rows are compared once their residual is
+# below _MERGE_CLOSING * scale
+_MERGE_FRAC = 1e-2
+_MERGE_CLOSING = 4e-2
+# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
+# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
+# (counted unconverged); neither happens when slow points are asked for
+_STALL_ITERS = 6
+_STALL_DROP = 0.5
+_ESCAPES = 1
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -355,15 +368,26 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
 
     Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
     starts advance together, one batched linear solve per iteration on the
-    map's backend. A Newton step that does not lower ``||G||`` enough
-    (Armijo) is halved up to three times (all shorter steps evaluated in one
-    batch); where it still fails, or where ``A = D(F^p) - I`` is singular, a
-    Levenberg-Marquardt step ``(A^T A + lam I) dx = -A^T G`` is taken, with
-    a damping ``lam`` kept per start (divided by 3 after a step that lowers
-    ``||G||``, times 4 after one that does not). Starts with residual
+    map's backend. The Newton step and its halves, quarters and eighths are
+    evaluated in one batch and the one of least ``||G||`` among those that
+    lower it enough (Armijo) is taken; where none does, or where
+    ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step
+    ``(A^T A + lam I) dx = -A^T G`` is taken, with a damping ``lam`` kept
+    per start (divided by 3 after a step that lowers ``||G||``, times 4
+    after one that does not). Starts with residual
     ``<= tol`` leave the active set, and running starts that come within
-    ``unique_tol`` of a point already found, or of each other, are merged
-    into it (their fate is that point's). A last Newton step on the distinct
+    a radius ``rho_k`` of a point already found, or of each other, are
+    merged into it: they follow one representative, and count as converged
+    or not by its fate. The radius is coarse early and shrinks with the
+    residuals: ``rho_k = max(unique_tol, min(0.01 s, median ||G||))`` over the
+    running starts with ``||G|| <= max(0.01, 0.04 s)``, where ``s`` is the mean
+    norm of the starts (a heuristic: two starts that close almost always
+    head to the same point; a point reached only by merged starts would be
+    missed). Unless ``slow_points`` is asked for, a start whose residual
+    has not halved within 6 iterations takes one undamped Newton step (to
+    leave the flat valley of ``q`` it sits in), and when it stalls again it
+    is given up and counted in ``n_unconverged`` (other starts usually find
+    the same points faster). A last Newton step on the distinct
     points takes their residuals to rounding level, after which they are
     merged once more.
 
@@ -530,7 +554,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
                        min_period=min_period, n_starts=n_starts, **slow_fields)
 
 
-def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None):
     """The batched damped Newton iteration over the starts ``x``.
 
     Returns (converged points, their residuals, number of unconverged starts,
@@ -550,6 +574,15 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
     Px = F.value(x)
     G = Px - x
     r_h = to_numpy(_norm(xp, G)).astype(np.float64)
+    if scale is None:
+        scale = float(np.mean(to_numpy(_norm(xp, x))))
+    rho_max = max(unique_tol, _MERGE_FRAC * scale)
+    closing = max(_CLOSING, _MERGE_CLOSING * scale)
+    # per start: the residual to beat, and the iteration it was set
+    mark_r = r_h.copy()
+    mark_it = np.zeros(n_starts, dtype=np.int64)
+    escapes = np.zeros(n_starts, dtype=np.int64)
+    force = np.zeros(n_starts, dtype=bool)
     leaders_x = None  # converged points so far (one per group), on the device
 
     for it in range(max_iter + 1):
@@ -577,9 +610,30 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
         # 2. running rows that reached a point already found, or each other: merge
         if keep.any() and it > 0:
             k_idx = np.flatnonzero(keep)
+            # 2a. starts that have stalled (no halving of the residual for a while)
+            if not slow_points:
+                rid = ids[k_idx]
+                better = r_h[k_idx] <= _STALL_DROP * mark_r[rid]
+                mark_r[rid[better]] = r_h[k_idx[better]]
+                mark_it[rid[better]] = it
+                stalled = it - mark_it[rid] >= _STALL_ITERS
+                # first time: one undamped Newton step out of the valley instead
+                escape = stalled & (escapes[rid] < _ESCAPES)
+                if escape.any():
+                    escapes[rid[escape]] += 1
+                    force[rid[escape]] = True
+                    mark_r[rid[escape]] = np.inf
+                    stalled &= ~escape
+                if stalled.any():
+                    keep[k_idx[stalled]] = False
+                    k_idx = k_idx[~stalled]
             xk = _take(xp, x, k_idx)
-            if leaders_x is not None:
-                near = _nearest_within(xp, xk, leaders_x, unique_tol)
+            close = np.flatnonzero(r_h[k_idx] <= closing)
+            rho = unique_tol
+            if close.size:
+                rho = max(unique_tol, min(rho_max, float(np.median(r_h[k_idx[close]]))))
+            if leaders_x is not None and k_idx.size:
+                near = _nearest_within(xp, xk, leaders_x, rho)
                 hit = near >= 0
                 if hit.any():
                     idh = ids[k_idx[hit]]
@@ -587,10 +641,10 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
                     keep[k_idx[hit]] = False
                     k_idx, xk = k_idx[~hit], _take(xp, xk, np.flatnonzero(~hit))
             # only rows closing in on a point can sit within unique_tol of each other
-            close = np.flatnonzero(r_h[k_idx] <= _CLOSING)
+            close = np.flatnonzero(r_h[k_idx] <= closing)   # k_idx may have shrunk
             if close.size > 1:
                 k_idx, xk = k_idx[close], _take(xp, xk, close)
-                lead, _ = _cluster(xp, xk, unique_tol)
+                lead, _ = _cluster(xp, xk, rho)
                 dup = lead != np.arange(k_idx.size)
                 if dup.any():
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
@@ -608,16 +662,16 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
         accepted = np.zeros(ids.size, dtype=bool)
         dropped = np.zeros(ids.size, dtype=bool)
         new_parts = {}
-        # 4. Newton step with backtracking on ||G||: the full step first; where it fails,
-        # the shorter steps at once (one batched evaluation), the longest passing Armijo
+        # 4. Newton step with a line search on ||G||: the full and the shorter steps at
+        # once (one batched evaluation), the one of least residual passing Armijo
         pending = np.arange(ids.size)
         if pending.size:
-            dx = _solve(xp, _take(xp, A, pending), -_take(xp, G, pending))
+            dx = _solve(xp, A, -G)                # all rows: no copies of A
             dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
             pos = np.full(ids.size, -1)
             pos[pending] = np.arange(pending.size)
             pending = pending[dx_ok]
-        for alphas in (_ALPHAS[:1], _ALPHAS[1:]):
+        for alphas in (_ALPHAS,):
             if pending.size == 0:
                 break
             na, npd = len(alphas), pending.size
@@ -627,7 +681,11 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
             a_col = np.asarray(alphas)[:, None]
             ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * r_h[pending][None, :])
-            best = np.argmax(ok, axis=0)
+            if alphas[0] == 1.0:
+                ok[0] |= np.isfinite(rt[0]) & force[ids[pending]]
+            # the step of least residual among those passing; the full one when forced
+            best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+            best[force[ids[pending]] & ok[0]] = 0
             good = ok[best, np.arange(npd)]
             if good.any():
                 o = np.flatnonzero(good)
@@ -636,11 +694,12 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points):
                 r_new[pending[o]] = rt[best[o], o]
                 accepted[pending[o]] = True
             pending = pending[~good]
+        force[ids] = False
         # 5. Levenberg-Marquardt where Newton failed: (A^T A + lam I) dx = -A^T G, with a
         # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
         lm = np.flatnonzero(~accepted)
         if lm.size:
-            Al, Gl = _take(xp, A, lm), _take(xp, G, lm)
+            Al, Gl = (A, G) if lm.size == ids.size else (_take(xp, A, lm), _take(xp, G, lm))
             g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
             AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
             diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)

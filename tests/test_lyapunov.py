@@ -1,0 +1,365 @@
+"""Lyapunov spectra (issue 3): closed forms, literature values, identities, reference loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from analysis import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+from itermap import DivergenceError, IterativeMap, iterate
+from itermap.systems import henon, linear, logistic
+from tests.conftest import to_np
+
+
+def _tanh_net(n, gain, seed):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0.0, gain / np.sqrt(n), size=(n, n))
+    return IterativeMap(W), W
+
+
+def _mean_log_det(W, states):
+    """Trajectory average of log|det J(x_t)| for x -> tanh(W x), from the states alone.
+
+    J(x_t) = diag(1 - x_{t+1}^2) W, so log|det J| = sum log(1 - x_{t+1}^2) + log|det W|.
+    """
+    nxt = states[1:]  # (T, B, n)
+    per_step = np.log1p(-nxt * nxt).sum(axis=-1) + np.linalg.slogdet(W)[1]
+    return per_step.mean(axis=0)  # (B,)
+
+
+# -- classic maps -------------------------------------------------------------------------------
+
+def test_logistic_r4_is_ln2():
+    x0 = np.random.default_rng(0).uniform(0.05, 0.45, size=(16, 1))
+    res = lyapunov_spectrum(logistic(4.0), x0, 5000, transient=100)
+    assert res.exponents.shape == (1,) and res.per_trajectory.shape == (16, 1)
+    assert abs(res.exponents[0] - np.log(2.0)) < 1e-3
+    assert np.all(np.abs(res.per_trajectory[:, 0] - np.log(2.0)) < 2e-3)
+
+
+def test_logistic_per_row_parameters_closed_forms():
+    # r = 2.6: fixed point 1 - 1/r with f' = 2 - r; r = 3.2: period-2 orbit with
+    # f'(p1) f'(p2) = -r^2 + 2r + 4; r = 4: ln 2
+    r = np.array([2.6, 3.2, 4.0])
+    x0 = np.array([[0.3], [0.3], [0.3]])
+    res = lyapunov_spectrum(logistic(r), x0, 4000, transient=400)
+    per = res.per_trajectory[:, 0]
+    assert abs(per[0] - np.log(0.6)) < 1e-9
+    assert abs(per[1] - 0.5 * np.log(abs(-3.2**2 + 2 * 3.2 + 4))) < 1e-9
+    assert abs(per[2] - np.log(2.0)) < 3e-3
+
+
+def test_henon_literature_values_and_determinant_identity():
+    # 10^5 steps of 8 trajectories; QR every 5 steps (the product of the R factors does not
+    # depend on the spacing), which keeps the test to a few seconds
+    x0 = np.random.default_rng(0).uniform(-0.1, 0.1, size=(8, 2))
+    res = lyapunov_spectrum(henon(), x0, 100_000, transient=1000, reorthonormalize_every=5)
+    np.testing.assert_allclose(res.exponents, [0.4192, -1.6232], atol=3e-3)
+    assert abs(res.exponents.sum() - np.log(0.3)) < 1e-8
+    assert np.all(np.abs(res.per_trajectory.sum(axis=1) - np.log(0.3)) < 1e-8)
+    assert abs(res.kaplan_yorke_dimension - (1 + 0.4192 / 1.6232)) < 5e-3
+    assert res.entropy_rate == pytest.approx(res.exponents[0])
+    assert np.all(res.stderr < 1e-3) and np.all(res.stderr > 0)
+
+
+def test_linear_map_log_abs_eigenvalues(xp):
+    rng = np.random.default_rng(3)
+    S = rng.normal(size=(4, 4))
+    A = S @ np.diag([1.3, -0.9, 0.5, -0.2]) @ np.linalg.inv(S)
+    ref = np.sort(np.log(np.abs(np.linalg.eigvals(A))))[::-1]
+    m = linear(xp.asarray(A))
+    x0 = xp.zeros((2, 4), dtype=xp.float64)
+    res = lyapunov_spectrum(m, x0, 400, transient=300)
+    np.testing.assert_allclose(res.exponents, ref, atol=1e-6)
+    top2 = lyapunov_spectrum(m, x0, 400, transient=300, k=2)
+    np.testing.assert_allclose(top2.exponents, ref[:2], atol=1e-6)
+    top1 = lyapunov_spectrum(m, x0, 400, transient=300, k=1, rng=5)
+    np.testing.assert_allclose(top1.exponents, ref[:1], atol=1e-6)
+    assert type(res.state) is type(x0)  # stays on the input's backend
+
+
+def test_linear_map_complex_pair():
+    # a rotation-scaling block: two exponents ln 0.8, plus a real one ln 1.1
+    c, s = 0.8 * np.cos(0.7), 0.8 * np.sin(0.7)
+    A = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.1]])
+    res = lyapunov_spectrum(linear(A), np.zeros(3), 300, transient=50)
+    np.testing.assert_allclose(res.exponents, [np.log(1.1), np.log(0.8), np.log(0.8)],
+                               atol=1e-9)
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+def test_tanh_network_below_edge_of_chaos():
+    n, gain = 20, 0.5
+    unit = np.random.default_rng(1).normal(0.0, 1.0 / np.sqrt(n), size=(n, n))
+    m = IterativeMap(gain * unit)
+    ref = np.sort(np.log(gain) + np.log(np.abs(np.linalg.eigvals(unit))))[::-1]
+    x0 = np.random.default_rng(0).normal(size=(2, n))
+    res = lyapunov_spectrum(m, x0, 5000, transient=200)
+    assert np.max(np.abs(res.exponents - ref)) < 1e-3
+    assert np.max(np.abs(res.per_trajectory - ref)) < 1e-3
+    assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_sum_equals_mean_log_det_on_chaotic_tanh(every):
+    m, W = _tanh_net(30, 2.0, seed=1)
+    x0 = np.random.default_rng(5).normal(size=(3, 30))
+    steps, transient = 600, 50
+    res = lyapunov_spectrum(m, x0, steps, transient=transient, reorthonormalize_every=every)
+    states = iterate(m, x0, transient + steps).states[transient:]
+    np.testing.assert_allclose(res.per_trajectory.sum(axis=1), _mean_log_det(W, states),
+                               atol=1e-10)
+    assert res.exponents[0] > 0.05  # chaotic: the identity is not about a trivial case
+    assert 1 < res.kaplan_yorke_dimension < 30
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 8), gain=st.floats(0.3, 3.0), seed=st.integers(0, 10**6),
+       every=st.integers(1, 4), batch=st.integers(1, 3))
+def test_sum_identity_property(n, gain, seed, every, batch):
+    m, W = _tanh_net(n, gain, seed)
+    x0 = np.random.default_rng(seed + 1).normal(size=(batch, n))
+    res = lyapunov_spectrum(m, x0, 40, reorthonormalize_every=every, rng=seed)
+    states = iterate(m, x0, 40).states
+    np.testing.assert_allclose(res.per_trajectory.sum(axis=1), _mean_log_det(W, states),
+                               atol=1e-9)
+    assert np.all(np.diff(res.exponents) <= 0)
+    assert np.all(np.diff(res.per_trajectory, axis=1) <= 0)
+
+
+def test_against_plain_per_trajectory_loop():
+    # the straightforward method: dense Jacobian, J @ Q, numpy.linalg.qr, one trajectory at a
+    # time, from the same initial frames (rng draws standard normals of shape (B, dim, k))
+    m, W = _tanh_net(7, 1.8, seed=2)
+    B, k, steps = 3, 4, 150
+    x0 = np.random.default_rng(9).normal(size=(B, 7))
+    res = lyapunov_spectrum(m, x0, steps, k=k, rng=11)
+    frames = np.random.default_rng(11).standard_normal((B, 7, k))
+    ref = []
+    for b in range(B):
+        x, Q = x0[b], np.linalg.qr(frames[b])[0]
+        logs = np.zeros(k)
+        for _ in range(steps):
+            J = (1.0 - np.tanh(W @ x) ** 2)[:, None] * W
+            Q, R = np.linalg.qr(J @ Q)
+            logs += np.log(np.abs(np.diag(R)))
+            x = np.tanh(W @ x)
+        ref.append(np.sort(logs / steps)[::-1])
+    np.testing.assert_allclose(res.per_trajectory, np.array(ref), atol=1e-12)
+    np.testing.assert_allclose(res.exponents, np.mean(ref, axis=0), atol=1e-12)
+
+
+def test_sparse_network_matches_dense_and_batch_rows_match_single_runs():
+    ms = itermap.random_rnn(400, gain=1.5, density=0.02, rng=3)
+    W = ms.block_matrix.to_sparse()
+    md = IterativeMap(W.toarray())
+    x0 = np.random.default_rng(0).normal(size=(2, 400))
+    rs = lyapunov_spectrum(ms, x0, 60, k=5, transient=10, rng=1)
+    rd = lyapunov_spectrum(md, x0, 60, k=5, transient=10, rng=1)
+    np.testing.assert_allclose(rs.per_trajectory, rd.per_trajectory, atol=1e-10)
+    single = lyapunov_spectrum(ms, x0[0], 60, k=5, transient=10, rng=1)
+    np.testing.assert_allclose(single.per_trajectory[0], rs.per_trajectory[0], atol=1e-10)
+    assert not single.batched and rs.batched
+
+
+def test_fewer_qrs_give_the_same_exponents():
+    m, _ = _tanh_net(30, 1.6, seed=8)
+    x0 = np.random.default_rng(1).normal(size=(2, 30))
+    r1 = lyapunov_spectrum(m, x0, 500, transient=50)
+    r5 = lyapunov_spectrum(m, x0, 500, transient=50, reorthonormalize_every=5)
+    np.testing.assert_allclose(r5.per_trajectory, r1.per_trajectory, atol=1e-9)
+
+
+# -- driven maps --------------------------------------------------------------------------------
+
+def test_conditional_exponents_constant_input():
+    rng = np.random.default_rng(6)
+    nh, nx = 10, 3
+    W_hh = rng.normal(0, 0.5 / np.sqrt(nh), size=(nh, nh))
+    W_hx = rng.normal(size=(nh, nx))
+    b = rng.normal(size=nh) * 0.3
+    m = IterativeMap.from_rnn(W_hh, W_hx, b)
+    u = rng.normal(size=nx)
+    # fixed point of h -> tanh(W_hh h + W_hx u + b) and its Jacobian
+    h = np.zeros(nh)
+    for _ in range(500):
+        h = np.tanh(W_hh @ h + W_hx @ u + b)
+    J = (1.0 - h**2)[:, None] * W_hh
+    ref = np.sort(np.log(np.abs(np.linalg.eigvals(J))))[::-1]
+    x0 = np.random.default_rng(1).normal(size=(2, nh + nx))
+    res = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=u)
+    assert res.exponents.shape == (nh,) and res.dim == nh
+    assert np.max(np.abs(res.exponents - ref)) < 1e-3
+    # the same input, given as a sequence, is the same computation
+    seq = np.broadcast_to(u, (4200, 2, nx))
+    res_seq = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=seq)
+    np.testing.assert_allclose(res_seq.per_trajectory, res.per_trajectory, atol=1e-12)
+
+
+def test_conditional_exponents_input_sequence_sum_identity():
+    rng = np.random.default_rng(7)
+    nh, nx, steps = 8, 2, 300
+    W_hh = rng.normal(0, 1.5 / np.sqrt(nh), size=(nh, nh))
+    W_hx = rng.normal(size=(nh, nx))
+    m = IterativeMap.from_rnn(W_hh, W_hx)
+    seq = rng.normal(size=(steps, nx))
+    x0 = np.zeros(nh + nx)
+    res = lyapunov_spectrum(m, x0, steps, inputs=seq)
+    hs = iterate(m, x0, steps, inputs=seq).states[1:, nx:]
+    ref = (np.log1p(-hs**2).sum(axis=1) + np.linalg.slogdet(W_hh)[1]).mean()
+    assert abs(res.exponents.sum() - ref) < 1e-10
+
+
+# -- continuation, saving, history, progress ----------------------------------------------------
+
+def test_continue_from_equals_one_long_run(tmp_path):
+    m, _ = _tanh_net(9, 1.7, seed=12)
+    x0 = np.random.default_rng(2).normal(size=(3, 9))
+    whole = lyapunov_spectrum(m, x0, 300, transient=20, k=4)
+    first = lyapunov_spectrum(m, x0, 120, transient=20, k=4)
+    path = itermap.save(first, tmp_path / "piece")
+    loaded = itermap.load(path)
+    assert isinstance(loaded, LyapunovSpectrum)
+    np.testing.assert_array_equal(loaded.exponents, first.exponents)
+    rest = lyapunov_spectrum(m, None, 180, continue_from=loaded)
+    assert rest.steps == 300 and rest.transient == 20
+    np.testing.assert_allclose(rest.per_trajectory, whole.per_trajectory, atol=1e-12)
+    np.testing.assert_allclose(rest.exponents, whole.exponents, atol=1e-12)
+    assert rest.history_steps[-1] == 300 and np.all(np.diff(rest.history_steps) > 0)
+    np.testing.assert_allclose(rest.history[-1], rest.exponents, atol=1e-12)
+
+
+def test_history_checkpoints():
+    m, _ = _tanh_net(5, 1.5, seed=0)
+    res = lyapunov_spectrum(m, np.ones((2, 5)) * 0.1, 1000, reorthonormalize_every=3)
+    assert res.history.shape == (len(res.history_steps), 5)
+    assert 80 <= len(res.history_steps) <= 120
+    assert res.history_steps[-1] == 1000
+    np.testing.assert_allclose(res.history[-1], res.exponents, atol=1e-14)
+    # each checkpoint is the running estimate: check one against a shorter run
+    i = 40
+    short = lyapunov_spectrum(m, np.ones((2, 5)) * 0.1, int(res.history_steps[i]),
+                              reorthonormalize_every=3)
+    np.testing.assert_allclose(res.history[i], short.exponents, atol=1e-12)
+
+
+def test_progress_bar(capsys):
+    lyapunov_spectrum(henon(), np.array([0.1, 0.1]), 50, progress=True)
+    assert "lyapunov" in capsys.readouterr().err
+
+
+def test_kaplan_yorke():
+    assert kaplan_yorke_dimension([0.4192, -1.6232]) == pytest.approx(1 + 0.4192 / 1.6232)
+    assert kaplan_yorke_dimension([-0.1, -0.3]) == 0.0
+    assert kaplan_yorke_dimension([0.2, 0.1]) == 2.0
+    assert np.isnan(kaplan_yorke_dimension([0.2, 0.1], dim=5))  # top-k: undetermined
+    assert kaplan_yorke_dimension([0.5, 0.1, -0.3, -1.0], dim=10) == pytest.approx(3 + 0.3)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+def test_bad_arguments():
+    m = henon()
+    x0 = np.array([0.1, 0.1])
+    with pytest.raises(ValueError, match="k=3 exceeds .* dim=2"):
+        lyapunov_spectrum(m, x0, 10, k=3)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        lyapunov_spectrum(m, x0, 10, k=0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        lyapunov_spectrum(m, x0, 10, k=1.5)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        lyapunov_spectrum(m, x0, 0)
+    with pytest.raises(ValueError, match="transient must be >= 0"):
+        lyapunov_spectrum(m, x0, 10, transient=-1)
+    with pytest.raises(ValueError, match="reorthonormalize_every must be >= 1"):
+        lyapunov_spectrum(m, x0, 10, reorthonormalize_every=0)
+    with pytest.raises(ValueError, match="x0 contains NaN"):
+        lyapunov_spectrum(m, np.array([np.nan, 0.0]), 10)
+    with pytest.raises(ValueError, match="autonomous"):
+        lyapunov_spectrum(m, x0, 10, inputs=np.ones(1))
+    with pytest.raises(ValueError, match="dimension 3"):
+        lyapunov_spectrum(m, np.zeros(3), 10)
+
+
+def test_bad_arguments_driven_and_continue():
+    m = IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 2)))
+    x0 = np.zeros(5)
+    with pytest.raises(ValueError, match="k=4 exceeds the 3 free directions"):
+        lyapunov_spectrum(m, x0, 10, k=4, inputs=np.ones(2))
+    with pytest.raises(ValueError, match="driven"):
+        lyapunov_spectrum(m, x0, 10)
+    with pytest.raises(ValueError, match="one input per step"):
+        lyapunov_spectrum(m, x0, 10, transient=5, inputs=np.ones((10, 2)))
+    prev = lyapunov_spectrum(m, x0, 10, inputs=np.ones(2))
+    with pytest.raises(ValueError, match="x0=None"):
+        lyapunov_spectrum(m, x0, 10, inputs=np.ones(2), continue_from=prev)
+    with pytest.raises(ValueError, match="transient must be 0"):
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, transient=3)
+    with pytest.raises(ValueError, match="k=2 differs"):
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, k=2)
+    with pytest.raises(TypeError, match="LyapunovSpectrum"):
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from={"steps": 3})
+    with pytest.raises(ValueError, match="dimension"):
+        lyapunov_spectrum(henon(), None, 10, continue_from=prev)
+
+
+def test_state_overflow_names_the_step():
+    # r = 5 sends x = 0.3 out of [0, 1] and then to -inf: 0.3 -> 1.05 -> -0.26 -> ...
+    x, t = 0.3, 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.isfinite(x):
+            x, t = 5.0 * x * (1.0 - x), t + 1
+    with pytest.raises(DivergenceError, match=rf"state overflowed .* at step {t}\b"):
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200)
+    with pytest.raises(DivergenceError, match=rf"at step {t} of the transient"):
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 10, transient=200)
+
+
+def test_tangent_overflow_names_the_steps():
+    # e^(60 * 20) overflows within one spacing of 60 steps; the state (0) stays finite
+    m = linear(np.diag([np.exp(20.0), 0.5]))
+    with pytest.raises(DivergenceError, match="tangent vectors overflowed .* between steps "
+                                              "1 and 60"):
+        lyapunov_spectrum(m, np.zeros(2), 100, reorthonormalize_every=60)
+    # every step: fine
+    res = lyapunov_spectrum(m, np.zeros(2), 100, transient=30)
+    np.testing.assert_allclose(res.exponents, [20.0, np.log(0.5)], atol=1e-9)
+
+
+def test_collapsing_tangent_names_the_step():
+    # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1
+    with pytest.raises(ValueError, match=r"tangent vector 0 collapsed \(R_ii = 0.*at step 1"):
+        lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
+    # a network with a zero row and column: the full spectrum collapses, the top-1 does not
+    W = np.diag([0.0, 0.9, 0.7])
+    m = IterativeMap(W, activation="identity")
+    with pytest.raises(ValueError, match="collapsed"):
+        lyapunov_spectrum(m, np.ones(3), 5)
+    res = lyapunov_spectrum(m, np.ones(3), 50, k=2, transient=20)
+    np.testing.assert_allclose(res.exponents, np.log([0.9, 0.7]), atol=1e-6)
+
+
+def test_float32_state():
+    m = IterativeMap(np.random.default_rng(0).normal(0, 0.5 / 4, size=(16, 16))
+                     .astype(np.float32))
+    res = lyapunov_spectrum(m, np.ones((2, 16), dtype=np.float32) * 0.1, 200, transient=100)
+    W = np.asarray(m.block_matrix.to_dense(), dtype=np.float64)
+    ref = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
+    assert np.max(np.abs(res.exponents - ref)) < 5e-2
+    assert res.exponents.dtype == np.float64
+    assert to_np(res.tangents).dtype == np.float32
+
+
+def test_overflow_between_qrs_names_the_span():
+    x, t = 0.3, 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.isfinite(x):
+            x, t = 5.0 * x * (1.0 - x), t + 1
+    lo = (t - 1) // 4 * 4 + 1
+    with pytest.raises(DivergenceError, match=rf"state overflowed .* between steps {lo} and "
+                                              rf"{lo + 3}\b"):
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4)
