@@ -31,10 +31,11 @@ from . import plots  # noqa: E402
 from ._scan import (  # noqa: E402
     LyapunovScan,
     OrbitDiagram,
+    gain_family,
     lyapunov_scan,
     mean_field_exponent,
     orbit_diagram,
 )
 
-__all__ += ["plots", "LyapunovScan", "OrbitDiagram", "lyapunov_scan", "mean_field_exponent",
-            "orbit_diagram"]
+__all__ += ["plots", "LyapunovScan", "OrbitDiagram", "gain_family", "lyapunov_scan",
+            "mean_field_exponent", "orbit_diagram"]

@@ -632,13 +632,15 @@ def _a_lyapunov(cfg, nets, rng, out):
 
 
 def _gain_family(net, seed, name):
+    """``make_map(g)`` for the network's weights scaled to gain ``g`` (batched over gains)."""
     import itermap
 
-    def make(g):
-        return itermap.random_rnn(net["n"], gain=float(g), density=net["density"],
-                                  activation=net["activation"], rng=_rng_for(seed, "network",
-                                                                             name))
-    return make
+    from ._scan import gain_family
+
+    base = itermap.random_rnn(net["n"], gain=1.0, density=net["density"],
+                              activation=net["activation"],
+                              rng=_rng_for(seed, "network", name))
+    return gain_family(base)
 
 
 _CHAOS = 0.01  # nats/step: the largest exponent above which a scan point counts as chaotic

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itermap import saveable
-from itermap.backends import namespace, to_numpy
+import itermap
+from itermap import DivergenceError, Map, saveable
+from itermap.backends import is_sparse, namespace, to_numpy
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
-           "mean_field_exponent"]
+           "mean_field_exponent", "gain_family"]
 
 
 @saveable
@@ -235,6 +236,28 @@ def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
     return total, stderr
 
 
+def _segment_stderr(res, segments=10):
+    """Standard error from the means over consecutive segments of one run.
+
+    The running averages ``history`` at ``history_steps`` give the mean over
+    any span between two checkpoints: ``(t_b h_b - t_a h_a) / (t_b - t_a)``.
+    """
+    h = np.asarray(to_numpy(res.history), dtype=float)
+    t = np.asarray(to_numpy(res.history_steps), dtype=float)
+    k = h.shape[1] if h.ndim == 2 else 1
+    h = h.reshape(len(t), k)
+    targets = np.linspace(0, t[-1], segments + 1)[1:]
+    idx = np.unique(np.searchsorted(t, targets - 1e-9).clip(0, len(t) - 1))
+    tt = np.concatenate([[0.0], t[idx]])
+    sums = np.vstack([np.zeros((1, k)), h[idx] * t[idx][:, None]])
+    dt = np.diff(tt)
+    ok = dt > 0
+    means = np.diff(sums, axis=0)[ok] / dt[ok][:, None]
+    if means.shape[0] < 2:
+        return np.full(k, np.nan)
+    return np.std(means, axis=0, ddof=1) / math.sqrt(means.shape[0])
+
+
 def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=None,
                   batched=None):
     """The ``k`` largest Lyapunov exponents of a family of maps, one per parameter value.
@@ -249,7 +272,9 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
         The start state, shared or one per value.
     steps : int
         Steps averaged (after ``transient``), with a QR
-        re-orthonormalisation at every step.
+        re-orthonormalisation at every step. A batched family runs a batched
+        QR here; otherwise every value goes through
+        :func:`analysis.lyapunov_spectrum`.
     k : int
         Number of exponents.
     transient : int
@@ -284,15 +309,24 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
         if k > m.dim:
             raise ValueError(f"k={k} exceeds the map's dimension {m.dim}")
         exps, err = _qr_exponents(m, _states_for(m, x0, P), steps, k, transient, inputs)
-    else:
-        exps, err = np.empty((P, k)), np.empty((P, k))
+    else:  # one map per value, each through analysis.lyapunov_spectrum
+        from ._lyapunov import lyapunov_spectrum
+
+        exps, err = np.full((P, k), np.nan), np.full((P, k), np.nan)
         for i, v in enumerate(values):
             mi = make_map(float(v))
             if k > mi.dim:
                 raise ValueError(f"k={k} exceeds the map's dimension {mi.dim}")
             X = _states_for(mi, x0, P)[i:i + 1]
-            e, s = _qr_exponents(mi, X, steps, k, transient, inputs)
-            exps[i], err[i] = e[0], s[0]
+            try:
+                res = lyapunov_spectrum(mi, X, steps, k=k, transient=transient, inputs=inputs)
+            except DivergenceError:
+                continue  # the orbit diverged: NaN, as on the batched path
+            exps[i] = np.asarray(to_numpy(res.exponents), dtype=float)
+            se = None if res.stderr is None else np.asarray(to_numpy(res.stderr), dtype=float)
+            if se is None or not np.all(np.isfinite(se)):  # one trajectory: no spread
+                se = _segment_stderr(res)
+            err[i] = se
     return LyapunovScan(values=values, exponents=exps, stderr=err, steps=steps,
                         transient=transient, batched=m is not None)
 
@@ -359,3 +393,118 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
 
     out = np.array([one(float(gi)) for gi in g.reshape(-1)]).reshape(g.shape)
     return out if out.ndim else float(out)
+
+
+class _GainBatch(Map):
+    """``x_i -> f(g_i W x_i + b)``: one gain per batch row, all rows in one product."""
+
+    def __init__(self, W, bias, activation, gains, sizes):
+        self._W, self._bias, self._act = W, bias, activation
+        self._g = np.asarray(gains, dtype=float)
+        self._sizes = tuple(sizes)
+        self.input_block = None
+
+    @property
+    def dim(self):
+        return int(self._W.shape[0])
+
+    @property
+    def sizes(self):
+        return self._sizes
+
+    @property
+    def dtype(self):
+        return self._W.dtype
+
+    @property
+    def backend(self):
+        return "numpy"
+
+    def _pre(self, x):
+        x = self._check_state(x)
+        if x.ndim != 2 or x.shape[0] != self._g.size:
+            raise ValueError(f"a family of {self._g.size} gains needs states of shape "
+                             f"({self._g.size}, {self.dim}), got {tuple(x.shape)}")
+        Wx = (self._W @ x.T).T if is_sparse(self._W) else x @ self._W.T
+        z = np.asarray(Wx) * self._g[:, None]
+        return z if self._bias is None else z + self._bias
+
+    def step(self, x, u=None):
+        self._no_input(u)
+        return self._act.apply(self._pre(x), np)
+
+    def step_with_tangent(self, x, v, u=None):
+        self._no_input(u)
+        z = self._pre(x)
+        v = self._check_tangent(z, v)
+        # one product for every row and vector: W @ [v_1 ... v_P] (a broadcast matmul
+        # would run P small products)
+        P, n, k = v.shape
+        Wv = self._W @ np.ascontiguousarray(v.transpose(1, 0, 2)).reshape(n, P * k)
+        Wv = np.asarray(Wv).reshape(n, P, k).transpose(1, 0, 2)
+        d = self._act.derivative(z, np) * self._g[:, None]
+        return self._act.apply(z, np), d[..., None] * Wv
+
+    def tangent(self, x, v, u=None):
+        return self.step_with_tangent(x, v, u)[1]
+
+    def jacobian(self, x, u=None):
+        self._no_input(u)
+        z = self._pre(x)
+        W = self._W.toarray() if is_sparse(self._W) else self._W
+        return (self._act.derivative(z, np) * self._g[:, None])[..., None] * W
+
+
+def gain_family(map):
+    """The family ``g -> (x -> f(g W x + b))`` of an autonomous network map.
+
+    Parameters
+    ----------
+    map : itermap.IterativeMap
+        An autonomous map (no input block) with one activation for every
+        block, on NumPy; its weights are the family's ``W`` (gain 1).
+
+    Returns
+    -------
+    callable
+        ``make_map(g)``: a float gives an :class:`itermap.IterativeMap` with
+        weights ``g W``; an array of ``P`` gains gives one map whose batch row
+        ``i`` runs with ``gains[i]``, so :func:`orbit_diagram` and
+        :func:`lyapunov_scan` run every gain in one batched product.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from analysis import gain_family, lyapunov_scan
+    >>> make = gain_family(itermap.random_rnn(50, gain=1.0, rng=0))
+    >>> scan = lyapunov_scan(make, [0.5, 2.0], np.full(50, 0.1), 300)
+    >>> scan.batched, bool(scan.exponents[0, 0] < 0 < scan.exponents[1, 0])
+    (True, True)
+    """
+    if not isinstance(map, itermap.IterativeMap):
+        raise TypeError(f"gain_family needs an itermap.IterativeMap, got {type(map).__name__}")
+    if map.input_block is not None:
+        raise ValueError("gain_family needs an autonomous map (input_block is None)")
+    if len({a.name for a in map.activations}) != 1:
+        raise ValueError("gain_family needs one activation for every block")
+    if map.backend != "numpy":
+        raise ValueError("gain_family works on NumPy maps; move the map with .to('numpy')")
+    bm = map.block_matrix
+    W = bm.to_sparse().tocsr() if any(is_sparse(b) for b in bm.blocks.values()) \
+        else np.asarray(bm.to_dense())
+    bias = None if map.bias is None else np.asarray(map.bias)
+    act = map.activations[0]
+
+    def make_map(g):
+        if np.ndim(g) == 0:
+            g = float(g)
+            blocks = {key: b * g for key, b in bm.blocks.items()}
+            return itermap.IterativeMap(itermap.BlockMatrix(bm.sizes, blocks), bias,
+                                        act.name)
+        g = np.asarray(g, dtype=float)
+        if g.ndim != 1 or not np.all(np.isfinite(g)):
+            raise ValueError("gains must be a finite float or a finite 1-D array")
+        return _GainBatch(W, bias, act, g, bm.sizes)
+
+    return make_map

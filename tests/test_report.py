@@ -234,3 +234,36 @@ def test_shipped_specs_are_valid():
     for path in specs:
         spec = load_spec(path)
         assert spec["analyses"], path
+
+
+def test_example_report_tells_the_story(tmp_path, capsys):
+    out = tmp_path / "example"
+    assert main(["report", "--example", "--out", str(out)]) == 0
+    assert "[7/7]" in capsys.readouterr().err  # progress while it runs
+    doc = json.loads((out / "results.json").read_text())
+    by_kind = {a["kind"]: a["numbers"] for a in doc["analyses"]}
+    assert list(by_kind) == ["equivalence", "block_matrix", "sparsity_graph",
+                             "impulse_response", "fixed_points", "lyapunov", "lyapunov_scan"]
+    assert by_kind["equivalence"]["max_abs_error"] <= 1e-12
+    layers = by_kind["equivalence"]["layers"]
+    graph = by_kind["sparsity_graph"]
+    assert graph["acyclic"] and graph["fir_length"] == graph["longest_path"] == layers
+    ir = by_kind["impulse_response"]
+    assert ir["mlp"]["length"] == layers and ir["mlp"]["norm_per_step"][layers] == 0.0
+    assert ir["rnn"]["length"] is None and ir["rnn"]["decay_rate"] > 0
+    fp = by_kind["fixed_points"]
+    assert fp["count"] >= 1 and fp["max_residual"] < 1e-8
+    ly = by_kind["lyapunov"]
+    exps = np.array(ly["exponents"])
+    assert np.all(np.diff(exps) <= 0) and exps[0] > 0  # the strong network is chaotic
+    assert ly["entropy_rate"] == pytest.approx(exps[exps > 0].sum())
+    scan = by_kind["lyapunov_scan"]
+    gains, lam = np.array(scan["gains"]), np.array(scan["largest_exponent"])
+    # below the transition the largest exponent is about ln g (the origin's, ln of W's
+    # spectral radius); above it, chaos
+    assert lam[0] == pytest.approx(math.log(gains[0]), abs=0.05)
+    assert np.all(lam[gains < 0.95] < 0) and lam[-1] > 0.05
+    assert 0.9 < scan["transition_gain"] < 1.8
+    for a in doc["analyses"]:
+        for pdf in a["figures"]:
+            assert (out / pdf).exists() and (out / pdf).with_suffix(".png").exists()

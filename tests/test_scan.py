@@ -164,3 +164,90 @@ def test_errors_name_the_problem():
         mean_field_exponent(1.0, activation="relu")
     with pytest.raises(ValueError, match="gain"):
         mean_field_exponent(-1.0)
+
+
+def test_segment_stderr_from_running_averages():
+    from types import SimpleNamespace
+
+    from analysis._scan import _segment_stderr
+
+    # per-step values: segment j of 100 steps has mean m_j; running averages at every 100 steps
+    means = np.array([0.1, 0.3, 0.2, 0.4, 0.0, 0.2, 0.1, 0.3, 0.2, 0.2])
+    steps = np.arange(1, 11) * 100
+    running = np.cumsum(means * 100) / steps
+    res = SimpleNamespace(history=running[:, None], history_steps=steps)
+    expected = np.std(means, ddof=1) / np.sqrt(10)
+    np.testing.assert_allclose(_segment_stderr(res), [expected], rtol=1e-12)
+    flat = SimpleNamespace(history=np.full((10, 2), 0.5), history_steps=steps)
+    np.testing.assert_allclose(_segment_stderr(flat), [0.0, 0.0], atol=1e-15)
+
+
+def test_unbatched_scan_goes_through_lyapunov_spectrum():
+    from analysis import lyapunov_spectrum
+
+    x0 = np.array([0.1, 0.1])
+    s = lyapunov_scan(lambda a: systems.henon(a=a), [1.2, 1.4], x0, 3000, k=2, transient=100)
+    for i, a in enumerate([1.2, 1.4]):
+        ref = lyapunov_spectrum(systems.henon(a=a), x0[None, :], 3000, k=2, transient=100)
+        np.testing.assert_allclose(s.exponents[i], ref.exponents, rtol=1e-12)
+    assert np.all(np.isfinite(s.stderr)) and np.all(s.stderr < 0.05)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.05])
+def test_gain_family_rows_are_plain_networks(density):
+    from analysis import gain_family
+
+    base = itermap.random_rnn(60, gain=1.0, density=density, rng=4)
+    W = np.asarray(base.block_matrix.to_dense())
+    make = gain_family(base)
+    gains = np.array([0.5, 1.3, 2.0])
+    fam = make(gains)
+    X = np.random.default_rng(0).normal(size=(3, 60))
+    # one step: a plain loop over the rows
+    ref = np.array([np.tanh(g * W @ x) for g, x in zip(gains, X)])
+    np.testing.assert_allclose(fam.step(X), ref, rtol=1e-12, atol=1e-15)
+    # Jacobians: diag(1 - tanh^2(g W x)) g W, and tangents are J @ v
+    J = fam.jacobian(X)
+    for i, (g, x) in enumerate(zip(gains, X)):
+        Jref = (1 - np.tanh(g * W @ x) ** 2)[:, None] * (g * W)
+        np.testing.assert_allclose(J[i], Jref, rtol=1e-12, atol=1e-15)
+    V = np.random.default_rng(1).normal(size=(3, 60, 2))
+    np.testing.assert_allclose(fam.tangent(X, V), J @ V, rtol=1e-10, atol=1e-13)
+    # a scalar gain gives an ordinary map with weights g W
+    single = make(1.3)
+    np.testing.assert_allclose(np.asarray(single.block_matrix.to_dense()), 1.3 * W, rtol=1e-15)
+
+
+def test_gain_family_scan_is_batched_and_matches_per_value_runs():
+    from analysis import gain_family, lyapunov_spectrum
+
+    base = itermap.random_rnn(40, gain=1.0, rng=5)
+    make = gain_family(base)
+    gains = np.array([0.5, 0.8])
+    x0 = np.full(40, 0.2)
+    s = lyapunov_scan(make, gains, x0, 400, transient=200)
+    assert s.batched
+    for i, g in enumerate(gains):
+        ref = lyapunov_spectrum(make(float(g)), x0[None, :], 400, k=1, transient=200)
+        assert s.exponents[i, 0] == pytest.approx(float(ref.exponents[0]), abs=5e-3)
+        # the origin is the attractor: the exponent is ln of W's spectral radius
+        rho = np.abs(np.linalg.eigvals(g * np.asarray(base.block_matrix.to_dense()))).max()
+        assert s.exponents[i, 0] == pytest.approx(np.log(rho), abs=2e-2)
+
+
+def test_gain_family_errors():
+    from analysis import gain_family
+
+    with pytest.raises(TypeError, match="IterativeMap"):
+        gain_family(systems.henon())
+    rnn = itermap.IterativeMap.from_rnn(np.eye(2) * 0.5, np.ones((2, 1)))
+    with pytest.raises(ValueError, match="autonomous"):
+        gain_family(rnn)
+    mixed = itermap.IterativeMap(np.eye(4) * 0.5, activation=["tanh", "relu"], sizes=[2, 2])
+    with pytest.raises(ValueError, match="one activation"):
+        gain_family(mixed)
+    make = gain_family(itermap.random_rnn(3, rng=0))
+    with pytest.raises(ValueError, match="gains"):
+        make(np.array([[1.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        make(np.array([1.0, 2.0])).step(np.zeros((3, 3)))
