@@ -20,6 +20,8 @@ import numpy as np
 import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
+from ._checks import check_int as _check_int
+
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
 # Armijo constant and the step lengths tried (all at once, in one batched evaluation;
@@ -114,14 +116,6 @@ class FixedPoints:
 
 
 # -- input checks ---------------------------------------------------------------------
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _check_positive(name, value):
     try:
         value = float(value)

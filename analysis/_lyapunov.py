@@ -20,6 +20,8 @@ import numpy as np
 from itermap import DivergenceError, as_rng, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
+from ._checks import check_int as _check_int
+
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension"]
 
 _N_CHECKPOINTS = 100
@@ -141,14 +143,6 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     if j == k:
         return float(dim) if k >= dim else float("nan")
     return float(j + partial[j - 1] / abs(lam[j]))
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _inputs(map_, x, inputs, n_steps, xp, batched):

@@ -9,6 +9,8 @@ import numpy as np
 import itermap
 from itermap.backends import namespace, to_numpy
 
+from ._checks import check_int as _check_int
+
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
 
 
@@ -82,14 +84,6 @@ class MemoryCapacity:
 def _machine_eps(x):
     """Machine epsilon of x's floating dtype (any array namespace)."""
     return float(np.finfo(np.float32 if "32" in str(x.dtype) else np.float64).eps)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_finite(xp, a, step, what="state"):
@@ -276,7 +270,7 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     >>> r.length is None, round(r.decay_rate, 6)
     (True, 0.693147)
     """
-    steps = _check_int(steps, "steps", 1)
+    steps = _check_int("steps", steps, 1)
     if method not in ("linear", "nonlinear"):
         raise ValueError(f"method must be 'linear' or 'nonlinear', got {method!r}")
     eps = float(eps)
@@ -452,9 +446,9 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
                              f"{len(map.sizes)} blocks")
         if input_block != ib:
             raise ValueError(f"input_block {input_block} is not the map's input block {ib}")
-    max_delay = _check_int(max_delay, "max_delay", 1)
-    steps = _check_int(steps, "steps", 1)
-    washout = _check_int(washout, "washout", 0)
+    max_delay = _check_int("max_delay", max_delay, 1)
+    steps = _check_int("steps", steps, 1)
+    washout = _check_int("washout", washout, 0)
     input_scale = float(input_scale)
     if not (np.isfinite(input_scale) and input_scale > 0):
         raise ValueError(f"input_scale must be positive and finite, got {input_scale}")

@@ -11,6 +11,8 @@ import itermap
 from itermap import DivergenceError, Map, saveable
 from itermap.backends import is_sparse, namespace, to_numpy
 
+from ._checks import check_int as _check_int
+
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
            "mean_field_exponent", "gain_family"]
 
@@ -64,14 +66,6 @@ class LyapunovScan:
     steps: int
     transient: int
     batched: bool
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _values(values):
