@@ -902,9 +902,11 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None) -> dict:
             figs = []
             for stem, fig, caption in res.figures:
                 stem = f"{i + 1:02d}_{stem}"
-                fig.savefig(tmp / "figures" / f"{stem}.pdf", metadata={"CreationDate": None})
+                # tight bounding boxes: labels outside the axes are never clipped
+                fig.savefig(tmp / "figures" / f"{stem}.pdf", metadata={"CreationDate": None},
+                            bbox_inches="tight", pad_inches=0.03)
                 buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=200)
+                fig.savefig(buf, format="png", dpi=200, bbox_inches="tight", pad_inches=0.03)
                 png = buf.getvalue()
                 (tmp / "figures" / f"{stem}.png").write_bytes(png)
                 plt.close(fig)
