@@ -47,12 +47,6 @@ _MERGE_CLOSING = 4e-2
 _STALL_ITERS = 6
 _STALL_DROP = 0.5
 _ESCAPES = 1
-# inexact Newton-Krylov far from the points: rows with ||G|| > _KRYLOV_SWITCH * scale
-# take a matrix-free GMRES step (relative residual _KRYLOV_ETA, or _KRYLOV_MAXK
-# iterations at most) instead of a dense solve
-_KRYLOV_SWITCH = 1.0
-_KRYLOV_ETA = 0.3
-_KRYLOV_MAXK = 8
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -214,15 +208,6 @@ class _Power:
             y, J = self.map.step_with_tangent(y, J, u)
         return y, J
 
-    def tangent(self, x, v):
-        """``D(F^p)(x) v`` for ``v`` of shape (B, dim, k), without forming the Jacobian."""
-        u = self._u(x)
-        if self.p == 1:
-            return self.map.tangent(x, v, u)
-        for _ in range(self.p):
-            x, v = self.map.step_with_tangent(x, v, u)
-        return v
-
     def jacobian_only(self, x):
         if self.p == 1:
             return self.map.jacobian(x, self._u(x))
@@ -262,82 +247,6 @@ def _solve(xp, A, b):
             except Exception:
                 out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
         return xp.stack(out)
-
-
-def _gmres(xp, matvec, b, *, eta, max_k):
-    """Batched GMRES for ``(D(F^p)(x) - I) dx = b``, all rows in lockstep.
-
-    ``matvec(v)`` applies the matrix to a batch ``v`` of shape (B, n).
-    Arnoldi with Gram-Schmidt and Givens rotations per row; stops when every
-    row's residual is below ``eta * ||b||`` or after ``max_k`` iterations.
-    """
-    beta = _norm(xp, b)
-    tiny = 1e-300
-    V = [b / xp.maximum(beta, tiny)[:, None]]
-    cs, sn, R = [], [], []
-    g = [beta]
-    beta_h = to_numpy(beta).astype(np.float64)
-    for j in range(max_k):
-        w = matvec(V[j])
-        h = []
-        for i in range(j + 1):
-            hij = xp.sum(w * V[i], axis=-1)
-            w = w - hij[:, None] * V[i]
-            h.append(hij)
-        hn = _norm(xp, w)
-        V.append(w / xp.maximum(hn, tiny)[:, None])
-        h.append(hn)
-        for i in range(j):
-            t = cs[i] * h[i] + sn[i] * h[i + 1]
-            h[i + 1] = -sn[i] * h[i] + cs[i] * h[i + 1]
-            h[i] = t
-        d = xp.maximum(xp.sqrt(h[j] * h[j] + h[j + 1] * h[j + 1]), tiny)
-        c, s = h[j] / d, h[j + 1] / d
-        cs.append(c)
-        sn.append(s)
-        h[j] = d
-        g.append(-s * g[j])
-        g[j] = c * g[j]
-        R.append(h[:j + 1])
-        res = np.abs(to_numpy(g[j + 1]).astype(np.float64))
-        if np.all(res <= eta * beta_h):
-            break
-    k = len(R)
-    y = [None] * k
-    for i in range(k - 1, -1, -1):
-        acc = g[i]
-        for m in range(i + 1, k):
-            acc = acc - R[m][i] * y[m]
-        y[i] = acc / R[i][i]
-    dx = y[0][:, None] * V[0]
-    for i in range(1, k):
-        dx = dx + y[i][:, None] * V[i]
-    return dx
-
-
-def _shifted_tangent(F, x):
-    """``v -> (D(F^p)(x) - I) v`` for ``v`` of shape (B, dim), matrix-free."""
-    return lambda v: F.tangent(x, v[:, :, None])[:, :, 0] - v
-
-
-class _RowJacobians:
-    """``D(F^p) - I`` at chosen rows of ``x``: formed for all rows at once (``full``),
-    else for the rows last asked for (reused while the same rows are asked again)."""
-
-    def __init__(self, F, xp, x, eye, *, full):
-        self.F, self.xp, self.x, self.eye = F, xp, x, eye
-        self.A = _minus_eye(xp, F.jacobian_only(x), eye) if full else None
-        self.rows = None
-
-    def __call__(self, rows):
-        xp = self.xp
-        if self.A is not None and self.rows is None:
-            return self.A if rows.size == self.x.shape[0] else _take(xp, self.A, rows)
-        if self.A is not None and np.array_equal(self.rows, rows):
-            return self.A
-        self.A = _minus_eye(xp, self.F.jacobian_only(_take(xp, self.x, rows)), self.eye)
-        self.rows = rows
-        return self.A
 
 
 # -- merging points closer than a tolerance ------------------------------------------------
@@ -663,7 +572,6 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         scale = float(np.mean(to_numpy(_norm(xp, x))))
     rho_max = max(unique_tol, _MERGE_FRAC * scale)
     closing = max(_CLOSING, _MERGE_CLOSING * scale)
-    krylov_r = _KRYLOV_SWITCH * scale
     # per start: the residual to beat, and the iteration it was set
     mark_r = r_h.copy()
     mark_it = np.zeros(n_starts, dtype=np.int64)
@@ -742,11 +650,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             x, Px, G = (_take(xp, a, sel) for a in (x, Px, G))
             ids = ids[sel]
             r_h = r_h[sel]
-        # 3. Jacobian of F^p at the rows near a point (F^p itself is known); far from
-        # the points an inexact Newton step by GMRES (matrix-free) is enough
-        far = r_h > krylov_r
-        jac_rows = _RowJacobians(F, xp, x, eye, full=not far.any())
-        A = jac_rows.A
+        # 3. Jacobian of F^p at the active rows (F^p itself is known)
+        A = _minus_eye(xp, F.jacobian_only(x), eye)
         r_new = r_h.copy()
         accepted = np.zeros(ids.size, dtype=bool)
         dropped = np.zeros(ids.size, dtype=bool)
@@ -755,17 +660,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         # once (one batched evaluation), the one of least residual passing Armijo
         pending = np.arange(ids.size)
         if pending.size:
-            if not far.any():
-                dx = _solve(xp, A, -G)            # all rows: no copies of A
-            else:
-                fi, ni = np.flatnonzero(far), np.flatnonzero(~far)
-                parts = [_gmres(xp, _shifted_tangent(F, _take(xp, x, fi)), -_take(xp, G, fi),
-                                eta=_KRYLOV_ETA, max_k=_KRYLOV_MAXK)]
-                if ni.size:
-                    parts.append(_solve(xp, jac_rows(ni), -_take(xp, G, ni)))
-                dx = xp.concat(parts, axis=0)
-                if ni.size:
-                    dx = _take(xp, dx, np.argsort(np.concatenate([fi, ni])))
+            dx = _solve(xp, A, -G)                # all rows: no copies of A
             dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
             pos = np.full(ids.size, -1)
             pos[pending] = np.arange(pending.size)
@@ -798,8 +693,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         # damping lam kept per start (divided by 3 after a success, times 4 after a failure)
         lm = np.flatnonzero(~accepted)
         if lm.size:
-            Al = jac_rows(lm)
-            Gl = G if lm.size == ids.size else _take(xp, G, lm)
+            Al, Gl = (A, G) if lm.size == ids.size else (_take(xp, A, lm), _take(xp, G, lm))
             g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
             AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
             diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)
@@ -818,8 +712,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     slow_r.append(r_h[lm[stalled]])
                 dropped[lm[stalled]] = True
             first = ~lm_mode[rid]
-            dscale = np.maximum(np.max(diag, axis=1), 1e-300)
-            lam[rid[first]] = 1e-3 * dscale[first]
+            scale = np.maximum(np.max(diag, axis=1), 1e-300)
+            lam[rid[first]] = 1e-3 * scale[first]
             lm_mode[rid] = True
             lam_d = xp.astype(_like(lam[rid], xp), x.dtype)
             dl = _solve(xp, AtA + lam_d[:, None, None] * eye, -g)
