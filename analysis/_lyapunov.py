@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itermap import DivergenceError, as_rng, saveable
+from itermap import DivergenceError, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_int as _check_int
@@ -143,46 +143,6 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     if j == k:
         return float(dim) if k >= dim else float("nan")
     return float(j + partial[j - 1] / abs(lam[j]))
-
-
-def _inputs(map_, x, inputs, n_steps, xp, batched):
-    """(constant, sequence): the input of every step, or (None, None) for an autonomous map."""
-    n_in = map_.input_size
-    if map_.input_block is None:
-        if inputs is not None:
-            raise ValueError("the map is autonomous (no input_block) but inputs were given")
-        return None, None
-    if inputs is None:
-        raise ValueError(f"the map is driven (input block {map_.input_block}): pass inputs, "
-                         f"one vector of length {n_in} or a sequence (steps, ..., {n_in})")
-    if not hasattr(inputs, "shape"):
-        inputs = xp.asarray(np.asarray(inputs, dtype=float))
-    elif backend_of(inputs) != backend_of(x) and backend_of(x) in ("numpy", "cupy"):
-        inputs = to_backend(inputs, backend_of(x))
-    if inputs.ndim == 0 or inputs.shape[-1] != n_in:
-        raise ValueError(f"inputs have shape {tuple(inputs.shape)}, but the input block has "
-                         f"size {n_in}")
-    if not bool(xp.all(xp.isfinite(inputs))):
-        raise ValueError("inputs contain NaN or inf")
-    if not xp.isdtype(inputs.dtype, "real floating"):
-        inputs = xp.astype(inputs, x.dtype)
-    B = x.shape[0]
-    if inputs.ndim == 1 or (batched and inputs.ndim == 2):
-        if inputs.ndim == 2 and inputs.shape[0] != B:
-            raise ValueError(f"constant inputs of shape {tuple(inputs.shape)} do not match the "
-                             f"batch of {B} states")
-        return inputs, None
-    if inputs.ndim == (3 if batched else 2):
-        if inputs.shape[0] != n_steps:
-            raise ValueError(f"an input sequence needs one input per step (transient + steps "
-                             f"= {n_steps}), got {inputs.shape[0]}")
-        if inputs.ndim == 3 and inputs.shape[1] != B:
-            raise ValueError(f"input sequence of shape {tuple(inputs.shape)} does not match the "
-                             f"batch of {B} states")
-        return None, inputs
-    raise ValueError(f"inputs of shape {tuple(inputs.shape)} fit neither a constant input "
-                     f"({n_in},) / (B, {n_in}) nor a sequence (steps, [B,] {n_in}) for states "
-                     f"of shape {'(B, dim)' if batched else '(dim,)'}")
 
 
 def _initial_frame(map_, B, k, x, xp, rng):
@@ -382,7 +342,9 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         hist, hist_steps = [], []
         run_transient = transient
     B = x.shape[0]
-    constant, sequence = _inputs(map, x, inputs, run_transient + steps, xp, batched)
+    # the inputs cover the transient too; a single start runs as a batch of one
+    constant, sequence = resolve_inputs(map, x if batched else x[0, ...], inputs,
+                                        run_transient + steps)
     if Q is None:
         Q = _initial_frame(map, B, k, x, xp, rng)
     acc = xp.asarray(acc0)

@@ -12,7 +12,7 @@ from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
 from ._io import load, save, saveable
-from ._iterate import Trajectory, iterate
+from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._rng import as_rng
@@ -34,6 +34,7 @@ __all__ = [
     "load",
     "mlp_continuum",
     "random_rnn",
+    "resolve_inputs",
     "save",
     "saveable",
     "systems",

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import backend_of, namespace, to_backend
 from ._io import saveable
 from ._map import DivergenceError
 
-__all__ = ["Trajectory", "iterate"]
+__all__ = ["Trajectory", "iterate", "resolve_inputs"]
 
 
 @saveable
@@ -64,37 +64,69 @@ def _check_finite(xp, x, step):
         raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
 
 
-def _prepare_inputs(map_, x0, inputs, steps, xp):
-    """Return (constant_u, sequence) with exactly one not None, or (None, None)."""
-    n_in = map_.input_size
-    if map_.input_block is None:
+def resolve_inputs(map, x, inputs, steps):
+    """Split ``inputs`` for a run of ``steps`` steps from states ``x``.
+
+    Parameters
+    ----------
+    map : Map
+        The map; its ``input_block`` and ``input_size`` decide what is valid.
+    x : array of shape (dim,) or (B, dim)
+        The states the inputs drive.
+    inputs : array or None
+        None for an autonomous map; one input ``(n_in,)``, or ``(B, n_in)``
+        for a batch, held constant; or a sequence ``(steps, n_in)`` for one
+        state, ``(steps, B, n_in)`` for a batch.
+    steps : int
+        Length of the run: a sequence needs one input per step.
+
+    Returns
+    -------
+    (constant, sequence)
+        At most one is not None; both are None for an autonomous map.
+        Inputs are moved to the states' backend and cast to a real dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, resolve_inputs
+    >>> m = IterativeMap(np.eye(3), sizes=[1, 2], input_block=0)
+    >>> const, seq = resolve_inputs(m, np.zeros(3), np.ones((5, 1)), 5)
+    >>> const is None, seq.shape
+    (True, (5, 1))
+    """
+    xp = namespace(x)
+    n_in = map.input_size
+    if map.input_block is None:
         if inputs is not None:
             raise ValueError("the map is autonomous (no input_block) but inputs were given")
         return None, None
     if inputs is None:
-        raise ValueError(f"the map is driven (input block {map_.input_block}): pass inputs, "
+        raise ValueError(f"the map is driven (input block {map.input_block}): pass inputs, "
                          f"one vector of length {n_in} or a sequence (steps, ..., {n_in})")
     if not hasattr(inputs, "shape"):
         inputs = xp.asarray(np.asarray(inputs, dtype=float))
-    if inputs.shape[-1] != n_in:
-        raise ValueError(f"inputs have length {inputs.shape[-1]} in their last axis, but the "
-                         f"input block has size {n_in}")
+    elif backend_of(x) in ("numpy", "cupy") and backend_of(inputs) != backend_of(x):
+        inputs = to_backend(inputs, backend_of(x))
+    if inputs.ndim == 0 or inputs.shape[-1] != n_in:
+        raise ValueError(f"inputs of shape {tuple(inputs.shape)} do not fit: the input block "
+                         f"has size {n_in}")
     if not bool(xp.all(xp.isfinite(inputs))):
         raise ValueError("inputs contain NaN or inf")
     if not xp.isdtype(inputs.dtype, "real floating"):
-        inputs = xp.astype(inputs, x0.dtype)
-    if inputs.ndim == 1 or inputs.ndim == x0.ndim:
-        if x0.ndim == 2 and inputs.ndim == 2 and inputs.shape[0] != x0.shape[0]:
+        inputs = xp.astype(inputs, x.dtype)
+    if inputs.ndim == 1 or inputs.ndim == x.ndim:
+        if x.ndim == 2 and inputs.ndim == 2 and inputs.shape[0] != x.shape[0]:
             raise ValueError(f"constant inputs of shape {tuple(inputs.shape)} do not match the "
-                             f"batch of {x0.shape[0]} states")
+                             f"batch of {x.shape[0]} states")
         return inputs, None
-    if inputs.ndim == x0.ndim + 1:
+    if inputs.ndim == x.ndim + 1:
         if inputs.shape[0] != steps:
             raise ValueError(f"an input sequence needs one input per step: got "
                              f"{inputs.shape[0]} inputs for {steps} steps")
-        if x0.ndim == 2 and inputs.ndim == 3 and inputs.shape[1] != x0.shape[0]:
+        if x.ndim == 2 and inputs.shape[1] != x.shape[0]:
             raise ValueError(f"input sequence of shape {tuple(inputs.shape)} does not match the "
-                             f"batch of {x0.shape[0]} states")
+                             f"batch of {x.shape[0]} states")
         return None, inputs
     raise ValueError(f"inputs of shape {tuple(inputs.shape)} fit neither a constant input "
                      f"({n_in},) nor a sequence (steps, ..., {n_in})")
@@ -159,7 +191,7 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
     xp = namespace(x)
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError("x0 contains NaN or inf")
-    constant, sequence = _prepare_inputs(map, x, inputs, steps, xp)
+    constant, sequence = resolve_inputs(map, x, inputs, steps)
     sizes = list(map.sizes)
 
     depth = getattr(map, "settle_steps", None)
