@@ -115,28 +115,18 @@ def _sources(map_, blocks):
 
 
 def _input_sequence(map_, x, steps, inputs, xp):
-    """One input per step for ``steps`` steps (None for an autonomous map)."""
-    ib = map_.input_block
-    if ib is None:
-        if inputs is not None:
-            raise ValueError("the map is autonomous (no input_block) but inputs were given")
-        return None
-    n_in = map_.input_size
-    if inputs is None:
-        u = x[map_.block_slice(ib)]
-        return [u] * steps
-    if not hasattr(inputs, "shape"):
-        inputs = xp.asarray(np.asarray(inputs, dtype=float))
-    inputs = xp.astype(inputs, x.dtype)
-    if inputs.ndim == 1:
-        if inputs.shape[0] != n_in:
-            raise ValueError(f"a constant input needs length {n_in}, got {inputs.shape[0]}")
-        return [inputs] * steps
-    if inputs.ndim != 2 or inputs.shape[1] != n_in or inputs.shape[0] != steps:
-        raise ValueError(f"inputs must be one input ({n_in},) or a sequence ({steps}, {n_in}) "
-                         f"(steps + 1 inputs: the input impulse's response runs one step "
-                         f"longer), got shape {tuple(inputs.shape)}")
-    return [inputs[k, ...] for k in range(steps)]
+    """One input per step for ``steps`` steps (None for an autonomous map).
+
+    Without ``inputs`` a driven map holds the input already in ``x``'s input block.
+    """
+    if map_.input_block is not None and inputs is None:
+        return [x[map_.block_slice(map_.input_block)]] * steps
+    constant, sequence = itermap.resolve_inputs(map_, x, inputs, steps)
+    if constant is not None:
+        return [constant] * steps
+    if sequence is not None:
+        return [sequence[k, ...] for k in range(steps)]
+    return None
 
 
 def _unit_columns(map_, blocks, xp, dtype):
