@@ -44,6 +44,7 @@ from itertools import product
 import numpy as np
 
 from itermap.backends import to_numpy
+from itermap.files import write_npz_atomic
 
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
 
@@ -159,16 +160,7 @@ def _write_npz(path, meta, arrays):
     """Atomically write ``arrays`` plus JSON ``meta`` to ``path``."""
     arrays = dict(arrays)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".sweep-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_npz_atomic(path, arrays, prefix=".sweep-")
 
 
 def _read_npz(path):

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
 
-__all__ = ["save", "load", "saveable", "FORMAT_VERSION"]
+__all__ = ["save", "load", "saveable", "write_npz_atomic", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _META = "__itermap__"
@@ -205,8 +205,19 @@ def save(obj, path) -> str:
     meta = {"format": "itermap", "format_version": FORMAT_VERSION,
             "itermap_version": __version__, "type": type_name, "fields": fields}
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    write_npz_atomic(path, arrays)
+    return path
+
+
+def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
+    """Write ``arrays`` to the ``.npz`` file ``path`` all at once or not at all.
+
+    The archive goes to a temporary file beside ``path`` and is moved into
+    place, so an interrupted or failed write leaves neither a half-written
+    file nor a damaged earlier one.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".itermap-", suffix=".npz.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".npz.tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -215,7 +226,6 @@ def save(obj, path) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def load(path):
