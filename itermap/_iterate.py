@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import backend_of, namespace, to_backend
+from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._io import saveable
 from ._map import DivergenceError
 
@@ -55,13 +55,14 @@ def _check_finite(xp, x, step):
     # and the elementwise check only when the sum says something may be wrong
     if bool(xp.isfinite(xp.sum(x))):
         return
-    if not bool(xp.all(xp.isfinite(x))):
-        bad = ~xp.all(xp.isfinite(x), axis=-1) if x.ndim == 2 else None
-        where = ""
-        if bad is not None:
-            idx = np.flatnonzero(np.asarray(bad.tolist() if hasattr(bad, "tolist") else bad))
-            where = f" (trajectories {idx[:8].tolist()}{'...' if idx.size > 8 else ''})"
-        raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
+    finite = xp.isfinite(x)
+    if bool(xp.all(finite)):
+        return  # the sum overflowed, not the state
+    where = ""
+    if x.ndim == 2:
+        idx = np.flatnonzero(to_numpy(~xp.all(finite, axis=-1)))
+        where = f" (trajectories {idx[:8].tolist()}{'...' if idx.size > 8 else ''})"
+    raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
 
 
 def resolve_inputs(map, x, inputs, steps):

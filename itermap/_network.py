@@ -113,17 +113,13 @@ class IterativeMap(Map):
     def _plan(self):
         bm = self._bm
         blocks = bm.blocks
-        any_sparse = any(is_sparse(b) for b in blocks.values())
         all_sparse = bool(blocks) and all(is_sparse(b) for b in blocks.values())
         dense_area = sum(b.shape[0] * b.shape[1] for b in blocks.values())
         ib = self.input_block
-        if len(self._sizes) == 1 and not any_sparse and blocks:
-            kind = "dense"
-        elif all_sparse or (any_sparse and bm.backend in ("numpy", "cupy")
-                            and dense_area < _DENSE_FILL * bm.dim ** 2):
-            kind = "sparse" if all_sparse else "blocks"
-        elif dense_area >= _DENSE_FILL * bm.dim ** 2 and blocks:
-            kind = "dense"
+        if all_sparse:
+            kind = "sparse"
+        elif blocks and (len(self._sizes) == 1 or dense_area >= _DENSE_FILL * bm.dim ** 2):
+            kind = "dense"  # sparse blocks of a mostly full matrix are densified
         else:
             kind = "blocks"
         self._kind = kind
@@ -194,7 +190,7 @@ class IterativeMap(Map):
 
     @property
     def weights(self):
-        """The weights as given (a BlockMatrix view for block-built maps)."""
+        """The weights as a :class:`BlockMatrix` (the same object as :attr:`block_matrix`)."""
         return self._bm
 
     @property
@@ -276,17 +272,17 @@ class IterativeMap(Map):
         return z
 
     def _bm_input_cols(self):
-        cache = getattr(self, "_in_cols", None)
+        cache = getattr(self, "_in_cols_dense", None)
         if cache is None:
             W = self._bm.to_dense() if len(self._sizes) > 1 else self._bm.blocks[(0, 0)]
             xp = namespace(W)
             cache = W[:, self._slices[self.input_block]]
             cache = _zero_rows(cache, self._slices[self.input_block], xp)
-            self._in_cols = cache
+            self._in_cols_dense = cache
         return cache
 
     def _input_cols_sparse_T(self):
-        cache = getattr(self, "_in_cols", None)
+        cache = getattr(self, "_in_cols_sparse_T", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
             keep = np.ones(self.dim)
@@ -294,7 +290,7 @@ class IterativeMap(Map):
             smod = sparse_module(namespace(S))
             mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
             cache = (mask @ S).T.tocsr()
-            self._in_cols = cache
+            self._in_cols_sparse_T = cache
         return cache
 
     def _activate(self, parts, u, xp, need_z=False):
