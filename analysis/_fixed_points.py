@@ -12,6 +12,7 @@ once, and starts that come within ``unique_tol`` of a point already found
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_int as _check_int
+from ._lapack_threads import batched_solve, blas_single_threaded
 
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
@@ -238,6 +240,8 @@ def _norm(xp, a):
 def _solve(xp, A, b):
     """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
     try:
+        if isinstance(A, np.ndarray):
+            return batched_solve(A, b)
         return xp.linalg.solve(A, b[..., None])[..., 0]
     except Exception:  # numpy raises on any singular matrix: retry one by one
         out = []
@@ -440,6 +444,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
     Jacobians along the orbit (computed with ``map.step_with_tangent``), so
     a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    On NumPy the batched solves are split across CPU threads (LAPACK works
+    on one small matrix at a time, outside the GIL), with BLAS held to one
+    thread meanwhile through threadpoolctl.
     The Newton systems are dense, ``dim x dim`` per running start, even for
     a sparse map: starts run in batches holding at most about 1 GiB of
     Jacobians (and its work arrays), and the points found by the batches are
@@ -482,8 +489,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     n_unconverged = 0
     for s0 in range(0, n_starts, chunk):
         xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
-        # trial steps may overflow: they are rejected as non-finite, without warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # trial steps may overflow: they are rejected as non-finite, without warnings;
+        # NumPy solves run in threads of their own, with BLAS held to one thread
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                (blas_single_threaded() if isinstance(x, np.ndarray)
+                 else contextlib.nullcontext()):
             fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
                                          unique_tol=unique_tol, slow_points=slow_points)
         found_x += fx

@@ -13,11 +13,14 @@ separates the cost of the local phase from that of the global one.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.optimize
 
 import itermap
 from analysis import find_fixed_points, sample_states
+from analysis._lapack_threads import batched_solve, blas_single_threaded
 from benchmarks._timing import compare
 
 TOL = 1e-10
@@ -90,6 +93,17 @@ def run(quick: bool = False) -> list[dict]:
                         target="speedup >= 2", repeat=1 if quick else 3,
                         setup_note=f"unconverged: ours {fp_near.n_unconverged}, scipy "
                                    f"{X0.shape[0] - len(ref_near)}"))
+    # informative: the batched Newton systems of one iteration, split across threads
+    # (as find_fixed_points does on NumPy) against one np.linalg.solve call
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((X0.shape[0], 64, 64)) + 8.0 * np.eye(64)
+    b = rng.standard_normal((X0.shape[0], 64))
+    with blas_single_threaded():
+        rows.append(compare(f"batched solve {X0.shape[0]} x 64 x 64, threads vs np.linalg.solve",
+                            lambda: batched_solve(A, b),
+                            lambda: np.linalg.solve(A, b[..., None]),
+                            target="ratio <= 1.0", repeat=3 if quick else 15,
+                            setup_note=f"{os.cpu_count()} cores"))
     return rows
 
 
