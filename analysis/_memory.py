@@ -297,72 +297,74 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
         keep[map.block_slice(ib)] = 0.0
         keep = xp.asarray(keep, dtype=x.dtype)
 
-    if method == "linear":
-        V = _unit_columns(map, state_src, xp, x.dtype) if state_src else None
-        Vin = None
-        aux = None
-        if input_src:
-            if not isinstance(map, itermap.IterativeMap):
-                raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
-                                "use method='nonlinear' for other maps")
-            aux = itermap.IterativeMap(map.block_matrix, map.bias, list(map.activations))
-        for k in range(steps + 1):
-            if V is not None:
-                norms[k, rows_state] = _block_norms(V, g_state, map, xp)
-            need_state = V is not None and k < steps
-            if not (need_state or input_src):
-                break
-            if k == 0 and input_src:
-                x_in = map.with_input(x, u_at(0))
-                E = _unit_columns(map, [ib], xp, x.dtype)
-                Vin = aux.tangent(x_in, E) * keep[:, None]
-                x_next, V = (map.step_with_tangent(x, V, u_at(0)) if V is not None
-                             else (map.step(x, u_at(0)), None))
-            else:
-                both = V if Vin is None else (Vin if V is None or not need_state
-                                              else xp.concat([V, Vin], axis=1))
-                x_next, both = map.step_with_tangent(x, both, u_at(k))
-                if Vin is None:
-                    V = both
-                elif V is None or not need_state:
-                    Vin = both
-                else:
-                    V, Vin = both[:, :n_state], both[:, n_state:]
-            _check_finite(xp, x_next, k + 1)
-            for t in (V, Vin):
-                if t is not None:
-                    _check_finite(xp, t, k + 1, "tangent vector")
-            if Vin is not None:
-                norms[k, row_input] = _block_norms(Vin, [(0, n_in)], map, xp)[0]
-            x = x_next
-    else:
-        parts = [x[None, :]]
-        if state_src:
-            parts.append(x[None, :] + eps * xp.permute_dims(
-                _unit_columns(map, state_src, xp, x.dtype), (1, 0)))
-        if input_src:
-            parts.append(xp.broadcast_to(x[None, :], (n_in, map.dim)))
-        X = xp.concat(parts, axis=0)
-        B = X.shape[0]
-        lo_in = 1 + n_state
-        for k in range(steps + 1):
-            if state_src:
-                D = xp.permute_dims((X[1:lo_in, :] - X[0:1, :]) / eps, (1, 0))
-                norms[k, rows_state] = _block_norms(D, g_state, map, xp)
-            if not input_src and k == steps:
-                break
-            U = None
-            if ib is not None:
-                U = xp.broadcast_to(u_at(k)[None, :], (B, n_in))
-                if k == 0 and input_src:
-                    bump = np.zeros((B, n_in))
-                    bump[lo_in + np.arange(n_in), np.arange(n_in)] = eps
-                    U = U + xp.asarray(bump, dtype=x.dtype)
-            X = map.step(X, U)
-            _check_finite(xp, X, k + 1)
+    # overflow is caught below (a DivergenceError after the step), not warned about
+    with np.errstate(over="ignore", invalid="ignore"):
+        if method == "linear":
+            V = _unit_columns(map, state_src, xp, x.dtype) if state_src else None
+            Vin = None
+            aux = None
             if input_src:
-                D = xp.permute_dims((X[lo_in:, :] - X[0:1, :]) / eps, (1, 0)) * keep[:, None]
-                norms[k, row_input] = _block_norms(D, [(0, n_in)], map, xp)[0]
+                if not isinstance(map, itermap.IterativeMap):
+                    raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
+                                    "use method='nonlinear' for other maps")
+                aux = itermap.IterativeMap(map.block_matrix, map.bias, list(map.activations))
+            for k in range(steps + 1):
+                if V is not None:
+                    norms[k, rows_state] = _block_norms(V, g_state, map, xp)
+                need_state = V is not None and k < steps
+                if not (need_state or input_src):
+                    break
+                if k == 0 and input_src:
+                    x_in = map.with_input(x, u_at(0))
+                    E = _unit_columns(map, [ib], xp, x.dtype)
+                    Vin = aux.tangent(x_in, E) * keep[:, None]
+                    x_next, V = (map.step_with_tangent(x, V, u_at(0)) if V is not None
+                                 else (map.step(x, u_at(0)), None))
+                else:
+                    both = V if Vin is None else (Vin if V is None or not need_state
+                                                  else xp.concat([V, Vin], axis=1))
+                    x_next, both = map.step_with_tangent(x, both, u_at(k))
+                    if Vin is None:
+                        V = both
+                    elif V is None or not need_state:
+                        Vin = both
+                    else:
+                        V, Vin = both[:, :n_state], both[:, n_state:]
+                _check_finite(xp, x_next, k + 1)
+                for t in (V, Vin):
+                    if t is not None:
+                        _check_finite(xp, t, k + 1, "tangent vector")
+                if Vin is not None:
+                    norms[k, row_input] = _block_norms(Vin, [(0, n_in)], map, xp)[0]
+                x = x_next
+        else:
+            parts = [x[None, :]]
+            if state_src:
+                parts.append(x[None, :] + eps * xp.permute_dims(
+                    _unit_columns(map, state_src, xp, x.dtype), (1, 0)))
+            if input_src:
+                parts.append(xp.broadcast_to(x[None, :], (n_in, map.dim)))
+            X = xp.concat(parts, axis=0)
+            B = X.shape[0]
+            lo_in = 1 + n_state
+            for k in range(steps + 1):
+                if state_src:
+                    D = xp.permute_dims((X[1:lo_in, :] - X[0:1, :]) / eps, (1, 0))
+                    norms[k, rows_state] = _block_norms(D, g_state, map, xp)
+                if not input_src and k == steps:
+                    break
+                U = None
+                if ib is not None:
+                    U = xp.broadcast_to(u_at(k)[None, :], (B, n_in))
+                    if k == 0 and input_src:
+                        bump = np.zeros((B, n_in))
+                        bump[lo_in + np.arange(n_in), np.arange(n_in)] = eps
+                        U = U + xp.asarray(bump, dtype=x.dtype)
+                X = map.step(X, U)
+                _check_finite(xp, X, k + 1)
+                if input_src:
+                    D = xp.permute_dims((X[lo_in:, :] - X[0:1, :]) / eps, (1, 0)) * keep[:, None]
+                    norms[k, row_input] = _block_norms(D, [(0, n_in)], map, xp)[0]
     total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))
     length = _measured_length(total, tol)
     rate = _decay_rate(total) if length is None else None

@@ -275,6 +275,7 @@ def test_impulse_response_bad_input():
 
 
 @pytest.mark.parametrize("method", ["linear", "nonlinear"])
+@pytest.mark.filterwarnings("error")  # the error, not an overflow warning before it
 def test_impulse_response_of_diverging_map_raises(method):
     m = linear(np.array([[1e200]]))
     with pytest.raises(itermap.DivergenceError, match="diverges"):
