@@ -22,7 +22,7 @@ import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_int as _check_int
-from ._lapack_threads import batched_solve, blas_single_threaded
+from ._lapack_threads import batched_solve, blas_single_threaded, n_parts
 
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
@@ -493,7 +493,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
         # NumPy solves run in threads of their own, with BLAS held to one thread
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                 (blas_single_threaded() if isinstance(x, np.ndarray)
-                 else contextlib.nullcontext()):
+                 and n_parts(int(xc.shape[0]), dim) > 1 else contextlib.nullcontext()):
             fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
                                          unique_tol=unique_tol, slow_points=slow_points)
         found_x += fx

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["batched_solve", "blas_single_threaded"]
+__all__ = ["batched_solve", "blas_single_threaded", "n_parts"]
 
 # below these, a batch is not worth splitting: thread handoff costs ~50 us
 _MIN_ROWS_PER_THREAD = 32
@@ -37,6 +37,13 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def n_parts(n_rows: int, dim: int) -> int:
+    """Into how many parts (threads) a batch of ``n_rows`` ``dim x dim`` solves is split."""
+    if dim < _MIN_DIM:
+        return 1
+    return max(1, min(_n_threads(), n_rows // _MIN_ROWS_PER_THREAD))
+
+
 def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``A[i]^{-1} b[i]`` for ``A`` of shape (k, n, n) and ``b`` of shape (k, n).
 
@@ -51,9 +58,9 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     array([[0.5 , 0.5 , 0.5 ],
            [0.25, 0.25, 0.25]])
     """
-    k_rows, n = A.shape[0], A.shape[-1]
-    parts = min(_n_threads(), k_rows // _MIN_ROWS_PER_THREAD)
-    if parts < 2 or n < _MIN_DIM:
+    k_rows = A.shape[0]
+    parts = n_parts(k_rows, A.shape[-1])
+    if parts < 2:
         return np.linalg.solve(A, b[..., None])[..., 0]
     cuts = np.linspace(0, k_rows, parts + 1).astype(int)
     jobs = [_pool().submit(np.linalg.solve, A[lo:hi], b[lo:hi, :, None])

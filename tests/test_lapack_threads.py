@@ -41,3 +41,32 @@ def test_blas_single_threaded_is_a_context():
     with blas_single_threaded():
         y = np.ones((50, 50)) @ np.ones(50)
     assert np.all(y == 50.0)
+
+
+def test_find_fixed_points_same_with_and_without_threads(monkeypatch):
+    # LAPACK solves each matrix alone, so splitting the batch changes no bit
+    import itermap
+    from analysis import _lapack_threads, find_fixed_points, sample_states
+
+    m = itermap.random_rnn(32, gain=1.5, rng=2)
+    starts = sample_states(m, 128, steps=30, noise=0.5, rng=3)
+    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 2)
+    assert _lapack_threads.n_parts(128, 32) == 2
+    threaded = find_fixed_points(m, starts)
+    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 1)
+    assert _lapack_threads.n_parts(128, 32) == 1
+    single = find_fixed_points(m, starts)
+    assert len(threaded) == len(single) > 0
+    np.testing.assert_array_equal(threaded.points, single.points)
+    assert threaded.n_unconverged == single.n_unconverged
+
+
+def test_blas_limit_is_restored_after_the_search():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import itermap
+    from analysis import find_fixed_points, sample_states
+
+    before = [d["num_threads"] for d in threadpoolctl.threadpool_info()]
+    m = itermap.random_rnn(32, gain=1.5, rng=0)
+    find_fixed_points(m, sample_states(m, 128, steps=10, rng=1))
+    assert [d["num_threads"] for d in threadpoolctl.threadpool_info()] == before
