@@ -22,7 +22,7 @@ import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_int as _check_int
-from ._lapack_threads import batched_solve, blas_single_threaded, n_parts
+from ._lapack_threads import batched_solve, blas_single_threaded
 
 __all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
 
@@ -487,21 +487,21 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
     found_x, found_r, slow_x, slow_r = [], [], [], []
     n_unconverged = 0
-    for s0 in range(0, n_starts, chunk):
-        xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
-        # trial steps may overflow: they are rejected as non-finite, without warnings;
-        # NumPy solves run in threads of their own, with BLAS held to one thread
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                (blas_single_threaded() if isinstance(x, np.ndarray)
-                 and n_parts(int(xc.shape[0]), dim) > 1 else contextlib.nullcontext()):
-            fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
-                                         unique_tol=unique_tol, slow_points=slow_points)
-        found_x += fx
-        found_r += fr
-        slow_x += sx
-        slow_r += sr
-        n_unconverged += nu
-
+    # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
+    blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
+                  if isinstance(x, np.ndarray) else contextlib.nullcontext())
+    with blas_limit:
+        for s0 in range(0, n_starts, chunk):
+            xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
+            # trial steps may overflow: they are rejected as non-finite, without warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
+                                             unique_tol=unique_tol, slow_points=slow_points)
+            found_x += fx
+            found_r += fr
+            slow_x += sx
+            slow_r += sr
+            n_unconverged += nu
 
     # the distinct points, their Jacobians and stability
     if found_x:

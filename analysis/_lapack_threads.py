@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["batched_solve", "blas_single_threaded", "n_parts"]
 
-# below these, a batch is not worth splitting: thread handoff costs ~50 us
+# below these, a batch is too small for the thread handoff to pay
 _MIN_ROWS_PER_THREAD = 32
 _MIN_DIM = 16
 _POOL: ThreadPoolExecutor | None = None
@@ -77,8 +77,14 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate(results)[..., 0]
 
 
-def blas_single_threaded():
-    """A context in which BLAS uses one thread (a no-op without threadpoolctl)."""
+def blas_single_threaded(n_rows: int, dim: int):
+    """A context holding BLAS to one thread while ``batched_solve`` splits such batches.
+
+    A no-op where batches of ``n_rows`` ``dim x dim`` solves are not split, or
+    without threadpoolctl.
+    """
+    if n_parts(n_rows, dim) < 2:
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # an optional speed-up

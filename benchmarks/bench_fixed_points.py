@@ -98,7 +98,7 @@ def run(quick: bool = False) -> list[dict]:
     rng = np.random.default_rng(3)
     A = rng.standard_normal((X0.shape[0], 64, 64)) + 8.0 * np.eye(64)
     b = rng.standard_normal((X0.shape[0], 64))
-    with blas_single_threaded():
+    with blas_single_threaded(X0.shape[0], 64):
         rows.append(compare(f"batched solve {X0.shape[0]} x 64 x 64, threads vs np.linalg.solve",
                             lambda: batched_solve(A, b),
                             lambda: np.linalg.solve(A, b[..., None]),

@@ -38,7 +38,7 @@ def test_singular_matrix_raises_like_numpy():
 
 
 def test_blas_single_threaded_is_a_context():
-    with blas_single_threaded():
+    with blas_single_threaded(256, 32):
         y = np.ones((50, 50)) @ np.ones(50)
     assert np.all(y == 50.0)
 
