@@ -43,6 +43,11 @@ _CLOSING = 1e-2
 # below _MERGE_CLOSING * scale
 _MERGE_FRAC = 1e-2
 _MERGE_CLOSING = 4e-2
+# early merging of running starts, whatever their residual: two starts within
+# _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
+# two iterations are being drawn together, and follow one representative from then on
+_CONVERGE_FRAC = 0.1
+_CONVERGE = 0.5
 # a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
 # iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
 # (counted unconverged); neither happens when slow points are asked for
@@ -177,6 +182,8 @@ def _check_inputs(map_, inputs, xp):
 
 def _like(a_np, xp):
     """A host array moved into namespace ``xp`` (and its device)."""
+    if _is_numpy(xp):
+        return np.ascontiguousarray(a_np)
     ref = xp.zeros(1)
     if backend_of(ref) == "cupy":
         return to_backend(np.ascontiguousarray(a_np), "cupy")
@@ -323,9 +330,57 @@ def _least_in_groups(lead, res):
     return np.sort(chosen), rep
 
 
+def _drawn_together(xp, x, prev1, prev2, res, radius):
+    """Per row: the row it follows (itself if none): the least residual among its partners.
+
+    Partners are rows within ``radius`` whose distance shrank by the factor
+    ``_CONVERGE`` at each of the last two iterations (``prev1`` and ``prev2``
+    are the rows one and two iterations back). Chains resolve through the
+    caller's ``follows`` (each row follows one of lower residual).
+    """
+    n = x.shape[0]
+    lead = np.arange(n)
+    xc = x - xp.mean(x, axis=0)
+    ii, jj = [], []
+    for s in range(0, n, _CHUNK):
+        near = to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)) <= radius * radius
+        a, b = np.nonzero(near)
+        upper = b > a + s
+        ii.append(a[upper] + s)
+        jj.append(b[upper])
+    ii, jj = np.concatenate(ii), np.concatenate(jj)
+    if ii.size == 0:
+        return lead
+
+    def sq_dists(a):
+        d = _take(xp, a, ii) - _take(xp, a, jj)
+        return to_numpy(xp.sum(d * d, axis=1)).astype(np.float64)
+
+    d0, d1, d2 = sq_dists(x), sq_dists(prev1), sq_dists(prev2)
+    k2 = _CONVERGE * _CONVERGE
+    pair = (d0 <= k2 * d1) & (d1 <= k2 * d2)
+    ii, jj = ii[pair], jj[pair]
+    if ii.size == 0:
+        return lead
+    # each row follows the partner of least residual (ties: lower index), or itself
+    rows = np.concatenate([ii, jj, np.arange(n)])
+    cand = np.concatenate([jj, ii, np.arange(n)])
+    order = np.lexsort((cand, res[cand], rows))
+    rows, cand = rows[order], cand[order]
+    first = np.concatenate([[True], rows[1:] != rows[:-1]])
+    lead[rows[first]] = cand[first]
+    return lead
+
+
 def _take(xp, a, idx):
     idx = np.asarray(idx, dtype=np.int64)
+    if isinstance(a, np.ndarray):
+        return a[idx]             # the same rows as xp.take, without the wrapper's checks
     return xp.take(a, _like(idx, xp), axis=0)
+
+
+def _is_numpy(xp):
+    return getattr(xp, "__name__", "") in ("numpy", "array_api_compat.numpy")
 
 
 # -- eigenvalues -----------------------------------------------------------------------
@@ -381,7 +436,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     running starts with ``||G|| <= max(0.01, 0.04 s)``, where ``s`` is the mean
     norm of the starts (a heuristic: two starts that close almost always
     head to the same point; a point reached only by merged starts would be
-    missed). Unless ``slow_points`` is asked for, a start whose residual
+    missed). Running starts are also merged earlier, at any residual, once
+    they are being drawn together: two starts within ``0.1 s`` of each other
+    whose distance halved (at least) in each of the last two iterations
+    follow the one of lower residual. Unless ``slow_points`` is asked for, a start whose residual
     has not halved within 6 iterations takes one undamped Newton step (to
     leave the flat valley of ``q`` it sits in), and when it stalls again it
     is given up and counted in ``n_unconverged`` (other starts usually find
@@ -588,6 +646,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     escapes = np.zeros(n_starts, dtype=np.int64)
     force = np.zeros(n_starts, dtype=bool)
     leaders_x = None  # converged points so far (one per group), on the device
+    prev1 = prev2 = x  # the rows one and two iterations back
+    converge_radius = _CONVERGE_FRAC * scale
 
     for it in range(max_iter + 1):
         finite = np.isfinite(r_h)
@@ -644,6 +704,15 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     follows[idh] = np.concatenate(found_ids)[near[hit]]
                     keep[k_idx[hit]] = False
                     k_idx, xk = k_idx[~hit], _take(xp, xk, np.flatnonzero(~hit))
+            # rows being drawn together head to the same point: one leads, the others follow
+            if it >= 2 and k_idx.size > 1:
+                lead = _drawn_together(xp, xk, _take(xp, prev1, k_idx),
+                                       _take(xp, prev2, k_idx), r_h[k_idx], converge_radius)
+                dup = lead != np.arange(k_idx.size)
+                if dup.any():
+                    follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
+                    keep[k_idx[dup]] = False
+                    k_idx, xk = k_idx[~dup], _take(xp, xk, np.flatnonzero(~dup))
             # only rows closing in on a point can sit within unique_tol of each other
             close = np.flatnonzero(r_h[k_idx] <= closing)   # k_idx may have shrunk
             if close.size > 1:
@@ -657,7 +726,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             break
         sel = np.flatnonzero(keep)
         if sel.size < x.shape[0]:
-            x, Px, G = (_take(xp, a, sel) for a in (x, Px, G))
+            x, Px, G, prev1, prev2 = (_take(xp, a, sel) for a in (x, Px, G, prev1, prev2))
             ids = ids[sel]
             r_h = r_h[sel]
         # 3. Jacobian of F^p at the active rows (F^p itself is known)
@@ -740,6 +809,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 r_new[lm[o]] = rt[o]
         # 7. assemble the new iterate (rows in their old order, stalled rows dropped)
         live = np.flatnonzero(~dropped)
+        prev2, prev1 = _take(xp, prev1, live), _take(xp, x, live)
         if new_parts:
             moved = np.concatenate([p[0] for p in new_parts.values()])
             stay = np.setdiff1d(live, moved)

@@ -452,3 +452,64 @@ def test_stalled_starts_are_given_up_and_counted():
     m = Shifted(1.0)
     fp = find_fixed_points(m, np.linspace(-3, 3, 8)[:, None], max_iter=500)
     assert len(fp) == 0 and fp.n_unconverged == 8
+
+
+# -- early merging of starts drawn together ------------------------------------------------
+def _drawn_together_reference(x, p1, p2, res, radius, kappa):
+    """Plain loop: each row follows its partner of least residual (ties: lower index)."""
+    n = len(x)
+    lead = np.arange(n)
+    for i in range(n):
+        best = (res[i], i)
+        for j in range(n):
+            d0 = np.linalg.norm(x[i] - x[j])
+            d1 = np.linalg.norm(p1[i] - p1[j])
+            d2 = np.linalg.norm(p2[i] - p2[j])
+            if j != i and d0 <= radius and d0 <= kappa * d1 and d1 <= kappa * d2:
+                best = min(best, (res[j], j))
+        lead[i] = best[1]
+    return lead
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
+def test_drawn_together_matches_a_reference_loop(n, dim, seed):
+    from analysis import _fixed_points as fpm
+    rng = np.random.default_rng(seed)
+    # clusters shrinking at random rates: some pairs contract twice by half, some do not
+    center = rng.normal(size=(3, dim))[rng.integers(0, 3, n)]
+    offsets = rng.normal(size=(n, dim))
+    shrink = rng.uniform(0.2, 1.0, size=(n, 1))
+    p2 = center + offsets
+    p1 = center + shrink * offsets
+    x = center + shrink ** 2 * offsets
+    res = rng.uniform(size=n)
+    radius = float(rng.uniform(0.5, 3.0))
+    got = fpm._drawn_together(np, x, p1, p2, res, radius)
+    want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
+    from analysis import _fixed_points as fpm
+    m = itermap.random_rnn(32, gain=1.5, rng=0)
+    starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
+    rows = []
+    jacobian = type(m).jacobian
+
+    def counting(self, x, u=None):
+        rows.append(x.shape[0])
+        return jacobian(self, x, u)
+
+    monkeypatch.setattr(type(m), "jacobian", counting)
+    merged = find_fixed_points(m, starts)
+    work_merged = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(fpm, "_CONVERGE_FRAC", 0.0)        # no early merging
+    plain = find_fixed_points(m, starts)
+    assert work_merged < 0.9 * sum(rows)
+    # the same distinct points, each within unique_tol of one found without merging
+    assert len(merged) == len(plain)
+    d = np.linalg.norm(np.asarray(merged.points)[:, None] - np.asarray(plain.points)[None],
+                       axis=2)
+    assert np.all(d.min(axis=1) <= 1e-6)
