@@ -265,6 +265,8 @@ def _sq_dist(xp, a, b):
     """Squared Euclidean distances (len(a), len(b)) through one matmul."""
     d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
           - 2.0 * xp.matmul(a, b.T))
+    if isinstance(d2, np.ndarray):            # skip the array-API wrapper of clip
+        return np.maximum(d2, 0.0, out=d2)
     return xp.clip(d2, 0.0, None) if hasattr(xp, "clip") else xp.maximum(d2, 0.0)
 
 
@@ -812,7 +814,10 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         prev2, prev1 = _take(xp, prev1, live), _take(xp, x, live)
         if new_parts:
             moved = np.concatenate([p[0] for p in new_parts.values()])
-            stay = np.setdiff1d(live, moved)
+            still = np.zeros(ids.size, dtype=bool)
+            still[live] = True
+            still[moved] = False
+            stay = np.flatnonzero(still)
             order = np.argsort(np.concatenate([moved, stay]))
             xs = xp.concat([p[1] for p in new_parts.values()] + [_take(xp, x, stay)], axis=0)
             Ps = xp.concat([p[2] for p in new_parts.values()] + [_take(xp, Px, stay)], axis=0)

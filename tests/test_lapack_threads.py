@@ -48,13 +48,13 @@ def test_find_fixed_points_same_with_and_without_threads(monkeypatch):
     import itermap
     from analysis import _lapack_threads, find_fixed_points, sample_states
 
-    m = itermap.random_rnn(32, gain=1.5, rng=2)
+    m = itermap.random_rnn(48, gain=1.5, rng=2)
     starts = sample_states(m, 128, steps=30, noise=0.5, rng=3)
     monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 2)
-    assert _lapack_threads.n_parts(128, 32) == 2
+    assert _lapack_threads.n_parts(128, 48) == 2
     threaded = find_fixed_points(m, starts)
     monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 1)
-    assert _lapack_threads.n_parts(128, 32) == 1
+    assert _lapack_threads.n_parts(128, 48) == 1
     single = find_fixed_points(m, starts)
     assert len(threaded) == len(single) > 0
     np.testing.assert_array_equal(threaded.points, single.points)
@@ -67,6 +67,15 @@ def test_blas_limit_is_restored_after_the_search():
     from analysis import find_fixed_points, sample_states
 
     before = [d["num_threads"] for d in threadpoolctl.threadpool_info()]
-    m = itermap.random_rnn(32, gain=1.5, rng=0)
+    m = itermap.random_rnn(48, gain=1.5, rng=0)
     find_fixed_points(m, sample_states(m, 128, steps=10, rng=1))
     assert [d["num_threads"] for d in threadpoolctl.threadpool_info()] == before
+
+
+def test_small_batches_are_not_split():
+    # the thread handoff costs more than a few small solves: those stay in one call
+    from analysis import _lapack_threads
+
+    assert _lapack_threads.n_parts(512, 16) == 1
+    assert _lapack_threads.n_parts(100, 32) == 1
+    assert _lapack_threads.n_parts(1, 1000) == 1
