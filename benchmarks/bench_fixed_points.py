@@ -60,6 +60,36 @@ def _scipy_loop(W, X0):
     return np.array(found).reshape(-1, W.shape[0])
 
 
+def _gpu(m, X0, quick):
+    """The attractor case with the map and the starts on a CUDA device (CuPy)."""
+    from itermap.backends import cupy_available
+
+    if not cupy_available():
+        print("GPU case skipped: cupy with a CUDA GPU is not available", flush=True)
+        return []
+    import cupy as cp
+
+    m_gpu = m.to("cupy")
+    X0_gpu = cp.asarray(X0)
+    W = m.block_matrix.to_dense()
+
+    def ours():
+        fp = find_fixed_points(m_gpu, X0_gpu, tol=TOL, unique_tol=UNIQUE_TOL)
+        cp.cuda.Device().synchronize()
+        return fp
+
+    fp = ours()                                   # also warms up kernels and handles
+    pts = cp.asnumpy(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(pts @ W.T) - pts, axis=1) <= TOL)
+    n_ours, n_ref = _distinct(pts), _distinct(_scipy_loop(W, X0))
+    assert n_ours >= n_ref, (n_ours, n_ref)
+    return [compare(f"GPU (CuPy): fixed points tanh N=64 g=1.5 B={X0.shape[0]} vs scipy "
+                    "root loop on the host", ours, lambda: _scipy_loop(W, X0),
+                    target="speedup >= 10", repeat=1 if quick else 3,
+                    setup_note=f"distinct points: ours {n_ours}, scipy {n_ref}; "
+                               f"unconverged starts: ours {fp.n_unconverged}")]
+
+
 def run(quick: bool = False) -> list[dict]:
     m, W, X0 = _problem(starts=128 if quick else 512)
 
@@ -106,6 +136,7 @@ def run(quick: bool = False) -> list[dict]:
                             lambda: np.linalg.solve(A, b[..., None]),
                             target="ratio <= 1.1", repeat=3 if quick else 15,
                             setup_note=f"{os.cpu_count()} cores"))
+    rows += _gpu(m, X0, quick)
     return rows
 
 
