@@ -48,6 +48,11 @@ _MERGE_CLOSING = 4e-2
 # two iterations are being drawn together, and follow one representative from then on
 _CONVERGE_FRAC = 0.1
 _CONVERGE = 0.5
+# a start's candidate partners: its nearest few running starts (all-pairs distances
+# up to _DENSE_ROWS starts, a k-d tree beyond where dim <= _KDTREE_DIM)
+_PARTNERS = 16
+_DENSE_ROWS = 4096
+_KDTREE_DIM = 16
 # a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
 # iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
 # (counted unconverged); neither happens when slow points are asked for
@@ -332,25 +337,56 @@ def _least_in_groups(lead, res):
     return np.sort(chosen), rep
 
 
+def _near_pairs(xp, x, radius):
+    """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
+
+    Dense distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; a
+    k-d tree on the host beyond, where ``dim <= _KDTREE_DIM``; none otherwise
+    (the all-pairs cost would outgrow the Newton step's).
+    """
+    n, dim = int(x.shape[0]), int(x.shape[1])
+    k = min(_PARTNERS, n - 1)
+    if k < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n <= _DENSE_ROWS:
+        xc = x - xp.mean(x, axis=0)
+        ii, jj = [], []
+        for s in range(0, n, _CHUNK):
+            d2 = np.array(to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)),
+                          dtype=np.float64)
+            rows = np.arange(d2.shape[0])
+            d2[rows, rows + s] = np.inf
+            near = (np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n - 1
+                    else np.argsort(d2, axis=1)[:, :k])
+            within = np.take_along_axis(d2, near, axis=1) <= radius * radius
+            ii.append(np.repeat(rows + s, k)[within.ravel()])
+            jj.append(near[within])
+        return np.concatenate(ii), np.concatenate(jj)
+    if dim > _KDTREE_DIM:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(to_numpy(x), dtype=np.float64)
+    dist, near = cKDTree(pts).query(pts, k=k + 1, distance_upper_bound=np.nextafter(
+        radius, np.inf))
+    rows = np.repeat(np.arange(n)[:, None], k + 1, axis=1)
+    valid = (near < n) & (near != rows)
+    valid &= np.cumsum(valid, axis=1) <= k        # self missing among duplicates: k others
+    return rows[valid], near[valid]
+
+
 def _drawn_together(xp, x, prev1, prev2, res, radius):
     """Per row: the row it follows (itself if none): the least residual among its partners.
 
-    Partners are rows within ``radius`` whose distance shrank by the factor
-    ``_CONVERGE`` at each of the last two iterations (``prev1`` and ``prev2``
-    are the rows one and two iterations back). Chains resolve through the
-    caller's ``follows`` (each row follows one of lower residual).
+    Partners are near rows (see :func:`_near_pairs`, either way round) within
+    ``radius`` whose distance shrank by the factor ``_CONVERGE`` at each of the
+    last two iterations (``prev1`` and ``prev2`` are the rows one and two
+    iterations back). Chains resolve through the caller's ``follows`` (each
+    row follows one of lower residual).
     """
     n = x.shape[0]
     lead = np.arange(n)
-    xc = x - xp.mean(x, axis=0)
-    ii, jj = [], []
-    for s in range(0, n, _CHUNK):
-        near = to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)) <= radius * radius
-        a, b = np.nonzero(near)
-        upper = b > a + s
-        ii.append(a[upper] + s)
-        jj.append(b[upper])
-    ii, jj = np.concatenate(ii), np.concatenate(jj)
+    ii, jj = _near_pairs(xp, x, radius)
     if ii.size == 0:
         return lead
 
@@ -360,7 +396,7 @@ def _drawn_together(xp, x, prev1, prev2, res, radius):
 
     d0, d1, d2 = sq_dists(x), sq_dists(prev1), sq_dists(prev2)
     k2 = _CONVERGE * _CONVERGE
-    pair = (d0 <= k2 * d1) & (d1 <= k2 * d2)
+    pair = (d0 <= radius * radius) & (d0 <= k2 * d1) & (d1 <= k2 * d2)
     ii, jj = ii[pair], jj[pair]
     if ii.size == 0:
         return lead

@@ -60,6 +60,31 @@ def _scipy_loop(W, X0):
     return np.array(found).reshape(-1, W.shape[0])
 
 
+def _many_starts(quick):
+    """20000 starts of the Henon map: merging must not cost all pairs of starts."""
+    from itermap.systems import henon
+
+    a, b = 1.4, 0.3
+    m = henon(a, b)
+    X0 = np.random.default_rng(0).uniform(-1.5, 1.5, (2000 if quick else 20000, 2))
+
+    def fun(v):
+        return np.array([1.0 - a * v[0] ** 2 + v[1] - v[0], b * v[0] - v[1]])
+
+    def jac(v):
+        return np.array([[-2.0 * a * v[0] - 1.0, 1.0], [b, -1.0]])
+
+    def baseline():
+        return [scipy.optimize.root(fun, x0, jac=jac, method="hybr").x for x0 in X0]
+
+    fp = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL)
+    assert len(fp) == 2 and fp.n_unconverged == 0
+    return [compare(f"fixed points Henon, {X0.shape[0]} starts vs scipy root loop",
+                    lambda: find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL),
+                    baseline, target="ratio <= 1.0", repeat=1 if quick else 3,
+                    setup_note="both find the 2 points from every start")]
+
+
 def _gpu(m, X0, quick):
     """The attractor case with the map and the starts on a CUDA device (CuPy)."""
     from itermap.backends import cupy_available
@@ -136,6 +161,7 @@ def run(quick: bool = False) -> list[dict]:
                             lambda: np.linalg.solve(A, b[..., None]),
                             target="ratio <= 1.1", repeat=3 if quick else 15,
                             setup_note=f"{os.cpu_count()} cores"))
+    rows += _many_starts(quick)
     rows += _gpu(m, X0, quick)
     return rows
 

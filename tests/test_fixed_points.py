@@ -455,26 +455,31 @@ def test_stalled_starts_are_given_up_and_counted():
 
 
 # -- early merging of starts drawn together ------------------------------------------------
-def _drawn_together_reference(x, p1, p2, res, radius, kappa):
-    """Plain loop: each row follows its partner of least residual (ties: lower index)."""
+def _drawn_together_reference(x, p1, p2, res, radius, kappa, k):
+    """Plain loop: partners are among the k nearest rows within radius (either way round);
+    each row follows its partner of least residual (ties: lower index)."""
     n = len(x)
+    dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+    nearest = []
+    for i in range(n):
+        others = sorted((dist[i, j], j) for j in range(n) if j != i)
+        nearest.append({j for d, j in others[:k] if d <= radius})
     lead = np.arange(n)
     for i in range(n):
         best = (res[i], i)
         for j in range(n):
+            if j == i or not (j in nearest[i] or i in nearest[j]):
+                continue
             d0 = np.linalg.norm(x[i] - x[j])
             d1 = np.linalg.norm(p1[i] - p1[j])
             d2 = np.linalg.norm(p2[i] - p2[j])
-            if j != i and d0 <= radius and d0 <= kappa * d1 and d1 <= kappa * d2:
+            if d0 <= radius and d0 <= kappa * d1 and d1 <= kappa * d2:
                 best = min(best, (res[j], j))
         lead[i] = best[1]
     return lead
 
 
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
-def test_drawn_together_matches_a_reference_loop(n, dim, seed):
-    from analysis import _fixed_points as fpm
+def _drawn_together_case(n, dim, seed):
     rng = np.random.default_rng(seed)
     # clusters shrinking at random rates: some pairs contract twice by half, some do not
     center = rng.normal(size=(3, dim))[rng.integers(0, 3, n)]
@@ -483,11 +488,29 @@ def test_drawn_together_matches_a_reference_loop(n, dim, seed):
     p2 = center + offsets
     p1 = center + shrink * offsets
     x = center + shrink ** 2 * offsets
-    res = rng.uniform(size=n)
-    radius = float(rng.uniform(0.5, 3.0))
+    return x, p1, p2, rng.uniform(size=n), float(rng.uniform(0.5, 3.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
+def test_drawn_together_matches_a_reference_loop(n, dim, seed):
+    from analysis import _fixed_points as fpm
+    x, p1, p2, res, radius = _drawn_together_case(n, dim, seed)
     got = fpm._drawn_together(np, x, p1, p2, res, radius)
-    want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE)
+    want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE, fpm._PARTNERS)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
+    # many starts of a low-dimensional map go through a k-d tree, not all pairs
+    from analysis import _fixed_points as fpm
+    x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
+    dense = fpm._drawn_together(np, x, p1, p2, res, radius)
+    monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
+    tree = fpm._drawn_together(np, x, p1, p2, res, radius)
+    np.testing.assert_array_equal(tree, dense)
+    assert np.sum(dense != np.arange(400)) > 20          # the case merges rows at all
 
 
 def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
