@@ -217,7 +217,10 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         Steps between QR factorisations after the transient (the transient,
         which orients the frame, factorises every step). The product of the ``R`` factors is
         the same whatever the spacing (to rounding) as long as the vectors do
-        not overflow or align within one spacing; fewer QRs are cheaper.
+        not overflow or align within one spacing: the smallest directions keep a
+        relative precision of about machine epsilon times the condition number
+        of the Jacobian product over one spacing (saturated units or a nearly
+        singular ``W`` raise it fast). Fewer QRs are cheaper.
     inputs : array, optional
         For a driven map (``input_block`` set): one input ``(n_in,)`` or
         ``(B, n_in)`` held constant, or a sequence ``(transient + steps, n_in)``

@@ -30,6 +30,19 @@ def _mean_log_det(W, states):
     return per_step.mean(axis=0)  # (B,)
 
 
+def _max_block_cond(W, states, every):
+    """Largest condition number of the Jacobian products over blocks of ``every`` steps."""
+    nxt = states[1:]
+    worst = 1.0
+    for b in range(nxt.shape[1]):
+        for t0 in range(0, nxt.shape[0], every):
+            P = np.eye(W.shape[0])
+            for t in range(t0, min(t0 + every, nxt.shape[0])):
+                P = ((1.0 - nxt[t, b] ** 2)[:, None] * W) @ P
+            worst = max(worst, float(np.linalg.cond(P)))
+    return worst
+
+
 # -- classic maps -------------------------------------------------------------------------------
 
 def test_logistic_r4_is_ln2():
@@ -121,14 +134,15 @@ def test_sum_equals_mean_log_det_on_chaotic_tanh(every):
 @given(n=st.integers(2, 8), gain=st.floats(0.3, 3.0), seed=st.integers(0, 10**6),
        every=st.integers(1, 4), batch=st.integers(1, 3))
 def test_sum_identity_property(n, gain, seed, every, batch):
-    # with QRs spaced out, strongly saturated units (f' ~ 1e-10 at gain 3) cost the
-    # smallest direction its relative precision before the next QR: the identity then
-    # holds only to ~1e-4, so spaced QRs are checked below the saturation regime
-    assume(every == 1 or gain <= 1.5)
     m, W = _tanh_net(n, gain, seed)
     x0 = np.random.default_rng(seed + 1).normal(size=(batch, n))
-    res = lyapunov_spectrum(m, x0, 40, reorthonormalize_every=every, rng=seed)
     states = iterate(m, x0, 40).states
+    # with QRs spaced out, the smallest direction keeps only ~eps * cond of the Jacobian
+    # product over one spacing as relative precision (saturated units, f' ~ 1e-10 at
+    # gain 3, or a nearly singular W): spaced QRs are checked where that is below 1e8
+    # (over 300 random cases, all misses of 1e-9 had cond > 1e9)
+    assume(every == 1 or _max_block_cond(W, states, every) < 1e8)
+    res = lyapunov_spectrum(m, x0, 40, reorthonormalize_every=every, rng=seed)
     np.testing.assert_allclose(res.per_trajectory.sum(axis=1), _mean_log_det(W, states),
                                atol=1e-9)
     assert np.all(np.diff(res.exponents) <= 0)
