@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
 import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
@@ -187,7 +188,7 @@ def _check_inputs(map_, inputs, xp):
 
 def _like(a_np, xp):
     """A host array moved into namespace ``xp`` (and its device)."""
-    if _is_numpy(xp):
+    if is_numpy_namespace(xp):
         return np.ascontiguousarray(a_np)
     ref = xp.zeros(1)
     if backend_of(ref) == "cupy":
@@ -417,10 +418,6 @@ def _take(xp, a, idx):
     return xp.take(a, _like(idx, xp), axis=0)
 
 
-def _is_numpy(xp):
-    return getattr(xp, "__name__", "") in ("numpy", "array_api_compat.numpy")
-
-
 # -- eigenvalues -----------------------------------------------------------------------
 def _eigenvalues(xp, J):
     """Eigenvalues of a batch of real matrices, sorted by modulus (descending), on the host.
@@ -477,13 +474,13 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     missed). Running starts are also merged earlier, at any residual, once
     they are being drawn together: two starts within ``0.1 s`` of each other
     whose distance halved (at least) in each of the last two iterations
-    follow the one of lower residual. Unless ``slow_points`` is asked for, a start whose residual
-    has not halved within 6 iterations takes one undamped Newton step (to
-    leave the flat valley of ``q`` it sits in), and when it stalls again it
-    is given up and counted in ``n_unconverged`` (other starts usually find
-    the same points faster). A last Newton step on the distinct
-    points takes their residuals to rounding level, after which they are
-    merged once more.
+    follow the one of lower residual. Unless ``slow_points`` is asked for, a
+    start whose residual has not halved within 6 iterations takes one
+    undamped Newton step (to leave the flat valley of ``q`` it sits in), and
+    when it stalls again it is given up and counted in ``n_unconverged``
+    (other starts usually find the same points faster). A last Newton step on
+    the distinct points takes their residuals to rounding level, after which
+    they are merged once more.
 
     Parameters
     ----------
