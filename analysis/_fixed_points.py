@@ -552,7 +552,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
 
     >>> import numpy as np
     >>> import itermap
-    >>> from analysis import find_fixed_points
+    >>> from itermap.analysis import find_fixed_points
     >>> m = itermap.IterativeMap(np.array([[2.0]]))
     >>> fp = find_fixed_points(m, np.linspace(-2, 2, 9)[:, None])
     >>> order = np.argsort(fp.points[:, 0])
@@ -938,7 +938,7 @@ def sample_states(map, n, *, steps=100, noise=0.0, rng=None, x0=None, inputs=Non
     Examples
     --------
     >>> import itermap
-    >>> from analysis import sample_states
+    >>> from itermap.analysis import sample_states
     >>> m = itermap.random_rnn(8, gain=1.2, rng=0)
     >>> sample_states(m, 16, steps=20, noise=0.01, rng=1).shape
     (16, 8)

@@ -76,7 +76,7 @@ def sparsity_graph(weights, *, level="unit"):
     --------
     >>> import numpy as np
     >>> from itermap import IterativeMap
-    >>> from analysis import sparsity_graph
+    >>> from itermap.analysis import sparsity_graph
     >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
     >>> G = sparsity_graph(mlp)
     >>> G.number_of_nodes(), G.number_of_edges(), G.nodes[4]["block"]
@@ -180,14 +180,14 @@ def fir_length(map, *, input_block=None):
     block before every step, so the Jacobian is zero there. For
     ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it is
     an upper bound on the measured length of
-    :func:`analysis.impulse_response`, reached unless weights cancel or
+    :func:`itermap.analysis.impulse_response`, reached unless weights cancel or
     activation derivatives vanish along the trajectory.
 
     Examples
     --------
     >>> import numpy as np
     >>> from itermap import IterativeMap
-    >>> from analysis import fir_length
+    >>> from itermap.analysis import fir_length
     >>> rng = np.random.default_rng(0)
     >>> mlp = IterativeMap.from_mlp([rng.normal(size=(4, 3)), rng.normal(size=(4, 4)),
     ...                              rng.normal(size=(2, 4))])

@@ -273,7 +273,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     Examples
     --------
     >>> import numpy as np
-    >>> from analysis import lyapunov_spectrum
+    >>> from itermap.analysis import lyapunov_spectrum
     >>> from itermap.systems import henon, logistic
     >>> res = lyapunov_spectrum(logistic(2.6), np.array([0.3]), 500, transient=100)
     >>> round(float(res.exponents[0]), 6), round(float(np.log(0.6)), 6)

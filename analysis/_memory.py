@@ -249,7 +249,7 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> from itermap.systems import linear
-    >>> from analysis import impulse_response
+    >>> from itermap.analysis import impulse_response
     >>> rng = np.random.default_rng(0)
     >>> mlp = IterativeMap.from_mlp([rng.normal(size=(4, 2)), rng.normal(size=(4, 4)),
     ...                              rng.normal(size=(1, 4))], activation="tanh")
@@ -418,7 +418,7 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
 
     >>> import numpy as np
     >>> from itermap import IterativeMap
-    >>> from analysis import memory_capacity
+    >>> from itermap.analysis import memory_capacity
     >>> shift = np.diag(np.ones(2), -1)
     >>> line = IterativeMap.from_rnn(shift, np.array([[1.0], [0.0], [0.0]]),
     ...                              activation="identity")

@@ -201,7 +201,7 @@ def validate_spec(spec: dict) -> dict:
     >>> validate_spec({"networks": {"a": {"kind": "random_rnn", "n": -1}}, "analyses": []})
     Traceback (most recent call last):
     ...
-    analysis._report.SpecError: networks.a.n: must be >= 1, got -1
+    itermap.analysis._report.SpecError: networks.a.n: must be >= 1, got -1
     """
     if not isinstance(spec, dict):
         raise SpecError(f"the spec must be a table, got {type(spec).__name__}")
@@ -481,7 +481,7 @@ def _nnz(block):
 
 
 def _need(name):
-    import analysis
+    import itermap.analysis as analysis
 
     fn = getattr(analysis, name, None)
     if fn is None:

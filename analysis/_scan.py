@@ -154,7 +154,7 @@ def orbit_diagram(make_map, values, x0, *, transient=500, keep=100, inputs=None,
     --------
     >>> import numpy as np
     >>> from itermap import systems
-    >>> from analysis import orbit_diagram
+    >>> from itermap.analysis import orbit_diagram
     >>> od = orbit_diagram(systems.logistic, [2.5, 3.2], np.array([0.3]), transient=300, keep=4)
     >>> od.batched, od.states.shape
     (True, (2, 4, 1))
@@ -268,7 +268,7 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
         Steps averaged (after ``transient``), with a QR
         re-orthonormalisation at every step. A batched family runs a batched
         QR here; otherwise every value goes through
-        :func:`analysis.lyapunov_spectrum`.
+        :func:`itermap.analysis.lyapunov_spectrum`.
     k : int
         Number of exponents.
     transient : int
@@ -286,7 +286,7 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
     --------
     >>> import numpy as np
     >>> from itermap import systems
-    >>> from analysis import lyapunov_scan
+    >>> from itermap.analysis import lyapunov_scan
     >>> s = lyapunov_scan(systems.logistic, [2.5, 4.0], np.array([0.3]), 4000)
     >>> np.round(s.exponents[:, 0], 2)       # ln(0.5) at r = 2.5, ln 2 at r = 4
     array([-0.69,  0.69])
@@ -351,7 +351,7 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
 
     Examples
     --------
-    >>> from analysis import mean_field_exponent
+    >>> from itermap.analysis import mean_field_exponent
     >>> round(float(mean_field_exponent(0.5)), 4)     # ln 0.5
     -0.6931
     >>> bool(mean_field_exponent(2.0) > 0)
@@ -470,7 +470,7 @@ def gain_family(map):
     --------
     >>> import numpy as np
     >>> import itermap
-    >>> from analysis import gain_family, lyapunov_scan
+    >>> from itermap.analysis import gain_family, lyapunov_scan
     >>> make = gain_family(itermap.random_rnn(50, gain=1.0, rng=0))
     >>> scan = lyapunov_scan(make, [0.5, 2.0], np.full(50, 0.1), 300)
     >>> scan.batched, bool(scan.exponents[0, 0] < 0 < scan.exponents[1, 0])

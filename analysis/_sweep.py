@@ -226,7 +226,7 @@ class SweepFailure:
     Examples
     --------
     >>> import warnings
-    >>> from analysis import sweep
+    >>> from itermap.analysis import sweep
     >>> def inverse(x):
     ...     return 1 / x
     >>> with warnings.catch_warnings():
@@ -272,7 +272,7 @@ class SweepResult:
     Examples
     --------
     >>> import os, tempfile
-    >>> from analysis import SweepResult, sweep
+    >>> from itermap.analysis import SweepResult, sweep
     >>> def square(x):
     ...     return {"y": x * x}
     >>> table = sweep(square, {"x": [1, 2, 3]}, executor="serial", progress=False)
@@ -586,7 +586,7 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
 
     Examples
     --------
-    >>> from analysis import sweep
+    >>> from itermap.analysis import sweep
     >>> def f(a, b, rng):
     ...     return {"sum": a + b, "noise": rng.random()}
     >>> res = sweep(f, {"a": [1, 2], "b": [10, 20]}, executor="serial", seed=0,

@@ -16,7 +16,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from itermap import iterate, systems
->>> from analysis import plots
+>>> from itermap.analysis import plots
 >>> traj = iterate(systems.henon(), np.array([0.1, 0.1]), 2000)
 >>> ax = plots.trajectory(traj)
 >>> ax.get_xlabel()
@@ -156,7 +156,7 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     --------
     >>> import numpy as np
     >>> from itermap import iterate, systems
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> traj = iterate(systems.logistic(3.9), np.array([0.3]), 200)
     >>> ax = plots.trajectory(traj)          # a 1-D map: x_{k+1} against x_k
     >>> ax.get_ylabel()
@@ -227,7 +227,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
 
     Examples
     --------
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> ax = plots.lyapunov_spectrum({"exponents": [0.42, -1.62], "stderr": [0.01, 0.01]})
     >>> ax.get_ylabel()
     'Lyapunov exponent $\\\\lambda_i$ (nats/step)'
@@ -283,7 +283,7 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     Examples
     --------
     >>> import numpy as np
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> res = {"history": np.array([[0.5, -1.4], [0.42, -1.6]]), "history_steps": [10, 1000]}
     >>> plots.lyapunov_history(res).get_xscale()
     'log'
@@ -317,7 +317,7 @@ def lyapunov_panels(result, *, fig=None):
 
     Examples
     --------
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> res = {"exponents": [0.42, -1.62], "history": [[0.5, -1.5], [0.42, -1.62]],
     ...        "history_steps": [100, 1000]}
     >>> len(plots.lyapunov_panels(res).axes)
@@ -354,7 +354,7 @@ def eigenvalues(fixed_points, *, ax=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
     >>> sorted(c.get_label() for c in ax.collections)
     ['stable (1)']
@@ -427,7 +427,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     Examples
     --------
     >>> import numpy as np
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> norms = np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])   # (steps + 1, targets)
     >>> ax = plots.impulse_response(norms, labels=["h1", "h2"])
     >>> [line.get_label() for line in ax.get_lines()]
@@ -540,7 +540,7 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     --------
     >>> import numpy as np
     >>> from itermap import IterativeMap
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), -np.ones((1, 3))])
     >>> ax = plots.block_matrix(mlp, labels=["x", "h", "y"])
     >>> [line.get_label() for line in ax.get_lines()[:2]]
@@ -626,7 +626,7 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     Examples
     --------
     >>> import networkx as nx
-    >>> from analysis import plots
+    >>> from itermap.analysis import plots
     >>> G = nx.DiGraph()
     >>> G.add_nodes_from([(0, {"block": 0}), (1, {"block": 1}), (2, {"block": 1})])
     >>> G.add_edge(0, 1, weight=0.5); G.add_edge(0, 2, weight=-1.0)
@@ -699,7 +699,7 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     ----------
     od : OrbitDiagram
         An object with ``values`` (P,) and ``states`` (P, keep, dim), as
-        returned by :func:`analysis.orbit_diagram`.
+        returned by :func:`itermap.analysis.orbit_diagram`.
     ax : matplotlib Axes, optional
     component : int
         The state component on the vertical axis.
@@ -714,7 +714,7 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     --------
     >>> import numpy as np
     >>> from itermap import systems
-    >>> from analysis import orbit_diagram, plots
+    >>> from itermap.analysis import orbit_diagram, plots
     >>> od = orbit_diagram(systems.logistic, np.linspace(3.0, 4.0, 50), np.array([0.3]),
     ...                    transient=100, keep=20)
     >>> ax = plots.orbit_diagram(od, xlabel="$r$")
@@ -753,7 +753,7 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     ----------
     scan : LyapunovScan
         An object with ``values`` (P,), ``exponents`` (P, k) and optionally
-        ``stderr`` (P, k), as returned by :func:`analysis.lyapunov_scan`.
+        ``stderr`` (P, k), as returned by :func:`itermap.analysis.lyapunov_scan`.
     ax : matplotlib Axes, optional
     xlabel : str
         Name of the parameter.
@@ -770,7 +770,7 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     Examples
     --------
     >>> import numpy as np
-    >>> from analysis import mean_field_exponent, plots
+    >>> from itermap.analysis import mean_field_exponent, plots
     >>> g = np.array([0.5, 1.0, 2.0])
     >>> scan = {"values": g, "exponents": np.log(g)[:, None]}
     >>> ax = plots.lyapunov_scan(scan, reference=mean_field_exponent(g))
@@ -824,7 +824,7 @@ def paper_style(columns=1, *, height=None):
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> from analysis.plots import paper_style
+    >>> from itermap.analysis.plots import paper_style
     >>> with paper_style(columns=1):
     ...     fig, ax = plt.subplots()
     >>> float(fig.get_figwidth())
@@ -856,7 +856,7 @@ def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
     --------
     >>> import os, tempfile
     >>> import matplotlib.pyplot as plt
-    >>> from analysis.plots import save_figure
+    >>> from itermap.analysis.plots import save_figure
     >>> fig, ax = plt.subplots()
     >>> paths = save_figure(fig, os.path.join(tempfile.mkdtemp(), "fig"))
     >>> [os.path.basename(p) for p in paths]

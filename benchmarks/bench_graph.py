@@ -15,8 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import itermap
-from analysis import fir_length, sparsity_graph
 from benchmarks._timing import compare
+from itermap.analysis import fir_length, sparsity_graph
 
 
 def _dag(n, nnz, seed):

@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 import itermap
-from analysis import lyapunov_spectrum
 from benchmarks._timing import time_call
+from itermap.analysis import lyapunov_spectrum
 
 
 def _row(name, ours, base, target, met, note=""):

@@ -26,8 +26,8 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from analysis import sweep  # noqa: E402
 from benchmarks._timing import compare, time_call  # noqa: E402
+from itermap.analysis import sweep  # noqa: E402
 
 N, K = 128, 10
 

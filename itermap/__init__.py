@@ -3,7 +3,7 @@
 An MLP, an RNN and their sparse hybrids are one iterative map
 ``x_{k+1} = f(W x_k + b)`` on a stacked state ``x = [input; h1; ...; output]``
 (Hershey, Paffenroth, Pathak and Tavener, arXiv:2404.00880). This package
-holds the maps and how they run; the sibling package :mod:`analysis` holds
+holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 

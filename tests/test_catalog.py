@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import analysis
 import itermap
+import itermap.analysis as analysis
 from itermap import BlockMatrix, IterativeMap, iterate
 from itermap.systems import henon, linear, logistic
 

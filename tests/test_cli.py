@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from analysis.cli import main
+from itermap.analysis.cli import main
 
 
 def test_demo_checks_the_equivalence(capsys):
@@ -12,7 +12,7 @@ def test_demo_checks_the_equivalence(capsys):
 
 
 def test_console_module_runs():
-    done = subprocess.run([sys.executable, "-m", "analysis.cli", "demo", "--seed", "3"],
+    done = subprocess.run([sys.executable, "-m", "itermap.analysis.cli", "demo", "--seed", "3"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "PASSED" in done.stdout

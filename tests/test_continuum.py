@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import fir_length, impulse_response
 from itermap import BlockMatrix, IterativeMap, add_blocks, mlp_continuum
+from itermap.analysis import fir_length, impulse_response
 
 
 def _dense(block):

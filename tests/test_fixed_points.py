@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import FixedPoints, find_fixed_points, sample_states
 from itermap._map import Map
+from itermap.analysis import FixedPoints, find_fixed_points, sample_states
 from itermap.backends import to_numpy
 from itermap.systems import henon, logistic
 
@@ -309,7 +309,7 @@ def test_duplicates_merge_and_least_residual_represents():
 
 
 def test_chunks_of_starts_give_the_same_points(monkeypatch):
-    import analysis._fixed_points as fpmod
+    import itermap.analysis._fixed_points as fpmod
 
     m = itermap.IterativeMap(np.diag([2.0, 2.0]))
     g = np.linspace(-1.5, 1.5, 7)
@@ -494,7 +494,7 @@ def _drawn_together_case(n, dim, seed):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_drawn_together_matches_a_reference_loop(n, dim, seed):
-    from analysis import _fixed_points as fpm
+    from itermap.analysis import _fixed_points as fpm
     x, p1, p2, res, radius = _drawn_together_case(n, dim, seed)
     got = fpm._drawn_together(np, x, p1, p2, res, radius)
     want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE, fpm._PARTNERS)
@@ -504,7 +504,7 @@ def test_drawn_together_matches_a_reference_loop(n, dim, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
-    from analysis import _fixed_points as fpm
+    from itermap.analysis import _fixed_points as fpm
     x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
     dense = fpm._drawn_together(np, x, p1, p2, res, radius)
     monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
@@ -514,7 +514,7 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
 
 
 def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
-    from analysis import _fixed_points as fpm
+    from itermap.analysis import _fixed_points as fpm
     m = itermap.random_rnn(32, gain=1.5, rng=0)
     starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
     rows = []

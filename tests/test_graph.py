@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import fir_length, sparsity_graph
 from itermap import BlockMatrix, IterativeMap
+from itermap.analysis import fir_length, sparsity_graph
 
 
 def _random_mlp(rng, depth=None):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis._lapack_threads import batched_solve, blas_single_threaded
+from itermap.analysis._lapack_threads import batched_solve, blas_single_threaded
 
 
 @settings(max_examples=25, deadline=None)
@@ -46,7 +46,7 @@ def test_blas_single_threaded_is_a_context():
 def test_find_fixed_points_same_with_and_without_threads(monkeypatch):
     # LAPACK solves each matrix alone, so splitting the batch changes no bit
     import itermap
-    from analysis import _lapack_threads, find_fixed_points, sample_states
+    from itermap.analysis import _lapack_threads, find_fixed_points, sample_states
 
     m = itermap.random_rnn(48, gain=1.5, rng=2)
     starts = sample_states(m, 128, steps=30, noise=0.5, rng=3)
@@ -64,7 +64,7 @@ def test_find_fixed_points_same_with_and_without_threads(monkeypatch):
 def test_blas_limit_is_restored_after_the_search():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import itermap
-    from analysis import find_fixed_points, sample_states
+    from itermap.analysis import find_fixed_points, sample_states
 
     before = [d["num_threads"] for d in threadpoolctl.threadpool_info()]
     m = itermap.random_rnn(48, gain=1.5, rng=0)
@@ -74,7 +74,7 @@ def test_blas_limit_is_restored_after_the_search():
 
 def test_small_batches_are_not_split():
     # the thread handoff costs more than a few small solves: those stay in one call
-    from analysis import _lapack_threads
+    from itermap.analysis import _lapack_threads
 
     assert _lapack_threads.n_parts(512, 16) == 1
     assert _lapack_threads.n_parts(100, 32) == 1

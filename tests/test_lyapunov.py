@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
 from itermap import DivergenceError, IterativeMap, iterate
+from itermap.analysis import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
 from itermap.systems import henon, linear, logistic
 from tests.conftest import to_np
 

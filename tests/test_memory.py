@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import ImpulseResponse, fir_length, impulse_response, memory_capacity
 from itermap import IterativeMap, add_blocks
+from itermap.analysis import ImpulseResponse, fir_length, impulse_response, memory_capacity
 from itermap.backends import to_numpy
 from itermap.systems import linear
 

@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 
 import itermap  # noqa: E402
-from analysis import plots  # noqa: E402
 from itermap import iterate, systems  # noqa: E402
+from itermap.analysis import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import itermap
-from analysis import _report
-from analysis._report import SpecError, load_spec, run_report, validate_spec
-from analysis.cli import main
+from itermap.analysis import _report
+from itermap.analysis._report import SpecError, load_spec, run_report, validate_spec
+from itermap.analysis.cli import main
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

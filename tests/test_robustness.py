@@ -113,7 +113,7 @@ def _finite(*arrays):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_maps())
 def test_impulse_response_is_finite_or_refused(case):
-    import analysis
+    import itermap.analysis as analysis
 
     m, x0, u = case
     for method in ("linear", "nonlinear"):
@@ -129,7 +129,7 @@ def test_impulse_response_is_finite_or_refused(case):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_maps())
 def test_fixed_points_are_true_fixed_points(case):
-    import analysis
+    import itermap.analysis as analysis
 
     m, x0, u = case
     res = analysis.find_fixed_points(m, x0, inputs=u, max_iter=30)
@@ -144,7 +144,7 @@ def test_fixed_points_are_true_fixed_points(case):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_maps(), st.integers(1, 3))
 def test_lyapunov_spectrum_is_finite_or_refused(case, every):
-    import analysis
+    import itermap.analysis as analysis
 
     if not hasattr(analysis, "lyapunov_spectrum"):
         return

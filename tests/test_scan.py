@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from analysis import lyapunov_scan, mean_field_exponent, orbit_diagram
 from itermap import systems
+from itermap.analysis import lyapunov_scan, mean_field_exponent, orbit_diagram
 
 
 def test_orbit_diagram_logistic_closed_forms():
@@ -169,7 +169,7 @@ def test_errors_name_the_problem():
 def test_segment_stderr_from_running_averages():
     from types import SimpleNamespace
 
-    from analysis._scan import _segment_stderr
+    from itermap.analysis._scan import _segment_stderr
 
     # per-step values: segment j of 100 steps has mean m_j; running averages at every 100 steps
     means = np.array([0.1, 0.3, 0.2, 0.4, 0.0, 0.2, 0.1, 0.3, 0.2, 0.2])
@@ -183,7 +183,7 @@ def test_segment_stderr_from_running_averages():
 
 
 def test_unbatched_scan_goes_through_lyapunov_spectrum():
-    from analysis import lyapunov_spectrum
+    from itermap.analysis import lyapunov_spectrum
 
     x0 = np.array([0.1, 0.1])
     s = lyapunov_scan(lambda a: systems.henon(a=a), [1.2, 1.4], x0, 3000, k=2, transient=100)
@@ -195,7 +195,7 @@ def test_unbatched_scan_goes_through_lyapunov_spectrum():
 
 @pytest.mark.parametrize("density", [1.0, 0.05])
 def test_gain_family_rows_are_plain_networks(density):
-    from analysis import gain_family
+    from itermap.analysis import gain_family
 
     base = itermap.random_rnn(60, gain=1.0, density=density, rng=4)
     W = np.asarray(base.block_matrix.to_dense())
@@ -219,7 +219,7 @@ def test_gain_family_rows_are_plain_networks(density):
 
 
 def test_gain_family_scan_is_batched_and_matches_per_value_runs():
-    from analysis import gain_family, lyapunov_spectrum
+    from itermap.analysis import gain_family, lyapunov_spectrum
 
     base = itermap.random_rnn(40, gain=1.0, rng=5)
     make = gain_family(base)
@@ -236,7 +236,7 @@ def test_gain_family_scan_is_batched_and_matches_per_value_runs():
 
 
 def test_gain_family_errors():
-    from analysis import gain_family
+    from itermap.analysis import gain_family
 
     with pytest.raises(TypeError, match="IterativeMap"):
         gain_family(systems.henon())

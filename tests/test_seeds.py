@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import analysis
 import itermap
+import itermap.analysis as analysis
 
 
 def _arrays(obj):

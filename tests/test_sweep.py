@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import SweepFailure, SweepResult, sweep
+from itermap.analysis import SweepFailure, SweepResult, sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -325,7 +325,7 @@ def test_point_that_cannot_be_cached_stays_in_the_table(tmp_path):
 KILLED_SWEEP = """
 import functools, sys
 sys.path[:0] = [{root!r}, {here!r}]
-from analysis import sweep
+from itermap.analysis import sweep
 from test_sweep import slow_noisy
 
 if __name__ == "__main__":
