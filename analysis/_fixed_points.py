@@ -166,13 +166,14 @@ def _check_starts(map_, x0):
 
 
 def _check_inputs(map_, inputs, xp):
-    if map_.input_block is None:
+    if map_.input_size == 0:
         if inputs is not None:
-            raise ValueError("the map is autonomous (no input_block) but inputs were given")
+            raise ValueError("inputs: the map is autonomous (input_size 0) but inputs were "
+                             "given")
         return None
     if inputs is None:
-        raise ValueError(f"the map is driven (input block {map_.input_block}): pass the "
-                         f"constant input, a vector of length {map_.input_size}")
+        raise ValueError(f"inputs: the map is driven (input size {map_.input_size}): pass "
+                         f"the constant input, a vector of length {map_.input_size}")
     if not hasattr(inputs, "shape"):
         inputs = np.asarray(inputs, dtype=float)
     if tuple(inputs.shape) != (map_.input_size,):
@@ -563,6 +564,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     >>> fp.n_unconverged
     0
     """
+    map = itermap.as_map(map)
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
     tol = _check_positive("tol", tol)
@@ -943,6 +945,7 @@ def sample_states(map, n, *, steps=100, noise=0.0, rng=None, x0=None, inputs=Non
     >>> sample_states(m, 16, steps=20, noise=0.01, rng=1).shape
     (16, 8)
     """
+    map = itermap.as_map(map)
     n = _check_int("n", n, 1)
     steps = _check_int("steps", steps, 0)
     try:

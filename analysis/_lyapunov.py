@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itermap import DivergenceError, as_rng, resolve_inputs, saveable
+from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_int as _check_int
@@ -285,10 +285,11 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     >>> bool(abs(res.exponents.sum() - np.log(0.3)) < 1e-10)
     True
     """
+    map = as_map(map)
     steps = _check_int("steps", steps, 1)
     transient = _check_int("transient", transient, 0)
     every = _check_int("reorthonormalize_every", reorthonormalize_every, 1)
-    free = map.dim - map.input_size
+    free = map.dim - map.forced_size
     if continue_from is not None:
         prev = continue_from
         if not isinstance(prev, LyapunovSpectrum):
@@ -329,7 +330,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
             raise ValueError(f"k={k} exceeds the map's dimension dim={map.dim}")
         if k > free:
             raise ValueError(f"k={k} exceeds the {free} free directions of the driven map "
-                             f"(dim={map.dim} minus the input block of size {map.input_size})")
+                             f"(dim={map.dim} minus the input block of size {map.forced_size})")
         if x0 is None:
             raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
         x = map._check_state(x0)

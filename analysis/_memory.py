@@ -260,6 +260,7 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     >>> r.length is None, round(r.decay_rate, 6)
     (True, 0.693147)
     """
+    map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     if method not in ("linear", "nonlinear"):
         raise ValueError(f"method must be 'linear' or 'nonlinear', got {method!r}")
@@ -426,10 +427,11 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     >>> round(mc.capacity, 1), np.round(mc.r2[:4], 2).tolist()
     (3.0, [1.0, 1.0, 1.0, 0.0])
     """
+    map = itermap.as_map(map)
     ib = map.input_block
-    if ib is None:
-        raise ValueError("memory_capacity needs a driven map (input_block is None); build one "
-                         "with IterativeMap(..., input_block=k) or IterativeMap.from_rnn")
+    if map.input_size == 0:
+        raise ValueError("map: memory_capacity needs a driven map (input_size is 0); build "
+                         "one with IterativeMap(..., input_block=k) or IterativeMap.from_rnn")
     if input_block is not None:
         if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
             raise TypeError(f"input_block must be an int, got {input_block!r}")
@@ -447,7 +449,7 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     gen = itermap.as_rng(rng)
     start = max(washout, max_delay)
     n_samples = steps + 1 - start
-    n_units = map.dim - map.input_size
+    n_units = map.dim - map.forced_size
     if n_samples // 2 <= n_units + 1:
         raise ValueError(f"steps={steps} leaves {n_samples} samples after the washout and the "
                          f"largest delay, too few to fit a readout of {n_units} units on half "
@@ -459,7 +461,8 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     traj = itermap.iterate(map, x0, steps, inputs=xp.asarray(seq, dtype=x0.dtype))
     states = np.asarray(to_numpy(traj.states), dtype=float)
     keep = np.ones(map.dim, dtype=bool)
-    keep[map.block_slice(ib)] = False
+    if ib is not None:
+        keep[map.block_slice(ib)] = False
     t = np.arange(start, steps + 1)
     X = np.column_stack([states[t][:, keep], np.ones(t.size)])
     delays = np.arange(1, max_delay + 1)

@@ -101,7 +101,7 @@ def _batched_map(make_map, values, x0, inputs, batched):
     if batched is False:
         return None
     try:
-        m = make_map(values)
+        m = itermap.as_map(make_map(values))
         X = _states_for(m, x0, values.size)
         with np.errstate(all="ignore"):
             Y = to_numpy(m.step(X, inputs))
@@ -173,7 +173,7 @@ def orbit_diagram(make_map, values, x0, *, transient=500, keep=100, inputs=None,
     else:
         rows = []
         for i, v in enumerate(values):
-            mi = make_map(float(v))
+            mi = itermap.as_map(make_map(float(v)))
             X = _states_for(mi, x0, P)[i:i + 1]
             rows.append(_run_orbit(mi, X, transient, keep, inputs))
         out = np.concatenate(rows, axis=0)
@@ -308,7 +308,7 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
 
         exps, err = np.full((P, k), np.nan), np.full((P, k), np.nan)
         for i, v in enumerate(values):
-            mi = make_map(float(v))
+            mi = itermap.as_map(make_map(float(v)))
             if k > mi.dim:
                 raise ValueError(f"k={k} exceeds the map's dimension {mi.dim}")
             X = _states_for(mi, x0, P)[i:i + 1]

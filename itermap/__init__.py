@@ -15,6 +15,7 @@ from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
+from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
 
 __version__ = "0.1.0"
@@ -23,6 +24,11 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BlockMatrix",
+    "ConformanceError",
+    "FunctionMap",
+    "MapCheck",
+    "as_map",
+    "check_map",
     "DivergenceError",
     "IterativeMap",
     "Map",

@@ -9,6 +9,7 @@ import numpy as np
 from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._io import saveable
 from ._map import DivergenceError
+from ._protocol import as_map
 
 __all__ = ["Trajectory", "iterate", "resolve_inputs"]
 
@@ -96,15 +97,17 @@ def resolve_inputs(map, x, inputs, steps):
     >>> const is None, seq.shape
     (True, (5, 1))
     """
+    map = as_map(map)
     xp = namespace(x)
     n_in = map.input_size
-    if map.input_block is None:
+    if n_in == 0:
         if inputs is not None:
-            raise ValueError("the map is autonomous (no input_block) but inputs were given")
+            raise ValueError("inputs: the map is autonomous (input_size 0) but inputs were "
+                             "given")
         return None, None
     if inputs is None:
-        raise ValueError(f"the map is driven (input block {map.input_block}): pass inputs, "
-                         f"one vector of length {n_in} or a sequence (steps, ..., {n_in})")
+        raise ValueError(f"inputs: the map is driven (input size {n_in}): pass inputs, one vector "
+                         f"of length {n_in} or a sequence (steps, ..., {n_in})")
     if not hasattr(inputs, "shape"):
         inputs = xp.asarray(np.asarray(inputs, dtype=float))
     elif backend_of(x) in ("numpy", "cupy") and backend_of(inputs) != backend_of(x):
@@ -188,6 +191,7 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
         raise ValueError(f"every must be a positive integer, got {every!r}")
     if keep not in ("all", "last"):
         raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    map = as_map(map)
     x = map._check_state(x0)
     xp = namespace(x)
     if not bool(xp.all(xp.isfinite(x))):

@@ -1,9 +1,14 @@
 """The map protocol shared by every map in itermap.
 
 A map is a function ``x -> F(x, u)`` on states of shape ``(dim,)`` or
-``(B, dim)``. Analyses rely on four members only: :attr:`Map.dim`, a batched
-:meth:`Map.step`, :meth:`Map.tangent` (``J(x) @ v`` without forming ``J``) and
-:meth:`Map.jacobian`.
+``(B, dim)``. Analyses rely on five members only: :attr:`Map.dim`, a batched
+:meth:`Map.step`, :meth:`Map.tangent` (``J(x) @ v`` without forming ``J``),
+:meth:`Map.jacobian` and :meth:`Map.vjp` (``w^T J(x)``). Any object with ``dim``,
+``step`` and ``jacobian`` or ``tangent`` is turned into a map by
+:func:`itermap.as_map`, which supplies the rest; no subclass is required.
+
+``step``, ``jacobian``, ``tangent`` and ``vjp`` are the inner loop: they pass NaN
+through. The analyses check their starts, inputs and results.
 """
 
 from __future__ import annotations
@@ -44,6 +49,18 @@ class Map:
         return self.sizes[self.input_block]
 
     @property
+    def forced_size(self) -> int:
+        """How many state entries the input overwrites (the input block), 0 if none.
+
+        An :class:`~itermap.IterativeMap` carries its input in the state; a map
+        whose input enters ``F(x, u)`` otherwise (a GRU, a :class:`FunctionMap`)
+        has ``input_size > 0`` and ``forced_size == 0``.
+        """
+        if self.input_block is None:
+            return 0
+        return self.sizes[self.input_block]
+
+    @property
     def dtype(self):
         return None
 
@@ -69,6 +86,17 @@ class Map:
         x = self._check_state(x)
         v = self._check_tangent(x, v)
         return namespace(x).matmul(self.jacobian(x, u), v)
+
+    def vjp(self, x, w, u=None):
+        """``w^T J(x)``: ``w`` of shape ``(dim,)`` or ``(k, dim)`` for one state,
+        ``(B, dim)`` or ``(B, k, dim)`` for a batch; the result has ``w``'s shape."""
+        x = self._check_state(x)
+        w = self._check_cotangent(x, w)
+        xp = namespace(x)
+        J = self.jacobian(x, u)
+        if x.ndim == 2 and w.ndim == 2:
+            return xp.matmul(w[:, None, :], J)[:, 0, :]
+        return xp.matmul(w, J)
 
     def step_with_tangent(self, x, v, u=None):
         """``(step(x, u), tangent(x, v, u))``; subclasses share work between them."""
@@ -142,6 +170,17 @@ class Map:
                 f"shape {tuple(x.shape)} (dim={self.dim})"
             )
         return v
+
+    def _check_cotangent(self, x, w):
+        if not hasattr(w, "shape"):
+            raise TypeError("cotangent vectors w must be an array")
+        ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
+        if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
+                (x.ndim == 2 and w.shape[0] != x.shape[0]):
+            want = "(dim,) or (k, dim)" if x.ndim == 1 else "(B, dim) or (B, k, dim)"
+            raise ValueError(f"cotangent vectors must have shape {want} for a state of shape "
+                             f"{tuple(x.shape)} (dim={self.dim}), got {tuple(w.shape)}")
+        return w
 
     def _no_input(self, u):
         if u is not None:

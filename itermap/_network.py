@@ -360,6 +360,46 @@ class IterativeMap(Map):
         d = self._derivative(parts, xp)
         return y, d[..., :, None] * self._linear_tangent(v, xp)
 
+    def vjp(self, x, w, u=None):
+        """``w^T J(x) = (w * f'(z)) W'``: a transpose product, so sparse weights stay sparse.
+
+        ``w`` has shape ``(dim,)`` or ``(k, dim)`` for one state, ``(B, dim)`` or
+        ``(B, k, dim)`` for a batch; the result has ``w``'s shape.
+        """
+        x = self._coerce(x)
+        w = self._check_cotangent(x, w)
+        xp = namespace(x)
+        parts, _ = self._preactivation(x, u)
+        d = self._derivative(parts, xp)
+        if w.ndim > x.ndim:  # k cotangents per state
+            d = d[..., None, :]
+        return self._linear_vjp(w * d, xp)
+
+    def _linear_vjp(self, g, xp):
+        """``g W'`` for ``g`` of shape ``(..., dim)``: W' without the input block."""
+        lead = g.shape[:-1]
+        g2 = xp.reshape(g, (-1, self.dim))
+        if self._kind == "dense":
+            out = xp.matmul(g2, self._W)
+        elif self._kind == "sparse":
+            out = _rows_times(g2, self._W)
+        else:
+            ib = self.input_block
+            cols = [None] * len(self._sizes)
+            for i in range(len(self._sizes)):
+                if i == ib:
+                    continue
+                gi = g2[:, self._slices[i]]
+                for j, W in self._incoming[i]:
+                    if j == ib:
+                        continue
+                    term = (W.T @ gi.T).T if is_sparse(W) else xp.matmul(gi, W)
+                    cols[j] = term if cols[j] is None else cols[j] + term
+            out = xp.concat([c if c is not None else
+                             xp.zeros((g2.shape[0], n), dtype=g2.dtype)
+                             for c, n in zip(cols, self._sizes)], axis=-1)
+        return xp.reshape(out, (*lead, self.dim))
+
     def jacobian(self, x, u=None):
         """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)`` (dense)."""
         x = self._coerce(x)

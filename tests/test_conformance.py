@@ -86,3 +86,30 @@ def test_map_saves_and_loads_exactly(name, tmp_path):
     x = np.random.default_rng(0).uniform(0.1, 0.9, size=(2, m.dim))
     np.testing.assert_array_equal(m2.step(x, None if u is None else np.tile(u, (2, 1))),
                                   m.step(x, None if u is None else np.tile(u, (2, 1))))
+
+
+@pytest.mark.parametrize("name", MAP_NAMES)
+def test_every_map_passes_the_public_check_map(name, xp):
+    maps = _maps(xp)
+    if name not in maps:
+        pytest.skip("sparse maps run on numpy/cupy only")
+    m, u = maps[name]
+    x = xp.asarray(np.random.default_rng(5).uniform(0.1, 0.9, size=(3, m.dim)))
+    u_x = None if u is None else xp.asarray(np.tile(u, (3, 1)))
+    report = itermap.check_map(m, x, u=u_x, rng=0)
+    assert report.passed and report.errors["jacobian"] < 1e-6
+
+
+@pytest.mark.parametrize("name", MAP_NAMES)
+def test_vjp_is_the_transpose_of_the_jacobian(name):
+    m, u = _maps(np)[name]
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.1, 0.9, size=(3, m.dim))
+    u_x = None if u is None else np.tile(u, (3, 1))
+    J = m.jacobian(x, u_x)
+    w = rng.normal(size=(3, 4, m.dim))       # k cotangents per state
+    np.testing.assert_allclose(m.vjp(x, w, u_x), np.einsum("bki,bij->bkj", w, J),
+                               rtol=1e-12, atol=1e-13)
+    w1 = rng.normal(size=m.dim)              # one state, one cotangent
+    np.testing.assert_allclose(m.vjp(x[0], w1, None if u is None else u), w1 @ J[0],
+                               rtol=1e-12, atol=1e-13)

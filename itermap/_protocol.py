@@ -1,0 +1,391 @@
+"""The open map protocol: :func:`as_map`, :class:`FunctionMap` and :func:`check_map`.
+
+Any object with ``dim``, a batched ``step(x)`` or ``step(x, u)``, and ``jacobian``
+or ``tangent`` is a map. :func:`as_map` is the one adapter every analysis (and
+:func:`itermap.iterate`) passes its map through: a :class:`~itermap.Map` goes
+through unchanged, anything else is wrapped in a :class:`FunctionMap` that
+supplies the rest of the protocol (input size 0, the backend of the arrays,
+``tangent`` from ``jacobian`` or the reverse, ``vjp``, ``step_with_tangent`` and
+the state checks). No subclass is required.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import backend_of, namespace, to_numpy
+from ._map import Map
+
+__all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
+
+
+def _accepts_input(fn: Callable, n_before: int) -> bool:
+    """Whether ``fn`` takes an argument ``u`` after its ``n_before`` positional ones."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: assume the full form
+        return True
+    positional = 0
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            return True
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            positional += 1
+        if p.name == "u":
+            return True
+    return positional > n_before
+
+
+class FunctionMap(Map):
+    """A map from plain functions.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(x)`` or ``step(x, u)``: the next state, batched (``x`` of shape
+        ``(dim,)`` or ``(B, dim)``; the result has the same shape).
+    dim : int
+        Dimension of the state.
+    jacobian : callable, optional
+        ``jacobian(x)`` or ``jacobian(x, u)``: ``dF/dx``, of shape ``(dim, dim)``
+        or ``(B, dim, dim)``.
+    tangent : callable, optional
+        ``tangent(x, v)`` or ``tangent(x, v, u)``: ``J(x) @ v`` for ``v`` of shape
+        ``(dim, k)`` or ``(B, dim, k)``. At least one of ``jacobian`` and
+        ``tangent`` is needed; each is derived from the other.
+    vjp : callable, optional
+        ``vjp(x, w)`` or ``vjp(x, w, u)``: ``w^T J(x)``; derived from ``jacobian``
+        when missing.
+    input_size : int
+        Length of the input ``u`` of a driven map; 0 (the default) for an
+        autonomous map.
+    name : str, optional
+        Shown in the ``repr``.
+
+    Notes
+    -----
+    ``step``, ``jacobian`` and ``tangent`` are the inner loop and pass NaN
+    through; the analyses check their inputs and results.
+
+    Examples
+    --------
+    The Lozi map, from two functions:
+
+    >>> import numpy as np
+    >>> from itermap import FunctionMap, check_map
+    >>> def lozi(x, a=1.7, b=0.5):
+    ...     return np.stack([1 - a * np.abs(x[..., 0]) + x[..., 1], b * x[..., 0]], -1)
+    >>> def lozi_jac(x, a=1.7, b=0.5):
+    ...     J = np.zeros(x.shape + (2,))
+    ...     J[..., 0, 0] = -a * np.sign(x[..., 0])
+    ...     J[..., 0, 1] = 1.0
+    ...     J[..., 1, 0] = b
+    ...     return J
+    >>> m = FunctionMap(lozi, 2, jacobian=lozi_jac, name="lozi")
+    >>> m.step(np.array([0.1, 0.2]))
+    array([1.03, 0.05])
+    >>> check_map(m).passed
+    True
+    """
+
+    def __init__(self, step: Callable, dim: int, *, jacobian: Callable | None = None,
+                 tangent: Callable | None = None, vjp: Callable | None = None,
+                 input_size: int = 0, name: str | None = None):
+        if not callable(step):
+            raise TypeError(f"step must be callable, got {type(step).__name__}")
+        for label, fn in (("jacobian", jacobian), ("tangent", tangent), ("vjp", vjp)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{label} must be callable or None, got {type(fn).__name__}")
+        if jacobian is None and tangent is None:
+            raise TypeError("a map needs jacobian or tangent (J @ v); neither was given")
+        self._dim = _positive_int("dim", dim)
+        if isinstance(input_size, bool) or not isinstance(input_size, int | np.integer) \
+                or input_size < 0:
+            raise ValueError(f"input_size must be a non-negative integer, got {input_size!r}")
+        self._input_size = int(input_size)
+        self._step, self._jac, self._tan, self._vjp = step, jacobian, tangent, vjp
+        self._step_u = _accepts_input(step, 1)
+        self._jac_u = jacobian is not None and _accepts_input(jacobian, 1)
+        self._tan_u = tangent is not None and _accepts_input(tangent, 2)
+        self._vjp_u = vjp is not None and _accepts_input(vjp, 2)
+        if self._input_size and not self._step_u:
+            raise TypeError(f"input_size={self._input_size} but step takes no input u")
+        self.name = name or getattr(step, "__name__", "function")
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def input_size(self) -> int:
+        return self._input_size
+
+    def _call(self, fn, takes_u, u, *args):
+        if u is None or not takes_u:
+            if u is not None:
+                raise ValueError(f"{self.name} is autonomous: it takes no input u")
+            return fn(*args)
+        return fn(*args, u)
+
+    def step(self, x, u=None):
+        return self._call(self._step, self._step_u, u, x)
+
+    def jacobian(self, x, u=None):
+        if self._jac is None:
+            return super().jacobian(x, u)
+        return self._call(self._jac, self._jac_u, u, x)
+
+    def tangent(self, x, v, u=None):
+        if self._tan is None:
+            return super().tangent(x, v, u)
+        return self._call(self._tan, self._tan_u, u, x, v)
+
+    def vjp(self, x, w, u=None):
+        if self._vjp is None:
+            return super().vjp(x, w, u)
+        return self._call(self._vjp, self._vjp_u, u, x, w)
+
+    def to(self, backend: str):
+        # plain functions follow the arrays they are given; nothing to move
+        return self
+
+    def __repr__(self) -> str:
+        inp = f" input_size={self.input_size}" if self.input_size else ""
+        return f"<FunctionMap {self.name} dim={self.dim}{inp}>"
+
+
+def _positive_int(name, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def as_map(obj) -> Map:
+    """The map protocol for ``obj``: the adapter at the entry of every analysis.
+
+    Parameters
+    ----------
+    obj : Map or any object with ``dim``, ``step`` and ``jacobian`` or ``tangent``
+        A :class:`~itermap.Map` is returned unchanged. Any other object is
+        wrapped: its own ``input_size``, ``vjp``, ``backend`` and ``dtype`` are
+        used where it has them.
+
+    Returns
+    -------
+    Map
+
+    Raises
+    ------
+    TypeError
+        Naming what is missing: ``map is None``, ``object has no step``, a
+        ``dim`` that is no positive integer, or ``needs jacobian or tangent``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> class Cubic:                       # x -> r x - x^3, a plain class
+    ...     dim = 1
+    ...     def step(self, x):
+    ...         return 2.5 * x - x**3
+    ...     def jacobian(self, x):
+    ...         return (2.5 - 3 * x**2)[..., None]
+    >>> m = itermap.as_map(Cubic())
+    >>> m.input_size, m.tangent(np.array([1.0]), np.ones((1, 1)))
+    (0, array([[-0.5]]))
+    >>> itermap.as_map(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: map is None
+    """
+    if obj is None:
+        raise TypeError("map is None")
+    if isinstance(obj, Map):
+        return obj
+    kind = type(obj).__name__
+    if not callable(getattr(obj, "step", None)):
+        raise TypeError(f"{kind} object has no step: a map needs dim, step(x[, u]) and "
+                        f"jacobian or tangent")
+    if not hasattr(obj, "dim"):
+        raise TypeError(f"{kind} object has no dim: a map needs dim, step(x[, u]) and "
+                        f"jacobian or tangent")
+    jac, tan = getattr(obj, "jacobian", None), getattr(obj, "tangent", None)
+    jac = jac if callable(jac) else None
+    tan = tan if callable(tan) else None
+    if jac is None and tan is None:
+        raise TypeError(f"{kind} object needs jacobian or tangent (J @ v)")
+    vjp = getattr(obj, "vjp", None)
+    try:
+        dim = _positive_int("dim", obj.dim)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{kind}.dim: {err}") from None
+    input_size = getattr(obj, "input_size", 0) or 0
+    return FunctionMap(obj.step, dim, jacobian=jac, tangent=tan,
+                       vjp=vjp if callable(vjp) else None, input_size=input_size, name=kind)
+
+
+class ConformanceError(AssertionError):
+    """A map breaks the protocol; the message names the member that fails."""
+
+
+@dataclass(frozen=True)
+class MapCheck:
+    """What :func:`check_map` measured: the largest relative error per member."""
+
+    errors: dict
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return all(e <= self.tolerance for e in self.errors.values())
+
+    def __repr__(self) -> str:
+        errs = ", ".join(f"{k}={v:.1e}" for k, v in self.errors.items())
+        return f"MapCheck(passed={self.passed}, {errs})"
+
+
+def _rel(a, b) -> float:
+    a, b = to_numpy(a), to_numpy(b)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), 1.0)
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+
+
+def _fail(member, message):
+    raise ConformanceError(f"{member}: {message}")
+
+
+def check_map(m, x=None, *, u=None, rng=None, tol: float = 1e-6) -> MapCheck:
+    """Check that ``m`` keeps the map protocol, member by member.
+
+    Checks, at a batch of states:
+
+    - ``step``: a batch gives the same rows as row-by-row steps, keeps the
+      shape and the backend of its input, and its dtype (the map's own dtype,
+      for a map that has one);
+    - ``jacobian``: its shape, and its agreement with central differences of
+      ``step``;
+    - ``tangent``: agreement with ``jacobian @ v``;
+    - ``vjp``: agreement with ``w @ jacobian``;
+    - ``step_with_tangent``: agreement with ``step`` and ``tangent``.
+
+    Parameters
+    ----------
+    m : map
+        Anything :func:`as_map` accepts.
+    x : array of shape (dim,) or (B, dim), optional
+        Where to check; by default 3 states drawn from a standard normal.
+    u : array, optional
+        The input of a driven map (drawn when not given).
+    rng : int, Generator or None
+        Seeds the states, inputs and probe vectors.
+    tol : float
+        Largest relative error accepted. Central differences are good to
+        about 1e-8 on smooth maps, so the default leaves room for curvature.
+
+    Returns
+    -------
+    MapCheck
+        The measured errors; ``passed`` is True.
+
+    Raises
+    ------
+    ConformanceError
+        Naming the member that fails (an ``AssertionError``).
+
+    Examples
+    --------
+    >>> import itermap
+    >>> check_map(itermap.systems.henon()).passed
+    True
+    """
+    from ._rng import as_rng
+
+    gen = as_rng(rng)
+    m = as_map(m)
+    dim = m.dim
+    if x is None:
+        x = gen.standard_normal((3, dim))
+    elif not hasattr(x, "shape"):
+        x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[None, :]
+    if m.dtype is not None and x.dtype != m.dtype:
+        x = namespace(x).astype(x, m.dtype)
+    if x.ndim != 2 or x.shape[-1] != dim:
+        raise ValueError(f"x must have shape (dim,) or (B, dim) with dim={dim}, "
+                         f"got {tuple(x.shape)}")
+    xp = namespace(x)
+    if m.input_size and u is None:
+        u = xp.asarray(gen.standard_normal((x.shape[0], m.input_size)))
+    if u is not None and not hasattr(u, "shape"):
+        u = xp.asarray(np.asarray(u, dtype=float))
+    B = x.shape[0]
+
+    def row_u(i):
+        if u is None:
+            return None
+        return u[i, ...] if u.ndim == 2 else u
+
+    errors = {}
+    y = m.step(x, u)
+    if not hasattr(y, "shape") or tuple(y.shape) != tuple(x.shape):
+        _fail("step", f"a batch of shape {tuple(x.shape)} gave "
+                      f"{getattr(y, 'shape', type(y).__name__)}")
+    if y.dtype != x.dtype:
+        _fail("step", f"turned dtype {x.dtype} into {y.dtype}")
+    if backend_of(y) != backend_of(x):
+        _fail("step", f"moved the state from {backend_of(x)} to {backend_of(y)}")
+    rows = xp.stack([m.step(x[i, ...], row_u(i)) for i in range(B)])
+    errors["step"] = _rel(y, rows)
+    if errors["step"] > tol:
+        _fail("step", f"a batched step differs from row-by-row steps by {errors['step']:.2e}")
+    J = m.jacobian(x, u)
+    if tuple(J.shape) != (B, dim, dim):
+        _fail("jacobian", f"shape {tuple(J.shape)} for a batch of {B}, want {(B, dim, dim)}")
+    if backend_of(J) != backend_of(x):
+        _fail("jacobian", f"is on {backend_of(J)}, the state on {backend_of(x)}")
+    Jn, xn = to_numpy(J), to_numpy(x)
+    fd = np.empty_like(Jn)
+    for j in range(dim):
+        h = 1e-6 * max(1.0, float(np.max(np.abs(xn[:, j]))))
+        e = np.zeros(dim)
+        e[j] = h
+        plus = to_numpy(m.step(xp.asarray(xn + e), u))
+        minus = to_numpy(m.step(xp.asarray(xn - e), u))
+        fd[:, :, j] = (plus - minus) / (2 * h)
+    errors["jacobian"] = _rel(Jn, fd)
+    if not math.isfinite(errors["jacobian"]) or errors["jacobian"] > tol:
+        _fail("jacobian", f"differs from central differences of step by "
+                          f"{errors['jacobian']:.2e} (tolerance {tol:g})")
+
+    k = 2
+    v = xp.asarray(gen.standard_normal((B, dim, k)))
+    tv = m.tangent(x, v, u)
+    if tuple(tv.shape) != (B, dim, k):
+        _fail("tangent", f"shape {tuple(tv.shape)} for v of shape {(B, dim, k)}")
+    errors["tangent"] = _rel(tv, Jn @ to_numpy(v))
+    if errors["tangent"] > tol:
+        _fail("tangent", f"differs from jacobian @ v by {errors['tangent']:.2e}")
+
+    w = xp.asarray(gen.standard_normal((B, dim)))
+    wj = m.vjp(x, w, u)
+    want = np.einsum("bi,bij->bj", to_numpy(w), Jn)
+    if tuple(wj.shape) != (B, dim):
+        _fail("vjp", f"shape {tuple(wj.shape)} for w of shape {(B, dim)}")
+    errors["vjp"] = _rel(wj, want)
+    if errors["vjp"] > tol:
+        _fail("vjp", f"differs from w @ jacobian by {errors['vjp']:.2e}")
+
+    y2, tv2 = m.step_with_tangent(x, v, u)
+    errors["step_with_tangent"] = max(_rel(y2, y), _rel(tv2, tv))
+    if errors["step_with_tangent"] > tol:
+        _fail("step_with_tangent", f"differs from (step, tangent) by "
+                                   f"{errors['step_with_tangent']:.2e}")
+    return MapCheck(errors, tol)
