@@ -1,18 +1,30 @@
 """Saving and loading maps, trajectories and analysis results.
 
 One file per object: a NumPy ``.npz`` archive whose entry ``__itermap__``
-holds JSON metadata (format version, library version, object type and its
-scalar fields) next to the arrays. Files are written atomically.
+holds JSON metadata (format version, library version, object type, its plain
+fields, and the dtype and shape of every array entry) next to the arrays.
+Files are written atomically.
+
+A file is untrusted input: :func:`load` reads the metadata first, checks
+every archive entry against it (names, sizes, dtypes and shapes) before
+reading the entry, and validates every sparse structure before SciPy sees it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
+import inspect
 import json
+import math
 import os
+import re
+import socket
 import tempfile
+import time
 import zipfile
+import zlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,110 +33,320 @@ from ._backend import is_sparse, to_numpy
 
 __all__ = ["save", "load", "saveable", "write_npz_atomic", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+#: Version 2 records each array entry's dtype and shape, and tags tuples,
+#: non-string dict keys and NumPy scalars; version 1 files still load.
+FORMAT_VERSION = 2
 _META = "__itermap__"
 _REGISTRY: dict[str, type] = {}
-_TRUSTED_PREFIXES = ("itermap.", "analysis.")
+_TRUSTED_PREFIX = "itermap."
+# an .npy header is at most 65535 bytes plus its 12-byte preamble
+_NPY_HEADER_MAX = 65535 + 12
+_MAX_META_BYTES = 64 * 2 ** 20
+# np.savez stores entries uncompressed; a compressed entry may expand at most this much
+_MAX_EXPANSION = 100
+# dtype kinds an entry may hold: booleans, numbers, strings, dates (never objects)
+_ARRAY_KINDS = frozenset("biufcSUMm")
+_TAGS = ("__array__", "__sparse__", "__scalar__", "__float__", "__complex__", "__tuple__",
+         "__dict__")
 
 
 def _type_name(cls) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# ----------------------------------------------------------------------------- saveable
 def saveable(cls):
     """Class decorator: make a dataclass of arrays and plain values saveable.
 
-    Fields may hold arrays (NumPy or CuPy; saved on the host), numbers,
-    strings, None, and lists or dicts of those.
+    Fields may hold arrays (NumPy or CuPy, saved on the host; sparse
+    matrices), NumPy scalars, Python numbers, strings, None, and lists,
+    tuples and dicts of those (dict keys may be strings, numbers, tuples or
+    None). All of these load back with their types: a tuple stays a tuple,
+    an ``int`` key stays an ``int``, a ``np.float32`` stays a ``np.float32``.
+    :func:`save` refuses anything else before it writes.
+
+    Unless the class defines its own ``__repr__``, it gets a compact one:
+    arrays show their shape and dtype, not their values.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> import numpy as np
+    >>> import itermap
+    >>> @itermap.saveable
+    ... @dataclass
+    ... class Run:
+    ...     states: object
+    ...     gain: float
+    >>> Run(np.zeros((500, 3)), 1.5)
+    Run(states=array(shape=(500, 3), dtype=float64), gain=1.5)
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"@saveable needs a dataclass, got {cls.__name__}")
+    if _has_generated_repr(cls):
+        cls.__repr__ = _compact_repr
     _REGISTRY[_type_name(cls)] = cls
     return cls
 
 
+def _has_generated_repr(cls) -> bool:
+    """True when ``__repr__`` is the one @dataclass wrote (or object's)."""
+    fn = None
+    for klass in cls.__mro__:
+        if "__repr__" in klass.__dict__:
+            fn = klass.__dict__["__repr__"]
+            break
+    if fn is None or fn is object.__repr__:
+        return True
+    if fn is _compact_repr:
+        return True
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    # @dataclass compiles its methods from source text
+    return code is not None and code.co_filename == "<string>"
+
+
+def _short(value, depth=0) -> str:
+    if is_sparse(value):
+        return (f"{type(value).__name__}(shape={tuple(value.shape)}, nnz={value.nnz}, "
+                f"dtype={value.dtype})")
+    if _is_array(value):
+        return f"array(shape={tuple(value.shape)}, dtype={value.dtype})"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}" if isinstance(value, float) else repr(value)
+    if isinstance(value, (list, tuple)) and depth < 2:
+        if len(value) > 8:
+            return f"<{type(value).__name__} of {len(value)}>"
+        inner = ", ".join(_short(v, depth + 1) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
+    if isinstance(value, dict) and depth < 2:
+        if len(value) > 8:
+            return f"<dict of {len(value)}>"
+        return "{" + ", ".join(f"{k!r}: {_short(v, depth + 1)}" for k, v in value.items()) + "}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _compact_repr(self) -> str:
+    parts = [f"{f.name}={_short(getattr(self, f.name))}"
+             for f in dataclasses.fields(self) if f.repr]
+    return f"{type(self).__qualname__}({', '.join(parts)})"
+
+
+# ----------------------------------------------------------------------------- encoding
 def _is_array(value) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(
-        value, (np.generic,))
+        value, np.generic)
 
 
-def _plain(value):
-    """JSON-ready copy of a non-array value."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return {"__float__": repr(value)}
-    return value
+def _array_dtype_ok(dtype) -> bool:
+    return dtype.kind in _ARRAY_KINDS and not dtype.hasobject and dtype.fields is None \
+        and dtype.subdtype is None
 
 
-def _unplain(value):
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {k: _unplain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unplain(v) for v in value]
-    return value
+class _Writer:
+    """Collects the array entries of one file and the table that describes them."""
 
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
 
-def _put_array(arrays, name, a):
-    if is_sparse(a):
+    def put(self, name, a, where):
+        a = np.asarray(to_numpy(a))
+        if not _array_dtype_ok(a.dtype):
+            raise TypeError(f"cannot save {where}: arrays of dtype {a.dtype} are not saved "
+                            "(objects, records and raw bytes would need pickle)")
+        if name in self.arrays:
+            raise ValueError(f"cannot save {where}: entry name {name!r} is used twice")
+        self.arrays[name] = a
+        return name
+
+    def put_sparse(self, name, a, where):
+        fmt = a.format
         a = sp.csr_matrix(to_numpy(a))
-        arrays[f"{name}.data"] = a.data
-        arrays[f"{name}.indices"] = a.indices
-        arrays[f"{name}.indptr"] = a.indptr
-        return {"__sparse__": name, "shape": list(a.shape)}
-    arrays[name] = np.asarray(to_numpy(a))
-    return {"__array__": name}
+        self.put(f"{name}.data", a.data, where)
+        self.put(f"{name}.indices", a.indices, where)
+        self.put(f"{name}.indptr", a.indptr, where)
+        return {"__sparse__": name, "shape": [int(s) for s in a.shape], "format": fmt}
+
+    def ref(self, name, a, where):
+        if is_sparse(a):
+            return self.put_sparse(name, a, where)
+        return {"__array__": self.put(name, a, where)}
+
+    def table(self):
+        return {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in self.arrays.items()}
+
+
+def _encode_value(value, writer, name, where):
+    """JSON for one field value; arrays and NumPy scalars go to ``writer``.
+
+    Raises TypeError, naming ``where``, for anything that would not load back as it was.
+    """
+    if isinstance(value, np.generic):  # first: np.float64 is also a float
+        if not _array_dtype_ok(value.dtype):
+            raise TypeError(f"cannot save {where}: a NumPy scalar of dtype {value.dtype}")
+        return {"__scalar__": writer.put(name, np.asarray(value), where)}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, complex):
+        return {"__complex__": [_encode_value(value.real, writer, name, where),
+                                _encode_value(value.imag, writer, name, where)]}
+    if is_sparse(value) or _is_array(value):
+        return writer.ref(name, value, where)
+    if isinstance(value, list):
+        return [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
+                for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
+                              for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")
+                    for i, (k, v) in enumerate(value.items())}
+        pairs = []
+        for i, (k, v) in enumerate(value.items()):
+            if not (k is None or isinstance(k, (str, int, float, complex, tuple, np.generic))):
+                raise TypeError(f"cannot save {where}: dict key {k!r} of type "
+                                f"{type(k).__name__}")
+            pairs.append([_encode_value(k, writer, f"{name}.k{i}", f"{where} key {k!r}"),
+                          _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")])
+        return {"__dict__": pairs}
+    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not "
+                    "saved (arrays, numbers, strings, None, and lists, tuples and dicts "
+                    "of those are)")
+
+
+def _decode_value(value, arrays):
+    if isinstance(value, list):
+        return [_decode_value(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    tag = next((t for t in _TAGS if t in value), None)
+    if tag in ("__array__", "__sparse__"):
+        return _get_array(arrays, value)
+    if tag == "__scalar__":
+        a = arrays[_entry_name(value["__scalar__"])]
+        if a.ndim != 0:
+            raise ValueError(f"entry {value['__scalar__']!r} should hold a scalar, but has "
+                             f"shape {a.shape}")
+        return a[()]
+    if tag == "__float__":
+        text = value["__float__"]
+        if text not in ("nan", "inf", "-inf"):
+            raise ValueError(f"bad non-finite float {text!r}")
+        return float(text)
+    if tag == "__complex__":
+        re_, im = (_decode_value(v, arrays) for v in value["__complex__"])
+        return complex(re_, im)
+    if tag == "__tuple__":
+        return tuple(_decode_value(v, arrays) for v in _json_list(value["__tuple__"], tag))
+    if tag == "__dict__":
+        out = {}
+        for pair in _json_list(value["__dict__"], tag):
+            k, v = _json_list(pair, "a __dict__ pair")
+            out[_decode_value(k, arrays)] = _decode_value(v, arrays)
+        return out
+    return {k: _decode_value(v, arrays) for k, v in value.items()}
+
+
+def _json_list(value, what):
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _entry_name(name):
+    if not isinstance(name, str):
+        raise ValueError(f"an entry name must be a string, got {name!r}")
+    return name
 
 
 def _get_array(arrays, ref):
     if "__sparse__" in ref:
-        name = ref["__sparse__"]
-        return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"],
-                              arrays[f"{name}.indptr"]), shape=tuple(ref["shape"]))
-    return arrays[ref["__array__"]]
+        name = _entry_name(ref["__sparse__"])
+        return _sparse_from(name, arrays[f"{name}.data"], arrays[f"{name}.indices"],
+                            arrays[f"{name}.indptr"], ref.get("shape"), ref.get("format", "csr"))
+    return arrays[_entry_name(ref["__array__"])]
 
 
-def _encode(obj, arrays):
+def _sparse_from(name, data, indices, indptr, shape, fmt):
+    """A CSR matrix from its three arrays, checked so that SciPy never reads out of bounds."""
+    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_count(s) for s in shape)):
+        raise ValueError(f"sparse entry {name!r}: shape must be two non-negative ints, "
+                         f"got {shape!r}")
+    m, n = shape
+    for part, arr in (("data", data), ("indices", indices), ("indptr", indptr)):
+        if arr.ndim != 1:
+            raise ValueError(f"sparse entry {name!r}: {part} must be 1-D, got shape {arr.shape}")
+    if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        raise ValueError(f"sparse entry {name!r}: indices and indptr must be integers, got "
+                         f"{indices.dtype} and {indptr.dtype}")
+    if data.dtype.kind not in "biufc":
+        raise ValueError(f"sparse entry {name!r}: data must be numeric, got {data.dtype}")
+    if indptr.shape[0] != m + 1:
+        raise ValueError(f"sparse entry {name!r}: indptr has {indptr.shape[0]} entries; a "
+                         f"matrix with {m} rows needs {m + 1}")
+    nnz = data.shape[0]
+    if indices.shape[0] != nnz:
+        raise ValueError(f"sparse entry {name!r}: {indices.shape[0]} indices for {nnz} values")
+    ptr = indptr.astype(np.int64) if indptr.dtype != np.uint64 else indptr
+    if int(ptr[0]) != 0 or int(ptr[-1]) != nnz:
+        raise ValueError(f"sparse entry {name!r}: indptr must run from 0 to nnz={nnz}, got "
+                         f"{int(ptr[0])} .. {int(ptr[-1])}")
+    if np.any(ptr[1:] < ptr[:-1]):
+        raise ValueError(f"sparse entry {name!r}: indptr is not non-decreasing")
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n):
+        raise ValueError(f"sparse entry {name!r}: column indices must lie in [0, {n}), got "
+                         f"{int(indices.min())} .. {int(indices.max())}")
+    if fmt not in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok"):
+        raise ValueError(f"sparse entry {name!r}: unknown sparse format {fmt!r}")
+    out = sp.csr_matrix((data, indices.astype(np.int64), ptr.astype(np.int64)), shape=(m, n))
+    return out if fmt == "csr" else out.asformat(fmt)
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _encode(obj, writer):
     """(type name, fields as JSON with array references) for a supported object."""
+    from ._activations import ACTIVATIONS
     from ._blocks import BlockMatrix
     from ._network import IterativeMap
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
     if isinstance(obj, BlockMatrix):
-        blocks = [[i, j, _put_array(arrays, f"block_{i}_{j}", b)]
+        blocks = [[i, j, writer.ref(f"block_{i}_{j}", b, f"block ({i}, {j})")]
                   for (i, j), b in obj.blocks.items()]
         return "BlockMatrix", {"sizes": list(obj.sizes), "blocks": blocks}
     if isinstance(obj, IterativeMap):
-        _, bm = _encode(obj.block_matrix, arrays)
+        for a in obj.activations:
+            if ACTIVATIONS.get(a.name) != a:
+                raise TypeError(f"cannot save activation {a.name!r}: it is not in "
+                                "itermap.ACTIVATIONS, and a file stores activations by name")
+        _, bm = _encode(obj.block_matrix, writer)
         fields = {"weights": bm, "activation": [a.name for a in obj.activations],
                   "input_block": obj.input_block, "bias": None}
         if obj.bias is not None:
-            fields["bias"] = _put_array(arrays, "bias", obj.bias)
+            fields["bias"] = writer.ref("bias", obj.bias, "bias")
         return "IterativeMap", fields
     if isinstance(obj, LogisticMap):
-        r = obj.r if isinstance(obj.r, float) else _put_array(arrays, "r", obj.r)
+        r = obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")
         return "LogisticMap", {"r": r}
     if isinstance(obj, HenonMap):
         return "HenonMap", {"a": obj.a, "b": obj.b}
     if isinstance(obj, StandardMap):
         return "StandardMap", {"k": obj.k}
     if isinstance(obj, LinearMap):
-        return "LinearMap", {"A": _put_array(arrays, "A", obj.A)}
+        return "LinearMap", {"A": writer.ref("A", obj.A, "A")}
     cls = type(obj)
     if _type_name(cls) in _REGISTRY:
-        fields = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if _is_array(value) or is_sparse(value):
-                fields[f.name] = _put_array(arrays, f"field_{f.name}", value)
-            else:
-                fields[f.name] = _plain(value)
+        fields = {f.name: _encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
+                                        f"field {f.name!r} of {cls.__name__}")
+                  for f in dataclasses.fields(obj)}
         return _type_name(cls), fields
     raise TypeError(f"cannot save a {cls.__name__}: itermap saves maps, block matrices, "
                     "trajectories and @saveable result dataclasses")
@@ -136,12 +358,20 @@ def _decode(type_name, fields, arrays):
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
     if type_name == "BlockMatrix":
-        blocks = {(i, j): _get_array(arrays, ref) for i, j, ref in fields["blocks"]}
+        blocks = {}
+        for entry in _json_list(fields["blocks"], "blocks"):
+            i, j, ref = _json_list(entry, "a block entry")
+            if not (_is_count(i) and _is_count(j)):
+                raise ValueError(f"block keys must be non-negative ints, got ({i!r}, {j!r})")
+            blocks[(i, j)] = _get_array(arrays, ref)
         return BlockMatrix(fields["sizes"], blocks)
     if type_name == "IterativeMap":
         bm = _decode("BlockMatrix", fields["weights"], arrays)
         bias = None if fields["bias"] is None else _get_array(arrays, fields["bias"])
-        return IterativeMap(bm, bias, fields["activation"], input_block=fields["input_block"])
+        acts = _json_list(fields["activation"], "activation")
+        if not all(isinstance(a, str) for a in acts):
+            raise ValueError(f"activations must be names, got {acts!r}")
+        return IterativeMap(bm, bias, acts, input_block=fields["input_block"])
     if type_name == "LogisticMap":
         r = fields["r"]
         return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))
@@ -151,113 +381,456 @@ def _decode(type_name, fields, arrays):
         return StandardMap(fields["k"])
     if type_name == "LinearMap":
         return LinearMap(_get_array(arrays, fields["A"]))
-    cls = _REGISTRY.get(type_name)
-    if cls is None:
-        module = type_name.split(":")[0]
-        if not module.startswith(_TRUSTED_PREFIXES):
-            raise ValueError(f"unknown saved type {type_name!r}; import the module that "
-                             "defines it (and decorates it with @itermap.saveable) first")
-        importlib.import_module(module)
-        cls = _REGISTRY.get(type_name)
-        if cls is None:
-            raise ValueError(f"saved type {type_name!r} is not a saveable class")
-    kwargs = {}
+    cls = _saved_class(type_name)
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"field {unknown[0]!r} is not a field of {cls.__qualname__}")
+    kwargs, later = {}, {}
     for f in dataclasses.fields(cls):
-        if f.name not in fields:
-            continue
-        value = fields[f.name]
-        if isinstance(value, dict) and ("__array__" in value or "__sparse__" in value):
-            kwargs[f.name] = _get_array(arrays, value)
-        else:
-            kwargs[f.name] = _unplain(value)
-    return cls(**kwargs)
+        if f.name in fields:
+            (kwargs if f.init else later)[f.name] = _decode_value(fields[f.name], arrays)
+    obj = cls(**kwargs)
+    for k, v in later.items():
+        object.__setattr__(obj, k, v)
+    return obj
+
+
+def _saved_class(type_name):
+    cls = _REGISTRY.get(type_name)
+    if cls is not None:
+        return cls
+    module, _, qualname = type_name.partition(":")
+    if module.startswith("analysis."):  # files from before analysis became itermap.analysis
+        module = "itermap." + module
+        cls = _REGISTRY.get(f"{module}:{qualname}")
+        if cls is not None:
+            return cls
+    if not module.startswith(_TRUSTED_PREFIX):
+        raise ValueError(f"unknown saved type {type_name!r}; import the module that "
+                         "defines it (and decorates it with @itermap.saveable) first")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"saved type {type_name!r}: no module {module!r}") from exc
+    cls = _REGISTRY.get(f"{module}:{qualname}")
+    if cls is None:
+        raise ValueError(f"saved type {type_name!r} is not a saveable class")
+    return cls
+
+
+# ----------------------------------------------------------------------------- writing
+def _check_target(path, what="path") -> str:
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise ValueError(f"{what} is empty: name the .npz file to write")
+    if path.endswith((os.sep, "/")) or os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder: name the .npz file to write in it")
+    return path
 
 
 def save(obj, path) -> str:
-    """Save a map, block matrix, trajectory or result to ``path`` (``.npz``).
+    """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``.
 
-    The file is written to a temporary name and moved into place, so a
-    failed save never leaves a half-written file behind.
+    The file is written to a temporary name beside ``path``, flushed to disk
+    and moved into place, so a failed save never leaves a half-written file
+    (nor a temporary one) behind.
+
+    Parameters
+    ----------
+    obj : IterativeMap, classic map, BlockMatrix, Trajectory or @saveable dataclass
+        What to save.
+    path : str or os.PathLike
+        The file to write, ending in ``.npz``; it is written exactly there.
 
     Returns
     -------
     str
-        The path written (``.npz`` is appended when missing).
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is empty, a folder, or does not end in ``.npz``.
+    FileNotFoundError
+        When the folder of ``path`` does not exist.
+    TypeError
+        When ``obj`` (or one of its fields) is of a kind that cannot be saved;
+        nothing is written then.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(5, rng=0)
-    >>> path = itermap.save(m, os.path.join(tempfile.mkdtemp(), "net"))
-    >>> m2 = itermap.load(path)
-    >>> bool(np.array_equal(m2.block_matrix.to_dense(), m.block_matrix.to_dense()))
+    >>> path = itermap.save(m, os.path.join(tempfile.mkdtemp(), "net.npz"))
+    >>> itermap.load(path) == m
     True
     """
     from . import __version__
 
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    arrays: dict[str, np.ndarray] = {}
-    type_name, fields = _encode(obj, arrays)
+    path = _check_target(path)
+    if os.path.splitext(path)[1] != ".npz":
+        raise ValueError(f"path {path!r} must end in .npz: save writes exactly the path it "
+                         "is given")
+    writer = _Writer()
+    type_name, fields = _encode(obj, writer)
     meta = {"format": "itermap", "format_version": FORMAT_VERSION,
-            "itermap_version": __version__, "type": type_name, "fields": fields}
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+            "itermap_version": __version__, "type": type_name, "fields": fields,
+            "arrays": writer.table()}
+    try:
+        text = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot save a {type(obj).__name__}: {exc}") from exc
+    arrays = {_META: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **writer.arrays}
     write_npz_atomic(path, arrays)
     return path
+
+
+_TMP_SUFFIX = ".npz.tmp"
+_last_sweep: dict[tuple[str, str], float] = {}
+# a folder is searched for stale temporaries at most this often (seconds) per process
+_SWEEP_EVERY = 10.0
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # the portable way: set and restore
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale(directory, prefix):
+    """Remove temporaries that a killed process of this host left in ``directory``."""
+    key = (directory, prefix)
+    now = time.monotonic()
+    if now - _last_sweep.get(key, -math.inf) < _SWEEP_EVERY:
+        return
+    _last_sweep[key] = now
+    pattern = re.compile(re.escape(f"{prefix}{_host()}-") + r"(\d+)-.*" + re.escape(_TMP_SUFFIX)
+                         + "$")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
 
 def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     """Write ``arrays`` to the ``.npz`` file ``path`` all at once or not at all.
 
-    The archive goes to a temporary file beside ``path`` and is moved into
-    place, so an interrupted or failed write leaves neither a half-written
-    file nor a damaged earlier one.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    The archive goes to a temporary file beside ``path``, is flushed to disk
+    (``fsync``) and moved into place, so an interrupted or failed write leaves
+    neither a half-written file nor a damaged earlier one. The temporary file
+    is removed on any error; one left by a killed process (its name carries
+    the host and process id) is removed by the next write into that folder.
+    The file gets the permissions the umask gives a new file.
 
-
-def load(path):
-    """Load an object written by :func:`save`.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    arrays : dict of str to array
+        The archive's entries.
+    prefix : str
+        Start of the temporary file's name.
 
     Raises
     ------
-    ValueError
-        When the file is truncated, corrupt, not an itermap file, or from a
-        newer format version.
+    FileNotFoundError
+        When the folder of ``path`` does not exist (the message names ``path``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from itermap.files import write_npz_atomic
+    >>> folder = tempfile.mkdtemp()
+    >>> write_npz_atomic(os.path.join(folder, "a.npz"), {"x": np.arange(3)})
+    >>> os.listdir(folder)
+    ['a.npz']
     """
+    path = _check_target(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path!r}: its folder "
+                                f"{directory!r} does not exist", path)
+    _remove_stale(directory, prefix)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{_host()}-{os.getpid()}-", suffix=_TMP_SUFFIX,
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_folder(directory)
+
+
+def _fsync_folder(directory):
+    # make the rename itself durable; not every platform opens folders
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- reading
+def load(path):
+    """Load an object written by :func:`save`.
+
+    The file is treated as untrusted: its metadata is read and checked
+    first, every other entry is checked against it (name, size, dtype and
+    shape) before it is read, and sparse matrices are validated before
+    SciPy sees them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    object
+        The saved map, block matrix, trajectory or result.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When the file is truncated, corrupt, not an itermap file, from a newer
+        format version, or inconsistent with its own metadata; the message
+        names the file and the entry.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import itermap
+    >>> path = itermap.save(itermap.systems.henon(), os.path.join(tempfile.mkdtemp(), "h.npz"))
+    >>> itermap.load(path)
+    HenonMap(a=1.4, b=0.3)
+    """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not an itermap file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        with zipfile.ZipFile(path) as zf:
+            type_name, fields, arrays = _read_archive(zf, path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
+            NotImplementedError) as exc:
         raise ValueError(f"{path} is not a readable itermap file (truncated or corrupt: "
                          f"{exc})") from exc
-    if _META not in arrays:
-        raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata)")
     try:
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt itermap metadata") from exc
-    if meta.get("format") != "itermap" or "type" not in meta:
-        raise ValueError(f"{path}: not an itermap file")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} uses itermap file format {meta['format_version']}; this "
-                         f"version reads up to {FORMAT_VERSION}")
-    try:
-        return _decode(meta["type"], meta["fields"], arrays)
+        return _decode(type_name, fields, arrays)
     except KeyError as exc:
         raise ValueError(f"{path}: itermap file is missing entry {exc}") from exc
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _read_archive(zf, path):
+    """(type, fields, arrays) of an opened archive, every entry checked against the metadata."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{path}: the archive holds entry {dup[0]!r} more than once")
+    by_name = {i.filename: i for i in infos}
+    meta_info = by_name.get(_META + ".npy")
+    if meta_info is None:
+        raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata)")
+    raw = _read_entry(zf, meta_info, path, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt itermap metadata ({exc})") from exc
+    type_name, fields, table = _check_meta(meta, path)
+    wanted = _referenced(fields)
+    if table is None:  # format 1: no table; the fields name the entries
+        table = dict.fromkeys(wanted)
+    else:
+        missing = sorted(wanted - set(table))
+        if missing:
+            raise ValueError(f"{path}: the fields refer to entry {missing[0]!r}, which the "
+                             "metadata's array table does not describe")
+    for name in names:
+        if name == meta_info.filename:
+            continue
+        if not name.endswith(".npy") or name[:-4] not in table:
+            raise ValueError(f"{path}: archive entry {name!r} is not named by the metadata")
+    arrays = {}
+    for name, spec in table.items():
+        info = by_name.get(name + ".npy")
+        if info is None:
+            raise ValueError(f"{path}: itermap file is missing entry {name!r}")
+        arrays[name] = _read_entry(zf, info, path, spec, None)
+    return type_name, fields, arrays
+
+
+def _check_meta(meta, path):
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: itermap metadata must be a JSON object, got "
+                         f"{type(meta).__name__}")
+    if meta.get("format") != "itermap" or "type" not in meta:
+        raise ValueError(f"{path}: not an itermap file")
+    version = meta.get("format_version")
+    if not _is_count(version) or version < 1:
+        raise ValueError(f"{path}: format_version must be a positive int, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} uses itermap file format {version}; this version reads "
+                         f"up to {FORMAT_VERSION}")
+    type_name, fields = meta["type"], meta.get("fields")
+    if not isinstance(type_name, str):
+        raise ValueError(f"{path}: metadata type must be a string, got {type_name!r}")
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: metadata fields must be a JSON object, got "
+                         f"{type(fields).__name__}")
+    if version < 2:
+        return type_name, fields, None
+    table = meta.get("arrays")
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: metadata arrays must be a JSON object, got "
+                         f"{type(table).__name__}")
+    for name, spec in table.items():
+        if not (isinstance(spec, dict) and isinstance(spec.get("dtype"), str)
+                and isinstance(spec.get("shape"), list) and len(spec["shape"]) <= 64
+                and all(_is_count(s) for s in spec["shape"])):
+            raise ValueError(f"{path}: metadata for entry {name!r} must give a dtype string "
+                             f"and a shape of non-negative ints, got {spec!r}")
+    return type_name, fields, table
+
+
+def _referenced(value) -> set:
+    """Entry names that the metadata's fields refer to."""
+    out: set = set()
+    if isinstance(value, list):
+        for v in value:
+            out |= _referenced(v)
+    elif isinstance(value, dict):
+        if isinstance(value.get("__array__"), str):
+            out.add(value["__array__"])
+        elif isinstance(value.get("__scalar__"), str):
+            out.add(value["__scalar__"])
+        elif isinstance(value.get("__sparse__"), str):
+            out |= {f"{value['__sparse__']}.{p}" for p in ("data", "indices", "indptr")}
+        else:
+            for v in value.values():
+                out |= _referenced(v)
+    return out
+
+
+def _read_entry(zf, info, path, spec, limit):
+    """One ``.npy`` entry, its zip and npy headers checked before any data is read.
+
+    ``spec`` is the metadata's ``{"dtype", "shape"}`` for it (None for a
+    format-1 file); ``limit`` caps its size in bytes.
+    """
+    where = f"{path}: entry {info.filename!r}"
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{where} is encrypted")
+    if info.file_size > _MAX_EXPANSION * max(info.compress_size, 1) + _NPY_HEADER_MAX:
+        raise ValueError(f"{where} expands from {info.compress_size} to {info.file_size} "
+                         "bytes: more than any itermap file does")
+    want_dtype = want_shape = None
+    if spec is not None:
+        try:
+            want_dtype = np.dtype(spec["dtype"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: the metadata gives a bad dtype {spec['dtype']!r}") from exc
+        if not _array_dtype_ok(want_dtype):
+            raise ValueError(f"{where}: the metadata gives dtype {want_dtype}, which itermap "
+                             "never writes")
+        if spec["shape"] is not None:
+            want_shape = tuple(spec["shape"])
+            implied = math.prod(want_shape) * want_dtype.itemsize + _NPY_HEADER_MAX
+            if info.file_size > implied:
+                raise ValueError(f"{where} holds {info.file_size} bytes uncompressed, more "
+                                 f"than the {want_dtype} array of shape {want_shape} that "
+                                 "the metadata describes")
+    if limit is not None and info.file_size > limit:
+        raise ValueError(f"{where} holds {info.file_size} bytes, more than the {limit} "
+                         "allowed")
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"npy format version {version}")
+        except ValueError as exc:
+            raise ValueError(f"{where} is not a readable array ({exc})") from exc
+        if not _array_dtype_ok(dtype):
+            raise ValueError(f"{where} holds dtype {dtype}, which itermap never writes")
+        if want_dtype is not None and (dtype != want_dtype or (
+                want_shape is not None and tuple(shape) != want_shape)):
+            raise ValueError(f"{where} is a {dtype} array of shape {tuple(shape)}, but the "
+                             f"metadata describes {want_dtype} of shape {want_shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if fh.tell() + nbytes != info.file_size:
+            raise ValueError(f"{where}: its header describes {nbytes} bytes of data, but the "
+                             f"entry holds {info.file_size - fh.tell()}")
+        if nbytes == 0:
+            return np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            n = fh.readinto(view[got:])
+            if not n:
+                raise ValueError(f"{where} is truncated")
+            got += n
+        fh.read(1)  # reach the end, so that zipfile checks the CRC
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")

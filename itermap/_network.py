@@ -479,12 +479,32 @@ class IterativeMap(Map):
                             list(self.activations), input_block=self.input_block)
 
     def __repr__(self) -> str:
-        names = sorted({a.name for a in self.activations})
+        names = [a.name for a in self.activations]
+        acts = names[0] if len(set(names)) == 1 else names
         return (f"IterativeMap(dim={self.dim}, blocks={list(self._sizes)}, nnz={self._bm.nnz}, "
-                f"activation={names[0] if len(names) == 1 else names}, "
-                f"input_block={self.input_block}, backend={self.backend!r})")
+                f"activation={acts!r}, input_block={self.input_block}, "
+                f"backend={self.backend!r})")
 
-    # -- pickling ------------------------------------------------------------
+    # -- comparison and pickling -------------------------------------------
+    def __eq__(self, other):
+        """Equal content: block sizes, stored blocks (kind, dtype, values), bias,
+        activations per block and input block. Maps on different backends differ."""
+        if not isinstance(other, IterativeMap):
+            return NotImplemented
+        if type(self) is not type(other) or self.sizes != other.sizes or \
+                self.input_block != other.input_block or \
+                self.activations != other.activations or self.backend != other.backend:
+            return False
+        if (self.bias is None) != (other.bias is None) or (
+                self.bias is not None and not _arrays_equal(self.bias, other.bias)):
+            return False
+        mine, theirs = self._bm.blocks, other._bm.blocks
+        return mine.keys() == theirs.keys() and all(
+            _arrays_equal(mine[k], theirs[k]) for k in mine)
+
+    # content equality on a mutable-looking object: no hash, so maps are not dict keys
+    __hash__ = None  # type: ignore[assignment]
+
     def __getstate__(self):
         # the constructor's inputs only: the plan (transposes, dense copies, caches) is
         # rebuilt on unpickling, so a pickle holds each weight once
@@ -644,6 +664,15 @@ _DERIVED_ATTRS = frozenset({
     "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
     "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache"})
 
+
+def _arrays_equal(a, b) -> bool:
+    """Same storage (dense or sparse), shape, dtype and values."""
+    if is_sparse(a) != is_sparse(b) or tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+        return False
+    if is_sparse(a):
+        return (a != b).nnz == 0
+    xp = namespace(a)
+    return bool(xp.all(a == b))
 
 def _split(W, sizes):
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)

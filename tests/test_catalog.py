@@ -51,8 +51,12 @@ CATALOG = [
     ("iterate divergence", lambda: iterate(linear(np.array([[1e200]])), np.ones(1), 5),
      itermap.DivergenceError, "step 2"),
     # save / load
-    ("save unsupported object", lambda: itermap.save(object(), "/tmp/never-written"),
+    ("save unsupported object", lambda: itermap.save(object(), "/tmp/never-written.npz"),
      TypeError, "cannot save"),
+    ("save other suffix", lambda: itermap.save(RNN, "/tmp/never-written.txt"), ValueError,
+     "must end in .npz"),
+    ("save empty path", lambda: itermap.save(RNN, ""), ValueError, "path is empty"),
+    ("save into a folder", lambda: itermap.save(RNN, "/tmp"), ValueError, "is a folder"),
     # analyses
     ("impulse in a missing block", lambda: analysis.impulse_response(
         MLP, MLP.zeros(), 5, inputs=np.ones(2), blocks=[7]), ValueError,

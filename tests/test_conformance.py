@@ -81,7 +81,7 @@ def test_map_conformance(name, xp):
 @pytest.mark.parametrize("name", MAP_NAMES)
 def test_map_saves_and_loads_exactly(name, tmp_path):
     m, u = _maps(np)[name]
-    m2 = itermap.load(itermap.save(m, tmp_path / name))
+    m2 = itermap.load(itermap.save(m, tmp_path / f"{name}.npz"))
     assert type(m2) is type(m)
     x = np.random.default_rng(0).uniform(0.1, 0.9, size=(2, m.dim))
     np.testing.assert_array_equal(m2.step(x, None if u is None else np.tile(u, (2, 1))),

@@ -326,7 +326,7 @@ def test_chunks_of_starts_give_the_same_points(monkeypatch):
 
 def test_save_and_load_roundtrip(tmp_path):
     fp = find_fixed_points(logistic(3.2), np.linspace(0.1, 0.9, 6)[:, None], period=2)
-    back = itermap.load(itermap.save(fp, tmp_path / "fp"))
+    back = itermap.load(itermap.save(fp, tmp_path / "fp.npz"))
     assert isinstance(back, FixedPoints)
     for name in ("points", "residuals", "jacobians", "eigenvalues", "stable", "n_unstable",
                  "orbit", "min_period"):

@@ -239,7 +239,7 @@ def test_continue_from_equals_one_long_run(tmp_path):
     x0 = np.random.default_rng(2).normal(size=(3, 9))
     whole = lyapunov_spectrum(m, x0, 300, transient=20, k=4)
     first = lyapunov_spectrum(m, x0, 120, transient=20, k=4)
-    path = itermap.save(first, tmp_path / "piece")
+    path = itermap.save(first, tmp_path / "piece.npz")
     loaded = itermap.load(path)
     assert isinstance(loaded, LyapunovSpectrum)
     np.testing.assert_array_equal(loaded.exponents, first.exponents)

@@ -102,6 +102,7 @@ def test_maps_round_trip_and_step_bit_for_bit(kind, module):
     for a, b in zip(_probe(m), _probe(m2)):
         assert _same(np.asarray(a), np.asarray(b))
     if isinstance(m, IterativeMap):
+        assert m2 == m
         assert [a.name for a in m2.activations] == [a.name for a in m.activations]
 
 
