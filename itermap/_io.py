@@ -42,6 +42,7 @@ _TRUSTED_PREFIX = "itermap."
 # an .npy header is at most 65535 bytes plus its 12-byte preamble
 _NPY_HEADER_MAX = 65535 + 12
 _MAX_META_BYTES = 64 * 2 ** 20
+_READ_CHUNK = 2 ** 18  # as np.load: chunks that stay in cache
 # np.savez stores entries uncompressed; a compressed entry may expand at most this much
 _MAX_EXPANSION = 100
 # dtype kinds an entry may hold: booleans, numbers, strings, dates (never objects)
@@ -822,15 +823,16 @@ def _read_entry(zf, info, path, spec, limit):
         if fh.tell() + nbytes != info.file_size:
             raise ValueError(f"{where}: its header describes {nbytes} bytes of data, but the "
                              f"entry holds {info.file_size - fh.tell()}")
-        if nbytes == 0:
-            return np.empty(shape, dtype=dtype, order="F" if fortran else "C")
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        got = 0
-        while got < nbytes:
-            n = fh.readinto(view[got:])
-            if not n:
-                raise ValueError(f"{where} is truncated")
-            got += n
+        order = "F" if fortran else "C"
+        out = np.empty(shape, dtype=dtype, order=order)
+        if nbytes:
+            flat = out.reshape(-1, order="A").view(np.uint8)
+            got = 0
+            while got < nbytes:
+                chunk = fh.read(min(nbytes - got, _READ_CHUNK))
+                if not chunk:
+                    raise ValueError(f"{where} is truncated")
+                flat[got:got + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                got += len(chunk)
         fh.read(1)  # reach the end, so that zipfile checks the CRC
-    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return out
