@@ -62,10 +62,11 @@ def run(quick: bool = False) -> list[dict]:
         arrays = _load_all(path)
         size = os.path.getsize(path) / 2 ** 20
         rows.append(compare(f"load {label} ({size:.0f} MiB) vs np.load + same construction",
-                            lambda: itermap.load(path), lambda: plain_load(path),
+                            lambda p=path: itermap.load(p),
+                            lambda p=path, f=plain_load: f(p),
                             target="ratio <= 1.3", repeat=repeat))
         rows.append(compare(f"save {label} ({size:.0f} MiB) vs np.savez + fsync + replace",
-                            lambda: itermap.save(obj, path),
-                            lambda: _plain_durable_save(plain, arrays),
+                            lambda o=obj, p=path: itermap.save(o, p),
+                            lambda p=plain, a=arrays: _plain_durable_save(p, a),
                             target="ratio <= 1.3", repeat=repeat))
     return rows

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
 
-__all__ = ["save", "load", "saveable", "write_npz_atomic", "FORMAT_VERSION"]
+__all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION"]
 
 #: Version 2 records each array entry's dtype and shape, and tags tuples,
 #: non-string dict keys and NumPy scalars; version 1 files still load.
@@ -510,6 +510,33 @@ def _umask() -> int:
     mask = os.umask(0o022)  # the portable way: set and restore
     os.umask(mask)
     return mask
+
+
+def apply_umask(path) -> None:
+    """Give ``path`` the permissions a new file or folder gets under the umask.
+
+    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` create private
+    (``0o600`` / ``0o700``) entries; call this on one before moving it into
+    place, so that what a user sees follows their umask like any other file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file (gets ``0o666 & ~umask``) or a folder (``0o777 & ~umask``).
+
+    Examples
+    --------
+    >>> import os, stat, tempfile
+    >>> from itermap.files import apply_umask
+    >>> old = os.umask(0o022)
+    >>> folder = tempfile.mkdtemp()
+    >>> apply_umask(folder)
+    >>> oct(stat.S_IMODE(os.stat(folder).st_mode))
+    '0o755'
+    >>> _ = os.umask(old)
+    """
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~_umask())
 
 
 def _pid_alive(pid: int) -> bool:

@@ -687,3 +687,22 @@ def test_a_class_with_its_own_repr_keeps_it():
             return "mine"
 
     assert repr(Mine(np.zeros(3))) == "mine"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_apply_umask_opens_private_temporaries_to_the_umask(tmp_path, umask):
+    import tempfile
+
+    from itermap.files import apply_umask
+
+    folder = tempfile.mkdtemp(dir=tmp_path)
+    fd, file = tempfile.mkstemp(dir=tmp_path)
+    os.close(fd)
+    old = os.umask(umask)
+    try:
+        apply_umask(folder)
+        apply_umask(file)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE(os.stat(file).st_mode) == 0o666 & ~umask
