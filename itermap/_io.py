@@ -113,7 +113,7 @@ def _short(value, depth=0) -> str:
     if _is_array(value):
         return f"array(shape={tuple(value.shape)}, dtype={value.dtype})"
     if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6g}" if isinstance(value, float) else repr(value)
+        return f"{float(value):.6g}"
     if isinstance(value, (list, tuple)) and depth < 2:
         if len(value) > 8:
             return f"<{type(value).__name__} of {len(value)}>"

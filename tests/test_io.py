@@ -706,3 +706,10 @@ def test_apply_umask_opens_private_temporaries_to_the_umask(tmp_path, umask):
         os.umask(old)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~umask
     assert stat.S_IMODE(os.stat(file).st_mode) == 0o666 & ~umask
+
+
+def test_load_refuses_a_non_path_and_a_folder(tmp_path):
+    with pytest.raises(TypeError, match="path must be a str"):
+        load(3)
+    with pytest.raises(ValueError, match="is a folder"):
+        load(tmp_path)

@@ -246,3 +246,34 @@ def test_partial_over_a_map_runs_on_the_process_pool():
     assert not table.failures
     W = net.block_matrix.to_dense()
     assert table["y"].tolist() == [float(np.tanh(W @ np.full(5, x))[0]) for x in (0.1, 0.2, 0.3)]
+
+
+class _PlainCubic:
+    """A duck-typed map: no Map subclass."""
+
+    dim = 2
+
+    def step(self, x):
+        return 0.5 * x ** 3
+
+    def jacobian(self, x):
+        d = 1.5 * x ** 2
+        return d[..., :, None] * np.eye(2)
+
+
+@pytest.mark.parametrize("module", PICKLERS)
+def test_adapted_duck_typed_map_round_trips(module):
+    m = itermap.as_map(_PlainCubic())
+    m2 = _round_trip(m, module)
+    x = np.array([[0.3, -0.7], [0.1, 0.2]])
+    assert _same(m2.step(x), m.step(x)) and _same(m2.jacobian(x), m.jacobian(x))
+
+
+@pytest.mark.parametrize("module", PICKLERS)
+def test_map_check_and_sweep_failure_round_trip(module):
+    from itermap.analysis import SweepFailure
+
+    check = itermap.check_map(systems.henon())
+    assert _round_trip(check, module) == check
+    failure = SweepFailure({"x": 0}, "ZeroDivisionError", "division by zero", "tb")
+    assert _round_trip(failure, module) == failure
