@@ -333,7 +333,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                              f"(dim={map.dim} minus the input block of size {map.forced_size})")
         if x0 is None:
             raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-        x = map._check_state(x0)
+        x = map._check_state(x0, "x0")
         xp = namespace(x)
         if not bool(xp.all(xp.isfinite(x))):
             raise ValueError("x0 contains NaN or inf")

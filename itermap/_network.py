@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
-from ._blocks import BlockMatrix
+from ._blocks import BlockMatrix, _check_sizes
+from ._checks import check_int, check_real, named
 from ._map import Map
 from ._rng import as_rng
 
@@ -60,23 +61,26 @@ class IterativeMap(Map):
     """
 
     def __init__(self, weights, bias=None, activation="tanh", *, input_block=None, sizes=None):
+        if isinstance(weights, str | bytes) or weights is None:
+            raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
+                            f"got {type(weights).__name__}")
         if isinstance(weights, BlockMatrix):
             if sizes is not None and tuple(sizes) != weights.sizes:
                 raise ValueError(f"sizes {list(sizes)} disagree with the BlockMatrix sizes "
                                  f"{list(weights.sizes)}")
             bm = weights
         elif is_sparse(weights) or hasattr(weights, "shape") or isinstance(weights, (list, tuple)):
-            if not is_sparse(weights) and not hasattr(weights, "shape"):
-                weights = np.asarray(weights, dtype=float)
+            weights = _check_matrix("weights", weights)
             if len(weights.shape) != 2 or weights.shape[0] != weights.shape[1]:
                 raise ValueError(f"weights must be a square matrix, got shape "
                                  f"{tuple(weights.shape)}")
             n = weights.shape[0]
-            sizes = (n,) if sizes is None else tuple(sizes)
-            if sum(int(s) for s in sizes) != n:
-                raise ValueError(f"block sizes {list(sizes)} add up to {sum(sizes)}, but "
-                                 f"weights is {n} x {n}")
-            bm = _split(weights, sizes)
+            sizes = (n,) if sizes is None else _check_sizes(sizes, "sizes")
+            if sum(sizes) != n:
+                raise ValueError(f"sizes: block sizes {list(sizes)} add up to {sum(sizes)}, "
+                                 f"but weights is {n} x {n}")
+            with named("weights"):
+                bm = _split(weights, sizes)
         else:
             raise TypeError("weights must be a BlockMatrix, a 2-D array or a sparse matrix, got "
                             f"{type(weights).__name__}")
@@ -93,9 +97,11 @@ class IterativeMap(Map):
                                  f"{len(self._sizes)} blocks")
             input_block = int(input_block)
         self.input_block = input_block
-        self._set_activations(activation)
+        with named("activation"):
+            self._set_activations(activation)
         self._plan()
-        self._set_bias(bias)
+        with named("bias"):
+            self._set_bias(bias)
         self._depth = _settle_depth(bm.block_pattern(), input_block)
 
     # -- construction helpers ---------------------------------------------
@@ -519,13 +525,23 @@ class IterativeMap(Map):
         >>> bool(np.allclose(mlp.readout(state), Ws[1] @ np.maximum(Ws[0] @ x, 0)))
         True
         """
+        if isinstance(weights, str | bytes) or not hasattr(weights, "__iter__"):
+            raise TypeError(f"weights must be a list of layer weight matrices, got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if not weights:
-            raise ValueError("an MLP needs at least one weight matrix")
+            raise ValueError("weights: an MLP needs at least one weight matrix")
+        for label, act in (("activation", activation), ("output_activation",
+                                                         output_activation)):
+            with named(label):
+                get_activation(act)
+        if biases is not None and (isinstance(biases, str | bytes)
+                                   or not hasattr(biases, "__iter__")):
+            raise TypeError(f"biases must be a list of vectors or None, got "
+                            f"{type(biases).__name__}")
         mats = []
         for l, w in enumerate(weights):
-            if not is_sparse(w) and not hasattr(w, "shape"):
-                w = np.asarray(w, dtype=float)
+            w = _check_matrix(f"weights[{l}]", w)
             if len(w.shape) != 2:
                 raise ValueError(f"layer {l} weight must be 2-D (out, in), got shape "
                                  f"{tuple(w.shape)}")
@@ -540,12 +556,12 @@ class IterativeMap(Map):
         if biases is not None:
             biases = list(biases)
             if len(biases) != len(mats):
-                raise ValueError(f"got {len(biases)} biases for {len(mats)} layers")
+                raise ValueError(f"biases: got {len(biases)} biases for {len(mats)} layers")
             xp = namespace(mats[0])
             parts = [xp.zeros(sizes[0], dtype=xp.float64 if not hasattr(mats[0], "dtype")
                               else mats[0].dtype)]
             for l, b in enumerate(biases):
-                b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+                b = _check_vector(f"biases[{l}]", b)
                 if tuple(b.shape) != (sizes[l + 1],):
                     raise ValueError(f"bias {l} has shape {tuple(b.shape)}; expected "
                                      f"({sizes[l + 1]},)")
@@ -568,16 +584,16 @@ class IterativeMap(Map):
         >>> m.sizes, m.input_block
         ((1, 2), 0)
         """
-        for name, w in (("W_hh", W_hh), ("W_hx", W_hx)):
-            if len(getattr(w, "shape", np.shape(w))) != 2:
-                raise ValueError(f"{name} must be 2-D")
+        W_hh, W_hx = _check_matrix("W_hh", W_hh), _check_matrix("W_hx", W_hx)
+        with named("activation"):
+            get_activation(activation)
         n_h, n_x = W_hx.shape if hasattr(W_hx, "shape") else np.shape(W_hx)
         if tuple(getattr(W_hh, "shape", np.shape(W_hh))) != (n_h, n_h):
             raise ValueError(f"W_hh must have shape ({n_h}, {n_h}) to match W_hx's {n_h} rows")
         bm = BlockMatrix([n_x, n_h], {(1, 0): W_hx, (1, 1): W_hh})
         bias = None
         if b is not None:
-            b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+            b = _check_vector("b", b)
             if tuple(b.shape) != (n_h,):
                 raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
             xp = namespace(b)
@@ -600,14 +616,11 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
     >>> m.dim, m.block_matrix.density < 0.1
     (100, True)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    gain, density = float(gain), float(density)
-    if not np.isfinite(gain) or gain < 0:
-        raise ValueError(f"gain must be finite and non-negative, got {gain}")
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density}")
-    dtype = np.dtype(dtype)
+    n = check_int("n", n, 1)
+    gain = check_real("gain", gain, minimum=0.0)
+    density = check_real("density", density, positive=True, maximum=1.0)
+    with named("dtype"):
+        dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
     gen = as_rng(rng)
@@ -625,6 +638,42 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
 
 
 # -- internals ----------------------------------------------------------------
+def _check_matrix(name, w):
+    """``w`` as a real, finite 2-D array or sparse matrix; errors name ``name``."""
+    if w is None or isinstance(w, str | bytes):
+        raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got "
+                        f"{type(w).__name__}")
+    if not is_sparse(w) and not hasattr(w, "shape"):
+        try:
+            w = np.asarray(w, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real 2-D array ({err})") from None
+    if len(w.shape) != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(w.shape)}")
+    data = w.data if is_sparse(w) else w
+    xp = namespace(data)
+    if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {data.dtype}")
+    if not bool(xp.all(xp.isfinite(xp.astype(data, xp.float64)))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return w
+
+
+def _check_vector(name, b):
+    """``b`` as a real, finite 1-D array; errors name ``name``."""
+    if b is None or isinstance(b, str | bytes):
+        raise TypeError(f"{name} must be a 1-D array, got {type(b).__name__}")
+    if not hasattr(b, "shape"):
+        try:
+            b = np.asarray(b, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real 1-D array ({err})") from None
+    xp = namespace(b)
+    if not xp.isdtype(b.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {b.dtype}")
+    if not bool(xp.all(xp.isfinite(xp.astype(b, xp.float64)))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return b
 def _split(W, sizes):
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     if len(sizes) == 1:

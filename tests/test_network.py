@@ -159,7 +159,7 @@ def test_float32_maps_stay_float32():
     (lambda: IterativeMap.from_mlp([np.ones((3, 2)), np.ones((2, 4))]), ValueError,
      "layer 1 expects 4 inputs"),
     (lambda: IterativeMap.from_mlp([]), ValueError, "at least one"),
-    (lambda: random_rnn(0), ValueError, "positive integer"),
+    (lambda: random_rnn(0), ValueError, "n must be >= 1"),
     (lambda: random_rnn(5, density=0.0), ValueError, "density"),
     (lambda: random_rnn(5, gain=np.nan), ValueError, "gain"),
     (lambda: random_rnn(5, dtype=np.int32), TypeError, "floating"),

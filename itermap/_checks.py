@@ -1,0 +1,93 @@
+"""Argument checks shared by the public API: every error names its parameter.
+
+The analyses and the constructors parse their arguments through these, so a bad
+value gets a ValueError or TypeError that starts with the parameter's name, never
+``could not convert string to float`` from deep inside NumPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["check_bool", "check_int", "check_real", "named"]
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as an int, or a TypeError/ValueError that names ``name``.
+
+    Examples
+    --------
+    >>> check_int("steps", 3, 1)
+    3
+    >>> check_int("steps", 1.5, 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: steps must be an integer, got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(name: str, value, *, minimum: float | None = None, positive: bool = False,
+               maximum: float | None = None) -> float:
+    """``value`` as a finite float, or a TypeError/ValueError that names ``name``.
+
+    Booleans, complex numbers, strings, None and sequences are refused; so are
+    NaN and inf. ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound
+    it inclusively.
+
+    Examples
+    --------
+    >>> check_real("gain", 2)
+    2.0
+    >>> check_real("gain", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: gain must be finite, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+@contextlib.contextmanager
+def named(name: str):
+    """Re-raise a ValueError or TypeError from the block with ``name`` in front.
+
+    For parsing that goes through other constructors (a weight matrix through
+    :class:`~itermap.BlockMatrix`, say), whose own messages cannot know the
+    caller's parameter name. Messages that already name it pass unchanged.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if msg.startswith(name) or f"{name}:" in msg or f"{name} " in msg:
+            raise
+        raise type(exc)(f"{name}: {msg}") from exc
