@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from itermap._checks import check_bool, check_int, check_real, named
+from itermap._checks import (
+    check_bool,
+    check_int,
+    check_memory,
+    check_real,
+    check_real_array,
+    named,
+)
 
-__all__ = ["check_bool", "check_int", "check_real", "named"]
+__all__ = ["check_bool", "check_int", "check_memory", "check_real", "check_real_array", "named"]

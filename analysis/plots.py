@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_int, check_real, check_real_array
+
 __all__ = [
     "trajectory",
     "lyapunov_spectrum",
@@ -72,15 +74,16 @@ def _axes(ax, figsize=None):
     return ax
 
 
-def _field(obj, name, default=None, *, required=True):
-    """``obj.name`` or ``obj[name]``; a ValueError naming the field when required and absent."""
+def _field(obj, name, default=None, *, required=True, param="the argument"):
+    """``obj.name`` or ``obj[name]``; a TypeError naming ``param`` and the field when absent."""
     if isinstance(obj, dict):
         if name in obj:
             return obj[name]
     elif hasattr(obj, name):
         return getattr(obj, name)
     if required:
-        raise TypeError(f"expected an object with a field {name!r}, got {type(obj).__name__}")
+        raise TypeError(f"{param} must be an object with a field {name!r}, got "
+                        f"{type(obj).__name__}")
     return default
 
 
@@ -162,7 +165,7 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     >>> ax.get_ylabel()
     'next state $x_{k+1}$'
     """
-    states = _np(_field(traj, "states") if not hasattr(traj, "ndim") else traj)
+    states = _np(_field(traj, "states", param="traj") if not hasattr(traj, "ndim") else traj)
     if states.ndim == 2:
         states = states[:, None, :]
     if states.ndim != 3:
@@ -170,12 +173,14 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     n, B, dim = states.shape
     times = _field(traj, "times", None, required=False) if not hasattr(traj, "ndim") else None
     times = np.arange(n) if times is None else _np(times)
-    dims = tuple(int(d) for d in np.atleast_1d(dims))
+    if dims is None or isinstance(dims, str | bytes):
+        raise TypeError(f"dims must be a pair of component indices, got {dims!r}")
+    dims = tuple(check_int("dims", d) for d in (dims if hasattr(dims, "__iter__") else [dims]))
     if dim == 1 and not time:
         dims = ()  # the return plot
     for d in dims:
         if not -dim <= d < dim:
-            raise ValueError(f"component {d} does not exist: the state has dim {dim}")
+            raise ValueError(f"dims: component {d} does not exist: the state has dim {dim}")
     ax = _axes(ax)
     B = min(B, int(max_lines))
     if time:
@@ -235,7 +240,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     if hasattr(result, "ndim") or isinstance(result, (list, tuple)):
         exps, err, dky = _np(result), None, None
     else:
-        exps = _np(_field(result, "exponents"))
+        exps = _np(_field(result, "exponents", param="result"))
         err = _field(result, "stderr", None, required=False)
         err = None if err is None else _np(err)
         dky = _field(result, "kaplan_yorke_dimension", None, required=False)
@@ -288,15 +293,16 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     >>> plots.lyapunov_history(res).get_xscale()
     'log'
     """
-    hist = _np(_field(result, "history")).astype(float)
-    steps = _np(_field(result, "history_steps")).astype(float)
+    max_exponents = check_int("max_exponents", max_exponents, 1)
+    hist = _np(_field(result, "history", param="result")).astype(float)
+    steps = _np(_field(result, "history_steps", param="result")).astype(float)
     if hist.ndim == 1:
         hist = hist[:, None]
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)
     marker = dict(marker=".", ms=3) if steps.size <= 30 else {}
-    for i in range(min(hist.shape[1], int(max_exponents))):
+    for i in range(min(hist.shape[1], max_exponents)):
         ax.plot(steps, hist[:, i], label=f"$\\lambda_{{{i + 1}}}$", **marker)
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
@@ -363,7 +369,8 @@ def eigenvalues(fixed_points, *, ax=None):
         ev = np.asarray(_np(fixed_points), dtype=complex)
         stable = None
     else:
-        ev = np.asarray(_np(_field(fixed_points, "eigenvalues")), dtype=complex)
+        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
+        ev = np.asarray(_np(ev), dtype=complex)
         stable = _field(fixed_points, "stable", None, required=False)
     ev2 = ev.reshape(-1, ev.shape[-1]) if ev.ndim >= 1 and ev.size else ev.reshape(0, 1)
     if stable is None:
@@ -441,7 +448,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if hasattr(ir, "ndim"):
         norms, length = _np(ir), None
     else:
-        norms = _np(_field(ir, "norms"))
+        norms = _np(_field(ir, "norms", param="ir"))
         length = _field(ir, "length", None, required=False)
     norms = np.asarray(norms, dtype=float)
     if norms.ndim == 2:
@@ -452,6 +459,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if source is None:  # every source at once: root-sum-square over the sources
         per_target = np.sqrt(np.sum(norms ** 2, axis=1))
     else:
+        source = check_int("source", source)
         if not -norms.shape[1] <= source < norms.shape[1]:
             raise ValueError(f"source block {source} does not exist: there are "
                              f"{norms.shape[1]}")
@@ -504,9 +512,10 @@ def _block_matrix_of(W, sizes):
     if sp.issparse(W):
         S = W.tocoo()
     else:
-        A = _np(W)
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"weights must be a square matrix, got shape {A.shape}")
+        A = check_real_array("W", W, ndim=2) if W is not None else None
+        if A is None or A.shape[0] != A.shape[1]:
+            raise ValueError(f"W must be a square weight matrix, got "
+                             f"{'None' if A is None else A.shape}")
         S = sp.coo_matrix(A)
     n = S.shape[0]
     sizes = (n,) if sizes is None else tuple(int(s) for s in sizes)
@@ -721,12 +730,13 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     >>> ax.get_lines()[0].get_xdata().shape
     (1000,)
     """
-    values = _np(_field(od, "values")).astype(float)
-    states = _np(_field(od, "states")).astype(float)
+    values = _np(_field(od, "values", param="od")).astype(float)
+    states = _np(_field(od, "states", param="od")).astype(float)
     if states.ndim == 2:
         states = states[..., None]
     if states.ndim != 3 or states.shape[0] != values.shape[0]:
         raise ValueError(f"states {states.shape} do not match values {values.shape}")
+    component = check_int("component", component)
     if not -states.shape[2] <= component < states.shape[2]:
         raise ValueError(f"component {component} does not exist: the state has dim "
                          f"{states.shape[2]}")
@@ -777,8 +787,8 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     >>> ax.get_xlabel()
     'gain $g$'
     """
-    values = _np(_field(scan, "values")).astype(float)
-    exps = _np(_field(scan, "exponents")).astype(float)
+    values = _np(_field(scan, "values", param="scan")).astype(float)
+    exps = _np(_field(scan, "exponents", param="scan")).astype(float)
     if exps.ndim == 1:
         exps = exps[:, None]
     if exps.ndim != 2 or exps.shape[0] != values.shape[0]:
@@ -807,7 +817,6 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
 
 
 # -- style and output -------------------------------------------------------------------------
-@contextlib.contextmanager
 def paper_style(columns=1, *, height=None):
     """Context manager: the shipped paper style, sized for one or two columns.
 
@@ -831,14 +840,18 @@ def paper_style(columns=1, *, height=None):
     3.4
     >>> plt.close(fig)
     """
-    if columns not in COLUMN_WIDTHS:
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns not in COLUMN_WIDTHS:
         raise ValueError(f"columns must be 1 or 2, got {columns!r}")
     width = COLUMN_WIDTHS[columns]
     if height is None:
         height = 0.68 * width if columns == 1 else 2.6
-    height = float(height)
-    if not np.isfinite(height) or height <= 0:
-        raise ValueError(f"height must be a positive number of inches, got {height}")
+    height = check_real("height", height, positive=True)
+    # checked here, not on entering the block: a bad argument fails at the call
+    return _styled(width, height)
+
+
+@contextlib.contextmanager
+def _styled(width, height):
     plt = _plt()
     with plt.style.context(STYLE), plt.rc_context({"figure.figsize": (width, height)}):
         yield (width, height)
@@ -863,7 +876,13 @@ def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
     ['fig.pdf', 'fig.png']
     """
     if not hasattr(fig, "savefig"):  # an Axes: save its figure
+        if not hasattr(getattr(fig, "figure", None), "savefig"):
+            raise TypeError(f"fig must be a matplotlib Figure or Axes, got {type(fig).__name__}")
         fig = fig.figure
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise TypeError(f"path must be a non-empty file path, got {path!r}")
+    if Path(path).is_dir():
+        raise ValueError(f"path {os.fspath(path)!r} is a folder: give a file name stem")
     stem = os.fspath(Path(path).with_suffix(""))
     out = []
     for fmt in formats:

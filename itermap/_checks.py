@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "check_real", "named"]
+__all__ = ["check_bool", "check_int", "check_memory", "check_real", "check_real_array", "named"]
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -91,3 +91,61 @@ def named(name: str):
         if msg.startswith(name) or f"{name}:" in msg or f"{name} " in msg:
             raise
         raise type(exc)(f"{name}: {msg}") from exc
+
+
+def check_real_array(name: str, value, *, ndim: int | None = None,
+                     allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a finite float64 NumPy array, or a TypeError/ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_real_array("values", [1, 2.5], ndim=1)
+    array([1. , 2.5])
+    >>> check_real_array("values", [1j], ndim=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: values must be real, got dtype complex128
+    """
+    if value is None or isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+    if hasattr(value, "__cuda_array_interface__") or type(value).__module__.startswith("cupy"):
+        value = value.get()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume a large workstation
+        return 1 << 40
+
+
+def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
+    """Refuse, naming ``name``, a request whose arrays exceed this machine's memory.
+
+    Examples
+    --------
+    >>> check_memory("n", 1e18, "the states")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: the states would take 1e+09 GB, more than this machine's ... GB of memory
+    """
+    total = _physical_memory()
+    if nbytes > total:
+        raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
+                         f"machine's {total / 1e9:.3g} GB of memory")

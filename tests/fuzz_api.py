@@ -55,6 +55,7 @@ class Param:
     kind: str
     optional: bool = False
     names: tuple = ()
+    size_like: bool = False
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Case:
     params: dict
     positional: tuple = ()
     nan_ok: bool = False          # the result may hold NaN by documentation
+    passes_nan: bool = False      # the inner loop (map methods) passes NaN/inf through
     skip: dict = field(default_factory=dict)   # param -> bad labels not to try
 
 
@@ -78,6 +80,8 @@ def _bad_values(p: Param):
                 ("nan", float("nan"), True), ("complex", 1j, True), ("list", [1, 2], True)]
         if k == "int>=1":
             out.append(("zero", 0, True))
+        if p.size_like:  # would allocate more than any machine has
+            out.append(("huge", 10 ** 12, True))
     elif k in ("float>0", "float>=0", "float"):
         out += [("nan", float("nan"), True), ("inf", float("inf"), True),
                 ("complex", 1 + 1j, True), ("list", [1.0, 2.0], True)]
@@ -97,6 +101,9 @@ def _bad_values(p: Param):
         out += [("int", 3, True), ("object", object(), True), ("array", np.zeros(3), True)]
     elif k == "callable":
         out += [("int", 3, True), ("object", object(), True)]
+    elif k == "executor":
+        out += [("unknown", "no-such-executor", True), ("zero", 0, True),
+                ("object", object(), True)]
     elif k == "choice":
         out += [("unknown", "no-such-choice", True), ("int", 3, True)]
     elif k == "rng":
@@ -112,6 +119,7 @@ def _bad_values(p: Param):
     elif k == "path":
         out += [("int", 3, True), ("empty", "", True), ("folder", str(TMP), True),
                 ("missing", str(TMP / "no-such-file.npz"), True)]
+        out = [o for o in out if o[0] != "str"]  # "abc" is a valid file name
     elif k == "result":
         out += [("int", 3, True), ("object", object(), True)]
     elif k == "blocks":
@@ -186,11 +194,18 @@ def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple
             warnings.simplefilter("ignore")
             with np.errstate(all="ignore"):
                 result = _call(case, name, bad)
+                if hasattr(result, "__enter__"):
+                    with result:
+                        pass
     except (ValueError, TypeError) as exc:
         msg = str(exc)
         if any(n.lower() in msg.lower() for n in names):
             return "named", msg
         return "unnamed", f"{type(exc).__name__}: {msg}"
+    except FileNotFoundError as exc:
+        if label in ("missing", "str", "empty"):
+            return "named", str(exc)
+        return "other", f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - every other type is a finding
         return "other", f"{type(exc).__name__}: {exc}"
     finally:
@@ -262,10 +277,11 @@ def cases() -> dict:
             positional=("weights", "biases")),
         "IterativeMap.from_rnn": Case(IterativeMap.from_rnn, {
             "W_hh": P(np.eye(3) * 0.5, "array"), "W_hx": P(np.ones((3, 2)), "array"),
-            "b": P(None, "array", optional=True), "activation": P("tanh", "choice")},
-            positional=("W_hh", "W_hx", "b")),
+            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice")},
+            positional=("W_hh", "W_hx", "b"), skip={"W_hx": {"wrong shape"}}),
         "random_rnn": Case(itermap.random_rnn, {
-            "n": P(4, "int>=1"), "gain": P(1.0, "float>=0"), "density": P(1.0, "float>0"),
+            "n": P(4, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
+            "density": P(1.0, "float>0"),
             "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
             positional=("n",)),
         "FunctionMap": Case(itermap.FunctionMap, {
@@ -279,7 +295,8 @@ def cases() -> dict:
                                                        optional=True),
             "rng": P(0, "rng", optional=True), "tol": P(1e-6, "float>0")},
             positional=("m", "x")),
-        "logistic": Case(logistic, {"r": P(3.5, "float")}, positional=("r",)),
+        "logistic": Case(logistic, {"r": P(3.5, "float")}, positional=("r",),
+                         skip={"r": {"list"}}),  # a 1-D r is a batch of parameters
         "henon": Case(henon, {"a": P(1.4, "float"), "b": P(0.3, "float")},
                       positional=("a", "b")),
         "linear": Case(linear, {"A": P(np.eye(2) * 0.5, "array")}, positional=("A",)),
@@ -305,16 +322,18 @@ def cases() -> dict:
         "resolve_inputs": Case(itermap.resolve_inputs, {
             "map": P(MLP, "map"), "x": P(np.zeros(6), "state"),
             "inputs": P(np.ones(2), "array"), "steps": P(2, "int>=0")},
-            positional=("map", "x", "inputs", "steps")),
-        "IterativeMap.step": Case(RNN.step, {"x": P(x5, "state"),
+            positional=("map", "x", "inputs", "steps"),
+            skip={"x": {"nan", "inf"}}),  # x gives shapes only
+        "IterativeMap.step": Case(RNN.step, passes_nan=True, params={"x": P(x5, "state"),
                                              "u": P(None, "array", optional=True)},
                                   positional=("x", "u"), nan_ok=True),
-        "IterativeMap.jacobian": Case(RNN.jacobian, {"x": P(x5, "state")},
+        "IterativeMap.jacobian": Case(RNN.jacobian, passes_nan=True, params={"x": P(x5, "state")},
                                       positional=("x",), nan_ok=True),
-        "IterativeMap.tangent": Case(RNN.tangent, {
+        "IterativeMap.tangent": Case(RNN.tangent, passes_nan=True, params={
             "x": P(x5, "state"), "v": P(np.eye(5)[:, :2], "array")},
-            positional=("x", "v"), nan_ok=True),
-        "IterativeMap.vjp": Case(RNN.vjp, {
+            positional=("x", "v"), nan_ok=True,
+            skip={"v": {"wrong shape"}}),  # another k: v (dim, k) is valid for every k
+        "IterativeMap.vjp": Case(RNN.vjp, passes_nan=True, params={
             "x": P(x5, "state"), "w": P(np.ones(5), "array")},
             positional=("x", "w"), nan_ok=True),
         # -- files ------------------------------------------------------------------
@@ -332,7 +351,7 @@ def cases() -> dict:
             "unique_tol": P(1e-6, "float>0"), "slow_points": P(False, "bool")},
             positional=("map", "x0")),
         "sample_states": Case(analysis.sample_states, {
-            "map": P(RNN, "map"), "n": P(3, "int>=1"), "steps": P(5, "int>=0"),
+            "map": P(RNN, "map"), "n": P(3, "int>=1", size_like=True), "steps": P(5, "int>=0"),
             "noise": P(0.0, "float>=0"), "rng": P(0, "rng", optional=True),
             "x0": P(None, "state", optional=True), "inputs": P(None, "array", optional=True)},
             positional=("map", "n")),
@@ -343,10 +362,11 @@ def cases() -> dict:
             "map": P(RNN, "map"), "x": P(np.zeros(5), "state"), "steps": P(4, "int>=1"),
             "inputs": P(None, "array", optional=True), "method": P("linear", "choice"),
             "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0"),
-            "tol": P(None, "float>=0", optional=True)}, positional=("map", "x", "steps")),
+            "tol": P(None, "float>=0", optional=True)}, positional=("map", "x", "steps"),
+            skip={"blocks": {"negative"}}),  # negative block indices count from the end
         "memory_capacity": Case(analysis.memory_capacity, {
             "map": P(IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), "map"),
-            "max_delay": P(3, "int>=1"), "steps": P(300, "int>=1"),
+            "max_delay": P(3, "int>=1", size_like=True), "steps": P(300, "int>=1"),
             "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
             "input_scale": P(1.0, "float>0")}, positional=("map",)),
         "sparsity_graph": Case(analysis.sparsity_graph, {
@@ -354,7 +374,8 @@ def cases() -> dict:
             positional=("weights",)),
         "kaplan_yorke_dimension": Case(analysis.kaplan_yorke_dimension, {
             "exponents": P(np.array([0.4, -1.6]), "array"),
-            "dim": P(None, "int>=1", optional=True)}, positional=("exponents", "dim")),
+            "dim": P(None, "int>=1", optional=True)}, positional=("exponents", "dim"),
+            skip={"exponents": {"wrong shape"}}),  # a longer spectrum is a spectrum
         "lyapunov_spectrum": Case(analysis.lyapunov_spectrum, {
             "map": P(HENON, "map"), "x0": P(np.array([0.1, 0.1]), "state"),
             "steps": P(30, "int>=1"), "k": P(None, "int>=1", optional=True),
@@ -370,14 +391,15 @@ def cases() -> dict:
             positional=("make_map", "values", "x0", "steps")),
         "mean_field_exponent": Case(analysis.mean_field_exponent, {
             "gain": P(np.array([0.5, 1.5]), "values"), "activation": P("tanh", "choice"),
-            "quadrature": P(401, "int>=2")}, positional=("gain",)),
+            "quadrature": P(401, "int>=2", size_like=True)}, positional=("gain",),
+            skip={"gain": {"2-d", "empty"}}),  # elementwise over any shape
         "orbit_diagram": Case(analysis.orbit_diagram, {
             "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
             "x0": P(np.array([0.3]), "state"), "transient": P(10, "int>=0"),
             "keep": P(4, "int>=1")}, positional=("make_map", "values", "x0")),
         "sweep": Case(analysis.sweep, {
             "function": P(_square, "callable"), "grid": P({"x": [1.0, 2.0]}, "grid"),
-            "executor": P("serial", "choice"), "seed": P(0, "rng", optional=True),
+            "executor": P("serial", "executor", optional=True), "seed": P(0, "rng", optional=True),
             "progress": P(False, "bool")}, positional=("function", "grid")),
         # -- plots ------------------------------------------------------------------
         "plots.trajectory": Case(plots.trajectory, {
@@ -392,7 +414,7 @@ def cases() -> dict:
             "fixed_points": P(_fixed_points(), "result")}, positional=("fixed_points",)),
         "plots.impulse_response": Case(plots.impulse_response, {
             "ir": P(_impulse(), "result"), "source": P(None, "int>=0", optional=True)},
-            positional=("ir",)),
+            positional=("ir",), skip={"source": {"negative"}}),
         "plots.block_matrix": Case(plots.block_matrix, {
             "W": P(MLP, "map", names=("matrix", "weights"))}, positional=("W",)),
         "plots.sparsity_graph": Case(plots.sparsity_graph, {
@@ -400,7 +422,7 @@ def cases() -> dict:
             positional=("G",)),
         "plots.orbit_diagram": Case(plots.orbit_diagram, {
             "od": P(_orbits(), "result", names=("orbit",)), "component": P(0, "int>=0")},
-            positional=("od",)),
+            positional=("od",), skip={"component": {"negative"}}),
         "plots.lyapunov_scan": Case(plots.lyapunov_scan, {
             "scan": P(_scan(), "result")}, positional=("scan",)),
         "plots.paper_style": Case(plots.paper_style, {"columns": P(1, "int>=1")},
@@ -453,6 +475,8 @@ def run(select=None):
             for label, bad, refuse in _bad_values(p):
                 if label in case.skip.get(pname, ()):
                     continue
+                if case.passes_nan and label in ("nan", "inf"):
+                    refuse = False
                 outcome, detail = classify(case, pname, label, bad, refuse)
                 rows.append({"case": cname, "param": pname, "bad": label,
                              "outcome": outcome, "detail": detail})
