@@ -451,7 +451,8 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     if n_samples // 2 <= n_units + 1:
         raise ValueError(f"steps={steps} leaves {n_samples} samples after the washout and the "
                          f"largest delay (max_delay={max_delay}), too few to fit a readout of "
-                         f"{n_units} units on half of them: use steps > {start + 2 * (n_units + 2)}")
+                         f"{n_units} units on half of them: use steps > "
+                         f"{start + 2 * (n_units + 2)}")
     s = gen.uniform(-input_scale, input_scale, size=steps)
     seq = np.repeat(s[:, None], map.input_size, axis=1)
     x0 = map.zeros()
