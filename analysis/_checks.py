@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itermap._checks import (
     check_bool,
+    check_choice,
     check_int,
     check_memory,
     check_real,
@@ -11,4 +12,5 @@ from itermap._checks import (
     named,
 )
 
-__all__ = ["check_bool", "check_int", "check_memory", "check_real", "check_real_array", "named"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
+           "check_real_array", "named"]

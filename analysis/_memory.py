@@ -9,8 +9,8 @@ import numpy as np
 import itermap
 from itermap.backends import namespace, to_numpy
 
+from ._checks import check_choice, check_real
 from ._checks import check_int as _check_int
-from ._checks import check_real
 
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
 
@@ -265,8 +265,7 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     """
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
-    if method not in ("linear", "nonlinear"):
-        raise ValueError(f"method must be 'linear' or 'nonlinear', got {method!r}")
+    method = check_choice("method", method, ("linear", "nonlinear"))
     eps = check_real("eps", eps, positive=True)
     x = map._check_state(x, "x")
     if x.ndim != 1:
@@ -453,8 +452,8 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
                          f"largest delay (max_delay={max_delay}), too few to fit a readout of "
                          f"{n_units} units on half of them: use steps > "
                          f"{start + 2 * (n_units + 2)}")
-    s = gen.uniform(-input_scale, input_scale, size=steps)
-    seq = np.repeat(s[:, None], map.input_size, axis=1)
+    unit = gen.uniform(-1.0, 1.0, size=steps)  # r2 is scale-free: regress on the unit draws
+    seq = np.repeat(input_scale * unit[:, None], map.input_size, axis=1)
     x0 = map.zeros()
     xp = namespace(x0)
     traj = itermap.iterate(map, x0, steps, inputs=xp.asarray(seq, dtype=x0.dtype))
@@ -465,7 +464,7 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     t = np.arange(start, steps + 1)
     X = np.column_stack([states[t][:, keep], np.ones(t.size)])
     delays = np.arange(1, max_delay + 1)
-    Y = s[t[:, None] - delays[None, :]]
+    Y = unit[t[:, None] - delays[None, :]]
     half = t.size // 2
     coef = np.linalg.lstsq(X[:half], Y[:half], rcond=None)[0]
     pred = X[half:] @ coef

@@ -11,8 +11,8 @@ import itermap
 from itermap import DivergenceError, Map, saveable
 from itermap.backends import is_sparse, namespace, to_numpy
 
+from ._checks import check_choice, check_memory, check_real_array
 from ._checks import check_int as _check_int
-from ._checks import check_memory, check_real_array
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
            "mean_field_exponent", "gain_family"]
@@ -362,14 +362,12 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
     >>> bool(mean_field_exponent(2.0) > 0)
     True
     """
-    if activation != "tanh":
-        raise ValueError(f"activation: the mean-field exponent is implemented for tanh only, "
-                         f"got {activation!r}")
+    check_choice("activation", activation, ("tanh",))  # the closed form is tanh's
     quadrature = _check_int("quadrature", quadrature, 101)
     g = check_real_array("gain", gain, allow_empty=True)
     check_memory("quadrature", 8.0 * 4 * quadrature * max(g.size, 1), "the quadrature grid")
-    if np.any(g < 0):
-        raise ValueError("gain must be non-negative")
+    if np.any(g < 0) or np.any(g > 1e6):
+        raise ValueError("gain must be in [0, 1e6]")
     # the trapezoidal rule on a wide uniform grid converges geometrically for these
     # analytic, Gaussian-weighted integrands (Gauss-Hermite does not: tanh' has poles
     # close to the real axis once q is large)

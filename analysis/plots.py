@@ -169,7 +169,8 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     if states.ndim == 2:
         states = states[:, None, :]
     if states.ndim != 3:
-        raise ValueError(f"states must have shape (n, dim) or (n, B, dim), got {states.shape}")
+        raise ValueError(f"traj: states must have shape (n, dim) or (n, B, dim), got "
+                         f"{states.shape}")
     n, B, dim = states.shape
     times = _field(traj, "times", None, required=False) if not hasattr(traj, "ndim") else None
     times = np.arange(n) if times is None else _np(times)
@@ -246,7 +247,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
         dky = _field(result, "kaplan_yorke_dimension", None, required=False)
     exps = np.atleast_1d(exps).astype(float)
     if exps.ndim != 1:
-        raise ValueError(f"exponents must be one-dimensional, got shape {exps.shape}")
+        raise ValueError(f"result: exponents must be one-dimensional, got shape {exps.shape}")
     if err is not None and np.shape(err) != exps.shape:
         err = None
     idx = np.arange(1, exps.size + 1)
@@ -372,7 +373,10 @@ def eigenvalues(fixed_points, *, ax=None):
         ev = _field(fixed_points, "eigenvalues", param="fixed_points")
         ev = np.asarray(_np(ev), dtype=complex)
         stable = _field(fixed_points, "stable", None, required=False)
-    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.ndim >= 1 and ev.size else ev.reshape(0, 1)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
+                         f"got {ev.shape}")
+    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
     if stable is None:
         stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
     stable = np.asarray(_np(stable), dtype=bool).reshape(-1)

@@ -20,7 +20,10 @@ _TOKEN = re.compile(r"^\s*(0|I|D|W|R|S|Row)\s*(?:=\s*([^\s]+))?\s*$", re.IGNOREC
 def _check_sizes(sizes, name: str = "sizes") -> tuple[int, ...]:
     if isinstance(sizes, str | bytes) or not hasattr(sizes, "__iter__"):
         raise TypeError(f"{name} must be a sequence of ints, got {sizes!r}")
-    raw = list(sizes)
+    try:
+        raw = list(sizes)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a sequence of ints, got {sizes!r} ({err})") from None
     if not raw:
         raise ValueError(f"{name} must name at least one block")
     for s in raw:

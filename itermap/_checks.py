@@ -13,7 +13,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "check_memory", "check_real", "check_real_array", "named"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
+           "check_real_array", "named"]
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -104,7 +105,7 @@ def check_real_array(name: str, value, *, ndim: int | None = None,
     >>> check_real_array("values", [1j], ndim=1)
     Traceback (most recent call last):
     ...
-    TypeError: values must be real, got dtype complex128
+    TypeError: values must be real numbers, got dtype complex128
     """
     if value is None or isinstance(value, str | bytes):
         raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
@@ -114,8 +115,8 @@ def check_real_array(name: str, value, *, ndim: int | None = None,
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be an array of real numbers ({err})") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
@@ -149,3 +150,18 @@ def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
     if nbytes > total:
         raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
                          f"machine's {total / 1e9:.3g} GB of memory")
+
+
+def check_choice(name: str, value, choices) -> str:
+    """``value`` if it is one of the strings ``choices``, else an error naming ``name``.
+
+    Examples
+    --------
+    >>> check_choice("keep", "last", ("all", "last"))
+    'last'
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {list(choices)}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

@@ -126,7 +126,7 @@ def _encode(obj, arrays):
             else:
                 fields[f.name] = _plain(value)
         return _type_name(cls), fields
-    raise TypeError(f"cannot save a {cls.__name__}: itermap saves maps, block matrices, "
+    raise TypeError(f"obj: cannot save a {cls.__name__}: itermap saves maps, block matrices, "
                     "trajectories and @saveable result dataclasses")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_int
+from ._checks import check_choice, check_int
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
@@ -197,8 +197,7 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
     """
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1)
-    if keep not in ("all", "last"):
-        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    keep = check_choice("keep", keep, ("all", "last"))
     map = as_map(map)
     x = map._check_state(x0, "x0")
     xp = namespace(x)

@@ -648,8 +648,8 @@ def _check_matrix(name, w):
             w = np.asarray(w, dtype=float)
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be a real 2-D array ({err})") from None
-    if len(w.shape) != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {tuple(w.shape)}")
+    if len(w.shape) != 2 or 0 in w.shape:
+        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {tuple(w.shape)}")
     data = w.data if is_sparse(w) else w
     xp = namespace(data)
     if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):

@@ -68,7 +68,7 @@ CATALOG = [
     ("fixed points complex starts", lambda: analysis.find_fixed_points(
         RNN, np.zeros((3, 6), dtype=complex)), TypeError, "real floating"),
     ("sparsity_graph level", lambda: analysis.sparsity_graph(RNN, level="node"), ValueError,
-     "level must be 'unit' or 'block'"),
+     r"level must be one of \['unit', 'block'\]"),
     ("fir_length not a map", lambda: analysis.fir_length("x"), TypeError, "map must be"),
     ("memory_capacity autonomous map", lambda: analysis.memory_capacity(
         RNN, max_delay=3, steps=100, rng=0), ValueError, "needs a driven map"),
