@@ -426,7 +426,8 @@ def cases() -> dict:
         "plots.lyapunov_spectrum": Case(plots.lyapunov_spectrum, {
             "result": P(_spectrum(), "result")}, positional=("result",)),
         "plots.lyapunov_history": Case(plots.lyapunov_history, {
-            "result": P(_spectrum(), "result"), "max_exponents": P(6, "int>=1")},
+            "result": P(_spectrum(), "result"),
+            "max_exponents": P(6, "int>=1", optional=True)},
             positional=("result",)),
         "plots.eigenvalues": Case(plots.eigenvalues, {
             "fixed_points": P(_fixed_points(), "result")}, positional=("fixed_points",)),
