@@ -40,6 +40,7 @@ __all__ = [
     "lyapunov_panels",
     "eigenvalues",
     "impulse_response",
+    "memory_capacity",
     "block_matrix",
     "sparsity_graph",
     "orbit_diagram",
@@ -522,6 +523,65 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     return ax
 
 
+def memory_capacity(results, *, ax=None, labels=None, **kwargs):
+    """Jaeger's memory capacity per delay, one line per map, the total in the legend.
+
+    Parameters
+    ----------
+    results : MemoryCapacity, or a sequence or dict of them
+        From :func:`itermap.analysis.memory_capacity`; a dict's keys label the
+        lines (maps along the MLP-RNN continuum, say).
+    ax : matplotlib Axes, optional
+    labels : sequence of str, optional
+        One label per result (default: the dict's keys, or ``map 0``, ...).
+    **kwargs
+        Passed to ``ax.plot``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> mc = {"delays": np.arange(1, 4), "r2": np.array([1.0, 0.5, 0.0]), "capacity": 1.5}
+    >>> ax = plots.memory_capacity({"rnn": mc})
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['rnn (MC = 1.50)']
+    """
+    if isinstance(results, dict) and "r2" not in results:
+        names, items = list(results), list(results.values())
+    elif isinstance(results, list | tuple):
+        names, items = None, list(results)
+    else:
+        names, items = None, [results]
+    if not items:
+        raise ValueError("results is empty: give at least one MemoryCapacity")
+    if labels is not None:
+        if len(labels) != len(items):
+            raise ValueError(f"got {len(labels)} labels for {len(items)} results")
+        names = list(labels)
+    if names is None:
+        names = [f"map {i}" for i in range(len(items))] if len(items) > 1 else ["map"]
+    ax = _axes(ax)
+    for name, mc in zip(names, items):
+        r2 = np.asarray(_np(_field(mc, "r2", param="results")), dtype=float)
+        delays = np.asarray(_np(_field(mc, "delays", param="results")), dtype=float)
+        if r2.shape != delays.shape or r2.ndim != 1:
+            raise ValueError(f"results: r2 {r2.shape} does not match delays {delays.shape}")
+        total = float(_field(mc, "capacity", r2.sum(), required=False))
+        ax.plot(delays, r2, marker=".", ms=4, label=f"{name} (MC = {total:.2f})", **kwargs)
+    ax.set_ylim(-0.03, 1.03)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("delay $d$ (steps)")
+    ax.set_ylabel(r"$r^2$ of $u_{t-d}$ read from $x_t$")
+    ax.legend(fontsize="small")
+    return ax
+
+
 # -- block matrix and graph ----------------------------------------------------------------
 def _block_matrix_of(W, sizes):
     import scipy.sparse as sp
@@ -614,6 +674,14 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     ax.set_xlabel("from block $j$ (columns: units)")
     ax.set_ylabel("to block $i$ (rows: units)")
     ax.set_title(f"$W$: {n}$\\times${n}, nnz {len(vals)}, density {len(vals) / n**2:.2g}")
+    # the colour key travels with the figure (a PDF on its own has no caption)
+    from matplotlib.lines import Line2D
+
+    key = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
+                  label=f"{name} weight ({int(np.sum(m))})")
+           for m, c, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))]
+    ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+              frameon=False, fontsize="small", handletextpad=0.2, borderaxespad=0.0)
     return ax
 
 

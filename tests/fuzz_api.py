@@ -446,6 +446,10 @@ def cases() -> dict:
             "scan": P(_scan(), "result")}, positional=("scan",)),
         "plots.lyapunov_panels": Case(plots.lyapunov_panels, {
             "result": P(_spectrum(), "result")}, positional=("result",)),
+        "plots.memory_capacity": Case(plots.memory_capacity, {
+            "results": P(analysis.memory_capacity(
+                IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), max_delay=3,
+                steps=300, rng=0), "result")}, positional=("results",)),
         "plots.paper_style": Case(plots.paper_style, {"columns": P(1, "int>=1")},
                                   positional=("columns",)),
         "plots.save_figure": Case(plots.save_figure, {

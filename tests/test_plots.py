@@ -328,3 +328,20 @@ def test_no_plot_function_calls_show(monkeypatch):
     plots.eigenvalues(np.array([0.5]))
     plots.block_matrix(np.eye(2))
     plots.sparsity_graph(_unit_graph())
+
+
+def test_memory_capacity_plot_draws_r2_per_delay_and_the_total():
+    import itermap
+    from itermap.analysis import memory_capacity
+
+    line = itermap.IterativeMap.from_rnn(np.diag([0.0, 0.0]) + np.eye(2, k=-1), np.eye(2, 1))
+    mc = memory_capacity(line, max_delay=4, steps=800, rng=0)   # a delay line of length 2
+    ax = plots.memory_capacity({"delay line": mc, "twice": mc})
+    lines = _lines(ax)
+    assert len(lines) == 2
+    np.testing.assert_allclose(lines[0].get_ydata(), mc.r2)
+    np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3, 4])
+    text = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert text[0] == f"delay line (MC = {mc.capacity:.2f})"
+    with pytest.raises(ValueError, match="results is empty"):
+        plots.memory_capacity([])
