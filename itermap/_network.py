@@ -406,12 +406,37 @@ class IterativeMap(Map):
                              for c, n in zip(cols, self._sizes)], axis=-1)
         return xp.reshape(out, (*lead, self.dim))
 
-    def jacobian(self, x, u=None):
-        """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)`` (dense)."""
+    def jacobian(self, x, u=None, *, sparse: bool = False):
+        """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)``.
+
+        Dense by default. A map with sparse weights can give its Jacobian at one
+        state as a sparse matrix with ``sparse=True`` (the same pattern as its
+        weights); building a large dense Jacobian of a sparse map warns first,
+        since ``tangent`` and ``vjp`` need no Jacobian at all.
+        """
         x = self._coerce(x)
         xp = namespace(x)
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
+        if sparse:
+            if x.ndim != 1:
+                raise ValueError("jacobian(..., sparse=True) takes one state of shape (dim,)")
+            S = self._bm.to_sparse().tocsr()
+            smod = sparse_module(namespace(S))
+            if self.input_block is not None:
+                keep = np.ones(self.dim)
+                keep[self._slices[self.input_block]] = 0.0
+                keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
+                S = smod.diags(keep) @ S @ smod.diags(keep)
+            return (smod.diags(d) @ S).tocsr()
+        if self._kind != "dense" and self.dim >= _WARN_DENSE_JACOBIAN:
+            import warnings
+
+            batch = x.shape[0] if x.ndim == 2 else 1
+            warnings.warn(f"building {batch} dense {self.dim} x {self.dim} Jacobian(s) of a "
+                          f"sparse map ({batch * self.dim ** 2 * 8 / 1e9:.2g} GB); tangent and "
+                          f"vjp need none, and jacobian(x, sparse=True) keeps the pattern",
+                          stacklevel=2)
         J = d[..., :, None] * self._dense_masked(xp)
         if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
             # sparse products hand back F-ordered states; batched solvers want C order
@@ -428,6 +453,58 @@ class IterativeMap(Map):
                     W = _zero_rows_cols(W, self._slices[self.input_block], namespace(W))
             self._Wdense_cache = W
         return self._Wdense_cache
+
+    def forward(self, x):
+        """The settled output of an acyclic map (an MLP) for a batch of inputs.
+
+        One sweep over the blocks in topological order: the network's forward
+        pass, the same as iterating :attr:`settle_steps` steps with the input
+        held and reading the last block.
+
+        Parameters
+        ----------
+        x : array of shape (n_in,) or (B, n_in)
+            Inputs for the input block.
+
+        Returns
+        -------
+        array of shape (n_out,) or (B, n_out)
+            The last block of the settled state.
+
+        Raises
+        ------
+        ValueError
+            The map has no input block, or its block graph has a cycle (it
+            never settles: run :func:`itermap.iterate` instead).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> W1, W2 = np.array([[1.0, -1.0]]), np.array([[2.0]])
+        >>> mlp = IterativeMap.from_mlp([W1, W2], activation="relu")
+        >>> mlp.forward(np.array([[3.0, 1.0], [1.0, 3.0]]))
+        array([[4.],
+               [0.]])
+        """
+        if self.input_block is None:
+            raise ValueError("forward needs a driven map with an input block (from_mlp makes "
+                             "one)")
+        if self._depth is None:
+            raise ValueError("forward needs an acyclic block graph, but this map has a cycle: "
+                             "it never settles; use itermap.iterate")
+        if x is None or isinstance(x, str | bytes):
+            raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
+        if not hasattr(x, "shape"):
+            x = np.asarray(x, dtype=float)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape ({self.input_size},) or (B, "
+                             f"{self.input_size}), got {tuple(x.shape)}")
+        xp = namespace(x)
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("x contains NaN or inf")
+        state = self.settled_state(self.zeros(None if x.ndim == 1 else x.shape[0]), x)
+        return self.readout(state)
 
     # -- settling shortcut used by iterate ---------------------------------
     def settled_state(self, x, u=None):
@@ -635,6 +712,10 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
         if density > 0.1:
             W = W.toarray()
     return IterativeMap(W, activation=activation)
+
+
+# a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
+_WARN_DENSE_JACOBIAN = 5000
 
 
 # -- internals ----------------------------------------------------------------
