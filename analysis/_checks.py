@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+from itermap._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_memory,
+    check_real,
+    check_real_array,
+    named,
+)
 
-__all__ = ["check_int"]
-
-
-def check_int(name: str, value, minimum: int) -> int:
-    """``value`` as an int, or a TypeError/ValueError that names ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+__all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
+           "check_real_array", "named"]

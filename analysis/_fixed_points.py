@@ -22,6 +22,7 @@ from array_api_compat import is_numpy_namespace
 import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
+from ._checks import check_bool, check_memory, check_real_array
 from ._checks import check_int as _check_int
 from ._lapack_threads import batched_solve, blas_single_threaded
 
@@ -569,6 +570,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     max_iter = _check_int("max_iter", max_iter, 1)
     tol = _check_positive("tol", tol)
     unique_tol = _check_positive("unique_tol", unique_tol)
+    slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map, x0)
     u = _check_inputs(map, inputs, xp)
     if u is not None:
@@ -954,12 +956,16 @@ def sample_states(map, n, *, steps=100, noise=0.0, rng=None, x0=None, inputs=Non
         raise TypeError(f"noise must be a number, got {noise!r}") from None
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    check_memory("n", 8.0 * 3 * n * map.dim, "the sampled states")
     gen = itermap.as_rng(rng)
     dtype = map.dtype if map.dtype is not None else np.float64
     if x0 is None:
         x = gen.standard_normal((n, map.dim)).astype(dtype)
     else:
-        x = to_numpy(x0) if hasattr(x0, "shape") else np.asarray(x0, dtype=float)
+        x = check_real_array("x0", to_numpy(x0) if hasattr(x0, "shape") else x0)
+        if x.shape not in ((map.dim,), (n, map.dim)):
+            raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "
+                             f"{tuple(np.shape(x0))}")
         x = np.array(np.broadcast_to(x, (n, map.dim)) if x.ndim == 1 else x, dtype=dtype)
         if x.shape != (n, map.dim):
             raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "

@@ -9,6 +9,9 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_numpy
 
+from ._checks import check_choice, check_int
+from ._checks import named as check_named
+
 __all__ = ["sparsity_graph", "fir_length"]
 
 
@@ -27,7 +30,8 @@ def _as_block_matrix(weights, what="weights"):
             raise ValueError(f"{what} must be a square matrix, got shape {tuple(weights.shape)}")
         if not is_sparse(weights):
             weights = np.asarray(to_numpy(weights))
-        return itermap.BlockMatrix([weights.shape[0]], {(0, 0): weights}), None
+        with check_named(what):
+            return itermap.BlockMatrix([weights.shape[0]], {(0, 0): weights}), None
     raise TypeError(f"{what} must be a BlockMatrix, a 2-D array, a sparse matrix or an "
                     f"IterativeMap, got {type(weights).__name__}")
 
@@ -85,8 +89,7 @@ def sparsity_graph(weights, *, level="unit"):
     >>> sorted(B.edges(data="nnz"))
     [(0, 1, 6), (1, 2, 3)]
     """
-    if level not in ("unit", "block"):
-        raise ValueError(f"level must be 'unit' or 'block', got {level!r}")
+    level = check_choice("level", level, ("unit", "block"))
     bm, input_block = _as_block_matrix(weights)
     sizes = bm.sizes
     G = nx.DiGraph(sizes=list(sizes))
@@ -197,6 +200,8 @@ def fir_length(map, *, input_block=None):
     True
     """
     bm, own_input = _as_block_matrix(map, what="map")
+    if input_block is not None:
+        input_block = check_int("input_block", input_block, 0)
     if isinstance(map, itermap.Map):
         if input_block is not None and input_block != own_input:
             raise ValueError(f"input_block={input_block} disagrees with the map's input block "

@@ -20,6 +20,7 @@ import numpy as np
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
+from ._checks import check_bool
 from ._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension"]
@@ -132,10 +133,17 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     >>> kaplan_yorke_dimension([-0.1, -0.5])
     0.0
     """
-    lam = np.asarray(exponents, dtype=float).ravel()
+    lam = _check_spectrum(exponents)
+    dim = lam.size if dim is None else _check_int("dim", dim, lam.size)
+    return _ky_dimension(lam, dim)
+
+
+def _ky_dimension(lam, dim) -> float:
+    """Kaplan-Yorke dimension of a decreasing spectrum (NaN in, NaN out)."""
     k = lam.size
-    dim = k if dim is None else int(dim)
-    if k == 0 or lam[0] < 0:
+    if not np.all(np.isfinite(lam[lam != -np.inf])):
+        return float("nan")
+    if lam[0] < 0:
         return 0.0
     partial = np.cumsum(lam)
     nonneg = np.flatnonzero(partial >= 0)
@@ -143,6 +151,25 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     if j == k:
         return float(dim) if k >= dim else float("nan")
     return float(j + partial[j - 1] / abs(lam[j]))
+
+
+def _check_spectrum(exponents):
+    """Exponents as a non-empty, decreasing 1-D float array; -inf allowed, NaN not."""
+    if exponents is None or isinstance(exponents, str | bytes):
+        raise TypeError(f"exponents must be an array of real numbers, got "
+                        f"{type(exponents).__name__}")
+    try:
+        lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"exponents must be an array of real numbers ({err})") from None
+    if lam.dtype.kind not in "iuf":
+        raise TypeError(f"exponents must be real, got dtype {lam.dtype}")
+    lam = lam.astype(np.float64)
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"exponents must be a non-empty 1-D spectrum, got shape {lam.shape}")
+    if np.any(np.isnan(lam)) or np.any(lam == np.inf):
+        raise ValueError("exponents contain NaN or +inf: no dimension can be read from them")
+    return np.sort(lam)[::-1]
 
 
 def _initial_frame(map_, B, k, x, xp, rng):
@@ -286,6 +313,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     True
     """
     map = as_map(map)
+    progress = check_bool("progress", progress)
     steps = _check_int("steps", steps, 1)
     transient = _check_int("transient", transient, 0)
     every = _check_int("reorthonormalize_every", reorthonormalize_every, 1)
@@ -333,7 +361,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                              f"(dim={map.dim} minus the input block of size {map.forced_size})")
         if x0 is None:
             raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-        x = map._check_state(x0)
+        x = map._check_state(x0, "x0")
         xp = namespace(x)
         if not bool(xp.all(xp.isfinite(x))):
             raise ValueError("x0 contains NaN or inf")
@@ -419,7 +447,8 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         stderr=stderr,
         history=np.asarray(hist, dtype=float).reshape(-1, k),
         history_steps=np.asarray(hist_steps, dtype=np.int64),
-        kaplan_yorke_dimension=kaplan_yorke_dimension(exps, free),
+        kaplan_yorke_dimension=_ky_dimension(np.sort(np.asarray(exps, dtype=float))[::-1],
+                                             free),
         entropy_rate=float(exps[exps > 0].sum()),
         steps=n_total,
         transient=transient,

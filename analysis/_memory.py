@@ -9,6 +9,7 @@ import numpy as np
 import itermap
 from itermap.backends import namespace, to_numpy
 
+from ._checks import check_choice, check_real
 from ._checks import check_int as _check_int
 
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
@@ -99,6 +100,8 @@ def _sources(map_, blocks):
         return list(range(n))
     if isinstance(blocks, int | np.integer) and not isinstance(blocks, bool):
         blocks = [blocks]
+    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
     for b in blocks:
         if isinstance(b, bool) or not isinstance(b, int | np.integer):
@@ -262,21 +265,17 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     """
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
-    if method not in ("linear", "nonlinear"):
-        raise ValueError(f"method must be 'linear' or 'nonlinear', got {method!r}")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be positive and finite, got {eps}")
-    x = map._check_state(x)
+    method = check_choice("method", method, ("linear", "nonlinear"))
+    eps = check_real("eps", eps, positive=True)
+    x = map._check_state(x, "x")
     if x.ndim != 1:
         raise ValueError(f"x must be one state of shape ({map.dim},), got {tuple(x.shape)}")
     xp = namespace(x)
-    _check_finite(xp, x, 0)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x contains NaN or inf")
     if tol is None:
         tol = 0.0 if method == "linear" else 64 * _machine_eps(x) / eps
-    tol = float(tol)
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be non-negative and finite, got {tol}")
+    tol = check_real("tol", tol, minimum=0.0)
     sources = _sources(map, blocks)
     ib = map.input_block
     state_src = [b for b in sources if b != ib]
@@ -443,19 +442,18 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     max_delay = _check_int("max_delay", max_delay, 1)
     steps = _check_int("steps", steps, 1)
     washout = _check_int("washout", washout, 0)
-    input_scale = float(input_scale)
-    if not (np.isfinite(input_scale) and input_scale > 0):
-        raise ValueError(f"input_scale must be positive and finite, got {input_scale}")
+    input_scale = check_real("input_scale", input_scale, positive=True)
     gen = itermap.as_rng(rng)
     start = max(washout, max_delay)
     n_samples = steps + 1 - start
     n_units = map.dim - map.forced_size
     if n_samples // 2 <= n_units + 1:
         raise ValueError(f"steps={steps} leaves {n_samples} samples after the washout and the "
-                         f"largest delay, too few to fit a readout of {n_units} units on half "
-                         f"of them: use steps > {start + 2 * (n_units + 2)}")
-    s = gen.uniform(-input_scale, input_scale, size=steps)
-    seq = np.repeat(s[:, None], map.input_size, axis=1)
+                         f"largest delay (max_delay={max_delay}), too few to fit a readout of "
+                         f"{n_units} units on half of them: use steps > "
+                         f"{start + 2 * (n_units + 2)}")
+    unit = gen.uniform(-1.0, 1.0, size=steps)  # r2 is scale-free: regress on the unit draws
+    seq = np.repeat(input_scale * unit[:, None], map.input_size, axis=1)
     x0 = map.zeros()
     xp = namespace(x0)
     traj = itermap.iterate(map, x0, steps, inputs=xp.asarray(seq, dtype=x0.dtype))
@@ -466,7 +464,7 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     t = np.arange(start, steps + 1)
     X = np.column_stack([states[t][:, keep], np.ones(t.size)])
     delays = np.arange(1, max_delay + 1)
-    Y = s[t[:, None] - delays[None, :]]
+    Y = unit[t[:, None] - delays[None, :]]
     half = t.size // 2
     coef = np.linalg.lstsq(X[:half], Y[:half], rcond=None)[0]
     pred = X[half:] @ coef

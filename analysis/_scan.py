@@ -11,6 +11,7 @@ import itermap
 from itermap import DivergenceError, Map, saveable
 from itermap.backends import is_sparse, namespace, to_numpy
 
+from ._checks import check_choice, check_memory, check_real_array
 from ._checks import check_int as _check_int
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
@@ -69,19 +70,23 @@ class LyapunovScan:
 
 
 def _values(values):
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"values must be a non-empty 1-D sequence, got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("values contain NaN or inf")
-    return v
+    return check_real_array("values", values, ndim=1)
 
 
 def _states_for(map_, x0, P, xp=None):
     """x0 as a (P, dim) batch on the map's backend."""
+    if x0 is None or isinstance(x0, str | bytes):
+        raise TypeError(f"x0 must be a state array, got {type(x0).__name__}")
     if not hasattr(x0, "shape"):
-        x0 = np.asarray(x0, dtype=float)
+        try:
+            x0 = np.asarray(x0, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"x0 must be a real state array ({err})") from None
     xp = namespace(x0) if xp is None else xp
+    if not xp.isdtype(x0.dtype, ("real floating", "integral")):
+        raise TypeError(f"x0 must be real, got dtype {x0.dtype}")
+    if not bool(xp.all(xp.isfinite(x0))):
+        raise ValueError("x0 contains NaN or inf")
     if x0.ndim == 1:
         if x0.shape[0] != map_.dim:
             raise ValueError(f"x0 has dimension {x0.shape[0]}, but the map has dim={map_.dim}")
@@ -357,13 +362,12 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
     >>> bool(mean_field_exponent(2.0) > 0)
     True
     """
-    if activation != "tanh":
-        raise ValueError(f"the mean-field exponent is implemented for tanh only, got "
-                         f"{activation!r}")
+    check_choice("activation", activation, ("tanh",))  # the closed form is tanh's
     quadrature = _check_int("quadrature", quadrature, 101)
-    g = np.asarray(gain, dtype=float)
-    if not np.all(np.isfinite(g)) or np.any(g < 0):
-        raise ValueError("gain must be finite and non-negative")
+    g = check_real_array("gain", gain, allow_empty=True)
+    check_memory("quadrature", 8.0 * 4 * quadrature * max(g.size, 1), "the quadrature grid")
+    if np.any(g < 0) or np.any(g > 1e6):
+        raise ValueError("gain must be in [0, 1e6]")
     # the trapezoidal rule on a wide uniform grid converges geometrically for these
     # analytic, Gaussian-weighted integrands (Gauss-Hermite does not: tanh' has poles
     # close to the real axis once q is large)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_choice, check_int, check_real, check_real_array
+
 __all__ = [
     "trajectory",
     "lyapunov_spectrum",
@@ -38,6 +40,7 @@ __all__ = [
     "lyapunov_panels",
     "eigenvalues",
     "impulse_response",
+    "memory_capacity",
     "block_matrix",
     "sparsity_graph",
     "orbit_diagram",
@@ -72,15 +75,16 @@ def _axes(ax, figsize=None):
     return ax
 
 
-def _field(obj, name, default=None, *, required=True):
-    """``obj.name`` or ``obj[name]``; a ValueError naming the field when required and absent."""
+def _field(obj, name, default=None, *, required=True, param="the argument"):
+    """``obj.name`` or ``obj[name]``; a TypeError naming ``param`` and the field when absent."""
     if isinstance(obj, dict):
         if name in obj:
             return obj[name]
     elif hasattr(obj, name):
         return getattr(obj, name)
     if required:
-        raise TypeError(f"expected an object with a field {name!r}, got {type(obj).__name__}")
+        raise TypeError(f"{param} must be an object with a field {name!r}, got "
+                        f"{type(obj).__name__}")
     return default
 
 
@@ -123,7 +127,8 @@ def _readable_log_axis(axis):
 
 
 def _zero_line(ax, *, orientation="h"):
-    kw = dict(color="0.45", lw=0.8, ls="--", zorder=0, label="_zero")
+    # dotted and grey: dashed black lines are predictions (the mean field)
+    kw = dict(color="0.45", lw=0.8, ls=":", zorder=0, label="_zero")
     return ax.axhline(0.0, **kw) if orientation == "h" else ax.axvline(0.0, **kw)
 
 
@@ -162,20 +167,23 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     >>> ax.get_ylabel()
     'next state $x_{k+1}$'
     """
-    states = _np(_field(traj, "states") if not hasattr(traj, "ndim") else traj)
+    states = _np(_field(traj, "states", param="traj") if not hasattr(traj, "ndim") else traj)
     if states.ndim == 2:
         states = states[:, None, :]
     if states.ndim != 3:
-        raise ValueError(f"states must have shape (n, dim) or (n, B, dim), got {states.shape}")
+        raise ValueError(f"traj: states must have shape (n, dim) or (n, B, dim), got "
+                         f"{states.shape}")
     n, B, dim = states.shape
     times = _field(traj, "times", None, required=False) if not hasattr(traj, "ndim") else None
     times = np.arange(n) if times is None else _np(times)
-    dims = tuple(int(d) for d in np.atleast_1d(dims))
+    if dims is None or isinstance(dims, str | bytes):
+        raise TypeError(f"dims must be a pair of component indices, got {dims!r}")
+    dims = tuple(check_int("dims", d) for d in (dims if hasattr(dims, "__iter__") else [dims]))
     if dim == 1 and not time:
         dims = ()  # the return plot
     for d in dims:
         if not -dim <= d < dim:
-            raise ValueError(f"component {d} does not exist: the state has dim {dim}")
+            raise ValueError(f"dims: component {d} does not exist: the state has dim {dim}")
     ax = _axes(ax)
     B = min(B, int(max_lines))
     if time:
@@ -235,13 +243,13 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     if hasattr(result, "ndim") or isinstance(result, (list, tuple)):
         exps, err, dky = _np(result), None, None
     else:
-        exps = _np(_field(result, "exponents"))
+        exps = _np(_field(result, "exponents", param="result"))
         err = _field(result, "stderr", None, required=False)
         err = None if err is None else _np(err)
         dky = _field(result, "kaplan_yorke_dimension", None, required=False)
     exps = np.atleast_1d(exps).astype(float)
     if exps.ndim != 1:
-        raise ValueError(f"exponents must be one-dimensional, got shape {exps.shape}")
+        raise ValueError(f"result: exponents must be one-dimensional, got shape {exps.shape}")
     if err is not None and np.shape(err) != exps.shape:
         err = None
     idx = np.arange(1, exps.size + 1)
@@ -264,7 +272,7 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     return ax
 
 
-def lyapunov_history(result, *, ax=None, max_exponents=6):
+def lyapunov_history(result, *, ax=None, max_exponents=None):
     """How the exponent estimates converge with the number of steps averaged.
 
     Parameters
@@ -273,8 +281,9 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
         An object with ``history`` (n_checkpoints, k) and ``history_steps``
         (n_checkpoints,).
     ax : matplotlib Axes, optional
-    max_exponents : int
-        Draw at most the first this many exponents.
+    max_exponents : int, optional
+        Draw at most the first this many exponents (all by default); when
+        fewer than the computed ones are drawn, the legend says so.
 
     Returns
     -------
@@ -288,15 +297,19 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     >>> plots.lyapunov_history(res).get_xscale()
     'log'
     """
-    hist = _np(_field(result, "history")).astype(float)
-    steps = _np(_field(result, "history_steps")).astype(float)
+    if max_exponents is not None:
+        max_exponents = check_int("max_exponents", max_exponents, 1)
+    hist = _np(_field(result, "history", param="result")).astype(float)
+    steps = _np(_field(result, "history_steps", param="result")).astype(float)
     if hist.ndim == 1:
         hist = hist[:, None]
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)
     marker = dict(marker=".", ms=3) if steps.size <= 30 else {}
-    for i in range(min(hist.shape[1], int(max_exponents))):
+    k = hist.shape[1]
+    shown = k if max_exponents is None else min(k, max_exponents)
+    for i in range(shown):
         ax.plot(steps, hist[:, i], label=f"$\\lambda_{{{i + 1}}}$", **marker)
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
@@ -304,7 +317,8 @@ def lyapunov_history(result, *, ax=None, max_exponents=6):
     ax.set_xlabel("steps averaged")
     ax.set_ylabel(f"estimate ({EXPONENT_UNIT})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              handlelength=1.2)
+              handlelength=1.2, ncols=1 if shown <= 12 else 2,
+              title=None if shown == k else f"first {shown} of {k}")
     return ax
 
 
@@ -337,8 +351,10 @@ def lyapunov_panels(result, *, fig=None):
 def eigenvalues(fixed_points, *, ax=None):
     """Jacobian eigenvalues of fixed points in the complex plane, with the unit circle.
 
-    Eigenvalues of stable fixed points are drawn as blue dots, those of
-    unstable ones as red crosses.
+    Each fixed point has its own marker (up to ten points; beyond that they
+    share one per stability), blue when the point is stable and red when it
+    is not, so a point's eigenvalues can be told from another's. The legend
+    counts points, and says how many eigenvalues each marker stands for.
 
     Parameters
     ----------
@@ -357,15 +373,19 @@ def eigenvalues(fixed_points, *, ax=None):
     >>> from itermap.analysis import plots
     >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
     >>> sorted(c.get_label() for c in ax.collections)
-    ['stable (1)']
+    ['point 0, stable (2 eigenvalues)']
     """
     if hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple)):
         ev = np.asarray(_np(fixed_points), dtype=complex)
         stable = None
     else:
-        ev = np.asarray(_np(_field(fixed_points, "eigenvalues")), dtype=complex)
+        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
+        ev = np.asarray(_np(ev), dtype=complex)
         stable = _field(fixed_points, "stable", None, required=False)
-    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.ndim >= 1 and ev.size else ev.reshape(0, 1)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
+                         f"got {ev.shape}")
+    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
     if stable is None:
         stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
     stable = np.asarray(_np(stable), dtype=bool).reshape(-1)
@@ -374,12 +394,23 @@ def eigenvalues(fixed_points, *, ax=None):
     ax = _axes(ax)
     t = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.cos(t), np.sin(t), color="0.45", lw=0.8, ls="--", label="unit circle")
-    for mask, name, style in ((stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
-                              (~stable, "unstable", dict(marker="x", color=POSITIVE, s=18))):
-        pts = ev2[mask].reshape(-1)
-        if pts.size:
-            ax.scatter(pts.real, pts.imag, label=f"{name} ({int(mask.sum())})", lw=0.9,
-                       zorder=3, **style)
+    markers = "oxs^vD+P*h"
+    if ev2.shape[0] <= len(markers):
+        for i, (row, st) in enumerate(zip(ev2, stable)):
+            kind = "stable" if st else "unstable"
+            ax.scatter(row.real, row.imag, marker=markers[i], s=18, lw=0.9, zorder=3,
+                       color=NEGATIVE if st else POSITIVE,
+                       facecolors="none" if markers[i] in "osD^vh" else None,
+                       label=f"point {i}, {kind} ({row.size} eigenvalues)")
+    else:
+        for mask, name, style in ((stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
+                                  (~stable, "unstable", dict(marker="x", color=POSITIVE,
+                                                              s=18))):
+            pts = ev2[mask].reshape(-1)
+            if pts.size:
+                ax.scatter(pts.real, pts.imag, lw=0.9, zorder=3,
+                           label=f"{name}: {int(mask.sum())} points, {pts.size} eigenvalues",
+                           **style)
     r = max(1.1, 1.1 * float(np.abs(ev2).max(initial=0.0)))
     ax.set_xlim(-r, r)
     ax.set_ylim(-r, r)
@@ -441,7 +472,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if hasattr(ir, "ndim"):
         norms, length = _np(ir), None
     else:
-        norms = _np(_field(ir, "norms"))
+        norms = _np(_field(ir, "norms", param="ir"))
         length = _field(ir, "length", None, required=False)
     norms = np.asarray(norms, dtype=float)
     if norms.ndim == 2:
@@ -452,6 +483,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if source is None:  # every source at once: root-sum-square over the sources
         per_target = np.sqrt(np.sum(norms ** 2, axis=1))
     else:
+        source = check_int("source", source)
         if not -norms.shape[1] <= source < norms.shape[1]:
             raise ValueError(f"source block {source} does not exist: there are "
                              f"{norms.shape[1]}")
@@ -481,10 +513,72 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     if mark_length and length is not None:
         ax.axvline(float(length), color="0.3", ls=":", lw=0.9,
                    label=("" if label is None else f"{label}: ") + f"length {int(length)}")
-    ax.set_xlabel("step $k$ after the impulse")
-    ax.set_ylabel(r"response norm $\|\delta x_k\|$ (log)")
+    # say what is plotted: the Frobenius norm of the response to a unit impulse in every
+    # unit of the source block(s), and that k = 0 is the impulse itself
+    ax.set_xlabel("step $k$ ($k = 0$: the impulse)")
+    where = "every block" if source is None else f"block {source}"
+    ax.set_ylabel(r"$\|\partial x_k / \partial x_0\|_F$, unit impulses in " + where)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
+    return ax
+
+
+def memory_capacity(results, *, ax=None, labels=None, **kwargs):
+    """Jaeger's memory capacity per delay, one line per map, the total in the legend.
+
+    Parameters
+    ----------
+    results : MemoryCapacity, or a sequence or dict of them
+        From :func:`itermap.analysis.memory_capacity`; a dict's keys label the
+        lines (maps along the MLP-RNN continuum, say).
+    ax : matplotlib Axes, optional
+    labels : sequence of str, optional
+        One label per result (default: the dict's keys, or ``map 0``, ...).
+    **kwargs
+        Passed to ``ax.plot``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> mc = {"delays": np.arange(1, 4), "r2": np.array([1.0, 0.5, 0.0]), "capacity": 1.5}
+    >>> ax = plots.memory_capacity({"rnn": mc})
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['rnn (MC = 1.50)']
+    """
+    if isinstance(results, dict) and "r2" not in results:
+        names, items = list(results), list(results.values())
+    elif isinstance(results, list | tuple):
+        names, items = None, list(results)
+    else:
+        names, items = None, [results]
+    if not items:
+        raise ValueError("results is empty: give at least one MemoryCapacity")
+    if labels is not None:
+        if len(labels) != len(items):
+            raise ValueError(f"got {len(labels)} labels for {len(items)} results")
+        names = list(labels)
+    if names is None:
+        names = [f"map {i}" for i in range(len(items))] if len(items) > 1 else ["map"]
+    ax = _axes(ax)
+    for name, mc in zip(names, items):
+        r2 = np.asarray(_np(_field(mc, "r2", param="results")), dtype=float)
+        delays = np.asarray(_np(_field(mc, "delays", param="results")), dtype=float)
+        if r2.shape != delays.shape or r2.ndim != 1:
+            raise ValueError(f"results: r2 {r2.shape} does not match delays {delays.shape}")
+        total = float(_field(mc, "capacity", r2.sum(), required=False))
+        ax.plot(delays, r2, marker=".", ms=4, label=f"{name} (MC = {total:.2f})", **kwargs)
+    ax.set_ylim(-0.03, 1.03)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("delay $d$ (steps)")
+    ax.set_ylabel(r"$r^2$ of $u_{t-d}$ read from $x_t$")
+    ax.legend(fontsize="small")
     return ax
 
 
@@ -504,9 +598,10 @@ def _block_matrix_of(W, sizes):
     if sp.issparse(W):
         S = W.tocoo()
     else:
-        A = _np(W)
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"weights must be a square matrix, got shape {A.shape}")
+        A = check_real_array("W", W, ndim=2) if W is not None else None
+        if A is None or A.shape[0] != A.shape[1]:
+            raise ValueError(f"W must be a square weight matrix, got "
+                             f"{'None' if A is None else A.shape}")
         S = sp.coo_matrix(A)
     n = S.shape[0]
     sizes = (n,) if sizes is None else tuple(int(s) for s in sizes)
@@ -579,45 +674,109 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     ax.set_xlabel("from block $j$ (columns: units)")
     ax.set_ylabel("to block $i$ (rows: units)")
     ax.set_title(f"$W$: {n}$\\times${n}, nnz {len(vals)}, density {len(vals) / n**2:.2g}")
+    # the colour key travels with the figure (a PDF on its own has no caption)
+    from matplotlib.lines import Line2D
+
+    key = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
+                  label=f"{name} weight ({int(np.sum(m))})")
+           for m, c, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))]
+    ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+              frameon=False, fontsize="small", handletextpad=0.2, borderaxespad=0.0)
     return ax
 
 
 def _graph_layout(G):
+    """Node positions: the units of each block on a ring, the rings left to right.
+
+    A ring shows recurrent structure (chords within a block, arcs between
+    blocks) where a column of units collapses onto one line. A block-level
+    graph puts each block at the centre of its ring.
+    """
     blocks = {}
     for node, data in G.nodes(data=True):
         # unit graphs: attribute ``block``; block graphs: the node is the block
         b = data.get("block", node if "size" in data and isinstance(node, (int, np.integer))
                      else 0)
         blocks.setdefault(int(b), []).append(node)
-    largest = max((len(v) for v in blocks.values()), default=1)
-    pos = {}
+    pos, centre = {}, {}
     for b, nodes in blocks.items():
         nodes = sorted(nodes, key=lambda v: (str(type(v)), v))
         m = len(nodes)
-        half = 0.5 * (m / largest)
-        ys = np.linspace(half, -half, m) if m > 1 else np.zeros(1)
-        for node, y in zip(nodes, ys):
-            pos[node] = (float(b), float(y))
-    return pos, sorted(blocks)
+        centre[b] = (float(b), 0.0)
+        if m == 1:
+            pos[nodes[0]] = centre[b]
+            continue
+        angle = np.pi / 2 - 2 * np.pi * np.arange(m) / m  # clockwise from the top
+        for node, t in zip(nodes, angle):
+            pos[node] = (float(b) + _RING * np.cos(t), _RING * np.sin(t))
+    return pos, sorted(blocks), centre
 
 
-def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
-    """Draw a sparsity graph laid out by block: one column of nodes per block.
+_RING = 0.36            # ring radius, in units of the spacing between blocks
+_AUTO_BLOCK_LEVEL = 300  # above this many units a unit-level graph is drawn by block
+
+
+def _collapse_to_blocks(G):
+    """The block-level graph of a unit-level one: nnz and Frobenius norm per block pair."""
+    import networkx as nx
+
+    H = nx.DiGraph()
+    sizes = {}
+    for _, d in G.nodes(data=True):
+        sizes[int(d.get("block", 0))] = sizes.get(int(d.get("block", 0)), 0) + 1
+    H.add_nodes_from((b, {"size": n}) for b, n in sizes.items())
+    acc = {}
+    for u, v, d in G.edges(data=True):
+        key = (int(G.nodes[u].get("block", 0)), int(G.nodes[v].get("block", 0)))
+        nnz, sq = acc.get(key, (0, 0.0))
+        acc[key] = (nnz + 1, sq + float(d.get("weight", 1.0)) ** 2)
+    for (bu, bv), (nnz, sq) in acc.items():
+        H.add_edge(bu, bv, nnz=nnz, norm=float(np.sqrt(sq)))
+    return H
+
+
+def _self_loops(ax, G, pos, centre, color_of, width_of, alpha):
+    """Small circles just outside each node that feeds itself (networkx hides them)."""
+    from matplotlib.patches import Circle
+
+    for u, v, d in G.edges(data=True):
+        if u != v:
+            continue
+        x, y = pos[u]
+        b = int(G.nodes[u].get("block", u if "size" in G.nodes[u] else 0))
+        cx, cy = centre.get(b, (x, y))
+        direction = np.array([x - cx, y - cy])
+        norm = float(np.hypot(*direction))
+        direction = np.array([0.0, 1.0]) if norm < 1e-12 else direction / norm
+        r = 0.045 if "size" not in G.nodes[u] else 0.09
+        c = np.array([x, y]) + (r + 0.02) * direction
+        ax.add_patch(Circle(tuple(c), r, fill=False, lw=width_of(d), ec=color_of(d),
+                            alpha=alpha, zorder=1))
+
+
+def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, level="auto"):
+    """Draw a sparsity graph: each block's units on a ring, the blocks left to right.
 
     Edges are red for positive weights, blue for negative ones (unit-level
     graphs, edge attribute ``weight``); block-level graphs (edge attributes
-    ``nnz`` and ``norm``) draw edges in grey with a width growing with ``norm``.
+    ``nnz`` and ``norm``) draw edges in grey with a width growing with
+    ``norm``, and a legend gives the scale. Self-loops (a unit or a block that
+    feeds itself, the recurrent part of a map) are drawn as small circles.
 
     Parameters
     ----------
     G : networkx.DiGraph
-        Nodes carry the attribute ``block``.
+        From :func:`itermap.analysis.sparsity_graph`: nodes carry the
+        attribute ``block`` (unit level) or ``size`` (block level).
     ax : matplotlib Axes, optional
     arrows : bool, optional
         Draw arrow heads (default: when the graph has at most 150 edges).
     node_size : float, optional
     labels : sequence of str, optional
-        Block names shown under the columns.
+        Block names shown under the rings.
+    level : {"auto", "unit", "block"}
+        ``"auto"`` draws a unit-level graph of more than 300 units by block,
+        where single units can no longer be told apart.
 
     Returns
     -------
@@ -629,54 +788,82 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     >>> from itermap.analysis import plots
     >>> G = nx.DiGraph()
     >>> G.add_nodes_from([(0, {"block": 0}), (1, {"block": 1}), (2, {"block": 1})])
-    >>> G.add_edge(0, 1, weight=0.5); G.add_edge(0, 2, weight=-1.0)
+    >>> G.add_edge(0, 1, weight=0.5); G.add_edge(0, 2, weight=-1.0); G.add_edge(2, 2, weight=1)
     >>> ax = plots.sparsity_graph(G, labels=["x", "h"])
     >>> [t.get_text() for t in ax.get_xticklabels()]
     ['x', 'h']
+    >>> from matplotlib.patches import Circle
+    >>> sum(isinstance(p, Circle) for p in ax.patches)     # the self-loop of unit 2
+    1
     """
     import networkx as nx
 
     if not isinstance(G, nx.Graph):
-        raise TypeError(f"expected a networkx graph, got {type(G).__name__}")
-    pos, blocks = _graph_layout(G)
+        raise TypeError(f"G must be a networkx graph, got {type(G).__name__}")
+    level = check_choice("level", level, ("auto", "unit", "block"))
+    unit_level = any("block" in d for _, d in G.nodes(data=True))
+    if unit_level and (level == "block" or (level == "auto"
+                                            and G.number_of_nodes() > _AUTO_BLOCK_LEVEL)):
+        G, unit_level = _collapse_to_blocks(G), False
+    pos, blocks, centre = _graph_layout(G)
     ax = _axes(ax)
-    if node_size is None:  # about 0.6 of the vertical spacing of the largest block
-        counts = np.unique([round(p[0]) for p in pos.values()], return_counts=True)[1]
-        largest = int(counts.max(initial=1))
-        height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
-        node_size = float(np.clip((0.6 * height_pt / 1.24 / max(largest, 1)) ** 2, 1.0, 200.0))
+    if node_size is None:
+        if unit_level:  # about 0.6 of the spacing of the units on the largest ring
+            largest = max(np.unique([G.nodes[v].get("block", 0) for v in G.nodes],
+                                    return_counts=True)[1], default=1)
+            spacing_pt = (2 * np.pi * _RING / max(largest, 1) * ax.get_position().width
+                          * ax.figure.get_figwidth() * 72 / max(len(blocks), 1))
+            node_size = float(np.clip((0.6 * spacing_pt) ** 2, 1.0, 120.0))
+        else:
+            node_size = 120.0
     import matplotlib as mpl
 
     cmap = mpl.colormaps["tab10"]
     nodes = list(G.nodes)
-    column = {v: int(round(pos[v][0])) for v in nodes}
-    colors = [cmap(column[v] % 10) for v in nodes]
-    nx.draw_networkx_nodes(G, pos, nodelist=nodes, node_color=colors, node_size=node_size,
-                           ax=ax, linewidths=0)
-    edges = list(G.edges(data=True))
+    block_of = {v: int(G.nodes[v].get("block", v if not unit_level else 0)) for v in nodes}
+    nx.draw_networkx_nodes(G, pos, nodelist=nodes, node_size=node_size, ax=ax, linewidths=0,
+                           node_color=[cmap(block_of[v] % 10) for v in nodes])
+    edges = [(u, v, d) for u, v, d in G.edges(data=True) if u != v]
+    loops = G.number_of_edges() - len(edges)
+    n_edges = G.number_of_edges()
     if arrows is None:
-        arrows = len(edges) <= 150
+        arrows = n_edges <= 150
+    alpha = float(np.clip(30.0 / np.sqrt(max(n_edges, 1)), 0.15, 0.9))
+    top = max((float(d.get("norm", 1.0)) for _, _, d in G.edges(data=True)), default=1.0)
+
+    def width_of(d):
+        if unit_level:
+            return 0.6 if n_edges > 300 else 1.0
+        return 0.6 + 2.4 * float(d.get("norm", 1.0)) / max(top, 1e-300)
+
+    def color_of(d):
+        if unit_level:
+            return POSITIVE if d.get("weight", 1.0) > 0 else NEGATIVE
+        return "0.35"
+
     if edges:
-        if all("weight" in d for _, _, d in edges):
-            ecolors = [POSITIVE if d["weight"] > 0 else NEGATIVE for _, _, d in edges]
-            widths = 0.6 if len(edges) > 300 else 1.0
-        else:
-            norms = np.array([float(d.get("norm", 1.0)) for _, _, d in edges])
-            ecolors = ["0.35"] * len(edges)
-            widths = list(0.6 + 2.4 * norms / max(norms.max(), 1e-300))
-        alpha = float(np.clip(30.0 / np.sqrt(len(edges)), 0.15, 0.9))
         kw = dict(arrowstyle="-|>", arrowsize=6, node_size=node_size,
                   connectionstyle="arc3,rad=0.15") if arrows else {}
         nx.draw_networkx_edges(G, pos, edgelist=[(u, v) for u, v, _ in edges], ax=ax,
-                               edge_color=ecolors, width=widths, alpha=alpha, arrows=arrows,
-                               **kw)
+                               edge_color=[color_of(d) for _, _, d in edges],
+                               width=[width_of(d) for _, _, d in edges], alpha=alpha,
+                               arrows=arrows, **kw)
+    if loops:
+        _self_loops(ax, G, pos, centre, color_of, width_of, alpha)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=POSITIVE, label="positive weight"),
-               Line2D([], [], color=NEGATIVE, label="negative weight")]
-    if edges and all("weight" in d for _, _, d in edges):
-        ax.legend(handles=handles, loc="upper center", ncol=2, fontsize="small",
-                  frameon=False, borderaxespad=0.0)
+    if unit_level:
+        handles = [Line2D([], [], color=POSITIVE, label="positive weight"),
+                   Line2D([], [], color=NEGATIVE, label="negative weight")]
+    else:
+        handles = [Line2D([], [], color="0.35", lw=0.6 + 2.4 * f,
+                          label=f"$\\|W_{{ij}}\\|_F$ = {f * top:.3g}") for f in (0.25, 1.0)]
+    if loops:
+        handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
+                              label=f"self-loop ({loops})"))
+    if G.number_of_edges():
+        ax.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize="small",
+                  frameon=False, borderaxespad=0.0, bbox_to_anchor=(0.5, 1.08))
     if labels is None:
         labels = [f"block {b}" for b in blocks]
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
@@ -684,10 +871,11 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None):
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", length=0, labelbottom=True)
-    ax.set_xlim(min(blocks, default=0) - 0.5, max(blocks, default=0) + 0.5)
-    ax.set_ylim(-0.62, 0.78)  # headroom above the nodes for the legend
-    unit_level = any("block" in d for _, d in G.nodes(data=True))
-    ax.set_xlabel("layer / block (units stacked vertically)" if unit_level else "block")
+    ax.set_xlim(min(blocks, default=0) - 0.55, max(blocks, default=0) + 0.55)
+    ax.set_ylim(-0.55, 0.55)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("block (units on a ring)" if unit_level else
+                  "block (edge width: norm of the block)")
     return ax
 
 
@@ -721,12 +909,13 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     >>> ax.get_lines()[0].get_xdata().shape
     (1000,)
     """
-    values = _np(_field(od, "values")).astype(float)
-    states = _np(_field(od, "states")).astype(float)
+    values = _np(_field(od, "values", param="od")).astype(float)
+    states = _np(_field(od, "states", param="od")).astype(float)
     if states.ndim == 2:
         states = states[..., None]
     if states.ndim != 3 or states.shape[0] != values.shape[0]:
         raise ValueError(f"states {states.shape} do not match values {values.shape}")
+    component = check_int("component", component)
     if not -states.shape[2] <= component < states.shape[2]:
         raise ValueError(f"component {component} does not exist: the state has dim "
                          f"{states.shape[2]}")
@@ -746,7 +935,7 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
 
 
 def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference_label="theory",
-                  all_exponents=False, **kwargs):
+                  reference_values=None, all_exponents=False, **kwargs):
     """The largest Lyapunov exponent against a parameter, with the zero line.
 
     Parameters
@@ -757,9 +946,14 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     ax : matplotlib Axes, optional
     xlabel : str
         Name of the parameter.
-    reference : array of shape (P,), optional
-        A prediction to draw as a dashed line (e.g. the mean-field exponent).
+    reference : array, optional
+        A prediction to draw as a dashed black line (e.g. the mean-field
+        exponent): shape (P,) at the scan's values, or any length with
+        ``reference_values``.
     reference_label : str
+    reference_values : array, optional
+        The parameter values of ``reference``, for a curve on a finer grid
+        than the scan (a kink, such as the mean field's at gain 1, then shows).
     all_exponents : bool
         Also draw the other exponents (lighter).
 
@@ -777,8 +971,8 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     >>> ax.get_xlabel()
     'gain $g$'
     """
-    values = _np(_field(scan, "values")).astype(float)
-    exps = _np(_field(scan, "exponents")).astype(float)
+    values = _np(_field(scan, "values", param="scan")).astype(float)
+    exps = _np(_field(scan, "exponents", param="scan")).astype(float)
     if exps.ndim == 1:
         exps = exps[:, None]
     if exps.ndim != 2 or exps.shape[0] != values.shape[0]:
@@ -796,9 +990,12 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
                 label=r"largest exponent $\lambda_1$", **kw)
     if reference is not None:
         ref = np.asarray(_np(reference), dtype=float)
-        if ref.shape != values.shape:
-            raise ValueError(f"reference has shape {ref.shape}; expected {values.shape}")
-        ax.plot(values, ref, ls="--", color="k", lw=1.0, label=reference_label)
+        ref_x = values if reference_values is None else np.asarray(_np(reference_values),
+                                                                   dtype=float)
+        if ref.shape != ref_x.shape:
+            raise ValueError(f"reference has shape {ref.shape}; expected {ref_x.shape} "
+                             f"(the scan's values, or reference_values)")
+        ax.plot(ref_x, ref, ls="--", color="k", lw=1.0, label=reference_label)
     _zero_line(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"Lyapunov exponent ({EXPONENT_UNIT})")
@@ -807,7 +1004,6 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
 
 
 # -- style and output -------------------------------------------------------------------------
-@contextlib.contextmanager
 def paper_style(columns=1, *, height=None):
     """Context manager: the shipped paper style, sized for one or two columns.
 
@@ -831,14 +1027,18 @@ def paper_style(columns=1, *, height=None):
     3.4
     >>> plt.close(fig)
     """
-    if columns not in COLUMN_WIDTHS:
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns not in COLUMN_WIDTHS:
         raise ValueError(f"columns must be 1 or 2, got {columns!r}")
     width = COLUMN_WIDTHS[columns]
     if height is None:
         height = 0.68 * width if columns == 1 else 2.6
-    height = float(height)
-    if not np.isfinite(height) or height <= 0:
-        raise ValueError(f"height must be a positive number of inches, got {height}")
+    height = check_real("height", height, positive=True)
+    # checked here, not on entering the block: a bad argument fails at the call
+    return _styled(width, height)
+
+
+@contextlib.contextmanager
+def _styled(width, height):
     plt = _plt()
     with plt.style.context(STYLE), plt.rc_context({"figure.figsize": (width, height)}):
         yield (width, height)
@@ -863,7 +1063,13 @@ def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
     ['fig.pdf', 'fig.png']
     """
     if not hasattr(fig, "savefig"):  # an Axes: save its figure
+        if not hasattr(getattr(fig, "figure", None), "savefig"):
+            raise TypeError(f"fig must be a matplotlib Figure or Axes, got {type(fig).__name__}")
         fig = fig.figure
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise TypeError(f"path must be a non-empty file path, got {path!r}")
+    if Path(path).is_dir():
+        raise ValueError(f"path {os.fspath(path)!r} is a folder: give a file name stem")
     stem = os.fspath(Path(path).with_suffix(""))
     out = []
     for fmt in formats:

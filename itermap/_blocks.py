@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 import re
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
+from ._checks import check_real, named
 from ._rng import as_rng
 
 __all__ = ["BlockMatrix"]
@@ -15,18 +17,21 @@ __all__ = ["BlockMatrix"]
 _TOKEN = re.compile(r"^\s*(0|I|D|W|R|S|Row)\s*(?:=\s*([^\s]+))?\s*$", re.IGNORECASE)
 
 
-def _check_sizes(sizes) -> tuple[int, ...]:
+def _check_sizes(sizes, name: str = "sizes") -> tuple[int, ...]:
+    if isinstance(sizes, str | bytes) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {sizes!r}")
     try:
-        out = tuple(int(s) for s in sizes)
-    except TypeError:
-        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
-    if not out:
-        raise ValueError("sizes must name at least one block")
-    if any(s <= 0 for s, raw in zip(out, sizes)) or any(
-        float(raw) != int(raw) for raw in sizes
-    ):
-        raise ValueError(f"block sizes must be positive integers, got {list(sizes)}")
-    return out
+        raw = list(sizes)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a sequence of ints, got {sizes!r} ({err})") from None
+    if not raw:
+        raise ValueError(f"{name} must name at least one block")
+    for s in raw:
+        if isinstance(s, bool | np.bool_) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"{name}: block sizes must be positive integers, got {raw}")
+        if s <= 0:
+            raise ValueError(f"{name}: block sizes must be positive integers, got {raw}")
+    return tuple(int(s) for s in raw)
 
 
 class BlockMatrix:
@@ -67,12 +72,17 @@ class BlockMatrix:
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
         for key, block in blocks.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise TypeError(f"block key must be a pair (i, j), got {key!r}")
+            if not (isinstance(key, tuple) and len(key) == 2) or any(
+                    isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral)
+                    for k in key):
+                raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got "
+                                f"{key!r}")
             i, j = (int(k) for k in key)
             if not (0 <= i < n and 0 <= j < n):
-                raise ValueError(f"block ({i}, {j}) is outside the {n} x {n} block grid")
-            block = self._check_block(i, j, block)
+                raise ValueError(f"blocks: block ({i}, {j}) is outside the {n} x {n} block "
+                                 f"grid")
+            with named("blocks"):
+                block = self._check_block(i, j, block)
             if block is not None:
                 stored[(i, j)] = block
         self._blocks = dict(sorted(stored.items()))
@@ -157,15 +167,14 @@ class BlockMatrix:
             or any(not isinstance(row, (list, tuple)) or len(row) != n for row in pattern)
         ):
             raise ValueError(f"pattern must be a {n} x {n} list of lists of tokens")
-        scale = float(scale)
-        if not np.isfinite(scale):
-            raise ValueError("scale must be finite")
+        scale = check_real("scale", scale)
         gen = as_rng(rng)
         blocks = {}
-        for i in range(n):
-            for j in range(n):
-                blocks[(i, j)] = _block_from_token(pattern[i][j], sizes[i], sizes[j], gen,
-                                                   scale, (i, j))
+        with named("pattern"):
+            for i in range(n):
+                for j in range(n):
+                    blocks[(i, j)] = _block_from_token(pattern[i][j], sizes[i], sizes[j], gen,
+                                                       scale, (i, j))
         return cls(sizes, blocks)
 
     # -- properties -------------------------------------------------------

@@ -9,11 +9,14 @@ parameters (nonzero weights), which :func:`add_blocks` can keep.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
-from ._blocks import BlockMatrix
+from ._blocks import BlockMatrix, _check_sizes
+from ._checks import check_bool, check_real
 from ._network import IterativeMap
 from ._rng import as_rng
 
@@ -21,11 +24,10 @@ __all__ = ["add_blocks", "mlp_continuum"]
 
 
 def _fraction(value, name):
-    try:
-        p = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= p <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    p = float(value)
+    if not 0.0 <= p <= 1.0:  # NaN fails this too
         raise ValueError(f"{name} must be in [0, 1], got {p}")
     return p
 
@@ -119,9 +121,8 @@ def add_blocks(base, blocks, *, rng=None, scale=1.0, equal_params=False):
                         f"{type(base).__name__}")
     if not isinstance(blocks, dict):
         raise TypeError(f"blocks must be a dict {{(i, j): density}}, got {type(blocks).__name__}")
-    scale = float(scale)
-    if not np.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    scale = check_real("scale", scale)
+    equal_params = check_bool("equal_params", equal_params)
     if bm.backend != "numpy":
         raise ValueError("add_blocks works on NumPy maps; build on the CPU, then move with .to()")
     gen = as_rng(rng)
@@ -130,17 +131,21 @@ def add_blocks(base, blocks, *, rng=None, scale=1.0, equal_params=False):
     stored = bm.blocks
     new = {}
     for key, density in blocks.items():
-        if not (isinstance(key, tuple) and len(key) == 2):
-            raise TypeError(f"block key must be a pair (i, j), got {key!r}")
+        if not (isinstance(key, tuple) and len(key) == 2) or any(
+                isinstance(k, bool) or not isinstance(k, numbers.Integral) for k in key):
+            raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got {key!r}")
         i, j = (int(k) for k in key)
         if not (0 <= i < n and 0 <= j < n):
-            raise ValueError(f"block ({i}, {j}) does not exist: the map has {n} x {n} blocks")
+            raise ValueError(f"blocks: block ({i}, {j}) does not exist: the map has {n} x {n} "
+                             f"blocks")
         if (i, j) in stored:
-            raise ValueError(f"block ({i}, {j}) is already stored; add_blocks only adds new ones")
+            raise ValueError(f"blocks: block ({i}, {j}) is already stored; add_blocks only "
+                             f"adds new ones")
         if i == input_block:
-            raise ValueError(f"block ({i}, {j}) is a row of the input block {input_block}, "
-                             "which the input overwrites: it would have no effect")
-        p = _fraction(density, f"density of block ({i}, {j})")
+            raise ValueError(f"blocks: block ({i}, {j}) is a row of the input block "
+                             f"{input_block}, which the input overwrites: it would have no "
+                             f"effect")
+        p = _fraction(density, f"blocks: density of block ({i}, {j})")
         m_i, n_j = sizes[i], sizes[j]
         count = int(round(p * m_i * n_j))
         if p > 0:
@@ -202,16 +207,12 @@ def mlp_continuum(sizes, *, recurrent=0.0, skip=0.0, equal_params=False, activat
     >>> hybrid.block_matrix.nnz, bool(hybrid.block_matrix.block_pattern()[1, 1])
     (50, True)
     """
-    try:
-        sizes = [int(s) for s in sizes]
-    except TypeError:
-        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
+    sizes = list(_check_sizes(sizes, "sizes"))
     if len(sizes) < 2:
         raise ValueError(f"sizes needs the input and at least one layer, got {sizes}")
-    if any(s <= 0 for s in sizes):
-        raise ValueError(f"layer sizes must be positive, got {sizes}")
     recurrent = _fraction(recurrent, "recurrent")
     skip = _fraction(skip, "skip")
+    scale = check_real("scale", scale)
     gen = as_rng(rng)
     weights = [gen.normal(0.0, float(scale) / np.sqrt(n_in), size=(n_out, n_in))
                for n_in, n_out in zip(sizes[:-1], sizes[1:])]

@@ -349,7 +349,7 @@ def _encode(obj, writer):
                                         f"field {f.name!r} of {cls.__name__}")
                   for f in dataclasses.fields(obj)}
         return _type_name(cls), fields
-    raise TypeError(f"cannot save a {cls.__name__}: itermap saves maps, block matrices, "
+    raise TypeError(f"obj: cannot save a {cls.__name__}: itermap saves maps, block matrices, "
                     "trajectories and @saveable result dataclasses")
 
 
@@ -691,7 +691,7 @@ def load(path):
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no such file", path)
     if os.path.isdir(path):
-        raise ValueError(f"{path} is a folder, not an itermap file")
+        raise ValueError(f"path {path} is a folder, not an itermap file")
     try:
         with zipfile.ZipFile(path) as zf:
             type_name, fields, arrays = _read_archive(zf, path)

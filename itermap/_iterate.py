@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
+from ._checks import check_choice, check_int
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
@@ -98,6 +99,8 @@ def resolve_inputs(map, x, inputs, steps):
     (True, (5, 1))
     """
     map = as_map(map)
+    x = map._check_state(x, "x")
+    steps = check_int("steps", steps, 0)
     xp = namespace(x)
     n_in = map.input_size
     if n_in == 0:
@@ -109,12 +112,19 @@ def resolve_inputs(map, x, inputs, steps):
         raise ValueError(f"inputs: the map is driven (input size {n_in}): pass inputs, one vector "
                          f"of length {n_in} or a sequence (steps, ..., {n_in})")
     if not hasattr(inputs, "shape"):
-        inputs = xp.asarray(np.asarray(inputs, dtype=float))
+        if isinstance(inputs, str | bytes):
+            raise TypeError(f"inputs must be an array, got {type(inputs).__name__}")
+        try:
+            inputs = xp.asarray(np.asarray(inputs, dtype=float))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"inputs must be a real array ({err})") from None
     elif backend_of(x) in ("numpy", "cupy") and backend_of(inputs) != backend_of(x):
         inputs = to_backend(inputs, backend_of(x))
     if inputs.ndim == 0 or inputs.shape[-1] != n_in:
         raise ValueError(f"inputs of shape {tuple(inputs.shape)} do not fit: the input block "
                          f"has size {n_in}")
+    if not xp.isdtype(inputs.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
     if not bool(xp.all(xp.isfinite(inputs))):
         raise ValueError("inputs contain NaN or inf")
     if not xp.isdtype(inputs.dtype, "real floating"):
@@ -185,14 +195,11 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
     >>> traj.states[:, 0]
     array([0.1    , 0.18   , 0.2952 , 0.41611...])
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
-    if keep not in ("all", "last"):
-        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    steps = check_int("steps", steps, 0)
+    every = check_int("every", every, 1)
+    keep = check_choice("keep", keep, ("all", "last"))
     map = as_map(map)
-    x = map._check_state(x0)
+    x = map._check_state(x0, "x0")
     xp = namespace(x)
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError("x0 contains NaN or inf")

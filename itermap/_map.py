@@ -18,6 +18,12 @@ from ._backend import namespace
 __all__ = ["Map", "DivergenceError"]
 
 
+def _check_real_dtype(a, name):
+    xp = namespace(a)
+    if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+
+
 class DivergenceError(ValueError):
     """A state or tangent vector overflowed to inf or NaN."""
 
@@ -132,41 +138,52 @@ class Map:
         """The last block of ``x``: an MLP map's output."""
         return self.read_block(x, -1)
 
-    def _check_state(self, x):
+    def _check_state(self, x, name: str = "x"):
+        """``x`` as a real floating state (dim,) or batch (B, dim); errors name ``name``."""
         if x is None:
-            raise TypeError("state x is None")
+            raise TypeError(f"{name}: the state is None")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             import numpy as np
 
-            x = np.asarray(x, dtype=float)
+            if isinstance(x, str | bytes):
+                raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
+            try:
+                x = np.asarray(x, dtype=float)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{name}: a state must be a real array ({err})") from None
         xp = namespace(x)
         if x.ndim not in (1, 2):
             raise ValueError(
-                f"state must have shape (dim,) or (B, dim), got shape {tuple(x.shape)}"
+                f"{name}: a state must have shape (dim,) or (B, dim), got shape "
+                f"{tuple(x.shape)}"
             )
         if x.shape[-1] != self.dim:
             raise ValueError(
-                f"state has dimension {x.shape[-1]}, but the map has dim={self.dim}"
+                f"{name}: the state has dimension {x.shape[-1]}, but the map has dim={self.dim}"
             )
+        if x.ndim == 2 and x.shape[0] == 0:
+            raise ValueError(f"{name}: an empty batch of states (shape {tuple(x.shape)})")
         if not xp.isdtype(x.dtype, "real floating"):
             if xp.isdtype(x.dtype, ("integral", "bool")):
                 x = xp.astype(x, self.dtype if self.dtype is not None else xp.float64)
             else:
-                raise TypeError(f"state must be real floating point, got dtype {x.dtype}")
+                raise TypeError(f"{name}: a state must be real floating point, got dtype "
+                                f"{x.dtype}")
         return x
 
     def _check_tangent(self, x, v):
         if not hasattr(v, "shape"):
             raise TypeError("tangent vectors v must be an array")
+        _check_real_dtype(v, "v")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
             raise ValueError(
-                f"tangent vectors must have shape {want} for a state of shape "
+                f"tangent vectors v must have shape {want} for a state of shape "
                 f"{tuple(x.shape)}, got {tuple(v.shape)}"
             )
         if v.shape[-2] != self.dim or (x.ndim == 2 and v.shape[0] != x.shape[0]):
             raise ValueError(
-                f"tangent vectors of shape {tuple(v.shape)} do not match state "
+                f"tangent vectors v of shape {tuple(v.shape)} do not match state "
                 f"shape {tuple(x.shape)} (dim={self.dim})"
             )
         return v
@@ -174,11 +191,12 @@ class Map:
     def _check_cotangent(self, x, w):
         if not hasattr(w, "shape"):
             raise TypeError("cotangent vectors w must be an array")
+        _check_real_dtype(w, "w")
         ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
         if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
                 (x.ndim == 2 and w.shape[0] != x.shape[0]):
             want = "(dim,) or (k, dim)" if x.ndim == 1 else "(B, dim) or (B, k, dim)"
-            raise ValueError(f"cotangent vectors must have shape {want} for a state of shape "
+            raise ValueError(f"cotangent vectors w must have shape {want} for a state of shape "
                              f"{tuple(x.shape)} (dim={self.dim}), got {tuple(w.shape)}")
         return w
 

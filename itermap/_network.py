@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
-from ._blocks import BlockMatrix
+from ._blocks import BlockMatrix, _check_sizes
+from ._checks import check_int, check_real, named
 from ._map import Map
 from ._rng import as_rng
 
@@ -60,23 +61,26 @@ class IterativeMap(Map):
     """
 
     def __init__(self, weights, bias=None, activation="tanh", *, input_block=None, sizes=None):
+        if isinstance(weights, str | bytes) or weights is None:
+            raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
+                            f"got {type(weights).__name__}")
         if isinstance(weights, BlockMatrix):
             if sizes is not None and tuple(sizes) != weights.sizes:
                 raise ValueError(f"sizes {list(sizes)} disagree with the BlockMatrix sizes "
                                  f"{list(weights.sizes)}")
             bm = weights
         elif is_sparse(weights) or hasattr(weights, "shape") or isinstance(weights, (list, tuple)):
-            if not is_sparse(weights) and not hasattr(weights, "shape"):
-                weights = np.asarray(weights, dtype=float)
+            weights = _check_matrix("weights", weights)
             if len(weights.shape) != 2 or weights.shape[0] != weights.shape[1]:
                 raise ValueError(f"weights must be a square matrix, got shape "
                                  f"{tuple(weights.shape)}")
             n = weights.shape[0]
-            sizes = (n,) if sizes is None else tuple(sizes)
-            if sum(int(s) for s in sizes) != n:
-                raise ValueError(f"block sizes {list(sizes)} add up to {sum(sizes)}, but "
-                                 f"weights is {n} x {n}")
-            bm = _split(weights, sizes)
+            sizes = (n,) if sizes is None else _check_sizes(sizes, "sizes")
+            if sum(sizes) != n:
+                raise ValueError(f"sizes: block sizes {list(sizes)} add up to {sum(sizes)}, "
+                                 f"but weights is {n} x {n}")
+            with named("weights"):
+                bm = _split(weights, sizes)
         else:
             raise TypeError("weights must be a BlockMatrix, a 2-D array or a sparse matrix, got "
                             f"{type(weights).__name__}")
@@ -93,9 +97,11 @@ class IterativeMap(Map):
                                  f"{len(self._sizes)} blocks")
             input_block = int(input_block)
         self.input_block = input_block
-        self._set_activations(activation)
+        with named("activation"):
+            self._set_activations(activation)
         self._plan()
-        self._set_bias(bias)
+        with named("bias"):
+            self._set_bias(bias)
         self._depth = _settle_depth(bm.block_pattern(), input_block)
 
     # -- construction helpers ---------------------------------------------
@@ -400,12 +406,37 @@ class IterativeMap(Map):
                              for c, n in zip(cols, self._sizes)], axis=-1)
         return xp.reshape(out, (*lead, self.dim))
 
-    def jacobian(self, x, u=None):
-        """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)`` (dense)."""
+    def jacobian(self, x, u=None, *, sparse: bool = False):
+        """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)``.
+
+        Dense by default. A map with sparse weights can give its Jacobian at one
+        state as a sparse matrix with ``sparse=True`` (the same pattern as its
+        weights); building a large dense Jacobian of a sparse map warns first,
+        since ``tangent`` and ``vjp`` need no Jacobian at all.
+        """
         x = self._coerce(x)
         xp = namespace(x)
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
+        if sparse:
+            if x.ndim != 1:
+                raise ValueError("jacobian(..., sparse=True) takes one state of shape (dim,)")
+            S = self._bm.to_sparse().tocsr()
+            smod = sparse_module(namespace(S))
+            if self.input_block is not None:
+                keep = np.ones(self.dim)
+                keep[self._slices[self.input_block]] = 0.0
+                keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
+                S = smod.diags(keep) @ S @ smod.diags(keep)
+            return (smod.diags(d) @ S).tocsr()
+        if self._kind != "dense" and self.dim >= _WARN_DENSE_JACOBIAN:
+            import warnings
+
+            batch = x.shape[0] if x.ndim == 2 else 1
+            warnings.warn(f"building {batch} dense {self.dim} x {self.dim} Jacobian(s) of a "
+                          f"sparse map ({batch * self.dim ** 2 * 8 / 1e9:.2g} GB); tangent and "
+                          f"vjp need none, and jacobian(x, sparse=True) keeps the pattern",
+                          stacklevel=2)
         J = d[..., :, None] * self._dense_masked(xp)
         if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
             # sparse products hand back F-ordered states; batched solvers want C order
@@ -422,6 +453,58 @@ class IterativeMap(Map):
                     W = _zero_rows_cols(W, self._slices[self.input_block], namespace(W))
             self._Wdense_cache = W
         return self._Wdense_cache
+
+    def forward(self, x):
+        """The settled output of an acyclic map (an MLP) for a batch of inputs.
+
+        One sweep over the blocks in topological order: the network's forward
+        pass, the same as iterating :attr:`settle_steps` steps with the input
+        held and reading the last block.
+
+        Parameters
+        ----------
+        x : array of shape (n_in,) or (B, n_in)
+            Inputs for the input block.
+
+        Returns
+        -------
+        array of shape (n_out,) or (B, n_out)
+            The last block of the settled state.
+
+        Raises
+        ------
+        ValueError
+            The map has no input block, or its block graph has a cycle (it
+            never settles: run :func:`itermap.iterate` instead).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> W1, W2 = np.array([[1.0, -1.0]]), np.array([[2.0]])
+        >>> mlp = IterativeMap.from_mlp([W1, W2], activation="relu")
+        >>> mlp.forward(np.array([[3.0, 1.0], [1.0, 3.0]]))
+        array([[4.],
+               [0.]])
+        """
+        if self.input_block is None:
+            raise ValueError("forward needs a driven map with an input block (from_mlp makes "
+                             "one)")
+        if self._depth is None:
+            raise ValueError("forward needs an acyclic block graph, but this map has a cycle: "
+                             "it never settles; use itermap.iterate")
+        if x is None or isinstance(x, str | bytes):
+            raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
+        if not hasattr(x, "shape"):
+            x = np.asarray(x, dtype=float)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape ({self.input_size},) or (B, "
+                             f"{self.input_size}), got {tuple(x.shape)}")
+        xp = namespace(x)
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("x contains NaN or inf")
+        state = self.settled_state(self.zeros(None if x.ndim == 1 else x.shape[0]), x)
+        return self.readout(state)
 
     # -- settling shortcut used by iterate ---------------------------------
     def settled_state(self, x, u=None):
@@ -552,13 +635,23 @@ class IterativeMap(Map):
         >>> bool(np.allclose(mlp.readout(state), Ws[1] @ np.maximum(Ws[0] @ x, 0)))
         True
         """
+        if isinstance(weights, str | bytes) or not hasattr(weights, "__iter__"):
+            raise TypeError(f"weights must be a list of layer weight matrices, got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if not weights:
-            raise ValueError("an MLP needs at least one weight matrix")
+            raise ValueError("weights: an MLP needs at least one weight matrix")
+        for label, act in (("activation", activation), ("output_activation",
+                                                         output_activation)):
+            with named(label):
+                get_activation(act)
+        if biases is not None and (isinstance(biases, str | bytes)
+                                   or not hasattr(biases, "__iter__")):
+            raise TypeError(f"biases must be a list of vectors or None, got "
+                            f"{type(biases).__name__}")
         mats = []
         for l, w in enumerate(weights):
-            if not is_sparse(w) and not hasattr(w, "shape"):
-                w = np.asarray(w, dtype=float)
+            w = _check_matrix(f"weights[{l}]", w)
             if len(w.shape) != 2:
                 raise ValueError(f"layer {l} weight must be 2-D (out, in), got shape "
                                  f"{tuple(w.shape)}")
@@ -573,12 +666,12 @@ class IterativeMap(Map):
         if biases is not None:
             biases = list(biases)
             if len(biases) != len(mats):
-                raise ValueError(f"got {len(biases)} biases for {len(mats)} layers")
+                raise ValueError(f"biases: got {len(biases)} biases for {len(mats)} layers")
             xp = namespace(mats[0])
             parts = [xp.zeros(sizes[0], dtype=xp.float64 if not hasattr(mats[0], "dtype")
                               else mats[0].dtype)]
             for l, b in enumerate(biases):
-                b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+                b = _check_vector(f"biases[{l}]", b)
                 if tuple(b.shape) != (sizes[l + 1],):
                     raise ValueError(f"bias {l} has shape {tuple(b.shape)}; expected "
                                      f"({sizes[l + 1]},)")
@@ -601,16 +694,16 @@ class IterativeMap(Map):
         >>> m.sizes, m.input_block
         ((1, 2), 0)
         """
-        for name, w in (("W_hh", W_hh), ("W_hx", W_hx)):
-            if len(getattr(w, "shape", np.shape(w))) != 2:
-                raise ValueError(f"{name} must be 2-D")
+        W_hh, W_hx = _check_matrix("W_hh", W_hh), _check_matrix("W_hx", W_hx)
+        with named("activation"):
+            get_activation(activation)
         n_h, n_x = W_hx.shape if hasattr(W_hx, "shape") else np.shape(W_hx)
         if tuple(getattr(W_hh, "shape", np.shape(W_hh))) != (n_h, n_h):
             raise ValueError(f"W_hh must have shape ({n_h}, {n_h}) to match W_hx's {n_h} rows")
         bm = BlockMatrix([n_x, n_h], {(1, 0): W_hx, (1, 1): W_hh})
         bias = None
         if b is not None:
-            b = b if hasattr(b, "shape") else np.asarray(b, dtype=float)
+            b = _check_vector("b", b)
             if tuple(b.shape) != (n_h,):
                 raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
             xp = namespace(b)
@@ -633,14 +726,11 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
     >>> m.dim, m.block_matrix.density < 0.1
     (100, True)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    gain, density = float(gain), float(density)
-    if not np.isfinite(gain) or gain < 0:
-        raise ValueError(f"gain must be finite and non-negative, got {gain}")
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density}")
-    dtype = np.dtype(dtype)
+    n = check_int("n", n, 1)
+    gain = check_real("gain", gain, minimum=0.0)
+    density = check_real("density", density, positive=True, maximum=1.0)
+    with named("dtype"):
+        dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
     gen = as_rng(rng)
@@ -655,6 +745,10 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
         if density > 0.1:
             W = W.toarray()
     return IterativeMap(W, activation=activation)
+
+
+# a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
+_WARN_DENSE_JACOBIAN = 5000
 
 
 # -- internals ----------------------------------------------------------------
@@ -673,6 +767,45 @@ def _arrays_equal(a, b) -> bool:
         return (a != b).nnz == 0
     xp = namespace(a)
     return bool(xp.all(a == b))
+
+
+def _check_matrix(name, w):
+    """``w`` as a real, finite 2-D array or sparse matrix; errors name ``name``."""
+    if w is None or isinstance(w, str | bytes):
+        raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got "
+                        f"{type(w).__name__}")
+    if not is_sparse(w) and not hasattr(w, "shape"):
+        try:
+            w = np.asarray(w, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real 2-D array ({err})") from None
+    if len(w.shape) != 2 or 0 in w.shape:
+        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {tuple(w.shape)}")
+    data = w.data if is_sparse(w) else w
+    xp = namespace(data)
+    if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {data.dtype}")
+    if not bool(xp.all(xp.isfinite(xp.astype(data, xp.float64)))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return w
+
+
+def _check_vector(name, b):
+    """``b`` as a real, finite 1-D array; errors name ``name``."""
+    if b is None or isinstance(b, str | bytes):
+        raise TypeError(f"{name} must be a 1-D array, got {type(b).__name__}")
+    if not hasattr(b, "shape"):
+        try:
+            b = np.asarray(b, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real 1-D array ({err})") from None
+    xp = namespace(b)
+    if not xp.isdtype(b.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {b.dtype}")
+    if not bool(xp.all(xp.isfinite(xp.astype(b, xp.float64)))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return b
+
 
 def _split(W, sizes):
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)

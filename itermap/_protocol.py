@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend_of, namespace, to_numpy
+from ._checks import check_real
 from ._map import Map
 
 __all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
@@ -309,19 +310,18 @@ def check_map(m, x=None, *, u=None, rng=None, tol: float = 1e-6) -> MapCheck:
 
     gen = as_rng(rng)
     m = as_map(m)
+    tol = check_real("tol", tol, positive=True)
     dim = m.dim
     if x is None:
         x = gen.standard_normal((3, dim))
-    elif not hasattr(x, "shape"):
-        x = np.asarray(x, dtype=float)
+    x = m._check_state(x, "x")
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x contains NaN or inf: check a map at finite states")
     if x.ndim == 1:
         x = x[None, :]
     if m.dtype is not None and x.dtype != m.dtype:
-        x = namespace(x).astype(x, m.dtype)
-    if x.ndim != 2 or x.shape[-1] != dim:
-        raise ValueError(f"x must have shape (dim,) or (B, dim) with dim={dim}, "
-                         f"got {tuple(x.shape)}")
-    xp = namespace(x)
+        x = xp.astype(x, m.dtype)
     if m.input_size and u is None:
         u = xp.asarray(gen.standard_normal((x.shape[0], m.input_size)))
     if u is not None and not hasattr(u, "shape"):

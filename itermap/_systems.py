@@ -6,11 +6,10 @@ and orbits are known in closed form or from the literature.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._backend import namespace, to_backend, to_numpy
+from ._checks import check_real
 from ._map import Map
 
 __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
@@ -18,9 +17,7 @@ __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
 
 
 def _finite_param(name, value):
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"parameter {name} must be finite, got {value}")
+    value = check_real(name, value)
     return value
 
 
@@ -35,9 +32,11 @@ class LogisticMap(Map):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
             self.r = _finite_param("r", r)
         else:
-            arr = to_numpy(r)
-            if arr.ndim != 1 or not np.all(np.isfinite(arr)):
-                raise ValueError("r must be a finite float or a finite 1-D array")
+            arr = to_numpy(r) if hasattr(r, "shape") else np.asarray(r)
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"r must be real, got dtype {arr.dtype}")
+            if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+                raise ValueError("r must be a finite float or a finite, non-empty 1-D array")
             self.r = r
 
     @property
@@ -189,11 +188,18 @@ class LinearMap(Map):
     """``x -> A x``: exponents are ``ln|eig(A)|``."""
 
     def __init__(self, A):
+        if A is None or isinstance(A, str | bytes):
+            raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
         if not hasattr(A, "shape"):
-            A = np.asarray(A, dtype=float)
+            try:
+                A = np.asarray(A)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"A must be a real square matrix ({err})") from None
         xp = namespace(A)
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
             raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
+        if not xp.isdtype(A.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"A must be real, got dtype {A.dtype}")
         if not xp.isdtype(A.dtype, "real floating"):
             A = xp.astype(A, xp.float64)
         if not bool(xp.all(xp.isfinite(A))):

@@ -98,7 +98,7 @@ def test_random_patterns_are_consistent(sizes, seed, data):
     ([2, 3], {(1, 0): np.full((3, 2), np.nan)}, ValueError, "NaN"),
     ([2, 3], {(1, 0): np.full((3, 2), np.inf)}, ValueError, "inf"),
     ([2, 0], {}, ValueError, "positive"),
-    ([2, 1.5], {}, ValueError, "positive integers"),
+    ([2, 1.5], {}, TypeError, "positive integers"),
     ([], {}, ValueError, "at least one"),
     ([2], [np.ones((2, 2))], TypeError, "dict"),
     ([2], {0: np.ones((2, 2))}, TypeError, "pair"),

@@ -40,12 +40,12 @@ CATALOG = [
     ("step complex state", lambda: RNN.step(np.zeros(6, dtype=complex)), TypeError,
      "real floating"),
     ("tangent wrong shape", lambda: RNN.tangent(np.zeros(6), np.zeros(6)), ValueError,
-     "tangent vectors must have shape"),
+     "tangent vectors v must have shape"),
     # iterate
     ("iterate x0 wrong dimension", lambda: iterate(RNN, np.zeros(5), 3), ValueError,
      "dimension 5"),
     ("iterate negative steps", lambda: iterate(RNN, np.zeros(6), -2), ValueError,
-     "non-negative"),
+     "steps must be >= 0"),
     ("iterate inputs wrong shape", lambda: iterate(MLP, MLP.zeros(), 3, inputs=np.zeros(4)),
      ValueError, "input block has size 2"),
     ("iterate divergence", lambda: iterate(linear(np.array([[1e200]])), np.ones(1), 5),
@@ -72,7 +72,7 @@ CATALOG = [
     ("fixed points complex starts", lambda: analysis.find_fixed_points(
         RNN, np.zeros((3, 6), dtype=complex)), TypeError, "real floating"),
     ("sparsity_graph level", lambda: analysis.sparsity_graph(RNN, level="node"), ValueError,
-     "level must be 'unit' or 'block'"),
+     r"level must be one of \['unit', 'block'\]"),
     ("fir_length not a map", lambda: analysis.fir_length("x"), TypeError, "map must be"),
     ("memory_capacity autonomous map", lambda: analysis.memory_capacity(
         RNN, max_delay=3, steps=100, rng=0), ValueError, "needs a driven map"),

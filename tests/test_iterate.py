@@ -99,8 +99,8 @@ def test_logistic_is_bounded_and_matches_closed_form():
 
 
 @pytest.mark.parametrize("kwargs, exc, words", [
-    ({"steps": -1}, ValueError, "non-negative"),
-    ({"steps": 2.5}, ValueError, "non-negative integer"),
+    ({"steps": -1}, ValueError, "steps must be >= 0"),
+    ({"steps": 2.5}, TypeError, "steps must be an integer"),
     ({"steps": 3, "every": 0}, ValueError, "every"),
     ({"steps": 3, "keep": "first"}, ValueError, "keep"),
     ({"steps": 3, "x0": np.zeros(4)}, ValueError, "dimension 4"),

@@ -4,6 +4,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import itermap
 from itermap import BlockMatrix, IterativeMap, iterate, random_rnn
 from tests.conftest import to_np
 
@@ -159,7 +160,7 @@ def test_float32_maps_stay_float32():
     (lambda: IterativeMap.from_mlp([np.ones((3, 2)), np.ones((2, 4))]), ValueError,
      "layer 1 expects 4 inputs"),
     (lambda: IterativeMap.from_mlp([]), ValueError, "at least one"),
-    (lambda: random_rnn(0), ValueError, "positive integer"),
+    (lambda: random_rnn(0), ValueError, "n must be >= 1"),
     (lambda: random_rnn(5, density=0.0), ValueError, "density"),
     (lambda: random_rnn(5, gain=np.nan), ValueError, "gain"),
     (lambda: random_rnn(5, dtype=np.int32), TypeError, "floating"),
@@ -192,3 +193,45 @@ def test_jacobians_are_c_contiguous_for_every_storage():
         m = IterativeMap(weights, sizes=[4, 8], input_block=0)
         J = m.jacobian(rng.normal(size=(3, 12)), rng.normal(size=(3, 4)))
         assert J.flags.c_contiguous
+
+
+def test_forward_is_the_mlp_forward_pass():
+    rng = np.random.default_rng(4)
+    Ws = [rng.normal(size=(6, 3)), rng.normal(size=(5, 6)), rng.normal(size=(2, 5))]
+    bs = [rng.normal(size=6), rng.normal(size=5), rng.normal(size=2)]
+    mlp = IterativeMap.from_mlp(Ws, bs, activation="tanh")
+    x = rng.normal(size=(7, 3))
+    h = x
+    for i, (W, b) in enumerate(zip(Ws, bs)):   # a plain reference loop
+        h = h @ W.T + b
+        h = np.tanh(h) if i < 2 else h
+    np.testing.assert_allclose(mlp.forward(x), h, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(mlp.forward(x[0]), h[0], rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="x must have shape"):
+        mlp.forward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="cycle"):
+        itermap.add_blocks(mlp, {(1, 1): 0.5}, rng=0).forward(x)
+    with pytest.raises(ValueError, match="input block"):
+        itermap.random_rnn(4, rng=0).forward(x)
+
+
+def test_sparse_jacobian_keeps_the_pattern_and_dense_ones_warn():
+    import scipy.sparse as sp
+
+    from itermap import _network
+
+    net = itermap.random_rnn(60, density=0.05, rng=0)
+    x = np.random.default_rng(0).normal(size=60)
+    Js = net.jacobian(x, sparse=True)
+    assert sp.issparse(Js)
+    np.testing.assert_allclose(Js.toarray(), net.jacobian(x), rtol=1e-14, atol=0)
+    assert Js.nnz <= net.block_matrix.nnz
+    old = _network._WARN_DENSE_JACOBIAN
+    try:
+        _network._WARN_DENSE_JACOBIAN = 50
+        with pytest.warns(UserWarning, match="sparse=True"):
+            net.jacobian(x)
+    finally:
+        _network._WARN_DENSE_JACOBIAN = old
+    with pytest.raises(ValueError, match="one state"):
+        net.jacobian(np.zeros((2, 60)), sparse=True)

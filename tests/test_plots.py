@@ -109,11 +109,15 @@ def test_eigenvalues_with_unit_circle():
     ax = plots.eigenvalues({"eigenvalues": ev, "stable": np.array([False, False])})
     (circle,) = _lines(ax, "unit circle")
     np.testing.assert_allclose(np.hypot(circle.get_xdata(), circle.get_ydata()), 1.0)
-    (pts,) = [c for c in ax.collections if isinstance(c, PathCollection)]
-    off = pts.get_offsets()
-    np.testing.assert_allclose(off[:, 0], ev.reshape(-1).real)
-    np.testing.assert_allclose(off[:, 1], ev.reshape(-1).imag)
-    assert pts.get_label().startswith("unstable")
+    per_point = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(per_point) == 2  # one marker style per fixed point
+    for i, pts in enumerate(per_point):
+        off = pts.get_offsets()
+        np.testing.assert_allclose(off[:, 0], ev[i].real)
+        np.testing.assert_allclose(off[:, 1], ev[i].imag)
+        assert pts.get_label() == f"point {i}, unstable (2 eigenvalues)"
+    assert not np.array_equal(per_point[0].get_paths()[0].vertices,
+                              per_point[1].get_paths()[0].vertices)
     assert ax.get_xlim()[1] >= 1.1 * np.abs(ev).max() - 1e-12
 
 
@@ -121,7 +125,7 @@ def test_eigenvalues_stability_default_and_errors():
     ev = np.array([[0.5 + 0.5j, 0.5 - 0.5j], [1.5, 0.1]])
     ax = plots.eigenvalues(ev)
     labels = sorted(c.get_label() for c in ax.collections)
-    assert labels == ["stable (1)", "unstable (1)"]
+    assert labels == ["point 0, stable (2 eigenvalues)", "point 1, unstable (2 eigenvalues)"]
     with pytest.raises(ValueError, match="stable"):
         plots.eigenvalues({"eigenvalues": ev, "stable": np.array([True])})
 
@@ -204,16 +208,45 @@ def test_sparsity_graph_layout_by_block_and_sign_colours():
     ax = plots.sparsity_graph(G, arrows=False)
     (nodes,) = [c for c in ax.collections if isinstance(c, PathCollection)]
     off = np.asarray(nodes.get_offsets())
-    np.testing.assert_array_equal(off[:, 0], [G.nodes[v]["block"] for v in G.nodes])
+    block = np.array([G.nodes[v]["block"] for v in G.nodes])
+    size = {b: int(np.sum(block == b)) for b in set(block.tolist())}
+    # each block's units sit on a ring around x = block (one unit: at the centre)
+    radius = np.hypot(off[:, 0] - block, off[:, 1])
+    want = np.array([0.0 if size[b] == 1 else plots._RING for b in block])
+    np.testing.assert_allclose(radius, want, atol=1e-12)
     (edges,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     colors = [tuple(np.round(c[:3], 3)) for c in edges.get_colors()]
     red = tuple(np.round(matplotlib.colors.to_rgb(plots.POSITIVE), 3))
     blue = tuple(np.round(matplotlib.colors.to_rgb(plots.NEGATIVE), 3))
     expected = [red if d["weight"] > 0 else blue for _, _, d in G.edges(data=True)]
     assert colors == expected
-    # each edge starts at its source's column and ends at its target's
+    # each edge starts at its source's position and ends at its target's
+    where = {v: tuple(p) for v, p in zip(G.nodes, off)}
     for seg, (u, v) in zip(edges.get_segments(), G.edges):
-        assert seg[0][0] == G.nodes[u]["block"] and seg[-1][0] == G.nodes[v]["block"]
+        np.testing.assert_allclose(seg[0], where[u], atol=1e-12)
+        np.testing.assert_allclose(seg[-1], where[v], atol=1e-12)
+
+
+def test_sparsity_graph_draws_self_loops_and_collapses_large_graphs():
+    from matplotlib.patches import Circle
+
+    import itermap
+    from itermap.analysis import sparsity_graph
+
+    net = itermap.random_rnn(12, density=0.5, rng=3)
+    G = sparsity_graph(net)
+    loops = [u for u, v in G.edges if u == v]
+    ax = plots.sparsity_graph(G, arrows=False)
+    assert len([p for p in ax.patches if isinstance(p, Circle)]) == len(loops) > 0
+    big = itermap.mlp_continuum([40, 300, 10], recurrent=0.01, rng=0)   # 350 units
+    ax = plots.sparsity_graph(sparsity_graph(big))
+    (nodes,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(nodes.get_offsets()) == 3           # drawn by block
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("W_{ij}" in t for t in labels)      # the legend gives the width scale
+    ax = plots.sparsity_graph(sparsity_graph(big), level="unit", arrows=False)
+    (nodes,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(nodes.get_offsets()) == 350
 
 
 def test_sparsity_graph_block_level_with_arrows():
@@ -295,3 +328,20 @@ def test_no_plot_function_calls_show(monkeypatch):
     plots.eigenvalues(np.array([0.5]))
     plots.block_matrix(np.eye(2))
     plots.sparsity_graph(_unit_graph())
+
+
+def test_memory_capacity_plot_draws_r2_per_delay_and_the_total():
+    import itermap
+    from itermap.analysis import memory_capacity
+
+    line = itermap.IterativeMap.from_rnn(np.diag([0.0, 0.0]) + np.eye(2, k=-1), np.eye(2, 1))
+    mc = memory_capacity(line, max_delay=4, steps=800, rng=0)   # a delay line of length 2
+    ax = plots.memory_capacity({"delay line": mc, "twice": mc})
+    lines = _lines(ax)
+    assert len(lines) == 2
+    np.testing.assert_allclose(lines[0].get_ydata(), mc.r2)
+    np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3, 4])
+    text = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert text[0] == f"delay line (MC = {mc.capacity:.2f})"
+    with pytest.raises(ValueError, match="results is empty"):
+        plots.memory_capacity([])

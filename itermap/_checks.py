@@ -1,0 +1,167 @@
+"""Argument checks shared by the public API: every error names its parameter.
+
+The analyses and the constructors parse their arguments through these, so a bad
+value gets a ValueError or TypeError that starts with the parameter's name, never
+``could not convert string to float`` from deep inside NumPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
+           "check_real_array", "named"]
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as an int, or a TypeError/ValueError that names ``name``.
+
+    Examples
+    --------
+    >>> check_int("steps", 3, 1)
+    3
+    >>> check_int("steps", 1.5, 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: steps must be an integer, got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(name: str, value, *, minimum: float | None = None, positive: bool = False,
+               maximum: float | None = None) -> float:
+    """``value`` as a finite float, or a TypeError/ValueError that names ``name``.
+
+    Booleans, complex numbers, strings, None and sequences are refused; so are
+    NaN and inf. ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound
+    it inclusively.
+
+    Examples
+    --------
+    >>> check_real("gain", 2)
+    2.0
+    >>> check_real("gain", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: gain must be finite, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+@contextlib.contextmanager
+def named(name: str):
+    """Re-raise a ValueError or TypeError from the block with ``name`` in front.
+
+    For parsing that goes through other constructors (a weight matrix through
+    :class:`~itermap.BlockMatrix`, say), whose own messages cannot know the
+    caller's parameter name. Messages that already name it pass unchanged.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if msg.startswith(name) or f"{name}:" in msg or f"{name} " in msg:
+            raise
+        raise type(exc)(f"{name}: {msg}") from exc
+
+
+def check_real_array(name: str, value, *, ndim: int | None = None,
+                     allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a finite float64 NumPy array, or a TypeError/ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_real_array("values", [1, 2.5], ndim=1)
+    array([1. , 2.5])
+    >>> check_real_array("values", [1j], ndim=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: values must be real numbers, got dtype complex128
+    """
+    if value is None or isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+    if hasattr(value, "__cuda_array_interface__") or type(value).__module__.startswith("cupy"):
+        value = value.get()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers ({err})") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume a large workstation
+        return 1 << 40
+
+
+def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
+    """Refuse, naming ``name``, a request whose arrays exceed this machine's memory.
+
+    Examples
+    --------
+    >>> check_memory("n", 1e18, "the states")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: the states would take 1e+09 GB, more than this machine's ... GB of memory
+    """
+    total = _physical_memory()
+    if nbytes > total:
+        raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
+                         f"machine's {total / 1e9:.3g} GB of memory")
+
+
+def check_choice(name: str, value, choices) -> str:
+    """``value`` if it is one of the strings ``choices``, else an error naming ``name``.
+
+    Examples
+    --------
+    >>> check_choice("keep", "last", ("all", "last"))
+    'last'
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {list(choices)}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

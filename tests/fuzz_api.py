@@ -1,0 +1,526 @@
+"""A fuzz catalogue of the public API: every parameter of every public callable, given
+bad values of every kind.
+
+Each outcome is classified:
+
+- ``ok``: a result whose arrays are finite (or NaN only where the case documents it);
+- ``named``: a ValueError or TypeError whose message names the parameter;
+- ``unnamed``: a ValueError or TypeError that does not name it;
+- ``accepted``: a value that must be refused returned a result;
+- ``nonfinite``: a result with undocumented NaN or inf;
+- ``other``: any other exception type.
+
+Run ``python -m tests.fuzz_api`` for the tally; ``tests/test_fuzz.py`` asserts that
+every column but ``ok`` and ``named`` is zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import itermap
+import itermap.analysis as analysis
+from itermap import BlockMatrix, IterativeMap
+from itermap.analysis import plots
+from itermap.systems import henon, linear, logistic, standard_map
+
+RNN = itermap.random_rnn(5, gain=0.9, rng=0)
+MLP = IterativeMap.from_mlp([np.full((3, 2), 0.5), np.full((1, 3), 0.5)], activation="tanh")
+HENON = henon()
+TMP = Path(tempfile.mkdtemp(prefix="itermap-fuzz-"))
+
+
+class _Missing:
+    def __repr__(self):
+        return "<missing>"
+
+
+MISSING = _Missing()
+
+
+@dataclass
+class Param:
+    """A parameter: its valid value, its kind, and the names a message may use for it."""
+
+    value: object
+    kind: str
+    optional: bool = False
+    names: tuple = ()
+    size_like: bool = False
+
+
+@dataclass
+class Case:
+    fn: Callable
+    params: dict
+    positional: tuple = ()
+    nan_ok: bool = False          # the result may hold NaN by documentation
+    passes_nan: bool = False      # the inner loop (map methods) passes NaN/inf through
+    nan_fields: tuple = ()        # result fields documented to hold NaN
+    answers: tuple = ()           # exception types that are the function's documented answer
+    skip: dict = field(default_factory=dict)   # param -> bad labels not to try
+
+
+def _bad_values(p: Param):
+    """(label, value, must_refuse) for a parameter of kind ``p.kind``."""
+    v, k = p.value, p.kind
+    out = []
+    if not p.optional:
+        out.append(("None", None, True))
+    out.append(("str", "abc", True))
+    if k in ("int>=1", "int>=0", "int>=2"):
+        out += [("float 1.5", 1.5, True), ("negative", -1, True), ("bool", True, True),
+                ("nan", float("nan"), True), ("complex", 1j, True), ("list", [1, 2], True)]
+        if k == "int>=1":
+            out.append(("zero", 0, True))
+        if p.size_like:  # would allocate more than any machine has
+            out.append(("huge", 10 ** 12, True))
+    elif k in ("float>0", "float>=0", "float"):
+        out += [("nan", float("nan"), True), ("inf", float("inf"), True),
+                ("complex", 1 + 1j, True), ("list", [1.0, 2.0], True)]
+        if k == "float>0":
+            out += [("zero", 0.0, True), ("negative", -1.0, True)]
+        if k == "float>=0":
+            out.append(("negative", -1.0, True))
+    elif k in ("state", "array"):
+        a = np.asarray(v, dtype=float)
+        out += [("complex", a.astype(complex) + 1j, True), ("object", a.astype(object), True),
+                ("nan", np.full_like(a, np.nan), True), ("inf", np.full_like(a, np.inf), True),
+                ("empty", np.zeros((0,) + a.shape[1:]), True),
+                ("wrong shape", np.zeros(a.shape[:-1] + (a.shape[-1] + 1,)) if a.ndim
+                 else np.zeros(3), True),
+                ("3-d", np.zeros((2, 2, 2, 2)), True)]
+    elif k == "map":
+        out += [("int", 3, True), ("object", object(), True), ("array", np.zeros(3), True)]
+    elif k == "callable":
+        out += [("int", 3, True), ("object", object(), True)]
+    elif k == "executor":
+        out += [("unknown", "no-such-executor", True), ("zero", 0, True),
+                ("object", object(), True)]
+    elif k == "choice":
+        out += [("unknown", "no-such-choice", True), ("int", 3, True)]
+    elif k == "rng":
+        out += [("negative", -1, True), ("float", 1.5, True), ("object", object(), True)]
+    elif k == "bool":
+        out += [("int", 3, True)]
+    elif k == "sizes":
+        out += [("float", [1.5, 2], True), ("zero", [0, 2], True), ("negative", [-1], True),
+                ("empty", [], True), ("bool", [True, 2], True), ("nested", [[1, 2]], True)]
+    elif k == "values":
+        out += [("nan", [np.nan, 1.0], True), ("inf", [np.inf], True),
+                ("complex", [1j], True), ("empty", [], True), ("2-d", [[1.0, 2.0]], True)]
+    elif k == "path":
+        out += [("int", 3, True), ("empty", "", True), ("folder", str(TMP), True),
+                ("missing", str(TMP / "no-such-file.npz"), True)]
+        out = [o for o in out if o[0] != "str"]  # "abc" is a valid file name
+    elif k == "result":
+        out += [("int", 3, True), ("object", object(), True)]
+    elif k == "blocks":
+        key, blk = next(iter(v.items()))
+        if isinstance(blk, np.ndarray):
+            out += [("float key", {(key[0] + 0.5, key[1]): blk}, True),
+                    ("missing block", {(7, 0): blk}, True),
+                    ("complex", {key: blk.astype(complex) + 1j}, True),
+                    ("nan", {key: np.full_like(blk, np.nan)}, True),
+                    ("object", {key: blk.astype(object)}, True)]
+        else:
+            out += [("float key", {(key[0] + 0.5, key[1]): blk}, True),
+                    ("missing block", {(7, 0): blk}, True),
+                    ("unknown token", {key: "Q"}, True)]
+    elif k == "pattern":
+        out += [("unknown token", [["0", "Q"], ["W", "0"]], True),
+                ("wrong grid", [["0"]], True), ("float token", [["0", 1.5], ["W", "0"]], True)]
+    elif k == "layers":
+        out += [("complex", [np.ones((3, 2)) + 1j, np.ones((1, 3))], True),
+                ("nan", [np.full((3, 2), np.nan), np.ones((1, 3))], True),
+                ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True)]
+        if p.optional:
+            out = [o for o in out if o[0] != "empty"]
+    elif k == "grid":
+        out += [("empty values", {"x": []}, True), ("list of ints", [1, 2], True),
+                ("non-str key", {1: [1.0]}, True)]
+    elif k == "dims":
+        out += [("out of range", (0, 5), True), ("float", (0.5, 1), True)]
+    return out
+
+
+def _nonfinite(obj, seen=None, skip=()) -> bool:
+    """True if ``obj`` holds a float NaN or inf anywhere (arrays, dataclasses, containers)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fc":
+            return not bool(np.all(np.isfinite(obj)))
+        return False
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return any(_nonfinite(getattr(obj, f.name), seen) for f in dataclasses.fields(obj)
+                   if f.name not in skip)
+    if isinstance(obj, dict):
+        return any(_nonfinite(v, seen) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return any(_nonfinite(v, seen) for v in obj)
+    return False
+
+
+def _call(case: Case, name: str, bad):
+    args, kwargs = [], {}
+    for pname, p in case.params.items():
+        value = bad if pname == name else p.value
+        if pname in case.positional:
+            args.append(value)
+        elif value is not MISSING:
+            kwargs[pname] = value
+    return case.fn(*args, **kwargs)
+
+
+def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple[str, str]:
+    """(outcome, detail) of one call."""
+    import matplotlib.pyplot as plt
+
+    p = case.params[name]
+    names = (name,) + tuple(p.names)
+    if label == "hypothesis":  # an arbitrary value may clash with another parameter
+        names += tuple(n for q, spec in case.params.items() for n in (q,) + tuple(spec.names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):
+                result = _call(case, name, bad)
+                if hasattr(result, "__enter__"):
+                    with result:
+                        pass
+    except case.answers:
+        return "ok", "its documented answer"
+    except itermap.DivergenceError as exc:
+        # a start outside the basin of a bounded orbit: the documented error, naming the step
+        if label == "hypothesis" and "step" in str(exc):
+            return "named", str(exc)
+        return "unnamed", f"DivergenceError: {exc}"
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if any(n.lower() in msg.lower() for n in names):
+            return "named", msg
+        return "unnamed", f"{type(exc).__name__}: {msg}"
+    except FileNotFoundError as exc:
+        if label in ("missing", "str", "empty", "hypothesis"):
+            return "named", str(exc)
+        return "other", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - every other type is a finding
+        return "other", f"{type(exc).__name__}: {exc}"
+    finally:
+        plt.close("all")
+    if must_refuse:
+        return "accepted", repr(result)[:200]
+    if not case.nan_ok and _nonfinite(result, skip=case.nan_fields):
+        return "nonfinite", repr(result)[:200]
+    return "ok", ""
+
+
+def _fixed_points():
+    return analysis.find_fixed_points(HENON, np.array([[0.6, 0.2], [-1.1, -0.3]]))
+
+
+def _spectrum():
+    return analysis.lyapunov_spectrum(HENON, np.array([0.1, 0.1]), 50)
+
+
+def _scan():
+    return analysis.lyapunov_scan(logistic, [3.5, 3.9], np.array([0.3]), 50, transient=10)
+
+
+def _orbits():
+    return analysis.orbit_diagram(logistic, [3.5, 3.9], np.array([0.3]), transient=10, keep=4)
+
+
+def _impulse():
+    return analysis.impulse_response(RNN, np.zeros(5), 4)
+
+
+def _figure():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    return fig
+
+
+def _square(x):
+    return x * x
+
+
+def cases() -> dict:
+    """The catalogue: one valid call per public callable, parameter by parameter."""
+    P = Param
+    x5 = np.full(5, 0.1)
+    c = {
+        # -- itermap: structures and maps ------------------------------------------
+        "BlockMatrix": Case(BlockMatrix, {
+            "sizes": P([2, 3], "sizes"),
+            "blocks": P({(1, 0): np.ones((3, 2))}, "blocks", optional=True)},
+            positional=("sizes", "blocks")),
+        "BlockMatrix.from_pattern": Case(BlockMatrix.from_pattern, {
+            "sizes": P([2, 2], "sizes"), "pattern": P([["0", "0"], ["W", "0"]], "pattern"),
+            "rng": P(0, "rng", optional=True), "scale": P(1.0, "float")},
+            positional=("sizes", "pattern")),
+        "IterativeMap": Case(IterativeMap, {
+            "weights": P(np.eye(3) * 0.5, "array", names=("W", "matrix")),
+            "bias": P(np.zeros(3), "array", optional=True),
+            "activation": P("tanh", "choice"),
+            "input_block": P(None, "int>=0", optional=True),
+            "sizes": P(None, "sizes", optional=True)},
+            positional=("weights", "bias", "activation")),
+        "IterativeMap.from_mlp": Case(IterativeMap.from_mlp, {
+            "weights": P([np.ones((3, 2)), np.ones((1, 3))], "layers", names=("layer",)),
+            "biases": P(None, "layers", optional=True, names=("bias", "layer")),
+            "activation": P("relu", "choice"), "output_activation": P("identity", "choice")},
+            positional=("weights", "biases")),
+        "IterativeMap.from_rnn": Case(IterativeMap.from_rnn, {
+            "W_hh": P(np.eye(3) * 0.5, "array"), "W_hx": P(np.ones((3, 2)), "array"),
+            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice")},
+            positional=("W_hh", "W_hx", "b"), skip={"W_hx": {"wrong shape"}}),
+        "random_rnn": Case(itermap.random_rnn, {
+            "n": P(4, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
+            "density": P(1.0, "float>0"),
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            positional=("n",)),
+        "FunctionMap": Case(itermap.FunctionMap, {
+            "step": P(_square, "callable"), "dim": P(1, "int>=1"),
+            "jacobian": P(lambda x: 2 * x[..., None], "callable", optional=True),
+            "input_size": P(0, "int>=0")}, positional=("step", "dim")),
+        "as_map": Case(itermap.as_map, {"obj": P(HENON, "map", names=("map",))},
+                       positional=("obj",)),
+        "check_map": Case(itermap.check_map, {
+            "m": P(HENON, "map", names=("map",)), "x": P(np.array([[0.1, 0.2]]), "state",
+                                                       optional=True),
+            "rng": P(0, "rng", optional=True), "tol": P(1e-6, "float>0")},
+            positional=("m", "x"), answers=(itermap.ConformanceError,)),
+        "logistic": Case(logistic, {"r": P(3.5, "float")}, positional=("r",),
+                         skip={"r": {"list"}}),  # a 1-D r is a batch of parameters
+        "henon": Case(henon, {"a": P(1.4, "float"), "b": P(0.3, "float")},
+                      positional=("a", "b")),
+        "linear": Case(linear, {"A": P(np.eye(2) * 0.5, "array")}, positional=("A",)),
+        "standard_map": Case(standard_map, {"k": P(1.0, "float")}, positional=("k",)),
+        "add_blocks": Case(itermap.add_blocks, {
+            "base": P(MLP, "map", names=("map",)), "blocks": P({(1, 1): 0.5}, "blocks"),
+            "rng": P(0, "rng", optional=True), "scale": P(1.0, "float")},
+            positional=("base", "blocks")),
+        "mlp_continuum": Case(itermap.mlp_continuum, {
+            "sizes": P([2, 3, 1], "sizes"), "recurrent": P(0.5, "float>=0"),
+            "skip": P(0.0, "float>=0"), "rng": P(0, "rng", optional=True)},
+            positional=("sizes",)),
+        "as_rng": Case(itermap.as_rng, {"rng": P(0, "rng", optional=True)},
+                       positional=("rng",)),
+        # -- running maps -----------------------------------------------------------
+        "iterate": Case(itermap.iterate, {
+            "map": P(RNN, "map"), "x0": P(x5, "state"), "steps": P(3, "int>=0"),
+            "inputs": P(None, "array", optional=True), "every": P(1, "int>=1"),
+            "keep": P("all", "choice")}, positional=("map", "x0", "steps")),
+        "iterate (driven)": Case(itermap.iterate, {
+            "map": P(MLP, "map"), "x0": P(np.zeros(6), "state"), "steps": P(2, "int>=0"),
+            "inputs": P(np.ones(2), "array")}, positional=("map", "x0", "steps")),
+        "resolve_inputs": Case(itermap.resolve_inputs, {
+            "map": P(MLP, "map"), "x": P(np.zeros(6), "state"),
+            "inputs": P(np.ones(2), "array"), "steps": P(2, "int>=0")},
+            positional=("map", "x", "inputs", "steps"),
+            skip={"x": {"nan", "inf"}}),  # x gives shapes only
+        "IterativeMap.step": Case(RNN.step, passes_nan=True, params={"x": P(x5, "state"),
+                                             "u": P(None, "array", optional=True)},
+                                  positional=("x", "u"), nan_ok=True),
+        "IterativeMap.jacobian": Case(RNN.jacobian, passes_nan=True, params={"x": P(x5, "state")},
+                                      positional=("x",), nan_ok=True),
+        "IterativeMap.tangent": Case(RNN.tangent, passes_nan=True, params={
+            "x": P(x5, "state"), "v": P(np.eye(5)[:, :2], "array")},
+            positional=("x", "v"), nan_ok=True,
+            skip={"v": {"wrong shape"}}),  # another k: v (dim, k) is valid for every k
+        "IterativeMap.vjp": Case(RNN.vjp, passes_nan=True, params={
+            "x": P(x5, "state"), "w": P(np.ones(5), "array")},
+            positional=("x", "w"), nan_ok=True),
+        # -- files ------------------------------------------------------------------
+        "save": Case(itermap.save, {"obj": P(RNN, "result"),
+                                    "path": P(str(TMP / "rnn.npz"), "path")},
+                     positional=("obj", "path"), skip={"path": {"missing"}}),
+        "load": Case(itermap.load, {"path": P(str(TMP / "rnn.npz"), "path")},
+                     positional=("path",)),
+        # -- analyses ---------------------------------------------------------------
+        "find_fixed_points": Case(analysis.find_fixed_points, {
+            "map": P(HENON, "map"), "x0": P(np.array([[0.6, 0.2]]), "state",
+                                            names=("start",)),
+            "inputs": P(None, "array", optional=True), "period": P(1, "int>=1"),
+            "tol": P(1e-10, "float>0"), "max_iter": P(20, "int>=1"),
+            "unique_tol": P(1e-6, "float>0"), "slow_points": P(False, "bool")},
+            positional=("map", "x0")),
+        "sample_states": Case(analysis.sample_states, {
+            "map": P(RNN, "map"), "n": P(3, "int>=1", size_like=True), "steps": P(5, "int>=0"),
+            "noise": P(0.0, "float>=0"), "rng": P(0, "rng", optional=True),
+            "x0": P(None, "state", optional=True), "inputs": P(None, "array", optional=True)},
+            positional=("map", "n")),
+        "fir_length": Case(analysis.fir_length, {
+            "map": P(MLP, "map"), "input_block": P(None, "int>=0", optional=True)},
+            positional=("map",)),
+        "impulse_response": Case(analysis.impulse_response, {
+            "map": P(RNN, "map"), "x": P(np.zeros(5), "state"), "steps": P(4, "int>=1"),
+            "inputs": P(None, "array", optional=True), "method": P("linear", "choice"),
+            "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0"),
+            "tol": P(None, "float>=0", optional=True)}, positional=("map", "x", "steps"),
+            skip={"blocks": {"negative"}}),  # negative block indices count from the end
+        "memory_capacity": Case(analysis.memory_capacity, {
+            "map": P(IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), "map"),
+            "max_delay": P(3, "int>=1", size_like=True), "steps": P(300, "int>=1"),
+            "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
+            "input_scale": P(1.0, "float>0")}, positional=("map",)),
+        "sparsity_graph": Case(analysis.sparsity_graph, {
+            "weights": P(MLP, "map", names=("map", "matrix")), "level": P("unit", "choice")},
+            positional=("weights",)),
+        "kaplan_yorke_dimension": Case(analysis.kaplan_yorke_dimension, {
+            "exponents": P(np.array([0.4, -1.6]), "array"),
+            "dim": P(None, "int>=1", optional=True)}, positional=("exponents", "dim"),
+            skip={"exponents": {"wrong shape"}}),  # a longer spectrum is a spectrum
+        "lyapunov_spectrum": Case(analysis.lyapunov_spectrum, {
+            "map": P(HENON, "map"), "x0": P(np.array([0.1, 0.1]), "state"),
+            "steps": P(30, "int>=1"), "k": P(None, "int>=1", optional=True),
+            "transient": P(0, "int>=0"), "reorthonormalize_every": P(1, "int>=1"),
+            "inputs": P(None, "array", optional=True), "rng": P(0, "rng", optional=True),
+            "progress": P(False, "bool")}, positional=("map", "x0", "steps"),
+            # no spread from one trajectory, no dimension from a top-k spectrum: NaN, by
+            # documentation
+            nan_fields=("stderr", "kaplan_yorke_dimension")),
+        "gain_family": Case(analysis.gain_family, {"map": P(RNN, "map")},
+                            positional=("map",)),
+        "lyapunov_scan": Case(analysis.lyapunov_scan, {
+            "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
+            "x0": P(np.array([0.3]), "state"), "steps": P(40, "int>=1"),
+            "k": P(1, "int>=1"), "transient": P(10, "int>=0")},
+            positional=("make_map", "values", "x0", "steps"),
+            nan_ok=True),  # NaN marks a diverged orbit, by documentation
+        "mean_field_exponent": Case(analysis.mean_field_exponent, {
+            "gain": P(np.array([0.5, 1.5]), "values"), "activation": P("tanh", "choice"),
+            "quadrature": P(401, "int>=2", size_like=True)}, positional=("gain",),
+            nan_ok=True,  # -inf at gain 0, by documentation
+            skip={"gain": {"2-d", "empty"}}),  # elementwise over any shape
+        "orbit_diagram": Case(analysis.orbit_diagram, {
+            "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
+            "x0": P(np.array([0.3]), "state"), "transient": P(10, "int>=0"),
+            "keep": P(4, "int>=1")}, positional=("make_map", "values", "x0"),
+            nan_ok=True),  # NaN marks a diverged orbit, by documentation
+        "sweep": Case(analysis.sweep, {
+            "function": P(_square, "callable"), "grid": P({"x": [1.0, 2.0]}, "grid"),
+            "executor": P("serial", "executor", optional=True), "seed": P(0, "rng", optional=True),
+            "progress": P(False, "bool")}, positional=("function", "grid")),
+        # -- plots ------------------------------------------------------------------
+        "plots.trajectory": Case(plots.trajectory, {
+            "traj": P(itermap.iterate(HENON, np.array([0.1, 0.1]), 5), "result"),
+            "dims": P((0, 1), "dims")}, positional=("traj",)),
+        "plots.lyapunov_spectrum": Case(plots.lyapunov_spectrum, {
+            "result": P(_spectrum(), "result")}, positional=("result",)),
+        "plots.lyapunov_history": Case(plots.lyapunov_history, {
+            "result": P(_spectrum(), "result"),
+            "max_exponents": P(6, "int>=1", optional=True)},
+            positional=("result",)),
+        "plots.eigenvalues": Case(plots.eigenvalues, {
+            "fixed_points": P(_fixed_points(), "result")}, positional=("fixed_points",)),
+        "plots.impulse_response": Case(plots.impulse_response, {
+            "ir": P(_impulse(), "result"), "source": P(None, "int>=0", optional=True)},
+            positional=("ir",), skip={"source": {"negative"}}),
+        "plots.block_matrix": Case(plots.block_matrix, {
+            "W": P(MLP, "map", names=("matrix", "weights"))}, positional=("W",)),
+        "plots.sparsity_graph": Case(plots.sparsity_graph, {
+            "G": P(analysis.sparsity_graph(MLP), "result", names=("graph",))},
+            positional=("G",)),
+        "plots.orbit_diagram": Case(plots.orbit_diagram, {
+            "od": P(_orbits(), "result", names=("orbit",)), "component": P(0, "int>=0")},
+            positional=("od",), skip={"component": {"negative"}}),
+        "plots.lyapunov_scan": Case(plots.lyapunov_scan, {
+            "scan": P(_scan(), "result")}, positional=("scan",)),
+        "plots.lyapunov_panels": Case(plots.lyapunov_panels, {
+            "result": P(_spectrum(), "result")}, positional=("result",)),
+        "plots.memory_capacity": Case(plots.memory_capacity, {
+            "results": P(analysis.memory_capacity(
+                IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), max_delay=3,
+                steps=300, rng=0), "result")}, positional=("results",)),
+        "plots.paper_style": Case(plots.paper_style, {"columns": P(1, "int>=1")},
+                                  positional=("columns",)),
+        "plots.save_figure": Case(plots.save_figure, {
+            "fig": P(_figure(), "figure"), "path": P(str(TMP / "fig"), "path")},
+            positional=("fig", "path"), skip={"path": {"missing"}}),
+    }
+    return c
+
+
+# public names exercised elsewhere, with the reason they are not in the catalogue
+EXEMPT = {
+    "ACTIVATIONS": "a read-only registry (dict), no call",
+    "Activation": "a plain record of functions; every map built from names checks them",
+    "ConformanceError": "an exception type",
+    "DivergenceError": "an exception type",
+    "Map": "the base class; every concrete map is in the catalogue",
+    "MapCheck": "a result record of check_map",
+    "Trajectory": "a result record of iterate",
+    "backends": "a module",
+    "systems": "a module (its constructors are in the catalogue)",
+    "saveable": "a class decorator; tests/test_io.py covers bad classes",
+    "__version__": "a string",
+    "FixedPoints": "a result record",
+    "ImpulseResponse": "a result record",
+    "MemoryCapacity": "a result record",
+    "LyapunovSpectrum": "a result record",
+    "LyapunovScan": "a result record",
+    "OrbitDiagram": "a result record",
+    "SweepFailure": "a result record",
+    "SweepResult": "a result record",
+    "plots": "a module (its functions are in the catalogue)",
+    "STYLE": "a path to the shipped style file",
+    "COLUMN_WIDTHS": "a constant",
+    "LogisticMap": "the class behind logistic(), which is in the catalogue",
+    "HenonMap": "the class behind henon(), which is in the catalogue",
+    "LinearMap": "the class behind linear(), which is in the catalogue",
+    "StandardMap": "the class behind standard_map(), which is in the catalogue",
+}
+
+
+def run(select=None):
+    """Every (case, parameter, bad value) outcome: a list of dicts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = []
+    itermap.save(RNN, TMP / "rnn.npz")
+    for cname, case in cases().items():
+        if select is not None and cname not in select:
+            continue
+        for pname, p in case.params.items():
+            if p.kind == "figure":
+                continue
+            for label, bad, refuse in _bad_values(p):
+                if label in case.skip.get(pname, ()):
+                    continue
+                if case.passes_nan and label in ("nan", "inf"):
+                    refuse = False
+                outcome, detail = classify(case, pname, label, bad, refuse)
+                rows.append({"case": cname, "param": pname, "bad": label,
+                             "outcome": outcome, "detail": detail})
+    return rows
+
+
+def tally(rows) -> Counter:
+    return Counter(r["outcome"] for r in rows)
+
+
+if __name__ == "__main__":
+    rows = run()
+    print(f"{len(rows)} calls:", dict(tally(rows)))
+    for r in rows:
+        if r["outcome"] not in ("ok", "named"):
+            print(f"{r['outcome']:>9}  {r['case']}({r['param']}={r['bad']}): {r['detail'][:150]}")
