@@ -39,3 +39,13 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "gain_family", "lyapunov_scan",
             "mean_field_exponent", "orbit_diagram"]
+
+from ._training import (  # noqa: E402
+    ParameterComparison,
+    digits_model,
+    equal_parameter_comparison,
+    sparse_hidden_width,
+)
+
+__all__ += ["ParameterComparison", "digits_model", "equal_parameter_comparison",
+            "sparse_hidden_width"]

@@ -22,6 +22,7 @@ from ._train import (
     TrainHistory,
     TrainState,
     evaluate,
+    loss_and_gradient,
     train,
     trainable_count,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "backends",
     "datasets",
     "evaluate",
+    "loss_and_gradient",
     "NonFiniteLossError",
     "TrainHistory",
     "TrainState",

@@ -26,7 +26,7 @@ from ._optim import make_optimizer
 from ._rng import as_rng
 
 __all__ = ["train", "TrainHistory", "TrainState", "NonFiniteLossError", "evaluate",
-           "trainable_count"]
+           "loss_and_gradient", "trainable_count"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -655,6 +655,48 @@ def _history(hist, lay, mask, loss, optimizer, best_epoch, stopped):
     return TrainHistory(**arr, best_epoch=int(best_epoch), stopped_early=bool(stopped),
                         trainable_count=int(round(float(to_numpy(namespace(mask).sum(mask))))),
                         loss_name=loss, optimizer=optimizer)
+
+
+def loss_and_gradient(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",
+                      checkpoint=None):
+    """The training loss of ``map`` on a batch and its gradient, as :func:`train` uses them.
+
+    Returns
+    -------
+    loss : float
+        Mean over samples (and over steps for ``at="all"``).
+    blocks : dict
+        ``{(i, j): dL/dW_ij}``: dense arrays for dense blocks, for sparse blocks
+        CSR matrices with the block's own pattern (gradients at the nonzeros).
+    bias : array of shape (dim,)
+        ``dL/db``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, loss_and_gradient
+    >>> m = IterativeMap.from_mlp([np.zeros((2, 2))], activation="identity")
+    >>> L, grads, gb = loss_and_gradient(m, np.ones((1, 2)), np.array([0]), steps=1)
+    >>> round(L, 6), gb   # log 2; softmax (1/2, 1/2) minus the one-hot label
+    (0.693147, array([ 0. ,  0. , -0.5,  0.5]))
+    """
+    X, Yt, seq, T, n = _check_data(map, inputs, targets, steps, loss, at)
+    lay, theta, _ = _layout(map, False)
+    xp = namespace(theta)
+    dtype = to_numpy(theta[:1]).dtype
+    U = _take(X, np.arange(n), 1 if seq else 0, map.backend, dtype, xp)
+    Y = _take(Yt, np.arange(Yt.shape[1 if at == "all" else 0]), 1 if at == "all" else 0,
+              map.backend, dtype, xp)
+    lv, _, _, grad = _run(lay, theta, U, Y, seq, T, at, loss, checkpoint)
+    blocks = {}
+    for key, start, stop, pattern in lay.entries:
+        g = grad[start:stop]
+        if pattern is None:
+            blocks[key] = xp.reshape(g, (map.sizes[key[0]], map.sizes[key[1]]))
+        else:
+            blocks[key] = sparse_module(xp).csr_matrix((g, pattern.indices, pattern.indptr),
+                                                       shape=pattern.shape)
+    return float(to_numpy(lv)), blocks, grad[lay.bias_start:]
 
 
 def evaluate(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",

@@ -56,7 +56,29 @@ def train_flip_flop():
     return net, hist, acc
 
 
+def train_digits(kind):
+    """The digits MLP (``kind="mlp"``) or the sparse map at density 0.25 with the
+    MLP's trainable count (``kind="sparse"``); 3 steps, Adam, 30 epochs, seed 0."""
+    from itermap.analysis import digits_model, sparse_hidden_width
+
+    x_train, y_train, x_test, y_test = datasets.digits()
+    mlp = digits_model("mlp", hidden=DIGITS_HIDDEN, rng=0)
+    if kind == "mlp":
+        model = mlp
+    else:
+        width = sparse_hidden_width(itermap.trainable_count(mlp), 0.25)
+        model = digits_model("sparse", hidden=width, density=0.25, rng=0)
+    net, hist = itermap.train(model, x_train, y_train, steps=3, epochs=30, lr=3e-3, rng=0)
+    _, acc = itermap.evaluate(net, x_test, y_test, steps=3)
+    print(f"digits {kind}: sizes {net.sizes}, trainable {hist.trainable_count}, "
+          f"test accuracy {acc:.4f}")
+    itermap.save(net, os.path.join(HERE, f"digits_{kind}.npz"))
+    return net, hist, acc
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["flip_flop", "digits_mlp", "digits_sparse"]
     for name in which:
-        {"flip_flop": train_flip_flop}[name]()
+        jobs = {"flip_flop": train_flip_flop, "digits_mlp": lambda: train_digits("mlp"),
+                "digits_sparse": lambda: train_digits("sparse")}
+        jobs[name]()
