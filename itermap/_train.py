@@ -382,6 +382,24 @@ def _check_data(m, inputs, targets, steps, loss, at):
     return inputs.astype(np.float64), targets, seq, steps, n
 
 
+# below this many multiply-adds per step, BLAS threads cost more than they give (and on a
+# loaded machine spinning OpenBLAS threads make small products 10-30x slower)
+_SINGLE_THREAD_WORK = 1 << 25
+
+
+def _blas_threads(m, batch):
+    """A context holding NumPy's BLAS to one thread for small steps; a no-op otherwise."""
+    import contextlib
+
+    if m.backend != "numpy" or m.dim * m.dim * batch >= _SINGLE_THREAD_WORK:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but harmless without it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _take(arr, idx, axis, backend, dtype, xp):
     part = np.take(arr, idx, axis=axis)
     part = part if part.dtype.kind == "i" else part.astype(dtype)
@@ -564,6 +582,8 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
         bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", leave=False)
     last_good = xp.asarray(theta, copy=True)
     stopped = False
+    threads = _blas_threads(m, batch_size)
+    threads.__enter__()
     try:
         for epoch in range(start_epoch, epochs):
             tic = time.perf_counter()
@@ -628,6 +648,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
                 stopped = True
                 break
     finally:
+        threads.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     final = theta
@@ -721,13 +742,20 @@ def evaluate(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last
     dtype = to_numpy(theta[:1]).dtype
     total_loss = correct = total = 0.0
     sample_axis, target_axis = (1 if seq else 0), (1 if at == "all" else 0)
-    for s in range(0, n, batch_size):
-        idx = np.arange(s, min(s + batch_size, n))
-        U = _take(X, idx, sample_axis, map.backend, dtype, xp)
-        Y = _take(Yt, idx, target_axis, map.backend, dtype, xp)
-        lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
-        total_loss += float(to_numpy(lv)) * len(idx)
-        correct += float(to_numpy(c))
-        total += float(to_numpy(t))
+    with _blas_threads(map, min(batch_size, n)):
+        for s in range(0, n, batch_size):
+            total_loss, correct, total = _evaluate_batch(
+                map, lay, theta, X, Yt, seq, T, at, loss, np.arange(s, min(s + batch_size, n)),
+                sample_axis, target_axis, dtype, xp, total_loss, correct, total)
     return total_loss / n, correct / max(total, 1.0)
+
+
+def _evaluate_batch(map, lay, theta, X, Yt, seq, T, at, loss, idx, sample_axis, target_axis,
+                    dtype, xp, total_loss, correct, total):
+    """The running sums of :func:`evaluate` with one more batch added."""
+    U = _take(X, idx, sample_axis, map.backend, dtype, xp)
+    Y = _take(Yt, idx, target_axis, map.backend, dtype, xp)
+    lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
+    return (total_loss + float(to_numpy(lv)) * len(idx), correct + float(to_numpy(c)),
+            total + float(to_numpy(t)))
 

@@ -1,6 +1,7 @@
 """Train the networks shipped in data/trained/ (run from the repository root).
 
     python data/trained/make_trained.py [flip_flop] [digits_mlp] [digits_sparse]
+                                        [equal_parameters]
 
 Each network is trained with a fixed seed and saved with ``itermap.save``:
 
@@ -11,6 +12,8 @@ Each network is trained with a fixed seed and saved with ``itermap.save``:
 - ``digits_mlp.npz``: the MLP [64, 64, 10] (relu) as an iterative map, 2 steps.
 - ``digits_sparse.npz``: a sparse map on the same widths, ``R=p`` blocks in the
   continuum pattern, its trainable parameters matched to the MLP's.
+- ``equal_parameters.npz``: the :class:`itermap.analysis.ParameterComparison` of the
+  MLP, the continuum and sparse maps at equal trainable parameters (5 seeds).
 """
 
 from __future__ import annotations
@@ -76,9 +79,20 @@ def train_digits(kind):
     return net, hist, acc
 
 
+def equal_parameters():
+    """The paper's comparison (issue 14, section 5): 5 seeds, saved with its table."""
+    from itermap.analysis import equal_parameter_comparison
+
+    res = equal_parameter_comparison(seeds=5, epochs=30, progress=False)
+    itermap.save(res, os.path.join(HERE, "equal_parameters.npz"))
+    print(res.table())
+    return res
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["flip_flop", "digits_mlp", "digits_sparse"]
     for name in which:
         jobs = {"flip_flop": train_flip_flop, "digits_mlp": lambda: train_digits("mlp"),
-                "digits_sparse": lambda: train_digits("sparse")}
+                "digits_sparse": lambda: train_digits("sparse"),
+                "equal_parameters": equal_parameters}
         jobs[name]()
