@@ -412,9 +412,16 @@ def test_an_autonomous_map_is_refused():
                                   (itermap.systems.linear(np.array([[1.0, 2.0], [3.0, 4.0]])),
                                    np.array([[1.0, -1.0]]))])
 def test_classic_systems_vjp_is_the_transpose_product(m, x):
-    w = np.random.default_rng(0).normal(size=x.shape)
+    rng = np.random.default_rng(0)
     J = m.jacobian(x)
-    np.testing.assert_allclose(m.vjp(x, w), np.einsum("bi,bij->bj", w, J), rtol=1e-15)
+    w = rng.normal(size=x.shape)
+    np.testing.assert_allclose(m.vjp(x, w), np.einsum("bi,bij->bj", w, J), rtol=1e-14)
+    wk = rng.normal(size=(x.shape[0], 3, x.shape[1]))  # k cotangents per state
+    np.testing.assert_allclose(m.vjp(x, wk), np.einsum("bki,bij->bkj", wk, J), rtol=1e-14)
+    one = rng.normal(size=(3, x.shape[1]))
+    np.testing.assert_allclose(m.vjp(x[0], one), one @ J[0], rtol=1e-14)
+    np.testing.assert_allclose(m.vjp(x[0], one[0]), one[0] @ J[0], rtol=1e-14)
+    assert itermap.check_map(m, x[0]).passed
 
 
 # -- data and shipped networks -----------------------------------------------------------
