@@ -21,7 +21,7 @@ import numpy as np
 from ._backend import is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix
 from ._io import load, save, saveable
-from ._network import IterativeMap, _csr_coordinates
+from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
 from ._rng import as_rng
 
@@ -103,6 +103,7 @@ class _Layout:
     bias_start: int = 0
     size: int = 0
     coords: dict = field(default_factory=dict)  # sparse key -> (rows, cols)
+    densify: bool = False  # run sparse blocks as dense arrays (small, fairly full maps)
 
     def build(self, theta, *, copy=False) -> IterativeMap:
         m = self.template
@@ -114,6 +115,10 @@ class _Layout:
                 shape = (m.sizes[key[0]], m.sizes[key[1]])
                 b = xp.reshape(vals, shape)
                 blocks[key] = xp.asarray(b, copy=True) if copy else b
+            elif self.densify:
+                b = xp.zeros(pattern.shape, dtype=theta.dtype)
+                b[self.coords[key]] = vals
+                blocks[key] = b
             else:
                 # copies: BlockMatrix drops explicit zeros in place
                 blocks[key] = sparse_module(xp).csr_matrix(
@@ -130,11 +135,16 @@ class _Layout:
                 continue  # rows the input overwrites: never used, never trained
             if pattern is None:
                 out[start:stop] = xp.reshape(m.block_gradient(key, G, Xin), (-1,))
-            else:
+            else:  # the gradient at the nonzeros only, however the step ran
                 rows, cols = self.coords[key]
-                out[start:stop] = m.block_gradient(key, G, Xin, rows=rows, cols=cols)
+                out[start:stop] = sampled_product(G[:, m.block_slice(key[0])],
+                                                  Xin[:, m.block_slice(key[1])], rows, cols)
         out[self.bias_start:] = xp.sum(G, axis=0)
         return out
+
+
+_DENSIFY_DIM = 1024
+_DENSIFY_FILL = 0.02
 
 
 def _layout(m: IterativeMap, freeze_bias: bool):
@@ -148,7 +158,7 @@ def _layout(m: IterativeMap, freeze_bias: bool):
     lay = _Layout(m)
     values, masks, pos = [], [], 0
     for key, b in bm.blocks.items():
-        flag = True if trainable is None else trainable.get(key, True)
+        flag = _trainable_flag(key, b, True if trainable is None else trainable.get(key, True))
         if is_sparse(b):
             c = b.tocsr().copy()
             c.sum_duplicates()
@@ -187,9 +197,32 @@ def _layout(m: IterativeMap, freeze_bias: bool):
         bias_mask = xp.concat([bias_mask[:sl.start], xp.zeros(sl.stop - sl.start, dtype=dtype),
                                bias_mask[sl.stop:]])
     lay.bias_start, lay.size = pos, pos + m.dim
+    # a small map steps faster as dense arrays than through scipy's per-call overhead; the
+    # gradient is still taken at the stored entries only, so the zeros stay zero
+    lay.densify = bool(lay.coords) and m.dim <= _DENSIFY_DIM and \
+        bm.nnz >= _DENSIFY_FILL * m.dim ** 2
     theta = xp.concat([xp.astype(v, dtype) for v in values] + [xp.astype(bias, dtype)])
     mask = xp.concat([xp.astype(k, dtype) for k in masks] + [bias_mask])
     return lay, theta, mask
+
+
+def _trainable_flag(key, block, flag):
+    """A block's trainable flag as a bool or an entrywise mask.
+
+    ``True``/``"all"`` train every stored entry, ``False``/``"none"`` none, and
+    ``"non-zero"`` only the nonzeros (the same as True for a sparse block).
+    """
+    if isinstance(flag, str):
+        name = flag.lower().replace("_", "-")
+        if name in ("all", "true"):
+            return True
+        if name in ("none", "false", "frozen"):
+            return False
+        if name in ("non-zero", "nonzero"):
+            return True if is_sparse(block) else block != 0
+        raise ValueError(f"trainable flag of block {key} must be a bool, 'all', 'none', "
+                         f"'non-zero' or a mask, got {flag!r}")
+    return flag
 
 
 def trainable_count(m) -> int:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import itermap
+import itermap._train
 from itermap import BlockMatrix, IterativeMap, datasets, loss_and_gradient, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,9 +130,17 @@ CASES = {
 }
 
 
+@pytest.fixture(params=["dense steps", "sparse steps"])
+def step_kind(request, monkeypatch):
+    """Small sparse maps train through dense steps; force the sparse steps too."""
+    if request.param == "sparse steps":
+        monkeypatch.setattr(itermap._train, "_DENSIFY_DIM", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("checkpoint", [None, 2])
-def test_gradient_matches_central_differences(name, checkpoint):
+def test_gradient_matches_central_differences(name, checkpoint, step_kind):
     rng = np.random.default_rng(abs(hash(name)) % 1000)
     m, inputs, targets, steps, loss, at = CASES[name](rng)
     T = inputs.shape[0] if inputs.ndim == 3 else steps
@@ -186,7 +195,7 @@ def test_sampled_product_matches_the_dense_product_at_the_pattern():
 
 
 @pytest.mark.parametrize("at", ["last", "all"])
-def test_gradient_matches_torch_autograd(at):
+def test_gradient_matches_torch_autograd(at, step_kind):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
     m = hybrid_map(rng)
@@ -237,8 +246,18 @@ class MaskedBlocks(BlockMatrix):
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), p=st.floats(0.2, 0.8), frozen=st.booleans(),
-       entrywise=st.booleans())
-def test_zero_pattern_and_frozen_entries_survive_training(seed, p, frozen, entrywise):
+       entrywise=st.booleans(), sparse_steps=st.booleans())
+def test_zero_pattern_and_frozen_entries_survive_training(seed, p, frozen, entrywise,
+                                                          sparse_steps):
+    saved = itermap._train._DENSIFY_DIM
+    itermap._train._DENSIFY_DIM = 0 if sparse_steps else saved
+    try:
+        _train_and_check_pattern(seed, p, frozen, entrywise)
+    finally:
+        itermap._train._DENSIFY_DIM = saved
+
+
+def _train_and_check_pattern(seed, p, frozen, entrywise):
     rng = np.random.default_rng(seed)
     bm = BlockMatrix.from_pattern([3, 6, 2], [["0", "0", "0"], [f"R={p}", f"R={p}", "W"],
                                               ["0", "W", f"R={p}"]], rng=rng)
@@ -275,6 +294,16 @@ def test_trainable_count_honours_the_mask():
     masked = IterativeMap(MaskedBlocks(bm.sizes, bm.blocks, {(1, 1): False}), None, "tanh",
                           input_block=0)
     assert itermap.trainable_count(masked) == expect - bm.blocks[(1, 1)].nnz
+    # from_description's names: "non-zero" trains only a dense block's nonzeros
+    W = bm.blocks[(1, 0)].copy()
+    W[0, :] = 0.0
+    blocks = {**bm.blocks, (1, 0): W}
+    named = IterativeMap(MaskedBlocks(bm.sizes, blocks, {(1, 0): "non-zero", (2, 1): "none"}),
+                         None, "tanh", input_block=0)
+    assert itermap.trainable_count(named) == expect - 2 - 8
+    with pytest.raises(ValueError, match="trainable flag"):
+        itermap.trainable_count(IterativeMap(MaskedBlocks(bm.sizes, bm.blocks, {(1, 0): "some"}),
+                                             None, "tanh", input_block=0))
 
 
 # -- behaviour ---------------------------------------------------------------------------
