@@ -17,8 +17,8 @@ import numpy as np
 import itermap
 from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
 
-__all__ = ["ParameterComparison", "digits_model", "equal_parameter_comparison",
-           "sparse_hidden_width"]
+__all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
+           "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]
 
 
 @saveable
@@ -162,3 +162,71 @@ def equal_parameter_comparison(*, hidden: int = 64, densities=(0.5, 0.25, 0.1), 
                                hidden=np.array([s[2] for s in specs], dtype=float),
                                accuracy=acc, seconds=secs, seeds=seed_list, epochs=int(epochs),
                                steps=int(steps))
+
+
+@saveable
+@dataclass
+class FlipFlopAnalysis:
+    """A flip-flop RNN's bit accuracy and its fixed points at zero input.
+
+    ``points`` (m, dim) with ``n_unstable`` (m,) and ``stable`` (m,); ``patterns``
+    (m, bits) the sign of the readout at each point; ``n_patterns`` the number
+    of distinct patterns among the stable points; ``hidden`` (steps, trials,
+    n_hidden) the hidden states of the first trials, for the figure.
+    """
+
+    points: np.ndarray
+    n_unstable: np.ndarray
+    stable: np.ndarray
+    patterns: np.ndarray
+    n_patterns: int
+    bit_accuracy: float
+    hidden: np.ndarray
+
+
+def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int = 1024,
+                       noise: float = 0.02, keep_trials: int = 20, rng=0) -> FlipFlopAnalysis:
+    """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
+
+    ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout
+    shows the hidden state one step late (as ``data/trained/flip_flop_rnn.npz``).
+    Starts for :func:`find_fixed_points` are states along the trajectories plus
+    Gaussian noise of standard deviation ``noise``.
+
+    Returns
+    -------
+    FlipFlopAnalysis
+
+    Examples
+    --------
+    >>> import itermap
+    >>> from itermap.analysis import flip_flop_analysis
+    >>> net = itermap.load("data/trained/flip_flop_rnn.npz")  # doctest: +SKIP
+    >>> res = flip_flop_analysis(net)                         # doctest: +SKIP
+    >>> int(res.stable.sum()), res.n_patterns                 # doctest: +SKIP
+    (8, 8)
+    """
+    from ._fixed_points import find_fixed_points
+
+    gen = itermap.as_rng(rng)
+    bits = net.input_size
+    u, y = datasets.flip_flop(trials, steps, bits=bits, rng=gen)
+    x = net.zeros(trials)
+    states = []
+    for t in range(steps):
+        x = net.step(x, u[t])
+        states.append(x)
+    states = np.stack(states)
+    out = net.readout(states)[1:]
+    held = y[:-1] != 0
+    accuracy = float(np.mean(np.sign(out)[held] == y[:-1][held]))
+    flat = states.reshape(-1, net.dim)
+    x0 = flat[gen.choice(len(flat), min(starts, len(flat)), replace=False)]
+    x0 = x0 + gen.normal(scale=noise, size=x0.shape)
+    fp = find_fixed_points(net, x0, inputs=np.zeros(bits))
+    patterns = np.sign(net.readout(fp.points))
+    n_patterns = len({tuple(p) for p in patterns[fp.stable]})
+    return FlipFlopAnalysis(points=fp.points, n_unstable=np.asarray(fp.n_unstable),
+                            stable=np.asarray(fp.stable), patterns=patterns,
+                            n_patterns=int(n_patterns), bit_accuracy=accuracy,
+                            hidden=np.asarray(net.read_block(states[:, :keep_trials], 1)))

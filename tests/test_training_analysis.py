@@ -73,3 +73,22 @@ def test_fixed_points_pca_projects_on_the_leading_axis():
     assert abs(abs(x) - abs(2.0 - mean[0])) < 1e-2
     with pytest.raises(ValueError, match="dim"):
         plots.fixed_points_pca({"points": np.zeros((1, 2)), "n_unstable": [0]}, states)
+
+
+def test_flip_flop_analysis_finds_the_eight_memories(tmp_path):
+    from pathlib import Path
+
+    from itermap.analysis import flip_flop_analysis
+
+    net = itermap.load(Path(__file__).resolve().parent.parent / "data" / "trained"
+                       / "flip_flop_rnn.npz")
+    res = flip_flop_analysis(net, trials=32, steps=200, starts=512, rng=0)
+    assert res.bit_accuracy >= 0.99
+    assert int(res.stable.sum()) == 8 and res.n_patterns == 8
+    # saddles with one unstable direction sit between the memories (Sussillo and Barak)
+    assert np.sum(res.n_unstable == 1) >= 3
+    # each stable point is a fixed point of the map at zero input, independently checked
+    pts = res.points[res.stable]
+    np.testing.assert_allclose(net.step(pts, np.zeros((8, 3))), pts, atol=1e-9)
+    back = itermap.load(itermap.save(res, str(tmp_path / "ff")))
+    assert back.n_patterns == 8
