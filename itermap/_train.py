@@ -125,8 +125,14 @@ class _Layout:
                     (xp.asarray(vals, copy=True), pattern.indices.copy(), pattern.indptr.copy()),
                     shape=pattern.shape)
         bias = xp.asarray(theta[self.bias_start:self.size], copy=True)
-        return IterativeMap(BlockMatrix(m.sizes, blocks), bias, list(m.activations),
-                            input_block=m.input_block)
+        bm = BlockMatrix(m.sizes, blocks)
+        trainable = getattr(m.block_matrix, "trainable", None)
+        if copy and trainable is not None:  # the trained map keeps its mask for more training
+            try:
+                bm.trainable = dict(trainable)
+            except AttributeError:  # a read-only property of a BlockMatrix that derives it
+                pass
+        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block)
 
     def gradient(self, m, G, Xin, xp):
         out = xp.zeros(self.size, dtype=G.dtype)

@@ -282,6 +282,7 @@ def _train_and_check_pattern(seed, p, frozen, entrywise):
             np.ones(before.shape, bool) if not flag else np.zeros(before.shape, bool))
         assert np.array_equal(after[keep], before[keep]), f"frozen entries of {key} moved"
     assert np.array_equal(net.bias[:3], m.bias[:3])
+    assert net.block_matrix.trainable.keys() == trainable.keys()  # the mask is kept
 
 
 def test_trainable_count_honours_the_mask():
