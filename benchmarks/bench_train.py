@@ -10,7 +10,8 @@ interleaved in one process:
 - a sparse map at density 0.05, N=2000 (sizes [20, 1960, 20]), the same loop, against
   torch training the dense masked equivalent (the paper code's MaskedLinear: the
   weight times a fixed 0/1 mask in every forward pass).
-The torch rows are skipped without torch. Set to torch's thread count = BLAS's.
+The torch rows are skipped without torch. torch runs on as many threads as NumPy's
+BLAS (one for the digits, where train holds BLAS to one thread).
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def run(quick=False):
     repeat = 3 if quick else 5
     rows = []
     x_train, y_train, _, _ = datasets.digits()
+    # train holds BLAS to one thread for steps this small; torch gets the same (with two
+    # threads on the loaded 2-core machine torch's spinning workers took 40-100x longer)
+    torch.set_num_threads(1)
     mlp = digits_model("mlp", hidden=64, rng=0)
     t = _interleaved({"ours": _ours(mlp, x_train, y_train, 2, 64),
                       "torch map": _torch_map_epoch(torch, mlp, x_train, y_train, 2, 64,
@@ -135,6 +139,7 @@ def run(quick=False):
     rows.append(_row("same, vs torch nn.Sequential MLP (record)", t["ours"], t["torch mlp"],
                      "record", True))
 
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     n_samples = 320 if quick else 640
     for n, n_io, density, target in ((1000, 10, 1.0, 1.5), (2000, 20, 0.05, 1.0)):
