@@ -39,3 +39,15 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "gain_family", "lyapunov_scan",
             "mean_field_exponent", "orbit_diagram"]
+
+from ._training import (  # noqa: E402
+    FlipFlopAnalysis,
+    ParameterComparison,
+    digits_model,
+    equal_parameter_comparison,
+    flip_flop_analysis,
+    sparse_hidden_width,
+)
+
+__all__ += ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
+            "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]

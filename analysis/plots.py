@@ -1078,3 +1078,156 @@ def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
         fig.savefig(target, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta or None)
         out.append(target)
     return out
+
+
+# -- training (issue 14) ----------------------------------------------------------------
+def training_history(history, *, ax=None, metric="loss"):
+    """Loss or accuracy per epoch of a :class:`itermap.TrainHistory`, with validation.
+
+    Parameters
+    ----------
+    history : TrainHistory or dict
+        With ``loss``, ``accuracy`` and optionally ``val_loss``, ``val_accuracy``.
+    ax : matplotlib Axes, optional
+    metric : {"loss", "accuracy"}
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ax = plots.training_history({"loss": np.array([1.0, 0.5]),
+    ...                              "accuracy": np.array([0.5, 0.8])})
+    >>> ax.get_ylabel()
+    'training loss'
+    """
+    metric = check_choice("metric", metric, ("loss", "accuracy"))
+    train = np.asarray(_np(_field(history, metric, param="history")), dtype=float)
+    val = _field(history, f"val_{metric}", None, required=False)
+    ax = _axes(ax)
+    epochs = np.arange(1, train.size + 1)
+    ax.plot(epochs, train, color=NEGATIVE, label="train")
+    if val is not None and np.any(np.isfinite(np.asarray(_np(val), dtype=float))):
+        ax.plot(epochs, np.asarray(_np(val), dtype=float), color=POSITIVE, label="validation")
+        ax.legend(frameon=False)
+    if metric == "loss" and np.all(train > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"training {metric}")
+    return ax
+
+
+def accuracy_vs_parameters(result, *, ax=None):
+    """Test accuracy (mean ± sd over seeds) against trainable parameters, one point per model.
+
+    Parameters
+    ----------
+    result : ParameterComparison or dict
+        With ``names``, ``params`` (n_models,) and ``accuracy`` (n_models, n_seeds).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ax = plots.accuracy_vs_parameters({"names": ["mlp", "sparse"],
+    ...     "params": np.array([100.0, 100.0]), "accuracy": np.array([[0.9, 0.92], [0.88, 0.9]])})
+    >>> ax.get_xlabel()
+    'trainable parameters'
+    """
+    names = list(_field(result, "names", param="result"))
+    params = np.asarray(_np(_field(result, "params", param="result")), dtype=float)
+    acc = np.asarray(_np(_field(result, "accuracy", param="result")), dtype=float)
+    if acc.ndim == 1:
+        acc = acc[:, None]
+    if not (len(names) == params.shape[0] == acc.shape[0]):
+        raise ValueError("names, params and accuracy need one entry per model")
+    ax = _axes(ax)
+    colors = _plt().rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    for k, name in enumerate(names):
+        sd = acc[k].std(ddof=1) if acc.shape[1] > 1 else 0.0
+        ax.errorbar(params[k], acc[k].mean(), yerr=sd, fmt="o", capsize=3,
+                    color=colors[k % len(colors)], label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def fixed_points_pca(fixed_points, states, *, ax=None, components=(0, 1), max_lines=50):
+    """Fixed points in the top principal components of trajectories, by stability.
+
+    The principal axes are those of ``states``; trajectories are drawn thin and grey
+    behind, stable points as filled blue dots, points with one unstable direction
+    (saddles) as red crosses, others as open red circles.
+
+    Parameters
+    ----------
+    fixed_points : FixedPoints or dict
+        With ``points`` (m, dim) and ``n_unstable`` (m,).
+    states : array of shape (T, n, dim) or (N, dim)
+        States along trajectories; a 3-D array is drawn as ``n`` lines.
+    ax : matplotlib Axes, optional
+    components : pair of int
+        The principal components on the axes.
+    max_lines : int
+        At most this many trajectories drawn.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> rng = np.random.default_rng(0)
+    >>> ax = plots.fixed_points_pca({"points": rng.normal(size=(3, 4)),
+    ...                              "n_unstable": np.array([0, 1, 2])},
+    ...                             rng.normal(size=(10, 5, 4)))
+    >>> ax.get_xlabel()
+    'PC 1'
+    """
+    pts = np.asarray(_np(_field(fixed_points, "points", param="fixed_points")), dtype=float)
+    n_unstable = _field(fixed_points, "n_unstable", param="fixed_points")
+    n_unstable = np.asarray(_np(n_unstable), dtype=int)
+    S = np.asarray(_np(states), dtype=float)
+    flat = S.reshape(-1, S.shape[-1])
+    if pts.ndim != 2 or pts.shape[1] != flat.shape[1]:
+        raise ValueError(f"points of shape {pts.shape} do not match states of dim "
+                         f"{flat.shape[1]}")
+    mean = flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    axes = vt[list(components)].T
+    ax = _axes(ax)
+    if S.ndim == 3:
+        for i in range(min(S.shape[1], max_lines)):
+            p = (S[:, i] - mean) @ axes
+            ax.plot(p[:, 0], p[:, 1], color="0.8", lw=0.5, zorder=1)
+    else:
+        p = (flat - mean) @ axes
+        ax.scatter(p[:, 0], p[:, 1], s=2, color="0.8", zorder=1)
+    q = (pts - mean) @ axes
+    for mask, name, style in (
+            (n_unstable == 0, "stable", dict(marker="o", color=NEGATIVE, s=30)),
+            (n_unstable == 1, "saddle (1 unstable)", dict(marker="x", color=POSITIVE, s=30)),
+            (n_unstable > 1, "unstable (>1)", dict(marker="o", facecolors="none",
+                                                   edgecolors=POSITIVE, s=30))):
+        if mask.any():
+            ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
+                       **style)
+    ax.set_xlabel(f"PC {components[0] + 1}")
+    ax.set_ylabel(f"PC {components[1] + 1}")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+__all__ += ["training_history", "accuracy_vs_parameters", "fixed_points_pca"]

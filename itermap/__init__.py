@@ -7,7 +7,7 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import backends, systems
+from . import backends, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
@@ -17,6 +17,15 @@ from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
+from ._train import (
+    NonFiniteLossError,
+    TrainHistory,
+    TrainState,
+    evaluate,
+    loss_and_gradient,
+    train,
+    trainable_count,
+)
 
 __version__ = "0.1.0"
 
@@ -36,6 +45,14 @@ __all__ = [
     "add_blocks",
     "as_rng",
     "backends",
+    "datasets",
+    "evaluate",
+    "loss_and_gradient",
+    "NonFiniteLossError",
+    "TrainHistory",
+    "TrainState",
+    "train",
+    "trainable_count",
     "iterate",
     "load",
     "mlp_continuum",

@@ -406,6 +406,98 @@ class IterativeMap(Map):
                              for c, n in zip(cols, self._sizes)], axis=-1)
         return xp.reshape(out, (*lead, self.dim))
 
+    # -- gradients for training ---------------------------------------------
+    def step_with_derivative(self, x, u=None):
+        """``(x', step(x, u), f'(z))``: the state with its input block set to ``u``
+        (what ``W`` multiplies), the next state, and the activation's derivative
+        at the pre-activation ``z = W x' + b`` (zero on the input block).
+
+        Training stores these for backpropagation through time, so the
+        backward pass needs no second pre-activation.
+        """
+        x = self._coerce(x)
+        xp = namespace(x)
+        parts, u = self._preactivation(x, u)
+        y = self._activate(parts, u, xp, need_z=True)
+        d = self._derivative(parts, xp)
+        if u is None:
+            return x, y, d
+        xin = [x[..., s] for s in self._slices]
+        xin[self.input_block] = u
+        return xp.concat(xin, axis=-1), y, d
+
+    def parameter_gradient(self, x, w, u=None):
+        """The gradient of ``L = sum(w * step(x, u))`` with respect to ``W`` and ``b``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            The state(s) the step starts from; a batch's gradients are summed.
+        w : array of the shape of ``x``
+            The cotangent on the next state (``dL/dstep``).
+        u : array, optional
+            The input, for a driven map.
+
+        Returns
+        -------
+        blocks : dict
+            ``{(i, j): dL/dW_ij}`` for every stored block: a dense array for a
+            dense block; for a sparse block a CSR matrix with the block's own
+            sparsity pattern, its values the gradient at the nonzeros only (a
+            sampled dense-dense product, never the dense ``n_i x n_j`` product
+            where that would be large). Blocks in the input block's rows, which
+            the input overwrites, get zero gradients.
+        bias : array of shape (dim,)
+            ``dL/db``; zero on the input block.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
+        >>> grads, gb = m.parameter_gradient(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+        >>> grads[(0, 0)], gb
+        (array([[1., 2.],
+               [0., 0.]]), array([1., 0.]))
+        """
+        x = self._coerce(x)
+        xp = namespace(x)
+        if not hasattr(w, "shape") or tuple(w.shape) != tuple(x.shape):
+            raise ValueError(f"w must have the state's shape {tuple(x.shape)}, got "
+                             f"{tuple(getattr(w, 'shape', ()))}")
+        xin, _, d = self.step_with_derivative(x, u)
+        g = w * d
+        if g.ndim == 1:
+            g, xin = g[None, :], xin[None, :]
+        out = {}
+        for key, b in self._bm.blocks.items():
+            vals = self.block_gradient(key, g, xin)
+            if is_sparse(b):
+                c = b.tocsr().copy()
+                c.sort_indices()
+                out[key] = sparse_module(xp).csr_matrix((vals, c.indices, c.indptr),
+                                                        shape=c.shape)
+            else:
+                out[key] = vals
+        return out, xp.sum(g, axis=0)
+
+    def block_gradient(self, key, g, xin, *, rows=None, cols=None):
+        """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'``, both
+        ``(n, dim)`` (rows summed). A dense block gives ``g_i^T x'_j``; a sparse
+        block the values at its nonzeros, in sorted CSR order, or at ``rows, cols``
+        when given (the nonzeros' coordinates, to save recomputing them)."""
+        i, j = key
+        gi, xj = g[:, self._slices[i]], xin[:, self._slices[j]]
+        xp = namespace(g)
+        b = self._bm.blocks[key]
+        if not is_sparse(b):
+            return xp.matmul(gi.T, xj)
+        if rows is None:
+            c = b.tocsr().copy()
+            c.sort_indices()
+            rows, cols = _csr_coordinates(c, xp)
+        return sampled_product(gi, xj, rows, cols)
+
     def jacobian(self, x, u=None, *, sparse: bool = False):
         """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)``.
 
@@ -889,3 +981,54 @@ def _settle_depth(pattern, input_block):
         preds = [level[j] for j in range(n) if pattern[i, j] and j != input_block]
         level[i] = 1 + max(preds, default=0)
     return max(level.values(), default=1)
+
+
+def _csr_coordinates(c, xp):
+    """Row and column of each stored entry of a sorted CSR matrix, on ``xp``."""
+    indptr = c.indptr
+    counts = indptr[1:] - indptr[:-1]
+    rows = xp.repeat(xp.arange(c.shape[0], dtype=indptr.dtype), counts) if hasattr(
+        xp, "repeat") else np.repeat(np.arange(c.shape[0]), np.diff(np.asarray(indptr)))
+    return rows, c.indices
+
+
+# the dense product g^T x is cheaper than gathering once a block is this full (BLAS runs
+# ~30x more multiply-adds per second than a gather); used only while the product is small
+_SAMPLED_DENSE_FILL = 1.0 / 32
+_SAMPLED_DENSE_MAX_AREA = 1 << 24
+_SAMPLED_CHUNK = 1 << 22  # entries of g[:, rows] gathered at once
+
+
+def sampled_product(g, x, rows, cols):
+    """``(g^T x)[rows, cols]``, the sampled dense-dense product (SDDMM).
+
+    ``g`` is ``(n, m)``, ``x`` is ``(n, k)``; the result has one value per
+    ``(rows[e], cols[e])``. Computed from gathered columns in chunks, so its cost
+    is ``n * len(rows)`` and never ``m * k``, except for a small, fairly full
+    pattern where the dense product through BLAS is cheaper.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap._network import sampled_product
+    >>> g, x = np.arange(6.0).reshape(2, 3), np.ones((2, 2))
+    >>> sampled_product(g, x, np.array([0, 2]), np.array([1, 0]))
+    array([3., 7.])
+    """
+    xp = namespace(g)
+    m, k = g.shape[1], x.shape[1]
+    nnz = int(rows.shape[0])
+    if nnz == 0:
+        return xp.zeros(0, dtype=g.dtype)
+    if m * k <= _SAMPLED_DENSE_MAX_AREA and nnz >= _SAMPLED_DENSE_FILL * m * k:
+        return xp.matmul(g.T, x)[rows, cols]
+    n = g.shape[0]
+    step = max(1, _SAMPLED_CHUNK // max(n, 1))
+    out = xp.empty(nnz, dtype=g.dtype)
+    gT, xT = g.T, x.T  # gather rows of contiguous transposes: each is one run of n values
+    if isinstance(gT, np.ndarray):
+        gT, xT = np.ascontiguousarray(gT), np.ascontiguousarray(xT)
+    for s in range(0, nnz, step):
+        r, c = rows[s:s + step], cols[s:s + step]
+        out[s:s + step] = xp.sum(gT[r] * xT[c], axis=1)
+    return out

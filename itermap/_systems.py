@@ -78,6 +78,14 @@ class LogisticMap(Map):
         r = self._r(x)
         return r * x * (1.0 - x), (r * (1.0 - 2.0 * x))[..., None] * v
 
+    def vjp(self, x, w, u=None):
+        """``w^T J(x)``: ``w`` times ``r (1 - 2x)``, exactly."""
+        self._no_input(u)
+        x = self._check_state(x)
+        w = self._check_cotangent(x, w)
+        d = self._r(x) * (1.0 - 2.0 * x)
+        return w * (d[..., None, :] if w.ndim > x.ndim else d)
+
     def to(self, backend):
         r = self.r if isinstance(self.r, float) else to_backend(self.r, backend)
         return LogisticMap(r)
@@ -139,6 +147,16 @@ class HenonMap(Map):
         jv = xp.stack([-2.0 * self.a * x0[..., None] * v0 + v1, self.b * v0], axis=-2)
         return y, jv
 
+    def vjp(self, x, w, u=None):
+        """``w^T J(x) = (-2 a x w_0 + b w_1, w_0)``, exactly."""
+        self._no_input(u)
+        x = self._check_state(x)
+        w = self._check_cotangent(x, w)
+        xp = namespace(x)
+        x0 = x[..., 0][..., None] if w.ndim > x.ndim else x[..., 0]
+        w0, w1 = w[..., 0], w[..., 1]
+        return xp.stack([-2.0 * self.a * x0 * w0 + self.b * w1, w0], axis=-1)
+
     def to(self, backend):
         return HenonMap(self.a, self.b)
 
@@ -176,6 +194,18 @@ class StandardMap(Map):
         one = xp.ones_like(c)
         return xp.stack([xp.stack([1.0 + c, one], axis=-1),
                          xp.stack([c, one], axis=-1)], axis=-2)
+
+    def vjp(self, x, w, u=None):
+        """``w^T J(x) = (w_0 (1 + c) + w_1 c, w_0 + w_1)`` with ``c = K cos(theta)``."""
+        self._no_input(u)
+        x = self._check_state(x)
+        w = self._check_cotangent(x, w)
+        xp = namespace(x)
+        c = self.k * xp.cos(x[..., 0])
+        if w.ndim > x.ndim:
+            c = c[..., None]
+        w0, w1 = w[..., 0], w[..., 1]
+        return xp.stack([w0 * (1.0 + c) + w1 * c, w0 + w1], axis=-1)
 
     def to(self, backend):
         return StandardMap(self.k)
@@ -238,6 +268,13 @@ class LinearMap(Map):
         x = self._check_state(x)
         v = self._check_tangent(x, v)
         return namespace(x).matmul(self.A, v)
+
+    def vjp(self, x, w, u=None):
+        """``w^T A`` (the Jacobian is ``A`` everywhere)."""
+        self._no_input(u)
+        x = self._check_state(x)
+        w = self._check_cotangent(x, w)
+        return namespace(x).matmul(w, self.A)
 
     def to(self, backend):
         return LinearMap(to_backend(self.A, backend))

@@ -103,6 +103,14 @@ def _bad_values(p: Param):
         out += [("int", 3, True), ("object", object(), True), ("array", np.zeros(3), True)]
     elif k == "callable":
         out += [("int", 3, True), ("object", object(), True)]
+    elif k == "labels":
+        a = np.asarray(v)
+        out += [("negative class", np.full_like(a, -1), True), ("float", a + 0.5, True),
+                ("nan", np.full(a.shape, np.nan), True), ("wrong length", a[:-1], True),
+                ("complex", a.astype(complex), True), ("empty", a[:0], True)]
+    elif k == "probability":
+        out += [("nan", float("nan"), True), ("negative", -0.1, True), ("above 1", 1.5, True),
+                ("complex", 1j, True)]
     elif k == "executor":
         out += [("unknown", "no-such-executor", True), ("zero", 0, True),
                 ("object", object(), True)]
@@ -166,12 +174,12 @@ def _nonfinite(obj, seen=None, skip=()) -> bool:
             return not bool(np.all(np.isfinite(obj)))
         return False
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return any(_nonfinite(getattr(obj, f.name), seen) for f in dataclasses.fields(obj)
-                   if f.name not in skip)
+        return any(_nonfinite(getattr(obj, f.name), seen, skip)
+                   for f in dataclasses.fields(obj) if f.name not in skip)
     if isinstance(obj, dict):
-        return any(_nonfinite(v, seen) for v in obj.values())
+        return any(_nonfinite(v, seen, skip) for v in obj.values())
     if isinstance(obj, list | tuple):
-        return any(_nonfinite(v, seen) for v in obj)
+        return any(_nonfinite(v, seen, skip) for v in obj)
     return False
 
 
@@ -255,6 +263,18 @@ def _figure():
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     return fig
+
+
+def _tiny_task():
+    g = np.random.default_rng(0)
+    mlp = IterativeMap.from_mlp([g.normal(size=(4, 3)), g.normal(size=(2, 4))],
+                                activation="tanh")
+    return mlp, g.normal(size=(12, 3)), g.integers(0, 2, size=12)
+
+
+def _history():
+    mlp, x, y = _tiny_task()
+    return itermap.train(mlp, x, y, epochs=2, batch_size=4, rng=0, progress=False)[1]
 
 
 def _square(x):
@@ -354,6 +374,45 @@ def cases() -> dict:
                      positional=("obj", "path"), skip={"path": {"missing"}}),
         "load": Case(itermap.load, {"path": P(str(TMP / "rnn.npz"), "path")},
                      positional=("path",)),
+        # -- training ---------------------------------------------------------------
+        "train": Case(itermap.train, {
+            "map": P(_tiny_task()[0], "map"), "inputs": P(_tiny_task()[1], "state"),
+            "targets": P(_tiny_task()[2], "labels"), "steps": P(None, "int>=1", optional=True),
+            "loss": P("cross_entropy", "choice"), "at": P("last", "choice"),
+            "epochs": P(1, "int>=1"), "batch_size": P(4, "int>=1"), "lr": P(0.01, "float>0"),
+            "rng": P(0, "rng", optional=True), "optimizer": P("adam", "choice"),
+            "momentum": P(0.9, "float>=0"), "weight_decay": P(0.0, "float>=0"),
+            "clip_norm": P(None, "float>0", optional=True),
+            "validation": P(0.0, "float>=0"), "patience": P(None, "int>=1", optional=True),
+            "freeze_bias": P(False, "bool"), "checkpoint": P(None, "int>=1", optional=True),
+            "progress": P(False, "bool")}, positional=("map", "inputs", "targets"),
+            skip={"inputs": {"wrong shape"}},  # another input width is another map's
+            nan_fields=("val_loss", "val_accuracy", "best_val")),  # NaN: no validation split
+        "evaluate": Case(itermap.evaluate, {
+            "map": P(_tiny_task()[0], "map"), "inputs": P(_tiny_task()[1], "state"),
+            "targets": P(_tiny_task()[2], "labels"), "loss": P("cross_entropy", "choice"),
+            "batch_size": P(8, "int>=1")}, positional=("map", "inputs", "targets")),
+        "loss_and_gradient": Case(itermap.loss_and_gradient, {
+            "map": P(_tiny_task()[0], "map"), "inputs": P(_tiny_task()[1], "state"),
+            "targets": P(_tiny_task()[2], "labels"), "loss": P("cross_entropy", "choice"),
+            "checkpoint": P(None, "int>=1", optional=True)},
+            positional=("map", "inputs", "targets")),
+        "trainable_count": Case(itermap.trainable_count, {"m": P(MLP, "map", names=("map",))},
+                                positional=("m",)),
+        "datasets.flip_flop": Case(itermap.datasets.flip_flop, {
+            "n": P(3, "int>=1", size_like=True), "steps": P(10, "int>=1"),
+            "bits": P(3, "int>=1"), "p": P(0.05, "probability"),
+            "rng": P(0, "rng", optional=True)}, positional=("n", "steps")),
+        "sparse_hidden_width": Case(analysis.sparse_hidden_width, {
+            "target": P(500, "int>=1"), "density": P(0.5, "probability"),
+            "n_in": P(64, "int>=1"), "n_out": P(10, "int>=1")}, positional=("target", "density")),
+        "digits_model": Case(analysis.digits_model, {
+            "kind": P("mlp", "choice"), "hidden": P(8, "int>=1"),
+            "density": P(1.0, "probability"), "rng": P(0, "rng", optional=True)},
+            positional=("kind",)),
+        "plots.training_history": Case(plots.training_history, {
+            "history": P(_history(), "result"), "metric": P("loss", "choice")},
+            positional=("history",)),
         # -- analyses ---------------------------------------------------------------
         "find_fixed_points": Case(analysis.find_fixed_points, {
             "map": P(HENON, "map"), "x0": P(np.array([[0.6, 0.2]]), "state",
@@ -481,6 +540,19 @@ EXEMPT = {
     "SweepFailure": "a result record",
     "SweepResult": "a result record",
     "plots": "a module (its functions are in the catalogue)",
+    "datasets": "a module (its functions are in the catalogue)",
+    "NonFiniteLossError": "an exception type",
+    "TrainHistory": "a result record of train",
+    "TrainState": "a saved optimizer state of train",
+    "FlipFlopAnalysis": "a result record",
+    "ParameterComparison": "a result record",
+    "equal_parameter_comparison": "trains 5 seeds x 5 models (minutes); its options are checked"
+                                  " in tests/test_training_analysis.py",
+    "flip_flop_analysis": "trains nothing but runs trials and a fixed-point search (seconds);"
+                          " tests/test_training_analysis.py checks its options",
+    "digits": "takes no arguments",
+    "accuracy_vs_parameters": "draws a ParameterComparison, which takes minutes to make",
+    "fixed_points_pca": "see tests/test_training_analysis.py",
     "STYLE": "a path to the shipped style file",
     "COLUMN_WIDTHS": "a constant",
     "LogisticMap": "the class behind logistic(), which is in the catalogue",

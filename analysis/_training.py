@@ -1,0 +1,235 @@
+"""The paper's experiment: an MLP against sparse maps at equal trainable parameters.
+
+On the digits, an MLP ``[64, h, 10]`` written as a map, the same widths with
+dense lateral, recurrent and feedback blocks added (the continuum), and sparse
+maps whose every non-input block is ``R=p``, their hidden width chosen so that
+the **trainable** parameter count equals the MLP's. All train with the same
+steps, optimizer and epochs over several seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import itermap
+from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
+
+from ._checks import check_choice, check_int, check_real
+
+__all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
+           "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]
+
+
+@saveable
+@dataclass
+class ParameterComparison:
+    """Test accuracy of each model and seed, with trainable parameters and time.
+
+    ``accuracy`` and ``seconds`` have shape ``(n_models, n_seeds)``; ``names``,
+    ``params`` and ``hidden`` have one entry per model.
+    """
+
+    names: list
+    params: np.ndarray
+    hidden: np.ndarray
+    accuracy: np.ndarray
+    seconds: np.ndarray
+    seeds: list
+    epochs: int
+    steps: int
+
+    def table(self) -> str:
+        """A Markdown table: model, hidden width, trainable parameters, accuracy, time."""
+        lines = ["| model | hidden | trainable | test accuracy | train time (s) |",
+                 "|---|---:|---:|---|---:|"]
+        for k, name in enumerate(self.names):
+            acc = self.accuracy[k]
+            lines.append(f"| {name} | {int(self.hidden[k])} | {int(self.params[k])} | "
+                         f"{acc.mean():.4f} ± {acc.std(ddof=1) if acc.size > 1 else 0.0:.4f} | "
+                         f"{self.seconds[k].mean():.2f} |")
+        return "\n".join(lines)
+
+
+def _count(h, n_in, n_out, density):
+    """Trainable parameters of the all-``R=p`` map with hidden width ``h`` (expected)."""
+    weights = density * (h * n_in + h * h + h * n_out + n_out * n_in + n_out * h + n_out ** 2)
+    return weights + h + n_out
+
+
+def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: int = 10) -> int:
+    """The hidden width whose all-``R=p`` map has about ``target`` trainable parameters.
+
+    Examples
+    --------
+    >>> from itermap.analysis import sparse_hidden_width
+    >>> sparse_hidden_width(4810, 1.0)   # a full map needs a narrower hidden layer than 64
+    34
+    """
+    target = check_int("target", target, 1)
+    density = check_real("density", density, positive=True, maximum=1.0)
+    n_in, n_out = check_int("n_in", n_in, 1), check_int("n_out", n_out, 1)
+    h = 1
+    while _count(h + 1, n_in, n_out, density) <= target:
+        h += 1
+    return h
+
+
+def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None) -> IterativeMap:
+    """A fresh digits model ``[64, hidden, 10]`` as an iterative map.
+
+    Parameters
+    ----------
+    kind : {"mlp", "continuum", "sparse"}
+        The MLP (layer weights only); the continuum (every block outside the
+        input's rows dense: lateral, recurrent and feedback weights added); or
+        every such block ``R=density``.
+    hidden : int
+        Width of the hidden block.
+    density : float
+        Density of the sparse blocks (``kind="sparse"``).
+    rng : int, Generator or None
+        Source of the weights.
+
+    Examples
+    --------
+    >>> from itermap.analysis import digits_model
+    >>> digits_model("mlp", hidden=8, rng=0).sizes
+    (64, 8, 10)
+    """
+    kind = check_choice("kind", kind, ("mlp", "continuum", "sparse"))
+    sizes = [64, check_int("hidden", hidden, 1), 10]
+    density = check_real("density", density, positive=True, maximum=1.0)
+    if kind == "mlp":
+        pattern = [["0", "0", "0"], ["W", "0", "0"], ["0", "W", "0"]]
+    elif kind == "continuum":
+        pattern = [["0", "0", "0"], ["W", "W", "W"], ["W", "W", "W"]]
+    elif kind == "sparse":
+        tok = f"R={float(density)}"
+        pattern = [["0", "0", "0"], [tok] * 3, [tok] * 3]
+    else:
+        raise ValueError(f"kind must be 'mlp', 'continuum' or 'sparse', got {kind!r}")
+    # a gain below one keeps the recurrent blocks of the continuum and sparse maps tame
+    bm = BlockMatrix.from_pattern(sizes, pattern, rng=rng, scale=1.0 if kind == "mlp" else 0.7)
+    return IterativeMap(bm, np.zeros(sum(sizes)), ["identity", "relu", "identity"],
+                        input_block=0)
+
+
+def equal_parameter_comparison(*, hidden: int = 64, densities=(0.5, 0.25, 0.1), seeds=5,
+                               epochs: int = 30, steps: int = 3, lr: float = 3e-3,
+                               batch_size: int = 64, progress: bool = False
+                               ) -> ParameterComparison:
+    """Train the MLP, the continuum and equal-parameter sparse maps on the digits.
+
+    Every model runs ``steps`` steps with the input held (3 lets an input
+    reach the readout through the hidden block and settle an MLP), trains
+    with Adam at ``lr`` for ``epochs`` epochs, seeds ``0 .. seeds-1`` (one
+    seed draws the weights and the minibatch order), and is scored on the
+    fixed test split of :func:`itermap.datasets.digits`.
+
+    Returns
+    -------
+    ParameterComparison
+
+    Examples
+    --------
+    >>> from itermap.analysis import equal_parameter_comparison
+    >>> res = equal_parameter_comparison(hidden=8, densities=(0.5,), seeds=1, epochs=1)
+    >>> res.names, res.accuracy.shape
+    (['mlp', 'continuum', 'sparse R=0.5'], (3, 1))
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds: need at least one seed")
+    x_train, y_train, x_test, y_test = datasets.digits()
+    target = trainable_count(digits_model("mlp", hidden=hidden, rng=0))
+    specs = [("mlp", "mlp", hidden, 1.0), ("continuum", "continuum", hidden, 1.0)]
+    specs += [(f"sparse R={p}", "sparse", sparse_hidden_width(target, p), p) for p in densities]
+    acc = np.zeros((len(specs), len(seed_list)))
+    secs = np.zeros_like(acc)
+    params = np.zeros(len(specs))
+    for k, (_, kind, h, p) in enumerate(specs):
+        counts = []
+        for s, seed in enumerate(seed_list):
+            model = digits_model(kind, hidden=h, density=p, rng=seed)
+            counts.append(trainable_count(model))
+            tic = time.perf_counter()
+            net, _ = itermap.train(model, x_train, y_train, steps=steps, epochs=epochs, lr=lr,
+                                   batch_size=batch_size, rng=seed, progress=progress)
+            secs[k, s] = time.perf_counter() - tic
+            acc[k, s] = itermap.evaluate(net, x_test, y_test, steps=steps)[1]
+        params[k] = float(np.mean(counts))
+    return ParameterComparison(names=[s[0] for s in specs], params=params,
+                               hidden=np.array([s[2] for s in specs], dtype=float),
+                               accuracy=acc, seconds=secs, seeds=seed_list, epochs=int(epochs),
+                               steps=int(steps))
+
+
+@saveable
+@dataclass
+class FlipFlopAnalysis:
+    """A flip-flop RNN's bit accuracy and its fixed points at zero input.
+
+    ``points`` (m, dim) with ``n_unstable`` (m,) and ``stable`` (m,); ``patterns``
+    (m, bits) the sign of the readout at each point; ``n_patterns`` the number
+    of distinct patterns among the stable points; ``hidden`` (steps, trials,
+    n_hidden) the hidden states of the first trials, for the figure.
+    """
+
+    points: np.ndarray
+    n_unstable: np.ndarray
+    stable: np.ndarray
+    patterns: np.ndarray
+    n_patterns: int
+    bit_accuracy: float
+    hidden: np.ndarray
+
+
+def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int = 1024,
+                       noise: float = 0.02, keep_trials: int = 20, rng=0) -> FlipFlopAnalysis:
+    """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
+
+    ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout
+    shows the hidden state one step late (as ``data/trained/flip_flop_rnn.npz``).
+    Starts for :func:`find_fixed_points` are states along the trajectories plus
+    Gaussian noise of standard deviation ``noise``.
+
+    Returns
+    -------
+    FlipFlopAnalysis
+
+    Examples
+    --------
+    >>> import itermap
+    >>> from itermap.analysis import flip_flop_analysis
+    >>> net = itermap.load("data/trained/flip_flop_rnn.npz")  # doctest: +SKIP
+    >>> res = flip_flop_analysis(net)                         # doctest: +SKIP
+    >>> int(res.stable.sum()), res.n_patterns                 # doctest: +SKIP
+    (8, 8)
+    """
+    from ._fixed_points import find_fixed_points
+
+    gen = itermap.as_rng(rng)
+    bits = net.input_size
+    u, y = datasets.flip_flop(trials, steps, bits=bits, rng=gen)
+    x = net.zeros(trials)
+    states = []
+    for t in range(steps):
+        x = net.step(x, u[t])
+        states.append(x)
+    states = np.stack(states)
+    out = net.readout(states)[1:]
+    held = y[:-1] != 0
+    accuracy = float(np.mean(np.sign(out)[held] == y[:-1][held]))
+    flat = states.reshape(-1, net.dim)
+    x0 = flat[gen.choice(len(flat), min(starts, len(flat)), replace=False)]
+    x0 = x0 + gen.normal(scale=noise, size=x0.shape)
+    fp = find_fixed_points(net, x0, inputs=np.zeros(bits))
+    patterns = np.sign(net.readout(fp.points))
+    n_patterns = len({tuple(p) for p in patterns[fp.stable]})
+    return FlipFlopAnalysis(points=fp.points, n_unstable=np.asarray(fp.n_unstable),
+                            stable=np.asarray(fp.stable), patterns=patterns,
+                            n_patterns=int(n_patterns), bit_accuracy=accuracy,
+                            hidden=np.asarray(net.read_block(states[:, :keep_trials], 1)))
