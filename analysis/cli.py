@@ -94,6 +94,10 @@ def main(argv=None) -> int:
     p_report.add_argument("--seed", type=int, default=None, help="override the spec's seed")
     p_report.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS",
                           help="refuse a spec estimated to run longer (default 3600)")
+    p_report.add_argument("--blas-threads", default="auto", metavar="N",
+                          help="BLAS threads while the analyses run: a number, 'default' (the "
+                               "library's) or 'auto' (one for networks of <= 512 units, "
+                               "the default)")
     p_report.add_argument("--force", action="store_true",
                           help="run even when the time estimate is over the limit (the "
                                "memory estimate is always enforced)")

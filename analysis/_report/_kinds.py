@@ -9,8 +9,9 @@ numbers, tables, notes and figures. See the package docstring for how to add one
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
@@ -49,8 +49,7 @@ class GainRange(SpecModel):
 
 
 Gains = Annotated[
-    Union[Annotated[list[Finite], Field(min_length=1), Tag("list")],
-          Annotated[GainRange, Tag("range")]],
+    Annotated[list[Finite], Field(min_length=1), Tag("list")] | Annotated[GainRange, Tag("range")],
     Discriminator(lambda v: "range" if isinstance(v, (dict, GainRange)) else "list"),
 ]
 
@@ -145,7 +144,7 @@ class Saved(SpecModel):
         return None  # known once loaded
 
 
-Network = Annotated[Union[MLP, RandomRNN, Pattern, Saved], Field(discriminator="kind")]
+Network = Annotated[MLP | RandomRNN | Pattern | Saved, Field(discriminator="kind")]
 NETWORK_MODELS = {"mlp": MLP, "random_rnn": RandomRNN, "pattern": Pattern, "saved": Saved}
 
 

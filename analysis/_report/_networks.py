@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from ._models import SpecError, Sizes
+from ._models import Sizes, SpecError
 
 __all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
            "block_labels"]

@@ -44,6 +44,29 @@ def blas_info() -> list[dict]:
             for d in threadpool_info() if d.get("user_api") == "blas"]
 
 
+#: networks up to this dimension run with one BLAS thread by default: their products are
+#: too small to gain from threads, and on a busy machine spinning OpenBLAS threads made
+#: the chaos_scan example 25x slower (206 s against 8 s on 2 loaded cores)
+SMALL_DIM = 512
+
+
+def _blas_limit(blas_threads, nets):
+    """The threadpoolctl context for the run (a no-op when the library default is kept)."""
+    import contextlib
+
+    from threadpoolctl import threadpool_limits
+
+    if blas_threads == "auto":
+        small = all(int(m.dim) <= SMALL_DIM for m in nets.values())
+        blas_threads = 1 if small else None
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    if isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1:
+        raise ValueError(f"blas_threads must be a positive integer, 'auto' or None, got "
+                         f"{blas_threads!r}")
+    return threadpool_limits(limits=blas_threads, user_api="blas")
+
+
 def _versions():
     import jinja2
     import matplotlib
@@ -124,7 +147,7 @@ def _run_one(i, cfg, ctx_args, say):
 
 
 def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
-               time_limit=_budget.DEFAULT_TIME_LIMIT, force=False) -> dict:
+               time_limit=_budget.DEFAULT_TIME_LIMIT, force=False, blas_threads="auto") -> dict:
     """Run the analyses of a spec and write the report to ``out`` atomically.
 
     Parameters
@@ -147,6 +170,12 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     force : bool
         Run a spec whose time estimate is over ``time_limit``; the memory estimate is
         always enforced.
+    blas_threads : int, "auto" or None
+        BLAS threads while the analyses run (recorded in ``results.json``). "auto": one
+        when every network has at most 512 units (threads do not pay for products that
+        small, and spin on a busy machine), the library's default otherwise; None: the
+        library's default. Results differ slightly between thread counts (chaos
+        amplifies rounding) by less than their error bars.
 
     Returns
     -------
@@ -196,34 +225,36 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         if any(c is None for c in costs):  # saved networks: sized now, before any analysis
             costs = _budget.check_budget(spec, {n: sizes_of(m) for n, m in nets.items()},
                                          time_limit=time_limit, force=force)
-        ctx_args = {"spec": spec, "nets": nets, "inputs": inputs, "seed": spec.seed}
-        n = len(spec.analyses)
-        sections, results, n_figs = [], [], 0
-        for i, cfg in enumerate(spec.analyses):
-            title = cfg.title()
-            say(f"[{i + 1}/{n}] {title} ...", end="")
-            t0 = time.perf_counter()
-            res, error = _run_one(i, cfg, ctx_args, say)
-            figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
-            sections.append({"number": i + 1, "title": title, "error": error,
-                             "tables": res.tables, "notes": res.notes, "figures": figs})
-            entry = {"kind": cfg.kind, "settings": cfg.model_dump(mode="json"),
-                     "numbers": res.numbers, "notes": res.notes,
-                     "tables": [{"caption": c, "columns": cols, "rows": rows}
-                                for c, cols, rows in res.tables],
-                     "figures": [f["pdf"] for f in figs]}
-            if error is not None:
-                entry["error"] = error
-            results.append(entry)
-            took = time.perf_counter() - t0
-            say(f" {took:.1f} s (estimated {_budget.human_seconds(costs[i].seconds)})"
-                + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
-        versions, blas = _versions(), blas_info()
-        doc = jsonable({"format": FORMAT, "format_version": FORMAT_VERSION,
-                        "title": spec.title, "seed": spec.seed,
-                        "spec": spec.model_dump(mode="json"), "versions": versions,
-                        "blas": blas, "networks": described, "analyses": results,
-                        "failed": [i for i, s in enumerate(sections) if s["error"]]})
+        with _blas_limit(blas_threads, nets):
+            blas = blas_info()
+            ctx_args = {"spec": spec, "nets": nets, "inputs": inputs, "seed": spec.seed}
+            n = len(spec.analyses)
+            sections, results, n_figs = [], [], 0
+            for i, cfg in enumerate(spec.analyses):
+                title = cfg.title()
+                say(f"[{i + 1}/{n}] {title} ...", end="")
+                t0 = time.perf_counter()
+                res, error = _run_one(i, cfg, ctx_args, say)
+                figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
+                sections.append({"number": i + 1, "title": title, "error": error,
+                                 "tables": res.tables, "notes": res.notes, "figures": figs})
+                entry = {"kind": cfg.kind, "settings": cfg.model_dump(mode="json"),
+                         "numbers": res.numbers, "notes": res.notes,
+                         "tables": [{"caption": c, "columns": cols, "rows": rows}
+                                    for c, cols, rows in res.tables],
+                         "figures": [f["pdf"] for f in figs]}
+                if error is not None:
+                    entry["error"] = error
+                results.append(entry)
+                took = time.perf_counter() - t0
+                say(f" {took:.1f} s (estimated {_budget.human_seconds(costs[i].seconds)})"
+                    + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
+            versions = _versions()
+            doc = jsonable({"format": FORMAT, "format_version": FORMAT_VERSION,
+                            "title": spec.title, "seed": spec.seed,
+                            "spec": spec.model_dump(mode="json"), "versions": versions,
+                            "blas": blas, "networks": described, "analyses": results,
+                            "failed": [i for i, s in enumerate(sections) if s["error"]]})
         (tmp / "results.json").write_text(dumps(doc), encoding="utf-8")
         html = render(spec=spec, spec_text=spec_text, networks=described, sections=sections,
                       versions=versions, blas=blas, elapsed=time.perf_counter() - t_start)
@@ -286,9 +317,11 @@ def report_command(parser, args) -> int:
         parser.error("report: give a SPEC.toml, an example's name (--list) or --example")
     path = example_spec_path() if args.example else args.spec
     try:
+        threads = None if args.blas_threads == "default" else \
+            args.blas_threads if args.blas_threads == "auto" else int(args.blas_threads)
         doc = run_report(path, args.out, seed=args.seed, force=args.force,
-                         time_limit=args.time_limit)
-    except (SpecError, FileExistsError) as exc:
+                         time_limit=args.time_limit, blas_threads=threads)
+    except (SpecError, FileExistsError, ValueError) as exc:
         print(f"itermap report: error: {exc}", file=sys.stderr)
         return 2
     if doc["failed"]:

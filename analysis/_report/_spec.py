@@ -4,9 +4,10 @@ and the example specs shipped in the package."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+import operator
+from functools import cache, reduce
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import Field, ValidationError, create_model
 
@@ -20,10 +21,10 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 _TOP = ("title", "seed", "networks", "analyses")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _spec_model(kinds: tuple[str, ...]):
     models = tuple(KINDS[k].model for k in kinds)
-    analysis = Annotated[Union[models], Field(discriminator="kind")]  # type: ignore[valid-type]
+    analysis = Annotated[reduce(operator.or_, models), Field(discriminator="kind")]
     return create_model(
         "Spec", __base__=SpecModel, __doc__="An itermap report spec (TOML).",
         title=(str, "itermap report"),
