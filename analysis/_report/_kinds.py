@@ -499,12 +499,12 @@ class LyapunovScan(AnalysisModel):
     steps: Count = 500
     k: Count = 1
     transient: NonNegative = 200
-    #: weight matrices in the ensemble (the first is the spec's network itself)
     seeds: Count = 6
-    #: starts per network
+    """Weight matrices in the ensemble (the first is the spec's network itself)."""
     starts: Count = 2
-    #: nats/step: the largest exponent above which a network counts as chaotic
+    """Starts per network."""
     threshold: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
+    """Nats/step: the largest exponent above which a network counts as chaotic."""
     needs = ("random_rnn",)
 
     def cost(self, sizes):

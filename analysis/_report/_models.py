@@ -21,7 +21,8 @@ class SpecError(ValueError):
 class SpecModel(BaseModel):
     """Strict tables: no unknown keys, no strings for numbers, no floats for counts."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False,
+                              use_attribute_docstrings=True)
 
 
 def _integral(value):
@@ -32,8 +33,8 @@ def _integral(value):
     return value
 
 
-Count = Annotated[int, BeforeValidator(_integral), Field(ge=1)]
-NonNegative = Annotated[int, BeforeValidator(_integral), Field(ge=0)]
+Count = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
+NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 #: Network names become file names and keys: identifiers only.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -48,9 +49,14 @@ class GainRange(SpecModel):
     num: Count
 
 
+#: union tags pydantic puts in an error's location; never keys of a spec
+TAGS = {"gain-list", "gain-range", "one-activation", "activation-per-block"}
+
+
 Gains = Annotated[
-    Annotated[list[Finite], Field(min_length=1), Tag("list")] | Annotated[GainRange, Tag("range")],
-    Discriminator(lambda v: "range" if isinstance(v, (dict, GainRange)) else "list"),
+    Annotated[list[Finite], Field(min_length=1), Tag("gain-list")]
+    | Annotated[GainRange, Tag("gain-range")],
+    Discriminator(lambda v: "gain-range" if isinstance(v, (dict, GainRange)) else "gain-list"),
 ]
 
 
@@ -73,11 +79,16 @@ class MLP(SpecModel):
 
     kind: Literal["mlp"]
     widths: Annotated[list[Count], Field(min_length=2)] | None = None
+    """Layer widths, input first: random weights N(0, scale^2 / fan-in)."""
     path: str | None = None
+    """An .npz of W0, W1, ... (torch (out, in) layout) and optionally b0, b1, ..."""
     activation: Activation = "relu"
+    """Activation of the hidden layers."""
     output_activation: Activation = "identity"
     scale: Finite = 1.0
+    """Gain of the random weights."""
     bias: Finite = 0.0
+    """Standard deviation of random biases (0: none)."""
 
     def check(self, where):
         if (self.widths is None) == (self.path is None):
@@ -93,8 +104,11 @@ class RandomRNN(SpecModel):
 
     kind: Literal["random_rnn"]
     n: Count
+    """Number of units."""
     gain: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    """Spectral radius of W, about (the edge of chaos of tanh networks is near 1)."""
     density: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Fraction of nonzero weights (sparse storage at <= 0.1)."""
     activation: Activation = "tanh"
 
     def check(self, where):
@@ -109,10 +123,17 @@ class Pattern(SpecModel):
 
     kind: Literal["pattern"]
     sizes: Annotated[list[Count], Field(min_length=1)]
+    """Block sizes."""
     pattern: Annotated[list[list[str]], Field(min_length=1)]
+    """Rows of block tokens: "0", "I", "D", "W", "R=p", "S=n", "Row=n"."""
     scale: Finite = 1.0
-    activation: Activation | Annotated[list[Activation], Field(min_length=1)] = "tanh"
+    activation: Annotated[
+        Annotated[Activation, Tag("one-activation")]
+        | Annotated[list[Activation], Field(min_length=1), Tag("activation-per-block")],
+        Discriminator(lambda v: "activation-per-block" if isinstance(v, list)
+                      else "one-activation")] = "tanh"
     input_block: NonNegative | None = None
+    """The block the input overwrites (a driven network); none by default."""
     bias: Finite = 0.0
 
     def check(self, where):

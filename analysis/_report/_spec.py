@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, create_model
 
 from ._kinds import KINDS
-from ._models import NETWORK_MODELS, Name, Network, NonNegative, SpecError, SpecModel
+from ._models import NETWORK_MODELS, TAGS, Name, Network, NonNegative, SpecError, SpecModel
 
 __all__ = ["spec_model", "validate_spec", "load_spec", "spec_schema", "write_schema",
            "example_spec_path", "examples", "resolve_spec", "DATA"]
@@ -78,24 +78,22 @@ def _words(err) -> str:
 
 def _where(raw, loc):
     """``networks.a.gian`` / ``analyses[0].steps`` from a pydantic location, with the
-    union tags pydantic inserts (the kind, "range" or "list") dropped."""
-    parts, node = [], raw
+    union tags pydantic inserts (the kind after a network or analysis, TAGS) dropped."""
+    parts = []
     for i, key in enumerate(loc):
-        if key == "[key]":  # a dict key that failed: the name itself is the place
+        if key == "[key]" or key in TAGS:  # a failed dict key: the name itself is the place
             continue
-        if isinstance(node, list) and isinstance(key, int):
-            parts.append(f"[{key}]")
-            node = node[key] if key < len(node) else None
+        if i == 2 and loc[0] in ("networks", "analyses") and key == _kind_at(raw, loc):
             continue
-        if isinstance(node, dict) and key in node:
-            parts.append(f".{key}")
-            node = node[key]
-            continue
-        if i == len(loc) - 1 or not isinstance(key, str) or not isinstance(node, dict):
-            parts.append(f".{key}")
-            node = None
-        # else: a union tag, not a key of the spec
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
     return "".join(parts).lstrip(".")
+
+
+def _kind_at(raw, loc):
+    try:
+        return raw[loc[0]][loc[1]].get("kind")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
 
 
 def _allowed(raw, loc):
@@ -118,7 +116,7 @@ def _translate(exc: ValidationError, raw) -> SpecError:
     loc, t = err["loc"], err["type"]
     where = _where(raw, loc)
     if t in ("union_tag_invalid", "union_tag_not_found"):
-        tags = err["ctx"]["expected_tags"].replace("'", "")
+        tags = ", ".join(NETWORK_MODELS if loc[0] == "networks" else KINDS)
         got = err["ctx"].get("tag")
         what = "missing" if got is None else f"got {got!r}"
         return SpecError(f"{where}.kind: expected one of {tags}, {what}")
@@ -233,6 +231,7 @@ def spec_schema() -> dict:
     (``itermap report --schema > data/spec.schema.json``).
     """
     schema = spec_model().model_json_schema()
+    schema["properties"]["networks"]["additionalProperties"] = False  # names: identifiers
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": "https://github.com/itermap/itermap/data/spec.schema.json", **schema}
 
