@@ -414,8 +414,8 @@ def fixed_points(cfg, ctx, out):
                 int(n_uns[i]), bool(stable[i]), symmetry[i] or "-"] for i in range(shown)])
     if fp.n_unconverged:
         out.note(f"{fp.n_unconverged} of {cfg.starts} starts reached no fixed point within "
-                 "the Newton iterations (they count in neither column); the points other "
-                 "starts found are listed.")
+                 "the Newton iterations; the table lists the distinct points the other "
+                 "starts found (often the same point from many starts).")
     if any(s.startswith("±") for s in symmetry):
         out.note("Points marked as a ± pair are x* and -x*: an odd activation without bias "
                  "makes the map symmetric under x -> -x, so its fixed points come in pairs "
@@ -605,13 +605,17 @@ def lyapunov_scan(cfg, ctx, out):
         ax.plot(fine, np.maximum(mf, -5), color="k", lw=0.9, label="mean-field theory")
     if crossing is not None:
         ax.axvline(crossing, color="C3", lw=0.8, ls=":", label="estimated transition")
+    if ci is not None:
+        ax.axvspan(ci[0], ci[1], color="C3", alpha=0.12, lw=0, label="its 95% interval")
     ax.set_ylim(bottom=max(float(np.nanmin(per_net)) - 0.1, -5))
     ax.legend(fontsize="small")
     out.figure(f"lyapunov_scan_{cfg.network}", fig,
                f"Largest Lyapunov exponent of random tanh networks (n = {net.n}) against the "
                f"gain: mean over {M} weight matrices ({cfg.starts} starts each) with standard "
                "errors across networks, each network in grey, and the mean-field prediction "
-               "on a fine grid (its kink at gain 1 is the transition for n -> infinity).")
+               "on a fine grid (its kink at gain 1 is the transition for n -> infinity). "
+               f"The dotted line and the band: the estimated transition (the ensemble's "
+               f"exponent first above {cfg.threshold}) and its 95% interval.")
     out.numbers.update(
         gains=gains.tolist(), largest_exponent=lam.tolist(), stderr=se.tolist(),
         per_network=per_net.tolist(), spectral_radius=radius.tolist(),
@@ -632,10 +636,10 @@ def lyapunov_scan(cfg, ctx, out):
         [f"gain where the ensemble's largest exponent exceeds {cfg.threshold}",
          _fmt(crossing, ".3f")],
         ["95% interval (bootstrap over networks)",
-         "-" if ci is None else f"{ci[0]:.3f} - {ci[1]:.3f}"],
-        ["each network", ", ".join(_fmt(c, ".2f") for c in each)],
+         "-" if ci is None else f"{ci[0]:.3f} – {ci[1]:.3f}"],
+        ["each network", ", ".join("never" if c is None else f"{c:.2f}" for c in each)],
         ["spectral radius of W (gain 1), range over networks",
-         f"{radius.min():.3f} - {radius.max():.3f}"],
+         f"{radius.min():.3f} – {radius.max():.3f}"],
         [f"mean-field gain where the exponent reaches {cfg.threshold}", _fmt(g_mf, ".3f")],
         ["mean-field transition (n -> infinity, lambda = 0)", "1" if tanh else "-"]])
     out.note(
