@@ -647,3 +647,16 @@ def test_example_report_tells_the_story(tmp_path, capsys):
     for a in doc["analyses"]:
         for pdf in a["figures"]:
             assert (out / pdf).exists() and (out / pdf).with_suffix(".png").exists()
+
+
+def test_readme_says_what_the_example_shows(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    doc = run_report(_report.example_spec_path(), tmp_path / "r", progress=False)
+    scan = next(a["numbers"] for a in doc["analyses"] if a["kind"] == "lyapunov_scan")
+    words = {10: "ten"}
+    assert f"ensemble of {words[scan['seeds']]} random tanh networks of {scan['n']} units " \
+           f"(two starts each)" in " ".join(readme.split()) and scan["starts"] == 2
+    lo, hi = scan["transition_interval"]
+    assert round(scan["transition_gain"], 1) == 1.4 and "about 1.4" in readme
+    assert (round(lo, 1), round(hi, 1)) == (1.3, 1.6) and "interval of 1.3-1.6" in readme
+    assert round(scan["mean_field_gain_at_threshold"], 2) == 1.15 and "only at 1.15" in readme
