@@ -253,13 +253,27 @@ class Trajectory(AnalysisModel):
         return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s), memory_key="steps")
 
 
-def _known_dim(spec, name):
+def _known_dim(spec, name, *, tangent=False):
+    """The dimension of a network known from the spec alone (None: known once loaded).
+
+    With ``tangent``, that of the state a driven network's input does not overwrite.
+    """
     from ._networks import static_sizes
 
     net = spec.networks[name]
     if net.kind in ("saved",) or (net.kind == "mlp" and net.widths is None):
         return None
-    return static_sizes(name, net, f"networks.{name}").dim
+    dim = static_sizes(name, net, f"networks.{name}").dim
+    if tangent and net.kind == "mlp":
+        return dim - net.widths[0]
+    if tangent and net.kind == "pattern" and net.input_block is not None:
+        return dim - net.sizes[net.input_block]
+    return dim
+
+
+def _driven(spec, name):
+    net = spec.networks[name]
+    return net.kind == "mlp" or getattr(net, "input_block", None) is not None
 
 
 @report_kind(Trajectory)
@@ -433,10 +447,12 @@ class Lyapunov(AnalysisModel):
     starts: Count = 4
 
     def check(self, spec, where):
-        n = _known_dim(spec, self.network)
+        n = _known_dim(spec, self.network, tangent=True)
         if n is not None and self.k > n:
             raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
-                            f"{self.network}")
+                            f"{self.network}'s state" + (" outside its input block"
+                                                         if _driven(spec, self.network)
+                                                         else ""))
 
     def cost(self, sizes):
         s = sizes[self.network]

@@ -125,7 +125,7 @@ def _save_figures(res, folder, number, plt):
     return figs, number
 
 
-def _run_one(i, cfg, ctx_args, say):
+def _run_one(i, cfg, ctx_args):
     """One analysis into a Section; an exception becomes the section's error."""
     import matplotlib.pyplot as plt
 
@@ -234,7 +234,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                 title = cfg.title()
                 say(f"[{i + 1}/{n}] {title} ...", end="")
                 t0 = time.perf_counter()
-                res, error = _run_one(i, cfg, ctx_args, say)
+                res, error = _run_one(i, cfg, ctx_args)
                 figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
                 sections.append({"number": i + 1, "title": title, "error": error,
                                  "tables": res.tables, "notes": res.notes, "figures": figs})
