@@ -262,6 +262,14 @@ def test_bad_spec_names_the_key(patch, message):
         validate_spec(_base(**patch))
 
 
+def test_the_activation_names_are_itermaps():
+    from typing import get_args
+
+    from itermap.analysis._report._models import Activation
+
+    assert set(get_args(Activation)) == set(itermap.ACTIVATIONS)
+
+
 def test_integral_floats_are_counts():
     # TOML's 1e3 is a float: an integral one is the count, a fractional one is refused
     spec = validate_spec(_base(analyses=[{"kind": "lyapunov", "network": "r", "steps": 1e3,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 from pydantic import Field
@@ -55,7 +55,7 @@ KINDS: dict[str, ReportKind] = {}
 
 def report_kind(model: type[AnalysisModel]):
     """Decorator: register ``run(cfg, ctx, out)`` as the report kind of ``model``."""
-    name = model.model_fields["kind"].annotation.__args__[0]
+    name = get_args(model.model_fields["kind"].annotation)[0]
 
     def register(run):
         KINDS[name] = ReportKind(name, model, run)

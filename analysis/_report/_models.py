@@ -8,8 +8,6 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
-from itermap import ACTIVATIONS
-
 __all__ = ["SpecError", "SpecModel", "Count", "NonNegative", "Finite", "Name", "Gains",
            "GainRange", "Network", "NETWORK_MODELS", "AnalysisModel", "Cost", "Sizes"]
 
@@ -38,7 +36,9 @@ NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 #: Network names become file names and keys: identifiers only.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-Activation = Literal[tuple(sorted(ACTIVATIONS))]  # type: ignore[valid-type]
+#: the names in itermap.ACTIVATIONS (a test keeps them equal)
+Activation = Literal["elu", "identity", "leaky_relu", "linear", "relu", "sigmoid", "sin",
+                     "softplus", "tanh"]
 
 
 class GainRange(SpecModel):
@@ -198,11 +198,13 @@ class AnalysisModel(SpecModel):
     built or allocated to do so).
     """
 
+    kind: str
     #: network kinds this analysis accepts (None: any)
     needs: ClassVar[tuple[str, ...] | None] = None
 
     def network_names(self) -> list[str]:
-        return [self.network] if hasattr(self, "network") else list(self.networks)
+        names = self.__dict__.get("networks")  # a kind over several networks
+        return [self.__dict__["network"]] if names is None else list(names)
 
     def check(self, spec, where: str) -> None:
         """Cross-checks against the spec's networks (beyond the types); raise SpecError."""
