@@ -86,6 +86,17 @@ def check_budget(spec, sizes, *, time_limit=DEFAULT_TIME_LIMIT, force=False, mem
     ------
     BudgetError
         Naming the key, the estimate and the limit.
+
+    Examples
+    --------
+    >>> from itermap.analysis._report import validate_spec
+    >>> from itermap.analysis._report._networks import static_sizes
+    >>> spec = validate_spec({"networks": {"r": {"kind": "random_rnn", "n": 10 ** 6}},
+    ...                       "analyses": [{"kind": "block_matrix", "network": "r"}]})
+    >>> check_budget(spec, {"r": static_sizes("r", spec.networks["r"], "networks.r")})
+    Traceback (most recent call last):
+    ...
+    itermap.analysis._report._budget.BudgetError: networks.r.n: the network needs about 14.6 TiB ...
     """
     limit = memory_limit() if mem_limit is None else mem_limit
     for name, net in spec.networks.items():

@@ -35,7 +35,13 @@ FORMAT_VERSION = 2
 
 
 def blas_info() -> list[dict]:
-    """The BLAS libraries loaded and their thread counts (threadpoolctl)."""
+    """The BLAS libraries loaded and their thread counts (threadpoolctl).
+
+    Examples
+    --------
+    >>> all(isinstance(b["threads"], int) for b in blas_info())
+    True
+    """
     from threadpoolctl import threadpool_info
 
     return [{"library": d.get("internal_api"), "version": d.get("version"),
@@ -190,6 +196,15 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         before anything runs.
     FileExistsError
         ``out`` holds something that is not an itermap report.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec = {"networks": {"net": {"kind": "random_rnn", "n": 20, "gain": 0.5}},
+    ...         "analyses": [{"kind": "lyapunov", "network": "net", "steps": 200, "k": 2}]}
+    >>> doc = run_report(spec, tempfile.mkdtemp() + "/report", progress=False)
+    >>> bool(doc["analyses"][0]["numbers"]["exponents"][0] < 0), doc["failed"]
+    (True, [])
     """
     if progress is None:
         progress = sys.stderr

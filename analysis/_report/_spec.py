@@ -205,7 +205,28 @@ def _need_words(cfg):
 
 
 def load_spec(path):
-    """Read and validate a TOML spec; relative paths inside it are resolved against its folder."""
+    """Read and validate a TOML spec; relative paths inside it are resolved against its folder.
+
+    Parameters
+    ----------
+    path : path
+        The ``.toml`` file.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        A missing file, invalid TOML, or a spec :func:`validate_spec` refuses.
+
+    Examples
+    --------
+    >>> spec = load_spec(examples()["chaos_scan"])
+    >>> spec.analyses[0].kind, spec.analyses[0].seeds
+    ('lyapunov_scan', 12)
+    """
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
@@ -230,6 +251,17 @@ def spec_schema() -> dict:
 
     ``data/spec.schema.json`` in the repository is this, written by :func:`write_schema`
     (``itermap report --schema > data/spec.schema.json``).
+
+    Returns
+    -------
+    dict
+        A JSON Schema (draft 2020-12).
+
+    Examples
+    --------
+    >>> schema = spec_schema()
+    >>> schema["required"], schema["properties"]["networks"]["additionalProperties"]
+    (['networks', 'analyses'], False)
     """
     schema = spec_model().model_json_schema()
     schema["properties"]["networks"]["additionalProperties"] = False  # names: identifiers
@@ -248,7 +280,13 @@ def write_schema(path) -> None:
 
 # -- the shipped examples ------------------------------------------------------------------------
 def examples() -> dict[str, Path]:
-    """``{name: path}`` of the example specs shipped in the package."""
+    """``{name: path}`` of the example specs shipped in the package.
+
+    Examples
+    --------
+    >>> list(examples())
+    ['chaos_scan', 'example', 'mlp_vs_rnn', 'sparse_continuum']
+    """
     return {p.stem: p for p in sorted(DATA.glob("*.toml"))}
 
 
@@ -258,7 +296,18 @@ def example_spec_path() -> str:
 
 
 def resolve_spec(name_or_path) -> Path:
-    """A spec file, or the shipped example of that name (``chaos_scan``)."""
+    """A spec file, or the shipped example of that name (``chaos_scan``).
+
+    Raises
+    ------
+    SpecError
+        Neither a file nor an example's name.
+
+    Examples
+    --------
+    >>> resolve_spec("mlp_vs_rnn").name
+    'mlp_vs_rnn.toml'
+    """
     p = Path(name_or_path)
     if p.exists() or p.suffix == ".toml" or len(p.parts) > 1:
         return p
