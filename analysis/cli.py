@@ -78,12 +78,29 @@ def main(argv=None) -> int:
     p_demo = sub.add_parser("demo", help="build an MLP and an RNN as maps and check them "
                                          "(the default)")
     p_demo.add_argument("--seed", type=int, default=0)
-    p_report = sub.add_parser("report", help="run the analyses of a TOML spec and write an "
-                                             "HTML report, figures and results.json")
-    p_report.add_argument("spec", nargs="?", help="the spec (.toml); see data/*.toml")
+    p_report = sub.add_parser(
+        "report", help="run the analyses of a TOML spec and write an HTML report, figures "
+                       "and results.json",
+        description="Exit status: 0 written; 1 written, but an analysis failed (its section "
+                    "says why); 2 the spec was refused before anything ran.")
+    p_report.add_argument("spec", nargs="?",
+                          help="the spec (.toml), or the name of a shipped example (--list)")
     p_report.add_argument("--out", default="report", help="the report folder (default: report)")
-    p_report.add_argument("--example", action="store_true", help="run the embedded default")
+    p_report.add_argument("--example", action="store_true",
+                          help="run the embedded default (the example 'example')")
+    p_report.add_argument("--list", action="store_true", help="name the shipped examples")
+    p_report.add_argument("--schema", action="store_true",
+                          help="print the JSON Schema of a spec (data/spec.schema.json)")
     p_report.add_argument("--seed", type=int, default=None, help="override the spec's seed")
+    p_report.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS",
+                          help="refuse a spec estimated to run longer (default 3600)")
+    p_report.add_argument("--blas-threads", default="auto", metavar="N",
+                          help="BLAS threads while the analyses run: a number, 'default' (the "
+                               "library's) or 'auto' (one for networks of <= 512 units, "
+                               "the default)")
+    p_report.add_argument("--force", action="store_true",
+                          help="run even when the time estimate is over the limit (the "
+                               "memory estimate is always enforced)")
     args = parser.parse_args(argv)
     if args.command in (None, "demo"):
         return 0 if demo(getattr(args, "seed", 0)) else 1

@@ -1,5 +1,10 @@
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from itermap.analysis.cli import main
 
@@ -16,3 +21,62 @@ def test_console_module_runs():
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "PASSED" in done.stdout
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The package as ``pip install .`` leaves it: a wheel installed into a folder of its own."""
+    base = tmp_path_factory.mktemp("installed")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                            "--no-build-isolation", "-q", "-w", str(base / "wheel")],
+                           capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {build.stderr[-300:]}")
+    wheel = next((base / "wheel").glob("itermap-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(base / "site"), str(wheel)], check=True, capture_output=True)
+    return base
+
+
+def _itermap(installed, *args, cwd):
+    # the installed copy first on the path, and a working directory outside the source tree
+    env = dict(os.environ, PYTHONPATH=str(installed / "site"), MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "itermap.analysis.cli", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.slow
+def test_installed_package_lists_and_runs_its_examples(installed, tmp_path):
+    where = _itermap(installed, "report", "--list", cwd=tmp_path)
+    assert where.returncode == 0, where.stderr
+    names = [line.split()[0] for line in where.stdout.splitlines()[:-1]]
+    assert names == ["chaos_scan", "example", "mlp_vs_rnn", "sparse_continuum"]
+    check = subprocess.run([sys.executable, "-c", "import itermap.analysis._report as r; "
+                            "print(r.__file__)"], cwd=tmp_path, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(installed / "site")))
+    assert check.stdout.startswith(str(installed / "site"))  # not the source tree
+    done = _itermap(installed, "report", "chaos_scan", "--out", "chaos", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "chaos" / "results.json").read_text())
+    assert doc["title"] == "Random tanh networks: the transition to chaos"
+    assert (tmp_path / "chaos" / "report.html").read_text().count("<figure") == 4
+
+
+def test_report_exit_code_two_names_the_key(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[networks.r]\nkind = "random_rnn"\nn = 1000000\n'
+                    '[[analyses]]\nkind = "lyapunov"\nnetwork = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "itermap.analysis.cli", "report", str(spec),
+                           "--out", str(tmp_path / "o"), "--force"], capture_output=True,
+                          text=True, check=False, cwd=ROOT)
+    assert done.returncode == 2
+    assert "networks.r.n: the network needs about" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_schema_option_prints_the_published_schema(capsys):
+    assert main(["report", "--schema"]) == 0
+    assert capsys.readouterr().out == (ROOT / "data" / "spec.schema.json").read_text()

@@ -1,0 +1,726 @@
+"""The report kinds: one settings model and one function each, in the registry ``KINDS``.
+
+A kind's function ``run(cfg, ctx, out)`` gets its validated settings ``cfg``,
+the report's :class:`Context` (the built networks, each driven network's one
+input, a random stream of its own) and a :class:`Section` to fill with
+numbers, tables, notes and figures. See the package docstring for how to add one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, get_args
+
+import numpy as np
+from pydantic import Field
+
+from ._models import (
+    AnalysisModel,
+    Cost,
+    Count,
+    Gains,
+    Name,
+    NonNegative,
+    Sizes,
+    SpecError,
+    gain_count,
+    gain_values,
+)
+from ._networks import block_labels
+
+__all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section"]
+
+# -- the rough machine model of the cost estimates ------------------------------------------
+#: sustained floating-point rate of dense products on a small machine (flop/s)
+FLOPS = 2e9
+#: Python and dispatch overhead of one batched step (s)
+STEP_OVERHEAD = 3e-5
+_F8 = 8.0  # bytes of a float64
+
+
+@dataclass(frozen=True)
+class ReportKind:
+    """A registry entry: the settings model and the function that runs them."""
+
+    name: str
+    model: type[AnalysisModel]
+    run: Callable
+
+
+#: ``{kind name: ReportKind}``, in the order the kinds are listed to users.
+KINDS: dict[str, ReportKind] = {}
+
+
+def report_kind(model: type[AnalysisModel]):
+    """Decorator: register ``run(cfg, ctx, out)`` as the report kind of ``model``."""
+    name = get_args(model.model_fields["kind"].annotation)[0]
+
+    def register(run):
+        KINDS[name] = ReportKind(name, model, run)
+        return run
+
+    return register
+
+
+@dataclass
+class Context:
+    """What an analysis sees of the report: built maps, inputs, its random stream."""
+
+    spec: object
+    nets: dict
+    inputs: dict  # {name: the one input of a driven network, or None}
+    rng: np.random.Generator
+    seed: int
+
+    def net_spec(self, name):
+        return self.spec.networks[name]
+
+
+@dataclass
+class Section:
+    """What one analysis produces: numbers, tables, notes and figures."""
+
+    numbers: dict = field(default_factory=dict)
+    tables: list = field(default_factory=list)  # (caption, columns, rows)
+    notes: list = field(default_factory=list)  # paragraphs of plain text
+    figures: list = field(default_factory=list)  # (stem, figure, caption)
+
+    def table(self, caption, columns, rows):
+        self.tables.append((caption, list(columns), [list(r) for r in rows]))
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def figure(self, stem, fig, caption):
+        self.figures.append((stem, fig, caption))
+
+
+def _new_axes(columns=1, height=None):
+    """A figure sized for the paper (analyses run inside :func:`plots.paper_style`)."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import COLUMN_WIDTHS
+
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTHS[columns],
+                                    height or plt.rcParams["figure.figsize"][1]))
+    return fig, ax
+
+
+def _step_cost(s: Sizes, batch=1, vectors=1) -> float:
+    """Seconds of one batched step with ``vectors`` tangent vectors per state."""
+    return STEP_OVERHEAD + 2.0 * s.nnz * batch * vectors / FLOPS
+
+
+def _fmt(v, spec=".3g"):
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+# -- the kinds ------------------------------------------------------------------------------
+class Equivalence(AnalysisModel):
+    """The MLP as an iterative map: L steps reproduce a plain forward pass."""
+
+    kind: Literal["equivalence"]
+    network: Name
+    batch: Count = 32
+    needs = ("mlp",)
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        return Cost(bytes=6 * _F8 * self.batch * s.dim, seconds=8 * _step_cost(s, self.batch),
+                    memory_key="batch", time_key="batch")
+
+
+@report_kind(Equivalence)
+def equivalence(cfg, ctx, out):
+    m = ctx.nets[cfg.network]
+    L = len(m.sizes) - 1
+    x = ctx.rng.normal(size=(cfg.batch, m.input_size))
+    h = x  # a plain forward pass, written here independently of the map
+    for layer in range(1, L + 1):
+        block = m.block_matrix.block(layer, layer - 1)
+        W = np.asarray(block.toarray() if hasattr(block, "toarray") else block)
+        b = 0.0 if m.bias is None else np.asarray(m.bias)[m.block_slice(layer)]
+        h = m.activations[layer].apply(h @ W.T + b, np)
+    state = m.zeros(cfg.batch)
+    for _ in range(L):
+        state = m.step(state, x)
+    err = float(np.max(np.abs(m.readout(state) - h)))
+    rests = bool(np.array_equal(m.step(state, x), state))
+    out.numbers.update(layers=L, batch=cfg.batch, max_abs_error=err,
+                       one_more_step_changes_nothing=rests, settle_steps=m.settle_steps)
+    out.table("The MLP as an iterative map", ["quantity", "value"],
+              [["layers L", L],
+               [f"max |map after L steps - forward pass| ({cfg.batch} inputs)", f"{err:.2e}"],
+               ["state at rest after L steps", rests]])
+
+
+class BlockMatrixKind(AnalysisModel):
+    """The weight matrix, its nonzeros and blocks."""
+
+    kind: Literal["block_matrix"]
+    network: Name
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        return Cost(bytes=4 * _F8 * s.nnz + _F8 * s.dim ** 2, seconds=0.2 + 2e-7 * s.nnz)
+
+
+def _nnz(block):
+    if block is None:
+        return 0
+    if hasattr(block, "count_nonzero"):
+        return int(block.count_nonzero())
+    return int(np.count_nonzero(np.asarray(block)))
+
+
+@report_kind(BlockMatrixKind)
+def block_matrix(cfg, ctx, out):
+    from .. import plots
+
+    m = ctx.nets[cfg.network]
+    bm = m.block_matrix
+    labels = block_labels(m)
+    fig, ax = _new_axes(1, height=3.3)
+    plots.block_matrix(m, ax=ax, labels=labels)
+    out.figure(f"block_matrix_{cfg.network}", fig,
+               f"Weight matrix of {cfg.network}: nonzeros (red positive, blue negative) and "
+               "block boundaries.")
+    out.numbers.update(sizes=list(bm.sizes), nnz=int(bm.nnz), density=float(bm.density),
+                       block_pattern=bm.block_pattern().astype(int).tolist())
+    rows = [[labels[i]] + [_nnz(bm.blocks.get((i, j))) for j in range(bm.n_blocks)]
+            for i in range(bm.n_blocks)]
+    out.table("Nonzeros per block (row: to, column: from)", ["to \\ from"] + labels, rows)
+
+
+class SparsityGraph(AnalysisModel):
+    """The graph of the nonzero weights (unit or block level)."""
+
+    kind: Literal["sparsity_graph"]
+    network: Name
+    level: Literal["unit", "block"] = "unit"
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        edges = s.nnz if self.level == "unit" else 1
+        # networkx holds a dict per edge (a few hundred bytes) and draws each one
+        return Cost(bytes=400.0 * edges + 4 * _F8 * s.nnz, seconds=0.2 + 2e-5 * edges,
+                    memory_key="level", time_key="level")
+
+
+@report_kind(SparsityGraph)
+def sparsity_graph(cfg, ctx, out):
+    import networkx as nx
+
+    from .. import plots
+    from .._graph import fir_length
+    from .._graph import sparsity_graph as graph_of
+
+    m = ctx.nets[cfg.network]
+    G = graph_of(m, level=cfg.level)
+    fig, ax = _new_axes(1)
+    plots.sparsity_graph(G, ax=ax, labels=block_labels(m))
+    out.figure(f"sparsity_graph_{cfg.network}", fig,
+               f"Sparsity graph of {cfg.network} ({cfg.level} level), laid out by block.")
+    dag = nx.is_directed_acyclic_graph(G)
+    out.numbers.update(nodes=G.number_of_nodes(), edges=G.number_of_edges(), acyclic=dag,
+                       longest_path=int(nx.dag_longest_path_length(G, weight=None)) if dag
+                       else None, fir_length=fir_length(m))
+    out.table("Sparsity graph", ["quantity", "value"],
+              [[k, "-" if v is None else v] for k, v in out.numbers.items()])
+
+
+class Trajectory(AnalysisModel):
+    """A phase portrait: two units against each other after a transient."""
+
+    kind: Literal["trajectory"]
+    network: Name
+    steps: Count = 300
+    transient: NonNegative = 0
+    dims: Annotated[list[NonNegative], Field(min_length=1, max_length=2)] = [0, 1]
+
+    def check(self, spec, where):
+        n = _known_dim(spec, self.network)
+        for d in self.dims:
+            if n is not None and d >= n:
+                raise SpecError(f"{where}.dims: unit {d} does not exist in {self.network} "
+                                f"(dim {n})")
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        T = self.steps + self.transient
+        return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s), memory_key="steps")
+
+
+def _known_dim(spec, name, *, tangent=False):
+    """The dimension of a network known from the spec alone (None: known once loaded).
+
+    With ``tangent``, that of the state a driven network's input does not overwrite.
+    """
+    from ._networks import static_sizes
+
+    net = spec.networks[name]
+    if net.kind in ("saved",) or (net.kind == "mlp" and net.widths is None):
+        return None
+    dim = static_sizes(name, net, f"networks.{name}").dim
+    if tangent and net.kind == "mlp":
+        return dim - net.widths[0]
+    if tangent and net.kind == "pattern" and net.input_block is not None:
+        return dim - net.sizes[net.input_block]
+    return dim
+
+
+def _driven(spec, name):
+    net = spec.networks[name]
+    return net.kind == "mlp" or getattr(net, "input_block", None) is not None
+
+
+@report_kind(Trajectory)
+def trajectory(cfg, ctx, out):
+    import itermap
+
+    from .. import plots
+
+    m = ctx.nets[cfg.network]
+    for d in cfg.dims:
+        if d >= m.dim:
+            raise SpecError(f"trajectory.dims: unit {d} does not exist in {cfg.network} "
+                            f"(dim {m.dim})")
+    u = ctx.inputs[cfg.network]
+    x0 = ctx.rng.normal(size=m.dim) * 0.5
+    if u is not None:
+        x0 = m.with_input(x0, u)
+    traj = itermap.iterate(m, x0, cfg.steps + cfg.transient, inputs=u)
+    states = np.asarray(traj.states)[cfg.transient:]
+    fig, ax = _new_axes(1)
+    plots.trajectory(states, dims=cfg.dims if m.dim > 1 else (0,), ax=ax)
+    out.figure(f"trajectory_{cfg.network}", fig,
+               f"Phase portrait of {cfg.network} after {cfg.transient} steps"
+               + ("" if u is None else " under the report's input") + ".")
+    out.numbers.update(steps=cfg.steps, final_norm=float(np.linalg.norm(states[-1])),
+                       mean_abs_state=float(np.mean(np.abs(states))))
+
+
+class ImpulseResponse(AnalysisModel):
+    """The linear response to an impulse in every unit, for several networks."""
+
+    kind: Literal["impulse_response"]
+    networks: Annotated[list[Name], Field(min_length=1)]
+    steps: Count = 20
+    method: Literal["linear", "finite_difference"] = "linear"
+
+    def cost(self, sizes):
+        seconds = bytes_ = 0.0
+        for name in self.networks:
+            s = sizes[name]
+            seconds += (self.steps + 60) * _step_cost(s, vectors=s.dim)
+            bytes_ = max(bytes_, 4 * _F8 * s.dim ** 2 + _F8 * self.steps * s.dim)
+        return Cost(bytes=bytes_, seconds=seconds, memory_key="networks")
+
+
+def _settled(m, u):
+    """The state a driven map settles to from zero under its input ``u`` (enough steps)."""
+    x = m.zeros()
+    for _ in range(getattr(m, "settle_steps", None) or 50):
+        x = m.step(x, u)
+    return x
+
+
+@report_kind(ImpulseResponse)
+def impulse_response(cfg, ctx, out):
+    from .. import plots
+    from .._memory import impulse_response as response_of
+
+    fig, ax = _new_axes(1)
+    rows = []
+    for name in cfg.networks:
+        m = ctx.nets[name]
+        u = ctx.inputs[name]
+        x = _settled(m, u) if u is not None else m.zeros()
+        ir = response_of(m, x, cfg.steps, inputs=u, method=cfg.method)
+        norms = np.asarray(ir.norms, dtype=float)
+        total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))  # every source, every block
+        plots.impulse_response(total[:, None], ax=ax, labels=[name], mark_length=False)
+        length, decay = ir.length, ir.decay_rate
+        out.numbers[name] = {"length": None if length is None else int(length),
+                             "decay_rate": None if decay is None else float(decay),
+                             "norm_per_step": total.tolist()}
+        rows.append([name, "infinite" if length is None else int(length), _fmt(decay)])
+    ax.set_title("response to an impulse")
+    out.figure("impulse_response_" + "_".join(cfg.networks), fig,
+               "Norm of the linear response to an impulse against the step: a finite impulse "
+               "response ends (the log axis cannot show zeros), a recurrent one decays.")
+    out.table("Impulse responses", ["network", "length (steps)", "decay rate (nats/step)"],
+              rows)
+
+
+class FixedPointsKind(AnalysisModel):
+    """Fixed points (or period-p points) from sampled starts, with their stability."""
+
+    kind: Literal["fixed_points"]
+    network: Name
+    starts: Count = 32
+    period: Count = 1
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        n = s.dim
+        per_iter = self.period * (2.0 * s.nnz * n) + 2 * n ** 3 / 3 + 2 * n ** 2
+        return Cost(bytes=6 * _F8 * self.starts * n ** 2,
+                    seconds=self.starts * (50 * per_iter + 25 * n ** 3) / FLOPS
+                    + 50 * STEP_OVERHEAD * self.period,
+                    memory_key="starts", time_key="starts")
+
+
+def _symmetry_labels(pts, m, tol=1e-6):
+    """'origin', '± pair with #j' or '' for each point (x* and -x* both fixed points)."""
+    keep = np.ones(pts.shape[1], dtype=bool)
+    if m.input_block is not None:  # the input block holds u, not -u
+        keep[m.block_slice(m.input_block)] = False
+    p = pts[:, keep]
+    norms = np.linalg.norm(p, axis=1)
+    scale = max(1.0, float(norms.max(initial=0.0)))
+    labels = []
+    for i in range(p.shape[0]):
+        if norms[i] <= tol * scale:
+            labels.append("origin")
+            continue
+        d = np.linalg.norm(p + p[i], axis=1)
+        j = np.flatnonzero(d <= tol * scale)
+        labels.append(f"± pair with #{int(j[0])}" if j.size else "")
+    return labels
+
+
+@report_kind(FixedPointsKind)
+def fixed_points(cfg, ctx, out):
+    from .. import plots
+    from .._fixed_points import find_fixed_points, sample_states
+
+    m = ctx.nets[cfg.network]
+    u = ctx.inputs[cfg.network]
+    x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
+                       **({} if u is None else {"inputs": u}))
+    fp = find_fixed_points(m, x0, inputs=u, period=cfg.period)
+    pts = np.asarray(fp.points)
+    ev = np.asarray(fp.eigenvalues)
+    stable = np.asarray(fp.stable, dtype=bool)
+    n_uns = np.asarray(fp.n_unstable)
+    fig, ax = _new_axes(1, height=2.6)
+    plots.eigenvalues(fp, ax=ax)
+    out.figure(f"fixed_points_{cfg.network}", fig,
+               f"Jacobian eigenvalues at the fixed points of {cfg.network}, with the unit "
+               "circle" + ("" if u is None else " (under the report's input)") + ".")
+    radius = np.abs(ev).max(axis=1) if ev.size else np.zeros(0)
+    norms = np.linalg.norm(pts, axis=1) if pts.size else np.zeros(0)
+    symmetry = _symmetry_labels(pts, m) if pts.size else []
+    out.numbers.update(count=int(pts.shape[0]), stable=int(stable.sum()),
+                       unconverged=int(fp.n_unconverged), starts=cfg.starts,
+                       max_residual=float(np.max(np.asarray(fp.residuals), initial=0.0)),
+                       spectral_radius=radius.tolist(), n_unstable=n_uns.tolist(),
+                       state_norm=norms.tolist(), symmetry=symmetry)
+    shown = min(pts.shape[0], 20)
+    out.table(f"Fixed points of {cfg.network}: {pts.shape[0]} distinct from {cfg.starts} "
+              f"starts, {fp.n_unconverged} starts unconverged"
+              + ("" if shown == pts.shape[0] else f" (first {shown} shown)"),
+              ["#", "|x*|", "spectral radius", "unstable directions", "stable", "symmetry"],
+              [[i, "0" if symmetry[i] == "origin" else f"{norms[i]:.3g}", f"{radius[i]:.3g}",
+                int(n_uns[i]), bool(stable[i]), symmetry[i] or "-"] for i in range(shown)])
+    if fp.n_unconverged:
+        out.note(f"{fp.n_unconverged} of {cfg.starts} starts reached no fixed point within "
+                 "the Newton iterations; the table lists the distinct points the other "
+                 "starts found (often the same point from many starts).")
+    if any(s.startswith("±") for s in symmetry):
+        out.note("Points marked as a ± pair are x* and -x*: an odd activation without bias "
+                 "makes the map symmetric under x -> -x, so its fixed points come in pairs "
+                 "with the same spectrum.")
+
+
+class Lyapunov(AnalysisModel):
+    """The top-k Lyapunov spectrum from a few starts, with its convergence."""
+
+    kind: Literal["lyapunov"]
+    network: Name
+    steps: Count = 2000
+    k: Count = 8
+    transient: NonNegative = 200
+    starts: Count = 4
+
+    def check(self, spec, where):
+        n = _known_dim(spec, self.network, tangent=True)
+        if n is not None and self.k > n:
+            raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
+                            f"{self.network}'s state" + (" outside its input block"
+                                                         if _driven(spec, self.network)
+                                                         else ""))
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        k = min(self.k, s.dim)
+        T = self.steps + self.transient
+        qr = 4.0 * s.dim * k * k * self.starts / FLOPS
+        return Cost(bytes=8 * _F8 * self.starts * s.dim * k,
+                    seconds=T * (_step_cost(s, self.starts, k) + qr), memory_key="k")
+
+
+def _kaplan_yorke_reason(exps, k, dim):
+    if np.isnan(exps).any():
+        return "not defined: an exponent is NaN"
+    return (f"not determined by the {k} exponents computed: their partial sums stay "
+            f"non-negative, so the dimension is at least {k} (of {dim}); raise k to find it")
+
+
+@report_kind(Lyapunov)
+def lyapunov(cfg, ctx, out):
+    import matplotlib.pyplot as plt
+
+    from .. import plots
+    from .._lyapunov import lyapunov_spectrum
+
+    m = ctx.nets[cfg.network]
+    u = ctx.inputs[cfg.network]
+    x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
+    res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim), transient=cfg.transient,
+                            inputs=u, rng=ctx.rng)
+    fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
+    shown = min(res.k, 6)
+    out.figure(f"lyapunov_{cfg.network}", fig,
+               f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
+               f"{cfg.starts} starts with standard errors) and the convergence of the "
+               f"estimates" + ("" if shown == res.k else f" (the {shown} largest shown)") + ".")
+    exps = np.asarray(res.exponents, dtype=float)
+    err = np.asarray(res.stderr, dtype=float)
+    dky = float(res.kaplan_yorke_dimension)
+    reason = None if math.isfinite(dky) else _kaplan_yorke_reason(exps, res.k, res.dim)
+    out.numbers.update(exponents=exps.tolist(), stderr=err.tolist(), starts=cfg.starts,
+                       kaplan_yorke_dimension=dky if reason is None else None,
+                       kaplan_yorke_reason=reason, entropy_rate=float(res.entropy_rate),
+                       steps=cfg.steps, dim=res.dim)
+    out.table(f"Lyapunov exponents of {cfg.network} (nats/step, mean ± std. error over "
+              f"{cfg.starts} starts)", ["i", "exponent", "std. error"],
+              [[i + 1, f"{e:.4f}", _fmt(s, ".1e")] for i, (e, s) in enumerate(zip(exps, err))])
+    out.table("Derived", ["quantity", "value"],
+              [["Kaplan-Yorke dimension", f"{dky:.3g}" if reason is None else "undetermined"],
+               ["entropy rate (sum of positive exponents)", f"{float(res.entropy_rate):.4f}"]])
+    if reason is not None:
+        out.note(f"Kaplan-Yorke dimension {reason}.")
+
+
+class LyapunovScan(AnalysisModel):
+    """The largest exponent against the gain over an ensemble of random networks."""
+
+    kind: Literal["lyapunov_scan"]
+    network: Name
+    gains: Gains
+    steps: Count = 500
+    k: Count = 1
+    transient: NonNegative = 200
+    seeds: Count = 6
+    """Weight matrices in the ensemble (the first is the spec's network itself)."""
+    starts: Count = 2
+    """Starts per network."""
+    threshold: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
+    """Nats/step: the largest exponent above which a network counts as chaotic."""
+    needs = ("random_rnn",)
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        rows = gain_count(self.gains) * self.starts
+        T = (self.steps + self.transient) * self.seeds
+        qr = 4.0 * s.dim * self.k ** 2 * rows / FLOPS
+        return Cost(bytes=_F8 * (3 * s.nnz + 8 * rows * s.dim * self.k),
+                    seconds=T * (_step_cost(s, rows, self.k) + qr), memory_key="gains")
+
+
+def _crossing(gains, lam, threshold):
+    """The gain where ``lam`` first rises above ``threshold`` (linear interpolation)."""
+    above = np.flatnonzero(lam > threshold)
+    if not above.size or above[0] == 0:
+        return None
+    i = above[0]
+    g0, g1, l0, l1 = gains[i - 1], gains[i], lam[i - 1], lam[i]
+    return float(g0 + (g1 - g0) * (threshold - l0) / (l1 - l0))
+
+
+def _mean_field_gain(threshold):
+    """The gain where the mean-field exponent equals ``threshold`` (> 0, so above 1)."""
+    from scipy.optimize import brentq
+
+    from .._scan import mean_field_exponent
+
+    return float(brentq(lambda g: mean_field_exponent(g) - threshold, 1.0, 10.0, xtol=1e-6))
+
+
+def _ensemble_exponents(cfg, ctx, gains):
+    """(seeds, starts, P, k) exponents and the spectral radius of each ensemble member."""
+    from threadpoolctl import threadpool_limits
+
+    import itermap
+
+    from .._scan import gain_family
+    from .._scan import lyapunov_scan as scan_of
+    from ._networks import rng_for
+
+    net = ctx.net_spec(cfg.network)
+    P, S = gains.size, cfg.starts
+    exps = np.empty((cfg.seeds, S, P, cfg.k))
+    radius = np.empty(cfg.seeds)
+    for s in range(cfg.seeds):
+        stream = rng_for(ctx.seed, "network", cfg.network) if s == 0 else \
+            rng_for(ctx.seed, "network", cfg.network, "ensemble", s)
+        base = itermap.random_rnn(net.n, gain=1.0, density=net.density,
+                                  activation=net.activation, rng=stream)
+        with threadpool_limits(1):  # a small eigenproblem: threads only cost (on 2 cores)
+            W = np.asarray(base.block_matrix.to_dense())
+            radius[s] = float(np.max(np.abs(np.linalg.eigvals(W))))
+        x0 = ctx.rng.normal(size=(S, net.n)) * 0.5
+        # every (start, gain) pair is one batch row
+        scan = scan_of(gain_family(base), np.tile(gains, S), np.repeat(x0, P, axis=0),
+                       cfg.steps, k=cfg.k, transient=cfg.transient)
+        exps[s] = np.asarray(scan.exponents).reshape(S, P, cfg.k)
+    return exps, radius
+
+
+@report_kind(LyapunovScan)
+def lyapunov_scan(cfg, ctx, out):
+    from .. import plots
+    from .._scan import mean_field_exponent
+
+    net = ctx.net_spec(cfg.network)
+    gains = gain_values(cfg.gains)
+    exps, radius = _ensemble_exponents(cfg, ctx, gains)
+    per_net = np.nanmean(exps[..., 0], axis=1)  # (seeds, P): each network's mean over starts
+    M = cfg.seeds
+    lam = np.nanmean(per_net, axis=0)
+    se = np.nanstd(per_net, axis=0, ddof=1) / math.sqrt(M) if M > 1 else \
+        np.nanstd(exps[0, :, :, 0], axis=0, ddof=1) / math.sqrt(cfg.starts) \
+        if cfg.starts > 1 else np.full_like(lam, np.nan)
+    tanh = net.activation == "tanh" and net.density == 1.0
+    fine = np.linspace(min(gains.min(), 0.9), gains.max(), 400)
+    mf = mean_field_exponent(fine) if tanh else None
+    # the transition: where the ensemble mean first exceeds the threshold; a 95% interval
+    # from resampling the networks (percentile bootstrap)
+    crossing = _crossing(gains, lam, cfg.threshold)
+    each = [_crossing(gains, row, cfg.threshold) for row in per_net]
+    boot = []
+    if M > 1:
+        picks = ctx.rng.integers(0, M, size=(2000, M))
+        boot = [_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
+                for p in picks]
+    found = np.array([b for b in boot if b is not None])
+    ci = [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] \
+        if found.size >= 0.9 * max(len(boot), 1) and found.size else None
+    g_mf = _mean_field_gain(cfg.threshold) if tanh else None
+
+    fig, ax = _new_axes(1)
+    for i, row in enumerate(per_net):
+        ax.plot(gains, row, color="0.75", lw=0.6, label="each network" if i == 0 else "_")
+    plots.lyapunov_scan({"values": gains, "exponents": lam[:, None], "stderr": se[:, None]},
+                        ax=ax)
+    if mf is not None:
+        ax.plot(fine, np.maximum(mf, -5), color="k", lw=0.9, label="mean-field theory")
+    if crossing is not None:
+        ax.axvline(crossing, color="C3", lw=0.8, ls=":", label="estimated transition")
+    if ci is not None:
+        ax.axvspan(ci[0], ci[1], color="C3", alpha=0.12, lw=0, label="its 95% interval")
+    ax.set_ylim(bottom=max(float(np.nanmin(per_net)) - 0.1, -5))
+    ax.legend(fontsize="small")
+    out.figure(f"lyapunov_scan_{cfg.network}", fig,
+               f"Largest Lyapunov exponent of random tanh networks (n = {net.n}) against the "
+               f"gain: mean over {M} weight matrices ({cfg.starts} starts each) with standard "
+               "errors across networks, each network in grey, and the mean-field prediction "
+               "on a fine grid (its kink at gain 1 is the transition for n -> infinity). "
+               f"The dotted line and the band: the estimated transition (the ensemble's "
+               f"exponent first above {cfg.threshold}) and its 95% interval.")
+    out.numbers.update(
+        gains=gains.tolist(), largest_exponent=lam.tolist(), stderr=se.tolist(),
+        per_network=per_net.tolist(), spectral_radius=radius.tolist(),
+        mean_field=None if not tanh else mean_field_exponent(gains).tolist(),
+        mean_field_grid={"gains": fine.tolist(), "exponent": mf.tolist()} if tanh else None,
+        threshold=cfg.threshold, transition_gain=crossing, transition_interval=ci,
+        transition_per_network=each, mean_field_transition=1.0 if tanh else None,
+        mean_field_gain_at_threshold=g_mf, n=net.n, steps=cfg.steps, seeds=M,
+        starts=cfg.starts)
+    out.table("Largest exponent against gain (nats/step; mean and std. error across "
+              f"{M} networks)",
+              ["gain", "largest exponent", "std. error"] + (["mean field"] if tanh else []),
+              [[f"{g:.3g}", f"{v:.4f}", _fmt(float(s), ".1e")]
+               + ([f"{r:.4f}"] if tanh else [])
+               for g, v, s, r in zip(gains, lam, se, mean_field_exponent(gains)
+                                     if tanh else gains)])
+    out.table("Transition to chaos", ["quantity", "value"], [
+        [f"gain where the ensemble's largest exponent exceeds {cfg.threshold}",
+         _fmt(crossing, ".3f")],
+        ["95% interval (bootstrap over networks)",
+         "-" if ci is None else f"{ci[0]:.3f} – {ci[1]:.3f}"],
+        ["each network", ", ".join("never" if c is None else f"{c:.2f}" for c in each)],
+        ["spectral radius of W (gain 1), range over networks",
+         f"{radius.min():.3f} – {radius.max():.3f}"],
+        [f"mean-field gain where the exponent reaches {cfg.threshold}", _fmt(g_mf, ".3f")],
+        ["mean-field transition (n -> infinity, lambda = 0)", "1" if tanh else "-"]])
+    out.note(
+        f"Why the estimate lies above 1. Mean-field theory puts the transition where the "
+        f"largest exponent crosses zero, at gain 1, for n -> infinity and infinitely long "
+        f"runs; three things move a measured one above it. The threshold: a finite run "
+        f"cannot tell an exponent of zero (a limit cycle or torus) from a slightly positive "
+        f"one, so chaos is declared above {cfg.threshold} nats/step, and even the "
+        f"mean-field exponent reaches that only at gain {_fmt(g_mf, '.3f')}. Finite N: the "
+        f"origin of a finite network loses stability at gain 1/rho(W) (rho between "
+        f"{radius.min():.2f} and {radius.max():.2f} here), to fixed points, limit cycles "
+        f"and tori whose largest exponent is at most 0, and chaos sets in only beyond "
+        f"them; this window shrinks as n grows (Doyon et al. 1993; Cessac 1995), and it "
+        f"differs from network to network, which is why the interval comes from "
+        f"resampling networks rather than from one run. Finite time: each exponent is "
+        f"averaged over {cfg.steps} steps after a transient of {cfg.transient}; close to the "
+        f"transition orbits settle slowly and the spread of a small exponent's estimate is "
+        f"comparable to the threshold.")
+
+
+class OrbitDiagram(AnalysisModel):
+    """The states one unit visits after a transient, against the gain."""
+
+    kind: Literal["orbit_diagram"]
+    network: Name
+    gains: Gains
+    transient: NonNegative = 300
+    keep: Count = 40
+    unit: NonNegative = 0
+    needs = ("random_rnn",)
+
+    def check(self, spec, where):
+        n = spec.networks[self.network].n
+        if self.unit >= n:
+            raise SpecError(f"{where}.unit: unit {self.unit} does not exist (n = {n})")
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        P = gain_count(self.gains)
+        T = self.transient + self.keep
+        return Cost(bytes=_F8 * (3 * s.nnz + (self.keep + 4) * P * s.dim),
+                    seconds=T * _step_cost(s, P), memory_key="gains", time_key="transient")
+
+
+@report_kind(OrbitDiagram)
+def orbit_diagram(cfg, ctx, out):
+    import itermap
+
+    from .. import plots
+    from .._scan import gain_family
+    from .._scan import orbit_diagram as orbits_of
+    from ._networks import rng_for
+
+    net = ctx.net_spec(cfg.network)
+    gains = gain_values(cfg.gains)
+    base = itermap.random_rnn(net.n, gain=1.0, density=net.density, activation=net.activation,
+                              rng=rng_for(ctx.seed, "network", cfg.network))
+    x0 = ctx.rng.normal(size=net.n) * 0.5
+    od = orbits_of(gain_family(base), gains, x0, transient=cfg.transient, keep=cfg.keep)
+    fig, ax = _new_axes(1)
+    plots.orbit_diagram(od, ax=ax, component=cfg.unit, xlabel="gain $g$")
+    out.figure(f"orbit_diagram_{cfg.network}", fig,
+               f"States of unit {cfg.unit} visited after the transient, against the gain.")
+    s = od.states[:, :, cfg.unit]
+    out.numbers.update(gains=gains.tolist(),
+                       distinct_values=[int(np.unique(np.round(r, 6)).size) for r in s],
+                       spread=np.nan_to_num(np.nanmax(s, 1) - np.nanmin(s, 1)).tolist())
+

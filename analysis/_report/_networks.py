@@ -1,0 +1,162 @@
+"""The networks of a spec: their sizes before building, the maps, their one driving input."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+import zlib
+
+import numpy as np
+
+from ._models import Sizes, SpecError
+
+__all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
+           "block_labels"]
+
+
+def rng_for(seed, *names):
+    """A Generator for one named purpose: the same seed and names give the same stream."""
+    words = [seed] + [zlib.crc32(str(n).encode()) for n in names]
+    return np.random.default_rng(words)
+
+
+def _npz_shapes(path):
+    """``{member: shape}`` of the arrays in an .npz, read from the headers (no data loaded)."""
+    shapes = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shape, _, _ = read(fh)
+            shapes[info.filename[:-4]] = shape
+    return shapes
+
+
+def static_sizes(name, net, where) -> Sizes | None:
+    """The dimension and stored weights of a spec's network, None if known only once loaded.
+
+    Nothing is allocated: an mlp saved in an .npz is measured from the array headers.
+    """
+    if net.kind == "random_rnn":
+        return Sizes(dim=net.n, nnz=math.ceil(net.n * net.n * net.density), driven=False)
+    if net.kind == "pattern":
+        s = net.sizes
+        nnz = sum(s[i] * s[j] for i, row in enumerate(net.pattern) for j, t in enumerate(row)
+                  if t.strip() != "0")
+        return Sizes(dim=sum(s), nnz=nnz, driven=net.input_block is not None)
+    if net.kind == "mlp":
+        if net.widths is not None:
+            w = net.widths
+            return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True)
+        try:
+            shapes = _npz_shapes(net.path)
+        except FileNotFoundError:
+            raise SpecError(f"{where}.path: {net.path} does not exist") from None
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise SpecError(f"{where}.path: {net.path} is not a readable .npz ({exc})") from None
+        Ws = [shapes[f"W{i}"] for i in range(len(shapes)) if f"W{i}" in shapes]
+        if not Ws or any(len(s) != 2 for s in Ws):
+            raise SpecError(f"{where}.path: {net.path} holds no 2-D arrays W0, W1, ...")
+        dim = Ws[0][1] + sum(s[0] for s in Ws)
+        return Sizes(dim=int(dim), nnz=int(sum(a * b for a, b in Ws)), driven=True)
+    return None
+
+
+def sizes_of(m) -> Sizes:
+    """The sizes of a built map (for the estimates of a saved network)."""
+    bm = getattr(m, "block_matrix", None)
+    nnz = int(bm.nnz) if bm is not None else int(m.dim) ** 2
+    return Sizes(dim=int(m.dim), nnz=nnz, driven=int(getattr(m, "input_size", 0)) > 0)
+
+
+def build_network(name, net, seed):
+    """The map a spec's network names (weights from the stream ``(seed, "network", name)``)."""
+    import itermap
+
+    rng = rng_for(seed, "network", name)
+    where = f"networks.{name}"
+    if net.kind == "random_rnn":
+        return itermap.random_rnn(net.n, gain=net.gain, density=net.density,
+                                  activation=net.activation, rng=rng)
+    try:
+        if net.kind == "mlp":
+            return _mlp(net, rng, where)
+        if net.kind == "pattern":
+            bm = itermap.BlockMatrix.from_pattern(net.sizes, net.pattern, rng=rng,
+                                                  scale=net.scale)
+            bias = net.bias * rng.normal(size=bm.dim) if net.bias else None
+            return itermap.IterativeMap(bm, bias, net.activation, input_block=net.input_block)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    try:
+        obj = itermap.load(net.path)
+    except FileNotFoundError:
+        raise SpecError(f"{where}.path: {net.path} does not exist") from None
+    except ValueError as exc:
+        raise SpecError(f"{where}.path: {exc}") from None
+    if not isinstance(obj, itermap.Map):
+        raise SpecError(f"{where}.path: {net.path} holds a {type(obj).__name__}, not a map")
+    return obj
+
+
+def _mlp(net, rng, where):
+    import itermap
+
+    if net.path is not None:
+        with np.load(net.path, allow_pickle=False) as data:
+            files = dict(data)
+        Ws = []
+        while f"W{len(Ws)}" in files:
+            Ws.append(files[f"W{len(Ws)}"])
+        bs = [files[f"b{i}"] for i in range(len(Ws))] if all(
+            f"b{i}" in files for i in range(len(Ws))) else None
+    else:
+        w = net.widths
+        Ws = [rng.normal(0.0, net.scale / math.sqrt(i), size=(o, i))
+              for i, o in zip(w[:-1], w[1:])]
+        bs = [net.bias * rng.normal(size=o) for o in w[1:]] if net.bias else None
+    return itermap.IterativeMap.from_mlp(Ws, bs, activation=net.activation,
+                                         output_activation=net.output_activation)
+
+
+def drive_input(name, m, seed):
+    """The one input of a driven network for the whole report (None for an autonomous map).
+
+    Drawn once from the stream ``(seed, "input", name)``: every analysis of the
+    network sees the same ``u``, so their numbers describe one dynamical system.
+    """
+    size = int(getattr(m, "input_size", 0) or 0)
+    if size == 0:
+        return None
+    return rng_for(seed, "input", name).normal(size=size)
+
+
+def describe(m, u=None):
+    """The facts of a network for the report's first table and results.json."""
+    bm = getattr(m, "block_matrix", None)
+    out = {"dim": int(m.dim), "sizes": [int(s) for s in m.sizes],
+           "input_block": m.input_block, "type": type(m).__name__,
+           "input": None if u is None else [float(v) for v in u]}
+    if bm is not None:
+        out.update(nnz=int(bm.nnz), density=float(bm.density),
+                   block_pattern=bm.block_pattern().astype(int).tolist())
+    acts = getattr(m, "activations", None)
+    if acts is not None:
+        out["activations"] = [a.name for a in acts]
+    return out
+
+
+def block_labels(m):
+    """x, h1, ..., y for a network with its input first; block numbers otherwise."""
+    n = len(m.sizes)
+    if m.input_block is None:
+        return [str(i) for i in range(n)]
+    labels = [f"h{i}" for i in range(n)]
+    labels[m.input_block] = "x"
+    if m.input_block == 0 and n > 2:
+        labels = ["x"] + [f"h{i}" for i in range(1, n - 1)] + ["y"]
+    return labels

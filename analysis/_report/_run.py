@@ -1,0 +1,347 @@
+"""Running a spec: budget, networks, one section per analysis, files swapped in atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import _budget
+from ._html import dumps, jsonable, render
+from ._kinds import KINDS, Context, Section
+from ._models import SpecError
+from ._networks import build_network, describe, drive_input, rng_for, sizes_of, static_sizes
+from ._spec import (
+    example_spec_path,
+    examples,
+    load_spec,
+    resolve_spec,
+    schema_text,
+    validate_spec,
+)
+
+__all__ = ["run_report", "report_command", "blas_info", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "itermap-report"
+FORMAT_VERSION = 2
+
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries loaded and their thread counts (threadpoolctl).
+
+    Examples
+    --------
+    >>> all(isinstance(b["threads"], int) for b in blas_info())
+    True
+    """
+    from threadpoolctl import threadpool_info
+
+    return [{"library": d.get("internal_api"), "version": d.get("version"),
+             "threads": d.get("num_threads"), "threading_layer": d.get("threading_layer"),
+             "architecture": d.get("architecture")}
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
+#: networks up to this dimension run with one BLAS thread by default: their products are
+#: too small to gain from threads, and on a busy machine spinning OpenBLAS threads made
+#: the chaos_scan example 25x slower (206 s against 8 s on 2 loaded cores)
+SMALL_DIM = 512
+
+
+def _blas_limit(blas_threads, nets):
+    """The threadpoolctl context for the run (a no-op when the library default is kept)."""
+    import contextlib
+
+    from threadpoolctl import threadpool_limits
+
+    if blas_threads == "auto":
+        small = all(int(m.dim) <= SMALL_DIM for m in nets.values())
+        blas_threads = 1 if small else None
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    if isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1:
+        raise ValueError(f"blas_threads must be a positive integer, 'auto' or None, got "
+                         f"{blas_threads!r}")
+    return threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def _versions():
+    import jinja2
+    import matplotlib
+    import networkx
+    import pydantic
+    import scipy
+
+    import itermap
+
+    return {"itermap": itermap.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "matplotlib": matplotlib.__version__, "networkx": networkx.__version__,
+            "pydantic": pydantic.__version__, "jinja2": jinja2.__version__,
+            "python": platform.python_version()}
+
+
+def _looks_like_report(path: Path) -> bool:
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        with open(path / "results.json", encoding="utf-8") as fh:
+            return json.load(fh).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _spec_and_text(spec, spec_text):
+    if isinstance(spec, (str, os.PathLike)):
+        path = resolve_spec(spec)
+        loaded = load_spec(path)
+        return loaded, path.read_text(encoding="utf-8") if spec_text is None else spec_text
+    spec = validate_spec(spec)
+    if spec_text is None:
+        spec_text = json.dumps(spec.model_dump(mode="json"), indent=1)
+    return spec, spec_text
+
+
+def _save_figures(res, folder, number, plt):
+    """Write a section's figures as figNN_stem.pdf/.png; NN counts figures in order shown."""
+    figs = []
+    for stem, fig, caption in res.figures:
+        number += 1
+        name = f"fig{number:02d}_{stem}"
+        # tight bounding boxes: labels outside the axes are never clipped
+        fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None},
+                    bbox_inches="tight", pad_inches=0.03)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=200, bbox_inches="tight", pad_inches=0.03)
+        (folder / f"{name}.png").write_bytes(buf.getvalue())
+        plt.close(fig)
+        figs.append({"number": number, "caption": caption, "pdf": f"figures/{name}.pdf",
+                     "png_bytes": buf.getvalue()})
+    return figs, number
+
+
+def _run_one(i, cfg, ctx_args):
+    """One analysis into a Section; an exception becomes the section's error."""
+    import matplotlib.pyplot as plt
+
+    from .. import plots
+
+    res = Section()
+    ctx = Context(rng=rng_for(ctx_args["seed"], "analysis", i, cfg.kind), **ctx_args)
+    before = set(plt.get_fignums())
+    error = None
+    try:
+        with np.errstate(all="ignore"), plots.paper_style(1):
+            KINDS[cfg.kind].run(cfg, ctx, res)
+    except Exception as exc:  # reported in its own section; the others still run
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+        res.figures = []
+    return res, error
+
+
+def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
+               time_limit=_budget.DEFAULT_TIME_LIMIT, force=False, blas_threads="auto") -> dict:
+    """Run the analyses of a spec and write the report to ``out`` atomically.
+
+    Parameters
+    ----------
+    spec : dict, Spec or path
+        A TOML spec's path (or the name of a shipped example, ``chaos_scan``), or a
+        spec as a dict (relative paths in it are relative to the working directory).
+    out : path
+        The report folder, built next to ``out`` under a temporary name and swapped
+        in only when complete; an earlier report there is replaced then, anything
+        else there is refused.
+    spec_text : str, optional
+        The spec's source text, shown in the HTML.
+    seed : int, optional
+        Overrides the spec's seed.
+    progress : file, optional
+        Where progress lines go (default ``sys.stderr``); ``False`` for silence.
+    time_limit : float
+        Seconds the estimated run time may reach (see ``force``).
+    force : bool
+        Run a spec whose time estimate is over ``time_limit``; the memory estimate is
+        always enforced.
+    blas_threads : int, "auto" or None
+        BLAS threads while the analyses run (recorded in ``results.json``). "auto": one
+        when every network has at most 512 units (threads do not pay for products that
+        small, and spin on a busy machine), the library's default otherwise; None: the
+        library's default. Results differ slightly between thread counts (chaos
+        amplifies rounding) by less than their error bars.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json``. An analysis that failed has an ``error``
+        entry in place of its numbers; the others are complete.
+
+    Raises
+    ------
+    SpecError
+        A malformed spec, or one over the memory or time budget (``BudgetError``),
+        before anything runs.
+    FileExistsError
+        ``out`` holds something that is not an itermap report.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> spec = {"networks": {"net": {"kind": "random_rnn", "n": 20, "gain": 0.5}},
+    ...         "analyses": [{"kind": "lyapunov", "network": "net", "steps": 200, "k": 2}]}
+    >>> doc = run_report(spec, tempfile.mkdtemp() + "/report", progress=False)
+    >>> bool(doc["analyses"][0]["numbers"]["exponents"][0] < 0), doc["failed"]
+    (True, [])
+    """
+    if progress is None:
+        progress = sys.stderr
+    spec, spec_text = _spec_and_text(spec, spec_text)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError(f"seed: expected a non-negative integer, got {seed!r}")
+        spec = spec.model_copy(update={"seed": seed})
+    sizes = {name: s for name, net in spec.networks.items()
+             if (s := static_sizes(name, net, f"networks.{name}")) is not None}
+    costs = _budget.check_budget(spec, sizes, time_limit=time_limit, force=force)
+    out = Path(out).absolute()
+    if not _looks_like_report(out):
+        raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
+                              "replace it (choose another --out)")
+
+    def say(msg, end="\n"):
+        if progress:
+            print(msg, end=end, file=progress, flush=True)
+
+    import matplotlib.pyplot as plt
+
+    t_start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        (tmp / "figures").mkdir()
+        nets, inputs, described = {}, {}, {}
+        for name, net in spec.networks.items():
+            nets[name] = build_network(name, net, spec.seed)
+            inputs[name] = drive_input(name, nets[name], spec.seed)
+            described[name] = describe(nets[name], inputs[name])
+        if any(c is None for c in costs):  # saved networks: sized now, before any analysis
+            costs = _budget.check_budget(spec, {n: sizes_of(m) for n, m in nets.items()},
+                                         time_limit=time_limit, force=force)
+        with _blas_limit(blas_threads, nets):
+            blas = blas_info()
+            ctx_args = {"spec": spec, "nets": nets, "inputs": inputs, "seed": spec.seed}
+            n = len(spec.analyses)
+            sections, results, n_figs = [], [], 0
+            for i, cfg in enumerate(spec.analyses):
+                title = cfg.title()
+                say(f"[{i + 1}/{n}] {title} ...", end="")
+                t0 = time.perf_counter()
+                res, error = _run_one(i, cfg, ctx_args)
+                figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
+                sections.append({"number": i + 1, "title": title, "error": error,
+                                 "tables": res.tables, "notes": res.notes, "figures": figs})
+                entry = {"kind": cfg.kind, "settings": cfg.model_dump(mode="json"),
+                         "numbers": res.numbers, "notes": res.notes,
+                         "tables": [{"caption": c, "columns": cols, "rows": rows}
+                                    for c, cols, rows in res.tables],
+                         "figures": [f["pdf"] for f in figs]}
+                if error is not None:
+                    entry["error"] = error
+                results.append(entry)
+                took = time.perf_counter() - t0
+                say(f" {took:.1f} s (estimated {_budget.human_seconds(costs[i].seconds)})"
+                    + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
+            versions = _versions()
+            doc = jsonable({"format": FORMAT, "format_version": FORMAT_VERSION,
+                            "title": spec.title, "seed": spec.seed,
+                            "spec": spec.model_dump(mode="json"), "versions": versions,
+                            "blas": blas, "networks": described, "analyses": results,
+                            "failed": [i for i, s in enumerate(sections) if s["error"]]})
+        (tmp / "results.json").write_text(dumps(doc), encoding="utf-8")
+        html = render(spec=spec, spec_text=spec_text, networks=described, sections=sections,
+                      versions=versions, blas=blas, elapsed=time.perf_counter() - t_start)
+        (tmp / "report.html").write_text(html, encoding="utf-8")
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"report written to {out / 'report.html'} ({time.perf_counter() - t_start:.1f} s)")
+    return doc
+
+
+def _swap_in(tmp: Path, out: Path):
+    """Replace ``out`` by the finished ``tmp`` with renames (never a half-written ``out``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [tmp, *tmp.rglob("*")]:  # mkdtemp makes 0700: follow the umask like any folder
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rmdir(old)
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)  # put the earlier report back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _list_examples(stream):
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    for name, path in examples().items():
+        title = tomllib.loads(path.read_text(encoding="utf-8")).get("title", "")
+        print(f"{name:<18} {title}", file=stream)
+    print("run one with: itermap report NAME --out DIR", file=stream)
+
+
+def report_command(parser, args) -> int:
+    """The ``itermap report`` subcommand.
+
+    Exit status 0: the report is written; 1: it is written but an analysis failed
+    (its section says why); 2: the spec was refused (nothing ran).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if args.list:
+        _list_examples(sys.stdout)
+        return 0
+    if args.schema:
+        sys.stdout.write(schema_text())
+        return 0
+    if args.example == (args.spec is not None):
+        parser.error("report: give a SPEC.toml, an example's name (--list) or --example")
+    path = example_spec_path() if args.example else args.spec
+    try:
+        threads = None if args.blas_threads == "default" else \
+            args.blas_threads if args.blas_threads == "auto" else int(args.blas_threads)
+        doc = run_report(path, args.out, seed=args.seed, force=args.force,
+                         time_limit=args.time_limit, blas_threads=threads)
+    except (SpecError, FileExistsError, ValueError) as exc:
+        print(f"itermap report: error: {exc}", file=sys.stderr)
+        return 2
+    if doc["failed"]:
+        kinds = ", ".join(f"{i + 1} ({doc['analyses'][i]['kind']})" for i in doc["failed"])
+        print(f"itermap report: analyses {kinds} failed; their sections say why, the others "
+              "are complete", file=sys.stderr)
+        return 1
+    return 0
