@@ -23,9 +23,14 @@ from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]
 
-from ._lyapunov import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum  # noqa: E402
+from ._lyapunov import (  # noqa: E402
+    LyapunovSpectrum,
+    entropy_rate,
+    kaplan_yorke_dimension,
+    lyapunov_spectrum,
+)
 
-__all__ += ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_spectrum"]
+__all__ += ["LyapunovSpectrum", "entropy_rate", "kaplan_yorke_dimension", "lyapunov_spectrum"]
 
 from . import plots  # noqa: E402
 from ._scan import (  # noqa: E402

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import DivergenceError, IterativeMap, iterate
-from itermap.analysis import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+from itermap.analysis import (
+    LyapunovSpectrum,
+    entropy_rate,
+    kaplan_yorke_dimension,
+    lyapunov_spectrum,
+)
 from itermap.systems import henon, linear, logistic
 from tests.conftest import to_np
 
@@ -348,17 +353,78 @@ def test_tangent_overflow_names_the_steps():
     np.testing.assert_allclose(res.exponents, [20.0, np.log(0.5)], atol=1e-9)
 
 
-def test_collapsing_tangent_names_the_step():
-    # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1
-    with pytest.raises(ValueError, match=r"tangent vector 0 collapsed \(R_ii = 0.*at step 1"):
-        lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
-    # a network with a zero row and column: the full spectrum collapses, the top-1 does not
+def test_exact_collapse_is_minus_infinity():
+    # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1, so the
+    # product of derivatives along that orbit is exactly 0; the other start stays finite
+    res = lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
+    assert res.per_trajectory[1, 0] == -np.inf and np.isfinite(res.per_trajectory[0, 0])
+    assert res.exponents[0] == -np.inf and res.n_collapsed == 1
+    assert res.stderr[0] == np.inf  # only one of the two trajectories collapsed
+    # a network with a zero row and column: the full spectrum has one -inf, the top-2 none
     W = np.diag([0.0, 0.9, 0.7])
     m = IterativeMap(W, activation="identity")
-    with pytest.raises(ValueError, match="collapsed"):
-        lyapunov_spectrum(m, np.ones(3), 5)
+    res = lyapunov_spectrum(m, np.ones(3), 50, transient=200)
+    np.testing.assert_allclose(res.exponents[:2], np.log([0.9, 0.7]), atol=1e-9)
+    assert res.exponents[2] == -np.inf and res.n_collapsed == 1
+    assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
     res = lyapunov_spectrum(m, np.ones(3), 50, k=2, transient=20)
     np.testing.assert_allclose(res.exponents, np.log([0.9, 0.7]), atol=1e-6)
+    assert res.n_collapsed == 0
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_mlp_is_nilpotent_all_minus_infinity(every):
+    # a plain MLP (layer blocks on the sub-diagonal, input frozen): J^depth = 0, the
+    # finite impulse response of the paper; every direction collapses exactly
+    m = itermap.mlp_continuum([3, 5, 4], rng=0)
+    x0 = np.random.default_rng(0).normal(size=(2, m.dim))
+    res = lyapunov_spectrum(m, x0, 30, inputs=np.ones(3), reorthonormalize_every=every)
+    assert np.all(res.exponents == -np.inf) and res.n_collapsed == 9
+    assert np.all(res.per_trajectory == -np.inf) and np.all(res.stderr == 0.0)
+    assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
+
+
+def test_relu_killed_units_collapse_exactly():
+    # ReLU units with a negative bias and small weights are dead: their rows of J are 0,
+    # so a full spectrum of 4 units with 2 dead has exactly two -inf exponents
+    W = np.diag([0.5, 0.8, 0.3, 0.6])
+    m = IterativeMap(W, bias=np.array([1.0, 1.0, -5.0, -5.0]), activation="relu")
+    res = lyapunov_spectrum(m, np.ones(4), 40, transient=200)
+    np.testing.assert_allclose(res.exponents[:2], np.log([0.8, 0.5]), atol=1e-9)
+    assert np.all(res.exponents[2:] == -np.inf) and res.n_collapsed == 2
+
+
+def test_tiny_but_nonzero_collapse_stays_finite():
+    # |R_ii| = 1e-150 per step is tiny but not zero: the exponent is ln(1e-150), finite
+    m = linear(np.diag([0.5, 1e-150]))
+    res = lyapunov_spectrum(m, np.ones(2), 20, transient=3)
+    np.testing.assert_allclose(res.exponents, [np.log(0.5), np.log(1e-150)], rtol=1e-12)
+    assert res.n_collapsed == 0
+
+
+def test_minus_infinity_survives_save_and_load(tmp_path):
+    m = IterativeMap(np.diag([0.0, 0.9, 0.7]), activation="identity")
+    res = lyapunov_spectrum(m, np.ones((2, 3)), 20)
+    itermap.save(res, tmp_path / "res.npz")
+    back = itermap.load(tmp_path / "res.npz")
+    np.testing.assert_array_equal(back.exponents, res.exponents)
+    np.testing.assert_array_equal(back.per_trajectory, res.per_trajectory)
+    assert back.exponents[-1] == -np.inf and back.n_collapsed == 1
+
+
+def test_kaplan_yorke_and_entropy_with_minus_infinity_and_bad_input():
+    # closed forms: D = j + S_j / |l_{j+1}|; a -inf next exponent adds nothing
+    assert kaplan_yorke_dimension([0.5, -np.inf]) == 1.0
+    assert kaplan_yorke_dimension([0.5, 0.1, -1.2, -np.inf]) == pytest.approx(2 + 0.6 / 1.2)
+    assert kaplan_yorke_dimension([-np.inf, -np.inf]) == 0.0
+    assert entropy_rate([0.5, 0.1, -1.2, -np.inf]) == pytest.approx(0.6)
+    for bad in ([], [np.nan, -1.0], [np.inf, -1.0]):
+        with pytest.raises(ValueError, match="exponents"):
+            kaplan_yorke_dimension(bad)
+        with pytest.raises(ValueError, match="exponents"):
+            entropy_rate(bad)
+    with pytest.raises(TypeError, match="exponents"):
+        kaplan_yorke_dimension(["a", "b"])
 
 
 def test_float32_state():
