@@ -97,7 +97,8 @@ class LyapunovSpectrum:
     qr_error : float
         The bound those errors put on the exponents: ``eps`` times the sum over
         the measured QRs of ``exp(precision_loss of that QR)``, divided by the
-        steps (nats per step). See ``reorthonormalize_every``.
+        steps (nats per step). See ``reorthonormalize_every``. Both are NaN
+        with ``reorthonormalize_every=1``, where they are not tracked.
     """
 
     exponents: object
@@ -266,7 +267,9 @@ def _precision_loss(xp, Y, logd):
     The relative error of ``R_jj`` is about ``eps ||y_j|| / |R_jj|``; exact
     collapses (``R_jj = 0``) are left out.
     """
-    log_norm = 0.5 * xp.log(xp.sum(Y * Y, axis=-2))
+    sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
+          else xp.sum(Y * Y, axis=-2))
+    log_norm = 0.5 * xp.log(sq)
     lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
     return xp.max(lost, axis=-1)
 
@@ -287,15 +290,26 @@ def _float_kernel(map_):
 
 
 def _small_run(kernel, x, Q, *, total, orient, every, done, qr_per_chk, offset, acc):
-    """The measuring loop of :func:`_run` for one 2-D trajectory, on Python floats."""
-    x0, x1 = (float(v) for v in np.asarray(x).ravel())
-    Qn = np.asarray(Q, dtype=float).reshape(2, -1)
-    k = Qn.shape[1]
-    q = [float(Qn[0, 0]), float(Qn[1, 0]), float(Qn[0, -1]), float(Qn[1, -1])]
-    a0, a1 = (float(v) for v in (list(np.asarray(acc).ravel()) + [0.0])[:2])
-    log, sqrt, hist, hist_steps = math.log, math.sqrt, [], []
-    n_qr, last_qr, worst, exp_sum = 0, 0, 0.0, 0.0
-    u00, u10, u01, u11 = q
+    """The loop of :func:`_run` for a 2-D map with a float kernel, without arrays.
+
+    One trajectory runs on Python floats; a batch runs the same arithmetic on
+    NumPy vectors of length ``B`` (one operation per term, no small matrices).
+    Returns None on a divergence or a collapse: the array path then names it.
+    """
+    B, k = x.shape[0], Q.shape[-1]
+    scalar = B == 1
+    if scalar:
+        x0, x1 = float(x[0, 0]), float(x[0, 1])
+        u00, u10, u01, u11 = (float(Q[0, i, j]) for j in (0, -1) for i in (0, 1))
+        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
+        log, sqrt, top = math.log, math.sqrt, float
+    else:
+        x0, x1 = x[:, 0].copy(), x[:, 1].copy()
+        u00, u10, u01, u11 = (Q[:, i, j].copy() for j in (0, -1) for i in (0, 1))
+        a0, a1 = acc[:, 0].copy(), acc[:, -1].copy()
+        log, sqrt, top = np.log, np.sqrt, np.max
+    hist, hist_steps = [], []
+    n_qr, worst, exp_sum = 0, 0.0, 0.0
     for t in range(1, total + 1):
         x0, x1, j00, j01, j10, j11 = kernel(x0, x1)
         u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
@@ -304,37 +318,46 @@ def _small_run(kernel, x, Q, *, total, orient, every, done, qr_per_chk, offset, 
         if measuring and (t - orient) % every and t != total:
             continue
         r00 = sqrt(u00 * u00 + u10 * u10)
-        if not (math.isfinite(r00) and math.isfinite(x0 + x1)) or r00 == 0.0:
-            return None  # a divergence or a collapse: the array path names it
+        if scalar and not (math.isfinite(r00) and math.isfinite(x0 + x1) and r00 > 0.0):
+            return None
         u00, u10 = u00 / r00, u10 / r00
         l0 = log(r00)
-        if k == 2:
+        if k == 2:  # Gram-Schmidt, twice
             n1 = sqrt(u01 * u01 + u11 * u11)
             r01 = u00 * u01 + u10 * u11
             u01, u11 = u01 - r01 * u00, u11 - r01 * u10
             r11 = sqrt(u01 * u01 + u11 * u11)
-            if not math.isfinite(r11) or r11 == 0.0:
+            if not scalar or r11 < 1e-3 * n1:  # the second pass, where it can matter
+                r01 = u00 * u01 + u10 * u11
+                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                r11 = sqrt(u01 * u01 + u11 * u11)
+            if scalar and not (math.isfinite(r11) and r11 > 0.0):
                 return None
             u01, u11 = u01 / r11, u11 / r11
             l1 = log(r11)
-        last_qr = t
         if not measuring:
             continue
-        a0 += l0
+        a0 = a0 + l0
         if k == 2:
-            a1 += l1
-            lost = log(n1) - l1
+            a1 = a1 + l1
+        if k == 2 and every > 1:
+            lost = top(log(n1) - l1)
             worst = max(worst, lost)
             exp_sum += math.exp(min(lost, 700.0))
         n_qr += 1
         if n_qr % qr_per_chk == 0 or t == total:
             n = done + t - orient
-            hist.append(sorted((a0 / n, a1 / n)[:k], reverse=True))
+            per = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k) / n
+            hist.append(np.sort(per, axis=1)[:, ::-1].mean(axis=0))
             hist_steps.append(n)
-    del last_qr
-    xs = np.array([[x0, x1]])
-    Qs = np.array([[u00, u01], [u10, u11]])[None, :, :k]
-    return xs, Qs, np.array([[a0, a1][:k]]), hist, hist_steps, (worst, exp_sum)
+    acc = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k)
+    xs = np.stack(np.broadcast_arrays(x0, x1), axis=-1).reshape(B, 2)
+    if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(xs))):
+        return None  # a divergence, a collapse (log 0) or a NaN somewhere in the batch
+    Qs = np.stack([np.stack(np.broadcast_arrays(u00, u01), axis=-1),
+                   np.stack(np.broadcast_arrays(u10, u11), axis=-1)], axis=-2)
+    Qs = Qs.reshape(B, 2, 2)[..., :k]
+    return xs, Qs, acc, hist, hist_steps, ((worst, exp_sum) if every > 1 else (math.nan,) * 2)
 
 
 # -- the general loop ---------------------------------------------------------------------
@@ -372,18 +395,19 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
             shown = t
         if not measuring:
             continue
-        acc = acc + xp.astype(logd, xp.float64)
-        lost = xp.max(_precision_loss(xp, Y, logd))
-        worst = lost if worst is None else xp.maximum(worst, lost)
-        lost = xp.exp(xp.minimum(lost, 700.0))
-        exp_sum = lost if exp_sum is None else exp_sum + lost
+        acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
+        if every > 1:  # checked for spaced QRs only
+            lost = xp.max(_precision_loss(xp, Y, logd))
+            worst = lost if worst is None else xp.maximum(worst, lost)
+            lost = xp.exp(xp.minimum(lost, 700.0))
+            exp_sum = lost if exp_sum is None else exp_sum + lost
         n_qr += 1
         if n_qr % qr_per_chk == 0 or t == total:
             n = done + t - orient
             per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
             hist.append(per.mean(axis=0))
             hist_steps.append(n)
-    loss = (0.0, 0.0) if worst is None else (float(worst), float(exp_sum))
+    loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
     return x, Q, acc, hist, hist_steps, loss
 
 
@@ -617,14 +641,13 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
                 offset=run["transient"] + run["done"] - orient, acc=acc)
-    kernel = _float_kernel(map) if B == 1 and isinstance(x, np.ndarray) and not progress \
-        else None
+    kernel = _float_kernel(map) if isinstance(x, np.ndarray) and not progress else None
     out = None
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         if kernel is not None and x.dtype == np.float64 and map.input_size == 0:
-            out = _small_run(kernel, x, Q, **opts)  # None: the array path names the trouble
+            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.asarray(acc)})
         if out is None:
             bar = None
             if progress:

@@ -109,7 +109,8 @@ def _exact_rank(xp, Y, Q, logd, R):
     where rounding would leave values of order ``eps``.
     """
     k = Y.shape[-1]
-    if k < 2:
+    # a rank below k leaves R_jj ~ eps ||Y||: look only where the R_jj spread that far
+    if k < 2 or not float(xp.min(logd)) < float(xp.max(logd)) - 18.0:
         return Q, logd, R
     rows = xp.sum(xp.astype(xp.any(Y != 0, axis=-1), xp.int64), axis=-1)  # (B,)
     if bool(xp.all(rows >= k)):
@@ -167,16 +168,22 @@ class Reorthonormalizer:
     @staticmethod
     def _gram_schmidt(xp, Y, want_r):
         k = Y.shape[-1]
+        if isinstance(Y, np.ndarray):  # a reduction over a short axis is slow in NumPy
+            def dot(a, b):
+                return np.einsum("...i,...i->...", a, b)
+        else:
+            def dot(a, b):
+                return xp.sum(a * b, axis=-1)
         cols, norms = [], []
         R = [[None] * k for _ in range(k)]
         for j in range(k):
             v = Y[..., j]
             for _ in range(2):  # twice is enough (Giraud et al. 2005)
                 for i, q in enumerate(cols):
-                    c = xp.sum(q * v, axis=-1)
+                    c = dot(q, v)
                     v = v - c[..., None] * q
                     R[i][j] = c if R[i][j] is None else R[i][j] + c
-            nrm = xp.sqrt(xp.sum(v * v, axis=-1))
+            nrm = xp.sqrt(dot(v, v))
             cols.append(v / nrm[..., None])
             norms.append(nrm)
         N = xp.stack(norms, axis=-1)
