@@ -447,3 +447,99 @@ def test_overflow_between_qrs_names_the_span():
     with pytest.raises(DivergenceError, match=rf"state overflowed .* between steps {lo} and "
                                               rf"{lo + 3}\b"):
         lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4)
+
+
+# -- reorthonormalisation (issue 16) ------------------------------------------------------------
+
+def _householder_reference(m, x0, steps, transient, k=None):
+    """The plain loop: J formed, numpy.linalg.qr every step, same random start frame."""
+    from itermap.analysis._lyapunov import _initial_frame
+
+    x = np.atleast_2d(x0).copy()
+    k = m.dim if k is None else k
+    Q = _initial_frame(m, x.shape[0], k, x, np, 0)
+    acc = np.zeros((x.shape[0], k))
+    for t in range(transient + steps):
+        J = m.jacobian(x)
+        x = m.step(x)
+        Q, R = np.linalg.qr(J @ Q)
+        if t >= transient:
+            acc += np.log(np.abs(np.diagonal(R, axis1=1, axis2=2)))
+    return np.sort(acc / steps, axis=1)[:, ::-1]
+
+
+@pytest.mark.parametrize(("n", "k", "batch"), [(24, 24, 2), (60, 50, 1), (64, 8, 3), (5, 3, 4)])
+def test_cholesky_qr_and_gram_schmidt_agree_with_householder(n, k, batch):
+    m, _ = _tanh_net(n, 1.5, seed=n)
+    x0 = np.random.default_rng(0).normal(size=(batch, n))
+    res = lyapunov_spectrum(m, x0, 300, k=k, transient=20)
+    ref = _householder_reference(m, x0, 300, 20, k=k)
+    np.testing.assert_allclose(res.per_trajectory, ref, atol=1e-10, rtol=0)
+
+
+def test_reorthonormalizer_falls_back_to_householder_on_ill_conditioned_frames():
+    from itermap.analysis._reorth import Reorthonormalizer
+
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24
+    reorth = Reorthonormalizer()
+    Q, logd, R = reorth(Y, want_r=True)
+    assert reorth.fallbacks == 1
+    Qh, Rh = np.linalg.qr(Y)
+    np.testing.assert_allclose(logd, np.log(np.abs(np.diagonal(Rh, axis1=1, axis2=2))),
+                               rtol=1e-12)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-14)
+    Y = rng.normal(size=(2, 40, 10))  # well conditioned: Cholesky, no fallback
+    reorth = Reorthonormalizer()
+    Q, logd, R = reorth(Y, want_r=True)
+    assert reorth.fallbacks == 0
+    np.testing.assert_allclose(np.swapaxes(Q, 1, 2) @ Q, np.broadcast_to(np.eye(10), (2, 10, 10)),
+                               atol=1e-13)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-13)
+
+
+def test_spaced_qrs_warn_where_the_bottom_is_lost():
+    # the issue's case: a gain-2 network, QR every 5 steps moves the smallest exponent
+    m, _ = _tanh_net(64, 2.0, seed=1)
+    x0 = np.random.default_rng(0).normal(size=(1, 64))
+    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+    with pytest.warns(RuntimeWarning, match=r"reorthonormalize_every <= \d"):
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=5)
+    assert res.qr_error > 1e-6
+    assert abs(res.exponents[-1] - ref.exponents[-1]) > 1e-6  # the warning was earned
+    np.testing.assert_allclose(res.exponents[:8], ref.exponents[:8], atol=1e-8)
+    # a mild network at the same spacing: no warning, and the whole spectrum agrees
+    m, _ = _tanh_net(32, 1.1, seed=2)
+    x0 = np.random.default_rng(0).normal(size=(1, 32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=3)
+    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+    assert res.qr_error <= 1e-6
+    np.testing.assert_allclose(res.exponents, ref.exponents, atol=1e-9)
+
+
+@pytest.mark.parametrize("batch", [None, 5])
+@pytest.mark.parametrize("every", [1, 3])
+def test_henon_vector_loop_matches_the_array_path(batch, every):
+    # the same map through FunctionMap takes the general (array) path
+    h = henon()
+    fm = itermap.FunctionMap(h.step, 2, jacobian=h.jacobian)
+    rng = np.random.default_rng(4)
+    x0 = rng.uniform(-0.1, 0.1, size=2 if batch is None else (batch, 2))
+    a = lyapunov_spectrum(h, x0, 3000, transient=100, reorthonormalize_every=every)
+    b = lyapunov_spectrum(fm, x0, 3000, transient=100, reorthonormalize_every=every)
+    np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, atol=1e-12)
+    np.testing.assert_allclose(a.history, b.history, atol=1e-12)
+    np.testing.assert_allclose(a.state, b.state, atol=1e-9)
+    # continuing works from the vector loop's final frame
+    c = lyapunov_spectrum(h, None, 500, continue_from=a)
+    d = lyapunov_spectrum(fm, None, 500, continue_from=b)
+    np.testing.assert_allclose(c.per_trajectory, d.per_trajectory, atol=1e-11)
+
+
+def test_henon_vector_loop_divergence_is_named():
+    with pytest.raises(DivergenceError, match="step"):
+        lyapunov_spectrum(henon(), np.array([[5.0, 5.0], [0.1, 0.1]]), 100)
