@@ -44,3 +44,17 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "gain_family", "lyapunov_scan",
             "mean_field_exponent", "orbit_diagram"]
+
+from ._clv import (  # noqa: E402
+    CovariantVectors,
+    clv_angles,
+    covariant_lyapunov_vectors,
+    participation_ratio,
+)
+
+__all__ += ["CovariantVectors", "clv_angles", "covariant_lyapunov_vectors",
+            "participation_ratio"]
+
+from ._finite_time import FiniteTimeExponents, finite_time_exponents  # noqa: E402
+
+__all__ += ["FiniteTimeExponents", "finite_time_exponents"]

@@ -665,3 +665,25 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     eps = _eps(x.dtype)
     _warn_unresolved(eps * loss[1] / steps, loss[0], every, eps)
     return _result(run, x, Q, acc, steps, every, free, loss, eps)
+
+
+def _segment(map_, x, Q, n, *, orient=0, constant=None, offset=0):
+    """Run ``orient`` steps then ``n`` measured ones, QR every step: (x, Q, sum log|R_ii|).
+
+    The building block of windowed analyses (finite-time exponents); NumPy
+    2-D built-in maps take the vector loop, everything else the array path.
+    """
+    xp = namespace(x)
+    B, k = x.shape[0], Q.shape[-1]
+    opts = dict(total=orient + n, orient=orient, every=1, done=0, qr_per_chk=n + 1,
+                offset=offset, acc=xp.zeros((B, k), dtype=xp.float64))
+    out = None
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
+                                                over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kernel = _float_kernel(map_) if isinstance(x, np.ndarray) else None
+        if kernel is not None and x.dtype == np.float64 and map_.input_size == 0:
+            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.zeros((B, k))})
+        if out is None:
+            out = _run(map_, x, Q, constant=constant, sequence=None, bar=None, **opts)
+    return out[0], out[1], out[2]

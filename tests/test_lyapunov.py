@@ -543,3 +543,109 @@ def test_henon_vector_loop_matches_the_array_path(batch, every):
 def test_henon_vector_loop_divergence_is_named():
     with pytest.raises(DivergenceError, match="step"):
         lyapunov_spectrum(henon(), np.array([[5.0, 5.0], [0.1, 0.1]]), 100)
+
+
+# -- covariant Lyapunov vectors (issue 16) ------------------------------------------------------
+
+def _non_normal_linear():
+    S = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 2.0]])
+    lam = np.array([1.5, 0.8, -0.3])
+    return S @ np.diag(lam) @ np.linalg.inv(S), S, lam
+
+
+def test_clv_of_a_linear_map_are_its_eigenvectors():
+    from itermap.analysis import covariant_lyapunov_vectors
+
+    A, S, lam = _non_normal_linear()
+    x0 = np.random.default_rng(0).normal(size=(2, 3))
+    clv = covariant_lyapunov_vectors(linear(A), x0, 60, transient=60, save_every=5)
+    assert clv.vectors.shape == (12, 2, 3, 3) and clv.times.tolist() == list(range(5, 61, 5))
+    eig = S / np.linalg.norm(S, axis=0)
+    cos = np.abs(np.einsum("tbij,ij->tbj", clv.vectors, eig))
+    np.testing.assert_allclose(cos, 1.0, atol=1e-10)
+    np.testing.assert_allclose(clv.exponents, np.log(np.abs(lam)), atol=0.05)
+    np.testing.assert_allclose(clv.covariant_exponents, np.log(np.abs(lam)), atol=1e-10)
+    # angles: those between the eigenvectors, closed form
+    ref = np.arccos(np.clip(np.abs(eig.T @ eig), 0, 1))
+    np.fill_diagonal(ref, 0.0)
+    np.testing.assert_allclose(clv.angles, np.broadcast_to(ref, clv.angles.shape), atol=1e-8)
+    pr = (eig ** 2).sum(0) ** 2 / (eig ** 4).sum(0)
+    np.testing.assert_allclose(clv.participation_ratio[0, 0], pr, rtol=1e-8)
+
+
+def test_clv_are_covariant_and_henon_shows_near_tangencies():
+    from itermap.analysis import covariant_lyapunov_vectors
+
+    h = henon()
+    x0 = np.array([0.1, 0.1])
+    clv = covariant_lyapunov_vectors(h, x0, 4000, transient=200)
+    assert clv.vectors.shape == (4000, 2, 2)
+    # the states along the run, by a plain loop: J(x_t) v_t is parallel to v_{t+1}
+    x, states = x0.copy(), []
+    for _ in range(200 + 4000):
+        x = h.step(x)
+        states.append(x)
+    states = np.array(states[200:])  # states[t - 1] is the state after measured step t
+    J = h.jacobian(states[:-1])  # (T-1, 2, 2) at the states carrying v_1 .. v_{T-1}
+    Jv = np.einsum("tij,tjk->tik", J, clv.vectors[:-1])
+    Jv /= np.linalg.norm(Jv, axis=1, keepdims=True)
+    cos = np.abs(np.einsum("tik,tik->tk", Jv, clv.vectors[1:]))
+    np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+    np.testing.assert_allclose(clv.covariant_exponents, [0.4192, -1.6232], atol=2e-2)
+    # near-tangencies: the angle between the unstable and stable directions comes close to 0
+    ang = clv.angles[:, 0, 1]
+    assert ang.min() < 0.01 and np.mean(ang < 0.05) > 0.003
+    assert np.all((clv.participation_ratio >= 1 - 1e-12) & (clv.participation_ratio <= 2))
+
+
+def test_clv_bad_arguments_collapse_and_save(tmp_path):
+    from itermap.analysis import CovariantVectors, covariant_lyapunov_vectors
+
+    with pytest.raises(ValueError, match="save_every"):
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, save_every=10)
+    with pytest.raises(ValueError, match="k=3"):
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, k=3)
+    with pytest.raises(ValueError, match="GiB"):
+        covariant_lyapunov_vectors(linear(np.eye(400) * 0.5), np.ones(400), 10 ** 5)
+    with pytest.raises(ValueError, match="collapsed exactly"):
+        covariant_lyapunov_vectors(IterativeMap(np.diag([0.0, 0.9]), activation="identity"),
+                                   np.ones(2), 10, transient=2)
+    clv = covariant_lyapunov_vectors(henon(), np.zeros(2), 20, transient=20, save_every=4)
+    itermap.save(clv, tmp_path / "clv.npz")
+    back = itermap.load(tmp_path / "clv.npz")
+    assert isinstance(back, CovariantVectors)
+    np.testing.assert_array_equal(back.vectors, clv.vectors)
+
+
+# -- finite-time exponents (issue 16) -----------------------------------------------------------
+
+def test_finite_time_exponents_henon_mean_identity_and_variance():
+    from itermap.analysis import finite_time_exponents
+
+    x0 = np.random.default_rng(0).uniform(-0.1, 0.1, size=(4, 2))
+    short = finite_time_exponents(henon(), x0, 10, 20000)
+    long = finite_time_exponents(henon(), x0, 200, 20000)
+    assert short.exponents.shape == (2000, 4, 2) and long.exponents.shape == (100, 4, 2)
+    # det J = -0.3 everywhere: every window's exponents sum to ln 0.3 exactly
+    np.testing.assert_allclose(short.exponents.sum(axis=-1), np.log(0.3), atol=1e-12)
+    np.testing.assert_allclose(short.mean, [0.4192, -1.6232], atol=5e-3)
+    np.testing.assert_allclose(long.mean, [0.4192, -1.6232], atol=5e-3)
+    # the spread falls with the window: about 1/sqrt(window) for a mixing system
+    assert np.all(long.std < short.std / 2.5)
+    one = finite_time_exponents(henon(), x0[0], 50, 500)
+    assert one.exponents.shape == (10, 2) and not one.batched
+
+
+def test_finite_time_exponents_linear_map_closed_form_and_errors():
+    from itermap.analysis import finite_time_exponents
+
+    fte = finite_time_exponents(linear(np.diag([0.5, 2.0])), np.ones(2), 5, 50, transient=30)
+    np.testing.assert_allclose(fte.exponents, np.broadcast_to(np.log([2.0, 0.5]), (10, 2)),
+                               atol=1e-12)
+    np.testing.assert_allclose(fte.std, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        finite_time_exponents(henon(), np.zeros(2), 0, 10)
+    with pytest.raises(ValueError, match="window"):
+        finite_time_exponents(henon(), np.zeros(2), 20, 10)
+    with pytest.raises(ValueError, match="steps"):
+        finite_time_exponents(henon(), np.zeros(2), 2, -1)
