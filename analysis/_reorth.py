@@ -73,32 +73,51 @@ class _CholeskyFailed(Exception):
     pass
 
 
-def _chol_one(Y, cond_limit, sqrt_eps, want_r):
-    """CholeskyQR2 of one (n, k) NumPy frame with SciPy's BLAS/LAPACK (releases the GIL)."""
+def _chol_one(Y, cond_limit, sqrt_eps, want_r, parts=1):
+    """CholeskyQR2 of one (n, k) NumPy frame with SciPy's BLAS/LAPACK (releases the GIL).
+
+    It works on ``A = Y^T`` (k, n), Fortran-ordered when ``Y`` is C-ordered, so
+    that no call copies: ``G = A A^T`` (syrk), ``G = R^T R`` (potrf),
+    ``A <- R^-T A`` (trsm), and ``Q = A^T``. With ``parts > 1`` the syrk and
+    the trsm are split over column blocks of ``A``, one per thread.
+    """
     from scipy.linalg import blas, lapack
 
     Rs, logs = [], []
-    Q = Y
+    A = Y.T
+    n = A.shape[1]
+    cuts = np.linspace(0, n, parts + 1).astype(int)
+    blocks = list(zip(cuts[:-1], cuts[1:]))
     for pas in range(2):
-        G = Q.T @ Q  # NumPy calls syrk for a product with its own transpose
-        R, info = lapack.dpotrf(G.T, lower=0, clean=1, overwrite_a=1)  # G.T: Fortran order
+        if parts > 1:  # G = sum of the blocks' A_c A_c^T, one block per thread
+            G = sum(_pool().map(
+                lambda c, A=A: blas.dsyrk(1.0, A[:, c[0]:c[1]], trans=0, lower=0), blocks))
+        else:
+            G = blas.dsyrk(1.0, A, trans=0, lower=0)
+        R, info = lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
         d = np.diagonal(R)
-        if info != 0 or not np.all(np.isfinite(d)):
+        if info != 0 or not np.all(d > 0):
             raise _CholeskyFailed
         if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
             raise _CholeskyFailed
-        Q = blas.dtrsm(1.0, R, Q, side=1, lower=0)  # Q R^-1
+        if parts > 1:  # the columns of R^-T A are independent
+            A = np.concatenate(list(_pool().map(
+                lambda c, A=A, R=R: blas.dtrsm(1.0, R, A[:, c[0]:c[1]], side=0, lower=0,
+                                               trans_a=1),
+                blocks)), axis=1)
+        else:
+            A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1)
         Rs.append(R)
         logs.append(np.log(d))
         if pas == 0:
-            dev = float(np.max(np.abs(np.einsum("ij,ij->j", Q, Q) - 1.0)))
+            dev = float(np.max(np.abs(np.einsum("ij,ij->j", A, A) - 1.0)))
             if dev <= sqrt_eps:
                 break
     logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
     R = None
     if want_r:
         R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
-    return Q, logd, R
+    return A.T, logd, R
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -233,17 +252,17 @@ class Reorthonormalizer:
 
     @staticmethod
     def _cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r):
-        B = Y.shape[0]
-
-        def one(b):
-            return _chol_one(Y[b], cond_limit, sqrt_eps, want_r)
-
+        B, n, k = Y.shape
+        threads = _n_threads()
         try:
-            if B == 1 or _n_threads() < 2:
-                parts = [one(b) for b in range(B)]
-            else:  # one matrix per thread, BLAS held to one thread meanwhile
-                with _blas_one_thread():
-                    parts = list(_pool().map(one, range(B)))
+            with _blas_one_thread():  # our threads share the cores, BLAS's would spin
+                if B >= threads > 1:  # one matrix per thread
+                    parts = list(_pool().map(
+                        lambda b: _chol_one(Y[b], cond_limit, sqrt_eps, want_r), range(B)))
+                else:  # one matrix at a time, its columns split over the threads
+                    split = threads if n * k * k >= threads * _PER_MATRIX_WORK else 1
+                    parts = [_chol_one(Y[b], cond_limit, sqrt_eps, want_r, split)
+                             for b in range(B)]
         except _CholeskyFailed:
             return None
         Q = np.stack([p[0] for p in parts])
