@@ -649,3 +649,45 @@ def test_finite_time_exponents_linear_map_closed_form_and_errors():
         finite_time_exponents(henon(), np.zeros(2), 20, 10)
     with pytest.raises(ValueError, match="steps"):
         finite_time_exponents(henon(), np.zeros(2), 2, -1)
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+def test_plots_draw_minus_infinity_on_the_bottom_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from itermap.analysis import plots
+
+    res = {"exponents": np.array([0.4, -1.0, -np.inf]), "stderr": np.array([0.1, 0.1, 0.0])}
+    ax = plots.lyapunov_spectrum(res)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "v"]
+    assert len(marks) == 1 and marks[0].get_xdata().tolist() == [3.0]
+    ax.figure.canvas.draw()
+    y_display = marks[0].get_transform().transform((3.0, 0.0))[1]
+    assert y_display == pytest.approx(ax.transAxes.transform((0.0, 0.0))[1])  # the bottom
+    assert np.all(np.isfinite(ax.get_ylim()))
+    hist = {"history": np.array([[0.5, -np.inf], [0.4, -np.inf]]), "history_steps": [10, 20]}
+    ax = plots.lyapunov_history(hist)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "v"]
+    assert len(marks) == 1 and marks[0].get_xdata().tolist() == [10.0, 20.0]
+
+
+def test_clv_and_finite_time_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from itermap.analysis import covariant_lyapunov_vectors, finite_time_exponents, plots
+
+    clv = covariant_lyapunov_vectors(henon(), np.array([0.1, 0.1]), 500, transient=100)
+    ax = plots.clv_angles(clv, bins=20)
+    assert ax.get_xlim() == (0.0, np.pi / 2) and len(ax.patches) == 1
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="pair"):
+        plots.clv_angles(clv, pair=(0, 0))
+    fte = finite_time_exponents(henon(), np.array([0.1, 0.1]), 10, 2000)
+    ax = plots.finite_time_histogram(fte)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["$\\lambda_{1}$", "$\\lambda_{2}$"]
+    means = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == ":")
+    np.testing.assert_allclose(means, sorted(fte.exponents.mean(axis=0)), atol=1e-12)
