@@ -5,8 +5,13 @@
 orthonormal frame, and the logarithms of ``|diag R|`` accumulate the
 stretching along each direction. All ``B`` trajectories of a batch move
 together: one batched tangent product (``map.step_with_tangent``, which for a
-sparse ``W`` never forms the Jacobian) and one batched QR per
-reorthonormalisation, on the array backend of the state (NumPy, CuPy, ...).
+sparse ``W`` never forms the Jacobian) and one batched reorthonormalisation
+(see ``_reorth``: Gram-Schmidt, CholeskyQR2 or Householder), on the array
+backend of the state (NumPy, CuPy, ...). A single trajectory of a small
+built-in map (Henon) runs a loop on Python floats instead (``_small``).
+
+A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
+that a ReLU has killed) has the exponent ``-inf``.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool
 from ._checks import check_int as _check_int
+from ._reorth import Reorthonormalizer
 
-__all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension"]
+__all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
 
 _N_CHECKPOINTS = 100
-
-
+_QR_ERROR_LIMIT = 1e-6  # nats per step: the warning threshold of spaced QRs
 @saveable
 @dataclass
 class LyapunovSpectrum:
@@ -41,10 +46,13 @@ class LyapunovSpectrum:
         The exponents, descending: the mean over trajectories of
         ``per_trajectory``.
     per_trajectory : ndarray, shape (B, k)
-        Each trajectory's exponents, each row sorted descending.
+        Each trajectory's exponents, each row sorted descending; ``-inf``
+        where a direction collapsed exactly in that trajectory.
     stderr : ndarray, shape (k,)
         Standard error of ``exponents`` from the spread between trajectories
-        (``std / sqrt(B)``); NaN for a single trajectory.
+        (``std / sqrt(B)``); NaN for a single trajectory. Where an exponent is
+        ``-inf`` in every trajectory its error is 0; where only some
+        trajectories collapsed (the mean is ``-inf``) it is ``inf``.
     history : ndarray, shape (n_checkpoints, k)
         Running estimates of ``exponents`` at about 100 checkpoints per run
         (a continued run appends its own).
@@ -54,8 +62,8 @@ class LyapunovSpectrum:
         ``j + (l_1 + ... + l_j) / |l_{j+1}|`` for the largest ``j`` with a
         non-negative partial sum (see :func:`kaplan_yorke_dimension`).
     entropy_rate : float
-        Sum of the positive exponents (Pesin's bound on the KS entropy, in nats
-        per step). From a top-``k`` spectrum whose last exponent is still
+        Sum of the positive exponents (:func:`entropy_rate`; Pesin's bound on
+        the KS entropy, in nats per step). From a top-``k`` spectrum whose last exponent is still
         positive it is a lower bound.
     steps : int
         Measured steps (after the transient), over all continued pieces.
@@ -76,6 +84,22 @@ class LyapunovSpectrum:
         Accumulated ``sum log|R_ii|`` per trajectory, in frame order.
     batched : bool
         Whether ``x0`` was a batch ``(B, dim)`` rather than one state.
+    n_collapsed : int
+        How many of ``exponents`` are ``-inf``: directions that collapsed
+        exactly (``R_ii = 0`` in a QR factorisation, as a nilpotent MLP map or
+        units killed by a ReLU make them). A collapse that is not exact keeps
+        its finite, very negative value.
+    precision_loss : float
+        The largest ``ln(||y_j|| / |R_jj|)`` over the measured QRs (``y_j``
+        the ``j``-th tangent vector before the QR; exact collapses left out):
+        how far a vector swung towards the span of those above it within one
+        spacing. That QR's ``R_jj`` has a relative error of about
+        ``eps * exp(precision_loss)``.
+    qr_error : float
+        The bound those errors put on the exponents: ``eps`` times the sum over
+        the measured QRs of ``exp(precision_loss of that QR)``, divided by the
+        steps (nats per step). See ``reorthonormalize_every``. Both are NaN
+        with ``reorthonormalize_every=1``, where they are not tracked.
     """
 
     exponents: object
@@ -93,6 +117,9 @@ class LyapunovSpectrum:
     tangents: object = None
     log_stretch: object = None
     batched: bool = True
+    n_collapsed: int = 0
+    precision_loss: float = float("nan")
+    qr_error: float = float("nan")
 
     @property
     def k(self) -> int:
@@ -107,13 +134,30 @@ class LyapunovSpectrum:
                 f"transient={self.transient})")
 
 
+
+def _spectrum_array(exponents, name="exponents"):
+    lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
+    if lam.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {lam.dtype}")
+    lam = lam.astype(float)
+    if lam.ndim > 1:
+        raise ValueError(f"{name} must be one spectrum, shape (k,), got {lam.shape}")
+    lam = lam.ravel()
+    if lam.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.any(np.isnan(lam)) or np.any(lam == np.inf):
+        raise ValueError(f"{name} contains NaN or +inf (only -inf, an exact collapse, is "
+                         "an exponent)")
+    return lam
+
+
 def kaplan_yorke_dimension(exponents, dim=None) -> float:
     """Kaplan-Yorke (Lyapunov) dimension of a descending spectrum.
 
     Parameters
     ----------
     exponents : array_like, shape (k,)
-        Exponents, sorted descending.
+        Exponents, sorted descending; ``-inf`` (an exact collapse) allowed.
     dim : int, optional
         Dimension of the system; defaults to ``k`` (a full spectrum).
 
@@ -122,9 +166,15 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     float
         ``j + S_j / |l_{j+1}|`` with ``S_j = l_1 + ... + l_j`` and ``j`` the
         largest index with ``S_j >= 0``; 0 when ``l_1 < 0``; ``dim`` when every
-        partial sum of a full spectrum is non-negative. For a top-``k``
+        partial sum of a full spectrum is non-negative. A ``-inf`` exponent
+        ``l_{j+1}`` adds nothing: the dimension is then ``j``. For a top-``k``
         spectrum (``k < dim``) whose partial sums stay non-negative the
         dimension is at least ``k`` but not determined: NaN is returned.
+
+    Raises
+    ------
+    ValueError
+        ``exponents`` empty, or containing NaN or ``+inf``.
 
     Examples
     --------
@@ -132,44 +182,50 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     1.2582...
     >>> kaplan_yorke_dimension([-0.1, -0.5])
     0.0
+    >>> kaplan_yorke_dimension([0.3, -float("inf")])
+    1.0
     """
-    lam = _check_spectrum(exponents)
-    dim = lam.size if dim is None else _check_int("dim", dim, lam.size)
-    return _ky_dimension(lam, dim)
-
-
-def _ky_dimension(lam, dim) -> float:
-    """Kaplan-Yorke dimension of a decreasing spectrum (NaN in, NaN out)."""
+    lam = _spectrum_array(exponents)
     k = lam.size
-    if not np.all(np.isfinite(lam[lam != -np.inf])):
-        return float("nan")
+    dim = k if dim is None else _check_int("dim", dim, k)
     if lam[0] < 0:
         return 0.0
-    partial = np.cumsum(lam)
-    nonneg = np.flatnonzero(partial >= 0)
-    j = int(nonneg[-1]) + 1
+    with np.errstate(invalid="ignore"):
+        partial = np.cumsum(lam)
+    j = int(np.flatnonzero(partial >= 0)[-1]) + 1
     if j == k:
         return float(dim) if k >= dim else float("nan")
     return float(j + partial[j - 1] / abs(lam[j]))
 
 
-def _check_spectrum(exponents):
-    """Exponents as a non-empty, decreasing 1-D float array; -inf allowed, NaN not."""
-    if exponents is None or isinstance(exponents, str | bytes):
-        raise TypeError(f"exponents must be an array of real numbers, got "
-                        f"{type(exponents).__name__}")
-    try:
-        lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"exponents must be an array of real numbers ({err})") from None
-    if lam.dtype.kind not in "iuf":
-        raise TypeError(f"exponents must be real, got dtype {lam.dtype}")
-    lam = lam.astype(np.float64)
-    if lam.ndim != 1 or lam.size == 0:
-        raise ValueError(f"exponents must be a non-empty 1-D spectrum, got shape {lam.shape}")
-    if np.any(np.isnan(lam)) or np.any(lam == np.inf):
-        raise ValueError("exponents contain NaN or +inf: no dimension can be read from them")
-    return np.sort(lam)[::-1]
+def entropy_rate(exponents) -> float:
+    """Sum of the positive exponents: Pesin's bound on the KS entropy (nats per step).
+
+    Parameters
+    ----------
+    exponents : array_like, shape (k,)
+        Lyapunov exponents (any order; ``-inf`` allowed).
+
+    Returns
+    -------
+    float
+        ``sum(l_i for l_i > 0)``; a lower bound when a top-``k`` spectrum's
+        last exponent is still positive.
+
+    Raises
+    ------
+    ValueError
+        ``exponents`` empty, or containing NaN or ``+inf``.
+
+    Examples
+    --------
+    >>> entropy_rate([0.4192, -1.6232])
+    0.4192
+    >>> entropy_rate([-0.5, -float("inf")])
+    0.0
+    """
+    lam = _spectrum_array(exponents)
+    return float(lam[lam > 0].sum())
 
 
 def _initial_frame(map_, B, k, x, xp, rng):
@@ -191,7 +247,7 @@ def _trajectories(mask) -> str:
 
 
 def _diagnose(xp, x, Q, logd, step, last_qr, every, where):
-    """Raise the error that names why a step went wrong (or return if nothing did)."""
+    """Raise the error that names why a step went wrong (or return: an exact collapse)."""
     # states and tangents are checked at each QR: with several steps between QRs the
     # message names the span in which it happened
     span = f"between steps {last_qr + 1} and {step}" if step - last_qr > 1 else f"at step {step}"
@@ -206,14 +262,252 @@ def _diagnose(xp, x, Q, logd, step, last_qr, every, where):
                 else "")
         raise DivergenceError(f"the tangent vectors overflowed to inf or NaN {span}{where} "
                               f"(trajectories {_trajectories(badq)}){hint}")
-    zero = logd == -xp.inf
-    if bool(xp.any(zero)):
-        zb = xp.any(zero, axis=-1)
-        cols = np.flatnonzero(np.asarray(to_numpy(xp.any(zero, axis=0))))
-        raise ValueError(f"tangent vector {int(cols[0])} collapsed (R_ii = 0 in the QR "
-                         f"factorisation) {span}{where} (trajectories "
-                         f"{_trajectories(zb)}): the Jacobian is singular along the orbit, "
-                         f"e.g. a zero derivative; start elsewhere or lower k")
+    # what is left is log|R_ii| = -inf: an exact collapse, the exponent -inf
+
+
+def _precision_loss(xp, Y, logd):
+    """max_j ln(||y_j|| / |R_jj|) per trajectory, (B,): the digits column j lost in the QR.
+
+    The relative error of ``R_jj`` is about ``eps ||y_j|| / |R_jj|``; exact
+    collapses (``R_jj = 0``) are left out.
+    """
+    sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
+          else xp.sum(Y * Y, axis=-2))
+    log_norm = 0.5 * xp.log(sq)
+    lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
+    return xp.max(lost, axis=-1)
+
+
+# -- a single trajectory of a small built-in map: a loop on Python floats ---------------
+def _float_kernel(map_):
+    """``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)`` for maps with one, or None."""
+    from itermap.systems import HenonMap
+
+    if type(map_) is HenonMap:
+        a, b = float(map_.a), float(map_.b)
+
+        def henon(x0, x1):
+            return 1.0 - a * x0 * x0 + x1, b * x0, -2.0 * a * x0, 1.0, b, 0.0
+
+        return henon
+    return None
+
+
+def _small_run(kernel, x, Q, *, total, orient, every, done, qr_per_chk, offset, acc):
+    """The loop of :func:`_run` for a 2-D map with a float kernel, without arrays.
+
+    One trajectory runs on Python floats; a batch runs the same arithmetic on
+    NumPy vectors of length ``B`` (one operation per term, no small matrices).
+    Returns None on a divergence or a collapse: the array path then names it.
+    """
+    B, k = x.shape[0], Q.shape[-1]
+    scalar = B == 1
+    if scalar:
+        x0, x1 = float(x[0, 0]), float(x[0, 1])
+        u00, u10, u01, u11 = (float(Q[0, i, j]) for j in (0, -1) for i in (0, 1))
+        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
+        log, sqrt, top = math.log, math.sqrt, float
+    else:
+        x0, x1 = x[:, 0].copy(), x[:, 1].copy()
+        u00, u10, u01, u11 = (Q[:, i, j].copy() for j in (0, -1) for i in (0, 1))
+        a0, a1 = acc[:, 0].copy(), acc[:, -1].copy()
+        log, sqrt, top = np.log, np.sqrt, np.max
+    hist, hist_steps = [], []
+    n_qr, worst, exp_sum = 0, 0.0, 0.0
+    for t in range(1, total + 1):
+        x0, x1, j00, j01, j10, j11 = kernel(x0, x1)
+        u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
+        u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
+        measuring = t > orient
+        if measuring and (t - orient) % every and t != total:
+            continue
+        r00 = sqrt(u00 * u00 + u10 * u10)
+        if scalar and not (math.isfinite(r00) and math.isfinite(x0 + x1) and r00 > 0.0):
+            return None
+        u00, u10 = u00 / r00, u10 / r00
+        l0 = log(r00)
+        if k == 2:  # Gram-Schmidt, twice
+            n1 = sqrt(u01 * u01 + u11 * u11)
+            r01 = u00 * u01 + u10 * u11
+            u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+            r11 = sqrt(u01 * u01 + u11 * u11)
+            if not scalar or r11 < 1e-3 * n1:  # the second pass, where it can matter
+                r01 = u00 * u01 + u10 * u11
+                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                r11 = sqrt(u01 * u01 + u11 * u11)
+            if scalar and not (math.isfinite(r11) and r11 > 0.0):
+                return None
+            u01, u11 = u01 / r11, u11 / r11
+            l1 = log(r11)
+        if not measuring:
+            continue
+        a0 = a0 + l0
+        if k == 2:
+            a1 = a1 + l1
+        if k == 2 and every > 1:
+            lost = top(log(n1) - l1)
+            worst = max(worst, lost)
+            exp_sum += math.exp(min(lost, 700.0))
+        n_qr += 1
+        if n_qr % qr_per_chk == 0 or t == total:
+            n = done + t - orient
+            per = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k) / n
+            hist.append(np.sort(per, axis=1)[:, ::-1].mean(axis=0))
+            hist_steps.append(n)
+    acc = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k)
+    xs = np.stack(np.broadcast_arrays(x0, x1), axis=-1).reshape(B, 2)
+    if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(xs))):
+        return None  # a divergence, a collapse (log 0) or a NaN somewhere in the batch
+    Qs = np.stack([np.stack(np.broadcast_arrays(u00, u01), axis=-1),
+                   np.stack(np.broadcast_arrays(u10, u11), axis=-1)], axis=-2)
+    Qs = Qs.reshape(B, 2, 2)[..., :k]
+    return xs, Qs, acc, hist, hist_steps, ((worst, exp_sum) if every > 1 else (math.nan,) * 2)
+
+
+# -- the general loop ---------------------------------------------------------------------
+def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_chk, offset,
+         acc, bar):
+    """Steps ``1..total``: QR every step up to ``orient``, then every ``every`` and at the end.
+
+    Returns the final state and frame, the accumulated ``log|R_ii|`` (B, k), the
+    checkpoints, and the largest precision loss of a measured QR (:func:`_precision_loss`)
+    with the sum of its exponentials over the QRs.
+    """
+    xp = namespace(x)
+    reorth = Reorthonormalizer()
+    hist, hist_steps = [], []
+    worst = exp_sum = None
+    last_qr = shown = n_qr = 0
+    for t in range(1, total + 1):
+        u = constant if sequence is None else sequence[t - 1]
+        x, Q = map_.step_with_tangent(x, Q, u)
+        measuring = t > orient
+        # the transient orients the frame with a QR every step: a random frame is
+        # squeezed towards the top direction, which several steps without a QR would
+        # push beyond the floating-point precision
+        if measuring and (t - orient) % every and t != total:
+            continue
+        Y = Q
+        Q, logd, _ = reorth(Y)
+        flag = xp.sum(logd) + xp.sum(x)
+        if not math.isfinite(float(flag)):
+            where = " of the transient" if not measuring else ""
+            _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
+        last_qr = t
+        if bar is not None and (t - shown >= max(1, total // 200) or t == total):
+            bar.update(t - shown)
+            shown = t
+        if not measuring:
+            continue
+        acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
+        if every > 1:  # checked for spaced QRs only
+            lost = xp.max(_precision_loss(xp, Y, logd))
+            worst = lost if worst is None else xp.maximum(worst, lost)
+            lost = xp.exp(xp.minimum(lost, 700.0))
+            exp_sum = lost if exp_sum is None else exp_sum + lost
+        n_qr += 1
+        if n_qr % qr_per_chk == 0 or t == total:
+            n = done + t - orient
+            per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
+            hist.append(per.mean(axis=0))
+            hist_steps.append(n)
+    loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
+    return x, Q, acc, hist, hist_steps, loss
+
+
+def _resume(map_, prev, x0, k, transient):
+    """Check ``continue_from`` and unpack it into the state of a run."""
+    if not isinstance(prev, LyapunovSpectrum):
+        raise TypeError("continue_from must be a LyapunovSpectrum from an earlier run, got "
+                        f"{type(prev).__name__}")
+    if prev.state is None or prev.tangents is None or prev.log_stretch is None:
+        raise ValueError("continue_from holds no final state and tangent frames to resume")
+    if x0 is not None:
+        raise ValueError("pass x0=None with continue_from: the run resumes from the "
+                         "previous result's final states")
+    if transient != 0:
+        raise ValueError("transient must be 0 with continue_from: the previous run "
+                         "already went through its transient")
+    if tuple(prev.state.shape[1:]) != (map_.dim,):
+        raise ValueError(f"continue_from ran a map of dimension {prev.state.shape[-1]}, "
+                         f"but this map has dim={map_.dim}")
+    prev_k = int(prev.tangents.shape[-1])
+    if k is not None and k != prev_k:
+        raise ValueError(f"k={k} differs from the k={prev_k} of continue_from")
+    x, Q = prev.state, prev.tangents
+    if map_.backend == "cupy" and backend_of(x) != "cupy":
+        x, Q = to_backend(x, "cupy"), to_backend(Q, "cupy")
+    x = map_._check_state(x)
+    xp = namespace(x)
+    Q = xp.astype(xp.asarray(Q), x.dtype)
+    hist = list(np.asarray(prev.history, dtype=float).reshape(-1, prev_k))
+    hist_steps = [int(s) for s in np.asarray(prev.history_steps).ravel()]
+    return dict(x=x, Q=Q, k=prev_k, acc=np.asarray(to_numpy(prev.log_stretch), dtype=np.float64),
+                done=int(prev.steps), transient=int(prev.transient), batched=bool(prev.batched),
+                hist=hist, hist_steps=hist_steps, orient=0)
+
+
+def _start(map_, x0, k, transient):
+    """Check a fresh run's ``x0`` and ``k``."""
+    free = map_.dim - map_.forced_size
+    k = free if k is None else _check_int("k", k, 1)
+    if k > map_.dim:
+        raise ValueError(f"k={k} exceeds the map's dimension dim={map_.dim}")
+    if k > free:
+        raise ValueError(f"k={k} exceeds the {free} free directions of the driven map "
+                         f"(dim={map_.dim} minus the input block of size {map_.forced_size})")
+    if x0 is None:
+        raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
+    x = map_._check_state(x0, "x0")
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x0 contains NaN or inf")
+    batched = x.ndim == 2
+    if not batched:
+        x = xp.reshape(x, (1, map_.dim))
+    return dict(x=x, Q=None, k=k, acc=np.zeros((x.shape[0], k)), done=0, transient=transient,
+                batched=batched, hist=[], hist_steps=[], orient=transient)
+
+
+def _result(run, x, Q, acc, steps, every, free, loss, eps):
+    """Assemble the :class:`LyapunovSpectrum` of a finished run."""
+    k = run["k"]
+    n_total = run["done"] + steps
+    log_stretch = np.asarray(to_numpy(acc), dtype=np.float64)
+    per = np.sort(log_stretch / n_total, axis=1)[:, ::-1].copy()
+    B = per.shape[0]
+    with np.errstate(invalid="ignore"):
+        exps = per.mean(axis=0)
+        stderr = (per.std(axis=0, ddof=1) / math.sqrt(B) if B > 1 else np.full(k, np.nan))
+    if B > 1:  # -inf in every trajectory is exact; in some of them, an unbounded spread
+        collapsed = np.isneginf(per)
+        stderr[collapsed.all(axis=0)] = 0.0
+        stderr[collapsed.any(axis=0) & ~collapsed.all(axis=0)] = np.inf
+    return LyapunovSpectrum(
+        exponents=exps, per_trajectory=per, stderr=stderr,
+        history=np.asarray(run["hist"], dtype=float).reshape(-1, k),
+        history_steps=np.asarray(run["hist_steps"], dtype=np.int64),
+        kaplan_yorke_dimension=kaplan_yorke_dimension(exps, free),
+        entropy_rate=entropy_rate(exps), steps=n_total, transient=run["transient"],
+        dim=free, reorthonormalize_every=every, state=x, tangents=Q, log_stretch=log_stretch,
+        batched=run["batched"], n_collapsed=int(np.isneginf(exps).sum()),
+        precision_loss=float(loss[0]), qr_error=float(eps * loss[1] / steps))
+
+
+def _warn_unresolved(qr_error, worst, every, eps):
+    """Warn when spaced QRs leave the exponents a rounding error above 1e-6 per step."""
+    if every > 1 and qr_error > _QR_ERROR_LIMIT:
+        safe = max(1, int(every * math.log(_QR_ERROR_LIMIT / eps) / max(worst, 1e-300)))
+        warnings.warn(
+            f"with reorthonormalize_every={every} the QRs bound the exponents' rounding error "
+            f"only to {qr_error:.1e} per step (> {_QR_ERROR_LIMIT:.0e}; a tangent vector lost "
+            f"e^{worst:.1f} of its norm to the ones above it within one spacing): the "
+            f"smallest exponents are not reliable; use reorthonormalize_every <= {safe}",
+            RuntimeWarning, stacklevel=3)
+
+
+def _eps(dtype) -> float:
+    return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
 
 
 def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_every=1,
@@ -242,12 +536,19 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         attractor and orient the tangent vectors.
     reorthonormalize_every : int
         Steps between QR factorisations after the transient (the transient,
-        which orients the frame, factorises every step). The product of the ``R`` factors is
-        the same whatever the spacing (to rounding) as long as the vectors do
-        not overflow or align within one spacing: the smallest directions keep a
-        relative precision of about machine epsilon times the condition number
-        of the Jacobian product over one spacing (saturated units or a nearly
-        singular ``W`` raise it fast). Fewer QRs are cheaper.
+        which orients the frame, factorises every step). The product of the
+        ``R`` factors is the same whatever the spacing (to rounding) as long as
+        the vectors do not overflow or align within one spacing. The rule: a
+        QR gives ``R_jj`` to a relative precision of about
+        ``eps * ||y_j|| / |R_jj|``, where ``y_j`` is the ``j``-th vector
+        before it (``ln(||y_j|| / |R_jj|)`` grows like ``every * (l_1 - l_j)``
+        when the frame is not aligned with the Lyapunov vectors), and the sum
+        of those errors over the QRs, divided by the steps, bounds the
+        rounding error of the exponents (``qr_error`` in the result). Where
+        that bound exceeds 1e-6 nats per step with ``reorthonormalize_every >
+        1``, a ``RuntimeWarning`` says that the smallest exponents are not
+        reliable and names a spacing that keeps within it. Fewer QRs are
+        cheaper.
     inputs : array, optional
         For a driven map (``input_block`` set): one input ``(n_in,)`` or
         ``(B, n_in)`` held constant, or a sequence ``(transient + steps, n_in)``
@@ -268,13 +569,14 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     LyapunovSpectrum
         ``exponents`` (descending), ``per_trajectory``, ``stderr``,
         ``history`` / ``history_steps``, ``kaplan_yorke_dimension``,
-        ``entropy_rate``, ``steps`` and the final states and frames.
+        ``entropy_rate``, ``steps``, ``n_collapsed`` and the final states and
+        frames. A direction that collapses exactly (``R_ii = 0``: a nilpotent
+        MLP map, units a ReLU has killed) has the exponent ``-inf``.
 
     Raises
     ------
     ValueError
-        ``k`` larger than the dimension, ``steps < 1``, bad inputs, or a tangent
-        vector collapsing (``R_ii = 0``); the message names the step.
+        ``k`` larger than the dimension, ``steps < 1`` or bad inputs.
     DivergenceError
         When a state or tangent vector overflows to inf or NaN; the message
         names the step.
@@ -295,7 +597,12 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
 
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
-    batched QR (about ``4 B dim k^2`` flops for the factor and the frame).
+    batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
+    CholeskyQR (``syrk``, Cholesky and ``trsm``: about ``3 B dim k^2`` flops,
+    all BLAS-3, one matrix per thread on NumPy), repeated once (CholeskyQR2)
+    when the first pass leaves the frame visibly non-orthonormal, and
+    Householder QR when the Gram matrix is too ill-conditioned for it. A
+    single trajectory of a 2-D built-in map (Henon) runs on Python floats.
 
     Examples
     --------
@@ -311,6 +618,10 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     ((2,), (8, 2))
     >>> bool(abs(res.exponents.sum() - np.log(0.3)) < 1e-10)
     True
+    >>> from itermap.systems import linear
+    >>> res = lyapunov_spectrum(linear([[0.0, 0.0], [1.0, 0.0]]), np.ones(2), 10)
+    >>> res.exponents, res.n_collapsed          # nilpotent: both directions collapse
+    (array([-inf, -inf]), 2)
     """
     map = as_map(map)
     progress = check_bool("progress", progress)
@@ -318,144 +629,66 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     transient = _check_int("transient", transient, 0)
     every = _check_int("reorthonormalize_every", reorthonormalize_every, 1)
     free = map.dim - map.forced_size
-    if continue_from is not None:
-        prev = continue_from
-        if not isinstance(prev, LyapunovSpectrum):
-            raise TypeError("continue_from must be a LyapunovSpectrum from an earlier run, got "
-                            f"{type(prev).__name__}")
-        if prev.state is None or prev.tangents is None or prev.log_stretch is None:
-            raise ValueError("continue_from holds no final state and tangent frames to resume")
-        if x0 is not None:
-            raise ValueError("pass x0=None with continue_from: the run resumes from the "
-                             "previous result's final states")
-        if transient != 0:
-            raise ValueError("transient must be 0 with continue_from: the previous run "
-                             "already went through its transient")
-        if tuple(prev.state.shape[1:]) != (map.dim,):
-            raise ValueError(f"continue_from ran a map of dimension {prev.state.shape[-1]}, "
-                             f"but this map has dim={map.dim}")
-        prev_k = int(prev.tangents.shape[-1])
-        if k is not None and k != prev_k:
-            raise ValueError(f"k={k} differs from the k={prev_k} of continue_from")
-        k = prev_k
-        x, Q = prev.state, prev.tangents
-        if map.backend == "cupy" and backend_of(x) != "cupy":
-            x, Q = to_backend(x, "cupy"), to_backend(Q, "cupy")
-        x = map._check_state(x)
-        xp = namespace(x)
-        Q = xp.astype(xp.asarray(Q), x.dtype)
-        acc0 = np.asarray(to_numpy(prev.log_stretch), dtype=np.float64)
-        done, transient = int(prev.steps), int(prev.transient)
-        batched = bool(prev.batched)
-        hist = list(np.asarray(prev.history, dtype=float).reshape(-1, k))
-        hist_steps = [int(s) for s in np.asarray(prev.history_steps).ravel()]
-        run_transient = 0
-    else:
-        if k is None:
-            k = free
-        k = _check_int("k", k, 1)
-        if k > map.dim:
-            raise ValueError(f"k={k} exceeds the map's dimension dim={map.dim}")
-        if k > free:
-            raise ValueError(f"k={k} exceeds the {free} free directions of the driven map "
-                             f"(dim={map.dim} minus the input block of size {map.forced_size})")
-        if x0 is None:
-            raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-        x = map._check_state(x0, "x0")
-        xp = namespace(x)
-        if not bool(xp.all(xp.isfinite(x))):
-            raise ValueError("x0 contains NaN or inf")
-        batched = x.ndim == 2
-        if not batched:
-            x = xp.reshape(x, (1, map.dim))
-        Q = None
-        acc0 = np.zeros((x.shape[0], k))
-        done = 0
-        hist, hist_steps = [], []
-        run_transient = transient
-    B = x.shape[0]
+    run = (_resume(map, continue_from, x0, k, transient) if continue_from is not None
+           else _start(map, x0, k, transient))
+    k, x = run["k"], run["x"]
+    xp = namespace(x)
+    B, orient = x.shape[0], run["orient"]
     # the inputs cover the transient too; a single start runs as a batch of one
-    constant, sequence = resolve_inputs(map, x if batched else x[0, ...], inputs,
-                                        run_transient + steps)
-    if Q is None:
-        Q = _initial_frame(map, B, k, x, xp, rng)
-    acc = xp.asarray(acc0)
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+                                        orient + steps)
+    Q = run["Q"] if run["Q"] is not None else _initial_frame(map, B, k, x, xp, rng)
+    acc = xp.asarray(run["acc"])
     if backend_of(x) == "cupy" and backend_of(acc) != "cupy":
         acc = to_backend(acc, "cupy")
-    offset = transient + done - run_transient  # absolute step number of this run's step 0
+    total = orient + steps
+    opts = dict(total=total, orient=orient, every=every, done=run["done"],
+                # checkpoints: about 100 over the whole measured run, on QR steps
+                qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
+                offset=run["transient"] + run["done"] - orient, acc=acc)
+    kernel = _float_kernel(map) if isinstance(x, np.ndarray) and not progress else None
+    out = None
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
+                                                over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if kernel is not None and x.dtype == np.float64 and map.input_size == 0:
+            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.asarray(acc)})
+        if out is None:
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-    # NumPy's own batched QR skips the array-API wrapper's per-call overhead (small maps)
-    native = isinstance(x, np.ndarray)
-    qr = np.linalg.qr if native else xp.linalg.qr
-    diagonal = np.linalg.diagonal if native else xp.linalg.diagonal
+                bar = tqdm(total=total, desc="lyapunov", unit="step")
+            try:
+                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
+            finally:
+                if bar is not None:
+                    bar.close()
+    x, Q, acc, hist, hist_steps, loss = out
+    run["hist"] += hist
+    run["hist_steps"] += hist_steps
+    eps = _eps(x.dtype)
+    _warn_unresolved(eps * loss[1] / steps, loss[0], every, eps)
+    return _result(run, x, Q, acc, steps, every, free, loss, eps)
 
-    # checkpoints: about 100 over the whole measured run, on QR steps
-    qr_per_chk = max(1, math.ceil(steps / every / _N_CHECKPOINTS))
-    total = run_transient + steps
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="lyapunov", unit="step")
-    last_qr, shown = 0, 0
-    n_qr = 0
-    try:
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
-                                                    over="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for t in range(1, total + 1):
-                u = constant if sequence is None else sequence[t - 1]
-                x, Q = map.step_with_tangent(x, Q, u)
-                measuring = t > run_transient
-                # the transient orients the frame with a QR every step: a random frame is
-                # squeezed towards the top direction, which several steps without a QR would
-                # push beyond the floating-point precision
-                if measuring and (t - run_transient) % every and t != total:
-                    continue
-                Q, R = qr(Q)
-                logd = xp.log(xp.abs(diagonal(R)))
-                flag = xp.sum(logd) + xp.sum(x)
-                if not math.isfinite(float(flag)):
-                    where = " of the transient" if not measuring else ""
-                    _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
-                last_qr = t
-                if bar is not None and (t - shown >= max(1, total // 200) or t == total):
-                    bar.update(t - shown)
-                    shown = t
-                if not measuring:
-                    continue
-                acc = acc + xp.astype(logd, xp.float64)
-                n_qr += 1
-                if n_qr % qr_per_chk == 0 or t == total:
-                    n = done + t - run_transient
-                    per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
-                    hist.append(per.mean(axis=0))
-                    hist_steps.append(n)
-    finally:
-        if bar is not None:
-            bar.close()
+def _segment(map_, x, Q, n, *, orient=0, constant=None, offset=0):
+    """Run ``orient`` steps then ``n`` measured ones, QR every step: (x, Q, sum log|R_ii|).
 
-    n_total = done + steps
-    log_stretch = np.asarray(to_numpy(acc), dtype=np.float64)
-    per = np.sort(log_stretch / n_total, axis=1)[:, ::-1].copy()
-    exps = per.mean(axis=0)
-    stderr = (per.std(axis=0, ddof=1) / math.sqrt(B) if B > 1
-              else np.full(k, np.nan))
-    return LyapunovSpectrum(
-        exponents=exps,
-        per_trajectory=per,
-        stderr=stderr,
-        history=np.asarray(hist, dtype=float).reshape(-1, k),
-        history_steps=np.asarray(hist_steps, dtype=np.int64),
-        kaplan_yorke_dimension=_ky_dimension(np.sort(np.asarray(exps, dtype=float))[::-1],
-                                             free),
-        entropy_rate=float(exps[exps > 0].sum()),
-        steps=n_total,
-        transient=transient,
-        dim=free,
-        reorthonormalize_every=every,
-        state=x,
-        tangents=Q,
-        log_stretch=log_stretch,
-        batched=batched,
-    )
+    The building block of windowed analyses (finite-time exponents); NumPy
+    2-D built-in maps take the vector loop, everything else the array path.
+    """
+    xp = namespace(x)
+    B, k = x.shape[0], Q.shape[-1]
+    opts = dict(total=orient + n, orient=orient, every=1, done=0, qr_per_chk=n + 1,
+                offset=offset, acc=xp.zeros((B, k), dtype=xp.float64))
+    out = None
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
+                                                over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kernel = _float_kernel(map_) if isinstance(x, np.ndarray) else None
+        if kernel is not None and x.dtype == np.float64 and map_.input_size == 0:
+            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.zeros((B, k))})
+        if out is None:
+            out = _run(map_, x, Q, constant=constant, sequence=None, bar=None, **opts)
+    return out[0], out[1], out[2]

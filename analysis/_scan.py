@@ -52,9 +52,11 @@ class LyapunovScan:
         The parameter values.
     exponents : ndarray of shape (P, k)
         The ``k`` largest exponents (nats per step), descending, NaN where the
-        orbit diverged.
+        orbit diverged and ``-inf`` where a direction collapsed exactly (a
+        nilpotent MLP map, units a ReLU has killed: ``R_ii = 0`` in a QR).
     stderr : ndarray of shape (P, k)
-        Standard error of each exponent, from ten consecutive segments of the run.
+        Standard error of each exponent, from ten consecutive segments of the run
+        (NaN where the exponent is NaN or ``-inf``).
     steps, transient : int
         Steps averaged and steps discarded first.
     batched : bool
@@ -286,6 +288,8 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
     Returns
     -------
     LyapunovScan
+        ``exponents`` NaN where an orbit diverged, ``-inf`` where a direction
+        collapsed exactly (see :class:`LyapunovScan`).
 
     Examples
     --------

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import check_choice, check_int, check_real, check_real_array
+from ._checks import check_bool, check_choice, check_int, check_real, check_real_array
 
 __all__ = [
     "trajectory",
@@ -126,6 +126,16 @@ def _readable_log_axis(axis):
     axis.set_minor_formatter(_Plain(True))
 
 
+def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"):
+    """Downward triangles on the bottom edge of ``ax`` at the positions ``x`` (data units)."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return None
+    return ax.plot(x, np.zeros_like(x), ls="none", marker="v", ms=5, color=color,
+                   clip_on=False, transform=ax.get_xaxis_transform(), zorder=3,
+                   label=label or "_")[0]
+
+
 def _zero_line(ax, *, orientation="h"):
     # dotted and grey: dashed black lines are predictions (the mean field)
     kw = dict(color="0.45", lw=0.8, ls=":", zorder=0, label="_zero")
@@ -178,7 +188,9 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     times = np.arange(n) if times is None else _np(times)
     if dims is None or isinstance(dims, str | bytes):
         raise TypeError(f"dims must be a pair of component indices, got {dims!r}")
-    dims = tuple(check_int("dims", d) for d in (dims if hasattr(dims, "__iter__") else [dims]))
+    if np.ndim(dims) == 0:
+        dims = [dims.item() if hasattr(dims, "item") else dims]
+    dims = tuple(check_int("dims", d) for d in dims)
     if dim == 1 and not time:
         dims = ()  # the return plot
     for d in dims:
@@ -232,6 +244,8 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     Returns
     -------
     matplotlib.axes.Axes
+        Exponents of ``-inf`` (exact collapses) are drawn as downward
+        triangles on the bottom edge.
 
     Examples
     --------
@@ -256,7 +270,11 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     ax = _axes(ax)
     kw = dict(fmt="o", ms=3.5, capsize=2, lw=0.9)
     kw.update(kwargs)
-    ax.errorbar(idx, exps, yerr=err, label=label or "exponents", **kw)
+    finite = np.isfinite(exps)
+    if err is not None:
+        err = np.where(np.isfinite(err), err, np.nan)[finite]
+    line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
+    _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     _zero_line(ax)
     from matplotlib.ticker import MaxNLocator
 
@@ -288,6 +306,7 @@ def lyapunov_history(result, *, ax=None, max_exponents=None):
     Returns
     -------
     matplotlib.axes.Axes
+        Estimates of ``-inf`` are drawn as small triangles on the bottom edge.
 
     Examples
     --------
@@ -310,7 +329,10 @@ def lyapunov_history(result, *, ax=None, max_exponents=None):
     k = hist.shape[1]
     shown = k if max_exponents is None else min(k, max_exponents)
     for i in range(shown):
-        ax.plot(steps, hist[:, i], label=f"$\\lambda_{{{i + 1}}}$", **marker)
+        col = hist[:, i]
+        line, = ax.plot(steps, np.where(np.isfinite(col), col, np.nan),
+                        label=f"$\\lambda_{{{i + 1}}}$", **marker)
+        _minus_inf_markers(ax, steps[np.isneginf(col)], color=line.get_color(), label=None)
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
@@ -1231,3 +1253,105 @@ def fixed_points_pca(fixed_points, states, *, ax=None, components=(0, 1), max_li
 
 
 __all__ += ["training_history", "accuracy_vs_parameters", "fixed_points_pca"]
+
+
+# -- covariant vectors and finite-time exponents ----------------------------------------
+def clv_angles(result, *, ax=None, pair=(0, 1), bins=60, log=True, label=None):
+    """Histogram of the angle between two covariant Lyapunov vectors.
+
+    Near-tangencies (angles near 0) of the expanding and contracting
+    directions mark a non-hyperbolic attractor (Henon's, for one).
+
+    Parameters
+    ----------
+    result : CovariantVectors or dict
+        An object with ``angles`` of shape (n_saved, [B,] k, k).
+    ax : matplotlib Axes, optional
+    pair : (int, int)
+        The vectors compared (0-based, most expanding first).
+    bins : int
+        Bins over ``[0, pi/2]``.
+    log : bool
+        Logarithmic density axis (the tail near 0 is what matters).
+    label : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ang = np.zeros((100, 2, 2)); ang[:, 0, 1] = np.linspace(0.01, 1.5, 100)
+    >>> plots.clv_angles({"angles": ang}).get_xlabel()
+    'angle $\\\\theta_{12}$ (rad)'
+    """
+    ang = _np(_field(result, "angles", param="result")).astype(float)
+    bins = check_int("bins", bins, 1)
+    log = check_bool("log", log)
+    if ang.ndim < 3 or ang.shape[-1] != ang.shape[-2]:
+        raise ValueError(f"angles must have shape (n_saved, [B,] k, k), got {ang.shape}")
+    i, j = (int(p) for p in pair)
+    k = ang.shape[-1]
+    if not (0 <= i < k and 0 <= j < k) or i == j:
+        raise ValueError(f"pair must name two different vectors in 0..{k - 1}, got {pair}")
+    a = ang[..., i, j].ravel()
+    ax = _axes(ax)
+    ax.hist(a, bins=int(bins), range=(0.0, np.pi / 2), density=True, histtype="stepfilled",
+            alpha=0.75, label=label, log=bool(log))
+    ax.set_xlim(0.0, np.pi / 2)
+    ax.set_xlabel(f"angle $\\theta_{{{i + 1}{j + 1}}}$ (rad)")
+    ax.set_ylabel("density")
+    if label:
+        ax.legend()
+    return ax
+
+
+def finite_time_histogram(result, *, ax=None, max_exponents=4, bins=50):
+    """Histograms of the finite-time exponents, one per exponent, with their means.
+
+    Parameters
+    ----------
+    result : FiniteTimeExponents or dict
+        An object with ``exponents`` (n_windows, [B,] k) and optionally
+        ``window``.
+    ax : matplotlib Axes, optional
+    max_exponents : int
+        Draw at most the first this many exponents.
+    bins : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ex = np.random.default_rng(0).normal([0.4, -1.6], 0.1, size=(500, 2))
+    >>> len(plots.finite_time_histogram({"exponents": ex, "window": 20}).patches) > 0
+    True
+    """
+    ex = _np(_field(result, "exponents", param="result")).astype(float)
+    bins = check_int("bins", bins, 1)
+    max_exponents = check_int("max_exponents", max_exponents, 1)
+    if ex.ndim not in (2, 3):
+        raise ValueError(f"exponents must have shape (n_windows, [B,] k), got {ex.shape}")
+    ex = ex.reshape(-1, ex.shape[-1])
+    window = _field(result, "window", None, required=False)
+    ax = _axes(ax)
+    for i in range(min(ex.shape[1], int(max_exponents))):
+        col = ex[:, i][np.isfinite(ex[:, i])]
+        if col.size == 0:
+            continue
+        patches = ax.hist(col, bins=int(bins), density=True, histtype="step", lw=1.2,
+                          label=f"$\\lambda_{{{i + 1}}}$")[2]
+        ax.axvline(col.mean(), color=patches[0].get_edgecolor(), lw=0.8, ls=":")
+    _zero_line(ax, orientation="v")
+    title = "" if window is None else f" over {int(window)} steps"
+    ax.set_xlabel(f"finite-time exponent{title} ({EXPONENT_UNIT})")
+    ax.set_ylabel("density")
+    ax.legend()
+    return ax
+__all__ += ["clv_angles", "finite_time_histogram"]

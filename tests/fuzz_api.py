@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 import warnings
 from collections import Counter
@@ -202,7 +203,10 @@ def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple
     names = (name,) + tuple(p.names)
     if label == "hypothesis":  # an arbitrary value may clash with another parameter
         names += tuple(n for q, spec in case.params.items() for n in (q,) + tuple(spec.names))
+    here = os.getcwd()
     try:
+        # arbitrary strings are file names to save and save_figure: keep them out of the tree
+        os.chdir(TMP)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with np.errstate(all="ignore"):
@@ -229,6 +233,7 @@ def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple
     except Exception as exc:  # noqa: BLE001 - every other type is a finding
         return "other", f"{type(exc).__name__}: {exc}"
     finally:
+        os.chdir(here)
         plt.close("all")
     if must_refuse:
         return "accepted", repr(result)[:200]
@@ -455,7 +460,37 @@ def cases() -> dict:
             "progress": P(False, "bool")}, positional=("map", "x0", "steps"),
             # no spread from one trajectory, no dimension from a top-k spectrum: NaN, by
             # documentation
-            nan_fields=("stderr", "kaplan_yorke_dimension")),
+            nan_fields=("stderr", "kaplan_yorke_dimension", "precision_loss", "qr_error")),
+        "entropy_rate": Case(analysis.entropy_rate, {
+            "exponents": P(np.array([0.4, -1.6]), "array")}, positional=("exponents",),
+            skip={"exponents": {"wrong shape"}}),  # a longer spectrum is a spectrum
+        "covariant_lyapunov_vectors": Case(analysis.covariant_lyapunov_vectors, {
+            "map": P(HENON, "map"), "x0": P(np.array([0.1, 0.1]), "state"),
+            "steps": P(20, "int>=1"), "k": P(None, "int>=1", optional=True),
+            "transient": P(10, "int>=0"),
+            "backward_transient": P(None, "int>=0", optional=True),
+            "save_every": P(1, "int>=1"), "rng": P(0, "rng", optional=True)},
+            positional=("map", "x0", "steps")),
+        "clv_angles": Case(analysis.clv_angles, {
+            "vectors": P(np.eye(2)[None] @ np.array([[1.0, 0.5], [0.0, 1.0]]), "array")},
+            positional=("vectors",), skip={"vectors": {"wrong shape"}}),
+        "participation_ratio": Case(analysis.participation_ratio, {
+            "vectors": P(np.eye(2)[None], "array")}, positional=("vectors",),
+            skip={"vectors": {"wrong shape"}}),
+        "finite_time_exponents": Case(analysis.finite_time_exponents, {
+            "map": P(HENON, "map"), "x0": P(np.array([0.1, 0.1]), "state"),
+            "window": P(5, "int>=1"), "steps": P(20, "int>=1"),
+            "k": P(None, "int>=1", optional=True), "transient": P(10, "int>=0"),
+            "rng": P(0, "rng", optional=True)}, positional=("map", "x0", "window", "steps")),
+        "plots.clv_angles": Case(plots.clv_angles, {
+            "result": P(analysis.covariant_lyapunov_vectors(
+                HENON, np.array([0.1, 0.1]), 30, transient=10), "result"),
+            "bins": P(10, "int>=1"), "log": P(True, "bool")}, positional=("result",)),
+        "plots.finite_time_histogram": Case(plots.finite_time_histogram, {
+            "result": P(analysis.finite_time_exponents(
+                HENON, np.array([0.1, 0.1]), 5, 40, transient=10), "result"),
+            "max_exponents": P(4, "int>=1"), "bins": P(10, "int>=1")},
+            positional=("result",)),
         "gain_family": Case(analysis.gain_family, {"map": P(RNN, "map")},
                             positional=("map",)),
         "lyapunov_scan": Case(analysis.lyapunov_scan, {
@@ -545,6 +580,8 @@ EXEMPT = {
     "TrainHistory": "a result record of train",
     "TrainState": "a saved optimizer state of train",
     "FlipFlopAnalysis": "a result record",
+    "CovariantVectors": "a result record",
+    "FiniteTimeExponents": "a result record",
     "ParameterComparison": "a result record",
     "equal_parameter_comparison": "trains 5 seeds x 5 models (minutes); its options are checked"
                                   " in tests/test_training_analysis.py",

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import DivergenceError, IterativeMap, iterate
-from itermap.analysis import LyapunovSpectrum, kaplan_yorke_dimension, lyapunov_spectrum
+from itermap.analysis import (
+    LyapunovSpectrum,
+    entropy_rate,
+    kaplan_yorke_dimension,
+    lyapunov_spectrum,
+)
 from itermap.systems import henon, linear, logistic
 from tests.conftest import to_np
 
@@ -348,17 +353,78 @@ def test_tangent_overflow_names_the_steps():
     np.testing.assert_allclose(res.exponents, [20.0, np.log(0.5)], atol=1e-9)
 
 
-def test_collapsing_tangent_names_the_step():
-    # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1
-    with pytest.raises(ValueError, match=r"tangent vector 0 collapsed \(R_ii = 0.*at step 1"):
-        lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
-    # a network with a zero row and column: the full spectrum collapses, the top-1 does not
+def test_exact_collapse_is_minus_infinity():
+    # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1, so the
+    # product of derivatives along that orbit is exactly 0; the other start stays finite
+    res = lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
+    assert res.per_trajectory[1, 0] == -np.inf and np.isfinite(res.per_trajectory[0, 0])
+    assert res.exponents[0] == -np.inf and res.n_collapsed == 1
+    assert res.stderr[0] == np.inf  # only one of the two trajectories collapsed
+    # a network with a zero row and column: the full spectrum has one -inf, the top-2 none
     W = np.diag([0.0, 0.9, 0.7])
     m = IterativeMap(W, activation="identity")
-    with pytest.raises(ValueError, match="collapsed"):
-        lyapunov_spectrum(m, np.ones(3), 5)
+    res = lyapunov_spectrum(m, np.ones(3), 50, transient=200)
+    np.testing.assert_allclose(res.exponents[:2], np.log([0.9, 0.7]), atol=1e-9)
+    assert res.exponents[2] == -np.inf and res.n_collapsed == 1
+    assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
     res = lyapunov_spectrum(m, np.ones(3), 50, k=2, transient=20)
     np.testing.assert_allclose(res.exponents, np.log([0.9, 0.7]), atol=1e-6)
+    assert res.n_collapsed == 0
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_mlp_is_nilpotent_all_minus_infinity(every):
+    # a plain MLP (layer blocks on the sub-diagonal, input frozen): J^depth = 0, the
+    # finite impulse response of the paper; every direction collapses exactly
+    m = itermap.mlp_continuum([3, 5, 4], rng=0)
+    x0 = np.random.default_rng(0).normal(size=(2, m.dim))
+    res = lyapunov_spectrum(m, x0, 30, inputs=np.ones(3), reorthonormalize_every=every)
+    assert np.all(res.exponents == -np.inf) and res.n_collapsed == 9
+    assert np.all(res.per_trajectory == -np.inf) and np.all(res.stderr == 0.0)
+    assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
+
+
+def test_relu_killed_units_collapse_exactly():
+    # ReLU units with a negative bias and small weights are dead: their rows of J are 0,
+    # so a full spectrum of 4 units with 2 dead has exactly two -inf exponents
+    W = np.diag([0.5, 0.8, 0.3, 0.6])
+    m = IterativeMap(W, bias=np.array([1.0, 1.0, -5.0, -5.0]), activation="relu")
+    res = lyapunov_spectrum(m, np.ones(4), 40, transient=200)
+    np.testing.assert_allclose(res.exponents[:2], np.log([0.8, 0.5]), atol=1e-9)
+    assert np.all(res.exponents[2:] == -np.inf) and res.n_collapsed == 2
+
+
+def test_tiny_but_nonzero_collapse_stays_finite():
+    # |R_ii| = 1e-150 per step is tiny but not zero: the exponent is ln(1e-150), finite
+    m = linear(np.diag([0.5, 1e-150]))
+    res = lyapunov_spectrum(m, np.ones(2), 20, transient=3)
+    np.testing.assert_allclose(res.exponents, [np.log(0.5), np.log(1e-150)], rtol=1e-12)
+    assert res.n_collapsed == 0
+
+
+def test_minus_infinity_survives_save_and_load(tmp_path):
+    m = IterativeMap(np.diag([0.0, 0.9, 0.7]), activation="identity")
+    res = lyapunov_spectrum(m, np.ones((2, 3)), 20)
+    itermap.save(res, tmp_path / "res.npz")
+    back = itermap.load(tmp_path / "res.npz")
+    np.testing.assert_array_equal(back.exponents, res.exponents)
+    np.testing.assert_array_equal(back.per_trajectory, res.per_trajectory)
+    assert back.exponents[-1] == -np.inf and back.n_collapsed == 1
+
+
+def test_kaplan_yorke_and_entropy_with_minus_infinity_and_bad_input():
+    # closed forms: D = j + S_j / |l_{j+1}|; a -inf next exponent adds nothing
+    assert kaplan_yorke_dimension([0.5, -np.inf]) == 1.0
+    assert kaplan_yorke_dimension([0.5, 0.1, -1.2, -np.inf]) == pytest.approx(2 + 0.6 / 1.2)
+    assert kaplan_yorke_dimension([-np.inf, -np.inf]) == 0.0
+    assert entropy_rate([0.5, 0.1, -1.2, -np.inf]) == pytest.approx(0.6)
+    for bad in ([], [np.nan, -1.0], [np.inf, -1.0]):
+        with pytest.raises(ValueError, match="exponents"):
+            kaplan_yorke_dimension(bad)
+        with pytest.raises(ValueError, match="exponents"):
+            entropy_rate(bad)
+    with pytest.raises(TypeError, match="exponents"):
+        kaplan_yorke_dimension(["a", "b"])
 
 
 def test_float32_state():
@@ -381,3 +447,248 @@ def test_overflow_between_qrs_names_the_span():
     with pytest.raises(DivergenceError, match=rf"state overflowed .* between steps {lo} and "
                                               rf"{lo + 3}\b"):
         lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4)
+
+
+# -- reorthonormalisation (issue 16) ------------------------------------------------------------
+
+def _householder_reference(m, x0, steps, transient, k=None):
+    """The plain loop: J formed, numpy.linalg.qr every step, same random start frame."""
+    from itermap.analysis._lyapunov import _initial_frame
+
+    x = np.atleast_2d(x0).copy()
+    k = m.dim if k is None else k
+    Q = _initial_frame(m, x.shape[0], k, x, np, 0)
+    acc = np.zeros((x.shape[0], k))
+    for t in range(transient + steps):
+        J = m.jacobian(x)
+        x = m.step(x)
+        Q, R = np.linalg.qr(J @ Q)
+        if t >= transient:
+            acc += np.log(np.abs(np.diagonal(R, axis1=1, axis2=2)))
+    return np.sort(acc / steps, axis=1)[:, ::-1]
+
+
+@pytest.mark.parametrize(("n", "k", "batch"), [(24, 24, 2), (60, 50, 1), (64, 8, 3), (5, 3, 4)])
+def test_cholesky_qr_and_gram_schmidt_agree_with_householder(n, k, batch):
+    m, _ = _tanh_net(n, 1.5, seed=n)
+    x0 = np.random.default_rng(0).normal(size=(batch, n))
+    res = lyapunov_spectrum(m, x0, 300, k=k, transient=20)
+    ref = _householder_reference(m, x0, 300, 20, k=k)
+    np.testing.assert_allclose(res.per_trajectory, ref, atol=1e-10, rtol=0)
+
+
+def test_reorthonormalizer_falls_back_to_householder_on_ill_conditioned_frames():
+    from itermap.analysis._reorth import Reorthonormalizer
+
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24
+    reorth = Reorthonormalizer()
+    Q, logd, R = reorth(Y, want_r=True)
+    assert reorth.fallbacks == 1
+    Qh, Rh = np.linalg.qr(Y)
+    np.testing.assert_allclose(logd, np.log(np.abs(np.diagonal(Rh, axis1=1, axis2=2))),
+                               rtol=1e-12)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-14)
+    Y = rng.normal(size=(2, 40, 10))  # well conditioned: Cholesky, no fallback
+    reorth = Reorthonormalizer()
+    Q, logd, R = reorth(Y, want_r=True)
+    assert reorth.fallbacks == 0
+    np.testing.assert_allclose(np.swapaxes(Q, 1, 2) @ Q, np.broadcast_to(np.eye(10), (2, 10, 10)),
+                               atol=1e-13)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-13)
+
+
+def test_spaced_qrs_warn_where_the_bottom_is_lost():
+    # the issue's case: a gain-2 network, QR every 5 steps moves the smallest exponent
+    m, _ = _tanh_net(64, 2.0, seed=1)
+    x0 = np.random.default_rng(0).normal(size=(1, 64))
+    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+    with pytest.warns(RuntimeWarning, match=r"reorthonormalize_every <= \d"):
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=5)
+    assert res.qr_error > 1e-6
+    assert abs(res.exponents[-1] - ref.exponents[-1]) > 1e-6  # the warning was earned
+    np.testing.assert_allclose(res.exponents[:8], ref.exponents[:8], atol=1e-8)
+    # a mild network at the same spacing: no warning, and the whole spectrum agrees
+    m, _ = _tanh_net(32, 1.1, seed=2)
+    x0 = np.random.default_rng(0).normal(size=(1, 32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=3)
+    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+    assert res.qr_error <= 1e-6
+    np.testing.assert_allclose(res.exponents, ref.exponents, atol=1e-9)
+
+
+@pytest.mark.parametrize("batch", [None, 5])
+@pytest.mark.parametrize("every", [1, 3])
+def test_henon_vector_loop_matches_the_array_path(batch, every):
+    # the same map through FunctionMap takes the general (array) path
+    h = henon()
+    fm = itermap.FunctionMap(h.step, 2, jacobian=h.jacobian)
+    rng = np.random.default_rng(4)
+    x0 = rng.uniform(-0.1, 0.1, size=2 if batch is None else (batch, 2))
+    a = lyapunov_spectrum(h, x0, 3000, transient=100, reorthonormalize_every=every)
+    b = lyapunov_spectrum(fm, x0, 3000, transient=100, reorthonormalize_every=every)
+    np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, atol=1e-12)
+    np.testing.assert_allclose(a.history, b.history, atol=1e-12)
+    np.testing.assert_allclose(a.state, b.state, atol=1e-9)
+    # continuing works from the vector loop's final frame
+    c = lyapunov_spectrum(h, None, 500, continue_from=a)
+    d = lyapunov_spectrum(fm, None, 500, continue_from=b)
+    np.testing.assert_allclose(c.per_trajectory, d.per_trajectory, atol=1e-11)
+
+
+def test_henon_vector_loop_divergence_is_named():
+    with pytest.raises(DivergenceError, match="step"):
+        lyapunov_spectrum(henon(), np.array([[5.0, 5.0], [0.1, 0.1]]), 100)
+
+
+# -- covariant Lyapunov vectors (issue 16) ------------------------------------------------------
+
+def _non_normal_linear():
+    S = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 2.0]])
+    lam = np.array([1.5, 0.8, -0.3])
+    return S @ np.diag(lam) @ np.linalg.inv(S), S, lam
+
+
+def test_clv_of_a_linear_map_are_its_eigenvectors():
+    from itermap.analysis import covariant_lyapunov_vectors
+
+    A, S, lam = _non_normal_linear()
+    x0 = np.random.default_rng(0).normal(size=(2, 3))
+    clv = covariant_lyapunov_vectors(linear(A), x0, 60, transient=60, save_every=5)
+    assert clv.vectors.shape == (12, 2, 3, 3) and clv.times.tolist() == list(range(5, 61, 5))
+    eig = S / np.linalg.norm(S, axis=0)
+    cos = np.abs(np.einsum("tbij,ij->tbj", clv.vectors, eig))
+    np.testing.assert_allclose(cos, 1.0, atol=1e-10)
+    np.testing.assert_allclose(clv.exponents, np.log(np.abs(lam)), atol=0.05)
+    np.testing.assert_allclose(clv.covariant_exponents, np.log(np.abs(lam)), atol=1e-10)
+    # angles: those between the eigenvectors, closed form
+    ref = np.arccos(np.clip(np.abs(eig.T @ eig), 0, 1))
+    np.fill_diagonal(ref, 0.0)
+    np.testing.assert_allclose(clv.angles, np.broadcast_to(ref, clv.angles.shape), atol=1e-8)
+    pr = (eig ** 2).sum(0) ** 2 / (eig ** 4).sum(0)
+    np.testing.assert_allclose(clv.participation_ratio[0, 0], pr, rtol=1e-8)
+
+
+def test_clv_are_covariant_and_henon_shows_near_tangencies():
+    from itermap.analysis import covariant_lyapunov_vectors
+
+    h = henon()
+    x0 = np.array([0.1, 0.1])
+    clv = covariant_lyapunov_vectors(h, x0, 4000, transient=200)
+    assert clv.vectors.shape == (4000, 2, 2)
+    # the states along the run, by a plain loop: J(x_t) v_t is parallel to v_{t+1}
+    x, states = x0.copy(), []
+    for _ in range(200 + 4000):
+        x = h.step(x)
+        states.append(x)
+    states = np.array(states[200:])  # states[t - 1] is the state after measured step t
+    J = h.jacobian(states[:-1])  # (T-1, 2, 2) at the states carrying v_1 .. v_{T-1}
+    Jv = np.einsum("tij,tjk->tik", J, clv.vectors[:-1])
+    Jv /= np.linalg.norm(Jv, axis=1, keepdims=True)
+    cos = np.abs(np.einsum("tik,tik->tk", Jv, clv.vectors[1:]))
+    np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+    np.testing.assert_allclose(clv.covariant_exponents, [0.4192, -1.6232], atol=2e-2)
+    # near-tangencies: the angle between the unstable and stable directions comes close to 0
+    ang = clv.angles[:, 0, 1]
+    assert ang.min() < 0.01 and np.mean(ang < 0.05) > 0.003
+    assert np.all((clv.participation_ratio >= 1 - 1e-12) & (clv.participation_ratio <= 2))
+
+
+def test_clv_bad_arguments_collapse_and_save(tmp_path):
+    from itermap.analysis import CovariantVectors, covariant_lyapunov_vectors
+
+    with pytest.raises(ValueError, match="save_every"):
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, save_every=10)
+    with pytest.raises(ValueError, match="k=3"):
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, k=3)
+    with pytest.raises(ValueError, match="GiB"):
+        covariant_lyapunov_vectors(linear(np.eye(400) * 0.5), np.ones(400), 10 ** 5)
+    with pytest.raises(ValueError, match="collapsed exactly"):
+        covariant_lyapunov_vectors(IterativeMap(np.diag([0.0, 0.9]), activation="identity"),
+                                   np.ones(2), 10, transient=2)
+    clv = covariant_lyapunov_vectors(henon(), np.zeros(2), 20, transient=20, save_every=4)
+    itermap.save(clv, tmp_path / "clv.npz")
+    back = itermap.load(tmp_path / "clv.npz")
+    assert isinstance(back, CovariantVectors)
+    np.testing.assert_array_equal(back.vectors, clv.vectors)
+
+
+# -- finite-time exponents (issue 16) -----------------------------------------------------------
+
+def test_finite_time_exponents_henon_mean_identity_and_variance():
+    from itermap.analysis import finite_time_exponents
+
+    x0 = np.random.default_rng(0).uniform(-0.1, 0.1, size=(4, 2))
+    short = finite_time_exponents(henon(), x0, 10, 20000)
+    long = finite_time_exponents(henon(), x0, 200, 20000)
+    assert short.exponents.shape == (2000, 4, 2) and long.exponents.shape == (100, 4, 2)
+    # det J = -0.3 everywhere: every window's exponents sum to ln 0.3 exactly
+    np.testing.assert_allclose(short.exponents.sum(axis=-1), np.log(0.3), atol=1e-12)
+    np.testing.assert_allclose(short.mean, [0.4192, -1.6232], atol=5e-3)
+    np.testing.assert_allclose(long.mean, [0.4192, -1.6232], atol=5e-3)
+    # the spread falls with the window: about 1/sqrt(window) for a mixing system
+    assert np.all(long.std < short.std / 2.5)
+    one = finite_time_exponents(henon(), x0[0], 50, 500)
+    assert one.exponents.shape == (10, 2) and not one.batched
+
+
+def test_finite_time_exponents_linear_map_closed_form_and_errors():
+    from itermap.analysis import finite_time_exponents
+
+    fte = finite_time_exponents(linear(np.diag([0.5, 2.0])), np.ones(2), 5, 50, transient=30)
+    np.testing.assert_allclose(fte.exponents, np.broadcast_to(np.log([2.0, 0.5]), (10, 2)),
+                               atol=1e-12)
+    np.testing.assert_allclose(fte.std, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        finite_time_exponents(henon(), np.zeros(2), 0, 10)
+    with pytest.raises(ValueError, match="window"):
+        finite_time_exponents(henon(), np.zeros(2), 20, 10)
+    with pytest.raises(ValueError, match="steps"):
+        finite_time_exponents(henon(), np.zeros(2), 2, -1)
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+def test_plots_draw_minus_infinity_on_the_bottom_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from itermap.analysis import plots
+
+    res = {"exponents": np.array([0.4, -1.0, -np.inf]), "stderr": np.array([0.1, 0.1, 0.0])}
+    ax = plots.lyapunov_spectrum(res)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "v"]
+    assert len(marks) == 1 and marks[0].get_xdata().tolist() == [3.0]
+    ax.figure.canvas.draw()
+    y_display = marks[0].get_transform().transform((3.0, 0.0))[1]
+    assert y_display == pytest.approx(ax.transAxes.transform((0.0, 0.0))[1])  # the bottom
+    assert np.all(np.isfinite(ax.get_ylim()))
+    hist = {"history": np.array([[0.5, -np.inf], [0.4, -np.inf]]), "history_steps": [10, 20]}
+    ax = plots.lyapunov_history(hist)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "v"]
+    assert len(marks) == 1 and marks[0].get_xdata().tolist() == [10.0, 20.0]
+
+
+def test_clv_and_finite_time_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from itermap.analysis import covariant_lyapunov_vectors, finite_time_exponents, plots
+
+    clv = covariant_lyapunov_vectors(henon(), np.array([0.1, 0.1]), 500, transient=100)
+    ax = plots.clv_angles(clv, bins=20)
+    assert ax.get_xlim() == (0.0, np.pi / 2) and len(ax.patches) == 1
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="pair"):
+        plots.clv_angles(clv, pair=(0, 0))
+    fte = finite_time_exponents(henon(), np.array([0.1, 0.1]), 10, 2000)
+    ax = plots.finite_time_histogram(fte)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["$\\lambda_{1}$", "$\\lambda_{2}$"]
+    means = sorted(ln.get_xdata()[0] for ln in ax.lines
+                   if ln.get_linestyle() == ":" and ln.get_label() != "_zero")
+    np.testing.assert_allclose(means, sorted(fte.exponents.mean(axis=0)), atol=1e-12)

@@ -152,8 +152,12 @@ def test_lyapunov_spectrum_is_finite_or_refused(case, every):
     k = m.dim - m.input_size
     try:
         res = analysis.lyapunov_spectrum(m, x0, 20, inputs=u, reorthonormalize_every=every)
-    except ValueError as exc:  # a collapsed tangent vector (relu, zero blocks) or divergence
+    except ValueError as exc:  # a divergence
         assert "step" in str(exc)
         return
-    assert res.exponents.shape == (k,) and _finite(res.exponents, res.per_trajectory)
-    assert np.all(np.diff(res.exponents) <= 1e-12)
+    # -inf is an answer (issue 12 section 7): an exact collapse (relu, zero blocks)
+    lam = np.concatenate([res.exponents, res.per_trajectory.ravel()])
+    assert res.exponents.shape == (k,) and not np.any(np.isnan(lam) | (lam == np.inf))
+    assert res.n_collapsed == int(np.isneginf(res.exponents).sum())
+    assert np.all(np.diff(res.exponents[np.isfinite(res.exponents)]) <= 1e-12)
+    assert np.all(np.isneginf(res.exponents[k - res.n_collapsed:]))  # at the bottom

@@ -1,0 +1,272 @@
+"""Covariant Lyapunov vectors (Ginelli et al., PRL 99, 130601, 2007), batched.
+
+A forward pass propagates an orthonormal frame with a QR every step and stores
+every ``R`` factor (and the frames ``Q`` on the grid of saved times); a
+backward pass from a random upper-triangular matrix iterates
+``C_{t-1} = R_t^{-1} C_t`` with normalised columns. ``V_t = Q_t C_t`` are
+then the covariant vectors: ``J(x_t) V_t`` is ``V_{t+1}`` up to the scale of
+each column, which grows on average like ``exp(lambda_j)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from itermap import as_map, resolve_inputs, saveable
+from itermap.backends import namespace, to_numpy
+
+from ._checks import check_int as _check_int
+from ._checks import check_real_array
+from ._lyapunov import _diagnose, _initial_frame, _start
+from ._reorth import Reorthonormalizer
+
+__all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
+           "participation_ratio"]
+
+_MAX_STORED_BYTES = 8 * 2 ** 30
+
+
+@saveable
+@dataclass
+class CovariantVectors:
+    """Covariant Lyapunov vectors along one or a batch of trajectories.
+
+    Attributes
+    ----------
+    vectors : ndarray, shape (n_saved, dim, k) or (n_saved, B, dim, k)
+        The CLVs as unit columns, ordered like the exponents (``j = 0`` the
+        most expanding), at the saved times; the sign of each is arbitrary.
+    times : ndarray of int, shape (n_saved,)
+        The measured step (``1 .. steps``, after the transient) of each
+        saved frame: the vectors sit at the state after that step.
+    angles : ndarray, shape (n_saved, k, k) or (n_saved, B, k, k)
+        Angle in radians, in ``[0, pi/2]``, between the lines of vectors ``i``
+        and ``j`` (0 on the diagonal): near 0 is a near-tangency of the
+        expanding and contracting directions.
+    participation_ratio : ndarray, shape (n_saved, k) or (n_saved, B, k)
+        ``1 / sum_i v_i^4`` of each unit vector: from 1 (one component) to
+        ``dim`` (spread evenly), a measure of localisation.
+    exponents : ndarray, shape (k,)
+        Lyapunov exponents from the forward pass (mean over trajectories).
+    covariant_exponents : ndarray, shape (k,)
+        The mean log-growth of each covariant vector over the measured steps,
+        from the backward pass; it converges to ``exponents``.
+    steps, transient, backward_transient, save_every : int
+        Measured steps, the forward transient (orients the frame), the steps
+        past the last measured one that the backward pass starts from, and
+        the spacing of the saved times.
+    batched : bool
+        Whether ``x0`` was a batch.
+    """
+
+    vectors: object
+    times: object
+    angles: object
+    participation_ratio: object
+    exponents: object
+    covariant_exponents: object
+    steps: int
+    transient: int
+    backward_transient: int
+    save_every: int
+    batched: bool
+
+    def __repr__(self) -> str:
+        return (f"CovariantVectors(vectors shape={tuple(np.shape(self.vectors))}, "
+                f"exponents={np.round(np.asarray(self.exponents), 4).tolist()}, "
+                f"steps={self.steps})")
+
+
+def clv_angles(vectors):
+    """Angles in ``[0, pi/2]`` between the lines of the columns of ``vectors`` (..., dim, k).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = clv_angles(np.array([[1.0, 1.0], [0.0, 1.0]]) / [1.0, np.sqrt(2.0)])
+    >>> round(float(a[0, 1]), 6), round(float(np.pi / 4), 6)
+    (0.785398, 0.785398)
+    """
+    V = _vector_frames(vectors)
+    V = V / np.linalg.norm(V, axis=-2, keepdims=True)
+    cos = np.abs(np.swapaxes(V, -1, -2) @ V)
+    ang = np.arccos(np.clip(cos, 0.0, 1.0))
+    k = V.shape[-1]
+    ang[..., np.arange(k), np.arange(k)] = 0.0
+    return ang
+
+
+def _vector_frames(vectors):
+    """``vectors`` as finite frames (..., dim, k) with nonzero columns; errors name it."""
+    V = check_real_array("vectors", to_numpy(vectors) if hasattr(vectors, "shape")
+                         else vectors)
+    if V.ndim not in (2, 3, 4):
+        raise ValueError(f"vectors must have shape (dim, k), (n_saved, dim, k) or "
+                         f"(n_saved, B, dim, k), got {V.shape}")
+    if not np.all(np.any(V != 0, axis=-2)):
+        raise ValueError("vectors has a zero column: a covariant vector has a direction")
+    return V
+
+
+def participation_ratio(vectors):
+    """``(sum v^2)^2 / sum v^4`` of each column of ``vectors`` (..., dim, k): 1 to ``dim``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> participation_ratio(np.array([[1.0, 0.5], [0.0, 0.5], [0.0, 0.5], [0.0, 0.5]]))
+    array([1., 4.])
+    """
+    V = _vector_frames(vectors)
+    sq = V * V
+    return sq.sum(axis=-2) ** 2 / (sq * sq).sum(axis=-2)
+
+
+def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
+    """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
+    reorth = Reorthonormalizer()
+    Rs, Qs, acc = [], {}, None
+    for t in range(1, orient + n_total + 1):
+        u = constant if sequence is None else sequence[t - 1]
+        x, Y = map_.step_with_tangent(x, Q, u)
+        Q, logd, R = reorth(Y, want_r=True)
+        if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
+            _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN
+            raise ValueError(f"a tangent direction collapsed exactly (R_ii = 0) at step {t}: "
+                             "its exponent is -inf and its covariant vector undefined; lower k")
+        if t <= orient:
+            continue
+        s = t - orient
+        Rs.append(R)
+        if s in save_at:
+            Qs[s] = Q
+        acc = logd if acc is None else acc + logd
+    return Rs, Qs, acc
+
+
+def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
+    """``C_{t-1} = R_t^{-1} C_t`` from the last step down; V_t = Q_t C_t where saved."""
+    gen = np.random.default_rng(rng)
+    C = np.triu(gen.standard_normal((B, k, k))) + np.eye(k) * 1.0
+    C = xp.astype(xp.asarray(C / np.linalg.norm(C, axis=-2, keepdims=True)), dtype)
+    solve = np.linalg.solve if isinstance(C, np.ndarray) else xp.linalg.solve
+    saved, growth = {}, None
+    for t in range(len(Rs), 0, -1):
+        if t in Qs:
+            saved[t] = xp.matmul(Qs[t], C)
+        C = solve(Rs[t - 1], C)
+        norms = xp.sqrt(xp.sum(C * C, axis=-2))  # (B, k)
+        C = C / norms[..., None, :]
+        if t <= steps:  # measured steps: J V_{t-1} = V_t / norms
+            g = -xp.log(norms)
+            growth = g if growth is None else growth + g
+    return saved, growth
+
+
+def covariant_lyapunov_vectors(map, x0, steps, *, k=None, transient=100,
+                               backward_transient=None, save_every=1, inputs=None, rng=0):
+    """Covariant Lyapunov vectors along one or a batch of trajectories (Ginelli's method).
+
+    Parameters
+    ----------
+    map : Map
+        Any map of the itermap protocol.
+    x0 : array of shape (dim,) or (B, dim)
+        Start state or batch of starts, run together (batched products,
+        batched factorisations) on the array's backend.
+    steps : int
+        Measured steps (>= 1): the vectors are computed at steps ``1..steps``
+        after the transient.
+    k : int, optional
+        Number of vectors: the ``k`` most expanding. Defaults to the full
+        set (``map.dim`` minus a driven map's input block).
+    transient : int
+        Forward steps first (QR every step), which align the frame with the
+        backward Lyapunov vectors.
+    backward_transient : int, optional
+        Forward steps past ``steps`` whose ``R`` factors only serve the
+        backward pass to converge onto the covariant vectors. Default
+        ``max(transient, 100)``.
+    save_every : int
+        Keep the vectors every this many steps (a thinned grid bounds the
+        memory of the result; every ``R`` factor, ``k^2`` numbers per step and
+        trajectory, is stored either way).
+    inputs : array, optional
+        For a driven map, as in :func:`lyapunov_spectrum`: constant, or a
+        sequence covering ``transient + steps + backward_transient`` steps.
+    rng : int, Generator or None
+        Seed of the random initial frame and of the backward pass's start.
+
+    Returns
+    -------
+    CovariantVectors
+        ``vectors`` (n_saved, dim, k), or (n_saved, B, dim, k) for a batch,
+        with ``times``, ``angles``, ``participation_ratio``, the forward
+        ``exponents`` and the ``covariant_exponents``.
+
+    Raises
+    ------
+    ValueError
+        Bad sizes, a stored history over 8 GiB, or a direction that
+        collapses exactly (its covariant vector is undefined).
+    DivergenceError
+        When a state or tangent vector overflows.
+
+    Notes
+    -----
+    Cost: a forward pass like :func:`lyapunov_spectrum` at a QR every step,
+    plus ``k^3 / 3`` flops per step and trajectory for the backward
+    triangular solves and ``2 dim k^2`` per saved frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import linear
+    >>> A = np.array([[2.0, 1.0], [0.0, 0.5]])  # eigenvectors (1, 0) and (-2, 3) / sqrt(13)
+    >>> clv = covariant_lyapunov_vectors(linear(A), np.ones(2), 50, transient=50)
+    >>> v = clv.vectors[-1]
+    >>> np.round(np.abs(v[:, 1]) * np.sqrt(13), 6)
+    array([2., 3.])
+    >>> np.round(clv.exponents, 6)
+    array([ 0.693147, -0.693147])
+    """
+    map = as_map(map)
+    steps = _check_int("steps", steps, 1)
+    transient = _check_int("transient", transient, 0)
+    bt = max(transient, 100) if backward_transient is None else backward_transient
+    bt = _check_int("backward_transient", bt, 0)
+    save_every = _check_int("save_every", save_every, 1)
+    run = _start(map, x0, k, transient)
+    k, x = run["k"], run["x"]
+    xp = namespace(x)
+    B = x.shape[0]
+    n_saved = steps // save_every
+    if n_saved < 1:
+        raise ValueError(f"save_every={save_every} exceeds steps={steps}: nothing to save")
+    stored = x.dtype.itemsize * B * k * (k * (steps + bt) + map.dim * n_saved)
+    if stored > _MAX_STORED_BYTES:
+        raise ValueError(f"steps={steps}, k={k}, B={B} would store {stored / 2**30:.1f} GiB "
+                         "of R factors and frames (limit 8 GiB): lower steps or k, or raise "
+                         "save_every")
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+                                        transient + steps + bt)
+    Q = _initial_frame(map, B, k, x, xp, rng)
+    save_at = set(range(save_every, steps + 1, save_every))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        Rs, Qs, acc = _forward(map, x, Q, steps + bt, transient, constant, sequence, save_at,
+                               xp)
+        saved, growth = _backward(Rs, Qs, steps, k, B, xp, x.dtype, rng)
+    times = np.array(sorted(saved), dtype=np.int64)
+    V = np.stack([np.asarray(to_numpy(saved[t]), dtype=float) for t in times])
+    fwd = np.asarray(to_numpy(acc), dtype=float) / (steps + bt)
+    cov = np.asarray(to_numpy(growth), dtype=float) / steps
+    if not run["batched"]:
+        V = V[:, 0]
+    return CovariantVectors(
+        vectors=V, times=times, angles=clv_angles(V), participation_ratio=participation_ratio(V),
+        exponents=fwd.mean(axis=0), covariant_exponents=cov.mean(axis=0), steps=steps,
+        transient=transient, backward_transient=bt, save_every=save_every,
+        batched=run["batched"])
