@@ -27,11 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checks import check_choice, check_int, check_real, check_real_array
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "trajectory",
@@ -425,8 +431,37 @@ def eigenvalues(fixed_points, *, ax=None):
 
 
 # -- impulse response ---------------------------------------------------------------------
-def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_length=True,
-                     total=False, **kwargs):
+def _impulse_norms(ir, index):
+    """``(norms, length)`` of one state's response: row ``index`` of a batch."""
+    if hasattr(ir, "ndim"):
+        norms, length, batched = _np(ir), None, None
+    else:
+        norms = _np(_field(ir, "norms", param="ir"))
+        length = _field(ir, "length", None, required=False)
+        batched = _field(ir, "batched", None, required=False)
+    norms = np.asarray(norms, dtype=float)
+    if batched is None:  # a bare array: four axes are a batch
+        batched = norms.ndim == 4
+    if not batched:
+        if index is not None:
+            raise ValueError("index: the impulse response is of one state, not a batch")
+        return norms, length
+    if index is None:
+        raise ValueError(f"ir is the response of a batch of {norms.shape[0]} states: pick one "
+                         "with index=i (or plot ir.row(i))")
+    index = check_int("index", index)
+    if norms.ndim != 4 or not -norms.shape[0] <= index < norms.shape[0]:
+        raise ValueError(f"index {index} is out of range for a batch of norms of shape "
+                         f"{norms.shape}")
+    if isinstance(length, list | tuple):
+        length = length[index]
+    return norms[index], length
+
+
+def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = None,
+                     labels: Sequence[str] | None = None, label: str | None = None,
+                     mark_length: bool = True, total: bool = False, index: int | None = None,
+                     **kwargs: Any) -> Axes:
     """Norm of the response in each block against the step, on a log axis.
 
     Parameters
@@ -436,6 +471,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         (optionally ``length``), or the norms array itself, ``(steps + 1,
         n_targets)`` or ``(steps + 1, n_sources, n_targets)``.
     ax : matplotlib Axes, optional
+        The Axes to draw into; a new figure by default.
     source : int, optional
         The row of ``norms`` (source block) to show; by default each target
         block shows its response to impulses in every source at once (the
@@ -448,12 +484,25 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         A prefix for the legend entries (to compare several networks on one Axes).
     mark_length : bool
         Draw a dotted vertical line at a finite ``length``.
+    index : int, optional
+        For the response of a batch of states (``ir.batched``, or norms of
+        shape ``(B, steps + 1, n_sources, n_targets)``): the state to show.
+        Required for a batch, refused otherwise.
     **kwargs
         Passed to ``ax.plot``.
 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        Norms of the wrong shape, a source that does not exist, labels that
+        do not match the target blocks, a batch without ``index`` (or an
+        ``index`` out of range), an ``index`` for one state.
+    TypeError
+        ``ir`` without ``norms``, or a non-integer ``source`` or ``index``.
 
     Examples
     --------
@@ -469,12 +518,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     Exact zeros cannot sit on a log axis: a finite impulse response (an MLP)
     shows as lines that end.
     """
-    if hasattr(ir, "ndim"):
-        norms, length = _np(ir), None
-    else:
-        norms = _np(_field(ir, "norms", param="ir"))
-        length = _field(ir, "length", None, required=False)
-    norms = np.asarray(norms, dtype=float)
+    norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
         norms = norms[:, None, :]
     if norms.ndim != 3:
