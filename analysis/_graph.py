@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
 import itermap
+from itermap._types import MapLike
 from itermap.backends import is_sparse, to_numpy
 
 from ._checks import check_choice, check_int
@@ -48,7 +51,7 @@ def _host_csr(bm):
     return S
 
 
-def sparsity_graph(weights, *, level="unit"):
+def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     """The directed graph of the nonzero pattern of a weight matrix.
 
     Parameters
@@ -152,7 +155,7 @@ def _longest_chain(A):
     return levels
 
 
-def fir_length(map, *, input_block=None):
+def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     """Structural memory length: steps after which every impulse is forgotten.
 
     The smallest ``L`` such that, whatever the weights' values, a

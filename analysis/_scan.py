@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 import itermap
 from itermap import DivergenceError, Map, saveable
+from itermap._types import Array, MapLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
 from ._checks import check_choice, check_memory, check_real_array
@@ -127,7 +130,9 @@ def _batched_map(make_map, values, x0, inputs, batched):
     return m
 
 
-def orbit_diagram(make_map, values, x0, *, transient=500, keep=100, inputs=None, batched=None):
+def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
+                  transient: int = 500, keep: int = 100, inputs: Array | None = None,
+                  batched: bool | None = None) -> OrbitDiagram:
     """Iterate a family of maps past a transient and keep the states they visit.
 
     Parameters
@@ -257,8 +262,9 @@ def _segment_stderr(res, segments=10):
     return np.std(means, axis=0, ddof=1) / math.sqrt(means.shape[0])
 
 
-def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=None,
-                  batched=None):
+def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, steps: int, *,
+                  k: int = 1, transient: int = 200, inputs: Array | None = None,
+                  batched: bool | None = None) -> LyapunovScan:
     """The ``k`` largest Lyapunov exponents of a family of maps, one per parameter value.
 
     Parameters
@@ -330,7 +336,8 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
                         transient=transient, batched=m is not None)
 
 
-def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
+def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
+                        quadrature: int = 4001) -> Array:
     """Mean-field largest Lyapunov exponent of a large random network ``x -> tanh(W x)``.
 
     For ``W_ij ~ N(0, g^2/n)`` and ``n -> infinity`` the pre-activations are
@@ -453,7 +460,7 @@ class _GainBatch(Map):
         return (self._act.derivative(z, np) * self._g[:, None])[..., None] * W
 
 
-def gain_family(map):
+def gain_family(map: MapLike) -> Callable[[float], Map]:
     """The family ``g -> (x -> f(g W x + b))`` of an autonomous network map.
 
     Parameters

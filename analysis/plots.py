@@ -81,6 +81,14 @@ def _axes(ax, figsize=None):
     return ax
 
 
+def _figure_width(ax) -> float:
+    """Width in inches of the figure ``ax`` is drawn in (through any subfigures)."""
+    fig: Any = ax.figure
+    while not hasattr(fig, "get_figwidth"):  # a SubFigure: up to the Figure it sits in
+        fig = fig.figure
+    return float(fig.get_figwidth())
+
+
 def _field(obj, name, default=None, *, required=True, param="the argument"):
     """``obj.name`` or ``obj[name]``; a TypeError naming ``param`` and the field when absent."""
     if isinstance(obj, dict):
@@ -358,7 +366,7 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)
-    marker = dict(marker=".", ms=3) if steps.size <= 30 else {}
+    marker: dict[str, Any] = dict(marker=".", ms=3) if steps.size <= 30 else {}
     k = hist.shape[1]
     shown = k if max_exponents is None else min(k, max_exponents)
     for i in range(shown):
@@ -453,9 +461,10 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
                        facecolors="none" if markers[i] in "osD^vh" else None,
                        label=f"point {i}, {kind} ({row.size} eigenvalues)")
     else:
-        for mask, name, style in ((stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
-                                  (~stable, "unstable", dict(marker="x", color=POSITIVE,
-                                                              s=18))):
+        styles: list[tuple[Any, str, dict[str, Any]]] = [
+            (stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
+            (~stable, "unstable", dict(marker="x", color=POSITIVE, s=18))]
+        for mask, name, style in styles:
             pts = ev2[mask].reshape(-1)
             if pts.size:
                 ax.scatter(pts.real, pts.imag, lw=0.9, zorder=3,
@@ -722,8 +731,7 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     rows, cols, vals = S.row[keep], S.col[keep], S.data[keep]
     ax = _axes(ax)
     if markersize is None:
-        fig = ax.figure
-        width_pt = ax.get_position().width * fig.get_figwidth() * 72
+        width_pt = ax.get_position().width * _figure_width(ax) * 72
         markersize = float(np.clip(0.9 * width_pt / max(n, 1), 0.3, 8.0))
     for mask, color, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative")):
         ax.plot(cols[mask], rows[mask], ls="none", marker="s", ms=markersize, mew=0,
@@ -884,7 +892,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
             largest = max(np.unique([G.nodes[v].get("block", 0) for v in G.nodes],
                                     return_counts=True)[1], default=1)
             spacing_pt = (2 * np.pi * _RING / max(largest, 1) * ax.get_position().width
-                          * ax.figure.get_figwidth() * 72 / max(len(blocks), 1))
+                          * _figure_width(ax) * 72 / max(len(blocks), 1))
             node_size = float(np.clip((0.6 * spacing_pt) ** 2, 1.0, 120.0))
         else:
             node_size = 120.0

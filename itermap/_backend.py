@@ -9,6 +9,7 @@ cupyx.scipy.sparse on the GPU.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -55,7 +56,7 @@ def cupy_available() -> bool:
     return _cupy() is not None
 
 
-def is_sparse(a) -> bool:
+def is_sparse(a: Any) -> bool:
     """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays."""
     if sp.issparse(a):
         return True
@@ -63,7 +64,7 @@ def is_sparse(a) -> bool:
     return csp is not None and csp.issparse(a)
 
 
-def namespace(*arrays):
+def namespace(*arrays: Any) -> Any:
     """The array-API namespace shared by ``arrays`` (None entries are ignored).
 
     Sparse matrices count as their dense counterpart's namespace.
@@ -81,7 +82,7 @@ def namespace(*arrays):
     return array_api_compat.array_namespace(*dense)
 
 
-def backend_of(a) -> str:
+def backend_of(a: Any) -> str:
     """``"cupy"`` for arrays on a CUDA device, ``"numpy"`` for host arrays.
 
     Other array-API libraries (array_api_strict, ...) report their module name.
@@ -103,7 +104,7 @@ def _check_backend(name: str) -> None:
         raise ValueError("backend 'cupy' requested but cupy or a CUDA GPU is not available")
 
 
-def to_backend(a, name: str):
+def to_backend(a: Any, name: str) -> Any:
     """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy")."""
     _check_backend(name)
     if a is None:
@@ -118,7 +119,7 @@ def to_backend(a, name: str):
     return cp.asarray(to_numpy(a) if backend_of(a) not in ("numpy", "cupy") else a)
 
 
-def to_numpy(a):
+def to_numpy(a: Any) -> Any:
     """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix."""
     if a is None:
         return None
@@ -136,7 +137,7 @@ def to_numpy(a):
         return np.from_dlpack(a)
 
 
-def sparse_module(xp):
+def sparse_module(xp: Any) -> Any:
     """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy."""
     if "cupy" in getattr(xp, "__name__", ""):
         return _cupy_sparse()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,6 +13,7 @@ import scipy.sparse as sp
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._checks import check_real, named
 from ._rng import as_rng
+from ._types import Array, RngLike
 
 __all__ = ["BlockMatrix"]
 
@@ -63,7 +66,7 @@ class BlockMatrix:
            [1., 1.]])
     """
 
-    def __init__(self, sizes, blocks=None):
+    def __init__(self, sizes: Sequence[int], blocks: Mapping[tuple[int, int], Any] | None = None):
         self._sizes = _check_sizes(sizes)
         n = len(self._sizes)
         if blocks is None:
@@ -121,7 +124,8 @@ class BlockMatrix:
 
     # -- construction from a pattern --------------------------------------
     @classmethod
-    def from_pattern(cls, sizes, pattern, *, rng=None, scale=1.0):
+    def from_pattern(cls, sizes: Sequence[int], pattern: Any, *, rng: RngLike = None,
+                     scale: float = 1.0) -> BlockMatrix:
         """Build a random block matrix from a grid of block tokens.
 
         Parameters
@@ -238,7 +242,7 @@ class BlockMatrix:
         """Fraction of nonzero entries of the full ``dim x dim`` matrix."""
         return self.nnz / float(self.dim) ** 2
 
-    def block(self, i: int, j: int):
+    def block(self, i: int, j: int) -> Array | None:
         """Block ``(i, j)``: the stored array, or zeros of the blocks' kind."""
         n = self.n_blocks
         if not (-n <= i < n and -n <= j < n):
@@ -270,7 +274,7 @@ class BlockMatrix:
         return self.dtype
 
     # -- conversions ------------------------------------------------------
-    def to_dense(self):
+    def to_dense(self) -> Array:
         """The full ``dim x dim`` matrix as a dense array on the blocks' backend."""
         xp = self._xp()
         off = self.offsets
@@ -283,7 +287,7 @@ class BlockMatrix:
             out[off[i]:off[i + 1], off[j]:off[j + 1]] = xp.astype(b, dtype)
         return out
 
-    def to_sparse(self):
+    def to_sparse(self) -> Any:
         """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU)."""
         if self.backend == "cupy":
             smod = sparse_module(self._xp())

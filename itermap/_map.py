@@ -14,6 +14,7 @@ through. The analyses check their starts, inputs and results.
 from __future__ import annotations
 
 from ._backend import namespace
+from ._types import Array
 
 __all__ = ["Map", "DivergenceError"]
 
@@ -75,10 +76,10 @@ class Map:
         return "numpy"
 
     # -- protocol ---------------------------------------------------------
-    def step(self, x, u=None):
+    def step(self, x: Array, u: Array | None = None) -> Array:
         raise NotImplementedError
 
-    def jacobian(self, x, u=None):
+    def jacobian(self, x: Array, u: Array | None = None) -> Array:
         """``dF/dx`` at ``x``: shape ``(dim, dim)`` or ``(B, dim, dim)``."""
         x = self._check_state(x)
         xp = namespace(x)
@@ -87,13 +88,13 @@ class Map:
             eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
         return self.tangent(x, eye, u)
 
-    def tangent(self, x, v, u=None):
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
         """``J(x) @ v`` for ``v`` of shape ``(dim, k)`` or ``(B, dim, k)``."""
         x = self._check_state(x)
         v = self._check_tangent(x, v)
         return namespace(x).matmul(self.jacobian(x, u), v)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x)``: ``w`` of shape ``(dim,)`` or ``(k, dim)`` for one state,
         ``(B, dim)`` or ``(B, k, dim)`` for a batch; the result has ``w``'s shape."""
         x = self._check_state(x)
@@ -104,12 +105,13 @@ class Map:
             return xp.matmul(w[:, None, :], J)[:, 0, :]
         return xp.matmul(w, J)
 
-    def step_with_tangent(self, x, v, u=None):
+    def step_with_tangent(self, x: Array, v: Array,
+                          u: Array | None = None) -> tuple[Array, Array]:
         """``(step(x, u), tangent(x, v, u))``; subclasses share work between them."""
         return self.step(x, u), self.tangent(x, v, u)
 
     # -- helpers ----------------------------------------------------------
-    def zeros(self, batch: int | None = None):
+    def zeros(self, batch: int | None = None) -> Array:
         """The zero state, ``(dim,)`` or ``(batch, dim)``, on the map's backend."""
         import numpy as np
 
@@ -130,11 +132,11 @@ class Map:
         start = sum(sizes[:i])
         return slice(start, start + sizes[i])
 
-    def read_block(self, x, i: int):
+    def read_block(self, x: Array, i: int) -> Array:
         """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes)."""
         return x[..., self.block_slice(i)]
 
-    def readout(self, x):
+    def readout(self, x: Array) -> Array:
         """The last block of ``x``: an MLP map's output."""
         return self.read_block(x, -1)
 
@@ -204,7 +206,7 @@ class Map:
         if u is not None:
             raise ValueError(f"{type(self).__name__} is autonomous: it takes no input u")
 
-    def to(self, backend: str):
+    def to(self, backend: str) -> Map:
         """A copy of the map on ``backend`` ("numpy" or "cupy")."""
         raise NotImplementedError
 

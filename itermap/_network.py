@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +14,7 @@ from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named
 from ._map import Map
 from ._rng import as_rng
+from ._types import Array, RngLike
 
 __all__ = ["IterativeMap", "random_rnn"]
 
@@ -60,7 +62,9 @@ class IterativeMap(Map):
     array([0.5, 1. ])
     """
 
-    def __init__(self, weights, bias=None, activation="tanh", *, input_block=None, sizes=None):
+    def __init__(self, weights: Any, bias: Array | None = None,
+                 activation: str | Sequence[str] = "tanh", *, input_block: int | None = None,
+                 sizes: Sequence[int] | None = None):
         if isinstance(weights, str | bytes) or weights is None:
             raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
                             f"got {type(weights).__name__}")
@@ -323,7 +327,7 @@ class IterativeMap(Map):
             parts_d[self.input_block] = xp.zeros_like(parts_d[self.input_block])
         return xp.concat(parts_d, axis=-1) if len(parts_d) > 1 else parts_d[0]
 
-    def step(self, x, u=None):
+    def step(self, x: Array, u: Array | None = None) -> Array:
         """One step ``f(W x + b)`` for a state ``(dim,)`` or a batch ``(B, dim)``."""
         x = self._coerce(x)
         xp = namespace(x)
@@ -352,11 +356,12 @@ class IterativeMap(Map):
             parts.append(acc)
         return xp.concat(parts, axis=-2) if len(parts) > 1 else parts[0]
 
-    def tangent(self, x, v, u=None):
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
         """``J(x) @ v`` without forming ``J``: ``f'(z) * (W v)``."""
         return self.step_with_tangent(x, v, u)[1]
 
-    def step_with_tangent(self, x, v, u=None):
+    def step_with_tangent(self, x: Array, v: Array,
+                          u: Array | None = None) -> tuple[Array, Array]:
         """``(step(x, u), J(x) @ v)`` from one pre-activation."""
         x = self._coerce(x)
         v = self._check_tangent(x, v)
@@ -366,7 +371,7 @@ class IterativeMap(Map):
         d = self._derivative(parts, xp)
         return y, d[..., :, None] * self._linear_tangent(v, xp)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x) = (w * f'(z)) W'``: a transpose product, so sparse weights stay sparse.
 
         ``w`` has shape ``(dim,)`` or ``(k, dim)`` for one state, ``(B, dim)`` or
@@ -406,7 +411,7 @@ class IterativeMap(Map):
                              for c, n in zip(cols, self._sizes)], axis=-1)
         return xp.reshape(out, (*lead, self.dim))
 
-    def jacobian(self, x, u=None, *, sparse: bool = False):
+    def jacobian(self, x: Array, u: Array | None = None, *, sparse: bool = False) -> Any:
         """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)``.
 
         Dense by default. A map with sparse weights can give its Jacobian at one
@@ -454,7 +459,7 @@ class IterativeMap(Map):
             self._Wdense_cache = W
         return self._Wdense_cache
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         """The settled output of an acyclic map (an MLP) for a batch of inputs.
 
         One sweep over the blocks in topological order: the network's forward
@@ -507,7 +512,7 @@ class IterativeMap(Map):
         return self.readout(state)
 
     # -- settling shortcut used by iterate ---------------------------------
-    def settled_state(self, x, u=None):
+    def settled_state(self, x: Array, u: Array | None = None) -> Array:
         """The state reached after :attr:`settle_steps` or more steps.
 
         For an acyclic block graph under a constant input this is one sweep
@@ -520,7 +525,7 @@ class IterativeMap(Map):
         xp = namespace(x)
         u = self._check_input(x, u)
         values = {i: x[..., s] for i, s in enumerate(self._slices)}
-        if u is not None:
+        if u is not None and self.input_block is not None:
             values[self.input_block] = u
         for i in self._topo:
             z = None
@@ -544,7 +549,7 @@ class IterativeMap(Map):
         return order
 
     # -- conveniences -------------------------------------------------------
-    def with_input(self, x, u):
+    def with_input(self, x: Array, u: Array) -> Array:
         """``x`` with its input block replaced by ``u`` (a new array)."""
         if self.input_block is None:
             raise ValueError("this map has no input_block")
@@ -602,7 +607,8 @@ class IterativeMap(Map):
 
     # -- constructors -------------------------------------------------------
     @classmethod
-    def from_mlp(cls, weights, biases=None, activation="relu", output_activation="identity"):
+    def from_mlp(cls, weights: Sequence[Array], biases: Sequence[Array] | None = None,
+                 activation: str = "relu", output_activation: str = "identity") -> IterativeMap:
         """The MLP ``x -> W_L f(... f(W_1 x + b_1) ...) + b_L`` as an iterative map.
 
         Parameters
@@ -649,7 +655,7 @@ class IterativeMap(Map):
                                    or not hasattr(biases, "__iter__")):
             raise TypeError(f"biases must be a list of vectors or None, got "
                             f"{type(biases).__name__}")
-        mats = []
+        mats: list[Any] = []
         for l, w in enumerate(weights):
             w = _check_matrix(f"weights[{l}]", w)
             if len(w.shape) != 2:
@@ -680,7 +686,8 @@ class IterativeMap(Map):
         return cls(bm, bias, acts, input_block=0)
 
     @classmethod
-    def from_rnn(cls, W_hh, W_hx, b=None, activation="tanh"):
+    def from_rnn(cls, W_hh: Array, W_hx: Array, b: Array | None = None,
+                 activation: str = "tanh") -> IterativeMap:
         """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
 
         The state is ``[x; h]`` with the input block 0 overwritten by ``x_{t+1}``
@@ -711,7 +718,8 @@ class IterativeMap(Map):
         return cls(bm, bias, ["identity", activation], input_block=0)
 
 
-def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=np.float64):
+def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: str = "tanh",
+               rng: RngLike = None, dtype: Any = np.float64) -> IterativeMap:
     """A random recurrent network ``x -> f(W x)`` with ``n`` units.
 
     ``W_ij ~ N(0, gain^2 / (n * density))`` on a Bernoulli(density) mask, so

@@ -21,6 +21,7 @@ import numpy as np
 from ._backend import backend_of, namespace, to_numpy
 from ._checks import check_real
 from ._map import Map
+from ._types import Array, MapLike, RngLike
 
 __all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
 
@@ -133,25 +134,25 @@ class FunctionMap(Map):
             return fn(*args)
         return fn(*args, u)
 
-    def step(self, x, u=None):
+    def step(self, x: Array, u: Array | None = None) -> Array:
         return self._call(self._step, self._step_u, u, x)
 
-    def jacobian(self, x, u=None):
+    def jacobian(self, x: Array, u: Array | None = None) -> Array:
         if self._jac is None:
             return super().jacobian(x, u)
         return self._call(self._jac, self._jac_u, u, x)
 
-    def tangent(self, x, v, u=None):
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
         if self._tan is None:
             return super().tangent(x, v, u)
         return self._call(self._tan, self._tan_u, u, x, v)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         if self._vjp is None:
             return super().vjp(x, w, u)
         return self._call(self._vjp, self._vjp_u, u, x, w)
 
-    def to(self, backend: str):
+    def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
         return self
 
@@ -168,7 +169,7 @@ def _positive_int(name, value) -> int:
     return int(value)
 
 
-def as_map(obj) -> Map:
+def as_map(obj: MapLike) -> Map:
     """The map protocol for ``obj``: the adapter at the entry of every analysis.
 
     Parameters
@@ -262,7 +263,8 @@ def _fail(member, message):
     raise ConformanceError(f"{member}: {message}")
 
 
-def check_map(m, x=None, *, u=None, rng=None, tol: float = 1e-6) -> MapCheck:
+def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
+              rng: RngLike = None, tol: float = 1e-6) -> MapCheck:
     """Check that ``m`` keeps the map protocol, member by member.
 
     Checks, at a batch of states:

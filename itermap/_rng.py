@@ -6,10 +6,12 @@ import numbers
 
 import numpy as np
 
+from ._types import RngLike
+
 __all__ = ["as_rng"]
 
 
-def as_rng(rng=None) -> np.random.Generator:
+def as_rng(rng: RngLike = None) -> np.random.Generator:
     """Return a :class:`numpy.random.Generator` for ``rng``.
 
     Parameters

@@ -11,6 +11,7 @@ import numpy as np
 from ._backend import namespace, to_backend, to_numpy
 from ._checks import check_real
 from ._map import Map
+from ._types import Array
 
 __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
            "logistic", "henon", "linear", "standard_map"]
@@ -28,7 +29,7 @@ class LogisticMap(Map):
     batch its own parameter (for orbit diagrams).
     """
 
-    def __init__(self, r=4.0):
+    def __init__(self, r: float | Array = 4.0):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
             self.r = _finite_param("r", r)
         else:
@@ -93,7 +94,7 @@ class HenonMap(Map):
     sum to ``ln|b|``.
     """
 
-    def __init__(self, a=1.4, b=0.3):
+    def __init__(self, a: float = 1.4, b: float = 0.3):
         self.a = _finite_param("a", a)
         self.b = _finite_param("b", b)
 
@@ -153,7 +154,7 @@ class StandardMap(Map):
     not wrapped, so the map is smooth everywhere.
     """
 
-    def __init__(self, k=1.0):
+    def __init__(self, k: float = 1.0):
         self.k = _finite_param("k", k)
 
     @property
@@ -187,7 +188,7 @@ class StandardMap(Map):
 class LinearMap(Map):
     """``x -> A x``: exponents are ``ln|eig(A)|``."""
 
-    def __init__(self, A):
+    def __init__(self, A: Array):
         if A is None or isinstance(A, str | bytes):
             raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
         if not hasattr(A, "shape"):
@@ -246,7 +247,7 @@ class LinearMap(Map):
         return f"LinearMap(dim={self.dim})"
 
 
-def logistic(r=4.0) -> LogisticMap:
+def logistic(r: float | Array = 4.0) -> LogisticMap:
     """The logistic map ``x -> r x (1 - x)``.
 
     Examples
@@ -259,7 +260,7 @@ def logistic(r=4.0) -> LogisticMap:
     return LogisticMap(r)
 
 
-def henon(a=1.4, b=0.3) -> HenonMap:
+def henon(a: float = 1.4, b: float = 0.3) -> HenonMap:
     """The Henon map ``(x, y) -> (1 - a x^2 + y, b x)``.
 
     Examples
@@ -272,7 +273,7 @@ def henon(a=1.4, b=0.3) -> HenonMap:
     return HenonMap(a, b)
 
 
-def linear(A) -> LinearMap:
+def linear(A: Array) -> LinearMap:
     """The linear map ``x -> A x``.
 
     Examples
@@ -285,6 +286,6 @@ def linear(A) -> LinearMap:
     return LinearMap(A)
 
 
-def standard_map(k=1.0) -> StandardMap:
+def standard_map(k: float = 1.0) -> StandardMap:
     """Chirikov's standard map with kick strength ``k``."""
     return StandardMap(k)
