@@ -52,12 +52,41 @@ def _cupy_sparse():
 
 
 def cupy_available() -> bool:
-    """True when cupy imports and sees at least one GPU."""
+    """True when cupy imports and sees at least one GPU.
+
+    Returns
+    -------
+    bool
+        Whether the ``"cupy"`` backend can be used on this machine.
+
+    Examples
+    --------
+    >>> from itermap.backends import cupy_available
+    >>> isinstance(cupy_available(), bool)
+    True
+    """
     return _cupy() is not None
 
 
 def is_sparse(a: Any) -> bool:
-    """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays."""
+    """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays.
+
+    Parameters
+    ----------
+    a : object
+        Anything.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from itermap.backends import is_sparse
+    >>> is_sparse(sp.eye(3, format="csr")), is_sparse(np.eye(3))
+    (True, False)
+    """
     if sp.issparse(a):
         return True
     csp = _cupy_sparse() if "cupy" in type(a).__module__ else None
@@ -68,6 +97,29 @@ def namespace(*arrays: Any) -> Any:
     """The array-API namespace shared by ``arrays`` (None entries are ignored).
 
     Sparse matrices count as their dense counterpart's namespace.
+
+    Parameters
+    ----------
+    *arrays : arrays, sparse matrices or None
+        The arrays an operation combines.
+
+    Returns
+    -------
+    module
+        The array-API namespace (``array_api_compat``'s wrapper of NumPy, CuPy, ...).
+
+    Raises
+    ------
+    TypeError
+        When the arrays come from different libraries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import namespace
+    >>> xp = namespace(np.zeros(2), None)
+    >>> bool(xp.sum(xp.ones(3)) == 3)
+    True
     """
     dense = []
     for a in arrays:
@@ -86,6 +138,22 @@ def backend_of(a: Any) -> str:
     """``"cupy"`` for arrays on a CUDA device, ``"numpy"`` for host arrays.
 
     Other array-API libraries (array_api_strict, ...) report their module name.
+
+    Parameters
+    ----------
+    a : array, sparse matrix, scalar or None
+        None and Python or NumPy scalars count as ``"numpy"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import backend_of
+    >>> backend_of(np.zeros(3)), backend_of(None)
+    ('numpy', 'numpy')
     """
     if a is None:
         return "numpy"
@@ -105,7 +173,32 @@ def _check_backend(name: str) -> None:
 
 
 def to_backend(a: Any, name: str) -> Any:
-    """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy")."""
+    """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy").
+
+    Parameters
+    ----------
+    a : array, sparse matrix or None
+        What to move (None is returned as is).
+    name : {"numpy", "cupy"}
+        The target backend.
+
+    Returns
+    -------
+    array or sparse matrix
+        ``a`` on ``name`` (the same object when it is there already).
+
+    Raises
+    ------
+    ValueError
+        An unknown backend, or ``"cupy"`` without cupy or a GPU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import to_backend
+    >>> to_backend([1.0, 2.0], "numpy")
+    array([1., 2.])
+    """
     _check_backend(name)
     if a is None:
         return None
@@ -120,7 +213,24 @@ def to_backend(a: Any, name: str) -> Any:
 
 
 def to_numpy(a: Any) -> Any:
-    """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix."""
+    """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix.
+
+    Parameters
+    ----------
+    a : array, sparse matrix, scalar or None
+        From any backend.
+
+    Returns
+    -------
+    numpy.ndarray, scipy.sparse matrix or None
+        A host copy (or ``a`` itself when it already lives on the host).
+
+    Examples
+    --------
+    >>> from itermap.backends import to_numpy
+    >>> to_numpy([0.5, 1.5]).dtype
+    dtype('float64')
+    """
     if a is None:
         return None
     if is_sparse(a):
@@ -138,7 +248,25 @@ def to_numpy(a: Any) -> Any:
 
 
 def sparse_module(xp: Any) -> Any:
-    """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy."""
+    """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy.
+
+    Parameters
+    ----------
+    xp : module
+        An array namespace, as :func:`namespace` returns.
+
+    Returns
+    -------
+    module
+        ``scipy.sparse`` for NumPy, ``cupyx.scipy.sparse`` for CuPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import namespace, sparse_module
+    >>> sparse_module(namespace(np.zeros(1))).__name__
+    'scipy.sparse'
+    """
     if "cupy" in getattr(xp, "__name__", ""):
         return _cupy_sparse()
     return sp
