@@ -150,6 +150,18 @@ class BlockMatrix:
             random block has a gain of about ``scale`` whatever its sparsity.
             Identity blocks are exact ones.
 
+        Returns
+        -------
+        BlockMatrix
+
+        Raises
+        ------
+        ValueError
+            A pattern that is not ``n x n`` for ``n`` blocks, an unknown token, an
+            identity on a block that is not square, a bad ``scale``.
+        TypeError
+            Sizes that are not integers.
+
         Examples
         --------
         >>> from itermap import BlockMatrix
@@ -243,7 +255,31 @@ class BlockMatrix:
         return self.nnz / float(self.dim) ** 2
 
     def block(self, i: int, j: int) -> Array | None:
-        """Block ``(i, j)``: the stored array, or zeros of the blocks' kind."""
+        """Block ``(i, j)``: the stored array, or zeros of the blocks' kind.
+
+        Parameters
+        ----------
+        i, j : int
+            Output block and input block (negative counts from the end).
+
+        Returns
+        -------
+        array or sparse matrix of shape (sizes[i], sizes[j])
+
+        Raises
+        ------
+        ValueError
+            A block outside the grid.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.block(1, 0), W.block(0, 0)
+        (array([[ 1., -2.]]), array([[0., 0.],
+               [0., 0.]]))
+        """
         n = self.n_blocks
         if not (-n <= i < n and -n <= j < n):
             raise ValueError(f"block ({i}, {j}) is outside the {n} x {n} block grid")
@@ -256,7 +292,21 @@ class BlockMatrix:
         return self._xp().zeros(shape, dtype=self._dense_dtype())
 
     def block_pattern(self) -> np.ndarray:
-        """Boolean ``(n_blocks, n_blocks)`` array, True where a block is stored."""
+        """Boolean ``(n_blocks, n_blocks)`` array, True where a block is stored.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_blocks, n_blocks)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.block_pattern()
+        array([[False, False],
+               [ True, False]])
+        """
         mask = np.zeros((self.n_blocks, self.n_blocks), dtype=bool)
         for i, j in self._blocks:
             mask[i, j] = True
@@ -275,7 +325,22 @@ class BlockMatrix:
 
     # -- conversions ------------------------------------------------------
     def to_dense(self) -> Array:
-        """The full ``dim x dim`` matrix as a dense array on the blocks' backend."""
+        """The full ``dim x dim`` matrix as a dense array on the blocks' backend.
+
+        Returns
+        -------
+        array of shape (dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to_dense()
+        array([[ 0.,  0.,  0.],
+               [ 0.,  0.,  0.],
+               [ 1., -2.,  0.]])
+        """
         xp = self._xp()
         off = self.offsets
         dense_blocks = {}
@@ -288,7 +353,20 @@ class BlockMatrix:
         return out
 
     def to_sparse(self) -> Any:
-        """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU)."""
+        """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU).
+
+        Returns
+        -------
+        sparse matrix (CSR) of shape (dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to_sparse().nnz
+        2
+        """
         if self.backend == "cupy":
             smod = sparse_module(self._xp())
         else:
@@ -309,7 +387,29 @@ class BlockMatrix:
         return smod.bmat(grid, format="csr")
 
     def to(self, backend: str) -> BlockMatrix:
-        """A copy with every block moved to ``backend`` ("numpy" or "cupy")."""
+        """A copy with every block moved to ``backend`` ("numpy" or "cupy").
+
+        Parameters
+        ----------
+        backend : {"numpy", "cupy"}
+
+        Returns
+        -------
+        BlockMatrix
+
+        Raises
+        ------
+        ValueError
+            An unknown backend, or ``"cupy"`` without cupy or a GPU.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to("numpy").backend
+        'numpy'
+        """
         return BlockMatrix(self._sizes,
                            {k: to_backend(b, backend) for k, b in self._blocks.items()})
 
@@ -322,6 +422,19 @@ class BlockMatrix:
 
         Each cell shows ``.`` for a zero block, ``#`` for a dense block and
         ``s`` for a sparse one.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> print(W.describe())  # doctest: +ELLIPSIS
+        2 x 2 blocks, sizes [2, 1], nnz 2, density 0.222
+        ...
         """
         lines = [f"{self.n_blocks} x {self.n_blocks} blocks, sizes {list(self._sizes)}, "
                  f"nnz {self.nnz}, density {self.density:.3g}"]
