@@ -73,6 +73,13 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         The graph; ``graph.graph`` holds ``sizes`` and, for a map,
         ``input_block``.
 
+    Raises
+    ------
+    ValueError
+        A weight matrix that is not square, or an unknown ``level``.
+    TypeError
+        Something that holds no weight matrix.
+
     Notes
     -----
     The unit graph is filled in bulk from the COO index arrays of the sparse
@@ -177,6 +184,13 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     -------
     int or None
         The FIR length; None for an infinite impulse response.
+
+    Raises
+    ------
+    ValueError
+        An ``input_block`` that does not exist or disagrees with the map's.
+    TypeError
+        A non-integer ``input_block``, or weights of an unknown kind.
 
     Notes
     -----

@@ -36,6 +36,15 @@ class OrbitDiagram:
         Steps discarded before the first kept state.
     batched : bool
         Whether all parameter values ran as one batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import systems
+    >>> from itermap.analysis import orbit_diagram
+    >>> od = orbit_diagram(systems.logistic, np.array([2.5, 3.2]), np.array([0.3]), keep=4)
+    >>> od.states.shape, sorted(np.round(od.states[1, :2, 0], 3).tolist())  # period 2 at r=3.2
+    ((2, 4, 1), [0.513, 0.799])
     """
 
     values: object
@@ -62,6 +71,15 @@ class LyapunovScan:
         Steps averaged and steps discarded first.
     batched : bool
         Whether all parameter values ran as one batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import systems
+    >>> from itermap.analysis import lyapunov_scan
+    >>> scan = lyapunov_scan(systems.logistic, np.array([4.0]), np.array([0.3]), 4000)
+    >>> round(float(scan.exponents[0, 0]), 1)   # ln 2 at r = 4
+    0.7
     """
 
     values: object
@@ -159,6 +177,14 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
     Returns
     -------
     OrbitDiagram
+
+    Raises
+    ------
+    TypeError
+        A ``make_map`` that is not callable, an ``x0`` that is not a real array.
+    ValueError
+        Bad ``values``, ``transient`` or ``keep``; an ``x0`` with NaN, inf or the
+        wrong shape.
 
     Examples
     --------
@@ -293,6 +319,14 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     -------
     LyapunovScan
 
+    Raises
+    ------
+    TypeError
+        A ``make_map`` that is not callable, an ``x0`` that is not a real array.
+    ValueError
+        ``k`` larger than the map's dimension; bad ``values``, ``steps`` or
+        ``transient``; an ``x0`` with NaN, inf or the wrong shape.
+
     Examples
     --------
     >>> import numpy as np
@@ -360,6 +394,11 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
     -------
     float or ndarray
         Exponents in nats per step (``-inf`` at gain 0).
+
+    Raises
+    ------
+    ValueError
+        A gain outside [0, 1e6] or not finite, an activation other than tanh.
 
     Examples
     --------
@@ -476,6 +515,14 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
         weights ``g W``; an array of ``P`` gains gives one map whose batch row
         ``i`` runs with ``gains[i]``, so :func:`orbit_diagram` and
         :func:`lyapunov_scan` run every gain in one batched product.
+
+    Raises
+    ------
+    TypeError
+        A map that is not an :class:`itermap.IterativeMap`.
+    ValueError
+        A driven map, activations that differ between blocks, a map not on NumPy
+        (and, from the returned function, gains that are not finite).
 
     Examples
     --------

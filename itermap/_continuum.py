@@ -99,6 +99,16 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
         The same kind as ``base``; a map keeps its bias, activations and
         input block.
 
+    Raises
+    ------
+    TypeError
+        ``base`` that is neither an IterativeMap nor a BlockMatrix, ``blocks``
+        that is not a dict of ``(i, j)`` pairs, a density that is not a number.
+    ValueError
+        A block that does not exist, is already stored or is a row of the input
+        block; a density outside [0, 1]; a map not on NumPy; ``equal_params``
+        asked to remove more weights than the map has.
+
     Examples
     --------
     >>> import numpy as np
@@ -202,6 +212,14 @@ def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float =
     -------
     IterativeMap
         Input block 0, block ``l`` the output of layer ``l``.
+
+    Raises
+    ------
+    ValueError
+        ``sizes`` with fewer than two entries, a density outside [0, 1], and
+        whatever :func:`add_blocks` refuses.
+    TypeError
+        Sizes or densities of the wrong type.
 
     Examples
     --------

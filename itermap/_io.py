@@ -73,6 +73,21 @@ def saveable(cls: type[T]) -> type[T]:
     Unless the class defines its own ``__repr__``, it gets a compact one:
     arrays show their shape and dtype, not their values.
 
+    Parameters
+    ----------
+    cls : type
+        A dataclass.
+
+    Returns
+    -------
+    type
+        ``cls`` itself, registered so that :func:`load` can rebuild it.
+
+    Raises
+    ------
+    TypeError
+        When ``cls`` is not a dataclass.
+
     Examples
     --------
     >>> from dataclasses import dataclass

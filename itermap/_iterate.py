@@ -29,6 +29,15 @@ class Trajectory:
         The step index of each saved state (0 is the start).
     sizes : list of int
         Block sizes of the state, for :meth:`block`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import iterate
+    >>> from itermap.systems import linear
+    >>> traj = iterate(linear(np.array([[0.5]])), np.array([8.0]), 3)
+    >>> traj.states[:, 0], traj.times, traj.final, len(traj)
+    (array([8., 4., 2., 1.]), array([0, 1, 2, 3]), array([1.]), 4)
     """
 
     states: Array
@@ -90,6 +99,14 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
     (constant, sequence)
         At most one is not None; both are None for an autonomous map.
         Inputs are moved to the states' backend and cast to a real dtype.
+
+    Raises
+    ------
+    ValueError
+        Inputs to an autonomous map, none to a driven one, a shape that fits
+        neither a constant nor a sequence of ``steps``, or NaN or inf.
+    TypeError
+        Inputs that are not a real array.
 
     Examples
     --------

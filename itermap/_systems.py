@@ -27,6 +27,19 @@ class LogisticMap(Map):
 
     ``r`` is a float, or an array of shape ``(B,)`` giving each trajectory of a
     batch its own parameter (for orbit diagrams).
+
+    Parameters
+    ----------
+    r : float or array of shape (B,)
+        The growth rate; an array gives each state of a batch its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import LogisticMap
+    >>> LogisticMap(np.array([2.0, 4.0])).step(np.array([[0.5], [0.5]]))
+    array([[0.5],
+           [1. ]])
     """
 
     def __init__(self, r: float | Array = 4.0):
@@ -92,6 +105,19 @@ class HenonMap(Map):
 
     Its Jacobian determinant is ``-b`` everywhere, so its Lyapunov exponents
     sum to ``ln|b|``.
+
+    Parameters
+    ----------
+    a, b : float
+        The parameters (Henon's classic values 1.4 and 0.3 give the strange attractor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import HenonMap
+    >>> m = HenonMap(1.4, 0.3)
+    >>> float(np.linalg.det(m.jacobian(np.array([0.7, 0.1]))))
+    -0.3
     """
 
     def __init__(self, a: float = 1.4, b: float = 0.3):
@@ -152,6 +178,19 @@ class StandardMap(Map):
 
     Area-preserving (``det J = 1``): its two exponents sum to zero. Angles are
     not wrapped, so the map is smooth everywhere.
+
+    Parameters
+    ----------
+    k : float
+        The kick strength ``K`` (chaos spreads over the torus above about 0.97).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import StandardMap
+    >>> m = StandardMap(1.2)
+    >>> round(float(np.linalg.det(m.jacobian(np.array([0.3, 1.0])))), 12)
+    1.0
     """
 
     def __init__(self, k: float = 1.0):
@@ -186,7 +225,20 @@ class StandardMap(Map):
 
 
 class LinearMap(Map):
-    """``x -> A x``: exponents are ``ln|eig(A)|``."""
+    """``x -> A x``: exponents are ``ln|eig(A)|``.
+
+    Parameters
+    ----------
+    A : array of shape (n, n)
+        A real square matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import LinearMap
+    >>> LinearMap(np.array([[0.0, 1.0], [-1.0, 0.0]])).step(np.array([1.0, 0.0]))
+    array([ 0., -1.])
+    """
 
     def __init__(self, A: Array):
         if A is None or isinstance(A, str | bytes):
@@ -250,6 +302,22 @@ class LinearMap(Map):
 def logistic(r: float | Array = 4.0) -> LogisticMap:
     """The logistic map ``x -> r x (1 - x)``.
 
+    Parameters
+    ----------
+    r : float or array of shape (B,)
+        The growth rate; an array gives each state of a batch its own.
+
+    Returns
+    -------
+    LogisticMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
+
     Examples
     --------
     >>> import numpy as np
@@ -262,6 +330,22 @@ def logistic(r: float | Array = 4.0) -> LogisticMap:
 
 def henon(a: float = 1.4, b: float = 0.3) -> HenonMap:
     """The Henon map ``(x, y) -> (1 - a x^2 + y, b x)``.
+
+    Parameters
+    ----------
+    a, b : float
+        The parameters (Henon's classic values 1.4 and 0.3 give the strange attractor).
+
+    Returns
+    -------
+    HenonMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
 
     Examples
     --------
@@ -276,6 +360,22 @@ def henon(a: float = 1.4, b: float = 0.3) -> HenonMap:
 def linear(A: Array) -> LinearMap:
     """The linear map ``x -> A x``.
 
+    Parameters
+    ----------
+    A : array of shape (n, n)
+        A real square matrix.
+
+    Returns
+    -------
+    LinearMap
+
+    Raises
+    ------
+    TypeError
+        ``A`` that is not a real matrix.
+    ValueError
+        ``A`` that is not square, empty, or not finite.
+
     Examples
     --------
     >>> import numpy as np
@@ -287,5 +387,29 @@ def linear(A: Array) -> LinearMap:
 
 
 def standard_map(k: float = 1.0) -> StandardMap:
-    """Chirikov's standard map with kick strength ``k``."""
+    """Chirikov's standard map with kick strength ``k``.
+
+    Parameters
+    ----------
+    k : float
+        The kick strength ``K`` (chaos spreads over the torus above about 0.97).
+
+    Returns
+    -------
+    StandardMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import standard_map
+    >>> standard_map(1.0).step(np.array([0.0, 0.5]))
+    array([0.5, 0.5])
+    """
     return StandardMap(k)
