@@ -225,6 +225,14 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``traj`` without ``states``, or ``dims`` that is not a pair of ints.
+    ValueError
+        States of the wrong shape, a component that does not exist, or not two
+        components for a phase portrait.
+
     Examples
     --------
     >>> import numpy as np
@@ -296,6 +304,13 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``result`` without ``exponents``.
+    ValueError
+        Exponents that are not one-dimensional.
+
     Examples
     --------
     >>> from itermap.analysis import plots
@@ -349,6 +364,14 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``result`` without ``history`` or ``history_steps``, a non-integer
+        ``max_exponents``.
+    ValueError
+        A history that does not match its steps, ``max_exponents < 1``.
+
     Examples
     --------
     >>> import numpy as np
@@ -382,6 +405,13 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
 
 def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
     """Two panels: the spectrum and its convergence history.
+
+    Parameters
+    ----------
+    result : LyapunovSpectrum
+        An object with ``exponents``, ``history`` and ``history_steps``.
+    fig : matplotlib Figure, optional
+        The figure to draw into; a new one, two panels wide, by default.
 
     Returns
     -------
@@ -424,6 +454,13 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        ``fixed_points`` without ``eigenvalues``.
+    ValueError
+        Eigenvalues of the wrong shape, or ``stable`` that does not match them.
 
     Examples
     --------
@@ -628,6 +665,14 @@ def memory_capacity(results: Any, *, ax: Axes | None = None,
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        A result without ``r2`` or ``delays``.
+    ValueError
+        No results, labels that do not match them, ``r2`` that does not match
+        ``delays``.
+
     Examples
     --------
     >>> import numpy as np
@@ -713,6 +758,12 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        A matrix that is not square, block sizes that do not add up to its size,
+        labels that do not match the blocks.
 
     Examples
     --------
@@ -862,6 +913,13 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``G`` that is not a networkx graph.
+    ValueError
+        An unknown ``level``.
+
     Examples
     --------
     >>> import networkx as nx
@@ -978,6 +1036,13 @@ def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``od`` without ``values`` or ``states``, a non-integer ``component``.
+    ValueError
+        States that do not match the values, a component that does not exist.
+
     Examples
     --------
     >>> import numpy as np
@@ -1041,6 +1106,14 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``scan`` without ``values`` or ``exponents``.
+    ValueError
+        Exponents that do not match the values, a ``reference`` that matches
+        neither the values nor ``reference_values``.
+
     Examples
     --------
     >>> import numpy as np
@@ -1094,6 +1167,16 @@ def paper_style(columns: int = 1, *,
         Figure height in inches (default: 0.68 x width for one column, 2.6
         inches for two).
 
+    Returns
+    -------
+    context manager
+        Entering it yields ``(width, height)`` in inches.
+
+    Raises
+    ------
+    ValueError
+        ``columns`` other than 1 or 2, a height that is not positive.
+
     Examples
     --------
     >>> import matplotlib.pyplot as plt
@@ -1125,10 +1208,29 @@ def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = (
                 dpi: float = 200) -> list[str]:
     """Save ``fig`` as ``path.pdf`` and ``path.png`` (the suffix of ``path`` is replaced).
 
+    Parameters
+    ----------
+    fig : matplotlib Figure or Axes
+        What to save (an Axes saves its figure).
+    path : str or path-like
+        The file name stem; a suffix is replaced by each format's.
+    formats : sequence of str
+        File formats, ``("pdf", "png")`` by default.
+    dpi : float
+        Resolution of raster formats.
+
     Returns
     -------
     list of str
         The written files.
+
+    Raises
+    ------
+    TypeError
+        ``fig`` that is neither a Figure nor an Axes, a ``path`` that is not a
+        non-empty path.
+    ValueError
+        A ``path`` that is a folder.
 
     Examples
     --------

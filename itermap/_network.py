@@ -704,7 +704,8 @@ class IterativeMap(Map):
         --------
         >>> import numpy as np
         >>> from itermap import IterativeMap
-        >>> mlp = IterativeMap.from_mlp([np.array([[2.0]]), np.array([[3.0]])], activation="identity")
+        >>> Ws = [np.array([[2.0]]), np.array([[3.0]])]
+        >>> mlp = IterativeMap.from_mlp(Ws, activation="identity")
         >>> mlp.settled_state(mlp.zeros(), np.array([1.0]))
         array([1., 2., 6.])
         """
