@@ -1,4 +1,5 @@
-"""The import name is ``itermap.analysis``: nothing installs a top-level ``analysis``."""
+"""Layout: the import name is ``itermap.analysis`` (nothing installs a top-level
+``analysis``), and no function runs over 100 lines of code without a written reason."""
 
 from __future__ import annotations
 
