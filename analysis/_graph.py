@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
 import itermap
+from itermap._types import MapLike
 from itermap.backends import is_sparse, to_numpy
 
 from ._checks import check_choice, check_int
@@ -48,7 +51,7 @@ def _host_csr(bm):
     return S
 
 
-def sparsity_graph(weights, *, level="unit"):
+def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     """The directed graph of the nonzero pattern of a weight matrix.
 
     Parameters
@@ -69,6 +72,13 @@ def sparsity_graph(weights, *, level="unit"):
     networkx.DiGraph
         The graph; ``graph.graph`` holds ``sizes`` and, for a map,
         ``input_block``.
+
+    Raises
+    ------
+    ValueError
+        A weight matrix that is not square, or an unknown ``level``.
+    TypeError
+        Something that holds no weight matrix.
 
     Notes
     -----
@@ -152,7 +162,7 @@ def _longest_chain(A):
     return levels
 
 
-def fir_length(map, *, input_block=None):
+def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     """Structural memory length: steps after which every impulse is forgotten.
 
     The smallest ``L`` such that, whatever the weights' values, a
@@ -174,6 +184,13 @@ def fir_length(map, *, input_block=None):
     -------
     int or None
         The FIR length; None for an infinite impulse response.
+
+    Raises
+    ------
+    ValueError
+        An ``input_block`` that does not exist or disagrees with the map's.
+    TypeError
+        A non-integer ``input_block``, or weights of an unknown kind.
 
     Notes
     -----

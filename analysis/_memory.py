@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 import itermap
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
 from ._checks import check_choice, check_real
@@ -22,7 +24,7 @@ class ImpulseResponse:
 
     Attributes
     ----------
-    norms : array of shape (steps + 1, n_sources, n_blocks)
+    norms : array of shape (steps + 1, n_sources, n_blocks), or (B, steps + 1, n_sources, n_blocks)
         ``norms[k, s, t]``: Frobenius norm of the response of target block
         ``t`` to unit impulses in every unit of source block ``sources[s]``,
         ``k`` steps after the impulse. For a state block, row ``k = 0`` is
@@ -31,34 +33,87 @@ class ImpulseResponse:
         the state after one step: its row ``k`` is that state's response
         ``k + 1`` steps on, so for both kinds ``k`` counts the steps *after*
         the first state the impulse touches. The input block is overwritten
-        every step, so as a target it is always zero.
-    length : int or None
+        every step, so as a target it is always zero. For a batch of states
+        (``batched``) the leading axis is the state.
+    length : int or None, or a list of them
         The measured FIR length: the first ``k`` from which every response
         is zero for good (so ``length`` states carry the impulse); None if
-        the response has not vanished within ``steps``.
-    decay_rate : float or None
+        the response has not vanished within ``steps``. One per state of a
+        batch.
+    decay_rate : float or None, or a list of them
         ``r`` in ``total ~ exp(-r k)`` fitted over the second half of the
         steps when the response does not vanish (positive: it decays;
-        negative: it grows); None when it vanishes.
+        negative: it grows); None when it vanishes. One per state of a batch.
     sources : list of int
         The source block of each row of ``norms``.
     sizes : list of int
         Block sizes of the map.
     method : str
         ``"linear"`` or ``"nonlinear"``.
+    batched : bool
+        True when the response is of a batch of states ``(B, dim)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import linear
+    >>> from itermap.analysis import impulse_response
+    >>> r = impulse_response(linear(np.array([[0.5]])), np.array([[1.0], [2.0]]), 3)
+    >>> r.batched, r.norms.shape, r.row(1).norms.shape
+    (True, (2, 4, 1, 1), (4, 1, 1))
     """
 
-    norms: object
-    length: int | None
-    decay_rate: float | None
+    norms: Array
+    length: int | None | list[int | None]
+    decay_rate: float | None | list[float | None]
     sources: list
     sizes: list
     method: str
+    batched: bool = False
 
     @property
-    def total(self):
-        """Frobenius norm of the whole response at each step, shape (steps + 1,)."""
-        return np.sqrt(np.sum(np.asarray(self.norms) ** 2, axis=(1, 2)))
+    def total(self) -> np.ndarray:
+        """Frobenius norm of the whole response at each step: (steps + 1,), or (B, steps + 1)."""
+        return np.sqrt(np.sum(np.asarray(self.norms) ** 2, axis=(-2, -1)))
+
+    def row(self, index: int) -> ImpulseResponse:
+        """The response of state ``index`` of a batch, as a single state's result.
+
+        Parameters
+        ----------
+        index : int
+            Which state of the batch (negative counts from the end).
+
+        Returns
+        -------
+        ImpulseResponse
+            With ``norms`` of shape ``(steps + 1, n_sources, n_blocks)``.
+
+        Raises
+        ------
+        ValueError
+            When the response is not of a batch, or ``index`` is out of range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import linear
+        >>> from itermap.analysis import impulse_response
+        >>> r = impulse_response(linear(np.array([[0.5]])), np.zeros((3, 1)), 4)
+        >>> r.row(-1).decay_rate == r.decay_rate[2]
+        True
+        """
+        if not self.batched:
+            raise ValueError("index: this impulse response is of one state, not a batch")
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(f"index must be an int, got {index!r}")
+        n = len(self.length)  # type: ignore[arg-type]
+        if not -n <= index < n:
+            raise ValueError(f"index {index} is out of range for a batch of {n} states")
+        i = int(index) % n
+        return ImpulseResponse(np.asarray(self.norms)[i], self.length[i],  # type: ignore[index]
+                               self.decay_rate[i], list(self.sources),  # type: ignore[index]
+                               list(self.sizes), self.method)
 
 
 @itermap.saveable
@@ -75,11 +130,21 @@ class MemoryCapacity:
         reconstruction from the state, on held-out steps.
     delays : array of int, shape (max_delay,)
         ``1 .. max_delay``; delay 1 is the latest input the state has seen.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import mlp_continuum
+    >>> from itermap.analysis import memory_capacity
+    >>> mlp = mlp_continuum([1, 4, 4], activation="identity", rng=0)
+    >>> mc = memory_capacity(mlp, max_delay=4, steps=400, rng=0)
+    >>> mc.delays.tolist(), np.round(mc.r2, 1).tolist()  # an MLP of depth 2 holds 2 delays
+    ([1, 2, 3, 4], [1.0, 1.0, 0.0, 0.0])
     """
 
     capacity: float
-    r2: object
-    delays: object
+    r2: Array
+    delays: Array
 
 
 def _machine_eps(x):
@@ -184,8 +249,147 @@ def _decay_rate(total):
     return float(-slope)
 
 
-def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None, eps=1e-6,
-                     tol=None):
+def _row_inputs(map_, X, inputs, steps):
+    """The ``inputs`` of each row of a batch ``X`` (B, dim), as a single state takes them."""
+    if inputs is None:
+        return [None] * X.shape[0]
+    constant, sequence = itermap.resolve_inputs(map_, X, inputs, steps + 1)
+    if constant is not None:
+        return [constant if constant.ndim == 1 else constant[i] for i in range(X.shape[0])]
+    return [sequence[:, i, :] for i in range(X.shape[0])]
+
+
+def _check_start(map_, x):
+    x = map_._check_state(x, "x")
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x contains NaN or inf")
+    return x
+
+
+def _input_mask(map_, ib, xp, dtype):
+    """1 on every unit but the input block's (which the input overwrites each step)."""
+    if ib is None:
+        return None
+    keep = np.ones(map_.dim)
+    keep[map_.block_slice(ib)] = 0.0
+    return xp.asarray(keep, dtype=dtype)
+
+
+class _Plan:
+    """What one impulse-response run propagates: the state and input sources and their rows."""
+
+    def __init__(self, map_, sources, x, xp):
+        self.ib = ib = map_.input_block
+        self.state_src = [b for b in sources if b != ib]
+        self.input_src = ib is not None and ib in sources
+        self.rows_state = [sources.index(b) for b in self.state_src]
+        self.row_input = sources.index(ib) if self.input_src else None
+        self.g_state = _groups(map_, self.state_src)
+        self.n_state = self.g_state[-1][1] if self.g_state else 0
+        self.n_in = map_.input_size
+        self.keep = _input_mask(map_, ib, xp, x.dtype)
+
+
+def _linear_norms(map_, x, steps, us, plan, norms, xp):
+    """Fill ``norms`` by propagating tangent vectors: exact derivatives and zeros."""
+    def u_at(k):
+        return None if us is None else us[k]
+
+    V = _unit_columns(map_, plan.state_src, xp, x.dtype) if plan.state_src else None
+    Vin = None
+    if plan.input_src:
+        if not isinstance(map_, itermap.IterativeMap):
+            raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
+                            "use method='nonlinear' for other maps")
+        # the same map without its input block overwritten: its tangent carries du_0
+        free = itermap.IterativeMap(map_.block_matrix, map_.bias, list(map_.activations))
+    for k in range(steps + 1):
+        if V is not None:
+            norms[k, plan.rows_state] = _block_norms(V, plan.g_state, map_, xp)
+        need_state = V is not None and k < steps
+        if not (need_state or plan.input_src):
+            break
+        if k == 0 and plan.input_src:
+            E = _unit_columns(map_, [plan.ib], xp, x.dtype)
+            Vin = free.tangent(map_.with_input(x, u_at(0)), E) * plan.keep[:, None]
+            x_next, V = (map_.step_with_tangent(x, V, u_at(0)) if V is not None
+                         else (map_.step(x, u_at(0)), None))
+        else:
+            x_next, V, Vin = _step_both(map_, x, V, Vin, need_state, u_at(k), plan.n_state, xp)
+        _check_finite(xp, x_next, k + 1)
+        for t in (V, Vin):
+            if t is not None:
+                _check_finite(xp, t, k + 1, "tangent vector")
+        if Vin is not None:
+            norms[k, plan.row_input] = _block_norms(Vin, [(0, plan.n_in)], map_, xp)[0]
+        x = x_next
+
+
+def _step_both(map_, x, V, Vin, need_state, u, n_state, xp):
+    """One step of the state tangents ``V`` and the input tangents ``Vin`` in one batch."""
+    if Vin is None:
+        x_next, V = map_.step_with_tangent(x, V, u)
+        return x_next, V, None
+    if V is None or not need_state:
+        x_next, Vin = map_.step_with_tangent(x, Vin, u)
+        return x_next, V, Vin
+    x_next, both = map_.step_with_tangent(x, xp.concat([V, Vin], axis=1), u)
+    return x_next, both[:, :n_state], both[:, n_state:]
+
+
+def _nonlinear_norms(map_, x, steps, us, plan, norms, xp, eps):
+    """Fill ``norms`` from copies of the trajectory perturbed by ``eps``, run in one batch."""
+    parts = [x[None, :]]
+    if plan.state_src:
+        parts.append(x[None, :] + eps * xp.permute_dims(
+            _unit_columns(map_, plan.state_src, xp, x.dtype), (1, 0)))
+    if plan.input_src:
+        parts.append(xp.broadcast_to(x[None, :], (plan.n_in, map_.dim)))
+    X = xp.concat(parts, axis=0)
+    B = X.shape[0]
+    lo_in = 1 + plan.n_state
+    for k in range(steps + 1):
+        if plan.state_src:
+            D = xp.permute_dims((X[1:lo_in, :] - X[0:1, :]) / eps, (1, 0))
+            norms[k, plan.rows_state] = _block_norms(D, plan.g_state, map_, xp)
+        if not plan.input_src and k == steps:
+            break
+        U = None
+        if plan.ib is not None:
+            U = xp.broadcast_to(us[k][None, :], (B, plan.n_in))
+            if k == 0 and plan.input_src:
+                bump = np.zeros((B, plan.n_in))
+                bump[lo_in + np.arange(plan.n_in), np.arange(plan.n_in)] = eps
+                U = U + xp.asarray(bump, dtype=x.dtype)
+        X = map_.step(X, U)
+        _check_finite(xp, X, k + 1)
+        if plan.input_src:
+            D = xp.permute_dims((X[lo_in:, :] - X[0:1, :]) / eps, (1, 0)) * plan.keep[:, None]
+            norms[k, plan.row_input] = _block_norms(D, [(0, plan.n_in)], map_, xp)[0]
+
+
+def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
+    """``(norms, length, decay_rate)`` of one state ``x`` (dim,)."""
+    xp = namespace(x)
+    plan = _Plan(map_, sources, x, xp)
+    us = _input_sequence(map_, x, steps + 1, inputs, xp)
+    norms = np.zeros((steps + 1, len(sources), len(map_.sizes)))
+    # overflow is caught after each step (a DivergenceError), not warned about
+    with np.errstate(over="ignore", invalid="ignore"):
+        if method == "linear":
+            _linear_norms(map_, x, steps, us, plan, norms, xp)
+        else:
+            _nonlinear_norms(map_, x, steps, us, plan, norms, xp, eps)
+    total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))
+    length = _measured_length(total, tol)
+    rate = _decay_rate(total) if length is None else None
+    return norms, length, rate
+
+
+def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None = None,
+                     method: str = "linear", blocks: int | Sequence[int] | None = None,
+                     eps: float = 1e-6, tol: float | None = None) -> ImpulseResponse:
     """The response of every block to an impulse at step 0, along a trajectory.
 
     Parameters
@@ -193,15 +397,18 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     map : Map
         Any map; for an impulse on the input of a driven map with
         ``method="linear"``, an :class:`itermap.IterativeMap`.
-    x : array of shape (dim,)
-        The start of the trajectory.
+    x : array of shape (dim,) or (B, dim)
+        The start of the trajectory, or a batch of starts: each row gets its
+        own response, as if passed alone.
     steps : int
         Number of steps to follow the response (>= 1).
     inputs : array, optional
         Driven maps: one input ``(n_in,)`` held constant, or a sequence of
         ``steps + 1`` inputs ``(steps + 1, n_in)`` (the input impulse's
-        response runs one step longer than a state impulse's). By default
-        the input held in ``x``'s input block.
+        response runs one step longer than a state impulse's). For a batch
+        (as in :func:`itermap.iterate`): ``(n_in,)`` shared, ``(B, n_in)``
+        one constant input per state, or a sequence ``(steps + 1, B, n_in)``.
+        By default the input held in each state's input block.
     method : {"linear", "nonlinear"}
         ``"linear"`` propagates tangent vectors (exact derivatives, exact
         structural zeros); ``"nonlinear"`` runs the trajectory next to copies
@@ -227,21 +434,30 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     -------
     ImpulseResponse
         ``norms (steps + 1, sources, blocks)``, ``length`` and
-        ``decay_rate``.
+        ``decay_rate``; for a batch, ``norms (B, steps + 1, sources,
+        blocks)``, a list of ``length`` and of ``decay_rate`` (one per
+        state) and ``batched=True``.
 
     Raises
     ------
     ValueError
-        ``steps < 1``, an impulse in a block that does not exist, bad inputs.
+        ``steps < 1``, an impulse in a block that does not exist, bad inputs,
+        a start with NaN or inf.
+    TypeError
+        A non-integer ``steps`` or block, or an input impulse with the linear
+        method on a map that is not an :class:`itermap.IterativeMap`.
     itermap.DivergenceError
-        When the state (or a tangent vector) overflows along the trajectory.
+        When the state (or a tangent vector) overflows along the trajectory
+        (for a batch, the message names the row ``x[i]``).
 
     Notes
     -----
     Each step propagates one tangent vector (or one perturbed copy) per unit
     of the source blocks, so the cost is that of iterating a batch of
     ``sum(sizes[b] for b in blocks)`` states; pass ``blocks`` to restrict it
-    on large maps.
+    on large maps. A batch of ``B`` states costs ``B`` such runs, one after
+    the other (each row's perturbed copies run as one batch, and rows do not
+    share rounding).
 
     Examples
     --------
@@ -262,117 +478,39 @@ def impulse_response(map, x, steps, *, inputs=None, method="linear", blocks=None
     >>> r = impulse_response(linear(np.array([[0.5]])), np.array([1.0]), 20)
     >>> r.length is None, round(r.decay_rate, 6)
     (True, 0.693147)
+
+    A batch of starts gives one response per row:
+
+    >>> rb = impulse_response(mlp, rng.normal(size=(5, mlp.dim)), 6)
+    >>> rb.norms.shape, rb.length
+    ((5, 7, 4, 4), [3, 3, 3, 3, 3])
     """
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
     eps = check_real("eps", eps, positive=True)
-    x = map._check_state(x, "x")
-    if x.ndim != 1:
-        raise ValueError(f"x must be one state of shape ({map.dim},), got {tuple(x.shape)}")
-    xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x contains NaN or inf")
+    x = _check_start(map, x)
     if tol is None:
         tol = 0.0 if method == "linear" else 64 * _machine_eps(x) / eps
     tol = check_real("tol", tol, minimum=0.0)
     sources = _sources(map, blocks)
-    ib = map.input_block
-    state_src = [b for b in sources if b != ib]
-    input_src = ib is not None and ib in sources
-    us = _input_sequence(map, x, steps + 1, inputs, xp)
-
-    def u_at(k):
-        return None if us is None else us[k]
-
-    n_src, n_blk = len(sources), len(map.sizes)
-    norms = np.zeros((steps + 1, n_src, n_blk))
-    rows_state = [sources.index(b) for b in state_src]
-    row_input = sources.index(ib) if input_src else None
-    g_state = _groups(map, state_src)
-    n_state = g_state[-1][1] if g_state else 0
-    n_in = map.input_size
-    if ib is not None:
-        keep = np.ones(map.dim)
-        keep[map.block_slice(ib)] = 0.0
-        keep = xp.asarray(keep, dtype=x.dtype)
-
-    # overflow is caught below (a DivergenceError after the step), not warned about
-    with np.errstate(over="ignore", invalid="ignore"):
-        if method == "linear":
-            V = _unit_columns(map, state_src, xp, x.dtype) if state_src else None
-            Vin = None
-            aux = None
-            if input_src:
-                if not isinstance(map, itermap.IterativeMap):
-                    raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
-                                    "use method='nonlinear' for other maps")
-                aux = itermap.IterativeMap(map.block_matrix, map.bias, list(map.activations))
-            for k in range(steps + 1):
-                if V is not None:
-                    norms[k, rows_state] = _block_norms(V, g_state, map, xp)
-                need_state = V is not None and k < steps
-                if not (need_state or input_src):
-                    break
-                if k == 0 and input_src:
-                    x_in = map.with_input(x, u_at(0))
-                    E = _unit_columns(map, [ib], xp, x.dtype)
-                    Vin = aux.tangent(x_in, E) * keep[:, None]
-                    x_next, V = (map.step_with_tangent(x, V, u_at(0)) if V is not None
-                                 else (map.step(x, u_at(0)), None))
-                else:
-                    both = V if Vin is None else (Vin if V is None or not need_state
-                                                  else xp.concat([V, Vin], axis=1))
-                    x_next, both = map.step_with_tangent(x, both, u_at(k))
-                    if Vin is None:
-                        V = both
-                    elif V is None or not need_state:
-                        Vin = both
-                    else:
-                        V, Vin = both[:, :n_state], both[:, n_state:]
-                _check_finite(xp, x_next, k + 1)
-                for t in (V, Vin):
-                    if t is not None:
-                        _check_finite(xp, t, k + 1, "tangent vector")
-                if Vin is not None:
-                    norms[k, row_input] = _block_norms(Vin, [(0, n_in)], map, xp)[0]
-                x = x_next
-        else:
-            parts = [x[None, :]]
-            if state_src:
-                parts.append(x[None, :] + eps * xp.permute_dims(
-                    _unit_columns(map, state_src, xp, x.dtype), (1, 0)))
-            if input_src:
-                parts.append(xp.broadcast_to(x[None, :], (n_in, map.dim)))
-            X = xp.concat(parts, axis=0)
-            B = X.shape[0]
-            lo_in = 1 + n_state
-            for k in range(steps + 1):
-                if state_src:
-                    D = xp.permute_dims((X[1:lo_in, :] - X[0:1, :]) / eps, (1, 0))
-                    norms[k, rows_state] = _block_norms(D, g_state, map, xp)
-                if not input_src and k == steps:
-                    break
-                U = None
-                if ib is not None:
-                    U = xp.broadcast_to(u_at(k)[None, :], (B, n_in))
-                    if k == 0 and input_src:
-                        bump = np.zeros((B, n_in))
-                        bump[lo_in + np.arange(n_in), np.arange(n_in)] = eps
-                        U = U + xp.asarray(bump, dtype=x.dtype)
-                X = map.step(X, U)
-                _check_finite(xp, X, k + 1)
-                if input_src:
-                    D = xp.permute_dims((X[lo_in:, :] - X[0:1, :]) / eps, (1, 0)) * keep[:, None]
-                    norms[k, row_input] = _block_norms(D, [(0, n_in)], map, xp)[0]
-    total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))
-    length = _measured_length(total, tol)
-    rate = _decay_rate(total) if length is None else None
-    return ImpulseResponse(norms, length, rate, sources, list(map.sizes), method)
+    sizes = list(map.sizes)
+    if x.ndim == 1:
+        norms, length, rate = _one_response(map, x, steps, inputs, method, sources, eps, tol)
+        return ImpulseResponse(norms, length, rate, sources, sizes, method)
+    rows = []
+    for i, u in enumerate(_row_inputs(map, x, inputs, steps)):
+        try:
+            rows.append(_one_response(map, x[i], steps, u, method, sources, eps, tol))
+        except itermap.DivergenceError as err:
+            raise itermap.DivergenceError(f"x[{i}]: {err}") from None
+    return ImpulseResponse(np.stack([r[0] for r in rows]), [r[1] for r in rows],
+                           [r[2] for r in rows], sources, sizes, method, batched=True)
 
 
-def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washout=100,
-                    input_scale=1.0):
+def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: int,
+                    steps: int, rng: RngLike = None, washout: int = 100,
+                    input_scale: float = 1.0) -> MemoryCapacity:
     """Jaeger's short-term memory capacity of a driven map.
 
     The map is driven by an i.i.d. scalar signal ``s(t) ~ U(-input_scale,
@@ -401,7 +539,8 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     steps : int
         Length of the driven run.
     rng : int, Generator or None
-        Source of the input signal.
+        Source of the input signal (see :func:`itermap.as_rng`; None: fresh
+        entropy).
     washout : int
         Initial steps left out of the fit (>= 0).
     input_scale : float
@@ -411,6 +550,15 @@ def memory_capacity(map, *, input_block=None, max_delay, steps, rng=None, washou
     -------
     MemoryCapacity
         ``capacity``, ``r2`` per delay and the ``delays``.
+
+    Raises
+    ------
+    ValueError
+        An autonomous map, an ``input_block`` that is not the map's, a bad
+        ``max_delay``, ``steps``, ``washout`` or ``input_scale``, or too few
+        steps to fit the readout.
+    TypeError
+        A non-integer ``input_block``, ``max_delay``, ``steps`` or ``washout``.
 
     Examples
     --------

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 import itermap
 from itermap import DivergenceError, Map, saveable
+from itermap._types import Array, MapLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
 from ._checks import check_choice, check_memory, check_real_array
@@ -33,6 +36,15 @@ class OrbitDiagram:
         Steps discarded before the first kept state.
     batched : bool
         Whether all parameter values ran as one batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import systems
+    >>> from itermap.analysis import orbit_diagram
+    >>> od = orbit_diagram(systems.logistic, np.array([2.5, 3.2]), np.array([0.3]), keep=4)
+    >>> od.states.shape, sorted(np.round(od.states[1, :2, 0], 3).tolist())  # period 2 at r=3.2
+    ((2, 4, 1), [0.513, 0.799])
     """
 
     values: object
@@ -61,6 +73,15 @@ class LyapunovScan:
         Steps averaged and steps discarded first.
     batched : bool
         Whether all parameter values ran as one batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import systems
+    >>> from itermap.analysis import lyapunov_scan
+    >>> scan = lyapunov_scan(systems.logistic, np.array([4.0]), np.array([0.3]), 4000)
+    >>> round(float(scan.exponents[0, 0]), 1)   # ln 2 at r = 4
+    0.7
     """
 
     values: object
@@ -129,7 +150,9 @@ def _batched_map(make_map, values, x0, inputs, batched):
     return m
 
 
-def orbit_diagram(make_map, values, x0, *, transient=500, keep=100, inputs=None, batched=None):
+def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
+                  transient: int = 500, keep: int = 100, inputs: Array | None = None,
+                  batched: bool | None = None) -> OrbitDiagram:
     """Iterate a family of maps past a transient and keep the states they visit.
 
     Parameters
@@ -156,6 +179,14 @@ def orbit_diagram(make_map, values, x0, *, transient=500, keep=100, inputs=None,
     Returns
     -------
     OrbitDiagram
+
+    Raises
+    ------
+    TypeError
+        A ``make_map`` that is not callable, an ``x0`` that is not a real array.
+    ValueError
+        Bad ``values``, ``transient`` or ``keep``; an ``x0`` with NaN, inf or the
+        wrong shape.
 
     Examples
     --------
@@ -259,8 +290,9 @@ def _segment_stderr(res, segments=10):
     return np.std(means, axis=0, ddof=1) / math.sqrt(means.shape[0])
 
 
-def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=None,
-                  batched=None):
+def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, steps: int, *,
+                  k: int = 1, transient: int = 200, inputs: Array | None = None,
+                  batched: bool | None = None) -> LyapunovScan:
     """The ``k`` largest Lyapunov exponents of a family of maps, one per parameter value.
 
     Parameters
@@ -290,6 +322,14 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
     LyapunovScan
         ``exponents`` NaN where an orbit diverged, ``-inf`` where a direction
         collapsed exactly (see :class:`LyapunovScan`).
+
+    Raises
+    ------
+    TypeError
+        A ``make_map`` that is not callable, an ``x0`` that is not a real array.
+    ValueError
+        ``k`` larger than the map's dimension; bad ``values``, ``steps`` or
+        ``transient``; an ``x0`` with NaN, inf or the wrong shape.
 
     Examples
     --------
@@ -334,7 +374,8 @@ def lyapunov_scan(make_map, values, x0, steps, *, k=1, transient=200, inputs=Non
                         transient=transient, batched=m is not None)
 
 
-def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
+def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
+                        quadrature: int = 4001) -> Array:
     """Mean-field largest Lyapunov exponent of a large random network ``x -> tanh(W x)``.
 
     For ``W_ij ~ N(0, g^2/n)`` and ``n -> infinity`` the pre-activations are
@@ -357,6 +398,11 @@ def mean_field_exponent(gain, *, activation="tanh", quadrature=4001):
     -------
     float or ndarray
         Exponents in nats per step (``-inf`` at gain 0).
+
+    Raises
+    ------
+    ValueError
+        A gain outside [0, 1e6] or not finite, an activation other than tanh.
 
     Examples
     --------
@@ -457,7 +503,7 @@ class _GainBatch(Map):
         return (self._act.derivative(z, np) * self._g[:, None])[..., None] * W
 
 
-def gain_family(map):
+def gain_family(map: MapLike) -> Callable[[float], Map]:
     """The family ``g -> (x -> f(g W x + b))`` of an autonomous network map.
 
     Parameters
@@ -473,6 +519,14 @@ def gain_family(map):
         weights ``g W``; an array of ``P`` gains gives one map whose batch row
         ``i`` runs with ``gains[i]``, so :func:`orbit_diagram` and
         :func:`lyapunov_scan` run every gain in one batched product.
+
+    Raises
+    ------
+    TypeError
+        A map that is not an :class:`itermap.IterativeMap`.
+    ValueError
+        A driven map, activations that differ between blocks, a map not on NumPy
+        (and, from the returned function, gains that are not finite).
 
     Examples
     --------

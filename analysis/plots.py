@@ -27,11 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checks import check_bool, check_choice, check_int, check_real, check_real_array
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "trajectory",
@@ -73,6 +79,14 @@ def _axes(ax, figsize=None):
     if ax is None:
         _, ax = _plt().subplots(figsize=figsize)
     return ax
+
+
+def _figure_width(ax) -> float:
+    """Width in inches of the figure ``ax`` is drawn in (through any subfigures)."""
+    fig: Any = ax.figure
+    while not hasattr(fig, "get_figwidth"):  # a SubFigure: up to the Figure it sits in
+        fig = fig.figure
+    return float(fig.get_figwidth())
 
 
 def _field(obj, name, default=None, *, required=True, param="the argument"):
@@ -136,6 +150,59 @@ def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"
                    label=label or "_")[0]
 
 
+def _style(defaults, kwargs):
+    """The plot style: ``defaults`` overridden by the caller's ``kwargs``."""
+    style = dict(defaults)
+    style.update(kwargs)
+    return style
+
+
+def _floats(obj, name, param):
+    """Field ``name`` of ``obj`` as a float NumPy array (TypeError naming ``param``)."""
+    return _np(_field(obj, name, param=param)).astype(float)
+
+
+def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
+    """The axis setup every figure shares: labels, integer steps, a log axis, a legend.
+
+    ``legend``: None (none), ``"small"`` (small font, best place), ``"if_any"``
+    (small, only when something is labelled) or ``"right"`` (outside, to the right).
+    """
+    if log_y:
+        ax.set_yscale("log")
+        _readable_log_axis(ax.yaxis)
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend == "small" or (legend == "if_any" and ax.get_legend_handles_labels()[0]):
+        ax.legend(fontsize="small")
+    return ax
+
+
+def _legend_right(ax, **kwargs):
+    """A legend outside the Axes, to the right, its top at the top of the Axes."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def _key(ax, handles, *, y, ncol, **kwargs):
+    """A colour or width key centred above (``y > 1``) or below (``y < 0``) the Axes."""
+    return ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol,
+                     frameon=False, fontsize="small", borderaxespad=0.0, **kwargs)
+
+
+def _square(ax, lo, hi, *, invert_y=False, adjustable=None):
+    """Equal-aspect Axes showing ``[lo, hi]`` on both axes (y from hi to lo if inverted)."""
+    ax.set_xlim(lo, hi)
+    ax.set_ylim((hi, lo) if invert_y else (lo, hi))
+    if adjustable is None:
+        ax.set_aspect("equal")
+    else:
+        ax.set_aspect("equal", adjustable=adjustable)
+
+
 def _zero_line(ax, *, orientation="h"):
     # dotted and grey: dashed black lines are predictions (the mean field)
     kw = dict(color="0.45", lw=0.8, ls=":", zorder=0, label="_zero")
@@ -143,7 +210,8 @@ def _zero_line(ax, *, orientation="h"):
 
 
 # -- trajectories -------------------------------------------------------------------
-def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs):
+def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = None,
+               time: bool = False, max_lines: int = 20, **kwargs: Any) -> Axes:
     """A phase portrait (or a time series) of a trajectory.
 
     Parameters
@@ -166,6 +234,14 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        ``traj`` without ``states``, or ``dims`` that is not a pair of ints.
+    ValueError
+        States of the wrong shape, a component that does not exist, or not two
+        components for a phase portrait.
 
     Examples
     --------
@@ -201,35 +277,30 @@ def trajectory(traj, *, dims=(0, 1), ax=None, time=False, max_lines=20, **kwargs
     if time:
         for c, d in enumerate(dims):  # one colour per component, one line per trajectory
             for b in range(B):
-                style = dict(color=f"C{c}", lw=0.8, alpha=1.0 if B == 1 else 0.7)
-                style.update(kwargs)
+                style = _style(dict(color=f"C{c}", lw=0.8, alpha=1.0 if B == 1 else 0.7),
+                               kwargs)
                 ax.plot(times, states[:, b, d], label=f"$x_{{{d % dim}}}$" if b == 0 else "_",
                         **style)
-        ax.set_xlabel("step $k$")
-        ax.set_ylabel("state component")
+        _finish(ax, "step $k$", "state component")
         if len(dims) > 1:
             ax.legend()
         return ax
-    style = dict(ls="none", marker=".", ms=1.5, alpha=0.7)
-    style.update(kwargs)
+    style = _style(dict(ls="none", marker=".", ms=1.5, alpha=0.7), kwargs)
     if dim == 1:
         for b in range(B):
             ax.plot(states[:-1, b, 0], states[1:, b, 0], label="_", **style)
-        ax.set_xlabel("state $x_k$")
-        ax.set_ylabel("next state $x_{k+1}$")
-        return ax
+        return _finish(ax, "state $x_k$", "next state $x_{k+1}$")
     if len(dims) != 2:
         raise ValueError(f"a phase portrait needs two components, got dims={dims}")
     i, j = dims
     for b in range(B):
         ax.plot(states[:, b, i], states[:, b, j], label="_", **style)
-    ax.set_xlabel(f"state $x_{{{i % dim}}}$")
-    ax.set_ylabel(f"state $x_{{{j % dim}}}$")
-    return ax
+    return _finish(ax, f"state $x_{{{i % dim}}}$", f"state $x_{{{j % dim}}}$")
 
 
 # -- Lyapunov spectra -------------------------------------------------------------------
-def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
+def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None = None,
+                      **kwargs: Any) -> Axes:
     """Lyapunov exponents against their index, with error bars and the zero line.
 
     Parameters
@@ -246,6 +317,13 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     matplotlib.axes.Axes
         Exponents of ``-inf`` (exact collapses) are drawn as downward
         triangles on the bottom edge.
+
+    Raises
+    ------
+    TypeError
+        ``result`` without ``exponents``.
+    ValueError
+        Exponents that are not one-dimensional.
 
     Examples
     --------
@@ -276,12 +354,9 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
     _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     _zero_line(ax)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.5, exps.size + 0.5)
-    ax.set_xlabel("index $i$")
-    ax.set_ylabel(f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
+    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})",
+            integer_x=True)
     if dky is not None and np.isfinite(float(dky)):
         ax.text(0.97, 0.95, f"$D_{{KY}} = {float(dky):.3g}$", transform=ax.transAxes,
                 ha="right", va="top", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
@@ -290,7 +365,8 @@ def lyapunov_spectrum(result, *, ax=None, label=None, **kwargs):
     return ax
 
 
-def lyapunov_history(result, *, ax=None, max_exponents=None):
+def lyapunov_history(result: Any, *, ax: Axes | None = None,
+                     max_exponents: int | None = None) -> Axes:
     """How the exponent estimates converge with the number of steps averaged.
 
     Parameters
@@ -308,6 +384,14 @@ def lyapunov_history(result, *, ax=None, max_exponents=None):
     matplotlib.axes.Axes
         Estimates of ``-inf`` are drawn as small triangles on the bottom edge.
 
+    Raises
+    ------
+    TypeError
+        ``result`` without ``history`` or ``history_steps``, a non-integer
+        ``max_exponents``.
+    ValueError
+        A history that does not match its steps, ``max_exponents < 1``.
+
     Examples
     --------
     >>> import numpy as np
@@ -318,14 +402,14 @@ def lyapunov_history(result, *, ax=None, max_exponents=None):
     """
     if max_exponents is not None:
         max_exponents = check_int("max_exponents", max_exponents, 1)
-    hist = _np(_field(result, "history", param="result")).astype(float)
-    steps = _np(_field(result, "history_steps", param="result")).astype(float)
+    hist = _floats(result, "history", "result")
+    steps = _floats(result, "history_steps", "result")
     if hist.ndim == 1:
         hist = hist[:, None]
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)
-    marker = dict(marker=".", ms=3) if steps.size <= 30 else {}
+    marker: dict[str, Any] = dict(marker=".", ms=3) if steps.size <= 30 else {}
     k = hist.shape[1]
     shown = k if max_exponents is None else min(k, max_exponents)
     for i in range(shown):
@@ -336,16 +420,21 @@ def lyapunov_history(result, *, ax=None, max_exponents=None):
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
-    ax.set_xlabel("steps averaged")
-    ax.set_ylabel(f"estimate ({EXPONENT_UNIT})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              handlelength=1.2, ncols=1 if shown <= 12 else 2,
-              title=None if shown == k else f"first {shown} of {k}")
+    _finish(ax, "steps averaged", f"estimate ({EXPONENT_UNIT})")
+    _legend_right(ax, handlelength=1.2, ncols=1 if shown <= 12 else 2,
+                  title=None if shown == k else f"first {shown} of {k}")
     return ax
 
 
-def lyapunov_panels(result, *, fig=None):
+def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
     """Two panels: the spectrum and its convergence history.
+
+    Parameters
+    ----------
+    result : LyapunovSpectrum
+        An object with ``exponents``, ``history`` and ``history_steps``.
+    fig : matplotlib Figure, optional
+        The figure to draw into; a new one, two panels wide, by default.
 
     Returns
     -------
@@ -370,7 +459,7 @@ def lyapunov_panels(result, *, fig=None):
 
 
 # -- fixed points ---------------------------------------------------------------------
-def eigenvalues(fixed_points, *, ax=None):
+def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     """Jacobian eigenvalues of fixed points in the complex plane, with the unit circle.
 
     Each fixed point has its own marker (up to ten points; beyond that they
@@ -388,6 +477,13 @@ def eigenvalues(fixed_points, *, ax=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        ``fixed_points`` without ``eigenvalues``.
+    ValueError
+        Eigenvalues of the wrong shape, or ``stable`` that does not match them.
 
     Examples
     --------
@@ -425,30 +521,56 @@ def eigenvalues(fixed_points, *, ax=None):
                        facecolors="none" if markers[i] in "osD^vh" else None,
                        label=f"point {i}, {kind} ({row.size} eigenvalues)")
     else:
-        for mask, name, style in ((stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
-                                  (~stable, "unstable", dict(marker="x", color=POSITIVE,
-                                                              s=18))):
+        styles: list[tuple[Any, str, dict[str, Any]]] = [
+            (stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
+            (~stable, "unstable", dict(marker="x", color=POSITIVE, s=18))]
+        for mask, name, style in styles:
             pts = ev2[mask].reshape(-1)
             if pts.size:
                 ax.scatter(pts.real, pts.imag, lw=0.9, zorder=3,
                            label=f"{name}: {int(mask.sum())} points, {pts.size} eigenvalues",
                            **style)
     r = max(1.1, 1.1 * float(np.abs(ev2).max(initial=0.0)))
-    ax.set_xlim(-r, r)
-    ax.set_ylim(-r, r)
-    ax.set_aspect("equal")
+    _square(ax, -r, r)
     ax.axhline(0, color="0.8", lw=0.5, zorder=0)
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
-    ax.set_xlabel(r"Re $\mu$")
-    ax.set_ylabel(r"Im $\mu$")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
-              handletextpad=0.3, borderaxespad=0.0)
+    _finish(ax, r"Re $\mu$", r"Im $\mu$")
+    _legend_right(ax, fontsize="small", frameon=False, handletextpad=0.3)
     return ax
 
 
 # -- impulse response ---------------------------------------------------------------------
-def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_length=True,
-                     total=False, **kwargs):
+def _impulse_norms(ir, index):
+    """``(norms, length)`` of one state's response: row ``index`` of a batch."""
+    if hasattr(ir, "ndim"):
+        norms, length, batched = _np(ir), None, None
+    else:
+        norms = _np(_field(ir, "norms", param="ir"))
+        length = _field(ir, "length", None, required=False)
+        batched = _field(ir, "batched", None, required=False)
+    norms = np.asarray(norms, dtype=float)
+    if batched is None:  # a bare array: four axes are a batch
+        batched = norms.ndim == 4
+    if not batched:
+        if index is not None:
+            raise ValueError("index: the impulse response is of one state, not a batch")
+        return norms, length
+    if index is None:
+        raise ValueError(f"ir is the response of a batch of {norms.shape[0]} states: pick one "
+                         "with index=i (or plot ir.row(i))")
+    index = check_int("index", index)
+    if norms.ndim != 4 or not -norms.shape[0] <= index < norms.shape[0]:
+        raise ValueError(f"index {index} is out of range for a batch of norms of shape "
+                         f"{norms.shape}")
+    if isinstance(length, list | tuple):
+        length = length[index]
+    return norms[index], length
+
+
+def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = None,
+                     labels: Sequence[str] | None = None, label: str | None = None,
+                     mark_length: bool = True, total: bool = False, index: int | None = None,
+                     **kwargs: Any) -> Axes:
     """Norm of the response in each block against the step, on a log axis.
 
     Parameters
@@ -458,6 +580,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         (optionally ``length``), or the norms array itself, ``(steps + 1,
         n_targets)`` or ``(steps + 1, n_sources, n_targets)``.
     ax : matplotlib Axes, optional
+        The Axes to draw into; a new figure by default.
     source : int, optional
         The row of ``norms`` (source block) to show; by default each target
         block shows its response to impulses in every source at once (the
@@ -470,12 +593,25 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         A prefix for the legend entries (to compare several networks on one Axes).
     mark_length : bool
         Draw a dotted vertical line at a finite ``length``.
+    index : int, optional
+        For the response of a batch of states (``ir.batched``, or norms of
+        shape ``(B, steps + 1, n_sources, n_targets)``): the state to show.
+        Required for a batch, refused otherwise.
     **kwargs
         Passed to ``ax.plot``.
 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        Norms of the wrong shape, a source that does not exist, labels that
+        do not match the target blocks, a batch without ``index`` (or an
+        ``index`` out of range), an ``index`` for one state.
+    TypeError
+        ``ir`` without ``norms``, or a non-integer ``source`` or ``index``.
 
     Examples
     --------
@@ -491,12 +627,7 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
     Exact zeros cannot sit on a log axis: a finite impulse response (an MLP)
     shows as lines that end.
     """
-    if hasattr(ir, "ndim"):
-        norms, length = _np(ir), None
-    else:
-        norms = _np(_field(ir, "norms", param="ir"))
-        length = _field(ir, "length", None, required=False)
-    norms = np.asarray(norms, dtype=float)
+    norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
         norms = norms[:, None, :]
     if norms.ndim != 3:
@@ -527,25 +658,19 @@ def impulse_response(ir, *, ax=None, source=None, labels=None, label=None, mark_
         y = _finite_positive(np.sqrt(np.sum(per_target ** 2, axis=1)))
         ax.plot(steps, y, color="k", lw=1.2, marker=".", ms=3,
                 label="total" if label is None else f"{label}: total")
-    ax.set_yscale("log")
-    _readable_log_axis(ax.yaxis)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if mark_length and length is not None:
         ax.axvline(float(length), color="0.3", ls=":", lw=0.9,
                    label=("" if label is None else f"{label}: ") + f"length {int(length)}")
     # say what is plotted: the Frobenius norm of the response to a unit impulse in every
     # unit of the source block(s), and that k = 0 is the impulse itself
-    ax.set_xlabel("step $k$ ($k = 0$: the impulse)")
     where = "every block" if source is None else f"block {source}"
-    ax.set_ylabel(r"$\|\partial x_k / \partial x_0\|_F$, unit impulses in " + where)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
-    return ax
+    return _finish(ax, "step $k$ ($k = 0$: the impulse)",
+                   r"$\|\partial x_k / \partial x_0\|_F$, unit impulses in " + where,
+                   integer_x=True, log_y=True, legend="if_any")
 
 
-def memory_capacity(results, *, ax=None, labels=None, **kwargs):
+def memory_capacity(results: Any, *, ax: Axes | None = None,
+                    labels: Sequence[str] | None = None, **kwargs: Any) -> Axes:
     """Jaeger's memory capacity per delay, one line per map, the total in the legend.
 
     Parameters
@@ -562,6 +687,14 @@ def memory_capacity(results, *, ax=None, labels=None, **kwargs):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        A result without ``r2`` or ``delays``.
+    ValueError
+        No results, labels that do not match them, ``r2`` that does not match
+        ``delays``.
 
     Examples
     --------
@@ -595,13 +728,8 @@ def memory_capacity(results, *, ax=None, labels=None, **kwargs):
         total = float(_field(mc, "capacity", r2.sum(), required=False))
         ax.plot(delays, r2, marker=".", ms=4, label=f"{name} (MC = {total:.2f})", **kwargs)
     ax.set_ylim(-0.03, 1.03)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("delay $d$ (steps)")
-    ax.set_ylabel(r"$r^2$ of $u_{t-d}$ read from $x_t$")
-    ax.legend(fontsize="small")
-    return ax
+    return _finish(ax, "delay $d$ (steps)", r"$r^2$ of $u_{t-d}$ read from $x_t$",
+                   integer_x=True, legend="small")
 
 
 # -- block matrix and graph ----------------------------------------------------------------
@@ -632,7 +760,8 @@ def _block_matrix_of(W, sizes):
     return S, sizes
 
 
-def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
+def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None = None,
+                 labels: Sequence[str] | None = None, markersize: float | None = None) -> Axes:
     """A spy plot of a block weight matrix with the block boundaries and labels.
 
     Positive entries are red, negative ones blue; row ``i`` receives from
@@ -653,6 +782,12 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    ValueError
+        A matrix that is not square, block sizes that do not add up to its size,
+        labels that do not match the blocks.
+
     Examples
     --------
     >>> import numpy as np
@@ -670,8 +805,7 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     rows, cols, vals = S.row[keep], S.col[keep], S.data[keep]
     ax = _axes(ax)
     if markersize is None:
-        fig = ax.figure
-        width_pt = ax.get_position().width * fig.get_figwidth() * 72
+        width_pt = ax.get_position().width * _figure_width(ax) * 72
         markersize = float(np.clip(0.9 * width_pt / max(n, 1), 0.3, 8.0))
     for mask, color, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative")):
         ax.plot(cols[mask], rows[mask], ls="none", marker="s", ms=markersize, mew=0,
@@ -680,9 +814,7 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     for o in offsets[1:-1]:
         ax.axhline(o - 0.5, color="0.3", lw=0.6, label="_boundary")
         ax.axvline(o - 0.5, color="0.3", lw=0.6, label="_boundary")
-    ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_aspect("equal")
+    _square(ax, -0.5, n - 0.5, invert_y=True)
     for spine in ax.spines.values():
         spine.set_visible(True)
     centers = (offsets[:-1] + offsets[1:]) / 2 - 0.5
@@ -693,8 +825,7 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     ax.set_xticks(centers, labels)
     ax.set_yticks(centers, labels)
     ax.tick_params(length=0)
-    ax.set_xlabel("from block $j$ (columns: units)")
-    ax.set_ylabel("to block $i$ (rows: units)")
+    _finish(ax, "from block $j$ (columns: units)", "to block $i$ (rows: units)")
     ax.set_title(f"$W$: {n}$\\times${n}, nnz {len(vals)}, density {len(vals) / n**2:.2g}")
     # the colour key travels with the figure (a PDF on its own has no caption)
     from matplotlib.lines import Line2D
@@ -702,8 +833,7 @@ def block_matrix(W, *, ax=None, sizes=None, labels=None, markersize=None):
     key = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
                   label=f"{name} weight ({int(np.sum(m))})")
            for m, c, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))]
-    ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
-              frameon=False, fontsize="small", handletextpad=0.2, borderaxespad=0.0)
+    _key(ax, key, y=-0.14, ncol=2, handletextpad=0.2)
     return ax
 
 
@@ -776,7 +906,9 @@ def _self_loops(ax, G, pos, centre, color_of, width_of, alpha):
                             alpha=alpha, zorder=1))
 
 
-def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, level="auto"):
+def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None,
+                   node_size: float | None = None, labels: Sequence[str] | None = None,
+                   level: str = "auto") -> Axes:
     """Draw a sparsity graph: each block's units on a ring, the blocks left to right.
 
     Edges are red for positive weights, blue for negative ones (unit-level
@@ -803,6 +935,13 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, leve
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        ``G`` that is not a networkx graph.
+    ValueError
+        An unknown ``level``.
 
     Examples
     --------
@@ -834,7 +973,7 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, leve
             largest = max(np.unique([G.nodes[v].get("block", 0) for v in G.nodes],
                                     return_counts=True)[1], default=1)
             spacing_pt = (2 * np.pi * _RING / max(largest, 1) * ax.get_position().width
-                          * ax.figure.get_figwidth() * 72 / max(len(blocks), 1))
+                          * _figure_width(ax) * 72 / max(len(blocks), 1))
             node_size = float(np.clip((0.6 * spacing_pt) ** 2, 1.0, 120.0))
         else:
             node_size = 120.0
@@ -884,8 +1023,7 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, leve
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
     if G.number_of_edges():
-        ax.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize="small",
-                  frameon=False, borderaxespad=0.0, bbox_to_anchor=(0.5, 1.08))
+        _key(ax, handles, y=1.08, ncol=len(handles))
     if labels is None:
         labels = [f"block {b}" for b in blocks]
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
@@ -902,7 +1040,8 @@ def sparsity_graph(G, *, ax=None, arrows=None, node_size=None, labels=None, leve
 
 
 # -- parameter scans ---------------------------------------------------------------------
-def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
+def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
+                  xlabel: str = "parameter", **kwargs: Any) -> Axes:
     """A bifurcation (orbit) diagram: the states kept after the transient per parameter.
 
     Parameters
@@ -920,6 +1059,13 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``od`` without ``values`` or ``states``, a non-integer ``component``.
+    ValueError
+        States that do not match the values, a component that does not exist.
+
     Examples
     --------
     >>> import numpy as np
@@ -931,8 +1077,8 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     >>> ax.get_lines()[0].get_xdata().shape
     (1000,)
     """
-    values = _np(_field(od, "values", param="od")).astype(float)
-    states = _np(_field(od, "states", param="od")).astype(float)
+    values = _floats(od, "values", "od")
+    states = _floats(od, "states", "od")
     if states.ndim == 2:
         states = states[..., None]
     if states.ndim != 3 or states.shape[0] != values.shape[0]:
@@ -944,20 +1090,20 @@ def orbit_diagram(od, *, ax=None, component=0, xlabel="parameter", **kwargs):
     keep = states.shape[1]
     x = np.repeat(values, keep)
     y = states[:, :, component].reshape(-1)
-    style = dict(ls="none", marker=",", color="k", alpha=0.6)
-    if x.size < 20000:
-        style.update(marker=".", ms=0.8)
-    style.update(kwargs)
+    # a pixel per point for many points, small dots for fewer
+    marker = dict(marker=".", ms=0.8) if x.size < 20000 else dict(marker=",")
+    style = _style(dict(ls="none", color="k", alpha=0.6, **marker), kwargs)
     ax = _axes(ax)
     ax.plot(x, y, **style)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"state $x_{{{component % states.shape[2]}}}$ (after transient)")
+    _finish(ax, xlabel, f"state $x_{{{component % states.shape[2]}}}$ (after transient)")
     ax.set_xlim(values.min(), values.max())
     return ax
 
 
-def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference_label="theory",
-                  reference_values=None, all_exponents=False, **kwargs):
+def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$",
+                  reference: Any = None, reference_label: str = "theory",
+                  reference_values: Any = None, all_exponents: bool = False,
+                  **kwargs: Any) -> Axes:
     """The largest Lyapunov exponent against a parameter, with the zero line.
 
     Parameters
@@ -983,6 +1129,14 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``scan`` without ``values`` or ``exponents``.
+    ValueError
+        Exponents that do not match the values, a ``reference`` that matches
+        neither the values nor ``reference_values``.
+
     Examples
     --------
     >>> import numpy as np
@@ -993,8 +1147,8 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
     >>> ax.get_xlabel()
     'gain $g$'
     """
-    values = _np(_field(scan, "values", param="scan")).astype(float)
-    exps = _np(_field(scan, "exponents", param="scan")).astype(float)
+    values = _floats(scan, "values", "scan")
+    exps = _floats(scan, "exponents", "scan")
     if exps.ndim == 1:
         exps = exps[:, None]
     if exps.ndim != 2 or exps.shape[0] != values.shape[0]:
@@ -1006,10 +1160,9 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
         for i in range(1, exps.shape[1]):
             ax.plot(values, exps[:, i], color="0.6", lw=0.7,
                     label="other exponents" if i == 1 else "_")
-    kw = dict(marker="o", ms=3, lw=1.0)
-    kw.update(kwargs)
     ax.errorbar(values, exps[:, 0], yerr=None if err is None else err[:, 0],
-                label=r"largest exponent $\lambda_1$", **kw)
+                label=r"largest exponent $\lambda_1$",
+                **_style(dict(marker="o", ms=3, lw=1.0), kwargs))
     if reference is not None:
         ref = np.asarray(_np(reference), dtype=float)
         ref_x = values if reference_values is None else np.asarray(_np(reference_values),
@@ -1019,14 +1172,12 @@ def lyapunov_scan(scan, *, ax=None, xlabel="gain $g$", reference=None, reference
                              f"(the scan's values, or reference_values)")
         ax.plot(ref_x, ref, ls="--", color="k", lw=1.0, label=reference_label)
     _zero_line(ax)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"Lyapunov exponent ({EXPONENT_UNIT})")
-    ax.legend(fontsize="small")
-    return ax
+    return _finish(ax, xlabel, f"Lyapunov exponent ({EXPONENT_UNIT})", legend="small")
 
 
 # -- style and output -------------------------------------------------------------------------
-def paper_style(columns=1, *, height=None):
+def paper_style(columns: int = 1, *,
+                height: float | None = None) -> contextlib.AbstractContextManager:
     """Context manager: the shipped paper style, sized for one or two columns.
 
     Inside it new figures are ``COLUMN_WIDTHS[columns]`` inches wide, fonts
@@ -1038,6 +1189,16 @@ def paper_style(columns=1, *, height=None):
     height : float, optional
         Figure height in inches (default: 0.68 x width for one column, 2.6
         inches for two).
+
+    Returns
+    -------
+    context manager
+        Entering it yields ``(width, height)`` in inches.
+
+    Raises
+    ------
+    ValueError
+        ``columns`` other than 1 or 2, a height that is not positive.
 
     Examples
     --------
@@ -1066,13 +1227,33 @@ def _styled(width, height):
         yield (width, height)
 
 
-def save_figure(fig, path, *, formats=("pdf", "png"), dpi=200):
+def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = ("pdf", "png"),
+                dpi: float = 200) -> list[str]:
     """Save ``fig`` as ``path.pdf`` and ``path.png`` (the suffix of ``path`` is replaced).
+
+    Parameters
+    ----------
+    fig : matplotlib Figure or Axes
+        What to save (an Axes saves its figure).
+    path : str or path-like
+        The file name stem; a suffix is replaced by each format's.
+    formats : sequence of str
+        File formats, ``("pdf", "png")`` by default.
+    dpi : float
+        Resolution of raster formats.
 
     Returns
     -------
     list of str
         The written files.
+
+    Raises
+    ------
+    TypeError
+        ``fig`` that is neither a Figure nor an Axes, a ``path`` that is not a
+        non-empty path.
+    ValueError
+        A ``path`` that is a folder.
 
     Examples
     --------

@@ -18,6 +18,25 @@ class Activation:
     both evaluated at the pre-activation ``z`` with the array namespace ``xp``.
     ``numpy_inplace``, when given, overwrites a NumPy array with ``f(z)``: the
     simulator uses it on fresh pre-activations to save an allocation per step.
+
+    Attributes
+    ----------
+    name : str
+        The name it is registered under in :data:`itermap.ACTIVATIONS`.
+    function : callable
+        ``function(z, xp)``: ``f(z)`` with the array namespace ``xp``.
+    derivative : callable
+        ``derivative(z, xp)``: ``f'(z)``.
+    numpy_inplace : callable or None
+        ``numpy_inplace(z)``: ``f(z)`` written over a NumPy array ``z``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import ACTIVATIONS
+    >>> tanh = ACTIVATIONS["tanh"]
+    >>> tanh.apply(np.array([0.0]), np), tanh.derivative(np.array([0.0]), np)
+    (array([0.]), array([1.]))
     """
 
     name: str

@@ -9,6 +9,7 @@ cupyx.scipy.sparse on the GPU.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -51,22 +52,74 @@ def _cupy_sparse():
 
 
 def cupy_available() -> bool:
-    """True when cupy imports and sees at least one GPU."""
+    """True when cupy imports and sees at least one GPU.
+
+    Returns
+    -------
+    bool
+        Whether the ``"cupy"`` backend can be used on this machine.
+
+    Examples
+    --------
+    >>> from itermap.backends import cupy_available
+    >>> isinstance(cupy_available(), bool)
+    True
+    """
     return _cupy() is not None
 
 
-def is_sparse(a) -> bool:
-    """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays."""
+def is_sparse(a: Any) -> bool:
+    """True for scipy.sparse and cupyx.scipy.sparse matrices and arrays.
+
+    Parameters
+    ----------
+    a : object
+        Anything.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from itermap.backends import is_sparse
+    >>> is_sparse(sp.eye(3, format="csr")), is_sparse(np.eye(3))
+    (True, False)
+    """
     if sp.issparse(a):
         return True
     csp = _cupy_sparse() if "cupy" in type(a).__module__ else None
     return csp is not None and csp.issparse(a)
 
 
-def namespace(*arrays):
+def namespace(*arrays: Any) -> Any:
     """The array-API namespace shared by ``arrays`` (None entries are ignored).
 
     Sparse matrices count as their dense counterpart's namespace.
+
+    Parameters
+    ----------
+    *arrays : arrays, sparse matrices or None
+        The arrays an operation combines.
+
+    Returns
+    -------
+    module
+        The array-API namespace (``array_api_compat``'s wrapper of NumPy, CuPy, ...).
+
+    Raises
+    ------
+    TypeError
+        When the arrays come from different libraries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import namespace
+    >>> xp = namespace(np.zeros(2), None)
+    >>> bool(xp.sum(xp.ones(3)) == 3)
+    True
     """
     dense = []
     for a in arrays:
@@ -81,10 +134,26 @@ def namespace(*arrays):
     return array_api_compat.array_namespace(*dense)
 
 
-def backend_of(a) -> str:
+def backend_of(a: Any) -> str:
     """``"cupy"`` for arrays on a CUDA device, ``"numpy"`` for host arrays.
 
     Other array-API libraries (array_api_strict, ...) report their module name.
+
+    Parameters
+    ----------
+    a : array, sparse matrix, scalar or None
+        None and Python or NumPy scalars count as ``"numpy"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import backend_of
+    >>> backend_of(np.zeros(3)), backend_of(None)
+    ('numpy', 'numpy')
     """
     if a is None:
         return "numpy"
@@ -103,8 +172,33 @@ def _check_backend(name: str) -> None:
         raise ValueError("backend 'cupy' requested but cupy or a CUDA GPU is not available")
 
 
-def to_backend(a, name: str):
-    """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy")."""
+def to_backend(a: Any, name: str) -> Any:
+    """Move a dense or sparse array to backend ``name`` ("numpy" or "cupy").
+
+    Parameters
+    ----------
+    a : array, sparse matrix or None
+        What to move (None is returned as is).
+    name : {"numpy", "cupy"}
+        The target backend.
+
+    Returns
+    -------
+    array or sparse matrix
+        ``a`` on ``name`` (the same object when it is there already).
+
+    Raises
+    ------
+    ValueError
+        An unknown backend, or ``"cupy"`` without cupy or a GPU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import to_backend
+    >>> to_backend([1.0, 2.0], "numpy")
+    array([1., 2.])
+    """
     _check_backend(name)
     if a is None:
         return None
@@ -118,8 +212,25 @@ def to_backend(a, name: str):
     return cp.asarray(to_numpy(a) if backend_of(a) not in ("numpy", "cupy") else a)
 
 
-def to_numpy(a):
-    """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix."""
+def to_numpy(a: Any) -> Any:
+    """A host copy (or view) of ``a``: numpy array or scipy.sparse CSR matrix.
+
+    Parameters
+    ----------
+    a : array, sparse matrix, scalar or None
+        From any backend.
+
+    Returns
+    -------
+    numpy.ndarray, scipy.sparse matrix or None
+        A host copy (or ``a`` itself when it already lives on the host).
+
+    Examples
+    --------
+    >>> from itermap.backends import to_numpy
+    >>> to_numpy([0.5, 1.5]).dtype
+    dtype('float64')
+    """
     if a is None:
         return None
     if is_sparse(a):
@@ -136,8 +247,26 @@ def to_numpy(a):
         return np.from_dlpack(a)
 
 
-def sparse_module(xp):
-    """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy."""
+def sparse_module(xp: Any) -> Any:
+    """scipy.sparse, or cupyx.scipy.sparse when ``xp`` is cupy.
+
+    Parameters
+    ----------
+    xp : module
+        An array namespace, as :func:`namespace` returns.
+
+    Returns
+    -------
+    module
+        ``scipy.sparse`` for NumPy, ``cupyx.scipy.sparse`` for CuPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.backends import namespace, sparse_module
+    >>> sparse_module(namespace(np.zeros(1))).__name__
+    'scipy.sparse'
+    """
     if "cupy" in getattr(xp, "__name__", ""):
         return _cupy_sparse()
     return sp

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,6 +13,7 @@ import scipy.sparse as sp
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._checks import check_real, named
 from ._rng import as_rng
+from ._types import Array, RngLike
 
 __all__ = ["BlockMatrix"]
 
@@ -63,7 +66,7 @@ class BlockMatrix:
            [1., 1.]])
     """
 
-    def __init__(self, sizes, blocks=None):
+    def __init__(self, sizes: Sequence[int], blocks: Mapping[tuple[int, int], Any] | None = None):
         self._sizes = _check_sizes(sizes)
         n = len(self._sizes)
         if blocks is None:
@@ -121,7 +124,8 @@ class BlockMatrix:
 
     # -- construction from a pattern --------------------------------------
     @classmethod
-    def from_pattern(cls, sizes, pattern, *, rng=None, scale=1.0):
+    def from_pattern(cls, sizes: Sequence[int], pattern: Any, *, rng: RngLike = None,
+                     scale: float = 1.0) -> BlockMatrix:
         """Build a random block matrix from a grid of block tokens.
 
         Parameters
@@ -145,6 +149,18 @@ class BlockMatrix:
             the expected number of nonzeros per row of the block, so every
             random block has a gain of about ``scale`` whatever its sparsity.
             Identity blocks are exact ones.
+
+        Returns
+        -------
+        BlockMatrix
+
+        Raises
+        ------
+        ValueError
+            A pattern that is not ``n x n`` for ``n`` blocks, an unknown token, an
+            identity on a block that is not square, a bad ``scale``.
+        TypeError
+            Sizes that are not integers.
 
         Examples
         --------
@@ -238,8 +254,32 @@ class BlockMatrix:
         """Fraction of nonzero entries of the full ``dim x dim`` matrix."""
         return self.nnz / float(self.dim) ** 2
 
-    def block(self, i: int, j: int):
-        """Block ``(i, j)``: the stored array, or zeros of the blocks' kind."""
+    def block(self, i: int, j: int) -> Array | None:
+        """Block ``(i, j)``: the stored array, or zeros of the blocks' kind.
+
+        Parameters
+        ----------
+        i, j : int
+            Output block and input block (negative counts from the end).
+
+        Returns
+        -------
+        array or sparse matrix of shape (sizes[i], sizes[j])
+
+        Raises
+        ------
+        ValueError
+            A block outside the grid.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.block(1, 0), W.block(0, 0)
+        (array([[ 1., -2.]]), array([[0., 0.],
+               [0., 0.]]))
+        """
         n = self.n_blocks
         if not (-n <= i < n and -n <= j < n):
             raise ValueError(f"block ({i}, {j}) is outside the {n} x {n} block grid")
@@ -252,7 +292,21 @@ class BlockMatrix:
         return self._xp().zeros(shape, dtype=self._dense_dtype())
 
     def block_pattern(self) -> np.ndarray:
-        """Boolean ``(n_blocks, n_blocks)`` array, True where a block is stored."""
+        """Boolean ``(n_blocks, n_blocks)`` array, True where a block is stored.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_blocks, n_blocks)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.block_pattern()
+        array([[False, False],
+               [ True, False]])
+        """
         mask = np.zeros((self.n_blocks, self.n_blocks), dtype=bool)
         for i, j in self._blocks:
             mask[i, j] = True
@@ -270,8 +324,23 @@ class BlockMatrix:
         return self.dtype
 
     # -- conversions ------------------------------------------------------
-    def to_dense(self):
-        """The full ``dim x dim`` matrix as a dense array on the blocks' backend."""
+    def to_dense(self) -> Array:
+        """The full ``dim x dim`` matrix as a dense array on the blocks' backend.
+
+        Returns
+        -------
+        array of shape (dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to_dense()
+        array([[ 0.,  0.,  0.],
+               [ 0.,  0.,  0.],
+               [ 1., -2.,  0.]])
+        """
         xp = self._xp()
         off = self.offsets
         dense_blocks = {}
@@ -283,8 +352,21 @@ class BlockMatrix:
             out[off[i]:off[i + 1], off[j]:off[j + 1]] = xp.astype(b, dtype)
         return out
 
-    def to_sparse(self):
-        """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU)."""
+    def to_sparse(self) -> Any:
+        """The full matrix as CSR (scipy.sparse, or cupyx.scipy.sparse on the GPU).
+
+        Returns
+        -------
+        sparse matrix (CSR) of shape (dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to_sparse().nnz
+        2
+        """
         if self.backend == "cupy":
             smod = sparse_module(self._xp())
         else:
@@ -305,7 +387,29 @@ class BlockMatrix:
         return smod.bmat(grid, format="csr")
 
     def to(self, backend: str) -> BlockMatrix:
-        """A copy with every block moved to ``backend`` ("numpy" or "cupy")."""
+        """A copy with every block moved to ``backend`` ("numpy" or "cupy").
+
+        Parameters
+        ----------
+        backend : {"numpy", "cupy"}
+
+        Returns
+        -------
+        BlockMatrix
+
+        Raises
+        ------
+        ValueError
+            An unknown backend, or ``"cupy"`` without cupy or a GPU.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> W.to("numpy").backend
+        'numpy'
+        """
         return BlockMatrix(self._sizes,
                            {k: to_backend(b, backend) for k, b in self._blocks.items()})
 
@@ -318,6 +422,19 @@ class BlockMatrix:
 
         Each cell shows ``.`` for a zero block, ``#`` for a dense block and
         ``s`` for a sparse one.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
+        >>> print(W.describe())  # doctest: +ELLIPSIS
+        2 x 2 blocks, sizes [2, 1], nnz 2, density 0.222
+        ...
         """
         lines = [f"{self.n_blocks} x {self.n_blocks} blocks, sizes {list(self._sizes)}, "
                  f"nnz {self.nnz}, density {self.density:.3g}"]

@@ -10,6 +10,8 @@ parameters (nonzero weights), which :func:`add_blocks` can keep.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +21,7 @@ from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_bool, check_real
 from ._network import IterativeMap
 from ._rng import as_rng
+from ._types import RngLike
 
 __all__ = ["add_blocks", "mlp_continuum"]
 
@@ -66,7 +69,8 @@ def _thin(blocks, remove, gen, protect):
     return out
 
 
-def add_blocks(base, blocks, *, rng=None, scale=1.0, equal_params=False):
+def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLike = None,
+               scale: float = 1.0, equal_params: bool = False) -> IterativeMap | BlockMatrix:
     """Add random sparse blocks to a map's block matrix.
 
     Parameters
@@ -94,6 +98,16 @@ def add_blocks(base, blocks, *, rng=None, scale=1.0, equal_params=False):
     IterativeMap or BlockMatrix
         The same kind as ``base``; a map keeps its bias, activations and
         input block.
+
+    Raises
+    ------
+    TypeError
+        ``base`` that is neither an IterativeMap nor a BlockMatrix, ``blocks``
+        that is not a dict of ``(i, j)`` pairs, a density that is not a number.
+    ValueError
+        A block that does not exist, is already stored or is a row of the input
+        block; a density outside [0, 1]; a map not on NumPy; ``equal_params``
+        asked to remove more weights than the map has.
 
     Examples
     --------
@@ -163,8 +177,10 @@ def add_blocks(base, blocks, *, rng=None, scale=1.0, equal_params=False):
     return IterativeMap(out, base.bias, list(base.activations), input_block=input_block)
 
 
-def mlp_continuum(sizes, *, recurrent=0.0, skip=0.0, equal_params=False, activation="tanh",
-                  output_activation="identity", rng=None, scale=1.0):
+def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float = 0.0,
+                  equal_params: bool = False, activation: str = "tanh",
+                  output_activation: str = "identity", rng: RngLike = None,
+                  scale: float = 1.0) -> IterativeMap:
     """A random MLP map with recurrent and skip blocks at given densities.
 
     ``recurrent = skip = 0`` is a plain MLP (dense layer weights on the block
@@ -197,6 +213,14 @@ def mlp_continuum(sizes, *, recurrent=0.0, skip=0.0, equal_params=False, activat
     IterativeMap
         Input block 0, block ``l`` the output of layer ``l``.
 
+    Raises
+    ------
+    ValueError
+        ``sizes`` with fewer than two entries, a density outside [0, 1], and
+        whatever :func:`add_blocks` refuses.
+    TypeError
+        Sizes or densities of the wrong type.
+
     Examples
     --------
     >>> from itermap import mlp_continuum
@@ -226,4 +250,5 @@ def mlp_continuum(sizes, *, recurrent=0.0, skip=0.0, equal_params=False, activat
         extra.update({(i, j): skip for j in range(L + 1) for i in range(j + 2, L + 1)})
     if not extra:
         return mlp
-    return add_blocks(mlp, extra, rng=gen, scale=scale, equal_params=equal_params)
+    out = add_blocks(mlp, extra, rng=gen, scale=scale, equal_params=equal_params)
+    return cast(IterativeMap, out)  # a map in, a map out

@@ -25,6 +25,7 @@ import tempfile
 import time
 import zipfile
 import zlib
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +57,10 @@ def _type_name(cls) -> str:
 
 
 # ----------------------------------------------------------------------------- saveable
-def saveable(cls):
+T = TypeVar("T")
+
+
+def saveable(cls: type[T]) -> type[T]:
     """Class decorator: make a dataclass of arrays and plain values saveable.
 
     Fields may hold arrays (NumPy or CuPy, saved on the host; sparse
@@ -68,6 +72,21 @@ def saveable(cls):
 
     Unless the class defines its own ``__repr__``, it gets a compact one:
     arrays show their shape and dtype, not their values.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass.
+
+    Returns
+    -------
+    type
+        ``cls`` itself, registered so that :func:`load` can rebuild it.
+
+    Raises
+    ------
+    TypeError
+        When ``cls`` is not a dataclass.
 
     Examples
     --------
@@ -85,7 +104,7 @@ def saveable(cls):
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"@saveable needs a dataclass, got {cls.__name__}")
     if _has_generated_repr(cls):
-        cls.__repr__ = _compact_repr
+        setattr(cls, "__repr__", _compact_repr)  # noqa: B010 (mypy: no method assignment)
     _REGISTRY[_type_name(cls)] = cls
     return cls
 
@@ -435,7 +454,7 @@ def _check_target(path, what="path") -> str:
     return path
 
 
-def save(obj, path) -> str:
+def save(obj: Any, path: str | os.PathLike) -> str:
     """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``.
 
     The file is written to a temporary name beside ``path``, flushed to disk
@@ -648,7 +667,7 @@ def _fsync_folder(directory):
 
 
 # ----------------------------------------------------------------------------- reading
-def load(path):
+def load(path: str | os.PathLike) -> Any:
     """Load an object written by :func:`save`.
 
     The file is treated as untrusted: its metadata is read and checked

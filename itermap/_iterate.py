@@ -11,6 +11,7 @@ from ._checks import check_choice, check_int
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
+from ._types import Array, MapLike
 
 __all__ = ["Trajectory", "iterate", "resolve_inputs"]
 
@@ -28,18 +29,27 @@ class Trajectory:
         The step index of each saved state (0 is the start).
     sizes : list of int
         Block sizes of the state, for :meth:`block`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import iterate
+    >>> from itermap.systems import linear
+    >>> traj = iterate(linear(np.array([[0.5]])), np.array([8.0]), 3)
+    >>> traj.states[:, 0], traj.times, traj.final, len(traj)
+    (array([8., 4., 2., 1.]), array([0, 1, 2, 3]), array([1.]), 4)
     """
 
-    states: object
-    times: object
+    states: Array
+    times: Array
     sizes: list
 
     @property
-    def final(self):
+    def final(self) -> Array:
         """The last saved state."""
         return self.states[-1, ...]
 
-    def block(self, i: int):
+    def block(self, i: int) -> Array:
         """Block ``i`` of every saved state, shape ``(n_saved, ..., sizes[i])``."""
         n = len(self.sizes)
         if not -n <= i < n:
@@ -67,7 +77,8 @@ def _check_finite(xp, x, step):
     raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
 
 
-def resolve_inputs(map, x, inputs, steps):
+def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
+                   steps: int) -> tuple[Array | None, Array | None]:
     """Split ``inputs`` for a run of ``steps`` steps from states ``x``.
 
     Parameters
@@ -88,6 +99,14 @@ def resolve_inputs(map, x, inputs, steps):
     (constant, sequence)
         At most one is not None; both are None for an autonomous map.
         Inputs are moved to the states' backend and cast to a real dtype.
+
+    Raises
+    ------
+    ValueError
+        Inputs to an autonomous map, none to a driven one, a shape that fits
+        neither a constant nor a sequence of ``steps``, or NaN or inf.
+    TypeError
+        Inputs that are not a real array.
 
     Examples
     --------
@@ -146,7 +165,8 @@ def resolve_inputs(map, x, inputs, steps):
                      f"({n_in},) nor a sequence (steps, ..., {n_in})")
 
 
-def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
+def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None, every: int = 1,
+            keep: str = "all") -> Trajectory:
     """Iterate ``map`` from ``x0`` for ``steps`` steps.
 
     Parameters

@@ -14,6 +14,7 @@ through. The analyses check their starts, inputs and results.
 from __future__ import annotations
 
 from ._backend import namespace
+from ._types import Array
 
 __all__ = ["Map", "DivergenceError"]
 
@@ -25,7 +26,20 @@ def _check_real_dtype(a, name):
 
 
 class DivergenceError(ValueError):
-    """A state or tangent vector overflowed to inf or NaN."""
+    """A state or tangent vector overflowed to inf or NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.systems import linear
+    >>> try:
+    ...     with np.errstate(over="ignore"):
+    ...         itermap.iterate(linear(np.array([[1e200]])), np.array([1e200]), 3)
+    ... except itermap.DivergenceError as err:
+    ...     print("diverged:", "step 1" in str(err))
+    diverged: True
+    """
 
 
 class Map:
@@ -33,6 +47,22 @@ class Map:
 
     Subclasses implement :meth:`step` and at least one of :meth:`jacobian`
     and :meth:`tangent`; each default is written in terms of the other.
+
+    Examples
+    --------
+    A map needs ``dim``, ``step`` and one of ``jacobian`` and ``tangent``:
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> class Doubling(itermap.Map):
+    ...     dim = 1
+    ...     def step(self, x, u=None):
+    ...         return 2.0 * x
+    ...     def jacobian(self, x, u=None):
+    ...         return np.full(x.shape[:-1] + (1, 1), 2.0)
+    >>> m = Doubling()
+    >>> m.step(np.array([1.5])), m.tangent(np.array([1.5]), np.ones((1, 3)))
+    (array([3.]), array([[2., 2., 2.]]))
     """
 
     #: Index of the block overwritten by the external input, or None.
@@ -75,11 +105,59 @@ class Map:
         return "numpy"
 
     # -- protocol ---------------------------------------------------------
-    def step(self, x, u=None):
+    def step(self, x: Array, u: Array | None = None) -> Array:
+        """The next state ``F(x, u)``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
+            batch; None for an autonomous map.
+
+        Returns
+        -------
+        array
+            ``F(x, u)``, of ``x``'s shape.
+
+        Raises
+        ------
+        NotImplementedError
+            On the base class: subclasses implement it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import henon
+        >>> henon().step(np.array([0.0, 0.0]))
+        array([1., 0.])
+        """
         raise NotImplementedError
 
-    def jacobian(self, x, u=None):
-        """``dF/dx`` at ``x``: shape ``(dim, dim)`` or ``(B, dim, dim)``."""
+    def jacobian(self, x: Array, u: Array | None = None) -> Array:
+        """``dF/dx`` at ``x``: shape ``(dim, dim)`` or ``(B, dim, dim)``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
+            batch; None for an autonomous map.
+
+        Returns
+        -------
+        array of shape (dim, dim) or (B, dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import henon
+        >>> henon().jacobian(np.array([0.5, 0.0]))
+        array([[-1.4,  1. ],
+               [ 0.3,  0. ]])
+        """
         x = self._check_state(x)
         xp = namespace(x)
         eye = xp.eye(self.dim, dtype=x.dtype)
@@ -87,15 +165,62 @@ class Map:
             eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
         return self.tangent(x, eye, u)
 
-    def tangent(self, x, v, u=None):
-        """``J(x) @ v`` for ``v`` of shape ``(dim, k)`` or ``(B, dim, k)``."""
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
+        """``J(x) @ v`` for ``v`` of shape ``(dim, k)`` or ``(B, dim, k)``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array, optional
+            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
+            batch; None for an autonomous map.
+
+        Returns
+        -------
+        array
+            ``J(x) @ v``, of ``v``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import linear
+        >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).tangent(np.zeros(2), np.eye(2)[:, :1])
+        array([[0.],
+               [2.]])
+        """
         x = self._check_state(x)
         v = self._check_tangent(x, v)
         return namespace(x).matmul(self.jacobian(x, u), v)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x)``: ``w`` of shape ``(dim,)`` or ``(k, dim)`` for one state,
-        ``(B, dim)`` or ``(B, k, dim)`` for a batch; the result has ``w``'s shape."""
+        ``(B, dim)`` or ``(B, k, dim)`` for a batch; the result has ``w``'s shape.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
+            Cotangent vectors, as rows.
+        u : array, optional
+            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
+            batch; None for an autonomous map.
+
+        Returns
+        -------
+        array
+            ``w^T J(x)``, of ``w``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import linear
+        >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).vjp(np.zeros(2), np.array([1.0, 0.0]))
+        array([0., 1.])
+        """
         x = self._check_state(x)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
@@ -104,13 +229,54 @@ class Map:
             return xp.matmul(w[:, None, :], J)[:, 0, :]
         return xp.matmul(w, J)
 
-    def step_with_tangent(self, x, v, u=None):
-        """``(step(x, u), tangent(x, v, u))``; subclasses share work between them."""
+    def step_with_tangent(self, x: Array, v: Array,
+                          u: Array | None = None) -> tuple[Array, Array]:
+        """``(step(x, u), tangent(x, v, u))``; subclasses share work between them.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array, optional
+            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
+            batch; None for an autonomous map.
+
+        Returns
+        -------
+        (array, array)
+            The next state and the propagated tangent vectors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import linear
+        >>> x, v = linear(np.array([[0.5]])).step_with_tangent(np.array([2.0]), np.ones((1, 1)))
+        >>> x, v
+        (array([1.]), array([[0.5]]))
+        """
         return self.step(x, u), self.tangent(x, v, u)
 
     # -- helpers ----------------------------------------------------------
-    def zeros(self, batch: int | None = None):
-        """The zero state, ``(dim,)`` or ``(batch, dim)``, on the map's backend."""
+    def zeros(self, batch: int | None = None) -> Array:
+        """The zero state, ``(dim,)`` or ``(batch, dim)``, on the map's backend.
+
+        Parameters
+        ----------
+        batch : int, optional
+            The number of states of a batch; one state by default.
+
+        Returns
+        -------
+        array of shape (dim,) or (batch, dim)
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().zeros(3).shape
+        (3, 2)
+        """
         import numpy as np
 
         shape = (self.dim,) if batch is None else (int(batch), self.dim)
@@ -122,7 +288,29 @@ class Map:
         return z
 
     def block_slice(self, i: int) -> slice:
-        """The slice of the state vector that holds block ``i``."""
+        """The slice of the state vector that holds block ``i``.
+
+        Parameters
+        ----------
+        i : int
+            The block (negative counts from the end).
+
+        Returns
+        -------
+        slice
+
+        Raises
+        ------
+        ValueError
+            When the block does not exist.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> IterativeMap(np.zeros((6, 6)), sizes=[1, 3, 2]).block_slice(-1)
+        slice(4, 6, None)
+        """
         sizes = self.sizes
         if not -len(sizes) <= i < len(sizes):
             raise ValueError(f"block {i} does not exist: the map has {len(sizes)} blocks")
@@ -130,12 +318,49 @@ class Map:
         start = sum(sizes[:i])
         return slice(start, start + sizes[i])
 
-    def read_block(self, x, i: int):
-        """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes)."""
+    def read_block(self, x: Array, i: int) -> Array:
+        """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes).
+
+        Parameters
+        ----------
+        x : array of shape (..., dim)
+            States, with any leading axes.
+        i : int
+            The block.
+
+        Returns
+        -------
+        array of shape (..., sizes[i])
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.zeros((3, 3)), sizes=[1, 2])
+        >>> m.read_block(np.arange(3.0), 1)
+        array([1., 2.])
+        """
         return x[..., self.block_slice(i)]
 
-    def readout(self, x):
-        """The last block of ``x``: an MLP map's output."""
+    def readout(self, x: Array) -> Array:
+        """The last block of ``x``: an MLP map's output.
+
+        Parameters
+        ----------
+        x : array of shape (..., dim)
+            States, with any leading axes.
+
+        Returns
+        -------
+        array of shape (..., sizes[-1])
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> IterativeMap(np.zeros((3, 3)), sizes=[2, 1]).readout(np.arange(3.0))
+        array([2.])
+        """
         return self.read_block(x, -1)
 
     def _check_state(self, x, name: str = "x"):
@@ -204,8 +429,29 @@ class Map:
         if u is not None:
             raise ValueError(f"{type(self).__name__} is autonomous: it takes no input u")
 
-    def to(self, backend: str):
-        """A copy of the map on ``backend`` ("numpy" or "cupy")."""
+    def to(self, backend: str) -> Map:
+        """A copy of the map on ``backend`` ("numpy" or "cupy").
+
+        Parameters
+        ----------
+        backend : {"numpy", "cupy"}
+
+        Returns
+        -------
+        Map
+            A copy of the map whose arrays live on ``backend``.
+
+        Raises
+        ------
+        NotImplementedError
+            On the base class; ValueError (in subclasses) for an unknown or unavailable backend.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().to("numpy").backend
+        'numpy'
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +14,7 @@ from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named
 from ._map import Map
 from ._rng import as_rng
+from ._types import Array, RngLike
 
 __all__ = ["IterativeMap", "random_rnn"]
 
@@ -60,7 +62,9 @@ class IterativeMap(Map):
     array([0.5, 1. ])
     """
 
-    def __init__(self, weights, bias=None, activation="tanh", *, input_block=None, sizes=None):
+    def __init__(self, weights: Any, bias: Array | None = None,
+                 activation: str | Sequence[str] = "tanh", *, input_block: int | None = None,
+                 sizes: Sequence[int] | None = None):
         if isinstance(weights, str | bytes) or weights is None:
             raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
                             f"got {type(weights).__name__}")
@@ -323,8 +327,38 @@ class IterativeMap(Map):
             parts_d[self.input_block] = xp.zeros_like(parts_d[self.input_block])
         return xp.concat(parts_d, axis=-1) if len(parts_d) > 1 else parts_d[0]
 
-    def step(self, x, u=None):
-        """One step ``f(W x + b)`` for a state ``(dim,)`` or a batch ``(B, dim)``."""
+    def step(self, x: Array, u: Array | None = None) -> Array:
+        """One step ``f(W x + b)`` for a state ``(dim,)`` or a batch ``(B, dim)``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+
+        Returns
+        -------
+        array
+            ``f(W x + b)``, of ``x``'s shape (the input block holds ``u``).
+
+        Raises
+        ------
+        ValueError
+            A state of the wrong shape, or a missing or unexpected input ``u``.
+        TypeError
+            A state that is not a real array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> m.step(np.array([1.0, 2.0]))
+        array([2. , 0.5])
+        """
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
@@ -352,12 +386,80 @@ class IterativeMap(Map):
             parts.append(acc)
         return xp.concat(parts, axis=-2) if len(parts) > 1 else parts[0]
 
-    def tangent(self, x, v, u=None):
-        """``J(x) @ v`` without forming ``J``: ``f'(z) * (W v)``."""
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
+        """``J(x) @ v`` without forming ``J``: ``f'(z) * (W v)``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+
+        Returns
+        -------
+        array
+            ``J(x) @ v``, of ``v``'s shape.
+
+        Raises
+        ------
+        ValueError
+            A state of the wrong shape, or a missing or unexpected input ``u``.
+        TypeError
+            A state that is not a real array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> m.tangent(np.zeros(2), np.array([[1.0], [0.0]]))
+        array([[0. ],
+               [0.5]])
+        """
         return self.step_with_tangent(x, v, u)[1]
 
-    def step_with_tangent(self, x, v, u=None):
-        """``(step(x, u), J(x) @ v)`` from one pre-activation."""
+    def step_with_tangent(self, x: Array, v: Array,
+                          u: Array | None = None) -> tuple[Array, Array]:
+        """``(step(x, u), J(x) @ v)`` from one pre-activation.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+
+        Returns
+        -------
+        (array, array)
+            The next state and ``J(x) @ v``.
+
+        Raises
+        ------
+        ValueError
+            A state of the wrong shape, or a missing or unexpected input ``u``.
+        TypeError
+            A state that is not a real array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> y, Jv = m.step_with_tangent(np.array([1.0, 2.0]), np.eye(2))
+        >>> y, Jv
+        (array([2. , 0.5]), array([[0. , 1. ],
+               [0.5, 0. ]]))
+        """
         x = self._coerce(x)
         v = self._check_tangent(x, v)
         xp = namespace(x)
@@ -366,11 +468,42 @@ class IterativeMap(Map):
         d = self._derivative(parts, xp)
         return y, d[..., :, None] * self._linear_tangent(v, xp)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x) = (w * f'(z)) W'``: a transpose product, so sparse weights stay sparse.
 
         ``w`` has shape ``(dim,)`` or ``(k, dim)`` for one state, ``(B, dim)`` or
         ``(B, k, dim)`` for a batch; the result has ``w``'s shape.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
+            Cotangent vectors, as rows.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+
+        Returns
+        -------
+        array
+            ``w^T J(x)``, of ``w``'s shape.
+
+        Raises
+        ------
+        ValueError
+            A state of the wrong shape, or a missing or unexpected input ``u``.
+        TypeError
+            A state that is not a real array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> m.vjp(np.zeros(2), np.array([1.0, 0.0]))
+        array([0., 1.])
         """
         x = self._coerce(x)
         w = self._check_cotangent(x, w)
@@ -498,13 +631,46 @@ class IterativeMap(Map):
             rows, cols = _csr_coordinates(c, xp)
         return sampled_product(gi, xj, rows, cols)
 
-    def jacobian(self, x, u=None, *, sparse: bool = False):
+    def jacobian(self, x: Array, u: Array | None = None, *, sparse: bool = False) -> Any:
         """``diag(f'(z)) W'`` of shape ``(dim, dim)`` or ``(B, dim, dim)``.
 
         Dense by default. A map with sparse weights can give its Jacobian at one
         state as a sparse matrix with ``sparse=True`` (the same pattern as its
         weights); building a large dense Jacobian of a sparse map warns first,
         since ``tangent`` and ``vjp`` need no Jacobian at all.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+        sparse : bool
+            Return a sparse matrix (CSR) at one state, with the weights' pattern.
+
+        Returns
+        -------
+        array of shape (dim, dim) or (B, dim, dim), or a sparse matrix
+
+        Raises
+        ------
+        ValueError
+            A state of the wrong shape, or a missing or unexpected input ``u``.
+        TypeError
+            A state that is not a real array.
+        ValueError
+            ``sparse=True`` with a batch of states.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> m.jacobian(np.zeros(2))
+        array([[0. , 1. ],
+               [0.5, 0. ]])
         """
         x = self._coerce(x)
         xp = namespace(x)
@@ -546,7 +712,7 @@ class IterativeMap(Map):
             self._Wdense_cache = W
         return self._Wdense_cache
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         """The settled output of an acyclic map (an MLP) for a batch of inputs.
 
         One sweep over the blocks in topological order: the network's forward
@@ -599,12 +765,41 @@ class IterativeMap(Map):
         return self.readout(state)
 
     # -- settling shortcut used by iterate ---------------------------------
-    def settled_state(self, x, u=None):
+    def settled_state(self, x: Array, u: Array | None = None) -> Array:
         """The state reached after :attr:`settle_steps` or more steps.
 
         For an acyclic block graph under a constant input this is one sweep
         over the blocks in topological order (Gauss-Seidel instead of Jacobi):
         the cost of one forward pass, however many steps it stands for.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map (``input_block`` set): ``(input_size,)``, or
+            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
+            autonomous one.
+
+        Returns
+        -------
+        array
+            Of ``x``'s shape: the fixed point the acyclic map reaches under ``u``.
+
+        Raises
+        ------
+        ValueError
+            When the block graph has a cycle (the map never settles), or for bad
+            ``x`` or ``u``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> Ws = [np.array([[2.0]]), np.array([[3.0]])]
+        >>> mlp = IterativeMap.from_mlp(Ws, activation="identity")
+        >>> mlp.settled_state(mlp.zeros(), np.array([1.0]))
+        array([1., 2., 6.])
         """
         if self._depth is None:
             raise ValueError("the block graph has a cycle: the map never settles")
@@ -612,7 +807,7 @@ class IterativeMap(Map):
         xp = namespace(x)
         u = self._check_input(x, u)
         values = {i: x[..., s] for i, s in enumerate(self._slices)}
-        if u is not None:
+        if u is not None and self.input_block is not None:
             values[self.input_block] = u
         for i in self._topo:
             z = None
@@ -636,8 +831,34 @@ class IterativeMap(Map):
         return order
 
     # -- conveniences -------------------------------------------------------
-    def with_input(self, x, u):
-        """``x`` with its input block replaced by ``u`` (a new array)."""
+    def with_input(self, x: Array, u: Array) -> Array:
+        """``x`` with its input block replaced by ``u`` (a new array).
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array of shape (input_size,) or (B, input_size)
+            The input to write into the input block.
+
+        Returns
+        -------
+        array
+            A new array of ``x``'s shape.
+
+        Raises
+        ------
+        ValueError
+            When the map has no input block, or ``u`` does not fit it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap.from_rnn(np.zeros((2, 2)), np.ones((2, 1)))
+        >>> m.with_input(m.zeros(), np.array([7.0]))
+        array([7., 0., 0.])
+        """
         if self.input_block is None:
             raise ValueError("this map has no input_block")
         x = self._coerce(x)
@@ -648,7 +869,30 @@ class IterativeMap(Map):
         return xp.concat(parts, axis=-1)
 
     def to(self, backend: str) -> IterativeMap:
-        """A copy of the map with its weights and bias on ``backend``."""
+        """A copy of the map with its weights and bias on ``backend``.
+
+        Parameters
+        ----------
+        backend : {"numpy", "cupy"}
+
+        Returns
+        -------
+        IterativeMap
+            An equal map whose weights and bias live on ``backend``.
+
+        Raises
+        ------
+        ValueError
+            An unknown backend, or ``"cupy"`` without cupy or a GPU.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
+        >>> m.to("numpy") == m
+        True
+        """
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
                             list(self.activations), input_block=self.input_block)
@@ -694,7 +938,8 @@ class IterativeMap(Map):
 
     # -- constructors -------------------------------------------------------
     @classmethod
-    def from_mlp(cls, weights, biases=None, activation="relu", output_activation="identity"):
+    def from_mlp(cls, weights: Sequence[Array], biases: Sequence[Array] | None = None,
+                 activation: str = "relu", output_activation: str = "identity") -> IterativeMap:
         """The MLP ``x -> W_L f(... f(W_1 x + b_1) ...) + b_L`` as an iterative map.
 
         Parameters
@@ -714,6 +959,14 @@ class IterativeMap(Map):
             sub-diagonal and nothing else. Iterating ``L = len(weights)`` steps
             from :meth:`zeros` with the input held at ``x`` leaves the MLP's
             output in :meth:`readout`.
+
+        Raises
+        ------
+        ValueError
+            Layer shapes that do not chain, biases that do not fit, an unknown
+            activation.
+        TypeError
+            Weights that are not real matrices, biases that are not a list.
 
         Examples
         --------
@@ -741,7 +994,7 @@ class IterativeMap(Map):
                                    or not hasattr(biases, "__iter__")):
             raise TypeError(f"biases must be a list of vectors or None, got "
                             f"{type(biases).__name__}")
-        mats = []
+        mats: list[Any] = []
         for l, w in enumerate(weights):
             w = _check_matrix(f"weights[{l}]", w)
             if len(w.shape) != 2:
@@ -772,11 +1025,35 @@ class IterativeMap(Map):
         return cls(bm, bias, acts, input_block=0)
 
     @classmethod
-    def from_rnn(cls, W_hh, W_hx, b=None, activation="tanh"):
+    def from_rnn(cls, W_hh: Array, W_hx: Array, b: Array | None = None,
+                 activation: str = "tanh") -> IterativeMap:
         """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
 
         The state is ``[x; h]`` with the input block 0 overwritten by ``x_{t+1}``
         at every step.
+
+        Parameters
+        ----------
+        W_hh : array of shape (n_h, n_h)
+            Recurrent weights.
+        W_hx : array of shape (n_h, n_x)
+            Input weights.
+        b : array of shape (n_h,), optional
+            Hidden bias.
+        activation : str
+            The hidden nonlinearity (a name in :data:`itermap.ACTIVATIONS`).
+
+        Returns
+        -------
+        IterativeMap
+            Blocks ``[n_x, n_h]``, ``input_block=0``.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not fit, or an unknown activation.
+        TypeError
+            Weights that are not real matrices.
 
         Examples
         --------
@@ -803,13 +1080,41 @@ class IterativeMap(Map):
         return cls(bm, bias, ["identity", activation], input_block=0)
 
 
-def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=np.float64):
+def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: str = "tanh",
+               rng: RngLike = None, dtype: Any = np.float64) -> IterativeMap:
     """A random recurrent network ``x -> f(W x)`` with ``n`` units.
 
     ``W_ij ~ N(0, gain^2 / (n * density))`` on a Bernoulli(density) mask, so
     the spectral radius is about ``gain`` whatever the density (the edge of
     chaos of a tanh network lies near ``gain = 1``). Stored as scipy.sparse
     CSR when ``density <= 0.1``, dense otherwise.
+
+    Parameters
+    ----------
+    n : int
+        Number of units (>= 1).
+    gain : float
+        Standard deviation of the weights times ``sqrt(n * density)`` (>= 0).
+    density : float
+        Fraction of nonzero weights, in (0, 1].
+    activation : str
+        The nonlinearity of every unit.
+    rng : int, Generator or None
+        Source of the weights (see :func:`itermap.as_rng`; None: fresh entropy).
+    dtype : dtype
+        A floating dtype of the weights.
+
+    Returns
+    -------
+    IterativeMap
+        One block of ``n`` units, autonomous.
+
+    Raises
+    ------
+    ValueError
+        ``n < 1``, a negative ``gain``, a density outside (0, 1].
+    TypeError
+        A non-floating ``dtype``.
 
     Examples
     --------

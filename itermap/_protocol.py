@@ -21,6 +21,7 @@ import numpy as np
 from ._backend import backend_of, namespace, to_numpy
 from ._checks import check_real
 from ._map import Map
+from ._types import Array, MapLike, RngLike
 
 __all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
 
@@ -133,26 +134,163 @@ class FunctionMap(Map):
             return fn(*args)
         return fn(*args, u)
 
-    def step(self, x, u=None):
+    def step(self, x: Array, u: Array | None = None) -> Array:
+        """The next state: the wrapped ``step``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map (``input_size > 0``); None for an autonomous one.
+
+        Returns
+        -------
+        array
+            Of ``x``'s shape.
+
+        Raises
+        ------
+        ValueError
+            An input ``u`` given to an autonomous map (and whatever the wrapped
+            function raises).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import FunctionMap
+        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
+        >>> m.step(np.array([1.0, 4.0]))
+        array([0.5, 2. ])
+        """
         return self._call(self._step, self._step_u, u, x)
 
-    def jacobian(self, x, u=None):
+    def jacobian(self, x: Array, u: Array | None = None) -> Array:
+        """``dF/dx``: the wrapped ``jacobian``, or built from ``tangent``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        u : array, optional
+            The input of a driven map (``input_size > 0``); None for an autonomous one.
+
+        Returns
+        -------
+        array of shape (dim, dim) or (B, dim, dim)
+
+        Raises
+        ------
+        ValueError
+            An input ``u`` given to an autonomous map (and whatever the wrapped
+            function raises).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import FunctionMap
+        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
+        >>> m.jacobian(np.zeros(2))
+        array([[0.5, 0. ],
+               [0. , 0.5]])
+        """
         if self._jac is None:
             return super().jacobian(x, u)
         return self._call(self._jac, self._jac_u, u, x)
 
-    def tangent(self, x, v, u=None):
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
+        """``J(x) @ v``: the wrapped ``tangent``, or from ``jacobian``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array, optional
+            The input of a driven map (``input_size > 0``); None for an autonomous one.
+
+        Returns
+        -------
+        array
+            Of ``v``'s shape.
+
+        Raises
+        ------
+        ValueError
+            An input ``u`` given to an autonomous map (and whatever the wrapped
+            function raises).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import FunctionMap
+        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
+        >>> m.tangent(np.zeros(2), np.ones((2, 1)))
+        array([[0.5],
+               [0.5]])
+        """
         if self._tan is None:
             return super().tangent(x, v, u)
         return self._call(self._tan, self._tan_u, u, x, v)
 
-    def vjp(self, x, w, u=None):
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
+        """``w^T J(x)``: the wrapped ``vjp``, or from ``jacobian``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
+            Cotangent vectors, as rows.
+        u : array, optional
+            The input of a driven map (``input_size > 0``); None for an autonomous one.
+
+        Returns
+        -------
+        array
+            Of ``w``'s shape.
+
+        Raises
+        ------
+        ValueError
+            An input ``u`` given to an autonomous map (and whatever the wrapped
+            function raises).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import FunctionMap
+        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
+        >>> m.vjp(np.zeros(2), np.array([1.0, 2.0]))
+        array([0.5, 1. ])
+        """
         if self._vjp is None:
             return super().vjp(x, w, u)
         return self._call(self._vjp, self._vjp_u, u, x, w)
 
-    def to(self, backend: str):
+    def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
+        """The map itself: plain functions follow the arrays they are given.
+
+        Parameters
+        ----------
+        backend : {"numpy", "cupy"}
+            Accepted for the protocol; nothing is moved.
+
+        Returns
+        -------
+        FunctionMap
+            ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import FunctionMap
+        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
+        >>> m.to("numpy") is m
+        True
+        """
         return self
 
     def __repr__(self) -> str:
@@ -168,7 +306,7 @@ def _positive_int(name, value) -> int:
     return int(value)
 
 
-def as_map(obj) -> Map:
+def as_map(obj: MapLike) -> Map:
     """The map protocol for ``obj``: the adapter at the entry of every analysis.
 
     Parameters
@@ -233,12 +371,41 @@ def as_map(obj) -> Map:
 
 
 class ConformanceError(AssertionError):
-    """A map breaks the protocol; the message names the member that fails."""
+    """A map breaks the protocol; the message names the member that fails.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import ConformanceError, FunctionMap, check_map
+    >>> wrong = FunctionMap(lambda x: x ** 2, 1, jacobian=lambda x: np.ones(x.shape + (1,)))
+    >>> try:
+    ...     check_map(wrong, np.array([2.0]))
+    ... except ConformanceError as err:
+    ...     print(str(err).split(":")[0])
+    jacobian
+    """
 
 
 @dataclass(frozen=True)
 class MapCheck:
-    """What :func:`check_map` measured: the largest relative error per member."""
+    """What :func:`check_map` measured: the largest relative error per member.
+
+    Attributes
+    ----------
+    errors : dict
+        ``{member: largest relative error}`` for each member checked.
+    tolerance : float
+        The largest relative error accepted.
+    passed : bool
+        Whether every error is within the tolerance.
+
+    Examples
+    --------
+    >>> from itermap import check_map, systems
+    >>> result = check_map(systems.henon(), rng=0)
+    >>> result.passed, sorted(result.errors)[:2]
+    (True, ['jacobian', 'step'])
+    """
 
     errors: dict
     tolerance: float
@@ -262,7 +429,8 @@ def _fail(member, message):
     raise ConformanceError(f"{member}: {message}")
 
 
-def check_map(m, x=None, *, u=None, rng=None, tol: float = 1e-6) -> MapCheck:
+def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
+              rng: RngLike = None, tol: float = 1e-6) -> MapCheck:
     """Check that ``m`` keeps the map protocol, member by member.
 
     Checks, at a batch of states:

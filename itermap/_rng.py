@@ -6,17 +6,44 @@ import numbers
 
 import numpy as np
 
+from ._types import RngLike
+
 __all__ = ["as_rng"]
 
 
-def as_rng(rng=None) -> np.random.Generator:
+def as_rng(rng: RngLike = None) -> np.random.Generator:
     """Return a :class:`numpy.random.Generator` for ``rng``.
+
+    This is the one place the package's convention for randomness lives.
+    Every function that draws random numbers takes a keyword ``rng`` and
+    passes it here:
+
+    - an ``int`` (>= 0) is a seed: the same seed gives the same result;
+    - a :class:`numpy.random.Generator` is used as is, so several calls can
+      share one stream;
+    - ``None`` means fresh entropy from the operating system (NumPy's own
+      convention for ``default_rng``): results differ from run to run.
+
+    The default is ``None`` wherever the draw is the point (random weights,
+    random starts); the reports and benchmarks always pass explicit seeds, so
+    that what they show can be reproduced.
 
     Parameters
     ----------
     rng : int, numpy.random.Generator, numpy.random.SeedSequence or None
         A seed, an existing generator (returned as is, so draws continue from
         its state), or None for fresh OS entropy.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        A negative seed.
+    TypeError
+        Anything else (a float, a string, the legacy ``RandomState``).
 
     Examples
     --------

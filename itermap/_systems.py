@@ -11,6 +11,7 @@ import numpy as np
 from ._backend import namespace, to_backend, to_numpy
 from ._checks import check_real
 from ._map import Map
+from ._types import Array
 
 __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
            "logistic", "henon", "linear", "standard_map"]
@@ -26,9 +27,22 @@ class LogisticMap(Map):
 
     ``r`` is a float, or an array of shape ``(B,)`` giving each trajectory of a
     batch its own parameter (for orbit diagrams).
+
+    Parameters
+    ----------
+    r : float or array of shape (B,)
+        The growth rate; an array gives each state of a batch its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import LogisticMap
+    >>> LogisticMap(np.array([2.0, 4.0])).step(np.array([[0.5], [0.5]]))
+    array([[0.5],
+           [1. ]])
     """
 
-    def __init__(self, r=4.0):
+    def __init__(self, r: float | Array = 4.0):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
             self.r = _finite_param("r", r)
         else:
@@ -99,9 +113,22 @@ class HenonMap(Map):
 
     Its Jacobian determinant is ``-b`` everywhere, so its Lyapunov exponents
     sum to ``ln|b|``.
+
+    Parameters
+    ----------
+    a, b : float
+        The parameters (Henon's classic values 1.4 and 0.3 give the strange attractor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import HenonMap
+    >>> m = HenonMap(1.4, 0.3)
+    >>> float(np.linalg.det(m.jacobian(np.array([0.7, 0.1]))))
+    -0.3
     """
 
-    def __init__(self, a=1.4, b=0.3):
+    def __init__(self, a: float = 1.4, b: float = 0.3):
         self.a = _finite_param("a", a)
         self.b = _finite_param("b", b)
 
@@ -169,9 +196,22 @@ class StandardMap(Map):
 
     Area-preserving (``det J = 1``): its two exponents sum to zero. Angles are
     not wrapped, so the map is smooth everywhere.
+
+    Parameters
+    ----------
+    k : float
+        The kick strength ``K`` (chaos spreads over the torus above about 0.97).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import StandardMap
+    >>> m = StandardMap(1.2)
+    >>> round(float(np.linalg.det(m.jacobian(np.array([0.3, 1.0])))), 12)
+    1.0
     """
 
-    def __init__(self, k=1.0):
+    def __init__(self, k: float = 1.0):
         self.k = _finite_param("k", k)
 
     @property
@@ -215,9 +255,22 @@ class StandardMap(Map):
 
 
 class LinearMap(Map):
-    """``x -> A x``: exponents are ``ln|eig(A)|``."""
+    """``x -> A x``: exponents are ``ln|eig(A)|``.
 
-    def __init__(self, A):
+    Parameters
+    ----------
+    A : array of shape (n, n)
+        A real square matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import LinearMap
+    >>> LinearMap(np.array([[0.0, 1.0], [-1.0, 0.0]])).step(np.array([1.0, 0.0]))
+    array([ 0., -1.])
+    """
+
+    def __init__(self, A: Array):
         if A is None or isinstance(A, str | bytes):
             raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
         if not hasattr(A, "shape"):
@@ -283,8 +336,24 @@ class LinearMap(Map):
         return f"LinearMap(dim={self.dim})"
 
 
-def logistic(r=4.0) -> LogisticMap:
+def logistic(r: float | Array = 4.0) -> LogisticMap:
     """The logistic map ``x -> r x (1 - x)``.
+
+    Parameters
+    ----------
+    r : float or array of shape (B,)
+        The growth rate; an array gives each state of a batch its own.
+
+    Returns
+    -------
+    LogisticMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
 
     Examples
     --------
@@ -296,8 +365,24 @@ def logistic(r=4.0) -> LogisticMap:
     return LogisticMap(r)
 
 
-def henon(a=1.4, b=0.3) -> HenonMap:
+def henon(a: float = 1.4, b: float = 0.3) -> HenonMap:
     """The Henon map ``(x, y) -> (1 - a x^2 + y, b x)``.
+
+    Parameters
+    ----------
+    a, b : float
+        The parameters (Henon's classic values 1.4 and 0.3 give the strange attractor).
+
+    Returns
+    -------
+    HenonMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
 
     Examples
     --------
@@ -309,8 +394,24 @@ def henon(a=1.4, b=0.3) -> HenonMap:
     return HenonMap(a, b)
 
 
-def linear(A) -> LinearMap:
+def linear(A: Array) -> LinearMap:
     """The linear map ``x -> A x``.
+
+    Parameters
+    ----------
+    A : array of shape (n, n)
+        A real square matrix.
+
+    Returns
+    -------
+    LinearMap
+
+    Raises
+    ------
+    TypeError
+        ``A`` that is not a real matrix.
+    ValueError
+        ``A`` that is not square, empty, or not finite.
 
     Examples
     --------
@@ -322,6 +423,30 @@ def linear(A) -> LinearMap:
     return LinearMap(A)
 
 
-def standard_map(k=1.0) -> StandardMap:
-    """Chirikov's standard map with kick strength ``k``."""
+def standard_map(k: float = 1.0) -> StandardMap:
+    """Chirikov's standard map with kick strength ``k``.
+
+    Parameters
+    ----------
+    k : float
+        The kick strength ``K`` (chaos spreads over the torus above about 0.97).
+
+    Returns
+    -------
+    StandardMap
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a real number.
+    ValueError
+        A parameter that is NaN or infinite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import standard_map
+    >>> standard_map(1.0).step(np.array([0.0, 0.5]))
+    array([0.5, 0.5])
+    """
     return StandardMap(k)

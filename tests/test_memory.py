@@ -257,8 +257,12 @@ def test_impulse_response_bad_input():
         impulse_response(m, x, 3, method="adjoint")
     with pytest.raises(ValueError, match="eps"):
         impulse_response(m, x, 3, method="nonlinear", eps=0.0)
-    with pytest.raises(ValueError, match="one state"):
-        impulse_response(m, m.zeros(2), 3)
+    with pytest.raises(ValueError, match="shape"):
+        impulse_response(m, np.zeros((2, 2, m.dim)), 3)
+    with pytest.raises(ValueError, match="batch of 2"):  # one constant input per state
+        impulse_response(m, m.zeros(2), 3, inputs=np.zeros((3, m.input_size)))
+    with pytest.raises(ValueError, match="NaN"):
+        impulse_response(m, np.full((2, m.dim), np.nan), 3)
     with pytest.raises(ValueError, match="inputs"):
         impulse_response(m, x, 3, inputs=np.zeros((3, m.input_size)))  # needs steps + 1
     with pytest.raises(ValueError, match="autonomous"):
@@ -272,6 +276,82 @@ def test_impulse_response_bad_input():
                 return x
 
         impulse_response(Forced(), np.zeros(1), 2)
+
+
+# -- a batch of states ----------------------------------------------------------
+def _reference_norms(m, x, us, steps):
+    """Plain loop: block norms of the Jacobian products, state sources only."""
+    P = _jacobian_products(m, x, us, steps)
+    n = len(m.sizes)
+    out = np.zeros((steps + 1, n, n))
+    for k in range(steps + 1):
+        for s in range(n):
+            for t in range(n):
+                out[k, s, t] = _block_fro(P[k], m, t, m.block_slice(s))
+    return out
+
+
+@pytest.mark.parametrize("method", ["linear", "nonlinear"])
+def test_a_batch_is_its_rows_one_by_one(method):
+    rng = np.random.default_rng(11)
+    m = add_blocks(_mlp(rng, 3), {(2, 2): 0.6}, rng=2)  # a recurrent block: an IIR response
+    X = rng.normal(size=(4, m.dim))
+    U = rng.normal(size=(4, m.input_size))  # one constant input per state
+    b = impulse_response(m, X, 7, inputs=U, method=method)
+    assert b.batched and b.norms.shape == (4, 8, 4, 4)
+    assert len(b.length) == len(b.decay_rate) == 4
+    assert b.total.shape == (4, 8)
+    for i in range(4):
+        one = impulse_response(m, X[i], 7, inputs=U[i], method=method)
+        assert not one.batched
+        assert np.array_equal(b.norms[i], one.norms)
+        assert b.length[i] == one.length and b.decay_rate[i] == one.decay_rate
+        row = b.row(i)
+        assert np.array_equal(row.norms, one.norms) and row.decay_rate == one.decay_rate
+        if method == "linear":  # the state sources against the plain Jacobian loop
+            ref = _reference_norms(m, X[i], [U[i]] * 8, 7)
+            assert np.allclose(b.norms[i][:, 1:], ref[:, 1:], rtol=1e-12, atol=1e-300)
+    # the rows differ: each state has its own response
+    assert not np.allclose(b.norms[0], b.norms[1])
+
+
+def test_a_batch_takes_shared_and_per_state_input_sequences():
+    rng = np.random.default_rng(12)
+    m = _mlp(rng, 2)
+    X = rng.normal(size=(3, m.dim))
+    seq = rng.normal(size=(6, m.input_size))
+    per = impulse_response(m, X, 5, inputs=np.stack([seq] * 3, axis=1))
+    for i in range(3):
+        assert np.array_equal(per.norms[i], impulse_response(m, X[i], 5, inputs=seq).norms)
+    # as in iterate, a batch reads (steps + 1, n_in) as one constant input per state
+    with pytest.raises(ValueError, match="batch of 3"):
+        impulse_response(m, X, 5, inputs=seq)
+    # without inputs, each row's own input block drives it
+    own = impulse_response(m, X, 5)
+    for i in range(3):
+        assert np.array_equal(own.norms[i], impulse_response(m, X[i], 5).norms)
+
+
+def test_a_batch_of_one_keeps_the_batch_axis_and_saves(tmp_path):
+    m = linear(np.array([[0.5]]))
+    r = impulse_response(m, np.array([[1.0]]), 10)
+    assert r.batched and r.norms.shape == (1, 11, 1, 1)
+    assert r.decay_rate[0] == pytest.approx(np.log(2), rel=1e-9)
+    assert r.length == [None]
+    back = itermap.load(itermap.save(r, tmp_path / "r.npz"))
+    assert back.batched and back.length == [None] and np.array_equal(back.norms, r.norms)
+    with pytest.raises(ValueError, match="index 3"):
+        r.row(3)
+    with pytest.raises(TypeError, match="index"):
+        r.row(0.5)
+    with pytest.raises(ValueError, match="not a batch"):
+        impulse_response(m, np.array([1.0]), 3).row(0)
+
+
+def test_a_diverging_row_is_named():
+    m = linear(np.array([[1e200]]))
+    with pytest.raises(itermap.DivergenceError, match=r"x\[1\]"):
+        impulse_response(m, np.array([[0.0], [1e200]]), 1)
 
 
 @pytest.mark.parametrize("method", ["linear", "nonlinear"])

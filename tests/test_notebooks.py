@@ -1,4 +1,5 @@
-"""Every tutorial notebook runs top to bottom (so that none of them rots)."""
+"""Every tutorial notebook runs top to bottom (so that none of them rots), draws its
+figures as image/png outputs, and writes nothing to stderr (no warnings)."""
 
 from __future__ import annotations
 
@@ -28,14 +29,26 @@ def test_notebook_is_stored_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_the_installed_package(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        assert "sys.path" not in cell.source, f"{path.name}: a sys.path cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
+    # warnings (and anything else on stderr) are fixed at their source, not shown
+    stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, f"{path.name} writes to stderr: {stderr}"
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert figures, f"{path.name} shows no figure (image/png output)"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))

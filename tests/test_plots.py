@@ -147,6 +147,24 @@ def test_impulse_response_lines_per_block_and_zeros_dropped():
     assert {ln.get_label() for ln in _lines(ax2)} == {"net: block 2"}
 
 
+def test_impulse_response_of_a_batch_shows_the_row_asked_for():
+    from itermap.analysis import impulse_response
+    from itermap.systems import linear
+
+    r = impulse_response(linear(np.array([[0.5]])), np.array([[1.0], [1.0]]), 4)
+    with pytest.raises(ValueError, match="index=i"):
+        plots.impulse_response(r)
+    with pytest.raises(ValueError, match="out of range"):
+        plots.impulse_response(r, index=2)
+    with pytest.raises(ValueError, match="not a batch"):
+        plots.impulse_response(r.row(0), index=0)
+    ax = plots.impulse_response(r, index=1)
+    (line,) = _lines(ax, "block 0")
+    np.testing.assert_allclose(line.get_ydata(), 0.5 ** np.arange(5))
+    ax = plots.impulse_response(np.stack([np.ones((3, 1, 1)), 2 * np.ones((3, 1, 1))]), index=-1)
+    np.testing.assert_allclose(_lines(ax, "block 0")[0].get_ydata(), [2, 2, 2])
+
+
 def test_impulse_response_errors():
     with pytest.raises(ValueError, match="norms"):
         plots.impulse_response(np.zeros(3))

@@ -1,0 +1,60 @@
+"""The public callables of itermap, for the docstring and type-hint checks.
+
+Everything in ``itermap.__all__``, ``itermap.analysis.__all__``,
+``itermap.analysis.plots.__all__``, ``itermap.systems.__all__`` and
+``itermap.backends.__all__`` that can be called, and the public methods of the
+map classes a newcomer calls on a map.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import itermap
+import itermap.analysis
+import itermap.analysis.plots
+import itermap.backends
+import itermap.systems
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODULES = {
+    "itermap": itermap,
+    "itermap.analysis": itermap.analysis,
+    "itermap.analysis.plots": itermap.analysis.plots,
+    "itermap.systems": itermap.systems,
+    "itermap.backends": itermap.backends,
+}
+CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
+                        itermap.FunctionMap)
+
+
+def _methods(cls):
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        fn = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+        if inspect.isfunction(fn):
+            yield f"{cls.__module__.split('._')[0]}.{cls.__qualname__}.{name}", fn
+
+
+def public_callables():
+    """``{qualified name: callable}`` of every public function, class and method."""
+    out = {}
+    for modname, mod in MODULES.items():
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.ismodule(obj) or not callable(obj):
+                continue
+            out.setdefault(f"{modname}.{name}", obj)
+    for cls in CLASSES_WITH_METHODS:
+        out.update(_methods(cls))
+    return out
+
+
+def source_file(obj):
+    """The file defining ``obj``, relative to the repository root (``analysis/...``)."""
+    fn = inspect.unwrap(obj)
+    path = Path(inspect.getsourcefile(fn)).resolve()
+    return path.relative_to(ROOT).as_posix()
