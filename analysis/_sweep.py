@@ -397,12 +397,17 @@ class SweepResult:
         meta, arrays = _read_npz(path)
         if meta.get("kind") != "table":
             raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
-        records = [{k: _decode_value(v, arrays) for k, v in r.items()} for r in meta["records"]]
-        failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"], f["message"],
-                                 f["traceback"]) for f in meta["failures"]]
-        out = cls(meta["params"], records, failures, seed=meta["seed"],
-                  n_cached=meta["n_cached"])
-        out.columns = tuple(meta["columns"])
+        try:
+            records = [{k: _decode_value(v, arrays) for k, v in r.items()}
+                       for r in meta["records"]]
+            failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"],
+                                     f["message"], f["traceback"]) for f in meta["failures"]]
+            out = cls(meta["params"], records, failures, seed=meta["seed"],
+                      n_cached=meta["n_cached"])
+            out.columns = tuple(meta["columns"])
+        except Exception as exc:  # wrong JSON types, missing members: the file is damaged
+            raise ValueError(f"{path} is a damaged sweep table ({type(exc).__name__}: "
+                             f"{exc})") from exc
         return out
 
 
@@ -803,24 +808,31 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         it has a parameter named ``rng``. It may return a dict (one column
         per key; nested dicts become ``"outer.inner"`` columns), a dataclass
         (one column per field), or any other value (one column named
-        ``"result"``); 0-d arrays become scalars. To run in worker
-        processes or on a cluster it must be picklable: define it at the top
-        level of an importable module (not in ``__main__`` of an
-        interactive session, not a lambda), and pass fixed objects such as a
-        map through :func:`functools.partial`.
+        ``"result"``); 0-d arrays become scalars. Workers receive it by
+        :mod:`cloudpickle`, so a function defined in ``__main__``, a
+        notebook, a lambda or a closure runs too; pass fixed objects such as
+        a map through :func:`functools.partial`.
     grid : dict of lists or list of dicts
         A dict ``{name: [values, ...]}`` sweeps the Cartesian product in
         row-major order (the last name varies fastest); a list of dicts
         lists the points explicitly. Values must be numbers, strings,
         booleans, None, arrays or lists/dicts of those.
     executor : None, int, "serial" or concurrent.futures.Executor
-        None: a pool of ``os.cpu_count()`` local worker processes
-        (``forkserver`` start method where available, else ``spawn``),
-        shut down at the end; an int: a pool of that many processes;
-        ``"serial"``: run in the calling process (for debugging and
-        functions that cannot be pickled); an Executor (e.g. a Dask
-        ``client.get_executor()``) is used as is and left running. Dask
-        treats submitted calls as pure by default and may hand back the
+        None: a :mod:`loky` pool (through :mod:`joblib`) with one worker
+        process per available core; an int: a pool of that many processes.
+        The pool is kept for the next sweep (idle workers exit after 5
+        minutes); each worker limits its BLAS and OpenMP threads to
+        ``cores // workers`` and exits when the calling process dies. A
+        worker that dies (a segmentation fault, ``os._exit``, an
+        out-of-memory kill) fails only the point it was running: the points
+        lost with it are run again, the ones that were running one at a time
+        alone, and a point whose worker dies while it runs alone becomes a
+        :class:`SweepFailure` naming the exit code. ``"serial"``: run in
+        the calling process (for debugging and functions that cannot be
+        pickled). An Executor (e.g. a Dask ``client.get_executor()``) is
+        used as is and left running; on a ``concurrent.futures``
+        ProcessPoolExecutor you pass, one dead worker breaks the whole pool.
+        Dask treats submitted calls as pure by default and may hand back the
         result of an identical earlier call; for a function with side
         effects pass ``client.get_executor(pure=False)``.
     seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
@@ -830,8 +842,17 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         fresh entropy (recorded in ``result.seed``).
     cache : str or os.PathLike, optional
         A directory. Each finished point is written there atomically as soon
-        as it completes; points already there (same parameters and seed) are
-        read instead of computed. Failed points are not cached.
+        as it completes; points already there (same parameters, seed and
+        function) are read instead of computed. The function counts by
+        content: its code, its defaults, its closure variables, the
+        arguments a :func:`functools.partial` binds (arrays and maps by
+        their values), the code of the helpers of its module it calls and
+        the module constants it reads; :func:`joblib.hash` hashes them. So
+        a changed function or another bound map is computed afresh, and the
+        same map built again is a cache hit. (Module-level mutable objects,
+        files the function reads and other modules' code are not part of the
+        key.) A damaged entry is recomputed with a warning. Failed points are
+        not cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 
@@ -845,7 +866,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     ------
     TypeError
         For a non-callable ``function``, a malformed ``grid``, unsupported
-        parameter values, or a bad ``executor``/``seed``/``cache`` type.
+        parameter values, a bad ``executor``/``seed``/``cache`` type, or,
+        with ``cache``, a ``function`` bound to a value that cannot be hashed
+        (a lock, an open file).
     ValueError
         For an empty grid, duplicate points, a parameter named ``rng``, a
         cache without a seed for a function taking ``rng``, or a cache
@@ -860,9 +883,10 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         table = sweep(f, grid, executor=client.get_executor(), seed=0, cache="runs/f")
 
     The cache is written by the calling process, so workers need no shared
-    file system. With worker processes, run the sweep under
-    ``if __name__ == "__main__":`` in scripts (the ``spawn``/``forkserver``
-    start methods import the main module).
+    file system. A ``concurrent.futures.ProcessPoolExecutor`` you pass
+    yourself needs the sweep under ``if __name__ == "__main__":`` in
+    scripts and a function importable by name; the default pool needs
+    neither.
 
     Examples
     --------

@@ -809,6 +809,14 @@ def test_load_refuses_bad_files(tmp_path):
     entry = tmp_path / "c" / _points_in(tmp_path / "c")[0]
     with pytest.raises(ValueError, match="cache entry, not a sweep table"):
         SweepResult.load(entry)
+    table = sweep(plain, {"a": [1], "b": [1]}, executor="serial", progress=False).save(
+        tmp_path / "t.npz")
+    for damage in (_set("records", {"a": 1}), _set("failures", [3]), _set("params", None),
+                   lambda m: {k: v for k, v in m.items() if k != "columns"}):
+        _rewrite_meta(table, lambda m, damage=damage: damage(dict(m)))
+        with pytest.raises(ValueError, match="damaged sweep table"):
+            SweepResult.load(table)
+        sweep(plain, {"a": [1], "b": [1]}, executor="serial", progress=False).save(table)
 
 
 def test_table_indexing_errors():
