@@ -35,6 +35,21 @@ class Activation:
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
 
+    def __reduce__(self):
+        # pickle a registered activation by name, so that unpickling hands back the
+        # registry's own object (the one `is` checks and lookups expect)
+        if ACTIVATIONS.get(self.name) is self:
+            return _registered, (self.name, self.function, self.derivative,
+                                 self.numpy_inplace)
+        return Activation, (self.name, self.function, self.derivative, self.numpy_inplace)
+
+
+def _registered(name, function, derivative, numpy_inplace):
+    """The registered activation ``name``, or a fresh one if the registry lacks it."""
+    act = Activation(name, function, derivative, numpy_inplace)
+    found = ACTIVATIONS.get(name)
+    return found if found == act else act
+
 
 def _zeros(z, xp):
     return xp.zeros_like(z)
@@ -92,17 +107,47 @@ def _sin_d(z, xp):
     return xp.cos(z)
 
 
+# module-level functions rather than lambdas: an activation pickles by reference
+
+def _tanh(z, xp):
+    return xp.tanh(z)
+
+
+def _tanh_np(z):
+    return np.tanh(z, out=z)
+
+
+def _relu_np(z):
+    return np.maximum(z, 0.0, out=z)
+
+
+def _identity(z, xp):
+    return z
+
+
+def _identity_np(z):
+    return z
+
+
+def _sin(z, xp):
+    return xp.sin(z)
+
+
+def _sin_np(z):
+    return np.sin(z, out=z)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", lambda z, xp: xp.tanh(z), _tanh_d, lambda z: np.tanh(z, out=z)),
-        Activation("relu", _relu, _relu_d, lambda z: np.maximum(z, 0.0, out=z)),
+        Activation("tanh", _tanh, _tanh_d, _tanh_np),
+        Activation("relu", _relu, _relu_d, _relu_np),
         Activation("elu", _elu, _elu_d),
         Activation("sigmoid", _sigmoid, _sigmoid_d),
-        Activation("identity", lambda z, xp: z, _ones, lambda z: z),
+        Activation("identity", _identity, _ones, _identity_np),
         Activation("softplus", _softplus, _sigmoid),
         Activation("leaky_relu", _leaky_relu, _leaky_relu_d),
-        Activation("sin", lambda z, xp: xp.sin(z), _sin_d, lambda z: np.sin(z, out=z)),
+        Activation("sin", _sin, _sin_d, _sin_np),
     )
 }
 ACTIVATIONS["linear"] = ACTIVATIONS["identity"]

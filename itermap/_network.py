@@ -484,6 +484,19 @@ class IterativeMap(Map):
                 f"activation={names[0] if len(names) == 1 else names}, "
                 f"input_block={self.input_block}, backend={self.backend!r})")
 
+    # -- pickling ------------------------------------------------------------
+    def __getstate__(self):
+        # the constructor's inputs only: the plan (transposes, dense copies, caches) is
+        # rebuilt on unpickling, so a pickle holds each weight once
+        extra = {k: v for k, v in self.__dict__.items() if k not in _DERIVED_ATTRS}
+        return {"weights": self._bm, "bias": self.bias, "activations": self.activations,
+                "input_block": self.input_block, "extra": extra}
+
+    def __setstate__(self, state):
+        IterativeMap.__init__(self, state["weights"], state["bias"], list(state["activations"]),
+                              input_block=state["input_block"])
+        self.__dict__.update(state["extra"])
+
     # -- constructors -------------------------------------------------------
     @classmethod
     def from_mlp(cls, weights, biases=None, activation="relu", output_activation="identity"):
@@ -625,6 +638,13 @@ def random_rnn(n, *, gain=1.0, density=1.0, activation="tanh", rng=None, dtype=n
 
 
 # -- internals ----------------------------------------------------------------
+# attributes IterativeMap.__init__ and its lazy caches set; a subclass's own are pickled
+_DERIVED_ATTRS = frozenset({
+    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_kind",
+    "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
+    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache"})
+
+
 def _split(W, sizes):
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     if len(sizes) == 1:
