@@ -733,6 +733,14 @@ def _worker_death(exc, started):
     return type(exc).__name__, f"the worker pool broke before this point started: {exc}"
 
 
+def _pool_lost(fut) -> bool:
+    """Whether the future failed because its pool broke or was shut down under it."""
+    from joblib.externals.loky.process_executor import ShutdownExecutorError
+
+    return fut.cancelled() or isinstance(fut.exception(),
+                                         (BrokenProcessPool, ShutdownExecutorError))
+
+
 def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
 
@@ -741,6 +749,10 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     file) are suspects, run again one at a time (on a pool of one worker) once the rest
     is done, and one whose worker dies while it runs alone is the one that killed it.
     """
+    # another sweep's thread may shut a shared pool down under us: lost like a break
+    from joblib.externals.loky.process_executor import ShutdownExecutorError
+
+    pool_gone = (BrokenProcessPool, ShutdownExecutorError)
     marks = tempfile.mkdtemp(prefix="itermap-sweep-")
     started = [os.path.join(marks, str(i)) for i in range(len(points))]
     queue, suspects = sorted(todo), []
@@ -754,12 +766,12 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
                 for i in queue:
                     futures[pool.submit(_run_point, function, points[i], seeds[i],
                                         started[i])] = i
-            except BrokenProcessPool:
+            except pool_gone:
                 pass  # broke while submitting; what was not submitted waits for the next round
             submitted = set(futures.values())
             lost = [i for i in queue if i not in submitted]
             for fut in cf.as_completed(futures):
-                if isinstance(fut.exception(), BrokenProcessPool):
+                if _pool_lost(fut):
                     lost.append(futures[fut])
                 else:
                     finish(fut, futures[fut])
@@ -774,19 +786,22 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             suspects += ran
             queue = sorted(set(lost) - set(ran))
         for i in sorted(suspects):
-            if os.path.exists(started[i]):
-                os.remove(started[i])
-            pool, size = _local_pool(1), 1
-            try:
-                fut = pool.submit(_run_point, function, points[i], seeds[i], started[i])
-                exc = fut.exception()
-            except BrokenProcessPool as broken:
-                exc = broken
-            if isinstance(exc, BrokenProcessPool):
+            for attempt in range(2):  # a second try only if the pool was shut down under us
+                if os.path.exists(started[i]):
+                    os.remove(started[i])
+                pool, size = _local_pool(1), 1
+                try:
+                    fut = pool.submit(_run_point, function, points[i], seeds[i], started[i])
+                    exc = fut.exception() if not fut.cancelled() else cf.CancelledError()
+                except pool_gone as broken:
+                    exc = broken
+                if not isinstance(exc, (*pool_gone, cf.CancelledError)):
+                    finish(fut, i)
+                    break
                 _discard_pool(1, pool)
-                fail(i, *_worker_death(exc, os.path.exists(started[i])))
-            else:
-                finish(fut, i)
+                if isinstance(exc, BrokenProcessPool) or attempt == 1:
+                    fail(i, *_worker_death(exc, os.path.exists(started[i])))
+                    break
     except BaseException:
         if pool is not None:  # an interrupt: stop the points still running
             _discard_pool(size, pool)

@@ -672,13 +672,16 @@ def test_a_dead_worker_fails_only_its_own_point():
 
 
 DRIVER_SCRIPT = """
-import functools, sys
-sys.path[:0] = [{root!r}, {here!r}]
+import os, sys, time
+sys.path[:0] = [{root!r}]
 from itermap.analysis import sweep
-from test_sweep import slow_noisy
 
-sweep(functools.partial(slow_noisy, delay=60.0, marks={marks!r}), {{"i": list(range(6))}},
-      executor=2, seed=0, progress=False)
+def slow(i):  # defined here: it travels by value, the workers import no test module
+    with open(os.path.join({marks!r}, f"{{i}}-{{os.getpid()}}"), "w"):
+        pass
+    time.sleep(60)
+
+sweep(slow, {{"i": list(range(6))}}, executor=2, progress=False)
 """
 
 
@@ -695,13 +698,13 @@ def _alive(processes):
     return out
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killing_the_driver_leaves_no_process_behind(tmp_path, how):
     psutil = pytest.importorskip("psutil")
     marks = tmp_path / "marks"
     marks.mkdir()
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER_SCRIPT.format(root=ROOT, here=HERE, marks=str(marks)))
+    script.write_text(DRIVER_SCRIPT.format(root=ROOT, marks=str(marks)))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     children = []
@@ -725,6 +728,32 @@ def test_killing_the_driver_leaves_no_process_behind(tmp_path, how):
             p.kill()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_concurrent_sweeps_share_the_pool_and_survive_each_others_dead_worker():
+    def dies_at_3(i):
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(0.05)
+        return i
+
+    results = {}
+
+    def run(name, f, n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[name] = sweep(f, {"i": list(range(n))}, executor=2, progress=False)
+
+    threads = [threading.Thread(target=run, args=("dies", dies_at_3, 8)),
+               threading.Thread(target=run, args=("sleeps", sleeper, 6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results["dies"]["result"].tolist() == [0, 1, 2, 4, 5, 6, 7]
+    assert [f.params for f in results["dies"].failures] == [{"i": 3}]
+    assert results["sleeps"]["i"].tolist() == list(range(6))  # lost nothing to the other
+    assert results["sleeps"].failures == []
 
 
 def blas_threads(k):
