@@ -697,19 +697,22 @@ _pools: dict[int, object] = {}
 _pools_lock = threading.Lock()
 
 
-def _local_pool(n_workers):
-    """The loky pool of ``n_workers`` processes, started on first use and kept for reuse."""
+def _new_pool(n_workers):
+    """A loky pool of ``n_workers`` processes with ``cores // n_workers`` BLAS threads each."""
     from joblib.externals import loky
 
+    n_threads = max(1, loky.cpu_count() // n_workers)
+    return loky.ProcessPoolExecutor(
+        max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT, initializer=_init_worker,
+        initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
+
+
+def _local_pool(n_workers):
+    """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
     with _pools_lock:
         pool = _pools.get(n_workers)
         if pool is None:
-            n_threads = max(1, loky.cpu_count() // n_workers)
-            pool = loky.ProcessPoolExecutor(
-                max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT,
-                initializer=_init_worker, initargs=(os.getpid(), n_threads),
-                env={v: str(n_threads) for v in _THREAD_VARS})
-            _pools[n_workers] = pool
+            pool = _pools[n_workers] = _new_pool(n_workers)
         return pool
 
 
@@ -746,17 +749,18 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
 
     When a worker dies, loky fails every unfinished future of the pool. The points that
     had not started are submitted again; those that had (each marks its start with a
-    file) are suspects, run again one at a time (on a pool of one worker) once the rest
-    is done, and one whose worker dies while it runs alone is the one that killed it.
+    file) are suspects, run again one at a time once the rest is done, on a pool of one
+    worker that this sweep alone uses, and one whose worker dies while it runs alone is
+    the one that killed it. (The shared pool may also break under a sweep running in
+    another thread; its points are then lost and rerun the same way.)
     """
-    # another sweep's thread may shut a shared pool down under us: lost like a break
     from joblib.externals.loky.process_executor import ShutdownExecutorError
 
     pool_gone = (BrokenProcessPool, ShutdownExecutorError)
     marks = tempfile.mkdtemp(prefix="itermap-sweep-")
     started = [os.path.join(marks, str(i)) for i in range(len(points))]
     queue, suspects = sorted(todo), []
-    pool, size = None, n_workers
+    pool = alone = None
     blind_breaks = 0
     try:
         while queue:
@@ -785,28 +789,29 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
                     ran = lost
             suspects += ran
             queue = sorted(set(lost) - set(ran))
+        pool = None
         for i in sorted(suspects):
-            for attempt in range(2):  # a second try only if the pool was shut down under us
-                if os.path.exists(started[i]):
-                    os.remove(started[i])
-                pool, size = _local_pool(1), 1
-                try:
-                    fut = pool.submit(_run_point, function, points[i], seeds[i], started[i])
-                    exc = fut.exception() if not fut.cancelled() else cf.CancelledError()
-                except pool_gone as broken:
-                    exc = broken
-                if not isinstance(exc, (*pool_gone, cf.CancelledError)):
-                    finish(fut, i)
-                    break
-                _discard_pool(1, pool)
-                if isinstance(exc, BrokenProcessPool) or attempt == 1:
-                    fail(i, *_worker_death(exc, os.path.exists(started[i])))
-                    break
+            if os.path.exists(started[i]):
+                os.remove(started[i])
+            alone = alone or _new_pool(1)
+            try:
+                fut = alone.submit(_run_point, function, points[i], seeds[i], started[i])
+                exc = fut.exception()
+            except BrokenProcessPool as broken:
+                exc = broken
+            if isinstance(exc, BrokenProcessPool):
+                alone.shutdown(wait=False, kill_workers=True)
+                alone = None
+                fail(i, *_worker_death(exc, os.path.exists(started[i])))
+            else:
+                finish(fut, i)
     except BaseException:
         if pool is not None:  # an interrupt: stop the points still running
-            _discard_pool(size, pool)
+            _discard_pool(n_workers, pool)
         raise
     finally:
+        if alone is not None:
+            alone.shutdown(wait=False, kill_workers=True)
         shutil.rmtree(marks, ignore_errors=True)
 
 
