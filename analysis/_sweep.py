@@ -613,6 +613,8 @@ def _identity_hasher():
                     token = _class_token(obj)
                 elif isinstance(obj, frozenset):  # joblib sorts sets, not frozensets
                     token = ["frozenset", set(obj)]
+                elif isinstance(obj, types.ModuleType):  # e.g. a bound array namespace
+                    token = ["module", obj.__name__]
                 if token is not None:
                     self._tokens[id(obj)] = token = (obj, token)  # keeps obj alive: ids stay
             super().save(obj if token is None else token[1])
@@ -693,15 +695,26 @@ def _exit_with_driver(driver_pid):
     os._exit(1)
 
 
-_pools: dict[int, object] = {}
+_pools: dict[tuple[int, int], object] = {}  # (workers, threads each) -> loky pool
 _pools_lock = threading.Lock()
 
 
-def _new_pool(n_workers):
-    """A loky pool of ``n_workers`` processes with ``cores // n_workers`` BLAS threads each."""
+def _threads_per_worker(n_workers):
+    """``cores // n_workers``, or less where the environment already asks for fewer."""
     from joblib.externals import loky
 
     n_threads = max(1, loky.cpu_count() // n_workers)
+    for var in _THREAD_VARS:  # e.g. OMP_NUM_THREADS=1 set for the calling process
+        value = os.environ.get(var, "")
+        if value.strip().isdigit() and int(value) >= 1:
+            n_threads = min(n_threads, int(value))
+    return n_threads
+
+
+def _new_pool(n_workers, n_threads):
+    """A loky pool of ``n_workers`` processes with ``n_threads`` BLAS threads each."""
+    from joblib.externals import loky
+
     return loky.ProcessPoolExecutor(
         max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT, initializer=_init_worker,
         initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
@@ -709,18 +722,19 @@ def _new_pool(n_workers):
 
 def _local_pool(n_workers):
     """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
+    key = (n_workers, _threads_per_worker(n_workers))
     with _pools_lock:
-        pool = _pools.get(n_workers)
+        pool = _pools.get(key)
         if pool is None:
-            pool = _pools[n_workers] = _new_pool(n_workers)
+            pool = _pools[key] = _new_pool(*key)
         return pool
 
 
-def _discard_pool(n_workers, pool):
+def _discard_pool(pool):
     """Drop a broken or interrupted pool (its workers are killed); the next use starts anew."""
     with _pools_lock:
-        if _pools.get(n_workers) is pool:
-            del _pools[n_workers]
+        for key in [k for k, v in _pools.items() if v is pool]:
+            del _pools[key]
     pool.shutdown(wait=False, kill_workers=True)
 
 
@@ -781,7 +795,7 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
                     finish(fut, futures[fut])
             if not lost:
                 break
-            _discard_pool(n_workers, pool)
+            _discard_pool(pool)
             ran = [i for i in lost if os.path.exists(started[i])]
             if not ran:  # no point was running (an idle worker was killed?): retry once
                 blind_breaks += 1
@@ -793,7 +807,7 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
         for i in sorted(suspects):
             if os.path.exists(started[i]):
                 os.remove(started[i])
-            alone = alone or _new_pool(1)
+            alone = alone or _new_pool(1, _threads_per_worker(1))
             try:
                 fut = alone.submit(_run_point, function, points[i], seeds[i], started[i])
                 exc = fut.exception()
@@ -807,7 +821,7 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
                 finish(fut, i)
     except BaseException:
         if pool is not None:  # an interrupt: stop the points still running
-            _discard_pool(n_workers, pool)
+            _discard_pool(pool)
         raise
     finally:
         if alone is not None:
@@ -842,7 +856,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         process per available core; an int: a pool of that many processes.
         The pool is kept for the next sweep (idle workers exit after 5
         minutes); each worker limits its BLAS and OpenMP threads to
-        ``cores // workers`` and exits when the calling process dies. A
+        ``cores // workers`` (or fewer, where ``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS`` or the like ask for fewer) and exits when
+        the calling process dies. A
         worker that dies (a segmentation fault, ``os._exit``, an
         out-of-memory kill) fails only the point it was running: the points
         lost with it are run again, the ones that were running one at a time

@@ -434,6 +434,11 @@ def test_unhashable_bound_value_with_cache_is_a_clear_error(tmp_path):
     assert not (tmp_path / "c").exists()
     assert len(sweep(functools.partial(lambda a, b: a, b=threading.Lock()), {"a": [1]},
                      executor="serial", progress=False)) == 1  # without cache= it runs
+    # a bound module (an array namespace, say) counts by its name
+    for xp, n_cached in ((np, 0), (np, 1), (math, 0)):
+        f = functools.partial(lambda a, xp: float(xp.sqrt(a)), xp=xp)
+        res = sweep(f, {"a": [4.0]}, executor="serial", cache=tmp_path / "m", progress=False)
+        assert res.n_cached == n_cached and res["result"][0] == 2.0
 
 
 # --- damaged cache entries are recomputed ----------------------------------------------------
@@ -730,6 +735,13 @@ def test_killing_the_driver_leaves_no_process_behind(tmp_path, how):
             proc.kill()
 
 
+def test_an_environment_asking_for_fewer_blas_threads_is_obeyed(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    for libs in sweep(blas_threads, {"k": [0]}, executor=1, progress=False)["libs"]:
+        assert [n for api, _, n in libs if api == "blas"] == [1] * len(
+            [api for api, _, _ in libs if api == "blas"])
+
+
 def test_concurrent_sweeps_share_the_pool_and_survive_each_others_dead_worker():
     def dies_at_3(i):
         if i == 3:
@@ -771,6 +783,9 @@ def test_each_worker_limits_its_blas_threads(workers):
     res = sweep(blas_threads, {"k": list(range(2 * workers))}, executor=workers,
                 progress=False)
     expected = max(1, cores // workers)
+    asked = [int(v) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+             if (v := os.environ.get(k, "")).isdigit() and int(v) >= 1]
+    expected = min([expected, *asked])  # an environment asking for fewer is obeyed
     for libs in res["libs"]:
         blas = [n for api, _, n in libs if api == "blas"]
         assert blas, f"no BLAS library loaded in the worker: {libs}"
