@@ -45,11 +45,11 @@ import hashlib
 import inspect
 import json
 import math
+import mmap
 import numbers
 import os
 import pickle
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -638,16 +638,31 @@ def _function_identity(function) -> str:
 # --------------------------------------------------------------------------- worker side
 
 
+_marks: dict[str, mmap.mmap] = {}  # in a worker: the start-marks file of the current sweep
+
+
+def _mark_started(path, i):
+    """Set byte ``i`` of the file ``path`` (mapped once per worker and sweep)."""
+    marks = _marks.get(path)
+    if marks is None:
+        for old in _marks.values():
+            old.close()
+        _marks.clear()
+        with open(path, "r+b") as fh:
+            marks = _marks[path] = mmap.mmap(fh.fileno(), 0)
+    marks[i] = 1  # a shared mapping: the caller sees it even if this process dies next
+
+
 def _run_point(function, params, seed_seq, started=None):
     """Run one point in a worker; never raises (the error travels back as data).
 
-    ``started`` is a file to create first: it tells the caller, should the worker
-    die, that this point was running rather than waiting in the queue.
+    ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
+    tells the caller, should the worker die, that this point was running rather than
+    waiting in the queue.
     """
     try:
         if started is not None:
-            with open(started, "w"):
-                pass
+            _mark_started(*started)
         kwargs = dict(params)
         if seed_seq is not None:
             kwargs["rng"] = np.random.default_rng(seed_seq)
@@ -762,8 +777,8 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
 
     When a worker dies, loky fails every unfinished future of the pool. The points that
-    had not started are submitted again; those that had (each marks its start with a
-    file) are suspects, run again one at a time once the rest is done, on a pool of one
+    had not started are submitted again; those that had (each marks its start in a
+    shared file) are suspects, run again one at a time once the rest is done, on a pool of one
     worker that this sweep alone uses, and one whose worker dies while it runs alone is
     the one that killed it. (The shared pool may also break under a sweep running in
     another thread; its points are then lost and rerun the same way.)
@@ -771,8 +786,13 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     from joblib.externals.loky.process_executor import ShutdownExecutorError
 
     pool_gone = (BrokenProcessPool, ShutdownExecutorError)
-    marks = tempfile.mkdtemp(prefix="itermap-sweep-")
-    started = [os.path.join(marks, str(i)) for i in range(len(points))]
+    fd, marks = tempfile.mkstemp(prefix="itermap-sweep-", suffix=".marks")
+    os.ftruncate(fd, len(points))  # one zero byte per point; a worker sets its point's
+
+    def ran(i):
+        os.lseek(fd, i, os.SEEK_SET)
+        return os.read(fd, 1) == b"\x01"
+
     queue, suspects = sorted(todo), []
     pool = alone = None
     blind_breaks = 0
@@ -783,7 +803,7 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             try:
                 for i in queue:
                     futures[pool.submit(_run_point, function, points[i], seeds[i],
-                                        started[i])] = i
+                                        (marks, i))] = i
             except pool_gone:
                 pass  # broke while submitting; what was not submitted waits for the next round
             submitted = set(futures.values())
@@ -796,27 +816,27 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             if not lost:
                 break
             _discard_pool(pool)
-            ran = [i for i in lost if os.path.exists(started[i])]
-            if not ran:  # no point was running (an idle worker was killed?): retry once
+            running = [i for i in lost if ran(i)]
+            if not running:  # no point was running (an idle worker was killed?): retry once
                 blind_breaks += 1
                 if blind_breaks > 1:
-                    ran = lost
-            suspects += ran
-            queue = sorted(set(lost) - set(ran))
+                    running = lost
+            suspects += running
+            queue = sorted(set(lost) - set(running))
         pool = None
         for i in sorted(suspects):
-            if os.path.exists(started[i]):
-                os.remove(started[i])
+            os.lseek(fd, i, os.SEEK_SET)
+            os.write(fd, b"\x00")
             alone = alone or _new_pool(1, _threads_per_worker(1))
             try:
-                fut = alone.submit(_run_point, function, points[i], seeds[i], started[i])
+                fut = alone.submit(_run_point, function, points[i], seeds[i], (marks, i))
                 exc = fut.exception()
             except BrokenProcessPool as broken:
                 exc = broken
             if isinstance(exc, BrokenProcessPool):
                 alone.shutdown(wait=False, kill_workers=True)
                 alone = None
-                fail(i, *_worker_death(exc, os.path.exists(started[i])))
+                fail(i, *_worker_death(exc, ran(i)))
             else:
                 finish(fut, i)
     except BaseException:
@@ -826,7 +846,11 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     finally:
         if alone is not None:
             alone.shutdown(wait=False, kill_workers=True)
-        shutil.rmtree(marks, ignore_errors=True)
+        os.close(fd)
+        try:
+            os.remove(marks)
+        except OSError:  # pragma: no cover - Windows, while a worker still maps it
+            pass
 
 
 # --------------------------------------------------------------------------- the sweep
