@@ -2,8 +2,8 @@
 
 :func:`sweep` runs ``function(**params)`` for every point of a grid and
 gathers the results into a :class:`SweepResult` table. The same call runs on
-worker processes of this machine (the default), in the calling process
-(``executor="serial"``), or on a cluster through any
+worker processes of this machine (the default: a loky pool, through joblib),
+in the calling process (``executor="serial"``), or on a cluster through any
 :class:`concurrent.futures.Executor`, e.g. a Dask client's
 ``client.get_executor()``.
 
@@ -18,9 +18,23 @@ the grid grows.
 
 Caching. With ``cache=DIR`` every finished point is written to its own file
 ``DIR/<key>.npz`` (temporary file + :func:`os.replace`, so a killed sweep
-never leaves a half-written point), where ``key`` is a SHA-256 of the
-canonical JSON of the parameters and the root seed. Running the same sweep
-again computes only the points whose file is missing.
+never leaves a half-written point). The key is a SHA-256 of the canonical
+JSON of the parameters, the root seed and the *identity of the function*: a
+:func:`joblib.hash` (content hash; arrays and maps by their bytes) of its
+code and of every value bound to it (``functools.partial`` arguments,
+closure variables, defaults, the code of the same-module helpers and the
+constants it reads). Running the same sweep again computes only the points
+whose file is missing; a changed function or a different bound map computes
+afresh. A damaged entry is recomputed with a warning.
+
+Local workers. The default pool is a :mod:`loky` process pool (through
+:mod:`joblib`), which sends functions with :mod:`cloudpickle`, so functions
+defined in ``__main__`` or a notebook, lambdas and closures run too. A worker
+that dies (a segmentation fault, ``os._exit``, an out-of-memory kill) fails
+only the point it was running: the points lost with it are run again, the
+suspects one at a time, and the point that kills its worker alone is reported
+as a :class:`SweepFailure`. Each worker limits its BLAS/OpenMP threads to
+``cores // workers`` and exits as soon as the calling process is gone.
 """
 
 from __future__ import annotations
@@ -31,14 +45,22 @@ import hashlib
 import inspect
 import json
 import math
-import multiprocessing
+import mmap
 import numbers
 import os
+import pickle
+import re
+import sys
 import tempfile
+import threading
+import time
 import traceback
+import types
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -375,12 +397,17 @@ class SweepResult:
         meta, arrays = _read_npz(path)
         if meta.get("kind") != "table":
             raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
-        records = [{k: _decode_value(v, arrays) for k, v in r.items()} for r in meta["records"]]
-        failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"], f["message"],
-                                 f["traceback"]) for f in meta["failures"]]
-        out = cls(meta["params"], records, failures, seed=meta["seed"],
-                  n_cached=meta["n_cached"])
-        out.columns = tuple(meta["columns"])
+        try:
+            records = [{k: _decode_value(v, arrays) for k, v in r.items()}
+                       for r in meta["records"]]
+            failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"],
+                                     f["message"], f["traceback"]) for f in meta["failures"]]
+            out = cls(meta["params"], records, failures, seed=meta["seed"],
+                      n_cached=meta["n_cached"])
+            out.columns = tuple(meta["columns"])
+        except Exception as exc:  # wrong JSON types, missing members: the file is damaged
+            raise ValueError(f"{path} is a damaged sweep table ({type(exc).__name__}: "
+                             f"{exc})") from exc
         return out
 
 
@@ -472,6 +499,12 @@ def _takes_rng(function):
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
+def _cpu_count():
+    from joblib.externals import loky
+
+    return loky.cpu_count()  # respects CPU affinity and cgroup quotas
+
+
 def _function_name(function):
     f = function
     while hasattr(f, "func"):  # functools.partial
@@ -479,12 +512,157 @@ def _function_name(function):
     return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', type(f).__name__)}"
 
 
+# --------------------------------------------------------------------------- function identity
+
+# Functions and classes of these modules are hashed by name (their code is the interpreter's).
+_BY_NAME = frozenset(sys.stdlib_module_names) | {"builtins"}
+_EMPTY_CELL = "<empty closure cell>"
+
+
+def _by_name(obj) -> bool:
+    module = getattr(obj, "__module__", None)
+    return not isinstance(module, str) or module.partition(".")[0] in _BY_NAME
+
+
+def _is_constant(value) -> bool:
+    """Plain data a function may read from its module (hashed with the function)."""
+    if value is None or isinstance(value, (bool, numbers.Number, str, bytes, np.generic)):
+        return True
+    if isinstance(value, np.ndarray):
+        return not value.dtype.hasobject
+    if isinstance(value, (tuple, frozenset)):
+        return all(_is_constant(v) for v in value)
+    return False
+
+
+def _global_names(code):
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _code_token(code):
+    # no file name or line numbers: moving a function does not change what it computes
+    return ["code", code.co_code, code.co_consts, code.co_names, code.co_varnames,
+            code.co_freevars, code.co_cellvars, code.co_argcount, code.co_posonlyargcount,
+            code.co_kwonlyargcount, code.co_flags]
+
+
+def _function_token(f):
+    closure = []
+    for cell in f.__closure__ or ():
+        try:
+            closure.append(cell.cell_contents)
+        except ValueError:
+            closure.append(_EMPTY_CELL)
+    helpers = {}
+    for name in sorted(_global_names(f.__code__)):
+        if name not in f.__globals__:
+            continue
+        value = f.__globals__[name]
+        if (isinstance(value, (types.FunctionType, type))
+                and getattr(value, "__module__", None) == f.__module__) or _is_constant(value):
+            helpers[name] = value
+    # lists, not tuples: pickle memoizes a list before its items, so cycles (a recursive
+    # closure, a method naming its own class) end in a back-reference
+    return ["function", f.__module__, f.__qualname__, f.__code__, f.__defaults__,
+            f.__kwdefaults__, closure, helpers]
+
+
+def _class_token(cls):
+    members = {}
+    for name, value in vars(cls).items():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = [value.fget, value.fset, value.fdel]
+        elif not (isinstance(value, types.FunctionType) or _is_constant(value)):
+            continue
+        members[name] = value
+    return ["class", cls.__module__, cls.__qualname__, list(cls.__bases__), members]
+
+
+@lru_cache(maxsize=1)
+def _identity_hasher():
+    from joblib.hashing import NumpyHasher
+
+    class IdentityHasher(NumpyHasher):
+        """joblib's content hash, with Python functions and classes hashed by their code.
+
+        joblib pickles a function by its name alone; here a function becomes its code,
+        defaults, closure values and same-module helpers, and a class its methods, so an
+        edited function (or a map class whose ``step`` changed) hashes differently.
+        """
+
+        def __init__(self):
+            super().__init__(hash_name="sha1")
+            self._tokens = {}
+
+        def save(self, obj):
+            token = self._tokens.get(id(obj))
+            if token is None:
+                if isinstance(obj, types.FunctionType) and not _by_name(obj):
+                    token = _function_token(obj)
+                elif isinstance(obj, types.MethodType):
+                    token = ["method", obj.__func__, obj.__self__]
+                elif isinstance(obj, types.CodeType):
+                    token = _code_token(obj)
+                elif isinstance(obj, type) and not _by_name(obj):
+                    token = _class_token(obj)
+                elif isinstance(obj, frozenset):  # joblib sorts sets, not frozensets
+                    token = ["frozenset", set(obj)]
+                elif isinstance(obj, types.ModuleType):  # e.g. a bound array namespace
+                    token = ["module", obj.__name__]
+                if token is not None:
+                    self._tokens[id(obj)] = token = (obj, token)  # keeps obj alive: ids stay
+            super().save(obj if token is None else token[1])
+
+    return IdentityHasher
+
+
+def _function_identity(function) -> str:
+    """Content hash of what ``function`` computes: its code and the values bound to it."""
+    try:
+        return _identity_hasher()().hash(function)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError,
+            RecursionError) as exc:
+        raise TypeError(
+            f"cache= keys each point by the content of function and of the values bound to "
+            f"it, and function {function!r} holds a value that cannot be hashed ({exc}); "
+            "bind only arrays, numbers, maps and other picklable values, or run without "
+            "cache=") from exc
+
+
 # --------------------------------------------------------------------------- worker side
 
 
-def _run_point(function, params, seed_seq):
-    """Run one point in a worker; never raises (the error travels back as data)."""
+_marks: dict[str, mmap.mmap] = {}  # in a worker: the start-marks file of the current sweep
+
+
+def _mark_started(path, i):
+    """Set byte ``i`` of the file ``path`` (mapped once per worker and sweep)."""
+    marks = _marks.get(path)
+    if marks is None:
+        for old in _marks.values():
+            old.close()
+        _marks.clear()
+        with open(path, "r+b") as fh:
+            marks = _marks[path] = mmap.mmap(fh.fileno(), 0)
+    marks[i] = 1  # a shared mapping: the caller sees it even if this process dies next
+
+
+def _run_point(function, params, seed_seq, started=None):
+    """Run one point in a worker; never raises (the error travels back as data).
+
+    ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
+    tells the caller, should the worker die, that this point was running rather than
+    waiting in the queue.
+    """
     try:
+        if started is not None:
+            _mark_started(*started)
         kwargs = dict(params)
         if seed_seq is not None:
             kwargs["rng"] = np.random.default_rng(seed_seq)
@@ -505,9 +683,174 @@ class _SerialExecutor(cf.Executor):
         return fut
 
 
-def _default_context():
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+# Thread-count variables read by OpenBLAS, MKL, BLIS, OpenMP (torch too), Accelerate, numexpr
+# when they load; threadpoolctl then limits those already loaded.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_IDLE_WORKER_TIMEOUT = 300  # s; joblib's choice: idle workers exit, a new sweep respawns them
+_WATCH_INTERVAL = 0.2  # s between a worker's checks that the calling process is alive
+
+
+def _init_worker(driver_pid, n_threads):
+    """Worker initializer: limit BLAS threads, and exit when the calling process dies."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n_threads)
+    if os.getppid() != driver_pid:
+        os._exit(1)
+    threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True,
+                     name="itermap-sweep-watchdog").start()
+
+
+def _exit_with_driver(driver_pid):
+    # loky's workers outlive a killed parent (an idle one until its timeout, a busy one until
+    # its point ends); once the parent is gone the worker is adopted, and getppid changes
+    while os.getppid() == driver_pid:
+        time.sleep(_WATCH_INTERVAL)
+    os._exit(1)
+
+
+_pools: dict[tuple[int, int], object] = {}  # (workers, threads each) -> loky pool
+_pools_lock = threading.Lock()
+
+
+def _threads_per_worker(n_workers):
+    """``cores // n_workers``, or less where the environment already asks for fewer."""
+    from joblib.externals import loky
+
+    n_threads = max(1, loky.cpu_count() // n_workers)
+    for var in _THREAD_VARS:  # e.g. OMP_NUM_THREADS=1 set for the calling process
+        value = os.environ.get(var, "")
+        if value.strip().isdigit() and int(value) >= 1:
+            n_threads = min(n_threads, int(value))
+    return n_threads
+
+
+def _new_pool(n_workers, n_threads):
+    """A loky pool of ``n_workers`` processes with ``n_threads`` BLAS threads each."""
+    from joblib.externals import loky
+
+    return loky.ProcessPoolExecutor(
+        max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT, initializer=_init_worker,
+        initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
+
+
+def _local_pool(n_workers):
+    """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
+    key = (n_workers, _threads_per_worker(n_workers))
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = _new_pool(*key)
+        return pool
+
+
+def _discard_pool(pool):
+    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew."""
+    with _pools_lock:
+        for key in [k for k, v in _pools.items() if v is pool]:
+            del _pools[key]
+    pool.shutdown(wait=False, kill_workers=True)
+
+
+def _worker_death(exc, started):
+    """(error, message) of a point whose worker died."""
+    codes = re.search(r"exit codes? of the workers? (?:are|is) \{([^}]*)\}", str(exc))
+    code = codes.group(1) if codes else "unknown"
+    if started:
+        return (type(exc).__name__,
+                f"the worker process died while running this point (exit code {code}): a "
+                "crash in native code (segmentation fault), os._exit, or the operating "
+                "system killing it (e.g. out of memory)")
+    return type(exc).__name__, f"the worker pool broke before this point started: {exc}"
+
+
+def _pool_lost(fut) -> bool:
+    """Whether the future failed because its pool broke or was shut down under it."""
+    from joblib.externals.loky.process_executor import ShutdownExecutorError
+
+    return fut.cancelled() or isinstance(fut.exception(),
+                                         (BrokenProcessPool, ShutdownExecutorError))
+
+
+def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
+    """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
+
+    When a worker dies, loky fails every unfinished future of the pool. The points that
+    had not started are submitted again; those that had (each marks its start in a
+    shared file) are suspects, run again one at a time once the rest is done, on a pool of one
+    worker that this sweep alone uses, and one whose worker dies while it runs alone is
+    the one that killed it. (The shared pool may also break under a sweep running in
+    another thread; its points are then lost and rerun the same way.)
+    """
+    from joblib.externals.loky.process_executor import ShutdownExecutorError
+
+    pool_gone = (BrokenProcessPool, ShutdownExecutorError)
+    fd, marks = tempfile.mkstemp(prefix="itermap-sweep-", suffix=".marks")
+    os.ftruncate(fd, len(points))  # one zero byte per point; a worker sets its point's
+
+    def ran(i):
+        os.lseek(fd, i, os.SEEK_SET)
+        return os.read(fd, 1) == b"\x01"
+
+    queue, suspects = sorted(todo), []
+    pool = alone = None
+    blind_breaks = 0
+    try:
+        while queue:
+            pool = _local_pool(n_workers)
+            futures = {}
+            try:
+                for i in queue:
+                    futures[pool.submit(_run_point, function, points[i], seeds[i],
+                                        (marks, i))] = i
+            except pool_gone:
+                pass  # broke while submitting; what was not submitted waits for the next round
+            submitted = set(futures.values())
+            lost = [i for i in queue if i not in submitted]
+            for fut in cf.as_completed(futures):
+                if _pool_lost(fut):
+                    lost.append(futures[fut])
+                else:
+                    finish(fut, futures[fut])
+            if not lost:
+                break
+            _discard_pool(pool)
+            running = [i for i in lost if ran(i)]
+            if not running:  # no point was running (an idle worker was killed?): retry once
+                blind_breaks += 1
+                if blind_breaks > 1:
+                    running = lost
+            suspects += running
+            queue = sorted(set(lost) - set(running))
+        pool = None
+        for i in sorted(suspects):
+            os.lseek(fd, i, os.SEEK_SET)
+            os.write(fd, b"\x00")
+            alone = alone or _new_pool(1, _threads_per_worker(1))
+            try:
+                fut = alone.submit(_run_point, function, points[i], seeds[i], (marks, i))
+                exc = fut.exception()
+            except BrokenProcessPool as broken:
+                exc = broken
+            if isinstance(exc, BrokenProcessPool):
+                alone.shutdown(wait=False, kill_workers=True)
+                alone = None
+                fail(i, *_worker_death(exc, ran(i)))
+            else:
+                finish(fut, i)
+    except BaseException:
+        if pool is not None:  # an interrupt: stop the points still running
+            _discard_pool(pool)
+        raise
+    finally:
+        if alone is not None:
+            alone.shutdown(wait=False, kill_workers=True)
+        os.close(fd)
+        try:
+            os.remove(marks)
+        except OSError:  # pragma: no cover - Windows, while a worker still maps it
+            pass
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -523,24 +866,33 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         it has a parameter named ``rng``. It may return a dict (one column
         per key; nested dicts become ``"outer.inner"`` columns), a dataclass
         (one column per field), or any other value (one column named
-        ``"result"``); 0-d arrays become scalars. To run in worker
-        processes or on a cluster it must be picklable: define it at the top
-        level of an importable module (not in ``__main__`` of an
-        interactive session, not a lambda), and pass fixed objects such as a
-        map through :func:`functools.partial`.
+        ``"result"``); 0-d arrays become scalars. Workers receive it by
+        :mod:`cloudpickle`, so a function defined in ``__main__``, a
+        notebook, a lambda or a closure runs too; pass fixed objects such as
+        a map through :func:`functools.partial`.
     grid : dict of lists or list of dicts
         A dict ``{name: [values, ...]}`` sweeps the Cartesian product in
         row-major order (the last name varies fastest); a list of dicts
         lists the points explicitly. Values must be numbers, strings,
         booleans, None, arrays or lists/dicts of those.
     executor : None, int, "serial" or concurrent.futures.Executor
-        None: a pool of ``os.cpu_count()`` local worker processes
-        (``forkserver`` start method where available, else ``spawn``),
-        shut down at the end; an int: a pool of that many processes;
-        ``"serial"``: run in the calling process (for debugging and
-        functions that cannot be pickled); an Executor (e.g. a Dask
-        ``client.get_executor()``) is used as is and left running. Dask
-        treats submitted calls as pure by default and may hand back the
+        None: a :mod:`loky` pool (through :mod:`joblib`) with one worker
+        process per available core; an int: a pool of that many processes.
+        The pool is kept for the next sweep (idle workers exit after 5
+        minutes); each worker limits its BLAS and OpenMP threads to
+        ``cores // workers`` (or fewer, where ``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS`` or the like ask for fewer) and exits when
+        the calling process dies. A
+        worker that dies (a segmentation fault, ``os._exit``, an
+        out-of-memory kill) fails only the point it was running: the points
+        lost with it are run again, the ones that were running one at a time
+        alone, and a point whose worker dies while it runs alone becomes a
+        :class:`SweepFailure` naming the exit code. ``"serial"``: run in
+        the calling process (for debugging and functions that cannot be
+        pickled). An Executor (e.g. a Dask ``client.get_executor()``) is
+        used as is and left running; on a ``concurrent.futures``
+        ProcessPoolExecutor you pass, one dead worker breaks the whole pool.
+        Dask treats submitted calls as pure by default and may hand back the
         result of an identical earlier call; for a function with side
         effects pass ``client.get_executor(pure=False)``.
     seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
@@ -550,8 +902,17 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         fresh entropy (recorded in ``result.seed``).
     cache : str or os.PathLike, optional
         A directory. Each finished point is written there atomically as soon
-        as it completes; points already there (same parameters and seed) are
-        read instead of computed. Failed points are not cached.
+        as it completes; points already there (same parameters, seed and
+        function) are read instead of computed. The function counts by
+        content: its code, its defaults, its closure variables, the
+        arguments a :func:`functools.partial` binds (arrays and maps by
+        their values), the code of the helpers of its module it calls and
+        the module constants it reads; :func:`joblib.hash` hashes them. So
+        a changed function or another bound map is computed afresh, and the
+        same map built again is a cache hit. (Module-level mutable objects,
+        files the function reads and other modules' code are not part of the
+        key.) A damaged entry is recomputed with a warning. Failed points are
+        not cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 
@@ -565,7 +926,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     ------
     TypeError
         For a non-callable ``function``, a malformed ``grid``, unsupported
-        parameter values, or a bad ``executor``/``seed``/``cache`` type.
+        parameter values, a bad ``executor``/``seed``/``cache`` type, or,
+        with ``cache``, a ``function`` bound to a value that cannot be hashed
+        (a lock, an open file).
     ValueError
         For an empty grid, duplicate points, a parameter named ``rng``, a
         cache without a seed for a function taking ``rng``, or a cache
@@ -580,9 +943,10 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         table = sweep(f, grid, executor=client.get_executor(), seed=0, cache="runs/f")
 
     The cache is written by the calling process, so workers need no shared
-    file system. With worker processes, run the sweep under
-    ``if __name__ == "__main__":`` in scripts (the ``spawn``/``forkserver``
-    start methods import the main module).
+    file system. A ``concurrent.futures.ProcessPoolExecutor`` you pass
+    yourself needs the sweep under ``if __name__ == "__main__":`` in
+    scripts and a function importable by name; the default pool needs
+    neither.
 
     Examples
     --------
@@ -619,7 +983,7 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
                              f"got {executor!r}")
     elif executor is None or (isinstance(executor, numbers.Integral)
                               and not isinstance(executor, bool)):
-        n_workers = (os.cpu_count() or 1) if executor is None else int(executor)
+        n_workers = _cpu_count() if executor is None else int(executor)
         if n_workers < 1:
             raise ValueError(f"executor (number of worker processes) must be >= 1, "
                              f"got {n_workers}")
@@ -646,7 +1010,16 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
             raise ValueError(f"grid has duplicate points: {points[seen[d]]} (points "
                              f"{seen[d]} and {i})")
         seen[d] = i
-    keys = [_digest({"params": c, "seed": seed_json}).hex()[:32] for c in canon]
+    cache_dir = identity = None
+    if cache is not None:
+        if not isinstance(cache, (str, os.PathLike)):
+            raise TypeError(f"cache must be a directory path, got {type(cache).__name__}")
+        cache_dir = os.fspath(cache)
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+            raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
+        identity = _function_identity(function)
+    keys = [_digest({"params": c, "seed": seed_json, "function": identity}).hex()[:32]
+            for c in canon]
     seeds = [None] * len(points)
     if root is not None:
         for i, d in enumerate(param_digests):
@@ -658,29 +1031,16 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     done = [False] * len(points)
     failures: dict[int, SweepFailure] = {}
     n_cached = 0
-    cache_dir = None
-    if cache is not None:
-        if not isinstance(cache, (str, os.PathLike)):
-            raise TypeError(f"cache must be a directory path, got {type(cache).__name__}")
-        cache_dir = os.fspath(cache)
-        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
-            raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
+    if cache_dir is not None:
         os.makedirs(cache_dir, exist_ok=True)
         _check_manifest(cache_dir, _function_name(function))
         for i, key in enumerate(keys):
-            rec = _read_cached(cache_dir, key, canon[i])
+            rec = _read_cached(cache_dir, key, canon[i], identity)
             if rec is not None:
                 outputs[i], done[i] = rec, True
                 n_cached += 1
-
-    own_pool = False
     if isinstance(executor, str):  # "serial", checked above
         executor = _SerialExecutor()
-    elif executor is None:
-        if len(points) > n_cached:
-            executor = cf.ProcessPoolExecutor(max_workers=min(n_workers, len(points) - n_cached),
-                                              mp_context=_default_context())
-            own_pool = True
 
     bar = None
     if progress:
@@ -707,24 +1067,33 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
             outputs[i], done[i] = out, True
             if cache_dir is not None:
                 try:
-                    _write_cached(cache_dir, keys[i], canon[i], out)
-                except TypeError as exc:  # kept in the table, but not cached
+                    _write_cached(cache_dir, keys[i], canon[i], identity, out)
+                except (TypeError, ValueError, OSError) as exc:  # kept in the table, but not cached
                     uncached.append(f"{points[i]}: {exc}")
+            if bar is not None:
+                bar.update(1)
         else:
-            failures[i] = SweepFailure(dict(points[i]), *value)
+            fail(i, *value)
+
+    def fail(i, error, message, tb=""):
+        failures[i] = SweepFailure(dict(points[i]), error, message, tb)
         if bar is not None:
             bar.update(1)
 
+    todo = [i for i in range(len(points)) if not done[i]]
     try:
-        for i in range(len(points)):
-            if not done[i]:
+        if executor is None:
+            if todo:
+                _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail)
+        else:
+            for i in todo:
                 fut = executor.submit(_run_point, function, points[i], seeds[i])
                 if fut.done():  # e.g. "serial": record (and cache) it right away
                     finish(fut, i)
                 else:
                     futures[fut] = i
-        for fut in cf.as_completed(futures):
-            finish(fut, futures[fut])
+            for fut in cf.as_completed(futures):
+                finish(fut, futures[fut])
     except BaseException:
         for fut in futures:
             fut.cancel()
@@ -732,8 +1101,6 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     finally:
         if bar is not None:
             bar.close()
-        if own_pool:
-            executor.shutdown(wait=True, cancel_futures=True)
 
     records = []
     for i, p in enumerate(points):
@@ -777,24 +1144,31 @@ def _check_manifest(cache_dir, function_name):
     os.replace(tmp, path)
 
 
-def _write_cached(cache_dir, key, canon, out):
+def _write_cached(cache_dir, key, canon, identity, out):
     arrays: dict[str, np.ndarray] = {}
     cols = {k: _encode_value(v, arrays, f"c.{k}") for k, v in out.items()}
     meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": "point",
-            "key": key, "params": canon, "outputs": cols}
+            "key": key, "params": canon, "function": identity, "outputs": cols}
     _write_npz(os.path.join(cache_dir, key + ".npz"), meta, arrays)
 
 
-def _read_cached(cache_dir, key, canon):
+def _read_cached(cache_dir, key, canon, identity):
+    """The outputs stored for this point, or None (with a warning when the file is bad)."""
     path = os.path.join(cache_dir, key + ".npz")
     if not os.path.exists(path):
         return None
     try:
         meta, arrays = _read_npz(path)
-        if meta.get("kind") != "point" or meta.get("key") != key or meta["params"] != canon:
-            raise ValueError(f"{path} does not hold this point")
-        return {k: _decode_value(v, arrays) for k, v in meta["outputs"].items()}
-    except (ValueError, KeyError, TypeError) as exc:
-        warnings.warn(f"ignoring unreadable sweep cache entry {path} ({exc}); recomputing",
+        if (meta.get("kind") != "point" or meta.get("key") != key
+                or meta.get("params") != canon or meta.get("function") != identity):
+            raise ValueError("it does not hold this point of this function")
+        outputs = meta.get("outputs")
+        if not isinstance(outputs, dict) or not all(isinstance(k, str) for k in outputs):
+            raise ValueError(f"its outputs are a {type(outputs).__name__}, not a dict of "
+                             "columns")
+        return {k: _decode_value(v, arrays) for k, v in outputs.items()}
+    except Exception as exc:  # any damage at all: recompute, never abort the sweep
+        warnings.warn(f"ignoring unreadable sweep cache entry {path} "
+                      f"({type(exc).__name__}: {exc}); recomputing",
                       RuntimeWarning, stacklevel=3)
         return None

@@ -1,13 +1,15 @@
-"""Parameter sweeps: parallel efficiency and per-point overhead of the engines (issue 7).
+"""Parameter sweeps: parallel efficiency and per-point overhead of the engines (issues 7, 12).
 
 Workload: the top-10 Lyapunov exponents of a random tanh network (QR method,
 written here in plain NumPy so the figure does not move with the analysis
 code), one network per point, 8 gains x 8 trials = 64 points.
 
-Engines: a pool of local worker processes (1 and 2 workers) and a Dask
-``LocalCluster`` with 2 single-threaded worker processes, each started once
-and warmed up, so the figures are the steady-state cost of a sweep; start-up
-times are printed separately.
+Engines: the sweep's own local pool (loky through joblib; ``executor=1`` and
+``executor=2``), a ``concurrent.futures.ProcessPoolExecutor`` passed in (the
+engine before issue 12), and a Dask ``LocalCluster`` with 2 single-threaded
+worker processes, each started once and warmed up, so the figures are the
+steady-state cost of a sweep; start-up times are printed separately. The
+local pool gives each worker ``cores // workers`` BLAS threads.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._timing import compare, time_call  # noqa: E402
 from itermap.analysis import sweep  # noqa: E402
+from itermap.analysis._sweep import _local_pool  # noqa: E402  (the pool sweep uses)
 
 N, K = 128, 10
 
@@ -74,17 +77,13 @@ def run(quick: bool = False) -> list[dict]:
     n_pts = len(points)
     work = functools.partial(lyapunov_top10, steps=steps)
 
-    def timed_start(make):
-        t0 = time.perf_counter()
-        obj = make()
-        return obj, time.perf_counter() - t0
-
     rows = []
-    pool1, _ = timed_start(lambda: ProcessPoolExecutor(1, mp_context=_context()))
-    pool2, _ = timed_start(lambda: ProcessPoolExecutor(2, mp_context=_context()))
     t0 = time.perf_counter()
-    first = sweep(work, grid, executor=pool2, seed=0, progress=False)
+    first = sweep(work, grid, executor=2, seed=0, progress=False)
     t_pool_first = time.perf_counter() - t0
+    sweep(noop, {"i": [0]}, executor=1, progress=False)  # start the 1-worker pool
+    old_pool = ProcessPoolExecutor(2, mp_context=_context())  # the engine before issue 12
+    assert sweep(work, grid, executor=old_pool, seed=0, progress=False).equals(first)
     from dask.distributed import Client, LocalCluster
 
     with warnings.catch_warnings():
@@ -98,21 +97,22 @@ def run(quick: bool = False) -> list[dict]:
         dask_ex = client.get_executor()
         via_dask = sweep(work, grid, executor=dask_ex, seed=0, progress=False)
         assert via_dask.equals(first), "the Dask sweep must give the local table bit for bit"
-        print(f"start-up: 2-process pool + first sweep {t_pool_first:.2f} s, Dask LocalCluster "
+        print(f"start-up: 2-process loky pool + first sweep {t_pool_first:.2f} s, Dask "
+              f"LocalCluster "
               f"(2 worker processes) {t_dask_start:.2f} s; load average before timing "
               f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
 
         def one_worker():
-            return sweep(work, grid, executor=pool1, seed=0, progress=False)
+            return sweep(work, grid, executor=1, seed=0, progress=False)
 
         def two_workers():
-            return sweep(work, grid, executor=pool2, seed=0, progress=False)
+            return sweep(work, grid, executor=2, seed=0, progress=False)
 
         def dask_two():
             return sweep(work, grid, executor=dask_ex, seed=0, progress=False)
 
-        def one_task():
-            return pool1.submit(_all_points_in_one_task, points, steps).result()
+        def one_task():  # in the very pool (and BLAS threads) of executor=1
+            return _local_pool(1).submit(_all_points_in_one_task, points, steps).result()
 
         note = (f"{n_pts} points, top-{K} QR Lyapunov of an N={N} tanh net, {steps} steps; "
                 "local NumPy workload (not analysis.lyapunov_spectrum)")
@@ -129,11 +129,13 @@ def run(quick: bool = False) -> list[dict]:
         print(f"load average after timing {os.getloadavg()[0]:.2f}", flush=True)
         # per-point overhead of each engine: a sweep of no-op points
         m = 64 if quick else 256
-        for label, ex in (("1 local worker", pool1), ("2 local workers", pool2),
+        overheads = {}
+        for label, ex in (("1 local worker", 1), ("2 local workers", 2),
+                          ("2 procs, ProcessPoolExecutor passed in", old_pool),
                           ("Dask 2 procs", dask_ex)):
             t = time_call(lambda ex=ex: sweep(noop, {"i": list(range(m))}, executor=ex,
                                               progress=False), repeat=repeat)
-            over = t / m
+            over = overheads[label] = t / m
             ratio = over / per_point
             ok = ratio <= 0.05
             print(f"{'per-point overhead, ' + label:<58} {over * 1e3:9.3f} ms/pt = "
@@ -143,12 +145,51 @@ def run(quick: bool = False) -> list[dict]:
                          "ours_s": over, "baseline_s": per_point, "ratio": ratio,
                          "speedup": 1 / ratio, "target": "ratio <= 0.05", "met": ok,
                          "note": "no-op sweep time / points, against the work of one point"})
+        ours, base = overheads["2 local workers"], overheads[
+            "2 procs, ProcessPoolExecutor passed in"]
+        print(f"{'per-point overhead, loky pool vs ProcessPoolExecutor':<58} "
+              f"{ours * 1e3:.3f} / {base * 1e3:.3f} ms/pt = ratio {ours / base:.2f} "
+              "(informative: start marks and recovery bookkeeping)", flush=True)
+        rows.append({"name": "per-point overhead, 2-worker loky pool vs ProcessPoolExecutor",
+                     "ours_s": ours, "baseline_s": base, "ratio": ours / base,
+                     "speedup": base / ours, "target": "ratio <= 1e9", "met": True,
+                     "note": "informative"})
+        rows.append(_dead_worker_row(quick))
     finally:
         client.close()
         cluster.close()
-        pool1.shutdown()
-        pool2.shutdown()
+        old_pool.shutdown()
     return rows
+
+
+def dies_or_sleeps(i, *, dead, delay):
+    if i == dead:
+        os.kill(os.getpid(), 11)  # SIGSEGV
+    time.sleep(delay)
+    return i
+
+
+def _dead_worker_row(quick):
+    """What one segfaulting point costs: 20 points of 50 ms with and without it."""
+    grid = {"i": list(range(20))}
+    delay = 0.05
+
+    def with_death():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sweep(functools.partial(dies_or_sleeps, dead=7, delay=delay), grid,
+                        executor=2, progress=False)
+        assert len(res) == 19 and len(res.failures) == 1
+        return res
+
+    def without():
+        return sweep(functools.partial(dies_or_sleeps, dead=-1, delay=delay), grid,
+                     executor=2, progress=False)
+
+    return compare("20 pts of 50 ms, 2 workers: one segfaults vs none", with_death, without,
+                   target="ratio <= 1e9", repeat=1 if quick else 3,
+                   setup_note="informative: the dead worker's pool is restarted twice "
+                              "(once in the sweep, once when its point runs alone)")
 
 
 if __name__ == "__main__":

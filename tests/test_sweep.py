@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -48,16 +50,20 @@ def fails_on_odd(k, rng):
 
 def returns_unpicklable(k):
     if k == 1:
-        return lambda: k  # cannot travel back from a worker process
+        return threading.Lock()  # cannot travel back from a worker process, even by cloudpickle
     return k
 
 
 def slow_noisy(i, rng, *, delay=0.0, marks=None):
-    """Sleeps, then draws; leaves a marker file per call so a test can count the calls."""
+    """Sleeps, then draws; leaves a marker file per call so a test can count the calls.
+
+    The environment variable SWEEP_TEST_DELAY (seconds) adds to the delay: a test can slow a
+    run down without changing the function's arguments, which are part of the cache key.
+    """
     if marks is not None:
         with open(os.path.join(marks, f"{i}-{os.getpid()}-{time.monotonic_ns()}"), "w"):
             pass
-    time.sleep(delay)
+    time.sleep(delay + float(os.environ.get("SWEEP_TEST_DELAY", "0")))
     return {"v": rng.standard_normal(4), "s": float(rng.random())}
 
 
@@ -322,6 +328,217 @@ def test_point_that_cannot_be_cached_stays_in_the_table(tmp_path):
     assert res["i2"].tolist() == [0, 2, 4] and len(_points_in(tmp_path)) == 2
 
 
+# --- the cache key holds the function's identity --------------------------------------------
+
+
+def response(gain, net):
+    """A number that depends on every weight of the bound map."""
+    x = np.linspace(-1.0, 1.0, net.dim)
+    return {"y": float(np.sum(net.step(gain * x)))}
+
+
+def _reference_response(net, gains):
+    # the map by hand: random_rnn's step is tanh(W x) on the whole state (no bias)
+    assert net.bias is None and [a.name for a in net.activations] == ["tanh"]
+    W = net.block_matrix.to_dense()
+    x = np.linspace(-1.0, 1.0, net.dim)
+    return [float(np.sum(np.tanh(W @ (g * x)))) for g in gains]
+
+
+def test_cache_never_returns_another_bound_maps_results(tmp_path):
+    import itermap
+
+    gains = [0.5, 1.0, 1.5]
+    A, B = itermap.random_rnn(12, rng=0), itermap.random_rnn(12, rng=1)
+    a = sweep(functools.partial(response, net=A), {"gain": gains}, executor="serial",
+              cache=tmp_path, progress=False)
+    b = sweep(functools.partial(response, net=B), {"gain": gains}, executor="serial",
+              cache=tmp_path, progress=False)
+    assert b.n_cached == 0  # B's numbers, reported as computed
+    np.testing.assert_allclose(b["y"], _reference_response(B, gains), rtol=1e-12)
+    np.testing.assert_allclose(a["y"], _reference_response(A, gains), rtol=1e-12)
+    assert not np.any(a["y"] == b["y"])
+    # the key is the content, not the object: the same map built again hits the cache
+    again = sweep(functools.partial(response, net=itermap.random_rnn(12, rng=0)),
+                  {"gain": gains}, executor="serial", cache=tmp_path, progress=False)
+    assert again.n_cached == 3 and again.equals(a)
+
+
+def _define(source, name="point"):
+    """Define ``name`` from source in a module namespace of its own (same name each time)."""
+    namespace = {"__name__": "sweep_defined", "np": np}
+    exec(textwrap.dedent(source), namespace)
+    return namespace[name]
+
+
+LOZI = """
+class Lozi:
+    def __init__(self, a):
+        self.a = a
+        self.dim = 2
+
+    def step(self, x):
+        return np.array([1 + {b} * x[1] - self.a * abs(x[0]), 0.3 * x[0]])
+
+def point(x, m):
+    return float(m.step(np.array([x, 0.5]))[0])
+"""
+
+
+def _lozi(a, b="1.0"):
+    point = _define(LOZI.format(b=b))
+    return functools.partial(point, m=point.__globals__["Lozi"](a))
+
+
+# (first, changed, the changed function's value at x = 1); the second must recompute
+IDENTITY_CHANGES = {
+    "code": ("def point(x):\n    return x + 1", "def point(x):\n    return x + 2", 3),
+    "default": ("def point(x, k=1):\n    return x * k", "def point(x, k=2):\n    return x * k",
+                2),
+    "closure": ("def make(k):\n    return lambda x: x * k\npoint = make(3)",
+                "def make(k):\n    return lambda x: x * k\npoint = make(4)", 4),
+    "helper": ("def helper(x):\n    return x - 1\ndef point(x):\n    return helper(x)",
+               "def helper(x):\n    return x - 5\ndef point(x):\n    return helper(x)", -4),
+    "module constant": ("K = 2.0\ndef point(x):\n    return x * K",
+                        "K = 2.5\ndef point(x):\n    return x * K", 2.5),
+    "partial array, last bit": (
+        lambda: functools.partial(_define("def point(x, w):\n    return float(x * w[-1])"),
+                                  w=np.ones(4)),
+        lambda: functools.partial(_define("def point(x, w):\n    return float(x * w[-1])"),
+                                  w=np.array([1.0, 1.0, 1.0, np.nextafter(1.0, 2.0)])),
+        np.nextafter(1.0, 2.0)),
+    "bound object's attribute": (lambda: _lozi(1.4), lambda: _lozi(1.7), 1 + 0.5 - 1.7),
+    "bound object's class code": (lambda: _lozi(1.4), lambda: _lozi(1.4, b="0.5"),
+                                  1 + 0.5 * 0.5 - 1.4),
+}
+
+
+@pytest.mark.parametrize("change", list(IDENTITY_CHANGES))
+def test_cache_key_covers_code_and_bound_values(tmp_path, change):
+    first, changed, expected = IDENTITY_CHANGES[change]
+    make = {f: (f if callable(f) else functools.partial(_define, f)) for f in (first, changed)}
+    grid = {"x": [1.0]}
+    a = sweep(make[first](), grid, executor="serial", cache=tmp_path, progress=False)
+    b = sweep(make[changed](), grid, executor="serial", cache=tmp_path, progress=False)
+    assert b.n_cached == 0 and b["result"][0] == expected
+    assert a["result"][0] != expected
+    # defined again from the same source (new objects, same content): a cache hit
+    again = sweep(make[changed](), grid, executor="serial", cache=tmp_path, progress=False)
+    assert again.n_cached == 1 and again.equals(b)
+
+
+def test_unhashable_bound_value_with_cache_is_a_clear_error(tmp_path):
+    f = functools.partial(plain, b=threading.Lock())
+    with pytest.raises(TypeError, match="function .* holds a value that cannot be hashed"):
+        sweep(f, {"a": [1]}, executor="serial", cache=tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
+    assert len(sweep(functools.partial(lambda a, b: a, b=threading.Lock()), {"a": [1]},
+                     executor="serial", progress=False)) == 1  # without cache= it runs
+    # a bound module (an array namespace, say) counts by its name
+    for xp, n_cached in ((np, 0), (np, 1), (math, 0)):
+        f = functools.partial(lambda a, xp: float(xp.sqrt(a)), xp=xp)
+        res = sweep(f, {"a": [4.0]}, executor="serial", cache=tmp_path / "m", progress=False)
+        assert res.n_cached == n_cached and res["result"][0] == 2.0
+
+
+# --- damaged cache entries are recomputed ----------------------------------------------------
+
+
+def _rewrite_meta(path, change):
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = change(json.loads(arrays["__sweep__"].tobytes()))
+    text = meta if isinstance(meta, bytes) else json.dumps(meta).encode()  # bytes: raw JSON
+    arrays["__sweep__"] = np.frombuffer(text, dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _set(key, value):
+    def change(meta):
+        meta[key] = value
+        return meta
+    return change
+
+
+def _deep(meta, n=5000):
+    """Outputs nested deeper than the JSON reader recurses (raw JSON text)."""
+    text = json.dumps({**meta, "outputs": {"u": "DEEP"}})
+    return text.replace('"DEEP"', "[" * n + "0" + "]" * n).encode()
+
+
+DAMAGES = {
+    "outputs is a list": _set("outputs", [1, 2]),
+    "outputs is null": _set("outputs", None),
+    "no outputs": lambda m: {k: v for k, v in m.items() if k != "outputs"},
+    "wrong key": _set("key", "0" * 32),
+    "other parameters": _set("params", {"gain": 9.0, "n": 3}),
+    "other function": _set("function", "f" * 40),
+    "meta is a list": lambda m: [m],
+    "meta is a string": lambda m: "point",
+    "missing array": lambda m: {**m, "outputs": {**m["outputs"], "first": {"__array__": "x"}}},
+    "bad dtype": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__np__": "zz", "v": 1}}},
+    "unknown tag": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__what__": 1}}},
+    "bad complex": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__complex__": [1]}}},
+    "deep nesting": _deep,
+    "not JSON": lambda m: b"{'format': ",
+    "future version": _set("format_version", 99),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_cache_entry_is_recomputed_with_a_warning(tmp_path, damage):
+    res = sweep(noisy, GRID, executor="serial", seed=2, cache=tmp_path, progress=False)
+    victim = tmp_path / _points_in(tmp_path)[0]
+    _rewrite_meta(victim, DAMAGES[damage])
+    with pytest.warns(RuntimeWarning, match="ignoring unreadable sweep cache entry"):
+        again = sweep(noisy, GRID, executor="serial", seed=2, cache=tmp_path, progress=False)
+    assert again.n_cached == 5 and again.equals(res)
+    # the recomputed point replaced the damaged file
+    assert sweep(noisy, GRID, executor="serial", seed=2, cache=tmp_path,
+                 progress=False).n_cached == 6
+
+
+def test_damaged_cache_files_and_manifest_do_not_abort(tmp_path):
+    res = sweep(noisy, GRID, executor="serial", seed=2, cache=tmp_path, progress=False)
+    names = _points_in(tmp_path)
+    (tmp_path / names[0]).unlink()
+    (tmp_path / names[0]).mkdir()  # a folder where the entry should be
+    (tmp_path / names[1]).write_bytes(b"")
+    (tmp_path / "sweep.json").write_text("[1, 2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = sweep(noisy, GRID, executor="serial", seed=2, cache=tmp_path, progress=False)
+    assert again.n_cached == 4 and again.equals(res)
+    messages = [str(w.message) for w in caught]
+    assert sum("ignoring unreadable sweep cache entry" in m for m in messages) == 2
+    # the folder in the way cannot be replaced: that point stays in the table, uncached
+    assert any("1 sweep points could not be cached" in m for m in messages)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_property_any_byte_damage_recomputes_or_is_harmless(tmp_path_factory, data):
+    cache = tmp_path_factory.mktemp("damaged")
+    grid = {"gain": [0.5], "n": [3, 5]}
+    res = sweep(noisy, grid, executor="serial", seed=4, cache=cache, progress=False)
+    victim = cache / _points_in(cache)[data.draw(st.integers(0, 1), label="entry")]
+    raw = bytearray(victim.read_bytes())
+    how = data.draw(st.sampled_from(["truncate", "flip", "splice"]), label="how")
+    at = data.draw(st.integers(0, len(raw) - 1), label="at")
+    if how == "truncate":
+        raw = raw[:at]
+    elif how == "flip":
+        raw[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    else:
+        raw[at:at + 8] = data.draw(st.binary(min_size=0, max_size=16), label="junk")
+    victim.write_bytes(bytes(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        again = sweep(noisy, grid, executor="serial", seed=4, cache=cache, progress=False)
+    assert again.equals(res)  # never another value, never an abort
+
+
 KILLED_SWEEP = """
 import functools, sys
 sys.path[:0] = [{root!r}, {here!r}]
@@ -329,21 +546,21 @@ from itermap.analysis import sweep
 from test_sweep import slow_noisy
 
 if __name__ == "__main__":
-    f = functools.partial(slow_noisy, delay=0.25, marks={marks!r})
+    f = functools.partial(slow_noisy, marks={marks!r})
     sweep(f, {{"i": list(range(24))}}, executor=2, seed=9, cache={cache!r}, progress=False)
     print("finished", flush=True)
 """
 
 
 def test_killed_sweep_resumes_with_only_the_missing_points(tmp_path):
-    cache, marks, marks2 = tmp_path / "cache", tmp_path / "marks", tmp_path / "marks2"
+    cache, marks = tmp_path / "cache", tmp_path / "marks"
     marks.mkdir()
-    marks2.mkdir()
     script = tmp_path / "run_sweep.py"
     script.write_text(textwrap.dedent(KILLED_SWEEP.format(
         root=ROOT, here=HERE, marks=str(marks), cache=str(cache))))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "SWEEP_TEST_DELAY": "0.25"})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -366,14 +583,214 @@ def test_killed_sweep_resumes_with_only_the_missing_points(tmp_path):
         with np.load(cache / name) as data:
             assert data["__sweep__"].size > 0
 
-    f = functools.partial(slow_noisy, marks=str(marks2))
+    # the same function (the cache key holds its identity), from another process
+    f = functools.partial(slow_noisy, marks=str(marks))
+    calls_before = len(os.listdir(marks))
     resumed = sweep(f, {"i": list(range(24))}, executor="serial", seed=9, cache=cache,
                     progress=False)
     assert resumed.n_cached == len(kept)
-    assert len(os.listdir(marks2)) == 24 - len(kept)  # only the missing points ran
+    assert len(os.listdir(marks)) - calls_before == 24 - len(kept)  # only the missing ran
     uninterrupted = sweep(slow_noisy, {"i": list(range(24))}, executor="serial", seed=9,
                           progress=False)
     assert resumed.equals(uninterrupted)
+
+
+# --- the local pool: functions from __main__, dead workers, a killed driver, BLAS threads ----
+
+
+MAIN_SCRIPT = """
+import functools, json, os, sys
+import numpy as np
+import itermap
+from itermap.analysis import sweep
+
+def response(gain, net):
+    x = np.linspace(-1.0, 1.0, net.dim)
+    return {"y": float(np.sum(net.step(gain * x))), "pid": os.getpid()}
+
+net = itermap.random_rnn(6, rng=0)
+table = sweep(functools.partial(response, net=net), {"gain": [0.5, 1.0, 2.0]}, executor=2,
+              cache=sys.argv[1], progress=False)
+out = {"y": table["y"].tolist(), "pids": table["pid"].tolist(), "n_cached": table.n_cached,
+       "failures": [str(f) for f in table.failures], "driver": os.getpid()}
+if table.n_cached == 0:
+    offset = 3
+    closure = sweep(lambda k: k * k + offset, {"k": [1, 2, 3, 4]}, executor=2, progress=False)
+    out["squares"] = closure["result"].tolist()
+    out["failures"] += [str(f) for f in closure.failures]
+print(json.dumps(out))
+"""
+
+
+def test_function_defined_in_main_runs_on_two_local_workers(tmp_path):
+    import itermap
+
+    script = tmp_path / "main_sweep.py"
+    script.write_text(MAIN_SCRIPT)  # no __main__ guard: the default pool does not need one
+    runs = []
+    for hash_seed in ("1", "2"):  # two processes, string hashing salted differently
+        out = subprocess.run([sys.executable, str(script), str(tmp_path / "cache")],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": ROOT,
+                                  "PYTHONHASHSEED": hash_seed})
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    first, second = runs
+    assert first["failures"] == [] and first["n_cached"] == 0
+    np.testing.assert_allclose(first["y"], _reference_response(itermap.random_rnn(6, rng=0),
+                                                               [0.5, 1.0, 2.0]), rtol=1e-12)
+    assert first["driver"] not in first["pids"]  # it ran in the workers
+    assert first["squares"] == [4, 7, 12, 19]
+    # the __main__ function and its bound map hash alike in another process: all cached
+    assert second["n_cached"] == 3 and second["y"] == first["y"]
+
+
+def test_a_dead_worker_fails_only_its_own_point():
+    deaths = {5: "segfault", 12: "exit", 17: "kill"}
+
+    def dies_at(i):  # local: it travels by value, workers need not import this test module
+        how = deaths.get(i)
+        if how == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        elif how == "exit":
+            os._exit(3)
+        elif how == "kill":  # what the out-of-memory killer does
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.02)
+        return {"i2": i * i, "pid": os.getpid()}
+
+    f = dies_at
+    with pytest.warns(RuntimeWarning, match="3 of 20 sweep points failed"):
+        res = sweep(f, {"i": list(range(20))}, executor=2, progress=False)
+    survivors = [i for i in range(20) if i not in deaths]
+    assert res["i"].tolist() == survivors  # 17 of 20: only the three that died are lost
+    assert res["i2"].tolist() == [i * i for i in survivors]
+    assert os.getpid() not in set(res["pid"].tolist())
+    causes = {f.params["i"]: f for f in res.failures}
+    assert sorted(causes) == [5, 12, 17]
+    assert all(f.error == "TerminatedWorkerError" for f in res.failures)
+    assert all("died while running this point" in f.message for f in res.failures)
+    assert "SIGSEGV" in causes[5].message and "EXIT(3)" in causes[12].message
+    assert "SIGKILL" in causes[17].message
+    # the pool is whole again afterwards
+    assert sweep(_pid, {"k": [0, 1]}, executor=2, progress=False)["result"].size == 2
+
+
+DRIVER_SCRIPT = """
+import os, sys, time
+sys.path[:0] = [{root!r}]
+from itermap.analysis import sweep
+
+def slow(i):  # defined here: it travels by value, the workers import no test module
+    with open(os.path.join({marks!r}, f"{{i}}-{{os.getpid()}}"), "w"):
+        pass
+    time.sleep(60)
+
+sweep(slow, {{"i": list(range(6))}}, executor=2, progress=False)
+"""
+
+
+def _alive(processes):
+    import psutil
+
+    out = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_killing_the_driver_leaves_no_process_behind(tmp_path, how):
+    psutil = pytest.importorskip("psutil")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER_SCRIPT.format(root=ROOT, marks=str(marks)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    children = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(os.listdir(marks)) == 2, "the two workers never started their points"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        workers = {int(name.split("-")[1]) for name in os.listdir(marks)}
+        assert workers <= {c.pid for c in children}  # the check below is not vacuous
+        os.kill(proc.pid, how)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [(p.pid, " ".join(p.cmdline())[:80]) for p in _alive(children)]
+        assert left == [], f"left behind: {left}"
+    finally:
+        for p in _alive(children):
+            p.kill()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_an_environment_asking_for_fewer_blas_threads_is_obeyed(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    for libs in sweep(blas_threads, {"k": [0]}, executor=1, progress=False)["libs"]:
+        assert [n for api, _, n in libs if api == "blas"] == [1] * len(
+            [api for api, _, _ in libs if api == "blas"])
+
+
+def test_concurrent_sweeps_share_the_pool_and_survive_each_others_dead_worker():
+    def dies_at_3(i):
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(0.05)
+        return i
+
+    results = {}
+
+    def run(name, f, n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[name] = sweep(f, {"i": list(range(n))}, executor=2, progress=False)
+
+    threads = [threading.Thread(target=run, args=("dies", dies_at_3, 8)),
+               threading.Thread(target=run, args=("sleeps", sleeper, 6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results["dies"]["result"].tolist() == [0, 1, 2, 4, 5, 6, 7]
+    assert [f.params for f in results["dies"].failures] == [{"i": 3}]
+    assert results["sleeps"]["i"].tolist() == list(range(6))  # lost nothing to the other
+    assert results["sleeps"].failures == []
+
+
+def blas_threads(k):
+    from threadpoolctl import threadpool_info
+
+    return {"libs": [(d["user_api"], d["internal_api"], d["num_threads"])
+                     for d in threadpool_info()], "pid": os.getpid()}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_worker_limits_its_blas_threads(workers):
+    import joblib
+
+    cores = joblib.cpu_count()
+    res = sweep(blas_threads, {"k": list(range(2 * workers))}, executor=workers,
+                progress=False)
+    expected = max(1, cores // workers)
+    asked = [int(v) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+             if (v := os.environ.get(k, "")).isdigit() and int(v) >= 1]
+    expected = min([expected, *asked])  # an environment asking for fewer is obeyed
+    for libs in res["libs"]:
+        blas = [n for api, _, n in libs if api == "blas"]
+        assert blas, f"no BLAS library loaded in the worker: {libs}"
+        assert all(n == expected for n in blas), libs
+        assert workers * max(n for _, _, n in libs) <= max(cores, workers)
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -436,6 +853,14 @@ def test_load_refuses_bad_files(tmp_path):
     entry = tmp_path / "c" / _points_in(tmp_path / "c")[0]
     with pytest.raises(ValueError, match="cache entry, not a sweep table"):
         SweepResult.load(entry)
+    table = sweep(plain, {"a": [1], "b": [1]}, executor="serial", progress=False).save(
+        tmp_path / "t.npz")
+    for damage in (_set("records", {"a": 1}), _set("failures", [3]), _set("params", None),
+                   lambda m: {k: v for k, v in m.items() if k != "columns"}):
+        _rewrite_meta(table, lambda m, damage=damage: damage(dict(m)))
+        with pytest.raises(ValueError, match="damaged sweep table"):
+            SweepResult.load(table)
+        sweep(plain, {"a": [1], "b": [1]}, executor="serial", progress=False).save(table)
 
 
 def test_table_indexing_errors():
