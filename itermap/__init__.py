@@ -11,6 +11,7 @@ from . import backends, systems
 from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
+from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
@@ -30,6 +31,10 @@ __all__ = [
     "as_map",
     "check_map",
     "DivergenceError",
+    "ElmanRNNMap",
+    "GRUMap",
+    "LSTMMap",
+    "RecurrentMap",
     "IterativeMap",
     "Map",
     "Trajectory",
