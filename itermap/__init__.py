@@ -18,6 +18,7 @@ from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
+from ._torch import from_torch, to_torch
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,8 @@ __all__ = [
     "load",
     "mlp_continuum",
     "random_rnn",
+    "from_torch",
+    "to_torch",
     "resolve_inputs",
     "save",
     "saveable",
