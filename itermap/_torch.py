@@ -370,8 +370,8 @@ def _read_file(path):
     raise ValueError(f"model: a path must name a .safetensors or .npz file, got {path!r}")
 
 
-def from_torch(model, architecture=None, *, dtype=None, activation=None, input_block=None,
-               form: str = "map"):
+def from_torch(model, architecture=None, *, prefix: str = "", dtype=None, activation=None,
+               input_block=None, form: str = "map"):
     """A PyTorch model as an itermap map that reproduces it exactly.
 
     Parameters
@@ -395,6 +395,9 @@ def from_torch(model, architecture=None, *, dtype=None, activation=None, input_b
           for the paper's Sequential2D (``activation`` and ``input_block``
           given as options, or as ``"activations"`` / ``"input_block"``
           here); ``IteratedModel.architecture`` for :func:`to_torch`'s module.
+    prefix : str
+        Read only the keys that start with it, without it: ``"rnn."`` takes
+        the recurrent part out of a state dict that also holds a readout.
     dtype : numpy dtype, optional
         Cast the weights; by default they keep theirs (float32 stays float32).
     activation : str or sequence, optional
@@ -458,8 +461,11 @@ def from_torch(model, architecture=None, *, dtype=None, activation=None, input_b
         if architecture is None:
             raise ValueError("architecture: weights given as arrays need their architecture "
                              "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
-        arrays = {str(k): (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-                  for k, v in model.items()}
+        arrays = {str(k)[len(prefix):]: (v.detach().cpu().numpy() if hasattr(v, "detach")
+                                         else np.asarray(v))
+                  for k, v in model.items() if str(k).startswith(prefix)}
+        if not arrays:
+            raise ValueError(f"prefix: no key starts with {prefix!r}")
     else:
         if type(model).__module__.split(".")[0] != "torch" and not hasattr(model, "state_dict"):
             raise TypeError(f"model must be a torch module, a mapping of arrays or a path, got "
