@@ -195,6 +195,13 @@ def _cast(a, dtype):
     return a
 
 
+def _no_other_keys(arrays, used, what):
+    other = sorted(set(arrays) - set(used))
+    if other:
+        raise ValueError(f"{what}: unexpected weights {other[:5]}{'...' if len(other) > 5 else ''}"
+                         f"; for part of a larger model pass prefix= (e.g. prefix='rnn.')")
+
+
 def _build_mlp(arrays, layers, dtype):
     weights, biases, acts = [], [], []
     last = None  # index of the last Linear
@@ -236,6 +243,8 @@ def _build_mlp(arrays, layers, dtype):
         acts[-1] = act
     if not weights:
         raise ValueError("the model has no Linear layer")
+    used = {f"{k}.{f}" for k, spec in enumerate(layers) for f in ("weight", "bias")}
+    _no_other_keys(arrays, used, "MLP")
     acts = [a or "identity" for a in acts]
     dt = np.result_type(*weights)
     weights = [w.astype(dt, copy=False) for w in weights]
@@ -266,7 +275,8 @@ def _build_recurrent(arrays, kind, kwargs, dtype, form):
     while f"weight_ih_l{L}" in arrays:
         L += 1
     if L == 0:
-        raise ValueError(f"{name}: the weights have no weight_ih_l0")
+        raise ValueError(f"{name}: the weights have no weight_ih_l0 (keys {sorted(arrays)[:4]}"
+                         f"); for part of a larger model pass prefix= (e.g. prefix='rnn.')")
     for l in range(L):
         where = f"{name} layer {l}"
         got = {k: _cast(_get(arrays, f"{k}_l{l}", where), dtype)
@@ -274,6 +284,8 @@ def _build_recurrent(arrays, kind, kwargs, dtype, form):
                if k.startswith("weight") or f"{k}_l{l}" in arrays}
         extra_kw = {"nonlinearity": kwargs.get("nonlinearity", "tanh")} if kind == "rnn" else {}
         cells.append(_RECURRENT[kind](**got, name=where, **extra_kw))
+    _no_other_keys(arrays, {f"{k}_l{l}" for l in range(L)
+                            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}, name)
     m = RecurrentMap(cells, batch_first=bool(kwargs.get("batch_first", False)))
     if form == "iterative":
         return _as_iterative(m)

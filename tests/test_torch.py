@@ -154,6 +154,21 @@ def test_arrays_as_a_dict_and_as_npz(tmp_path):
         np.testing.assert_allclose(h_n, io["h_n"], atol=1e-12)
 
 
+def test_prefix_takes_part_of_a_larger_state_dict():
+    path, arch, io = load("gru")
+    arrays = safetensors_numpy.load_file(str(path))
+    whole = {f"rnn.{k}": v for k, v in arrays.items()}
+    whole["readout.weight"] = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="no weight_ih_l0.*prefix="):
+        itermap.from_torch(whole, arch)
+    with pytest.raises(ValueError, match="unexpected weights.*readout.weight.*prefix"):
+        itermap.from_torch({**arrays, "readout.weight": np.zeros((2, 3))}, arch)
+    m = itermap.from_torch(whole, arch, prefix="rnn.")
+    np.testing.assert_allclose(m.run(io["x"], io["h0"])[1], io["h_n"], atol=1e-12)
+    with pytest.raises(ValueError, match="prefix: no key starts with 'cnn.'"):
+        itermap.from_torch(whole, arch, prefix="cnn.")
+
+
 def test_float32_weights_stay_float32():
     path, arch, io = load("mlp")
     arrays = {k: v.astype(np.float32) for k, v in safetensors_numpy.load_file(str(path)).items()}
