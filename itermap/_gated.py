@@ -78,11 +78,17 @@ class _Cell:
             raise ValueError(f"{name} weight_hh must have shape ({self.n_gates} H, H), got "
                              f"{tuple(w_hh.shape)}")
         H = w_hh.shape[1]
+        if H < 1:
+            raise ValueError(f"{name} weight_hh has shape {tuple(w_hh.shape)}: the hidden size "
+                             f"must be at least 1")
         dtype = w_hh.dtype
         w_ih = _as_weight(f"{name} weight_ih", weight_ih, dtype=dtype)
         if w_ih.ndim != 2 or w_ih.shape[0] != self.n_gates * H:
             raise ValueError(f"{name} weight_ih must have shape ({self.n_gates * H}, input "
                              f"size), got {tuple(w_ih.shape)}")
+        if w_ih.shape[1] < 1:
+            raise ValueError(f"{name} weight_ih has shape {tuple(w_ih.shape)}: the input size "
+                             f"must be at least 1")
         xp = namespace(w_hh)
         self.hidden = H
         self.input_size = int(w_ih.shape[1])

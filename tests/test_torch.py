@@ -302,3 +302,52 @@ def test_arrays_are_read_without_torch():
                "arch = json.loads(safe_open(p, 'numpy').metadata()['architecture'])\n"
                "print(itermap.from_torch(p, arch))")
     assert res.returncode == 0 and "RecurrentMap" in res.stdout, res.stderr
+
+
+# -- properties of the recurrent maps, and fuzzing their construction -------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["rnn", "gru", "lstm"]), n_in=st.integers(1, 3),
+       hidden=st.integers(1, 4), layers=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_vjp_and_tangent_agree_exactly(kind, n_in, hidden, layers, seed):
+    """w . (J v) == (w^T J) . v: forward and reverse mode through every layer."""
+    rng = np.random.default_rng(seed)
+    from itermap._gated import _ElmanCell, _GRUCell, _LSTMCell
+
+    cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}[kind]
+    cells, size = [], n_in
+    for _ in range(layers):
+        g = cls.n_gates * hidden
+        cells.append(cls(rng.normal(size=(g, size)), rng.normal(size=(g, hidden)),
+                         rng.normal(size=g), rng.normal(size=g)))
+        size = hidden
+    m = itermap.RecurrentMap(cells)
+    x = rng.normal(size=(2, m.dim))
+    u = rng.normal(size=(2, n_in))
+    v = rng.normal(size=(2, m.dim, 1))
+    w = rng.normal(size=(2, m.dim))
+    lhs = np.einsum("bi,bi->b", w, m.tangent(x, v, u)[..., 0])
+    rhs = np.einsum("bi,bi->b", m.vjp(x, w, u), v[..., 0])
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
+    J = m.jacobian(x, u)
+    np.testing.assert_allclose(J @ v, m.tangent(x, v, u), atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(0, 13), cols=st.integers(0, 5), hh_rows=st.integers(0, 13),
+       hh_cols=st.integers(0, 5), bias=st.integers(0, 13), nan=st.booleans())
+def test_gru_weights_of_any_shape_give_a_map_or_a_clear_error(rows, cols, hh_rows, hh_cols,
+                                                              bias, nan):
+    w_ih, w_hh, b = np.ones((rows, cols)), np.ones((hh_rows, hh_cols)), np.ones(bias)
+    if nan and w_hh.size:
+        w_hh[0, 0] = np.nan
+    try:
+        m = itermap.GRUMap(w_ih, w_hh, b)
+    except ValueError as err:
+        assert any(name in str(err) for name in ("weight_ih", "weight_hh", "bias_ih")), err
+        return
+    assert not (nan and w_hh.size)
+    assert m.dim == hh_cols >= 1 and m.input_size == cols >= 1 and hh_rows == 3 * hh_cols
