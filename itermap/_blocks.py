@@ -227,6 +227,7 @@ class BlockMatrix:
             replacement*. S and Row may therefore give fewer than ``n``
             entries, as the paper's code does.
         initialization_types : 2-D grid or one value, optional
+            (One value describes every non-zero block.)
             ``0``, ``1``, ``"C=v"`` (the constant v), ``"G"`` / ``"G=mu,sigma"``
             (normal, default ``0, 1``), ``"U"`` / ``"U=a,b"`` (uniform, default
             ``-1, 1``) or an array of the block's shape (its entries are
@@ -284,6 +285,10 @@ class BlockMatrix:
         types = _grid("block_types", block_types, n, broadcast=False)
         inits = _grid("initialization_types", initialization_types, n)
         trains = _grid("trainable", trainable, n)
+        # one value for the whole grid describes the non-zero blocks; 0 blocks keep theirs
+        one_init = not isinstance(initialization_types, (list, tuple, np.ndarray)) or \
+            getattr(initialization_types, "ndim", 2) != 2
+        one_train = not isinstance(trainable, (list, tuple, np.ndarray))
         gen = as_rng(rng)
         blocks, masks = {}, {}
         for i in range(n):
@@ -291,8 +296,10 @@ class BlockMatrix:
                 key = (i, j)
                 kind = _description_kind(types[i][j], key)
                 zero = kind[0] == "0"
-                init = inits[i][j] if inits[i][j] is not None else (0 if zero else "G")
-                train = trains[i][j] if trains[i][j] is not None else (not zero)
+                init = inits[i][j] if inits[i][j] is not None and not (zero and one_init) \
+                    else (0 if zero else "G")
+                train = trains[i][j] if trains[i][j] is not None and not (zero and one_train) \
+                    else (not zero)
                 if zero:
                     if train is not False:
                         raise ValueError(f"block {key}: a 0 block must not be trainable, got "

@@ -33,7 +33,6 @@ _TORCH_ACTIVATIONS = {
     "elu": ("elu", ("alpha",)), "leakyrelu": ("leaky_relu", ("negative_slope",)),
     "softplus": ("softplus", ("beta", "threshold")), "gelu": ("gelu", ("approximate",)),
 }
-_PASS_THROUGH = ("flatten", "dropout", "linear")
 _RECURRENT = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 _BLOCK_KEY = re.compile(r"^blocks\.\((\d+),\s*(\d+)\)\.(\w+)$")
@@ -117,7 +116,7 @@ def _describe_layer(layer, where, first):
             raise ValueError(f"{where} (Flatten): only a leading Flatten(start_dim=1) is "
                              f"supported")
         return "Flatten"
-    if kind.startswith("dropout") and kind in ("dropout", "dropout1d", "alphadropout"):
+    if kind in ("dropout", "dropout1d", "alphadropout"):
         if layer.training and layer.p > 0:
             raise ValueError(f"{where} (Dropout) is in training mode, so the model is random; "
                              f"call model.eval() first")

@@ -80,6 +80,12 @@ def test_default_trainable_follows_the_stored_blocks():
     assert W2.trainable_count == 17
 
 
+def test_one_value_describes_the_non_zero_blocks():
+    W = BlockMatrix.from_description([2, 3], [2, 3], [[0, 0], ["W", "D"]], "C=2", True)
+    assert W.trainable_count == 6 + 9 and W.nnz == 6 + 3
+    assert np.all(dense(W.block(1, 0)) == 2)
+
+
 def test_same_seed_same_matrix():
     a = BlockMatrix.from_description([3, 4], [3, 4], [["D", "R=0.5"], ["S=4", "Row=2"]],
                                      "G", True, rng=7)
