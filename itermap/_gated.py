@@ -323,6 +323,25 @@ class RecurrentMap(Map):
     torch's ``output[t]`` in :attr:`output_slice`, and the hidden states of
     layer ``l`` in :meth:`hidden_slice` (``cell_slice`` for an LSTM's ``c``).
     :attr:`sizes` lists the blocks: per layer ``(H,)`` or ``(H, H)``.
+
+    Examples
+    --------
+    Two GRU layers; the state after every step holds torch's ``output[t]``:
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> rng = np.random.default_rng(0)
+    >>> m = itermap.RecurrentMap(itermap.GRUMap(rng.normal(size=(9, 2)),
+    ...                                         rng.normal(size=(9, 3))).layers
+    ...                          + itermap.GRUMap(rng.normal(size=(9, 3)),
+    ...                                           rng.normal(size=(9, 3))).layers)
+    >>> x = rng.normal(size=(5, 2))                 # a sequence of 5 inputs
+    >>> output, h_n = m.run(x)
+    >>> output.shape, h_n.shape
+    ((5, 3), (2, 3))
+    >>> traj = itermap.iterate(m, m.initial_state(), 5, inputs=x)
+    >>> bool(np.array_equal(traj.states[3][m.output_slice], output[2]))
+    True
     """
 
     def __init__(self, layers, *, batch_first: bool = False):
@@ -569,6 +588,12 @@ class RecurrentMap(Map):
             The input sequence.
         h0, c0 : arrays of shape (L, [B,] H), optional
             Start states; zeros by default.
+
+        Returns
+        -------
+        (output, h_n) or (output, (h_n, c_n))
+            ``output`` of shape ``(T, [B,] H)`` (``(B, T, H)`` when batch_first),
+            ``h_n`` and ``c_n`` of shape ``(L, [B,] H)``.
         """
         from ._iterate import iterate
 

@@ -532,6 +532,16 @@ def to_torch(map, *, dtype=None):
     TypeError, ValueError
         A map that is neither, or a RecurrentMap torch cannot hold (mixed
         layer kinds or hidden sizes).
+
+    Examples
+    --------
+    >>> import itermap
+    >>> m = itermap.random_rnn(50, gain=1.2, density=0.05, rng=0)   # sparse
+    >>> module = itermap.to_torch(m)             # doctest: +SKIP
+    >>> x = module(torch.zeros(8, 50, dtype=torch.float64), steps=10)  # doctest: +SKIP
+    >>> back = itermap.from_torch(module)        # doctest: +SKIP
+    >>> (back.block_matrix.to_dense() == m.block_matrix.to_dense()).all()  # doctest: +SKIP
+    True
     """
     torch = _require_torch("to_torch")
     if isinstance(map, RecurrentMap):
