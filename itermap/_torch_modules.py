@@ -130,6 +130,7 @@ class IteratedModel(nn.Module):
         if list(state["sizes"]) != self.sizes:
             raise ValueError(f"state dict for sizes {state['sizes']}, module has {self.sizes}")
         self.activation_names = list(state["activations"])
+        self.activations = nn.ModuleList(activation_module(a) for a in self.activation_names)
         self.input_block = state["input_block"]
         self.sparse = [list(k) for k in state.get("sparse", [])]
 
