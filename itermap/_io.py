@@ -93,13 +93,18 @@ def _get_array(arrays, ref):
 def _encode(obj, arrays):
     """(type name, fields as JSON with array references) for a supported object."""
     from ._blocks import BlockMatrix
+    from ._gated import RecurrentMap
     from ._network import IterativeMap
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
     if isinstance(obj, BlockMatrix):
         blocks = [[i, j, _put_array(arrays, f"block_{i}_{j}", b)]
                   for (i, j), b in obj.blocks.items()]
-        return "BlockMatrix", {"sizes": list(obj.sizes), "blocks": blocks}
+        fields = {"sizes": list(obj.sizes), "blocks": blocks}
+        if obj._trainable is not None:  # an explicit mask; the default follows the blocks
+            fields["trainable"] = [[i, j, _put_array(arrays, f"trainable_{i}_{j}", m)]
+                                   for (i, j), m in obj._trainable.items()]
+        return "BlockMatrix", fields
     if isinstance(obj, IterativeMap):
         _, bm = _encode(obj.block_matrix, arrays)
         fields = {"weights": bm, "activation": [a.name for a in obj.activations],
@@ -107,6 +112,13 @@ def _encode(obj, arrays):
         if obj.bias is not None:
             fields["bias"] = _put_array(arrays, "bias", obj.bias)
         return "IterativeMap", fields
+    if isinstance(obj, RecurrentMap):
+        layers = []
+        for l, c in enumerate(obj.layers):
+            ref = {k: _put_array(arrays, f"layer{l}_{k}", v) for k, v in c.arrays().items()}
+            layers.append({"kind": c.kind, "arrays": ref,
+                           "nonlinearity": getattr(c, "nonlinearity", None)})
+        return "RecurrentMap", {"layers": layers, "batch_first": obj.batch_first}
     if isinstance(obj, LogisticMap):
         r = obj.r if isinstance(obj.r, float) else _put_array(arrays, "r", obj.r)
         return "LogisticMap", {"r": r}
@@ -132,16 +144,30 @@ def _encode(obj, arrays):
 
 def _decode(type_name, fields, arrays):
     from ._blocks import BlockMatrix
+    from ._gated import RecurrentMap
     from ._network import IterativeMap
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
     if type_name == "BlockMatrix":
         blocks = {(i, j): _get_array(arrays, ref) for i, j, ref in fields["blocks"]}
-        return BlockMatrix(fields["sizes"], blocks)
+        trainable = None
+        if "trainable" in fields:
+            trainable = {(i, j): _get_array(arrays, ref) for i, j, ref in fields["trainable"]}
+        return BlockMatrix(fields["sizes"], blocks, trainable=trainable)
     if type_name == "IterativeMap":
         bm = _decode("BlockMatrix", fields["weights"], arrays)
         bias = None if fields["bias"] is None else _get_array(arrays, fields["bias"])
         return IterativeMap(bm, bias, fields["activation"], input_block=fields["input_block"])
+    if type_name == "RecurrentMap":
+        from ._gated import _ElmanCell, _GRUCell, _LSTMCell
+
+        cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
+        layers = []
+        for spec in fields["layers"]:
+            got = {k: _get_array(arrays, ref) for k, ref in spec["arrays"].items()}
+            kw = {"nonlinearity": spec["nonlinearity"]} if spec["kind"] == "rnn" else {}
+            layers.append(cls[spec["kind"]](**got, **kw))
+        return RecurrentMap(layers, batch_first=fields["batch_first"])
     if type_name == "LogisticMap":
         r = fields["r"]
         return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))

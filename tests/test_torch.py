@@ -351,3 +351,21 @@ def test_gru_weights_of_any_shape_give_a_map_or_a_clear_error(rows, cols, hh_row
         return
     assert not (nan and w_hh.size)
     assert m.dim == hh_cols >= 1 and m.input_size == cols >= 1 and hh_rows == 3 * hh_cols
+
+
+def test_imported_maps_and_trainable_masks_save_and_load(tmp_path):
+    for name in ("lstm2", "rnn2"):
+        path, arch, io = load(name)
+        m = itermap.from_torch(path, arch)
+        itermap.save(m, tmp_path / name)
+        back = itermap.load(tmp_path / f"{name}.npz")
+        assert isinstance(back, itermap.RecurrentMap) and back.batch_first == m.batch_first
+        np.testing.assert_array_equal(back.run(io["x"], io["h0"], io.get("c0"))[0],
+                                      m.run(io["x"], io["h0"], io.get("c0"))[0])
+    path, arch, io = load("seq2d")
+    m = itermap.from_torch(path, arch, activation="relu", input_block=0)
+    itermap.save(m, tmp_path / "seq2d")
+    back = itermap.load(tmp_path / "seq2d.npz")
+    assert back.block_matrix.trainable.keys() == m.block_matrix.trainable.keys()
+    for key, mask in m.block_matrix.trainable.items():
+        np.testing.assert_array_equal(back.block_matrix.trainable[key], mask)
