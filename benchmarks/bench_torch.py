@@ -36,7 +36,8 @@ def run(quick=False):
         return []
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        return [_import_row(torch, quick), _gru_row(torch, quick), _mlp_row(torch, quick)]
+        return [_import_row(torch, quick), _gru_row(torch, quick, "float32"),
+                _gru_row(torch, quick, "float64"), _mlp_row(torch, quick)]
 
 
 def _import_row(torch, quick):
@@ -61,15 +62,15 @@ def _import_row(torch, quick):
             "target": "time <= 1 s", "met": t <= 1.0, "note": "baseline is the 1 s budget"}
 
 
-def _gru_row(torch, quick):
+def _gru_row(torch, quick, dtype):
     n_in, H, B = 16, 128, 64
     T = 200 if quick else 1000
     torch.manual_seed(0)
-    gru = torch.nn.GRU(n_in, H)  # float32, torch's default
+    gru = torch.nn.GRU(n_in, H, dtype=getattr(torch, dtype))  # float32 is torch's default
     m = itermap.from_torch(gru)
-    x = torch.randn(T, B, n_in)
+    x = torch.randn(T, B, n_in, dtype=getattr(torch, dtype))
     xn = x.numpy()
-    x0 = m.zeros(B).astype(np.float32)
+    x0 = m.zeros(B).astype(dtype)
 
     def ours():
         return itermap.iterate(m, x0, T, inputs=xn, keep="last").final
@@ -78,8 +79,8 @@ def _gru_row(torch, quick):
         with torch.no_grad():
             return gru(x)[1]
 
-    assert np.allclose(ours(), theirs()[0].numpy(), atol=1e-4)
-    return compare(f"iterate imported GRU H={H} B={B} {T} steps float32 vs nn.GRU", ours,
+    assert np.allclose(ours(), theirs()[0].numpy(), atol=1e-4 if dtype == "float32" else 1e-12)
+    return compare(f"iterate imported GRU H={H} B={B} {T} steps {dtype} vs nn.GRU", ours,
                    theirs, target="ratio <= 1.5", repeat=3 if quick else 5)
 
 
