@@ -11,12 +11,14 @@ from . import backends, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
+from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
+from ._torch import from_torch, to_torch
 from ._train import (
     NonFiniteLossError,
     TrainHistory,
@@ -39,6 +41,10 @@ __all__ = [
     "as_map",
     "check_map",
     "DivergenceError",
+    "ElmanRNNMap",
+    "GRUMap",
+    "LSTMMap",
+    "RecurrentMap",
     "IterativeMap",
     "Map",
     "Trajectory",
@@ -57,6 +63,8 @@ __all__ = [
     "load",
     "mlp_continuum",
     "random_rnn",
+    "from_torch",
+    "to_torch",
     "resolve_inputs",
     "save",
     "saveable",

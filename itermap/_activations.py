@@ -1,7 +1,18 @@
-"""Elementwise activation functions and their derivatives, backend-agnostic."""
+"""Elementwise activation functions and their derivatives, backend-agnostic.
+
+Besides the fixed names of :data:`ACTIVATIONS`, :func:`get_activation` reads
+parametrised names in the form ``"elu(alpha=0.5)"``, ``"leaky_relu(negative_slope=0.2)"``,
+``"softplus(beta=1.0, threshold=20.0)"`` (torch's Softplus: linear where
+``beta * z > threshold``), ``"gelu"``, ``"gelu(approximate='tanh')"`` and ``"silu"``:
+the activations of ``torch.nn``, with their exact derivatives. The name is the
+whole description, so such activations save, load and go to torch unchanged.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -172,15 +183,170 @@ ACTIVATIONS: dict[str, Activation] = {
 ACTIVATIONS["linear"] = ACTIVATIONS["identity"]
 
 
+def _erf(z, xp):
+    if isinstance(z, np.ndarray) or np.isscalar(z):
+        from scipy.special import erf
+
+        return erf(z)
+    if "cupy" in type(z).__module__:
+        from cupyx.scipy.special import erf
+
+        return erf(z)
+    return xp.asarray(_erf(np.asarray(z), np))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def _gelu(z, xp):
+    return 0.5 * z * (1.0 + _erf(z * _SQRT_HALF, xp))
+
+
+def _gelu_d(z, xp):
+    return 0.5 * (1.0 + _erf(z * _SQRT_HALF, xp)) + z * _INV_SQRT_2PI * xp.exp(-0.5 * z * z)
+
+
+def _gelu_tanh(z, xp):
+    return 0.5 * z * (1.0 + xp.tanh(_GELU_C * (z + 0.044715 * z * z * z)))
+
+
+def _gelu_tanh_d(z, xp):
+    t = xp.tanh(_GELU_C * (z + 0.044715 * z * z * z))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
+
+
+def _silu(z, xp):
+    return z * _sigmoid(z, xp)
+
+
+def _silu_d(z, xp):
+    s = _sigmoid(z, xp)
+    return s * (1.0 + z * (1.0 - s))
+
+
+def _elu_alpha(alpha):
+    def f(z, xp):
+        return xp.where(z > 0, z, alpha * xp.expm1(xp.minimum(z, _zeros(z, xp))))
+
+    def d(z, xp):
+        return xp.where(z > 0, _ones(z, xp), alpha * xp.exp(xp.minimum(z, _zeros(z, xp))))
+
+    return f, d
+
+
+def _leaky(slope):
+    def f(z, xp):
+        return xp.where(z > 0, z, slope * z)
+
+    def d(z, xp):
+        return xp.where(z > 0, _ones(z, xp), slope * _ones(z, xp))
+
+    return f, d
+
+
+def _softplus_torch(beta, threshold):
+    # torch.nn.Softplus: log(1 + exp(beta z)) / beta, and z itself where beta z > threshold
+    def f(z, xp):
+        bz = beta * z
+        return xp.where(bz > threshold, z, _softplus(bz, xp) / beta)
+
+    def d(z, xp):
+        bz = beta * z
+        return xp.where(bz > threshold, _ones(z, xp), _sigmoid(bz, xp))
+
+    return f, d
+
+
+ACTIVATIONS["gelu"] = Activation("gelu", _gelu, _gelu_d)
+ACTIVATIONS["silu"] = Activation("silu", _silu, _silu_d)
+
+_PARAMETRISED = {
+    # name: (parameters with their defaults, factory of (function, derivative))
+    "elu": ({"alpha": 1.0}, lambda p: _elu_alpha(p["alpha"])),
+    "leaky_relu": ({"negative_slope": 0.01}, lambda p: _leaky(p["negative_slope"])),
+    "softplus": ({"beta": 1.0, "threshold": 20.0},
+                 lambda p: _softplus_torch(p["beta"], p["threshold"])),
+    "gelu": ({"approximate": "none"},
+             lambda p: (_gelu, _gelu_d) if p["approximate"] == "none"
+             else (_gelu_tanh, _gelu_tanh_d)),
+}
+_CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.IGNORECASE)
+
+
+def activation_name(kind: str, **params) -> str:
+    """The canonical name of a parametrised activation, e.g. ``"elu(alpha=0.5)"``.
+
+    Parameters equal to the defaults of the plain name give the plain name
+    (``elu`` with ``alpha=1.0`` is ``"elu"``); ``softplus`` always carries its
+    parameters, since the plain ``"softplus"`` has no threshold.
+    """
+    defaults, _ = _PARAMETRISED[kind]
+    full = {**defaults, **params}
+    if kind != "softplus" and full == defaults:
+        return kind
+    parts = []
+    for key in defaults:
+        value = full[key]
+        parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={float(value)!r}")
+    return f"{kind}({', '.join(parts)})"
+
+
+@functools.lru_cache(maxsize=256)  # one object per name: maps built from a name compare equal
+def _parse_parametrised(spec: str) -> Activation:
+    match = _CALL.match(spec)
+    kind = match.group(1).lower()
+    if kind not in _PARAMETRISED:
+        raise ValueError(f"activation {spec!r}: {kind!r} takes no parameters; parametrised "
+                         f"activations are {sorted(_PARAMETRISED)}")
+    defaults, factory = _PARAMETRISED[kind]
+    params = dict(defaults)
+    for item in filter(None, (t.strip() for t in match.group(2).split(","))):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or key not in defaults:
+            raise ValueError(f"activation {spec!r}: unknown parameter {key!r}; {kind} takes "
+                             f"{sorted(defaults)}")
+        if isinstance(defaults[key], str):
+            value = value.strip("'\"")
+            if value not in ("none", "tanh"):
+                raise ValueError(f"activation {spec!r}: approximate must be 'none' or 'tanh'")
+        else:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"activation {spec!r}: {key} must be a number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"activation {spec!r}: {key} must be finite")
+            if kind == "softplus" and key == "beta" and value == 0:
+                raise ValueError(f"activation {spec!r}: beta must not be 0")
+        params[key] = value
+    name = activation_name(kind, **params)
+    if name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    function, derivative = factory(params)
+    return Activation(name, function, derivative)
+
+
 def get_activation(spec) -> Activation:
-    """Look up an activation by name (or pass an :class:`Activation` through)."""
+    """Look up an activation by name (or pass an :class:`Activation` through).
+
+    Examples
+    --------
+    >>> from itermap._activations import get_activation
+    >>> get_activation("leaky_relu(negative_slope=0.2)")
+    Activation('leaky_relu(negative_slope=0.2)')
+    >>> get_activation("elu(alpha=1)")
+    Activation('elu')
+    """
     if isinstance(spec, Activation):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"activation must be a name or an Activation, got {type(spec).__name__}")
-    try:
+    if spec.lower() in ACTIVATIONS:
         return ACTIVATIONS[spec.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown activation {spec!r}; known: {sorted(ACTIVATIONS)}"
-        ) from None
+    if _CALL.match(spec):
+        return _parse_parametrised(spec)
+    raise ValueError(f"unknown activation {spec!r}; known: {sorted(ACTIVATIONS)} and the "
+                     f"parametrised {sorted(_PARAMETRISED)}, e.g. 'elu(alpha=0.5)'")

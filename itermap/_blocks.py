@@ -52,6 +52,12 @@ class BlockMatrix:
         column-vector convention). PyTorch-style ``Sequential2D`` code stores
         the transpose, ``(in, out)``; pass ``block.T`` from there. Missing blocks
         are zero, and blocks without a nonzero entry are dropped.
+    trainable : dict, optional
+        ``{(i, j): mask}``: which entries training may change, a boolean array
+        of block ``(i, j)``'s shape (dense, or a sparse boolean matrix). Keys
+        may name blocks that are zero now (a block initialised to zeros that
+        training fills). By default every entry of a stored dense block and
+        the pattern of a stored sparse block; see :attr:`trainable`.
 
     Examples
     --------
@@ -66,7 +72,8 @@ class BlockMatrix:
            [1., 1.]])
     """
 
-    def __init__(self, sizes: Sequence[int], blocks: Mapping[tuple[int, int], Any] | None = None):
+    def __init__(self, sizes: Sequence[int], blocks: Mapping[tuple[int, int], Any] | None = None,
+                 *, trainable: Mapping[tuple[int, int], Any] | None = None):
         self._sizes = _check_sizes(sizes)
         n = len(self._sizes)
         if blocks is None:
@@ -89,6 +96,35 @@ class BlockMatrix:
             if block is not None:
                 stored[(i, j)] = block
         self._blocks = dict(sorted(stored.items()))
+        self._trainable = None if trainable is None else self._check_trainable(trainable)
+
+    def _check_trainable(self, trainable):
+        if not isinstance(trainable, dict):
+            raise TypeError(f"trainable must be a dict {{(i, j): boolean mask}}, got "
+                            f"{type(trainable).__name__}")
+        n = len(self._sizes)
+        out = {}
+        for key, mask in trainable.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise TypeError(f"trainable key must be a pair (i, j), got {key!r}")
+            i, j = (int(k) for k in key)
+            if not (0 <= i < n and 0 <= j < n):
+                raise ValueError(f"trainable block ({i}, {j}) is outside the {n} x {n} grid")
+            want = (self._sizes[i], self._sizes[j])
+            if is_sparse(mask):
+                mask = mask.astype(bool).tocsr()
+            else:
+                mask = np.asarray(to_numpy(mask))
+                if mask.dtype != bool:
+                    if not np.all((mask == 0) | (mask == 1)):
+                        raise ValueError(f"trainable block ({i}, {j}) must be a boolean mask")
+                    mask = mask.astype(bool)
+            if tuple(mask.shape) != want:
+                raise ValueError(f"trainable block ({i}, {j}) has shape {tuple(mask.shape)}, "
+                                 f"but sizes require {want}")
+            if (mask.nnz if is_sparse(mask) else mask.any()):
+                out[(i, j)] = mask
+        return dict(sorted(out.items()))
 
     def _check_block(self, i, j, block):
         if block is None:
@@ -193,6 +229,124 @@ class BlockMatrix:
                                                        scale, (i, j))
         return cls(sizes, blocks)
 
+    # -- construction from the paper's description ---------------------
+    @classmethod
+    def from_description(cls, row_sizes, col_sizes, block_types, initialization_types=None,
+                         trainable=None, *, rng=None):
+        """A block matrix from the description language of the paper's ``MaskedLinear``.
+
+        Follows ``MaskedLinear.from_description`` of the authors' iterativenn /
+        iterativennsimple code: ``block_types[i][j]`` describes block ``(i, j)``
+        (rows are outputs, as in torch's ``(out, in)`` weights and in
+        :class:`BlockMatrix`), ``initialization_types[i][j]`` its values and
+        ``trainable[i][j]`` which of its entries training may change.
+
+        Parameters
+        ----------
+        row_sizes, col_sizes : sequence of int
+            Block sizes; a BlockMatrix is square, so they must be equal.
+        block_types : 2-D grid
+            ``0`` (or ``"0"``): zeros; ``"W"``: every entry; ``"D..."`` (any
+            token starting with D): the diagonal; ``"R=p"``: each entry with
+            probability ``p``; ``"S=n"``: ``n`` entries drawn *with
+            replacement*; ``"Row=n"``: ``n`` columns per row drawn *with
+            replacement*. S and Row may therefore give fewer than ``n``
+            entries, as the paper's code does.
+        initialization_types : 2-D grid or one value, optional
+            (One value describes every non-zero block.)
+            ``0``, ``1``, ``"C=v"`` (the constant v), ``"G"`` / ``"G=mu,sigma"``
+            (normal, default ``0, 1``), ``"U"`` / ``"U=a,b"`` (uniform, default
+            ``-1, 1``) or an array of the block's shape (its entries are
+            taken where the block type puts one). Default ``"G"`` for every
+            non-zero block.
+        trainable : 2-D grid or one value, optional
+            ``True`` (every entry of the block, zeros included), ``False``, or
+            ``"non-zero"`` (the block's nonzero entries). Default ``True``
+            for every non-zero block. A ``0`` block must be initialised 0 and
+            not trainable.
+        rng : int, Generator or None
+            Source of the random positions and values.
+
+        Returns
+        -------
+        BlockMatrix
+            With :attr:`trainable` set from ``trainable``; :attr:`trainable_count`
+            counts the trainable entries.
+
+        Raises
+        ------
+        ValueError
+            Naming the block and the token it cannot read.
+
+        Notes
+        -----
+        Where this differs from :meth:`from_pattern` (which stays as it is):
+        from_pattern gives exact counts (``S=n`` is ``n`` distinct entries,
+        ``Row=n`` is ``n`` per row) and one scale, ``N(0, scale**2 / m)``
+        per row fill ``m``; from_description draws with replacement and takes
+        the values from ``initialization_types``. The paper's quirk is kept:
+        ``"R=p"`` (and ``"D"``, ``"S"``, ``"Row"``) with ``trainable=True``
+        leaves *every* entry of the block trainable, not only the drawn ones;
+        use ``"non-zero"`` for the pattern.
+
+        Examples
+        --------
+        >>> from itermap import BlockMatrix
+        >>> W = BlockMatrix.from_description(
+        ...     [2, 3], [2, 3], [[0, 0], ["W", "D"]],
+        ...     [[0, 0], ["C=0.5", "U=-1,1"]], [[False, False], [True, "non-zero"]], rng=0)
+        >>> W.to_dense()[2:, :2]
+        array([[0.5, 0.5],
+               [0.5, 0.5],
+               [0.5, 0.5]])
+        >>> W.trainable_count      # 6 in the dense block, 3 on the diagonal
+        9
+        """
+        rows = _check_sizes(row_sizes)
+        cols = _check_sizes(col_sizes)
+        if rows != cols:
+            raise ValueError(f"col_sizes {list(cols)} differ from row_sizes {list(rows)}: a "
+                             f"BlockMatrix is square")
+        n = len(rows)
+        types = _grid("block_types", block_types, n, broadcast=False)
+        inits = _grid("initialization_types", initialization_types, n)
+        trains = _grid("trainable", trainable, n)
+        # one value for the whole grid describes the non-zero blocks; 0 blocks keep theirs
+        one_init = not isinstance(initialization_types, (list, tuple, np.ndarray)) or \
+            getattr(initialization_types, "ndim", 2) != 2
+        one_train = not isinstance(trainable, (list, tuple, np.ndarray))
+        gen = as_rng(rng)
+        blocks, masks = {}, {}
+        for i in range(n):
+            for j in range(n):
+                key = (i, j)
+                kind = _description_kind(types[i][j], key)
+                zero = kind[0] == "0"
+                init = inits[i][j] if inits[i][j] is not None and not (zero and one_init) \
+                    else (0 if zero else "G")
+                train = trains[i][j] if trains[i][j] is not None and not (zero and one_train) \
+                    else (not zero)
+                if zero:
+                    if train is not False:
+                        raise ValueError(f"block {key}: a 0 block must not be trainable, got "
+                                         f"trainable={train!r}")
+                    if not (isinstance(init, (int, float)) and not isinstance(init, bool)
+                            and init == 0):
+                        raise ValueError(f"block {key}: a 0 block must be initialised 0, got "
+                                         f"{init!r}")
+                    continue
+                draw = _initializer(init, rows[i], cols[j], gen, key)
+                block = _described_block(kind, rows[i], cols[j], draw, gen, key)
+                if train is True:
+                    masks[key] = np.ones(block.shape, dtype=bool)
+                elif train == "non-zero":
+                    masks[key] = (block.toarray() if is_sparse(block) else block) != 0
+                elif train is not False:
+                    raise ValueError(f"block {key}: trainable must be True, False or "
+                                     f"'non-zero', got {train!r}")
+                blocks[key] = block
+        return cls(rows, blocks, trainable=masks)
+
     # -- properties -------------------------------------------------------
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -214,6 +368,37 @@ class BlockMatrix:
     def blocks(self) -> dict:
         """The stored (nonzero) blocks, ``{(i, j): block}``, sorted by key."""
         return dict(self._blocks)
+
+    @property
+    def trainable(self) -> dict:
+        """Which entries training may change: ``{(i, j): boolean mask}``, keyed like
+        :attr:`blocks`.
+
+        A mask is a boolean NumPy array of the block's shape, or a sparse
+        boolean matrix for a sparse block whose mask was not given. A block
+        missing from the dict has no trainable entry. Unless given (the
+        ``trainable`` argument, or :meth:`from_description`), every entry of a
+        stored dense block and the nonzero pattern of a stored sparse block.
+        """
+        if self._trainable is not None:
+            return dict(self._trainable)
+        out = {}
+        for key, b in self._blocks.items():
+            if is_sparse(b):
+                pattern = b.copy()
+                pattern.data = np.ones(pattern.nnz, dtype=bool)
+                out[key] = sp.csr_matrix(to_numpy(pattern.toarray()) != 0) \
+                    if self.backend == "cupy" else pattern.astype(bool)
+            else:
+                out[key] = np.ones(b.shape, dtype=bool)
+        return out
+
+    @property
+    def trainable_count(self) -> int:
+        """Number of trainable entries, counted as the paper counts parameters
+        (``count_nonzero`` of each block's mask; no biases here)."""
+        return int(sum(int(m.count_nonzero()) if is_sparse(m) else int(np.count_nonzero(m))
+                       for m in self.trainable.values()))
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -411,7 +596,8 @@ class BlockMatrix:
         'numpy'
         """
         return BlockMatrix(self._sizes,
-                           {k: to_backend(b, backend) for k, b in self._blocks.items()})
+                           {k: to_backend(b, backend) for k, b in self._blocks.items()},
+                           trainable=self._trainable)
 
     def __repr__(self) -> str:
         return (f"BlockMatrix(sizes={list(self._sizes)}, blocks={len(self._blocks)}, "
@@ -445,6 +631,121 @@ class BlockMatrix:
                 cells.append("." if b is None else ("s" if is_sparse(b) else "#"))
             lines.append(f"  [{i}] " + " ".join(cells))
         return "\n".join(lines)
+
+
+def _grid(name, grid, n, broadcast=True):
+    """A ``n x n`` list of lists from ``grid`` (or one value repeated, when allowed)."""
+    if grid is None:
+        return [[None] * n for _ in range(n)]
+    is_grid = isinstance(grid, (list, tuple)) or (isinstance(grid, np.ndarray) and grid.ndim == 2
+                                                  and grid.dtype == object)
+    if not is_grid:
+        if broadcast and not hasattr(grid, "shape"):
+            return [[grid] * n for _ in range(n)]
+        raise ValueError(f"{name} must be a {n} x {n} grid (list of lists)")
+    if len(grid) != n or any(not isinstance(row, (list, tuple, np.ndarray)) or len(row) != n
+                             for row in grid):
+        raise ValueError(f"{name} must be a {n} x {n} grid (list of lists)")
+    return [list(row) for row in grid]
+
+
+_DESC_TOKEN = re.compile(r"^\s*(Row|R|S|W|D|0)(.*)$")
+
+
+def _description_kind(token, key):
+    if isinstance(token, (int, np.integer)) and not isinstance(token, bool) and token == 0:
+        return ("0", None)
+    if not isinstance(token, str):
+        raise ValueError(f"block {key}: block type must be 0 or a string, got {token!r}")
+    match = _DESC_TOKEN.match(token)
+    if match is None:
+        raise ValueError(f"block {key}: unknown block type {token!r}; expected 0, 'W', "
+                         f"'D', 'R=p', 'S=n' or 'Row=n'")
+    kind, rest = match.group(1), match.group(2).strip()
+    if kind in ("0", "W") and rest:
+        raise ValueError(f"block {key}: block type {token!r} takes no value")
+    if kind == "D":
+        return ("D", None)
+    if kind in ("R", "S", "Row"):
+        if not rest.startswith("="):
+            raise ValueError(f"block {key}: block type {token!r} needs '=value'")
+        value = rest[1:].strip()
+        if kind == "R":
+            try:
+                p = float(value)
+            except ValueError:
+                raise ValueError(f"block {key}: {token!r} needs a probability") from None
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"block {key}: probability in {token!r} must be in [0, 1]")
+            return ("R", p)
+        return (kind, _positive_int(value, token, key))
+    return (kind, None)
+
+
+def _initializer(init, m, n, gen, key):
+    """``draw(rows, cols)``: the initial values at the given positions."""
+    if hasattr(init, "shape"):
+        arr = np.asarray(to_numpy(init), dtype=float)
+        if arr.shape != (m, n):
+            raise ValueError(f"block {key}: initialization array has shape {arr.shape}, the "
+                             f"block is {(m, n)}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"block {key}: initialization array contains NaN or inf")
+        return lambda r, c: arr[r, c]
+    if isinstance(init, (int, float, np.integer, np.floating)) and not isinstance(init, bool) \
+            and init in (0, 1):
+        value = float(init)
+        return lambda r, c: np.full(np.shape(r), value)
+    if not isinstance(init, str) or not init.strip():
+        raise ValueError(f"block {key}: unknown initialization {init!r}; expected 0, 1, "
+                         f"'C=v', 'G', 'G=mu,sigma', 'U', 'U=a,b' or an array")
+    kind, eq, rest = init.strip().partition("=")
+    try:
+        values = [float(v) for v in rest.split(",")] if eq else []
+    except ValueError:
+        raise ValueError(f"block {key}: initialization {init!r} needs numbers after '='") \
+            from None
+    if not all(np.isfinite(values)):
+        raise ValueError(f"block {key}: initialization {init!r} must be finite")
+    if kind == "C" and len(values) == 1:
+        return lambda r, c: np.full(np.shape(r), values[0])
+    if kind == "G" and len(values) in (0, 2):
+        mu, sigma = values or (0.0, 1.0)
+        if sigma < 0:
+            raise ValueError(f"block {key}: initialization {init!r} has a negative sigma")
+        return lambda r, c: gen.normal(mu, sigma, size=np.shape(r))
+    if kind == "U" and len(values) in (0, 2):
+        lo, hi = values or (-1.0, 1.0)
+        if hi < lo:
+            raise ValueError(f"block {key}: initialization {init!r} has a > b")
+        return lambda r, c: gen.uniform(lo, hi, size=np.shape(r))
+    raise ValueError(f"block {key}: unknown initialization {init!r}; expected 0, 1, 'C=v', "
+                     f"'G', 'G=mu,sigma', 'U', 'U=a,b' or an array")
+
+
+def _described_block(kind, m, n, draw, gen, key):
+    kind, arg = kind
+    if kind == "W":
+        r, c = np.indices((m, n))
+        return np.asarray(draw(r, c), dtype=float).reshape(m, n)
+    if kind == "D":
+        k = min(m, n)
+        r = c = np.arange(k)
+    elif kind == "R":
+        r, c = np.nonzero(gen.random((m, n)) < arg)
+    elif kind == "S":
+        r, c = gen.integers(0, m, size=arg), gen.integers(0, n, size=arg)
+    else:  # Row: arg columns per row, with replacement
+        r = np.repeat(np.arange(m), arg)
+        c = gen.integers(0, n, size=m * arg)
+    values = np.asarray(draw(r, c), dtype=float)
+    # a position drawn twice keeps its last value, as assignment in the paper's loop does
+    flat = r * n + c
+    _, last = np.unique(flat[::-1], return_index=True)
+    keep = np.sort(flat.size - 1 - last)
+    block = sp.csr_matrix((values[keep], (r[keep], c[keep])), shape=(m, n))
+    block.eliminate_zeros()
+    return block
 
 
 def _positive_int(value, token, key):

@@ -331,20 +331,35 @@ def _is_count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+def _activation_named(name):
+    """The activation a file would read back for ``name`` (None if none)."""
+    from ._activations import get_activation
+
+    try:
+        return get_activation(name)
+    except (TypeError, ValueError):
+        return None
+
+
 def _encode(obj, writer):
     """(type name, fields as JSON with array references) for a supported object."""
-    from ._activations import ACTIVATIONS
     from ._blocks import BlockMatrix
+    from ._gated import RecurrentMap
     from ._network import IterativeMap
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
     if isinstance(obj, BlockMatrix):
         blocks = [[i, j, writer.ref(f"block_{i}_{j}", b, f"block ({i}, {j})")]
                   for (i, j), b in obj.blocks.items()]
-        return "BlockMatrix", {"sizes": list(obj.sizes), "blocks": blocks}
+        fields = {"sizes": list(obj.sizes), "blocks": blocks}
+        if obj._trainable is not None:  # an explicit mask; the default follows the blocks
+            fields["trainable"] = [[i, j, writer.ref(f"trainable_{i}_{j}", m,
+                                                      f"trainable mask ({i}, {j})")]
+                                   for (i, j), m in obj._trainable.items()]
+        return "BlockMatrix", fields
     if isinstance(obj, IterativeMap):
         for a in obj.activations:
-            if ACTIVATIONS.get(a.name) != a:
+            if _activation_named(a.name) != a:
                 raise TypeError(f"cannot save activation {a.name!r}: it is not in "
                                 "itermap.ACTIVATIONS, and a file stores activations by name")
         _, bm = _encode(obj.block_matrix, writer)
@@ -353,6 +368,14 @@ def _encode(obj, writer):
         if obj.bias is not None:
             fields["bias"] = writer.ref("bias", obj.bias, "bias")
         return "IterativeMap", fields
+    if isinstance(obj, RecurrentMap):
+        layers = []
+        for l, c in enumerate(obj.layers):
+            ref = {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
+                   for k, v in c.arrays().items()}
+            layers.append({"kind": c.kind, "arrays": ref,
+                           "nonlinearity": getattr(c, "nonlinearity", None)})
+        return "RecurrentMap", {"layers": layers, "batch_first": obj.batch_first}
     if isinstance(obj, LogisticMap):
         r = obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")
         return "LogisticMap", {"r": r}
@@ -374,6 +397,7 @@ def _encode(obj, writer):
 
 def _decode(type_name, fields, arrays):
     from ._blocks import BlockMatrix
+    from ._gated import RecurrentMap
     from ._network import IterativeMap
     from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
 
@@ -384,7 +408,16 @@ def _decode(type_name, fields, arrays):
             if not (_is_count(i) and _is_count(j)):
                 raise ValueError(f"block keys must be non-negative ints, got ({i!r}, {j!r})")
             blocks[(i, j)] = _get_array(arrays, ref)
-        return BlockMatrix(fields["sizes"], blocks)
+        trainable = None
+        if "trainable" in fields:
+            trainable = {}
+            for entry in _json_list(fields["trainable"], "trainable"):
+                i, j, ref = _json_list(entry, "a trainable entry")
+                if not (_is_count(i) and _is_count(j)):
+                    raise ValueError(f"trainable keys must be non-negative ints, got "
+                                     f"({i!r}, {j!r})")
+                trainable[(i, j)] = _get_array(arrays, ref)
+        return BlockMatrix(fields["sizes"], blocks, trainable=trainable)
     if type_name == "IterativeMap":
         bm = _decode("BlockMatrix", fields["weights"], arrays)
         bias = None if fields["bias"] is None else _get_array(arrays, fields["bias"])
@@ -392,6 +425,20 @@ def _decode(type_name, fields, arrays):
         if not all(isinstance(a, str) for a in acts):
             raise ValueError(f"activations must be names, got {acts!r}")
         return IterativeMap(bm, bias, acts, input_block=fields["input_block"])
+    if type_name == "RecurrentMap":
+        from ._gated import _ElmanCell, _GRUCell, _LSTMCell
+
+        cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
+        layers = []
+        for spec in _json_list(fields["layers"], "layers"):
+            if not isinstance(spec, dict) or spec.get("kind") not in cls \
+                    or not isinstance(spec.get("arrays"), dict):
+                raise ValueError(f"a recurrent layer must name its kind (rnn, gru, lstm) and "
+                                 f"arrays, got {spec!r}")
+            got = {k: _get_array(arrays, ref) for k, ref in spec["arrays"].items()}
+            kw = {"nonlinearity": spec.get("nonlinearity")} if spec["kind"] == "rnn" else {}
+            layers.append(cls[spec["kind"]](**got, **kw))
+        return RecurrentMap(layers, batch_first=bool(fields["batch_first"]))
     if type_name == "LogisticMap":
         r = fields["r"]
         return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))

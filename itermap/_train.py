@@ -127,13 +127,9 @@ class _Layout:
                     (xp.asarray(vals, copy=True), pattern.indices.copy(), pattern.indptr.copy()),
                     shape=pattern.shape)
         bias = xp.asarray(theta[self.bias_start:self.size], copy=True)
-        bm = BlockMatrix(m.sizes, blocks)
-        trainable = getattr(m.block_matrix, "trainable", None)
-        if copy and trainable is not None:  # the trained map keeps its mask for more training
-            try:
-                bm.trainable = dict(trainable)
-            except AttributeError:  # a read-only property of a BlockMatrix that derives it
-                pass
+        # the trained map keeps an explicit mask, for more training
+        own = getattr(m.block_matrix, "_trainable", None) if copy else None
+        bm = BlockMatrix(m.sizes, blocks, trainable=own)
         return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block)
 
     def gradient(self, m, G, Xin, xp):
@@ -159,14 +155,15 @@ def _layout(m: IterativeMap, freeze_bias: bool):
     """The flat layout of ``m``'s parameters, their values and the trainable mask."""
     bm = m.block_matrix
     xp = namespace(m.zeros(1))
-    trainable = getattr(bm, "trainable", None)
+    trainable, default = _trainable_masks(bm)
     if trainable is not None and not isinstance(trainable, dict):
         raise TypeError("block_matrix.trainable must be a dict keyed like blocks, got "
                         f"{type(trainable).__name__}")
     lay = _Layout(m)
     values, masks, pos = [], [], 0
     for key, b in bm.blocks.items():
-        flag = _trainable_flag(key, b, True if trainable is None else trainable.get(key, True))
+        flag = _trainable_flag(key, b,
+                               True if trainable is None else trainable.get(key, default))
         if is_sparse(b):
             c = b.tocsr().copy()
             c.sum_duplicates()
@@ -212,6 +209,19 @@ def _layout(m: IterativeMap, freeze_bias: bool):
     theta = xp.concat([xp.astype(v, dtype) for v in values] + [xp.astype(bias, dtype)])
     mask = xp.concat([xp.astype(k, dtype) for k in masks] + [bias_mask])
     return lay, theta, mask
+
+
+def _trainable_masks(bm):
+    """(masks or None, the flag of a block the masks leave out).
+
+    A :class:`BlockMatrix` given masks (``trainable=``, ``from_description``) lists
+    every block with a trainable entry, so a block it leaves out is frozen; without
+    masks everything stored trains. Another object's own ``trainable`` dict may name
+    only the blocks it restricts.
+    """
+    if isinstance(bm, BlockMatrix) and type(bm).trainable is BlockMatrix.trainable:
+        return bm._trainable, False
+    return getattr(bm, "trainable", None), True
 
 
 def _trainable_flag(key, block, flag):

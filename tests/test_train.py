@@ -241,7 +241,11 @@ class MaskedBlocks(BlockMatrix):
 
     def __init__(self, sizes, blocks, trainable):
         super().__init__(sizes, blocks)
-        self.trainable = trainable
+        self._flags = trainable
+
+    @property
+    def trainable(self):  # flags per block; a block not named trains
+        return self._flags
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
