@@ -161,6 +161,11 @@ class FixedPoints:
                 f"unconverged={self.n_unconverged}/{self.n_starts}{slow})")
 
 
+# L-BFGS iterations on q before the Newton search, ended early where ||G|| <= _Q_SWITCH
+_Q_STEPS = 30
+_Q_SWITCH = 1e-3
+
+
 # -- input checks ---------------------------------------------------------------------
 def _check_positive(name, value):
     try:
@@ -484,9 +489,9 @@ def _stability(ev):
 
 
 # -- the solver ------------------------------------------------------------------------
-def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=500,
-                      unique_tol=1e-6, slow_points=False, method="newton", patience=300,
-                      progress=None) -> FixedPoints:
+def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600,
+                      unique_tol=1e-6, slow_points=False, method="newton", patience=500,
+                      q_steps=_Q_STEPS, progress=None) -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
     Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
@@ -602,6 +607,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=500
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
     patience = _check_int("patience", patience, 0)
+    q_steps = _check_int("q_steps", q_steps, 0)
     if method not in ("newton", "q"):
         raise ValueError(f"method must be 'newton' or 'q', got {method!r}")
     if progress not in (None, True, False):
@@ -625,18 +631,32 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=500
                   if isinstance(x, np.ndarray) else contextlib.nullcontext())
     use_q = slow_points or method == "q"
     slow_points = use_q
+    merge_again = chunk < n_starts       # chunks (or the global phase) find points twice
     n_chunks = -(-n_starts // chunk)
     # a bar over the iterations, shown once the search has run 2 s (progress=None)
-    bar = _progress_bar(progress, n_chunks * (max_iter + 1), dim, n_starts)
+    bar = _progress_bar(progress, n_chunks * (2 * max_iter + 2 + q_steps), dim, n_starts)
     with blas_limit, bar:
         for s0 in range(0, n_starts, chunk):
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
             # trial steps may overflow: they are rejected as non-finite, without warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 search = _q_search if use_q else _search
+                # the global phase: a few L-BFGS steps on q bring the starts nearer points
+                if q_steps and not use_q:
+                    xc, _, _ = _lbfgs_q(F, xc, xp, tol=_Q_SWITCH, max_iter=q_steps, bar=bar)
                 fx, fr, st, sx, sr = search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
                                             unique_tol=unique_tol, slow_points=slow_points,
-                                            patience=patience, bar=bar)
+                                            patience=0, bar=bar)
+                # the starts that stalled (and those merged into them) wander from where
+                # the global phase left them, each on its own
+                again = np.flatnonzero(st == GAVE_UP_STALLED) if patience else []
+                if len(again):
+                    fx2, fr2, st[again], _, _ = _search(
+                        F, _take(xp, xc, again), xp, eye, tol=tol, max_iter=max_iter,
+                        unique_tol=unique_tol, slow_points=False, patience=patience,
+                        bar=bar, wander=True)
+                    fx, fr = fx + fx2, fr + fr2
+                    merge_again = True
             found_x += fx
             found_r += fr
             slow_x += sx
@@ -649,7 +669,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=500
     if found_x:
         pts = xp.concat(found_x, axis=0)
         res = np.concatenate(found_r)
-        if chunk < n_starts:                     # chunks found some points twice
+        if merge_again:
             lead, _ = _cluster(xp, pts, unique_tol)
             keep_rows, _ = _least_in_groups(lead, res)
             pts, res = _take(xp, pts, keep_rows), res[keep_rows]
@@ -726,7 +746,7 @@ def _progress_bar(progress, total, dim, n_starts):
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None,
-            patience=0, bar=None):
+            patience=0, bar=None, wander=False):
     """The batched damped Newton iteration over the starts ``x``.
 
     Returns (converged points, their residuals, the status of each start (see
@@ -738,7 +758,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     ids = np.arange(n_starts)
     follows = np.arange(n_starts)          # a merged start follows another start's fate
     fate = np.full(n_starts, _RUNNING, dtype=np.int8)  # codes of STATUS; -1 running
-    wander_from = np.full(n_starts, -1, dtype=np.int64)  # iteration a start began wandering
+    # the iteration a start began wandering (-1: not yet)
+    wander_from = np.full(n_starts, 0 if wander else -1, dtype=np.int64)
     x_start, revive = x, []   # the starts that followed a wanderer set out again from x_start
     found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
     slow_x, slow_r = [], []
