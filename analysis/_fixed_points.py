@@ -1240,8 +1240,8 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         y_vec = g_new - _take(xp, g, rows)
         sy = to_numpy(xp.sum(s_vec * y_vec, axis=1)).astype(np.float64)
         curv = sy > 1e-12 * to_numpy(_norm(xp, s_vec) * _norm(xp, y_vec))
-        S[rows, slot, :] = s_vec
-        Y[rows, slot, :] = y_vec
+        S = _put_slot(xp, S, rows, slot, s_vec)
+        Y = _put_slot(xp, Y, rows, slot, y_vec)
         rho[rows, slot] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
         rho[act[~good], slot] = 0.0
         slot = (slot + 1) % m
@@ -1270,6 +1270,15 @@ def _q_search(F, x, xp, eye, *, tol, max_iter, unique_tol, bar=None, **_):
     slow = np.flatnonzero((status == SLOW_POINT) & (r > tol))
     slow_x = [_take(xp, xe, slow)] if slow.size else []
     return found_x, found_r, status, slow_x, [r[slow]] if slow.size else []
+
+
+def _put_slot(xp, S, rows, slot, values):
+    """``S`` with ``S[rows, slot, :] = values`` (in place on NumPy)."""
+    if isinstance(S, np.ndarray):
+        S[rows, slot, :] = values
+        return S
+    col = _put_rows(xp, S[:, slot, :], rows, values)
+    return xp.stack([col if j == slot else S[:, j, :] for j in range(S.shape[1])], axis=1)
 
 
 def _put_rows(xp, a, rows, values):

@@ -40,7 +40,7 @@ class Shifted(Map):
 
 def _sorted_rows(a):
     a = np.asarray(a)
-    return a[np.lexsort(a.T[::-1])]
+    return a[np.lexsort(np.round(a, 9).T[::-1])]    # rounding-level ties do not reorder
 
 
 # -- the tests the issue names ------------------------------------------------------
@@ -421,10 +421,9 @@ def _hybr_distinct(W, starts, tol=1e-10, unique_tol=1e-6):
     return len(kept)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 5, 7, pytest.param(
-    6, marks=pytest.mark.xfail(strict=True, reason="known limitation: the monotone damped "
-                               "search ends at local minima of q and misses the origin "
-                               "that hybr reaches"))])
+# seed 6: the monotone damped search alone ends at local minima of q and misses the
+# origin that hybr reaches; the L-BFGS steps on q before Newton find it
+@pytest.mark.parametrize("seed", [0, 3, 5, 6, 7])
 def test_chaotic_net_finds_at_least_the_points_of_a_hybr_loop(seed):
     m = itermap.random_rnn(16, gain=1.5, rng=seed)
     W = m.block_matrix.to_dense()
@@ -525,11 +524,12 @@ def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monk
         return jacobian(self, x, u)
 
     monkeypatch.setattr(type(m), "jacobian", counting)
-    merged = find_fixed_points(m, starts)
+    # the Newton search alone: wandering paths are chaotic and reach other points in each run
+    merged = find_fixed_points(m, starts, patience=0, q_steps=0)
     work_merged = sum(rows)
     rows.clear()
     monkeypatch.setattr(fpm, "_CONVERGE_FRAC", 0.0)        # no early merging
-    plain = find_fixed_points(m, starts)
+    plain = find_fixed_points(m, starts, patience=0, q_steps=0)
     assert work_merged < 0.9 * sum(rows)
     # the same distinct points, each within unique_tol of one found without merging
     assert len(merged) == len(plain)
