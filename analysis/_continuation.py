@@ -28,6 +28,8 @@ _KINDS = ("fold", "period doubling", "Neimark-Sacker")
 _GROW, _EASY, _MAX_NEWTON = 1.5, 3, 8
 # the tangent may turn at most this much (cosine) between two points
 _MIN_COS = 0.95
+# and the corrector may move at most this fraction of the step
+_MAX_CORRECTION = 0.3
 # bisection of a crossing stops when the arclength bracket is this small
 _BRACKET = 1e-11
 
@@ -280,9 +282,12 @@ def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
     lam0 = float(vals[0])
     for _ in range(50):      # Newton at fixed lam for the first point
         G = fam.value(x0, lam0)
-        if np.linalg.norm(G) <= tol:
+        if not np.linalg.norm(G) > tol:
             break
-        x0 = x0 - np.linalg.solve(fam.jacobian(x0, lam0) - np.eye(dim), G)
+        try:
+            x0 = x0 - np.linalg.solve(fam.jacobian(x0, lam0) - np.eye(dim), G)
+        except np.linalg.LinAlgError:
+            break
     if not np.linalg.norm(fam.value(x0, lam0)) <= tol:
         raise ValueError(f"x_start: Newton found no fixed point near it at {lam0}")
 
@@ -297,7 +302,10 @@ def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
     while len(ys) < max_points:
         y_new, its = _correct(fam, y + ds * t, t, tol)
         t_new = None if y_new is None else _tangent(fam, y_new, t)
-        if y_new is None or t_new @ t < _MIN_COS:
+        # a corrector that moved far from the prediction, or a sharp turn, may have
+        # jumped to another branch: retry with a shorter step
+        if y_new is None or t_new @ t < _MIN_COS or \
+                np.linalg.norm(y_new - y - ds * t) > _MAX_CORRECTION * ds:
             ds *= 0.5
             if ds < min_step:
                 reason = "step too small"
