@@ -69,6 +69,8 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
+# ... and all wandering ends once no start has reached a point for this many iterations
+_WANDER_IDLE = 60
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -760,7 +762,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     fate = np.full(n_starts, _RUNNING, dtype=np.int8)  # codes of STATUS; -1 running
     # the iteration a start began wandering (-1: not yet)
     wander_from = np.full(n_starts, 0 if wander else -1, dtype=np.int64)
-    x_start, revive = x, []   # the starts that followed a wanderer set out again from x_start
+    x_start, revive, last_found = x, [], 0   # the starts that followed a wanderer set out again from x_start
     found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
     slow_x, slow_r = [], []
     lam = np.zeros(n_starts)               # Levenberg-Marquardt damping per start
@@ -799,6 +801,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             bar.set_postfix(running=int(keep.sum()), refresh=False)
         # 1. converged rows: record them, merged with what was found before
         if done.any():
+            last_found = it
             xd = _take(xp, x, np.flatnonzero(done))
             rd, idd = r_h[done], ids[done]
             fate[idd] = CONVERGED
@@ -874,6 +877,10 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 if dup.any():
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
                     keep[k_idx[dup]] = False
+        # wandering ends, for all, once it has brought no start to a point for a while
+        if wander and it - last_found >= _WANDER_IDLE:
+            fate[ids[keep]] = GAVE_UP_STALLED
+            break
         if it == max_iter or not keep.any():
             break
         sel = np.flatnonzero(keep)
@@ -1175,6 +1182,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     S = xp.zeros((B, m, n), dtype=x.dtype)
     Y = xp.zeros((B, m, n), dtype=x.dtype)
     rho = np.zeros((B, m))
+    x = xp.asarray(x, copy=True)        # rows are updated in place: not the caller's
     G, q, g = _q_and_grad(F, xp, x)
     status = np.full(B, _RUNNING, dtype=np.int8)
     fails = np.zeros(B, dtype=np.int64)

@@ -653,3 +653,14 @@ def test_trained_flip_flop_has_all_eight_stable_points():
     np.testing.assert_array_less(np.linalg.norm(step - pts, axis=1), 1e-10)
     J = np.asarray(m.jacobian(pts, np.broadcast_to(u, (8, u.size))))
     assert np.all(np.abs(np.linalg.eigvals(J)).max(axis=1) < 1.0)
+
+
+def test_the_starts_are_not_modified_and_the_search_repeats():
+    m = itermap.random_rnn(32, gain=2.0, rng=4)
+    starts = np.asarray(sample_states(m, 48, steps=30, noise=0.5, rng=5))
+    before = starts.copy()
+    a = find_fixed_points(m, starts, progress=False)
+    np.testing.assert_array_equal(starts, before)
+    b = find_fixed_points(m, starts, progress=False)
+    np.testing.assert_array_equal(a.points, b.points)
+    np.testing.assert_array_equal(a.status, b.status)
