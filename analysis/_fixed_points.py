@@ -70,7 +70,7 @@ _ESCAPES = 1
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
 # ... and all wandering ends once no start has reached a point for this many iterations
-_WANDER_IDLE = 60
+_WANDER_IDLE = 100
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -496,9 +496,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                       q_steps=_Q_STEPS, progress=None) -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
-    Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
-    starts advance together, one batched linear solve per iteration on the
-    map's backend. The Newton step and its halves, quarters and eighths are
+    The search has three phases, all starts advancing together. (1) ``q_steps``
+    batched L-BFGS steps on ``q = 1/2 ||G||^2`` bring the starts nearer points
+    (cheap: one ``vjp`` per step, no Jacobian). (2) Every start runs a damped
+    Newton iteration on ``G(x) = F^p(x) - x``, one batched linear solve per
+    iteration on the map's backend. The Newton step and its halves, quarters and eighths are
     evaluated in one batch and the one of least ``||G||`` among those that
     lower it enough (Armijo) is taken; where none does, or where
     ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step
@@ -522,7 +524,25 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     when it stalls again it is given up and counted in ``n_unconverged``
     (other starts usually find the same points faster). A last Newton step on
     the distinct points takes their residuals to rounding level, after which
-    they are merged once more.
+    they are merged once more. (3) The starts that stalled in (2) (and those
+    merged into them, each from its own start) *wander*: undamped Newton
+    steps cut to 0.6 times the mean max-norm of ``F(x0)`` (the map's range),
+    accepted whatever they do to ``||G||``, which leaves the valleys of
+    ``q`` where damped methods end (in a random network of gain 2 they are
+    many more than the points). A start is given up only after ``patience``
+    wandering iterations, or when 100 iterations in a row brought no
+    wandering start to a point. Every start ends with a ``status``: converged,
+    slow point, or gave up (and why).
+
+    Which to use when: the default (``method="newton"``) finds fixed points,
+    stable and unstable, to ``tol``; it is the one for counting points or
+    for their linearizations. ``method="q"`` (or ``slow_points=True``) is
+    Sussillo and Barak's method: batched L-BFGS on ``q`` from every start
+    (``max_iter`` steps at most), the minima near zero polished by Newton
+    into fixed points, the others returned as slow points with their
+    ``q``, speeds and eigenvalues; use it where the slow regions of the
+    dynamics matter (a trained RNN's line attractors and ghosts). Its q
+    minima are found to ``||grad q|| <= 1e-9 max(||G||, tol)``.
 
     Parameters
     ----------
@@ -543,24 +563,35 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     tol : float, default 1e-10
         Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
         Euclidean norm); only points with residual ``<= tol`` are returned.
-    max_iter : int, default 50
-        Newton iterations at most.
+    max_iter : int, default 600
+        Newton iterations at most in each of phases (2) and (3); L-BFGS
+        steps at most with ``method="q"``.
     unique_tol : float, default 1e-6
         Points closer than this (Euclidean distance) are one point; the
         one with the least residual represents the group.
     slow_points : bool, default False
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
-        not zeros (slow points, Sussillo and Barak 2013): starts where the
-        descent stalls with ``||A^T G|| <= 1e-9 max(1, ||A||_F) ||G||`` (or
-        ``1e-6`` in place of ``1e-9`` once a damped step fails to lower ``q``)
-        and residual > tol (``A = D(F^p) - I``, ``G = F^p(x) - x``).
+        not zeros (slow points, Sussillo and Barak 2013); implies
+        ``method="q"``.
+    method : {"newton", "q"}, default "newton"
+        See above: the three-phase Newton search, or L-BFGS on ``q`` (the
+        gradient ``(J - I)^T G`` through the map's ``vjp``) then Newton.
+    patience : int, default 500
+        Wandering iterations a stalled start may take before it is given up;
+        0 gives stalled starts up at once (the fastest, the least thorough).
+    q_steps : int, default 30
+        L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
+    progress : bool or None, default None
+        A tqdm bar over the iterations: None shows it once the search has
+        run 2 s, True at once, False never.
 
     Returns
     -------
     FixedPoints
         ``points``, ``residuals``, ``jacobians``, ``eigenvalues`` (by modulus,
         descending), ``stable``, ``n_unstable``, ``n_unconverged``, ``orbit``,
-        ``min_period`` and, if asked for, the slow points. Arrays stay in the
+        ``min_period``, ``status`` (per start) and, if asked for, the slow
+        points with ``slow_q``. Arrays stay in the
         namespace of ``x0``, except ``eigenvalues``, ``stable`` and
         ``n_unstable`` which are NumPy arrays (computed on the host unless
         CuPy has ``linalg.eig``).
@@ -569,7 +600,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     ------
     ValueError
         Starts of the wrong shape or with NaN, ``period < 1``, ``tol <= 0``,
-        ``unique_tol <= 0``, ``max_iter < 1``, or inputs that do not fit the map.
+        ``unique_tol <= 0``, ``max_iter < 1``, ``patience < 0``, ``q_steps < 0``, an
+        unknown ``method``, or inputs that do not fit the map.
     TypeError
         Starts that are not real floating point.
 
@@ -762,7 +794,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     fate = np.full(n_starts, _RUNNING, dtype=np.int8)  # codes of STATUS; -1 running
     # the iteration a start began wandering (-1: not yet)
     wander_from = np.full(n_starts, 0 if wander else -1, dtype=np.int64)
-    x_start, revive, last_found = x, [], 0   # the starts that followed a wanderer set out again from x_start
+    # starts that followed a wanderer set out again from x_start
+    x_start, revive, last_found = x, [], 0
     found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
     slow_x, slow_r = [], []
     lam = np.zeros(n_starts)               # Levenberg-Marquardt damping per start
