@@ -614,7 +614,12 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     On NumPy the batched solves are split across CPU threads (LAPACK works
     on one small matrix at a time, outside the GIL), with BLAS held to one
     thread meanwhile through threadpoolctl.
-    The Newton systems are dense, ``dim x dim`` per running start, even for
+    Past ``dim = 4096`` (NumPy maps, ``method="newton"``), no dense Jacobian
+    is formed: each start runs Newton-Krylov (GMRES on ``map.tangent``, Armijo
+    backtracking; no L-BFGS phase, no wandering), ``jacobians`` is None and
+    ``eigenvalues`` holds the 6 leading multipliers (ARPACK), so ``stable``
+    is exact and ``n_unstable`` counts among those 6.
+    Below that the Newton systems are dense, ``dim x dim`` per running start, even for
     a sparse map: starts run in batches holding at most about 1 GiB of
     Jacobians (and its work arrays), and the points found by the batches are
     merged.
@@ -656,6 +661,17 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     eye = xp.eye(dim, dtype=x.dtype)
 
+    if dim > _KRYLOV_DIM and is_numpy_namespace(xp) and not (slow_points or method == "q"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            P, R, status, ev = _krylov_search(F, x, tol=tol, max_iter=max_iter,
+                                              unique_tol=unique_tol)
+        stable, n_unstable = _stability(ev)
+        orbit, min_period = _orbits(map, u, xp, P, period, unique_tol)
+        return FixedPoints(points=P, residuals=R, jacobians=None, eigenvalues=ev,
+                           stable=stable, n_unstable=n_unstable,
+                           n_unconverged=int(np.sum(status >= GAVE_UP_MAX_ITER)),
+                           period=period, orbit=orbit, min_period=min_period,
+                           n_starts=n_starts, status=status)
     # the dense Jacobians of the active rows bound the batch: run chunks of starts
     itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
@@ -1333,3 +1349,81 @@ def _put_rows(xp, a, rows, values):
     pos = np.cumsum(mask) - 1
     full = _take(xp, values, np.where(mask, pos, 0))
     return xp.where(_like(mask, xp)[:, None], full, a)
+
+
+# -- large maps: Newton-Krylov, matrix-free --------------------------------------------
+# past this dimension the Newton systems are solved by GMRES on the map's tangent (no
+# dense Jacobian is formed), and the stability comes from the leading multipliers
+_KRYLOV_DIM = 4096
+_KRYLOV_EIGS = 6
+
+
+def _tangent_op(F, x):
+    """``D(F^p)(x) - I`` as a scipy LinearOperator, through ``map.tangent`` along the orbit."""
+    from scipy.sparse.linalg import LinearOperator
+
+    u = None if F.u is None else np.asarray(F.u)[None, :]
+    orbit = [x[None, :]]
+    for _ in range(F.p - 1):
+        orbit.append(np.asarray(F.map.step(orbit[-1], u)))
+
+    def jv(v):
+        w = np.asarray(v, dtype=x.dtype).reshape(1, -1, 1)
+        for y in orbit:
+            w = np.asarray(F.map.tangent(y, w, u))
+        return w.reshape(-1)
+
+    n = x.size
+    return (LinearOperator((n, n), matvec=lambda v: jv(v) - np.ravel(v), dtype=x.dtype),
+            LinearOperator((n, n), matvec=jv, dtype=x.dtype))
+
+
+def _krylov_search(F, x, *, tol, max_iter, unique_tol):
+    """Newton-Krylov from each start (NumPy): GMRES solves, Armijo backtracking.
+
+    Returns (points, residuals, status per start, leading multipliers per point).
+    """
+    from scipy.sparse.linalg import eigs, gmres
+
+    pts, res = [], []
+    status = np.full(x.shape[0], GAVE_UP_MAX_ITER, dtype=np.int8)
+    for i in range(x.shape[0]):
+        xi = np.array(x[i], dtype=np.float64)
+        G = np.asarray(F.value(xi[None, :]))[0] - xi
+        r = float(np.linalg.norm(G))
+        for _ in range(max_iter):
+            if not np.isfinite(r):
+                status[i] = GAVE_UP_NONFINITE
+                break
+            if r <= tol:
+                status[i] = CONVERGED
+                pts.append(xi)
+                res.append(r)
+                break
+            A, _ = _tangent_op(F, xi)
+            dx, _info = gmres(A, -G, rtol=min(0.1, r), restart=60, maxiter=5)
+            for a in _ALPHAS:
+                xt = xi + a * dx
+                Gt = np.asarray(F.value(xt[None, :]))[0] - xt
+                rt = float(np.linalg.norm(Gt))
+                if np.isfinite(rt) and rt <= (1.0 - _ARMIJO * a) * r:
+                    xi, G, r = xt, Gt, rt
+                    break
+            else:
+                status[i] = GAVE_UP_STALLED
+                break
+    if pts:
+        P = np.asarray(pts)
+        lead, _ = _cluster(np, P, unique_tol)
+        keep, _ = _least_in_groups(lead, np.asarray(res))
+        P, R = P[keep], np.asarray(res)[keep]
+    else:
+        P, R = np.zeros((0, x.shape[1])), np.zeros(0)
+    ev = np.zeros((P.shape[0], _KRYLOV_EIGS), dtype=np.complex128)
+    for j, p in enumerate(P):
+        _, J = _tangent_op(F, p)
+        k = min(_KRYLOV_EIGS, P.shape[1] - 2)
+        vals = eigs(J, k=k, which="LM", return_eigenvectors=False, tol=1e-12,
+                    ncv=min(P.shape[1] - 1, 48))
+        ev[j, :k] = vals[np.argsort(-np.abs(vals), kind="stable")]
+    return P, R, status, ev

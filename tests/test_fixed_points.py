@@ -664,3 +664,29 @@ def test_the_starts_are_not_modified_and_the_search_repeats():
     b = find_fixed_points(m, starts, progress=False)
     np.testing.assert_array_equal(a.points, b.points)
     np.testing.assert_array_equal(a.status, b.status)
+
+
+def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
+    # a sparse net with a bias: past _KRYLOV_DIM the search is Newton-Krylov on the
+    # tangent; the same point as the dense search, and its leading multipliers by ARPACK
+    # agree with a dense eigensolver
+    from itermap.analysis import _fixed_points as fpm
+    r = itermap.random_rnn(300, gain=1.3, density=0.05, rng=0)
+    W = r.block_matrix.to_sparse().tocsr()
+    m = itermap.IterativeMap(W, bias=np.random.default_rng(0).normal(0, 0.5, 300))
+    starts = np.asarray(sample_states(m, 3, steps=30, noise=0.3, rng=1))
+    dense = find_fixed_points(m, starts, progress=False)
+    monkeypatch.setattr(fpm, "_KRYLOV_DIM", 100)
+    calls = []
+    jac = type(m).jacobian
+    monkeypatch.setattr(type(m), "jacobian", lambda self, *a, **k: calls.append(1) or
+                        jac(self, *a, **k))
+    krylov = find_fixed_points(m, starts, progress=False)
+    assert not calls and krylov.jacobians is None           # matrix-free
+    assert len(krylov) == len(dense) == 1 and krylov.n_converged == 3
+    np.testing.assert_allclose(krylov.points, dense.points, atol=1e-10)
+    x = np.asarray(krylov.points)[0]
+    ev = np.linalg.eigvals((1 - np.tanh(W @ x + m.bias) ** 2)[:, None] * W.toarray())
+    np.testing.assert_allclose(np.abs(krylov.eigenvalues[0, :4]),
+                               np.sort(np.abs(ev))[::-1][:4], rtol=1e-8)
+    assert bool(krylov.stable[0]) == bool(np.abs(ev).max() < 1)
