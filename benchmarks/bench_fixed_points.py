@@ -182,6 +182,7 @@ def _against_adam(n, gain, starts, quick):
             target="speedup >= 30", repeat=1, warmup=0,
             setup_note=f"points at residual <= 1e-10: ours {n_ours}, Adam {n_adam}; Adam's "
                        f"median residual {np.median(res):.1e}, {iters} iterations at most"))
+        print("   ", rows[-1]["note"], flush=True)
     return rows
 
 
