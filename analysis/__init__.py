@@ -6,7 +6,9 @@ Every function takes the map first and relies only on the map protocol of
 
 __all__: list[str] = []
 
-from ._fixed_points import FixedPoints, find_fixed_points, sample_states  # noqa: E402
+from ._basins import Basins, basins  # noqa: E402
+from ._continuation import Continuation, continuation  # noqa: E402
+from ._fixed_points import STATUS, FixedPoints, find_fixed_points, sample_states  # noqa: E402
 from ._graph import fir_length, sparsity_graph  # noqa: E402
 from ._memory import (  # noqa: E402
     ImpulseResponse,
@@ -15,6 +17,7 @@ from ._memory import (  # noqa: E402
     memory_capacity,
 )
 
+__all__ += ["Basins", "Continuation", "STATUS", "basins", "continuation"]
 __all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_points",
             "fir_length", "impulse_response", "memory_capacity", "sample_states",
             "sparsity_graph"]

@@ -26,7 +26,13 @@ from ._checks import check_bool, check_memory, check_real_array
 from ._checks import check_int as _check_int
 from ._lapack_threads import batched_solve, blas_single_threaded
 
-__all__ = ["FixedPoints", "find_fixed_points", "sample_states"]
+__all__ = ["FixedPoints", "STATUS", "find_fixed_points", "sample_states"]
+
+#: What became of each start (``FixedPoints.status`` holds the index into this tuple).
+STATUS = ("converged", "slow point", "gave up: max_iter reached",
+          "gave up: stalled (patience spent)", "gave up: non-finite residual")
+CONVERGED, SLOW_POINT, GAVE_UP_MAX_ITER, GAVE_UP_STALLED, GAVE_UP_NONFINITE = range(5)
+_RUNNING = -1
 
 # Armijo constant and the step lengths tried (all at once, in one batched evaluation;
 # the one of least residual among those passing wins) before Levenberg-Marquardt
@@ -61,6 +67,11 @@ _KDTREE_DIM = 16
 _STALL_ITERS = 6
 _STALL_DROP = 0.5
 _ESCAPES = 1
+# a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
+# map's range, accepted whatever the residual, for ``patience`` iterations
+_WANDER_STEP = 0.6
+# ... and all wandering ends once no start has reached a point for this many iterations
+_WANDER_IDLE = 100
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -87,7 +98,7 @@ class FixedPoints:
         The number of eigenvalues of modulus > 1 (unstable directions).
     n_unconverged : int
         How many starts reached neither a point with residual <= tol nor
-        (when asked for) a slow point within ``max_iter`` iterations.
+        (when asked for) a slow point: the starts given up, for any reason.
     period : int
         The ``p`` searched for.
     orbit : int array of shape (m,)
@@ -102,6 +113,13 @@ class FixedPoints:
         With ``slow_points=True``: local minima of ``q`` that are not zeros
         (``(k, dim)``), ``||F^p(x) - x||`` there (``(k,)``, all > tol) and the
         eigenvalues of ``D(F^p)`` there (``(k, dim)``). None otherwise.
+    status : int8 array of shape (n_starts,) or None
+        What became of each start, an index into :data:`STATUS`: 0 converged
+        (to a point, or merged into a start that did), 1 slow point, 2 gave
+        up at ``max_iter``, 3 gave up stalled (after its ``patience``), 4
+        gave up on a non-finite residual.
+    slow_q : array of shape (k,) or None
+        ``q = 1/2 ||F^p(x) - x||^2`` at the slow points.
     """
 
     points: object
@@ -118,6 +136,23 @@ class FixedPoints:
     slow_points: object = None
     slow_residuals: object = None
     slow_eigenvalues: object = None
+    status: object = None
+    slow_q: object = None
+
+    @property
+    def n_converged(self) -> int:
+        """Starts that ended at a point (status 0)."""
+        return 0 if self.status is None else int(np.sum(np.asarray(self.status) == CONVERGED))
+
+    @property
+    def n_slow(self) -> int:
+        """Starts that ended at a slow point (status 1)."""
+        return 0 if self.status is None else int(np.sum(np.asarray(self.status) == SLOW_POINT))
+
+    def status_counts(self) -> dict:
+        """``{reason: number of starts}`` over :data:`STATUS` (zeros included)."""
+        st = np.zeros(0, dtype=np.int8) if self.status is None else np.asarray(self.status)
+        return {name: int(np.sum(st == k)) for k, name in enumerate(STATUS)}
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -127,6 +162,11 @@ class FixedPoints:
         slow = "" if self.slow_points is None else f", slow={int(self.slow_points.shape[0])}"
         return (f"FixedPoints(period={self.period}, found={len(self)}, stable={n_stable}, "
                 f"unconverged={self.n_unconverged}/{self.n_starts}{slow})")
+
+
+# L-BFGS iterations on q before the Newton search, ended early where ||G|| <= _Q_SWITCH
+_Q_STEPS = 30
+_Q_SWITCH = 1e-3
 
 
 # -- input checks ---------------------------------------------------------------------
@@ -452,13 +492,16 @@ def _stability(ev):
 
 
 # -- the solver ------------------------------------------------------------------------
-def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
-                      unique_tol=1e-6, slow_points=False) -> FixedPoints:
+def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600,
+                      unique_tol=1e-6, slow_points=False, method="newton", patience=500,
+                      q_steps=_Q_STEPS, progress=None) -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
-    Every start runs a damped Newton iteration on ``G(x) = F^p(x) - x``; all
-    starts advance together, one batched linear solve per iteration on the
-    map's backend. The Newton step and its halves, quarters and eighths are
+    The search has three phases, all starts advancing together. (1) ``q_steps``
+    batched L-BFGS steps on ``q = 1/2 ||G||^2`` bring the starts nearer points
+    (cheap: one ``vjp`` per step, no Jacobian). (2) Every start runs a damped
+    Newton iteration on ``G(x) = F^p(x) - x``, one batched linear solve per
+    iteration on the map's backend. The Newton step and its halves, quarters and eighths are
     evaluated in one batch and the one of least ``||G||`` among those that
     lower it enough (Armijo) is taken; where none does, or where
     ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step
@@ -482,7 +525,25 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     when it stalls again it is given up and counted in ``n_unconverged``
     (other starts usually find the same points faster). A last Newton step on
     the distinct points takes their residuals to rounding level, after which
-    they are merged once more.
+    they are merged once more. (3) The starts that stalled in (2) (and those
+    merged into them, each from its own start) *wander*: undamped Newton
+    steps cut to 0.6 times the mean max-norm of ``F(x0)`` (the map's range),
+    accepted whatever they do to ``||G||``, which leaves the valleys of
+    ``q`` where damped methods end (in a random network of gain 2 they are
+    many more than the points). A start is given up only after ``patience``
+    wandering iterations, or when 100 iterations in a row brought no
+    wandering start to a point. Every start ends with a ``status``: converged,
+    slow point, or gave up (and why).
+
+    Which to use when: the default (``method="newton"``) finds fixed points,
+    stable and unstable, to ``tol``; it is the one for counting points or
+    for their linearizations. ``method="q"`` (or ``slow_points=True``) is
+    Sussillo and Barak's method: batched L-BFGS on ``q`` from every start
+    (``max_iter`` steps at most), the minima near zero polished by Newton
+    into fixed points, the others returned as slow points with their
+    ``q``, speeds and eigenvalues; use it where the slow regions of the
+    dynamics matter (a trained RNN's line attractors and ghosts). Its q
+    minima are found to ``||grad q|| <= 1e-9 max(||G||, tol)``.
 
     Parameters
     ----------
@@ -503,24 +564,35 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     tol : float, default 1e-10
         Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
         Euclidean norm); only points with residual ``<= tol`` are returned.
-    max_iter : int, default 50
-        Newton iterations at most.
+    max_iter : int, default 600
+        Newton iterations at most in each of phases (2) and (3); L-BFGS
+        steps at most with ``method="q"``.
     unique_tol : float, default 1e-6
         Points closer than this (Euclidean distance) are one point; the
         one with the least residual represents the group.
     slow_points : bool, default False
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
-        not zeros (slow points, Sussillo and Barak 2013): starts where the
-        descent stalls with ``||A^T G|| <= 1e-9 max(1, ||A||_F) ||G||`` (or
-        ``1e-6`` in place of ``1e-9`` once a damped step fails to lower ``q``)
-        and residual > tol (``A = D(F^p) - I``, ``G = F^p(x) - x``).
+        not zeros (slow points, Sussillo and Barak 2013); implies
+        ``method="q"``.
+    method : {"newton", "q"}, default "newton"
+        See above: the three-phase Newton search, or L-BFGS on ``q`` (the
+        gradient ``(J - I)^T G`` through the map's ``vjp``) then Newton.
+    patience : int, default 500
+        Wandering iterations a stalled start may take before it is given up;
+        0 gives stalled starts up at once (the fastest, the least thorough).
+    q_steps : int, default 30
+        L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
+    progress : bool or None, default None
+        A tqdm bar over the iterations: None shows it once the search has
+        run 2 s, True at once, False never.
 
     Returns
     -------
     FixedPoints
         ``points``, ``residuals``, ``jacobians``, ``eigenvalues`` (by modulus,
         descending), ``stable``, ``n_unstable``, ``n_unconverged``, ``orbit``,
-        ``min_period`` and, if asked for, the slow points. Arrays stay in the
+        ``min_period``, ``status`` (per start) and, if asked for, the slow
+        points with ``slow_q``. Arrays stay in the
         namespace of ``x0``, except ``eigenvalues``, ``stable`` and
         ``n_unstable`` which are NumPy arrays (computed on the host unless
         CuPy has ``linalg.eig``).
@@ -529,7 +601,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     ------
     ValueError
         Starts of the wrong shape or with NaN, ``period < 1``, ``tol <= 0``,
-        ``unique_tol <= 0``, ``max_iter < 1``, or inputs that do not fit the map.
+        ``unique_tol <= 0``, ``max_iter < 1``, ``patience < 0``, ``q_steps < 0``, an
+        unknown ``method``, or inputs that do not fit the map.
     TypeError
         Starts that are not real floating point.
 
@@ -542,7 +615,12 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     On NumPy the batched solves are split across CPU threads (LAPACK works
     on one small matrix at a time, outside the GIL), with BLAS held to one
     thread meanwhile through threadpoolctl.
-    The Newton systems are dense, ``dim x dim`` per running start, even for
+    Past ``dim = 4096`` (NumPy maps, ``method="newton"``), no dense Jacobian
+    is formed: each start runs Newton-Krylov (GMRES on ``map.tangent``, Armijo
+    backtracking; no L-BFGS phase, no wandering), ``jacobians`` is None and
+    ``eigenvalues`` holds the 6 leading multipliers (ARPACK), so ``stable``
+    is exact and ``n_unstable`` counts among those 6.
+    Below that the Newton systems are dense, ``dim x dim`` per running start, even for
     a sparse map: starts run in batches holding at most about 1 GiB of
     Jacobians (and its work arrays), and the points found by the batches are
     merged.
@@ -568,6 +646,12 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     map = itermap.as_map(map)
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
+    patience = _check_int("patience", patience, 0)
+    q_steps = _check_int("q_steps", q_steps, 0)
+    if method not in ("newton", "q"):
+        raise ValueError(f"method must be 'newton' or 'q', got {method!r}")
+    if progress not in (None, True, False):
+        raise TypeError(f"progress must be None, True or False, got {progress!r}")
     tol = _check_positive("tol", tol)
     unique_tol = _check_positive("unique_tol", unique_tol)
     slow_points = check_bool("slow_points", slow_points)
@@ -579,32 +663,65 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     eye = xp.eye(dim, dtype=x.dtype)
 
+    if dim > _KRYLOV_DIM and is_numpy_namespace(xp) and not (slow_points or method == "q"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            P, R, status, ev = _krylov_search(F, x, tol=tol, max_iter=max_iter,
+                                              unique_tol=unique_tol)
+        stable, n_unstable = _stability(ev)
+        orbit, min_period = _orbits(map, u, xp, P, period, unique_tol)
+        return FixedPoints(points=P, residuals=R, jacobians=None, eigenvalues=ev,
+                           stable=stable, n_unstable=n_unstable,
+                           n_unconverged=int(np.sum(status >= GAVE_UP_MAX_ITER)),
+                           period=period, orbit=orbit, min_period=min_period,
+                           n_starts=n_starts, status=status)
     # the dense Jacobians of the active rows bound the batch: run chunks of starts
     itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
-    found_x, found_r, slow_x, slow_r = [], [], [], []
-    n_unconverged = 0
+    found_x, found_r, slow_x, slow_r, status = [], [], [], [], []
     # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
     blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
                   if isinstance(x, np.ndarray) else contextlib.nullcontext())
-    with blas_limit:
+    use_q = slow_points or method == "q"
+    slow_points = use_q
+    merge_again = chunk < n_starts       # chunks (or the global phase) find points twice
+    n_chunks = -(-n_starts // chunk)
+    # a bar over the iterations, shown once the search has run 2 s (progress=None)
+    bar = _progress_bar(progress, n_chunks * (2 * max_iter + 2 + q_steps), dim, n_starts)
+    with blas_limit, bar:
         for s0 in range(0, n_starts, chunk):
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
             # trial steps may overflow: they are rejected as non-finite, without warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                fx, fr, nu, sx, sr = _search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
-                                             unique_tol=unique_tol, slow_points=slow_points)
+                search = _q_search if use_q else _search
+                # the global phase: a few L-BFGS steps on q bring the starts nearer points
+                if q_steps and not use_q:
+                    xc, _, _ = _lbfgs_q(F, xc, xp, tol=_Q_SWITCH, max_iter=q_steps, bar=bar)
+                fx, fr, st, sx, sr = search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
+                                            unique_tol=unique_tol, slow_points=slow_points,
+                                            patience=0, bar=bar)
+                # the starts that stalled (and those merged into them) wander from where
+                # the global phase left them, each on its own
+                again = np.flatnonzero(st == GAVE_UP_STALLED) if patience else []
+                if len(again):
+                    fx2, fr2, st[again], _, _ = _search(
+                        F, _take(xp, xc, again), xp, eye, tol=tol, max_iter=max_iter,
+                        unique_tol=unique_tol, slow_points=False, patience=patience,
+                        bar=bar, wander=True)
+                    fx, fr = fx + fx2, fr + fr2
+                    merge_again = True
             found_x += fx
             found_r += fr
             slow_x += sx
             slow_r += sr
-            n_unconverged += nu
+            status.append(st)
+    status = np.concatenate(status).astype(np.int8)
+    n_unconverged = int(np.sum(status >= GAVE_UP_MAX_ITER))
 
     # the distinct points, their Jacobians and stability
     if found_x:
         pts = xp.concat(found_x, axis=0)
         res = np.concatenate(found_r)
-        if chunk < n_starts:                     # chunks found some points twice
+        if merge_again:
             lead, _ = _cluster(xp, pts, unique_tol)
             keep_rows, _ = _least_in_groups(lead, res)
             pts, res = _take(xp, pts, keep_rows), res[keep_rows]
@@ -648,24 +765,55 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=50,
             sx, sr = xp.zeros((0, dim), dtype=x.dtype), np.zeros(0)
             sev = np.zeros((0, dim), dtype=np.complex128)
         slow_fields = {"slow_points": sx, "slow_residuals": _like(sr, xp),
-                       "slow_eigenvalues": sev}
+                       "slow_eigenvalues": sev, "slow_q": _like(0.5 * sr * sr, xp)}
     return FixedPoints(points=pts, residuals=xp.astype(_like(res, xp), x.dtype),
                        jacobians=jac, eigenvalues=ev, stable=stable, n_unstable=n_unstable,
                        n_unconverged=n_unconverged, period=period, orbit=orbit,
-                       min_period=min_period, n_starts=n_starts, **slow_fields)
+                       min_period=min_period, n_starts=n_starts, status=status,
+                       **slow_fields)
 
 
-def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None):
+def _followers(follows, fate, roots, active):
+    """Starts not running (not in ``active``) whose chain of ``follows`` ends in ``roots``."""
+    root = follows.copy()
+    for _ in range(64):
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    idle = np.ones(follows.size, dtype=bool)
+    idle[active] = False
+    idle[roots] = False
+    return np.flatnonzero(idle & np.isin(root, roots) & (fate == _RUNNING))
+
+
+def _progress_bar(progress, total, dim, n_starts):
+    """A tqdm bar over the search's iterations (a no-op one when progress=False)."""
+    from tqdm.auto import tqdm
+
+    if progress is False:
+        return tqdm(total=total, disable=True)
+    return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
+                unit="it", leave=False, delay=0.0 if progress else 2.0)
+
+
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None,
+            patience=0, bar=None, wander=False):
     """The batched damped Newton iteration over the starts ``x``.
 
-    Returns (converged points, their residuals, number of unconverged starts,
-    slow points, their residuals), the points as lists of device arrays.
+    Returns (converged points, their residuals, the status of each start (see
+    :data:`STATUS`), slow points, their residuals), the points as lists of
+    device arrays.
     """
     n_starts = int(x.shape[0])
     # bookkeeping on the host: which start each active row is, and whom merged starts follow
     ids = np.arange(n_starts)
     follows = np.arange(n_starts)          # a merged start follows another start's fate
-    fate = np.zeros(n_starts, dtype=np.int8)  # 0 running/failed, 1 converged, 2 slow
+    fate = np.full(n_starts, _RUNNING, dtype=np.int8)  # codes of STATUS; -1 running
+    # the iteration a start began wandering (-1: not yet)
+    wander_from = np.full(n_starts, 0 if wander else -1, dtype=np.int64)
+    # starts that followed a wanderer set out again from x_start
+    x_start, revive, last_found = x, [], 0
     found_x, found_r, found_ids = [], [], []  # converged points, grouped leaders only
     slow_x, slow_r = [], []
     lam = np.zeros(n_starts)               # Levenberg-Marquardt damping per start
@@ -675,6 +823,11 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     Px = F.value(x)
     G = Px - x
     r_h = to_numpy(_norm(xp, G)).astype(np.float64)
+    # the wandering step's scale: the mean max-norm of the images of the starts (the
+    # map's range, for a tanh network at most 1; the noise on the starts does not count)
+    img = np.max(np.abs(to_numpy(Px)), axis=1)
+    img = img[np.isfinite(img)]
+    wander_step = _WANDER_STEP * max(float(np.mean(img)) if img.size else 1.0, 1e-12)
     if scale is None:
         scale = float(np.mean(to_numpy(_norm(xp, x))))
     rho_max = max(unique_tol, _MERGE_FRAC * scale)
@@ -690,13 +843,19 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
 
     for it in range(max_iter + 1):
         finite = np.isfinite(r_h)
+        if not finite.all():
+            fate[ids[~finite]] = GAVE_UP_NONFINITE
         done = finite & (r_h <= tol)
         keep = finite & ~done
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(running=int(keep.sum()), refresh=False)
         # 1. converged rows: record them, merged with what was found before
         if done.any():
+            last_found = it
             xd = _take(xp, x, np.flatnonzero(done))
             rd, idd = r_h[done], ids[done]
-            fate[idd] = 1
+            fate[idd] = CONVERGED
             if leaders_x is not None:
                 near = _nearest_within(xp, xd, leaders_x, unique_tol)
                 old = near >= 0
@@ -719,7 +878,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 better = r_h[k_idx] <= _STALL_DROP * mark_r[rid]
                 mark_r[rid[better]] = r_h[k_idx[better]]
                 mark_it[rid[better]] = it
-                stalled = it - mark_it[rid] >= _STALL_ITERS
+                wandering = wander_from[rid] >= 0
+                stalled = (it - mark_it[rid] >= _STALL_ITERS) & ~wandering
                 # first time: one undamped Newton step out of the valley instead
                 escape = stalled & (escapes[rid] < _ESCAPES)
                 if escape.any():
@@ -727,7 +887,14 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     force[rid[escape]] = True
                     mark_r[rid[escape]] = np.inf
                     stalled &= ~escape
+                # then it wanders (undamped Newton steps of bounded length) for
+                # ``patience`` iterations, and is given up only after that
+                start = stalled & (patience > 0)
+                wander_from[rid[start]] = it
+                revive.append(rid[start])
+                stalled = (stalled & ~start) | (wandering & (it - wander_from[rid] >= patience))
                 if stalled.any():
+                    fate[rid[stalled]] = GAVE_UP_STALLED
                     keep[k_idx[stalled]] = False
                     k_idx = k_idx[~stalled]
             xk = _take(xp, x, k_idx)
@@ -761,6 +928,10 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 if dup.any():
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
                     keep[k_idx[dup]] = False
+        # wandering ends, for all, once it has brought no start to a point for a while
+        if wander and it - last_found >= _WANDER_IDLE:
+            fate[ids[keep]] = GAVE_UP_STALLED
+            break
         if it == max_iter or not keep.any():
             break
         sel = np.flatnonzero(keep)
@@ -768,6 +939,21 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             x, Px, G, prev1, prev2 = (_take(xp, a, sel) for a in (x, Px, G, prev1, prev2))
             ids = ids[sel]
             r_h = r_h[sel]
+        # the starts merged into one that now wanders set out again, from their starts:
+        # wandering paths part, so they reach other points
+        if revive:
+            back = _followers(follows, fate, np.concatenate(revive), ids)
+            revive = []
+            if back.size:
+                follows[back] = back
+                wander_from[back] = it
+                xb = _take(xp, x_start, back)
+                Pb = F.value(xb)
+                x, Px, prev1, prev2 = (xp.concat([a, b], axis=0)
+                                       for a, b in ((x, xb), (Px, Pb), (prev1, xb), (prev2, xb)))
+                G = Px - x
+                ids = np.concatenate([ids, back])
+                r_h = np.concatenate([r_h, to_numpy(_norm(xp, Pb - xb)).astype(np.float64)])
         # 3. Jacobian of F^p at the active rows (F^p itself is known)
         A = _minus_eye(xp, F.jacobian_only(x), eye)
         r_new = r_h.copy()
@@ -779,10 +965,26 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         pending = np.arange(ids.size)
         if pending.size:
             dx = _solve(xp, A, -G)                # all rows: no copies of A
-            dx_ok = np.all(np.isfinite(to_numpy(dx)), axis=1)
+            dx_h = to_numpy(dx)
+            dx_ok = np.all(np.isfinite(dx_h), axis=1)
             pos = np.full(ids.size, -1)
             pos[pending] = np.arange(pending.size)
-            pending = pending[dx_ok]
+            # wandering rows take the Newton step cut to length wander_step (max norm),
+            # whatever it does to the residual: it leaves the valleys of q
+            wand = dx_ok & (wander_from[ids] >= 0)
+            if wand.any():
+                w = np.flatnonzero(wand)
+                step = np.max(np.abs(dx_h[w]), axis=1)
+                cut = np.minimum(1.0, wander_step / np.maximum(step, 1e-300))
+                xt = _take(xp, x, w) + _like(cut, xp)[:, None] * _take(xp, dx, w)
+                Pt = F.value(xt)
+                rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
+                fin = np.isfinite(rt)
+                o = np.flatnonzero(fin)
+                new_parts["wander"] = (w[o], _take(xp, xt, o), _take(xp, Pt, o))
+                r_new[w[o]] = rt[o]
+                accepted[w[o]] = True
+            pending = pending[dx_ok & ~wand]
         for alphas in (_ALPHAS,):
             if pending.size == 0:
                 break
@@ -825,10 +1027,17 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                 lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r_h[lm]))
             if stalled.any():
                 if slow_points:
-                    fate[rid[stalled]] = 2
+                    fate[rid[stalled]] = SLOW_POINT
                     slow_x.append(_take(xp, x, lm[stalled]))
                     slow_r.append(r_h[lm[stalled]])
-                dropped[lm[stalled]] = True
+                    dropped[lm[stalled]] = True
+                else:   # a local minimum of q: wander off it, or give up
+                    start = stalled & (wander_from[rid] < 0) & (patience > 0)
+                    wander_from[rid[start]] = it
+                    revive.append(rid[start])
+                    out = stalled & ~start & (wander_from[rid] < 0)
+                    fate[rid[out]] = GAVE_UP_STALLED
+                    dropped[lm[out]] = True
             first = ~lm_mode[rid]
             scale = np.maximum(np.max(diag, axis=1), 1e-300)
             lam[rid[first]] = 1e-3 * scale[first]
@@ -872,9 +1081,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         if np.array_equal(nxt, follows):
             break
         follows = nxt
-    final = fate[follows]
-    n_unconverged = int(np.sum(final == 0))
-    return found_x, found_r, n_unconverged, slow_x, slow_r
+    fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
+    return found_x, found_r, fate[follows], slow_x, slow_r
 
 
 def _orbits(map_, u, xp, pts, period, unique_tol):
@@ -989,3 +1197,239 @@ def sample_states(map, n, *, steps=100, noise=0.0, rng=None, x0=None, inputs=Non
             "sampled states overflowed to inf or NaN; pass initial states x0 in the "
             "map's domain or fewer steps")
     return out + eps
+
+
+# -- slow points: batched L-BFGS on q ---------------------------------------------------
+# L-BFGS memory, the Armijo constant and the step lengths tried at once along d
+_LBFGS_MEMORY = 10
+_LBFGS_STEPS = (1.0, 0.25, 0.05, 0.01)
+# stationary: ||grad q|| <= _Q_GRAD_TOL * max(||G||, tol); a row whose line search failed
+# _Q_FAILS times in a row is at q's rounding floor and stops there
+_Q_GRAD_TOL = 1e-9
+_Q_FAILS = 3
+# a minimum with ||G|| <= _ZERO_CANDIDATE is polished by Newton as a possible zero
+_ZERO_CANDIDATE = 1e-4
+
+
+def _q_and_grad(F, xp, x):
+    """``(G, q, grad q)`` at rows x: ``G = F^p(x) - x``, ``grad = D(F^p)^T G - G`` by vjps."""
+    u = F._u(x)
+    orbit = [x]
+    for _ in range(F.p):
+        orbit.append(F.map.step(orbit[-1], u))
+    G = orbit[-1] - x
+    w = G
+    for k in range(F.p - 1, -1, -1):
+        w = F.map.vjp(orbit[k], w, u)
+    q = 0.5 * to_numpy(xp.sum(G * G, axis=1)).astype(np.float64)
+    return G, q, w - G
+
+
+def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
+    """Batched L-BFGS on ``q = 1/2 ||F^p(x) - x||^2`` from the rows of ``x``.
+
+    Returns (end points, their q, status per row): status ``CONVERGED`` where
+    ``||G|| <= tol``, ``SLOW_POINT`` where q is stationary, ``GAVE_UP_MAX_ITER``
+    or ``GAVE_UP_NONFINITE``.
+    """
+    B, n = int(x.shape[0]), int(x.shape[1])
+    m = _LBFGS_MEMORY
+    S = xp.zeros((B, m, n), dtype=x.dtype)
+    Y = xp.zeros((B, m, n), dtype=x.dtype)
+    rho = np.zeros((B, m))
+    x = xp.asarray(x, copy=True)        # rows are updated in place: not the caller's
+    G, q, g = _q_and_grad(F, xp, x)
+    status = np.full(B, _RUNNING, dtype=np.int8)
+    fails = np.zeros(B, dtype=np.int64)
+    slot = 0
+    steps = np.asarray(_LBFGS_STEPS)
+    for _it in range(max_iter):
+        if bar is not None:
+            bar.update(1)
+        r = np.sqrt(2.0 * q)
+        gn = to_numpy(_norm(xp, g)).astype(np.float64)
+        bad = ~(np.isfinite(q) & np.isfinite(gn))
+        status[bad & (status == _RUNNING)] = GAVE_UP_NONFINITE
+        status[(r <= tol) & (status == _RUNNING)] = CONVERGED
+        status[(gn <= _Q_GRAD_TOL * np.maximum(r, tol)) & (status == _RUNNING)] = SLOW_POINT
+        status[(fails >= _Q_FAILS) & (status == _RUNNING)] = SLOW_POINT
+        act = np.flatnonzero(status == _RUNNING)
+        if act.size == 0:
+            break
+        # two-loop recursion over each row's memory (empty slots have rho = 0)
+        d = -_take(xp, g, act)
+        Sa, Ya, ra = _take(xp, S, act), _take(xp, Y, act), rho[act]
+        alpha = np.zeros((act.size, m))
+        order = [(slot - 1 - k) % m for k in range(m)]
+        for j in order:
+            alpha[:, j] = ra[:, j] * to_numpy(xp.sum(Sa[:, j, :] * -d, axis=1))
+            d = d + _like(alpha[:, j], xp)[:, None] * Ya[:, j, :]
+        last = order[0]
+        yy = to_numpy(xp.sum(Ya[:, last, :] * Ya[:, last, :], axis=1))
+        gamma = np.where((ra[:, last] > 0) & (yy > 0), 1.0 / np.maximum(ra[:, last] * yy,
+                                                                       1e-300), 0.0)
+        # no memory yet: a gradient step of length at most 0.1 (in the state's units)
+        gna = gn[act]
+        gamma = np.where(gamma > 0, gamma, np.minimum(1.0, 0.1 / np.maximum(gna, 1e-300)))
+        d = _like(gamma, xp)[:, None] * d
+        for j in reversed(order):
+            beta = ra[:, j] * to_numpy(xp.sum(Ya[:, j, :] * -d, axis=1))
+            d = d - _like(alpha[:, j] - beta, xp)[:, None] * Sa[:, j, :]
+        slope = to_numpy(xp.sum(_take(xp, g, act) * d, axis=1))
+        uphill = ~(slope < 0)
+        if uphill.any():   # not a descent direction: forget the memory, go down the gradient
+            d = xp.where(_like(uphill, xp)[:, None], -_take(xp, g, act) * _like(
+                np.minimum(1.0, 0.1 / np.maximum(gna, 1e-300)), xp)[:, None], d)
+            slope = to_numpy(xp.sum(_take(xp, g, act) * d, axis=1))
+            rho[act[uphill]] = 0.0
+        # all trial steps in one batched evaluation; the longest passing Armijo wins
+        xa = _take(xp, x, act)
+        xt = xp.concat([xa + float(a) * d for a in steps], axis=0)
+        Gt = F.value(xt) - xt
+        qt = 0.5 * to_numpy(xp.sum(Gt * Gt, axis=1)).astype(np.float64).reshape(
+            steps.size, act.size)
+        ok = np.isfinite(qt) & (qt <= q[act][None, :] + _ARMIJO * steps[:, None] * slope)
+        good = ok.any(axis=0)
+        fails[act[~good]] += 1
+        fails[act[good]] = 0
+        if not good.any():
+            continue
+        best = np.argmax(ok, axis=0)[good]
+        o = np.flatnonzero(good)
+        rows = act[o]
+        x_new = _take(xp, xt, best * act.size + o)
+        G_new, q_new, g_new = _q_and_grad(F, xp, x_new)
+        s_vec = x_new - _take(xp, x, rows)
+        y_vec = g_new - _take(xp, g, rows)
+        sy = to_numpy(xp.sum(s_vec * y_vec, axis=1)).astype(np.float64)
+        curv = sy > 1e-12 * to_numpy(_norm(xp, s_vec) * _norm(xp, y_vec))
+        S = _put_slot(xp, S, rows, slot, s_vec)
+        Y = _put_slot(xp, Y, rows, slot, y_vec)
+        rho[rows, slot] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
+        rho[act[~good], slot] = 0.0
+        slot = (slot + 1) % m
+        x = _put_rows(xp, x, rows, x_new)
+        g = _put_rows(xp, g, rows, g_new)
+        q[rows] = q_new
+    status[status == _RUNNING] = GAVE_UP_MAX_ITER
+    return x, q, status
+
+
+def _q_search(F, x, xp, eye, *, tol, max_iter, unique_tol, bar=None, **_):
+    """Slow points and fixed points: L-BFGS on q, then Newton on the minima near zero.
+
+    Returns what :func:`_search` returns.
+    """
+    xe, qe, status = _lbfgs_q(F, x, xp, tol=tol, max_iter=max_iter, bar=bar)
+    r = np.sqrt(2.0 * qe)
+    found_x, found_r = [], []
+    cand = np.flatnonzero((status == CONVERGED) |
+                          ((status == SLOW_POINT) & (r <= _ZERO_CANDIDATE)))
+    if cand.size:
+        found_x, found_r, st_c, _, _ = _search(F, _take(xp, xe, cand), xp, eye, tol=tol,
+                                               max_iter=30, unique_tol=unique_tol,
+                                               slow_points=False, patience=0)
+        status[cand] = np.where(st_c == CONVERGED, CONVERGED, SLOW_POINT)
+    slow = np.flatnonzero((status == SLOW_POINT) & (r > tol))
+    slow_x = [_take(xp, xe, slow)] if slow.size else []
+    return found_x, found_r, status, slow_x, [r[slow]] if slow.size else []
+
+
+def _put_slot(xp, S, rows, slot, values):
+    """``S`` with ``S[rows, slot, :] = values`` (in place on NumPy)."""
+    if isinstance(S, np.ndarray):
+        S[rows, slot, :] = values
+        return S
+    col = _put_rows(xp, S[:, slot, :], rows, values)
+    return xp.stack([col if j == slot else S[:, j, :] for j in range(S.shape[1])], axis=1)
+
+
+def _put_rows(xp, a, rows, values):
+    """``a`` with ``a[rows] = values`` (in place on NumPy)."""
+    if isinstance(a, np.ndarray):
+        a[rows] = values
+        return a
+    mask = np.zeros(int(a.shape[0]), dtype=bool)
+    mask[rows] = True
+    full = xp.zeros_like(a)
+    pos = np.cumsum(mask) - 1
+    full = _take(xp, values, np.where(mask, pos, 0))
+    return xp.where(_like(mask, xp)[:, None], full, a)
+
+
+# -- large maps: Newton-Krylov, matrix-free --------------------------------------------
+# past this dimension the Newton systems are solved by GMRES on the map's tangent (no
+# dense Jacobian is formed), and the stability comes from the leading multipliers
+_KRYLOV_DIM = 4096
+_KRYLOV_EIGS = 6
+
+
+def _tangent_op(F, x):
+    """``D(F^p)(x) - I`` as a scipy LinearOperator, through ``map.tangent`` along the orbit."""
+    from scipy.sparse.linalg import LinearOperator
+
+    u = None if F.u is None else np.asarray(F.u)[None, :]
+    orbit = [x[None, :]]
+    for _ in range(F.p - 1):
+        orbit.append(np.asarray(F.map.step(orbit[-1], u)))
+
+    def jv(v):
+        w = np.asarray(v, dtype=x.dtype).reshape(1, -1, 1)
+        for y in orbit:
+            w = np.asarray(F.map.tangent(y, w, u))
+        return w.reshape(-1)
+
+    n = x.size
+    return (LinearOperator((n, n), matvec=lambda v: jv(v) - np.ravel(v), dtype=x.dtype),
+            LinearOperator((n, n), matvec=jv, dtype=x.dtype))
+
+
+def _krylov_search(F, x, *, tol, max_iter, unique_tol):
+    """Newton-Krylov from each start (NumPy): GMRES solves, Armijo backtracking.
+
+    Returns (points, residuals, status per start, leading multipliers per point).
+    """
+    from scipy.sparse.linalg import eigs, gmres
+
+    pts, res = [], []
+    status = np.full(x.shape[0], GAVE_UP_MAX_ITER, dtype=np.int8)
+    for i in range(x.shape[0]):
+        xi = np.array(x[i], dtype=np.float64)
+        G = np.asarray(F.value(xi[None, :]))[0] - xi
+        r = float(np.linalg.norm(G))
+        for _ in range(max_iter):
+            if not np.isfinite(r):
+                status[i] = GAVE_UP_NONFINITE
+                break
+            if r <= tol:
+                status[i] = CONVERGED
+                pts.append(xi)
+                res.append(r)
+                break
+            A, _ = _tangent_op(F, xi)
+            dx, _info = gmres(A, -G, rtol=min(0.1, r), restart=60, maxiter=5)
+            for a in _ALPHAS:
+                xt = xi + a * dx
+                Gt = np.asarray(F.value(xt[None, :]))[0] - xt
+                rt = float(np.linalg.norm(Gt))
+                if np.isfinite(rt) and rt <= (1.0 - _ARMIJO * a) * r:
+                    xi, G, r = xt, Gt, rt
+                    break
+            else:
+                status[i] = GAVE_UP_STALLED
+                break
+    if pts:
+        P = np.asarray(pts)
+        lead, _ = _cluster(np, P, unique_tol)
+        keep, _ = _least_in_groups(lead, np.asarray(res))
+        P, R = P[keep], np.asarray(res)[keep]
+    else:
+        P, R = np.zeros((0, x.shape[1])), np.zeros(0)
+    ev = np.zeros((P.shape[0], _KRYLOV_EIGS), dtype=np.complex128)
+    for j, p in enumerate(P):
+        _, J = _tangent_op(F, p)
+        k = min(_KRYLOV_EIGS, P.shape[1] - 2)
+        vals = eigs(J, k=k, which="LM", return_eigenvectors=False, tol=1e-12,
+                    ncv=min(P.shape[1] - 1, 48))
+        ev[j, :k] = vals[np.argsort(-np.abs(vals), kind="stable")]
+    return P, R, status, ev

@@ -1536,3 +1536,126 @@ def finite_time_histogram(result, *, ax=None, max_exponents=4, bins=50):
     ax.legend()
     return ax
 __all__ += ["clv_angles", "finite_time_histogram"]
+
+
+# -- basins and continuation -------------------------------------------------------------
+def basins(result, shape, *, extent=None, ax=None, labels=None):
+    """A 2-D slice of state space coloured by basin (grey: "other").
+
+    Parameters
+    ----------
+    result : Basins
+        From :func:`itermap.analysis.basins` over starts on a grid, in
+        row-major order (``np.meshgrid(xs, ys)`` raveled).
+    shape : (int, int)
+        The grid's shape ``(len(ys), len(xs))``.
+    extent : (x0, x1, y0, y1), optional
+        The slice's coordinates, for the axes.
+    ax : matplotlib Axes, optional
+    labels : list of str, optional
+        A name per attractor for the legend (default: the point's index and period).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When ``shape`` does not hold one cell per start.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import basins, plots
+    >>> m = itermap.IterativeMap(np.array([[2.0, 0.0], [0.0, 2.0]]))
+    >>> g = np.linspace(-1, 1, 21)
+    >>> X, Y = np.meshgrid(g, g)
+    >>> b = basins(m, np.column_stack([X.ravel(), Y.ravel()]), steps=100)
+    >>> ax = plots.basins(b, X.shape, extent=(-1, 1, -1, 1))
+    >>> len(ax.images)
+    1
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    lab = np.asarray(_np(_field(result, "labels")))
+    periods = np.asarray(_np(_field(result, "periods")))
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or shape[0] * shape[1] != lab.size:
+        raise ValueError(f"shape {shape} does not hold the {lab.size} starts of the result")
+    k = periods.size
+    plt = _plt()
+    base = plt.get_cmap("tab10" if k <= 10 else "tab20")
+    colours = ["0.8"] + [base(i % base.N) for i in range(k)]
+    ax = _axes(ax)
+    ax.imshow(lab.reshape(shape) + 1, origin="lower", cmap=ListedColormap(colours),
+              vmin=-0.5, vmax=k + 0.5, extent=extent, aspect="auto", interpolation="nearest")
+    names = labels or [f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
+    handles = [Patch(color=colours[i + 1], label=names[i]) for i in range(k)]
+    if np.any(lab < 0):
+        handles.append(Patch(color=colours[0], label="other"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+              frameon=False)
+    ax.set_xlabel("slice coordinate 1")
+    ax.set_ylabel("slice coordinate 2")
+    return ax
+
+
+def continuation(result, *, component=0, ax=None, xlabel="parameter", color="k"):
+    """A branch of fixed points: stable solid, unstable dashed, bifurcations marked.
+
+    Parameters
+    ----------
+    result : Continuation
+        From :func:`itermap.analysis.continuation`.
+    component : int, default 0
+        The state coordinate drawn against the parameter.
+    ax : matplotlib Axes, optional
+    xlabel : str, default "parameter"
+    color : colour of the branch
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import continuation, plots
+    >>> make = lambda u: itermap.IterativeMap(np.array([[2.0]]), bias=np.array([u]))
+    >>> c = continuation(make, np.linspace(1.0, -1.0, 41), np.array([0.99]))
+    >>> ax = plots.continuation(c)
+    >>> sorted({line.get_linestyle() for line in ax.lines})
+    ['-', '--']
+    """
+    lam = np.asarray(_np(_field(result, "parameters")), dtype=float)
+    pts = np.asarray(_np(_field(result, "points")), dtype=float)
+    stable = np.asarray(_np(_field(result, "stable")), dtype=bool)
+    bifs = _field(result, "bifurcations", [], required=False) or []
+    ax = _axes(ax)
+    y = pts[:, component]
+    # runs of equal stability, each drawn with its neighbour point so the line is unbroken
+    start = 0
+    for i in range(1, lam.size + 1):
+        if i == lam.size or stable[i] != stable[start]:
+            stop = min(i + 1, lam.size)
+            ax.plot(lam[start:stop], y[start:stop], color=color, lw=1.2,
+                    ls="-" if stable[start] else "--")
+            start = i
+    markers = {"fold": ("o", POSITIVE), "period doubling": ("s", NEGATIVE),
+               "Neimark-Sacker": ("D", "#27ae60")}
+    seen = set()
+    for b in bifs:
+        mk, col = markers.get(b["kind"], ("x", "0.3"))
+        ax.scatter([b["parameter"]], [b["point"][component]], marker=mk, color=col, zorder=3,
+                   s=28, label=None if b["kind"] in seen else b["kind"])
+        seen.add(b["kind"])
+    if seen:
+        ax.legend(fontsize="small", frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"fixed point $x_{{{component}}}$")
+    return ax
+__all__ += ["basins", "continuation"]

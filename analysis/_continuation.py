@@ -1,0 +1,337 @@
+"""Continuation of a fixed point along a parameter, with its bifurcations.
+
+Pseudo-arclength continuation of ``H(x, lam) = F_lam(x) - x = 0`` (Keller's
+method): a tangent predictor, a Newton corrector on ``H = 0`` plus the
+arclength condition, and step control, so that a branch passes through folds
+(where ``lam`` turns back). At each point the multipliers (eigenvalues of
+``D_x F``) give the stability; where a multiplier crosses the unit circle
+between two points, the crossing is located by bisection on the arclength:
+at ``+1`` a fold (saddle-node), at ``-1`` a period doubling, as a complex
+pair a Neimark-Sacker bifurcation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import itermap
+from itermap.backends import to_numpy
+
+from ._checks import check_int as _check_int
+
+__all__ = ["Continuation", "continuation"]
+
+_KINDS = ("fold", "period doubling", "Neimark-Sacker")
+# step control: grow after an easy correction, halve after a failed one
+_GROW, _EASY, _MAX_NEWTON = 1.5, 3, 8
+# the tangent may turn at most this much (cosine) between two points
+_MIN_COS = 0.95
+# and the corrector may move at most this fraction of the step
+_MAX_CORRECTION = 0.3
+# bisection of a crossing stops when the arclength bracket is this small
+_BRACKET = 1e-11
+
+
+@itermap.saveable
+@dataclass
+class Continuation:
+    """A branch of fixed points ``x(lam)`` and the bifurcations along it.
+
+    Attributes
+    ----------
+    parameters : array of shape (M,)
+        The parameter at each point of the branch, in arclength order (it
+        turns back at folds).
+    points : array of shape (M, dim)
+        The fixed points, ``||F_lam(x) - x|| <= tol``.
+    eigenvalues : complex array of shape (M, dim)
+        The multipliers at each point, by modulus, largest first.
+    stable : bool array of shape (M,)
+        Every multiplier inside the unit circle.
+    arclength : array of shape (M,)
+        Arclength along the branch in ``(x, lam)`` space.
+    bifurcations : list of dict
+        Each with ``kind`` ("fold", "period doubling" or "Neimark-Sacker"),
+        ``parameter``, ``point`` (a list), ``index`` (the branch point just
+        before it) and ``multiplier`` (the crossing one, real and imaginary
+        parts).
+    stop_reason : str
+        Why the branch ended: "end of range", "max_points", or "step too
+        small" (the corrector failed with the least step).
+    """
+
+    parameters: object
+    points: object
+    eigenvalues: object
+    stable: object
+    arclength: object
+    bifurcations: list = field(default_factory=list)
+    stop_reason: str = ""
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.parameters).shape[0])
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{b['kind']} at {b['parameter']:.6g}" for b in self.bifurcations)
+        return f"Continuation(points={len(self)}, bifurcations=[{kinds}], {self.stop_reason})"
+
+
+class _Family:
+    """``H(x, lam)`` and its derivatives for a family of maps ``make_map(lam)``."""
+
+    def __init__(self, make_map, inputs, dim):
+        self.make_map, self.inputs, self.dim = make_map, inputs, dim
+
+    def _map(self, lam):
+        m = itermap.as_map(self.make_map(float(lam)))
+        if m.dim != self.dim:
+            raise ValueError(f"make_map({lam}) has dim {m.dim}, the branch has dim {self.dim}")
+        return m
+
+    def _u(self, m):
+        if m.input_size == 0:
+            return None
+        if self.inputs is None:
+            raise ValueError(f"inputs: make_map gives a driven map (input size "
+                             f"{m.input_size}): pass the constant input")
+        return np.asarray(self.inputs, dtype=float)[None, :]
+
+    def value(self, x, lam):
+        m = self._map(lam)
+        return np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
+
+    def jacobian(self, x, lam):
+        m = self._map(lam)
+        return np.asarray(to_numpy(m.jacobian(x[None, :], self._u(m))), dtype=float)[0]
+
+    def d_lam(self, x, lam):
+        h = 1e-6 * (1.0 + abs(lam))
+        return (self.value(x, lam + h) - self.value(x, lam - h)) / (2.0 * h)
+
+
+def _tangent(fam, y, t_prev):
+    x, lam = y[:-1], y[-1]
+    n = x.size
+    A = np.zeros((n + 1, n + 1))
+    A[:n, :n] = fam.jacobian(x, lam) - np.eye(n)
+    A[:n, n] = fam.d_lam(x, lam)
+    A[n] = t_prev
+    rhs = np.zeros(n + 1)
+    rhs[n] = 1.0
+    t = np.linalg.solve(A, rhs)
+    return t / np.linalg.norm(t)
+
+
+def _correct(fam, y_pred, t, tol):
+    """Newton on ``H(y) = 0, t . (y - y_pred) = 0``; (y, iterations) or (None, _)."""
+    y = y_pred.copy()
+    n = y.size - 1
+    for k in range(1, _MAX_NEWTON + 1):
+        x, lam = y[:-1], y[-1]
+        H = fam.value(x, lam)
+        if not np.all(np.isfinite(H)):
+            return None, k
+        A = np.zeros((n + 1, n + 1))
+        A[:n, :n] = fam.jacobian(x, lam) - np.eye(n)
+        A[:n, n] = fam.d_lam(x, lam)
+        A[n] = t
+        rhs = -np.concatenate([H, [t @ (y - y_pred)]])
+        try:
+            dy = np.linalg.solve(A, rhs)
+        except np.linalg.LinAlgError:
+            return None, k
+        y = y + dy
+        if np.linalg.norm(fam.value(y[:-1], y[-1])) <= tol:
+            return y, k
+    return None, _MAX_NEWTON
+
+
+def _eigs(fam, y):
+    ev = np.linalg.eigvals(fam.jacobian(y[:-1], y[-1])).astype(complex)
+    order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)))
+    return ev[order]
+
+
+def _counts(ev):
+    """Multipliers outside the unit circle: real > 1, real < -1, complex."""
+    real = ev.imag == 0
+    out = np.abs(ev) > 1.0
+    return (int(np.sum(real & (ev.real > 1.0))), int(np.sum(real & (ev.real < -1.0))),
+            int(np.sum(~real & out)))
+
+
+def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
+    """Bisect the arclength ``(0, sigma_b)`` from ``y_a`` for the change of count ``kind``."""
+    lo, hi = 0.0, sigma_b
+    y_lo, y_hi = y_a, None
+    while hi - lo > _BRACKET * (1.0 + sigma_b):
+        mid = 0.5 * (lo + hi)
+        y, _ = _correct(fam, y_a + mid * t_a, t_a, tol)
+        if y is None:
+            break
+        if _counts(_eigs(fam, y))[kind] == c_a[kind]:
+            lo, y_lo = mid, y
+        else:
+            hi, y_hi = mid, y
+    y_best = y_lo if y_hi is None else y_hi
+    ev = _eigs(fam, y_best)
+    target = (1.0, -1.0, None)[kind]
+    if target is None:
+        cpx = ev[ev.imag != 0]
+        mu = cpx[np.argmin(np.abs(np.abs(cpx) - 1.0))] if cpx.size else ev[0]
+    else:
+        mu = ev[np.argmin(np.abs(ev - target))]
+    return y_best, mu
+
+
+def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
+                 max_points: int = 2000, max_step: float | None = None,
+                 min_step: float = 1e-9) -> Continuation:
+    """Follow a fixed point as a parameter changes; find its folds and other bifurcations.
+
+    Parameters
+    ----------
+    make_map : callable
+        ``make_map(lam)`` returns the map at parameter ``lam``: a gain
+        through :func:`gain_family`, a constant input or bias, or any
+        parameter of the user's.
+    values : array of at least 2 parameter values
+        The branch starts at ``values[0]`` heading towards ``values[1]``,
+        with the first step ``|values[1] - values[0]|`` (in arclength), and
+        ends when the parameter leaves ``[min(values), max(values)]``.
+    x_start : array of shape (dim,)
+        A guess of the fixed point at ``values[0]`` (corrected by Newton).
+    inputs : array of shape (n_in,), optional
+        The constant input of a driven map.
+    tol : float, default 1e-10
+        The residual ``||F_lam(x) - x||`` every point of the branch meets.
+    max_points : int, default 2000
+        Points of the branch at most.
+    max_step : float, optional
+        The largest arclength step; a tenth of the parameter range by default.
+    min_step : float, default 1e-9
+        The branch ends when the corrector fails with a step this small.
+
+    Returns
+    -------
+    Continuation
+        ``parameters``, ``points``, ``eigenvalues``, ``stable``,
+        ``arclength`` and ``bifurcations``, located to an arclength bracket
+        of ``1e-11`` (at a fold the parameter is quadratic in the arclength,
+        elsewhere linear: within 1e-6 of the true value, and far closer).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 values, equal first values, non-finite values, a start
+        of the wrong shape, a start Newton cannot bring to a fixed point.
+    TypeError
+        ``make_map`` not callable.
+
+    Notes
+    -----
+    ``dlam H`` is a central difference (step ``1e-6 (1 + |lam|)``); it
+    enters the tangent and the corrector's matrix only, so the points meet
+    ``tol`` exactly. Each step solves one dense ``(dim + 1)`` system per
+    Newton iteration: the method is meant for networks of up to a few
+    hundred units. A crossing of +1 is reported as a fold; at a symmetric
+    (pitchfork) branch point a multiplier crosses +1 too, and is reported
+    as a fold of this branch.
+
+    Examples
+    --------
+    ``x -> tanh(2 x + u)`` folds where ``2 (1 - x^2) = 1``: at ``x = +-sqrt(1/2)``,
+    ``u = artanh(x) - 2 x = -+0.5328``. From the upper branch at ``u = 1`` the
+    branch turns at both folds and ends on the lower branch.
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import continuation
+    >>> make = lambda u: itermap.IterativeMap(np.array([[2.0]]), bias=np.array([u]))
+    >>> c = continuation(make, np.linspace(1.0, -1.0, 41), np.array([0.99]))
+    >>> [(b["kind"], round(b["parameter"], 6)) for b in c.bifurcations]
+    [('fold', -0.53284), ('fold', 0.53284)]
+    """
+    if not callable(make_map):
+        raise TypeError(f"make_map must be callable, got {make_map!r}")
+    vals = np.asarray(values, dtype=float).ravel()
+    if vals.size < 2:
+        raise ValueError(f"values must hold at least 2 parameter values, got {vals.size}")
+    if not np.all(np.isfinite(vals)):
+        raise ValueError("values contain NaN or inf")
+    if vals[1] == vals[0]:
+        raise ValueError("values: the first two values are equal (no direction, no step)")
+    max_points = _check_int("max_points", max_points, 2)
+    for name, v in (("tol", tol), ("min_step", min_step)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {v}")
+    lo_v, hi_v = float(vals.min()), float(vals.max())
+    ds = abs(vals[1] - vals[0])
+    max_step = (hi_v - lo_v) / 10.0 if max_step is None else float(max_step)
+    if not np.isfinite(max_step) or max_step <= 0:
+        raise ValueError(f"max_step must be finite and > 0, got {max_step}")
+    x0 = np.asarray(to_numpy(x_start) if hasattr(x_start, "shape") else x_start, dtype=float)
+    x0 = x0.ravel()
+    dim = itermap.as_map(make_map(float(vals[0]))).dim
+    if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
+        raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "
+                         f"{x0.shape}")
+    fam = _Family(make_map, inputs, dim)
+    lam0 = float(vals[0])
+    for _ in range(50):      # Newton at fixed lam for the first point
+        G = fam.value(x0, lam0)
+        if not np.linalg.norm(G) > tol:
+            break
+        try:
+            x0 = x0 - np.linalg.solve(fam.jacobian(x0, lam0) - np.eye(dim), G)
+        except np.linalg.LinAlgError:
+            break
+    if not np.linalg.norm(fam.value(x0, lam0)) <= tol:
+        raise ValueError(f"x_start: Newton found no fixed point near it at {lam0}")
+
+    y = np.concatenate([x0, [lam0]])
+    t = np.zeros(dim + 1)
+    t[-1] = np.sign(vals[1] - vals[0])
+    t = _tangent(fam, y, t)
+    ys, evs, arc = [y], [_eigs(fam, y)], [0.0]
+    tangents = [t]
+    bifs = []
+    reason = "max_points"
+    while len(ys) < max_points:
+        y_new, its = _correct(fam, y + ds * t, t, tol)
+        t_new = None if y_new is None else _tangent(fam, y_new, t)
+        # a corrector that moved far from the prediction, or a sharp turn, may have
+        # jumped to another branch: retry with a shorter step
+        if y_new is None or t_new @ t < _MIN_COS or \
+                np.linalg.norm(y_new - y - ds * t) > _MAX_CORRECTION * ds:
+            ds *= 0.5
+            if ds < min_step:
+                reason = "step too small"
+                break
+            continue
+        ev = _eigs(fam, y_new)
+        c_a, c_b = _counts(evs[-1]), _counts(ev)
+        for kind in range(3):
+            if c_a[kind] != c_b[kind]:
+                yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
+                bifs.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
+                             "point": [float(v) for v in yb[:-1]], "index": len(ys) - 1,
+                             "multiplier": [float(mu.real), float(mu.imag)]})
+        if not lo_v <= y_new[-1] <= hi_v:
+            reason = "end of range"
+            break
+        ys.append(y_new)
+        evs.append(ev)
+        arc.append(arc[-1] + float(np.linalg.norm(y_new - y)))
+        tangents.append(t_new)
+        y, t = y_new, t_new
+        if its <= _EASY:
+            ds = min(_GROW * ds, max_step)
+    Y = np.asarray(ys)
+    E = np.asarray(evs)
+    bifs.sort(key=lambda b: (b["index"], b["parameter"]))
+    return Continuation(parameters=Y[:, -1].copy(), points=Y[:, :-1].copy(), eigenvalues=E,
+                        stable=np.all(np.abs(E) < 1.0, axis=1), arclength=np.asarray(arc),
+                        bifurcations=bifs, stop_reason=reason)
