@@ -9,12 +9,14 @@ what we learn from them.
 
 from . import backends, systems
 from ._activations import ACTIVATIONS, Activation
+from ._affine_scan import affine_scan, linear_recurrence
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
+from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
 
@@ -33,7 +35,12 @@ __all__ = [
     "IterativeMap",
     "Map",
     "Trajectory",
+    "NewtonConvergenceError",
+    "NewtonTrajectory",
     "add_blocks",
+    "affine_scan",
+    "linear_recurrence",
+    "newton_iterate",
     "as_rng",
     "backends",
     "iterate",

@@ -136,7 +136,8 @@ def resolve_inputs(map, x, inputs, steps):
                      f"({n_in},) nor a sequence (steps, ..., {n_in})")
 
 
-def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
+def iterate(map, x0, steps, *, inputs=None, every=1, keep="all", method="sequential",
+            **newton_options):
     """Iterate ``map`` from ``x0`` for ``steps`` steps.
 
     Parameters
@@ -156,17 +157,30 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
     keep : {"all", "last"}
         ``"last"`` keeps only the final state: memory O(B * dim) whatever
         ``steps``.
+    method : {"sequential", "newton"}
+        ``"sequential"`` runs one step after another. ``"newton"`` solves the
+        whole trajectory at once by Newton's method, each iteration one
+        parallel scan over time (DEER; see :func:`itermap.newton_iterate`):
+        fast for long runs of a contracting map on parallel hardware.
+    **newton_options
+        For ``method="newton"`` only: ``jacobian``, ``damping``, ``tol``,
+        ``max_iter``, ``initial``, ``fallback``, ``chunk`` and ``max_cg`` of
+        :func:`itermap.newton_iterate`.
 
     Returns
     -------
     Trajectory
-        ``states`` of shape ``(n_saved, ..., dim)``; with ``keep="all"`` the
-        start and every ``every``-th step, with ``keep="last"`` the final state.
+        A :class:`~itermap.NewtonTrajectory` (a Trajectory with the
+        iterations and residuals) for ``method="newton"``. ``states`` of
+        shape ``(n_saved, ..., dim)``; with ``keep="all"`` the start and
+        every ``every``-th step, with ``keep="last"`` the final state.
 
     Raises
     ------
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
+    NewtonConvergenceError
+        ``method="newton"`` only: Newton did not converge (and no fallback was asked).
 
     Notes
     -----
@@ -191,6 +205,16 @@ def iterate(map, x0, steps, *, inputs=None, every=1, keep="all"):
         raise ValueError(f"every must be a positive integer, got {every!r}")
     if keep not in ("all", "last"):
         raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
+    if method == "newton":
+        from ._newton import newton_iterate
+
+        return newton_iterate(map, x0, steps, inputs=inputs, every=every, keep=keep,
+                              **newton_options)
+    if method != "sequential":
+        raise ValueError(f"method must be 'sequential' or 'newton', got {method!r}")
+    if newton_options:
+        raise TypeError(f"iterate got options {sorted(newton_options)} that only "
+                        f"method='newton' takes")
     map = as_map(map)
     x = map._check_state(x0)
     xp = namespace(x)
