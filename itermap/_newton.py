@@ -206,7 +206,7 @@ def _lm_step(J, r, damping, kind, xp, max_cg):
     p = res
     rr = dot(res, res)
     # an inexact step is enough: the damping is lowered until the exact Newton step takes over
-    stop = 1e-8 * float(xp.max(rr))
+    stop = 1e-16 * float(xp.max(rr))
     for _ in range(max_cg):
         if float(xp.max(rr)) <= stop:
             break
@@ -292,7 +292,8 @@ def largest_lyapunov_estimate(m, x, U, steps, rng=0):
 
 def _why(residual, iterations, max_iter, steps, lam, n_lam, overflow, damping):
     if overflow:
-        what = f"the Newton iterate overflowed to inf or NaN after {iterations} iterations"
+        what = (f"Newton over the trajectory did not converge in {iterations} iterations: "
+                f"the iterate overflowed to inf or NaN (largest residual {residual:.2e})")
     else:
         what = (f"Newton over the trajectory did not converge in {iterations} iterations "
                 f"(largest residual {residual:.2e})")
@@ -333,6 +334,7 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
     U_flat = None if U is None else xp.reshape(U, (T * B, n_in))
     iterations = 0
     lam = damping
+    overflowed = False
 
     def evaluate(X):
         prev = xp.concat([x[None, ...], X[:-1, ...]], axis=0)
@@ -352,7 +354,7 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
             if residual <= tol * scale:
                 return X, iterations, history, True, False
             if iterations >= max_iter:
-                return X, iterations, history, False, False
+                return X, iterations, history, False, overflowed
             J = _reshape_jacobian(_jacobian(m, flat, U_flat, kind, sizes), kind, (T, B), xp)
             iterations += 1
             if lam > 1e-6:
@@ -369,10 +371,23 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
                         return X, iterations, history, False, False
                 X, prev, flat, FX = X_try, prev_t, flat_t, FX_t
                 continue
-            X = _newton_step(J, FX - _apply(J, prev, kind, xp), x, kind)
-            if not bool(xp.all(xp.isfinite(X))):
-                return X, iterations, history + [math.inf], False, True
-            prev, flat, FX = evaluate(X)
+            X_new = _newton_step(J, FX - _apply(J, prev, kind, xp), x, kind)
+            # a state that overflowed (a Newton overshoot far along the trajectory), or
+            # whose image does, keeps its previous value. Each prefix of the scan depends
+            # on the earlier states only, so the prefix that is exact stays exact and the
+            # guarantee of convergence within T iterations holds.
+            finite = xp.all(xp.isfinite(X_new), axis=-1)
+            overflowed = not bool(xp.all(finite))
+            if overflowed:
+                X_new = xp.where(finite[..., None], X_new, X)
+            prev_n, flat_n, FX_n = evaluate(X_new)
+            image_ok = xp.all(xp.isfinite(FX_n), axis=-1)          # F(x_t) for t = 0..T-1
+            if not bool(xp.all(image_ok)):
+                overflowed = True
+                keep = xp.concat([image_ok[1:, ...], xp.ones_like(image_ok[:1, ...])], axis=0)
+                X_new = xp.where(keep[..., None], X_new, X)
+                prev_n, flat_n, FX_n = evaluate(X_new)
+            X, prev, flat, FX = X_new, prev_n, flat_n, FX_n
 
 
 def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian="full",
@@ -489,7 +504,7 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
     if tol is None:
         tol = 2e-6 if _eps(x.dtype) > 1e-10 else 1e-11
     max_iter = min(steps, 100) if max_iter is None else int(max_iter)
-    chunk = steps if chunk is None else min(int(chunk), max(steps, 1))
+    chunk = max(steps, 1) if chunk is None else min(int(chunk), max(steps, 1))
     U_all = _inputs_over_time(constant, sequence, steps, B, xp)
     guess = _initial_guess(initial, xb, steps, xp) if steps else None
 
