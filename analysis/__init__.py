@@ -39,3 +39,7 @@ from ._scan import (  # noqa: E402
 
 __all__ += ["plots", "LyapunovScan", "OrbitDiagram", "gain_family", "lyapunov_scan",
             "mean_field_exponent", "orbit_diagram"]
+
+from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan  # noqa: E402
+
+__all__ += ["NewtonLyapunovScan", "newton_lyapunov_scan"]
