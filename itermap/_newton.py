@@ -173,7 +173,7 @@ def _apply(J, v, kind, xp, transpose=False):
 
 
 # -- the damped (Levenberg-Marquardt) step ------------------------------------
-def _lm_step(J, r, damping, kind, xp, max_cg):
+def _lm_step(J, r, damping, kind, xp, max_cg, rel_tol=1e-6):
     """``Delta`` minimising ``|r + L Delta|^2 + damping |Delta|^2`` by conjugate gradients.
 
     ``L`` is the Jacobian of the residuals ``r_t = x_{t+1} - F(x_t)`` in the
@@ -206,7 +206,7 @@ def _lm_step(J, r, damping, kind, xp, max_cg):
     p = res
     rr = dot(res, res)
     # an inexact step is enough: the damping is lowered until the exact Newton step takes over
-    stop = 1e-16 * float(xp.max(rr))
+    stop = rel_tol ** 2 * float(xp.max(rr))
     for _ in range(max_cg):
         if float(xp.max(rr)) <= stop:
             break
@@ -324,9 +324,10 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
     """Newton iterations on one window; returns ``(X, iterations, history, ok, overflow)``.
 
     With damping, a Levenberg-Marquardt step is accepted when it lowers the
-    sum of squared residuals (then the damping is divided by 4) and rejected
-    otherwise (multiplied by 4); once it falls below ``1e-6`` the plain Newton
-    step (the scan) takes over, which converges quadratically.
+    sum of squared residuals (then the damping is divided by 10) and rejected
+    otherwise (multiplied by 4). Once the damping falls below ``1e-3`` the plain
+    Newton step (the scan) takes over, which converges quadratically; should a
+    Newton step raise the residuals, damping resumes at ``1e-2``.
     """
     T, B, d = X.shape
     history = []
@@ -341,6 +342,25 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
         flat = xp.reshape(prev, (T * B, d))
         FX = xp.reshape(m.step(flat, U_flat), (T, B, d))
         return prev, flat, FX
+
+    def newton_step(J, prev, FX, X):
+        X_new = _newton_step(J, FX - _apply(J, prev, kind, xp), x, kind)
+        # a state that overflowed (a Newton overshoot far along the trajectory), or whose
+        # image does, keeps its previous value. Each prefix of the scan depends on the
+        # earlier states only, so the prefix that is exact stays exact and the guarantee of
+        # convergence within T iterations holds.
+        finite = xp.all(xp.isfinite(X_new), axis=-1)
+        over = not bool(xp.all(finite))
+        if over:
+            X_new = xp.where(finite[..., None], X_new, X)
+        prev_n, flat_n, FX_n = evaluate(X_new)
+        image_ok = xp.all(xp.isfinite(FX_n), axis=-1)          # F(x_t) for t = 0..T-1
+        if not bool(xp.all(image_ok)):
+            over = True
+            keep = xp.concat([image_ok[1:, ...], xp.ones_like(image_ok[:1, ...])], axis=0)
+            X_new = xp.where(keep[..., None], X_new, X)
+            prev_n, flat_n, FX_n = evaluate(X_new)
+        return X_new, prev_n, flat_n, FX_n, over
 
     with np.errstate(all="ignore"):
         prev, flat, FX = evaluate(X)
@@ -357,37 +377,26 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
                 return X, iterations, history, False, overflowed
             J = _reshape_jacobian(_jacobian(m, flat, U_flat, kind, sizes), kind, (T, B), xp)
             iterations += 1
-            if lam > 1e-6:
-                merit = float(xp.sum(r * r))
-                while True:
-                    X_try = X + _lm_step(J, r, lam, kind, xp, max_cg)
-                    prev_t, flat_t, FX_t = evaluate(X_try)
-                    merit_try = float(xp.sum((X_try - FX_t) ** 2))
-                    if math.isfinite(merit_try) and merit_try < merit:
-                        lam /= 4.0
-                        break
-                    lam *= 4.0
-                    if lam > 1e12:  # no step lowers the residuals: a stationary point
-                        return X, iterations, history, False, False
-                X, prev, flat, FX = X_try, prev_t, flat_t, FX_t
-                continue
-            X_new = _newton_step(J, FX - _apply(J, prev, kind, xp), x, kind)
-            # a state that overflowed (a Newton overshoot far along the trajectory), or
-            # whose image does, keeps its previous value. Each prefix of the scan depends
-            # on the earlier states only, so the prefix that is exact stays exact and the
-            # guarantee of convergence within T iterations holds.
-            finite = xp.all(xp.isfinite(X_new), axis=-1)
-            overflowed = not bool(xp.all(finite))
-            if overflowed:
-                X_new = xp.where(finite[..., None], X_new, X)
-            prev_n, flat_n, FX_n = evaluate(X_new)
-            image_ok = xp.all(xp.isfinite(FX_n), axis=-1)          # F(x_t) for t = 0..T-1
-            if not bool(xp.all(image_ok)):
-                overflowed = True
-                keep = xp.concat([image_ok[1:, ...], xp.ones_like(image_ok[:1, ...])], axis=0)
-                X_new = xp.where(keep[..., None], X_new, X)
-                prev_n, flat_n, FX_n = evaluate(X_new)
-            X, prev, flat, FX = X_new, prev_n, flat_n, FX_n
+            merit = float(xp.sum(r * r))
+            if lam < 1e-3:
+                X_new, prev_n, flat_n, FX_n, over = newton_step(J, prev, FX, X)
+                overflowed = over
+                if damping > 0 and not float(xp.sum((X_new - FX_n) ** 2)) < merit:
+                    lam = 1e-2  # the Newton step overshot: back to damped steps
+                else:
+                    X, prev, flat, FX = X_new, prev_n, flat_n, FX_n
+                    continue
+            while True:
+                X_try = X + _lm_step(J, r, lam, kind, xp, max_cg)
+                prev_t, flat_t, FX_t = evaluate(X_try)
+                merit_try = float(xp.sum((X_try - FX_t) ** 2))
+                if math.isfinite(merit_try) and merit_try < merit:
+                    lam /= 10.0
+                    break
+                lam *= 4.0
+                if lam > 1e12:  # no step lowers the residuals: a stationary point
+                    return X, iterations, history, False, False
+            X, prev, flat, FX = X_try, prev_t, flat_t, FX_t
 
 
 def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian="full",
@@ -414,8 +423,9 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         ``|r + L Delta|^2 + lambda |Delta|^2`` (``L`` the residuals' Jacobian),
         solved by conjugate gradients whose products are parallel over time.
         A step that lowers the squared residuals is taken and ``lambda``
-        divided by 4; one that does not is retried with ``4 lambda``. Below
-        ``1e-6`` the plain Newton step (the scan) takes over. 0 is plain
+        divided by 10; one that does not is retried with ``4 lambda``. Below
+        ``1e-3`` the plain Newton step (the scan) takes over, and damping
+        resumes (at ``1e-2``) should it raise the residuals. 0 is plain
         Newton (DEER) throughout. Damping keeps the iterates bounded where
         Newton overshoots (a poor guess, a saturating or chaotic map) at the
         price of the exactness after ``steps`` iterations.
