@@ -373,6 +373,9 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
             scale = max(1.0, float(xp.max(xp.abs(FX))))
             if residual <= tol * scale:
                 return X, iterations, history, True, False
+            if len(history) > 1 and residual <= 20 * tol * scale and \
+                    residual > 0.5 * history[-2]:
+                return X, iterations, history, True, False   # the rounding floor: no progress
             if iterations >= max_iter:
                 return X, iterations, history, False, overflowed
             J = _reshape_jacobian(_jacobian(m, flat, U_flat, kind, sizes), kind, (T, B), xp)
@@ -430,8 +433,9 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         Newton overshoots (a poor guess, a saturating or chaotic map) at the
         price of the exactness after ``steps`` iterations.
     tol : float, optional
-        Converged when ``max |x_{t+1} - F(x_t, u_t)| <= tol * max(1, max |x|)``.
-        Defaults to 1e-11 in float64 and 2e-6 in float32.
+        Converged when ``max |x_{t+1} - F(x_t, u_t)| <= tol * max(1, max |x|)``,
+        or when it stops falling (by half per iteration) within 20 times that:
+        the rounding floor. Defaults to 1e-11 in float64 and 5e-7 in float32.
     max_iter : int, optional
         Most Newton iterations per window; default ``min(steps, 100)``. The
         first ``k`` states are exact after ``k`` iterations, so ``steps`` always
@@ -512,7 +516,7 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
     xb = x if batched else x[None, :]
     B, d = xb.shape
     if tol is None:
-        tol = 2e-6 if _eps(x.dtype) > 1e-10 else 1e-11
+        tol = 5e-7 if _eps(x.dtype) > 1e-10 else 1e-11
     max_iter = min(steps, 100) if max_iter is None else int(max_iter)
     chunk = max(steps, 1) if chunk is None else min(int(chunk), max(steps, 1))
     U_all = _inputs_over_time(constant, sequence, steps, B, xp)

@@ -266,3 +266,12 @@ def test_overflow_is_reported_not_returned():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="inf or NaN"):
             iterate(m, np.array([1.0]), 1000, method="newton")
+
+
+def test_float32_driven_rnn_over_a_long_run():
+    # inputs of a few units enter the residual's scale: the tolerance must still give 1e-5
+    m = _rnn(n_h=16, gain=0.8, seed=11, dtype=np.float32)
+    u = np.random.default_rng(12).normal(size=(20_000, 3)).astype(np.float32) * 2
+    x0 = m.zeros()
+    traj = iterate(m, x0, 20_000, inputs=u, method="newton", jacobian="block")
+    assert np.max(np.abs(traj.states - iterate(m, x0, 20_000, inputs=u).states)) <= 1e-5
