@@ -374,7 +374,7 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
             if residual <= tol * scale:
                 return X, iterations, history, True, False
             if len(history) > 1 and residual <= 20 * tol * scale and \
-                    residual > 0.5 * history[-2]:
+                    residual >= history[-2]:
                 return X, iterations, history, True, False   # the rounding floor: no progress
             if iterations >= max_iter:
                 return X, iterations, history, False, overflowed
@@ -434,8 +434,8 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         price of the exactness after ``steps`` iterations.
     tol : float, optional
         Converged when ``max |x_{t+1} - F(x_t, u_t)| <= tol * max(1, max |x|)``,
-        or when it stops falling (by half per iteration) within 20 times that:
-        the rounding floor. Defaults to 1e-11 in float64 and 5e-7 in float32.
+        or when it stops falling at all within 20 times that: the rounding
+        floor. Defaults to 1e-11 in float64 and 5e-7 in float32.
     max_iter : int, optional
         Most Newton iterations per window; default ``min(steps, 100)``. The
         first ``k`` states are exact after ``k`` iterations, so ``steps`` always
