@@ -290,7 +290,7 @@ def largest_lyapunov_estimate(m, x, U, steps, rng=0):
     return float(xp.mean(total)) / max(steps, 1)
 
 
-def _why(residual, iterations, max_iter, steps, lam, n_lam, overflow, damping):
+def _why(residual, iterations, steps, lam, n_lam, overflow, damping, jacobian):
     if overflow:
         what = (f"Newton over the trajectory did not converge in {iterations} iterations: "
                 f"the iterate overflowed to inf or NaN (largest residual {residual:.2e})")
@@ -307,17 +307,13 @@ def _why(residual, iterations, max_iter, steps, lam, n_lam, overflow, damping):
                   "like exp(lambda t), so Newton needs about as many iterations as steps "
                   "(Gonzalez et al. 2025); use the sequential path (fallback='sequential')")
     else:
-        advice = (f"raise max_iter (up to steps={steps}, after which it is exact), try "
-                  f"jacobian='full' or damping > 0" if iterations < steps else
+        other = "jacobian='full' or " if jacobian != "full" else ""
+        advice = (f"raise max_iter (up to steps={steps}, after which it is exact), or try "
+                  f"{other}damping > 0" if iterations < steps else
                   "the residual stalls above tol: loosen tol")
         if damping > 0:
             advice += "; damping slows convergence on a contracting map, try a smaller one"
-    del max_iter
     return f"{what}; {lyap}; {advice}"
-
-
-def _newton_step(J, c, x, kind):
-    return linear_recurrence(J, c, x, kind=kind)
 
 
 def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp):
@@ -344,7 +340,7 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
         return prev, flat, FX
 
     def newton_step(J, prev, FX, X):
-        X_new = _newton_step(J, FX - _apply(J, prev, kind, xp), x, kind)
+        X_new = linear_recurrence(J, FX - _apply(J, prev, kind, xp), x, kind=kind)
         # a state that overflowed (a Newton overshoot far along the trajectory), or whose
         # image does, keeps its previous value. Each prefix of the scan depends on the
         # earlier states only, so the prefix that is exact stays exact and the guarantee of
@@ -549,7 +545,7 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         n_lam = min(steps, _LYAPUNOV_STEPS)
         lam = largest_lyapunov_estimate(m, xb, U_all, n_lam)
         where = f" (window from step {lo})" if chunk < steps else ""
-        reason = _why(residual, its, max_iter, hi - lo, lam, n_lam, overflow, damping) + where
+        reason = _why(residual, its, hi - lo, lam, n_lam, overflow, damping, jacobian) + where
         if fallback == "raise":
             raise NewtonConvergenceError(reason, iterations=total_iter, residuals=history,
                                          lyapunov_exponent=lam)
