@@ -465,6 +465,16 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
     ValueError
         Bad options (the message names the parameter).
 
+    Notes
+    -----
+    Memory: the whole trajectory is an unknown, so ``keep="last"`` saves no
+    working memory here: ``O(T B d)`` for the states, plus ``O(T B d^2)`` for
+    full or block Jacobians (``O(T B d)`` diagonal); ``chunk`` bounds both by
+    the window. Work per iteration: ``O(T d^3)`` for full Jacobians against
+    ``O(T d^2)`` for the whole sequential run, so on a CPU Newton wins only
+    where the sequential loop is bound by its per-step overhead (see
+    ``benchmarks/RESULTS.md``, round 5).
+
     Examples
     --------
     >>> import numpy as np
