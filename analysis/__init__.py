@@ -73,3 +73,7 @@ __all__ += ["CovariantVectors", "clv_angles", "covariant_lyapunov_vectors",
 from ._finite_time import FiniteTimeExponents, finite_time_exponents  # noqa: E402
 
 __all__ += ["FiniteTimeExponents", "finite_time_exponents"]
+
+from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan  # noqa: E402
+
+__all__ += ["NewtonLyapunovScan", "newton_lyapunov_scan"]

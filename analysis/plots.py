@@ -1659,3 +1659,71 @@ def continuation(result, *, component=0, ax=None, xlabel="parameter", color="k")
     ax.set_ylabel(f"fixed point $x_{{{component}}}$")
     return ax
 __all__ += ["basins", "continuation"]
+
+
+# -- parallel-in-time evaluation ----------------------------------------------------------------
+def newton_lyapunov(scan, *, ax=None, **kwargs):
+    """Newton iterations to convergence against the largest Lyapunov exponent.
+
+    Converged runs are filled markers, runs that did not converge within
+    ``steps`` iterations open ones on the dotted line at ``T``; colour is the
+    gain. Gonzalez et al. (arXiv:2508.16817): few iterations while the
+    exponent is negative, about ``T`` once it is positive.
+
+    Parameters
+    ----------
+    scan : NewtonLyapunovScan
+        An object with ``gains`` (G,), ``lyapunov`` (G, trials), ``iterations``
+        (G, trials), ``converged`` (G, trials) and ``steps``, as returned by
+        :func:`itermap.analysis.newton_lyapunov_scan`.
+    ax : matplotlib Axes, optional
+    **kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> scan = {"gains": np.array([0.5, 2.5]), "lyapunov": np.array([[-0.6], [0.2]]),
+    ...         "iterations": np.array([[4], [128]]), "converged": np.array([[True], [False]]),
+    ...         "steps": 128}
+    >>> ax = plots.newton_lyapunov(scan)
+    >>> ax.get_ylabel()
+    'Newton iterations'
+    """
+    gains = _np(_field(scan, "gains")).astype(float).ravel()
+    lyap = _np(_field(scan, "lyapunov")).astype(float)
+    iters = _np(_field(scan, "iterations")).astype(float)
+    conv = _np(_field(scan, "converged")).astype(bool)
+    steps = int(_field(scan, "steps"))
+    if lyap.ndim == 1:
+        lyap, iters, conv = lyap[:, None], iters[:, None], conv[:, None]
+    if not (lyap.shape == iters.shape == conv.shape) or lyap.shape[0] != gains.size:
+        raise ValueError(f"lyapunov {lyap.shape}, iterations {iters.shape} and converged "
+                         f"{conv.shape} must share the shape (gains={gains.size}, trials)")
+    ax = _axes(ax)
+    g = np.broadcast_to(gains[:, None], lyap.shape)
+    vmin, vmax = float(gains.min()), float(gains.max())
+    kw = dict(s=18, cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+    kw.update(kwargs)
+    points = ax.scatter(lyap[conv], iters[conv], c=g[conv], label="converged", **kw)
+    if np.any(~conv):
+        open_kw = {k: v for k, v in kw.items() if k not in ("cmap", "vmin", "vmax", "c")}
+        ax.scatter(lyap[~conv], iters[~conv], facecolors="none", edgecolors="k",
+                   label=f"not converged in T={steps}", **open_kw)
+    ax.axhline(steps, color="0.5", ls=":", lw=0.8)
+    _zero_line(ax, orientation="v")
+    ax.set_yscale("log")
+    ax.set_xlabel(rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})")
+    ax.set_ylabel("Newton iterations")
+    if np.any(conv):
+        ax.figure.colorbar(points, ax=ax, label="gain $g$")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax
+
+
+__all__ += ["newton_lyapunov"]

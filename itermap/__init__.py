@@ -9,6 +9,7 @@ what we learn from them.
 
 from . import backends, datasets, systems
 from ._activations import ACTIVATIONS, Activation
+from ._affine_scan import affine_scan, linear_recurrence
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
 from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
@@ -16,6 +17,7 @@ from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
+from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
 from ._torch import from_torch, to_torch
@@ -48,7 +50,12 @@ __all__ = [
     "IterativeMap",
     "Map",
     "Trajectory",
+    "NewtonConvergenceError",
+    "NewtonTrajectory",
     "add_blocks",
+    "affine_scan",
+    "linear_recurrence",
+    "newton_iterate",
     "as_rng",
     "backends",
     "datasets",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,7 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
 
 
 def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None, every: int = 1,
-            keep: str = "all") -> Trajectory:
+            keep: str = "all", method: str = "sequential", **newton_options: Any) -> Trajectory:
     """Iterate ``map`` from ``x0`` for ``steps`` steps.
 
     Parameters
@@ -186,17 +187,30 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     keep : {"all", "last"}
         ``"last"`` keeps only the final state: memory O(B * dim) whatever
         ``steps``.
+    method : {"sequential", "newton"}
+        ``"sequential"`` runs one step after another. ``"newton"`` solves the
+        whole trajectory at once by Newton's method, each iteration one
+        parallel scan over time (DEER; see :func:`itermap.newton_iterate`):
+        fast for long runs of a contracting map on parallel hardware.
+    **newton_options
+        For ``method="newton"`` only: ``jacobian``, ``damping``, ``tol``,
+        ``max_iter``, ``initial``, ``fallback``, ``chunk`` and ``max_cg`` of
+        :func:`itermap.newton_iterate`.
 
     Returns
     -------
     Trajectory
-        ``states`` of shape ``(n_saved, ..., dim)``; with ``keep="all"`` the
-        start and every ``every``-th step, with ``keep="last"`` the final state.
+        A :class:`~itermap.NewtonTrajectory` (a Trajectory with the
+        iterations and residuals) for ``method="newton"``. ``states`` of
+        shape ``(n_saved, ..., dim)``; with ``keep="all"`` the start and
+        every ``every``-th step, with ``keep="last"`` the final state.
 
     Raises
     ------
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
+    NewtonConvergenceError
+        ``method="newton"`` only: Newton did not converge (and no fallback was asked).
 
     Notes
     -----
@@ -218,6 +232,15 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1)
     keep = check_choice("keep", keep, ("all", "last"))
+    if method == "newton":
+        from ._newton import newton_iterate
+
+        return newton_iterate(map, x0, steps, inputs=inputs, every=every, keep=keep,
+                              **newton_options)
+    check_choice("method", method, ("sequential", "newton"))
+    if newton_options:
+        raise TypeError(f"iterate got options {sorted(newton_options)} that only "
+                        f"method='newton' takes")
     map = as_map(map)
     x = map._check_state(x0, "x0")
     xp = namespace(x)

@@ -1,0 +1,155 @@
+"""Parallel-in-time evaluation against predictability (Gonzalez et al., arXiv:2508.16817).
+
+Newton's method over a whole trajectory (``iterate(..., method="newton")``,
+DEER) converges in few iterations when the map contracts along the
+trajectory and needs about as many iterations as steps when it is chaotic:
+the number of iterations is governed by the largest Lyapunov exponent.
+:func:`newton_lyapunov_scan` measures both on random tanh networks across
+gains, the experiment of Gonzalez et al.'s figure on predictability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from itermap import NewtonConvergenceError, as_rng, iterate, random_rnn, saveable
+
+from ._checks import check_int as _check_int
+from ._lyapunov import lyapunov_spectrum
+
+__all__ = ["NewtonLyapunovScan", "newton_lyapunov_scan"]
+
+
+@saveable
+@dataclass
+class NewtonLyapunovScan:
+    """Newton iterations to convergence against the largest Lyapunov exponent.
+
+    Attributes
+    ----------
+    gains : ndarray, shape (G,)
+        The gains of the random tanh networks.
+    lyapunov : ndarray, shape (G, trials)
+        The largest Lyapunov exponent of each network (nats per step), from
+        :func:`~itermap.analysis.lyapunov_spectrum` along the same start.
+    iterations : ndarray of int, shape (G, trials)
+        Newton iterations to convergence; ``steps`` (the guaranteed bound)
+        where Newton did not converge within ``steps`` iterations.
+    converged : ndarray of bool, shape (G, trials)
+        Whether Newton met its tolerance.
+    steps : int
+        Length ``T`` of the trajectories solved.
+    n : int
+        Units per network.
+    jacobian : str
+        ``"full"`` (DEER) or ``"diagonal"`` (quasi-DEER).
+    """
+
+    gains: object
+    lyapunov: object
+    iterations: object
+    converged: object
+    steps: int
+    n: int
+    jacobian: str = "full"
+
+    def __repr__(self) -> str:
+        return (f"NewtonLyapunovScan(gains={len(np.atleast_1d(self.gains))}, "
+                f"trials={np.shape(self.iterations)[-1]}, steps={self.steps}, n={self.n}, "
+                f"jacobian={self.jacobian!r}, converged={int(np.sum(self.converged))}/"
+                f"{np.size(self.converged)})")
+
+
+def newton_lyapunov_scan(gains=None, *, n: int = 32, steps: int = 256, trials: int = 2,
+                         jacobian: str = "full", lyapunov_steps: int = 2000,
+                         transient: int = 200, rng=0) -> NewtonLyapunovScan:
+    """Newton iterations over a trajectory against the largest Lyapunov exponent.
+
+    For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``
+    (:func:`~itermap.random_rnn`) are run from a random start: once by
+    Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
+    exact in exact arithmetic), and once by
+    :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``) for the largest
+    exponent.
+
+    Parameters
+    ----------
+    gains : array_like, optional
+        Gains of the networks; default 10 gains from 0.3 to 3.0. Below 1 the
+        networks contract; between 1 and about 2 networks of a few tens of
+        units mostly settle on limit cycles (exponent near 0) rather than
+        chaos, which at these sizes sets in near ``g = 2``.
+    n : int
+        Units per network.
+    steps : int
+        Length of the trajectory solved by Newton.
+    trials : int
+        Networks per gain.
+    jacobian : {"full", "diagonal"}
+        Newton (DEER) or quasi-Newton (quasi-DEER).
+    lyapunov_steps, transient : int
+        Measured steps and transient of the Lyapunov exponent.
+    rng : int, Generator or None
+        Seeds the networks and the starts.
+
+    Returns
+    -------
+    NewtonLyapunovScan
+
+    Raises
+    ------
+    ValueError
+        Non-positive sizes, gains that are negative or not finite, or an
+        unknown ``jacobian``.
+
+    Notes
+    -----
+    Gonzalez et al. bound the iterations of a contracting system by
+    ``O(log T)`` (with a constant that grows as the exponent approaches 0)
+    and show that a positive exponent makes the linearised error grow like
+    ``exp(lambda t)``, so Newton's iterate is only right on the prefix it has
+    already pinned down: about ``T`` iterations.
+
+    Examples
+    --------
+    >>> from itermap.analysis import newton_lyapunov_scan
+    >>> scan = newton_lyapunov_scan([0.5, 3.0], n=16, steps=64, trials=1,
+    ...                             lyapunov_steps=300, rng=0)
+    >>> bool(scan.lyapunov[0, 0] < 0 < scan.lyapunov[1, 0])
+    True
+    >>> bool(scan.iterations[0, 0] < 10 < scan.iterations[1, 0])
+    True
+    """
+    gains = np.linspace(0.3, 3.0, 10) if gains is None else np.asarray(gains, dtype=float)
+    gains = np.atleast_1d(gains)
+    if gains.ndim != 1 or gains.size == 0 or not np.all(np.isfinite(gains)) \
+            or np.any(gains < 0):
+        raise ValueError("gains must be a non-empty 1-D array of finite non-negative numbers")
+    n = _check_int("n", n, 1)
+    steps = _check_int("steps", steps, 1)
+    trials = _check_int("trials", trials, 1)
+    lyapunov_steps = _check_int("lyapunov_steps", lyapunov_steps, 1)
+    transient = _check_int("transient", transient, 0)
+    if jacobian not in ("full", "diagonal"):
+        raise ValueError(f"jacobian must be 'full' or 'diagonal', got {jacobian!r}")
+    gen = as_rng(rng)
+    shape = (gains.size, trials)
+    lyap = np.empty(shape)
+    iters = np.empty(shape, dtype=np.int64)
+    conv = np.empty(shape, dtype=bool)
+    for i, g in enumerate(gains):
+        for j in range(trials):
+            m = random_rnn(n, gain=float(g), rng=gen)
+            x0 = gen.normal(size=n)
+            spec = lyapunov_spectrum(m, x0, lyapunov_steps, k=1, transient=transient, rng=gen)
+            lyap[i, j] = float(spec.exponents[0])
+            try:
+                traj = iterate(m, x0, steps, method="newton", jacobian=jacobian,
+                               max_iter=steps)
+                iters[i, j], conv[i, j] = traj.iterations, True
+            except NewtonConvergenceError as err:
+                iters[i, j], conv[i, j] = max(err.iterations, steps), False
+    return NewtonLyapunovScan(gains=gains, lyapunov=lyap, iterations=iters, converged=conv,
+                              steps=steps, n=n, jacobian=jacobian)
