@@ -21,6 +21,7 @@ import itermap
 from itermap.backends import to_numpy
 
 from ._checks import check_int as _check_int
+from ._checks import check_real, check_real_array
 
 __all__ = ["Basins", "basins"]
 
@@ -47,7 +48,7 @@ class Basins:
     other_fraction, other_error : float
         The fraction of starts labelled -1, and its standard error.
     final : array of shape (B, dim)
-        The states after ``steps`` steps (non-finite where a start diverged).
+        The states after ``steps`` steps (NaN where a start diverged; its label is -1).
     steps : int
         The steps iterated before the orbits were examined.
     """
@@ -71,7 +72,7 @@ class Basins:
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
-    x = np.array(to_numpy(x0) if hasattr(x0, "shape") else x0, dtype=float)
+    x = check_real_array("x0", to_numpy(x0) if hasattr(x0, "shape") else x0).copy()
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != map_.dim or x.shape[0] == 0:
@@ -172,12 +173,7 @@ def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     max_period = _check_int("max_period", max_period, 1)
-    try:
-        tol = float(tol)
-    except (TypeError, ValueError):
-        raise TypeError(f"tol must be a number, got {tol!r}") from None
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be finite and > 0, got {tol}")
+    tol = check_real("tol", tol, positive=True)
     x = _check_starts(map, x0)
     given = _check_attractors(map, attractors)
     n = x.shape[0]
@@ -194,7 +190,8 @@ def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int
     orbit = np.stack(orbit, axis=1)                               # (B, P + 1, dim)
     finite = np.all(np.isfinite(orbit), axis=(1, 2))
     size = 1.0 + np.linalg.norm(np.where(np.isfinite(x), x, 0.0), axis=1)
-    gaps = np.linalg.norm(orbit[:, 1:, :] - orbit[:, :1, :], axis=2)   # (B, P)
+    with np.errstate(invalid="ignore"):  # diverged orbits: inf - inf, labelled "other"
+        gaps = np.linalg.norm(orbit[:, 1:, :] - orbit[:, :1, :], axis=2)   # (B, P)
     settled = finite & np.any(gaps <= tol * size[:, None], axis=1)
     period = np.where(settled, np.argmax(gaps <= tol * size[:, None], axis=1) + 1, 0)
     match = np.sqrt(tol) * size
@@ -241,7 +238,8 @@ def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int
     other = float(np.mean(labels < 0))
     return Basins(labels=labels, attractors=att, periods=periods, fractions=fractions,
                   errors=np.sqrt(fractions * (1.0 - fractions) / n), other_fraction=other,
-                  other_error=float(np.sqrt(other * (1.0 - other) / n)), final=x,
+                  other_error=float(np.sqrt(other * (1.0 - other) / n)),
+                  final=np.where(np.isfinite(x), x, np.nan),
                   steps=steps)
 
 

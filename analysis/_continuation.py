@@ -20,6 +20,7 @@ import itermap
 from itermap.backends import to_numpy
 
 from ._checks import check_int as _check_int
+from ._checks import check_real, check_real_array
 
 __all__ = ["Continuation", "continuation"]
 
@@ -256,7 +257,7 @@ def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
     """
     if not callable(make_map):
         raise TypeError(f"make_map must be callable, got {make_map!r}")
-    vals = np.asarray(values, dtype=float).ravel()
+    vals = check_real_array("values", values, ndim=1)
     if vals.size < 2:
         raise ValueError(f"values must hold at least 2 parameter values, got {vals.size}")
     if not np.all(np.isfinite(vals)):
@@ -264,16 +265,14 @@ def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
     if vals[1] == vals[0]:
         raise ValueError("values: the first two values are equal (no direction, no step)")
     max_points = _check_int("max_points", max_points, 2)
-    for name, v in (("tol", tol), ("min_step", min_step)):
-        if not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be finite and > 0, got {v}")
+    tol = check_real("tol", tol, positive=True)
+    min_step = check_real("min_step", min_step, positive=True)
     lo_v, hi_v = float(vals.min()), float(vals.max())
     ds = abs(vals[1] - vals[0])
-    max_step = (hi_v - lo_v) / 10.0 if max_step is None else float(max_step)
-    if not np.isfinite(max_step) or max_step <= 0:
-        raise ValueError(f"max_step must be finite and > 0, got {max_step}")
-    x0 = np.asarray(to_numpy(x_start) if hasattr(x_start, "shape") else x_start, dtype=float)
-    x0 = x0.ravel()
+    max_step = ((hi_v - lo_v) / 10.0 if max_step is None
+                else check_real("max_step", max_step, positive=True))
+    x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
+                          else x_start).ravel()
     dim = itermap.as_map(make_map(float(vals[0]))).dim
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "

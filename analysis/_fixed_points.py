@@ -643,6 +643,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     >>> fp.n_unconverged
     0
     """
+    # long: the argument checks, the chunked search and the final polish, read in order
     map = itermap.as_map(map)
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
@@ -805,6 +806,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
     :data:`STATUS`), slow points, their residuals), the points as lists of
     device arrays.
     """
+    # long: one batched loop whose phases (L-BFGS, damped Newton, wandering) share the
+    # per-start bookkeeping (status, histories, merging); pieces would pass a dozen arrays
     n_starts = int(x.shape[0])
     # bookkeeping on the host: which start each active row is, and whom merged starts follow
     ids = np.arange(n_starts)

@@ -963,6 +963,8 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     >>> bool(again["noise"][0] == res["noise"][3])   # a point's stream depends on it alone
     True
     """
+    # long: the submission loop owns the pool, the cache and crash recovery together, so a
+    # dead worker's points are resubmitted in one place
     if not callable(function):
         raise TypeError(f"function must be callable, got {type(function).__name__}")
     if not isinstance(progress, (bool, np.bool_)):

@@ -1580,9 +1580,11 @@ def basins(result, shape, *, extent=None, ax=None, labels=None):
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    lab = np.asarray(_np(_field(result, "labels")))
-    periods = np.asarray(_np(_field(result, "periods")))
-    shape = tuple(int(s) for s in shape)
+    lab = np.asarray(_np(_field(result, "labels", param="result")))
+    periods = np.asarray(_np(_field(result, "periods", param="result")))
+    if shape is None or isinstance(shape, str | bytes) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"shape must be a pair of ints (rows, columns), got {shape!r}")
+    shape = tuple(check_int("shape", s, 1) for s in shape)
     if len(shape) != 2 or shape[0] * shape[1] != lab.size:
         raise ValueError(f"shape {shape} does not hold the {lab.size} starts of the result")
     k = periods.size
@@ -1631,9 +1633,13 @@ def continuation(result, *, component=0, ax=None, xlabel="parameter", color="k")
     >>> sorted({line.get_linestyle() for line in ax.lines})
     ['-', '--']
     """
-    lam = np.asarray(_np(_field(result, "parameters")), dtype=float)
-    pts = np.asarray(_np(_field(result, "points")), dtype=float)
-    stable = np.asarray(_np(_field(result, "stable")), dtype=bool)
+    lam = np.asarray(_np(_field(result, "parameters", param="result")), dtype=float)
+    pts = np.asarray(_np(_field(result, "points", param="result")), dtype=float)
+    stable = np.asarray(_np(_field(result, "stable", param="result")), dtype=bool)
+    component = check_int("component", component)
+    if not -pts.shape[1] <= component < pts.shape[1]:
+        raise ValueError(f"component {component} does not exist: the points have dim "
+                         f"{pts.shape[1]}")
     bifs = _field(result, "bifurcations", [], required=False) or []
     ax = _axes(ax)
     y = pts[:, component]
@@ -1695,11 +1701,11 @@ def newton_lyapunov(scan, *, ax=None, **kwargs):
     >>> ax.get_ylabel()
     'Newton iterations'
     """
-    gains = _np(_field(scan, "gains")).astype(float).ravel()
-    lyap = _np(_field(scan, "lyapunov")).astype(float)
-    iters = _np(_field(scan, "iterations")).astype(float)
-    conv = _np(_field(scan, "converged")).astype(bool)
-    steps = int(_field(scan, "steps"))
+    gains = _np(_field(scan, "gains", param="scan")).astype(float).ravel()
+    lyap = _np(_field(scan, "lyapunov", param="scan")).astype(float)
+    iters = _np(_field(scan, "iterations", param="scan")).astype(float)
+    conv = _np(_field(scan, "converged", param="scan")).astype(bool)
+    steps = int(_field(scan, "steps", param="scan"))
     if lyap.ndim == 1:
         lyap, iters, conv = lyap[:, None], iters[:, None], conv[:, None]
     if not (lyap.shape == iters.shape == conv.shape) or lyap.shape[0] != gains.size:

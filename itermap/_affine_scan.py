@@ -85,7 +85,11 @@ def _scan(A, b, combine, need_A, xp):
 
 
 def _check(A, b, kind):
-    """Validate the inputs; return the namespace and, for blocks, the block sizes."""
+    """Validate the inputs; return the namespace and, for blocks, the block sizes.
+
+    Shapes and dtypes only: like a map's ``step``, the scan is an inner loop (of
+    Newton's method) and passes NaN through; its callers check their results.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not hasattr(b, "shape") or b.ndim < 2:
@@ -221,6 +225,8 @@ def linear_recurrence(A, b, x0, *, kind: str = "full"):
                          f"axis), got {getattr(x0, 'shape', type(x0).__name__)}")
     if namespace(x0, b) is not xp:
         raise TypeError("x0 and b live in different array namespaces")
+    if not xp.isdtype(x0.dtype, "real floating"):
+        raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
     if b.shape[0] == 0:
         return b
     if kind == "diagonal":

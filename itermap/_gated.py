@@ -21,6 +21,7 @@ import numpy as np
 
 from ._activations import get_activation
 from ._backend import namespace
+from ._checks import check_bool
 from ._map import Map
 
 __all__ = ["ElmanRNNMap", "GRUMap", "LSTMMap", "RecurrentMap"]
@@ -40,7 +41,12 @@ def _sigmoid_inplace(a):
 
 def _as_weight(name, w, shape=None, dtype=None):
     if not hasattr(w, "shape"):
-        w = np.asarray(w, dtype=float)
+        if w is None or isinstance(w, str | bytes):
+            raise TypeError(f"{name} must be an array, got {type(w).__name__}")
+        try:
+            w = np.asarray(w, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real array ({err})") from None
     xp = namespace(w)
     if shape is not None and tuple(w.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(w.shape)}, expected {tuple(shape)}")
@@ -136,7 +142,7 @@ class _ElmanCell(_Cell):
 
     def __init__(self, *args, nonlinearity="tanh", **kwargs):
         super().__init__(*args, **kwargs)
-        if nonlinearity not in ("tanh", "relu"):
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self._f = get_activation(nonlinearity)
@@ -358,7 +364,7 @@ class RecurrentMap(Map):
             if layer.dtype != layers[0].dtype:
                 raise ValueError(f"layer {l} has dtype {layer.dtype}, layer 0 {layers[0].dtype}")
         self.layers = layers
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_bool("batch_first", batch_first)
         starts = np.cumsum([0] + [c.state_size for c in layers])
         self._slices = tuple(slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:]))
         self._dim = int(starts[-1])

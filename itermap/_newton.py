@@ -25,6 +25,7 @@ import numpy as np
 
 from ._affine_scan import linear_recurrence
 from ._backend import is_sparse, namespace
+from ._checks import check_choice, check_int, check_real
 from ._io import saveable
 from ._iterate import Trajectory, _check_finite, resolve_inputs
 from ._protocol import as_map
@@ -488,31 +489,21 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
     """
     from ._iterate import iterate as _sequential
 
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
-    if keep not in ("all", "last"):
-        raise ValueError(f"keep must be 'all' or 'last', got {keep!r}")
-    if jacobian not in JACOBIANS:
-        raise ValueError(f"jacobian must be one of {JACOBIANS}, got {jacobian!r}")
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float, np.floating)) \
-            or not math.isfinite(damping) or damping < 0:
-        raise ValueError(f"damping must be a finite number >= 0, got {damping!r}")
-    damping = float(damping)
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float,
-                                                                           np.floating))
-                            or not math.isfinite(tol) or tol <= 0):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
-    for name, value in (("max_iter", max_iter), ("chunk", chunk), ("max_cg", max_cg)):
-        if value is not None and (isinstance(value, bool) or not isinstance(
-                value, (int, np.integer)) or value < (0 if name == "max_iter" else 1)):
-            kind = "non-negative" if name == "max_iter" else "positive"
-            raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    steps = check_int("steps", steps, 0)
+    every = check_int("every", every, 1)
+    keep = check_choice("keep", keep, ("all", "last"))
+    jacobian = check_choice("jacobian", jacobian, JACOBIANS)
+    fallback = check_choice("fallback", fallback, FALLBACKS)
+    damping = check_real("damping", damping, minimum=0.0)
+    if tol is not None:
+        tol = check_real("tol", tol, positive=True)
+    if max_iter is not None:
+        max_iter = check_int("max_iter", max_iter, 0)
+    if chunk is not None:
+        chunk = check_int("chunk", chunk, 1)
+    max_cg = check_int("max_cg", max_cg, 1)
     m = as_map(map)
-    x = m._check_state(x0)
+    x = m._check_state(x0, "x0")
     xp = namespace(x)
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError("x0 contains NaN or inf")

@@ -551,6 +551,8 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
     >>> bool(hist.accuracy[-1] > 0.9), hist.loss.shape
     (True, (60,))
     """
+    # long: the epoch loop keeps the optimizer, early-stopping, checkpoint and resume state
+    # in one place
     m = as_map(map)
     if not isinstance(m, IterativeMap):
         raise TypeError(f"map: train needs an IterativeMap (its weights are the parameters), "

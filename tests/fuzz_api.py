@@ -282,6 +282,24 @@ def _history():
     return itermap.train(mlp, x, y, epochs=2, batch_size=4, rng=0, progress=False)[1]
 
 
+def _gru_weights():
+    g = np.random.default_rng(1)
+    return (g.normal(size=(9, 2)) * 0.5, g.normal(size=(9, 3)) * 0.5, g.normal(size=9) * 0.1,
+            g.normal(size=9) * 0.1)
+
+
+def _fold_family(u):
+    return IterativeMap(np.array([[1.5]]), np.array([float(u)]), "tanh")
+
+
+def _basins():
+    return analysis.basins(logistic(2.5), np.linspace(0.1, 0.9, 6)[:, None], steps=60)
+
+
+def _continuation():
+    return analysis.continuation(_fold_family, [-0.3, 0.3], np.array([0.8]), max_points=60)
+
+
 def _square(x):
     return x * x
 
@@ -418,6 +436,61 @@ def cases() -> dict:
         "plots.training_history": Case(plots.training_history, {
             "history": P(_history(), "result"), "metric": P("loss", "choice")},
             positional=("history",)),
+        # -- recurrent maps, parallel in time ---------------------------------------
+        "GRUMap": Case(itermap.GRUMap, {
+            "weight_ih": P(_gru_weights()[0], "array"), "weight_hh": P(_gru_weights()[1], "array"),
+            "bias_ih": P(_gru_weights()[2], "array", optional=True),
+            "bias_hh": P(_gru_weights()[3], "array", optional=True),
+            "batch_first": P(False, "bool")},
+            positional=("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+            skip={"weight_ih": {"wrong shape"}}),  # another input width is another GRU
+        "LSTMMap": Case(itermap.LSTMMap, {
+            "weight_ih": P(np.ones((12, 2)) * 0.1, "array"),
+            "weight_hh": P(np.ones((12, 3)) * 0.1, "array"),
+            "bias_ih": P(np.zeros(12), "array", optional=True),
+            "bias_hh": P(np.zeros(12), "array", optional=True),
+            "batch_first": P(False, "bool")},
+            positional=("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+            skip={"weight_ih": {"wrong shape"}}),
+        "ElmanRNNMap": Case(itermap.ElmanRNNMap, {
+            "weight_ih": P(np.ones((3, 2)) * 0.1, "array"),
+            "weight_hh": P(np.eye(3) * 0.5, "array"),
+            "bias_ih": P(np.zeros(3), "array", optional=True),
+            "bias_hh": P(np.zeros(3), "array", optional=True),
+            "nonlinearity": P("tanh", "choice"), "batch_first": P(False, "bool")},
+            positional=("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+            skip={"weight_ih": {"wrong shape"}}),
+        "newton_iterate": Case(itermap.newton_iterate, {
+            "map": P(RNN, "map"), "x0": P(x5, "state"), "steps": P(8, "int>=0"),
+            "jacobian": P("full", "choice"), "damping": P(0.0, "float>=0"),
+            "tol": P(None, "float>0", optional=True), "max_iter": P(None, "int>=1", optional=True),
+            "fallback": P("raise", "choice"), "chunk": P(None, "int>=1", optional=True),
+            "max_cg": P(100, "int>=1")}, positional=("map", "x0", "steps")),
+        "affine_scan": Case(itermap.affine_scan, passes_nan=True, nan_ok=True, params={
+            "A": P(np.full((4, 2, 2), 0.5), "array"), "b": P(np.ones((4, 2)), "array"),
+            "kind": P("full", "choice")}, positional=("A", "b"),
+            skip={"A": {"wrong shape"}, "b": {"wrong shape"}}),
+        "linear_recurrence": Case(itermap.linear_recurrence, passes_nan=True, nan_ok=True,
+                                  params={
+            "A": P(np.full((4, 2, 2), 0.5), "array"), "b": P(np.ones((4, 2)), "array"),
+            "x0": P(np.zeros(2), "array"), "kind": P("full", "choice")},
+            positional=("A", "b", "x0")),
+        "basins": Case(analysis.basins, {
+            "map": P(logistic(2.5), "map"), "x0": P(np.array([[0.2], [0.7]]), "state"),
+            "steps": P(40, "int>=1"), "max_period": P(4, "int>=1"), "tol": P(1e-6, "float>0")},
+            positional=("map", "x0"), nan_fields=("final",)),  # NaN: a diverged start
+        "continuation": Case(analysis.continuation, {
+            "make_map": P(_fold_family, "callable"), "values": P([-0.3, 0.3], "values"),
+            "x_start": P(np.array([0.8]), "state"), "tol": P(1e-10, "float>0"),
+            "max_points": P(60, "int>=1"), "max_step": P(None, "float>0", optional=True),
+            "min_step": P(1e-9, "float>0")}, positional=("make_map", "values", "x_start"),
+            skip={"values": {"2-d"}}),
+        "plots.basins": Case(plots.basins, {
+            "result": P(_basins(), "result"), "shape": P((2, 3), "dims")},
+            positional=("result", "shape"), skip={"shape": {"out of range"}}),
+        "plots.continuation": Case(plots.continuation, {
+            "result": P(_continuation(), "result"), "component": P(0, "int>=0")},
+            positional=("result",), skip={"component": {"negative"}}),
         # -- analyses ---------------------------------------------------------------
         "find_fixed_points": Case(analysis.find_fixed_points, {
             "map": P(HENON, "map"), "x0": P(np.array([[0.6, 0.2]]), "state",
@@ -581,6 +654,20 @@ EXEMPT = {
     "TrainState": "a saved optimizer state of train",
     "FlipFlopAnalysis": "a result record",
     "CovariantVectors": "a result record",
+    "Basins": "a result record",
+    "Continuation": "a result record",
+    "NewtonLyapunovScan": "a result record",
+    "NewtonTrajectory": "a result record of iterate(method='newton')",
+    "NewtonConvergenceError": "an exception type",
+    "STATUS": "a constant (the names of the per-start states)",
+    "RecurrentMap": "the stack of GRU/LSTM/RNN layers that from_torch builds; its layer maps"
+                    " are in the catalogue",
+    "from_torch": "needs torch modules or their state dicts; tests/test_torch.py checks its"
+                  " errors layer by layer",
+    "to_torch": "needs torch (CI has none); tests/test_torch_live.py",
+    "newton_lyapunov_scan": "trains nothing but runs a scan over gains (seconds); its options"
+                            " are checked in tests/test_parallel_in_time.py",
+    "newton_lyapunov": "draws a NewtonLyapunovScan, see tests/test_parallel_in_time.py",
     "FiniteTimeExponents": "a result record",
     "ParameterComparison": "a result record",
     "equal_parameter_comparison": "trains 5 seeds x 5 models (minutes); its options are checked"

@@ -221,7 +221,7 @@ def test_every_and_keep_match_the_sequential_run():
 def test_newton_trajectory_saves_and_loads(tmp_path):
     m = random_rnn(5, gain=0.6, rng=1)
     traj = iterate(m, np.ones(5) * 0.5, 30, method="newton")
-    back = itermap.load(itermap.save(traj, os.path.join(tmp_path, "traj")))
+    back = itermap.load(itermap.save(traj, os.path.join(tmp_path, "traj.npz")))
     assert isinstance(back, itermap.NewtonTrajectory)
     np.testing.assert_array_equal(back.states, traj.states)
     np.testing.assert_array_equal(back.residuals, traj.residuals)

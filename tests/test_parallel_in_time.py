@@ -40,7 +40,7 @@ def test_the_scan_is_seeded_and_saveable(scan, tmp_path):
                                  lyapunov_steps=500, transient=100, rng=1)
     np.testing.assert_array_equal(again.iterations, scan.iterations)
     np.testing.assert_array_equal(again.lyapunov, scan.lyapunov)
-    back = itermap.load(itermap.save(scan, os.path.join(tmp_path, "scan")))
+    back = itermap.load(itermap.save(scan, os.path.join(tmp_path, "scan.npz")))
     np.testing.assert_array_equal(back.iterations, scan.iterations)
     assert back.steps == 64 and back.jacobian == "full"
 

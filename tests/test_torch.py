@@ -104,10 +104,15 @@ def test_gru_fixed_points_match_scipy_on_torch_cell():
     # each root scipy found on torch's cell is a fixed point of the imported map
     for p in want:
         assert np.max(np.abs(m.step(p, u) - p)) < 1e-12
-    # from the same starts, Newton's paths and scipy's (hybr) differ but mostly agree
-    ours = np.asarray(find_fixed_points(m, io["fp_starts"], inputs=u).points)
+    # from the same starts, Newton's paths and scipy's (hybr) differ: ours reach at least as
+    # many distinct points, most of scipy's among them, each a fixed point of the map
+    res = find_fixed_points(m, io["fp_starts"], inputs=u)
+    ours = np.asarray(res.points)
+    assert len(ours) >= len(want)
+    assert np.all(np.max(np.abs(m.step(ours, np.tile(u, (len(ours), 1))) - ours), axis=1)
+                  < 1e-10)
     dist = np.array([np.min(np.max(np.abs(ours - p), axis=1)) for p in want])
-    assert np.mean(dist < 1e-9) >= 0.8, dist
+    assert np.mean(dist < 1e-9) >= 0.75, dist
     assert np.all(np.abs(ours) < 1)  # h = n in (-1, 1): none of the spurious saturated roots
     # from starts near each of scipy's roots, every one is found
     near = want + 1e-3 * np.random.default_rng(0).normal(size=want.shape)

@@ -37,8 +37,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 #: Network names become file names and keys: identifiers only.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 #: the names in itermap.ACTIVATIONS (a test keeps them equal)
-Activation = Literal["elu", "identity", "leaky_relu", "linear", "relu", "sigmoid", "sin",
-                     "softplus", "tanh"]
+Activation = Literal["elu", "gelu", "identity", "leaky_relu", "linear", "relu", "sigmoid",
+                     "silu", "sin", "softplus", "tanh"]
 
 
 class GainRange(SpecModel):
