@@ -790,10 +790,12 @@ def _followers(follows, fate, roots, active):
 
 def _progress_bar(progress, total, dim, n_starts):
     """A tqdm bar over the search's iterations (a no-op one when progress=False)."""
+    if progress is False:
+        # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
+        from tqdm import tqdm as disabled
+        return disabled(total=total, disable=True)
     from tqdm.auto import tqdm
 
-    if progress is False:
-        return tqdm(total=total, disable=True)
     return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
                 unit="it", leave=False, delay=0.0 if progress else 2.0)
 
