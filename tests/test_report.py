@@ -541,7 +541,8 @@ def test_cli_report_errors_and_progress(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[1/3] equivalence (mlp)" in err and "report written" in err
     assert main(["report", "no_such_example", "--out", str(tmp_path / "x")]) == 2
-    assert "no example of that name (examples: chaos_scan, example" in capsys.readouterr().err
+    assert "no example of that name (examples: chaos_scan, dynamics, example" in \
+        capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report"])  # neither a spec nor --example
 
@@ -672,3 +673,53 @@ def test_readme_says_what_the_example_shows(tmp_path):
     assert round(scan["transition_gain"], 1) == 1.4 and "about 1.4" in readme
     assert (round(lo, 1), round(hi, 1)) == (1.3, 1.6) and "interval of 1.3-1.6" in readme
     assert round(scan["mean_field_gain_at_threshold"], 2) == 1.15 and "only at 1.15" in readme
+
+
+# -- the kinds of the later topics, run end to end from their shipped specs ----------------------
+def _numbers(results, kind):
+    (section,) = [a for a in results["analyses"] if a["kind"] == kind]
+    return section["numbers"]
+
+
+@pytest.mark.slow
+def test_dynamics_example_against_closed_forms(tmp_path):
+    res = run_report(load_spec(_report.examples()["dynamics"]), tmp_path / "dyn")
+    assert not res["failed"]
+    mc = _numbers(res, "memory_capacity")
+    # an MLP of two layers keeps the input for exactly two steps (its finite impulse response)
+    assert 1.95 < mc["mlp"]["capacity"] < 2.05 and max(mc["mlp"]["r2"][2:]) < 0.02
+    assert mc["rnn"]["capacity"] > mc["mlp"]["capacity"] + 2  # recurrence adds memory
+    cont = _numbers(res, "continuation")   # folds where g (1 - x^2) = 1
+    np.testing.assert_allclose(cont["folds_found"], cont["folds_closed_form"], atol=1e-6)
+    g = cont["gain"]
+    x = np.sqrt(1 - 1 / g)
+    assert cont["folds_closed_form"][0] == pytest.approx(np.arctanh(x) - g * x, abs=1e-12)
+    newton = _numbers(res, "newton")
+    lam = np.ravel(newton["lyapunov"])
+    its = np.ravel(newton["iterations"])
+    contracting = lam < -0.1
+    assert all(np.ravel(newton["converged"])[contracting])
+    assert its[contracting].max() < its[~contracting].max()  # slower towards lambda = 0
+    clv = _numbers(res, "covariant_vectors")
+    assert 0 <= clv["min_angle_12"] <= clv["median_angle_12"] <= np.pi / 2
+    ft = _numbers(res, "finite_time")
+    assert ft["windows"] == 100 and all(s > 0 for s in ft["std"])
+    stems = sorted(p.name for p in (tmp_path / "dyn" / "figures").glob("*.png"))
+    assert [s[:5] for s in stems] == ["fig01", "fig02", "fig03", "fig04", "fig05"]
+
+
+@pytest.mark.slow
+def test_trained_networks_example_reproduces_the_claims(tmp_path):
+    res = run_report(load_spec(_report.examples()["trained_networks"]), tmp_path / "tr")
+    assert not res["failed"]
+    tr = _numbers(res, "train")
+    acc = dict(zip(tr["names"], np.mean(tr["accuracy"], axis=1)))
+    assert acc["mlp"] >= 0.95                       # the paper's MLP on digits
+    params = dict(zip(tr["names"], tr["trainable"]))
+    for name in tr["names"]:
+        if name.startswith("sparse"):               # equal trainable counts, within 2 %
+            assert abs(params[name] - params["mlp"]) <= 0.02 * params["mlp"]
+            assert acc[name] >= acc["mlp"] - 0.05   # within a few points of the MLP
+    ff = _numbers(res, "flip_flop")
+    assert ff["bit_accuracy"] >= 0.99
+    assert ff["stable"] == 8 and ff["patterns_of_stable_points"] == 8

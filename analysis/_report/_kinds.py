@@ -483,7 +483,7 @@ def lyapunov(cfg, ctx, out):
     res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim), transient=cfg.transient,
                             inputs=u, rng=ctx.rng)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
-    shown = min(res.k, 6)
+    shown = res.k  # the convergence panel draws every exponent
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
                f"{cfg.starts} starts with standard errors) and the convergence of the "
@@ -724,3 +724,7 @@ def orbit_diagram(cfg, ctx, out):
                        distinct_values=[int(np.unique(np.round(r, 6)).size) for r in s],
                        spread=np.nan_to_num(np.nanmax(s, 1) - np.nanmin(s, 1)).tolist())
 
+
+
+# the kinds of the other topics register themselves on import (after the helpers above)
+from . import _kinds_dynamics, _kinds_training  # noqa: E402, F401

@@ -1,0 +1,116 @@
+"""Report kinds for trained networks: the paper's equal-parameter comparison and the flip-flop.
+
+Each is one settings model and one function, registered in ``KINDS`` like those of
+``_kinds.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ._kinds import _fmt, _new_axes, report_kind
+from ._models import AnalysisModel, Cost, Count, Name
+
+Density = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class TrainKind(AnalysisModel):
+    """MLP against sparse maps at equal trainable parameters on digits (the paper's claim)."""
+
+    kind: Literal["train"]
+    hidden: Count = 64
+    densities: list[Density] = Field(default=[0.5, 0.25, 0.1], min_length=1)
+    seeds: Count = 3
+    epochs: Count = 15
+    steps: Count = 3
+
+    def network_names(self):
+        return []
+
+    def title(self):
+        return "training: MLP against sparse maps at equal trainable parameters (digits)"
+
+    def cost(self, sizes):
+        # one digits epoch of a 64-hidden map on 3 steps: about 0.05 s on a small machine
+        per_epoch = 0.05 * (self.hidden / 64) * (self.steps / 3) * 3  # sparse maps are slower
+        models = 2 + len(self.densities)
+        return Cost(bytes=50e6, seconds=models * self.seeds * self.epochs * per_epoch,
+                    memory_key="hidden", time_key="epochs")
+
+
+@report_kind(TrainKind)
+def train(cfg, ctx, out):
+    from .. import plots
+    from .._training import equal_parameter_comparison
+
+    res = equal_parameter_comparison(hidden=cfg.hidden, densities=tuple(cfg.densities),
+                                     seeds=cfg.seeds, epochs=cfg.epochs, steps=cfg.steps)
+    fig, ax = _new_axes()
+    plots.accuracy_vs_parameters(res, ax=ax)
+    out.figure("accuracy_vs_parameters", fig,
+               f"Test accuracy on digits (mean ± sd over {cfg.seeds} seeds, {cfg.epochs} "
+               f"epochs, {cfg.steps} steps) against trainable parameters: the MLP, the "
+               "continuum (dense lateral and recurrent blocks) and sparse R=p maps sized to "
+               "the MLP's trainable count.")
+    acc = np.asarray(res.accuracy, dtype=float)
+    params = np.asarray(res.params)
+    secs = np.asarray(res.seconds, dtype=float)
+    rows = []
+    for i, name in enumerate(res.names):
+        a = acc[i]
+        rows.append([name, int(np.round(np.mean(params[i]))), f"{a.mean():.4f}",
+                     _fmt(float(a.std(ddof=1)) if a.size > 1 else None, ".4f"),
+                     f"{float(np.mean(secs[i])):.2f}"])
+    out.numbers.update(names=list(res.names), accuracy=acc.tolist(),
+                       trainable=np.asarray(params).tolist(), seconds=secs.tolist(),
+                       seeds=cfg.seeds, epochs=cfg.epochs)
+    out.table("Test accuracy at equal trainable parameters",
+              ["model", "trainable", "accuracy", "sd", "seconds"], rows)
+
+
+class FlipFlopKind(AnalysisModel):
+    """A trained 3-bit flip-flop RNN: bit accuracy and its memory states (Sussillo & Barak)."""
+
+    kind: Literal["flip_flop"]
+    network: Name
+    trials: Count = 64
+    steps: Count = 300
+    starts: Count = 512
+
+    def cost(self, sizes):
+        s = sizes[self.network]
+        return Cost(bytes=8.0 * (self.starts * s.dim * s.dim + self.trials * self.steps * s.dim),
+                    seconds=2.0 + 3e-6 * self.starts * s.dim ** 2, memory_key="starts",
+                    time_key="starts")
+
+
+@report_kind(FlipFlopKind)
+def flip_flop(cfg, ctx, out):
+    from .. import plots
+    from .._training import flip_flop_analysis
+
+    net = ctx.nets[cfg.network]
+    res = flip_flop_analysis(net, trials=cfg.trials, steps=cfg.steps, starts=cfg.starts,
+                             rng=ctx.rng)
+    fig, ax = _new_axes()
+    hidden = res.hidden if res.hidden.shape[-1] == net.sizes[1] else net.read_block(res.hidden, 1)
+    plots.fixed_points_pca({"points": net.read_block(res.points, 1),
+                            "n_unstable": res.n_unstable}, hidden, ax=ax)
+    out.figure(f"flip_flop_{cfg.network}", fig,
+               f"Fixed points of {cfg.network} at zero input in the top two principal "
+               "components of its trajectories (grey): stable points (one per bit pattern) "
+               "and saddles with one unstable direction between them.")
+    n_unstable = np.asarray(res.n_unstable)
+    out.numbers.update(bit_accuracy=float(res.bit_accuracy), points=int(len(n_unstable)),
+                       stable=int(np.sum(n_unstable == 0)),
+                       saddles_one_unstable=int(np.sum(n_unstable == 1)),
+                       patterns_of_stable_points=int(res.n_patterns))
+    out.table(f"{cfg.network}: the flip-flop's memory states", ["quantity", "value"],
+              [["bit accuracy on fresh trials", f"{float(res.bit_accuracy):.4f}"],
+               ["fixed points found", len(n_unstable)],
+               ["stable", int(np.sum(n_unstable == 0))],
+               ["saddles (one unstable direction)", int(np.sum(n_unstable == 1))],
+               ["bit patterns of the stable points", int(res.n_patterns)]])
