@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import as_map, resolve_inputs, saveable
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
 from ._checks import check_int as _check_int
@@ -62,12 +63,12 @@ class CovariantVectors:
         Whether ``x0`` was a batch.
     """
 
-    vectors: object
-    times: object
-    angles: object
-    participation_ratio: object
-    exponents: object
-    covariant_exponents: object
+    vectors: Array
+    times: Array
+    angles: Array
+    participation_ratio: Array
+    exponents: Array
+    covariant_exponents: Array
     steps: int
     transient: int
     backward_transient: int
@@ -80,7 +81,7 @@ class CovariantVectors:
                 f"steps={self.steps})")
 
 
-def clv_angles(vectors):
+def clv_angles(vectors: Array) -> Array:
     """Angles in ``[0, pi/2]`` between the lines of the columns of ``vectors`` (..., dim, k).
 
     Examples
@@ -111,7 +112,7 @@ def _vector_frames(vectors):
     return V
 
 
-def participation_ratio(vectors):
+def participation_ratio(vectors: Array) -> Array:
     """``(sum v^2)^2 / sum v^4`` of each column of ``vectors`` (..., dim, k): 1 to ``dim``.
 
     Examples
@@ -166,8 +167,10 @@ def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
     return saved, growth
 
 
-def covariant_lyapunov_vectors(map, x0, steps, *, k=None, transient=100,
-                               backward_transient=None, save_every=1, inputs=None, rng=0):
+def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | None = None,
+                               transient: int = 100, backward_transient: int | None = None,
+                               save_every: int = 1, inputs: Array | None = None,
+                               rng: RngLike = 0) -> CovariantVectors:
     """Covariant Lyapunov vectors along one or a batch of trajectories (Ginelli's method).
 
     Parameters

@@ -20,6 +20,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 import itermap
+from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool, check_memory, check_real_array
@@ -122,22 +123,22 @@ class FixedPoints:
         ``q = 1/2 ||F^p(x) - x||^2`` at the slow points.
     """
 
-    points: object
-    residuals: object
-    jacobians: object
-    eigenvalues: object
-    stable: object
-    n_unstable: object
+    points: Array
+    residuals: Array
+    jacobians: Array
+    eigenvalues: Array
+    stable: Array
+    n_unstable: Array
     n_unconverged: int
     period: int = 1
-    orbit: object = None
-    min_period: object = None
+    orbit: Array | None = None
+    min_period: Array | None = None
     n_starts: int = 0
-    slow_points: object = None
-    slow_residuals: object = None
-    slow_eigenvalues: object = None
-    status: object = None
-    slow_q: object = None
+    slow_points: Array | None = None
+    slow_residuals: Array | None = None
+    slow_eigenvalues: Array | None = None
+    status: Array | None = None
+    slow_q: Array | None = None
 
     @property
     def n_converged(self) -> int:
@@ -701,7 +702,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                                             patience=0, bar=bar)
                 # the starts that stalled (and those merged into them) wander from where
                 # the global phase left them, each on its own
-                again = np.flatnonzero(st == GAVE_UP_STALLED) if patience else []
+                again: np.ndarray | list[int] = (np.flatnonzero(st == GAVE_UP_STALLED) if patience
+                                                 else [])
                 if len(again):
                     fx2, fr2, st[again], _, _ = _search(
                         F, _take(xp, xc, again), xp, eye, tol=tol, max_iter=max_iter,

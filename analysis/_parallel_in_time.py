@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itermap import NewtonConvergenceError, as_rng, iterate, random_rnn, saveable
+from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
+from itermap._types import Array, RngLike
 
 from ._checks import check_int as _check_int
 from ._lyapunov import lyapunov_spectrum
@@ -47,10 +48,10 @@ class NewtonLyapunovScan:
         ``"full"`` (DEER) or ``"diagonal"`` (quasi-DEER).
     """
 
-    gains: object
-    lyapunov: object
-    iterations: object
-    converged: object
+    gains: Array
+    lyapunov: Array
+    iterations: Array
+    converged: Array
     steps: int
     n: int
     jacobian: str = "full"
@@ -62,9 +63,9 @@ class NewtonLyapunovScan:
                 f"{np.size(self.converged)})")
 
 
-def newton_lyapunov_scan(gains=None, *, n: int = 32, steps: int = 256, trials: int = 2,
+def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int = 256, trials: int = 2,
                          jacobian: str = "full", lyapunov_steps: int = 2000,
-                         transient: int = 200, rng=0) -> NewtonLyapunovScan:
+                         transient: int = 200, rng: RngLike = 0) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
     For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``
@@ -148,6 +149,7 @@ def newton_lyapunov_scan(gains=None, *, n: int = 32, steps: int = 256, trials: i
             try:
                 traj = iterate(m, x0, steps, method="newton", jacobian=jacobian,
                                max_iter=steps)
+                assert isinstance(traj, NewtonTrajectory)  # what method="newton" returns
                 iters[i, j], conv[i, j] = traj.iterations, True
             except NewtonConvergenceError as err:
                 iters[i, j], conv[i, j] = max(err.iterations, steps), False

@@ -10,12 +10,14 @@ steps, optimizer and epochs over several seeds.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 import itermap
 from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
+from itermap._types import RngLike
 
 from ._checks import check_choice, check_int, check_real
 
@@ -77,7 +79,8 @@ def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: i
     return h
 
 
-def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None) -> IterativeMap:
+def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
+                 rng: RngLike = None) -> IterativeMap:
     """A fresh digits model ``[64, hidden, 10]`` as an iterative map.
 
     Parameters
@@ -117,7 +120,9 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None)
                         input_block=0)
 
 
-def equal_parameter_comparison(*, hidden: int = 64, densities=(0.5, 0.25, 0.1), seeds=5,
+def equal_parameter_comparison(*, hidden: int = 64,
+                               densities: Sequence[float] = (0.5, 0.25, 0.1),
+                               seeds: int | Sequence[int] = 5,
                                epochs: int = 30, steps: int = 3, lr: float = 3e-3,
                                batch_size: int = 64, progress: bool = False
                                ) -> ParameterComparison:
@@ -187,8 +192,9 @@ class FlipFlopAnalysis:
     hidden: np.ndarray
 
 
-def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int = 1024,
-                       noise: float = 0.02, keep_trials: int = 20, rng=0) -> FlipFlopAnalysis:
+def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
+                       starts: int = 1024, noise: float = 0.02, keep_trials: int = 20,
+                       rng: RngLike = 0) -> FlipFlopAnalysis:
     """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
 
     ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout
@@ -215,11 +221,11 @@ def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int =
     bits = net.input_size
     u, y = datasets.flip_flop(trials, steps, bits=bits, rng=gen)
     x = net.zeros(trials)
-    states = []
+    rows = []
     for t in range(steps):
         x = net.step(x, u[t])
-        states.append(x)
-    states = np.stack(states)
+        rows.append(x)
+    states = np.stack(rows)
     out = net.readout(states)[1:]
     held = y[:-1] != 0
     accuracy = float(np.mean(np.sign(out)[held] == y[:-1][held]))

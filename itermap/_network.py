@@ -540,7 +540,8 @@ class IterativeMap(Map):
         return xp.reshape(out, (*lead, self.dim))
 
     # -- gradients for training ---------------------------------------------
-    def step_with_derivative(self, x, u=None):
+    def step_with_derivative(self, x: Array, u: Array | None = None
+                             ) -> tuple[Array, Array, Array]:
         """``(x', step(x, u), f'(z))``: the state with its input block set to ``u``
         (what ``W`` multiplies), the next state, and the activation's derivative
         at the pre-activation ``z = W x' + b`` (zero on the input block).
@@ -556,10 +557,11 @@ class IterativeMap(Map):
         if u is None:
             return x, y, d
         xin = [x[..., s] for s in self._slices]
-        xin[self.input_block] = u
+        xin[self.input_block] = u  # type: ignore[index]  # u is refused without one
         return xp.concat(xin, axis=-1), y, d
 
-    def parameter_gradient(self, x, w, u=None):
+    def parameter_gradient(self, x: Array, w: Array, u: Array | None = None
+                           ) -> tuple[dict[tuple[int, int], Any], Array]:
         """The gradient of ``L = sum(w * step(x, u))`` with respect to ``W`` and ``b``.
 
         Parameters
@@ -614,7 +616,8 @@ class IterativeMap(Map):
                 out[key] = vals
         return out, xp.sum(g, axis=0)
 
-    def block_gradient(self, key, g, xin, *, rows=None, cols=None):
+    def block_gradient(self, key: tuple[int, int], g: Array, xin: Array, *,
+                       rows: Array | None = None, cols: Array | None = None) -> Array:
         """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'``, both
         ``(n, dim)`` (rows summed). A dense block gives ``g_i^T x'_j``; a sparse
         block the values at its nonzeros, in sorted CSR order, or at ``rows, cols``

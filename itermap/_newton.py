@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from ._io import saveable
 from ._iterate import Trajectory, _check_finite, resolve_inputs
 from ._protocol import as_map
 from ._rng import as_rng
+from ._types import Array, MapLike
 
 __all__ = ["NewtonConvergenceError", "NewtonTrajectory", "newton_iterate"]
 
@@ -52,7 +54,8 @@ class NewtonConvergenceError(ValueError):
         sequential trajectory (None where it could not be estimated).
     """
 
-    def __init__(self, message, *, iterations=0, residuals=(), lyapunov_exponent=None):
+    def __init__(self, message: str, *, iterations: int = 0, residuals: Array = (),
+                 lyapunov_exponent: float | None = None):
         super().__init__(message)
         self.iterations = iterations
         self.residuals = np.asarray(residuals, dtype=float)
@@ -86,7 +89,7 @@ class NewtonTrajectory(Trajectory):
     """
 
     iterations: int = 0
-    residuals: object = None
+    residuals: Array | None = None
     converged: bool = True
     jacobian: str = "full"
     damping: float = 0.0
@@ -398,9 +401,11 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
             X, prev, flat, FX = X_try, prev_t, flat_t, FX_t
 
 
-def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian="full",
-                   damping=0.0, tol=None, max_iter=None, initial=None, fallback="raise",
-                   chunk=None, max_cg=100):
+def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, every: int = 1,
+                   keep: str = "all", jacobian: str = "full", damping: float = 0.0,
+                   tol: float | None = None, max_iter: int | None = None, initial: Any = None,
+                   fallback: str = "raise", chunk: int | None = None,
+                   max_cg: int = 100) -> NewtonTrajectory:
     """Run ``map`` for ``steps`` steps by Newton's method over the whole trajectory.
 
     Called by :func:`itermap.iterate` with ``method="newton"``; see there for
@@ -537,7 +542,7 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         if initial is None or (isinstance(initial, str) and initial in ("start",)):
             X0 = xp.broadcast_to(start[None, ...], (hi - lo, B, d))
         else:
-            X0 = guess[lo:hi, ...]
+            X0 = guess[lo:hi, ...]  # type: ignore[index]  # set: steps > 0 here
         X, its, hist, ok, overflow = _solve_window(
             m, start, U, X0, kind=jacobian, sizes=sizes, damping=damping, tol=tol,
             max_iter=max_iter, max_cg=max_cg, xp=xp)

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
 from ._protocol import as_map
 from ._rng import as_rng
+from ._types import Array, MapLike, RngLike
 
 __all__ = ["train", "TrainHistory", "TrainState", "NonFiniteLossError", "evaluate",
            "loss_and_gradient", "trainable_count"]
@@ -38,7 +40,8 @@ class NonFiniteLossError(FloatingPointError):
     holds the last map whose loss was finite, ``history`` the epochs done.
     """
 
-    def __init__(self, message, *, epoch, step, map, history):
+    def __init__(self, message: str, *, epoch: int, step: int, map: Any,
+                 history: TrainHistory | None):
         super().__init__(message)
         self.epoch, self.step, self.map, self.history = epoch, step, map, history
 
@@ -243,7 +246,7 @@ def _trainable_flag(key, block, flag):
     return flag
 
 
-def trainable_count(m) -> int:
+def trainable_count(m: MapLike) -> int:
     """Trainable parameters of ``m`` as :func:`train` counts them.
 
     Stored weights outside the input block's rows (honouring a ``trainable``
@@ -456,13 +459,16 @@ def _take(arr, idx, axis, backend, dtype, xp):
 
 
 # -- the entry point --------------------------------------------------------------------
-def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_entropy",
-          at: str = "last", epochs: int = 20, batch_size: int = 64, lr: float = 1e-2,
-          rng=None, optimizer: str = "adam", momentum: float = 0.9,
-          weight_decay: float = 0.0, clip_norm: float | None = None, schedule=None,
-          validation: float = 0.0, validation_data=None, patience: int | None = None,
+def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+          loss: str = "cross_entropy", at: str = "last", epochs: int = 20,
+          batch_size: int = 64, lr: float = 1e-2, rng: RngLike = None,
+          optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
+          clip_norm: float | None = None, schedule: Any = None, validation: float = 0.0,
+          validation_data: tuple[Array, Array] | None = None, patience: int | None = None,
           freeze_bias: bool = False, checkpoint: int | None = None, progress: bool = True,
-          save_state=None, resume=None):
+          save_state: str | os.PathLike | None = None,
+          resume: str | os.PathLike | TrainState | None = None
+          ) -> tuple[IterativeMap, TrainHistory]:
     """Train the weights and biases of an iterative map by backpropagation through time.
 
     At each of ``steps`` steps from the zero state, the map's input block is
@@ -584,7 +590,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
     sample_axis = 1 if seq else 0
     target_axis = 1 if at == "all" else 0
 
-    hist = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
+    hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
     start_epoch, best_theta, best_val, bad_epochs = 0, None, math.inf, 0
     val_index = None
     if resume is not None:
@@ -621,7 +627,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
         X, Yt = np.take(X, train_index, axis=sample_axis), np.take(Yt, train_index,
                                                                    axis=target_axis)
         n = len(train_index)
-    if Xv is not None:
+    if Xv is not None and Yv is not None:  # set together
         Xv_b = _take(Xv, np.arange(Xv.shape[sample_axis]), sample_axis, backend, dtype, xp)
         Yv_b = _take(Yv, np.arange(Yv.shape[target_axis]), target_axis, backend, dtype, xp)
 
@@ -693,7 +699,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
             if save_state is not None:
                 save(TrainState(theta=to_numpy(theta), moment1=_host(opt.state()["m"]),
                                 moment2=_host(opt.state()["v"]), step_count=opt.count,
-                                epoch=epoch + 1, rng_state=gen.bit_generator.state,
+                                epoch=epoch + 1, rng_state=dict(gen.bit_generator.state),
                                 history={k: list(v) for k, v in hist.items()},
                                 best_theta=_host(best_theta), best_val=best_val,
                                 bad_epochs=bad_epochs, validation_index=val_index), save_state)
@@ -731,8 +737,10 @@ def _history(hist, lay, mask, loss, optimizer, best_epoch, stopped):
                         loss_name=loss, optimizer=optimizer)
 
 
-def loss_and_gradient(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",
-                      checkpoint=None):
+def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+                      loss: str = "cross_entropy", at: str = "last",
+                      checkpoint: int | None = None
+                      ) -> tuple[float, dict[tuple[int, int], Any], Array]:
     """The training loss of ``map`` on a batch and its gradient, as :func:`train` uses them.
 
     Returns
@@ -775,8 +783,9 @@ def loss_and_gradient(map, inputs, targets, *, steps=None, loss="cross_entropy",
     return float(to_numpy(lv)), blocks, grad[lay.bias_start:]
 
 
-def evaluate(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",
-             batch_size=1024):
+def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+             loss: str = "cross_entropy", at: str = "last",
+             batch_size: int = 1024) -> tuple[float, float]:
     """Loss and accuracy of ``map`` on a data set, as :func:`train` measures them.
 
     Returns
