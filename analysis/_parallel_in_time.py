@@ -63,7 +63,8 @@ class NewtonLyapunovScan:
                 f"{np.size(self.converged)})")
 
 
-def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int = 256, trials: int = 2,
+def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int = 256,
+                         trials: int = 2,
                          jacobian: str = "full", lyapunov_steps: int = 2000,
                          transient: int = 200, rng: RngLike = 0) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.

@@ -590,7 +590,8 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     sample_axis = 1 if seq else 0
     target_axis = 1 if at == "all" else 0
 
-    hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
+    hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss",
+                                                  "val_accuracy", "lr", "seconds")}
     start_epoch, best_theta, best_val, bad_epochs = 0, None, math.inf, 0
     val_index = None
     if resume is not None:
