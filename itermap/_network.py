@@ -548,6 +548,31 @@ class IterativeMap(Map):
 
         Training stores these for backpropagation through time, so the
         backward pass needs no second pre-activation.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            The state(s) the step starts from.
+        u : array, optional
+            The input, for a driven map.
+
+        Returns
+        -------
+        xin : array of the shape of ``x``
+            ``x`` with its input block set to ``u`` (``x`` itself without ``u``).
+        y : array of the shape of ``x``
+            The next state, ``step(x, u)``.
+        d : array of the shape of ``x``
+            ``f'(z)`` at ``z = W xin + b``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 0.0], [2.0, 0.0]]), sizes=(1, 1), input_block=0)
+        >>> xin, y, d = m.step_with_derivative(np.zeros(2), np.array([1.0]))
+        >>> xin, y, d
+        (array([1., 0.]), array([1.        , 0.96402758]), array([0.        , 0.07065082]))
         """
         x = self._coerce(x)
         xp = namespace(x)
@@ -594,6 +619,11 @@ class IterativeMap(Map):
         >>> grads[(0, 0)], gb
         (array([[1., 2.],
                [0., 0.]]), array([1., 0.]))
+
+        Raises
+        ------
+        ValueError
+            For ``w`` whose shape is not the state's.
         """
         x = self._coerce(x)
         xp = namespace(x)
@@ -621,7 +651,34 @@ class IterativeMap(Map):
         """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'``, both
         ``(n, dim)`` (rows summed). A dense block gives ``g_i^T x'_j``; a sparse
         block the values at its nonzeros, in sorted CSR order, or at ``rows, cols``
-        when given (the nonzeros' coordinates, to save recomputing them)."""
+        when given (the nonzeros' coordinates, to save recomputing them).
+
+        Parameters
+        ----------
+        key : (int, int)
+            The block ``(i, j)``.
+        g : array of shape (n, dim)
+            ``dL/dz``, the cotangent on the pre-activation.
+        xin : array of shape (n, dim)
+            The states ``x'`` that ``W`` multiplied.
+        rows, cols : arrays, optional
+            The sparse block's nonzero coordinates, in sorted CSR order.
+
+        Returns
+        -------
+        array
+            ``(n_i, n_j)`` for a dense block, the values at the nonzeros for a
+            sparse one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
+        >>> m.block_gradient((0, 0), np.array([[1.0, 0.0]]), np.array([[1.0, 2.0]]))
+        array([[1., 2.],
+               [0., 0.]])
+        """
         i, j = key
         gi, xj = g[:, self._slices[i]], xin[:, self._slices[j]]
         xp = namespace(g)

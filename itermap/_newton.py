@@ -52,6 +52,24 @@ class NewtonConvergenceError(ValueError):
     lyapunov_exponent : float or None
         The largest Lyapunov exponent estimated along the start of the
         sequential trajectory (None where it could not be estimated).
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    iterations : int
+        Iterations run.
+    residuals : sequence of float
+        The largest residual before each iteration and after the last.
+    lyapunov_exponent : float, optional
+        The estimated largest Lyapunov exponent.
+
+    Examples
+    --------
+    >>> from itermap import NewtonConvergenceError
+    >>> err = NewtonConvergenceError("no convergence", iterations=3, residuals=[1.0, 0.5])
+    >>> isinstance(err, ValueError), err.iterations, err.residuals.tolist()
+    (True, 3, [1.0, 0.5])
     """
 
     def __init__(self, message: str, *, iterations: int = 0, residuals: Array = (),
@@ -86,6 +104,15 @@ class NewtonTrajectory(Trajectory):
         Time windows solved one after another (``chunk``).
     fallback_reason : str or None
         Why the sequential path was run instead, after a fallback.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> m = itermap.random_rnn(4, gain=0.5, rng=0)
+    >>> traj = itermap.iterate(m, np.ones(4), 20, method="newton")
+    >>> type(traj).__name__, traj.states.shape, traj.converged, traj.jacobian
+    ('NewtonTrajectory', (21, 4), True, 'full')
     """
 
     iterations: int = 0

@@ -38,6 +38,24 @@ class NonFiniteLossError(FloatingPointError):
 
     Attributes ``epoch`` and ``step`` (both counted from 1) say where; ``map``
     holds the last map whose loss was finite, ``history`` the epochs done.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    epoch, step : int
+        Where the loss turned non-finite (both counted from 1).
+    map : IterativeMap
+        The last map whose loss was finite.
+    history : TrainHistory or None
+        The epochs completed before.
+
+    Examples
+    --------
+    >>> from itermap import NonFiniteLossError
+    >>> err = NonFiniteLossError("loss is nan", epoch=2, step=5, map=None, history=None)
+    >>> isinstance(err, FloatingPointError), err.epoch, err.step
+    (True, 2, 5)
     """
 
     def __init__(self, message: str, *, epoch: int, step: int, map: Any,
@@ -56,6 +74,36 @@ class TrainHistory:
     and the fraction of nonzero targets whose sign the output matches (bit
     accuracy) for MSE. ``best_epoch`` (from 1) is the epoch whose map was
     returned: the best validation loss with a split, else the last.
+
+    Attributes
+    ----------
+    loss, accuracy : ndarray of shape (epochs,)
+        Training loss and accuracy per epoch.
+    val_loss, val_accuracy : ndarray of shape (epochs,)
+        The same on the validation data (NaN without it).
+    lr : ndarray of shape (epochs,)
+        The learning rate of each epoch (after the schedule).
+    seconds : ndarray of shape (epochs,)
+        Wall time per epoch.
+    best_epoch : int
+        The epoch (from 1) whose map was returned.
+    stopped_early : bool
+        Whether ``patience`` ended the run.
+    trainable_count : int
+        Trainable parameters, as :func:`trainable_count` counts them.
+    loss_name, optimizer : str
+        The loss and the optimizer used.
+    epochs : int
+        Epochs run (a property).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, train
+    >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
+    >>> _, history = train(m, np.eye(2), np.array([0, 1]), epochs=3, progress=False, rng=0)
+    >>> history.epochs, history.loss.shape, bool(np.all(np.isnan(history.val_loss)))
+    (3, (3,), True)
     """
 
     loss: np.ndarray
@@ -83,6 +131,42 @@ class TrainState:
     Written by ``train(..., save_state=path)`` after every epoch and read back
     by ``train(..., resume=path)``; the map passed to the resumed call gives
     the structure (sizes, sparsity pattern, activations).
+
+    Attributes
+    ----------
+    theta : ndarray
+        The trainable parameters as one flat vector.
+    moment1, moment2 : ndarray or None
+        The optimizer's first and second moments (None where it keeps none).
+    step_count : int
+        Optimizer steps taken.
+    epoch : int
+        Epochs completed.
+    rng_state : dict
+        The state of the generator drawing the minibatch order.
+    history : dict
+        The per-epoch lists of :class:`TrainHistory` so far.
+    best_theta : ndarray or None
+        The parameters of the best validation epoch.
+    best_val : float
+        The best validation loss so far.
+    bad_epochs : int
+        Epochs since the best validation loss.
+    validation_index : ndarray or None
+        The samples held out for validation.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, load, train
+    >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+    >>> _ = train(m, np.eye(2), np.array([0, 1]), epochs=2, progress=False, rng=0,
+    ...           save_state=path)
+    >>> state = load(path)
+    >>> type(state).__name__, state.epoch, len(state.history["loss"])
+    ('TrainState', 2, 2)
     """
 
     theta: np.ndarray
@@ -251,6 +335,21 @@ def trainable_count(m: MapLike) -> int:
 
     Stored weights outside the input block's rows (honouring a ``trainable``
     mask on the block matrix), plus the biases outside the input block.
+
+    Parameters
+    ----------
+    m : IterativeMap
+        The map.
+
+    Returns
+    -------
+    int
+        The number of trainable parameters.
+
+    Raises
+    ------
+    TypeError
+        For ``m`` that is not an :class:`IterativeMap`.
 
     Examples
     --------
@@ -744,6 +843,21 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
                       ) -> tuple[float, dict[tuple[int, int], Any], Array]:
     """The training loss of ``map`` on a batch and its gradient, as :func:`train` uses them.
 
+    Parameters
+    ----------
+    map : IterativeMap
+        A driven map (with an ``input_block``).
+    inputs, targets : array
+        Inputs and targets, as for :func:`train`.
+    steps : int, optional
+        Steps per sample, as for :func:`train`.
+    loss : {"cross_entropy", "mse"}
+        The loss, as for :func:`train`.
+    at : {"last", "all"}
+        Where the loss is taken, as for :func:`train`.
+    checkpoint : int, optional
+        Store states only every ``checkpoint`` steps, as for :func:`train`.
+
     Returns
     -------
     loss : float
@@ -788,6 +902,21 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
              loss: str = "cross_entropy", at: str = "last",
              batch_size: int = 1024) -> tuple[float, float]:
     """Loss and accuracy of ``map`` on a data set, as :func:`train` measures them.
+
+    Parameters
+    ----------
+    map : IterativeMap
+        A driven map (with an ``input_block``).
+    inputs, targets : array
+        Inputs and targets, as for :func:`train`.
+    steps : int, optional
+        Steps per sample, as for :func:`train`.
+    loss : {"cross_entropy", "mse"}
+        The loss, as for :func:`train`.
+    at : {"last", "all"}
+        Where the loss is taken, as for :func:`train`.
+    batch_size : int
+        Samples evaluated at once (the result does not depend on it).
 
     Returns
     -------
