@@ -32,6 +32,34 @@ class ParameterComparison:
 
     ``accuracy`` and ``seconds`` have shape ``(n_models, n_seeds)``; ``names``,
     ``params`` and ``hidden`` have one entry per model.
+
+    Attributes
+    ----------
+    names : list of str
+        The models.
+    params : ndarray of shape (n_models,)
+        Trainable parameters of each model (the mean over seeds).
+    hidden : ndarray of shape (n_models,)
+        Hidden width of each model.
+    accuracy : ndarray of shape (n_models, n_seeds)
+        Test accuracy.
+    seconds : ndarray of shape (n_models, n_seeds)
+        Training time.
+    seeds : list of int
+        The seeds.
+    epochs, steps : int
+        Training epochs, and steps per sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import ParameterComparison
+    >>> res = ParameterComparison(names=["mlp"], params=np.array([100.0]),
+    ...                           hidden=np.array([8.0]), accuracy=np.array([[0.9, 0.8]]),
+    ...                           seconds=np.array([[1.0, 1.0]]), seeds=[0, 1], epochs=1,
+    ...                           steps=3)
+    >>> print(res.table().splitlines()[-1])
+    | mlp | 8 | 100 | 0.8500 ± 0.0707 | 1.00 |
     """
 
     names: list
@@ -64,6 +92,21 @@ def _count(h, n_in, n_out, density):
 def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: int = 10) -> int:
     """The hidden width whose all-``R=p`` map has about ``target`` trainable parameters.
 
+    Parameters
+    ----------
+    target : int
+        The trainable parameters to match (>= 1).
+    density : float
+        The density ``p`` of every trainable block, in (0, 1].
+    n_in, n_out : int
+        Widths of the input and output blocks.
+
+    Returns
+    -------
+    int
+        The largest width whose expected parameter count is at most ``target``
+        (at least 1).
+
     Examples
     --------
     >>> from itermap.analysis import sparse_hidden_width
@@ -95,6 +138,16 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
         Density of the sparse blocks (``kind="sparse"``).
     rng : int, Generator or None
         Source of the weights.
+
+    Returns
+    -------
+    IterativeMap
+        The driven map, input block 0, activations identity, relu, identity.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, or ``hidden`` or ``density`` out of range.
 
     Examples
     --------
@@ -134,9 +187,28 @@ def equal_parameter_comparison(*, hidden: int = 64,
     seed draws the weights and the minibatch order), and is scored on the
     fixed test split of :func:`itermap.datasets.digits`.
 
+    Parameters
+    ----------
+    hidden : int
+        Hidden width of the MLP and the continuum.
+    densities : sequence of float
+        Densities of the sparse maps, each as wide as gives the MLP's
+        trainable parameters.
+    seeds : int or sequence of int
+        The seeds ``0 .. seeds-1``, or the seeds themselves.
+    epochs, steps, lr, batch_size : int, int, float, int
+        Training options, as for :func:`itermap.train`.
+    progress : bool
+        Show tqdm progress bars.
+
     Returns
     -------
     ParameterComparison
+
+    Raises
+    ------
+    ValueError
+        For no seeds.
 
     Examples
     --------
@@ -181,6 +253,33 @@ class FlipFlopAnalysis:
     (m, bits) the sign of the readout at each point; ``n_patterns`` the number
     of distinct patterns among the stable points; ``hidden`` (steps, trials,
     n_hidden) the hidden states of the first trials, for the figure.
+
+    Attributes
+    ----------
+    points : ndarray of shape (m, dim)
+        The fixed points found.
+    n_unstable : ndarray of shape (m,)
+        Unstable directions of each point.
+    stable : ndarray of shape (m,)
+        Whether each point is stable.
+    patterns : ndarray of shape (m, bits)
+        The sign of the readout at each point.
+    n_patterns : int
+        Distinct patterns among the stable points.
+    bit_accuracy : float
+        Fraction of held bits the readout's sign matches.
+    hidden : ndarray of shape (steps, trials, n_hidden)
+        Hidden states of the first trials.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import FlipFlopAnalysis
+    >>> res = FlipFlopAnalysis(points=np.zeros((2, 3)), n_unstable=np.array([0, 1]),
+    ...                        stable=np.array([True, False]), patterns=np.ones((2, 1)),
+    ...                        n_patterns=1, bit_accuracy=1.0, hidden=np.zeros((5, 2, 1)))
+    >>> int(res.stable.sum()), res.n_patterns
+    (1, 1)
     """
 
     points: np.ndarray
@@ -201,6 +300,21 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     shows the hidden state one step late (as ``data/trained/flip_flop_rnn.npz``).
     Starts for :func:`find_fixed_points` are states along the trajectories plus
     Gaussian noise of standard deviation ``noise``.
+
+    Parameters
+    ----------
+    net : IterativeMap
+        The driven flip-flop RNN.
+    trials, steps : int
+        Fresh flip-flop trials, and steps per trial.
+    starts : int
+        Starts of the fixed-point search (at most the states visited).
+    noise : float
+        Standard deviation of the noise added to the starts.
+    keep_trials : int
+        Trials whose hidden states are kept for the figure.
+    rng : int, Generator or None
+        Source of the trials, the starts and the noise.
 
     Returns
     -------
