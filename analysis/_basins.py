@@ -51,6 +51,16 @@ class Basins:
         The states after ``steps`` steps (non-finite where a start diverged).
     steps : int
         The steps iterated before the orbits were examined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import basins
+    >>> b = basins(itermap.IterativeMap(np.array([[2.0]])), np.array([[-0.5], [0.5]]),
+    ...            steps=100)
+    >>> b.labels.shape, b.periods.tolist(), np.round(b.fractions, 3).tolist()
+    ((2,), [1, 1], [0.5, 0.5])
     """
 
     labels: Array

@@ -61,6 +61,16 @@ class CovariantVectors:
         the spacing of the saved times.
     batched : bool
         Whether ``x0`` was a batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import covariant_lyapunov_vectors
+    >>> from itermap.systems import linear
+    >>> clv = covariant_lyapunov_vectors(linear(np.diag([2.0, 0.5])), np.ones(2), 10,
+    ...                                  transient=10)
+    >>> clv.vectors.shape, clv.angles.shape, clv.batched
+    ((10, 2, 2), (10, 2, 2), False)
     """
 
     vectors: Array

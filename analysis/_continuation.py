@@ -63,6 +63,16 @@ class Continuation:
     stop_reason : str
         Why the branch ended: "end of range", "max_points", or "step too
         small" (the corrector failed with the least step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import continuation
+    >>> make = lambda u: itermap.IterativeMap(np.array([[0.5]]), bias=np.array([u]))
+    >>> c = continuation(make, np.linspace(0.0, 0.5, 6), np.array([0.0]))
+    >>> c.points.shape[1], bool(c.stable.all()), c.bifurcations
+    (1, True, [])
     """
 
     parameters: Array

@@ -45,6 +45,15 @@ class FiniteTimeExponents:
         Measured steps (``n_windows * window``) and the steps run first.
     batched : bool
         Whether ``x0`` was a batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import finite_time_exponents
+    >>> from itermap.systems import linear
+    >>> fte = finite_time_exponents(linear(np.diag([2.0, 0.5])), np.ones(2), 5, 20)
+    >>> fte.n_windows, np.round(fte.mean, 6)
+    (4, array([ 0.693147, -0.693147]))
     """
 
     exponents: Array

@@ -121,6 +121,16 @@ class FixedPoints:
         gave up on a non-finite residual.
     slow_q : array of shape (k,) or None
         ``q = 1/2 ||F^p(x) - x||^2`` at the slow points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import find_fixed_points
+    >>> fp = find_fixed_points(itermap.IterativeMap(np.array([[2.0]])),
+    ...                        np.linspace(-1, 1, 9)[:, None])
+    >>> len(fp), np.sort(np.round(fp.points[:, 0], 4)), fp.n_unstable.tolist()
+    (3, array([-0.9575,  0.    ,  0.9575]), ...)
     """
 
     points: Array

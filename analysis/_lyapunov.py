@@ -101,6 +101,15 @@ class LyapunovSpectrum:
         the measured QRs of ``exp(precision_loss of that QR)``, divided by the
         steps (nats per step). See ``reorthonormalize_every``. Both are NaN
         with ``reorthonormalize_every=1``, where they are not tracked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import lyapunov_spectrum
+    >>> from itermap.systems import linear
+    >>> res = lyapunov_spectrum(linear(np.diag([2.0, 0.5])), np.ones(2), 50, transient=50)
+    >>> np.round(res.exponents, 6), res.steps
+    (array([ 0.693147, -0.693147]), 50)
     """
 
     exponents: Array

@@ -46,6 +46,15 @@ class NewtonLyapunovScan:
         Units per network.
     jacobian : str
         ``"full"`` (DEER) or ``"diagonal"`` (quasi-DEER).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import NewtonLyapunovScan
+    >>> NewtonLyapunovScan(gains=np.array([0.5]), lyapunov=np.array([[-0.7]]),
+    ...                    iterations=np.array([[5]]), converged=np.array([[True]]),
+    ...                    steps=64, n=16)
+    NewtonLyapunovScan(gains=1, trials=1, steps=64, n=16, jacobian='full', converged=1/1)
     """
 
     gains: Array
