@@ -94,6 +94,21 @@ class CovariantVectors:
 def clv_angles(vectors: Array) -> Array:
     """Angles in ``[0, pi/2]`` between the lines of the columns of ``vectors`` (..., dim, k).
 
+    Parameters
+    ----------
+    vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
+        Frames of nonzero column vectors (normalised here).
+
+    Returns
+    -------
+    ndarray of shape (..., k, k)
+        The angle in radians between columns ``i`` and ``j``; 0 on the diagonal.
+
+    Raises
+    ------
+    ValueError
+        For ``vectors`` of another shape, non-finite, or with a zero column.
+
     Examples
     --------
     >>> import numpy as np
@@ -124,6 +139,21 @@ def _vector_frames(vectors):
 
 def participation_ratio(vectors: Array) -> Array:
     """``(sum v^2)^2 / sum v^4`` of each column of ``vectors`` (..., dim, k): 1 to ``dim``.
+
+    Parameters
+    ----------
+    vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
+        Frames of nonzero column vectors.
+
+    Returns
+    -------
+    ndarray of shape (..., k)
+        The participation ratio of each column.
+
+    Raises
+    ------
+    ValueError
+        For ``vectors`` of another shape, non-finite, or with a zero column.
 
     Examples
     --------

@@ -1336,6 +1336,11 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    ValueError
+        For ``names``, ``params`` and ``accuracy`` of different lengths.
+
     Examples
     --------
     >>> import numpy as np
@@ -1388,6 +1393,11 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For points whose dimension is not that of ``states``.
 
     Examples
     --------
@@ -1462,6 +1472,12 @@ def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0,
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    ValueError
+        For angles not of shape ``(n_saved, [B,] k, k)``, or a ``pair`` that does
+        not name two different vectors.
+
     Examples
     --------
     >>> import numpy as np
@@ -1508,6 +1524,11 @@ def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents:
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For exponents not of shape ``(n_windows, [B,] k)``.
 
     Examples
     --------
@@ -1690,6 +1711,12 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For ``lyapunov``, ``iterations`` and ``converged`` of different shapes, or
+        not ``(gains, trials)``.
 
     Examples
     --------
