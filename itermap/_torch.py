@@ -21,6 +21,7 @@ from ._activations import activation_name, get_activation
 from ._backend import is_sparse
 from ._blocks import BlockMatrix
 from ._gated import RecurrentMap, _ElmanCell, _GRUCell, _LSTMCell
+from ._map import Map
 from ._network import IterativeMap
 from ._types import MapLike
 
@@ -385,7 +386,7 @@ def _read_file(path):
 
 def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                dtype: Any = None, activation: str | None = None, input_block: int | None = None,
-               form: str = "map") -> Any:
+               form: str = "map") -> Map:
     """A PyTorch model as an itermap map that reproduces it exactly.
 
     Parameters
