@@ -148,6 +148,8 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
     ------
     ValueError
         For an unknown ``kind``, or ``hidden`` or ``density`` out of range.
+    TypeError
+        For a ``hidden`` that is not an integer or a ``density`` that is not a number.
 
     Examples
     --------
