@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import itermap
+from itermap._types import Array, MapLike
 from itermap.backends import to_numpy
 
 from ._checks import check_int as _check_int
@@ -51,16 +52,26 @@ class Basins:
         The states after ``steps`` steps (NaN where a start diverged; its label is -1).
     steps : int
         The steps iterated before the orbits were examined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import basins
+    >>> b = basins(itermap.IterativeMap(np.array([[2.0]])), np.array([[-0.5], [0.5]]),
+    ...            steps=100)
+    >>> b.labels.shape, b.periods.tolist(), np.round(b.fractions, 3).tolist()
+    ((2,), [1, 1], [0.5, 0.5])
     """
 
-    labels: object
-    attractors: object
-    periods: object
-    fractions: object
-    errors: object
+    labels: Array
+    attractors: Array
+    periods: Array
+    fractions: Array
+    errors: Array
     other_fraction: float
     other_error: float
-    final: object
+    final: Array
     steps: int
 
     def __repr__(self) -> str:
@@ -114,7 +125,8 @@ def _check_inputs(map_, inputs, n):
     return np.broadcast_to(u, (n, u.size))
 
 
-def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int = 16,
+def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
+           attractors: Array | None = None, max_period: int = 16,
            tol: float = 1e-6) -> Basins:
     """Label every start by the attractor it settles on; the fraction of starts per attractor.
 
@@ -184,10 +196,10 @@ def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(steps):
             x = np.asarray(map.step(x, u), dtype=float)
-        orbit = [x]
+        points = [x]
         for _ in range(max_period):
-            orbit.append(np.asarray(map.step(orbit[-1], u), dtype=float))
-    orbit = np.stack(orbit, axis=1)                               # (B, P + 1, dim)
+            points.append(np.asarray(map.step(points[-1], u), dtype=float))
+    orbit = np.stack(points, axis=1)                              # (B, P + 1, dim)
     finite = np.all(np.isfinite(orbit), axis=(1, 2))
     size = 1.0 + np.linalg.norm(np.where(np.isfinite(x), x, 0.0), axis=1)
     with np.errstate(invalid="ignore"):  # diverged orbits: inf - inf, labelled "other"
@@ -208,15 +220,15 @@ def basins(map, x0, *, steps: int, inputs=None, attractors=None, max_period: int
         periods = np.array([_least_period(map, a, u, max_period, tol) for a in given],
                            dtype=np.int64)
     else:
-        reps = []
+        found = []
         for i in np.flatnonzero(settled):
             pts = orbit[i, :period[i], :]
-            reps.append(pts[np.argmin(pts[:, 0])])
+            found.append(pts[np.argmin(pts[:, 0])])
         att, periods = np.zeros((0, map.dim)), np.zeros(0, dtype=np.int64)
-        if reps:
+        if found:
             idx = np.flatnonzero(settled)
-            reps = np.asarray(reps)
-            leaders = []
+            reps = np.asarray(found)
+            leaders: list[int] = []
             for k, r in zip(idx, reps, strict=True):
                 for j, lead in enumerate(leaders):
                     if np.linalg.norm(r - reps[lead]) <= match[k]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import as_map, resolve_inputs, saveable
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
 from ._checks import check_int as _check_int
@@ -60,14 +61,24 @@ class CovariantVectors:
         the spacing of the saved times.
     batched : bool
         Whether ``x0`` was a batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import covariant_lyapunov_vectors
+    >>> from itermap.systems import linear
+    >>> clv = covariant_lyapunov_vectors(linear(np.diag([2.0, 0.5])), np.ones(2), 10,
+    ...                                  transient=10)
+    >>> clv.vectors.shape, clv.angles.shape, clv.batched
+    ((10, 2, 2), (10, 2, 2), False)
     """
 
-    vectors: object
-    times: object
-    angles: object
-    participation_ratio: object
-    exponents: object
-    covariant_exponents: object
+    vectors: Array
+    times: Array
+    angles: Array
+    participation_ratio: Array
+    exponents: Array
+    covariant_exponents: Array
     steps: int
     transient: int
     backward_transient: int
@@ -80,8 +91,23 @@ class CovariantVectors:
                 f"steps={self.steps})")
 
 
-def clv_angles(vectors):
+def clv_angles(vectors: Array) -> Array:
     """Angles in ``[0, pi/2]`` between the lines of the columns of ``vectors`` (..., dim, k).
+
+    Parameters
+    ----------
+    vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
+        Frames of nonzero column vectors (normalised here).
+
+    Returns
+    -------
+    ndarray of shape (..., k, k)
+        The angle in radians between columns ``i`` and ``j``; 0 on the diagonal.
+
+    Raises
+    ------
+    ValueError
+        For ``vectors`` of another shape, non-finite, or with a zero column.
 
     Examples
     --------
@@ -111,8 +137,23 @@ def _vector_frames(vectors):
     return V
 
 
-def participation_ratio(vectors):
+def participation_ratio(vectors: Array) -> Array:
     """``(sum v^2)^2 / sum v^4`` of each column of ``vectors`` (..., dim, k): 1 to ``dim``.
+
+    Parameters
+    ----------
+    vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
+        Frames of nonzero column vectors.
+
+    Returns
+    -------
+    ndarray of shape (..., k)
+        The participation ratio of each column.
+
+    Raises
+    ------
+    ValueError
+        For ``vectors`` of another shape, non-finite, or with a zero column.
 
     Examples
     --------
@@ -166,8 +207,10 @@ def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
     return saved, growth
 
 
-def covariant_lyapunov_vectors(map, x0, steps, *, k=None, transient=100,
-                               backward_transient=None, save_every=1, inputs=None, rng=0):
+def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | None = None,
+                               transient: int = 100, backward_transient: int | None = None,
+                               save_every: int = 1, inputs: Array | None = None,
+                               rng: RngLike = 0) -> CovariantVectors:
     """Covariant Lyapunov vectors along one or a batch of trajectories (Ginelli's method).
 
     Parameters

@@ -12,11 +12,14 @@ pair a Neimark-Sacker bifurcation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 import itermap
+from itermap._types import Array
 from itermap.backends import to_numpy
 
 from ._checks import check_int as _check_int
@@ -61,13 +64,23 @@ class Continuation:
     stop_reason : str
         Why the branch ended: "end of range", "max_points", or "step too
         small" (the corrector failed with the least step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import continuation
+    >>> make = lambda u: itermap.IterativeMap(np.array([[0.5]]), bias=np.array([u]))
+    >>> c = continuation(make, np.linspace(0.0, 0.5, 6), np.array([0.0]))
+    >>> c.points.shape[1], bool(c.stable.all()), c.bifurcations
+    (1, True, [])
     """
 
-    parameters: object
-    points: object
-    eigenvalues: object
-    stable: object
-    arclength: object
+    parameters: Array
+    points: Array
+    eigenvalues: Array
+    stable: Array
+    arclength: Array
     bifurcations: list = field(default_factory=list)
     stop_reason: str = ""
 
@@ -187,7 +200,8 @@ def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
     return y_best, mu
 
 
-def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
+def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_start: Array, *,
+                 inputs: Array | None = None, tol: float = 1e-10,
                  max_points: int = 2000, max_step: float | None = None,
                  min_step: float = 1e-9) -> Continuation:
     """Follow a fixed point as a parameter changes; find its folds and other bifurcations.
@@ -325,6 +339,7 @@ def continuation(make_map, values, x_start, *, inputs=None, tol: float = 1e-10,
         evs.append(ev)
         arc.append(arc[-1] + float(np.linalg.norm(y_new - y)))
         tangents.append(t_new)
+        assert t_new is not None  # computed whenever y_new is
         y, t = y_new, t_new
         if its <= _EASY:
             ds = min(_GROW * ds, max_step)

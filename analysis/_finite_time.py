@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import as_map, resolve_inputs, saveable
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
 from ._checks import check_int as _check_int
@@ -44,12 +45,21 @@ class FiniteTimeExponents:
         Measured steps (``n_windows * window``) and the steps run first.
     batched : bool
         Whether ``x0`` was a batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import finite_time_exponents
+    >>> from itermap.systems import linear
+    >>> fte = finite_time_exponents(linear(np.diag([2.0, 0.5])), np.ones(2), 5, 20)
+    >>> fte.n_windows, np.round(fte.mean, 6)
+    (4, array([ 0.693147, -0.693147]))
     """
 
-    exponents: object
+    exponents: Array
     window: int
-    mean: object
-    std: object
+    mean: Array
+    std: Array
     steps: int
     transient: int
     batched: bool
@@ -64,8 +74,9 @@ class FiniteTimeExponents:
                 f"std={np.round(np.asarray(self.std), 4).tolist()})")
 
 
-def finite_time_exponents(map, x0, window, steps, *, k=None, transient=100, inputs=None,
-                          rng=0):
+def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
+                          k: int | None = None, transient: int = 100,
+                          inputs: Array | None = None, rng: RngLike = 0) -> FiniteTimeExponents:
     """The distribution of the Lyapunov exponents over windows of ``window`` steps.
 
     Parameters
@@ -123,12 +134,12 @@ def finite_time_exponents(map, x0, window, steps, *, k=None, transient=100, inpu
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
-    per = []
+    windows = []
     for w in range(n_windows):  # each window resumes the last one's state and frame
         x, Q, acc = _segment(map, x, Q, window, orient=transient if w == 0 else 0,
                              constant=constant, offset=0 if w == 0 else transient + w * window)
-        per.append(np.asarray(to_numpy(acc), dtype=float) / window)
-    per = np.stack(per)  # (n_windows, B, k)
+        windows.append(np.asarray(to_numpy(acc), dtype=float) / window)
+    per = np.stack(windows)  # (n_windows, B, k)
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

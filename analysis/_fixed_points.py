@@ -20,6 +20,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 import itermap
+from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool, check_memory, check_real_array
@@ -120,24 +121,34 @@ class FixedPoints:
         gave up on a non-finite residual.
     slow_q : array of shape (k,) or None
         ``q = 1/2 ||F^p(x) - x||^2`` at the slow points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import find_fixed_points
+    >>> fp = find_fixed_points(itermap.IterativeMap(np.array([[2.0]])),
+    ...                        np.linspace(-1, 1, 9)[:, None])
+    >>> len(fp), np.sort(np.round(fp.points[:, 0], 4)), fp.n_unstable.tolist()
+    (3, array([-0.9575,  0.    ,  0.9575]), ...)
     """
 
-    points: object
-    residuals: object
-    jacobians: object
-    eigenvalues: object
-    stable: object
-    n_unstable: object
+    points: Array
+    residuals: Array
+    jacobians: Array
+    eigenvalues: Array
+    stable: Array
+    n_unstable: Array
     n_unconverged: int
     period: int = 1
-    orbit: object = None
-    min_period: object = None
+    orbit: Array | None = None
+    min_period: Array | None = None
     n_starts: int = 0
-    slow_points: object = None
-    slow_residuals: object = None
-    slow_eigenvalues: object = None
-    status: object = None
-    slow_q: object = None
+    slow_points: Array | None = None
+    slow_residuals: Array | None = None
+    slow_eigenvalues: Array | None = None
+    status: Array | None = None
+    slow_q: Array | None = None
 
     @property
     def n_converged(self) -> int:
@@ -702,7 +713,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                                             patience=0, bar=bar)
                 # the starts that stalled (and those merged into them) wander from where
                 # the global phase left them, each on its own
-                again = np.flatnonzero(st == GAVE_UP_STALLED) if patience else []
+                again: np.ndarray | list[int] = (np.flatnonzero(st == GAVE_UP_STALLED) if patience
+                                                 else [])
                 if len(again):
                     fx2, fr2, st[again], _, _ = _search(
                         F, _take(xp, xc, again), xp, eye, tol=tol, max_iter=max_iter,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
+from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool
@@ -100,22 +101,31 @@ class LyapunovSpectrum:
         the measured QRs of ``exp(precision_loss of that QR)``, divided by the
         steps (nats per step). See ``reorthonormalize_every``. Both are NaN
         with ``reorthonormalize_every=1``, where they are not tracked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import lyapunov_spectrum
+    >>> from itermap.systems import linear
+    >>> res = lyapunov_spectrum(linear(np.diag([2.0, 0.5])), np.ones(2), 50, transient=50)
+    >>> np.round(res.exponents, 6), res.steps
+    (array([ 0.693147, -0.693147]), 50)
     """
 
-    exponents: object
-    per_trajectory: object
-    stderr: object
-    history: object
-    history_steps: object
+    exponents: Array
+    per_trajectory: Array
+    stderr: Array
+    history: Array
+    history_steps: Array
     kaplan_yorke_dimension: float
     entropy_rate: float
     steps: int
     transient: int
     dim: int
     reorthonormalize_every: int
-    state: object = None
-    tangents: object = None
-    log_stretch: object = None
+    state: Array | None = None
+    tangents: Array | None = None
+    log_stretch: Array | None = None
     batched: bool = True
     n_collapsed: int = 0
     precision_loss: float = float("nan")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itermap import NewtonConvergenceError, as_rng, iterate, random_rnn, saveable
+from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
+from itermap._types import Array, RngLike
 
 from ._checks import check_int as _check_int
 from ._lyapunov import lyapunov_spectrum
@@ -45,12 +46,21 @@ class NewtonLyapunovScan:
         Units per network.
     jacobian : str
         ``"full"`` (DEER) or ``"diagonal"`` (quasi-DEER).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import NewtonLyapunovScan
+    >>> NewtonLyapunovScan(gains=np.array([0.5]), lyapunov=np.array([[-0.7]]),
+    ...                    iterations=np.array([[5]]), converged=np.array([[True]]),
+    ...                    steps=64, n=16)
+    NewtonLyapunovScan(gains=1, trials=1, steps=64, n=16, jacobian='full', converged=1/1)
     """
 
-    gains: object
-    lyapunov: object
-    iterations: object
-    converged: object
+    gains: Array
+    lyapunov: Array
+    iterations: Array
+    converged: Array
     steps: int
     n: int
     jacobian: str = "full"
@@ -62,9 +72,10 @@ class NewtonLyapunovScan:
                 f"{np.size(self.converged)})")
 
 
-def newton_lyapunov_scan(gains=None, *, n: int = 32, steps: int = 256, trials: int = 2,
+def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int = 256,
+                         trials: int = 2,
                          jacobian: str = "full", lyapunov_steps: int = 2000,
-                         transient: int = 200, rng=0) -> NewtonLyapunovScan:
+                         transient: int = 200, rng: RngLike = 0) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
     For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``
@@ -148,6 +159,7 @@ def newton_lyapunov_scan(gains=None, *, n: int = 32, steps: int = 256, trials: i
             try:
                 traj = iterate(m, x0, steps, method="newton", jacobian=jacobian,
                                max_iter=steps)
+                assert isinstance(traj, NewtonTrajectory)  # what method="newton" returns
                 iters[i, j], conv[i, j] = traj.iterations, True
             except NewtonConvergenceError as err:
                 iters[i, j], conv[i, j] = max(err.iterations, steps), False

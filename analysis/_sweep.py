@@ -291,6 +291,19 @@ class SweepResult:
     n_cached : int
         How many points were read from the cache rather than computed.
 
+    Parameters
+    ----------
+    params : sequence of str
+        Parameter names.
+    records : iterable of dict
+        One dict per successful point.
+    failures : iterable of SweepFailure
+        The points whose function raised.
+    seed : dict, optional
+        The root seed, when the function took ``rng``.
+    n_cached : int
+        Points read from the cache.
+
     Examples
     --------
     >>> import os, tempfile

@@ -10,12 +10,14 @@ steps, optimizer and epochs over several seeds.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 import itermap
 from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
+from itermap._types import RngLike
 
 from ._checks import check_choice, check_int, check_real
 
@@ -30,6 +32,34 @@ class ParameterComparison:
 
     ``accuracy`` and ``seconds`` have shape ``(n_models, n_seeds)``; ``names``,
     ``params`` and ``hidden`` have one entry per model.
+
+    Attributes
+    ----------
+    names : list of str
+        The models.
+    params : ndarray of shape (n_models,)
+        Trainable parameters of each model (the mean over seeds).
+    hidden : ndarray of shape (n_models,)
+        Hidden width of each model.
+    accuracy : ndarray of shape (n_models, n_seeds)
+        Test accuracy.
+    seconds : ndarray of shape (n_models, n_seeds)
+        Training time.
+    seeds : list of int
+        The seeds.
+    epochs, steps : int
+        Training epochs, and steps per sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import ParameterComparison
+    >>> res = ParameterComparison(names=["mlp"], params=np.array([100.0]),
+    ...                           hidden=np.array([8.0]), accuracy=np.array([[0.9, 0.8]]),
+    ...                           seconds=np.array([[1.0, 1.0]]), seeds=[0, 1], epochs=1,
+    ...                           steps=3)
+    >>> print(res.table().splitlines()[-1])
+    | mlp | 8 | 100 | 0.8500 ± 0.0707 | 1.00 |
     """
 
     names: list
@@ -62,6 +92,21 @@ def _count(h, n_in, n_out, density):
 def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: int = 10) -> int:
     """The hidden width whose all-``R=p`` map has about ``target`` trainable parameters.
 
+    Parameters
+    ----------
+    target : int
+        The trainable parameters to match (>= 1).
+    density : float
+        The density ``p`` of every trainable block, in (0, 1].
+    n_in, n_out : int
+        Widths of the input and output blocks.
+
+    Returns
+    -------
+    int
+        The largest width whose expected parameter count is at most ``target``
+        (at least 1).
+
     Examples
     --------
     >>> from itermap.analysis import sparse_hidden_width
@@ -77,7 +122,8 @@ def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: i
     return h
 
 
-def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None) -> IterativeMap:
+def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
+                 rng: RngLike = None) -> IterativeMap:
     """A fresh digits model ``[64, hidden, 10]`` as an iterative map.
 
     Parameters
@@ -92,6 +138,18 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None)
         Density of the sparse blocks (``kind="sparse"``).
     rng : int, Generator or None
         Source of the weights.
+
+    Returns
+    -------
+    IterativeMap
+        The driven map, input block 0, activations identity, relu, identity.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, or ``hidden`` or ``density`` out of range.
+    TypeError
+        For a ``hidden`` that is not an integer or a ``density`` that is not a number.
 
     Examples
     --------
@@ -117,7 +175,9 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0, rng=None)
                         input_block=0)
 
 
-def equal_parameter_comparison(*, hidden: int = 64, densities=(0.5, 0.25, 0.1), seeds=5,
+def equal_parameter_comparison(*, hidden: int = 64,
+                               densities: Sequence[float] = (0.5, 0.25, 0.1),
+                               seeds: int | Sequence[int] = 5,
                                epochs: int = 30, steps: int = 3, lr: float = 3e-3,
                                batch_size: int = 64, progress: bool = False
                                ) -> ParameterComparison:
@@ -129,9 +189,28 @@ def equal_parameter_comparison(*, hidden: int = 64, densities=(0.5, 0.25, 0.1), 
     seed draws the weights and the minibatch order), and is scored on the
     fixed test split of :func:`itermap.datasets.digits`.
 
+    Parameters
+    ----------
+    hidden : int
+        Hidden width of the MLP and the continuum.
+    densities : sequence of float
+        Densities of the sparse maps, each as wide as gives the MLP's
+        trainable parameters.
+    seeds : int or sequence of int
+        The seeds ``0 .. seeds-1``, or the seeds themselves.
+    epochs, steps, lr, batch_size : int, int, float, int
+        Training options, as for :func:`itermap.train`.
+    progress : bool
+        Show tqdm progress bars.
+
     Returns
     -------
     ParameterComparison
+
+    Raises
+    ------
+    ValueError
+        For no seeds.
 
     Examples
     --------
@@ -176,6 +255,33 @@ class FlipFlopAnalysis:
     (m, bits) the sign of the readout at each point; ``n_patterns`` the number
     of distinct patterns among the stable points; ``hidden`` (steps, trials,
     n_hidden) the hidden states of the first trials, for the figure.
+
+    Attributes
+    ----------
+    points : ndarray of shape (m, dim)
+        The fixed points found.
+    n_unstable : ndarray of shape (m,)
+        Unstable directions of each point.
+    stable : ndarray of shape (m,)
+        Whether each point is stable.
+    patterns : ndarray of shape (m, bits)
+        The sign of the readout at each point.
+    n_patterns : int
+        Distinct patterns among the stable points.
+    bit_accuracy : float
+        Fraction of held bits the readout's sign matches.
+    hidden : ndarray of shape (steps, trials, n_hidden)
+        Hidden states of the first trials.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import FlipFlopAnalysis
+    >>> res = FlipFlopAnalysis(points=np.zeros((2, 3)), n_unstable=np.array([0, 1]),
+    ...                        stable=np.array([True, False]), patterns=np.ones((2, 1)),
+    ...                        n_patterns=1, bit_accuracy=1.0, hidden=np.zeros((5, 2, 1)))
+    >>> int(res.stable.sum()), res.n_patterns
+    (1, 1)
     """
 
     points: np.ndarray
@@ -187,14 +293,30 @@ class FlipFlopAnalysis:
     hidden: np.ndarray
 
 
-def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int = 1024,
-                       noise: float = 0.02, keep_trials: int = 20, rng=0) -> FlipFlopAnalysis:
+def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
+                       starts: int = 1024, noise: float = 0.02, keep_trials: int = 20,
+                       rng: RngLike = 0) -> FlipFlopAnalysis:
     """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
 
     ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout
     shows the hidden state one step late (as ``data/trained/flip_flop_rnn.npz``).
     Starts for :func:`find_fixed_points` are states along the trajectories plus
     Gaussian noise of standard deviation ``noise``.
+
+    Parameters
+    ----------
+    net : IterativeMap
+        The driven flip-flop RNN.
+    trials, steps : int
+        Fresh flip-flop trials, and steps per trial.
+    starts : int
+        Starts of the fixed-point search (at most the states visited).
+    noise : float
+        Standard deviation of the noise added to the starts.
+    keep_trials : int
+        Trials whose hidden states are kept for the figure.
+    rng : int, Generator or None
+        Source of the trials, the starts and the noise.
 
     Returns
     -------
@@ -215,11 +337,11 @@ def flip_flop_analysis(net, *, trials: int = 64, steps: int = 300, starts: int =
     bits = net.input_size
     u, y = datasets.flip_flop(trials, steps, bits=bits, rng=gen)
     x = net.zeros(trials)
-    states = []
+    rows = []
     for t in range(steps):
         x = net.step(x, u[t])
-        states.append(x)
-    states = np.stack(states)
+        rows.append(x)
+    states = np.stack(rows)
     out = net.readout(states)[1:]
     held = y[:-1] != 0
     accuracy = float(np.mean(np.sign(out)[held] == y[:-1][held]))

@@ -265,7 +265,7 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     if dims is None or isinstance(dims, str | bytes):
         raise TypeError(f"dims must be a pair of component indices, got {dims!r}")
     if np.ndim(dims) == 0:
-        dims = [dims.item() if hasattr(dims, "item") else dims]
+        dims = [dims.item() if hasattr(dims, "item") else dims]  # type: ignore[list-item]
     dims = tuple(check_int("dims", d) for d in dims)
     if dim == 1 and not time:
         dims = ()  # the return plot
@@ -346,7 +346,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         err = None
     idx = np.arange(1, exps.size + 1)
     ax = _axes(ax)
-    kw = dict(fmt="o", ms=3.5, capsize=2, lw=0.9)
+    kw: dict[str, Any] = dict(fmt="o", ms=3.5, capsize=2, lw=0.9)
     kw.update(kwargs)
     finite = np.isfinite(exps)
     if err is not None:
@@ -1284,7 +1284,7 @@ def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = (
 
 
 # -- training (issue 14) ----------------------------------------------------------------
-def training_history(history, *, ax=None, metric="loss"):
+def training_history(history: Any, *, ax: Axes | None = None, metric: str = "loss") -> Axes:
     """Loss or accuracy per epoch of a :class:`itermap.TrainHistory`, with validation.
 
     Parameters
@@ -1323,7 +1323,7 @@ def training_history(history, *, ax=None, metric="loss"):
     return ax
 
 
-def accuracy_vs_parameters(result, *, ax=None):
+def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     """Test accuracy (mean ± sd over seeds) against trainable parameters, one point per model.
 
     Parameters
@@ -1335,6 +1335,11 @@ def accuracy_vs_parameters(result, *, ax=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For ``names``, ``params`` and ``accuracy`` of different lengths.
 
     Examples
     --------
@@ -1365,7 +1370,8 @@ def accuracy_vs_parameters(result, *, ax=None):
     return ax
 
 
-def fixed_points_pca(fixed_points, states, *, ax=None, components=(0, 1), max_lines=50):
+def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
+                     components: Sequence[int] = (0, 1), max_lines: int = 50) -> Axes:
     """Fixed points in the top principal components of trajectories, by stability.
 
     The principal axes are those of ``states``; trajectories are drawn thin and grey
@@ -1387,6 +1393,11 @@ def fixed_points_pca(fixed_points, states, *, ax=None, components=(0, 1), max_li
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For points whose dimension is not that of ``states``.
 
     Examples
     --------
@@ -1426,7 +1437,7 @@ def fixed_points_pca(fixed_points, states, *, ax=None, components=(0, 1), max_li
                                                    edgecolors=POSITIVE, s=30))):
         if mask.any():
             ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
-                       **style)
+                       **style)  # type: ignore[arg-type]
     ax.set_xlabel(f"PC {components[0] + 1}")
     ax.set_ylabel(f"PC {components[1] + 1}")
     ax.legend(frameon=False, fontsize="small")
@@ -1437,7 +1448,8 @@ __all__ += ["training_history", "accuracy_vs_parameters", "fixed_points_pca"]
 
 
 # -- covariant vectors and finite-time exponents ----------------------------------------
-def clv_angles(result, *, ax=None, pair=(0, 1), bins=60, log=True, label=None):
+def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0, 1),
+               bins: int = 60, log: bool = True, label: str | None = None) -> Axes:
     """Histogram of the angle between two covariant Lyapunov vectors.
 
     Near-tangencies (angles near 0) of the expanding and contracting
@@ -1459,6 +1471,12 @@ def clv_angles(result, *, ax=None, pair=(0, 1), bins=60, log=True, label=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For angles not of shape ``(n_saved, [B,] k, k)``, or a ``pair`` that does
+        not name two different vectors.
 
     Examples
     --------
@@ -1489,7 +1507,8 @@ def clv_angles(result, *, ax=None, pair=(0, 1), bins=60, log=True, label=None):
     return ax
 
 
-def finite_time_histogram(result, *, ax=None, max_exponents=4, bins=50):
+def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents: int = 4,
+                          bins: int = 50) -> Axes:
     """Histograms of the finite-time exponents, one per exponent, with their means.
 
     Parameters
@@ -1505,6 +1524,11 @@ def finite_time_histogram(result, *, ax=None, max_exponents=4, bins=50):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For exponents not of shape ``(n_windows, [B,] k)``.
 
     Examples
     --------
@@ -1528,7 +1552,8 @@ def finite_time_histogram(result, *, ax=None, max_exponents=4, bins=50):
             continue
         patches = ax.hist(col, bins=int(bins), density=True, histtype="step", lw=1.2,
                           label=f"$\\lambda_{{{i + 1}}}$")[2]
-        ax.axvline(col.mean(), color=patches[0].get_edgecolor(), lw=0.8, ls=":")
+        ax.axvline(col.mean(), color=patches[0].get_edgecolor(),  # type: ignore[index,union-attr]
+                   lw=0.8, ls=":")
     _zero_line(ax, orientation="v")
     title = "" if window is None else f" over {int(window)} steps"
     ax.set_xlabel(f"finite-time exponent{title} ({EXPONENT_UNIT})")
@@ -1539,7 +1564,9 @@ __all__ += ["clv_angles", "finite_time_histogram"]
 
 
 # -- basins and continuation -------------------------------------------------------------
-def basins(result, shape, *, extent=None, ax=None, labels=None):
+def basins(result: Any, shape: Sequence[int], *,
+           extent: tuple[float, float, float, float] | None = None,
+           ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
     """A 2-D slice of state space coloured by basin (grey: "other").
 
     Parameters
@@ -1605,7 +1632,8 @@ def basins(result, shape, *, extent=None, ax=None, labels=None):
     return ax
 
 
-def continuation(result, *, component=0, ax=None, xlabel="parameter", color="k"):
+def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
+                 xlabel: str = "parameter", color: str = "k") -> Axes:
     """A branch of fixed points: stable solid, unstable dashed, bifurcations marked.
 
     Parameters
@@ -1668,7 +1696,7 @@ __all__ += ["basins", "continuation"]
 
 
 # -- parallel-in-time evaluation ----------------------------------------------------------------
-def newton_lyapunov(scan, *, ax=None, **kwargs):
+def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes:
     """Newton iterations to convergence against the largest Lyapunov exponent.
 
     Converged runs are filled markers, runs that did not converge within
@@ -1689,6 +1717,12 @@ def newton_lyapunov(scan, *, ax=None, **kwargs):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For ``lyapunov``, ``iterations`` and ``converged`` of different shapes, or
+        not ``(gains, trials)``.
 
     Examples
     --------
@@ -1714,7 +1748,8 @@ def newton_lyapunov(scan, *, ax=None, **kwargs):
     ax = _axes(ax)
     g = np.broadcast_to(gains[:, None], lyap.shape)
     vmin, vmax = float(gains.min()), float(gains.max())
-    kw = dict(s=18, cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+    kw: dict[str, Any] = dict(s=18, cmap="viridis", vmin=vmin,
+                              vmax=vmax if vmax > vmin else vmin + 1)
     kw.update(kwargs)
     points = ax.scatter(lyap[conv], iters[conv], c=g[conv], label="converged", **kw)
     if np.any(~conv):

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -262,7 +263,8 @@ def _softplus_torch(beta, threshold):
 ACTIVATIONS["gelu"] = Activation("gelu", _gelu, _gelu_d)
 ACTIVATIONS["silu"] = Activation("silu", _silu, _silu_d)
 
-_PARAMETRISED = {
+_Factory = Callable[[dict[str, Any]], tuple[Callable, Callable]]
+_PARAMETRISED: dict[str, tuple[dict[str, Any], _Factory]] = {
     # name: (parameters with their defaults, factory of (function, derivative))
     "elu": ({"alpha": 1.0}, lambda p: _elu_alpha(p["alpha"])),
     "leaky_relu": ({"negative_slope": 0.01}, lambda p: _leaky(p["negative_slope"])),
@@ -275,7 +277,7 @@ _PARAMETRISED = {
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.IGNORECASE)
 
 
-def activation_name(kind: str, **params) -> str:
+def activation_name(kind: str, **params: Any) -> str:
     """The canonical name of a parametrised activation, e.g. ``"elu(alpha=0.5)"``.
 
     Parameters equal to the defaults of the plain name give the plain name
@@ -296,6 +298,7 @@ def activation_name(kind: str, **params) -> str:
 @functools.lru_cache(maxsize=256)  # one object per name: maps built from a name compare equal
 def _parse_parametrised(spec: str) -> Activation:
     match = _CALL.match(spec)
+    assert match is not None  # get_activation calls this only for a spec _CALL matches
     kind = match.group(1).lower()
     if kind not in _PARAMETRISED:
         raise ValueError(f"activation {spec!r}: {kind!r} takes no parameters; parametrised "

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._backend import namespace
+from ._types import Array
 
 __all__ = ["affine_scan", "linear_recurrence"]
 
@@ -133,7 +134,7 @@ def _check(A, b, kind):
     return xp, sizes
 
 
-def affine_scan(A, b, *, kind: str = "full"):
+def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array]:
     """All prefix compositions of the affine maps ``f_t(x) = A_t x + b_t``.
 
     Parameters
@@ -186,7 +187,7 @@ def affine_scan(A, b, *, kind: str = "full"):
     return outs_A, xp.concat(outs_b, axis=-1)
 
 
-def linear_recurrence(A, b, x0, *, kind: str = "full"):
+def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> Array:
     """The states ``x_1 .. x_T`` of ``x_{t+1} = A_t x_t + b_t`` from ``x_0``, by a parallel scan.
 
     Only the offsets of the prefix compositions are formed (the start is

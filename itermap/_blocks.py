@@ -231,8 +231,9 @@ class BlockMatrix:
 
     # -- construction from the paper's description ---------------------
     @classmethod
-    def from_description(cls, row_sizes, col_sizes, block_types, initialization_types=None,
-                         trainable=None, *, rng=None):
+    def from_description(cls, row_sizes: Sequence[int], col_sizes: Sequence[int],
+                         block_types: Any, initialization_types: Any = None,
+                         trainable: Any = None, *, rng: RngLike = None) -> BlockMatrix:
         """A block matrix from the description language of the paper's ``MaskedLinear``.
 
         Follows ``MaskedLinear.from_description`` of the authors' iterativenn /

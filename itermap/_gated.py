@@ -17,12 +17,16 @@ holds ``h_n`` (and ``c_n``). :meth:`RecurrentMap.run` does this alignment:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ._activations import get_activation
 from ._backend import namespace
 from ._checks import check_bool
 from ._map import Map
+from ._types import Array
 
 __all__ = ["ElmanRNNMap", "GRUMap", "LSTMMap", "RecurrentMap"]
 
@@ -350,7 +354,7 @@ class RecurrentMap(Map):
     True
     """
 
-    def __init__(self, layers, *, batch_first: bool = False):
+    def __init__(self, layers: Sequence[Any], *, batch_first: bool = False):
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers: a recurrent map needs at least one layer")
@@ -641,8 +645,9 @@ class ElmanRNNMap(RecurrentMap):
     (3, 2, True)
     """
 
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 nonlinearity: str = "tanh", batch_first: bool = False):
+    def __init__(self, weight_ih: Array, weight_hh: Array, bias_ih: Array | None = None,
+                 bias_hh: Array | None = None, *, nonlinearity: str = "tanh",
+                 batch_first: bool = False):
         super().__init__([_ElmanCell(weight_ih, weight_hh, bias_ih, bias_hh,
                                      nonlinearity=nonlinearity)], batch_first=batch_first)
 
@@ -672,8 +677,8 @@ class GRUMap(RecurrentMap):
     (2, 1, True)
     """
 
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 batch_first: bool = False):
+    def __init__(self, weight_ih: Array, weight_hh: Array, bias_ih: Array | None = None,
+                 bias_hh: Array | None = None, *, batch_first: bool = False):
         super().__init__([_GRUCell(weight_ih, weight_hh, bias_ih, bias_hh)],
                          batch_first=batch_first)
 
@@ -701,7 +706,7 @@ class LSTMMap(RecurrentMap):
     (4, (2, 2), True)
     """
 
-    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 batch_first: bool = False):
+    def __init__(self, weight_ih: Array, weight_hh: Array, bias_ih: Array | None = None,
+                 bias_hh: Array | None = None, *, batch_first: bool = False):
         super().__init__([_LSTMCell(weight_ih, weight_hh, bias_ih, bias_hh)],
                          batch_first=batch_first)

@@ -540,13 +540,39 @@ class IterativeMap(Map):
         return xp.reshape(out, (*lead, self.dim))
 
     # -- gradients for training ---------------------------------------------
-    def step_with_derivative(self, x, u=None):
+    def step_with_derivative(self, x: Array, u: Array | None = None
+                             ) -> tuple[Array, Array, Array]:
         """``(x', step(x, u), f'(z))``: the state with its input block set to ``u``
         (what ``W`` multiplies), the next state, and the activation's derivative
         at the pre-activation ``z = W x' + b`` (zero on the input block).
 
         Training stores these for backpropagation through time, so the
         backward pass needs no second pre-activation.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            The state(s) the step starts from.
+        u : array, optional
+            The input, for a driven map.
+
+        Returns
+        -------
+        xin : array of the shape of ``x``
+            ``x`` with its input block set to ``u`` (``x`` itself without ``u``).
+        y : array of the shape of ``x``
+            The next state, ``step(x, u)``.
+        d : array of the shape of ``x``
+            ``f'(z)`` at ``z = W xin + b``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.0, 0.0], [2.0, 0.0]]), sizes=(1, 1), input_block=0)
+        >>> xin, y, d = m.step_with_derivative(np.zeros(2), np.array([1.0]))
+        >>> xin, y, d
+        (array([1., 0.]), array([1.        , 0.96402758]), array([0.        , 0.07065082]))
         """
         x = self._coerce(x)
         xp = namespace(x)
@@ -556,10 +582,11 @@ class IterativeMap(Map):
         if u is None:
             return x, y, d
         xin = [x[..., s] for s in self._slices]
-        xin[self.input_block] = u
+        xin[self.input_block] = u  # type: ignore[index]  # u is refused without one
         return xp.concat(xin, axis=-1), y, d
 
-    def parameter_gradient(self, x, w, u=None):
+    def parameter_gradient(self, x: Array, w: Array, u: Array | None = None
+                           ) -> tuple[dict[tuple[int, int], Any], Array]:
         """The gradient of ``L = sum(w * step(x, u))`` with respect to ``W`` and ``b``.
 
         Parameters
@@ -592,6 +619,11 @@ class IterativeMap(Map):
         >>> grads[(0, 0)], gb
         (array([[1., 2.],
                [0., 0.]]), array([1., 0.]))
+
+        Raises
+        ------
+        ValueError
+            For ``w`` whose shape is not the state's.
         """
         x = self._coerce(x)
         xp = namespace(x)
@@ -614,11 +646,39 @@ class IterativeMap(Map):
                 out[key] = vals
         return out, xp.sum(g, axis=0)
 
-    def block_gradient(self, key, g, xin, *, rows=None, cols=None):
+    def block_gradient(self, key: tuple[int, int], g: Array, xin: Array, *,
+                       rows: Array | None = None, cols: Array | None = None) -> Array:
         """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'``, both
         ``(n, dim)`` (rows summed). A dense block gives ``g_i^T x'_j``; a sparse
         block the values at its nonzeros, in sorted CSR order, or at ``rows, cols``
-        when given (the nonzeros' coordinates, to save recomputing them)."""
+        when given (the nonzeros' coordinates, to save recomputing them).
+
+        Parameters
+        ----------
+        key : (int, int)
+            The block ``(i, j)``.
+        g : array of shape (n, dim)
+            ``dL/dz``, the cotangent on the pre-activation.
+        xin : array of shape (n, dim)
+            The states ``x'`` that ``W`` multiplied.
+        rows, cols : arrays, optional
+            The sparse block's nonzero coordinates, in sorted CSR order.
+
+        Returns
+        -------
+        array
+            ``(n_i, n_j)`` for a dense block, the values at the nonzeros for a
+            sparse one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
+        >>> m.block_gradient((0, 0), np.array([[1.0, 0.0]]), np.array([[1.0, 2.0]]))
+        array([[1., 2.],
+               [0., 0.]])
+        """
         i, j = key
         gi, xj = g[:, self._slices[i]], xin[:, self._slices[j]]
         xp = namespace(g)

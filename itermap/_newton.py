@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from ._io import saveable
 from ._iterate import Trajectory, _check_finite, resolve_inputs
 from ._protocol import as_map
 from ._rng import as_rng
+from ._types import Array, MapLike
 
 __all__ = ["NewtonConvergenceError", "NewtonTrajectory", "newton_iterate"]
 
@@ -51,9 +53,28 @@ class NewtonConvergenceError(ValueError):
     lyapunov_exponent : float or None
         The largest Lyapunov exponent estimated along the start of the
         sequential trajectory (None where it could not be estimated).
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    iterations : int
+        Iterations run.
+    residuals : sequence of float
+        The largest residual before each iteration and after the last.
+    lyapunov_exponent : float, optional
+        The estimated largest Lyapunov exponent.
+
+    Examples
+    --------
+    >>> from itermap import NewtonConvergenceError
+    >>> err = NewtonConvergenceError("no convergence", iterations=3, residuals=[1.0, 0.5])
+    >>> isinstance(err, ValueError), err.iterations, err.residuals.tolist()
+    (True, 3, [1.0, 0.5])
     """
 
-    def __init__(self, message, *, iterations=0, residuals=(), lyapunov_exponent=None):
+    def __init__(self, message: str, *, iterations: int = 0, residuals: Array = (),
+                 lyapunov_exponent: float | None = None):
         super().__init__(message)
         self.iterations = iterations
         self.residuals = np.asarray(residuals, dtype=float)
@@ -84,10 +105,19 @@ class NewtonTrajectory(Trajectory):
         Time windows solved one after another (``chunk``).
     fallback_reason : str or None
         Why the sequential path was run instead, after a fallback.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> m = itermap.random_rnn(4, gain=0.5, rng=0)
+    >>> traj = itermap.iterate(m, np.ones(4), 20, method="newton")
+    >>> type(traj).__name__, traj.states.shape, traj.converged, traj.jacobian
+    ('NewtonTrajectory', (21, 4), True, 'full')
     """
 
     iterations: int = 0
-    residuals: object = None
+    residuals: Array | None = None
     converged: bool = True
     jacobian: str = "full"
     damping: float = 0.0
@@ -399,9 +429,11 @@ def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp
             X, prev, flat, FX = X_try, prev_t, flat_t, FX_t
 
 
-def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian="full",
-                   damping=0.0, tol=None, max_iter=None, initial=None, fallback="raise",
-                   chunk=None, max_cg=100):
+def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, every: int = 1,
+                   keep: str = "all", jacobian: str = "full", damping: float = 0.0,
+                   tol: float | None = None, max_iter: int | None = None, initial: Any = None,
+                   fallback: str = "raise", chunk: int | None = None,
+                   max_cg: int = 100) -> NewtonTrajectory:
     """Run ``map`` for ``steps`` steps by Newton's method over the whole trajectory.
 
     Called by :func:`itermap.iterate` with ``method="newton"``; see there for
@@ -528,7 +560,7 @@ def newton_iterate(map, x0, steps, *, inputs=None, every=1, keep="all", jacobian
         if initial is None or (isinstance(initial, str) and initial in ("start",)):
             X0 = xp.broadcast_to(start[None, ...], (hi - lo, B, d))
         else:
-            X0 = guess[lo:hi, ...]
+            X0 = guess[lo:hi, ...]  # type: ignore[index]  # set: steps > 0 here
         X, its, hist, ok, overflow = _solve_window(
             m, start, U, X0, kind=jacobian, sizes=sizes, damping=damping, tol=tol,
             max_iter=max_iter, max_cg=max_cg, xp=xp)

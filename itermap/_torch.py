@@ -12,6 +12,7 @@ import ast
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +21,9 @@ from ._activations import activation_name, get_activation
 from ._backend import is_sparse
 from ._blocks import BlockMatrix
 from ._gated import RecurrentMap, _ElmanCell, _GRUCell, _LSTMCell
+from ._map import Map
 from ._network import IterativeMap
+from ._types import MapLike
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -381,8 +384,9 @@ def _read_file(path):
     raise ValueError(f"model: a path must name a .safetensors or .npz file, got {path!r}")
 
 
-def from_torch(model, architecture=None, *, prefix: str = "", dtype=None, activation=None,
-               input_block=None, form: str = "map"):
+def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
+               dtype: Any = None, activation: str | None = None, input_block: int | None = None,
+               form: str = "map") -> Map:
     """A PyTorch model as an itermap map that reproduces it exactly.
 
     Parameters
@@ -504,7 +508,7 @@ def from_torch(model, architecture=None, *, prefix: str = "", dtype=None, activa
                     f"{type(architecture).__name__}")
 
 
-def to_torch(map, *, dtype=None):
+def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
     """An ``nn.Module`` that runs ``map``, for training in torch.
 
     Parameters

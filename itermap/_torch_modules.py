@@ -6,6 +6,8 @@ only inside its functions, so that ``import itermap`` never imports torch.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -62,7 +64,7 @@ def activation_module(name: str) -> nn.Module:
     name = get_activation(name).name
     match = _CALL.match(name)
     kind = match.group(1) if match else name
-    params = {}
+    params: dict[str, Any] = {}
     if match:
         for item in match.group(2).split(","):
             key, _, value = item.partition("=")
@@ -140,7 +142,7 @@ class IteratedModel(nn.Module):
         W = torch.zeros((self.dim, self.dim), dtype=self.bias.dtype, device=self.bias.device)
         for key, blk in self.blocks.items():
             i, j = (int(t) for t in key.strip("()").split(","))
-            W[off[j]:off[j + 1], off[i]:off[i + 1]] = blk.weight
+            W[off[j]:off[j + 1], off[i]:off[i + 1]] = cast(torch.Tensor, blk.weight)
         return W
 
     def _insert(self, x, u):

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
 from ._protocol import as_map
 from ._rng import as_rng
+from ._types import Array, MapLike, RngLike
 
 __all__ = ["train", "TrainHistory", "TrainState", "NonFiniteLossError", "evaluate",
            "loss_and_gradient", "trainable_count"]
@@ -36,9 +38,28 @@ class NonFiniteLossError(FloatingPointError):
 
     Attributes ``epoch`` and ``step`` (both counted from 1) say where; ``map``
     holds the last map whose loss was finite, ``history`` the epochs done.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    epoch, step : int
+        Where the loss turned non-finite (both counted from 1).
+    map : IterativeMap
+        The last map whose loss was finite.
+    history : TrainHistory or None
+        The epochs completed before.
+
+    Examples
+    --------
+    >>> from itermap import NonFiniteLossError
+    >>> err = NonFiniteLossError("loss is nan", epoch=2, step=5, map=None, history=None)
+    >>> isinstance(err, FloatingPointError), err.epoch, err.step
+    (True, 2, 5)
     """
 
-    def __init__(self, message, *, epoch, step, map, history):
+    def __init__(self, message: str, *, epoch: int, step: int, map: Any,
+                 history: TrainHistory | None):
         super().__init__(message)
         self.epoch, self.step, self.map, self.history = epoch, step, map, history
 
@@ -53,6 +74,36 @@ class TrainHistory:
     and the fraction of nonzero targets whose sign the output matches (bit
     accuracy) for MSE. ``best_epoch`` (from 1) is the epoch whose map was
     returned: the best validation loss with a split, else the last.
+
+    Attributes
+    ----------
+    loss, accuracy : ndarray of shape (epochs,)
+        Training loss and accuracy per epoch.
+    val_loss, val_accuracy : ndarray of shape (epochs,)
+        The same on the validation data (NaN without it).
+    lr : ndarray of shape (epochs,)
+        The learning rate of each epoch (after the schedule).
+    seconds : ndarray of shape (epochs,)
+        Wall time per epoch.
+    best_epoch : int
+        The epoch (from 1) whose map was returned.
+    stopped_early : bool
+        Whether ``patience`` ended the run.
+    trainable_count : int
+        Trainable parameters, as :func:`trainable_count` counts them.
+    loss_name, optimizer : str
+        The loss and the optimizer used.
+    epochs : int
+        Epochs run (a property).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, train
+    >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
+    >>> _, history = train(m, np.eye(2), np.array([0, 1]), epochs=3, progress=False, rng=0)
+    >>> history.epochs, history.loss.shape, bool(np.all(np.isnan(history.val_loss)))
+    (3, (3,), True)
     """
 
     loss: np.ndarray
@@ -80,6 +131,42 @@ class TrainState:
     Written by ``train(..., save_state=path)`` after every epoch and read back
     by ``train(..., resume=path)``; the map passed to the resumed call gives
     the structure (sizes, sparsity pattern, activations).
+
+    Attributes
+    ----------
+    theta : ndarray
+        The trainable parameters as one flat vector.
+    moment1, moment2 : ndarray or None
+        The optimizer's first and second moments (None where it keeps none).
+    step_count : int
+        Optimizer steps taken.
+    epoch : int
+        Epochs completed.
+    rng_state : dict
+        The state of the generator drawing the minibatch order.
+    history : dict
+        The per-epoch lists of :class:`TrainHistory` so far.
+    best_theta : ndarray or None
+        The parameters of the best validation epoch.
+    best_val : float
+        The best validation loss so far.
+    bad_epochs : int
+        Epochs since the best validation loss.
+    validation_index : ndarray or None
+        The samples held out for validation.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from itermap import IterativeMap, load, train
+    >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+    >>> _ = train(m, np.eye(2), np.array([0, 1]), epochs=2, progress=False, rng=0,
+    ...           save_state=path)
+    >>> state = load(path)
+    >>> type(state).__name__, state.epoch, len(state.history["loss"])
+    ('TrainState', 2, 2)
     """
 
     theta: np.ndarray
@@ -243,11 +330,26 @@ def _trainable_flag(key, block, flag):
     return flag
 
 
-def trainable_count(m) -> int:
+def trainable_count(m: MapLike) -> int:
     """Trainable parameters of ``m`` as :func:`train` counts them.
 
     Stored weights outside the input block's rows (honouring a ``trainable``
     mask on the block matrix), plus the biases outside the input block.
+
+    Parameters
+    ----------
+    m : IterativeMap
+        The map.
+
+    Returns
+    -------
+    int
+        The number of trainable parameters.
+
+    Raises
+    ------
+    TypeError
+        For ``m`` that is not an :class:`IterativeMap`.
 
     Examples
     --------
@@ -456,13 +558,16 @@ def _take(arr, idx, axis, backend, dtype, xp):
 
 
 # -- the entry point --------------------------------------------------------------------
-def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_entropy",
-          at: str = "last", epochs: int = 20, batch_size: int = 64, lr: float = 1e-2,
-          rng=None, optimizer: str = "adam", momentum: float = 0.9,
-          weight_decay: float = 0.0, clip_norm: float | None = None, schedule=None,
-          validation: float = 0.0, validation_data=None, patience: int | None = None,
+def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+          loss: str = "cross_entropy", at: str = "last", epochs: int = 20,
+          batch_size: int = 64, lr: float = 1e-2, rng: RngLike = None,
+          optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
+          clip_norm: float | None = None, schedule: Any = None, validation: float = 0.0,
+          validation_data: tuple[Array, Array] | None = None, patience: int | None = None,
           freeze_bias: bool = False, checkpoint: int | None = None, progress: bool = True,
-          save_state=None, resume=None):
+          save_state: str | os.PathLike | None = None,
+          resume: str | os.PathLike | TrainState | None = None
+          ) -> tuple[IterativeMap, TrainHistory]:
     """Train the weights and biases of an iterative map by backpropagation through time.
 
     At each of ``steps`` steps from the zero state, the map's input block is
@@ -586,7 +691,8 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
     sample_axis = 1 if seq else 0
     target_axis = 1 if at == "all" else 0
 
-    hist = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
+    hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss",
+                                                  "val_accuracy", "lr", "seconds")}
     start_epoch, best_theta, best_val, bad_epochs = 0, None, math.inf, 0
     val_index = None
     if resume is not None:
@@ -623,7 +729,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
         X, Yt = np.take(X, train_index, axis=sample_axis), np.take(Yt, train_index,
                                                                    axis=target_axis)
         n = len(train_index)
-    if Xv is not None:
+    if Xv is not None and Yv is not None:  # set together
         Xv_b = _take(Xv, np.arange(Xv.shape[sample_axis]), sample_axis, backend, dtype, xp)
         Yv_b = _take(Yv, np.arange(Yv.shape[target_axis]), target_axis, backend, dtype, xp)
 
@@ -695,7 +801,7 @@ def train(map, inputs, targets, *, steps: int | None = None, loss: str = "cross_
             if save_state is not None:
                 save(TrainState(theta=to_numpy(theta), moment1=_host(opt.state()["m"]),
                                 moment2=_host(opt.state()["v"]), step_count=opt.count,
-                                epoch=epoch + 1, rng_state=gen.bit_generator.state,
+                                epoch=epoch + 1, rng_state=dict(gen.bit_generator.state),
                                 history={k: list(v) for k, v in hist.items()},
                                 best_theta=_host(best_theta), best_val=best_val,
                                 bad_epochs=bad_epochs, validation_index=val_index), save_state)
@@ -733,9 +839,26 @@ def _history(hist, lay, mask, loss, optimizer, best_epoch, stopped):
                         loss_name=loss, optimizer=optimizer)
 
 
-def loss_and_gradient(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",
-                      checkpoint=None):
+def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+                      loss: str = "cross_entropy", at: str = "last",
+                      checkpoint: int | None = None
+                      ) -> tuple[float, dict[tuple[int, int], Any], Array]:
     """The training loss of ``map`` on a batch and its gradient, as :func:`train` uses them.
+
+    Parameters
+    ----------
+    map : IterativeMap
+        A driven map (with an ``input_block``).
+    inputs, targets : array
+        Inputs and targets, as for :func:`train`.
+    steps : int, optional
+        Steps per sample, as for :func:`train`.
+    loss : {"cross_entropy", "mse"}
+        The loss, as for :func:`train`.
+    at : {"last", "all"}
+        Where the loss is taken, as for :func:`train`.
+    checkpoint : int, optional
+        Store states only every ``checkpoint`` steps, as for :func:`train`.
 
     Returns
     -------
@@ -777,9 +900,25 @@ def loss_and_gradient(map, inputs, targets, *, steps=None, loss="cross_entropy",
     return float(to_numpy(lv)), blocks, grad[lay.bias_start:]
 
 
-def evaluate(map, inputs, targets, *, steps=None, loss="cross_entropy", at="last",
-             batch_size=1024):
+def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
+             loss: str = "cross_entropy", at: str = "last",
+             batch_size: int = 1024) -> tuple[float, float]:
     """Loss and accuracy of ``map`` on a data set, as :func:`train` measures them.
+
+    Parameters
+    ----------
+    map : IterativeMap
+        A driven map (with an ``input_block``).
+    inputs, targets : array
+        Inputs and targets, as for :func:`train`.
+    steps : int, optional
+        Steps per sample, as for :func:`train`.
+    loss : {"cross_entropy", "mse"}
+        The loss, as for :func:`train`.
+    at : {"last", "all"}
+        Where the loss is taken, as for :func:`train`.
+    batch_size : int
+        Samples evaluated at once (the result does not depend on it).
 
     Returns
     -------
