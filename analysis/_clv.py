@@ -210,7 +210,7 @@ def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
 def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | None = None,
                                transient: int = 100, backward_transient: int | None = None,
                                save_every: int = 1, inputs: Array | None = None,
-                               rng: RngLike = 0) -> CovariantVectors:
+                               rng: RngLike = None) -> CovariantVectors:
     """Covariant Lyapunov vectors along one or a batch of trajectories (Ginelli's method).
 
     Parameters

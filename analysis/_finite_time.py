@@ -76,7 +76,7 @@ class FiniteTimeExponents:
 
 def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
                           k: int | None = None, transient: int = 100,
-                          inputs: Array | None = None, rng: RngLike = 0) -> FiniteTimeExponents:
+                          inputs: Array | None = None, rng: RngLike = None) -> FiniteTimeExponents:
     """The distribution of the Lyapunov exponents over windows of ``window`` steps.
 
     Parameters

@@ -521,7 +521,7 @@ def _eps(dtype) -> float:
 
 
 def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_every=1,
-                      inputs=None, continue_from=None, rng=0, progress=False):
+                      inputs=None, continue_from=None, rng=None, progress=False):
     """Lyapunov spectrum (full or top-``k``) of a map along a batch of trajectories.
 
     The Benettin / Shimada-Nagashima method: ``k`` tangent vectors are
@@ -570,7 +570,8 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         tangent frames; the result is that of one run of the total length (to
         rounding). ``x0`` must then be None and ``transient`` 0.
     rng : int, Generator or None
-        Seed for the random initial tangent frames.
+        Seed for the random initial tangent frames (None: fresh entropy, as everywhere in
+        itermap; pass a seed to repeat a run bit for bit).
     progress : bool
         Show a tqdm progress bar.
 

@@ -75,7 +75,7 @@ class NewtonLyapunovScan:
 def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int = 256,
                          trials: int = 2,
                          jacobian: str = "full", lyapunov_steps: int = 2000,
-                         transient: int = 200, rng: RngLike = 0) -> NewtonLyapunovScan:
+                         transient: int = 200, rng: RngLike = None) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
     For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``

@@ -295,7 +295,7 @@ class FlipFlopAnalysis:
 
 def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
                        starts: int = 1024, noise: float = 0.02, keep_trials: int = 20,
-                       rng: RngLike = 0) -> FlipFlopAnalysis:
+                       rng: RngLike = None) -> FlipFlopAnalysis:
     """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
 
     ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout

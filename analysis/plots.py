@@ -1650,6 +1650,13 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
     -------
     matplotlib.axes.Axes
 
+    Raises
+    ------
+    TypeError
+        ``result`` is not a continuation result, or ``component`` is not an int.
+    ValueError
+        ``component`` names no component of the points.
+
     Examples
     --------
     >>> import numpy as np

@@ -83,12 +83,13 @@ CATALOG = [
 ]
 if hasattr(analysis, "lyapunov_spectrum"):
     CATALOG += [
-        ("lyapunov k > dim", lambda: analysis.lyapunov_spectrum(henon(), np.zeros(2), 10, k=3),
+        ("lyapunov k > dim", lambda: analysis.lyapunov_spectrum(henon(), np.zeros(2), 10, k=3,
+                                                                rng=0),
          ValueError, "k=3 exceeds"),
-        ("lyapunov steps < 1", lambda: analysis.lyapunov_spectrum(henon(), np.zeros(2), 0),
+        ("lyapunov steps < 1", lambda: analysis.lyapunov_spectrum(henon(), np.zeros(2), 0, rng=0),
          ValueError, "steps must be >= 1"),
         ("lyapunov divergence", lambda: analysis.lyapunov_spectrum(
-            linear(np.array([[1e200]])), np.ones(1), 10), itermap.DivergenceError,
+            linear(np.array([[1e200]])), np.ones(1), 10, rng=0), itermap.DivergenceError,
          "overflowed to inf or NaN"),
     ]
 

@@ -52,7 +52,7 @@ def _max_block_cond(W, states, every):
 
 def test_logistic_r4_is_ln2():
     x0 = np.random.default_rng(0).uniform(0.05, 0.45, size=(16, 1))
-    res = lyapunov_spectrum(logistic(4.0), x0, 5000, transient=100)
+    res = lyapunov_spectrum(logistic(4.0), x0, 5000, transient=100, rng=0)
     assert res.exponents.shape == (1,) and res.per_trajectory.shape == (16, 1)
     assert abs(res.exponents[0] - np.log(2.0)) < 1e-3
     assert np.all(np.abs(res.per_trajectory[:, 0] - np.log(2.0)) < 2e-3)
@@ -63,7 +63,7 @@ def test_logistic_per_row_parameters_closed_forms():
     # f'(p1) f'(p2) = -r^2 + 2r + 4; r = 4: ln 2
     r = np.array([2.6, 3.2, 4.0])
     x0 = np.array([[0.3], [0.3], [0.3]])
-    res = lyapunov_spectrum(logistic(r), x0, 4000, transient=400)
+    res = lyapunov_spectrum(logistic(r), x0, 4000, transient=400, rng=0)
     per = res.per_trajectory[:, 0]
     assert abs(per[0] - np.log(0.6)) < 1e-9
     assert abs(per[1] - 0.5 * np.log(abs(-3.2**2 + 2 * 3.2 + 4))) < 1e-9
@@ -74,7 +74,7 @@ def test_henon_literature_values_and_determinant_identity():
     # 10^5 steps of 8 trajectories; QR every 5 steps (the product of the R factors does not
     # depend on the spacing), which keeps the test to a few seconds
     x0 = np.random.default_rng(0).uniform(-0.1, 0.1, size=(8, 2))
-    res = lyapunov_spectrum(henon(), x0, 100_000, transient=1000, reorthonormalize_every=5)
+    res = lyapunov_spectrum(henon(), x0, 100_000, transient=1000, reorthonormalize_every=5, rng=0)
     np.testing.assert_allclose(res.exponents, [0.4192, -1.6232], atol=3e-3)
     assert abs(res.exponents.sum() - np.log(0.3)) < 1e-8
     assert np.all(np.abs(res.per_trajectory.sum(axis=1) - np.log(0.3)) < 1e-8)
@@ -90,9 +90,9 @@ def test_linear_map_log_abs_eigenvalues(xp):
     ref = np.sort(np.log(np.abs(np.linalg.eigvals(A))))[::-1]
     m = linear(xp.asarray(A))
     x0 = xp.zeros((2, 4), dtype=xp.float64)
-    res = lyapunov_spectrum(m, x0, 400, transient=300)
+    res = lyapunov_spectrum(m, x0, 400, transient=300, rng=0)
     np.testing.assert_allclose(res.exponents, ref, atol=1e-6)
-    top2 = lyapunov_spectrum(m, x0, 400, transient=300, k=2)
+    top2 = lyapunov_spectrum(m, x0, 400, transient=300, k=2, rng=0)
     np.testing.assert_allclose(top2.exponents, ref[:2], atol=1e-6)
     top1 = lyapunov_spectrum(m, x0, 400, transient=300, k=1, rng=5)
     np.testing.assert_allclose(top1.exponents, ref[:1], atol=1e-6)
@@ -103,7 +103,7 @@ def test_linear_map_complex_pair():
     # a rotation-scaling block: two exponents ln 0.8, plus a real one ln 1.1
     c, s = 0.8 * np.cos(0.7), 0.8 * np.sin(0.7)
     A = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.1]])
-    res = lyapunov_spectrum(linear(A), np.zeros(3), 300, transient=50)
+    res = lyapunov_spectrum(linear(A), np.zeros(3), 300, transient=50, rng=0)
     np.testing.assert_allclose(res.exponents, [np.log(1.1), np.log(0.8), np.log(0.8)],
                                atol=1e-9)
 
@@ -116,7 +116,7 @@ def test_tanh_network_below_edge_of_chaos():
     m = IterativeMap(gain * unit)
     ref = np.sort(np.log(gain) + np.log(np.abs(np.linalg.eigvals(unit))))[::-1]
     x0 = np.random.default_rng(0).normal(size=(2, n))
-    res = lyapunov_spectrum(m, x0, 5000, transient=200)
+    res = lyapunov_spectrum(m, x0, 5000, transient=200, rng=0)
     assert np.max(np.abs(res.exponents - ref)) < 1e-3
     assert np.max(np.abs(res.per_trajectory - ref)) < 1e-3
     assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
@@ -127,7 +127,7 @@ def test_sum_equals_mean_log_det_on_chaotic_tanh(every):
     m, W = _tanh_net(30, 2.0, seed=1)
     x0 = np.random.default_rng(5).normal(size=(3, 30))
     steps, transient = 600, 50
-    res = lyapunov_spectrum(m, x0, steps, transient=transient, reorthonormalize_every=every)
+    res = lyapunov_spectrum(m, x0, steps, transient=transient, reorthonormalize_every=every, rng=0)
     states = iterate(m, x0, transient + steps).states[transient:]
     np.testing.assert_allclose(res.per_trajectory.sum(axis=1), _mean_log_det(W, states),
                                atol=1e-10)
@@ -192,8 +192,8 @@ def test_sparse_network_matches_dense_and_batch_rows_match_single_runs():
 def test_fewer_qrs_give_the_same_exponents():
     m, _ = _tanh_net(30, 1.6, seed=8)
     x0 = np.random.default_rng(1).normal(size=(2, 30))
-    r1 = lyapunov_spectrum(m, x0, 500, transient=50)
-    r5 = lyapunov_spectrum(m, x0, 500, transient=50, reorthonormalize_every=5)
+    r1 = lyapunov_spectrum(m, x0, 500, transient=50, rng=0)
+    r5 = lyapunov_spectrum(m, x0, 500, transient=50, reorthonormalize_every=5, rng=0)
     np.testing.assert_allclose(r5.per_trajectory, r1.per_trajectory, atol=1e-9)
 
 
@@ -214,12 +214,12 @@ def test_conditional_exponents_constant_input():
     J = (1.0 - h**2)[:, None] * W_hh
     ref = np.sort(np.log(np.abs(np.linalg.eigvals(J))))[::-1]
     x0 = np.random.default_rng(1).normal(size=(2, nh + nx))
-    res = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=u)
+    res = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=u, rng=0)
     assert res.exponents.shape == (nh,) and res.dim == nh
     assert np.max(np.abs(res.exponents - ref)) < 1e-3
     # the same input, given as a sequence, is the same computation
     seq = np.broadcast_to(u, (4200, 2, nx))
-    res_seq = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=seq)
+    res_seq = lyapunov_spectrum(m, x0, 4000, transient=200, inputs=seq, rng=0)
     np.testing.assert_allclose(res_seq.per_trajectory, res.per_trajectory, atol=1e-12)
 
 
@@ -231,7 +231,7 @@ def test_conditional_exponents_input_sequence_sum_identity():
     m = IterativeMap.from_rnn(W_hh, W_hx)
     seq = rng.normal(size=(steps, nx))
     x0 = np.zeros(nh + nx)
-    res = lyapunov_spectrum(m, x0, steps, inputs=seq)
+    res = lyapunov_spectrum(m, x0, steps, inputs=seq, rng=0)
     hs = iterate(m, x0, steps, inputs=seq).states[1:, nx:]
     ref = (np.log1p(-hs**2).sum(axis=1) + np.linalg.slogdet(W_hh)[1]).mean()
     assert abs(res.exponents.sum() - ref) < 1e-10
@@ -242,13 +242,13 @@ def test_conditional_exponents_input_sequence_sum_identity():
 def test_continue_from_equals_one_long_run(tmp_path):
     m, _ = _tanh_net(9, 1.7, seed=12)
     x0 = np.random.default_rng(2).normal(size=(3, 9))
-    whole = lyapunov_spectrum(m, x0, 300, transient=20, k=4)
-    first = lyapunov_spectrum(m, x0, 120, transient=20, k=4)
+    whole = lyapunov_spectrum(m, x0, 300, transient=20, k=4, rng=0)
+    first = lyapunov_spectrum(m, x0, 120, transient=20, k=4, rng=0)
     path = itermap.save(first, tmp_path / "piece.npz")
     loaded = itermap.load(path)
     assert isinstance(loaded, LyapunovSpectrum)
     np.testing.assert_array_equal(loaded.exponents, first.exponents)
-    rest = lyapunov_spectrum(m, None, 180, continue_from=loaded)
+    rest = lyapunov_spectrum(m, None, 180, continue_from=loaded, rng=0)
     assert rest.steps == 300 and rest.transient == 20
     np.testing.assert_allclose(rest.per_trajectory, whole.per_trajectory, atol=1e-12)
     np.testing.assert_allclose(rest.exponents, whole.exponents, atol=1e-12)
@@ -258,7 +258,7 @@ def test_continue_from_equals_one_long_run(tmp_path):
 
 def test_history_checkpoints():
     m, _ = _tanh_net(5, 1.5, seed=0)
-    res = lyapunov_spectrum(m, np.ones((2, 5)) * 0.1, 1000, reorthonormalize_every=3)
+    res = lyapunov_spectrum(m, np.ones((2, 5)) * 0.1, 1000, reorthonormalize_every=3, rng=0)
     assert res.history.shape == (len(res.history_steps), 5)
     assert 80 <= len(res.history_steps) <= 120
     assert res.history_steps[-1] == 1000
@@ -266,12 +266,12 @@ def test_history_checkpoints():
     # each checkpoint is the running estimate: check one against a shorter run
     i = 40
     short = lyapunov_spectrum(m, np.ones((2, 5)) * 0.1, int(res.history_steps[i]),
-                              reorthonormalize_every=3)
+                              reorthonormalize_every=3, rng=0)
     np.testing.assert_allclose(res.history[i], short.exponents, atol=1e-12)
 
 
 def test_progress_bar(capsys):
-    lyapunov_spectrum(henon(), np.array([0.1, 0.1]), 50, progress=True)
+    lyapunov_spectrum(henon(), np.array([0.1, 0.1]), 50, progress=True, rng=0)
     assert "lyapunov" in capsys.readouterr().err
 
 
@@ -289,45 +289,45 @@ def test_bad_arguments():
     m = henon()
     x0 = np.array([0.1, 0.1])
     with pytest.raises(ValueError, match="k=3 exceeds .* dim=2"):
-        lyapunov_spectrum(m, x0, 10, k=3)
+        lyapunov_spectrum(m, x0, 10, k=3, rng=0)
     with pytest.raises(ValueError, match="k must be >= 1"):
-        lyapunov_spectrum(m, x0, 10, k=0)
+        lyapunov_spectrum(m, x0, 10, k=0, rng=0)
     with pytest.raises(TypeError, match="k must be an integer"):
-        lyapunov_spectrum(m, x0, 10, k=1.5)
+        lyapunov_spectrum(m, x0, 10, k=1.5, rng=0)
     with pytest.raises(ValueError, match="steps must be >= 1"):
-        lyapunov_spectrum(m, x0, 0)
+        lyapunov_spectrum(m, x0, 0, rng=0)
     with pytest.raises(ValueError, match="transient must be >= 0"):
-        lyapunov_spectrum(m, x0, 10, transient=-1)
+        lyapunov_spectrum(m, x0, 10, transient=-1, rng=0)
     with pytest.raises(ValueError, match="reorthonormalize_every must be >= 1"):
-        lyapunov_spectrum(m, x0, 10, reorthonormalize_every=0)
+        lyapunov_spectrum(m, x0, 10, reorthonormalize_every=0, rng=0)
     with pytest.raises(ValueError, match="x0 contains NaN"):
-        lyapunov_spectrum(m, np.array([np.nan, 0.0]), 10)
+        lyapunov_spectrum(m, np.array([np.nan, 0.0]), 10, rng=0)
     with pytest.raises(ValueError, match="autonomous"):
-        lyapunov_spectrum(m, x0, 10, inputs=np.ones(1))
+        lyapunov_spectrum(m, x0, 10, inputs=np.ones(1), rng=0)
     with pytest.raises(ValueError, match="dimension 3"):
-        lyapunov_spectrum(m, np.zeros(3), 10)
+        lyapunov_spectrum(m, np.zeros(3), 10, rng=0)
 
 
 def test_bad_arguments_driven_and_continue():
     m = IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 2)))
     x0 = np.zeros(5)
     with pytest.raises(ValueError, match="k=4 exceeds the 3 free directions"):
-        lyapunov_spectrum(m, x0, 10, k=4, inputs=np.ones(2))
+        lyapunov_spectrum(m, x0, 10, k=4, inputs=np.ones(2), rng=0)
     with pytest.raises(ValueError, match="driven"):
-        lyapunov_spectrum(m, x0, 10)
+        lyapunov_spectrum(m, x0, 10, rng=0)
     with pytest.raises(ValueError, match="one input per step"):
-        lyapunov_spectrum(m, x0, 10, transient=5, inputs=np.ones((10, 2)))
-    prev = lyapunov_spectrum(m, x0, 10, inputs=np.ones(2))
+        lyapunov_spectrum(m, x0, 10, transient=5, inputs=np.ones((10, 2)), rng=0)
+    prev = lyapunov_spectrum(m, x0, 10, inputs=np.ones(2), rng=0)
     with pytest.raises(ValueError, match="x0=None"):
-        lyapunov_spectrum(m, x0, 10, inputs=np.ones(2), continue_from=prev)
+        lyapunov_spectrum(m, x0, 10, inputs=np.ones(2), continue_from=prev, rng=0)
     with pytest.raises(ValueError, match="transient must be 0"):
-        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, transient=3)
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, transient=3, rng=0)
     with pytest.raises(ValueError, match="k=2 differs"):
-        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, k=2)
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from=prev, k=2, rng=0)
     with pytest.raises(TypeError, match="LyapunovSpectrum"):
-        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from={"steps": 3})
+        lyapunov_spectrum(m, None, 10, inputs=np.ones(2), continue_from={"steps": 3}, rng=0)
     with pytest.raises(ValueError, match="dimension"):
-        lyapunov_spectrum(henon(), None, 10, continue_from=prev)
+        lyapunov_spectrum(henon(), None, 10, continue_from=prev, rng=0)
 
 
 def test_state_overflow_names_the_step():
@@ -337,9 +337,9 @@ def test_state_overflow_names_the_step():
         while np.isfinite(x):
             x, t = 5.0 * x * (1.0 - x), t + 1
     with pytest.raises(DivergenceError, match=rf"state overflowed .* at step {t}\b"):
-        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200)
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, rng=0)
     with pytest.raises(DivergenceError, match=rf"at step {t} of the transient"):
-        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 10, transient=200)
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 10, transient=200, rng=0)
 
 
 def test_tangent_overflow_names_the_steps():
@@ -347,27 +347,27 @@ def test_tangent_overflow_names_the_steps():
     m = linear(np.diag([np.exp(20.0), 0.5]))
     with pytest.raises(DivergenceError, match="tangent vectors overflowed .* between steps "
                                               "1 and 60"):
-        lyapunov_spectrum(m, np.zeros(2), 100, reorthonormalize_every=60)
+        lyapunov_spectrum(m, np.zeros(2), 100, reorthonormalize_every=60, rng=0)
     # every step: fine
-    res = lyapunov_spectrum(m, np.zeros(2), 100, transient=30)
+    res = lyapunov_spectrum(m, np.zeros(2), 100, transient=30, rng=0)
     np.testing.assert_allclose(res.exponents, [20.0, np.log(0.5)], atol=1e-9)
 
 
 def test_exact_collapse_is_minus_infinity():
     # x = 0.5 is the critical point of the logistic map: f'(0.5) = 0 at step 1, so the
     # product of derivatives along that orbit is exactly 0; the other start stays finite
-    res = lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10)
+    res = lyapunov_spectrum(logistic(3.7), np.array([[0.3], [0.5]]), 10, rng=0)
     assert res.per_trajectory[1, 0] == -np.inf and np.isfinite(res.per_trajectory[0, 0])
     assert res.exponents[0] == -np.inf and res.n_collapsed == 1
     assert res.stderr[0] == np.inf  # only one of the two trajectories collapsed
     # a network with a zero row and column: the full spectrum has one -inf, the top-2 none
     W = np.diag([0.0, 0.9, 0.7])
     m = IterativeMap(W, activation="identity")
-    res = lyapunov_spectrum(m, np.ones(3), 50, transient=200)
+    res = lyapunov_spectrum(m, np.ones(3), 50, transient=200, rng=0)
     np.testing.assert_allclose(res.exponents[:2], np.log([0.9, 0.7]), atol=1e-9)
     assert res.exponents[2] == -np.inf and res.n_collapsed == 1
     assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
-    res = lyapunov_spectrum(m, np.ones(3), 50, k=2, transient=20)
+    res = lyapunov_spectrum(m, np.ones(3), 50, k=2, transient=20, rng=0)
     np.testing.assert_allclose(res.exponents, np.log([0.9, 0.7]), atol=1e-6)
     assert res.n_collapsed == 0
 
@@ -378,7 +378,7 @@ def test_mlp_is_nilpotent_all_minus_infinity(every):
     # finite impulse response of the paper; every direction collapses exactly
     m = itermap.mlp_continuum([3, 5, 4], rng=0)
     x0 = np.random.default_rng(0).normal(size=(2, m.dim))
-    res = lyapunov_spectrum(m, x0, 30, inputs=np.ones(3), reorthonormalize_every=every)
+    res = lyapunov_spectrum(m, x0, 30, inputs=np.ones(3), reorthonormalize_every=every, rng=0)
     assert np.all(res.exponents == -np.inf) and res.n_collapsed == 9
     assert np.all(res.per_trajectory == -np.inf) and np.all(res.stderr == 0.0)
     assert res.kaplan_yorke_dimension == 0.0 and res.entropy_rate == 0.0
@@ -389,7 +389,7 @@ def test_relu_killed_units_collapse_exactly():
     # so a full spectrum of 4 units with 2 dead has exactly two -inf exponents
     W = np.diag([0.5, 0.8, 0.3, 0.6])
     m = IterativeMap(W, bias=np.array([1.0, 1.0, -5.0, -5.0]), activation="relu")
-    res = lyapunov_spectrum(m, np.ones(4), 40, transient=200)
+    res = lyapunov_spectrum(m, np.ones(4), 40, transient=200, rng=0)
     np.testing.assert_allclose(res.exponents[:2], np.log([0.8, 0.5]), atol=1e-9)
     assert np.all(res.exponents[2:] == -np.inf) and res.n_collapsed == 2
 
@@ -397,14 +397,14 @@ def test_relu_killed_units_collapse_exactly():
 def test_tiny_but_nonzero_collapse_stays_finite():
     # |R_ii| = 1e-150 per step is tiny but not zero: the exponent is ln(1e-150), finite
     m = linear(np.diag([0.5, 1e-150]))
-    res = lyapunov_spectrum(m, np.ones(2), 20, transient=3)
+    res = lyapunov_spectrum(m, np.ones(2), 20, transient=3, rng=0)
     np.testing.assert_allclose(res.exponents, [np.log(0.5), np.log(1e-150)], rtol=1e-12)
     assert res.n_collapsed == 0
 
 
 def test_minus_infinity_survives_save_and_load(tmp_path):
     m = IterativeMap(np.diag([0.0, 0.9, 0.7]), activation="identity")
-    res = lyapunov_spectrum(m, np.ones((2, 3)), 20)
+    res = lyapunov_spectrum(m, np.ones((2, 3)), 20, rng=0)
     itermap.save(res, tmp_path / "res.npz")
     back = itermap.load(tmp_path / "res.npz")
     np.testing.assert_array_equal(back.exponents, res.exponents)
@@ -430,7 +430,7 @@ def test_kaplan_yorke_and_entropy_with_minus_infinity_and_bad_input():
 def test_float32_state():
     m = IterativeMap(np.random.default_rng(0).normal(0, 0.5 / 4, size=(16, 16))
                      .astype(np.float32))
-    res = lyapunov_spectrum(m, np.ones((2, 16), dtype=np.float32) * 0.1, 200, transient=100)
+    res = lyapunov_spectrum(m, np.ones((2, 16), dtype=np.float32) * 0.1, 200, transient=100, rng=0)
     W = np.asarray(m.block_matrix.to_dense(), dtype=np.float64)
     ref = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
     assert np.max(np.abs(res.exponents - ref)) < 5e-2
@@ -446,7 +446,7 @@ def test_overflow_between_qrs_names_the_span():
     lo = (t - 1) // 4 * 4 + 1
     with pytest.raises(DivergenceError, match=rf"state overflowed .* between steps {lo} and "
                                               rf"{lo + 3}\b"):
-        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4)
+        lyapunov_spectrum(logistic(5.0), np.array([0.3]), 200, reorthonormalize_every=4, rng=0)
 
 
 # -- reorthonormalisation (issue 16) ------------------------------------------------------------
@@ -472,7 +472,7 @@ def _householder_reference(m, x0, steps, transient, k=None):
 def test_cholesky_qr_and_gram_schmidt_agree_with_householder(n, k, batch):
     m, _ = _tanh_net(n, 1.5, seed=n)
     x0 = np.random.default_rng(0).normal(size=(batch, n))
-    res = lyapunov_spectrum(m, x0, 300, k=k, transient=20)
+    res = lyapunov_spectrum(m, x0, 300, k=k, transient=20, rng=0)
     ref = _householder_reference(m, x0, 300, 20, k=k)
     np.testing.assert_allclose(res.per_trajectory, ref, atol=1e-10, rtol=0)
 
@@ -502,9 +502,9 @@ def test_spaced_qrs_warn_where_the_bottom_is_lost():
     # the issue's case: a gain-2 network, QR every 5 steps moves the smallest exponent
     m, _ = _tanh_net(64, 2.0, seed=1)
     x0 = np.random.default_rng(0).normal(size=(1, 64))
-    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+    ref = lyapunov_spectrum(m, x0, 400, transient=50, rng=0)
     with pytest.warns(RuntimeWarning, match=r"reorthonormalize_every <= \d"):
-        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=5)
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=5, rng=0)
     assert res.qr_error > 1e-6
     assert abs(res.exponents[-1] - ref.exponents[-1]) > 1e-6  # the warning was earned
     np.testing.assert_allclose(res.exponents[:8], ref.exponents[:8], atol=1e-8)
@@ -515,8 +515,8 @@ def test_spaced_qrs_warn_where_the_bottom_is_lost():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=3)
-    ref = lyapunov_spectrum(m, x0, 400, transient=50)
+        res = lyapunov_spectrum(m, x0, 400, transient=50, reorthonormalize_every=3, rng=0)
+    ref = lyapunov_spectrum(m, x0, 400, transient=50, rng=0)
     assert res.qr_error <= 1e-6
     np.testing.assert_allclose(res.exponents, ref.exponents, atol=1e-9)
 
@@ -529,20 +529,20 @@ def test_henon_vector_loop_matches_the_array_path(batch, every):
     fm = itermap.FunctionMap(h.step, 2, jacobian=h.jacobian)
     rng = np.random.default_rng(4)
     x0 = rng.uniform(-0.1, 0.1, size=2 if batch is None else (batch, 2))
-    a = lyapunov_spectrum(h, x0, 3000, transient=100, reorthonormalize_every=every)
-    b = lyapunov_spectrum(fm, x0, 3000, transient=100, reorthonormalize_every=every)
+    a = lyapunov_spectrum(h, x0, 3000, transient=100, reorthonormalize_every=every, rng=0)
+    b = lyapunov_spectrum(fm, x0, 3000, transient=100, reorthonormalize_every=every, rng=0)
     np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, atol=1e-12)
     np.testing.assert_allclose(a.history, b.history, atol=1e-12)
     np.testing.assert_allclose(a.state, b.state, atol=1e-9)
     # continuing works from the vector loop's final frame
-    c = lyapunov_spectrum(h, None, 500, continue_from=a)
-    d = lyapunov_spectrum(fm, None, 500, continue_from=b)
+    c = lyapunov_spectrum(h, None, 500, continue_from=a, rng=0)
+    d = lyapunov_spectrum(fm, None, 500, continue_from=b, rng=0)
     np.testing.assert_allclose(c.per_trajectory, d.per_trajectory, atol=1e-11)
 
 
 def test_henon_vector_loop_divergence_is_named():
     with pytest.raises(DivergenceError, match="step"):
-        lyapunov_spectrum(henon(), np.array([[5.0, 5.0], [0.1, 0.1]]), 100)
+        lyapunov_spectrum(henon(), np.array([[5.0, 5.0], [0.1, 0.1]]), 100, rng=0)
 
 
 # -- covariant Lyapunov vectors (issue 16) ------------------------------------------------------
@@ -558,7 +558,7 @@ def test_clv_of_a_linear_map_are_its_eigenvectors():
 
     A, S, lam = _non_normal_linear()
     x0 = np.random.default_rng(0).normal(size=(2, 3))
-    clv = covariant_lyapunov_vectors(linear(A), x0, 60, transient=60, save_every=5)
+    clv = covariant_lyapunov_vectors(linear(A), x0, 60, transient=60, save_every=5, rng=0)
     assert clv.vectors.shape == (12, 2, 3, 3) and clv.times.tolist() == list(range(5, 61, 5))
     eig = S / np.linalg.norm(S, axis=0)
     cos = np.abs(np.einsum("tbij,ij->tbj", clv.vectors, eig))
@@ -578,7 +578,7 @@ def test_clv_are_covariant_and_henon_shows_near_tangencies():
 
     h = henon()
     x0 = np.array([0.1, 0.1])
-    clv = covariant_lyapunov_vectors(h, x0, 4000, transient=200)
+    clv = covariant_lyapunov_vectors(h, x0, 4000, transient=200, rng=0)
     assert clv.vectors.shape == (4000, 2, 2)
     # the states along the run, by a plain loop: J(x_t) v_t is parallel to v_{t+1}
     x, states = x0.copy(), []
@@ -602,15 +602,15 @@ def test_clv_bad_arguments_collapse_and_save(tmp_path):
     from itermap.analysis import CovariantVectors, covariant_lyapunov_vectors
 
     with pytest.raises(ValueError, match="save_every"):
-        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, save_every=10)
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, save_every=10, rng=0)
     with pytest.raises(ValueError, match="k=3"):
-        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, k=3)
+        covariant_lyapunov_vectors(henon(), np.zeros(2), 5, k=3, rng=0)
     with pytest.raises(ValueError, match="GiB"):
-        covariant_lyapunov_vectors(linear(np.eye(400) * 0.5), np.ones(400), 10 ** 5)
+        covariant_lyapunov_vectors(linear(np.eye(400) * 0.5), np.ones(400), 10 ** 5, rng=0)
     with pytest.raises(ValueError, match="collapsed exactly"):
         covariant_lyapunov_vectors(IterativeMap(np.diag([0.0, 0.9]), activation="identity"),
-                                   np.ones(2), 10, transient=2)
-    clv = covariant_lyapunov_vectors(henon(), np.zeros(2), 20, transient=20, save_every=4)
+                                   np.ones(2), 10, transient=2, rng=0)
+    clv = covariant_lyapunov_vectors(henon(), np.zeros(2), 20, transient=20, save_every=4, rng=0)
     itermap.save(clv, tmp_path / "clv.npz")
     back = itermap.load(tmp_path / "clv.npz")
     assert isinstance(back, CovariantVectors)
@@ -623,8 +623,8 @@ def test_finite_time_exponents_henon_mean_identity_and_variance():
     from itermap.analysis import finite_time_exponents
 
     x0 = np.random.default_rng(0).uniform(-0.1, 0.1, size=(4, 2))
-    short = finite_time_exponents(henon(), x0, 10, 20000)
-    long = finite_time_exponents(henon(), x0, 200, 20000)
+    short = finite_time_exponents(henon(), x0, 10, 20000, rng=0)
+    long = finite_time_exponents(henon(), x0, 200, 20000, rng=0)
     assert short.exponents.shape == (2000, 4, 2) and long.exponents.shape == (100, 4, 2)
     # det J = -0.3 everywhere: every window's exponents sum to ln 0.3 exactly
     np.testing.assert_allclose(short.exponents.sum(axis=-1), np.log(0.3), atol=1e-12)
@@ -632,23 +632,23 @@ def test_finite_time_exponents_henon_mean_identity_and_variance():
     np.testing.assert_allclose(long.mean, [0.4192, -1.6232], atol=5e-3)
     # the spread falls with the window: about 1/sqrt(window) for a mixing system
     assert np.all(long.std < short.std / 2.5)
-    one = finite_time_exponents(henon(), x0[0], 50, 500)
+    one = finite_time_exponents(henon(), x0[0], 50, 500, rng=0)
     assert one.exponents.shape == (10, 2) and not one.batched
 
 
 def test_finite_time_exponents_linear_map_closed_form_and_errors():
     from itermap.analysis import finite_time_exponents
 
-    fte = finite_time_exponents(linear(np.diag([0.5, 2.0])), np.ones(2), 5, 50, transient=30)
+    fte = finite_time_exponents(linear(np.diag([0.5, 2.0])), np.ones(2), 5, 50, transient=30, rng=0)
     np.testing.assert_allclose(fte.exponents, np.broadcast_to(np.log([2.0, 0.5]), (10, 2)),
                                atol=1e-12)
     np.testing.assert_allclose(fte.std, 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="window"):
-        finite_time_exponents(henon(), np.zeros(2), 0, 10)
+        finite_time_exponents(henon(), np.zeros(2), 0, 10, rng=0)
     with pytest.raises(ValueError, match="window"):
-        finite_time_exponents(henon(), np.zeros(2), 20, 10)
+        finite_time_exponents(henon(), np.zeros(2), 20, 10, rng=0)
     with pytest.raises(ValueError, match="steps"):
-        finite_time_exponents(henon(), np.zeros(2), 2, -1)
+        finite_time_exponents(henon(), np.zeros(2), 2, -1, rng=0)
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -679,13 +679,13 @@ def test_clv_and_finite_time_figures():
     matplotlib.use("Agg")
     from itermap.analysis import covariant_lyapunov_vectors, finite_time_exponents, plots
 
-    clv = covariant_lyapunov_vectors(henon(), np.array([0.1, 0.1]), 500, transient=100)
+    clv = covariant_lyapunov_vectors(henon(), np.array([0.1, 0.1]), 500, transient=100, rng=0)
     ax = plots.clv_angles(clv, bins=20)
     assert ax.get_xlim() == (0.0, np.pi / 2) and len(ax.patches) == 1
     assert ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="pair"):
         plots.clv_angles(clv, pair=(0, 0))
-    fte = finite_time_exponents(henon(), np.array([0.1, 0.1]), 10, 2000)
+    fte = finite_time_exponents(henon(), np.array([0.1, 0.1]), 10, 2000, rng=0)
     ax = plots.finite_time_histogram(fte)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["$\\lambda_{1}$", "$\\lambda_{2}$"]

@@ -192,13 +192,13 @@ def test_check_map_names_the_member_that_fails(cls, member):
 
 # -- every analysis works on a user's plain class --------------------------------
 def test_lozi_lyapunov_sum_is_ln_b():
-    res = analysis.lyapunov_spectrum(Lozi(), np.array([0.1, 0.1]), 20000, transient=100)
+    res = analysis.lyapunov_spectrum(Lozi(), np.array([0.1, 0.1]), 20000, transient=100, rng=0)
     assert abs(float(res.exponents.sum()) - np.log(0.5)) < 1e-10
     assert 0.44 < float(res.exponents[0]) < 0.50  # published: about 0.47
 
 
 def test_ikeda_from_tangent_only_sum_is_two_ln_u():
-    res = analysis.lyapunov_spectrum(Ikeda(), np.array([0.1, 0.1]), 5000, transient=100)
+    res = analysis.lyapunov_spectrum(Ikeda(), np.array([0.1, 0.1]), 5000, transient=100, rng=0)
     assert abs(float(res.exponents.sum()) - 2 * np.log(0.9)) < 1e-10
 
 
@@ -238,7 +238,7 @@ def test_user_driven_map_runs_through_iterate_impulse_and_memory():
     assert ir.norms.shape[0] == 6
     mc = analysis.memory_capacity(m, max_delay=3, steps=600, rng=0)
     assert 0.0 <= mc.capacity <= 3.0 + 1e-9
-    spec = analysis.lyapunov_spectrum(m, np.zeros(3), 500, inputs=np.zeros(2))
+    spec = analysis.lyapunov_spectrum(m, np.zeros(3), 500, inputs=np.zeros(2), rng=0)
     # at u = 0 the origin is a fixed point: the exponents are ln|eig W| (tanh'(0) = 1)
     want = np.sort(np.log(np.abs(np.linalg.eigvals(m.W))))[::-1]
     np.testing.assert_allclose(np.sort(spec.exponents)[::-1], want, atol=2e-2)

@@ -285,7 +285,7 @@ def examples() -> dict[str, Path]:
     Examples
     --------
     >>> list(examples())
-    ['chaos_scan', 'example', 'mlp_vs_rnn', 'sparse_continuum']
+    ['chaos_scan', 'dynamics', 'example', 'mlp_vs_rnn', 'sparse_continuum', 'trained_networks']
     """
     return {p.stem: p for p in sorted(DATA.glob("*.toml"))}
 
