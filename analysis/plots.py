@@ -1763,14 +1763,16 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
         open_kw = {k: v for k, v in kw.items() if k not in ("cmap", "vmin", "vmax", "c")}
         ax.scatter(lyap[~conv], iters[~conv], facecolors="none", edgecolors="k",
                    label=f"not converged in T={steps}", **open_kw)
-    ax.axhline(steps, color="0.5", ls=":", lw=0.8)
+    ax.axhline(steps, color="0.5", ls="--", lw=0.8, label=f"T = {steps} (exact after T)")
     _zero_line(ax, orientation="v")
     ax.set_yscale("log")
     ax.set_xlabel(rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})")
     ax.set_ylabel("Newton iterations")
     if np.any(conv):
         ax.figure.colorbar(points, ax=ax, label="gain $g$")
-    ax.legend(fontsize="small", loc="upper left")
+    # a framed legend above the data, so its marker is not read as a point
+    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=2,
+              frameon=True, borderaxespad=0.0)
     return ax
 
 
