@@ -83,8 +83,6 @@ def blas_single_threaded(n_rows: int, dim: int):
     """
     if n_parts(n_rows, dim) < 2:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional speed-up
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from itermap._threads import blas_limited
+
+    return blas_limited(1)

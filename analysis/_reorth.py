@@ -25,7 +25,6 @@ an orthogonality error of one step is not carried into the next one's ``R``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,11 +61,9 @@ def _diag(xp, a):
 
 
 def _blas_one_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional speed-up
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from itermap._threads import blas_limited
+
+    return blas_limited(1)
 
 
 class _CholeskyFailed(Exception):

@@ -544,11 +544,9 @@ def _blas_threads(m, batch):
 
     if m.backend != "numpy" or m.dim * m.dim * batch >= _SINGLE_THREAD_WORK:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency, but harmless without it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from ._threads import blas_limited
+
+    return blas_limited(1)
 
 
 def _take(arr, idx, axis, backend, dtype, xp):
