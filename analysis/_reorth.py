@@ -25,6 +25,7 @@ an orthogonality error of one step is not carried into the next one's ``R``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -61,9 +62,11 @@ def _diag(xp, a):
 
 
 def _blas_one_thread():
-    from itermap._threads import blas_limited
-
-    return blas_limited(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class _CholeskyFailed(Exception):
