@@ -1227,41 +1227,39 @@ def _arrays_equal(a, b) -> bool:
 
 
 def _check_matrix(name, w):
-    """``w`` as a real, finite 2-D array or sparse matrix; errors name ``name``."""
-    if w is None or isinstance(w, str | bytes):
-        raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got "
-                        f"{type(w).__name__}")
-    if not is_sparse(w) and not hasattr(w, "shape"):
-        try:
-            w = np.asarray(w, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real 2-D array ({err})") from None
+    """``w`` as a real, finite, non-empty 2-D array or sparse matrix; errors name ``name``."""
+    w = _check_real_finite(name, w, "2-D array or a sparse matrix", "2-D array")
     if len(w.shape) != 2 or 0 in w.shape:
         raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {tuple(w.shape)}")
-    data = w.data if is_sparse(w) else w
+    return _check_values(name, w)
+
+
+def _check_vector(name, b):
+    """``b`` as a real, finite 1-D array (its shape is the caller's to check)."""
+    return _check_values(name, _check_real_finite(name, b, "1-D array", "1-D array"))
+
+
+def _check_real_finite(name, a, kind, real_kind):
+    """``a`` as an array or sparse matrix, parsed from a sequence if need be."""
+    if a is None or isinstance(a, str | bytes):
+        raise TypeError(f"{name} must be a {kind}, got {type(a).__name__}")
+    if not is_sparse(a) and not hasattr(a, "shape"):
+        try:
+            a = np.asarray(a, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real {real_kind} ({err})") from None
+    return a
+
+
+def _check_values(name, a):
+    """``a`` (dense or sparse) if its entries are real and finite; errors name ``name``."""
+    data = a.data if is_sparse(a) else a
     xp = namespace(data)
     if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must be real, got dtype {data.dtype}")
     if not bool(xp.all(xp.isfinite(xp.astype(data, xp.float64)))):
         raise ValueError(f"{name} contains NaN or inf")
-    return w
-
-
-def _check_vector(name, b):
-    """``b`` as a real, finite 1-D array; errors name ``name``."""
-    if b is None or isinstance(b, str | bytes):
-        raise TypeError(f"{name} must be a 1-D array, got {type(b).__name__}")
-    if not hasattr(b, "shape"):
-        try:
-            b = np.asarray(b, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real 1-D array ({err})") from None
-    xp = namespace(b)
-    if not xp.isdtype(b.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{name} must be real, got dtype {b.dtype}")
-    if not bool(xp.all(xp.isfinite(xp.astype(b, xp.float64)))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return b
+    return a
 
 
 def _split(W, sizes):
