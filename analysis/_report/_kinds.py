@@ -23,6 +23,7 @@ from ._models import (
     Gains,
     Name,
     NonNegative,
+    Positive,
     Sizes,
     SpecError,
     gain_count,
@@ -519,7 +520,7 @@ class LyapunovScan(AnalysisModel):
     """Weight matrices in the ensemble (the first is the spec's network itself)."""
     starts: Count = 2
     """Starts per network."""
-    threshold: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
+    threshold: Positive = 0.01
     """Nats/step: the largest exponent above which a network counts as chaotic."""
     needs = ("random_rnn",)
 

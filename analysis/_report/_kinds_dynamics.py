@@ -6,16 +6,13 @@ Each is one settings model and one function, registered in ``KINDS`` like those 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from ._kinds import _F8, FLOPS, _fmt, _new_axes, _step_cost, report_kind
-from ._models import AnalysisModel, Cost, Count, Name, NonNegative
-
-Real = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
 
 
 # -- memory capacity along the continuum ---------------------------------------------------
@@ -62,11 +59,8 @@ class ContinuationKind(AnalysisModel):
 
     kind: Literal["continuation"]
     gain: Positive = 1.5
-    u_min: Real = -0.5
-    u_max: Real = 0.5
-
-    def network_names(self):
-        return []
+    u_min: Finite = -0.5
+    u_max: Finite = 0.5
 
     def title(self):
         return f"continuation (one tanh unit, gain {self.gain:g})"
@@ -209,9 +203,6 @@ class NewtonKind(AnalysisModel):
     n: Count = 32
     steps: Count = 128
     trials: Count = 2
-
-    def network_names(self):
-        return []
 
     def title(self):
         return f"parallel-in-time Newton (random tanh networks of {self.n} units)"

@@ -6,15 +6,13 @@ Each is one settings model and one function, registered in ``KINDS`` like those 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from ._kinds import _fmt, _new_axes, report_kind
-from ._models import AnalysisModel, Cost, Count, Name
-
-Density = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+from ._models import AnalysisModel, Cost, Count, Density, Name
 
 
 class TrainKind(AnalysisModel):
@@ -26,9 +24,6 @@ class TrainKind(AnalysisModel):
     seeds: Count = 3
     epochs: Count = 15
     steps: Count = 3
-
-    def network_names(self):
-        return []
 
     def title(self):
         return "training: MLP against sparse maps at equal trainable parameters (digits)"

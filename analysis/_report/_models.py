@@ -34,6 +34,8 @@ def _integral(value):
 Count = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Density = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 #: Network names become file names and keys: identifiers only.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 #: the names in itermap.ACTIVATIONS (a test keeps them equal)
@@ -204,7 +206,10 @@ class AnalysisModel(SpecModel):
 
     def network_names(self) -> list[str]:
         names = self.__dict__.get("networks")  # a kind over several networks
-        return [self.__dict__["network"]] if names is None else list(names)
+        if names is not None:
+            return list(names)
+        one = self.__dict__.get("network")     # a kind that builds its own maps has none
+        return [] if one is None else [one]
 
     def check(self, spec, where: str) -> None:
         """Cross-checks against the spec's networks (beyond the types); raise SpecError."""
