@@ -23,6 +23,7 @@ from itermap.backends import to_numpy
 
 from ._checks import check_int as _check_int
 from ._checks import check_real, check_real_array
+from ._fixed_points import _check_inputs as _check_constant_input
 
 __all__ = ["Basins", "basins"]
 
@@ -110,19 +111,9 @@ def _check_attractors(map_, attractors):
 
 
 def _check_inputs(map_, inputs, n):
-    if map_.input_size == 0:
-        if inputs is not None:
-            raise ValueError("inputs: the map is autonomous (input_size 0) but inputs were "
-                             "given")
-        return None
-    if inputs is None:
-        raise ValueError(f"inputs: the map is driven (input size {map_.input_size}): pass "
-                         f"the constant input, a vector of length {map_.input_size}")
-    u = np.asarray(to_numpy(inputs) if hasattr(inputs, "shape") else inputs, dtype=float)
-    if u.shape != (map_.input_size,):
-        raise ValueError(f"inputs must be one constant input of shape ({map_.input_size},), "
-                         f"got shape {u.shape}")
-    return np.broadcast_to(u, (n, u.size))
+    """The constant input, one row per start (None for an autonomous map)."""
+    u = _check_constant_input(map_, inputs, np)  # find_fixed_points' rules for one input
+    return None if u is None else np.broadcast_to(np.asarray(u, dtype=float), (n, u.shape[0]))
 
 
 def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
