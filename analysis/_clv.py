@@ -170,21 +170,22 @@ def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
     """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
     reorth = Reorthonormalizer()
     Rs, Qs, acc = [], {}, None
-    for t in range(1, orient + n_total + 1):
-        u = constant if sequence is None else sequence[t - 1]
-        x, Y = map_.step_with_tangent(x, Q, u)
-        Q, logd, R = reorth(Y, want_r=True)
-        if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
-            _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN
-            raise ValueError(f"a tangent direction collapsed exactly (R_ii = 0) at step {t}: "
-                             "its exponent is -inf and its covariant vector undefined; lower k")
-        if t <= orient:
-            continue
-        s = t - orient
-        Rs.append(R)
-        if s in save_at:
-            Qs[s] = Q
-        acc = logd if acc is None else acc + logd
+    with reorth:  # SciPy's BLAS pool held to one thread for the loop
+        for t in range(1, orient + n_total + 1):
+            u = constant if sequence is None else sequence[t - 1]
+            x, Y = map_.step_with_tangent(x, Q, u)
+            Q, logd, R = reorth(Y, want_r=True)
+            if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
+                _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN
+                raise ValueError(f"a tangent direction collapsed exactly (R_ii = 0) at step {t}: "
+                                 "its exponent is -inf and its covariant vector undefined; lower k")
+            if t <= orient:
+                continue
+            s = t - orient
+            Rs.append(R)
+            if s in save_at:
+                Qs[s] = Q
+            acc = logd if acc is None else acc + logd
     return Rs, Qs, acc
 
 

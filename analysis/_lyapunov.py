@@ -388,39 +388,40 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     hist, hist_steps = [], []
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
-    for t in range(1, total + 1):
-        u = constant if sequence is None else sequence[t - 1]
-        x, Q = map_.step_with_tangent(x, Q, u)
-        measuring = t > orient
-        # the transient orients the frame with a QR every step: a random frame is
-        # squeezed towards the top direction, which several steps without a QR would
-        # push beyond the floating-point precision
-        if measuring and (t - orient) % every and t != total:
-            continue
-        Y = Q
-        Q, logd, _ = reorth(Y)
-        flag = xp.sum(logd) + xp.sum(x)
-        if not math.isfinite(float(flag)):
-            where = " of the transient" if not measuring else ""
-            _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
-        last_qr = t
-        if bar is not None and (t - shown >= max(1, total // 200) or t == total):
-            bar.update(t - shown)
-            shown = t
-        if not measuring:
-            continue
-        acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
-        if every > 1:  # checked for spaced QRs only
-            lost = xp.max(_precision_loss(xp, Y, logd))
-            worst = lost if worst is None else xp.maximum(worst, lost)
-            lost = xp.exp(xp.minimum(lost, 700.0))
-            exp_sum = lost if exp_sum is None else exp_sum + lost
-        n_qr += 1
-        if n_qr % qr_per_chk == 0 or t == total:
-            n = done + t - orient
-            per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
-            hist.append(per.mean(axis=0))
-            hist_steps.append(n)
+    with reorth:  # SciPy's BLAS pool held to one thread for the loop
+        for t in range(1, total + 1):
+            u = constant if sequence is None else sequence[t - 1]
+            x, Q = map_.step_with_tangent(x, Q, u)
+            measuring = t > orient
+            # the transient orients the frame with a QR every step: a random frame is
+            # squeezed towards the top direction, which several steps without a QR would
+            # push beyond the floating-point precision
+            if measuring and (t - orient) % every and t != total:
+                continue
+            Y = Q
+            Q, logd, _ = reorth(Y)
+            flag = xp.sum(logd) + xp.sum(x)
+            if not math.isfinite(float(flag)):
+                where = " of the transient" if not measuring else ""
+                _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
+            last_qr = t
+            if bar is not None and (t - shown >= max(1, total // 200) or t == total):
+                bar.update(t - shown)
+                shown = t
+            if not measuring:
+                continue
+            acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
+            if every > 1:  # checked for spaced QRs only
+                lost = xp.max(_precision_loss(xp, Y, logd))
+                worst = lost if worst is None else xp.maximum(worst, lost)
+                lost = xp.exp(xp.minimum(lost, 700.0))
+                exp_sum = lost if exp_sum is None else exp_sum + lost
+            n_qr += 1
+            if n_qr % qr_per_chk == 0 or t == total:
+                n = done + t - orient
+                per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
+                hist.append(per.mean(axis=0))
+                hist_steps.append(n)
     loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
     return x, Q, acc, hist, hist_steps, loss
 

@@ -9,7 +9,10 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
   per matrix);
 - otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all
   BLAS-3; a second pass (CholeskyQR2) runs when the first leaves a column norm
-  of ``Q`` off by more than ``sqrt(eps)``;
+  of ``Q`` off by more than ``sqrt(eps)``. Batched array operations of the
+  input's namespace (on NumPy: NumPy's BLAS and threads) for ``k < 128``; from
+  ``k = 128`` on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
+  at a time (the triangular solve costs half of an inverse and a product);
 - a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
   ``j >= m`` exactly (rounding would leave ``eps``-sized values);
 - Householder QR (``linalg.qr``) when the Cholesky factorisation fails, when
@@ -27,28 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from itermap._threads import scipy_blas_limited
 from itermap.backends import namespace
-
-from ._lapack_threads import _n_threads
 
 __all__ = ["Reorthonormalizer"]
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
-# per-matrix SciPy BLAS/LAPACK calls (threads over the batch) from this much work n k^2
-_PER_MATRIX_WORK = 48 ** 3
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="itermap-qr")
-    return _POOL
+# SciPy's trsm beats NumPy's inverse-and-product from about this many columns (2 cores)
+_PER_MATRIX_K = 128
+# frames below this n k^2 run their loop with BLAS at one thread (see Reorthonormalizer)
+_SMALL_FRAME_WORK = 1 << 24
 
 
 def _transpose(xp, a):
@@ -61,55 +56,31 @@ def _diag(xp, a):
     return xp.linalg.diagonal(a)
 
 
-def _blas_one_thread():
-    # threadpoolctl's own per-call limit on purpose, not itermap._threads.blas_limited: its
-    # slow entry lets OpenBLAS's threads go idle before the next tangent product; switching
-    # quickly left them spinning against ours (dense N=256, B=1: 81 ms became 515 ms)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional speed-up
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 class _CholeskyFailed(Exception):
     pass
 
 
-def _chol_one(Y, cond_limit, sqrt_eps, want_r, parts=1):
-    """CholeskyQR2 of one (n, k) NumPy frame with SciPy's BLAS/LAPACK (releases the GIL).
+def _chol_one(Y, cond_limit, sqrt_eps, want_r):
+    """CholeskyQR2 of one (n, k) NumPy frame with SciPy's BLAS/LAPACK.
 
     It works on ``A = Y^T`` (k, n), Fortran-ordered when ``Y`` is C-ordered, so
     that no call copies: ``G = A A^T`` (syrk), ``G = R^T R`` (potrf),
-    ``A <- R^-T A`` (trsm), and ``Q = A^T``. With ``parts > 1`` the syrk and
-    the trsm are split over column blocks of ``A``, one per thread.
+    ``A <- R^-T A`` (trsm), and ``Q = A^T``. (SciPy's wrappers hold the GIL:
+    threads over the matrices would not run in parallel.)
     """
     from scipy.linalg import blas, lapack
 
     Rs, logs = [], []
     A = Y.T
-    n = A.shape[1]
-    cuts = np.linspace(0, n, parts + 1).astype(int)
-    blocks = list(zip(cuts[:-1], cuts[1:]))
     for pas in range(2):
-        if parts > 1:  # G = sum of the blocks' A_c A_c^T, one block per thread
-            G = sum(_pool().map(
-                lambda c, A=A: blas.dsyrk(1.0, A[:, c[0]:c[1]], trans=0, lower=0), blocks))
-        else:
-            G = blas.dsyrk(1.0, A, trans=0, lower=0)
+        G = blas.dsyrk(1.0, A, trans=0, lower=0)
         R, info = lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
         d = np.diagonal(R)
         if info != 0 or not np.all(d > 0):
             raise _CholeskyFailed
         if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
             raise _CholeskyFailed
-        if parts > 1:  # the columns of R^-T A are independent
-            A = np.concatenate(list(_pool().map(
-                lambda c, A=A, R=R: blas.dtrsm(1.0, R, A[:, c[0]:c[1]], side=0, lower=0,
-                                               trans_a=1),
-                blocks)), axis=1)
-        else:
-            A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1)
+        A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1)
         Rs.append(R)
         logs.append(np.log(d))
         if pas == 0:
@@ -149,7 +120,19 @@ def _exact_rank(xp, Y, Q, logd, R):
 class Reorthonormalizer:
     """``Q``, ``log|diag R|`` and optionally ``R`` of frames ``Y`` (B, n, k).
 
-    One instance per run: it remembers a recent Householder fallback.
+    One instance per run: it remembers a recent Householder fallback. Used as a
+    context manager around a run's loop on NumPy, it sets the loop's BLAS threads
+    at its first factorisation, once (a limit costs about a millisecond):
+
+    - frames with ``n k^2 < 2^24`` hold every BLAS library to one thread for the
+      loop: the factorisation's products are too small to share, and the BLAS
+      threads' spinning between them slowed the map's own threaded products (a
+      sparse product split over the cores: 13 ms a step against 2.7 ms);
+    - SciPy's own BLAS library, where it has one (see
+      :func:`itermap._threads.scipy_blas_limited`), is held to one thread for
+      the loop once a SciPy factorisation runs.
+
+    Outside a ``with`` block each SciPy factorisation holds it for itself.
 
     Examples
     --------
@@ -164,9 +147,41 @@ class Reorthonormalizer:
     def __init__(self):
         self.hold = 0
         self.fallbacks = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._held = False
+        self._threads_set = False
+
+    def __enter__(self) -> Reorthonormalizer:
+        self._stack = contextlib.ExitStack()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stack, self._stack, self._held = self._stack, None, False
+        self._threads_set = False
+        if stack is not None:
+            stack.close()
+
+    def _set_loop_threads(self, Y):
+        self._threads_set = True
+        B, n, k = Y.shape
+        if isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
+            from itermap._threads import blas_limited
+
+            self._stack.enter_context(blas_limited(1))
+            self._held = True  # SciPy's library among the others
+
+    def _scipy_one_thread(self):
+        if self._stack is None:
+            return scipy_blas_limited(1)
+        if not self._held:
+            self._stack.enter_context(scipy_blas_limited(1))
+            self._held = True
+        return contextlib.nullcontext()
 
     def __call__(self, Y, want_r=False):
         xp = namespace(Y)
+        if self._stack is not None and not self._threads_set:
+            self._set_loop_threads(Y)
         out = None
         if self.hold > 0:
             self.hold -= 1
@@ -224,7 +239,7 @@ class Reorthonormalizer:
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
         cond_limit, sqrt_eps = 0.01 / eps, math.sqrt(eps)
         B, n, k = Y.shape
-        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and n * k * k >= _PER_MATRIX_WORK:
+        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= _PER_MATRIX_K:
             return self._cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r)
         Q, logs, Rs = Y, [], []
         for pas in range(2):
@@ -253,19 +268,12 @@ class Reorthonormalizer:
             R = Rs[0] if len(Rs) == 1 else xp.matmul(Rs[1], Rs[0])
         return Q, logd, R
 
-    @staticmethod
-    def _cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r):
-        B, n, k = Y.shape
-        threads = _n_threads()
+    def _cholesky_per_matrix(self, Y, cond_limit, sqrt_eps, want_r):
         try:
-            with _blas_one_thread():  # our threads share the cores, BLAS's would spin
-                if B >= threads > 1:  # one matrix per thread
-                    parts = list(_pool().map(
-                        lambda b: _chol_one(Y[b], cond_limit, sqrt_eps, want_r), range(B)))
-                else:  # one matrix at a time, its columns split over the threads
-                    split = threads if n * k * k >= threads * _PER_MATRIX_WORK else 1
-                    parts = [_chol_one(Y[b], cond_limit, sqrt_eps, want_r, split)
-                             for b in range(B)]
+            # SciPy's pool at one thread: alternating with NumPy's, both would spin
+            with self._scipy_one_thread():
+                parts = [_chol_one(Y[b], cond_limit, sqrt_eps, want_r)
+                         for b in range(Y.shape[0])]
         except _CholeskyFailed:
             return None
         Q = np.stack([p[0] for p in parts])

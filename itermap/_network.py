@@ -14,6 +14,7 @@ from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named
 from ._map import Map
 from ._rng import as_rng
+from ._sparse_product import csr_times
 from ._types import Array, RngLike
 
 __all__ = ["IterativeMap", "random_rnn"]
@@ -463,10 +464,33 @@ class IterativeMap(Map):
         x = self._coerce(x)
         v = self._check_tangent(x, v)
         xp = namespace(x)
+        if self._kind == "sparse" and self.input_block is None and isinstance(x, np.ndarray):
+            z, Wv = self._sparse_state_and_tangent(x, v)
+            parts = [z] if self._uniform else [z[..., s] for s in self._slices]
+            y = self._activate(parts, None, xp, need_z=True)
+            # C order: Wv is a strided view, and a frame in its layout slows the QR's products
+            return y, np.multiply(self._derivative(parts, xp)[..., :, None], Wv, order="C")
         parts, u = self._preactivation(x, u)
         y = self._activate(parts, u, xp, need_z=True)
         d = self._derivative(parts, xp)
         return y, d[..., :, None] * self._linear_tangent(v, xp)
+
+    def _sparse_state_and_tangent(self, x, v):
+        """``(W x + b, W v)`` in one pass over a SciPy CSR ``W``: ``[x | v]`` as columns."""
+        if x.ndim == 1:
+            cols = np.concatenate([x[:, None], v], axis=1)
+        else:
+            B, n, k = v.shape
+            cols = np.concatenate([x.T, np.transpose(v, (1, 0, 2)).reshape(n, B * k)], axis=1)
+        out = csr_times(self._W, cols)
+        if x.ndim == 1:
+            z, Wv = out[:, 0], out[:, 1:]
+        else:
+            z = np.ascontiguousarray(out[:, :B].T)
+            Wv = np.transpose(out[:, B:].reshape(n, B, k), (1, 0, 2))
+        if self.bias is not None:
+            z = _add(np.ascontiguousarray(z), self.bias, np)
+        return z, Wv
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x) = (w * f'(z)) W'``: a transpose product, so sparse weights stay sparse.
@@ -1307,11 +1331,12 @@ def _add(a, b, xp):
 
 def _sparse_cols(S, V, xp):
     """``S @ V`` for sparse ``S`` and dense ``V`` of shape (n, k) or (B, n, k)."""
+    times = csr_times if isinstance(V, np.ndarray) else (lambda S, V: S @ V)
     if V.ndim == 2:
-        return S @ V
+        return times(S, V)
     B, n, k = V.shape
     flat = xp.reshape(xp.permute_dims(V, (1, 0, 2)), (n, B * k))
-    out = S @ flat
+    out = times(S, flat)
     return xp.permute_dims(xp.reshape(out, (S.shape[0], B, k)), (1, 0, 2))
 
 

@@ -1,0 +1,49 @@
+"""BLAS thread holds: SciPy's own library, and the Lyapunov loop's policy."""
+
+import numpy as np
+import pytest
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+from itermap._threads import _scipy_own_blas, scipy_blas_limited  # noqa: E402
+from itermap.analysis._reorth import Reorthonormalizer  # noqa: E402
+
+
+def _threads():
+    ctl = threadpoolctl.ThreadpoolController()
+    return {lib.filepath: lib.num_threads for lib in ctl.lib_controllers
+            if lib.user_api == "blas"}
+
+
+def test_scipy_blas_limited_holds_scipys_own_library_only():
+    own = _scipy_own_blas()
+    before = _threads()
+    with scipy_blas_limited(1):
+        inside = _threads()
+    assert _threads() == before
+    if own is None:  # one shared library (conda, system builds): nothing to hold
+        assert inside == before
+        return
+    held = {lib.filepath for lib in own.lib_controllers}
+    assert held and all(inside[path] == 1 for path in held)
+    assert all(inside[path] == before[path] for path in before if path not in held)
+    assert all("scipy" in path for path in held)
+
+
+@pytest.mark.parametrize("shape, small", [((1, 2000, 10), True), ((1, 300, 256), False)])
+def test_reorthonormalizer_sets_the_loops_threads_once_and_restores_them(shape, small):
+    Y = np.linalg.qr(np.random.default_rng(0).normal(size=shape))[0]
+    before = _threads()
+    with Reorthonormalizer() as reorth:
+        Q, logd, _ = reorth(Y)
+        inside = _threads()
+        reorth(Y)
+    assert _threads() == before
+    if small:  # every library at one thread for the loop
+        assert all(n == 1 for n in inside.values())
+    elif _scipy_own_blas() is not None:  # SciPy's held for its factorisations, NumPy's free
+        scipy_paths = {lib.filepath for lib in _scipy_own_blas().lib_controllers}
+        assert all(inside[p] == 1 for p in scipy_paths)
+        assert all(inside[p] == before[p] for p in before if p not in scipy_paths)
+    np.testing.assert_allclose(np.abs(Q), np.abs(np.linalg.qr(Y)[0]), atol=1e-12)
+    np.testing.assert_allclose(logd, 0.0, atol=1e-12)  # Y is orthonormal already
