@@ -30,6 +30,20 @@ def test_csr_times_equals_the_dense_product(m, n, c, density, seed):
     np.testing.assert_allclose(out, S.toarray() @ V, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32"),
+                                    ("float32", "float32")])
+@pytest.mark.parametrize("index", ["int32", "int64"])
+def test_csr_times_handles_mixed_dtypes_and_wide_indices(dtypes, index, always_threaded):
+    rng = np.random.default_rng(5)
+    S = sp.random(120, 90, density=0.1, format="csr", random_state=2, dtype=dtypes[0])
+    S.indices, S.indptr = S.indices.astype(index), S.indptr.astype(index)
+    V = rng.normal(size=(90, 3)).astype(dtypes[1])
+    out = _sparse_product.csr_times(S, V)
+    assert out.dtype == np.result_type(S.dtype, V.dtype)
+    np.testing.assert_allclose(out, S.toarray().astype(float) @ V.astype(float), rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_csr_times_splits_rows_by_nonzeros_and_follows_a_changed_matrix(always_threaded):
     rng = np.random.default_rng(0)
     S = sp.random(300, 200, density=0.05, format="csr", random_state=1)
