@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import as_map, resolve_inputs, saveable
+from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
@@ -168,7 +169,7 @@ def participation_ratio(vectors: Array) -> Array:
 
 def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
     """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
-    reorth = Reorthonormalizer()
+    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]))
     Rs, Qs, acc = [], {}, None
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
         for t in range(1, orient + n_total + 1):

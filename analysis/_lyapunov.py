@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
+from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
@@ -384,7 +385,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     with the sum of its exponentials over the QRs.
     """
     xp = namespace(x)
-    reorth = Reorthonormalizer()
+    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]))
     hist, hist_steps = [], []
     worst = exp_sum = None
     last_qr = shown = n_qr = 0

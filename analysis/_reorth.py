@@ -124,10 +124,12 @@ class Reorthonormalizer:
     context manager around a run's loop on NumPy, it sets the loop's BLAS threads
     at its first factorisation, once (a limit costs about a millisecond):
 
-    - frames with ``n k^2 < 2^24`` hold every BLAS library to one thread for the
-      loop: the factorisation's products are too small to share, and the BLAS
-      threads' spinning between them slowed the map's own threaded products (a
-      sparse product split over the cores: 13 ms a step against 2.7 ms);
+    - with ``pool_products=True`` (the map's products run on itermap's own
+      threads, see :func:`itermap._sparse_product.uses_thread_pool`), frames with
+      ``n k^2 < 2^24`` hold every BLAS library to one thread for the loop: the
+      factorisation's products are too small to share, and BLAS threads spinning
+      after them slowed the map's split sparse products (13 ms a step against
+      2.7 ms for N = 20000, k = 10 on 2 cores);
     - SciPy's own BLAS library, where it has one (see
       :func:`itermap._threads.scipy_blas_limited`), is held to one thread for
       the loop once a SciPy factorisation runs.
@@ -144,7 +146,8 @@ class Reorthonormalizer:
     (True, True)
     """
 
-    def __init__(self):
+    def __init__(self, *, pool_products: bool = False):
+        self.pool_products = pool_products
         self.hold = 0
         self.fallbacks = 0
         self._stack: contextlib.ExitStack | None = None
@@ -164,7 +167,7 @@ class Reorthonormalizer:
     def _set_loop_threads(self, Y):
         self._threads_set = True
         B, n, k = Y.shape
-        if isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
+        if self.pool_products and isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
             from itermap._threads import blas_limited
 
             self._stack.enter_context(blas_limited(1))

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["csr_times"]
+__all__ = ["csr_times", "uses_thread_pool"]
 
 # a thread pays for its handoff from about this many multiply-adds (nnz * columns)
 _MIN_WORK_PER_THREAD = 1 << 20
@@ -114,3 +114,27 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
     for job in others:
         job.result()
     return out
+
+
+def uses_thread_pool(map_, columns: int = 1) -> bool:
+    """Whether ``map_``'s tangent products with ``columns`` vectors run on this pool.
+
+    True for an :class:`~itermap.IterativeMap` with sparse weights on NumPy whose
+    product is large enough to split; a loop around it does well to hold BLAS to
+    one thread, so that BLAS threads spinning after its own small products do not
+    compete with the pool for the cores.
+
+    Examples
+    --------
+    >>> import itermap
+    >>> uses_thread_pool(itermap.random_rnn(20000, density=1e-3, rng=0), columns=10)
+    True
+    >>> uses_thread_pool(itermap.random_rnn(50, rng=0))
+    False
+    """
+    from ._network import IterativeMap
+
+    if not isinstance(map_, IterativeMap) or map_._kind == "dense" or map_.backend != "numpy":
+        return False
+    nnz = map_.block_matrix.nnz
+    return _n_threads() > 1 and nnz * (columns + 1) >= 2 * _MIN_WORK_PER_THREAD

@@ -30,20 +30,41 @@ def test_scipy_blas_limited_holds_scipys_own_library_only():
     assert all("scipy" in path for path in held)
 
 
-@pytest.mark.parametrize("shape, small", [((1, 2000, 10), True), ((1, 300, 256), False)])
-def test_reorthonormalizer_sets_the_loops_threads_once_and_restores_them(shape, small):
+@pytest.mark.parametrize("shape, pool, small", [((1, 2000, 10), True, True),
+                                               ((1, 2000, 10), False, False),
+                                               ((1, 300, 256), True, False)])
+def test_reorthonormalizer_sets_the_loops_threads_once_and_restores_them(shape, pool, small):
     Y = np.linalg.qr(np.random.default_rng(0).normal(size=shape))[0]
     before = _threads()
-    with Reorthonormalizer() as reorth:
+    with Reorthonormalizer(pool_products=pool) as reorth:
         Q, logd, _ = reorth(Y)
         inside = _threads()
         reorth(Y)
     assert _threads() == before
     if small:  # every library at one thread for the loop
         assert all(n == 1 for n in inside.values())
+    elif shape[-1] < 128:  # NumPy's CholeskyQR at NumPy's threads: nothing held
+        assert inside == before
     elif _scipy_own_blas() is not None:  # SciPy's held for its factorisations, NumPy's free
         scipy_paths = {lib.filepath for lib in _scipy_own_blas().lib_controllers}
         assert all(inside[p] == 1 for p in scipy_paths)
         assert all(inside[p] == before[p] for p in before if p not in scipy_paths)
     np.testing.assert_allclose(np.abs(Q), np.abs(np.linalg.qr(Y)[0]), atol=1e-12)
     np.testing.assert_allclose(logd, 0.0, atol=1e-12)  # Y is orthonormal already
+
+
+def test_uses_thread_pool_only_for_large_sparse_itermap_maps():
+    import itermap
+    from itermap._sparse_product import uses_thread_pool
+
+    big = itermap.random_rnn(20000, density=1e-3, rng=0)
+    assert uses_thread_pool(big, 10) == (_sparse_threads() > 1)
+    assert not uses_thread_pool(itermap.random_rnn(300, rng=0), 10)  # dense: BLAS's own
+    assert not uses_thread_pool(itermap.random_rnn(300, density=0.01, rng=0), 1)  # small
+    assert not uses_thread_pool(itermap.FunctionMap(lambda x: x, 3, tangent=lambda x, v: v), 3)
+
+
+def _sparse_threads():
+    from itermap import _sparse_product
+
+    return _sparse_product._n_threads()
