@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["csr_times", "uses_thread_pool"]
+__all__ = ["csr_times", "n_threads", "pool", "uses_thread_pool"]
 
 # a thread pays for its handoff from about this many multiply-adds (nnz * columns)
 _MIN_WORK_PER_THREAD = 1 << 20
@@ -24,18 +24,20 @@ _LOCK = threading.Lock()
 _PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, blocks); S is unhashable
 
 
-def _n_threads() -> int:
+def n_threads() -> int:
+    """Threads of the pool: the CPUs this process may run on, at most 8."""
     try:
         return max(1, min(8, len(os.sched_getaffinity(0))))
     except AttributeError:  # not on Linux
         return max(1, min(8, os.cpu_count() or 1))
 
 
-def _pool() -> ThreadPoolExecutor:
+def pool() -> ThreadPoolExecutor:
+    """The pool itermap's own parallel products share (made at first use)."""
     global _POOL
     with _LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_n_threads(),
+            _POOL = ThreadPoolExecutor(max_workers=n_threads(),
                                        thread_name_prefix="itermap-spmm")
         return _POOL
 
@@ -87,7 +89,7 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(csr_times(S, V), S.toarray() @ V))
     True
     """
-    parts = min(_n_threads(), S.nnz * max(1, V.shape[-1]) // _MIN_WORK_PER_THREAD)
+    parts = min(n_threads(), S.nnz * max(1, V.shape[-1]) // _MIN_WORK_PER_THREAD)
     if parts < 2 or V.ndim != 2 or S.format != "csr":
         return S @ V
     blocks = _row_blocks(S, parts)
@@ -109,7 +111,7 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
         kernel(hi - lo, part.shape[1], V.shape[1], part.indptr, part.indices, part.data,
                V.ravel(), out[lo:hi].ravel())
 
-    others = [_pool().submit(run, block) for block in blocks[1:]]
+    others = [pool().submit(run, block) for block in blocks[1:]]
     run(blocks[0])  # the calling thread takes a block itself: one handoff fewer
     for job in others:
         job.result()
@@ -137,4 +139,4 @@ def uses_thread_pool(map_, columns: int = 1) -> bool:
     if not isinstance(map_, IterativeMap) or map_._kind == "dense" or map_.backend != "numpy":
         return False
     nnz = map_.block_matrix.nnz
-    return _n_threads() > 1 and nnz * (columns + 1) >= 2 * _MIN_WORK_PER_THREAD
+    return n_threads() > 1 and nnz * (columns + 1) >= 2 * _MIN_WORK_PER_THREAD

@@ -13,7 +13,7 @@ from itermap import IterativeMap, _sparse_product
 @pytest.fixture
 def always_threaded(monkeypatch):
     monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
-    monkeypatch.setattr(_sparse_product, "_n_threads", lambda: 3)
+    monkeypatch.setattr(_sparse_product, "n_threads", lambda: 3)
 
 
 @settings(max_examples=40, deadline=None)
@@ -25,7 +25,7 @@ def test_csr_times_equals_the_dense_product(m, n, c, density, seed):
     V = rng.normal(size=(n, c))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
-        mp.setattr(_sparse_product, "_n_threads", lambda: 3)
+        mp.setattr(_sparse_product, "n_threads", lambda: 3)
         out = _sparse_product.csr_times(S, V)
     np.testing.assert_allclose(out, S.toarray() @ V, rtol=1e-12, atol=1e-12)
 

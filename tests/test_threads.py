@@ -67,4 +67,4 @@ def test_uses_thread_pool_only_for_large_sparse_itermap_maps():
 def _sparse_threads():
     from itermap import _sparse_product
 
-    return _sparse_product._n_threads()
+    return _sparse_product.n_threads()
