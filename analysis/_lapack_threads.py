@@ -10,10 +10,11 @@ multithreaded call would otherwise compete with them for the cores.
 from __future__ import annotations
 
 import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from itermap._threads import n_threads
 
 __all__ = ["batched_solve", "blas_single_threaded", "n_parts"]
 
@@ -24,10 +25,7 @@ _POOL: ThreadPoolExecutor | None = None
 
 
 def _n_threads() -> int:
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not on Linux
-        return max(1, min(8, os.cpu_count() or 1))
+    return n_threads()
 
 
 def _pool() -> ThreadPoolExecutor:

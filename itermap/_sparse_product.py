@@ -8,12 +8,13 @@ columns on 2 cores: 1.0 ms against 1.7 ms). The row blocks are views of
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ._threads import n_threads
 
 __all__ = ["csr_times", "n_threads", "pool", "uses_thread_pool"]
 
@@ -22,14 +23,6 @@ _MIN_WORK_PER_THREAD = 1 << 20
 _POOL: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
 _PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, blocks); S is unhashable
-
-
-def n_threads() -> int:
-    """Threads of the pool: the CPUs this process may run on, at most 8."""
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not on Linux
-        return max(1, min(8, os.cpu_count() or 1))
 
 
 def pool() -> ThreadPoolExecutor:

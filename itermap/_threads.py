@@ -11,7 +11,15 @@ import contextlib
 import functools
 import os
 
-__all__ = ["blas_limited", "scipy_blas_limited"]
+__all__ = ["blas_limited", "n_threads", "scipy_blas_limited"]
+
+
+def n_threads() -> int:
+    """Threads for itermap's own pools: the CPUs this process may run on, at most 8."""
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not on Linux
+        return max(1, min(8, os.cpu_count() or 1))
 
 
 @functools.lru_cache(maxsize=1)
