@@ -1238,6 +1238,14 @@ def _rowdot(xp, a, b):
     return to_numpy(xp.sum(a * b, axis=1)).astype(np.float64)
 
 
+def _axpy(xp, a, y, d):
+    """``d + a[:, None] * y`` for host coefficients ``a`` (in place on a NumPy ``d``)."""
+    if isinstance(d, np.ndarray) and isinstance(y, np.ndarray):
+        d += a[:, None] * y
+        return d
+    return d + _like(a, xp)[:, None] * y
+
+
 def _q_and_grad(F, xp, x, Px=None):
     """``(G, q, grad q)`` at rows x: ``G = F^p(x) - x``, ``grad = D(F^p)^T G - G`` by vjps.
 
@@ -1309,10 +1317,11 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         d = -g
         alpha = np.zeros((k, m))
         order = [(slot - 1 - j) % m for j in range(m)]
+        last = order[0]
+        order = [j for j in order if rho[:, j].any()]     # slots empty in every row: skip
         for j in order:
             alpha[:, j] = -rho[:, j] * _rowdot(xp, S[j], d)
-            d = d + _like(alpha[:, j], xp)[:, None] * Y[j]
-        last = order[0]
+            d = _axpy(xp, alpha[:, j], Y[j], d)
         yy = _rowdot(xp, Y[last], Y[last])
         gamma = np.where((rho[:, last] > 0) & (yy > 0),
                          1.0 / np.maximum(rho[:, last] * yy, 1e-300), 0.0)
@@ -1322,7 +1331,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         d = _like(gamma, xp)[:, None] * d
         for j in reversed(order):
             beta = -rho[:, j] * _rowdot(xp, Y[j], d)
-            d = d - _like(alpha[:, j] - beta, xp)[:, None] * S[j]
+            d = _axpy(xp, beta - alpha[:, j], S[j], d)
         slope = _rowdot(xp, g, d)
         uphill = ~(slope < 0)
         if uphill.any():   # not a descent direction: forget the memory, go down the gradient
