@@ -25,7 +25,7 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool, check_memory, check_real_array
 from ._checks import check_int as _check_int
-from ._lapack_threads import batched_solve, blas_single_threaded
+from ._lapack_threads import batched_eigvals, batched_solve, blas_single_threaded
 
 __all__ = ["FixedPoints", "STATUS", "find_fixed_points", "sample_states"]
 
@@ -492,7 +492,9 @@ def _eigenvalues(xp, J):
         except Exception:  # CuPy builds without a general eigensolver
             ev = None
     if ev is None:
-        ev = np.linalg.eigvals(to_numpy(J))
+        Jh = to_numpy(J)
+        with blas_single_threaded(Jh.shape[0], Jh.shape[-1]):
+            ev = batched_eigvals(Jh)
     ev = np.asarray(ev, dtype=np.complex128)
     # modulus descending; ties (conjugate pairs) by real part, then imaginary part
     order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
@@ -744,25 +746,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     else:
         pts = xp.zeros((0, dim), dtype=x.dtype)
         res = np.zeros(0)
-    m = int(pts.shape[0])
-    if m:
-        # one last Newton step on the distinct points takes them to machine precision
-        Pp, jac = F.jacobian(pts)
-        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
-        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
-        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
-        better = np.isfinite(rc) & (rc < res)
-        if better.any():
-            pts = xp.where(_like(better, xp)[:, None], cand, pts)
-            res = np.where(better, rc, res)
-            # near-singular points can come together only now: merge them again
-            lead, heads = _cluster(xp, pts, unique_tol)
-            if heads.size < m:
-                keep_rows, _ = _least_in_groups(lead, res)
-                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
-        _, jac = F.jacobian(pts)
-    else:
-        jac = xp.zeros((0, dim, dim), dtype=x.dtype)
+    # outside the search's BLAS limit: the polish's split solves get one of their own
+    polish_limit = (blas_single_threaded(int(pts.shape[0]), dim)
+                    if isinstance(x, np.ndarray) else contextlib.nullcontext())
+    with polish_limit:
+        pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
     ev = _eigenvalues(xp, jac)
     stable, n_unstable = _stability(ev)
     orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
@@ -787,6 +775,31 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                        n_unconverged=n_unconverged, period=period, orbit=orbit,
                        min_period=min_period, n_starts=n_starts, status=status,
                        **slow_fields)
+
+
+def _polish(F, xp, eye, pts, res, unique_tol):
+    """One last Newton step on the distinct points (to machine precision), merged again.
+
+    Returns (points, residuals, Jacobians of ``F^p`` there).
+    """
+    m = int(pts.shape[0])
+    if m == 0:
+        return pts, res, xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
+    Pp, jac = F.jacobian(pts)
+    d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+    cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+    rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+    better = np.isfinite(rc) & (rc < res)
+    if better.any():
+        pts = xp.where(_like(better, xp)[:, None], cand, pts)
+        res = np.where(better, rc, res)
+        # near-singular points can come together only now: merge them again
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < m:
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    _, jac = F.jacobian(pts)
+    return pts, res, jac
 
 
 def _followers(follows, fate, roots, active):
