@@ -25,7 +25,12 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool, check_memory, check_real_array
 from ._checks import check_int as _check_int
-from ._lapack_threads import batched_eigvals, batched_solve, blas_single_threaded
+from ._lapack_threads import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
 
 __all__ = ["FixedPoints", "STATUS", "find_fixed_points", "sample_states"]
 
@@ -294,13 +299,6 @@ def _minus_eye(xp, J, eye):
     return J - eye
 
 
-def _diagonal(xp, A):
-    linalg = getattr(xp, "linalg", None)
-    if linalg is not None and hasattr(linalg, "diagonal"):
-        return linalg.diagonal(A)
-    return xp.sum(A * xp.eye(A.shape[-1], dtype=A.dtype), axis=-1)
-
-
 def _norm(xp, a):
     return xp.sqrt(xp.sum(a * a, axis=-1))
 
@@ -319,6 +317,19 @@ def _solve(xp, A, b):
             except Exception:
                 out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
         return xp.stack(out)
+
+
+def _damped_solve(xp, A, lam, b, eye):
+    """Batched ``(A^T A + lam I)^{-1} b`` (the Levenberg-Marquardt step); NaN rows where
+    singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
+    if isinstance(A, np.ndarray):
+        try:
+            return damped_normal_solve(A, lam, b)
+        except np.linalg.LinAlgError:
+            pass
+    AtA = xp.matmul(xp.permute_dims(A, (0, 2, 1)), A)
+    lam_d = xp.astype(_like(np.asarray(lam, dtype=np.float64), xp), A.dtype)
+    return _solve(xp, AtA + lam_d[:, None, None] * eye, b)
 
 
 # -- merging points closer than a tolerance ------------------------------------------------
@@ -1048,8 +1059,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         if lm.size:
             Al, Gl = (A, G) if lm.size == ids.size else (_take(xp, A, lm), _take(xp, G, lm))
             g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
-            AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
-            diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)
+            # diag(A^T A): column sums of squares (A^T A itself is formed with the solve)
+            diag = to_numpy(xp.sum(Al * Al, axis=1)).astype(np.float64)
             rid = ids[lm]
             # 6. slow points: q stationary (A^T G = 0) but not zero
             g_h = to_numpy(_norm(xp, g)).astype(np.float64)
@@ -1075,8 +1086,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             scale = np.maximum(np.max(diag, axis=1), 1e-300)
             lam[rid[first]] = 1e-3 * scale[first]
             lm_mode[rid] = True
-            lam_d = xp.astype(_like(lam[rid], xp), x.dtype)
-            dl = _solve(xp, AtA + lam_d[:, None, None] * eye, -g)
+            dl = _damped_solve(xp, Al, lam[rid], -g, eye)
             xt = _take(xp, x, lm) + dl
             Pt = F.value(xt)
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)

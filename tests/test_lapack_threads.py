@@ -5,7 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap.analysis._lapack_threads import batched_eigvals, batched_solve, blas_single_threaded
+from itermap.analysis._lapack_threads import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -45,6 +50,21 @@ def test_batched_eigvals_match_a_loop(monkeypatch):
         assert ev.shape == (64, 48) and ev.dtype == np.complex128
         for i in range(64):
             np.testing.assert_allclose(np.sort_complex(ev[i]), ref[i], rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rows=st.integers(1, 160), n=st.integers(1, 40), seed=st.integers(0, 2**31 - 1))
+def test_damped_normal_solve_matches_a_loop(rows, n, seed):
+    # the Levenberg-Marquardt systems (A^T A + lam I) x = b, split or not across threads
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((rows, n, n))
+    lam = rng.uniform(0.1, 2.0, rows)
+    b = rng.standard_normal((rows, n))
+    x = damped_normal_solve(A, lam, b)
+    ref = np.stack([np.linalg.solve(A[i].T @ A[i] + lam[i] * np.eye(n), b[i])
+                    for i in range(rows)])
+    assert x.shape == (rows, n)
+    np.testing.assert_allclose(x, ref, rtol=1e-8, atol=1e-10)
 
 
 def test_singular_matrix_raises_like_numpy():
