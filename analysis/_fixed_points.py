@@ -1288,6 +1288,39 @@ def _q_and_grad(F, xp, x, Px=None):
     return G, 0.5 * _rowdot(xp, G, G), w - G
 
 
+def _lbfgs_direction(xp, g, gn, S, Y, rho, slot):
+    """The L-BFGS direction of every row and its slope ``g . d``, by the two-loop recursion
+    over the rows' memory (slot ``j`` in ``S[j], Y[j]``; empty where ``rho = 0``; the
+    newest is ``slot - 1``). Rows where it is not a descent direction forget their memory
+    (``rho`` zeroed in place) and go down the gradient."""
+    m = len(S)
+    d = -g
+    alpha = np.zeros((g.shape[0], m))
+    order = [(slot - 1 - j) % m for j in range(m)]
+    last = order[0]
+    order = [j for j in order if rho[:, j].any()]     # slots empty in every row: skip
+    for j in order:
+        alpha[:, j] = -rho[:, j] * _rowdot(xp, S[j], d)
+        d = _axpy(xp, alpha[:, j], Y[j], d)
+    yy = _rowdot(xp, Y[last], Y[last])
+    gamma = np.where((rho[:, last] > 0) & (yy > 0),
+                     1.0 / np.maximum(rho[:, last] * yy, 1e-300), 0.0)
+    # no memory yet: a gradient step of length at most 0.1 (in the state's units)
+    short = np.minimum(1.0, 0.1 / np.maximum(gn, 1e-300))
+    gamma = np.where(gamma > 0, gamma, short)
+    d = _like(gamma, xp)[:, None] * d
+    for j in reversed(order):
+        beta = -rho[:, j] * _rowdot(xp, Y[j], d)
+        d = _axpy(xp, beta - alpha[:, j], S[j], d)
+    slope = _rowdot(xp, g, d)
+    uphill = ~(slope < 0)
+    if uphill.any():   # not a descent direction: forget the memory, go down the gradient
+        d = xp.where(_like(uphill, xp)[:, None], -g * _like(short, xp)[:, None], d)
+        slope = _rowdot(xp, g, d)
+        rho[uphill] = 0.0
+    return d, slope
+
+
 def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     """Batched L-BFGS on ``q = 1/2 ||F^p(x) - x||^2`` from the rows of ``x``.
 
@@ -1336,31 +1369,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         if bar is not None:
             bar.update(1)
         k = idx.size
-        # two-loop recursion over each row's memory (empty slots have rho = 0)
-        d = -g
-        alpha = np.zeros((k, m))
-        order = [(slot - 1 - j) % m for j in range(m)]
-        last = order[0]
-        order = [j for j in order if rho[:, j].any()]     # slots empty in every row: skip
-        for j in order:
-            alpha[:, j] = -rho[:, j] * _rowdot(xp, S[j], d)
-            d = _axpy(xp, alpha[:, j], Y[j], d)
-        yy = _rowdot(xp, Y[last], Y[last])
-        gamma = np.where((rho[:, last] > 0) & (yy > 0),
-                         1.0 / np.maximum(rho[:, last] * yy, 1e-300), 0.0)
-        # no memory yet: a gradient step of length at most 0.1 (in the state's units)
-        short = np.minimum(1.0, 0.1 / np.maximum(gn, 1e-300))
-        gamma = np.where(gamma > 0, gamma, short)
-        d = _like(gamma, xp)[:, None] * d
-        for j in reversed(order):
-            beta = -rho[:, j] * _rowdot(xp, Y[j], d)
-            d = _axpy(xp, beta - alpha[:, j], S[j], d)
-        slope = _rowdot(xp, g, d)
-        uphill = ~(slope < 0)
-        if uphill.any():   # not a descent direction: forget the memory, go down the gradient
-            d = xp.where(_like(uphill, xp)[:, None], -g * _like(short, xp)[:, None], d)
-            slope = _rowdot(xp, g, d)
-            rho[uphill] = 0.0
+        d, slope = _lbfgs_direction(xp, g, gn, S, Y, rho, slot)
         # backtracking: the step lengths in turn, each tried only by the rows the longer
         # ones failed (the longest passing Armijo wins)
         pending = np.arange(k)
