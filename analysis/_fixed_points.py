@@ -25,7 +25,12 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool, check_memory, check_real_array
 from ._checks import check_int as _check_int
-from ._lapack_threads import batched_solve, blas_single_threaded
+from ._lapack_threads import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
 
 __all__ = ["FixedPoints", "STATUS", "find_fixed_points", "sample_states"]
 
@@ -71,8 +76,10 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
-# ... and all wandering ends once no start has reached a point for this many iterations
+# ... and all wandering ends once no start has reached a point for as many iterations as
+# it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE]
 _WANDER_IDLE = 100
+_WANDER_IDLE_MIN = 30
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -292,13 +299,6 @@ def _minus_eye(xp, J, eye):
     return J - eye
 
 
-def _diagonal(xp, A):
-    linalg = getattr(xp, "linalg", None)
-    if linalg is not None and hasattr(linalg, "diagonal"):
-        return linalg.diagonal(A)
-    return xp.sum(A * xp.eye(A.shape[-1], dtype=A.dtype), axis=-1)
-
-
 def _norm(xp, a):
     return xp.sqrt(xp.sum(a * a, axis=-1))
 
@@ -317,6 +317,19 @@ def _solve(xp, A, b):
             except Exception:
                 out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
         return xp.stack(out)
+
+
+def _damped_solve(xp, A, lam, b, eye):
+    """Batched ``(A^T A + lam I)^{-1} b`` (the Levenberg-Marquardt step); NaN rows where
+    singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
+    if isinstance(A, np.ndarray):
+        try:
+            return damped_normal_solve(A, lam, b)
+        except np.linalg.LinAlgError:
+            pass
+    AtA = xp.matmul(xp.permute_dims(A, (0, 2, 1)), A)
+    lam_d = xp.astype(_like(np.asarray(lam, dtype=np.float64), xp), A.dtype)
+    return _solve(xp, AtA + lam_d[:, None, None] * eye, b)
 
 
 # -- merging points closer than a tolerance ------------------------------------------------
@@ -490,7 +503,9 @@ def _eigenvalues(xp, J):
         except Exception:  # CuPy builds without a general eigensolver
             ev = None
     if ev is None:
-        ev = np.linalg.eigvals(to_numpy(J))
+        Jh = to_numpy(J)
+        with blas_single_threaded(Jh.shape[0], Jh.shape[-1]):
+            ev = batched_eigvals(Jh)
     ev = np.asarray(ev, dtype=np.complex128)
     # modulus descending; ties (conjugate pairs) by real part, then imaginary part
     order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
@@ -542,8 +557,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     accepted whatever they do to ``||G||``, which leaves the valleys of
     ``q`` where damped methods end (in a random network of gain 2 they are
     many more than the points). A start is given up only after ``patience``
-    wandering iterations, or when 100 iterations in a row brought no
-    wandering start to a point. Every start ends with a ``status``: converged,
+    wandering iterations, or when no wandering start has reached a point
+    for as many iterations as it took to reach the last one (at least 30,
+    at most 100). Every start ends with a ``status``: converged,
     slow point, or gave up (and why).
 
     Which to use when: the default (``method="newton"``) finds fixed points,
@@ -741,25 +757,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     else:
         pts = xp.zeros((0, dim), dtype=x.dtype)
         res = np.zeros(0)
-    m = int(pts.shape[0])
-    if m:
-        # one last Newton step on the distinct points takes them to machine precision
-        Pp, jac = F.jacobian(pts)
-        d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
-        cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
-        rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
-        better = np.isfinite(rc) & (rc < res)
-        if better.any():
-            pts = xp.where(_like(better, xp)[:, None], cand, pts)
-            res = np.where(better, rc, res)
-            # near-singular points can come together only now: merge them again
-            lead, heads = _cluster(xp, pts, unique_tol)
-            if heads.size < m:
-                keep_rows, _ = _least_in_groups(lead, res)
-                pts, res, m = _take(xp, pts, keep_rows), res[keep_rows], keep_rows.size
-        _, jac = F.jacobian(pts)
-    else:
-        jac = xp.zeros((0, dim, dim), dtype=x.dtype)
+    # outside the search's BLAS limit: the polish's split solves get one of their own
+    polish_limit = (blas_single_threaded(int(pts.shape[0]), dim)
+                    if isinstance(x, np.ndarray) else contextlib.nullcontext())
+    with polish_limit:
+        pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
     ev = _eigenvalues(xp, jac)
     stable, n_unstable = _stability(ev)
     orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
@@ -784,6 +786,31 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                        n_unconverged=n_unconverged, period=period, orbit=orbit,
                        min_period=min_period, n_starts=n_starts, status=status,
                        **slow_fields)
+
+
+def _polish(F, xp, eye, pts, res, unique_tol):
+    """One last Newton step on the distinct points (to machine precision), merged again.
+
+    Returns (points, residuals, Jacobians of ``F^p`` there).
+    """
+    m = int(pts.shape[0])
+    if m == 0:
+        return pts, res, xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
+    Pp, jac = F.jacobian(pts)
+    d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+    cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+    rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+    better = np.isfinite(rc) & (rc < res)
+    if better.any():
+        pts = xp.where(_like(better, xp)[:, None], cand, pts)
+        res = np.where(better, rc, res)
+        # near-singular points can come together only now: merge them again
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < m:
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    _, jac = F.jacobian(pts)
+    return pts, res, jac
 
 
 def _followers(follows, fate, roots, active):
@@ -946,7 +973,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
                     keep[k_idx[dup]] = False
         # wandering ends, for all, once it has brought no start to a point for a while
-        if wander and it - last_found >= _WANDER_IDLE:
+        if wander and it - last_found >= min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, last_found)):
             fate[ids[keep]] = GAVE_UP_STALLED
             break
         if it == max_iter or not keep.any():
@@ -1032,8 +1059,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         if lm.size:
             Al, Gl = (A, G) if lm.size == ids.size else (_take(xp, A, lm), _take(xp, G, lm))
             g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
-            AtA = xp.matmul(xp.permute_dims(Al, (0, 2, 1)), Al)
-            diag = to_numpy(_diagonal(xp, AtA)).astype(np.float64)
+            # diag(A^T A): column sums of squares (A^T A itself is formed with the solve)
+            diag = to_numpy(xp.sum(Al * Al, axis=1)).astype(np.float64)
             rid = ids[lm]
             # 6. slow points: q stationary (A^T G = 0) but not zero
             g_h = to_numpy(_norm(xp, g)).astype(np.float64)
@@ -1059,8 +1086,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
             scale = np.maximum(np.max(diag, axis=1), 1e-300)
             lam[rid[first]] = 1e-3 * scale[first]
             lm_mode[rid] = True
-            lam_d = xp.astype(_like(lam[rid], xp), x.dtype)
-            dl = _solve(xp, AtA + lam_d[:, None, None] * eye, -g)
+            dl = _damped_solve(xp, Al, lam[rid], -g, eye)
             xt = _take(xp, x, lm) + dl
             Pt = F.value(xt)
             rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
@@ -1228,18 +1254,71 @@ _Q_FAILS = 3
 _ZERO_CANDIDATE = 1e-4
 
 
-def _q_and_grad(F, xp, x):
-    """``(G, q, grad q)`` at rows x: ``G = F^p(x) - x``, ``grad = D(F^p)^T G - G`` by vjps."""
+def _rowdot(xp, a, b):
+    """Row-wise dot products of two (k, n) arrays, on the host as float64."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
+    return to_numpy(xp.sum(a * b, axis=1)).astype(np.float64)
+
+
+def _axpy(xp, a, y, d):
+    """``d + a[:, None] * y`` for host coefficients ``a`` (in place on a NumPy ``d``)."""
+    if isinstance(d, np.ndarray) and isinstance(y, np.ndarray):
+        d += a[:, None] * y
+        return d
+    return d + _like(a, xp)[:, None] * y
+
+
+def _q_and_grad(F, xp, x, Px=None):
+    """``(G, q, grad q)`` at rows x: ``G = F^p(x) - x``, ``grad = D(F^p)^T G - G`` by vjps.
+
+    ``Px``, when given, is ``F(x)`` already evaluated (period 1 only).
+    """
     u = F._u(x)
-    orbit = [x]
-    for _ in range(F.p):
-        orbit.append(F.map.step(orbit[-1], u))
+    if Px is not None and F.p == 1:
+        orbit = [x, Px]
+    else:
+        orbit = [x]
+        for _ in range(F.p):
+            orbit.append(F.map.step(orbit[-1], u))
     G = orbit[-1] - x
     w = G
     for k in range(F.p - 1, -1, -1):
         w = F.map.vjp(orbit[k], w, u)
-    q = 0.5 * to_numpy(xp.sum(G * G, axis=1)).astype(np.float64)
-    return G, q, w - G
+    return G, 0.5 * _rowdot(xp, G, G), w - G
+
+
+def _lbfgs_direction(xp, g, gn, S, Y, rho, slot):
+    """The L-BFGS direction of every row and its slope ``g . d``, by the two-loop recursion
+    over the rows' memory (slot ``j`` in ``S[j], Y[j]``; empty where ``rho = 0``; the
+    newest is ``slot - 1``). Rows where it is not a descent direction forget their memory
+    (``rho`` zeroed in place) and go down the gradient."""
+    m = len(S)
+    d = -g
+    alpha = np.zeros((g.shape[0], m))
+    order = [(slot - 1 - j) % m for j in range(m)]
+    last = order[0]
+    order = [j for j in order if rho[:, j].any()]     # slots empty in every row: skip
+    for j in order:
+        alpha[:, j] = -rho[:, j] * _rowdot(xp, S[j], d)
+        d = _axpy(xp, alpha[:, j], Y[j], d)
+    yy = _rowdot(xp, Y[last], Y[last])
+    gamma = np.where((rho[:, last] > 0) & (yy > 0),
+                     1.0 / np.maximum(rho[:, last] * yy, 1e-300), 0.0)
+    # no memory yet: a gradient step of length at most 0.1 (in the state's units)
+    short = np.minimum(1.0, 0.1 / np.maximum(gn, 1e-300))
+    gamma = np.where(gamma > 0, gamma, short)
+    d = _like(gamma, xp)[:, None] * d
+    for j in reversed(order):
+        beta = -rho[:, j] * _rowdot(xp, Y[j], d)
+        d = _axpy(xp, beta - alpha[:, j], S[j], d)
+    slope = _rowdot(xp, g, d)
+    uphill = ~(slope < 0)
+    if uphill.any():   # not a descent direction: forget the memory, go down the gradient
+        d = xp.where(_like(uphill, xp)[:, None], -g * _like(short, xp)[:, None], d)
+        slope = _rowdot(xp, g, d)
+        rho[uphill] = 0.0
+    return d, slope
 
 
 def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
@@ -1249,87 +1328,97 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     ``||G|| <= tol``, ``SLOW_POINT`` where q is stationary, ``GAVE_UP_MAX_ITER``
     or ``GAVE_UP_NONFINITE``.
     """
+    # the working arrays hold the running rows only (rows that end leave them): ``idx``
+    # maps them to the starts; memory slot j of every row is S[j], Y[j] (rows, n)
     B, n = int(x.shape[0]), int(x.shape[1])
     m = _LBFGS_MEMORY
-    S = xp.zeros((B, m, n), dtype=x.dtype)
-    Y = xp.zeros((B, m, n), dtype=x.dtype)
-    rho = np.zeros((B, m))
-    x = xp.asarray(x, copy=True)        # rows are updated in place: not the caller's
-    G, q, g = _q_and_grad(F, xp, x)
+    x_out = xp.asarray(x, copy=True)    # rows are updated in place: not the caller's
+    q_out = np.zeros(B)
     status = np.full(B, _RUNNING, dtype=np.int8)
+    idx = np.arange(B)
+    xw = x_out
+    G, q, g = _q_and_grad(F, xp, xw)
+    S = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
+    Y = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
+    rho = np.zeros((B, m))
     fails = np.zeros(B, dtype=np.int64)
     slot = 0
-    steps = np.asarray(_LBFGS_STEPS)
-    for _it in range(max_iter):
+    for _it in range(max_iter + 1):
+        r = np.sqrt(2.0 * q)
+        gn = np.sqrt(_rowdot(xp, g, g))
+        st = np.full(idx.size, _RUNNING, dtype=np.int8)
+        st[(fails >= _Q_FAILS) | (gn <= _Q_GRAD_TOL * np.maximum(r, tol))] = SLOW_POINT
+        st[r <= tol] = CONVERGED
+        st[~(np.isfinite(q) & np.isfinite(gn))] = GAVE_UP_NONFINITE
+        if _it == max_iter:
+            st[st == _RUNNING] = GAVE_UP_MAX_ITER
+        end = st != _RUNNING
+        if end.any():
+            e = np.flatnonzero(end)
+            status[idx[e]] = st[e]
+            q_out[idx[e]] = q[e]
+            x_out = _put_rows(xp, x_out, idx[e], _take(xp, xw, e))
+            live = np.flatnonzero(~end)
+            if live.size == 0:
+                break
+            idx, q, r, gn, rho, fails = idx[live], q[live], r[live], gn[live], rho[live], \
+                fails[live]
+            xw, g = _take(xp, xw, live), _take(xp, g, live)
+            S = [_take(xp, a, live) for a in S]
+            Y = [_take(xp, a, live) for a in Y]
         if bar is not None:
             bar.update(1)
-        r = np.sqrt(2.0 * q)
-        gn = to_numpy(_norm(xp, g)).astype(np.float64)
-        bad = ~(np.isfinite(q) & np.isfinite(gn))
-        status[bad & (status == _RUNNING)] = GAVE_UP_NONFINITE
-        status[(r <= tol) & (status == _RUNNING)] = CONVERGED
-        status[(gn <= _Q_GRAD_TOL * np.maximum(r, tol)) & (status == _RUNNING)] = SLOW_POINT
-        status[(fails >= _Q_FAILS) & (status == _RUNNING)] = SLOW_POINT
-        act = np.flatnonzero(status == _RUNNING)
-        if act.size == 0:
-            break
-        # two-loop recursion over each row's memory (empty slots have rho = 0)
-        d = -_take(xp, g, act)
-        Sa, Ya, ra = _take(xp, S, act), _take(xp, Y, act), rho[act]
-        alpha = np.zeros((act.size, m))
-        order = [(slot - 1 - k) % m for k in range(m)]
-        for j in order:
-            alpha[:, j] = ra[:, j] * to_numpy(xp.sum(Sa[:, j, :] * -d, axis=1))
-            d = d + _like(alpha[:, j], xp)[:, None] * Ya[:, j, :]
-        last = order[0]
-        yy = to_numpy(xp.sum(Ya[:, last, :] * Ya[:, last, :], axis=1))
-        gamma = np.where((ra[:, last] > 0) & (yy > 0), 1.0 / np.maximum(ra[:, last] * yy,
-                                                                       1e-300), 0.0)
-        # no memory yet: a gradient step of length at most 0.1 (in the state's units)
-        gna = gn[act]
-        gamma = np.where(gamma > 0, gamma, np.minimum(1.0, 0.1 / np.maximum(gna, 1e-300)))
-        d = _like(gamma, xp)[:, None] * d
-        for j in reversed(order):
-            beta = ra[:, j] * to_numpy(xp.sum(Ya[:, j, :] * -d, axis=1))
-            d = d - _like(alpha[:, j] - beta, xp)[:, None] * Sa[:, j, :]
-        slope = to_numpy(xp.sum(_take(xp, g, act) * d, axis=1))
-        uphill = ~(slope < 0)
-        if uphill.any():   # not a descent direction: forget the memory, go down the gradient
-            d = xp.where(_like(uphill, xp)[:, None], -_take(xp, g, act) * _like(
-                np.minimum(1.0, 0.1 / np.maximum(gna, 1e-300)), xp)[:, None], d)
-            slope = to_numpy(xp.sum(_take(xp, g, act) * d, axis=1))
-            rho[act[uphill]] = 0.0
-        # all trial steps in one batched evaluation; the longest passing Armijo wins
-        xa = _take(xp, x, act)
-        xt = xp.concat([xa + float(a) * d for a in steps], axis=0)
-        Gt = F.value(xt) - xt
-        qt = 0.5 * to_numpy(xp.sum(Gt * Gt, axis=1)).astype(np.float64).reshape(
-            steps.size, act.size)
-        ok = np.isfinite(qt) & (qt <= q[act][None, :] + _ARMIJO * steps[:, None] * slope)
-        good = ok.any(axis=0)
-        fails[act[~good]] += 1
-        fails[act[good]] = 0
-        if not good.any():
+        k = idx.size
+        d, slope = _lbfgs_direction(xp, g, gn, S, Y, rho, slot)
+        # backtracking: the step lengths in turn, each tried only by the rows the longer
+        # ones failed (the longest passing Armijo wins)
+        pending = np.arange(k)
+        o_parts, x_parts, p_parts = [], [], []
+        for a in _LBFGS_STEPS:
+            xt = (xw + a * d) if pending.size == k else (
+                _take(xp, xw, pending) + a * _take(xp, d, pending))
+            Pt = F.value(xt)
+            Gt = Pt - xt
+            qt = 0.5 * _rowdot(xp, Gt, Gt)
+            ok = np.isfinite(qt) & (qt <= q[pending] + _ARMIJO * a * slope[pending])
+            if ok.all():
+                o_parts.append(pending)
+                x_parts.append(xt)
+                p_parts.append(Pt)
+            elif ok.any():
+                o = np.flatnonzero(ok)
+                o_parts.append(pending[o])
+                x_parts.append(_take(xp, xt, o))
+                p_parts.append(_take(xp, Pt, o))
+            pending = pending[~ok]
+            if pending.size == 0:
+                break
+        fails[pending] += 1
+        if not o_parts:
             continue
-        best = np.argmax(ok, axis=0)[good]
-        o = np.flatnonzero(good)
-        rows = act[o]
-        x_new = _take(xp, xt, best * act.size + o)
-        G_new, q_new, g_new = _q_and_grad(F, xp, x_new)
-        s_vec = x_new - _take(xp, x, rows)
-        y_vec = g_new - _take(xp, g, rows)
-        sy = to_numpy(xp.sum(s_vec * y_vec, axis=1)).astype(np.float64)
-        curv = sy > 1e-12 * to_numpy(_norm(xp, s_vec) * _norm(xp, y_vec))
-        S = _put_slot(xp, S, rows, slot, s_vec)
-        Y = _put_slot(xp, Y, rows, slot, y_vec)
+        rows = np.concatenate(o_parts)
+        fails[rows] = 0
+        x_new = xp.concat(x_parts, axis=0) if len(x_parts) > 1 else x_parts[0]
+        P_new = xp.concat(p_parts, axis=0) if len(p_parts) > 1 else p_parts[0]
+        G_new, q_new, g_new = _q_and_grad(F, xp, x_new, P_new)
+        every = rows.size == k and bool(np.all(rows == np.arange(k)))
+        s_vec = x_new - (xw if every else _take(xp, xw, rows))
+        y_vec = g_new - (g if every else _take(xp, g, rows))
+        sy = _rowdot(xp, s_vec, y_vec)
+        curv = sy > 1e-12 * np.sqrt(_rowdot(xp, s_vec, s_vec) * _rowdot(xp, y_vec, y_vec))
+        rho[:, slot] = 0.0
         rho[rows, slot] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
-        rho[act[~good], slot] = 0.0
+        if every:
+            S[slot], Y[slot], xw, g = s_vec, y_vec, x_new, g_new
+            q = q_new
+        else:
+            S[slot] = _put_rows(xp, S[slot], rows, s_vec)     # rho = 0 masks the others
+            Y[slot] = _put_rows(xp, Y[slot], rows, y_vec)
+            xw = _put_rows(xp, xw, rows, x_new)
+            g = _put_rows(xp, g, rows, g_new)
+            q[rows] = q_new
         slot = (slot + 1) % m
-        x = _put_rows(xp, x, rows, x_new)
-        g = _put_rows(xp, g, rows, g_new)
-        q[rows] = q_new
-    status[status == _RUNNING] = GAVE_UP_MAX_ITER
-    return x, q, status
+    return x_out, q_out, status
 
 
 def _q_search(F, x, xp, eye, *, tol, max_iter, unique_tol, bar=None, **_):
@@ -1350,15 +1439,6 @@ def _q_search(F, x, xp, eye, *, tol, max_iter, unique_tol, bar=None, **_):
     slow = np.flatnonzero((status == SLOW_POINT) & (r > tol))
     slow_x = [_take(xp, xe, slow)] if slow.size else []
     return found_x, found_r, status, slow_x, [r[slow]] if slow.size else []
-
-
-def _put_slot(xp, S, rows, slot, values):
-    """``S`` with ``S[rows, slot, :] = values`` (in place on NumPy)."""
-    if isinstance(S, np.ndarray):
-        S[rows, slot, :] = values
-        return S
-    col = _put_rows(xp, S[:, slot, :], rows, values)
-    return xp.stack([col if j == slot else S[:, j, :] for j in range(S.shape[1])], axis=1)
 
 
 def _put_rows(xp, a, rows, values):

@@ -212,10 +212,38 @@ def _robust(quick):
     return [row]
 
 
+def _large(quick):
+    """random_rnn(1000, gain=1.5), 32 starts (issue 15): >= 50 % converged, >= 8 distinct
+    points, faster than the hybr loop (quick: N=400, 16 starts)."""
+    n, starts = (400, 16) if quick else (1000, 32)
+    m = itermap.random_rnn(n, gain=1.5, rng=0)
+    W = m.block_matrix.to_dense()
+    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=1))
+    holder = {}
+
+    def ours():
+        holder["fp"] = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL,
+                                         progress=False)
+
+    def baseline():
+        holder["ref"] = _scipy_loop(W, X0)
+
+    row = compare(f"large search tanh N={n} g=1.5 B={starts} vs scipy root loop", ours,
+                  baseline, target="speedup >= 1", repeat=1, warmup=0)
+    fp, ref = holder["fp"], holder["ref"]
+    n_ours, n_ref = _distinct(np.asarray(fp.points)), _distinct(ref)
+    row["note"] = (f"converged starts: ours {fp.n_converged}/{starts}, hybr {len(ref)}; "
+                   f"distinct points: ours {n_ours}, hybr {n_ref} (targets: >= 50 %, >= 8, "
+                   f"faster than hybr); {fp.status_counts()}")
+    print(row["note"], flush=True)
+    return [row]
+
+
 def run(quick: bool = False) -> list[dict]:
     adam_rows = _against_adam(64, 1.5, 128 if quick else 512, quick)
     adam_rows += _against_adam(200, 1.5, 32 if quick else 128, quick)
     adam_rows += _robust(quick)
+    adam_rows += _large(quick)
     m, W, X0 = _problem(starts=128 if quick else 512)
 
     def ours():

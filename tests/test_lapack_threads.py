@@ -1,11 +1,16 @@
-"""The threaded batched solve against a plain loop of np.linalg.solve."""
+"""The threaded batched solve and eigenvalues against plain loops of np.linalg."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap.analysis._lapack_threads import batched_solve, blas_single_threaded
+from itermap.analysis._lapack_threads import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -28,6 +33,38 @@ def test_threaded_path_keeps_row_order_and_float32():
     x = batched_solve(A, b)
     assert x.dtype == np.float32
     np.testing.assert_allclose(np.einsum("kij,kj->ki", A, x), b, rtol=1e-4, atol=1e-4)
+
+
+def test_batched_eigvals_match_a_loop(monkeypatch):
+    # split across 2 threads (forced) or not: the eigenvalues of each matrix, in row order
+    from itermap.analysis import _lapack_threads
+
+    rng = np.random.default_rng(4)
+    J = rng.standard_normal((64, 48, 48))
+    ref = [np.sort_complex(np.linalg.eigvals(J[i])) for i in range(64)]
+    for threads in (1, 2):
+        monkeypatch.setattr(_lapack_threads, "_n_threads", lambda t=threads: t)
+        assert _lapack_threads.n_parts(64, 48) == threads
+        with blas_single_threaded(64, 48):
+            ev = batched_eigvals(J)
+        assert ev.shape == (64, 48) and ev.dtype == np.complex128
+        for i in range(64):
+            np.testing.assert_allclose(np.sort_complex(ev[i]), ref[i], rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rows=st.integers(1, 160), n=st.integers(1, 40), seed=st.integers(0, 2**31 - 1))
+def test_damped_normal_solve_matches_a_loop(rows, n, seed):
+    # the Levenberg-Marquardt systems (A^T A + lam I) x = b, split or not across threads
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((rows, n, n))
+    lam = rng.uniform(0.1, 2.0, rows)
+    b = rng.standard_normal((rows, n))
+    x = damped_normal_solve(A, lam, b)
+    ref = np.stack([np.linalg.solve(A[i].T @ A[i] + lam[i] * np.eye(n), b[i])
+                    for i in range(rows)])
+    assert x.shape == (rows, n)
+    np.testing.assert_allclose(x, ref, rtol=1e-8, atol=1e-10)
 
 
 def test_singular_matrix_raises_like_numpy():
