@@ -10,11 +10,10 @@ multithreaded call would otherwise compete with them for the cores.
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from itermap._threads import n_threads
+from itermap._threads import ProcessLocalPool, n_threads
 
 __all__ = ["batched_eigvals", "batched_solve", "blas_single_threaded", "damped_normal_solve",
            "n_parts"]
@@ -22,18 +21,13 @@ __all__ = ["batched_eigvals", "batched_solve", "blas_single_threaded", "damped_n
 # a thread pays for its handoff from about this much work (rows * dim**3): 32 matrices
 # of 48 x 48, 108 of 32 x 32 (measured on 2 cores: smaller parts ran slower split)
 _MIN_WORK_PER_THREAD = 32 * 48 ** 3
-_POOL: ThreadPoolExecutor | None = None
 
 
 def _n_threads() -> int:
     return n_threads()
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="itermap-lapack")
-    return _POOL
+_pool = ProcessLocalPool("itermap-lapack")  # _pool(): made anew in a forked child
 
 
 def n_parts(n_rows: int, dim: int) -> int:

@@ -8,31 +8,18 @@ columns on 2 cores: 1.0 ms against 1.7 ms). The row blocks are views of
 
 from __future__ import annotations
 
-import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._threads import n_threads
+from ._threads import ProcessLocalPool, n_threads
 
 __all__ = ["csr_times", "n_threads", "pool", "uses_thread_pool"]
 
 # a thread pays for its handoff from about this many multiply-adds (nnz * columns)
 _MIN_WORK_PER_THREAD = 1 << 20
-_POOL: ThreadPoolExecutor | None = None
-_LOCK = threading.Lock()
+pool = ProcessLocalPool("itermap-spmm")  # pool(): the executor itermap's products share
 _PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, blocks); S is unhashable
-
-
-def pool() -> ThreadPoolExecutor:
-    """The pool itermap's own parallel products share (made at first use)."""
-    global _POOL
-    with _LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=n_threads(),
-                                       thread_name_prefix="itermap-spmm")
-        return _POOL
 
 
 def _row_blocks(S, parts: int):

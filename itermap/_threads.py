@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 
-__all__ = ["blas_limited", "n_threads", "scipy_blas_limited"]
+__all__ = ["ProcessLocalPool", "blas_limited", "n_threads", "scipy_blas_limited"]
 
 
 def n_threads() -> int:
@@ -20,6 +21,39 @@ def n_threads() -> int:
         return max(1, min(8, len(os.sched_getaffinity(0))))
     except AttributeError:  # not on Linux
         return max(1, min(8, os.cpu_count() or 1))
+
+
+class ProcessLocalPool:
+    """A thread pool made at first use, and made anew in a forked child.
+
+    A child forked after the parent's pool started inherits the pool object but not
+    its threads: work submitted there would wait forever (a sweep's fork-context
+    process pool after a parallel product in the parent).
+
+    Examples
+    --------
+    >>> pool = ProcessLocalPool("itermap-doc")
+    >>> pool().submit(sum, [1, 2]).result()
+    3
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+        self._pid: int | None = None
+        self._executor = None
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._lock:
+                if self._pid != pid:
+                    self._executor = ThreadPoolExecutor(max_workers=n_threads(),
+                                                        thread_name_prefix=self._name)
+                    self._pid = pid
+        return self._executor
 
 
 @functools.lru_cache(maxsize=1)

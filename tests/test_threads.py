@@ -68,3 +68,45 @@ def _sparse_threads():
     from itermap import _sparse_product
 
     return _sparse_product.n_threads()
+
+
+def _product_in_child(queue):
+    import scipy.sparse as sp
+
+    from itermap import _sparse_product
+    from itermap.analysis._lapack_threads import batched_solve
+
+    S = sp.random(200, 200, density=0.1, format="csr", random_state=0)
+    A = np.stack([np.eye(64) * (i + 2) for i in range(64)])
+    x = batched_solve(A, np.ones((64, 64)))
+    queue.put((float(_sparse_product.csr_times(S, np.ones((200, 4))).sum()),
+               float(x[0, 0])))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_thread_pools_work_in_a_child_forked_after_the_parent_used_them(monkeypatch):
+    import multiprocessing as mp
+
+    import scipy.sparse as sp
+
+    from itermap import _sparse_product
+    from itermap.analysis import _lapack_threads
+
+    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 2)
+    S = sp.random(200, 200, density=0.1, format="csr", random_state=0)
+    expected = float((S.toarray() @ np.ones((200, 4))).sum())
+    assert _sparse_product.csr_times(S, np.ones((200, 4))).sum() == pytest.approx(expected)
+    A = np.stack([np.eye(64) * (i + 2) for i in range(64)])
+    _lapack_threads.batched_solve(A, np.ones((64, 64)))  # both pools now have threads
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_product_in_child, args=(queue,))
+    child.start()
+    child.join(30)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "a forked child waited forever on the parent's thread pool"
+    total, solved = queue.get(timeout=5)
+    assert total == pytest.approx(expected) and solved == pytest.approx(0.5)
