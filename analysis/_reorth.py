@@ -60,18 +60,19 @@ class _CholeskyFailed(Exception):
     pass
 
 
-def _chol_one(Y, cond_limit, sqrt_eps, want_r):
-    """CholeskyQR2 of one (n, k) NumPy frame with SciPy's BLAS/LAPACK.
+def _chol_one(Y, out, cond_limit, sqrt_eps, want_r):
+    """CholeskyQR2 of one (n, k) NumPy frame into ``out`` (n, k, C-ordered), with SciPy.
 
-    It works on ``A = Y^T`` (k, n), Fortran-ordered when ``Y`` is C-ordered, so
-    that no call copies: ``G = A A^T`` (syrk), ``G = R^T R`` (potrf),
-    ``A <- R^-T A`` (trsm), and ``Q = A^T``. (SciPy's wrappers hold the GIL:
-    threads over the matrices would not run in parallel.)
+    It works on ``A = out^T`` (k, n), Fortran-ordered, so that no call copies:
+    ``G = A A^T`` (syrk), ``G = R^T R`` (potrf), ``A <- R^-T A`` (trsm, in place).
+    (SciPy's wrappers hold the GIL: threads over the matrices would not run in
+    parallel.)
     """
     from scipy.linalg import blas, lapack
 
     Rs, logs = [], []
-    A = Y.T
+    np.copyto(out, Y)
+    A = out.T
     for pas in range(2):
         G = blas.dsyrk(1.0, A, trans=0, lower=0)
         R, info = lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
@@ -80,18 +81,20 @@ def _chol_one(Y, cond_limit, sqrt_eps, want_r):
             raise _CholeskyFailed
         if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
             raise _CholeskyFailed
-        A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1)
+        A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1, overwrite_b=1)
         Rs.append(R)
         logs.append(np.log(d))
         if pas == 0:
             dev = float(np.max(np.abs(np.einsum("ij,ij->j", A, A) - 1.0)))
             if dev <= sqrt_eps:
                 break
+    if not np.shares_memory(A, out):  # the wrapper copied after all
+        np.copyto(out, A.T)
     logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
     R = None
     if want_r:
         R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
-    return A.T, logd, R
+    return logd, R
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -277,11 +280,11 @@ class Reorthonormalizer:
         try:
             # SciPy's pool at one thread: alternating with NumPy's, both would spin
             with self._scipy_one_thread():
-                parts = [_chol_one(Y[b], cond_limit, sqrt_eps, want_r)
+                Q = np.empty(Y.shape, dtype=np.float64)  # C-ordered: Q[b].T is Fortran
+                parts = [_chol_one(Y[b], Q[b], cond_limit, sqrt_eps, want_r)
                          for b in range(Y.shape[0])]
         except _CholeskyFailed:
             return None
-        Q = np.stack([p[0] for p in parts])
-        logd = np.stack([p[1] for p in parts])
-        R = np.stack([p[2] for p in parts]) if want_r else None
+        logd = np.stack([p[0] for p in parts])
+        R = np.stack([p[1] for p in parts]) if want_r else None
         return Q, logd, R

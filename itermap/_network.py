@@ -473,7 +473,11 @@ class IterativeMap(Map):
         parts, u = self._preactivation(x, u)
         y = self._activate(parts, u, xp, need_z=True)
         d = self._derivative(parts, xp)
-        return y, d[..., :, None] * self._linear_tangent(v, xp)
+        Wv = self._linear_tangent(v, xp)
+        if isinstance(Wv, np.ndarray) and Wv.flags.owndata and Wv.flags.c_contiguous and \
+                Wv.dtype == np.result_type(Wv, d):  # a fresh product: scaled in place
+            return y, np.multiply(Wv, d[..., :, None], out=Wv)
+        return y, d[..., :, None] * Wv
 
     def _sparse_state_and_tangent(self, x, v):
         """``(W x + b, W v)`` in one pass over a SciPy CSR ``W``: ``[x | v]`` as columns."""
