@@ -265,6 +265,12 @@ class Reorthonormalizer:
             logs.append(xp.log(d))
             Rs.append(_transpose(xp, L))
             if pas == 0:
+                # CholeskyQR loses ~eps kappa(Y)^2 of orthogonality, and kappa(Y) = kappa(R)
+                # <= ||R||_F ||R^-1||_F: a frame that well conditioned needs no second pass
+                # and no check of its column norms (a pass over the whole frame)
+                kappa2 = xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))
+                if float(xp.max(kappa2)) * eps <= 1e-3 * sqrt_eps:
+                    break
                 norms = (np.einsum("bij,bij->bj", Q, Q) if isinstance(Q, np.ndarray)
                          else xp.sum(Q * Q, axis=-2))  # einsum: NumPy's sum is slow here
                 dev = float(xp.max(xp.abs(norms - 1.0)))
