@@ -24,6 +24,6 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
     # largest (Householder's own error is eps ||Y||)
     scale = np.abs(ref).max() + 1.0
     np.testing.assert_allclose(logd, ref, rtol=0, atol=1e-7 * scale)
-    np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, np.broadcast_to(np.eye(k), (batch, k, k)),
-                               atol=1e-7)
+    eye = np.broadcast_to(np.eye(k), (batch, k, k))
+    np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, eye, atol=1e-7)
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
