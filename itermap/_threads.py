@@ -1,8 +1,10 @@
-"""Holding BLAS to a number of threads, cheaply enough for an inner loop.
+"""Threads: BLAS thread limits cheap enough for a loop, and itermap's own thread pools.
 
 ``threadpoolctl.threadpool_limits`` finds the loaded BLAS libraries anew on every
-call (it reads the process's memory map: about a millisecond). The loops that hold
-BLAS to one thread per step or per QR use one controller, found once.
+call (it reads the process's memory map: about a millisecond); the limits here use
+one controller, found once. ``scipy_blas_limited`` holds only SciPy's own OpenBLAS,
+where its pip wheel carries one apart from NumPy's. ``ProcessLocalPool`` is the
+thread pool of the parallel products and solves, made anew in a forked child.
 """
 
 from __future__ import annotations
