@@ -49,14 +49,21 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     array([[0.5 , 0.5 , 0.5 ],
            [0.25, 0.25, 0.25]])
     """
-    k_rows = A.shape[0]
-    parts = n_parts(k_rows, A.shape[-1])
+    return _split_rows(lambda lo, hi: np.linalg.solve(A[lo:hi], b[lo:hi, :, None])[..., 0],
+                       A.shape[0], A.shape[-1])
+
+
+def _split_rows(solve, k_rows: int, dim: int) -> np.ndarray:
+    """``solve(lo, hi)`` over ``n_parts`` row ranges in the pool, concatenated.
+
+    Every part is collected before a ``LinAlgError`` is raised, so none is left
+    running.
+    """
+    parts = n_parts(k_rows, dim)
     if parts < 2:
-        return np.linalg.solve(A, b[..., None])[..., 0]
+        return solve(0, k_rows)
     cuts = np.linspace(0, k_rows, parts + 1).astype(int)
-    jobs = [_pool().submit(np.linalg.solve, A[lo:hi], b[lo:hi, :, None])
-            for lo, hi in zip(cuts[:-1], cuts[1:])]
-    # collect every job before raising, so none is left running
+    jobs = [_pool().submit(solve, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
     results, error = [], None
     for job in jobs:
         try:
@@ -65,7 +72,7 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
             error = exc
     if error is not None:
         raise error
-    return np.concatenate(results)[..., 0]
+    return np.concatenate(results)
 
 
 def _damped_normal_part(A, lam, b):
@@ -89,23 +96,9 @@ def damped_normal_solve(A: np.ndarray, lam: np.ndarray, b: np.ndarray) -> np.nda
     array([[0.5 , 0.5 ],
            [0.25, 0.25]])
     """
-    k_rows = A.shape[0]
     lam = np.asarray(lam, dtype=A.dtype)
-    parts = n_parts(k_rows, A.shape[-1])
-    if parts < 2:
-        return _damped_normal_part(A, lam, b)
-    cuts = np.linspace(0, k_rows, parts + 1).astype(int)
-    jobs = [_pool().submit(_damped_normal_part, A[lo:hi], lam[lo:hi], b[lo:hi])
-            for lo, hi in zip(cuts[:-1], cuts[1:])]
-    results, error = [], None
-    for job in jobs:
-        try:
-            results.append(job.result())
-        except np.linalg.LinAlgError as exc:
-            error = exc
-    if error is not None:
-        raise error
-    return np.concatenate(results)
+    return _split_rows(lambda lo, hi: _damped_normal_part(A[lo:hi], lam[lo:hi], b[lo:hi]),
+                       A.shape[0], A.shape[-1])
 
 
 def batched_eigvals(J: np.ndarray) -> np.ndarray:
@@ -122,22 +115,9 @@ def batched_eigvals(J: np.ndarray) -> np.ndarray:
     array([[1.+0.j, 2.+0.j],
            [3.+0.j, 4.+0.j]])
     """
-    k_rows = J.shape[0]
-    parts = n_parts(k_rows, J.shape[-1])
-    if parts < 2:
-        return np.asarray(np.linalg.eigvals(J), dtype=np.complex128)
-    cuts = np.linspace(0, k_rows, parts + 1).astype(int)
-    jobs = [_pool().submit(np.linalg.eigvals, J[lo:hi]) for lo, hi in zip(cuts[:-1], cuts[1:])]
-    # collect every job before raising, so none is left running
-    results, error = [], None
-    for job in jobs:
-        try:
-            results.append(np.asarray(job.result(), dtype=np.complex128))
-        except np.linalg.LinAlgError as exc:
-            error = exc
-    if error is not None:
-        raise error
-    return np.concatenate(results)
+    return _split_rows(
+        lambda lo, hi: np.asarray(np.linalg.eigvals(J[lo:hi]), dtype=np.complex128),
+        J.shape[0], J.shape[-1])
 
 
 def blas_single_threaded(n_rows: int, dim: int):

@@ -189,34 +189,21 @@ def _against_adam(n, gain, starts, quick):
 def _robust(quick):
     """random_rnn(200, gain=2): most starts must reach a point (issue 15)."""
     n, starts = (100, 32) if quick else (200, 64)
-    m = itermap.random_rnn(n, gain=2.0, rng=0)
-    W = m.block_matrix.to_dense()
-    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=1))
-    holder = {}
-
-    def ours():
-        holder["fp"] = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL,
-                                         progress=False)
-
-    def baseline():
-        holder["ref"] = _scipy_loop(W, X0)
-
-    row = compare(f"robust search tanh N={n} g=2.0 B={starts} vs scipy root loop", ours,
-                  baseline, target="ratio <= 100", repeat=1, warmup=0)
-    fp, ref = holder["fp"], holder["ref"]
-    n_ours, n_ref = _distinct(np.asarray(fp.points)), _distinct(ref)
-    row["note"] = (f"converged starts: ours {fp.n_converged}/{starts}, hybr {len(ref)}; "
-                   f"distinct points: ours {n_ours}, hybr {n_ref} (targets: >= 50 %, >= 16, "
-                   f">= hybr); {fp.status_counts()}")
-    print(row["note"], flush=True)
-    return [row]
+    return _search_row(f"robust search tanh N={n} g=2.0 B={starts} vs scipy root loop",
+                       n, 2.0, starts, "ratio <= 100", ">= 50 %, >= 16, >= hybr")
 
 
 def _large(quick):
     """random_rnn(1000, gain=1.5), 32 starts (issue 15): >= 50 % converged, >= 8 distinct
     points, faster than the hybr loop (quick: N=400, 16 starts)."""
     n, starts = (400, 16) if quick else (1000, 32)
-    m = itermap.random_rnn(n, gain=1.5, rng=0)
+    return _search_row(f"large search tanh N={n} g=1.5 B={starts} vs scipy root loop",
+                       n, 1.5, starts, "speedup >= 1", ">= 50 %, >= 8, faster than hybr")
+
+
+def _search_row(name, n, gain, starts, target, targets):
+    """One run each of ours and the hybr loop from ``sample_states`` of random_rnn(n, gain)."""
+    m = itermap.random_rnn(n, gain=gain, rng=0)
     W = m.block_matrix.to_dense()
     X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=1))
     holder = {}
@@ -228,13 +215,12 @@ def _large(quick):
     def baseline():
         holder["ref"] = _scipy_loop(W, X0)
 
-    row = compare(f"large search tanh N={n} g=1.5 B={starts} vs scipy root loop", ours,
-                  baseline, target="speedup >= 1", repeat=1, warmup=0)
+    row = compare(name, ours, baseline, target=target, repeat=1, warmup=0)
     fp, ref = holder["fp"], holder["ref"]
     n_ours, n_ref = _distinct(np.asarray(fp.points)), _distinct(ref)
     row["note"] = (f"converged starts: ours {fp.n_converged}/{starts}, hybr {len(ref)}; "
-                   f"distinct points: ours {n_ours}, hybr {n_ref} (targets: >= 50 %, >= 8, "
-                   f"faster than hybr); {fp.status_counts()}")
+                   f"distinct points: ours {n_ours}, hybr {n_ref} (targets: {targets}); "
+                   f"{fp.status_counts()}")
     print(row["note"], flush=True)
     return [row]
 
