@@ -29,6 +29,7 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool
 from ._checks import check_int as _check_int
+from ._fused_sparse import FusedSparseStep
 from ._reorth import Reorthonormalizer
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
@@ -391,17 +392,22 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
+        fused = FusedSparseStep.maybe(map_, x, Q, every=every, reorth=reorth,
+                                      driven=constant is not None or sequence is not None)
         for t in range(1, total + 1):
-            u = constant if sequence is None else sequence[t - 1]
-            x, Q = map_.step_with_tangent(x, Q, u)
             measuring = t > orient
-            # the transient orients the frame with a QR every step: a random frame is
-            # squeezed towards the top direction, which several steps without a QR would
-            # push beyond the floating-point precision
-            if measuring and (t - orient) % every and t != total:
-                continue
-            Y = Q
-            Q, logd, _ = reorth(Y)
+            if fused is not None:  # a large sparse map: product and QR in one pass
+                x, Q, logd = fused(x, Q)
+            else:
+                u = constant if sequence is None else sequence[t - 1]
+                x, Q = map_.step_with_tangent(x, Q, u)
+                # the transient orients the frame with a QR every step: a random frame is
+                # squeezed towards the top direction, which several steps without a QR
+                # would push beyond the floating-point precision
+                if measuring and (t - orient) % every and t != total:
+                    continue
+                Y = Q
+                Q, logd, _ = reorth(Y)
             flag = xp.sum(logd) + xp.sum(x)
             if not math.isfinite(float(flag)):
                 where = " of the transient" if not measuring else ""

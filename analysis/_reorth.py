@@ -167,7 +167,14 @@ class Reorthonormalizer:
         if stack is not None:
             stack.close()
 
-    def _set_loop_threads(self, Y):
+    def set_loop_threads(self, Y) -> None:
+        """Set the loop's BLAS threads for frames like ``Y`` now (inside ``with``), once.
+
+        Otherwise the first factorisation sets them; a loop that factorises in
+        its own way (``_fused_sparse``) calls this first.
+        """
+        if self._stack is None or self._threads_set:
+            return
         self._threads_set = True
         B, n, k = Y.shape
         if self.pool_products and isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
@@ -186,8 +193,7 @@ class Reorthonormalizer:
 
     def __call__(self, Y, want_r=False):
         xp = namespace(Y)
-        if self._stack is not None and not self._threads_set:
-            self._set_loop_threads(Y)
+        self.set_loop_threads(Y)
         out = None
         if self.hold > 0:
             self.hold -= 1

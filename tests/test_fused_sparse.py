@@ -1,0 +1,90 @@
+"""The fused sparse Lyapunov step against the dense map's spectrum (another code path)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import itermap
+from itermap import IterativeMap, _sparse_product
+from itermap.analysis import _fused_sparse, lyapunov_spectrum
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)  # small maps split too
+    calls = {"n": 0, "fallback": 0}
+    step, factor = _fused_sparse.FusedSparseStep.__call__, _fused_sparse.FusedSparseStep._factor
+
+    def counted(self, x, Q):
+        calls["n"] += 1
+        return step(self, x, Q)
+
+    def counted_factor(self, G):
+        out = factor(self, G)
+        calls["fallback"] += out is None
+        return out
+
+    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "__call__", counted)
+    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "_factor", counted_factor)
+    return calls
+
+
+def _pair(activation="tanh", bias=False, gain=1.5, n=300, density=0.05):
+    rng = np.random.default_rng(4)
+    W = sp.random(n, n, density=density, format="csr", random_state=5,
+                  data_rvs=lambda size: rng.normal(size=size) * gain / np.sqrt(n * density))
+    b = rng.normal(size=n) * 0.1 if bias else None
+    return IterativeMap(W, b, activation), IterativeMap(W.toarray(), b, activation)
+
+
+@pytest.mark.parametrize("activation, bias", [("tanh", False), ("tanh", True),
+                                              ("sigmoid", True)])
+def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, fused_calls):
+    sparse, dense = _pair(activation, bias)
+    assert sparse._kind == "sparse" and dense._kind == "dense"
+    x0 = np.random.default_rng(1).normal(size=300)
+    got = lyapunov_spectrum(sparse, x0, 200, k=8, transient=20, rng=0)
+    assert fused_calls["n"] == 220  # every step went through the fused path
+    ref = lyapunov_spectrum(dense, x0, 200, k=8, transient=20, rng=0)
+    np.testing.assert_allclose(got.exponents, ref.exponents, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.state, ref.state, rtol=0, atol=1e-10)
+    Q = np.asarray(got.tangents)[0]
+    np.testing.assert_allclose(Q.T @ Q, np.eye(8), atol=1e-12)
+
+
+def test_fused_step_falls_back_to_the_checked_path_and_resumes(fused_calls, monkeypatch):
+    sparse, dense = _pair()
+    factor = _fused_sparse.FusedSparseStep._factor
+    turn = {"i": 0}
+
+    def every_third(self, G):
+        turn["i"] += 1
+        return None if turn["i"] % 3 == 0 else factor(self, G)
+
+    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "_factor", every_third)
+    x0 = np.random.default_rng(2).normal(size=300)
+    got = lyapunov_spectrum(sparse, x0, 150, k=6, rng=0)
+    ref = lyapunov_spectrum(dense, x0, 150, k=6, rng=0)
+    assert turn["i"] == 150
+    np.testing.assert_allclose(got.exponents, ref.exponents, rtol=0, atol=1e-10)
+
+
+def test_fused_step_covers_only_what_it_can(monkeypatch):
+    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+    sparse, dense = _pair()
+    x = np.zeros((1, 300))
+    Q = np.zeros((1, 300, 8))
+    maybe = _fused_sparse.FusedSparseStep.maybe
+    from itermap.analysis._reorth import Reorthonormalizer
+
+    with Reorthonormalizer() as reorth:
+        assert maybe(sparse, x, Q, every=1, driven=False, reorth=reorth) is not None
+        assert maybe(dense, x, Q, every=1, driven=False, reorth=reorth) is None
+        assert maybe(sparse, x, Q, every=2, driven=False, reorth=reorth) is None  # spaced
+        assert maybe(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8)), every=1,
+                     driven=False, reorth=reorth) is None  # a batch
+        assert maybe(sparse, x, Q[..., :3], every=1, driven=False, reorth=reorth) is None
+        assert maybe(sparse, x.astype(np.float32), Q.astype(np.float32), every=1,
+                     driven=False, reorth=reorth) is None
+        assert maybe(itermap.random_rnn(300, density=0.05, rng=0), x, Q, every=1,
+                     driven=True, reorth=reorth) is None
