@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-__all__ = ["compare", "time_call", "machine"]
+__all__ = ["compare", "interleaved", "machine", "report", "time_call"]
 
 
 def time_call(fn, *, repeat=5, warmup=1):
@@ -45,27 +45,34 @@ def compare(name, ours, baseline, *, target, repeat=5, warmup=1, setup_note="",
     for _ in range(warmup):
         ours()
         baseline()
-    t_ours, t_base = [], []
+    t = interleaved({"ours": ours, "baseline": baseline}, repeat)
+    ratio = t["ours"] / t["baseline"]
+    kind, _, value = target.partition(">=") if ">=" in target else target.partition("<=")
+    measured = 1 / ratio if kind.strip() == "speedup" else ratio
+    ok = measured >= float(value) if ">=" in target else measured <= float(value)
+    return report(name, t["ours"], t["baseline"], target, ok, setup_note)
+
+
+def interleaved(fns, repeat):
+    """Median wall time (s) of each zero-argument callable, run interleaved ``repeat`` times."""
+    times = {key: [] for key in fns}
     for _ in range(repeat):
-        for fn, acc in ((ours, t_ours), (baseline, t_base)):
+        for key, fn in fns.items():
             gc.collect()
             t0 = time.perf_counter()
             fn()
-            acc.append(time.perf_counter() - t0)
-    mo, mb = statistics.median(t_ours), statistics.median(t_base)
-    ratio = mo / mb
-    speedup = mb / mo
-    kind, _, value = target.partition(">=") if ">=" in target else target.partition("<=")
-    kind = kind.strip()
-    value = float(value)
-    measured = speedup if kind == "speedup" else ratio
-    ok = measured >= value if ">=" in target else measured <= value
-    row = {"name": name, "ours_s": mo, "baseline_s": mb, "ratio": ratio, "speedup": speedup,
-           "target": target, "met": bool(ok), "note": setup_note}
-    print(f"{name:<58} ours {mo * 1e3:9.2f} ms  base {mb * 1e3:9.2f} ms  "
-          f"ratio {ratio:6.3f}  speedup {speedup:7.2f}x  [{target}: "
-          f"{'met' if ok else 'MISSED'}]", flush=True)
-    return row
+            times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(v) for key, v in times.items()}
+
+
+def report(name, ours, base, target, met, note=""):
+    """Print one result line and return it as a row (times in seconds)."""
+    ratio = ours / base
+    print(f"{name:<58} ours {ours * 1e3:9.2f} ms  base {base * 1e3:9.2f} ms  "
+          f"ratio {ratio:6.3f}  speedup {1 / ratio:7.2f}x  [{target}: "
+          f"{'met' if met else 'MISSED'}]", flush=True)
+    return {"name": name, "ours_s": ours, "baseline_s": base, "ratio": ratio,
+            "speedup": 1 / ratio, "target": target, "met": bool(met), "note": note}
 
 
 def machine() -> str:

@@ -28,24 +28,13 @@ shared cores, so shorter runs (same cost per step) are timed, interleaved.
 
 from __future__ import annotations
 
-import gc
-import statistics
 import time
 
 import numpy as np
 
 import itermap
-from benchmarks._timing import time_call
+from benchmarks._timing import interleaved, report, time_call
 from itermap.analysis import lyapunov_spectrum
-
-
-def _row(name, ours, base, target, met, note=""):
-    ratio = ours / base
-    print(f"{name:<58} ours {ours * 1e3:10.1f} ms  base {base * 1e3:10.1f} ms  "
-          f"ratio {ratio:6.3f}  speedup {1 / ratio:7.2f}x  [{target}: "
-          f"{'met' if met else 'MISSED'}]", flush=True)
-    return {"name": name, "ours_s": ours, "baseline_s": base, "ratio": ratio,
-            "speedup": 1 / ratio, "target": target, "met": bool(met), "note": note}
 
 
 def _dense(quick):
@@ -84,23 +73,16 @@ def _dense(quick):
                                                reorthonormalize_every=every, rng=0)
         return run
 
-    fns = {"floor": floor, 1: ours(1), 5: ours(5)}
-    times = {key: [] for key in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    t_floor, t1, t5 = (statistics.median(times[key]) for key in ("floor", 1, 5))
+    t = interleaved({"floor": floor, 1: ours(1), 5: ours(5)}, repeat)
+    t_floor, t1, t5 = t["floor"], t[1], t[5]
     note = (f"{steps} steps per run (cost per step is constant; the issue's 2000 steps take "
             f"{2000 / steps:.0f}x as long), median of {repeat} interleaved runs")
-    rows = [_row(f"full spectrum dense N={n} B={batch} vs matmul+QR floor",
+    rows = [report(f"full spectrum dense N={n} B={batch} vs matmul+QR floor",
                  t1, t_floor, "ratio <= 1.2", t1 / t_floor <= 1.2,
                  "floor: the batched W @ Q and numpy.linalg.qr of the same shapes, alone; "
                  + note)]
     diff = float(np.max(np.abs(results[5].exponents - results[1].exponents)))
-    rows.append(_row(f"  reorthonormalize_every=5 vs every step (max |dlambda| {diff:.1e})",
+    rows.append(report(f"  reorthonormalize_every=5 vs every step (max |dlambda| {diff:.1e})",
                      t5, t1, "speedup >= 2", t1 / t5 >= 2 and diff <= 1e-3,
                      f"max exponent difference {diff:.2e} (target <= 1e-3); " + note))
     return rows
@@ -146,10 +128,10 @@ def _sparse(n, quick):
     note = (f"dense loop timed on {few} steps and scaled to {steps + transient}; best of 2 "
             f"interleaved; every=5 vs every=1 max |dlambda| {diff:.1e}")
     target = "speedup >= 100" + (", < 60 s" if n >= 20000 else "")
-    rows = [_row(f"top-{k} sparse N={n} d={density} {steps} steps, QR every 5, vs dense loop",
+    rows = [report(f"top-{k} sparse N={n} d={density} {steps} steps, QR every 5, vs dense loop",
                  t5, t_dense, target,
                  t_dense / t5 >= 100 and (n < 20000 or t5 < 60) and diff <= 1e-3, note),
-            _row(f"  same, QR every step (max |dlambda| every 5 vs 1: {diff:.1e})",
+            report(f"  same, QR every step (max |dlambda| every 5 vs 1: {diff:.1e})",
                  t1, t_dense, "record", True, note)]
     return rows
 
@@ -196,16 +178,6 @@ def _gpu(quick):
     return rows
 
 
-def _interleaved(fns, repeat):
-    """Median wall time of each zero-argument callable, run interleaved ``repeat`` times."""
-    times = {key: [] for key in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def _torch():
@@ -259,15 +231,15 @@ def _dense_vs_torch(quick, torch, one_thread=False):
                 def ours(X0=X0):
                     return lyapunov_spectrum(m, X0, steps, rng=0)
 
-                t = _interleaved({"ours": ours, "torch": torch_loop, "products": products},
+                t = interleaved({"ours": ours, "torch": torch_loop, "products": products},
                                  repeat)
                 note = (f"{steps} steps per run (cost per step constant: the issue's 2000 steps "
                         f"take {2000 / steps:.0f}x as long), {label}, median of {repeat} "
                         "interleaved runs")
-                rows.append(_row(f"dense N={n} B={batch} full, QR every step, vs torch loop "
+                rows.append(report(f"dense N={n} B={batch} full, QR every step, vs torch loop "
                                  f"({label})", t["ours"], t["torch"], "speedup >= 1.3",
                                  t["torch"] / t["ours"] >= 1.3, note))
-                rows.append(_row(f"  same vs the tangent products alone ({label})", t["ours"],
+                rows.append(report(f"  same vs the tangent products alone ({label})", t["ours"],
                                  t["products"], "ratio <= 1.5",
                                  t["ours"] / t["products"] <= 1.5, note))
         finally:
@@ -312,9 +284,9 @@ def _sparse_vs_torch(quick, torch):
     def ours():
         return lyapunov_spectrum(m, x0, steps, k=k, rng=0)
 
-    t = _interleaved({"ours": ours, "torch": torch_loop}, 3)
+    t = interleaved({"ours": ours, "torch": torch_loop}, 3)
     t_torch = t["torch"] * steps / torch_steps
-    return [_row(f"top-{k} sparse N={n} d={density} {steps} steps, QR every step, vs "
+    return [report(f"top-{k} sparse N={n} d={density} {steps} steps, QR every step, vs "
                  "torch.sparse CSR loop", t["ours"], t_torch, "speedup >= 1.2",
                  t_torch / t["ours"] >= 1.2,
                  f"both {steps} steps; default threads; median of 3 interleaved runs")]
@@ -333,15 +305,15 @@ def _henon_peers(quick):
     except ImportError:
         print("pynamicalsys rows skipped: pynamicalsys is not installed", flush=True)
         DiscreteDynamicalSystem = None
-    t = _interleaved({"ours": lambda: lyapunov_spectrum(h, u, steps)}, 3)
+    t = interleaved({"ours": lambda: lyapunov_spectrum(h, u, steps)}, 3)
     per_step = t["ours"] / steps
     if DiscreteDynamicalSystem is not None:
         ds = DiscreteDynamicalSystem(model="henon map")
         ds.lyapunov(u, 1000, parameters=[1.4, 0.3])  # compile first
-        t = _interleaved({"ours": lambda: lyapunov_spectrum(h, u, steps),
+        t = interleaved({"ours": lambda: lyapunov_spectrum(h, u, steps),
                           "pyn": lambda: ds.lyapunov(u, steps, parameters=[1.4, 0.3])}, 3)
         per_step = t["ours"] / steps
-        rows.append(_row(f"single Henon {steps} steps vs pynamicalsys (numba, QR)", t["ours"],
+        rows.append(report(f"single Henon {steps} steps vs pynamicalsys (numba, QR)", t["ours"],
                          t["pyn"], "ratio <= 6, <= 5 us/step",
                          t["ours"] / t["pyn"] <= 6 and per_step <= 5e-6,
                          f"ours {per_step * 1e6:.2f} us/step, pynamicalsys "
@@ -354,16 +326,16 @@ def _henon_peers(quick):
             for row in U[:sub]:
                 ds.lyapunov(row, few, parameters=[1.4, 0.3])
 
-        t = _interleaved({"ours": lambda: lyapunov_spectrum(h, U, few), "pyn": pyn_loop}, 3)
+        t = interleaved({"ours": lambda: lyapunov_spectrum(h, U, few), "pyn": pyn_loop}, 3)
         t_pyn = t["pyn"] * starts / sub
-        rows.append(_row(f"{starts} Henon starts x {few} steps, QR every step, vs looping "
+        rows.append(report(f"{starts} Henon starts x {few} steps, QR every step, vs looping "
                          "pynamicalsys", t["ours"], t_pyn, "speedup >= 4",
                          t_pyn / t["ours"] >= 4,
                          f"ours {t['ours'] / starts / few * 1e6:.3f} us per trajectory-step, "
                          f"pynamicalsys {t_pyn / starts / few * 1e6:.3f} (loop over {sub} "
                          f"starts, scaled to {starts}); median of 3"))
     else:
-        rows.append(_row(f"single Henon {steps} steps (no peer installed)", t["ours"],
+        rows.append(report(f"single Henon {steps} steps (no peer installed)", t["ours"],
                          5e-6 * steps, "<= 5 us/step", per_step <= 5e-6,
                          f"ours {per_step * 1e6:.2f} us/step against the 5 us budget"))
     try:
@@ -380,8 +352,8 @@ def _henon_peers(quick):
                                    lambda x, t: np.array([[-2 * a * x[0], 1.0], [b, 0.0]]))
         return lyapynov.LCE(sys_, 2, 0, ly_steps, False)
 
-    t = _interleaved({"ours": lambda: lyapunov_spectrum(h, u, ly_steps), "ly": ly}, 3)
-    rows.append(_row(f"single Henon {ly_steps} steps vs lyapynov (Python loop, numpy QR)",
+    t = interleaved({"ours": lambda: lyapunov_spectrum(h, u, ly_steps), "ly": ly}, 3)
+    rows.append(report(f"single Henon {ly_steps} steps vs lyapynov (Python loop, numpy QR)",
                      t["ours"], t["ly"], "record", True,
                      f"ours {t['ours'] / ly_steps * 1e6:.2f} us/step, lyapynov "
                      f"{t['ly'] / ly_steps * 1e6:.2f} us/step"))

@@ -16,35 +16,12 @@ BLAS (one for the digits, where train holds BLAS to one thread).
 
 from __future__ import annotations
 
-import gc
-import statistics
-import time
-
 import numpy as np
 
 import itermap
+from benchmarks._timing import interleaved, report
 from itermap import BlockMatrix, IterativeMap, datasets
 from itermap.analysis import digits_model
-
-
-def _row(name, ours, base, target, met, note=""):
-    ratio = ours / base
-    print(f"{name:<58} ours {ours * 1e3:10.1f} ms  base {base * 1e3:10.1f} ms  "
-          f"ratio {ratio:6.3f}  speedup {1 / ratio:7.2f}x  [{target}: "
-          f"{'met' if met else 'MISSED'}]", flush=True)
-    return {"name": name, "ours_s": ours, "baseline_s": base, "ratio": ratio,
-            "speedup": 1 / ratio, "target": target, "met": bool(met), "note": note}
-
-
-def _interleaved(fns, repeat):
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _torch_map_epoch(torch, m, X, Y, steps, batch, *, masked):
@@ -130,13 +107,13 @@ def run(quick=False):
     # threads on the loaded 2-core machine torch's spinning workers took 40-100x longer)
     torch.set_num_threads(1)
     mlp = digits_model("mlp", hidden=64, rng=0)
-    t = _interleaved({"ours": _ours(mlp, x_train, y_train, 2, 64),
+    t = interleaved({"ours": _ours(mlp, x_train, y_train, 2, 64),
                       "torch map": _torch_map_epoch(torch, mlp, x_train, y_train, 2, 64,
                                                     masked=False),
                       "torch mlp": _torch_mlp_epoch(torch, x_train, y_train, 64)}, repeat)
-    rows.append(_row("digits MLP [64,64,10] as a map, 1 epoch, vs torch on the same map",
+    rows.append(report("digits MLP [64,64,10] as a map, 1 epoch, vs torch on the same map",
                      t["ours"], t["torch map"], "ratio <= 1.5", t["ours"] <= 1.5 * t["torch map"]))
-    rows.append(_row("same, vs torch nn.Sequential MLP (record)", t["ours"], t["torch mlp"],
+    rows.append(report("same, vs torch nn.Sequential MLP (record)", t["ours"], t["torch mlp"],
                      "record", True))
 
     torch.set_num_threads(threads)
@@ -146,12 +123,12 @@ def run(quick=False):
         m = _big_map(n, n_io, density, rng)
         X = rng.random((n_samples, n_io))
         Y = rng.integers(0, n_io, n_samples)
-        t = _interleaved({"ours": _ours(m, X, Y, 10, 64),
+        t = interleaved({"ours": _ours(m, X, Y, 10, 64),
                           "torch": _torch_map_epoch(torch, m, X, Y, 10, 64,
                                                     masked=density < 1)}, repeat)
         what = "dense" if density >= 1 else f"sparse d={density}"
         base = "torch on the same matrix" if density >= 1 else "torch dense masked"
-        rows.append(_row(f"{what} N={n}, 10 steps, {n_samples} samples, 1 epoch, vs {base}",
+        rows.append(report(f"{what} N={n}, 10 steps, {n_samples} samples, 1 epoch, vs {base}",
                          t["ours"], t["torch"], f"ratio <= {target}",
                          t["ours"] <= target * t["torch"]))
     return rows
