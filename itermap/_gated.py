@@ -410,15 +410,7 @@ class RecurrentMap(Map):
     def _check(self, x, u):
         x = self._check_state(x)
         xp = namespace(x)
-        if u is None:
-            raise ValueError(f"this map is driven: step needs an input u of length "
-                             f"{self.input_size}")
-        if not hasattr(u, "shape"):
-            u = xp.asarray(np.asarray(u, dtype=float))
-        if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (
-                u.ndim == 2 and x.ndim == 2 and u.shape[0] != x.shape[0]):
-            raise ValueError(f"input u has shape {tuple(u.shape)}; expected ({self.input_size},)"
-                             + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
+        u = self._check_input_shape(x, u)
         if u.dtype != x.dtype:
             u = xp.astype(u, x.dtype)
         return x, u

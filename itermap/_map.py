@@ -13,6 +13,8 @@ through. The analyses check their starts, inputs and results.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._backend import namespace
 from ._types import Array
 
@@ -428,6 +430,20 @@ class Map:
     def _no_input(self, u):
         if u is not None:
             raise ValueError(f"{type(self).__name__} is autonomous: it takes no input u")
+
+    def _check_input_shape(self, x, u, where: str = ""):
+        """A driven map's input ``u`` as an array of shape ``(input_size,)`` or ``(B, input_size)``
+        for the checked state ``x``; ``where`` ends the message of a missing ``u``."""
+        if u is None:
+            raise ValueError(f"this map is driven: step needs an input u of length "
+                             f"{self.input_size}{where}")
+        if not hasattr(u, "shape"):
+            u = namespace(x).asarray(np.asarray(u, dtype=float))
+        if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (
+                u.ndim == 2 and x.ndim == 2 and u.shape[0] != x.shape[0]):
+            raise ValueError(f"input u has shape {tuple(u.shape)}; expected ({self.input_size},)"
+                             + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
+        return u
 
     def to(self, backend: str) -> Map:
         """A copy of the map on ``backend`` ("numpy" or "cupy").

@@ -234,16 +234,8 @@ class IterativeMap(Map):
             if u is not None:
                 raise ValueError("this map has no input_block, so it takes no input u")
             return None
-        if u is None:
-            raise ValueError(f"this map is driven: step needs an input u of length "
-                             f"{self.input_size} for block {self.input_block}")
+        u = self._check_input_shape(x, u, f" for block {self.input_block}")
         xp = namespace(x)
-        if not hasattr(u, "shape"):
-            u = xp.asarray(np.asarray(u, dtype=float))
-        if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (
-                u.ndim == 2 and x.ndim == 2 and u.shape[0] != x.shape[0]):
-            raise ValueError(f"input u has shape {tuple(u.shape)}; expected ({self.input_size},)"
-                             + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
         if not xp.isdtype(u.dtype, "real floating"):
             u = xp.astype(u, x.dtype)
         if u.ndim < x.ndim:
