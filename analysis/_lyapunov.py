@@ -477,10 +477,8 @@ def _start(map_, x0, k, transient):
                          f"(dim={map_.dim} minus the input block of size {map_.forced_size})")
     if x0 is None:
         raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-    x = map_._check_state(x0, "x0")
+    x = map_._check_start(x0)
     xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x0 contains NaN or inf")
     batched = x.ndim == 2
     if not batched:
         x = xp.reshape(x, (1, map_.dim))

@@ -242,10 +242,8 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
         raise TypeError(f"iterate got options {sorted(newton_options)} that only "
                         f"method='newton' takes")
     map = as_map(map)
-    x = map._check_state(x0, "x0")
+    x = map._check_start(x0)
     xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x0 contains NaN or inf")
     constant, sequence = resolve_inputs(map, x, inputs, steps)
     sizes = list(map.sizes)
 

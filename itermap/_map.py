@@ -370,8 +370,6 @@ class Map:
         if x is None:
             raise TypeError(f"{name}: the state is None")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            import numpy as np
-
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
             try:
@@ -396,6 +394,14 @@ class Map:
             else:
                 raise TypeError(f"{name}: a state must be real floating point, got dtype "
                                 f"{x.dtype}")
+        return x
+
+    def _check_start(self, x0):
+        """``x0`` checked as a state named "x0" that is also finite: the start of a run."""
+        x = self._check_state(x0, "x0")
+        xp = namespace(x)
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("x0 contains NaN or inf")
         return x
 
     def _check_tangent(self, x, v):

@@ -535,10 +535,8 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
         chunk = check_int("chunk", chunk, 1)
     max_cg = check_int("max_cg", max_cg, 1)
     m = as_map(map)
-    x = m._check_state(x0, "x0")
+    x = m._check_start(x0)
     xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x0 contains NaN or inf")
     constant, sequence = resolve_inputs(m, x, inputs, steps)
     sizes = list(m.sizes)
     batched = x.ndim == 2
