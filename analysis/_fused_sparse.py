@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from itermap import IterativeMap
-from itermap._sparse_product import _kernel, _row_blocks, pool, uses_thread_pool
+from itermap._sparse_product import _kernel, _row_blocks, accumulate, pool, uses_thread_pool
 
 from ._reorth import _exact_rank
 
@@ -40,23 +40,25 @@ class FusedSparseStep:
     """
 
     @classmethod
-    def maybe(cls, map_, x, Q, *, every: int, driven: bool, reorth) -> FusedSparseStep | None:
+    def maybe(cls, map_, x, Q, *, every: int, reorth) -> FusedSparseStep | None:
         """A fused step for this run, or None where the general loop must run."""
         if not (isinstance(map_, IterativeMap) and map_._kind == "sparse" and map_._uniform
-                and map_.input_block is None and not driven and every == 1):
+                and map_.input_block is None and every == 1):
             return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
                 and x.dtype == Q.dtype == map_._W.dtype == np.float64):
             return None
         k = Q.shape[-1]
-        if not 4 <= k < 128 or not uses_thread_pool(map_, k) or _kernel() is None:
+        kernel = _kernel()
+        if not 4 <= k < 128 or not uses_thread_pool(map_, k) or kernel is None:
             return None
-        return cls(map_, k, reorth)
+        return cls(map_, k, reorth, kernel)
 
-    def __init__(self, map_, k, reorth):
+    def __init__(self, map_, k, reorth, kernel):
         from itermap._threads import n_threads
 
         self.W, self.bias, self.act, self.k = map_._W, map_.bias, map_.activations[0], k
+        self.kernel = kernel
         self.reorth = reorth
         n = map_.dim
         reorth.set_loop_threads(np.empty((1, n, k)))  # BLAS at one thread beside the pool
@@ -71,10 +73,8 @@ class FusedSparseStep:
 
     def _product(self, block):
         lo, hi, part = block
-        out, c = self.out[lo:hi], 1 + self.k
-        out.fill(0.0)
-        _kernel()(hi - lo, part.shape[1], c, part.indptr, part.indices, part.data,
-                  self.cols.ravel(), out.reshape(-1))
+        out = self.out[lo:hi]
+        accumulate(self.kernel, part, self.cols, out)
         z = out[:, 0].copy()
         if self.bias is not None:
             z += self.bias[lo:hi]

@@ -392,8 +392,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
-        fused = FusedSparseStep.maybe(map_, x, Q, every=every, reorth=reorth,
-                                      driven=constant is not None or sequence is not None)
+        fused = FusedSparseStep.maybe(map_, x, Q, every=every, reorth=reorth)
         for t in range(1, total + 1):
             measuring = t > orient
             if fused is not None:  # a large sparse map: product and QR in one pass

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from itermap._threads import scipy_blas_limited
+from itermap._threads import blas_limited, scipy_blas_limited
 from itermap.backends import namespace
 
 __all__ = ["Reorthonormalizer"]
@@ -178,8 +178,6 @@ class Reorthonormalizer:
         self._threads_set = True
         B, n, k = Y.shape
         if self.pool_products and isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
-            from itermap._threads import blas_limited
-
             self._stack.enter_context(blas_limited(1))
             self._held = True  # SciPy's library among the others
 

@@ -14,19 +14,24 @@ import numpy as np
 
 from ._threads import ProcessLocalPool, n_threads
 
-__all__ = ["csr_times", "n_threads", "pool", "uses_thread_pool"]
+__all__ = ["accumulate", "csr_times", "pool", "uses_thread_pool"]
 
 # a thread pays for its handoff from about this many multiply-adds (nnz * columns)
 _MIN_WORK_PER_THREAD = 1 << 20
 pool = ProcessLocalPool("itermap-spmm")  # pool(): the executor itermap's products share
-_PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, blocks); S is unhashable
+_PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, parts, blocks); S is unhashable
+
+
+def _parts(nnz: int, columns: int) -> int:
+    """Threads a product of ``nnz`` nonzeros by ``columns`` columns is split over."""
+    return min(n_threads(), nnz * max(1, columns) // _MIN_WORK_PER_THREAD)
 
 
 def _row_blocks(S, parts: int):
     """``parts`` CSR views of consecutive rows of ``S`` with about equal nonzeros."""
     cached = _PARTS.get(id(S))
-    if cached is not None and cached[0]() is S and cached[1] == S.nnz and len(cached[2]) == parts:
-        return cached[2]
+    if cached is not None and cached[0]() is S and cached[1:3] == (S.nnz, parts):
+        return cached[3]
     import scipy.sparse as sp
 
     indptr = S.indptr
@@ -45,7 +50,7 @@ def _row_blocks(S, parts: int):
     def forget(_ref, key=key):
         _PARTS.pop(key, None)
 
-    _PARTS[key] = (weakref.ref(S, forget), S.nnz, blocks)
+    _PARTS[key] = (weakref.ref(S, forget), S.nnz, parts, blocks)
     return blocks
 
 
@@ -56,6 +61,14 @@ def _kernel():
     except ImportError:
         return None
     return csr_matvecs
+
+
+def accumulate(kernel, part, V: np.ndarray, out: np.ndarray) -> None:
+    """``out = part @ V`` in place through SciPy's ``kernel`` (``V`` and ``out``
+    C-ordered, of one dtype with ``part``)."""
+    out.fill(0.0)  # the kernel adds to out
+    kernel(part.shape[0], part.shape[1], V.shape[1], part.indptr, part.indices, part.data,
+           V.reshape(-1), out.reshape(-1))
 
 
 def csr_times(S, V: np.ndarray) -> np.ndarray:
@@ -69,7 +82,7 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(csr_times(S, V), S.toarray() @ V))
     True
     """
-    parts = min(n_threads(), S.nnz * max(1, V.shape[-1]) // _MIN_WORK_PER_THREAD)
+    parts = _parts(S.nnz, V.shape[-1])
     if parts < 2 or V.ndim != 2 or S.format != "csr":
         return S @ V
     blocks = _row_blocks(S, parts)
@@ -78,18 +91,14 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
     kernel = _kernel() if same else None
     if kernel is not None:
         V = np.ascontiguousarray(V)
-        out = np.zeros((S.shape[0], V.shape[1]), dtype=dtype)
-    else:
-        out = np.empty((S.shape[0], V.shape[1]), dtype=dtype)
+    out = np.empty((S.shape[0], V.shape[1]), dtype=dtype)
 
     def run(block):
         lo, hi, part = block
         if kernel is None:
             out[lo:hi] = part @ V
-            return
-        # accumulates into the rows of out in place: no temporary, no copy
-        kernel(hi - lo, part.shape[1], V.shape[1], part.indptr, part.indices, part.data,
-               V.ravel(), out[lo:hi].ravel())
+        else:  # into the rows of out in place: no temporary, no copy
+            accumulate(kernel, part, V, out[lo:hi])
 
     others = [pool().submit(run, block) for block in blocks[1:]]
     run(blocks[0])  # the calling thread takes a block itself: one handoff fewer
@@ -118,5 +127,4 @@ def uses_thread_pool(map_, columns: int = 1) -> bool:
 
     if not isinstance(map_, IterativeMap) or map_._kind == "dense" or map_.backend != "numpy":
         return False
-    nnz = map_.block_matrix.nnz
-    return n_threads() > 1 and nnz * (columns + 1) >= 2 * _MIN_WORK_PER_THREAD
+    return _parts(map_.block_matrix.nnz, columns + 1) >= 2  # + 1: the state's column

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import itermap
 from itermap import IterativeMap, _sparse_product
 from itermap.analysis import _fused_sparse, lyapunov_spectrum
 
@@ -78,13 +77,15 @@ def test_fused_step_covers_only_what_it_can(monkeypatch):
     from itermap.analysis._reorth import Reorthonormalizer
 
     with Reorthonormalizer() as reorth:
-        assert maybe(sparse, x, Q, every=1, driven=False, reorth=reorth) is not None
-        assert maybe(dense, x, Q, every=1, driven=False, reorth=reorth) is None
-        assert maybe(sparse, x, Q, every=2, driven=False, reorth=reorth) is None  # spaced
+        assert maybe(sparse, x, Q, every=1, reorth=reorth) is not None
+        assert maybe(dense, x, Q, every=1, reorth=reorth) is None
+        assert maybe(sparse, x, Q, every=2, reorth=reorth) is None  # spaced
         assert maybe(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8)), every=1,
-                     driven=False, reorth=reorth) is None  # a batch
-        assert maybe(sparse, x, Q[..., :3], every=1, driven=False, reorth=reorth) is None
+                     reorth=reorth) is None  # a batch
+        assert maybe(sparse, x, Q[..., :3], every=1, reorth=reorth) is None
         assert maybe(sparse, x.astype(np.float32), Q.astype(np.float32), every=1,
-                     driven=False, reorth=reorth) is None
-        assert maybe(itermap.random_rnn(300, density=0.05, rng=0), x, Q, every=1,
-                     driven=True, reorth=reorth) is None
+                     reorth=reorth) is None
+        driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
+                              sizes=[20, 280], input_block=0)
+        assert driven._kind == "sparse"
+        assert maybe(driven, x, Q, every=1, reorth=reorth) is None  # a driven map
