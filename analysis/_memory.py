@@ -259,12 +259,6 @@ def _row_inputs(map_, X, inputs, steps):
     return [sequence[:, i, :] for i in range(X.shape[0])]
 
 
-def _check_start(map_, x):
-    x = map_._check_state(x, "x")
-    xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x contains NaN or inf")
-    return x
 
 
 def _input_mask(map_, ib, xp, dtype):
@@ -489,7 +483,7 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
     eps = check_real("eps", eps, positive=True)
-    x = _check_start(map, x)
+    x = map._check_start(x, "x")
     if tol is None:
         tol = 0.0 if method == "linear" else 64 * _machine_eps(x) / eps
     tol = check_real("tol", tol, minimum=0.0)

@@ -396,12 +396,12 @@ class Map:
                                 f"{x.dtype}")
         return x
 
-    def _check_start(self, x0):
-        """``x0`` checked as a state named "x0" that is also finite: the start of a run."""
-        x = self._check_state(x0, "x0")
+    def _check_start(self, x0, name: str = "x0"):
+        """``x0`` checked as a state that is also finite: the start of a run."""
+        x = self._check_state(x0, name)
         xp = namespace(x)
         if not bool(xp.all(xp.isfinite(x))):
-            raise ValueError("x0 contains NaN or inf")
+            raise ValueError(f"{name} contains NaN or inf")
         return x
 
     def _check_tangent(self, x, v):
