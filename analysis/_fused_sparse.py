@@ -2,17 +2,20 @@
 
 For a single trajectory of a sparse :class:`~itermap.IterativeMap` the step
 ``(x, Q) -> (f(W x + b), f'(z) * (W Q))`` and the CholeskyQR of the new frame
-are all separable by rows except the ``k x k`` Cholesky factorisation. Each
-thread takes a block of rows with about equal nonzeros and, in one visit,
-multiplies its rows of ``W`` by ``[x | Q]`` (SciPy's CSR kernel), applies the
-activation and its derivative, scales the tangents and forms its part of the
-Gram matrix; after the factorisation it forms its rows of ``Q R^-1`` and of the
-next ``[x | Q]``. Everything else of :func:`lyapunov_spectrum` (checkpoints,
-diagnostics, the result) is the general loop's. Where the factorisation needs
-more than one CholeskyQR pass (an ill-conditioned frame), that step goes
-through the :class:`~itermap.analysis._reorth.Reorthonormalizer` with its
-checks and Householder fallback. N = 20000, 4e5 nonzeros, k = 10 on 2 cores:
-see benchmarks/RESULTS.md.
+are all separable by rows except the ``k x k`` Cholesky factorisation. The
+frame is kept as ``Q = Y R^-1``, with ``Y`` unnormalised and ``R^-1`` the
+``k x k`` factor of the last step, because ``W Q = (W Y) R^-1``. Each thread
+takes a block of rows with about equal nonzeros and, in one visit per step,
+multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
+columns so that the rows it gathers stay in cache), applies ``R^-1``, the
+activation and its derivative, writes its rows of the next ``[x | Y]`` and
+forms its part of the next Gram matrix. Between steps the calling thread only
+factors that ``k x k`` matrix. Everything else of :func:`lyapunov_spectrum`
+(checkpoints, diagnostics, the result) is the general loop's. Where the
+factorisation needs more than one CholeskyQR pass (an ill-conditioned frame),
+that step goes through the :class:`~itermap.analysis._reorth.Reorthonormalizer`
+with its checks and Householder fallback. N = 20000, 4e5 nonzeros, k = 10 on
+2 cores: see benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -21,27 +24,29 @@ import math
 
 import numpy as np
 
-from itermap import IterativeMap
-from itermap._sparse_product import _kernel, _row_blocks, accumulate, pool, uses_thread_pool
+from itermap import ACTIVATIONS, IterativeMap
+from itermap._sparse_product import _kernel, pool, uses_thread_pool
 
 from ._reorth import _exact_rank
 
 __all__ = ["FusedSparseStep"]
 
 _EPS = float(np.finfo(np.float64).eps)
+_FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per other thread
+_GATHER_BYTES = 1 << 20  # the rows of [x | Y] one column part of a block reads
 
 
 class FusedSparseStep:
-    """``(x, Q) -> (x', Q', log|diag R|)`` for one trajectory of a large sparse map.
+    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place.
 
     Build it with :meth:`maybe`, which returns None for any map or run it does not
-    cover; the frames it returns must not be kept past the next call (two output
-    buffers alternate).
+    cover; :meth:`advance` takes one step and returns ``log|diag R|``, and
+    :meth:`state` returns ``(x, Q)`` as new arrays.
     """
 
     @classmethod
     def maybe(cls, map_, x, Q, *, every: int, reorth) -> FusedSparseStep | None:
-        """A fused step for this run, or None where the general loop must run."""
+        """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
         if not (isinstance(map_, IterativeMap) and map_._kind == "sparse" and map_._uniform
                 and map_.input_block is None and every == 1):
             return None
@@ -52,65 +57,78 @@ class FusedSparseStep:
         kernel = _kernel()
         if not 4 <= k < 128 or not uses_thread_pool(map_, k) or kernel is None:
             return None
-        return cls(map_, k, reorth, kernel)
+        return cls(map_, x, Q, reorth, kernel)
 
-    def __init__(self, map_, k, reorth, kernel):
+    def __init__(self, map_, x, Q, reorth, kernel):
         from itermap._threads import n_threads
 
-        self.W, self.bias, self.act, self.k = map_._W, map_.bias, map_.activations[0], k
+        self.W, self.bias, self.act = map_._W, map_.bias, map_.activations[0]
+        self.tanh = self.act is ACTIVATIONS["tanh"]  # f' = 1 - f^2, from f
         self.kernel = kernel
         self.reorth = reorth
-        n = map_.dim
+        n, k = Q.shape[-2:]
         reorth.set_loop_threads(np.empty((1, n, k)))  # BLAS at one thread beside the pool
-        self.blocks = _row_blocks(self.W, n_threads())
-        self.cols = np.empty((n, 1 + k))  # [x | Q]
-        self.out = np.empty((n, 1 + k))  # W [x | Q]
-        self.Y = np.empty((n, k))  # f'(z) * (W Q)
-        self.frames = [np.empty((1, n, k)), np.empty((1, n, k))]
-        self.turn = 0
-        self.fresh = False  # whether cols holds the last step's (x, Q) already
+        self.blocks = _blocks(self.W, n_threads(), 1 + k)
+        # [x | Y] of this step and the next: a block's product reads every row of this
+        # step's, so the rows of the next are written elsewhere
+        self.cols = [np.empty((n, 1 + k)), np.empty((n, 1 + k))]
+        self.cols[0][:, 0] = x[0]
+        self.cols[0][:, 1:] = Q[0]
+        self.turn = 0  # which of cols holds this step's [x | Y]
+        self.Rinv = None  # the last step's R^-1 (None: Y is orthonormal already)
+        self.out = np.empty((n, 1 + k))  # W [x | Y]
+        self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
         self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
-    def _product(self, block):
-        lo, hi, part = block
+    def _block(self, i):
+        """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix and sum of ``x``."""
+        lo, hi, parts = self.blocks[i]
         out = self.out[lo:hi]
-        accumulate(self.kernel, part, self.cols, out)
-        z = out[:, 0].copy()
-        if self.bias is not None:
-            z += self.bias[lo:hi]
+        cols = self.cols[self.turn]
+        out.fill(0.0)  # the kernel adds to out
+        for a, b, sub in parts:
+            self.kernel(sub.shape[0], sub.shape[1], cols.shape[1], sub.indptr, sub.indices,
+                        sub.data, cols[a:b].reshape(-1), out.reshape(-1))
+        z = out[:, 0] if self.bias is None else out[:, 0] + self.bias[lo:hi]
         y = self.act.apply(z, np)
-        Yb = np.multiply(out[:, 1:], self.act.derivative(z, np)[:, None], out=self.Y[lo:hi])
-        return y, Yb.T @ Yb
+        d = 1.0 - y * y if self.tanh else self.act.derivative(z, np)
+        Y = self.scaled[lo:hi]
+        if self.Rinv is None:
+            np.multiply(out[:, 1:], d[:, None], out=Y)
+        else:
+            np.matmul(out[:, 1:], self.Rinv, out=Y)
+            Y *= d[:, None]
+        nxt = self.cols[self.turn ^ 1]
+        nxt[lo:hi, 0] = y
+        nxt[lo:hi, 1:] = Y
+        return Y.T @ Y, float(np.sum(y))
 
-    def _orthonormalize(self, i, y, Rinv, Qn):
-        lo, hi, _ = self.blocks[i]
-        q = np.matmul(self.Y[lo:hi], Rinv, out=Qn[lo:hi])
-        self.cols[lo:hi, 0] = y
-        self.cols[lo:hi, 1:] = q
-
-    def __call__(self, x, Q):
-        if not self.fresh:
-            self.cols[:, 0] = x[0]
-            self.cols[:, 1:] = Q[0]
-        parts = list(pool().map(self._product, self.blocks))
-        ys = [p[0] for p in parts]
-        y = np.concatenate(ys)[None]
-        factors = self._factor(sum(p[1] for p in parts))
-        if factors is None:  # more than one pass needed: the checked, general path
-            self.fresh = False
-            Qn, logd, _ = self.reorth(self.Y[None].copy())
-            return y, Qn, logd
-        L, Rinv = factors
-        frame = self.frames[self.turn]
+    def advance(self):
+        """One step: ``log|diag R|`` (1, k) and the sum of the new state (a finiteness probe)."""
+        others = [pool().submit(self._block, i) for i in range(1, len(self.blocks))]
+        G, total = self._block(0)  # the calling thread takes the first block itself
+        for job in others:
+            g, s = job.result()
+            G, total = G + g, total + s
         self.turn ^= 1
-        list(pool().map(lambda i: self._orthonormalize(i, ys[i], Rinv, frame[0]),
-                        range(len(self.blocks))))
-        self.fresh = True
+        Y = self.cols[self.turn][:, 1:]
+        factors = self._factor(G)
+        if factors is None:  # more than one pass needed: the checked, general path
+            Q, logd, _ = self.reorth(self.scaled[None])
+            Y[...] = Q[0]
+            self.Rinv = None
+            return logd, total
+        L, self.Rinv = factors
         logd = np.log(np.diagonal(L))[None]
-        Q_out, logd, _ = _exact_rank(np, self.Y[None], frame, logd, None)
-        if Q_out is not frame:
-            self.fresh = False
-        return y, Q_out, logd
+        _, logd, _ = _exact_rank(np, Y[None], None, logd, None)
+        return logd, total
+
+    def state(self):
+        """``(x, Q)``: the state (1, n) and the orthonormal frame (1, n, k), new arrays."""
+        cols = self.cols[self.turn]
+        x, Y = cols[:, 0].copy(), cols[:, 1:]
+        Q = Y.copy() if self.Rinv is None else Y @ self.Rinv
+        return x[None], Q[None]
 
     def _factor(self, G):
         """``(L, L^-T)`` of the Gram matrix where one CholeskyQR pass is enough, else None."""
@@ -126,3 +144,30 @@ class FusedSparseStep:
         if float(np.sum(L * L) * np.sum(Rinv * Rinv)) * _EPS > 1e-3 * self.sqrt_eps:
             return None
         return L, Rinv
+
+
+def _blocks(W, parts: int, width: int):
+    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros.
+
+    The calling thread's block (the first) gets a little more, as the others start
+    later and wait longer for the GIL. Each row block is cut again by columns, so
+    that the rows of ``[x | Y]`` one part gathers fit in a core's cache (two parts
+    for N = 20000, k = 10: 0.93 -> 0.85 ms); the parts are copies of ``W``'s rows.
+    """
+    n = W.shape[1]
+    shares = np.full(parts, 1.0)
+    shares[0] = _FIRST_SHARE
+    cuts = np.searchsorted(W.indptr, W.nnz * np.cumsum(shares)[:-1] / shares.sum())
+    edges = [0, *sorted(set(int(c) for c in cuts)), W.shape[0]]
+    n_cols = max(1, round(n * width * W.dtype.itemsize / _GATHER_BYTES))
+    col_edges = np.linspace(0, n, n_cols + 1).astype(int)
+    blocks = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        rows = W[lo:hi]
+        subs = []
+        for a, b in zip(col_edges[:-1], col_edges[1:]):
+            sub = rows[:, a:b].tocsr()
+            sub.sort_indices()
+            subs.append((int(a), int(b), sub))
+        blocks.append((int(lo), int(hi), subs))
+    return blocks

@@ -396,7 +396,10 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
         for t in range(1, total + 1):
             measuring = t > orient
             if fused is not None:  # a large sparse map: product and QR in one pass
-                x, Q, logd = fused(x, Q)
+                logd, probe = fused.advance()
+                flag = float(np.sum(logd)) + probe
+                if not math.isfinite(flag):
+                    x, Q = fused.state()
             else:
                 u = constant if sequence is None else sequence[t - 1]
                 x, Q = map_.step_with_tangent(x, Q, u)
@@ -407,7 +410,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                     continue
                 Y = Q
                 Q, logd, _ = reorth(Y)
-            flag = xp.sum(logd) + xp.sum(x)
+                flag = xp.sum(logd) + xp.sum(x)
             if not math.isfinite(float(flag)):
                 where = " of the transient" if not measuring else ""
                 _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
@@ -429,6 +432,8 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
                 hist.append(per.mean(axis=0))
                 hist_steps.append(n)
+        if fused is not None:
+            x, Q = fused.state()
     loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
     return x, Q, acc, hist, hist_steps, loss
 

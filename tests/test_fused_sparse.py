@@ -12,18 +12,18 @@ from itermap.analysis import _fused_sparse, lyapunov_spectrum
 def fused_calls(monkeypatch):
     monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)  # small maps split too
     calls = {"n": 0, "fallback": 0}
-    step, factor = _fused_sparse.FusedSparseStep.__call__, _fused_sparse.FusedSparseStep._factor
+    step, factor = _fused_sparse.FusedSparseStep.advance, _fused_sparse.FusedSparseStep._factor
 
-    def counted(self, x, Q):
+    def counted(self):
         calls["n"] += 1
-        return step(self, x, Q)
+        return step(self)
 
     def counted_factor(self, G):
         out = factor(self, G)
         calls["fallback"] += out is None
         return out
 
-    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "__call__", counted)
+    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "advance", counted)
     monkeypatch.setattr(_fused_sparse.FusedSparseStep, "_factor", counted_factor)
     return calls
 
@@ -36,10 +36,21 @@ def _pair(activation="tanh", bias=False, gain=1.5, n=300, density=0.05):
     return IterativeMap(W, b, activation), IterativeMap(W.toarray(), b, activation)
 
 
-@pytest.mark.parametrize("activation, bias", [("tanh", False), ("tanh", True),
-                                              ("sigmoid", True)])
-def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, fused_calls):
+@pytest.mark.parametrize("activation, bias, gather_bytes", [
+    ("tanh", False, 1 << 20), ("tanh", True, 1 << 20), ("sigmoid", True, 1 << 20),
+    ("tanh", True, 4000),  # the products cut by columns into 5 parts per row block
+])
+def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, gather_bytes, fused_calls,
+                                                  monkeypatch):
+    monkeypatch.setattr(_fused_sparse, "_GATHER_BYTES", gather_bytes)
     sparse, dense = _pair(activation, bias)
+    W = sparse.block_matrix.to_sparse().tocsr()
+    blocks = _fused_sparse._blocks(W, 2, 9)
+    assert len(blocks) == 2 and len(blocks[0][2]) == (5 if gather_bytes == 4000 else 1)
+    V = np.random.default_rng(0).normal(size=(300, 9))
+    for lo, hi, parts in blocks:  # the parts cover the block: W[lo:hi] V, summed
+        np.testing.assert_allclose(sum(sub @ V[a:b] for a, b, sub in parts), W[lo:hi] @ V,
+                                   rtol=0, atol=1e-13)
     assert sparse._kind == "sparse" and dense._kind == "dense"
     x0 = np.random.default_rng(1).normal(size=300)
     got = lyapunov_spectrum(sparse, x0, 200, k=8, transient=20, rng=0)
