@@ -45,10 +45,10 @@ class FusedSparseStep:
     """
 
     @classmethod
-    def maybe(cls, map_, x, Q, *, every: int, reorth) -> FusedSparseStep | None:
+    def maybe(cls, map_, x, Q, *, reorth) -> FusedSparseStep | None:
         """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
         if not (isinstance(map_, IterativeMap) and map_._kind == "sparse" and map_._uniform
-                and map_.input_block is None and every == 1):
+                and map_.input_block is None):
             return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
                 and x.dtype == Q.dtype == map_._W.dtype == np.float64):
@@ -80,8 +80,9 @@ class FusedSparseStep:
         self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
         self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
-    def _block(self, i):
-        """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix and sum of ``x``."""
+    def _block(self, i, gram):
+        """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix (if ``gram``) and
+        sum of ``x``."""
         lo, hi, parts = self.blocks[i]
         out = self.out[lo:hi]
         cols = self.cols[self.turn]
@@ -101,27 +102,35 @@ class FusedSparseStep:
         nxt = self.cols[self.turn ^ 1]
         nxt[lo:hi, 0] = y
         nxt[lo:hi, 1:] = Y
-        return Y.T @ Y, float(np.sum(y))
+        return (Y.T @ Y if gram else None), float(np.sum(y))
 
-    def advance(self):
-        """One step: ``log|diag R|`` (1, k) and the sum of the new state (a finiteness probe)."""
-        others = [pool().submit(self._block, i) for i in range(1, len(self.blocks))]
-        G, total = self._block(0)  # the calling thread takes the first block itself
+    def advance(self, *, qr: bool = True):
+        """One step, and the QR of the new frame if ``qr``.
+
+        Returns ``log|diag R|`` (1, k), the squared norms of the frame's columns
+        before the QR (1, k) and the sum of the new state (a finiteness probe);
+        without ``qr`` the first two are None and the frame is left unnormalised.
+        """
+        others = [pool().submit(self._block, i, qr) for i in range(1, len(self.blocks))]
+        G, total = self._block(0, qr)  # the calling thread takes the first block itself
         for job in others:
             g, s = job.result()
-            G, total = G + g, total + s
+            G, total = (None if g is None else G + g), total + s
         self.turn ^= 1
+        self.Rinv = None  # applied: the new Y is the frame
+        if not qr:
+            return None, None, total
         Y = self.cols[self.turn][:, 1:]
+        norms_sq = np.diagonal(G).copy()[None]
         factors = self._factor(G)
         if factors is None:  # more than one pass needed: the checked, general path
             Q, logd, _ = self.reorth(self.scaled[None])
             Y[...] = Q[0]
-            self.Rinv = None
-            return logd, total
+            return logd, norms_sq, total
         L, self.Rinv = factors
         logd = np.log(np.diagonal(L))[None]
         _, logd, _ = _exact_rank(np, Y[None], None, logd, None)
-        return logd, total
+        return logd, norms_sq, total
 
     def state(self):
         """``(x, Q)``: the state (1, n) and the orthonormal frame (1, n, k), new arrays."""

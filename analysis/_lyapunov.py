@@ -286,6 +286,11 @@ def _precision_loss(xp, Y, logd):
     """
     sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
           else xp.sum(Y * Y, axis=-2))
+    return _precision_loss_from_norms(xp, sq, logd)
+
+
+def _precision_loss_from_norms(xp, sq, logd):
+    """:func:`_precision_loss` from the squared column norms ``sq`` of ``Y`` (B, k)."""
     log_norm = 0.5 * xp.log(sq)
     lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
     return xp.max(lost, axis=-1)
@@ -392,21 +397,24 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
-        fused = FusedSparseStep.maybe(map_, x, Q, every=every, reorth=reorth)
+        fused = FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
         for t in range(1, total + 1):
             measuring = t > orient
+            # the transient orients the frame with a QR every step: a random frame is
+            # squeezed towards the top direction, which several steps without a QR
+            # would push beyond the floating-point precision
+            skip_qr = measuring and (t - orient) % every and t != total
             if fused is not None:  # a large sparse map: product and QR in one pass
-                logd, probe = fused.advance()
+                logd, norms_sq, probe = fused.advance(qr=not skip_qr)
+                if skip_qr:
+                    continue
                 flag = float(np.sum(logd)) + probe
                 if not math.isfinite(flag):
                     x, Q = fused.state()
             else:
                 u = constant if sequence is None else sequence[t - 1]
                 x, Q = map_.step_with_tangent(x, Q, u)
-                # the transient orients the frame with a QR every step: a random frame is
-                # squeezed towards the top direction, which several steps without a QR
-                # would push beyond the floating-point precision
-                if measuring and (t - orient) % every and t != total:
+                if skip_qr:
                     continue
                 Y = Q
                 Q, logd, _ = reorth(Y)
@@ -422,7 +430,8 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 continue
             acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
             if every > 1:  # checked for spaced QRs only
-                lost = xp.max(_precision_loss(xp, Y, logd))
+                lost = xp.max(_precision_loss(xp, Y, logd) if fused is None else
+                              _precision_loss_from_norms(xp, norms_sq, logd))
                 worst = lost if worst is None else xp.maximum(worst, lost)
                 lost = xp.exp(xp.minimum(lost, 700.0))
                 exp_sum = lost if exp_sum is None else exp_sum + lost

@@ -14,9 +14,10 @@ def fused_calls(monkeypatch):
     calls = {"n": 0, "fallback": 0}
     step, factor = _fused_sparse.FusedSparseStep.advance, _fused_sparse.FusedSparseStep._factor
 
-    def counted(self):
+    def counted(self, **kw):
         calls["n"] += 1
-        return step(self)
+        calls["qr"] = calls.get("qr", 0) + kw.get("qr", True)
+        return step(self, **kw)
 
     def counted_factor(self, G):
         out = factor(self, G)
@@ -88,15 +89,30 @@ def test_fused_step_covers_only_what_it_can(monkeypatch):
     from itermap.analysis._reorth import Reorthonormalizer
 
     with Reorthonormalizer() as reorth:
-        assert maybe(sparse, x, Q, every=1, reorth=reorth) is not None
-        assert maybe(dense, x, Q, every=1, reorth=reorth) is None
-        assert maybe(sparse, x, Q, every=2, reorth=reorth) is None  # spaced
-        assert maybe(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8)), every=1,
+        assert maybe(sparse, x, Q, reorth=reorth) is not None
+        assert maybe(dense, x, Q, reorth=reorth) is None
+        assert maybe(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8)),
                      reorth=reorth) is None  # a batch
-        assert maybe(sparse, x, Q[..., :3], every=1, reorth=reorth) is None
-        assert maybe(sparse, x.astype(np.float32), Q.astype(np.float32), every=1,
+        assert maybe(sparse, x, Q[..., :3], reorth=reorth) is None
+        assert maybe(sparse, x.astype(np.float32), Q.astype(np.float32),
                      reorth=reorth) is None
         driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
                               sizes=[20, 280], input_block=0)
         assert driven._kind == "sparse"
-        assert maybe(driven, x, Q, every=1, reorth=reorth) is None  # a driven map
+        assert maybe(driven, x, Q, reorth=reorth) is None  # a driven map
+
+
+def test_fused_step_with_spaced_qrs_matches_the_dense_maps(fused_calls):
+    """QR every 5 steps: the same exponents and the same precision-loss monitor."""
+    sparse, dense = _pair(bias=True)
+    x0 = np.random.default_rng(3).normal(size=300)
+    got = lyapunov_spectrum(sparse, x0, 200, k=8, transient=10, reorthonormalize_every=5,
+                            rng=0)
+    assert fused_calls["n"] == 210 and fused_calls["qr"] == 10 + 200 // 5
+    ref = lyapunov_spectrum(dense, x0, 200, k=8, transient=10, reorthonormalize_every=5,
+                            rng=0)
+    np.testing.assert_allclose(got.exponents, ref.exponents, rtol=0, atol=1e-10)
+    assert got.precision_loss == pytest.approx(ref.precision_loss, rel=1e-9)
+    assert got.precision_loss > 0  # five steps apart, the columns lose digits
+    Q = np.asarray(got.tangents)[0]
+    np.testing.assert_allclose(Q.T @ Q, np.eye(8), atol=1e-12)
