@@ -1,0 +1,1 @@
+"""The GPU checks for a lent GPU machine: ``run.sh`` there, ``fetch_wheels.sh`` here first."""
