@@ -250,7 +250,9 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
-    with Reorthonormalizer() as reorth:  # CholeskyQR: a Householder QR costs ~5x more
+    # CholeskyQR: a Householder QR costs ~5x more. Held to the loop's BLAS threads: BLAS
+    # threads left spinning after it slowed a sparse loop's first ~50 steps by ~30 %
+    with Reorthonormalizer(pool_products=uses_thread_pool(map_, k)) as reorth:
         return reorth(V)[0]
 
 
