@@ -54,8 +54,9 @@ class LyapunovSpectrum:
     stderr : ndarray, shape (k,)
         Standard error of ``exponents`` from the spread between trajectories
         (``std / sqrt(B)``); NaN for a single trajectory. Where an exponent is
-        ``-inf`` in every trajectory its error is 0; where only some
-        trajectories collapsed (the mean is ``-inf``) it is ``inf``.
+        ``-inf`` in every trajectory (an exact collapse, one trajectory too) its
+        error is 0; where only some trajectories collapsed (the mean is
+        ``-inf``) it is ``inf``.
     history : ndarray, shape (n_checkpoints, k)
         Running estimates of ``exponents`` at about 100 checkpoints per run
         (a continued run appends its own).
@@ -511,10 +512,10 @@ def _result(run, x, Q, acc, steps, every, free, loss, eps):
     with np.errstate(invalid="ignore"):
         exps = per.mean(axis=0)
         stderr = (per.std(axis=0, ddof=1) / math.sqrt(B) if B > 1 else np.full(k, np.nan))
-    if B > 1:  # -inf in every trajectory is exact; in some of them, an unbounded spread
-        collapsed = np.isneginf(per)
-        stderr[collapsed.all(axis=0)] = 0.0
-        stderr[collapsed.any(axis=0) & ~collapsed.all(axis=0)] = np.inf
+    # -inf in every trajectory is exact; in some of them, an unbounded spread
+    collapsed = np.isneginf(per)
+    stderr[collapsed.all(axis=0)] = 0.0
+    stderr[collapsed.any(axis=0) & ~collapsed.all(axis=0)] = np.inf
     return LyapunovSpectrum(
         exponents=exps, per_trajectory=per, stderr=stderr,
         history=np.asarray(run["hist"], dtype=float).reshape(-1, k),

@@ -68,7 +68,8 @@ class LyapunovScan:
         nilpotent MLP map, units a ReLU has killed: ``R_ii = 0`` in a QR).
     stderr : ndarray of shape (P, k)
         Standard error of each exponent, from ten consecutive segments of the run
-        (NaN where the exponent is NaN or ``-inf``).
+        (NaN where the exponent is NaN; 0 where it is ``-inf``, an exact collapse,
+        as in :class:`LyapunovSpectrum`).
     steps, transient : int
         Steps averaged and steps discarded first.
     batched : bool
@@ -261,8 +262,11 @@ def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
         else:
             stderr = np.full_like(total, np.nan)
         bad = ~np.all(np.isfinite(np.asarray(to_numpy(X))), axis=-1)
-    # the QR keeps the exponents in descending order only on average: sort each row
-    total = -np.sort(-total, axis=-1)
+    # the QR keeps the exponents in descending order only on average: sort each row,
+    # and its errors with it
+    order = np.argsort(-total, axis=-1, kind="stable")
+    total = np.take_along_axis(total, order, axis=-1)
+    stderr = np.take_along_axis(stderr, order, axis=-1)
     total[bad] = np.nan
     stderr[bad] = np.nan
     return total, stderr
@@ -284,10 +288,11 @@ def _segment_stderr(res, segments=10):
     sums = np.vstack([np.zeros((1, k)), h[idx] * t[idx][:, None]])
     dt = np.diff(tt)
     ok = dt > 0
-    means = np.diff(sums, axis=0)[ok] / dt[ok][:, None]
-    if means.shape[0] < 2:
-        return np.full(k, np.nan)
-    return np.std(means, axis=0, ddof=1) / math.sqrt(means.shape[0])
+    with np.errstate(invalid="ignore"):  # -inf - -inf where a direction collapsed
+        means = np.diff(sums, axis=0)[ok] / dt[ok][:, None]
+        if means.shape[0] < 2:
+            return np.full(k, np.nan)
+        return np.std(means, axis=0, ddof=1) / math.sqrt(means.shape[0])
 
 
 def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, steps: int, *,
@@ -370,6 +375,7 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
             if se is None or not np.all(np.isfinite(se)):  # one trajectory: no spread
                 se = _segment_stderr(res)
             err[i] = se
+    err[np.isneginf(exps)] = 0.0  # an exact collapse, as in LyapunovSpectrum
     return LyapunovScan(values=values, exponents=exps, stderr=err, steps=steps,
                         transient=transient, batched=m is not None)
 

@@ -251,3 +251,61 @@ def test_gain_family_errors():
         make(np.array([[1.0]]))
     with pytest.raises(ValueError, match="shape"):
         make(np.array([1.0, 2.0])).step(np.zeros((3, 3)))
+
+
+class _ContractingAndLogistic:
+    """``x -> (0.5 x_0, r x_1 (1 - x_1))``, batched over ``r``: the exponents are
+    ln 0.5 exactly (no spread) and the logistic map's (ln 2 at r = 4, with spread).
+
+    The QR from the identity frame keeps ``e_0`` first, so the batched scan gets them
+    in ascending order and must sort them, errors included.
+    """
+
+    dim = 2
+
+    def __init__(self, r):
+        self.r = np.atleast_1d(np.asarray(r, dtype=float))
+
+    def _slopes(self, x):
+        x = np.asarray(x, dtype=float)
+        r = self.r if x.ndim == 2 else self.r[0]
+        return np.stack([np.full_like(x[..., 0], 0.5), r * (1.0 - 2.0 * x[..., 1])], axis=-1)
+
+    def step(self, x, u=None):
+        x = np.asarray(x, dtype=float)
+        r = self.r if x.ndim == 2 else self.r[0]
+        return np.stack([0.5 * x[..., 0], r * x[..., 1] * (1.0 - x[..., 1])], axis=-1)
+
+    def jacobian(self, x, u=None):
+        d = self._slopes(x)
+        return d[..., :, None] * np.eye(2)
+
+    def tangent(self, x, v, u=None):
+        return self._slopes(x)[..., :, None] * np.asarray(v, dtype=float)
+
+    def vjp(self, x, w, u=None):
+        return np.asarray(w, dtype=float) * self._slopes(x)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_scan_sorts_the_errors_with_the_exponents(batched):
+    s = lyapunov_scan(_ContractingAndLogistic, [4.0, 4.0], np.array([0.0, 0.3]), 4000, k=2,
+                      batched=batched)
+    np.testing.assert_allclose(s.exponents[:, 0], np.log(2.0), atol=0.03)
+    np.testing.assert_allclose(s.exponents[:, 1], np.log(0.5), atol=1e-12)
+    # ln 0.5 is exact in every segment: its error is 0, the logistic map's is not
+    np.testing.assert_allclose(s.stderr[:, 1], 0.0, atol=1e-12)
+    assert np.all(s.stderr[:, 0] > 1e-4)
+
+
+def test_scan_and_spectrum_give_an_exact_collapse_zero_error():
+    from itermap import systems
+
+    s = lyapunov_scan(lambda a: systems.linear(np.diag([a, 0.0])), [0.5, 2.0], np.ones(2),
+                      200, k=2, batched=False)
+    assert np.all(s.exponents[:, 1] == -np.inf) and np.all(s.stderr[:, 1] == 0.0)
+    from itermap.analysis import lyapunov_spectrum
+
+    one = lyapunov_spectrum(systems.linear(np.diag([0.5, 0.0])), np.ones(2), 50, rng=0)
+    assert one.exponents[1] == -np.inf and one.stderr[1] == 0.0  # one trajectory too
+    assert np.isnan(one.stderr[0])  # no spread to estimate from
