@@ -22,6 +22,7 @@ from itermap.backends import namespace, to_numpy
 
 from ._checks import check_int as _check_int
 from ._checks import check_real_array
+from ._frame_threads import frame_groups, step_frames
 from ._lyapunov import _diagnose, _initial_frame, _start
 from ._reorth import Reorthonormalizer
 
@@ -169,12 +170,15 @@ def participation_ratio(vectors: Array) -> Array:
 
 def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
     """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
-    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]))
+    groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
+    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]),
+                               frames_in_threads=groups > 1)
     Rs, Qs, acc = [], {}, None
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
         for t in range(1, orient + n_total + 1):
             u = constant if sequence is None else sequence[t - 1]
-            x, Y = map_.step_with_tangent(x, Q, u)
+            x, Y = (step_frames(map_, x, Q, u, groups) if groups > 1
+                    else map_.step_with_tangent(x, Q, u))
             Q, logd, R = reorth(Y, want_r=True)
             if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
                 _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN

@@ -29,6 +29,7 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from ._checks import check_bool
 from ._checks import check_int as _check_int
+from ._frame_threads import frame_groups, step_frames
 from ._fused_sparse import FusedSparseStep
 from ._reorth import Reorthonormalizer
 
@@ -253,7 +254,8 @@ def _initial_frame(map_, B, k, x, xp, rng):
     V = xp.astype(V, x.dtype)
     # CholeskyQR: a Householder QR costs ~5x more. Held to the loop's BLAS threads: BLAS
     # threads left spinning after it slowed a sparse loop's first ~50 steps by ~30 %
-    with Reorthonormalizer(pool_products=uses_thread_pool(map_, k)) as reorth:
+    with Reorthonormalizer(pool_products=uses_thread_pool(map_, k),
+                           frames_in_threads=frame_groups(map_, V) > 1) as reorth:
         return reorth(V)[0]
 
 
@@ -395,7 +397,9 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     with the sum of its exponentials over the QRs.
     """
     xp = namespace(x)
-    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]))
+    groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
+    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]),
+                               frames_in_threads=groups > 1)
     hist, hist_steps = [], []
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
@@ -416,7 +420,8 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                     x, Q = fused.state()
             else:
                 u = constant if sequence is None else sequence[t - 1]
-                x, Q = map_.step_with_tangent(x, Q, u)
+                x, Q = (step_frames(map_, x, Q, u, groups) if groups > 1
+                        else map_.step_with_tangent(x, Q, u))
                 if skip_qr:
                     continue
                 Y = Q

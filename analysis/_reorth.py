@@ -33,10 +33,12 @@ import math
 
 import numpy as np
 
-from itermap._threads import blas_limited, scipy_blas_limited
+from itermap._threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
 from itermap.backends import namespace
 
 __all__ = ["Reorthonormalizer"]
+
+_pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
@@ -97,6 +99,49 @@ def _chol_one(Y, out, cond_limit, sqrt_eps, want_r):
     return logd, R
 
 
+def _chol_one_nogil(Y, out, G, cond_limit, sqrt_eps, want_r):
+    """:func:`_chol_one` through :mod:`._nogil_blas`: the same steps, without the GIL,
+    so that frames factorised in threads run in parallel. ``G`` is a (k, k) scratch."""
+    from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
+
+    Rs, logs = [], []
+    np.copyto(out, Y)
+    for pas in range(2):
+        gram_upper(out, G)
+        info = cholesky_upper(G)
+        d = np.diagonal(G).copy()
+        if info != 0 or not np.all(d > 0):
+            raise _CholeskyFailed
+        if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
+            raise _CholeskyFailed
+        if want_r:
+            Rs.append(np.triu(G.T))
+        solve_upper_transposed(G, out)
+        logs.append(np.log(d))
+        if pas == 0:
+            dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
+            if dev <= sqrt_eps:
+                break
+    logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
+    R = None
+    if want_r:
+        R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
+    return logd, R
+
+
+def _results(jobs):
+    """The jobs' results; every job is waited for before a failure is raised."""
+    parts, failed = [], False
+    for job in jobs:
+        try:
+            parts.append(job.result())
+        except _CholeskyFailed:
+            failed = True
+    if failed:
+        raise _CholeskyFailed
+    return parts
+
+
 def _exact_rank(xp, Y, Q, logd, R):
     """Set ``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y``.
 
@@ -133,6 +178,10 @@ class Reorthonormalizer:
       factorisation's products are too small to share, and BLAS threads spinning
       after them slowed the map's split sparse products (13 ms a step against
       2.7 ms for N = 20000, k = 10 on 2 cores);
+    - with ``frames_in_threads=True`` (the loop steps groups of trajectories in
+      threads, see :mod:`._frame_threads`), every BLAS library is held to one
+      thread for the loop, and frames factorised one at a time (``k >= 128``)
+      are factorised in threads too, without the GIL (:mod:`._nogil_blas`);
     - SciPy's own BLAS library, where it has one (see
       :func:`itermap._threads.scipy_blas_limited`), is held to one thread for
       the loop once a SciPy factorisation runs.
@@ -149,8 +198,9 @@ class Reorthonormalizer:
     (True, True)
     """
 
-    def __init__(self, *, pool_products: bool = False):
+    def __init__(self, *, pool_products: bool = False, frames_in_threads: bool = False):
         self.pool_products = pool_products
+        self.frames_in_threads = frames_in_threads
         self.hold = 0
         self.fallbacks = 0
         self._stack: contextlib.ExitStack | None = None
@@ -177,7 +227,9 @@ class Reorthonormalizer:
             return
         self._threads_set = True
         B, n, k = Y.shape
-        if self.pool_products and isinstance(Y, np.ndarray) and n * k * k < _SMALL_FRAME_WORK:
+        small = n * k * k < _SMALL_FRAME_WORK
+        if isinstance(Y, np.ndarray) and ((self.pool_products and small)
+                                          or self.frames_in_threads):
             self._stack.enter_context(blas_limited(1))
             self._held = True  # SciPy's library among the others
 
@@ -287,12 +339,22 @@ class Reorthonormalizer:
         return Q, logd, R
 
     def _cholesky_per_matrix(self, Y, cond_limit, sqrt_eps, want_r):
+        from ._nogil_blas import available
+
+        B, n, k = Y.shape
+        threads = min(n_threads(), B) if self.frames_in_threads and available() else 1
         try:
             # SciPy's pool at one thread: alternating with NumPy's, both would spin
             with self._scipy_one_thread():
                 Q = np.empty(Y.shape, dtype=np.float64)  # C-ordered: Q[b].T is Fortran
-                parts = [_chol_one(Y[b], Q[b], cond_limit, sqrt_eps, want_r)
-                         for b in range(Y.shape[0])]
+                if threads > 1:  # the frames in threads, without the GIL
+                    scratch = [np.empty((k, k)) for _ in range(B)]
+                    jobs = [_pool().submit(_chol_one_nogil, Y[b], Q[b], scratch[b],
+                                           cond_limit, sqrt_eps, want_r) for b in range(B)]
+                    parts = _results(jobs)
+                else:
+                    parts = [_chol_one(Y[b], Q[b], cond_limit, sqrt_eps, want_r)
+                             for b in range(B)]
         except _CholeskyFailed:
             return None
         logd = np.stack([p[0] for p in parts])

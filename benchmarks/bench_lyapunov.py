@@ -28,6 +28,8 @@ shared cores, so shorter runs (same cost per step) are timed, interleaved.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
 import numpy as np
@@ -189,10 +191,23 @@ def _torch():
     return torch
 
 
+@contextlib.contextmanager
+def _one_thread(threadpool_limits):
+    """Every BLAS library and itermap's own pools at one thread."""
+    before = os.environ.get("ITERMAP_NUM_THREADS")
+    os.environ["ITERMAP_NUM_THREADS"] = "1"
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        if before is None:
+            del os.environ["ITERMAP_NUM_THREADS"]
+        else:
+            os.environ["ITERMAP_NUM_THREADS"] = before
+
+
 def _dense_vs_torch(quick, torch, one_thread=False):
     """N=256 full spectrum, QR every step: ours vs torch's loop and vs the products alone."""
-    import contextlib
-
     from threadpoolctl import threadpool_limits
 
     n, steps, repeat = 256, (30 if quick else 150), 3
@@ -200,7 +215,7 @@ def _dense_vs_torch(quick, torch, one_thread=False):
     W = np.asarray(m.block_matrix.to_dense())
     Wt = torch.from_numpy(W)
     threads_before = torch.get_num_threads()
-    ctx = threadpool_limits(1) if one_thread else contextlib.nullcontext()
+    ctx = _one_thread(threadpool_limits) if one_thread else contextlib.nullcontext()
     label = "1 thread" if one_thread else "default threads"
     rows = []
     with ctx:

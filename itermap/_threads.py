@@ -18,11 +18,31 @@ __all__ = ["ProcessLocalPool", "blas_limited", "n_threads", "scipy_blas_limited"
 
 
 def n_threads() -> int:
-    """Threads for itermap's own pools: the CPUs this process may run on, at most 8."""
+    """Threads for itermap's own pools: the CPUs this process may run on, at most 8.
+
+    The environment variable ``ITERMAP_NUM_THREADS`` (a positive integer, read at
+    each call) lowers it, as ``OMP_NUM_THREADS`` does for BLAS: 1 runs every
+    product and factorisation on the calling thread.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["ITERMAP_NUM_THREADS"] = "1"
+    >>> n_threads()
+    1
+    >>> del os.environ["ITERMAP_NUM_THREADS"]
+    """
     try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, min(8, os.cpu_count() or 1))
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get("ITERMAP_NUM_THREADS", "").strip()
+    if limit:
+        value = int(limit) if limit.isdigit() else 0
+        if value < 1:
+            raise ValueError(f"ITERMAP_NUM_THREADS must be a positive integer, got {limit!r}")
+        cpus = min(cpus, value)
+    return max(1, min(8, cpus))
 
 
 class ProcessLocalPool:

@@ -1,6 +1,7 @@
 """CholeskyQR2 against Householder QR (NumPy's) on frames of every conditioning."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,3 +28,71 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
     eye = np.broadcast_to(np.eye(k), (batch, k, k))
     np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, eye, atol=1e-7)
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
+
+
+@pytest.mark.parametrize("frames_in_threads", [False, True])
+@pytest.mark.parametrize("batch, decay", [(1, 0.0), (3, 0.05), (4, 0.15)])
+def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_threads,
+                                                    monkeypatch):
+    """k >= 128: one frame at a time, with SciPy's wrappers or (in threads) without the GIL."""
+    from itermap.analysis import _reorth
+
+    calls = {"nogil": 0}
+    nogil = _reorth._chol_one_nogil
+
+    def counted(*args):
+        calls["nogil"] += 1
+        return nogil(*args)
+
+    monkeypatch.setattr(_reorth, "_chol_one_nogil", counted)
+    monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
+    n, k = 180, 130
+    rng = np.random.default_rng(batch)
+    U = np.linalg.qr(rng.normal(size=(batch, n, k)))[0]
+    V = np.linalg.qr(rng.normal(size=(k, k)))[0]
+    Y = (U * np.exp(-decay * np.arange(k))) @ V  # condition numbers up to e^19.4
+    with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
+        Q, logd, R = reorth(Y, want_r=True)
+        assert reorth.fallbacks == (1 if decay > 0.1 else 0)  # kappa^2 past 0.01 / eps
+    assert calls["nogil"] == (batch if frames_in_threads and batch > 1 else 0)
+    _, R_ref = np.linalg.qr(Y)
+    ref = np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1)))
+    np.testing.assert_allclose(logd, ref, rtol=0, atol=1e-7 * (np.abs(ref).max() + 1.0))
+    np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, np.broadcast_to(np.eye(k), R.shape),
+                               atol=1e-9)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
+
+
+def test_nogil_routines_against_numpy():
+    from itermap.analysis import _nogil_blas as nb
+
+    assert nb.available()
+    rng = np.random.default_rng(0)
+    Y1, Y2 = rng.normal(size=(30, 5)), rng.normal(size=(20, 5))
+    G = np.zeros((5, 5))
+    nb.gram_upper(Y1, G)
+    nb.gram_upper(Y2, G, add=True)  # G accumulates: the Gram matrix of the stacked rows
+    ref = Y1.T @ Y1 + Y2.T @ Y2
+    np.testing.assert_allclose(np.tril(G), np.tril(ref), rtol=1e-13)
+    assert nb.cholesky_upper(G) == 0
+    R = np.triu(G.T)
+    np.testing.assert_allclose(R.T @ R, ref, rtol=1e-12)
+    Q = np.vstack([Y1, Y2])
+    nb.solve_upper_transposed(G, Q)
+    np.testing.assert_allclose(Q @ R, np.vstack([Y1, Y2]), atol=1e-12)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(5), atol=1e-12)
+    # not positive definite: LAPACK's info names the failing minor
+    S = -np.eye(3)
+    assert nb.cholesky_upper(S) == 1
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 3), dtype=np.float32),
+                                 np.asfortranarray(np.zeros((4, 3))),
+                                 np.zeros((4, 6))[:, ::2]])
+def test_nogil_routines_refuse_arrays_they_would_misread(bad):
+    from itermap.analysis import _nogil_blas as nb
+
+    with pytest.raises(ValueError, match="Y must be a writeable C-ordered float64"):
+        nb.gram_upper(bad, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="G must be"):
+        nb.cholesky_upper(np.asfortranarray(np.eye(3))[:, :2])

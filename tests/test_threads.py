@@ -110,3 +110,18 @@ def test_thread_pools_work_in_a_child_forked_after_the_parent_used_them(monkeypa
     assert not hung, "a forked child waited forever on the parent's thread pool"
     total, solved = queue.get(timeout=5)
     assert total == pytest.approx(expected) and solved == pytest.approx(0.5)
+
+
+def test_itermap_num_threads_lowers_the_pools(monkeypatch):
+    from itermap._threads import n_threads
+
+    monkeypatch.delenv("ITERMAP_NUM_THREADS", raising=False)
+    full = n_threads()
+    monkeypatch.setenv("ITERMAP_NUM_THREADS", "1")
+    assert n_threads() == 1
+    monkeypatch.setenv("ITERMAP_NUM_THREADS", "1000")
+    assert n_threads() == full  # a limit, never more than the CPUs (and 8)
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv("ITERMAP_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="ITERMAP_NUM_THREADS must be a positive integer"):
+            n_threads()

@@ -1,0 +1,121 @@
+"""SciPy's ``dsyrk``, ``dpotrf`` and ``dtrsm``, called without holding the GIL.
+
+SciPy's Python wrappers (:mod:`scipy.linalg.blas`, :mod:`scipy.linalg.lapack`)
+hold the GIL for the whole call, so factorisations of several matrices in
+threads run one after another. SciPy also exports the same routines as C
+function pointers, its documented Cython API (:mod:`scipy.linalg.cython_blas`,
+:mod:`scipy.linalg.cython_lapack`: the route numba takes to LAPACK too); called
+through :mod:`ctypes`, which releases the GIL around a foreign call, they run in
+parallel. None of these calls copies: each works in place on the caller's
+arrays, whose layout the caller guarantees (C-ordered float64).
+
+An ``(n, k)`` C-ordered array ``Y`` is, to Fortran, the ``k x n`` matrix
+``A = Y^T`` with leading dimension ``k``: ``syrk`` forms ``A A^T = Y^T Y``,
+and ``trsm`` with ``R^T`` from the left turns ``A`` into ``R^-T A = (Y R^-1)^T``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+import numpy as np
+
+__all__ = ["available", "gram_upper", "cholesky_upper", "solve_upper_transposed"]
+
+_c = ctypes.c_char_p
+_int = ctypes.POINTER(ctypes.c_int)
+_ptr = ctypes.c_void_p
+
+
+def _function(module, name, argtypes):
+    capsule = module.__pyx_capi__[name]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
+                                                                  ctypes.c_char_p]
+    address = get_pointer(capsule, get_name(capsule))
+    return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+
+@functools.lru_cache(maxsize=1)
+def _routines():
+    """``(dsyrk, dpotrf, dtrsm)`` as ctypes functions, or None where SciPy lacks them."""
+    try:
+        from scipy.linalg import cython_blas, cython_lapack
+
+        dsyrk = _function(cython_blas, "dsyrk", [_c, _c, _int, _int, _ptr, _ptr, _int, _ptr,
+                                                  _ptr, _int])
+        dtrsm = _function(cython_blas, "dtrsm", [_c, _c, _c, _c, _int, _int, _ptr, _ptr, _int,
+                                                  _ptr, _int])
+        dpotrf = _function(cython_lapack, "dpotrf", [_c, _int, _ptr, _int, _int])
+    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
+        return None
+    return dsyrk, dpotrf, dtrsm
+
+
+def available() -> bool:
+    """Whether the routines could be found (a SciPy with its Cython BLAS API)."""
+    return _routines() is not None
+
+
+def _i(value: int):
+    return ctypes.byref(ctypes.c_int(value))
+
+
+def _d(value: float):
+    return ctypes.byref(ctypes.c_double(value))
+
+
+def _check(a: np.ndarray, name: str) -> None:
+    if a.dtype != np.float64 or not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-ordered float64 array")
+
+
+def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
+    """``G <- Y^T Y`` (or ``G + Y^T Y`` with ``add``) for ``Y`` (n, k), ``G`` (k, k).
+
+    Only ``G``'s upper triangle in Fortran order is written: its lower triangle
+    read in C order (``np.tril(G)`` holds the whole information).
+    """
+    _check(Y, "Y")
+    _check(G, "G")
+    n, k = Y.shape
+    dsyrk = _routines()[0]
+    dsyrk(b"U", b"N", _i(k), _i(n), _d(1.0), Y.ctypes.data, _i(k), _d(1.0 if add else 0.0),
+          G.ctypes.data, _i(k))
+
+
+def cholesky_upper(G: np.ndarray) -> int:
+    """Factor ``gram_upper``'s ``G = R^T R`` in place; LAPACK's ``info`` (0: done).
+
+    ``R`` is then ``G.T`` with the part above its diagonal ignored:
+    ``np.triu(G.T)``, and its diagonal is ``np.diagonal(G)``.
+    """
+    _check(G, "G")
+    k = G.shape[0]
+    info = ctypes.c_int(0)
+    _routines()[1](b"U", _i(k), G.ctypes.data, _i(k), ctypes.byref(info))
+    return int(info.value)
+
+
+def solve_upper_transposed(G: np.ndarray, Y: np.ndarray) -> None:
+    """``Y <- Y R^-1`` in place, with ``R`` the factor :func:`cholesky_upper` left in ``G``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.random.default_rng(0).normal(size=(50, 4))
+    >>> G = np.zeros((4, 4))
+    >>> gram_upper(Y, G); cholesky_upper(G)
+    0
+    >>> Q = Y.copy(); solve_upper_transposed(G, Q)
+    >>> bool(np.allclose(Q.T @ Q, np.eye(4))), bool(np.allclose(Q @ np.triu(G.T), Y))
+    (True, True)
+    """
+    _check(G, "G")
+    _check(Y, "Y")
+    n, k = Y.shape
+    _routines()[2](b"L", b"U", b"T", b"N", _i(k), _i(n), _d(1.0), G.ctypes.data, _i(k),
+                   Y.ctypes.data, _i(k))

@@ -1,0 +1,106 @@
+"""Batched dense Lyapunov loops with the trajectories in threads, against a plain loop."""
+
+import numpy as np
+import pytest
+
+import itermap
+from itermap.analysis import _frame_threads, covariant_lyapunov_vectors, lyapunov_spectrum
+
+
+@pytest.fixture
+def split_calls(monkeypatch):
+    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 2)  # split even on one CPU
+    calls = {"n": 0}
+    step = _frame_threads.step_frames
+
+    def counted(*args):
+        calls["n"] += 1
+        return step(*args)
+
+    from itermap.analysis import _clv, _lyapunov
+
+    monkeypatch.setattr(_lyapunov, "step_frames", counted)
+    monkeypatch.setattr(_clv, "step_frames", counted)
+    return calls
+
+
+def _reference(W, b, X0, Q0, steps):
+    """The textbook loop: J = f'(z) W formed, numpy.linalg.qr every step."""
+    x, Q, acc = X0.copy(), Q0.copy(), 0.0
+    for _ in range(steps):
+        z = x @ W.T + b
+        J = (1.0 - np.tanh(z) ** 2)[:, :, None] * W
+        x = np.tanh(z)
+        Q, R = np.linalg.qr(J @ Q)
+        acc = acc + np.log(np.abs(np.diagonal(R, axis1=-2, axis2=-1)))
+    return np.sort(acc / steps, axis=1)[:, ::-1]
+
+
+def test_split_trajectories_give_the_plain_loops_spectrum(split_calls):
+    n, k, B, steps = 140, 130, 3, 40  # k >= 128: frames factorised one at a time
+    m = itermap.random_rnn(n, gain=1.3, rng=2)
+    b = np.random.default_rng(3).normal(size=n) * 0.1
+    m = itermap.IterativeMap(np.asarray(m.block_matrix.to_dense()), b, "tanh")
+    X0 = np.random.default_rng(4).normal(size=(B, n))
+    assert _frame_threads.frame_groups(m, np.zeros((B, n, k))) == 2
+    res = lyapunov_spectrum(m, X0, steps, k=k, rng=0)
+    assert split_calls["n"] == steps
+    Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((B, n, k)))[0]
+    # the same initial frame as rng=0 (a CholeskyQR of the same Gaussian frame: the
+    # same span, so the same exponents to rounding)
+    ref = _reference(np.asarray(m.block_matrix.to_dense()), b, X0, Q0, steps)
+    np.testing.assert_allclose(res.per_trajectory, ref, rtol=0, atol=1e-9)
+    x = X0
+    for _ in range(steps):
+        x = np.tanh(x @ np.asarray(m.block_matrix.to_dense()).T + b)
+    np.testing.assert_allclose(res.state, x, rtol=0, atol=1e-12)
+
+
+def test_split_trajectories_with_batched_inputs_and_covariant_vectors(split_calls,
+                                                                     monkeypatch):
+    # a driven map: each trajectory its own constant input (sliced with its group); the
+    # numbers are anchored by the test above, here the split must not change them
+    n_in, n_h, B = 3, 130, 3
+    rng = np.random.default_rng(5)
+    W = np.zeros((n_in + n_h, n_in + n_h))
+    W[n_in:, :n_in] = rng.normal(size=(n_h, n_in))
+    W[n_in:, n_in:] = rng.normal(size=(n_h, n_h)) * 1.2 / np.sqrt(n_h)
+    m = itermap.IterativeMap(W, None, "tanh", sizes=[n_in, n_h], input_block=0)
+    u = rng.normal(size=(B, n_in))
+    X0 = np.hstack([u, rng.normal(size=(B, n_h))])
+    got = lyapunov_spectrum(m, X0, 30, k=128, inputs=u, rng=0)
+    assert split_calls["n"] == 30
+    clv = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)
+    split_steps = split_calls["n"]
+    assert split_steps > 30  # its forward pass went through the split too
+    from itermap.analysis import _clv, _lyapunov
+
+    for module in (_lyapunov, _clv):  # the same runs unsplit
+        monkeypatch.setattr(module, "frame_groups", lambda map_, Q: 1)
+    plain = lyapunov_spectrum(m, X0, 30, k=128, inputs=u, rng=0)
+    np.testing.assert_allclose(got.per_trajectory, plain.per_trajectory, rtol=0, atol=1e-9)
+    clv_plain = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)
+    assert split_calls["n"] == split_steps
+    np.testing.assert_allclose(np.abs(np.asarray(clv.vectors)),
+                               np.abs(np.asarray(clv_plain.vectors)), rtol=0, atol=1e-9)
+
+
+def test_no_split_where_it_does_not_apply():
+    m = itermap.random_rnn(140, rng=0)
+    Q = np.zeros((3, 140, 130))
+    groups = _frame_threads.frame_groups
+    assert groups(m, Q[:1]) == 1  # one trajectory
+    assert groups(m, Q[..., :100]) == 1  # small frames: batched NumPy factorisations
+    assert groups(m, Q.astype(np.float32)) == 1
+    assert groups(itermap.random_rnn(140, density=0.05, rng=0), Q) == 1  # sparse
+    assert groups(itermap.systems.linear(np.eye(2)), np.zeros((3, 2, 2))) == 1
+
+
+def test_no_split_that_would_idle_most_cores(monkeypatch):
+    m = itermap.random_rnn(140, rng=0)
+    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 16)
+    assert _frame_threads.frame_groups(m, np.zeros((7, 140, 130))) == 1
+    assert _frame_threads.frame_groups(m, np.zeros((8, 140, 130))) == 8
+    assert _frame_threads.frame_groups(m, np.zeros((40, 140, 130))) == 16
+    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 1)
+    assert _frame_threads.frame_groups(m, np.zeros((8, 140, 130))) == 1  # one CPU
