@@ -30,6 +30,7 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 from ._checks import check_bool
 from ._checks import check_int as _check_int
 from ._frame_threads import frame_groups, step_frames
+from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._reorth import Reorthonormalizer
 
@@ -404,14 +405,15 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
-        fused = FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
+        fused = (FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
+                 or FusedDenseStep.maybe(map_, x, Q, reorth=reorth))
         for t in range(1, total + 1):
             measuring = t > orient
             # the transient orients the frame with a QR every step: a random frame is
             # squeezed towards the top direction, which several steps without a QR
             # would push beyond the floating-point precision
             skip_qr = measuring and (t - orient) % every and t != total
-            if fused is not None:  # a large sparse map: product and QR in one pass
+            if fused is not None:  # one trajectory, split by rows: product and QR fused
                 logd, norms_sq, probe = fused.advance(qr=not skip_qr)
                 if skip_qr:
                     continue

@@ -7,7 +7,8 @@ function pointers, its documented Cython API (:mod:`scipy.linalg.cython_blas`,
 :mod:`scipy.linalg.cython_lapack`: the route numba takes to LAPACK too); called
 through :mod:`ctypes`, which releases the GIL around a foreign call, they run in
 parallel. None of these calls copies: each works in place on the caller's
-arrays, whose layout the caller guarantees (C-ordered float64).
+arrays, whose layout is checked (C-ordered float64 rows; ``Y`` may be the
+leading columns of wider rows).
 
 An ``(n, k)`` C-ordered array ``Y`` is, to Fortran, the ``k x n`` matrix
 ``A = Y^T`` with leading dimension ``k``: ``syrk`` forms ``A A^T = Y^T Y``,
@@ -68,9 +69,21 @@ def _d(value: float):
     return ctypes.byref(ctypes.c_double(value))
 
 
-def _check(a: np.ndarray, name: str) -> None:
-    if a.dtype != np.float64 or not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-ordered float64 array")
+def _leading(a: np.ndarray, name: str) -> int:
+    """The Fortran leading dimension of ``a`` (rows of a C-ordered 2-D layout: the
+    row stride, which may exceed the row's length for a view of wider rows)."""
+    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+            and a.flags.writeable and (a.strides[1] == 8 or a.shape[1] <= 1)
+            and a.strides[0] % 8 == 0 and a.strides[0] // 8 >= max(1, a.shape[1])):
+        raise ValueError(f"{name} must be a writeable C-ordered float64 array (or a view of "
+                         "whole rows' leading columns of one)")
+    return a.strides[0] // 8
+
+
+def _square(G, k: int) -> None:
+    if not (isinstance(G, np.ndarray) and G.shape == (k, k) and G.dtype == np.float64
+            and G.flags.c_contiguous and G.flags.writeable):
+        raise ValueError(f"G must be a writeable C-ordered float64 array of shape ({k}, {k})")
 
 
 def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
@@ -79,11 +92,11 @@ def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
     Only ``G``'s upper triangle in Fortran order is written: its lower triangle
     read in C order (``np.tril(G)`` holds the whole information).
     """
-    _check(Y, "Y")
-    _check(G, "G")
+    ld = _leading(Y, "Y")
+    _square(G, Y.shape[1])
     n, k = Y.shape
     dsyrk = _routines()[0]
-    dsyrk(b"U", b"N", _i(k), _i(n), _d(1.0), Y.ctypes.data, _i(k), _d(1.0 if add else 0.0),
+    dsyrk(b"U", b"N", _i(k), _i(n), _d(1.0), Y.ctypes.data, _i(ld), _d(1.0 if add else 0.0),
           G.ctypes.data, _i(k))
 
 
@@ -93,8 +106,8 @@ def cholesky_upper(G: np.ndarray) -> int:
     ``R`` is then ``G.T`` with the part above its diagonal ignored:
     ``np.triu(G.T)``, and its diagonal is ``np.diagonal(G)``.
     """
-    _check(G, "G")
-    k = G.shape[0]
+    k = G.shape[0] if isinstance(G, np.ndarray) and G.ndim == 2 else -1
+    _square(G, k)
     info = ctypes.c_int(0)
     _routines()[1](b"U", _i(k), G.ctypes.data, _i(k), ctypes.byref(info))
     return int(info.value)
@@ -114,8 +127,8 @@ def solve_upper_transposed(G: np.ndarray, Y: np.ndarray) -> None:
     >>> bool(np.allclose(Q.T @ Q, np.eye(4))), bool(np.allclose(Q @ np.triu(G.T), Y))
     (True, True)
     """
-    _check(G, "G")
-    _check(Y, "Y")
+    ld = _leading(Y, "Y")
+    _square(G, Y.shape[1])
     n, k = Y.shape
     _routines()[2](b"L", b"U", b"T", b"N", _i(k), _i(n), _d(1.0), G.ctypes.data, _i(k),
-                   Y.ctypes.data, _i(k))
+                   Y.ctypes.data, _i(ld))

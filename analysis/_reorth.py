@@ -206,6 +206,7 @@ class Reorthonormalizer:
         self._stack: contextlib.ExitStack | None = None
         self._held = False
         self._threads_set = False
+        self._blas_held = False
 
     def __enter__(self) -> Reorthonormalizer:
         self._stack = contextlib.ExitStack()
@@ -213,7 +214,7 @@ class Reorthonormalizer:
 
     def __exit__(self, *exc) -> None:
         stack, self._stack, self._held = self._stack, None, False
-        self._threads_set = False
+        self._threads_set = self._blas_held = False
         if stack is not None:
             stack.close()
 
@@ -230,8 +231,16 @@ class Reorthonormalizer:
         small = n * k * k < _SMALL_FRAME_WORK
         if isinstance(Y, np.ndarray) and ((self.pool_products and small)
                                           or self.frames_in_threads):
-            self._stack.enter_context(blas_limited(1))
-            self._held = True  # SciPy's library among the others
+            self.hold_blas()
+
+    def hold_blas(self) -> None:
+        """Hold every BLAS library to one thread for the loop (inside ``with``), once:
+        for a loop whose products run on itermap's own threads."""
+        if self._stack is None or self._blas_held:
+            return
+        self._threads_set = self._blas_held = True
+        self._stack.enter_context(blas_limited(1))
+        self._held = True  # SciPy's library among the others
 
     def _scipy_one_thread(self):
         if self._stack is None:

@@ -86,9 +86,25 @@ def test_nogil_routines_against_numpy():
     assert nb.cholesky_upper(S) == 1
 
 
+def test_nogil_routines_on_the_leading_columns_of_wider_rows():
+    from itermap.analysis import _nogil_blas as nb
+
+    rng = np.random.default_rng(1)
+    wide = rng.normal(size=(40, 7))
+    Y = wide[:, 1:6]  # row stride 7, 5 columns: BLAS's leading dimension
+    G = np.zeros((5, 5))
+    nb.gram_upper(Y, G)
+    np.testing.assert_allclose(np.tril(G), np.tril(Y.T @ Y), rtol=1e-13)
+    assert nb.cholesky_upper(G) == 0
+    before = wide.copy()
+    nb.solve_upper_transposed(G, Y)
+    np.testing.assert_allclose(Y.T @ Y, np.eye(5), atol=1e-12)
+    np.testing.assert_array_equal(wide[:, [0, 6]], before[:, [0, 6]])  # the rest untouched
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 3), dtype=np.float32),
                                  np.asfortranarray(np.zeros((4, 3))),
-                                 np.zeros((4, 6))[:, ::2]])
+                                 np.zeros((4, 6))[:, ::2], np.zeros(12), np.zeros((4, 3))[::-1]])
 def test_nogil_routines_refuse_arrays_they_would_misread(bad):
     from itermap.analysis import _nogil_blas as nb
 
@@ -96,3 +112,5 @@ def test_nogil_routines_refuse_arrays_they_would_misread(bad):
         nb.gram_upper(bad, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="G must be"):
         nb.cholesky_upper(np.asfortranarray(np.eye(3))[:, :2])
+    with pytest.raises(ValueError, match=r"G must be .* shape \(3, 3\)"):
+        nb.solve_upper_transposed(np.zeros((2, 2)), np.zeros((4, 3)))
