@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._activations import get_activation
-from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
+from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named
 from ._map import Map
@@ -1370,6 +1370,10 @@ def _settle_depth(pattern, input_block):
 def _csr_coordinates(c, xp):
     """Row and column of each stored entry of a sorted CSR matrix, on ``xp``."""
     indptr = c.indptr
+    if backend_of(indptr) == "cupy":  # cupy.repeat takes no array of repeats before 14.1
+        host = to_numpy(indptr)
+        rows = np.repeat(np.arange(c.shape[0], dtype=host.dtype), np.diff(host))
+        return to_backend(rows, "cupy"), c.indices
     counts = indptr[1:] - indptr[:-1]
     rows = xp.repeat(xp.arange(c.shape[0], dtype=indptr.dtype), counts) if hasattr(
         xp, "repeat") else np.repeat(np.arange(c.shape[0]), np.diff(np.asarray(indptr)))
