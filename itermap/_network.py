@@ -151,7 +151,7 @@ class IterativeMap(Map):
         elif kind == "sparse":
             S = bm.to_sparse()
             if ib is not None:
-                keep = np.ones(bm.dim)
+                keep = np.ones(bm.dim, dtype=S.dtype)  # float64 would promote float32 weights
                 keep[self._slices[ib]] = 0.0
                 smod = sparse_module(namespace(S))
                 mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy"
@@ -288,7 +288,7 @@ class IterativeMap(Map):
         cache = getattr(self, "_in_cols_sparse_T", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
-            keep = np.ones(self.dim)
+            keep = np.ones(self.dim, dtype=S.dtype)
             keep[self._slices[self.input_block]] = 0.0
             smod = sparse_module(namespace(S))
             mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
@@ -762,7 +762,7 @@ class IterativeMap(Map):
             S = self._bm.to_sparse().tocsr()
             smod = sparse_module(namespace(S))
             if self.input_block is not None:
-                keep = np.ones(self.dim)
+                keep = np.ones(self.dim, dtype=S.dtype)
                 keep[self._slices[self.input_block]] = 0.0
                 keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
                 S = smod.diags(keep) @ S @ smod.diags(keep)
