@@ -58,9 +58,8 @@ def main(argv=None) -> int:
                 json.dump(rows, fh, indent=1, default=str)
         return time.perf_counter() - t0
 
-    # the Lyapunov rows last: their batched (B, 4096, 4096) Cholesky and inverse go through
-    # cuSOLVER/cuBLAS *Batched routines made for small matrices (benchmarks/gpu/REVIEW.md),
-    # so a slow run there leaves the other rows measured
+    # the Lyapunov rows last: the cost of their N = 4096 factorisations on CuPy is the least
+    # known (benchmarks/gpu/REVIEW.md, item 6), so a slow run there leaves the others measured
     m, _, X0 = bench_fixed_points._problem(starts=512)
     part("fixed points", lambda: bench_fixed_points._gpu(m, X0, False), 30)
     part("newton (quick sizes)", lambda: bench_newton._gpu(True), 30)
