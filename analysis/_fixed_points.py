@@ -215,9 +215,10 @@ def _check_starts(map_, x0):
         raise TypeError(f"starts x0 must be real floating point, got dtype {x0.dtype}")
     if not bool(xp.all(xp.isfinite(x0))):
         raise ValueError("starts x0 contain NaN or inf")
-    if map_.backend in ("numpy", "cupy") and backend_of(x0) in ("numpy", "cupy") \
-            and backend_of(x0) != map_.backend:
-        x0 = to_backend(x0, map_.backend)
+    # host starts go to a CuPy map's device; device starts stay there, since maps that
+    # follow their inputs (Henon, logistic, FunctionMap, ...) report backend "numpy"
+    if map_.backend == "cupy" and backend_of(x0) == "numpy":
+        x0 = to_backend(x0, "cupy")
         xp = namespace(x0)
     if map_.dtype is not None and x0.dtype != map_.dtype:
         x0 = xp.astype(x0, map_.dtype)

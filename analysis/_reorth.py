@@ -46,6 +46,10 @@ _FALLBACK_HOLD = 16
 _PER_MATRIX_K = 128
 # frames below this n k^2 run their loop with BLAS at one thread (see Reorthonormalizer)
 _SMALL_FRAME_WORK = 1 << 24
+# off NumPy, larger frames are factorised one matrix at a time: CuPy's batched Cholesky and
+# inverse call cuSOLVER/cuBLAS *Batched routines made for small matrices, and CuPy's own
+# solve loops over the batch past this size (cupy.cublas.get_batched_gesv_limit())
+_BATCHED_MAX_K = 256
 
 
 def _transpose(xp, a):
@@ -56,6 +60,13 @@ def _diag(xp, a):
     if isinstance(a, np.ndarray):
         return np.diagonal(a, axis1=-2, axis2=-1)
     return xp.linalg.diagonal(a)
+
+
+def _per_matrix(xp, fn, A):
+    """``fn`` of a batch ``A`` (B, k, k): one call, or one per matrix for a large k off NumPy."""
+    if isinstance(A, np.ndarray) or A.shape[-1] <= _BATCHED_MAX_K:
+        return fn(A)
+    return xp.stack([fn(A[b, ...]) for b in range(A.shape[0])])
 
 
 class _CholeskyFailed(Exception):
@@ -316,7 +327,7 @@ class Reorthonormalizer:
         for pas in range(2):
             G = xp.matmul(_transpose(xp, Q), Q)
             try:
-                L = xp.linalg.cholesky(G)
+                L = _per_matrix(xp, xp.linalg.cholesky, G)
             except np.linalg.LinAlgError:
                 return None
             d = _diag(xp, L)
@@ -325,7 +336,7 @@ class Reorthonormalizer:
             if pas == 0 and float(xp.max((xp.max(d, axis=-1) / xp.min(d, axis=-1)) ** 2)) \
                     > cond_limit:
                 return None
-            Rinv = xp.linalg.inv(_transpose(xp, L))
+            Rinv = _per_matrix(xp, xp.linalg.inv, _transpose(xp, L))
             Q = xp.matmul(Q, Rinv)
             logs.append(xp.log(d))
             Rs.append(_transpose(xp, L))

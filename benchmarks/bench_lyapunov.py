@@ -160,8 +160,12 @@ def _gpu(quick):
     rows = []
     for batch in (1, 8):
         X0 = cp.asarray(np.random.default_rng(1).normal(size=(batch, n)))
+        t0 = time.perf_counter()
         lyapunov_spectrum(m, X0, 2)  # warm up kernels and the cuSOLVER handle
         cp.cuda.Device().synchronize()
+        # 3 factorisations and 2 steps: what a step costs, in the log before the long run
+        print(f"GPU N={n} B={batch}: warm-up (2 steps) {time.perf_counter() - t0:.1f} s",
+              flush=True)
         t0 = time.perf_counter()
         lyapunov_spectrum(m, X0, steps)
         cp.cuda.Device().synchronize()

@@ -386,10 +386,10 @@ class BlockMatrix:
         out = {}
         for key, b in self._blocks.items():
             if is_sparse(b):
-                pattern = b.copy()
+                # masks live on the host: a cupyx matrix cannot hold NumPy data
+                pattern = to_numpy(b).copy() if self.backend == "cupy" else b.copy()
                 pattern.data = np.ones(pattern.nnz, dtype=bool)
-                out[key] = sp.csr_matrix(to_numpy(pattern.toarray()) != 0) \
-                    if self.backend == "cupy" else pattern.astype(bool)
+                out[key] = pattern.astype(bool)
             else:
                 out[key] = np.ones(b.shape, dtype=bool)
         return out

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._activations import get_activation
-from ._backend import namespace
+from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._checks import check_bool
 from ._map import Map
 from ._types import Array
@@ -398,6 +398,11 @@ class RecurrentMap(Map):
         return self.layers[0].dtype
 
     @property
+    def backend(self) -> str:
+        """Where the weights live: ``"cupy"`` after ``to("cupy")`` (zeros follow it)."""
+        return backend_of(self.layers[0].weight_hh)
+
+    @property
     def num_layers(self) -> int:
         return len(self.layers)
 
@@ -478,8 +483,6 @@ class RecurrentMap(Map):
         return xp.concat(out, axis=-1) if len(out) > 1 else out[0]
 
     def to(self, backend: str):
-        from ._backend import to_backend
-
         layers = []
         for c in self.layers:
             arrays = {k: to_backend(v, backend) for k, v in c.arrays().items()}
@@ -523,7 +526,7 @@ class RecurrentMap(Map):
         H = self.layers[0].hidden
         given = [a for a in (h0, c0) if a is not None]
         if given:
-            a = np.asarray(given[0])
+            a = np.asarray(to_numpy(given[0]))
             if a.ndim not in (2, 3) or a.shape[0] != L:
                 raise ValueError(f"h0/c0 must have shape ({L}, H) or ({L}, B, H), got "
                                  f"{a.shape}")
@@ -536,14 +539,15 @@ class RecurrentMap(Map):
                 if arr is None:
                     parts.append(np.zeros((*lead, layer.hidden), dtype=self.dtype))
                     continue
-                arr = np.asarray(arr)
+                arr = np.asarray(to_numpy(arr))
                 if arr.shape != (L, *lead, H) or any(c.hidden != H for c in self.layers):
                     raise ValueError(f"{which} must have shape {(L, *lead, layer.hidden)}, got "
                                      f"{arr.shape}")
                 parts.append(arr[l].astype(self.dtype))
         if c0 is not None and not any(c.kind == "lstm" for c in self.layers):
             raise ValueError("c0: this map has no LSTM layer")
-        return np.concatenate(parts, axis=-1)
+        state = np.concatenate(parts, axis=-1)
+        return to_backend(state, "cupy") if self.backend == "cupy" else state
 
     def torch_inputs(self, x):
         """torch's input sequence ``x`` as the input sequence of :func:`itermap.iterate`.

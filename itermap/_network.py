@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._activations import get_activation
-from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
+from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named
 from ._map import Map
@@ -151,7 +151,7 @@ class IterativeMap(Map):
         elif kind == "sparse":
             S = bm.to_sparse()
             if ib is not None:
-                keep = np.ones(bm.dim)
+                keep = np.ones(bm.dim, dtype=S.dtype)  # float64 would promote float32 weights
                 keep[self._slices[ib]] = 0.0
                 smod = sparse_module(namespace(S))
                 mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy"
@@ -288,7 +288,7 @@ class IterativeMap(Map):
         cache = getattr(self, "_in_cols_sparse_T", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
-            keep = np.ones(self.dim)
+            keep = np.ones(self.dim, dtype=S.dtype)
             keep[self._slices[self.input_block]] = 0.0
             smod = sparse_module(namespace(S))
             mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
@@ -762,7 +762,7 @@ class IterativeMap(Map):
             S = self._bm.to_sparse().tocsr()
             smod = sparse_module(namespace(S))
             if self.input_block is not None:
-                keep = np.ones(self.dim)
+                keep = np.ones(self.dim, dtype=S.dtype)
                 keep[self._slices[self.input_block]] = 0.0
                 keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
                 S = smod.diags(keep) @ S @ smod.diags(keep)
@@ -1370,6 +1370,10 @@ def _settle_depth(pattern, input_block):
 def _csr_coordinates(c, xp):
     """Row and column of each stored entry of a sorted CSR matrix, on ``xp``."""
     indptr = c.indptr
+    if backend_of(indptr) == "cupy":  # cupy.repeat takes no array of repeats before 14.1
+        host = to_numpy(indptr)
+        rows = np.repeat(np.arange(c.shape[0], dtype=host.dtype), np.diff(host))
+        return to_backend(rows, "cupy"), c.indices
     counts = indptr[1:] - indptr[:-1]
     rows = xp.repeat(xp.arange(c.shape[0], dtype=indptr.dtype), counts) if hasattr(
         xp, "repeat") else np.repeat(np.arange(c.shape[0]), np.diff(np.asarray(indptr)))

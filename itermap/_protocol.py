@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import backend_of, namespace, to_numpy
+from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._checks import check_real
 from ._map import Map
 from ._types import Array, MapLike, RngLike
@@ -482,6 +482,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
     dim = m.dim
     if x is None:
         x = gen.standard_normal((3, dim))
+        if m.backend == "cupy":  # a map on the GPU takes no host states
+            x = to_backend(x, "cupy")
     x = m._check_state(x, "x")
     xp = namespace(x)
     if not bool(xp.all(xp.isfinite(x))):

@@ -27,14 +27,18 @@ def _maps(xp):
             [xp.asarray(rng.normal(size=(4, 3))), xp.asarray(rng.normal(size=(2, 4)))],
             activation="tanh", output_activation="sin"), rng.normal(size=3)),
     }
-    if xp is np:
-        maps["sparse_rnn"] = (itermap.random_rnn(30, gain=1.3, density=0.1, rng=1), None)
-        maps["mixed_blocks"] = (IterativeMap(BlockMatrix(
-            [3, 4], {(1, 0): sp.random(4, 3, density=0.5, random_state=2, format="csr"),
-                     (1, 1): rng.normal(size=(4, 4)), (0, 1): rng.normal(size=(3, 4))}),
-            activation="tanh"), None)
-        maps["forced_sparse"] = (IterativeMap(sp.csr_matrix(rng.normal(size=(6, 6))),
-                                              sizes=[2, 4], input_block=0), rng.normal(size=2))
+    if getattr(xp, "__name__", "") in ("numpy", "cupy"):
+        sparse = {
+            "sparse_rnn": (itermap.random_rnn(30, gain=1.3, density=0.1, rng=1), None),
+            "mixed_blocks": (IterativeMap(BlockMatrix(
+                [3, 4], {(1, 0): sp.random(4, 3, density=0.5, random_state=2, format="csr"),
+                         (1, 1): rng.normal(size=(4, 4)), (0, 1): rng.normal(size=(3, 4))}),
+                activation="tanh"), None),
+            "forced_sparse": (IterativeMap(sp.csr_matrix(rng.normal(size=(6, 6))),
+                                           sizes=[2, 4], input_block=0), rng.normal(size=2))}
+        if xp is not np:  # the same maps on the GPU: cupyx.scipy.sparse weights
+            sparse = {k: (m.to("cupy"), u) for k, (m, u) in sparse.items()}
+        maps.update(sparse)
     return maps
 
 

@@ -123,6 +123,48 @@ def test_forced_input_block_semantics(xp):
     np.testing.assert_array_equal(J[:, :, :2], 0.0)
 
 
+def test_sparse_parameter_gradient_and_trainable_mask_on_any_backend(xp):
+    # sparse weights move to cupyx.scipy.sparse with the map; the gradient stays on the pattern
+    if getattr(xp, "__name__", "") not in ("numpy", "cupy"):
+        pytest.skip("sparse weights run on numpy/cupy only")
+    rng = np.random.default_rng(4)
+    S = sp.random(6, 6, density=0.4, random_state=4, format="csr")
+    m = IterativeMap(S, activation="tanh")
+    if xp is not np:
+        m = m.to("cupy")
+    x_np, w_np = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
+    grads, gb = m.parameter_gradient(xp.asarray(x_np), xp.asarray(w_np))
+    # closed form: dL/dz = w * tanh'(z), dL/dW = (dL/dz)^T x read at the stored entries
+    g = w_np * (1.0 - np.tanh(x_np @ S.toarray().T) ** 2)
+    pattern = S.toarray() != 0
+    np.testing.assert_allclose(to_np(grads[(0, 0)].toarray()), (g.T @ x_np) * pattern,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_np(gb), g.sum(axis=0), rtol=1e-12, atol=1e-14)
+    mask = m.block_matrix.trainable[(0, 0)]
+    assert sp.issparse(mask)  # masks live on the host
+    np.testing.assert_array_equal(mask.toarray(), pattern)
+    assert m.block_matrix.trainable_count == S.nnz == itermap.trainable_count(m) - 6
+
+
+def test_a_float32_sparse_driven_map_stays_float32(xp):
+    # the input block's mask once came in float64 and promoted the weights with it
+    if getattr(xp, "__name__", "") not in ("numpy", "cupy"):
+        pytest.skip("sparse weights run on numpy/cupy only")
+    rng = np.random.default_rng(6)
+    S = sp.random(6, 6, density=0.5, random_state=6, format="csr", dtype=np.float32)
+    m = IterativeMap(S, sizes=[2, 4], input_block=0)
+    if xp is not np:
+        m = m.to("cupy")
+    x_np, u_np = rng.normal(size=(3, 6)), rng.normal(size=(3, 2))
+    x, u = xp.asarray(x_np, dtype=xp.float32), xp.asarray(u_np, dtype=xp.float32)
+    y, Jv = m.step_with_tangent(x, xp.asarray(rng.normal(size=(3, 6, 2)), dtype=xp.float32), u)
+    assert y.dtype == Jv.dtype == m.jacobian(x, u).dtype == np.float32
+    assert m.jacobian(x[0], u[0], sparse=True).dtype == np.float32
+    xin = np.concatenate([u_np, x_np[:, 2:]], axis=1).astype(np.float32).astype(float)
+    ref = np.tanh(xin @ S.toarray().astype(float).T)
+    np.testing.assert_allclose(to_np(y)[:, 2:], ref[:, 2:], rtol=1e-5, atol=1e-6)
+
+
 def test_random_rnn_statistics_and_storage():
     n, gain, density = 2000, 1.5, 0.01
     m = random_rnn(n, gain=gain, density=density, rng=0)

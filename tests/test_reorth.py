@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from itermap.analysis import _reorth
 from itermap.analysis._reorth import Reorthonormalizer
+from tests.conftest import to_np
 
 
 @settings(max_examples=60, deadline=None)
@@ -114,3 +116,28 @@ def test_nogil_routines_refuse_arrays_they_would_misread(bad):
         nb.cholesky_upper(np.asfortranarray(np.eye(3))[:, :2])
     with pytest.raises(ValueError, match=r"G must be .* shape \(3, 3\)"):
         nb.solve_upper_transposed(np.zeros((2, 2)), np.zeros((4, 3)))
+
+
+def test_large_frames_off_numpy_factorise_one_matrix_at_a_time(monkeypatch):
+    # the per-matrix path CuPy takes past _BATCHED_MAX_K columns, run on array_api_strict
+    # with the limit lowered: the same Q and log|R_jj| as Householder (NumPy's)
+    xps = pytest.importorskip("array_api_strict")
+    calls = []
+    per_matrix = _reorth._per_matrix
+
+    def counted(xp, fn, A):
+        calls.append(A.shape)
+        return per_matrix(xp, fn, A)
+
+    monkeypatch.setattr(_reorth, "_BATCHED_MAX_K", 3)
+    monkeypatch.setattr(_reorth, "_per_matrix", counted)
+    rng = np.random.default_rng(2)
+    Y = rng.normal(size=(3, 9, 5)) * np.exp(-0.5 * np.arange(5))
+    Q, logd, _ = Reorthonormalizer()(xps.asarray(Y))
+    Qn, logdn = to_np(Q), to_np(logd)
+    _, R_ref = np.linalg.qr(Y)
+    np.testing.assert_allclose(logdn, np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1))),
+                               atol=1e-12)
+    np.testing.assert_allclose(np.swapaxes(Qn, -1, -2) @ Qn, np.broadcast_to(np.eye(5), (3, 5, 5)),
+                               atol=1e-12)
+    assert calls and all(s == (3, 5, 5) for s in calls)  # Cholesky and inverse, per matrix

@@ -3,11 +3,11 @@
 ``python -m benchmarks.gpu [--budget SECONDS] [--json FILE]`` runs, in this order, the
 rows the issues ask for on a GPU, each skipped once the budget would not hold it:
 
-1. the Lyapunov spectrum of a dense N = 4096 network, B = 1 and 8, at 100 steps, then at
+1. the fixed-point search, N = 64, 512 starts, on CuPy against the hybr loop on the host;
+2. the parallel-in-time Newton solve against the sequential CuPy loop (quick sizes);
+3. the Lyapunov spectrum of a dense N = 4096 network, B = 1 and 8, at 100 steps, then at
    the issue's 1000 steps where the 100-step time says it fits (time, and fraction of the
-   measured CuPy float64 matmul rate);
-2. the fixed-point search, N = 64, 512 starts, on CuPy against the hybr loop on the host;
-3. the parallel-in-time Newton solve against the sequential CuPy loop (quick sizes).
+   measured CuPy float64 matmul rate).
 
 Without CuPy and a CUDA device every row is skipped, and it says so.
 """
@@ -53,12 +53,17 @@ def main(argv=None) -> int:
             rows.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
             return None
         rows.extend(out)
+        if args.json:  # after every part: a run cut short by the timeout keeps its rows
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=1, default=str)
         return time.perf_counter() - t0
 
-    quick_lyapunov = part("lyapunov, 100 steps", lambda: bench_lyapunov._gpu(True), 20)
+    # the Lyapunov rows last: the cost of their N = 4096 factorisations on CuPy is the least
+    # known (benchmarks/gpu/REVIEW.md, item 6), so a slow run there leaves the others measured
     m, _, X0 = bench_fixed_points._problem(starts=512)
     part("fixed points", lambda: bench_fixed_points._gpu(m, X0, False), 30)
     part("newton (quick sizes)", lambda: bench_newton._gpu(True), 30)
+    quick_lyapunov = part("lyapunov, 100 steps", lambda: bench_lyapunov._gpu(True), 20)
     if quick_lyapunov is not None:  # 1000 steps cost about 10x the 100-step run
         part("lyapunov, 1000 steps", lambda: bench_lyapunov._gpu(False),
              10 * quick_lyapunov + 10)
