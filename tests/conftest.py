@@ -42,3 +42,21 @@ def to_np(a):
     from itermap.backends import to_numpy
 
     return np.asarray(to_numpy(a))
+
+
+def count_calls(monkeypatch, owner, name, *also):
+    """Wrap ``owner.name`` so that its calls are counted; returns the counter, ``{"n": 0}``.
+
+    ``also`` names more ``(module, attribute)`` places that imported the same function
+    and get the counting wrapper too.
+    """
+    calls = {"n": 0}
+    fn = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return fn(*args, **kwargs)
+
+    for target, attr in ((owner, name), *also):
+        monkeypatch.setattr(target, attr, counted)
+    return calls

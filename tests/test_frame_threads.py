@@ -5,23 +5,16 @@ import pytest
 
 import itermap
 from itermap.analysis import _frame_threads, covariant_lyapunov_vectors, lyapunov_spectrum
+from tests.conftest import count_calls
 
 
 @pytest.fixture
 def split_calls(monkeypatch):
     monkeypatch.setattr(_frame_threads, "n_threads", lambda: 2)  # split even on one CPU
-    calls = {"n": 0}
-    step = _frame_threads.step_frames
-
-    def counted(*args):
-        calls["n"] += 1
-        return step(*args)
-
     from itermap.analysis import _clv, _lyapunov
 
-    monkeypatch.setattr(_lyapunov, "step_frames", counted)
-    monkeypatch.setattr(_clv, "step_frames", counted)
-    return calls
+    return count_calls(monkeypatch, _frame_threads, "step_frames", (_lyapunov, "step_frames"),
+                       (_clv, "step_frames"))
 
 
 def _reference(W, b, X0, Q0, steps):

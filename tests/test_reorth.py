@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from itermap.analysis import _reorth
 from itermap.analysis._reorth import Reorthonormalizer
-from tests.conftest import to_np
+from tests.conftest import count_calls, to_np
 
 
 @settings(max_examples=60, deadline=None)
@@ -37,16 +37,8 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
 def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_threads,
                                                     monkeypatch):
     """k >= 128: one frame at a time, with SciPy's wrappers or (in threads) without the GIL."""
-    from itermap.analysis import _reorth
 
-    calls = {"nogil": 0}
-    nogil = _reorth._chol_one_nogil
-
-    def counted(*args):
-        calls["nogil"] += 1
-        return nogil(*args)
-
-    monkeypatch.setattr(_reorth, "_chol_one_nogil", counted)
+    calls = count_calls(monkeypatch, _reorth, "_chol_one_nogil")
     monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
     n, k = 180, 130
     rng = np.random.default_rng(batch)
@@ -56,7 +48,7 @@ def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_thre
     with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
         Q, logd, R = reorth(Y, want_r=True)
         assert reorth.fallbacks == (1 if decay > 0.1 else 0)  # kappa^2 past 0.01 / eps
-    assert calls["nogil"] == (batch if frames_in_threads and batch > 1 else 0)
+    assert calls["n"] == (batch if frames_in_threads and batch > 1 else 0)
     _, R_ref = np.linalg.qr(Y)
     ref = np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1)))
     np.testing.assert_allclose(logd, ref, rtol=0, atol=1e-7 * (np.abs(ref).max() + 1.0))
