@@ -37,7 +37,6 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
 def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_threads,
                                                     monkeypatch):
     """k >= 128: one frame at a time, with SciPy's wrappers or (in threads) without the GIL."""
-
     calls = count_calls(monkeypatch, _reorth, "_chol_one_nogil")
     monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
     n, k = 180, 130
