@@ -697,18 +697,21 @@ class _SerialExecutor(cf.Executor):
 
 
 # Thread-count variables read by OpenBLAS, MKL, BLIS, OpenMP (torch too), Accelerate, numexpr
-# when they load; threadpoolctl then limits those already loaded.
+# when they load (threadpoolctl then limits those already loaded), and by itermap's own pools
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "ITERMAP_NUM_THREADS")
 _IDLE_WORKER_TIMEOUT = 300  # s; joblib's choice: idle workers exit, a new sweep respawns them
 _WATCH_INTERVAL = 0.2  # s between a worker's checks that the calling process is alive
 
 
 def _init_worker(driver_pid, n_threads):
-    """Worker initializer: limit BLAS threads, and exit when the calling process dies."""
+    """Worker initializer: limit BLAS threads and itermap's own, and exit when the calling
+    process dies."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=n_threads)
+    os.environ["ITERMAP_NUM_THREADS"] = str(n_threads)
     if os.getppid() != driver_pid:
         os._exit(1)
     threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True,

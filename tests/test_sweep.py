@@ -771,8 +771,10 @@ def test_concurrent_sweeps_share_the_pool_and_survive_each_others_dead_worker():
 def blas_threads(k):
     from threadpoolctl import threadpool_info
 
+    from itermap._threads import n_threads
+
     return {"libs": [(d["user_api"], d["internal_api"], d["num_threads"])
-                     for d in threadpool_info()], "pid": os.getpid()}
+                     for d in threadpool_info()], "pid": os.getpid(), "itermap": n_threads()}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -783,9 +785,12 @@ def test_each_worker_limits_its_blas_threads(workers):
     res = sweep(blas_threads, {"k": list(range(2 * workers))}, executor=workers,
                 progress=False)
     expected = max(1, cores // workers)
-    asked = [int(v) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    asked = [int(v) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                              "ITERMAP_NUM_THREADS")
              if (v := os.environ.get(k, "")).isdigit() and int(v) >= 1]
     expected = min([expected, *asked])  # an environment asking for fewer is obeyed
+    # itermap's own pools (sparse products, frames in threads) get the same share
+    assert res["itermap"].tolist() == [min(expected, 8)] * (2 * workers)
     for libs in res["libs"]:
         blas = [n for api, _, n in libs if api == "blas"]
         assert blas, f"no BLAS library loaded in the worker: {libs}"
