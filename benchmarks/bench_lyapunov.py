@@ -266,6 +266,33 @@ def _dense_vs_torch(quick, torch, one_thread=False):
     return rows
 
 
+def _large_dense_vs_torch(quick, torch):
+    """One trajectory of a dense N=1024 network, full spectrum: ours (rows split over the
+    cores) vs torch's loop, default threads; recorded (the issue's rows are N=256)."""
+    n, steps = 1024, (4 if quick else 20)
+    m = itermap.random_rnn(n, gain=1.2, rng=0)
+    Wt = torch.from_numpy(np.asarray(m.block_matrix.to_dense()))
+    X0 = np.random.default_rng(1).normal(size=(1, n))
+    Q0 = np.linalg.qr(np.random.default_rng(2).normal(size=(1, n, n)))[0]
+
+    def torch_loop():
+        x, Q = torch.from_numpy(X0.copy()), torch.from_numpy(Q0.copy())
+        acc = torch.zeros(1, n, dtype=torch.float64)
+        for _ in range(steps):
+            z = x @ Wt.T
+            J = (1.0 - torch.tanh(z) ** 2)[:, :, None] * Wt
+            x = torch.tanh(z)
+            Q, R = torch.linalg.qr(J @ Q)
+            acc += torch.log(torch.abs(torch.diagonal(R, dim1=-2, dim2=-1)))
+        return acc
+
+    t = interleaved({"ours": lambda: lyapunov_spectrum(m, X0, steps, rng=0),
+                     "torch": torch_loop}, 3)
+    return [report(f"dense N={n} B=1 full, QR every step, vs torch loop (default threads)",
+                   t["ours"], t["torch"], "record", True,
+                   f"{steps} steps per run, median of 3 interleaved runs")]
+
+
 def _sparse_vs_torch(quick, torch):
     """Top-10 of a sparse N=20000 network: ours vs the same loop on torch.sparse CSR."""
     import warnings
@@ -385,6 +412,7 @@ def run(quick: bool = False) -> list[dict]:
     if torch is not None:
         rows += _dense_vs_torch(quick, torch)
         rows += _dense_vs_torch(quick, torch, one_thread=True)
+        rows += _large_dense_vs_torch(quick, torch)
         rows += _sparse_vs_torch(quick, torch)
     rows += _henon_peers(quick)
     rows += _dense(quick)
