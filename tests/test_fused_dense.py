@@ -106,3 +106,20 @@ def test_fused_dense_step_covers_only_what_it_can(monkeypatch):
         assert maybe(mixed, x, Q, reorth=reorth) is None  # one activation per block
         monkeypatch.setattr(_fused_dense, "n_threads", lambda: 1)
         assert maybe(m, x, Q, reorth=reorth) is None  # one CPU: nothing to split
+
+
+def test_fused_dense_step_with_more_row_blocks_than_cores(monkeypatch):
+    monkeypatch.setattr(_fused_dense, "n_threads", lambda: 5)  # 140 rows: 4 blocks of 35
+    m, W = _map()
+    from itermap.analysis._reorth import Reorthonormalizer
+
+    with Reorthonormalizer() as reorth:
+        step = _fused_dense.FusedDenseStep.maybe(m, np.zeros((1, 140)), np.zeros((1, 140, 128)),
+                                                 reorth=reorth)
+        assert [hi - lo for lo, hi in step.rows] == [35, 35, 35, 35]
+    x0 = np.random.default_rng(3).normal(size=140)
+    res = lyapunov_spectrum(m, x0, 30, k=128, rng=0)
+    Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((1, 140, 128)))[0][0]
+    ref, x = _reference(W, m.bias, np.tanh, lambda z: 1.0 - np.tanh(z) ** 2, x0, Q0, 30)
+    np.testing.assert_allclose(res.exponents, ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.state[0], x, rtol=0, atol=1e-12)
