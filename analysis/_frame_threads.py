@@ -54,10 +54,9 @@ def step_frames(map_, x, Q, u, groups: int):
     cuts = np.linspace(0, B, groups + 1).astype(int)
     batched_u = u is not None and getattr(u, "ndim", 0) == 2
 
-    def part(lo, hi):
+    def part(span):
+        lo, hi = span
         return map_.step_with_tangent(x[lo:hi], Q[lo:hi], u[lo:hi] if batched_u else u)
 
-    jobs = [_pool().submit(part, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
-    first = part(cuts[0], cuts[1])  # the calling thread takes a group itself
-    parts = [first] + [job.result() for job in jobs]
+    parts = _pool.run_parts(part, zip(cuts[:-1], cuts[1:]))
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))

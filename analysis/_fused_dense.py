@@ -77,9 +77,7 @@ class FusedDenseStep:
 
     def _map(self, fn):
         """``fn(i)`` for every row block ``i``, the first on the calling thread."""
-        jobs = [_pool().submit(fn, i) for i in range(1, len(self.rows))]
-        first = fn(0)
-        return [first] + [job.result() for job in jobs]
+        return _pool.run_parts(fn, range(len(self.rows)))
 
     def _product(self, i, qr):
         lo, hi = self.rows[i]

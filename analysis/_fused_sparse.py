@@ -111,15 +111,13 @@ class FusedSparseStep:
         before the QR (1, k) and the sum of the new state (a finiteness probe);
         without ``qr`` the first two are None and the frame is left unnormalised.
         """
-        others = [pool().submit(self._block, i, qr) for i in range(1, len(self.blocks))]
-        G, total = self._block(0, qr)  # the calling thread takes the first block itself
-        for job in others:
-            g, s = job.result()
-            G, total = (None if g is None else G + g), total + s
+        parts = pool.run_parts(lambda i: self._block(i, qr), range(len(self.blocks)))
+        total = sum(p[1] for p in parts)
         self.turn ^= 1
         self.Rinv = None  # applied: the new Y is the frame
         if not qr:
             return None, None, total
+        G = np.sum([p[0] for p in parts], axis=0)
         Y = self.cols[self.turn][:, 1:]
         norms_sq = np.diagonal(G).copy()[None]
         factors = self._factor(G)

@@ -63,16 +63,7 @@ def _split_rows(solve, k_rows: int, dim: int) -> np.ndarray:
     if parts < 2:
         return solve(0, k_rows)
     cuts = np.linspace(0, k_rows, parts + 1).astype(int)
-    jobs = [_pool().submit(solve, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
-    results, error = [], None
-    for job in jobs:
-        try:
-            results.append(job.result())
-        except np.linalg.LinAlgError as exc:
-            error = exc
-    if error is not None:
-        raise error
-    return np.concatenate(results)
+    return np.concatenate(_pool.run_parts(lambda span: solve(*span), zip(cuts[:-1], cuts[1:])))
 
 
 def _damped_normal_part(A, lam, b):

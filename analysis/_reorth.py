@@ -12,7 +12,9 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
   of ``Q`` off by more than ``sqrt(eps)``. Batched array operations of the
   input's namespace (on NumPy: NumPy's BLAS and threads) for ``k < 128``; from
   ``k = 128`` on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
-  at a time (the triangular solve costs half of an inverse and a product);
+  at a time (the triangular solve costs half of an inverse and a product),
+  called without the GIL (:mod:`._nogil_blas`; where SciPy lacks those entry
+  points, the batched path);
 - a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
   ``j >= m`` exactly (rounding would leave ``eps``-sized values);
 - Householder QR (``linalg.qr``) when the Cholesky factorisation fails, when
@@ -35,6 +37,8 @@ import numpy as np
 
 from itermap._threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
 from itermap.backends import namespace
+
+from ._nogil_blas import available as nogil_available
 
 __all__ = ["Reorthonormalizer"]
 
@@ -75,46 +79,13 @@ class _CholeskyFailed(Exception):
     pass
 
 
-def _chol_one(Y, out, cond_limit, sqrt_eps, want_r):
-    """CholeskyQR2 of one (n, k) NumPy frame into ``out`` (n, k, C-ordered), with SciPy.
+def _chol_one(Y, out, G, cond_limit, sqrt_eps, want_r):
+    """CholeskyQR2 of one (n, k) NumPy frame into ``out`` (n, k, C-ordered), in place.
 
-    It works on ``A = out^T`` (k, n), Fortran-ordered, so that no call copies:
-    ``G = A A^T`` (syrk), ``G = R^T R`` (potrf), ``A <- R^-T A`` (trsm, in place).
-    (SciPy's wrappers hold the GIL: threads over the matrices would not run in
-    parallel.)
+    ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
+    through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
+    factorised in threads run in parallel. ``G`` is a (k, k) scratch.
     """
-    from scipy.linalg import blas, lapack
-
-    Rs, logs = [], []
-    np.copyto(out, Y)
-    A = out.T
-    for pas in range(2):
-        G = blas.dsyrk(1.0, A, trans=0, lower=0)
-        R, info = lapack.dpotrf(G, lower=0, clean=1, overwrite_a=1)
-        d = np.diagonal(R)
-        if info != 0 or not np.all(d > 0):
-            raise _CholeskyFailed
-        if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
-            raise _CholeskyFailed
-        A = blas.dtrsm(1.0, R, A, side=0, lower=0, trans_a=1, overwrite_b=1)
-        Rs.append(R)
-        logs.append(np.log(d))
-        if pas == 0:
-            dev = float(np.max(np.abs(np.einsum("ij,ij->j", A, A) - 1.0)))
-            if dev <= sqrt_eps:
-                break
-    if not np.shares_memory(A, out):  # the wrapper copied after all
-        np.copyto(out, A.T)
-    logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
-    R = None
-    if want_r:
-        R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
-    return logd, R
-
-
-def _chol_one_nogil(Y, out, G, cond_limit, sqrt_eps, want_r):
-    """:func:`_chol_one` through :mod:`._nogil_blas`: the same steps, without the GIL,
-    so that frames factorised in threads run in parallel. ``G`` is a (k, k) scratch."""
     from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
 
     Rs, logs = [], []
@@ -140,19 +111,6 @@ def _chol_one_nogil(Y, out, G, cond_limit, sqrt_eps, want_r):
     if want_r:
         R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
     return logd, R
-
-
-def _results(jobs):
-    """The jobs' results; every job is waited for before a failure is raised."""
-    parts, failed = [], False
-    for job in jobs:
-        try:
-            parts.append(job.result())
-        except _CholeskyFailed:
-            failed = True
-    if failed:
-        raise _CholeskyFailed
-    return parts
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -293,8 +251,7 @@ class Reorthonormalizer:
     def _householder(xp, Y, want_r, parts=1):
         if isinstance(Y, np.ndarray) and parts > 1:
             cuts = np.linspace(0, Y.shape[0], parts + 1).astype(int)
-            jobs = [_pool().submit(np.linalg.qr, Y[lo:hi]) for lo, hi in zip(cuts[:-1], cuts[1:])]
-            done = [job.result() for job in jobs]
+            done = _pool.run_parts(np.linalg.qr, [Y[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])])
             Q, R = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
         else:
             qr = np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr
@@ -338,7 +295,8 @@ class Reorthonormalizer:
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
         cond_limit, sqrt_eps = 0.01 / eps, math.sqrt(eps)
         B, n, k = Y.shape
-        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= _PER_MATRIX_K:
+        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= _PER_MATRIX_K \
+                and nogil_available():
             return self._cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r)
         Q, logs, Rs = Y, [], []
         for pas in range(2):
@@ -376,21 +334,20 @@ class Reorthonormalizer:
         return Q, logd, R
 
     def _cholesky_per_matrix(self, Y, cond_limit, sqrt_eps, want_r):
-        from ._nogil_blas import available
-
         B, n, k = Y.shape
-        threads = min(n_threads(), B) if self.frames_in_threads and available() else 1
+        threads = min(n_threads(), B) if self.frames_in_threads else 1
         try:
             # SciPy's pool at one thread: alternating with NumPy's, both would spin
             with self._scipy_one_thread():
-                Q = np.empty(Y.shape, dtype=np.float64)  # C-ordered: Q[b].T is Fortran
-                if threads > 1:  # the frames in threads, without the GIL
+                Q = np.empty(Y.shape, dtype=np.float64)
+                if threads > 1:  # the frames in threads
                     scratch = [np.empty((k, k)) for _ in range(B)]
-                    jobs = [_pool().submit(_chol_one_nogil, Y[b], Q[b], scratch[b],
-                                           cond_limit, sqrt_eps, want_r) for b in range(B)]
-                    parts = _results(jobs)
+                    parts = _pool.run_parts(
+                        lambda b: _chol_one(Y[b], Q[b], scratch[b], cond_limit, sqrt_eps,
+                                            want_r), range(B))
                 else:
-                    parts = [_chol_one(Y[b], Q[b], cond_limit, sqrt_eps, want_r)
+                    G = np.empty((k, k))
+                    parts = [_chol_one(Y[b], Q[b], G, cond_limit, sqrt_eps, want_r)
                              for b in range(B)]
         except _CholeskyFailed:
             return None

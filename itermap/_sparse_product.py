@@ -100,10 +100,7 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
         else:  # into the rows of out in place: no temporary, no copy
             accumulate(kernel, part, V, out[lo:hi])
 
-    others = [pool().submit(run, block) for block in blocks[1:]]
-    run(blocks[0])  # the calling thread takes a block itself: one handoff fewer
-    for job in others:
-        job.result()
+    pool.run_parts(run, blocks)
     return out
 
 

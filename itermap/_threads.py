@@ -57,6 +57,8 @@ class ProcessLocalPool:
     >>> pool = ProcessLocalPool("itermap-doc")
     >>> pool().submit(sum, [1, 2]).result()
     3
+    >>> pool.run_parts(abs, [-1, 2, -3])
+    [1, 2, 3]
     """
 
     def __init__(self, name: str):
@@ -76,6 +78,30 @@ class ProcessLocalPool:
                                                         thread_name_prefix=self._name)
                     self._pid = pid
         return self._executor
+
+    def run_parts(self, fn, items) -> list:
+        """``[fn(item) for item in items]``: the first on the calling thread (one handoff
+        fewer), the others on this pool.
+
+        Every part finishes before an exception from any of them is raised (the first
+        one's), so that none is left running over the caller's arrays.
+        """
+        items = list(items)
+        jobs = [self().submit(fn, item) for item in items[1:]]
+        results, error = [], None
+        if items:
+            try:
+                results.append(fn(items[0]))
+            except BaseException as exc:  # re-raised once the others are done
+                error = exc
+        for job in jobs:
+            try:
+                results.append(job.result())
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return results
 
 
 @functools.lru_cache(maxsize=1)
