@@ -341,6 +341,10 @@ def _activation_named(name):
         return None
 
 
+# the one-layer recurrent map classes and the kind of their layer
+_ONE_LAYER_MAPS = {"ElmanRNNMap": "rnn", "GRUMap": "gru", "LSTMMap": "lstm"}
+
+
 def _encode(obj, writer):
     """(type name, fields as JSON with array references) for a supported object."""
     from ._blocks import BlockMatrix
@@ -375,7 +379,10 @@ def _encode(obj, writer):
                    for k, v in c.arrays().items()}
             layers.append({"kind": c.kind, "arrays": ref,
                            "nonlinearity": getattr(c, "nonlinearity", None)})
-        return "RecurrentMap", {"layers": layers, "batch_first": obj.batch_first}
+        fields = {"layers": layers, "batch_first": obj.batch_first}
+        if type(obj).__name__ in _ONE_LAYER_MAPS:  # so that load gives back an LSTMMap, say
+            fields["class"] = type(obj).__name__
+        return "RecurrentMap", fields
     if isinstance(obj, LogisticMap):
         r = obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")
         return "LogisticMap", {"r": r}
@@ -426,6 +433,7 @@ def _decode(type_name, fields, arrays):
             raise ValueError(f"activations must be names, got {acts!r}")
         return IterativeMap(bm, bias, acts, input_block=fields["input_block"])
     if type_name == "RecurrentMap":
+        from . import _gated
         from ._gated import _ElmanCell, _GRUCell, _LSTMCell
 
         cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
@@ -438,7 +446,14 @@ def _decode(type_name, fields, arrays):
             got = {k: _get_array(arrays, ref) for k, ref in spec["arrays"].items()}
             kw = {"nonlinearity": spec.get("nonlinearity")} if spec["kind"] == "rnn" else {}
             layers.append(cls[spec["kind"]](**got, **kw))
-        return RecurrentMap(layers, batch_first=bool(fields["batch_first"]))
+        name = fields.get("class", "RecurrentMap")
+        if name != "RecurrentMap" and (name not in _ONE_LAYER_MAPS or len(layers) != 1
+                                       or layers[0].kind != _ONE_LAYER_MAPS[name]):
+            raise ValueError(f"a recurrent map of class {name!r} must be one layer of its kind")
+        rec_cls = getattr(_gated, name) if name != "RecurrentMap" else RecurrentMap
+        rec = rec_cls.__new__(rec_cls)  # the layers are built: skip the subclass's weights
+        RecurrentMap.__init__(rec, layers, batch_first=bool(fields["batch_first"]))
+        return rec
     if type_name == "LogisticMap":
         r = fields["r"]
         return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))

@@ -1,4 +1,5 @@
-"""One conformance test that every kind of map in itermap passes."""
+"""One conformance test that every kind of map in itermap passes: the classic systems,
+networks (dense, sparse, mixed, driven) and the recurrent maps (Elman, GRU, LSTM, stacked)."""
 
 import numpy as np
 import pytest
@@ -26,6 +27,28 @@ def _maps(xp):
         "forced_mlp": (IterativeMap.from_mlp(
             [xp.asarray(rng.normal(size=(4, 3))), xp.asarray(rng.normal(size=(2, 4)))],
             activation="tanh", output_activation="sin"), rng.normal(size=3)),
+        "elman": (itermap.ElmanRNNMap(xp.asarray(rng.normal(size=(4, 2))),
+                                      xp.asarray(rng.normal(size=(4, 4)) / 2),
+                                      xp.asarray(rng.normal(size=4)),
+                                      xp.asarray(rng.normal(size=4))), rng.normal(size=2)),
+        "gru": (itermap.GRUMap(xp.asarray(rng.normal(size=(9, 2))),
+                               xp.asarray(rng.normal(size=(9, 3))),
+                               xp.asarray(rng.normal(size=9)),
+                               xp.asarray(rng.normal(size=9))), rng.normal(size=2)),
+        "lstm": (itermap.LSTMMap(xp.asarray(rng.normal(size=(12, 2))),
+                                 xp.asarray(rng.normal(size=(12, 3))),
+                                 xp.asarray(rng.normal(size=12)),
+                                 xp.asarray(rng.normal(size=12))), rng.normal(size=2)),
+        # a stack of all three kinds: each layer's input is the hidden state below it
+        "stacked_recurrent": (itermap.RecurrentMap(
+            itermap.ElmanRNNMap(xp.asarray(rng.normal(size=(3, 2))),
+                                xp.asarray(rng.normal(size=(3, 3)) / 2),
+                                nonlinearity="relu").layers
+            + itermap.GRUMap(xp.asarray(rng.normal(size=(6, 3))),
+                             xp.asarray(rng.normal(size=(6, 2)))).layers
+            + itermap.LSTMMap(xp.asarray(rng.normal(size=(8, 2))),
+                              xp.asarray(rng.normal(size=(8, 2)))).layers),
+            rng.normal(size=2)),
     }
     if getattr(xp, "__name__", "") in ("numpy", "cupy"):
         sparse = {
@@ -43,7 +66,8 @@ def _maps(xp):
 
 
 MAP_NAMES = ["logistic", "henon", "standard", "linear", "dense_tanh", "hetero_blocks",
-             "forced_mlp", "sparse_rnn", "mixed_blocks", "forced_sparse"]
+             "forced_mlp", "elman", "gru", "lstm", "stacked_recurrent", "sparse_rnn",
+             "mixed_blocks", "forced_sparse"]
 
 
 @pytest.mark.parametrize("name", MAP_NAMES)

@@ -713,3 +713,27 @@ def test_load_refuses_a_non_path_and_a_folder(tmp_path):
         load(3)
     with pytest.raises(ValueError, match="is a folder"):
         load(tmp_path)
+
+
+def test_a_one_layer_recurrent_map_loads_as_its_own_class(tmp_path):
+    # load gave back a plain RecurrentMap for an LSTMMap, GRUMap or ElmanRNNMap
+    rng = np.random.default_rng(0)
+    for cls, rows in ((itermap.ElmanRNNMap, 3), (itermap.GRUMap, 9), (itermap.LSTMMap, 12)):
+        m = cls(rng.normal(size=(rows, 2)), rng.normal(size=(rows, 3)))
+        back = itermap.load(itermap.save(m, tmp_path / f"{cls.__name__}.npz"))
+        assert type(back) is cls
+        x = rng.normal(size=(2, m.dim))
+        u = rng.normal(size=(2, 2))
+        np.testing.assert_array_equal(back.step(x, u), m.step(x, u))
+
+
+def test_a_recurrent_class_that_disagrees_with_its_layer_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    path = itermap.save(itermap.GRUMap(rng.normal(size=(9, 2)), rng.normal(size=(9, 3))),
+                        tmp_path / "gru.npz")
+    meta, arrays = _entries(path)
+    for wrong in ("LSTMMap", "Map", "os.system"):
+        meta["fields"]["class"] = wrong
+        bad = _write(tmp_path / f"{wrong}.npz", meta, arrays)
+        with pytest.raises(ValueError, match="class"):
+            itermap.load(bad)
