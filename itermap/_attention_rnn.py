@@ -413,6 +413,23 @@ class AttentionRNN(Map):
                 f"d_in={self.Wv.shape[1]}, scale={self.scale:.4g})")
 
 
+def combine(left, right):
+    """The associative operator of Feng et al. (section 3.2) on prefix summaries.
+
+    A summary of tokens ``i .. j`` is ``(m, a, c)``: ``m`` the largest score,
+    ``a = sum v exp(s - m)``, ``c = sum exp(s - m)`` (``a`` with a trailing value
+    axis). ``combine(left, right)`` summarises the tokens of ``left`` then
+    ``right``; the scan of :func:`attention_scan` computes the same prefixes
+    (the max first, then the affine recurrence).
+    """
+    m_l, a_l, c_l = left
+    m_r, a_r, c_r = right
+    xp = namespace(m_l, m_r)
+    m = xp.maximum(m_l, m_r)
+    g_l, g_r = xp.exp(m_l - m), xp.exp(m_r - m)
+    return m, a_l * g_l[..., None] + a_r * g_r[..., None], c_l * g_l + c_r * g_r
+
+
 def _combine_max(early, late, need_A):
     # the running maximum as an associative scan: (A is unused, carried along)
     return late[0], namespace(late[1]).maximum(early[1], late[1])

@@ -251,10 +251,9 @@ class LinearStateSpace(Map):
                             np.asarray(to_numpy(B), dtype=np.float64), self.dt, self.method)
         if not (np.all(np.isfinite(Ab)) and np.all(np.isfinite(Bb))):
             raise ValueError(f"dt={self.dt}: the discretised system overflows")
-        backend = backend_of(A)
         self.A, self.B, self.C, self.D = A, B, C, D
-        self.Abar = to_backend(Ab.astype(np.dtype(str(dtype))), backend)
-        self.Bbar = to_backend(Bb.astype(np.dtype(str(dtype))), backend)
+        self.Abar = xp.asarray(Ab, dtype=dtype)
+        self.Bbar = xp.asarray(Bb, dtype=dtype)
         self._AbarT = xp.asarray(self.Abar.T, copy=True)
         self._BbarT = xp.asarray(self.Bbar.T, copy=True)
 
@@ -475,12 +474,18 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
     """A deep LSSL as one iterative map: linear recurrent blocks between nonlinear ones.
 
     Layer ``l`` contributes two blocks: its state ``h_l`` (identity activation,
-    ``h_l' = Abar_l h_l + Bbar_l z_{l-1}``) and its output ``z_l``
-    (``z_l' = f(C_l h_l + D_l z_{l-1})``), with ``z_0 = u`` the input block. The block
-    matrix is an MLP's block sub-diagonal (``Bbar_l``, ``C_l``; ``D_l`` two blocks
-    down) with the linear recurrent blocks ``Abar_l`` on the diagonal: the MLP-RNN
-    continuum's recurrent end restricted to linear, structured recurrences. As in
-    the MLP map, each block adds one step of delay.
+    ``h_l' = Abar_l h_l + Bbar_l z_{l-1}``) and its output
+    ``z_l' = f(C_l h_l' + D_l z_{l-1}) = f(C_l Abar_l h_l + (C_l Bbar_l + D_l) z_{l-1})``,
+    with ``z_0 = u`` the input block. So ``z_l`` holds the layer's output ``f(y_l)`` of
+    the same step as ``h_l``, and each layer adds one step of delay: ``z_L`` after
+    step ``t + L`` is the stack's output for the input ``u_t``, exactly what
+    :meth:`LinearStateSpace.convolve` and ``f`` composed layer by layer give.
+
+    The block matrix is an MLP's pattern (``Bbar_l`` on the block sub-diagonal from
+    ``z_{l-1}`` to ``h_l``, ``C_l Abar_l`` from ``h_l`` to ``z_l``, and the skip
+    ``C_l Bbar_l + D_l`` from ``z_{l-1}`` to ``z_l``) with the linear recurrent blocks
+    ``Abar_l`` on the diagonal: the MLP-RNN continuum's recurrent side restricted to
+    linear, structured recurrences.
 
     Parameters
     ----------
@@ -526,9 +531,9 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
     >>> net.block_matrix.block_pattern().astype(int)
     array([[0, 0, 0, 0, 0],
            [1, 1, 0, 0, 0],
-           [0, 1, 0, 0, 0],
+           [1, 1, 0, 0, 0],
            [0, 0, 1, 1, 0],
-           [0, 0, 0, 1, 0]])
+           [0, 0, 1, 1, 0]])
     """
     if isinstance(layers, LinearStateSpace) or isinstance(layers, str | bytes) \
             or not isinstance(layers, Sequence):
@@ -556,11 +561,9 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
     for i, layer in enumerate(layers):
         h, z, prev = 2 * i + 1, 2 * i + 2, 2 * i
         sizes += [layer.dim, layer.output_size]
-        blocks[(h, h)] = np.asarray(to_numpy(layer.Abar), dtype=np.float64)
-        blocks[(h, prev)] = np.asarray(to_numpy(layer.Bbar), dtype=np.float64)
-        blocks[(z, h)] = np.asarray(to_numpy(layer.C), dtype=np.float64)
-        D = np.asarray(to_numpy(layer.D), dtype=np.float64)
-        if np.any(D):
-            blocks[(z, prev)] = D
+        Ab, Bb, C, D = (np.asarray(to_numpy(a), dtype=np.float64)
+                        for a in (layer.Abar, layer.Bbar, layer.C, layer.D))
+        blocks[(h, h)], blocks[(h, prev)] = Ab, Bb
+        blocks[(z, h)], blocks[(z, prev)] = C @ Ab, C @ Bb + D
         acts += ["identity", output_activation if i == len(layers) - 1 else activation]
     return IterativeMap(BlockMatrix(sizes, blocks), None, acts, input_block=0)
