@@ -475,6 +475,27 @@ def cases() -> dict:
             "A": P(np.full((4, 2, 2), 0.5), "array"), "b": P(np.ones((4, 2)), "array"),
             "x0": P(np.zeros(2), "array"), "kind": P("full", "choice")},
             positional=("A", "b", "x0")),
+        # -- sequence models: attention as an RNN, linear state-space layers ------------
+        "AttentionRNN": Case(itermap.AttentionRNN, {
+            "Wk": P(np.full((2, 3), 0.5), "array"), "Wv": P(np.full((2, 3), 0.3), "array"),
+            "q": P(np.ones(2), "array"), "scale": P(None, "float", optional=True)},
+            positional=("Wk", "Wv", "q")),
+        "attention_scan": Case(itermap.attention_scan, {
+            "scores": P(np.linspace(-1.0, 1.0, 4), "array"),
+            "values": P(np.ones((4, 2)), "array")}, positional=("scores", "values"),
+            skip={"values": {"wrong shape"}}),   # another value width is another attention
+        "LinearStateSpace": Case(itermap.LinearStateSpace, {
+            "A": P(-np.eye(2), "array"), "B": P(np.ones(2), "array"),
+            "C": P(np.ones(2), "array"), "D": P(None, "array", optional=True),
+            "dt": P(0.1, "float>0"), "method": P("bilinear", "choice")},
+            positional=("A", "B", "C", "D")),
+        "deep_lssl": Case(itermap.deep_lssl, {
+            "layers": P([itermap.LinearStateSpace(-np.eye(2), np.ones(2), np.ones(2), dt=0.1)],
+                        "layers"),
+            "activation": P("tanh", "choice"), "output_activation": P("identity", "choice")},
+            positional=("layers",)),
+        "systems.hippo": Case(itermap.systems.hippo, {
+            "kind": P("legs", "choice"), "N": P(3, "int>=1")}, positional=("kind", "N")),
         "basins": Case(analysis.basins, {
             "map": P(logistic(2.5), "map"), "x0": P(np.array([[0.2], [0.7]]), "state"),
             "steps": P(40, "int>=1"), "max_period": P(4, "int>=1"), "tol": P(1e-6, "float>0")},

@@ -26,6 +26,12 @@ def _maps(xp):
         "forced_mlp": (IterativeMap.from_mlp(
             [xp.asarray(rng.normal(size=(4, 3))), xp.asarray(rng.normal(size=(2, 4)))],
             activation="tanh", output_activation="sin"), rng.normal(size=3)),
+        "attention_rnn": (itermap.AttentionRNN(
+            xp.asarray(rng.normal(size=(3, 2))), xp.asarray(rng.normal(size=(2, 2))),
+            xp.asarray(rng.normal(size=3))), rng.normal(size=2)),
+        "state_space": (itermap.LinearStateSpace(
+            xp.asarray(itermap.systems.hippo("legs", 3)[0]), xp.asarray(rng.normal(size=(3, 2))),
+            xp.asarray(rng.normal(size=(1, 3))), dt=0.3), rng.normal(size=2)),
     }
     if getattr(xp, "__name__", "") in ("numpy", "cupy"):
         sparse = {
@@ -43,7 +49,8 @@ def _maps(xp):
 
 
 MAP_NAMES = ["logistic", "henon", "standard", "linear", "dense_tanh", "hetero_blocks",
-             "forced_mlp", "sparse_rnn", "mixed_blocks", "forced_sparse"]
+             "forced_mlp", "sparse_rnn", "mixed_blocks", "forced_sparse", "attention_rnn",
+             "state_space"]
 
 
 @pytest.mark.parametrize("name", MAP_NAMES)
