@@ -383,3 +383,59 @@ def test_the_new_maps_save_and_load(tmp_path):
         x, u = rng.normal(size=(4, m.dim)), rng.normal(size=(4, m.input_size))
         np.testing.assert_array_equal(back.step(x.astype(m.dtype), u), m.step(
             x.astype(m.dtype), u))
+
+
+# -- the four families side by side -------------------------------------------------------------
+def test_the_comparison_against_what_each_family_must_show():
+    from itermap.analysis import compare_sequence_models, sequence_models
+
+    maps = sequence_models(12, rng=3)
+    # attention with constant scores: the impulse on a stays whole, exactly
+    maps["attention"] = AttentionRNN(np.ones((2, 1)), np.ones((10, 1)), np.zeros(2))
+    r = compare_sequence_models(maps, steps=12, max_delay=6, mc_steps=2000,
+                                lyapunov_steps=200, k=3, rng=0)
+    assert r.names == ["mlp", "rnn", "lssl", "attention"] and r.dims == [13, 13, 15, 12]
+    i = {n: j for j, n in enumerate(r.names)}
+    # the MLP of depth 2: an impulse in layer 1 reaches layer 2, then nothing (exactly)
+    np.testing.assert_array_equal(r.impulse[i["mlp"], 2:], 0.0)
+    assert r.impulse[i["mlp"], 1] > 0 and np.all(np.isneginf(r.exponents[i["mlp"]]))
+    assert 1.9 < r.capacity[i["mlp"]] < 2.1 and np.all(r.r2[i["mlp"], 2:] < 0.02)
+    np.testing.assert_allclose(r.impulse[i["attention"]], 1.0, rtol=1e-14)
+    # the RNN and the LSSL forget gradually: positive and falling, never exactly zero
+    for name in ("rnn", "lssl"):
+        row = r.impulse[i[name]]
+        assert np.all(row > 0) and row[-1] < row[0]
+        assert np.all(r.exponents[i[name]] < 0)
+    # the LSSL's first exponent is the slowest LegS mode of its slower layer (dt = 0.02):
+    # the driven tanh between layers does not change a linear block's exponents
+    want = np.log((1 - 0.02 / 2) / (1 + 0.02 / 2))
+    assert r.exponents[i["lssl"], 0] == pytest.approx(want, abs=0.01)
+
+
+def test_the_comparison_saves_plots_and_reports(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from itermap.analysis import compare_sequence_models, plots
+    from itermap.analysis._report import run_report
+
+    r = compare_sequence_models(units=6, steps=5, max_delay=3, mc_steps=400,
+                                lyapunov_steps=30, rng=1)
+    back = itermap.load(itermap.save(r, tmp_path / "cmp.npz"))
+    np.testing.assert_array_equal(back.r2, r.r2)
+    np.testing.assert_array_equal(back.exponents, r.exponents)
+    fig, axes = plt.subplots(1, 3)
+    for ax, panel in zip(axes, ("impulse", "memory", "spectrum")):
+        assert plots.sequence_comparison(r, panel, ax=ax) is ax
+        assert len(ax.get_legend().get_texts()) == 4
+    plt.close(fig)
+    spec = {"networks": {"r": {"kind": "random_rnn", "n": 3, "gain": 0.5}},
+            "analyses": [{"kind": "sequence_models", "units": 6, "steps": 5, "max_delay": 3,
+                          "mc_steps": 400, "lyapunov_steps": 30}]}
+    doc = run_report(spec, tmp_path / "rep", progress=False)
+    nums = doc["analyses"][0]["numbers"]
+    assert nums["names"] == ["mlp", "rnn", "lssl", "attention"]
+    assert 1.9 < nums["capacity"][0] < 2.1           # an MLP of depth 2: [1, 3, 3]
+    assert len(list((tmp_path / "rep" / "figures").glob("*sequence*.png"))) == 3
