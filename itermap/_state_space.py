@@ -390,14 +390,21 @@ class LinearStateSpace(Map):
         array([0.5, 0.5, 0.5])
         """
         L = check_int("L", L, 1)
+        return namespace(self.Abar).permute_dims(self._kernel_qpl(L), (2, 0, 1))
+
+    def _kernel_qpl(self, L):
+        """The kernel as (Q, P, L), time last: one 2-d product per doubling."""
         xp = namespace(self.Abar)
-        V = self.Bbar[None, ...]                            # (n, N, P)
-        power = self.Abar
-        while V.shape[0] < L:
-            V = xp.concat([V, xp.matmul(power, V)], axis=0)
-            if V.shape[0] < L:
+        P = self.input_size
+        V = self.Bbar                                      # (N, n P): blocks Abar^j Bbar
+        power, n = self.Abar, 1
+        while n < L:
+            V = xp.concat([V, power @ V], axis=1)
+            n *= 2
+            if n < L:
                 power = power @ power
-        return xp.matmul(self.C, V[:L, ...])
+        K = self.C @ V[:, :L * P]                            # (Q, L P), column j P + p
+        return xp.permute_dims(xp.reshape(K, (self.output_size, L, P)), (0, 2, 1))
 
     def convolve(self, u: Array) -> Array:
         """The outputs ``y_0 .. y_{L-1}`` from the zero state, by FFT convolution.
@@ -449,15 +456,18 @@ class LinearStateSpace(Map):
             raise ValueError("u contains NaN or inf")
         L = u.shape[0]
         n = 1 << (2 * L - 1).bit_length()                     # >= 2L - 1: no wrap-around
-        K = self.kernel(L)                                    # (L, Q, P)
-        Kf = xp.fft.rfft(K, n=n, axis=0)                      # (F, Q, P)
-        Uf = xp.fft.rfft(u, n=n, axis=0)                      # (F, [B,] P)
-        if u.ndim == 2:
-            Yf = xp.matmul(Kf, Uf[..., None])[..., 0]         # (F, Q)
+        Kf = xp.fft.rfft(self._kernel_qpl(L), n=n, axis=-1)   # (Q, P, F), time last
+        batch = u if u.ndim == 3 else u[:, None, :]
+        Uf = xp.fft.rfft(xp.permute_dims(batch, (1, 2, 0)), n=n, axis=-1)   # (B, P, F)
+        Q, P = self.output_size, self.input_size
+        if P * Q <= 64:   # few channels: a broadcast product beats F tiny matmuls
+            Yf = xp.sum(Uf[:, None, :, :] * Kf[None, ...], axis=2)         # (B, Q, F)
         else:
-            Yf = xp.matmul(Uf, xp.matrix_transpose(Kf))       # (F, B, Q)
-        y = xp.fft.irfft(Yf, n=n, axis=0)[:L, ...]
-        return xp.astype(y, self.dtype) + u @ self.D.T
+            Yf = xp.permute_dims(xp.matmul(xp.permute_dims(Uf, (2, 0, 1)),
+                                           xp.permute_dims(Kf, (2, 1, 0))), (1, 2, 0))
+        y = xp.permute_dims(xp.fft.irfft(Yf, n=n, axis=-1)[..., :L], (2, 0, 1))   # (L, B, Q)
+        y = xp.astype(y, self.dtype) + batch @ self.D.T
+        return y if u.ndim == 3 else y[:, 0, :]
 
     def to(self, backend: str) -> LinearStateSpace:
         return LinearStateSpace(to_backend(self.A, backend), to_backend(self.B, backend),
