@@ -439,3 +439,15 @@ def test_the_comparison_saves_plots_and_reports(tmp_path):
     assert nums["names"] == ["mlp", "rnn", "lssl", "attention"]
     assert 1.9 < nums["capacity"][0] < 2.1           # an MLP of depth 2: [1, 3, 3]
     assert len(list((tmp_path / "rep" / "figures").glob("*sequence*.png"))) == 3
+
+
+def test_the_new_maps_move_between_backends():
+    rng = np.random.default_rng(2)
+    att = AttentionRNN(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.normal(size=2))
+    A, B = hippo("lagt", 3)
+    ssm = LinearStateSpace(A, B, np.ones(3), dt=0.2, method="zoh")
+    for m in (att, ssm):
+        back = m.to("numpy")
+        x, u = rng.normal(size=(2, m.dim)), rng.normal(size=(2, m.input_size))
+        np.testing.assert_array_equal(back.step(x, u), m.step(x, u))
+        assert back.backend == "numpy"
