@@ -77,3 +77,11 @@ __all__ += ["FiniteTimeExponents", "finite_time_exponents"]
 from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan  # noqa: E402
 
 __all__ += ["NewtonLyapunovScan", "newton_lyapunov_scan"]
+
+from ._sequence import (  # noqa: E402
+    SequenceComparison,
+    compare_sequence_models,
+    sequence_models,
+)
+
+__all__ += ["SequenceComparison", "compare_sequence_models", "sequence_models"]

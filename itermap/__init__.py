@@ -10,6 +10,7 @@ what we learn from them.
 from . import backends, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
+from ._attention_rnn import AttentionRNN, attention_scan
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
 from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
@@ -20,6 +21,7 @@ from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._rng import as_rng
+from ._state_space import LinearStateSpace, deep_lssl
 from ._torch import from_torch, to_torch
 from ._train import (
     NonFiniteLossError,
@@ -77,4 +79,8 @@ __all__ = [
     "saveable",
     "systems",
     "__version__",
+    "AttentionRNN",
+    "attention_scan",
+    "LinearStateSpace",
+    "deep_lssl",
 ]

@@ -392,6 +392,9 @@ def _encode(obj, writer):
         return "StandardMap", {"k": obj.k}
     if isinstance(obj, LinearMap):
         return "LinearMap", {"A": writer.ref("A", obj.A, "A")}
+    sequence = _encode_sequence_map(obj, writer)
+    if sequence is not None:
+        return sequence
     cls = type(obj)
     if _type_name(cls) in _REGISTRY:
         fields = {f.name: _encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
@@ -400,6 +403,32 @@ def _encode(obj, writer):
         return _type_name(cls), fields
     raise TypeError(f"obj: cannot save a {cls.__name__}: itermap saves maps, block matrices, "
                     "trajectories and @saveable result dataclasses")
+
+
+def _encode_sequence_map(obj, writer):
+    """(type name, fields) of an AttentionRNN or a LinearStateSpace; None for other objects."""
+    from ._attention_rnn import AttentionRNN
+    from ._state_space import LinearStateSpace
+
+    if isinstance(obj, AttentionRNN):
+        return "AttentionRNN", {k: writer.ref(k, getattr(obj, k), k) for k in ("Wk", "Wv", "q")} \
+            | {"scale": obj.scale}
+    if isinstance(obj, LinearStateSpace):
+        return "LinearStateSpace", {k: writer.ref(k, getattr(obj, k), k)
+                                    for k in ("A", "B", "C", "D")} \
+            | {"dt": obj.dt, "method": obj.method}
+    return None
+
+
+def _decode_sequence_map(type_name, fields, arrays):
+    from ._attention_rnn import AttentionRNN
+    from ._state_space import LinearStateSpace
+
+    if type_name == "AttentionRNN":
+        Wk, Wv, q = (_get_array(arrays, fields[k]) for k in ("Wk", "Wv", "q"))
+        return AttentionRNN(Wk, Wv, q, scale=fields["scale"])
+    A, B, C, D = (_get_array(arrays, fields[k]) for k in ("A", "B", "C", "D"))
+    return LinearStateSpace(A, B, C, D, dt=fields["dt"], method=fields["method"])
 
 
 def _decode(type_name, fields, arrays):
@@ -463,6 +492,8 @@ def _decode(type_name, fields, arrays):
         return StandardMap(fields["k"])
     if type_name == "LinearMap":
         return LinearMap(_get_array(arrays, fields["A"]))
+    if type_name in ("AttentionRNN", "LinearStateSpace"):
+        return _decode_sequence_map(type_name, fields, arrays)
     cls = _saved_class(type_name)
     unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
     if unknown:

@@ -1,5 +1,6 @@
-"""Classic maps: logistic, Henon, linear and the standard map."""
+"""Classic maps: logistic, Henon, linear and the standard map; the HiPPO matrices."""
 
+from ._state_space import hippo
 from ._systems import (
     HenonMap,
     LinearMap,
@@ -12,4 +13,4 @@ from ._systems import (
 )
 
 __all__ = ["logistic", "henon", "linear", "standard_map",
-           "LogisticMap", "HenonMap", "LinearMap", "StandardMap"]
+           "LogisticMap", "HenonMap", "LinearMap", "StandardMap", "hippo"]

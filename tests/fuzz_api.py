@@ -288,6 +288,11 @@ def _gru_weights():
             g.normal(size=9) * 0.1)
 
 
+def _sequence_comparison():
+    return analysis.compare_sequence_models(units=6, steps=3, max_delay=2, mc_steps=300,
+                                            lyapunov_steps=10, rng=0)
+
+
 def _fold_family(u):
     return IterativeMap(np.array([[1.5]]), np.array([float(u)]), "tanh")
 
@@ -475,6 +480,38 @@ def cases() -> dict:
             "A": P(np.full((4, 2, 2), 0.5), "array"), "b": P(np.ones((4, 2)), "array"),
             "x0": P(np.zeros(2), "array"), "kind": P("full", "choice")},
             positional=("A", "b", "x0")),
+        # -- sequence models: attention as an RNN, linear state-space layers ------------
+        "AttentionRNN": Case(itermap.AttentionRNN, {
+            "Wk": P(np.full((2, 3), 0.5), "array"), "Wv": P(np.full((2, 3), 0.3), "array"),
+            "q": P(np.ones(2), "array"), "scale": P(None, "float", optional=True)},
+            positional=("Wk", "Wv", "q")),
+        "attention_scan": Case(itermap.attention_scan, {
+            "scores": P(np.linspace(-1.0, 1.0, 4), "array"),
+            "values": P(np.ones((4, 2)), "array")}, positional=("scores", "values"),
+            skip={"values": {"wrong shape"}}),   # another value width is another attention
+        "LinearStateSpace": Case(itermap.LinearStateSpace, {
+            "A": P(-np.eye(2), "array"), "B": P(np.ones(2), "array"),
+            "C": P(np.ones(2), "array"), "D": P(None, "array", optional=True),
+            "dt": P(0.1, "float>0"), "method": P("bilinear", "choice")},
+            positional=("A", "B", "C", "D")),
+        "deep_lssl": Case(itermap.deep_lssl, {
+            "layers": P([itermap.LinearStateSpace(-np.eye(2), np.ones(2), np.ones(2), dt=0.1)],
+                        "layers"),
+            "activation": P("tanh", "choice"), "output_activation": P("identity", "choice")},
+            positional=("layers",)),
+        "systems.hippo": Case(itermap.systems.hippo, {
+            "kind": P("legs", "choice"), "N": P(3, "int>=1")}, positional=("kind", "N")),
+        "sequence_models": Case(analysis.sequence_models, {
+            "units": P(6, "int>=1"), "rng": P(0, "rng", optional=True)},
+            skip={"units": {"zero"}}),   # 0 < 4 is refused as any small value
+        "compare_sequence_models": Case(analysis.compare_sequence_models, {
+            "maps": P(None, "map", optional=True), "units": P(6, "int>=1"),
+            "steps": P(3, "int>=1"), "max_delay": P(2, "int>=1"), "mc_steps": P(300, "int>=1"),
+            "lyapunov_steps": P(10, "int>=1"), "k": P(2, "int>=1"),
+            "rng": P(0, "rng", optional=True)}),
+        "plots.sequence_comparison": Case(plots.sequence_comparison, {
+            "result": P(_sequence_comparison(), "result"), "panel": P("memory", "choice")},
+            positional=("result", "panel")),
         "basins": Case(analysis.basins, {
             "map": P(logistic(2.5), "map"), "x0": P(np.array([[0.2], [0.7]]), "state"),
             "steps": P(40, "int>=1"), "max_period": P(4, "int>=1"), "tol": P(1e-6, "float>0")},
@@ -653,6 +690,7 @@ EXEMPT = {
     "TrainHistory": "a result record of train",
     "TrainState": "a saved optimizer state of train",
     "FlipFlopAnalysis": "a result record",
+    "SequenceComparison": "a result record",
     "CovariantVectors": "a result record",
     "Basins": "a result record",
     "Continuation": "a result record",

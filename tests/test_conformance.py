@@ -49,6 +49,12 @@ def _maps(xp):
             + itermap.LSTMMap(xp.asarray(rng.normal(size=(8, 2))),
                               xp.asarray(rng.normal(size=(8, 2)))).layers),
             rng.normal(size=2)),
+        "attention_rnn": (itermap.AttentionRNN(
+            xp.asarray(rng.normal(size=(3, 2))), xp.asarray(rng.normal(size=(2, 2))),
+            xp.asarray(rng.normal(size=3))), rng.normal(size=2)),
+        "state_space": (itermap.LinearStateSpace(
+            xp.asarray(itermap.systems.hippo("legs", 3)[0]), xp.asarray(rng.normal(size=(3, 2))),
+            xp.asarray(rng.normal(size=(1, 3))), dt=0.3), rng.normal(size=2)),
     }
     if getattr(xp, "__name__", "") in ("numpy", "cupy"):
         sparse = {
@@ -67,7 +73,7 @@ def _maps(xp):
 
 MAP_NAMES = ["logistic", "henon", "standard", "linear", "dense_tanh", "hetero_blocks",
              "forced_mlp", "elman", "gru", "lstm", "stacked_recurrent", "sparse_rnn",
-             "mixed_blocks", "forced_sparse"]
+             "mixed_blocks", "forced_sparse", "attention_rnn", "state_space"]
 
 
 @pytest.mark.parametrize("name", MAP_NAMES)

@@ -5,7 +5,8 @@ rows the issues ask for on a GPU, each skipped once the budget would not hold it
 
 1. the fixed-point search, N = 64, 512 starts, on CuPy against the hybr loop on the host;
 2. the parallel-in-time Newton solve against the sequential CuPy loop (quick sizes);
-3. the Lyapunov spectrum of a dense N = 4096 network, B = 1 and 8, at 100 steps, then at
+3. the attention scan (T = 10^5) and the state-space convolution (L = 10^4), float32;
+4. the Lyapunov spectrum of a dense N = 4096 network, B = 1 and 8, at 100 steps, then at
    the issue's 1000 steps where the 100-step time says it fits (time, and fraction of the
    measured CuPy float64 matmul rate).
 
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     if not cupy_available():
         print("GPU rows skipped: cupy with a CUDA GPU is not available", flush=True)
         return 0
-    from benchmarks import bench_fixed_points, bench_lyapunov, bench_newton
+    from benchmarks import bench_fixed_points, bench_lyapunov, bench_newton, bench_sequence
 
     start = time.perf_counter()
     rows: list[dict] = []
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     m, _, X0 = bench_fixed_points._problem(starts=512)
     part("fixed points", lambda: bench_fixed_points._gpu(m, X0, False), 30)
     part("newton (quick sizes)", lambda: bench_newton._gpu(True), 30)
+    part("sequence models", lambda: bench_sequence._gpu(False), 20)
     quick_lyapunov = part("lyapunov, 100 steps", lambda: bench_lyapunov._gpu(True), 20)
     if quick_lyapunov is not None:  # 1000 steps cost about 10x the 100-step run
         part("lyapunov, 1000 steps", lambda: bench_lyapunov._gpu(False),
