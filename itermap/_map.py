@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import backend_of, namespace
+from ._checks import plain_array
 from ._types import Array
 
 __all__ = ["Map", "DivergenceError"]
 
 
 def _check_real_dtype(a, name):
+    a = plain_array(name, a)
     xp = namespace(a)
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must be real, got dtype {a.dtype}")
@@ -365,10 +367,23 @@ class Map:
         """
         return self.read_block(x, -1)
 
+    # True for maps whose NumPy or CuPy arrays (weights, a matrix) meet the state
+    _holds_arrays = False
+
     def _check_state(self, x, name: str = "x"):
-        """``x`` as a real floating state (dim,) or batch (B, dim); errors name ``name``."""
+        """``x`` as a real floating state (dim,) or batch (B, dim); errors name ``name``.
+
+        Masked arrays with a mask, 0-d and float16 arrays (no LAPACK routine works in half
+        precision) are refused; ``np.matrix``, big-endian and integer states are converted.
+        """
         if x is None:
             raise TypeError(f"{name}: the state is None")
+        x = plain_array(name, x)
+        if self._holds_arrays and backend_of(x) != self.backend and \
+                not {backend_of(x), self.backend} <= {"numpy", "cupy"}:
+            raise TypeError(f"{name}: all arrays must come from one namespace: the state is "
+                            f"{backend_of(x)}, the map's arrays are {self.backend}; move one "
+                            f"with map.to(...) or to_backend(...)")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
@@ -394,6 +409,9 @@ class Map:
             else:
                 raise TypeError(f"{name}: a state must be real floating point, got dtype "
                                 f"{x.dtype}")
+        elif str(x.dtype) in ("float16", "torch.float16", "torch.bfloat16"):
+            raise TypeError(f"{name}: float16 states are not supported (no LAPACK routine "
+                            f"works in half precision); pass float32 or float64")
         return x
 
     def _check_start(self, x0, name: str = "x0"):
@@ -407,6 +425,7 @@ class Map:
     def _check_tangent(self, x, v):
         if not hasattr(v, "shape"):
             raise TypeError("tangent vectors v must be an array")
+        v = plain_array("v", v)
         _check_real_dtype(v, "v")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
@@ -424,6 +443,7 @@ class Map:
     def _check_cotangent(self, x, w):
         if not hasattr(w, "shape"):
             raise TypeError("cotangent vectors w must be an array")
+        w = plain_array("w", w)
         _check_real_dtype(w, "w")
         ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
         if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
@@ -443,6 +463,7 @@ class Map:
         if u is None:
             raise ValueError(f"this map is driven: step needs an input u of length "
                              f"{self.input_size}{where}")
+        u = plain_array("u", u)
         if not hasattr(u, "shape"):
             u = namespace(x).asarray(np.asarray(u, dtype=float))
         if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (

@@ -100,6 +100,7 @@ def _bad_values(p: Param):
                 ("wrong shape", np.zeros(a.shape[:-1] + (a.shape[-1] + 1,)) if a.ndim
                  else np.zeros(3), True),
                 ("3-d", np.zeros((2, 2, 2, 2)), True)]
+        out += _array_kinds(a)
     elif k == "map":
         out += [("int", 3, True), ("object", object(), True), ("array", np.zeros(3), True)]
     elif k == "callable":
@@ -127,6 +128,7 @@ def _bad_values(p: Param):
     elif k == "values":
         out += [("nan", [np.nan, 1.0], True), ("inf", [np.inf], True),
                 ("complex", [1j], True), ("empty", [], True), ("2-d", [[1.0, 2.0]], True)]
+        out += _array_kinds(np.asarray(v, dtype=float))
     elif k == "path":
         out += [("int", 3, True), ("empty", "", True), ("folder", str(TMP), True),
                 ("missing", str(TMP / "no-such-file.npz"), True)]
@@ -151,7 +153,13 @@ def _bad_values(p: Param):
     elif k == "layers":
         out += [("complex", [np.ones((3, 2)) + 1j, np.ones((1, 3))], True),
                 ("nan", [np.full((3, 2), np.nan), np.ones((1, 3))], True),
-                ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True)]
+                ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True),
+                ("masked", [np.ma.masked_array(np.ones((3, 2)), mask=np.eye(3, 2, dtype=bool)),
+                            np.ones((1, 3))], True),
+                ("matrix", [np.matrix(np.ones((3, 2))), np.matrix(np.ones((1, 3)))], False),
+                ("big-endian", [np.ones((3, 2), dtype=">f8"), np.ones((1, 3), dtype=">f8")],
+                 False),
+                ("mixed namespaces", [_strict(np.ones((3, 2))), np.ones((1, 3))], True)]
         if p.optional:
             out = [o for o in out if o[0] != "empty"]
     elif k == "grid":
@@ -160,6 +168,44 @@ def _bad_values(p: Param):
     elif k == "dims":
         out += [("out of range", (0, 5), True), ("float", (0.5, 1), True)]
     return out
+
+
+def _strict(a):
+    """``a`` as an array_api_strict array: another array library than NumPy."""
+    import array_api_strict
+
+    return array_api_strict.asarray(np.asarray(a))
+
+
+def _array_kinds(a):
+    """The array kinds that are not plain ndarrays (issue 23): masked (with a mask, refused),
+    np.matrix, big-endian, float16 (each accepted or refused with a named error), 0-d
+    (refused where an array of at least one axis goes), and an array from another library
+    (array_api_strict; refused where the call holds NumPy arrays as well, see ``run``)."""
+    a = np.asarray(a, dtype=float)
+    out = []
+    if a.size:
+        mask = np.zeros(a.shape, dtype=bool)
+        mask.flat[0] = True
+        out.append(("masked", np.ma.masked_array(a, mask=mask), True))
+    if 1 <= a.ndim <= 2:
+        out.append(("matrix", np.matrix(a), False))
+    out += [("big-endian", a.astype(">f8"), False), ("float16", a.astype(np.float16), False),
+            ("mixed namespaces", _strict(a), False)]
+    if a.ndim:
+        out.append(("0-d", np.asarray(0.5), True))
+    return out
+
+
+def _holds_numpy(value) -> bool:
+    """True for a NumPy array, or a list, tuple or dict holding one."""
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_numpy(v) for v in value.values())
+    return False
 
 
 def _nonfinite(obj, seen=None, skip=()) -> bool:
@@ -704,6 +750,10 @@ def run(select=None):
                     continue
                 if case.passes_nan and label in ("nan", "inf"):
                     refuse = False
+                if label == "mixed namespaces" and p.kind != "layers":
+                    # another library's array beside NumPy arrays: one TypeError up front
+                    refuse = any(_holds_numpy(q.value) for q_name, q in case.params.items()
+                                 if q_name != pname)
                 outcome, detail = classify(case, pname, label, bad, refuse)
                 rows.append({"case": cname, "param": pname, "bad": label,
                              "outcome": outcome, "detail": detail})
