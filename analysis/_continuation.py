@@ -286,7 +286,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     max_step = ((hi_v - lo_v) / 10.0 if max_step is None
                 else check_real("max_step", max_step, positive=True))
     x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
-                          else x_start).ravel()
+                          else x_start, ndim=1)
     dim = itermap.as_map(make_map(float(vals[0]))).dim
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "

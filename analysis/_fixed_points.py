@@ -23,7 +23,7 @@ import itermap
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
-from ._checks import check_bool, check_memory, check_real_array
+from ._checks import check_bool, check_memory, check_real_array, no_half, one_namespace, plain_array
 from ._checks import check_int as _check_int
 from ._lapack_threads import (
     batched_eigvals,
@@ -201,6 +201,8 @@ def _check_positive(name, value):
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
+    x0 = no_half("x0", plain_array("x0", x0))
+    one_namespace(map=map_, x0=x0, movable=True)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
         x0 = np.asarray(x0)
     xp = namespace(x0)

@@ -27,7 +27,7 @@ from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
-from ._checks import check_bool
+from ._checks import check_bool, plain_array
 from ._checks import check_int as _check_int
 from ._frame_threads import frame_groups, step_frames
 from ._fused_dense import FusedDenseStep
@@ -151,11 +151,12 @@ class LyapunovSpectrum:
 
 
 def _spectrum_array(exponents, name="exponents"):
+    exponents = plain_array(name, exponents)
     lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
     if lam.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be real numbers, got dtype {lam.dtype}")
     lam = lam.astype(float)
-    if lam.ndim > 1:
+    if lam.ndim != 1:
         raise ValueError(f"{name} must be one spectrum, shape (k,), got {lam.shape}")
     lam = lam.ravel()
     if lam.size == 0:

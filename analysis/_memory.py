@@ -368,7 +368,9 @@ def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
     xp = namespace(x)
     plan = _Plan(map_, sources, x, xp)
     us = _input_sequence(map_, x, steps + 1, inputs, xp)
-    norms = np.zeros((steps + 1, len(sources), len(map_.sizes)))
+    # the norms keep the map's precision (a float32 map gives float32 norms)
+    real = np.float32 if str(x.dtype) == "float32" else np.float64
+    norms = np.zeros((steps + 1, len(sources), len(map_.sizes)), dtype=real)
     # overflow is caught after each step (a DivergenceError), not warned about
     with np.errstate(over="ignore", invalid="ignore"):
         if method == "linear":

@@ -14,7 +14,14 @@ from itermap import DivergenceError, Map, saveable
 from itermap._types import Array, MapLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
-from ._checks import check_choice, check_memory, check_real_array
+from ._checks import (
+    check_choice,
+    check_memory,
+    check_real_array,
+    no_half,
+    one_namespace,
+    plain_array,
+)
 from ._checks import check_int as _check_int
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
@@ -101,6 +108,9 @@ def _states_for(map_, x0, P, xp=None):
     """x0 as a (P, dim) batch on the map's backend."""
     if x0 is None or isinstance(x0, str | bytes):
         raise TypeError(f"x0 must be a state array, got {type(x0).__name__}")
+    x0 = no_half("x0", plain_array("x0", x0))
+    # the parameter values are a NumPy array: the states must be NumPy's (or CuPy's)
+    one_namespace(x0=x0, values=np.empty(0), movable=True)
     if not hasattr(x0, "shape"):
         try:
             x0 = np.asarray(x0, dtype=float)

@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "named", "one_namespace", "plain_array"]
+           "check_real_array", "named", "no_half", "one_namespace", "plain_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -134,10 +134,33 @@ x.compressed() instead
     return value
 
 
+def no_half(name: str, x):
+    """``x`` unless it is a half-precision float array: a TypeError naming ``name``.
+
+    No LAPACK routine works in float16 (nor bfloat16), and its three digits are lost to
+    the first few steps of a run; float32 is the least precision the analyses take.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> no_half("x0", np.zeros(2, dtype=np.float16))
+    Traceback (most recent call last):
+    ...
+    TypeError: x0: float16 arrays are not supported (no LAPACK routine works in half ...
+    """
+    dtype = str(getattr(x, "dtype", ""))
+    if dtype.split(".")[-1] in ("float16", "bfloat16"):
+        raise TypeError(f"{name}: {dtype.split('.')[-1]} arrays are not supported (no LAPACK "
+                        f"routine works in half precision); pass float32 or float64")
+    return x
+
+
 def _library(a) -> str | None:
     """The array library of ``a`` (None for scalars, sequences and None)."""
     if a is None or isinstance(a, numbers.Number | str | bytes | list | tuple | dict):
         return None
+    if getattr(a, "_holds_arrays", False):  # a map whose arrays live in one library
+        return str(a.backend)
     if isinstance(a, np.ndarray | np.generic):
         return "numpy"
     mod = type(a).__module__.split(".")[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import backend_of, namespace
-from ._checks import plain_array
+from ._checks import no_half, one_namespace, plain_array
 from ._types import Array
 
 __all__ = ["Map", "DivergenceError"]
@@ -409,10 +409,7 @@ class Map:
             else:
                 raise TypeError(f"{name}: a state must be real floating point, got dtype "
                                 f"{x.dtype}")
-        elif str(x.dtype) in ("float16", "torch.float16", "torch.bfloat16"):
-            raise TypeError(f"{name}: float16 states are not supported (no LAPACK routine "
-                            f"works in half precision); pass float32 or float64")
-        return x
+        return no_half(name, x)
 
     def _check_start(self, x0, name: str = "x0"):
         """``x0`` checked as a state that is also finite: the start of a run."""
@@ -426,11 +423,12 @@ class Map:
         if not hasattr(v, "shape"):
             raise TypeError("tangent vectors v must be an array")
         v = plain_array("v", v)
+        one_namespace(x=x, v=v)
         _check_real_dtype(v, "v")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
             raise ValueError(
-                f"tangent vectors v must have shape {want} for a state of shape "
+                f"tangent vectors v must have shape {want} for a state x of shape "
                 f"{tuple(x.shape)}, got {tuple(v.shape)}"
             )
         if v.shape[-2] != self.dim or (x.ndim == 2 and v.shape[0] != x.shape[0]):
@@ -444,12 +442,13 @@ class Map:
         if not hasattr(w, "shape"):
             raise TypeError("cotangent vectors w must be an array")
         w = plain_array("w", w)
+        one_namespace(x=x, w=w)
         _check_real_dtype(w, "w")
         ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
         if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
                 (x.ndim == 2 and w.shape[0] != x.shape[0]):
             want = "(dim,) or (k, dim)" if x.ndim == 1 else "(B, dim) or (B, k, dim)"
-            raise ValueError(f"cotangent vectors w must have shape {want} for a state of shape "
+            raise ValueError(f"cotangent vectors w must have shape {want} for a state x of shape "
                              f"{tuple(x.shape)} (dim={self.dim}), got {tuple(w.shape)}")
         return w
 

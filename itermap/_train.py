@@ -21,7 +21,14 @@ import numpy as np
 
 from ._backend import is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix
-from ._checks import check_bool, check_choice, check_int, check_real
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    one_namespace,
+    plain_array,
+)
 from ._io import load, save, saveable
 from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
@@ -483,6 +490,8 @@ def _check_data(m, inputs, targets, steps, loss, at):
         raise ValueError("map: train needs a driven map (an input_block) to feed the inputs")
     check_choice("loss", loss, ("cross_entropy", "mse"))
     check_choice("at", at, ("last", "all"))
+    inputs, targets = plain_array("inputs", inputs), plain_array("targets", targets)
+    one_namespace(map=m, inputs=inputs, targets=targets, movable=True)
     inputs = np.asarray(to_numpy(inputs))
     targets = np.asarray(to_numpy(targets))
     if inputs.dtype.kind not in "fiub" or inputs.ndim not in (2, 3):

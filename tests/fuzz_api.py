@@ -622,7 +622,7 @@ def cases() -> dict:
             "gain": P(np.array([0.5, 1.5]), "values"), "activation": P("tanh", "choice"),
             "quadrature": P(401, "int>=2", size_like=True)}, positional=("gain",),
             nan_ok=True,  # -inf at gain 0, by documentation
-            skip={"gain": {"2-d", "empty"}}),  # elementwise over any shape
+            skip={"gain": {"2-d", "empty", "0-d"}}),  # elementwise over any shape
         "orbit_diagram": Case(analysis.orbit_diagram, {
             "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
             "x0": P(np.array([0.3]), "state"), "transient": P(10, "int>=0"),
@@ -750,8 +750,9 @@ def run(select=None):
                     continue
                 if case.passes_nan and label in ("nan", "inf"):
                     refuse = False
-                if label == "mixed namespaces" and p.kind != "layers":
+                if label == "mixed namespaces" and p.kind not in ("layers", "values"):
                     # another library's array beside NumPy arrays: one TypeError up front
+                    # (parameter values are read one by one as Python floats: no mixing)
                     refuse = any(_holds_numpy(q.value) for q_name, q in case.params.items()
                                  if q_name != pname)
                 outcome, detail = classify(case, pname, label, bad, refuse)
