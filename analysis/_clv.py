@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -74,6 +75,21 @@ class CovariantVectors:
     >>> clv.vectors.shape, clv.angles.shape, clv.batched
     ((10, 2, 2), (10, 2, 2), False)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "vectors": "float[T, ..., D, K]",
+        "times": "int[T]",
+        "angles": "float[T, ..., K, K]",
+        "participation_ratio": "float[T, ..., K]",
+        "exponents": "float[K]",
+        "covariant_exponents": "float[K]",
+        "steps": "int",
+        "transient": "int",
+        "backward_transient": "int",
+        "save_every": "int",
+        "batched": "bool",
+    }
 
     vectors: Array
     times: Array

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -75,6 +75,17 @@ class Continuation:
     >>> c.points.shape[1], bool(c.stable.all()), c.bifurcations
     (1, True, [])
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "parameters": "float[N]",
+        "points": "float[N, D]",
+        "eigenvalues": "complex[N, *]",
+        "stable": "bool[N]",
+        "arclength": "float[N]",
+        "bifurcations": "list[dict]",
+        "stop_reason": "str",
+    }
 
     parameters: Array
     points: Array

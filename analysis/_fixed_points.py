@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from array_api_compat import is_numpy_namespace
@@ -139,6 +140,26 @@ class FixedPoints:
     >>> len(fp), np.sort(np.round(fp.points[:, 0], 4)), fp.n_unstable.tolist()
     (3, array([-0.9575,  0.    ,  0.9575]), ...)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "points": "float[M, D]",
+        "residuals": "float[M]",
+        "jacobians": "float[M, D, D] | None",
+        "eigenvalues": "complex[M, *]",
+        "stable": "bool[M]",
+        "n_unstable": "int[M]",
+        "n_unconverged": "int",
+        "period": "int",
+        "orbit": "int[M] | None",
+        "min_period": "int[M] | None",
+        "n_starts": "int",
+        "slow_points": "float[S, D] | None",
+        "slow_residuals": "float[S] | None",
+        "slow_eigenvalues": "complex[S, *] | None",
+        "status": "int[N] | None",
+        "slow_q": "float[S] | None",
+    }
 
     points: Array
     residuals: Array

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -116,6 +117,28 @@ class LyapunovSpectrum:
     >>> np.round(res.exponents, 6), res.steps
     (array([ 0.693147, -0.693147]), 50)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "exponents": "float[K]",
+        "per_trajectory": "float[B, K]",
+        "stderr": "float[K]",
+        "history": "float[H, K]",
+        "history_steps": "int[H]",
+        "kaplan_yorke_dimension": "float",
+        "entropy_rate": "float",
+        "steps": "int",
+        "transient": "int",
+        "dim": "int",
+        "reorthonormalize_every": "int",
+        "state": "float[B, D] | None",
+        "tangents": "float[B, D, K] | None",
+        "log_stretch": "float[B, K] | None",
+        "batched": "bool",
+        "n_collapsed": "int",
+        "precision_loss": "float",
+        "qr_error": "float",
+    }
 
     exponents: Array
     per_trajectory: Array

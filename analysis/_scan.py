@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,6 +54,14 @@ class OrbitDiagram:
     ((2, 4, 1), [0.513, 0.799])
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "values": "float[P]",
+        "states": "float[P, K, D]",
+        "transient": "int",
+        "batched": "bool",
+    }
+
     values: object
     states: object
     transient: int
@@ -91,6 +99,16 @@ class LyapunovScan:
     >>> round(float(scan.exponents[0, 0]), 1)   # ln 2 at r = 4
     0.7
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "values": "float[P]",
+        "exponents": "float[P, K]",
+        "stderr": "float[P, K]",
+        "steps": "int",
+        "transient": "int",
+        "batched": "bool",
+    }
 
     values: object
     exponents: object

@@ -192,7 +192,7 @@ def _read_npz(path):
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
-            UnicodeDecodeError) as exc:
+            UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
                          f"{exc!r})") from exc
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -61,6 +62,18 @@ class ParameterComparison:
     >>> print(res.table().splitlines()[-1])
     | mlp | 8 | 100 | 0.8500 ± 0.0707 | 1.00 |
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "names": "list[str]",
+        "params": "float[M] | int[M]",
+        "hidden": "float[M] | int[M]",
+        "accuracy": "float[M, S]",
+        "seconds": "float[M, S]",
+        "seeds": "list[int]",
+        "epochs": "int",
+        "steps": "int",
+    }
 
     names: list
     params: np.ndarray
@@ -283,6 +296,17 @@ class FlipFlopAnalysis:
     >>> int(res.stable.sum()), res.n_patterns
     (1, 1)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "points": "float[M, D]",
+        "n_unstable": "int[M]",
+        "stable": "bool[M]",
+        "patterns": "float[M, *]",
+        "n_patterns": "int",
+        "bit_accuracy": "float",
+        "hidden": "float[*, *, *]",
+    }
 
     points: np.ndarray
     n_unstable: np.ndarray

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,6 +40,13 @@ class Trajectory:
     >>> traj.states[:, 0], traj.times, traj.final, len(traj)
     (array([8., 4., 2., 1.]), array([0, 1, 2, 3]), array([1.]), 4)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "states": "float[T, ..., D]",
+        "times": "int[T]",
+        "sizes": "list[int]",
+    }
 
     states: Array
     times: Array

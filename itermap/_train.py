@@ -15,7 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -113,6 +113,21 @@ class TrainHistory:
     (3, (3,), True)
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "loss": "float[E]",
+        "accuracy": "float[E]",
+        "val_loss": "float[E]",
+        "val_accuracy": "float[E]",
+        "lr": "float[E]",
+        "seconds": "float[E]",
+        "best_epoch": "int",
+        "stopped_early": "bool",
+        "trainable_count": "int",
+        "loss_name": "str",
+        "optimizer": "str",
+    }
+
     loss: np.ndarray
     accuracy: np.ndarray
     val_loss: np.ndarray
@@ -175,6 +190,21 @@ class TrainState:
     >>> type(state).__name__, state.epoch, len(state.history["loss"])
     ('TrainState', 2, 2)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "theta": "float[P]",
+        "moment1": "float[P] | None",
+        "moment2": "float[P] | None",
+        "step_count": "int",
+        "epoch": "int",
+        "rng_state": "dict",
+        "history": "dict",
+        "best_theta": "float[P] | None",
+        "best_val": "float",
+        "bad_epochs": "int",
+        "validation_index": "int[V] | None",
+    }
 
     theta: np.ndarray
     moment1: np.ndarray | None
