@@ -37,6 +37,7 @@ from itermap.systems import henon, linear, logistic, standard_map
 RNN = itermap.random_rnn(5, gain=0.9, rng=0)
 MLP = IterativeMap.from_mlp([np.full((3, 2), 0.5), np.full((1, 3), 0.5)], activation="tanh")
 HENON = henon()
+FLIP_FLOP = itermap.load(Path(analysis.__file__).parent / "data" / "flip_flop_rnn.npz")
 TMP = Path(tempfile.mkdtemp(prefix="itermap-fuzz-"))
 
 
@@ -69,6 +70,7 @@ class Case:
     nan_fields: tuple = ()        # result fields documented to hold NaN
     answers: tuple = ()           # exception types that are the function's documented answer
     skip: dict = field(default_factory=dict)   # param -> bad labels not to try
+    slow: bool = False            # a valid call trains or searches: hypothesis leaves it out
 
 
 def _bad_values(p: Param):
@@ -479,6 +481,18 @@ def cases() -> dict:
             "kind": P("mlp", "choice"), "hidden": P(8, "int>=1"),
             "density": P(1.0, "probability"), "rng": P(0, "rng", optional=True)},
             positional=("kind",)),
+        "equal_parameter_comparison": Case(analysis.equal_parameter_comparison, {
+            "hidden": P(4, "int>=1"), "densities": P([0.5], "values"),
+            "seeds": P(1, "int>=1"), "epochs": P(1, "int>=1"), "steps": P(1, "int>=1"),
+            "lr": P(3e-3, "float>0"), "batch_size": P(256, "int>=1"),
+            "progress": P(False, "bool")}, slow=True,
+            # no densities: only the MLP and the continuum; a list of seeds: the seeds
+            skip={"densities": {"empty"}, "seeds": {"list"}}),
+        "flip_flop_analysis": Case(analysis.flip_flop_analysis, {
+            "net": P(FLIP_FLOP, "map"), "trials": P(4, "int>=1", size_like=True),
+            "steps": P(20, "int>=1"), "starts": P(16, "int>=1"), "noise": P(0.02, "float>=0"),
+            "keep_trials": P(2, "int>=1"), "rng": P(0, "rng", optional=True)},
+            positional=("net",), slow=True),
         "plots.training_history": Case(plots.training_history, {
             "history": P(_history(), "result"), "metric": P("loss", "choice")},
             positional=("history",)),
@@ -716,10 +730,6 @@ EXEMPT = {
     "newton_lyapunov": "draws a NewtonLyapunovScan, see tests/test_parallel_in_time.py",
     "FiniteTimeExponents": "a result record",
     "ParameterComparison": "a result record",
-    "equal_parameter_comparison": "trains 5 seeds x 5 models (minutes); its options are checked"
-                                  " in tests/test_training_analysis.py",
-    "flip_flop_analysis": "trains nothing but runs trials and a fixed-point search (seconds);"
-                          " tests/test_training_analysis.py checks its options",
     "digits": "takes no arguments",
     "accuracy_vs_parameters": "draws a ParameterComparison, which takes minutes to make",
     "fixed_points_pca": "see tests/test_training_analysis.py",
