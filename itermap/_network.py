@@ -650,9 +650,16 @@ class IterativeMap(Map):
         ------
         ValueError
             For ``w`` whose shape is not the state's.
+        TypeError
+            For a ``w`` that is not real (complex, say), or from another array library.
         """
         x = self._coerce(x)
         xp = namespace(x)
+        w = plain_array("w", w)
+        one_namespace(x=x, w=w)
+        if hasattr(w, "dtype") and not xp.isdtype(w.dtype, ("real floating", "integral", "bool")):
+            # a complex w would give complex gradients for the real weights
+            raise TypeError(f"w must be real, got dtype {w.dtype}")
         if not hasattr(w, "shape") or tuple(w.shape) != tuple(x.shape):
             raise ValueError(f"w must have the state's shape {tuple(x.shape)}, got "
                              f"{tuple(getattr(w, 'shape', ()))}")

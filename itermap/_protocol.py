@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_real
+from ._checks import check_real, one_namespace, plain_array
 from ._map import Map
 from ._types import Array, MapLike, RngLike
 
@@ -494,6 +494,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         x = xp.astype(x, m.dtype)
     if m.input_size and u is None:
         u = xp.asarray(gen.standard_normal((x.shape[0], m.input_size)))
+    u = plain_array("u", u)
+    one_namespace(x=x, u=u)
     if u is not None and not hasattr(u, "shape"):
         u = xp.asarray(np.asarray(u, dtype=float))
     B = x.shape[0]
