@@ -24,7 +24,7 @@ import numpy as np
 
 from ._activations import get_activation
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_bool, one_namespace, plain_array
+from ._checks import check_bool, no_half, one_namespace, plain_array
 from ._map import Map
 from ._types import Array
 
@@ -44,7 +44,7 @@ def _sigmoid_inplace(a):
 
 
 def _as_weight(name, w, shape=None, dtype=None):
-    w = plain_array(name, w)
+    w = no_half(name, plain_array(name, w))
     if not hasattr(w, "shape"):
         if w is None or isinstance(w, str | bytes):
             raise TypeError(f"{name} must be an array, got {type(w).__name__}")

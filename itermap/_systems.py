@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import namespace, to_backend, to_numpy
-from ._checks import check_real, plain_array
+from ._checks import check_real, no_half, plain_array
 from ._map import Map
 from ._types import Array
 
@@ -275,7 +275,7 @@ class LinearMap(Map):
     def __init__(self, A: Array):
         if A is None or isinstance(A, str | bytes):
             raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
-        A = plain_array("A", A)
+        A = no_half("A", plain_array("A", A))
         if not hasattr(A, "shape"):
             try:
                 A = np.asarray(A)
