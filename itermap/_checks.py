@@ -148,11 +148,15 @@ def no_half(name: str, x):
     ...
     TypeError: x0: float16 arrays are not supported (no LAPACK routine works in half ...
     """
-    dtype = str(getattr(x, "dtype", ""))
-    if dtype.split(".")[-1] in ("float16", "bfloat16"):
-        raise TypeError(f"{name}: {dtype.split('.')[-1]} arrays are not supported (no LAPACK "
-                        f"routine works in half precision); pass float32 or float64")
-    return x
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, np.dtype):  # the inner loop's case: no str(dtype), which is slow
+        if dtype.kind != "f" or dtype.itemsize != 2:
+            return x
+    elif dtype is None or str(dtype).split(".")[-1] not in ("float16", "bfloat16"):
+        return x
+    half = str(dtype).split(".")[-1]
+    raise TypeError(f"{name}: {half} arrays are not supported (no LAPACK routine works in "
+                    f"half precision); pass float32 or float64")
 
 
 def _library(a) -> str | None:

@@ -378,12 +378,14 @@ class Map:
         """
         if x is None:
             raise TypeError(f"{name}: the state is None")
-        x = plain_array(name, x)
-        if self._holds_arrays and backend_of(x) != self.backend and \
-                not {backend_of(x), self.backend} <= {"numpy", "cupy"}:
-            raise TypeError(f"{name}: all arrays must come from one namespace: the state is "
-                            f"{backend_of(x)}, the map's arrays are {self.backend}; move one "
-                            f"with map.to(...) or to_backend(...)")
+        if type(x) is not np.ndarray or not x.dtype.isnative:
+            x = plain_array(name, x)
+        if self._holds_arrays and type(x) is not np.ndarray:  # the inner loop skips this
+            lib, home = backend_of(x), self.backend
+            if lib != home and not {lib, home} <= {"numpy", "cupy"}:
+                raise TypeError(f"{name}: all arrays must come from one namespace: the state "
+                                f"is {lib}, the map's arrays are {home}; move one with "
+                                f"map.to(...) or to_backend(...)")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
