@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix, _check_sizes
-from ._checks import check_int, check_real, named, one_namespace, plain_array
+from ._checks import check_int, check_real, named, no_half, one_namespace, plain_array
 from ._map import Map
 from ._rng import as_rng
 from ._sparse_product import csr_times
@@ -1279,7 +1279,7 @@ def _check_real_finite(name, a, kind, real_kind):
     """``a`` as an array or sparse matrix, parsed from a sequence if need be."""
     if a is None or isinstance(a, str | bytes):
         raise TypeError(f"{name} must be a {kind}, got {type(a).__name__}")
-    a = plain_array(name, a)
+    a = no_half(name, plain_array(name, a))
     if not is_sparse(a) and not hasattr(a, "shape"):
         try:
             a = np.asarray(a, dtype=float)
