@@ -158,7 +158,7 @@ def _bad_values(p: Param):
                 ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True),
                 ("masked", [np.ma.masked_array(np.ones((3, 2)), mask=np.eye(3, 2, dtype=bool)),
                             np.ones((1, 3))], True),
-                ("matrix", [np.matrix(np.ones((3, 2))), np.matrix(np.ones((1, 3)))], False),
+                ("matrix", [_matrix(np.ones((3, 2))), _matrix(np.ones((1, 3)))], False),
                 ("big-endian", [np.ones((3, 2), dtype=">f8"), np.ones((1, 3), dtype=">f8")],
                  False),
                 ("mixed namespaces", [_strict(np.ones((3, 2))), np.ones((1, 3))], True)]
@@ -179,6 +179,13 @@ def _strict(a):
     return array_api_strict.asarray(np.asarray(a))
 
 
+def _matrix(a):
+    """``np.matrix(a)``, without its PendingDeprecationWarning (users still make them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(a)
+
+
 def _array_kinds(a):
     """The array kinds that are not plain ndarrays (issue 23): masked (with a mask, refused),
     np.matrix, big-endian, float16 (each accepted or refused with a named error), 0-d
@@ -191,7 +198,7 @@ def _array_kinds(a):
         mask.flat[0] = True
         out.append(("masked", np.ma.masked_array(a, mask=mask), True))
     if 1 <= a.ndim <= 2:
-        out.append(("matrix", np.matrix(a), False))
+        out.append(("matrix", _matrix(a), False))
     out += [("big-endian", a.astype(">f8"), False), ("float16", a.astype(np.float16), False),
             ("mixed namespaces", _strict(a), False)]
     if a.ndim:

@@ -61,7 +61,7 @@ ANY_VALUE = st.one_of(
     hnp.arrays(dtype=np.float64, shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4),
                elements=st.floats(-2, 2)).map(lambda a: np.ma.masked_array(a, mask=a > 0)),
     hnp.arrays(dtype=np.float64, shape=hnp.array_shapes(min_dims=2, max_dims=2, max_side=4),
-               elements=st.floats(-2, 2)).map(np.asmatrix),
+               elements=st.floats(-2, 2)).map(fuzz_api._matrix),
 )
 # parameters where any value is cheap to try (no unbounded loops or allocations)
 CHEAP = [(c, p) for c, case in sorted(CASES.items()) for p, spec in case.params.items()

@@ -27,6 +27,8 @@ from itermap import IterativeMap
 from itermap.systems import henon, linear, standard_map
 
 strict = pytest.importorskip("array_api_strict")
+# np.matrix warns that it is not recommended: users still pass them, and so do these tests
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 
 
 def _masked(a):
