@@ -188,12 +188,13 @@ def one_namespace(*, movable: bool = False, **arrays) -> None:
     --------
     >>> import numpy as np
     >>> one_namespace(x=np.zeros(2), u=None)
-    >>> class Foreign:
+    >>> class Foreign:  # an array of another library
+    ...     __module__ = "otherlib"
     ...     shape, dtype = (2,), "float64"
     >>> one_namespace(x=np.zeros(2), W=Foreign())
     Traceback (most recent call last):
     ...
-    TypeError: all arrays must come from one namespace: x is numpy, W is itermap
+    TypeError: all arrays must come from one namespace: x is numpy, W is otherlib
     """
     seen = {name: lib for name, a in arrays.items() if (lib := _library(a)) is not None}
     libs = set(seen.values())
