@@ -111,7 +111,9 @@ def _bad_values(p: Param):
         a = np.asarray(v)
         out += [("negative class", np.full_like(a, -1), True), ("float", a + 0.5, True),
                 ("nan", np.full(a.shape, np.nan), True), ("wrong length", a[:-1], True),
-                ("complex", a.astype(complex), True), ("empty", a[:0], True)]
+                ("complex", a.astype(complex), True), ("empty", a[:0], True),
+                ("masked", np.ma.masked_array(a, mask=a == a.flat[0]), True),
+                ("mixed namespaces", _strict(a), True)]
     elif k == "probability":
         out += [("nan", float("nan"), True), ("negative", -0.1, True), ("above 1", 1.5, True),
                 ("complex", 1j, True)]
@@ -144,7 +146,10 @@ def _bad_values(p: Param):
                     ("missing block", {(7, 0): blk}, True),
                     ("complex", {key: blk.astype(complex) + 1j}, True),
                     ("nan", {key: np.full_like(blk, np.nan)}, True),
-                    ("object", {key: blk.astype(object)}, True)]
+                    ("object", {key: blk.astype(object)}, True),
+                    ("masked", {key: np.ma.masked_array(blk, mask=blk == blk.flat[0])}, True),
+                    ("matrix", {key: _matrix(blk)}, False),
+                    ("big-endian", {key: blk.astype(">f8")}, False)]
         else:
             out += [("float key", {(key[0] + 0.5, key[1]): blk}, True),
                     ("missing block", {(7, 0): blk}, True),
