@@ -846,8 +846,10 @@ class IterativeMap(Map):
                              "it never settles; use itermap.iterate")
         if x is None or isinstance(x, str | bytes):
             raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
+        x = no_half("x", plain_array("x", x))
         if not hasattr(x, "shape"):
             x = np.asarray(x, dtype=float)
+        one_namespace(x=x, map=self, movable=True)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"x must have shape ({self.input_size},) or (B, "
                              f"{self.input_size}), got {tuple(x.shape)}")
