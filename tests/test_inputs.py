@@ -124,6 +124,9 @@ def _calls_with_masked():
         ("affine_scan", lambda: itermap.affine_scan(_masked(np.full((4, 2, 2), 0.5)),
                                                     np.ones((4, 2))), "A"),
         ("tangent", lambda: rnn.tangent(np.zeros(3), _masked(np.eye(3))), "v"),
+        ("FunctionMap.step", lambda: itermap.FunctionMap(
+            lambda x: x * x, 1, jacobian=lambda x: 2 * x[..., None]).step(_masked([0.1])), "x"),
+        ("forward", lambda: mlp.forward(_masked([1.0, 2.0])), "x"),
     ]
 
 
