@@ -174,14 +174,17 @@ def _kind_words(kinds: str) -> str:
 
 
 def check_schema(cls) -> None:
-    """Refuse (TypeError) a class whose ``_schema`` does not give one valid spec per field."""
+    """Refuse (TypeError) a class whose own ``_schema`` does not give one valid spec per
+    field. A subclass that declares none keeps its parent's for the parent's fields."""
     import dataclasses
 
-    schema = cls.__dict__.get("_schema") or getattr(cls, "_schema", None)
+    schema = getattr(cls, "_schema", None)
     if schema is None:
         return
     names = [f.name for f in dataclasses.fields(cls)]
-    if not isinstance(schema, dict) or sorted(schema) != sorted(names):
+    own = "_schema" in cls.__dict__
+    if not isinstance(schema, dict) or (sorted(schema) != sorted(names) if own
+                                        else not set(schema) <= set(names)):
         raise TypeError(f"{cls.__qualname__}._schema must give one spec per field {names}, "
                         f"got {sorted(schema) if isinstance(schema, dict) else schema!r}")
     for name, spec in schema.items():

@@ -289,6 +289,21 @@ def test_a_schema_that_misses_a_field_is_refused_at_class_definition():
             a: object
 
 
+def test_a_user_subclass_of_a_result_keeps_the_parent_schema_for_its_fields(tmp_path):
+    @itermap.saveable
+    @dataclasses.dataclass
+    class Tagged(itermap.Trajectory):
+        tag: str = ""
+
+    traj = itermap.iterate(HENON, np.array([0.1, 0.1]), 3)
+    obj = Tagged(traj.states, traj.times, traj.sizes, tag="run 1")
+    back = itermap.load(itermap.save(obj, tmp_path / "t.npz"))
+    assert back.tag == "run 1" and np.array_equal(back.states, traj.states)
+    meta, arrays = _read(tmp_path / "t.npz")
+    ref = meta["fields"]["times"]["__array__"]
+    _refused(_write(tmp_path / "bad.npz", meta, {**arrays, ref: arrays[ref][:-1]}), "times")
+
+
 def test_user_results_without_a_schema_still_round_trip(tmp_path):
     @itermap.saveable
     @dataclasses.dataclass
