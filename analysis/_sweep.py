@@ -1149,7 +1149,7 @@ def _check_manifest(cache_dir, function_name):
         try:
             with open(path) as fh:
                 stored = json.load(fh).get("function")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             stored = None
         if stored is not None and stored != function_name:
             raise ValueError(f"cache directory {cache_dir!r} holds results of {stored}, not "

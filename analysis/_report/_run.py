@@ -99,7 +99,7 @@ def _looks_like_report(path: Path) -> bool:
     try:
         with open(path / "results.json", encoding="utf-8") as fh:
             return json.load(fh).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # not ours, however deep
         return False
 
 
