@@ -322,3 +322,12 @@ def test_logistic_scan_file_with_swapped_axes_is_refused(tmp_path):
     _refused(_write(tmp_path / "bad.npz", meta, {**arrays, ref: arrays[ref].T.copy()}),
              "exponents")
     assert os.path.exists(tmp_path / "s.npz")
+
+
+def test_a_deeply_nested_results_json_is_not_a_report_not_a_recursion_error(tmp_path):
+    from itermap.analysis._report._run import _looks_like_report
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert _looks_like_report(out) is False
