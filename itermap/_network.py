@@ -1113,7 +1113,8 @@ class IterativeMap(Map):
                               else mats[0].dtype)]
             for l, b in enumerate(biases):
                 b = _check_vector(f"biases[{l}]", b)
-                one_namespace(**{"weights[0]": mats[0], f"biases[{l}]": b})
+                # host biases for device weights are moved there, as IterativeMap's bias is
+                one_namespace(**{"weights[0]": mats[0], f"biases[{l}]": b}, movable=True)
                 if tuple(b.shape) != (sizes[l + 1],):
                     raise ValueError(f"bias {l} has shape {tuple(b.shape)}; expected "
                                      f"({sizes[l + 1]},)")
@@ -1161,7 +1162,8 @@ class IterativeMap(Map):
         ((1, 2), 0)
         """
         W_hh, W_hx = _check_matrix("W_hh", W_hh), _check_matrix("W_hx", W_hx)
-        one_namespace(W_hh=W_hh, W_hx=W_hx, b=b)
+        one_namespace(W_hh=W_hh, W_hx=W_hx)
+        one_namespace(W_hh=W_hh, b=b, movable=True)  # a host bias moves to device weights
         with named("activation"):
             get_activation(activation)
         n_h, n_x = W_hx.shape if hasattr(W_hx, "shape") else np.shape(W_hx)
