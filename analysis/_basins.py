@@ -14,6 +14,7 @@ standard error of each fraction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -64,6 +65,19 @@ class Basins:
     >>> b.labels.shape, b.periods.tolist(), np.round(b.fractions, 3).tolist()
     ((2,), [1, 1], [0.5, 0.5])
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "labels": "int[...]",
+        "attractors": "float[A, D]",
+        "periods": "int[A]",
+        "fractions": "float[A]",
+        "errors": "float[A]",
+        "other_fraction": "float",
+        "other_error": "float",
+        "final": "float[..., D]",
+        "steps": "int",
+    }
 
     labels: Array
     attractors: Array

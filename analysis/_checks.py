@@ -10,7 +10,10 @@ from itermap._checks import (
     check_real,
     check_real_array,
     named,
+    no_half,
+    one_namespace,
+    plain_array,
 )
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "named"]
+           "check_real_array", "named", "no_half", "one_namespace", "plain_array"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -74,6 +75,21 @@ class CovariantVectors:
     >>> clv.vectors.shape, clv.angles.shape, clv.batched
     ((10, 2, 2), (10, 2, 2), False)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "vectors": "float[T, ..., D, K]",
+        "times": "int[T]",
+        "angles": "float[T, ..., K, K]",
+        "participation_ratio": "float[T, ..., K]",
+        "exponents": "float[K]",
+        "covariant_exponents": "float[K]",
+        "steps": "int",
+        "transient": "int",
+        "backward_transient": "int",
+        "save_every": "int",
+        "batched": "bool",
+    }
 
     vectors: Array
     times: Array
@@ -295,7 +311,7 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     n_saved = steps // save_every
     if n_saved < 1:
         raise ValueError(f"save_every={save_every} exceeds steps={steps}: nothing to save")
-    stored = x.dtype.itemsize * B * k * (k * (steps + bt) + map.dim * n_saved)
+    stored = (xp.finfo(x.dtype).bits // 8) * B * k * (k * (steps + bt) + map.dim * n_saved)
     if stored > _MAX_STORED_BYTES:
         raise ValueError(f"steps={steps}, k={k}, B={B} would store {stored / 2**30:.1f} GiB "
                          "of R factors and frames (limit 8 GiB): lower steps or k, or raise "
@@ -309,7 +325,9 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
                                xp)
         saved, growth = _backward(Rs, Qs, steps, k, B, xp, x.dtype, rng)
     times = np.array(sorted(saved), dtype=np.int64)
-    V = np.stack([np.asarray(to_numpy(saved[t]), dtype=float) for t in times])
+    # the vectors keep the map's precision (float32 in, float32 out)
+    real = np.dtype(str(x.dtype)) if str(x.dtype) in ("float32", "float64") else np.float64
+    V = np.stack([np.asarray(to_numpy(saved[t]), dtype=real) for t in times])
     fwd = np.asarray(to_numpy(acc), dtype=float) / (steps + bt)
     cov = np.asarray(to_numpy(growth), dtype=float) / steps
     if not run["batched"]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -75,6 +75,17 @@ class Continuation:
     >>> c.points.shape[1], bool(c.stable.all()), c.bifurcations
     (1, True, [])
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "parameters": "float[N]",
+        "points": "float[N, D]",
+        "eigenvalues": "complex[N, *]",
+        "stable": "bool[N]",
+        "arclength": "float[N]",
+        "bifurcations": "list[dict]",
+        "stop_reason": "str",
+    }
 
     parameters: Array
     points: Array
@@ -286,7 +297,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     max_step = ((hi_v - lo_v) / 10.0 if max_step is None
                 else check_real("max_step", max_step, positive=True))
     x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
-                          else x_start).ravel()
+                          else x_start, ndim=1)
     dim = itermap.as_map(make_map(float(vals[0]))).dim
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "

@@ -10,6 +10,7 @@ hyperbolic system) measures how the local stretching fluctuates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -55,6 +56,17 @@ class FiniteTimeExponents:
     >>> fte.n_windows, np.round(fte.mean, 6)
     (4, array([ 0.693147, -0.693147]))
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "exponents": "float[W, ..., K]",
+        "window": "int",
+        "mean": "float[K]",
+        "std": "float[K]",
+        "steps": "int",
+        "transient": "int",
+        "batched": "bool",
+    }
 
     exponents: Array
     window: int

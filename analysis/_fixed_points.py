@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from array_api_compat import is_numpy_namespace
@@ -23,7 +24,7 @@ import itermap
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
-from ._checks import check_bool, check_memory, check_real_array
+from ._checks import check_bool, check_memory, check_real_array, no_half, one_namespace, plain_array
 from ._checks import check_int as _check_int
 from ._lapack_threads import (
     batched_eigvals,
@@ -140,6 +141,26 @@ class FixedPoints:
     (3, array([-0.9575,  0.    ,  0.9575]), ...)
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "points": "float[M, D]",
+        "residuals": "float[M]",
+        "jacobians": "float[M, D, D] | None",
+        "eigenvalues": "complex[M, *]",
+        "stable": "bool[M]",
+        "n_unstable": "int[M]",
+        "n_unconverged": "int",
+        "period": "int",
+        "orbit": "int[M] | None",
+        "min_period": "int[M] | None",
+        "n_starts": "int",
+        "slow_points": "float[S, D] | None",
+        "slow_residuals": "float[S] | None",
+        "slow_eigenvalues": "complex[S, *] | None",
+        "status": "int[N] | None",
+        "slow_q": "float[S] | None",
+    }
+
     points: Array
     residuals: Array
     jacobians: Array
@@ -201,6 +222,8 @@ def _check_positive(name, value):
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
+    x0 = no_half("x0", plain_array("x0", x0))
+    one_namespace(map=map_, x0=x0, movable=True)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
         x0 = np.asarray(x0)
     xp = namespace(x0)

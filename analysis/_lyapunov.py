@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
-from ._checks import check_bool
+from ._checks import check_bool, plain_array
 from ._checks import check_int as _check_int
 from ._frame_threads import frame_groups, step_frames
 from ._fused_dense import FusedDenseStep
@@ -117,6 +118,28 @@ class LyapunovSpectrum:
     (array([ 0.693147, -0.693147]), 50)
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "exponents": "float[K]",
+        "per_trajectory": "float[B, K]",
+        "stderr": "float[K]",
+        "history": "float[H, K]",
+        "history_steps": "int[H]",
+        "kaplan_yorke_dimension": "float",
+        "entropy_rate": "float",
+        "steps": "int",
+        "transient": "int",
+        "dim": "int",
+        "reorthonormalize_every": "int",
+        "state": "float[B, D] | None",
+        "tangents": "float[B, D, K] | None",
+        "log_stretch": "float[B, K] | None",
+        "batched": "bool",
+        "n_collapsed": "int",
+        "precision_loss": "float",
+        "qr_error": "float",
+    }
+
     exponents: Array
     per_trajectory: Array
     stderr: Array
@@ -151,11 +174,12 @@ class LyapunovSpectrum:
 
 
 def _spectrum_array(exponents, name="exponents"):
+    exponents = plain_array(name, exponents)
     lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
     if lam.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be real numbers, got dtype {lam.dtype}")
     lam = lam.astype(float)
-    if lam.ndim > 1:
+    if lam.ndim != 1:
         raise ValueError(f"{name} must be one spectrum, shape (k,), got {lam.shape}")
     lam = lam.ravel()
     if lam.size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -62,6 +63,17 @@ class ImpulseResponse:
     >>> r.batched, r.norms.shape, r.row(1).norms.shape
     (True, (2, 4, 1, 1), (4, 1, 1))
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "norms": "float[..., S, N]",
+        "length": "int | None | list[int | None]",
+        "decay_rate": "float | None | list[float | None]",
+        "sources": "list[int]",
+        "sizes": "list[int]",
+        "method": "str",
+        "batched": "bool",
+    }
 
     norms: Array
     length: int | None | list[int | None]
@@ -141,6 +153,13 @@ class MemoryCapacity:
     >>> mc.delays.tolist(), np.round(mc.r2, 1).tolist()  # an MLP of depth 2 holds 2 delays
     ([1, 2, 3, 4], [1.0, 1.0, 0.0, 0.0])
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "capacity": "float",
+        "r2": "float[L]",
+        "delays": "int[L]",
+    }
 
     capacity: float
     r2: Array
@@ -368,7 +387,9 @@ def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
     xp = namespace(x)
     plan = _Plan(map_, sources, x, xp)
     us = _input_sequence(map_, x, steps + 1, inputs, xp)
-    norms = np.zeros((steps + 1, len(sources), len(map_.sizes)))
+    # the norms keep the map's precision (a float32 map gives float32 norms)
+    real = np.float32 if str(x.dtype) == "float32" else np.float64
+    norms = np.zeros((steps + 1, len(sources), len(map_.sizes)), dtype=real)
     # overflow is caught after each step (a DivergenceError), not warned about
     with np.errstate(over="ignore", invalid="ignore"):
         if method == "linear":

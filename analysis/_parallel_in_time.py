@@ -11,6 +11,7 @@ gains, the experiment of Gonzalez et al.'s figure on predictability.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -56,6 +57,17 @@ class NewtonLyapunovScan:
     ...                    steps=64, n=16)
     NewtonLyapunovScan(gains=1, trials=1, steps=64, n=16, jacobian='full', converged=1/1)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "gains": "float[G]",
+        "lyapunov": "float[G, R]",
+        "iterations": "int[G, R]",
+        "converged": "bool[G, R]",
+        "steps": "int",
+        "n": "int",
+        "jacobian": "str",
+    }
 
     gains: Array
     lyapunov: Array

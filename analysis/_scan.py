@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,7 +14,14 @@ from itermap import DivergenceError, Map, saveable
 from itermap._types import Array, MapLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
-from ._checks import check_choice, check_memory, check_real_array
+from ._checks import (
+    check_choice,
+    check_memory,
+    check_real_array,
+    no_half,
+    one_namespace,
+    plain_array,
+)
 from ._checks import check_int as _check_int
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
@@ -46,6 +53,14 @@ class OrbitDiagram:
     >>> od.states.shape, sorted(np.round(od.states[1, :2, 0], 3).tolist())  # period 2 at r=3.2
     ((2, 4, 1), [0.513, 0.799])
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "values": "float[P]",
+        "states": "float[P, K, D]",
+        "transient": "int",
+        "batched": "bool",
+    }
 
     values: object
     states: object
@@ -85,6 +100,16 @@ class LyapunovScan:
     0.7
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "values": "float[P]",
+        "exponents": "float[P, K]",
+        "stderr": "float[P, K]",
+        "steps": "int",
+        "transient": "int",
+        "batched": "bool",
+    }
+
     values: object
     exponents: object
     stderr: object
@@ -101,6 +126,9 @@ def _states_for(map_, x0, P, xp=None):
     """x0 as a (P, dim) batch on the map's backend."""
     if x0 is None or isinstance(x0, str | bytes):
         raise TypeError(f"x0 must be a state array, got {type(x0).__name__}")
+    x0 = no_half("x0", plain_array("x0", x0))
+    # the parameter values are a NumPy array: the states must be NumPy's (or CuPy's)
+    one_namespace(x0=x0, values=np.empty(0), movable=True)
     if not hasattr(x0, "shape"):
         try:
             x0 = np.asarray(x0, dtype=float)

@@ -192,7 +192,7 @@ def _read_npz(path):
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
-            UnicodeDecodeError) as exc:
+            UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
                          f"{exc!r})") from exc
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
@@ -1149,7 +1149,7 @@ def _check_manifest(cache_dir, function_name):
         try:
             with open(path) as fh:
                 stored = json.load(fh).get("function")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             stored = None
         if stored is not None and stored != function_name:
             raise ValueError(f"cache directory {cache_dir!r} holds results of {stored}, not "

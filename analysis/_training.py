@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,7 +20,14 @@ import itermap
 from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
 from itermap._types import RngLike
 
-from ._checks import check_choice, check_int, check_real
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_memory,
+    check_real,
+    check_real_array,
+)
 
 __all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
            "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]
@@ -61,6 +69,18 @@ class ParameterComparison:
     >>> print(res.table().splitlines()[-1])
     | mlp | 8 | 100 | 0.8500 ± 0.0707 | 1.00 |
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "names": "list[str]",
+        "params": "float[M] | int[M]",
+        "hidden": "float[M] | int[M]",
+        "accuracy": "float[M, S]",
+        "seconds": "float[M, S]",
+        "seeds": "list[int]",
+        "epochs": "int",
+        "steps": "int",
+    }
 
     names: list
     params: np.ndarray
@@ -210,7 +230,10 @@ def equal_parameter_comparison(*, hidden: int = 64,
     Raises
     ------
     ValueError
-        For no seeds.
+        For no seeds, a negative seed, a density outside (0, 1], or a width, epoch
+        count, step count or batch size below 1.
+    TypeError
+        For a value of the wrong type (``seeds="3"``, a float width, ...).
 
     Examples
     --------
@@ -219,13 +242,20 @@ def equal_parameter_comparison(*, hidden: int = 64,
     >>> res.names, res.accuracy.shape
     (['mlp', 'continuum', 'sparse R=0.5'], (3, 1))
     """
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ValueError("seeds: need at least one seed")
+    hidden = check_int("hidden", hidden, 1)
+    dens = check_real_array("densities", densities, ndim=1, allow_empty=True)
+    if np.any(dens <= 0) or np.any(dens > 1):
+        raise ValueError(f"densities must lie in (0, 1], got {dens.tolist()}")
+    seed_list = _seed_list(seeds)
+    epochs, steps = check_int("epochs", epochs, 1), check_int("steps", steps, 1)
+    lr = check_real("lr", lr, positive=True)
+    batch_size = check_int("batch_size", batch_size, 1)
+    progress = check_bool("progress", progress)
     x_train, y_train, x_test, y_test = datasets.digits()
     target = trainable_count(digits_model("mlp", hidden=hidden, rng=0))
     specs = [("mlp", "mlp", hidden, 1.0), ("continuum", "continuum", hidden, 1.0)]
-    specs += [(f"sparse R={p}", "sparse", sparse_hidden_width(target, p), p) for p in densities]
+    specs += [(f"sparse R={p}", "sparse", sparse_hidden_width(target, p), p)
+              for p in dens.tolist()]
     acc = np.zeros((len(specs), len(seed_list)))
     secs = np.zeros_like(acc)
     params = np.zeros(len(specs))
@@ -244,6 +274,17 @@ def equal_parameter_comparison(*, hidden: int = 64,
                                hidden=np.array([s[2] for s in specs], dtype=float),
                                accuracy=acc, seconds=secs, seeds=seed_list, epochs=int(epochs),
                                steps=int(steps))
+
+
+def _seed_list(seeds) -> list[int]:
+    """``seeds`` (a count, or the seeds themselves) as a non-empty list of seeds."""
+    if isinstance(seeds, str | bytes | dict) or not hasattr(seeds, "__iter__"):
+        seed_list = list(range(check_int("seeds", seeds, 1)))  # "3" is no count of seeds
+    else:
+        seed_list = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    if not seed_list:
+        raise ValueError("seeds: need at least one seed")
+    return seed_list
 
 
 @saveable
@@ -284,6 +325,17 @@ class FlipFlopAnalysis:
     (1, 1)
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "points": "float[M, D]",
+        "n_unstable": "int[M]",
+        "stable": "bool[M]",
+        "patterns": "float[M, *]",
+        "n_patterns": "int",
+        "bit_accuracy": "float",
+        "hidden": "float[*, *, *]",
+    }
+
     points: np.ndarray
     n_unstable: np.ndarray
     stable: np.ndarray
@@ -308,19 +360,29 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     net : IterativeMap
         The driven flip-flop RNN.
     trials, steps : int
-        Fresh flip-flop trials, and steps per trial.
+        Fresh flip-flop trials (>= 1), and steps per trial (>= 2: the readout shows
+        the hidden state one step late).
     starts : int
         Starts of the fixed-point search (at most the states visited).
     noise : float
         Standard deviation of the noise added to the starts.
     keep_trials : int
-        Trials whose hidden states are kept for the figure.
+        Trials whose hidden states are kept for the figure (>= 1; at most ``trials``
+        are kept).
     rng : int, Generator or None
         Source of the trials, the starts and the noise.
 
     Returns
     -------
     FlipFlopAnalysis
+
+    Raises
+    ------
+    TypeError
+        ``net`` not a driven IterativeMap ``[input, hidden, ..., readout]``, or an
+        option of the wrong type.
+    ValueError
+        An option out of range (``keep_trials < 1``, ``noise < 0``, ...).
 
     Examples
     --------
@@ -333,6 +395,15 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     """
     from ._fixed_points import find_fixed_points
 
+    if not isinstance(net, IterativeMap) or net.input_block != 0 or len(net.sizes) < 3:
+        raise TypeError(f"net must be a driven IterativeMap with blocks [input, hidden, ..., "
+                        f"readout] and input_block 0, got {net!r}")
+    trials, steps = check_int("trials", trials, 1), check_int("steps", steps, 2)
+    starts, keep_trials = check_int("starts", starts, 1), check_int("keep_trials", keep_trials, 1)
+    noise = check_real("noise", noise, minimum=0.0)
+    # the states of every trial, their inputs and targets, and a copy of the states
+    check_memory("trials", 8.0 * steps * trials * (2 * net.dim + 2 * net.input_size),
+                 "the trials' states")
     gen = itermap.as_rng(rng)
     bits = net.input_size
     u, y = datasets.flip_flop(trials, steps, bits=bits, rng=gen)

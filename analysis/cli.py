@@ -8,6 +8,7 @@ reproduces the network it came from.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -71,6 +72,34 @@ def demo(seed: int = 0, out=None) -> bool:
     return ok
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse names the option on refusal)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        # nan would turn the limit off silently: every comparison with it is False
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got "
+                                         f"{text!r}")
+    return value
+
+
+def _threads(text: str) -> str | int:
+    """``auto``, ``default`` or a positive count of BLAS threads."""
+    if text in ("auto", "default"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'default', "
+                                         f"got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'default', "
+                                         f"got {text!r}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="itermap", description="Neural networks as iterative maps (arXiv:2404.00880).")
@@ -92,9 +121,9 @@ def main(argv=None) -> int:
     p_report.add_argument("--schema", action="store_true",
                           help="print the JSON Schema of a spec (data/spec.schema.json)")
     p_report.add_argument("--seed", type=int, default=None, help="override the spec's seed")
-    p_report.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS",
+    p_report.add_argument("--time-limit", type=_seconds, default=3600.0, metavar="SECONDS",
                           help="refuse a spec estimated to run longer (default 3600)")
-    p_report.add_argument("--blas-threads", default="auto", metavar="N",
+    p_report.add_argument("--blas-threads", type=_threads, default="auto", metavar="N",
                           help="BLAS threads while the analyses run: a number, 'default' (the "
                                "library's) or 'auto' (one for networks of <= 512 units, "
                                "the default)")

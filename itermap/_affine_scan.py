@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._backend import namespace
+from ._checks import one_namespace, plain_array
 from ._types import Array
 
 __all__ = ["affine_scan", "linear_recurrence"]
@@ -85,6 +86,16 @@ def _scan(A, b, combine, need_A, xp):
     return _interleave(A_even, A_odd, xp), b_out
 
 
+def _plain(A, b):
+    """``A`` (an array or a sequence of blocks) and ``b`` as plain arrays (no masks,
+    subclasses or foreign byte order)."""
+    if isinstance(A, list | tuple):
+        A = type(A)(plain_array(f"A[{i}]", a) for i, a in enumerate(A))
+    else:
+        A = plain_array("A", A)
+    return A, plain_array("b", b)
+
+
 def _check(A, b, kind):
     """Validate the inputs; return the namespace and, for blocks, the block sizes.
 
@@ -112,9 +123,7 @@ def _check(A, b, kind):
     sizes = []
     for i, Ai in enumerate(blocks):
         label = "A" if kind != "block" else f"A[{i}]"
-        xp_i = namespace(Ai, b)
-        if xp_i is not xp:
-            raise TypeError(f"{label} and b live in different array namespaces")
+        one_namespace(**{label: Ai, "b": b})
         if not xp.isdtype(Ai.dtype, "real floating"):
             raise TypeError(f"{label} must be real floating point, got dtype {Ai.dtype}")
         square = kind != "diagonal"
@@ -173,6 +182,7 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
     >>> A_cum[:, 0], b_cum[:, 0]       # 2x+1; 3(2x+1); 0.5*3(2x+1)+1
     (array([2., 6., 3.]), array([1. , 3. , 2.5]))
     """
+    A, b = _plain(A, b)
     xp, sizes = _check(A, b, kind)
     if kind == "full":
         return _scan(A, b, _combine_full, True, xp)
@@ -220,12 +230,13 @@ def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> A
     >>> linear_recurrence(A, b, np.zeros(1))[:, 0]      # x -> x/2 + 1 from 0
     array([1.   , 1.5  , 1.75 , 1.875])
     """
+    A, b = _plain(A, b)
+    x0 = plain_array("x0", x0)
     xp, sizes = _check(A, b, kind)
     if not hasattr(x0, "shape") or tuple(x0.shape) != tuple(b.shape[1:]):
         raise ValueError(f"x0 must have shape {tuple(b.shape[1:])} (b without its time "
                          f"axis), got {getattr(x0, 'shape', type(x0).__name__)}")
-    if namespace(x0, b) is not xp:
-        raise TypeError("x0 and b live in different array namespaces")
+    one_namespace(x0=x0, b=b)
     if not xp.isdtype(x0.dtype, "real floating"):
         raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
     if b.shape[0] == 0:

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
-from ._checks import check_real, named
+from ._checks import check_real, named, no_half, one_namespace, plain_array
 from ._rng import as_rng
 from ._types import Array, RngLike
 
@@ -95,6 +95,8 @@ class BlockMatrix:
                 block = self._check_block(i, j, block)
             if block is not None:
                 stored[(i, j)] = block
+        with named("blocks"):
+            one_namespace(**{f"block {k}": b for k, b in stored.items()})
         self._blocks = dict(sorted(stored.items()))
         self._trainable = None if trainable is None else self._check_trainable(trainable)
 
@@ -134,6 +136,7 @@ class BlockMatrix:
             block = block.tocsr()
             data = block.data
         else:
+            block = plain_array(f"block ({i}, {j})", block)
             if not hasattr(block, "shape"):
                 block = np.asarray(block)
             data = block
@@ -148,6 +151,7 @@ class BlockMatrix:
                 block = block.astype(np.float64) if is_sparse(block) else data
             else:
                 raise TypeError(f"block ({i}, {j}) must be real, got dtype {data.dtype}")
+        no_half(f"block ({i}, {j})", data)  # a half-precision map could run no analysis
         if not bool(xp.all(xp.isfinite(data))):
             raise ValueError(f"block ({i}, {j}) contains NaN or inf")
         if is_sparse(block):

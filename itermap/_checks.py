@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "named"]
+           "check_real_array", "named", "no_half", "one_namespace", "plain_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -94,6 +94,117 @@ def named(name: str):
         raise type(exc)(f"{name}: {msg}") from exc
 
 
+def plain_array(name: str, value):
+    """``value`` with what a plain array lacks taken off, or a TypeError naming ``name``.
+
+    The one door every array of the public API goes through (states, weights, inputs,
+    values): a masked array that carries a mask is refused (SciPy's convention: the mask
+    would be ignored by some operations and honoured by others, giving wrong answers);
+    one without a mask, an ``np.matrix`` (whose ``*`` and 2-D-only rows break
+    vectorised code, and whose pieces crash ``np.stack``) and any other ndarray
+    subclass become plain ndarrays; a non-native byte order becomes native (the same
+    values, so a dtype check sees float64, not ``>f8``). Anything else passes unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plain_array("x", np.matrix([[1.0, 2.0]]))
+    array([[1., 2.]])
+    >>> plain_array("x", np.array([1.0], dtype=">f8")).dtype
+    dtype('float64')
+    >>> plain_array("x", np.ma.masked_array([1.0, 2.0], mask=[True, False]))
+    Traceback (most recent call last):
+    ...
+    TypeError: x: masked arrays with a mask are not supported; pass x.filled(...) or \
+x.compressed() instead
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.getmask(value) is not np.ma.nomask and bool(np.any(np.ma.getmaskarray(value))):
+            raise TypeError(f"{name}: masked arrays with a mask are not supported; pass "
+                            f"{name}.filled(...) or {name}.compressed() instead")
+        value = np.ma.getdata(value)
+    if isinstance(value, np.ndarray):
+        if type(value) is not np.ndarray:
+            value = np.asarray(value)
+        if not value.dtype.isnative:
+            value = value.astype(value.dtype.newbyteorder("="))
+    elif isinstance(value, list | tuple) and any(isinstance(v, np.ma.MaskedArray)
+                                                 for v in value):
+        value = type(value)(plain_array(name, v) for v in value)
+    return value
+
+
+def no_half(name: str, x):
+    """``x`` unless it is a half-precision float array: a TypeError naming ``name``.
+
+    No LAPACK routine works in float16 (nor bfloat16), and its three digits are lost to
+    the first few steps of a run; float32 is the least precision the analyses take.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> no_half("x0", np.zeros(2, dtype=np.float16))
+    Traceback (most recent call last):
+    ...
+    TypeError: x0: float16 arrays are not supported (no LAPACK routine works in half ...
+    """
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, np.dtype):  # the inner loop's case: no str(dtype), which is slow
+        if dtype.kind != "f" or dtype.itemsize != 2:
+            return x
+    elif dtype is None or str(dtype).split(".")[-1] not in ("float16", "bfloat16"):
+        return x
+    half = str(dtype).split(".")[-1]
+    raise TypeError(f"{name}: {half} arrays are not supported (no LAPACK routine works in "
+                    f"half precision); pass float32 or float64")
+
+
+def _library(a) -> str | None:
+    """The array library of ``a`` (None for scalars, sequences and None)."""
+    if a is None or isinstance(a, numbers.Number | str | bytes | list | tuple | dict):
+        return None
+    if getattr(a, "_holds_arrays", False):  # a map whose arrays live in one library
+        return str(a.backend)
+    if isinstance(a, np.ndarray | np.generic):
+        return "numpy"
+    mod = type(a).__module__.split(".")[0]
+    if mod in ("scipy",):  # sparse matrices live on the host, with NumPy
+        return "numpy"
+    if mod == "cupyx":
+        return "cupy"
+    return mod if hasattr(a, "shape") and hasattr(a, "dtype") else None
+
+
+def one_namespace(*, movable: bool = False, **arrays) -> None:
+    """Refuse, with one TypeError up front, arrays that come from different libraries.
+
+    ``arrays`` maps parameter names to arrays (None, numbers and sequences are
+    ignored: those are parsed into the others' library). Mixing, say, array_api_strict
+    and NumPy would otherwise fail deep inside with an AttributeError, or be accepted and
+    fail later. ``movable=True`` lets NumPy and CuPy arrays meet, for the callers that
+    document moving one to the other (a host bias for a GPU map, host inputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> one_namespace(x=np.zeros(2), u=None)
+    >>> class Foreign:  # an array of another library
+    ...     __module__ = "otherlib"
+    ...     shape, dtype = (2,), "float64"
+    >>> one_namespace(x=np.zeros(2), W=Foreign())
+    Traceback (most recent call last):
+    ...
+    TypeError: all arrays must come from one namespace: x is numpy, W is otherlib
+    """
+    seen = {name: lib for name, a in arrays.items() if (lib := _library(a)) is not None}
+    libs = set(seen.values())
+    if movable and libs <= {"numpy", "cupy"}:
+        return
+    if len(libs) > 1:
+        parts = ", ".join(f"{name} is {lib}" for name, lib in seen.items())
+        raise TypeError(f"all arrays must come from one namespace: {parts}")
+
+
 def check_real_array(name: str, value, *, ndim: int | None = None,
                      allow_empty: bool = False) -> np.ndarray:
     """``value`` as a finite float64 NumPy array, or a TypeError/ValueError naming ``name``.
@@ -111,6 +222,7 @@ def check_real_array(name: str, value, *, ndim: int | None = None,
         raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
     if hasattr(value, "__cuda_array_interface__") or type(value).__module__.startswith("cupy"):
         value = value.get()
+    value = plain_array(name, value)
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:

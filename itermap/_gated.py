@@ -24,7 +24,7 @@ import numpy as np
 
 from ._activations import get_activation
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_bool
+from ._checks import check_bool, no_half, one_namespace, plain_array
 from ._map import Map
 from ._types import Array
 
@@ -44,6 +44,7 @@ def _sigmoid_inplace(a):
 
 
 def _as_weight(name, w, shape=None, dtype=None):
+    w = no_half(name, plain_array(name, w))
     if not hasattr(w, "shape"):
         if w is None or isinstance(w, str | bytes):
             raise TypeError(f"{name} must be an array, got {type(w).__name__}")
@@ -83,6 +84,9 @@ class _Cell:
     state_factor = 1
 
     def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, name="layer"):
+        with_name = {f"{name} {k}": v for k, v in (("weight_ih", weight_ih), (
+            "weight_hh", weight_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh))}
+        one_namespace(**with_name)
         w_hh = _as_weight(f"{name} weight_hh", weight_hh)
         if w_hh.ndim != 2 or w_hh.shape[0] != self.n_gates * w_hh.shape[1]:
             raise ValueError(f"{name} weight_hh must have shape ({self.n_gates} H, H), got "
@@ -353,6 +357,8 @@ class RecurrentMap(Map):
     >>> bool(np.array_equal(traj.states[3][m.output_slice], output[2]))
     True
     """
+
+    _holds_arrays = True
 
     def __init__(self, layers: Sequence[Any], *, batch_first: bool = False):
         layers = tuple(layers)

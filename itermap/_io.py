@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
+from ._schema import check_fields, check_schema
 
 __all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION"]
 
@@ -103,6 +104,7 @@ def saveable(cls: type[T]) -> type[T]:
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"@saveable needs a dataclass, got {cls.__name__}")
+    check_schema(cls)
     if _has_generated_repr(cls):
         setattr(cls, "__repr__", _compact_repr)  # noqa: B010 (mypy: no method assignment)
     _REGISTRY[_type_name(cls)] = cls
@@ -502,6 +504,7 @@ def _decode(type_name, fields, arrays):
     for f in dataclasses.fields(cls):
         if f.name in fields:
             (kwargs if f.init else later)[f.name] = _decode_value(fields[f.name], arrays)
+    check_fields(cls, {**kwargs, **later})  # types, dtypes and shapes, before cls sees them
     obj = cls(**kwargs)
     for k, v in later.items():
         object.__setattr__(obj, k, v)
@@ -811,12 +814,16 @@ def load(path: str | os.PathLike) -> Any:
             NotImplementedError) as exc:
         raise ValueError(f"{path} is not a readable itermap file (truncated or corrupt: "
                          f"{exc})") from exc
+    except RecursionError:  # metadata nested deeper than Python's stack
+        raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
     try:
         return _decode(type_name, fields, arrays)
     except KeyError as exc:
         raise ValueError(f"{path}: itermap file is missing entry {exc}") from exc
     except (TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{path}: the metadata's fields are nested too deeply") from None
 
 
 def _read_archive(zf, path):
@@ -835,6 +842,8 @@ def _read_archive(zf, path):
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: corrupt itermap metadata ({exc})") from exc
+    except RecursionError:  # JSON nested deeper than Python's stack
+        raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
     type_name, fields, table = _check_meta(meta, path)
     wanted = _referenced(fields)
     if table is None:  # format 1: no table; the fields name the entries

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_choice, check_int
+from ._checks import check_choice, check_int, one_namespace, plain_array
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
@@ -40,6 +40,13 @@ class Trajectory:
     >>> traj.states[:, 0], traj.times, traj.final, len(traj)
     (array([8., 4., 2., 1.]), array([0, 1, 2, 3]), array([1.]), 4)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "states": "float[T, ..., D]",
+        "times": "int[T]",
+        "sizes": "list[int]",
+    }
 
     states: Array
     times: Array
@@ -131,6 +138,9 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
     if inputs is None:
         raise ValueError(f"inputs: the map is driven (input size {n_in}): pass inputs, one vector "
                          f"of length {n_in} or a sequence (steps, ..., {n_in})")
+    inputs = plain_array("inputs", inputs)
+    # host inputs for a GPU map are moved there (documented); other libraries are not mixed
+    one_namespace(x=x, inputs=inputs, movable=True)
     if not hasattr(inputs, "shape"):
         if isinstance(inputs, str | bytes):
             raise TypeError(f"inputs must be an array, got {type(inputs).__name__}")

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import backend_of, namespace
+from ._checks import no_half, one_namespace, plain_array
 from ._types import Array
 
 __all__ = ["Map", "DivergenceError"]
 
 
 def _check_real_dtype(a, name):
+    a = plain_array(name, a)
     xp = namespace(a)
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must be real, got dtype {a.dtype}")
@@ -365,10 +367,25 @@ class Map:
         """
         return self.read_block(x, -1)
 
+    # True for maps whose NumPy or CuPy arrays (weights, a matrix) meet the state
+    _holds_arrays = False
+
     def _check_state(self, x, name: str = "x"):
-        """``x`` as a real floating state (dim,) or batch (B, dim); errors name ``name``."""
+        """``x`` as a real floating state (dim,) or batch (B, dim); errors name ``name``.
+
+        Masked arrays with a mask, 0-d and float16 arrays (no LAPACK routine works in half
+        precision) are refused; ``np.matrix``, big-endian and integer states are converted.
+        """
         if x is None:
             raise TypeError(f"{name}: the state is None")
+        if type(x) is not np.ndarray or not x.dtype.isnative:
+            x = plain_array(name, x)
+        if self._holds_arrays and type(x) is not np.ndarray:  # the inner loop skips this
+            lib, home = backend_of(x), self.backend
+            if lib != home and not {lib, home} <= {"numpy", "cupy"}:
+                raise TypeError(f"{name}: all arrays must come from one namespace: the state "
+                                f"is {lib}, the map's arrays are {home}; move one with "
+                                f"map.to(...) or to_backend(...)")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
@@ -394,7 +411,7 @@ class Map:
             else:
                 raise TypeError(f"{name}: a state must be real floating point, got dtype "
                                 f"{x.dtype}")
-        return x
+        return no_half(name, x)
 
     def _check_start(self, x0, name: str = "x0"):
         """``x0`` checked as a state that is also finite: the start of a run."""
@@ -407,11 +424,13 @@ class Map:
     def _check_tangent(self, x, v):
         if not hasattr(v, "shape"):
             raise TypeError("tangent vectors v must be an array")
+        v = plain_array("v", v)
+        one_namespace(x=x, v=v)
         _check_real_dtype(v, "v")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
             raise ValueError(
-                f"tangent vectors v must have shape {want} for a state of shape "
+                f"tangent vectors v must have shape {want} for a state x of shape "
                 f"{tuple(x.shape)}, got {tuple(v.shape)}"
             )
         if v.shape[-2] != self.dim or (x.ndim == 2 and v.shape[0] != x.shape[0]):
@@ -424,12 +443,14 @@ class Map:
     def _check_cotangent(self, x, w):
         if not hasattr(w, "shape"):
             raise TypeError("cotangent vectors w must be an array")
+        w = plain_array("w", w)
+        one_namespace(x=x, w=w)
         _check_real_dtype(w, "w")
         ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
         if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
                 (x.ndim == 2 and w.shape[0] != x.shape[0]):
             want = "(dim,) or (k, dim)" if x.ndim == 1 else "(B, dim) or (B, k, dim)"
-            raise ValueError(f"cotangent vectors w must have shape {want} for a state of shape "
+            raise ValueError(f"cotangent vectors w must have shape {want} for a state x of shape "
                              f"{tuple(x.shape)} (dim={self.dim}), got {tuple(w.shape)}")
         return w
 
@@ -443,6 +464,7 @@ class Map:
         if u is None:
             raise ValueError(f"this map is driven: step needs an input u of length "
                              f"{self.input_size}{where}")
+        u = plain_array("u", u)
         if not hasattr(u, "shape"):
             u = namespace(x).asarray(np.asarray(u, dtype=float))
         if u.shape[-1:] != (self.input_size,) or u.ndim > x.ndim or (

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix, _check_sizes
-from ._checks import check_int, check_real, named
+from ._checks import check_int, check_real, named, no_half, one_namespace, plain_array
 from ._map import Map
 from ._rng import as_rng
 from ._sparse_product import csr_times
@@ -76,6 +76,7 @@ class IterativeMap(Map):
             bm = weights
         elif is_sparse(weights) or hasattr(weights, "shape") or isinstance(weights, (list, tuple)):
             weights = _check_matrix("weights", weights)
+            one_namespace(weights=weights, bias=bias, movable=True)
             if len(weights.shape) != 2 or weights.shape[0] != weights.shape[1]:
                 raise ValueError(f"weights must be a square matrix, got shape "
                                  f"{tuple(weights.shape)}")
@@ -169,8 +170,11 @@ class IterativeMap(Map):
         if bias is None:
             self.bias = None
             return
+        bias = plain_array("bias", bias)
         if not hasattr(bias, "shape"):
             bias = np.asarray(bias, dtype=float)
+        one_namespace(weights=self._W if self._W is not None else next(
+            iter(self._bm.blocks.values()), None), bias=bias, movable=True)
         xp = namespace(bias)
         if bias.ndim != 1 or bias.shape[0] != self.dim:
             raise ValueError(f"bias must have shape ({self.dim},), got {tuple(bias.shape)}")
@@ -222,10 +226,12 @@ class IterativeMap(Map):
         """
         return self._depth
 
-    def _coerce(self, x):
-        x = self._check_state(x)
+    _holds_arrays = True
+
+    def _coerce(self, x, name: str = "x"):
+        x = self._check_state(x, name)
         if self.backend in ("numpy", "cupy") and backend_of(x) != self.backend:
-            raise TypeError(f"state is a {backend_of(x)} array but the map lives on "
+            raise TypeError(f"{name}: the state is a {backend_of(x)} array but the map lives on "
                             f"{self.backend}; move one with map.to(...) or to_backend(...)")
         return x
 
@@ -644,9 +650,16 @@ class IterativeMap(Map):
         ------
         ValueError
             For ``w`` whose shape is not the state's.
+        TypeError
+            For a ``w`` that is not real (complex, say), or from another array library.
         """
         x = self._coerce(x)
         xp = namespace(x)
+        w = plain_array("w", w)
+        one_namespace(x=x, w=w)
+        if hasattr(w, "dtype") and not xp.isdtype(w.dtype, ("real floating", "integral", "bool")):
+            # a complex w would give complex gradients for the real weights
+            raise TypeError(f"w must be real, got dtype {w.dtype}")
         if not hasattr(w, "shape") or tuple(w.shape) != tuple(x.shape):
             raise ValueError(f"w must have the state's shape {tuple(x.shape)}, got "
                              f"{tuple(getattr(w, 'shape', ()))}")
@@ -833,8 +846,10 @@ class IterativeMap(Map):
                              "it never settles; use itermap.iterate")
         if x is None or isinstance(x, str | bytes):
             raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
+        x = no_half("x", plain_array("x", x))
         if not hasattr(x, "shape"):
             x = np.asarray(x, dtype=float)
+        one_namespace(x=x, map=self, movable=True)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"x must have shape ({self.input_size},) or (B, "
                              f"{self.input_size}), got {tuple(x.shape)}")
@@ -1084,6 +1099,7 @@ class IterativeMap(Map):
                 raise ValueError(f"layer {l} expects {w.shape[1]} inputs but layer {l - 1} "
                                  f"has {mats[-1].shape[0]} outputs")
             mats.append(w)
+        one_namespace(**{f"weights[{l}]": w for l, w in enumerate(mats)})
         sizes = [mats[0].shape[1]] + [w.shape[0] for w in mats]
         bm = BlockMatrix(sizes, {(l + 1, l): w for l, w in enumerate(mats)})
         acts = ["identity"] + [activation] * (len(mats) - 1) + [output_activation]
@@ -1097,6 +1113,8 @@ class IterativeMap(Map):
                               else mats[0].dtype)]
             for l, b in enumerate(biases):
                 b = _check_vector(f"biases[{l}]", b)
+                # host biases for device weights are moved there, as IterativeMap's bias is
+                one_namespace(**{"weights[0]": mats[0], f"biases[{l}]": b}, movable=True)
                 if tuple(b.shape) != (sizes[l + 1],):
                     raise ValueError(f"bias {l} has shape {tuple(b.shape)}; expected "
                                      f"({sizes[l + 1]},)")
@@ -1144,6 +1162,8 @@ class IterativeMap(Map):
         ((1, 2), 0)
         """
         W_hh, W_hx = _check_matrix("W_hh", W_hh), _check_matrix("W_hx", W_hx)
+        one_namespace(W_hh=W_hh, W_hx=W_hx)
+        one_namespace(W_hh=W_hh, b=b, movable=True)  # a host bias moves to device weights
         with named("activation"):
             get_activation(activation)
         n_h, n_x = W_hx.shape if hasattr(W_hx, "shape") else np.shape(W_hx)
@@ -1263,6 +1283,7 @@ def _check_real_finite(name, a, kind, real_kind):
     """``a`` as an array or sparse matrix, parsed from a sequence if need be."""
     if a is None or isinstance(a, str | bytes):
         raise TypeError(f"{name} must be a {kind}, got {type(a).__name__}")
+    a = no_half(name, plain_array(name, a))
     if not is_sparse(a) and not hasattr(a, "shape"):
         try:
             a = np.asarray(a, dtype=float)

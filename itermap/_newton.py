@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -115,6 +115,18 @@ class NewtonTrajectory(Trajectory):
     >>> type(traj).__name__, traj.states.shape, traj.converged, traj.jacobian
     ('NewtonTrajectory', (21, 4), True, 'full')
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        **Trajectory._schema,
+        "iterations": "int",
+        "residuals": "float[*] | None",
+        "converged": "bool",
+        "jacobian": "str",
+        "damping": "float",
+        "windows": "int",
+        "fallback_reason": "str | None",
+    }
 
     iterations: int = 0
     residuals: Array | None = None

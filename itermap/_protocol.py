@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_real
+from ._checks import check_real, one_namespace, plain_array
 from ._map import Map
 from ._types import Array, MapLike, RngLike
 
@@ -127,7 +127,12 @@ class FunctionMap(Map):
     def input_size(self) -> int:
         return self._input_size
 
-    def _call(self, fn, takes_u, u, *args):
+    def _call(self, fn, takes_u, u, *args, names=("x",)):
+        # the wrapped functions get plain arrays: no masks, np.matrix or foreign byte order
+        args = tuple(a if type(a) is np.ndarray and a.dtype.isnative else plain_array(n, a)
+                     for a, n in zip(args, names))
+        if u is not None and (type(u) is not np.ndarray or not u.dtype.isnative):
+            u = plain_array("u", u)
         if u is None or not takes_u:
             if u is not None:
                 raise ValueError(f"{self.name} is autonomous: it takes no input u")
@@ -232,7 +237,7 @@ class FunctionMap(Map):
         """
         if self._tan is None:
             return super().tangent(x, v, u)
-        return self._call(self._tan, self._tan_u, u, x, v)
+        return self._call(self._tan, self._tan_u, u, x, v, names=("x", "v"))
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         """``w^T J(x)``: the wrapped ``vjp``, or from ``jacobian``.
@@ -267,7 +272,7 @@ class FunctionMap(Map):
         """
         if self._vjp is None:
             return super().vjp(x, w, u)
-        return self._call(self._vjp, self._vjp_u, u, x, w)
+        return self._call(self._vjp, self._vjp_u, u, x, w, names=("x", "w"))
 
     def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
@@ -494,6 +499,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         x = xp.astype(x, m.dtype)
     if m.input_size and u is None:
         u = xp.asarray(gen.standard_normal((x.shape[0], m.input_size)))
+    u = plain_array("u", u)
+    one_namespace(x=x, u=u)
     if u is not None and not hasattr(u, "shape"):
         u = xp.asarray(np.asarray(u, dtype=float))
     B = x.shape[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import namespace, to_backend, to_numpy
-from ._checks import check_real
+from ._checks import check_real, no_half, plain_array
 from ._map import Map
 from ._types import Array
 
@@ -270,9 +270,12 @@ class LinearMap(Map):
     array([ 0., -1.])
     """
 
+    _holds_arrays = True
+
     def __init__(self, A: Array):
         if A is None or isinstance(A, str | bytes):
             raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
+        A = no_half("A", plain_array("A", A))
         if not hasattr(A, "shape"):
             try:
                 A = np.asarray(A)

@@ -18,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._activations import activation_name, get_activation
-from ._backend import is_sparse
+from ._backend import is_sparse, to_numpy
 from ._blocks import BlockMatrix
+from ._checks import plain_array
 from ._gated import RecurrentMap, _ElmanCell, _GRUCell, _LSTMCell
 from ._map import Map
 from ._network import IterativeMap
@@ -93,11 +94,23 @@ def _finite(name, a):
     return a
 
 
-def _get(arrays, key, where, shape=None):
+def _get(arrays, key, where, shape=None, *, pattern=False):
+    """``arrays[key]``: a real floating array (or, for a ``pattern`` such as a mask,
+    booleans or integers too); errors name ``where`` and ``key``."""
     if key not in arrays:
         raise ValueError(f"{where}: the weights have no {key!r} (keys: "
                          f"{sorted(arrays)[:8]}{'...' if len(arrays) > 8 else ''})")
     a = arrays[key]
+    kind = a.dtype.kind
+    if kind == "c":  # IterativeMap refuses complex weights; a cast would drop the imaginary part
+        raise TypeError(f"{where}: {key} is complex ({a.dtype}): weights must be real")
+    if kind in "biu" and not pattern:
+        # integer weights are quantized weights (their scale is stored elsewhere) or a
+        # mistake: read as numbers they would be silently wrong
+        raise TypeError(f"{where}: {key} holds {a.dtype} values: weights and biases must be "
+                        f"floating point (dequantize integer weights first)")
+    if kind not in "biuf":
+        raise TypeError(f"{where}: {key} holds {a.dtype} values: weights must be real numbers")
     if shape is not None and tuple(a.shape) != tuple(shape):
         raise ValueError(f"{where}: {key} has shape {tuple(a.shape)}, expected {tuple(shape)}")
     return _finite(f"{where}: {key}", a)
@@ -336,8 +349,8 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
         shape = (sizes[j], sizes[i])  # input block i -> output block j: torch's (out, in)
         if "weight_0" in fields:
             w0 = _get(arrays, fields["weight_0"], where, shape)
-            mask = _get(arrays, fields.get("mask", ""), where, shape) if "mask" in fields \
-                else np.zeros(shape)
+            mask = (_get(arrays, fields["mask"], where, shape, pattern=True) if "mask" in fields
+                    else np.zeros(shape))
             U = _get(arrays, fields["U"], where, shape) if "U" in fields else 0
             W = w0 + U * mask
             masks[(j, i)] = np.asarray(mask) != 0
@@ -477,7 +490,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             raise ValueError("architecture: weights given as arrays need their architecture "
                              "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
         arrays = {str(k)[len(prefix):]: (v.detach().cpu().numpy() if hasattr(v, "detach")
-                                         else np.asarray(v))
+                                         else np.asarray(to_numpy(plain_array(str(k), v))))
                   for k, v in model.items() if str(k).startswith(prefix)}
         if not arrays:
             raise ValueError(f"prefix: no key starts with {prefix!r}")

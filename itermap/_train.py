@@ -15,13 +15,20 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._backend import is_sparse, namespace, sparse_module, to_backend, to_numpy
 from ._blocks import BlockMatrix
-from ._checks import check_bool, check_choice, check_int, check_real
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    one_namespace,
+    plain_array,
+)
 from ._io import load, save, saveable
 from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
@@ -106,6 +113,21 @@ class TrainHistory:
     (3, (3,), True)
     """
 
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "loss": "float[E]",
+        "accuracy": "float[E]",
+        "val_loss": "float[E]",
+        "val_accuracy": "float[E]",
+        "lr": "float[E]",
+        "seconds": "float[E]",
+        "best_epoch": "int",
+        "stopped_early": "bool",
+        "trainable_count": "int",
+        "loss_name": "str",
+        "optimizer": "str",
+    }
+
     loss: np.ndarray
     accuracy: np.ndarray
     val_loss: np.ndarray
@@ -168,6 +190,21 @@ class TrainState:
     >>> type(state).__name__, state.epoch, len(state.history["loss"])
     ('TrainState', 2, 2)
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "theta": "float[P]",
+        "moment1": "float[P] | None",
+        "moment2": "float[P] | None",
+        "step_count": "int",
+        "epoch": "int",
+        "rng_state": "dict",
+        "history": "dict",
+        "best_theta": "float[P] | None",
+        "best_val": "float",
+        "bad_epochs": "int",
+        "validation_index": "int[V] | None",
+    }
 
     theta: np.ndarray
     moment1: np.ndarray | None
@@ -483,6 +520,8 @@ def _check_data(m, inputs, targets, steps, loss, at):
         raise ValueError("map: train needs a driven map (an input_block) to feed the inputs")
     check_choice("loss", loss, ("cross_entropy", "mse"))
     check_choice("at", at, ("last", "all"))
+    inputs, targets = plain_array("inputs", inputs), plain_array("targets", targets)
+    one_namespace(map=m, inputs=inputs, targets=targets, movable=True)
     inputs = np.asarray(to_numpy(inputs))
     targets = np.asarray(to_numpy(targets))
     if inputs.dtype.kind not in "fiub" or inputs.ndim not in (2, 3):

@@ -37,6 +37,7 @@ from itermap.systems import henon, linear, logistic, standard_map
 RNN = itermap.random_rnn(5, gain=0.9, rng=0)
 MLP = IterativeMap.from_mlp([np.full((3, 2), 0.5), np.full((1, 3), 0.5)], activation="tanh")
 HENON = henon()
+FLIP_FLOP = itermap.load(Path(analysis.__file__).parent / "data" / "flip_flop_rnn.npz")
 TMP = Path(tempfile.mkdtemp(prefix="itermap-fuzz-"))
 
 
@@ -69,6 +70,7 @@ class Case:
     nan_fields: tuple = ()        # result fields documented to hold NaN
     answers: tuple = ()           # exception types that are the function's documented answer
     skip: dict = field(default_factory=dict)   # param -> bad labels not to try
+    slow: bool = False            # a valid call trains or searches: hypothesis leaves it out
 
 
 def _bad_values(p: Param):
@@ -100,6 +102,7 @@ def _bad_values(p: Param):
                 ("wrong shape", np.zeros(a.shape[:-1] + (a.shape[-1] + 1,)) if a.ndim
                  else np.zeros(3), True),
                 ("3-d", np.zeros((2, 2, 2, 2)), True)]
+        out += _array_kinds(a)
     elif k == "map":
         out += [("int", 3, True), ("object", object(), True), ("array", np.zeros(3), True)]
     elif k == "callable":
@@ -108,7 +111,9 @@ def _bad_values(p: Param):
         a = np.asarray(v)
         out += [("negative class", np.full_like(a, -1), True), ("float", a + 0.5, True),
                 ("nan", np.full(a.shape, np.nan), True), ("wrong length", a[:-1], True),
-                ("complex", a.astype(complex), True), ("empty", a[:0], True)]
+                ("complex", a.astype(complex), True), ("empty", a[:0], True),
+                ("masked", np.ma.masked_array(a, mask=a == a.flat[0]), True),
+                ("mixed namespaces", _strict(a), True)]
     elif k == "probability":
         out += [("nan", float("nan"), True), ("negative", -0.1, True), ("above 1", 1.5, True),
                 ("complex", 1j, True)]
@@ -127,6 +132,7 @@ def _bad_values(p: Param):
     elif k == "values":
         out += [("nan", [np.nan, 1.0], True), ("inf", [np.inf], True),
                 ("complex", [1j], True), ("empty", [], True), ("2-d", [[1.0, 2.0]], True)]
+        out += _array_kinds(np.asarray(v, dtype=float))
     elif k == "path":
         out += [("int", 3, True), ("empty", "", True), ("folder", str(TMP), True),
                 ("missing", str(TMP / "no-such-file.npz"), True)]
@@ -140,7 +146,10 @@ def _bad_values(p: Param):
                     ("missing block", {(7, 0): blk}, True),
                     ("complex", {key: blk.astype(complex) + 1j}, True),
                     ("nan", {key: np.full_like(blk, np.nan)}, True),
-                    ("object", {key: blk.astype(object)}, True)]
+                    ("object", {key: blk.astype(object)}, True),
+                    ("masked", {key: np.ma.masked_array(blk, mask=blk == blk.flat[0])}, True),
+                    ("matrix", {key: _matrix(blk)}, False),
+                    ("big-endian", {key: blk.astype(">f8")}, False)]
         else:
             out += [("float key", {(key[0] + 0.5, key[1]): blk}, True),
                     ("missing block", {(7, 0): blk}, True),
@@ -151,7 +160,13 @@ def _bad_values(p: Param):
     elif k == "layers":
         out += [("complex", [np.ones((3, 2)) + 1j, np.ones((1, 3))], True),
                 ("nan", [np.full((3, 2), np.nan), np.ones((1, 3))], True),
-                ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True)]
+                ("empty", [], True), ("mismatch", [np.ones((3, 2)), np.ones((1, 4))], True),
+                ("masked", [np.ma.masked_array(np.ones((3, 2)), mask=np.eye(3, 2, dtype=bool)),
+                            np.ones((1, 3))], True),
+                ("matrix", [_matrix(np.ones((3, 2))), _matrix(np.ones((1, 3)))], False),
+                ("big-endian", [np.ones((3, 2), dtype=">f8"), np.ones((1, 3), dtype=">f8")],
+                 False),
+                ("mixed namespaces", [_strict(np.ones((3, 2))), np.ones((1, 3))], True)]
         if p.optional:
             out = [o for o in out if o[0] != "empty"]
     elif k == "grid":
@@ -160,6 +175,51 @@ def _bad_values(p: Param):
     elif k == "dims":
         out += [("out of range", (0, 5), True), ("float", (0.5, 1), True)]
     return out
+
+
+def _strict(a):
+    """``a`` as an array_api_strict array: another array library than NumPy."""
+    import array_api_strict
+
+    return array_api_strict.asarray(np.asarray(a))
+
+
+def _matrix(a):
+    """``np.matrix(a)``, without its PendingDeprecationWarning (users still make them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(a)
+
+
+def _array_kinds(a):
+    """The array kinds that are not plain ndarrays (issue 23): masked (with a mask, refused),
+    np.matrix, big-endian, float16 (each accepted or refused with a named error), 0-d
+    (refused where an array of at least one axis goes), and an array from another library
+    (array_api_strict; refused where the call holds NumPy arrays as well, see ``run``)."""
+    a = np.asarray(a, dtype=float)
+    out = []
+    if a.size:
+        mask = np.zeros(a.shape, dtype=bool)
+        mask.flat[0] = True
+        out.append(("masked", np.ma.masked_array(a, mask=mask), True))
+    if 1 <= a.ndim <= 2:
+        out.append(("matrix", _matrix(a), False))
+    out += [("big-endian", a.astype(">f8"), False), ("float16", a.astype(np.float16), False),
+            ("mixed namespaces", _strict(a), False)]
+    if a.ndim:
+        out.append(("0-d", np.asarray(0.5), True))
+    return out
+
+
+def _holds_numpy(value) -> bool:
+    """True for a NumPy array, or a list, tuple or dict holding one."""
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_numpy(v) for v in value.values())
+    return False
 
 
 def _nonfinite(obj, seen=None, skip=()) -> bool:
@@ -438,6 +498,18 @@ def cases() -> dict:
             "kind": P("mlp", "choice"), "hidden": P(8, "int>=1"),
             "density": P(1.0, "probability"), "rng": P(0, "rng", optional=True)},
             positional=("kind",)),
+        "equal_parameter_comparison": Case(analysis.equal_parameter_comparison, {
+            "hidden": P(4, "int>=1"), "densities": P([0.5], "values"),
+            "seeds": P(1, "int>=1"), "epochs": P(1, "int>=1"), "steps": P(1, "int>=1"),
+            "lr": P(3e-3, "float>0"), "batch_size": P(256, "int>=1"),
+            "progress": P(False, "bool")}, slow=True,
+            # no densities: only the MLP and the continuum; a list of seeds: the seeds
+            skip={"densities": {"empty"}, "seeds": {"list"}}),
+        "flip_flop_analysis": Case(analysis.flip_flop_analysis, {
+            "net": P(FLIP_FLOP, "map"), "trials": P(4, "int>=1", size_like=True),
+            "steps": P(20, "int>=1"), "starts": P(16, "int>=1"), "noise": P(0.02, "float>=0"),
+            "keep_trials": P(2, "int>=1"), "rng": P(0, "rng", optional=True)},
+            positional=("net",), slow=True),
         "plots.training_history": Case(plots.training_history, {
             "history": P(_history(), "result"), "metric": P("loss", "choice")},
             positional=("history",)),
@@ -613,7 +685,7 @@ def cases() -> dict:
             "gain": P(np.array([0.5, 1.5]), "values"), "activation": P("tanh", "choice"),
             "quadrature": P(401, "int>=2", size_like=True)}, positional=("gain",),
             nan_ok=True,  # -inf at gain 0, by documentation
-            skip={"gain": {"2-d", "empty"}}),  # elementwise over any shape
+            skip={"gain": {"2-d", "empty", "0-d"}}),  # elementwise over any shape
         "orbit_diagram": Case(analysis.orbit_diagram, {
             "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
             "x0": P(np.array([0.3]), "state"), "transient": P(10, "int>=0"),
@@ -708,10 +780,6 @@ EXEMPT = {
     "newton_lyapunov": "draws a NewtonLyapunovScan, see tests/test_parallel_in_time.py",
     "FiniteTimeExponents": "a result record",
     "ParameterComparison": "a result record",
-    "equal_parameter_comparison": "trains 5 seeds x 5 models (minutes); its options are checked"
-                                  " in tests/test_training_analysis.py",
-    "flip_flop_analysis": "trains nothing but runs trials and a fixed-point search (seconds);"
-                          " tests/test_training_analysis.py checks its options",
     "digits": "takes no arguments",
     "accuracy_vs_parameters": "draws a ParameterComparison, which takes minutes to make",
     "fixed_points_pca": "see tests/test_training_analysis.py",
@@ -742,6 +810,11 @@ def run(select=None):
                     continue
                 if case.passes_nan and label in ("nan", "inf"):
                     refuse = False
+                if label == "mixed namespaces" and p.kind not in ("layers", "values"):
+                    # another library's array beside NumPy arrays: one TypeError up front
+                    # (parameter values are read one by one as Python floats: no mixing)
+                    refuse = any(_holds_numpy(q.value) for q_name, q in case.params.items()
+                                 if q_name != pname)
                 outcome, detail = classify(case, pname, label, bad, refuse)
                 rows.append({"case": cname, "param": pname, "bad": label,
                              "outcome": outcome, "detail": detail})

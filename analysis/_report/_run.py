@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -98,7 +99,7 @@ def _looks_like_report(path: Path) -> bool:
     try:
         with open(path / "results.json", encoding="utf-8") as fh:
             return json.load(fh).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # not ours, however deep
         return False
 
 
@@ -208,6 +209,11 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     """
     if progress is None:
         progress = sys.stderr
+    if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or not (
+            math.isfinite(time_limit) and time_limit > 0):
+        # nan would turn the limit off silently: every comparison with it is False
+        raise ValueError(f"time_limit must be a positive, finite number of seconds, got "
+                         f"{time_limit!r}")
     spec, spec_text = _spec_and_text(spec, spec_text)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -332,8 +338,7 @@ def report_command(parser, args) -> int:
         parser.error("report: give a SPEC.toml, an example's name (--list) or --example")
     path = example_spec_path() if args.example else args.spec
     try:
-        threads = None if args.blas_threads == "default" else \
-            args.blas_threads if args.blas_threads == "auto" else int(args.blas_threads)
+        threads = None if args.blas_threads == "default" else args.blas_threads
         doc = run_report(path, args.out, seed=args.seed, force=args.force,
                          time_limit=args.time_limit, blas_threads=threads)
     except (SpecError, FileExistsError, ValueError) as exc:

@@ -242,6 +242,8 @@ def load_spec(path):
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested deeper than Python's stack
+        raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
     return validate_spec(raw, base=path.parent)
 
 
