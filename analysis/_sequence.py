@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -114,6 +115,16 @@ class SequenceComparison:
     >>> r.names, r.impulse.shape, r.r2.shape
     (['mlp', 'rnn', 'lssl', 'attention'], (4, 7), (4, 4))
     """
+
+    # what load checks in a file (itermap/_schema.py)
+    _schema: ClassVar[dict[str, str]] = {
+        "names": "list[str]",
+        "dims": "list[int]",
+        "impulse": "float[M, S]",
+        "r2": "float[M, D]",
+        "capacity": "list[float]",
+        "exponents": "float[M, K]",
+    }
 
     names: list
     dims: list
