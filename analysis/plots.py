@@ -141,11 +141,12 @@ def _readable_log_axis(axis):
 
 
 def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"):
-    """Downward triangles on the bottom edge of ``ax`` at the positions ``x`` (data units)."""
+    """Downward triangles along the bottom edge of ``ax`` at the positions ``x`` (data units)."""
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         return None
-    return ax.plot(x, np.zeros_like(x), ls="none", marker="v", ms=5, color=color,
+    # just inside the bottom edge (on the spine, half of it would be clipped or hidden)
+    return ax.plot(x, np.full_like(x, 0.035), ls="none", marker="v", ms=5, color=color,
                    clip_on=False, transform=ax.get_xaxis_transform(), zorder=3,
                    label=label or "_")[0]
 
@@ -352,17 +353,36 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     if err is not None:
         err = np.where(np.isfinite(err), err, np.nan)[finite]
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
-    _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
+    collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     _zero_line(ax)
     ax.set_xlim(0.5, exps.size + 0.5)
-    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})",
-            integer_x=True)
+    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
+    ax.set_xticks(_index_ticks(exps.size))
     if dky is not None and np.isfinite(float(dky)):
-        ax.text(0.97, 0.95, f"$D_{{KY}} = {float(dky):.3g}$", transform=ax.transAxes,
+        ax.text(0.97, 0.95, _kaplan_yorke_text(float(dky), exps), transform=ax.transAxes,
                 ha="right", va="top", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
-    if label:
-        ax.legend()
+    if label or collapsed is not None:
+        ax.legend(fontsize="small", loc="center right" if collapsed is not None else "best")
     return ax
+
+
+def _index_ticks(k: int) -> list[int]:
+    """Integer ticks for indices 1..k that start at 1 (then multiples of a round step)."""
+    if k <= 12:
+        return list(range(1, k + 1))
+    step = next(s for s in (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+                if k / s <= 8) if k <= 8000 else 10 ** int(np.ceil(np.log10(k / 8)))
+    if step <= 2:
+        return list(range(1, k + 1, step))
+    return [1] + list(range(step, k + 1, step))
+
+
+def _kaplan_yorke_text(dky: float, exps) -> str:
+    """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
+    finite = exps[np.isfinite(exps)]
+    if dky == 0.0 and finite.size and np.max(finite) < 0.0:
+        return ("$D_{KY} = 0$: all $\\lambda_i < 0$,\na stable fixed point or cycle")
+    return f"$D_{{KY}} = {dky:.3g}$"
 
 
 def lyapunov_history(result: Any, *, ax: Axes | None = None,
@@ -421,7 +441,8 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
     _finish(ax, "steps averaged", f"estimate ({EXPONENT_UNIT})")
-    _legend_right(ax, handlelength=1.2, ncols=1 if shown <= 12 else 2,
+    # under the Axes: a legend to the right ran past the edge of side-by-side panels
+    _legend_below(ax, ncol=min(shown, 6), handlelength=1.2,
                   title=None if shown == k else f"first {shown} of {k}")
     return ax
 
@@ -459,19 +480,111 @@ def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
 
 
 # -- fixed points ---------------------------------------------------------------------
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """``"1 fixed point"``, ``"3 fixed points"``."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _eigen_input(fixed_points):
+    """``(eigenvalues (m, dim), stable (m,), points (m, dim) or None, bare)``; ``bare``: an array."""
+    bare = hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple))
+    if bare:
+        ev = np.asarray(_np(fixed_points), dtype=complex)
+        stable, points = None, None
+    else:
+        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
+        ev = np.asarray(_np(ev), dtype=complex)
+        stable = _field(fixed_points, "stable", None, required=False)
+        points = _field(fixed_points, "points", None, required=False)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
+                         f"got {ev.shape}")
+    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
+    if stable is None:
+        stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
+    stable = np.asarray(_np(stable), dtype=bool).reshape(-1)
+    if stable.shape[0] != ev2.shape[0]:
+        raise ValueError(f"stable has {stable.shape[0]} entries for {ev2.shape[0]} fixed points")
+    if points is not None:
+        points = np.asarray(_np(points), dtype=float)
+        if points.ndim != 2 or points.shape[0] != ev2.shape[0]:
+            points = None
+    return ev2, stable, points, bare
+
+
+def _spectrum_groups(ev2, points):
+    """Points with the same spectrum, drawn once: ``[(indices, is_pm_pair), ...]``.
+
+    Two spectra are the same when their sorted real parts, imaginary parts and
+    moduli agree to 1e-6 of the largest modulus (a multiset test). A group of
+    two whose points are negatives of each other (x* and -x* of an odd
+    activation; shared coordinates such as a held input may agree) is a ± pair.
+    """
+    m = ev2.shape[0]
+    tol = 1e-6 * (1.0 + float(np.abs(ev2).max(initial=0.0)))
+    keys = np.concatenate([np.sort(ev2.real, axis=1), np.sort(ev2.imag, axis=1),
+                           np.sort(np.abs(ev2), axis=1)], axis=1) if m else np.zeros((0, 0))
+    seen = np.zeros(m, dtype=bool)
+    groups = []
+    for i in range(m):
+        if seen[i]:
+            continue
+        same = np.flatnonzero(~seen & (np.abs(keys - keys[i]).max(axis=1, initial=0.0) <= tol))
+        seen[same] = True
+        pm = False
+        if points is not None and same.size == 2:
+            p, q = points[same[0]], points[same[1]]
+            ptol = 1e-6 * (1.0 + float(np.abs(points).max(initial=0.0)))
+            opposite = np.abs(p + q) <= ptol
+            pm = bool(np.all(opposite | (np.abs(p - q) <= ptol)) and np.any(opposite & (np.abs(p) > ptol)))
+        groups.append((same, pm))
+    return groups
+
+
+def _group_label(idx, pm, stable):
+    kind = "stable" if stable else "unstable"
+    if idx.size == 1:
+        return f"#{int(idx[0])} {kind}"
+    names = " & ".join(f"#{int(i)}" for i in idx[:3]) + (" & ..." if idx.size > 3 else "")
+    return f"{names} {kind} ({'± pair' if pm else 'same spectrum'})"
+
+
+def _legend_below(ax, handles=None, *, ncol=2, title=None, **kwargs):
+    """A legend centred under the Axes, below its tick labels and x label."""
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import ScaledTranslation
+
+    rc = mpl.rcParams
+    size = FontProperties(size=rc["xtick.labelsize"]).get_size_in_points()
+    label = FontProperties(size=rc["axes.labelsize"]).get_size_in_points()
+    drop = (rc["xtick.major.size"] + rc["xtick.major.pad"] + 1.25 * size + rc["axes.labelpad"]
+            + 1.3 * label + 2.0) / 72.0
+    shift = ax.transAxes + ScaledTranslation(0.0, -drop, ax.figure.dpi_scale_trans)
+    kw: dict[str, Any] = dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=shift,
+                              ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
+                              handletextpad=0.3, columnspacing=1.0, title=title,
+                              title_fontsize="small")
+    kw.update(kwargs)
+    return ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+
+
 def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     """Jacobian eigenvalues of fixed points in the complex plane, with the unit circle.
 
-    Each fixed point has its own marker (up to ten points; beyond that they
-    share one per stability), blue when the point is stable and red when it
-    is not, so a point's eigenvalues can be told from another's. The legend
-    counts points, and says how many eigenvalues each marker stands for.
+    Up to ten spectra, each has its own colour, with a hollow circle for a
+    stable point and a cross for an unstable one; more spectra share a colour
+    per stability (blue stable, red unstable). Points with the same spectrum
+    (the two points ``x*`` and ``-x*`` of an odd activation) are drawn once
+    and labelled as a ``± pair``. The unit circle is drawn above the markers;
+    the legend sits under the Axes, so panels side by side keep their width.
 
     Parameters
     ----------
     fixed_points : FixedPoints or array
         An object with ``eigenvalues`` (m, dim) and optionally ``stable``
-        (m,), or the complex eigenvalues themselves (any shape).
+        (m,) and ``points`` (m, dim), or the complex eigenvalues themselves
+        (any shape).
     ax : matplotlib Axes, optional
 
     Returns
@@ -490,52 +603,55 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     >>> import numpy as np
     >>> from itermap.analysis import plots
     >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
-    >>> sorted(c.get_label() for c in ax.collections)
-    ['point 0, stable (2 eigenvalues)']
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['unit circle', '#0 stable']
+    >>> ax.get_legend().get_title().get_text()
+    '1 fixed point, 2 eigenvalues each'
     """
-    if hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple)):
-        ev = np.asarray(_np(fixed_points), dtype=complex)
-        stable = None
-    else:
-        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
-        ev = np.asarray(_np(ev), dtype=complex)
-        stable = _field(fixed_points, "stable", None, required=False)
-    if ev.ndim not in (1, 2):
-        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
-                         f"got {ev.shape}")
-    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
-    if stable is None:
-        stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
-    stable = np.asarray(_np(stable), dtype=bool).reshape(-1)
-    if stable.shape[0] != ev2.shape[0]:
-        raise ValueError(f"stable has {stable.shape[0]} entries for {ev2.shape[0]} fixed points")
-    ax = _axes(ax)
+    ev2, stable, points, bare = _eigen_input(fixed_points)
+    if ax is None:
+        _, ax = _plt().subplots(layout="constrained")
     t = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(t), np.sin(t), color="0.45", lw=0.8, ls="--", label="unit circle")
-    markers = "oxs^vD+P*h"
-    if ev2.shape[0] <= len(markers):
-        for i, (row, st) in enumerate(zip(ev2, stable)):
-            kind = "stable" if st else "unstable"
-            ax.scatter(row.real, row.imag, marker=markers[i], s=18, lw=0.9, zorder=3,
-                       color=NEGATIVE if st else POSITIVE,
-                       facecolors="none" if markers[i] in "osD^vh" else None,
-                       label=f"point {i}, {kind} ({row.size} eigenvalues)")
+    # above the markers: eigenvalues on or near the circle must not hide it
+    ax.plot(np.cos(t), np.sin(t), color="0.2", lw=0.8, ls="--", label="unit circle", zorder=4)
+    groups = _spectrum_groups(ev2, points)
+    if len(groups) <= 10:
+        cmap = _plt().get_cmap("tab10")
+        for g, (idx, pm) in enumerate(groups):
+            row, st = ev2[idx[0]], bool(stable[idx[0]])
+            style: dict[str, Any] = (dict(marker="o", facecolors="none", edgecolors=cmap(g), s=16)
+                                     if st else dict(marker="x", color=cmap(g), s=18))
+            ax.scatter(row.real, row.imag, lw=0.9, zorder=3, label=_group_label(idx, pm, st),
+                       **style)
     else:
+        drawn = np.zeros(ev2.shape[0], dtype=bool)
+        drawn[[int(idx[0]) for idx, _ in groups]] = True
         styles: list[tuple[Any, str, dict[str, Any]]] = [
-            (stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
+            (stable, "stable", dict(marker="o", facecolors="none", edgecolors=NEGATIVE, s=14)),
             (~stable, "unstable", dict(marker="x", color=POSITIVE, s=18))]
         for mask, name, style in styles:
-            pts = ev2[mask].reshape(-1)
+            pts = ev2[mask & drawn].reshape(-1)
             if pts.size:
                 ax.scatter(pts.real, pts.imag, lw=0.9, zorder=3,
-                           label=f"{name}: {int(mask.sum())} points, {pts.size} eigenvalues",
-                           **style)
+                           label=f"{name}: {_plural(int(mask.sum()), 'point')}", **style)
     r = max(1.1, 1.1 * float(np.abs(ev2).max(initial=0.0)))
-    _square(ax, -r, r)
+    # the square [-r, r]^2 as data limits, widened along x or y to fill the slot: side by
+    # side panels keep no gaps (fixed limits would shrink the Axes to a square)
+    ax.update_datalim(np.array([[-r, -r], [r, r]]))
+    ax.margins(0.0)
+    ax.autoscale_view()
+    ax.set_aspect("equal", adjustable="datalim")
     ax.axhline(0, color="0.8", lw=0.5, zorder=0)
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
     _finish(ax, r"Re $\mu$", r"Im $\mu$")
-    _legend_right(ax, fontsize="small", frameon=False, handletextpad=0.3)
+    if bare and ev2.shape[0] == 1:  # a spectrum, not necessarily of a fixed point
+        title = _plural(ev2.shape[1], "eigenvalue")
+    else:
+        title = f"{_plural(ev2.shape[0], 'fixed point')}, {ev2.shape[1]} eigenvalues each"
+    if any(idx.size > 1 for idx, _ in groups):
+        title += "; equal spectra drawn once"
+    n = len(ax.get_legend_handles_labels()[0])
+    _legend_below(ax, ncol=min(n, 2), title=title)
     return ax
 
 
@@ -588,7 +704,7 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     total : bool
         Also draw the norm of the whole response (all target blocks) in black.
     labels : sequence of str, optional
-        Names of the target blocks (default ``block 0``, ``block 1``, ...).
+        Names of the target blocks (default ``response in block 0``, ...).
     label : str, optional
         A prefix for the legend entries (to compare several networks on one Axes).
     mark_length : bool
@@ -619,13 +735,17 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     >>> from itermap.analysis import plots
     >>> norms = np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])   # (steps + 1, targets)
     >>> ax = plots.impulse_response(norms, labels=["h1", "h2"])
-    >>> [line.get_label() for line in ax.get_lines()]
-    ['h1', 'h2']
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['h1', 'h2', 'exactly 0 from here on']
+    >>> [t.get_text() for t in ax.texts]     # h1 is 0 from step 1 on, h2 from step 2 on
+    ['0 from $k = 1$', '0 from $k = 2$']
 
     Notes
     -----
-    Exact zeros cannot sit on a log axis: a finite impulse response (an MLP)
-    shows as lines that end.
+    Exact zeros cannot sit on a log axis: where a response becomes exactly
+    zero and stays so (a finite impulse response, an MLP's), its line ends and
+    a triangle on the bottom edge marks the first zero step, annotated
+    ``0 from k = ...``.
     """
     norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
@@ -643,30 +763,59 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
         per_target = norms[:, source, :]
     n_t = per_target.shape[1]
     if labels is None:
-        labels = [f"block {t}" for t in range(n_t)]
+        labels = [f"response in block {t}" for t in range(n_t)]
     if len(labels) != n_t:
         raise ValueError(f"got {len(labels)} labels for {n_t} target blocks")
     steps = np.arange(per_target.shape[0])
     ax = _axes(ax)
+    zeros = []
     for t in range(n_t):
         y = _finite_positive(per_target[:, t])
         if np.all(np.isnan(y)):
             continue
         name = labels[t] if label is None else f"{label}: {labels[t]}"
-        ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
+        line, = ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
+        zeros.append((per_target[:, t], line.get_color()))
     if total:
-        y = _finite_positive(np.sqrt(np.sum(per_target ** 2, axis=1)))
-        ax.plot(steps, y, color="k", lw=1.2, marker=".", ms=3,
-                label="total" if label is None else f"{label}: total")
+        whole = np.sqrt(np.sum(per_target ** 2, axis=1))
+        line, = ax.plot(steps, _finite_positive(whole), color="k", lw=1.2, marker=".", ms=3,
+                        label="total" if label is None else f"{label}: total")
+        zeros.append((whole, "k"))
+    _mark_exact_zeros(ax, zeros)
     if mark_length and length is not None:
         ax.axvline(float(length), color="0.3", ls=":", lw=0.9,
                    label=("" if label is None else f"{label}: ") + f"length {int(length)}")
     # say what is plotted: the Frobenius norm of the response to a unit impulse in every
     # unit of the source block(s), and that k = 0 is the impulse itself
     where = "every block" if source is None else f"block {source}"
-    return _finish(ax, "step $k$ ($k = 0$: the impulse)",
-                   r"$\|\partial x_k / \partial x_0\|_F$, unit impulses in " + where,
-                   integer_x=True, log_y=True, legend="if_any")
+    _finish(ax, "step $k$ ($k = 0$: the impulse)", r"response $\|\partial x_k / \partial x_0\|_F$",
+            integer_x=True, log_y=True)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", title=f"unit impulses in {where}", title_fontsize="small")
+    return ax
+
+
+def _mark_exact_zeros(ax, curves):
+    """A triangle on the bottom edge where a response becomes exactly zero and stays so.
+
+    A log axis cannot show zeros: without a mark, a finite impulse response (an
+    MLP's) looks like a line that merely stops. The first zero step is marked
+    and annotated, and the legend gets one entry for the mark.
+    """
+    marked = 0
+    for y, colour in curves:
+        y = np.asarray(y, dtype=float)
+        nonzero = np.flatnonzero(y != 0.0)
+        if nonzero.size == 0 or nonzero[-1] == y.size - 1:
+            continue
+        k0 = int(nonzero[-1]) + 1
+        _minus_inf_markers(ax, [k0], color=colour, label=None)
+        ax.annotate(f"0 from $k = {k0}$", xy=(k0, 0.035), xycoords=ax.get_xaxis_transform(),
+                    xytext=(4, 0), textcoords="offset points", ha="left", va="center",
+                    fontsize="small", color=colour)
+        marked += 1
+    if marked:  # one legend entry for the marks, in grey: each mark has its line's colour
+        ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label="exactly 0 from here on")
 
 
 def memory_capacity(results: Any, *, ax: Axes | None = None,
