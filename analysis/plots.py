@@ -486,7 +486,10 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 
 def _eigen_input(fixed_points):
-    """``(eigenvalues (m, dim), stable (m,), points (m, dim) or None, bare)``; ``bare``: an array."""
+    """``(eigenvalues (m, dim), stable (m,), points (m, dim) or None, bare)``.
+
+    ``bare``: the argument is the eigenvalues themselves, not a result.
+    """
     bare = hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple))
     if bare:
         ev = np.asarray(_np(fixed_points), dtype=complex)
@@ -536,7 +539,8 @@ def _spectrum_groups(ev2, points):
             p, q = points[same[0]], points[same[1]]
             ptol = 1e-6 * (1.0 + float(np.abs(points).max(initial=0.0)))
             opposite = np.abs(p + q) <= ptol
-            pm = bool(np.all(opposite | (np.abs(p - q) <= ptol)) and np.any(opposite & (np.abs(p) > ptol)))
+            shared = np.abs(p - q) <= ptol
+            pm = bool(np.all(opposite | shared) and np.any(opposite & ~shared))
         groups.append((same, pm))
     return groups
 
