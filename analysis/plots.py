@@ -189,8 +189,9 @@ def _legend_right(ax, **kwargs):
 
 
 def _key(ax, handles, *, y, ncol, **kwargs):
-    """A colour or width key centred above (``y > 1``) or below (``y < 0``) the Axes."""
-    return ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol,
+    """A colour or width key centred above (``y > 1``, its bottom at y) or below (``y < 0``)."""
+    return ax.legend(handles=handles, loc="lower center" if y > 1 else "upper center",
+                     bbox_to_anchor=(0.5, y), ncol=ncol,
                      frameon=False, fontsize="small", borderaxespad=0.0, **kwargs)
 
 
@@ -1018,7 +1019,7 @@ def _graph_layout(G):
 
 
 _RING = 0.36            # ring radius, in units of the spacing between blocks
-_AUTO_BLOCK_LEVEL = 300  # above this many units a unit-level graph is drawn by block
+_AUTO_BLOCK_LEVEL = 300  # above this many units or edges a unit-level graph is drawn by block
 
 
 def _collapse_to_blocks(G):
@@ -1082,8 +1083,9 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     labels : sequence of str, optional
         Block names shown under the rings.
     level : {"auto", "unit", "block"}
-        ``"auto"`` draws a unit-level graph of more than 300 units by block,
-        where single units can no longer be told apart.
+        ``"auto"`` draws a unit-level graph of more than 300 units or more
+        than 300 edges by block, where single units and edges can no longer
+        be told apart.
 
     Returns
     -------
@@ -1116,8 +1118,8 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
         raise TypeError(f"G must be a networkx graph, got {type(G).__name__}")
     level = check_choice("level", level, ("auto", "unit", "block"))
     unit_level = any("block" in d for _, d in G.nodes(data=True))
-    if unit_level and (level == "block" or (level == "auto"
-                                            and G.number_of_nodes() > _AUTO_BLOCK_LEVEL)):
+    crowded = max(G.number_of_nodes(), G.number_of_edges()) > _AUTO_BLOCK_LEVEL
+    if unit_level and (level == "block" or (level == "auto" and crowded)):
         G, unit_level = _collapse_to_blocks(G), False
     pos, blocks, centre = _graph_layout(G)
     ax = _axes(ax)
@@ -1175,10 +1177,16 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
-    if G.number_of_edges():
-        _key(ax, handles, y=1.08, ncol=len(handles))
     if labels is None:
         labels = [f"block {b}" for b in blocks]
+    # the node colours, under the x label: one entry per block (the colours repeat after ten)
+    nodes_key = [Line2D([], [], color=cmap(b % 10), marker="o", ls="", ms=5, label=name)
+                 for b, name in list(zip(blocks, labels))[:10]]
+    key = ax.add_artist(_legend_below(ax, nodes_key, ncol=min(len(nodes_key), 5),
+                                      title="node colour: block"))
+    key.set_clip_on(False)  # add_artist clips to the Axes: layouts would leave the key out
+    if G.number_of_edges():  # the edge key above the Axes stays ax.get_legend()
+        _key(ax, handles, y=1.02, ncol=len(handles))
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
     ax.set_yticks([])
     for side in ("left", "right", "top"):
