@@ -607,7 +607,8 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     --------
     >>> import numpy as np
     >>> from itermap.analysis import plots
-    >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
+    >>> fp = {"eigenvalues": np.array([[0.5 + 0.5j, 0.5 - 0.5j]]), "stable": [True]}
+    >>> ax = plots.eigenvalues(fp)
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['unit circle', '#0 stable']
     >>> ax.get_legend().get_title().get_text()
@@ -1728,7 +1729,12 @@ __all__ += ["clv_angles", "finite_time_histogram"]
 def basins(result: Any, shape: Sequence[int], *,
            extent: tuple[float, float, float, float] | None = None,
            ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
-    """A 2-D slice of state space coloured by basin (grey: "other").
+    """A 2-D slice of state space coloured by basin, with escape and non-periodic starts.
+
+    Each attractor (a fixed point or periodic orbit) has a colour; bounded
+    starts on no periodic orbit (the basin of a strange attractor) are dark
+    violet, starts that escape to infinity pale. The legend gives each
+    share of the slice.
 
     Parameters
     ----------
@@ -1750,7 +1756,8 @@ def basins(result: Any, shape: Sequence[int], *,
     Raises
     ------
     ValueError
-        When ``shape`` does not hold one cell per start.
+        When ``shape`` does not hold one cell per start, or ``labels`` does
+        not name every attractor.
 
     Examples
     --------
@@ -1764,6 +1771,14 @@ def basins(result: Any, shape: Sequence[int], *,
     >>> ax = plots.basins(b, X.shape, extent=(-1, 1, -1, 1))
     >>> len(ax.images)
     1
+
+    The Hénon map's strange attractor against escape:
+
+    >>> b = basins(itermap.systems.henon(), 2 * np.column_stack([X.ravel(), Y.ravel()]),
+    ...            steps=200)
+    >>> ax = plots.basins(b, X.shape, extent=(-2, 2, -2, 2))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['bounded, no periodic orbit: 39.5%', 'escape: 60.5%']
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -1776,21 +1791,38 @@ def basins(result: Any, shape: Sequence[int], *,
     if len(shape) != 2 or shape[0] * shape[1] != lab.size:
         raise ValueError(f"shape {shape} does not hold the {lab.size} starts of the result")
     k = periods.size
-    plt = _plt()
-    base = plt.get_cmap("tab10" if k <= 10 else "tab20")
-    colours = ["0.8"] + [base(i % base.N) for i in range(k)]
+    if labels is not None and len(labels) != k:
+        raise ValueError(f"labels: got {len(labels)} names for {k} attractors")
+    base = _plt().get_cmap("tab10" if k <= 10 else "tab20")
+    # image values: 0 escaped (-2), 1 bounded on no listed attractor (-1), 2 + i attractor i
+    colours = [_ESCAPE_COLOUR, _APERIODIC_COLOUR] + [base(i % base.N) for i in range(k)]
     ax = _axes(ax)
-    ax.imshow(lab.reshape(shape) + 1, origin="lower", cmap=ListedColormap(colours),
-              vmin=-0.5, vmax=k + 0.5, extent=extent, aspect="auto", interpolation="nearest")
-    names = labels or [f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
-    handles = [Patch(color=colours[i + 1], label=names[i]) for i in range(k)]
-    if np.any(lab < 0):
-        handles.append(Patch(color=colours[0], label="other"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
-              frameon=False)
+    ax.imshow(np.clip(lab, -2, None).reshape(shape) + 2, origin="lower",
+              cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 1.5, extent=extent,
+              aspect="auto", interpolation="nearest")
+    share = [float(np.mean(lab == i)) for i in range(k)]
+    names = list(labels) if labels is not None else [
+        f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
+    handles = [Patch(color=colours[i + 2], label=f"{names[i]}: {share[i]:.1%}")
+               for i in range(k) if share[i] > 0]
+    bounded = float(np.mean(lab == -1))
+    if bounded > 0:
+        aperiodic = _field(result, "aperiodic_fraction", None, required=False)
+        what = ("bounded, no periodic orbit" if aperiodic is not None
+                and abs(float(aperiodic) - bounded) < 1e-12 else "bounded, other")
+        handles.append(Patch(color=colours[1], label=f"{what}: {bounded:.1%}"))
+    escaped = float(np.mean(lab == -2))
+    if escaped > 0:
+        handles.append(Patch(fc=colours[0], ec="0.6", lw=0.5, label=f"escape: {escaped:.1%}"))
+    _legend_below(ax, handles, ncol=min(len(handles), 2), handlelength=1.0,
+                  title="fate of the starts in the slice")
     ax.set_xlabel("slice coordinate 1")
     ax.set_ylabel("slice coordinate 2")
     return ax
+
+
+_ESCAPE_COLOUR = "#f4f1e8"     # pale: the starts that go to infinity
+_APERIODIC_COLOUR = "#4b2a6e"  # dark violet: a bounded non-periodic (strange) attractor
 
 
 def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
