@@ -1486,7 +1486,11 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
 
 
 def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
-    """Test accuracy (mean ± sd over seeds) against trainable parameters, one point per model.
+    """Test accuracy (mean ± std over seeds) against trainable parameters, one point per model.
+
+    The legend title says what the error bars are (the sample standard
+    deviation over the seeds, and how many); models of near-equal size are
+    dodged sideways so that their error bars do not overlap.
 
     Parameters
     ----------
@@ -1521,15 +1525,39 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
         raise ValueError("names, params and accuracy need one entry per model")
     ax = _axes(ax)
     colors = _plt().rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    seeds = acc.shape[1]
+    shift = _dodge(params)
     for k, name in enumerate(names):
-        sd = acc[k].std(ddof=1) if acc.shape[1] > 1 else 0.0
-        ax.errorbar(params[k], acc[k].mean(), yerr=sd, fmt="o", capsize=3,
-                    color=colors[k % len(colors)], label=name)
+        sd = acc[k].std(ddof=1) if seeds > 1 else 0.0
+        ax.errorbar(params[k] * 10.0 ** shift[k], acc[k].mean(), yerr=sd, fmt="o", ms=4,
+                    capsize=2.5, color=colors[k % len(colors)], label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters")
+    _readable_log_axis(ax.xaxis)
+    ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
+                                            if np.any(shift != 0) else ""))
     ax.set_ylabel("test accuracy")
-    ax.legend(frameon=False, fontsize="small")
+    what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
+            else "1 seed: no error bars")
+    ax.legend(frameon=False, fontsize="small", title=what, title_fontsize="small")
     return ax
+
+
+def _dodge(values, *, close=0.03, step=0.012):
+    """Offsets in decades that spread points whose values lie within ``close`` decades.
+
+    Equal-parameter models sit at nearly one x: without a dodge their error
+    bars are drawn on top of each other.
+    """
+    logs = np.log10(np.maximum(np.asarray(values, dtype=float), 1e-300))
+    order = np.argsort(logs, kind="stable")
+    shift = np.zeros(logs.size)
+    start = 0
+    for i in range(1, logs.size + 1):
+        if i == logs.size or logs[order[i]] - logs[order[i - 1]] > close:
+            group = order[start:i]
+            shift[group] = (np.arange(group.size) - (group.size - 1) / 2) * step
+            start = i
+    return shift
 
 
 def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,

@@ -426,7 +426,7 @@ def fixed_points(cfg, ctx, out):
                        state_norm=norms.tolist(), symmetry=symmetry)
     shown = min(pts.shape[0], 20)
     out.table(f"Fixed points of {cfg.network}: {pts.shape[0]} distinct from {cfg.starts} "
-              f"starts, {fp.n_unconverged} starts unconverged"
+              f"starts, {plots._plural(int(fp.n_unconverged), 'start')} unconverged"
               + ("" if shown == pts.shape[0] else f" (first {shown} shown)"),
               ["#", "|x*|", "spectral radius", "unstable directions", "stable", "symmetry"],
               [[i, "0" if symmetry[i] == "origin" else f"{norms[i]:.3g}", f"{radius[i]:.3g}",
