@@ -1514,7 +1514,9 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     >>> ax = plots.accuracy_vs_parameters({"names": ["mlp", "sparse"],
     ...     "params": np.array([100.0, 100.0]), "accuracy": np.array([[0.9, 0.92], [0.88, 0.9]])})
     >>> ax.get_xlabel()
-    'trainable parameters'
+    'trainable parameters (near-equal sizes dodged sideways)'
+    >>> ax.get_legend().get_title().get_text()
+    'mean ± std over 2 seeds'
     """
     names = list(_field(result, "names", param="result"))
     params = np.asarray(_np(_field(result, "params", param="result")), dtype=float)
