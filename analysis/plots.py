@@ -743,15 +743,18 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     >>> ax = plots.impulse_response(norms, labels=["h1", "h2"])
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['h1', 'h2', 'exactly 0 from here on']
+    >>> [float(k) for line in ax.get_lines() if line.get_marker() == "v"
+    ...  for k in line.get_xdata()]                         # the first zero steps
+    [1.0, 2.0]
     >>> [t.get_text() for t in ax.texts]     # h1 is 0 from step 1 on, h2 from step 2 on
-    ['0 from $k = 1$', '0 from $k = 2$']
+    ['0 from $k = 2$']
 
     Notes
     -----
     Exact zeros cannot sit on a log axis: where a response becomes exactly
     zero and stays so (a finite impulse response, an MLP's), its line ends and
-    a triangle on the bottom edge marks the first zero step, annotated
-    ``0 from k = ...``.
+    a triangle on the bottom edge marks the first zero step; the last of
+    these is annotated ``0 from k = ...``.
     """
     norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
@@ -805,21 +808,28 @@ def _mark_exact_zeros(ax, curves):
     """A triangle on the bottom edge where a response becomes exactly zero and stays so.
 
     A log axis cannot show zeros: without a mark, a finite impulse response (an
-    MLP's) looks like a line that merely stops. The first zero step is marked
-    and annotated, and the legend gets one entry for the mark.
+    MLP's) looks like a line that merely stops. The first zero step of each
+    curve is marked in its colour, the last of them annotated, and the legend
+    gets one entry for the marks.
     """
-    marked = 0
+    ends = []
     for y, colour in curves:
         y = np.asarray(y, dtype=float)
         nonzero = np.flatnonzero(y != 0.0)
-        if nonzero.size == 0 or nonzero[-1] == y.size - 1:
-            continue
-        k0 = int(nonzero[-1]) + 1
+        if nonzero.size and nonzero[-1] < y.size - 1:
+            ends.append((int(nonzero[-1]) + 1, colour, float(abs(y[nonzero[-1]]))))
+    for k0, colour, _ in ends:
         _minus_inf_markers(ax, [k0], color=colour, label=None)
+    marked = len(ends)
+    if ends:  # one annotation, where the last of them ends (more would collide)
+        k0, colour, y_end = max(ends, key=lambda e: e[0])
+        colour = colour if len(ends) == 1 else "0.3"
         ax.annotate(f"0 from $k = {k0}$", xy=(k0, 0.035), xycoords=ax.get_xaxis_transform(),
-                    xytext=(4, 0), textcoords="offset points", ha="left", va="center",
+                    xytext=(5, 0), textcoords="offset points", ha="left", va="center",
                     fontsize="small", color=colour)
-        marked += 1
+        # room for the text right of the mark: the data limits reach past it (not fixed
+        # limits, so that curves drawn later still autoscale the axis)
+        ax.update_datalim(np.array([[k0 + max(1.0, 0.3 * k0), y_end]]))
     if marked:  # one legend entry for the marks, in grey: each mark has its line's colour
         ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label="exactly 0 from here on")
 
