@@ -356,12 +356,21 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
     collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     _zero_line(ax)
-    ax.set_xlim(0.5, exps.size + 0.5)
+    # spectra drawn before on these Axes (several maps compared): the index axis spans the
+    # longest, and each D_KY note goes under the last one
+    drawn = getattr(ax, "_itermap_spectra", [])
+    longest = max([exps.size] + [k for k, _ in drawn])
+    ax.set_xlim(0.5, longest + 0.5)
     _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
-    ax.set_xticks(_index_ticks(exps.size))
-    if dky is not None and np.isfinite(float(dky)):
-        ax.text(0.97, 0.95, _kaplan_yorke_text(float(dky), exps), transform=ax.transAxes,
-                ha="right", va="top", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+    ax.set_xticks(_index_ticks(longest))
+    notes = sum(has_note for _, has_note in drawn)
+    has_note = dky is not None and np.isfinite(float(dky))
+    if has_note:
+        text = _kaplan_yorke_text(float(dky), exps)
+        ax.text(0.97, 0.95 - 0.11 * notes, text if not label else f"{label}: {text}",
+                transform=ax.transAxes, ha="right", va="top",
+                bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+    ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[attr-defined]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="center right" if collapsed is not None else "best")
     return ax
@@ -382,7 +391,7 @@ def _kaplan_yorke_text(dky: float, exps) -> str:
     """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
     finite = exps[np.isfinite(exps)]
     if dky == 0.0 and finite.size and np.max(finite) < 0.0:
-        return ("$D_{KY} = 0$: all $\\lambda_i < 0$,\na stable fixed point or cycle")
+        return "$D_{KY} = 0$ (all $\\lambda_i < 0$: a stable fixed point or cycle)"
     return f"$D_{{KY}} = {dky:.3g}$"
 
 

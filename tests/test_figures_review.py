@@ -276,3 +276,19 @@ def test_accuracy_error_bars_are_dodged_and_say_what_they_are():
         seg = c.lines[2][0].get_segments()[0]
         assert seg[1, 1] - seg[0, 1] == pytest.approx(2 * np.std(row, ddof=1))
     assert ax.get_legend().get_title().get_text() == "mean ± std over 5 seeds"
+
+
+def test_two_spectra_on_one_axes_keep_both_notes_and_the_longer_index_axis():
+    # notebook 08: a 24-exponent and a 16-exponent spectrum compared on one Axes
+    fig, ax = plt.subplots()
+    plots.lyapunov_spectrum({"exponents": -np.linspace(0.2, 1.8, 24),
+                             "kaplan_yorke_dimension": 0.0}, ax=ax, label="rnn")
+    plots.lyapunov_spectrum({"exponents": -np.linspace(0.05, 3.2, 16),
+                             "kaplan_yorke_dimension": 0.0}, ax=ax, label="gru")
+    assert ax.get_xlim() == (0.5, 24.5)
+    assert ax.get_xticks()[0] == 1 and ax.get_xticks()[-1] <= 24
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 2 and texts[0].startswith("rnn:") and texts[1].startswith("gru:")
+    fig.canvas.draw()
+    a, b = (t.get_window_extent() for t in ax.texts)
+    assert not a.overlaps(b)
