@@ -364,13 +364,13 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
     ax.set_xticks(_index_ticks(longest))
     notes = sum(has_note for _, has_note in drawn)
-    has_note = dky is not None and np.isfinite(float(dky))
-    if has_note:
+    has_note = dky is not None and bool(np.isfinite(float(dky)))
+    if dky is not None and has_note:
         text = _kaplan_yorke_text(float(dky), exps)
         ax.text(0.97, 0.95 - 0.11 * notes, text if not label else f"{label}: {text}",
                 transform=ax.transAxes, ha="right", va="top",
                 bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
-    ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[attr-defined]
+    ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[union-attr]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="center right" if collapsed is not None else "best")
     return ax
