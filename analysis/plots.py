@@ -355,6 +355,10 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         err = np.where(np.isfinite(err), err, np.nan)[finite]
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
     collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
+    if collapsed is not None and finite.any():
+        # room under the finite exponents: the triangles on the bottom edge stay apart
+        lo, hi = float(exps[finite].min()), float(exps[finite].max())
+        ax.update_datalim(np.array([[1.0, lo - 0.15 * max(hi - lo, 1e-3)]]))
     _zero_line(ax)
     # spectra drawn before on these Axes (several maps compared): the index axis spans the
     # longest, and each D_KY note goes under the last one
@@ -372,7 +376,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
                 bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[union-attr]
     if label or collapsed is not None:
-        ax.legend(fontsize="small", loc="center right" if collapsed is not None else "best")
+        ax.legend(fontsize="small", loc="best")
     return ax
 
 
@@ -808,8 +812,9 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     where = "every block" if source is None else f"block {source}"
     _finish(ax, "step $k$ ($k = 0$: the impulse)", r"response $\|\partial x_k / \partial x_0\|_F$",
             integer_x=True, log_y=True)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", title=f"unit impulses in {where}", title_fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # on a white ground: the length line may cross it
+        ax.legend(fontsize="small", title=f"unit impulses in {where}", title_fontsize="small",
+                  frameon=True, framealpha=0.85, edgecolor="none", facecolor="white")
     return ax
 
 
