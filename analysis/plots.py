@@ -837,15 +837,21 @@ def _mark_exact_zeros(ax, curves):
     marked = len(ends)
     if ends:  # one annotation, where the last of them ends (more would collide)
         k0, colour, y_end = max(ends, key=lambda e: e[0])
-        colour = colour if len(ends) == 1 else "0.3"
-        ax.annotate(f"0 from $k = {k0}$", xy=(k0, 0.035), xycoords=ax.get_xaxis_transform(),
-                    xytext=(5, 0), textcoords="offset points", ha="left", va="center",
-                    fontsize="small", color=colour)
+        text = f"0 from $k = {k0}$"
+        before = [t for t in ax.texts if t.get_text() == text]  # a curve drawn earlier
+        if before:
+            before[0].set_color("0.3")
+        else:
+            ax.annotate(text, xy=(k0, 0.035), xycoords=ax.get_xaxis_transform(),
+                        xytext=(5, 0), textcoords="offset points", ha="left", va="center",
+                        fontsize="small", color=colour if len(ends) == 1 else "0.3")
         # room for the text right of the mark: the data limits reach past it (not fixed
         # limits, so that curves drawn later still autoscale the axis)
         ax.update_datalim(np.array([[k0 + max(1.0, 0.3 * k0), y_end]]))
-    if marked:  # one legend entry for the marks, in grey: each mark has its line's colour
-        ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label="exactly 0 from here on")
+    entry = "exactly 0 from here on"
+    if marked and entry not in ax.get_legend_handles_labels()[1]:
+        # one legend entry for the marks, in grey: each mark has its line's colour
+        ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label=entry)
 
 
 def memory_capacity(results: Any, *, ax: Axes | None = None,

@@ -292,3 +292,13 @@ def test_two_spectra_on_one_axes_keep_both_notes_and_the_longer_index_axis():
     fig.canvas.draw()
     a, b = (t.get_window_extent() for t in ax.texts)
     assert not a.overlaps(b)
+
+
+def test_finite_responses_drawn_one_call_each_share_one_mark_entry():
+    # the report draws each network with its own call: one legend entry, one note per step
+    fig, ax = plt.subplots()
+    plots.impulse_response(np.array([[9.0], [5.0], [1.3], [0.0], [0.0]]), ax=ax, labels=["mlp"])
+    plots.impulse_response(np.array([[9.0], [5.0], [1.8], [0.0], [0.0]]), ax=ax, labels=["skip"])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts.count("exactly 0 from here on") == 1
+    assert [t.get_text() for t in ax.texts] == ["0 from $k = 3$"]
