@@ -166,3 +166,12 @@ def test_basin_figure_shows_a_strange_attractor_against_escape():
         assert fig.bbox.contains(*a.get_legend().get_window_extent().p0)
         assert fig.bbox.contains(*a.get_legend().get_window_extent().p1)
     plt.close(fig)
+
+
+def test_the_new_fields_survive_save_and_load(tmp_path):
+    b = basins(itermap.systems.henon(), np.array([[0.1, 0.1], [4.0, 4.0]]), steps=100)
+    itermap.save(b, tmp_path / "b.npz")
+    c = itermap.load(tmp_path / "b.npz")
+    assert (c.escaped_fraction, c.aperiodic_fraction) == (0.5, 0.5)
+    assert c.escape_radius == b.escape_radius == 4e6 * np.sqrt(2)
+    np.testing.assert_array_equal(c.labels, [Basins.BOUNDED, Basins.ESCAPED])
