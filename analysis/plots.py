@@ -595,7 +595,10 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     per stability (blue stable, red unstable). Points with the same spectrum
     (the two points ``x*`` and ``-x*`` of an odd activation) are drawn once
     and labelled as a ``± pair``. The unit circle is drawn above the markers;
-    the legend sits under the Axes, so panels side by side keep their width.
+    the legend sits under the Axes, so panels side by side keep their width
+    (a constrained layout, as in :func:`paper_style`, or ``bbox_inches="tight"``
+    keeps it in the saved figure). The data limits widen along one axis to
+    fill the panel, the circle staying round.
 
     Parameters
     ----------
