@@ -384,8 +384,9 @@ def _index_ticks(k: int) -> list[int]:
     """Integer ticks for indices 1..k that start at 1 (then multiples of a round step)."""
     if k <= 12:
         return list(range(1, k + 1))
-    step = next(s for s in (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
-                if k / s <= 8) if k <= 8000 else 10 ** int(np.ceil(np.log10(k / 8)))
+    # the least round step (2, 5, 10, 20, 25, 50, 100, ...) with at most 8 steps up to k
+    step = next(int(m * 10 ** e) for e in range(12) for m in (1, 2, 2.5, 5)
+                if m * 10 ** e >= 2 and float(m * 10 ** e).is_integer() and k / (m * 10 ** e) <= 8)
     if step <= 2:
         return list(range(1, k + 1, step))
     return [1] + list(range(step, k + 1, step))

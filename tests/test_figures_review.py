@@ -302,3 +302,52 @@ def test_finite_responses_drawn_one_call_each_share_one_mark_entry():
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts.count("exactly 0 from here on") == 1
     assert [t.get_text() for t in ax.texts] == ["0 from $k = 3$"]
+
+
+# -- properties ----------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 20000))
+def test_index_ticks_property(k):
+    ticks = plots._index_ticks(k)
+    assert ticks[0] == 1 and ticks[-1] <= k and len(ticks) <= 13
+    assert all(isinstance(t, int) for t in ticks) and ticks == sorted(set(ticks))
+    assert k <= 12 or len(ticks) >= 3
+
+
+@settings(max_examples=30, deadline=None)
+@given(distinct=st.integers(1, 6), copies=st.lists(st.integers(1, 3), min_size=6, max_size=6),
+       dim=st.integers(2, 6), seed=st.integers(0, 10**6))
+def test_equal_spectra_are_drawn_once_whatever_their_order(distinct, copies, dim, seed):
+    # each distinct spectrum repeated 1-3 times, its eigenvalues permuted in each copy
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(distinct, dim)) + 1j * rng.normal(size=(distinct, dim))
+    rows = [rng.permutation(base[i]) for i in range(distinct) for _ in range(copies[i])]
+    order = rng.permutation(len(rows))
+    ev = np.array(rows)[order]
+    ax = plots.eigenvalues({"eigenvalues": ev})
+    drawn = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(drawn) == distinct
+    # every eigenvalue of every distinct spectrum is drawn, once
+    pts = np.concatenate([c.get_offsets() for c in drawn])
+    assert len(pts) == distinct * dim
+    np.testing.assert_allclose(np.sort(pts[:, 0]), np.sort(base.real.ravel()))
+    plt.close(ax.figure)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(1.0, 1e6), min_size=1, max_size=12))
+def test_dodge_moves_only_close_neighbours(values):
+    logs = np.log10(np.array(values))
+    shift = plots._dodge(np.array(values))
+    for i in range(len(logs)):
+        others = np.delete(logs, i)
+        if np.all(np.abs(others - logs[i]) > 0.03):        # nobody near: not moved
+            assert shift[i] == 0
+    for i in range(len(logs)):                              # equal sizes: set apart
+        for j in range(i + 1, len(logs)):
+            if logs[i] == logs[j]:
+                assert abs(shift[i] - shift[j]) >= 0.012 - 1e-12
