@@ -166,8 +166,8 @@ def _floats(obj, name, param):
 def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
     """The axis setup every figure shares: labels, integer steps, a log axis, a legend.
 
-    ``legend``: None (none), ``"small"`` (small font, best place), ``"if_any"``
-    (small, only when something is labelled) or ``"right"`` (outside, to the right).
+    ``legend``: None (none), ``"small"`` (small font, best place) or ``"if_any"``
+    (small, only when something is labelled).
     """
     if log_y:
         ax.set_yscale("log")
@@ -181,11 +181,6 @@ def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
     if legend == "small" or (legend == "if_any" and ax.get_legend_handles_labels()[0]):
         ax.legend(fontsize="small")
     return ax
-
-
-def _legend_right(ax, **kwargs):
-    """A legend outside the Axes, to the right, its top at the top of the Axes."""
-    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def _key(ax, handles, *, y, ncol, **kwargs):
