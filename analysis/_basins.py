@@ -4,11 +4,15 @@ Every start is iterated for ``steps`` steps (all starts in one batch); then the
 orbit is followed ``max_period`` steps more, and a start has *settled* on a
 periodic orbit of period ``p`` when ``||F^p(x) - x||`` is within a tolerance.
 Settled starts are labelled by the attractor (a fixed point, or a periodic
-orbit) they sit on; the others (chaotic, diverged, or not settled within
-``steps``) are labelled ``-1``, "other". The fractions of starts per
-attractor estimate the basins' shares of the region the starts are drawn
-from, as Attractors.jl's ``basins_fractions`` does, here with the binomial
-standard error of each fraction.
+orbit) they sit on. A start that *escapes* (its state becomes infinite or
+NaN, or its norm exceeds an escape radius, at any step) is labelled ``-2``;
+a bounded start on no listed attractor is labelled ``-1``: with the
+attractors found here, these are the starts that settle on no periodic orbit
+of period ``<= max_period`` (a strange attractor, a torus, or a transient
+longer than ``steps``), their share ``aperiodic_fraction``. The fractions of
+starts per attractor estimate the basins' shares of the region the starts
+are drawn from, as Attractors.jl's ``basins_fractions`` does, here with the
+binomial standard error of each fraction.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ class Basins:
     Attributes
     ----------
     labels : int array of shape (B,)
-        Per start, the index of its attractor in ``attractors``, or -1
-        ("other": chaotic, diverged, or not settled within ``steps``).
+        Per start, the index of its attractor in ``attractors``; ``-1``
+        (``Basins.BOUNDED``): bounded, but on no listed attractor (settled on
+        no periodic orbit, or with given ``attractors`` on one not given);
+        ``-2`` (``Basins.ESCAPED``): escaped (overflow, NaN, or beyond the
+        escape radius).
     attractors : array of shape (k, dim)
         One point of each attractor: the given points, or for attractors
         found here, the point of the orbit with the least first coordinate.
@@ -49,11 +56,22 @@ class Basins:
     errors : array of shape (k,)
         The standard error of each fraction, ``sqrt(f (1 - f) / B)``.
     other_fraction, other_error : float
-        The fraction of starts labelled -1, and its standard error.
+        The fraction of starts on no listed attractor (labels -1 and -2
+        together), and its standard error.
     final : array of shape (B, dim)
-        The states after ``steps`` steps (NaN where a start diverged; its label is -1).
+        The states after ``steps`` steps (NaN where a start escaped).
     steps : int
         The steps iterated before the orbits were examined.
+    escaped_fraction, escaped_error : float
+        The fraction of starts that escaped (label -2), and its standard error.
+    aperiodic_fraction, aperiodic_error : float
+        The fraction of bounded starts that settled on no periodic orbit of
+        period ``<= max_period`` (a bounded non-periodic attractor, such as a
+        strange attractor, or a transient longer than ``steps``), and its
+        standard error. With the attractors found here, these are the
+        starts labelled -1.
+    escape_radius : float
+        The norm beyond which a start counted as escaped.
 
     Examples
     --------
@@ -88,11 +106,20 @@ class Basins:
     other_error: float
     final: Array
     steps: int
+    escaped_fraction: float = 0.0
+    escaped_error: float = 0.0
+    aperiodic_fraction: float = 0.0
+    aperiodic_error: float = 0.0
+    escape_radius: float = float("inf")
+
+    BOUNDED: ClassVar[int] = -1
+    ESCAPED: ClassVar[int] = -2
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{f:.3f}" for f in np.asarray(self.fractions))
         return (f"Basins(attractors={len(np.asarray(self.periods))}, fractions=[{parts}], "
-                f"other={self.other_fraction:.3f})")
+                f"aperiodic={self.aperiodic_fraction:.3f}, "
+                f"escaped={self.escaped_fraction:.3f}, other={self.other_fraction:.3f})")
 
 
 def _check_starts(map_, x0):
@@ -132,7 +159,7 @@ def _check_inputs(map_, inputs, n):
 
 def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
            attractors: Array | None = None, max_period: int = 16,
-           tol: float = 1e-6) -> Basins:
+           tol: float = 1e-6, escape_radius: float | None = None) -> Basins:
     """Label every start by the attractor it settles on; the fraction of starts per attractor.
 
     Parameters
@@ -159,17 +186,24 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
         ``||F^p(x) - x|| <= tol (1 + ||x||)``; orbits and given points match
         within ``sqrt(tol) (1 + ||x||)`` (the states converge as the square
         root of the residual near a slowly contracting point).
+    escape_radius : float, optional
+        A start escapes (label -2) when its state becomes infinite or NaN,
+        or its norm exceeds this, at any of the steps. Default:
+        ``1e6 * max(1, max ||x0||)``, far beyond any attractor of a map whose
+        starts cover its attractors.
 
     Returns
     -------
     Basins
         ``labels``, ``attractors``, ``periods``, ``fractions`` with their
-        standard ``errors``, ``other_fraction`` and ``final`` states.
+        standard ``errors``, ``escaped_fraction``, ``aperiodic_fraction``,
+        ``other_fraction`` and ``final`` states.
 
     Raises
     ------
     ValueError
-        ``steps < 1``, ``max_period < 1``, ``tol <= 0``, starts or attractors
+        ``steps < 1``, ``max_period < 1``, ``tol <= 0``, ``escape_radius <= 0``,
+        starts or attractors
         of the wrong dimension or with NaN, inputs that do not fit the map.
     TypeError
         Non-integer ``steps``, starts that are not an array.
@@ -186,6 +220,21 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     >>> b = basins(m, np.linspace(-1, 1, 201)[:, None], steps=200)
     >>> np.round(b.attractors[:, 0], 4), np.round(b.fractions, 3)
     (array([-0.9575,  0.    ,  0.9575]), array([0.498, 0.005, 0.498]))
+
+    The Hénon map: starts near the origin stay on its strange attractor
+    (bounded, no cycle: label -1), starts far out escape to infinity (-2).
+
+    >>> b = basins(itermap.systems.henon(), np.array([[0.1, 0.1], [0.0, 0.0], [4.0, 4.0]]),
+    ...            steps=500)
+    >>> b.labels.tolist(), b.aperiodic_fraction, b.escaped_fraction
+    ([-1, -1, -2], 0.6666666666666666, 0.3333333333333333)
+
+    References
+    ----------
+    .. [1] M. Hénon, "A two-dimensional mapping with a strange attractor",
+       Commun. Math. Phys. 50, 69-77 (1976).
+    .. [2] G. Datseris and A. Wagemakers, "Effortless estimation of basins of
+       attraction", Chaos 32, 023104 (2022).
     """
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
@@ -198,66 +247,102 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     if map.backend not in (None, "numpy"):
         raise ValueError(f"basins runs on NumPy maps; move the map with .to('numpy') (got "
                          f"{map.backend})")
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            x = np.asarray(map.step(x, u), dtype=float)
-        points = [x]
-        for _ in range(max_period):
-            points.append(np.asarray(map.step(points[-1], u), dtype=float))
-    orbit = np.stack(points, axis=1)                              # (B, P + 1, dim)
-    finite = np.all(np.isfinite(orbit), axis=(1, 2))
-    size = 1.0 + np.linalg.norm(np.where(np.isfinite(x), x, 0.0), axis=1)
-    with np.errstate(invalid="ignore"):  # diverged orbits: inf - inf, labelled "other"
+    if escape_radius is None:
+        escape_radius = 1e6 * max(1.0, float(np.linalg.norm(x, axis=1).max()))
+    radius = check_real("escape_radius", escape_radius, positive=True)
+    orbit, escaped = _orbits(map, x, u, steps, max_period, radius)
+    bounded = ~escaped
+    size = 1.0 + np.linalg.norm(np.where(bounded[:, None], orbit[:, 0, :], 0.0), axis=1)
+    with np.errstate(invalid="ignore"):  # escaped orbits: inf - inf, never settled
         gaps = np.linalg.norm(orbit[:, 1:, :] - orbit[:, :1, :], axis=2)   # (B, P)
-    settled = finite & np.any(gaps <= tol * size[:, None], axis=1)
-    period = np.where(settled, np.argmax(gaps <= tol * size[:, None], axis=1) + 1, 0)
+    close = gaps <= tol * size[:, None]
+    settled = bounded & np.any(close, axis=1)
+    period = np.where(settled, np.argmax(close, axis=1) + 1, 0)
     match = np.sqrt(tol) * size
-    labels = np.full(n, -1, dtype=np.int64)
     if given is not None:
-        # nearest given point to any point of the start's orbit, within the match radius
-        for i in np.flatnonzero(settled):
-            pts = orbit[i, :period[i], :]
-            d = np.linalg.norm(pts[:, None, :] - given[None, :, :], axis=2).min(axis=0)
-            j = int(np.argmin(d))
-            if d[j] <= match[i]:
-                labels[i] = j
+        labels = _label_given(orbit, settled, period, match, given)
         att = given
         periods = np.array([_least_period(map, a, u, max_period, tol) for a in given],
                            dtype=np.int64)
     else:
-        found = []
-        for i in np.flatnonzero(settled):
-            pts = orbit[i, :period[i], :]
-            found.append(pts[np.argmin(pts[:, 0])])
-        att, periods = np.zeros((0, map.dim)), np.zeros(0, dtype=np.int64)
-        if found:
-            idx = np.flatnonzero(settled)
-            reps = np.asarray(found)
-            leaders: list[int] = []
-            for k, r in zip(idx, reps, strict=True):
-                for j, lead in enumerate(leaders):
-                    if np.linalg.norm(r - reps[lead]) <= match[k]:
-                        labels[k] = j
-                        break
-                else:
-                    labels[k] = len(leaders)
-                    leaders.append(int(np.flatnonzero(idx == k)[0]))
-            att = reps[leaders]
-            periods = period[idx[leaders]].astype(np.int64)
-            # sort the attractors by their first coordinate, for reproducible labels
-            order = np.lexsort(att.T[::-1])
-            att, periods = att[order], periods[order]
-            relabel = np.empty(order.size, dtype=np.int64)
-            relabel[order] = np.arange(order.size)
-            labels = np.where(labels >= 0, relabel[np.maximum(labels, 0)], -1)
+        labels, att, periods = _label_found(orbit, settled, period, match, map.dim)
+    labels[escaped] = Basins.ESCAPED
     counts = np.bincount(labels[labels >= 0], minlength=att.shape[0]).astype(float)
     fractions = counts / n
     other = float(np.mean(labels < 0))
+    esc = float(np.mean(escaped))
+    aperiodic = float(np.mean(bounded & ~settled))
+
+    def se(f):
+        return float(np.sqrt(f * (1.0 - f) / n))
+
     return Basins(labels=labels, attractors=att, periods=periods, fractions=fractions,
                   errors=np.sqrt(fractions * (1.0 - fractions) / n), other_fraction=other,
-                  other_error=float(np.sqrt(other * (1.0 - other) / n)),
-                  final=np.where(np.isfinite(x), x, np.nan),
-                  steps=steps)
+                  other_error=se(other), final=np.where(bounded[:, None], orbit[:, 0, :], np.nan),
+                  steps=steps, escaped_fraction=esc, escaped_error=se(esc),
+                  aperiodic_fraction=aperiodic, aperiodic_error=se(aperiodic),
+                  escape_radius=radius)
+
+
+def _orbits(map_, x, u, steps, max_period, radius):
+    """``(orbit (B, P + 1, dim), escaped (B,))``: the last ``P + 1`` states of each start.
+
+    A start has escaped when its state was non-finite or beyond ``radius`` at
+    any step: an overflow can come back finite (``tanh(inf) = 1``), so every
+    step is checked, and escaped rows are held at NaN from then on.
+    """
+    escaped = np.zeros(x.shape[0], dtype=bool)
+    points = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps + max_period):
+            x = np.asarray(map_.step(x, u), dtype=float)
+            out = ~np.all(np.isfinite(x), axis=1)
+            out[~out] = np.linalg.norm(x[~out], axis=1) > radius
+            if out.any():
+                escaped |= out
+                x = np.where(escaped[:, None], np.nan, x)
+            if k >= steps - 1:
+                points.append(x)
+    return np.stack(points, axis=1), escaped
+
+
+def _label_given(orbit, settled, period, match, given):
+    """Per settled start, the nearest given point to any point of its orbit within ``match``."""
+    labels = np.full(orbit.shape[0], Basins.BOUNDED, dtype=np.int64)
+    for i in np.flatnonzero(settled):
+        pts = orbit[i, :period[i], :]
+        d = np.linalg.norm(pts[:, None, :] - given[None, :, :], axis=2).min(axis=0)
+        j = int(np.argmin(d))
+        if d[j] <= match[i]:
+            labels[i] = j
+    return labels
+
+
+def _label_found(orbit, settled, period, match, dim):
+    """Labels, attractors and periods of the distinct orbits the settled starts sit on."""
+    labels = np.full(orbit.shape[0], Basins.BOUNDED, dtype=np.int64)
+    idx = np.flatnonzero(settled)
+    if idx.size == 0:
+        return labels, np.zeros((0, dim)), np.zeros(0, dtype=np.int64)
+    # one point per orbit: the one with the least first coordinate
+    reps = np.asarray([orbit[i, np.argmin(orbit[i, :period[i], 0]), :] for i in idx])
+    leaders: list[int] = []
+    for pos, (k, r) in enumerate(zip(idx, reps, strict=True)):
+        for j, lead in enumerate(leaders):
+            if np.linalg.norm(r - reps[lead]) <= match[k]:
+                labels[k] = j
+                break
+        else:
+            labels[k] = len(leaders)
+            leaders.append(pos)
+    att = reps[leaders]
+    periods = period[idx[leaders]].astype(np.int64)
+    # sort the attractors by their first coordinate, for reproducible labels
+    order = np.lexsort(att.T[::-1])
+    relabel = np.empty(order.size, dtype=np.int64)
+    relabel[order] = np.arange(order.size)
+    labels = np.where(labels >= 0, relabel[np.maximum(labels, 0)], Basins.BOUNDED)
+    return labels, att[order], periods[order]
 
 
 def _least_period(map_, point, u, max_period, tol):

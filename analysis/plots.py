@@ -141,11 +141,12 @@ def _readable_log_axis(axis):
 
 
 def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"):
-    """Downward triangles on the bottom edge of ``ax`` at the positions ``x`` (data units)."""
+    """Downward triangles along the bottom edge of ``ax`` at the positions ``x`` (data units)."""
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         return None
-    return ax.plot(x, np.zeros_like(x), ls="none", marker="v", ms=5, color=color,
+    # just inside the bottom edge (on the spine, half of it would be clipped or hidden)
+    return ax.plot(x, np.full_like(x, 0.035), ls="none", marker="v", ms=5, color=color,
                    clip_on=False, transform=ax.get_xaxis_transform(), zorder=3,
                    label=label or "_")[0]
 
@@ -165,8 +166,8 @@ def _floats(obj, name, param):
 def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
     """The axis setup every figure shares: labels, integer steps, a log axis, a legend.
 
-    ``legend``: None (none), ``"small"`` (small font, best place), ``"if_any"``
-    (small, only when something is labelled) or ``"right"`` (outside, to the right).
+    ``legend``: None (none), ``"small"`` (small font, best place) or ``"if_any"``
+    (small, only when something is labelled).
     """
     if log_y:
         ax.set_yscale("log")
@@ -182,14 +183,10 @@ def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
     return ax
 
 
-def _legend_right(ax, **kwargs):
-    """A legend outside the Axes, to the right, its top at the top of the Axes."""
-    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
-
-
 def _key(ax, handles, *, y, ncol, **kwargs):
-    """A colour or width key centred above (``y > 1``) or below (``y < 0``) the Axes."""
-    return ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol,
+    """A colour or width key centred above (``y > 1``, its bottom at y) or below (``y < 0``)."""
+    return ax.legend(handles=handles, loc="lower center" if y > 1 else "upper center",
+                     bbox_to_anchor=(0.5, y), ncol=ncol,
                      frameon=False, fontsize="small", borderaxespad=0.0, **kwargs)
 
 
@@ -352,17 +349,50 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     if err is not None:
         err = np.where(np.isfinite(err), err, np.nan)[finite]
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
-    _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
+    collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
+    if collapsed is not None and finite.any():
+        # room under the finite exponents: the triangles on the bottom edge stay apart
+        lo, hi = float(exps[finite].min()), float(exps[finite].max())
+        ax.update_datalim(np.array([[1.0, lo - 0.15 * max(hi - lo, 1e-3)]]))
     _zero_line(ax)
-    ax.set_xlim(0.5, exps.size + 0.5)
-    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})",
-            integer_x=True)
-    if dky is not None and np.isfinite(float(dky)):
-        ax.text(0.97, 0.95, f"$D_{{KY}} = {float(dky):.3g}$", transform=ax.transAxes,
-                ha="right", va="top", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
-    if label:
-        ax.legend()
+    # spectra drawn before on these Axes (several maps compared): the index axis spans the
+    # longest, and each D_KY note goes under the last one
+    drawn = getattr(ax, "_itermap_spectra", [])
+    longest = max([exps.size] + [k for k, _ in drawn])
+    ax.set_xlim(0.5, longest + 0.5)
+    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
+    ax.set_xticks(_index_ticks(longest))
+    notes = sum(has_note for _, has_note in drawn)
+    has_note = dky is not None and bool(np.isfinite(float(dky)))
+    if dky is not None and has_note:
+        text = _kaplan_yorke_text(float(dky), exps)
+        ax.text(0.97, 0.95 - 0.11 * notes, text if not label else f"{label}: {text}",
+                transform=ax.transAxes, ha="right", va="top",
+                bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+    ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[union-attr]
+    if label or collapsed is not None:
+        ax.legend(fontsize="small", loc="best")
     return ax
+
+
+def _index_ticks(k: int) -> list[int]:
+    """Integer ticks for indices 1..k that start at 1 (then multiples of a round step)."""
+    if k <= 12:
+        return list(range(1, k + 1))
+    # the least round step (2, 5, 10, 20, 25, 50, 100, ...) with at most 8 steps up to k
+    step = next(int(m * 10 ** e) for e in range(12) for m in (1, 2, 2.5, 5)
+                if m * 10 ** e >= 2 and float(m * 10 ** e).is_integer() and k / (m * 10 ** e) <= 8)
+    if step <= 2:
+        return list(range(1, k + 1, step))
+    return [1] + list(range(step, k + 1, step))
+
+
+def _kaplan_yorke_text(dky: float, exps) -> str:
+    """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
+    finite = exps[np.isfinite(exps)]
+    if dky == 0.0 and finite.size and np.max(finite) < 0.0:
+        return "$D_{KY} = 0$ (all $\\lambda_i < 0$: a stable fixed point or cycle)"
+    return f"$D_{{KY}} = {dky:.3g}$"
 
 
 def lyapunov_history(result: Any, *, ax: Axes | None = None,
@@ -421,7 +451,8 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
     _finish(ax, "steps averaged", f"estimate ({EXPONENT_UNIT})")
-    _legend_right(ax, handlelength=1.2, ncols=1 if shown <= 12 else 2,
+    # under the Axes: a legend to the right ran past the edge of side-by-side panels
+    _legend_below(ax, ncol=min(shown, 6), handlelength=1.2,
                   title=None if shown == k else f"first {shown} of {k}")
     return ax
 
@@ -459,19 +490,118 @@ def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
 
 
 # -- fixed points ---------------------------------------------------------------------
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """``"1 fixed point"``, ``"3 fixed points"``."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _eigen_input(fixed_points):
+    """``(eigenvalues (m, dim), stable (m,), points (m, dim) or None, bare)``.
+
+    ``bare``: the argument is the eigenvalues themselves, not a result.
+    """
+    bare = hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple))
+    if bare:
+        ev = np.asarray(_np(fixed_points), dtype=complex)
+        stable, points = None, None
+    else:
+        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
+        ev = np.asarray(_np(ev), dtype=complex)
+        stable = _field(fixed_points, "stable", None, required=False)
+        points = _field(fixed_points, "points", None, required=False)
+    if ev.ndim not in (1, 2):
+        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
+                         f"got {ev.shape}")
+    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
+    if stable is None:
+        stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
+    stable = np.asarray(_np(stable), dtype=bool).reshape(-1)
+    if stable.shape[0] != ev2.shape[0]:
+        raise ValueError(f"stable has {stable.shape[0]} entries for {ev2.shape[0]} fixed points")
+    if points is not None:
+        points = np.asarray(_np(points), dtype=float)
+        if points.ndim != 2 or points.shape[0] != ev2.shape[0]:
+            points = None
+    return ev2, stable, points, bare
+
+
+def _spectrum_groups(ev2, points):
+    """Points with the same spectrum, drawn once: ``[(indices, is_pm_pair), ...]``.
+
+    Two spectra are the same when their sorted real parts, imaginary parts and
+    moduli agree to 1e-6 of the largest modulus (a multiset test). A group of
+    two whose points are negatives of each other (x* and -x* of an odd
+    activation; shared coordinates such as a held input may agree) is a ± pair.
+    """
+    m = ev2.shape[0]
+    tol = 1e-6 * (1.0 + float(np.abs(ev2).max(initial=0.0)))
+    keys = np.concatenate([np.sort(ev2.real, axis=1), np.sort(ev2.imag, axis=1),
+                           np.sort(np.abs(ev2), axis=1)], axis=1) if m else np.zeros((0, 0))
+    seen = np.zeros(m, dtype=bool)
+    groups = []
+    for i in range(m):
+        if seen[i]:
+            continue
+        same = np.flatnonzero(~seen & (np.abs(keys - keys[i]).max(axis=1, initial=0.0) <= tol))
+        seen[same] = True
+        pm = False
+        if points is not None and same.size == 2:
+            p, q = points[same[0]], points[same[1]]
+            ptol = 1e-6 * (1.0 + float(np.abs(points).max(initial=0.0)))
+            opposite = np.abs(p + q) <= ptol
+            shared = np.abs(p - q) <= ptol
+            pm = bool(np.all(opposite | shared) and np.any(opposite & ~shared))
+        groups.append((same, pm))
+    return groups
+
+
+def _group_label(idx, pm, stable):
+    kind = "stable" if stable else "unstable"
+    if idx.size == 1:
+        return f"#{int(idx[0])} {kind}"
+    names = " & ".join(f"#{int(i)}" for i in idx[:3]) + (" & ..." if idx.size > 3 else "")
+    return f"{names} {kind} ({'± pair' if pm else 'same spectrum'})"
+
+
+def _legend_below(ax, handles=None, *, ncol=2, title=None, **kwargs):
+    """A legend centred under the Axes, below its tick labels and x label."""
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import ScaledTranslation
+
+    rc = mpl.rcParams
+    size = FontProperties(size=rc["xtick.labelsize"]).get_size_in_points()
+    label = FontProperties(size=rc["axes.labelsize"]).get_size_in_points()
+    drop = (rc["xtick.major.size"] + rc["xtick.major.pad"] + 1.25 * size + rc["axes.labelpad"]
+            + 1.3 * label + 2.0) / 72.0
+    shift = ax.transAxes + ScaledTranslation(0.0, -drop, ax.figure.dpi_scale_trans)
+    kw: dict[str, Any] = dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=shift,
+                              ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
+                              handletextpad=0.3, columnspacing=1.0, title=title,
+                              title_fontsize="small")
+    kw.update(kwargs)
+    return ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+
+
 def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     """Jacobian eigenvalues of fixed points in the complex plane, with the unit circle.
 
-    Each fixed point has its own marker (up to ten points; beyond that they
-    share one per stability), blue when the point is stable and red when it
-    is not, so a point's eigenvalues can be told from another's. The legend
-    counts points, and says how many eigenvalues each marker stands for.
+    Up to ten spectra, each has its own colour, with a hollow circle for a
+    stable point and a cross for an unstable one; more spectra share a colour
+    per stability (blue stable, red unstable). Points with the same spectrum
+    (the two points ``x*`` and ``-x*`` of an odd activation) are drawn once
+    and labelled as a ``± pair``. The unit circle is drawn above the markers;
+    the legend sits under the Axes, so panels side by side keep their width
+    (a constrained layout, as in :func:`paper_style`, or ``bbox_inches="tight"``
+    keeps it in the saved figure). The data limits widen along one axis to
+    fill the panel, the circle staying round.
 
     Parameters
     ----------
     fixed_points : FixedPoints or array
         An object with ``eigenvalues`` (m, dim) and optionally ``stable``
-        (m,), or the complex eigenvalues themselves (any shape).
+        (m,) and ``points`` (m, dim), or the complex eigenvalues themselves
+        (any shape).
     ax : matplotlib Axes, optional
 
     Returns
@@ -489,53 +619,57 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     --------
     >>> import numpy as np
     >>> from itermap.analysis import plots
-    >>> ax = plots.eigenvalues(np.array([[0.5 + 0.5j, 0.5 - 0.5j]]))
-    >>> sorted(c.get_label() for c in ax.collections)
-    ['point 0, stable (2 eigenvalues)']
+    >>> fp = {"eigenvalues": np.array([[0.5 + 0.5j, 0.5 - 0.5j]]), "stable": [True]}
+    >>> ax = plots.eigenvalues(fp)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['unit circle', '#0 stable']
+    >>> ax.get_legend().get_title().get_text()
+    '1 fixed point, 2 eigenvalues each'
     """
-    if hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple)):
-        ev = np.asarray(_np(fixed_points), dtype=complex)
-        stable = None
-    else:
-        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
-        ev = np.asarray(_np(ev), dtype=complex)
-        stable = _field(fixed_points, "stable", None, required=False)
-    if ev.ndim not in (1, 2):
-        raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
-                         f"got {ev.shape}")
-    ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
-    if stable is None:
-        stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
-    stable = np.asarray(_np(stable), dtype=bool).reshape(-1)
-    if stable.shape[0] != ev2.shape[0]:
-        raise ValueError(f"stable has {stable.shape[0]} entries for {ev2.shape[0]} fixed points")
-    ax = _axes(ax)
+    ev2, stable, points, bare = _eigen_input(fixed_points)
+    if ax is None:
+        _, ax = _plt().subplots(layout="constrained")
     t = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(t), np.sin(t), color="0.45", lw=0.8, ls="--", label="unit circle")
-    markers = "oxs^vD+P*h"
-    if ev2.shape[0] <= len(markers):
-        for i, (row, st) in enumerate(zip(ev2, stable)):
-            kind = "stable" if st else "unstable"
-            ax.scatter(row.real, row.imag, marker=markers[i], s=18, lw=0.9, zorder=3,
-                       color=NEGATIVE if st else POSITIVE,
-                       facecolors="none" if markers[i] in "osD^vh" else None,
-                       label=f"point {i}, {kind} ({row.size} eigenvalues)")
+    # above the markers: eigenvalues on or near the circle must not hide it
+    ax.plot(np.cos(t), np.sin(t), color="0.2", lw=0.8, ls="--", label="unit circle", zorder=4)
+    groups = _spectrum_groups(ev2, points)
+    if len(groups) <= 10:
+        cmap = _plt().get_cmap("tab10")
+        for g, (idx, pm) in enumerate(groups):
+            row, st = ev2[idx[0]], bool(stable[idx[0]])
+            style: dict[str, Any] = (dict(marker="o", facecolors="none", edgecolors=cmap(g), s=16)
+                                     if st else dict(marker="x", color=cmap(g), s=18))
+            ax.scatter(row.real, row.imag, lw=0.9, zorder=3, label=_group_label(idx, pm, st),
+                       **style)
     else:
+        drawn = np.zeros(ev2.shape[0], dtype=bool)
+        drawn[[int(idx[0]) for idx, _ in groups]] = True
         styles: list[tuple[Any, str, dict[str, Any]]] = [
-            (stable, "stable", dict(marker="o", color=NEGATIVE, s=14)),
+            (stable, "stable", dict(marker="o", facecolors="none", edgecolors=NEGATIVE, s=14)),
             (~stable, "unstable", dict(marker="x", color=POSITIVE, s=18))]
         for mask, name, style in styles:
-            pts = ev2[mask].reshape(-1)
+            pts = ev2[mask & drawn].reshape(-1)
             if pts.size:
                 ax.scatter(pts.real, pts.imag, lw=0.9, zorder=3,
-                           label=f"{name}: {int(mask.sum())} points, {pts.size} eigenvalues",
-                           **style)
+                           label=f"{name}: {_plural(int(mask.sum()), 'point')}", **style)
     r = max(1.1, 1.1 * float(np.abs(ev2).max(initial=0.0)))
-    _square(ax, -r, r)
+    # the square [-r, r]^2 as data limits, widened along x or y to fill the slot: side by
+    # side panels keep no gaps (fixed limits would shrink the Axes to a square)
+    ax.update_datalim(np.array([[-r, -r], [r, r]]))
+    ax.margins(0.0)
+    ax.autoscale_view()
+    ax.set_aspect("equal", adjustable="datalim")
     ax.axhline(0, color="0.8", lw=0.5, zorder=0)
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
     _finish(ax, r"Re $\mu$", r"Im $\mu$")
-    _legend_right(ax, fontsize="small", frameon=False, handletextpad=0.3)
+    if bare and ev2.shape[0] == 1:  # a spectrum, not necessarily of a fixed point
+        title = _plural(ev2.shape[1], "eigenvalue")
+    else:
+        title = f"{_plural(ev2.shape[0], 'fixed point')}, {ev2.shape[1]} eigenvalues each"
+    if any(idx.size > 1 for idx, _ in groups):
+        title += "; equal spectra drawn once"
+    n = len(ax.get_legend_handles_labels()[0])
+    _legend_below(ax, ncol=min(n, 2), title=title)
     return ax
 
 
@@ -588,7 +722,7 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     total : bool
         Also draw the norm of the whole response (all target blocks) in black.
     labels : sequence of str, optional
-        Names of the target blocks (default ``block 0``, ``block 1``, ...).
+        Names of the target blocks (default ``response in block 0``, ...).
     label : str, optional
         A prefix for the legend entries (to compare several networks on one Axes).
     mark_length : bool
@@ -619,13 +753,20 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     >>> from itermap.analysis import plots
     >>> norms = np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0]])   # (steps + 1, targets)
     >>> ax = plots.impulse_response(norms, labels=["h1", "h2"])
-    >>> [line.get_label() for line in ax.get_lines()]
-    ['h1', 'h2']
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['h1', 'h2', 'exactly 0 from here on']
+    >>> [float(k) for line in ax.get_lines() if line.get_marker() == "v"
+    ...  for k in line.get_xdata()]                         # the first zero steps
+    [1.0, 2.0]
+    >>> [t.get_text() for t in ax.texts]     # h1 is 0 from step 1 on, h2 from step 2 on
+    ['0 from $k = 2$']
 
     Notes
     -----
-    Exact zeros cannot sit on a log axis: a finite impulse response (an MLP)
-    shows as lines that end.
+    Exact zeros cannot sit on a log axis: where a response becomes exactly
+    zero and stays so (a finite impulse response, an MLP's), its line ends and
+    a triangle on the bottom edge marks the first zero step; the last of
+    these is annotated ``0 from k = ...``.
     """
     norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
@@ -643,30 +784,73 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
         per_target = norms[:, source, :]
     n_t = per_target.shape[1]
     if labels is None:
-        labels = [f"block {t}" for t in range(n_t)]
+        labels = [f"response in block {t}" for t in range(n_t)]
     if len(labels) != n_t:
         raise ValueError(f"got {len(labels)} labels for {n_t} target blocks")
     steps = np.arange(per_target.shape[0])
     ax = _axes(ax)
+    zeros = []
     for t in range(n_t):
         y = _finite_positive(per_target[:, t])
         if np.all(np.isnan(y)):
             continue
         name = labels[t] if label is None else f"{label}: {labels[t]}"
-        ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
+        line, = ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
+        zeros.append((per_target[:, t], line.get_color()))
     if total:
-        y = _finite_positive(np.sqrt(np.sum(per_target ** 2, axis=1)))
-        ax.plot(steps, y, color="k", lw=1.2, marker=".", ms=3,
-                label="total" if label is None else f"{label}: total")
+        whole = np.sqrt(np.sum(per_target ** 2, axis=1))
+        line, = ax.plot(steps, _finite_positive(whole), color="k", lw=1.2, marker=".", ms=3,
+                        label="total" if label is None else f"{label}: total")
+        zeros.append((whole, "k"))
+    _mark_exact_zeros(ax, zeros)
     if mark_length and length is not None:
         ax.axvline(float(length), color="0.3", ls=":", lw=0.9,
                    label=("" if label is None else f"{label}: ") + f"length {int(length)}")
     # say what is plotted: the Frobenius norm of the response to a unit impulse in every
     # unit of the source block(s), and that k = 0 is the impulse itself
     where = "every block" if source is None else f"block {source}"
-    return _finish(ax, "step $k$ ($k = 0$: the impulse)",
-                   r"$\|\partial x_k / \partial x_0\|_F$, unit impulses in " + where,
-                   integer_x=True, log_y=True, legend="if_any")
+    _finish(ax, "step $k$ ($k = 0$: the impulse)", r"response $\|\partial x_k / \partial x_0\|_F$",
+            integer_x=True, log_y=True)
+    if ax.get_legend_handles_labels()[0]:  # on a white ground: the length line may cross it
+        ax.legend(fontsize="small", title=f"unit impulses in {where}", title_fontsize="small",
+                  frameon=True, framealpha=0.85, edgecolor="none", facecolor="white")
+    return ax
+
+
+def _mark_exact_zeros(ax, curves):
+    """A triangle on the bottom edge where a response becomes exactly zero and stays so.
+
+    A log axis cannot show zeros: without a mark, a finite impulse response (an
+    MLP's) looks like a line that merely stops. The first zero step of each
+    curve is marked in its colour, the last of them annotated, and the legend
+    gets one entry for the marks.
+    """
+    ends = []
+    for y, colour in curves:
+        y = np.asarray(y, dtype=float)
+        nonzero = np.flatnonzero(y != 0.0)
+        if nonzero.size and nonzero[-1] < y.size - 1:
+            ends.append((int(nonzero[-1]) + 1, colour, float(abs(y[nonzero[-1]]))))
+    for k0, colour, _ in ends:
+        _minus_inf_markers(ax, [k0], color=colour, label=None)
+    marked = len(ends)
+    if ends:  # one annotation, where the last of them ends (more would collide)
+        k0, colour, y_end = max(ends, key=lambda e: e[0])
+        text = f"0 from $k = {k0}$"
+        before = [t for t in ax.texts if t.get_text() == text]  # a curve drawn earlier
+        if before:
+            before[0].set_color("0.3")
+        else:
+            ax.annotate(text, xy=(k0, 0.035), xycoords=ax.get_xaxis_transform(),
+                        xytext=(5, 0), textcoords="offset points", ha="left", va="center",
+                        fontsize="small", color=colour if len(ends) == 1 else "0.3")
+        # room for the text right of the mark: the data limits reach past it (not fixed
+        # limits, so that curves drawn later still autoscale the axis)
+        ax.update_datalim(np.array([[k0 + max(1.0, 0.3 * k0), y_end]]))
+    entry = "exactly 0 from here on"
+    if marked and entry not in ax.get_legend_handles_labels()[1]:
+        # one legend entry for the marks, in grey: each mark has its line's colour
+        ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label=entry)
 
 
 def memory_capacity(results: Any, *, ax: Axes | None = None,
@@ -865,7 +1049,7 @@ def _graph_layout(G):
 
 
 _RING = 0.36            # ring radius, in units of the spacing between blocks
-_AUTO_BLOCK_LEVEL = 300  # above this many units a unit-level graph is drawn by block
+_AUTO_BLOCK_LEVEL = 300  # above this many units or edges a unit-level graph is drawn by block
 
 
 def _collapse_to_blocks(G):
@@ -929,8 +1113,9 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     labels : sequence of str, optional
         Block names shown under the rings.
     level : {"auto", "unit", "block"}
-        ``"auto"`` draws a unit-level graph of more than 300 units by block,
-        where single units can no longer be told apart.
+        ``"auto"`` draws a unit-level graph of more than 300 units or more
+        than 300 edges by block, where single units and edges can no longer
+        be told apart.
 
     Returns
     -------
@@ -963,8 +1148,8 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
         raise TypeError(f"G must be a networkx graph, got {type(G).__name__}")
     level = check_choice("level", level, ("auto", "unit", "block"))
     unit_level = any("block" in d for _, d in G.nodes(data=True))
-    if unit_level and (level == "block" or (level == "auto"
-                                            and G.number_of_nodes() > _AUTO_BLOCK_LEVEL)):
+    crowded = max(G.number_of_nodes(), G.number_of_edges()) > _AUTO_BLOCK_LEVEL
+    if unit_level and (level == "block" or (level == "auto" and crowded)):
         G, unit_level = _collapse_to_blocks(G), False
     pos, blocks, centre = _graph_layout(G)
     ax = _axes(ax)
@@ -1022,10 +1207,16 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
-    if G.number_of_edges():
-        _key(ax, handles, y=1.08, ncol=len(handles))
     if labels is None:
         labels = [f"block {b}" for b in blocks]
+    # the node colours, under the x label: one entry per block (the colours repeat after ten)
+    nodes_key = [Line2D([], [], color=cmap(b % 10), marker="o", ls="", ms=5, label=name)
+                 for b, name in list(zip(blocks, labels))[:10]]
+    key = ax.add_artist(_legend_below(ax, nodes_key, ncol=min(len(nodes_key), 5),
+                                      title="node colour: block"))
+    key.set_clip_on(False)  # add_artist clips to the Axes: layouts would leave the key out
+    if G.number_of_edges():  # the edge key above the Axes stays ax.get_legend()
+        _key(ax, handles, y=1.02, ncol=len(handles))
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
     ax.set_yticks([])
     for side in ("left", "right", "top"):
@@ -1324,7 +1515,11 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
 
 
 def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
-    """Test accuracy (mean ± sd over seeds) against trainable parameters, one point per model.
+    """Test accuracy (mean ± std over seeds) against trainable parameters, one point per model.
+
+    The legend title says what the error bars are (the sample standard
+    deviation over the seeds, and how many); models of near-equal size are
+    dodged sideways so that their error bars do not overlap.
 
     Parameters
     ----------
@@ -1348,7 +1543,9 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     >>> ax = plots.accuracy_vs_parameters({"names": ["mlp", "sparse"],
     ...     "params": np.array([100.0, 100.0]), "accuracy": np.array([[0.9, 0.92], [0.88, 0.9]])})
     >>> ax.get_xlabel()
-    'trainable parameters'
+    'trainable parameters (near-equal sizes dodged sideways)'
+    >>> ax.get_legend().get_title().get_text()
+    'mean ± std over 2 seeds'
     """
     names = list(_field(result, "names", param="result"))
     params = np.asarray(_np(_field(result, "params", param="result")), dtype=float)
@@ -1359,15 +1556,39 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
         raise ValueError("names, params and accuracy need one entry per model")
     ax = _axes(ax)
     colors = _plt().rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    seeds = acc.shape[1]
+    shift = _dodge(params)
     for k, name in enumerate(names):
-        sd = acc[k].std(ddof=1) if acc.shape[1] > 1 else 0.0
-        ax.errorbar(params[k], acc[k].mean(), yerr=sd, fmt="o", capsize=3,
-                    color=colors[k % len(colors)], label=name)
+        sd = acc[k].std(ddof=1) if seeds > 1 else 0.0
+        ax.errorbar(params[k] * 10.0 ** shift[k], acc[k].mean(), yerr=sd, fmt="o", ms=4,
+                    capsize=2.5, color=colors[k % len(colors)], label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters")
+    _readable_log_axis(ax.xaxis)
+    ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
+                                            if np.any(shift != 0) else ""))
     ax.set_ylabel("test accuracy")
-    ax.legend(frameon=False, fontsize="small")
+    what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
+            else "1 seed: no error bars")
+    ax.legend(frameon=False, fontsize="small", title=what, title_fontsize="small")
     return ax
+
+
+def _dodge(values, *, close=0.03, step=0.012):
+    """Offsets in decades that spread points whose values lie within ``close`` decades.
+
+    Equal-parameter models sit at nearly one x: without a dodge their error
+    bars are drawn on top of each other.
+    """
+    logs = np.log10(np.maximum(np.asarray(values, dtype=float), 1e-300))
+    order = np.argsort(logs, kind="stable")
+    shift = np.zeros(logs.size)
+    start = 0
+    for i in range(1, logs.size + 1):
+        if i == logs.size or logs[order[i]] - logs[order[i - 1]] > close:
+            group = order[start:i]
+            shift[group] = (np.arange(group.size) - (group.size - 1) / 2) * step
+            start = i
+    return shift
 
 
 def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
@@ -1567,7 +1788,12 @@ __all__ += ["clv_angles", "finite_time_histogram"]
 def basins(result: Any, shape: Sequence[int], *,
            extent: tuple[float, float, float, float] | None = None,
            ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
-    """A 2-D slice of state space coloured by basin (grey: "other").
+    """A 2-D slice of state space coloured by basin, with escape and non-periodic starts.
+
+    Each attractor (a fixed point or periodic orbit) has a colour; bounded
+    starts on no periodic orbit (the basin of a strange attractor) are dark
+    violet, starts that escape to infinity pale. The legend gives each
+    share of the slice.
 
     Parameters
     ----------
@@ -1589,7 +1815,8 @@ def basins(result: Any, shape: Sequence[int], *,
     Raises
     ------
     ValueError
-        When ``shape`` does not hold one cell per start.
+        When ``shape`` does not hold one cell per start, or ``labels`` does
+        not name every attractor.
 
     Examples
     --------
@@ -1603,6 +1830,14 @@ def basins(result: Any, shape: Sequence[int], *,
     >>> ax = plots.basins(b, X.shape, extent=(-1, 1, -1, 1))
     >>> len(ax.images)
     1
+
+    The Hénon map's strange attractor against escape:
+
+    >>> b = basins(itermap.systems.henon(), 2 * np.column_stack([X.ravel(), Y.ravel()]),
+    ...            steps=200)
+    >>> ax = plots.basins(b, X.shape, extent=(-2, 2, -2, 2))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['bounded, no periodic orbit: 39.5%', 'escape: 60.5%']
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -1616,21 +1851,38 @@ def basins(result: Any, shape: Sequence[int], *,
     if len(shape) != 2 or shape[0] * shape[1] != lab.size:
         raise ValueError(f"shape {shape} does not hold the {lab.size} starts of the result")
     k = periods.size
-    plt = _plt()
-    base = plt.get_cmap("tab10" if k <= 10 else "tab20")
-    colours = ["0.8"] + [base(i % base.N) for i in range(k)]
+    if labels is not None and len(labels) != k:
+        raise ValueError(f"labels: got {len(labels)} names for {k} attractors")
+    base = _plt().get_cmap("tab10" if k <= 10 else "tab20")
+    # image values: 0 escaped (-2), 1 bounded on no listed attractor (-1), 2 + i attractor i
+    colours = [_ESCAPE_COLOUR, _APERIODIC_COLOUR] + [base(i % base.N) for i in range(k)]
     ax = _axes(ax)
-    ax.imshow(lab.reshape(shape) + 1, origin="lower", cmap=ListedColormap(colours),
-              vmin=-0.5, vmax=k + 0.5, extent=extent, aspect="auto", interpolation="nearest")
-    names = labels or [f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
-    handles = [Patch(color=colours[i + 1], label=names[i]) for i in range(k)]
-    if np.any(lab < 0):
-        handles.append(Patch(color=colours[0], label="other"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
-              frameon=False)
+    ax.imshow(np.clip(lab, -2, None).reshape(shape) + 2, origin="lower",
+              cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 1.5, extent=extent,
+              aspect="auto", interpolation="nearest")
+    share = [float(np.mean(lab == i)) for i in range(k)]
+    names = list(labels) if labels is not None else [
+        f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
+    handles = [Patch(color=colours[i + 2], label=f"{names[i]}: {share[i]:.1%}")
+               for i in range(k) if share[i] > 0]
+    bounded = float(np.mean(lab == -1))
+    if bounded > 0:
+        aperiodic = _field(result, "aperiodic_fraction", None, required=False)
+        what = ("bounded, no periodic orbit" if aperiodic is not None
+                and abs(float(aperiodic) - bounded) < 1e-12 else "bounded, other")
+        handles.append(Patch(color=colours[1], label=f"{what}: {bounded:.1%}"))
+    escaped = float(np.mean(lab == -2))
+    if escaped > 0:
+        handles.append(Patch(fc=colours[0], ec="0.6", lw=0.5, label=f"escape: {escaped:.1%}"))
+    _legend_below(ax, handles, ncol=min(len(handles), 2), handlelength=1.0,
+                  title="fate of the starts in the slice")
     ax.set_xlabel("slice coordinate 1")
     ax.set_ylabel("slice coordinate 2")
     return ax
+
+
+_ESCAPE_COLOUR = "#f4f1e8"     # pale: the starts that go to infinity
+_APERIODIC_COLOUR = "#4b2a6e"  # dark violet: a bounded non-periodic (strange) attractor
 
 
 def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,

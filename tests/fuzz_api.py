@@ -586,8 +586,9 @@ def cases() -> dict:
             positional=("result", "panel")),
         "basins": Case(analysis.basins, {
             "map": P(logistic(2.5), "map"), "x0": P(np.array([[0.2], [0.7]]), "state"),
-            "steps": P(40, "int>=1"), "max_period": P(4, "int>=1"), "tol": P(1e-6, "float>0")},
-            positional=("map", "x0"), nan_fields=("final",)),  # NaN: a diverged start
+            "steps": P(40, "int>=1"), "max_period": P(4, "int>=1"), "tol": P(1e-6, "float>0"),
+            "escape_radius": P(None, "float>0", optional=True)},
+            positional=("map", "x0"), nan_fields=("final",)),  # NaN: an escaped start
         "continuation": Case(analysis.continuation, {
             "make_map": P(_fold_family, "callable"), "values": P([-0.3, 0.3], "values"),
             "x_start": P(np.array([0.8]), "state"), "tol": P(1e-10, "float>0"),

@@ -115,9 +115,9 @@ def test_eigenvalues_with_unit_circle():
         off = pts.get_offsets()
         np.testing.assert_allclose(off[:, 0], ev[i].real)
         np.testing.assert_allclose(off[:, 1], ev[i].imag)
-        assert pts.get_label() == f"point {i}, unstable (2 eigenvalues)"
-    assert not np.array_equal(per_point[0].get_paths()[0].vertices,
-                              per_point[1].get_paths()[0].vertices)
+        assert pts.get_label() == f"#{i} unstable"
+    # the two points are told apart by colour
+    assert not np.allclose(per_point[0].get_edgecolor()[0], per_point[1].get_edgecolor()[0])
     assert ax.get_xlim()[1] >= 1.1 * np.abs(ev).max() - 1e-12
 
 
@@ -125,7 +125,7 @@ def test_eigenvalues_stability_default_and_errors():
     ev = np.array([[0.5 + 0.5j, 0.5 - 0.5j], [1.5, 0.1]])
     ax = plots.eigenvalues(ev)
     labels = sorted(c.get_label() for c in ax.collections)
-    assert labels == ["point 0, stable (2 eigenvalues)", "point 1, unstable (2 eigenvalues)"]
+    assert labels == ["#0 stable", "#1 unstable"]
     with pytest.raises(ValueError, match="stable"):
         plots.eigenvalues({"eigenvalues": ev, "stable": np.array([True])})
 
@@ -144,7 +144,8 @@ def test_impulse_response_lines_per_block_and_zeros_dropped():
     (length,) = _lines(ax, "length 3")
     assert list(length.get_xdata()) == [3, 3]
     ax2 = plots.impulse_response(norms, source=1, label="net")
-    assert {ln.get_label() for ln in _lines(ax2)} == {"net: block 2"}
+    assert {ln.get_label() for ln in _lines(ax2) if not ln.get_label().startswith("_")} == {
+        "net: response in block 2", "exactly 0 from here on"}   # block 2 is 0 from k = 3
 
 
 def test_impulse_response_of_a_batch_shows_the_row_asked_for():
@@ -159,10 +160,10 @@ def test_impulse_response_of_a_batch_shows_the_row_asked_for():
     with pytest.raises(ValueError, match="not a batch"):
         plots.impulse_response(r.row(0), index=0)
     ax = plots.impulse_response(r, index=1)
-    (line,) = _lines(ax, "block 0")
+    (line,) = _lines(ax, "response in block 0")
     np.testing.assert_allclose(line.get_ydata(), 0.5 ** np.arange(5))
     ax = plots.impulse_response(np.stack([np.ones((3, 1, 1)), 2 * np.ones((3, 1, 1))]), index=-1)
-    np.testing.assert_allclose(_lines(ax, "block 0")[0].get_ydata(), [2, 2, 2])
+    np.testing.assert_allclose(_lines(ax, "response in block 0")[0].get_ydata(), [2, 2, 2])
 
 
 def test_impulse_response_errors():

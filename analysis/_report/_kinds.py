@@ -222,8 +222,12 @@ def sparsity_graph(cfg, ctx, out):
     G = graph_of(m, level=cfg.level)
     fig, ax = _new_axes(1)
     plots.sparsity_graph(G, ax=ax, labels=block_labels(m))
+    drawn = ("block level: too many units or edges to tell apart"
+             if cfg.level == "unit" and max(G.number_of_nodes(), G.number_of_edges())
+             > plots._AUTO_BLOCK_LEVEL else f"{cfg.level} level")
     out.figure(f"sparsity_graph_{cfg.network}", fig,
-               f"Sparsity graph of {cfg.network} ({cfg.level} level), laid out by block.")
+               f"Sparsity graph of {cfg.network} ({G.number_of_edges()} edges, drawn at "
+               f"{drawn}), laid out by block.")
     dag = nx.is_directed_acyclic_graph(G)
     out.numbers.update(nodes=G.number_of_nodes(), edges=G.number_of_edges(), acyclic=dag,
                        longest_path=int(nx.dag_longest_path_length(G, weight=None)) if dag
@@ -422,7 +426,7 @@ def fixed_points(cfg, ctx, out):
                        state_norm=norms.tolist(), symmetry=symmetry)
     shown = min(pts.shape[0], 20)
     out.table(f"Fixed points of {cfg.network}: {pts.shape[0]} distinct from {cfg.starts} "
-              f"starts, {fp.n_unconverged} starts unconverged"
+              f"starts, {plots._plural(int(fp.n_unconverged), 'start')} unconverged"
               + ("" if shown == pts.shape[0] else f" (first {shown} shown)"),
               ["#", "|x*|", "spectral radius", "unstable directions", "stable", "symmetry"],
               [[i, "0" if symmetry[i] == "origin" else f"{norms[i]:.3g}", f"{radius[i]:.3g}",
