@@ -95,6 +95,11 @@ class Basins:
         "other_error": "float",
         "final": "float[..., D]",
         "steps": "int",
+        "escaped_fraction": "float",
+        "escaped_error": "float",
+        "aperiodic_fraction": "float",
+        "aperiodic_error": "float",
+        "escape_radius": "float",
     }
 
     labels: Array

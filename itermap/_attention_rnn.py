@@ -23,6 +23,7 @@ import numpy as np
 
 from ._affine_scan import _scan, linear_recurrence
 from ._backend import backend_of, namespace, to_backend
+from ._checks import one_namespace, plain_array
 from ._gated import _as_weight
 from ._map import Map
 from ._types import Array
@@ -104,6 +105,7 @@ class AttentionRNN(Map):
     """
 
     def __init__(self, Wk: Array, Wv: Array, q: Array, *, scale: float | None = None):
+        one_namespace(Wk=Wk, Wv=Wv, q=q)
         Wv = _as_weight("Wv", Wv)
         if Wv.ndim != 2 or min(Wv.shape) < 1:
             raise ValueError(f"Wv must have shape (d_v, d_in) with d_v, d_in >= 1, got "
@@ -443,6 +445,7 @@ def _running_max(s, xp):
 
 
 def _as_sequence(name, a, xp=None):
+    a = plain_array(name, a)
     if not hasattr(a, "shape"):
         if a is None or isinstance(a, str | bytes):
             raise TypeError(f"{name} must be an array, got {type(a).__name__}")
@@ -507,6 +510,7 @@ def attention_scan(scores: Array, values: Array) -> Array:
     >>> attention_scan(np.zeros(4), np.arange(4.0)[:, None])[:, 0]   # the running mean
     array([0. , 0.5, 1. , 1.5])
     """
+    one_namespace(scores=scores, values=values)
     scores, xp = _as_sequence("scores", scores)
     values, _ = _as_sequence("values", values, xp)
     if scores.ndim < 1 or scores.shape[0] == 0:

@@ -23,7 +23,7 @@ import scipy.linalg
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._blocks import BlockMatrix
-from ._checks import check_choice, check_int
+from ._checks import check_choice, check_int, one_namespace, plain_array
 from ._map import Map
 from ._network import IterativeMap
 from ._types import Array
@@ -108,6 +108,7 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _matrix(name, a, *, ndim_hint, dtype=None):
     """``a`` as a finite real 2-d array (a vector becomes ``ndim_hint``: column or row)."""
+    a = plain_array(name, a)
     if a is None or isinstance(a, str | bytes):
         raise TypeError(f"{name} must be a real array, got {type(a).__name__}")
     if not hasattr(a, "shape"):
@@ -224,6 +225,7 @@ class LinearStateSpace(Map):
 
     def __init__(self, A: Array, B: Array, C: Array, D: Array | None = None, *,
                  dt: float, method: str = "bilinear"):
+        one_namespace(A=A, B=B, C=C, D=D)
         A = _matrix("A", A, ndim_hint="column")
         if A.shape[0] != A.shape[1]:
             raise ValueError(f"A must be square, got shape {tuple(A.shape)}")
