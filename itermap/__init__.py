@@ -30,7 +30,7 @@ from ._train import (
     train,
     trainable_count,
 )
-from ._transformer import transformer_map
+from ._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 
 __version__ = "0.1.0"
 
@@ -75,6 +75,8 @@ __all__ = [
     "from_torch",
     "to_torch",
     "transformer_map",
+    "LoopedTransformerMap",
+    "looped_transformer_map",
     "resolve_inputs",
     "save",
     "saveable",

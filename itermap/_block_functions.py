@@ -593,7 +593,7 @@ class Residual(BlockFunction):
 
     @classmethod
     def _rebuild(cls, config, arrays):
-        return cls(rebuild(config["inner"], _sub(arrays, "inner.")))
+        return cls(rebuild(config["inner"], _sub(arrays, "inner."), config.get("_depth", 0)))
 
 
 class Chain(BlockFunction):
@@ -660,8 +660,11 @@ class Chain(BlockFunction):
 
     @classmethod
     def _rebuild(cls, config, arrays):
-        return cls([rebuild(c, _sub(arrays, f"{n}.")) for n, c in enumerate(config["parts"])],
-                   name=config["name"])
+        parts = config["parts"]
+        if not isinstance(parts, list):
+            raise ValueError(f"a chain's parts must be a list, got {type(parts).__name__}")
+        return cls([rebuild(c, _sub(arrays, f"{n}."), config.get("_depth", 0))
+                    for n, c in enumerate(parts)], name=config["name"])
 
 
 def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1: LayerNorm,
@@ -732,11 +735,18 @@ def _sub(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def rebuild(config: Any, arrays: Mapping[str, Array]) -> BlockFunction:
+_MAX_NESTING = 32  # chains of chains in a file: deeper is a crafted file, not a model
+
+
+def rebuild(config: Any, arrays: Mapping[str, Array], _depth: int = 0) -> BlockFunction:
     """A built-in block function from its :meth:`~BlockFunction.config` and arrays."""
+    if _depth > _MAX_NESTING:
+        raise ValueError(f"block functions nested more than {_MAX_NESTING} deep")
     if not isinstance(config, dict) or config.get("kind") not in BLOCK_FUNCTIONS:
         raise ValueError(f"a block function must name its kind, one of "
                          f"{sorted(BLOCK_FUNCTIONS)}; got {config!r}")
+    if any(isinstance(v, dict) for v in config.values()) or "parts" in config:
+        config = dict(config, _depth=_depth + 1)
     try:
         return BLOCK_FUNCTIONS[config["kind"]]._rebuild(config, arrays)
     except KeyError as e:
