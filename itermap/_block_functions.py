@@ -212,6 +212,9 @@ class LayerNorm(BlockFunction):
             raise ValueError(f"weight must be a 1-D array of the width d, got shape {shape}")
         d = shape[0]
         self.weight = _param("weight", weight, (d,))
+        if tuple(getattr(bias, "shape", ())) != (d,):
+            raise ValueError(f"bias must have the shape of weight, ({d},), got "
+                             f"{tuple(getattr(bias, 'shape', ()))}")
         self.bias = _param("bias", bias, (d,))
         if self.bias.dtype != self.weight.dtype:
             raise TypeError(f"bias has dtype {self.bias.dtype}, weight {self.weight.dtype}")
@@ -298,12 +301,13 @@ class FeedForward(BlockFunction):
 
     def __init__(self, weight1: Array, bias1: Array | None, weight2: Array,
                  bias2: Array | None, *, seq_len: int, activation: str = "relu"):
-        if not hasattr(weight1, "shape") or len(weight1.shape) != 2:
-            raise ValueError("weight1 must be a 2-D array (hidden, width)")
+        if not hasattr(weight1, "shape") or len(weight1.shape) != 2 or 0 in weight1.shape:
+            raise ValueError("weight1 must be a non-empty 2-D array (hidden, width)")
         f, d = weight1.shape
         self.weight1 = _param("weight1", weight1, (f, d))
-        if not hasattr(weight2, "shape") or len(weight2.shape) != 2 or weight2.shape[1] != f:
-            raise ValueError(f"weight2 must have shape (d_out, {f})")
+        if not hasattr(weight2, "shape") or len(weight2.shape) != 2 or weight2.shape[1] != f \
+                or weight2.shape[0] == 0:
+            raise ValueError(f"weight2 must have shape (d_out, {f}) with d_out >= 1")
         self.weight2 = _param("weight2", weight2, tuple(weight2.shape))
         d_out = weight2.shape[0]
         self.bias1 = None if bias1 is None else _param("bias1", bias1, (f,))
@@ -557,6 +561,11 @@ class SelfAttention(BlockFunction):
 class Residual(BlockFunction):
     """``x + g(x)``: a residual connection around a block function of equal sizes.
 
+    Parameters
+    ----------
+    inner : BlockFunction
+        ``g``, with equal in and out sizes.
+
     Examples
     --------
     >>> import numpy as np
@@ -616,6 +625,9 @@ class Chain(BlockFunction):
     """
 
     def __init__(self, parts: Sequence[BlockFunction], *, name: str | None = None):
+        if isinstance(parts, BlockFunction | str | bytes) or not isinstance(parts, Sequence):
+            raise TypeError(f"parts must be a sequence of block functions, got "
+                            f"{type(parts).__name__}")
         parts = tuple(parts)
         if not parts:
             raise ValueError("parts: a chain needs at least one block function")
@@ -687,6 +699,13 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
     -------
     Chain
         Named ``"encoder_layer(post-LN)"`` or ``"encoder_layer(pre-LN)"``.
+
+    Raises
+    ------
+    TypeError
+        Parts of the wrong kind, or a ``norm_first`` that is not a bool.
+    ValueError
+        Parts whose sizes do not chain.
 
     References
     ----------

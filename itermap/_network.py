@@ -156,7 +156,23 @@ class IterativeMap(Map):
         return dict(self._functions)
 
     def block_pattern(self) -> np.ndarray:
-        """Which blocks carry anything: a matrix block or a function block (bool, n x n)."""
+        """Which blocks carry anything: a matrix block or a function block.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_blocks, n_blocks)
+            ``[i, j]`` is True where block ``j`` feeds block ``i``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
+        >>> mlp.block_pattern().astype(int)
+        array([[0, 0, 0],
+               [1, 0, 0],
+               [0, 1, 0]])
+        """
         pattern = self._bm.block_pattern().copy()
         for i, j in self._functions:
             pattern[i, j] = True

@@ -509,7 +509,8 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         from ._torch_transformer import describe_transformer, is_transformer
 
         if is_transformer(model, torch):
-            arrays, architecture = describe_transformer(model, torch)
+            arrays, transformer = describe_transformer(model, torch)
+            architecture = transformer  # type: ignore[assignment]  # a dict, read below
         else:
             arrays, described = _describe_module(model, torch)
             architecture = described if architecture is None else architecture

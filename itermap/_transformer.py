@@ -41,6 +41,13 @@ def transformer_map(layers: Sequence[BlockFunction], *,
         Driven (``input_block=0``), with ``L + 1`` blocks of ``T * d`` units and no matrix
         blocks; ``forward(X)`` takes ``X`` of shape ``(B, T, d)``.
 
+    Raises
+    ------
+    TypeError
+        Layers that are not block functions.
+    ValueError
+        No layers, or layers whose sizes differ.
+
     References
     ----------
     .. [1] B. Hershey, R. Paffenroth, N. Pathak and S. Tavener, "Rethinking the
@@ -124,8 +131,8 @@ class LoopedTransformerMap(Map):
     >>> m = itermap.LoopedTransformerMap(LayerNorm(np.ones(2), np.zeros(2), seq_len=1))
     >>> m.dim, m.input_size
     (2, 2)
-    >>> m.step(np.array([1.0, 0.0]), np.array([0.0, 2.0]))
-    array([-0.99999..., 0.99999...])
+    >>> m.step(np.array([1.0, 0.0]), np.array([0.0, 2.0]))   # LayerNorm of [1, 2]
+    array([-0.99998,  0.99998])
     """
 
     def __init__(self, layer: BlockFunction):
@@ -205,6 +212,13 @@ def looped_transformer_map(layer: BlockFunction) -> LoopedTransformerMap:
     Returns
     -------
     LoopedTransformerMap
+
+    Raises
+    ------
+    TypeError
+        A layer that is not a block function.
+    ValueError
+        A layer whose in and out sizes differ.
 
     Examples
     --------
