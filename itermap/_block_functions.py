@@ -169,6 +169,17 @@ def _tokens(a, T, lead_extra=0):
     return xp.reshape(a, (*a.shape[:-1], T, a.shape[-1] // T))
 
 
+def _linear(a, weight, bias=None):
+    """``a @ weight.T (+ bias)`` over the last axis, as one 2-D matmul (one BLAS call,
+    where a stacked matmul of 3-D by 2-D loops over the leading axes)."""
+    xp = namespace(a)
+    lead = a.shape[:-1]
+    out = xp.matmul(xp.reshape(a, (-1, a.shape[-1])), weight.T)
+    if bias is not None:
+        out = out + bias
+    return xp.reshape(out, (*lead, weight.shape[0]))
+
+
 def _flat(a):
     xp = namespace(a)
     return xp.reshape(a, (*a.shape[:-2], a.shape[-2] * a.shape[-1]))
@@ -317,27 +328,29 @@ class FeedForward(BlockFunction):
         self.in_size, self.out_size = self.seq_len * d, self.seq_len * d_out
 
     def _hidden_pre(self, x):
-        xp = namespace(x)
-        z = xp.matmul(_tokens(x, self.seq_len), self.weight1.T)
-        return z if self.bias1 is None else z + self.bias1
+        return _linear(_tokens(x, self.seq_len), self.weight1, self.bias1)
 
     def __call__(self, x):
         xp = namespace(x)
-        h = self.activation.apply(self._hidden_pre(x), xp)
-        y = xp.matmul(h, self.weight2.T)
-        return _flat(y if self.bias2 is None else y + self.bias2)
+        X = _tokens(x, self.seq_len)
+        z = xp.matmul(xp.reshape(X, (-1, X.shape[-1])), self.weight1.T)  # a fresh array,
+        if self.bias1 is not None:                                       # activated in place
+            z = z + self.bias1
+        h = self.activation.apply(z, xp, inplace=True)
+        return _flat(_linear(xp.reshape(h, (*X.shape[:-1], h.shape[-1])), self.weight2,
+                             self.bias2))
 
     def tangent_rows(self, x, V):
         xp = namespace(x)
         d = self.activation.derivative(self._hidden_pre(x), xp)[..., None, :, :]
-        dz = xp.matmul(_tokens(V, self.seq_len), self.weight1.T)
-        return _flat(xp.matmul(d * dz, self.weight2.T))
+        dz = _linear(_tokens(V, self.seq_len), self.weight1)
+        return _flat(_linear(d * dz, self.weight2))
 
     def vjp_rows(self, x, G):
         xp = namespace(x)
         d = self.activation.derivative(self._hidden_pre(x), xp)[..., None, :, :]
-        gz = xp.matmul(_tokens(G, self.seq_len), self.weight2) * d
-        return _flat(xp.matmul(gz, self.weight1))
+        gz = _linear(_tokens(G, self.seq_len), self.weight2.T) * d
+        return _flat(_linear(gz, self.weight1.T))
 
     def arrays(self):
         out = {"weight1": self.weight1, "weight2": self.weight2}
@@ -474,10 +487,7 @@ class SelfAttention(BlockFunction):
         return xp.reshape(a, (*a.shape[:-2], a.shape[-2] * a.shape[-1]))
 
     def _project(self, X, bias=True):
-        xp = namespace(X)
-        qkv = xp.matmul(X, self.in_proj_weight.T)
-        if bias and self.in_proj_bias is not None:
-            qkv = qkv + self.in_proj_bias
+        qkv = _linear(X, self.in_proj_weight, self.in_proj_bias if bias else None)
         d = self.width
         return (self._heads(qkv[..., :d]), self._heads(qkv[..., d:2 * d]),
                 self._heads(qkv[..., 2 * d:]))
@@ -496,8 +506,7 @@ class SelfAttention(BlockFunction):
         return q, k, v, p, scale
 
     def _out(self, heads):
-        xp = namespace(heads)
-        return xp.matmul(self._merge(heads), self.out_proj_weight.T)
+        return _linear(self._merge(heads), self.out_proj_weight)
 
     def __call__(self, x):
         xp = namespace(x)
@@ -519,14 +528,14 @@ class SelfAttention(BlockFunction):
         xp = namespace(x)
         q, k, v, p, scale = (a[..., None, :, :, :] if hasattr(a, "shape") else a
                              for a in self._forward(x))
-        g_heads = self._heads(xp.matmul(_tokens(G, self.seq_len), self.out_proj_weight))
+        g_heads = self._heads(_linear(_tokens(G, self.seq_len), self.out_proj_weight.T))
         gp = xp.matmul(g_heads, xp.moveaxis(v, -1, -2))
         gv = xp.matmul(xp.moveaxis(p, -1, -2), g_heads)
         gs = p * (gp - xp.sum(gp * p, axis=-1, keepdims=True)) * scale
         gq = xp.matmul(gs, k)
         gk = xp.matmul(xp.moveaxis(gs, -1, -2), q)
         g_qkv = xp.concat([self._merge(gq), self._merge(gk), self._merge(gv)], axis=-1)
-        return _flat(xp.matmul(g_qkv, self.in_proj_weight))
+        return _flat(_linear(g_qkv, self.in_proj_weight.T))
 
     def arrays(self):
         out = {"in_proj_weight": self.in_proj_weight, "out_proj_weight": self.out_proj_weight}
