@@ -39,6 +39,12 @@ def _as_block_matrix(weights, what="weights"):
                     f"IterativeMap, got {type(weights).__name__}")
 
 
+def _functions_of(weights) -> dict:
+    """A map's function blocks, ``{(i, j): g}`` (empty for weights and matrix-only maps)."""
+    return dict(getattr(weights, "functions", None) or {}) if isinstance(weights, itermap.Map) \
+        else {}
+
+
 def _host_csr(bm):
     """The whole matrix as a SciPy CSR with sorted indices and no explicit zeros."""
     S = bm.to_sparse()
@@ -67,11 +73,16 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         ``j -> i`` for every stored nonzero block ``(i, j)``, with attributes
         ``nnz`` (its nonzero count) and ``norm`` (its Frobenius norm).
 
+        A block that is a function (:mod:`itermap.block_functions`) has no unit
+        pattern: it is an edge of the block graph with attribute ``function`` (its
+        name), and in the unit graph it is listed in ``graph.graph["functions"]``
+        rather than drawn as every unit to every unit.
+
     Returns
     -------
     networkx.DiGraph
-        The graph; ``graph.graph`` holds ``sizes`` and, for a map,
-        ``input_block``.
+        The graph; ``graph.graph`` holds ``sizes``, for a map ``input_block``, and
+        for a map with function blocks ``functions`` (``{(i, j): name}``).
 
     Raises
     ------
@@ -105,6 +116,9 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     G = nx.DiGraph(sizes=list(sizes))
     if input_block is not None:
         G.graph["input_block"] = input_block
+    functions = _functions_of(weights)
+    if functions:
+        G.graph["functions"] = {k: g.name for k, g in functions.items()}
     if level == "block":
         for i, size in enumerate(sizes):
             G.add_node(i, size=int(size))
@@ -119,6 +133,11 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
             if nnz is None:
                 nnz = int(np.count_nonzero(data))
             G.add_edge(j, i, nnz=nnz, norm=float(np.sqrt(np.sum(data * data))))
+        for (i, j), g in functions.items():
+            if G.has_edge(j, i):
+                G.edges[j, i]["function"] = g.name
+            else:
+                G.add_edge(j, i, nnz=0, norm=0.0, function=g.name)
         return G
 
     S = _host_csr(bm).tocoo()
@@ -162,6 +181,54 @@ def _longest_chain(A):
     return levels
 
 
+def _longest_weighted_chain(A, weight):
+    """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing
+    ``weight``; None when there is a cycle. Kahn's algorithm by frontiers, as above."""
+    n = A.shape[0]
+    if n == 0:
+        return 0
+    indeg = np.diff(A.indptr).astype(np.int64)
+    succ = A.T.tocsr()
+    best = np.zeros(n, dtype=np.int64)  # the heaviest path ending at a predecessor
+    frontier = np.flatnonzero(indeg == 0)
+    seen, heaviest = 0, 0
+    while frontier.size:
+        seen += frontier.size
+        level = best[frontier] + weight[frontier]
+        heaviest = max(heaviest, int(level.max()))
+        starts = succ.indptr[frontier]
+        counts = succ.indptr[frontier + 1] - starts
+        total = int(counts.sum())
+        if total == 0:
+            break
+        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        targets = succ.indices[offs + np.arange(total)]
+        np.maximum.at(best, targets, np.repeat(level, counts))
+        uniq, hits = np.unique(targets, return_counts=True)
+        indeg[uniq] -= hits
+        frontier = uniq[indeg[uniq] == 0]
+    return None if seen < n else heaviest
+
+
+def _with_function_hubs(S, bm, functions, input_block):
+    """``S`` with one weightless hub node per function block ``(i, j)``: every unit of
+    ``j`` to the hub, the hub to every unit of ``i`` (a function may join any units)."""
+    off = bm.offsets
+    rows, cols = [S.tocoo().row], [S.tocoo().col]
+    n = S.shape[0]
+    hubs = [k for k in functions if k[1] != input_block]
+    for h, (i, j) in enumerate(hubs):
+        hub = n + h
+        rows += [np.full(off[j + 1] - off[j], hub), np.arange(off[i], off[i + 1])]
+        cols += [np.arange(off[j], off[j + 1]), np.full(off[i + 1] - off[i], hub)]
+    total = n + len(hubs)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    A = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(total, total))
+    A.sum_duplicates()
+    weight = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(len(hubs), dtype=np.int64)])
+    return A, weight
+
+
 def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     """Structural memory length: steps after which every impulse is forgotten.
 
@@ -201,7 +268,9 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it is
     an upper bound on the measured length of
     :func:`itermap.analysis.impulse_response`, reached unless weights cancel or
-    activation derivatives vanish along the trajectory.
+    activation derivatives vanish along the trajectory. A function block (a
+    transformer layer, say) may join any unit of its source block to any unit of its
+    target: the count takes it so, and an ``L``-layer transformer map has length ``L``.
 
     Examples
     --------
@@ -231,10 +300,16 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
             raise ValueError(f"input_block {input_block} does not exist: the weights have "
                              f"{bm.n_blocks} blocks")
     S = _host_csr(bm)
+    functions = _functions_of(map)
+    keep = np.ones(bm.dim, dtype=bool)
     if input_block is not None:
         off = bm.offsets
-        keep = np.ones(bm.dim, dtype=bool)
         keep[off[input_block]:off[input_block + 1]] = False
+    if functions:  # hubs for the function blocks, then the input block's units dropped
+        A, weight = _with_function_hubs(S, bm, functions, input_block)
+        idx = np.flatnonzero(np.concatenate([keep, np.ones(A.shape[0] - bm.dim, dtype=bool)]))
+        return _longest_weighted_chain(A[idx][:, idx].tocsr(), weight[idx])
+    if input_block is not None:
         idx = np.flatnonzero(keep)
         S = S[idx][:, idx].tocsr()
     return _longest_chain(S)

@@ -7,7 +7,7 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import backends, datasets, systems
+from . import backends, block_functions, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan
@@ -32,6 +32,7 @@ from ._train import (
     train,
     trainable_count,
 )
+from ._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,7 @@ __all__ = [
     "newton_iterate",
     "as_rng",
     "backends",
+    "block_functions",
     "datasets",
     "evaluate",
     "loss_and_gradient",
@@ -74,6 +76,9 @@ __all__ = [
     "random_rnn",
     "from_torch",
     "to_torch",
+    "transformer_map",
+    "LoopedTransformerMap",
+    "looped_transformer_map",
     "resolve_inputs",
     "save",
     "saveable",

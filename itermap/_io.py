@@ -373,6 +373,9 @@ def _encode(obj, writer):
                   "input_block": obj.input_block, "bias": None}
         if obj.bias is not None:
             fields["bias"] = writer.ref("bias", obj.bias, "bias")
+        if obj.functions:
+            fields["functions"] = [_encode_function(i, j, g, writer)
+                                   for (i, j), g in obj.functions.items()]
         return "IterativeMap", fields
     if isinstance(obj, RecurrentMap):
         layers = []
@@ -433,6 +436,34 @@ def _decode_sequence_map(type_name, fields, arrays):
     return LinearStateSpace(A, B, C, D, dt=fields["dt"], method=fields["method"])
 
 
+def _encode_function(i, j, g, writer):
+    """``[i, j, config, {name: array ref}]`` for a built-in block function."""
+    try:
+        config = g.config()
+    except TypeError as e:
+        raise TypeError(f"cannot save function block ({i}, {j}): {e}") from None
+    refs = {k: writer.ref(f"function_{i}_{j}.{k}", a, f"function block ({i}, {j}) {k}")
+            for k, a in g.arrays().items()}
+    return [i, j, config, refs]
+
+
+def _decode_functions(entries, arrays):
+    from ._block_functions import rebuild
+
+    out = {}
+    for entry in _json_list(entries, "functions"):
+        i, j, config, refs = _json_list(entry, "a function block entry")
+        if not (_is_count(i) and _is_count(j)) or not isinstance(refs, dict):
+            raise ValueError(f"a function block entry must be [i, j, config, arrays], got "
+                             f"{entry!r}")
+        got = {k: _get_array(arrays, ref) for k, ref in refs.items()}
+        try:
+            out[(i, j)] = rebuild(config, got)
+        except TypeError as e:  # a file's wrong types are a bad file, not a bad call
+            raise ValueError(f"function block ({i}, {j}): {e}") from None
+    return out
+
+
 def _decode(type_name, fields, arrays):
     from ._blocks import BlockMatrix
     from ._gated import RecurrentMap
@@ -462,7 +493,10 @@ def _decode(type_name, fields, arrays):
         acts = _json_list(fields["activation"], "activation")
         if not all(isinstance(a, str) for a in acts):
             raise ValueError(f"activations must be names, got {acts!r}")
-        return IterativeMap(bm, bias, acts, input_block=fields["input_block"])
+        functions = (_decode_functions(fields["functions"], arrays)
+                     if fields.get("functions") is not None else None)
+        return IterativeMap(bm, bias, acts, input_block=fields["input_block"],
+                            functions=functions)
     if type_name == "RecurrentMap":
         from . import _gated
         from ._gated import _ElmanCell, _GRUCell, _LSTMCell

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
+from ._block_functions import BlockFunction
 from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named, no_half, one_namespace, plain_array
 from ._map import Map
@@ -46,6 +47,14 @@ class IterativeMap(Map):
         therefore unused, and the Jacobian has zero rows and columns there.
     sizes : sequence of int, optional
         Block sizes that split a plain matrix ``weights``.
+    functions : mapping of (i, j) to BlockFunction, optional
+        Blocks that are functions rather than matrices (the paper's Sequential2D allows
+        any module in a block): ``g_ij`` carries block ``j``'s units to block ``i``'s,
+        and block ``i``'s new state is ``f_i(sum_j W_ij x_j + sum_j g_ij(x_j) + b_i)``.
+        A block may hold a matrix and a function at once; they add. See
+        :mod:`itermap.block_functions` for the built-in ones (transformer layers) and
+        how to write your own. Function blocks are not trained: :func:`itermap.train`
+        trains the matrix blocks around them.
 
     Notes
     -----
@@ -65,7 +74,8 @@ class IterativeMap(Map):
 
     def __init__(self, weights: Any, bias: Array | None = None,
                  activation: str | Sequence[str] = "tanh", *, input_block: int | None = None,
-                 sizes: Sequence[int] | None = None):
+                 sizes: Sequence[int] | None = None,
+                 functions: Mapping[tuple[int, int], BlockFunction] | None = None):
         if isinstance(weights, str | bytes) or weights is None:
             raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
                             f"got {type(weights).__name__}")
@@ -103,14 +113,72 @@ class IterativeMap(Map):
                                  f"{len(self._sizes)} blocks")
             input_block = int(input_block)
         self.input_block = input_block
+        self._functions = self._check_functions(functions)
         with named("activation"):
             self._set_activations(activation)
         self._plan()
         with named("bias"):
             self._set_bias(bias)
-        self._depth = _settle_depth(bm.block_pattern(), input_block)
+        self._depth = _settle_depth(self.block_pattern(), input_block)
 
     # -- construction helpers ---------------------------------------------
+    def _check_functions(self, functions):
+        if functions is None:
+            return {}
+        if not isinstance(functions, Mapping):
+            raise TypeError(f"functions must be a mapping of (i, j) to block functions, got "
+                            f"{type(functions).__name__}")
+        n, out = len(self._sizes), {}
+        for key, g in functions.items():
+            if not (isinstance(key, tuple) and len(key) == 2
+                    and all(isinstance(k, int | np.integer) and not isinstance(k, bool)
+                            for k in key)):
+                raise TypeError(f"functions: keys must be (i, j) pairs of ints, got {key!r}")
+            i, j = int(key[0]), int(key[1])
+            if not (0 <= i < n and 0 <= j < n):
+                raise ValueError(f"functions: block ({i}, {j}) does not exist: the map has "
+                                 f"{n} blocks")
+            if i == self.input_block:
+                raise ValueError(f"functions: block ({i}, {j}) feeds the input block {i}, "
+                                 f"which the input overwrites")
+            if not isinstance(g, BlockFunction):
+                raise TypeError(f"functions[({i}, {j})] must be a BlockFunction (see "
+                                f"itermap.block_functions), got {type(g).__name__}")
+            if (g.in_size, g.out_size) != (self._sizes[j], self._sizes[i]):
+                raise ValueError(f"functions[({i}, {j})] maps {g.in_size} units to "
+                                 f"{g.out_size}, but block {j} has {self._sizes[j]} and block "
+                                 f"{i} has {self._sizes[i]}")
+            out[(i, j)] = g
+        return out
+
+    @property
+    def functions(self) -> dict[tuple[int, int], BlockFunction]:
+        """The function blocks, ``{(i, j): g_ij}`` (empty for a map of matrices only)."""
+        return dict(self._functions)
+
+    def block_pattern(self) -> np.ndarray:
+        """Which blocks carry anything: a matrix block or a function block.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_blocks, n_blocks)
+            ``[i, j]`` is True where block ``j`` feeds block ``i``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap import IterativeMap
+        >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
+        >>> mlp.block_pattern().astype(int)
+        array([[0, 0, 0],
+               [1, 0, 0],
+               [0, 1, 0]])
+        """
+        pattern = self._bm.block_pattern().copy()
+        for i, j in self._functions:
+            pattern[i, j] = True
+        return pattern
+
     def _set_activations(self, activation):
         n = len(self._sizes)
         if isinstance(activation, (str,)) or not isinstance(activation, Sequence):
@@ -120,7 +188,8 @@ class IterativeMap(Map):
                 raise ValueError(f"got {len(activation)} activations for {n} blocks")
             acts = tuple(get_activation(a) for a in activation)
         self.activations = acts
-        self._uniform = all(a is acts[0] for a in acts)
+        # function blocks add to their target block's part: pre-activations go by block
+        self._uniform = all(a is acts[0] for a in acts) and not self._functions
 
     def _plan(self):
         bm = self._bm
@@ -210,10 +279,14 @@ class IterativeMap(Map):
 
     @property
     def dtype(self):
+        if self._functions and not self._bm.blocks:
+            return next(iter(self._functions.values())).dtype
         return self._bm.dtype
 
     @property
     def backend(self) -> str:
+        if self._functions and not self._bm.blocks:
+            return next(iter(self._functions.values())).backend
         return self._bm.backend
 
     @property
@@ -254,7 +327,8 @@ class IterativeMap(Map):
         u = self._check_input(x, u)
         ib = self.input_block
         if self._kind == "blocks":
-            return [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], u
+            return self._add_functions(
+                [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], x, u), u
         if self._kind == "dense":
             z = xp.matmul(x, self._W.T)
             if ib is not None:
@@ -266,7 +340,34 @@ class IterativeMap(Map):
                 z = z + _rows_times(u, self._input_cols_sparse_T())
         if self.bias is not None:
             z = _add(z, self.bias, xp)
-        return [z[..., s] for s in self._slices] if not self._uniform else [z], u
+        if self._uniform:
+            return [z], u
+        return self._add_functions([z[..., s] for s in self._slices], x, u), u
+
+    def _block_input(self, x, u, j):
+        return u if j == self.input_block else x[..., self._slices[j]]
+
+    def _add_functions(self, parts, x, u):
+        for (i, j), g in self._functions.items():
+            parts[i] = parts[i] + g(self._block_input(x, u, j))
+        return parts
+
+    def _function_tangents(self, Wv, x, v, xp):
+        """``W' v`` plus the function blocks' tangents (the input block's columns are 0)."""
+        parts = [Wv[..., s, :] for s in self._slices]
+        for (i, j), g in self._functions.items():
+            if j != self.input_block:
+                parts[i] = parts[i] + g.tangent(x[..., self._slices[j]],
+                                                v[..., self._slices[j], :])
+        return xp.concat(parts, axis=-2) if len(parts) > 1 else parts[0]
+
+    def _function_vjps(self, out, x, g, xp):
+        """``g W'`` plus the function blocks' transposes (the input block's columns are 0)."""
+        parts = [out[..., s] for s in self._slices]
+        for (i, j), fn in self._functions.items():
+            if j != self.input_block:
+                parts[j] = parts[j] + fn.vjp(x[..., self._slices[j]], g[..., self._slices[i]])
+        return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
 
     def _block_pre(self, x, u, i, xp):
         z = None
@@ -462,7 +563,8 @@ class IterativeMap(Map):
         x = self._coerce(x)
         v = self._check_tangent(x, v)
         xp = namespace(x)
-        if self._kind == "sparse" and self.input_block is None and isinstance(x, np.ndarray):
+        if self._kind == "sparse" and self.input_block is None and isinstance(x, np.ndarray) \
+                and not self._functions:
             z, Wv = self._sparse_state_and_tangent(x, v)
             parts = [z] if self._uniform else [z[..., s] for s in self._slices]
             y = self._activate(parts, None, xp, need_z=True)
@@ -472,6 +574,8 @@ class IterativeMap(Map):
         y = self._activate(parts, u, xp, need_z=True)
         d = self._derivative(parts, xp)
         Wv = self._linear_tangent(v, xp)
+        if self._functions:
+            Wv = self._function_tangents(Wv, x, v, xp)
         if isinstance(Wv, np.ndarray) and Wv.flags.owndata and Wv.flags.c_contiguous and \
                 Wv.dtype == np.result_type(Wv, d):  # a fresh product: scaled in place
             return y, np.multiply(Wv, d[..., :, None], out=Wv)
@@ -538,7 +642,9 @@ class IterativeMap(Map):
         d = self._derivative(parts, xp)
         if w.ndim > x.ndim:  # k cotangents per state
             d = d[..., None, :]
-        return self._linear_vjp(w * d, xp)
+        g = w * d
+        out = self._linear_vjp(g, xp)
+        return self._function_vjps(out, x, g, xp) if self._functions else out
 
     def _linear_vjp(self, g, xp):
         """``g W'`` for ``g`` of shape ``(..., dim)``: W' without the input block."""
@@ -767,6 +873,14 @@ class IterativeMap(Map):
         """
         x = self._coerce(x)
         xp = namespace(x)
+        if self._functions:
+            if sparse:
+                raise ValueError("sparse: a map with function blocks has no sparse Jacobian; "
+                                 "use tangent or vjp")
+            eye = xp.eye(self.dim, dtype=x.dtype)
+            if x.ndim == 2:
+                eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
+            return self.tangent(x, eye, u)
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
         if sparse:
@@ -814,12 +928,14 @@ class IterativeMap(Map):
 
         Parameters
         ----------
-        x : array of shape (n_in,) or (B, n_in)
-            Inputs for the input block.
+        x : array of shape (n_in,) or (B, n_in), or (B, T, d)
+            Inputs for the input block; a batch of sequences of ``T`` tokens of width
+            ``d`` (``T * d = n_in``, torch's ``batch_first`` layout) for a map whose
+            blocks hold sequences token by token, such as a transformer's.
 
         Returns
         -------
-        array of shape (n_out,) or (B, n_out)
+        array of shape (n_out,) or (B, n_out), or (B, T, n_out / T)
             The last block of the settled state.
 
         Raises
@@ -850,14 +966,21 @@ class IterativeMap(Map):
         if not hasattr(x, "shape"):
             x = np.asarray(x, dtype=float)
         one_namespace(x=x, map=self, movable=True)
+        xp = namespace(x)
+        tokens = None
+        if x.ndim == 3 and x.shape[1] * x.shape[2] == self.input_size \
+                and self._sizes[-1] % x.shape[1] == 0:
+            tokens = x.shape[1]  # a batch of sequences, token by token (a transformer's X)
+            x = xp.reshape(x, (x.shape[0], self.input_size))
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"x must have shape ({self.input_size},) or (B, "
-                             f"{self.input_size}), got {tuple(x.shape)}")
-        xp = namespace(x)
+                             f"{self.input_size}), or (B, T, d) with T * d = "
+                             f"{self.input_size}, got {tuple(x.shape)}")
         if not bool(xp.all(xp.isfinite(x))):
             raise ValueError("x contains NaN or inf")
         state = self.settled_state(self.zeros(None if x.ndim == 1 else x.shape[0]), x)
-        return self.readout(state)
+        out = self.readout(state)
+        return out if tokens is None else xp.reshape(out, (x.shape[0], tokens, -1))
 
     # -- settling shortcut used by iterate ---------------------------------
     def settled_state(self, x: Array, u: Array | None = None) -> Array:
@@ -909,6 +1032,10 @@ class IterativeMap(Map):
             for j, WT in self._incoming_T[i]:
                 term = _rows_times(values[j], WT) if is_sparse(WT) else xp.matmul(values[j], WT)
                 z = term if z is None else _add(z, term, xp)
+            for (ii, j), g in self._functions.items():
+                if ii == i:
+                    term = g(values[j])
+                    z = term if z is None else _add(z, term, xp)
             if z is None:
                 z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
             if self._bias_blocks is not None:
@@ -921,7 +1048,7 @@ class IterativeMap(Map):
     def _topo(self):
         order = getattr(self, "_topo_cache", None)
         if order is None:
-            order = _topological_order(self._bm.block_pattern(), self.input_block)
+            order = _topological_order(self.block_pattern(), self.input_block)
             self._topo_cache = order
         return order
 
@@ -990,13 +1117,16 @@ class IterativeMap(Map):
         """
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
-                            list(self.activations), input_block=self.input_block)
+                            list(self.activations), input_block=self.input_block,
+                            functions={k: g.to(backend) for k, g in self._functions.items()})
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
         acts = names[0] if len(set(names)) == 1 else names
+        fns = (f", functions={ {k: g.name for k, g in self._functions.items()} }"
+               if self._functions else "")
         return (f"IterativeMap(dim={self.dim}, blocks={list(self._sizes)}, nnz={self._bm.nnz}, "
-                f"activation={acts!r}, input_block={self.input_block}, "
+                f"activation={acts!r}, input_block={self.input_block}{fns}, "
                 f"backend={self.backend!r})")
 
     # -- comparison and pickling -------------------------------------------
@@ -1012,6 +1142,8 @@ class IterativeMap(Map):
         if (self.bias is None) != (other.bias is None) or (
                 self.bias is not None and not _arrays_equal(self.bias, other.bias)):
             return False
+        if self._functions != other._functions:
+            return False
         mine, theirs = self._bm.blocks, other._bm.blocks
         return mine.keys() == theirs.keys() and all(
             _arrays_equal(mine[k], theirs[k]) for k in mine)
@@ -1024,11 +1156,12 @@ class IterativeMap(Map):
         # rebuilt on unpickling, so a pickle holds each weight once
         extra = {k: v for k, v in self.__dict__.items() if k not in _DERIVED_ATTRS}
         return {"weights": self._bm, "bias": self.bias, "activations": self.activations,
-                "input_block": self.input_block, "extra": extra}
+                "input_block": self.input_block, "functions": self._functions, "extra": extra}
 
     def __setstate__(self, state):
         IterativeMap.__init__(self, state["weights"], state["bias"], list(state["activations"]),
-                              input_block=state["input_block"])
+                              input_block=state["input_block"],
+                              functions=state.get("functions"))
         self.__dict__.update(state["extra"])
 
     # -- constructors -------------------------------------------------------
@@ -1253,7 +1386,7 @@ _WARN_DENSE_JACOBIAN = 5000
 _DERIVED_ATTRS = frozenset({
     "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_kind",
     "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
-    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache"})
+    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_functions"})
 
 
 def _arrays_equal(a, b) -> bool:

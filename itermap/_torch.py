@@ -194,8 +194,9 @@ def _describe_module(model, torch):
         return _numpy_state(model), [_describe_layer(layer, f"model[{k}]", k == 0)
                                      for k, layer in enumerate(layers)]
     raise TypeError(f"from_torch reads nn.Sequential MLPs, nn.Linear, nn.RNN, nn.GRU, "
-                    f"nn.LSTM, the paper's Sequential2D and itermap's IteratedModel; got a "
-                    f"{type(model).__name__}")
+                    f"nn.LSTM, nn.TransformerEncoderLayer, nn.TransformerEncoder, "
+                    f"nn.MultiheadAttention, the paper's Sequential2D and itermap's "
+                    f"IteratedModel; got a {type(model).__name__}")
 
 
 # -- building maps from arrays ------------------------------------------------------
@@ -399,7 +400,8 @@ def _read_file(path):
 
 def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                dtype: Any = None, activation: str | None = None, input_block: int | None = None,
-               form: str = "map") -> Map:
+               form: str = "map", seq_len: int | None = None, is_causal: bool = False,
+               mask: Any = None, looped: bool = False) -> Map:
     """A PyTorch model as an itermap map that reproduces it exactly.
 
     Parameters
@@ -435,6 +437,21 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     form : {"map", "iterative"}
         For a one-layer ``nn.RNN``, ``"iterative"`` gives the paper's
         ``f(W x + b)`` map on ``[x; h]`` (:meth:`IterativeMap.from_rnn`).
+    seq_len : int, optional
+        Transformers (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` with or
+        without its final norm, ``nn.MultiheadAttention`` as self-attention, an
+        ``nn.Sequential`` of these; ``batch_first`` either way): the number of tokens
+        ``T``, required. The map is :func:`itermap.transformer_map`'s, on
+        ``[h_0; ...; h_L]`` with ``T * d`` units a block, and ``m.forward(X)`` takes
+        ``X`` of shape ``(B, T, d)`` (``batch_first`` layout). Dropout is refused unless
+        inactive (eval mode, or p = 0).
+    is_causal, mask :
+        The attention mask, as torch's forward takes them: ``is_causal=True`` for a
+        causal mask, or ``mask`` of shape ``(T, T)`` (bool, True where attention is not
+        allowed, or float, added to the scores).
+    looped : bool
+        One layer applied again and again with the input injected:
+        :class:`itermap.LoopedTransformerMap`, ``h_{k+1} = layer(h_k + e)``.
 
     Returns
     -------
@@ -502,8 +519,14 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, a mapping of arrays or a path, "
                             f"got {type(model).__name__}")
-        arrays, described = _describe_module(model, torch)
-        architecture = described if architecture is None else architecture
+        from ._torch_transformer import describe_transformer, is_transformer
+
+        if is_transformer(model, torch):
+            arrays, transformer = describe_transformer(model, torch)
+            architecture = transformer  # type: ignore[assignment]  # a dict, read below
+        else:
+            arrays, described = _describe_module(model, torch)
+            architecture = described if architecture is None else architecture
     if isinstance(architecture, (list, tuple)):
         return _build_mlp(arrays, list(architecture), dtype)
     if isinstance(architecture, str):
@@ -512,6 +535,11 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             raise ValueError(f"architecture {architecture!r}: a string names 'RNN', 'GRU' or "
                              f"'LSTM'; an MLP is a list of layers")
         return _build_recurrent(arrays, kind, kwargs, dtype, form)
+    if isinstance(architecture, Mapping) and architecture.get("type") == "Transformer":
+        from ._torch_transformer import build_transformer
+
+        return build_transformer(arrays, dict(architecture), seq_len=seq_len,
+                                 is_causal=is_causal, mask=mask, looped=looped, dtype=dtype)
     if isinstance(architecture, Mapping):
         if architecture.get("type") not in ("Sequential2D", "IteratedModel"):
             raise ValueError(f"architecture: a dict describes a 'Sequential2D' or an "

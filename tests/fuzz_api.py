@@ -369,6 +369,61 @@ def _square(x):
     return x * x
 
 
+def _transformer_parts():
+    rng = np.random.default_rng(0)
+    T, d = 2, 4
+    return {"att": (rng.normal(size=(3 * d, d)), rng.normal(size=3 * d), rng.normal(size=(d, d)),
+                    rng.normal(size=d)),
+            "ff": (rng.normal(size=(6, d)), rng.normal(size=6), rng.normal(size=(d, 6)),
+                   rng.normal(size=d)),
+            "ln": (np.ones(d), np.zeros(d)), "T": T}
+
+
+def _transformer_cases(P):
+    from itermap import block_functions as bf
+
+    parts = _transformer_parts()
+    att, ff, ln, T = parts["att"], parts["ff"], parts["ln"], parts["T"]
+    LN = bf.LayerNorm(*ln, seq_len=T)
+    ATT = bf.SelfAttention(*att, num_heads=2, seq_len=T)
+    FF = bf.FeedForward(*ff, seq_len=T)
+    return {
+        "block_functions.LayerNorm": Case(bf.LayerNorm, {
+            "weight": P(ln[0], "array"), "bias": P(ln[1], "array"), "seq_len": P(T, "int>=1"),
+            "eps": P(1e-5, "float>=0")}, positional=("weight", "bias")),
+        "block_functions.FeedForward": Case(bf.FeedForward, {
+            "weight1": P(ff[0], "array"), "bias1": P(ff[1], "array", optional=True),
+            "weight2": P(ff[2], "array"), "bias2": P(ff[3], "array", optional=True),
+            "seq_len": P(T, "int>=1"), "activation": P("relu", "choice")},
+            positional=("weight1", "bias1", "weight2", "bias2"),
+            # one more column is a network from width 5: valid, not a wrong shape
+            skip={"weight1": {"wrong shape"}}),
+        "block_functions.SelfAttention": Case(bf.SelfAttention, {
+            "in_proj_weight": P(att[0], "array"), "in_proj_bias": P(att[1], "array",
+                                                                    optional=True),
+            "out_proj_weight": P(att[2], "array"), "out_proj_bias": P(att[3], "array",
+                                                                      optional=True),
+            "num_heads": P(2, "int>=1"), "seq_len": P(T, "int>=1"),
+            "causal": P(False, "bool"), "mask": P(np.zeros((T, T)), "array", optional=True)},
+            positional=("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias")),
+        "block_functions.Residual": Case(bf.Residual, {"inner": P(LN, "map")},
+                                         positional=("inner",)),
+        "block_functions.Chain": Case(bf.Chain, {"parts": P([LN, FF], "map")},
+                                      positional=("parts",)),
+        "block_functions.transformer_layer": Case(bf.transformer_layer, {
+            "attention": P(ATT, "map"), "feed_forward": P(FF, "map"), "norm1": P(LN, "map"),
+            "norm2": P(LN, "map"), "norm_first": P(False, "bool")},
+            positional=("attention", "feed_forward", "norm1", "norm2")),
+        "transformer_map": Case(itermap.transformer_map, {
+            "layers": P([LN, LN], "map"), "final_norm": P(None, "map", optional=True)},
+            positional=("layers",)),
+        "looped_transformer_map": Case(itermap.looped_transformer_map, {
+            "layer": P(LN, "map")}, positional=("layer",)),
+        "LoopedTransformerMap": Case(itermap.LoopedTransformerMap, {
+            "layer": P(LN, "map")}, positional=("layer",)),
+    }
+
+
 def cases() -> dict:
     """The catalogue: one valid call per public callable, parameter by parameter."""
     P = Param
@@ -733,6 +788,7 @@ def cases() -> dict:
             "fig": P(_figure(), "figure"), "path": P(str(TMP / "fig"), "path")},
             positional=("fig", "path"), skip={"path": {"missing"}}),
     }
+    c.update(_transformer_cases(P))
     return c
 
 
@@ -790,6 +846,9 @@ EXEMPT = {
     "HenonMap": "the class behind henon(), which is in the catalogue",
     "LinearMap": "the class behind linear(), which is in the catalogue",
     "StandardMap": "the class behind standard_map(), which is in the catalogue",
+    "BlockFunction": "the base class of block functions; the built-in ones are in the catalogue",
+    "BLOCK_FUNCTIONS": "a read-only registry (dict), no call",
+    "block_functions": "a module (its classes are in the catalogue)",
 }
 
 

@@ -15,6 +15,7 @@ import itermap
 import itermap.analysis
 import itermap.analysis.plots
 import itermap.backends
+import itermap.block_functions
 import itermap.systems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,7 @@ MODULES = {
     "itermap.analysis.plots": itermap.analysis.plots,
     "itermap.systems": itermap.systems,
     "itermap.backends": itermap.backends,
+    "itermap.block_functions": itermap.block_functions,
 }
 CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
                         itermap.FunctionMap)
