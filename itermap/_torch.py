@@ -370,18 +370,40 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
                         input_block=ib)
 
 
-def _read_file(path):
-    path = os.fspath(path)
+def _read_file(path, prefix):
+    """The arrays of a weights file whose keys start with ``prefix`` (the others never read)."""
+    from ._io import NpzReader, check_regular_file
+
+    path = check_regular_file(path, "model")
     if path.endswith(".safetensors"):
         try:
             from safetensors.numpy import load_file
         except ImportError:
             raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
-        return load_file(path)
+        return _foreign_errors(load_file, path)
     if path.endswith(".npz"):
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        with NpzReader(path, "model") as archive:
+            return {k: archive.read(k) for k in archive.members() if k.startswith(prefix)}
     raise ValueError(f"model: a path must name a .safetensors or .npz file, got {path!r}")
+
+
+def _foreign_errors(read, path):
+    """``read(path)``, its library's own errors turned into a ValueError naming the file.
+
+    safetensors raises ``SafetensorError`` and, from its Rust core, pyo3's
+    ``PanicException``, a BaseException that ``except Exception`` misses.
+    """
+    try:
+        return read(path)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as exc:
+        name = type(exc).__name__
+        if isinstance(exc, (ValueError, EOFError, UnicodeError)) or name in (
+                "SafetensorError", "PanicException") or not isinstance(exc, Exception):
+            raise ValueError(f"model: {path} is not a readable weights file ({name}: "
+                             f"{exc})") from exc
+        raise
 
 
 def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
@@ -471,7 +493,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     if form not in ("map", "iterative"):
         raise ValueError(f"form must be 'map' or 'iterative', got {form!r}")
     if isinstance(model, (str, os.PathLike)):
-        model = _read_file(model)
+        model = _read_file(model, prefix)
     if isinstance(model, Mapping):
         if architecture is None:
             raise ValueError("architecture: weights given as arrays need their architecture "

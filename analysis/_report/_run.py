@@ -23,6 +23,7 @@ from ._spec import (
     example_spec_path,
     examples,
     load_spec,
+    read_spec_text,
     resolve_spec,
     schema_text,
     validate_spec,
@@ -106,7 +107,7 @@ def _spec_and_text(spec, spec_text):
     if isinstance(spec, (str, os.PathLike)):
         path = resolve_spec(spec)
         loaded = load_spec(path)
-        return loaded, path.read_text(encoding="utf-8") if spec_text is None else spec_text
+        return loaded, read_spec_text(path) if spec_text is None else spec_text
     spec = validate_spec(spec)
     if spec_text is None:
         spec_text = json.dumps(spec.model_dump(mode="json"), indent=1)
