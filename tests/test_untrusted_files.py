@@ -8,6 +8,7 @@ paths, and the command line.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -307,3 +308,97 @@ def test_spec_file_too_big_or_not_utf8_is_refused(tmp_path):
     with pytest.raises(SpecError, match="not UTF-8"):
         load_spec(bad)
 
+
+
+# -- item 10: leftovers of killed reports, full disks, read-only folders ------------------------
+_SMALL = 'kind = "random_rnn"\nn = 5\ngain = 0.5'
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_killed_report_leftover_building_folders_are_removed_by_the_next_run(tmp_path):
+    host, dead = _io._host(), _dead_pid()
+    out = tmp_path / "r"
+    out.mkdir()  # an (empty) earlier report: the swap had finished, so an old copy is garbage
+    stale = [tmp_path / f".r.building-{host}-{dead}-x1y2", tmp_path / f".r.old-{host}-{dead}-q"]
+    live = [tmp_path / f".r.building-{host}-1-abcd",      # pid 1 is alive: not ours to remove
+            tmp_path / f".r.building-otherhost-{dead}-z",  # another host's: cannot tell
+            tmp_path / f".other.building-{host}-{dead}-z"]  # another report's name
+    for d in stale + live:
+        (d / "figures").mkdir(parents=True)
+        (d / "figures" / "fig1.png").write_bytes(b"png")
+    run_report(_spec(tmp_path, _SMALL), out, progress=False)
+    assert not any(d.exists() for d in stale), [d.name for d in stale if d.exists()]
+    assert all(d.exists() for d in live)
+    assert (out / "report.html").exists()
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".r."))
+    assert left == sorted(d.name for d in live if d.name.startswith(".r."))
+
+
+def test_killed_report_old_copy_is_kept_while_it_is_the_only_copy(tmp_path):
+    host, dead = _io._host(), _dead_pid()
+    old = tmp_path / f".r.old-{host}-{dead}-q"  # killed between the two renames: no r
+    old.mkdir()
+    (old / "results.json").write_text("{}")
+    run_report(_spec(tmp_path, _SMALL), tmp_path / "r", progress=False)
+    assert (old / "results.json").exists()
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _erofs(*args, **kwargs):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+@pytest.mark.parametrize("where", ["results", "figures", "folder"])
+def test_full_disk_or_read_only_folder_report_exits_1_with_one_line(tmp_path, monkeypatch,
+                                                                     capsys, where):
+    from itermap.analysis.cli import main
+
+    spec = _spec(tmp_path, _SMALL)
+    out = tmp_path / "site" / "r"
+    if where == "results":  # the disk fills while the report is written
+        monkeypatch.setattr(Path, "write_text", _enospc)
+    elif where == "figures":
+        import matplotlib.figure
+
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _enospc)
+    else:  # a read-only folder (chmod does not stop root, so the refusal is simulated)
+        import tempfile
+
+        monkeypatch.setattr(tempfile, "mkdtemp", _erofs)
+    assert main(["report", str(spec), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    line = errors[0]
+    assert line.startswith("itermap report: error: cannot write the report") and \
+        str(out.parent) in line, line
+    assert ("No space left" if where != "folder" else "Read-only") in line
+    assert not out.exists()
+    assert not [p.name for p in out.parent.iterdir()] if out.parent.exists() else True
+
+
+def test_full_disk_train_save_state_warns_and_keeps_training(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    m = itermap.IterativeMap.from_mlp([rng.normal(size=(6, 2)), rng.normal(size=(2, 6))],
+                                      activation="tanh")
+    x = rng.normal(size=(40, 2))
+    y = (x[:, 0] > 0).astype(int)
+    straight, h1 = itermap.train(m, x, y, epochs=3, lr=0.05, rng=3, progress=False)
+    monkeypatch.setattr(_io, "write_npz_atomic", _enospc)
+    with pytest.warns(RuntimeWarning, match=r"save_state: could not write .*state\.npz after "
+                                            r"epoch \d .*No space left.*training goes on"):
+        full, h2 = itermap.train(m, x, y, epochs=3, lr=0.05, rng=3, progress=False,
+                                 save_state=tmp_path / "state.npz")
+    np.testing.assert_array_equal(full.block_matrix.to_dense(), straight.block_matrix.to_dense())
+    np.testing.assert_array_equal(h1.loss, h2.loss)
+    assert not (tmp_path / "state.npz").exists()
+    with pytest.raises(ValueError, match="save_state: the folder .* does not exist"):
+        itermap.train(m, x, y, epochs=1, progress=False, save_state=tmp_path / "no" / "s.npz")
