@@ -370,21 +370,39 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
                         input_block=ib)
 
 
-def _read_file(path, prefix):
-    """The arrays of a weights file whose keys start with ``prefix`` (the others never read)."""
-    from ._io import NpzReader, check_regular_file
+def _read_safetensors(path):
+    """The arrays of a ``.safetensors`` file, its library's errors naming the file."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
+    return _foreign_errors(load_file, path)
 
-    path = check_regular_file(path, "model")
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
-        return _foreign_errors(load_file, path)
-    if path.endswith(".npz"):
-        with NpzReader(path, "model") as archive:
-            return {k: archive.read(k) for k in archive.members() if k.startswith(prefix)}
-    raise ValueError(f"model: a path must name a .safetensors or .npz file, got {path!r}")
+
+class _ArchiveArrays(Mapping):
+    """The arrays of an ``.npz`` weights file under ``prefix``, each read when first used.
+
+    Keys that are only listed (to refuse unexpected ones) are never decompressed.
+    """
+
+    def __init__(self, archive, prefix):
+        self._archive = archive
+        self._names = {m[len(prefix):]: m for m in archive.members() if m.startswith(prefix)}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key):
+        if key not in self._arrays:
+            self._arrays[key] = self._archive.read(self._names[key])
+        return self._arrays[key]
+
+    def __contains__(self, key):
+        return key in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
 
 
 def _foreign_errors(read, path):
@@ -493,7 +511,24 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     if form not in ("map", "iterative"):
         raise ValueError(f"form must be 'map' or 'iterative', got {form!r}")
     if isinstance(model, (str, os.PathLike)):
-        model = _read_file(model, prefix)
+        from ._io import NpzReader, check_regular_file
+
+        path = os.fsdecode(os.fspath(model))
+        if not path.endswith((".npz", ".safetensors")):
+            raise ValueError(f"model: a path must name a .safetensors or .npz file, got "
+                             f"{path!r}")
+        path = check_regular_file(path, "model")
+        if path.endswith(".npz"):  # members are read as the architecture asks for them
+            with NpzReader(path, "model") as archive:
+                arrays = _ArchiveArrays(archive, prefix)
+                if not arrays:
+                    raise ValueError(f"prefix: no key starts with {prefix!r}")
+                if architecture is None:
+                    raise ValueError("architecture: weights given as arrays need their "
+                                     "architecture (a list of layers, 'GRU', ... ; see "
+                                     "from_torch's docstring)")
+                return _build(arrays, architecture, dtype, activation, input_block, form)
+        model = _read_safetensors(path)
     if isinstance(model, Mapping):
         if architecture is None:
             raise ValueError("architecture: weights given as arrays need their architecture "
@@ -513,6 +548,10 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                             f"got {type(model).__name__}")
         arrays, described = _describe_module(model, torch)
         architecture = described if architecture is None else architecture
+    return _build(arrays, architecture, dtype, activation, input_block, form)
+
+
+def _build(arrays, architecture, dtype, activation, input_block, form):
     if isinstance(architecture, (list, tuple)):
         return _build_mlp(arrays, list(architecture), dtype)
     if isinstance(architecture, str):

@@ -91,6 +91,18 @@ def test_zip_bomb_from_torch_npz_reads_only_the_members_it_needs(tmp_path, monke
     np.testing.assert_allclose(y, W0 @ x + b0, rtol=1e-13, atol=1e-13)
 
 
+def test_zip_bomb_from_torch_npz_unexpected_member_is_refused_unread(tmp_path, monkeypatch):
+    # without a prefix every member is a key; one the architecture does not use is refused
+    # by its name, without being decompressed
+    rng = np.random.default_rng(3)
+    path = _zip(tmp_path / "w.npz", {"0.weight.npy": _npy(rng.normal(size=(4, 3))),
+                                     "optimizer.npy": _bomb_member()})
+    spy = _OpenSpy(monkeypatch)
+    with pytest.raises(ValueError, match=r"unexpected weights \['optimizer'\]"):
+        itermap.from_torch(path, ["Linear"])
+    assert spy.opened == ["0.weight.npy"], spy.opened
+
+
 def test_zip_bomb_report_mlp_path_reads_only_the_weights(tmp_path, monkeypatch):
     members, W0, W1 = _mlp_members(np.random.default_rng(1))
     _zip(tmp_path / "w.npz", {**members, "junk.npy": _bomb_member(), "W5.npy": _bomb_member()})
