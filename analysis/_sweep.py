@@ -188,10 +188,14 @@ def _write_npz(path, meta, arrays):
 
 def _read_npz(path):
     """(meta, arrays) of a file written by :func:`_write_npz`; ValueError when unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+    from itermap._io import _MAX_EXPANSION, NpzReader
+
+    try:  # a regular file, each member checked (declared size, header) before it is read
+        with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="sweep file") as archive:
+            arrays = {k: archive.read(k) for k in archive.members()}
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
             UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
@@ -408,7 +412,7 @@ class SweepResult:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(path)
-        meta, arrays = _read_npz(path)
+        meta, arrays = _read_npz(path)  # a folder, FIFO or device: a ValueError naming it
         if meta.get("kind") != "table":
             raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
         try:
@@ -1039,7 +1043,9 @@ def _check_manifest(cache_dir, function_name):
     path = os.path.join(cache_dir, "sweep.json")
     if os.path.exists(path):
         try:
-            with open(path) as fh:
+            from itermap._io import open_regular_file
+
+            with open_regular_file(path, "cache") as fh:  # a FIFO there must not block
                 stored = json.load(fh).get("function")
         except (OSError, ValueError, AttributeError):
             stored = None

@@ -414,3 +414,45 @@ def test_full_disk_train_save_state_warns_and_keeps_training(tmp_path, monkeypat
     assert not (tmp_path / "state.npz").exists()
     with pytest.raises(ValueError, match="save_state: the folder .* does not exist"):
         itermap.train(m, x, y, epochs=1, progress=False, save_state=tmp_path / "no" / "s.npz")
+
+
+@pytest.fixture
+def no_blocking():
+    """Fail (rather than hang) a test whose open of a FIFO would wait for a writer."""
+    import signal
+
+    class Blocked(Exception):  # not an OSError, which the code under test may catch
+        pass
+
+    def alarm(*_):
+        raise Blocked("blocked on a special file")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_special_files_sweep_table_and_cache_files_do_not_block(tmp_path, no_blocking):
+    from itermap.analysis import SweepResult, sweep
+
+    fifo = tmp_path / "table.npz"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "FIFO"), (tmp_path, "folder")):
+        with pytest.raises(ValueError, match=f"{path} is a {kind}"):
+            SweepResult.load(path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.mkfifo(cache / "sweep.json")  # a manifest that is a FIFO: replaced, not waited on
+    res = sweep(lambda x: x + 1, {"x": [1.0]}, executor="serial", cache=cache, progress=False)
+    assert res["result"].tolist() == [2.0] and (cache / "sweep.json").is_file()
+
+
+def test_special_files_report_out_folder_with_a_fifo_is_refused_not_waited_on(tmp_path,
+                                                                              no_blocking):
+    out = tmp_path / "r"
+    out.mkdir()
+    os.mkfifo(out / "results.json")
+    with pytest.raises(FileExistsError, match="is not an itermap report"):
+        run_report(_spec(tmp_path, _SMALL), out, progress=False)

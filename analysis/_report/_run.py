@@ -100,8 +100,8 @@ def _looks_like_report(path: Path) -> bool:
     if not any(path.iterdir()):
         return True
     try:
-        with open(path / "results.json", encoding="utf-8") as fh:
-            return json.load(fh).get("format") == FORMAT
+        with _io.open_regular_file(path / "results.json", "out") as fh:  # never a FIFO's wait
+            return json.loads(fh.read(2 ** 26).decode("utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
