@@ -34,8 +34,7 @@ import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
 
-__all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION",
-           "check_regular_file", "open_regular_file", "NpzReader", "remove_stale"]
+__all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION"]
 
 #: Version 2 records each array entry's dtype and shape, and tags tuples,
 #: non-string dict keys and NumPy scalars; version 1 files still load.

@@ -456,3 +456,32 @@ def test_special_files_report_out_folder_with_a_fifo_is_refused_not_waited_on(tm
     os.mkfifo(out / "results.json")
     with pytest.raises(FileExistsError, match="is not an itermap report"):
         run_report(_spec(tmp_path, _SMALL), out, progress=False)
+
+
+def test_killed_report_sigkill_leftover_is_removed_by_the_next_run(tmp_path):
+    import signal
+    import time
+
+    spec = _spec(tmp_path, _SMALL)
+    # a report that is killed while its analyses run (they sleep here, so the kill lands)
+    code = textwrap.dedent(f"""
+        import time
+        from itermap.analysis._report import _run
+        _run._run_one = lambda *a, **k: time.sleep(120)
+        _run.run_report({str(spec)!r}, {str(tmp_path / "r")!r}, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".r.building-*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            assert proc.poll() is None, "the report ended before it was killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = list(tmp_path.glob(".r.building-*"))
+    assert len(left) == 1 and f"-{proc.pid}-" in left[0].name
+    run_report(spec, tmp_path / "r", progress=False)
+    assert not left[0].exists() and (tmp_path / "r" / "report.html").exists()
+    assert not list(tmp_path.glob(".r.*"))
