@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import dis
+import importlib.util
 import os
 import pickle
 import site
@@ -94,6 +95,7 @@ def _library_token(kind, obj):
 def _code_reads(code):
     """(globals read, attribute names, modules imported) by ``code`` and its nested code."""
     names, attrs, imports = set(), set(), set()
+    consts: list = [None, None]
     try:
         for ins in dis.get_instructions(code):
             op = ins.opname
@@ -101,8 +103,11 @@ def _code_reads(code):
                 names.add(ins.argval)
             elif "ATTR" in op or "METHOD" in op or op == "IMPORT_FROM":
                 attrs.add(ins.argval)
-            elif op == "IMPORT_NAME":
-                imports.add(ins.argval)
+            elif op == "IMPORT_NAME":  # (name, level): the level is loaded two constants back
+                level = consts[-2] if isinstance(consts[-2], int) else 0
+                imports.add((ins.argval, level))
+            if op == "LOAD_CONST":
+                consts.append(ins.argval)
     except Exception:  # an interpreter whose bytecode dis cannot read: every name counts
         names |= set(code.co_names)
         attrs |= set(code.co_names)
@@ -170,7 +175,12 @@ def _function_token(f):
             reads[name] = _read_value(name, f.__globals__[name], attrs, frozenset())
         elif not hasattr(builtins, name):
             reads[name] = ["undefined"]
-    for name in sorted(imports):  # ``import helpers`` inside the function
+    for name, level in sorted(imports):  # ``import helpers`` inside the function
+        try:
+            name = importlib.util.resolve_name("." * level + name,
+                                               f.__globals__.get("__package__")) if level else name
+        except (ImportError, ValueError, TypeError):
+            continue
         module = sys.modules.get(name)
         if isinstance(module, types.ModuleType) and not is_library_module(name):
             reads[f"import {name}"] = _module_token(module, attrs, frozenset())

@@ -178,3 +178,27 @@ def test_stale_cache_bound_unhashable_value_is_still_an_error(tmp_path):
 
     with pytest.raises(TypeError, match="holds a value that cannot be hashed"):
         _run(functools.partial(point, lock=threading.Lock()), tmp_path / "c")
+
+
+def test_stale_cache_relative_import_inside_the_function(tmp_path, monkeypatch):
+    pkg = tmp_path / "ck_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "main.py").write_text("def point(x):\n    from . import helpers\n"
+                                 "    return x * helpers.K\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    try:
+        helpers = importlib.import_module("ck_pkg.helpers") if (pkg / "helpers.py").write_text(
+            "K = 2.0\n") else None
+        main = importlib.import_module("ck_pkg.main")
+        cache = tmp_path / "cache"
+        assert _run(main.point, cache)["result"].tolist() == [2.0, 4.0]
+        (pkg / "helpers.py").write_text("K = 3.5\n")
+        importlib.reload(helpers)
+        changed = _run(main.point, cache)
+        assert changed.n_cached == 0 and changed["result"].tolist() == [3.5, 7.0]
+        assert _run(main.point, cache).n_cached == 2
+    finally:
+        for name in ("ck_pkg", "ck_pkg.main", "ck_pkg.helpers"):
+            sys.modules.pop(name, None)
