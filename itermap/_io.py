@@ -912,7 +912,7 @@ def _npy_header(fh, where):
 
 # ----------------------------------------------------------------------------- untrusted files
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
-               NotImplementedError, OverflowError, MemoryError)
+               NotImplementedError, OverflowError)
 _FILE_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"),
                (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
                (stat.S_ISSOCK, "socket"))
@@ -1019,7 +1019,7 @@ class NpzReader:
         try:
             self.zf = zipfile.ZipFile(self._fh)
             infos = self.zf.infolist()
-        except _ZIP_ERRORS as exc:
+        except (*_ZIP_ERRORS, MemoryError) as exc:  # a directory that declares too much
             self._fh.close()
             raise ValueError(f"{what}: {path} is not a readable {kind} (truncated or corrupt: "
                              f"{type(exc).__name__}: {exc})") from exc

@@ -162,6 +162,34 @@ def test_npz_header_declaring_2_34_entries_is_a_value_error_not_memory_error(tmp
                    progress=False)
 
 
+def _zip64_declaring(tmp_path, entries=2 ** 34):
+    """A valid archive whose zip64 end record declares ``entries`` members."""
+    import struct
+
+    path = _zip(tmp_path / "z64.npz", {"0.weight.npy": _npy(np.zeros((2, 2)))},
+                zipfile.ZIP_STORED)
+    data = path.read_bytes()
+    eocd = data.rfind(b"PK\x05\x06")
+    cd_size, cd_off = struct.unpack("<II", data[eocd + 12:eocd + 20])
+    z64 = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries,
+                      2 ** 40, cd_off)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, eocd, 1)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                                        0xFFFFFFFF, 0)
+    path.write_bytes(data[:eocd] + z64 + locator + end)
+    return path
+
+
+def test_npz_directory_declaring_2_34_entries_is_a_value_error(tmp_path):
+    path = _zip64_declaring(tmp_path)
+    for read in (itermap.load, lambda p: itermap.from_torch(p, ["Linear"])):
+        with pytest.raises(ValueError, match=f"{path} is not a readable"):
+            read(path)
+    _spec_path = _spec(tmp_path, f'kind = "mlp"\npath = "{path}"')
+    with pytest.raises(SpecError, match=f"{path} is not a readable"):
+        run_report(_spec_path, tmp_path / "r", progress=False)
+
+
 def test_foreign_errors_safetensors_error_names_the_file(tmp_path):
     pytest.importorskip("safetensors")
     path = tmp_path / "w.safetensors"
