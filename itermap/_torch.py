@@ -520,14 +520,14 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         path = check_regular_file(path, "model")
         if path.endswith(".npz"):  # members are read as the architecture asks for them
             with NpzReader(path, "model") as archive:
-                arrays = _ArchiveArrays(archive, prefix)
-                if not arrays:
+                lazy = _ArchiveArrays(archive, prefix)
+                if not lazy:
                     raise ValueError(f"prefix: no key starts with {prefix!r}")
                 if architecture is None:
                     raise ValueError("architecture: weights given as arrays need their "
                                      "architecture (a list of layers, 'GRU', ... ; see "
                                      "from_torch's docstring)")
-                return _build(arrays, architecture, dtype, activation, input_block, form)
+                return _build(lazy, architecture, dtype, activation, input_block, form)
         model = _read_safetensors(path)
     if isinstance(model, Mapping):
         if architecture is None:
