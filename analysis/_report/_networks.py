@@ -95,7 +95,7 @@ def build_network(name, net, seed):
                                                   scale=net.scale)
             bias = net.bias * rng.normal(size=bm.dim) if net.bias else None
             return itermap.IterativeMap(bm, bias, net.activation, input_block=net.input_block)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         raise SpecError(f"{where}: {exc}") from None
     try:
         obj = itermap.load(net.path)
@@ -103,6 +103,8 @@ def build_network(name, net, seed):
         raise SpecError(f"{where}.path: {net.path} does not exist") from None
     except ValueError as exc:
         raise SpecError(f"{where}.path: {exc}") from None
+    except OSError as exc:  # unreadable (permissions, I/O): refused like a bad file
+        raise SpecError(f"{where}.path: cannot read {net.path} ({exc.strerror or exc})") from None
     if not isinstance(obj, itermap.Map):
         raise SpecError(f"{where}.path: {net.path} holds a {type(obj).__name__}, not a map")
     return obj
