@@ -17,7 +17,10 @@ What no key can see, and so what a cached result can be stale for:
 environment variables, files on disk and anything else outside Python
 objects; globals reached by computed names (``getattr(mod, name)``,
 ``globals()[name]``, ``eval``); an installed library's code changed without a
-new version; compiled extensions of the user's own.
+new version, or its state changed at run time (a monkeypatched attribute,
+``np.seterr``); compiled extensions of the user's own; object state that the
+object's own pickling leaves out (``__getstate__``, ``__reduce__``); a user
+module bound as a ``functools.partial`` argument (counted by name).
 
 A global that cannot be hashed (a lock, an open file, a generator) makes the
 function uncacheable: :func:`function_identity` then warns and returns None,
@@ -162,13 +165,16 @@ def _read_value(name, value, attrs, seen):
 
 
 def _function_token(f):
-    closure = []
+    names, attrs, imports = _code_reads(f.__code__)
+    closure: list = []
     for cell in f.__closure__ or ():
         try:
-            closure.append(cell.cell_contents)
+            value = cell.cell_contents
         except ValueError:
-            closure.append(_EMPTY_CELL)
-    names, attrs, imports = _code_reads(f.__code__)
+            value = _EMPTY_CELL
+        # a closed-over user module counts by the attributes the code reads, as a global
+        closure.append(_module_token(value, attrs, frozenset())
+                       if isinstance(value, types.ModuleType) else value)
     reads = {}
     for name in sorted(names):
         if name in f.__globals__:

@@ -202,3 +202,17 @@ def test_stale_cache_relative_import_inside_the_function(tmp_path, monkeypatch):
     finally:
         for name in ("ck_pkg", "ck_pkg.main", "ck_pkg.helpers"):
             sys.modules.pop(name, None)
+
+
+def test_stale_cache_closed_over_user_module_is_followed(tmp_path, user_modules):
+    helpers = user_modules("ck_closed", "SCALE = 2.0")
+
+    def make(h):
+        return lambda x: x * h.SCALE
+
+    cache = tmp_path / "cache"
+    assert _run(make(helpers), cache)["result"].tolist() == [2.0, 4.0]
+    helpers = user_modules("ck_closed", "SCALE = 5.0")
+    changed = _run(make(helpers), cache)
+    assert changed.n_cached == 0 and changed["result"].tolist() == [5.0, 10.0]
+    assert _run(make(helpers), cache).n_cached == 2
