@@ -513,3 +513,35 @@ def test_killed_report_sigkill_leftover_is_removed_by_the_next_run(tmp_path):
     run_report(spec, tmp_path / "r", progress=False)
     assert not left[0].exists() and (tmp_path / "r" / "report.html").exists()
     assert not list(tmp_path.glob(".r.*"))
+
+
+# -- properties: any damage to a weights archive is a ValueError naming it, or harmless ----------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_W0 = np.arange(12.0).reshape(4, 3) / 7
+_CLEAN = io.BytesIO()
+with zipfile.ZipFile(_CLEAN, "w", zipfile.ZIP_DEFLATED) as _zf:
+    _zf.writestr("net.0.weight.npy", _npy(_W0))
+    _zf.writestr("opt.state.npy", _npy(np.zeros(50)))
+_CLEAN_BYTES = _CLEAN.getvalue()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_property_damaged_weights_archive_is_refused_naming_it_or_read_exactly(tmp_path, data):
+    raw = bytearray(_CLEAN_BYTES)
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(len(raw) // 2, len(raw)))
+    path = tmp_path / "w.npz"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        m = itermap.from_torch(path, ["Linear"], prefix="net.")
+    except ValueError as exc:
+        assert str(path) in str(exc), exc
+        return
+    # read: then it holds exactly the weights written (a damaged byte went unread, or the
+    # CRC would have caught it)
+    np.testing.assert_array_equal(m.block_matrix.to_dense()[3:, :3], _W0)
