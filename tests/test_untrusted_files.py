@@ -297,7 +297,11 @@ def special_file_outcomes(tmp_path_factory):
     runs.mkdir()
     proc = subprocess.run([sys.executable, "-c", _PROBE, str(runs), json.dumps(cases)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
+                               # one BLAS thread: its buffers stay far below the probe's
+                               # address-space limit on a machine of many cores
+                               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                               "MKL_NUM_THREADS": "1"})
     outcomes = {}
     for line in proc.stdout.splitlines():
         entry, path, exc, message = json.loads(line)
