@@ -21,11 +21,14 @@ Caching. With ``cache=DIR`` every finished point is written to its own file
 never leaves a half-written point). The key is a SHA-256 of the canonical
 JSON of the parameters, the root seed and the *identity of the function*: a
 :func:`joblib.hash` (content hash; arrays and maps by their bytes) of its
-code and of every value bound to it (``functools.partial`` arguments,
-closure variables, defaults, the code of the same-module helpers and the
-constants it reads). Running the same sweep again computes only the points
-whose file is missing; a changed function or a different bound map computes
-afresh. A damaged entry is recomputed with a warning.
+code, of every value bound to it (``functools.partial`` arguments, closure
+variables, defaults) and of every global it reads, by value, followed into
+the user's own modules (their helpers, constants, lists, maps and class
+attributes; see ``analysis/_function_identity.py``). Running the same sweep
+again computes only the points whose file is missing; a changed function, a
+changed global or a different bound map computes afresh. A damaged entry is
+recomputed with a warning. No key sees environment variables or files the
+function reads.
 
 Local workers. The default pool is a :mod:`loky` process pool (through
 :mod:`joblib`), which sends functions with :mod:`cloudpickle`, so functions
@@ -48,25 +51,23 @@ import math
 import mmap
 import numbers
 import os
-import pickle
 import re
-import sys
 import tempfile
 import threading
 import time
 import traceback
-import types
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from functools import lru_cache
 from itertools import product
 
 import numpy as np
 
 from itermap.backends import to_numpy
 from itermap.files import write_npz_atomic
+
+from ._function_identity import function_identity
 
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
 
@@ -187,10 +188,14 @@ def _write_npz(path, meta, arrays):
 
 def _read_npz(path):
     """(meta, arrays) of a file written by :func:`_write_npz`; ValueError when unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+    from itermap._io import _MAX_EXPANSION, NpzReader
+
+    try:  # a regular file, each member checked (declared size, header) before it is read
+        with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="sweep file") as archive:
+            arrays = {k: archive.read(k) for k in archive.members()}
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
             UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
@@ -407,7 +412,7 @@ class SweepResult:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(path)
-        meta, arrays = _read_npz(path)
+        meta, arrays = _read_npz(path)  # a folder, FIFO or device: a ValueError naming it
         if meta.get("kind") != "table":
             raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
         try:
@@ -526,126 +531,7 @@ def _function_name(function):
 
 
 # --------------------------------------------------------------------------- function identity
-
-# Functions and classes of these modules are hashed by name (their code is the interpreter's).
-_BY_NAME = frozenset(sys.stdlib_module_names) | {"builtins"}
-_EMPTY_CELL = "<empty closure cell>"
-
-
-def _by_name(obj) -> bool:
-    module = getattr(obj, "__module__", None)
-    return not isinstance(module, str) or module.partition(".")[0] in _BY_NAME
-
-
-def _is_constant(value) -> bool:
-    """Plain data a function may read from its module (hashed with the function)."""
-    if value is None or isinstance(value, (bool, numbers.Number, str, bytes, np.generic)):
-        return True
-    if isinstance(value, np.ndarray):
-        return not value.dtype.hasobject
-    if isinstance(value, (tuple, frozenset)):
-        return all(_is_constant(v) for v in value)
-    return False
-
-
-def _global_names(code):
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
-
-
-def _code_token(code):
-    # no file name or line numbers: moving a function does not change what it computes
-    return ["code", code.co_code, code.co_consts, code.co_names, code.co_varnames,
-            code.co_freevars, code.co_cellvars, code.co_argcount, code.co_posonlyargcount,
-            code.co_kwonlyargcount, code.co_flags]
-
-
-def _function_token(f):
-    closure = []
-    for cell in f.__closure__ or ():
-        try:
-            closure.append(cell.cell_contents)
-        except ValueError:
-            closure.append(_EMPTY_CELL)
-    helpers = {}
-    for name in sorted(_global_names(f.__code__)):
-        if name not in f.__globals__:
-            continue
-        value = f.__globals__[name]
-        if (isinstance(value, (types.FunctionType, type))
-                and getattr(value, "__module__", None) == f.__module__) or _is_constant(value):
-            helpers[name] = value
-    # lists, not tuples: pickle memoizes a list before its items, so cycles (a recursive
-    # closure, a method naming its own class) end in a back-reference
-    return ["function", f.__module__, f.__qualname__, f.__code__, f.__defaults__,
-            f.__kwdefaults__, closure, helpers]
-
-
-def _class_token(cls):
-    members = {}
-    for name, value in vars(cls).items():
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        if isinstance(value, property):
-            value = [value.fget, value.fset, value.fdel]
-        elif not (isinstance(value, types.FunctionType) or _is_constant(value)):
-            continue
-        members[name] = value
-    return ["class", cls.__module__, cls.__qualname__, list(cls.__bases__), members]
-
-
-@lru_cache(maxsize=1)
-def _identity_hasher():
-    from joblib.hashing import NumpyHasher
-
-    class IdentityHasher(NumpyHasher):
-        """joblib's content hash, with Python functions and classes hashed by their code.
-
-        joblib pickles a function by its name alone; here a function becomes its code,
-        defaults, closure values and same-module helpers, and a class its methods, so an
-        edited function (or a map class whose ``step`` changed) hashes differently.
-        """
-
-        def __init__(self):
-            super().__init__(hash_name="sha1")
-            self._tokens = {}
-
-        def save(self, obj):
-            token = self._tokens.get(id(obj))
-            if token is None:
-                if isinstance(obj, types.FunctionType) and not _by_name(obj):
-                    token = _function_token(obj)
-                elif isinstance(obj, types.MethodType):
-                    token = ["method", obj.__func__, obj.__self__]
-                elif isinstance(obj, types.CodeType):
-                    token = _code_token(obj)
-                elif isinstance(obj, type) and not _by_name(obj):
-                    token = _class_token(obj)
-                elif isinstance(obj, frozenset):  # joblib sorts sets, not frozensets
-                    token = ["frozenset", set(obj)]
-                elif isinstance(obj, types.ModuleType):  # e.g. a bound array namespace
-                    token = ["module", obj.__name__]
-                if token is not None:
-                    self._tokens[id(obj)] = token = (obj, token)  # keeps obj alive: ids stay
-            super().save(obj if token is None else token[1])
-
-    return IdentityHasher
-
-
-def _function_identity(function) -> str:
-    """Content hash of what ``function`` computes: its code and the values bound to it."""
-    try:
-        return _identity_hasher()().hash(function)
-    except (pickle.PicklingError, TypeError, AttributeError, ValueError,
-            RecursionError) as exc:
-        raise TypeError(
-            f"cache= keys each point by the content of function and of the values bound to "
-            f"it, and function {function!r} holds a value that cannot be hashed ({exc}); "
-            "bind only arrays, numbers, maps and other picklable values, or run without "
-            "cache=") from exc
+# (analysis/_function_identity.py: what the cache key covers, and what it cannot see)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -922,13 +808,20 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         function) are read instead of computed. The function counts by
         content: its code, its defaults, its closure variables, the
         arguments a :func:`functools.partial` binds (arrays and maps by
-        their values), the code of the helpers of its module it calls and
-        the module constants it reads; :func:`joblib.hash` hashes them. So
-        a changed function or another bound map is computed afresh, and the
-        same map built again is a cache hit. (Module-level mutable objects,
-        files the function reads and other modules' code are not part of the
-        key.) A damaged entry is recomputed with a warning. Failed points are
-        not cached.
+        their values), and every global it reads, by value: module-level
+        data (lists, dicts, arrays, maps), and the helpers, constants and
+        class attributes of the user's own modules (those outside the
+        standard library and site-packages), followed through the helpers
+        they call; installed libraries count by name and version;
+        :func:`joblib.hash` hashes them. So a changed function, a changed
+        global (``NET = random_rnn(3, rng=1)`` where it was ``rng=0``) or
+        another bound map is computed afresh, and the same map built again
+        is a cache hit. When a global the function reads cannot be hashed
+        (a lock, an open file), the sweep warns and runs without its cache.
+        No key sees environment variables, files the function reads, or
+        globals reached by computed names (``getattr(module, name)``). A
+        damaged entry is recomputed with a warning. Failed points are not
+        cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 
@@ -943,7 +836,8 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     TypeError
         For a non-callable ``function``, a malformed ``grid``, unsupported
         parameter values, a bad ``executor``/``seed``/``cache`` type, or,
-        with ``cache``, a ``function`` bound to a value that cannot be hashed
+        with ``cache``, a ``function`` bound (closure, default, partial
+        argument) to a value that cannot be hashed
         (a lock, an open file).
     ValueError
         For an empty grid, duplicate points, a parameter named ``rng``, a
@@ -1035,7 +929,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
         cache_dir = os.fspath(cache)
         if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
             raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
-        identity = _function_identity(function)
+        identity = function_identity(function)
+        if identity is None:  # a global that cannot be hashed (warned): no cache
+            cache_dir = None
     keys = [_digest({"params": c, "seed": seed_json, "function": identity}).hex()[:32]
             for c in canon]
     seeds = [None] * len(points)
@@ -1147,7 +1043,9 @@ def _check_manifest(cache_dir, function_name):
     path = os.path.join(cache_dir, "sweep.json")
     if os.path.exists(path):
         try:
-            with open(path) as fh:
+            from itermap._io import open_regular_file
+
+            with open_regular_file(path, "cache") as fh:  # a FIFO there must not block
                 stored = json.load(fh).get("function")
         except (OSError, ValueError, AttributeError, RecursionError):
             stored = None

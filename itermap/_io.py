@@ -20,7 +20,9 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
+import stat
 import tempfile
 import time
 import zipfile
@@ -700,24 +702,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _remove_stale(directory, prefix):
     """Remove temporaries that a killed process of this host left in ``directory``."""
-    key = (directory, prefix)
-    now = time.monotonic()
-    if now - _last_sweep.get(key, -math.inf) < _SWEEP_EVERY:
-        return
-    _last_sweep[key] = now
-    pattern = re.compile(re.escape(f"{prefix}{_host()}-") + r"(\d+)-.*" + re.escape(_TMP_SUFFIX)
-                         + "$")
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
+    remove_stale(directory, prefix, _TMP_SUFFIX)
 
 
 def _host() -> str:
@@ -820,7 +805,8 @@ def load(path: str | os.PathLike) -> Any:
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        When the file is truncated, corrupt, not an itermap file, from a newer
+        When ``path`` is not a regular file (a folder, a FIFO, a device), or
+        the file is truncated, corrupt, not an itermap file, from a newer
         format version, or inconsistent with its own metadata; the message
         names the file and the entry.
 
@@ -832,24 +818,15 @@ def load(path: str | os.PathLike) -> Any:
     >>> itermap.load(path)
     HenonMap(a=1.4, b=0.3)
     """
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no such file", path)
-    if os.path.isdir(path):
-        raise ValueError(f"path {path} is a folder, not an itermap file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            type_name, fields, arrays = _read_archive(zf, path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
-            NotImplementedError) as exc:
-        raise ValueError(f"{path} is not a readable itermap file (truncated or corrupt: "
-                         f"{exc})") from exc
-    except RecursionError:  # metadata nested deeper than Python's stack
-        raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
+    with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="itermap file") as archive:
+        path = archive.path
+        try:
+            type_name, fields, arrays = _read_archive(archive, path)
+        except _ZIP_ERRORS as exc:
+            raise ValueError(f"{path} is not a readable itermap file (truncated or corrupt: "
+                             f"{exc})") from exc
+        except RecursionError:  # metadata nested deeper than Python's stack
+            raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
     try:
         return _decode(type_name, fields, arrays)
     except KeyError as exc:
@@ -860,18 +837,13 @@ def load(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: the metadata's fields are nested too deeply") from None
 
 
-def _read_archive(zf, path):
+def _read_archive(archive, path):
     """(type, fields, arrays) of an opened archive, every entry checked against the metadata."""
-    infos = zf.infolist()
-    names = [i.filename for i in infos]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{path}: the archive holds entry {dup[0]!r} more than once")
-    by_name = {i.filename: i for i in infos}
-    meta_info = by_name.get(_META + ".npy")
+    names = list(archive.infos)
+    meta_info = archive.infos.get(_META + ".npy")
     if meta_info is None:
         raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata)")
-    raw = _read_entry(zf, meta_info, path, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
+    raw = archive.read_info(meta_info, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -894,10 +866,10 @@ def _read_archive(zf, path):
             raise ValueError(f"{path}: archive entry {name!r} is not named by the metadata")
     arrays = {}
     for name, spec in table.items():
-        info = by_name.get(name + ".npy")
+        info = archive.infos.get(name + ".npy")
         if info is None:
             raise ValueError(f"{path}: itermap file is missing entry {name!r}")
-        arrays[name] = _read_entry(zf, info, path, spec, None)
+        arrays[name] = archive.read_info(info, spec, None)
     return type_name, fields, arrays
 
 
@@ -953,16 +925,18 @@ def _referenced(value) -> set:
     return out
 
 
-def _read_entry(zf, info, path, spec, limit):
+def _read_entry(zf, info, path, spec, limit, expansion=_MAX_EXPANSION):
     """One ``.npy`` entry, its zip and npy headers checked before any data is read.
 
     ``spec`` is the metadata's ``{"dtype", "shape"}`` for it (None for a
-    format-1 file); ``limit`` caps its size in bytes.
+    format-1 file or a foreign archive); ``limit`` caps its size in bytes;
+    ``expansion`` (None: any) caps its uncompressed size over its compressed one.
     """
     where = f"{path}: entry {info.filename!r}"
     if info.flag_bits & 0x1:
         raise ValueError(f"{where} is encrypted")
-    if info.file_size > _MAX_EXPANSION * max(info.compress_size, 1) + _NPY_HEADER_MAX:
+    if expansion is not None and \
+            info.file_size > expansion * max(info.compress_size, 1) + _NPY_HEADER_MAX:
         raise ValueError(f"{where} expands from {info.compress_size} to {info.file_size} "
                          "bytes: more than any itermap file does")
     want_dtype = want_shape = None
@@ -985,16 +959,7 @@ def _read_entry(zf, info, path, spec, limit):
         raise ValueError(f"{where} holds {info.file_size} bytes, more than the {limit} "
                          "allowed")
     with zf.open(info) as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"npy format version {version}")
-        except ValueError as exc:
-            raise ValueError(f"{where} is not a readable array ({exc})") from exc
+        shape, fortran, dtype = _npy_header(fh, where)
         if not _array_dtype_ok(dtype):
             raise ValueError(f"{where} holds dtype {dtype}, which itermap never writes")
         if want_dtype is not None and (dtype != want_dtype or (
@@ -1002,7 +967,7 @@ def _read_entry(zf, info, path, spec, limit):
             raise ValueError(f"{where} is a {dtype} array of shape {tuple(shape)}, but the "
                              f"metadata describes {want_dtype} of shape {want_shape}")
         nbytes = math.prod(shape) * dtype.itemsize
-        if fh.tell() + nbytes != info.file_size:
+        if fh.tell() + nbytes != info.file_size:  # before allocating: a header may declare 2**34
             raise ValueError(f"{where}: its header describes {nbytes} bytes of data, but the "
                              f"entry holds {info.file_size - fh.tell()}")
         order = "F" if fortran else "C"
@@ -1018,3 +983,221 @@ def _read_entry(zf, info, path, spec, limit):
                 got += len(chunk)
         fh.read(1)  # reach the end, so that zipfile checks the CRC
     return out
+
+
+def _npy_header(fh, where):
+    """(shape, fortran, dtype) from the ``.npy`` header at the start of ``fh``."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fh)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(fh)
+        raise ValueError(f"npy format version {version}")
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"{where} is not a readable array ({type(exc).__name__}: "
+                         f"{exc})") from exc
+
+
+# ----------------------------------------------------------------------------- untrusted files
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
+               NotImplementedError, OverflowError)
+_FILE_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+
+
+def _as_path(path, what) -> str:
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
+def _refuse_special(path, st, what):
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _FILE_KINDS if test(st.st_mode)), "special file")
+        raise ValueError(f"{what}: {path} is a {kind}, not a regular file")
+
+
+def check_regular_file(path, what: str = "path") -> str:
+    """``path`` as a str, if it names an existing regular file.
+
+    Checked with :func:`os.stat` before anything opens it: a folder, a FIFO
+    (opening one blocks until a writer comes), ``/dev/zero`` (reading never
+    ends) or a socket is refused with a ValueError naming ``what`` and the
+    path.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a regular file, or one that cannot be examined.
+    """
+    path = _as_path(path, what)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"{what}: no such file", path) from None
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise ValueError(f"{what}: cannot examine {path} ({exc.strerror or exc})") from None
+    _refuse_special(path, st, what)
+    return path
+
+
+def open_regular_file(path, what: str = "path"):
+    """A binary file object for the regular file ``path`` (see :func:`check_regular_file`).
+
+    Opened without blocking and checked again through the open descriptor, so
+    a FIFO swapped in after the first check neither blocks nor gets read.
+    """
+    path = check_regular_file(path, what)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        _refuse_special(path, os.fstat(fd), what)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _memory_cap() -> int:
+    from ._checks import _physical_memory
+
+    return _physical_memory()
+
+
+class NpzReader:
+    """An ``.npz`` archive from an untrusted file, read one member at a time.
+
+    The file must be a regular file (:func:`open_regular_file`). Opening reads
+    only the zip directory; :meth:`header` reads one member's ``.npy`` header
+    and :meth:`read` one member, after checking its declared (uncompressed)
+    size: against ``expansion`` times its compressed size (when given), and,
+    together with everything read before through this reader, against this
+    machine's memory. A member that is never asked for is never decompressed.
+    Every failure is a ValueError that names the file (and the member).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str
+        The parameter that named it, for messages.
+    expansion : float, optional
+        Largest uncompressed/compressed ratio accepted (None: any).
+    kind : str
+        What the file should be, for messages.
+    """
+
+    def __init__(self, path, what: str = "path", *, expansion: float | None = None,
+                 kind: str = ".npz file"):
+        self.what = what
+        self.expansion = expansion
+        self.path = path = _as_path(path, what)
+        self._fh = open_regular_file(path, what)
+        self.budget = _memory_cap()
+        try:
+            self.zf = zipfile.ZipFile(self._fh)
+            infos = self.zf.infolist()
+        except (*_ZIP_ERRORS, MemoryError) as exc:  # a directory that declares too much
+            self._fh.close()
+            raise ValueError(f"{what}: {path} is not a readable {kind} (truncated or corrupt: "
+                             f"{type(exc).__name__}: {exc})") from exc
+        except BaseException:
+            self._fh.close()
+            raise
+        names = [i.filename for i in infos]
+        self.infos = {i.filename: i for i in infos}
+        if len(self.infos) != len(names):
+            self.close()
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"{path}: the archive holds entry {dup[0]!r} more than once")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.zf.close()
+        self._fh.close()
+
+    def members(self) -> list[str]:
+        """The names of the archive's arrays (its ``.npy`` members, without the suffix)."""
+        return [n[:-4] for n in self.infos if n.endswith(".npy")]
+
+    def _info(self, name):
+        info = self.infos.get(name + ".npy")
+        if info is None:
+            raise ValueError(f"{self.what}: {self.path} holds no array {name!r}")
+        return info
+
+    def header(self, name):
+        """(shape, dtype) of the array ``name``, from its header alone."""
+        info = self._info(name)
+        try:
+            with self.zf.open(info) as fh:
+                shape, _, dtype = _npy_header(fh, f"{self.path}: entry {info.filename!r}")
+        except _ZIP_ERRORS as exc:
+            raise ValueError(f"{self.path}: entry {info.filename!r} is truncated or corrupt "
+                             f"({type(exc).__name__}: {exc})") from exc
+        return tuple(shape), dtype
+
+    def read(self, name, spec=None):
+        """The array ``name``, checked before it is decompressed (``spec``: see load)."""
+        return self.read_info(self._info(name), spec, None)
+
+    def read_info(self, info, spec, limit):
+        if info.file_size > self.budget:
+            raise ValueError(f"{self.path}: entry {info.filename!r} declares "
+                             f"{info.file_size} bytes uncompressed, more than the "
+                             f"{self.budget} bytes of memory left for this file")
+        limit = self.budget if limit is None else min(limit, self.budget)
+        try:
+            out = _read_entry(self.zf, info, self.path, spec, limit, self.expansion)
+        except _ZIP_ERRORS as exc:
+            raise ValueError(f"{self.path}: entry {info.filename!r} is truncated or corrupt "
+                             f"({type(exc).__name__}: {exc})") from exc
+        self.budget -= info.file_size
+        return out
+
+
+def remove_stale(directory, prefix, suffix="", *, folders=False) -> None:
+    """Remove what a killed process of this host left in ``directory``.
+
+    Temporaries are named ``{prefix}{host}-{pid}-...{suffix}``; an entry of
+    this host whose process is gone is removed (a folder with its content
+    when ``folders``). Searched at most every few seconds per folder.
+    """
+    key = (os.fspath(directory), prefix + "\0" + suffix)
+    now = time.monotonic()
+    if now - _last_sweep.get(key, -math.inf) < _SWEEP_EVERY:
+        return
+    _last_sweep[key] = now
+    pattern = re.compile(re.escape(f"{prefix}{_host()}-") + r"(\d+)-.*" + re.escape(suffix)
+                         + "$")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if folders and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            elif not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:
+            pass

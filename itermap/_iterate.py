@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ._backend import backend_of, namespace, to_backend, to_numpy
-from ._checks import check_choice, check_int, one_namespace, plain_array
+from ._checks import check_choice, check_int, check_memory, one_namespace, plain_array
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
@@ -83,6 +84,21 @@ def _check_finite(xp, x, step):
         idx = np.flatnonzero(to_numpy(~xp.all(finite, axis=-1)))
         where = f" (trajectories {idx[:8].tolist()}{'...' if idx.size > 8 else ''})"
     raise DivergenceError(f"the state overflowed to inf or NaN at step {step}{where}")
+
+
+def _itemsize(x) -> int:
+    size = getattr(x.dtype, "itemsize", None)
+    if size is None:  # an array-API dtype without NumPy's attributes
+        try:
+            size = np.dtype(str(x.dtype)).itemsize
+        except TypeError:
+            size = 8
+    return int(size)
+
+
+def state_bytes(x) -> int:
+    """Bytes of one (batched) state like ``x``."""
+    return math.prod(int(s) for s in x.shape) * _itemsize(x)
 
 
 def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
@@ -217,6 +233,10 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
 
     Raises
     ------
+    ValueError
+        ``steps``: with ``keep="all"``, when the saved states would take more
+        memory than the machine has (checked before the first step; the
+        message gives the estimate).
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
     NewtonConvergenceError
@@ -256,6 +276,12 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     xp = namespace(x)
     constant, sequence = resolve_inputs(map, x, inputs, steps)
     sizes = list(map.sizes)
+    if keep == "all":  # before the first step: a run that cannot fit is refused at once
+        n_saved = steps // every + 1
+        # counted twice: the states are gathered one by one, then stacked into one array
+        check_memory("steps", 2.0 * n_saved * state_bytes(x),
+                     f"the {n_saved} states that keep='all' saves with every={every} "
+                     f"({state_bytes(x)} bytes each; keep='last' keeps one)")
 
     depth = getattr(map, "settle_steps", None)
     if keep == "last" and sequence is None and depth is not None and steps >= depth:

@@ -26,9 +26,9 @@ import numpy as np
 
 from ._affine_scan import linear_recurrence
 from ._backend import is_sparse, namespace
-from ._checks import check_choice, check_int, check_real
+from ._checks import check_choice, check_int, check_memory, check_real
 from ._io import saveable
-from ._iterate import Trajectory, _check_finite, resolve_inputs
+from ._iterate import Trajectory, _check_finite, resolve_inputs, state_bytes
 from ._protocol import as_map
 from ._rng import as_rng
 from ._types import Array, MapLike
@@ -558,6 +558,13 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
         tol = 5e-7 if _eps(x.dtype) > 1e-10 else 1e-11
     max_iter = min(steps, 100) if max_iter is None else int(max_iter)
     chunk = max(steps, 1) if chunk is None else min(int(chunk), max(steps, 1))
+    # every state of the run is held (whatever keep), and a window's Jacobians beside them
+    per_jac = d if jacobian == "diagonal" else sum(s * s for s in sizes) \
+        if jacobian == "block" else d * d
+    per_state = state_bytes(xb)
+    check_memory("steps", per_state * (2.0 * (steps + 1) + chunk * per_jac / max(d, 1)),
+                 f"method='newton' (chunk={chunk}, jacobian={jacobian!r}): the run's "
+                 f"{steps + 1} states ({per_state} bytes each) and a window's Jacobians")
     U_all = _inputs_over_time(constant, sequence, steps, B, xp)
     guess = _initial_guess(initial, xb, steps, xp) if steps else None
 

@@ -384,18 +384,58 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
                         input_block=ib)
 
 
-def _read_file(path):
-    path = os.fspath(path)
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
-        return load_file(path)
-    if path.endswith(".npz"):
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-    raise ValueError(f"model: a path must name a .safetensors or .npz file, got {path!r}")
+def _read_safetensors(path):
+    """The arrays of a ``.safetensors`` file, its library's errors naming the file."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
+    return _foreign_errors(load_file, path)
+
+
+class _ArchiveArrays(Mapping):
+    """The arrays of an ``.npz`` weights file under ``prefix``, each read when first used.
+
+    Keys that are only listed (to refuse unexpected ones) are never decompressed.
+    """
+
+    def __init__(self, archive, prefix):
+        self._archive = archive
+        self._names = {m[len(prefix):]: m for m in archive.members() if m.startswith(prefix)}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key):
+        if key not in self._arrays:
+            self._arrays[key] = self._archive.read(self._names[key])
+        return self._arrays[key]
+
+    def __contains__(self, key):
+        return key in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+
+def _foreign_errors(read, path):
+    """``read(path)``, its library's own errors turned into a ValueError naming the file.
+
+    safetensors raises ``SafetensorError`` and, from its Rust core, pyo3's
+    ``PanicException``, a BaseException that ``except Exception`` misses.
+    """
+    try:
+        return read(path)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as exc:
+        name = type(exc).__name__
+        if isinstance(exc, (ValueError, EOFError, UnicodeError)) or name in (
+                "SafetensorError", "PanicException") or not isinstance(exc, Exception):
+            raise ValueError(f"model: {path} is not a readable weights file ({name}: "
+                             f"{exc})") from exc
+        raise
 
 
 def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
@@ -500,8 +540,27 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     """
     if form not in ("map", "iterative"):
         raise ValueError(f"form must be 'map' or 'iterative', got {form!r}")
+    transformer = {"seq_len": seq_len, "is_causal": is_causal, "mask": mask, "looped": looped}
     if isinstance(model, (str, os.PathLike)):
-        model = _read_file(model)
+        from ._io import NpzReader, check_regular_file
+
+        path = os.fsdecode(os.fspath(model))
+        if not path.endswith((".npz", ".safetensors")):
+            raise ValueError(f"model: a path must name a .safetensors or .npz file, got "
+                             f"{path!r}")
+        path = check_regular_file(path, "model")
+        if path.endswith(".npz"):  # members are read as the architecture asks for them
+            with NpzReader(path, "model") as archive:
+                lazy = _ArchiveArrays(archive, prefix)
+                if not lazy:
+                    raise ValueError(f"prefix: no key starts with {prefix!r}")
+                if architecture is None:
+                    raise ValueError("architecture: weights given as arrays need their "
+                                     "architecture (a list of layers, 'GRU', ... ; see "
+                                     "from_torch's docstring)")
+                return _build(lazy, architecture, dtype, activation, input_block, form,
+                              transformer)
+        model = _read_safetensors(path)
     if isinstance(model, Mapping):
         if architecture is None:
             raise ValueError("architecture: weights given as arrays need their architecture "
@@ -522,11 +581,15 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         from ._torch_transformer import describe_transformer, is_transformer
 
         if is_transformer(model, torch):
-            arrays, transformer = describe_transformer(model, torch)
-            architecture = transformer  # type: ignore[assignment]  # a dict, read below
+            arrays, described_transformer = describe_transformer(model, torch)
+            architecture = described_transformer  # type: ignore[assignment]  # a dict
         else:
             arrays, described = _describe_module(model, torch)
             architecture = described if architecture is None else architecture
+    return _build(arrays, architecture, dtype, activation, input_block, form, transformer)
+
+
+def _build(arrays, architecture, dtype, activation, input_block, form, transformer):
     if isinstance(architecture, (list, tuple)):
         return _build_mlp(arrays, list(architecture), dtype)
     if isinstance(architecture, str):
@@ -538,8 +601,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     if isinstance(architecture, Mapping) and architecture.get("type") == "Transformer":
         from ._torch_transformer import build_transformer
 
-        return build_transformer(arrays, dict(architecture), seq_len=seq_len,
-                                 is_causal=is_causal, mask=mask, looped=looped, dtype=dtype)
+        return build_transformer(arrays, dict(architecture), dtype=dtype, **transformer)
     if isinstance(architecture, Mapping):
         if architecture.get("type") not in ("Sequential2D", "IteratedModel"):
             raise ValueError(f"architecture: a dict describes a 'Sequential2D' or an "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ from ._checks import (
     one_namespace,
     plain_array,
 )
-from ._io import load, save, saveable
+from ._io import _check_target, load, save, saveable
 from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
 from ._protocol import as_map
@@ -660,7 +661,9 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     progress : bool
         Show a tqdm progress bar over the epochs.
     save_state : path, optional
-        Write a :class:`TrainState` here after every epoch.
+        Write a :class:`TrainState` here (an ``.npz`` file in an existing
+        folder) after every epoch. A write that fails (a full disk) warns
+        and training goes on.
     resume : path or TrainState, optional
         Continue a run from a saved state (the same map, data and options).
 
@@ -716,6 +719,8 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     freeze_bias = check_bool("freeze_bias", freeze_bias)
     progress = check_bool("progress", progress)
     optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
+    if save_state is not None:  # up front: a typo is an error, a full disk later a warning
+        save_state = _check_save_state(save_state)
     X, Yt, seq, T, n = _check_data(m, inputs, targets, steps, loss, at)
     gen = as_rng(rng)
     backend = m.backend
@@ -836,12 +841,13 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
                 bar.update(1)
                 bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", acc=f"{hist['accuracy'][-1]:.3f}")
             if save_state is not None:
-                save(TrainState(theta=to_numpy(theta), moment1=_host(opt.state()["m"]),
-                                moment2=_host(opt.state()["v"]), step_count=opt.count,
-                                epoch=epoch + 1, rng_state=dict(gen.bit_generator.state),
-                                history={k: list(v) for k, v in hist.items()},
-                                best_theta=_host(best_theta), best_val=best_val,
-                                bad_epochs=bad_epochs, validation_index=val_index), save_state)
+                _save_state(save_state, epoch, TrainState(
+                    theta=to_numpy(theta), moment1=_host(opt.state()["m"]),
+                    moment2=_host(opt.state()["v"]), step_count=opt.count, epoch=epoch + 1,
+                    rng_state=dict(gen.bit_generator.state),
+                    history={k: list(v) for k, v in hist.items()},
+                    best_theta=_host(best_theta), best_val=best_val, bad_epochs=bad_epochs,
+                    validation_index=val_index))
             if patience is not None and Xv is not None and bad_epochs >= patience:
                 stopped = True
                 break
@@ -855,6 +861,26 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
         final = best_theta
         best_epoch = hist["best"][-1]
     return snapshot(final), _history(hist, lay, mask, loss, optimizer, best_epoch, stopped)
+
+
+def _save_state(path, epoch, state):
+    """Write the checkpoint; a full disk costs the checkpoint, never the run."""
+    try:
+        save(state, path)
+    except OSError as exc:
+        warnings.warn(f"save_state: could not write {path} after epoch {epoch + 1} ({exc}); "
+                      "training goes on, and the last checkpoint written (if any) stays",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _check_save_state(path):
+    path = _check_target(path, "save_state")
+    if os.path.splitext(path)[1] != ".npz":
+        raise ValueError(f"save_state {path!r} must end in .npz")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"save_state: the folder {folder!r} of {path!r} does not exist")
+    return path
 
 
 def _on(a, backend, xp):

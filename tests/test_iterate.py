@@ -121,3 +121,42 @@ def test_bad_iterate_arguments(kwargs, exc, words):
 def test_autonomous_map_rejects_inputs():
     with pytest.raises(ValueError, match="autonomous"):
         iterate(henon(), np.zeros(2), 3, inputs=np.zeros(1))
+
+
+# -- estimate before allocating (issue 23, item 9) ---------------------------------------------
+def _never_steps(dim=3):
+    def step(x, u=None):
+        raise RuntimeError("stepped: the run was not refused up front")
+
+    return itermap.FunctionMap(step, dim, jacobian=lambda x, u=None: np.zeros(x.shape + (dim,)))
+
+
+@pytest.mark.parametrize("method", ["sequential", "newton"])
+def test_iterate_keep_all_beyond_memory_is_refused_before_the_first_step(method):
+    with pytest.raises(ValueError, match=r"^steps: .*1000000000001 states.* GB, more than "
+                                         r"this machine's"):
+        iterate(_never_steps(), np.zeros(3), 10 ** 12, keep="all", method=method)
+    if method == "newton":  # newton holds every state whatever keep says
+        with pytest.raises(ValueError, match=r"^steps: method='newton'"):
+            iterate(_never_steps(), np.zeros(3), 10 ** 12, keep="last", method=method)
+    else:  # keep="last" stores one state: it runs (and reaches the step)
+        with pytest.raises(RuntimeError, match="stepped"):
+            iterate(_never_steps(), np.zeros(3), 10 ** 12, keep="last")
+
+
+@settings(max_examples=30, deadline=None)
+@given(steps=st.integers(0, 60), every=st.integers(1, 7), batch=st.integers(0, 4),
+       dim=st.integers(1, 4), dtype=st.sampled_from([np.float32, np.float64]))
+def test_iterate_memory_estimate_is_the_stored_states_twice(steps, every, batch, dim, dtype):
+    # closed form: (steps // every + 1) saved states of B * dim items, gathered then stacked
+    x0 = np.full((batch, dim) if batch else (dim,), 0.5, dtype=dtype)
+    need = 2 * (steps // every + 1) * max(batch, 1) * dim * np.dtype(dtype).itemsize
+    m = linear(np.eye(dim, dtype=dtype) * 0.5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(itermap._checks, "_physical_memory", lambda: need)
+        traj = iterate(m, x0, steps, every=every)
+        assert traj.states.nbytes * 2 == need
+        mp.setattr(itermap._checks, "_physical_memory", lambda: need - 1)
+        with pytest.raises(ValueError, match=f"steps: the {steps // every + 1} states"):
+            iterate(m, x0, steps, every=every)
+        iterate(m, x0, steps, every=every, keep="last")  # one state: never refused

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import zipfile
 import zlib
 
 import numpy as np
@@ -20,20 +19,26 @@ def rng_for(seed, *names):
     return np.random.default_rng(words)
 
 
-def _npz_shapes(path):
-    """``{member: shape}`` of the arrays in an .npz, read from the headers (no data loaded)."""
-    shapes = {}
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            with zf.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape, _, _ = read(fh)
-            shapes[info.filename[:-4]] = shape
-    return shapes
+def _layer_names(archive):
+    """``(["W0", "W1", ...], ["b0", ...] or [])`` of an MLP archive: the members it uses."""
+    names = set(archive.members())
+    Ws = []
+    while f"W{len(Ws)}" in names:
+        Ws.append(f"W{len(Ws)}")
+    bs = [f"b{i}" for i in range(len(Ws))]
+    return Ws, bs if all(b in names for b in bs) else []
+
+
+def _npz_shapes(path, where):
+    """``{member: shape}`` of the weights of an MLP .npz, read from their headers alone.
+
+    Only the members ``W0, W1, ...`` are opened; nothing is decompressed beyond a header.
+    """
+    from itermap._io import NpzReader
+
+    with NpzReader(path, f"{where}.path") as archive:
+        Ws, _ = _layer_names(archive)
+        return {w: archive.header(w)[0] for w in Ws}
 
 
 def static_sizes(name, net, where) -> Sizes | None:
@@ -53,12 +58,12 @@ def static_sizes(name, net, where) -> Sizes | None:
             w = net.widths
             return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True)
         try:
-            shapes = _npz_shapes(net.path)
+            shapes = _npz_shapes(net.path, where)
         except FileNotFoundError:
             raise SpecError(f"{where}.path: {net.path} does not exist") from None
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError) as exc:
             raise SpecError(f"{where}.path: {net.path} is not a readable .npz ({exc})") from None
-        Ws = [shapes[f"W{i}"] for i in range(len(shapes)) if f"W{i}" in shapes]
+        Ws = list(shapes.values())
         if not Ws or any(len(s) != 2 for s in Ws):
             raise SpecError(f"{where}.path: {net.path} holds no 2-D arrays W0, W1, ...")
         dim = Ws[0][1] + sum(s[0] for s in Ws)
@@ -90,7 +95,7 @@ def build_network(name, net, seed):
                                                   scale=net.scale)
             bias = net.bias * rng.normal(size=bm.dim) if net.bias else None
             return itermap.IterativeMap(bm, bias, net.activation, input_block=net.input_block)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OSError) as exc:
         raise SpecError(f"{where}: {exc}") from None
     try:
         obj = itermap.load(net.path)
@@ -98,6 +103,8 @@ def build_network(name, net, seed):
         raise SpecError(f"{where}.path: {net.path} does not exist") from None
     except ValueError as exc:
         raise SpecError(f"{where}.path: {exc}") from None
+    except OSError as exc:  # unreadable (permissions, I/O): refused like a bad file
+        raise SpecError(f"{where}.path: cannot read {net.path} ({exc.strerror or exc})") from None
     if not isinstance(obj, itermap.Map):
         raise SpecError(f"{where}.path: {net.path} holds a {type(obj).__name__}, not a map")
     return obj
@@ -107,13 +114,13 @@ def _mlp(net, rng, where):
     import itermap
 
     if net.path is not None:
-        with np.load(net.path, allow_pickle=False) as data:
-            files = dict(data)
-        Ws = []
-        while f"W{len(Ws)}" in files:
-            Ws.append(files[f"W{len(Ws)}"])
-        bs = [files[f"b{i}"] for i in range(len(Ws))] if all(
-            f"b{i}" in files for i in range(len(Ws))) else None
+        from itermap._io import NpzReader
+
+        # only W0, W1, ... and b0, b1, ... are read; other members are never decompressed
+        with NpzReader(net.path, f"{where}.path") as archive:
+            w_names, b_names = _layer_names(archive)
+            Ws = [archive.read(w) for w in w_names]
+            bs = [archive.read(b) for b in b_names] or None
     else:
         w = net.widths
         Ws = [rng.normal(0.0, net.scale / math.sqrt(i), size=(o, i))

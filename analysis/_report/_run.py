@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from itermap import _io
+
 from . import _budget
 from ._html import dumps, jsonable, render
 from ._kinds import KINDS, Context, Section
@@ -24,6 +27,7 @@ from ._spec import (
     example_spec_path,
     examples,
     load_spec,
+    read_spec_text,
     resolve_spec,
     schema_text,
     validate_spec,
@@ -97,8 +101,8 @@ def _looks_like_report(path: Path) -> bool:
     if not any(path.iterdir()):
         return True
     try:
-        with open(path / "results.json", encoding="utf-8") as fh:
-            return json.load(fh).get("format") == FORMAT
+        with _io.open_regular_file(path / "results.json", "out") as fh:  # never a FIFO's wait
+            return json.loads(fh.read(2 ** 26).decode("utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError, RecursionError):  # not ours, however deep
         return False
 
@@ -107,7 +111,7 @@ def _spec_and_text(spec, spec_text):
     if isinstance(spec, (str, os.PathLike)):
         path = resolve_spec(spec)
         loaded = load_spec(path)
-        return loaded, path.read_text(encoding="utf-8") if spec_text is None else spec_text
+        return loaded, read_spec_text(path) if spec_text is None else spec_text
     spec = validate_spec(spec)
     if spec_text is None:
         spec_text = json.dumps(spec.model_dump(mode="json"), indent=1)
@@ -197,6 +201,9 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         before anything runs.
     FileExistsError
         ``out`` holds something that is not an itermap report.
+    OSError
+        The report cannot be written (a full disk, a read-only folder): a
+        ``ReportWriteError`` whose message names the folder; nothing is left behind.
 
     Examples
     --------
@@ -234,10 +241,11 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     import matplotlib.pyplot as plt
 
     t_start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    with _writing(out):
+        tmp = _building_folder(out)
     try:
-        (tmp / "figures").mkdir()
+        with _writing(out):
+            (tmp / "figures").mkdir()
         nets, inputs, described = {}, {}, {}
         for name, net in spec.networks.items():
             nets[name] = build_network(name, net, spec.seed)
@@ -256,7 +264,12 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                 say(f"[{i + 1}/{n}] {title} ...", end="")
                 t0 = time.perf_counter()
                 res, error = _run_one(i, cfg, ctx_args)
-                figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
+                try:
+                    with _writing(out):
+                        figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
+                except ReportWriteError:
+                    say(" not written")  # end the progress line before the error's
+                    raise
                 sections.append({"number": i + 1, "title": title, "error": error,
                                  "tables": res.tables, "notes": res.notes, "figures": figs})
                 entry = {"kind": cfg.kind, "settings": cfg.model_dump(mode="json"),
@@ -276,16 +289,57 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                             "spec": spec.model_dump(mode="json"), "versions": versions,
                             "blas": blas, "networks": described, "analyses": results,
                             "failed": [i for i, s in enumerate(sections) if s["error"]]})
-        (tmp / "results.json").write_text(dumps(doc), encoding="utf-8")
         html = render(spec=spec, spec_text=spec_text, networks=described, sections=sections,
                       versions=versions, blas=blas, elapsed=time.perf_counter() - t_start)
-        (tmp / "report.html").write_text(html, encoding="utf-8")
-        _swap_in(tmp, out)
+        with _writing(out):
+            (tmp / "results.json").write_text(dumps(doc), encoding="utf-8")
+            (tmp / "report.html").write_text(html, encoding="utf-8")
+            _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     say(f"report written to {out / 'report.html'} ({time.perf_counter() - t_start:.1f} s)")
     return doc
+
+
+class ReportWriteError(OSError):
+    """The report could not be written (a full disk, a read-only folder); names the folder."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+@contextlib.contextmanager
+def _writing(out: Path):
+    """Turn an OSError while writing into a ReportWriteError naming the folder."""
+    try:
+        yield
+    except ReportWriteError:
+        raise
+    except OSError as exc:
+        err = ReportWriteError(f"cannot write the report {out} in the folder {out.parent}: "
+                               f"{exc.strerror or exc}")
+        err.errno = exc.errno
+        raise err from exc
+
+
+def _temp_prefix(out: Path, what: str) -> str:
+    """``.NAME.what-HOST-PID-``: whose temporary folder this is, for :func:`remove_stale`."""
+    return f".{out.name}.{what}-{_io._host()}-{os.getpid()}-"
+
+
+def _building_folder(out: Path) -> Path:
+    """A new temporary folder beside ``out``, after removing those killed runs left.
+
+    A ``.NAME.building-HOST-PID-*`` folder of a process of this host that is gone is
+    removed, and so is a ``.NAME.old-HOST-PID-*`` one when ``out`` itself exists (were
+    ``out`` missing, the old folder would hold the only copy of the earlier report).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _io.remove_stale(out.parent, f".{out.name}.building-", folders=True)
+    if out.exists():
+        _io.remove_stale(out.parent, f".{out.name}.old-", folders=True)
+    return Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "building"), dir=out.parent))
 
 
 def _swap_in(tmp: Path, out: Path):
@@ -297,7 +351,7 @@ def _swap_in(tmp: Path, out: Path):
     if not out.exists():
         os.replace(tmp, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "old"), dir=out.parent))
     os.rmdir(old)
     os.replace(out, old)
     try:
@@ -323,7 +377,8 @@ def report_command(parser, args) -> int:
     """The ``itermap report`` subcommand.
 
     Exit status 0: the report is written; 1: it is written but an analysis failed
-    (its section says why); 2: the spec was refused (nothing ran).
+    (its section says why), or it could not be written (a full disk, a read-only
+    folder: one line names the folder); 2: the spec was refused (nothing ran).
     """
     import matplotlib
 
@@ -344,6 +399,9 @@ def report_command(parser, args) -> int:
     except (SpecError, FileExistsError, ValueError) as exc:
         print(f"itermap report: error: {exc}", file=sys.stderr)
         return 2
+    except ReportWriteError as exc:  # a full disk, a read-only folder: one line, no traceback
+        print(f"itermap report: error: {exc}", file=sys.stderr)
+        return 1
     if doc["failed"]:
         kinds = ", ".join(f"{i + 1} ({doc['analyses'][i]['kind']})" for i in doc["failed"])
         print(f"itermap report: analyses {kinds} failed; their sections say why, the others "

@@ -232,12 +232,7 @@ def load_spec(path):
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"spec file {path} does not exist") from None
-    except IsADirectoryError:
-        raise SpecError(f"spec {path} is a folder, not a .toml file") from None
+    text = read_spec_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -245,6 +240,34 @@ def load_spec(path):
     except RecursionError:  # arrays or tables nested deeper than Python's stack
         raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
     return validate_spec(raw, base=path.parent)
+
+
+# no spec comes near this; a bigger file is a mistake (or /dev/zero behind a link)
+_MAX_SPEC_BYTES = 16 * 2 ** 20
+
+
+def read_spec_text(path) -> str:
+    """The text of the spec file ``path``: a regular file of at most 16 MiB, in UTF-8.
+
+    A folder, a FIFO or a device is refused before it is opened (a FIFO would block,
+    ``/dev/zero`` would never end).
+    """
+    from itermap._io import open_regular_file
+
+    try:
+        with open_regular_file(path, "spec") as fh:
+            data = fh.read(_MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"spec file {path}: {exc}") from None
+    if len(data) > _MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {path} is larger than {_MAX_SPEC_BYTES} bytes; a spec is "
+                        "a short TOML file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {path} is not UTF-8 text ({exc})") from None
 
 
 # -- the schema ----------------------------------------------------------------------------------
