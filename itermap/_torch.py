@@ -617,7 +617,12 @@ def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
     Parameters
     ----------
     map : IterativeMap or RecurrentMap
-        An :class:`IterativeMap` becomes an ``IteratedModel``: the paper's
+        A transformer map (:func:`itermap.transformer_map`, or ``from_torch`` of a
+        transformer) becomes ``nn.TransformerEncoder`` (``batch_first=True``, its final
+        norm kept), or ``nn.MultiheadAttention`` for one attention layer; torch takes
+        the attention mask as an argument of ``forward``, so pass the ``mask`` or
+        ``is_causal`` the map was built with there. Another :class:`IterativeMap`
+        becomes an ``IteratedModel``: the paper's
         step loop ``x <- f(W x + b)`` with dense or masked blocks (a sparse
         block keeps its pattern: the mask is :attr:`BlockMatrix.trainable`,
         and entries off it never change), per-block activations and input
@@ -658,6 +663,10 @@ def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
                         f"{type(map).__name__}")
     if map.backend != "numpy":
         map = map.to("numpy")
+    if map.functions:
+        from ._torch_transformer import transformer_to_torch
+
+        return transformer_to_torch(map, torch, dtype)
     from ._torch_modules import IteratedModel, MaskedLinear
 
     bm = map.block_matrix

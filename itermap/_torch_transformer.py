@@ -180,3 +180,112 @@ def build_transformer(arrays: dict, architecture: dict, *, seq_len: Any, is_caus
                              "give one TransformerEncoderLayer (or MultiheadAttention)")
         return looped_transformer_map(layers[0])
     return transformer_map(layers, final_norm=final)
+
+
+# -- back to torch -----------------------------------------------------------------------
+def _torch_activation(name: str, nn: Any) -> Any:
+    if name in ("relu", "gelu"):
+        return name
+    if name == "gelu(approximate='tanh')":
+        return nn.GELU(approximate="tanh")
+    raise TypeError(f"map: a feed-forward activation {name!r} has no torch encoder layer; "
+                    f"ReLU and GELU (exact or tanh) have")
+
+
+def _split_layer(g: BlockFunction) -> tuple[str, dict]:
+    """The parts of a built-in layer: ("attention", {...}) or ("encoder_layer", {...})."""
+    from ._block_functions import Chain, Residual
+
+    if isinstance(g, SelfAttention):
+        return "attention", {"attention": g}
+    parts = getattr(g, "parts", ())
+    if isinstance(g, Chain) and g.name == "encoder_layer(post-LN)" and len(parts) == 4:
+        att, n1, ff, n2 = parts
+        if isinstance(att, Residual) and isinstance(ff, Residual):
+            return "encoder_layer", {"attention": att.inner, "feed_forward": ff.inner,
+                                     "norm1": n1, "norm2": n2, "norm_first": False}
+    if isinstance(g, Chain) and g.name == "encoder_layer(pre-LN)" and len(parts) == 2:
+        first, second = (getattr(p, "inner", None) for p in parts)
+        if isinstance(first, Chain) and isinstance(second, Chain):
+            (n1, att), (n2, ff) = first.parts, second.parts
+            return "encoder_layer", {"attention": att, "feed_forward": ff, "norm1": n1,
+                                     "norm2": n2, "norm_first": True}
+    raise TypeError(f"map: a block function {g.name!r} is not a torch transformer layer")
+
+
+def _tensor(torch, a, dtype, shape=None):
+    a = np.zeros(shape) if a is None else np.asarray(a)
+    return torch.as_tensor(a, dtype=dtype)
+
+
+def _load_attention(mha: Any, att: SelfAttention, torch: Any, dtype: Any) -> None:
+    d = att.width
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(_tensor(torch, att.in_proj_weight, dtype))
+        mha.out_proj.weight.copy_(_tensor(torch, att.out_proj_weight, dtype))
+        if mha.in_proj_bias is not None:  # a module without biases has none to fill
+            mha.in_proj_bias.copy_(_tensor(torch, att.in_proj_bias, dtype, (3 * d,)))
+            mha.out_proj.bias.copy_(_tensor(torch, att.out_proj_bias, dtype, (d,)))
+
+
+def _encoder_layer_module(parts: dict, torch: Any, dtype: Any) -> Any:
+    nn = torch.nn
+    att, ff = parts["attention"], parts["feed_forward"]
+    n1, n2 = parts["norm1"], parts["norm2"]
+    layer = nn.TransformerEncoderLayer(
+        att.width, att.num_heads, ff.weight1.shape[0], dropout=0.0,
+        activation=_torch_activation(ff.activation.name, nn), layer_norm_eps=n1.eps,
+        batch_first=True, norm_first=parts["norm_first"], dtype=dtype)
+    _load_attention(layer.self_attn, att, torch, dtype)
+    with torch.no_grad():
+        layer.linear1.weight.copy_(_tensor(torch, ff.weight1, dtype))
+        layer.linear1.bias.copy_(_tensor(torch, ff.bias1, dtype, (ff.weight1.shape[0],)))
+        layer.linear2.weight.copy_(_tensor(torch, ff.weight2, dtype))
+        layer.linear2.bias.copy_(_tensor(torch, ff.bias2, dtype, (ff.weight2.shape[0],)))
+        for mod, norm in ((layer.norm1, n1), (layer.norm2, n2)):
+            mod.weight.copy_(_tensor(torch, norm.weight, dtype))
+            mod.bias.copy_(_tensor(torch, norm.bias, dtype))
+            mod.eps = norm.eps
+    return layer.eval()
+
+
+def transformer_to_torch(m: Any, torch: Any, dtype: Any) -> Any:
+    """torch's module for a transformer map (see ``to_torch``)."""
+    from ._block_functions import Chain
+
+    L = len(m.sizes) - 1
+    if m.block_matrix.blocks or m.input_block != 0 or m.bias is not None \
+            or set(m.functions) != {(l + 1, l) for l in range(L)} \
+            or any(a.name != "identity" for a in m.activations):
+        raise TypeError("map: to_torch takes a transformer map (itermap.transformer_map or "
+                        "from_torch's): layers on the block sub-diagonal and nothing else")
+    layers = [m.functions[(l + 1, l)] for l in range(L)]
+    final = None
+    last = layers[-1]
+    if isinstance(last, Chain) and len(last.parts) == 2 and isinstance(last.parts[1], LayerNorm):
+        try:
+            _split_layer(last)
+        except TypeError:  # a layer followed by the encoder's final norm
+            layers[-1], final = last.parts
+    split = [_split_layer(g) for g in layers]
+    tdtype = dtype or getattr(torch, np.dtype(m.dtype).name)
+    if len(split) == 1 and split[0][0] == "attention" and final is None:
+        att = split[0][1]["attention"]
+        has_bias = att.in_proj_bias is not None or att.out_proj_bias is not None
+        mha = torch.nn.MultiheadAttention(att.width, att.num_heads, batch_first=True,
+                                          bias=has_bias, dtype=tdtype)
+        _load_attention(mha, att, torch, tdtype)
+        return mha.eval()
+    if any(kind != "encoder_layer" for kind, _ in split):
+        raise TypeError("map: torch has no module for attention layers stacked on their own; "
+                        "to_torch takes encoder layers, or one attention layer")
+    modules = [_encoder_layer_module(parts, torch, tdtype) for _, parts in split]
+    norm = None
+    if final is not None:
+        norm = torch.nn.LayerNorm(final.width, eps=final.eps, dtype=tdtype)
+        with torch.no_grad():
+            norm.weight.copy_(_tensor(torch, final.weight, tdtype))
+            norm.bias.copy_(_tensor(torch, final.bias, tdtype))
+    encoder = torch.nn.TransformerEncoder(modules[0], L, norm=norm, enable_nested_tensor=False)
+    encoder.layers = torch.nn.ModuleList(modules)  # each layer its own weights
+    return encoder.eval()

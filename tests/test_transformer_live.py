@@ -125,3 +125,25 @@ def test_unsupported_modules_and_active_dropout_are_refused():
                                               num_heads=2, seq_len=3)
     with pytest.raises(ValueError, match="mask"):
         itermap.from_torch(layer.eval(), seq_len=4, mask=torch.zeros(3, 4))
+
+
+def test_to_torch_goes_back_and_from_torch_comes_home():
+    torch.manual_seed(2)
+    T, d = 5, 8
+    models = [
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(d, 2, 16, batch_first=True,
+                                                         activation="gelu"),
+                              2, norm=nn.LayerNorm(d), enable_nested_tensor=False),
+        nn.TransformerEncoderLayer(d, 2, 16, norm_first=True,
+                                   activation=nn.GELU(approximate="tanh")),
+        nn.MultiheadAttention(d, 2, bias=False)]
+    X = torch.randn(2, T, d, dtype=torch.float64)
+    for model in models:
+        m = itermap.from_torch(model.double().eval(), seq_len=T)
+        back = itermap.to_torch(m)
+        assert itermap.from_torch(back, seq_len=T) == m
+        # torch's own module computes what the map computes
+        np.testing.assert_allclose(_forward(back, X), m.forward(X.numpy()), atol=1e-12)
+    with pytest.raises(TypeError, match="transformer"):
+        ln = itermap.block_functions.LayerNorm(np.ones(d), np.zeros(d), seq_len=T)
+        itermap.to_torch(itermap.transformer_map([ln]))
