@@ -35,6 +35,7 @@ import numpy as np
 
 from ._activations import get_activation
 from ._backend import backend_of, namespace, to_backend
+from ._checks import no_half, one_namespace, plain_array
 
 __all__ = ["BlockFunction", "Chain", "FeedForward", "LayerNorm", "Residual", "SelfAttention",
            "transformer_layer"]
@@ -141,6 +142,7 @@ def _host(a):
 
 
 def _param(name: str, a: Any, shape: tuple[int, ...]) -> Array:
+    a = plain_array(name, a)
     if a is None or isinstance(a, str | bytes):
         raise TypeError(f"{name} must be a real array of shape {shape}, got {type(a).__name__}")
     if not hasattr(a, "shape"):
@@ -150,6 +152,7 @@ def _param(name: str, a: Any, shape: tuple[int, ...]) -> Array:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(a.shape)}")
     if not xp.isdtype(a.dtype, "real floating"):
         raise TypeError(f"{name} must be a real floating array, got dtype {a.dtype}")
+    no_half(name, a)
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name} contains NaN or inf")
     return a
@@ -218,6 +221,7 @@ class LayerNorm(BlockFunction):
     name = "layer_norm"
 
     def __init__(self, weight: Array, bias: Array, *, seq_len: int, eps: float = 1e-5):
+        one_namespace(weight=weight, bias=bias)
         shape = tuple(getattr(weight, "shape", ()))
         if len(shape) != 1 or shape[0] < 1:
             raise ValueError(f"weight must be a 1-D array of the width d, got shape {shape}")
@@ -312,6 +316,7 @@ class FeedForward(BlockFunction):
 
     def __init__(self, weight1: Array, bias1: Array | None, weight2: Array,
                  bias2: Array | None, *, seq_len: int, activation: str = "relu"):
+        one_namespace(weight1=weight1, bias1=bias1, weight2=weight2, bias2=bias2)
         if not hasattr(weight1, "shape") or len(weight1.shape) != 2 or 0 in weight1.shape:
             raise ValueError("weight1 must be a non-empty 2-D array (hidden, width)")
         f, d = weight1.shape
@@ -418,6 +423,8 @@ class SelfAttention(BlockFunction):
     def __init__(self, in_proj_weight: Array, in_proj_bias: Array | None,
                  out_proj_weight: Array, out_proj_bias: Array | None, *, num_heads: int,
                  seq_len: int, causal: bool = False, mask: Array | None = None):
+        one_namespace(in_proj_weight=in_proj_weight, in_proj_bias=in_proj_bias,
+                      out_proj_weight=out_proj_weight, out_proj_bias=out_proj_bias, mask=mask)
         if not hasattr(in_proj_weight, "shape") or len(in_proj_weight.shape) != 2 \
                 or in_proj_weight.shape[0] != 3 * in_proj_weight.shape[1]:
             raise ValueError("in_proj_weight must have shape (3 d, d)")
@@ -441,6 +448,7 @@ class SelfAttention(BlockFunction):
         self._mask = self._additive_mask()
 
     def _check_mask(self, mask):
+        mask = plain_array("mask", mask)
         T = self.seq_len
         if isinstance(mask, str | bytes) or not hasattr(mask, "shape"):
             raise TypeError(f"mask must be an array of shape ({T}, {T}), got "

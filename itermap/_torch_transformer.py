@@ -198,7 +198,7 @@ def _split_layer(g: BlockFunction) -> tuple[str, dict]:
 
     if isinstance(g, SelfAttention):
         return "attention", {"attention": g}
-    parts = getattr(g, "parts", ())
+    parts: tuple = getattr(g, "parts", ())
     if isinstance(g, Chain) and g.name == "encoder_layer(post-LN)" and len(parts) == 4:
         att, n1, ff, n2 = parts
         if isinstance(att, Residual) and isinstance(ff, Residual):
@@ -206,8 +206,10 @@ def _split_layer(g: BlockFunction) -> tuple[str, dict]:
                                      "norm1": n1, "norm2": n2, "norm_first": False}
     if isinstance(g, Chain) and g.name == "encoder_layer(pre-LN)" and len(parts) == 2:
         first, second = (getattr(p, "inner", None) for p in parts)
-        if isinstance(first, Chain) and isinstance(second, Chain):
-            (n1, att), (n2, ff) = first.parts, second.parts
+        if isinstance(first, Chain) and isinstance(second, Chain) \
+                and len(first.parts) == len(second.parts) == 2:
+            n1, att = first.parts
+            n2, ff = second.parts
             return "encoder_layer", {"attention": att, "feed_forward": ff, "norm1": n1,
                                      "norm2": n2, "norm_first": True}
     raise TypeError(f"map: a block function {g.name!r} is not a torch transformer layer")
@@ -260,7 +262,7 @@ def transformer_to_torch(m: Any, torch: Any, dtype: Any) -> Any:
         raise TypeError("map: to_torch takes a transformer map (itermap.transformer_map or "
                         "from_torch's): layers on the block sub-diagonal and nothing else")
     layers = [m.functions[(l + 1, l)] for l in range(L)]
-    final = None
+    final: Any = None
     last = layers[-1]
     if isinstance(last, Chain) and len(last.parts) == 2 and isinstance(last.parts[1], LayerNorm):
         try:
