@@ -301,3 +301,20 @@ def test_bad_transformer_arguments_are_named():
             (1, 0): LayerNorm(np.ones(4), np.zeros(4), seq_len=3)})
     with pytest.raises(TypeError, match="functions"):
         itermap.IterativeMap(np.zeros((2, 2)), functions={(0, 0): np.tanh})
+
+
+def test_the_transformer_report_kind(tmp_path):
+    from itermap.analysis._report import SpecError, run_report
+
+    spec = {"networks": {"r": {"kind": "random_rnn", "n": 3}},
+            "analyses": [{"kind": "transformer", "tokens": 3, "width": 4, "layers": 2,
+                          "gains": [0.5, 4.0], "seeds": 2, "steps": 60, "transient": 20}]}
+    doc = run_report(spec, tmp_path / "rep", progress=False)
+    nums = doc["analyses"][0]["numbers"]
+    assert nums["fir_length"] == 2
+    assert all(r > 0 for r in nums["response"][:2]) and nums["response"][2:] == [0.0] * 3
+    assert np.asarray(nums["exponents"]).shape == (2, 2)
+    assert list((tmp_path / "rep" / "figures").glob("*looped_transformer.png"))
+    bad = {**spec, "analyses": [{"kind": "transformer", "width": 6, "heads": 4}]}
+    with pytest.raises(SpecError, match="heads"):
+        run_report(bad, tmp_path / "bad", progress=False)
