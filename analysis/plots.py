@@ -1013,10 +1013,23 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     ax.set_title(f"$W$: {n}$\\times${n}, nnz {len(vals)}, density {len(vals) / n**2:.2g}")
     # the colour key travels with the figure (a PDF on its own has no caption)
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
 
     key = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
                   label=f"{name} weight ({int(np.sum(m))})")
            for m, c, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))]
+    functions = getattr(W, "functions", None) or {}
+    for (i, j), g in functions.items():  # a block that is a function has no entries to draw
+        ax.add_patch(Rectangle((offsets[j] - 0.5, offsets[i] - 0.5), sizes[j], sizes[i],
+                               facecolor="0.85", edgecolor="0.3", hatch="//", lw=0.6,
+                               zorder=0.5, label="_function"))
+        ax.text(offsets[j] - 0.5 + sizes[j] / 2, offsets[i] - 0.5 + sizes[i] / 2,
+                g.name.replace("(", "\n(").replace(" -> ", "\n-> "), ha="center",
+                va="center", fontsize="xx-small", clip_on=True,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
+    if functions:
+        key.append(Rectangle((0, 0), 1, 1, facecolor="0.85", edgecolor="0.3", hatch="//",
+                             label=f"function block ({len(functions)})"))
     _key(ax, key, y=-0.14, ncol=2, handletextpad=0.2)
     return ax
 

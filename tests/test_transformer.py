@@ -318,3 +318,26 @@ def test_the_transformer_report_kind(tmp_path):
     bad = {**spec, "analyses": [{"kind": "transformer", "width": 6, "heads": 4}]}
     with pytest.raises(SpecError, match="heads"):
         run_report(bad, tmp_path / "bad", progress=False)
+
+
+def test_the_block_matrix_figure_marks_function_blocks(encoder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from itermap.analysis import plots
+
+    ax = plots.block_matrix(encoder)
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch() == "//"]
+    assert len(hatched) == 3                      # one per layer, at its block
+    n = encoder.sizes[0]
+    assert sorted((p.get_x() + 0.5, p.get_y() + 0.5) for p in hatched) == [
+        (0, n), (n, 2 * n), (2 * n, 3 * n)]
+    texts = [t.get_text() for t in ax.texts]
+    assert sum("encoder_layer" in t for t in texts) == 3
+    legend = [t.get_text() for leg in ax.figure.legends + [ax.get_legend()] if leg
+              for t in leg.get_texts()]
+    assert "function block (3)" in legend
+    plt.close(ax.figure)
