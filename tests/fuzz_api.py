@@ -569,7 +569,8 @@ def cases() -> dict:
         "lyapunov_scan": Case(analysis.lyapunov_scan, {
             "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
             "x0": P(np.array([0.3]), "state"), "steps": P(40, "int>=1"),
-            "k": P(1, "int>=1"), "transient": P(10, "int>=0")},
+            "k": P(1, "int>=1"), "transient": P(10, "int>=0"),
+            "rng": P(0, "rng", optional=True)},
             positional=("make_map", "values", "x0", "steps"),
             nan_ok=True),  # NaN marks a diverged orbit, by documentation
         "mean_field_exponent": Case(analysis.mean_field_exponent, {

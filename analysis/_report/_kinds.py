@@ -265,16 +265,19 @@ def _known_dim(spec, name, *, tangent=False):
     if net.kind in ("saved",) or (net.kind == "mlp" and net.widths is None):
         return None
     dim = static_sizes(name, net, f"networks.{name}").dim
-    if tangent and net.kind == "mlp":
-        return dim - net.widths[0]
-    if tangent and net.kind == "pattern" and net.input_block is not None:
-        return dim - net.sizes[net.input_block]
-    return dim
+    return dim - (net.static_input_size() or 0) if tangent else dim
 
 
 def _driven(spec, name):
-    net = spec.networks[name]
-    return net.kind == "mlp" or getattr(net, "input_block", None) is not None
+    return spec.networks[name].static_input_size() != 0
+
+
+def _check_autonomous_scan(spec, network, where):
+    """A gain scan rebuilds the network at each gain without an input block: refuse one."""
+    if spec.networks[network].inputs:
+        raise SpecError(f"{where}.network: a gain scan needs an autonomous random_rnn "
+                        f"(inputs = 0), {network!r} has inputs = "
+                        f"{spec.networks[network].inputs}")
 
 
 @report_kind(Trajectory)
@@ -393,6 +396,22 @@ def _symmetry_labels(pts, m, tol=1e-6):
     return labels
 
 
+def _state_eigenvalues(fp, m):
+    """``fp`` with the eigenvalues of the Jacobian on the state outside a driven map's
+    input block: the input block's rows are zero (it holds the input, not a state), so
+    the full Jacobian adds one exact zero per input unit that belongs to no dynamics."""
+    import dataclasses
+
+    if m.input_block is None or not np.asarray(fp.points).shape[0]:
+        return fp
+    keep = np.ones(m.dim, dtype=bool)
+    keep[m.block_slice(m.input_block)] = False
+    J = np.asarray(fp.jacobians)[:, keep][:, :, keep]
+    ev = np.linalg.eigvals(J)
+    ev = np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1, kind="stable"), axis=1)
+    return dataclasses.replace(fp, eigenvalues=ev)
+
+
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
     from .. import plots
@@ -402,7 +421,7 @@ def fixed_points(cfg, ctx, out):
     u = ctx.inputs[cfg.network]
     x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
                        **({} if u is None else {"inputs": u}))
-    fp = find_fixed_points(m, x0, inputs=u, period=cfg.period)
+    fp = _state_eigenvalues(find_fixed_points(m, x0, inputs=u, period=cfg.period), m)
     pts = np.asarray(fp.points)
     ev = np.asarray(fp.eigenvalues)
     stable = np.asarray(fp.stable, dtype=bool)
@@ -416,6 +435,7 @@ def fixed_points(cfg, ctx, out):
     norms = np.linalg.norm(pts, axis=1) if pts.size else np.zeros(0)
     symmetry = _symmetry_labels(pts, m) if pts.size else []
     out.numbers.update(count=int(pts.shape[0]), stable=int(stable.sum()),
+                       eigenvalues_per_point=int(ev.shape[1]) if ev.ndim == 2 else 0,
                        unconverged=int(fp.n_unconverged), starts=cfg.starts,
                        max_residual=float(np.max(np.asarray(fp.residuals), initial=0.0)),
                        spectral_radius=radius.tolist(), n_unstable=n_uns.tolist(),
@@ -523,6 +543,9 @@ class LyapunovScan(AnalysisModel):
     threshold: Positive = 0.01
     """Nats/step: the largest exponent above which a network counts as chaotic."""
     needs = ("random_rnn",)
+
+    def check(self, spec, where):
+        _check_autonomous_scan(spec, self.network, where)
 
     def cost(self, sizes):
         s = sizes[self.network]
@@ -689,6 +712,7 @@ class OrbitDiagram(AnalysisModel):
     needs = ("random_rnn",)
 
     def check(self, spec, where):
+        _check_autonomous_scan(spec, self.network, where)
         n = spec.networks[self.network].n
         if self.unit >= n:
             raise SpecError(f"{where}.unit: unit {self.unit} does not exist (n = {n})")

@@ -24,6 +24,7 @@ class MemoryCapacityKind(AnalysisModel):
     max_delay: Count = 15
     steps: Count = 3000
     washout: NonNegative = 100
+    needs_input = True
 
     def cost(self, sizes):
         seconds = sum(self.steps * _step_cost(sizes[n]) for n in self.networks)

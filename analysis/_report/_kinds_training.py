@@ -74,6 +74,7 @@ class FlipFlopKind(AnalysisModel):
     trials: Count = 64
     steps: Count = 300
     starts: Count = 512
+    needs_input = True
 
     def cost(self, sizes):
         s = sizes[self.network]

@@ -18,7 +18,16 @@ from . import _budget
 from ._html import dumps, jsonable, render
 from ._kinds import KINDS, Context, Section
 from ._models import SpecError
-from ._networks import build_network, describe, drive_input, rng_for, sizes_of, static_sizes
+from ._networks import (
+    build_network,
+    describe,
+    drive_input,
+    input_source,
+    network_gain,
+    rng_for,
+    sizes_of,
+    static_sizes,
+)
 from ._spec import (
     example_spec_path,
     examples,
@@ -235,8 +244,12 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         nets, inputs, described = {}, {}, {}
         for name, net in spec.networks.items():
             nets[name] = build_network(name, net, spec.seed)
-            inputs[name] = drive_input(name, nets[name], spec.seed)
-            described[name] = describe(nets[name], inputs[name])
+            inputs[name] = drive_input(name, nets[name], spec.seed, net.input)
+            described[name] = {**describe(nets[name], inputs[name]),
+                               "gain": network_gain(net),
+                               "input_source": None if inputs[name] is None
+                               else input_source(net.input, spec.seed)}
+        _check_driven(spec, inputs)
         if any(c is None for c in costs):  # saved networks: sized now, before any analysis
             costs = _budget.check_budget(spec, {n: sizes_of(m) for n, m in nets.items()},
                                          time_limit=time_limit, force=force)
@@ -247,7 +260,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
             sections, results, n_figs = [], [], 0
             for i, cfg in enumerate(spec.analyses):
                 title = cfg.title()
-                say(f"[{i + 1}/{n}] {title} ...", end="")
+                # whole lines only: an analysis' progress bar writes between them
+                say(f"[{i + 1}/{n}] {title} ...")
                 t0 = time.perf_counter()
                 res, error = _run_one(i, cfg, ctx_args)
                 figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
@@ -262,7 +276,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                     entry["error"] = error
                 results.append(entry)
                 took = time.perf_counter() - t0
-                say(f" {took:.1f} s (estimated {_budget.human_seconds(costs[i].seconds)})"
+                say(f"[{i + 1}/{n}] done in {took:.1f} s (estimated "
+                    f"{_budget.human_seconds(costs[i].seconds)})"
                     + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
             versions = _versions()
             doc = jsonable({"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -280,6 +295,18 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         raise
     say(f"report written to {out / 'report.html'} ({time.perf_counter() - t_start:.1f} s)")
     return doc
+
+
+def _check_driven(spec, inputs):
+    """Refuse an analysis that needs a driven network on a loaded one that is not (a saved
+    network's input block is known only once loaded; the others are refused earlier)."""
+    from ._spec import driven_message
+
+    for i, cfg in enumerate(spec.analyses):
+        if cfg.needs_input:
+            for name in cfg.network_names():
+                if inputs[name] is None:
+                    raise SpecError(driven_message(cfg, i, name))
 
 
 def _swap_in(tmp: Path, out: Path):
