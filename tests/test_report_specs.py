@@ -316,3 +316,77 @@ def test_network_table_shows_activations_per_block(tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "<td>x: identity, h1: relu, h2: relu, y: identity</td>" in html
     assert "<td>sin</td>" in html
+
+
+# -- time estimates ----------------------------------------------------------------------------
+CALIBRATION = {
+    "seed": 1,
+    "networks": {"mlp": {"kind": "mlp", "widths": [4, 16, 16, 3]},
+                 "strong": {"kind": "random_rnn", "n": 40, "gain": 2.0},
+                 "scan": {"kind": "random_rnn", "n": 30},
+                 "driven": {"kind": "random_rnn", "n": 20, "gain": 0.9, "inputs": 1}},
+    "analyses": [{"kind": "block_matrix", "network": "mlp"},
+                 {"kind": "sparsity_graph", "network": "mlp"},
+                 {"kind": "impulse_response", "networks": ["mlp", "driven"], "steps": 15},
+                 {"kind": "trajectory", "network": "strong", "steps": 300},
+                 {"kind": "fixed_points", "network": "strong", "starts": 16},
+                 {"kind": "lyapunov", "network": "strong", "steps": 1500, "k": 6},
+                 {"kind": "lyapunov_scan", "network": "scan", "steps": 300, "seeds": 3,
+                  "gains": {"start": 0.5, "stop": 2.0, "num": 6}},
+                 {"kind": "memory_capacity", "networks": ["driven"], "steps": 800,
+                  "max_delay": 6},
+                 {"kind": "finite_time", "network": "strong", "steps": 800, "window": 20}],
+}
+
+
+def _seconds(text):
+    value, unit = text.split()
+    return float(value) * {"s": 1.0, "min": 60.0, "h": 3600.0}[unit]
+
+
+def test_time_estimates_are_within_3x_of_the_cpu_time_figures_included():
+    # the estimates are of one core's CPU time (an idle machine's wall time): measured as
+    # CPU time, the check holds on a machine loaded by other jobs
+    import io
+
+    log = io.StringIO()
+    run_report(CALIBRATION, _tmp() / "r", progress=log)
+    rows = re.findall(r"done in ([\d.]+) s, ([\d.e+-]+) s of CPU \(estimated ([^)]+)\)",
+                      log.getvalue())
+    assert len(rows) == len(CALIBRATION["analyses"]), log.getvalue()
+    est = np.array([_seconds(e) for _, _, e in rows])
+    cpu = np.array([float(c) for _, c, _ in rows])
+    ratio = est / cpu
+    assert np.all((ratio > 1 / 3) & (ratio < 3)), list(zip(
+        [a["kind"] for a in CALIBRATION["analyses"]], est, cpu))
+    assert 1 / 3 < est.sum() / cpu.sum() < 3
+
+
+def _tmp():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix="itermap-calibration-"))
+
+
+def test_estimates_scale_with_what_costs():
+    # more starts, steps or figures never make a report cheaper; a stronger coupling makes a
+    # fixed-point search dearer (starts wander longer), a held input cheaper
+    from itermap.analysis._report._networks import static_sizes
+
+    def cost(net, analysis):
+        spec = validate(_spec({"a": net}, [analysis]))
+        return _report.check_budget(spec, {"a": static_sizes("a", spec.networks["a"],
+                                                             "networks.a")})[0].seconds
+
+    fp = {"kind": "fixed_points", "network": "a", "starts": 16}
+    weak = cost({"kind": "random_rnn", "n": 300, "gain": 1.1}, fp)
+    strong = cost({"kind": "random_rnn", "n": 300, "gain": 2.0}, fp)
+    driven = cost({"kind": "random_rnn", "n": 300, "gain": 2.0, "inputs": 1}, fp)
+    assert weak < driven < strong
+    assert cost({"kind": "random_rnn", "n": 1000, "gain": 2.0}, fp) > 20 * strong
+    # a figure is part of every estimate
+    from itermap.analysis._report._kinds import FIGURE_SECONDS
+
+    assert cost({"kind": "random_rnn", "n": 5}, {"kind": "trajectory", "network": "a",
+                                                 "steps": 1}) >= FIGURE_SECONDS

@@ -31,14 +31,29 @@ from ._models import (
 )
 from ._networks import block_labels
 
-__all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section"]
+__all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
 # -- the rough machine model of the cost estimates ------------------------------------------
+# Seconds of one core's CPU time (the wall time on an idle machine; the report runs small
+# networks on one BLAS thread), calibrated on a 2-core x86 VM (benchmarks/RESULTS.md, the
+# report estimates): within 3x of the measured CPU time on the shipped examples, fixed
+# points at n = 300 to 3000 and 300 small analyses, figures included.
 #: sustained floating-point rate of dense products on a small machine (flop/s)
-FLOPS = 2e9
+FLOPS = 6e9
+#: the rate of batched LU solves and eigenvalue problems, with their overheads (flop/s)
+LINALG_FLOPS = 7e9
 #: Python and dispatch overhead of one batched step (s)
 STEP_OVERHEAD = 3e-5
+#: extra overhead of a step that also re-orthonormalises a tangent frame (s)
+QR_OVERHEAD = 6e-5
+#: CPU seconds to draw and save one simple figure (PDF, and PNG at 200 dpi)
+FIGURE_SECONDS = 0.2
 _F8 = 8.0  # bytes of a float64
+
+
+def _figure(weight=1.0) -> float:
+    """Seconds of a figure ``weight`` times as costly as a simple one (panels, log axes)."""
+    return FIGURE_SECONDS * weight
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,8 @@ class BlockMatrixKind(AnalysisModel):
 
     def cost(self, sizes):
         s = sizes[self.network]
-        return Cost(bytes=4 * _F8 * s.nnz + _F8 * s.dim ** 2, seconds=0.2 + 2e-7 * s.nnz)
+        return Cost(bytes=4 * _F8 * s.nnz + _F8 * s.dim ** 2,
+                    seconds=0.03 + 2e-7 * s.nnz + _figure(1.4))
 
 
 def _nnz(block):
@@ -206,7 +222,8 @@ class SparsityGraph(AnalysisModel):
         s = sizes[self.network]
         edges = s.nnz if self.level == "unit" else 1
         # networkx holds a dict per edge (a few hundred bytes) and draws each one
-        return Cost(bytes=400.0 * edges + 4 * _F8 * s.nnz, seconds=0.2 + 2e-5 * edges,
+        return Cost(bytes=400.0 * edges + 4 * _F8 * s.nnz,
+                    seconds=0.03 + 2e-5 * edges + _figure(1.0),
                     memory_key="level", time_key="level")
 
 
@@ -251,7 +268,8 @@ class Trajectory(AnalysisModel):
     def cost(self, sizes):
         s = sizes[self.network]
         T = self.steps + self.transient
-        return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s), memory_key="steps")
+        return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s) + _figure(1.0),
+                    memory_key="steps")
 
 
 def _known_dim(spec, name, *, tangent=False):
@@ -320,7 +338,9 @@ class ImpulseResponse(AnalysisModel):
             s = sizes[name]
             seconds += (self.steps + 60) * _step_cost(s, vectors=s.dim)
             bytes_ = max(bytes_, 4 * _F8 * s.dim ** 2 + _F8 * self.steps * s.dim)
-        return Cost(bytes=bytes_, seconds=seconds, memory_key="networks")
+        # a log axis with one curve per network
+        return Cost(bytes=bytes_, seconds=seconds + _figure(1.6 + 0.2 * len(self.networks)),
+                    memory_key="networks")
 
 
 def _settled(m, u):
@@ -370,11 +390,27 @@ class FixedPointsKind(AnalysisModel):
     def cost(self, sizes):
         s = sizes[self.network]
         n = s.dim
-        per_iter = self.period * (2.0 * s.nnz * n) + 2 * n ** 3 / 3 + 2 * n ** 2
+        iters, excess = _newton_iterations(s)
+        # per start and iteration: the Jacobian (products of p of them) and one LU solve
+        per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
+        # distinct points whose spectra are computed: more the stronger the coupling
+        points = 1 + self.starts / 4 * min(2 * excess, 1.0)
         return Cost(bytes=6 * _F8 * self.starts * n ** 2,
-                    seconds=self.starts * (50 * per_iter + 25 * n ** 3) / FLOPS
-                    + 50 * STEP_OVERHEAD * self.period,
+                    seconds=(self.starts * iters * per_iter + points * 25 * n ** 3)
+                    / LINALG_FLOPS + iters * 2e-3 * self.period + _figure(1.0),
                     memory_key="starts", time_key="starts")
+
+
+def _newton_iterations(s: Sizes) -> tuple[float, float]:
+    """Iterations per start of a fixed-point search, from the gain the spec gives.
+
+    Contracting networks converge in a few; past gain 1 ever more starts wander until
+    they give up (measured: about 10 per start at gain 1.2, 150 at gain 2). A held
+    input mostly pins a network to one stable point: its effective gain counts less.
+    """
+    g = 1.5 if s.gain is None else s.gain
+    excess = max(g - 1.0, 0.0) / (4.0 if s.driven else 1.0)
+    return 8.0 + 150.0 * min(excess, 1.5) ** 2, excess
 
 
 def _symmetry_labels(pts, m, tol=1e-6):
@@ -481,7 +517,8 @@ class Lyapunov(AnalysisModel):
         T = self.steps + self.transient
         qr = 4.0 * s.dim * k * k * self.starts / FLOPS
         return Cost(bytes=8 * _F8 * self.starts * s.dim * k,
-                    seconds=T * (_step_cost(s, self.starts, k) + qr), memory_key="k")
+                    seconds=T * (_step_cost(s, self.starts, k) + qr) + _figure(3.0),
+                    memory_key="k")
 
 
 def _kaplan_yorke_reason(exps, k, dim):
@@ -553,7 +590,8 @@ class LyapunovScan(AnalysisModel):
         T = (self.steps + self.transient) * self.seeds
         qr = 4.0 * s.dim * self.k ** 2 * rows / FLOPS
         return Cost(bytes=_F8 * (3 * s.nnz + 8 * rows * s.dim * self.k),
-                    seconds=T * (_step_cost(s, rows, self.k) + qr), memory_key="gains")
+                    seconds=T * (_step_cost(s, rows, self.k) + qr) + _figure(1.5),
+                    memory_key="gains")
 
 
 def _crossing(gains, lam, threshold):
@@ -722,7 +760,8 @@ class OrbitDiagram(AnalysisModel):
         P = gain_count(self.gains)
         T = self.transient + self.keep
         return Cost(bytes=_F8 * (3 * s.nnz + (self.keep + 4) * P * s.dim),
-                    seconds=T * _step_cost(s, P), memory_key="gains", time_key="transient")
+                    seconds=T * _step_cost(s, P) + _figure(1.0) + 2e-5 * P * self.keep,
+                    memory_key="gains", time_key="transient")
 
 
 @report_kind(OrbitDiagram)

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _fmt, _new_axes, report_kind
+from ._kinds import _figure, _fmt, _new_axes, report_kind
 from ._models import AnalysisModel, Cost, Count, Density, Name
 
 
@@ -32,8 +32,8 @@ class TrainKind(AnalysisModel):
         # one digits epoch of a 64-hidden map on 3 steps: about 0.05 s on a small machine
         per_epoch = 0.05 * (self.hidden / 64) * (self.steps / 3) * 3  # sparse maps are slower
         models = 2 + len(self.densities)
-        return Cost(bytes=50e6, seconds=models * self.seeds * self.epochs * per_epoch,
-                    memory_key="hidden", time_key="epochs")
+        return Cost(bytes=50e6, seconds=models * self.seeds * self.epochs * per_epoch
+                    + _figure(1.0), memory_key="hidden", time_key="epochs")
 
 
 @report_kind(TrainKind)
@@ -79,7 +79,8 @@ class FlipFlopKind(AnalysisModel):
     def cost(self, sizes):
         s = sizes[self.network]
         return Cost(bytes=8.0 * (self.starts * s.dim * s.dim + self.trials * self.steps * s.dim),
-                    seconds=2.0 + 3e-6 * self.starts * s.dim ** 2, memory_key="starts",
+                    seconds=2.0 + 3e-6 * self.starts * s.dim ** 2 + _figure(1.0),
+                    memory_key="starts",
                     time_key="starts")
 
 

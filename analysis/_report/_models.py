@@ -246,6 +246,7 @@ class Sizes:
     dim: int
     nnz: int  # stored weights
     driven: bool
+    gain: float | None = None  # the spec's gain (random_rnn) or weight scale; None: unknown
 
 
 @dataclass

@@ -44,16 +44,18 @@ def static_sizes(name, net, where) -> Sizes | None:
     if net.kind == "random_rnn":
         return Sizes(dim=net.n + net.inputs,
                      nnz=math.ceil(net.n * net.n * net.density) + net.n * net.inputs,
-                     driven=net.inputs > 0)
+                     driven=net.inputs > 0, gain=float(net.gain))
     if net.kind == "pattern":
         s = net.sizes
         nnz = sum(s[i] * s[j] for i, row in enumerate(net.pattern) for j, t in enumerate(row)
                   if t.strip() != "0")
-        return Sizes(dim=sum(s), nnz=nnz, driven=net.input_block is not None)
+        return Sizes(dim=sum(s), nnz=nnz, driven=net.input_block is not None,
+                     gain=float(net.scale))
     if net.kind == "mlp":
         if net.widths is not None:
             w = net.widths
-            return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True)
+            return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True,
+                         gain=float(net.scale))
         try:
             shapes = _npz_shapes(net.path)
         except FileNotFoundError:

@@ -262,7 +262,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                 title = cfg.title()
                 # whole lines only: an analysis' progress bar writes between them
                 say(f"[{i + 1}/{n}] {title} ...")
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 res, error = _run_one(i, cfg, ctx_args)
                 figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)
                 sections.append({"number": i + 1, "title": title, "error": error,
@@ -275,8 +275,9 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                 if error is not None:
                     entry["error"] = error
                 results.append(entry)
-                took = time.perf_counter() - t0
-                say(f"[{i + 1}/{n}] done in {took:.1f} s (estimated "
+                took, cpu = time.perf_counter() - t0, time.process_time() - c0
+                # the estimates are of CPU time (the wall time of an idle machine): both shown
+                say(f"[{i + 1}/{n}] done in {took:.1f} s, {cpu:.2g} s of CPU (estimated "
                     f"{_budget.human_seconds(costs[i].seconds)})"
                     + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
             versions = _versions()
