@@ -384,7 +384,7 @@ def test_estimates_scale_with_what_costs():
     strong = cost({"kind": "random_rnn", "n": 300, "gain": 2.0}, fp)
     driven = cost({"kind": "random_rnn", "n": 300, "gain": 2.0, "inputs": 1}, fp)
     assert weak < driven < strong
-    assert cost({"kind": "random_rnn", "n": 1000, "gain": 2.0}, fp) > 20 * strong
+    assert cost({"kind": "random_rnn", "n": 1000, "gain": 2.0}, fp) > 10 * strong
     # a figure is part of every estimate
     from itermap.analysis._report._kinds import FIGURE_SECONDS
 
