@@ -145,7 +145,8 @@ class Equivalence(AnalysisModel):
 
     def cost(self, sizes):
         s = sizes[self.network]
-        return Cost(bytes=6 * _F8 * self.batch * s.dim, seconds=8 * _step_cost(s, self.batch),
+        return Cost(bytes=6 * _F8 * self.batch * s.dim,
+                    seconds=0.002 + 8 * _step_cost(s, self.batch),
                     memory_key="batch", time_key="batch")
 
 
