@@ -93,3 +93,15 @@ def test_pytest_reports_why_each_test_skipped():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     opts = pyproject["tool"]["pytest"]["ini_options"]["addopts"].split()
     assert any(o.startswith("-r") and ("s" in o or "a" in o) for o in opts)
+
+
+def test_the_wheel_test_says_why_it_skips(monkeypatch):
+    import importlib.metadata
+
+    from test_cli import _no_build_backend
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "65.5.0")
+    reason = _no_build_backend()
+    assert "setuptools 65.5.0" in reason and "setuptools>=77" in reason and "[test]" in reason
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "80.9.0")
+    assert _no_build_backend() == ""
