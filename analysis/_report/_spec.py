@@ -314,7 +314,7 @@ def _path_of(where):
 
 
 def key_line(text, message):
-    """The line (from 1) of the TOML ``text`` where the key a ``message`` starts with is
+    r"""The line (from 1) of the TOML ``text`` where the key a ``message`` starts with is
     written, or of the table that holds it (a missing key); None where no line says.
 
     tomllib keeps no positions, so the tables and keys are traced line by line: headers
