@@ -221,7 +221,8 @@ def test_step_log_and_progress_bars_never_share_a_line(tmp_path, capsys, monkeyp
     assert "inner bar" in err
     shown = [_rendered(line) for line in err.split("\n")]
     assert any(line.startswith("[1/1] lyapunov (r) ...") for line in shown), shown
-    assert any(re.match(r"\[1/1\] done in [\d.]+ s \(estimated", line) for line in shown)
+    assert any(re.match(r"\[1/1\] done in [\d.]+ s, [\d.e+-]+ s of CPU \(estimated", line)
+               for line in shown)
     assert not any("[1/1]" in line and "inner bar" in line for line in shown), shown
 
 
