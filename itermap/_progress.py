@@ -61,13 +61,14 @@ def progress_bar(*, total: int | None, desc: str, unit: str = "it", initial: int
 
     if disable:
         return std.tqdm(total=total, disable=True)
+    opts: dict[str, Any] = {"total": total, "desc": desc, "unit": unit, "initial": initial,
+                            "leave": leave}
+    if delay:
+        opts["delay"] = delay  # only where asked: older tqdm has no delay
     notebook = in_notebook()
     if notebook and _widgets():
         from tqdm.notebook import tqdm as widget
 
-        return widget(total=total, desc=desc, unit=unit, initial=initial, leave=leave,
-                      delay=delay)
-    return std.tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave,
-                    delay=delay, file=sys.stderr,
-                    mininterval=NOTEBOOK_INTERVAL if notebook else 0.1,
+        return widget(**opts)
+    return std.tqdm(**opts, file=sys.stderr, mininterval=NOTEBOOK_INTERVAL if notebook else 0.1,
                     maxinterval=max(10.0, NOTEBOOK_INTERVAL))
