@@ -1150,7 +1150,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
             bar.close()
             bar = None
         # one line that says what survives, in place of the pool's internals
-        raise KeyboardInterrupt(_interrupted(sum(done), len(uncached), len(points),
+        on_disk = None if cache_dir is None else sum(
+            os.path.exists(os.path.join(cache_dir, key + ".npz")) for key in keys)
+        raise KeyboardInterrupt(_interrupted(sum(done), on_disk, len(points),
                                              cache_dir)) from None
     except BaseException:
         for fut in futures:
@@ -1180,12 +1182,13 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     return SweepResult(names, records, failed, seed=seed_json, n_cached=n_cached)
 
 
-def _interrupted(n_done, n_uncached, n_points, cache_dir):
-    """The message of an interrupted sweep: how many points are cached, and how to resume."""
+def _interrupted(n_done, n_cached, n_points, cache_dir):
+    """The message of an interrupted sweep: how many points are cached (counted on disk),
+    and how to resume."""
     if cache_dir is None:
         return (f"sweep interrupted: {n_done} of {n_points} points done, none cached (pass "
                 "cache=DIR to keep finished points across an interrupt)")
-    return (f"sweep interrupted: {n_done - n_uncached} of {n_points} points are cached in "
+    return (f"sweep interrupted: {n_cached} of {n_points} points are cached in "
             f"{cache_dir}; run the same sweep again to resume")
 
 

@@ -168,9 +168,9 @@ def test_ctrl_c_in_a_sweep_says_how_many_points_are_cached(tmp_path):
 def test_interrupt_message_without_a_cache():
     from itermap.analysis._sweep import _interrupted
 
-    assert _interrupted(4, 0, 10, None).startswith("sweep interrupted: 4 of 10 points done, "
-                                                   "none cached (pass cache=DIR")
-    assert _interrupted(4, 1, 10, "d").startswith("sweep interrupted: 3 of 10 points are "
+    assert _interrupted(4, None, 10, None).startswith("sweep interrupted: 4 of 10 points "
+                                                      "done, none cached (pass cache=DIR")
+    assert _interrupted(4, 3, 10, "d").startswith("sweep interrupted: 3 of 10 points are "
                                                   "cached in d;")
 
 
