@@ -345,13 +345,13 @@ def _seconds(text):
     return float(value) * {"s": 1.0, "min": 60.0, "h": 3600.0}[unit]
 
 
-def test_time_estimates_are_within_3x_of_the_cpu_time_figures_included():
+def test_time_estimates_are_within_3x_of_the_cpu_time_figures_included(tmp_path):
     # the estimates are of one core's CPU time (an idle machine's wall time): measured as
     # CPU time, the check holds on a machine loaded by other jobs
     import io
 
     log = io.StringIO()
-    run_report(CALIBRATION, _tmp() / "r", progress=log)
+    run_report(CALIBRATION, tmp_path / "r", progress=log)
     rows = re.findall(r"done in ([\d.]+) s, ([\d.e+-]+) s of CPU \(estimated ([^)]+)\)",
                       log.getvalue())
     assert len(rows) == len(CALIBRATION["analyses"]), log.getvalue()
@@ -361,13 +361,6 @@ def test_time_estimates_are_within_3x_of_the_cpu_time_figures_included():
     assert np.all((ratio > 1 / 3) & (ratio < 3)), list(zip(
         [a["kind"] for a in CALIBRATION["analyses"]], est, cpu))
     assert 1 / 3 < est.sum() / cpu.sum() < 3
-
-
-def _tmp():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="itermap-calibration-"))
 
 
 def test_estimates_scale_with_what_costs():
