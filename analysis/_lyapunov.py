@@ -721,9 +721,9 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         if out is None:
             bar = None
             if progress:
-                from tqdm.auto import tqdm
+                from itermap._progress import progress_bar
 
-                bar = tqdm(total=total, desc="lyapunov", unit="step")
+                bar = progress_bar(total=total, desc="lyapunov", unit="step")
             try:
                 out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
             finally:

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 import itermap
-from itermap import DivergenceError, Map, saveable
-from itermap._types import Array, MapLike
+from itermap import DivergenceError, Map, as_rng, saveable
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
 from ._checks import (
@@ -325,7 +325,7 @@ def _segment_stderr(res, segments=10):
 
 def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, steps: int, *,
                   k: int = 1, transient: int = 200, inputs: Array | None = None,
-                  batched: bool | None = None) -> LyapunovScan:
+                  batched: bool | None = None, rng: RngLike = None) -> LyapunovScan:
     """The ``k`` largest Lyapunov exponents of a family of maps, one per parameter value.
 
     Parameters
@@ -349,6 +349,10 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
         A constant input for driven maps.
     batched : bool, optional
         Force or forbid the batched path (default: when supported).
+    rng : int, Generator or None
+        Draws the random initial tangent frames of the per-value path (one stream
+        over the values, in order); the batched path starts from the identity
+        frame and draws nothing. The same seed gives the same result.
 
     Returns
     -------
@@ -379,6 +383,7 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     transient = _check_int("transient", transient, 0)
     if not callable(make_map):
         raise TypeError("make_map must be a callable value -> Map")
+    gen = as_rng(rng)
     P = values.size
     m = _batched_map(make_map, values, x0, inputs, batched)
     if m is not None:
@@ -395,7 +400,8 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
                 raise ValueError(f"k={k} exceeds the map's dimension {mi.dim}")
             X = _states_for(mi, x0, P)[i:i + 1]
             try:
-                res = lyapunov_spectrum(mi, X, steps, k=k, transient=transient, inputs=inputs)
+                res = lyapunov_spectrum(mi, X, steps, k=k, transient=transient, inputs=inputs,
+                                        rng=gen)
             except DivergenceError:
                 continue  # the orbit diverged: NaN, as on the batched path
             exps[i] = np.asarray(to_numpy(res.exponents), dtype=float)

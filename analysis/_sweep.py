@@ -57,6 +57,7 @@ import threading
 import time
 import traceback
 import warnings
+import weakref
 import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -647,12 +648,42 @@ def _local_pool(n_workers):
         return pool
 
 
-def _discard_pool(pool):
-    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew."""
+def _discard_pool(pool, *, quiet=False):
+    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew.
+
+    ``quiet``: silence the pool's manager thread meanwhile. Killed under work in flight
+    (an interrupt), loky's manager thread can trip over its own cleared work items and
+    print a second traceback after the user's KeyboardInterrupt.
+    """
     with _pools_lock:
         for key in [k for k, v in _pools.items() if v is pool]:
             del _pools[key]
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if quiet and isinstance(manager, threading.Thread):
+        _silence(manager)
     pool.shutdown(wait=False, kill_workers=True)
+    if quiet and isinstance(manager, threading.Thread):
+        manager.join(timeout=5.0)
+
+
+_silenced: weakref.WeakSet = weakref.WeakSet()  # threads whose exceptions are not printed
+_hook_lock = threading.Lock()
+
+
+def _silence(thread):
+    """Keep ``thread``'s uncaught exception from being printed (threading.excepthook)."""
+    with _hook_lock:
+        if not _silenced and not getattr(threading.excepthook, "_itermap_quiet", False):
+            previous = threading.excepthook
+
+            def quiet(args, _previous=previous):
+                if args.thread is not None and args.thread in _silenced:
+                    return
+                _previous(args)
+
+            quiet._itermap_quiet = True
+            threading.excepthook = quiet
+        _silenced.add(thread)
 
 
 def _worker_death(exc, started):
@@ -743,7 +774,7 @@ def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
                 finish(fut, i)
     except BaseException:
         if pool is not None:  # an interrupt: stop the points still running
-            _discard_pool(pool)
+            _discard_pool(pool, quiet=True)
         raise
     finally:
         if alone is not None:
@@ -959,9 +990,9 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     bar = None
     if progress:
         try:
-            from tqdm.auto import tqdm
+            from itermap._progress import progress_bar
 
-            bar = tqdm(total=len(points), initial=n_cached, desc="sweep", unit="pt")
+            bar = progress_bar(total=len(points), initial=n_cached, desc="sweep", unit="pt")
         except ImportError:  # pragma: no cover
             bar = None
     futures: dict = {}
@@ -1008,6 +1039,17 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
                     futures[fut] = i
             for fut in cf.as_completed(futures):
                 finish(fut, futures[fut])
+    except KeyboardInterrupt:
+        for fut in futures:
+            fut.cancel()
+        if bar is not None:
+            bar.close()
+            bar = None
+        # one line that says what survives, in place of the pool's internals
+        on_disk = None if cache_dir is None else sum(
+            os.path.exists(os.path.join(cache_dir, key + ".npz")) for key in keys)
+        raise KeyboardInterrupt(_interrupted(sum(done), on_disk, len(points),
+                                             cache_dir)) from None
     except BaseException:
         for fut in futures:
             fut.cancel()
@@ -1034,6 +1076,16 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
                       f"of the table (see result.failures): {shown}{more}",
                       RuntimeWarning, stacklevel=2)
     return SweepResult(names, records, failed, seed=seed_json, n_cached=n_cached)
+
+
+def _interrupted(n_done, n_cached, n_points, cache_dir):
+    """The message of an interrupted sweep: how many points are cached (counted on disk),
+    and how to resume."""
+    if cache_dir is None:
+        return (f"sweep interrupted: {n_done} of {n_points} points done, none cached (pass "
+                "cache=DIR to keep finished points across an interrupt)")
+    return (f"sweep interrupted: {n_cached} of {n_points} points are cached in "
+            f"{cache_dir}; run the same sweep again to resume")
 
 
 # --------------------------------------------------------------------------- cache files

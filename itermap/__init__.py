@@ -36,6 +36,20 @@ from ._transformer import LoopedTransformerMap, looped_transformer_map, transfor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # PEP 562: ``itermap.analysis`` loads on first use, so ``import itermap`` stays light
+    # (the analysis imports scipy, matplotlib, ...) and the analysis never loads unasked
+    if name == "analysis":
+        import importlib
+
+        return importlib.import_module(".analysis", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"analysis"})
+
 __all__ = [
     "ACTIVATIONS",
     "Activation",

@@ -844,8 +844,10 @@ class IterativeMap(Map):
             One state or a batch of states.
         u : array, optional
             The input of a driven map (``input_block`` set): ``(input_size,)``, or
-            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-            autonomous one.
+            ``(B, input_size)`` for a batch; refused for an autonomous map. Default: the
+            state's own input block, which holds the input that drove it (``step`` and
+            ``with_input`` write it there), so ``jacobian(state)`` at a state the map
+            reached is the Jacobian under that input.
         sparse : bool
             Return a sparse matrix (CSR) at one state, with the weights' pattern.
 
@@ -873,6 +875,8 @@ class IterativeMap(Map):
         """
         x = self._coerce(x)
         xp = namespace(x)
+        if u is None and self.input_block is not None:
+            u = x[..., self._slices[self.input_block]]
         if self._functions:
             if sparse:
                 raise ValueError("sparse: a map with function blocks has no sparse Jacobian; "

@@ -33,6 +33,7 @@ from ._checks import (
 from ._io import _check_target, load, save, saveable
 from ._network import IterativeMap, _csr_coordinates, sampled_product
 from ._optim import make_optimizer
+from ._progress import interactive, progress_bar
 from ._protocol import as_map
 from ._rng import as_rng
 from ._types import Array, MapLike, RngLike
@@ -602,7 +603,7 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
           optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
           clip_norm: float | None = None, schedule: Any = None, validation: float = 0.0,
           validation_data: tuple[Array, Array] | None = None, patience: int | None = None,
-          freeze_bias: bool = False, checkpoint: int | None = None, progress: bool = True,
+          freeze_bias: bool = False, checkpoint: int | None = None, progress: bool | None = None,
           save_state: str | os.PathLike | None = None,
           resume: str | os.PathLike | TrainState | None = None
           ) -> tuple[IterativeMap, TrainHistory]:
@@ -658,8 +659,10 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     checkpoint : int, optional
         Store states only every ``checkpoint`` steps and recompute the steps
         between on the way back: memory O((T/c + c) B dim) instead of O(T B dim).
-    progress : bool
-        Show a tqdm progress bar over the epochs.
+    progress : bool or None
+        A progress bar over the epochs, with the training set's loss and accuracy:
+        None shows it in interactive sessions only (a Jupyter kernel, or standard
+        error on a terminal) and never in scripts' logs; True always; False never.
     save_state : path, optional
         Write a :class:`TrainState` here (an ``.npz`` file in an existing
         folder) after every epoch. A write that fails (a full disk) warns
@@ -717,7 +720,7 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
     momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
     freeze_bias = check_bool("freeze_bias", freeze_bias)
-    progress = check_bool("progress", progress)
+    progress = interactive() if progress is None else check_bool("progress", progress)
     optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
     if save_state is not None:  # up front: a typo is an error, a full disk later a warning
         save_state = _check_save_state(save_state)
@@ -780,9 +783,8 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", leave=False)
+        bar = progress_bar(total=epochs, initial=start_epoch, desc="train", unit="epoch",
+                           leave=False)
     last_good = xp.asarray(theta, copy=True)
     stopped = False
     threads = _blas_threads(m, batch_size)
@@ -839,7 +841,9 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
             hist["seconds"].append(time.perf_counter() - tic)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{hist['loss'][-1]:.4g}", acc=f"{hist['accuracy'][-1]:.3f}")
+                # the training set's numbers, not held-out ones
+                bar.set_postfix({"train loss": f"{hist['loss'][-1]:.4g}",
+                                 "train acc": f"{hist['accuracy'][-1]:.3f}"})
             if save_state is not None:
                 _save_state(save_state, epoch, TrainState(
                     theta=to_numpy(theta), moment1=_host(opt.state()["m"]),

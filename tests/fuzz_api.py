@@ -528,7 +528,7 @@ def cases() -> dict:
             "clip_norm": P(None, "float>0", optional=True),
             "validation": P(0.0, "float>=0"), "patience": P(None, "int>=1", optional=True),
             "freeze_bias": P(False, "bool"), "checkpoint": P(None, "int>=1", optional=True),
-            "progress": P(False, "bool")}, positional=("map", "inputs", "targets"),
+            "progress": P(False, "bool", optional=True)}, positional=("map", "inputs", "targets"),
             skip={"inputs": {"wrong shape"}},  # another input width is another map's
             nan_fields=("val_loss", "val_accuracy", "best_val")),  # NaN: no validation split
         "evaluate": Case(itermap.evaluate, {
@@ -734,7 +734,8 @@ def cases() -> dict:
         "lyapunov_scan": Case(analysis.lyapunov_scan, {
             "make_map": P(logistic, "callable"), "values": P([3.5, 3.9], "values"),
             "x0": P(np.array([0.3]), "state"), "steps": P(40, "int>=1"),
-            "k": P(1, "int>=1"), "transient": P(10, "int>=0")},
+            "k": P(1, "int>=1"), "transient": P(10, "int>=0"),
+            "rng": P(0, "rng", optional=True)},
             positional=("make_map", "values", "x0", "steps"),
             nan_ok=True),  # NaN marks a diverged orbit, by documentation
         "mean_field_exponent": Case(analysis.mean_field_exponent, {

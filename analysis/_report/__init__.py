@@ -17,9 +17,11 @@ Spec layout (the JSON Schema is ``data/spec.schema.json``; ``itermap report --sc
 
     [networks.NAME]          # one table per network; NAME is an identifier
     kind = "mlp"             # widths = [...] (random weights) or path = "w.npz"
-    kind = "random_rnn"      # n, gain, density, activation
+    kind = "random_rnn"      # n, gain, density, activation, inputs (0: autonomous)
     kind = "pattern"         # sizes, pattern (BlockMatrix.from_pattern tokens), scale, ...
     kind = "saved"           # path = "map.npz" (itermap.save)
+    input = 0.5              # a driven network's held input: a number per unit, a list,
+                             # or { scale = 1.0, seed = 0 } (the default: drawn, shared)
 
     [[analyses]]             # run in order; at least one
     kind = "lyapunov"        # any name in KINDS

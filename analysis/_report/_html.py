@@ -44,6 +44,16 @@ def _table(caption, columns, rows):
     return {"caption": caption, "columns": list(columns), "rows": [list(r) for r in rows]}
 
 
+def activations_per_block(d) -> str:
+    """``x: identity, h1: relu, ...``: each block's activation, named by block (one name
+    for a network of one block)."""
+    acts = d.get("activations") or []
+    if len(acts) <= 1:
+        return acts[0] if acts else "-"
+    labels = d.get("block_labels") or [str(i) for i in range(len(acts))]
+    return ", ".join(f"{b}: {a}" for b, a in zip(labels, acts))
+
+
 def _input_summary(u):
     head = ", ".join(f"{v:.3g}" for v in u[:4]) + (", ..." if len(u) > 4 else "")
     return f"[{head}] (|u| = {float(np.linalg.norm(u)):.3g})"
@@ -56,15 +66,18 @@ def render(*, spec, spec_text, networks, sections, versions, blas, elapsed) -> s
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(DATA), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     nets = _table("Networks", ["name", "type", "dim", "block sizes", "nnz", "density",
-                               "input block", "activations"],
+                               "gain", "input block", "|u|", "activations"],
                   [[n, d["type"], d["dim"], d["sizes"], d.get("nnz", "-"),
                     f"{d['density']:.3g}" if "density" in d else "-",
+                    "-" if d.get("gain") is None else f"{d['gain']:.3g}",
                     "-" if d["input_block"] is None else d["input_block"],
-                    ", ".join(dict.fromkeys(d.get("activations", []))) or "-"]
+                    "-" if d["input"] is None else f"{d['input_norm']:.3g}",
+                    activations_per_block(d)]
                    for n, d in networks.items()])
     inputs = _table("The input of each driven network (held at every step)",
-                    ["network", "size", "u"],
-                    [[n, len(d["input"]), _input_summary(d["input"])]
+                    ["network", "size", "set", "u"],
+                    [[n, len(d["input"]), d.get("input_source") or "-",
+                      _input_summary(d["input"])]
                      for n, d in networks.items() if d["input"] is not None])
     shown = []
     for sec in sections:

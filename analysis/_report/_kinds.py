@@ -31,14 +31,30 @@ from ._models import (
 )
 from ._networks import block_labels
 
-__all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section"]
+__all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
 # -- the rough machine model of the cost estimates ------------------------------------------
+# Seconds of one core's CPU time (the wall time on an idle machine; the report runs small
+# networks on one BLAS thread), calibrated on a 2-core x86 VM (benchmarks/RESULTS.md, the
+# report estimates): within 3x of the measured CPU time on the shipped examples, fixed
+# points at n = 300 to 3000 and 300 small analyses, figures included.
 #: sustained floating-point rate of dense products on a small machine (flop/s)
-FLOPS = 2e9
+FLOPS = 6e9
+#: the rate of large LU solves and eigenvalue problems on one core (flop/s); smaller ones
+#: run slower, see _linalg_rate (measured: 9e9 at n = 300, 3e10 at n = 3000)
+LINALG_FLOPS = 4e10
 #: Python and dispatch overhead of one batched step (s)
 STEP_OVERHEAD = 3e-5
+#: extra overhead of a step that also re-orthonormalises a tangent frame (s)
+QR_OVERHEAD = 6e-5
+#: CPU seconds to draw and save one simple figure (PDF, and PNG at 200 dpi)
+FIGURE_SECONDS = 0.2
 _F8 = 8.0  # bytes of a float64
+
+
+def _figure(weight=1.0) -> float:
+    """Seconds of a figure ``weight`` times as costly as a simple one (panels, log axes)."""
+    return FIGURE_SECONDS * weight
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,8 @@ class Equivalence(AnalysisModel):
 
     def cost(self, sizes):
         s = sizes[self.network]
-        return Cost(bytes=6 * _F8 * self.batch * s.dim, seconds=8 * _step_cost(s, self.batch),
+        return Cost(bytes=6 * _F8 * self.batch * s.dim,
+                    seconds=0.002 + 8 * _step_cost(s, self.batch),
                     memory_key="batch", time_key="batch")
 
 
@@ -165,7 +182,8 @@ class BlockMatrixKind(AnalysisModel):
 
     def cost(self, sizes):
         s = sizes[self.network]
-        return Cost(bytes=4 * _F8 * s.nnz + _F8 * s.dim ** 2, seconds=0.2 + 2e-7 * s.nnz)
+        return Cost(bytes=4 * _F8 * s.nnz + _F8 * s.dim ** 2,
+                    seconds=0.03 + 2e-7 * s.nnz + _figure(1.4))
 
 
 def _nnz(block):
@@ -206,7 +224,8 @@ class SparsityGraph(AnalysisModel):
         s = sizes[self.network]
         edges = s.nnz if self.level == "unit" else 1
         # networkx holds a dict per edge (a few hundred bytes) and draws each one
-        return Cost(bytes=400.0 * edges + 4 * _F8 * s.nnz, seconds=0.2 + 2e-5 * edges,
+        return Cost(bytes=400.0 * edges + 4 * _F8 * s.nnz,
+                    seconds=0.03 + 2e-5 * edges + _figure(1.0),
                     memory_key="level", time_key="level")
 
 
@@ -255,7 +274,8 @@ class Trajectory(AnalysisModel):
     def cost(self, sizes):
         s = sizes[self.network]
         T = self.steps + self.transient
-        return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s), memory_key="steps")
+        return Cost(bytes=2 * _F8 * T * s.dim, seconds=T * _step_cost(s) + _figure(1.0),
+                    memory_key="steps")
 
 
 def _known_dim(spec, name, *, tangent=False):
@@ -269,16 +289,19 @@ def _known_dim(spec, name, *, tangent=False):
     if net.kind in ("saved",) or (net.kind == "mlp" and net.widths is None):
         return None
     dim = static_sizes(name, net, f"networks.{name}").dim
-    if tangent and net.kind == "mlp":
-        return dim - net.widths[0]
-    if tangent and net.kind == "pattern" and net.input_block is not None:
-        return dim - net.sizes[net.input_block]
-    return dim
+    return dim - (net.static_input_size() or 0) if tangent else dim
 
 
 def _driven(spec, name):
-    net = spec.networks[name]
-    return net.kind == "mlp" or getattr(net, "input_block", None) is not None
+    return spec.networks[name].static_input_size() != 0
+
+
+def _check_autonomous_scan(spec, network, where):
+    """A gain scan rebuilds the network at each gain without an input block: refuse one."""
+    if spec.networks[network].inputs:
+        raise SpecError(f"{where}.network: a gain scan needs an autonomous random_rnn "
+                        f"(inputs = 0), {network!r} has inputs = "
+                        f"{spec.networks[network].inputs}")
 
 
 @report_kind(Trajectory)
@@ -321,7 +344,9 @@ class ImpulseResponse(AnalysisModel):
             s = sizes[name]
             seconds += (self.steps + 60) * _step_cost(s, vectors=s.dim)
             bytes_ = max(bytes_, 4 * _F8 * s.dim ** 2 + _F8 * self.steps * s.dim)
-        return Cost(bytes=bytes_, seconds=seconds, memory_key="networks")
+        # a log axis with one curve per network
+        return Cost(bytes=bytes_, seconds=seconds + _figure(1.6 + 0.2 * len(self.networks)),
+                    memory_key="networks")
 
 
 def _settled(m, u):
@@ -371,11 +396,32 @@ class FixedPointsKind(AnalysisModel):
     def cost(self, sizes):
         s = sizes[self.network]
         n = s.dim
-        per_iter = self.period * (2.0 * s.nnz * n) + 2 * n ** 3 / 3 + 2 * n ** 2
+        iters, excess = _newton_iterations(s)
+        # per start and iteration: the Jacobian (products of p of them) and one LU solve
+        per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
+        # distinct points whose spectra are computed: more the stronger the coupling
+        points = 1 + self.starts / 4 * min(2 * excess, 1.0)
         return Cost(bytes=6 * _F8 * self.starts * n ** 2,
-                    seconds=self.starts * (50 * per_iter + 25 * n ** 3) / FLOPS
-                    + 50 * STEP_OVERHEAD * self.period,
+                    seconds=(self.starts * iters * per_iter + points * 25 * n ** 3)
+                    / _linalg_rate(n) + iters * 1e-3 * self.period + _figure(1.0),
                     memory_key="starts", time_key="starts")
+
+
+def _linalg_rate(n: int) -> float:
+    """Flop/s of dense factorizations of order ``n``: overheads dominate small ones."""
+    return LINALG_FLOPS * n / (n + 1000.0)
+
+
+def _newton_iterations(s: Sizes) -> tuple[float, float]:
+    """Iterations per start of a fixed-point search, from the gain the spec gives.
+
+    Contracting networks converge in a few; past gain 1 ever more starts wander until
+    they give up (measured: about 10 per start at gain 1.2, 150 at gain 2). A held
+    input mostly pins a network to one stable point: its effective gain counts less.
+    """
+    g = 1.5 if s.gain is None else s.gain
+    excess = max(g - 1.0, 0.0) / (4.0 if s.driven else 1.0)
+    return 8.0 + 150.0 * min(excess, 1.5) ** 2, excess
 
 
 def _symmetry_labels(pts, m, tol=1e-6):
@@ -397,6 +443,22 @@ def _symmetry_labels(pts, m, tol=1e-6):
     return labels
 
 
+def _state_eigenvalues(fp, m):
+    """``fp`` with the eigenvalues of the Jacobian on the state outside a driven map's
+    input block: the input block's rows are zero (it holds the input, not a state), so
+    the full Jacobian adds one exact zero per input unit that belongs to no dynamics."""
+    import dataclasses
+
+    if m.input_block is None or not np.asarray(fp.points).shape[0]:
+        return fp
+    keep = np.ones(m.dim, dtype=bool)
+    keep[m.block_slice(m.input_block)] = False
+    J = np.asarray(fp.jacobians)[:, keep][:, :, keep]
+    ev = np.linalg.eigvals(J)
+    ev = np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1, kind="stable"), axis=1)
+    return dataclasses.replace(fp, eigenvalues=ev)
+
+
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
     from .. import plots
@@ -406,7 +468,7 @@ def fixed_points(cfg, ctx, out):
     u = ctx.inputs[cfg.network]
     x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
                        **({} if u is None else {"inputs": u}))
-    fp = find_fixed_points(m, x0, inputs=u, period=cfg.period)
+    fp = _state_eigenvalues(find_fixed_points(m, x0, inputs=u, period=cfg.period), m)
     pts = np.asarray(fp.points)
     ev = np.asarray(fp.eigenvalues)
     stable = np.asarray(fp.stable, dtype=bool)
@@ -420,6 +482,7 @@ def fixed_points(cfg, ctx, out):
     norms = np.linalg.norm(pts, axis=1) if pts.size else np.zeros(0)
     symmetry = _symmetry_labels(pts, m) if pts.size else []
     out.numbers.update(count=int(pts.shape[0]), stable=int(stable.sum()),
+                       eigenvalues_per_point=int(ev.shape[1]) if ev.ndim == 2 else 0,
                        unconverged=int(fp.n_unconverged), starts=cfg.starts,
                        max_residual=float(np.max(np.asarray(fp.residuals), initial=0.0)),
                        spectral_radius=radius.tolist(), n_unstable=n_uns.tolist(),
@@ -465,7 +528,8 @@ class Lyapunov(AnalysisModel):
         T = self.steps + self.transient
         qr = 4.0 * s.dim * k * k * self.starts / FLOPS
         return Cost(bytes=8 * _F8 * self.starts * s.dim * k,
-                    seconds=T * (_step_cost(s, self.starts, k) + qr), memory_key="k")
+                    seconds=T * (_step_cost(s, self.starts, k) + qr) + _figure(3.0),
+                    memory_key="k")
 
 
 def _kaplan_yorke_reason(exps, k, dim):
@@ -528,13 +592,17 @@ class LyapunovScan(AnalysisModel):
     """Nats/step: the largest exponent above which a network counts as chaotic."""
     needs = ("random_rnn",)
 
+    def check(self, spec, where):
+        _check_autonomous_scan(spec, self.network, where)
+
     def cost(self, sizes):
         s = sizes[self.network]
         rows = gain_count(self.gains) * self.starts
         T = (self.steps + self.transient) * self.seeds
         qr = 4.0 * s.dim * self.k ** 2 * rows / FLOPS
         return Cost(bytes=_F8 * (3 * s.nnz + 8 * rows * s.dim * self.k),
-                    seconds=T * (_step_cost(s, rows, self.k) + qr), memory_key="gains")
+                    seconds=T * (_step_cost(s, rows, self.k) + qr) + _figure(1.5),
+                    memory_key="gains")
 
 
 def _crossing(gains, lam, threshold):
@@ -693,6 +761,7 @@ class OrbitDiagram(AnalysisModel):
     needs = ("random_rnn",)
 
     def check(self, spec, where):
+        _check_autonomous_scan(spec, self.network, where)
         n = spec.networks[self.network].n
         if self.unit >= n:
             raise SpecError(f"{where}.unit: unit {self.unit} does not exist (n = {n})")
@@ -702,7 +771,8 @@ class OrbitDiagram(AnalysisModel):
         P = gain_count(self.gains)
         T = self.transient + self.keep
         return Cost(bytes=_F8 * (3 * s.nnz + (self.keep + 4) * P * s.dim),
-                    seconds=T * _step_cost(s, P), memory_key="gains", time_key="transient")
+                    seconds=T * _step_cost(s, P) + _figure(1.0) + 2e-5 * P * self.keep,
+                    memory_key="gains", time_key="transient")
 
 
 @report_kind(OrbitDiagram)

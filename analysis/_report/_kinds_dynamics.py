@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _F8, FLOPS, _fmt, _new_axes, _step_cost, report_kind
+from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _new_axes, _step_cost, report_kind
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
 
 
@@ -24,11 +24,12 @@ class MemoryCapacityKind(AnalysisModel):
     max_delay: Count = 15
     steps: Count = 3000
     washout: NonNegative = 100
+    needs_input = True
 
     def cost(self, sizes):
         seconds = sum(self.steps * _step_cost(sizes[n]) for n in self.networks)
         rows = max(sizes[n].dim for n in self.networks)
-        return Cost(bytes=_F8 * (self.steps + 1) * rows * 3, seconds=seconds,
+        return Cost(bytes=_F8 * (self.steps + 1) * rows * 3, seconds=seconds + _figure(1.0),
                     memory_key="steps")
 
 
@@ -66,7 +67,7 @@ class ContinuationKind(AnalysisModel):
         return f"continuation (one tanh unit, gain {self.gain:g})"
 
     def cost(self, sizes):
-        return Cost(bytes=1e6, seconds=0.5, memory_key="gain", time_key="gain")
+        return Cost(bytes=1e6, seconds=0.2 + _figure(1.0), memory_key="gain", time_key="gain")
 
 
 def _tanh_unit(gain):
@@ -121,8 +122,9 @@ class CovariantVectorsKind(AnalysisModel):
         k = min(self.k, s.dim)
         T = self.steps + 2 * self.transient
         return Cost(bytes=_F8 * (self.steps + 1) * (s.dim * k + k * k) * 2,
-                    seconds=T * (_step_cost(s, 1, k) + 4.0 * s.dim * k * k / FLOPS) * 2,
-                    memory_key="steps")
+                    seconds=2 * T * (_step_cost(s, 1, k) + QR_OVERHEAD
+                                     + 4.0 * s.dim * k * k / FLOPS)
+                    + _figure(2.3), memory_key="steps")
 
 
 @report_kind(CovariantVectorsKind)
@@ -166,8 +168,8 @@ class FiniteTimeKind(AnalysisModel):
         s = sizes[self.network]
         k = min(self.k, s.dim)
         return Cost(bytes=_F8 * (self.steps // self.window + 1) * k * 4 + _F8 * s.dim * k * 4,
-                    seconds=(self.steps + self.transient) * _step_cost(s, 1, k),
-                    memory_key="steps")
+                    seconds=(self.steps + self.transient) * (_step_cost(s, 1, k) + QR_OVERHEAD)
+                    + _figure(1.0), memory_key="steps")
 
 
 @report_kind(FiniteTimeKind)
@@ -209,8 +211,8 @@ class NewtonKind(AnalysisModel):
 
     def cost(self, sizes):
         work = len(self.gains) * self.trials * self.steps * 2.0 * self.n ** 3 * 100
-        return Cost(bytes=_F8 * self.steps * self.n * self.n * 8, seconds=work / FLOPS + 1.0,
-                    memory_key="n", time_key="steps")
+        return Cost(bytes=_F8 * self.steps * self.n * self.n * 8,
+                    seconds=work / FLOPS + 0.3 + _figure(2.3), memory_key="n", time_key="steps")
 
 
 @report_kind(NewtonKind)

@@ -52,7 +52,59 @@ class GainRange(SpecModel):
 
 
 #: union tags pydantic puts in an error's location; never keys of a spec
-TAGS = {"gain-list", "gain-range", "one-activation", "activation-per-block"}
+TAGS = {"gain-list", "gain-range", "one-activation", "activation-per-block", "input-value",
+        "input-vector", "input-draw"}
+
+
+class InputDraw(SpecModel):
+    """A held input drawn as ``scale * N(0, 1)`` per input unit from the stream of ``seed``."""
+
+    scale: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    """Standard deviation of each input unit."""
+    seed: NonNegative | None = None
+    """The draw's seed (default: the spec's seed). Networks with the same seed and input
+    size get the same input."""
+
+
+#: ``input`` of a driven network: one value for every input unit (0: zero input), the
+#: vector itself, or a draw ``{scale, seed}``
+HeldInput = Annotated[
+    Annotated[Finite, Tag("input-value")]
+    | Annotated[list[Finite], Field(min_length=1), Tag("input-vector")]
+    | Annotated[InputDraw, Tag("input-draw")],
+    Discriminator(lambda v: "input-draw" if isinstance(v, (dict, InputDraw))
+                  else "input-vector" if isinstance(v, list) else "input-value"),
+]
+
+_INPUT_DOC = ("The input held at every step of a driven network: a number for every input "
+              "unit (0: zero), a list (the vector), or {scale, seed} (drawn). Default: "
+              "drawn with scale 1 from the spec's seed, the same for every network of the "
+              "same input size, so networks compared across a parameter see one input.")
+
+
+class _NetworkModel(SpecModel):
+    """What every network kind shares: the held input of a driven network."""
+
+    input: HeldInput | None = Field(default=None, description=_INPUT_DOC)
+
+    def static_input_size(self) -> int | None:
+        """Input units known from the spec alone (0: undriven; None: known once loaded)."""
+        return None
+
+    def check_input(self, where):
+        n = self.static_input_size()
+        if self.input is None or n is None:
+            return
+        if n == 0:
+            raise SpecError(f"{where}.input: the network is not driven (it has no input "
+                            f"block), so it holds no input; to drive it: {_HOW_DRIVEN}")
+        if isinstance(self.input, list) and len(self.input) != n:
+            raise SpecError(f"{where}.input: expected {n} values (the input block's size), "
+                            f"got {len(self.input)}")
+
+
+#: how a spec makes a network driven (for the messages that refuse an undriven one)
+_HOW_DRIVEN = "inputs = 1 for a random_rnn, an input_block for a pattern, or an mlp"
 
 
 Gains = Annotated[
@@ -76,7 +128,7 @@ def gain_count(gains) -> int:
 
 
 # -- networks -------------------------------------------------------------------------
-class MLP(SpecModel):
+class MLP(_NetworkModel):
     """An MLP: random weights of the given ``widths``, or the layers saved in ``path``."""
 
     kind: Literal["mlp"]
@@ -96,13 +148,18 @@ class MLP(SpecModel):
         if (self.widths is None) == (self.path is None):
             raise SpecError(f"{where}: give exactly one of widths (random weights) or path "
                             "(an .npz of W0, W1, ...)")
+        self.check_input(where)
+
+    def static_input_size(self):
+        return None if self.widths is None else self.widths[0]
 
     def block_sizes(self):
         return self.widths
 
 
-class RandomRNN(SpecModel):
-    """A random recurrent network ``x -> f(W x)``, ``W_ij ~ N(0, gain^2 / (n density))``."""
+class RandomRNN(_NetworkModel):
+    """A random recurrent network ``x -> f(W x)``, ``W_ij ~ N(0, gain^2 / (n density))``;
+    with ``inputs``, driven: ``[u; h] -> [u; f(W h + W_in u)]``."""
 
     kind: Literal["random_rnn"]
     n: Count
@@ -112,15 +169,21 @@ class RandomRNN(SpecModel):
     density: Annotated[float, Field(gt=0, le=1)] = 1.0
     """Fraction of nonzero weights (sparse storage at <= 0.1)."""
     activation: Activation = "tanh"
+    inputs: NonNegative = 0
+    """Input units (an input block before the n units, weights N(0, 1 / inputs)); 0: an
+    autonomous network."""
 
     def check(self, where):
-        pass
+        self.check_input(where)
+
+    def static_input_size(self):
+        return self.inputs
 
     def block_sizes(self):
-        return [self.n]
+        return [self.inputs, self.n] if self.inputs else [self.n]
 
 
-class Pattern(SpecModel):
+class Pattern(_NetworkModel):
     """Blocks from a grid of ``BlockMatrix.from_pattern`` tokens."""
 
     kind: Literal["pattern"]
@@ -149,12 +212,16 @@ class Pattern(SpecModel):
         if self.input_block is not None and self.input_block >= n:
             raise SpecError(f"{where}.input_block: block {self.input_block} does not exist "
                             f"({n} blocks)")
+        self.check_input(where)
+
+    def static_input_size(self):
+        return 0 if self.input_block is None else self.sizes[self.input_block]
 
     def block_sizes(self):
         return self.sizes
 
 
-class Saved(SpecModel):
+class Saved(_NetworkModel):
     """A map saved with :func:`itermap.save`."""
 
     kind: Literal["saved"]
@@ -179,6 +246,7 @@ class Sizes:
     dim: int
     nnz: int  # stored weights
     driven: bool
+    gain: float | None = None  # the spec's gain (random_rnn) or weight scale; None: unknown
 
 
 @dataclass
@@ -203,6 +271,8 @@ class AnalysisModel(SpecModel):
     kind: str
     #: network kinds this analysis accepts (None: any)
     needs: ClassVar[tuple[str, ...] | None] = None
+    #: whether its networks must be driven (have an input block)
+    needs_input: ClassVar[bool] = False
 
     def network_names(self) -> list[str]:
         names = self.__dict__.get("networks")  # a kind over several networks

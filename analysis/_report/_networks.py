@@ -10,7 +10,7 @@ import numpy as np
 from ._models import Sizes, SpecError
 
 __all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
-           "block_labels"]
+           "input_source", "block_labels", "network_gain"]
 
 
 def rng_for(seed, *names):
@@ -47,16 +47,20 @@ def static_sizes(name, net, where) -> Sizes | None:
     Nothing is allocated: an mlp saved in an .npz is measured from the array headers.
     """
     if net.kind == "random_rnn":
-        return Sizes(dim=net.n, nnz=math.ceil(net.n * net.n * net.density), driven=False)
+        return Sizes(dim=net.n + net.inputs,
+                     nnz=math.ceil(net.n * net.n * net.density) + net.n * net.inputs,
+                     driven=net.inputs > 0, gain=float(net.gain))
     if net.kind == "pattern":
         s = net.sizes
         nnz = sum(s[i] * s[j] for i, row in enumerate(net.pattern) for j, t in enumerate(row)
                   if t.strip() != "0")
-        return Sizes(dim=sum(s), nnz=nnz, driven=net.input_block is not None)
+        return Sizes(dim=sum(s), nnz=nnz, driven=net.input_block is not None,
+                     gain=float(net.scale))
     if net.kind == "mlp":
         if net.widths is not None:
             w = net.widths
-            return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True)
+            return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True,
+                         gain=float(net.scale))
         try:
             shapes = _npz_shapes(net.path, where)
         except FileNotFoundError:
@@ -85,8 +89,9 @@ def build_network(name, net, seed):
     rng = rng_for(seed, "network", name)
     where = f"networks.{name}"
     if net.kind == "random_rnn":
-        return itermap.random_rnn(net.n, gain=net.gain, density=net.density,
-                                  activation=net.activation, rng=rng)
+        m = itermap.random_rnn(net.n, gain=net.gain, density=net.density,
+                               activation=net.activation, rng=rng)
+        return _with_inputs(m, net, rng) if net.inputs else m
     try:
         if net.kind == "mlp":
             return _mlp(net, rng, where)
@@ -110,6 +115,17 @@ def build_network(name, net, seed):
     return obj
 
 
+def _with_inputs(m, net, rng):
+    """``m`` driven by an input block of ``net.inputs`` units before its own: the same
+    recurrent weights (drawn first from the same stream) and ``W_in ~ N(0, 1 / inputs)``."""
+    import itermap
+
+    W = m.block_matrix.block(0, 0)
+    W_in = rng.normal(0.0, 1.0 / math.sqrt(net.inputs), size=(net.n, net.inputs))
+    bm = itermap.BlockMatrix([net.inputs, net.n], {(1, 0): W_in, (1, 1): W})
+    return itermap.IterativeMap(bm, None, ["identity", net.activation], input_block=0)
+
+
 def _mlp(net, rng, where):
     import itermap
 
@@ -130,16 +146,48 @@ def _mlp(net, rng, where):
                                          output_activation=net.output_activation)
 
 
-def drive_input(name, m, seed):
+def drive_input(name, m, seed, held=None):
     """The one input of a driven network for the whole report (None for an autonomous map).
 
-    Drawn once from the stream ``(seed, "input", name)``: every analysis of the
-    network sees the same ``u``, so their numbers describe one dynamical system.
+    ``held`` is the network's ``input`` setting: a number for every input unit, the
+    vector, or a draw ``{scale, seed}``; None draws with scale 1 from the report's
+    ``seed``. A draw comes from the stream ``(seed, "input")``, which does not depend
+    on the network: networks of the same input size get the same ``u``, so a
+    comparison across gains compares the networks, not their inputs. Every analysis
+    of the network sees this ``u``, so their numbers describe one dynamical system.
     """
+    from ._models import InputDraw
+
     size = int(getattr(m, "input_size", 0) or 0)
     if size == 0:
+        if held is not None:
+            raise SpecError(f"networks.{name}.input: the network is not driven (it has no "
+                            "input block), so it holds no input")
         return None
-    return rng_for(seed, "input", name).normal(size=size)
+    if held is None:
+        held = InputDraw()
+    if isinstance(held, InputDraw):
+        draw_seed = seed if held.seed is None else held.seed
+        return held.scale * rng_for(draw_seed, "input").normal(size=size)
+    if isinstance(held, list):
+        if len(held) != size:
+            raise SpecError(f"networks.{name}.input: expected {size} values (the input "
+                            f"block's size), got {len(held)}")
+        return np.asarray(held, dtype=float)
+    return np.full(size, float(held))
+
+
+def input_source(held, seed) -> str:
+    """How a network's held input was set, in words (for the report's network table)."""
+    from ._models import InputDraw
+
+    if held is None or isinstance(held, InputDraw):
+        scale = 1.0 if held is None else held.scale
+        s = seed if held is None or held.seed is None else held.seed
+        return f"drawn, scale {scale:g}, seed {s}"
+    if isinstance(held, list):
+        return "given"
+    return "zero" if float(held) == 0.0 else f"{float(held):g} in every unit"
 
 
 def describe(m, u=None):
@@ -154,7 +202,19 @@ def describe(m, u=None):
     acts = getattr(m, "activations", None)
     if acts is not None:
         out["activations"] = [a.name for a in acts]
+        out["block_labels"] = block_labels(m)
+    if u is not None:
+        out["input_norm"] = float(np.linalg.norm(u))
     return out
+
+
+def network_gain(net):
+    """The gain a spec sets for a network (random_rnn: gain; mlp and pattern: scale)."""
+    if net.kind == "random_rnn":
+        return float(net.gain)
+    if net.kind == "pattern" or (net.kind == "mlp" and net.widths is not None):
+        return float(net.scale)
+    return None
 
 
 def block_labels(m):

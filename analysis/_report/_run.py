@@ -22,7 +22,16 @@ from . import _budget
 from ._html import dumps, jsonable, render
 from ._kinds import KINDS, Context, Section
 from ._models import SpecError
-from ._networks import build_network, describe, drive_input, rng_for, sizes_of, static_sizes
+from ._networks import (
+    build_network,
+    describe,
+    drive_input,
+    input_source,
+    network_gain,
+    rng_for,
+    sizes_of,
+    static_sizes,
+)
 from ._spec import (
     example_spec_path,
     examples,
@@ -249,8 +258,12 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         nets, inputs, described = {}, {}, {}
         for name, net in spec.networks.items():
             nets[name] = build_network(name, net, spec.seed)
-            inputs[name] = drive_input(name, nets[name], spec.seed)
-            described[name] = describe(nets[name], inputs[name])
+            inputs[name] = drive_input(name, nets[name], spec.seed, net.input)
+            described[name] = {**describe(nets[name], inputs[name]),
+                               "gain": network_gain(net),
+                               "input_source": None if inputs[name] is None
+                               else input_source(net.input, spec.seed)}
+        _check_driven(spec, inputs)
         if any(c is None for c in costs):  # saved networks: sized now, before any analysis
             costs = _budget.check_budget(spec, {n: sizes_of(m) for n, m in nets.items()},
                                          time_limit=time_limit, force=force)
@@ -261,8 +274,9 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
             sections, results, n_figs = [], [], 0
             for i, cfg in enumerate(spec.analyses):
                 title = cfg.title()
-                say(f"[{i + 1}/{n}] {title} ...", end="")
-                t0 = time.perf_counter()
+                # whole lines only: an analysis' progress bar writes between them
+                say(f"[{i + 1}/{n}] {title} ...")
+                t0, c0 = time.perf_counter(), time.process_time()
                 res, error = _run_one(i, cfg, ctx_args)
                 try:
                     with _writing(out):
@@ -280,8 +294,10 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
                 if error is not None:
                     entry["error"] = error
                 results.append(entry)
-                took = time.perf_counter() - t0
-                say(f" {took:.1f} s (estimated {_budget.human_seconds(costs[i].seconds)})"
+                took, cpu = time.perf_counter() - t0, time.process_time() - c0
+                # the estimates are of CPU time (the wall time of an idle machine): both shown
+                say(f"[{i + 1}/{n}] done in {took:.1f} s, {cpu:.2g} s of CPU (estimated "
+                    f"{_budget.human_seconds(costs[i].seconds)})"
                     + ("" if error is None else f" FAILED: {error['type']}: {error['message']}"))
             versions = _versions()
             doc = jsonable({"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -340,6 +356,18 @@ def _building_folder(out: Path) -> Path:
     if out.exists():
         _io.remove_stale(out.parent, f".{out.name}.old-", folders=True)
     return Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "building"), dir=out.parent))
+
+
+def _check_driven(spec, inputs):
+    """Refuse an analysis that needs a driven network on a loaded one that is not (a saved
+    network's input block is known only once loaded; the others are refused earlier)."""
+    from ._spec import driven_message
+
+    for i, cfg in enumerate(spec.analyses):
+        if cfg.needs_input:
+            for name in cfg.network_names():
+                if inputs[name] is None:
+                    raise SpecError(driven_message(cfg, i, name))
 
 
 def _swap_in(tmp: Path, out: Path):

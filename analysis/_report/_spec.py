@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from functools import cache, reduce
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +13,19 @@ from typing import Annotated
 from pydantic import Field, ValidationError, create_model
 
 from ._kinds import KINDS
-from ._models import NETWORK_MODELS, TAGS, Name, Network, NonNegative, SpecError, SpecModel
+from ._models import (
+    _HOW_DRIVEN,
+    NETWORK_MODELS,
+    TAGS,
+    InputDraw,
+    Name,
+    Network,
+    NonNegative,
+    SpecError,
+    SpecModel,
+)
 
-__all__ = ["spec_model", "validate_spec", "load_spec", "spec_schema", "write_schema",
+__all__ = ["spec_model", "validate_spec", "load_spec", "key_line", "spec_schema", "write_schema",
            "example_spec_path", "examples", "resolve_spec", "DATA"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -97,10 +108,20 @@ def _kind_at(raw, loc):
         return None
 
 
+def _suggest(word, choices) -> str:
+    """`` did you mean 'gain'?`` for the closest of ``choices`` (difflib), or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" did you mean {close[0]!r}?" if close else ""
+
+
 def _allowed(raw, loc):
     """The keys allowed in the table at ``loc`` (for an unknown-key message)."""
     if len(loc) == 1:
         return _TOP
+    if loc[0] == "networks" and len(loc) >= 5 and loc[3] == "input":
+        return tuple(InputDraw.model_fields)
     if loc[0] == "networks" and len(loc) >= 3:
         model = NETWORK_MODELS.get(loc[2])
     elif loc[0] == "analyses" and len(loc) >= 3:
@@ -113,18 +134,27 @@ def _allowed(raw, loc):
 
 
 def _translate(exc: ValidationError, raw) -> SpecError:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # a misspelt key is also a missing one: name the misspelling, with its suggestion
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc, t = err["loc"], err["type"]
     where = _where(raw, loc)
     if t in ("union_tag_invalid", "union_tag_not_found"):
-        tags = ", ".join(NETWORK_MODELS if loc[0] == "networks" else KINDS)
+        names = NETWORK_MODELS if loc[0] == "networks" else KINDS
         got = err["ctx"].get("tag")
-        what = "missing" if got is None else f"got {got!r}"
-        return SpecError(f"{where}.kind: expected one of {tags}, {what}")
+        what = "missing" if got is None else f"got {got!r};" + _suggest(got, names)
+        return SpecError(f"{where}.kind: expected one of {', '.join(names)}, {what}".rstrip(";"))
     if t == "extra_forbidden":
-        allowed = ", ".join(sorted(k for k in _allowed(raw, loc) if k != "kind"))
+        keys = sorted(k for k in _allowed(raw, loc) if k != "kind")
         top = " top-level" if len(loc) == 1 else ""
-        return SpecError(f"{where}: unknown{top} key (allowed: {allowed})")
+        hint = _suggest(loc[-1], keys)
+        return SpecError(f"{where}: unknown{top} key{',' if hint else ''}{hint} (allowed: "
+                         f"{', '.join(keys)})")
+    if t == "literal_error":
+        got = err.get("input")
+        options = [o.strip(" '\"") for o in str(err["ctx"]["expected"]).replace(" or ", ", ")
+                   .split(",")]
+        return SpecError(f"{where}: {_words(err)};{_suggest(got, options)}".rstrip(";"))
     if where == "seed":
         return SpecError(f"seed: expected a non-negative integer, got {err.get('input')!r}")
     if not where:
@@ -183,17 +213,31 @@ def validate_spec(spec, *, base=None):
         key = "network" if hasattr(cfg, "network") else "networks"
         for name in cfg.network_names():
             if name not in out.networks:
-                raise SpecError(f"{where}.{key}: no network named {name!r} (defined: "
+                hint = _suggest(name, out.networks)
+                raise SpecError(f"{where}.{key}: no network named {name!r}"
+                                f"{';' + hint if hint else ''} (defined: "
                                 f"{', '.join(out.networks)})")
             kind = out.networks[name].kind
             if cfg.needs is not None and kind not in cfg.needs:
                 raise SpecError(f"{where}.{key}: {_need_words(cfg)}, {name!r} is {kind}")
+            if cfg.needs_input and out.networks[name].static_input_size() == 0:
+                raise SpecError(driven_message(cfg, i, name, kind))
         cfg.check(out, where)
     if base is not None:
         for net in out.networks.values():
             if getattr(net, "path", None) and not Path(net.path).is_absolute():
                 net.path = str(Path(base) / net.path)
     return out
+
+
+def driven_message(cfg, i, name, net_kind=None):
+    """The refusal of an analysis that needs a driven network, on one that is not."""
+    key = "network" if hasattr(cfg, "network") else "networks"
+    how = {"random_rnn": f"add inputs = 1 to [networks.{name}]",
+           "pattern": f"give [networks.{name}] an input_block (input_block = 0)"}.get(
+        net_kind, f"make it driven ({_HOW_DRIVEN})")
+    return (f"analyses[{i}].{key}: {cfg.kind} needs a driven network (one with an input "
+            f"block), and {name!r} is not driven: {how}")
 
 
 def _need_words(cfg):
@@ -236,10 +280,74 @@ def load_spec(path):
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise SpecError(f"{path}{':' + at.group(1) if at else ''}: not valid TOML: "
+                        f"{exc}") from None
     except RecursionError:  # arrays or tables nested deeper than Python's stack
         raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
-    return validate_spec(raw, base=path.parent)
+    try:
+        return validate_spec(raw, base=path.parent)
+    except SpecError as exc:
+        line = key_line(text, str(exc))
+        if line is None:
+            raise
+        raise type(exc)(f"{path}:{line}: {exc}") from None
+
+
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_\-.\s]+?)\s*\]\]?\s*(#.*)?$")
+_WHERE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*):")
+
+
+def _path_of(where):
+    """``analyses[2].gains.start`` -> ``("analyses", 2, "gains", "start")``."""
+    parts = []
+    for word in where.split("."):
+        name, _, rest = word.partition("[")
+        parts.append(name)
+        if rest:
+            parts.append(int(rest.rstrip("]")))
+    return tuple(parts)
+
+
+def key_line(text, message):
+    r"""The line (from 1) of the TOML ``text`` where the key a ``message`` starts with is
+    written, or of the table that holds it (a missing key); None where no line says.
+
+    tomllib keeps no positions, so the tables and keys are traced line by line: headers
+    ``[a.b]`` and ``[[a]]`` (counted), and ``key = ...`` lines (an inline table or a
+    list holds the keys inside it on its own line).
+
+    Examples
+    --------
+    >>> key_line('[networks.a]\nkind = "random_rnn"\ngian = 2\n', "networks.a.gian: ...")
+    3
+    """
+    m = _WHERE.match(message)
+    if m is None:
+        return None
+    target = _path_of(m.group(1))
+    table: tuple = ()
+    counts: dict = {}
+    best, best_len = None, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        h = _HEADER.match(line)
+        if h:
+            names = tuple(w.strip() for w in h.group(2).split("."))
+            if h.group(1) == "[[":
+                counts[names] = counts.get(names, -1) + 1
+                table = names + (counts[names],)
+            else:
+                table = names
+            path = table
+        else:
+            k = _KEY.match(line)
+            if k is None:
+                continue
+            path = table + tuple(w.strip() for w in k.group(1).split("."))
+        if len(path) > best_len and target[:len(path)] == path:
+            best, best_len = number, len(path)
+    return best
 
 
 # no spec comes near this; a bigger file is a mistake (or /dev/zero behind a link)
