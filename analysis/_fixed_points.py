@@ -257,12 +257,43 @@ def _like(a_np, xp):
     return xp.asarray(np.ascontiguousarray(a_np))
 
 
+# -- maps on a torus: F^p(x) = x modulo the map's periods ---------------------------------
+class _Torus:
+    """The periods of a map on a torus (``map.periods``), as arrays of the states' namespace."""
+
+    def __init__(self, periods, xp, dtype):
+        mask = np.array([P is not None for P in periods])
+        self.xp = xp
+        self.mask = xp.asarray(mask)
+        self.per = xp.asarray(np.array([P or 1.0 for P in periods]), dtype=dtype)
+
+    def nearest(self, y, x):
+        """``y`` shifted by whole periods to the image nearest ``x``: ``y - x`` is the residual."""
+        d = y - x
+        return y - self.xp.where(self.mask, self.per * self.xp.round(d / self.per), 0.0)
+
+    def canonical(self, x, tol):
+        """``x`` onto ``[0, P)``, within ``tol`` below ``P`` to just below 0: one representative."""
+        xp = self.xp
+        r = xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
+        return xp.where(self.mask & (r > self.per - tol), r - self.per, r)
+
+
+def _torus(map_, x):
+    return None if map_.periods is None else _Torus(map_.periods, namespace(x), x.dtype)
+
+
 # -- the map raised to the period ---------------------------------------------------------
 class _Power:
-    """``F^p`` under a constant input, batched over rows, with its Jacobian."""
+    """``F^p`` under a constant input, batched over rows, with its Jacobian.
 
-    def __init__(self, map_, period, u, xp):
+    On a torus ``value`` and ``jacobian`` return the image of ``F^p(x)`` nearest
+    ``x``, so that every residual ``F^p(x) - x`` is taken modulo the periods.
+    """
+
+    def __init__(self, map_, period, u, xp, torus=None):
         self.map, self.p, self.u, self.xp = map_, period, u, xp
+        self.torus = torus
 
     def _u(self, x):
         if self.u is None:
@@ -271,9 +302,10 @@ class _Power:
 
     def value(self, x):
         u = self._u(x)
+        y = x
         for _ in range(self.p):
-            x = self.map.step(x, u)
-        return x
+            y = self.map.step(y, u)
+        return y if self.torus is None else self.torus.nearest(y, x)
 
     def jacobian(self, x):
         """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
@@ -282,7 +314,7 @@ class _Power:
         y = self.map.step(x, u)
         for _ in range(self.p - 1):
             y, J = self.map.step_with_tangent(y, J, u)
-        return y, J
+        return (y if self.torus is None else self.torus.nearest(y, x)), J
 
     def jacobian_only(self, x):
         if self.p == 1:
@@ -688,7 +720,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     u = _check_inputs(map, inputs, xp)
     if u is not None:
         u = xp.astype(u, x.dtype)
-    F = _Power(map, period, u, xp)
+    torus = _torus(map, x)
+    F = _Power(map, period, u, xp, torus)
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     eye = xp.eye(dim, dtype=x.dtype)
 
@@ -751,6 +784,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     if found_x:
         pts = xp.concat(found_x, axis=0)
         res = np.concatenate(found_r)
+        if torus is not None:  # one representative of each point on the torus
+            pts, merge_again = torus.canonical(pts, unique_tol), True
         if merge_again:
             lead, _ = _cluster(xp, pts, unique_tol)
             keep_rows, _ = _least_in_groups(lead, res)
@@ -763,6 +798,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                     if isinstance(x, np.ndarray) else contextlib.nullcontext())
     with polish_limit:
         pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
+    if torus is not None:
+        pts = torus.canonical(pts, unique_tol)
     ev = _eigenvalues(xp, jac)
     stable, n_unstable = _stability(ev)
     orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
@@ -1139,9 +1176,13 @@ def _orbits(map_, u, xp, pts, period, unique_tol):
     uu = None if u is None else xp.broadcast_to(u, (m, u.shape[0]))
     y = pts
     unset = np.ones(m, dtype=bool)
+    torus = _torus(map_, pts)
     for k in range(1, period):
         y = map_.step(y, uu)
-        back = to_numpy(_norm(xp, y - pts)) <= unique_tol
+        if torus is not None:
+            y = torus.canonical(y, unique_tol)
+        back = to_numpy(_norm(xp, (y if torus is None else torus.nearest(y, pts)) - pts)) \
+            <= unique_tol
         newly = back & unset & (period % k == 0)
         min_period[newly] = k
         unset &= ~newly
@@ -1282,7 +1323,7 @@ def _q_and_grad(F, xp, x, Px=None):
         orbit = [x]
         for _ in range(F.p):
             orbit.append(F.map.step(orbit[-1], u))
-    G = orbit[-1] - x
+    G = (orbit[-1] if F.torus is None else F.torus.nearest(orbit[-1], x)) - x
     w = G
     for k in range(F.p - 1, -1, -1):
         w = F.map.vjp(orbit[k], w, u)

@@ -125,6 +125,30 @@ class Map:
         """
         return None
 
+    def wrap(self, x: Array) -> Array:
+        """``x`` with each periodic coordinate reduced onto ``[0, P)``; ``x`` on a plane.
+
+        Parameters
+        ----------
+        x : array of shape (..., dim)
+            States, with any leading axes.
+
+        Returns
+        -------
+        array
+            Of ``x``'s shape (``x`` itself where :attr:`periods` is None).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import standard_map
+        >>> np.round(standard_map().wrap(np.array([7.0, -1.0])), 4)
+        array([0.7168, 5.2832])
+        """
+        from ._stepper import wrap_periodic
+
+        return wrap_periodic(x, self.periods)
+
     def _point_functions(self):
         """``(step, jacobian, params)`` on one state ``(dim,)``, unchecked, for the stepper.
 
