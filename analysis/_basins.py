@@ -179,17 +179,20 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     tol = check_real("tol", tol, positive=True)
     x = _check_starts(map, x0)
     given = _check_attractors(map, attractors)
+    if given is not None:
+        given = np.asarray(map.wrap(given), dtype=float)
     n = x.shape[0]
     u = _check_inputs(map, inputs, n)
     if map.backend not in (None, "numpy"):
         raise ValueError(f"basins runs on NumPy maps; move the map with .to('numpy') (got "
                          f"{map.backend})")
     with np.errstate(over="ignore", invalid="ignore"):
+        # a map on a torus: every state wrapped onto [0, P) (Map.wrap), so orbits compare
         for _ in range(steps):
-            x = np.asarray(map.step(x, u), dtype=float)
+            x = np.asarray(map.wrap(map.step(x, u)), dtype=float)
         points = [x]
         for _ in range(max_period):
-            points.append(np.asarray(map.step(points[-1], u), dtype=float))
+            points.append(np.asarray(map.wrap(map.step(points[-1], u)), dtype=float))
     orbit = np.stack(points, axis=1)                              # (B, P + 1, dim)
     finite = np.all(np.isfinite(orbit), axis=(1, 2))
     size = 1.0 + np.linalg.norm(np.where(np.isfinite(x), x, 0.0), axis=1)
@@ -251,7 +254,7 @@ def _least_period(map_, point, u, max_period, tol):
     uu = None if u is None else u[:1]
     y = point[None, :]
     for p in range(1, max_period + 1):
-        y = np.asarray(map_.step(y, uu), dtype=float)
+        y = np.asarray(map_.wrap(map_.step(y, uu)), dtype=float)
         if np.linalg.norm(y[0] - point) <= tol * (1.0 + np.linalg.norm(point)):
             return p
     return 0
