@@ -267,6 +267,11 @@ class _Torus:
         self.mask = xp.asarray(mask)
         self.per = xp.asarray(np.array([P or 1.0 for P in periods]), dtype=dtype)
 
+    def reduce(self, x):
+        """``x`` onto ``[0, P)``: the map is evaluated there, wherever Newton's iterates go."""
+        xp = self.xp
+        return xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
+
     def nearest(self, y, x):
         """``y`` shifted by whole periods to the image nearest ``x``: ``y - x`` is the residual."""
         d = y - x
@@ -274,9 +279,8 @@ class _Torus:
 
     def canonical(self, x, tol):
         """``x`` onto ``[0, P)``, within ``tol`` below ``P`` to just below 0: one representative."""
-        xp = self.xp
-        r = xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
-        return xp.where(self.mask & (r > self.per - tol), r - self.per, r)
+        r = self.reduce(x)
+        return self.xp.where(self.mask & (r > self.per - tol), r - self.per, r)
 
 
 def _torus(map_, x):
@@ -300,21 +304,26 @@ class _Power:
             return None
         return self.xp.broadcast_to(self.u, (x.shape[0], self.u.shape[0]))
 
+    def _image(self, x, y, c):
+        """``x`` plus the residual at ``c``, the reduced ``x``: ``F^p(c) - c`` modulo P."""
+        return y if self.torus is None else x + (self.torus.nearest(y, c) - c)
+
     def value(self, x):
         u = self._u(x)
-        y = x
+        c = y = x if self.torus is None else self.torus.reduce(x)
         for _ in range(self.p):
             y = self.map.step(y, u)
-        return y if self.torus is None else self.torus.nearest(y, x)
+        return self._image(x, y, c)
 
     def jacobian(self, x):
         """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
         u = self._u(x)
-        J = self.map.jacobian(x, u)
-        y = self.map.step(x, u)
+        c = x if self.torus is None else self.torus.reduce(x)
+        J = self.map.jacobian(c, u)
+        y = self.map.step(c, u)
         for _ in range(self.p - 1):
             y, J = self.map.step_with_tangent(y, J, u)
-        return (y if self.torus is None else self.torus.nearest(y, x)), J
+        return self._image(x, y, c), J
 
     def jacobian_only(self, x):
         if self.p == 1:
@@ -784,8 +793,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     if found_x:
         pts = xp.concat(found_x, axis=0)
         res = np.concatenate(found_r)
-        if torus is not None:  # one representative of each point on the torus
+        if torus is not None:  # one representative of each point on the torus; its residual
+            # anew: iterates that wandered far off lose the residual's digits in x + G - x
             pts, merge_again = torus.canonical(pts, unique_tol), True
+            res = to_numpy(_norm(xp, F.value(pts) - pts)).astype(np.float64)
         if merge_again:
             lead, _ = _cluster(xp, pts, unique_tol)
             keep_rows, _ = _least_in_groups(lead, res)
@@ -798,8 +809,12 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                     if isinstance(x, np.ndarray) else contextlib.nullcontext())
     with polish_limit:
         pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
-    if torus is not None:
+    if torus is not None:  # the polish may bring two representatives together
         pts = torus.canonical(pts, unique_tol)
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < int(pts.shape[0]):
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     ev = _eigenvalues(xp, jac)
     stable, n_unstable = _stability(ev)
     orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
@@ -1320,10 +1335,11 @@ def _q_and_grad(F, xp, x, Px=None):
     if Px is not None and F.p == 1:
         orbit = [x, Px]
     else:
-        orbit = [x]
+        orbit = [x if F.torus is None else F.torus.reduce(x)]
         for _ in range(F.p):
             orbit.append(F.map.step(orbit[-1], u))
-    G = (orbit[-1] if F.torus is None else F.torus.nearest(orbit[-1], x)) - x
+    G = orbit[-1] - orbit[0] if F.torus is None else F.torus.nearest(orbit[-1], orbit[0]) \
+        - orbit[0]
     w = G
     for k in range(F.p - 1, -1, -1):
         w = F.map.vjp(orbit[k], w, u)
