@@ -13,6 +13,8 @@ through. The analyses check their starts, inputs and results.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._backend import namespace
@@ -160,7 +162,7 @@ class Map:
         return self.step, self.jacobian, None
 
     def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
-                        steps: int = 0):
+                        steps: int = 0) -> Any:
         """A stepper that advances trajectories and their tangent frames, or None.
 
         The Lyapunov analyses (spectrum, covariant vectors, finite-time

@@ -332,16 +332,12 @@ def check_periods(periods, dim: int) -> tuple | None:
                         f"got {type(periods).__name__}")
     if len(periods) != dim:
         raise ValueError(f"periods has {len(periods)} entries; the map has dim={dim}")
-    out = []
+    out: list[float | None] = []
     for i, P in enumerate(periods):
         if P is None:
             out.append(None)
             continue
-        P = check_real(f"periods[{i}]", P, positive=True)
-        if not math.isfinite(P):
-            raise ValueError(f"periods[{i}] must be finite (None for a coordinate that does "
-                             f"not wrap), got {P}")
-        out.append(P)
+        out.append(check_real(f"periods[{i}]", P, positive=True))
     return None if all(P is None for P in out) else tuple(out)
 
 
