@@ -161,6 +161,14 @@ class Map:
         """
         return self.step, self.jacobian, None
 
+    def _scalar_kernel(self):
+        """For a 2-D map, ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)`` on floats, or None.
+
+        The uncompiled stepper's loop on Python floats (no arrays in it); the
+        classic 2-D maps supply one.
+        """
+        return None
+
     def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
                         steps: int = 0) -> Any:
         """A stepper that advances trajectories and their tangent frames, or None.
@@ -204,7 +212,7 @@ class Map:
 
         step, jac, params = self._point_functions()
         return SmallStepper.build(step, jac, x, Q, params=params, periods=self.periods, u=u,
-                                  total_steps=steps)
+                                  total_steps=steps, scalar=self._scalar_kernel())
 
     # -- protocol ---------------------------------------------------------
     def step(self, x: Array, u: Array | None = None) -> Array:

@@ -94,25 +94,8 @@ def _period_array(periods, dim):
 
 
 # -- the compiled loop -----------------------------------------------------------------
-_KERNEL_SRC = '''
-def kernel(X, Qs, n, every, per, acc, stats, r_out, q_out, q_every):
-    """Advance each row of X (and its frame in Qs) n steps; 0, or 1 + the failed row."""
-    B, dim = X.shape
-    k = Qs.shape[2]
-    Y = np.empty((dim, k))
-    logs = np.empty(k)
-    for b in range(B):
-        x = X[b].copy()
-        Q = Qs[b]
-        worst = stats[b, 0]
-        esum = stats[b, 1]
-        for t in range(1, n + 1):
-            J = jac(x, p)
-            x = step(x, p)
-            for i in range(dim):
-                P = per[i]
-                if P < np.inf:
-                    x[i] = x[i] - P * np.floor(x[i] / P)
+# one step of trajectory b: Y = J Q; on the QR steps, modified Gram-Schmidt twice
+_BODY = '''
             for i in range(dim):
                 for j in range(k):
                     s = 0.0
@@ -123,55 +106,102 @@ def kernel(X, Qs, n, every, per, acc, stats, r_out, q_out, q_every):
                 for i in range(dim):
                     for j in range(k):
                         Q[i, j] = Y[i, j]
-                continue
-            lost = -np.inf
-            for j in range(k):
-                n0 = 0.0
-                for i in range(dim):
-                    n0 += Y[i, j] * Y[i, j]
-                for rep in range(2):
-                    for m in range(j):
-                        r = 0.0
+            else:
+                lost = -np.inf
+                for j in range(k):
+                    n0 = 0.0
+                    if every > 1:
                         for i in range(dim):
-                            r += Q[i, m] * Y[i, j]
-                        for i in range(dim):
-                            Y[i, j] -= r * Q[i, m]
-                        r_out[min(t - 1, r_out.shape[0] - 1), b, m, j] += r
-                rjj = 0.0
-                for i in range(dim):
-                    rjj += Y[i, j] * Y[i, j]
-                rjj = np.sqrt(rjj)
-                if not (rjj > 0.0 and rjj < np.inf):
-                    X[b] = x
-                    return 1 + b
-                for i in range(dim):
-                    Q[i, j] = Y[i, j] / rjj
-                r_out[min(t - 1, r_out.shape[0] - 1), b, j, j] = rjj
-                logs[j] = np.log(rjj)
-                lost = max(lost, 0.5 * np.log(n0) - logs[j])
-            for j in range(k):
-                acc[b, j] += logs[j]
-            if every > 1:
-                worst = max(worst, lost)
-                esum += np.exp(min(lost, 700.0))
-            if q_every > 0 and t % q_every == 0:
-                for i in range(dim):
-                    for j in range(k):
-                        q_out[t // q_every - 1, b, i, j] = Q[i, j]
+                            n0 += Y[i, j] * Y[i, j]
+                    for rep in range(2):
+                        for m in range(j):
+                            r = 0.0
+                            for i in range(dim):
+                                r += Q[i, m] * Y[i, j]
+                            for i in range(dim):
+                                Y[i, j] -= r * Q[i, m]
+                            if store_r:
+                                r_out[t - 1, b, m, j] += r
+                    rjj = 0.0
+                    for i in range(dim):
+                        rjj += Y[i, j] * Y[i, j]
+                    rjj = np.sqrt(rjj)
+                    if not (rjj > 0.0 and rjj < np.inf):
+                        return 1 + b
+                    for i in range(dim):
+                        Q[i, j] = Y[i, j] / rjj
+                    if store_r:
+                        r_out[t - 1, b, j, j] = rjj
+                    logs[j] = np.log(rjj)
+                    if every > 1:
+                        lost = max(lost, 0.5 * np.log(n0) - logs[j])
+                for j in range(k):
+                    acc[b, j] += logs[j]
+                if every > 1:
+                    stats[b, 0] = max(stats[b, 0], lost)
+                    stats[b, 1] += np.exp(min(lost, 700.0))
+                if q_every > 0 and t % q_every == 0:
+                    for i in range(dim):
+                        for j in range(k):
+                            q_out[t // q_every - 1, b, i, j] = Q[i, j]
+'''
+
+_HEAD = '''
+def kernel(p, X, Qs, n, every, per, acc, stats, r_out, q_out, q_every):
+    """Advance each row of X (and its frame in Qs) n steps; 0, or 1 + a failed row."""
+    B, dim = X.shape
+    k = Qs.shape[2]
+    store_r = r_out.shape[0] == n and n > 0
+    Y = np.empty((dim, k))
+    logs = np.empty(k)
+'''
+
+# one trajectory after the other: the point functions on one state (dim,)
+_KERNEL_ROWS = _HEAD + '''
+    for b in range(B):
+        x = X[b].copy()
+        Q = Qs[b]
+        for t in range(1, n + 1):
+            J = jac(x, p)
+            x = step(x, p)
+            for i in range(dim):
+                if per[i] < np.inf:
+                    x[i] = x[i] - per[i] * np.floor(x[i] / per[i])
+''' + _BODY + '''
         for i in range(dim):
             if not (abs(x[i]) < np.inf):
-                X[b] = x
                 return 1 + b
         X[b] = x
-        stats[b, 0] = worst
-        stats[b, 1] = esum
+    return 0
+'''
+
+# the batch together: the point functions called on all of it, (B, dim), once a step
+_KERNEL_BATCH = _HEAD + '''
+    x = X.copy()
+    for t in range(1, n + 1):
+        JB = jac(x, p)
+        x = step(x, p)
+        for b in range(B):
+            for i in range(dim):
+                if per[i] < np.inf:
+                    x[b, i] = x[b, i] - per[i] * np.floor(x[b, i] / per[i])
+        for b in range(B):
+            J = JB[b]
+            Q = Qs[b]
+''' + _BODY + '''
+    for b in range(B):
+        for i in range(dim):
+            if not (abs(x[b, i]) < np.inf):
+                return 1 + b
+    X[:] = x
     return 0
 '''
 
 
-def _compile(step, jac, params, x, Q):
-    """The compiled kernel for the point functions ``step`` and ``jac``, or None."""
-    key = (step, jac)
+
+def _compile(step, jac, params, x, Q, batch):
+    """The compiled kernel (one row at a time, or ``batch``) for ``step`` and ``jac``, or None."""
+    key = (step, jac, batch)
     if key in _COMPILED:
         return _COMPILED[key]
     kernel = None
@@ -182,30 +212,26 @@ def _compile(step, jac, params, x, Q):
             return f if isinstance(f, numba.core.registry.CPUDispatcher) else numba.njit(f)
 
         s, j = jitted(step), jitted(jac)
-        takes_p = params is not None
-        if takes_p:
-            ns = {"np": np, "step": s, "jac": j, "p": None}
-            src = _KERNEL_SRC.replace("(X, Qs,", "(p, X, Qs,")
-        else:
-            s1, j1 = s, j
-
+        if params is None:  # f(x): called as f(x, p) by the kernel
             @numba.njit
             def s2(x, p):
-                return s1(x)
+                return s(x)
 
             @numba.njit
             def j2(x, p):
-                return j1(x)
+                return j(x)
 
-            ns = {"np": np, "step": s2, "jac": j2, "p": 0.0}
-            src = _KERNEL_SRC.replace("(X, Qs,", "(p, X, Qs,")
-        exec(compile(src, "<itermap small-map kernel>", "exec"), ns)
+            s, j = s2, j2
+        ns = {"np": np, "step": s, "jac": j}
+        exec(compile(_KERNEL_BATCH if batch else _KERNEL_ROWS, "<itermap small-map kernel>",
+                     "exec"), ns)
         kernel = numba.njit(ns["kernel"])
         # numba compiles at the first call: one of no steps, on arrays of the loop's types
         dim, k = x.shape[1], Q.shape[2]
-        kernel(params if takes_p else 0.0, x[:1].copy(), Q[:1].copy(), 0, 1, np.full(dim, np.inf),
-               np.zeros((1, k)), np.zeros((1, 2)), np.zeros((1, 1, k, k)),
-               np.zeros((1, 1, dim, k)), 0)
+        B = 2 if batch else 1
+        kernel(params if params is not None else 0.0, np.repeat(x[:1], B, 0),
+               np.repeat(Q[:1], B, 0), 0, 1, np.full(dim, np.inf), np.zeros((B, k)),
+               np.zeros((B, 2)), np.zeros((1, B, k, k)), np.zeros((1, B, dim, k)), 0)
     except Exception:  # noqa: BLE001 -- anything numba refuses runs the plain loop
         kernel = None
     _COMPILED[key] = kernel
@@ -242,8 +268,10 @@ class SmallStepper:
         The numba kernel (from :meth:`build`).
     """
 
-    def __init__(self, step, jacobian, x, Q, *, params=None, periods=None, compiled=None):
+    def __init__(self, step, jacobian, x, Q, *, params=None, periods=None, compiled=None,
+                 scalar=None):
         self._step, self._jac, self._p = step, jacobian, params
+        self._scalar = scalar
         self.x = np.array(x, dtype=np.float64, order="C")
         self.Q = np.array(Q, dtype=np.float64, order="C")
         self._per = _period_array(periods, self.x.shape[1])
@@ -252,7 +280,7 @@ class SmallStepper:
 
     @classmethod
     def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
-              total_steps=0, compilable=None):
+              total_steps=0, compilable=None, scalar=None):
         """A stepper for the point functions, or None where the general path must run.
 
         None for a non-NumPy or non-float64 state, a driven map (``u`` given), a
@@ -270,13 +298,16 @@ class SmallStepper:
         compilable = (_compilable(step) and _compilable(jacobian)) if compilable is None \
             else compilable
         kernel = None
-        key = (step, jacobian)
         if mode != "never" and compilable and numba_available() and (
-                mode == "always" or key in _COMPILED or total_steps * B >= COMPILE_MIN_STEPS):
-            kernel = _compile(step, jacobian, params, x, Q)
+                mode == "always" or (step, jacobian, B > 1) in _COMPILED
+                or total_steps * B >= COMPILE_MIN_STEPS):
+            # a batch calls the point functions on all of it where they take (B, dim)
+            kernel = ((_compile(step, jacobian, params, x, Q, True) if B > 1 else None)
+                      or _compile(step, jacobian, params, x, Q, False))
         if kernel is None and B > 1:
             return None
-        self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel)
+        self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel,
+                   scalar=scalar if dim == 2 else None)
         if kernel is None and not self._shapes_ok():
             return None
         return self
@@ -341,6 +372,8 @@ class SmallStepper:
             worst = float(stats[:, 0].max())
             return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
         if dim == 2 and k <= 2 and r_out is None and q_out is None:
+            if self._scalar is not None:
+                return self._advance_floats(n, every, acc)
             return self._advance_2d(n, every, acc)
         return self._advance_plain(n, every, acc, r_out, q_out, q_every)
 
@@ -445,6 +478,59 @@ class SmallStepper:
         if not np.isfinite(x).all():
             return None
         self.x[0] = x
+        self.Q[0, :, 0] = (u00, u10)
+        acc[0, 0] = a0
+        if k == 2:
+            self.Q[0, :, 1] = (u01, u11)
+            acc[0, 1] = a1
+        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+    def _advance_floats(self, n, every, acc):
+        """:meth:`_advance_2d` on a map's scalar kernel: no arrays at all in the loop."""
+        kernel = self._scalar
+        k = self.Q.shape[-1]
+        x0, x1 = (float(v) for v in self.x[0])
+        Q = self.Q[0]
+        u00, u10, u01, u11 = float(Q[0, 0]), float(Q[1, 0]), float(Q[0, -1]), float(Q[1, -1])
+        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
+        P0, P1 = (float(P) if math.isfinite(P) else 0.0 for P in self._per)
+        log, sqrt, isfinite, floor = math.log, math.sqrt, math.isfinite, math.floor
+        worst, esum = -math.inf, 0.0
+        for t in range(1, n + 1):
+            x0, x1, j00, j01, j10, j11 = kernel(x0, x1)
+            if P0:
+                x0 -= P0 * floor(x0 / P0)
+            if P1:
+                x1 -= P1 * floor(x1 / P1)
+            u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
+            u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
+            if t % every and t != n:
+                continue
+            r00 = sqrt(u00 * u00 + u10 * u10)
+            if not (isfinite(r00) and r00 > 0.0):
+                return None
+            u00, u10 = u00 / r00, u10 / r00
+            a0 += log(r00)
+            if k == 2:  # Gram-Schmidt, twice where the first pass may leave an error
+                n1 = sqrt(u01 * u01 + u11 * u11)
+                r01 = u00 * u01 + u10 * u11
+                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                r11 = sqrt(u01 * u01 + u11 * u11)
+                if r11 < 1e-3 * n1:
+                    r01 = u00 * u01 + u10 * u11
+                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                    r11 = sqrt(u01 * u01 + u11 * u11)
+                if not (isfinite(r11) and r11 > 0.0):
+                    return None
+                u01, u11 = u01 / r11, u11 / r11
+                a1 += log(r11)
+                if every > 1:
+                    lost = log(n1 / r11)
+                    worst = max(worst, lost)
+                    esum += math.exp(min(lost, 700.0))
+        if not (isfinite(x0) and isfinite(x1)):
+            return None
+        self.x[0] = (x0, x1)
         self.Q[0, :, 0] = (u00, u10)
         acc[0, 0] = a0
         if k == 2:

@@ -24,35 +24,51 @@ def _finite_param(name, value):
     return value
 
 
-# -- point functions: one state (dim,), unchecked, in numba's subset (see _stepper) ------
+# -- point functions: states (dim,) or (B, dim), unchecked, in numba's subset (_stepper) --
 def _logistic_point(x, p):
     return p[0] * x * (1.0 - x)
 
 
 def _logistic_point_jac(x, p):
-    return (p[0] * (1.0 - 2.0 * x)).reshape((1, 1))
+    J = np.empty(x.shape + (1,))
+    J[..., 0, 0] = p[0] * (1.0 - 2.0 * x[..., 0])
+    return J
 
 
 def _henon_point(x, p):
-    return np.array([1.0 - p[0] * x[0] * x[0] + x[1], p[1] * x[0]])
+    y = np.empty_like(x)
+    y[..., 0] = 1.0 - p[0] * x[..., 0] * x[..., 0] + x[..., 1]
+    y[..., 1] = p[1] * x[..., 0]
+    return y
 
 
 def _henon_point_jac(x, p):
-    return np.array([[-2.0 * p[0] * x[0], 1.0], [p[1], 0.0]])
+    J = np.empty(x.shape + (2,))
+    J[..., 0, 0] = -2.0 * p[0] * x[..., 0]
+    J[..., 0, 1] = 1.0
+    J[..., 1, 0] = p[1]
+    J[..., 1, 1] = 0.0
+    return J
 
 
 def _standard_point(x, p):
-    p_new = x[1] + p[0] * np.sin(x[0])
-    return np.array([x[0] + p_new, p_new])
+    y = np.empty_like(x)
+    y[..., 1] = x[..., 1] + p[0] * np.sin(x[..., 0])
+    y[..., 0] = x[..., 0] + y[..., 1]
+    return y
 
 
 def _standard_point_jac(x, p):
-    c = p[0] * np.cos(x[0])
-    return np.array([[1.0 + c, 1.0], [c, 1.0]])
+    J = np.empty(x.shape + (2,))
+    J[..., 1, 0] = p[0] * np.cos(x[..., 0])
+    J[..., 0, 0] = 1.0 + J[..., 1, 0]
+    J[..., 0, 1] = 1.0
+    J[..., 1, 1] = 1.0
+    return J
 
 
 def _linear_point(x, A):
-    return A @ x
+    return x @ A.T
 
 
 def _linear_point_jac(x, A):
@@ -229,6 +245,14 @@ class HenonMap(Map):
     def _point_functions(self):
         return _henon_point, _henon_point_jac, np.array([self.a, self.b])
 
+    def _scalar_kernel(self):
+        a, b = self.a, self.b
+
+        def henon(x0, x1):
+            return 1.0 - a * x0 * x0 + x1, b * x0, -2.0 * a * x0, 1.0, b, 0.0
+
+        return henon
+
     def to(self, backend):
         return HenonMap(self.a, self.b)
 
@@ -303,6 +327,16 @@ class StandardMap(Map):
 
     def _point_functions(self):
         return _standard_point, _standard_point_jac, np.array([self.k])
+
+    def _scalar_kernel(self):
+        k, sin, cos = self.k, math.sin, math.cos
+
+        def standard(theta, p):
+            c = k * cos(theta)
+            p = p + k * sin(theta)
+            return theta + p, p, 1.0 + c, 1.0, c, 1.0
+
+        return standard
 
     def to(self, backend):
         return StandardMap(self.k)
