@@ -289,22 +289,25 @@ def _orbits(quick, pyn):
                     pass
             return np.array(found).reshape(-1, 2)
 
-        def ours():
-            return find_fixed_points(standard_map(k), X, period=period)
-
         theirs()  # compile
-        t = interleaved({"ours": ours, "pyn": theirs}, 3)
         P = np.mod(theirs(), 1.0) * TWO_PI
-        fp = ours()
-        d = np.mod(P[:, None, :] - fp.points[None] + math.pi, TWO_PI) - math.pi
-        missing = int(np.sum(np.linalg.norm(d, axis=-1).min(axis=1) > 1e-6))
         distinct = len({tuple(np.round(np.mod(p, TWO_PI) / TWO_PI, 6) % 1.0) for p in P})
-        rows.append(report(
-            f"standard map K={k} period-{period} orbits, {len(U)} starts, vs pynamicalsys "
-            f"Newton", t["ours"], t["pyn"], "all of its points found, ratio <= 1",
-            missing == 0 and t["ours"] <= t["pyn"],
-            f"pynamicalsys: {len(P)} converged starts, {distinct} distinct points; ours "
-            f"{len(fp.points)} distinct points; its points missing from ours: {missing}"))
+        for q_steps, how in ((None, "default"), (0, "q_steps=0: Newton alone, as pynamicalsys")):
+            opts = {} if q_steps is None else {"q_steps": q_steps}
+
+            def ours():
+                return find_fixed_points(standard_map(k), X, period=period, **opts)
+
+            t = interleaved({"ours": ours, "pyn": theirs}, 3)
+            fp = ours()
+            d = np.mod(P[:, None, :] - fp.points[None] + math.pi, TWO_PI) - math.pi
+            missing = int(np.sum(np.linalg.norm(d, axis=-1).min(axis=1) > 1e-6))
+            rows.append(report(
+                f"standard map K={k} period-{period} orbits, {len(U)} starts, {how}, vs "
+                f"pynamicalsys Newton", t["ours"], t["pyn"], "all of its points found, ratio <= 1",
+                missing == 0 and t["ours"] <= t["pyn"],
+                f"pynamicalsys: {len(P)} converged starts, {distinct} distinct points; ours "
+                f"{len(fp.points)} distinct points; its points missing from ours: {missing}"))
     return rows
 
 
