@@ -211,18 +211,19 @@ def _compile(step, jac, params, x, Q, batch):
         def jitted(f):
             return f if isinstance(f, numba.core.registry.CPUDispatcher) else numba.njit(f)
 
-        s, j = jitted(step), jitted(jac)
+        s1, j1 = jitted(step), jitted(jac)
         if params is None:  # f(x): called as f(x, p) by the kernel
             @numba.njit
             def s2(x, p):
-                return s(x)
+                return s1(x)
 
             @numba.njit
             def j2(x, p):
-                return j(x)
+                return j1(x)
 
-            s, j = s2, j2
-        ns = {"np": np, "step": s, "jac": j}
+            ns = {"np": np, "step": s2, "jac": j2}
+        else:
+            ns = {"np": np, "step": s1, "jac": j1}
         exec(compile(_KERNEL_BATCH if batch else _KERNEL_ROWS, "<itermap small-map kernel>",
                      "exec"), ns)
         kernel = numba.njit(ns["kernel"])

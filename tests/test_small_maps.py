@@ -383,3 +383,72 @@ def test_basins_on_the_torus_compare_wrapped_states():
     b = basins(m, np.array([[0.3], [TWO_PI - 0.3], [TWO_PI + 0.2]]), steps=200)
     assert len(np.unique(b.labels)) == 1
     assert len(b.attractors) == 1
+
+
+def test_without_numba_the_plain_loop_runs(monkeypatch):
+    """numba is an optional extra: where it cannot be imported the plain loop gives the numbers."""
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    monkeypatch.setattr(stepper, "numba_available", lambda: False)
+    m = FunctionMap(henon_step, 2, jacobian=henon_jac)
+    s = m.tangent_stepper(np.array([[0.1, 0.1]]), np.eye(2)[None], steps=10**9)
+    assert s is not None and not s.compiled
+    # a batch has no plain stepper: the general batched path runs it
+    assert m.tangent_stepper(np.zeros((3, 2)), np.tile(np.eye(2), (3, 1, 1))) is None
+    first = lyapunov_spectrum(m, np.array([0.1, 0.1]), 10, rng=0)
+    res = lyapunov_spectrum(m, None, 30, continue_from=first)
+    _, acc = _reference(henon_step, henon_jac, first.state[0], first.tangents[0], 30)
+    np.testing.assert_allclose(res.log_stretch[0] - first.log_stretch[0], acc, rtol=1e-9)
+
+
+def test_functions_numba_refuses_fall_back_to_the_plain_loop(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    seen = []
+
+    def step(x):  # a Python list and a side effect: not numba's subset
+        seen.append(1)
+        return np.array([float(v) for v in henon_step(x)])
+
+    m = FunctionMap(step, 2, jacobian=henon_jac)
+    s = m.tangent_stepper(np.array([[0.1, 0.1]]), np.eye(2)[None])
+    assert s is not None and not s.compiled
+    res = lyapunov_spectrum(m, np.array([0.1, 0.1]), 200, transient=20, rng=0)
+    assert abs(res.exponents.sum() - math.log(0.3)) < 1e-12
+    assert len(seen) >= 220
+
+
+def test_auto_compiles_only_long_runs(monkeypatch):
+    pytest.importorskip("numba")
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "auto")
+
+    def step(x):  # a fresh function: compiled by no earlier test
+        y = np.empty_like(x)
+        y[..., 0] = 1.0 - 1.4 * x[..., 0] ** 2 + x[..., 1]
+        y[..., 1] = 0.3 * x[..., 0]
+        return y
+
+    m = FunctionMap(step, 2, jacobian=henon_jac)
+    x, Q = np.array([[0.1, 0.1]]), np.eye(2)[None]
+    assert not m.tangent_stepper(x, Q, steps=1000).compiled
+    assert m.tangent_stepper(x, Q, steps=stepper.COMPILE_MIN_STEPS).compiled
+    assert m.tangent_stepper(x, Q, steps=10).compiled  # compiled once, used from then on
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    assert not m.tangent_stepper(x, Q, steps=10**9).compiled
+
+
+def test_analyses_test_no_concrete_map_class():
+    """Issue 25: the speed comes from the map's stepper, never from a class test in analysis."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(itermap.__file__).resolve().parent.parent / "analysis"
+    for name in ("_lyapunov.py", "_clv.py", "_finite_time.py"):
+        tree = ast.parse((root / name).read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        assert not names & {"HenonMap", "StandardMap", "LogisticMap", "LinearMap",
+                            "FunctionMap"}, name
