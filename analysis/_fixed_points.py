@@ -681,6 +681,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
     Jacobians along the orbit (computed with ``map.step_with_tangent``), so
     a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    For a map on a torus (``map.periods``, the standard map's ``2 pi``) the
+    equation is solved modulo the periods: the map is evaluated at the point
+    reduced onto ``[0, P)`` and ``F^p(x) - x`` is taken to the nearest image, so
+    orbits that close only modulo ``P`` are found; the points are reported on
+    ``[0, P)`` (a coordinate within ``unique_tol`` below ``P`` just below 0).
     On NumPy the batched solves are split across CPU threads (LAPACK works
     on one small matrix at a time, outside the GIL), with BLAS held to one
     thread meanwhile through threadpoolctl.
