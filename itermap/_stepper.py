@@ -396,7 +396,11 @@ class SmallStepper:
         x, Q = self.x[0].copy(), self.Q[0].copy()
         row = acc[0]
         worst, esum = -math.inf, 0.0
-        qr, log, absolute, diag = np.linalg.qr, np.log, np.abs, np.diagonal
+        # LAPACK's geqrf and orgqr called directly: numpy.linalg.qr costs ~4x more on a
+        # frame this small (its gufunc set-up, not the arithmetic)
+        from scipy.linalg.lapack import dgeqrf, dorgqr
+
+        log, absolute, diag, triu = np.log, np.abs, np.diagonal, np.triu
         for t in range(1, n + 1):
             J = jac(x) if p is None else jac(x, p)
             x = step(x) if p is None else step(x, p)
@@ -406,10 +410,11 @@ class SmallStepper:
             if t % every and t != n:
                 Q = Y
                 continue
-            Q, R = qr(Y)
-            d = diag(R)
+            qr, tau, _, info = dgeqrf(Y)
+            Q, _, info2 = dorgqr(qr, tau)
+            d = diag(qr)
             logs = log(absolute(d))
-            if not np.isfinite(logs.sum()):
+            if info or info2 or not np.isfinite(logs.sum()):
                 return None
             row += logs
             if every > 1:
@@ -420,7 +425,7 @@ class SmallStepper:
                 s = np.where(d < 0, -1.0, 1.0)  # diag R > 0, as the batched QR gives it
                 Q = Q * s
                 if r_out is not None:
-                    r_out[t - 1, 0] = R * s[:, None]
+                    r_out[t - 1, 0] = triu(qr[:Q.shape[1]]) * s[:, None]
                 if q_every and t % q_every == 0:
                     q_out[t // q_every - 1, 0] = Q
         if not np.isfinite(x).all():

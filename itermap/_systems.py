@@ -308,6 +308,19 @@ class StandardMap(Map):
         return xp.stack([xp.stack([1.0 + c, one], axis=-1),
                          xp.stack([c, one], axis=-1)], axis=-2)
 
+    def step_with_tangent(self, x, v, u=None):
+        # one validation and elementwise products: a batch's tangent step without matmuls
+        self._no_input(u)
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        xp = namespace(x)
+        theta, p = x[..., 0], x[..., 1]
+        p_new = p + self.k * xp.sin(theta)
+        c = (self.k * xp.cos(theta))[..., None]
+        v0, v1 = v[..., 0, :], v[..., 1, :]
+        w1 = c * v0 + v1
+        return xp.stack([theta + p_new, p_new], axis=-1), xp.stack([v0 + w1, w1], axis=-2)
+
     def vjp(self, x, w, u=None):
         """``w^T J(x) = (w_0 (1 + c) + w_1 c, w_0 + w_1)`` with ``c = K cos(theta)``."""
         self._no_input(u)
