@@ -666,8 +666,8 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
 def _segment(map_, x, Q, n, *, orient=0, constant=None, offset=0):
     """Run ``orient`` steps then ``n`` measured ones, QR every step: (x, Q, sum log|R_ii|).
 
-    The building block of windowed analyses (finite-time exponents); NumPy
-    2-D built-in maps take the vector loop, everything else the array path.
+    The building block of windowed analyses (finite-time exponents): the map's
+    tangent stepper where it hands one over, else the array path.
     """
     xp = namespace(x)
     B, k = x.shape[0], Q.shape[-1]
