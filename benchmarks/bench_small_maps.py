@@ -352,4 +352,5 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     import sys
 
-    run(quick="--quick" in sys.argv)
+    for row in run(quick="--quick" in sys.argv):
+        print(f"  {row['name']}: {row['note']}")
