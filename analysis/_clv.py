@@ -214,12 +214,6 @@ def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
     C = np.triu(gen.standard_normal((B, k, k))) + np.eye(k) * 1.0
     C = xp.astype(xp.asarray(C / np.linalg.norm(C, axis=-2, keepdims=True)), dtype)
     solve = np.linalg.solve if isinstance(C, np.ndarray) else xp.linalg.solve
-    if isinstance(C, np.ndarray) and B == 1 and C.dtype == np.float64:
-        # one small triangular solve a step: LAPACK's trtrs directly (an LU solve costs ~5x)
-        from scipy.linalg.lapack import dtrtrs
-
-        def solve(R, C):
-            return dtrtrs(R[0], C[0])[0][None]
     saved, growth = {}, None
     for t in range(len(Rs), 0, -1):
         if t in Qs:
