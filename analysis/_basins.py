@@ -247,6 +247,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     tol = check_real("tol", tol, positive=True)
     x = _check_starts(map, x0)
     given = _check_attractors(map, attractors)
+    if given is not None:
+        given = np.asarray(map.wrap(given), dtype=float)
     n = x.shape[0]
     u = _check_inputs(map, inputs, n)
     if map.backend not in (None, "numpy"):
@@ -300,7 +302,8 @@ def _orbits(map_, x, u, steps, max_period, radius):
     points = []
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(steps + max_period):
-            x = np.asarray(map_.step(x, u), dtype=float)
+            # a map on a torus: every state wrapped onto [0, P) (Map.wrap), so orbits compare
+            x = np.asarray(map_.wrap(map_.step(x, u)), dtype=float)
             out = ~np.all(np.isfinite(x), axis=1)
             out[~out] = np.linalg.norm(x[~out], axis=1) > radius
             if out.any():
@@ -355,7 +358,7 @@ def _least_period(map_, point, u, max_period, tol):
     uu = None if u is None else u[:1]
     y = point[None, :]
     for p in range(1, max_period + 1):
-        y = np.asarray(map_.step(y, uu), dtype=float)
+        y = np.asarray(map_.wrap(map_.step(y, uu)), dtype=float)
         if np.linalg.norm(y[0] - point) <= tol * (1.0 + np.linalg.norm(point)):
             return p
     return 0

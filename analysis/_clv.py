@@ -184,6 +184,20 @@ def participation_ratio(vectors: Array) -> Array:
     return sq.sum(axis=-2) ** 2 / (sq * sq).sum(axis=-2)
 
 
+def _stepper_forward(stepper, n_total, orient, save_every, steps):
+    """:func:`_forward` on the map's tangent stepper (a small map), or None to rerun it."""
+    B, dim, k = stepper.Q.shape
+    if orient and stepper.advance(orient, acc=np.zeros((B, k))) is None:
+        return None
+    Rs = np.zeros((n_total, B, k, k))
+    Qs = np.empty((n_total // save_every, B, dim, k))  # the backward transient's too
+    acc = np.zeros((B, k))
+    if stepper.advance(n_total, acc=acc, r_out=Rs, q_out=Qs, q_every=save_every) is None:
+        return None
+    saved = {(i + 1) * save_every: Qs[i] for i in range(steps // save_every)}
+    return Rs, saved, acc
+
+
 def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
     """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
     groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
@@ -321,8 +335,13 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     Q = _initial_frame(map, B, k, x, xp, rng)
     save_at = set(range(save_every, steps + 1, save_every))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        Rs, Qs, acc = _forward(map, x, Q, steps + bt, transient, constant, sequence, save_at,
-                               xp)
+        stepper = (map.tangent_stepper(x, Q, constant, steps=transient + steps + bt)
+                   if sequence is None else None)
+        out = (_stepper_forward(stepper, steps + bt, transient, save_every, steps)
+               if stepper is not None else None)
+        # no stepper, or a divergence or a collapse that the general pass names
+        Rs, Qs, acc = out if out is not None else _forward(
+            map, x, Q, steps + bt, transient, constant, sequence, save_at, xp)
         saved, growth = _backward(Rs, Qs, steps, k, B, xp, x.dtype, rng)
     times = np.array(sorted(saved), dtype=np.int64)
     # the vectors keep the map's precision (float32 in, float32 out)

@@ -86,6 +86,21 @@ class FiniteTimeExponents:
                 f"std={np.round(np.asarray(self.std), 4).tolist()})")
 
 
+def _stepper_windows(stepper, n_windows, window, transient):
+    """The windows' exponents (n_windows, B, k) from a tangent stepper, or None."""
+    if stepper is None:
+        return None
+    B, k = stepper.Q.shape[0], stepper.Q.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
+            return None
+        per = np.zeros((n_windows, B, k))
+        for w in range(n_windows):
+            if stepper.advance(window, acc=per[w]) is None:
+                return None
+    return per / window
+
+
 def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
                           k: int | None = None, transient: int = 100,
                           inputs: Array | None = None, rng: RngLike = None) -> FiniteTimeExponents:
@@ -146,12 +161,17 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
-    windows = []
-    for w in range(n_windows):  # each window resumes the last one's state and frame
-        x, Q, acc = _segment(map, x, Q, window, orient=transient if w == 0 else 0,
-                             constant=constant, offset=0 if w == 0 else transient + w * window)
-        windows.append(np.asarray(to_numpy(acc), dtype=float) / window)
-    per = np.stack(windows)  # (n_windows, B, k)
+    # the map's own stepper for a small map: one loop, window after window
+    per = _stepper_windows(map.tangent_stepper(x, Q, constant, steps=transient + steps),
+                           n_windows, window, transient)
+    if per is None:  # no stepper, or a divergence it leaves to the general path to name
+        windows = []
+        for w in range(n_windows):  # each window resumes the last one's state and frame
+            x, Q, acc = _segment(map, x, Q, window, orient=transient if w == 0 else 0,
+                                 constant=constant,
+                                 offset=0 if w == 0 else transient + w * window)
+            windows.append(np.asarray(to_numpy(acc), dtype=float) / window)
+        per = np.stack(windows)  # (n_windows, B, k)
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

@@ -280,32 +280,73 @@ def _like(a_np, xp):
     return xp.asarray(np.ascontiguousarray(a_np))
 
 
+# -- maps on a torus: F^p(x) = x modulo the map's periods ---------------------------------
+class _Torus:
+    """The periods of a map on a torus (``map.periods``), as arrays of the states' namespace."""
+
+    def __init__(self, periods, xp, dtype):
+        mask = np.array([P is not None for P in periods])
+        self.xp = xp
+        self.mask = xp.asarray(mask)
+        self.per = xp.asarray(np.array([P or 1.0 for P in periods]), dtype=dtype)
+
+    def reduce(self, x):
+        """``x`` onto ``[0, P)``: the map is evaluated there, wherever Newton's iterates go."""
+        xp = self.xp
+        return xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
+
+    def nearest(self, y, x):
+        """``y`` shifted by whole periods to the image nearest ``x``: ``y - x`` is the residual."""
+        d = y - x
+        return y - self.xp.where(self.mask, self.per * self.xp.round(d / self.per), 0.0)
+
+    def canonical(self, x, tol):
+        """``x`` onto ``[0, P)``, within ``tol`` below ``P`` to just below 0: one representative."""
+        r = self.reduce(x)
+        return self.xp.where(self.mask & (r > self.per - tol), r - self.per, r)
+
+
+def _torus(map_, x):
+    return None if map_.periods is None else _Torus(map_.periods, namespace(x), x.dtype)
+
+
 # -- the map raised to the period ---------------------------------------------------------
 class _Power:
-    """``F^p`` under a constant input, batched over rows, with its Jacobian."""
+    """``F^p`` under a constant input, batched over rows, with its Jacobian.
 
-    def __init__(self, map_, period, u, xp):
+    On a torus ``value`` and ``jacobian`` return the image of ``F^p(x)`` nearest
+    ``x``, so that every residual ``F^p(x) - x`` is taken modulo the periods.
+    """
+
+    def __init__(self, map_, period, u, xp, torus=None):
         self.map, self.p, self.u, self.xp = map_, period, u, xp
+        self.torus = torus
 
     def _u(self, x):
         if self.u is None:
             return None
         return self.xp.broadcast_to(self.u, (x.shape[0], self.u.shape[0]))
 
+    def _image(self, x, y, c):
+        """``x`` plus the residual at ``c``, the reduced ``x``: ``F^p(c) - c`` modulo P."""
+        return y if self.torus is None else x + (self.torus.nearest(y, c) - c)
+
     def value(self, x):
         u = self._u(x)
+        c = y = x if self.torus is None else self.torus.reduce(x)
         for _ in range(self.p):
-            x = self.map.step(x, u)
-        return x
+            y = self.map.step(y, u)
+        return self._image(x, y, c)
 
     def jacobian(self, x):
         """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
         u = self._u(x)
-        J = self.map.jacobian(x, u)
-        y = self.map.step(x, u)
+        c = x if self.torus is None else self.torus.reduce(x)
+        J = self.map.jacobian(c, u)
+        y = self.map.step(c, u)
         for _ in range(self.p - 1):
             y, J = self.map.step_with_tangent(y, J, u)
-        return y, J
+        return self._image(x, y, c), J
 
     def jacobian_only(self, x):
         if self.p == 1:
@@ -663,6 +704,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
     Jacobians along the orbit (computed with ``map.step_with_tangent``), so
     a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    For a map on a torus (``map.periods``, the standard map's ``2 pi``) the
+    equation is solved modulo the periods: the map is evaluated at the point
+    reduced onto ``[0, P)`` and ``F^p(x) - x`` is taken to the nearest image, so
+    orbits that close only modulo ``P`` are found; the points are reported on
+    ``[0, P)`` (a coordinate within ``unique_tol`` below ``P`` just below 0).
     On NumPy the batched solves are split across CPU threads (LAPACK works
     on one small matrix at a time, outside the GIL), with BLAS held to one
     thread meanwhile through threadpoolctl.
@@ -711,7 +757,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     u = _check_inputs(map, inputs, xp)
     if u is not None:
         u = xp.astype(u, x.dtype)
-    F = _Power(map, period, u, xp)
+    torus = _torus(map, x)
+    F = _Power(map, period, u, xp, torus)
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     eye = xp.eye(dim, dtype=x.dtype)
 
@@ -774,6 +821,10 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     if found_x:
         pts = xp.concat(found_x, axis=0)
         res = np.concatenate(found_r)
+        if torus is not None:  # one representative of each point on the torus; its residual
+            # anew: iterates that wandered far off lose the residual's digits in x + G - x
+            pts, merge_again = torus.canonical(pts, unique_tol), True
+            res = to_numpy(_norm(xp, F.value(pts) - pts)).astype(np.float64)
         if merge_again:
             lead, _ = _cluster(xp, pts, unique_tol)
             keep_rows, _ = _least_in_groups(lead, res)
@@ -786,6 +837,12 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                     if isinstance(x, np.ndarray) else contextlib.nullcontext())
     with polish_limit:
         pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
+    if torus is not None:  # the polish may bring two representatives together
+        pts = torus.canonical(pts, unique_tol)
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < int(pts.shape[0]):
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     ev = _eigenvalues(xp, jac)
     stable, n_unstable = _stability(ev)
     orbit, min_period = _orbits(map, u, xp, pts, period, unique_tol)
@@ -1162,9 +1219,13 @@ def _orbits(map_, u, xp, pts, period, unique_tol):
     uu = None if u is None else xp.broadcast_to(u, (m, u.shape[0]))
     y = pts
     unset = np.ones(m, dtype=bool)
+    torus = _torus(map_, pts)
     for k in range(1, period):
         y = map_.step(y, uu)
-        back = to_numpy(_norm(xp, y - pts)) <= unique_tol
+        if torus is not None:
+            y = torus.canonical(y, unique_tol)
+        back = to_numpy(_norm(xp, (y if torus is None else torus.nearest(y, pts)) - pts)) \
+            <= unique_tol
         newly = back & unset & (period % k == 0)
         min_period[newly] = k
         unset &= ~newly
@@ -1302,10 +1363,11 @@ def _q_and_grad(F, xp, x, Px=None):
     if Px is not None and F.p == 1:
         orbit = [x, Px]
     else:
-        orbit = [x]
+        orbit = [x if F.torus is None else F.torus.reduce(x)]
         for _ in range(F.p):
             orbit.append(F.map.step(orbit[-1], u))
-    G = orbit[-1] - x
+    G = orbit[-1] - orbit[0] if F.torus is None else F.torus.nearest(orbit[-1], orbit[0]) \
+        - orbit[0]
     w = G
     for k in range(F.p - 1, -1, -1):
         w = F.map.vjp(orbit[k], w, u)

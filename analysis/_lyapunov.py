@@ -7,8 +7,9 @@ stretching along each direction. All ``B`` trajectories of a batch move
 together: one batched tangent product (``map.step_with_tangent``, which for a
 sparse ``W`` never forms the Jacobian) and one batched reorthonormalisation
 (see ``_reorth``: Gram-Schmidt, CholeskyQR2 or Householder), on the array
-backend of the state (NumPy, CuPy, ...). A single trajectory of a small
-built-in map (Henon) runs a loop on Python floats instead (``_small``).
+backend of the state (NumPy, CuPy, ...). A small map runs on the tangent
+stepper it hands over (:meth:`itermap.Map.tangent_stepper`): a lean loop over
+its point functions, compiled where numba is installed.
 
 A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
 that a ReLU has killed) has the exponent ``-inf``.
@@ -326,90 +327,34 @@ def _precision_loss_from_norms(xp, sq, logd):
     return xp.max(lost, axis=-1)
 
 
-# -- a single trajectory of a small built-in map: a loop on Python floats ---------------
-def _float_kernel(map_):
-    """``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)`` for maps with one, or None."""
-    from itermap.systems import HenonMap
+# -- the map's own stepper: one or a batch of trajectories of a small map ----------------
+def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc):
+    """The run of :func:`_run` on the map's tangent stepper, in chunks between checkpoints.
 
-    if type(map_) is HenonMap:
-        a, b = float(map_.a), float(map_.b)
-
-        def henon(x0, x1):
-            return 1.0 - a * x0 * x0 + x1, b * x0, -2.0 * a * x0, 1.0, b, 0.0
-
-        return henon
-    return None
-
-
-def _small_run(kernel, x, Q, *, total, orient, every, done, qr_per_chk, offset, acc):
-    """The loop of :func:`_run` for a 2-D map with a float kernel, without arrays.
-
-    One trajectory runs on Python floats; a batch runs the same arithmetic on
-    NumPy vectors of length ``B`` (one operation per term, no small matrices).
-    Returns None on a divergence or a collapse: the array path then names it.
+    Returns None on a divergence or a collapse: the general path then reruns and names it.
     """
-    B, k = x.shape[0], Q.shape[-1]
-    scalar = B == 1
-    if scalar:
-        x0, x1 = float(x[0, 0]), float(x[0, 1])
-        u00, u10, u01, u11 = (float(Q[0, i, j]) for j in (0, -1) for i in (0, 1))
-        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
-        log, sqrt, top = math.log, math.sqrt, float
-    else:
-        x0, x1 = x[:, 0].copy(), x[:, 1].copy()
-        u00, u10, u01, u11 = (Q[:, i, j].copy() for j in (0, -1) for i in (0, 1))
-        a0, a1 = acc[:, 0].copy(), acc[:, -1].copy()
-        log, sqrt, top = np.log, np.sqrt, np.max
+    del offset  # the general path's rerun names the steps
+    acc = np.array(acc, dtype=np.float64)
+    if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
+        return None
     hist, hist_steps = [], []
-    n_qr, worst, exp_sum = 0, 0.0, 0.0
-    for t in range(1, total + 1):
-        x0, x1, j00, j01, j10, j11 = kernel(x0, x1)
-        u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
-        u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
-        measuring = t > orient
-        if measuring and (t - orient) % every and t != total:
-            continue
-        r00 = sqrt(u00 * u00 + u10 * u10)
-        if scalar and not (math.isfinite(r00) and math.isfinite(x0 + x1) and r00 > 0.0):
+    worst, exp_sum = -math.inf, 0.0
+    measured, pos, chunk = total - orient, 0, qr_per_chk * every
+    while pos < measured:
+        n = min(chunk, measured - pos)
+        loss = stepper.advance(n, every=every, acc=acc)
+        if loss is None:
             return None
-        u00, u10 = u00 / r00, u10 / r00
-        l0 = log(r00)
-        if k == 2:  # Gram-Schmidt, twice
-            n1 = sqrt(u01 * u01 + u11 * u11)
-            r01 = u00 * u01 + u10 * u11
-            u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-            r11 = sqrt(u01 * u01 + u11 * u11)
-            if not scalar or r11 < 1e-3 * n1:  # the second pass, where it can matter
-                r01 = u00 * u01 + u10 * u11
-                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                r11 = sqrt(u01 * u01 + u11 * u11)
-            if scalar and not (math.isfinite(r11) and r11 > 0.0):
-                return None
-            u01, u11 = u01 / r11, u11 / r11
-            l1 = log(r11)
-        if not measuring:
-            continue
-        a0 = a0 + l0
-        if k == 2:
-            a1 = a1 + l1
-        if k == 2 and every > 1:
-            lost = top(log(n1) - l1)
-            worst = max(worst, lost)
-            exp_sum += math.exp(min(lost, 700.0))
-        n_qr += 1
-        if n_qr % qr_per_chk == 0 or t == total:
-            n = done + t - orient
-            per = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k) / n
-            hist.append(np.sort(per, axis=1)[:, ::-1].mean(axis=0))
-            hist_steps.append(n)
-    acc = np.stack(np.broadcast_arrays(a0, a1)[:k], axis=-1).reshape(B, k)
-    xs = np.stack(np.broadcast_arrays(x0, x1), axis=-1).reshape(B, 2)
-    if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(xs))):
-        return None  # a divergence, a collapse (log 0) or a NaN somewhere in the batch
-    Qs = np.stack([np.stack(np.broadcast_arrays(u00, u01), axis=-1),
-                   np.stack(np.broadcast_arrays(u10, u11), axis=-1)], axis=-2)
-    Qs = Qs.reshape(B, 2, 2)[..., :k]
-    return xs, Qs, acc, hist, hist_steps, ((worst, exp_sum) if every > 1 else (math.nan,) * 2)
+        if every > 1:
+            worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
+        pos += n
+        per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
+        hist.append(per.mean(axis=0))
+        hist_steps.append(done + pos)
+    if not np.all(np.isfinite(acc)):
+        return None
+    loss = (worst, exp_sum) if every > 1 else (math.nan, math.nan)
+    return stepper.x, stepper.Q, acc, hist, hist_steps, loss
 
 
 # -- the general loop ---------------------------------------------------------------------
@@ -667,7 +612,10 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     all BLAS-3, one matrix per thread on NumPy), repeated once (CholeskyQR2)
     when the first pass leaves the frame visibly non-orthonormal, and
     Householder QR when the Gram matrix is too ill-conditioned for it. A
-    single trajectory of a 2-D built-in map (Henon) runs on Python floats.
+    small map (up to 64 units, no input) runs on the tangent stepper it
+    hands over (:meth:`itermap.Map.tangent_stepper`): one call of its
+    ``step`` and ``jacobian`` a step in a lean loop, compiled where numba is
+    installed and the functions are in its subset.
 
     Examples
     --------
@@ -711,13 +659,15 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
                 offset=run["transient"] + run["done"] - orient, acc=acc)
-    kernel = _float_kernel(map) if isinstance(x, np.ndarray) and not progress else None
+    # the map's own stepper where it has one for these states (a small map), else the loop
+    stepper = (map.tangent_stepper(x, Q, constant, steps=total)
+               if sequence is None and not progress else None)
     out = None
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        if kernel is not None and x.dtype == np.float64 and map.input_size == 0:
-            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.asarray(acc)})
+        if stepper is not None:
+            out = _stepper_run(stepper, **opts)
         if out is None:
             bar = None
             if progress:
@@ -740,20 +690,20 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
 def _segment(map_, x, Q, n, *, orient=0, constant=None, offset=0):
     """Run ``orient`` steps then ``n`` measured ones, QR every step: (x, Q, sum log|R_ii|).
 
-    The building block of windowed analyses (finite-time exponents); NumPy
-    2-D built-in maps take the vector loop, everything else the array path.
+    The building block of windowed analyses (finite-time exponents): the map's
+    tangent stepper where it hands one over, else the array path.
     """
     xp = namespace(x)
     B, k = x.shape[0], Q.shape[-1]
     opts = dict(total=orient + n, orient=orient, every=1, done=0, qr_per_chk=n + 1,
                 offset=offset, acc=xp.zeros((B, k), dtype=xp.float64))
     out = None
+    stepper = map_.tangent_stepper(x, Q, constant, steps=orient + n)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        kernel = _float_kernel(map_) if isinstance(x, np.ndarray) else None
-        if kernel is not None and x.dtype == np.float64 and map_.input_size == 0:
-            out = _small_run(kernel, x, np.asarray(Q), **{**opts, "acc": np.zeros((B, k))})
+        if stepper is not None:
+            out = _stepper_run(stepper, **{**opts, "acc": np.zeros((B, k))})
         if out is None:
             out = _run(map_, x, Q, constant=constant, sequence=None, bar=None, **opts)
     return out[0], out[1], out[2]

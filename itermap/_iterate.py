@@ -244,6 +244,8 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
 
     Notes
     -----
+    For a map on a torus (:attr:`Map.periods`), every state after the start
+    is wrapped onto ``[0, P)`` in its periodic coordinates.
     When only the last state is kept, the input is constant and the map's
     block graph is acyclic (an MLP, say), the state after at least as many
     steps as the longest chain of blocks no longer depends on the start; it
@@ -293,9 +295,12 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     if keep == "all":
         saved.append(x)
         times.append(0)
+    on_torus = map.periods is not None  # each step wrapped onto [0, P)
     for k in range(steps):
         u = constant if sequence is None else sequence[k]
         x = map.step(x, u)
+        if on_torus:
+            x = map.wrap(x)
         _check_finite(xp, x, k + 1)
         if keep == "all" and (k + 1) % every == 0:
             saved.append(x)

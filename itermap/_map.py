@@ -13,6 +13,8 @@ through. The analyses check their starts, inputs and results.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._backend import backend_of, namespace
@@ -107,6 +109,112 @@ class Map:
     @property
     def backend(self) -> str:
         return "numpy"
+
+    @property
+    def periods(self) -> tuple | None:
+        """The period of each coordinate of a map on a torus, or None (the default).
+
+        A tuple of length ``dim`` whose entries are a positive period or None
+        (a coordinate that does not wrap). :func:`~itermap.iterate` and the
+        Lyapunov steppers wrap such coordinates onto ``[0, P)`` after each
+        step; :func:`~itermap.analysis.find_fixed_points` solves
+        ``F^p(x) = x`` modulo the periods. ``step`` itself may stay the smooth
+        lift: its Jacobian is the same.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon, standard_map
+        >>> henon().periods is None, standard_map().periods == (2 * 3.141592653589793,) * 2
+        (True, True)
+        """
+        return None
+
+    def wrap(self, x: Array) -> Array:
+        """``x`` with each periodic coordinate reduced onto ``[0, P)``; ``x`` on a plane.
+
+        Parameters
+        ----------
+        x : array of shape (..., dim)
+            States, with any leading axes.
+
+        Returns
+        -------
+        array
+            Of ``x``'s shape (``x`` itself where :attr:`periods` is None).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import standard_map
+        >>> np.round(standard_map().wrap(np.array([7.0, -1.0])), 4)
+        array([0.7168, 5.2832])
+        """
+        from ._stepper import wrap_periodic
+
+        return wrap_periodic(x, self.periods)
+
+    def _point_functions(self):
+        """``(step, jacobian, params)`` on one state ``(dim,)``, unchecked, for the stepper.
+
+        ``step(x)`` and ``jacobian(x)``, or ``step(x, params)`` and
+        ``jacobian(x, params)`` where ``params`` is not None. By default the
+        map's own methods; maps with plain point functions hand them here
+        (written in numba's subset, they run compiled).
+        """
+        return self.step, self.jacobian, None
+
+    def _scalar_kernel(self):
+        """For a 2-D map, ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)`` on floats, or None.
+
+        The uncompiled stepper's loop on Python floats (no arrays in it); the
+        classic 2-D maps supply one.
+        """
+        return None
+
+    def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
+                        steps: int = 0) -> Any:
+        """A stepper that advances trajectories and their tangent frames, or None.
+
+        The Lyapunov analyses (spectrum, covariant vectors, finite-time
+        exponents) loop over the stepper a map hands them; where it returns
+        None they run the general batched path (``step_with_tangent`` and a
+        batched QR). The default is the general small-map stepper of
+        :mod:`itermap._stepper`: NumPy float64 states of up to 64 units, no
+        input; a single trajectory, or a batch where numba compiles the map's
+        point functions. A map may return a stepper of its own.
+
+        Parameters
+        ----------
+        x : array of shape (B, dim)
+            The starts.
+        Q : array of shape (B, dim, k)
+            Orthonormal tangent frames.
+        u : array, optional
+            A constant input (the default stepper takes none: None is returned).
+        steps : int
+            How many steps the caller means to run (a compiled loop pays its
+            compile time back only on long runs).
+
+        Returns
+        -------
+        SmallStepper or None
+            With ``advance(n, every=..., acc=..., r_out=..., q_out=...)`` and
+            the current ``x`` and ``Q``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from itermap.systems import linear
+        >>> s = linear(np.diag([2.0, 0.5])).tangent_stepper(np.ones((1, 2)), np.eye(2)[None])
+        >>> acc = np.zeros((1, 2))
+        >>> s.advance(10, acc=acc) is not None, np.round(acc / 10, 6)
+        (True, array([[ 0.693147, -0.693147]]))
+        """
+        from ._stepper import SmallStepper
+
+        step, jac, params = self._point_functions()
+        return SmallStepper.build(step, jac, x, Q, params=params, periods=self.periods, u=u,
+                                  total_steps=steps, scalar=self._scalar_kernel())
 
     # -- protocol ---------------------------------------------------------
     def step(self, x: Array, u: Array | None = None) -> Array:

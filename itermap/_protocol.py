@@ -68,11 +68,17 @@ class FunctionMap(Map):
         autonomous map.
     name : str, optional
         Shown in the ``repr``.
+    periods : sequence of (float or None), optional
+        For a map on a torus: the period of each coordinate (None where a
+        coordinate does not wrap); see :attr:`Map.periods`.
 
     Notes
     -----
     ``step``, ``jacobian`` and ``tangent`` are the inner loop and pass NaN
-    through; the analyses check their inputs and results.
+    through; the analyses check their inputs and results. The Lyapunov
+    analyses call ``step`` and ``jacobian`` on one state of shape ``(dim,)``
+    once a step (see :meth:`Map.tangent_stepper`); plain functions written in
+    numba's subset for such a state run compiled where numba is installed.
 
     Examples
     --------
@@ -97,7 +103,8 @@ class FunctionMap(Map):
 
     def __init__(self, step: Callable, dim: int, *, jacobian: Callable | None = None,
                  tangent: Callable | None = None, vjp: Callable | None = None,
-                 input_size: int = 0, name: str | None = None):
+                 input_size: int = 0, name: str | None = None,
+                 periods: tuple | list | None = None):
         if not callable(step):
             raise TypeError(f"step must be callable, got {type(step).__name__}")
         for label, fn in (("jacobian", jacobian), ("tangent", tangent), ("vjp", vjp)):
@@ -118,10 +125,20 @@ class FunctionMap(Map):
         if self._input_size and not self._step_u:
             raise TypeError(f"input_size={self._input_size} but step takes no input u")
         self.name = name or getattr(step, "__name__", "function")
+        self._periods = check_periods(periods, self._dim)
 
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def periods(self) -> tuple | None:
+        return self._periods
+
+    def _point_functions(self):
+        if self._jac is None or self._input_size:
+            return super()._point_functions()
+        return self._step, self._jac, None
 
     @property
     def input_size(self) -> int:
@@ -311,6 +328,24 @@ def _positive_int(name, value) -> int:
     return int(value)
 
 
+def check_periods(periods, dim: int) -> tuple | None:
+    """``periods`` as a tuple of ``dim`` positive floats or None, or None; errors name it."""
+    if periods is None:
+        return None
+    if isinstance(periods, str | bytes) or not hasattr(periods, "__len__"):
+        raise TypeError(f"periods must be a sequence of dim={dim} periods (float or None), "
+                        f"got {type(periods).__name__}")
+    if len(periods) != dim:
+        raise ValueError(f"periods has {len(periods)} entries; the map has dim={dim}")
+    out: list[float | None] = []
+    for i, P in enumerate(periods):
+        if P is None:
+            out.append(None)
+            continue
+        out.append(check_real(f"periods[{i}]", P, positive=True))
+    return None if all(P is None for P in out) else tuple(out)
+
+
 def as_map(obj: MapLike) -> Map:
     """The map protocol for ``obj``: the adapter at the entry of every analysis.
 
@@ -371,8 +406,13 @@ def as_map(obj: MapLike) -> Map:
     except (TypeError, ValueError) as err:
         raise TypeError(f"{kind}.dim: {err}") from None
     input_size = getattr(obj, "input_size", 0) or 0
+    try:
+        periods = check_periods(getattr(obj, "periods", None), dim)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{kind}.periods: {err}") from None
     return FunctionMap(obj.step, dim, jacobian=jac, tangent=tan,
-                       vjp=vjp if callable(vjp) else None, input_size=input_size, name=kind)
+                       vjp=vjp if callable(vjp) else None, input_size=input_size, name=kind,
+                       periods=periods)
 
 
 class ConformanceError(AssertionError):

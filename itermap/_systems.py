@@ -6,6 +6,8 @@ and orbits are known in closed form or from the literature.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._backend import namespace, to_backend, to_numpy
@@ -20,6 +22,57 @@ __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
 def _finite_param(name, value):
     value = check_real(name, value)
     return value
+
+
+# -- point functions: states (dim,) or (B, dim), unchecked, in numba's subset (_stepper) --
+def _logistic_point(x, p):
+    return p[0] * x * (1.0 - x)
+
+
+def _logistic_point_jac(x, p):
+    J = np.empty(x.shape + (1,))
+    J[..., 0, 0] = p[0] * (1.0 - 2.0 * x[..., 0])
+    return J
+
+
+def _henon_point(x, p):
+    y = np.empty_like(x)
+    y[..., 0] = 1.0 - p[0] * x[..., 0] * x[..., 0] + x[..., 1]
+    y[..., 1] = p[1] * x[..., 0]
+    return y
+
+
+def _henon_point_jac(x, p):
+    J = np.empty(x.shape + (2,))
+    J[..., 0, 0] = -2.0 * p[0] * x[..., 0]
+    J[..., 0, 1] = 1.0
+    J[..., 1, 0] = p[1]
+    J[..., 1, 1] = 0.0
+    return J
+
+
+def _standard_point(x, p):
+    y = np.empty_like(x)
+    y[..., 1] = x[..., 1] + p[0] * np.sin(x[..., 0])
+    y[..., 0] = x[..., 0] + y[..., 1]
+    return y
+
+
+def _standard_point_jac(x, p):
+    J = np.empty(x.shape + (2,))
+    J[..., 1, 0] = p[0] * np.cos(x[..., 0])
+    J[..., 0, 0] = 1.0 + J[..., 1, 0]
+    J[..., 0, 1] = 1.0
+    J[..., 1, 1] = 1.0
+    return J
+
+
+def _linear_point(x, A):
+    return x @ A.T
+
+
+def _linear_point_jac(x, A):
+    return A.copy()
 
 
 class LogisticMap(Map):
@@ -99,6 +152,11 @@ class LogisticMap(Map):
         w = self._check_cotangent(x, w)
         d = self._r(x) * (1.0 - 2.0 * x)
         return w * (d[..., None, :] if w.ndim > x.ndim else d)
+
+    def _point_functions(self):
+        if not isinstance(self.r, float):
+            return super()._point_functions()
+        return _logistic_point, _logistic_point_jac, np.array([self.r])
 
     def to(self, backend):
         r = self.r if isinstance(self.r, float) else to_backend(self.r, backend)
@@ -184,6 +242,17 @@ class HenonMap(Map):
         w0, w1 = w[..., 0], w[..., 1]
         return xp.stack([-2.0 * self.a * x0 * w0 + self.b * w1, w0], axis=-1)
 
+    def _point_functions(self):
+        return _henon_point, _henon_point_jac, np.array([self.a, self.b])
+
+    def _scalar_kernel(self):
+        a, b = self.a, self.b
+
+        def henon(x0, x1):
+            return 1.0 - a * x0 * x0 + x1, b * x0, -2.0 * a * x0, 1.0, b, 0.0
+
+        return henon
+
     def to(self, backend):
         return HenonMap(self.a, self.b)
 
@@ -194,8 +263,12 @@ class HenonMap(Map):
 class StandardMap(Map):
     """Chirikov's standard map on the torus, ``p' = p + K sin(theta)``, ``theta' = theta + p'``.
 
-    Area-preserving (``det J = 1``): its two exponents sum to zero. Angles are
-    not wrapped, so the map is smooth everywhere.
+    Area-preserving (``det J = 1``): its two exponents sum to zero. Both
+    coordinates are periodic with period ``2 pi`` (:attr:`periods`):
+    :func:`~itermap.iterate` and the Lyapunov analyses wrap them onto
+    ``[0, 2 pi)``, and :func:`~itermap.analysis.find_fixed_points` finds the
+    orbits that close modulo ``2 pi``. ``step`` itself is the smooth lift to
+    the plane, so its Jacobian holds everywhere.
 
     Parameters
     ----------
@@ -235,6 +308,19 @@ class StandardMap(Map):
         return xp.stack([xp.stack([1.0 + c, one], axis=-1),
                          xp.stack([c, one], axis=-1)], axis=-2)
 
+    def step_with_tangent(self, x, v, u=None):
+        # one validation and elementwise products: a batch's tangent step without matmuls
+        self._no_input(u)
+        x = self._check_state(x)
+        v = self._check_tangent(x, v)
+        xp = namespace(x)
+        theta, p = x[..., 0], x[..., 1]
+        p_new = p + self.k * xp.sin(theta)
+        c = (self.k * xp.cos(theta))[..., None]
+        v0, v1 = v[..., 0, :], v[..., 1, :]
+        w1 = c * v0 + v1
+        return xp.stack([theta + p_new, p_new], axis=-1), xp.stack([v0 + w1, w1], axis=-2)
+
     def vjp(self, x, w, u=None):
         """``w^T J(x) = (w_0 (1 + c) + w_1 c, w_0 + w_1)`` with ``c = K cos(theta)``."""
         self._no_input(u)
@@ -246,6 +332,24 @@ class StandardMap(Map):
             c = c[..., None]
         w0, w1 = w[..., 0], w[..., 1]
         return xp.stack([w0 * (1.0 + c) + w1 * c, w0 + w1], axis=-1)
+
+    @property
+    def periods(self):
+        """``(2 pi, 2 pi)``: theta and p live on a circle each."""
+        return (2.0 * math.pi, 2.0 * math.pi)
+
+    def _point_functions(self):
+        return _standard_point, _standard_point_jac, np.array([self.k])
+
+    def _scalar_kernel(self):
+        k, sin, cos = self.k, math.sin, math.cos
+
+        def standard(theta, p):
+            c = k * cos(theta)
+            p = p + k * sin(theta)
+            return theta + p, p, 1.0 + c, 1.0, c, 1.0
+
+        return standard
 
     def to(self, backend):
         return StandardMap(self.k)
@@ -331,6 +435,11 @@ class LinearMap(Map):
         x = self._check_state(x)
         w = self._check_cotangent(x, w)
         return namespace(x).matmul(w, self.A)
+
+    def _point_functions(self):
+        if not isinstance(self.A, np.ndarray) or self.A.dtype != np.float64:
+            return super()._point_functions()
+        return _linear_point, _linear_point_jac, np.ascontiguousarray(self.A)
 
     def to(self, backend):
         return LinearMap(to_backend(self.A, backend))

@@ -1,0 +1,356 @@
+"""Small maps against pynamicalsys (numba) and lyapynov (Python loop), issue 31.
+
+Each row times ours and the peer side by side in one process, interleaved,
+medians of 3, compile time excluded (numba's, ours and pynamicalsys's: each is
+warmed up first) and reported apart:
+
+- the standard map, one trajectory, against pynamicalsys's (its units: theta/2pi);
+- a 2-D map written by a user as a plain class (Henon), against pynamicalsys's
+  Henon: with NumPy methods (the plain loop) and with static methods in numba's
+  subset (compiled);
+- a 10-D Lorenz-96 discretised (Euler, dt = 0.01) as a user's FunctionMap:
+  spectrum and covariant vectors against lyapynov's LCE and CLV;
+- 1,000 starts of a 2-D map batched against looping pynamicalsys over them;
+- the periodic-orbit search on the standard map: pynamicalsys's Newton with
+  ``periods`` from each start against ours from the same starts: every orbit
+  it finds is among ours, and the time.
+
+``ITERMAP_NUMBA`` is set per row ("1": the compiled stepper; "0": the plain
+loop). Rows are skipped where a peer is not installed (neither is a
+dependency of itermap).
+"""
+
+# the timed lambdas run within their loop iteration: binding late is what is meant
+# ruff: noqa: B023
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from benchmarks._timing import interleaved, report
+
+TWO_PI = 2.0 * math.pi
+
+
+class _numba_mode:
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self.old = os.environ.get("ITERMAP_NUMBA")
+        os.environ["ITERMAP_NUMBA"] = self.mode
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("ITERMAP_NUMBA", None)
+        else:
+            os.environ["ITERMAP_NUMBA"] = self.old
+
+
+# -- user maps ------------------------------------------------------------------------
+class HenonNumPy:
+    """A user's plain class, NumPy methods (batched)."""
+
+    dim = 2
+
+    def step(self, x):
+        return np.stack([1.0 - 1.4 * x[..., 0] ** 2 + x[..., 1], 0.3 * x[..., 0]], -1)
+
+    def jacobian(self, x):
+        J = np.zeros(x.shape + (2,))
+        J[..., 0, 0] = -2.8 * x[..., 0]
+        J[..., 0, 1] = 1.0
+        J[..., 1, 0] = 0.3
+        return J
+
+
+class HenonStatic:
+    """The same, as static methods in numba's subset (still batched NumPy)."""
+
+    dim = 2
+
+    @staticmethod
+    def step(x):
+        y = np.empty_like(x)
+        y[..., 0] = 1.0 - 1.4 * x[..., 0] ** 2 + x[..., 1]
+        y[..., 1] = 0.3 * x[..., 0]
+        return y
+
+    @staticmethod
+    def jacobian(x):
+        J = np.zeros(x.shape + (2,))
+        J[..., 0, 0] = -2.8 * x[..., 0]
+        J[..., 0, 1] = 1.0
+        J[..., 1, 0] = 0.3
+        return J
+
+
+_DT, _F = 0.01, 8.0
+
+
+def l96_loop(x):
+    """Lorenz-96, one Euler step: numba's subset (compiled by the stepper)."""
+    n = x.shape[-1]
+    y = np.empty_like(x)
+    for i in range(n):
+        y[..., i] = x[..., i] + _DT * ((x[..., (i + 1) % n] - x[..., i - 2]) * x[..., i - 1]
+                                       - x[..., i] + _F)
+    return y
+
+
+def l96_loop_jac(x):
+    n = x.shape[-1]
+    J = np.zeros(x.shape + (n,))
+    for i in range(n):
+        J[..., i, i] = 1.0 - _DT
+        J[..., i, (i + 1) % n] += _DT * x[..., i - 1]
+        J[..., i, (i - 2) % n] += -_DT * x[..., i - 1]
+        J[..., i, (i - 1) % n] += _DT * (x[..., (i + 1) % n] - x[..., i - 2])
+    return J
+
+
+def l96_roll(x):
+    """Lorenz-96 with np.roll (what a NumPy user writes; the plain loop)."""
+    return x + _DT * ((np.roll(x, -1, -1) - np.roll(x, 2, -1)) * np.roll(x, 1, -1) - x + _F)
+
+
+_N96 = 10
+_IDX = np.arange(_N96)
+
+
+def l96_roll_jac(x):
+    J = np.zeros(x.shape + (_N96,))
+    J[..., _IDX, _IDX] = 1.0 - _DT
+    J[..., _IDX, (_IDX + 1) % _N96] += _DT * np.roll(x, 1, -1)
+    J[..., _IDX, (_IDX - 2) % _N96] += -_DT * np.roll(x, 1, -1)
+    J[..., _IDX, (_IDX - 1) % _N96] += _DT * (np.roll(x, -1, -1) - np.roll(x, 2, -1))
+    return J
+
+
+def _first_call(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# -- rows -----------------------------------------------------------------------------
+def _single(quick, pyn):
+    """One trajectory: the standard map and a user's plain-class Henon, vs pynamicalsys."""
+    import itermap
+    from itermap.analysis import lyapunov_spectrum
+    from itermap.systems import standard_map
+
+    steps = 20_000 if quick else 200_000
+    rows = []
+    k = 1.5
+    cases = [("standard map", standard_map(k), np.array([0.3, 0.4]), "standard map", [k],
+              np.array([0.3, 0.4]) / TWO_PI),
+             ("user plain class (NumPy methods) Henon", HenonNumPy(), np.array([0.1, 0.1]),
+              "henon map", [1.4, 0.3], np.array([0.1, 0.1])),
+             ("user plain class (static, numba subset) Henon", HenonStatic(),
+              np.array([0.1, 0.1]), "henon map", [1.4, 0.3], np.array([0.1, 0.1]))]
+    for label, m, x0, model, params, u in cases:
+        ds = pyn(model=model)
+        c_pyn = _first_call(lambda: ds.lyapunov(u, 100, parameters=params))
+        for mode in ("1", "0"):
+            if (mode == "0" and "static" in label) or (mode == "1" and "NumPy" in label):
+                continue  # bound NumPy methods do not compile; static ones are compiled
+            with _numba_mode(mode):
+                mm = itermap.as_map(m)
+                c_ours = _first_call(lambda: lyapunov_spectrum(mm, x0, 100, rng=0))
+                n = steps if mode == "1" else steps // 10
+                t = interleaved({"ours": lambda: lyapunov_spectrum(mm, x0, n, rng=0),
+                                 "pyn": lambda: ds.lyapunov(u, n, parameters=params)}, 3)
+                res = lyapunov_spectrum(mm, x0, n, rng=0)
+            per = t["ours"] / n
+            how = "compiled" if mode == "1" else "plain loop"
+            own = ""
+            if mode == "0":  # what the map's own step and jacobian cost, on one state
+                scalar = mm._scalar_kernel()
+                fs, fj, fp = mm._point_functions()
+                xs = x0.copy()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    if scalar is not None:
+                        scalar(0.1, 0.2)
+                    elif fp is None:
+                        fj(xs)
+                        fs(xs)
+                    else:
+                        fj(xs, fp)
+                        fs(xs, fp)
+                own = (f"; of which the map's own point functions "
+                       f"{(time.perf_counter() - t0) / n * 1e6:.2f} us/step")
+            rows.append(report(
+                f"{label}, 1 trajectory, {how}, vs pynamicalsys", t["ours"], t["pyn"],
+                "<= 5 us/step and ratio <= 2", per <= 5e-6 and t["ours"] <= 2 * t["pyn"],
+                f"ours {per * 1e6:.2f} us/step ({n} steps), pynamicalsys "
+                f"{t['pyn'] / n * 1e6:.2f} us/step; first call (compile) ours {c_ours:.2f} s, "
+                f"pynamicalsys {c_pyn:.2f} s; exponents {np.round(res.exponents, 4).tolist()}"
+                f"{own}"))
+    return rows
+
+
+def _batched(quick, pyn):
+    """1,000 starts of a 2-D map batched vs looping pynamicalsys over them."""
+    import itermap
+    from itermap.analysis import lyapunov_spectrum
+    from itermap.systems import standard_map
+
+    starts, steps = 1000, (300 if quick else 2000)
+    sub = 50 if quick else 100
+    rows = []
+    k = 1.5
+    U = np.random.default_rng(0).uniform(0.0, 1.0, (starts, 2))
+    cases = [("standard map", standard_map(k), U * TWO_PI, "standard map", [k], U),
+             ("user Henon (static, numba subset)", HenonStatic(),
+              (U - 0.5) * 0.2, "henon map", [1.4, 0.3], (U - 0.5) * 0.2)]
+    for label, m, X, model, params, Up in cases:
+        ds = pyn(model=model)
+        ds.lyapunov(Up[0], 100, parameters=params)
+        for mode in ("1", "0"):
+            with _numba_mode(mode):
+                mm = itermap.as_map(m)
+                lyapunov_spectrum(mm, X[:2], 100, rng=0)  # compile (mode 1)
+
+                def loop():
+                    for row in Up[:sub]:
+                        ds.lyapunov(row, steps, parameters=params)
+
+                t = interleaved({"ours": lambda: lyapunov_spectrum(mm, X, steps, rng=0),
+                                 "pyn": loop}, 3)
+            t_pyn = t["pyn"] * starts / sub
+            how = "compiled stepper" if mode == "1" else "batched NumPy path"
+            rows.append(report(
+                f"{starts} starts {label}, {how}, vs looping pynamicalsys", t["ours"], t_pyn,
+                "speedup >= 4", t_pyn >= 4 * t["ours"],
+                f"ours {t['ours'] / starts / steps * 1e6:.3f} us per trajectory-step, "
+                f"pynamicalsys {t_pyn / starts / steps * 1e6:.3f} (loop over {sub} starts, "
+                f"scaled); {steps} steps"))
+    return rows
+
+
+def _lorenz96(quick):
+    """A 10-D user map: spectrum and covariant vectors vs lyapynov."""
+    import lyapynov
+
+    import itermap
+    from itermap.analysis import covariant_lyapunov_vectors, lyapunov_spectrum
+
+    steps = 2000 if quick else 20_000
+    x0 = _F + 0.01 * np.sin(np.arange(_N96))
+    x0 = itermap.iterate(itermap.FunctionMap(l96_roll, _N96, jacobian=l96_roll_jac), x0,
+                         2000).final
+
+    def ly_system():
+        return lyapynov.DiscreteDS(x0.copy(), 0, lambda x, t: l96_roll(x),
+                                   lambda x, t: l96_roll_jac(x))
+
+    rows = []
+    for label, step, jac, mode in (("numba-subset functions, compiled", l96_loop, l96_loop_jac,
+                                    "1"),
+                                   ("np.roll functions, plain loop", l96_roll, l96_roll_jac,
+                                    "0")):
+        m = itermap.FunctionMap(step, _N96, jacobian=jac)
+        with _numba_mode(mode):
+            c = _first_call(lambda: lyapunov_spectrum(m, x0, 50, rng=0))
+            t = interleaved({"ours": lambda: lyapunov_spectrum(m, x0, steps, rng=0),
+                             "ly": lambda: lyapynov.LCE(ly_system(), _N96, 0, steps, False)}, 3)
+            ours = lyapunov_spectrum(m, x0, steps, rng=0).exponents
+            theirs = lyapynov.LCE(ly_system(), _N96, 0, steps, False)
+        rows.append(report(
+            f"Lorenz-96 10-D user map, spectrum, {label}, vs lyapynov", t["ours"], t["ly"],
+            "ratio <= 1", t["ours"] <= t["ly"],
+            f"ours {t['ours'] / steps * 1e6:.1f} us/step, lyapynov "
+            f"{t['ly'] / steps * 1e6:.1f} us/step; first call {c:.2f} s; top exponents "
+            f"{np.round(ours[:3] / _DT, 3).tolist()} vs {np.round(theirs[:3] / _DT, 3).tolist()}"
+            " per unit time"))
+        n_b = steps // 4
+        with _numba_mode(mode):
+            t = interleaved({
+                "ours": lambda: covariant_lyapunov_vectors(m, x0, n_b, transient=n_b,
+                                                           backward_transient=n_b, rng=0),
+                "ly": lambda: lyapynov.CLV(ly_system(), _N96, 0, n_b, n_b, n_b, False)}, 3)
+        rows.append(report(
+            f"Lorenz-96 10-D user map, covariant vectors, {label}, vs lyapynov", t["ours"],
+            t["ly"], "ratio <= 1", t["ours"] <= t["ly"],
+            f"{n_b} steps each of forward transient, stored and backward transient; ours "
+            f"{t['ours'] / (3 * n_b) * 1e6:.1f} us/step, lyapynov "
+            f"{t['ly'] / (3 * n_b) * 1e6:.1f} us/step"))
+    return rows
+
+
+def _orbits(quick, pyn):
+    """Periodic orbits of the standard map from the same starts: pynamicalsys Newton vs ours."""
+    from itermap.analysis import find_fixed_points
+    from itermap.systems import standard_map
+
+    k = 1.5
+    side = 8 if quick else 16
+    g = (np.arange(side) + 0.5) / side
+    U = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)   # pynamicalsys's units
+    X = U * TWO_PI
+    ds = pyn(model="standard map")
+    ds.set_parameters([k])
+    rows = []
+    for period in (1, 2, 3):
+        def theirs():
+            found = []
+            for u in U:
+                try:
+                    found.append(ds.find_periodic_orbit(u, period, periods=[1.0, 1.0]))
+                except (RuntimeError, ValueError):
+                    pass
+            return np.array(found).reshape(-1, 2)
+
+        theirs()  # compile
+        P = np.mod(theirs(), 1.0) * TWO_PI
+        distinct = len({tuple(np.round(np.mod(p, TWO_PI) / TWO_PI, 6) % 1.0) for p in P})
+        for q_steps, how in ((None, "default"), (0, "q_steps=0: Newton alone, as pynamicalsys")):
+            opts = {} if q_steps is None else {"q_steps": q_steps}
+
+            def ours():
+                return find_fixed_points(standard_map(k), X, period=period, **opts)
+
+            t = interleaved({"ours": ours, "pyn": theirs}, 3)
+            fp = ours()
+            d = np.mod(P[:, None, :] - fp.points[None] + math.pi, TWO_PI) - math.pi
+            missing = int(np.sum(np.linalg.norm(d, axis=-1).min(axis=1) > 1e-6))
+            rows.append(report(
+                f"standard map K={k} period-{period} orbits, {len(U)} starts, {how}, vs "
+                f"pynamicalsys Newton", t["ours"], t["pyn"], "all of its points found, ratio <= 1",
+                missing == 0 and t["ours"] <= t["pyn"],
+                f"pynamicalsys: {len(P)} converged starts, {distinct} distinct points; ours "
+                f"{len(fp.points)} distinct points; its points missing from ours: {missing}"))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    rows: list[dict] = []
+    try:
+        from pynamicalsys import DiscreteDynamicalSystem as pyn
+    except ImportError:
+        print("pynamicalsys rows skipped: pynamicalsys is not installed", flush=True)
+        pyn = None
+    if pyn is not None:
+        rows += _single(quick, pyn)
+        rows += _batched(quick, pyn)
+        rows += _orbits(quick, pyn)
+    try:
+        import lyapynov  # noqa: F401
+    except ImportError:
+        print("lyapynov rows skipped: lyapynov is not installed", flush=True)
+    else:
+        rows += _lorenz96(quick)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in run(quick="--quick" in sys.argv):
+        print(f"  {row['name']}: {row['note']}")

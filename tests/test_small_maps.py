@@ -1,0 +1,454 @@
+"""Small maps on the map's tangent stepper, and maps on a torus (issue 31).
+
+Every number is checked against something independent: a plain NumPy QR loop
+written here, the exact identities of the Henon and standard maps (sum of the
+exponents = ln|det J|), the covariance J V_t || V_{t+1}, and periodic orbits
+closed by the map's own step modulo 2 pi.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from itermap import FunctionMap, iterate
+from itermap.analysis import (
+    covariant_lyapunov_vectors,
+    find_fixed_points,
+    finite_time_exponents,
+    lyapunov_spectrum,
+)
+from itermap.systems import henon, linear, logistic, standard_map
+
+TWO_PI = 2.0 * math.pi
+
+try:
+    import numba  # noqa: F401
+    HAVE_NUMBA = True
+except ImportError:
+    HAVE_NUMBA = False
+
+# the plain loop always; the compiled one where numba is installed
+MODES = ["0", pytest.param("1", marks=pytest.mark.skipif(not HAVE_NUMBA,
+                                                         reason="numba not installed"))]
+
+
+# -- user maps, written three ways ------------------------------------------------------
+def henon_step(x):  # numba's subset, and batched NumPy too
+    y = np.empty_like(x)
+    y[..., 0] = 1.0 - 1.4 * x[..., 0] ** 2 + x[..., 1]
+    y[..., 1] = 0.3 * x[..., 0]
+    return y
+
+
+def henon_jac(x):
+    J = np.zeros(x.shape + (2,))
+    J[..., 0, 0] = -2.8 * x[..., 0]
+    J[..., 0, 1] = 1.0
+    J[..., 1, 0] = 0.3
+    return J
+
+
+class UserHenon:
+    """A plain class with NumPy methods (bound methods: the plain loop)."""
+
+    dim = 2
+
+    def __init__(self, a=1.4, b=0.3):
+        self.a, self.b = a, b
+
+    def step(self, x):
+        return np.stack([1.0 - self.a * x[..., 0] ** 2 + x[..., 1], self.b * x[..., 0]], -1)
+
+    def jacobian(self, x):
+        J = np.zeros(x.shape + (2,))
+        J[..., 0, 0] = -2.0 * self.a * x[..., 0]
+        J[..., 0, 1] = 1.0
+        J[..., 1, 0] = self.b
+        return J
+
+
+class UserStandard:
+    """A user's standard map on the torus, declaring its periods."""
+
+    dim = 2
+    periods = (TWO_PI, TWO_PI)
+    k = 1.2
+
+    def step(self, x):
+        p = x[..., 1] + self.k * np.sin(x[..., 0])
+        return np.stack([x[..., 0] + p, p], -1)
+
+    def jacobian(self, x):
+        c = self.k * np.cos(x[..., 0])
+        one = np.ones_like(c)
+        return np.stack([np.stack([1 + c, one], -1), np.stack([c, one], -1)], -2)
+
+
+def l96_step(x):
+    """Lorenz-96 (F = 8), one explicit Euler step of 0.01: a 10-D map, numba's subset."""
+    n = x.shape[-1]
+    y = np.empty_like(x)
+    for i in range(n):
+        y[..., i] = x[..., i] + 0.01 * ((x[..., (i + 1) % n] - x[..., i - 2]) * x[..., i - 1]
+                                        - x[..., i] + 8.0)
+    return y
+
+
+def l96_jac(x):
+    n = x.shape[-1]
+    J = np.zeros(x.shape + (n,))
+    for i in range(n):
+        J[..., i, i] = 1.0 - 0.01
+        J[..., i, (i + 1) % n] += 0.01 * x[..., i - 1]
+        J[..., i, (i - 2) % n] += -0.01 * x[..., i - 1]
+        J[..., i, (i - 1) % n] += 0.01 * (x[..., (i + 1) % n] - x[..., i - 2])
+    return J
+
+
+def _reference(step, jac, x, Q, n, periods=None):
+    """The plain NumPy QR loop a user writes: sum of log|R_ii| over n steps."""
+    x, Q = np.array(x, dtype=float), np.array(Q, dtype=float)
+    acc = np.zeros(Q.shape[1])
+    for _ in range(n):
+        J = jac(x)
+        x = step(x)
+        if periods is not None:
+            x = np.mod(x, periods)
+        Q, R = np.linalg.qr(J @ Q)
+        acc += np.log(np.abs(np.diag(R)))
+    return x, acc
+
+
+CASES = {
+    "henon": (henon(), henon_step, henon_jac, None, 2),
+    "standard": (standard_map(1.5), lambda x: standard_map(1.5).step(x),
+                 lambda x: standard_map(1.5).jacobian(x), TWO_PI, 2),
+    "function-map": (FunctionMap(henon_step, 2, jacobian=henon_jac), henon_step, henon_jac,
+                     None, 2),
+    "plain-class": (UserHenon(), henon_step, henon_jac, None, 2),
+    "user-torus": (UserStandard(), UserStandard().step, UserStandard().jacobian, TWO_PI, 2),
+    "lorenz96": (FunctionMap(l96_step, 10, jacobian=l96_jac), l96_step, l96_jac, None, 10),
+    "logistic": (logistic(3.9), lambda x: logistic(3.9).step(x),
+                 lambda x: logistic(3.9).jacobian(x), None, 1),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_spectrum_matches_the_plain_qr_loop(case, mode, monkeypatch):
+    """Segment after segment (short enough that chaos does not amplify rounding past 1e-9)."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    m, step, jac, period, dim = CASES[case]
+    x0 = np.full(dim, 0.1) + 0.01 * np.arange(dim)
+    prev = lyapunov_spectrum(m, x0, 20, transient=50, rng=1)
+    for _ in range(5):
+        res = lyapunov_spectrum(m, None, 30, continue_from=prev)
+        x, acc = _reference(step, jac, prev.state[0], prev.tangents[0], 30,
+                            None if period is None else period)
+        np.testing.assert_allclose(res.log_stretch[0] - prev.log_stretch[0], acc,
+                                   rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(res.state[0], x, rtol=1e-8, atol=1e-9)
+        if period is not None:
+            assert np.all((res.state >= 0.0) & (res.state < period))
+        prev = res
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("b", [0.3, 0.2, -0.25])
+def test_henon_exponents_sum_to_ln_b(b, mode, monkeypatch):
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    for m in (henon(1.4 if b > 0 else 1.2, b), UserHenon(1.4 if b > 0 else 1.2, b)):
+        res = lyapunov_spectrum(m, np.array([0.1, 0.1]), 4000, transient=200, rng=3)
+        assert abs(res.exponents.sum() - math.log(abs(b))) < 1e-13
+        fte = finite_time_exponents(m, np.array([0.1, 0.1]), 25, 2000, rng=3)
+        np.testing.assert_allclose(fte.exponents.sum(axis=1), math.log(abs(b)), atol=1e-13)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_standard_map_sum_zero_and_known_exponent(mode, monkeypatch):
+    """det J = 1: the exponents sum to 0; at K = 6 (well chaotic) l1 ~ ln(K/2) (Chirikov 1979)."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    res = lyapunov_spectrum(standard_map(6.0), np.array([0.3, 0.4]), 20000, transient=100,
+                            rng=0)
+    assert abs(res.exponents.sum()) < 1e-12
+    assert abs(res.exponents[0] - math.log(6.0 / 2.0)) < 0.05
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m, period", [(henon(), None), (standard_map(6.0), TWO_PI),
+                                       (FunctionMap(henon_step, 2, jacobian=henon_jac), None)])
+def test_finite_time_windows_match_the_plain_loop(m, period, mode, monkeypatch):
+    """After a transient the frame is the backward Lyapunov frame whatever its start (the
+    exponents' gap is about 2 per step), so each window matches a loop from the identity."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    x0 = np.array([0.1, 0.2])
+    window, n_windows, transient = 10, 4, 40
+    fte = finite_time_exponents(m, x0, window, window * n_windows, transient=transient, rng=2)
+    x, Q = x0, np.eye(2)
+    for _ in range(transient):
+        J = m.jacobian(x)
+        x = m.step(x) if period is None else np.mod(m.step(x), period)
+        Q, _ = np.linalg.qr(J @ Q)
+    for w in range(n_windows):
+        acc = np.zeros(2)
+        for _ in range(window):
+            J = m.jacobian(x)
+            x = m.step(x) if period is None else np.mod(m.step(x), period)
+            Q, R = np.linalg.qr(J @ Q)
+            acc += np.log(np.abs(np.diag(R)))
+        np.testing.assert_allclose(fte.exponents[w], acc / window, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", ["henon", "lorenz96", "user-torus"])
+def test_covariant_vectors_are_covariant(case, mode, monkeypatch):
+    """J(x_t) V_t is parallel to V_{t+1}, at the states the map's own iteration gives."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    m, step, jac, period, dim = CASES[case]
+    x0 = np.full(dim, 0.1) + 0.01 * np.arange(dim)
+    transient, steps = 100, 200
+    clv = covariant_lyapunov_vectors(m, x0, steps, transient=transient, rng=0)
+    states = iterate(m, x0, transient + steps).states
+    V = clv.vectors
+    for t in range(0, steps - 1, 7):
+        x = states[transient + clv.times[t]]
+        W = jac(x) @ V[t]
+        cos = np.abs(np.sum(W * V[t + 1], axis=0)) / np.linalg.norm(W, axis=0)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+    if case == "henon":
+        assert abs(clv.exponents.sum() - math.log(0.3)) < 1e-12
+
+
+def test_compiled_and_plain_loops_agree(monkeypatch):
+    pytest.importorskip("numba")
+    out = {}
+    for mode in ("0", "1"):
+        monkeypatch.setenv("ITERMAP_NUMBA", mode)
+        out[mode] = lyapunov_spectrum(standard_map(1.2), np.array([[0.1, 0.2]]), 5000,
+                                      transient=10, rng=4)
+    np.testing.assert_allclose(out["0"].log_stretch, out["1"].log_stretch, rtol=1e-9)
+    np.testing.assert_allclose(out["0"].state, out["1"].state, atol=1e-9)
+
+
+def test_a_batch_runs_compiled_and_matches_each_trajectory(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    X = np.random.default_rng(0).uniform(0.0, TWO_PI, (6, 2))
+    m = standard_map(0.9)
+    batch = lyapunov_spectrum(m, X, 1000, rng=5)
+    first = lyapunov_spectrum(m, X, 1, rng=5)  # the same frames, one step in
+    for b in range(6):
+        x, acc = _reference(m.step, m.jacobian, first.state[b], first.tangents[b], 999,
+                            TWO_PI)
+        np.testing.assert_allclose(batch.log_stretch[b] - first.log_stretch[b], acc,
+                                   rtol=1e-8, atol=1e-8)
+
+
+def test_the_stepper_is_the_maps(monkeypatch):
+    """The analyses take the stepper the map hands over (a map may supply its own)."""
+    calls = []
+
+    class Own(UserHenon):
+        def tangent_stepper(self, x, Q, u=None, *, steps=0):
+            calls.append(steps)
+            return None  # no stepper: the general batched path
+
+    res = lyapunov_spectrum(itermap.as_map(Own()), np.array([0.1, 0.1]), 500, rng=0)
+    assert calls == []  # a plain class is wrapped: FunctionMap's stepper runs
+    m = itermap.as_map(UserHenon())
+    assert m.tangent_stepper(np.zeros((1, 2)), np.eye(2)[None]) is not None
+
+    class OwnMap(itermap.Map):
+        dim = 2
+
+        def step(self, x, u=None):
+            return henon_step(x)
+
+        def jacobian(self, x, u=None):
+            return henon_jac(x)
+
+        def tangent_stepper(self, x, Q, u=None, *, steps=0):
+            calls.append(steps)
+            return None
+
+    res2 = lyapunov_spectrum(OwnMap(), np.array([0.1, 0.1]), 500, rng=0)
+    assert calls == [500]
+    np.testing.assert_allclose(res2.exponents, res.exponents, rtol=1e-9)
+
+
+def test_a_divergence_is_named_from_the_stepper():
+    m = linear(np.array([[1e100, 0.0], [0.0, 1.0]]))
+    with pytest.raises(itermap.DivergenceError, match="step"):
+        lyapunov_spectrum(m, np.array([1.0, 1.0]), 50, rng=0)
+
+
+# -- maps on a torus ------------------------------------------------------------------
+def test_iterate_wraps_onto_the_torus():
+    m = standard_map(2.0)
+    x0 = np.array([3.0, 6.0])
+    traj = iterate(m, x0, 50).states
+    assert np.all((traj[1:] >= 0) & (traj[1:] < TWO_PI))
+    # the lift by hand, reduced modulo 2 pi at the end
+    th, p = x0
+    for _ in range(50):
+        p = p + 2.0 * math.sin(th)
+        th = th + p
+    np.testing.assert_allclose(np.mod(np.array([th, p]) - traj[-1] + math.pi, TWO_PI) - math.pi,
+                               0.0, atol=1e-9)
+    assert iterate(henon(), np.array([0.1, 0.1]), 3).states[-1][0] < 2  # no periods, no wrap
+
+
+@pytest.mark.parametrize("k", [0.5, 1.0, 1.5, 3.0])
+def test_standard_map_period_two_orbit_modulo_two_pi(k):
+    """{(0, pi), (pi, pi)} closes only modulo 2 pi: found, checked by the map's own step."""
+    g = np.linspace(0.0, TWO_PI, 10, endpoint=False)
+    starts = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    fp = find_fixed_points(standard_map(k), starts, period=2)
+    pts = fp.points
+    for want in ([0.0, math.pi], [math.pi, math.pi], [0.0, 0.0], [math.pi, 0.0]):
+        d = np.mod(pts - np.array(want) + math.pi, TWO_PI) - math.pi
+        assert np.min(np.linalg.norm(d, axis=1)) < 1e-9, want
+    m = standard_map(k)
+    y = m.step(m.step(pts))
+    r = np.mod(y - pts + math.pi, TWO_PI) - math.pi
+    assert np.max(np.abs(r)) < 1e-9
+    i = np.argmin(np.linalg.norm(np.mod(pts - [0.0, math.pi] + math.pi, TWO_PI) - math.pi,
+                                 axis=1))
+    assert fp.min_period[i] == 2
+    assert np.all((pts > -1e-6) & (pts < TWO_PI))
+
+
+@settings(max_examples=12, deadline=None)
+@given(k=st.floats(0.3, 4.0), period=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_every_orbit_found_closes_modulo_two_pi(k, period, seed):
+    starts = np.random.default_rng(seed).uniform(0.0, TWO_PI, (40, 2))
+    m = standard_map(k)
+    fp = find_fixed_points(m, starts, period=period)
+    y = fp.points
+    for _ in range(period):
+        y = m.step(y)
+    r = np.linalg.norm(np.mod(y - fp.points + math.pi, TWO_PI) - math.pi, axis=1)
+    # to 1e-8, or (at a bifurcation, where Newton slows) the residual the result reports
+    assert np.all(r <= np.maximum(1e-8, 2.0 * fp.residuals))
+    # distinct on the torus: no two points the same modulo 2 pi
+    d = np.mod(fp.points[:, None] - fp.points[None] + math.pi, TWO_PI) - math.pi
+    dist = np.linalg.norm(d, axis=-1) + np.eye(len(fp.points)) * 10
+    assert np.all(dist > 1e-7)
+
+
+def test_a_user_map_declares_its_periods():
+    m = itermap.as_map(UserStandard())
+    assert m.periods == (TWO_PI, TWO_PI)
+    fp = find_fixed_points(UserStandard(), np.array([[0.1, math.pi + 0.1], [3.0, 3.0]]),
+                           period=2)
+    d = np.mod(fp.points - np.array([0.0, math.pi]) + math.pi, TWO_PI) - math.pi
+    assert np.min(np.linalg.norm(d, axis=1)) < 1e-9
+    fm = FunctionMap(henon_step, 2, jacobian=henon_jac, periods=[None, 2.0])
+    assert fm.periods == (None, 2.0)
+    np.testing.assert_allclose(fm.wrap(np.array([5.0, 5.0])), [5.0, 1.0])
+    assert FunctionMap(henon_step, 2, jacobian=henon_jac, periods=[None, None]).periods is None
+
+
+@pytest.mark.parametrize("bad, err", [([1.0], ValueError), ([0.0, 1.0], ValueError),
+                                      ([float("inf"), 1.0], ValueError), ("ab", TypeError),
+                                      (3.0, TypeError), (["x", 1.0], TypeError)])
+def test_bad_periods_are_named(bad, err):
+    with pytest.raises(err, match="periods"):
+        FunctionMap(henon_step, 2, jacobian=henon_jac, periods=bad)
+
+    class Bad(UserHenon):
+        periods = bad
+
+    with pytest.raises(err, match="periods"):
+        itermap.as_map(Bad())
+
+
+def test_basins_on_the_torus_compare_wrapped_states():
+    """A damped rotation on the circle: starts near 0 and near 2 pi reach one attractor."""
+    def step(x):
+        return np.stack([x[..., 0] + 0.5 * np.sin(-x[..., 0])], -1)
+
+    def jac(x):
+        return (1.0 - 0.5 * np.cos(x[..., 0]))[..., None, None]
+
+    m = FunctionMap(step, 1, jacobian=jac, periods=[TWO_PI])
+    from itermap.analysis import basins
+
+    b = basins(m, np.array([[0.3], [TWO_PI - 0.3], [TWO_PI + 0.2]]), steps=200)
+    assert len(np.unique(b.labels)) == 1
+    assert len(b.attractors) == 1
+
+
+def test_without_numba_the_plain_loop_runs(monkeypatch):
+    """numba is an optional extra: where it cannot be imported the plain loop gives the numbers."""
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    monkeypatch.setattr(stepper, "numba_available", lambda: False)
+    m = FunctionMap(henon_step, 2, jacobian=henon_jac)
+    s = m.tangent_stepper(np.array([[0.1, 0.1]]), np.eye(2)[None], steps=10**9)
+    assert s is not None and not s.compiled
+    # a batch has no plain stepper: the general batched path runs it
+    assert m.tangent_stepper(np.zeros((3, 2)), np.tile(np.eye(2), (3, 1, 1))) is None
+    first = lyapunov_spectrum(m, np.array([0.1, 0.1]), 10, rng=0)
+    res = lyapunov_spectrum(m, None, 30, continue_from=first)
+    _, acc = _reference(henon_step, henon_jac, first.state[0], first.tangents[0], 30)
+    np.testing.assert_allclose(res.log_stretch[0] - first.log_stretch[0], acc, rtol=1e-9)
+
+
+def test_functions_numba_refuses_fall_back_to_the_plain_loop(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    seen = []
+
+    def step(x):  # a Python list and a side effect: not numba's subset
+        seen.append(1)
+        return np.array([float(v) for v in henon_step(x)])
+
+    m = FunctionMap(step, 2, jacobian=henon_jac)
+    s = m.tangent_stepper(np.array([[0.1, 0.1]]), np.eye(2)[None])
+    assert s is not None and not s.compiled
+    res = lyapunov_spectrum(m, np.array([0.1, 0.1]), 200, transient=20, rng=0)
+    assert abs(res.exponents.sum() - math.log(0.3)) < 1e-12
+    assert len(seen) >= 220
+
+
+def test_auto_compiles_only_long_runs(monkeypatch):
+    pytest.importorskip("numba")
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "auto")
+
+    def step(x):  # a fresh function: compiled by no earlier test
+        y = np.empty_like(x)
+        y[..., 0] = 1.0 - 1.4 * x[..., 0] ** 2 + x[..., 1]
+        y[..., 1] = 0.3 * x[..., 0]
+        return y
+
+    m = FunctionMap(step, 2, jacobian=henon_jac)
+    x, Q = np.array([[0.1, 0.1]]), np.eye(2)[None]
+    assert not m.tangent_stepper(x, Q, steps=1000).compiled
+    assert m.tangent_stepper(x, Q, steps=stepper.COMPILE_MIN_STEPS).compiled
+    assert m.tangent_stepper(x, Q, steps=10).compiled  # compiled once, used from then on
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    assert not m.tangent_stepper(x, Q, steps=10**9).compiled
+
+
+def test_analyses_test_no_concrete_map_class():
+    """Issue 25: the speed comes from the map's stepper, never from a class test in analysis."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(itermap.__file__).resolve().parent.parent / "analysis"
+    for name in ("_lyapunov.py", "_clv.py", "_finite_time.py"):
+        tree = ast.parse((root / name).read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        assert not names & {"HenonMap", "StandardMap", "LogisticMap", "LinearMap",
+                            "FunctionMap"}, name
