@@ -67,6 +67,12 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         ``j -> i`` for every stored nonzero block ``(i, j)``, with attributes
         ``nnz`` (its nonzero count) and ``norm`` (its Frobenius norm).
 
+        A leaky map (``leak`` below 1 on some block) carries ``1 - a`` of each
+        unit's state to its next state: every unit of such a block has a
+        self-loop with attribute ``leak = 1 - a``, of weight ``1 - a`` where
+        ``W`` has no diagonal entry (one edge per pair: a diagonal weight keeps
+        its ``weight``), and so has the block at ``level="block"``.
+
     Returns
     -------
     networkx.DiGraph
@@ -119,6 +125,10 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
             if nnz is None:
                 nnz = int(np.count_nonzero(data))
             G.add_edge(j, i, nnz=nnz, norm=float(np.sqrt(np.sum(data * data))))
+        for i, r in _leaky_blocks(weights):
+            if not G.has_edge(i, i):
+                G.add_edge(i, i, nnz=0, norm=0.0)
+            G.edges[i, i]["leak"] = 1.0 - r
         return G
 
     S = _host_csr(bm).tocoo()
@@ -127,7 +137,20 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     # W[i, j] carries unit j to unit i: edge j -> i
     G.add_edges_from(zip(S.col.tolist(), S.row.tolist(),
                          ({"weight": w} for w in S.data.tolist())))
+    offsets = bm.offsets
+    for i, r in _leaky_blocks(weights):
+        for unit in range(offsets[i], offsets[i + 1]):
+            if not G.has_edge(unit, unit):
+                G.add_edge(unit, unit, weight=1.0 - r)
+            G.edges[unit, unit]["leak"] = 1.0 - r
     return G
+
+
+def _leaky_blocks(weights):
+    """(block, leak rate) for every block of a leaky map whose rate is below 1."""
+    if not isinstance(weights, itermap.IterativeMap) or not weights.leaky:
+        return []
+    return [(i, r) for i, r in enumerate(weights.leak) if r < 1.0]
 
 
 def _longest_chain(A):
@@ -224,6 +247,8 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
             raise ValueError(f"input_block={input_block} disagrees with the map's input block "
                              f"{own_input}")
         input_block = own_input
+        if _leaky_blocks(map):
+            return None  # a leaky unit keeps part of its state: a self-loop, never forgotten
     elif input_block is not None:
         if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
             raise TypeError(f"input_block must be an int or None, got {input_block!r}")

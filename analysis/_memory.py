@@ -297,7 +297,8 @@ def _linear_norms(map_, x, steps, us, plan, norms, xp):
             raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
                             "use method='nonlinear' for other maps")
         # the same map without its input block overwritten: its tangent carries du_0
-        free = itermap.IterativeMap(map_.block_matrix, map_.bias, list(map_.activations))
+        free = itermap.IterativeMap(map_.block_matrix, map_.bias, list(map_.activations),
+                                    leak=map_._leak)
     for k in range(steps + 1):
         if V is not None:
             norms[k, plan.rows_state] = _block_norms(V, plan.g_state, map_, xp)

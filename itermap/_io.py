@@ -367,6 +367,8 @@ def _encode(obj, writer):
                   "input_block": obj.input_block, "bias": None}
         if obj.bias is not None:
             fields["bias"] = writer.ref("bias", obj.bias, "bias")
+        if obj.leaky:  # written only when set, so maps without leak keep their files
+            fields["leak"] = list(obj.leak)
         return "IterativeMap", fields
     if isinstance(obj, RecurrentMap):
         layers = []
@@ -424,7 +426,11 @@ def _decode(type_name, fields, arrays):
         acts = _json_list(fields["activation"], "activation")
         if not all(isinstance(a, str) for a in acts):
             raise ValueError(f"activations must be names, got {acts!r}")
-        return IterativeMap(bm, bias, acts, input_block=fields["input_block"])
+        leak = fields.get("leak")
+        if leak is not None and not (isinstance(leak, list) and all(
+                isinstance(r, int | float) and not isinstance(r, bool) for r in leak)):
+            raise ValueError(f"leak must be a list of numbers, got {leak!r}")
+        return IterativeMap(bm, bias, acts, input_block=fields["input_block"], leak=leak)
     if type_name == "RecurrentMap":
         from ._gated import _ElmanCell, _GRUCell, _LSTMCell
 

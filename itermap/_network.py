@@ -46,6 +46,14 @@ class IterativeMap(Map):
         therefore unused, and the Jacobian has zero rows and columns there.
     sizes : sequence of int, optional
         Block sizes that split a plain matrix ``weights``.
+    leak : float or sequence of float, optional
+        The leak rate ``a`` of a leaky-integrator network, one for every block
+        or one per block, each in (0, 1]: block ``i``'s new state is
+        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)`` (an echo state
+        network's leaky reservoir, Jaeger et al. 2007). None or 1 everywhere is
+        the plain map ``f(W x + b)``, computed exactly as without a leak. The
+        input block's entry has no effect (the input overwrites that block) and
+        reads back as 1.
 
     Notes
     -----
@@ -65,7 +73,8 @@ class IterativeMap(Map):
 
     def __init__(self, weights: Any, bias: Array | None = None,
                  activation: str | Sequence[str] = "tanh", *, input_block: int | None = None,
-                 sizes: Sequence[int] | None = None):
+                 sizes: Sequence[int] | None = None,
+                 leak: float | Sequence[float] | None = None):
         if isinstance(weights, str | bytes) or weights is None:
             raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
                             f"got {type(weights).__name__}")
@@ -107,7 +116,9 @@ class IterativeMap(Map):
         self._plan()
         with named("bias"):
             self._set_bias(bias)
-        self._depth = _settle_depth(bm.block_pattern(), input_block)
+        self._set_leak(leak)
+        self._depth = None if self._leak is not None else _settle_depth(bm.block_pattern(),
+                                                                        input_block)
 
     # -- construction helpers ---------------------------------------------
     def _set_activations(self, activation):
@@ -184,6 +195,34 @@ class IterativeMap(Map):
         bias = xp.astype(bias, self.dtype) if self.dtype is not None else bias
         self.bias = bias
         self._bias_blocks = [bias[s] for s in self._slices]
+
+    def _set_leak(self, leak):
+        """Per-block leak rates; ``_leak`` stays None when every block has rate 1."""
+        self._leak = self._leak_vec = self._keep_vec = None
+        if leak is None:
+            return
+        rates = list(_check_leak(leak, len(self._sizes)))
+        if self.input_block is not None:
+            rates[self.input_block] = 1.0
+        if all(r == 1.0 for r in rates):
+            return  # today's map, on today's code path
+        self._leak = tuple(rates)
+        a = np.repeat(np.asarray(rates), self._sizes)
+        dtype = self.dtype if self.dtype is not None else np.float64
+        vec, keep = a.astype(dtype), (1.0 - a).astype(dtype)
+        if self.backend == "cupy":
+            vec, keep = to_backend(vec, "cupy"), to_backend(keep, "cupy")
+        self._leak_vec, self._keep_vec = vec, keep
+
+    @property
+    def leak(self) -> tuple[float, ...]:
+        """The leak rate of every block (1 for the input block and a map without leak)."""
+        return self._leak if self._leak is not None else (1.0,) * len(self._sizes)
+
+    @property
+    def leaky(self) -> bool:
+        """Whether some block has a leak rate below 1."""
+        return self._leak is not None
 
     # -- protocol ---------------------------------------------------------
     @property
@@ -296,26 +335,40 @@ class IterativeMap(Map):
             self._in_cols_sparse_T = cache
         return cache
 
-    def _activate(self, parts, u, xp, need_z=False):
+    def _activate(self, parts, u, xp, need_z=False, x=None):
         if len(parts) == 1:
             y = self.activations[0].apply(parts[0], xp, inplace=not need_z)
+            if self._leak is not None:
+                y = self._mix(y, x)
             if self.input_block is None:
                 return y
             parts = [y[..., s] for s in self._slices]
         else:
             parts = [a.apply(z, xp, inplace=not need_z) for a, z in zip(self.activations, parts)]
+            if self._leak is not None:
+                parts = [y if r == 1.0 else y * r + x[..., s] * (1.0 - r)
+                         for y, r, s in zip(parts, self._leak, self._slices)]
         if self.input_block is not None:
             parts[self.input_block] = u
         return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
 
+    def _mix(self, y, x):
+        """``a * y + (1 - a) * x``: the leaky integration of the new state ``y``."""
+        return y * self._leak_vec + x * self._keep_vec
+
     def _derivative(self, parts, xp):
+        """``a * f'(z)``: the activation's derivative times the leak (zero on the input)."""
         if len(parts) == 1:
             d = self.activations[0].derivative(parts[0], xp)
+            if self._leak is not None:
+                d = d * self._leak_vec
             if self.input_block is None:
                 return d
             parts_d = [d[..., s] for s in self._slices]
         else:
             parts_d = [a.derivative(z, xp) for a, z in zip(self.activations, parts)]
+            if self._leak is not None:
+                parts_d = [d if r == 1.0 else d * r for d, r in zip(parts_d, self._leak)]
         if self.input_block is not None:
             parts_d[self.input_block] = xp.zeros_like(parts_d[self.input_block])
         return xp.concat(parts_d, axis=-1) if len(parts_d) > 1 else parts_d[0]
@@ -355,7 +408,7 @@ class IterativeMap(Map):
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
-        return self._activate(parts, u, xp)
+        return self._activate(parts, u, xp, x=x)
 
     def _linear_tangent(self, v, xp):
         """``W' v`` where W' is W with the input block's rows and columns removed."""
@@ -459,17 +512,24 @@ class IterativeMap(Map):
         if self._kind == "sparse" and self.input_block is None and isinstance(x, np.ndarray):
             z, Wv = self._sparse_state_and_tangent(x, v)
             parts = [z] if self._uniform else [z[..., s] for s in self._slices]
-            y = self._activate(parts, None, xp, need_z=True)
+            y = self._activate(parts, None, xp, need_z=True, x=x)
             # C order: Wv is a strided view, and a frame in its layout slows the QR's products
-            return y, np.multiply(self._derivative(parts, xp)[..., :, None], Wv, order="C")
+            Jv = np.multiply(self._derivative(parts, xp)[..., :, None], Wv, order="C")
+            return y, self._leak_tangent(Jv, v)
         parts, u = self._preactivation(x, u)
-        y = self._activate(parts, u, xp, need_z=True)
+        y = self._activate(parts, u, xp, need_z=True, x=x)
         d = self._derivative(parts, xp)
         Wv = self._linear_tangent(v, xp)
         if isinstance(Wv, np.ndarray) and Wv.flags.owndata and Wv.flags.c_contiguous and \
                 Wv.dtype == np.result_type(Wv, d):  # a fresh product: scaled in place
-            return y, np.multiply(Wv, d[..., :, None], out=Wv)
-        return y, d[..., :, None] * Wv
+            return y, self._leak_tangent(np.multiply(Wv, d[..., :, None], out=Wv), v)
+        return y, self._leak_tangent(d[..., :, None] * Wv, v)
+
+    def _leak_tangent(self, Jv, v):
+        """``Jv + diag(1 - a) v``: the leak's carry-over of the old state."""
+        if self._leak is None:
+            return Jv
+        return Jv + self._keep_vec[:, None] * v
 
     def _sparse_state_and_tangent(self, x, v):
         """``(W x + b, W v)`` in one pass over a SciPy CSR ``W``: ``[x | v]`` as columns."""
@@ -532,7 +592,8 @@ class IterativeMap(Map):
         d = self._derivative(parts, xp)
         if w.ndim > x.ndim:  # k cotangents per state
             d = d[..., None, :]
-        return self._linear_vjp(w * d, xp)
+        out = self._linear_vjp(w * d, xp)
+        return out if self._leak is None else out + w * self._keep_vec
 
     def _linear_vjp(self, g, xp):
         """``g W'`` for ``g`` of shape ``(..., dim)``: W' without the input block."""
@@ -597,7 +658,7 @@ class IterativeMap(Map):
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
-        y = self._activate(parts, u, xp, need_z=True)
+        y = self._activate(parts, u, xp, need_z=True, x=x)
         d = self._derivative(parts, xp)
         if u is None:
             return x, y, d
@@ -766,7 +827,10 @@ class IterativeMap(Map):
                 keep[self._slices[self.input_block]] = 0.0
                 keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
                 S = smod.diags(keep) @ S @ smod.diags(keep)
-            return (smod.diags(d) @ S).tocsr()
+            J = smod.diags(d) @ S
+            if self._leak is not None:
+                J = J + smod.diags(self._keep_vec)
+            return J.tocsr()
         if self._kind != "dense" and self.dim >= _WARN_DENSE_JACOBIAN:
             import warnings
 
@@ -776,6 +840,8 @@ class IterativeMap(Map):
                           f"vjp need none, and jacobian(x, sparse=True) keeps the pattern",
                           stacklevel=2)
         J = d[..., :, None] * self._dense_masked(xp)
+        if self._leak is not None:
+            J = J + _diag_matrix(self._keep_vec, xp)
         if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
             # sparse products hand back F-ordered states; batched solvers want C order
             J = np.ascontiguousarray(J)
@@ -975,13 +1041,15 @@ class IterativeMap(Map):
         """
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
-                            list(self.activations), input_block=self.input_block)
+                            list(self.activations), input_block=self.input_block,
+                            leak=self._leak)
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
         acts = names[0] if len(set(names)) == 1 else names
+        leak = "" if self._leak is None else f"leak={list(self._leak)}, "
         return (f"IterativeMap(dim={self.dim}, blocks={list(self._sizes)}, nnz={self._bm.nnz}, "
-                f"activation={acts!r}, input_block={self.input_block}, "
+                f"activation={acts!r}, input_block={self.input_block}, {leak}"
                 f"backend={self.backend!r})")
 
     # -- comparison and pickling -------------------------------------------
@@ -992,7 +1060,8 @@ class IterativeMap(Map):
             return NotImplemented
         if type(self) is not type(other) or self.sizes != other.sizes or \
                 self.input_block != other.input_block or \
-                self.activations != other.activations or self.backend != other.backend:
+                self.activations != other.activations or self.backend != other.backend or \
+                self.leak != other.leak:
             return False
         if (self.bias is None) != (other.bias is None) or (
                 self.bias is not None and not _arrays_equal(self.bias, other.bias)):
@@ -1009,11 +1078,11 @@ class IterativeMap(Map):
         # rebuilt on unpickling, so a pickle holds each weight once
         extra = {k: v for k, v in self.__dict__.items() if k not in _DERIVED_ATTRS}
         return {"weights": self._bm, "bias": self.bias, "activations": self.activations,
-                "input_block": self.input_block, "extra": extra}
+                "input_block": self.input_block, "leak": self._leak, "extra": extra}
 
     def __setstate__(self, state):
         IterativeMap.__init__(self, state["weights"], state["bias"], list(state["activations"]),
-                              input_block=state["input_block"])
+                              input_block=state["input_block"], leak=state.get("leak"))
         self.__dict__.update(state["extra"])
 
     # -- constructors -------------------------------------------------------
@@ -1106,8 +1175,11 @@ class IterativeMap(Map):
 
     @classmethod
     def from_rnn(cls, W_hh: Array, W_hx: Array, b: Array | None = None,
-                 activation: str = "tanh") -> IterativeMap:
+                 activation: str = "tanh", *, leak: float = 1.0) -> IterativeMap:
         """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
+
+        With ``leak=a < 1`` the leaky-integrator network (an echo state network's
+        reservoir): ``h_{t+1} = (1 - a) h_t + a f(W_hh h_t + W_hx x_{t+1} + b)``.
 
         The state is ``[x; h]`` with the input block 0 overwritten by ``x_{t+1}``
         at every step.
@@ -1122,6 +1194,8 @@ class IterativeMap(Map):
             Hidden bias.
         activation : str
             The hidden nonlinearity (a name in :data:`itermap.ACTIVATIONS`).
+        leak : float
+            The hidden units' leak rate, in (0, 1].
 
         Returns
         -------
@@ -1157,11 +1231,12 @@ class IterativeMap(Map):
                 raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
             xp = namespace(b)
             bias = xp.concat([xp.zeros(n_x, dtype=b.dtype), b])
-        return cls(bm, bias, ["identity", activation], input_block=0)
+        return cls(bm, bias, ["identity", activation], input_block=0, leak=leak)
 
 
 def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: str = "tanh",
-               rng: RngLike = None, dtype: Any = np.float64) -> IterativeMap:
+               rng: RngLike = None, dtype: Any = np.float64,
+               leak: float = 1.0) -> IterativeMap:
     """A random recurrent network ``x -> f(W x)`` with ``n`` units.
 
     ``W_ij ~ N(0, gain^2 / (n * density))`` on a Bernoulli(density) mask, so
@@ -1183,6 +1258,8 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         Source of the weights (see :func:`itermap.as_rng`; None: fresh entropy).
     dtype : dtype
         A floating dtype of the weights.
+    leak : float
+        The leak rate ``a`` in (0, 1]: ``x -> (1 - a) x + a f(W x)``.
 
     Returns
     -------
@@ -1204,6 +1281,7 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
     (100, True)
     """
     n = check_int("n", n, 1)
+    _check_leak(leak, 1)
     gain = check_real("gain", gain, minimum=0.0)
     density = check_real("density", density, positive=True, maximum=1.0)
     with named("dtype"):
@@ -1221,7 +1299,7 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         W = sp.csr_matrix((values, (flat // n, flat % n)), shape=(n, n), dtype=dtype)
         if density > 0.1:
             W = W.toarray()
-    return IterativeMap(W, activation=activation)
+    return IterativeMap(W, activation=activation, leak=leak)
 
 
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
@@ -1233,7 +1311,41 @@ _WARN_DENSE_JACOBIAN = 5000
 _DERIVED_ATTRS = frozenset({
     "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_kind",
     "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
-    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache"})
+    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_leak", "_leak_vec",
+    "_keep_vec"})
+
+
+def _check_leak(leak, n_blocks):
+    """Leak rates, one per block, each finite and in (0, 1]; errors name ``leak``."""
+    if isinstance(leak, str | bytes) or isinstance(leak, bool):
+        raise TypeError(f"leak must be a real number or one per block, got {leak!r}")
+    if hasattr(leak, "__cuda_array_interface__"):
+        leak = to_numpy(leak)
+    if isinstance(leak, np.ndarray) and leak.ndim == 0:
+        leak = leak.item()
+    if isinstance(leak, Sequence) or isinstance(leak, np.ndarray):
+        rates = list(leak)
+        if len(rates) != n_blocks:
+            raise ValueError(f"leak: got {len(rates)} leak rates for {n_blocks} blocks (give one "
+                             "rate, or one per block)")
+    else:
+        rates = [leak] * n_blocks
+    out = []
+    for r in rates:
+        r = check_real("leak", r)
+        if not 0.0 < r <= 1.0:
+            raise ValueError(f"leak must lie in (0, 1], got {r}")
+        out.append(r)
+    return tuple(out)
+
+
+def _diag_matrix(v, xp):
+    """``diag(v)`` as a dense matrix on ``xp``."""
+    n = v.shape[0]
+    out = xp.zeros((n, n), dtype=v.dtype)
+    idx = xp.arange(n)
+    out[idx, idx] = v
+    return out
 
 
 def _arrays_equal(a, b) -> bool:

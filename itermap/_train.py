@@ -217,7 +217,8 @@ class _Layout:
         # the trained map keeps an explicit mask, for more training
         own = getattr(m.block_matrix, "_trainable", None) if copy else None
         bm = BlockMatrix(m.sizes, blocks, trainable=own)
-        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block)
+        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block,
+                            leak=m._leak)
 
     def gradient(self, m, G, Xin, xp):
         out = xp.zeros(self.size, dtype=G.dtype)
@@ -447,7 +448,9 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
             g = a * stored[t][1]
             gs[t - s] = g
             if t > 0:
-                a = m._linear_vjp(g, xp)
+                lin = m._linear_vjp(g, xp)
+                # a leaky step carries (1 - a) of the old state straight through
+                a = lin if m._leak is None else lin + a * m._keep_vec
         G = xp.concat(gs, axis=0) if len(gs) > 1 else gs[0]
         xins = [stored[t][0] for t in range(s, e)]
         grad = grad + lay.gradient(m, G, xp.concat(xins, axis=0) if len(xins) > 1 else xins[0],
