@@ -77,3 +77,7 @@ __all__ += ["FiniteTimeExponents", "finite_time_exponents"]
 from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan  # noqa: E402
 
 __all__ += ["NewtonLyapunovScan", "newton_lyapunov_scan"]
+
+from ._reservoir import effective_spectral_radius  # noqa: E402
+
+__all__ += ["effective_spectral_radius"]

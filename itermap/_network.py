@@ -1175,7 +1175,7 @@ class IterativeMap(Map):
 
     @classmethod
     def from_rnn(cls, W_hh: Array, W_hx: Array, b: Array | None = None,
-                 activation: str = "tanh", *, leak: float = 1.0) -> IterativeMap:
+                 activation: str = "tanh", *, leak: float | None = 1.0) -> IterativeMap:
         """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
 
         With ``leak=a < 1`` the leaky-integrator network (an echo state network's

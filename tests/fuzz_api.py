@@ -323,7 +323,8 @@ def cases() -> dict:
             "bias": P(np.zeros(3), "array", optional=True),
             "activation": P("tanh", "choice"),
             "input_block": P(None, "int>=0", optional=True),
-            "sizes": P(None, "sizes", optional=True)},
+            "sizes": P(None, "sizes", optional=True),
+            "leak": P(0.5, "probability", optional=True)},
             positional=("weights", "bias", "activation")),
         "IterativeMap.from_mlp": Case(IterativeMap.from_mlp, {
             "weights": P([np.ones((3, 2)), np.ones((1, 3))], "layers", names=("layer",)),
@@ -332,12 +333,14 @@ def cases() -> dict:
             positional=("weights", "biases")),
         "IterativeMap.from_rnn": Case(IterativeMap.from_rnn, {
             "W_hh": P(np.eye(3) * 0.5, "array"), "W_hx": P(np.ones((3, 2)), "array"),
-            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice")},
+            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice"),
+            "leak": P(0.5, "probability", optional=True)},
             positional=("W_hh", "W_hx", "b"), skip={"W_hx": {"wrong shape"}}),
         "random_rnn": Case(itermap.random_rnn, {
             "n": P(4, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
             "density": P(1.0, "float>0"),
-            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True),
+            "leak": P(0.5, "probability")},
             positional=("n",)),
         "FunctionMap": Case(itermap.FunctionMap, {
             "step": P(_square, "callable"), "dim": P(1, "int>=1"),
@@ -518,6 +521,10 @@ def cases() -> dict:
             "max_delay": P(3, "int>=1", size_like=True), "steps": P(300, "int>=1"),
             "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
             "input_scale": P(1.0, "float>0")}, positional=("map",)),
+        "effective_spectral_radius": Case(analysis.effective_spectral_radius, {
+            "map": P(np.eye(3) * 0.5, "array", names=("map", "matrix")),
+            "leak": P(0.5, "probability", optional=True), "method": P("auto", "choice")},
+            positional=("map",)),
         "sparsity_graph": Case(analysis.sparsity_graph, {
             "weights": P(MLP, "map", names=("map", "matrix")), "level": P("unit", "choice")},
             positional=("weights",)),
