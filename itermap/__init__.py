@@ -19,6 +19,7 @@ from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
+from ._reservoir import ReservoirMap, from_reservoirpy
 from ._rng import as_rng
 from ._torch import from_torch, to_torch
 from ._train import (
@@ -34,6 +35,8 @@ from ._train import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ReservoirMap",
+    "from_reservoirpy",
     "ACTIVATIONS",
     "Activation",
     "BlockMatrix",

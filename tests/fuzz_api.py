@@ -242,6 +242,17 @@ def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple
     return "ok", ""
 
 
+def _reservoirpy_node():
+    """An initialised reservoirpy Reservoir, or None where reservoirpy is not installed."""
+    try:
+        from reservoirpy.nodes import Reservoir
+    except ImportError:
+        return None
+    node = Reservoir(5, lr=0.5, seed=0)
+    node.initialize(np.zeros((1, 1)))
+    return node
+
+
 def _fixed_points():
     return analysis.find_fixed_points(HENON, np.array([[0.6, 0.2], [-1.1, -0.3]]))
 
@@ -336,6 +347,19 @@ def cases() -> dict:
             "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice"),
             "leak": P(0.5, "probability", optional=True)},
             positional=("W_hh", "W_hx", "b"), skip={"W_hx": {"wrong shape"}}),
+        "ReservoirMap": Case(itermap.ReservoirMap, {
+            "W": P(np.eye(3) * 0.5, "array", names=("W_hh", "matrix")),
+            "W_in": P(np.ones((3, 2)), "array", names=("W_hx", "matrix")),
+            "bias": P(np.zeros(3), "array", optional=True, names=("b",)),
+            "activation": P("tanh", "choice"), "leak": P(0.5, "probability", optional=True),
+            "readout_weights": P(np.ones((3, 1)), "array"),
+            "readout_bias": P(np.zeros(1), "array", optional=True)},
+            positional=("W", "W_in", "bias"),
+            # (3, 2) weights are a readout of 2 outputs: then the bias's shape is the error
+            skip={"W_in": {"wrong shape"}, "readout_weights": {"wrong shape"}}),
+        "from_reservoirpy": Case(itermap.from_reservoirpy, {
+            "node": P(_reservoirpy_node(), "map", names=("node",))}, positional=("node",),
+            answers=(ImportError,)),  # without reservoirpy: the documented ImportError
         "random_rnn": Case(itermap.random_rnn, {
             "n": P(4, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
             "density": P(1.0, "float>0"),
@@ -520,7 +544,8 @@ def cases() -> dict:
             "map": P(IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), "map"),
             "max_delay": P(3, "int>=1", size_like=True), "steps": P(300, "int>=1"),
             "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
-            "input_scale": P(1.0, "float>0")}, positional=("map",)),
+            "input_scale": P(1.0, "float>0"), "ridge": P(0.0, "float>=0"),
+            "convention": P("delay", "choice")}, positional=("map",)),
         "effective_spectral_radius": Case(analysis.effective_spectral_radius, {
             "map": P(np.eye(3) * 0.5, "array", names=("map", "matrix")),
             "leak": P(0.5, "probability", optional=True), "method": P("auto", "choice")},
