@@ -78,6 +78,6 @@ from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan  # noqa:
 
 __all__ += ["NewtonLyapunovScan", "newton_lyapunov_scan"]
 
-from ._reservoir import effective_spectral_radius  # noqa: E402
+from ._reservoir import EdgeOfChaosScan, edge_of_chaos_scan, effective_spectral_radius  # noqa: E402
 
-__all__ += ["effective_spectral_radius"]
+__all__ += ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]

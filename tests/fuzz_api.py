@@ -546,6 +546,12 @@ def cases() -> dict:
             "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
             "input_scale": P(1.0, "float>0"), "ridge": P(0.0, "float>=0"),
             "convention": P("delay", "choice")}, positional=("map",)),
+        "edge_of_chaos_scan": Case(analysis.edge_of_chaos_scan, {
+            "radii": P([0.5, 1.5], "values"), "leaks": P([0.5], "values"),
+            "n": P(8, "int>=1", size_like=True), "density": P(0.5, "probability"),
+            "seeds": P(2, "int>=1", size_like=True), "steps": P(20, "int>=1", size_like=True),
+            "transient": P(5, "int>=0", size_like=True), "input_scale": P(0.0, "float>=0"),
+            "rng": P(0, "rng", optional=True)}, positional=("radii", "leaks")),
         "effective_spectral_radius": Case(analysis.effective_spectral_radius, {
             "map": P(np.eye(3) * 0.5, "array", names=("map", "matrix")),
             "leak": P(0.5, "probability", optional=True), "method": P("auto", "choice")},
@@ -674,6 +680,7 @@ EXEMPT = {
     "FixedPoints": "a result record",
     "ImpulseResponse": "a result record",
     "MemoryCapacity": "a result record",
+    "EdgeOfChaosScan": "a result record",
     "LyapunovSpectrum": "a result record",
     "LyapunovScan": "a result record",
     "OrbitDiagram": "a result record",

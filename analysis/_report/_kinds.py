@@ -728,4 +728,8 @@ def orbit_diagram(cfg, ctx, out):
 
 
 # the kinds of the other topics register themselves on import (after the helpers above)
-from . import _kinds_dynamics, _kinds_training  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    _kinds_dynamics,
+    _kinds_reservoir,  # noqa: E402, F401
+    _kinds_training,
+)
