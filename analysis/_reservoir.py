@@ -173,7 +173,8 @@ class EdgeOfChaosScan:
     Examples
     --------
     >>> from itermap.analysis import edge_of_chaos_scan
-    >>> scan = edge_of_chaos_scan([0.5, 2.0], [1.0], n=40, seeds=2, steps=300, rng=0)
+    >>> scan = edge_of_chaos_scan([0.5, 3.0], [1.0], n=40, density=0.3, seeds=2, steps=300,
+    ...                           rng=0)
     >>> scan.exponents.shape, bool(scan.mean[0, 0] < 0 < scan.mean[0, 1])
     ((2, 1, 2), True)
     """
@@ -255,11 +256,11 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
     >>> bool(np.allclose(scan.mean, np.log(scan.effective_radius[0]), atol=1e-2))
     True
     """
-    radii = check_real_array("radii", radii, ndim=1)
-    leaks = check_real_array("leaks", leaks, ndim=1)
-    if np.any(radii <= 0):
+    rad = check_real_array("radii", radii, ndim=1)
+    lks = check_real_array("leaks", leaks, ndim=1)
+    if np.any(rad <= 0):
         raise ValueError("radii must be > 0")
-    if np.any((leaks <= 0) | (leaks > 1)):
+    if np.any((lks <= 0) | (lks > 1)):
         raise ValueError("leaks must lie in (0, 1]")
     n = check_int("n", n, 2)
     density = check_real("density", density, positive=True, maximum=1.0)
@@ -272,9 +273,9 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
         if value > most:  # refused before anything is allocated
             raise ValueError(f"{name}={value} is more than this scan runs (at most {most})")
     gen = itermap.as_rng(rng)
-    R, L = radii.size, leaks.size
-    rho = np.tile(radii, L)[:, None]   # batch row p = (leak l, radius r), l major
-    a = np.repeat(leaks, R)[:, None]
+    R, L = rad.size, lks.size
+    rho = np.tile(rad, L)[:, None]   # batch row p = (leak l, radius r), l major
+    a = np.repeat(lks, R)[:, None]
     exps = np.empty((seeds, L, R))
     eff = np.empty((seeds, L, R))
     for s in range(seeds):
@@ -286,8 +287,8 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
         eff[s] = np.max(np.abs((1 - a) + a * rho * lam[None, :]), axis=1).reshape(L, R)
     mean = exps.mean(axis=0)
     stderr = exps.std(axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full((L, R), np.nan)
-    edge = np.array([_first_crossing(radii, row) for row in mean])
-    return EdgeOfChaosScan(radii, leaks, exps, mean, stderr, eff, edge, n, input_scale)
+    edge = np.array([_first_crossing(rad, row) for row in mean])
+    return EdgeOfChaosScan(rad, lks, exps, mean, stderr, eff, edge, n, input_scale)
 
 
 def _unit_radius_reservoir(n, density, gen):
