@@ -78,6 +78,10 @@ class ReservoirMap(IterativeMap):
                                  f"{tuple(bout.shape)}")
         self.readout_weights, self.readout_bias = Wout, bout
 
+    def __repr__(self) -> str:
+        return IterativeMap.__repr__(self).replace("IterativeMap(", "ReservoirMap(", 1)[:-1] + \
+            f", outputs={self.readout_weights.shape[1]})"
+
     def readout(self, x: Array) -> Array:
         """The linear readout ``x_res @ readout_weights + readout_bias`` of states ``x``.
 
