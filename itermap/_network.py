@@ -21,6 +21,8 @@ __all__ = ["IterativeMap", "random_rnn"]
 
 # a BlockMatrix whose stored dense area exceeds this fraction of dim^2 runs as one dense matmul
 _DENSE_FILL = 0.5
+# a sparse map's input columns held dense (for one state) up to this many entries
+_SMALL_INPUT_AREA = 1 << 16
 
 
 class IterativeMap(Map):
@@ -130,7 +132,11 @@ class IterativeMap(Map):
                 raise ValueError(f"got {len(activation)} activations for {n} blocks")
             acts = tuple(get_activation(a) for a in activation)
         self.activations = acts
-        self._uniform = all(a is acts[0] for a in acts)
+        # the input block's activation never acts (the input overwrites the block): a map
+        # whose other blocks share one activation runs it on the whole pre-activation
+        others = [a for i, a in enumerate(acts) if i != self.input_block] or list(acts)
+        self._act = others[0]
+        self._uniform = all(a is self._act for a in others)
 
     def _plan(self):
         bm = self._bm
@@ -293,6 +299,12 @@ class IterativeMap(Map):
             if ib is not None:
                 # the input columns of W: their product with u
                 z = z + xp.matmul(u, self._bm_input_cols().T)
+        elif x.ndim == 1 or x.shape[0] == 1:  # one state: W x from the CSR itself, no
+            # transpose built per step (a batch of one is a trajectory's Lyapunov run)
+            z = _csr_vector(self._W, x.reshape(-1))
+            if ib is not None:
+                z = _add(z, self._input_term(u.reshape(-1)), xp)
+            z = z.reshape(x.shape)
         else:
             z = _rows_times(x, self._WT)
             if ib is not None:
@@ -335,12 +347,29 @@ class IterativeMap(Map):
             self._in_cols_sparse_T = cache
         return cache
 
+    def _input_term(self, u):
+        """``W'[:, input] u`` for one input vector ``u``: through the dense transpose
+        ``(n_in, dim)`` when small (a sparse product's call overhead outweighs a few input
+        columns' dense one), else through a CSR of the columns."""
+        cache = getattr(self, "_in_cols_sparse", None)
+        if cache is None:
+            cache = self._input_cols_sparse_T()
+            cache = cache.toarray() if cache.shape[0] * cache.shape[1] <= _SMALL_INPUT_AREA \
+                else cache.T.tocsr()
+            self._in_cols_sparse = cache
+        if isinstance(cache, np.ndarray) and isinstance(u, np.ndarray):
+            return np.dot(u, cache)
+        return cache.T @ u if isinstance(cache, np.ndarray) else cache @ u
+
     def _activate(self, parts, u, xp, need_z=False, x=None):
         if len(parts) == 1:
-            y = self.activations[0].apply(parts[0], xp, inplace=not need_z)
+            y = self._act.apply(parts[0], xp, inplace=not need_z)
             if self._leak is not None:
                 y = self._mix(y, x)
             if self.input_block is None:
+                return y
+            if isinstance(y, np.ndarray) and y.flags.owndata and y.flags.writeable:
+                y[..., self._slices[self.input_block]] = u  # a fresh array: in place
                 return y
             parts = [y[..., s] for s in self._slices]
         else:
@@ -354,12 +383,17 @@ class IterativeMap(Map):
 
     def _mix(self, y, x):
         """``a * y + (1 - a) * x``: the leaky integration of the new state ``y``."""
+        if isinstance(y, np.ndarray) and y.flags.owndata and y.flags.writeable and \
+                y.dtype == np.result_type(y, x, self._leak_vec):  # a fresh array: in place
+            np.multiply(y, self._leak_vec, out=y)
+            y += x * self._keep_vec
+            return y
         return y * self._leak_vec + x * self._keep_vec
 
     def _derivative(self, parts, xp):
         """``a * f'(z)``: the activation's derivative times the leak (zero on the input)."""
         if len(parts) == 1:
-            d = self.activations[0].derivative(parts[0], xp)
+            d = self._act.derivative(parts[0], xp)
             if self._leak is not None:
                 d = d * self._leak_vec
             if self.input_block is None:
@@ -1309,9 +1343,10 @@ _WARN_DENSE_JACOBIAN = 5000
 # -- internals ----------------------------------------------------------------
 # attributes IterativeMap.__init__ and its lazy caches set; a subclass's own are pickled
 _DERIVED_ATTRS = frozenset({
-    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_kind",
+    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_act", "_kind",
     "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
     "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_leak", "_leak_vec",
+    "_in_cols_sparse",
     "_keep_vec"})
 
 
@@ -1422,6 +1457,33 @@ def _zero_rows_cols(W, s, xp):
     return W * keep[:, None] * keep[None, :]  # stays C-ordered, unlike a transpose trick
 
 
+def _csr_vector(S, x):
+    """``S @ x`` for a SciPy CSR ``S`` and a 1-D NumPy ``x``: SciPy's own kernel without
+    its per-call dispatch (a step of a small reservoir is mostly that dispatch)."""
+    kernel = _matvec_kernel()
+    if kernel is None or not isinstance(x, np.ndarray) or x.dtype != S.dtype or \
+            S.dtype != np.float64 or not x.flags.c_contiguous or \
+            not isinstance(S, sp.csr_matrix | sp.csr_array) or x.shape[0] != S.shape[1]:
+        return S @ x
+    y = np.zeros(S.shape[0], dtype=S.dtype)
+    kernel(S.shape[0], S.shape[1], S.indptr, S.indices, S.data, x, y)
+    return y
+
+
+def _matvec_kernel():
+    global _MATVEC
+    if _MATVEC is False:
+        try:
+            from scipy.sparse._sparsetools import csr_matvec
+        except ImportError:  # a SciPy without it: its public product
+            csr_matvec = None
+        _MATVEC = csr_matvec
+    return _MATVEC
+
+
+_MATVEC: Any = False  # scipy's csr_matvec once looked up (None: not available)
+
+
 def _rows_times(X, ST):
     """``X @ ST`` for a dense (n,) or (B, n) ``X`` and a sparse CSR ``ST``."""
     if X.ndim == 1:
@@ -1431,8 +1493,9 @@ def _rows_times(X, ST):
 
 def _add(a, b, xp):
     """``a + b``, in place on NumPy arrays that ``a`` owns (a fresh product)."""
-    if isinstance(a, np.ndarray) and a.flags.owndata and a.shape == np.broadcast_shapes(
-            a.shape, b.shape) and a.dtype == np.result_type(a, b):
+    if isinstance(a, np.ndarray) and a.flags.owndata and (
+            a.shape == b.shape or a.shape == np.broadcast_shapes(a.shape, b.shape)) and \
+            a.dtype == np.result_type(a, b):
         return np.add(a, b, out=a)
     return a + b
 
