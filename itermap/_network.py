@@ -1343,8 +1343,8 @@ _WARN_DENSE_JACOBIAN = 5000
 # -- internals ----------------------------------------------------------------
 # attributes IterativeMap.__init__ and its lazy caches set; a subclass's own are pickled
 _DERIVED_ATTRS = frozenset({
-    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_act", "_kind",
-    "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
+    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_act",
+    "_kind", "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
     "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_leak", "_leak_vec",
     "_in_cols_sparse",
     "_keep_vec"})
