@@ -341,3 +341,45 @@ def test_train_keeps_the_leak_fixed():
     assert trained.leak == m.leak and trained.leaky
     assert history.loss[-1] < history.loss[0]
     assert not np.array_equal(trained.block_matrix.to_dense(), m.block_matrix.to_dense())
+
+
+def test_newton_block_jacobians_of_a_leaky_map_are_the_full_jacobians_blocks():
+    from itermap._newton import _jacobian
+
+    rng = np.random.default_rng(11)
+    m = leaky_hybrid(rng)
+    X = rng.normal(size=(4, m.dim))
+    U = rng.normal(size=(4, m.input_size))
+    J = m.jacobian(X, U)
+    diag = _jacobian(m, X, U, "diagonal", m.sizes)
+    np.testing.assert_allclose(diag, np.diagonal(J, axis1=1, axis2=2), rtol=1e-14, atol=1e-15)
+    blocks = _jacobian(m, X, U, "blocks", m.sizes)
+    for i, B in enumerate(blocks):
+        s = m.block_slice(i)
+        np.testing.assert_allclose(B, J[:, s, s], rtol=1e-14, atol=1e-15)
+
+
+def test_linear_impulse_response_of_a_leaky_driven_map_matches_the_nonlinear_one():
+    from itermap.analysis import impulse_response
+
+    rng = np.random.default_rng(12)
+    m = IterativeMap.from_rnn(rng.normal(size=(6, 6)) / 3, rng.normal(size=(6, 2)), leak=0.3)
+    x = m.with_input(np.r_[np.zeros(2), rng.normal(size=6) * 0.1], np.zeros(2))
+    us = rng.normal(size=(11, 2)) * 0.1
+    lin = impulse_response(m, x, 10, inputs=us, method="linear")
+    non = impulse_response(m, x, 10, inputs=us, method="nonlinear", eps=1e-7)
+    np.testing.assert_allclose(np.asarray(lin.norms), np.asarray(non.norms), rtol=1e-4,
+                               atol=1e-9)
+    # the leak keeps a trace of the impulse: it decays like (1 - a + ...)^k, never exactly 0
+    assert np.all(np.asarray(lin.norms)[-1][..., 1] > 0)  # the hidden block (the input: 0)
+
+
+def test_to_torch_and_gain_family_refuse_a_leaky_map_naming_the_leak():
+    from itermap.analysis import gain_family
+
+    m = itermap.random_rnn(5, rng=0, leak=0.5)
+    with pytest.raises(ValueError, match="leak"):
+        gain_family(m)
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="leak"):
+        itermap.to_torch(m)
