@@ -383,3 +383,24 @@ def test_to_torch_and_gain_family_refuse_a_leaky_map_naming_the_leak():
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="leak"):
         itermap.to_torch(m)
+
+
+@pytest.mark.parametrize("n_in", [1, 3, 300])  # few inputs: a dense input term; many: sparse
+def test_a_sparse_driven_leaky_map_steps_one_state_a_batch_of_one_and_a_batch(n_in):
+    rng = np.random.default_rng(n_in)
+    n = 400
+    W = sp.random(n, n, density=0.02, random_state=1, format="csr")
+    Win = sp.random(n, n_in, density=0.2, random_state=2, format="csr")
+    b = rng.normal(size=n)
+    m = IterativeMap.from_rnn(W, Win, b, leak=0.35)
+    assert m._kind == "sparse"
+    X = rng.normal(size=(3, m.dim))
+    U = rng.normal(size=(3, n_in))
+    h = X[:, n_in:]
+    want = 0.65 * h + 0.35 * np.tanh(h @ W.toarray().T + U @ Win.toarray().T + b)
+    np.testing.assert_allclose(m.step(X, U)[:, n_in:], want, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(m.step(X[:1], U[:1])[0, n_in:], want[0], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(m.step(X[1], U[1])[n_in:], want[1], rtol=1e-13, atol=1e-14)
+    assert np.array_equal(m.step(X[1], U[1])[:n_in], U[1])
+    traj = itermap.iterate(m, X[0], 5, inputs=rng.normal(size=(5, n_in)))
+    assert traj.states.shape == (6, m.dim) and traj.states.flags.c_contiguous
