@@ -435,6 +435,7 @@ def cases() -> dict:
             "clip_norm": P(None, "float>0", optional=True),
             "validation": P(0.0, "float>=0"), "patience": P(None, "int>=1", optional=True),
             "freeze_bias": P(False, "bool"), "checkpoint": P(None, "int>=1", optional=True),
+            "train_leak": P(False, "bool"),
             "progress": P(False, "bool")}, positional=("map", "inputs", "targets"),
             skip={"inputs": {"wrong shape"}},  # another input width is another map's
             nan_fields=("val_loss", "val_accuracy", "best_val")),  # NaN: no validation split

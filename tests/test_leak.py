@@ -404,3 +404,66 @@ def test_a_sparse_driven_leaky_map_steps_one_state_a_batch_of_one_and_a_batch(n_
     assert np.array_equal(m.step(X[1], U[1])[:n_in], U[1])
     traj = itermap.iterate(m, X[0], 5, inputs=rng.normal(size=(5, n_in)))
     assert traj.states.shape == (6, m.dim) and traj.states.flags.c_contiguous
+
+
+def test_trainable_leak_gradient_matches_torch_and_central_differences():
+    torch = pytest.importorskip("torch")
+    from itermap._train import _layout, _run
+
+    rng = np.random.default_rng(9)
+    m = leaky_hybrid(rng)
+    U = rng.normal(size=(6, 4, 2))
+    Y = rng.normal(size=(6, 4, 3))
+    for checkpoint in (None, 2):
+        lay, theta, _ = _layout(m, False, True)
+        assert lay.leak_blocks == [1, 2] and lay.size == theta.shape[0]
+        L, _, _, grad = _run(lay, theta, U, Y, True, 6, "all", "mse", checkpoint)
+        # torch: the same leaky steps with the rates as leaves
+        W = torch.tensor(np.asarray(m.block_matrix.to_dense().toarray()
+                                    if sp.issparse(m.block_matrix.to_dense())
+                                    else m.block_matrix.to_dense()))
+        b = torch.tensor(np.asarray(m.bias))
+        r = torch.tensor([0.35, 0.6], dtype=torch.float64, requires_grad=True)
+        a = torch.cat([torch.ones(2, dtype=torch.float64), r[0].repeat(5), r[1].repeat(3)])
+        x = torch.zeros(4, 10, dtype=torch.float64)
+        losses = []
+        for t in range(6):
+            xin = torch.cat([torch.tensor(U[t]), x[:, 2:]], dim=1)
+            z = xin @ W.T + b
+            f = torch.cat([z[:, :2], torch.tanh(z[:, 2:7]), z[:, 7:]], dim=1)
+            x = (1 - a) * xin + a * f
+            losses.append(torch.mean((x[:, 7:] - torch.tensor(Y[t])) ** 2))
+        total = torch.stack(losses).mean()
+        total.backward()
+        assert float(L) == pytest.approx(float(total.detach()), rel=1e-12)
+        np.testing.assert_allclose(grad[lay.bias_stop:], r.grad.numpy(), rtol=1e-10)
+    # and central differences through plain map.step
+    h = 1e-6
+
+    def loss_at(rates):
+        mm = IterativeMap(m.block_matrix, m.bias, list(m.activations), input_block=0,
+                          leak=[1.0, *rates])
+        x = mm.zeros(4)
+        out = []
+        for t in range(6):
+            x = mm.step(x, U[t])
+            out.append(np.mean((mm.readout(x) - Y[t]) ** 2))
+        return np.mean(out)
+
+    fd = [(loss_at([0.35 + h, 0.6]) - loss_at([0.35 - h, 0.6])) / (2 * h),
+          (loss_at([0.35, 0.6 + h]) - loss_at([0.35, 0.6 - h])) / (2 * h)]
+    np.testing.assert_allclose(grad[lay.bias_stop:], fd, rtol=1e-6)
+
+
+def test_train_with_train_leak_moves_the_rates_and_keeps_them_in_range():
+    rng = np.random.default_rng(2)
+    m = leaky_hybrid(rng)
+    U = rng.normal(size=(5, 16, 2))
+    Y = rng.integers(0, 3, 16)
+    trained, history = itermap.train(m, U, Y, epochs=5, progress=False, rng=0, lr=0.05,
+                                     train_leak=True)
+    assert trained.leak[0] == 1.0 and trained.leak[1:] != m.leak[1:]
+    assert all(0 < r <= 1 for r in trained.leak)
+    assert history.loss[-1] < history.loss[0]
+    same, _ = itermap.train(m, U, Y, epochs=5, progress=False, rng=0, lr=0.05)
+    assert same.leak == m.leak
