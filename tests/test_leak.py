@@ -467,3 +467,19 @@ def test_train_with_train_leak_moves_the_rates_and_keeps_them_in_range():
     assert history.loss[-1] < history.loss[0]
     same, _ = itermap.train(m, U, Y, epochs=5, progress=False, rng=0, lr=0.05)
     assert same.leak == m.leak
+
+
+def test_training_the_leak_resumes_exactly(tmp_path):
+    rng = np.random.default_rng(4)
+    m = leaky_hybrid(rng)
+    U = rng.normal(size=(4, 12, 2))
+    Y = rng.integers(0, 3, 12)
+    kw = dict(lr=0.05, rng=3, progress=False, train_leak=True)
+    straight, h1 = itermap.train(m, U, Y, epochs=4, **kw)
+    path = str(tmp_path / "state.npz")
+    itermap.train(m, U, Y, epochs=2, save_state=path, **kw)
+    resumed, h2 = itermap.train(m, U, Y, epochs=4, resume=path, **kw)
+    assert resumed.leak == straight.leak and resumed == straight
+    np.testing.assert_array_equal(h1.loss, h2.loss)
+    with pytest.raises(ValueError, match="resume"):  # the state holds the rates too
+        itermap.train(m, U, Y, epochs=4, resume=path, lr=0.05, rng=3, progress=False)
