@@ -357,10 +357,10 @@ class IterativeMap(Map):
             cache = cache.toarray() if cache.shape[0] * cache.shape[1] <= _SMALL_INPUT_AREA \
                 else cache.T.tocsr()
             self._in_cols_sparse = cache
-        if is_sparse(cache):
-            return cache @ u
         if isinstance(cache, np.ndarray) and isinstance(u, np.ndarray):
             return np.dot(u, cache)
+        if is_sparse(cache):
+            return cache @ u
         return u @ cache  # CuPy: the dense transpose (n_in, dim) too
 
     def _activate(self, parts, u, xp, need_z=False, x=None):
