@@ -287,10 +287,11 @@ class IterativeMap(Map):
             u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
         return u
 
-    def _preactivation(self, x, u):
+    def _preactivation(self, x, u, trusted=False):
         """``W x' + b`` (x' = x with the input block set to u), and the input."""
         xp = namespace(x)
-        u = self._check_input(x, u)
+        if not trusted:
+            u = self._check_input(x, u)
         ib = self.input_block
         if self._kind == "blocks":
             return [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], u
@@ -444,6 +445,18 @@ class IterativeMap(Map):
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
+        return self._activate(parts, u, xp, x=x)
+
+    def _unchecked_step(self):
+        """The step ``iterate`` may call on states and inputs it has already checked (after
+        a first checked step), or None where a subclass has its own ``step``."""
+        return self._step_trusted if type(self).step is IterativeMap.step else None
+
+    def _step_trusted(self, x, u):
+        xp = namespace(x)
+        if u is not None and u.ndim < x.ndim:
+            u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
+        parts, u = self._preactivation(x, u, trusted=True)
         return self._activate(parts, u, xp, x=x)
 
     def _linear_tangent(self, v, xp):

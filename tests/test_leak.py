@@ -483,3 +483,26 @@ def test_training_the_leak_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(h1.loss, h2.loss)
     with pytest.raises(ValueError, match="resume"):  # the state holds the rates too
         itermap.train(m, U, Y, epochs=4, resume=path, lr=0.05, rng=3, progress=False)
+
+
+def test_iterate_steps_exactly_as_step_and_honours_a_subclass_step():
+    rng = np.random.default_rng(13)
+    m = leaky_hybrid(rng)
+    X = rng.normal(size=(3, m.dim))
+    for inputs in (rng.normal(size=2), rng.normal(size=(3, 2)), rng.normal(size=(7, 3, 2))):
+        traj = itermap.iterate(m, X, 7, inputs=inputs).states
+        x = X
+        for k in range(7):
+            x = m.step(x, inputs[k] if inputs.ndim == 3 else inputs)
+            assert np.array_equal(traj[k + 1], x)
+
+    class Doubled(IterativeMap):
+        def step(self, x, u=None):
+            return 2.0 * IterativeMap.step(self, x, u)
+
+    d = Doubled(m.block_matrix, m.bias, list(m.activations), input_block=0, leak=m.leak)
+    traj = itermap.iterate(d, X[0], 3, inputs=np.zeros(2)).states
+    x = X[0]
+    for _ in range(3):
+        x = d.step(x, np.zeros(2))
+    assert np.array_equal(traj[-1], x)
