@@ -85,3 +85,7 @@ from ._sequence import (  # noqa: E402
 )
 
 __all__ += ["SequenceComparison", "compare_sequence_models", "sequence_models"]
+
+from ._reservoir import EdgeOfChaosScan, edge_of_chaos_scan, effective_spectral_radius  # noqa: E402
+
+__all__ += ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]

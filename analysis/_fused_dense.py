@@ -48,7 +48,8 @@ class FusedDenseStep:
     def maybe(cls, map_, x, Q, *, reorth) -> FusedDenseStep | None:
         """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
         if not (isinstance(map_, IterativeMap) and map_._kind == "dense" and map_._uniform
-                and map_.input_block is None and map_.backend == "numpy"):
+                and map_.input_block is None and map_.backend == "numpy"
+                and not map_.leaky):  # a leaky map runs the general loop
             return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
                 and x.dtype == Q.dtype == np.float64 and map_._W.dtype == np.float64):

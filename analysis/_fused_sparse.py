@@ -48,7 +48,7 @@ class FusedSparseStep:
     def maybe(cls, map_, x, Q, *, reorth) -> FusedSparseStep | None:
         """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
         if not (isinstance(map_, IterativeMap) and map_._kind == "sparse" and map_._uniform
-                and map_.input_block is None):
+                and map_.input_block is None and not map_.leaky):  # leaky: the general loop
             return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
                 and x.dtype == Q.dtype == map_._W.dtype == np.float64):

@@ -77,6 +77,11 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         pattern: it is an edge of the block graph with attribute ``function`` (its
         name), and in the unit graph it is listed in ``graph.graph["functions"]``
         rather than drawn as every unit to every unit.
+        A leaky map (``leak`` below 1 on some block) carries ``1 - a`` of each
+        unit's state to its next state: every unit of such a block has a
+        self-loop with attribute ``leak = 1 - a``, of weight ``1 - a`` where
+        ``W`` has no diagonal entry (one edge per pair: a diagonal weight keeps
+        its ``weight``), and so has the block at ``level="block"``.
 
     Returns
     -------
@@ -138,6 +143,10 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
                 G.edges[j, i]["function"] = g.name
             else:
                 G.add_edge(j, i, nnz=0, norm=0.0, function=g.name)
+        for i, r in _leaky_blocks(weights):
+            if not G.has_edge(i, i):
+                G.add_edge(i, i, nnz=0, norm=0.0)
+            G.edges[i, i]["leak"] = 1.0 - r
         return G
 
     S = _host_csr(bm).tocoo()
@@ -146,7 +155,20 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     # W[i, j] carries unit j to unit i: edge j -> i
     G.add_edges_from(zip(S.col.tolist(), S.row.tolist(),
                          ({"weight": w} for w in S.data.tolist())))
+    offsets = bm.offsets
+    for i, r in _leaky_blocks(weights):
+        for unit in range(offsets[i], offsets[i + 1]):
+            if not G.has_edge(unit, unit):
+                G.add_edge(unit, unit, weight=1.0 - r)
+            G.edges[unit, unit]["leak"] = 1.0 - r
     return G
+
+
+def _leaky_blocks(weights):
+    """(block, leak rate) for every block of a leaky map whose rate is below 1."""
+    if not isinstance(weights, itermap.IterativeMap) or not weights.leaky:
+        return []
+    return [(i, r) for i, r in enumerate(weights.leak) if r < 1.0]
 
 
 def _longest_chain(A):
@@ -293,6 +315,8 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
             raise ValueError(f"input_block={input_block} disagrees with the map's input block "
                              f"{own_input}")
         input_block = own_input
+        if _leaky_blocks(map):
+            return None  # a leaky unit keeps part of its state: a self-loop, never forgotten
     elif input_block is not None:
         if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
             raise TypeError(f"input_block must be an int or None, got {input_block!r}")

@@ -586,6 +586,9 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
         raise ValueError("gain_family needs one activation for every block")
     if map.backend != "numpy":
         raise ValueError("gain_family works on NumPy maps; move the map with .to('numpy')")
+    if map.leaky:
+        raise ValueError(f"map: gain_family scales W of a map without leak; this one has leak "
+                         f"{list(map.leak)} (build each reservoir with IterativeMap(..., leak=))")
     bm = map.block_matrix
     W = bm.to_sparse().tocsr() if any(is_sparse(b) for b in bm.blocks.values()) \
         else np.asarray(bm.to_dense())

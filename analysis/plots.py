@@ -1015,9 +1015,10 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    key = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
-                  label=f"{name} weight ({int(np.sum(m))})")
-           for m, c, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))]
+    key: list[Any] = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
+                             label=f"{name} weight ({int(np.sum(m))})")
+                      for m, c, name in ((vals > 0, POSITIVE, "positive"),
+                                         (vals < 0, NEGATIVE, "negative"))]
     functions = getattr(W, "functions", None) or {}
     for (i, j), g in functions.items():  # a block that is a function has no entries to draw
         ax.add_patch(Rectangle((offsets[j] - 0.5, offsets[i] - 0.5), sizes[j], sizes[i],

@@ -20,6 +20,7 @@ from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
+from ._reservoir import ReservoirMap, from_reservoirpy
 from ._rng import as_rng
 from ._state_space import LinearStateSpace, deep_lssl
 from ._torch import from_torch, to_torch
@@ -51,6 +52,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | {"analysis"})
 
 __all__ = [
+    "ReservoirMap",
+    "from_reservoirpy",
     "ACTIVATIONS",
     "Activation",
     "BlockMatrix",

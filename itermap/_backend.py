@@ -93,6 +93,11 @@ def is_sparse(a: Any) -> bool:
     return csp is not None and csp.issparse(a)
 
 
+@functools.cache
+def _numpy_namespace():
+    return array_api_compat.array_namespace(np.empty(0))
+
+
 def namespace(*arrays: Any) -> Any:
     """The array-API namespace shared by ``arrays`` (None entries are ignored).
 
@@ -121,6 +126,8 @@ def namespace(*arrays: Any) -> Any:
     >>> bool(xp.sum(xp.ones(3)) == 3)
     True
     """
+    if len(arrays) == 1 and type(arrays[0]) is np.ndarray:  # the per-step common case
+        return _numpy_namespace()
     dense = []
     for a in arrays:
         if a is None:

@@ -174,7 +174,8 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
     out = BlockMatrix(sizes, merged)
     if isinstance(base, BlockMatrix):
         return out
-    return IterativeMap(out, base.bias, list(base.activations), input_block=input_block)
+    return IterativeMap(out, base.bias, list(base.activations), input_block=input_block,
+                        leak=base._leak)
 
 
 def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float = 0.0,

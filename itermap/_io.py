@@ -378,6 +378,12 @@ def _encode(obj, writer):
         if obj.functions:
             fields["functions"] = [_encode_function(i, j, g, writer)
                                    for (i, j), g in obj.functions.items()]
+        if obj.leaky:  # written only when set, so maps without leak keep their files
+            fields["leak"] = list(obj.leak)
+        if getattr(obj, "readout_weights", None) is not None:  # a ReservoirMap's readout
+            fields["readout"] = [writer.ref("readout_weights", obj.readout_weights,
+                                            "readout weights"),
+                                 writer.ref("readout_bias", obj.readout_bias, "readout bias")]
         return "IterativeMap", fields
     if isinstance(obj, RecurrentMap):
         layers = []
@@ -466,6 +472,22 @@ def _decode_functions(entries, arrays):
     return out
 
 
+def _reservoir_map(m, refs, arrays):
+    """The ReservoirMap of a decoded map ``[input, reservoir]`` and its readout's arrays."""
+    from ._reservoir import ReservoirMap
+
+    if len(refs) != 2 or m.sizes.__len__() != 2 or m.input_block != 0 or \
+            set(m.block_matrix.blocks) - {(1, 0), (1, 1)}:
+        raise ValueError("readout: a file's readout belongs to a map [input, reservoir]")
+    W, W_in = m.block_matrix.blocks.get((1, 1)), m.block_matrix.blocks.get((1, 0))
+    if W is None or W_in is None:
+        raise ValueError("readout: a reservoir map needs both its input and recurrent blocks")
+    bias = None if m.bias is None else m.bias[m.block_slice(1)]
+    return ReservoirMap(W, W_in, bias, m.activations[1].name, leak=m.leak[1],
+                        readout_weights=_get_array(arrays, refs[0]),
+                        readout_bias=_get_array(arrays, refs[1]))
+
+
 def _decode(type_name, fields, arrays):
     from ._blocks import BlockMatrix
     from ._gated import RecurrentMap
@@ -497,8 +519,15 @@ def _decode(type_name, fields, arrays):
             raise ValueError(f"activations must be names, got {acts!r}")
         functions = (_decode_functions(fields["functions"], arrays)
                      if fields.get("functions") is not None else None)
-        return IterativeMap(bm, bias, acts, input_block=fields["input_block"],
-                            functions=functions)
+        leak = fields.get("leak")
+        if leak is not None and not (isinstance(leak, list) and all(
+                isinstance(r, int | float) and not isinstance(r, bool) for r in leak)):
+            raise ValueError(f"leak must be a list of numbers, got {leak!r}")
+        m = IterativeMap(bm, bias, acts, input_block=fields["input_block"],
+                         functions=functions, leak=leak)
+        if fields.get("readout") is not None:
+            return _reservoir_map(m, _json_list(fields["readout"], "readout"), arrays)
+        return m
     if type_name == "RecurrentMap":
         from . import _gated
         from ._gated import _ElmanCell, _GRUCell, _LSTMCell

@@ -22,6 +22,8 @@ __all__ = ["IterativeMap", "random_rnn"]
 
 # a BlockMatrix whose stored dense area exceeds this fraction of dim^2 runs as one dense matmul
 _DENSE_FILL = 0.5
+# a sparse map's input columns held dense (for one state) up to this many entries
+_SMALL_INPUT_AREA = 1 << 16
 
 
 class IterativeMap(Map):
@@ -55,6 +57,14 @@ class IterativeMap(Map):
         :mod:`itermap.block_functions` for the built-in ones (transformer layers) and
         how to write your own. Function blocks are not trained: :func:`itermap.train`
         trains the matrix blocks around them.
+    leak : float or sequence of float, optional
+        The leak rate ``a`` of a leaky-integrator network, one for every block
+        or one per block, each in (0, 1]: block ``i``'s new state is
+        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)`` (an echo state
+        network's leaky reservoir, Jaeger et al. 2007). None or 1 everywhere is
+        the plain map ``f(W x + b)``, computed exactly as without a leak. The
+        input block's entry has no effect (the input overwrites that block) and
+        reads back as 1.
 
     Notes
     -----
@@ -75,7 +85,8 @@ class IterativeMap(Map):
     def __init__(self, weights: Any, bias: Array | None = None,
                  activation: str | Sequence[str] = "tanh", *, input_block: int | None = None,
                  sizes: Sequence[int] | None = None,
-                 functions: Mapping[tuple[int, int], BlockFunction] | None = None):
+                 functions: Mapping[tuple[int, int], BlockFunction] | None = None,
+                 leak: float | Sequence[float] | None = None):
         if isinstance(weights, str | bytes) or weights is None:
             raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
                             f"got {type(weights).__name__}")
@@ -119,7 +130,9 @@ class IterativeMap(Map):
         self._plan()
         with named("bias"):
             self._set_bias(bias)
-        self._depth = _settle_depth(self.block_pattern(), input_block)
+        self._set_leak(leak)
+        self._depth = None if self._leak is not None else _settle_depth(self.block_pattern(),
+                                                                        input_block)
 
     # -- construction helpers ---------------------------------------------
     def _check_functions(self, functions):
@@ -188,8 +201,12 @@ class IterativeMap(Map):
                 raise ValueError(f"got {len(activation)} activations for {n} blocks")
             acts = tuple(get_activation(a) for a in activation)
         self.activations = acts
+        # the input block's activation never acts (the input overwrites the block): a map
+        # whose other blocks share one activation runs it on the whole pre-activation;
         # function blocks add to their target block's part: pre-activations go by block
-        self._uniform = all(a is acts[0] for a in acts) and not self._functions
+        others = [a for i, a in enumerate(acts) if i != self.input_block] or list(acts)
+        self._act = others[0]
+        self._uniform = all(a is self._act for a in others) and not self._functions
 
     def _plan(self):
         bm = self._bm
@@ -258,6 +275,34 @@ class IterativeMap(Map):
         self.bias = bias
         self._bias_blocks = [bias[s] for s in self._slices]
 
+    def _set_leak(self, leak):
+        """Per-block leak rates; ``_leak`` stays None when every block has rate 1."""
+        self._leak = self._leak_vec = self._keep_vec = None
+        if leak is None:
+            return
+        rates = list(_check_leak(leak, len(self._sizes)))
+        if self.input_block is not None:
+            rates[self.input_block] = 1.0
+        if all(r == 1.0 for r in rates):
+            return  # today's map, on today's code path
+        self._leak = tuple(rates)
+        a = np.repeat(np.asarray(rates), self._sizes)
+        dtype = self.dtype if self.dtype is not None else np.float64
+        vec, keep = a.astype(dtype), (1.0 - a).astype(dtype)
+        if self.backend == "cupy":
+            vec, keep = to_backend(vec, "cupy"), to_backend(keep, "cupy")
+        self._leak_vec, self._keep_vec = vec, keep
+
+    @property
+    def leak(self) -> tuple[float, ...]:
+        """The leak rate of every block (1 for the input block and a map without leak)."""
+        return self._leak if self._leak is not None else (1.0,) * len(self._sizes)
+
+    @property
+    def leaky(self) -> bool:
+        """Whether some block has a leak rate below 1."""
+        return self._leak is not None
+
     # -- protocol ---------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -321,10 +366,11 @@ class IterativeMap(Map):
             u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
         return u
 
-    def _preactivation(self, x, u):
+    def _preactivation(self, x, u, trusted=False):
         """``W x' + b`` (x' = x with the input block set to u), and the input."""
         xp = namespace(x)
-        u = self._check_input(x, u)
+        if not trusted:
+            u = self._check_input(x, u)
         ib = self.input_block
         if self._kind == "blocks":
             return self._add_functions(
@@ -334,6 +380,12 @@ class IterativeMap(Map):
             if ib is not None:
                 # the input columns of W: their product with u
                 z = z + xp.matmul(u, self._bm_input_cols().T)
+        elif x.ndim == 1 or x.shape[0] == 1:  # one state: W x from the CSR itself, no
+            # transpose built per step (a batch of one is a trajectory's Lyapunov run)
+            z = _csr_vector(self._W, x.reshape(-1))
+            if ib is not None:
+                z = _add(z, self._input_term(u.reshape(-1)), xp)
+            z = z.reshape(x.shape)
         else:
             z = _rows_times(x, self._WT)
             if ib is not None:
@@ -403,26 +455,64 @@ class IterativeMap(Map):
             self._in_cols_sparse_T = cache
         return cache
 
-    def _activate(self, parts, u, xp, need_z=False):
+    def _input_term(self, u):
+        """``W'[:, input] u`` for one input vector ``u``: through the dense transpose
+        ``(n_in, dim)`` when small (a sparse product's call overhead outweighs a few input
+        columns' dense one), else through a CSR of the columns."""
+        cache = getattr(self, "_in_cols_sparse", None)
+        if cache is None:
+            cache = self._input_cols_sparse_T()
+            cache = cache.toarray() if cache.shape[0] * cache.shape[1] <= _SMALL_INPUT_AREA \
+                else cache.T.tocsr()
+            self._in_cols_sparse = cache
+        if isinstance(cache, np.ndarray) and isinstance(u, np.ndarray):
+            return np.dot(u, cache)
+        if is_sparse(cache):
+            return cache @ u
+        return u @ cache  # CuPy: the dense transpose (n_in, dim) too
+
+    def _activate(self, parts, u, xp, need_z=False, x=None):
         if len(parts) == 1:
-            y = self.activations[0].apply(parts[0], xp, inplace=not need_z)
+            y = self._act.apply(parts[0], xp, inplace=not need_z)
+            if self._leak is not None:
+                y = self._mix(y, x)
             if self.input_block is None:
+                return y
+            if isinstance(y, np.ndarray) and y.flags.owndata and y.flags.writeable:
+                y[..., self._slices[self.input_block]] = u  # a fresh array: in place
                 return y
             parts = [y[..., s] for s in self._slices]
         else:
             parts = [a.apply(z, xp, inplace=not need_z) for a, z in zip(self.activations, parts)]
+            if self._leak is not None:
+                parts = [y if r == 1.0 else y * r + x[..., s] * (1.0 - r)
+                         for y, r, s in zip(parts, self._leak, self._slices)]
         if self.input_block is not None:
             parts[self.input_block] = u
         return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
 
+    def _mix(self, y, x):
+        """``a * y + (1 - a) * x``: the leaky integration of the new state ``y``."""
+        if isinstance(y, np.ndarray) and y.flags.owndata and y.flags.writeable and \
+                y.dtype == np.result_type(y, x, self._leak_vec):  # a fresh array: in place
+            np.multiply(y, self._leak_vec, out=y)
+            y += x * self._keep_vec
+            return y
+        return y * self._leak_vec + x * self._keep_vec
+
     def _derivative(self, parts, xp):
+        """``a * f'(z)``: the activation's derivative times the leak (zero on the input)."""
         if len(parts) == 1:
-            d = self.activations[0].derivative(parts[0], xp)
+            d = self._act.derivative(parts[0], xp)
+            if self._leak is not None:
+                d = d * self._leak_vec
             if self.input_block is None:
                 return d
             parts_d = [d[..., s] for s in self._slices]
         else:
             parts_d = [a.derivative(z, xp) for a, z in zip(self.activations, parts)]
+            if self._leak is not None:
+                parts_d = [d if r == 1.0 else d * r for d, r in zip(parts_d, self._leak)]
         if self.input_block is not None:
             parts_d[self.input_block] = xp.zeros_like(parts_d[self.input_block])
         return xp.concat(parts_d, axis=-1) if len(parts_d) > 1 else parts_d[0]
@@ -462,7 +552,19 @@ class IterativeMap(Map):
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
-        return self._activate(parts, u, xp)
+        return self._activate(parts, u, xp, x=x)
+
+    def _unchecked_step(self):
+        """The step ``iterate`` may call on states and inputs it has already checked (after
+        a first checked step), or None where a subclass has its own ``step``."""
+        return self._step_trusted if type(self).step is IterativeMap.step else None
+
+    def _step_trusted(self, x, u):
+        xp = namespace(x)
+        if u is not None and u.ndim < x.ndim:
+            u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
+        parts, u = self._preactivation(x, u, trusted=True)
+        return self._activate(parts, u, xp, x=x)
 
     def _linear_tangent(self, v, xp):
         """``W' v`` where W' is W with the input block's rows and columns removed."""
@@ -567,19 +669,26 @@ class IterativeMap(Map):
                 and not self._functions:
             z, Wv = self._sparse_state_and_tangent(x, v)
             parts = [z] if self._uniform else [z[..., s] for s in self._slices]
-            y = self._activate(parts, None, xp, need_z=True)
+            y = self._activate(parts, None, xp, need_z=True, x=x)
             # C order: Wv is a strided view, and a frame in its layout slows the QR's products
-            return y, np.multiply(self._derivative(parts, xp)[..., :, None], Wv, order="C")
+            Jv = np.multiply(self._derivative(parts, xp)[..., :, None], Wv, order="C")
+            return y, self._leak_tangent(Jv, v)
         parts, u = self._preactivation(x, u)
-        y = self._activate(parts, u, xp, need_z=True)
+        y = self._activate(parts, u, xp, need_z=True, x=x)
         d = self._derivative(parts, xp)
         Wv = self._linear_tangent(v, xp)
         if self._functions:
             Wv = self._function_tangents(Wv, x, v, xp)
         if isinstance(Wv, np.ndarray) and Wv.flags.owndata and Wv.flags.c_contiguous and \
                 Wv.dtype == np.result_type(Wv, d):  # a fresh product: scaled in place
-            return y, np.multiply(Wv, d[..., :, None], out=Wv)
-        return y, d[..., :, None] * Wv
+            return y, self._leak_tangent(np.multiply(Wv, d[..., :, None], out=Wv), v)
+        return y, self._leak_tangent(d[..., :, None] * Wv, v)
+
+    def _leak_tangent(self, Jv, v):
+        """``Jv + diag(1 - a) v``: the leak's carry-over of the old state."""
+        if self._leak is None:
+            return Jv
+        return Jv + self._keep_vec[:, None] * v
 
     def _sparse_state_and_tangent(self, x, v):
         """``(W x + b, W v)`` in one pass over a SciPy CSR ``W``: ``[x | v]`` as columns."""
@@ -644,7 +753,9 @@ class IterativeMap(Map):
             d = d[..., None, :]
         g = w * d
         out = self._linear_vjp(g, xp)
-        return self._function_vjps(out, x, g, xp) if self._functions else out
+        if self._functions:
+            out = self._function_vjps(out, x, g, xp)
+        return out if self._leak is None else out + w * self._keep_vec
 
     def _linear_vjp(self, g, xp):
         """``g W'`` for ``g`` of shape ``(..., dim)``: W' without the input block."""
@@ -709,7 +820,7 @@ class IterativeMap(Map):
         x = self._coerce(x)
         xp = namespace(x)
         parts, u = self._preactivation(x, u)
-        y = self._activate(parts, u, xp, need_z=True)
+        y = self._activate(parts, u, xp, need_z=True, x=x)
         d = self._derivative(parts, xp)
         if u is None:
             return x, y, d
@@ -897,7 +1008,10 @@ class IterativeMap(Map):
                 keep[self._slices[self.input_block]] = 0.0
                 keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
                 S = smod.diags(keep) @ S @ smod.diags(keep)
-            return (smod.diags(d) @ S).tocsr()
+            J = smod.diags(d) @ S
+            if self._leak is not None:
+                J = J + smod.diags(self._keep_vec)
+            return J.tocsr()
         if self._kind != "dense" and self.dim >= _WARN_DENSE_JACOBIAN:
             import warnings
 
@@ -907,6 +1021,8 @@ class IterativeMap(Map):
                           f"vjp need none, and jacobian(x, sparse=True) keeps the pattern",
                           stacklevel=2)
         J = d[..., :, None] * self._dense_masked(xp)
+        if self._leak is not None:
+            J = J + _diag_matrix(self._keep_vec, xp)
         if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
             # sparse products hand back F-ordered states; batched solvers want C order
             J = np.ascontiguousarray(J)
@@ -1122,15 +1238,17 @@ class IterativeMap(Map):
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
                             list(self.activations), input_block=self.input_block,
-                            functions={k: g.to(backend) for k, g in self._functions.items()})
+                            functions={k: g.to(backend) for k, g in self._functions.items()},
+                            leak=self._leak)
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
         acts = names[0] if len(set(names)) == 1 else names
         fns = (f", functions={ {k: g.name for k, g in self._functions.items()} }"
                if self._functions else "")
+        leak = "" if self._leak is None else f"leak={list(self._leak)}, "
         return (f"IterativeMap(dim={self.dim}, blocks={list(self._sizes)}, nnz={self._bm.nnz}, "
-                f"activation={acts!r}, input_block={self.input_block}{fns}, "
+                f"activation={acts!r}, input_block={self.input_block}{fns}, {leak}"
                 f"backend={self.backend!r})")
 
     # -- comparison and pickling -------------------------------------------
@@ -1141,7 +1259,8 @@ class IterativeMap(Map):
             return NotImplemented
         if type(self) is not type(other) or self.sizes != other.sizes or \
                 self.input_block != other.input_block or \
-                self.activations != other.activations or self.backend != other.backend:
+                self.activations != other.activations or self.backend != other.backend or \
+                self.leak != other.leak:
             return False
         if (self.bias is None) != (other.bias is None) or (
                 self.bias is not None and not _arrays_equal(self.bias, other.bias)):
@@ -1160,12 +1279,13 @@ class IterativeMap(Map):
         # rebuilt on unpickling, so a pickle holds each weight once
         extra = {k: v for k, v in self.__dict__.items() if k not in _DERIVED_ATTRS}
         return {"weights": self._bm, "bias": self.bias, "activations": self.activations,
-                "input_block": self.input_block, "functions": self._functions, "extra": extra}
+                "input_block": self.input_block, "functions": self._functions,
+                "leak": self._leak, "extra": extra}
 
     def __setstate__(self, state):
         IterativeMap.__init__(self, state["weights"], state["bias"], list(state["activations"]),
                               input_block=state["input_block"],
-                              functions=state.get("functions"))
+                              functions=state.get("functions"), leak=state.get("leak"))
         self.__dict__.update(state["extra"])
 
     # -- constructors -------------------------------------------------------
@@ -1261,8 +1381,11 @@ class IterativeMap(Map):
 
     @classmethod
     def from_rnn(cls, W_hh: Array, W_hx: Array, b: Array | None = None,
-                 activation: str = "tanh") -> IterativeMap:
+                 activation: str = "tanh", *, leak: float | None = 1.0) -> IterativeMap:
         """The Elman RNN ``h_{t+1} = f(W_hh h_t + W_hx x_{t+1} + b)`` as a driven map.
+
+        With ``leak=a < 1`` the leaky-integrator network (an echo state network's
+        reservoir): ``h_{t+1} = (1 - a) h_t + a f(W_hh h_t + W_hx x_{t+1} + b)``.
 
         The state is ``[x; h]`` with the input block 0 overwritten by ``x_{t+1}``
         at every step.
@@ -1277,6 +1400,8 @@ class IterativeMap(Map):
             Hidden bias.
         activation : str
             The hidden nonlinearity (a name in :data:`itermap.ACTIVATIONS`).
+        leak : float
+            The hidden units' leak rate, in (0, 1].
 
         Returns
         -------
@@ -1314,11 +1439,12 @@ class IterativeMap(Map):
                 raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
             xp = namespace(b)
             bias = xp.concat([xp.zeros(n_x, dtype=b.dtype), b])
-        return cls(bm, bias, ["identity", activation], input_block=0)
+        return cls(bm, bias, ["identity", activation], input_block=0, leak=leak)
 
 
 def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: str = "tanh",
-               rng: RngLike = None, dtype: Any = np.float64) -> IterativeMap:
+               rng: RngLike = None, dtype: Any = np.float64,
+               leak: float = 1.0) -> IterativeMap:
     """A random recurrent network ``x -> f(W x)`` with ``n`` units.
 
     ``W_ij ~ N(0, gain^2 / (n * density))`` on a Bernoulli(density) mask, so
@@ -1340,6 +1466,8 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         Source of the weights (see :func:`itermap.as_rng`; None: fresh entropy).
     dtype : dtype
         A floating dtype of the weights.
+    leak : float
+        The leak rate ``a`` in (0, 1]: ``x -> (1 - a) x + a f(W x)``.
 
     Returns
     -------
@@ -1361,6 +1489,7 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
     (100, True)
     """
     n = check_int("n", n, 1)
+    _check_leak(leak, 1)
     gain = check_real("gain", gain, minimum=0.0)
     density = check_real("density", density, positive=True, maximum=1.0)
     with named("dtype"):
@@ -1378,7 +1507,7 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         W = sp.csr_matrix((values, (flat // n, flat % n)), shape=(n, n), dtype=dtype)
         if density > 0.1:
             W = W.toarray()
-    return IterativeMap(W, activation=activation)
+    return IterativeMap(W, activation=activation, leak=leak)
 
 
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
@@ -1388,9 +1517,43 @@ _WARN_DENSE_JACOBIAN = 5000
 # -- internals ----------------------------------------------------------------
 # attributes IterativeMap.__init__ and its lazy caches set; a subclass's own are pickled
 _DERIVED_ATTRS = frozenset({
-    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_kind",
-    "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
-    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_functions"})
+    "_bm", "_sizes", "_offsets", "_slices", "input_block", "activations", "_uniform", "_act",
+    "_kind", "_incoming", "_incoming_T", "_W", "_WT", "_Wdense_cache", "bias", "_bias_blocks",
+    "_depth", "_in_cols_dense", "_in_cols_sparse_T", "_topo_cache", "_leak", "_leak_vec",
+    "_in_cols_sparse", "_keep_vec", "_functions"})
+
+
+def _check_leak(leak, n_blocks):
+    """Leak rates, one per block, each finite and in (0, 1]; errors name ``leak``."""
+    if isinstance(leak, str | bytes) or isinstance(leak, bool):
+        raise TypeError(f"leak must be a real number or one per block, got {leak!r}")
+    if hasattr(leak, "__cuda_array_interface__"):
+        leak = to_numpy(leak)
+    if isinstance(leak, np.ndarray) and leak.ndim == 0:
+        leak = leak.item()
+    if isinstance(leak, Sequence) or isinstance(leak, np.ndarray):
+        rates = list(leak)
+        if len(rates) != n_blocks:
+            raise ValueError(f"leak: got {len(rates)} leak rates for {n_blocks} blocks (give one "
+                             "rate, or one per block)")
+    else:
+        rates = [leak] * n_blocks
+    out = []
+    for r in rates:
+        r = check_real("leak", r)
+        if not 0.0 < r <= 1.0:
+            raise ValueError(f"leak must lie in (0, 1], got {r}")
+        out.append(r)
+    return tuple(out)
+
+
+def _diag_matrix(v, xp):
+    """``diag(v)`` as a dense matrix on ``xp``."""
+    n = v.shape[0]
+    out = xp.zeros((n, n), dtype=v.dtype)
+    idx = xp.arange(n)
+    out[idx, idx] = v
+    return out
 
 
 def _arrays_equal(a, b) -> bool:
@@ -1468,6 +1631,33 @@ def _zero_rows_cols(W, s, xp):
     return W * keep[:, None] * keep[None, :]  # stays C-ordered, unlike a transpose trick
 
 
+def _csr_vector(S, x):
+    """``S @ x`` for a SciPy CSR ``S`` and a 1-D NumPy ``x``: SciPy's own kernel without
+    its per-call dispatch (a step of a small reservoir is mostly that dispatch)."""
+    kernel = _matvec_kernel()
+    if kernel is None or not isinstance(x, np.ndarray) or x.dtype != S.dtype or \
+            S.dtype != np.float64 or not x.flags.c_contiguous or \
+            not isinstance(S, sp.csr_matrix | sp.csr_array) or x.shape[0] != S.shape[1]:
+        return S @ x
+    y = np.zeros(S.shape[0], dtype=S.dtype)
+    kernel(S.shape[0], S.shape[1], S.indptr, S.indices, S.data, x, y)
+    return y
+
+
+def _matvec_kernel():
+    global _MATVEC
+    if _MATVEC is False:
+        try:
+            from scipy.sparse._sparsetools import csr_matvec
+        except ImportError:  # a SciPy without it: its public product
+            csr_matvec = None
+        _MATVEC = csr_matvec
+    return _MATVEC
+
+
+_MATVEC: Any = False  # scipy's csr_matvec once looked up (None: not available)
+
+
 def _rows_times(X, ST):
     """``X @ ST`` for a dense (n,) or (B, n) ``X`` and a sparse CSR ``ST``."""
     if X.ndim == 1:
@@ -1477,8 +1667,9 @@ def _rows_times(X, ST):
 
 def _add(a, b, xp):
     """``a + b``, in place on NumPy arrays that ``a`` owns (a fresh product)."""
-    if isinstance(a, np.ndarray) and a.flags.owndata and a.shape == np.broadcast_shapes(
-            a.shape, b.shape) and a.dtype == np.result_type(a, b):
+    if isinstance(a, np.ndarray) and a.flags.owndata and (
+            a.shape == b.shape or a.shape == np.broadcast_shapes(a.shape, b.shape)) and \
+            a.dtype == np.result_type(a, b):
         return np.add(a, b, out=a)
     return a + b
 

@@ -172,12 +172,16 @@ def _jacobian(m, X, U, kind, sizes):
     if _is_network(m):
         d = _derivative(m, X, U)
         Ws = _weight_diagonal_blocks(m, xp, X.dtype)
+        keep = m._keep_vec  # a leaky map's (1 - a) on the diagonal; None without leak
         if kind == "diagonal":
             diag = xp.concat([xp.linalg.diagonal(W) if W.shape[0] else W[:, 0] for W in Ws])
-            return d * diag
+            return d * diag if keep is None else d * diag + xp.astype(keep, X.dtype)
         out, start = [], 0
         for W, s in zip(Ws, sizes):
-            out.append(d[:, start:start + s, None] * W)
+            J = d[:, start:start + s, None] * W
+            if keep is not None:
+                J = J + xp.eye(s, dtype=X.dtype) * xp.astype(keep[start:start + s], X.dtype)
+            out.append(J)
             start += s
         return out
     # any other map: its dense Jacobian, a few thousand rows at a time

@@ -661,6 +661,8 @@ def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
     if not isinstance(map, IterativeMap):
         raise TypeError(f"to_torch takes an IterativeMap or a RecurrentMap, got "
                         f"{type(map).__name__}")
+    if map.leaky:
+        raise ValueError(f"map: to_torch has no leaky module; this map has leak {list(map.leak)}")
     if map.backend != "numpy":
         map = map.to("numpy")
     if map.functions:

@@ -232,6 +232,17 @@ class _Layout:
     size: int = 0
     coords: dict = field(default_factory=dict)  # sparse key -> (rows, cols)
     densify: bool = False  # run sparse blocks as dense arrays (small, fairly full maps)
+    leak_blocks: list = field(default_factory=list)  # blocks whose leak rate trains
+    bias_stop: int = 0  # the leak rates follow the bias
+
+    def leak_rates(self, theta):
+        """The map's leak per block, the trained ones read from ``theta`` (kept in (0, 1])."""
+        rates = list(self.template.leak)
+        if self.leak_blocks:
+            vals = to_numpy(theta[self.bias_stop:self.size])
+            for i, v in zip(self.leak_blocks, vals):
+                rates[i] = float(min(max(float(v), _MIN_LEAK), 1.0))
+        return rates
 
     def build(self, theta, *, copy=False) -> IterativeMap:
         m = self.template
@@ -252,11 +263,13 @@ class _Layout:
                 blocks[key] = sparse_module(xp).csr_matrix(
                     (xp.asarray(vals, copy=True), pattern.indices.copy(), pattern.indptr.copy()),
                     shape=pattern.shape)
-        bias = xp.asarray(theta[self.bias_start:self.size], copy=True)
+        bias = xp.asarray(theta[self.bias_start:self.bias_stop], copy=True)
         # the trained map keeps an explicit mask, for more training
         own = getattr(m.block_matrix, "_trainable", None) if copy else None
         bm = BlockMatrix(m.sizes, blocks, trainable=own)
-        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block)
+        leak = self.leak_rates(theta) if self.leak_blocks else m._leak
+        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block,
+                            leak=leak)
 
     def gradient(self, m, G, Xin, xp):
         out = xp.zeros(self.size, dtype=G.dtype)
@@ -269,7 +282,7 @@ class _Layout:
                 rows, cols = self.coords[key]
                 out[start:stop] = sampled_product(G[:, m.block_slice(key[0])],
                                                   Xin[:, m.block_slice(key[1])], rows, cols)
-        out[self.bias_start:] = xp.sum(G, axis=0)
+        out[self.bias_start:self.bias_stop] = xp.sum(G, axis=0)
         return out
 
 
@@ -277,7 +290,7 @@ _DENSIFY_DIM = 1024
 _DENSIFY_FILL = 0.02
 
 
-def _layout(m: IterativeMap, freeze_bias: bool):
+def _layout(m: IterativeMap, freeze_bias: bool, train_leak: bool = False):
     """The flat layout of ``m``'s parameters, their values and the trainable mask."""
     bm = m.block_matrix
     xp = namespace(m.zeros(1))
@@ -328,12 +341,19 @@ def _layout(m: IterativeMap, freeze_bias: bool):
         bias_mask = xp.concat([bias_mask[:sl.start], xp.zeros(sl.stop - sl.start, dtype=dtype),
                                bias_mask[sl.stop:]])
     lay.bias_start, lay.size = pos, pos + m.dim
+    lay.bias_stop = lay.size
+    extra, extra_mask = [], []
+    if train_leak:  # one rate per non-input block, after the bias
+        lay.leak_blocks = [i for i in range(len(m.sizes)) if i != m.input_block]
+        lay.size += len(lay.leak_blocks)
+        extra = [xp.asarray(np.asarray([m.leak[i] for i in lay.leak_blocks]), dtype=dtype)]
+        extra_mask = [xp.ones(len(lay.leak_blocks), dtype=dtype)]
     # a small map steps faster as dense arrays than through scipy's per-call overhead; the
     # gradient is still taken at the stored entries only, so the zeros stay zero
     lay.densify = bool(lay.coords) and m.dim <= _DENSIFY_DIM and \
         bm.nnz >= _DENSIFY_FILL * m.dim ** 2
-    theta = xp.concat([xp.astype(v, dtype) for v in values] + [xp.astype(bias, dtype)])
-    mask = xp.concat([xp.astype(k, dtype) for k in masks] + [bias_mask])
+    theta = xp.concat([xp.astype(v, dtype) for v in values] + [xp.astype(bias, dtype)] + extra)
+    mask = xp.concat([xp.astype(k, dtype) for k in masks] + [bias_mask] + extra_mask)
     return lay, theta, mask
 
 
@@ -431,6 +451,10 @@ def _loss_grad(kind, y, t, xp, scale):
     return loss * scale, grad, correct, xp.sum(xp.astype(held, y.dtype))
 
 
+# trained leak rates are kept at least this (a rate of 0 would freeze the block)
+_MIN_LEAK = 1e-6
+
+
 # -- forward and backward through time ------------------------------------------------
 def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
     """Loss, correct count, total and (when wanted) the flat gradient of one batch."""
@@ -454,7 +478,7 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
             saved[t] = x
         if keep_all:
             xin, x, d = m.step_with_derivative(x, u)
-            stored[t] = (xin, d)
+            stored[t] = (xin, d, x)
         else:
             x = m.step(x, u)
         if t in loss_steps:
@@ -474,7 +498,7 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
             x = saved[s]
             for t in range(s, e):
                 xin, x, d = m.step_with_derivative(x, U[t] if seq else U)
-                stored[t] = (xin, d)
+                stored[t] = (xin, d, x)
         gs = [None] * (e - s)
         for t in range(e - 1, s - 1, -1):
             if t in cot:
@@ -485,8 +509,12 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
                 continue
             g = a * stored[t][1]
             gs[t - s] = g
+            if lay.leak_blocks:
+                grad = _leak_gradient(lay, m, a, stored[t], grad, xp)
             if t > 0:
-                a = m._linear_vjp(g, xp)
+                lin = m._linear_vjp(g, xp)
+                # a leaky step carries (1 - a) of the old state straight through
+                a = lin if m._leak is None else lin + a * m._keep_vec
         G = xp.concat(gs, axis=0) if len(gs) > 1 else gs[0]
         xins = [stored[t][0] for t in range(s, e)]
         grad = grad + lay.gradient(m, G, xp.concat(xins, axis=0) if len(xins) > 1 else xins[0],
@@ -494,6 +522,16 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
         for t in range(s, e):
             del stored[t]
     return total_loss, correct, total, grad
+
+
+def _leak_gradient(lay, m, a, step, grad, xp):
+    """``dL/d(leak)`` of one step: ``x' = x + r (f(z) - x)``, so ``dx'/dr = (x' - x) / r``."""
+    xin, _, y = step
+    parts = []
+    for i in lay.leak_blocks:
+        sl = m.block_slice(i)
+        parts.append(xp.sum(a[:, sl] * (y[:, sl] - xin[:, sl])) / m.leak[i])
+    return xp.concat([grad[:lay.bias_stop], grad[lay.bias_stop:] + xp.stack(parts)])
 
 
 def _add_at(a, sl, v, xp):
@@ -605,7 +643,7 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
           validation_data: tuple[Array, Array] | None = None, patience: int | None = None,
           freeze_bias: bool = False, checkpoint: int | None = None, progress: bool | None = None,
           save_state: str | os.PathLike | None = None,
-          resume: str | os.PathLike | TrainState | None = None
+          resume: str | os.PathLike | TrainState | None = None, train_leak: bool = False
           ) -> tuple[IterativeMap, TrainHistory]:
     """Train the weights and biases of an iterative map by backpropagation through time.
 
@@ -669,6 +707,10 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
         and training goes on.
     resume : path or TrainState, optional
         Continue a run from a saved state (the same map, data and options).
+    train_leak : bool
+        Train the leak rate of every non-input block too (a leaky reservoir's
+        ``a``; see :class:`IterativeMap`), kept in ``(1e-6, 1]``; otherwise the
+        leak stays fixed. ``weight_decay`` shrinks the rates like the weights.
 
     Returns
     -------
@@ -727,7 +769,8 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     X, Yt, seq, T, n = _check_data(m, inputs, targets, steps, loss, at)
     gen = as_rng(rng)
     backend = m.backend
-    lay, theta, mask = _layout(m, freeze_bias)
+    train_leak = check_bool("train_leak", train_leak)
+    lay, theta, mask = _layout(m, freeze_bias, train_leak)
     xp = namespace(theta)
     dtype = to_numpy(theta[:1]).dtype
     opt = make_optimizer(optimizer, lr, weight_decay=float(weight_decay), momentum=momentum)

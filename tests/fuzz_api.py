@@ -302,6 +302,17 @@ def classify(case: Case, name: str, label: str, bad, must_refuse: bool) -> tuple
     return "ok", ""
 
 
+def _reservoirpy_node():
+    """An initialised reservoirpy Reservoir, or None where reservoirpy is not installed."""
+    try:
+        from reservoirpy.nodes import Reservoir
+    except ImportError:
+        return None
+    node = Reservoir(5, lr=0.5, seed=0)
+    node.initialize(np.zeros((1, 1)))
+    return node
+
+
 def _fixed_points():
     return analysis.find_fixed_points(HENON, np.array([[0.6, 0.2], [-1.1, -0.3]]))
 
@@ -443,7 +454,8 @@ def cases() -> dict:
             "bias": P(np.zeros(3), "array", optional=True),
             "activation": P("tanh", "choice"),
             "input_block": P(None, "int>=0", optional=True),
-            "sizes": P(None, "sizes", optional=True)},
+            "sizes": P(None, "sizes", optional=True),
+            "leak": P(0.5, "probability", optional=True)},
             positional=("weights", "bias", "activation")),
         "IterativeMap.from_mlp": Case(IterativeMap.from_mlp, {
             "weights": P([np.ones((3, 2)), np.ones((1, 3))], "layers", names=("layer",)),
@@ -452,12 +464,27 @@ def cases() -> dict:
             positional=("weights", "biases")),
         "IterativeMap.from_rnn": Case(IterativeMap.from_rnn, {
             "W_hh": P(np.eye(3) * 0.5, "array"), "W_hx": P(np.ones((3, 2)), "array"),
-            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice")},
+            "b": P(np.zeros(3), "array", optional=True), "activation": P("tanh", "choice"),
+            "leak": P(0.5, "probability", optional=True)},
             positional=("W_hh", "W_hx", "b"), skip={"W_hx": {"wrong shape"}}),
+        "ReservoirMap": Case(itermap.ReservoirMap, {
+            "W": P(np.eye(3) * 0.5, "array", names=("W_hh", "matrix")),
+            "W_in": P(np.ones((3, 2)), "array", names=("W_hx", "matrix")),
+            "bias": P(np.zeros(3), "array", optional=True, names=("b",)),
+            "activation": P("tanh", "choice"), "leak": P(0.5, "probability", optional=True),
+            "readout_weights": P(np.ones((3, 1)), "array"),
+            "readout_bias": P(np.zeros(1), "array", optional=True)},
+            positional=("W", "W_in", "bias"),
+            # (3, 2) weights are a readout of 2 outputs: then the bias's shape is the error
+            skip={"W_in": {"wrong shape"}, "readout_weights": {"wrong shape"}}),
+        "from_reservoirpy": Case(itermap.from_reservoirpy, {
+            "node": P(_reservoirpy_node(), "map", names=("node",))}, positional=("node",),
+            answers=(ImportError,)),  # without reservoirpy: the documented ImportError
         "random_rnn": Case(itermap.random_rnn, {
             "n": P(4, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
             "density": P(1.0, "float>0"),
-            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True),
+            "leak": P(0.5, "probability")},
             positional=("n",)),
         "FunctionMap": Case(itermap.FunctionMap, {
             "step": P(_square, "callable"), "dim": P(1, "int>=1"),
@@ -528,6 +555,7 @@ def cases() -> dict:
             "clip_norm": P(None, "float>0", optional=True),
             "validation": P(0.0, "float>=0"), "patience": P(None, "int>=1", optional=True),
             "freeze_bias": P(False, "bool"), "checkpoint": P(None, "int>=1", optional=True),
+            "train_leak": P(False, "bool"),
             "progress": P(False, "bool", optional=True)}, positional=("map", "inputs", "targets"),
             skip={"inputs": {"wrong shape"}},  # another input width is another map's
             nan_fields=("val_loss", "val_accuracy", "best_val")),  # NaN: no validation split
@@ -635,7 +663,8 @@ def cases() -> dict:
             "maps": P(None, "map", optional=True), "units": P(6, "int>=1"),
             "steps": P(3, "int>=1"), "max_delay": P(2, "int>=1"), "mc_steps": P(300, "int>=1"),
             "lyapunov_steps": P(10, "int>=1"), "k": P(2, "int>=1"),
-            "rng": P(0, "rng", optional=True)}),
+            "rng": P(0, "rng", optional=True)},
+            nan_fields=("exponents",)),  # -inf: an MLP's exact collapse, documented
         "plots.sequence_comparison": Case(plots.sequence_comparison, {
             "result": P(_sequence_comparison(), "result"), "panel": P("memory", "choice")},
             positional=("result", "panel")),
@@ -682,7 +711,18 @@ def cases() -> dict:
             "map": P(IterativeMap.from_rnn(np.eye(3) * 0.5, np.ones((3, 1))), "map"),
             "max_delay": P(3, "int>=1", size_like=True), "steps": P(300, "int>=1"),
             "rng": P(0, "rng", optional=True), "washout": P(20, "int>=0"),
-            "input_scale": P(1.0, "float>0")}, positional=("map",)),
+            "input_scale": P(1.0, "float>0"), "ridge": P(0.0, "float>=0"),
+            "convention": P("delay", "choice")}, positional=("map",)),
+        "edge_of_chaos_scan": Case(analysis.edge_of_chaos_scan, {
+            "radii": P([0.5, 1.5], "values"), "leaks": P([0.5], "values"),
+            "n": P(8, "int>=1", size_like=True), "density": P(0.5, "probability"),
+            "seeds": P(2, "int>=1", size_like=True), "steps": P(20, "int>=1", size_like=True),
+            "transient": P(5, "int>=0", size_like=True), "input_scale": P(0.0, "float>=0"),
+            "rng": P(0, "rng", optional=True)}, positional=("radii", "leaks")),
+        "effective_spectral_radius": Case(analysis.effective_spectral_radius, {
+            "map": P(np.eye(3) * 0.5, "array", names=("map", "matrix")),
+            "leak": P(0.5, "probability", optional=True), "method": P("auto", "choice")},
+            positional=("map",)),
         "sparsity_graph": Case(analysis.sparsity_graph, {
             "weights": P(MLP, "map", names=("map", "matrix")), "level": P("unit", "choice")},
             positional=("weights",)),
@@ -809,6 +849,7 @@ EXEMPT = {
     "FixedPoints": "a result record",
     "ImpulseResponse": "a result record",
     "MemoryCapacity": "a result record",
+    "EdgeOfChaosScan": "a result record",
     "LyapunovSpectrum": "a result record",
     "LyapunovScan": "a result record",
     "OrbitDiagram": "a result record",

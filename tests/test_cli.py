@@ -73,8 +73,8 @@ def test_installed_package_lists_and_runs_its_examples(installed, tmp_path):
     where = _itermap(installed, "report", "--list", cwd=tmp_path)
     assert where.returncode == 0, where.stderr
     names = [line.split()[0] for line in where.stdout.splitlines()[:-1]]
-    assert names == ["chaos_scan", "dynamics", "example", "mlp_vs_rnn", "sparse_continuum",
-                     "trained_networks"]
+    assert names == ["chaos_scan", "dynamics", "example", "mlp_vs_rnn", "reservoirs",
+                     "sparse_continuum", "trained_networks"]
     check = subprocess.run([sys.executable, "-c", "import itermap.analysis._report as r; "
                             "print(r.__file__)"], cwd=tmp_path, capture_output=True, text=True,
                            env=dict(os.environ, PYTHONPATH=str(installed / "site")))

@@ -65,6 +65,8 @@ def _results() -> dict:
             points=np.zeros((2, 3)), n_unstable=np.array([0, 1]), stable=np.array([True, False]),
             patterns=np.ones((2, 1)), n_patterns=1, bit_accuracy=1.0,
             hidden=np.zeros((5, 2, 1))),
+        "EdgeOfChaosScan": analysis.edge_of_chaos_scan([0.5, 3.0], [1.0], n=20, density=0.3,
+                                                       seeds=2, steps=60, transient=20, rng=0),
         "SequenceComparison": analysis.compare_sequence_models(
             units=6, steps=4, max_delay=3, mc_steps=200, lyapunov_steps=30, rng=0),
     }

@@ -804,6 +804,7 @@ def orbit_diagram(cfg, ctx, out):
 # the kinds of the other topics register themselves on import (after the helpers above)
 from . import (  # noqa: E402, F401
     _kinds_dynamics,
+    _kinds_reservoir,
     _kinds_sequence,
     _kinds_training,
     _kinds_transformer,
