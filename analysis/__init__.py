@@ -22,6 +22,10 @@ __all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_poin
             "fir_length", "impulse_response", "memory_capacity", "sample_states",
             "sparsity_graph"]
 
+from ._graph_properties import GraphProperties, graph_properties  # noqa: E402
+
+__all__ += ["GraphProperties", "graph_properties"]
+
 from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]

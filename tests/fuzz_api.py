@@ -660,7 +660,43 @@ def cases() -> dict:
             "fig": P(_figure(), "figure"), "path": P(str(TMP / "fig"), "path")},
             positional=("fig", "path"), skip={"path": {"missing"}}),
     }
+    c.update(_population_cases())
     return c
+
+
+def _population_cases() -> dict:
+    """Populations of networks (issue 29): graphs, pruning, probes, spectra tables."""
+    import networkx as nx
+
+    P = Param
+    graph_rnn = itermap.random_graph_rnn(6, kind="ws", k=2, p=0.2, n_in=2, rng=0)
+    return {
+        "from_graph": Case(itermap.from_graph, {
+            "G": P(nx.cycle_graph(4), "result", names=("graph",)),
+            "level": P("unit", "choice"), "block_size": P(1, "int>=1", size_like=True),
+            "n_in": P(1, "int>=1", size_like=True), "n_out": P(1, "int>=1", size_like=True),
+            "input_nodes": P(None, "result", optional=True),
+            "output_nodes": P(None, "result", optional=True),
+            "weight": P(None, "result", optional=True), "gain": P(1.0, "float>=0"),
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            positional=("G",)),
+        "random_graph_rnn": Case(itermap.random_graph_rnn, {
+            "n": P(6, "int>=2", size_like=True), "kind": P("ws", "choice"),
+            "p": P(0.2, "probability"), "k": P(2, "int>=2"), "m": P(1, "int>=1"),
+            "directed": P(False, "bool"), "n_in": P(1, "int>=1", size_like=True),
+            "n_out": P(1, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            positional=("n",)),
+        "prune": Case(itermap.prune, {
+            "map": P(graph_rnn, "map"), "fraction": P(0.5, "probability", optional=True),
+            "threshold": P(MISSING, "float>=0", optional=True),
+            "blocks": P(None, "result", optional=True)}, positional=("map",),
+            skip={"fraction": {"None"}}),  # None with no threshold is refused: named
+        "graph_properties": Case(analysis.graph_properties, {
+            "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True),
+            "directed": P(False, "bool"), "max_nodes": P(100, "int>=1")},
+            positional=("map",)),
+    }
 
 
 # public names exercised elsewhere, with the reason they are not in the catalogue
@@ -684,6 +720,7 @@ EXEMPT = {
     "OrbitDiagram": "a result record",
     "SweepFailure": "a result record",
     "SweepResult": "a result record",
+    "GraphProperties": "a result record",
     "plots": "a module (its functions are in the catalogue)",
     "datasets": "a module (its functions are in the catalogue)",
     "NonFiniteLossError": "an exception type",
