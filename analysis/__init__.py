@@ -26,6 +26,17 @@ from ._graph_properties import GraphProperties, graph_properties  # noqa: E402
 
 __all__ += ["GraphProperties", "graph_properties"]
 
+from ._probe import (  # noqa: E402
+    WeightStatistics,
+    canonical_permutation,
+    permute_units,
+    probe,
+    weight_statistics,
+)
+
+__all__ += ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
+            "weight_statistics"]
+
 from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]

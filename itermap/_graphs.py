@@ -46,7 +46,9 @@ def _node_subset(name, nodes, index):
     """Positions of ``nodes`` (None: every node) in the graph's node order."""
     if nodes is None:
         return np.arange(len(index))
-    if isinstance(nodes, str | bytes) or not isinstance(nodes, Sequence | np.ndarray):
+    if isinstance(nodes, np.ndarray) and nodes.ndim == 1:
+        nodes = nodes.tolist()
+    if isinstance(nodes, str | bytes) or not isinstance(nodes, Sequence):
         raise TypeError(f"{name} must be a list of nodes of G or None, got {nodes!r}")
     out = []
     for v in nodes:

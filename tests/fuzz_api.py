@@ -696,6 +696,18 @@ def _population_cases() -> dict:
             "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True),
             "directed": P(False, "bool"), "max_nodes": P(100, "int>=1")},
             positional=("map",)),
+        "probe": Case(analysis.probe, {
+            "map": P(graph_rnn, "map"), "probes": P(np.full((2, 3, 2), 0.5), "array"),
+            "block": P(-1, "int>=0"), "x0": P(None, "state", optional=True)},
+            positional=("map", "probes"), skip={"block": {"negative"}}),
+        "weight_statistics": Case(analysis.weight_statistics, {"map": P(graph_rnn, "map")},
+                                  positional=("map",)),
+        "canonical_permutation": Case(analysis.canonical_permutation, {
+            "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True)},
+            positional=("map",)),
+        "permute_units": Case(analysis.permute_units, {
+            "map": P(graph_rnn, "map"), "perm": P(np.arange(graph_rnn.dim), "array")},
+            positional=("map", "perm")),
     }
 
 
@@ -721,6 +733,7 @@ EXEMPT = {
     "SweepFailure": "a result record",
     "SweepResult": "a result record",
     "GraphProperties": "a result record",
+    "WeightStatistics": "a result record",
     "plots": "a module (its functions are in the catalogue)",
     "datasets": "a module (its functions are in the catalogue)",
     "NonFiniteLossError": "an exception type",
