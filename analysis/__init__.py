@@ -37,6 +37,17 @@ from ._probe import (  # noqa: E402
 __all__ += ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
             "weight_statistics"]
 
+from ._spectra_table import (  # noqa: E402
+    SpectraTable,
+    SpectrumEmbedding,
+    resample_spectrum,
+    spectra_table,
+    spectrum_embedding,
+)
+
+__all__ += ["SpectraTable", "SpectrumEmbedding", "resample_spectrum", "spectra_table",
+            "spectrum_embedding"]
+
 from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]

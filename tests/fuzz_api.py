@@ -37,6 +37,7 @@ from itermap.systems import henon, linear, logistic, standard_map
 RNN = itermap.random_rnn(5, gain=0.9, rng=0)
 MLP = IterativeMap.from_mlp([np.full((3, 2), 0.5), np.full((1, 3), 0.5)], activation="tanh")
 HENON = henon()
+EMBED_X = np.random.default_rng(0).normal(size=(16, 4))
 TMP = Path(tempfile.mkdtemp(prefix="itermap-fuzz-"))
 
 
@@ -705,6 +706,25 @@ def _population_cases() -> dict:
         "canonical_permutation": Case(analysis.canonical_permutation, {
             "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True)},
             positional=("map",)),
+        "resample_spectrum": Case(analysis.resample_spectrum, {
+            "spectrum": P(np.array([0.1, -0.2, -1.0]), "array"),
+            "length": P(5, "int>=1", size_like=True)}, positional=("spectrum", "length"),
+            skip={"spectrum": {"wrong shape"}}),  # any length is a spectrum
+        "spectra_table": Case(analysis.spectra_table, {
+            "maps": P([RNN, HENON], "result"), "inputs": P(None, "array", optional=True),
+            "k": P(None, "int>=1", optional=True), "steps": P(20, "int>=1"),
+            "transient": P(5, "int>=0"), "length": P(None, "int>=1", optional=True),
+            "x0": P("random", "result", optional=True), "floor": P(-30.0, "float"),
+            "executor": P("serial", "executor", optional=True),
+            "seed": P(0, "rng", optional=True), "progress": P(False, "bool")},
+            positional=("maps",)),
+        "spectrum_embedding": Case(analysis.spectrum_embedding, {
+            "table": P(EMBED_X, "array"), "targets": P(EMBED_X[:, 0], "array"),
+            "method": P("pca", "choice"), "latent": P(2, "int>=1"),
+            "test_fraction": P(0.25, "probability"), "activation": P("tanh", "choice"),
+            "alpha": P(1.0, "float>=0"), "epochs": P(20, "int>=1"), "lr": P(1e-2, "float>0"),
+            "rng": P(0, "rng", optional=True)}, positional=("table", "targets"),
+            nan_fields=("spearman",), skip={"table": {"wrong shape"}}),  # any feature count
         "permute_units": Case(analysis.permute_units, {
             "map": P(graph_rnn, "map"), "perm": P(np.arange(graph_rnn.dim), "array")},
             positional=("map", "perm")),
@@ -734,6 +754,8 @@ EXEMPT = {
     "SweepResult": "a result record",
     "GraphProperties": "a result record",
     "WeightStatistics": "a result record",
+    "SpectraTable": "a result record",
+    "SpectrumEmbedding": "a result record",
     "plots": "a module (its functions are in the catalogue)",
     "datasets": "a module (its functions are in the catalogue)",
     "NonFiniteLossError": "an exception type",
