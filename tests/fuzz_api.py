@@ -672,6 +672,8 @@ def _population_cases() -> dict:
     P = Param
     graph_rnn = itermap.random_graph_rnn(6, kind="ws", k=2, p=0.2, n_in=2, rng=0)
     return {
+        "datasets.zoo": Case(itermap.datasets.zoo, {"task": P(None, "choice", optional=True)},
+                             positional=("task",)),
         "from_graph": Case(itermap.from_graph, {
             "G": P(nx.cycle_graph(4), "result", names=("graph",)),
             "level": P("unit", "choice"), "block_size": P(1, "int>=1", size_like=True),
