@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,9 +79,9 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     return np.interp(np.arange(length) / (length - 1), x, s)
 
 
-def _spectrum_point(maps, inputs, k, steps, transient, x0, index, rng):
+def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
     """One map's spectrum (a sweep point): exponents descending."""
-    m = maps[index]
+    m = pickle.loads(blob.tobytes())  # our own bytes, made by spectra_table
     if isinstance(x0, str):
         start = rng.normal(size=m.dim)
     elif x0 is None:
@@ -165,9 +166,11 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
                   progress: bool = False) -> SpectraTable:
     """The Lyapunov spectra of many networks, through :func:`sweep`, on one length.
 
-    Each map's (driven) spectrum is one point of a sweep over ``index`` (the
-    maps travel bound to the point function), so a local pool or a Dask cluster
-    runs them, and with ``cache`` a run that was stopped resumes where it was.
+    Each map's (driven) spectrum is one point of a sweep (the point carries its
+    map, pickled, so a worker receives only its own map), so a local pool or a
+    Dask cluster runs them, and with ``cache`` a run that was stopped resumes
+    where it was: a point is keyed by its map's content, its position and the
+    options.
 
     Parameters
     ----------
@@ -233,9 +236,12 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
             raise ValueError(f"x0 has {x0.size} entries, but not every map has that dimension")
     if inputs is not None:
         inputs = _check_inputs(maps, inputs)
-    fn = functools.partial(_spectrum_point, maps, inputs, k, steps, transient, x0)
-    res = sweep(fn, {"index": list(range(len(maps)))}, executor=executor, seed=seed,
-                cache=cache, progress=progress)
+    fn = functools.partial(_spectrum_point, inputs, k, steps, transient, x0)
+    # each point carries its own map as pickled bytes: a worker receives one map, not the
+    # population, and the cache keys a point by its map's content
+    grid = [{"index": i, "blob": np.frombuffer(pickle.dumps(m), dtype=np.uint8)}
+            for i, m in enumerate(maps)]
+    res = sweep(fn, grid, executor=executor, seed=seed, cache=cache, progress=progress)
     failures = tuple((int(f.params["index"]), f"{f.error}: {f.message}") for f in res.failures)
     if not res.records:
         raise ValueError(f"maps: every spectrum failed, e.g. {failures[0][1]}")
