@@ -242,3 +242,17 @@ def test_a_5000_node_graph_is_refused_at_once():
     assert time.perf_counter() - t < 5.0
     with pytest.raises(ValueError, match="blocks"):
         graph_properties(m, blocks=[7])
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: itermap.from_graph(nx.cycle_graph(6), rng=rng),
+    lambda rng: itermap.from_graph(nx.path_graph(3), level="block", block_size=2, rng=rng),
+    lambda rng: itermap.random_graph_rnn(20, kind="ba", m=2, rng=rng),
+])
+def test_same_seed_same_bits_and_a_bad_seed_is_refused(make):
+    a = np.asarray(make(7).block_matrix.to_dense())
+    b = np.asarray(make(np.random.default_rng(7)).block_matrix.to_dense())
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(make(8).block_matrix.to_dense()))
+    with pytest.raises(TypeError, match="rng"):
+        make("not a seed")

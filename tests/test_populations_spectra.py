@@ -185,3 +185,17 @@ def test_the_embedding_figure(tmp_path):
     fig.savefig(tmp_path / "two.png")
     ax.figure.savefig(tmp_path / "one.png")
     plt.close("all")
+
+
+def test_embeddings_repeat_bit_for_bit_from_a_seed():
+    X = _low_rank_rows(2, n=30)
+    for method in ("pca", "autoencoder"):
+        a = spectrum_embedding(X, X[:, 1], method=method, rng=4, epochs=50)
+        b = spectrum_embedding(X, X[:, 1], method=method, rng=np.random.default_rng(4),
+                               epochs=50)
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_array_equal(a.test, b.test)
+        assert not np.array_equal(a.test, spectrum_embedding(X, X[:, 1], method=method, rng=5,
+                                                             epochs=50).test)
+    with pytest.raises(TypeError, match="rng"):
+        spectrum_embedding(X, X[:, 1], rng="not a seed")
