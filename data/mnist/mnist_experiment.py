@@ -75,6 +75,9 @@ def main():
              "seeds) | seconds per model |", "|---|---|---|---|---|"]
     for name, h, c, a, s in rows:
         lines.append(f"| {name} | {h} | {c:.0f} | {a.mean():.3f} +- {a.std():.3f} | {s:.1f} |")
+    lines += ["", "The continuum keeps the MLP's hidden width, so it has more parameters (as in "
+              "`itermap.analysis.equal_parameter_comparison`); the sparse maps are as wide as "
+              "gives the MLP's count. Seconds are wall time on the machine that ran it."]
     with open(os.path.join(HERE, "results.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     import matplotlib
