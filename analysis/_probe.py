@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 import itermap
-from itermap.backends import is_sparse, to_numpy
+from itermap.backends import is_sparse, to_backend, to_numpy
 
 from ._checks import check_int, check_memory, check_real_array
 
@@ -50,8 +50,8 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     Returns
     -------
     ndarray of shape (P, T, sizes[block])
-        ``out[p, t]``: the block after step ``t + 1`` of probe ``p`` (on the
-        probes' array backend). Flatten it for a fixed-length representation.
+        ``out[p, t]``: the block after step ``t + 1`` of probe ``p`` (a NumPy array,
+        whatever the map's backend). Flatten it for a fixed-length representation.
 
     Raises
     ------
@@ -105,6 +105,9 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
         if x0.shape != (m.dim,):
             raise ValueError(f"x0 must have shape ({m.dim},), got {x0.shape}")
         x = np.repeat(x0[None], U.shape[0], axis=0)
+    backend = getattr(m, "backend", "numpy")
+    if backend != "numpy":  # the probes go where the map's weights are
+        U, x = to_backend(U, backend), to_backend(np.asarray(to_numpy(x)), backend)
     out = []
     for t in range(U.shape[1]):
         x = m.step(x, U[:, t])
