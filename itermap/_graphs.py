@@ -102,7 +102,8 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
 
     The state is ``[input (n_in); hidden; output (n_out)]`` with ``input_block=0``
     and the readout in the last block, so :func:`itermap.train` trains it as it
-    is. Hidden units come in the order of ``list(G.nodes)``.
+    is. Hidden units come in the order of ``list(G.nodes)`` (with ``level="layers"``, of
+    ``nx.topological_generations(G)``).
 
     Parameters
     ----------
@@ -110,7 +111,7 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         The recurrent structure. A directed edge ``u -> v`` carries node ``u`` to
         node ``v`` (``W[v, u]`` is nonzero); an undirected edge carries both ways.
         A self-loop is a self-connection.
-    level : {"unit", "block"}
+    level : {"unit", "block", "layers"}
         ``"unit"``: each node is one hidden unit, so the hidden block is ``n x n``
         with one nonzero per directed edge (all blocks scipy.sparse CSR when at
         most 10% of the hidden block is filled, dense otherwise). A ``trainable``
@@ -118,7 +119,12 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         ``"block"``: each node is a block of ``block_size`` units (its own block
         of the state, so the state has ``n + 2`` blocks), and each edge a dense
         random ``block_size x block_size`` block between them (Darji's layered
-        construction, with a DAG's layers as nodes).
+        construction, with a DAG's layers as nodes). ``"layers"``: Darji's layered
+        construction for a directed acyclic graph: each node one unit, the units of
+        each topological generation (``nx.topological_generations``) one block of the
+        state, and each block between layers masked to the edges between them; the
+        input drives the first layer and the output reads the last by default. So a
+        layered DAG with edges only between consecutive layers is a sparse MLP.
     block_size : int
         Units per node with ``level="block"`` (must be 1 with ``level="unit"``).
     n_in, n_out : int
@@ -127,7 +133,7 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         The nodes the input drives and the output reads (dense random weights);
         None: every node.
     weight : str, optional
-        With ``level="unit"``: the edge attribute holding each weight (every
+        With ``level="unit"`` or ``"layers"``: the edge attribute holding each weight (every
         edge must have it; an undirected edge gives the same value both ways).
         None draws ``N(0, gain^2 / d)`` values, ``d`` the mean in-degree, so the
         spectral radius is about ``gain``.
@@ -142,8 +148,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
     Returns
     -------
     IterativeMap
-        Sizes ``[n_in, n, n_out]`` (unit level) or ``[n_in, block_size, ...,
-        block_size, n_out]`` (block level), ``input_block=0``.
+        Sizes ``[n_in, n, n_out]`` (unit level), ``[n_in, block_size, ...,
+        block_size, n_out]`` (block level) or ``[n_in, layer widths..., n_out]``
+        (layers), ``input_block=0``.
 
     Raises
     ------
@@ -174,7 +181,7 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
     ((1, 4, 4, 4, 1), [(2, 1), (3, 2)])
     """
     G = _check_graph(G)
-    level = check_choice("level", level, ("unit", "block"))
+    level = check_choice("level", level, ("unit", "block", "layers"))
     block_size = check_int("block_size", block_size, 1)
     n_in, n_out = check_int("n_in", n_in, 1), check_int("n_out", n_out, 1)
     gain = check_real("gain", gain, minimum=0.0)
@@ -182,11 +189,12 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         get_activation(activation)
     if weight is not None and not isinstance(weight, str):
         raise TypeError(f"weight must be an edge attribute name or None, got {weight!r}")
-    if level == "unit" and block_size != 1:
-        raise ValueError(f"block_size must be 1 with level='unit', got {block_size}")
+    if level != "block" and block_size != 1:
+        raise ValueError(f"block_size must be 1 with level={level!r}, got {block_size}")
     if level == "block" and weight is not None:
-        raise ValueError("weight: edge weights are read only with level='unit'")
-    nodes = list(G.nodes)
+        raise ValueError("weight: edge weights are not read with level='block'")
+    layers = _layers(G) if level == "layers" else None
+    nodes = list(G.nodes) if layers is None else [v for layer in layers for v in layer]
     n = len(nodes)
     if n * block_size > _MAX_BLOCK_UNITS and level == "block":
         raise ValueError(f"block_size: {n} nodes x {block_size} units is above "
@@ -195,18 +203,24 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
     check_memory("n_in", 8.0 * units * n_in, "the input weights")
     check_memory("n_out", 8.0 * units * n_out, "the output weights")
     index = {v: i for i, v in enumerate(nodes)}
+    if layers is not None:  # Darji: the input drives the first layer, the last one is read
+        input_nodes = layers[0] if input_nodes is None else input_nodes
+        output_nodes = layers[-1] if output_nodes is None else output_nodes
     ins = _node_subset("input_nodes", input_nodes, index)
     outs = _node_subset("output_nodes", output_nodes, index)
     gen = as_rng(rng)
     rows, cols, edges = _unit_pattern(G, index)
     mean_in = max(len(rows) / n, 1.0)
-    if level == "unit":
+    if level != "block":
         vals = _edge_values(G, rows, cols, edges, weight, gen, gain / np.sqrt(mean_in))
         hidden = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
         B = np.zeros((n, n_in))
         B[ins] = gen.normal(0.0, 1.0 / np.sqrt(n_in), size=(len(ins), n_in))
         C = np.zeros((n_out, n))
         C[:, outs] = gen.normal(0.0, 1.0 / np.sqrt(len(outs)), size=(n_out, len(outs)))
+        if layers is not None:
+            return _layer_map([len(layer) for layer in layers], hidden.toarray(), B, C,
+                              activation)
         # like random_rnn: sparse up to 10% filled; then every block sparse, so the map
         # steps as one sparse matrix rather than being densified around a sparse block
         if hidden.nnz > 0.1 * n * n:
@@ -222,6 +236,29 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         return IterativeMap(bm, None, ["identity", activation, "identity"], input_block=0)
     return _block_level(n, block_size, rows, cols, ins, outs, n_in, n_out, gain, mean_in,
                         activation, gen)
+
+
+def _layers(G):
+    import networkx as nx
+
+    if not G.is_directed() or not nx.is_directed_acyclic_graph(G):
+        raise ValueError("level='layers' needs a directed acyclic graph G (its topological "
+                         "generations are the layers)")
+    return [list(layer) for layer in nx.topological_generations(G)]
+
+
+def _layer_map(widths, H, B, C, activation):
+    """Layers as blocks: ``H`` (units in layer order) split, each block masked to its edges."""
+    n_in, n_out, L = B.shape[1], C.shape[0], len(widths)
+    off = np.concatenate([[0], np.cumsum(widths)])
+    parts = {(1 + i, 1 + j): H[off[i]:off[i + 1], off[j]:off[j + 1]]
+             for i in range(L) for j in range(L)}
+    parts.update({(1 + i, 0): B[off[i]:off[i + 1]] for i in range(L)})
+    parts.update({(L + 1, 1 + j): C[:, off[j]:off[j + 1]] for j in range(L)})
+    blocks = {k: v for k, v in parts.items() if np.any(v)}
+    masks = {k: v != 0 for k, v in blocks.items()}
+    bm = BlockMatrix([n_in, *widths, n_out], blocks, trainable=masks)
+    return IterativeMap(bm, None, ["identity"] + [activation] * L + ["identity"], input_block=0)
 
 
 def _block_level(n, s, rows, cols, ins, outs, n_in, n_out, gain, mean_in, activation, gen):

@@ -256,3 +256,52 @@ def test_same_seed_same_bits_and_a_bad_seed_is_refused(make):
     assert not np.array_equal(a, np.asarray(make(8).block_matrix.to_dense()))
     with pytest.raises(TypeError, match="rng"):
         make("not a seed")
+
+
+def _layered_dag(widths, p, seed):
+    """Random edges between consecutive layers only (every node keeps one in-edge)."""
+    g = np.random.default_rng(seed)
+    G = nx.DiGraph()
+    names = [[f"{i}.{k}" for k in range(w)] for i, w in enumerate(widths)]
+    G.add_nodes_from(names[0])
+    for lo, hi in zip(names[:-1], names[1:]):
+        for v in hi:
+            G.add_edge(lo[int(g.integers(len(lo)))], v, weight=float(g.normal()))
+            G.add_edges_from((u, v, {"weight": float(g.normal())}) for u in lo
+                             if g.random() < p)
+    return G, names
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_layers_of_a_dag_become_the_blocks_of_a_sparse_mlp(seed):
+    widths = [3, 5, 4, 2]
+    G, names = _layered_dag(widths, 0.5, seed)
+    m = itermap.from_graph(G, level="layers", n_in=2, n_out=3, weight="weight", rng=seed)
+    assert m.sizes == (2, 3, 5, 4, 2, 3)
+    mlp = itermap.IterativeMap.from_mlp([np.ones((o, i)) for i, o in
+                                         zip([2] + widths, widths + [3])])
+    np.testing.assert_array_equal(m.block_matrix.block_pattern(),
+                                  mlp.block_matrix.block_pattern())
+    assert m.settle_steps == len(widths) + 1
+    # every edge's weight lands where its layer block puts it; nothing else is nonzero
+    order = [v for layer in nx.topological_generations(G) for v in layer]   # as documented
+    assert [sorted(layer) for layer in nx.topological_generations(G)] == names
+    pos = {v: 2 + i for i, v in enumerate(order)}
+    W = np.asarray(m.block_matrix.to_dense())
+    H = np.zeros_like(W)
+    for u, v, w in G.edges(data="weight"):
+        H[pos[v], pos[u]] = w
+    hidden = slice(2, 2 + sum(widths))
+    np.testing.assert_array_equal(W[hidden, hidden], H[hidden, hidden])
+    # training keeps the DAG's pattern
+    x, y = np.random.default_rng(seed).normal(size=(40, 2)), np.arange(40) % 3
+    out, _ = itermap.train(m, x, y, epochs=2, rng=0, progress=False)
+    np.testing.assert_array_equal(np.asarray(out.block_matrix.to_dense())[hidden, hidden] != 0,
+                                  H[hidden, hidden] != 0)
+
+
+def test_layers_need_a_directed_acyclic_graph():
+    with pytest.raises(ValueError, match="acyclic"):
+        itermap.from_graph(nx.cycle_graph(4, create_using=nx.DiGraph), level="layers")
+    with pytest.raises(ValueError, match="acyclic"):
+        itermap.from_graph(nx.path_graph(4), level="layers")
