@@ -22,6 +22,32 @@ __all__ += ["FixedPoints", "ImpulseResponse", "MemoryCapacity", "find_fixed_poin
             "fir_length", "impulse_response", "memory_capacity", "sample_states",
             "sparsity_graph"]
 
+from ._graph_properties import GraphProperties, graph_properties  # noqa: E402
+
+__all__ += ["GraphProperties", "graph_properties"]
+
+from ._probe import (  # noqa: E402
+    WeightStatistics,
+    canonical_permutation,
+    permute_units,
+    probe,
+    weight_statistics,
+)
+
+__all__ += ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
+            "weight_statistics"]
+
+from ._spectra_table import (  # noqa: E402
+    SpectraTable,
+    SpectrumEmbedding,
+    resample_spectrum,
+    spectra_table,
+    spectrum_embedding,
+)
+
+__all__ += ["SpectraTable", "SpectrumEmbedding", "resample_spectrum", "spectra_table",
+            "spectrum_embedding"]
+
 from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]

@@ -14,12 +14,14 @@ from ._attention_rnn import AttentionRNN, attention_scan
 from ._blocks import BlockMatrix
 from ._continuum import add_blocks, mlp_continuum
 from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
+from ._graphs import from_graph, random_graph_rnn
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
 from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
+from ._prune import prune
 from ._reservoir import ReservoirMap, from_reservoirpy
 from ._rng import as_rng
 from ._state_space import LinearStateSpace, deep_lssl
@@ -105,4 +107,7 @@ __all__ = [
     "attention_scan",
     "LinearStateSpace",
     "deep_lssl",
+    "from_graph",
+    "prune",
+    "random_graph_rnn",
 ]

