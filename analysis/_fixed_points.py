@@ -91,10 +91,12 @@ _ESCAPES = 1
 _WANDER_STEP = 0.6
 # ... and all wandering ends once no start has reached a point for twice as many
 # iterations as it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE].
-# At gain 3 the first point is reached after 30-150 wandering iterations: a floor of 30
-# (as before) ended the wandering of every start before any found a point (0-2 % converged)
+# At gain 3 the first point is reached after 30-150 wandering iterations: counting idle
+# iterations from 0 ended the wandering of every start before any found one (0-2 %)
 _WANDER_IDLE = 300
-_WANDER_IDLE_MIN = 150
+_WANDER_IDLE_MIN = 30
+# ... or, before any wandering start has reached a point, after _WANDER_FIRST iterations
+_WANDER_FIRST = 150
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -575,7 +577,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     many more than the points). A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
     for twice as many iterations as it took to reach the last one (at least
-    150, at most 300). Every start ends with a ``status``: converged,
+    30, at most 300; 150 before the first point is reached). Every start ends with a ``status``: converged,
     slow point, or gave up (and why).
 
     Which to use when (the names are the keys of :data:`METHODS`):
@@ -1063,7 +1065,9 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
                     keep[k_idx[dup]] = False
         # wandering ends, for all, once it has brought no start to a point for a while
-        if wander and it - last_found >= min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, 2 * last_found)):
+        idle = (min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, 2 * last_found)) if found_x
+                else _WANDER_FIRST)
+        if wander and it - last_found >= idle:
             fate[ids[keep]] = GAVE_UP_STALLED
             break
         if it == max_iter or not keep.any():

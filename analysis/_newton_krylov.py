@@ -211,10 +211,12 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs
     which = np.full(n_starts, -1, dtype=np.int64)
     for i in range(n_starts):
         xi = np.array(x[i], dtype=np.float64)
+        # deflated, a start that finds no new point stalls soon (no wandering) ...
         xe, r, st = newton_krylov_start(F, xi, tol=tol, max_iter=max_iter, found=found,
-                                        radius=radius, wander_step=wander)
+                                        radius=radius, wander_step=None if found else wander)
         if st != 0 and found:
-            # no new point from here: the start may still lead to a known one
+            # ... and runs again undeflated (wandering if need be): it may still lead to
+            # a known point
             xe, r, st = newton_krylov_start(F, xi, tol=tol, max_iter=max_iter, found=[],
                                             radius=radius, wander_step=wander)
         status[i] = st
@@ -236,14 +238,19 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs
 
 
 def leading_multipliers(F, P, k_max):
-    """The ``k_max`` multipliers of largest modulus at each point (ARPACK on the tangent)."""
+    """The ``k_max`` multipliers of largest modulus at each point (ARPACK on the tangent;
+    a dense eigensolver on the tangent's columns where ``dim <= 64``)."""
     from scipy.sparse.linalg import eigs
 
+    n = P.shape[1]
     ev = np.zeros((P.shape[0], k_max), dtype=np.complex128)
     for j, p in enumerate(P):
         _, J = tangent_operator(F, p)
-        k = min(k_max, P.shape[1] - 2)
-        vals = eigs(J, k=k, which="LM", return_eigenvectors=False, tol=1e-12,
-                    ncv=min(P.shape[1] - 1, 48))
-        ev[j, :k] = vals[np.argsort(-np.abs(vals), kind="stable")]
+        if n <= 64:
+            vals = np.linalg.eigvals(J.matmat(np.eye(n)))
+        else:
+            vals = eigs(J, k=min(k_max, n - 2), which="LM", return_eigenvectors=False,
+                        tol=1e-12, ncv=min(n, 48))
+        vals = vals[np.argsort(-np.abs(vals), kind="stable")][:k_max]
+        ev[j, :vals.size] = vals
     return ev
