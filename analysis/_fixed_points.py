@@ -577,8 +577,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     many more than the points). A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
     for twice as many iterations as it took to reach the last one (at least
-    30, at most 300; 150 before the first point is reached). Every start ends with a ``status``: converged,
-    slow point, or gave up (and why).
+    30, at most 300; 150 before the first point is reached). Every start
+    ends with a ``status``: converged, slow point, or gave up (and why).
 
     Which to use when (the names are the keys of :data:`METHODS`):
     ``method="newton"`` finds fixed points, stable and unstable, to ``tol``;
@@ -754,7 +754,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     eye = xp.eye(dim, dtype=x.dtype)
     # the dense Jacobians of the active rows bound the batch: run chunks of starts
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
-    found_x, found_r, slow_x, slow_r, status = [], [], [], [], []
+    found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
     # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
     blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
                   if isinstance(x, np.ndarray) else contextlib.nullcontext())
@@ -793,8 +793,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
             found_r += fr
             slow_x += sx
             slow_r += sr
-            status.append(st)
-    status = np.concatenate(status).astype(np.int8)
+            statuses.append(st)
+    status = np.concatenate(statuses).astype(np.int8)
     n_unconverged = int(np.sum(status >= GAVE_UP_MAX_ITER))
 
     # the distinct points, their Jacobians and stability
