@@ -41,8 +41,8 @@ METHODS = {
     "newton": "batched damped Newton on dense Jacobians: L-BFGS on q, Newton with line "
               "search and Levenberg-Marquardt, then wandering from the stalled starts",
     "newton-krylov": "matrix-free Newton-Krylov (NumPy): GMRES on map.tangent, ILU "
-                     "preconditioned for sparse networks, each start deflated by the "
-                     "points found before it",
+                     "preconditioned for small sparse networks, each start deflated by "
+                     "the points found before it",
     "q": "Sussillo and Barak: batched L-BFGS on q, slow points kept, minima near zero "
          "polished by Newton",
 }
@@ -675,9 +675,11 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     thread meanwhile through threadpoolctl.
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
-    (restarted GMRES with 40 vectors on ``map.tangent``, ILU-preconditioned
-    on the weights' pattern for an itermap network with sparse weights,
-    Armijo backtracking; no L-BFGS phase, no wandering), deflated (Farrell,
+    (restarted GMRES with 100 vectors on ``map.tangent``, ILU-preconditioned
+    on the weights' pattern for an itermap network with sparse weights of at
+    most 20,000 nonzeros, unpreconditioned beyond, after ``q_steps`` L-BFGS
+    steps on ``q``, with Armijo backtracking, and wandering where Newton
+    stalls; no Levenberg-Marquardt), deflated (Farrell,
     Birkisson and Funke 2015) by the points the starts before it found, so
     that it converges to a new point rather than to one found already.
     ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
