@@ -21,6 +21,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 import itermap
+from itermap._threads import blas_limited
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
@@ -33,7 +34,19 @@ from ._lapack_threads import (
     damped_normal_solve,
 )
 
-__all__ = ["FixedPoints", "STATUS", "find_fixed_points", "sample_states"]
+__all__ = ["FixedPoints", "METHODS", "STATUS", "find_fixed_points", "sample_states"]
+
+#: The search's methods (``find_fixed_points(method=...)``): name -> what it runs.
+METHODS = {
+    "auto": "'newton' up to dim 4096 (and on any backend but NumPy), 'newton-krylov' beyond",
+    "newton": "batched damped Newton on dense Jacobians: L-BFGS on q, Newton with line "
+              "search and Levenberg-Marquardt, then wandering from the stalled starts",
+    "newton-krylov": "matrix-free Newton-Krylov (NumPy): GMRES on map.tangent, ILU "
+                     "preconditioned for small sparse networks, each start deflated by "
+                     "the points found before it",
+    "q": "Sussillo and Barak: batched L-BFGS on q, slow points kept, minima near zero "
+         "polished by Newton",
+}
 
 #: What became of each start (``FixedPoints.status`` holds the index into this tuple).
 STATUS = ("converged", "slow point", "gave up: max_iter reached",
@@ -77,10 +90,14 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
-# ... and all wandering ends once no start has reached a point for as many iterations as
-# it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE]
-_WANDER_IDLE = 100
+# ... and all wandering ends once no start has reached a point for twice as many
+# iterations as it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE].
+# At gain 3 the first point is reached after 30-150 wandering iterations: counting idle
+# iterations from 0 ended the wandering of every start before any found one (0-2 %)
+_WANDER_IDLE = 300
 _WANDER_IDLE_MIN = 30
+# ... or, before any wandering start has reached a point, after _WANDER_FIRST iterations
+_WANDER_FIRST = 150
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 
@@ -584,7 +601,7 @@ def _stability(ev):
 
 # -- the solver ------------------------------------------------------------------------
 def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600,
-                      unique_tol=1e-6, slow_points=False, method="newton", patience=500,
+                      unique_tol=1e-6, slow_points=False, method="auto", patience=1000,
                       q_steps=_Q_STEPS, progress=None) -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
@@ -623,13 +640,18 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     ``q`` where damped methods end (in a random network of gain 2 they are
     many more than the points). A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
-    for as many iterations as it took to reach the last one (at least 30,
-    at most 100). Every start ends with a ``status``: converged,
-    slow point, or gave up (and why).
+    for twice as many iterations as it took to reach the last one (at least
+    30, at most 300; 150 before the first point is reached). Every start
+    ends with a ``status``: converged, slow point, or gave up (and why).
 
-    Which to use when: the default (``method="newton"``) finds fixed points,
-    stable and unstable, to ``tol``; it is the one for counting points or
-    for their linearizations. ``method="q"`` (or ``slow_points=True``) is
+    Which to use when (the names are the keys of :data:`METHODS`):
+    ``method="newton"`` finds fixed points, stable and unstable, to ``tol``;
+    it is the one for counting points or for their linearizations, up to a
+    few thousand units. ``method="newton-krylov"`` is for large maps: no
+    ``dim x dim`` array is formed (memory O(nnz + dim m) for ``m`` Krylov
+    vectors; see Notes). ``method="auto"`` (the default) takes the rule:
+    ``"newton-krylov"`` when ``dim > 4096`` and the map is on NumPy,
+    ``"newton"`` otherwise. ``method="q"`` (or ``slow_points=True``) is
     Sussillo and Barak's method: batched L-BFGS on ``q`` from every start
     (``max_iter`` steps at most), the minima near zero polished by Newton
     into fixed points, the others returned as slow points with their
@@ -657,8 +679,9 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
         Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
         Euclidean norm); only points with residual ``<= tol`` are returned.
     max_iter : int, default 600
-        Newton iterations at most in each of phases (2) and (3); L-BFGS
-        steps at most with ``method="q"``.
+        Newton iterations at most in phase (2) (and in (3), with
+        ``patience``); L-BFGS steps at most with ``method="q"``; Newton-Krylov
+        steps per start with ``method="newton-krylov"``.
     unique_tol : float, default 1e-6
         Points closer than this (Euclidean distance) are one point; the
         one with the least residual represents the group.
@@ -666,17 +689,24 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013); implies
         ``method="q"``.
-    method : {"newton", "q"}, default "newton"
-        See above: the three-phase Newton search, or L-BFGS on ``q`` (the
-        gradient ``(J - I)^T G`` through the map's ``vjp``) then Newton.
-    patience : int, default 500
-        Wandering iterations a stalled start may take before it is given up;
-        0 gives stalled starts up at once (the fastest, the least thorough).
+    method : {"auto", "newton", "newton-krylov", "q"}, default "auto"
+        See above and :data:`METHODS`: the three-phase dense Newton search,
+        matrix-free Newton-Krylov, or L-BFGS on ``q`` (the gradient
+        ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
+        picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
+    patience : int, default 1000
+        Wandering iterations a stalled start may take before it is given up
+        (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0
+        gives stalled starts up at once (the fastest, the least thorough). In
+        a random tanh network of gain 3 a wandering start reaches a point at a
+        rate of about 1e-3 per iteration, so ``patience`` sets the converged
+        fraction there (about 35 % at 500, 75 % at 1200 for N = 200).
     q_steps : int, default 30
         L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
     progress : bool or None, default None
-        A tqdm bar over the iterations: None shows it once the search has
-        run 2 s, True at once, False never.
+        A tqdm bar over the starts finished (converged, slow point, or given
+        up for good), left on screen with its final count: None shows it once
+        the search has run 2 s, True at once, False never.
 
     Returns
     -------
@@ -712,15 +742,38 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     On NumPy the batched solves are split across CPU threads (LAPACK works
     on one small matrix at a time, outside the GIL), with BLAS held to one
     thread meanwhile through threadpoolctl.
-    Past ``dim = 4096`` (NumPy maps, ``method="newton"``), no dense Jacobian
-    is formed: each start runs Newton-Krylov (GMRES on ``map.tangent``, Armijo
-    backtracking; no L-BFGS phase, no wandering), ``jacobians`` is None and
-    ``eigenvalues`` holds the 6 leading multipliers (ARPACK), so ``stable``
-    is exact and ``n_unstable`` counts among those 6.
-    Below that the Newton systems are dense, ``dim x dim`` per running start, even for
-    a sparse map: starts run in batches holding at most about 1 GiB of
-    Jacobians (and its work arrays), and the points found by the batches are
-    merged.
+    With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
+    NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
+    (restarted GMRES with 100 vectors on ``map.tangent``, ILU-preconditioned
+    on the weights' pattern for an itermap network with sparse weights of at
+    most 20,000 nonzeros, unpreconditioned beyond, after ``q_steps`` L-BFGS
+    steps on ``q``, with Armijo backtracking, and wandering where Newton
+    stalls; no Levenberg-Marquardt), deflated (Farrell,
+    Birkisson and Funke 2015) by the points the starts before it found, so
+    that it converges to a new point rather than to one found already.
+    ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
+    multipliers (ARPACK), so ``stable`` is exact and ``n_unstable`` counts
+    among those 6. Its memory (GMRES basis, ILU factors, starts) is
+    estimated first and the call refused with the estimate if the machine
+    lacks it. With ``method="newton"`` the Newton systems are dense,
+    ``dim x dim`` per running start, even for a sparse map: starts run in
+    batches holding at most about 1 GiB of Jacobians (and its work arrays),
+    the points found by the batches are merged, and a ``dim`` whose one
+    dense system exceeds the machine's memory is refused up front.
+
+    References
+    ----------
+    .. [1] D. Sussillo and O. Barak, "Opening the black box: low-dimensional
+       dynamics in high-dimensional recurrent neural networks", Neural
+       Computation 25(3), 2013.
+    .. [2] M. D. Golub and D. Sussillo, "FixedPointFinder: a TensorFlow toolbox
+       for identifying and characterizing fixed points in recurrent neural
+       networks", JOSS 3(31), 2018.
+    .. [3] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a
+       survey of approaches and applications", J. Comput. Phys. 193, 2004.
+    .. [4] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+       finding distinct solutions of nonlinear partial differential equations",
+       SIAM J. Sci. Comput. 37(4), 2015.
 
     Examples
     --------
@@ -746,8 +799,8 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     max_iter = _check_int("max_iter", max_iter, 1)
     patience = _check_int("patience", patience, 0)
     q_steps = _check_int("q_steps", q_steps, 0)
-    if method not in ("newton", "q"):
-        raise ValueError(f"method must be 'newton' or 'q', got {method!r}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
     tol = _check_positive("tol", tol)
@@ -760,32 +813,29 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     torus = _torus(map, x)
     F = _Power(map, period, u, xp, torus)
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
-    eye = xp.eye(dim, dtype=x.dtype)
-
-    if dim > _KRYLOV_DIM and is_numpy_namespace(xp) and not (slow_points or method == "q"):
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            P, R, status, ev = _krylov_search(F, x, tol=tol, max_iter=max_iter,
-                                              unique_tol=unique_tol)
-        stable, n_unstable = _stability(ev)
-        orbit, min_period = _orbits(map, u, xp, P, period, unique_tol)
-        return FixedPoints(points=P, residuals=R, jacobians=None, eigenvalues=ev,
-                           stable=stable, n_unstable=n_unstable,
-                           n_unconverged=int(np.sum(status >= GAVE_UP_MAX_ITER)),
-                           period=period, orbit=orbit, min_period=min_period,
-                           n_starts=n_starts, status=status)
-    # the dense Jacobians of the active rows bound the batch: run chunks of starts
+    method = _choose_method(method, slow_points, dim, xp)
+    if method == "newton-krylov":
+        return _krylov_fixed_points(map, F, x, u, xp, tol=tol, max_iter=max_iter,
+                                    unique_tol=unique_tol, progress=progress,
+                                    q_steps=q_steps)
     itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
+    # one start's Newton system and its work arrays, and the identity: refuse up front
+    check_memory("method", 6.0 * dim * dim * itemsize,
+                 f"method={method!r}: the dense {dim} x {dim} Newton systems (use "
+                 f"method='newton-krylov', matrix-free)")
+    eye = xp.eye(dim, dtype=x.dtype)
+    # the dense Jacobians of the active rows bound the batch: run chunks of starts
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
-    found_x, found_r, slow_x, slow_r, status = [], [], [], [], []
+    found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
     # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
     blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
                   if isinstance(x, np.ndarray) else contextlib.nullcontext())
     use_q = slow_points or method == "q"
     slow_points = use_q
     merge_again = chunk < n_starts       # chunks (or the global phase) find points twice
-    n_chunks = -(-n_starts // chunk)
-    # a bar over the iterations, shown once the search has run 2 s (progress=None)
-    bar = _progress_bar(progress, n_chunks * (2 * max_iter + 2 + q_steps), dim, n_starts)
+    # a bar over the starts finished, shown once the search has run 2 s (progress=None)
+    bar = _progress_bar(progress, n_starts, dim, n_starts)
+    done = _Finished(bar)
     with blas_limit, bar:
         for s0 in range(0, n_starts, chunk):
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
@@ -794,27 +844,29 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                 search = _q_search if use_q else _search
                 # the global phase: a few L-BFGS steps on q bring the starts nearer points
                 if q_steps and not use_q:
-                    xc, _, _ = _lbfgs_q(F, xc, xp, tol=_Q_SWITCH, max_iter=q_steps, bar=bar)
+                    xc, _, _ = _lbfgs_q(F, xc, xp, tol=_Q_SWITCH, max_iter=q_steps)
                 fx, fr, st, sx, sr = search(F, xc, xp, eye, tol=tol, max_iter=max_iter,
                                             unique_tol=unique_tol, slow_points=slow_points,
-                                            patience=0, bar=bar)
+                                            patience=0, bar=done, stall_final=not patience)
                 # the starts that stalled (and those merged into them) wander from where
                 # the global phase left them, each on its own
                 again: np.ndarray | list[int] = (np.flatnonzero(st == GAVE_UP_STALLED) if patience
                                                  else [])
+                done.commit(len(st) - len(again))
                 if len(again):
                     fx2, fr2, st[again], _, _ = _search(
-                        F, _take(xp, xc, again), xp, eye, tol=tol, max_iter=max_iter,
-                        unique_tol=unique_tol, slow_points=False, patience=patience,
-                        bar=bar, wander=True)
+                        F, _take(xp, xc, again), xp, eye, tol=tol,
+                        max_iter=max(max_iter, patience), unique_tol=unique_tol,
+                        slow_points=False, patience=patience, bar=done, wander=True)
                     fx, fr = fx + fx2, fr + fr2
                     merge_again = True
+                    done.commit(len(again))
             found_x += fx
             found_r += fr
             slow_x += sx
             slow_r += sr
-            status.append(st)
-    status = np.concatenate(status).astype(np.int8)
+            statuses.append(st)
+    status = np.concatenate(statuses).astype(np.int8)
     n_unconverged = int(np.sum(status >= GAVE_UP_MAX_ITER))
 
     # the distinct points, their Jacobians and stability
@@ -909,7 +961,8 @@ def _followers(follows, fate, roots, active):
 
 
 def _progress_bar(progress, total, dim, n_starts):
-    """A tqdm bar over the search's iterations (a no-op one when progress=False)."""
+    """A tqdm bar over the starts finished (a no-op one when progress=False); it stays
+    on screen with its final count."""
     if progress is False:
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
@@ -917,12 +970,52 @@ def _progress_bar(progress, total, dim, n_starts):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
-                unit="it", leave=False, delay=0.0 if progress else 2.0)
+                unit="start", leave=True, delay=0.0 if progress else 2.0)
+
+
+class _Finished:
+    """Counts the starts finished (converged, slow point or gave up for good) on a bar.
+
+    ``base`` starts are finished by the phases before; :meth:`show` sets how many of
+    the running phase's starts are, and the bar only moves forward.
+    """
+
+    def __init__(self, bar):
+        self.bar, self.base = bar, 0
+
+    def show(self, n_phase, **postfix):
+        target = min(self.base + int(n_phase), int(self.bar.total or 0))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        if postfix:
+            self.bar.set_postfix(refresh=False, **postfix)
+
+    def commit(self, n_phase):
+        self.base += int(n_phase)
+        self.show(0)
+
+
+def _n_finished(follows, fate, stall_final):
+    """Starts whose fate is final: their own, or that of the start they follow."""
+    root = follows
+    for _ in range(64):
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    f = fate[root]
+    done = (f == CONVERGED) | (f == SLOW_POINT) | (f == GAVE_UP_NONFINITE)
+    if stall_final:
+        done |= f == GAVE_UP_STALLED
+    return int(np.sum(done))
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None,
-            patience=0, bar=None, wander=False):
+            patience=0, bar=None, wander=False, stall_final=True):
     """The batched damped Newton iteration over the starts ``x``.
+
+    ``bar`` (a :class:`_Finished`) is shown the starts whose fate is final; a start
+    given up stalled counts as final only with ``stall_final`` (else it wanders next).
 
     Returns (converged points, their residuals, the status of each start (see
     :data:`STATUS`), slow points, their residuals), the points as lists of
@@ -973,8 +1066,8 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         done = finite & (r_h <= tol)
         keep = finite & ~done
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(running=int(keep.sum()), refresh=False)
+            bar.show(_n_finished(follows, fate, stall_final), running=int(keep.sum()),
+                     points=sum(len(f) for f in found_r) if found_r else 0)
         # 1. converged rows: record them, merged with what was found before
         if done.any():
             last_found = it
@@ -1054,7 +1147,9 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
                     follows[ids[k_idx[dup]]] = ids[k_idx[lead[dup]]]
                     keep[k_idx[dup]] = False
         # wandering ends, for all, once it has brought no start to a point for a while
-        if wander and it - last_found >= min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, last_found)):
+        idle = (min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, 2 * last_found)) if found_x
+                else _WANDER_FIRST)
+        if wander and it - last_found >= idle:
             fate[ids[keep]] = GAVE_UP_STALLED
             break
         if it == max_iter or not keep.any():
@@ -1444,6 +1539,8 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
             status[idx[e]] = st[e]
             q_out[idx[e]] = q[e]
             x_out = _put_rows(xp, x_out, idx[e], _take(xp, xw, e))
+            if bar is not None:
+                bar.show(int(np.sum(status != _RUNNING)))
             live = np.flatnonzero(~end)
             if live.size == 0:
                 break
@@ -1452,8 +1549,6 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
             xw, g = _take(xp, xw, live), _take(xp, g, live)
             S = [_take(xp, a, live) for a in S]
             Y = [_take(xp, a, live) for a in Y]
-        if bar is not None:
-            bar.update(1)
         k = idx.size
         d, slope = _lbfgs_direction(xp, g, gn, S, Y, rho, slot)
         # backtracking: the step lengths in turn, each tried only by the rows the longer
@@ -1541,78 +1636,49 @@ def _put_rows(xp, a, rows, values):
 
 
 # -- large maps: Newton-Krylov, matrix-free --------------------------------------------
-# past this dimension the Newton systems are solved by GMRES on the map's tangent (no
-# dense Jacobian is formed), and the stability comes from the leading multipliers
+# method="auto" solves the Newton systems by GMRES on the map's tangent past this
+# dimension (no dense Jacobian is formed), and the stability comes from the leading
+# multipliers
 _KRYLOV_DIM = 4096
 _KRYLOV_EIGS = 6
 
 
-def _tangent_op(F, x):
-    """``D(F^p)(x) - I`` as a scipy LinearOperator, through ``map.tangent`` along the orbit."""
-    from scipy.sparse.linalg import LinearOperator
-
-    u = None if F.u is None else np.asarray(F.u)[None, :]
-    orbit = [x[None, :]]
-    for _ in range(F.p - 1):
-        orbit.append(np.asarray(F.map.step(orbit[-1], u)))
-
-    def jv(v):
-        w = np.asarray(v, dtype=x.dtype).reshape(1, -1, 1)
-        for y in orbit:
-            w = np.asarray(F.map.tangent(y, w, u))
-        return w.reshape(-1)
-
-    n = x.size
-    return (LinearOperator((n, n), matvec=lambda v: jv(v) - np.ravel(v), dtype=x.dtype),
-            LinearOperator((n, n), matvec=jv, dtype=x.dtype))
+def _choose_method(method, slow_points, dim, xp):
+    """The method that runs: ``auto`` resolved by the stated rule, ``q`` for slow points."""
+    if slow_points:
+        if method == "newton-krylov":
+            raise ValueError("method='newton-krylov' finds no slow points: use "
+                             "slow_points=True with method='q' (or 'auto')")
+        return "q"
+    if method == "auto":
+        return "newton-krylov" if dim > _KRYLOV_DIM and is_numpy_namespace(xp) else "newton"
+    if method == "newton-krylov" and not is_numpy_namespace(xp):
+        raise ValueError("method='newton-krylov' runs on NumPy maps and starts; use "
+                         "method='newton' on this backend")
+    return method
 
 
-def _krylov_search(F, x, *, tol, max_iter, unique_tol):
-    """Newton-Krylov from each start (NumPy): GMRES solves, Armijo backtracking.
+def _krylov_fixed_points(map_, F, x, u, xp, *, tol, max_iter, unique_tol, progress,
+                         q_steps):
+    """``find_fixed_points`` by Newton-Krylov (see :mod:`._newton_krylov`)."""
+    from ._newton_krylov import krylov_memory, krylov_search, leading_multipliers
 
-    Returns (points, residuals, status per start, leading multipliers per point).
-    """
-    from scipy.sparse.linalg import eigs, gmres
-
-    pts, res = [], []
-    status = np.full(x.shape[0], GAVE_UP_MAX_ITER, dtype=np.int8)
-    for i in range(x.shape[0]):
-        xi = np.array(x[i], dtype=np.float64)
-        G = np.asarray(F.value(xi[None, :]))[0] - xi
-        r = float(np.linalg.norm(G))
-        for _ in range(max_iter):
-            if not np.isfinite(r):
-                status[i] = GAVE_UP_NONFINITE
-                break
-            if r <= tol:
-                status[i] = CONVERGED
-                pts.append(xi)
-                res.append(r)
-                break
-            A, _ = _tangent_op(F, xi)
-            dx, _info = gmres(A, -G, rtol=min(0.1, r), restart=60, maxiter=5)
-            for a in _ALPHAS:
-                xt = xi + a * dx
-                Gt = np.asarray(F.value(xt[None, :]))[0] - xt
-                rt = float(np.linalg.norm(Gt))
-                if np.isfinite(rt) and rt <= (1.0 - _ARMIJO * a) * r:
-                    xi, G, r = xt, Gt, rt
-                    break
-            else:
-                status[i] = GAVE_UP_STALLED
-                break
-    if pts:
-        P = np.asarray(pts)
-        lead, _ = _cluster(np, P, unique_tol)
-        keep, _ = _least_in_groups(lead, np.asarray(res))
-        P, R = P[keep], np.asarray(res)[keep]
-    else:
-        P, R = np.zeros((0, x.shape[1])), np.zeros(0)
-    ev = np.zeros((P.shape[0], _KRYLOV_EIGS), dtype=np.complex128)
-    for j, p in enumerate(P):
-        _, J = _tangent_op(F, p)
-        k = min(_KRYLOV_EIGS, P.shape[1] - 2)
-        vals = eigs(J, k=k, which="LM", return_eigenvectors=False, tol=1e-12,
-                    ncv=min(P.shape[1] - 1, 48))
-        ev[j, :k] = vals[np.argsort(-np.abs(vals), kind="stable")]
-    return P, R, status, ev
+    n_starts, dim = int(x.shape[0]), int(x.shape[1])
+    check_memory("method", krylov_memory(map_, n_starts, dim),
+                 f"method='newton-krylov' on {n_starts} starts of dim {dim} (GMRES basis, "
+                 f"ILU factors and starts)")
+    bar = _progress_bar(progress, n_starts, dim, n_starts)
+    # GMRES works on single vectors: threaded BLAS only adds contention (0.25 s per
+    # iteration at N = 20000 on a loaded 2-core machine, 4 ms with one thread)
+    with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        P, R, status, _ = krylov_search(F, np.asarray(x), tol=tol, max_iter=max_iter,
+                                        unique_tol=unique_tol, bar=bar, q_steps=q_steps,
+                                        lbfgs=_lbfgs_q)
+    ev = leading_multipliers(F, P, _KRYLOV_EIGS)
+    stable, n_unstable = _stability(ev)
+    orbit, min_period = _orbits(map_, u, xp, P, F.p, unique_tol)
+    return FixedPoints(points=P, residuals=R, jacobians=None, eigenvalues=ev,
+                       stable=stable, n_unstable=n_unstable,
+                       n_unconverged=int(np.sum(status >= GAVE_UP_MAX_ITER)),
+                       period=F.p, orbit=orbit, min_period=min_period,
+                       n_starts=n_starts, status=status)

@@ -297,5 +297,96 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
+# -- the grid over networks (issue 26) ------------------------------------------------
+GRID_GAINS = (1.5, 2.0, 3.0)
+GRID_SIZES = {200: 64, 1000: 32}     # N -> starts B
+
+
+def _grid_network(n, gain, seed, starts):
+    """Network ``seed`` of the grid: weights from 100 + seed, starts from 1000 + seed."""
+    m = itermap.random_rnn(n, gain=gain, rng=100 + seed)
+    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=1000 + seed))
+    return m, m.block_matrix.to_dense(), X0
+
+
+def _grid_one(n, gain, seed, starts):
+    """Ours and the hybr loop on one network: counts checked independently, and times."""
+    import time
+
+    m, W, X0 = _grid_network(n, gain, seed, starts)
+    t0 = time.perf_counter()
+    fp = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL, progress=False)
+    t1 = time.perf_counter()
+    ref = _scipy_loop(W, X0)
+    t2 = time.perf_counter()
+    P = np.asarray(fp.points)
+    # the points are checked by a plain residual, not the search's own numbers
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= TOL)
+    return {"frac": fp.n_converged / starts, "points": _distinct(P), "hybr": _distinct(ref),
+            "t_ours": t1 - t0, "t_hybr": t2 - t1}
+
+
+def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10) -> list[dict]:
+    """Per (N, gain) cell, over ``seeds`` networks each with its own starts: the median and
+    worst converged fraction and distinct points, against the hybr loop over the same
+    starts, and the total times. Targets (issue 26): median >= 50 % converged and
+    >= B/4 points, no network below 25 %, never fewer points than hybr."""
+    cells = []
+    for n in sizes:
+        starts = GRID_SIZES.get(n, 32)
+        for gain in gains:
+            runs = []
+            for seed in range(seeds):
+                runs.append(_grid_one(n, gain, seed, starts))
+                r = runs[-1]
+                print(f"  N={n} g={gain} seed={seed}: {r['frac']:.0%} converged, "
+                      f"{r['points']} points (hybr {r['hybr']}), {r['t_ours']:.1f} s "
+                      f"(hybr {r['t_hybr']:.1f} s)", flush=True)
+            frac = np.array([r["frac"] for r in runs])
+            pts = np.array([r["points"] for r in runs])
+            hyb = np.array([r["hybr"] for r in runs])
+            cell = {"n": n, "gain": gain, "starts": starts, "networks": seeds,
+                    "frac_median": float(np.median(frac)), "frac_worst": float(frac.min()),
+                    "pts_median": float(np.median(pts)), "pts_worst": int(pts.min()),
+                    "hybr_median": float(np.median(hyb)), "hybr_worst": int(hyb.min()),
+                    "below_hybr": int(np.sum(pts < hyb)),
+                    "t_ours": sum(r["t_ours"] for r in runs),
+                    "t_hybr": sum(r["t_hybr"] for r in runs)}
+            cell["met"] = bool(cell["frac_median"] >= 0.5 and cell["pts_median"] >= starts / 4
+                               and cell["frac_worst"] >= 0.25 and cell["below_hybr"] == 0)
+            print(_grid_line(cell), flush=True)
+            cells.append(cell)
+    return cells
+
+
+def _grid_line(c):
+    return (f"| {c['n']} | {c['gain']} | {c['starts']} | {c['networks']} | "
+            f"{c['frac_median']:.0%} / {c['frac_worst']:.0%} | "
+            f"{c['pts_median']:g} / {c['pts_worst']} | {c['hybr_median']:g} / "
+            f"{c['hybr_worst']} | {c['below_hybr']} | {c['t_ours']:.0f} s | "
+            f"{c['t_hybr']:.0f} s | {'yes' if c['met'] else '**no**'} |")
+
+
+GRID_HEADER = ("| N | gain | B | networks | converged median / worst | points median / worst "
+               "| hybr points median / worst | networks with fewer points than hybr | "
+               "time ours | time hybr | targets met |\n|---|---|---|---|---|---|---|---|---|"
+               "---|---|")
+
+
 if __name__ == "__main__":
-    run()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grid", action="store_true", help="the grid over networks (issue 26)")
+    parser.add_argument("--n", type=int, nargs="*", default=[200], help="grid sizes")
+    parser.add_argument("--gains", type=float, nargs="*", default=list(GRID_GAINS))
+    parser.add_argument("--seeds", type=int, default=10, help="networks per cell")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.grid:
+        cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds)
+        print(GRID_HEADER)
+        for c in cells:
+            print(_grid_line(c))
+    else:
+        run(quick=args.quick)

@@ -690,3 +690,166 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
     np.testing.assert_allclose(np.abs(krylov.eigenvalues[0, :4]),
                                np.sort(np.abs(ev))[::-1][:4], rtol=1e-8)
     assert bool(krylov.stable[0]) == bool(np.abs(ev).max() < 1)
+
+
+# -- issue 26: methods, matrix-free Newton-Krylov, deflation, progress ---------------------
+def test_methods_are_a_registry_and_unknown_names_are_refused():
+    from itermap.analysis._fixed_points import METHODS
+    assert set(METHODS) == {"auto", "newton", "newton-krylov", "q"}
+    m = itermap.IterativeMap(np.array([[2.0]]))
+    for bad in ("krylov", 3, None):
+        with pytest.raises(ValueError, match="method"):
+            find_fixed_points(m, np.array([[0.5]]), method=bad)
+    with pytest.raises(ValueError, match="slow"):
+        find_fixed_points(m, np.array([[0.5]]), method="newton-krylov", slow_points=True)
+
+
+def _sparse_linear(n, seed, density=0.01):
+    """``x -> A x + b`` with sparse A of spectral radius about 0.5: its one fixed point is
+    ``(I - A)^{-1} b`` (solved here by a sparse direct solver)."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    A = sp.random(n, n, density=density, random_state=seed, format="csr",
+                  data_rvs=np.random.default_rng(seed).standard_normal)
+    A = A * (0.5 / np.sqrt(n * density))
+    b = np.random.default_rng(seed + 1).normal(size=n)
+    x_star = spla.spsolve((sp.identity(n, format="csc") - A).tocsc(), b)
+    return itermap.IterativeMap(A, bias=b, activation="identity"), A, b, x_star
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(50, 400))
+def test_newton_krylov_linear_map_closed_form(seed, n):
+    m, A, b, x_star = _sparse_linear(n, seed)
+    x0 = np.random.default_rng(seed).normal(size=(2, n))
+    fp = find_fixed_points(m, x0, method="newton-krylov", progress=False)
+    assert len(fp) == 1 and fp.n_converged == 2 and fp.jacobians is None
+    x = np.asarray(fp.points)[0]
+    np.testing.assert_allclose(x, x_star, atol=1e-9)
+    assert np.linalg.norm(A @ x + b - x) <= 1e-10       # the residual, independently
+
+
+def test_newton_krylov_sparse_rnn_residual_from_step_and_no_dense_array():
+    # a contracting sparse tanh network with a bias: its one fixed point is the limit of
+    # the plain iteration (the reference), reached without any n x n array
+    import tracemalloc
+    n = 1500
+    r = itermap.random_rnn(n, gain=0.6, density=6e-3, rng=3)
+    b = np.random.default_rng(4).normal(0, 0.5, n)
+    m = itermap.IterativeMap(r.block_matrix.to_sparse().tocsr(), bias=b)
+    W = r.block_matrix.to_sparse().tocsr()
+    ref = np.zeros(n)
+    for _ in range(400):
+        ref = np.tanh(W @ ref + b)
+    x0 = np.random.default_rng(5).normal(size=(2, n))
+    tracemalloc.start()
+    try:
+        fp = find_fixed_points(m, x0, method="newton-krylov", progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < n * n * 8 / 4, peak           # one dense n x n array: 18 MB
+    assert len(fp) == 1 and fp.n_converged == 2
+    P = np.asarray(fp.points)
+    np.testing.assert_allclose(P[0], ref, atol=1e-9)
+    res = np.linalg.norm(np.asarray(m.step(P)) - P, axis=1)
+    assert np.all(res <= 1e-10)
+    # the leading multiplier (ARPACK) against a dense eigensolver on the exact Jacobian
+    J = (1 - np.tanh(W @ P[0] + b) ** 2)[:, None] * W.toarray()
+    rho = np.abs(np.linalg.eigvals(J)).max()
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[0, 0]), rho, rtol=1e-8)
+    assert bool(fp.stable[0]) == bool(rho < 1)
+
+
+def test_auto_is_newton_krylov_past_the_stated_dim_and_never_forms_the_identity(monkeypatch):
+    import tracemalloc
+    n = 200_000
+    m = itermap.random_rnn(n, gain=1.2, density=2e-5, rng=0)
+    x0 = np.random.default_rng(1).normal(size=(1, n)) * 0.1
+    tracemalloc.start()
+    try:
+        fp = find_fixed_points(m, x0, max_iter=3, q_steps=0, progress=False)  # "auto"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert fp.jacobians is None and fp.n_starts == 1
+    assert peak < 2e9, peak           # the dense identity alone would be 320 GB
+    # the dense method is refused up front, with its estimate, naming the option
+    with pytest.raises(ValueError, match=r"method.*GB"):
+        find_fixed_points(m, x0, method="newton", progress=False)
+
+
+def test_newton_krylov_refuses_up_front_when_memory_is_short(monkeypatch):
+    import itermap._checks as checks
+    monkeypatch.setattr(checks, "_physical_memory", lambda: 1e4)
+    m, _, _, _ = _sparse_linear(300, 0)
+    with pytest.raises(ValueError, match=r"method.*newton-krylov.*GB"):
+        find_fixed_points(m, np.zeros((4, 300)), method="newton-krylov")
+
+
+def test_deflated_step_is_newton_on_the_deflated_residual():
+    # Farrell et al.'s rescaled step against Newton on M(x) G(x) with a finite-difference
+    # Jacobian of the deflated residual
+    from itermap.analysis._deflation import deflated_step, log_deflation
+    rng = np.random.default_rng(0)
+    n = 5
+    A = rng.normal(size=(n, n))
+    c = rng.normal(size=n)
+    pts = rng.normal(size=(3, n))
+    radius = 0.7
+
+    def G(x):
+        return np.tanh(A @ x) - x + c
+
+    def MG(x):
+        return np.exp(log_deflation(x[None, :], pts, radius)[0][0]) * G(x)
+
+    x = rng.normal(size=n)
+    h = 1e-6
+    Jt = np.column_stack([(MG(x + h * e) - MG(x - h * e)) / (2 * h) for e in np.eye(n)])
+    ref = np.linalg.solve(Jt, -MG(x))
+    J = (1 - np.tanh(A @ x) ** 2)[:, None] * A - np.eye(n)
+    dx = np.linalg.solve(J, -G(x))
+    _, grad = log_deflation(x[None, :], pts, radius)
+    tau = deflated_step(dx[None, :], grad)[0]
+    np.testing.assert_allclose(tau * dx, ref, rtol=1e-6, atol=1e-8)
+    # M itself: the product formula
+    d2 = np.sum((x - pts) ** 2, axis=1)
+    np.testing.assert_allclose(np.exp(log_deflation(x[None, :], pts, radius)[0][0]),
+                               np.prod(1 + radius ** 2 / d2), rtol=1e-12)
+
+
+def test_deflation_turns_repeated_convergence_into_new_points():
+    # x -> tanh(2x) per unit, 4 units: 81 fixed points, every start from near one stable
+    # point; undeflated Newton-Krylov returns that point each time, deflated ones others
+    from itermap.analysis import _newton_krylov as nk
+    m = itermap.IterativeMap(2.0 * np.eye(4))
+    p = np.full(4, 0.9575)
+    x0 = p + np.random.default_rng(0).normal(scale=0.05, size=(6, 4))
+    fp = find_fixed_points(m, x0, method="newton-krylov", progress=False)
+    P = np.asarray(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(2 * P) - P, axis=1) <= 1e-10)
+    # every coordinate of every point is one of the three roots of tanh(2 y) = y
+    roots = np.array([-0.957504, 0.0, 0.957504])
+    assert np.all(np.min(np.abs(P[..., None] - roots), axis=-1) < 1e-5)
+    assert len(fp) >= 4
+    # without deflation: one point
+    nk_radius = nk._DEFLATE_FRAC
+    try:
+        nk._DEFLATE_FRAC = 0.0
+        plain = find_fixed_points(m, x0, method="newton-krylov", progress=False)
+    finally:
+        nk._DEFLATE_FRAC = nk_radius
+    assert len(plain) == 1
+
+
+def test_progress_counts_starts_and_leaves_the_final_state(capsys):
+    import re
+    m = itermap.random_rnn(24, gain=2.0, rng=0)
+    x0 = np.asarray(sample_states(m, 40, steps=30, noise=0.5, rng=1))
+    fp = find_fixed_points(m, x0, progress=True)
+    err = capsys.readouterr().err
+    counts = [int(k) for k in re.findall(r"(\d+)/40 ", err)]
+    assert counts and counts[-1] == 40 and counts == sorted(counts)
+    assert "start" in err and err.rstrip("\n").endswith("]")     # left on screen
+    assert sum(fp.status_counts().values()) == 40
