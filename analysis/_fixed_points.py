@@ -921,6 +921,15 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
                        **slow_fields)
 
 
+def _resolved(xp, x, tol):
+    """Rows whose residual can be told from rounding: floats near ``x`` must be closer
+    than ``tol``. A Newton run that escapes to ``|x| ~ 1e20`` (a map with no fixed point,
+    such as a pre-LN looped transformer, whose state grows every step) finds
+    ``F(x) - x`` rounded to exactly 0 there: no point, however small its residual."""
+    big = np.max(np.abs(to_numpy(x)), axis=-1).astype(np.float64)
+    return big * np.finfo(to_numpy(x[:1, :1]).dtype).eps * 4 <= tol
+
+
 def _polish(F, xp, eye, pts, res, unique_tol):
     """One last Newton step on the distinct points (to machine precision), merged again.
 
@@ -1063,7 +1072,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, scale=None
         finite = np.isfinite(r_h)
         if not finite.all():
             fate[ids[~finite]] = GAVE_UP_NONFINITE
-        done = finite & (r_h <= tol)
+        done = finite & (r_h <= tol) & _resolved(xp, x, tol)
         keep = finite & ~done
         if bar is not None:
             bar.show(_n_finished(follows, fate, stall_final), running=int(keep.sum()),
@@ -1529,7 +1538,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         gn = np.sqrt(_rowdot(xp, g, g))
         st = np.full(idx.size, _RUNNING, dtype=np.int8)
         st[(fails >= _Q_FAILS) | (gn <= _Q_GRAD_TOL * np.maximum(r, tol))] = SLOW_POINT
-        st[r <= tol] = CONVERGED
+        st[(r <= tol) & _resolved(xp, xw, tol)] = CONVERGED
         st[~(np.isfinite(q) & np.isfinite(gn))] = GAVE_UP_NONFINITE
         if _it == max_iter:
             st[st == _RUNNING] = GAVE_UP_MAX_ITER

@@ -268,13 +268,18 @@ def test_a_small_post_ln_looped_layer_has_a_unique_fixed_point():
     np.testing.assert_allclose(m.step(point, e), point, atol=1e-10)
 
 
-def test_a_pre_ln_looped_layer_grows_by_its_input():
+def test_a_pre_ln_looped_layer_grows_by_its_input_and_has_no_fixed_point():
     rng = np.random.default_rng(5)
     m = itermap.looped_transformer_map(_layer(rng, 3, 4, 2, norm_first=True, scale=0.1))
     e = np.ones(m.input_size)
     traj = itermap.iterate(m, m.zeros(), 50, inputs=e)
     growth = np.diff(np.asarray(traj.states) @ e / (e @ e))
     np.testing.assert_allclose(growth[10:], 1.0, atol=0.2)  # the stream grows by e a loop
+    # Newton runs off to |x| ~ 1e20, where F(x) - x rounds to exactly 0: no point there
+    for method in ("newton", "q"):
+        fps = find_fixed_points(m, rng.normal(size=(4, m.dim)), inputs=e, method=method,
+                                progress=False)
+        assert len(fps.points) == 0, method
 
 
 # -- bad input ---------------------------------------------------------------------------
