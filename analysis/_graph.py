@@ -172,40 +172,18 @@ def _leaky_blocks(weights):
 
 
 def _longest_chain(A):
-    """Number of nodes on the longest path of the graph ``j -> i`` for ``A[i, j] != 0``.
-
-    Kahn's algorithm by levels on the CSR pattern; None when there is a cycle.
-    """
-    n = A.shape[0]
-    if n == 0:
-        return 0
-    indeg = np.diff(A.indptr).astype(np.int64)
-    succ = A.T.tocsr()  # row j lists the i with A[i, j] != 0
-    frontier = np.flatnonzero(indeg == 0)
-    levels = 0
-    seen = 0
-    while frontier.size:
-        levels += 1
-        seen += frontier.size
-        starts = succ.indptr[frontier]
-        counts = succ.indptr[frontier + 1] - starts
-        total = int(counts.sum())
-        if total == 0:
-            break
-        # gather the successor lists of the frontier in one vectorised pass
-        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        targets = succ.indices[offs + np.arange(total)]
-        uniq, hits = np.unique(targets, return_counts=True)
-        indeg[uniq] -= hits
-        frontier = uniq[indeg[uniq] == 0]
-    if seen < n:
-        return None
-    return levels
+    """Number of nodes on the longest path of the graph ``j -> i`` for ``A[i, j] != 0``;
+    None when there is a cycle."""
+    return _longest_weighted_chain(A, np.ones(A.shape[0], dtype=np.int64))
 
 
 def _longest_weighted_chain(A, weight):
     """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing
-    ``weight``; None when there is a cycle. Kahn's algorithm by frontiers, as above."""
+    ``weight``; None when there is a cycle.
+
+    Kahn's algorithm by frontiers on the CSR pattern: each frontier's successor lists are
+    gathered in one vectorised pass, and each node's heaviest incoming path is carried
+    forward with ``np.maximum.at``."""
     n = A.shape[0]
     if n == 0:
         return 0
