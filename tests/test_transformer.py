@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap.analysis import (
+    covariant_lyapunov_vectors,
     find_fixed_points,
     fir_length,
     impulse_response,
     lyapunov_spectrum,
+    memory_capacity,
     sparsity_graph,
 )
 from itermap.block_functions import (
@@ -346,3 +348,25 @@ def test_the_block_matrix_figure_marks_function_blocks(encoder):
               for t in leg.get_texts()]
     assert "function block (3)" in legend
     plt.close(ax.figure)
+
+
+def test_the_memory_of_a_transformer_map_ends_with_its_depth():
+    # a finite impulse response of length L: the inputs of the last L steps are readable
+    # from the state, older ones are gone (an MLP's memory, Hershey et al.)
+    rng = np.random.default_rng(0)
+    m = itermap.transformer_map([_layer(rng, 2, 4, 2, activation="tanh"),
+                                 _layer(rng, 2, 4, 2, norm_first=True)])
+    mc = memory_capacity(m, max_delay=5, steps=1500, rng=0)
+    r2 = dict(zip(mc.delays.tolist(), np.asarray(mc.r2).tolist()))
+    assert r2[1] > 0.3 and r2[2] > 0.3
+    assert max(r2[3], r2[4], r2[5]) < 0.05
+
+
+def test_covariant_vectors_of_a_looped_layer_agree_with_its_spectrum():
+    rng = np.random.default_rng(1)
+    loop = itermap.looped_transformer_map(_layer(rng, 2, 4, 2, activation="tanh", scale=3.0))
+    e = 0.1 * rng.normal(size=loop.dim)
+    x0 = rng.normal(size=loop.dim)
+    cv = covariant_lyapunov_vectors(loop, x0, 400, inputs=e, transient=100, k=3)
+    spec = lyapunov_spectrum(loop, x0, steps=400, inputs=e, transient=100, k=3)
+    np.testing.assert_allclose(np.asarray(cv.exponents), np.asarray(spec.exponents), atol=0.05)
