@@ -2,7 +2,12 @@
 
 import importlib.util
 
-# these import torch at their top (itermap itself imports it only lazily); without torch,
-# as in CI, the doctest collector must not import them
-collect_ignore = [] if importlib.util.find_spec("torch") else [
-    "itermap/_torch_modules.py", "tests/fixtures/make_torch_fixtures.py"]
+# these import an optional package at their top (itermap itself imports them only lazily);
+# without it, as in CI, the doctest collector must not import them
+_NEEDS = {
+    "torch": ["itermap/_torch_modules.py", "tests/fixtures/make_torch_fixtures.py",
+              "tests/fixtures/make_transformer_fixtures.py"],
+    "reservoirpy": ["tests/fixtures/make_reservoirpy_fixtures.py"],
+}
+collect_ignore = [path for package, paths in _NEEDS.items()
+                  if importlib.util.find_spec(package) is None for path in paths]
