@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_numpy
 
-from ._checks import check_choice, check_int, check_real, check_real_array
+from ._checks import check_choice, check_int, check_real, check_real_array, plain_array
 
 __all__ = ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]
 
@@ -100,6 +100,11 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
 
 def _effective_parts(map, leak):
     """(W on the non-input units, leak per unit) as NumPy/SciPy float64."""
+    map = plain_array("map", map)
+    if hasattr(map, "shape") and not is_sparse(map) and not isinstance(map, np.ndarray) \
+            and itermap.backends.backend_of(map) != "cupy":
+        raise TypeError(f"map must be a map or a NumPy, CuPy or sparse matrix, got a "
+                        f"{type(map).__module__.split('.')[0]} array")
     if isinstance(map, itermap.IterativeMap):
         if leak is not None:
             raise ValueError("leak: a map carries its own leak; pass leak only with a matrix")

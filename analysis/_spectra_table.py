@@ -19,7 +19,14 @@ import numpy as np
 import itermap
 from itermap.backends import to_numpy
 
-from ._checks import check_choice, check_int, check_memory, check_real, check_real_array
+from ._checks import (
+    check_choice,
+    check_int,
+    check_memory,
+    check_real,
+    check_real_array,
+    one_namespace,
+)
 from ._lyapunov import lyapunov_spectrum
 from ._sweep import sweep
 
@@ -450,6 +457,7 @@ def spectrum_embedding(table: Any, targets: Any, *, method: str = "pca", latent:
     from scipy.stats import spearmanr
 
     X = table.spectra if isinstance(table, SpectraTable) else table
+    one_namespace(table=X, targets=targets)
     X = check_real_array("table", X, ndim=2)
     y = check_real_array("targets", targets, ndim=1)
     if y.shape[0] != X.shape[0]:

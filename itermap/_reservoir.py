@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import is_sparse, namespace
+from ._checks import one_namespace
 from ._network import IterativeMap, _check_matrix, _check_vector
 from ._types import Array
 
@@ -58,6 +59,8 @@ class ReservoirMap(IterativeMap):
     def __init__(self, W: Array, W_in: Array, bias: Array | None = None,
                  activation: str = "tanh", *, leak: float | None = 1.0, readout_weights: Array,
                  readout_bias: Array | None = None):
+        one_namespace(W=W, W_in=W_in, bias=bias, readout_weights=readout_weights,
+                      readout_bias=readout_bias)
         base = IterativeMap.from_rnn(W, W_in, bias, activation, leak=leak)
         IterativeMap.__init__(self, base.block_matrix, base.bias, list(base.activations),
                               input_block=0, leak=base.leak)

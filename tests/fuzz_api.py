@@ -719,7 +719,8 @@ def cases() -> dict:
             "n": P(8, "int>=1", size_like=True), "density": P(0.5, "probability"),
             "seeds": P(2, "int>=1", size_like=True), "steps": P(20, "int>=1", size_like=True),
             "transient": P(5, "int>=0", size_like=True), "input_scale": P(0.0, "float>=0"),
-            "rng": P(0, "rng", optional=True)}, positional=("radii", "leaks")),
+            "rng": P(0, "rng", optional=True)}, positional=("radii", "leaks"),
+            nan_fields=("edge",)),  # NaN: no crossing inside the scan, documented
         "effective_spectral_radius": Case(analysis.effective_spectral_radius, {
             "map": P(np.eye(3) * 0.5, "array", names=("map", "matrix")),
             "leak": P(0.5, "probability", optional=True), "method": P("auto", "choice")},

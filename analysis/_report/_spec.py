@@ -418,7 +418,8 @@ def examples() -> dict[str, Path]:
     Examples
     --------
     >>> list(examples())
-    ['chaos_scan', 'dynamics', 'example', 'mlp_vs_rnn', 'sparse_continuum', 'trained_networks']
+    ['chaos_scan', 'dynamics', 'example', 'mlp_vs_rnn', 'reservoirs', 'sparse_continuum',
+     'trained_networks']
     """
     return {p.stem: p for p in sorted(DATA.glob("*.toml"))}
 
