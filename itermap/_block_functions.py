@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ._activations import get_activation
-from ._backend import backend_of, namespace, to_backend
+from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._checks import no_half, one_namespace, plain_array
 
 __all__ = ["BlockFunction", "Chain", "FeedForward", "LayerNorm", "Residual", "SelfAttention",
@@ -126,19 +126,13 @@ class BlockFunction:
         a, b = self.arrays(), other.arrays()
         return mine == theirs and a.keys() == b.keys() and all(
             a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
-            and bool(np.array_equal(np.asarray(_host(a[k])), np.asarray(_host(b[k]))))
+            and bool(np.array_equal(np.asarray(to_numpy(a[k])), np.asarray(to_numpy(b[k]))))
             for k in a)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}: {self.in_size} -> {self.out_size})"
-
-
-def _host(a):
-    from ._backend import to_numpy
-
-    return to_numpy(a)
 
 
 def _param(name: str, a: Any, shape: tuple[int, ...]) -> Array:
@@ -166,7 +160,7 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _tokens(a, T, lead_extra=0):
+def _tokens(a, T):
     """``(..., T * d)`` as ``(..., T, d)``."""
     xp = namespace(a)
     return xp.reshape(a, (*a.shape[:-1], T, a.shape[-1] // T))
@@ -473,7 +467,7 @@ class SelfAttention(BlockFunction):
         if self.causal:
             add[np.triu_indices(T, 1)] = -np.inf
         if self.user_mask is not None:
-            user = np.asarray(_host(self.user_mask))
+            user = np.asarray(to_numpy(self.user_mask))
             add = add + (np.where(user, -np.inf, 0.0) if user.dtype == bool else user)
         if not np.all(np.any(np.isfinite(add), axis=1)):
             raise ValueError("mask: some token may attend to no token at all")
@@ -553,14 +547,6 @@ class SelfAttention(BlockFunction):
         if self.user_mask is not None:
             out["mask"] = self.user_mask
         return out
-
-    @property
-    def dtype(self):
-        return self.in_proj_weight.dtype
-
-    @property
-    def backend(self):
-        return backend_of(self.in_proj_weight)
 
     def config(self):
         return {"kind": "self_attention", "num_heads": self.num_heads, "seq_len": self.seq_len,
@@ -781,8 +767,7 @@ def rebuild(config: Any, arrays: Mapping[str, Array], _depth: int = 0) -> BlockF
     if not isinstance(config, dict) or config.get("kind") not in BLOCK_FUNCTIONS:
         raise ValueError(f"a block function must name its kind, one of "
                          f"{sorted(BLOCK_FUNCTIONS)}; got {config!r}")
-    if any(isinstance(v, dict) for v in config.values()) or "parts" in config:
-        config = dict(config, _depth=_depth + 1)
+    config = dict(config, _depth=_depth + 1)  # how deep a chain's parts are rebuilt
     try:
         return BLOCK_FUNCTIONS[config["kind"]]._rebuild(config, arrays)
     except KeyError as e:

@@ -992,10 +992,7 @@ class IterativeMap(Map):
             if sparse:
                 raise ValueError("sparse: a map with function blocks has no sparse Jacobian; "
                                  "use tangent or vjp")
-            eye = xp.eye(self.dim, dtype=x.dtype)
-            if x.ndim == 2:
-                eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
-            return self.tangent(x, eye, u)
+            return Map.jacobian(self, x, u)  # the tangent of the identity
         parts, _ = self._preactivation(x, u)
         d = self._derivative(parts, xp)
         if sparse:

@@ -190,14 +190,6 @@ class LoopedTransformerMap(Map):
         x, z = self._inputs(x, u)
         return self.layer.vjp(z, self._check_cotangent(x, w))
 
-    def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        x, z = self._inputs(x, u)
-        xp = namespace(x)
-        eye = xp.eye(self.dim, dtype=x.dtype)
-        if x.ndim == 2:
-            eye = xp.broadcast_to(eye, (x.shape[0], self.dim, self.dim))
-        return self.layer.tangent(z, eye)
-
     def __repr__(self) -> str:
         return f"LoopedTransformerMap(dim={self.dim}, layer={self.layer.name!r})"
 
