@@ -41,11 +41,40 @@ def test_license_file_matches_pyproject():
     assert "Neither the name of the copyright holder" in text  # the third clause
 
 
+def _version():
+    """``__version__`` as written in itermap/__init__.py, read without importing it."""
+    text = (ROOT / "itermap" / "__init__.py").read_text()
+    (version,) = re.findall(r'^__version__ = "([^"]+)"$', text, re.M)
+    return version
+
+
+def test_the_version_is_written_once_and_pyproject_reads_it():
+    project = PYPROJECT["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "itermap.__version__"}
+    import itermap
+
+    assert itermap.__version__ == _version()
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+|rc\d+)?", _version())
+
+
+def test_the_changelog_names_the_current_version_as_its_latest_release():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert "Keep a Changelog" in text and "## [Unreleased]" in text
+    releases = re.findall(r"^## \[(\d[^\]]*)\] - (\d{4}-\d{2}-\d{2})$", text, re.M)
+    assert releases, "no dated release heading"
+    assert releases[0][0] == _version()
+    # newest first, no version twice
+    keys = [tuple(int(p) for p in v.split(".")[:3]) for v, _ in releases]
+    assert keys == sorted(set(keys), reverse=True)
+
+
 def test_citation_cites_the_software_and_the_paper():
     yaml = pytest.importorskip("yaml")
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
-    assert cff["version"] == PYPROJECT["project"]["version"]
+    assert cff["version"] == _version()
     assert cff["license"] == PYPROJECT["project"]["license"]
     paper = cff["preferred-citation"]
     assert [a["family-names"] for a in paper["authors"]] == ["Hershey", "Paffenroth", "Pathak",
