@@ -13,6 +13,7 @@ once, and starts that come within ``unique_tol`` of a point already found
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from dataclasses import dataclass
 from typing import ClassVar
@@ -814,6 +815,7 @@ def find_fixed_points(map, x0, *, inputs=None, period=1, tol=1e-10, max_iter=600
     F = _Power(map, period, u, xp, torus)
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     method = _choose_method(method, slow_points, dim, xp)
+    logging.getLogger(__name__).info("find_fixed_points: method %r at dim %d", method, dim)
     if method == "newton-krylov":
         return _krylov_fixed_points(map, F, x, u, xp, tol=tol, max_iter=max_iter,
                                     unique_tol=unique_tol, progress=progress,

@@ -17,6 +17,7 @@ that a ReLU has killed) has the exponent ``-inf``.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -507,6 +508,7 @@ def _warn_unresolved(qr_error, worst, every, eps):
     """Warn when spaced QRs leave the exponents a rounding error above 1e-6 per step."""
     if every > 1 and qr_error > _QR_ERROR_LIMIT:
         safe = max(1, int(every * math.log(_QR_ERROR_LIMIT / eps) / max(worst, 1e-300)))
+        logging.getLogger(__name__).info("spaced QRs: error %.1e/step, every=%d", qr_error, every)
         warnings.warn(
             f"with reorthonormalize_every={every} the QRs bound the exponents' rounding error "
             f"only to {qr_error:.1e} per step (> {_QR_ERROR_LIMIT:.0e}; a tangent vector lost "

@@ -31,6 +31,7 @@ an orthogonality error of one step is not carried into the next one's ``R``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 
 import numpy as np
@@ -234,6 +235,7 @@ class Reorthonormalizer:
         if out is None:
             if self.hold == 0 and Y.shape[-1] > 0:
                 self.fallbacks += 1
+                logging.getLogger(__name__).debug("QR: Householder for an ill-conditioned frame")
                 self.hold = _FALLBACK_HOLD
             out = self._householder(xp, Y, want_r, self._split_frames(Y))
         return _exact_rank(xp, Y, *out)

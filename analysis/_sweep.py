@@ -47,6 +47,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import logging
 import math
 import mmap
 import numbers
@@ -983,6 +984,7 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
             rec = _read_cached(cache_dir, key, canon[i], identity)
             if rec is not None:
                 outputs[i], done[i] = rec, True
+                logging.getLogger(__name__).debug("sweep: %s read from the cache", points[i])
                 n_cached += 1
     if isinstance(executor, str):  # "serial", checked above
         executor = _SerialExecutor()

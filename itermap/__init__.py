@@ -7,7 +7,7 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import backends, block_functions, datasets, systems
+from . import _log, backends, block_functions, datasets, systems  # noqa: F401 (_log: the logger)
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan

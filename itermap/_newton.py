@@ -17,6 +17,7 @@ calls :func:`newton_iterate` here.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -603,6 +604,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
         if fallback == "raise":
             raise NewtonConvergenceError(reason, iterations=total_iter, residuals=history,
                                          lyapunov_exponent=lam)
+        logging.getLogger(__name__).info("iterate(method='newton'): %s; sequential path", reason)
         warnings.warn(f"{reason}; falling back to the sequential path", RuntimeWarning,
                       stacklevel=3)
         seq = _sequential(m, x0, steps, inputs=inputs, every=every, keep=keep)

@@ -26,6 +26,7 @@ about a second, which a short run does not earn back.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import types
@@ -235,6 +236,7 @@ def _compile(step, jac, params, x, Q, batch):
                np.zeros((B, 2)), np.zeros((1, B, k, k)), np.zeros((1, B, dim, k)), 0)
     except Exception:  # noqa: BLE001 -- anything numba refuses runs the plain loop
         kernel = None
+        logging.getLogger(__name__).info("numba refused %r: the plain loop runs", step)
     _COMPILED[key] = kernel
     return kernel
 
