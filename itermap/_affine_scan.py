@@ -198,7 +198,7 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
 
 
 def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> Array:
-    """The states ``x_1 .. x_T`` of ``x_{t+1} = A_t x_t + b_t`` from ``x_0``, by a parallel scan.
+    """The states ``x_1, ..., x_T`` of ``x_{t+1} = A_t x_t + b_t`` from ``x_0``, by a parallel scan.
 
     Only the offsets of the prefix compositions are formed (the start is
     folded into the first offset), about ``T`` matrix products for a full

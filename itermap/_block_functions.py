@@ -609,7 +609,7 @@ class Residual(BlockFunction):
 
 
 class Chain(BlockFunction):
-    """``g_n(... g_2(g_1(x)))``: block functions applied in turn.
+    """``g_n(...(g_2(g_1(x))))``: block functions applied in turn.
 
     Parameters
     ----------

@@ -1,8 +1,12 @@
 """Every tutorial notebook runs top to bottom (so that none of them rots), draws its
-figures as image/png outputs, and writes nothing to stderr (no warnings)."""
+figures as image/png outputs, and writes nothing to stderr (no warnings).
+
+A notebook that passes is written, executed, to docs/gallery/ (git-ignored) for the docs
+build to render without executing it again (docs/_gallery.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,13 @@ nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _gallery():
+    spec = importlib.util.spec_from_file_location("_gallery", ROOT / "docs" / "_gallery.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_notebooks_are_numbered_in_order():
@@ -52,3 +63,4 @@ def test_notebook_executes(path, monkeypatch):
     assert figures, f"{path.name} shows no figure (image/png output)"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    _gallery().save_executed(nb, path, ROOT / "docs" / "gallery")  # for the docs build

@@ -1,0 +1,114 @@
+"""Sphinx configuration of itermap's documentation site (see docs/README.md for the design).
+
+Build: ``python -m sphinx -W -b html docs docs/_build`` (warnings are errors).
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))      # the checkout's itermap, as the tests import it
+sys.path.insert(0, str(DOCS))
+
+import _gallery  # noqa: E402  (docs/_gallery.py, next to this file)
+
+import itermap  # noqa: E402
+
+project = "itermap"
+author = "the itermap developers"
+copyright = "2026, the itermap developers"  # noqa: A001
+version = release = itermap.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "myst_nb",
+    "sphinx_copybutton",
+]
+
+exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints", "jupyter_execute"]
+templates_path = ["_templates"]
+html_static_path: list[str] = []
+
+# ---- API: one page per public name, from the public modules' __all__ only --------------
+# Private paths never appear: other branches move private modules into folders freely.
+PUBLIC_MODULES = [
+    "itermap",
+    "itermap.analysis",
+    "itermap.analysis.plots",
+    "itermap.systems",
+    "itermap.datasets",
+    "itermap.files",
+    "itermap.backends",
+    "itermap.block_functions",
+]
+autosummary_generate = True
+autosummary_ignore_module_all = False   # a module's members are its __all__
+autosummary_imported_members = True
+autosummary_context = {"submodules": [m.rsplit(".", 1)[1] for m in PUBLIC_MODULES[1:]]}
+autodoc_default_options = {"member-order": "bysource"}
+autodoc_typehints = "none"              # numpydoc's Parameters section says the types
+numpydoc_show_class_members = False     # the class template lists the methods itself
+numpydoc_class_members_toctree = False
+numpydoc_validation_checks: set[str] = set()   # tests/test_docstrings.py checks sections
+add_module_names = False
+
+# ---- intersphinx: offline-safe --------------------------------------------------------
+# Each inventory is fetched once into docs/_inventories/ (git-ignored) and read from there.
+# Where the network is unreachable (CI reaches only PyPI) a project without a cached
+# inventory is left out of the mapping, so its links render as plain text instead of the
+# build failing on "failed to reach any of the inventories" under -W.
+_PROJECTS = {
+    "python": "https://docs.python.org/3/",
+    "numpy": "https://numpy.org/doc/stable/",
+    "scipy": "https://docs.scipy.org/doc/scipy/",
+    "networkx": "https://networkx.org/documentation/stable/",
+    "matplotlib": "https://matplotlib.org/stable/",
+    "torch": "https://docs.pytorch.org/docs/stable/",
+}
+
+
+def _inventory(name: str, url: str) -> str | None:
+    cached = DOCS / "_inventories" / f"{name}.inv"
+    if not cached.exists():
+        try:
+            with urllib.request.urlopen(url + "objects.inv", timeout=3) as response:
+                data = response.read()
+        except OSError:
+            return None
+        cached.parent.mkdir(exist_ok=True)
+        cached.write_bytes(data)
+    return str(cached)
+
+
+intersphinx_mapping = {name: (url, inv) for name, url in _PROJECTS.items()
+                       if (inv := _inventory(name, url)) is not None}
+intersphinx_timeout = 3
+
+# ---- notebooks: executed once, by the tests or here ------------------------------------
+# tests/test_notebooks.py writes each notebook it executes to docs/gallery/ (git-ignored)
+# with the hash of its source; _gallery executes here only those missing or stale, and
+# myst-nb renders them with execution off.
+_gallery.prepare(ROOT / "notebooks", DOCS / "gallery")
+nb_execution_mode = "off"
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_heading_anchors = 3
+suppress_warnings = ["mystnb.unknown_mime_type"]
+
+# ---- HTML ------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"itermap {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
