@@ -94,7 +94,7 @@ def _built():
     return BUILD
 
 
-def test_the_site_has_a_page_for_every_public_name():
+def test_the_built_site_has_a_page_for_every_public_name():
     build = _built()
     missing = [n for n in _public_names() if not (build / "api" / f"{n}.html").exists()]
     assert not missing, f"no API page for {missing}"
@@ -105,7 +105,7 @@ def test_the_site_has_a_page_for_every_public_name():
         assert not [i for i in ids if "._" in i], page.name
 
 
-def test_every_notebook_page_shows_its_figures():
+def test_the_built_site_shows_every_notebooks_figures():
     build = _built()
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert notebooks
