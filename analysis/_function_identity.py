@@ -34,6 +34,7 @@ from __future__ import annotations
 import builtins
 import dis
 import importlib.util
+import logging
 import os
 import pickle
 import site
@@ -310,6 +311,7 @@ def function_identity(function) -> str | None:
             "bind only arrays, numbers, maps and other picklable values, or run without "
             "cache=") from exc
     if shared.unhashable:
+        logging.getLogger(__name__).info("sweep: cache off, %s is unhashable", shared.unhashable[0])
         warnings.warn(
             f"cache=: function reads the global {shared.unhashable[0]}, whose value cannot be "
             "hashed, so a cached result could not be told from a stale one; this sweep runs "

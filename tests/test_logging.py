@@ -125,3 +125,23 @@ def test_a_householder_fallback_is_logged(caplog):
             reorth(U[..., :k] @ V)  # well conditioned, and within the hold: no new record
     assert reorth.fallbacks == 1
     assert len(_records(caplog, "Householder")) == 1
+
+
+def test_a_sweep_that_turns_its_cache_off_says_so(tmp_path, monkeypatch, caplog):
+    # a function reading a global that cannot be hashed: the cache cannot tell a stale
+    # result, so the sweep runs without it (a warning for the user, a record for the log)
+    (tmp_path / "log_lock_mod.py").write_text(
+        "import threading\nLOCK = threading.Lock()\n"
+        "def point(x):\n    with LOCK:\n        return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, "log_lock_mod", raising=False)
+    import log_lock_mod
+
+    with caplog.at_level(logging.INFO, logger="itermap"), pytest.warns(RuntimeWarning):
+        res = analysis.sweep(log_lock_mod.point, {"x": [1.0]}, executor="serial",
+                             cache=tmp_path / "cache", progress=False)
+    assert res["result"].tolist() == [2.0]
+    (rec,) = _records(caplog, "cache off")
+    assert "LOCK" in rec.getMessage()
+    sys.modules.pop("log_lock_mod", None)
