@@ -6,7 +6,6 @@ Build: ``python -m sphinx -W -b html docs docs/_build`` (warnings are errors).
 from __future__ import annotations
 
 import sys
-import urllib.request
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -15,6 +14,7 @@ sys.path.insert(0, str(ROOT))      # the checkout's itermap, as the tests import
 sys.path.insert(0, str(DOCS))
 
 import _gallery  # noqa: E402  (docs/_gallery.py, next to this file)
+import _intersphinx  # noqa: E402
 
 import itermap  # noqa: E402
 
@@ -60,36 +60,17 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()   # tests/test_docstrings.py checks sections
 add_module_names = False
 
-# ---- intersphinx: offline-safe --------------------------------------------------------
-# Each inventory is fetched once into docs/_inventories/ (git-ignored) and read from there.
-# Where the network is unreachable (CI reaches only PyPI) a project without a cached
-# inventory is left out of the mapping, so its links render as plain text instead of the
-# build failing on "failed to reach any of the inventories" under -W.
-_PROJECTS = {
+# ---- intersphinx: offline-safe (docs/_intersphinx.py) ----------------------------------
+# CI reaches only PyPI: there, projects without a cached inventory are left out and their
+# names render as plain text; a build with the network links them.
+intersphinx_mapping = _intersphinx.mapping({
     "python": "https://docs.python.org/3/",
     "numpy": "https://numpy.org/doc/stable/",
     "scipy": "https://docs.scipy.org/doc/scipy/",
     "networkx": "https://networkx.org/documentation/stable/",
     "matplotlib": "https://matplotlib.org/stable/",
     "torch": "https://docs.pytorch.org/docs/stable/",
-}
-
-
-def _inventory(name: str, url: str) -> str | None:
-    cached = DOCS / "_inventories" / f"{name}.inv"
-    if not cached.exists():
-        try:
-            with urllib.request.urlopen(url + "objects.inv", timeout=3) as response:
-                data = response.read()
-        except OSError:
-            return None
-        cached.parent.mkdir(exist_ok=True)
-        cached.write_bytes(data)
-    return str(cached)
-
-
-intersphinx_mapping = {name: (url, inv) for name, url in _PROJECTS.items()
-                       if (inv := _inventory(name, url)) is not None}
+}, DOCS / "_inventories")
 intersphinx_timeout = 3
 
 # ---- notebooks: executed once, by the tests or here ------------------------------------

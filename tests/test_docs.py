@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import re
 import subprocess
@@ -25,13 +26,16 @@ from public_api import MODULES
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BUILD = DOCS / "_build"
-PAGES = sorted(p for p in DOCS.rglob("*.md") if not p.relative_to(DOCS).parts[0].startswith(
-    ("_", "gallery", "api")) and p.name != "README.md")
 
 
 def _python_blocks(page):
     text = page.read_text(encoding="utf-8")
     return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+# the pages written by hand (not the generated API pages and gallery) that hold Python
+PAGES = sorted(p for p in DOCS.rglob("*.md") if not p.relative_to(DOCS).parts[0].startswith(
+    ("_", "gallery", "api", "jupyter_execute")) and p.name != "README.md" and _python_blocks(p))
 
 
 def _public_modules():
@@ -46,7 +50,7 @@ def _public_modules():
 
 def test_every_guide_has_a_runnable_snippet():
     guides = sorted((DOCS / "guides").glob("*.md"))
-    assert len(guides) >= 15
+    assert len(guides) >= 15 and len(PAGES) >= 18
     for page in guides:
         assert _python_blocks(page), f"{page.name} has no Python block"
 
@@ -54,14 +58,10 @@ def test_every_guide_has_a_runnable_snippet():
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_the_python_blocks_of_a_page_run_as_written(page, tmp_path):
-    blocks = _python_blocks(page)
-    if not blocks:
-        pytest.skip(f"{page.name} has no Python block")
-    code = "\n".join(blocks)
+    code = "\n".join(_python_blocks(page))
     if re.search(r"^\s*import torch", code, re.M) and importlib.util.find_spec("torch") is None:
         pytest.skip(f"{page.name} needs torch (pip install '.[torch]')")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
-           "ITERMAP_ROOT": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, f"{page.relative_to(DOCS)}:\n{done.stderr[-3000:]}"
@@ -74,6 +74,49 @@ def test_the_api_pages_cover_every_public_module():
     api = (DOCS / "api.rst").read_text()
     for module in listed:
         assert re.search(rf"^   {re.escape(module)}$", api, re.M), module
+
+
+def _docs_module(name):
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_intersphinx_leaves_out_what_it_cannot_reach_and_keeps_what_it_has(tmp_path):
+    inter = _docs_module("_intersphinx")
+    projects = {"numpy": "https://numpy.org/doc/stable/", "scipy": "https://scipy/"}
+    calls = []
+
+    def offline(url, timeout):
+        calls.append((url, timeout))
+        raise OSError("no route to host")
+
+    assert inter.mapping(projects, tmp_path, fetch=offline) == {}  # no warning to fail -W
+    assert calls[0] == ("https://numpy.org/doc/stable/objects.inv", 3.0)
+    inventory = b"# Sphinx inventory version 2\n# Project: numpy\n"
+    got = inter.mapping(projects, tmp_path, fetch=lambda url, t: inventory if "numpy" in url
+                        else b"<html>a portal</html>")
+    assert got == {"numpy": (projects["numpy"], str(tmp_path / "numpy.inv"))}
+    assert (tmp_path / "numpy.inv").read_bytes() == inventory
+    assert not (tmp_path / "scipy.inv").exists()
+    calls.clear()  # cached now: read without the network
+    assert inter.mapping(projects, tmp_path, fetch=offline)["numpy"][1].endswith("numpy.inv")
+    assert [u for u, _ in calls] == ["https://scipy/objects.inv"]
+
+
+def test_a_notebook_copy_is_reused_only_while_its_source_is_unchanged(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    gallery = _docs_module("_gallery")
+    source = tmp_path / "01_x.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.write(nb, source)
+    assert not gallery.is_current(source, tmp_path / "g")
+    gallery.save_executed(nb, source, tmp_path / "g")
+    assert gallery.is_current(source, tmp_path / "g")
+    nb.cells.append(nbformat.v4.new_code_cell("2 + 2"))
+    nbformat.write(nb, source)  # the notebook was edited: its copy is stale
+    assert not gallery.is_current(source, tmp_path / "g")
 
 
 def _public_names():
