@@ -231,7 +231,7 @@ def test_sparsity_graph_layout_by_block_and_sign_colours():
     size = {b: int(np.sum(block == b)) for b in set(block.tolist())}
     # each block's units sit on a ring around x = block (one unit: at the centre)
     radius = np.hypot(off[:, 0] - block, off[:, 1])
-    want = np.array([0.0 if size[b] == 1 else plots._RING for b in block])
+    want = np.array([0.0 if size[b] == 1 else plots._graph._RING for b in block])
     np.testing.assert_allclose(radius, want, atol=1e-12)
     (edges,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     colors = [tuple(np.round(c[:3], 3)) for c in edges.get_colors()]
