@@ -73,6 +73,12 @@ class IterativeMap(Map):
     stored block when fewer than half the blocks are filled); sparse weights
     stay sparse (scipy.sparse or cupyx.scipy.sparse).
 
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+
     Examples
     --------
     >>> import numpy as np
@@ -1477,6 +1483,11 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         ``n < 1``, a negative ``gain``, a density outside (0, 1].
     TypeError
         A non-floating ``dtype``.
+
+    References
+    ----------
+    .. [1] H. Sompolinsky, A. Crisanti, H. J. Sommers, "Chaos in random neural
+       networks", Physical Review Letters 61(3), 259-262 (1988).
 
     Examples
     --------

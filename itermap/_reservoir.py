@@ -45,6 +45,17 @@ class ReservoirMap(IterativeMap):
     readout_bias : array of shape (outputs,), optional
         The readout's bias (zero when omitted).
 
+    References
+    ----------
+    .. [1] H. Jaeger, "The 'echo state' approach to analysing and training recurrent
+       neural networks", GMD Report 148, German National Research Center for
+       Information Technology (2001).
+    .. [2] H. Jaeger, M. Lukosevicius, D. Popovici, U. Siewert, "Optimization and
+       applications of echo state networks with leaky-integrator neurons",
+       Neural Networks 20(3), 335-352 (2007).
+    .. [3] M. Lukosevicius, "A practical guide to applying echo state networks", in
+       Neural Networks: Tricks of the Trade, 2nd ed., LNCS 7700, Springer (2012).
+
     Examples
     --------
     >>> import numpy as np
