@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 from ._backend import is_sparse, namespace
 from ._checks import one_namespace
-from ._network import IterativeMap, _check_matrix, _check_vector
+from ._network import IterativeMap
+from ._network_parts import _check_matrix, _check_vector
 from ._types import Array
 
 __all__ = ["ReservoirMap", "from_reservoirpy"]

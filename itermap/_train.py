@@ -31,7 +31,8 @@ from ._checks import (
     plain_array,
 )
 from ._io import _check_target, load, save, saveable
-from ._network import IterativeMap, _csr_coordinates, sampled_product
+from ._network import IterativeMap
+from ._network_grad import _csr_coordinates, sampled_product
 from ._optim import make_optimizer
 from ._progress import interactive, progress_bar
 from ._protocol import as_map

@@ -184,7 +184,7 @@ def test_parameter_gradient_of_one_step_matches_central_differences():
 
 
 def test_sampled_product_matches_the_dense_product_at_the_pattern():
-    from itermap._network import sampled_product
+    from itermap._network_grad import sampled_product
 
     rng = np.random.default_rng(0)
     g, x = rng.normal(size=(30, 200)), rng.normal(size=(30, 150))
