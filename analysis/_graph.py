@@ -102,6 +102,15 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     pattern (never from a dense matrix); 10^6 edges take a few seconds,
     dominated by creating networkx's Python objects.
 
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [2] A. Hagberg, D. Schult, P. Swart, "Exploring network structure, dynamics,
+       and function using NetworkX", Proceedings of the 7th Python in Science
+       Conference (SciPy 2008), 11-15 (2008).
+
     Examples
     --------
     >>> import numpy as np
@@ -271,6 +280,14 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     activation derivatives vanish along the trajectory. A function block (a
     transformer layer, say) may join any unit of its source block to any unit of its
     target: the count takes it so, and an ``L``-layer transformer map has length ``L``.
+
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [2] A. B. Kahn, "Topological sorting of large networks", Communications of
+       the ACM 5(11), 558-562 (1962).
 
     Examples
     --------

@@ -482,6 +482,14 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     the other (each row's perturbed copies run as one batch, and rows do not
     share rounding).
 
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [2] R. Pascanu, T. Mikolov, Y. Bengio, "On the difficulty of training
+       recurrent neural networks", ICML (2013), arXiv:1211.5063.
+
     Examples
     --------
     An MLP of 3 layers forgets an impulse after 3 steps, a scalar linear
@@ -609,6 +617,17 @@ def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: 
         steps to fit the readout.
     TypeError
         A non-integer ``input_block``, ``max_delay``, ``steps`` or ``washout``.
+
+    References
+    ----------
+    .. [1] H. Jaeger, "Short term memory in echo state networks", GMD Report 152,
+       German National Research Center for Information Technology (2002).
+    .. [2] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [3] N. Trouvain, L. Pedrelli, T. T. Dinh, X. Hinaut, "ReservoirPy: an
+       efficient and user-friendly library to design echo state networks", ICANN
+       (2020).
 
     Examples
     --------

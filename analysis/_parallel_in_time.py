@@ -135,6 +135,17 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     ``exp(lambda t)``, so Newton's iterate is only right on the prefix it has
     already pinned down: about ``T`` iterations.
 
+    References
+    ----------
+    .. [1] X. Gonzalez, L. Kozachkov, D. M. Zoltowski, K. L. Clarkson, S. W.
+       Linderman, "Predictability enables parallelization of nonlinear state space
+       models", NeurIPS (2025), arXiv:2508.16817.
+    .. [2] Y. H. Lim, Q. Zhu, J. Selfridge, M. F. Kasim, "Parallelizing non-linear
+       sequential models over the sequence length", ICLR (2024), arXiv:2309.12252.
+    .. [3] G. Benettin, L. Galgani, A. Giorgilli, J.-M. Strelcyn, "Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian
+       systems; a method for computing all of them", Meccanica 15, 9-30 (1980).
+
     Examples
     --------
     >>> from itermap.analysis import newton_lyapunov_scan

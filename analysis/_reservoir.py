@@ -66,6 +66,11 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
     .. [1] H. Jaeger, M. Lukosevicius, D. Popovici, U. Siewert, "Optimization and
        applications of echo state networks with leaky-integrator neurons",
        Neural Networks 20(3), 335-352 (2007).
+    .. [2] H. Jaeger, "The 'echo state' approach to analysing and training recurrent
+       neural networks", GMD Report 148, German National Research Center for
+       Information Technology (2001).
+    .. [3] M. Lukosevicius, "A practical guide to applying echo state networks", in
+       Neural Networks: Tricks of the Trade, 2nd ed., LNCS 7700, Springer (2012).
 
     Examples
     --------

@@ -64,7 +64,9 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     .. [1] R. Vogt, M. Puelma Touzel, E. Shlizerman, G. Lajoie, "On Lyapunov
        exponents for RNNs: understanding information propagation using
        dynamical systems tools", Front. Appl. Math. Stat. 8 (2022),
-       arXiv:2006.14123 / 2204.04876.
+       arXiv:2006.14123.
+    .. [2] R. Vogt, Y. Zheng, E. Shlizerman, "Lyapunov-guided representation of
+       recurrent neural network performance", arXiv:2204.04876 (2022).
 
     Examples
     --------

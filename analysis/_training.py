@@ -127,6 +127,12 @@ def sparse_hidden_width(target: int, density: float, *, n_in: int = 64, n_out: i
         The largest width whose expected parameter count is at most ``target``
         (at least 1).
 
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+
     Examples
     --------
     >>> from itermap.analysis import sparse_hidden_width
@@ -170,6 +176,14 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
         For an unknown ``kind``, or ``hidden`` or ``density`` out of range.
     TypeError
         For a ``hidden`` that is not an integer or a ``density`` that is not a number.
+
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [2] E. Alpaydin, C. Kaynak, "Optical recognition of handwritten digits", UCI
+       Machine Learning Repository (1998).
 
     Examples
     --------
@@ -234,6 +248,14 @@ def equal_parameter_comparison(*, hidden: int = 64,
         count, step count or batch size below 1.
     TypeError
         For a value of the wrong type (``seeds="3"``, a float width, ...).
+
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+    .. [2] D. P. Kingma, J. Ba, "Adam: a method for stochastic optimization", ICLR
+       (2015), arXiv:1412.6980.
 
     Examples
     --------
@@ -383,6 +405,15 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
         option of the wrong type.
     ValueError
         An option out of range (``keep_trials < 1``, ``noise < 0``, ...).
+
+    References
+    ----------
+    .. [1] D. Sussillo, O. Barak, "Opening the black box: low-dimensional dynamics
+       in high-dimensional recurrent neural networks", Neural Computation 25(3),
+       626-649 (2013).
+    .. [2] M. D. Golub, D. Sussillo, "FixedPointFinder: a Tensorflow toolbox for
+       identifying and characterizing fixed points in recurrent neural networks",
+       Journal of Open Source Software 3(31), 1003 (2018).
 
     Examples
     --------

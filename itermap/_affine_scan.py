@@ -172,6 +172,13 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
     TypeError
         Non-float arrays, arrays from different namespaces.
 
+    References
+    ----------
+    .. [1] G. E. Blelloch, "Prefix sums and their applications", Technical Report
+       CMU-CS-90-190, Carnegie Mellon University (1990).
+    .. [2] E. Martin, C. Cundy, "Parallelizing linear recurrent neural nets over
+       sequence length", ICLR (2018), arXiv:1709.04057.
+
     Examples
     --------
     >>> import numpy as np
@@ -220,6 +227,13 @@ def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> A
     ------
     ValueError, TypeError
         As for :func:`affine_scan`; and an ``x0`` whose shape is not ``b.shape[1:]``.
+
+    References
+    ----------
+    .. [1] G. E. Blelloch, "Prefix sums and their applications", Technical Report
+       CMU-CS-90-190, Carnegie Mellon University (1990).
+    .. [2] E. Martin, C. Cundy, "Parallelizing linear recurrent neural nets over
+       sequence length", ICLR (2018), arXiv:1709.04057.
 
     Examples
     --------

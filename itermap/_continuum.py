@@ -222,6 +222,12 @@ def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float =
     TypeError
         Sizes or densities of the wrong type.
 
+    References
+    ----------
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak, S. Tavener, "Rethinking the
+       relationship between recurrent and non-recurrent neural networks: a study in
+       sparsity", arXiv:2404.00880 (2024).
+
     Examples
     --------
     >>> from itermap import mlp_continuum

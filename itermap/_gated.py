@@ -637,6 +637,11 @@ class ElmanRNNMap(RecurrentMap):
     nonlinearity : {"tanh", "relu"}
     batch_first : bool
 
+    References
+    ----------
+    .. [1] J. L. Elman, "Finding structure in time", Cognitive Science 14(2),
+       179-211 (1990).
+
     Examples
     --------
     >>> import numpy as np
@@ -669,6 +674,13 @@ class GRUMap(RecurrentMap):
     bias_ih, bias_hh : arrays (3H,), optional
     batch_first : bool
 
+    References
+    ----------
+    .. [1] K. Cho, B. van Merrienboer, C. Gulcehre, D. Bahdanau, F. Bougares,
+       H. Schwenk, Y. Bengio, "Learning phrase representations using RNN
+       encoder-decoder for statistical machine translation", EMNLP (2014),
+       arXiv:1406.1078.
+
     Examples
     --------
     >>> import numpy as np
@@ -697,6 +709,11 @@ class LSTMMap(RecurrentMap):
     weight_hh : array (4H, H)
     bias_ih, bias_hh : arrays (4H,), optional
     batch_first : bool
+
+    References
+    ----------
+    .. [1] S. Hochreiter, J. Schmidhuber, "Long short-term memory", Neural
+       Computation 9(8), 1735-1780 (1997).
 
     Examples
     --------

@@ -525,6 +525,17 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     where the sequential loop is bound by its per-step overhead (see
     ``benchmarks/RESULTS.md``, round 5).
 
+    References
+    ----------
+    .. [1] Y. H. Lim, Q. Zhu, J. Selfridge, M. F. Kasim, "Parallelizing non-linear
+       sequential models over the sequence length", ICLR (2024), arXiv:2309.12252.
+    .. [2] X. Gonzalez, A. Warrington, J. T. H. Smith, S. W. Linderman, "Towards
+       scalable and stable parallelization of nonlinear RNNs", NeurIPS (2024),
+       arXiv:2407.19115.
+    .. [3] X. Gonzalez, L. Kozachkov, D. M. Zoltowski, K. L. Clarkson, S. W.
+       Linderman, "Predictability enables parallelization of nonlinear state space
+       models", NeurIPS (2025), arXiv:2508.16817.
+
     Examples
     --------
     >>> import numpy as np

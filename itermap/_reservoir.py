@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 from ._backend import is_sparse, namespace
 from ._checks import one_namespace
-from ._network import IterativeMap, _check_matrix, _check_vector
+from ._network import IterativeMap
+from ._network_parts import _check_matrix, _check_vector
 from ._types import Array
 
 __all__ = ["ReservoirMap", "from_reservoirpy"]
@@ -44,6 +45,17 @@ class ReservoirMap(IterativeMap):
         The readout's weights.
     readout_bias : array of shape (outputs,), optional
         The readout's bias (zero when omitted).
+
+    References
+    ----------
+    .. [1] H. Jaeger, "The 'echo state' approach to analysing and training recurrent
+       neural networks", GMD Report 148, German National Research Center for
+       Information Technology (2001).
+    .. [2] H. Jaeger, M. Lukosevicius, D. Popovici, U. Siewert, "Optimization and
+       applications of echo state networks with leaky-integrator neurons",
+       Neural Networks 20(3), 335-352 (2007).
+    .. [3] M. Lukosevicius, "A practical guide to applying echo state networks", in
+       Neural Networks: Tricks of the Trade, 2nd ed., LNCS 7700, Springer (2012).
 
     Examples
     --------

@@ -15,23 +15,21 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ._backend import is_sparse, namespace, sparse_module, to_backend, to_numpy
-from ._blocks import BlockMatrix
+from ._backend import namespace, sparse_module, to_backend, to_numpy
+from ._bptt import _blas_threads, _check_data, _layout, _run, _take
 from ._checks import (
     check_bool,
     check_choice,
     check_int,
     check_real,
-    one_namespace,
-    plain_array,
 )
 from ._io import _check_target, load, save, saveable
-from ._network import IterativeMap, _csr_coordinates, sampled_product
+from ._network import IterativeMap
 from ._optim import make_optimizer
 from ._progress import interactive, progress_bar
 from ._protocol import as_map
@@ -221,174 +219,6 @@ class TrainState:
     validation_index: np.ndarray | None = None
 
 
-# -- the parameters as one flat vector ---------------------------------------------
-@dataclass
-class _Layout:
-    """Where each stored block and the bias live in the flat parameter vector."""
-
-    template: IterativeMap
-    entries: list = field(default_factory=list)  # (key, start, stop, sparse csr or None)
-    bias_start: int = 0
-    size: int = 0
-    coords: dict = field(default_factory=dict)  # sparse key -> (rows, cols)
-    densify: bool = False  # run sparse blocks as dense arrays (small, fairly full maps)
-    leak_blocks: list = field(default_factory=list)  # blocks whose leak rate trains
-    bias_stop: int = 0  # the leak rates follow the bias
-
-    def leak_rates(self, theta):
-        """The map's leak per block, the trained ones read from ``theta`` (kept in (0, 1])."""
-        rates = list(self.template.leak)
-        if self.leak_blocks:
-            vals = to_numpy(theta[self.bias_stop:self.size])
-            for i, v in zip(self.leak_blocks, vals):
-                rates[i] = float(min(max(float(v), _MIN_LEAK), 1.0))
-        return rates
-
-    def build(self, theta, *, copy=False) -> IterativeMap:
-        m = self.template
-        xp = namespace(theta)
-        blocks = {}
-        for key, start, stop, pattern in self.entries:
-            vals = theta[start:stop]
-            if pattern is None:
-                shape = (m.sizes[key[0]], m.sizes[key[1]])
-                b = xp.reshape(vals, shape)
-                blocks[key] = xp.asarray(b, copy=True) if copy else b
-            elif self.densify:
-                b = xp.zeros(pattern.shape, dtype=theta.dtype)
-                b[self.coords[key]] = vals
-                blocks[key] = b
-            else:
-                # copies: BlockMatrix drops explicit zeros in place
-                blocks[key] = sparse_module(xp).csr_matrix(
-                    (xp.asarray(vals, copy=True), pattern.indices.copy(), pattern.indptr.copy()),
-                    shape=pattern.shape)
-        bias = xp.asarray(theta[self.bias_start:self.bias_stop], copy=True)
-        # the trained map keeps an explicit mask, for more training
-        own = getattr(m.block_matrix, "_trainable", None) if copy else None
-        bm = BlockMatrix(m.sizes, blocks, trainable=own)
-        leak = self.leak_rates(theta) if self.leak_blocks else m._leak
-        return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block,
-                            leak=leak)
-
-    def gradient(self, m, G, Xin, xp):
-        out = xp.zeros(self.size, dtype=G.dtype)
-        for key, start, stop, pattern in self.entries:
-            if key[0] == m.input_block:
-                continue  # rows the input overwrites: never used, never trained
-            if pattern is None:
-                out[start:stop] = xp.reshape(m.block_gradient(key, G, Xin), (-1,))
-            else:  # the gradient at the nonzeros only, however the step ran
-                rows, cols = self.coords[key]
-                out[start:stop] = sampled_product(G[:, m.block_slice(key[0])],
-                                                  Xin[:, m.block_slice(key[1])], rows, cols)
-        out[self.bias_start:self.bias_stop] = xp.sum(G, axis=0)
-        return out
-
-
-_DENSIFY_DIM = 1024
-_DENSIFY_FILL = 0.02
-
-
-def _layout(m: IterativeMap, freeze_bias: bool, train_leak: bool = False):
-    """The flat layout of ``m``'s parameters, their values and the trainable mask."""
-    bm = m.block_matrix
-    xp = namespace(m.zeros(1))
-    trainable, default = _trainable_masks(bm)
-    if trainable is not None and not isinstance(trainable, dict):
-        raise TypeError("block_matrix.trainable must be a dict keyed like blocks, got "
-                        f"{type(trainable).__name__}")
-    lay = _Layout(m)
-    values, masks, pos = [], [], 0
-    for key, b in bm.blocks.items():
-        flag = _trainable_flag(key, b,
-                               True if trainable is None else trainable.get(key, default))
-        if is_sparse(b):
-            c = b.tocsr().copy()
-            c.sum_duplicates()
-            c.sort_indices()
-            vals = c.data
-            lay.coords[key] = _csr_coordinates(c, xp)
-            pattern = c
-            if hasattr(flag, "shape"):  # an entrywise mask, read at the stored entries
-                fm = flag.toarray() if is_sparse(flag) else flag
-                fm = xp.asarray(to_backend(np.asarray(to_numpy(fm), dtype=bool), m.backend)
-                                if m.backend == "cupy" else np.asarray(fm, dtype=bool))
-                mk = xp.astype(fm[lay.coords[key]], vals.dtype)
-            else:
-                mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
-        else:
-            vals = xp.reshape(b, (-1,))
-            pattern = None
-            if hasattr(flag, "shape"):
-                fm = flag.toarray() if is_sparse(flag) else flag
-                mk = xp.astype(xp.reshape(xp.asarray(fm), (-1,)) != 0, vals.dtype)
-                if tuple(mk.shape) != tuple(vals.shape):
-                    raise ValueError(f"trainable mask of block {key} has the wrong shape")
-            else:
-                mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
-        if key[0] == m.input_block:
-            mk = xp.zeros_like(mk)
-        lay.entries.append((key, pos, pos + int(vals.shape[0]), pattern))
-        values.append(vals)
-        masks.append(mk)
-        pos += int(vals.shape[0])
-    dtype = m.dtype
-    bias = m.bias if m.bias is not None else xp.zeros(m.dim, dtype=dtype)
-    bias_mask = xp.full((m.dim,), 0.0 if freeze_bias else 1.0, dtype=dtype)
-    if m.input_block is not None:
-        sl = m.block_slice(m.input_block)
-        bias_mask = xp.concat([bias_mask[:sl.start], xp.zeros(sl.stop - sl.start, dtype=dtype),
-                               bias_mask[sl.stop:]])
-    lay.bias_start, lay.size = pos, pos + m.dim
-    lay.bias_stop = lay.size
-    extra, extra_mask = [], []
-    if train_leak:  # one rate per non-input block, after the bias
-        lay.leak_blocks = [i for i in range(len(m.sizes)) if i != m.input_block]
-        lay.size += len(lay.leak_blocks)
-        extra = [xp.asarray(np.asarray([m.leak[i] for i in lay.leak_blocks]), dtype=dtype)]
-        extra_mask = [xp.ones(len(lay.leak_blocks), dtype=dtype)]
-    # a small map steps faster as dense arrays than through scipy's per-call overhead; the
-    # gradient is still taken at the stored entries only, so the zeros stay zero
-    lay.densify = bool(lay.coords) and m.dim <= _DENSIFY_DIM and \
-        bm.nnz >= _DENSIFY_FILL * m.dim ** 2
-    theta = xp.concat([xp.astype(v, dtype) for v in values] + [xp.astype(bias, dtype)] + extra)
-    mask = xp.concat([xp.astype(k, dtype) for k in masks] + [bias_mask] + extra_mask)
-    return lay, theta, mask
-
-
-def _trainable_masks(bm):
-    """(masks or None, the flag of a block the masks leave out).
-
-    A :class:`BlockMatrix` given masks (``trainable=``, ``from_description``) lists
-    every block with a trainable entry, so a block it leaves out is frozen; without
-    masks everything stored trains. Another object's own ``trainable`` dict may name
-    only the blocks it restricts.
-    """
-    if isinstance(bm, BlockMatrix) and type(bm).trainable is BlockMatrix.trainable:
-        return bm._trainable, False
-    return getattr(bm, "trainable", None), True
-
-
-def _trainable_flag(key, block, flag):
-    """A block's trainable flag as a bool or an entrywise mask.
-
-    ``True``/``"all"`` train every stored entry, ``False``/``"none"`` none, and
-    ``"non-zero"`` only the nonzeros (the same as True for a sparse block).
-    """
-    if isinstance(flag, str):
-        name = flag.lower().replace("_", "-")
-        if name in ("all", "true"):
-            return True
-        if name in ("none", "false", "frozen"):
-            return False
-        if name in ("non-zero", "nonzero"):
-            return True if is_sparse(block) else block != 0
-        raise ValueError(f"trainable flag of block {key} must be a bool, 'all', 'none', "
-                         f"'non-zero' or a mask, got {flag!r}")
-    return flag
-
-
 def trainable_count(m: MapLike) -> int:
     """Trainable parameters of ``m`` as :func:`train` counts them.
 
@@ -424,120 +254,6 @@ def trainable_count(m: MapLike) -> int:
     return int(round(float(to_numpy(namespace(mask).sum(mask)))))
 
 
-# -- losses ------------------------------------------------------------------------
-def _loss_grad(kind, y, t, xp, scale):
-    """Loss (summed over the batch, times ``scale``), its gradient, and correct counts."""
-    if kind == "cross_entropy":
-        shift = y - xp.max(y, axis=1, keepdims=True)
-        logz = xp.log(xp.sum(xp.exp(shift), axis=1, keepdims=True))
-        logp = shift - logz
-        p = xp.exp(logp)
-        if t.ndim == 1:
-            onehot = xp.astype(xp.arange(y.shape[1])[None, :] == t[:, None], y.dtype)
-            label = t
-        else:
-            onehot = t
-            label = xp.argmax(t, axis=1)
-        loss = -xp.sum(onehot * logp)
-        grad = (p * xp.sum(onehot, axis=1, keepdims=True) - onehot) * scale
-        correct = xp.sum(xp.astype(xp.argmax(y, axis=1) == label, y.dtype))
-        return loss * scale, grad, correct, y.shape[0]
-    diff = y - t
-    k = y.shape[1]
-    loss = xp.sum(diff * diff) / k
-    grad = (2.0 / k) * diff * scale
-    held = t != 0
-    correct = xp.sum(xp.astype(held & ((y > 0) == (t > 0)), y.dtype))
-    return loss * scale, grad, correct, xp.sum(xp.astype(held, y.dtype))
-
-
-# trained leak rates are kept at least this (a rate of 0 would freeze the block)
-_MIN_LEAK = 1e-6
-
-
-# -- forward and backward through time ------------------------------------------------
-def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
-    """Loss, correct count, total and (when wanted) the flat gradient of one batch."""
-    m = lay.build(theta)
-    xp = namespace(theta)
-    B = U.shape[1] if seq else U.shape[0]
-    out_slice = m.block_slice(len(m.sizes) - 1)
-    loss_steps = set(range(T)) if at == "all" else {T - 1}
-    scale = 1.0 / (B * len(loss_steps))
-    seg = T if not checkpoint else int(checkpoint)
-    starts = list(range(0, T, seg))
-    x = m.zeros(B)
-    saved, stored = {}, {}
-    total_loss = xp.zeros((), dtype=theta.dtype)
-    correct = total = 0.0
-    cot = {}
-    keep_all = want_grad and not checkpoint
-    for t in range(T):
-        u = U[t] if seq else U
-        if t in starts:
-            saved[t] = x
-        if keep_all:
-            xin, x, d = m.step_with_derivative(x, u)
-            stored[t] = (xin, d, x)
-        else:
-            x = m.step(x, u)
-        if t in loss_steps:
-            target = Y[t] if at == "all" else Y
-            lv, g, c, n = _loss_grad(loss, x[:, out_slice], target, xp, scale)
-            total_loss = total_loss + lv
-            correct, total = correct + c, total + n
-            if want_grad:
-                cot[t] = g
-    if not want_grad:
-        return total_loss, correct, total, None
-    grad = xp.zeros(lay.size, dtype=theta.dtype)
-    a = None  # dL/dx after step t
-    for s in reversed(starts):
-        e = min(s + seg, T)
-        if not keep_all:  # recompute the segment from its stored start
-            x = saved[s]
-            for t in range(s, e):
-                xin, x, d = m.step_with_derivative(x, U[t] if seq else U)
-                stored[t] = (xin, d, x)
-        gs = [None] * (e - s)
-        for t in range(e - 1, s - 1, -1):
-            if t in cot:
-                a = _add_at(xp.zeros((B, m.dim), dtype=theta.dtype) if a is None else a,
-                            out_slice, cot[t], xp)
-            if a is None:
-                gs[t - s] = xp.zeros((B, m.dim), dtype=theta.dtype)
-                continue
-            g = a * stored[t][1]
-            gs[t - s] = g
-            if lay.leak_blocks:
-                grad = _leak_gradient(lay, m, a, stored[t], grad, xp)
-            if t > 0:
-                lin = m._linear_vjp(g, xp)
-                # a leaky step carries (1 - a) of the old state straight through
-                a = lin if m._leak is None else lin + a * m._keep_vec
-        G = xp.concat(gs, axis=0) if len(gs) > 1 else gs[0]
-        xins = [stored[t][0] for t in range(s, e)]
-        grad = grad + lay.gradient(m, G, xp.concat(xins, axis=0) if len(xins) > 1 else xins[0],
-                                   xp)
-        for t in range(s, e):
-            del stored[t]
-    return total_loss, correct, total, grad
-
-
-def _leak_gradient(lay, m, a, step, grad, xp):
-    """``dL/d(leak)`` of one step: ``x' = x + r (f(z) - x)``, so ``dx'/dr = (x' - x) / r``."""
-    xin, _, y = step
-    parts = []
-    for i in lay.leak_blocks:
-        sl = m.block_slice(i)
-        parts.append(xp.sum(a[:, sl] * (y[:, sl] - xin[:, sl])) / m.leak[i])
-    return xp.concat([grad[:lay.bias_stop], grad[lay.bias_stop:] + xp.stack(parts)])
-
-
-def _add_at(a, sl, v, xp):
-    return xp.concat([a[:, :sl.start], a[:, sl] + v, a[:, sl.stop:]], axis=1)
-
-
 def _schedule_factor(schedule, epoch, epochs):
     if schedule is None or schedule == "constant":
         return 1.0
@@ -550,88 +266,6 @@ def _schedule_factor(schedule, epoch, epochs):
         return f
     raise ValueError(f"schedule must be None, 'constant', 'cosine' or a callable epoch -> "
                      f"factor, got {schedule!r}")
-
-
-# -- checking the data ----------------------------------------------------------------
-def _check_data(m, inputs, targets, steps, loss, at):
-    if not isinstance(m, IterativeMap):
-        raise TypeError(f"map must be an IterativeMap, got {type(m).__name__}")
-    if m.input_block is None:
-        raise ValueError("map: train needs a driven map (an input_block) to feed the inputs")
-    check_choice("loss", loss, ("cross_entropy", "mse"))
-    check_choice("at", at, ("last", "all"))
-    inputs, targets = plain_array("inputs", inputs), plain_array("targets", targets)
-    one_namespace(map=m, inputs=inputs, targets=targets, movable=True)
-    inputs = np.asarray(to_numpy(inputs))
-    targets = np.asarray(to_numpy(targets))
-    if inputs.dtype.kind not in "fiub" or inputs.ndim not in (2, 3):
-        raise ValueError(f"inputs must be a real array (n, n_in) or (T, n, n_in), got shape "
-                         f"{inputs.shape} and dtype {inputs.dtype}")
-    seq = inputs.ndim == 3
-    n = inputs.shape[1] if seq else inputs.shape[0]
-    if n == 0 or (seq and inputs.shape[0] == 0):
-        raise ValueError("inputs: the data set is empty")
-    if inputs.shape[-1] != m.input_size:
-        raise ValueError(f"inputs have {inputs.shape[-1]} features but the map's input block "
-                         f"holds {m.input_size}")
-    if not np.all(np.isfinite(inputs)):
-        raise ValueError("inputs contain NaN or inf")
-    if seq:
-        if steps is not None and check_int("steps", steps, 1) != inputs.shape[0]:
-            raise ValueError(f"steps={steps} disagrees with the {inputs.shape[0]} steps of the "
-                             "input sequence")
-        steps = inputs.shape[0]
-    elif steps is None:
-        steps = m.settle_steps
-        if steps is None:
-            raise ValueError("steps: the map has a cycle, so give the number of steps to hold "
-                             "the input for")
-    steps = check_int("steps", steps, 1)
-    n_out = m.sizes[-1]
-    lead = (steps, n) if at == "all" else (n,)
-    if targets.dtype.kind not in "fiub":
-        raise TypeError(f"targets must be numeric, got dtype {targets.dtype}")
-    if not np.all(np.isfinite(targets)):
-        raise ValueError("targets contain NaN or inf")
-    labels = targets.shape == lead
-    if labels:
-        if loss != "cross_entropy":
-            raise ValueError(f"targets: loss 'mse' needs arrays of shape {(*lead, n_out)}, got "
-                             f"labels of shape {targets.shape}")
-        if targets.dtype.kind == "f" and not np.all(targets == np.round(targets)):
-            raise ValueError("targets: class labels must be whole numbers")
-        if targets.min() < 0 or targets.max() >= n_out:
-            raise ValueError(f"targets: class labels must lie in 0..{n_out - 1} (the readout "
-                             f"block has {n_out} units), got {targets.min()}..{targets.max()}")
-        targets = targets.astype(np.int64)
-    elif targets.shape != (*lead, n_out):
-        raise ValueError(f"targets have shape {targets.shape}; at={at!r} with {n} samples and "
-                         f"a readout of {n_out} needs labels {lead} or arrays {(*lead, n_out)}")
-    else:
-        targets = targets.astype(np.float64)
-    return inputs.astype(np.float64), targets, seq, steps, n
-
-
-# below this many multiply-adds per step, BLAS threads cost more than they give (and on a
-# loaded machine spinning OpenBLAS threads make small products 10-30x slower)
-_SINGLE_THREAD_WORK = 1 << 25
-
-
-def _blas_threads(m, batch):
-    """A context holding NumPy's BLAS to one thread for small steps; a no-op otherwise."""
-    import contextlib
-
-    if m.backend != "numpy" or m.dim * m.dim * batch >= _SINGLE_THREAD_WORK:
-        return contextlib.nullcontext()
-    from ._threads import blas_limited
-
-    return blas_limited(1)
-
-
-def _take(arr, idx, axis, backend, dtype, xp):
-    part = np.take(arr, idx, axis=axis)
-    part = part if part.dtype.kind == "i" else part.astype(dtype)
-    return to_backend(part, backend) if backend == "cupy" else xp.asarray(part)
 
 
 # -- the entry point --------------------------------------------------------------------
@@ -741,173 +375,260 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     >>> bool(hist.accuracy[-1] > 0.9), hist.loss.shape
     (True, (60,))
     """
-    # long: the epoch loop keeps the optimizer, early-stopping, checkpoint and resume state
-    # in one place
     m = as_map(map)
     if not isinstance(m, IterativeMap):
         raise TypeError(f"map: train needs an IterativeMap (its weights are the parameters), "
                         f"got {type(map).__name__}")
-    lr = check_real("lr", lr, positive=True)
-    epochs = check_int("epochs", epochs, 1)
-    batch_size = check_int("batch_size", batch_size, 1)
-    if clip_norm is not None:
-        clip_norm = check_real("clip_norm", clip_norm, positive=True)
-    validation = check_real("validation", validation, minimum=0.0)
-    if validation >= 1.0:
-        raise ValueError(f"validation must be a fraction in [0, 1), got {validation}")
-    if patience is not None:
-        patience = check_int("patience", patience, 1)
-    if checkpoint is not None:
-        checkpoint = check_int("checkpoint", checkpoint, 1)
-    weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
-    momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
-    freeze_bias = check_bool("freeze_bias", freeze_bias)
-    progress = interactive() if progress is None else check_bool("progress", progress)
-    optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
-    if save_state is not None:  # up front: a typo is an error, a full disk later a warning
-        save_state = _check_save_state(save_state)
-    X, Yt, seq, T, n = _check_data(m, inputs, targets, steps, loss, at)
-    gen = as_rng(rng)
-    backend = m.backend
-    train_leak = check_bool("train_leak", train_leak)
-    lay, theta, mask = _layout(m, freeze_bias, train_leak)
-    xp = namespace(theta)
-    dtype = to_numpy(theta[:1]).dtype
-    opt = make_optimizer(optimizer, lr, weight_decay=float(weight_decay), momentum=momentum)
-    all_trainable = bool(to_numpy(xp.all(mask == 1)))
-    step_mask = None if all_trainable else mask
-    sample_axis = 1 if seq else 0
-    target_axis = 1 if at == "all" else 0
-
-    hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss",
-                                                  "val_accuracy", "lr", "seconds")}
-    start_epoch, best_theta, best_val, bad_epochs = 0, None, math.inf, 0
-    val_index = None
+    opts = _Options.check(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
+                          validation=validation, patience=patience, checkpoint=checkpoint,
+                          weight_decay=weight_decay, momentum=momentum,
+                          freeze_bias=freeze_bias, progress=progress, optimizer=optimizer,
+                          loss=loss, at=at, schedule=schedule, save_state=save_state)
+    if opts.save_state is not None:  # up front: a typo is an error, a full disk later a warning
+        opts.save_state = _check_save_state(opts.save_state)
+    data = _check_data(m, inputs, targets, steps, loss, at)
+    run = _Training(m, data, opts, as_rng(rng), check_bool("train_leak", train_leak))
     if resume is not None:
+        run.resume(resume)
+    run.hold_out(validation_data)
+    bar = None
+    if opts.progress:
+        bar = progress_bar(total=opts.epochs, initial=run.start_epoch, desc="train",
+                           unit="epoch", leave=False)
+    try:
+        with _blas_threads(m, opts.batch_size):
+            for epoch in range(run.start_epoch, opts.epochs):
+                run.epoch(epoch)
+                if bar is not None:
+                    bar.update(1)
+                    # the training set's numbers, not held-out ones
+                    bar.set_postfix({"train loss": f"{run.hist['loss'][-1]:.4g}",
+                                     "train acc": f"{run.hist['accuracy'][-1]:.3f}"})
+                if opts.save_state is not None:
+                    _save_state(opts.save_state, epoch, run.state(epoch))
+                if run.patience_spent():
+                    return run.result(stopped=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    return run.result(stopped=False)
+
+
+@dataclass
+class _Options:
+    """The checked options of one :func:`train` run."""
+
+    lr: float
+    epochs: int
+    batch_size: int
+    clip_norm: float | None
+    validation: float
+    patience: int | None
+    checkpoint: int | None
+    weight_decay: float
+    momentum: float
+    freeze_bias: bool
+    progress: bool
+    optimizer: str
+    loss: str
+    at: str
+    schedule: Any
+    save_state: Any
+
+    @classmethod
+    def check(cls, *, lr, epochs, batch_size, clip_norm, validation, patience, checkpoint,
+              weight_decay, momentum, freeze_bias, progress, optimizer, **rest):
+        """The options checked in turn; errors name the parameter."""
+        lr = check_real("lr", lr, positive=True)
+        epochs = check_int("epochs", epochs, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        if clip_norm is not None:
+            clip_norm = check_real("clip_norm", clip_norm, positive=True)
+        validation = check_real("validation", validation, minimum=0.0)
+        if validation >= 1.0:
+            raise ValueError(f"validation must be a fraction in [0, 1), got {validation}")
+        if patience is not None:
+            patience = check_int("patience", patience, 1)
+        if checkpoint is not None:
+            checkpoint = check_int("checkpoint", checkpoint, 1)
+        weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
+        momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
+        freeze_bias = check_bool("freeze_bias", freeze_bias)
+        progress = interactive() if progress is None else check_bool("progress", progress)
+        optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
+        return cls(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
+                   validation=validation, patience=patience, checkpoint=checkpoint,
+                   weight_decay=float(weight_decay), momentum=momentum,
+                   freeze_bias=freeze_bias, progress=progress, optimizer=optimizer, **rest)
+
+
+class _Training:
+    """The state of one :func:`train` run: data, parameters, optimizer, history, best epoch.
+
+    :func:`train` drives it epoch by epoch; it holds everything a checkpoint
+    (:class:`TrainState`) saves and a resumed run restores.
+    """
+
+    def __init__(self, m, data, opts, gen, train_leak):
+        self.X, self.Yt, self.seq, self.T, self.n = data
+        self.m, self.opts, self.gen = m, opts, gen
+        self.backend = m.backend
+        self.lay, self.theta, self.mask = _layout(m, opts.freeze_bias, train_leak)
+        self.xp = namespace(self.theta)
+        self.dtype = to_numpy(self.theta[:1]).dtype
+        self.opt = make_optimizer(opts.optimizer, opts.lr, weight_decay=opts.weight_decay,
+                                  momentum=opts.momentum)
+        all_trainable = bool(to_numpy(self.xp.all(self.mask == 1)))
+        self.step_mask = None if all_trainable else self.mask
+        self.sample_axis = 1 if self.seq else 0
+        self.target_axis = 1 if opts.at == "all" else 0
+        self.hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss",
+                                                           "val_accuracy", "lr", "seconds")}
+        self.start_epoch, self.best_theta, self.best_val, self.bad_epochs = 0, None, math.inf, 0
+        self.val_index = None
+        self.val = None  # (inputs, targets) held out, on the map's backend
+        self.last_good = None
+
+    def resume(self, resume):
+        """Continue from a saved :class:`TrainState` (or its file)."""
         state = load(resume) if isinstance(resume, (str, os.PathLike)) else resume
         if not isinstance(state, TrainState):
             raise TypeError(f"resume must be a TrainState or its file, got {type(state).__name__}")
-        if int(state.theta.shape[0]) != lay.size:
+        if int(state.theta.shape[0]) != self.lay.size:
             raise ValueError("resume: the saved state does not fit this map's parameters")
-        theta = _on(state.theta, backend, xp)
-        opt.load_state({"count": state.step_count, "m": _on(state.moment1, backend, xp),
-                        "v": _on(state.moment2, backend, xp)})
-        gen.bit_generator.state = state.rng_state
-        start_epoch = int(state.epoch)
-        hist = {k: list(v) for k, v in state.history.items()}
-        best_theta = _on(state.best_theta, backend, xp)
-        best_val, bad_epochs = float(state.best_val), int(state.bad_epochs)
-        val_index = None if state.validation_index is None else np.asarray(state.validation_index)
+        backend, xp = self.backend, self.xp
+        self.theta = _on(state.theta, backend, xp)
+        self.opt.load_state({"count": state.step_count, "m": _on(state.moment1, backend, xp),
+                             "v": _on(state.moment2, backend, xp)})
+        self.gen.bit_generator.state = state.rng_state
+        self.start_epoch = int(state.epoch)
+        self.hist = {k: list(v) for k, v in state.history.items()}
+        self.best_theta = _on(state.best_theta, backend, xp)
+        self.best_val, self.bad_epochs = float(state.best_val), int(state.bad_epochs)
+        self.val_index = (None if state.validation_index is None
+                          else np.asarray(state.validation_index))
 
-    train_index = np.arange(n)
-    Xv = Yv = None
-    if validation_data is not None:
-        vx, vy = validation_data
-        Xv, Yv, vseq, _, _ = _check_data(m, vx, vy, None if seq else T, loss, at)
-        if vseq != seq:
-            raise ValueError("validation_data: inputs must have the training inputs' form")
-    elif validation:
-        if val_index is None:
-            n_val = max(1, int(round(validation * n)))
-            if n_val >= n:
-                raise ValueError("validation: the split leaves no training samples")
-            val_index = np.sort(gen.permutation(n)[:n_val])
-        train_index = np.setdiff1d(np.arange(n), val_index)
-        Xv, Yv = np.take(X, val_index, axis=sample_axis), np.take(Yt, val_index, axis=target_axis)
-        X, Yt = np.take(X, train_index, axis=sample_axis), np.take(Yt, train_index,
-                                                                   axis=target_axis)
-        n = len(train_index)
-    if Xv is not None and Yv is not None:  # set together
-        Xv_b = _take(Xv, np.arange(Xv.shape[sample_axis]), sample_axis, backend, dtype, xp)
-        Yv_b = _take(Yv, np.arange(Yv.shape[target_axis]), target_axis, backend, dtype, xp)
+    def hold_out(self, validation_data):
+        """Set the validation data: given, or a ``validation`` fraction of the samples."""
+        opts, n, sa, ta = self.opts, self.n, self.sample_axis, self.target_axis
+        Xv = Yv = None
+        if validation_data is not None:
+            vx, vy = validation_data
+            Xv, Yv, vseq, _, _ = _check_data(self.m, vx, vy, None if self.seq else self.T,
+                                             opts.loss, opts.at)
+            if vseq != self.seq:
+                raise ValueError("validation_data: inputs must have the training inputs' form")
+        elif opts.validation:
+            if self.val_index is None:
+                n_val = max(1, int(round(opts.validation * n)))
+                if n_val >= n:
+                    raise ValueError("validation: the split leaves no training samples")
+                self.val_index = np.sort(self.gen.permutation(n)[:n_val])
+            train_index = np.setdiff1d(np.arange(n), self.val_index)
+            Xv, Yv = np.take(self.X, self.val_index, axis=sa), np.take(self.Yt, self.val_index,
+                                                                       axis=ta)
+            self.X, self.Yt = np.take(self.X, train_index, axis=sa), np.take(self.Yt, train_index,
+                                                                             axis=ta)
+            self.n = len(train_index)
+        if Xv is not None and Yv is not None:  # set together
+            self.val = (self._take(Xv, np.arange(Xv.shape[sa]), sa),
+                        self._take(Yv, np.arange(Yv.shape[ta]), ta))
 
-    def snapshot(th):
-        return lay.build(th, copy=True)
+    def _take(self, arr, idx, axis):
+        return _take(arr, idx, axis, self.backend, self.dtype, self.xp)
 
-    bar = None
-    if progress:
-        bar = progress_bar(total=epochs, initial=start_epoch, desc="train", unit="epoch",
-                           leave=False)
-    last_good = xp.asarray(theta, copy=True)
-    stopped = False
-    threads = _blas_threads(m, batch_size)
-    threads.__enter__()
-    try:
-        for epoch in range(start_epoch, epochs):
-            tic = time.perf_counter()
-            lr_now = lr * _schedule_factor(schedule, epoch, epochs)
-            order = gen.permutation(n)
-            ep_loss = ep_correct = ep_total = 0.0
-            n_batches = (n + batch_size - 1) // batch_size
-            for b in range(n_batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                U = _take(X, idx, sample_axis, backend, dtype, xp)
-                Y = _take(Yt, idx, target_axis, backend, dtype, xp)
-                lv, c, tot, grad = _run(lay, theta, U, Y, seq, T, at, loss, checkpoint)
-                lv_host = float(to_numpy(lv))
-                if not math.isfinite(lv_host) or not bool(to_numpy(xp.all(xp.isfinite(grad)))):
-                    raise NonFiniteLossError(
-                        f"the training loss became {lv_host} at epoch {epoch + 1}, step {b + 1}; "
-                        "the last map with a finite loss is attached as .map (lower lr, or "
-                        "clip_norm, may help)", epoch=epoch + 1, step=b + 1,
-                        map=snapshot(last_good), history=_history(hist, lay, mask, loss,
-                                                                 optimizer, 0, False))
-                last_good = xp.asarray(theta, copy=True)
-                if step_mask is not None:
-                    grad = grad * step_mask
-                if clip_norm is not None:
-                    norm = float(to_numpy(xp.sqrt(xp.sum(grad * grad))))
-                    if norm > clip_norm:
-                        grad = grad * (clip_norm / norm)
-                opt.step(theta, grad, lr=lr_now, mask=step_mask)
-                ep_loss += lv_host * len(idx)
-                ep_correct += float(to_numpy(c))
-                ep_total += float(to_numpy(tot))
-            hist["loss"].append(ep_loss / n)
-            hist["accuracy"].append(ep_correct / max(ep_total, 1.0))
-            hist["lr"].append(lr_now)
-            if Xv is not None:
-                vl, vc, vt, _ = _run(lay, theta, Xv_b, Yv_b, seq, T, at, loss, None,
-                                     want_grad=False)
-                vl = float(to_numpy(vl))
-                hist["val_loss"].append(vl)
-                hist["val_accuracy"].append(float(to_numpy(vc)) / max(float(to_numpy(vt)), 1.0))
-                if vl < best_val:
-                    best_val, bad_epochs = vl, 0
-                    best_theta = xp.asarray(theta, copy=True)
-                    hist.setdefault("best", []).append(epoch + 1)
-                else:
-                    bad_epochs += 1
-            else:
-                hist["val_loss"].append(math.nan)
-                hist["val_accuracy"].append(math.nan)
-            hist["seconds"].append(time.perf_counter() - tic)
-            if bar is not None:
-                bar.update(1)
-                # the training set's numbers, not held-out ones
-                bar.set_postfix({"train loss": f"{hist['loss'][-1]:.4g}",
-                                 "train acc": f"{hist['accuracy'][-1]:.3f}"})
-            if save_state is not None:
-                _save_state(save_state, epoch, TrainState(
-                    theta=to_numpy(theta), moment1=_host(opt.state()["m"]),
-                    moment2=_host(opt.state()["v"]), step_count=opt.count, epoch=epoch + 1,
-                    rng_state=dict(gen.bit_generator.state),
-                    history={k: list(v) for k, v in hist.items()},
-                    best_theta=_host(best_theta), best_val=best_val, bad_epochs=bad_epochs,
-                    validation_index=val_index))
-            if patience is not None and Xv is not None and bad_epochs >= patience:
-                stopped = True
-                break
-    finally:
-        threads.__exit__(None, None, None)
-        if bar is not None:
-            bar.close()
-    final = theta
-    best_epoch = len(hist["loss"])
-    if Xv is not None and best_theta is not None:
-        final = best_theta
-        best_epoch = hist["best"][-1]
-    return snapshot(final), _history(hist, lay, mask, loss, optimizer, best_epoch, stopped)
+    def _pass(self, U, Y, checkpoint, want_grad=True):
+        o = self.opts
+        return _run(self.lay, self.theta, U, Y, self.seq, self.T, o.at, o.loss, checkpoint,
+                    want_grad=want_grad)
+
+    def epoch(self, epoch):
+        """One pass over the training samples in a fresh order, then the validation loss."""
+        tic = time.perf_counter()
+        opts, xp = self.opts, self.xp
+        lr_now = opts.lr * _schedule_factor(opts.schedule, epoch, opts.epochs)
+        order = self.gen.permutation(self.n)
+        if self.last_good is None:
+            self.last_good = xp.asarray(self.theta, copy=True)
+        ep_loss = ep_correct = ep_total = 0.0
+        for b in range(0, self.n, opts.batch_size):
+            idx = order[b:b + opts.batch_size]
+            lv, c, tot = self._batch(epoch, b // opts.batch_size, idx, lr_now)
+            ep_loss += lv * len(idx)
+            ep_correct += c
+            ep_total += tot
+        self.hist["loss"].append(ep_loss / self.n)
+        self.hist["accuracy"].append(ep_correct / max(ep_total, 1.0))
+        self.hist["lr"].append(lr_now)
+        self._validate(epoch)
+        self.hist["seconds"].append(time.perf_counter() - tic)
+
+    def _batch(self, epoch, b, idx, lr_now):
+        """One optimizer step on the samples ``idx``: (loss, correct, total) of the batch."""
+        xp, opts = self.xp, self.opts
+        U = self._take(self.X, idx, self.sample_axis)
+        Y = self._take(self.Yt, idx, self.target_axis)
+        lv, c, tot, grad = self._pass(U, Y, opts.checkpoint)
+        lv_host = float(to_numpy(lv))
+        if not math.isfinite(lv_host) or not bool(to_numpy(xp.all(xp.isfinite(grad)))):
+            raise NonFiniteLossError(
+                f"the training loss became {lv_host} at epoch {epoch + 1}, step {b + 1}; "
+                "the last map with a finite loss is attached as .map (lower lr, or "
+                "clip_norm, may help)", epoch=epoch + 1, step=b + 1,
+                map=self.lay.build(self.last_good, copy=True), history=self.history(0, False))
+        self.last_good = xp.asarray(self.theta, copy=True)
+        if self.step_mask is not None:
+            grad = grad * self.step_mask
+        if opts.clip_norm is not None:
+            norm = float(to_numpy(xp.sqrt(xp.sum(grad * grad))))
+            if norm > opts.clip_norm:
+                grad = grad * (opts.clip_norm / norm)
+        self.opt.step(self.theta, grad, lr=lr_now, mask=self.step_mask)
+        return lv_host, float(to_numpy(c)), float(to_numpy(tot))
+
+    def _validate(self, epoch):
+        """The validation loss and accuracy of the epoch; the best parameters so far."""
+        if self.val is None:
+            self.hist["val_loss"].append(math.nan)
+            self.hist["val_accuracy"].append(math.nan)
+            return
+        vl, vc, vt, _ = self._pass(*self.val, None, want_grad=False)
+        vl = float(to_numpy(vl))
+        self.hist["val_loss"].append(vl)
+        self.hist["val_accuracy"].append(float(to_numpy(vc)) / max(float(to_numpy(vt)), 1.0))
+        if vl < self.best_val:
+            self.best_val, self.bad_epochs = vl, 0
+            self.best_theta = self.xp.asarray(self.theta, copy=True)
+            self.hist.setdefault("best", []).append(epoch + 1)
+        else:
+            self.bad_epochs += 1
+
+    def patience_spent(self):
+        """Whether early stopping ends the run after this epoch."""
+        return (self.opts.patience is not None and self.val is not None
+                and self.bad_epochs >= self.opts.patience)
+
+    def state(self, epoch):
+        """The checkpoint after ``epoch`` (counted from 0)."""
+        opt = self.opt
+        return TrainState(
+            theta=to_numpy(self.theta), moment1=_host(opt.state()["m"]),
+            moment2=_host(opt.state()["v"]), step_count=opt.count, epoch=epoch + 1,
+            rng_state=dict(self.gen.bit_generator.state),
+            history={k: list(v) for k, v in self.hist.items()},
+            best_theta=_host(self.best_theta), best_val=self.best_val,
+            bad_epochs=self.bad_epochs, validation_index=self.val_index)
+
+    def history(self, best_epoch, stopped):
+        return _history(self.hist, self.lay, self.mask, self.opts.loss, self.opts.optimizer,
+                        best_epoch, stopped)
+
+    def result(self, *, stopped):
+        """The trained map (the best epoch's, with validation data) and the history."""
+        final, best_epoch = self.theta, len(self.hist["loss"])
+        if self.val is not None and self.best_theta is not None:
+            final, best_epoch = self.best_theta, self.hist["best"][-1]
+        return self.lay.build(final, copy=True), self.history(best_epoch, stopped)
 
 
 def _save_state(path, epoch, state):
@@ -1065,4 +786,3 @@ def _evaluate_batch(map, lay, theta, X, Yt, seq, T, at, loss, idx, sample_axis, 
     lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
     return (total_loss + float(to_numpy(lv)) * len(idx), correct + float(to_numpy(c)),
             total + float(to_numpy(t)))
-

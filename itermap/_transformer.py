@@ -50,7 +50,7 @@ def transformer_map(layers: Sequence[BlockFunction], *,
 
     References
     ----------
-    .. [1] B. Hershey, R. Paffenroth, N. Pathak and S. Tavener, "Rethinking the
+    .. [1] Q. Hershey, R. Paffenroth, H. Pathak and S. Tavener, "Rethinking the
        relationship between recurrent and non-recurrent neural networks: a study in
        sparsity", arXiv:2404.00880 (2024).
     .. [2] A. Vaswani et al., "Attention is all you need", NeurIPS (2017).

@@ -312,7 +312,7 @@ from hypothesis import strategies as st  # noqa: E402
 @settings(max_examples=200, deadline=None)
 @given(k=st.integers(1, 20000))
 def test_index_ticks_property(k):
-    ticks = plots._index_ticks(k)
+    ticks = plots._spectrum._index_ticks(k)
     assert ticks[0] == 1 and ticks[-1] <= k and len(ticks) <= 13
     assert all(isinstance(t, int) for t in ticks) and ticks == sorted(set(ticks))
     assert k <= 12 or len(ticks) >= 3
@@ -342,7 +342,7 @@ def test_equal_spectra_are_drawn_once_whatever_their_order(distinct, copies, dim
 @given(st.lists(st.floats(1.0, 1e6), min_size=1, max_size=12))
 def test_dodge_moves_only_close_neighbours(values):
     logs = np.log10(np.array(values))
-    shift = plots._dodge(np.array(values))
+    shift = plots._training._dodge(np.array(values))
     for i in range(len(logs)):
         others = np.delete(logs, i)
         if np.all(np.abs(others - logs[i]) > 0.03):        # nobody near: not moved

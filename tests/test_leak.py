@@ -408,7 +408,7 @@ def test_a_sparse_driven_leaky_map_steps_one_state_a_batch_of_one_and_a_batch(n_
 
 def test_trainable_leak_gradient_matches_torch_and_central_differences():
     torch = pytest.importorskip("torch")
-    from itermap._train import _layout, _run
+    from itermap._bptt import _layout, _run
 
     rng = np.random.default_rng(9)
     m = leaky_hybrid(rng)

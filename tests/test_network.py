@@ -260,7 +260,7 @@ def test_forward_is_the_mlp_forward_pass():
 def test_sparse_jacobian_keeps_the_pattern_and_dense_ones_warn():
     import scipy.sparse as sp
 
-    from itermap import _network
+    from itermap import _network_grad
 
     net = itermap.random_rnn(60, density=0.05, rng=0)
     x = np.random.default_rng(0).normal(size=60)
@@ -268,12 +268,12 @@ def test_sparse_jacobian_keeps_the_pattern_and_dense_ones_warn():
     assert sp.issparse(Js)
     np.testing.assert_allclose(Js.toarray(), net.jacobian(x), rtol=1e-14, atol=0)
     assert Js.nnz <= net.block_matrix.nnz
-    old = _network._WARN_DENSE_JACOBIAN
+    old = _network_grad._WARN_DENSE_JACOBIAN
     try:
-        _network._WARN_DENSE_JACOBIAN = 50
+        _network_grad._WARN_DENSE_JACOBIAN = 50
         with pytest.warns(UserWarning, match="sparse=True"):
             net.jacobian(x)
     finally:
-        _network._WARN_DENSE_JACOBIAN = old
+        _network_grad._WARN_DENSE_JACOBIAN = old
     with pytest.raises(ValueError, match="one state"):
         net.jacobian(np.zeros((2, 60)), sparse=True)

@@ -231,7 +231,7 @@ def test_sparsity_graph_layout_by_block_and_sign_colours():
     size = {b: int(np.sum(block == b)) for b in set(block.tolist())}
     # each block's units sit on a ring around x = block (one unit: at the centre)
     radius = np.hypot(off[:, 0] - block, off[:, 1])
-    want = np.array([0.0 if size[b] == 1 else plots._RING for b in block])
+    want = np.array([0.0 if size[b] == 1 else plots._graph._RING for b in block])
     np.testing.assert_allclose(radius, want, atol=1e-12)
     (edges,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     colors = [tuple(np.round(c[:3], 3)) for c in edges.get_colors()]
@@ -364,3 +364,25 @@ def test_memory_capacity_plot_draws_r2_per_delay_and_the_total():
     assert text[0] == f"delay line (MC = {mc.capacity:.2f})"
     with pytest.raises(ValueError, match="results is empty"):
         plots.memory_capacity([])
+
+
+def test_every_figure_of_the_family_modules_is_exported_from_plots():
+    # plots/ holds one module per figure family; a figure added to one must reach plots.__all__
+    import importlib
+    import inspect
+    import pkgutil
+    from pathlib import Path
+
+    found = {}
+    for info in pkgutil.iter_modules(plots.__path__):
+        mod = importlib.import_module(f"{plots.__name__}.{info.name}")
+        for name, obj in vars(mod).items():
+            if inspect.isfunction(obj) and obj.__module__ == mod.__name__ \
+                    and not name.startswith("_"):
+                found[name] = info.name
+    assert len(set(found.values())) >= 10  # the families, each in its own module
+    assert sorted(found) == sorted(n for n in plots.__all__ if callable(getattr(plots, n)))
+    assert all(getattr(plots, name) is getattr(importlib.import_module(
+        f"{plots.__name__}.{m}"), name) for name, m in found.items())
+    assert len(plots.__all__) == len(set(plots.__all__)) == 24
+    assert Path(plots.STYLE).name == "paper.mplstyle" and Path(plots.STYLE).is_file()

@@ -1,0 +1,72 @@
+"""Figures for iterative maps and their analyses.
+
+Every function takes the data or a result object (anything with the named
+fields works: results are read by attribute, or by key for a dict), an
+optional Matplotlib ``ax`` to draw into, and returns the Axes it drew on, or
+the Figure for multi-panel plots. None calls ``plt.show()``.
+
+States and exponents are dimensionless; exponents are in nats per step
+(natural logarithm per iteration of the map), and time is counted in steps.
+
+:func:`paper_style` sets sizes and fonts for paper figures (one or two
+columns) and vector PDF output with embedded TrueType fonts;
+:func:`save_figure` writes a figure as PDF and PNG.
+
+The figures live one family to a module (``_trajectory``, ``_spectrum``,
+``_fixed_points``, ``_memory``, ``_matrix``, ``_graph``, ``_scans``,
+``_training``, ``_covariant``, ``_basins``, ``_sequence``; the style in
+``_style``, what they share in ``_common``); use them from here.
+
+Examples
+--------
+>>> import numpy as np
+>>> from itermap import iterate, systems
+>>> from itermap.analysis import plots
+>>> traj = iterate(systems.henon(), np.array([0.1, 0.1]), 2000)
+>>> ax = plots.trajectory(traj)
+>>> ax.get_xlabel()
+'state $x_{0}$'
+"""
+
+from __future__ import annotations
+
+from ._basins import basins, continuation
+from ._common import EXPONENT_UNIT, NEGATIVE, POSITIVE, _plural  # noqa: F401 (read outside)
+from ._covariant import clv_angles, finite_time_histogram
+from ._fixed_points import eigenvalues, fixed_points_pca
+from ._graph import _AUTO_BLOCK_LEVEL, sparsity_graph  # noqa: F401 (private: the report)
+from ._matrix import block_matrix
+from ._memory import impulse_response, memory_capacity
+from ._scans import lyapunov_scan, newton_lyapunov, orbit_diagram
+from ._sequence import sequence_comparison
+from ._spectrum import lyapunov_history, lyapunov_panels, lyapunov_spectrum
+from ._style import COLUMN_WIDTHS, STYLE, paper_style, save_figure
+from ._training import accuracy_vs_parameters, training_history
+from ._trajectory import trajectory
+
+__all__ = [
+    "trajectory",
+    "lyapunov_spectrum",
+    "lyapunov_history",
+    "lyapunov_panels",
+    "eigenvalues",
+    "impulse_response",
+    "memory_capacity",
+    "block_matrix",
+    "sparsity_graph",
+    "orbit_diagram",
+    "lyapunov_scan",
+    "paper_style",
+    "save_figure",
+    "STYLE",
+    "COLUMN_WIDTHS",
+    "training_history",
+    "accuracy_vs_parameters",
+    "fixed_points_pca",
+    "clv_angles",
+    "finite_time_histogram",
+    "basins",
+    "continuation",
+    "newton_lyapunov",
+    "sequence_comparison",
+]

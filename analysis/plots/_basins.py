@@ -1,0 +1,184 @@
+"""Basins of attraction and continuation branches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._checks import check_int
+from ._common import NEGATIVE, POSITIVE, _axes, _field, _legend_below, _np, _plt
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+# -- basins and continuation -------------------------------------------------------------
+def basins(result: Any, shape: Sequence[int], *,
+           extent: tuple[float, float, float, float] | None = None,
+           ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
+    """A 2-D slice of state space coloured by basin, with escape and non-periodic starts.
+
+    Each attractor (a fixed point or periodic orbit) has a colour; bounded
+    starts on no periodic orbit (the basin of a strange attractor) are dark
+    violet, starts that escape to infinity pale. The legend gives each
+    share of the slice.
+
+    Parameters
+    ----------
+    result : Basins
+        From :func:`itermap.analysis.basins` over starts on a grid, in
+        row-major order (``np.meshgrid(xs, ys)`` raveled).
+    shape : (int, int)
+        The grid's shape ``(len(ys), len(xs))``.
+    extent : (x0, x1, y0, y1), optional
+        The slice's coordinates, for the axes.
+    ax : matplotlib Axes, optional
+    labels : list of str, optional
+        A name per attractor for the legend (default: the point's index and period).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When ``shape`` does not hold one cell per start, or ``labels`` does
+        not name every attractor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import basins, plots
+    >>> m = itermap.IterativeMap(np.array([[2.0, 0.0], [0.0, 2.0]]))
+    >>> g = np.linspace(-1, 1, 21)
+    >>> X, Y = np.meshgrid(g, g)
+    >>> b = basins(m, np.column_stack([X.ravel(), Y.ravel()]), steps=100)
+    >>> ax = plots.basins(b, X.shape, extent=(-1, 1, -1, 1))
+    >>> len(ax.images)
+    1
+
+    The Hénon map's strange attractor against escape:
+
+    >>> b = basins(itermap.systems.henon(), 2 * np.column_stack([X.ravel(), Y.ravel()]),
+    ...            steps=200)
+    >>> ax = plots.basins(b, X.shape, extent=(-2, 2, -2, 2))
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['bounded, no periodic orbit: 39.5%', 'escape: 60.5%']
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    lab = np.asarray(_np(_field(result, "labels", param="result")))
+    periods = np.asarray(_np(_field(result, "periods", param="result")))
+    if shape is None or isinstance(shape, str | bytes) or not hasattr(shape, "__iter__") \
+            or getattr(shape, "ndim", 1) == 0:  # a 0-d array has __iter__ but cannot iterate
+        raise TypeError(f"shape must be a pair of ints (rows, columns), got {shape!r}")
+    shape = tuple(check_int("shape", s, 1) for s in shape)
+    if len(shape) != 2 or shape[0] * shape[1] != lab.size:
+        raise ValueError(f"shape {shape} does not hold the {lab.size} starts of the result")
+    k = periods.size
+    if labels is not None and len(labels) != k:
+        raise ValueError(f"labels: got {len(labels)} names for {k} attractors")
+    base = _plt().get_cmap("tab10" if k <= 10 else "tab20")
+    # image values: 0 escaped (-2), 1 bounded on no listed attractor (-1), 2 + i attractor i
+    colours = [_ESCAPE_COLOUR, _APERIODIC_COLOUR] + [base(i % base.N) for i in range(k)]
+    ax = _axes(ax)
+    ax.imshow(np.clip(lab, -2, None).reshape(shape) + 2, origin="lower",
+              cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 1.5, extent=extent,
+              aspect="auto", interpolation="nearest")
+    share = [float(np.mean(lab == i)) for i in range(k)]
+    names = list(labels) if labels is not None else [
+        f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
+    handles = [Patch(color=colours[i + 2], label=f"{names[i]}: {share[i]:.1%}")
+               for i in range(k) if share[i] > 0]
+    bounded = float(np.mean(lab == -1))
+    if bounded > 0:
+        aperiodic = _field(result, "aperiodic_fraction", None, required=False)
+        what = ("bounded, no periodic orbit" if aperiodic is not None
+                and abs(float(aperiodic) - bounded) < 1e-12 else "bounded, other")
+        handles.append(Patch(color=colours[1], label=f"{what}: {bounded:.1%}"))
+    escaped = float(np.mean(lab == -2))
+    if escaped > 0:
+        handles.append(Patch(fc=colours[0], ec="0.6", lw=0.5, label=f"escape: {escaped:.1%}"))
+    _legend_below(ax, handles, ncol=min(len(handles), 2), handlelength=1.0,
+                  title="fate of the starts in the slice")
+    ax.set_xlabel("slice coordinate 1")
+    ax.set_ylabel("slice coordinate 2")
+    return ax
+
+
+_ESCAPE_COLOUR = "#f4f1e8"     # pale: the starts that go to infinity
+_APERIODIC_COLOUR = "#4b2a6e"  # dark violet: a bounded non-periodic (strange) attractor
+
+
+def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
+                 xlabel: str = "parameter", color: str = "k") -> Axes:
+    """A branch of fixed points: stable solid, unstable dashed, bifurcations marked.
+
+    Parameters
+    ----------
+    result : Continuation
+        From :func:`itermap.analysis.continuation`.
+    component : int, default 0
+        The state coordinate drawn against the parameter.
+    ax : matplotlib Axes, optional
+    xlabel : str, default "parameter"
+    color : colour of the branch
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        ``result`` is not a continuation result, or ``component`` is not an int.
+    ValueError
+        ``component`` names no component of the points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import continuation, plots
+    >>> make = lambda u: itermap.IterativeMap(np.array([[2.0]]), bias=np.array([u]))
+    >>> c = continuation(make, np.linspace(1.0, -1.0, 41), np.array([0.99]))
+    >>> ax = plots.continuation(c)
+    >>> sorted({line.get_linestyle() for line in ax.lines})
+    ['-', '--']
+    """
+    lam = np.asarray(_np(_field(result, "parameters", param="result")), dtype=float)
+    pts = np.asarray(_np(_field(result, "points", param="result")), dtype=float)
+    stable = np.asarray(_np(_field(result, "stable", param="result")), dtype=bool)
+    component = check_int("component", component)
+    if not -pts.shape[1] <= component < pts.shape[1]:
+        raise ValueError(f"component {component} does not exist: the points have dim "
+                         f"{pts.shape[1]}")
+    bifs = _field(result, "bifurcations", [], required=False) or []
+    ax = _axes(ax)
+    y = pts[:, component]
+    # runs of equal stability, each drawn with its neighbour point so the line is unbroken
+    start = 0
+    for i in range(1, lam.size + 1):
+        if i == lam.size or stable[i] != stable[start]:
+            stop = min(i + 1, lam.size)
+            ax.plot(lam[start:stop], y[start:stop], color=color, lw=1.2,
+                    ls="-" if stable[start] else "--")
+            start = i
+    markers = {"fold": ("o", POSITIVE), "period doubling": ("s", NEGATIVE),
+               "Neimark-Sacker": ("D", "#27ae60")}
+    seen = set()
+    for b in bifs:
+        mk, col = markers.get(b["kind"], ("x", "0.3"))
+        ax.scatter([b["parameter"]], [b["point"][component]], marker=mk, color=col, zorder=3,
+                   s=28, label=None if b["kind"] in seen else b["kind"])
+        seen.add(b["kind"])
+    if seen:
+        ax.legend(fontsize="small", frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"fixed point $x_{{{component}}}$")
+    return ax

@@ -1,0 +1,129 @@
+"""Covariant Lyapunov vector angles and finite-time exponent histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._checks import check_bool, check_int
+from ._common import EXPONENT_UNIT, _axes, _field, _np, _zero_line
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+# -- covariant vectors and finite-time exponents ----------------------------------------
+def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0, 1),
+               bins: int = 60, log: bool = True, label: str | None = None) -> Axes:
+    """Histogram of the angle between two covariant Lyapunov vectors.
+
+    Near-tangencies (angles near 0) of the expanding and contracting
+    directions mark a non-hyperbolic attractor (Henon's, for one).
+
+    Parameters
+    ----------
+    result : CovariantVectors or dict
+        An object with ``angles`` of shape (n_saved, [B,] k, k).
+    ax : matplotlib Axes, optional
+    pair : (int, int)
+        The vectors compared (0-based, most expanding first).
+    bins : int
+        Bins over ``[0, pi/2]``.
+    log : bool
+        Logarithmic density axis (the tail near 0 is what matters).
+    label : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For angles not of shape ``(n_saved, [B,] k, k)``, or a ``pair`` that does
+        not name two different vectors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ang = np.zeros((100, 2, 2)); ang[:, 0, 1] = np.linspace(0.01, 1.5, 100)
+    >>> plots.clv_angles({"angles": ang}).get_xlabel()
+    'angle $\\\\theta_{12}$ (rad)'
+    """
+    ang = _np(_field(result, "angles", param="result")).astype(float)
+    bins = check_int("bins", bins, 1)
+    log = check_bool("log", log)
+    if ang.ndim < 3 or ang.shape[-1] != ang.shape[-2]:
+        raise ValueError(f"angles must have shape (n_saved, [B,] k, k), got {ang.shape}")
+    i, j = (int(p) for p in pair)
+    k = ang.shape[-1]
+    if not (0 <= i < k and 0 <= j < k) or i == j:
+        raise ValueError(f"pair must name two different vectors in 0..{k - 1}, got {pair}")
+    a = ang[..., i, j].ravel()
+    ax = _axes(ax)
+    ax.hist(a, bins=int(bins), range=(0.0, np.pi / 2), density=True, histtype="stepfilled",
+            alpha=0.75, label=label, log=bool(log))
+    ax.set_xlim(0.0, np.pi / 2)
+    ax.set_xlabel(f"angle $\\theta_{{{i + 1}{j + 1}}}$ (rad)")
+    ax.set_ylabel("density")
+    if label:
+        ax.legend()
+    return ax
+
+
+def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents: int = 4,
+                          bins: int = 50) -> Axes:
+    """Histograms of the finite-time exponents, one per exponent, with their means.
+
+    Parameters
+    ----------
+    result : FiniteTimeExponents or dict
+        An object with ``exponents`` (n_windows, [B,] k) and optionally
+        ``window``.
+    ax : matplotlib Axes, optional
+    max_exponents : int
+        Draw at most the first this many exponents.
+    bins : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For exponents not of shape ``(n_windows, [B,] k)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ex = np.random.default_rng(0).normal([0.4, -1.6], 0.1, size=(500, 2))
+    >>> len(plots.finite_time_histogram({"exponents": ex, "window": 20}).patches) > 0
+    True
+    """
+    ex = _np(_field(result, "exponents", param="result")).astype(float)
+    bins = check_int("bins", bins, 1)
+    max_exponents = check_int("max_exponents", max_exponents, 1)
+    if ex.ndim not in (2, 3):
+        raise ValueError(f"exponents must have shape (n_windows, [B,] k), got {ex.shape}")
+    ex = ex.reshape(-1, ex.shape[-1])
+    window = _field(result, "window", None, required=False)
+    ax = _axes(ax)
+    for i in range(min(ex.shape[1], int(max_exponents))):
+        col = ex[:, i][np.isfinite(ex[:, i])]
+        if col.size == 0:
+            continue
+        patches = ax.hist(col, bins=int(bins), density=True, histtype="step", lw=1.2,
+                          label=f"$\\lambda_{{{i + 1}}}$")[2]
+        ax.axvline(col.mean(), color=patches[0].get_edgecolor(),  # type: ignore[index,union-attr]
+                   lw=0.8, ls=":")
+    _zero_line(ax, orientation="v")
+    title = "" if window is None else f" over {int(window)} steps"
+    ax.set_xlabel(f"finite-time exponent{title} ({EXPONENT_UNIT})")
+    ax.set_ylabel("density")
+    ax.legend()
+    return ax

@@ -1,0 +1,130 @@
+"""Training histories and accuracy against the number of parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._checks import check_choice
+from ._common import NEGATIVE, POSITIVE, _axes, _field, _np, _plt, _plural, _readable_log_axis
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+# -- training (issue 14) ----------------------------------------------------------------
+def training_history(history: Any, *, ax: Axes | None = None, metric: str = "loss") -> Axes:
+    """Loss or accuracy per epoch of a :class:`itermap.TrainHistory`, with validation.
+
+    Parameters
+    ----------
+    history : TrainHistory or dict
+        With ``loss``, ``accuracy`` and optionally ``val_loss``, ``val_accuracy``.
+    ax : matplotlib Axes, optional
+    metric : {"loss", "accuracy"}
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ax = plots.training_history({"loss": np.array([1.0, 0.5]),
+    ...                              "accuracy": np.array([0.5, 0.8])})
+    >>> ax.get_ylabel()
+    'training loss'
+    """
+    metric = check_choice("metric", metric, ("loss", "accuracy"))
+    train = np.asarray(_np(_field(history, metric, param="history")), dtype=float)
+    val = _field(history, f"val_{metric}", None, required=False)
+    ax = _axes(ax)
+    epochs = np.arange(1, train.size + 1)
+    ax.plot(epochs, train, color=NEGATIVE, label="train")
+    if val is not None and np.any(np.isfinite(np.asarray(_np(val), dtype=float))):
+        ax.plot(epochs, np.asarray(_np(val), dtype=float), color=POSITIVE, label="validation")
+        ax.legend(frameon=False)
+    if metric == "loss" and np.all(train > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"training {metric}")
+    return ax
+
+
+def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
+    """Test accuracy (mean ± std over seeds) against trainable parameters, one point per model.
+
+    The legend title says what the error bars are (the sample standard
+    deviation over the seeds, and how many); models of near-equal size are
+    dodged sideways so that their error bars do not overlap.
+
+    Parameters
+    ----------
+    result : ParameterComparison or dict
+        With ``names``, ``params`` (n_models,) and ``accuracy`` (n_models, n_seeds).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For ``names``, ``params`` and ``accuracy`` of different lengths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.analysis import plots
+    >>> ax = plots.accuracy_vs_parameters({"names": ["mlp", "sparse"],
+    ...     "params": np.array([100.0, 100.0]), "accuracy": np.array([[0.9, 0.92], [0.88, 0.9]])})
+    >>> ax.get_xlabel()
+    'trainable parameters (near-equal sizes dodged sideways)'
+    >>> ax.get_legend().get_title().get_text()
+    'mean ± std over 2 seeds'
+    """
+    names = list(_field(result, "names", param="result"))
+    params = np.asarray(_np(_field(result, "params", param="result")), dtype=float)
+    acc = np.asarray(_np(_field(result, "accuracy", param="result")), dtype=float)
+    if acc.ndim == 1:
+        acc = acc[:, None]
+    if not (len(names) == params.shape[0] == acc.shape[0]):
+        raise ValueError("names, params and accuracy need one entry per model")
+    ax = _axes(ax)
+    colors = _plt().rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    seeds = acc.shape[1]
+    shift = _dodge(params)
+    for k, name in enumerate(names):
+        sd = acc[k].std(ddof=1) if seeds > 1 else 0.0
+        ax.errorbar(params[k] * 10.0 ** shift[k], acc[k].mean(), yerr=sd, fmt="o", ms=4,
+                    capsize=2.5, color=colors[k % len(colors)], label=name)
+    ax.set_xscale("log")
+    _readable_log_axis(ax.xaxis)
+    ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
+                                            if np.any(shift != 0) else ""))
+    ax.set_ylabel("test accuracy")
+    what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
+            else "1 seed: no error bars")
+    ax.legend(frameon=False, fontsize="small", title=what, title_fontsize="small")
+    return ax
+
+
+def _dodge(values, *, close=0.03, step=0.012):
+    """Offsets in decades that spread points whose values lie within ``close`` decades.
+
+    Equal-parameter models sit at nearly one x: without a dodge their error
+    bars are drawn on top of each other.
+    """
+    logs = np.log10(np.maximum(np.asarray(values, dtype=float), 1e-300))
+    order = np.argsort(logs, kind="stable")
+    shift = np.zeros(logs.size)
+    start = 0
+    for i in range(1, logs.size + 1):
+        if i == logs.size or logs[order[i]] - logs[order[i - 1]] > close:
+            group = order[start:i]
+            shift[group] = (np.arange(group.size) - (group.size - 1) / 2) * step
+            start = i
+    return shift
