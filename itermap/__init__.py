@@ -7,7 +7,8 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import backends, block_functions, datasets, systems
+# _io_maps: the maps register their encoders with the codec
+from . import _io_maps, backends, block_functions, datasets, systems  # noqa: F401
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan
