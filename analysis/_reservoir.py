@@ -152,7 +152,7 @@ def _effective_parts(map, leak):
 
 @itermap.saveable
 @dataclass
-class EdgeOfChaosScan:
+class EdgeOfChaosScan(itermap.Result):
     """The largest Lyapunov exponent of leaky tanh reservoirs over spectral radius and leak.
 
     Attributes
@@ -196,6 +196,8 @@ class EdgeOfChaosScan:
         "n": "int",
         "input_scale": "float",
     }
+    _dims: ClassVar[dict[str, str]] = {"S": "seed", "L": "leak", "R": "radius"}
+    _coords: ClassVar[dict[str, str]] = {"radius": "radii", "leak": "leaks"}
 
     radii: np.ndarray
     leaks: np.ndarray

@@ -65,6 +65,7 @@ from itertools import product
 
 import numpy as np
 
+import itermap
 from itermap.backends import to_numpy
 from itermap.files import write_npz_atomic
 
@@ -273,7 +274,7 @@ class SweepFailure:
         return f"{self.params}: {self.error}: {self.message}"
 
 
-class SweepResult:
+class SweepResult(itermap.Result):
     """The table of a sweep: one record per finished point, in grid order.
 
     Iterating yields one dict per point (parameters, then the function's
@@ -328,6 +329,10 @@ class SweepResult:
     (3, 2)
     """
 
+    _checks = (itermap.Check(
+        "failures", itermap.Status.POINTS_FAILED, "{n} points raised (see .failures): fix the "
+        "function, then run the same sweep with cache=DIR to compute only those"),)
+
     def __init__(self, params, records, failures=(), *, seed=None, n_cached=0):
         self.params = tuple(params)
         self.records = list(records)
@@ -361,6 +366,12 @@ class SweepResult:
         return (f"SweepResult({len(self)} points, {len(self.failures)} failed, "
                 f"columns={list(self.columns)})")
 
+    def _html_rows(self):
+        yield "points", f"{len(self)} ({self.n_cached} from the cache)"
+        yield "failed", str(len(self.failures))
+        cols = list(self.columns)
+        yield "columns", ", ".join(cols[:12]) + (f", ... ({len(cols)})" if len(cols) > 12 else "")
+
     def equals(self, other) -> bool:
         """True when both tables hold bitwise equal records in the same order."""
         if not isinstance(other, SweepResult) or len(self) != len(other):
@@ -380,7 +391,8 @@ class SweepResult:
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is a test dependency
-            raise ImportError("SweepResult.to_pandas needs pandas: pip install pandas") from exc
+            raise ImportError("SweepResult.to_pandas needs pandas: pip install "
+                              "'itermap[tables]' (or pip install pandas)") from exc
         return pd.DataFrame.from_records(self.records, columns=list(self.columns))
 
     def save(self, path) -> str:

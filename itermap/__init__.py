@@ -24,6 +24,7 @@ from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._prune import prune
 from ._reservoir import ReservoirMap, from_reservoirpy
+from ._result import Check, Result, Status
 from ._rng import as_rng
 from ._state_space import LinearStateSpace, deep_lssl
 from ._torch import from_torch, to_torch
@@ -111,4 +112,7 @@ __all__ = [
     "from_graph",
     "prune",
     "random_graph_rnn",
+    "Result",
+    "Status",
+    "Check",
 ]
