@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import _physical_memory
 from ._codec import (
     _REGISTRY,
     Writer,
@@ -540,8 +541,6 @@ def open_regular_file(path, what: str = "path"):
 
 
 def _memory_cap() -> int:
-    from ._checks import _physical_memory
-
     return _physical_memory()
 
 

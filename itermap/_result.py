@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._backend import to_numpy
+from ._codec import _short
 
 __all__ = ["Result", "Status", "Check"]
 
@@ -381,8 +382,6 @@ class Result:
 
     # -- Jupyter --------------------------------------------------------------------
     def _html_rows(self):
-        from ._codec import _short
-
         for f in dataclasses.fields(self):
             if f.repr:
                 yield f.name, _short(getattr(self, f.name))
