@@ -197,6 +197,7 @@ class EdgeOfChaosScan(itermap.Result):
         "input_scale": "float",
     }
     _dims: ClassVar[dict[str, str]] = {"S": "seed", "L": "leak", "R": "radius"}
+    _long: ClassVar[tuple[str, ...]] = ("mean", "stderr")
     _coords: ClassVar[dict[str, str]] = {"radius": "radii", "leak": "leaks"}
 
     radii: np.ndarray

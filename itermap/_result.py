@@ -211,6 +211,7 @@ class Result:
 
     _checks: ClassVar[tuple[Check, ...]] = ()
     _table: ClassVar[tuple[str, ...]] = ()
+    _long: ClassVar[tuple[str, ...]] = ()  # fields of one shape: a row per entry (a grid)
     _dims: ClassVar[dict[str, str]] = {}
     _coords: ClassVar[dict[str, str]] = {}
 
@@ -302,14 +303,30 @@ class Result:
         >>> len(df) == len(fp), list(df.columns[:3])
         (True, ['points[0]', 'residuals', 'stable'])
         """
-        if not self._table:
+        if not (self._table or self._long):
             raise TypeError(f"a {type(self).__name__} is not a table: use to_xarray()")
         pd = _need("pandas", f"{type(self).__name__}.to_pandas")
+        if not self._table:
+            return self._long_table(pd)
         cols = self._table_columns()
         axes = [a for a in map(self._schema_axes, self._table) if a]
         index = pd.RangeIndex(len(next(iter(cols.values()), [])),
                               name=axes[0][0] if axes else None)
         return pd.DataFrame(cols, index=index)
+
+    def _long_table(self, pd):
+        """A row per entry of the ``_long`` fields (one shape): a MultiIndex over their axes,
+        labelled by the coordinates where declared; the last axis varies fastest."""
+        arrays = {n: np.asarray(to_numpy(getattr(self, n))) for n in self._long}
+        first = self._long[0]
+        dims = self._schema_axes(first)
+        shape = arrays[first].shape
+        levels = []
+        for d, n in zip(dims, shape):
+            field = self._coords.get(d)
+            levels.append(np.asarray(getattr(self, field)) if field else np.arange(n))
+        index = pd.MultiIndex.from_product(levels, names=dims)
+        return pd.DataFrame({n: a.reshape(-1) for n, a in arrays.items()}, index=index)
 
     # -- xarray ---------------------------------------------------------------------
     def _schema_axes(self, name):

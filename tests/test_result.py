@@ -84,6 +84,16 @@ def test_sweep_table_to_pandas_keeps_its_columns(results):
     assert list(df.columns) == ["a", "y"] and df["y"].tolist() == [2.0, 4.0]
 
 
+def test_a_grid_scan_is_a_long_table_indexed_by_its_coordinates(results):
+    scan = results["EdgeOfChaosScan"]
+    df = scan.to_pandas()
+    assert df.index.names == ["leak", "radius"] and len(df) == scan.mean.size
+    for i, j in np.ndindex(*scan.mean.shape):
+        row = df.loc[(scan.leaks[i], scan.radii[j])]
+        assert _same(row["mean"], scan.mean[i, j]) and _same(row["stderr"], scan.stderr[i, j])
+    assert _same(df["mean"].to_numpy(), scan.mean.reshape(-1))
+
+
 def test_not_a_table_says_to_use_xarray(results):
     with pytest.raises(TypeError, match="not a table: use to_xarray"):
         results["Trajectory"].to_pandas()
