@@ -292,3 +292,23 @@ def test_main_format_sweep_table_and_cache_still_load(tmp_path):
     fresh = analysis.sweep(point, {"a": [1, 2], "b": [0.5]}, executor="serial", seed=3,
                            progress=False)
     assert fresh.equals(old)
+
+
+def test_newton_fallback_training_nan_and_unconverged_scans_say_the_fix(results):
+    newton = dataclasses.replace(results["NewtonTrajectory"], converged=False,
+                                 fallback_reason="a window diverged")
+    assert newton.result is Status.FELL_BACK
+    assert "(a window diverged): raise max_iter" in newton.message
+    history = results["TrainHistory"]
+    loss = history.loss.copy()
+    loss[-1] = np.nan
+    bad = dataclasses.replace(history, loss=loss)
+    assert bad.result is Status.NONFINITE and bad.message == "the loss is NaN or inf in 1 " \
+        "epochs: lower lr"
+    scan = results["NewtonLyapunovScan"]
+    converged = np.ones_like(scan.converged)
+    converged.flat[0] = False
+    late = dataclasses.replace(scan, converged=converged)
+    assert late.result is Status.MAX_ITERATIONS and late.message.startswith(
+        "Newton did not converge within steps iterations in 1 runs")
+    assert late.to_pandas()["converged[0]"].tolist() == converged[:, 0].tolist()
