@@ -311,12 +311,11 @@ register_codec(CachedPoint, POINT_TYPE, _encode_point, _decode_point)
 
 def read_sweep_file(path):
     """The SweepResult or CachedPoint in ``path``; a ValueError when it holds neither."""
-    meta = _sweep_legacy.metadata_entry(path)
-    if meta == _sweep_legacy.META:  # the first format
-        return _sweep_legacy.read(path, SweepResult, SweepFailure, CachedPoint)
     try:
         out = itermap.load(path)
     except ValueError as exc:
+        if _sweep_legacy.metadata_entry(path) == _sweep_legacy.META:  # the first format
+            return _sweep_legacy.read(path, SweepResult, SweepFailure, CachedPoint)
         raise ValueError(f"{path} is not a readable sweep file ({exc})") from exc
     if not isinstance(out, SweepResult | CachedPoint):
         raise ValueError(f"{path} is not a readable sweep file: it holds a "
