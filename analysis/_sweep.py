@@ -54,8 +54,9 @@ import os
 import tempfile
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import product
+from typing import Any
 
 import numpy as np
 
@@ -420,7 +421,10 @@ def _child_seed(root, digest):
                                   pool_size=root.pool_size)
 
 
-def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True):
+def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[Mapping], *,
+          executor: int | str | cf.Executor | None = None,
+          seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+          cache: str | os.PathLike | None = None, progress: bool = True) -> SweepResult:
     """Run ``function(**params)`` for every point of ``grid`` and tabulate the results.
 
     Parameters

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -124,7 +124,9 @@ class SweepResult(itermap.Result):
         "failures", itermap.Status.POINTS_FAILED, "{n} points raised (see .failures): fix the "
         "function, then run the same sweep with cache=DIR to compute only those"),)
 
-    def __init__(self, params, records, failures=(), *, seed=None, n_cached=0):
+    def __init__(self, params: Iterable[str], records: Iterable[dict],
+                 failures: Iterable[SweepFailure] = (), *, seed: dict | None = None,
+                 n_cached: int = 0):
         self.params = tuple(params)
         self.records = list(records)
         self.failures = list(failures)
