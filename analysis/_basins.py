@@ -35,7 +35,7 @@ __all__ = ["Basins", "basins"]
 
 @itermap.saveable
 @dataclass
-class Basins:
+class Basins(itermap.Result):
     """The fate of every start: the attractor it settles on, and the basin fractions.
 
     Attributes
@@ -101,6 +101,8 @@ class Basins:
         "aperiodic_error": "float",
         "escape_radius": "float",
     }
+    _table: ClassVar[tuple[str, ...]] = ("attractors", "periods", "fractions", "errors")
+    _dims: ClassVar[dict[str, str]] = {"A": "attractor", "D": "unit"}
 
     labels: Array
     attractors: Array

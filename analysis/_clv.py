@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import itermap
 from itermap import as_map, resolve_inputs, saveable
 from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array, MapLike, RngLike
@@ -35,7 +36,7 @@ _MAX_STORED_BYTES = 8 * 2 ** 30
 
 @saveable
 @dataclass
-class CovariantVectors:
+class CovariantVectors(itermap.Result):
     """Covariant Lyapunov vectors along one or a batch of trajectories.
 
     Attributes
@@ -90,6 +91,8 @@ class CovariantVectors:
         "save_every": "int",
         "batched": "bool",
     }
+    _dims: ClassVar[dict[str, str]] = {"T": "time", "D": "unit", "K": "exponent"}
+    _coords: ClassVar[dict[str, str]] = {"time": "times"}
 
     vectors: Array
     times: Array

@@ -40,7 +40,7 @@ _BRACKET = 1e-11
 
 @itermap.saveable
 @dataclass
-class Continuation:
+class Continuation(itermap.Result):
     """A branch of fixed points ``x(lam)`` and the bifurcations along it.
 
     Attributes
@@ -86,6 +86,13 @@ class Continuation:
         "bifurcations": "list[dict]",
         "stop_reason": "str",
     }
+    _table: ClassVar[tuple[str, ...]] = ("parameters", "points", "stable", "arclength",
+                                         "eigenvalues")
+    _dims: ClassVar[dict[str, str]] = {"N": "point", "D": "unit"}
+    _checks: ClassVar[tuple[itermap.Check, ...]] = (itermap.Check(
+        "stop_reason", itermap.Status.STOPPED, "the branch stopped before the end of the "
+        "range ({stop_reason}): lower min_step, or raise max_points",
+        count=lambda r: r not in ("", "end of range")),)
 
     parameters: Array
     points: Array

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import itermap
 from itermap import as_map, resolve_inputs, saveable
 from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
@@ -26,7 +27,7 @@ __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
 @saveable
 @dataclass
-class FiniteTimeExponents:
+class FiniteTimeExponents(itermap.Result):
     """Lyapunov exponents over consecutive windows of a run.
 
     Attributes
@@ -67,6 +68,7 @@ class FiniteTimeExponents:
         "transient": "int",
         "batched": "bool",
     }
+    _dims: ClassVar[dict[str, str]] = {"W": "window", "K": "exponent"}
 
     exponents: Array
     window: int

@@ -105,7 +105,7 @@ _MEM_BUDGET = 2 ** 30
 
 @itermap.saveable
 @dataclass
-class FixedPoints:
+class FixedPoints(itermap.Result):
     """Fixed points (or period-p points) of a map and their linear stability.
 
     Attributes
@@ -178,6 +178,17 @@ class FixedPoints:
         "status": "int[N] | None",
         "slow_q": "float[S] | None",
     }
+    _table: ClassVar[tuple[str, ...]] = ("points", "residuals", "stable", "n_unstable", "orbit",
+                                         "min_period", "eigenvalues")
+    _dims: ClassVar[dict[str, str]] = {"M": "point", "D": "unit", "S": "slow_point",
+                                       "N": "start"}
+    _checks: ClassVar[tuple[itermap.Check, ...]] = (
+        itermap.Check("status", itermap.Status.MAX_ITERATIONS, "{n} starts used up "
+                      "max_iter: raise max_iter", count=itermap.Check.equal_to(2)),
+        itermap.Check("status", itermap.Status.STALLED, "{n} starts stalled: raise "
+                      "patience or give more starts", count=itermap.Check.equal_to(3)),
+        itermap.Check("status", itermap.Status.NONFINITE, "{n} starts reached NaN or inf: "
+                      "start nearer the attractor", count=itermap.Check.equal_to(4)))
 
     points: Array
     residuals: Array

@@ -10,6 +10,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+import itermap
+
 from ._checks import check_bool, check_int
 from ._graph import _as_block_matrix, _host_csr
 
@@ -20,7 +22,7 @@ DEFAULT_MAX_NODES = 2000
 
 
 @dataclass(frozen=True)
-class GraphProperties:
+class GraphProperties(itermap.Result):
     """Darji's measures of a graph (see :func:`graph_properties`).
 
     Attributes

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import itermap
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
 from itermap._sparse_product import uses_thread_pool
 from itermap._types import Array
@@ -43,7 +44,7 @@ _N_CHECKPOINTS = 100
 _QR_ERROR_LIMIT = 1e-6  # nats per step: the warning threshold of spaced QRs
 @saveable
 @dataclass
-class LyapunovSpectrum:
+class LyapunovSpectrum(itermap.Result):
     """The Lyapunov spectrum of a map along one or a batch of trajectories.
 
     Exponents are natural logarithms per step.
@@ -141,6 +142,14 @@ class LyapunovSpectrum:
         "precision_loss": "float",
         "qr_error": "float",
     }
+    _table: ClassVar[tuple[str, ...]] = ("per_trajectory",)
+    _dims: ClassVar[dict[str, str]] = {"B": "trajectory", "K": "exponent", "H": "step",
+                                       "D": "unit"}
+    _coords: ClassVar[dict[str, str]] = {"step": "history_steps"}
+    _checks: ClassVar[tuple[itermap.Check, ...]] = (itermap.Check(
+        "qr_error", itermap.Status.IMPRECISE, "with reorthonormalize_every="
+        "{reorthonormalize_every} rounding bounds the exponents only to {qr_error:.1e} "
+        "per step (> 1e-6): lower reorthonormalize_every", count=lambda e: e > 1e-6),)
 
     exponents: Array
     per_trajectory: Array

@@ -21,7 +21,7 @@ __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capa
 
 @itermap.saveable
 @dataclass
-class ImpulseResponse:
+class ImpulseResponse(itermap.Result):
     """How an impulse at step 0 spreads through the blocks of a map.
 
     Attributes
@@ -75,6 +75,8 @@ class ImpulseResponse:
         "method": "str",
         "batched": "bool",
     }
+    _dims: ClassVar[dict[str, str]] = {"S": "source", "N": "step"}
+    _coords: ClassVar[dict[str, str]] = {"source": "sources"}
 
     norms: Array
     length: int | None | list[int | None]
@@ -131,7 +133,7 @@ class ImpulseResponse:
 
 @itermap.saveable
 @dataclass
-class MemoryCapacity:
+class MemoryCapacity(itermap.Result):
     """Jaeger's short-term memory capacity and its terms.
 
     Attributes
@@ -166,6 +168,9 @@ class MemoryCapacity:
         "delays": "int[L]",
         "convention": "str",
     }
+    _table: ClassVar[tuple[str, ...]] = ("delays", "r2")
+    _dims: ClassVar[dict[str, str]] = {"L": "delay"}
+    _coords: ClassVar[dict[str, str]] = {"delay": "delays"}
 
     capacity: float
     r2: Array

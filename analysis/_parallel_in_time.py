@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import itermap
 from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
 from itermap._types import Array, RngLike
 
@@ -26,7 +27,7 @@ __all__ = ["NewtonLyapunovScan", "newton_lyapunov_scan"]
 
 @saveable
 @dataclass
-class NewtonLyapunovScan:
+class NewtonLyapunovScan(itermap.Result):
     """Newton iterations to convergence against the largest Lyapunov exponent.
 
     Attributes
@@ -68,6 +69,12 @@ class NewtonLyapunovScan:
         "n": "int",
         "jacobian": "str",
     }
+    _table: ClassVar[tuple[str, ...]] = ("gains", "lyapunov", "iterations", "converged")
+    _dims: ClassVar[dict[str, str]] = {"G": "gain", "R": "trial"}
+    _coords: ClassVar[dict[str, str]] = {"gain": "gains"}
+    _checks: ClassVar[tuple[itermap.Check, ...]] = (itermap.Check(
+        "converged", itermap.Status.MAX_ITERATIONS, "Newton did not converge within steps "
+        "iterations in {n} runs (expected where lyapunov > 0): raise steps"),)
 
     gains: Array
     lyapunov: Array

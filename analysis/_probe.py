@@ -119,7 +119,7 @@ STAT_NAMES = ("nnz", "mean", "std", "min", "q25", "median", "q75", "max", "mean_
 
 
 @dataclass(frozen=True)
-class WeightStatistics:
+class WeightStatistics(itermap.Result):
     """Per-block statistics of a map's weights (see :func:`weight_statistics`).
 
     Attributes

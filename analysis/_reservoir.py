@@ -157,7 +157,7 @@ def _effective_parts(map, leak):
 
 @itermap.saveable
 @dataclass
-class EdgeOfChaosScan:
+class EdgeOfChaosScan(itermap.Result):
     """The largest Lyapunov exponent of leaky tanh reservoirs over spectral radius and leak.
 
     Attributes
@@ -201,6 +201,9 @@ class EdgeOfChaosScan:
         "n": "int",
         "input_scale": "float",
     }
+    _dims: ClassVar[dict[str, str]] = {"S": "seed", "L": "leak", "R": "radius"}
+    _long: ClassVar[tuple[str, ...]] = ("mean", "stderr")
+    _coords: ClassVar[dict[str, str]] = {"radius": "radii", "leak": "leaks"}
 
     radii: np.ndarray
     leaks: np.ndarray

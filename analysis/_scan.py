@@ -30,7 +30,7 @@ __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
 
 @saveable
 @dataclass
-class OrbitDiagram:
+class OrbitDiagram(itermap.Result):
     """States visited after a transient, one row per parameter value.
 
     Attributes
@@ -61,6 +61,8 @@ class OrbitDiagram:
         "transient": "int",
         "batched": "bool",
     }
+    _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "sample", "D": "unit"}
+    _coords: ClassVar[dict[str, str]] = {"value": "values"}
 
     values: object
     states: object
@@ -70,7 +72,7 @@ class OrbitDiagram:
 
 @saveable
 @dataclass
-class LyapunovScan:
+class LyapunovScan(itermap.Result):
     """Leading Lyapunov exponents against a parameter.
 
     Attributes
@@ -109,6 +111,9 @@ class LyapunovScan:
         "transient": "int",
         "batched": "bool",
     }
+    _table: ClassVar[tuple[str, ...]] = ("values", "exponents", "stderr")
+    _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "exponent"}
+    _coords: ClassVar[dict[str, str]] = {"value": "values"}
 
     values: object
     exponents: object

@@ -87,7 +87,7 @@ def sequence_models(units: int = 16, *, rng: RngLike = None) -> dict[str, iterma
 
 @itermap.saveable
 @dataclass
-class SequenceComparison:
+class SequenceComparison(itermap.Result):
     """Sequence models side by side (:func:`compare_sequence_models`).
 
     Attributes
@@ -125,6 +125,10 @@ class SequenceComparison:
         "capacity": "list[float]",
         "exponents": "float[M, K]",
     }
+    _table: ClassVar[tuple[str, ...]] = ("names", "dims", "capacity")
+    _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "step", "D": "delay",
+                                       "K": "exponent"}
+    _coords: ClassVar[dict[str, str]] = {"model": "names"}
 
     names: list
     dims: list

@@ -12,7 +12,7 @@ import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -108,7 +108,7 @@ def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
 
 
 @dataclass(frozen=True)
-class SpectraTable:
+class SpectraTable(itermap.Result):
     """The Lyapunov spectra of many maps, resampled to one length.
 
     Attributes
@@ -134,6 +134,8 @@ class SpectraTable:
     >>> np.round(t.spectra, 6)
     array([[ 0.693147, -0.693147]])
     """
+
+    _table: ClassVar[tuple[str, ...]] = ("index", "spectra")
 
     spectra: np.ndarray
     raw: tuple
@@ -262,7 +264,7 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
 
 
 @dataclass(frozen=True)
-class SpectrumEmbedding:
+class SpectrumEmbedding(itermap.Result):
     """Latent codes of spectra and how well they predict a target on held-out rows.
 
     Attributes

@@ -40,6 +40,7 @@ as a :class:`SweepFailure`. Each worker limits its BLAS/OpenMP threads to
 ``cores // workers`` and exits as soon as the calling process is gone.
 """
 
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -49,37 +50,31 @@ import inspect
 import json
 import logging
 import math
-import mmap
 import numbers
 import os
-import re
 import tempfile
-import threading
-import time
 import traceback
 import warnings
-import weakref
-import zipfile
-from collections.abc import Mapping, Sequence
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Mapping, Sequence
 from itertools import product
+from typing import Any
 
 import numpy as np
 
-from itermap.backends import to_numpy
-from itermap.files import write_npz_atomic
+import itermap
 
 from ._function_identity import function_identity
+from ._sweep_pool import SerialExecutor, cpu_count, local_pool, run_on_local_pool, run_point
+from ._sweep_table import CachedPoint, SweepFailure, SweepResult, read_sweep_file
 
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
 
 _FORMAT = "itermap-sweep"
-_FORMAT_VERSION = 1
-_META = "__sweep__"
 _RESULT_KEY = "result"
+_local_pool = local_pool  # benchmarks/bench_sweep.py times the pool sweep uses
 
 
-# --------------------------------------------------------------------------- values <-> JSON
+# --------------------------------------------------------------------------- parameters
 
 
 def _canonical(value, where):
@@ -118,100 +113,6 @@ def _digest(obj) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _encode_value(value, arrays, name):
-    """JSON form of a result value; arrays and NumPy scalars keep their dtype exactly."""
-    if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and hasattr(value, "dtype")
-                                         and not isinstance(value, np.generic)):
-        a = np.asarray(to_numpy(value))
-        if a.dtype == object:
-            raise TypeError(f"cannot save {name}: object arrays are not supported")
-        arrays[name] = a
-        return {"__array__": name}
-    if isinstance(value, np.generic):
-        if isinstance(value, np.complexfloating):
-            item = [float(value.real), float(value.imag)]
-        else:
-            item = value.item()
-        if isinstance(item, float) and not math.isfinite(item):
-            item = {"__float__": repr(item)}
-        elif isinstance(item, list):
-            item = [v if math.isfinite(v) else {"__float__": repr(v)} for v in item]
-        return {"__np__": value.dtype.str, "v": item}
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": repr(value)}
-    if isinstance(value, complex):
-        return {"__complex__": [_encode_value(value.real, arrays, name),
-                                _encode_value(value.imag, arrays, name)]}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        out = [_encode_value(v, arrays, f"{name}.{i}") for i, v in enumerate(value)]
-        return out if isinstance(value, list) else {"__tuple__": out}
-    if isinstance(value, Mapping):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"cannot save {name}: dict keys must be strings")
-        return {"__dict__": {k: _encode_value(v, arrays, f"{name}.{k}")
-                             for k, v in value.items()}}
-    raise TypeError(f"cannot save {name} of type {type(value).__name__}: sweep tables hold "
-                    "numbers, strings, None, arrays and lists/dicts of those")
-
-
-def _decode_value(value, arrays):
-    if isinstance(value, list):
-        return [_decode_value(v, arrays) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__array__" in value:
-        return arrays[value["__array__"]]
-    if "__np__" in value:
-        dtype = np.dtype(value["__np__"])
-        v = _decode_value(value["v"], arrays)
-        if isinstance(v, list):
-            v = complex(v[0], v[1])
-        return dtype.type(v)
-    if "__float__" in value:
-        return float(value["__float__"])
-    if "__complex__" in value:
-        re, im = (_decode_value(v, arrays) for v in value["__complex__"])
-        return complex(re, im)
-    if "__tuple__" in value:
-        return tuple(_decode_value(v, arrays) for v in value["__tuple__"])
-    if "__dict__" in value:
-        return {k: _decode_value(v, arrays) for k, v in value["__dict__"].items()}
-    raise ValueError(f"corrupt sweep value {value!r}")
-
-
-def _write_npz(path, meta, arrays):
-    """Atomically write ``arrays`` plus JSON ``meta`` to ``path``."""
-    arrays = dict(arrays)
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    write_npz_atomic(path, arrays, prefix=".sweep-")
-
-
-def _read_npz(path):
-    """(meta, arrays) of a file written by :func:`_write_npz`; ValueError when unreadable."""
-    from itermap._io import _MAX_EXPANSION, NpzReader
-
-    try:  # a regular file, each member checked (declared size, header) before it is read
-        with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="sweep file") as archive:
-            arrays = {k: archive.read(k) for k in archive.members()}
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
-            UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path} is not a readable sweep file (truncated or corrupt: "
-                         f"{exc!r})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a sweep file")
-    if meta.get("format_version", 0) > _FORMAT_VERSION:
-        raise ValueError(f"{path} uses sweep format {meta['format_version']}; this version "
-                         f"reads up to {_FORMAT_VERSION}")
-    return meta, arrays
-
-
-# --------------------------------------------------------------------------- results
-
 
 def _flatten(value, prefix=""):
     """Columns of one returned value: dicts and dataclasses are spread into columns."""
@@ -236,225 +137,6 @@ def _scalar(v):
         return v[()]
     return v
 
-
-@dataclasses.dataclass
-class SweepFailure:
-    """A point whose function raised.
-
-    Attributes
-    ----------
-    params : dict
-        The point's parameters.
-    error : str
-        The exception's type name.
-    message : str
-        ``str(exception)``.
-    traceback : str
-        The formatted traceback, from the worker.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> from itermap.analysis import sweep
-    >>> def inverse(x):
-    ...     return 1 / x
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")
-    ...     table = sweep(inverse, {"x": [0, 2]}, executor="serial", progress=False)
-    >>> table["result"].tolist(), [str(f) for f in table.failures]
-    ([0.5], ["{'x': 0}: ZeroDivisionError: division by zero"])
-    """
-
-    params: dict
-    error: str
-    message: str
-    traceback: str = ""
-
-    def __str__(self):
-        return f"{self.params}: {self.error}: {self.message}"
-
-
-class SweepResult:
-    """The table of a sweep: one record per finished point, in grid order.
-
-    Iterating yields one dict per point (parameters, then the function's
-    outputs). ``result[name]`` returns a column (a NumPy array when the
-    cells are numbers or arrays of one shape, else a list), ``result[i]``
-    the i-th record.
-
-    Attributes
-    ----------
-    params : tuple of str
-        Parameter names (the leading columns).
-    columns : tuple of str
-        All column names.
-    records : list of dict
-        One dict per successful point.
-    failures : list of SweepFailure
-        Points whose function raised; they are not in the table.
-    seed : dict or None
-        The root seed (``{"entropy": ..., "spawn_key": [...]}``) when the
-        function took ``rng``, to reproduce the sweep.
-    n_cached : int
-        How many points were read from the cache rather than computed.
-
-    Parameters
-    ----------
-    params : sequence of str
-        Parameter names.
-    records : iterable of dict
-        One dict per successful point.
-    failures : iterable of SweepFailure
-        The points whose function raised.
-    seed : dict, optional
-        The root seed, when the function took ``rng``.
-    n_cached : int
-        Points read from the cache.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from itermap.analysis import SweepResult, sweep
-    >>> def square(x):
-    ...     return {"y": x * x}
-    >>> table = sweep(square, {"x": [1, 2, 3]}, executor="serial", progress=False)
-    >>> [row for row in table]
-    [{'x': 1, 'y': 1}, {'x': 2, 'y': 4}, {'x': 3, 'y': 9}]
-    >>> table["y"]
-    array([1, 4, 9])
-    >>> path = table.save(os.path.join(tempfile.mkdtemp(), "squares"))
-    >>> SweepResult.load(path).equals(table)
-    True
-    >>> table.to_pandas().shape
-    (3, 2)
-    """
-
-    def __init__(self, params, records, failures=(), *, seed=None, n_cached=0):
-        self.params = tuple(params)
-        self.records = list(records)
-        self.failures = list(failures)
-        self.seed = seed
-        self.n_cached = int(n_cached)
-        cols = list(self.params)
-        for r in self.records:
-            for k in r:
-                if k not in cols:
-                    cols.append(k)
-        self.columns = tuple(cols)
-
-    def __len__(self):
-        return len(self.records)
-
-    def __iter__(self):
-        return iter(dict(r) for r in self.records)
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            if key not in self.columns:
-                raise KeyError(f"no column {key!r}; columns are {list(self.columns)}")
-            return _column([r.get(key) for r in self.records])
-        if isinstance(key, numbers.Integral):
-            return dict(self.records[key])
-        raise TypeError(f"index a SweepResult with a column name or a row number, "
-                        f"not {type(key).__name__}")
-
-    def __repr__(self):
-        return (f"SweepResult({len(self)} points, {len(self.failures)} failed, "
-                f"columns={list(self.columns)})")
-
-    def equals(self, other) -> bool:
-        """True when both tables hold bitwise equal records in the same order."""
-        if not isinstance(other, SweepResult) or len(self) != len(other):
-            return False
-        if self.columns != other.columns:
-            return False
-        return all(_equal(a, b) for a, b in zip(self.records, other.records))
-
-    def to_pandas(self):
-        """The table as a :class:`pandas.DataFrame` (array cells stay objects).
-
-        Raises
-        ------
-        ImportError
-            When pandas is not installed.
-        """
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is a test dependency
-            raise ImportError("SweepResult.to_pandas needs pandas: pip install pandas") from exc
-        return pd.DataFrame.from_records(self.records, columns=list(self.columns))
-
-    def save(self, path) -> str:
-        """Write the table to ``path`` (``.npz``, written atomically); returns the path."""
-        path = os.fspath(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
-        arrays: dict[str, np.ndarray] = {}
-        records = [{k: _encode_value(v, arrays, f"r{i}.{k}") for k, v in r.items()}
-                   for i, r in enumerate(self.records)]
-        failures = [{"params": _encode_value(f.params, arrays, f"f{i}"), "error": f.error,
-                     "message": f.message, "traceback": f.traceback}
-                    for i, f in enumerate(self.failures)]
-        meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": "table",
-                "params": list(self.params), "columns": list(self.columns),
-                "records": records, "failures": failures, "seed": self.seed,
-                "n_cached": self.n_cached}
-        _write_npz(path, meta, arrays)
-        return path
-
-    @classmethod
-    def load(cls, path) -> SweepResult:
-        """Read a table written by :meth:`save`.
-
-        Raises
-        ------
-        ValueError
-            When the file is truncated, corrupt or not a sweep table.
-        """
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(path)
-        meta, arrays = _read_npz(path)  # a folder, FIFO or device: a ValueError naming it
-        if meta.get("kind") != "table":
-            raise ValueError(f"{path} is a sweep cache entry, not a sweep table")
-        try:
-            records = [{k: _decode_value(v, arrays) for k, v in r.items()}
-                       for r in meta["records"]]
-            failures = [SweepFailure(_decode_value(f["params"], arrays), f["error"],
-                                     f["message"], f["traceback"]) for f in meta["failures"]]
-            out = cls(meta["params"], records, failures, seed=meta["seed"],
-                      n_cached=meta["n_cached"])
-            out.columns = tuple(meta["columns"])
-        except Exception as exc:  # wrong JSON types, missing members: the file is damaged
-            raise ValueError(f"{path} is a damaged sweep table ({type(exc).__name__}: "
-                             f"{exc})") from exc
-        return out
-
-
-def _column(cells):
-    if all(isinstance(c, (numbers.Number, np.generic)) and not isinstance(c, str)
-           for c in cells):
-        return np.asarray(cells)
-    if cells and all(isinstance(c, np.ndarray) for c in cells) and \
-            len({c.shape for c in cells}) == 1:
-        return np.stack(cells)
-    return list(cells)
-
-
-def _equal(a, b):
-    if isinstance(a, Mapping):
-        return isinstance(b, Mapping) and a.keys() == b.keys() and all(
-            _equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(
-            _equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
-        a, b = np.asarray(a), np.asarray(b)
-        return a.dtype == b.dtype and a.shape == b.shape and \
-            bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and a == b
 
 
 # --------------------------------------------------------------------------- grid, seeds
@@ -519,11 +201,6 @@ def _takes_rng(function):
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
-def _cpu_count():
-    from joblib.externals import loky
-
-    return loky.cpu_count()  # respects CPU affinity and cgroup quotas
-
 
 def _function_name(function):
     f = function
@@ -532,265 +209,224 @@ def _function_name(function):
     return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', type(f).__name__)}"
 
 
-# --------------------------------------------------------------------------- function identity
-# (analysis/_function_identity.py: what the cache key covers, and what it cannot see)
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-_marks: dict[str, mmap.mmap] = {}  # in a worker: the start-marks file of the current sweep
-
-
-def _mark_started(path, i):
-    """Set byte ``i`` of the file ``path`` (mapped once per worker and sweep)."""
-    marks = _marks.get(path)
-    if marks is None:
-        for old in _marks.values():
-            old.close()
-        _marks.clear()
-        with open(path, "r+b") as fh:
-            marks = _marks[path] = mmap.mmap(fh.fileno(), 0)
-    marks[i] = 1  # a shared mapping: the caller sees it even if this process dies next
-
-
-def _run_point(function, params, seed_seq, started=None):
-    """Run one point in a worker; never raises (the error travels back as data).
-
-    ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
-    tells the caller, should the worker die, that this point was running rather than
-    waiting in the queue.
-    """
-    try:
-        if started is not None:
-            _mark_started(*started)
-        kwargs = dict(params)
-        if seed_seq is not None:
-            kwargs["rng"] = np.random.default_rng(seed_seq)
-        return True, function(**kwargs)
-    except Exception as exc:
-        return False, (type(exc).__name__, str(exc), traceback.format_exc())
-
-
-class _SerialExecutor(cf.Executor):
-    """Runs each submitted call at once in the calling process."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        fut = cf.Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # KeyboardInterrupt and friends stop the sweep
-            fut.set_exception(exc)
-        return fut
-
-
-# Thread-count variables read by OpenBLAS, MKL, BLIS, OpenMP (torch too), Accelerate, numexpr
-# when they load (threadpoolctl then limits those already loaded), and by itermap's own pools
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-                "ITERMAP_NUM_THREADS")
-_IDLE_WORKER_TIMEOUT = 300  # s; joblib's choice: idle workers exit, a new sweep respawns them
-_WATCH_INTERVAL = 0.2  # s between a worker's checks that the calling process is alive
-
-
-def _init_worker(driver_pid, n_threads):
-    """Worker initializer: limit BLAS threads and itermap's own, and exit when the calling
-    process dies."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=n_threads)
-    os.environ["ITERMAP_NUM_THREADS"] = str(n_threads)
-    if os.getppid() != driver_pid:
-        os._exit(1)
-    threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True,
-                     name="itermap-sweep-watchdog").start()
-
-
-def _exit_with_driver(driver_pid):
-    # loky's workers outlive a killed parent (an idle one until its timeout, a busy one until
-    # its point ends); once the parent is gone the worker is adopted, and getppid changes
-    while os.getppid() == driver_pid:
-        time.sleep(_WATCH_INTERVAL)
-    os._exit(1)
-
-
-_pools: dict[tuple[int, int], object] = {}  # (workers, threads each) -> loky pool
-_pools_lock = threading.Lock()
-
-
-def _threads_per_worker(n_workers):
-    """``cores // n_workers``, or less where the environment already asks for fewer."""
-    from joblib.externals import loky
-
-    n_threads = max(1, loky.cpu_count() // n_workers)
-    for var in _THREAD_VARS:  # e.g. OMP_NUM_THREADS=1 set for the calling process
-        value = os.environ.get(var, "")
-        if value.strip().isdigit() and int(value) >= 1:
-            n_threads = min(n_threads, int(value))
-    return n_threads
-
-
-def _new_pool(n_workers, n_threads):
-    """A loky pool of ``n_workers`` processes with ``n_threads`` BLAS threads each."""
-    from joblib.externals import loky
-
-    return loky.ProcessPoolExecutor(
-        max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT, initializer=_init_worker,
-        initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
-
-
-def _local_pool(n_workers):
-    """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
-    key = (n_workers, _threads_per_worker(n_workers))
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = _pools[key] = _new_pool(*key)
-        return pool
-
-
-def _discard_pool(pool, *, quiet=False):
-    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew.
-
-    ``quiet``: silence the pool's manager thread meanwhile. Killed under work in flight
-    (an interrupt), loky's manager thread can trip over its own cleared work items and
-    print a second traceback after the user's KeyboardInterrupt.
-    """
-    with _pools_lock:
-        for key in [k for k, v in _pools.items() if v is pool]:
-            del _pools[key]
-    manager = getattr(pool, "_executor_manager_thread", None)
-    if quiet and isinstance(manager, threading.Thread):
-        _silence(manager)
-    pool.shutdown(wait=False, kill_workers=True)
-    if quiet and isinstance(manager, threading.Thread):
-        manager.join(timeout=5.0)
-
-
-_silenced: weakref.WeakSet = weakref.WeakSet()  # threads whose exceptions are not printed
-_hook_lock = threading.Lock()
-
-
-def _silence(thread):
-    """Keep ``thread``'s uncaught exception from being printed (threading.excepthook)."""
-    with _hook_lock:
-        if not _silenced and not getattr(threading.excepthook, "_itermap_quiet", False):
-            previous = threading.excepthook
-
-            def quiet(args, _previous=previous):
-                if args.thread is not None and args.thread in _silenced:
-                    return
-                _previous(args)
-
-            quiet._itermap_quiet = True
-            threading.excepthook = quiet
-        _silenced.add(thread)
-
-
-def _worker_death(exc, started):
-    """(error, message) of a point whose worker died."""
-    codes = re.search(r"exit codes? of the workers? (?:are|is) \{([^}]*)\}", str(exc))
-    code = codes.group(1) if codes else "unknown"
-    if started:
-        return (type(exc).__name__,
-                f"the worker process died while running this point (exit code {code}): a "
-                "crash in native code (segmentation fault), os._exit, or the operating "
-                "system killing it (e.g. out of memory)")
-    return type(exc).__name__, f"the worker pool broke before this point started: {exc}"
-
-
-def _pool_lost(fut) -> bool:
-    """Whether the future failed because its pool broke or was shut down under it."""
-    from joblib.externals.loky.process_executor import ShutdownExecutorError
-
-    return fut.cancelled() or isinstance(fut.exception(),
-                                         (BrokenProcessPool, ShutdownExecutorError))
-
-
-def _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
-    """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
-
-    When a worker dies, loky fails every unfinished future of the pool. The points that
-    had not started are submitted again; those that had (each marks its start in a
-    shared file) are suspects, run again one at a time once the rest is done, on a pool of one
-    worker that this sweep alone uses, and one whose worker dies while it runs alone is
-    the one that killed it. (The shared pool may also break under a sweep running in
-    another thread; its points are then lost and rerun the same way.)
-    """
-    from joblib.externals.loky.process_executor import ShutdownExecutorError
-
-    pool_gone = (BrokenProcessPool, ShutdownExecutorError)
-    fd, marks = tempfile.mkstemp(prefix="itermap-sweep-", suffix=".marks")
-    os.ftruncate(fd, len(points))  # one zero byte per point; a worker sets its point's
-
-    def ran(i):
-        os.lseek(fd, i, os.SEEK_SET)
-        return os.read(fd, 1) == b"\x01"
-
-    queue, suspects = sorted(todo), []
-    pool = alone = None
-    blind_breaks = 0
-    try:
-        while queue:
-            pool = _local_pool(n_workers)
-            futures = {}
-            try:
-                for i in queue:
-                    futures[pool.submit(_run_point, function, points[i], seeds[i],
-                                        (marks, i))] = i
-            except pool_gone:
-                pass  # broke while submitting; what was not submitted waits for the next round
-            submitted = set(futures.values())
-            lost = [i for i in queue if i not in submitted]
-            for fut in cf.as_completed(futures):
-                if _pool_lost(fut):
-                    lost.append(futures[fut])
-                else:
-                    finish(fut, futures[fut])
-            if not lost:
-                break
-            _discard_pool(pool)
-            running = [i for i in lost if ran(i)]
-            if not running:  # no point was running (an idle worker was killed?): retry once
-                blind_breaks += 1
-                if blind_breaks > 1:
-                    running = lost
-            suspects += running
-            queue = sorted(set(lost) - set(running))
-        pool = None
-        for i in sorted(suspects):
-            os.lseek(fd, i, os.SEEK_SET)
-            os.write(fd, b"\x00")
-            alone = alone or _new_pool(1, _threads_per_worker(1))
-            try:
-                fut = alone.submit(_run_point, function, points[i], seeds[i], (marks, i))
-                exc = fut.exception()
-            except BrokenProcessPool as broken:
-                exc = broken
-            if isinstance(exc, BrokenProcessPool):
-                alone.shutdown(wait=False, kill_workers=True)
-                alone = None
-                fail(i, *_worker_death(exc, ran(i)))
-            else:
-                finish(fut, i)
-    except BaseException:
-        if pool is not None:  # an interrupt: stop the points still running
-            _discard_pool(pool, quiet=True)
-        raise
-    finally:
-        if alone is not None:
-            alone.shutdown(wait=False, kill_workers=True)
-        os.close(fd)
-        try:
-            os.remove(marks)
-        except OSError:  # pragma: no cover - Windows, while a worker still maps it
-            pass
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
-def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True):
+class _Sweep:
+    """The state of one sweep: its points with their keys and seeds, where it runs, the
+    cache, the outputs and failures so far, and the progress bar."""
+
+    def __init__(self, function, grid, executor, seed, cache, progress):
+        if not callable(function):
+            raise TypeError(f"function must be callable, got {type(function).__name__}")
+        if not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {type(progress).__name__}")
+        self.function = function
+        self.points = _points(grid)
+        self.names = list(dict.fromkeys(k for p in self.points for k in p))
+        if "rng" in self.names:
+            raise ValueError("'rng' cannot be a grid parameter: sweep hands each point its "
+                             "own rng derived from seed")
+        self.executor, self.n_workers = _executor(executor)
+        self._seeds(seed, cache)
+        self._keys(cache)
+        n = len(self.points)
+        self.outputs: list = [None] * n
+        self.done = [False] * n
+        self.failures: dict[int, SweepFailure] = {}
+        self.uncached: list[str] = []
+        self.n_cached = 0
+        self.progress, self.bar = bool(progress), None
+
+    def _seeds(self, seed, cache):
+        """The root seed, and so each point's stream, when the function takes ``rng``."""
+        takes_rng = _takes_rng(self.function)
+        if seed is not None and not takes_rng:
+            _root_seed(seed)  # validate the type even when unused
+        if cache is not None and takes_rng and seed is None:
+            raise ValueError("cache= with a function that takes rng needs a seed: without one "
+                             "every run draws new streams and no cached point could be reused")
+        self.root = _root_seed(seed) if takes_rng else None
+        self.seed_json = None if self.root is None else {
+            "entropy": self.root.entropy, "spawn_key": list(self.root.spawn_key)}
+
+    def _keys(self, cache):
+        """Canonical parameters, duplicates refused, cache keys and per-point seeds."""
+        self.canon = [{k: _canonical(v, f"{k!r} at point {i}") for k, v in sorted(p.items())}
+                      for i, p in enumerate(self.points)]
+        digests = [_digest(c) for c in self.canon]
+        seen: dict[bytes, int] = {}
+        for i, d in enumerate(digests):
+            if d in seen:
+                raise ValueError(f"grid has duplicate points: {self.points[seen[d]]} (points "
+                                 f"{seen[d]} and {i})")
+            seen[d] = i
+        self.cache_dir, self.identity = _cache_dir(cache, self.function)
+        self.keys = [_digest({"params": c, "seed": self.seed_json, "function": self.identity}
+                             ).hex()[:32] for c in self.canon]
+        self.seeds = [None if self.root is None else _child_seed(self.root, d)
+                      for d in digests]
+
+    def read_cache(self):
+        if self.cache_dir is None:
+            return
+        os.makedirs(self.cache_dir, exist_ok=True)
+        _check_manifest(self.cache_dir, _function_name(self.function))
+        for i, key in enumerate(self.keys):
+            rec = _read_cached(self.cache_dir, key, self.canon[i], self.identity)
+            if rec is not None:
+                self.outputs[i], self.done[i] = rec, True
+                self.n_cached += 1
+                logging.getLogger(__name__).debug("sweep: %s read from the cache", self.points[i])
+
+    def finish(self, fut, i):
+        """Record the point ``i`` from its future: its columns, or its failure."""
+        try:
+            ok, value = fut.result()
+        except Exception as exc:  # the engine failed (pickling, lost worker, ...)
+            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if ok:
+            try:
+                out = _flatten(value)
+            except Exception as exc:
+                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        if not ok:
+            self.fail(i, *value)
+            return
+        self.outputs[i], self.done[i] = out, True
+        if self.cache_dir is not None:
+            try:
+                _write_cached(self.cache_dir, self.keys[i], self.canon[i], self.identity, out)
+            except (TypeError, ValueError, OSError) as exc:  # in the table, but not cached
+                self.uncached.append(f"{self.points[i]}: {exc}")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def fail(self, i, error, message, tb=""):
+        self.failures[i] = SweepFailure(dict(self.points[i]), error, message, tb)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def run(self):
+        """Compute the points not in the cache; an interrupt says what survives."""
+        todo = [i for i, d in enumerate(self.done) if not d]
+        futures: dict = {}
+        self._open_bar()
+        try:
+            if self.executor is None:
+                if todo:
+                    run_on_local_pool(self.function, todo, self.points, self.seeds,
+                                      self.n_workers, self.finish, self.fail)
+            else:
+                for i in todo:
+                    fut = self.executor.submit(run_point, self.function, self.points[i],
+                                               self.seeds[i])
+                    if fut.done():  # e.g. "serial": record (and cache) it right away
+                        self.finish(fut, i)
+                    else:
+                        futures[fut] = i
+                for fut in cf.as_completed(futures):
+                    self.finish(fut, futures[fut])
+        except KeyboardInterrupt:
+            for fut in futures:
+                fut.cancel()
+            self._close_bar()
+            # one line that says what survives, in place of the pool's internals
+            on_disk = None if self.cache_dir is None else sum(
+                os.path.exists(os.path.join(self.cache_dir, key + ".npz")) for key in self.keys)
+            raise KeyboardInterrupt(_interrupted(sum(self.done), on_disk, len(self.points),
+                                                 self.cache_dir)) from None
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        finally:
+            self._close_bar()
+
+    def _open_bar(self):
+        if self.progress:
+            try:
+                from itermap._progress import progress_bar
+
+                self.bar = progress_bar(total=len(self.points), initial=self.n_cached,
+                                        desc="sweep", unit="pt")
+            except ImportError:  # pragma: no cover
+                self.bar = None
+
+    def _close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def table(self) -> SweepResult:
+        """The records in grid order; warnings for uncached and failed points."""
+        records = []
+        for i, p in enumerate(self.points):
+            if self.done[i]:
+                rec = dict(p)
+                for k, v in self.outputs[i].items():
+                    rec[f"{_RESULT_KEY}.{k}" if k in p else k] = v
+                records.append(rec)
+        if self.uncached:
+            warnings.warn(f"{len(self.uncached)} sweep points could not be cached (they are in "
+                          f"the table): {self.uncached[0]}", RuntimeWarning, stacklevel=3)
+        failed = [self.failures[i] for i in sorted(self.failures)]
+        if failed:
+            shown = "; ".join(str(f) for f in failed[:3])
+            more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+            warnings.warn(f"{len(failed)} of {len(self.points)} sweep points failed and are left "
+                          f"out of the table (see result.failures): {shown}{more}",
+                          RuntimeWarning, stacklevel=3)
+        return SweepResult(self.names, records, failed, seed=self.seed_json,
+                           n_cached=self.n_cached)
+
+
+def _executor(executor):
+    """(an Executor or None for the local pool, the local pool's number of workers)."""
+    if isinstance(executor, str):
+        if executor != "serial":
+            raise ValueError(f"executor must be None, an int, 'serial' or an Executor, "
+                             f"got {executor!r}")
+        return SerialExecutor(), None
+    if executor is None or (isinstance(executor, numbers.Integral)
+                            and not isinstance(executor, bool)):
+        n_workers = cpu_count() if executor is None else int(executor)
+        if n_workers < 1:
+            raise ValueError(f"executor (number of worker processes) must be >= 1, "
+                             f"got {n_workers}")
+        return None, n_workers
+    if not isinstance(executor, cf.Executor):
+        raise TypeError(f"executor must be None, an int, 'serial' or a "
+                        f"concurrent.futures.Executor, got {type(executor).__name__}")
+    return executor, None
+
+
+def _cache_dir(cache, function):
+    """(the cache folder or None, the function's identity or None)."""
+    if cache is None:
+        return None, None
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a directory path, got {type(cache).__name__}")
+    cache_dir = os.fspath(cache)
+    if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+        raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
+    identity = function_identity(function)
+    if identity is None:  # a global that cannot be hashed (warned): no cache
+        return None, None
+    return cache_dir, identity
+
+
+def _child_seed(root, digest):
+    """The point's stream: a child of ``root`` keyed by the digest of its parameters."""
+    words = tuple(int.from_bytes(digest[j:j + 4], "little") for j in range(0, 16, 4))
+    return np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + words,
+                                  pool_size=root.pool_size)
+
+
+def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[Mapping], *,
+          executor: int | str | cf.Executor | None = None,
+          seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+          cache: str | os.PathLike | None = None, progress: bool = True) -> SweepResult:
     """Run ``function(**params)`` for every point of ``grid`` and tabulate the results.
 
     Parameters
@@ -905,179 +541,10 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     >>> bool(again["noise"][0] == res["noise"][3])   # a point's stream depends on it alone
     True
     """
-    # long: the submission loop owns the pool, the cache and crash recovery together, so a
-    # dead worker's points are resubmitted in one place
-    if not callable(function):
-        raise TypeError(f"function must be callable, got {type(function).__name__}")
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {type(progress).__name__}")
-    points = _points(grid)
-    names: list[str] = []
-    for p in points:
-        for k in p:
-            if k not in names:
-                names.append(k)
-    if "rng" in names:
-        raise ValueError("'rng' cannot be a grid parameter: sweep hands each point its own "
-                         "rng derived from seed")
-    n_workers = None
-    if isinstance(executor, str):
-        if executor != "serial":
-            raise ValueError(f"executor must be None, an int, 'serial' or an Executor, "
-                             f"got {executor!r}")
-    elif executor is None or (isinstance(executor, numbers.Integral)
-                              and not isinstance(executor, bool)):
-        n_workers = _cpu_count() if executor is None else int(executor)
-        if n_workers < 1:
-            raise ValueError(f"executor (number of worker processes) must be >= 1, "
-                             f"got {n_workers}")
-        executor = None
-    elif not isinstance(executor, cf.Executor):
-        raise TypeError(f"executor must be None, an int, 'serial' or a "
-                        f"concurrent.futures.Executor, got {type(executor).__name__}")
-    takes_rng = _takes_rng(function)
-    if seed is not None and not takes_rng:
-        _root_seed(seed)  # validate the type even when unused
-    if cache is not None and takes_rng and seed is None:
-        raise ValueError("cache= with a function that takes rng needs a seed: without one "
-                         "every run draws new streams and no cached point could be reused")
-    root = _root_seed(seed) if takes_rng else None
-    seed_json = None if root is None else {
-        "entropy": root.entropy, "spawn_key": list(root.spawn_key)}
-
-    canon = [{k: _canonical(v, f"{k!r} at point {i}") for k, v in sorted(p.items())}
-             for i, p in enumerate(points)]
-    param_digests = [_digest(c) for c in canon]
-    seen: dict[bytes, int] = {}
-    for i, d in enumerate(param_digests):
-        if d in seen:
-            raise ValueError(f"grid has duplicate points: {points[seen[d]]} (points "
-                             f"{seen[d]} and {i})")
-        seen[d] = i
-    cache_dir = identity = None
-    if cache is not None:
-        if not isinstance(cache, (str, os.PathLike)):
-            raise TypeError(f"cache must be a directory path, got {type(cache).__name__}")
-        cache_dir = os.fspath(cache)
-        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
-            raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
-        identity = function_identity(function)
-        if identity is None:  # a global that cannot be hashed (warned): no cache
-            cache_dir = None
-    keys = [_digest({"params": c, "seed": seed_json, "function": identity}).hex()[:32]
-            for c in canon]
-    seeds = [None] * len(points)
-    if root is not None:
-        for i, d in enumerate(param_digests):
-            words = tuple(int.from_bytes(d[j:j + 4], "little") for j in range(0, 16, 4))
-            seeds[i] = np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + words,
-                                              pool_size=root.pool_size)
-
-    outputs: list = [None] * len(points)
-    done = [False] * len(points)
-    failures: dict[int, SweepFailure] = {}
-    n_cached = 0
-    if cache_dir is not None:
-        os.makedirs(cache_dir, exist_ok=True)
-        _check_manifest(cache_dir, _function_name(function))
-        for i, key in enumerate(keys):
-            rec = _read_cached(cache_dir, key, canon[i], identity)
-            if rec is not None:
-                outputs[i], done[i] = rec, True
-                logging.getLogger(__name__).debug("sweep: %s read from the cache", points[i])
-                n_cached += 1
-    if isinstance(executor, str):  # "serial", checked above
-        executor = _SerialExecutor()
-
-    bar = None
-    if progress:
-        try:
-            from itermap._progress import progress_bar
-
-            bar = progress_bar(total=len(points), initial=n_cached, desc="sweep", unit="pt")
-        except ImportError:  # pragma: no cover
-            bar = None
-    futures: dict = {}
-    uncached: list[str] = []
-
-    def finish(fut, i):
-        try:
-            ok, value = fut.result()
-        except Exception as exc:  # the engine failed (pickling, lost worker, ...)
-            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
-        if ok:
-            try:
-                out = _flatten(value)
-            except Exception as exc:
-                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
-        if ok:
-            outputs[i], done[i] = out, True
-            if cache_dir is not None:
-                try:
-                    _write_cached(cache_dir, keys[i], canon[i], identity, out)
-                except (TypeError, ValueError, OSError) as exc:  # kept in the table, but not cached
-                    uncached.append(f"{points[i]}: {exc}")
-            if bar is not None:
-                bar.update(1)
-        else:
-            fail(i, *value)
-
-    def fail(i, error, message, tb=""):
-        failures[i] = SweepFailure(dict(points[i]), error, message, tb)
-        if bar is not None:
-            bar.update(1)
-
-    todo = [i for i in range(len(points)) if not done[i]]
-    try:
-        if executor is None:
-            if todo:
-                _run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail)
-        else:
-            for i in todo:
-                fut = executor.submit(_run_point, function, points[i], seeds[i])
-                if fut.done():  # e.g. "serial": record (and cache) it right away
-                    finish(fut, i)
-                else:
-                    futures[fut] = i
-            for fut in cf.as_completed(futures):
-                finish(fut, futures[fut])
-    except KeyboardInterrupt:
-        for fut in futures:
-            fut.cancel()
-        if bar is not None:
-            bar.close()
-            bar = None
-        # one line that says what survives, in place of the pool's internals
-        on_disk = None if cache_dir is None else sum(
-            os.path.exists(os.path.join(cache_dir, key + ".npz")) for key in keys)
-        raise KeyboardInterrupt(_interrupted(sum(done), on_disk, len(points),
-                                             cache_dir)) from None
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-
-    records = []
-    for i, p in enumerate(points):
-        if done[i]:
-            rec = dict(p)
-            for k, v in outputs[i].items():
-                rec[f"{_RESULT_KEY}.{k}" if k in p else k] = v
-            records.append(rec)
-    if uncached:
-        warnings.warn(f"{len(uncached)} sweep points could not be cached (they are in the "
-                      f"table): {uncached[0]}", RuntimeWarning, stacklevel=2)
-    failed = [failures[i] for i in sorted(failures)]
-    if failed:
-        shown = "; ".join(str(f) for f in failed[:3])
-        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-        warnings.warn(f"{len(failed)} of {len(points)} sweep points failed and are left out "
-                      f"of the table (see result.failures): {shown}{more}",
-                      RuntimeWarning, stacklevel=2)
-    return SweepResult(names, records, failed, seed=seed_json, n_cached=n_cached)
+    run = _Sweep(function, grid, executor, seed, cache, progress)
+    run.read_cache()
+    run.run()
+    return run.table()
 
 
 def _interrupted(n_done, n_cached, n_points, cache_dir):
@@ -1114,12 +581,9 @@ def _check_manifest(cache_dir, function_name):
     os.replace(tmp, path)
 
 
+
 def _write_cached(cache_dir, key, canon, identity, out):
-    arrays: dict[str, np.ndarray] = {}
-    cols = {k: _encode_value(v, arrays, f"c.{k}") for k, v in out.items()}
-    meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": "point",
-            "key": key, "params": canon, "function": identity, "outputs": cols}
-    _write_npz(os.path.join(cache_dir, key + ".npz"), meta, arrays)
+    itermap.save(CachedPoint(key, canon, identity, out), os.path.join(cache_dir, key + ".npz"))
 
 
 def _read_cached(cache_dir, key, canon, identity):
@@ -1128,17 +592,13 @@ def _read_cached(cache_dir, key, canon, identity):
     if not os.path.exists(path):
         return None
     try:
-        meta, arrays = _read_npz(path)
-        if (meta.get("kind") != "point" or meta.get("key") != key
-                or meta.get("params") != canon or meta.get("function") != identity):
+        point = read_sweep_file(path)
+        if (not isinstance(point, CachedPoint) or point.key != key
+                or point.params != canon or point.function != identity):
             raise ValueError("it does not hold this point of this function")
-        outputs = meta.get("outputs")
-        if not isinstance(outputs, dict) or not all(isinstance(k, str) for k in outputs):
-            raise ValueError(f"its outputs are a {type(outputs).__name__}, not a dict of "
-                             "columns")
-        return {k: _decode_value(v, arrays) for k, v in outputs.items()}
+        return point.outputs
     except Exception as exc:  # any damage at all: recompute, never abort the sweep
         warnings.warn(f"ignoring unreadable sweep cache entry {path} "
                       f"({type(exc).__name__}: {exc}); recomputing",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=4)
         return None

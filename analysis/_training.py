@@ -35,7 +35,7 @@ __all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
 
 @saveable
 @dataclass
-class ParameterComparison:
+class ParameterComparison(itermap.Result):
     """Test accuracy of each model and seed, with trainable parameters and time.
 
     ``accuracy`` and ``seconds`` have shape ``(n_models, n_seeds)``; ``names``,
@@ -81,6 +81,9 @@ class ParameterComparison:
         "epochs": "int",
         "steps": "int",
     }
+    _table: ClassVar[tuple[str, ...]] = ("names", "params", "hidden", "accuracy", "seconds")
+    _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "seed"}
+    _coords: ClassVar[dict[str, str]] = {"model": "names", "seed": "seeds"}
 
     names: list
     params: np.ndarray
@@ -311,7 +314,7 @@ def _seed_list(seeds) -> list[int]:
 
 @saveable
 @dataclass
-class FlipFlopAnalysis:
+class FlipFlopAnalysis(itermap.Result):
     """A flip-flop RNN's bit accuracy and its fixed points at zero input.
 
     ``points`` (m, dim) with ``n_unstable`` (m,) and ``stable`` (m,); ``patterns``
@@ -357,6 +360,8 @@ class FlipFlopAnalysis:
         "bit_accuracy": "float",
         "hidden": "float[*, *, *]",
     }
+    _table: ClassVar[tuple[str, ...]] = ("points", "n_unstable", "stable")
+    _dims: ClassVar[dict[str, str]] = {"M": "point", "D": "unit"}
 
     points: np.ndarray
     n_unstable: np.ndarray

@@ -7,7 +7,8 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import _log, backends, block_functions, datasets, systems  # noqa: F401 (_log: the logger)
+# _log: the logger; _io_maps: the maps register their encoders with the codec
+from . import _io_maps, _log, backends, block_functions, datasets, systems  # noqa: F401
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan
@@ -23,6 +24,7 @@ from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
 from ._prune import prune
 from ._reservoir import ReservoirMap, from_reservoirpy
+from ._result import Check, Result, Status
 from ._rng import as_rng
 from ._state_space import LinearStateSpace, deep_lssl
 from ._torch import from_torch, to_torch
@@ -110,4 +112,7 @@ __all__ = [
     "from_graph",
     "prune",
     "random_graph_rnn",
+    "Result",
+    "Status",
+    "Check",
 ]

@@ -1,9 +1,11 @@
-"""Saving and loading maps, trajectories and analysis results.
+"""Saving and loading maps, trajectories and analysis results; files read as untrusted input.
 
 One file per object: a NumPy ``.npz`` archive whose entry ``__itermap__``
 holds JSON metadata (format version, library version, object type, its plain
 fields, and the dtype and shape of every array entry) next to the arrays.
-Files are written atomically.
+Files are written atomically. What the fields hold, and how an object becomes
+fields, is the codec's (``itermap/_codec.py``); this module reads and writes
+the files.
 
 A file is untrusted input: :func:`load` reads the metadata first, checks
 every archive entry against it (names, sizes, dtypes and shapes) before
@@ -12,10 +14,7 @@ reading the entry, and validates every sparse structure before SciPy sees it.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import importlib
-import inspect
 import json
 import math
 import os
@@ -27,576 +26,36 @@ import tempfile
 import time
 import zipfile
 import zlib
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from ._backend import is_sparse, to_numpy
-from ._schema import check_fields, check_schema
+from ._checks import _physical_memory
+from ._codec import (
+    _REGISTRY,
+    Writer,
+    _array_dtype_ok,
+    _is_count,
+    _referenced,
+    decode_object,
+    encode_object,
+    saveable,
+)
 
-__all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION"]
+__all__ = ["save", "load", "saveable", "write_npz_atomic", "apply_umask", "FORMAT_VERSION",
+           "NpzReader", "check_regular_file", "open_regular_file", "remove_stale"]
 
 #: Version 2 records each array entry's dtype and shape, and tags tuples,
 #: non-string dict keys and NumPy scalars; version 1 files still load.
 FORMAT_VERSION = 2
 _META = "__itermap__"
-_REGISTRY: dict[str, type] = {}
-_TRUSTED_PREFIX = "itermap."
 # an .npy header is at most 65535 bytes plus its 12-byte preamble
 _NPY_HEADER_MAX = 65535 + 12
 _MAX_META_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 2 ** 18  # as np.load: chunks that stay in cache
 # np.savez stores entries uncompressed; a compressed entry may expand at most this much
 _MAX_EXPANSION = 100
-# dtype kinds an entry may hold: booleans, numbers, strings, dates (never objects)
-_ARRAY_KINDS = frozenset("biufcSUMm")
-_TAGS = ("__array__", "__sparse__", "__scalar__", "__float__", "__complex__", "__tuple__",
-         "__dict__")
-
-
-def _type_name(cls) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-# ----------------------------------------------------------------------------- saveable
-T = TypeVar("T")
-
-
-def saveable(cls: type[T]) -> type[T]:
-    """Class decorator: make a dataclass of arrays and plain values saveable.
-
-    Fields may hold arrays (NumPy or CuPy, saved on the host; sparse
-    matrices), NumPy scalars, Python numbers, strings, None, and lists,
-    tuples and dicts of those (dict keys may be strings, numbers, tuples or
-    None). All of these load back with their types: a tuple stays a tuple,
-    an ``int`` key stays an ``int``, a ``np.float32`` stays a ``np.float32``.
-    :func:`save` refuses anything else before it writes.
-
-    Unless the class defines its own ``__repr__``, it gets a compact one:
-    arrays show their shape and dtype, not their values.
-
-    Parameters
-    ----------
-    cls : type
-        A dataclass.
-
-    Returns
-    -------
-    type
-        ``cls`` itself, registered so that :func:`load` can rebuild it.
-
-    Raises
-    ------
-    TypeError
-        When ``cls`` is not a dataclass.
-
-    Examples
-    --------
-    >>> from dataclasses import dataclass
-    >>> import numpy as np
-    >>> import itermap
-    >>> @itermap.saveable
-    ... @dataclass
-    ... class Run:
-    ...     states: object
-    ...     gain: float
-    >>> Run(np.zeros((500, 3)), 1.5)
-    Run(states=array(shape=(500, 3), dtype=float64), gain=1.5)
-    """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"@saveable needs a dataclass, got {cls.__name__}")
-    check_schema(cls)
-    if _has_generated_repr(cls):
-        setattr(cls, "__repr__", _compact_repr)  # noqa: B010 (mypy: no method assignment)
-    _REGISTRY[_type_name(cls)] = cls
-    return cls
-
-
-def _has_generated_repr(cls) -> bool:
-    """True when ``__repr__`` is the one @dataclass wrote (or object's)."""
-    fn = None
-    for klass in cls.__mro__:
-        if "__repr__" in klass.__dict__:
-            fn = klass.__dict__["__repr__"]
-            break
-    if fn is None or fn is object.__repr__:
-        return True
-    if fn is _compact_repr:
-        return True
-    code = getattr(inspect.unwrap(fn), "__code__", None)
-    # @dataclass compiles its methods from source text
-    return code is not None and code.co_filename == "<string>"
-
-
-def _short(value, depth=0) -> str:
-    if is_sparse(value):
-        return (f"{type(value).__name__}(shape={tuple(value.shape)}, nnz={value.nnz}, "
-                f"dtype={value.dtype})")
-    if _is_array(value):
-        return f"array(shape={tuple(value.shape)}, dtype={value.dtype})"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6g}"
-    if isinstance(value, (list, tuple)) and depth < 2:
-        if len(value) > 8:
-            return f"<{type(value).__name__} of {len(value)}>"
-        inner = ", ".join(_short(v, depth + 1) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
-    if isinstance(value, dict) and depth < 2:
-        if len(value) > 8:
-            return f"<dict of {len(value)}>"
-        return "{" + ", ".join(f"{k!r}: {_short(v, depth + 1)}" for k, v in value.items()) + "}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _compact_repr(self) -> str:
-    parts = [f"{f.name}={_short(getattr(self, f.name))}"
-             for f in dataclasses.fields(self) if f.repr]
-    return f"{type(self).__qualname__}({', '.join(parts)})"
-
-
-# ----------------------------------------------------------------------------- encoding
-def _is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(
-        value, np.generic)
-
-
-def _array_dtype_ok(dtype) -> bool:
-    return dtype.kind in _ARRAY_KINDS and not dtype.hasobject and dtype.fields is None \
-        and dtype.subdtype is None
-
-
-class _Writer:
-    """Collects the array entries of one file and the table that describes them."""
-
-    def __init__(self):
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def put(self, name, a, where):
-        a = np.asarray(to_numpy(a))
-        if not _array_dtype_ok(a.dtype):
-            raise TypeError(f"cannot save {where}: arrays of dtype {a.dtype} are not saved "
-                            "(objects, records and raw bytes would need pickle)")
-        if name in self.arrays:
-            raise ValueError(f"cannot save {where}: entry name {name!r} is used twice")
-        self.arrays[name] = a
-        return name
-
-    def put_sparse(self, name, a, where):
-        fmt = a.format
-        a = sp.csr_matrix(to_numpy(a))
-        self.put(f"{name}.data", a.data, where)
-        self.put(f"{name}.indices", a.indices, where)
-        self.put(f"{name}.indptr", a.indptr, where)
-        return {"__sparse__": name, "shape": [int(s) for s in a.shape], "format": fmt}
-
-    def ref(self, name, a, where):
-        if is_sparse(a):
-            return self.put_sparse(name, a, where)
-        return {"__array__": self.put(name, a, where)}
-
-    def table(self):
-        return {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in self.arrays.items()}
-
-
-def _encode_value(value, writer, name, where):
-    """JSON for one field value; arrays and NumPy scalars go to ``writer``.
-
-    Raises TypeError, naming ``where``, for anything that would not load back as it was.
-    """
-    if isinstance(value, np.generic):  # first: np.float64 is also a float
-        if not _array_dtype_ok(value.dtype):
-            raise TypeError(f"cannot save {where}: a NumPy scalar of dtype {value.dtype}")
-        return {"__scalar__": writer.put(name, np.asarray(value), where)}
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, complex):
-        return {"__complex__": [_encode_value(value.real, writer, name, where),
-                                _encode_value(value.imag, writer, name, where)]}
-    if is_sparse(value) or _is_array(value):
-        return writer.ref(name, value, where)
-    if isinstance(value, list):
-        return [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
-                for i, v in enumerate(value)]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
-                              for i, v in enumerate(value)]}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")
-                    for i, (k, v) in enumerate(value.items())}
-        pairs = []
-        for i, (k, v) in enumerate(value.items()):
-            if not (k is None or isinstance(k, (str, int, float, complex, tuple, np.generic))):
-                raise TypeError(f"cannot save {where}: dict key {k!r} of type "
-                                f"{type(k).__name__}")
-            pairs.append([_encode_value(k, writer, f"{name}.k{i}", f"{where} key {k!r}"),
-                          _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")])
-        return {"__dict__": pairs}
-    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not "
-                    "saved (arrays, numbers, strings, None, and lists, tuples and dicts "
-                    "of those are)")
-
-
-def _decode_value(value, arrays):
-    if isinstance(value, list):
-        return [_decode_value(v, arrays) for v in value]
-    if not isinstance(value, dict):
-        return value
-    tag = next((t for t in _TAGS if t in value), None)
-    if tag in ("__array__", "__sparse__"):
-        return _get_array(arrays, value)
-    if tag == "__scalar__":
-        a = arrays[_entry_name(value["__scalar__"])]
-        if a.ndim != 0:
-            raise ValueError(f"entry {value['__scalar__']!r} should hold a scalar, but has "
-                             f"shape {a.shape}")
-        return a[()]
-    if tag == "__float__":
-        text = value["__float__"]
-        if text not in ("nan", "inf", "-inf"):
-            raise ValueError(f"bad non-finite float {text!r}")
-        return float(text)
-    if tag == "__complex__":
-        re_, im = (_decode_value(v, arrays) for v in value["__complex__"])
-        return complex(re_, im)
-    if tag == "__tuple__":
-        return tuple(_decode_value(v, arrays) for v in _json_list(value["__tuple__"], tag))
-    if tag == "__dict__":
-        out = {}
-        for pair in _json_list(value["__dict__"], tag):
-            k, v = _json_list(pair, "a __dict__ pair")
-            out[_decode_value(k, arrays)] = _decode_value(v, arrays)
-        return out
-    return {k: _decode_value(v, arrays) for k, v in value.items()}
-
-
-def _json_list(value, what):
-    if not isinstance(value, list):
-        raise ValueError(f"{what} must be a list, got {type(value).__name__}")
-    return value
-
-
-def _entry_name(name):
-    if not isinstance(name, str):
-        raise ValueError(f"an entry name must be a string, got {name!r}")
-    return name
-
-
-def _get_array(arrays, ref):
-    if "__sparse__" in ref:
-        name = _entry_name(ref["__sparse__"])
-        return _sparse_from(name, arrays[f"{name}.data"], arrays[f"{name}.indices"],
-                            arrays[f"{name}.indptr"], ref.get("shape"), ref.get("format", "csr"))
-    return arrays[_entry_name(ref["__array__"])]
-
-
-def _sparse_from(name, data, indices, indptr, shape, fmt):
-    """A CSR matrix from its three arrays, checked so that SciPy never reads out of bounds."""
-    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_count(s) for s in shape)):
-        raise ValueError(f"sparse entry {name!r}: shape must be two non-negative ints, "
-                         f"got {shape!r}")
-    m, n = shape
-    for part, arr in (("data", data), ("indices", indices), ("indptr", indptr)):
-        if arr.ndim != 1:
-            raise ValueError(f"sparse entry {name!r}: {part} must be 1-D, got shape {arr.shape}")
-    if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
-        raise ValueError(f"sparse entry {name!r}: indices and indptr must be integers, got "
-                         f"{indices.dtype} and {indptr.dtype}")
-    if data.dtype.kind not in "biufc":
-        raise ValueError(f"sparse entry {name!r}: data must be numeric, got {data.dtype}")
-    if indptr.shape[0] != m + 1:
-        raise ValueError(f"sparse entry {name!r}: indptr has {indptr.shape[0]} entries; a "
-                         f"matrix with {m} rows needs {m + 1}")
-    nnz = data.shape[0]
-    if indices.shape[0] != nnz:
-        raise ValueError(f"sparse entry {name!r}: {indices.shape[0]} indices for {nnz} values")
-    ptr = indptr.astype(np.int64) if indptr.dtype != np.uint64 else indptr
-    if int(ptr[0]) != 0 or int(ptr[-1]) != nnz:
-        raise ValueError(f"sparse entry {name!r}: indptr must run from 0 to nnz={nnz}, got "
-                         f"{int(ptr[0])} .. {int(ptr[-1])}")
-    if np.any(ptr[1:] < ptr[:-1]):
-        raise ValueError(f"sparse entry {name!r}: indptr is not non-decreasing")
-    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n):
-        raise ValueError(f"sparse entry {name!r}: column indices must lie in [0, {n}), got "
-                         f"{int(indices.min())} .. {int(indices.max())}")
-    if fmt not in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok"):
-        raise ValueError(f"sparse entry {name!r}: unknown sparse format {fmt!r}")
-    out = sp.csr_matrix((data, indices.astype(np.int64), ptr.astype(np.int64)), shape=(m, n))
-    return out if fmt == "csr" else out.asformat(fmt)
-
-
-def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _activation_named(name):
-    """The activation a file would read back for ``name`` (None if none)."""
-    from ._activations import get_activation
-
-    try:
-        return get_activation(name)
-    except (TypeError, ValueError):
-        return None
-
-
-# the one-layer recurrent map classes and the kind of their layer
-_ONE_LAYER_MAPS = {"ElmanRNNMap": "rnn", "GRUMap": "gru", "LSTMMap": "lstm"}
-
-
-def _encode(obj, writer):
-    """(type name, fields as JSON with array references) for a supported object."""
-    from ._blocks import BlockMatrix
-    from ._gated import RecurrentMap
-    from ._network import IterativeMap
-    from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
-
-    if isinstance(obj, BlockMatrix):
-        blocks = [[i, j, writer.ref(f"block_{i}_{j}", b, f"block ({i}, {j})")]
-                  for (i, j), b in obj.blocks.items()]
-        fields = {"sizes": list(obj.sizes), "blocks": blocks}
-        if obj._trainable is not None:  # an explicit mask; the default follows the blocks
-            fields["trainable"] = [[i, j, writer.ref(f"trainable_{i}_{j}", m,
-                                                      f"trainable mask ({i}, {j})")]
-                                   for (i, j), m in obj._trainable.items()]
-        return "BlockMatrix", fields
-    if isinstance(obj, IterativeMap):
-        for a in obj.activations:
-            if _activation_named(a.name) != a:
-                raise TypeError(f"cannot save activation {a.name!r}: it is not in "
-                                "itermap.ACTIVATIONS, and a file stores activations by name")
-        _, bm = _encode(obj.block_matrix, writer)
-        fields = {"weights": bm, "activation": [a.name for a in obj.activations],
-                  "input_block": obj.input_block, "bias": None}
-        if obj.bias is not None:
-            fields["bias"] = writer.ref("bias", obj.bias, "bias")
-        if obj.functions:
-            fields["functions"] = [_encode_function(i, j, g, writer)
-                                   for (i, j), g in obj.functions.items()]
-        if obj.leaky:  # written only when set, so maps without leak keep their files
-            fields["leak"] = list(obj.leak)
-        if getattr(obj, "readout_weights", None) is not None:  # a ReservoirMap's readout
-            fields["readout"] = [writer.ref("readout_weights", obj.readout_weights,
-                                            "readout weights"),
-                                 writer.ref("readout_bias", obj.readout_bias, "readout bias")]
-        return "IterativeMap", fields
-    if isinstance(obj, RecurrentMap):
-        layers = []
-        for l, c in enumerate(obj.layers):
-            ref = {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
-                   for k, v in c.arrays().items()}
-            layers.append({"kind": c.kind, "arrays": ref,
-                           "nonlinearity": getattr(c, "nonlinearity", None)})
-        fields = {"layers": layers, "batch_first": obj.batch_first}
-        if type(obj).__name__ in _ONE_LAYER_MAPS:  # so that load gives back an LSTMMap, say
-            fields["class"] = type(obj).__name__
-        return "RecurrentMap", fields
-    if isinstance(obj, LogisticMap):
-        r = obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")
-        return "LogisticMap", {"r": r}
-    if isinstance(obj, HenonMap):
-        return "HenonMap", {"a": obj.a, "b": obj.b}
-    if isinstance(obj, StandardMap):
-        return "StandardMap", {"k": obj.k}
-    if isinstance(obj, LinearMap):
-        return "LinearMap", {"A": writer.ref("A", obj.A, "A")}
-    sequence = _encode_sequence_map(obj, writer)
-    if sequence is not None:
-        return sequence
-    cls = type(obj)
-    if _type_name(cls) in _REGISTRY:
-        fields = {f.name: _encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
-                                        f"field {f.name!r} of {cls.__name__}")
-                  for f in dataclasses.fields(obj)}
-        return _type_name(cls), fields
-    raise TypeError(f"obj: cannot save a {cls.__name__}: itermap saves maps, block matrices, "
-                    "trajectories and @saveable result dataclasses")
-
-
-def _encode_sequence_map(obj, writer):
-    """(type name, fields) of an AttentionRNN or a LinearStateSpace; None for other objects."""
-    from ._attention_rnn import AttentionRNN
-    from ._state_space import LinearStateSpace
-
-    if isinstance(obj, AttentionRNN):
-        return "AttentionRNN", {k: writer.ref(k, getattr(obj, k), k) for k in ("Wk", "Wv", "q")} \
-            | {"scale": obj.scale}
-    if isinstance(obj, LinearStateSpace):
-        return "LinearStateSpace", {k: writer.ref(k, getattr(obj, k), k)
-                                    for k in ("A", "B", "C", "D")} \
-            | {"dt": obj.dt, "method": obj.method}
-    return None
-
-
-def _decode_sequence_map(type_name, fields, arrays):
-    from ._attention_rnn import AttentionRNN
-    from ._state_space import LinearStateSpace
-
-    if type_name == "AttentionRNN":
-        Wk, Wv, q = (_get_array(arrays, fields[k]) for k in ("Wk", "Wv", "q"))
-        return AttentionRNN(Wk, Wv, q, scale=fields["scale"])
-    A, B, C, D = (_get_array(arrays, fields[k]) for k in ("A", "B", "C", "D"))
-    return LinearStateSpace(A, B, C, D, dt=fields["dt"], method=fields["method"])
-
-
-def _encode_function(i, j, g, writer):
-    """``[i, j, config, {name: array ref}]`` for a built-in block function."""
-    try:
-        config = g.config()
-    except TypeError as e:
-        raise TypeError(f"cannot save function block ({i}, {j}): {e}") from None
-    refs = {k: writer.ref(f"function_{i}_{j}.{k}", a, f"function block ({i}, {j}) {k}")
-            for k, a in g.arrays().items()}
-    return [i, j, config, refs]
-
-
-def _decode_functions(entries, arrays):
-    from ._block_functions import rebuild
-
-    out = {}
-    for entry in _json_list(entries, "functions"):
-        i, j, config, refs = _json_list(entry, "a function block entry")
-        if not (_is_count(i) and _is_count(j)) or not isinstance(refs, dict):
-            raise ValueError(f"a function block entry must be [i, j, config, arrays], got "
-                             f"{entry!r}")
-        got = {k: _get_array(arrays, ref) for k, ref in refs.items()}
-        try:
-            out[(i, j)] = rebuild(config, got)
-        except TypeError as e:  # a file's wrong types are a bad file, not a bad call
-            raise ValueError(f"function block ({i}, {j}): {e}") from None
-    return out
-
-
-def _reservoir_map(m, refs, arrays):
-    """The ReservoirMap of a decoded map ``[input, reservoir]`` and its readout's arrays."""
-    from ._reservoir import ReservoirMap
-
-    if len(refs) != 2 or m.sizes.__len__() != 2 or m.input_block != 0 or \
-            set(m.block_matrix.blocks) - {(1, 0), (1, 1)}:
-        raise ValueError("readout: a file's readout belongs to a map [input, reservoir]")
-    W, W_in = m.block_matrix.blocks.get((1, 1)), m.block_matrix.blocks.get((1, 0))
-    if W is None or W_in is None:
-        raise ValueError("readout: a reservoir map needs both its input and recurrent blocks")
-    bias = None if m.bias is None else m.bias[m.block_slice(1)]
-    return ReservoirMap(W, W_in, bias, m.activations[1].name, leak=m.leak[1],
-                        readout_weights=_get_array(arrays, refs[0]),
-                        readout_bias=_get_array(arrays, refs[1]))
-
-
-def _decode(type_name, fields, arrays):
-    from ._blocks import BlockMatrix
-    from ._gated import RecurrentMap
-    from ._network import IterativeMap
-    from ._systems import HenonMap, LinearMap, LogisticMap, StandardMap
-
-    if type_name == "BlockMatrix":
-        blocks = {}
-        for entry in _json_list(fields["blocks"], "blocks"):
-            i, j, ref = _json_list(entry, "a block entry")
-            if not (_is_count(i) and _is_count(j)):
-                raise ValueError(f"block keys must be non-negative ints, got ({i!r}, {j!r})")
-            blocks[(i, j)] = _get_array(arrays, ref)
-        trainable = None
-        if "trainable" in fields:
-            trainable = {}
-            for entry in _json_list(fields["trainable"], "trainable"):
-                i, j, ref = _json_list(entry, "a trainable entry")
-                if not (_is_count(i) and _is_count(j)):
-                    raise ValueError(f"trainable keys must be non-negative ints, got "
-                                     f"({i!r}, {j!r})")
-                trainable[(i, j)] = _get_array(arrays, ref)
-        return BlockMatrix(fields["sizes"], blocks, trainable=trainable)
-    if type_name == "IterativeMap":
-        bm = _decode("BlockMatrix", fields["weights"], arrays)
-        bias = None if fields["bias"] is None else _get_array(arrays, fields["bias"])
-        acts = _json_list(fields["activation"], "activation")
-        if not all(isinstance(a, str) for a in acts):
-            raise ValueError(f"activations must be names, got {acts!r}")
-        functions = (_decode_functions(fields["functions"], arrays)
-                     if fields.get("functions") is not None else None)
-        leak = fields.get("leak")
-        if leak is not None and not (isinstance(leak, list) and all(
-                isinstance(r, int | float) and not isinstance(r, bool) for r in leak)):
-            raise ValueError(f"leak must be a list of numbers, got {leak!r}")
-        m = IterativeMap(bm, bias, acts, input_block=fields["input_block"],
-                         functions=functions, leak=leak)
-        if fields.get("readout") is not None:
-            return _reservoir_map(m, _json_list(fields["readout"], "readout"), arrays)
-        return m
-    if type_name == "RecurrentMap":
-        from . import _gated
-        from ._gated import _ElmanCell, _GRUCell, _LSTMCell
-
-        cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
-        layers = []
-        for spec in _json_list(fields["layers"], "layers"):
-            if not isinstance(spec, dict) or spec.get("kind") not in cls \
-                    or not isinstance(spec.get("arrays"), dict):
-                raise ValueError(f"a recurrent layer must name its kind (rnn, gru, lstm) and "
-                                 f"arrays, got {spec!r}")
-            got = {k: _get_array(arrays, ref) for k, ref in spec["arrays"].items()}
-            kw = {"nonlinearity": spec.get("nonlinearity")} if spec["kind"] == "rnn" else {}
-            layers.append(cls[spec["kind"]](**got, **kw))
-        name = fields.get("class", "RecurrentMap")
-        if name != "RecurrentMap" and (name not in _ONE_LAYER_MAPS or len(layers) != 1
-                                       or layers[0].kind != _ONE_LAYER_MAPS[name]):
-            raise ValueError(f"a recurrent map of class {name!r} must be one layer of its kind")
-        rec_cls = getattr(_gated, name) if name != "RecurrentMap" else RecurrentMap
-        rec = rec_cls.__new__(rec_cls)  # the layers are built: skip the subclass's weights
-        RecurrentMap.__init__(rec, layers, batch_first=bool(fields["batch_first"]))
-        return rec
-    if type_name == "LogisticMap":
-        r = fields["r"]
-        return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))
-    if type_name == "HenonMap":
-        return HenonMap(fields["a"], fields["b"])
-    if type_name == "StandardMap":
-        return StandardMap(fields["k"])
-    if type_name == "LinearMap":
-        return LinearMap(_get_array(arrays, fields["A"]))
-    if type_name in ("AttentionRNN", "LinearStateSpace"):
-        return _decode_sequence_map(type_name, fields, arrays)
-    cls = _saved_class(type_name)
-    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
-    if unknown:
-        raise ValueError(f"field {unknown[0]!r} is not a field of {cls.__qualname__}")
-    kwargs, later = {}, {}
-    for f in dataclasses.fields(cls):
-        if f.name in fields:
-            (kwargs if f.init else later)[f.name] = _decode_value(fields[f.name], arrays)
-    check_fields(cls, {**kwargs, **later})  # types, dtypes and shapes, before cls sees them
-    obj = cls(**kwargs)
-    for k, v in later.items():
-        object.__setattr__(obj, k, v)
-    return obj
-
-
-def _saved_class(type_name):
-    cls = _REGISTRY.get(type_name)
-    if cls is not None:
-        return cls
-    module, _, qualname = type_name.partition(":")
-    if module.startswith("analysis."):  # files from before analysis became itermap.analysis
-        module = "itermap." + module
-        cls = _REGISTRY.get(f"{module}:{qualname}")
-        if cls is not None:
-            return cls
-    if not module.startswith(_TRUSTED_PREFIX):
-        raise ValueError(f"unknown saved type {type_name!r}; import the module that "
-                         "defines it (and decorates it with @itermap.saveable) first")
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        raise ValueError(f"saved type {type_name!r}: no module {module!r}") from exc
-    cls = _REGISTRY.get(f"{module}:{qualname}")
-    if cls is None:
-        raise ValueError(f"saved type {type_name!r} is not a saveable class")
-    return cls
+_ = _REGISTRY  # the registry of saveable classes, here too for tests and older code
 
 
 # ----------------------------------------------------------------------------- writing
@@ -659,8 +118,8 @@ def save(obj: Any, path: str | os.PathLike) -> str:
     if os.path.splitext(path)[1] != ".npz":
         raise ValueError(f"path {path!r} must end in .npz: save writes exactly the path it "
                          "is given")
-    writer = _Writer()
-    type_name, fields = _encode(obj, writer)
+    writer = Writer()
+    type_name, fields = encode_object(obj, writer)
     meta = {"format": "itermap", "format_version": FORMAT_VERSION,
             "itermap_version": __version__, "type": type_name, "fields": fields,
             "arrays": writer.table()}
@@ -857,7 +316,7 @@ def load(path: str | os.PathLike) -> Any:
         except RecursionError:  # metadata nested deeper than Python's stack
             raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
     try:
-        return _decode(type_name, fields, arrays)
+        return decode_object(type_name, fields, arrays)
     except KeyError as exc:
         raise ValueError(f"{path}: itermap file is missing entry {exc}") from exc
     except (TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -935,23 +394,6 @@ def _check_meta(meta, path):
     return type_name, fields, table
 
 
-def _referenced(value) -> set:
-    """Entry names that the metadata's fields refer to."""
-    out: set = set()
-    if isinstance(value, list):
-        for v in value:
-            out |= _referenced(v)
-    elif isinstance(value, dict):
-        if isinstance(value.get("__array__"), str):
-            out.add(value["__array__"])
-        elif isinstance(value.get("__scalar__"), str):
-            out.add(value["__scalar__"])
-        elif isinstance(value.get("__sparse__"), str):
-            out |= {f"{value['__sparse__']}.{p}" for p in ("data", "indices", "indptr")}
-        else:
-            for v in value.values():
-                out |= _referenced(v)
-    return out
 
 
 def _read_entry(zf, info, path, spec, limit, expansion=_MAX_EXPANSION):
@@ -1099,8 +541,6 @@ def open_regular_file(path, what: str = "path"):
 
 
 def _memory_cap() -> int:
-    from ._checks import _physical_memory
-
     return _physical_memory()
 
 

@@ -13,6 +13,7 @@ from ._checks import check_choice, check_int, check_memory, one_namespace, plain
 from ._io import saveable
 from ._map import DivergenceError
 from ._protocol import as_map
+from ._result import Result
 from ._types import Array, MapLike
 
 __all__ = ["Trajectory", "iterate", "resolve_inputs"]
@@ -20,7 +21,7 @@ __all__ = ["Trajectory", "iterate", "resolve_inputs"]
 
 @saveable
 @dataclass
-class Trajectory:
+class Trajectory(Result):
     """States saved along a run of a map.
 
     Attributes
@@ -48,6 +49,8 @@ class Trajectory:
         "times": "int[T]",
         "sizes": "list[int]",
     }
+    _dims: ClassVar[dict[str, str]] = {"T": "time", "D": "unit"}
+    _coords: ClassVar[dict[str, str]] = {"time": "times"}
 
     states: Array
     times: Array

@@ -31,6 +31,7 @@ from ._checks import check_choice, check_int, check_memory, check_real
 from ._io import saveable
 from ._iterate import Trajectory, _check_finite, resolve_inputs, state_bytes
 from ._protocol import as_map
+from ._result import Check, Status
 from ._rng import as_rng
 from ._types import Array, MapLike
 
@@ -128,6 +129,9 @@ class NewtonTrajectory(Trajectory):
         "windows": "int",
         "fallback_reason": "str | None",
     }
+    _checks: ClassVar[tuple[Check, ...]] = (Check(
+        "converged", Status.FELL_BACK, "Newton over time did not converge and the sequential "
+        "loop ran instead ({fallback_reason}): raise max_iter or use smaller windows"),)
 
     iterations: int = 0
     residuals: Array | None = None

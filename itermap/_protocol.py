@@ -21,6 +21,7 @@ import numpy as np
 from ._backend import backend_of, namespace, to_backend, to_numpy
 from ._checks import check_real, one_namespace, plain_array
 from ._map import Map
+from ._result import Result
 from ._types import Array, MapLike, RngLike
 
 __all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
@@ -432,7 +433,7 @@ class ConformanceError(AssertionError):
 
 
 @dataclass(frozen=True)
-class MapCheck:
+class MapCheck(Result):
     """What :func:`check_map` measured: the largest relative error per member.
 
     Attributes

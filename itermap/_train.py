@@ -33,6 +33,7 @@ from ._network import IterativeMap
 from ._optim import make_optimizer
 from ._progress import interactive, progress_bar
 from ._protocol import as_map
+from ._result import Check, Result, Status
 from ._rng import as_rng
 from ._types import Array, MapLike, RngLike
 
@@ -73,7 +74,7 @@ class NonFiniteLossError(FloatingPointError):
 
 @saveable
 @dataclass
-class TrainHistory:
+class TrainHistory(Result):
     """Loss and accuracy per epoch of one :func:`train` run.
 
     ``val_loss`` and ``val_accuracy`` are NaN without a validation split.
@@ -127,6 +128,12 @@ class TrainHistory:
         "loss_name": "str",
         "optimizer": "str",
     }
+    _table: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "val_loss", "val_accuracy", "lr",
+                                         "seconds")
+    _dims: ClassVar[dict[str, str]] = {"E": "epoch"}
+    _checks: ClassVar[tuple[Check, ...]] = (Check(
+        "loss", Status.NONFINITE, "the loss is NaN or inf in {n} epochs: lower lr",
+        count=lambda v: int(np.sum(~np.isfinite(v)))),)
 
     loss: np.ndarray
     accuracy: np.ndarray
@@ -147,7 +154,7 @@ class TrainHistory:
 
 @saveable
 @dataclass
-class TrainState:
+class TrainState(Result):
     """Everything needed to resume a :func:`train` run where it stopped.
 
     Written by ``train(..., save_state=path)`` after every epoch and read back
@@ -205,6 +212,7 @@ class TrainState:
         "bad_epochs": "int",
         "validation_index": "int[V] | None",
     }
+    _dims: ClassVar[dict[str, str]] = {"P": "parameter", "V": "sample"}
 
     theta: np.ndarray
     moment1: np.ndarray | None

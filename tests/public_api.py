@@ -8,6 +8,7 @@ map classes a newcomer calls on a map.
 
 from __future__ import annotations
 
+import enum
 import inspect
 from pathlib import Path
 
@@ -29,7 +30,7 @@ MODULES = {
     "itermap.block_functions": itermap.block_functions,
 }
 CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
-                        itermap.FunctionMap)
+                        itermap.FunctionMap, itermap.Result, itermap.Check)
 
 
 def _methods(cls):
@@ -47,8 +48,8 @@ def public_callables():
     for modname, mod in MODULES.items():
         for name in mod.__all__:
             obj = getattr(mod, name)
-            if inspect.ismodule(obj) or not callable(obj):
-                continue
+            if inspect.ismodule(obj) or not callable(obj) or isinstance(obj, enum.EnumMeta):
+                continue  # an enum (itermap.Status) is a set of constants, not a call
             out.setdefault(f"{modname}.{name}", obj)
     for cls in CLASSES_WITH_METHODS:
         out.update(_methods(cls))

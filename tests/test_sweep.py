@@ -445,41 +445,56 @@ def test_unhashable_bound_value_with_cache_is_a_clear_error(tmp_path):
 
 
 def _rewrite_meta(path, change):
+    """Rewrite the metadata of an itermap file (tables and cache entries are ones)."""
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    meta = change(json.loads(arrays["__sweep__"].tobytes()))
+    meta = change(json.loads(arrays["__itermap__"].tobytes()))
     text = meta if isinstance(meta, bytes) else json.dumps(meta).encode()  # bytes: raw JSON
-    arrays["__sweep__"] = np.frombuffer(text, dtype=np.uint8)
+    arrays["__itermap__"] = np.frombuffer(text, dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 
 
 def _set(key, value):
+    """Set a field of the saved object (``format_version``: of the file)."""
     def change(meta):
-        meta[key] = value
+        if key == "format_version":
+            meta[key] = value
+        else:
+            meta["fields"][key] = value
         return meta
     return change
 
 
+def _outputs(change):
+    """Change the saved outputs, a list of [column, value] pairs."""
+    def apply(meta):
+        meta["fields"]["outputs"] = change(meta["fields"]["outputs"])
+        return meta
+    return apply
+
+
 def _deep(meta, n=5000):
     """Outputs nested deeper than the JSON reader recurses (raw JSON text)."""
-    text = json.dumps({**meta, "outputs": {"u": "DEEP"}})
+    meta["fields"]["outputs"] = [["u", "DEEP"]]
+    text = json.dumps(meta)
     return text.replace('"DEEP"', "[" * n + "0" + "]" * n).encode()
 
 
 DAMAGES = {
     "outputs is a list": _set("outputs", [1, 2]),
     "outputs is null": _set("outputs", None),
-    "no outputs": lambda m: {k: v for k, v in m.items() if k != "outputs"},
+    "no outputs": lambda m: {**m, "fields": {k: v for k, v in m["fields"].items()
+                                             if k != "outputs"}},
     "wrong key": _set("key", "0" * 32),
     "other parameters": _set("params", {"gain": 9.0, "n": 3}),
     "other function": _set("function", "f" * 40),
     "meta is a list": lambda m: [m],
     "meta is a string": lambda m: "point",
-    "missing array": lambda m: {**m, "outputs": {**m["outputs"], "first": {"__array__": "x"}}},
-    "bad dtype": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__np__": "zz", "v": 1}}},
-    "unknown tag": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__what__": 1}}},
-    "bad complex": lambda m: {**m, "outputs": {**m["outputs"], "u": {"__complex__": [1]}}},
+    "missing array": _outputs(lambda o: o + [["first", {"__array__": "x"}]]),
+    "bad dtype": _outputs(lambda o: o + [["u", {"__np__": "zz", "v": 1}]]),
+    "unknown tag": _outputs(lambda o: o + [["u", {"__what__": 1}]]),
+    "bad complex": _outputs(lambda o: o + [["u", {"__complex__": [1]}]]),
     "deep nesting": _deep,
     "not JSON": lambda m: b"{'format': ",
     "future version": _set("format_version", 99),
@@ -581,7 +596,7 @@ def test_killed_sweep_resumes_with_only_the_missing_points(tmp_path):
     assert 4 <= len(kept) < 24
     for name in kept:  # every file present is a whole point
         with np.load(cache / name) as data:
-            assert data["__sweep__"].size > 0
+            assert data["__itermap__"].size > 0
 
     # the same function (the cache key holds its identity), from another process
     f = functools.partial(slow_noisy, marks=str(marks))
@@ -861,7 +876,8 @@ def test_load_refuses_bad_files(tmp_path):
     table = sweep(plain, {"a": [1], "b": [1]}, executor="serial", progress=False).save(
         tmp_path / "t.npz")
     for damage in (_set("records", {"a": 1}), _set("failures", [3]), _set("params", None),
-                   lambda m: {k: v for k, v in m.items() if k != "columns"}):
+                   lambda m: {**m, "fields": {k: v for k, v in m["fields"].items()
+                                              if k != "columns"}}):
         _rewrite_meta(table, lambda m, damage=damage: damage(dict(m)))
         with pytest.raises(ValueError, match="damaged sweep table"):
             SweepResult.load(table)
@@ -937,7 +953,7 @@ def test_bad_cache_arguments(tmp_path):
 
 def test_unsaveable_result_is_a_clear_error(tmp_path):
     res = SweepResult(("a",), [{"a": 1, "obj": object()}])
-    with pytest.raises(TypeError, match="cannot save r0.obj of type object"):
+    with pytest.raises(TypeError, match="cannot save r0.obj: values of type object"):
         res.save(tmp_path / "t")
     assert os.listdir(tmp_path) == []
 

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 
 import numpy as np
+
+from itermap.files import jsonable  # the codec's plain form: one encoder of numbers
 
 from ._spec import DATA
 
 __all__ = ["jsonable", "dumps", "render"]
 
 TEMPLATE = "report.html.j2"
-
-
-def jsonable(value):
-    """Plain JSON values: arrays to lists, NaN to null, infinities to "inf" / "-inf"."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        if math.isnan(v):
-            return None
-        return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-    return value
 
 
 def dumps(doc) -> str:
