@@ -20,7 +20,6 @@ from itermap import _io
 
 from . import _budget
 from ._html import dumps, jsonable, render
-from ._kinds import KINDS, Context, Section
 from ._models import SpecError
 from ._networks import (
     build_network,
@@ -32,6 +31,7 @@ from ._networks import (
     sizes_of,
     static_sizes,
 )
+from ._registry import KINDS, Context, Section
 from ._spec import (
     example_spec_path,
     examples,
