@@ -7,7 +7,7 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import backends, block_functions, datasets, systems
+from . import _moved, backends, block_functions, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan
@@ -38,6 +38,8 @@ from ._train import (
 from ._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 
 __version__ = "0.1.0"
+
+_moved.install()  # old private module names (pickles, saved files) still import
 
 
 def __getattr__(name: str):
