@@ -287,10 +287,10 @@ class IterativeMap(Map):
             return  # today's map, on today's code path
         self._leak = tuple(rates)
         a = np.repeat(np.asarray(rates), self._sizes)
-        dtype = self.dtype if self.dtype is not None else np.float64
-        vec, keep = a.astype(dtype), (1.0 - a).astype(dtype)
-        if self.backend == "cupy":
-            vec, keep = to_backend(vec, "cupy"), to_backend(keep, "cupy")
+        xp = namespace(self.bias)  # the map's own namespace (NumPy, CuPy, any array API)
+        vec, keep = xp.asarray(a), xp.asarray(1.0 - a)
+        if self.dtype is not None:
+            vec, keep = xp.astype(vec, self.dtype), xp.astype(keep, self.dtype)
         self._leak_vec, self._keep_vec = vec, keep
 
     @property
@@ -1546,11 +1546,8 @@ def _check_leak(leak, n_blocks):
 
 def _diag_matrix(v, xp):
     """``diag(v)`` as a dense matrix on ``xp``."""
-    n = v.shape[0]
-    out = xp.zeros((n, n), dtype=v.dtype)
-    idx = xp.arange(n)
-    out[idx, idx] = v
-    return out
+    # no fancy-index assignment: the array API has none
+    return xp.eye(v.shape[0], dtype=v.dtype) * v[None, :]
 
 
 def _arrays_equal(a, b) -> bool:
