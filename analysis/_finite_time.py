@@ -15,8 +15,8 @@ from typing import ClassVar
 import numpy as np
 
 from itermap import as_map, resolve_inputs, saveable
-from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
+from itermap.typing import Array, MapLike, RngLike
 
 from ._checks import check_int as _check_int
 from ._lyapunov import _initial_frame, _segment, _start

@@ -189,7 +189,8 @@ def _write_npz(path, meta, arrays):
 
 def _read_npz(path):
     """(meta, arrays) of a file written by :func:`_write_npz`; ValueError when unreadable."""
-    from itermap._io import _MAX_EXPANSION, NpzReader
+    from itermap.files import MAX_EXPANSION as _MAX_EXPANSION
+    from itermap.files import NpzReader
 
     try:  # a regular file, each member checked (declared size, header) before it is read
         with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="sweep file") as archive:
@@ -990,7 +991,7 @@ def sweep(function, grid, *, executor=None, seed=None, cache=None, progress=True
     bar = None
     if progress:
         try:
-            from itermap._progress import progress_bar
+            from itermap.progress import progress_bar
 
             bar = progress_bar(total=len(points), initial=n_cached, desc="sweep", unit="pt")
         except ImportError:  # pragma: no cover
@@ -1095,7 +1096,7 @@ def _check_manifest(cache_dir, function_name):
     path = os.path.join(cache_dir, "sweep.json")
     if os.path.exists(path):
         try:
-            from itermap._io import open_regular_file
+            from itermap.files import open_regular_file
 
             with open_regular_file(path, "cache") as fh:  # a FIFO there must not block
                 stored = json.load(fh).get("function")

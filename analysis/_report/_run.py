@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from itermap import _io
+from itermap import files as _io
 
 from . import _budget
 from ._html import dumps, jsonable, render
@@ -341,7 +341,7 @@ def _writing(out: Path):
 
 def _temp_prefix(out: Path, what: str) -> str:
     """``.NAME.what-HOST-PID-``: whose temporary folder this is, for :func:`remove_stale`."""
-    return f".{out.name}.{what}-{_io._host()}-{os.getpid()}-"
+    return f".{out.name}.{what}-{_io.host_name()}-{os.getpid()}-"
 
 
 def _building_folder(out: Path) -> Path:

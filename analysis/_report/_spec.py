@@ -360,7 +360,7 @@ def read_spec_text(path) -> str:
     A folder, a FIFO or a device is refused before it is opened (a FIFO would block,
     ``/dev/zero`` would never end).
     """
-    from itermap._io import open_regular_file
+    from itermap.files import open_regular_file
 
     try:
         with open_regular_file(path, "spec") as fh:
