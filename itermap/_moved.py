@@ -44,6 +44,7 @@ _FINDER = _OldNames()
 
 
 def install() -> None:
-    """Add the hook after the ordinary finders (a module that exists is never shadowed)."""
+    """Put the hook first: an old name is always the module it moved to, never a stale
+    copy that a path or an editable install still has (two copies, two sets of classes)."""
     if MOVED and _FINDER not in sys.meta_path:
-        sys.meta_path.append(_FINDER)
+        sys.meta_path.insert(0, _FINDER)
