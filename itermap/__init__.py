@@ -7,7 +7,7 @@ holds the maps and how they run; the subpackage :mod:`itermap.analysis` holds
 what we learn from them.
 """
 
-from . import _moved, backends, block_functions, datasets, systems
+from . import backends, block_functions, datasets, systems
 from ._activations import ACTIVATIONS, Activation
 from ._affine_scan import affine_scan, linear_recurrence
 from ._attention_rnn import AttentionRNN, attention_scan
@@ -18,6 +18,7 @@ from ._graphs import from_graph, random_graph_rnn
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
+from ._moved import install as _install_old_names
 from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
@@ -39,7 +40,7 @@ from ._transformer import LoopedTransformerMap, looped_transformer_map, transfor
 
 __version__ = "0.1.0"
 
-_moved.install()  # old private module names (pickles, saved files) still import
+_install_old_names()  # old private module names (pickles, saved files) still import
 
 
 def __getattr__(name: str):
