@@ -23,8 +23,8 @@ from typing import ClassVar
 import numpy as np
 
 import itermap
-from itermap._types import Array, MapLike
 from itermap.backends import to_numpy
+from itermap.typing import Array, MapLike
 
 from ._checks import check_int as _check_int
 from ._checks import check_real, check_real_array

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itermap._checks import (
+from itermap.checks import (
     check_bool,
     check_choice,
     check_int,

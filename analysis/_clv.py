@@ -18,9 +18,9 @@ import numpy as np
 
 import itermap
 from itermap import as_map, resolve_inputs, saveable
-from itermap._sparse_product import uses_thread_pool
-from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
+from itermap.threads import uses_thread_pool
+from itermap.typing import Array, MapLike, RngLike
 
 from ._checks import check_int as _check_int
 from ._checks import check_real_array

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 import itermap
-from itermap._types import Array
 from itermap.backends import to_numpy
+from itermap.typing import Array
 
 from ._checks import check_int as _check_int
 from ._checks import check_real, check_real_array

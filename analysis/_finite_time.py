@@ -16,8 +16,8 @@ import numpy as np
 
 import itermap
 from itermap import as_map, resolve_inputs, saveable
-from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
+from itermap.typing import Array, MapLike, RngLike
 
 from ._checks import check_int as _check_int
 from ._lyapunov import _initial_frame, _segment, _start

@@ -22,9 +22,9 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 import itermap
-from itermap._threads import blas_limited
-from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
+from itermap.threads import blas_limited
+from itermap.typing import Array
 
 from ._checks import check_bool, check_memory, check_real_array, no_half, one_namespace, plain_array
 from ._checks import check_int as _check_int

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from itermap import IterativeMap
-from itermap._threads import ProcessLocalPool, n_threads
+from itermap.threads import ProcessLocalPool, n_threads
 
 from ._nogil_blas import available
 

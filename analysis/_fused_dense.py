@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from itermap import IterativeMap
-from itermap._threads import ProcessLocalPool, n_threads
+from itermap.threads import ProcessLocalPool, n_threads
 
 from ._nogil_blas import available, cholesky_upper, gram_upper, solve_upper_transposed
 

@@ -25,7 +25,9 @@ import math
 import numpy as np
 
 from itermap import ACTIVATIONS, IterativeMap
-from itermap._sparse_product import _kernel, pool, uses_thread_pool
+from itermap.threads import sparse_kernel as _kernel
+from itermap.threads import sparse_pool as pool
+from itermap.threads import uses_thread_pool
 
 from ._reorth import _exact_rank
 
@@ -60,7 +62,7 @@ class FusedSparseStep:
         return cls(map_, x, Q, reorth, kernel)
 
     def __init__(self, map_, x, Q, reorth, kernel):
-        from itermap._threads import n_threads
+        from itermap.threads import n_threads
 
         self.W, self.bias, self.act = map_._W, map_.bias, map_.activations[0]
         self.tanh = self.act is ACTIVATIONS["tanh"]  # f' = 1 - f^2, from f

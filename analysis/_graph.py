@@ -9,8 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import itermap
-from itermap._types import MapLike
 from itermap.backends import is_sparse, to_numpy
+from itermap.typing import MapLike
 
 from ._checks import check_choice, check_int
 from ._checks import named as check_named

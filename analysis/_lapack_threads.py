@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from itermap._threads import ProcessLocalPool, n_threads
+from itermap.threads import ProcessLocalPool, n_threads
 
 __all__ = ["batched_eigvals", "batched_solve", "blas_single_threaded", "damped_normal_solve",
            "n_parts"]
@@ -119,6 +119,6 @@ def blas_single_threaded(n_rows: int, dim: int):
     """
     if n_parts(n_rows, dim) < 2:
         return contextlib.nullcontext()
-    from itermap._threads import blas_limited
+    from itermap.threads import blas_limited
 
     return blas_limited(1)

@@ -27,9 +27,9 @@ import numpy as np
 
 import itermap
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
-from itermap._sparse_product import uses_thread_pool
-from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
+from itermap.threads import uses_thread_pool
+from itermap.typing import Array
 
 from ._checks import check_bool, plain_array
 from ._checks import check_int as _check_int
@@ -682,7 +682,7 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
         if out is None:
             bar = None
             if progress:
-                from itermap._progress import progress_bar
+                from itermap.progress import progress_bar
 
                 bar = progress_bar(total=total, desc="lyapunov", unit="step")
             try:

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.linalg
 
 import itermap
-from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
+from itermap.typing import Array, MapLike, RngLike
 
 from ._checks import check_choice, check_real
 from ._checks import check_int as _check_int

@@ -17,7 +17,7 @@ import numpy as np
 
 import itermap
 from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
-from itermap._types import Array, RngLike
+from itermap.typing import Array, RngLike
 
 from ._checks import check_int as _check_int
 from ._lyapunov import lyapunov_spectrum

@@ -36,8 +36,8 @@ import math
 
 import numpy as np
 
-from itermap._threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
 from itermap.backends import namespace
+from itermap.threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
 
 from ._nogil_blas import available as nogil_available
 

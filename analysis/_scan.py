@@ -11,8 +11,8 @@ import numpy as np
 
 import itermap
 from itermap import DivergenceError, Map, as_rng, saveable
-from itermap._types import Array, MapLike, RngLike
 from itermap.backends import is_sparse, namespace, to_numpy
+from itermap.typing import Array, MapLike, RngLike
 
 from ._checks import (
     check_choice,

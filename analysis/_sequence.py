@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 import itermap
-from itermap._types import Array, RngLike
+from itermap.typing import Array, RngLike
 
 from ._checks import check_int
 from ._lyapunov import lyapunov_spectrum

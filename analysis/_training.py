@@ -18,7 +18,7 @@ import numpy as np
 
 import itermap
 from itermap import BlockMatrix, IterativeMap, datasets, saveable, trainable_count
-from itermap._types import RngLike
+from itermap.typing import RngLike
 
 from ._checks import (
     check_bool,

@@ -19,6 +19,7 @@ from ._graphs import from_graph, random_graph_rnn
 from ._io import load, save, saveable
 from ._iterate import Trajectory, iterate, resolve_inputs
 from ._map import DivergenceError, Map
+from ._moved import install as _install_old_names
 from ._network import IterativeMap, random_rnn
 from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
 from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
@@ -40,6 +41,8 @@ from ._train import (
 from ._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 
 __version__ = "0.1.0"
+
+_install_old_names()  # old private module names (pickles, saved files) still import
 
 
 def __getattr__(name: str):

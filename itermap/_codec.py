@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._backend import is_sparse, to_numpy
+from ._moved import current_module
 from ._schema import check_fields, check_schema
 
 __all__ = ["saveable", "register_codec", "encode_object", "decode_object", "jsonable",
@@ -379,6 +380,10 @@ def _saved_class(type_name):
     if cls is not None:
         return cls
     module, _, qualname = type_name.partition(":")
+    module = current_module(module)  # a file saved before its module moved
+    cls = _REGISTRY.get(f"{module}:{qualname}")
+    if cls is not None:
+        return cls
     if module.startswith("analysis."):  # files from before analysis became itermap.analysis
         module = "itermap." + module
         cls = _REGISTRY.get(f"{module}:{qualname}")

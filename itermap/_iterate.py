@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,6 +18,10 @@ from ._result import Result
 from ._types import Array, MapLike
 
 __all__ = ["Trajectory", "iterate", "resolve_inputs"]
+
+#: ``iterate``'s methods other than "sequential", ``{name: function}``; each registers
+#: itself on import (:mod:`itermap._newton` adds "newton"), so this module imports none.
+METHODS: dict[str, Callable[..., Trajectory]] = {}
 
 
 @saveable
@@ -270,12 +275,10 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1)
     keep = check_choice("keep", keep, ("all", "last"))
-    if method == "newton":
-        from ._newton import newton_iterate
-
-        return newton_iterate(map, x0, steps, inputs=inputs, every=every, keep=keep,
-                              **newton_options)
-    check_choice("method", method, ("sequential", "newton"))
+    if method != "sequential" and method in METHODS:
+        return METHODS[method](map, x0, steps, inputs=inputs, every=every, keep=keep,
+                               **newton_options)
+    check_choice("method", method, ("sequential", *METHODS))
     if newton_options:
         raise TypeError(f"iterate got options {sorted(newton_options)} that only "
                         f"method='newton' takes")

@@ -306,10 +306,10 @@ class IterativeMap(Map):
             return  # today's map, on today's code path
         self._leak = tuple(rates)
         a = np.repeat(np.asarray(rates), self._sizes)
-        dtype = self.dtype if self.dtype is not None else np.float64
-        vec, keep = a.astype(dtype), (1.0 - a).astype(dtype)
-        if self.backend == "cupy":
-            vec, keep = to_backend(vec, "cupy"), to_backend(keep, "cupy")
+        xp = namespace(self.bias)  # the map's own namespace (NumPy, CuPy, any array API)
+        vec, keep = xp.asarray(a), xp.asarray(1.0 - a)
+        if self.dtype is not None:
+            vec, keep = xp.astype(vec, self.dtype), xp.astype(keep, self.dtype)
         self._leak_vec, self._keep_vec = vec, keep
 
     @property

@@ -550,11 +550,8 @@ _WARN_DENSE_JACOBIAN = 5000
 
 def _diag_matrix(v, xp):
     """``diag(v)`` as a dense matrix on ``xp``."""
-    n = v.shape[0]
-    out = xp.zeros((n, n), dtype=v.dtype)
-    idx = xp.arange(n)
-    out[idx, idx] = v
-    return out
+    # no fancy-index assignment: the array API has none
+    return xp.eye(v.shape[0], dtype=v.dtype) * v[None, :]
 
 
 def _sparse_cols(S, V, xp):

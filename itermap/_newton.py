@@ -29,7 +29,8 @@ from ._affine_scan import linear_recurrence
 from ._backend import is_sparse, namespace
 from ._checks import check_choice, check_int, check_memory, check_real
 from ._io import saveable
-from ._iterate import Trajectory, _check_finite, resolve_inputs, state_bytes
+from ._iterate import METHODS, Trajectory, _check_finite, resolve_inputs, state_bytes
+from ._iterate import iterate as _sequential
 from ._protocol import as_map
 from ._result import Check, Status
 from ._rng import as_rng
@@ -551,8 +552,6 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     >>> bool(np.max(np.abs(traj.states - seq.states)) < 1e-12), traj.iterations <= 10
     (True, True)
     """
-    from ._iterate import iterate as _sequential
-
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1)
     keep = check_choice("keep", keep, ("all", "last"))
@@ -642,3 +641,6 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
                             iterations=total_iter, residuals=np.asarray(history, dtype=float),
                             converged=True, jacobian=jacobian, damping=damping,
                             windows=windows)
+
+
+METHODS["newton"] = newton_iterate  # iterate(..., method="newton")

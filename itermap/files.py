@@ -1,7 +1,10 @@
 """File helpers shared by everything in itermap and analysis that writes to disk."""
 
 from ._codec import Writer, decode_value, encode_value, jsonable, register_codec
-from ._io import apply_umask, write_npz_atomic
+from ._io import _MAX_EXPANSION as MAX_EXPANSION
+from ._io import NpzReader, apply_umask, open_regular_file, remove_stale, write_npz_atomic
+from ._io import _host as host_name
 
-__all__ = ["apply_umask", "write_npz_atomic", "jsonable", "Writer", "encode_value", "decode_value",
-           "register_codec"]
+__all__ = ["MAX_EXPANSION", "NpzReader", "Writer", "apply_umask", "decode_value", "encode_value",
+           "host_name", "jsonable", "open_regular_file", "register_codec", "remove_stale",
+           "write_npz_atomic"]

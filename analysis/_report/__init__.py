@@ -34,7 +34,10 @@ Relative paths are relative to the spec file. Examples ship in the package:
 Layout
 ------
 ``_models``   the value types, the network models, :class:`AnalysisModel` and ``Cost``;
-``_kinds``    every report kind (settings model + function) and the registry ``KINDS``;
+``_registry`` the registry ``KINDS``, :func:`report_kind` and what a kind gets (``Context``,
+              ``Section``);
+``_kinds``    the report kinds (settings model + function), one ``_kinds_<topic>`` module
+              per further topic, each registering its kinds on import;
 ``_spec``     the top-level model, messages that name the key, the schema, the examples;
 ``_networks`` building the networks and drawing each driven network's one input;
 ``_budget``   memory and time estimates, checked before anything runs;
@@ -44,7 +47,8 @@ Layout
 Adding a report kind
 --------------------
 A kind is one model, one function and the decorator that registers them, in
-``_kinds.py`` (or any module imported by this package)::
+``_kinds.py`` or a ``_kinds_<topic>.py`` (a new module goes in this package's list of
+kind modules, which it imports; kind modules never import each other)::
 
     class MemoryCapacityKind(AnalysisModel):
         \"\"\"Memory capacity per delay (shown in the kind list and the schema).\"\"\"
@@ -76,11 +80,21 @@ writes the others. Settings are validated strictly (no unknown keys, counts are
 integers, ``>= 1`` where declared) and the messages name the key.
 """
 
+# every kind module registers its kinds on import, in the order the kinds are listed
+from . import (  # noqa: F401
+    _kinds,
+    _kinds_dynamics,
+    _kinds_reservoir,
+    _kinds_sequence,
+    _kinds_training,
+    _kinds_transformer,
+    _kinds_zoo,
+)
 from ._budget import DEFAULT_TIME_LIMIT, BudgetError, check_budget, memory_limit
 from ._html import dumps, jsonable
-from ._kinds import KINDS, Context, ReportKind, Section, report_kind
 from ._models import NETWORK_MODELS, AnalysisModel, Cost, SpecError
 from ._networks import build_network, drive_input, rng_for
+from ._registry import KINDS, Context, ReportKind, Section, report_kind
 from ._run import FORMAT, blas_info, report_command, run_report
 from ._spec import (
     DATA,

@@ -9,9 +9,7 @@ numbers, tables, notes and figures. See the package docstring for how to add one
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -30,6 +28,7 @@ from ._models import (
     gain_values,
 )
 from ._networks import block_labels
+from ._registry import KINDS, Context, ReportKind, Section, report_kind
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
@@ -55,63 +54,6 @@ _F8 = 8.0  # bytes of a float64
 def _figure(weight=1.0) -> float:
     """Seconds of a figure ``weight`` times as costly as a simple one (panels, log axes)."""
     return FIGURE_SECONDS * weight
-
-
-@dataclass(frozen=True)
-class ReportKind:
-    """A registry entry: the settings model and the function that runs them."""
-
-    name: str
-    model: type[AnalysisModel]
-    run: Callable
-
-
-#: ``{kind name: ReportKind}``, in the order the kinds are listed to users.
-KINDS: dict[str, ReportKind] = {}
-
-
-def report_kind(model: type[AnalysisModel]):
-    """Decorator: register ``run(cfg, ctx, out)`` as the report kind of ``model``."""
-    name = get_args(model.model_fields["kind"].annotation)[0]
-
-    def register(run):
-        KINDS[name] = ReportKind(name, model, run)
-        return run
-
-    return register
-
-
-@dataclass
-class Context:
-    """What an analysis sees of the report: built maps, inputs, its random stream."""
-
-    spec: object
-    nets: dict
-    inputs: dict  # {name: the one input of a driven network, or None}
-    rng: np.random.Generator
-    seed: int
-
-    def net_spec(self, name):
-        return self.spec.networks[name]
-
-
-@dataclass
-class Section:
-    """What one analysis produces: numbers, tables, notes and figures."""
-
-    numbers: dict = field(default_factory=dict)
-    tables: list = field(default_factory=list)  # (caption, columns, rows)
-    notes: list = field(default_factory=list)  # paragraphs of plain text
-    figures: list = field(default_factory=list)  # (stem, figure, caption)
-
-    def table(self, caption, columns, rows):
-        self.tables.append((caption, list(columns), [list(r) for r in rows]))
-
-    def note(self, text):
-        self.notes.append(text)
-
-    def figure(self, stem, fig, caption):
-        self.figures.append((stem, fig, caption))
 
 
 def _new_axes(columns=1, height=None):
@@ -798,15 +740,3 @@ def orbit_diagram(cfg, ctx, out):
     out.numbers.update(gains=gains.tolist(),
                        distinct_values=[int(np.unique(np.round(r, 6)).size) for r in s],
                        spread=np.nan_to_num(np.nanmax(s, 1) - np.nanmin(s, 1)).tolist())
-
-
-
-# the kinds of the other topics register themselves on import (after the helpers above)
-from . import (  # noqa: E402, F401
-    _kinds_dynamics,
-    _kinds_reservoir,
-    _kinds_sequence,
-    _kinds_training,
-    _kinds_transformer,
-    _kinds_zoo,
-)

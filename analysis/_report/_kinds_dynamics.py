@@ -11,8 +11,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _new_axes, _step_cost, report_kind
+from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _new_axes, _step_cost
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
+from ._registry import report_kind
 
 
 # -- memory capacity along the continuum ---------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _F8, FLOPS, STEP_OVERHEAD, _fmt, _new_axes, report_kind
+from ._kinds import _F8, FLOPS, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import (
     AnalysisModel,
     Cost,
@@ -21,6 +21,7 @@ from ._models import (
     gain_count,
     gain_values,
 )
+from ._registry import report_kind
 
 Leak = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Scale = Annotated[float, Field(ge=0, allow_inf_nan=False)]

@@ -9,8 +9,9 @@ from typing import Literal
 
 import numpy as np
 
-from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes, report_kind
+from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import AnalysisModel, Cost, Count
+from ._registry import report_kind
 
 
 class SequenceModelsKind(AnalysisModel):

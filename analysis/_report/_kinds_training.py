@@ -11,8 +11,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _figure, _fmt, _linalg_rate, _new_axes, _step_cost, report_kind
+from ._kinds import _figure, _fmt, _linalg_rate, _new_axes, _step_cost
 from ._models import AnalysisModel, Cost, Count, Density, Name
+from ._registry import report_kind
 
 
 class TrainKind(AnalysisModel):

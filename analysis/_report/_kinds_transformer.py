@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes, report_kind
+from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import AnalysisModel, Cost, Count, Positive, SpecError
+from ._registry import report_kind
 
 
 def _random_layer(rng, T, d, heads, *, gain=1.0, attention_gain=1.0, norm_first=False,

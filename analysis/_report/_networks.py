@@ -34,7 +34,7 @@ def _npz_shapes(path, where):
 
     Only the members ``W0, W1, ...`` are opened; nothing is decompressed beyond a header.
     """
-    from itermap._io import NpzReader
+    from itermap.files import NpzReader
 
     with NpzReader(path, f"{where}.path") as archive:
         Ws, _ = _layer_names(archive)
@@ -130,7 +130,7 @@ def _mlp(net, rng, where):
     import itermap
 
     if net.path is not None:
-        from itermap._io import NpzReader
+        from itermap.files import NpzReader
 
         # only W0, W1, ... and b0, b1, ... are read; other members are never decompressed
         with NpzReader(net.path, f"{where}.path") as archive:

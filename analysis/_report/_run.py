@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from itermap import _io
+from itermap import files as _io
 
 from . import _budget
 from ._html import dumps, jsonable, render
-from ._kinds import KINDS, Context, Section
 from ._models import SpecError
 from ._networks import (
     build_network,
@@ -32,6 +31,7 @@ from ._networks import (
     sizes_of,
     static_sizes,
 )
+from ._registry import KINDS, Context, Section
 from ._spec import (
     example_spec_path,
     examples,
@@ -341,7 +341,7 @@ def _writing(out: Path):
 
 def _temp_prefix(out: Path, what: str) -> str:
     """``.NAME.what-HOST-PID-``: whose temporary folder this is, for :func:`remove_stale`."""
-    return f".{out.name}.{what}-{_io._host()}-{os.getpid()}-"
+    return f".{out.name}.{what}-{_io.host_name()}-{os.getpid()}-"
 
 
 def _building_folder(out: Path) -> Path:

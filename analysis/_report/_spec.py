@@ -12,7 +12,6 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, create_model
 
-from ._kinds import KINDS
 from ._models import (
     _HOW_DRIVEN,
     NETWORK_MODELS,
@@ -24,6 +23,7 @@ from ._models import (
     SpecError,
     SpecModel,
 )
+from ._registry import KINDS
 
 __all__ = ["spec_model", "validate_spec", "load_spec", "key_line", "spec_schema", "write_schema",
            "example_spec_path", "examples", "resolve_spec", "DATA"]
@@ -360,7 +360,7 @@ def read_spec_text(path) -> str:
     A folder, a FIFO or a device is refused before it is opened (a FIFO would block,
     ``/dev/zero`` would never end).
     """
-    from itermap._io import open_regular_file
+    from itermap.files import open_regular_file
 
     try:
         with open_regular_file(path, "spec") as fh:
