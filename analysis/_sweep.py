@@ -346,7 +346,7 @@ class _Sweep:
     def _open_bar(self):
         if self.progress:
             try:
-                from itermap._progress import progress_bar
+                from itermap.progress import progress_bar
 
                 self.bar = progress_bar(total=len(self.points), initial=self.n_cached,
                                         desc="sweep", unit="pt")
@@ -564,7 +564,7 @@ def _check_manifest(cache_dir, function_name):
     path = os.path.join(cache_dir, "sweep.json")
     if os.path.exists(path):
         try:
-            from itermap._io import open_regular_file
+            from itermap.files import open_regular_file
 
             with open_regular_file(path, "cache") as fh:  # a FIFO there must not block
                 stored = json.load(fh).get("function")

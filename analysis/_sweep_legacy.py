@@ -9,7 +9,8 @@ import zipfile
 
 import numpy as np
 
-from itermap._io import _MAX_EXPANSION, NpzReader
+from itermap.files import MAX_EXPANSION as _MAX_EXPANSION
+from itermap.files import NpzReader
 
 FORMAT = "itermap-sweep"
 FORMAT_VERSION = 1

@@ -27,7 +27,7 @@ from ._checks import (
     one_namespace,
     plain_array,
 )
-from ._network import _check_leak as check_leak
+from ._network_parts import _check_leak as check_leak
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_leak", "check_memory", "check_real",
            "check_real_array", "named", "no_half", "one_namespace", "plain_array"]

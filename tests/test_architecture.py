@@ -24,11 +24,6 @@ MAX_MODULE_LINES = 800
 # The test fails on an entry that is no longer long (or gone), to say so.
 LONG_MODULES_ALLOWED: set[str] = {
     "analysis/_fixed_points.py",  # r9-fixedpoints: analysis/fixed_points/
-    "analysis/plots.py",  # r9-plots: one module per family
-    "analysis/_sweep.py",  # r9-results: the sweep as a short driver
-    "itermap/_io.py",  # r9-results: one codec
-    "itermap/_network.py",  # r9-plots: the training gradients split out
-    "itermap/_train.py",  # r9-plots: train as a short driver
 }
 
 # Cycles other branches break in round 9 (2026-12-06): one edge of each, to remove when
@@ -369,7 +364,7 @@ def test_a_pickle_and_a_file_from_before_a_move_still_load(monkeypatch):
     back = pickle.loads(data.replace(real.encode(), old.encode()))
     assert type(back) is itermap.Trajectory
     np.testing.assert_array_equal(back.states, traj.states)
-    io = importlib.import_module("itermap._io")
+    io = importlib.import_module("itermap._codec")
     assert io._saved_class(f"{old}:Trajectory") is itermap.Trajectory
     with pytest.raises(ValueError, match="no module"):
         io._saved_class("itermap._never_was:Trajectory")
