@@ -52,7 +52,7 @@ from ._sweep import SweepFailure, SweepResult, sweep  # noqa: E402
 
 __all__ += ["SweepFailure", "SweepResult", "sweep"]
 
-from ._lyapunov import (  # noqa: E402
+from .lyapunov import (  # noqa: E402
     LyapunovSpectrum,
     entropy_rate,
     kaplan_yorke_dimension,
@@ -62,7 +62,7 @@ from ._lyapunov import (  # noqa: E402
 __all__ += ["LyapunovSpectrum", "entropy_rate", "kaplan_yorke_dimension", "lyapunov_spectrum"]
 
 from . import plots  # noqa: E402
-from ._scan import (  # noqa: E402
+from .lyapunov import (  # noqa: E402
     LyapunovScan,
     OrbitDiagram,
     gain_family,
@@ -86,7 +86,7 @@ from ._training import (  # noqa: E402
 __all__ += ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
             "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]
 
-from ._clv import (  # noqa: E402
+from .lyapunov import (  # noqa: E402
     CovariantVectors,
     clv_angles,
     covariant_lyapunov_vectors,
@@ -96,7 +96,7 @@ from ._clv import (  # noqa: E402
 __all__ += ["CovariantVectors", "clv_angles", "covariant_lyapunov_vectors",
             "participation_ratio"]
 
-from ._finite_time import FiniteTimeExponents, finite_time_exponents  # noqa: E402
+from .lyapunov import FiniteTimeExponents, finite_time_exponents  # noqa: E402
 
 __all__ += ["FiniteTimeExponents", "finite_time_exponents"]
 

@@ -18,8 +18,8 @@ from itermap import as_map, resolve_inputs, saveable
 from itermap._types import Array, MapLike, RngLike
 from itermap.backends import namespace, to_numpy
 
-from ._checks import check_int as _check_int
-from ._lyapunov import _initial_frame, _segment, _start
+from .._checks import check_int as _check_int
+from ._spectrum import _entered, _initial_frame, _segment, _start
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -91,7 +91,7 @@ def _stepper_windows(stepper, n_windows, window, transient):
     if stepper is None:
         return None
     B, k = stepper.Q.shape[0], stepper.Q.shape[-1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with _entered(stepper), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
             return None
         per = np.zeros((n_windows, B, k))

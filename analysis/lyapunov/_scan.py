@@ -14,7 +14,7 @@ from itermap import DivergenceError, Map, as_rng, saveable
 from itermap._types import Array, MapLike, RngLike
 from itermap.backends import is_sparse, namespace, to_numpy
 
-from ._checks import (
+from .._checks import (
     check_choice,
     check_memory,
     check_real_array,
@@ -22,7 +22,7 @@ from ._checks import (
     one_namespace,
     plain_array,
 )
-from ._checks import check_int as _check_int
+from .._checks import check_int as _check_int
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
            "mean_field_exponent", "gain_family"]
@@ -391,7 +391,7 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
             raise ValueError(f"k={k} exceeds the map's dimension {m.dim}")
         exps, err = _qr_exponents(m, _states_for(m, x0, P), steps, k, transient, inputs)
     else:  # one map per value, each through analysis.lyapunov_spectrum
-        from ._lyapunov import lyapunov_spectrum
+        from ._spectrum import lyapunov_spectrum
 
         exps, err = np.full((P, k), np.nan), np.full((P, k), np.nan)
         for i, v in enumerate(values):

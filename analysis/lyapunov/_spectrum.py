@@ -3,13 +3,13 @@
 ``k`` tangent vectors ride along with the state; every
 ``reorthonormalize_every`` steps a QR factorisation turns them back into an
 orthonormal frame, and the logarithms of ``|diag R|`` accumulate the
-stretching along each direction. All ``B`` trajectories of a batch move
-together: one batched tangent product (``map.step_with_tangent``, which for a
-sparse ``W`` never forms the Jacobian) and one batched reorthonormalisation
-(see ``_reorth``: Gram-Schmidt, CholeskyQR2 or Householder), on the array
-backend of the state (NumPy, CuPy, ...). A small map runs on the tangent
-stepper it hands over (:meth:`itermap.Map.tangent_stepper`): a lean loop over
-its point functions, compiled where numba is installed.
+stretching along each direction. The loop runs on the tangent stepper the map
+hands over (:meth:`itermap.Map.tangent_stepper`: a small map's lean loop, a
+network's fused one); where it hands none, or a run diverges, the general loop
+below moves all ``B`` trajectories together: one batched tangent product
+(``map.step_with_tangent``) and one batched reorthonormalisation
+(:class:`itermap._reorth.Reorthonormalizer`), on the array backend of the state,
+and names the step where a state or tangent vector overflowed.
 
 A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
 that a ReLU has killed) has the exponent ``-inf``.
@@ -17,6 +17,7 @@ that a ReLU has killed) has the exponent ``-inf``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -25,16 +26,12 @@ from typing import ClassVar
 import numpy as np
 
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
-from itermap._sparse_product import uses_thread_pool
+from itermap._reorth import Reorthonormalizer
 from itermap._types import Array
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
-from ._checks import check_bool, plain_array
-from ._checks import check_int as _check_int
-from ._frame_threads import frame_groups, step_frames
-from ._fused_dense import FusedDenseStep
-from ._fused_sparse import FusedSparseStep
-from ._reorth import Reorthonormalizer
+from .._checks import check_bool, plain_array
+from .._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
 
@@ -278,11 +275,7 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
-    # CholeskyQR: a Householder QR costs ~5x more. Held to the loop's BLAS threads: BLAS
-    # threads left spinning after it slowed a sparse loop's first ~50 steps by ~30 %
-    with Reorthonormalizer(pool_products=uses_thread_pool(map_, k),
-                           frames_in_threads=frame_groups(map_, V) > 1) as reorth:
-        return reorth(V)[0]
+    return Reorthonormalizer()(V)[0]  # CholeskyQR: a Householder QR costs ~5x more
 
 
 def _trajectories(mask) -> str:
@@ -317,44 +310,48 @@ def _precision_loss(xp, Y, logd):
     """
     sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
           else xp.sum(Y * Y, axis=-2))
-    return _precision_loss_from_norms(xp, sq, logd)
-
-
-def _precision_loss_from_norms(xp, sq, logd):
-    """:func:`_precision_loss` from the squared column norms ``sq`` of ``Y`` (B, k)."""
     log_norm = 0.5 * xp.log(sq)
     lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
     return xp.max(lost, axis=-1)
 
 
 # -- the map's own stepper: one or a batch of trajectories of a small map ----------------
-def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc):
+def _entered(stepper):
+    """The stepper as a context around a loop where it is one (it sets the loop's threads)."""
+    return stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext(stepper)
+
+
+def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc, bar=None):
     """The run of :func:`_run` on the map's tangent stepper, in chunks between checkpoints.
 
     Returns None on a divergence or a collapse: the general path then reruns and names it.
     """
     del offset  # the general path's rerun names the steps
     acc = np.array(acc, dtype=np.float64)
-    if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
-        return None
     hist, hist_steps = [], []
     worst, exp_sum = -math.inf, 0.0
     measured, pos, chunk = total - orient, 0, qr_per_chk * every
-    while pos < measured:
-        n = min(chunk, measured - pos)
-        loss = stepper.advance(n, every=every, acc=acc)
-        if loss is None:
+    with _entered(stepper):
+        if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
             return None
-        if every > 1:
-            worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
-        pos += n
-        per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
-        hist.append(per.mean(axis=0))
-        hist_steps.append(done + pos)
+        while pos < measured:
+            n = min(chunk, measured - pos)
+            loss = stepper.advance(n, every=every, acc=acc)
+            if loss is None:
+                return None
+            if every > 1:
+                worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
+            pos += n
+            per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
+            hist.append(per.mean(axis=0))
+            hist_steps.append(done + pos)
+            if bar is not None:
+                bar.update(n + (orient if pos == n else 0))
+        x, Q = stepper.x, stepper.Q
     if not np.all(np.isfinite(acc)):
         return None
     loss = (worst, exp_sum) if every > 1 else (math.nan, math.nan)
-    return stepper.x, stepper.Q, acc, hist, hist_steps, loss
+    return x, Q, acc, hist, hist_steps, loss
 
 
 # -- the general loop ---------------------------------------------------------------------
@@ -367,38 +364,22 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     with the sum of its exponentials over the QRs.
     """
     xp = namespace(x)
-    groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
-    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]),
-                               frames_in_threads=groups > 1)
     hist, hist_steps = [], []
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
-    with reorth:  # SciPy's BLAS pool held to one thread for the loop
-        fused = (FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
-                 or FusedDenseStep.maybe(map_, x, Q, reorth=reorth))
+    with Reorthonormalizer() as reorth:  # SciPy's BLAS pool held to one thread for the loop
         for t in range(1, total + 1):
             measuring = t > orient
             # the transient orients the frame with a QR every step: a random frame is
             # squeezed towards the top direction, which several steps without a QR
             # would push beyond the floating-point precision
-            skip_qr = measuring and (t - orient) % every and t != total
-            if fused is not None:  # one trajectory, split by rows: product and QR fused
-                logd, norms_sq, probe = fused.advance(qr=not skip_qr)
-                if skip_qr:
-                    continue
-                flag = float(np.sum(logd)) + probe
-                if not math.isfinite(flag):
-                    x, Q = fused.state()
-            else:
-                u = constant if sequence is None else sequence[t - 1]
-                x, Q = (step_frames(map_, x, Q, u, groups) if groups > 1
-                        else map_.step_with_tangent(x, Q, u))
-                if skip_qr:
-                    continue
-                Y = Q
-                Q, logd, _ = reorth(Y)
-                flag = xp.sum(logd) + xp.sum(x)
-            if not math.isfinite(float(flag)):
+            u = constant if sequence is None else sequence[t - 1]
+            x, Q = map_.step_with_tangent(x, Q, u)
+            if measuring and (t - orient) % every and t != total:
+                continue
+            Y = Q
+            Q, logd, _ = reorth(Y)
+            if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
                 where = " of the transient" if not measuring else ""
                 _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
             last_qr = t
@@ -409,8 +390,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 continue
             acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
             if every > 1:  # checked for spaced QRs only
-                lost = xp.max(_precision_loss(xp, Y, logd) if fused is None else
-                              _precision_loss_from_norms(xp, norms_sq, logd))
+                lost = xp.max(_precision_loss(xp, Y, logd))
                 worst = lost if worst is None else xp.maximum(worst, lost)
                 lost = xp.exp(xp.minimum(lost, 700.0))
                 exp_sum = lost if exp_sum is None else exp_sum + lost
@@ -420,8 +400,6 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
                 hist.append(per.mean(axis=0))
                 hist_steps.append(n)
-        if fused is not None:
-            x, Q = fused.state()
     loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
     return x, Q, acc, hist, hist_steps, loss
 
@@ -659,26 +637,26 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
                 offset=run["transient"] + run["done"] - orient, acc=acc)
-    # the map's own stepper where it has one for these states (a small map), else the loop
-    stepper = (map.tangent_stepper(x, Q, constant, steps=total)
-               if sequence is None and not progress else None)
-    out = None
+    # the map's own stepper where it hands one over for these states, else the general loop
+    stepper = map.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
+    out = bar = None
+    if progress:
+        from itermap._progress import progress_bar
+
+        bar = progress_bar(total=total, desc="lyapunov", unit="step")
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        if stepper is not None:
-            out = _stepper_run(stepper, **opts)
-        if out is None:
-            bar = None
-            if progress:
-                from itermap._progress import progress_bar
-
-                bar = progress_bar(total=total, desc="lyapunov", unit="step")
-            try:
-                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
-            finally:
+        try:
+            if stepper is not None:
+                out = _stepper_run(stepper, bar=bar, **opts)
+            if out is None:
                 if bar is not None:
-                    bar.close()
+                    bar.reset()
+                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
+        finally:
+            if bar is not None:
+                bar.close()
     x, Q, acc, hist, hist_steps, loss = out
     run["hist"] += hist
     run["hist_steps"] += hist_steps
