@@ -521,6 +521,40 @@ class Map:
                                 f"{x.dtype}")
         return no_half(name, x)
 
+    def check_start(self, x0: Array, name: str = "x0") -> Array:
+        """``x0`` checked as the start of a run: a finite real state or batch of this map.
+
+        The check every analysis makes of its start (the protocol's, so an
+        analysis need not reach into a map).
+
+        Parameters
+        ----------
+        x0 : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        name : str
+            The parameter name the error messages give.
+
+        Returns
+        -------
+        array
+            ``x0`` as a real floating array of its namespace (integer states
+            converted to the map's dtype).
+
+        Raises
+        ------
+        ValueError
+            A shape other than ``(dim,)`` or ``(B, dim)``, or NaN or inf.
+        TypeError
+            Not a real array.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().check_start([0, 1])
+        array([0., 1.])
+        """
+        return self._check_start(x0, name)
+
     def _check_start(self, x0, name: str = "x0"):
         """``x0`` checked as a state that is also finite: the start of a run."""
         x = self._check_state(x0, name)

@@ -18,6 +18,7 @@ from .._checks import (
     check_choice,
     check_memory,
     check_real_array,
+    is_network,
     no_half,
     one_namespace,
     plain_array,
@@ -578,7 +579,7 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     >>> scan.batched, bool(scan.exponents[0, 0] < 0 < scan.exponents[1, 0])
     (True, True)
     """
-    if not isinstance(map, itermap.IterativeMap):
+    if not is_network(map):
         raise TypeError(f"gain_family needs an itermap.IterativeMap, got {type(map).__name__}")
     if map.input_block is not None:
         raise ValueError("gain_family needs an autonomous map (input_block is None)")

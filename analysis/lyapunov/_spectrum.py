@@ -426,7 +426,7 @@ def _resume(map_, prev, x0, k, transient):
     x, Q = prev.state, prev.tangents
     if map_.backend == "cupy" and backend_of(x) != "cupy":
         x, Q = to_backend(x, "cupy"), to_backend(Q, "cupy")
-    x = map_._check_state(x)
+    x = map_.check_start(x, "continue_from")
     xp = namespace(x)
     Q = xp.astype(xp.asarray(Q), x.dtype)
     hist = list(np.asarray(prev.history, dtype=float).reshape(-1, prev_k))
@@ -447,7 +447,7 @@ def _start(map_, x0, k, transient):
                          f"(dim={map_.dim} minus the input block of size {map_.forced_size})")
     if x0 is None:
         raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-    x = map_._check_start(x0)
+    x = map_.check_start(x0)
     xp = namespace(x)
     batched = x.ndim == 2
     if not batched:
