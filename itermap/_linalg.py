@@ -1,8 +1,8 @@
 """Batched dense solves and eigenvalues on NumPy stacks.
 
 Each is one NumPy call on the whole stack (LAPACK once per matrix, the GIL
-released around the loop). An earlier version split the stack over threads;
-on the project's benchmarks that measured 0.99-1.15x and went.
+released around the loop); splitting the stack over threads did not pay
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ class ThreadOptions:
     """The work sizes from which itermap splits a step over its thread pool.
 
     Each is a break-even point: below it, handing work to a thread costs more
-    than it saves. The defaults were measured on a small machine; on another
-    one, time a run at a few values (``benchmarks/bench_lyapunov.py``) and set
-    the fields of :data:`OPTIONS`. ``ITERMAP_NUM_THREADS=1`` turns every split off.
+    than it saves. The defaults suit a few cores; on another machine, time a
+    run at a few values (``benchmarks/bench_lyapunov.py``) and set the fields
+    of :data:`OPTIONS`. ``ITERMAP_NUM_THREADS=1`` turns every split off.
 
     Attributes
     ----------
@@ -246,7 +246,7 @@ def scipy_blas_limited(threads: int = 1):
     NumPy's and SciPy's pip wheels each carry an OpenBLAS with its own thread pool.
     A loop that alternates NumPy products with ``scipy.linalg.blas``/``lapack`` calls
     at default threads leaves each pool's threads spinning against the other's
-    (a 256 x 256 product followed by a SciPy ``dsyrk`` ran 15x slower). Holding
+    (see benchmarks/RESULTS.md). Holding
     SciPy's pool to one thread for the whole loop (entered once) leaves NumPy's
     products their threads. A no-op where both share one library, or without threadpoolctl.
 

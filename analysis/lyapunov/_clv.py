@@ -125,6 +125,14 @@ def clv_angles(vectors: Array) -> Array:
     ValueError
         For ``vectors`` of another shape, non-finite, or with a zero column.
 
+    References
+    ----------
+    .. [1] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
+
     Examples
     --------
     >>> import numpy as np
@@ -170,6 +178,14 @@ def participation_ratio(vectors: Array) -> Array:
     ------
     ValueError
         For ``vectors`` of another shape, non-finite, or with a zero column.
+
+    References
+    ----------
+    .. [1] Bell, R. J. and Dean, P. (1970). Atomic vibrations in vitreous silica.
+       Discussions of the Faraday Society 50, 55-61.
+    .. [2] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
 
     Examples
     --------
@@ -294,6 +310,16 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     Cost: a forward pass like :func:`lyapunov_spectrum` at a QR every step,
     plus ``k^3 / 3`` flops per step and trajectory for the backward
     triangular solves and ``2 dim k^2`` per saved frame.
+
+    References
+    ----------
+    .. [1] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
 
     Examples
     --------

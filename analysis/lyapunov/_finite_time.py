@@ -137,6 +137,13 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     ValueError
         ``window < 1`` or ``steps < window``, and as :func:`lyapunov_spectrum`.
 
+    References
+    ----------
+    .. [1] Abarbanel, H. D. I., Brown, R. and Kennel, M. B. (1991). Variation of Lyapunov
+       exponents on a strange attractor. Journal of Nonlinear Science 1, 175-199.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
+
     Examples
     --------
     >>> import numpy as np

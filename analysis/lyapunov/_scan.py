@@ -218,6 +218,11 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
         Bad ``values``, ``transient`` or ``keep``; an ``x0`` with NaN, inf or the
         wrong shape.
 
+    References
+    ----------
+    .. [1] May, R. M. (1976). Simple mathematical models with very complicated dynamics.
+       Nature 261, 459-467.
+
     Examples
     --------
     >>> import numpy as np
@@ -369,6 +374,17 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
         ``k`` larger than the map's dimension; bad ``values``, ``steps`` or
         ``transient``; an ``x0`` with NaN, inf or the wrong shape.
 
+    References
+    ----------
+    .. [1] Benettin, G., Galgani, L., Giorgilli, A. and Strelcyn, J.-M. (1980). Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian systems; a
+       method for computing all of them. Part 1: Theory; Part 2: Numerical application.
+       Meccanica 15, 9-20 and 21-30.
+    .. [2] Shimada, I. and Nagashima, T. (1979). A numerical approach to ergodic problem of
+       dissipative dynamical systems. Progress of Theoretical Physics 61(6), 1605-1616.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
+
     Examples
     --------
     >>> import numpy as np
@@ -444,6 +460,13 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
     ------
     ValueError
         A gain outside [0, 1e6] or not finite, an activation other than tanh.
+
+    References
+    ----------
+    .. [1] Molgedey, L., Schuchhardt, J. and Schuster, H. G. (1992). Suppressing chaos in
+       neural networks by noise. Physical Review Letters 69, 3717-3719.
+    .. [2] Sompolinsky, H., Crisanti, A. and Sommers, H.-J. (1988). Chaos in random neural
+       networks. Physical Review Letters 61, 259-262.
 
     Examples
     --------
@@ -568,6 +591,13 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     ValueError
         A driven map, activations that differ between blocks, a map not on NumPy
         (and, from the returned function, gains that are not finite).
+
+    References
+    ----------
+    .. [1] Sompolinsky, H., Crisanti, A. and Sommers, H.-J. (1988). Chaos in random neural
+       networks. Physical Review Letters 61, 259-262.
+    .. [2] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
 
     Examples
     --------

@@ -213,6 +213,12 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     ValueError
         ``exponents`` empty, or containing NaN or ``+inf``.
 
+    References
+    ----------
+    .. [1] Kaplan, J. L. and Yorke, J. A. (1979). Chaotic behavior of multidimensional
+       difference equations. In Functional Differential Equations and Approximation of Fixed
+       Points, Lecture Notes in Mathematics 730, 204-227. Springer.
+
     Examples
     --------
     >>> kaplan_yorke_dimension([0.4192, -1.6232])  # Henon attractor
@@ -253,6 +259,13 @@ def entropy_rate(exponents) -> float:
     ------
     ValueError
         ``exponents`` empty, or containing NaN or ``+inf``.
+
+    References
+    ----------
+    .. [1] Ruelle, D. (1978). An inequality for the entropy of differentiable maps.
+       Boletim da Sociedade Brasileira de Matematica 9, 83-87.
+    .. [2] Pesin, Ya. B. (1977). Characteristic Lyapunov exponents and smooth ergodic
+       theory. Russian Mathematical Surveys 32(4), 55-114.
 
     Examples
     --------
@@ -586,14 +599,24 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
     batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
-    CholeskyQR (``syrk``, Cholesky and ``trsm``: about ``3 B dim k^2`` flops,
-    all BLAS-3, one matrix per thread on NumPy), repeated once (CholeskyQR2)
-    when the first pass leaves the frame visibly non-orthonormal, and
-    Householder QR when the Gram matrix is too ill-conditioned for it. A
-    small map (up to 64 units, no input) runs on the tangent stepper it
-    hands over (:meth:`itermap.Map.tangent_stepper`): one call of its
-    ``step`` and ``jacobian`` a step in a lean loop, compiled where numba is
-    installed and the functions are in its subset.
+    CholeskyQR (about ``3 B dim k^2`` flops, all BLAS-3), repeated once
+    (CholeskyQR2) when the first pass leaves the frame visibly
+    non-orthonormal, and Householder QR when the Gram matrix is too
+    ill-conditioned for it. The loop runs on the tangent stepper the map hands
+    over (:meth:`itermap.Map.tangent_stepper`): a small map's lean loop over its
+    point functions (compiled where numba is installed), a network's step fused
+    over its rows; the general batched loop runs where it hands none.
+
+    References
+    ----------
+    .. [1] Benettin, G., Galgani, L., Giorgilli, A. and Strelcyn, J.-M. (1980). Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian systems; a
+       method for computing all of them. Part 1: Theory; Part 2: Numerical application.
+       Meccanica 15, 9-20 and 21-30.
+    .. [2] Shimada, I. and Nagashima, T. (1979). A numerical approach to ergodic problem of
+       dissipative dynamical systems. Progress of Theoretical Physics 61(6), 1605-1616.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
 
     Examples
     --------
