@@ -130,8 +130,11 @@ class FusedStepper(_Stepper):
     def build(cls, kind, W, bias, act, x, Q) -> FusedStepper | None:
         """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
         reorth = Reorthonormalizer()
-        fused = {"dense": FusedDenseStep, "sparse": FusedSparseStep}.get(kind)
-        step = None if fused is None else fused.maybe(W, bias, act, x, Q, reorth=reorth)
+        step: FusedDenseStep | FusedSparseStep | None = None
+        if kind == "dense":
+            step = FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth)
+        elif kind == "sparse":
+            step = FusedSparseStep.maybe(W, bias, act, x, Q, reorth=reorth)
         return None if step is None else cls(step)
 
     def _hold(self) -> None:

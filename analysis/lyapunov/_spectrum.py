@@ -27,7 +27,7 @@ import numpy as np
 
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
 from itermap._reorth import Reorthonormalizer
-from itermap._types import Array
+from itermap._types import Array, MapLike, RngLike
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 
 from .._checks import check_bool, plain_array
@@ -188,7 +188,7 @@ def _spectrum_array(exponents, name="exponents"):
     return lam
 
 
-def kaplan_yorke_dimension(exponents, dim=None) -> float:
+def kaplan_yorke_dimension(exponents: Array, dim: int | None = None) -> float:
     """Kaplan-Yorke (Lyapunov) dimension of a descending spectrum.
 
     Parameters
@@ -241,7 +241,7 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     return float(j + partial[j - 1] / abs(lam[j]))
 
 
-def entropy_rate(exponents) -> float:
+def entropy_rate(exponents: Array) -> float:
     """Sum of the positive exponents: Pesin's bound on the KS entropy (nats per step).
 
     Parameters
@@ -510,8 +510,11 @@ def _eps(dtype) -> float:
     return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
 
 
-def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_every=1,
-                      inputs=None, continue_from=None, rng=None, progress=False):
+def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | None = None,
+                      transient: int = 0, reorthonormalize_every: int = 1,
+                      inputs: Array | None = None,
+                      continue_from: LyapunovSpectrum | None = None, rng: RngLike = None,
+                      progress: bool = False) -> LyapunovSpectrum:
     """Lyapunov spectrum (full or top-``k``) of a map along a batch of trajectories.
 
     The Benettin / Shimada-Nagashima method: ``k`` tangent vectors are
