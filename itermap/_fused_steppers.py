@@ -129,7 +129,8 @@ class FusedStepper(_Stepper):
     @classmethod
     def build(cls, kind, W, bias, act, x, Q) -> FusedStepper | None:
         """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
-        reorth = Reorthonormalizer()
+        # the sparse products run on the pool: BLAS at one thread beside them
+        reorth = Reorthonormalizer(pool_products=kind == "sparse")
         step: FusedDenseStep | FusedSparseStep | None = None
         if kind == "dense":
             step = FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth)

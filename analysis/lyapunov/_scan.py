@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -269,23 +270,39 @@ def _run_orbit(m, X, transient, keep, inputs):
     return out
 
 
+def _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
+    """``(final states, per-segment sums of log|R_jj|)`` from the map's tangent stepper, or
+    None where it hands none or a trajectory diverged (the loop then runs, NaN per row)."""
+    B, k = Q.shape[0], Q.shape[-1]
+    stepper = m.tangent_stepper(X, Q, inputs, steps=transient + steps)
+    if stepper is None:
+        return None
+    seg_sums = np.zeros((segments, B, k))
+    # step t goes to segment min(t // seg_len, segments - 1), as in the loop
+    lengths = np.bincount(np.minimum(np.arange(steps) // seg_len, segments - 1),
+                          minlength=segments)
+    with (stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext()):
+        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
+            return None
+        for i, n in enumerate(lengths):
+            if n > 0 and stepper.advance(int(n), acc=seg_sums[i]) is None:
+                return None
+        return stepper.x, seg_sums
+
+
 def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
     """Batched Benettin/QR estimate: (B, k) exponents and (B, k) standard errors."""
     xp = namespace(X)
     B, dim = X.shape
     with np.errstate(all="ignore"):
         Q = xp.broadcast_to(xp.eye(dim, k, dtype=X.dtype), (B, dim, k))
-        for _ in range(transient):  # the tangent vectors align with the state meanwhile
-            X, V = m.step_with_tangent(X, Q, inputs)
-            Q, _ = xp.linalg.qr(V)
         seg_len = max(steps // segments, 1)
-        seg_sums = np.zeros((segments, B, k))
-        for t in range(steps):
-            X, V = m.step_with_tangent(X, Q, inputs)
-            Q, R = xp.linalg.qr(V)
-            d = xp.abs(xp.linalg.diagonal(R) if hasattr(xp.linalg, "diagonal")
-                       else xp.diagonal(R, axis1=-2, axis2=-1))
-            seg_sums[min(t // seg_len, segments - 1)] += np.log(np.asarray(to_numpy(d)))
+        # the map's own stepper where it hands one over (a small map), else the batched loop
+        out = _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
+        if out is not None:
+            X, seg_sums = out
+        else:
+            X, seg_sums = _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
         counts = np.array([seg_len] * (segments - 1) + [steps - seg_len * (segments - 1)])
         total = seg_sums.sum(axis=0) / steps
         used = counts > 0
@@ -304,6 +321,23 @@ def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
     total[bad] = np.nan
     stderr[bad] = np.nan
     return total, stderr
+
+
+def _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
+    """The batched loop of :func:`_qr_exponents`: a diverged row leaves NaN in its own sums."""
+    xp = namespace(X)
+    B, k = Q.shape[0], Q.shape[-1]
+    for _ in range(transient):  # the tangent vectors align with the state meanwhile
+        X, V = m.step_with_tangent(X, Q, inputs)
+        Q, _ = xp.linalg.qr(V)
+    seg_sums = np.zeros((segments, B, k))
+    for t in range(steps):
+        X, V = m.step_with_tangent(X, Q, inputs)
+        Q, R = xp.linalg.qr(V)
+        d = xp.abs(xp.linalg.diagonal(R) if hasattr(xp.linalg, "diagonal")
+                   else xp.diagonal(R, axis1=-2, axis2=-1))
+        seg_sums[min(t // seg_len, segments - 1)] += np.log(np.asarray(to_numpy(d)))
+    return X, seg_sums
 
 
 def _segment_stderr(res, segments=10):

@@ -288,7 +288,11 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
-    return Reorthonormalizer()(V)[0]  # CholeskyQR: a Householder QR costs ~5x more
+    # CholeskyQR (a Householder QR costs ~5x more), a small frame at one BLAS thread: BLAS
+    # threads left spinning after this one-off factorisation slow the first steps of a loop
+    # whose products run on itermap's pool
+    with Reorthonormalizer(pool_products=True) as reorth:
+        return reorth(V)[0]
 
 
 def _trajectories(mask) -> str:
