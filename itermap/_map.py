@@ -181,7 +181,10 @@ class Map:
         batched QR). The default is the general small-map stepper of
         :mod:`itermap._stepper`: NumPy float64 states of up to 64 units, no
         input; a single trajectory, or a batch where numba compiles the map's
-        point functions. A map may return a stepper of its own.
+        point functions. A map may return a stepper of its own (a network
+        returns its fused steppers, see :meth:`itermap.IterativeMap.tangent_stepper`);
+        one that is also a context manager is entered around the caller's loop
+        (to set that loop's threads once).
 
         Parameters
         ----------
