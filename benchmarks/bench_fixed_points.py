@@ -21,8 +21,8 @@ import scipy.optimize
 
 import itermap
 from benchmarks._timing import compare
-from itermap.analysis import find_fixed_points, sample_states
 from itermap._linalg import batched_solve, blas_single_threaded
+from itermap.analysis import find_fixed_points, sample_states
 
 TOL = 1e-10
 UNIQUE_TOL = 1e-6
