@@ -6,23 +6,10 @@ Every function takes the map first and relies only on the map protocol of
 
 from . import plots
 from ._basins import Basins, basins
-from ._clv import (
-    CovariantVectors,
-    clv_angles,
-    covariant_lyapunov_vectors,
-    participation_ratio,
-)
 from ._continuation import Continuation, continuation
-from ._finite_time import FiniteTimeExponents, finite_time_exponents
 from ._fixed_points import STATUS, FixedPoints, find_fixed_points, sample_states
 from ._graph import fir_length, sparsity_graph
 from ._graph_properties import GraphProperties, graph_properties
-from ._lyapunov import (
-    LyapunovSpectrum,
-    entropy_rate,
-    kaplan_yorke_dimension,
-    lyapunov_spectrum,
-)
 from ._memory import (
     ImpulseResponse,
     MemoryCapacity,
@@ -38,14 +25,6 @@ from ._probe import (
     weight_statistics,
 )
 from ._reservoir import EdgeOfChaosScan, edge_of_chaos_scan, effective_spectral_radius
-from ._scan import (
-    LyapunovScan,
-    OrbitDiagram,
-    gain_family,
-    lyapunov_scan,
-    mean_field_exponent,
-    orbit_diagram,
-)
 from ._sequence import (
     SequenceComparison,
     compare_sequence_models,
@@ -66,6 +45,24 @@ from ._training import (
     equal_parameter_comparison,
     flip_flop_analysis,
     sparse_hidden_width,
+)
+from .lyapunov import (
+    CovariantVectors,
+    FiniteTimeExponents,
+    LyapunovScan,
+    LyapunovSpectrum,
+    OrbitDiagram,
+    clv_angles,
+    covariant_lyapunov_vectors,
+    entropy_rate,
+    finite_time_exponents,
+    gain_family,
+    kaplan_yorke_dimension,
+    lyapunov_scan,
+    lyapunov_spectrum,
+    mean_field_exponent,
+    orbit_diagram,
+    participation_ratio,
 )
 
 __all__ = [

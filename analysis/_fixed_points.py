@@ -23,17 +23,12 @@ from array_api_compat import is_numpy_namespace
 
 import itermap
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
+from itermap.linalg import batched_eigvals, batched_solve, blas_single_threaded, damped_normal_solve
 from itermap.threads import blas_limited
 from itermap.typing import Array
 
 from ._checks import check_bool, check_memory, check_real_array, no_half, one_namespace, plain_array
 from ._checks import check_int as _check_int
-from ._lapack_threads import (
-    batched_eigvals,
-    batched_solve,
-    blas_single_threaded,
-    damped_normal_solve,
-)
 
 __all__ = ["FixedPoints", "METHODS", "STATUS", "find_fixed_points", "sample_states"]
 

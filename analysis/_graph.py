@@ -175,7 +175,7 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
 
 def _leaky_blocks(weights):
     """(block, leak rate) for every block of a leaky map whose rate is below 1."""
-    if not isinstance(weights, itermap.IterativeMap) or not weights.leaky:
+    if not getattr(weights, "leaky", False):
         return []
     return [(i, r) for i, r in enumerate(weights.leak) if r < 1.0]
 

@@ -13,7 +13,7 @@ import itermap
 from itermap.backends import namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_choice, check_real
+from ._checks import check_choice, check_real, is_network
 from ._checks import check_int as _check_int
 
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
@@ -324,12 +324,12 @@ def _linear_norms(map_, x, steps, us, plan, norms, xp):
     V = _unit_columns(map_, plan.state_src, xp, x.dtype) if plan.state_src else None
     Vin = None
     if plan.input_src:
-        if not isinstance(map_, itermap.IterativeMap):
+        if not is_network(map_):
             raise TypeError("an input impulse with method='linear' needs an IterativeMap; "
                             "use method='nonlinear' for other maps")
         # the same map without its input block overwritten: its tangent carries du_0
         free = itermap.IterativeMap(map_.block_matrix, map_.bias, list(map_.activations),
-                                    functions=map_.functions, leak=map_._leak)
+                                    functions=map_.functions, leak=map_.leak)
     for k in range(steps + 1):
         if V is not None:
             norms[k, plan.rows_state] = _block_norms(V, plan.g_state, map_, xp)
@@ -525,7 +525,7 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
     eps = check_real("eps", eps, positive=True)
-    x = map._check_start(x, "x")
+    x = map.check_start(x, "x")
     if tol is None:
         tol = 0.0 if method == "linear" else 64 * _machine_eps(x) / eps
     tol = check_real("tol", tol, minimum=0.0)

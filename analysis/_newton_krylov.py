@@ -81,7 +81,7 @@ def _sparse_newton_matrix(map_, x, u):
     d = np.asarray(d, dtype=np.float64)
     keep = np.ones(x.size)
     if getattr(map_, "input_block", None) is not None:
-        keep[map_._slices[map_.input_block]] = 0.0     # the held input does not vary
+        keep[map_.block_slice(map_.input_block)] = 0.0     # the held input does not vary
     J = sp.diags(d) @ S @ sp.diags(keep)
     return (J - sp.identity(x.size, format="csr")).tocsc()
 

@@ -20,7 +20,7 @@ from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, r
 from itermap.typing import Array, RngLike
 
 from ._checks import check_int as _check_int
-from ._lyapunov import lyapunov_spectrum
+from .lyapunov import lyapunov_spectrum
 
 __all__ = ["NewtonLyapunovScan", "newton_lyapunov_scan"]
 

@@ -17,14 +17,14 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_backend, to_numpy
 
-from ._checks import check_int, check_memory, check_real_array
+from ._checks import check_int, check_memory, check_real_array, is_network
 
 __all__ = ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
            "weight_statistics"]
 
 
 def _iterative_map(map, what="map"):
-    if not isinstance(map, itermap.IterativeMap):
+    if not is_network(map):
         raise TypeError(f"{what} must be an IterativeMap, got {type(map).__name__}")
     return map
 

@@ -13,7 +13,14 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_numpy
 
-from ._checks import check_choice, check_int, check_real, check_real_array, plain_array
+from ._checks import (
+    check_choice,
+    check_int,
+    check_real,
+    check_real_array,
+    is_network,
+    plain_array,
+)
 
 __all__ = ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]
 
@@ -110,7 +117,7 @@ def _effective_parts(map, leak):
             and itermap.backends.backend_of(map) != "cupy":
         raise TypeError(f"map must be a map or a NumPy, CuPy or sparse matrix, got a "
                         f"{type(map).__module__.split('.')[0]} array")
-    if isinstance(map, itermap.IterativeMap):
+    if is_network(map):
         if leak is not None:
             raise ValueError("leak: a map carries its own leak; pass leak only with a matrix")
         bm = map.block_matrix

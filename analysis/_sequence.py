@@ -18,8 +18,8 @@ import itermap
 from itermap.typing import Array, RngLike
 
 from ._checks import check_int
-from ._lyapunov import lyapunov_spectrum
 from ._memory import impulse_response, memory_capacity
+from .lyapunov import lyapunov_spectrum
 
 __all__ = ["SequenceComparison", "compare_sequence_models", "sequence_models"]
 

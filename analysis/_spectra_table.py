@@ -27,8 +27,8 @@ from ._checks import (
     check_real_array,
     one_namespace,
 )
-from ._lyapunov import lyapunov_spectrum
 from ._sweep import sweep
+from .lyapunov import lyapunov_spectrum
 
 __all__ = ["SpectraTable", "SpectrumEmbedding", "resample_spectrum", "spectra_table",
            "spectrum_embedding"]

@@ -27,6 +27,7 @@ from ._checks import (
     check_memory,
     check_real,
     check_real_array,
+    is_network,
 )
 
 __all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
@@ -431,7 +432,7 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     """
     from ._fixed_points import find_fixed_points
 
-    if not isinstance(net, IterativeMap) or net.input_block != 0 or len(net.sizes) < 3:
+    if not is_network(net) or net.input_block != 0 or len(net.sizes) < 3:
         raise TypeError(f"net must be a driven IterativeMap with blocks [input, hidden, ..., "
                         f"readout] and input_block 0, got {net!r}")
     trials, steps = check_int("trials", trials, 1), check_int("steps", steps, 2)

@@ -21,8 +21,8 @@ import scipy.optimize
 
 import itermap
 from benchmarks._timing import compare
+from itermap._linalg import batched_solve, blas_single_threaded
 from itermap.analysis import find_fixed_points, sample_states
-from itermap.analysis._lapack_threads import batched_solve, blas_single_threaded
 
 TOL = 1e-10
 UNIQUE_TOL = 1e-6

@@ -181,7 +181,10 @@ class Map:
         batched QR). The default is the general small-map stepper of
         :mod:`itermap._stepper`: NumPy float64 states of up to 64 units, no
         input; a single trajectory, or a batch where numba compiles the map's
-        point functions. A map may return a stepper of its own.
+        point functions. A map may return a stepper of its own (a network
+        returns its fused steppers, see :meth:`itermap.IterativeMap.tangent_stepper`);
+        one that is also a context manager is entered around the caller's loop
+        (to set that loop's threads once).
 
         Parameters
         ----------
@@ -520,6 +523,40 @@ class Map:
                 raise TypeError(f"{name}: a state must be real floating point, got dtype "
                                 f"{x.dtype}")
         return no_half(name, x)
+
+    def check_start(self, x0: Array, name: str = "x0") -> Array:
+        """``x0`` checked as the start of a run: a finite real state or batch of this map.
+
+        The check every analysis makes of its start (the protocol's, so an
+        analysis need not reach into a map).
+
+        Parameters
+        ----------
+        x0 : array of shape (dim,) or (B, dim)
+            One state or a batch of states.
+        name : str
+            The parameter name the error messages give.
+
+        Returns
+        -------
+        array
+            ``x0`` as a real floating array of its namespace (integer states
+            converted to the map's dtype).
+
+        Raises
+        ------
+        ValueError
+            A shape other than ``(dim,)`` or ``(B, dim)``, or NaN or inf.
+        TypeError
+            Not a real array.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().check_start([0, 1])
+        array([0., 1.])
+        """
+        return self._check_start(x0, name)
 
     def _check_start(self, x0, name: str = "x0"):
         """``x0`` checked as a state that is also finite: the start of a run."""

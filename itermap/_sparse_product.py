@@ -1,9 +1,10 @@
 """``S @ V`` for a SciPy CSR matrix and a dense block of columns, on all cores.
 
 SciPy's CSR product runs on one core; it releases the GIL, so row blocks of
-``S`` multiplied in threads run in parallel (N = 20000, 4e5 nonzeros, 11
-columns on 2 cores: 1.0 ms against 1.7 ms). The row blocks are views of
-``S``'s arrays (only their ``indptr`` is copied), made once per matrix.
+``S`` multiplied in threads of itermap's pool run in parallel. A product splits
+from ``OPTIONS.sparse_min_work`` multiply-adds per thread (see
+:class:`itermap._threads.ThreadOptions`). The row blocks are views of ``S``'s
+arrays (only their ``indptr`` is copied), made once per matrix.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ import weakref
 
 import numpy as np
 
-from ._threads import ProcessLocalPool, n_threads
+from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["accumulate", "csr_times", "pool", "uses_thread_pool"]
+__all__ = ["accumulate", "csr_times", "splits"]
 
-# a thread pays for its handoff from about this many multiply-adds (nnz * columns)
-_MIN_WORK_PER_THREAD = 1 << 20
-pool = ProcessLocalPool("itermap-spmm")  # pool(): the executor itermap's products share
 _PARTS: dict[int, tuple] = {}  # id(S) -> (weakref to S, nnz, parts, blocks); S is unhashable
 
 
 def _parts(nnz: int, columns: int) -> int:
     """Threads a product of ``nnz`` nonzeros by ``columns`` columns is split over."""
-    return min(n_threads(), nnz * max(1, columns) // _MIN_WORK_PER_THREAD)
+    return min(n_threads(), nnz * max(1, columns) // max(1, OPTIONS.sparse_min_work))
 
 
 def _row_blocks(S, parts: int):
@@ -104,24 +102,18 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
     return out
 
 
-def uses_thread_pool(map_, columns: int = 1) -> bool:
-    """Whether ``map_``'s tangent products with ``columns`` vectors run on this pool.
+def splits(nnz: int, columns: int = 1) -> bool:
+    """Whether a CSR product with ``nnz`` nonzeros by ``columns`` columns runs on the pool.
 
-    True for an :class:`~itermap.IterativeMap` with sparse weights on NumPy whose
-    product is large enough to split; a loop around it does well to hold BLAS to
-    one thread, so that BLAS threads spinning after its own small products do not
-    compete with the pool for the cores.
+    A loop around such products does well to hold BLAS to one thread, so that BLAS
+    threads spinning after its own small products do not compete with the pool.
 
     Examples
     --------
-    >>> import itermap
-    >>> uses_thread_pool(itermap.random_rnn(20000, density=1e-3, rng=0), columns=10)
+    >>> from itermap._threads import n_threads
+    >>> splits(400_000, 11) == (n_threads() > 1)
     True
-    >>> uses_thread_pool(itermap.random_rnn(50, rng=0))
+    >>> splits(1_000, 1)
     False
     """
-    from ._network import IterativeMap
-
-    if not isinstance(map_, IterativeMap) or map_._kind == "dense" or map_.backend != "numpy":
-        return False
-    return _parts(map_.block_matrix.nnz, columns + 1) >= 2  # + 1: the state's column
+    return _parts(nnz, columns) >= 2

@@ -1,10 +1,14 @@
-"""Threads: BLAS thread limits cheap enough for a loop, and itermap's own thread pools.
+"""Threads: itermap's one thread pool, its thresholds, and BLAS thread limits.
 
+Every parallel part of itermap's linear algebra (the split sparse product, the
+fused tangent steps, frames factorised without the GIL) runs on one executor,
+made at first use and forgotten in a forked child (``os.register_at_fork``). The
+work sizes from which a split pays are the fields of :data:`OPTIONS`
+(:class:`ThreadOptions`), documented defaults that a user may change.
 ``threadpoolctl.threadpool_limits`` finds the loaded BLAS libraries anew on every
-call (it reads the process's memory map: about a millisecond); the limits here use
-one controller, found once. ``scipy_blas_limited`` holds only SciPy's own OpenBLAS,
-where its pip wheel carries one apart from NumPy's. ``ProcessLocalPool`` is the
-thread pool of the parallel products and solves, made anew in a forked child.
+call; the limits here use one controller, found once. ``scipy_blas_limited``
+holds only SciPy's own OpenBLAS, where its pip wheel carries one apart from
+NumPy's.
 """
 
 from __future__ import annotations
@@ -13,8 +17,55 @@ import contextlib
 import functools
 import os
 import threading
+from dataclasses import dataclass
 
-__all__ = ["ProcessLocalPool", "blas_limited", "n_threads", "scipy_blas_limited"]
+__all__ = ["OPTIONS", "ProcessLocalPool", "ThreadOptions", "blas_limited", "n_threads", "pool",
+           "scipy_blas_limited"]
+
+
+@dataclass
+class ThreadOptions:
+    """The work sizes from which itermap splits a step over its thread pool.
+
+    Each is a break-even point: below it, handing work to a thread costs more
+    than it saves. The defaults suit a few cores; on another machine, time a
+    run at a few values (``benchmarks/bench_lyapunov.py``) and set the fields
+    of :data:`OPTIONS`. ``ITERMAP_NUM_THREADS=1`` turns every split off.
+
+    Attributes
+    ----------
+    sparse_min_work : int
+        Multiply-adds (``nnz * columns``) per thread from which a SciPy CSR
+        product ``S @ V`` is split by rows (default ``2**20``).
+    fused_dense_min_k : int
+        Tangent vectors from which one trajectory of a dense float64 network
+        runs the fused stepper, its rows split over the threads (default 128).
+    fused_sparse_k : tuple of int
+        ``(lo, hi)``: one trajectory of a large sparse network runs the fused
+        sparse stepper for ``lo <= k < hi`` tangent vectors (default (4, 128)).
+    gather_bytes : int
+        Bytes of ``[x | Y]`` rows that one column part of the fused sparse
+        stepper gathers, to stay in a core's cache (default ``2**20``).
+    frames_min_k : int
+        Tangent vectors from which a batch of trajectories of a dense network
+        is stepped and factorised in groups on the threads (default 128).
+
+    Examples
+    --------
+    >>> from itermap._threads import OPTIONS
+    >>> OPTIONS.sparse_min_work
+    1048576
+    """
+
+    sparse_min_work: int = 1 << 20
+    fused_dense_min_k: int = 128
+    fused_sparse_k: tuple[int, int] = (4, 128)
+    gather_bytes: int = 1 << 20
+    frames_min_k: int = 128
+
+
+#: itermap's thresholds for splitting work over threads (see :class:`ThreadOptions`).
+OPTIONS = ThreadOptions()
 
 
 def n_threads() -> int:
@@ -45,12 +96,40 @@ def n_threads() -> int:
     return max(1, min(8, cpus))
 
 
-class ProcessLocalPool:
-    """A thread pool made at first use, and made anew in a forked child.
+_WORKER_PREFIX = "itermap-pool"
+_executor = None
+_executor_lock = threading.Lock()
 
-    A child forked after the parent's pool started inherits the pool object but not
-    its threads: work submitted there would wait forever (a sweep's fork-context
-    process pool after a parallel product in the parent).
+
+def _forget_executor() -> None:
+    """In a forked child: the parent's executor came without its threads, so forget it."""
+    global _executor, _executor_lock
+    _executor, _executor_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def _shared_executor():
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=n_threads(),
+                                               thread_name_prefix=_WORKER_PREFIX)
+    return _executor
+
+
+class ProcessLocalPool:
+    """A handle on itermap's one thread pool, made at first use and anew in a forked child.
+
+    Every handle shares one executor (``name`` only labels the caller). A child
+    forked after the pool started inherits the executor object but not its
+    threads: ``os.register_at_fork`` makes the child forget it, so work submitted
+    there runs on a fresh one.
 
     Examples
     --------
@@ -61,32 +140,24 @@ class ProcessLocalPool:
     [1, 2, 3]
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str = "itermap"):
         self._name = name
-        self._pid: int | None = None
-        self._executor = None
-        self._lock = threading.Lock()
 
     def __call__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        pid = os.getpid()
-        if self._pid != pid:
-            with self._lock:
-                if self._pid != pid:
-                    self._executor = ThreadPoolExecutor(max_workers=n_threads(),
-                                                        thread_name_prefix=self._name)
-                    self._pid = pid
-        return self._executor
+        return _shared_executor()
 
     def run_parts(self, fn, items) -> list:
         """``[fn(item) for item in items]``: the first on the calling thread (one handoff
-        fewer), the others on this pool.
+        fewer), the others on the pool.
 
         Every part finishes before an exception from any of them is raised (the first
-        one's), so that none is left running over the caller's arrays.
+        one's), so that none is left running over the caller's arrays. Called from one
+        of the pool's own threads, the parts run one after another there: a part that
+        waited on the pool it runs on could wait forever.
         """
         items = list(items)
+        if threading.current_thread().name.startswith(_WORKER_PREFIX):
+            return [fn(item) for item in items]
         jobs = [self().submit(fn, item) for item in items[1:]]
         results, error = [], None
         if items:
@@ -102,6 +173,10 @@ class ProcessLocalPool:
         if error is not None:
             raise error
         return results
+
+
+#: The pool itermap's parallel products and factorisations share.
+pool = ProcessLocalPool()
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,11 +245,10 @@ def scipy_blas_limited(threads: int = 1):
 
     NumPy's and SciPy's pip wheels each carry an OpenBLAS with its own thread pool.
     A loop that alternates NumPy products with ``scipy.linalg.blas``/``lapack`` calls
-    at default threads leaves each pool's threads spinning against the other's: on
-    2 cores a 256 x 256 product followed by a SciPy ``dsyrk`` took 15 ms instead of
-    0.9 ms. Holding SciPy's pool to one thread for the whole loop (entered once: a
-    limit costs about a millisecond) leaves NumPy's products their threads. A no-op
-    where both share one library, or without threadpoolctl.
+    at default threads leaves each pool's threads spinning against the other's
+    (see benchmarks/RESULTS.md). Holding
+    SciPy's pool to one thread for the whole loop (entered once) leaves NumPy's
+    products their threads. A no-op where both share one library, or without threadpoolctl.
 
     Examples
     --------

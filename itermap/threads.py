@@ -1,7 +1,9 @@
-"""Threads shared by itermap and its analyses: one pool per purpose, BLAS thread limits.
+"""Threads shared by itermap and its analyses: one pool, its options, BLAS thread limits.
 
 Code built on itermap (the analyses) runs its parallel work through these, so
-that nested pools and BLAS threads do not oversubscribe the cores.
+that nested pools and BLAS threads do not oversubscribe the cores. The
+thresholds that decide when work is split over threads are fields of
+:data:`OPTIONS` (a :class:`ThreadOptions`), documented there.
 
 Examples
 --------
@@ -12,10 +14,15 @@ True
 ...     pass
 """
 
-from ._sparse_product import _kernel as sparse_kernel
-from ._sparse_product import pool as sparse_pool
-from ._sparse_product import uses_thread_pool
-from ._threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
+from ._threads import (
+    OPTIONS,
+    ProcessLocalPool,
+    ThreadOptions,
+    blas_limited,
+    n_threads,
+    pool,
+    scipy_blas_limited,
+)
 
-__all__ = ["ProcessLocalPool", "blas_limited", "n_threads", "scipy_blas_limited",
-           "sparse_kernel", "sparse_pool", "uses_thread_pool"]
+__all__ = ["OPTIONS", "ProcessLocalPool", "ThreadOptions", "blas_limited", "n_threads", "pool",
+           "scipy_blas_limited"]

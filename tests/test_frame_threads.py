@@ -1,20 +1,30 @@
-"""Batched dense Lyapunov loops with the trajectories in threads, against a plain loop."""
+"""Batched dense Lyapunov loops with the trajectories in threads, against a plain loop.
+
+The split lives on the map side: a dense network hands the analyses a
+:class:`itermap._fused_steppers.BatchedStepper` with groups of trajectories.
+"""
 
 import numpy as np
 import pytest
 
 import itermap
-from itermap.analysis import _frame_threads, covariant_lyapunov_vectors, lyapunov_spectrum
-from tests.conftest import count_calls
+from itermap import _fused_steppers, _network
+from itermap._fused_steppers import BatchedStepper, frame_groups
+from itermap.analysis import covariant_lyapunov_vectors, lyapunov_spectrum
 
 
 @pytest.fixture
 def split_calls(monkeypatch):
-    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 2)  # split even on one CPU
-    from itermap.analysis import _clv, _lyapunov
+    monkeypatch.setattr(_fused_steppers, "n_threads", lambda: 2)  # split even on one CPU
+    calls = {"n": 0}
+    step = BatchedStepper._step_with_tangent
 
-    return count_calls(monkeypatch, _frame_threads, "step_frames", (_lyapunov, "step_frames"),
-                       (_clv, "step_frames"))
+    def counted(self):
+        calls["n"] += self.groups > 1
+        return step(self)
+
+    monkeypatch.setattr(BatchedStepper, "_step_with_tangent", counted)
+    return calls
 
 
 def _reference(W, b, X0, Q0, steps):
@@ -35,7 +45,7 @@ def test_split_trajectories_give_the_plain_loops_spectrum(split_calls):
     b = np.random.default_rng(3).normal(size=n) * 0.1
     m = itermap.IterativeMap(np.asarray(m.block_matrix.to_dense()), b, "tanh")
     X0 = np.random.default_rng(4).normal(size=(B, n))
-    assert _frame_threads.frame_groups(m, np.zeros((B, n, k))) == 2
+    assert frame_groups(np.zeros((B, n, k))) == 2
     res = lyapunov_spectrum(m, X0, steps, k=k, rng=0)
     assert split_calls["n"] == steps
     Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((B, n, k)))[0]
@@ -66,10 +76,7 @@ def test_split_trajectories_with_batched_inputs_and_covariant_vectors(split_call
     clv = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)
     split_steps = split_calls["n"]
     assert split_steps > 30  # its forward pass went through the split too
-    from itermap.analysis import _clv, _lyapunov
-
-    for module in (_lyapunov, _clv):  # the same runs unsplit
-        monkeypatch.setattr(module, "frame_groups", lambda map_, Q: 1)
+    monkeypatch.setattr(_network, "frame_groups", lambda Q: 1)  # the same runs unsplit
     plain = lyapunov_spectrum(m, X0, 30, k=128, inputs=u, rng=0)
     np.testing.assert_allclose(got.per_trajectory, plain.per_trajectory, rtol=0, atol=1e-9)
     clv_plain = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)
@@ -78,22 +85,50 @@ def test_split_trajectories_with_batched_inputs_and_covariant_vectors(split_call
                                np.abs(np.asarray(clv_plain.vectors)), rtol=0, atol=1e-9)
 
 
-def test_no_split_where_it_does_not_apply():
+def test_no_split_where_it_does_not_apply(monkeypatch):
+    monkeypatch.setattr(_fused_steppers, "n_threads", lambda: 2)
     m = itermap.random_rnn(140, rng=0)
-    Q = np.zeros((3, 140, 130))
-    groups = _frame_threads.frame_groups
-    assert groups(m, Q[:1]) == 1  # one trajectory
-    assert groups(m, Q[..., :100]) == 1  # small frames: batched NumPy factorisations
-    assert groups(m, Q.astype(np.float32)) == 1
-    assert groups(itermap.random_rnn(140, density=0.05, rng=0), Q) == 1  # sparse
-    assert groups(itermap.systems.linear(np.eye(2)), np.zeros((3, 2, 2))) == 1
+    X, Q = np.zeros((3, 140)), np.zeros((3, 140, 130))
+
+    def groups(m, X, Q):
+        s = m.tangent_stepper(X, Q)
+        return s.groups if isinstance(s, BatchedStepper) else 1
+
+    assert groups(m, X, Q) == 2
+    assert groups(m, X[:1], Q[:1]) == 1  # one trajectory
+    assert groups(m, X, Q[..., :100]) == 1  # small frames: batched NumPy factorisations
+    assert groups(m, X.astype(np.float32), Q.astype(np.float32)) == 1
+    assert groups(itermap.random_rnn(140, density=0.05, rng=0), X, Q) == 1  # sparse
+    assert groups(itermap.systems.linear(np.eye(2)), X[:, :2], np.zeros((3, 2, 2))) == 1
 
 
 def test_no_split_that_would_idle_most_cores(monkeypatch):
-    m = itermap.random_rnn(140, rng=0)
-    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 16)
-    assert _frame_threads.frame_groups(m, np.zeros((7, 140, 130))) == 1
-    assert _frame_threads.frame_groups(m, np.zeros((8, 140, 130))) == 8
-    assert _frame_threads.frame_groups(m, np.zeros((40, 140, 130))) == 16
-    monkeypatch.setattr(_frame_threads, "n_threads", lambda: 1)
-    assert _frame_threads.frame_groups(m, np.zeros((8, 140, 130))) == 1  # one CPU
+    monkeypatch.setattr(_fused_steppers, "n_threads", lambda: 16)
+    assert frame_groups(np.zeros((7, 140, 130))) == 1
+    assert frame_groups(np.zeros((8, 140, 130))) == 8
+    assert frame_groups(np.zeros((40, 140, 130))) == 16
+    monkeypatch.setattr(_fused_steppers, "n_threads", lambda: 1)
+    assert frame_groups(np.zeros((8, 140, 130))) == 1  # one CPU
+
+
+def test_without_the_gil_free_blas_the_batched_path_gives_the_same_spectrum(monkeypatch):
+    """The fallback where SciPy lacks its Cython BLAS entry points: no split, no fused step,
+    the Reorthonormalizer's batched factorisations; the same exponents."""
+    from itermap import _fused_dense, _nogil_blas, _reorth
+
+    n, k, B = 140, 130, 2
+    m = itermap.random_rnn(n, gain=1.3, rng=2)
+    X0 = np.random.default_rng(4).normal(size=(B, n))
+    with_blas = lyapunov_spectrum(m, X0, 15, k=k, rng=0)
+    one = lyapunov_spectrum(m, X0[0], 15, k=k, rng=0)
+    for mod in (_fused_steppers, _fused_dense, _reorth):
+        monkeypatch.setattr(mod, "available" if mod is not _reorth else "nogil_available",
+                            lambda: False)
+    monkeypatch.setattr(_nogil_blas, "_routines", lambda: None)
+    assert not _nogil_blas.available()
+    assert m.tangent_stepper(X0, np.zeros((B, n, k))) is None
+    without = lyapunov_spectrum(m, X0, 15, k=k, rng=0)
+    np.testing.assert_allclose(without.per_trajectory, with_blas.per_trajectory, rtol=0,
+                               atol=1e-9)
+    np.testing.assert_allclose(lyapunov_spectrum(m, X0[0], 15, k=k, rng=0).exponents,
+                               one.exponents, rtol=0, atol=1e-9)

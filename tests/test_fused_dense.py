@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap.analysis import _fused_dense, lyapunov_spectrum
+from itermap import _fused_dense
+from itermap._fused_steppers import FusedStepper
+from itermap.analysis import lyapunov_spectrum
 
 
 @pytest.fixture
@@ -87,36 +89,32 @@ def test_fused_dense_step_with_spaced_qrs_and_fallbacks(fused_calls, monkeypatch
 
 
 def test_fused_dense_step_covers_only_what_it_can(monkeypatch):
+    """The network hands out its fused stepper only for the runs it covers."""
     monkeypatch.setattr(_fused_dense, "n_threads", lambda: 2)
-    from itermap.analysis._reorth import Reorthonormalizer
+
+    def fused(m, x, Q, u=None):
+        return isinstance(m.tangent_stepper(x, Q, u), FusedStepper)
 
     m, W = _map()
     x, Q = np.zeros((1, 140)), np.zeros((1, 140, 130))
-    maybe = _fused_dense.FusedDenseStep.maybe
-    with Reorthonormalizer() as reorth:
-        assert maybe(m, x, Q, reorth=reorth) is not None
-        assert maybe(m, np.zeros((2, 140)), np.zeros((2, 140, 130)), reorth=reorth) is None
-        assert maybe(m, x, Q[..., :100], reorth=reorth) is None  # small frames
-        assert maybe(m, x.astype(np.float32), Q.astype(np.float32), reorth=reorth) is None
-        sparse = itermap.random_rnn(140, density=0.05, rng=0)
-        assert maybe(sparse, x, Q, reorth=reorth) is None
-        driven = itermap.IterativeMap(W, None, "tanh", sizes=[10, 130], input_block=0)
-        assert maybe(driven, x, Q, reorth=reorth) is None
-        mixed = itermap.IterativeMap(W, None, ["tanh", "relu"], sizes=[70, 70])
-        assert maybe(mixed, x, Q, reorth=reorth) is None  # one activation per block
-        monkeypatch.setattr(_fused_dense, "n_threads", lambda: 1)
-        assert maybe(m, x, Q, reorth=reorth) is None  # one CPU: nothing to split
+    assert fused(m, x, Q)
+    assert not fused(m, np.zeros((2, 140)), np.zeros((2, 140, 130)))  # a batch
+    assert not fused(m, x, Q[..., :100])  # small frames
+    assert not fused(m, x.astype(np.float32), Q.astype(np.float32))
+    assert not fused(itermap.IterativeMap(W, None, "tanh", leak=0.5), x, Q)  # a leak
+    driven = itermap.IterativeMap(W, None, "tanh", sizes=[10, 130], input_block=0)
+    assert not fused(driven, x, Q, np.zeros(10))
+    mixed = itermap.IterativeMap(W, None, ["tanh", "relu"], sizes=[70, 70])
+    assert not fused(mixed, x, Q)  # one activation per block
+    monkeypatch.setattr(_fused_dense, "n_threads", lambda: 1)
+    assert not fused(m, x, Q)  # one CPU: nothing to split
 
 
 def test_fused_dense_step_with_more_row_blocks_than_cores(monkeypatch):
     monkeypatch.setattr(_fused_dense, "n_threads", lambda: 5)  # 140 rows: 4 blocks of 35
     m, W = _map()
-    from itermap.analysis._reorth import Reorthonormalizer
-
-    with Reorthonormalizer() as reorth:
-        step = _fused_dense.FusedDenseStep.maybe(m, np.zeros((1, 140)), np.zeros((1, 140, 128)),
-                                                 reorth=reorth)
-        assert [hi - lo for lo, hi in step.rows] == [35, 35, 35, 35]
+    step = m.tangent_stepper(np.zeros((1, 140)), np.zeros((1, 140, 128))).step
+    assert [hi - lo for lo, hi in step.rows] == [35, 35, 35, 35]
     x0 = np.random.default_rng(3).normal(size=140)
     res = lyapunov_spectrum(m, x0, 30, k=128, rng=0)
     Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((1, 140, 128)))[0][0]

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from itermap import IterativeMap, _sparse_product
-from itermap.analysis import _fused_sparse, lyapunov_spectrum
+from itermap import IterativeMap, _fused_sparse
+from itermap._fused_steppers import BatchedStepper, FusedStepper
+from itermap._threads import OPTIONS
+from itermap.analysis import lyapunov_spectrum
 
 
 @pytest.fixture
 def fused_calls(monkeypatch):
-    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)  # small maps split too
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)  # small maps split too
     calls = {"n": 0, "fallback": 0}
     step, factor = _fused_sparse.FusedSparseStep.advance, _fused_sparse.FusedSparseStep._factor
 
@@ -43,7 +45,7 @@ def _pair(activation="tanh", bias=False, gain=1.5, n=300, density=0.05):
 ])
 def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, gather_bytes, fused_calls,
                                                   monkeypatch):
-    monkeypatch.setattr(_fused_sparse, "_GATHER_BYTES", gather_bytes)
+    monkeypatch.setattr(OPTIONS, "gather_bytes", gather_bytes)
     sparse, dense = _pair(activation, bias)
     W = sparse.block_matrix.to_sparse().tocsr()
     blocks = _fused_sparse._blocks(W, 2, 9)
@@ -81,25 +83,26 @@ def test_fused_step_falls_back_to_the_checked_path_and_resumes(fused_calls, monk
 
 
 def test_fused_step_covers_only_what_it_can(monkeypatch):
-    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
     sparse, dense = _pair()
     x = np.zeros((1, 300))
     Q = np.zeros((1, 300, 8))
-    maybe = _fused_sparse.FusedSparseStep.maybe
-    from itermap.analysis._reorth import Reorthonormalizer
 
-    with Reorthonormalizer() as reorth:
-        assert maybe(sparse, x, Q, reorth=reorth) is not None
-        assert maybe(dense, x, Q, reorth=reorth) is None
-        assert maybe(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8)),
-                     reorth=reorth) is None  # a batch
-        assert maybe(sparse, x, Q[..., :3], reorth=reorth) is None
-        assert maybe(sparse, x.astype(np.float32), Q.astype(np.float32),
-                     reorth=reorth) is None
-        driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
-                              sizes=[20, 280], input_block=0)
-        assert driven._kind == "sparse"
-        assert maybe(driven, x, Q, reorth=reorth) is None  # a driven map
+    def kind(m, x, Q, u=None):
+        return type(m.tangent_stepper(x, Q, u))
+
+    assert kind(sparse, x, Q) is FusedStepper
+    assert kind(dense, x, Q) is type(None)
+    # the runs the fused step does not cover: the batched stepper beside the split product
+    assert kind(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8))) is BatchedStepper
+    assert kind(sparse, x, Q[..., :3]) is BatchedStepper
+    assert kind(sparse, x.astype(np.float32), Q.astype(np.float32)) is BatchedStepper
+    driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
+                          sizes=[20, 280], input_block=0)
+    assert driven._kind == "sparse"
+    assert kind(driven, x, Q, np.zeros(20)) is BatchedStepper  # a driven map
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1 << 40)
+    assert kind(sparse, x, Q) is type(None)  # products too small to split
 
 
 def test_fused_step_with_spaced_qrs_matches_the_dense_maps(fused_calls):

@@ -206,14 +206,12 @@ def test_lyapunov_spectrum_of_a_linear_leaky_map_is_log_eigenvalues():
 
 @pytest.mark.parametrize("density,n,k", [(1.0, 200, 128), (0.02, 600, 8)])
 def test_fast_lyapunov_paths_decline_leaky_maps_and_the_general_loop_is_right(density, n, k):
-    from itermap.analysis._fused_dense import FusedDenseStep
-    from itermap.analysis._fused_sparse import FusedSparseStep
+    from itermap._fused_steppers import FusedStepper
 
     m = itermap.random_rnn(n, gain=2.0, density=density, rng=3, leak=0.4)
     x = np.random.default_rng(0).normal(size=(1, n))
     Q = np.linalg.qr(np.random.default_rng(1).normal(size=(1, n, k)))[0]
-    assert FusedDenseStep.maybe(m, x, Q, reorth=None) is None
-    assert FusedSparseStep.maybe(m, x, Q, reorth=None) is None
+    assert not isinstance(m.tangent_stepper(x, Q), FusedStepper)
     # the same map from plain functions: the general loop of lyapunov_spectrum
     W = m.block_matrix.to_dense()
     W = W.toarray() if sp.issparse(W) else np.asarray(W)

@@ -453,7 +453,7 @@ def test_overflow_between_qrs_names_the_span():
 
 def _householder_reference(m, x0, steps, transient, k=None):
     """The plain loop: J formed, numpy.linalg.qr every step, same random start frame."""
-    from itermap.analysis._lyapunov import _initial_frame
+    from itermap.analysis.lyapunov._spectrum import _initial_frame
 
     x = np.atleast_2d(x0).copy()
     k = m.dim if k is None else k
@@ -478,7 +478,7 @@ def test_cholesky_qr_and_gram_schmidt_agree_with_householder(n, k, batch):
 
 
 def test_reorthonormalizer_falls_back_to_householder_on_ill_conditioned_frames():
-    from itermap.analysis._reorth import Reorthonormalizer
+    from itermap._reorth import Reorthonormalizer
 
     rng = np.random.default_rng(3)
     Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24

@@ -169,7 +169,7 @@ def test_errors_name_the_problem():
 def test_segment_stderr_from_running_averages():
     from types import SimpleNamespace
 
-    from itermap.analysis._scan import _segment_stderr
+    from itermap.analysis.lyapunov._scan import _segment_stderr
 
     # per-step values: segment j of 100 steps has mean m_j; running averages at every 100 steps
     means = np.array([0.1, 0.3, 0.2, 0.4, 0.0, 0.2, 0.1, 0.3, 0.2, 0.2])

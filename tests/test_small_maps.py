@@ -440,15 +440,70 @@ def test_auto_compiles_only_long_runs(monkeypatch):
     assert not m.tangent_stepper(x, Q, steps=10**9).compiled
 
 
+def _map_private_names():
+    """The private attributes and methods that itermap's map classes define."""
+    import ast
+    import inspect
+
+    classes, todo = set(), [itermap.Map]
+    while todo:  # every map class of the package, public or not
+        cls = todo.pop()
+        if cls.__module__.startswith("itermap") and not cls.__module__.startswith(
+                "itermap.analysis"):
+            classes.add(cls)
+        todo += cls.__subclasses__()
+    names = set()
+    for cls in classes:
+        tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                for n in ast.walk(node):
+                    if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
+                            and n.value.id == "self":
+                        names.add(n.attr)
+                    elif isinstance(n, ast.FunctionDef):
+                        names.add(n.name)
+    return classes, {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
 def test_analyses_test_no_concrete_map_class():
-    """Issue 25: the speed comes from the map's stepper, never from a class test in analysis."""
+    """Issue 25: the speed comes from the map's stepper and the analyses ask the protocol:
+    nothing in itermap.analysis tests a concrete map class or reads a map's private member."""
     import ast
     import pathlib
 
+    classes, private = _map_private_names()
+    concrete = {c.__name__ for c in classes} - {"Map"}
+    assert {"IterativeMap", "HenonMap", "FunctionMap", "LSTMMap"} <= concrete
+    assert {"_W", "_kind", "_uniform", "_leak", "_check_start"} <= private
     root = pathlib.Path(itermap.__file__).resolve().parent.parent / "analysis"
-    for name in ("_lyapunov.py", "_clv.py", "_finite_time.py"):
-        tree = ast.parse((root / name).read_text())
-        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-        assert not names & {"HenonMap", "StandardMap", "LogisticMap", "LinearMap",
-                            "FunctionMap"}, name
+    files = sorted(root.rglob("*.py"))
+    assert any(f.name == "_spectrum.py" for f in files) and len(files) > 20
+    bad = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                named |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+                bad += [f"{where} isinstance {c}" for c in named & concrete]
+            if isinstance(node, ast.Compare) and any(  # type(m) is IterativeMap
+                    isinstance(n, ast.Name) and n.id in concrete for n in node.comparators):
+                bad.append(f"{where} compares with a map class")
+            if isinstance(node, ast.Attribute) and node.attr in private and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                bad.append(f"{where} reads {ast.unparse(node)}")
+    assert not bad, bad
+
+
+def test_the_scan_sees_a_class_test_and_a_private_read(tmp_path):
+    """The check above fails on the two things it looks for (it must not pass vacuously)."""
+    import ast
+
+    _, private = _map_private_names()
+    src = "def f(m):\n    return isinstance(m, itermap.IterativeMap) or m._W\n"
+    tree = ast.parse(src)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func.id == "isinstance"]
+    reads = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private]
+    assert calls and reads == ["_W"]

@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import IterativeMap, _sparse_product
+from itermap._threads import OPTIONS
 
 
 @pytest.fixture
 def always_threaded(monkeypatch):
-    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
     monkeypatch.setattr(_sparse_product, "n_threads", lambda: 3)
 
 
@@ -24,7 +25,7 @@ def test_csr_times_equals_the_dense_product(m, n, c, density, seed):
     S = sp.random(m, n, density=density, format="csr", random_state=seed)
     V = rng.normal(size=(n, c))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+        mp.setattr(OPTIONS, "sparse_min_work", 1)
         mp.setattr(_sparse_product, "n_threads", lambda: 3)
         out = _sparse_product.csr_times(S, V)
     np.testing.assert_allclose(out, S.toarray() @ V, rtol=1e-12, atol=1e-12)
@@ -101,7 +102,7 @@ def test_sparse_lyapunov_spectrum_with_the_threaded_product_matches_the_dense_ma
         monkeypatch):
     from itermap.analysis import lyapunov_spectrum
 
-    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
     m = itermap.random_rnn(400, gain=1.5, density=0.05, rng=0)
     dense = IterativeMap(m.block_matrix.to_dense())
     assert m._kind == "sparse" and dense._kind == "dense"

@@ -1,12 +1,13 @@
-"""BLAS thread holds: SciPy's own library, and the Lyapunov loop's policy."""
+"""itermap's one thread pool, its options, and BLAS thread holds (SciPy's own library,
+the Lyapunov loop's policy)."""
 
 import numpy as np
 import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
+from itermap._reorth import Reorthonormalizer  # noqa: E402
 from itermap._threads import _scipy_own_blas, scipy_blas_limited  # noqa: E402
-from itermap.analysis._reorth import Reorthonormalizer  # noqa: E402
 
 
 def _threads():
@@ -53,52 +54,81 @@ def test_reorthonormalizer_sets_the_loops_threads_once_and_restores_them(shape, 
     np.testing.assert_allclose(logd, 0.0, atol=1e-12)  # Y is orthonormal already
 
 
-def test_uses_thread_pool_only_for_large_sparse_itermap_maps():
+def test_the_pool_splits_only_large_sparse_products_and_networks_pick_their_steppers():
     import itermap
-    from itermap._sparse_product import uses_thread_pool
+    from itermap._fused_steppers import BatchedStepper, FusedStepper
+    from itermap._sparse_product import splits
+    from itermap._threads import n_threads
 
+    cores = n_threads() > 1
+    assert splits(400_000, 11) == cores and not splits(3_000, 11)
     big = itermap.random_rnn(20000, density=1e-3, rng=0)
-    assert uses_thread_pool(big, 10) == (_sparse_threads() > 1)
-    assert not uses_thread_pool(itermap.random_rnn(300, rng=0), 10)  # dense: BLAS's own
-    assert not uses_thread_pool(itermap.random_rnn(300, density=0.01, rng=0), 1)  # small
-    assert not uses_thread_pool(itermap.FunctionMap(lambda x: x, 3, tangent=lambda x, v: v), 3)
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(20000, 10)))[0]
+    one = big.tangent_stepper(np.zeros((1, 20000)), Q[None])
+    two = big.tangent_stepper(np.zeros((2, 20000)), np.stack([Q, Q]))
+    assert isinstance(one, FusedStepper) == cores and isinstance(two, BatchedStepper) == cores
+    Q3 = np.zeros((1, 300, 10))
+    assert itermap.random_rnn(300, rng=0).tangent_stepper(np.zeros((1, 300)), Q3) is None
+    small = itermap.random_rnn(300, density=0.01, rng=0)
+    assert small.tangent_stepper(np.zeros((1, 300)), Q3) is None  # too small to split
+    fm = itermap.FunctionMap(lambda x: x, 300, tangent=lambda x, v: v)
+    assert not isinstance(fm.tangent_stepper(np.zeros((1, 300)), Q3), BatchedStepper)
 
 
-def _sparse_threads():
+def test_every_handle_shares_one_pool_and_nested_parts_run_inline():
+    from itermap._threads import ProcessLocalPool, pool
+
+    assert ProcessLocalPool("a")() is ProcessLocalPool("b")() is pool()
+
+    def outer(i):  # a part that splits again, from a pool thread: no wait on the pool
+        return sum(pool.run_parts(lambda j: i * j, range(4)))
+
+    assert pool.run_parts(outer, range(1, 9)) == [6 * i for i in range(1, 9)]
+    with pytest.raises(ZeroDivisionError):  # every part done, then the first error raised
+        pool.run_parts(lambda i: 1 // i, [1, 0, 2])
+
+
+def test_options_are_the_thresholds(monkeypatch):
+    import scipy.sparse as sp
+
     from itermap import _sparse_product
+    from itermap._threads import OPTIONS
 
-    return _sparse_product.n_threads()
+    S = sp.random(300, 300, density=0.05, format="csr", random_state=1)
+    V = np.random.default_rng(0).normal(size=(300, 3))
+    monkeypatch.setattr(_sparse_product, "n_threads", lambda: 3)
+    assert not _sparse_product.splits(S.nnz, 3)
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
+    assert _sparse_product.splits(S.nnz, 3)
+    np.testing.assert_allclose(_sparse_product.csr_times(S, V), S.toarray() @ V, atol=1e-12)
 
 
 def _product_in_child(queue):
     import scipy.sparse as sp
 
     from itermap import _sparse_product
-    from itermap.analysis._lapack_threads import batched_solve
+    from itermap._threads import pool
 
     S = sp.random(200, 200, density=0.1, format="csr", random_state=0)
-    A = np.stack([np.eye(64) * (i + 2) for i in range(64)])
-    x = batched_solve(A, np.ones((64, 64)))
     queue.put((float(_sparse_product.csr_times(S, np.ones((200, 4))).sum()),
-               float(x[0, 0])))
+               pool.run_parts(abs, [-1, -2, -3])))
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
-def test_thread_pools_work_in_a_child_forked_after_the_parent_used_them(monkeypatch):
+def test_the_pool_works_in_a_child_forked_after_the_parent_used_it(monkeypatch):
     import multiprocessing as mp
 
     import scipy.sparse as sp
 
     from itermap import _sparse_product
-    from itermap.analysis import _lapack_threads
+    from itermap._threads import OPTIONS, pool
 
-    monkeypatch.setattr(_sparse_product, "_MIN_WORK_PER_THREAD", 1)
-    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 2)
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
+    monkeypatch.setattr(_sparse_product, "n_threads", lambda: 2)
     S = sp.random(200, 200, density=0.1, format="csr", random_state=0)
     expected = float((S.toarray() @ np.ones((200, 4))).sum())
     assert _sparse_product.csr_times(S, np.ones((200, 4))).sum() == pytest.approx(expected)
-    A = np.stack([np.eye(64) * (i + 2) for i in range(64)])
-    _lapack_threads.batched_solve(A, np.ones((64, 64)))  # both pools now have threads
+    assert pool.run_parts(abs, [-1, -2, -3]) == [1, 2, 3]  # the pool now has threads
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_product_in_child, args=(queue,))
@@ -108,8 +138,8 @@ def test_thread_pools_work_in_a_child_forked_after_the_parent_used_them(monkeypa
     if hung:
         child.kill()
     assert not hung, "a forked child waited forever on the parent's thread pool"
-    total, solved = queue.get(timeout=5)
-    assert total == pytest.approx(expected) and solved == pytest.approx(0.5)
+    total, parts = queue.get(timeout=5)
+    assert total == pytest.approx(expected) and parts == [1, 2, 3]
 
 
 def test_itermap_num_threads_lowers_the_pools(monkeypatch):

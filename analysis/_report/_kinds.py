@@ -486,7 +486,7 @@ def lyapunov(cfg, ctx, out):
     import matplotlib.pyplot as plt
 
     from .. import plots
-    from .._lyapunov import lyapunov_spectrum
+    from ..lyapunov import lyapunov_spectrum
 
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
@@ -561,7 +561,7 @@ def _mean_field_gain(threshold):
     """The gain where the mean-field exponent equals ``threshold`` (> 0, so above 1)."""
     from scipy.optimize import brentq
 
-    from .._scan import mean_field_exponent
+    from ..lyapunov import mean_field_exponent
 
     return float(brentq(lambda g: mean_field_exponent(g) - threshold, 1.0, 10.0, xtol=1e-6))
 
@@ -572,8 +572,8 @@ def _ensemble_exponents(cfg, ctx, gains):
 
     import itermap
 
-    from .._scan import gain_family
-    from .._scan import lyapunov_scan as scan_of
+    from ..lyapunov import gain_family
+    from ..lyapunov import lyapunov_scan as scan_of
     from ._networks import rng_for
 
     net = ctx.net_spec(cfg.network)
@@ -599,7 +599,7 @@ def _ensemble_exponents(cfg, ctx, gains):
 @report_kind(LyapunovScan)
 def lyapunov_scan(cfg, ctx, out):
     from .. import plots
-    from .._scan import mean_field_exponent
+    from ..lyapunov import mean_field_exponent
 
     net = ctx.net_spec(cfg.network)
     gains = gain_values(cfg.gains)
@@ -722,8 +722,8 @@ def orbit_diagram(cfg, ctx, out):
     import itermap
 
     from .. import plots
-    from .._scan import gain_family
-    from .._scan import orbit_diagram as orbits_of
+    from ..lyapunov import gain_family
+    from ..lyapunov import orbit_diagram as orbits_of
     from ._networks import rng_for
 
     net = ctx.net_spec(cfg.network)

@@ -131,7 +131,7 @@ class CovariantVectorsKind(AnalysisModel):
 @report_kind(CovariantVectorsKind)
 def covariant_vectors(cfg, ctx, out):
     from .. import plots
-    from .._clv import covariant_lyapunov_vectors
+    from ..lyapunov import covariant_lyapunov_vectors
 
     m = ctx.nets[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5
@@ -176,7 +176,7 @@ class FiniteTimeKind(AnalysisModel):
 @report_kind(FiniteTimeKind)
 def finite_time(cfg, ctx, out):
     from .. import plots
-    from .._finite_time import finite_time_exponents
+    from ..lyapunov import finite_time_exponents
 
     m = ctx.nets[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5

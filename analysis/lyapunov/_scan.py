@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,15 +15,16 @@ from itermap import DivergenceError, Map, as_rng, saveable
 from itermap.backends import is_sparse, namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import (
+from .._checks import (
     check_choice,
     check_memory,
     check_real_array,
+    is_network,
     no_half,
     one_namespace,
     plain_array,
 )
-from ._checks import check_int as _check_int
+from .._checks import check_int as _check_int
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
            "mean_field_exponent", "gain_family"]
@@ -222,6 +224,11 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
         Bad ``values``, ``transient`` or ``keep``; an ``x0`` with NaN, inf or the
         wrong shape.
 
+    References
+    ----------
+    .. [1] May, R. M. (1976). Simple mathematical models with very complicated dynamics.
+       Nature 261, 459-467.
+
     Examples
     --------
     >>> import numpy as np
@@ -268,23 +275,39 @@ def _run_orbit(m, X, transient, keep, inputs):
     return out
 
 
+def _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
+    """``(final states, per-segment sums of log|R_jj|)`` from the map's tangent stepper, or
+    None where it hands none or a trajectory diverged (the loop then runs, NaN per row)."""
+    B, k = Q.shape[0], Q.shape[-1]
+    stepper = m.tangent_stepper(X, Q, inputs, steps=transient + steps)
+    if stepper is None:
+        return None
+    seg_sums = np.zeros((segments, B, k))
+    # step t goes to segment min(t // seg_len, segments - 1), as in the loop
+    lengths = np.bincount(np.minimum(np.arange(steps) // seg_len, segments - 1),
+                          minlength=segments)
+    with (stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext()):
+        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
+            return None
+        for i, n in enumerate(lengths):
+            if n > 0 and stepper.advance(int(n), acc=seg_sums[i]) is None:
+                return None
+        return stepper.x, seg_sums
+
+
 def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
     """Batched Benettin/QR estimate: (B, k) exponents and (B, k) standard errors."""
     xp = namespace(X)
     B, dim = X.shape
     with np.errstate(all="ignore"):
         Q = xp.broadcast_to(xp.eye(dim, k, dtype=X.dtype), (B, dim, k))
-        for _ in range(transient):  # the tangent vectors align with the state meanwhile
-            X, V = m.step_with_tangent(X, Q, inputs)
-            Q, _ = xp.linalg.qr(V)
         seg_len = max(steps // segments, 1)
-        seg_sums = np.zeros((segments, B, k))
-        for t in range(steps):
-            X, V = m.step_with_tangent(X, Q, inputs)
-            Q, R = xp.linalg.qr(V)
-            d = xp.abs(xp.linalg.diagonal(R) if hasattr(xp.linalg, "diagonal")
-                       else xp.diagonal(R, axis1=-2, axis2=-1))
-            seg_sums[min(t // seg_len, segments - 1)] += np.log(np.asarray(to_numpy(d)))
+        # the map's own stepper where it hands one over (a small map), else the batched loop
+        out = _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
+        if out is not None:
+            X, seg_sums = out
+        else:
+            X, seg_sums = _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
         counts = np.array([seg_len] * (segments - 1) + [steps - seg_len * (segments - 1)])
         total = seg_sums.sum(axis=0) / steps
         used = counts > 0
@@ -303,6 +326,23 @@ def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
     total[bad] = np.nan
     stderr[bad] = np.nan
     return total, stderr
+
+
+def _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
+    """The batched loop of :func:`_qr_exponents`: a diverged row leaves NaN in its own sums."""
+    xp = namespace(X)
+    B, k = Q.shape[0], Q.shape[-1]
+    for _ in range(transient):  # the tangent vectors align with the state meanwhile
+        X, V = m.step_with_tangent(X, Q, inputs)
+        Q, _ = xp.linalg.qr(V)
+    seg_sums = np.zeros((segments, B, k))
+    for t in range(steps):
+        X, V = m.step_with_tangent(X, Q, inputs)
+        Q, R = xp.linalg.qr(V)
+        d = xp.abs(xp.linalg.diagonal(R) if hasattr(xp.linalg, "diagonal")
+                   else xp.diagonal(R, axis1=-2, axis2=-1))
+        seg_sums[min(t // seg_len, segments - 1)] += np.log(np.asarray(to_numpy(d)))
+    return X, seg_sums
 
 
 def _segment_stderr(res, segments=10):
@@ -373,6 +413,17 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
         ``k`` larger than the map's dimension; bad ``values``, ``steps`` or
         ``transient``; an ``x0`` with NaN, inf or the wrong shape.
 
+    References
+    ----------
+    .. [1] Benettin, G., Galgani, L., Giorgilli, A. and Strelcyn, J.-M. (1980). Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian systems; a
+       method for computing all of them. Part 1: Theory; Part 2: Numerical application.
+       Meccanica 15, 9-20 and 21-30.
+    .. [2] Shimada, I. and Nagashima, T. (1979). A numerical approach to ergodic problem of
+       dissipative dynamical systems. Progress of Theoretical Physics 61(6), 1605-1616.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
+
     Examples
     --------
     >>> import numpy as np
@@ -396,7 +447,7 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
             raise ValueError(f"k={k} exceeds the map's dimension {m.dim}")
         exps, err = _qr_exponents(m, _states_for(m, x0, P), steps, k, transient, inputs)
     else:  # one map per value, each through analysis.lyapunov_spectrum
-        from ._lyapunov import lyapunov_spectrum
+        from ._spectrum import lyapunov_spectrum
 
         exps, err = np.full((P, k), np.nan), np.full((P, k), np.nan)
         for i, v in enumerate(values):
@@ -448,6 +499,13 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
     ------
     ValueError
         A gain outside [0, 1e6] or not finite, an activation other than tanh.
+
+    References
+    ----------
+    .. [1] Molgedey, L., Schuchhardt, J. and Schuster, H. G. (1992). Suppressing chaos in
+       neural networks by noise. Physical Review Letters 69, 3717-3719.
+    .. [2] Sompolinsky, H., Crisanti, A. and Sommers, H.-J. (1988). Chaos in random neural
+       networks. Physical Review Letters 61, 259-262.
 
     Examples
     --------
@@ -573,6 +631,13 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
         A driven map, activations that differ between blocks, a map not on NumPy
         (and, from the returned function, gains that are not finite).
 
+    References
+    ----------
+    .. [1] Sompolinsky, H., Crisanti, A. and Sommers, H.-J. (1988). Chaos in random neural
+       networks. Physical Review Letters 61, 259-262.
+    .. [2] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
+
     Examples
     --------
     >>> import numpy as np
@@ -583,7 +648,7 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     >>> scan.batched, bool(scan.exponents[0, 0] < 0 < scan.exponents[1, 0])
     (True, True)
     """
-    if not isinstance(map, itermap.IterativeMap):
+    if not is_network(map):
         raise TypeError(f"gain_family needs an itermap.IterativeMap, got {type(map).__name__}")
     if map.input_block is not None:
         raise ValueError("gain_family needs an autonomous map (input_block is None)")

@@ -19,8 +19,8 @@ from itermap import as_map, resolve_inputs, saveable
 from itermap.backends import namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_int as _check_int
-from ._lyapunov import _initial_frame, _segment, _start
+from .._checks import check_int as _check_int
+from ._spectrum import _entered, _initial_frame, _segment, _start
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -93,7 +93,7 @@ def _stepper_windows(stepper, n_windows, window, transient):
     if stepper is None:
         return None
     B, k = stepper.Q.shape[0], stepper.Q.shape[-1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with _entered(stepper), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
             return None
         per = np.zeros((n_windows, B, k))
@@ -138,6 +138,13 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     ------
     ValueError
         ``window < 1`` or ``steps < window``, and as :func:`lyapunov_spectrum`.
+
+    References
+    ----------
+    .. [1] Abarbanel, H. D. I., Brown, R. and Kennel, M. B. (1991). Variation of Lyapunov
+       exponents on a strange attractor. Journal of Nonlinear Science 1, 175-199.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
 
     Examples
     --------

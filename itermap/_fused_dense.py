@@ -1,20 +1,19 @@
-"""One Lyapunov step of a dense map's single trajectory, split by rows over all cores.
+"""One Lyapunov step of a dense network's single trajectory, split by rows over the threads.
 
-For one trajectory of a dense :class:`~itermap.IterativeMap` with a large frame
-(``k >= 128``) a step is a product ``W [x | Q]`` and a CholeskyQR of the new
-frame. NumPy's BLAS threads split the product, but SciPy's wrappers factorise
-on one core, and the BLAS threads spinning after each product slow what runs
-next. Here every BLAS call runs on one thread and itermap's threads take blocks
-of rows: each multiplies its rows of ``W`` by ``[x | Q]`` (NumPy, which releases
-the GIL), applies the activation and f', and forms its part of the Gram matrix
-(:mod:`._nogil_blas`); the calling thread factors the ``k x k`` Gram matrix;
-then each thread solves its rows of ``Q R^-1`` in place. The new ``[x | Q]`` is
-the product's output buffer itself: two buffers alternate and nothing is
-copied. A frame whose one CholeskyQR pass leaves a column norm off by more than
-``sqrt(eps)`` gets a second pass; one the Cholesky factorisation refuses, or
-whose condition estimate is past ``0.01 / eps``, goes through the checked
-:class:`~itermap.analysis._reorth.Reorthonormalizer`. N = 256 on 2 cores: see
-benchmarks/RESULTS.md.
+For one trajectory of a dense :class:`~itermap.IterativeMap` with a large frame (``k >=
+OPTIONS.fused_dense_min_k``, see :class:`itermap._threads.ThreadOptions`) a step is a
+product ``W [x | Q]`` and a CholeskyQR of the new frame. NumPy's BLAS threads split the
+product, but SciPy's wrappers factorise on one core, and the BLAS threads spinning after
+each product slow what runs next. Here every BLAS call runs on one thread and itermap's
+threads take blocks of rows: each multiplies its rows of ``W`` by ``[x | Q]`` (NumPy,
+which releases the GIL), applies the activation and f', and forms its part of the Gram
+matrix (:mod:`._nogil_blas`); the calling thread factors the ``k x k`` Gram matrix; then
+each thread solves its rows of ``Q R^-1`` in place. The new ``[x | Q]`` is the product's
+output buffer itself: two buffers alternate and nothing is copied. A frame whose one
+CholeskyQR pass leaves a column norm off by more than ``sqrt(eps)`` gets a second pass;
+one the Cholesky factorisation refuses, or whose condition estimate is past ``0.01 /
+eps``, goes through the checked :class:`~itermap._reorth.Reorthonormalizer`. The map hands
+it out through :meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 
 from __future__ import annotations
@@ -23,48 +22,40 @@ import math
 
 import numpy as np
 
-from itermap import IterativeMap
-from itermap.threads import ProcessLocalPool, n_threads
-
 from ._nogil_blas import available, cholesky_upper, gram_upper, solve_upper_transposed
+from ._threads import OPTIONS, n_threads, pool
 
 __all__ = ["FusedDenseStep"]
 
 _EPS = float(np.finfo(np.float64).eps)
-_MIN_K = 128  # from here SciPy's factorisation of one frame ran on one core
-_pool = ProcessLocalPool("itermap-dense-rows")
 
 
 class FusedDenseStep:
     """The state ``(x, Q)`` of one trajectory of a dense map, stepped in place.
 
-    Build it with :meth:`maybe`, which returns None for any map or run it does not
-    cover; :meth:`advance` takes one step and returns what
-    :meth:`itermap.analysis._fused_sparse.FusedSparseStep.advance` returns, and
+    Build it with :meth:`maybe` from the network's dense ``W``, bias and one
+    activation; it returns None for a run it does not cover. :meth:`advance`
+    takes one step and returns what
+    :meth:`itermap._fused_sparse.FusedSparseStep.advance` returns, and
     :meth:`state` returns ``(x, Q)`` as new arrays.
     """
 
     @classmethod
-    def maybe(cls, map_, x, Q, *, reorth) -> FusedDenseStep | None:
+    def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedDenseStep | None:
         """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
-        if not (isinstance(map_, IterativeMap) and map_._kind == "dense" and map_._uniform
-                and map_.input_block is None and map_.backend == "numpy"
-                and not map_.leaky):  # a leaky map runs the general loop
-            return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
-                and x.dtype == Q.dtype == np.float64 and map_._W.dtype == np.float64):
+                and x.dtype == Q.dtype == np.float64 and W.dtype == np.float64):
             return None
-        if Q.shape[-1] < _MIN_K or n_threads() < 2 or not available():
+        if Q.shape[-1] < OPTIONS.fused_dense_min_k or n_threads() < 2 or not available():
             return None
-        return cls(map_, x, Q, reorth)
+        return cls(W, bias, act, x, Q, reorth)
 
-    def __init__(self, map_, x, Q, reorth):
-        self.W = np.ascontiguousarray(map_._W)
-        self.bias, self.act = map_.bias, map_.activations[0]
+    def __init__(self, W, bias, act, x, Q, reorth):
+        self.W = np.ascontiguousarray(W)
+        self.bias, self.act = bias, act
         self.reorth = reorth
         n, k = Q.shape[-2:]
         self.k = k
-        reorth.hold_blas()  # every BLAS call on one thread: the row blocks share the cores
         parts = max(1, min(n_threads(), n // 32))
         edges = np.linspace(0, n, parts + 1).astype(int)
         self.rows = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
@@ -76,9 +67,14 @@ class FusedDenseStep:
         self.turn = 0
         self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
+    def hold_threads(self) -> None:
+        """Inside the reorthonormaliser's ``with``: every BLAS call on one thread, as the
+        row blocks share the cores."""
+        self.reorth.hold_blas()
+
     def _map(self, fn):
         """``fn(i)`` for every row block ``i``, the first on the calling thread."""
-        return _pool.run_parts(fn, range(len(self.rows)))
+        return pool.run_parts(fn, range(len(self.rows)))
 
     def _product(self, i, qr):
         lo, hi = self.rows[i]

@@ -19,14 +19,12 @@ import numpy as np
 import itermap
 from itermap import as_map, resolve_inputs, saveable
 from itermap.backends import namespace, to_numpy
-from itermap.threads import uses_thread_pool
+from itermap.linalg import Reorthonormalizer
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_int as _check_int
-from ._checks import check_real_array
-from ._frame_threads import frame_groups, step_frames
-from ._lyapunov import _diagnose, _initial_frame, _start
-from ._reorth import Reorthonormalizer
+from .._checks import check_int as _check_int
+from .._checks import check_real_array
+from ._spectrum import _diagnose, _entered, _initial_frame, _start
 
 __all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
            "participation_ratio"]
@@ -130,6 +128,14 @@ def clv_angles(vectors: Array) -> Array:
     ValueError
         For ``vectors`` of another shape, non-finite, or with a zero column.
 
+    References
+    ----------
+    .. [1] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
+
     Examples
     --------
     >>> import numpy as np
@@ -176,6 +182,14 @@ def participation_ratio(vectors: Array) -> Array:
     ValueError
         For ``vectors`` of another shape, non-finite, or with a zero column.
 
+    References
+    ----------
+    .. [1] Bell, R. J. and Dean, P. (1970). Atomic vibrations in vitreous silica.
+       Discussions of the Faraday Society 50, 55-61.
+    .. [2] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
+
     Examples
     --------
     >>> import numpy as np
@@ -190,28 +204,25 @@ def participation_ratio(vectors: Array) -> Array:
 def _stepper_forward(stepper, n_total, orient, save_every, steps):
     """:func:`_forward` on the map's tangent stepper (a small map), or None to rerun it."""
     B, dim, k = stepper.Q.shape
-    if orient and stepper.advance(orient, acc=np.zeros((B, k))) is None:
-        return None
     Rs = np.zeros((n_total, B, k, k))
     Qs = np.empty((n_total // save_every, B, dim, k))  # the backward transient's too
     acc = np.zeros((B, k))
-    if stepper.advance(n_total, acc=acc, r_out=Rs, q_out=Qs, q_every=save_every) is None:
-        return None
+    with _entered(stepper):
+        if orient and stepper.advance(orient, acc=np.zeros((B, k))) is None:
+            return None
+        if stepper.advance(n_total, acc=acc, r_out=Rs, q_out=Qs, q_every=save_every) is None:
+            return None
     saved = {(i + 1) * save_every: Qs[i] for i in range(steps // save_every)}
     return Rs, saved, acc
 
 
 def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
     """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
-    groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
-    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]),
-                               frames_in_threads=groups > 1)
     Rs, Qs, acc = [], {}, None
-    with reorth:  # SciPy's BLAS pool held to one thread for the loop
+    with Reorthonormalizer() as reorth:  # SciPy's BLAS pool held to one thread for the loop
         for t in range(1, orient + n_total + 1):
             u = constant if sequence is None else sequence[t - 1]
-            x, Y = (step_frames(map_, x, Q, u, groups) if groups > 1
-                    else map_.step_with_tangent(x, Q, u))
+            x, Y = map_.step_with_tangent(x, Q, u)
             Q, logd, R = reorth(Y, want_r=True)
             if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
                 _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN
@@ -302,6 +313,16 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     Cost: a forward pass like :func:`lyapunov_spectrum` at a QR every step,
     plus ``k^3 / 3`` flops per step and trajectory for the backward
     triangular solves and ``2 dim k^2`` per saved frame.
+
+    References
+    ----------
+    .. [1] Ginelli, F., Poggi, P., Turchi, A., Chate, H., Livi, R. and Politi, A. (2007).
+       Characterizing dynamics with covariant Lyapunov vectors. Physical Review Letters 99,
+       130601.
+    .. [2] Kuptsov, P. V. and Parlitz, U. (2012). Theory and computation of covariant
+       Lyapunov vectors. Journal of Nonlinear Science 22, 727-762.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
 
     Examples
     --------

@@ -1,11 +1,11 @@
-"""The threaded batched solve and eigenvalues against plain loops of np.linalg."""
+"""The batched solves and eigenvalues (itermap._linalg) against plain loops of np.linalg."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap.analysis._lapack_threads import (
+from itermap._linalg import (
     batched_eigvals,
     batched_solve,
     blas_single_threaded,
@@ -25,8 +25,7 @@ def test_batched_solve_matches_a_loop(rows, n, seed):
     np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_threaded_path_keeps_row_order_and_float32():
-    # 256 rows of 32 x 32: split across threads wherever there are 2 or more cores
+def test_batched_solve_keeps_row_order_and_float32():
     rng = np.random.default_rng(0)
     A = (rng.standard_normal((256, 32, 32)) + 32 * np.eye(32)).astype(np.float32)
     b = rng.standard_normal((256, 32)).astype(np.float32)
@@ -35,27 +34,22 @@ def test_threaded_path_keeps_row_order_and_float32():
     np.testing.assert_allclose(np.einsum("kij,kj->ki", A, x), b, rtol=1e-4, atol=1e-4)
 
 
-def test_batched_eigvals_match_a_loop(monkeypatch):
-    # split across 2 threads (forced) or not: the eigenvalues of each matrix, in row order
-    from itermap.analysis import _lapack_threads
-
+def test_batched_eigvals_match_a_loop():
+    # the eigenvalues of each matrix, in row order
     rng = np.random.default_rng(4)
     J = rng.standard_normal((64, 48, 48))
     ref = [np.sort_complex(np.linalg.eigvals(J[i])) for i in range(64)]
-    for threads in (1, 2):
-        monkeypatch.setattr(_lapack_threads, "_n_threads", lambda t=threads: t)
-        assert _lapack_threads.n_parts(64, 48) == threads
-        with blas_single_threaded(64, 48):
-            ev = batched_eigvals(J)
-        assert ev.shape == (64, 48) and ev.dtype == np.complex128
-        for i in range(64):
-            np.testing.assert_allclose(np.sort_complex(ev[i]), ref[i], rtol=1e-10, atol=1e-10)
+    with blas_single_threaded(64, 48):
+        ev = batched_eigvals(J)
+    assert ev.shape == (64, 48) and ev.dtype == np.complex128
+    for i in range(64):
+        np.testing.assert_allclose(np.sort_complex(ev[i]), ref[i], rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=15, deadline=None)
 @given(rows=st.integers(1, 160), n=st.integers(1, 40), seed=st.integers(0, 2**31 - 1))
 def test_damped_normal_solve_matches_a_loop(rows, n, seed):
-    # the Levenberg-Marquardt systems (A^T A + lam I) x = b, split or not across threads
+    # the Levenberg-Marquardt systems (A^T A + lam I) x = b
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((rows, n, n))
     lam = rng.uniform(0.1, 2.0, rows)
@@ -80,24 +74,6 @@ def test_blas_single_threaded_is_a_context():
     assert np.all(y == 50.0)
 
 
-def test_find_fixed_points_same_with_and_without_threads(monkeypatch):
-    # LAPACK solves each matrix alone, so splitting the batch changes no bit
-    import itermap
-    from itermap.analysis import _lapack_threads, find_fixed_points, sample_states
-
-    m = itermap.random_rnn(48, gain=1.5, rng=2)
-    starts = sample_states(m, 128, steps=30, noise=0.5, rng=3)
-    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 2)
-    assert _lapack_threads.n_parts(128, 48) == 2
-    threaded = find_fixed_points(m, starts)
-    monkeypatch.setattr(_lapack_threads, "_n_threads", lambda: 1)
-    assert _lapack_threads.n_parts(128, 48) == 1
-    single = find_fixed_points(m, starts)
-    assert len(threaded) == len(single) > 0
-    np.testing.assert_array_equal(threaded.points, single.points)
-    assert threaded.n_unconverged == single.n_unconverged
-
-
 def test_blas_limit_is_restored_after_the_search():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import itermap
@@ -107,12 +83,3 @@ def test_blas_limit_is_restored_after_the_search():
     m = itermap.random_rnn(48, gain=1.5, rng=0)
     find_fixed_points(m, sample_states(m, 128, steps=10, rng=1))
     assert [d["num_threads"] for d in threadpoolctl.threadpool_info()] == before
-
-
-def test_small_batches_are_not_split():
-    # the thread handoff costs more than a few small solves: those stay in one call
-    from itermap.analysis import _lapack_threads
-
-    assert _lapack_threads.n_parts(512, 16) == 1
-    assert _lapack_threads.n_parts(100, 32) == 1
-    assert _lapack_threads.n_parts(1, 1000) == 1

@@ -13,9 +13,9 @@ forms its part of the next Gram matrix. Between steps the calling thread only
 factors that ``k x k`` matrix. Everything else of :func:`lyapunov_spectrum`
 (checkpoints, diagnostics, the result) is the general loop's. Where the
 factorisation needs more than one CholeskyQR pass (an ill-conditioned frame),
-that step goes through the :class:`~itermap.analysis._reorth.Reorthonormalizer`
-with its checks and Householder fallback. N = 20000, 4e5 nonzeros, k = 10 on
-2 cores: see benchmarks/RESULTS.md.
+that step goes through the :class:`~itermap._reorth.Reorthonormalizer`
+with its checks and Householder fallback. The map hands it out through
+:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 
 from __future__ import annotations
@@ -24,52 +24,46 @@ import math
 
 import numpy as np
 
-from itermap import ACTIVATIONS, IterativeMap
-from itermap.threads import sparse_kernel as _kernel
-from itermap.threads import sparse_pool as pool
-from itermap.threads import uses_thread_pool
-
+from ._activations import ACTIVATIONS
 from ._reorth import _exact_rank
+from ._sparse_product import _kernel, splits
+from ._threads import OPTIONS, n_threads, pool
 
 __all__ = ["FusedSparseStep"]
 
 _EPS = float(np.finfo(np.float64).eps)
 _FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per other thread
-_GATHER_BYTES = 1 << 20  # the rows of [x | Y] one column part of a block reads
 
 
 class FusedSparseStep:
     """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place.
 
-    Build it with :meth:`maybe`, which returns None for any map or run it does not
-    cover; :meth:`advance` takes one step and returns ``log|diag R|``, and
-    :meth:`state` returns ``(x, Q)`` as new arrays.
+    Build it with :meth:`maybe` from the network's SciPy CSR ``W``, bias and one
+    activation; it returns None for a run it does not cover. :meth:`advance`
+    takes one step and returns ``log|diag R|``, and :meth:`state` returns
+    ``(x, Q)`` as new arrays.
     """
 
     @classmethod
-    def maybe(cls, map_, x, Q, *, reorth) -> FusedSparseStep | None:
+    def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedSparseStep | None:
         """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
-        if not (isinstance(map_, IterativeMap) and map_._kind == "sparse" and map_._uniform
-                and map_.input_block is None and not map_.leaky):  # leaky: the general loop
-            return None
         if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
-                and x.dtype == Q.dtype == map_._W.dtype == np.float64):
+                and x.dtype == Q.dtype == W.dtype == np.float64):
             return None
         k = Q.shape[-1]
         kernel = _kernel()
-        if not 4 <= k < 128 or not uses_thread_pool(map_, k) or kernel is None:
+        lo, hi = OPTIONS.fused_sparse_k
+        if not lo <= k < hi or not splits(W.nnz, k + 1) or kernel is None:
             return None
-        return cls(map_, x, Q, reorth, kernel)
+        return cls(W, bias, act, x, Q, reorth, kernel)
 
-    def __init__(self, map_, x, Q, reorth, kernel):
-        from itermap.threads import n_threads
-
-        self.W, self.bias, self.act = map_._W, map_.bias, map_.activations[0]
+    def __init__(self, W, bias, act, x, Q, reorth, kernel):
+        self.W, self.bias, self.act = W, bias, act
         self.tanh = self.act is ACTIVATIONS["tanh"]  # f' = 1 - f^2, from f
         self.kernel = kernel
         self.reorth = reorth
         n, k = Q.shape[-2:]
-        reorth.set_loop_threads(np.empty((1, n, k)))  # BLAS at one thread beside the pool
+        self.n, self.k = n, k
         self.blocks = _blocks(self.W, n_threads(), 1 + k)
         # [x | Y] of this step and the next: a block's product reads every row of this
         # step's, so the rows of the next are written elsewhere
@@ -81,6 +75,10 @@ class FusedSparseStep:
         self.out = np.empty((n, 1 + k))  # W [x | Y]
         self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
         self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
+
+    def hold_threads(self) -> None:
+        """Inside the reorthonormaliser's ``with``: BLAS at one thread beside the pool."""
+        self.reorth.set_loop_threads(np.empty((1, self.n, self.k)))
 
     def _block(self, i, gram):
         """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix (if ``gram``) and
@@ -160,15 +158,15 @@ def _blocks(W, parts: int, width: int):
 
     The calling thread's block (the first) gets a little more, as the others start
     later and wait longer for the GIL. Each row block is cut again by columns, so
-    that the rows of ``[x | Y]`` one part gathers fit in a core's cache (two parts
-    for N = 20000, k = 10: 0.93 -> 0.85 ms); the parts are copies of ``W``'s rows.
+    that the rows of ``[x | Y]`` one part gathers fit in a core's cache
+    (``OPTIONS.gather_bytes``); the parts are copies of ``W``'s rows.
     """
     n = W.shape[1]
     shares = np.full(parts, 1.0)
     shares[0] = _FIRST_SHARE
     cuts = np.searchsorted(W.indptr, W.nnz * np.cumsum(shares)[:-1] / shares.sum())
     edges = [0, *sorted(set(int(c) for c in cuts)), W.shape[0]]
-    n_cols = max(1, round(n * width * W.dtype.itemsize / _GATHER_BYTES))
+    n_cols = max(1, round(n * width * W.dtype.itemsize / OPTIONS.gather_bytes))
     col_edges = np.linspace(0, n, n_cols + 1).astype(int)
     blocks = []
     for lo, hi in zip(edges[:-1], edges[1:]):

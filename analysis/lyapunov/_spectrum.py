@@ -3,13 +3,13 @@
 ``k`` tangent vectors ride along with the state; every
 ``reorthonormalize_every`` steps a QR factorisation turns them back into an
 orthonormal frame, and the logarithms of ``|diag R|`` accumulate the
-stretching along each direction. All ``B`` trajectories of a batch move
-together: one batched tangent product (``map.step_with_tangent``, which for a
-sparse ``W`` never forms the Jacobian) and one batched reorthonormalisation
-(see ``_reorth``: Gram-Schmidt, CholeskyQR2 or Householder), on the array
-backend of the state (NumPy, CuPy, ...). A small map runs on the tangent
-stepper it hands over (:meth:`itermap.Map.tangent_stepper`): a lean loop over
-its point functions, compiled where numba is installed.
+stretching along each direction. The loop runs on the tangent stepper the map
+hands over (:meth:`itermap.Map.tangent_stepper`: a small map's lean loop, a
+network's fused one); where it hands none, or a run diverges, the general loop
+below moves all ``B`` trajectories together: one batched tangent product
+(``map.step_with_tangent``) and one batched reorthonormalisation
+(:class:`itermap._reorth.Reorthonormalizer`), on the array backend of the state,
+and names the step where a state or tangent vector overflowed.
 
 A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
 that a ReLU has killed) has the exponent ``-inf``.
@@ -17,6 +17,7 @@ that a ReLU has killed) has the exponent ``-inf``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -28,15 +29,11 @@ import numpy as np
 import itermap
 from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
-from itermap.threads import uses_thread_pool
-from itermap.typing import Array
+from itermap.linalg import Reorthonormalizer
+from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_bool, plain_array
-from ._checks import check_int as _check_int
-from ._frame_threads import frame_groups, step_frames
-from ._fused_dense import FusedDenseStep
-from ._fused_sparse import FusedSparseStep
-from ._reorth import Reorthonormalizer
+from .._checks import check_bool, plain_array
+from .._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
 
@@ -201,7 +198,7 @@ def _spectrum_array(exponents, name="exponents"):
     return lam
 
 
-def kaplan_yorke_dimension(exponents, dim=None) -> float:
+def kaplan_yorke_dimension(exponents: Array, dim: int | None = None) -> float:
     """Kaplan-Yorke (Lyapunov) dimension of a descending spectrum.
 
     Parameters
@@ -226,6 +223,12 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     ValueError
         ``exponents`` empty, or containing NaN or ``+inf``.
 
+    References
+    ----------
+    .. [1] Kaplan, J. L. and Yorke, J. A. (1979). Chaotic behavior of multidimensional
+       difference equations. In Functional Differential Equations and Approximation of Fixed
+       Points, Lecture Notes in Mathematics 730, 204-227. Springer.
+
     Examples
     --------
     >>> kaplan_yorke_dimension([0.4192, -1.6232])  # Henon attractor
@@ -248,7 +251,7 @@ def kaplan_yorke_dimension(exponents, dim=None) -> float:
     return float(j + partial[j - 1] / abs(lam[j]))
 
 
-def entropy_rate(exponents) -> float:
+def entropy_rate(exponents: Array) -> float:
     """Sum of the positive exponents: Pesin's bound on the KS entropy (nats per step).
 
     Parameters
@@ -266,6 +269,13 @@ def entropy_rate(exponents) -> float:
     ------
     ValueError
         ``exponents`` empty, or containing NaN or ``+inf``.
+
+    References
+    ----------
+    .. [1] Ruelle, D. (1978). An inequality for the entropy of differentiable maps.
+       Boletim da Sociedade Brasileira de Matematica 9, 83-87.
+    .. [2] Pesin, Ya. B. (1977). Characteristic Lyapunov exponents and smooth ergodic
+       theory. Russian Mathematical Surveys 32(4), 55-114.
 
     Examples
     --------
@@ -288,10 +298,10 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
-    # CholeskyQR: a Householder QR costs ~5x more. Held to the loop's BLAS threads: BLAS
-    # threads left spinning after it slowed a sparse loop's first ~50 steps by ~30 %
-    with Reorthonormalizer(pool_products=uses_thread_pool(map_, k),
-                           frames_in_threads=frame_groups(map_, V) > 1) as reorth:
+    # CholeskyQR (a Householder QR costs ~5x more), a small frame at one BLAS thread: BLAS
+    # threads left spinning after this one-off factorisation slow the first steps of a loop
+    # whose products run on itermap's pool
+    with Reorthonormalizer(pool_products=True) as reorth:
         return reorth(V)[0]
 
 
@@ -327,44 +337,48 @@ def _precision_loss(xp, Y, logd):
     """
     sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
           else xp.sum(Y * Y, axis=-2))
-    return _precision_loss_from_norms(xp, sq, logd)
-
-
-def _precision_loss_from_norms(xp, sq, logd):
-    """:func:`_precision_loss` from the squared column norms ``sq`` of ``Y`` (B, k)."""
     log_norm = 0.5 * xp.log(sq)
     lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
     return xp.max(lost, axis=-1)
 
 
 # -- the map's own stepper: one or a batch of trajectories of a small map ----------------
-def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc):
+def _entered(stepper):
+    """The stepper as a context around a loop where it is one (it sets the loop's threads)."""
+    return stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext(stepper)
+
+
+def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc, bar=None):
     """The run of :func:`_run` on the map's tangent stepper, in chunks between checkpoints.
 
     Returns None on a divergence or a collapse: the general path then reruns and names it.
     """
     del offset  # the general path's rerun names the steps
     acc = np.array(acc, dtype=np.float64)
-    if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
-        return None
     hist, hist_steps = [], []
     worst, exp_sum = -math.inf, 0.0
     measured, pos, chunk = total - orient, 0, qr_per_chk * every
-    while pos < measured:
-        n = min(chunk, measured - pos)
-        loss = stepper.advance(n, every=every, acc=acc)
-        if loss is None:
+    with _entered(stepper):
+        if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
             return None
-        if every > 1:
-            worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
-        pos += n
-        per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
-        hist.append(per.mean(axis=0))
-        hist_steps.append(done + pos)
+        while pos < measured:
+            n = min(chunk, measured - pos)
+            loss = stepper.advance(n, every=every, acc=acc)
+            if loss is None:
+                return None
+            if every > 1:
+                worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
+            pos += n
+            per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
+            hist.append(per.mean(axis=0))
+            hist_steps.append(done + pos)
+            if bar is not None:
+                bar.update(n + (orient if pos == n else 0))
+        x, Q = stepper.x, stepper.Q
     if not np.all(np.isfinite(acc)):
         return None
     loss = (worst, exp_sum) if every > 1 else (math.nan, math.nan)
-    return stepper.x, stepper.Q, acc, hist, hist_steps, loss
+    return x, Q, acc, hist, hist_steps, loss
 
 
 # -- the general loop ---------------------------------------------------------------------
@@ -377,38 +391,22 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     with the sum of its exponentials over the QRs.
     """
     xp = namespace(x)
-    groups = frame_groups(map_, Q)  # > 1: trajectories stepped in threads
-    reorth = Reorthonormalizer(pool_products=uses_thread_pool(map_, Q.shape[-1]),
-                               frames_in_threads=groups > 1)
     hist, hist_steps = [], []
     worst = exp_sum = None
     last_qr = shown = n_qr = 0
-    with reorth:  # SciPy's BLAS pool held to one thread for the loop
-        fused = (FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
-                 or FusedDenseStep.maybe(map_, x, Q, reorth=reorth))
+    with Reorthonormalizer() as reorth:  # SciPy's BLAS pool held to one thread for the loop
         for t in range(1, total + 1):
             measuring = t > orient
             # the transient orients the frame with a QR every step: a random frame is
             # squeezed towards the top direction, which several steps without a QR
             # would push beyond the floating-point precision
-            skip_qr = measuring and (t - orient) % every and t != total
-            if fused is not None:  # one trajectory, split by rows: product and QR fused
-                logd, norms_sq, probe = fused.advance(qr=not skip_qr)
-                if skip_qr:
-                    continue
-                flag = float(np.sum(logd)) + probe
-                if not math.isfinite(flag):
-                    x, Q = fused.state()
-            else:
-                u = constant if sequence is None else sequence[t - 1]
-                x, Q = (step_frames(map_, x, Q, u, groups) if groups > 1
-                        else map_.step_with_tangent(x, Q, u))
-                if skip_qr:
-                    continue
-                Y = Q
-                Q, logd, _ = reorth(Y)
-                flag = xp.sum(logd) + xp.sum(x)
-            if not math.isfinite(float(flag)):
+            u = constant if sequence is None else sequence[t - 1]
+            x, Q = map_.step_with_tangent(x, Q, u)
+            if measuring and (t - orient) % every and t != total:
+                continue
+            Y = Q
+            Q, logd, _ = reorth(Y)
+            if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
                 where = " of the transient" if not measuring else ""
                 _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
             last_qr = t
@@ -419,8 +417,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 continue
             acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
             if every > 1:  # checked for spaced QRs only
-                lost = xp.max(_precision_loss(xp, Y, logd) if fused is None else
-                              _precision_loss_from_norms(xp, norms_sq, logd))
+                lost = xp.max(_precision_loss(xp, Y, logd))
                 worst = lost if worst is None else xp.maximum(worst, lost)
                 lost = xp.exp(xp.minimum(lost, 700.0))
                 exp_sum = lost if exp_sum is None else exp_sum + lost
@@ -430,8 +427,6 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
                 per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
                 hist.append(per.mean(axis=0))
                 hist_steps.append(n)
-        if fused is not None:
-            x, Q = fused.state()
     loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
     return x, Q, acc, hist, hist_steps, loss
 
@@ -458,7 +453,7 @@ def _resume(map_, prev, x0, k, transient):
     x, Q = prev.state, prev.tangents
     if map_.backend == "cupy" and backend_of(x) != "cupy":
         x, Q = to_backend(x, "cupy"), to_backend(Q, "cupy")
-    x = map_._check_state(x)
+    x = map_.check_start(x, "continue_from")
     xp = namespace(x)
     Q = xp.astype(xp.asarray(Q), x.dtype)
     hist = list(np.asarray(prev.history, dtype=float).reshape(-1, prev_k))
@@ -479,7 +474,7 @@ def _start(map_, x0, k, transient):
                          f"(dim={map_.dim} minus the input block of size {map_.forced_size})")
     if x0 is None:
         raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-    x = map_._check_start(x0)
+    x = map_.check_start(x0)
     xp = namespace(x)
     batched = x.ndim == 2
     if not batched:
@@ -530,8 +525,11 @@ def _eps(dtype) -> float:
     return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
 
 
-def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_every=1,
-                      inputs=None, continue_from=None, rng=None, progress=False):
+def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | None = None,
+                      transient: int = 0, reorthonormalize_every: int = 1,
+                      inputs: Array | None = None,
+                      continue_from: LyapunovSpectrum | None = None, rng: RngLike = None,
+                      progress: bool = False) -> LyapunovSpectrum:
     """Lyapunov spectrum (full or top-``k``) of a map along a batch of trajectories.
 
     The Benettin / Shimada-Nagashima method: ``k`` tangent vectors are
@@ -619,14 +617,24 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
     batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
-    CholeskyQR (``syrk``, Cholesky and ``trsm``: about ``3 B dim k^2`` flops,
-    all BLAS-3, one matrix per thread on NumPy), repeated once (CholeskyQR2)
-    when the first pass leaves the frame visibly non-orthonormal, and
-    Householder QR when the Gram matrix is too ill-conditioned for it. A
-    small map (up to 64 units, no input) runs on the tangent stepper it
-    hands over (:meth:`itermap.Map.tangent_stepper`): one call of its
-    ``step`` and ``jacobian`` a step in a lean loop, compiled where numba is
-    installed and the functions are in its subset.
+    CholeskyQR (about ``3 B dim k^2`` flops, all BLAS-3), repeated once
+    (CholeskyQR2) when the first pass leaves the frame visibly
+    non-orthonormal, and Householder QR when the Gram matrix is too
+    ill-conditioned for it. The loop runs on the tangent stepper the map hands
+    over (:meth:`itermap.Map.tangent_stepper`): a small map's lean loop over its
+    point functions (compiled where numba is installed), a network's step fused
+    over its rows; the general batched loop runs where it hands none.
+
+    References
+    ----------
+    .. [1] Benettin, G., Galgani, L., Giorgilli, A. and Strelcyn, J.-M. (1980). Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian systems; a
+       method for computing all of them. Part 1: Theory; Part 2: Numerical application.
+       Meccanica 15, 9-20 and 21-30.
+    .. [2] Shimada, I. and Nagashima, T. (1979). A numerical approach to ergodic problem of
+       dissipative dynamical systems. Progress of Theoretical Physics 61(6), 1605-1616.
+    .. [3] Engelken, R., Wolf, F. and Abbott, L. F. (2023). Lyapunov spectra of chaotic
+       recurrent neural networks. Physical Review Research 5, 043044.
 
     Examples
     --------
@@ -670,26 +678,26 @@ def lyapunov_spectrum(map, x0, steps, *, k=None, transient=0, reorthonormalize_e
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
                 offset=run["transient"] + run["done"] - orient, acc=acc)
-    # the map's own stepper where it has one for these states (a small map), else the loop
-    stepper = (map.tangent_stepper(x, Q, constant, steps=total)
-               if sequence is None and not progress else None)
-    out = None
+    # the map's own stepper where it hands one over for these states, else the general loop
+    stepper = map.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
+    out = bar = None
+    if progress:
+        from itermap.progress import progress_bar
+
+        bar = progress_bar(total=total, desc="lyapunov", unit="step")
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        if stepper is not None:
-            out = _stepper_run(stepper, **opts)
-        if out is None:
-            bar = None
-            if progress:
-                from itermap.progress import progress_bar
-
-                bar = progress_bar(total=total, desc="lyapunov", unit="step")
-            try:
-                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
-            finally:
+        try:
+            if stepper is not None:
+                out = _stepper_run(stepper, bar=bar, **opts)
+            if out is None:
                 if bar is not None:
-                    bar.close()
+                    bar.reset()
+                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
+        finally:
+            if bar is not None:
+                bar.close()
     x, Q, acc, hist, hist_steps, loss = out
     run["hist"] += hist
     run["hist_steps"] += hist_steps

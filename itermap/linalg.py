@@ -1,0 +1,17 @@
+"""The linear algebra the analyses share: the tangent frame's reorthonormaliser and batched solves.
+
+Examples
+--------
+>>> import numpy as np
+>>> from itermap.linalg import batched_solve
+>>> A = np.stack([np.eye(2) * 2.0, np.eye(2) * 4.0])
+>>> batched_solve(A, np.ones((2, 2)))
+array([[0.5 , 0.5 ],
+       [0.25, 0.25]])
+"""
+
+from ._linalg import batched_eigvals, batched_solve, blas_single_threaded, damped_normal_solve
+from ._reorth import Reorthonormalizer
+
+__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "blas_single_threaded",
+           "damped_normal_solve"]
