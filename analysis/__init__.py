@@ -6,15 +6,22 @@ Every function takes the map first and relies only on the map protocol of
 
 __all__: list[str] = []
 
-from ._basins import Basins, basins  # noqa: E402
-from ._continuation import Continuation, continuation  # noqa: E402
-from ._fixed_points import STATUS, FixedPoints, find_fixed_points, sample_states  # noqa: E402
 from ._graph import fir_length, sparsity_graph  # noqa: E402
 from ._memory import (  # noqa: E402
     ImpulseResponse,
     MemoryCapacity,
     impulse_response,
     memory_capacity,
+)
+from .fixed_points import (  # noqa: E402
+    STATUS,
+    Basins,
+    Continuation,
+    FixedPoints,
+    basins,
+    continuation,
+    find_fixed_points,
+    sample_states,
 )
 
 __all__ += ["Basins", "Continuation", "STATUS", "basins", "continuation"]

@@ -311,7 +311,7 @@ def test_duplicates_merge_and_least_residual_represents():
 
 
 def test_chunks_of_starts_give_the_same_points(monkeypatch):
-    import itermap.analysis._fixed_points as fpmod
+    import itermap.analysis.fixed_points._dense as fpmod
 
     m = itermap.IterativeMap(np.diag([2.0, 2.0]))
     g = np.linspace(-1.5, 1.5, 7)
@@ -495,7 +495,7 @@ def _drawn_together_case(n, dim, seed):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_drawn_together_matches_a_reference_loop(n, dim, seed):
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(n, dim, seed)
     got = fpm._drawn_together(np, x, p1, p2, res, radius)
     want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE, fpm._PARTNERS)
@@ -505,7 +505,7 @@ def test_drawn_together_matches_a_reference_loop(n, dim, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
     dense = fpm._drawn_together(np, x, p1, p2, res, radius)
     monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
@@ -515,7 +515,7 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
 
 
 def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _search as fpm
     m = itermap.random_rnn(32, gain=1.5, rng=0)
     starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
     rows = []
@@ -585,12 +585,12 @@ def test_slow_point_of_a_ghost_by_q_minimization():
 def test_q_minima_agree_with_scipy_lbfgs():
     # the minima of q that our batched L-BFGS reaches, against scipy's L-BFGS-B on the
     # same q and gradient from the same starts: the same q values at each start
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _common, _q, _result
     m = itermap.random_rnn(12, gain=2.0, rng=3)
     W = m.block_matrix.to_dense()
     starts = np.asarray(sample_states(m, 6, steps=20, noise=0.3, rng=4))
-    F = fpm._Power(m, 1, None, np)
-    xe, q, status = fpm._lbfgs_q(F, starts.copy(), np, tol=1e-12, max_iter=3000)
+    F = _common._Power(m, 1, None, np)
+    xe, q, status = _q._lbfgs_q(F, starts.copy(), np, tol=1e-12, max_iter=3000)
 
     def qg(x):
         t = np.tanh(W @ x)
@@ -600,13 +600,13 @@ def test_q_minima_agree_with_scipy_lbfgs():
     for i, x0 in enumerate(starts):
         ref = scipy.optimize.minimize(qg, x0, jac=True, method="L-BFGS-B",
                                       options={"gtol": 1e-14, "ftol": 1e-30, "maxiter": 5000})
-        G, q_here, grad = fpm._q_and_grad(F, np, xe[i:i + 1])
+        G, q_here, grad = _q._q_and_grad(F, np, xe[i:i + 1])
         np.testing.assert_allclose(grad[0], qg(xe[i])[1], atol=1e-12)
         # both end at a stationary point of q (not always the same one: compare q only
         # where they end at the same point)
         if np.linalg.norm(ref.x - xe[i]) < 1e-4:
             np.testing.assert_allclose(q[i], ref.fun, atol=1e-12)
-    assert np.all(status != fpm.GAVE_UP_NONFINITE)
+    assert np.all(status != _result.GAVE_UP_NONFINITE)
 
 
 def test_q_method_finds_the_tanh_points_by_q_then_newton():
@@ -670,7 +670,7 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
     # a sparse net with a bias: past _KRYLOV_DIM the search is Newton-Krylov on the
     # tangent; the same point as the dense search, and its leading multipliers by ARPACK
     # agree with a dense eigensolver
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _driver as fpm
     r = itermap.random_rnn(300, gain=1.3, density=0.05, rng=0)
     W = r.block_matrix.to_sparse().tocsr()
     m = itermap.IterativeMap(W, bias=np.random.default_rng(0).normal(0, 0.5, 300))
@@ -694,7 +694,7 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
 
 # -- issue 26: methods, matrix-free Newton-Krylov, deflation, progress ---------------------
 def test_methods_are_a_registry_and_unknown_names_are_refused():
-    from itermap.analysis._fixed_points import METHODS
+    from itermap.analysis.fixed_points import METHODS
     assert set(METHODS) == {"auto", "newton", "newton-krylov", "q"}
     m = itermap.IterativeMap(np.array([[2.0]]))
     for bad in ("krylov", 3, None):
@@ -790,7 +790,7 @@ def test_newton_krylov_refuses_up_front_when_memory_is_short(monkeypatch):
 def test_deflated_step_is_newton_on_the_deflated_residual():
     # Farrell et al.'s rescaled step against Newton on M(x) G(x) with a finite-difference
     # Jacobian of the deflated residual
-    from itermap.analysis._deflation import deflated_step, log_deflation
+    from itermap.analysis.fixed_points._deflation import deflated_step, log_deflation
     rng = np.random.default_rng(0)
     n = 5
     A = rng.normal(size=(n, n))
@@ -822,7 +822,7 @@ def test_deflated_step_is_newton_on_the_deflated_residual():
 def test_deflation_turns_repeated_convergence_into_new_points():
     # x -> tanh(2x) per unit, 4 units: 81 fixed points, every start from near one stable
     # point; undeflated Newton-Krylov returns that point each time, deflated ones others
-    from itermap.analysis import _newton_krylov as nk
+    from itermap.analysis.fixed_points import _newton_krylov as nk
     m = itermap.IterativeMap(2.0 * np.eye(4))
     p = np.full(4, 0.9575)
     x0 = p + np.random.default_rng(0).normal(scale=0.05, size=(6, 4))

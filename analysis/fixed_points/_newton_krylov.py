@@ -20,7 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from itermap._threads import blas_limited
+
+from .._checks import check_memory
+from ._common import Solution, _progress_bar
 from ._deflation import deflated_step, log_deflation
+from ._q import _lbfgs_q
 
 # GMRES restart length (Krylov vectors held), restarts per Newton step, and the
 # forcing term eta_k = min(_ETA, ||G||) (inexact Newton, Eisenstat and Walker 1996)
@@ -42,6 +47,27 @@ _DEFLATE_FRAC = 0.1
 _STALL_ITERS = 10
 # wandering step, in units of the map's range (as the dense search's)
 _WANDER_STEP = 0.6
+# multipliers computed at each point (ARPACK): the stability is exact, n_unstable is
+# counted among these
+_KRYLOV_EIGS = 6
+
+
+def newton_krylov(problem) -> Solution:
+    """Matrix-free Newton-Krylov from each start in turn, deflated by the points found."""
+    x, F = problem.x, problem.F
+    n_starts, dim = int(x.shape[0]), int(x.shape[1])
+    check_memory("method", krylov_memory(problem.map, n_starts, dim),
+                 f"method='newton-krylov' on {n_starts} starts of dim {dim} (GMRES basis, "
+                 f"ILU factors and starts)")
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    # GMRES works on single vectors: threaded BLAS only adds contention
+    with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        P, R, status, _ = krylov_search(F, np.asarray(x), tol=problem.tol,
+                                        max_iter=problem.max_iter,
+                                        unique_tol=problem.unique_tol, bar=bar,
+                                        q_steps=problem.q_steps)
+    return Solution(points=P, residuals=R, status=status, jacobians=None,
+                    eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
@@ -188,7 +214,7 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
     return x, r, (0 if r <= tol else 2)
 
 
-def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs=None):
+def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
     """Newton-Krylov from every row of ``x`` (host NumPy), deflated start by start.
 
     Returns (points, residuals, status per start, index of each start's point or -1).
@@ -204,7 +230,7 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs
     wander = _WANDER_STEP * (float(np.mean(img)) if img.size else 1.0)
     # a few L-BFGS steps on q (matrix-free: one vjp each) bring the starts nearer points
     if q_steps:
-        x, _, _ = lbfgs(F, x, np, tol=1e-3, max_iter=q_steps)
+        x, _, _ = _lbfgs_q(F, x, np, tol=1e-3, max_iter=q_steps)
         x = np.asarray(x, dtype=np.float64)
     found, res = [], []
     status = np.zeros(n_starts, dtype=np.int8)
