@@ -103,11 +103,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     merged into them, each from its own start) *wander*: undamped Newton
     steps cut to 0.6 times the mean max-norm of ``F(x0)`` (the map's range),
     accepted whatever they do to ``||G||``, which leaves the valleys of
-    ``q`` where damped methods end (in a random network of gain 2 they are
-    many more than the points). A start is given up only after ``patience``
+    ``q`` where damped methods end. A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
     for twice as many iterations as it took to reach the last one (at least
-    30, at most 300; 150 before the first point is reached). Every start
+    30, at most 300; before the first point is reached, a third of
+    ``patience``, at least 300). Every start
     ends with a ``status``: converged, slow point, or gave up (and why).
 
     Which to use when (the names are the keys of :data:`METHODS`):
@@ -163,10 +163,10 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     patience : int, default 1000
         Wandering iterations a stalled start may take before it is given up
         (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0
-        gives stalled starts up at once (the fastest, the least thorough). In
-        a random tanh network of gain 3 a wandering start reaches a point at a
-        rate of about 1e-3 per iteration, so ``patience`` sets the converged
-        fraction there (about 35 % at 500, 75 % at 1200 for N = 200).
+        gives stalled starts up at once (the fastest, the least thorough).
+        Where points are rare (a strongly chaotic network) a wandering start
+        reaches one at a low rate per iteration, so ``patience`` sets the
+        converged fraction there.
     q_steps : int, default 30
         L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
     progress : bool or None, default None

@@ -63,13 +63,13 @@ _ESCAPES = 1
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
 # ... and all wandering ends once no start has reached a point for twice as many
-# iterations as it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE].
-# At gain 3 the first point is reached after 30-150 wandering iterations: counting idle
-# iterations from 0 ended the wandering of every start before any found one (0-2 %)
+# iterations as it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE]
 _WANDER_IDLE = 300
 _WANDER_IDLE_MIN = 30
-# ... or, before any wandering start has reached a point, after _WANDER_FIRST iterations
-_WANDER_FIRST = 150
+# ... or, before any wandering start has reached a point, after a share _WANDER_FIRST of
+# the patience (at least _WANDER_IDLE): the time to a first point is unknown, and at
+# gain 3 it runs past 150 iterations on some networks (a fixed 150 gave up on them all)
+_WANDER_FIRST = 1 / 3
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
@@ -263,7 +263,7 @@ class _NewtonSearch:
     def _wandering_over(self):
         """Wandering ends, for all, once it has brought no start to a point for a while."""
         idle = (min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, 2 * self.last_found)) if self.found_x
-                else _WANDER_FIRST)
+                else max(_WANDER_IDLE, int(_WANDER_FIRST * self.patience)))
         return self.wander and self.it - self.last_found >= idle
 
     def _keep_rows(self, sel):
