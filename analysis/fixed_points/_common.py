@@ -303,6 +303,13 @@ def _progress_bar(progress, total, dim, n_starts):
                 unit="start", leave=True, delay=0.0 if progress else 2.0)
 
 
+def _settle(bar):
+    """Before the bar closes: its line cleared, so that the last line drawn ends with its
+    closing bracket (tqdm pads a line shorter than the one before it with spaces)."""
+    if not bar.disable and bar.last_print_t >= bar.start_t + bar.delay:
+        bar.clear()
+
+
 class _Finished:
     """Counts the starts finished (converged, slow point or gave up for good) on a bar.
 

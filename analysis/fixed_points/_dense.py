@@ -13,7 +13,15 @@ from itermap.backends import to_numpy
 from .._checks import check_memory
 from .._lapack_threads import blas_single_threaded
 from ._clustering import _cluster, _least_in_groups
-from ._common import Solution, _eigenvalues, _Finished, _norm, _progress_bar, _take
+from ._common import (
+    Solution,
+    _eigenvalues,
+    _Finished,
+    _norm,
+    _progress_bar,
+    _settle,
+    _take,
+)
 from ._search import _polish
 from ._slow_points import slow_point_fields
 
@@ -58,6 +66,7 @@ def run_dense(problem, search_batch) -> Solution:
             slow_x += sx
             slow_r += sr
             statuses.append(st)
+        _settle(bar)
     status = np.concatenate(statuses).astype(np.int8)
     pts, res, jac = _distinct(problem, eye, found_x, found_r, merge_again)
     slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim, x.dtype)

@@ -37,8 +37,12 @@ from ._result import GAVE_UP_MAX_ITER, FixedPoints
 
 __all__ = ["METHODS", "find_fixed_points"]
 
-# L-BFGS iterations on q before the Newton search (find_fixed_points' q_steps)
+# L-BFGS iterations on q before the Newton search (find_fixed_points' q_steps), for maps
+# of more than _Q_MIN_DIM units: below that a Jacobian costs about as much as the
+# gradient of q (dim vjps against one), and Newton from the starts themselves ends in
+# fewer valleys of q than Newton from L-BFGS's minima of q
 _Q_STEPS = 30
+_Q_MIN_DIM = 3
 # method="auto" takes Newton-Krylov past this dimension (on NumPy): one dense Newton
 # system of dim 4096 is 128 MiB, and a batch of starts holds several
 _KRYLOV_DIM = 4096
@@ -68,7 +72,7 @@ METHODS = {
 def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, period: int = 1,
                       tol: float = 1e-10, max_iter: int = 600, unique_tol: float = 1e-6,
                       slow_points: bool = False, method: str = "auto", patience: int = 1000,
-                      q_steps: int = _Q_STEPS, progress: bool | None = None) -> FixedPoints:
+                      q_steps: int | None = None, progress: bool | None = None) -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
     The search has three phases, all starts advancing together. (1) ``q_steps``
@@ -167,8 +171,13 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         Where points are rare (a strongly chaotic network) a wandering start
         reaches one at a low rate per iteration, so ``patience`` sets the
         converged fraction there.
-    q_steps : int, default 30
+    q_steps : int or None, default None
         L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
+        None: 30 for maps of more than 3 units, 0 for the smaller ones (where a
+        Jacobian costs about as much as the gradient of ``q``, and Newton
+        from the starts themselves is the faster search: L-BFGS's minima of
+        ``q`` on a small chaotic map are valleys that Newton then leaves
+        only by wandering).
     progress : bool or None, default None
         A tqdm bar over the starts finished (converged, slow point, or given
         up for good), left on screen with its final count: None shows it once
@@ -281,7 +290,7 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
     patience = _check_int("patience", patience, 0)
-    q_steps = _check_int("q_steps", q_steps, 0)
+    q_steps = None if q_steps is None else _check_int("q_steps", q_steps, 0)
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if progress not in (None, True, False):
@@ -294,6 +303,8 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     if u is not None:
         u = xp.astype(u, x.dtype)
     F = _Power(map_, period, u, xp, _torus(map_, x))
+    if q_steps is None:
+        q_steps = _Q_STEPS if int(x.shape[1]) > _Q_MIN_DIM else 0
     method = _choose_method(method, slow_points, int(x.shape[1]), xp)
     return Problem(map=map_, F=F, x=x, xp=xp, tol=tol, max_iter=max_iter,
                    unique_tol=unique_tol, patience=patience, q_steps=q_steps,

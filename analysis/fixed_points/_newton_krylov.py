@@ -23,7 +23,7 @@ import numpy as np
 from itermap._threads import blas_limited
 
 from .._checks import check_memory
-from ._common import Solution, _progress_bar
+from ._common import Solution, _progress_bar, _settle
 from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
@@ -66,6 +66,7 @@ def newton_krylov(problem) -> Solution:
                                         max_iter=problem.max_iter,
                                         unique_tol=problem.unique_tol, bar=bar,
                                         q_steps=problem.q_steps)
+        _settle(bar)
     return Solution(points=P, residuals=R, status=status, jacobians=None,
                     eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
 
