@@ -62,14 +62,13 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
-# ... and all wandering ends once no start has reached a point for twice as many
-# iterations as it took to reach the last one, clipped to [_WANDER_IDLE_MIN, _WANDER_IDLE]
+# ... and all wandering ends once no wandering start has reached a point for a share
+# _WANDER_IDLE_SHARE of the patience (at least _WANDER_IDLE iterations). Finds are rare
+# and bursty where points are rare: at gain 3 the first can come after 160 iterations,
+# or one early find (at 21) be followed by none for 140; a window scaled from the time
+# of the last find (twice it, 30 to 300) gave up on such networks (1 point of 64 starts)
 _WANDER_IDLE = 300
-_WANDER_IDLE_MIN = 30
-# ... or, before any wandering start has reached a point, after a share _WANDER_FIRST of
-# the patience (at least _WANDER_IDLE): the time to a first point is unknown, and at
-# gain 3 it runs past 150 iterations on some networks (a fixed 150 gave up on them all)
-_WANDER_FIRST = 1 / 3
+_WANDER_IDLE_SHARE = 1 / 3
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
@@ -262,8 +261,7 @@ class _NewtonSearch:
 
     def _wandering_over(self):
         """Wandering ends, for all, once it has brought no start to a point for a while."""
-        idle = (min(_WANDER_IDLE, max(_WANDER_IDLE_MIN, 2 * self.last_found)) if self.found_x
-                else max(_WANDER_IDLE, int(_WANDER_FIRST * self.patience)))
+        idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * self.patience))
         return self.wander and self.it - self.last_found >= idle
 
     def _keep_rows(self, sel):
