@@ -853,3 +853,62 @@ def test_progress_counts_starts_and_leaves_the_final_state(capsys):
     assert counts and counts[-1] == 40 and counts == sorted(counts)
     assert "start" in err and err.rstrip("\n").endswith("]")     # left on screen
     assert sum(fp.status_counts().values()) == 40
+
+
+# -- round 9: the method registry, the q phase's default -----------------------------------
+def test_a_method_registered_in_methods_is_run_by_the_driver(monkeypatch):
+    # the contract of the package docstring: Problem -> Solution, under a new name; the
+    # driver adds stability and orbits. Checked against the roots of tanh(2x) = x (brentq)
+    from itermap.analysis.fixed_points import METHODS
+    from itermap.analysis.fixed_points._common import Solution
+
+    calls = []
+
+    def mine(problem):
+        calls.append(problem.method)
+        P = np.asarray(problem.x)[:1] * 0.0          # the origin only
+        G = np.tanh(2.0 * P) - P
+        return Solution(points=P, residuals=np.linalg.norm(G, axis=1),
+                        status=np.zeros(problem.x.shape[0], np.int8), jacobians=None,
+                        eigenvalues=np.array([[2.0 + 0j]]))
+
+    monkeypatch.setitem(METHODS, "mine", mine)
+    m = itermap.IterativeMap(np.array([[2.0]]))
+    fp = find_fixed_points(m, np.array([[0.3], [0.7]]), method="mine")
+    assert calls == ["mine"] and len(fp) == 1 and fp.n_converged == 2
+    assert not fp.stable[0] and fp.n_unstable.tolist() == [1]     # |2| > 1
+    # the built-in names run through the same registry and agree on this map
+    root = scipy.optimize.brentq(lambda s: np.tanh(2 * s) - s, 0.5, 1.5)
+    for name in ("newton", "q", "newton-krylov"):
+        got = find_fixed_points(m, np.linspace(-1.5, 1.5, 7)[:, None], method=name,
+                                progress=False)
+        np.testing.assert_allclose(np.sort(np.asarray(got.points)[:, 0]), [-root, 0, root],
+                                   atol=1e-10)
+
+
+def test_q_steps_default_skips_the_q_phase_on_small_maps_only(monkeypatch):
+    # maps of up to 3 units: Newton from the starts themselves (q_steps=0), larger maps
+    # 30 L-BFGS steps first; the L-BFGS calls are counted
+    from itermap.analysis.fixed_points import _newton
+
+    seen = []
+    real = _newton._lbfgs_q
+    monkeypatch.setattr(_newton, "_lbfgs_q", lambda *a, **k: seen.append(k["max_iter"]) or
+                        real(*a, **k))
+    sm = itermap.systems.standard_map(1.5)
+    g = (np.arange(6) + 0.5) / 6 * 2 * np.pi
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    a = find_fixed_points(sm, X, period=3, progress=False)
+    b = find_fixed_points(sm, X, period=3, q_steps=0, progress=False)
+    assert seen == []
+    np.testing.assert_array_equal(_sorted_rows(a.points), _sorted_rows(b.points))
+    # every point closes after 3 steps modulo 2 pi, checked by the plain formula
+    th, p = np.asarray(a.points).T.copy()
+    for _ in range(3):
+        p = p + 1.5 * np.sin(th)
+        th = th + p
+    d = np.mod(np.stack([th, p], 1) - a.points + np.pi, 2 * np.pi) - np.pi
+    assert len(a) > 0 and np.all(np.linalg.norm(d, axis=1) <= 1e-9)
+    m = itermap.random_rnn(8, gain=1.5, rng=0)
+    find_fixed_points(m, sample_states(m, 4, steps=10, rng=1), progress=False)
+    assert seen == [30]
