@@ -5,22 +5,19 @@
 the method that ``method=`` names, and turns what the method returns into a
 :class:`FixedPoints` (stability, orbit labels, least periods).
 
-========================  ==================================================  ==========
-``METHODS`` key           what it runs                                        module
-========================  ==================================================  ==========
-``"auto"`` (default)      ``"newton"`` up to ``dim = 4096`` (and on any       ``_driver``
-                          backend but NumPy), ``"newton-krylov"`` beyond
-``"newton"``              globalised Newton on dense Jacobians: a few L-BFGS  ``_newton``
-                          steps on q, damped Newton with a line search and
-                          Levenberg-Marquardt, then wandering from the
-                          stalled starts
-``"newton-krylov"``       matrix-free Newton-Krylov (GMRES on ``map.tangent``,  ``_newton_krylov``
-                          preconditioned), each start deflated by the
-                          points found before it
-``"q"``                   Sussillo and Barak's q-minimisation: batched         ``_q``
-                          L-BFGS on q, slow points kept, minima near zero
-                          polished by Newton
-========================  ==================================================  ==========
+``"auto"`` (the default, in ``_driver``)
+    ``"newton"`` up to ``dim = 4096`` (and on any backend but NumPy),
+    ``"newton-krylov"`` beyond.
+``"newton"`` (``_newton``, with the search state in ``_search``)
+    Globalised Newton on dense Jacobians: a few L-BFGS steps on q, damped
+    Newton with a line search and Levenberg-Marquardt, then wandering from the
+    stalled starts.
+``"newton-krylov"`` (``_newton_krylov``)
+    Matrix-free Newton-Krylov (GMRES on ``map.tangent``, ILU-preconditioned on
+    small sparse networks), each start deflated by the points found before it.
+``"q"`` (``_q``)
+    Sussillo and Barak's q-minimisation: batched L-BFGS on q, slow points kept,
+    minima near zero polished by Newton.
 
 Clustering (``_clustering``), slow points (``_slow_points``), deflation
 (``_deflation``), basins (``_basins``) and continuation (``_continuation``)

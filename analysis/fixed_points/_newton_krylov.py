@@ -5,15 +5,25 @@ Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
 map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no
 ``dim x dim`` array is formed. An incomplete LU factorization of the sparse
 ``diag(f'(z)) W - I`` (the weights' pattern: O(nnz) memory) preconditions the
-GMRES for itermap networks with sparse weights up to ``_ILU_MAX_NNZ`` nonzeros:
-SuperLU's ILU of a random sparse pattern took 7 s at N = 5000 (1e5 nonzeros) and
-left GMRES(40) stagnating where ``D F - I`` is indefinite, so larger maps run
-unpreconditioned, with a long restart instead. Starts run one after the other,
+GMRES for itermap networks with sparse weights up to ``_ILU_MAX_NNZ`` nonzeros;
+larger maps run unpreconditioned, with a long restart instead (an incomplete
+factorisation of a random sparse pattern fills in, and GMRES stagnates where
+``D F - I`` is indefinite). Starts run one after the other,
 each deflated (Farrell, Birkisson and Funke 2015) by the points the earlier ones
 found, so repeated convergence to one point becomes convergence to new ones.
 
 Memory: the map (O(nnz)), the ILU factors (a few times nnz, small maps), and the
 GMRES basis of ``_RESTART`` vectors of length ``dim`` for one start at a time.
+
+References
+----------
+.. [1] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a survey
+   of approaches and applications", J. Comput. Phys. 193, 2004.
+.. [2] S. C. Eisenstat and H. F. Walker, "Choosing the forcing terms in an inexact
+   Newton method", SIAM J. Sci. Comput. 17(1), 1996.
+.. [3] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+   finding distinct solutions of nonlinear partial differential equations",
+   SIAM J. Sci. Comput. 37(4), 2015.
 """
 
 from __future__ import annotations
