@@ -109,7 +109,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     accepted whatever they do to ``||G||``, which leaves the valleys of
     ``q`` where damped methods end. A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
-    for a third of ``patience`` (at least 300 iterations). Every start
+    for ``patience / 3`` times the share of the starts wandering iterations
+    (at least 150). Every start
     ends with a ``status``: converged, slow point, or gave up (and why).
 
     Which to use when (the names are the keys of :data:`METHODS`):

@@ -52,6 +52,6 @@ def _newton_batch(p, xc, eye, done):
     fx2, fr2, st[again], _, _ = _search(
         p.F, _take(xp, xc, again), xp, eye, tol=p.tol, max_iter=max(p.max_iter, p.patience),
         unique_tol=p.unique_tol, slow_points=False, patience=p.patience, bar=done,
-        wander=True)
+        wander=True, share=len(again) / len(st))
     done.commit(len(again))
     return fx + fx2, fr + fr2, st, sx, sr, True

@@ -62,17 +62,18 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
-# ... and all wandering ends once no wandering start has reached a point for a share
-# _WANDER_IDLE_SHARE of the patience (at least _WANDER_IDLE iterations). Finds are rare
-# and bursty where points are rare: at gain 3 the first can come after 160 iterations,
-# or one early find (at 21) be followed by none for 140; a window scaled from the time
-# of the last find (twice it, 30 to 300) gave up on such networks (1 point of 64 starts)
-_WANDER_IDLE = 300
+# ... and all wandering ends once no wandering start has reached a point for a window of
+# _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
+# at least _WANDER_IDLE: the finds to expect scale with the wanderers, the cost of an
+# iteration hardly does. Finds are rare and bursty where points are rare: at gain 3 the
+# first can come after 160 iterations, or one early find (at 21) be followed by none for
+# 140; a window scaled from the last find's time (twice it, 30 to 300) gave up there
+_WANDER_IDLE = 150
 _WANDER_IDLE_SHARE = 1 / 3
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
-            bar=None, wander=False, stall_final=True):
+            bar=None, wander=False, stall_final=True, share=1.0):
     """The batched damped Newton iteration over the starts ``x`` (see :class:`_NewtonSearch`).
 
     Returns (converged points, their residuals, the status of each start (see
@@ -81,7 +82,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0
     """
     return _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
                          slow_points=slow_points, patience=patience, bar=bar, wander=wander,
-                         stall_final=stall_final).run()
+                         stall_final=stall_final, share=share).run()
 
 
 class _NewtonSearch:
@@ -97,11 +98,14 @@ class _NewtonSearch:
     """
 
     def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
-                 bar, wander, stall_final):
+                 bar, wander, stall_final, share=1.0):
         self.F, self.xp, self.eye = F, xp, eye
         self.tol, self.max_iter, self.unique_tol = tol, max_iter, unique_tol
         self.slow_points, self.patience, self.bar = slow_points, patience, bar
         self.wander, self.stall_final = wander, stall_final
+        # iterations without a find that end the wandering (``share``: of the batch's
+        # starts, those wandering here)
+        self.idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * patience * share))
         n = int(x.shape[0])
         self.ids = np.arange(n)
         self.follows = np.arange(n)          # a merged start follows another start's fate
@@ -261,8 +265,7 @@ class _NewtonSearch:
 
     def _wandering_over(self):
         """Wandering ends, for all, once it has brought no start to a point for a while."""
-        idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * self.patience))
-        return self.wander and self.it - self.last_found >= idle
+        return self.wander and self.it - self.last_found >= self.idle
 
     def _keep_rows(self, sel):
         if sel.size < self.x.shape[0]:
