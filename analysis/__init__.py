@@ -5,9 +5,6 @@ Every function takes the map first and relies only on the map protocol of
 """
 
 from . import plots
-from ._basins import Basins, basins
-from ._continuation import Continuation, continuation
-from ._fixed_points import STATUS, FixedPoints, find_fixed_points, sample_states
 from ._graph import fir_length, sparsity_graph
 from ._graph_properties import GraphProperties, graph_properties
 from ._memory import (
@@ -45,6 +42,16 @@ from ._training import (
     equal_parameter_comparison,
     flip_flop_analysis,
     sparse_hidden_width,
+)
+from .fixed_points import (
+    STATUS,
+    Basins,
+    Continuation,
+    FixedPoints,
+    basins,
+    continuation,
+    find_fixed_points,
+    sample_states,
 )
 from .lyapunov import (
     CovariantVectors,

@@ -430,7 +430,7 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     >>> int(res.stable.sum()), res.n_patterns                 # doctest: +SKIP
     (8, 8)
     """
-    from ._fixed_points import find_fixed_points
+    from .fixed_points import find_fixed_points
 
     if not is_network(net) or net.input_block != 0 or len(net.sizes) < 3:
         raise TypeError(f"net must be a driven IterativeMap with blocks [input, hidden, ..., "

@@ -311,7 +311,7 @@ def test_duplicates_merge_and_least_residual_represents():
 
 
 def test_chunks_of_starts_give_the_same_points(monkeypatch):
-    import itermap.analysis._fixed_points as fpmod
+    import itermap.analysis.fixed_points._dense as fpmod
 
     m = itermap.IterativeMap(np.diag([2.0, 2.0]))
     g = np.linspace(-1.5, 1.5, 7)
@@ -495,7 +495,7 @@ def _drawn_together_case(n, dim, seed):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 40), dim=st.integers(1, 5), seed=st.integers(0, 2**31 - 1))
 def test_drawn_together_matches_a_reference_loop(n, dim, seed):
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(n, dim, seed)
     got = fpm._drawn_together(np, x, p1, p2, res, radius)
     want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE, fpm._PARTNERS)
@@ -505,7 +505,7 @@ def test_drawn_together_matches_a_reference_loop(n, dim, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
     dense = fpm._drawn_together(np, x, p1, p2, res, radius)
     monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
@@ -515,7 +515,7 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
 
 
 def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _search as fpm
     m = itermap.random_rnn(32, gain=1.5, rng=0)
     starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
     rows = []
@@ -585,12 +585,12 @@ def test_slow_point_of_a_ghost_by_q_minimization():
 def test_q_minima_agree_with_scipy_lbfgs():
     # the minima of q that our batched L-BFGS reaches, against scipy's L-BFGS-B on the
     # same q and gradient from the same starts: the same q values at each start
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _common, _q, _result
     m = itermap.random_rnn(12, gain=2.0, rng=3)
     W = m.block_matrix.to_dense()
     starts = np.asarray(sample_states(m, 6, steps=20, noise=0.3, rng=4))
-    F = fpm._Power(m, 1, None, np)
-    xe, q, status = fpm._lbfgs_q(F, starts.copy(), np, tol=1e-12, max_iter=3000)
+    F = _common._Power(m, 1, None, np)
+    xe, q, status = _q._lbfgs_q(F, starts.copy(), np, tol=1e-12, max_iter=3000)
 
     def qg(x):
         t = np.tanh(W @ x)
@@ -600,13 +600,13 @@ def test_q_minima_agree_with_scipy_lbfgs():
     for i, x0 in enumerate(starts):
         ref = scipy.optimize.minimize(qg, x0, jac=True, method="L-BFGS-B",
                                       options={"gtol": 1e-14, "ftol": 1e-30, "maxiter": 5000})
-        G, q_here, grad = fpm._q_and_grad(F, np, xe[i:i + 1])
+        G, q_here, grad = _q._q_and_grad(F, np, xe[i:i + 1])
         np.testing.assert_allclose(grad[0], qg(xe[i])[1], atol=1e-12)
         # both end at a stationary point of q (not always the same one: compare q only
         # where they end at the same point)
         if np.linalg.norm(ref.x - xe[i]) < 1e-4:
             np.testing.assert_allclose(q[i], ref.fun, atol=1e-12)
-    assert np.all(status != fpm.GAVE_UP_NONFINITE)
+    assert np.all(status != _result.GAVE_UP_NONFINITE)
 
 
 def test_q_method_finds_the_tanh_points_by_q_then_newton():
@@ -670,7 +670,7 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
     # a sparse net with a bias: past _KRYLOV_DIM the search is Newton-Krylov on the
     # tangent; the same point as the dense search, and its leading multipliers by ARPACK
     # agree with a dense eigensolver
-    from itermap.analysis import _fixed_points as fpm
+    from itermap.analysis.fixed_points import _driver as fpm
     r = itermap.random_rnn(300, gain=1.3, density=0.05, rng=0)
     W = r.block_matrix.to_sparse().tocsr()
     m = itermap.IterativeMap(W, bias=np.random.default_rng(0).normal(0, 0.5, 300))
@@ -694,7 +694,7 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
 
 # -- issue 26: methods, matrix-free Newton-Krylov, deflation, progress ---------------------
 def test_methods_are_a_registry_and_unknown_names_are_refused():
-    from itermap.analysis._fixed_points import METHODS
+    from itermap.analysis.fixed_points import METHODS
     assert set(METHODS) == {"auto", "newton", "newton-krylov", "q"}
     m = itermap.IterativeMap(np.array([[2.0]]))
     for bad in ("krylov", 3, None):
@@ -790,7 +790,7 @@ def test_newton_krylov_refuses_up_front_when_memory_is_short(monkeypatch):
 def test_deflated_step_is_newton_on_the_deflated_residual():
     # Farrell et al.'s rescaled step against Newton on M(x) G(x) with a finite-difference
     # Jacobian of the deflated residual
-    from itermap.analysis._deflation import deflated_step, log_deflation
+    from itermap.analysis.fixed_points._deflation import deflated_step, log_deflation
     rng = np.random.default_rng(0)
     n = 5
     A = rng.normal(size=(n, n))
@@ -822,7 +822,7 @@ def test_deflated_step_is_newton_on_the_deflated_residual():
 def test_deflation_turns_repeated_convergence_into_new_points():
     # x -> tanh(2x) per unit, 4 units: 81 fixed points, every start from near one stable
     # point; undeflated Newton-Krylov returns that point each time, deflated ones others
-    from itermap.analysis import _newton_krylov as nk
+    from itermap.analysis.fixed_points import _newton_krylov as nk
     m = itermap.IterativeMap(2.0 * np.eye(4))
     p = np.full(4, 0.9575)
     x0 = p + np.random.default_rng(0).normal(scale=0.05, size=(6, 4))
@@ -853,3 +853,62 @@ def test_progress_counts_starts_and_leaves_the_final_state(capsys):
     assert counts and counts[-1] == 40 and counts == sorted(counts)
     assert "start" in err and err.rstrip("\n").endswith("]")     # left on screen
     assert sum(fp.status_counts().values()) == 40
+
+
+# -- round 9: the method registry, the q phase's default -----------------------------------
+def test_a_method_registered_in_methods_is_run_by_the_driver(monkeypatch):
+    # the contract of the package docstring: Problem -> Solution, under a new name; the
+    # driver adds stability and orbits. Checked against the roots of tanh(2x) = x (brentq)
+    from itermap.analysis.fixed_points import METHODS
+    from itermap.analysis.fixed_points._common import Solution
+
+    calls = []
+
+    def mine(problem):
+        calls.append(problem.method)
+        P = np.asarray(problem.x)[:1] * 0.0          # the origin only
+        G = np.tanh(2.0 * P) - P
+        return Solution(points=P, residuals=np.linalg.norm(G, axis=1),
+                        status=np.zeros(problem.x.shape[0], np.int8), jacobians=None,
+                        eigenvalues=np.array([[2.0 + 0j]]))
+
+    monkeypatch.setitem(METHODS, "mine", mine)
+    m = itermap.IterativeMap(np.array([[2.0]]))
+    fp = find_fixed_points(m, np.array([[0.3], [0.7]]), method="mine")
+    assert calls == ["mine"] and len(fp) == 1 and fp.n_converged == 2
+    assert not fp.stable[0] and fp.n_unstable.tolist() == [1]     # |2| > 1
+    # the built-in names run through the same registry and agree on this map
+    root = scipy.optimize.brentq(lambda s: np.tanh(2 * s) - s, 0.5, 1.5)
+    for name in ("newton", "q", "newton-krylov"):
+        got = find_fixed_points(m, np.linspace(-1.5, 1.5, 7)[:, None], method=name,
+                                progress=False)
+        np.testing.assert_allclose(np.sort(np.asarray(got.points)[:, 0]), [-root, 0, root],
+                                   atol=1e-10)
+
+
+def test_q_steps_default_skips_the_q_phase_on_small_maps_only(monkeypatch):
+    # maps of up to 3 units: Newton from the starts themselves (q_steps=0), larger maps
+    # 30 L-BFGS steps first; the L-BFGS calls are counted
+    from itermap.analysis.fixed_points import _newton
+
+    seen = []
+    real = _newton._lbfgs_q
+    monkeypatch.setattr(_newton, "_lbfgs_q", lambda *a, **k: seen.append(k["max_iter"]) or
+                        real(*a, **k))
+    sm = itermap.systems.standard_map(1.5)
+    g = (np.arange(6) + 0.5) / 6 * 2 * np.pi
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    a = find_fixed_points(sm, X, period=3, progress=False)
+    b = find_fixed_points(sm, X, period=3, q_steps=0, progress=False)
+    assert seen == []
+    np.testing.assert_array_equal(_sorted_rows(a.points), _sorted_rows(b.points))
+    # every point closes after 3 steps modulo 2 pi, checked by the plain formula
+    th, p = np.asarray(a.points).T.copy()
+    for _ in range(3):
+        p = p + 1.5 * np.sin(th)
+        th = th + p
+    d = np.mod(np.stack([th, p], 1) - a.points + np.pi, 2 * np.pi) - np.pi
+    assert len(a) > 0 and np.all(np.linalg.norm(d, axis=1) <= 1e-9)
+    m = itermap.random_rnn(8, gain=1.5, rng=0)
+    find_fixed_points(m, sample_states(m, 4, steps=10, rng=1), progress=False)
+    assert seen == [30]

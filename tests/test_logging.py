@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap import analysis
-from itermap.analysis import _reorth
+from itermap import _reorth, analysis
 from itermap.systems import logistic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +64,7 @@ def test_nothing_prints_by_default_and_the_decisions_are_there_when_asked(tmp_pa
     assert quiet.stdout == "" and quiet.stderr == ""
     loud = _run("configured", tmp_path / "b").stderr
     assert loud.count("read from the cache") == 2  # the second sweep's two points
-    assert "itermap.analysis._fixed_points: find_fixed_points: method 'newton'" in loud
+    assert "itermap.analysis.fixed_points._driver: find_fixed_points: method 'newton'" in loud
     assert "sequential path" in loud
 
 

@@ -404,7 +404,7 @@ def _state_eigenvalues(fp, m):
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
     from .. import plots
-    from .._fixed_points import find_fixed_points, sample_states
+    from ..fixed_points import find_fixed_points, sample_states
 
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]

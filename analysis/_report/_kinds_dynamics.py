@@ -83,7 +83,7 @@ def _tanh_unit(gain):
 @report_kind(ContinuationKind)
 def continuation(cfg, ctx, out):
     from .. import plots
-    from .._continuation import continuation as follow
+    from ..fixed_points import continuation as follow
 
     if not cfg.u_min < cfg.u_max:
         raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")

@@ -26,9 +26,9 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array, MapLike
 
-from ._checks import check_int as _check_int
-from ._checks import check_real, check_real_array
-from ._fixed_points import _check_inputs as _check_constant_input
+from .._checks import check_int as _check_int
+from .._checks import check_real, check_real_array
+from ._common import _check_inputs as _check_constant_input
 
 __all__ = ["Basins", "basins"]
 
@@ -242,6 +242,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
        Commun. Math. Phys. 50, 69-77 (1976).
     .. [2] G. Datseris and A. Wagemakers, "Effortless estimation of basins of
        attraction", Chaos 32, 023104 (2022).
+    .. [3] H. E. Nusse and J. A. Yorke, "Dynamics: Numerical Explorations", 2nd ed.,
+       Springer 1998 (basins of attraction and their boundaries).
     """
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)

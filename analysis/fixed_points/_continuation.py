@@ -22,8 +22,8 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array
 
-from ._checks import check_int as _check_int
-from ._checks import check_real, check_real_array
+from .._checks import check_int as _check_int
+from .._checks import check_real, check_real_array
 
 __all__ = ["Continuation", "continuation"]
 
@@ -272,6 +272,14 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     hundred units. A crossing of +1 is reported as a fold; at a symmetric
     (pitchfork) branch point a multiplier crosses +1 too, and is reported
     as a fold of this branch.
+
+    References
+    ----------
+    .. [1] H. B. Keller, "Numerical solution of bifurcation and nonlinear eigenvalue
+       problems", in P. H. Rabinowitz (ed.), Applications of Bifurcation Theory,
+       Academic Press 1977, 359-384.
+    .. [2] Y. A. Kuznetsov, "Elements of Applied Bifurcation Theory", 3rd ed.,
+       Springer 2004, ch. 4 (bifurcations of maps) and 10 (continuation).
 
     Examples
     --------

@@ -5,22 +5,37 @@ Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
 map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no
 ``dim x dim`` array is formed. An incomplete LU factorization of the sparse
 ``diag(f'(z)) W - I`` (the weights' pattern: O(nnz) memory) preconditions the
-GMRES for itermap networks with sparse weights up to ``_ILU_MAX_NNZ`` nonzeros:
-SuperLU's ILU of a random sparse pattern took 7 s at N = 5000 (1e5 nonzeros) and
-left GMRES(40) stagnating where ``D F - I`` is indefinite, so larger maps run
-unpreconditioned, with a long restart instead. Starts run one after the other,
+GMRES for itermap networks with sparse weights up to ``_ILU_MAX_NNZ`` nonzeros;
+larger maps run unpreconditioned, with a long restart instead (an incomplete
+factorisation of a random sparse pattern fills in, and GMRES stagnates where
+``D F - I`` is indefinite). Starts run one after the other,
 each deflated (Farrell, Birkisson and Funke 2015) by the points the earlier ones
 found, so repeated convergence to one point becomes convergence to new ones.
 
 Memory: the map (O(nnz)), the ILU factors (a few times nnz, small maps), and the
 GMRES basis of ``_RESTART`` vectors of length ``dim`` for one start at a time.
+
+References
+----------
+.. [1] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a survey
+   of approaches and applications", J. Comput. Phys. 193, 2004.
+.. [2] S. C. Eisenstat and H. F. Walker, "Choosing the forcing terms in an inexact
+   Newton method", SIAM J. Sci. Comput. 17(1), 1996.
+.. [3] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+   finding distinct solutions of nonlinear partial differential equations",
+   SIAM J. Sci. Comput. 37(4), 2015.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from itermap.threads import blas_limited
+
+from .._checks import check_memory
+from ._common import Solution, _progress_bar, _settle
 from ._deflation import deflated_step, log_deflation
+from ._q import _lbfgs_q
 
 # GMRES restart length (Krylov vectors held), restarts per Newton step, and the
 # forcing term eta_k = min(_ETA, ||G||) (inexact Newton, Eisenstat and Walker 1996)
@@ -42,6 +57,28 @@ _DEFLATE_FRAC = 0.1
 _STALL_ITERS = 10
 # wandering step, in units of the map's range (as the dense search's)
 _WANDER_STEP = 0.6
+# multipliers computed at each point (ARPACK): the stability is exact, n_unstable is
+# counted among these
+_KRYLOV_EIGS = 6
+
+
+def newton_krylov(problem) -> Solution:
+    """Matrix-free Newton-Krylov from each start in turn, deflated by the points found."""
+    x, F = problem.x, problem.F
+    n_starts, dim = int(x.shape[0]), int(x.shape[1])
+    check_memory("method", krylov_memory(problem.map, n_starts, dim),
+                 f"method='newton-krylov' on {n_starts} starts of dim {dim} (GMRES basis, "
+                 f"ILU factors and starts)")
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    # GMRES works on single vectors: threaded BLAS only adds contention
+    with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        P, R, status, _ = krylov_search(F, np.asarray(x), tol=problem.tol,
+                                        max_iter=problem.max_iter,
+                                        unique_tol=problem.unique_tol, bar=bar,
+                                        q_steps=problem.q_steps)
+        _settle(bar)
+    return Solution(points=P, residuals=R, status=status, jacobians=None,
+                    eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
@@ -188,7 +225,7 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
     return x, r, (0 if r <= tol else 2)
 
 
-def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs=None):
+def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
     """Newton-Krylov from every row of ``x`` (host NumPy), deflated start by start.
 
     Returns (points, residuals, status per start, index of each start's point or -1).
@@ -204,7 +241,7 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0, lbfgs
     wander = _WANDER_STEP * (float(np.mean(img)) if img.size else 1.0)
     # a few L-BFGS steps on q (matrix-free: one vjp each) bring the starts nearer points
     if q_steps:
-        x, _, _ = lbfgs(F, x, np, tol=1e-3, max_iter=q_steps)
+        x, _, _ = _lbfgs_q(F, x, np, tol=1e-3, max_iter=q_steps)
         x = np.asarray(x, dtype=np.float64)
     found, res = [], []
     status = np.zeros(n_starts, dtype=np.int8)

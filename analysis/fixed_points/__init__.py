@@ -1,0 +1,77 @@
+"""Fixed points, periodic orbits, slow points, basins and continuation of a map.
+
+:func:`find_fixed_points` is a short driver over named methods, in the manner of
+:func:`scipy.integrate.solve_ivp` and its ``METHODS``: it checks its inputs, runs
+the method that ``method=`` names, and turns what the method returns into a
+:class:`FixedPoints` (stability, orbit labels, least periods).
+
+``"auto"`` (the default, in ``_driver``)
+    ``"newton"`` up to ``dim = 4096`` (and on any backend but NumPy),
+    ``"newton-krylov"`` beyond.
+``"newton"`` (``_newton``, with the search state in ``_search``)
+    Globalised Newton on dense Jacobians: a few L-BFGS steps on q, damped
+    Newton with a line search and Levenberg-Marquardt, then wandering from the
+    stalled starts.
+``"newton-krylov"`` (``_newton_krylov``)
+    Matrix-free Newton-Krylov (GMRES on ``map.tangent``, ILU-preconditioned on
+    small sparse networks), each start deflated by the points found before it.
+``"q"`` (``_q``)
+    Sussillo and Barak's q-minimisation: batched L-BFGS on q, slow points kept,
+    minima near zero polished by Newton.
+
+Clustering (``_clustering``), slow points (``_slow_points``), deflation
+(``_deflation``), basins (``_basins``) and continuation (``_continuation``)
+each live in a module of their own.
+
+Adding a method
+---------------
+A method is a callable ``method(problem) -> Solution`` registered under its name
+in :data:`METHODS` (``_driver.py``). ``problem`` (``_common.Problem``) holds the
+checked inputs: the map, ``F`` (the map raised to the period under the constant
+input, with ``value(x)``, ``jacobian(x)`` and, on a torus, residuals taken modulo
+the periods), the starts ``x`` (B, dim) on the map's backend and their namespace
+``xp``, and ``tol``, ``max_iter``, ``unique_tol``, ``patience``, ``q_steps``,
+``slow_points``, ``progress``. The method must
+
+- return a ``_common.Solution``: the distinct ``points`` (m, dim) in ``xp``, each
+  with residual ``||F^p(x) - x|| <= tol`` (``residuals``, host float64), no two
+  closer than ``unique_tol``; one ``status`` per start (an int8 code of
+  :data:`STATUS`, the same order as the starts); ``jacobians`` of ``F^p`` at the
+  points, or None when it forms none; ``eigenvalues`` (m, k), the multipliers
+  by modulus, descending (all ``dim`` of them, or the ``k`` leading ones); and
+  with ``slow_points`` the slow-point fields of :class:`FixedPoints`;
+- refuse up front, with ``check_memory`` and a message naming ``method``, a
+  problem whose memory the machine lacks, and never form a ``dim x dim`` array
+  if it is meant for large maps;
+- show progress as starts finished (a tqdm bar over the starts, as
+  ``_common._progress_bar`` makes), and draw no randomness (the starts carry it).
+
+The driver validates the name, resolves ``"auto"``, and computes stability,
+orbit labels and least periods from the points, for every method alike.
+
+References
+----------
+.. [1] D. Sussillo and O. Barak, "Opening the black box: low-dimensional dynamics
+   in high-dimensional recurrent neural networks", Neural Computation 25(3), 2013.
+.. [2] M. D. Golub and D. Sussillo, "FixedPointFinder: a TensorFlow toolbox for
+   identifying and characterizing fixed points in recurrent neural networks",
+   JOSS 3(31), 2018.
+.. [3] J. E. Dennis and R. B. Schnabel, "Numerical Methods for Unconstrained
+   Optimization and Nonlinear Equations", Prentice-Hall 1983 (SIAM 1996).
+.. [4] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a survey
+   of approaches and applications", J. Comput. Phys. 193, 2004.
+.. [5] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+   finding distinct solutions of nonlinear partial differential equations",
+   SIAM J. Sci. Comput. 37(4), 2015.
+.. [6] H. E. Nusse and J. A. Yorke, "Dynamics: Numerical Explorations", 2nd ed.,
+   Springer 1998.
+"""
+
+from ._basins import Basins, basins
+from ._continuation import Continuation, continuation
+from ._driver import METHODS, find_fixed_points
+from ._result import STATUS, FixedPoints
+from ._starts import sample_states
+
+__all__ = ["METHODS", "STATUS", "Basins", "Continuation", "FixedPoints", "basins",
+           "continuation", "find_fixed_points", "sample_states"]

@@ -1,0 +1,166 @@
+"""Clustering for the fixed-point search: points within a tolerance are one point, and
+running starts that head to the same point follow one representative."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from itermap.backends import to_numpy
+
+from ._common import _take
+
+# rows of the pairwise distance matrices computed at once
+_CHUNK = 2048
+# a start's candidate partners: its nearest few running starts (all-pairs distances
+# up to _DENSE_ROWS starts, a k-d tree beyond where dim <= _KDTREE_DIM)
+_PARTNERS = 16
+_DENSE_ROWS = 4096
+_KDTREE_DIM = 16
+# two rows are being drawn together when their distance shrank by this factor at each of
+# the last two iterations
+_CONVERGE = 0.5
+
+
+def _sq_dist(xp, a, b):
+    """Squared Euclidean distances (len(a), len(b)) through one matmul."""
+    d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
+          - 2.0 * xp.matmul(a, b.T))
+    if isinstance(d2, np.ndarray):            # skip the array-API wrapper of clip
+        return np.maximum(d2, 0.0, out=d2)
+    return xp.clip(d2, 0.0, None) if hasattr(xp, "clip") else xp.maximum(d2, 0.0)
+
+
+def _nearest_within(xp, a, b, tol):
+    """For each row of ``a``: the index of the nearest row of ``b`` within ``tol``, or -1."""
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.full(a.shape[0], -1, dtype=np.int64)
+    center = xp.mean(b, axis=0)
+    a, b = a - center, b - center
+    out = []
+    n_rows = a.shape[0]
+    for s in range(0, n_rows, _CHUNK):
+        d2 = _sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b)
+        j = to_numpy(xp.argmin(d2, axis=1)).astype(np.int64)
+        dmin = to_numpy(xp.min(d2, axis=1))
+        out.append(np.where(dmin <= tol * tol, j, -1))
+    return np.concatenate(out)
+
+
+def _cluster(xp, x, tol):
+    """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
+
+    Leaders are rows with no earlier row within ``tol``; the others join the
+    nearest leader within ``tol``; rows left over (only chains lead there)
+    repeat the procedure. Leaders end up more than ``tol`` apart.
+    """
+    n = x.shape[0]
+    leader = np.full(n, -1, dtype=np.int64)
+    rest = np.arange(n)
+    leaders = np.zeros(0, dtype=np.int64)
+    center = xp.mean(x, axis=0) if n else None
+    while rest.size:
+        xr = _take(xp, x, rest) - center
+        first = np.empty(rest.size, dtype=np.int64)
+        n_rows = rest.size
+        for s in range(0, n_rows, _CHUNK):
+            close = _sq_dist(xp, xr[s:min(s + _CHUNK, n_rows), :], xr) <= tol * tol
+            first[s:s + _CHUNK] = to_numpy(xp.argmax(xp.astype(close, xp.int8), axis=1))
+        new = rest[first == np.arange(rest.size)]
+        leader[new] = new
+        leaders = np.concatenate([leaders, new])
+        others = rest[first != np.arange(rest.size)]
+        if others.size:
+            near = _nearest_within(xp, _take(xp, x, others), _take(xp, x, new), tol)
+            joined = near >= 0
+            leader[others[joined]] = new[near[joined]]
+            others = others[~joined]
+        rest = others
+    return leader, leaders
+
+
+def _least_in_groups(lead, res):
+    """Per group (rows sharing ``lead``): the row of least residual.
+
+    Returns (the chosen rows in increasing order, the chosen row of each row's group).
+    """
+    order = np.lexsort((res, lead))
+    sl = lead[order]
+    first = np.concatenate([[True], sl[1:] != sl[:-1]])
+    chosen = order[first]
+    groups = sl[first]
+    rep = chosen[np.searchsorted(groups, lead)]
+    return np.sort(chosen), rep
+
+
+def _near_pairs(xp, x, radius):
+    """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
+
+    Dense distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; a
+    k-d tree on the host beyond, where ``dim <= _KDTREE_DIM``; none otherwise
+    (the all-pairs cost would outgrow the Newton step's).
+    """
+    n, dim = int(x.shape[0]), int(x.shape[1])
+    k = min(_PARTNERS, n - 1)
+    if k < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n <= _DENSE_ROWS:
+        xc = x - xp.mean(x, axis=0)
+        ii, jj = [], []
+        for s in range(0, n, _CHUNK):
+            d2 = np.array(to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)),
+                          dtype=np.float64)
+            rows = np.arange(d2.shape[0])
+            d2[rows, rows + s] = np.inf
+            near = (np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n - 1
+                    else np.argsort(d2, axis=1)[:, :k])
+            within = np.take_along_axis(d2, near, axis=1) <= radius * radius
+            ii.append(np.repeat(rows + s, k)[within.ravel()])
+            jj.append(near[within])
+        return np.concatenate(ii), np.concatenate(jj)
+    if dim > _KDTREE_DIM:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(to_numpy(x), dtype=np.float64)
+    dist, near = cKDTree(pts).query(pts, k=k + 1, distance_upper_bound=np.nextafter(
+        radius, np.inf))
+    rows = np.repeat(np.arange(n)[:, None], k + 1, axis=1)
+    valid = (near < n) & (near != rows)
+    valid &= np.cumsum(valid, axis=1) <= k        # self missing among duplicates: k others
+    return rows[valid], near[valid]
+
+
+def _drawn_together(xp, x, prev1, prev2, res, radius):
+    """Per row: the row it follows (itself if none): the least residual among its partners.
+
+    Partners are near rows (see :func:`_near_pairs`, either way round) within
+    ``radius`` whose distance shrank by the factor ``_CONVERGE`` at each of the
+    last two iterations (``prev1`` and ``prev2`` are the rows one and two
+    iterations back). Chains resolve through the caller's ``follows`` (each
+    row follows one of lower residual).
+    """
+    n = x.shape[0]
+    lead = np.arange(n)
+    ii, jj = _near_pairs(xp, x, radius)
+    if ii.size == 0:
+        return lead
+
+    def sq_dists(a):
+        d = _take(xp, a, ii) - _take(xp, a, jj)
+        return to_numpy(xp.sum(d * d, axis=1)).astype(np.float64)
+
+    d0, d1, d2 = sq_dists(x), sq_dists(prev1), sq_dists(prev2)
+    k2 = _CONVERGE * _CONVERGE
+    pair = (d0 <= radius * radius) & (d0 <= k2 * d1) & (d1 <= k2 * d2)
+    ii, jj = ii[pair], jj[pair]
+    if ii.size == 0:
+        return lead
+    # each row follows the partner of least residual (ties: lower index), or itself
+    rows = np.concatenate([ii, jj, np.arange(n)])
+    cand = np.concatenate([jj, ii, np.arange(n)])
+    order = np.lexsort((cand, res[cand], rows))
+    rows, cand = rows[order], cand[order]
+    first = np.concatenate([[True], rows[1:] != rows[:-1]])
+    lead[rows[first]] = cand[first]
+    return lead
+

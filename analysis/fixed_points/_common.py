@@ -1,0 +1,347 @@
+"""What the fixed-point methods share: input checks, the map raised to the period
+(on a torus too), batched linear algebra on the map's backend, and the progress bar."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from array_api_compat import is_numpy_namespace
+
+from itermap.backends import backend_of, namespace, to_backend, to_numpy
+from itermap.linalg import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
+
+from .._checks import no_half, one_namespace, plain_array
+
+
+# -- the contract between the driver and a method (see the package docstring) ------------
+@dataclass
+class Problem:
+    """What a method is given: the checked inputs of :func:`find_fixed_points`."""
+
+    map: Any                 # the map (itermap.as_map'd)
+    F: Any                   # _Power: F^p under the constant input, modulo the periods
+    x: Any                   # the starts (B, dim), on the map's backend
+    xp: Any                  # their array namespace
+    tol: float
+    max_iter: int
+    unique_tol: float
+    patience: int
+    q_steps: int
+    slow_points: bool
+    progress: bool | None
+    method: str              # the name the method runs under (for messages)
+
+
+@dataclass
+class Solution:
+    """What a method returns; the driver adds stability, orbits and the result class."""
+
+    points: Any              # (m, dim) distinct points, in the starts' namespace
+    residuals: np.ndarray    # (m,) float64, ||F^p(x) - x|| at each
+    status: np.ndarray       # (B,) int8 codes of STATUS, one per start
+    jacobians: Any           # (m, dim, dim) D(F^p) at each point, or None (matrix-free)
+    eigenvalues: np.ndarray  # (m, k) multipliers by modulus, descending (k = dim, or fewer)
+    slow: dict | None = None  # slow_points, slow_residuals, slow_eigenvalues, slow_q
+
+
+# -- input checks ---------------------------------------------------------------------
+def _check_positive(name, value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def _check_starts(map_, x0):
+    if x0 is None or isinstance(x0, (str, bytes)):
+        raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
+    x0 = no_half("x0", plain_array("x0", x0))
+    one_namespace(map=map_, x0=x0, movable=True)
+    if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
+        x0 = np.asarray(x0)
+    xp = namespace(x0)
+    if x0.ndim == 1:
+        x0 = xp.reshape(x0, (1, -1))
+    if x0.ndim != 2 or x0.shape[1] != map_.dim:
+        raise ValueError(f"starts x0 must have shape (B, {map_.dim}) for a map of dim "
+                         f"{map_.dim}, got shape {tuple(x0.shape)}")
+    if x0.shape[0] == 0:
+        raise ValueError("starts x0 is empty: give at least one start")
+    if not xp.isdtype(x0.dtype, "real floating"):
+        raise TypeError(f"starts x0 must be real floating point, got dtype {x0.dtype}")
+    if not bool(xp.all(xp.isfinite(x0))):
+        raise ValueError("starts x0 contain NaN or inf")
+    # host starts go to a CuPy map's device; device starts stay there, since maps that
+    # follow their inputs (Henon, logistic, FunctionMap, ...) report backend "numpy"
+    if map_.backend == "cupy" and backend_of(x0) == "numpy":
+        x0 = to_backend(x0, "cupy")
+        xp = namespace(x0)
+    if map_.dtype is not None and x0.dtype != map_.dtype:
+        x0 = xp.astype(x0, map_.dtype)
+    return x0, xp
+
+
+def _check_inputs(map_, inputs, xp):
+    if map_.input_size == 0:
+        if inputs is not None:
+            raise ValueError("inputs: the map is autonomous (input_size 0) but inputs were "
+                             "given")
+        return None
+    if inputs is None:
+        raise ValueError(f"inputs: the map is driven (input size {map_.input_size}): pass "
+                         f"the constant input, a vector of length {map_.input_size}")
+    if not hasattr(inputs, "shape"):
+        inputs = np.asarray(inputs, dtype=float)
+    if tuple(inputs.shape) != (map_.input_size,):
+        raise ValueError(f"inputs must be one constant input of shape ({map_.input_size},), "
+                         f"got shape {tuple(inputs.shape)}")
+    if backend_of(inputs) != backend_of(xp.zeros(1)):
+        inputs = _like(to_numpy(inputs), xp)
+    ixp = namespace(inputs)
+    if not ixp.isdtype(inputs.dtype, ("real floating", "integral")):
+        raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    return inputs
+
+
+def _like(a_np, xp):
+    """A host array moved into namespace ``xp`` (and its device)."""
+    if is_numpy_namespace(xp):
+        return np.ascontiguousarray(a_np)
+    ref = xp.zeros(1)
+    if backend_of(ref) == "cupy":
+        return to_backend(np.ascontiguousarray(a_np), "cupy")
+    return xp.asarray(np.ascontiguousarray(a_np))
+
+
+# -- maps on a torus: F^p(x) = x modulo the map's periods ---------------------------------
+class _Torus:
+    """The periods of a map on a torus (``map.periods``), as arrays of the states' namespace."""
+
+    def __init__(self, periods, xp, dtype):
+        mask = np.array([P is not None for P in periods])
+        self.xp = xp
+        self.mask = xp.asarray(mask)
+        self.per = xp.asarray(np.array([P or 1.0 for P in periods]), dtype=dtype)
+
+    def reduce(self, x):
+        """``x`` onto ``[0, P)``: the map is evaluated there, wherever Newton's iterates go."""
+        xp = self.xp
+        return xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
+
+    def nearest(self, y, x):
+        """``y`` shifted by whole periods to the image nearest ``x``: ``y - x`` is the residual."""
+        d = y - x
+        return y - self.xp.where(self.mask, self.per * self.xp.round(d / self.per), 0.0)
+
+    def canonical(self, x, tol):
+        """``x`` onto ``[0, P)``, within ``tol`` below ``P`` to just below 0: one representative."""
+        r = self.reduce(x)
+        return self.xp.where(self.mask & (r > self.per - tol), r - self.per, r)
+
+
+def _torus(map_, x):
+    return None if map_.periods is None else _Torus(map_.periods, namespace(x), x.dtype)
+
+
+# -- the map raised to the period ---------------------------------------------------------
+class _Power:
+    """``F^p`` under a constant input, batched over rows, with its Jacobian.
+
+    On a torus ``value`` and ``jacobian`` return the image of ``F^p(x)`` nearest
+    ``x``, so that every residual ``F^p(x) - x`` is taken modulo the periods.
+    """
+
+    def __init__(self, map_, period, u, xp, torus=None):
+        self.map, self.p, self.u, self.xp = map_, period, u, xp
+        self.torus = torus
+
+    def _u(self, x):
+        if self.u is None:
+            return None
+        return self.xp.broadcast_to(self.u, (x.shape[0], self.u.shape[0]))
+
+    def _image(self, x, y, c):
+        """``x`` plus the residual at ``c``, the reduced ``x``: ``F^p(c) - c`` modulo P."""
+        return y if self.torus is None else x + (self.torus.nearest(y, c) - c)
+
+    def value(self, x):
+        u = self._u(x)
+        c = y = x if self.torus is None else self.torus.reduce(x)
+        for _ in range(self.p):
+            y = self.map.step(y, u)
+        return self._image(x, y, c)
+
+    def jacobian(self, x):
+        """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
+        u = self._u(x)
+        c = x if self.torus is None else self.torus.reduce(x)
+        J = self.map.jacobian(c, u)
+        y = self.map.step(c, u)
+        for _ in range(self.p - 1):
+            y, J = self.map.step_with_tangent(y, J, u)
+        return self._image(x, y, c), J
+
+    def jacobian_only(self, x):
+        if self.p == 1:
+            return self.map.jacobian(x, self._u(x))
+        return self.jacobian(x)[1]
+
+
+def _minus_eye(xp, J, eye):
+    """``J - I`` for a batch of Jacobians; in place when ``J`` is a fresh NumPy array."""
+    if isinstance(J, np.ndarray) and J.flags.writeable and J.flags.owndata \
+            and J.flags.c_contiguous:          # else reshape would copy
+        n = J.shape[-1]
+        J.reshape(J.shape[0], n * n)[:, ::n + 1] -= 1.0
+        return J
+    return J - eye
+
+
+def _norm(xp, a):
+    return xp.sqrt(xp.sum(a * a, axis=-1))
+
+
+def _solve(xp, A, b):
+    """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
+    try:
+        if isinstance(A, np.ndarray):
+            return batched_solve(A, b)
+        return xp.linalg.solve(A, b[..., None])[..., 0]
+    except Exception:  # numpy raises on any singular matrix: retry one by one
+        out = []
+        for i in range(A.shape[0]):
+            try:
+                out.append(xp.linalg.solve(A[i, ...], b[i, :][:, None])[:, 0])
+            except Exception:
+                out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
+        return xp.stack(out)
+
+
+def _damped_solve(xp, A, lam, b, eye):
+    """Batched ``(A^T A + lam I)^{-1} b`` (the Levenberg-Marquardt step); NaN rows where
+    singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
+    if isinstance(A, np.ndarray):
+        try:
+            return damped_normal_solve(A, lam, b)
+        except np.linalg.LinAlgError:
+            pass
+    AtA = xp.matmul(xp.permute_dims(A, (0, 2, 1)), A)
+    lam_d = xp.astype(_like(np.asarray(lam, dtype=np.float64), xp), A.dtype)
+    return _solve(xp, AtA + lam_d[:, None, None] * eye, b)
+
+
+def _take(xp, a, idx):
+    idx = np.asarray(idx, dtype=np.int64)
+    if isinstance(a, np.ndarray):
+        return a[idx]             # the same rows as xp.take, without the wrapper's checks
+    return xp.take(a, _like(idx, xp), axis=0)
+
+
+# -- eigenvalues -----------------------------------------------------------------------
+def _eigenvalues(xp, J):
+    """Eigenvalues of a batch of real matrices, sorted by modulus (descending), on the host.
+
+    Uses the backend's ``linalg.eig`` where it has one (NumPy, recent CuPy), the
+    host's otherwise; the matrices are small next to the search.
+    """
+    if J.shape[0] == 0:
+        return np.zeros((0, J.shape[-1]), dtype=np.complex128)
+    ev = None
+    # CuPy is already imported when J lives there; look it up rather than import it
+    cupy = sys.modules.get("cupy") if backend_of(J) == "cupy" else None
+    eig = getattr(getattr(cupy, "linalg", None), "eig", None)
+    if eig is not None:
+        try:
+            ev = to_numpy(eig(J)[0])
+        except Exception:  # CuPy builds without a general eigensolver
+            ev = None
+    if ev is None:
+        Jh = to_numpy(J)
+        with blas_single_threaded(Jh.shape[0], Jh.shape[-1]):
+            ev = batched_eigvals(Jh)
+    ev = np.asarray(ev, dtype=np.complex128)
+    # modulus descending; ties (conjugate pairs) by real part, then imaginary part
+    order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
+    return np.take_along_axis(ev, order, axis=-1)
+
+
+def _stability(ev):
+    mod = np.abs(ev)
+    return np.all(mod < 1.0, axis=-1), np.sum(mod > 1.0, axis=-1).astype(np.int64)
+
+
+def _resolved(xp, x, tol):
+    """Rows whose residual can be told from rounding: floats near ``x`` must be closer
+    than ``tol``. A Newton run that escapes to ``|x| ~ 1e20`` (a map with no fixed point,
+    such as a pre-LN looped transformer, whose state grows every step) finds
+    ``F(x) - x`` rounded to exactly 0 there: no point, however small its residual."""
+    big = np.max(np.abs(to_numpy(x)), axis=-1).astype(np.float64)
+    return big * np.finfo(to_numpy(x[:1, :1]).dtype).eps * 4 <= tol
+
+
+def _progress_bar(progress, total, dim, n_starts):
+    """A tqdm bar over the starts finished (a no-op one when progress=False); it stays
+    on screen with its final count."""
+    if progress is False:
+        # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
+        from tqdm import tqdm as disabled
+        return disabled(total=total, disable=True)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
+                unit="start", leave=True, delay=0.0 if progress else 2.0)
+
+
+def _settle(bar):
+    """Before the bar closes: its line cleared, so that the last line drawn ends with its
+    closing bracket (tqdm pads a line shorter than the one before it with spaces)."""
+    if not bar.disable and bar.last_print_t >= bar.start_t + bar.delay:
+        bar.clear()
+
+
+class _Finished:
+    """Counts the starts finished (converged, slow point or gave up for good) on a bar.
+
+    ``base`` starts are finished by the phases before; :meth:`show` sets how many of
+    the running phase's starts are, and the bar only moves forward.
+    """
+
+    def __init__(self, bar):
+        self.bar, self.base = bar, 0
+
+    def show(self, n_phase, **postfix):
+        target = min(self.base + int(n_phase), int(self.bar.total or 0))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+        if postfix:
+            self.bar.set_postfix(refresh=False, **postfix)
+
+    def commit(self, n_phase):
+        self.base += int(n_phase)
+        self.show(0)
+
+
+def _put_rows(xp, a, rows, values):
+    """``a`` with ``a[rows] = values`` (in place on NumPy)."""
+    if isinstance(a, np.ndarray):
+        a[rows] = values
+        return a
+    mask = np.zeros(int(a.shape[0]), dtype=bool)
+    mask[rows] = True
+    full = xp.zeros_like(a)
+    pos = np.cumsum(mask) - 1
+    full = _take(xp, values, np.where(mask, pos, 0))
+    return xp.where(_like(mask, xp)[:, None], full, a)
+
+

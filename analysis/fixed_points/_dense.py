@@ -1,0 +1,108 @@
+"""The dense runner of ``method="newton"`` and ``"q"``: starts in batches whose dense
+Jacobians fit a memory budget, the points of the batches merged, polished by one
+last Newton step and linearised."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from itermap.backends import to_numpy
+from itermap.linalg import blas_single_threaded
+
+from .._checks import check_memory
+from ._clustering import _cluster, _least_in_groups
+from ._common import (
+    Solution,
+    _eigenvalues,
+    _Finished,
+    _norm,
+    _progress_bar,
+    _settle,
+    _take,
+)
+from ._search import _polish
+from ._slow_points import slow_point_fields
+
+# bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
+_MEM_BUDGET = 2 ** 30
+
+
+def run_dense(problem, search_batch) -> Solution:
+    """Run ``search_batch(problem, x_batch, eye, done)`` over batches of the starts.
+
+    ``search_batch`` returns (points, residuals, status per start, slow points, their
+    residuals, whether its points may repeat); ``done`` (a ``_Finished``) counts the
+    starts finished on the progress bar.
+    """
+    x, xp = problem.x, problem.xp
+    n_starts, dim = int(x.shape[0]), int(x.shape[1])
+    itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
+    # one start's Newton system and its work arrays, and the identity: refuse up front
+    check_memory("method", 6.0 * dim * dim * itemsize,
+                 f"method={problem.method!r}: the dense {dim} x {dim} Newton systems (use "
+                 f"method='newton-krylov', matrix-free)")
+    eye = xp.eye(dim, dtype=x.dtype)
+    # the dense Jacobians of the active rows bound the batch: run chunks of starts
+    chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
+    found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
+    # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
+    blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
+                  if isinstance(x, np.ndarray) else contextlib.nullcontext())
+    merge_again = chunk < n_starts       # chunks (or the wandering phase) find points twice
+    # a bar over the starts finished, shown once the search has run 2 s (progress=None)
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    done = _Finished(bar)
+    with blas_limit, bar:
+        for s0 in range(0, n_starts, chunk):
+            xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
+            # trial steps may overflow: they are rejected as non-finite, without warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                fx, fr, st, sx, sr, again = search_batch(problem, xc, eye, done)
+            merge_again |= again
+            found_x += fx
+            found_r += fr
+            slow_x += sx
+            slow_r += sr
+            statuses.append(st)
+        _settle(bar)
+    status = np.concatenate(statuses).astype(np.int8)
+    pts, res, jac = _distinct(problem, eye, found_x, found_r, merge_again)
+    slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim, x.dtype)
+            if problem.slow_points else None)
+    return Solution(points=pts, residuals=res, status=status, jacobians=jac,
+                    eigenvalues=_eigenvalues(xp, jac), slow=slow)
+
+
+def _distinct(problem, eye, found_x, found_r, merge_again):
+    """The distinct points of the batches, polished, with their Jacobians."""
+    x, xp, F, unique_tol = problem.x, problem.xp, problem.F, problem.unique_tol
+    torus = F.torus
+    if found_x:
+        pts = xp.concat(found_x, axis=0)
+        res = np.concatenate(found_r)
+        if torus is not None:  # one representative of each point on the torus; its residual
+            # anew: iterates that wandered far off lose the residual's digits in x + G - x
+            pts, merge_again = torus.canonical(pts, unique_tol), True
+            res = to_numpy(_norm(xp, F.value(pts) - pts)).astype(np.float64)
+        if merge_again:
+            lead, _ = _cluster(xp, pts, unique_tol)
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    else:
+        pts = xp.zeros((0, int(x.shape[1])), dtype=x.dtype)
+        res = np.zeros(0)
+    # outside the search's BLAS limit: the polish's split solves get one of their own
+    polish_limit = (blas_single_threaded(int(pts.shape[0]), int(x.shape[1]))
+                    if isinstance(x, np.ndarray) else contextlib.nullcontext())
+    with polish_limit:
+        pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
+    if torus is not None:  # the polish may bring two representatives together
+        pts = torus.canonical(pts, unique_tol)
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < int(pts.shape[0]):
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
+    return pts, res, jac
+

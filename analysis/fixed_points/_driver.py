@@ -1,0 +1,359 @@
+"""The driver of the fixed-point search: input checks, the method registry, orbits.
+
+:func:`find_fixed_points` checks its inputs into a :class:`~._common.Problem`,
+runs the method named in :data:`METHODS` on it, and turns the method's
+:class:`~._common.Solution` into :class:`FixedPoints` (stability, orbit labels,
+least periods). The contract a method keeps is in the package docstring.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from array_api_compat import is_numpy_namespace
+
+import itermap
+from itermap.backends import to_numpy
+from itermap.typing import Array, MapLike
+
+from .._checks import check_bool
+from .._checks import check_int as _check_int
+from ._clustering import _nearest_within
+from ._common import (
+    Problem,
+    Solution,
+    _check_inputs,
+    _check_positive,
+    _check_starts,
+    _like,
+    _norm,
+    _Power,
+    _stability,
+    _torus,
+)
+from ._newton import newton
+from ._newton_krylov import newton_krylov
+from ._q import q
+from ._result import GAVE_UP_MAX_ITER, FixedPoints
+
+__all__ = ["METHODS", "find_fixed_points"]
+
+# L-BFGS iterations on q before the Newton search (find_fixed_points' q_steps), for maps
+# of more than _Q_MIN_DIM units: below that a Jacobian costs about as much as the
+# gradient of q (dim vjps against one), and Newton from the starts themselves ends in
+# fewer valleys of q than Newton from L-BFGS's minima of q
+_Q_STEPS = 30
+_Q_MIN_DIM = 3
+# method="auto" takes Newton-Krylov past this dimension (on NumPy): one dense Newton
+# system of dim 4096 is 128 MiB, and a batch of starts holds several
+_KRYLOV_DIM = 4096
+
+
+def auto(problem: Problem) -> Solution:
+    """``newton`` up to ``dim = 4096`` (and on any backend but NumPy), ``newton-krylov``
+    beyond: dense Newton systems cost ``dim^2`` memory each."""
+    return METHODS[_auto_name(int(problem.x.shape[1]), problem.xp)](problem)
+
+
+def _auto_name(dim, xp):
+    return "newton-krylov" if dim > _KRYLOV_DIM and is_numpy_namespace(xp) else "newton"
+
+
+#: The search's methods (``find_fixed_points(method=...)``): name -> the callable that
+#: runs it, ``Problem -> Solution`` (the contract is in :mod:`itermap.analysis.fixed_points`).
+METHODS = {
+    "auto": auto,
+    "newton": newton,
+    "newton-krylov": newton_krylov,
+    "q": q,
+}
+
+
+# -- the driver ------------------------------------------------------------------------
+def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, period: int = 1,
+                      tol: float = 1e-10, max_iter: int = 600, unique_tol: float = 1e-6,
+                      slow_points: bool = False, method: str = "auto", patience: int = 1000,
+                      q_steps: int | None = None, progress: bool | None = None) -> FixedPoints:
+    """Fixed points (or points of period ``p``) of a map, with their stability.
+
+    The search has three phases, all starts advancing together. (1) ``q_steps``
+    batched L-BFGS steps on ``q = 1/2 ||G||^2`` bring the starts nearer points
+    (cheap: one ``vjp`` per step, no Jacobian). (2) Every start runs a damped
+    Newton iteration on ``G(x) = F^p(x) - x``, one batched linear solve per
+    iteration on the map's backend. The Newton step and its halves, quarters and eighths are
+    evaluated in one batch and the one of least ``||G||`` among those that
+    lower it enough (Armijo) is taken; where none does, or where
+    ``A = D(F^p) - I`` is singular, a Levenberg-Marquardt step
+    ``(A^T A + lam I) dx = -A^T G`` is taken, with a damping ``lam`` kept
+    per start (divided by 3 after a step that lowers ``||G||``, times 4
+    after one that does not). Starts with residual
+    ``<= tol`` leave the active set, and running starts that come within
+    a radius ``rho_k`` of a point already found, or of each other, are
+    merged into it: they follow one representative, and count as converged
+    or not by its fate. The radius is coarse early and shrinks with the
+    residuals: ``rho_k = max(unique_tol, min(0.01 s, median ||G||))`` over the
+    running starts with ``||G|| <= max(0.01, 0.04 s)``, where ``s`` is the mean
+    norm of the starts (a heuristic: two starts that close almost always
+    head to the same point; a point reached only by merged starts would be
+    missed). Running starts are also merged earlier, at any residual, once
+    they are being drawn together: two starts within ``0.1 s`` of each other
+    whose distance halved (at least) in each of the last two iterations
+    follow the one of lower residual. Unless ``slow_points`` is asked for, a
+    start whose residual has not halved within 6 iterations takes one
+    undamped Newton step (to leave the flat valley of ``q`` it sits in), and
+    when it stalls again it is given up and counted in ``n_unconverged``
+    (other starts usually find the same points faster). A last Newton step on
+    the distinct points takes their residuals to rounding level, after which
+    they are merged once more. (3) The starts that stalled in (2) (and those
+    merged into them, each from its own start) *wander*: undamped Newton
+    steps cut to 0.6 times the mean max-norm of ``F(x0)`` (the map's range),
+    accepted whatever they do to ``||G||``, which leaves the valleys of
+    ``q`` where damped methods end. A start is given up only after ``patience``
+    wandering iterations, or when no wandering start has reached a point
+    for ``patience / 3`` times the share of the starts wandering iterations
+    (at least 150). Every start
+    ends with a ``status``: converged, slow point, or gave up (and why).
+
+    Which to use when (the names are the keys of :data:`METHODS`):
+    ``method="newton"`` finds fixed points, stable and unstable, to ``tol``;
+    it is the one for counting points or for their linearizations, up to a
+    few thousand units. ``method="newton-krylov"`` is for large maps: no
+    ``dim x dim`` array is formed (memory O(nnz + dim m) for ``m`` Krylov
+    vectors; see Notes). ``method="auto"`` (the default) takes the rule:
+    ``"newton-krylov"`` when ``dim > 4096`` and the map is on NumPy,
+    ``"newton"`` otherwise. ``method="q"`` (or ``slow_points=True``) is
+    Sussillo and Barak's method: batched L-BFGS on ``q`` from every start
+    (``max_iter`` steps at most), the minima near zero polished by Newton
+    into fixed points, the others returned as slow points with their
+    ``q``, speeds and eigenvalues; use it where the slow regions of the
+    dynamics matter (a trained RNN's line attractors and ghosts). Its q
+    minima are found to ``||grad q|| <= 1e-9 max(||G||, tol)``.
+
+    Parameters
+    ----------
+    map : itermap.Map
+        Any map of the protocol (``step``, ``jacobian``, ``step_with_tangent``).
+    x0 : array of shape (B, dim)
+        Starts, real floating point, on the map's backend (NumPy starts are
+        moved to a CuPy map's device). :func:`sample_states` draws them.
+    inputs : array of shape (n_in,), optional
+        The constant input of a driven map (one with an ``input_block``):
+        the points found are fixed points of ``x -> F(x, u)``, and hold ``u``
+        in their input block.
+    period : int, default 1
+        Find the solutions of ``F^p(x) = x``: the points of periodic orbits
+        whose period divides ``p``. Each point of an orbit is returned, with
+        an ``orbit`` label shared by the points of one orbit and its least
+        period in ``min_period``.
+    tol : float, default 1e-10
+        Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
+        Euclidean norm); only points with residual ``<= tol`` are returned.
+    max_iter : int, default 600
+        Newton iterations at most in phase (2) (and in (3), with
+        ``patience``); L-BFGS steps at most with ``method="q"``; Newton-Krylov
+        steps per start with ``method="newton-krylov"``.
+    unique_tol : float, default 1e-6
+        Points closer than this (Euclidean distance) are one point; the
+        one with the least residual represents the group.
+    slow_points : bool, default False
+        Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
+        not zeros (slow points, Sussillo and Barak 2013); implies
+        ``method="q"``.
+    method : {"auto", "newton", "newton-krylov", "q"}, default "auto"
+        See above and :data:`METHODS`: the three-phase dense Newton search,
+        matrix-free Newton-Krylov, or L-BFGS on ``q`` (the gradient
+        ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
+        picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
+    patience : int, default 1000
+        Wandering iterations a stalled start may take before it is given up
+        (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0
+        gives stalled starts up at once (the fastest, the least thorough).
+        Where points are rare (a strongly chaotic network) a wandering start
+        reaches one at a low rate per iteration, so ``patience`` sets the
+        converged fraction there.
+    q_steps : int or None, default None
+        L-BFGS steps on ``q`` before Newton (phase 1); 0 skips the phase.
+        None: 30 for maps of more than 3 units, 0 for the smaller ones (where a
+        Jacobian costs about as much as the gradient of ``q``, and Newton
+        from the starts themselves is the faster search: L-BFGS's minima of
+        ``q`` on a small chaotic map are valleys that Newton then leaves
+        only by wandering).
+    progress : bool or None, default None
+        A tqdm bar over the starts finished (converged, slow point, or given
+        up for good), left on screen with its final count: None shows it once
+        the search has run 2 s, True at once, False never.
+
+    Returns
+    -------
+    FixedPoints
+        ``points``, ``residuals``, ``jacobians``, ``eigenvalues`` (by modulus,
+        descending), ``stable``, ``n_unstable``, ``n_unconverged``, ``orbit``,
+        ``min_period``, ``status`` (per start) and, if asked for, the slow
+        points with ``slow_q``. Arrays stay in the
+        namespace of ``x0``, except ``eigenvalues``, ``stable`` and
+        ``n_unstable`` which are NumPy arrays (computed on the host unless
+        CuPy has ``linalg.eig``).
+
+    Raises
+    ------
+    ValueError
+        Starts of the wrong shape or with NaN, ``period < 1``, ``tol <= 0``,
+        ``unique_tol <= 0``, ``max_iter < 1``, ``patience < 0``, ``q_steps < 0``, an
+        unknown ``method``, or inputs that do not fit the map.
+    TypeError
+        Starts that are not real floating point.
+
+    Notes
+    -----
+    Not converging is not an error: such starts are counted in
+    ``n_unconverged``. The Jacobian of ``F^p`` is the product of the map's
+    Jacobians along the orbit (computed with ``map.step_with_tangent``), so
+    a period-``p`` search costs ``p`` times a fixed-point search per iteration.
+    For a map on a torus (``map.periods``, the standard map's ``2 pi``) the
+    equation is solved modulo the periods: the map is evaluated at the point
+    reduced onto ``[0, P)`` and ``F^p(x) - x`` is taken to the nearest image, so
+    orbits that close only modulo ``P`` are found; the points are reported on
+    ``[0, P)`` (a coordinate within ``unique_tol`` below ``P`` just below 0).
+    On NumPy the batched solves are split across CPU threads (LAPACK works
+    on one small matrix at a time, outside the GIL), with BLAS held to one
+    thread meanwhile through threadpoolctl.
+    With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
+    NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
+    (restarted GMRES with 100 vectors on ``map.tangent``, ILU-preconditioned
+    on the weights' pattern for an itermap network with sparse weights of at
+    most 20,000 nonzeros, unpreconditioned beyond, after ``q_steps`` L-BFGS
+    steps on ``q``, with Armijo backtracking, and wandering where Newton
+    stalls; no Levenberg-Marquardt), deflated (Farrell,
+    Birkisson and Funke 2015) by the points the starts before it found, so
+    that it converges to a new point rather than to one found already.
+    ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
+    multipliers (ARPACK), so ``stable`` is exact and ``n_unstable`` counts
+    among those 6. Its memory (GMRES basis, ILU factors, starts) is
+    estimated first and the call refused with the estimate if the machine
+    lacks it. With ``method="newton"`` the Newton systems are dense,
+    ``dim x dim`` per running start, even for a sparse map: starts run in
+    batches holding at most about 1 GiB of Jacobians (and its work arrays),
+    the points found by the batches are merged, and a ``dim`` whose one
+    dense system exceeds the machine's memory is refused up front.
+
+    References
+    ----------
+    .. [1] D. Sussillo and O. Barak, "Opening the black box: low-dimensional
+       dynamics in high-dimensional recurrent neural networks", Neural
+       Computation 25(3), 2013.
+    .. [2] M. D. Golub and D. Sussillo, "FixedPointFinder: a TensorFlow toolbox
+       for identifying and characterizing fixed points in recurrent neural
+       networks", JOSS 3(31), 2018.
+    .. [3] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a
+       survey of approaches and applications", J. Comput. Phys. 193, 2004.
+    .. [4] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+       finding distinct solutions of nonlinear partial differential equations",
+       SIAM J. Sci. Comput. 37(4), 2015.
+
+    Examples
+    --------
+    The map ``x -> tanh(2 x)`` has three fixed points: the unstable origin and
+    two stable points ``+-0.9575``.
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> from itermap.analysis import find_fixed_points
+    >>> m = itermap.IterativeMap(np.array([[2.0]]))
+    >>> fp = find_fixed_points(m, np.linspace(-2, 2, 9)[:, None])
+    >>> order = np.argsort(fp.points[:, 0])
+    >>> np.round(fp.points[order, 0], 4)
+    array([-0.9575,  0.    ,  0.9575])
+    >>> fp.stable[order]
+    array([ True, False,  True])
+    >>> fp.n_unconverged
+    0
+    """
+    map = itermap.as_map(map)
+    problem = _problem(map, x0, inputs=inputs, period=period, tol=tol, max_iter=max_iter,
+                       unique_tol=unique_tol, slow_points=slow_points, method=method,
+                       patience=patience, q_steps=q_steps, progress=progress)
+    sol = METHODS[problem.method](problem)
+    x, xp, F = problem.x, problem.xp, problem.F
+    stable, n_unstable = _stability(sol.eigenvalues)
+    orbit, min_period = _orbits(map, F.u, xp, sol.points, F.p, problem.unique_tol)
+    return FixedPoints(points=sol.points, residuals=xp.astype(_like(sol.residuals, xp), x.dtype),
+                       jacobians=sol.jacobians, eigenvalues=sol.eigenvalues, stable=stable,
+                       n_unstable=n_unstable,
+                       n_unconverged=int(np.sum(sol.status >= GAVE_UP_MAX_ITER)),
+                       period=F.p, orbit=orbit, min_period=min_period,
+                       n_starts=int(x.shape[0]), status=sol.status, **(sol.slow or {}))
+
+
+def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points, method,
+             patience, q_steps, progress) -> Problem:
+    """The checked inputs, and the method that runs."""
+    period = _check_int("period", period, 1)
+    max_iter = _check_int("max_iter", max_iter, 1)
+    patience = _check_int("patience", patience, 0)
+    q_steps = None if q_steps is None else _check_int("q_steps", q_steps, 0)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if progress not in (None, True, False):
+        raise TypeError(f"progress must be None, True or False, got {progress!r}")
+    tol = _check_positive("tol", tol)
+    unique_tol = _check_positive("unique_tol", unique_tol)
+    slow_points = check_bool("slow_points", slow_points)
+    x, xp = _check_starts(map_, x0)
+    u = _check_inputs(map_, inputs, xp)
+    if u is not None:
+        u = xp.astype(u, x.dtype)
+    F = _Power(map_, period, u, xp, _torus(map_, x))
+    if q_steps is None:
+        q_steps = _Q_STEPS if int(x.shape[1]) > _Q_MIN_DIM else 0
+    method = _choose_method(method, slow_points, int(x.shape[1]), xp)
+    logging.getLogger(__name__).info("find_fixed_points: method %r at dim %d", method,
+                                     int(x.shape[1]))
+    return Problem(map=map_, F=F, x=x, xp=xp, tol=tol, max_iter=max_iter,
+                   unique_tol=unique_tol, patience=patience, q_steps=q_steps,
+                   slow_points=method == "q", progress=progress, method=method)
+
+
+def _choose_method(method, slow_points, dim, xp):
+    """The method that runs: ``auto`` resolved by the stated rule, ``q`` for slow points."""
+    if slow_points:
+        if method == "newton-krylov":
+            raise ValueError("method='newton-krylov' finds no slow points: use "
+                             "slow_points=True with method='q' (or 'auto')")
+        return "q"
+    if method == "auto":
+        return _auto_name(dim, xp)
+    if method == "newton-krylov" and not is_numpy_namespace(xp):
+        raise ValueError("method='newton-krylov' runs on NumPy maps and starts; use "
+                         "method='newton' on this backend")
+    return method
+
+
+def _orbits(map_, u, xp, pts, period, unique_tol):
+    """Orbit labels and least periods of period-``p`` points (host int arrays)."""
+    m = int(pts.shape[0])
+    orbit = np.arange(m, dtype=np.int64)
+    min_period = np.full(m, period, dtype=np.int64)
+    if m == 0 or period == 1:
+        return orbit, np.ones(m, dtype=np.int64)
+    uu = None if u is None else xp.broadcast_to(u, (m, u.shape[0]))
+    y = pts
+    unset = np.ones(m, dtype=bool)
+    torus = _torus(map_, pts)
+    for k in range(1, period):
+        y = map_.step(y, uu)
+        if torus is not None:
+            y = torus.canonical(y, unique_tol)
+        back = to_numpy(_norm(xp, (y if torus is None else torus.nearest(y, pts)) - pts)) \
+            <= unique_tol
+        newly = back & unset & (period % k == 0)
+        min_period[newly] = k
+        unset &= ~newly
+        near = _nearest_within(xp, y, pts, unique_tol)
+        hit = near >= 0
+        # union: the orbit label is the least index reached along the orbit
+        orbit[hit] = np.minimum(orbit[hit], near[hit])
+    # propagate the least label through the orbit
+    for _ in range(period):
+        orbit = np.minimum(orbit, orbit[orbit])
+    return orbit, min_period

@@ -1,0 +1,497 @@
+"""The batched globalised Newton iteration shared by ``method="newton"`` and ``"q"``.
+
+Every start runs damped Newton on ``G(x) = F^p(x) - x`` together with the
+others, one batched linear solve per iteration: a backtracking line search on
+``||G||`` (the full step and its halves, quarters and eighths in one batched
+evaluation, Armijo's test), Levenberg-Marquardt where no step passes, and
+*wandering* (undamped steps of bounded length, accepted whatever they do) for
+the starts that stall in a valley of ``q = 1/2 ||G||^2``. :class:`_NewtonSearch`
+holds the per-start state (fates, merges, damping, stall marks); its
+:meth:`~_NewtonSearch.run` is the short loop over the steps.
+
+References
+----------
+.. [1] J. E. Dennis and R. B. Schnabel, "Numerical Methods for Unconstrained
+   Optimization and Nonlinear Equations", Prentice-Hall 1983 (SIAM 1996),
+   ch. 6 (line search) and 10 (Levenberg-Marquardt).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from itermap.backends import to_numpy
+
+from ._clustering import _cluster, _drawn_together, _least_in_groups, _nearest_within
+from ._common import _damped_solve, _like, _minus_eye, _norm, _resolved, _solve, _take
+from ._result import (
+    _RUNNING,
+    CONVERGED,
+    GAVE_UP_MAX_ITER,
+    GAVE_UP_NONFINITE,
+    GAVE_UP_STALLED,
+    SLOW_POINT,
+)
+
+# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
+# the one of least residual among those passing wins) before Levenberg-Marquardt
+_ARMIJO = 1e-4
+_ALPHAS = (1.0, 0.5, 0.25, 0.125)
+# stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
+_SLOW_GRAD = 1e-9
+_SLOW_GRAD_FAILED = 1e-6
+# running starts are compared with each other (for merging) once their residual is below
+_CLOSING = 1e-2
+# coarse merging: running starts closer than rho_k follow one representative, where
+# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
+# and scale is the mean norm of the starts; rows are compared once their residual is
+# below _MERGE_CLOSING * scale
+_MERGE_FRAC = 1e-2
+_MERGE_CLOSING = 4e-2
+# early merging of running starts, whatever their residual: two starts within
+# _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
+# two iterations are being drawn together, and follow one representative from then on
+_CONVERGE_FRAC = 0.1
+_CONVERGE = 0.5
+# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
+# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
+# (counted unconverged); neither happens when slow points are asked for
+_STALL_ITERS = 6
+_STALL_DROP = 0.5
+_ESCAPES = 1
+# a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
+# map's range, accepted whatever the residual, for ``patience`` iterations
+_WANDER_STEP = 0.6
+# ... and all wandering ends once no wandering start has reached a point for a window of
+# _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
+# at least _WANDER_IDLE: the finds to expect scale with the wanderers, the cost of an
+# iteration hardly does. Finds are rare and bursty where points are rare: at gain 3 the
+# first can come after 160 iterations, or one early find (at 21) be followed by none for
+# 140; a window scaled from the last find's time (twice it, 30 to 300) gave up there
+_WANDER_IDLE = 150
+_WANDER_IDLE_SHARE = 1 / 3
+
+
+def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
+            bar=None, wander=False, stall_final=True, share=1.0):
+    """The batched damped Newton iteration over the starts ``x`` (see :class:`_NewtonSearch`).
+
+    Returns (converged points, their residuals, the status of each start (see
+    :data:`STATUS`), slow points, their residuals), the points as lists of
+    device arrays.
+    """
+    return _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
+                         slow_points=slow_points, patience=patience, bar=bar, wander=wander,
+                         stall_final=stall_final, share=share).run()
+
+
+class _NewtonSearch:
+    """The state of the batched damped Newton iteration over a set of starts.
+
+    The working arrays (``x``, ``Px = F^p(x)``, ``G``, the rows one and two
+    iterations back) hold the running rows only; ``ids`` maps them to starts.
+    Per start, on the host: its ``fate`` (a code of :data:`STATUS`, -1 running),
+    the start it ``follows`` once merged, its Levenberg-Marquardt damping, its
+    stall mark and the iteration it began wandering. ``bar`` (a ``_Finished``)
+    is shown the starts whose fate is final; a start given up stalled counts as
+    final only with ``stall_final`` (else it wanders next).
+    """
+
+    def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
+                 bar, wander, stall_final, share=1.0):
+        self.F, self.xp, self.eye = F, xp, eye
+        self.tol, self.max_iter, self.unique_tol = tol, max_iter, unique_tol
+        self.slow_points, self.patience, self.bar = slow_points, patience, bar
+        self.wander, self.stall_final = wander, stall_final
+        # iterations without a find that end the wandering (``share``: of the batch's
+        # starts, those wandering here)
+        self.idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * patience * share))
+        n = int(x.shape[0])
+        self.ids = np.arange(n)
+        self.follows = np.arange(n)          # a merged start follows another start's fate
+        self.fate = np.full(n, _RUNNING, dtype=np.int8)
+        # the iteration a start began wandering (-1: not yet)
+        self.wander_from = np.full(n, 0 if wander else -1, dtype=np.int64)
+        # starts that followed a wanderer set out again from x_start
+        self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
+        self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
+        self.slow_x, self.slow_r = [], []
+        self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
+        self.lm_mode = np.zeros(n, dtype=bool)    # lam initialized
+        self.lm_failed = np.zeros(n, dtype=bool)
+        self.x, self.Px = x, F.value(x)
+        self.G = self.Px - x
+        self.r_h = to_numpy(_norm(xp, self.G)).astype(np.float64)
+        # the wandering step's scale: the mean max-norm of the images of the starts (the
+        # map's range, for a tanh network at most 1; the noise on the starts does not count)
+        img = np.max(np.abs(to_numpy(self.Px)), axis=1)
+        img = img[np.isfinite(img)]
+        self.wander_step = _WANDER_STEP * max(float(np.mean(img)) if img.size else 1.0, 1e-12)
+        scale = float(np.mean(to_numpy(_norm(xp, x))))
+        self.rho_max = max(unique_tol, _MERGE_FRAC * scale)
+        self.closing = max(_CLOSING, _MERGE_CLOSING * scale)
+        self.converge_radius = _CONVERGE_FRAC * scale
+        # per start: the residual to beat, and the iteration it was set
+        self.mark_r = self.r_h.copy()
+        self.mark_it = np.zeros(n, dtype=np.int64)
+        self.escapes = np.zeros(n, dtype=np.int64)
+        self.force = np.zeros(n, dtype=bool)
+        self.leaders_x = None     # converged points so far (one per group), on the device
+        self.prev1 = self.prev2 = x
+
+    def run(self):
+        """Iterate to the end; returns what :func:`_search` returns."""
+        for it in range(self.max_iter + 1):
+            self.it = it
+            keep = self._record_converged()
+            if keep.any() and it > 0:
+                self._merge_running(keep)
+            if self._wandering_over():
+                self.fate[self.ids[keep]] = GAVE_UP_STALLED
+                break
+            if it == self.max_iter or not keep.any():
+                break
+            self._keep_rows(np.flatnonzero(keep))
+            self._revive_followers()
+            self._step()
+            if self.ids.size == 0:
+                break
+        return self._result()
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def _record_converged(self):
+        """Mark converged and non-finite rows; returns the rows that keep running."""
+        r_h = self.r_h
+        finite = np.isfinite(r_h)
+        if not finite.all():
+            self.fate[self.ids[~finite]] = GAVE_UP_NONFINITE
+        done = finite & (r_h <= self.tol) & _resolved(self.xp, self.x, self.tol)
+        keep = finite & ~done
+        if self.bar is not None:
+            self.bar.show(_n_finished(self.follows, self.fate, self.stall_final),
+                          running=int(keep.sum()),
+                          points=sum(len(f) for f in self.found_r) if self.found_r else 0)
+        if done.any():
+            self._add_points(done)
+        return keep
+
+    def _add_points(self, done):
+        """Converged rows: record them, merged with what was found before."""
+        xp = self.xp
+        self.last_found = self.it
+        xd = _take(xp, self.x, np.flatnonzero(done))
+        rd, idd = self.r_h[done], self.ids[done]
+        self.fate[idd] = CONVERGED
+        if self.leaders_x is not None:
+            near = _nearest_within(xp, xd, self.leaders_x, self.unique_tol)
+            old = near >= 0
+            self.follows[idd[old]] = np.concatenate(self.found_ids)[near[old]]
+            xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
+        if idd.size:
+            lead, _ = _cluster(xp, xd, self.unique_tol)
+            heads, rep = _least_in_groups(lead, rd)
+            self.follows[idd] = idd[rep]
+            self.found_x.append(_take(xp, xd, heads))
+            self.found_r.append(rd[heads])
+            self.found_ids.append(idd[heads])
+            self.leaders_x = xp.concat(self.found_x, axis=0)
+
+    def _merge_running(self, keep):
+        """Running rows that stalled give up or wander; those that reached a point already
+        found, or each other, follow one representative (``keep`` updated in place)."""
+        xp = self.xp
+        k_idx = np.flatnonzero(keep)
+        if not self.slow_points:
+            k_idx = self._give_up_stalled(k_idx, keep)
+        xk = _take(xp, self.x, k_idx)
+        close = np.flatnonzero(self.r_h[k_idx] <= self.closing)
+        rho = self.unique_tol
+        if close.size:
+            rho = max(self.unique_tol, min(self.rho_max, float(np.median(self.r_h[k_idx[close]]))))
+        if self.leaders_x is not None and k_idx.size:
+            near = _nearest_within(xp, xk, self.leaders_x, rho)
+            hit = near >= 0
+            if hit.any():
+                to = np.concatenate(self.found_ids)[near[hit]]
+                k_idx, xk = self._follow(keep, k_idx, xk, hit, to)
+        # rows being drawn together head to the same point: one leads, the others follow
+        if self.it >= 2 and k_idx.size > 1:
+            lead = _drawn_together(xp, xk, _take(xp, self.prev1, k_idx),
+                                   _take(xp, self.prev2, k_idx), self.r_h[k_idx],
+                                   self.converge_radius)
+            dup = lead != np.arange(k_idx.size)
+            if dup.any():
+                k_idx, xk = self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
+        # only rows closing in on a point can sit within unique_tol of each other
+        close = np.flatnonzero(self.r_h[k_idx] <= self.closing)   # k_idx may have shrunk
+        if close.size > 1:
+            k_idx, xk = k_idx[close], _take(xp, xk, close)
+            lead, _ = _cluster(xp, xk, rho)
+            dup = lead != np.arange(k_idx.size)
+            if dup.any():
+                self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
+
+    def _follow(self, keep, k_idx, xk, hit, to):
+        """Rows ``k_idx[hit]`` stop and follow the starts ``to``; the rest of (k_idx, xk)."""
+        self.follows[self.ids[k_idx[hit]]] = to
+        keep[k_idx[hit]] = False
+        return k_idx[~hit], _take(self.xp, xk, np.flatnonzero(~hit))
+
+    def _give_up_stalled(self, k_idx, keep):
+        """Starts whose residual has not halved for a while: one undamped step out of the
+        valley first, then wandering (``patience`` iterations), then given up."""
+        it = self.it
+        rid = self.ids[k_idx]
+        better = self.r_h[k_idx] <= _STALL_DROP * self.mark_r[rid]
+        self.mark_r[rid[better]] = self.r_h[k_idx[better]]
+        self.mark_it[rid[better]] = it
+        wandering = self.wander_from[rid] >= 0
+        stalled = (it - self.mark_it[rid] >= _STALL_ITERS) & ~wandering
+        escape = stalled & (self.escapes[rid] < _ESCAPES)
+        if escape.any():
+            self.escapes[rid[escape]] += 1
+            self.force[rid[escape]] = True
+            self.mark_r[rid[escape]] = np.inf
+            stalled &= ~escape
+        start = stalled & (self.patience > 0)
+        self.wander_from[rid[start]] = it
+        self.revive.append(rid[start])
+        stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
+        if stalled.any():
+            self.fate[rid[stalled]] = GAVE_UP_STALLED
+            keep[k_idx[stalled]] = False
+            k_idx = k_idx[~stalled]
+        return k_idx
+
+    def _wandering_over(self):
+        """Wandering ends, for all, once it has brought no start to a point for a while."""
+        return self.wander and self.it - self.last_found >= self.idle
+
+    def _keep_rows(self, sel):
+        if sel.size < self.x.shape[0]:
+            self.x, self.Px, self.G, self.prev1, self.prev2 = (
+                _take(self.xp, a, sel) for a in (self.x, self.Px, self.G, self.prev1, self.prev2))
+            self.ids = self.ids[sel]
+            self.r_h = self.r_h[sel]
+
+    def _revive_followers(self):
+        """The starts merged into one that now wanders set out again, from their starts:
+        wandering paths part, so they reach other points."""
+        if not self.revive:
+            return
+        xp = self.xp
+        back = _followers(self.follows, self.fate, np.concatenate(self.revive), self.ids)
+        self.revive = []
+        if back.size:
+            self.follows[back] = back
+            self.wander_from[back] = self.it
+            xb = _take(xp, self.x_start, back)
+            Pb = self.F.value(xb)
+            self.x, self.Px, self.prev1, self.prev2 = (
+                xp.concat([a, b], axis=0) for a, b in ((self.x, xb), (self.Px, Pb),
+                                                       (self.prev1, xb), (self.prev2, xb)))
+            self.G = self.Px - self.x
+            self.ids = np.concatenate([self.ids, back])
+            self.r_h = np.concatenate([self.r_h, to_numpy(_norm(xp, Pb - xb)).astype(np.float64)])
+
+    def _result(self):
+        """Fates of merged starts follow their representatives (chains by iteration)."""
+        follows = _roots(self.follows)
+        self.fate[self.fate == _RUNNING] = GAVE_UP_MAX_ITER
+        return self.found_x, self.found_r, self.fate[follows], self.slow_x, self.slow_r
+
+    # -- one step -----------------------------------------------------------------------
+    def _step(self):
+        """Newton with a line search; wandering steps; Levenberg-Marquardt where both fail."""
+        xp = self.xp
+        # the Jacobian of F^p at the active rows (F^p itself is known)
+        A = _minus_eye(xp, self.F.jacobian_only(self.x), self.eye)
+        n = self.ids.size
+        self.r_new = self.r_h.copy()
+        self.accepted = np.zeros(n, dtype=bool)
+        self.dropped = np.zeros(n, dtype=bool)
+        self.new_parts = {}
+        dx = _solve(xp, A, -self.G)                # all rows: no copies of A
+        dx_h = to_numpy(dx)
+        dx_ok = np.all(np.isfinite(dx_h), axis=1)
+        wand = dx_ok & (self.wander_from[self.ids] >= 0)
+        if wand.any():
+            self._wander_step(np.flatnonzero(wand), dx, dx_h)
+        pending = np.flatnonzero(dx_ok & ~wand)
+        if pending.size:
+            self._line_search(pending, dx)
+        self.force[self.ids] = False
+        lm = np.flatnonzero(~self.accepted)
+        if lm.size:
+            self._levenberg_marquardt(lm, A)
+        self._assemble()
+
+    def _take_step(self, key, rows, xt, Pt, rt):
+        self.new_parts[key] = (rows, xt, Pt)
+        self.r_new[rows] = rt
+        self.accepted[rows] = True
+
+    def _wander_step(self, w, dx, dx_h):
+        """Wandering rows take the Newton step cut to length ``wander_step`` (max norm),
+        whatever it does to the residual: it leaves the valleys of q."""
+        xp = self.xp
+        step = np.max(np.abs(dx_h[w]), axis=1)
+        cut = np.minimum(1.0, self.wander_step / np.maximum(step, 1e-300))
+        xt = _take(xp, self.x, w) + _like(cut, xp)[:, None] * _take(xp, dx, w)
+        Pt = self.F.value(xt)
+        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
+        o = np.flatnonzero(np.isfinite(rt))
+        self._take_step("wander", w[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
+
+    def _line_search(self, pending, dx):
+        """The full Newton step and the shorter ones at once (one batched evaluation): the
+        one of least residual passing Armijo's test, the full one when forced."""
+        xp = self.xp
+        na, npd = len(_ALPHAS), pending.size
+        xs, dxs = _take(xp, self.x, pending), _take(xp, dx, pending)
+        xt = xp.concat([xs + a * dxs for a in _ALPHAS], axis=0)
+        Pt = self.F.value(xt)
+        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
+        a_col = np.asarray(_ALPHAS)[:, None]
+        ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * self.r_h[pending][None, :])
+        forced = self.force[self.ids[pending]]
+        ok[0] |= np.isfinite(rt[0]) & forced
+        best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+        best[forced & ok[0]] = 0
+        good = ok[best, np.arange(npd)]
+        if good.any():
+            o = np.flatnonzero(good)
+            flat = best[o] * npd + o
+            self._take_step("newton", pending[o], _take(xp, xt, flat), _take(xp, Pt, flat),
+                            rt[best[o], o])
+
+    def _levenberg_marquardt(self, lm, A):
+        """``(A^T A + lam I) dx = -A^T G`` where Newton failed, with a damping ``lam`` per
+        start (divided by 3 after a success, times 4 after a failure)."""
+        xp = self.xp
+        Al, Gl = (A, self.G) if lm.size == self.ids.size else (_take(xp, A, lm),
+                                                                _take(xp, self.G, lm))
+        g = xp.matmul(Gl[:, None, :], Al)[:, 0, :]          # A^T G
+        # diag(A^T A): column sums of squares (A^T A itself is formed with the solve)
+        diag = to_numpy(xp.sum(Al * Al, axis=1)).astype(np.float64)
+        rid = self.ids[lm]
+        stalled = self._at_minimum_of_q(lm, rid, g, diag)
+        first = ~self.lm_mode[rid]
+        scale = np.maximum(np.max(diag, axis=1), 1e-300)
+        self.lam[rid[first]] = 1e-3 * scale[first]
+        self.lm_mode[rid] = True
+        dl = _damped_solve(xp, Al, self.lam[rid], -g, self.eye)
+        xt = _take(xp, self.x, lm) + dl
+        Pt = self.F.value(xt)
+        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
+        ok = np.isfinite(rt) & (rt < self.r_h[lm]) & ~stalled
+        self.lam[rid[ok]] /= 3.0
+        self.lam[rid[~ok]] *= 4.0
+        self.lm_failed[rid] = ~ok
+        if ok.any():
+            o = np.flatnonzero(ok)
+            self.new_parts["lm"] = (lm[o], _take(xp, xt, o), _take(xp, Pt, o))
+            self.r_new[lm[o]] = rt[o]
+
+    def _at_minimum_of_q(self, lm, rid, g, diag):
+        """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
+        for, else they wander off or give up. Returns the mask of those rows."""
+        xp = self.xp
+        g_h = to_numpy(_norm(xp, g)).astype(np.float64)
+        a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
+        r = self.r_h[lm]
+        # stationary; or nearly so where the last damped step could not lower q (q is
+        # flat to rounding there)
+        stalled = (g_h <= _SLOW_GRAD * a_norm * r) | (
+            self.lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r))
+        if not stalled.any():
+            return stalled
+        if self.slow_points:
+            self.fate[rid[stalled]] = SLOW_POINT
+            self.slow_x.append(_take(xp, self.x, lm[stalled]))
+            self.slow_r.append(r[stalled])
+            self.dropped[lm[stalled]] = True
+        else:
+            start = stalled & (self.wander_from[rid] < 0) & (self.patience > 0)
+            self.wander_from[rid[start]] = self.it
+            self.revive.append(rid[start])
+            out = stalled & ~start & (self.wander_from[rid] < 0)
+            self.fate[rid[out]] = GAVE_UP_STALLED
+            self.dropped[lm[out]] = True
+        return stalled
+
+    def _assemble(self):
+        """The new iterate: rows in their old order, dropped rows left out."""
+        xp = self.xp
+        live = np.flatnonzero(~self.dropped)
+        self.prev2, self.prev1 = _take(xp, self.prev1, live), _take(xp, self.x, live)
+        if self.new_parts:
+            moved = np.concatenate([p[0] for p in self.new_parts.values()])
+            still = np.zeros(self.ids.size, dtype=bool)
+            still[live] = True
+            still[moved] = False
+            stay = np.flatnonzero(still)
+            order = np.argsort(np.concatenate([moved, stay]))
+            xs = xp.concat([p[1] for p in self.new_parts.values()] + [_take(xp, self.x, stay)],
+                           axis=0)
+            Ps = xp.concat([p[2] for p in self.new_parts.values()] + [_take(xp, self.Px, stay)],
+                           axis=0)
+            self.x, self.Px = _take(xp, xs, order), _take(xp, Ps, order)
+        elif live.size < self.ids.size:
+            self.x, self.Px = _take(xp, self.x, live), _take(xp, self.Px, live)
+        self.ids, self.r_h = self.ids[live], self.r_new[live]
+        self.G = self.Px - self.x
+
+
+def _roots(follows):
+    """Each start's representative: the end of its chain of ``follows``."""
+    root = follows
+    for _ in range(64):
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    return root
+
+
+def _followers(follows, fate, roots, active):
+    """Starts not running (not in ``active``) whose chain of ``follows`` ends in ``roots``."""
+    root = _roots(follows.copy())
+    idle = np.ones(follows.size, dtype=bool)
+    idle[active] = False
+    idle[roots] = False
+    return np.flatnonzero(idle & np.isin(root, roots) & (fate == _RUNNING))
+
+
+def _n_finished(follows, fate, stall_final):
+    """Starts whose fate is final: their own, or that of the start they follow."""
+    f = fate[_roots(follows)]
+    done = (f == CONVERGED) | (f == SLOW_POINT) | (f == GAVE_UP_NONFINITE)
+    if stall_final:
+        done |= f == GAVE_UP_STALLED
+    return int(np.sum(done))
+
+
+def _polish(F, xp, eye, pts, res, unique_tol):
+    """One last Newton step on the distinct points (to machine precision), merged again.
+
+    Returns (points, residuals, Jacobians of ``F^p`` there).
+    """
+    m = int(pts.shape[0])
+    if m == 0:
+        return pts, res, xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
+    Pp, jac = F.jacobian(pts)
+    d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+    cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
+    rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+    better = np.isfinite(rc) & (rc < res)
+    if better.any():
+        pts = xp.where(_like(better, xp)[:, None], cand, pts)
+        res = np.where(better, rc, res)
+        # near-singular points can come together only now: merge them again
+        lead, heads = _cluster(xp, pts, unique_tol)
+        if heads.size < m:
+            keep_rows, _ = _least_in_groups(lead, res)
+            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
+    _, jac = F.jacobian(pts)
+    return pts, res, jac
