@@ -170,20 +170,17 @@ def _single(quick, pyn):
             how = "compiled" if mode == "1" else "plain loop"
             own = ""
             if mode == "0":  # what the map's own step and jacobian cost, on one state
-                scalar = mm._scalar_kernel()
                 fs, fj, fp = mm._point_functions()
                 xs = x0.copy()
                 t0 = time.perf_counter()
                 for _ in range(n):
-                    if scalar is not None:
-                        scalar(0.1, 0.2)
-                    elif fp is None:
+                    if fp is None:
                         fj(xs)
                         fs(xs)
                     else:
                         fj(xs, fp)
                         fs(xs, fp)
-                own = (f"; of which the map's own point functions "
+                own = (f"; the map's own point functions on arrays "
                        f"{(time.perf_counter() - t0) / n * 1e6:.2f} us/step")
             rows.append(report(
                 f"{label}, 1 trajectory, {how}, vs pynamicalsys", t["ours"], t["pyn"],
