@@ -16,12 +16,21 @@ Two loops run it:
   functions (or numba-jitted ones) written in numba's subset. A batch of starts
   then runs in the same compiled loop, one trajectory after the other;
 - plain Python otherwise (and when numba is missing): one trajectory, a loop on
-  preallocated arrays (on Python floats for ``dim = 2``).
+  preallocated arrays (on Python floats for ``dim = 2``), or a batch of a 2-D map.
 
 ``ITERMAP_NUMBA`` chooses: ``0`` never compiles, ``1`` compiles whenever it can,
 and ``auto`` (the default) compiles for runs of at least :data:`COMPILE_MIN_STEPS`
 trajectory-steps, or when the functions are compiled already: a compile costs
-about a second, which a short run does not earn back.
+about a second, which a short run does not earn back. A batch of a 2-D map is
+not compiled under ``auto``: its uncompiled loop is as fast.
+
+Without numba, a 2-D map's QR is in closed form: with ``Q = [q, s q_perp]``,
+``J Q = Q' R`` has ``q' = J q / |J q|``, ``R_00 = |J q|`` and ``R_11 = |det J| /
+R_00``, so only ``q`` is carried (and the sign ``s``). The classic maps hand their
+step and Jacobian over as statements (:class:`ScalarSource`), written into a
+loop on floats; a user's map is called once a step for ``step`` and, where its
+``jacobian`` takes a batch of states, once per chunk of :data:`_CHUNK` states
+for the Jacobians; a batch of starts runs in place over the batch.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_DIM", "COMPILE_MIN_STEPS", "SmallStepper", "numba_available", "wrap_periodic"]
+__all__ = ["MAX_DIM", "COMPILE_MIN_STEPS", "ScalarSource", "SmallStepper", "numba_available",
+           "wrap_periodic"]
 
 #: The largest ``dim`` the general small-map stepper takes (larger maps use the batched path).
 MAX_DIM = 64
@@ -424,9 +434,13 @@ class SmallStepper:
         compilable = (_compilable(step) and _compilable(jacobian)) if compilable is None \
             else compilable
         kernel = None
+        # auto leaves a batch of a 2-D map to the closed form in place over the batch: as
+        # fast as the compiled loop or faster (benchmarks/RESULTS.md, round 9), no compile
+        batch2 = B > 1 and dim == 2 and Q.shape[2] <= 2
         if mode != "never" and compilable and numba_available() and (
-                mode == "always" or (step, jacobian, B > 1) in _COMPILED
-                or total_steps * B >= COMPILE_MIN_STEPS):
+                mode == "always" or (not batch2 and (
+                    (step, jacobian, B > 1) in _COMPILED
+                    or total_steps * B >= COMPILE_MIN_STEPS))):
             # a batch calls the point functions on all of it where they take (B, dim)
             kernel = ((_compile(step, jacobian, params, x, Q, True) if B > 1 else None)
                       or _compile(step, jacobian, params, x, Q, False))

@@ -608,3 +608,16 @@ def test_collapse_and_divergence_from_the_uncompiled_loops(mode, monkeypatch):
         for m in (henon(), UserHenon()):
             with pytest.raises(itermap.DivergenceError):
                 lyapunov_spectrum(m, x0, 200, rng=0)
+
+
+def test_auto_leaves_a_two_d_batch_uncompiled(monkeypatch):
+    pytest.importorskip("numba")
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "auto")
+    m = FunctionMap(henon_step, 2, jacobian=henon_jac)
+    X = np.zeros((1000, 2))
+    Q = np.tile(np.eye(2), (1000, 1, 1))
+    assert not m.tangent_stepper(X, Q, steps=stepper.COMPILE_MIN_STEPS).compiled
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    assert m.tangent_stepper(X[:3], Q[:3], steps=10).compiled
