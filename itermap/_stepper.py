@@ -582,8 +582,10 @@ class SmallStepper:
             X, x = self._states(x, m)
             if self._batches:
                 J = jac(X) if p is None else jac(X, p)
-            else:
-                J = np.stack([jac(xi) if p is None else jac(xi, p) for xi in X])
+            else:  # copied as it comes: a jacobian may hand back one array it refills
+                J = np.empty((m,) + x.shape * 2)
+                for i, xi in enumerate(X):
+                    J[i] = jac(xi) if p is None else jac(xi, p)
             done += m
             yield J, x
 

@@ -621,3 +621,23 @@ def test_auto_leaves_a_two_d_batch_uncompiled(monkeypatch):
     assert not m.tangent_stepper(X, Q, steps=stepper.COMPILE_MIN_STEPS).compiled
     monkeypatch.setenv("ITERMAP_NUMBA", "1")
     assert m.tangent_stepper(X[:3], Q[:3], steps=10).compiled
+
+
+def test_a_jacobian_that_refills_one_array_is_copied_each_step(monkeypatch):
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    buf = np.zeros((10, 10))
+
+    def refilling_jac(x):  # one array, refilled each call (and no batches)
+        if x.ndim != 1:
+            raise ValueError("one state at a time")
+        buf[:] = l96_jac(x)
+        return buf
+
+    m = FunctionMap(l96_step, 10, jacobian=refilling_jac)
+    x0 = 8.0 + np.sin(np.arange(10.0))
+    s = m.tangent_stepper(x0[None], np.eye(10)[None, :, :3])
+    assert not s._batches
+    acc = np.zeros((1, 3))
+    s.advance(30, acc=acc)
+    _, ref, _ = _reference_frames(l96_step, l96_jac, x0, np.eye(10)[:, :3], 30)
+    np.testing.assert_allclose(acc[0], ref, rtol=1e-9)
