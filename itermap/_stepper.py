@@ -528,14 +528,14 @@ class SmallStepper:
             worst = float(stats[:, 0].max())
             return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
         plain = r_out is None and q_out is None
+        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2:
+            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
         with np.errstate(all="ignore"):  # a divergence is found at the end, not warned
             if B > 1:
                 if every == 1 and plain:
                     return self._advance_batch2(n, acc)
                 return self._advance_batch(n, every, acc, r_out, q_out, q_every)
             if dim == 2 and k <= 2 and plain:
-                if every == 1 and self._loop is not None:
-                    return self._advance_closed(n, acc)
                 if self._scalar is not None:
                     return self._advance_floats(n, every, acc)
                 if every == 1 and self._batches:
