@@ -164,10 +164,12 @@ class Map:
         return self.step, self.jacobian, None
 
     def _scalar_kernel(self):
-        """For a 2-D map, ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)`` on floats, or None.
+        """For a 2-D map, its step and Jacobian on floats, or None.
 
-        The uncompiled stepper's loop on Python floats (no arrays in it); the
-        classic 2-D maps supply one.
+        A :class:`itermap._stepper.ScalarSource` (statements the uncompiled
+        stepper writes into its loop: no call and no array a step), or a
+        function ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)``; the classic
+        2-D maps supply a source.
         """
         return None
 

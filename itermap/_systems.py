@@ -13,6 +13,7 @@ import numpy as np
 from ._backend import namespace, to_backend, to_numpy
 from ._checks import check_real, no_half, plain_array
 from ._map import Map
+from ._stepper import ScalarSource
 from ._types import Array
 
 __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
@@ -246,12 +247,10 @@ class HenonMap(Map):
         return _henon_point, _henon_point_jac, np.array([self.a, self.b])
 
     def _scalar_kernel(self):
-        a, b = self.a, self.b
-
-        def henon(x0, x1):
-            return 1.0 - a * x0 * x0 + x1, b * x0, -2.0 * a * x0, 1.0, b, 0.0
-
-        return henon
+        # the same operations, in the same order, as _henon_point (the compiled loop)
+        return ScalarSource("y0 = 1.0 - A * x0 * x0 + x1\ny1 = B * x0",
+                            ("-2.0 * A * x0", "1.0", "B", "0.0"),
+                            (("A", self.a), ("B", self.b)), det="-B")
 
     def to(self, backend):
         return HenonMap(self.a, self.b)
@@ -342,14 +341,9 @@ class StandardMap(Map):
         return _standard_point, _standard_point_jac, np.array([self.k])
 
     def _scalar_kernel(self):
-        k, sin, cos = self.k, math.sin, math.cos
-
-        def standard(theta, p):
-            c = k * cos(theta)
-            p = p + k * sin(theta)
-            return theta + p, p, 1.0 + c, 1.0, c, 1.0
-
-        return standard
+        # the same operations, in the same order, as _standard_point (the compiled loop)
+        return ScalarSource("c = K * cos(x0)\ny1 = x1 + K * sin(x0)\ny0 = x0 + y1",
+                            ("1.0 + c", "1.0", "c", "1.0"), (("K", self.k),), det="1.0")
 
     def to(self, backend):
         return StandardMap(self.k)

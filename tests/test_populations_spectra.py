@@ -109,6 +109,34 @@ def test_two_workers_give_the_serial_table():
     np.testing.assert_allclose(a.spectra, b.spectra, rtol=1e-12, atol=1e-12)
 
 
+def test_each_point_carries_its_map_as_one_string(monkeypatch):
+    """A map travels pickled in its point as one base64 string, not a byte array: sweep
+    hashes an array's entries one by one in the calling process, before any point runs."""
+    import base64
+    import pickle
+
+    from itermap.analysis import _spectra_table as mod
+
+    grids = []
+    real = mod.sweep
+
+    def recording(fn, grid, **kw):
+        grids.append(grid)
+        return real(fn, grid, **kw)
+
+    monkeypatch.setattr(mod, "sweep", recording)
+    maps = [itermap.random_rnn(n, gain=0.5, rng=n) for n in (3, 5)]
+    t = spectra_table(maps, steps=30, transient=5, executor="serial", seed=1)
+    for point, m in zip(grids[0], maps):
+        assert isinstance(point["blob"], str)
+        back = pickle.loads(base64.b64decode(point["blob"]))
+        x = np.linspace(-1.0, 1.0, m.dim)
+        np.testing.assert_array_equal(back.step(x), m.step(x))
+    # the spectra are the maps' own: a linear map's log-eigenvalue moduli, through the blob
+    t = spectra_table([linear(np.diag([0.5, 2.0]))], steps=20, executor="serial", seed=0)
+    np.testing.assert_allclose(t.spectra[0], np.log([2.0, 0.5]), atol=1e-12)
+
+
 # -- spectrum_embedding ----------------------------------------------------------------------
 def _low_rank_rows(seed, n=60):
     g = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import itermap
@@ -394,8 +394,11 @@ def test_without_numba_the_plain_loop_runs(monkeypatch):
     m = FunctionMap(henon_step, 2, jacobian=henon_jac)
     s = m.tangent_stepper(np.array([[0.1, 0.1]]), np.eye(2)[None], steps=10**9)
     assert s is not None and not s.compiled
-    # a batch has no plain stepper: the general batched path runs it
-    assert m.tangent_stepper(np.zeros((3, 2)), np.tile(np.eye(2), (3, 1, 1))) is None
+    # a batch of a 2-D map runs in closed form over the batch; a larger map's batch has no
+    # plain stepper: the general batched path runs it
+    assert not m.tangent_stepper(np.zeros((3, 2)), np.tile(np.eye(2), (3, 1, 1))).compiled
+    m10 = FunctionMap(l96_step, 10, jacobian=l96_jac)
+    assert m10.tangent_stepper(np.zeros((3, 10)), np.tile(np.eye(10), (3, 1, 1))) is None
     first = lyapunov_spectrum(m, np.array([0.1, 0.1]), 10, rng=0)
     res = lyapunov_spectrum(m, None, 30, continue_from=first)
     _, acc = _reference(henon_step, henon_jac, first.state[0], first.tangents[0], 30)
@@ -507,3 +510,189 @@ def test_the_scan_sees_a_class_test_and_a_private_read(tmp_path):
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func.id == "isinstance"]
     reads = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private]
     assert calls and reads == ["_W"]
+
+
+# -- round 9: the uncompiled loops (closed-form 2-D QR, chunked Jacobians, batches) -------
+class Tinkerbell(itermap.Map):
+    """A 2-D map whose det J changes sign and size: its loop forms det J a step."""
+
+    dim = 2
+    a, b, c, d = 0.9, -0.6013, 2.0, 0.5
+
+    def step(self, x, u=None):
+        x0, x1 = x[..., 0], x[..., 1]
+        return np.stack([x0 * x0 - x1 * x1 + self.a * x0 + self.b * x1,
+                         2.0 * x0 * x1 + self.c * x0 + self.d * x1], -1)
+
+    def jacobian(self, x, u=None):
+        x0, x1 = x[..., 0], x[..., 1]
+        return np.stack([np.stack([2 * x0 + self.a, -2 * x1 + self.b], -1),
+                         np.stack([2 * x1 + self.c, 2 * x0 + self.d], -1)], -2)
+
+    def _scalar_kernel(self):
+        from itermap._stepper import ScalarSource
+
+        return ScalarSource("y0 = x0 * x0 - x1 * x1 + A * x0 + B * x1\n"
+                            "y1 = 2.0 * x0 * x1 + C * x0 + D * x1",
+                            ("2.0 * x0 + A", "-2.0 * x1 + B", "2.0 * x1 + C", "2.0 * x0 + D"),
+                            (("A", self.a), ("B", self.b), ("C", self.c), ("D", self.d)))
+
+
+def _reference_frames(step, jac, x, Q, n, periods=None):
+    """The plain QR loop with diag R > 0: the state, sum log R_ii and the final frame."""
+    x, Q = np.array(x, dtype=float), np.array(Q, dtype=float)
+    acc = np.zeros(Q.shape[1])
+    for _ in range(n):
+        J = jac(x)
+        x = step(x)
+        if periods is not None:
+            x = x - periods * np.floor(x / periods)
+        Q, R = np.linalg.qr(J @ Q)
+        s = np.sign(np.diag(R))
+        Q = Q * s
+        acc += np.log(np.abs(np.diag(R)))
+    return x, acc, Q
+
+
+class HenonTracked(itermap.systems.HenonMap):
+    """Henon with det J left to the loop (formed a step: negative, so the frame flips)."""
+
+    def _scalar_kernel(self):
+        from itermap._stepper import ScalarSource
+
+        src = super()._scalar_kernel()
+        return ScalarSource(src.body, src.jacobian, src.names)
+
+
+TWO_D = {name: case for name, case in CASES.items() if case[4] == 2}
+TWO_D["tinkerbell"] = (Tinkerbell(), Tinkerbell().step, Tinkerbell().jacobian, None, 2)
+TWO_D["henon-det-a-step"] = (HenonTracked(), henon_step, henon_jac, None, 2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("case", sorted(TWO_D))
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # same env every input
+@given(seed=st.integers(0, 2**31 - 1), batch=st.sampled_from([1, 5]))
+def test_two_d_stepper_matches_the_plain_qr_loop(case, k, mode, seed, batch, monkeypatch):
+    """Every 2-D loop (closed form on floats, chunked Jacobians, in place over a batch, compiled)
+    against numpy.linalg.qr a step: exponents, states and frames."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    m, step, jac, period, _ = TWO_D[case]
+    g = np.random.default_rng(seed)
+    if case == "tinkerbell":
+        X = np.array([-0.72, -0.64]) + g.uniform(-0.01, 0.01, (batch, 2))
+    elif period is None:
+        X = g.uniform(-0.1, 0.1, (batch, 2))
+    else:
+        X = g.uniform(0.0, TWO_PI, (batch, 2))
+    Q0 = np.linalg.qr(g.normal(size=(batch, 2, 2)))[0][..., :k]
+    n = 25  # short: chaos amplifies the reference's own rounding (1.4 x^2 vs 1.4 x x) by 1e4
+    s = itermap.as_map(m).tangent_stepper(X, Q0, steps=n)
+    assert s is not None
+    acc = np.zeros((batch, k))
+    assert s.advance(n, acc=acc) is not None
+    for b in range(batch):
+        x, ref, Q = _reference_frames(step, jac, X[b], Q0[b], n, period)
+        np.testing.assert_allclose(acc[b], ref, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(s.x[b], x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(s.Q[b], Q, atol=1e-9)
+
+
+def test_the_uncompiled_paths_are_the_ones_meant(monkeypatch):
+    """Built-in 2-D maps write their statements into the loop; a user's jacobian that takes a
+    batch is called once a chunk; one that does not is called a step, and agrees."""
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    x, Q = np.array([[0.1, 0.1]]), np.eye(2)[None]
+    for m in (henon(), standard_map(1.2), Tinkerbell()):
+        assert itermap.as_map(m).tangent_stepper(x, Q)._loop is not None
+    assert itermap.as_map(UserHenon()).tangent_stepper(x, Q)._batches
+    calls = []
+
+    def one_state_jac(x):  # a scalar read: wrong for a batch of states
+        calls.append(1)
+        return np.array([[-2.8 * float(x[0]), 1.0], [0.3, 0.0]])
+
+    m = FunctionMap(henon_step, 2, jacobian=one_state_jac)
+    s = m.tangent_stepper(x, Q)
+    assert not s._batches
+    acc = np.zeros((1, 2))
+    calls.clear()
+    s.advance(300, acc=acc)
+    assert len(calls) == 300
+    _, ref, _ = _reference_frames(henon_step, henon_jac, x[0], Q[0], 300)
+    np.testing.assert_allclose(acc[0], ref, rtol=1e-9)
+    # a batch-capable jacobian: one call per chunk of states
+    counted = []
+
+    def counting_jac(x):
+        counted.append(1)
+        return henon_jac(x)
+
+    s = FunctionMap(henon_step, 2, jacobian=counting_jac).tangent_stepper(x, Q)
+    counted.clear()
+    s.advance(1000, acc=np.zeros((1, 2)))
+    assert len(counted) == 4  # 256 + 256 + 256 + 232 states
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_batch_matches_each_trajectory_through_the_analysis(mode, monkeypatch):
+    """lyapunov_spectrum on a batch (plain: closed form in place; spaced QRs: numpy's QR)."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    X = np.random.default_rng(1).uniform(-0.1, 0.1, (4, 2))
+    for m in (henon(), UserHenon(), Tinkerbell()):
+        X0 = X + (np.array([-0.72, -0.64]) if isinstance(m, Tinkerbell) else 0.0)
+        first = lyapunov_spectrum(m, X0, 1, rng=5)
+        for every in (1, 3):
+            batch = lyapunov_spectrum(m, X0, 61, rng=5, reorthonormalize_every=every)
+            for b in range(4):
+                _, acc, _ = _reference_frames(m.step, m.jacobian, first.state[b],
+                                              first.tangents[b], 60)
+                np.testing.assert_allclose(batch.log_stretch[b] - first.log_stretch[b], acc,
+                                           rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_collapse_and_divergence_from_the_uncompiled_loops(mode, monkeypatch):
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    nil = linear([[0.0, 0.0], [1.0, 0.0]])
+    res = lyapunov_spectrum(nil, np.ones((3, 2)), 10)
+    assert np.all(res.exponents == -np.inf)
+    for x0 in (np.array([10.0, 10.0]), np.array([[10.0, 10.0], [0.1, 0.1]])):
+        for m in (henon(), UserHenon()):
+            with pytest.raises(itermap.DivergenceError):
+                lyapunov_spectrum(m, x0, 200, rng=0)
+
+
+def test_auto_leaves_a_two_d_batch_uncompiled(monkeypatch):
+    pytest.importorskip("numba")
+    import itermap._stepper as stepper
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "auto")
+    m = FunctionMap(henon_step, 2, jacobian=henon_jac)
+    X = np.zeros((1000, 2))
+    Q = np.tile(np.eye(2), (1000, 1, 1))
+    assert not m.tangent_stepper(X, Q, steps=stepper.COMPILE_MIN_STEPS).compiled
+    monkeypatch.setenv("ITERMAP_NUMBA", "1")
+    assert m.tangent_stepper(X[:3], Q[:3], steps=10).compiled
+
+
+def test_a_jacobian_that_refills_one_array_is_copied_each_step(monkeypatch):
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    buf = np.zeros((10, 10))
+
+    def refilling_jac(x):  # one array, refilled each call (and no batches)
+        if x.ndim != 1:
+            raise ValueError("one state at a time")
+        buf[:] = l96_jac(x)
+        return buf
+
+    m = FunctionMap(l96_step, 10, jacobian=refilling_jac)
+    x0 = 8.0 + np.sin(np.arange(10.0))
+    s = m.tangent_stepper(x0[None], np.eye(10)[None, :, :3])
+    assert not s._batches
+    acc = np.zeros((1, 3))
+    s.advance(30, acc=acc)
+    _, ref, _ = _reference_frames(l96_step, l96_jac, x0, np.eye(10)[:, :3], 30)
+    np.testing.assert_allclose(acc[0], ref, rtol=1e-9)
