@@ -34,6 +34,7 @@ from ._checks import check_int as _check_int
 from ._frame_threads import frame_groups, step_frames
 from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
+from ._fused_square import FusedSquareStep
 from ._reorth import Reorthonormalizer
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
@@ -375,6 +376,7 @@ def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_c
     last_qr = shown = n_qr = 0
     with reorth:  # SciPy's BLAS pool held to one thread for the loop
         fused = (FusedSparseStep.maybe(map_, x, Q, reorth=reorth)
+                 or FusedSquareStep.maybe(map_, x, Q, reorth=reorth)
                  or FusedDenseStep.maybe(map_, x, Q, reorth=reorth))
         for t in range(1, total + 1):
             measuring = t > orient
