@@ -10,10 +10,9 @@ chaotic gains) CholeskyQR passes of ``7/3 n^3`` each: as fast as CholeskyQR at i
 best, and backward stable at any conditioning, with no second pass and no
 fallback. See :func:`itermap.analysis._reorth.householder_frame`.
 
-One trajectory: itermap's threads take blocks of rows of ``W Q`` and the
-factorisation is split over them by panels
-(:func:`~itermap.analysis._reorth.householder_frame`'s ``run_parts``). Several:
-the threads take whole trajectories. Every BLAS call runs on one thread.
+One trajectory: itermap's threads take blocks of rows of ``W Q``, and the
+factorisation runs on one core. Several: the threads take whole trajectories.
+Every BLAS call runs on one thread.
 
 References
 ----------
@@ -102,7 +101,7 @@ class FusedSquareStep:
         y, d = self._rows_of(b, 0, self.x.shape[1], qr)
         return (y, d) + self._factor(b, d, qr)
 
-    def _factor(self, b, d, qr, run_parts=None):
+    def _factor(self, b, d, qr):
         M = self.frames[b][self.turn ^ 1]
         norms_sq = np.einsum("ij,ij->j", M, M)
         if not qr:
@@ -110,7 +109,7 @@ class FusedSquareStep:
         rows = None
         if not np.all(d != 0):  # rows a dead unit zeroed: the rank is at most their number
             rows = int(np.count_nonzero(np.any(M != 0, axis=1)))
-        logd = householder_frame(M, self.taus[b], run_parts=run_parts)
+        logd = householder_frame(M, self.taus[b])
         if rows is not None and rows < logd.size:
             logd[rows:] = -np.inf  # R_jj = 0 exactly there, where rounding leaves eps
         return logd, norms_sq
@@ -126,7 +125,7 @@ class FusedSquareStep:
         if B == 1:
             parts = _pool.run_parts(lambda r: self._rows_of(0, r[0], r[1], qr), self.rows)
             y, d = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-            out = [(y, d) + self._factor(0, d, qr, run_parts=_pool.run_parts)]
+            out = [(y, d) + self._factor(0, d, qr)]
         else:
             cuts = np.linspace(0, B, self.groups + 1).astype(int)
             out = [r for part in _pool.run_parts(

@@ -406,7 +406,14 @@ def _call(fn, name, *args) -> None:
         raise ValueError(f"LAPACK {name} refused argument {-info.value}")
 
 
-def householder_frame(F: np.ndarray, tau: np.ndarray, *, run_parts=None) -> np.ndarray:
+def _geqrf(F, tau) -> None:
+    n, k = F.shape
+    work = np.empty(max(1, k) * _LQ_BLOCK)
+    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data,
+          _ref(_fortran(F, "F")), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+
+
+def householder_frame(F: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
 
     ``F`` is Fortran-ordered (LAPACK's ``dgeqrf`` runs on it as it is): ``R`` is left in
@@ -415,14 +422,15 @@ def householder_frame(F: np.ndarray, tau: np.ndarray, *, run_parts=None) -> np.n
     it, which saves the ``orgqr`` of every step; :func:`explicit_frame` forms it.
     Householder QR is backward stable whatever the conditioning (Golub and Van Loan
     2013, sec. 5.2.2), so no frame needs a fallback. Runs without the GIL.
+
+    One core: splitting its panels over threads (a look-ahead of one panel, each
+    part a ``dormqr``) cost more in calls and hand-offs than it saved at n = 256.
     """
+    _fortran(F, "F")
     n, k = F.shape
-    ld = _fortran(F, "F")
     if k > n or tau.shape != (k,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
         raise ValueError(f"F must have at most as many columns as rows and tau shape ({k},)")
-    work = np.empty(max(1, k) * _LQ_BLOCK)
-    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data, _ref(ld),
-          tau.ctypes.data, work.ctypes.data, _ref(work.size))
+    _geqrf(F, tau)
     return np.log(np.abs(np.diagonal(F).copy()))
 
 
@@ -433,10 +441,10 @@ def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
     independent: blocks run in threads). ``dormqr`` from the right costs ``2 r n^2``
     flops, those of the product with an explicit ``Q``.
     """
+    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
     n, k = F.shape
     if k != n or M.shape[-1] != n:
         raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
-    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
     r = M.shape[0]
     work = np.empty(max(1, r) * _LQ_BLOCK + 65 * 64)  # LAPACK's T block beside the rows
     _call(_householder_routines()[2], "dormqr", b"R", b"N", _ref(r), _ref(n), _ref(k),
@@ -446,8 +454,8 @@ def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
 
 def explicit_frame(F: np.ndarray, tau: np.ndarray) -> None:
     """Turn :func:`householder_frame`'s reflectors in ``F`` (n, k) into ``Q``, in place."""
-    n, k = F.shape
     ld = _fortran(F, "F")
+    n, k = F.shape
     work = np.empty(max(1, k) * _LQ_BLOCK)
     _call(_householder_routines()[1], "dorgqr", _ref(n), _ref(k), _ref(k), F.ctypes.data,
           _ref(ld), tau.ctypes.data, work.ctypes.data, _ref(work.size))

@@ -11,6 +11,8 @@ must survive without losing its lead. Skipped without torch.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 import itermap
@@ -45,25 +47,46 @@ def case(torch, n, gain, batch, steps):
     return ours, torch_loop
 
 
-def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None) -> list[dict]:
+@contextlib.contextmanager
+def round8_path():
+    """Full spectra through round 8's path (CholeskyQR2 with a Householder fallback) while
+    inside: the square-frame step turned off."""
+    from itermap.analysis import _fused_square
+
+    maybe = _fused_square.FusedSquareStep.maybe
+    _fused_square.FusedSquareStep.maybe = classmethod(lambda cls, *a, **k: None)
+    try:
+        yield
+    finally:
+        _fused_square.FusedSquareStep.maybe = maybe
+
+
+def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
+        steps=None) -> list[dict]:
     try:
         import torch
     except ImportError:
         print("reorth_gains skipped: torch is not installed", flush=True)
         return []
-    n, steps = 256, (60 if quick else 300)
+    n, steps = 256, steps or (60 if quick else 300)
     repeat = repeat or (1 if quick else 3)
     rows = []
     for batch in batches:
         for gain in gains:
             ours, base = case(torch, n, gain, batch, steps)
+
+            def before(ours=ours):
+                with round8_path():
+                    return ours()
+
             ours(), base()  # warm up
-            t = interleaved({"ours": ours, "torch": base}, repeat)
+            t = interleaved({"ours": ours, "torch": base, "round 8": before}, repeat)
+            note = f"{steps} steps, default threads, median of {repeat} interleaved runs"
             rows.append(report(f"dense N={n} B={batch} gain {gain:g} full, QR every step, "
                                "vs torch loop", t["ours"], t["torch"], "speedup >= 1.3",
-                               t["torch"] / t["ours"] >= 1.3,
-                               f"{steps} steps, default threads, median of {repeat} "
-                               "interleaved runs"))
+                               t["torch"] / t["ours"] >= 1.3, note))
+            rows.append(report("  same, round 8's path (CholeskyQR2) vs torch loop",
+                               t["round 8"], t["torch"], "record", True, note))
     return rows
 
 
