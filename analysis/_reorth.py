@@ -1,4 +1,4 @@
-"""Reorthonormalisation of batched tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
+"""Reorthonormalisation of tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
 
 A frame ``Y`` of shape ``(B, n, k)`` is factorised as ``Y = Q R`` with ``Q``
 orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
@@ -26,6 +26,34 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 The spans of the leading columns are the same whatever the method, so the
 product of the ``R`` factors, and with it the exponents, agree to rounding:
 an orthogonality error of one step is not carried into the next one's ``R``.
+
+Square frames (full spectra of dense maps, see :mod:`._fused_square`) are kept as
+Householder reflectors instead (:func:`householder_frame`, :func:`apply_frame`,
+:func:`explicit_frame`). Counted for an ``n x n`` frame: ``geqrf`` ``4/3 n^3``
+plus ``ormqr`` into the next product ``2 n^3`` (the product's own flops, the
+``orgqr`` saved), against the product ``2 n^3`` plus ``7/3 n^3`` per CholeskyQR
+pass (``syrk`` ``n^3``, ``potrf`` ``n^3/3``, ``trsm`` ``n^3``). At chaotic gains
+``diag(f')`` makes the frame's condition number ``1e7``-``1e16`` (gain 3-5,
+N = 256): CholeskyQR2 then needs both passes and fails past ``1/sqrt(eps)``;
+shifted CholeskyQR3 [3]_ would survive to ``1/eps`` at three passes (``9 n^3``
+a step with the product), more than twice the Householder step's ``10/3 n^3``,
+and leaves past ``1/eps`` (gain 5) a fallback all the same. Householder QR is
+backward stable at any conditioning [1]_, with orthogonality to machine
+precision, where CholeskyQR2's one-pass shortcut stops at ``sqrt(eps)``.
+
+References
+----------
+.. [1] G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., Johns
+   Hopkins University Press, 2013, sections 5.1-5.2.
+.. [2] Y. Yamamoto, Y. Nakatsukasa, Y. Yanagisawa and T. Fukaya, "Roundoff error
+   analysis of the CholeskyQR2 algorithm", Electron. Trans. Numer. Anal. 44,
+   306-326 (2015).
+.. [3] T. Fukaya, R. Kannan, Y. Nakatsukasa, Y. Yamamoto and Y. Yanagisawa,
+   "Shifted Cholesky QR for computing the QR factorization of ill-conditioned
+   matrices", SIAM J. Sci. Comput. 42(1), A477-A503 (2020).
+.. [4] L. Giraud, J. Langou, M. Rozloznik and J. van den Eshof, "Rounding error
+   analysis of the classical Gram-Schmidt orthogonalization process", Numer.
+   Math. 101, 87-100 (2005).
 """
 
 from __future__ import annotations
@@ -42,7 +70,8 @@ from itermap.backends import namespace
 
 from ._nogil_blas import available as nogil_available
 
-__all__ = ["Reorthonormalizer"]
+__all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
+           "householder_frame"]
 
 _pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 

@@ -323,3 +323,23 @@ def test_square_frames_collapse_exactly_on_dead_units_and_resume(monkeypatch):
     np.testing.assert_allclose(resumed.per_trajectory[fin], whole.per_trajectory[fin],
                                atol=1e-12)
     assert len(calls) == 60
+
+
+def test_square_frame_step_covers_only_what_it_can():
+    import itermap
+    from itermap.analysis._fused_square import FusedSquareStep
+
+    W = np.random.default_rng(0).normal(size=(70, 70)) / np.sqrt(70)
+    m = itermap.IterativeMap(W, None, "tanh")
+    x, Q = np.zeros((2, 70)), np.broadcast_to(np.eye(70), (2, 70, 70)).copy()
+    with Reorthonormalizer() as reorth:
+        assert FusedSquareStep.maybe(m, x, Q, reorth=reorth) is not None
+        assert FusedSquareStep.maybe(m, x, Q[..., :69], reorth=reorth) is None  # top-k
+        assert FusedSquareStep.maybe(m, x.astype(np.float32), Q.astype(np.float32),
+                                     reorth=reorth) is None
+        small = itermap.IterativeMap(W[:8, :8], None, "tanh")
+        assert FusedSquareStep.maybe(small, x[:, :8], Q[:, :8, :8], reorth=reorth) is None
+        sparse = itermap.random_rnn(70, density=0.1, rng=0)
+        assert FusedSquareStep.maybe(sparse, x, Q, reorth=reorth) is None
+        driven = itermap.IterativeMap(W, None, "tanh", sizes=[10, 60], input_block=0)
+        assert FusedSquareStep.maybe(driven, x, Q, reorth=reorth) is None
