@@ -69,13 +69,13 @@ class FusedSquareStep:
         self.bias, self.act = map_.bias, map_.activations[0]
         self.x = np.array(x, dtype=np.float64)
         B, n = self.x.shape
-        # each trajectory's frame and the next product's buffer, Fortran-ordered
-        self.frames = [[np.asfortranarray(Q[b]), np.empty((n, n), order="F")]
+        # each trajectory's frame (a copy: the caller's stays) and the next product's
+        # buffer, Fortran-ordered
+        self.frames = [[np.array(Q[b], order="F"), np.empty((n, n), order="F")]
                        for b in range(B)]
         self.taus = [np.empty(n) for _ in range(B)]
         self.turn = 0
         self.implicit = False  # the frames hold reflectors (after a QR) or Q itself
-        self.w_rows = np.any(self.W != 0, axis=1)
         threads = n_threads()
         self.groups = max(1, min(threads, B))
         parts = max(1, min(threads, n // 32)) if B == 1 else 1
