@@ -319,7 +319,10 @@ def test_square_frames_collapse_exactly_on_dead_units_and_resume(monkeypatch):
     fin = np.isfinite(ref)
     np.testing.assert_allclose(whole.per_trajectory[fin], ref[fin], atol=1e-10)
     first = lyapunov_spectrum(m, X0, 12, rng=9)
+    first.tangents = np.asfortranarray(first.tangents)  # a layout the step could reuse
+    kept = first.tangents.copy()
     resumed = lyapunov_spectrum(m, None, 18, continue_from=first)
+    np.testing.assert_array_equal(first.tangents, kept)  # the earlier result untouched
     np.testing.assert_allclose(resumed.per_trajectory[fin], whole.per_trajectory[fin],
                                atol=1e-12)
     assert len(calls) == 60
