@@ -33,6 +33,7 @@ import numpy as np
 
 from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
+from ._fused_square import FusedSquareStep
 from ._nogil_blas import available
 from ._reorth import Reorthonormalizer
 from ._threads import OPTIONS, n_threads, pool
@@ -131,9 +132,10 @@ class FusedStepper(_Stepper):
         """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
         # the sparse products run on the pool: BLAS at one thread beside them
         reorth = Reorthonormalizer(pool_products=kind == "sparse")
-        step: FusedDenseStep | FusedSparseStep | None = None
-        if kind == "dense":
-            step = FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth)
+        step: FusedDenseStep | FusedSparseStep | FusedSquareStep | None = None
+        if kind == "dense":  # a full spectrum's square frames as Householder reflectors first
+            step = (FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
+                    or FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth))
         elif kind == "sparse":
             step = FusedSparseStep.maybe(W, bias, act, x, Q, reorth=reorth)
         return None if step is None else cls(step)

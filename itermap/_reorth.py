@@ -1,4 +1,4 @@
-"""Reorthonormalisation of batched tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
+"""Reorthonormalisation of tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
 
 A frame ``Y`` of shape ``(B, n, k)`` is factorised as ``Y = Q R`` with ``Q``
 orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
@@ -26,11 +26,41 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 The spans of the leading columns are the same whatever the method, so the
 product of the ``R`` factors, and with it the exponents, agree to rounding:
 an orthogonality error of one step is not carried into the next one's ``R``.
+
+Square frames (full spectra of dense maps, see :mod:`._fused_square`) are kept as
+Householder reflectors instead (:func:`householder_frame`, :func:`apply_frame`,
+:func:`explicit_frame`). Counted for an ``n x n`` frame: ``geqrf`` ``4/3 n^3``
+plus ``ormqr`` into the next product ``2 n^3`` (the product's own flops, the
+``orgqr`` saved), against the product ``2 n^3`` plus ``7/3 n^3`` per CholeskyQR
+pass (``syrk`` ``n^3``, ``potrf`` ``n^3/3``, ``trsm`` ``n^3``). At chaotic gains
+``diag(f')`` makes the frame's condition number ``1e7``-``1e16`` (gain 3-5,
+N = 256): CholeskyQR2 then needs both passes and fails past ``1/sqrt(eps)``;
+shifted CholeskyQR3 [3]_ would survive to ``1/eps`` at three passes (``9 n^3``
+a step with the product), more than twice the Householder step's ``10/3 n^3``,
+and leaves past ``1/eps`` (gain 5) a fallback all the same. Householder QR is
+backward stable at any conditioning [1]_, with orthogonality to machine
+precision, where CholeskyQR2's one-pass shortcut stops at ``sqrt(eps)``.
+
+References
+----------
+.. [1] G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., Johns
+   Hopkins University Press, 2013, sections 5.1-5.2.
+.. [2] Y. Yamamoto, Y. Nakatsukasa, Y. Yanagisawa and T. Fukaya, "Roundoff error
+   analysis of the CholeskyQR2 algorithm", Electron. Trans. Numer. Anal. 44,
+   306-326 (2015).
+.. [3] T. Fukaya, R. Kannan, Y. Nakatsukasa, Y. Yamamoto and Y. Yanagisawa,
+   "Shifted Cholesky QR for computing the QR factorization of ill-conditioned
+   matrices", SIAM J. Sci. Comput. 42(1), A477-A503 (2020).
+.. [4] L. Giraud, J. Langou, M. Rozloznik and J. van den Eshof, "Rounding error
+   analysis of the classical Gram-Schmidt orthogonalization process", Numer.
+   Math. 101, 87-100 (2005).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import math
 
@@ -41,7 +71,8 @@ from itermap.threads import ProcessLocalPool, blas_limited, n_threads, scipy_bla
 
 from ._nogil_blas import available as nogil_available
 
-__all__ = ["Reorthonormalizer"]
+__all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
+           "householder_frame"]
 
 _pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 
@@ -356,3 +387,106 @@ class Reorthonormalizer:
         logd = np.stack([p[0] for p in parts])
         R = np.stack([p[1] for p in parts]) if want_r else None
         return Q, logd, R
+
+
+
+# -- Householder frames kept as reflectors (square frames of the fused dense step) --------
+_LQ_BLOCK = 64  # workspace columns per row: LAPACK's block size (32 in the reference) fits
+
+
+@functools.lru_cache(maxsize=1)
+def _householder_routines():
+    """SciPy's ``dgeqrf``, ``dorgqr`` and ``dormqr`` as ctypes functions (which release
+    the GIL), or None where SciPy lacks its Cython LAPACK API."""
+    try:
+        from scipy.linalg import cython_lapack
+
+        from ._nogil_blas import _function
+        i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
+        geqrf = _function(cython_lapack, "dgeqrf", [i, i, p, i, p, p, i, i])
+        orgqr = _function(cython_lapack, "dorgqr", [i, i, i, p, i, p, p, i, i])
+        ormqr = _function(cython_lapack, "dormqr", [c, c, i, i, i, p, i, p, p, i, p, i, i])
+    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
+        return None
+    return geqrf, orgqr, ormqr
+
+
+def householder_available() -> bool:
+    """Whether :func:`householder_frame` and its companions can run (SciPy's Cython LAPACK)."""
+    return _householder_routines() is not None
+
+
+def _ref(value: int):
+    return ctypes.byref(ctypes.c_int(value))
+
+
+def _fortran(a, name: str) -> int:
+    """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
+    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+            and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1)
+            and a.strides[1] % 8 == 0 and a.strides[1] // 8 >= max(1, a.shape[0])):
+        raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
+                         "block of rows of one)")
+    return a.strides[1] // 8
+
+
+def _call(fn, name, *args) -> None:
+    info = ctypes.c_int(0)
+    fn(*args, ctypes.byref(info))
+    if info.value != 0:  # only a bad argument: these factorisations cannot fail
+        raise ValueError(f"LAPACK {name} refused argument {-info.value}")
+
+
+def _geqrf(F, tau) -> None:
+    n, k = F.shape
+    work = np.empty(max(1, k) * _LQ_BLOCK)
+    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data,
+          _ref(_fortran(F, "F")), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+
+
+def householder_frame(F: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
+
+    ``F`` is Fortran-ordered (LAPACK's ``dgeqrf`` runs on it as it is): ``R`` is left in
+    its upper triangle, and the reflectors whose product is ``Q`` below it, with their
+    scalars in ``tau`` (k,). :func:`apply_frame` multiplies by ``Q`` without forming
+    it, which saves the ``orgqr`` of every step; :func:`explicit_frame` forms it.
+    Householder QR is backward stable whatever the conditioning (Golub and Van Loan
+    2013, sec. 5.2.2), so no frame needs a fallback. Runs without the GIL.
+
+    One core: splitting its panels over threads (a look-ahead of one panel, each
+    part a ``dormqr``) cost more in calls and hand-offs than it saved at n = 256.
+    """
+    _fortran(F, "F")
+    n, k = F.shape
+    if k > n or tau.shape != (k,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
+        raise ValueError(f"F must have at most as many columns as rows and tau shape ({k},)")
+    _geqrf(F, tau)
+    return np.log(np.abs(np.diagonal(F).copy()))
+
+
+def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
+    """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
+
+    ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
+    independent: blocks run in threads). ``dormqr`` from the right costs ``2 r n^2``
+    flops, those of the product with an explicit ``Q``.
+    """
+    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
+    n, k = F.shape
+    if k != n or M.shape[-1] != n:
+        raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
+    r = M.shape[0]
+    work = np.empty(max(1, r) * _LQ_BLOCK + 65 * 64)  # LAPACK's T block beside the rows
+    _call(_householder_routines()[2], "dormqr", b"R", b"N", _ref(r), _ref(n), _ref(k),
+          F.ctypes.data, _ref(ld), tau.ctypes.data, M.ctypes.data, _ref(ldm),
+          work.ctypes.data, _ref(work.size))
+
+
+def explicit_frame(F: np.ndarray, tau: np.ndarray) -> None:
+    """Turn :func:`householder_frame`'s reflectors in ``F`` (n, k) into ``Q``, in place."""
+    ld = _fortran(F, "F")
+    n, k = F.shape
+    work = np.empty(max(1, k) * _LQ_BLOCK)
+    _call(_householder_routines()[1], "dorgqr", _ref(n), _ref(k), _ref(k), F.ctypes.data,
+          _ref(ld), tau.ctypes.data, work.ctypes.data, _ref(work.size))

@@ -1,0 +1,120 @@
+"""The dense N=256 full spectrum against torch's loop at every gain (issue 25).
+
+One trajectory (B=1) and a batch (B=8) of ``random_rnn(256, gain=g)``, 300 steps,
+QR every step, full spectrum, default threads; ours (:func:`lyapunov_spectrum`)
+against torch's straightforward loop (``J = diag(1 - x^2) W`` formed,
+``torch.linalg.qr(J @ Q)``, ``log|diag R|`` accumulated), interleaved in one
+process, medians. At chaotic gains the tangent frame is ill-conditioned (saturated
+units make ``diag(f')`` span many decades), which is what the reorthonormaliser
+must survive without losing its lead. Skipped without torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import itermap
+from benchmarks._timing import interleaved, report
+from itermap.analysis import lyapunov_spectrum
+
+GAINS = (1.2, 1.5, 2.0, 3.0)
+BATCHES = (1, 8)
+
+
+def case(torch, n, gain, batch, steps):
+    """``(ours, torch_loop)``: zero-argument callables running the same spectrum."""
+    m = itermap.random_rnn(n, gain=gain, rng=0)
+    Wt = torch.from_numpy(np.asarray(m.block_matrix.to_dense()))
+    X0 = np.random.default_rng(1).normal(size=(batch, n))
+    Q0 = np.linalg.qr(np.random.default_rng(2).normal(size=(batch, n, n)))[0]
+
+    def torch_loop():
+        x, Q = torch.from_numpy(X0.copy()), torch.from_numpy(Q0.copy())
+        acc = torch.zeros(batch, n, dtype=torch.float64)
+        for _ in range(steps):
+            z = x @ Wt.T
+            J = (1.0 - torch.tanh(z) ** 2)[:, :, None] * Wt  # J formed
+            x = torch.tanh(z)
+            Q, R = torch.linalg.qr(J @ Q)
+            acc += torch.log(torch.abs(torch.diagonal(R, dim1=-2, dim2=-1)))
+        return acc
+
+    def ours():
+        return lyapunov_spectrum(m, X0, steps, rng=0)
+
+    return ours, torch_loop
+
+
+@contextlib.contextmanager
+def round8_path():
+    """Full spectra through round 8's path (CholeskyQR2 with a Householder fallback) while
+    inside: the square-frame step turned off."""
+    from itermap.analysis import _fused_square
+
+    maybe = _fused_square.FusedSquareStep.maybe
+    _fused_square.FusedSquareStep.maybe = classmethod(lambda cls, *a, **k: None)
+    try:
+        yield
+    finally:
+        _fused_square.FusedSquareStep.maybe = maybe
+
+
+def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
+        steps=None, one_thread=None) -> list[dict]:
+    """Default threads (the target), then one thread (a record, less moved by the load of a
+    shared machine); ``one_thread`` picks one of the two."""
+    try:
+        import torch
+    except ImportError:
+        print("reorth_gains skipped: torch is not installed", flush=True)
+        return []
+    modes = (False, True) if one_thread is None else (one_thread,)
+    rows = []
+    for mode in modes:
+        rows += _rows(torch, quick, gains, batches, repeat, steps, mode)
+    return rows
+
+
+def _rows(torch, quick, gains, batches, repeat, steps, one_thread):
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.bench_lyapunov import _one_thread
+
+    n, steps = 256, steps or (60 if quick else 300)
+    repeat = repeat or (1 if quick else 3)
+    label = "1 thread" if one_thread else "default threads"
+    ctx = _one_thread(threadpool_limits) if one_thread else contextlib.nullcontext()
+    before = torch.get_num_threads()
+    with ctx:
+        if one_thread:
+            torch.set_num_threads(1)
+        try:
+            return [row for batch in batches for gain in gains
+                    for row in _case_rows(torch, n, gain, batch, steps, repeat, label)]
+        finally:
+            torch.set_num_threads(before)
+
+
+def _case_rows(torch, n, gain, batch, steps, repeat, label):
+    """Ours, round 8's path and torch's loop on one case, interleaved; two rows."""
+    ours, base = case(torch, n, gain, batch, steps)
+
+    def before():
+        with round8_path():
+            return ours()
+
+    ours(), base()  # warm up
+    t = interleaved({"ours": ours, "torch": base, "round 8": before}, repeat)
+    note = f"{steps} steps, {label}, median of {repeat} interleaved runs"
+    target = "speedup >= 1.3" if label == "default threads" else "record"
+    return [report(f"dense N={n} B={batch} gain {gain:g} full, QR every step, vs torch loop "
+                   f"({label})", t["ours"], t["torch"], target,
+                   t["torch"] / t["ours"] >= 1.3 or target == "record", note),
+            report(f"  same, round 8's path (CholeskyQR2) vs torch ({label})",
+                   t["round 8"], t["torch"], "record", True, note)]
+
+
+if __name__ == "__main__":
+    run()
