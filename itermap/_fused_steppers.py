@@ -28,15 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any
 
 import numpy as np
 
 from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
+from ._map import Map
 from ._nogil_blas import available
 from ._reorth import Reorthonormalizer
+from ._sparse_product import splits
 from ._threads import OPTIONS, n_threads, pool
+from ._types import Array
 
 __all__ = ["BatchedStepper", "FusedStepper", "frame_groups"]
 
@@ -126,6 +130,8 @@ class FusedStepper(_Stepper):
         self.step = step
         self.reorth = step.reorth
         self.compiled = False
+        # Householder frames give R_jj = 0 exactly where a direction collapses: -inf stands
+        self.exact_collapse = isinstance(step, FusedSquareStep)
 
     @classmethod
     def build(cls, kind, W, bias, act, x, Q) -> FusedStepper | None:
@@ -164,7 +170,10 @@ class FusedStepper(_Stepper):
         logd, norms_sq, probe = self.step.advance(qr=qr)
         if not qr:
             return ()
-        if not math.isfinite(float(np.sum(logd)) + probe):
+        if self.exact_collapse:
+            if not math.isfinite(probe) or np.isnan(logd).any() or np.isposinf(logd).any():
+                return None  # the general path names it
+        elif not math.isfinite(float(np.sum(logd)) + probe):
             return None  # inf, NaN or an exact collapse: the general path names it
         return logd, norms_sq, None, None
 
@@ -214,3 +223,63 @@ class BatchedStepper(_Stepper):
             return None  # inf, NaN or an exact collapse: the general path names it
         self.Q = Q
         return logd, np.einsum("...ij,...ij->...j", Y, Y), R, Q
+
+
+def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
+                            steps: int = 0) -> Any:
+    """The stepper of trajectories and tangent frames that fits this network, or None.
+
+    A full spectrum (square frames) of a dense float64 NumPy network with one
+    activation and no input block, leak or function blocks keeps its frames as
+    Householder reflectors (:mod:`._fused_square`), for any number of
+    trajectories. One trajectory of such a network otherwise gets a fused stepper: each step's
+    product, activation and Gram matrix split by rows over itermap's thread
+    pool (dense weights from ``k = OPTIONS.fused_dense_min_k`` tangent
+    vectors, sparse ones where the product splits, see
+    :class:`itermap._threads.ThreadOptions`). Other runs of a sparse
+    network whose products split get a batched stepper that holds BLAS to
+    one thread beside them, and a batch of large frames of a dense one a
+    batched stepper that runs groups of trajectories in threads; everything
+    else gets :meth:`Map.tangent_stepper` (the small-map stepper up to 64
+    units, else None).
+
+    Parameters
+    ----------
+    x : array of shape (B, dim)
+        The starts.
+    Q : array of shape (B, dim, k)
+        Orthonormal tangent frames.
+    u : array, optional
+        A constant input.
+    steps : int
+        How many steps the caller means to run.
+
+    Returns
+    -------
+    stepper or None
+        With ``advance(n, every=..., acc=...)`` and the current ``x`` and
+        ``Q`` (see :mod:`itermap._fused_steppers`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> m = itermap.random_rnn(20, gain=0.5, rng=0)   # contracting: exponents < 0
+    >>> s = m.tangent_stepper(np.full((1, 20), 0.1), np.eye(20)[None, :, :3])
+    >>> acc = np.zeros((1, 3))
+    >>> s.advance(200, acc=acc) is not None, bool(np.all(acc / 200 < 0))
+    (True, True)
+    """
+    plain = (self.input_block is None and self._leak is None and self._uniform
+             and self.backend == "numpy" and u is None)
+    if plain and self._kind in ("dense", "sparse"):
+        stepper = FusedStepper.build(self._kind, self._W, self.bias, self._act, x, Q)
+        if stepper is not None:
+            return stepper
+    if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
+            and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
+        return BatchedStepper(self, x, Q, u, pool_products=True)
+    groups = frame_groups(Q) if self._kind == "dense" and self.backend == "numpy" else 1
+    if groups > 1:
+        return BatchedStepper(self, x, Q, u, groups=groups)
+    return Map.tangent_stepper(self, x, Q, u, steps=steps)

@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import _network_build, _network_grad
+from . import _fused_steppers, _network_build, _network_grad
 from ._activations import get_activation
 from ._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
 from ._block_functions import BlockFunction
 from ._blocks import BlockMatrix, _check_sizes
 from ._checks import check_int, check_real, named, one_namespace, plain_array
-from ._fused_steppers import BatchedStepper, FusedStepper, frame_groups
 from ._map import Map
 from ._network_parts import (
     _add,
@@ -30,7 +29,6 @@ from ._network_parts import (
     _zero_rows_cols,
 )
 from ._rng import as_rng
-from ._sparse_product import splits
 from ._types import Array, RngLike
 
 __all__ = ["IterativeMap", "random_rnn"]
@@ -577,62 +575,8 @@ class IterativeMap(Map):
     forward = _network_build.forward
     settled_state = _network_build.settled_state
 
-    def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
-                        steps: int = 0) -> Any:
-        """The stepper of trajectories and tangent frames that fits this network, or None.
-
-        One trajectory of a float64 NumPy network with one activation, no
-        input block, leak or function blocks gets a fused stepper: each step's
-        product, activation and Gram matrix split by rows over itermap's thread
-        pool (dense weights from ``k = OPTIONS.fused_dense_min_k`` tangent
-        vectors, sparse ones where the product splits, see
-        :class:`itermap._threads.ThreadOptions`). Other runs of a sparse
-        network whose products split get a batched stepper that holds BLAS to
-        one thread beside them, and a batch of large frames of a dense one a
-        batched stepper that runs groups of trajectories in threads; everything
-        else gets :meth:`Map.tangent_stepper` (the small-map stepper up to 64
-        units, else None).
-
-        Parameters
-        ----------
-        x : array of shape (B, dim)
-            The starts.
-        Q : array of shape (B, dim, k)
-            Orthonormal tangent frames.
-        u : array, optional
-            A constant input.
-        steps : int
-            How many steps the caller means to run.
-
-        Returns
-        -------
-        stepper or None
-            With ``advance(n, every=..., acc=...)`` and the current ``x`` and
-            ``Q`` (see :mod:`itermap._fused_steppers`).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.random_rnn(20, gain=0.5, rng=0)   # contracting: exponents < 0
-        >>> s = m.tangent_stepper(np.full((1, 20), 0.1), np.eye(20)[None, :, :3])
-        >>> acc = np.zeros((1, 3))
-        >>> s.advance(200, acc=acc) is not None, bool(np.all(acc / 200 < 0))
-        (True, True)
-        """
-        plain = (self.input_block is None and self._leak is None and self._uniform
-                 and self.backend == "numpy" and u is None)
-        if plain and self._kind in ("dense", "sparse"):
-            stepper = FusedStepper.build(self._kind, self._W, self.bias, self._act, x, Q)
-            if stepper is not None:
-                return stepper
-        if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
-                and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
-            return BatchedStepper(self, x, Q, u, pool_products=True)
-        groups = frame_groups(Q) if self._kind == "dense" and self.backend == "numpy" else 1
-        if groups > 1:
-            return BatchedStepper(self, x, Q, u, groups=groups)
-        return super().tangent_stepper(x, Q, u, steps=steps)
+    # defined in itermap/_fused_steppers.py (beside the steppers it picks from)
+    tangent_stepper = _fused_steppers.network_tangent_stepper
 
     @property
     def _topo(self):

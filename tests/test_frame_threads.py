@@ -76,7 +76,7 @@ def test_split_trajectories_with_batched_inputs_and_covariant_vectors(split_call
     clv = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)
     split_steps = split_calls["n"]
     assert split_steps > 30  # its forward pass went through the split too
-    monkeypatch.setattr(_network, "frame_groups", lambda Q: 1)  # the same runs unsplit
+    monkeypatch.setattr(_fused_steppers, "frame_groups", lambda Q: 1)  # the same runs unsplit
     plain = lyapunov_spectrum(m, X0, 30, k=128, inputs=u, rng=0)
     np.testing.assert_allclose(got.per_trajectory, plain.per_trajectory, rtol=0, atol=1e-9)
     clv_plain = covariant_lyapunov_vectors(m, X0, 20, k=128, transient=5, inputs=u, rng=0)

@@ -16,16 +16,8 @@ import itermap.analysis
 # Plain utilities: a driver over a grid and its table; nothing to cite.
 UTILITIES = {"sweep", "SweepResult"}
 
-# The Lyapunov and fixed-point families, whose round-9 branches (r9-lyapunov,
-# r9-fixedpoints) move them into folders and add their References.
-# To empty after round 9 merges (the stale check below says when an entry is done).
-OTHER_BRANCHES = {
-    "entropy_rate", "kaplan_yorke_dimension", "lyapunov_spectrum",
-    "clv_angles", "covariant_lyapunov_vectors", "participation_ratio",
-    "finite_time_exponents",
-    "gain_family", "lyapunov_scan", "mean_field_exponent", "orbit_diagram",
-    "sample_states", "continuation",
-}
+# Names whose References are still to write (the stale check below says when one is done).
+OTHER_BRANCHES: set[str] = set()
 
 _TITLE = re.compile(r"^References\n-{3,}\n(.*?)(?=^[A-Z][A-Za-z ]+\n-{3,}\n|\Z)", re.M | re.S)
 _ENTRY = re.compile(r"^\.\. \[(\w+)\] ", re.M)

@@ -272,11 +272,12 @@ def test_full_spectrum_of_square_frames_matches_a_numpy_qr_loop(gain, seed, batc
     # grows with the gain (saturated units: f' ~ 1e-8 at gain 3, ~1e-13 at gain 5)
     tol = {1.2: 1e-12, 1.5: 1e-12, 2.0: 1e-11, 3.0: 1e-8, 5.0: 1e-5}[gain]
     # and below e^-15 per step a direction's R_jj nears eps ||J Q|| on some steps, where
-    # any two backward-stable QRs differ by O(1) in that step's log
+    # any two backward-stable QRs differ by O(1) in that step's log: over 60 steps up to
+    # ~1/60 in the mean, ~1e-3 relative at -19 (the BLAS's summation order decides which)
     deep = ref < -15.0
     np.testing.assert_allclose(got[fin & ~deep], ref[fin & ~deep], rtol=0,
                                atol=tol * (1 + np.abs(ref[fin]).max()))
-    np.testing.assert_allclose(got[fin & deep], ref[fin & deep], rtol=1e-3)
+    np.testing.assert_allclose(got[fin & deep], ref[fin & deep], rtol=5e-3)
     Q = res.tangents
     np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, np.broadcast_to(np.eye(n), Q.shape),
                                rtol=0, atol=50 * n * np.finfo(float).eps)

@@ -57,6 +57,15 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
     >>> m = itermap.random_rnn(8, gain=1.2, rng=0)
     >>> sample_states(m, 16, steps=20, noise=0.01, rng=1).shape
     (16, 8)
+
+    References
+    ----------
+    .. [1] D. Sussillo and O. Barak, "Opening the black box: low-dimensional dynamics in
+       high-dimensional recurrent neural networks", Neural Computation 25(3), 626-649
+       (2013): starts drawn from the states the network visits.
+    .. [2] M. D. Golub and D. Sussillo, "FixedPointFinder: a TensorFlow toolbox for
+       identifying and characterizing fixed points in recurrent neural networks",
+       Journal of Open Source Software 3(31), 1003 (2018).
     """
     map = itermap.as_map(map)
     n = _check_int("n", n, 1)
