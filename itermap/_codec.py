@@ -380,15 +380,12 @@ def _saved_class(type_name):
     if cls is not None:
         return cls
     module, _, qualname = type_name.partition(":")
+    if module.startswith("analysis."):  # files from before analysis became itermap.analysis
+        module = "itermap." + module
     module = current_module(module)  # a file saved before its module moved
     cls = _REGISTRY.get(f"{module}:{qualname}")
     if cls is not None:
         return cls
-    if module.startswith("analysis."):  # files from before analysis became itermap.analysis
-        module = "itermap." + module
-        cls = _REGISTRY.get(f"{module}:{qualname}")
-        if cls is not None:
-            return cls
     if not module.startswith(_TRUSTED_PREFIX):
         raise ValueError(f"unknown saved type {type_name!r}; import the module that "
                          "defines it (and decorates it with @itermap.saveable) first")

@@ -4,8 +4,8 @@ Pickles and saved files store a class's module path (``itermap._iterate:Trajecto
 When a module moves, :data:`MOVED` maps its old name to its new one: :func:`install`
 adds an import hook that makes the old name import the new module (so pickles made
 before the move unpickle), and :func:`current_module` is what the loader of
-``itermap.save`` files asks. ``/work/layout_move.py`` writes the table; this module
-stays at the top of the package.
+``itermap.save`` files asks. A layout script writes the table between its markers; this module stays at the
+top of the package.
 """
 
 from __future__ import annotations
@@ -18,6 +18,17 @@ import sys
 # BEGIN MOVED (written by layout_move.py: {old dotted module: new dotted module})
 MOVED: dict[str, str] = {}
 # END MOVED
+
+# itermap.analysis's modules that moved into its folders (round 9): files saved before
+MOVED.update({
+    "itermap.analysis._fixed_points": "itermap.analysis.fixed_points._result",
+    "itermap.analysis._basins": "itermap.analysis.fixed_points._basins",
+    "itermap.analysis._continuation": "itermap.analysis.fixed_points._continuation",
+    "itermap.analysis._lyapunov": "itermap.analysis.lyapunov._spectrum",
+    "itermap.analysis._clv": "itermap.analysis.lyapunov._clv",
+    "itermap.analysis._finite_time": "itermap.analysis.lyapunov._finite_time",
+    "itermap.analysis._scan": "itermap.analysis.lyapunov._scan",
+})
 
 
 def current_module(name: str) -> str:
