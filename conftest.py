@@ -5,7 +5,7 @@ import importlib.util
 # these import an optional package at their top (itermap itself imports them only lazily);
 # without it, as in CI, the doctest collector must not import them
 _NEEDS = {
-    "torch": ["itermap/_torch_modules.py", "tests/fixtures/make_torch_fixtures.py",
+    "torch": ["itermap/_interop/_torch_modules.py", "tests/fixtures/make_torch_fixtures.py",
               "tests/fixtures/make_transformer_fixtures.py"],
     "reservoirpy": ["tests/fixtures/make_reservoirpy_fixtures.py"],
 }

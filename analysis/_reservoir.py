@@ -196,7 +196,7 @@ class EdgeOfChaosScan(itermap.Result):
     ((2, 1, 2), True)
     """
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "radii": "float[R]",
         "leaks": "float[L]",

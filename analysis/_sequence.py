@@ -116,7 +116,7 @@ class SequenceComparison(itermap.Result):
     (['mlp', 'rnn', 'lssl', 'attention'], (4, 7), (4, 4))
     """
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "names": "list[str]",
         "dims": "list[int]",

@@ -21,7 +21,7 @@ import scipy.optimize
 
 import itermap
 from benchmarks._timing import compare
-from itermap._linalg import batched_solve, blas_single_threaded
+from itermap._running._linalg import batched_solve, blas_single_threaded
 from itermap.analysis import find_fixed_points, sample_states
 
 TOL = 1e-10

@@ -8,28 +8,31 @@ what we learn from them.
 """
 
 # _log: the logger; _io_maps: the maps register their encoders with the codec
-from . import _io_maps, _log, backends, block_functions, datasets, systems  # noqa: F401
-from ._activations import ACTIVATIONS, Activation
-from ._affine_scan import affine_scan, linear_recurrence
-from ._attention_rnn import AttentionRNN, attention_scan
-from ._blocks import BlockMatrix
-from ._continuum import add_blocks, mlp_continuum
-from ._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
-from ._graphs import from_graph, random_graph_rnn
-from ._io import load, save, saveable
-from ._iterate import Trajectory, iterate, resolve_inputs
-from ._map import DivergenceError, Map
+from . import backends, block_functions, datasets, systems
+from ._core import _log  # noqa: F401
+from ._core._result import Check, Result, Status
+from ._core._rng import as_rng
+from ._interop import _io_maps  # noqa: F401
+from ._interop._io import load, save, saveable
+from ._interop._torch import from_torch, to_torch
+from ._maps._activations import ACTIVATIONS, Activation
+from ._maps._attention_rnn import AttentionRNN, attention_scan
+from ._maps._blocks import BlockMatrix
+from ._maps._continuum import add_blocks, mlp_continuum
+from ._maps._gated import ElmanRNNMap, GRUMap, LSTMMap, RecurrentMap
+from ._maps._graphs import from_graph, random_graph_rnn
+from ._maps._map import DivergenceError, Map
+from ._maps._network import IterativeMap, random_rnn
+from ._maps._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
+from ._maps._prune import prune
+from ._maps._reservoir import ReservoirMap, from_reservoirpy
+from ._maps._state_space import LinearStateSpace, deep_lssl
+from ._maps._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 from ._moved import install as _install_old_names
-from ._network import IterativeMap, random_rnn
-from ._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
-from ._protocol import ConformanceError, FunctionMap, MapCheck, as_map, check_map
-from ._prune import prune
-from ._reservoir import ReservoirMap, from_reservoirpy
-from ._result import Check, Result, Status
-from ._rng import as_rng
-from ._state_space import LinearStateSpace, deep_lssl
-from ._torch import from_torch, to_torch
-from ._train import (
+from ._running._affine_scan import affine_scan, linear_recurrence
+from ._running._iterate import Trajectory, iterate, resolve_inputs
+from ._running._newton import NewtonConvergenceError, NewtonTrajectory, newton_iterate
+from ._training._train import (
     NonFiniteLossError,
     TrainHistory,
     TrainState,
@@ -38,7 +41,6 @@ from ._train import (
     train,
     trainable_count,
 )
-from ._transformer import LoopedTransformerMap, looped_transformer_map, transformer_map
 
 __version__ = "0.1.0"
 

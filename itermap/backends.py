@@ -1,9 +1,9 @@
 """Public view of the array backends (NumPy, CuPy, any array-API library).
 
-Only :mod:`itermap._backend` imports cupy; everything else asks it.
+Only :mod:`itermap._core._backend` imports cupy; everything else asks it.
 """
 
-from ._backend import (
+from ._core._backend import (
     BACKENDS,
     backend_of,
     cupy_available,

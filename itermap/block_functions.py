@@ -1,9 +1,9 @@
 """Block functions: blocks of an iterative map that are functions (transformer layers, ...).
 
-See :mod:`itermap._block_functions` for the contract a block function of your own fulfils.
+See :mod:`itermap._maps._block_functions` for the contract a block function of your own fulfils.
 """
 
-from ._block_functions import (
+from ._maps._block_functions import (
     BLOCK_FUNCTIONS,
     BlockFunction,
     Chain,

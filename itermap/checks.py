@@ -15,7 +15,7 @@ Traceback (most recent call last):
 ValueError: steps must be >= 0, got -1
 """
 
-from ._checks import (
+from ._core._checks import (
     check_bool,
     check_choice,
     check_int,
@@ -27,7 +27,7 @@ from ._checks import (
     one_namespace,
     plain_array,
 )
-from ._network_parts import _check_leak as check_leak
+from ._maps._network_parts import _check_leak as check_leak
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_leak", "check_memory", "check_real",
            "check_real_array", "named", "no_half", "one_namespace", "plain_array"]

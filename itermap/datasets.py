@@ -12,8 +12,8 @@ from importlib import resources
 
 import numpy as np
 
-from ._checks import check_int, check_memory, check_real
-from ._rng import as_rng
+from ._core._checks import check_int, check_memory, check_real
+from ._core._rng import as_rng
 
 __all__ = ["digits", "flip_flop", "mnist", "zoo"]
 
@@ -167,8 +167,8 @@ def zoo(task: str | None = None) -> list[dict]:
 
     import scipy.sparse as sp
 
-    from ._blocks import BlockMatrix
-    from ._network import IterativeMap
+    from ._maps._blocks import BlockMatrix
+    from ._maps._network import IterativeMap
 
     if task is not None and task not in ("flip_flop", "digits"):
         raise ValueError(f"task must be 'flip_flop', 'digits' or None, got {task!r}")

@@ -10,8 +10,13 @@ array([[0.5 , 0.5 ],
        [0.25, 0.25]])
 """
 
-from ._linalg import batched_eigvals, batched_solve, blas_single_threaded, damped_normal_solve
-from ._reorth import Reorthonormalizer
+from ._running._linalg import (
+    batched_eigvals,
+    batched_solve,
+    blas_single_threaded,
+    damped_normal_solve,
+)
+from ._running._reorth import Reorthonormalizer
 
 __all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "blas_single_threaded",
            "damped_normal_solve"]

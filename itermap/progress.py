@@ -7,6 +7,6 @@ Examples
 ...     bar.update(3)
 """
 
-from ._progress import in_notebook, interactive, progress_bar
+from ._core._progress import in_notebook, interactive, progress_bar
 
 __all__ = ["in_notebook", "interactive", "progress_bar"]

@@ -1,7 +1,7 @@
 """Classic maps: logistic, Henon, linear and the standard map; the HiPPO matrices."""
 
-from ._state_space import hippo
-from ._systems import (
+from ._maps._state_space import hippo
+from ._maps._systems import (
     HenonMap,
     LinearMap,
     LogisticMap,

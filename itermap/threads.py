@@ -14,7 +14,7 @@ True
 ...     pass
 """
 
-from ._threads import (
+from ._running._threads import (
     OPTIONS,
     ProcessLocalPool,
     ThreadOptions,

@@ -11,6 +11,6 @@ Examples
 ...     return x0
 """
 
-from ._types import Array, MapLike, RngLike
+from ._core._types import Array, MapLike, RngLike
 
 __all__ = ["Array", "MapLike", "RngLike"]

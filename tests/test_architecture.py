@@ -28,7 +28,7 @@ LONG_MODULES_ALLOWED: set[str] = set()
 CYCLE_EDGES_ALLOWED: set[tuple[str, str]] = {
     # save() writes the package's version into each file: a function-level import of the
     # package, which imports _io (harmless: the package has finished loading by then)
-    ("itermap._io", "itermap"),
+    ("itermap._interop._io", "itermap"),
 }
 
 
@@ -158,8 +158,8 @@ def test_the_cycle_check_sees_a_cycle_through_a_function_level_import(tmp_path):
 
 def test_the_two_cycles_of_this_round_are_gone():
     graph = import_graph()
-    assert "itermap._iterate" not in graph["itermap._newton"] or \
-        "itermap._newton" not in graph["itermap._iterate"]
+    assert "itermap._running._iterate" not in graph["itermap._running._newton"] or \
+        "itermap._running._newton" not in graph["itermap._running._iterate"]
     kinds = "itermap.analysis._report._kinds"
     assert not {m for m in graph[kinds] if m.startswith(kinds + "_")}
     assert all(kinds not in graph[m] or m not in graph[kinds] for m in graph)
@@ -248,9 +248,9 @@ def test_the_public_homes_are_the_private_objects():
     import itermap.threads
     import itermap.typing
 
-    checks = importlib.import_module("itermap._checks")
+    checks = importlib.import_module("itermap._core._checks")
     assert itermap.checks.check_int is checks.check_int
-    assert itermap.typing.RngLike is importlib.import_module("itermap._types").RngLike
+    assert itermap.typing.RngLike is importlib.import_module("itermap._core._types").RngLike
     for mod in (itermap.checks, itermap.files, itermap.progress, itermap.threads,
                 itermap.typing):
         assert sorted(mod.__all__) == sorted(n for n in vars(mod) if not n.startswith("_")
@@ -308,7 +308,7 @@ def test_every_concrete_map_class_is_in_the_conformance_test():
     assert not missing, f"map classes missing from tests/test_conformance.py: {missing}"
 
 
-@pytest.mark.parametrize("name", ["itermap._iterate", "itermap._network"])
+@pytest.mark.parametrize("name", ["itermap._running._iterate", "itermap._maps._network"])
 def test_a_module_that_moved_still_imports_under_its_old_name(name, monkeypatch):
     """Pickles store module paths: itermap._moved maps an old name to the module now."""
     import sys
@@ -348,7 +348,7 @@ def test_a_pickle_and_a_file_from_before_a_move_still_load(monkeypatch):
     back = pickle.loads(data.replace(real.encode(), old.encode()))
     assert type(back) is itermap.Trajectory
     np.testing.assert_array_equal(back.states, traj.states)
-    io = importlib.import_module("itermap._codec")
+    io = importlib.import_module("itermap._interop._codec")
     assert io._saved_class(f"{old}:Trajectory") is itermap.Trajectory
     with pytest.raises(ValueError, match="no module"):
         io._saved_class("itermap._never_was:Trajectory")

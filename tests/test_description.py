@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import BlockMatrix
-from itermap._activations import get_activation
+from itermap._maps._activations import get_activation
 
 
 def dense(b):

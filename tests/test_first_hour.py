@@ -70,7 +70,7 @@ def test_text_bar_in_a_kernel_without_ipywidgets_warns_nothing_and_redraws_rarel
     import time
     import numpy as np
     import itermap
-    from itermap._progress import NOTEBOOK_INTERVAL
+    from itermap._core._progress import NOTEBOOK_INTERVAL
     from itermap.analysis import lyapunov_spectrum
     m = itermap.random_rnn(40, gain=1.5, rng=0)
     t = time.perf_counter()
@@ -105,7 +105,7 @@ def test_train_shows_no_bar_in_a_script_and_labels_training_numbers():
 
 
 def test_interactive_is_a_kernel_or_a_terminal(monkeypatch):
-    from itermap import _progress
+    from itermap._core import _progress
 
     class Tty:
         def __init__(self, tty):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from itermap._map import Map
+from itermap._maps._map import Map
 from itermap.analysis import FixedPoints, find_fixed_points, sample_states
 from itermap.backends import to_numpy
 from itermap.systems import henon, logistic
@@ -780,7 +780,7 @@ def test_auto_is_newton_krylov_past_the_stated_dim_and_never_forms_the_identity(
 
 
 def test_newton_krylov_refuses_up_front_when_memory_is_short(monkeypatch):
-    import itermap._checks as checks
+    import itermap._core._checks as checks
     monkeypatch.setattr(checks, "_physical_memory", lambda: 1e4)
     m, _, _, _ = _sparse_linear(300, 0)
     with pytest.raises(ValueError, match=r"method.*newton-krylov.*GB"):

@@ -1,15 +1,15 @@
 """Batched dense Lyapunov loops with the trajectories in threads, against a plain loop.
 
 The split lives on the map side: a dense network hands the analyses a
-:class:`itermap._fused_steppers.BatchedStepper` with groups of trajectories.
+:class:`itermap._running._fused_steppers.BatchedStepper` with groups of trajectories.
 """
 
 import numpy as np
 import pytest
 
 import itermap
-from itermap import _fused_steppers, _network
-from itermap._fused_steppers import BatchedStepper, frame_groups
+from itermap._running import _fused_steppers
+from itermap._running._fused_steppers import BatchedStepper, frame_groups
 from itermap.analysis import covariant_lyapunov_vectors, lyapunov_spectrum
 
 
@@ -114,7 +114,7 @@ def test_no_split_that_would_idle_most_cores(monkeypatch):
 def test_without_the_gil_free_blas_the_batched_path_gives_the_same_spectrum(monkeypatch):
     """The fallback where SciPy lacks its Cython BLAS entry points: no split, no fused step,
     the Reorthonormalizer's batched factorisations; the same exponents."""
-    from itermap import _fused_dense, _nogil_blas, _reorth
+    from itermap._running import _fused_dense, _nogil_blas, _reorth
 
     n, k, B = 140, 130, 2
     m = itermap.random_rnn(n, gain=1.3, rng=2)

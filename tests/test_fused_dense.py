@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap import _fused_dense
-from itermap._fused_steppers import FusedStepper
+from itermap._running import _fused_dense
+from itermap._running._fused_steppers import FusedStepper
 from itermap.analysis import lyapunov_spectrum
 
 

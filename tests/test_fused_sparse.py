@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from itermap import IterativeMap, _fused_sparse
-from itermap._fused_steppers import BatchedStepper, FusedStepper
-from itermap._threads import OPTIONS
+from itermap import IterativeMap
+from itermap._running import _fused_sparse
+from itermap._running._fused_steppers import BatchedStepper, FusedStepper
+from itermap._running._threads import OPTIONS
 from itermap.analysis import lyapunov_spectrum
 
 

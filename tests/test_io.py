@@ -31,7 +31,7 @@ def test_map_round_trip_keeps_everything(tmp_path):
 
 
 def test_saveable_dataclass_round_trip(tmp_path):
-    from itermap._iterate import Trajectory
+    from itermap._running._iterate import Trajectory
 
     t = Trajectory(np.arange(6.0).reshape(3, 2), np.arange(3), [2])
     assert load(save(t, tmp_path / "t.npz")).states.tolist() == t.states.tolist()
@@ -362,10 +362,10 @@ def _v1(type_name, fields):
                                                   "bias": None})),
     ("array_ref_a_number", _v1("LinearMap", {"A": {"__array__": 7}})),
     ("array_ref_a_list", _v1("LinearMap", {"A": [1, 2]})),
-    ("trajectory_fields_wrong", _v1("itermap._iterate:Trajectory",
+    ("trajectory_fields_wrong", _v1("itermap._running._iterate:Trajectory",
                                     {"states": {"__float__": "1e400"}, "times": [],
                                      "sizes": []})),
-    ("unknown_field", _v1("itermap._iterate:Trajectory", {"states": 1, "times": 2,
+    ("unknown_field", _v1("itermap._running._iterate:Trajectory", {"states": 1, "times": 2,
                                                           "sizes": 3, "extra": 4})),
     ("arrays_a_list", {"format": "itermap", "format_version": 2, "type": "HenonMap",
                        "fields": {"a": 1.4, "b": 0.3}, "arrays": []}),
@@ -562,7 +562,7 @@ def test_temporary_of_a_killed_save_is_removed_by_the_next_save(tmp_path):
 
 
 def test_temporary_of_a_live_writer_is_kept(tmp_path):
-    from itermap import _io
+    from itermap._interop import _io
 
     live = tmp_path / f".itermap-{_io._host()}-{os.getppid()}-abc.npz.tmp"
     live.write_bytes(b"in progress")

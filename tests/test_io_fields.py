@@ -1,6 +1,6 @@
 """Saved results are checked field by field on load (issue 23, item 5).
 
-Every saveable result declares one spec per field (``_schema``, itermap/_schema.py); a
+Every saveable result declares one spec per field (``_schema``, itermap/_interop/_schema.py); a
 file whose field holds another type, dtype or a shape that disagrees with another field
 is refused with a ValueError naming the file and the field. The files here are crafted
 by hand from real results: the expected verdicts come from the field's documented type,
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import itermap
 import itermap.analysis as analysis
-from itermap._io import _REGISTRY
+from itermap._interop._io import _REGISTRY
 from itermap.systems import henon, logistic
 
 HENON = henon()

@@ -153,10 +153,10 @@ def test_iterate_memory_estimate_is_the_stored_states_twice(steps, every, batch,
     need = 2 * (steps // every + 1) * max(batch, 1) * dim * np.dtype(dtype).itemsize
     m = linear(np.eye(dim, dtype=dtype) * 0.5)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(itermap._checks, "_physical_memory", lambda: need)
+        mp.setattr(itermap._core._checks, "_physical_memory", lambda: need)
         traj = iterate(m, x0, steps, every=every)
         assert traj.states.nbytes * 2 == need
-        mp.setattr(itermap._checks, "_physical_memory", lambda: need - 1)
+        mp.setattr(itermap._core._checks, "_physical_memory", lambda: need - 1)
         with pytest.raises(ValueError, match=f"steps: the {steps // every + 1} states"):
             iterate(m, x0, steps, every=every)
         iterate(m, x0, steps, every=every, keep="last")  # one state: never refused

@@ -206,7 +206,7 @@ def test_lyapunov_spectrum_of_a_linear_leaky_map_is_log_eigenvalues():
 
 @pytest.mark.parametrize("density,n,k", [(1.0, 200, 128), (0.02, 600, 8)])
 def test_fast_lyapunov_paths_decline_leaky_maps_and_the_general_loop_is_right(density, n, k):
-    from itermap._fused_steppers import FusedStepper
+    from itermap._running._fused_steppers import FusedStepper
 
     m = itermap.random_rnn(n, gain=2.0, density=density, rng=3, leak=0.4)
     x = np.random.default_rng(0).normal(size=(1, n))
@@ -342,7 +342,7 @@ def test_train_keeps_the_leak_fixed():
 
 
 def test_newton_block_jacobians_of_a_leaky_map_are_the_full_jacobians_blocks():
-    from itermap._newton import _jacobian
+    from itermap._running._newton import _jacobian
 
     rng = np.random.default_rng(11)
     m = leaky_hybrid(rng)
@@ -406,7 +406,7 @@ def test_a_sparse_driven_leaky_map_steps_one_state_a_batch_of_one_and_a_batch(n_
 
 def test_trainable_leak_gradient_matches_torch_and_central_differences():
     torch = pytest.importorskip("torch")
-    from itermap._bptt import _layout, _run
+    from itermap._training._bptt import _layout, _run
 
     rng = np.random.default_rng(9)
     m = leaky_hybrid(rng)

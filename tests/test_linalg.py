@@ -1,11 +1,12 @@
-"""The batched solves and eigenvalues (itermap._linalg) against plain loops of np.linalg."""
+"""The batched solves and eigenvalues (itermap._running._linalg) against plain loops of
+np.linalg."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap._linalg import (
+from itermap._running._linalg import (
     batched_eigvals,
     batched_solve,
     blas_single_threaded,

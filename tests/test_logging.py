@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap import _reorth, analysis
+from itermap import analysis
+from itermap._running import _reorth
 from itermap.systems import logistic
 
 ROOT = Path(__file__).resolve().parent.parent

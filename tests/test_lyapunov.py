@@ -478,7 +478,7 @@ def test_cholesky_qr_and_gram_schmidt_agree_with_householder(n, k, batch):
 
 
 def test_reorthonormalizer_falls_back_to_householder_on_ill_conditioned_frames():
-    from itermap._reorth import Reorthonormalizer
+    from itermap._running._reorth import Reorthonormalizer
 
     rng = np.random.default_rng(3)
     Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24

@@ -260,7 +260,7 @@ def test_forward_is_the_mlp_forward_pass():
 def test_sparse_jacobian_keeps_the_pattern_and_dense_ones_warn():
     import scipy.sparse as sp
 
-    from itermap import _network_grad
+    from itermap._maps import _network_grad
 
     net = itermap.random_rnn(60, density=0.05, rng=0)
     x = np.random.default_rng(0).normal(size=60)

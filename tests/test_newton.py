@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import FunctionMap, IterativeMap, NewtonConvergenceError, iterate, random_rnn
-from itermap._newton import _lm_step
+from itermap._running._newton import _lm_step
 from itermap.systems import linear, logistic
 from tests.conftest import to_np
 

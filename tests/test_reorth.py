@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap import _reorth
-from itermap._reorth import Reorthonormalizer
+from itermap._running import _reorth
+from itermap._running._reorth import Reorthonormalizer
 from tests.conftest import to_np
 
 
@@ -69,7 +69,7 @@ def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_thre
 
 
 def test_nogil_routines_against_numpy():
-    from itermap import _nogil_blas as nb
+    from itermap._running import _nogil_blas as nb
 
     assert nb.available()
     rng = np.random.default_rng(0)
@@ -92,7 +92,7 @@ def test_nogil_routines_against_numpy():
 
 
 def test_nogil_routines_on_the_leading_columns_of_wider_rows():
-    from itermap import _nogil_blas as nb
+    from itermap._running import _nogil_blas as nb
 
     rng = np.random.default_rng(1)
     wide = rng.normal(size=(40, 7))
@@ -111,7 +111,7 @@ def test_nogil_routines_on_the_leading_columns_of_wider_rows():
                                  np.asfortranarray(np.zeros((4, 3))),
                                  np.zeros((4, 6))[:, ::2], np.zeros(12), np.zeros((4, 3))[::-1]])
 def test_nogil_routines_refuse_arrays_they_would_misread(bad):
-    from itermap import _nogil_blas as nb
+    from itermap._running import _nogil_blas as nb
 
     with pytest.raises(ValueError, match="Y must be a writeable C-ordered float64"):
         nb.gram_upper(bad, np.zeros((3, 3)))
@@ -238,7 +238,7 @@ def _numpy_qr_loop(m, X0, Q0, steps, every=1):
 
 
 def _square_steps(monkeypatch):
-    from itermap import _fused_square
+    from itermap._running import _fused_square
 
     calls = []
     advance = _fused_square.FusedSquareStep.advance
@@ -331,7 +331,7 @@ def test_square_frames_collapse_exactly_on_dead_units_and_resume(monkeypatch):
 
 def test_a_network_hands_out_square_frame_steps_only_where_they_apply():
     import itermap
-    from itermap._fused_square import FusedSquareStep
+    from itermap._running._fused_square import FusedSquareStep
 
     def square(m, x, Q):
         stepper = m.tangent_stepper(x, Q)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import AttentionRNN, LinearStateSpace, attention_scan, deep_lssl
-from itermap._attention_rnn import combine
+from itermap._maps._attention_rnn import combine
 from itermap.analysis import impulse_response, lyapunov_spectrum, memory_capacity
 from itermap.systems import hippo
 from tests.conftest import to_np

@@ -387,7 +387,7 @@ def test_basins_on_the_torus_compare_wrapped_states():
 
 def test_without_numba_the_plain_loop_runs(monkeypatch):
     """numba is an optional extra: where it cannot be imported the plain loop gives the numbers."""
-    import itermap._stepper as stepper
+    import itermap._running._stepper as stepper
 
     monkeypatch.setenv("ITERMAP_NUMBA", "1")
     monkeypatch.setattr(stepper, "numba_available", lambda: False)
@@ -424,7 +424,7 @@ def test_functions_numba_refuses_fall_back_to_the_plain_loop(monkeypatch):
 
 def test_auto_compiles_only_long_runs(monkeypatch):
     pytest.importorskip("numba")
-    import itermap._stepper as stepper
+    import itermap._running._stepper as stepper
 
     monkeypatch.setenv("ITERMAP_NUMBA", "auto")
 
@@ -530,7 +530,7 @@ class Tinkerbell(itermap.Map):
                          np.stack([2 * x1 + self.c, 2 * x0 + self.d], -1)], -2)
 
     def _scalar_kernel(self):
-        from itermap._stepper import ScalarSource
+        from itermap._running._stepper import ScalarSource
 
         return ScalarSource("y0 = x0 * x0 - x1 * x1 + A * x0 + B * x1\n"
                             "y1 = 2.0 * x0 * x1 + C * x0 + D * x1",
@@ -558,7 +558,7 @@ class HenonTracked(itermap.systems.HenonMap):
     """Henon with det J left to the loop (formed a step: negative, so the frame flips)."""
 
     def _scalar_kernel(self):
-        from itermap._stepper import ScalarSource
+        from itermap._running._stepper import ScalarSource
 
         src = super()._scalar_kernel()
         return ScalarSource(src.body, src.jacobian, src.names)
@@ -667,7 +667,7 @@ def test_collapse_and_divergence_from_the_uncompiled_loops(mode, monkeypatch):
 
 def test_auto_leaves_a_two_d_batch_uncompiled(monkeypatch):
     pytest.importorskip("numba")
-    import itermap._stepper as stepper
+    import itermap._running._stepper as stepper
 
     monkeypatch.setenv("ITERMAP_NUMBA", "auto")
     m = FunctionMap(henon_step, 2, jacobian=henon_jac)

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from itermap import IterativeMap, _sparse_product
-from itermap._threads import OPTIONS
+from itermap import IterativeMap
+from itermap._running import _sparse_product
+from itermap._running._threads import OPTIONS
 
 
 @pytest.fixture

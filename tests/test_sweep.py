@@ -786,7 +786,7 @@ def test_concurrent_sweeps_share_the_pool_and_survive_each_others_dead_worker():
 def blas_threads(k):
     from threadpoolctl import threadpool_info
 
-    from itermap._threads import n_threads
+    from itermap._running._threads import n_threads
 
     return {"libs": [(d["user_api"], d["internal_api"], d["num_threads"])
                      for d in threadpool_info()], "pid": os.getpid(), "itermap": n_threads()}

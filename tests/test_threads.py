@@ -6,8 +6,8 @@ import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
-from itermap._reorth import Reorthonormalizer  # noqa: E402
-from itermap._threads import _scipy_own_blas, scipy_blas_limited  # noqa: E402
+from itermap._running._reorth import Reorthonormalizer  # noqa: E402
+from itermap._running._threads import _scipy_own_blas, scipy_blas_limited  # noqa: E402
 
 
 def _threads():
@@ -56,9 +56,9 @@ def test_reorthonormalizer_sets_the_loops_threads_once_and_restores_them(shape, 
 
 def test_the_pool_splits_only_large_sparse_products_and_networks_pick_their_steppers():
     import itermap
-    from itermap._fused_steppers import BatchedStepper, FusedStepper
-    from itermap._sparse_product import splits
-    from itermap._threads import n_threads
+    from itermap._running._fused_steppers import BatchedStepper, FusedStepper
+    from itermap._running._sparse_product import splits
+    from itermap._running._threads import n_threads
 
     cores = n_threads() > 1
     assert splits(400_000, 11) == cores and not splits(3_000, 11)
@@ -76,7 +76,7 @@ def test_the_pool_splits_only_large_sparse_products_and_networks_pick_their_step
 
 
 def test_every_handle_shares_one_pool_and_nested_parts_run_inline():
-    from itermap._threads import ProcessLocalPool, pool
+    from itermap._running._threads import ProcessLocalPool, pool
 
     assert ProcessLocalPool("a")() is ProcessLocalPool("b")() is pool()
 
@@ -91,8 +91,8 @@ def test_every_handle_shares_one_pool_and_nested_parts_run_inline():
 def test_options_are_the_thresholds(monkeypatch):
     import scipy.sparse as sp
 
-    from itermap import _sparse_product
-    from itermap._threads import OPTIONS
+    from itermap._running import _sparse_product
+    from itermap._running._threads import OPTIONS
 
     S = sp.random(300, 300, density=0.05, format="csr", random_state=1)
     V = np.random.default_rng(0).normal(size=(300, 3))
@@ -106,8 +106,8 @@ def test_options_are_the_thresholds(monkeypatch):
 def _product_in_child(queue):
     import scipy.sparse as sp
 
-    from itermap import _sparse_product
-    from itermap._threads import pool
+    from itermap._running import _sparse_product
+    from itermap._running._threads import pool
 
     S = sp.random(200, 200, density=0.1, format="csr", random_state=0)
     queue.put((float(_sparse_product.csr_times(S, np.ones((200, 4))).sum()),
@@ -120,8 +120,8 @@ def test_the_pool_works_in_a_child_forked_after_the_parent_used_it(monkeypatch):
 
     import scipy.sparse as sp
 
-    from itermap import _sparse_product
-    from itermap._threads import OPTIONS, pool
+    from itermap._running import _sparse_product
+    from itermap._running._threads import OPTIONS, pool
 
     monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
     monkeypatch.setattr(_sparse_product, "n_threads", lambda: 2)
@@ -143,7 +143,7 @@ def test_the_pool_works_in_a_child_forked_after_the_parent_used_it(monkeypatch):
 
 
 def test_itermap_num_threads_lowers_the_pools(monkeypatch):
-    from itermap._threads import n_threads
+    from itermap._running._threads import n_threads
 
     monkeypatch.delenv("ITERMAP_NUM_THREADS", raising=False)
     full = n_threads()

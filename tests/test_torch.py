@@ -285,7 +285,7 @@ def _run(code):
 def test_importing_itermap_does_not_import_torch():
     res = _run("import sys, itermap, itermap.analysis, itermap.analysis.plots\n"
                "assert 'torch' not in sys.modules, 'torch was imported'\n"
-               "assert 'itermap._torch_modules' not in sys.modules\nprint('ok')")
+               "assert 'itermap._interop._torch_modules' not in sys.modules\nprint('ok')")
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
 
@@ -320,7 +320,7 @@ from hypothesis import strategies as st  # noqa: E402
 def test_vjp_and_tangent_agree_exactly(kind, n_in, hidden, layers, seed):
     """w . (J v) == (w^T J) . v: forward and reverse mode through every layer."""
     rng = np.random.default_rng(seed)
-    from itermap._gated import _ElmanCell, _GRUCell, _LSTMCell
+    from itermap._maps._gated import _ElmanCell, _GRUCell, _LSTMCell
 
     cls = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}[kind]
     cells, size = [], n_in

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import itermap
-import itermap._bptt
+import itermap._training._bptt
 from itermap import BlockMatrix, IterativeMap, datasets, loss_and_gradient, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +134,7 @@ CASES = {
 def step_kind(request, monkeypatch):
     """Small sparse maps train through dense steps; force the sparse steps too."""
     if request.param == "sparse steps":
-        monkeypatch.setattr(itermap._bptt, "_DENSIFY_DIM", 0)
+        monkeypatch.setattr(itermap._training._bptt, "_DENSIFY_DIM", 0)
     return request.param
 
 
@@ -184,7 +184,7 @@ def test_parameter_gradient_of_one_step_matches_central_differences():
 
 
 def test_sampled_product_matches_the_dense_product_at_the_pattern():
-    from itermap._network_grad import sampled_product
+    from itermap._maps._network_grad import sampled_product
 
     rng = np.random.default_rng(0)
     g, x = rng.normal(size=(30, 200)), rng.normal(size=(30, 150))
@@ -253,12 +253,12 @@ class MaskedBlocks(BlockMatrix):
        entrywise=st.booleans(), sparse_steps=st.booleans())
 def test_zero_pattern_and_frozen_entries_survive_training(seed, p, frozen, entrywise,
                                                           sparse_steps):
-    saved = itermap._bptt._DENSIFY_DIM
-    itermap._bptt._DENSIFY_DIM = 0 if sparse_steps else saved
+    saved = itermap._training._bptt._DENSIFY_DIM
+    itermap._training._bptt._DENSIFY_DIM = 0 if sparse_steps else saved
     try:
         _train_and_check_pattern(seed, p, frozen, entrywise)
     finally:
-        itermap._bptt._DENSIFY_DIM = saved
+        itermap._training._bptt._DENSIFY_DIM = saved
 
 
 def _train_and_check_pattern(seed, p, frozen, entrywise):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap import _io
+from itermap._interop import _io
 from itermap.analysis._report import SpecError, load_spec, run_report
 
 ROOT = Path(__file__).resolve().parents[1]

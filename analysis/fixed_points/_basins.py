@@ -84,7 +84,7 @@ class Basins(itermap.Result):
     ((2,), [1, 1], [0.5, 0.5])
     """
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "labels": "int[...]",
         "attractors": "float[A, D]",

@@ -76,7 +76,7 @@ class Continuation(itermap.Result):
     (1, True, [])
     """
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "parameters": "float[N]",
         "points": "float[N, D]",

@@ -88,7 +88,7 @@ class FixedPoints(itermap.Result):
         itermap.Check("status", itermap.Status.NONFINITE, "{n} starts reached NaN or inf: "
                       "start nearer the attractor", count=itermap.Check.equal_to(4)))
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "points": "float[M, D]",
         "residuals": "float[M]",

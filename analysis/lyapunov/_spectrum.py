@@ -8,7 +8,7 @@ hands over (:meth:`itermap.Map.tangent_stepper`: a small map's lean loop, a
 network's fused one); where it hands none, or a run diverges, the general loop
 below moves all ``B`` trajectories together: one batched tangent product
 (``map.step_with_tangent``) and one batched reorthonormalisation
-(:class:`itermap._reorth.Reorthonormalizer`), on the array backend of the state,
+(:class:`itermap._running._reorth.Reorthonormalizer`), on the array backend of the state,
 and names the step where a state or tangent vector overflowed.
 
 A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
@@ -118,7 +118,7 @@ class LyapunovSpectrum(itermap.Result):
     (array([ 0.693147, -0.693147]), 50)
     """
 
-    # what load checks in a file (itermap/_schema.py)
+    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "exponents": "float[K]",
         "per_trajectory": "float[B, K]",

@@ -1,0 +1,1 @@
+"""What every part of itermap uses: checks, backends, randomness, types."""

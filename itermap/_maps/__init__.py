@@ -1,0 +1,1 @@
+"""The maps: the protocol, the map base and every kind of map."""

@@ -1,0 +1,537 @@
+"""Softmax attention over a growing prefix as a driven map, and its parallel prefix scan.
+
+Feng et al., "Attention as an RNN" (arXiv:2405.13956), section 3: for one query
+``q``, keys ``k_i``, values ``v_i`` and scores ``s_i = scale * q . k_i``, the state
+``(a, c, m)`` evolves as
+
+    m_k = max(m_{k-1}, s_k)
+    a_k = a_{k-1} exp(m_{k-1} - m_k) + v_k exp(s_k - m_k)
+    c_k = c_{k-1} exp(m_{k-1} - m_k) + exp(s_k - m_k)
+
+and ``o_k = a_k / c_k = softmax(s_{1..k}) @ V_{1..k}``. :class:`AttentionRNN` is that
+recurrence as a driven map on ``[a; c; m]`` whose input is the token;
+:func:`attention_scan` computes every prefix output at once: the running maximum
+(an associative max-scan) first, then the diagonal affine recurrence for ``[a; c]``,
+solved by :func:`itermap.linear_recurrence`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._core._backend import backend_of, namespace, to_backend
+from .._core._checks import one_namespace, plain_array
+from .._core._types import Array
+from .._running._affine_scan import _scan, linear_recurrence
+from ._gated import _as_weight
+from ._map import Map
+
+__all__ = ["AttentionRNN", "attention_scan"]
+
+
+class AttentionRNN(Map):
+    """Softmax attention of one query over a growing prefix of tokens, as a driven map.
+
+    The state is ``x = [a; c; m]`` (``d_v + 2`` entries), the input the token ``u``
+    (``d_in`` entries): the key is ``Wk @ u``, the value ``Wv @ u``, the score
+    ``s = scale * q . (Wk @ u)``. One step is the update of Feng et al. (section 3):
+    ``m' = max(m, s)``, ``a' = a exp(m - m') + v exp(s - m')``,
+    ``c' = c exp(m - m') + exp(s - m')``, and :meth:`readout` gives ``o = a / c``,
+    softmax attention over every token seen so far. ``exp`` only ever sees
+    arguments ``<= 0``, so scores of any size give finite states.
+
+    The zero state (:meth:`zeros`) is the empty prefix: a state with ``c == 0``
+    holds no tokens, so its ``a`` and ``m`` are dropped (``m' = s``, ``a' = v``,
+    ``c' = 1``) instead of rescaled. From it, ``T`` steps give exactly scaled
+    dot-product attention of ``q`` over the ``T`` tokens.
+
+    Parameters
+    ----------
+    Wk : array of shape (d_k, d_in)
+        The key projection.
+    Wv : array of shape (d_v, d_in)
+        The value projection (its dtype is the map's; float32 or float64).
+    q : array of shape (d_k,)
+        The query.
+    scale : float, optional
+        Multiplies ``q . k``; ``1 / sqrt(d_k)`` by default (scaled dot-product
+        attention).
+
+    Notes
+    -----
+    **The Jacobian.** With ``gamma = exp(m - m')`` and ``beta = exp(s - m')``,
+    ``d a'/d a = gamma I``, ``d c'/d c = gamma``, and the column of ``m``:
+
+    - where the old maximum is kept (``m >= s``, ties included): ``m' = m``,
+      ``gamma = 1``, ``d a'/d m = -beta v``, ``d c'/d m = -beta``, ``d m'/d m = 1``;
+    - where the new score takes over (``s > m``): ``m' = s``, ``beta = 1``,
+      ``d a'/d m = gamma a``, ``d c'/d m = gamma c``, ``d m'/d m = 0``;
+    - on the empty prefix (``c == 0``) the whole Jacobian is zero.
+
+    Where the running maximum switches (``m = s``) the map is continuous but not
+    differentiable in ``m``: the ``m`` column jumps from ``(-beta v, -beta, 1)``
+    to ``(a, c, 0)``. The Jacobian returned there is the one-sided derivative of
+    the branch that keeps the old maximum. The output ``o = a / c`` does not
+    depend on the branch: ``(a e^t, c e^t, m - t)`` is the same prefix for every
+    ``t``, and both branches move along that direction only. The map is also
+    discontinuous at ``c = 0`` (the empty prefix).
+
+    References
+    ----------
+    .. [1] L. Feng, F. Tung, H. Hajimirsadeghi, M. O. Ahmed, Y. Bengio and G. Mori,
+       "Attention as an RNN", arXiv:2405.13956 (2024).
+    .. [2] M. N. Rabe and C. Staats, "Self-attention does not need O(n^2) memory",
+       arXiv:2112.05682 (2021).
+
+    Examples
+    --------
+    After T steps from the empty prefix, the readout is softmax attention:
+
+    >>> import numpy as np
+    >>> import itermap
+    >>> rng = np.random.default_rng(0)
+    >>> Wk, Wv, q = rng.normal(size=(4, 3)), rng.normal(size=(2, 3)), rng.normal(size=4)
+    >>> m = itermap.AttentionRNN(Wk, Wv, q)
+    >>> tokens = rng.normal(size=(6, 3))
+    >>> x = itermap.iterate(m, m.zeros(), 6, inputs=tokens, keep="last").final
+    >>> s = tokens @ Wk.T @ q / 2.0
+    >>> p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    >>> bool(np.allclose(m.readout(x), p @ (tokens @ Wv.T)))
+    True
+    >>> itermap.check_map(m, rng=0).passed
+    True
+    """
+
+    def __init__(self, Wk: Array, Wv: Array, q: Array, *, scale: float | None = None):
+        one_namespace(Wk=Wk, Wv=Wv, q=q)
+        Wv = _as_weight("Wv", Wv)
+        if Wv.ndim != 2 or min(Wv.shape) < 1:
+            raise ValueError(f"Wv must have shape (d_v, d_in) with d_v, d_in >= 1, got "
+                             f"{tuple(Wv.shape)}")
+        dtype = Wv.dtype
+        Wk = _as_weight("Wk", Wk, dtype=dtype)
+        if Wk.ndim != 2 or Wk.shape[0] < 1 or Wk.shape[1] != Wv.shape[1]:
+            raise ValueError(f"Wk must have shape (d_k, d_in) with d_in = {Wv.shape[1]} "
+                             f"(as Wv), got {tuple(Wk.shape)}")
+        q = _as_weight("q", q, (Wk.shape[0],), dtype=dtype)
+        xp = namespace(Wv)
+        if namespace(Wk, Wv, q) is not xp:
+            raise TypeError("Wk, Wv and q must live in one array namespace")
+        if scale is None:
+            scale = 1.0 / math.sqrt(Wk.shape[0])
+        elif isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
+            raise TypeError(f"scale must be a real number, got {scale!r}")
+        elif not math.isfinite(scale):
+            raise ValueError(f"scale must be finite, got {scale!r}")
+        self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, float(scale)
+        self._w = self.scale * (q @ Wk)          # scores are u @ w
+        self._WvT = xp.asarray(Wv.T, copy=True)
+
+    # -- protocol -----------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self.Wv.shape[0]) + 2
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (int(self.Wv.shape[0]), 1, 1)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.Wv.shape[1])
+
+    @property
+    def forced_size(self) -> int:
+        return 0
+
+    @property
+    def dtype(self):
+        return self.Wv.dtype
+
+    @property
+    def backend(self) -> str:
+        return backend_of(self.Wv)
+
+    def _check(self, x, u):
+        x = self._check_state(x)
+        u = self._check_input_shape(x, u)
+        xp = namespace(x)
+        if not xp.isdtype(u.dtype, "real floating") or u.dtype != x.dtype:
+            u = xp.astype(u, x.dtype)
+        return x, u
+
+    def _parts(self, x, u):
+        """The pieces of one step: ``a, c, m, v, m', gamma, beta, keep, empty``."""
+        xp = namespace(x)
+        d = self.Wv.shape[0]
+        a, c, m = x[..., :d], x[..., d], x[..., d + 1]
+        w = xp.astype(self._w, x.dtype) if self._w.dtype != x.dtype else self._w
+        WvT = xp.astype(self._WvT, x.dtype) if self._WvT.dtype != x.dtype else self._WvT
+        s = xp.sum(u * w, axis=-1)
+        v = u @ WvT
+        empty = c == 0
+        keep = (m >= s) & ~empty
+        m_new = xp.where(keep, m, s)
+        zero = xp.zeros_like(m_new)
+        gamma = xp.where(empty, zero, xp.exp(xp.where(empty, zero, m - m_new)))
+        beta = xp.exp(s - m_new)
+        return a, c, m, v, m_new, gamma, beta, keep, empty
+
+    def step(self, x: Array, u: Array | None = None) -> Array:
+        """``[a'; c'; m']``: the prefix with the token ``u`` appended.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch.
+        u : array of shape (d_in,) or (B, d_in)
+            The token(s).
+
+        Returns
+        -------
+        array
+            Of ``x``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
+        >>> m.step(m.zeros(), np.array([3.0]))          # a = v, c = 1, m = s = 0
+        array([3., 1., 0.])
+        """
+        x, u = self._check(x, u)
+        xp = namespace(x)
+        a, c, _, v, m_new, gamma, beta, _, _ = self._parts(x, u)
+        a_new = gamma[..., None] * a + beta[..., None] * v
+        c_new = gamma * c + beta
+        return xp.concat([a_new, c_new[..., None], m_new[..., None]], axis=-1)
+
+    def _m_column(self, x, u):
+        """``gamma``, ``d a'/d m`` (..., d_v), ``d c'/d m`` and ``d m'/d m`` (...)."""
+        xp = namespace(x)
+        a, c, _, v, _, gamma, beta, keep, empty = self._parts(x, u)
+        zero = xp.zeros_like(gamma)
+        g_sw = xp.where(keep | empty, zero, gamma)   # d gamma / d m: switch branch only
+        b_kp = xp.where(keep, -beta, zero)            # d beta / d m: keep branch only
+        da = g_sw[..., None] * a + b_kp[..., None] * v
+        dc = g_sw * c + b_kp
+        dm = xp.astype(keep, x.dtype)
+        return gamma, da, dc, dm
+
+    def jacobian(self, x: Array, u: Array | None = None) -> Array:
+        """``d[a'; c'; m'] / d[a; c; m]`` (see the class notes for the switch of the maximum).
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch.
+        u : array of shape (d_in,) or (B, d_in)
+            The token(s).
+
+        Returns
+        -------
+        array of shape (dim, dim) or (B, dim, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
+        >>> m.jacobian(np.array([2.0, 1.0, 0.0]), np.array([1.0]))   # keeps m = 0
+        array([[ 1.,  0., -1.],
+               [ 0.,  1., -1.],
+               [ 0.,  0.,  1.]])
+        """
+        x, u = self._check(x, u)
+        xp = namespace(x)
+        d = self.Wv.shape[0]
+        gamma, da, dc, dm = self._m_column(x, u)
+        eye = xp.eye(d + 1, dtype=x.dtype)
+        top = gamma[..., None, None] * eye                     # (.., d+1, d+1)
+        col = xp.concat([da, dc[..., None]], axis=-1)[..., None]   # (.., d+1, 1)
+        upper = xp.concat([top, col], axis=-1)
+        zeros_row = xp.zeros(upper.shape[:-2] + (1, d + 1), dtype=x.dtype)
+        last = xp.concat([zeros_row, dm[..., None, None]], axis=-1)
+        return xp.concat([upper, last], axis=-2)
+
+    def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
+        """``J(x) @ v`` without forming ``J``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch.
+        v : array of shape (dim, k) or (B, dim, k)
+            Tangent vectors, as columns.
+        u : array of shape (d_in,) or (B, d_in)
+            The token(s).
+
+        Returns
+        -------
+        array
+            Of ``v``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
+        >>> m.tangent(np.array([2.0, 1.0, 0.0]), np.eye(3)[:, 2:], np.array([1.0]))
+        array([[-1.],
+               [-1.],
+               [ 1.]])
+        """
+        x, u = self._check(x, u)
+        v = self._check_tangent(x, v)
+        xp = namespace(x)
+        d = self.Wv.shape[0]
+        gamma, da, dc, dm = self._m_column(x, u)
+        vm = v[..., d + 1:d + 2, :]                            # (.., 1, k)
+        out_ac = gamma[..., None, None] * v[..., :d + 1, :] \
+            + xp.concat([da, dc[..., None]], axis=-1)[..., :, None] * vm
+        return xp.concat([out_ac, dm[..., None, None] * vm], axis=-2)
+
+    def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
+        """``w^T J(x)`` without forming ``J``.
+
+        Parameters
+        ----------
+        x : array of shape (dim,) or (B, dim)
+            One state or a batch.
+        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
+            Cotangent vectors, as rows.
+        u : array of shape (d_in,) or (B, d_in)
+            The token(s).
+
+        Returns
+        -------
+        array
+            Of ``w``'s shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
+        >>> m.vjp(np.array([2.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0]))
+        array([ 1.,  1., -1.])
+        """
+        x, u = self._check(x, u)
+        w = self._check_cotangent(x, w)
+        xp = namespace(x)
+        d = self.Wv.shape[0]
+        gamma, da, dc, dm = self._m_column(x, u)
+        col = xp.concat([da, dc[..., None]], axis=-1)          # (.., d+1)
+        if w.ndim > x.ndim:                                    # k cotangents per state
+            gamma, col, dm = gamma[..., None], col[..., None, :], dm[..., None]
+        w_ac, w_m = w[..., :d + 1], w[..., d + 1]
+        out_m = xp.sum(w_ac * col, axis=-1) + w_m * dm
+        return xp.concat([gamma[..., None] * w_ac, out_m[..., None]], axis=-1)
+
+    def step_with_tangent(self, x: Array, v: Array,
+                          u: Array | None = None) -> tuple[Array, Array]:
+        return self.step(x, u), self.tangent(x, v, u)
+
+    # -- outputs ----------------------------------------------------------
+    def readout(self, x: Array) -> Array:
+        """The attention output ``o = a / c`` of state(s) ``x``.
+
+        Parameters
+        ----------
+        x : array of shape (..., dim)
+            States, with any leading axes (a trajectory's ``states``, say).
+
+        Returns
+        -------
+        array of shape (..., d_v)
+            NaN for the empty prefix (``c == 0``): no tokens, no output.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
+        >>> m.readout(np.array([6.0, 3.0, 0.0]))
+        array([2.])
+        """
+        d = self.Wv.shape[0]
+        if not hasattr(x, "shape") or x.shape[-1:] != (d + 2,):
+            raise ValueError(f"x: states must have shape (..., {d + 2}), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        return x[..., :d] / x[..., d:d + 1]
+
+    def scores(self, tokens: Array) -> Array:
+        """The scores ``s = scale * q . (Wk @ u)`` of tokens ``(..., d_in)``.
+
+        Parameters
+        ----------
+        tokens : array of shape (..., d_in)
+
+        Returns
+        -------
+        array of shape (...)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.eye(2), np.eye(2), np.array([1.0, 0.0]), scale=2.0)
+        >>> m.scores(np.array([[3.0, 1.0], [0.5, 4.0]]))
+        array([6., 1.])
+        """
+        xp = namespace(tokens)
+        return xp.sum(tokens * self._w, axis=-1)
+
+    def values(self, tokens: Array) -> Array:
+        """The values ``Wv @ u`` of tokens ``(..., d_in)``.
+
+        Parameters
+        ----------
+        tokens : array of shape (..., d_in)
+
+        Returns
+        -------
+        array of shape (..., d_v)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import itermap
+        >>> m = itermap.AttentionRNN(np.eye(2), 2 * np.eye(2), np.ones(2))
+        >>> m.values(np.array([1.0, 3.0]))
+        array([2., 6.])
+        """
+        return tokens @ self._WvT
+
+    def to(self, backend: str) -> AttentionRNN:
+        return AttentionRNN(to_backend(self.Wk, backend), to_backend(self.Wv, backend),
+                            to_backend(self.q, backend), scale=self.scale)
+
+    def __repr__(self) -> str:
+        return (f"AttentionRNN(d_k={self.Wk.shape[0]}, d_v={self.Wv.shape[0]}, "
+                f"d_in={self.Wv.shape[1]}, scale={self.scale:.4g})")
+
+
+def combine(left, right):
+    """The associative operator of Feng et al. (section 3.2) on prefix summaries.
+
+    A summary of tokens ``i .. j`` is ``(m, a, c)``: ``m`` the largest score,
+    ``a = sum v exp(s - m)``, ``c = sum exp(s - m)`` (``a`` with a trailing value
+    axis). ``combine(left, right)`` summarises the tokens of ``left`` then
+    ``right``; the scan of :func:`attention_scan` computes the same prefixes
+    (the max first, then the affine recurrence).
+    """
+    m_l, a_l, c_l = left
+    m_r, a_r, c_r = right
+    xp = namespace(m_l, m_r)
+    m = xp.maximum(m_l, m_r)
+    g_l, g_r = xp.exp(m_l - m), xp.exp(m_r - m)
+    return m, a_l * g_l[..., None] + a_r * g_r[..., None], c_l * g_l + c_r * g_r
+
+
+def _combine_max(early, late, need_A):
+    # the running maximum as an associative scan: (A is unused, carried along)
+    return late[0], namespace(late[1]).maximum(early[1], late[1])
+
+
+def _running_max(s, xp):
+    """``max(s_0 .. s_k)`` along axis 0: NumPy's accumulate, else the odd/even scan."""
+    if isinstance(s, np.ndarray):
+        return np.maximum.accumulate(s, axis=0)
+    return _scan(s, s, _combine_max, False, xp)[1]
+
+
+def _as_sequence(name, a, xp=None):
+    a = plain_array(name, a)
+    if not hasattr(a, "shape"):
+        if a is None or isinstance(a, str | bytes):
+            raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+        try:
+            a = np.asarray(a, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real array ({err})") from None
+    ns = namespace(a)
+    if xp is not None and ns is not xp:
+        raise TypeError(f"{name} lives in another array namespace than scores")
+    if not ns.isdtype(a.dtype, "real floating"):
+        if ns.isdtype(a.dtype, ("integral", "bool")):
+            a = ns.astype(a, ns.float64)
+        else:
+            raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+    return a, ns
+
+
+def attention_scan(scores: Array, values: Array) -> Array:
+    """Softmax attention over every prefix, ``o_k = softmax(s_{1..k}) @ V_{1..k}``, by a scan.
+
+    The running maximum ``m_k = max(s_1 .. s_k)`` comes first (an associative
+    max-scan), then ``[a; c]`` follow the diagonal affine recurrence
+    ``a_k = exp(m_{k-1} - m_k) a_{k-1} + exp(s_k - m_k) v_k`` (and the same for
+    ``c`` with ``v = 1``), which :func:`itermap.linear_recurrence` solves by a
+    parallel scan in ``O(log T)`` dependent rounds. Every exponent is ``<= 0``,
+    so scores of any size give finite outputs.
+
+    Parameters
+    ----------
+    scores : array of shape (T, ...)
+        The scores, time first; axes after the first are batch axes.
+    values : array of shape (T, ..., d_v)
+        The values, with the same time and batch axes.
+
+    Returns
+    -------
+    array of shape (T, ..., d_v)
+        ``o_1 .. o_T``, in the dtype of ``values`` and scores promoted together.
+
+    Raises
+    ------
+    ValueError
+        ``T == 0``, shapes that disagree, scores or values that are NaN or inf.
+    TypeError
+        Arrays that are not real, or from different namespaces.
+
+    References
+    ----------
+    .. [1] L. Feng, F. Tung, H. Hajimirsadeghi, M. O. Ahmed, Y. Bengio and G. Mori,
+       "Attention as an RNN", arXiv:2405.13956 (2024).
+    .. [2] G. E. Blelloch, "Prefix sums and their applications", CMU-CS-90-190 (1990).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap import attention_scan
+    >>> s = np.array([0.0, 1e4, -1e4])              # huge scores stay finite
+    >>> v = np.array([[1.0], [2.0], [3.0]])
+    >>> attention_scan(s, v)[:, 0]
+    array([1., 2., 2.])
+    >>> attention_scan(np.zeros(4), np.arange(4.0)[:, None])[:, 0]   # the running mean
+    array([0. , 0.5, 1. , 1.5])
+    """
+    one_namespace(scores=scores, values=values)
+    scores, xp = _as_sequence("scores", scores)
+    values, _ = _as_sequence("values", values, xp)
+    if scores.ndim < 1 or scores.shape[0] == 0:
+        raise ValueError(f"scores must have shape (T, ...) with T >= 1, got "
+                         f"{tuple(scores.shape)}")
+    if tuple(values.shape[:-1]) != tuple(scores.shape) or values.ndim < 1 \
+            or values.shape[-1] == 0:
+        raise ValueError(f"values of shape {tuple(values.shape)} do not fit scores of shape "
+                         f"{tuple(scores.shape)}: values must be scores.shape + (d_v,)")
+    for name, a in (("scores", scores), ("values", values)):
+        if not bool(xp.all(xp.isfinite(a))):
+            raise ValueError(f"{name} contain NaN or inf")
+    dtype = xp.result_type(scores.dtype, values.dtype)
+    s = xp.astype(scores, dtype)
+    values = xp.astype(values, dtype)
+    m = _running_max(s, xp)
+    m_prev = xp.concat([m[:1, ...], m[:-1, ...]], axis=0)
+    decay = xp.exp(m_prev - m)                       # (T, ...), <= 1
+    weight = xp.exp(s - m)                           # (T, ...), <= 1
+    b = xp.concat([values * weight[..., None], weight[..., None]], axis=-1)
+    A = xp.broadcast_to(decay[..., None], b.shape)
+    x0 = xp.zeros(b.shape[1:], dtype=dtype)
+    ac = linear_recurrence(A, b, x0, kind="diagonal")
+    return ac[..., :-1] / ac[..., -1:]

@@ -1,0 +1,180 @@
+"""One Lyapunov step of a large sparse map, fused over row blocks on all cores.
+
+For a single trajectory of a sparse :class:`~itermap.IterativeMap` the step
+``(x, Q) -> (f(W x + b), f'(z) * (W Q))`` and the CholeskyQR of the new frame
+are all separable by rows except the ``k x k`` Cholesky factorisation. The
+frame is kept as ``Q = Y R^-1``, with ``Y`` unnormalised and ``R^-1`` the
+``k x k`` factor of the last step, because ``W Q = (W Y) R^-1``. Each thread
+takes a block of rows with about equal nonzeros and, in one visit per step,
+multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
+columns so that the rows it gathers stay in cache), applies ``R^-1``, the
+activation and its derivative, writes its rows of the next ``[x | Y]`` and
+forms its part of the next Gram matrix. Between steps the calling thread only
+factors that ``k x k`` matrix. Everything else of :func:`lyapunov_spectrum`
+(checkpoints, diagnostics, the result) is the general loop's. Where the
+factorisation needs more than one CholeskyQR pass (an ill-conditioned frame),
+that step goes through the :class:`~itermap._running._reorth.Reorthonormalizer`
+with its checks and Householder fallback. The map hands it out through
+:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._maps._activations import ACTIVATIONS
+from ._reorth import _exact_rank
+from ._sparse_product import _kernel, splits
+from ._threads import OPTIONS, n_threads, pool
+
+__all__ = ["FusedSparseStep"]
+
+_EPS = float(np.finfo(np.float64).eps)
+_FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per other thread
+
+
+class FusedSparseStep:
+    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place.
+
+    Build it with :meth:`maybe` from the network's SciPy CSR ``W``, bias and one
+    activation; it returns None for a run it does not cover. :meth:`advance`
+    takes one step and returns ``log|diag R|``, and :meth:`state` returns
+    ``(x, Q)`` as new arrays.
+    """
+
+    @classmethod
+    def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedSparseStep | None:
+        """A fused step from ``(x, Q)`` for this run, or None where the general loop must run."""
+        if not (isinstance(x, np.ndarray) and isinstance(Q, np.ndarray) and x.shape[0] == 1
+                and x.dtype == Q.dtype == W.dtype == np.float64):
+            return None
+        k = Q.shape[-1]
+        kernel = _kernel()
+        lo, hi = OPTIONS.fused_sparse_k
+        if not lo <= k < hi or not splits(W.nnz, k + 1) or kernel is None:
+            return None
+        return cls(W, bias, act, x, Q, reorth, kernel)
+
+    def __init__(self, W, bias, act, x, Q, reorth, kernel):
+        self.W, self.bias, self.act = W, bias, act
+        self.tanh = self.act is ACTIVATIONS["tanh"]  # f' = 1 - f^2, from f
+        self.kernel = kernel
+        self.reorth = reorth
+        n, k = Q.shape[-2:]
+        self.n, self.k = n, k
+        self.blocks = _blocks(self.W, n_threads(), 1 + k)
+        # [x | Y] of this step and the next: a block's product reads every row of this
+        # step's, so the rows of the next are written elsewhere
+        self.cols = [np.empty((n, 1 + k)), np.empty((n, 1 + k))]
+        self.cols[0][:, 0] = x[0]
+        self.cols[0][:, 1:] = Q[0]
+        self.turn = 0  # which of cols holds this step's [x | Y]
+        self.Rinv = None  # the last step's R^-1 (None: Y is orthonormal already)
+        self.out = np.empty((n, 1 + k))  # W [x | Y]
+        self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
+        self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
+
+    def hold_threads(self) -> None:
+        """Inside the reorthonormaliser's ``with``: BLAS at one thread beside the pool."""
+        self.reorth.set_loop_threads(np.empty((1, self.n, self.k)))
+
+    def _block(self, i, gram):
+        """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix (if ``gram``) and
+        sum of ``x``."""
+        lo, hi, parts = self.blocks[i]
+        out = self.out[lo:hi]
+        cols = self.cols[self.turn]
+        out.fill(0.0)  # the kernel adds to out
+        for a, b, sub in parts:
+            self.kernel(sub.shape[0], sub.shape[1], cols.shape[1], sub.indptr, sub.indices,
+                        sub.data, cols[a:b].reshape(-1), out.reshape(-1))
+        z = out[:, 0] if self.bias is None else out[:, 0] + self.bias[lo:hi]
+        y = self.act.apply(z, np)
+        d = 1.0 - y * y if self.tanh else self.act.derivative(z, np)
+        Y = self.scaled[lo:hi]
+        if self.Rinv is None:
+            np.multiply(out[:, 1:], d[:, None], out=Y)
+        else:
+            np.matmul(out[:, 1:], self.Rinv, out=Y)
+            Y *= d[:, None]
+        nxt = self.cols[self.turn ^ 1]
+        nxt[lo:hi, 0] = y
+        nxt[lo:hi, 1:] = Y
+        return (Y.T @ Y if gram else None), float(np.sum(y))
+
+    def advance(self, *, qr: bool = True):
+        """One step, and the QR of the new frame if ``qr``.
+
+        Returns ``log|diag R|`` (1, k), the squared norms of the frame's columns
+        before the QR (1, k) and the sum of the new state (a finiteness probe);
+        without ``qr`` the first two are None and the frame is left unnormalised.
+        """
+        parts = pool.run_parts(lambda i: self._block(i, qr), range(len(self.blocks)))
+        total = sum(p[1] for p in parts)
+        self.turn ^= 1
+        self.Rinv = None  # applied: the new Y is the frame
+        if not qr:
+            return None, None, total
+        G = np.sum([p[0] for p in parts], axis=0)
+        Y = self.cols[self.turn][:, 1:]
+        norms_sq = np.diagonal(G).copy()[None]
+        factors = self._factor(G)
+        if factors is None:  # more than one pass needed: the checked, general path
+            Q, logd, _ = self.reorth(self.scaled[None])
+            Y[...] = Q[0]
+            return logd, norms_sq, total
+        L, self.Rinv = factors
+        logd = np.log(np.diagonal(L))[None]
+        _, logd, _ = _exact_rank(np, Y[None], None, logd, None)
+        return logd, norms_sq, total
+
+    def state(self):
+        """``(x, Q)``: the state (1, n) and the orthonormal frame (1, n, k), new arrays."""
+        cols = self.cols[self.turn]
+        x, Y = cols[:, 0].copy(), cols[:, 1:]
+        Q = Y.copy() if self.Rinv is None else Y @ self.Rinv
+        return x[None], Q[None]
+
+    def _factor(self, G):
+        """``(L, L^-T)`` of the Gram matrix where one CholeskyQR pass is enough, else None."""
+        try:
+            L = np.linalg.cholesky(G)
+        except np.linalg.LinAlgError:
+            return None
+        d = np.diagonal(L)
+        if not np.all(d > 0) or float(d.max() / d.min()) ** 2 > self.cond_limit:
+            return None
+        Rinv = np.linalg.inv(L.T)
+        # the orthogonality loss ~eps kappa^2, kappa <= ||R||_F ||R^-1||_F (as in _reorth)
+        if float(np.sum(L * L) * np.sum(Rinv * Rinv)) * _EPS > 1e-3 * self.sqrt_eps:
+            return None
+        return L, Rinv
+
+
+def _blocks(W, parts: int, width: int):
+    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros.
+
+    The calling thread's block (the first) gets a little more, as the others start
+    later and wait longer for the GIL. Each row block is cut again by columns, so
+    that the rows of ``[x | Y]`` one part gathers fit in a core's cache
+    (``OPTIONS.gather_bytes``); the parts are copies of ``W``'s rows.
+    """
+    n = W.shape[1]
+    shares = np.full(parts, 1.0)
+    shares[0] = _FIRST_SHARE
+    cuts = np.searchsorted(W.indptr, W.nnz * np.cumsum(shares)[:-1] / shares.sum())
+    edges = [0, *sorted(set(int(c) for c in cuts)), W.shape[0]]
+    n_cols = max(1, round(n * width * W.dtype.itemsize / OPTIONS.gather_bytes))
+    col_edges = np.linspace(0, n, n_cols + 1).astype(int)
+    blocks = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        rows = W[lo:hi]
+        subs = []
+        for a, b in zip(col_edges[:-1], col_edges[1:]):
+            sub = rows[:, a:b].tocsr()
+            sub.sort_indices()
+            subs.append((int(a), int(b), sub))
+        blocks.append((int(lo), int(hi), subs))
+    return blocks

@@ -1,0 +1,285 @@
+"""The tangent steppers a network hands the Lyapunov analyses.
+
+:meth:`itermap.IterativeMap.tangent_stepper` returns one of these where it
+knows a faster loop than the analyses' general one; they share the interface
+of the small-map stepper (:class:`itermap._running._stepper.SmallStepper`):
+``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs
+``n`` steps with a QR every ``every`` steps and at the last, adds ``log|R_jj|``
+to ``acc`` and returns ``(precision loss, sum of its exponentials)`` (NaN with
+``every == 1``), or None where a state or direction went non-finite or
+collapsed exactly (the caller's general path then reruns and names it);
+``x`` and ``Q`` are the current states and frames. Each is also a context
+manager: entered around a caller's loop it sets that loop's BLAS threads once
+(outside a ``with``, each :meth:`advance` sets them for itself).
+
+- :class:`FusedStepper`: one trajectory of a float64 network with one
+  activation, fused over row blocks on itermap's thread pool
+  (:mod:`._fused_dense`, :mod:`._fused_sparse`); it records no ``R`` factors
+  or frames (``r_out`` or ``q_out`` given: None, and the caller runs its
+  general path).
+- :class:`BatchedStepper`: ``step_with_tangent`` and a batched
+  reorthonormalisation, with BLAS held to one thread beside a sparse product
+  that runs on the pool, or with groups of trajectories in threads (a batch
+  of large frames of a dense network: the products through NumPy, which
+  releases the GIL, the factorisations through :mod:`._nogil_blas`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+
+from .._core._types import Array
+from .._maps._map import Map
+from ._fused_dense import FusedDenseStep
+from ._fused_sparse import FusedSparseStep
+from ._fused_square import FusedSquareStep
+from ._nogil_blas import available
+from ._reorth import Reorthonormalizer
+from ._sparse_product import splits
+from ._threads import OPTIONS, n_threads, pool
+
+__all__ = ["BatchedStepper", "FusedStepper", "frame_groups"]
+
+
+def frame_groups(Q) -> int:
+    """Into how many groups of trajectories (threads) a dense network's batch of frames splits.
+
+    1 (no split) unless ``Q`` is a float64 NumPy batch of frames of at least
+    ``OPTIONS.frames_min_k`` columns, SciPy's routines can be called without the
+    GIL, and there are at least two trajectories and half as many as threads
+    (BLAS runs at one thread meanwhile: fewer groups would leave cores idle).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frame_groups(np.zeros((1, 200, 150)))
+    1
+    """
+    if not (isinstance(Q, np.ndarray) and Q.ndim == 3 and Q.dtype == np.float64):
+        return 1
+    B, _, k = Q.shape
+    cpus = n_threads()
+    if B < max(2, cpus // 2) or k < OPTIONS.frames_min_k or not available():
+        return 1
+    return min(cpus, B)
+
+
+def _loss(norms_sq, logd) -> float:
+    """``max_j ln(||y_j|| / |R_jj|)`` over a batch: the digits a QR lost (collapses left out)."""
+    lost = np.where(logd == -np.inf, 0.0, 0.5 * np.log(norms_sq) - logd)
+    return float(np.max(lost))
+
+
+class _Stepper:
+    """The loop both steppers share; a subclass supplies :meth:`_step` and the state."""
+
+    reorth: Reorthonormalizer
+
+    def __enter__(self):
+        self._entered = True
+        self.reorth.__enter__()
+        self._hold()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._entered = False
+        self.reorth.__exit__(*exc)
+
+    def _hold(self) -> None:  # the loop's BLAS threads (inside the reorthonormaliser's with)
+        pass
+
+    def _within(self):
+        return contextlib.nullcontext(self) if getattr(self, "_entered", False) else self
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+        """Run ``n`` steps, a QR every ``every`` steps and at the last one (see the module)."""
+        worst, esum = -math.inf, 0.0
+        with self._within(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for t in range(1, n + 1):
+                qr = t % every == 0 or t == n
+                out = self._step(qr, want_r=r_out is not None)
+                if out is None:
+                    return None
+                if not qr:
+                    continue
+                logd, norms_sq, R, Q = out
+                if acc is not None:
+                    acc += logd
+                if every > 1:
+                    lost = _loss(norms_sq, logd)
+                    worst, esum = max(worst, lost), esum + math.exp(min(lost, 700.0))
+                if r_out is not None:
+                    r_out[t - 1] = R
+                if q_every and t % q_every == 0:
+                    q_out[t // q_every - 1] = Q
+        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+
+class FusedStepper(_Stepper):
+    """One trajectory of a float64 network, each step fused over row blocks on the pool.
+
+    Built by :meth:`build` from the network's weights; see :mod:`._fused_dense`
+    and :mod:`._fused_sparse`.
+    """
+
+    def __init__(self, step):
+        self.step = step
+        self.reorth = step.reorth
+        self.compiled = False
+        # Householder frames give R_jj = 0 exactly where a direction collapses: -inf stands
+        self.exact_collapse = isinstance(step, FusedSquareStep)
+
+    @classmethod
+    def build(cls, kind, W, bias, act, x, Q) -> FusedStepper | None:
+        """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
+        # the sparse products run on the pool: BLAS at one thread beside them
+        reorth = Reorthonormalizer(pool_products=kind == "sparse")
+        step: FusedDenseStep | FusedSparseStep | FusedSquareStep | None = None
+        if kind == "dense":  # a full spectrum's square frames as Householder reflectors first
+            step = (FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
+                    or FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth))
+        elif kind == "sparse":
+            step = FusedSparseStep.maybe(W, bias, act, x, Q, reorth=reorth)
+        return None if step is None else cls(step)
+
+    def _hold(self) -> None:
+        self.step.hold_threads()
+
+    @property
+    def x(self):
+        """The state, ``(1, dim)`` (a new array)."""
+        return self.step.state()[0]
+
+    @property
+    def Q(self):
+        """The orthonormal frame, ``(1, dim, k)`` (a new array)."""
+        return self.step.state()[1]
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+        if r_out is not None or q_out is not None:  # the caller's general path records them
+            return None
+        return super().advance(n, every=every, acc=acc)
+
+    advance.__doc__ = _Stepper.advance.__doc__
+
+    def _step(self, qr, want_r):
+        logd, norms_sq, probe = self.step.advance(qr=qr)
+        if not qr:
+            return ()
+        if self.exact_collapse:
+            if not math.isfinite(probe) or np.isnan(logd).any() or np.isposinf(logd).any():
+                return None  # the general path names it
+        elif not math.isfinite(float(np.sum(logd)) + probe):
+            return None  # inf, NaN or an exact collapse: the general path names it
+        return logd, norms_sq, None, None
+
+
+class BatchedStepper(_Stepper):
+    """Trajectories of a map through ``step_with_tangent`` and a batched reorthonormaliser.
+
+    ``pool_products``: the map's products run on itermap's pool, so the loop
+    holds BLAS to one thread for small frames; ``groups > 1``: the trajectories
+    are stepped and factorised in that many groups on the pool, BLAS at one
+    thread (see :class:`itermap._running._reorth.Reorthonormalizer`).
+    """
+
+    def __init__(self, map_, x, Q, u=None, *, pool_products=False, groups=1):
+        self.map, self.u = map_, u
+        self.x, self.Q = x, Q
+        self.groups = groups
+        self.reorth = Reorthonormalizer(pool_products=pool_products,
+                                        frames_in_threads=groups > 1)
+        self.compiled = False
+
+    def _hold(self) -> None:
+        self.reorth.set_loop_threads(self.Q)
+
+    def _step_with_tangent(self):
+        if self.groups < 2:
+            return self.map.step_with_tangent(self.x, self.Q, self.u)
+        x, Q, u = self.x, self.Q, self.u
+        cuts = np.linspace(0, x.shape[0], self.groups + 1).astype(int)
+        batched_u = u is not None and getattr(u, "ndim", 0) == 2
+
+        def part(span):
+            lo, hi = span
+            return self.map.step_with_tangent(x[lo:hi], Q[lo:hi], u[lo:hi] if batched_u else u)
+
+        parts = pool.run_parts(part, zip(cuts[:-1], cuts[1:]))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _step(self, qr, want_r):
+        x, Y = self._step_with_tangent()
+        self.x = x
+        if not qr:
+            self.Q = Y
+            return ()
+        Q, logd, R = self.reorth(Y, want_r=want_r)
+        if not math.isfinite(float(np.sum(logd)) + float(np.sum(x))):
+            return None  # inf, NaN or an exact collapse: the general path names it
+        self.Q = Q
+        return logd, np.einsum("...ij,...ij->...j", Y, Y), R, Q
+
+
+def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
+                            steps: int = 0) -> Any:
+    """The stepper of trajectories and tangent frames that fits this network, or None.
+
+    A full spectrum (square frames) of a dense float64 NumPy network with one
+    activation and no input block, leak or function blocks keeps its frames as
+    Householder reflectors (:mod:`._fused_square`), for any number of
+    trajectories. One trajectory of such a network otherwise gets a fused stepper: each step's
+    product, activation and Gram matrix split by rows over itermap's thread
+    pool (dense weights from ``k = OPTIONS.fused_dense_min_k`` tangent
+    vectors, sparse ones where the product splits, see
+    :class:`itermap._running._threads.ThreadOptions`). Other runs of a sparse
+    network whose products split get a batched stepper that holds BLAS to
+    one thread beside them, and a batch of large frames of a dense one a
+    batched stepper that runs groups of trajectories in threads; everything
+    else gets :meth:`Map.tangent_stepper` (the small-map stepper up to 64
+    units, else None).
+
+    Parameters
+    ----------
+    x : array of shape (B, dim)
+        The starts.
+    Q : array of shape (B, dim, k)
+        Orthonormal tangent frames.
+    u : array, optional
+        A constant input.
+    steps : int
+        How many steps the caller means to run.
+
+    Returns
+    -------
+    stepper or None
+        With ``advance(n, every=..., acc=...)`` and the current ``x`` and
+        ``Q`` (see :mod:`itermap._running._fused_steppers`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import itermap
+    >>> m = itermap.random_rnn(20, gain=0.5, rng=0)   # contracting: exponents < 0
+    >>> s = m.tangent_stepper(np.full((1, 20), 0.1), np.eye(20)[None, :, :3])
+    >>> acc = np.zeros((1, 3))
+    >>> s.advance(200, acc=acc) is not None, bool(np.all(acc / 200 < 0))
+    (True, True)
+    """
+    plain = (self.input_block is None and self._leak is None and self._uniform
+             and self.backend == "numpy" and u is None)
+    if plain and self._kind in ("dense", "sparse"):
+        stepper = FusedStepper.build(self._kind, self._W, self.bias, self._act, x, Q)
+        if stepper is not None:
+            return stepper
+    if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
+            and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
+        return BatchedStepper(self, x, Q, u, pool_products=True)
+    groups = frame_groups(Q) if self._kind == "dense" and self.backend == "numpy" else 1
+    if groups > 1:
+        return BatchedStepper(self, x, Q, u, groups=groups)
+    return Map.tangent_stepper(self, x, Q, u, steps=steps)

@@ -1,0 +1,492 @@
+"""Reorthonormalisation of tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
+
+A frame ``Y`` of shape ``(B, n, k)`` is factorised as ``Y = Q R`` with ``Q``
+orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
+``log|diag R|`` (and ``R`` itself for covariant vectors). Which method runs:
+
+- ``k <= 3``: classical Gram-Schmidt applied twice, vectorised over the batch
+  (a few array operations; a batched LAPACK QR of tiny matrices costs a call
+  per matrix);
+- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all
+  BLAS-3; a second pass (CholeskyQR2) runs when the first leaves a column norm
+  of ``Q`` off by more than ``sqrt(eps)``. Batched array operations of the
+  input's namespace (on NumPy: NumPy's BLAS and threads) for ``k < 128``; from
+  ``k = 128`` on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
+  at a time (the triangular solve costs half of an inverse and a product),
+  called without the GIL (:mod:`._nogil_blas`; where SciPy lacks those entry
+  points, the batched path);
+- a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
+  ``j >= m`` exactly (rounding would leave ``eps``-sized values);
+- Householder QR (``linalg.qr``) when the Cholesky factorisation fails, when
+  the Gram matrix's condition estimate ``(max R_ii / min R_ii)^2`` exceeds
+  ``0.01 / eps``, when a Gram-Schmidt column vanishes (an exact collapse: the
+  Householder ``R_ii`` is then exactly 0), or when anything is not finite.
+  After a fallback the next 16 factorisations go straight to Householder.
+
+The spans of the leading columns are the same whatever the method, so the
+product of the ``R`` factors, and with it the exponents, agree to rounding:
+an orthogonality error of one step is not carried into the next one's ``R``.
+
+Square frames (full spectra of dense maps, see :mod:`._fused_square`) are kept as
+Householder reflectors instead (:func:`householder_frame`, :func:`apply_frame`,
+:func:`explicit_frame`). Counted for an ``n x n`` frame: ``geqrf`` ``4/3 n^3``
+plus ``ormqr`` into the next product ``2 n^3`` (the product's own flops, the
+``orgqr`` saved), against the product ``2 n^3`` plus ``7/3 n^3`` per CholeskyQR
+pass (``syrk`` ``n^3``, ``potrf`` ``n^3/3``, ``trsm`` ``n^3``). At chaotic gains
+``diag(f')`` makes the frame's condition number ``1e7``-``1e16`` (gain 3-5,
+N = 256): CholeskyQR2 then needs both passes and fails past ``1/sqrt(eps)``;
+shifted CholeskyQR3 [3]_ would survive to ``1/eps`` at three passes (``9 n^3``
+a step with the product), more than twice the Householder step's ``10/3 n^3``,
+and leaves past ``1/eps`` (gain 5) a fallback all the same. Householder QR is
+backward stable at any conditioning [1]_, with orthogonality to machine
+precision, where CholeskyQR2's one-pass shortcut stops at ``sqrt(eps)``.
+
+References
+----------
+.. [1] G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., Johns
+   Hopkins University Press, 2013, sections 5.1-5.2.
+.. [2] Y. Yamamoto, Y. Nakatsukasa, Y. Yanagisawa and T. Fukaya, "Roundoff error
+   analysis of the CholeskyQR2 algorithm", Electron. Trans. Numer. Anal. 44,
+   306-326 (2015).
+.. [3] T. Fukaya, R. Kannan, Y. Nakatsukasa, Y. Yamamoto and Y. Yanagisawa,
+   "Shifted Cholesky QR for computing the QR factorization of ill-conditioned
+   matrices", SIAM J. Sci. Comput. 42(1), A477-A503 (2020).
+.. [4] L. Giraud, J. Langou, M. Rozloznik and J. van den Eshof, "Rounding error
+   analysis of the classical Gram-Schmidt orthogonalization process", Numer.
+   Math. 101, 87-100 (2005).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import logging
+import math
+
+import numpy as np
+
+from itermap.backends import namespace
+from itermap.threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
+
+from ._nogil_blas import available as nogil_available
+
+__all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
+           "householder_frame"]
+
+_pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
+
+_SMALL_K = 3
+_FALLBACK_HOLD = 16
+# SciPy's trsm beats NumPy's inverse-and-product from about this many columns (2 cores)
+_PER_MATRIX_K = 128
+# frames below this n k^2 run their loop with BLAS at one thread (see Reorthonormalizer)
+_SMALL_FRAME_WORK = 1 << 24
+# off NumPy, larger frames are factorised one matrix at a time: CuPy's batched Cholesky and
+# inverse call cuSOLVER/cuBLAS *Batched routines made for small matrices, and CuPy's own
+# solve loops over the batch past this size (cupy.cublas.get_batched_gesv_limit())
+_BATCHED_MAX_K = 256
+# a batch's Householder QRs are split over threads from about this much work (B n k^2)
+_SPLIT_QR_WORK = 1 << 22
+
+
+def _transpose(xp, a):
+    return xp.swapaxes(a, -1, -2) if hasattr(xp, "swapaxes") else xp.matrix_transpose(a)
+
+
+def _diag(xp, a):
+    if isinstance(a, np.ndarray):
+        return np.diagonal(a, axis1=-2, axis2=-1)
+    return xp.linalg.diagonal(a)
+
+
+def _per_matrix(xp, fn, A):
+    """``fn`` of a batch ``A`` (B, k, k): one call, or one per matrix for a large k off NumPy."""
+    if isinstance(A, np.ndarray) or A.shape[-1] <= _BATCHED_MAX_K:
+        return fn(A)
+    return xp.stack([fn(A[b, ...]) for b in range(A.shape[0])])
+
+
+class _CholeskyFailed(Exception):
+    pass
+
+
+def _chol_one(Y, out, G, cond_limit, sqrt_eps, want_r):
+    """CholeskyQR2 of one (n, k) NumPy frame into ``out`` (n, k, C-ordered), in place.
+
+    ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
+    through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
+    factorised in threads run in parallel. ``G`` is a (k, k) scratch.
+    """
+    from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
+
+    Rs, logs = [], []
+    np.copyto(out, Y)
+    for pas in range(2):
+        gram_upper(out, G)
+        info = cholesky_upper(G)
+        d = np.diagonal(G).copy()
+        if info != 0 or not np.all(d > 0):
+            raise _CholeskyFailed
+        if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
+            raise _CholeskyFailed
+        if want_r:
+            Rs.append(np.triu(G.T))
+        solve_upper_transposed(G, out)
+        logs.append(np.log(d))
+        if pas == 0:
+            dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
+            if dev <= sqrt_eps:
+                break
+    logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
+    R = None
+    if want_r:
+        R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
+    return logd, R
+
+
+def _exact_rank(xp, Y, Q, logd, R):
+    """Set ``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y``.
+
+    A frame with ``m < k`` nonzero rows (a nilpotent MLP's empty layers, units a
+    ReLU has killed) has rank ``<= m``: ``R_jj = 0`` exactly for ``j >= m``,
+    where rounding would leave values of order ``eps``.
+    """
+    k = Y.shape[-1]
+    # a rank below k leaves R_jj ~ eps ||Y||: look only where the R_jj spread that far
+    if k < 2 or not float(xp.min(logd)) < float(xp.max(logd)) - 18.0:
+        return Q, logd, R
+    rows = xp.sum(xp.astype(xp.any(Y != 0, axis=-1), xp.int64), axis=-1)  # (B,)
+    if bool(xp.all(rows >= k)):
+        return Q, logd, R
+    j = xp.arange(k)
+    dead = j[None, :] >= rows[:, None]
+    logd = xp.where(dead, -xp.inf, logd)
+    if R is not None:
+        diag_mask = xp.eye(k, dtype=xp.bool)[None] & dead[:, None, :]
+        R = xp.where(diag_mask, xp.zeros_like(R), R)
+    return Q, logd, R
+
+
+class Reorthonormalizer:
+    """``Q``, ``log|diag R|`` and optionally ``R`` of frames ``Y`` (B, n, k).
+
+    One instance per run: it remembers a recent Householder fallback. Used as a
+    context manager around a run's loop on NumPy, it sets the loop's BLAS threads
+    at its first factorisation, once (a limit costs about a millisecond):
+
+    - with ``pool_products=True`` (the map's products run on itermap's own
+      threads, see :func:`itermap._running._sparse_product.uses_thread_pool`), frames with
+      ``n k^2 < 2^24`` hold every BLAS library to one thread for the loop: the
+      factorisation's products are too small to share, and BLAS threads spinning
+      after them slowed the map's split sparse products (13 ms a step against
+      2.7 ms for N = 20000, k = 10 on 2 cores);
+    - with ``frames_in_threads=True`` (the loop steps groups of trajectories in
+      threads, see :mod:`._frame_threads`), every BLAS library is held to one
+      thread for the loop, and frames factorised one at a time (``k >= 128``)
+      are factorised in threads too, without the GIL (:mod:`._nogil_blas`);
+    - SciPy's own BLAS library, where it has one (see
+      :func:`itermap._running._threads.scipy_blas_limited`), is held to one thread for
+      the loop once a SciPy factorisation runs.
+
+    Outside a ``with`` block each SciPy factorisation holds it for itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.random.default_rng(0).normal(size=(2, 6, 4))
+    >>> Q, logd, R = Reorthonormalizer()(Y, want_r=True)
+    >>> bool(np.allclose(Q @ R, Y)), bool(np.allclose(np.log(np.abs(np.diagonal(
+    ...     np.linalg.qr(Y)[1], axis1=1, axis2=2))), logd))
+    (True, True)
+    """
+
+    def __init__(self, *, pool_products: bool = False, frames_in_threads: bool = False):
+        self.pool_products = pool_products
+        self.frames_in_threads = frames_in_threads
+        self.hold = 0
+        self.fallbacks = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._held = False
+        self._threads_set = False
+        self._blas_held = False
+
+    def __enter__(self) -> Reorthonormalizer:
+        self._stack = contextlib.ExitStack()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stack, self._stack, self._held = self._stack, None, False
+        self._threads_set = self._blas_held = False
+        if stack is not None:
+            stack.close()
+
+    def set_loop_threads(self, Y) -> None:
+        """Set the loop's BLAS threads for frames like ``Y`` now (inside ``with``), once.
+
+        Otherwise the first factorisation sets them; a loop that factorises in
+        its own way (``_fused_sparse``) calls this first.
+        """
+        if self._stack is None or self._threads_set:
+            return
+        self._threads_set = True
+        B, n, k = Y.shape
+        small = n * k * k < _SMALL_FRAME_WORK
+        if isinstance(Y, np.ndarray) and ((self.pool_products and small)
+                                          or self.frames_in_threads):
+            self.hold_blas()
+
+    def hold_blas(self) -> None:
+        """Hold every BLAS library to one thread for the loop (inside ``with``), once:
+        for a loop whose products run on itermap's own threads."""
+        if self._stack is None or self._blas_held:
+            return
+        self._threads_set = self._blas_held = True
+        self._stack.enter_context(blas_limited(1))
+        self._held = True  # SciPy's library among the others
+
+    def _scipy_one_thread(self):
+        if self._stack is None:
+            return scipy_blas_limited(1)
+        if not self._held:
+            self._stack.enter_context(scipy_blas_limited(1))
+            self._held = True
+        return contextlib.nullcontext()
+
+    def __call__(self, Y, want_r=False):
+        xp = namespace(Y)
+        self.set_loop_threads(Y)
+        out = None
+        if self.hold > 0:
+            self.hold -= 1
+        elif Y.shape[-1] <= _SMALL_K:
+            out = self._gram_schmidt(xp, Y, want_r)
+        else:
+            out = self._cholesky(xp, Y, want_r)
+        if out is None:
+            if self.hold == 0 and Y.shape[-1] > 0:
+                self.fallbacks += 1
+                logging.getLogger(__name__).debug("QR: Householder for an ill-conditioned frame")
+                self.hold = _FALLBACK_HOLD
+            out = self._householder(xp, Y, want_r, self._split_frames(Y))
+        return _exact_rank(xp, Y, *out)
+
+    def _split_frames(self, Y) -> int:
+        """Threads a NumPy batch's Householder QRs split over: where the loop holds BLAS
+        to one thread, NumPy's QR of 8 frames of 256 x 256 took 31 ms on 2 cores at one
+        thread or at two, and 11 ms as two halves in threads."""
+        if not (self._blas_held and isinstance(Y, np.ndarray) and Y.ndim == 3):
+            return 1
+        B, n, k = Y.shape
+        return max(1, min(n_threads(), B, B * n * k * k // _SPLIT_QR_WORK))
+
+    @staticmethod
+    def _householder(xp, Y, want_r, parts=1):
+        if isinstance(Y, np.ndarray) and parts > 1:
+            cuts = np.linspace(0, Y.shape[0], parts + 1).astype(int)
+            done = _pool.run_parts(np.linalg.qr, [Y[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])])
+            Q, R = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+        else:
+            qr = np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr
+            Q, R = qr(Y)
+        return Q, xp.log(xp.abs(_diag(xp, R))), (R if want_r else None)
+
+    @staticmethod
+    def _gram_schmidt(xp, Y, want_r):
+        k = Y.shape[-1]
+        if isinstance(Y, np.ndarray):  # a reduction over a short axis is slow in NumPy
+            def dot(a, b):
+                return np.einsum("...i,...i->...", a, b)
+        else:
+            def dot(a, b):
+                return xp.sum(a * b, axis=-1)
+        cols, norms = [], []
+        R = [[None] * k for _ in range(k)]
+        for j in range(k):
+            v = Y[..., j]
+            for _ in range(2):  # twice is enough (Giraud et al. 2005)
+                for i, q in enumerate(cols):
+                    c = dot(q, v)
+                    v = v - c[..., None] * q
+                    R[i][j] = c if R[i][j] is None else R[i][j] + c
+            nrm = xp.sqrt(dot(v, v))
+            cols.append(v / nrm[..., None])
+            norms.append(nrm)
+        N = xp.stack(norms, axis=-1)
+        if not bool(xp.all(N > 0)):  # an exact collapse or NaN: Householder decides
+            return None
+        Q = xp.stack(cols, axis=-1)
+        Rm = None
+        if want_r:
+            zero = xp.zeros_like(norms[0])
+            rows = [xp.stack([norms[i] if j == i else (R[i][j] if j > i else zero)
+                              for j in range(k)], axis=-1) for i in range(k)]
+            Rm = xp.stack(rows, axis=-2)
+        return Q, xp.log(N), Rm
+
+    def _cholesky(self, xp, Y, want_r):
+        eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
+        cond_limit, sqrt_eps = 0.01 / eps, math.sqrt(eps)
+        B, n, k = Y.shape
+        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= _PER_MATRIX_K \
+                and nogil_available():
+            return self._cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r)
+        Q, logs, Rs = Y, [], []
+        for pas in range(2):
+            G = xp.matmul(_transpose(xp, Q), Q)
+            try:
+                L = _per_matrix(xp, xp.linalg.cholesky, G)
+            except np.linalg.LinAlgError:
+                return None
+            d = _diag(xp, L)
+            if not bool(xp.all(d > 0)):  # CuPy returns NaN rather than raising
+                return None
+            if pas == 0 and float(xp.max((xp.max(d, axis=-1) / xp.min(d, axis=-1)) ** 2)) \
+                    > cond_limit:
+                return None
+            Rinv = _per_matrix(xp, xp.linalg.inv, _transpose(xp, L))
+            Q = xp.matmul(Q, Rinv)
+            logs.append(xp.log(d))
+            Rs.append(_transpose(xp, L))
+            if pas == 0:
+                # CholeskyQR loses ~eps kappa(Y)^2 of orthogonality, and kappa(Y) = kappa(R)
+                # <= ||R||_F ||R^-1||_F: a frame that well conditioned needs no second pass
+                # and no check of its column norms (a pass over the whole frame)
+                kappa2 = xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))
+                if float(xp.max(kappa2)) * eps <= 1e-3 * sqrt_eps:
+                    break
+                norms = (np.einsum("bij,bij->bj", Q, Q) if isinstance(Q, np.ndarray)
+                         else xp.sum(Q * Q, axis=-2))  # einsum: NumPy's sum is slow here
+                dev = float(xp.max(xp.abs(norms - 1.0)))
+                if dev <= sqrt_eps:
+                    break
+        logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
+        R = None
+        if want_r:
+            R = Rs[0] if len(Rs) == 1 else xp.matmul(Rs[1], Rs[0])
+        return Q, logd, R
+
+    def _cholesky_per_matrix(self, Y, cond_limit, sqrt_eps, want_r):
+        B, n, k = Y.shape
+        threads = min(n_threads(), B) if self.frames_in_threads else 1
+        try:
+            # SciPy's pool at one thread: alternating with NumPy's, both would spin
+            with self._scipy_one_thread():
+                Q = np.empty(Y.shape, dtype=np.float64)
+                if threads > 1:  # the frames in threads
+                    scratch = [np.empty((k, k)) for _ in range(B)]
+                    parts = _pool.run_parts(
+                        lambda b: _chol_one(Y[b], Q[b], scratch[b], cond_limit, sqrt_eps,
+                                            want_r), range(B))
+                else:
+                    G = np.empty((k, k))
+                    parts = [_chol_one(Y[b], Q[b], G, cond_limit, sqrt_eps, want_r)
+                             for b in range(B)]
+        except _CholeskyFailed:
+            return None
+        logd = np.stack([p[0] for p in parts])
+        R = np.stack([p[1] for p in parts]) if want_r else None
+        return Q, logd, R
+
+
+
+# -- Householder frames kept as reflectors (square frames of the fused dense step) --------
+_LQ_BLOCK = 64  # workspace columns per row: LAPACK's block size (32 in the reference) fits
+
+
+@functools.lru_cache(maxsize=1)
+def _householder_routines():
+    """SciPy's ``dgeqrf``, ``dorgqr`` and ``dormqr`` as ctypes functions (which release
+    the GIL), or None where SciPy lacks its Cython LAPACK API."""
+    try:
+        from scipy.linalg import cython_lapack
+
+        from ._nogil_blas import _function
+        i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
+        geqrf = _function(cython_lapack, "dgeqrf", [i, i, p, i, p, p, i, i])
+        orgqr = _function(cython_lapack, "dorgqr", [i, i, i, p, i, p, p, i, i])
+        ormqr = _function(cython_lapack, "dormqr", [c, c, i, i, i, p, i, p, p, i, p, i, i])
+    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
+        return None
+    return geqrf, orgqr, ormqr
+
+
+def householder_available() -> bool:
+    """Whether :func:`householder_frame` and its companions can run (SciPy's Cython LAPACK)."""
+    return _householder_routines() is not None
+
+
+def _ref(value: int):
+    return ctypes.byref(ctypes.c_int(value))
+
+
+def _fortran(a, name: str) -> int:
+    """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
+    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+            and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1)
+            and a.strides[1] % 8 == 0 and a.strides[1] // 8 >= max(1, a.shape[0])):
+        raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
+                         "block of rows of one)")
+    return a.strides[1] // 8
+
+
+def _call(fn, name, *args) -> None:
+    info = ctypes.c_int(0)
+    fn(*args, ctypes.byref(info))
+    if info.value != 0:  # only a bad argument: these factorisations cannot fail
+        raise ValueError(f"LAPACK {name} refused argument {-info.value}")
+
+
+def _geqrf(F, tau) -> None:
+    n, k = F.shape
+    work = np.empty(max(1, k) * _LQ_BLOCK)
+    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data,
+          _ref(_fortran(F, "F")), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+
+
+def householder_frame(F: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
+
+    ``F`` is Fortran-ordered (LAPACK's ``dgeqrf`` runs on it as it is): ``R`` is left in
+    its upper triangle, and the reflectors whose product is ``Q`` below it, with their
+    scalars in ``tau`` (k,). :func:`apply_frame` multiplies by ``Q`` without forming
+    it, which saves the ``orgqr`` of every step; :func:`explicit_frame` forms it.
+    Householder QR is backward stable whatever the conditioning (Golub and Van Loan
+    2013, sec. 5.2.2), so no frame needs a fallback. Runs without the GIL.
+
+    One core: splitting its panels over threads (a look-ahead of one panel, each
+    part a ``dormqr``) cost more in calls and hand-offs than it saved at n = 256.
+    """
+    _fortran(F, "F")
+    n, k = F.shape
+    if k > n or tau.shape != (k,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
+        raise ValueError(f"F must have at most as many columns as rows and tau shape ({k},)")
+    _geqrf(F, tau)
+    return np.log(np.abs(np.diagonal(F).copy()))
+
+
+def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
+    """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
+
+    ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
+    independent: blocks run in threads). ``dormqr`` from the right costs ``2 r n^2``
+    flops, those of the product with an explicit ``Q``.
+    """
+    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
+    n, k = F.shape
+    if k != n or M.shape[-1] != n:
+        raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
+    r = M.shape[0]
+    work = np.empty(max(1, r) * _LQ_BLOCK + 65 * 64)  # LAPACK's T block beside the rows
+    _call(_householder_routines()[2], "dormqr", b"R", b"N", _ref(r), _ref(n), _ref(k),
+          F.ctypes.data, _ref(ld), tau.ctypes.data, M.ctypes.data, _ref(ldm),
+          work.ctypes.data, _ref(work.size))
+
+
+def explicit_frame(F: np.ndarray, tau: np.ndarray) -> None:
+    """Turn :func:`householder_frame`'s reflectors in ``F`` (n, k) into ``Q``, in place."""
+    ld = _fortran(F, "F")
+    n, k = F.shape
+    work = np.empty(max(1, k) * _LQ_BLOCK)
+    _call(_householder_routines()[1], "dorgqr", _ref(n), _ref(k), _ref(k), F.ctypes.data,
+          _ref(ld), tau.ctypes.data, work.ctypes.data, _ref(work.size))

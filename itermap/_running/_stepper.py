@@ -1,0 +1,616 @@
+"""The small-map tangent stepper: trajectories of a small map and their tangent frames.
+
+A map hands the Lyapunov analyses a stepper through :meth:`Map.tangent_stepper`;
+this module holds the general one, for maps of up to :data:`MAX_DIM` units on
+NumPy float64 without inputs. The loop calls the map's own point functions
+(``step(x)`` and ``jacobian(x)`` on one state of shape ``(dim,)``, no checks)
+once a step, forms ``J @ Q`` and, on the QR steps, reorthonormalises the frame
+by modified Gram-Schmidt applied twice; every check is hoisted out of the loop
+(shapes once at the start, finiteness once per call of :meth:`SmallStepper.advance`
+and at each QR).
+
+Two loops run it:
+
+- compiled with numba (the optional extra ``itermap[numba]``), for maps whose
+  point functions numba compiles: the built-in classic maps, and a user's plain
+  functions (or numba-jitted ones) written in numba's subset. A batch of starts
+  then runs in the same compiled loop, one trajectory after the other;
+- plain Python otherwise (and when numba is missing): one trajectory, a loop on
+  preallocated arrays (on Python floats for ``dim = 2``), or a batch of a 2-D map.
+
+``ITERMAP_NUMBA`` chooses: ``0`` never compiles, ``1`` compiles whenever it can,
+and ``auto`` (the default) compiles for runs of at least :data:`COMPILE_MIN_STEPS`
+trajectory-steps, or when the functions are compiled already: a compile costs
+about a second, which a short run does not earn back. A batch of a 2-D map is
+not compiled under ``auto``: its uncompiled loop is as fast.
+
+Without numba, a 2-D map's QR is in closed form: with ``Q = [q, s q_perp]``,
+``J Q = Q' R`` has ``q' = J q / |J q|``, ``R_00 = |J q|`` and ``R_11 = |det J| /
+R_00``, so only ``q`` is carried (and the sign ``s``). The classic maps hand their
+step and Jacobian over as statements (:class:`ScalarSource`), written into a
+loop on floats; a user's map is called once a step for ``step`` and, where its
+``jacobian`` takes a batch of states, once per chunk of :data:`_CHUNK` states
+for the Jacobians; a batch of starts runs in place over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ._stepper_kernels import _COMPILED, ScalarSource, _compilable, _compile, _float_loops, _is_f64
+
+__all__ = ["MAX_DIM", "COMPILE_MIN_STEPS", "ScalarSource", "SmallStepper", "numba_available",
+           "wrap_periodic"]
+
+#: The largest ``dim`` the general small-map stepper takes (larger maps use the batched path).
+MAX_DIM = 64
+#: Trajectory-steps from which ``ITERMAP_NUMBA=auto`` compiles a new pair of point functions.
+COMPILE_MIN_STEPS = 200_000
+
+_CHUNK = 256   # states of a trajectory whose Jacobians the plain loop asks for in one call
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (the optional extra ``itermap[numba]``)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _numba_mode() -> str:
+    mode = os.environ.get("ITERMAP_NUMBA", "auto").strip().lower()
+    return {"0": "never", "false": "never", "no": "never", "off": "never",
+            "1": "always", "true": "always", "yes": "always", "on": "always"}.get(mode, "auto")
+
+
+def wrap_periodic(x, periods):
+    """``x`` reduced onto ``[0, P)`` along the coordinates with a period ``P`` (others kept).
+
+    Parameters
+    ----------
+    x : array of shape (..., dim)
+        States (NumPy or any array-API namespace).
+    periods : tuple of (float or None), or None
+        A period per coordinate (None: not periodic); None for none at all.
+
+    Returns
+    -------
+    array
+        Of ``x``'s shape; ``x`` itself when nothing is periodic.
+    """
+    if periods is None:
+        return x
+    from .._core._backend import namespace
+
+    xp = namespace(x)
+    cols = []
+    for i, P in enumerate(periods):
+        c = x[..., i]
+        cols.append(c if P is None else c - P * xp.floor(c / P))
+    return xp.stack(cols, axis=-1)
+
+
+def _period_array(periods, dim):
+    per = np.full(dim, np.inf)
+    if periods is not None:
+        for i, P in enumerate(periods):
+            if P is not None:
+                per[i] = float(P)
+    return per
+
+
+# -- the compiled loop -----------------------------------------------------------------
+# one step of trajectory b: Y = J Q; on the QR steps, modified Gram-Schmidt twice
+class SmallStepper:
+    """One trajectory (or, compiled, a batch) of a small map with its tangent frame.
+
+    Built by :meth:`itermap.Map.tangent_stepper`; the analyses call
+    :meth:`advance` and read :attr:`x` and :attr:`Q`.
+
+    Parameters
+    ----------
+    step, jacobian : callable
+        Point functions: ``f(x)`` (or ``f(x, p)`` with ``params``) on one state
+        of shape ``(dim,)``, without checks.
+    x : ndarray of shape (B, dim)
+        The starts (float64); copied.
+    Q : ndarray of shape (B, dim, k)
+        Orthonormal tangent frames; copied.
+    params : ndarray, optional
+        The parameters ``p`` passed to ``f(x, p)``.
+    periods : tuple, optional
+        A period per coordinate (None where not periodic): states are wrapped
+        onto ``[0, P)`` after each step.
+    compiled : callable, optional
+        The numba kernel (from :meth:`build`).
+    """
+
+    def __init__(self, step, jacobian, x, Q, *, params=None, periods=None, compiled=None,
+                 scalar=None):
+        self._step, self._jac, self._p = step, jacobian, params
+        self.x = np.array(x, dtype=np.float64, order="C")
+        self.Q = np.array(Q, dtype=np.float64, order="C")
+        self._per = _period_array(periods, self.x.shape[1])
+        fin = np.isfinite(self._per)  # which coordinates wrap: None (none), True (all), a mask
+        self._fin = None if not fin.any() else True if fin.all() else fin
+        self._kernel = compiled
+        self.compiled = compiled is not None
+        self._loop = self._det = None
+        if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
+            scalar, self._loop, self._det = _float_loops(scalar, self._per)
+        self._scalar = scalar
+        self._batches = False  # whether jacobian takes a batch: one call per chunk of states
+
+    @classmethod
+    def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
+              total_steps=0, compilable=None, scalar=None):
+        """A stepper for the point functions, or None where the general path must run.
+
+        None for a non-NumPy or non-float64 state, a driven map (``u`` given), a
+        dimension above :data:`MAX_DIM`, or a batch of starts that cannot be
+        compiled.
+        """
+        if u is not None or not isinstance(x, np.ndarray) or not isinstance(Q, np.ndarray):
+            return None
+        if x.dtype != np.float64 or Q.dtype != np.float64 or x.ndim != 2 or Q.ndim != 3:
+            return None
+        B, dim = x.shape
+        if dim > MAX_DIM or Q.shape[:2] != (B, dim):
+            return None
+        mode = _numba_mode()
+        compilable = (_compilable(step) and _compilable(jacobian)) if compilable is None \
+            else compilable
+        kernel = None
+        # auto leaves a batch of a 2-D map to the closed form in place over the batch: as
+        # fast as the compiled loop or faster (benchmarks/RESULTS.md, round 9), no compile
+        batch2 = B > 1 and dim == 2 and Q.shape[2] <= 2
+        if mode != "never" and compilable and numba_available() and (
+                mode == "always" or (not batch2 and (
+                    (step, jacobian, B > 1) in _COMPILED
+                    or total_steps * B >= COMPILE_MIN_STEPS))):
+            # a batch calls the point functions on all of it where they take (B, dim)
+            kernel = ((_compile(step, jacobian, params, x, Q, True) if B > 1 else None)
+                      or _compile(step, jacobian, params, x, Q, False))
+        if kernel is None and B > 1 and (dim != 2 or Q.shape[2] > 2):
+            return None  # a batch without numba: in closed form for 2-D maps only
+        self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel,
+                   scalar=scalar if dim == 2 else None)
+        if kernel is None and not self._shapes_ok():
+            return None
+        return self
+
+    def _shapes_ok(self) -> bool:
+        """Calls of the point functions at the start: the shapes the loops assume.
+
+        One state ``(dim,)`` for a single trajectory (and whether ``jacobian``
+        also takes a batch of states, giving the same matrices: then the loop
+        calls it once per chunk of the trajectory), the batch ``(B, dim)`` for
+        a batch.
+        """
+        B, dim = self.x.shape
+        x = self.x.copy() if B > 1 else self.x[0].copy()
+        try:
+            y, J = self._call(self._step, x), self._call(self._jac, x)
+        except Exception:  # noqa: BLE001 -- the general path raises it, with its context
+            return False
+        if not (_is_f64(y, x.shape) and _is_f64(J, x.shape + (dim,))):
+            return False
+        if B == 1:
+            with np.errstate(all="ignore"):
+                try:
+                    X = np.stack([x, self._wrap(y)])
+                    JB = self._call(self._jac, X)
+                    one = np.stack([J, self._call(self._jac, X[1].copy())])
+                except Exception:  # noqa: BLE001 -- then it is called on one state a step
+                    return True
+            self._batches = bool(_is_f64(JB, (2, dim, dim)) and np.all(np.isfinite(one))
+                                 and np.allclose(JB, one, rtol=1e-13, atol=0.0))
+        return True
+
+    def _call(self, f, x):
+        return f(x) if self._p is None else f(x, self._p)
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+        """Run ``n`` steps, a QR every ``every`` steps and at the last one.
+
+        Parameters
+        ----------
+        n : int
+            Steps.
+        every : int
+            Steps between QRs.
+        acc : ndarray of shape (B, k), optional
+            ``log R_jj`` of each QR is added to it in place.
+        r_out : ndarray of shape (n, B, k, k), optional
+            Receives each step's ``R`` (``every`` must be 1).
+        q_out : ndarray of shape (n // q_every, B, dim, k), optional
+            Receives the frame after every ``q_every``-th step.
+        q_every : int
+            The spacing of ``q_out``.
+
+        Returns
+        -------
+        (float, float) or None
+            The largest precision loss of a QR and the sum of its exponentials
+            (NaN where ``every == 1``), or None when a state or a direction
+            went non-finite or collapsed exactly: the general path then reruns
+            and names it.
+        """
+        B, dim = self.x.shape
+        k = self.Q.shape[-1]
+        if acc is None:
+            acc = np.zeros((B, k))
+        if self._kernel is not None:
+            stats = np.zeros((B, 2))
+            stats[:, 0] = -np.inf
+            r = r_out if r_out is not None else np.zeros((1, B, k, k))
+            if r_out is not None:
+                r[:] = 0.0
+            q = q_out if q_out is not None else np.zeros((1, B, dim, k))
+            p = self._p if self._p is not None else 0.0
+            status = self._kernel(p, self.x, self.Q, int(n), int(every), self._per, acc, stats,
+                                  r, q, int(q_every))
+            if status:
+                return None
+            worst = float(stats[:, 0].max())
+            return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
+        plain = r_out is None and q_out is None
+        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2:
+            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
+        with np.errstate(all="ignore"):  # a divergence is found at the end, not warned
+            if B > 1:
+                if every == 1 and plain:
+                    return self._advance_batch2(n, acc)
+                return self._advance_batch(n, every, acc, r_out, q_out, q_every)
+            if dim == 2 and k <= 2 and plain:
+                if self._scalar is not None:
+                    return self._advance_floats(n, every, acc)
+                if every == 1 and self._batches:
+                    return self._advance_2d_chunks(n, acc)
+                return self._advance_2d(n, every, acc)
+            return self._advance_plain(n, every, acc, r_out, q_out, q_every)
+
+    def _wrap(self, x):
+        # x - P floor(x / P), as iterate and the compiled loop wrap (np.mod rounds otherwise)
+        fin = self._fin
+        if fin is None:
+            return x
+        per = self._per
+        if fin is True:
+            return x - per * np.floor(x / per)
+        x = x.copy()
+        x[..., fin] = x[..., fin] - per[fin] * np.floor(x[..., fin] / per[fin])
+        return x
+
+    def _states(self, x, n):
+        """``n`` steps from ``x``: the states before each step ``(n, dim)`` and the last one."""
+        step, p = self._step, self._p
+        X = np.empty((n,) + x.shape)
+        wrap = self._fin is not None
+        for t in range(n):
+            X[t] = x
+            x = step(x) if p is None else step(x, p)
+            if wrap:
+                x = self._wrap(x)
+        return X, x
+
+    def _jacobians(self, x, n):
+        """The Jacobians along ``n`` steps from ``x``, chunk by chunk, and the last state.
+
+        Yields ``(J, x)``: ``J`` of shape ``(m, dim, dim)`` for the next ``m``
+        steps, from one call of ``jacobian`` on their states where it takes a
+        batch (one call a step otherwise), and the state after them.
+        """
+        jac, p = self._jac, self._p
+        chunk = max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
+        done = 0
+        while done < n:
+            m = min(chunk, n - done)
+            X, x = self._states(x, m)
+            if self._batches:
+                J = jac(X) if p is None else jac(X, p)
+            else:  # copied as it comes: a jacobian may hand back one array it refills
+                J = np.empty((m,) + x.shape * 2)
+                for i, xi in enumerate(X):
+                    J[i] = jac(xi) if p is None else jac(xi, p)
+            done += m
+            yield J, x
+
+    def _advance_plain(self, n, every, acc, r_out, q_out, q_every):
+        """The loop on NumPy arrays, one trajectory of any small dimension."""
+        x, Q = self.x[0].copy(), self.Q[0].copy()
+        row = acc[0]
+        worst, esum = -math.inf, 0.0
+        # LAPACK's geqrf and orgqr called directly: numpy.linalg.qr costs ~4x more on a
+        # frame this small (its gufunc set-up, not the arithmetic)
+        from scipy.linalg.lapack import dgeqrf, dorgqr
+
+        log, absolute, diag, triu = np.log, np.abs, np.diagonal, np.triu
+        t = 0
+        for Js, x_end in self._jacobians(x, n):
+            x = x_end
+            for J in Js:
+                t += 1
+                Y = J @ Q
+                if t % every and t != n:
+                    Q = Y
+                    continue
+                qr, tau, _, info = dgeqrf(Y)
+                Q, _, info2 = dorgqr(qr, tau)
+                d = diag(qr)
+                logs = log(absolute(d))
+                if info or info2 or not np.isfinite(logs.sum()):
+                    return None
+                row += logs
+                if every > 1:
+                    lost = float((0.5 * log(np.einsum("ij,ij->j", Y, Y)) - logs).max())
+                    worst = max(worst, lost)
+                    esum += math.exp(min(lost, 700.0))
+                if r_out is not None or q_out is not None:
+                    s = np.where(d < 0, -1.0, 1.0)  # diag R > 0, as the batched QR gives it
+                    Q = Q * s
+                    if r_out is not None:
+                        r_out[t - 1, 0] = triu(qr[:Q.shape[1]]) * s[:, None]
+                    if q_every and t % q_every == 0:
+                        q_out[t // q_every - 1, 0] = Q
+        if not np.isfinite(x).all():
+            return None
+        self.x[0], self.Q[0] = x, Q
+        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+    # -- 2-D, a QR every step, in closed form ----------------------------------------------
+    # With Q = [q, s q_perp] (q_perp = (-q_1, q_0), s = det Q = +-1), J Q = Q' R has
+    # q' = J q / |J q|, R_00 = |J q|, R_11 = |det J| / R_00 and s' = s sign(det J): only q
+    # is carried, and the second exponent is the mean log|det J| less the first.
+    def _frame2(self, b=0):
+        Q = self.Q[b]
+        k = Q.shape[-1]
+        s = 1.0 if k == 1 or Q[0, 0] * Q[1, 1] - Q[0, 1] * Q[1, 0] >= 0 else -1.0
+        return float(Q[0, 0]), float(Q[1, 0]), s, k
+
+    def _store2(self, b, x, u0, u1, s, a0, ad, acc):
+        self.x[b] = x
+        self.Q[b, :, 0] = (u0, u1)
+        acc[b, 0] += a0
+        if self.Q.shape[-1] == 2:
+            self.Q[b, :, 1] = (-s * u1, s * u0)
+            acc[b, 1] += ad - a0
+
+    def _advance_closed(self, n, acc):
+        """The map's own statements written into a float loop (:class:`ScalarSource`)."""
+        u0, u1, s, k = self._frame2()
+        x0, x1 = (float(v) for v in self.x[0])
+        det = self._det
+        track = k == 2 and det is None
+        try:
+            x0, x1, u0, u1, a0, ad, s = self._loop(int(n), x0, x1, u0, u1, 0.0, 0.0, s, track)
+        except (ZeroDivisionError, ValueError, OverflowError):
+            return None  # a collapse or a divergence: the general path names it
+        if k == 2 and det is not None:
+            if det == 0.0:
+                return None
+            ad = n * math.log(abs(det))
+            s = s * (-1.0 if det < 0 and n % 2 else 1.0)
+        if not all(map(math.isfinite, (x0, x1, a0, ad))):
+            return None
+        self._store2(0, (x0, x1), u0, u1, s, a0, ad, acc)
+        return (math.nan, math.nan)
+
+    def _advance_2d_chunks(self, n, acc):
+        """A 2-D map without statements: its Jacobians a chunk at a time, the QR on floats."""
+        u0, u1, s, k = self._frame2()
+        log, sqrt = math.log, math.sqrt
+        a0 = ad = 0.0
+        x = self.x[0].copy()
+        try:
+            for J, x_end in self._jacobians(x, n):
+                x = x_end
+                for j00, j01, j10, j11 in zip(*(J[:, i, j].tolist() for i in (0, 1)
+                                                for j in (0, 1))):
+                    u0, u1 = j00 * u0 + j01 * u1, j10 * u0 + j11 * u1
+                    r = sqrt(u0 * u0 + u1 * u1)
+                    u0, u1 = u0 / r, u1 / r
+                    a0 += log(r)
+                if k == 2:
+                    d = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
+                    ad += float(np.log(np.abs(d)).sum())
+                    s = -s if np.count_nonzero(d < 0) % 2 else s
+        except (ZeroDivisionError, ValueError, OverflowError):
+            return None
+        if not (np.isfinite(x).all() and math.isfinite(a0) and math.isfinite(ad)):
+            return None
+        self._store2(0, x, u0, u1, s, a0, ad, acc)
+        return (math.nan, math.nan)
+
+    def _advance_batch2(self, n, acc):
+        """A batch of a 2-D map, a QR every step in closed form, in place over the batch."""
+        step, jac, p = self._step, self._jac, self._p
+        B, k = self.x.shape[0], self.Q.shape[-1]
+        x = self.x.copy()
+        Q = self.Q
+        u0, u1 = Q[:, 0, 0].copy(), Q[:, 1, 0].copy()
+        s = np.where(Q[:, 0, 0] * Q[:, 1, -1] - Q[:, 0, -1] * Q[:, 1, 0] < 0, -1.0, 1.0)
+        m = min(n, _CHUNK)
+        r, d = np.empty((m, B)), np.empty((m, B))
+        tmp = np.empty(B)
+        a0, ad = np.zeros(B), np.zeros(B)
+        mul, add = np.multiply, np.add
+        done = 0
+        while done < n:
+            c = min(m, n - done)
+            for i in range(c):
+                J = jac(x) if p is None else jac(x, p)
+                x = self._wrap(step(x) if p is None else step(x, p))
+                j00, j01, j10, j11 = J[:, 0, 0], J[:, 0, 1], J[:, 1, 0], J[:, 1, 1]
+                if k == 2:
+                    mul(j00, j11, out=d[i])
+                    d[i] -= mul(j01, j10, out=tmp)
+                v0 = add(mul(j00, u0, out=tmp), mul(j01, u1), out=tmp)
+                mul(j10, u0, out=u0)
+                add(u0, mul(j11, u1, out=u1), out=u1)
+                np.hypot(v0, u1, out=r[i])
+                np.divide(v0, r[i], out=u0)
+                u1 /= r[i]
+            a0 += np.log(r[:c]).sum(axis=0)
+            if k == 2:
+                ad += np.log(np.abs(d[:c])).sum(axis=0)
+                s *= np.where(np.count_nonzero(d[:c] < 0, axis=0) % 2, -1.0, 1.0)
+            done += c
+        if not (np.isfinite(x).all() and np.isfinite(a0).all() and np.isfinite(ad).all()):
+            return None
+        self.x[:] = x
+        Q[:, 0, 0], Q[:, 1, 0] = u0, u1
+        acc[:, 0] += a0
+        if k == 2:
+            Q[:, 0, 1], Q[:, 1, 1] = -s * u1, s * u0
+            acc[:, 1] += ad - a0
+        return (math.nan, math.nan)
+
+    def _advance_batch(self, n, every, acc, r_out, q_out, q_every):
+        """A batch of a 2-D map with spaced QRs or stored factors: matmul and numpy's QR."""
+        step, jac, p = self._step, self._jac, self._p
+        x, Q = self.x.copy(), self.Q.copy()
+        worst, esum = -math.inf, 0.0
+        for t in range(1, n + 1):
+            J = jac(x) if p is None else jac(x, p)
+            x = self._wrap(step(x) if p is None else step(x, p))
+            Y = J @ Q
+            if t % every and t != n:
+                Q = Y
+                continue
+            Q, R = np.linalg.qr(Y)
+            d = np.diagonal(R, axis1=-2, axis2=-1)
+            sg = np.where(d < 0, -1.0, 1.0)  # diag R > 0, as the other loops give it
+            Q, R = Q * sg[:, None, :], R * sg[:, :, None]
+            logs = np.log(np.abs(d))
+            if not np.isfinite(logs).all():
+                return None
+            acc += logs
+            if every > 1:
+                lost = (0.5 * np.log(np.einsum("bij,bij->bj", Y, Y)) - logs).max(axis=1)
+                worst = max(worst, float(lost.max()))
+                esum += float(np.exp(np.minimum(lost, 700.0)).sum())
+            if r_out is not None:
+                r_out[t - 1] = R
+            if q_out is not None and q_every and t % q_every == 0:
+                q_out[t // q_every - 1] = Q
+        if not np.isfinite(x).all():
+            return None
+        self.x[:], self.Q[:] = x, Q
+        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+    def _advance_2d(self, n, every, acc):
+        """The loop on Python floats for a 2-D map: one trajectory, k = 1 or 2."""
+        step, jac, p = self._step, self._jac, self._p
+        wrap = not np.isinf(self._per).all()
+        k = self.Q.shape[-1]
+        x = self.x[0].copy()
+        Q = self.Q[0]
+        u00, u10 = float(Q[0, 0]), float(Q[1, 0])
+        u01, u11 = (float(Q[0, -1]), float(Q[1, -1]))
+        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
+        log, sqrt, isfinite = math.log, math.sqrt, math.isfinite
+        worst, esum = -math.inf, 0.0
+        l1 = 0.0
+        for t in range(1, n + 1):
+            J = jac(x) if p is None else jac(x, p)
+            x = step(x) if p is None else step(x, p)
+            if wrap:
+                x = self._wrap(x)
+            (j00, j01), (j10, j11) = J.tolist()
+            u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
+            if k == 2:
+                u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
+            if t % every and t != n:
+                continue
+            r00 = sqrt(u00 * u00 + u10 * u10)
+            if not (isfinite(r00) and r00 > 0.0):
+                return None
+            u00, u10 = u00 / r00, u10 / r00
+            l0 = log(r00)
+            if k == 2:  # Gram-Schmidt, twice where the first pass may leave an error
+                n1 = sqrt(u01 * u01 + u11 * u11)
+                r01 = u00 * u01 + u10 * u11
+                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                r11 = sqrt(u01 * u01 + u11 * u11)
+                if r11 < 1e-3 * n1:
+                    r01 = u00 * u01 + u10 * u11
+                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                    r11 = sqrt(u01 * u01 + u11 * u11)
+                if not (isfinite(r11) and r11 > 0.0):
+                    return None
+                u01, u11 = u01 / r11, u11 / r11
+                l1 = log(r11)
+                a1 += l1
+                if every > 1:
+                    lost = log(n1) - l1
+                    worst = max(worst, lost)
+                    esum += math.exp(min(lost, 700.0))
+            a0 += l0
+        if not np.isfinite(x).all():
+            return None
+        self.x[0] = x
+        self.Q[0, :, 0] = (u00, u10)
+        acc[0, 0] = a0
+        if k == 2:
+            self.Q[0, :, 1] = (u01, u11)
+            acc[0, 1] = a1
+        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+    def _advance_floats(self, n, every, acc):
+        """:meth:`_advance_2d` on a map's scalar kernel: no arrays at all in the loop."""
+        kernel = self._scalar
+        k = self.Q.shape[-1]
+        x0, x1 = (float(v) for v in self.x[0])
+        Q = self.Q[0]
+        u00, u10, u01, u11 = float(Q[0, 0]), float(Q[1, 0]), float(Q[0, -1]), float(Q[1, -1])
+        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
+        P0, P1 = (float(P) if math.isfinite(P) else 0.0 for P in self._per)
+        log, sqrt, isfinite, floor = math.log, math.sqrt, math.isfinite, math.floor
+        worst, esum = -math.inf, 0.0
+        for t in range(1, n + 1):
+            x0, x1, j00, j01, j10, j11 = kernel(x0, x1)
+            if P0:
+                x0 -= P0 * floor(x0 / P0)
+            if P1:
+                x1 -= P1 * floor(x1 / P1)
+            u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
+            u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
+            if t % every and t != n:
+                continue
+            r00 = sqrt(u00 * u00 + u10 * u10)
+            if not (isfinite(r00) and r00 > 0.0):
+                return None
+            u00, u10 = u00 / r00, u10 / r00
+            a0 += log(r00)
+            if k == 2:  # Gram-Schmidt, twice where the first pass may leave an error
+                n1 = sqrt(u01 * u01 + u11 * u11)
+                r01 = u00 * u01 + u10 * u11
+                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                r11 = sqrt(u01 * u01 + u11 * u11)
+                if r11 < 1e-3 * n1:
+                    r01 = u00 * u01 + u10 * u11
+                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
+                    r11 = sqrt(u01 * u01 + u11 * u11)
+                if not (isfinite(r11) and r11 > 0.0):
+                    return None
+                u01, u11 = u01 / r11, u11 / r11
+                a1 += log(r11)
+                if every > 1:
+                    lost = log(n1 / r11)
+                    worst = max(worst, lost)
+                    esum += math.exp(min(lost, 700.0))
+        if not (isfinite(x0) and isfinite(x1)):
+            return None
+        self.x[0] = (x0, x1)
+        self.Q[0, :, 0] = (u00, u10)
+        acc[0, 0] = a0
+        if k == 2:
+            self.Q[0, :, 1] = (u01, u11)
+            acc[0, 1] = a1
+        return (worst, esum) if every > 1 else (math.nan, math.nan)

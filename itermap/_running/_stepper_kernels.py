@@ -1,0 +1,284 @@
+"""The small-map stepper's loops as source text: numba's kernels and the float loops of 2-D maps.
+
+:mod:`itermap._running._stepper` runs them; this module writes and compiles them.
+:class:`ScalarSource` is how a map hands its step and Jacobian over as
+statements on floats (the classic maps do).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import types
+from dataclasses import dataclass
+
+import numpy as np
+
+_COMPILED: dict = {}   # (step, jacobian) -> compiled kernel, or None when numba refused them
+
+_BODY = '''
+            for i in range(dim):
+                for j in range(k):
+                    s = 0.0
+                    for m in range(dim):
+                        s += J[i, m] * Q[m, j]
+                    Y[i, j] = s
+            if t % every != 0 and t != n:
+                for i in range(dim):
+                    for j in range(k):
+                        Q[i, j] = Y[i, j]
+            else:
+                lost = -np.inf
+                for j in range(k):
+                    n0 = 0.0
+                    if every > 1:
+                        for i in range(dim):
+                            n0 += Y[i, j] * Y[i, j]
+                    for rep in range(2):
+                        for m in range(j):
+                            r = 0.0
+                            for i in range(dim):
+                                r += Q[i, m] * Y[i, j]
+                            for i in range(dim):
+                                Y[i, j] -= r * Q[i, m]
+                            if store_r:
+                                r_out[t - 1, b, m, j] += r
+                    rjj = 0.0
+                    for i in range(dim):
+                        rjj += Y[i, j] * Y[i, j]
+                    rjj = np.sqrt(rjj)
+                    if not (rjj > 0.0 and rjj < np.inf):
+                        return 1 + b
+                    for i in range(dim):
+                        Q[i, j] = Y[i, j] / rjj
+                    if store_r:
+                        r_out[t - 1, b, j, j] = rjj
+                    logs[j] = np.log(rjj)
+                    if every > 1:
+                        lost = max(lost, 0.5 * np.log(n0) - logs[j])
+                for j in range(k):
+                    acc[b, j] += logs[j]
+                if every > 1:
+                    stats[b, 0] = max(stats[b, 0], lost)
+                    stats[b, 1] += np.exp(min(lost, 700.0))
+                if q_every > 0 and t % q_every == 0:
+                    for i in range(dim):
+                        for j in range(k):
+                            q_out[t // q_every - 1, b, i, j] = Q[i, j]
+'''
+
+_HEAD = '''
+def kernel(p, X, Qs, n, every, per, acc, stats, r_out, q_out, q_every):
+    """Advance each row of X (and its frame in Qs) n steps; 0, or 1 + a failed row."""
+    B, dim = X.shape
+    k = Qs.shape[2]
+    store_r = r_out.shape[0] == n and n > 0
+    Y = np.empty((dim, k))
+    logs = np.empty(k)
+'''
+
+# one trajectory after the other: the point functions on one state (dim,)
+_KERNEL_ROWS = _HEAD + '''
+    for b in range(B):
+        x = X[b].copy()
+        Q = Qs[b]
+        for t in range(1, n + 1):
+            J = jac(x, p)
+            x = step(x, p)
+            for i in range(dim):
+                if per[i] < np.inf:
+                    x[i] = x[i] - per[i] * np.floor(x[i] / per[i])
+''' + _BODY + '''
+        for i in range(dim):
+            if not (abs(x[i]) < np.inf):
+                return 1 + b
+        X[b] = x
+    return 0
+'''
+
+# the batch together: the point functions called on all of it, (B, dim), once a step
+_KERNEL_BATCH = _HEAD + '''
+    x = X.copy()
+    for t in range(1, n + 1):
+        JB = jac(x, p)
+        x = step(x, p)
+        for b in range(B):
+            for i in range(dim):
+                if per[i] < np.inf:
+                    x[b, i] = x[b, i] - per[i] * np.floor(x[b, i] / per[i])
+        for b in range(B):
+            J = JB[b]
+            Q = Qs[b]
+''' + _BODY + '''
+    for b in range(B):
+        for i in range(dim):
+            if not (abs(x[b, i]) < np.inf):
+                return 1 + b
+    X[:] = x
+    return 0
+'''
+
+
+
+def _compile(step, jac, params, x, Q, batch):
+    """The compiled kernel (one row at a time, or ``batch``) for ``step`` and ``jac``, or None."""
+    key = (step, jac, batch)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    kernel = None
+    try:
+        import numba
+
+        def jitted(f):
+            return f if isinstance(f, numba.core.registry.CPUDispatcher) else numba.njit(f)
+
+        s1, j1 = jitted(step), jitted(jac)
+        if params is None:  # f(x): called as f(x, p) by the kernel
+            @numba.njit
+            def s2(x, p):
+                return s1(x)
+
+            @numba.njit
+            def j2(x, p):
+                return j1(x)
+
+            ns = {"np": np, "step": s2, "jac": j2}
+        else:
+            ns = {"np": np, "step": s1, "jac": j1}
+        exec(compile(_KERNEL_BATCH if batch else _KERNEL_ROWS, "<itermap small-map kernel>",
+                     "exec"), ns)
+        kernel = numba.njit(ns["kernel"])
+        # numba compiles at the first call: one of no steps, on arrays of the loop's types
+        dim, k = x.shape[1], Q.shape[2]
+        B = 2 if batch else 1
+        kernel(params if params is not None else 0.0, np.repeat(x[:1], B, 0),
+               np.repeat(Q[:1], B, 0), 0, 1, np.full(dim, np.inf), np.zeros((B, k)),
+               np.zeros((B, 2)), np.zeros((1, B, k, k)), np.zeros((1, B, dim, k)), 0)
+    except Exception:  # noqa: BLE001 -- anything numba refuses runs the plain loop
+        kernel = None
+        logging.getLogger(__name__).info("numba refused %r: the plain loop runs", step)
+    _COMPILED[key] = kernel
+    return kernel
+
+
+# -- the uncompiled loops of a 2-D map ---------------------------------------------------
+@dataclass(frozen=True)
+class ScalarSource:
+    """A 2-D map's step and Jacobian as statements on floats, for the uncompiled loop.
+
+    The stepper writes ``body`` into its loop (no function call a step): it
+    reads ``x0, x1`` and the parameters in ``names``, and sets ``y0, y1``
+    (the next state) and whatever the ``jacobian`` entries name. Names starting
+    with ``_`` are the loop's own. ``sin, cos, tan, exp, log, sqrt, tanh,
+    fabs, floor`` are :mod:`math`'s.
+
+    Parameters
+    ----------
+    body : str
+        Statements, one a line.
+    jacobian : tuple of 4 str
+        ``J00, J01, J10, J11`` at ``(x0, x1)``: expressions on the names
+        ``body`` sets, the parameters and literals (``"0.0"`` and ``"1.0"``
+        are folded into the products).
+    names : tuple of (str, float)
+        The parameters.
+    det : str, optional
+        ``det J`` where it is the same at every state (an expression of the
+        parameters): then it is not formed a step.
+    """
+
+    body: str
+    jacobian: tuple
+    names: tuple = ()
+    det: str | None = None
+
+
+_MATH = ("sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "fabs", "floor")
+
+
+def _times(a, b):
+    """The text of ``a * b`` with the literals 0 and 1 folded ("" for zero)."""
+    if "0.0" in (a, b):
+        return ""
+    return b if a == "1.0" else a if b == "1.0" else f"({a}) * ({b})"
+
+
+def _dot(a, u, b, v):
+    terms = [t for t in (_times(a, u), _times(b, v)) if t]
+    return " + ".join(terms) or "0.0"
+
+
+def _det_text(j00, j01, j10, j11):
+    t1, t2 = _times(j00, j11), _times(j01, j10)
+    return (f"{t1} - ({t2})" if t1 and t2 else t1 or (f"-({t2})" if t2 else "0.0"))
+
+
+_FACTORY = '''
+def factory(_P0, _P1, {args}):
+    {math} = {mathmod}
+
+    def kernel(x0, x1):
+{body8}
+        return y0, y1, {j00}, {j01}, {j10}, {j11}
+
+    def loop(_n, x0, x1, _u0, _u1, _a0, _ad, _sg, _track):
+        # every step a QR in closed form: the first column normalised, det J for the rest
+        for _ in range(_n):
+{body12}
+            _v0, _v1 = {prod0}, {prod1}
+            if _track:
+                _d = {det}
+                _ad += log(fabs(_d))
+                if _d < 0.0:
+                    _sg = -_sg
+            x0, x1 = {wrap}
+            _r = sqrt(_v0 * _v0 + _v1 * _v1)
+            _u0, _u1 = _v0 / _r, _v1 / _r
+            _a0 += log(_r)
+        return x0, x1, _u0, _u1, _a0, _ad, _sg
+
+    return kernel, loop
+'''
+
+
+@functools.lru_cache(maxsize=64)
+def _float_factory(body, jacobian, argnames, periodic):
+    """Compile the kernel and the loop of a :class:`ScalarSource` (by its text)."""
+    j00, j01, j10, j11 = jacobian
+    wrap = ", ".join(f"y{i} - _P{i} * floor(y{i} / _P{i})" if p else f"y{i}"
+                     for i, p in enumerate(periodic))
+    code = _FACTORY.format(
+        args=", ".join(argnames) or "_unused=None", math=", ".join(_MATH),
+        mathmod=", ".join(f"math.{f}" for f in _MATH),
+        body8="\n".join(" " * 8 + line.strip() for line in body.strip().splitlines()),
+        body12="\n".join(" " * 12 + line.strip() for line in body.strip().splitlines()),
+        wrap=wrap, j00=j00, j01=j01, j10=j10, j11=j11,
+        prod0=_dot(j00, "_u0", j01, "_u1"), prod1=_dot(j10, "_u0", j11, "_u1"),
+        det=_det_text(j00, j01, j10, j11))
+    ns = {"math": math}
+    exec(compile(code, "<itermap small-map loop>", "exec"), ns)
+    return ns["factory"]
+
+
+def _float_loops(src, periods):
+    """``(kernel, loop, det)`` of a :class:`ScalarSource` for a map with these periods."""
+    names = tuple(n for n, _ in src.names)
+    periodic = tuple(bool(math.isfinite(P)) for P in periods)
+    factory = _float_factory(src.body, tuple(src.jacobian), names, periodic)
+    P = [float(P) if math.isfinite(P) else 1.0 for P in periods]
+    kernel, loop = factory(*P, *(float(v) for _, v in src.names))
+    det = None
+    if src.det is not None:
+        det = float(eval(src.det, {"__builtins__": {}}, dict(src.names)))  # noqa: S307
+    return kernel, loop, det
+
+
+def _is_f64(a, shape) -> bool:
+    return isinstance(a, np.ndarray) and a.shape == shape and a.dtype == np.float64
+
+
+def _compilable(f) -> bool:
+    if isinstance(f, types.FunctionType):
+        return True
+    return type(f).__name__ == "CPUDispatcher"

@@ -1,0 +1,1 @@
+"""Training networks: the loop, the optimisers, the loss gradients."""
