@@ -48,6 +48,11 @@ PUBLIC_MODULES = [
     "itermap.files",
     "itermap.backends",
     "itermap.block_functions",
+    "itermap.typing",
+    "itermap.checks",
+    "itermap.linalg",
+    "itermap.threads",
+    "itermap.progress",
 ]
 autosummary_generate = True
 autosummary_ignore_module_all = False   # a module's members are its __all__

@@ -76,12 +76,14 @@ def test_the_wheel_in_a_fresh_venv_runs_the_quick_start_report(dist, tmp_path):
     here = sysconfig.get_paths()
     lib = _run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                cwd=tmp_path).stdout.strip()
+    wheel = next(dist.glob("*.whl"))
+    # this environment's pip installs into the new one: no pip bootstrap, no network; before
+    # the .pth line, and --ignore-installed, or pip sees this environment's itermap (CI
+    # installs one) and skips the wheel
+    _run(sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "--ignore-installed", "-q", str(wheel), cwd=tmp_path)
     Path(lib, "_itermap_test_parent.pth").write_text(
         "\n".join(dict.fromkeys([here["purelib"], here["platlib"]])) + "\n")
-    wheel = next(dist.glob("*.whl"))
-    # this environment's pip installs into the new one: no pip bootstrap, no network
-    _run(sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "-q", str(wheel), cwd=tmp_path)
     work = tmp_path / "work"  # outside the checkout: the source tree is not importable here
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
