@@ -51,7 +51,7 @@ def case(torch, n, gain, batch, steps):
 def round8_path():
     """Full spectra through round 8's path (CholeskyQR2 with a Householder fallback) while
     inside: the square-frame step turned off."""
-    from itermap.analysis import _fused_square
+    from itermap._running import _fused_square
 
     maybe = _fused_square.FusedSquareStep.maybe
     _fused_square.FusedSquareStep.maybe = classmethod(lambda cls, *a, **k: None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import math
 import os
 import pkgutil
 import sys
@@ -95,9 +96,14 @@ def main(argv=None) -> int:
     rows = []
     for topic in chosen:
         print(f"## {topic}", flush=True)
-        module = importlib.import_module(f"benchmarks.bench_{topic}")
-        for row in module.run(quick=args.quick):
-            rows.append({"topic": topic, **row})
+        try:
+            module = importlib.import_module(f"benchmarks.bench_{topic}")
+            rows += [{"topic": topic, **row} for row in module.run(quick=args.quick)]
+        except Exception as exc:  # one broken benchmark is a row that says so, not a lost run
+            print(f"{topic} failed: {type(exc).__name__}: {exc}", flush=True)
+            rows.append({"topic": topic, "name": f"failed: {type(exc).__name__}: {exc}",
+                         "ours_s": math.nan, "baseline_s": math.nan, "ratio": math.nan,
+                         "target": "runs", "met": False})
     if args.markdown:
         Path(args.markdown).write_text("\n".join([f"Machine: {machine()}", "", *table(rows)])
                                        + "\n")
