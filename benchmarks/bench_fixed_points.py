@@ -14,14 +14,11 @@ separates the cost of the local phase from that of the global one.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.optimize
 
 import itermap
 from benchmarks._timing import compare
-from itermap._running._linalg import batched_solve, blas_single_threaded
 from itermap.analysis import find_fixed_points, sample_states
 
 TOL = 1e-10
@@ -279,19 +276,6 @@ def run(quick: bool = False) -> list[dict]:
                         target="speedup >= 2", repeat=1 if quick else 3,
                         setup_note=f"unconverged: ours {fp_near.n_unconverged}, scipy "
                                    f"{X0.shape[0] - len(ref_near)}"))
-    # informative: the batched Newton systems of one iteration, split across threads
-    # (as find_fixed_points does on NumPy) against one np.linalg.solve call. On a
-    # 2-vCPU VM the gain is within the noise (0.97-1.27x over runs); the target only
-    # guards against the split costing more than that noise
-    rng = np.random.default_rng(3)
-    A = rng.standard_normal((X0.shape[0], 64, 64)) + 8.0 * np.eye(64)
-    b = rng.standard_normal((X0.shape[0], 64))
-    with blas_single_threaded(X0.shape[0], 64):
-        rows.append(compare(f"batched solve {X0.shape[0]} x 64 x 64, threads vs np.linalg.solve",
-                            lambda: batched_solve(A, b),
-                            lambda: np.linalg.solve(A, b[..., None]),
-                            target="ratio <= 1.1", repeat=3 if quick else 15,
-                            setup_note=f"{os.cpu_count()} cores"))
     rows += _many_starts(quick)
     rows += _gpu(m, X0, quick)
     return rows

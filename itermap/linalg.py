@@ -13,10 +13,8 @@ array([[0.5 , 0.5 ],
 from ._running._linalg import (
     batched_eigvals,
     batched_solve,
-    blas_single_threaded,
     damped_normal_solve,
 )
 from ._running._reorth import Reorthonormalizer
 
-__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "blas_single_threaded",
-           "damped_normal_solve"]
+__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "damped_normal_solve"]

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from itermap._running._linalg import (
     batched_eigvals,
     batched_solve,
-    blas_single_threaded,
     damped_normal_solve,
 )
 
@@ -40,8 +39,7 @@ def test_batched_eigvals_match_a_loop():
     rng = np.random.default_rng(4)
     J = rng.standard_normal((64, 48, 48))
     ref = [np.sort_complex(np.linalg.eigvals(J[i])) for i in range(64)]
-    with blas_single_threaded(64, 48):
-        ev = batched_eigvals(J)
+    ev = batched_eigvals(J)
     assert ev.shape == (64, 48) and ev.dtype == np.complex128
     for i in range(64):
         np.testing.assert_allclose(np.sort_complex(ev[i]), ref[i], rtol=1e-10, atol=1e-10)
@@ -67,12 +65,6 @@ def test_singular_matrix_raises_like_numpy():
     A[77] = 0.0
     with pytest.raises(np.linalg.LinAlgError):
         batched_solve(A, np.ones((128, 20)))
-
-
-def test_blas_single_threaded_is_a_context():
-    with blas_single_threaded(256, 32):
-        y = np.ones((50, 50)) @ np.ones(50)
-    assert np.all(y == 50.0)
 
 
 def test_blas_limit_is_restored_after_the_search():

@@ -14,7 +14,6 @@ from itermap.backends import backend_of, namespace, to_backend, to_numpy
 from itermap.linalg import (
     batched_eigvals,
     batched_solve,
-    blas_single_threaded,
     damped_normal_solve,
 )
 
@@ -268,8 +267,7 @@ def _eigenvalues(xp, J):
             ev = None
     if ev is None:
         Jh = to_numpy(J)
-        with blas_single_threaded(Jh.shape[0], Jh.shape[-1]):
-            ev = batched_eigvals(Jh)
+        ev = batched_eigvals(Jh)
     ev = np.asarray(ev, dtype=np.complex128)
     # modulus descending; ties (conjugate pairs) by real part, then imaginary part
     order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)

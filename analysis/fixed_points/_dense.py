@@ -4,12 +4,9 @@ last Newton step and linearised."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from itermap.backends import to_numpy
-from itermap.linalg import blas_single_threaded
 
 from .._checks import check_memory
 from ._clustering import _cluster, _least_in_groups
@@ -47,14 +44,11 @@ def run_dense(problem, search_batch) -> Solution:
     # the dense Jacobians of the active rows bound the batch: run chunks of starts
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
     found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
-    # NumPy solves run in threads of their own, with BLAS held to one thread meanwhile
-    blas_limit = (blas_single_threaded(min(chunk, n_starts), dim)
-                  if isinstance(x, np.ndarray) else contextlib.nullcontext())
     merge_again = chunk < n_starts       # chunks (or the wandering phase) find points twice
     # a bar over the starts finished, shown once the search has run 2 s (progress=None)
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     done = _Finished(bar)
-    with blas_limit, bar:
+    with bar:
         for s0 in range(0, n_starts, chunk):
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
             # trial steps may overflow: they are rejected as non-finite, without warnings
@@ -93,11 +87,7 @@ def _distinct(problem, eye, found_x, found_r, merge_again):
     else:
         pts = xp.zeros((0, int(x.shape[1])), dtype=x.dtype)
         res = np.zeros(0)
-    # outside the search's BLAS limit: the polish's split solves get one of their own
-    polish_limit = (blas_single_threaded(int(pts.shape[0]), int(x.shape[1]))
-                    if isinstance(x, np.ndarray) else contextlib.nullcontext())
-    with polish_limit:
-        pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
+    pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
     if torus is not None:  # the polish may bring two representatives together
         pts = torus.canonical(pts, unique_tol)
         lead, heads = _cluster(xp, pts, unique_tol)

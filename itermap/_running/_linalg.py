@@ -7,11 +7,9 @@ released around the loop); splitting the stack over threads did not pay
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-__all__ = ["batched_eigvals", "batched_solve", "blas_single_threaded", "damped_normal_solve"]
+__all__ = ["batched_eigvals", "batched_solve", "damped_normal_solve"]
 
 
 def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -62,15 +60,3 @@ def batched_eigvals(J: np.ndarray) -> np.ndarray:
            [3.+0.j, 4.+0.j]])
     """
     return np.asarray(np.linalg.eigvals(J), dtype=np.complex128)
-
-
-def blas_single_threaded(n_rows: int, dim: int):
-    """A no-op context, kept for the callers of the split solves that held BLAS around them.
-
-    Examples
-    --------
-    >>> with blas_single_threaded(8, 8):
-    ...     pass
-    """
-    del n_rows, dim
-    return contextlib.nullcontext()
