@@ -64,14 +64,13 @@ import numpy as np
 import itermap
 
 from ._function_identity import function_identity
-from ._sweep_pool import SerialExecutor, cpu_count, local_pool, run_on_local_pool, run_point
+from ._sweep_pool import SerialExecutor, cpu_count, run_on_local_pool, run_point
 from ._sweep_table import CachedPoint, SweepFailure, SweepResult, read_sweep_file
 
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
 
 _FORMAT = "itermap-sweep"
 _RESULT_KEY = "result"
-_local_pool = local_pool  # benchmarks/bench_sweep.py times the pool sweep uses
 
 
 # --------------------------------------------------------------------------- parameters

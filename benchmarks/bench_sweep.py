@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._timing import compare, time_call  # noqa: E402
 from itermap.analysis import sweep  # noqa: E402
-from itermap.analysis._sweep import _local_pool  # noqa: E402  (the pool sweep uses)
+from itermap.analysis._sweep_pool import local_pool as _local_pool  # noqa: E402  (sweep's pool)
 
 N, K = 128, 10
 
