@@ -726,3 +726,22 @@ def test_trained_networks_example_reproduces_the_claims(tmp_path):
     ff = _numbers(res, "flip_flop")
     assert ff["bit_accuracy"] >= 0.99
     assert ff["stable"] == 8 and ff["patterns_of_stable_points"] == 8
+
+
+@pytest.mark.parametrize("method", ["linear", "nonlinear"])
+def test_impulse_response_section_runs_each_method_the_analysis_takes(tmp_path, method):
+    # the spec's choices are exactly analysis.impulse_response's methods; an MLP forgets in
+    # len(widths) - 1 steps whichever way its response is measured
+    spec = {"seed": 0, "networks": {"m": {"kind": "mlp", "widths": [3, 4, 2]}},
+            "analyses": [{"kind": "impulse_response", "networks": ["m"], "steps": 6,
+                          "method": method}]}
+    doc = run_report(spec, tmp_path / method, progress=False)
+    assert doc["analyses"][0]["numbers"]["m"]["length"] == 2
+
+
+def test_impulse_response_method_outside_the_analysis_is_refused(tmp_path):
+    spec = {"networks": {"m": {"kind": "mlp", "widths": [3, 4, 2]}},
+            "analyses": [{"kind": "impulse_response", "networks": ["m"],
+                          "method": "finite_difference"}]}
+    with pytest.raises(ValueError, match="method"):
+        run_report(spec, tmp_path / "r", progress=False)

@@ -278,7 +278,7 @@ class ImpulseResponse(AnalysisModel):
     kind: Literal["impulse_response"]
     networks: Annotated[list[Name], Field(min_length=1)]
     steps: Count = 20
-    method: Literal["linear", "finite_difference"] = "linear"
+    method: Literal["linear", "nonlinear"] = "linear"
 
     def cost(self, sizes):
         seconds = bytes_ = 0.0
