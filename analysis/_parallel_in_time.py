@@ -1,12 +1,4 @@
-"""Parallel-in-time evaluation against predictability (Gonzalez et al., arXiv:2508.16817).
-
-Newton's method over a whole trajectory (``iterate(..., method="newton")``,
-DEER) converges in few iterations when the map contracts along the
-trajectory and needs about as many iterations as steps when it is chaotic:
-the number of iterations is governed by the largest Lyapunov exponent.
-:func:`newton_lyapunov_scan` measures both on random tanh networks across
-gains, the experiment of Gonzalez et al.'s figure on predictability.
-"""
+"""Parallel-in-time evaluation against predictability (Gonzalez et al., arXiv:2508.16817)."""
 
 from __future__ import annotations
 
@@ -19,6 +11,7 @@ import itermap
 from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
 from itermap.typing import Array, RngLike
 
+from ._checks import check_choice
 from ._checks import check_int as _check_int
 from .lyapunov import lyapunov_spectrum
 
@@ -97,12 +90,12 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
                          transient: int = 200, rng: RngLike = None) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
-    For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``
-    (:func:`~itermap.random_rnn`) are run from a random start: once by
-    Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
-    exact in exact arithmetic), and once by
-    :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``) for the largest
-    exponent.
+    Newton's method over a whole trajectory (``iterate(..., method="newton")``,
+    DEER) converges in few iterations when the map contracts and needs about
+    as many as steps when it is chaotic. For each gain, ``trials`` random tanh
+    networks (:func:`~itermap.random_rnn`) are run from a random start: once
+    by Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
+    exact), and once by :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``).
 
     Parameters
     ----------
@@ -133,6 +126,8 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     ValueError
         Non-positive sizes, gains that are negative or not finite, or an
         unknown ``jacobian``.
+    TypeError
+        Sizes that are not integers, a ``jacobian`` that is not a string.
 
     Notes
     -----
@@ -173,8 +168,7 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     trials = _check_int("trials", trials, 1)
     lyapunov_steps = _check_int("lyapunov_steps", lyapunov_steps, 1)
     transient = _check_int("transient", transient, 0)
-    if jacobian not in ("full", "diagonal"):
-        raise ValueError(f"jacobian must be 'full' or 'diagonal', got {jacobian!r}")
+    jacobian = check_choice("jacobian", jacobian, ("full", "diagonal"))
     gen = as_rng(rng)
     shape = (gains.size, trials)
     lyap = np.empty(shape)

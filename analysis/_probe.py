@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_backend, to_numpy
 
-from ._checks import check_int, check_memory, check_real_array, is_network
+from ._checks import block_list, check_int, check_memory, check_real_array, is_network
 
 __all__ = ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
            "weight_statistics"]
@@ -220,12 +220,7 @@ def _hidden_blocks(m, blocks):
     n = len(m.sizes)
     if blocks is None:
         return [b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1)]
-    if isinstance(blocks, str | bytes) or not isinstance(blocks, Sequence):
-        raise TypeError(f"blocks must be a list of block indices or None, got {blocks!r}")
-    out = [check_int("blocks", b, 0) for b in blocks]
-    if any(b >= n for b in out) or len(set(out)) != len(out):
-        raise ValueError(f"blocks must name distinct blocks of the map's {n}, got {list(blocks)}")
-    return out
+    return block_list(blocks, n)
 
 
 def _check_permutation(m, perm):
