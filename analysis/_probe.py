@@ -1,9 +1,5 @@
-"""Representing trained networks: probe responses, weight statistics, canonical unit order.
-
-Herrmann, Faccio and Schmidhuber (arXiv 2403.11998) represent a trained RNN by its
-responses to a fixed set of probe sequences, which do not change when its hidden
-units are permuted; per-block weight statistics are their mechanistic baseline.
-"""
+"""Representing trained networks: probe responses, weight statistics, canonical unit order
+(Herrmann, Faccio and Schmidhuber, arXiv 2403.11998)."""
 
 from __future__ import annotations
 

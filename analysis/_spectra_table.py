@@ -1,9 +1,5 @@
-"""Lyapunov spectra of many networks, and embeddings that predict performance (AeLLE).
-
-Vogt et al. (arXiv 2204.04876) compute the Lyapunov spectra of many trained RNNs,
-embed them with an autoencoder whose latent code also feeds an accuracy predictor,
-and find that the embedding predicts accuracy across hyperparameters.
-"""
+"""Lyapunov spectra of many networks, and embeddings that predict performance (AeLLE,
+Vogt et al., arXiv 2204.04876)."""
 
 from __future__ import annotations
 

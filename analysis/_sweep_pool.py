@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["cpu_count", "run_point", "SerialExecutor", "local_pool", "run_on_local_pool"]
 
 
-def _cpu_count():
+def cpu_count():
     from joblib.externals import loky
 
     return loky.cpu_count()  # respects CPU affinity and cgroup quotas
@@ -50,7 +50,7 @@ def _mark_started(path, i):
     marks[i] = 1  # a shared mapping: the caller sees it even if this process dies next
 
 
-def _run_point(function, params, seed_seq, started=None):
+def run_point(function, params, seed_seq, started=None):
     """Run one point in a worker; never raises (the error travels back as data).
 
     ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
@@ -135,7 +135,7 @@ def _new_pool(n_workers, n_threads):
         initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
 
 
-def _local_pool(n_workers):
+def local_pool(n_workers):
     """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
     key = (n_workers, _threads_per_worker(n_workers))
     with _pools_lock:
@@ -228,11 +228,11 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     blind_breaks = 0
     try:
         while queue:
-            pool = _local_pool(n_workers)
+            pool = local_pool(n_workers)
             futures = {}
             try:
                 for i in queue:
-                    futures[pool.submit(_run_point, function, points[i], seeds[i],
+                    futures[pool.submit(run_point, function, points[i], seeds[i],
                                         (marks, i))] = i
             except pool_gone:
                 pass  # broke while submitting; what was not submitted waits for the next round
@@ -259,7 +259,7 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             os.write(fd, b"\x00")
             alone = alone or _new_pool(1, _threads_per_worker(1))
             try:
-                fut = alone.submit(_run_point, function, points[i], seeds[i], (marks, i))
+                fut = alone.submit(run_point, function, points[i], seeds[i], (marks, i))
                 exc = fut.exception()
             except BrokenProcessPool as broken:
                 exc = broken
@@ -281,7 +281,3 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             os.remove(marks)
         except OSError:  # pragma: no cover - Windows, while a worker still maps it
             pass
-
-
-# the names the driver uses
-cpu_count, run_point, local_pool = _cpu_count, _run_point, _local_pool

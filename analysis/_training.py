@@ -1,11 +1,5 @@
-"""The paper's experiment: an MLP against sparse maps at equal trainable parameters.
-
-On the digits, an MLP ``[64, h, 10]`` written as a map, the same widths with
-dense lateral, recurrent and feedback blocks added (the continuum), and sparse
-maps whose every non-input block is ``R=p``, their hidden width chosen so that
-the **trainable** parameter count equals the MLP's. All train with the same
-steps, optimizer and epochs over several seeds.
-"""
+"""The paper's experiment (an MLP against sparse maps at equal trainable parameters, on the
+digits) and the flip-flop RNN's fixed points."""
 
 from __future__ import annotations
 
