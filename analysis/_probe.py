@@ -300,13 +300,10 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     """The order of hidden units that makes maps differing by a permutation identical.
 
     Each unit of the chosen blocks gets a signature that no permutation of the
-    hidden units changes: its bias, its self-weight and, for every block, the
-    sorted weights into it and the sorted weights out of it. Units are sorted
-    by their signatures (lexicographically) within each block. So if ``m2 =
-    permute_units(m, P)`` keeps the input and output blocks in place, then
+    hidden units changes (its bias, its self-weight and, per block, its sorted
+    weights in and out), and units are sorted by signature within each block. So
     ``permute_units(m, canonical_permutation(m)) == permute_units(m2,
-    canonical_permutation(m2))``, and ``P[canonical_permutation(m2)] ==
-    canonical_permutation(m)``.
+    canonical_permutation(m2))`` for ``m2 = permute_units(m, P)``.
 
     Parameters
     ----------
@@ -330,11 +327,9 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
 
     Notes
     -----
-    The canonical form is unique when no two units of a block share a
-    signature, which holds for weights in general position (trained or random
-    real weights). Units with equal signatures keep their relative order, so
-    maps with such ties (exact symmetries, or zero units) may not be brought to
-    one form. ``O(dim^2 log dim)`` time on the dense weights.
+    The form is unique when no two units of a block share a signature (weights
+    in general position); tied units keep their order. ``O(dim^2 log dim)``
+    time on the dense weights.
 
     References
     ----------

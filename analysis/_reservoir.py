@@ -35,11 +35,10 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
                               method: str = "auto") -> float:
     """The spectral radius of ``(1 - a) I + a W``, a leaky reservoir's linearisation.
 
-    A leaky-integrator network ``x -> (1 - a) x + a f(W x + W_in u + b)`` has at
-    the origin, for ``f = tanh`` without input and bias, the Jacobian
-    ``(1 - a) I + a W``; its spectral radius (Jaeger et al. 2007) is the
-    effective spectral radius that echo-state practice tunes below 1. With a
-    leak per block, ``a`` is the diagonal of the block rates.
+    A leaky-integrator network ``x -> (1 - a) x + a tanh(W x)`` has at the
+    origin the Jacobian ``(1 - a) I + a W``, whose spectral radius echo-state
+    practice tunes below 1 (Jaeger et al. 2007). With a leak per block, ``a``
+    is the diagonal of the block rates.
 
     Parameters
     ----------
@@ -229,17 +228,13 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
                        rng: Any = None) -> EdgeOfChaosScan:
     """The edge of chaos of leaky tanh reservoirs: the largest exponent over radius and leak.
 
-    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` (``density`` of
-    its entries), scaled to spectral radius 1 as reservoirpy's ``sr`` does;
-    for every radius ``rho`` and leak ``a`` it runs
-    ``x -> (1 - a) x + a tanh(rho W x + s w_in u_t)`` with ``u_t ~ U(-1, 1)``
-    i.i.d. (the same sequence for every pair; ``s = input_scale``, 0 for the
-    undriven reservoir) and measures the largest Lyapunov exponent (Benettin:
-    one tangent vector, renormalised every step, after ``transient`` steps),
-    all pairs of one reservoir in one batched product. Driven, it is the
-    conditional exponent of the echo-state property: negative, the reservoir
-    forgets its start. Undriven and ordered the state falls to the origin and
-    the exponent is ``ln`` of the effective spectral radius.
+    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` scaled to spectral
+    radius 1 (as reservoirpy's ``sr``); for every radius ``rho`` and leak ``a`` it
+    runs ``x -> (1 - a) x + a tanh(rho W x + s w_in u_t)``, ``u_t ~ U(-1, 1)``
+    i.i.d. and ``s = input_scale``, and measures the largest Lyapunov exponent
+    (Benettin), all pairs in one batched product. Driven, it is the conditional
+    exponent of the echo-state property; undriven and ordered, ``ln`` of the
+    effective spectral radius.
 
     Parameters
     ----------

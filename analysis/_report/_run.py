@@ -65,15 +65,12 @@ def blas_info() -> list[dict]:
 
 
 #: networks up to this dimension run with one BLAS thread by default: their products are
-#: too small to gain from threads, and on a busy machine spinning OpenBLAS threads made
-#: the chaos_scan example 25x slower (206 s against 8 s on 2 loaded cores)
+#: too small to gain from threads, which spin on a busy machine
 SMALL_DIM = 512
 
 
 def _blas_limit(blas_threads, nets):
     """The threadpoolctl context for the run (a no-op when the library default is kept)."""
-    import contextlib
-
     from threadpoolctl import threadpool_limits
 
     if blas_threads == "auto":
@@ -192,10 +189,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         always enforced.
     blas_threads : int, "auto" or None
         BLAS threads while the analyses run (recorded in ``results.json``). "auto": one
-        when every network has at most 512 units (threads do not pay for products that
-        small, and spin on a busy machine), the library's default otherwise; None: the
-        library's default. Results differ slightly between thread counts (chaos
-        amplifies rounding) by less than their error bars.
+        when every network has at most 512 units, the library's default otherwise;
+        None: the library's default.
 
     Returns
     -------
