@@ -66,12 +66,10 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         The weights ``W`` (column-vector convention: ``W[i, j]`` carries unit
         ``j`` to unit ``i``). A map contributes its ``block_matrix``.
     level : {"unit", "block"}
-        ``"unit"``: one node per state unit ``0 .. dim - 1`` with node
-        attribute ``block`` (the block holding the unit), and an edge
-        ``j -> i`` with attribute ``weight`` for every nonzero ``W[i, j]``.
-        ``"block"``: one node per block (attribute ``size``) and an edge
-        ``j -> i`` for every stored nonzero block ``(i, j)``, with attributes
-        ``nnz`` (its nonzero count) and ``norm`` (its Frobenius norm).
+        ``"unit"``: a node per unit (attribute ``block``) and an edge ``j -> i``
+        with attribute ``weight`` for every nonzero ``W[i, j]``. ``"block"``: a
+        node per block (attribute ``size``) and an edge ``j -> i`` per stored
+        block ``(i, j)`` with attributes ``nnz`` and ``norm`` (Frobenius).
 
         A function block (:mod:`itermap.block_functions`) is an edge of the
         block graph with attribute ``function`` (its name), and is listed in
@@ -164,12 +162,8 @@ def _leaky_blocks(weights):
 
 
 def _longest_weighted_chain(A, weight):
-    """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing
-    ``weight``; None when there is a cycle.
-
-    Kahn's algorithm by frontiers on the CSR pattern: each frontier's successor lists are
-    gathered in one vectorised pass, and each node's heaviest incoming path is carried
-    forward with ``np.maximum.at``."""
+    """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing ``weight``
+    (None for a cycle): Kahn's algorithm, one vectorised pass per frontier."""
     n = A.shape[0]
     if n == 0:
         return 0

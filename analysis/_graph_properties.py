@@ -125,11 +125,8 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
     Returns
     -------
     GraphProperties
-        Nodes, edges, density (``nx.density``), diameter and average shortest path,
-        and the mean and variance of degree, eccentricity, closeness
-        (``nx.closeness_centrality``), node and edge betweenness (normalised, as
-        networkx defines them). Distance measures are on the largest (strongly)
-        connected component; for a graph with no edge they are 0.
+        Distance measures are on the largest (strongly) connected component; for
+        a graph with no edge they are 0.
 
     Raises
     ------

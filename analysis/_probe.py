@@ -173,9 +173,7 @@ def weight_statistics(map: Any) -> WeightStatistics:
     Returns
     -------
     WeightStatistics
-        One row per stored block: nonzero count, mean, standard deviation,
-        minimum, quartiles, maximum, mean absolute value and Frobenius norm of
-        its nonzero entries.
+        One row per stored block, of its nonzero entries.
 
     Raises
     ------

@@ -396,13 +396,11 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
     ----------
     function : callable
         Called as ``function(**params)``, plus ``rng=<numpy Generator>`` when
-        it has a parameter named ``rng``. It may return a dict (one column
-        per key; nested dicts become ``"outer.inner"`` columns), a dataclass
-        (one column per field), or any other value (one column named
-        ``"result"``); 0-d arrays become scalars. Workers receive it by
-        :mod:`cloudpickle`, so a function defined in ``__main__``, a
-        notebook, a lambda or a closure runs too; pass fixed objects such as
-        a map through :func:`functools.partial`.
+        it has a parameter named ``rng``. It may return a dict (one column per
+        key; nested dicts become ``"outer.inner"`` columns), a dataclass (one
+        column per field), or any other value (a column ``"result"``). Workers
+        receive it by :mod:`cloudpickle` (lambdas and notebook functions run
+        too); pass fixed objects such as a map through :func:`functools.partial`.
     grid : dict of lists or list of dicts
         A dict ``{name: [values, ...]}`` sweeps the Cartesian product in
         row-major order (the last name varies fastest); a list of dicts

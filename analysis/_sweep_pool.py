@@ -146,12 +146,8 @@ def local_pool(n_workers):
 
 
 def _discard_pool(pool, *, quiet=False):
-    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew.
-
-    ``quiet``: silence the pool's manager thread meanwhile. Killed under work in flight
-    (an interrupt), loky's manager thread can trip over its own cleared work items and
-    print a second traceback after the user's KeyboardInterrupt.
-    """
+    """Drop a broken or interrupted pool, killing its workers; ``quiet`` silences loky's
+    manager thread, which can print a second traceback after a KeyboardInterrupt."""
     with _pools_lock:
         for key in [k for k, v in _pools.items() if v is pool]:
             del _pools[key]

@@ -221,10 +221,8 @@ class Trajectory(AnalysisModel):
 
 
 def _known_dim(spec, name, *, tangent=False):
-    """The dimension of a network known from the spec alone (None: known once loaded).
-
-    With ``tangent``, that of the state a driven network's input does not overwrite.
-    """
+    """A network's dimension from the spec alone (None: known once loaded); with
+    ``tangent``, without the input block."""
     from ._networks import static_sizes
 
     net = spec.networks[name]

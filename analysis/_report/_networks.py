@@ -30,10 +30,7 @@ def _layer_names(archive):
 
 
 def _npz_shapes(path, where):
-    """``{member: shape}`` of the weights of an MLP .npz, read from their headers alone.
-
-    Only the members ``W0, W1, ...`` are opened; nothing is decompressed beyond a header.
-    """
+    """``{member: shape}`` of the weights ``W0, W1, ...`` of an MLP .npz, from their headers."""
     from itermap.files import NpzReader
 
     with NpzReader(path, f"{where}.path") as archive:

@@ -340,12 +340,8 @@ def _temp_prefix(out: Path, what: str) -> str:
 
 
 def _building_folder(out: Path) -> Path:
-    """A new temporary folder beside ``out``, after removing those killed runs left.
-
-    A ``.NAME.building-HOST-PID-*`` folder of a process of this host that is gone is
-    removed, and so is a ``.NAME.old-HOST-PID-*`` one when ``out`` itself exists (were
-    ``out`` missing, the old folder would hold the only copy of the earlier report).
-    """
+    """A new temporary folder beside ``out``, after removing those killed runs left (an
+    ``old`` one only when ``out`` exists: else it holds the only copy of the report)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _io.remove_stale(out.parent, f".{out.name}.building-", folders=True)
     if out.exists():

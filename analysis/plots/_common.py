@@ -107,11 +107,8 @@ def _floats(obj, name, param):
 
 
 def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
-    """The axis setup every figure shares: labels, integer steps, a log axis, a legend.
-
-    ``legend``: None (none), ``"small"`` (small font, best place) or ``"if_any"``
-    (small, only when something is labelled).
-    """
+    """Labels, integer steps, a log axis and a legend (``"small"``, or ``"if_any"``: only
+    when something is labelled)."""
     if log_y:
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis)
