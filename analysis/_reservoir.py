@@ -315,7 +315,7 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
         eff[s] = np.max(np.abs((1 - a) + a * rho * lam[None, :]), axis=1).reshape(L, R)
     mean = exps.mean(axis=0)
     stderr = exps.std(axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full((L, R), np.nan)
-    edge = np.array([_first_crossing(rad, row) for row in mean])
+    edge = np.array([first_crossing(rad, row) for row in mean], dtype=float)  # None: NaN
     return EdgeOfChaosScan(rad, lks, exps, mean, stderr, eff, edge, n, input_scale)
 
 
@@ -349,11 +349,12 @@ def _largest_exponents(W, w_in, u, x0, rho, a, transient):
     return total / (u.size - transient)
 
 
-def _first_crossing(radii, lam):
-    """The radius where ``lam`` first rises above 0 (NaN where it never does inside)."""
-    above = np.flatnonzero(lam > 0)
+def first_crossing(x, y, threshold=0.0):
+    """The ``x`` where ``y`` first rises above ``threshold`` (linear interpolation); None
+    where it never does inside."""
+    above = np.flatnonzero(y > threshold)
     if not above.size or above[0] == 0:
-        return float("nan")
+        return None
     i = above[0]
-    r0, r1, l0, l1 = radii[i - 1], radii[i], lam[i - 1], lam[i]
-    return float(r0 - l0 * (r1 - r0) / (l1 - l0))
+    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+    return float(x0 + (x1 - x0) * (threshold - y0) / (y1 - y0))

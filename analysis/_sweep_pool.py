@@ -1,11 +1,5 @@
-"""The worker side of :func:`~itermap.analysis.sweep` and its local process pools.
-
-The default pool is a :mod:`loky` process pool (through :mod:`joblib`), kept
-for reuse, one per (workers, threads each). A worker limits its BLAS/OpenMP
-threads to ``cores // workers`` and exits as soon as the calling process is
-gone; a worker that dies fails only the point it was running
-(:func:`run_on_local_pool`).
-"""
+"""The worker side of :func:`~itermap.analysis.sweep` and its local :mod:`loky` pools, kept
+for reuse, one per (workers, threads each)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The table of a sweep (:class:`SweepResult`), its failures, and its files.
-
-Tables and cache entries are itermap files, written and read by the one codec
-(``itermap/_interop/_codec.py``): the table and a cache entry register an encoder and a
-decoder with it. Files of the first sweep format (``__sweep__`` metadata) still
-load, through ``analysis/_sweep_legacy.py``.
-"""
+"""The table of a sweep (:class:`SweepResult`), its failures, and its files: tables and cache
+entries go through the one codec; files of the first format load through ``_sweep_legacy``."""
 
 from __future__ import annotations
 

@@ -545,16 +545,6 @@ class LyapunovScan(AnalysisModel):
                     memory_key="gains")
 
 
-def _crossing(gains, lam, threshold):
-    """The gain where ``lam`` first rises above ``threshold`` (linear interpolation)."""
-    above = np.flatnonzero(lam > threshold)
-    if not above.size or above[0] == 0:
-        return None
-    i = above[0]
-    g0, g1, l0, l1 = gains[i - 1], gains[i], lam[i - 1], lam[i]
-    return float(g0 + (g1 - g0) * (threshold - l0) / (l1 - l0))
-
-
 def _mean_field_gain(threshold):
     """The gain where the mean-field exponent equals ``threshold`` (> 0, so above 1)."""
     from scipy.optimize import brentq
@@ -597,6 +587,7 @@ def _ensemble_exponents(cfg, ctx, gains):
 @report_kind(LyapunovScan)
 def lyapunov_scan(cfg, ctx, out):
     from .. import plots
+    from .._reservoir import first_crossing
     from ..lyapunov import mean_field_exponent
 
     net = ctx.net_spec(cfg.network)
@@ -613,12 +604,12 @@ def lyapunov_scan(cfg, ctx, out):
     mf = mean_field_exponent(fine) if tanh else None
     # the transition: where the ensemble mean first exceeds the threshold; a 95% interval
     # from resampling the networks (percentile bootstrap)
-    crossing = _crossing(gains, lam, cfg.threshold)
-    each = [_crossing(gains, row, cfg.threshold) for row in per_net]
+    crossing = first_crossing(gains, lam, cfg.threshold)
+    each = [first_crossing(gains, row, cfg.threshold) for row in per_net]
     boot = []
     if M > 1:
         picks = ctx.rng.integers(0, M, size=(2000, M))
-        boot = [_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
+        boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
                 for p in picks]
     found = np.array([b for b in boot if b is not None])
     ci = [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] \
