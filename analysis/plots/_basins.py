@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- basins and continuation -------------------------------------------------------------
 def basins(result: Any, shape: Sequence[int], *,
            extent: tuple[float, float, float, float] | None = None,
            ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:

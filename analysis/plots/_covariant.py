@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- covariant vectors and finite-time exponents ----------------------------------------
 def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0, 1),
                bins: int = 60, log: bool = True, label: str | None = None) -> Axes:
     """Histogram of the angle between two covariant Lyapunov vectors.

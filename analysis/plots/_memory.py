@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- impulse response ---------------------------------------------------------------------
 def _impulse_norms(ir, index):
     """``(norms, length)`` of one state's response: row ``index`` of a batch."""
     if hasattr(ir, "ndim"):

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- sequence models on the continuum -----------------------------------------------------
 _SEQUENCE_PANELS = ("impulse", "memory", "spectrum")
 
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- training (issue 14) ----------------------------------------------------------------
 def training_history(history: Any, *, ax: Axes | None = None, metric: str = "loss") -> Axes:
     """Loss or accuracy per epoch of a :class:`itermap.TrainHistory`, with validation.
 
