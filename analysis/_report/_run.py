@@ -238,9 +238,9 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
                               "replace it (choose another --out)")
 
-    def say(msg, end="\n"):
+    def say(msg):
         if progress:
-            print(msg, end=end, file=progress, flush=True)
+            print(msg, file=progress, flush=True)
 
     import matplotlib.pyplot as plt
 

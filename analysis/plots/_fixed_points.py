@@ -227,7 +227,6 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
         if mask.any():
             ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
                        **style)  # type: ignore[arg-type]
-    ax.set_xlabel(f"PC {components[0] + 1}")
-    ax.set_ylabel(f"PC {components[1] + 1}")
+    _finish(ax, f"PC {components[0] + 1}", f"PC {components[1] + 1}")
     ax.legend(frameon=False, fontsize="small")
     return ax
