@@ -113,8 +113,7 @@ class ImpulseResponse(itermap.Result):
         """
         if not self.batched:
             raise ValueError("index: this impulse response is of one state, not a batch")
-        if isinstance(index, bool) or not isinstance(index, int | np.integer):
-            raise TypeError(f"index must be an int, got {index!r}")
+        index = _check_int("index", index)
         n = len(self.length)  # type: ignore[arg-type]
         if not -n <= index < n:
             raise ValueError(f"index {index} is out of range for a batch of {n} states")
@@ -193,9 +192,7 @@ def _sources(map_, blocks):
     if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__"):
         raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
-    for b in blocks:
-        if isinstance(b, bool) or not isinstance(b, int | np.integer):
-            raise TypeError(f"blocks must be block indices, got {b!r}")
+    for b in (_check_int("blocks", b) for b in blocks):
         if not -n <= b < n:
             raise ValueError(f"impulse in block {b}, which does not exist: the map has {n} "
                              f"blocks")
