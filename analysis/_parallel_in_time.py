@@ -100,10 +100,8 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     Parameters
     ----------
     gains : array_like, optional
-        Gains of the networks; default 10 gains from 0.3 to 3.0. Below 1 the
-        networks contract; between 1 and about 2 networks of a few tens of
-        units mostly settle on limit cycles (exponent near 0) rather than
-        chaos, which at these sizes sets in near ``g = 2``.
+        Gains of the networks; default 10 gains from 0.3 to 3.0 (networks of a
+        few tens of units contract below 1 and turn chaotic near ``g = 2``).
     n : int
         Units per network.
     steps : int
@@ -131,11 +129,8 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
 
     Notes
     -----
-    Gonzalez et al. bound the iterations of a contracting system by
-    ``O(log T)`` (with a constant that grows as the exponent approaches 0)
-    and show that a positive exponent makes the linearised error grow like
-    ``exp(lambda t)``, so Newton's iterate is only right on the prefix it has
-    already pinned down: about ``T`` iterations.
+    Gonzalez et al. bound the iterations of a contracting system by ``O(log T)``;
+    a positive exponent makes the linearised error grow like ``exp(lambda t)``.
 
     References
     ----------

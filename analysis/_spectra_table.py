@@ -390,11 +390,9 @@ def spectrum_embedding(table: Any, targets: Any, *, method: str = "pca", latent:
 
     ``method="pca"``: the top ``latent`` principal components of the training
     rows, and a least-squares linear predictor on the codes. ``"autoencoder"``:
-    AeLLE's network in NumPy, an encoder ``z = act(W1 (x - mean) + b1)``, a
-    linear decoder and a linear predictor ``y = w.z + c`` trained together
-    (full-batch Adam) on ``MSE(reconstruction) + alpha * MSE(prediction)``,
-    the targets standardised on the training rows. Rows are split at random
-    into training and held-out rows; the quality is that on the held-out rows.
+    AeLLE's encoder ``z = act(W1 (x - mean) + b1)``, linear decoder and linear
+    predictor trained together (full-batch Adam) on ``MSE(reconstruction) +
+    alpha * MSE(prediction)``. The quality is that on random held-out rows.
 
     Parameters
     ----------
