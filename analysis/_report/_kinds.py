@@ -492,11 +492,10 @@ def lyapunov(cfg, ctx, out):
     res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim), transient=cfg.transient,
                             inputs=u, rng=ctx.rng)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
-    shown = res.k  # the convergence panel draws every exponent
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
                f"{cfg.starts} starts with standard errors) and the convergence of the "
-               f"estimates" + ("" if shown == res.k else f" (the {shown} largest shown)") + ".")
+               "estimates.")
     exps = np.asarray(res.exponents, dtype=float)
     err = np.asarray(res.stderr, dtype=float)
     dky = float(res.kaplan_yorke_dimension)
