@@ -22,12 +22,8 @@ __all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memor
 
 
 def is_network(map_) -> bool:
-    """Whether ``map_`` is a network map ``x -> f(W x + b)``: it has the public weights
-    (``block_matrix``) and ``activations`` that an analysis of networks reads.
-
-    The analyses ask the protocol, not a class: a user's map with these members
-    is a network too.
-    """
+    """Whether ``map_`` is a network map ``x -> f(W x + b)``: it has the members an analysis
+    of networks reads (``block_matrix``, ``activations``), whatever its class."""
     return hasattr(map_, "block_matrix") and hasattr(map_, "activations")
 
 

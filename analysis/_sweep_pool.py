@@ -45,12 +45,8 @@ def _mark_started(path, i):
 
 
 def run_point(function, params, seed_seq, started=None):
-    """Run one point in a worker; never raises (the error travels back as data).
-
-    ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
-    tells the caller, should the worker die, that this point was running rather than
-    waiting in the queue.
-    """
+    """Run one point in a worker; never raises (the error travels back as data). It first
+    sets byte ``i`` of the file ``started = (path, i)``: should the worker die, it ran."""
     try:
         if started is not None:
             _mark_started(*started)
@@ -198,10 +194,8 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
 
     When a worker dies, loky fails every unfinished future of the pool. The points that
     had not started are submitted again; those that had (each marks its start in a
-    shared file) are suspects, run again one at a time once the rest is done, on a pool of one
-    worker that this sweep alone uses, and one whose worker dies while it runs alone is
-    the one that killed it. (The shared pool may also break under a sweep running in
-    another thread; its points are then lost and rerun the same way.)
+    shared file) are suspects, run again alone on a pool of one worker, and one whose
+    worker dies then is the one that killed it.
     """
     from joblib.externals.loky.process_executor import ShutdownExecutorError
 
