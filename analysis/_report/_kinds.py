@@ -1,10 +1,5 @@
-"""The report kinds: one settings model and one function each, in the registry ``KINDS``.
-
-A kind's function ``run(cfg, ctx, out)`` gets its validated settings ``cfg``,
-the report's :class:`Context` (the built networks, each driven network's one
-input, a random stream of its own) and a :class:`Section` to fill with
-numbers, tables, notes and figures. See the package docstring for how to add one.
-"""
+"""The report kinds, one settings model and one function each, in the registry ``KINDS``
+(the package docstring says how to add one), and the machine model of their estimates."""
 
 from __future__ import annotations
 
