@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from itermap.checks import (
     check_bool,
     check_choice,
@@ -15,15 +17,21 @@ from itermap.checks import (
     plain_array,
 )
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
+__all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
            "check_real_array", "is_network", "named", "no_half", "one_namespace", "plain_array"]
 
 
 def is_network(map_) -> bool:
-    """Whether ``map_`` is a network map ``x -> f(W x + b)``: it has the public weights
-    (``block_matrix``) and ``activations`` that an analysis of networks reads.
-
-    The analyses ask the protocol, not a class: a user's map with these members
-    is a network too.
-    """
+    """Whether ``map_`` is a network map ``x -> f(W x + b)``: it has the members an analysis
+    of networks reads (``block_matrix``, ``activations``), whatever its class."""
     return hasattr(map_, "block_matrix") and hasattr(map_, "activations")
+
+
+def block_list(blocks, n: int) -> list[int]:
+    """``blocks`` as distinct block indices below ``n``; TypeError/ValueError naming it."""
+    if isinstance(blocks, str | bytes) or not isinstance(blocks, Sequence):
+        raise TypeError(f"blocks must be a list of block indices or None, got {blocks!r}")
+    out = [check_int("blocks", b, 0) for b in blocks]
+    if any(b >= n for b in out) or len(set(out)) != len(out):
+        raise ValueError(f"blocks must name distinct blocks of the map's {n}, got {list(blocks)}")
+    return out

@@ -1,17 +1,10 @@
 """The identity of a function for :func:`sweep`'s cache: a content hash of what it computes.
 
-The hash covers the function's code, defaults, closure values and
-``functools.partial`` arguments, and **every global it reads, by value**: data
-(lists, dicts, arrays, maps, any object) through :func:`joblib.hash` (arrays and
-maps by their bytes), and functions and classes of the user's own modules by
-their code and, in turn, the globals *they* read, their class attributes
-included. A module it reads is followed through the attributes the code
-names (``helpers.SCALE``, ``helpers.step``), into the user's own modules.
-
-"The user's own modules" are those outside the standard library and
-site-packages (and itermap itself): a notebook's ``__main__``, a script, a
-project checked out or installed in editable mode. Everything of an installed
-library is counted by its name and the library's ``__version__``.
+What the hash covers is listed under ``cache`` in :func:`sweep`: the user's own
+functions and classes (modules outside the standard library, site-packages and
+itermap: a notebook, a script, an editable install) count by their code and the
+globals they read, followed through the attributes the code names
+(``helpers.SCALE``); an installed library counts by its name and ``__version__``.
 
 What no key can see, and so what a cached result can be stale for:
 environment variables, files on disk and anything else outside Python
@@ -21,12 +14,6 @@ new version, or its state changed at run time (a monkeypatched attribute,
 ``np.seterr``); compiled extensions of the user's own; object state that the
 object's own pickling leaves out (``__getstate__``, ``__reduce__``); a user
 module bound as a ``functools.partial`` argument (counted by name).
-
-A global that cannot be hashed (a lock, an open file, a generator) makes the
-function uncacheable: :func:`function_identity` then warns and returns None,
-and the sweep runs without its cache. A value bound to the function itself
-(closure, default, partial argument) that cannot be hashed is an error
-instead, as before: the caller chose it for this sweep.
 """
 
 from __future__ import annotations

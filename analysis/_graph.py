@@ -66,22 +66,16 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         The weights ``W`` (column-vector convention: ``W[i, j]`` carries unit
         ``j`` to unit ``i``). A map contributes its ``block_matrix``.
     level : {"unit", "block"}
-        ``"unit"``: one node per state unit ``0 .. dim - 1`` with node
-        attribute ``block`` (the block holding the unit), and an edge
-        ``j -> i`` with attribute ``weight`` for every nonzero ``W[i, j]``.
-        ``"block"``: one node per block (attribute ``size``) and an edge
-        ``j -> i`` for every stored nonzero block ``(i, j)``, with attributes
-        ``nnz`` (its nonzero count) and ``norm`` (its Frobenius norm).
+        ``"unit"``: a node per unit (attribute ``block``) and an edge ``j -> i``
+        with attribute ``weight`` for every nonzero ``W[i, j]``. ``"block"``: a
+        node per block (attribute ``size``) and an edge ``j -> i`` per stored
+        block ``(i, j)`` with attributes ``nnz`` and ``norm`` (Frobenius).
 
-        A block that is a function (:mod:`itermap.block_functions`) has no unit
-        pattern: it is an edge of the block graph with attribute ``function`` (its
-        name), and in the unit graph it is listed in ``graph.graph["functions"]``
-        rather than drawn as every unit to every unit.
-        A leaky map (``leak`` below 1 on some block) carries ``1 - a`` of each
-        unit's state to its next state: every unit of such a block has a
-        self-loop with attribute ``leak = 1 - a``, of weight ``1 - a`` where
-        ``W`` has no diagonal entry (one edge per pair: a diagonal weight keeps
-        its ``weight``), and so has the block at ``level="block"``.
+        A function block (:mod:`itermap.block_functions`) is an edge of the
+        block graph with attribute ``function`` (its name), and is listed in
+        ``graph.graph["functions"]`` of the unit graph. Every unit (and block)
+        of a leaky block with rate ``a < 1`` has a self-loop with attribute
+        ``leak = 1 - a`` (of weight ``1 - a`` where ``W`` has no diagonal entry).
 
     Returns
     -------
@@ -95,12 +89,6 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         A weight matrix that is not square, or an unknown ``level``.
     TypeError
         Something that holds no weight matrix.
-
-    Notes
-    -----
-    The unit graph is filled in bulk from the COO index arrays of the sparse
-    pattern (never from a dense matrix); 10^6 edges take a few seconds,
-    dominated by creating networkx's Python objects.
 
     References
     ----------
@@ -137,15 +125,8 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
         for i, size in enumerate(sizes):
             G.add_node(i, size=int(size))
         for (i, j), block in bm.blocks.items():
-            if is_sparse(block):
-                data = block.data
-                nnz = int(block.count_nonzero())
-            else:
-                data = block
-                nnz = None
-            data = np.asarray(to_numpy(data), dtype=float)
-            if nnz is None:
-                nnz = int(np.count_nonzero(data))
+            data = np.asarray(to_numpy(block.data if is_sparse(block) else block), dtype=float)
+            nnz = int(block.count_nonzero()) if is_sparse(block) else int(np.count_nonzero(data))
             G.add_edge(j, i, nnz=nnz, norm=float(np.sqrt(np.sum(data * data))))
         for (i, j), g in functions.items():
             if G.has_edge(j, i):
@@ -180,19 +161,9 @@ def _leaky_blocks(weights):
     return [(i, r) for i, r in enumerate(weights.leak) if r < 1.0]
 
 
-def _longest_chain(A):
-    """Number of nodes on the longest path of the graph ``j -> i`` for ``A[i, j] != 0``;
-    None when there is a cycle."""
-    return _longest_weighted_chain(A, np.ones(A.shape[0], dtype=np.int64))
-
-
 def _longest_weighted_chain(A, weight):
-    """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing
-    ``weight``; None when there is a cycle.
-
-    Kahn's algorithm by frontiers on the CSR pattern: each frontier's successor lists are
-    gathered in one vectorised pass, and each node's heaviest incoming path is carried
-    forward with ``np.maximum.at``."""
+    """The heaviest path of the graph ``j -> i`` (``A[i, j] != 0``), nodes weighing ``weight``
+    (None for a cycle): Kahn's algorithm, one vectorised pass per frontier."""
     n = A.shape[0]
     if n == 0:
         return 0
@@ -242,11 +213,9 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     """Structural memory length: steps after which every impulse is forgotten.
 
     The smallest ``L`` such that, whatever the weights' values, a
-    perturbation of the state at step 0 (or an impulse on the input at step
-    0, which first shows in the state after one step) has no effect on the
-    state ``L`` steps later. It is the number of units on the longest path
-    of the sparsity graph restricted to the non-input units, or None when
-    that graph has a cycle (an infinite impulse response).
+    perturbation of the state at step 0 has no effect on the state ``L`` steps
+    later: the number of units on the longest path of the sparsity graph of
+    the non-input units, or None when that graph has a cycle.
 
     Parameters
     ----------
@@ -270,16 +239,11 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
 
     Notes
     -----
-    Works on the sparse pattern only (Kahn's topological sort, one
-    vectorised pass per level), without building a networkx graph. The
-    input block's rows and columns are dropped: the input overwrites that
-    block before every step, so the Jacobian is zero there. For
-    ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it is
-    an upper bound on the measured length of
-    :func:`itermap.analysis.impulse_response`, reached unless weights cancel or
-    activation derivatives vanish along the trajectory. A function block (a
-    transformer layer, say) may join any unit of its source block to any unit of its
-    target: the count takes it so, and an ``L``-layer transformer map has length ``L``.
+    Kahn's topological sort on the sparse pattern. For
+    ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it bounds
+    the measured length of :func:`itermap.analysis.impulse_response` from
+    above. A function block counts as joining every unit of its source block
+    to every unit of its target.
 
     References
     ----------
@@ -312,12 +276,9 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
         input_block = own_input
         if _leaky_blocks(map):
             return None  # a leaky unit keeps part of its state: a self-loop, never forgotten
-    elif input_block is not None:
-        if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
-            raise TypeError(f"input_block must be an int or None, got {input_block!r}")
-        if not 0 <= input_block < bm.n_blocks:
-            raise ValueError(f"input_block {input_block} does not exist: the weights have "
-                             f"{bm.n_blocks} blocks")
+    elif input_block is not None and input_block >= bm.n_blocks:
+        raise ValueError(f"input_block {input_block} does not exist: the weights have "
+                         f"{bm.n_blocks} blocks")
     S = _host_csr(bm)
     functions = _functions_of(map)
     keep = np.ones(bm.dim, dtype=bool)
@@ -331,4 +292,4 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     if input_block is not None:
         idx = np.flatnonzero(keep)
         S = S[idx][:, idx].tocsr()
-    return _longest_chain(S)
+    return _longest_weighted_chain(S, np.ones(S.shape[0], dtype=np.int64))

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 import itermap
 
-from ._checks import check_bool, check_int
+from ._checks import block_list, check_bool, check_int
 from ._graph import _as_block_matrix, _host_csr
 
 __all__ = ["GraphProperties", "graph_properties"]
@@ -82,13 +82,8 @@ def _graph_of(weights, blocks, directed, max_nodes):
         keep = [i for i in range(n_blocks) if i != input_block]
         if not keep:
             raise ValueError("blocks: the map has no block besides its input block")
-    else:
-        if isinstance(blocks, str | bytes) or not isinstance(blocks, Sequence):
-            raise TypeError(f"blocks must be a list of block indices or None, got {blocks!r}")
-        keep = [check_int("blocks", b, 0) for b in blocks]
-        if not keep or any(b >= n_blocks for b in keep) or len(set(keep)) != len(keep):
-            raise ValueError(f"blocks must name distinct blocks of the map's {n_blocks}, "
-                             f"got {list(blocks)}")
+    elif not (keep := block_list(blocks, n_blocks)):
+        raise ValueError("blocks must name at least one block")
     off = bm.offsets
     units = np.concatenate([np.arange(off[b], off[b + 1]) for b in sorted(keep)])
     if units.size > max_nodes:  # refused before any graph is built
@@ -103,13 +98,6 @@ def _graph_of(weights, blocks, directed, max_nodes):
     return G
 
 
-def _mean_var(values):
-    a = np.asarray(list(values), dtype=float)
-    if a.size == 0:
-        return 0.0, 0.0
-    return float(a.mean()), float(a.var())
-
-
 def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed: bool = False,
                      max_nodes: int = DEFAULT_MAX_NODES) -> GraphProperties:
     """Darji's graph measures of a map's recurrent structure, computed by networkx.
@@ -117,9 +105,7 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
     The graph has one node per unit of ``blocks`` and an edge ``j -> i`` for every
     nonzero ``W[i, j]`` between them (self-loops dropped, as Darji's graphs have
     none). All-pairs shortest paths and betweenness cost ``O(n m)`` time, so a
-    graph of more than ``max_nodes`` nodes is **refused** with a ValueError (no
-    sampling: sampled estimates would not be the measures): 5,000 nodes would take
-    minutes to hours.
+    graph of more than ``max_nodes`` nodes is refused, not sampled.
 
     Parameters
     ----------
@@ -139,11 +125,8 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
     Returns
     -------
     GraphProperties
-        Nodes, edges, density (``nx.density``), diameter and average shortest path,
-        and the mean and variance of degree, eccentricity, closeness
-        (``nx.closeness_centrality``), node and edge betweenness (normalised, as
-        networkx defines them). Distance measures are on the largest (strongly)
-        connected component; for a graph with no edge they are 0.
+        Distance measures are on the largest (strongly) connected component; for
+        a graph with no edge they are 0.
 
     Raises
     ------
@@ -192,5 +175,7 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
 
 
 def _pairs(name, values):
-    mean, var = _mean_var(values)
-    return {f"{name}_mean": mean, f"{name}_var": var}
+    """``{name_mean, name_var}``: the mean and population variance (0 for no values)."""
+    a = np.asarray(list(values), dtype=float)
+    return {f"{name}_mean": float(a.mean()) if a.size else 0.0,
+            f"{name}_var": float(a.var()) if a.size else 0.0}

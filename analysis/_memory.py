@@ -29,23 +29,16 @@ class ImpulseResponse(itermap.Result):
     norms : array of shape (steps + 1, n_sources, n_blocks), or (B, steps + 1, n_sources, n_blocks)
         ``norms[k, s, t]``: Frobenius norm of the response of target block
         ``t`` to unit impulses in every unit of source block ``sources[s]``,
-        ``k`` steps after the impulse. For a state block, row ``k = 0`` is
-        the impulse itself (norm ``sqrt(size)``). For the input block of a
-        driven map the impulse is on the input ``u_0``, which first shows in
-        the state after one step: its row ``k`` is that state's response
-        ``k + 1`` steps on, so for both kinds ``k`` counts the steps *after*
-        the first state the impulse touches. The input block is overwritten
-        every step, so as a target it is always zero. For a batch of states
-        (``batched``) the leading axis is the state.
-    length : int or None, or a list of them
+        ``k`` steps after the first state the impulse touches (for the input
+        block of a driven map, the state one step after ``u_0``). A state
+        block's row ``k = 0`` is the impulse itself (norm ``sqrt(size)``); the
+        input block, overwritten every step, is always zero as a target.
+    length : int or None, or a list of them (one per state of a batch)
         The measured FIR length: the first ``k`` from which every response
-        is zero for good (so ``length`` states carry the impulse); None if
-        the response has not vanished within ``steps``. One per state of a
-        batch.
-    decay_rate : float or None, or a list of them
+        is zero for good; None if the response has not vanished within ``steps``.
+    decay_rate : float or None, or a list of them (one per state of a batch)
         ``r`` in ``total ~ exp(-r k)`` fitted over the second half of the
-        steps when the response does not vanish (positive: it decays;
-        negative: it grows); None when it vanishes. One per state of a batch.
+        steps (negative: it grows); None when the response vanishes.
     sources : list of int
         The source block of each row of ``norms``.
     sizes : list of int
@@ -120,8 +113,7 @@ class ImpulseResponse(itermap.Result):
         """
         if not self.batched:
             raise ValueError("index: this impulse response is of one state, not a batch")
-        if isinstance(index, bool) or not isinstance(index, int | np.integer):
-            raise TypeError(f"index must be an int, got {index!r}")
+        index = _check_int("index", index)
         n = len(self.length)  # type: ignore[arg-type]
         if not -n <= index < n:
             raise ValueError(f"index {index} is out of range for a batch of {n} states")
@@ -184,6 +176,7 @@ def _machine_eps(x):
 
 
 def _check_finite(xp, a, step, what="state"):
+    """DivergenceError when ``a`` holds inf or NaN."""
     if not bool(xp.all(xp.isfinite(a))):
         raise itermap.DivergenceError(
             f"the {what} overflowed to inf or NaN at step {step}: the map's state diverges "
@@ -199,9 +192,7 @@ def _sources(map_, blocks):
     if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__"):
         raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
-    for b in blocks:
-        if isinstance(b, bool) or not isinstance(b, int | np.integer):
-            raise TypeError(f"blocks must be block indices, got {b!r}")
+    for b in (_check_int("blocks", b) for b in blocks):
         if not -n <= b < n:
             raise ValueError(f"impulse in block {b}, which does not exist: the map has {n} "
                              f"blocks")
@@ -214,10 +205,7 @@ def _sources(map_, blocks):
 
 
 def _input_sequence(map_, x, steps, inputs, xp):
-    """One input per step for ``steps`` steps (None for an autonomous map).
-
-    Without ``inputs`` a driven map holds the input already in ``x``'s input block.
-    """
+    """One input per step (None for an autonomous map; default: ``x``'s input block)."""
     if map_.input_block is not None and inputs is None:
         return [x[map_.block_slice(map_.input_block)]] * steps
     constant, sequence = itermap.resolve_inputs(map_, x, inputs, steps)
@@ -288,8 +276,6 @@ def _row_inputs(map_, X, inputs, steps):
     if constant is not None:
         return [constant if constant.ndim == 1 else constant[i] for i in range(X.shape[0])]
     return [sequence[:, i, :] for i in range(X.shape[0])]
-
-
 
 
 def _input_mask(map_, ib, xp, dtype):
@@ -438,13 +424,10 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
         one constant input per state, or a sequence ``(steps + 1, B, n_in)``.
         By default the input held in each state's input block.
     method : {"linear", "nonlinear"}
-        ``"linear"`` propagates tangent vectors (exact derivatives, exact
-        structural zeros); ``"nonlinear"`` runs the trajectory next to copies
-        perturbed by ``eps`` (in one batch, so untouched units match to the
-        last bit) and divides the difference by ``eps``. A response that has
-        decayed below about ``1e-16 / eps`` of the state is lost in rounding
-        there and reads as zero, so measure fast-decaying IIR maps with the
-        linear method.
+        ``"linear"`` propagates tangent vectors (exact derivatives and
+        structural zeros); ``"nonlinear"`` divides the difference of copies
+        perturbed by ``eps`` by ``eps``, so a response below about
+        ``1e-16 / eps`` of the state reads as zero.
     blocks : int or sequence of int, optional
         The source blocks of the impulse; all blocks by default. The input
         block of a driven map means an impulse on the input ``u_0``.
@@ -452,19 +435,15 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
         Size of the perturbation of the nonlinear method.
     tol : float, optional
         A step's response counts as zero when its norm is at most ``tol``
-        times the largest norm seen. Default: 0 for the linear method (its
-        structural zeros are exact); ``64 * machine_eps / eps`` for the
-        nonlinear one, whose untouched units can differ from the reference
-        in the last bit (BLAS may round batch rows differently), which
-        ``/ eps`` magnifies to about ``1e-10``.
+        times the largest norm seen. Default: 0 for the linear method;
+        ``64 * machine_eps / eps`` for the nonlinear one (last-bit rounding
+        of the batch rows, magnified by ``/ eps``).
 
     Returns
     -------
     ImpulseResponse
-        ``norms (steps + 1, sources, blocks)``, ``length`` and
-        ``decay_rate``; for a batch, ``norms (B, steps + 1, sources,
-        blocks)``, a list of ``length`` and of ``decay_rate`` (one per
-        state) and ``batched=True``.
+        For a batch, ``batched=True`` with a leading state axis on ``norms``
+        and lists of ``length`` and ``decay_rate``.
 
     Raises
     ------
@@ -480,12 +459,8 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
 
     Notes
     -----
-    Each step propagates one tangent vector (or one perturbed copy) per unit
-    of the source blocks, so the cost is that of iterating a batch of
-    ``sum(sizes[b] for b in blocks)`` states; pass ``blocks`` to restrict it
-    on large maps. A batch of ``B`` states costs ``B`` such runs, one after
-    the other (each row's perturbed copies run as one batch, and rows do not
-    share rounding).
+    Each step propagates one tangent vector per unit of the source blocks
+    (pass ``blocks`` to restrict it on large maps); a batch runs row by row.
 
     References
     ----------
@@ -560,30 +535,17 @@ def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: 
     state does not remember score about ``1 / n_test``, not the in-sample
     ``n_units / n_train``). The capacity is ``sum_d r2[d]``.
 
-    ``x_t`` has seen ``s(0) .. s(t - 1)``, so delay 1 is the latest input. An
-    MLP map of depth ``L`` holds only delays ``1 .. L``: its capacity is at
-    most ``L``. A linear recurrent network of ``N`` units reaches ``N``.
+    ``x_t`` has seen ``s(0) .. s(t - 1)``, so delay 1 is the latest input: an
+    MLP map of depth ``L`` has capacity at most ``L``, a linear recurrent
+    network of ``N`` units reaches ``N``.
 
-    **Delays and reservoirpy's lags.** reservoirpy's
-    ``observables.memory_capacity`` indexes by the lag ``k`` between the input
-    ``u(t)`` the state has just taken in and the target ``u(t - k)``, and scores
-    lags ``1 .. k_max``: its lag ``k`` is delay ``k + 1`` here, and the latest
-    input (delay 1, lag 0, which a reservoir reconstructs almost perfectly) is
-    left out of its sum. ``convention="lag"`` reports that: delays
-    ``2 .. max_delay + 1``, labelled as lags ``1 .. max_delay``, so
-    ``capacity`` is reservoirpy's ``MC`` with ``k_max = max_delay``
-    (reservoirpy draws ``u ~ U(-0.8, 0.8)``: pass ``input_scale=0.8``; it fits
-    on the first 80 % and scores on the rest, where this fits on half).
-
-    **Ridge.** ``ridge=0`` is the least-squares readout of Jaeger's
-    definition. A ridge readout (reservoirpy's ``Ridge``: the intercept
-    unpenalised, ``(X_c^T X_c + ridge I) w = X_c^T y_c`` on centred states)
-    shrinks the weights along the state's weak directions, so a delay held
-    only there is lost: the capacity falls, most where the states are nearly
-    collinear (small
-    spectral radius, small inputs: at spectral radius 0.5 reservoirpy's default
-    ``ridge=1e-6`` loses up to ~3 of a capacity that ridge 0 finds). Compare
-    capacities at one ridge.
+    reservoirpy's ``observables.memory_capacity`` scores lags ``1 .. k_max``
+    of the input the state has just taken in: its lag ``k`` is delay
+    ``k + 1`` here (pass ``convention="lag"``, and ``input_scale=0.8`` for its
+    input draws; it fits on 80 % of the steps, this on half). A ridge readout
+    (reservoirpy's ``Ridge``: centred, the intercept unpenalised) loses delays
+    held only along the state's weak directions, so compare capacities at one
+    ``ridge``.
 
     Parameters
     ----------
@@ -654,9 +616,7 @@ def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: 
         raise ValueError("map: memory_capacity needs a driven map (input_size is 0); build "
                          "one with IterativeMap(..., input_block=k) or IterativeMap.from_rnn")
     if input_block is not None:
-        if isinstance(input_block, bool) or not isinstance(input_block, int | np.integer):
-            raise TypeError(f"input_block must be an int, got {input_block!r}")
-        if not 0 <= input_block < len(map.sizes):
+        if _check_int("input_block", input_block, 0) >= len(map.sizes):
             raise ValueError(f"input_block {input_block} does not exist: the map has "
                              f"{len(map.sizes)} blocks")
         if input_block != ib:

@@ -1,12 +1,4 @@
-"""Parallel-in-time evaluation against predictability (Gonzalez et al., arXiv:2508.16817).
-
-Newton's method over a whole trajectory (``iterate(..., method="newton")``,
-DEER) converges in few iterations when the map contracts along the
-trajectory and needs about as many iterations as steps when it is chaotic:
-the number of iterations is governed by the largest Lyapunov exponent.
-:func:`newton_lyapunov_scan` measures both on random tanh networks across
-gains, the experiment of Gonzalez et al.'s figure on predictability.
-"""
+"""Parallel-in-time evaluation against predictability (Gonzalez et al., arXiv:2508.16817)."""
 
 from __future__ import annotations
 
@@ -19,6 +11,7 @@ import itermap
 from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
 from itermap.typing import Array, RngLike
 
+from ._checks import check_choice
 from ._checks import check_int as _check_int
 from .lyapunov import lyapunov_spectrum
 
@@ -97,20 +90,18 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
                          transient: int = 200, rng: RngLike = None) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
-    For each gain, ``trials`` random tanh networks ``x -> tanh(W x)``
-    (:func:`~itermap.random_rnn`) are run from a random start: once by
-    Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
-    exact in exact arithmetic), and once by
-    :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``) for the largest
-    exponent.
+    Newton's method over a whole trajectory (``iterate(..., method="newton")``,
+    DEER) converges in few iterations when the map contracts and needs about
+    as many as steps when it is chaotic. For each gain, ``trials`` random tanh
+    networks (:func:`~itermap.random_rnn`) are run from a random start: once
+    by Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
+    exact), and once by :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``).
 
     Parameters
     ----------
     gains : array_like, optional
-        Gains of the networks; default 10 gains from 0.3 to 3.0. Below 1 the
-        networks contract; between 1 and about 2 networks of a few tens of
-        units mostly settle on limit cycles (exponent near 0) rather than
-        chaos, which at these sizes sets in near ``g = 2``.
+        Gains of the networks; default 10 gains from 0.3 to 3.0 (networks of a
+        few tens of units contract below 1 and turn chaotic near ``g = 2``).
     n : int
         Units per network.
     steps : int
@@ -133,14 +124,13 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     ValueError
         Non-positive sizes, gains that are negative or not finite, or an
         unknown ``jacobian``.
+    TypeError
+        Sizes that are not integers, a ``jacobian`` that is not a string.
 
     Notes
     -----
-    Gonzalez et al. bound the iterations of a contracting system by
-    ``O(log T)`` (with a constant that grows as the exponent approaches 0)
-    and show that a positive exponent makes the linearised error grow like
-    ``exp(lambda t)``, so Newton's iterate is only right on the prefix it has
-    already pinned down: about ``T`` iterations.
+    Gonzalez et al. bound the iterations of a contracting system by ``O(log T)``;
+    a positive exponent makes the linearised error grow like ``exp(lambda t)``.
 
     References
     ----------
@@ -173,8 +163,7 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     trials = _check_int("trials", trials, 1)
     lyapunov_steps = _check_int("lyapunov_steps", lyapunov_steps, 1)
     transient = _check_int("transient", transient, 0)
-    if jacobian not in ("full", "diagonal"):
-        raise ValueError(f"jacobian must be 'full' or 'diagonal', got {jacobian!r}")
+    jacobian = check_choice("jacobian", jacobian, ("full", "diagonal"))
     gen = as_rng(rng)
     shape = (gains.size, trials)
     lyap = np.empty(shape)

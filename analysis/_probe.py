@@ -1,9 +1,5 @@
-"""Representing trained networks: probe responses, weight statistics, canonical unit order.
-
-Herrmann, Faccio and Schmidhuber (arXiv 2403.11998) represent a trained RNN by its
-responses to a fixed set of probe sequences, which do not change when its hidden
-units are permuted; per-block weight statistics are their mechanistic baseline.
-"""
+"""Representing trained networks: probe responses, weight statistics, canonical unit order
+(Herrmann, Faccio and Schmidhuber, arXiv 2403.11998)."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_backend, to_numpy
 
-from ._checks import check_int, check_memory, check_real_array, is_network
+from ._checks import block_list, check_int, check_memory, check_real_array, is_network
 
 __all__ = ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
            "weight_statistics"]
@@ -177,9 +173,7 @@ def weight_statistics(map: Any) -> WeightStatistics:
     Returns
     -------
     WeightStatistics
-        One row per stored block: nonzero count, mean, standard deviation,
-        minimum, quartiles, maximum, mean absolute value and Frobenius norm of
-        its nonzero entries.
+        One row per stored block, of its nonzero entries.
 
     Raises
     ------
@@ -220,12 +214,7 @@ def _hidden_blocks(m, blocks):
     n = len(m.sizes)
     if blocks is None:
         return [b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1)]
-    if isinstance(blocks, str | bytes) or not isinstance(blocks, Sequence):
-        raise TypeError(f"blocks must be a list of block indices or None, got {blocks!r}")
-    out = [check_int("blocks", b, 0) for b in blocks]
-    if any(b >= n for b in out) or len(set(out)) != len(out):
-        raise ValueError(f"blocks must name distinct blocks of the map's {n}, got {list(blocks)}")
-    return out
+    return block_list(blocks, n)
 
 
 def _check_permutation(m, perm):
@@ -309,13 +298,10 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     """The order of hidden units that makes maps differing by a permutation identical.
 
     Each unit of the chosen blocks gets a signature that no permutation of the
-    hidden units changes: its bias, its self-weight and, for every block, the
-    sorted weights into it and the sorted weights out of it. Units are sorted
-    by their signatures (lexicographically) within each block. So if ``m2 =
-    permute_units(m, P)`` keeps the input and output blocks in place, then
+    hidden units changes (its bias, its self-weight and, per block, its sorted
+    weights in and out), and units are sorted by signature within each block. So
     ``permute_units(m, canonical_permutation(m)) == permute_units(m2,
-    canonical_permutation(m2))``, and ``P[canonical_permutation(m2)] ==
-    canonical_permutation(m)``.
+    canonical_permutation(m2))`` for ``m2 = permute_units(m, P)``.
 
     Parameters
     ----------
@@ -339,11 +325,9 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
 
     Notes
     -----
-    The canonical form is unique when no two units of a block share a
-    signature, which holds for weights in general position (trained or random
-    real weights). Units with equal signatures keep their relative order, so
-    maps with such ties (exact symmetries, or zero units) may not be brought to
-    one form. ``O(dim^2 log dim)`` time on the dense weights.
+    The form is unique when no two units of a block share a signature (weights
+    in general position); tied units keep their order. ``O(dim^2 log dim)``
+    time on the dense weights.
 
     References
     ----------

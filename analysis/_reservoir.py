@@ -35,11 +35,10 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
                               method: str = "auto") -> float:
     """The spectral radius of ``(1 - a) I + a W``, a leaky reservoir's linearisation.
 
-    A leaky-integrator network ``x -> (1 - a) x + a f(W x + W_in u + b)`` has at
-    the origin, for ``f = tanh`` without input and bias, the Jacobian
-    ``(1 - a) I + a W``; its spectral radius (Jaeger et al. 2007) is the
-    effective spectral radius that echo-state practice tunes below 1. With a
-    leak per block, ``a`` is the diagonal of the block rates.
+    A leaky-integrator network ``x -> (1 - a) x + a tanh(W x)`` has at the
+    origin the Jacobian ``(1 - a) I + a W``, whose spectral radius echo-state
+    practice tunes below 1 (Jaeger et al. 2007). With a leak per block, ``a``
+    is the diagonal of the block rates.
 
     Parameters
     ----------
@@ -229,17 +228,13 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
                        rng: Any = None) -> EdgeOfChaosScan:
     """The edge of chaos of leaky tanh reservoirs: the largest exponent over radius and leak.
 
-    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` (``density`` of
-    its entries), scaled to spectral radius 1 as reservoirpy's ``sr`` does;
-    for every radius ``rho`` and leak ``a`` it runs
-    ``x -> (1 - a) x + a tanh(rho W x + s w_in u_t)`` with ``u_t ~ U(-1, 1)``
-    i.i.d. (the same sequence for every pair; ``s = input_scale``, 0 for the
-    undriven reservoir) and measures the largest Lyapunov exponent (Benettin:
-    one tangent vector, renormalised every step, after ``transient`` steps),
-    all pairs of one reservoir in one batched product. Driven, it is the
-    conditional exponent of the echo-state property: negative, the reservoir
-    forgets its start. Undriven and ordered the state falls to the origin and
-    the exponent is ``ln`` of the effective spectral radius.
+    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` scaled to spectral
+    radius 1 (as reservoirpy's ``sr``); for every radius ``rho`` and leak ``a`` it
+    runs ``x -> (1 - a) x + a tanh(rho W x + s w_in u_t)``, ``u_t ~ U(-1, 1)``
+    i.i.d. and ``s = input_scale``, and measures the largest Lyapunov exponent
+    (Benettin), all pairs in one batched product. Driven, it is the conditional
+    exponent of the echo-state property; undriven and ordered, ``ln`` of the
+    effective spectral radius.
 
     Parameters
     ----------
@@ -320,7 +315,7 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
         eff[s] = np.max(np.abs((1 - a) + a * rho * lam[None, :]), axis=1).reshape(L, R)
     mean = exps.mean(axis=0)
     stderr = exps.std(axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full((L, R), np.nan)
-    edge = np.array([_first_crossing(rad, row) for row in mean])
+    edge = np.array([first_crossing(rad, row) for row in mean], dtype=float)  # None: NaN
     return EdgeOfChaosScan(rad, lks, exps, mean, stderr, eff, edge, n, input_scale)
 
 
@@ -354,11 +349,12 @@ def _largest_exponents(W, w_in, u, x0, rho, a, transient):
     return total / (u.size - transient)
 
 
-def _first_crossing(radii, lam):
-    """The radius where ``lam`` first rises above 0 (NaN where it never does inside)."""
-    above = np.flatnonzero(lam > 0)
+def first_crossing(x, y, threshold=0.0):
+    """The ``x`` where ``y`` first rises above ``threshold`` (linear interpolation); None
+    where it never does inside."""
+    above = np.flatnonzero(y > threshold)
     if not above.size or above[0] == 0:
-        return float("nan")
+        return None
     i = above[0]
-    r0, r1, l0, l1 = radii[i - 1], radii[i], lam[i - 1], lam[i]
-    return float(r0 - l0 * (r1 - r0) / (l1 - l0))
+    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+    return float(x0 + (x1 - x0) * (threshold - y0) / (y1 - y0))

@@ -1,10 +1,5 @@
-"""Sequence models on the MLP-RNN continuum: an MLP, an RNN, a deep LSSL and attention.
-
-All four are driven maps on a scalar input; :func:`compare_sequence_models` measures
-them with the same instruments: the impulse response of their first hidden block,
-Jaeger's memory capacity per delay, and the top of their Lyapunov spectrum along
-one driven trajectory.
-"""
+"""Sequence models on the MLP-RNN continuum (an MLP, an RNN, a deep LSSL and attention),
+measured with the same instruments."""
 
 from __future__ import annotations
 
@@ -139,6 +134,7 @@ class SequenceComparison(itermap.Result):
 
 
 def _first_hidden(m) -> int:
+    """The block after the input block (block 0 for a map without one)."""
     ib = getattr(m, "input_block", None)
     return 0 if ib is None else (ib + 1) % len(m.sizes)
 
@@ -149,10 +145,9 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
                             rng: RngLike = None) -> SequenceComparison:
     """Impulse response, memory capacity and spectrum of driven maps, side by side.
 
-    Every map is driven by one i.i.d. signal ``U(-1, 1)`` (the same for all); after
-    ``steps`` steps of washout from the zero state, :func:`impulse_response` follows
-    an impulse in the first hidden block (the block after the input block of an
-    :class:`~itermap.IterativeMap`, block 0 otherwise) for ``steps`` steps, and
+    Every map is driven by one i.i.d. signal ``U(-1, 1)``; after ``steps`` steps of
+    washout from the zero state, :func:`impulse_response` follows an impulse in the
+    first hidden block (the one after the input block) for ``steps`` steps, and
     :func:`lyapunov_spectrum` runs ``lyapunov_steps`` more. :func:`memory_capacity`
     draws its own signal from ``rng``.
 

@@ -1,9 +1,5 @@
-"""Lyapunov spectra of many networks, and embeddings that predict performance (AeLLE).
-
-Vogt et al. (arXiv 2204.04876) compute the Lyapunov spectra of many trained RNNs,
-embed them with an autoencoder whose latent code also feeds an accuracy predictor,
-and find that the embedding predicts accuracy across hyperparameters.
-"""
+"""Lyapunov spectra of many networks, and embeddings that predict performance (AeLLE,
+Vogt et al., arXiv 2204.04876)."""
 
 from __future__ import annotations
 
@@ -38,11 +34,9 @@ __all__ = ["SpectraTable", "SpectrumEmbedding", "resample_spectrum", "spectra_ta
 def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     """A sorted spectrum resampled to ``length`` values on the normalised index.
 
-    Exponent ``i`` of a spectrum of ``n`` sits at ``x = i / (n - 1)`` in [0, 1];
-    the result is the piecewise-linear interpolant at ``length`` equally spaced
-    points of [0, 1]. So the largest and smallest exponents are kept, a spectrum
-    of the target length comes back unchanged, a one-exponent spectrum
-    becomes a constant, and ``length=1`` keeps the largest exponent.
+    Exponent ``i`` of ``n`` sits at ``i / (n - 1)`` in [0, 1]; the result is the
+    piecewise-linear interpolant at ``length`` equally spaced points, so the
+    largest and smallest exponents are kept and ``length=1`` keeps the largest.
 
     Parameters
     ----------
@@ -178,11 +172,8 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
                   progress: bool = False) -> SpectraTable:
     """The Lyapunov spectra of many networks, through :func:`sweep`, on one length.
 
-    Each map's (driven) spectrum is one point of a sweep (the point carries its
-    map, pickled, so a worker receives only its own map), so a local pool or a
-    Dask cluster runs them, and with ``cache`` a run that was stopped resumes
-    where it was: a point is keyed by its map's content, its position and the
-    options.
+    Each map's spectrum is one point of a sweep that carries its map, so a local
+    pool or a Dask cluster runs them, and with ``cache`` a stopped run resumes.
 
     Parameters
     ----------
@@ -249,11 +240,9 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     if inputs is not None:
         inputs = _check_inputs(maps, inputs)
     fn = functools.partial(_spectrum_point, inputs, k, steps, transient, x0)
-    # each point carries its own map as pickled bytes: a worker receives one map, not the
-    # population, and the cache keys a point by its map's content. As one base64 string:
-    # sweep canonicalises an array's parameters element by element to hash them, in the
-    # calling process before any point runs (1.6 s for the zoo's 2 MB, a serial stretch
-    # that held two workers to 1.64x)
+    # each point carries its own map as one base64 string of pickled bytes: a worker gets
+    # one map, the cache keys a point by its content, and sweep hashes a string at once
+    # (an array's parameters it canonicalises element by element)
     grid = [{"index": i, "blob": base64.b64encode(pickle.dumps(m)).decode("ascii")}
             for i, m in enumerate(maps)]
     res = sweep(fn, grid, executor=executor, seed=seed, cache=cache, progress=progress)
@@ -401,11 +390,9 @@ def spectrum_embedding(table: Any, targets: Any, *, method: str = "pca", latent:
 
     ``method="pca"``: the top ``latent`` principal components of the training
     rows, and a least-squares linear predictor on the codes. ``"autoencoder"``:
-    AeLLE's network in NumPy, an encoder ``z = act(W1 (x - mean) + b1)``, a
-    linear decoder and a linear predictor ``y = w.z + c`` trained together
-    (full-batch Adam) on ``MSE(reconstruction) + alpha * MSE(prediction)``,
-    the targets standardised on the training rows. Rows are split at random
-    into training and held-out rows; the quality is that on the held-out rows.
+    AeLLE's encoder ``z = act(W1 (x - mean) + b1)``, linear decoder and linear
+    predictor trained together (full-batch Adam) on ``MSE(reconstruction) +
+    alpha * MSE(prediction)``. The quality is that on random held-out rows.
 
     Parameters
     ----------

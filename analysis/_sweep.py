@@ -1,43 +1,10 @@
 """Parameter sweeps on local processes or any ``concurrent.futures`` executor.
 
-:func:`sweep` runs ``function(**params)`` for every point of a grid and
-gathers the results into a :class:`SweepResult` table. The same call runs on
-worker processes of this machine (the default: a loky pool, through joblib),
-in the calling process (``executor="serial"``), or on a cluster through any
-:class:`concurrent.futures.Executor`, e.g. a Dask client's
-``client.get_executor()``.
-
-Reproducibility. Each point draws from its own stream: a child of the root
-:class:`numpy.random.SeedSequence` whose spawn key is derived from the
-point's parameters (``SeedSequence(root.entropy, spawn_key=root.spawn_key +
-hash(params))``, the construction ``SeedSequence.spawn`` uses with a counter).
-Keying the child by content rather than by position makes a point's stream
-independent of the executor, of the number of workers, of the order of
-completion, and of the rest of the grid, so a cached point stays valid when
-the grid grows.
-
-Caching. With ``cache=DIR`` every finished point is written to its own file
-``DIR/<key>.npz`` (temporary file + :func:`os.replace`, so a killed sweep
-never leaves a half-written point). The key is a SHA-256 of the canonical
-JSON of the parameters, the root seed and the *identity of the function*: a
-:func:`joblib.hash` (content hash; arrays and maps by their bytes) of its
-code, of every value bound to it (``functools.partial`` arguments, closure
-variables, defaults) and of every global it reads, by value, followed into
-the user's own modules (their helpers, constants, lists, maps and class
-attributes; see ``analysis/_function_identity.py``). Running the same sweep
-again computes only the points whose file is missing; a changed function, a
-changed global or a different bound map computes afresh. A damaged entry is
-recomputed with a warning. No key sees environment variables or files the
-function reads.
-
-Local workers. The default pool is a :mod:`loky` process pool (through
-:mod:`joblib`), which sends functions with :mod:`cloudpickle`, so functions
-defined in ``__main__`` or a notebook, lambdas and closures run too. A worker
-that dies (a segmentation fault, ``os._exit``, an out-of-memory kill) fails
-only the point it was running: the points lost with it are run again, the
-suspects one at a time, and the point that kills its worker alone is reported
-as a :class:`SweepFailure`. Each worker limits its BLAS/OpenMP threads to
-``cores // workers`` and exits as soon as the calling process is gone.
+:func:`sweep` runs ``function(**params)`` for every point of a grid and gathers the
+results into a :class:`SweepResult` table; its docstring says how points are seeded
+(a child stream keyed by the point's parameters), cached (``DIR/<key>.npz``, keyed by
+the parameters, the root seed and the function's identity from
+``analysis/_function_identity.py``) and run (the pool in ``analysis/_sweep_pool.py``).
 """
 
 
@@ -112,7 +79,6 @@ def _digest(obj) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-
 def _flatten(value, prefix=""):
     """Columns of one returned value: dicts and dataclasses are spread into columns."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -135,7 +101,6 @@ def _scalar(v):
     if isinstance(v, np.ndarray) and v.ndim == 0:
         return v[()]
     return v
-
 
 
 # --------------------------------------------------------------------------- grid, seeds
@@ -198,7 +163,6 @@ def _takes_rng(function):
         return False
     p = sig.parameters.get("rng")
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-
 
 
 def _function_name(function):
@@ -432,13 +396,11 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
     ----------
     function : callable
         Called as ``function(**params)``, plus ``rng=<numpy Generator>`` when
-        it has a parameter named ``rng``. It may return a dict (one column
-        per key; nested dicts become ``"outer.inner"`` columns), a dataclass
-        (one column per field), or any other value (one column named
-        ``"result"``); 0-d arrays become scalars. Workers receive it by
-        :mod:`cloudpickle`, so a function defined in ``__main__``, a
-        notebook, a lambda or a closure runs too; pass fixed objects such as
-        a map through :func:`functools.partial`.
+        it has a parameter named ``rng``. It may return a dict (one column per
+        key; nested dicts become ``"outer.inner"`` columns), a dataclass (one
+        column per field), or any other value (a column ``"result"``). Workers
+        receive it by :mod:`cloudpickle` (lambdas and notebook functions run
+        too); pass fixed objects such as a map through :func:`functools.partial`.
     grid : dict of lists or list of dicts
         A dict ``{name: [values, ...]}`` sweeps the Cartesian product in
         row-major order (the last name varies fastest); a list of dicts
@@ -447,48 +409,33 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
     executor : None, int, "serial" or concurrent.futures.Executor
         None: a :mod:`loky` pool (through :mod:`joblib`) with one worker
         process per available core; an int: a pool of that many processes.
-        The pool is kept for the next sweep (idle workers exit after 5
-        minutes); each worker limits its BLAS and OpenMP threads to
-        ``cores // workers`` (or fewer, where ``OMP_NUM_THREADS``,
-        ``OPENBLAS_NUM_THREADS`` or the like ask for fewer) and exits when
-        the calling process dies. A
-        worker that dies (a segmentation fault, ``os._exit``, an
-        out-of-memory kill) fails only the point it was running: the points
-        lost with it are run again, the ones that were running one at a time
-        alone, and a point whose worker dies while it runs alone becomes a
-        :class:`SweepFailure` naming the exit code. ``"serial"``: run in
-        the calling process (for debugging and functions that cannot be
-        pickled). An Executor (e.g. a Dask ``client.get_executor()``) is
-        used as is and left running; on a ``concurrent.futures``
-        ProcessPoolExecutor you pass, one dead worker breaks the whole pool.
-        Dask treats submitted calls as pure by default and may hand back the
-        result of an identical earlier call; for a function with side
-        effects pass ``client.get_executor(pure=False)``.
+        The pool is kept for the next sweep; each worker limits its BLAS and
+        OpenMP threads to ``cores // workers`` and exits when the calling
+        process dies. A worker that dies (a segmentation fault, an
+        out-of-memory kill) fails only the point it was running: the lost
+        points run again, the suspects alone, and a point that kills its
+        worker alone becomes a :class:`SweepFailure` naming the exit code.
+        ``"serial"``: run in the calling process. An Executor (e.g. a Dask
+        ``client.get_executor(pure=False)`` for a function with side effects)
+        is used as is and left running.
     seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
         The root seed. Each point gets the child stream keyed by its
-        parameters, so results do not depend on the executor, the number of
-        workers, the order of completion or the rest of the grid. None draws
-        fresh entropy (recorded in ``result.seed``).
+        parameters (``SeedSequence(root.entropy, spawn_key=root.spawn_key +
+        hash(params))``), so results do not depend on the executor, the order
+        of completion or the rest of the grid. None draws fresh entropy
+        (recorded in ``result.seed``).
     cache : str or os.PathLike, optional
         A directory. Each finished point is written there atomically as soon
         as it completes; points already there (same parameters, seed and
         function) are read instead of computed. The function counts by
-        content: its code, its defaults, its closure variables, the
-        arguments a :func:`functools.partial` binds (arrays and maps by
-        their values), and every global it reads, by value: module-level
-        data (lists, dicts, arrays, maps), and the helpers, constants and
-        class attributes of the user's own modules (those outside the
-        standard library and site-packages), followed through the helpers
-        they call; installed libraries count by name and version;
-        :func:`joblib.hash` hashes them. So a changed function, a changed
-        global (``NET = random_rnn(3, rng=1)`` where it was ``rng=0``) or
-        another bound map is computed afresh, and the same map built again
-        is a cache hit. When a global the function reads cannot be hashed
-        (a lock, an open file), the sweep warns and runs without its cache.
-        No key sees environment variables, files the function reads, or
-        globals reached by computed names (``getattr(module, name)``). A
-        damaged entry is recomputed with a warning. Failed points are not
-        cached.
+        content (:func:`joblib.hash`): its code, defaults, closure variables,
+        :func:`functools.partial` arguments, and every global it reads, by
+        value, followed into the user's own modules; installed libraries count
+        by name and version. So a changed function, global or bound map is
+        computed afresh, and the same map built again is a cache hit. A global
+        that cannot be hashed (a lock) turns the cache off with a warning. No
+        key sees environment variables or files the function reads. A damaged
+        entry is recomputed with a warning; failed points are not cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 
@@ -503,9 +450,7 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
     TypeError
         For a non-callable ``function``, a malformed ``grid``, unsupported
         parameter values, a bad ``executor``/``seed``/``cache`` type, or,
-        with ``cache``, a ``function`` bound (closure, default, partial
-        argument) to a value that cannot be hashed
-        (a lock, an open file).
+        with ``cache``, a ``function`` bound to a value that cannot be hashed.
     ValueError
         For an empty grid, duplicate points, a parameter named ``rng``, a
         cache without a seed for a function taking ``rng``, or a cache
@@ -520,10 +465,7 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
         table = sweep(f, grid, executor=client.get_executor(), seed=0, cache="runs/f")
 
     The cache is written by the calling process, so workers need no shared
-    file system. A ``concurrent.futures.ProcessPoolExecutor`` you pass
-    yourself needs the sweep under ``if __name__ == "__main__":`` in
-    scripts and a function importable by name; the default pool needs
-    neither.
+    file system.
 
     Examples
     --------
@@ -547,8 +489,7 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
 
 
 def _interrupted(n_done, n_cached, n_points, cache_dir):
-    """The message of an interrupted sweep: how many points are cached (counted on disk),
-    and how to resume."""
+    """The message of an interrupted sweep: how many points are cached, and how to resume."""
     if cache_dir is None:
         return (f"sweep interrupted: {n_done} of {n_points} points done, none cached (pass "
                 "cache=DIR to keep finished points across an interrupt)")
@@ -578,7 +519,6 @@ def _check_manifest(cache_dir, function_name):
     with os.fdopen(fd, "w") as fh:
         json.dump({"format": _FORMAT, "function": function_name}, fh)
     os.replace(tmp, path)
-
 
 
 def _write_cached(cache_dir, key, canon, identity, out):

@@ -1,11 +1,5 @@
-"""The worker side of :func:`~itermap.analysis.sweep` and its local process pools.
-
-The default pool is a :mod:`loky` process pool (through :mod:`joblib`), kept
-for reuse, one per (workers, threads each). A worker limits its BLAS/OpenMP
-threads to ``cores // workers`` and exits as soon as the calling process is
-gone; a worker that dies fails only the point it was running
-(:func:`run_on_local_pool`).
-"""
+"""The worker side of :func:`~itermap.analysis.sweep` and its local :mod:`loky` pools, kept
+for reuse, one per (workers, threads each)."""
 
 from __future__ import annotations
 
@@ -25,7 +19,7 @@ import numpy as np
 __all__ = ["cpu_count", "run_point", "SerialExecutor", "local_pool", "run_on_local_pool"]
 
 
-def _cpu_count():
+def cpu_count():
     from joblib.externals import loky
 
     return loky.cpu_count()  # respects CPU affinity and cgroup quotas
@@ -50,13 +44,9 @@ def _mark_started(path, i):
     marks[i] = 1  # a shared mapping: the caller sees it even if this process dies next
 
 
-def _run_point(function, params, seed_seq, started=None):
-    """Run one point in a worker; never raises (the error travels back as data).
-
-    ``started`` is ``(path, i)``: the point first sets byte ``i`` of that file, which
-    tells the caller, should the worker die, that this point was running rather than
-    waiting in the queue.
-    """
+def run_point(function, params, seed_seq, started=None):
+    """Run one point in a worker; never raises (the error travels back as data). It first
+    sets byte ``i`` of the file ``started = (path, i)``: should the worker die, it ran."""
     try:
         if started is not None:
             _mark_started(*started)
@@ -135,7 +125,7 @@ def _new_pool(n_workers, n_threads):
         initargs=(os.getpid(), n_threads), env={v: str(n_threads) for v in _THREAD_VARS})
 
 
-def _local_pool(n_workers):
+def local_pool(n_workers):
     """The shared pool of ``n_workers`` processes, started on first use and kept for reuse."""
     key = (n_workers, _threads_per_worker(n_workers))
     with _pools_lock:
@@ -146,12 +136,8 @@ def _local_pool(n_workers):
 
 
 def _discard_pool(pool, *, quiet=False):
-    """Drop a broken or interrupted pool (its workers are killed); the next use starts anew.
-
-    ``quiet``: silence the pool's manager thread meanwhile. Killed under work in flight
-    (an interrupt), loky's manager thread can trip over its own cleared work items and
-    print a second traceback after the user's KeyboardInterrupt.
-    """
+    """Drop a broken or interrupted pool, killing its workers; ``quiet`` silences loky's
+    manager thread, which can print a second traceback after a KeyboardInterrupt."""
     with _pools_lock:
         for key in [k for k, v in _pools.items() if v is pool]:
             del _pools[key]
@@ -208,10 +194,8 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
 
     When a worker dies, loky fails every unfinished future of the pool. The points that
     had not started are submitted again; those that had (each marks its start in a
-    shared file) are suspects, run again one at a time once the rest is done, on a pool of one
-    worker that this sweep alone uses, and one whose worker dies while it runs alone is
-    the one that killed it. (The shared pool may also break under a sweep running in
-    another thread; its points are then lost and rerun the same way.)
+    shared file) are suspects, run again alone on a pool of one worker, and one whose
+    worker dies then is the one that killed it.
     """
     from joblib.externals.loky.process_executor import ShutdownExecutorError
 
@@ -228,11 +212,11 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     blind_breaks = 0
     try:
         while queue:
-            pool = _local_pool(n_workers)
+            pool = local_pool(n_workers)
             futures = {}
             try:
                 for i in queue:
-                    futures[pool.submit(_run_point, function, points[i], seeds[i],
+                    futures[pool.submit(run_point, function, points[i], seeds[i],
                                         (marks, i))] = i
             except pool_gone:
                 pass  # broke while submitting; what was not submitted waits for the next round
@@ -259,7 +243,7 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             os.write(fd, b"\x00")
             alone = alone or _new_pool(1, _threads_per_worker(1))
             try:
-                fut = alone.submit(_run_point, function, points[i], seeds[i], (marks, i))
+                fut = alone.submit(run_point, function, points[i], seeds[i], (marks, i))
                 exc = fut.exception()
             except BrokenProcessPool as broken:
                 exc = broken
@@ -281,7 +265,3 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             os.remove(marks)
         except OSError:  # pragma: no cover - Windows, while a worker still maps it
             pass
-
-
-# the names the driver uses
-cpu_count, run_point, local_pool = _cpu_count, _run_point, _local_pool

@@ -1,10 +1,5 @@
-"""The table of a sweep (:class:`SweepResult`), its failures, and its files.
-
-Tables and cache entries are itermap files, written and read by the one codec
-(``itermap/_interop/_codec.py``): the table and a cache entry register an encoder and a
-decoder with it. Files of the first sweep format (``__sweep__`` metadata) still
-load, through ``analysis/_sweep_legacy.py``.
-"""
+"""The table of a sweep (:class:`SweepResult`), its failures, and its files: tables and cache
+entries go through the one codec; files of the first format load through ``_sweep_legacy``."""
 
 from __future__ import annotations
 
@@ -71,36 +66,22 @@ class SweepResult(itermap.Result):
     Iterating yields one dict per point (parameters, then the function's
     outputs). ``result[name]`` returns a column (a NumPy array when the
     cells are numbers or arrays of one shape, else a list), ``result[i]``
-    the i-th record.
-
-    Attributes
-    ----------
-    params : tuple of str
-        Parameter names (the leading columns).
-    columns : tuple of str
-        All column names.
-    records : list of dict
-        One dict per successful point.
-    failures : list of SweepFailure
-        Points whose function raised; they are not in the table.
-    seed : dict or None
-        The root seed (``{"entropy": ..., "spawn_key": [...]}``) when the
-        function took ``rng``, to reproduce the sweep.
-    n_cached : int
-        How many points were read from the cache rather than computed.
+    the i-th record. The arguments are kept as attributes of those names
+    (``params`` and ``columns``, all column names, as tuples).
 
     Parameters
     ----------
     params : sequence of str
-        Parameter names.
+        Parameter names (the leading columns).
     records : iterable of dict
         One dict per successful point.
     failures : iterable of SweepFailure
-        The points whose function raised.
+        The points whose function raised; they are not in the table.
     seed : dict, optional
-        The root seed, when the function took ``rng``.
+        The root seed (``{"entropy": ..., "spawn_key": [...]}``) when the
+        function took ``rng``, to reproduce the sweep.
     n_cached : int
-        Points read from the cache.
+        How many points were read from the cache rather than computed.
 
     Examples
     --------

@@ -1,11 +1,5 @@
-"""The paper's experiment: an MLP against sparse maps at equal trainable parameters.
-
-On the digits, an MLP ``[64, h, 10]`` written as a map, the same widths with
-dense lateral, recurrent and feedback blocks added (the continuum), and sparse
-maps whose every non-input block is ``R=p``, their hidden width chosen so that
-the **trainable** parameter count equals the MLP's. All train with the same
-steps, optimizer and epochs over several seeds.
-"""
+"""The paper's experiment (an MLP against sparse maps at equal trainable parameters, on the
+digits) and the flip-flop RNN's fixed points."""
 
 from __future__ import annotations
 
@@ -38,9 +32,6 @@ __all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
 @dataclass
 class ParameterComparison(itermap.Result):
     """Test accuracy of each model and seed, with trainable parameters and time.
-
-    ``accuracy`` and ``seconds`` have shape ``(n_models, n_seeds)``; ``names``,
-    ``params`` and ``hidden`` have one entry per model.
 
     Attributes
     ----------
@@ -221,11 +212,10 @@ def equal_parameter_comparison(*, hidden: int = 64,
                                ) -> ParameterComparison:
     """Train the MLP, the continuum and equal-parameter sparse maps on the digits.
 
-    Every model runs ``steps`` steps with the input held (3 lets an input
-    reach the readout through the hidden block and settle an MLP), trains
-    with Adam at ``lr`` for ``epochs`` epochs, seeds ``0 .. seeds-1`` (one
-    seed draws the weights and the minibatch order), and is scored on the
-    fixed test split of :func:`itermap.datasets.digits`.
+    Every model runs ``steps`` steps with the input held (3 let an input reach
+    the readout), trains with Adam, one seed drawing the weights and the
+    minibatch order, and is scored on the test split of
+    :func:`itermap.datasets.digits`.
 
     Parameters
     ----------
@@ -318,11 +308,6 @@ def _seed_list(seeds) -> list[int]:
 class FlipFlopAnalysis(itermap.Result):
     """A flip-flop RNN's bit accuracy and its fixed points at zero input.
 
-    ``points`` (m, dim) with ``n_unstable`` (m,) and ``stable`` (m,); ``patterns``
-    (m, bits) the sign of the readout at each point; ``n_patterns`` the number
-    of distinct patterns among the stable points; ``hidden`` (steps, trials,
-    n_hidden) the hidden states of the first trials, for the figure.
-
     Attributes
     ----------
     points : ndarray of shape (m, dim)
@@ -338,7 +323,7 @@ class FlipFlopAnalysis(itermap.Result):
     bit_accuracy : float
         Fraction of held bits the readout's sign matches.
     hidden : ndarray of shape (steps, trials, n_hidden)
-        Hidden states of the first trials.
+        Hidden states of the first trials, for the figure.
 
     Examples
     --------

@@ -1,10 +1,5 @@
-"""The report kinds: one settings model and one function each, in the registry ``KINDS``.
-
-A kind's function ``run(cfg, ctx, out)`` gets its validated settings ``cfg``,
-the report's :class:`Context` (the built networks, each driven network's one
-input, a random stream of its own) and a :class:`Section` to fill with
-numbers, tables, notes and figures. See the package docstring for how to add one.
-"""
+"""The report kinds, one settings model and one function each, in the registry ``KINDS``
+(the package docstring says how to add one), and the machine model of their estimates."""
 
 from __future__ import annotations
 
@@ -221,10 +216,8 @@ class Trajectory(AnalysisModel):
 
 
 def _known_dim(spec, name, *, tangent=False):
-    """The dimension of a network known from the spec alone (None: known once loaded).
-
-    With ``tangent``, that of the state a driven network's input does not overwrite.
-    """
+    """A network's dimension from the spec alone (None: known once loaded); with
+    ``tangent``, without the input block."""
     from ._networks import static_sizes
 
     net = spec.networks[name]
@@ -494,11 +487,10 @@ def lyapunov(cfg, ctx, out):
     res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim), transient=cfg.transient,
                             inputs=u, rng=ctx.rng)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
-    shown = res.k  # the convergence panel draws every exponent
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
                f"{cfg.starts} starts with standard errors) and the convergence of the "
-               f"estimates" + ("" if shown == res.k else f" (the {shown} largest shown)") + ".")
+               "estimates.")
     exps = np.asarray(res.exponents, dtype=float)
     err = np.asarray(res.stderr, dtype=float)
     dky = float(res.kaplan_yorke_dimension)
@@ -547,16 +539,6 @@ class LyapunovScan(AnalysisModel):
                     memory_key="gains")
 
 
-def _crossing(gains, lam, threshold):
-    """The gain where ``lam`` first rises above ``threshold`` (linear interpolation)."""
-    above = np.flatnonzero(lam > threshold)
-    if not above.size or above[0] == 0:
-        return None
-    i = above[0]
-    g0, g1, l0, l1 = gains[i - 1], gains[i], lam[i - 1], lam[i]
-    return float(g0 + (g1 - g0) * (threshold - l0) / (l1 - l0))
-
-
 def _mean_field_gain(threshold):
     """The gain where the mean-field exponent equals ``threshold`` (> 0, so above 1)."""
     from scipy.optimize import brentq
@@ -599,6 +581,7 @@ def _ensemble_exponents(cfg, ctx, gains):
 @report_kind(LyapunovScan)
 def lyapunov_scan(cfg, ctx, out):
     from .. import plots
+    from .._reservoir import first_crossing
     from ..lyapunov import mean_field_exponent
 
     net = ctx.net_spec(cfg.network)
@@ -615,12 +598,12 @@ def lyapunov_scan(cfg, ctx, out):
     mf = mean_field_exponent(fine) if tanh else None
     # the transition: where the ensemble mean first exceeds the threshold; a 95% interval
     # from resampling the networks (percentile bootstrap)
-    crossing = _crossing(gains, lam, cfg.threshold)
-    each = [_crossing(gains, row, cfg.threshold) for row in per_net]
+    crossing = first_crossing(gains, lam, cfg.threshold)
+    each = [first_crossing(gains, row, cfg.threshold) for row in per_net]
     boot = []
     if M > 1:
         picks = ctx.rng.integers(0, M, size=(2000, M))
-        boot = [_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
+        boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
                 for p in picks]
     found = np.array([b for b in boot if b is not None])
     ci = [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] \

@@ -1,8 +1,4 @@
-"""Report kinds for memory, continuation, covariant vectors, finite-time exponents and Newton.
-
-Each is one settings model and one function, registered in ``KINDS`` like those of
-``_kinds.py``.
-"""
+"""Report kinds for memory, continuation, covariant vectors, finite-time exponents and Newton."""
 
 from __future__ import annotations
 

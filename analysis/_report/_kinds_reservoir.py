@@ -1,7 +1,4 @@
-"""Report kind for reservoirs: the edge of chaos of leaky tanh reservoirs over an ensemble.
-
-One settings model and one function, registered in ``KINDS`` like those of ``_kinds.py``.
-"""
+"""Report kind for reservoirs: the edge of chaos of leaky tanh reservoirs over an ensemble."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""The report kind ``sequence_models``: an MLP, an RNN, a deep LSSL and attention side by side.
-
-One settings model and one function, registered in ``KINDS`` like those of ``_kinds.py``.
-"""
+"""The report kind ``sequence_models``: an MLP, an RNN, a deep LSSL and attention side by side."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Report kinds for trained networks: the paper's equal-parameter comparison and the flip-flop.
-
-Each is one settings model and one function, registered in ``KINDS`` like those of
-``_kinds.py``.
-"""
+"""Report kinds for trained networks: the paper's equal-parameter comparison and the flip-flop."""
 
 from __future__ import annotations
 

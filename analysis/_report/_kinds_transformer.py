@@ -1,7 +1,4 @@
-"""The report kind ``transformer``: a transformer as an iterative map, and its looped form.
-
-One settings model and one function, registered in ``KINDS`` like those of ``_kinds.py``.
-"""
+"""The report kind ``transformer``: a transformer as an iterative map, and its looped form."""
 
 from __future__ import annotations
 

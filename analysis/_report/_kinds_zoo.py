@@ -1,7 +1,4 @@
-"""The report kind ``zoo``: the shipped model zoo's spectra and how well they predict accuracy.
-
-One settings model and one function, registered in ``KINDS`` like those of ``_kinds.py``.
-"""
+"""The report kind ``zoo``: the shipped model zoo's spectra and how well they predict accuracy."""
 
 from __future__ import annotations
 

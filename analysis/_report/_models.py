@@ -153,9 +153,6 @@ class MLP(_NetworkModel):
     def static_input_size(self):
         return None if self.widths is None else self.widths[0]
 
-    def block_sizes(self):
-        return self.widths
-
 
 class RandomRNN(_NetworkModel):
     """A random recurrent network ``x -> f(W x)``, ``W_ij ~ N(0, gain^2 / (n density))``;
@@ -178,9 +175,6 @@ class RandomRNN(_NetworkModel):
 
     def static_input_size(self):
         return self.inputs
-
-    def block_sizes(self):
-        return [self.inputs, self.n] if self.inputs else [self.n]
 
 
 class Pattern(_NetworkModel):
@@ -217,9 +211,6 @@ class Pattern(_NetworkModel):
     def static_input_size(self):
         return 0 if self.input_block is None else self.sizes[self.input_block]
 
-    def block_sizes(self):
-        return self.sizes
-
 
 class Saved(_NetworkModel):
     """A map saved with :func:`itermap.save`."""
@@ -229,9 +220,6 @@ class Saved(_NetworkModel):
 
     def check(self, where):
         pass
-
-    def block_sizes(self):
-        return None  # known once loaded
 
 
 Network = Annotated[MLP | RandomRNN | Pattern | Saved, Field(discriminator="kind")]

@@ -30,10 +30,7 @@ def _layer_names(archive):
 
 
 def _npz_shapes(path, where):
-    """``{member: shape}`` of the weights of an MLP .npz, read from their headers alone.
-
-    Only the members ``W0, W1, ...`` are opened; nothing is decompressed beyond a header.
-    """
+    """``{member: shape}`` of the weights ``W0, W1, ...`` of an MLP .npz, from their headers."""
     from itermap.files import NpzReader
 
     with NpzReader(path, f"{where}.path") as archive:
@@ -149,12 +146,9 @@ def _mlp(net, rng, where):
 def drive_input(name, m, seed, held=None):
     """The one input of a driven network for the whole report (None for an autonomous map).
 
-    ``held`` is the network's ``input`` setting: a number for every input unit, the
-    vector, or a draw ``{scale, seed}``; None draws with scale 1 from the report's
-    ``seed``. A draw comes from the stream ``(seed, "input")``, which does not depend
-    on the network: networks of the same input size get the same ``u``, so a
-    comparison across gains compares the networks, not their inputs. Every analysis
-    of the network sees this ``u``, so their numbers describe one dynamical system.
+    ``held`` is the network's ``input`` setting (None: a draw of scale 1). A draw comes
+    from the stream ``(seed, "input")``, so networks of the same input size get the
+    same ``u`` and a comparison across gains compares the networks, not their inputs.
     """
     from ._models import InputDraw
 

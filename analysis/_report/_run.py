@@ -65,15 +65,12 @@ def blas_info() -> list[dict]:
 
 
 #: networks up to this dimension run with one BLAS thread by default: their products are
-#: too small to gain from threads, and on a busy machine spinning OpenBLAS threads made
-#: the chaos_scan example 25x slower (206 s against 8 s on 2 loaded cores)
+#: too small to gain from threads, which spin on a busy machine
 SMALL_DIM = 512
 
 
 def _blas_limit(blas_threads, nets):
     """The threadpoolctl context for the run (a no-op when the library default is kept)."""
-    import contextlib
-
     from threadpoolctl import threadpool_limits
 
     if blas_threads == "auto":
@@ -192,10 +189,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         always enforced.
     blas_threads : int, "auto" or None
         BLAS threads while the analyses run (recorded in ``results.json``). "auto": one
-        when every network has at most 512 units (threads do not pay for products that
-        small, and spin on a busy machine), the library's default otherwise; None: the
-        library's default. Results differ slightly between thread counts (chaos
-        amplifies rounding) by less than their error bars.
+        when every network has at most 512 units, the library's default otherwise;
+        None: the library's default.
 
     Returns
     -------
@@ -243,9 +238,9 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
                               "replace it (choose another --out)")
 
-    def say(msg, end="\n"):
+    def say(msg):
         if progress:
-            print(msg, end=end, file=progress, flush=True)
+            print(msg, file=progress, flush=True)
 
     import matplotlib.pyplot as plt
 
@@ -345,12 +340,8 @@ def _temp_prefix(out: Path, what: str) -> str:
 
 
 def _building_folder(out: Path) -> Path:
-    """A new temporary folder beside ``out``, after removing those killed runs left.
-
-    A ``.NAME.building-HOST-PID-*`` folder of a process of this host that is gone is
-    removed, and so is a ``.NAME.old-HOST-PID-*`` one when ``out`` itself exists (were
-    ``out`` missing, the old folder would hold the only copy of the earlier report).
-    """
+    """A new temporary folder beside ``out``, after removing those killed runs left (an
+    ``old`` one only when ``out`` exists: else it holds the only copy of the report)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _io.remove_stale(out.parent, f".{out.name}.building-", folders=True)
     if out.exists():

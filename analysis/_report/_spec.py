@@ -52,32 +52,26 @@ def spec_model():
 
 
 # -- messages that name the key ---------------------------------------------------------------
+_EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float":
+             "an integer", "float_type": "a finite number", "float_parsing": "a finite number",
+             "finite_number": "a finite number", "string_type": "a string", "bool_type":
+             "true or false", "list_type": "a list", "dict_type": "a table", "model_type":
+             "a table", "model_attributes_type": "a table"}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+           "less_than_equal": ("<=", "le")}
+
+
 def _words(err) -> str:
     t, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
     if t == "missing":
         return "missing (required)"
-    if t in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected an integer, got {got!r}"
-    if t in ("float_type", "float_parsing", "finite_number"):
-        return f"expected a finite number, got {got!r}"
-    if t in ("string_type",):
-        return f"expected a string, got {got!r}"
-    if t in ("bool_type",):
-        return f"expected true or false, got {got!r}"
-    if t in ("list_type",):
-        return f"expected a list, got {got!r}"
-    if t in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a table, got {got!r}"
-    if t == "too_short":
-        return f"expected at least {ctx.get('min_length')} entries, got {len(got)}"
-    if t == "too_long":
-        return f"expected at most {ctx.get('max_length')} entries, got {len(got)}"
-    if t == "greater_than_equal":
-        return f"must be >= {ctx['ge']}, got {got}"
-    if t == "greater_than":
-        return f"must be > {ctx['gt']}, got {got}"
-    if t == "less_than_equal":
-        return f"must be <= {ctx['le']}, got {got}"
+    if t in _EXPECTED:
+        return f"expected {_EXPECTED[t]}, got {got!r}"
+    if t in ("too_short", "too_long"):
+        most, key = ("least", "min_length") if t == "too_short" else ("most", "max_length")
+        return f"expected at {most} {ctx.get(key)} entries, got {len(got)}"
+    if t in _BOUNDS:
+        return f"must be {_BOUNDS[t][0]} {ctx[_BOUNDS[t][1]]}, got {got}"
     if t == "literal_error":
         return f"expected one of {ctx['expected']}, got {got!r}"
     if t == "string_pattern_mismatch":

@@ -12,10 +12,8 @@ States and exponents are dimensionless; exponents are in nats per step
 columns) and vector PDF output with embedded TrueType fonts;
 :func:`save_figure` writes a figure as PDF and PNG.
 
-The figures live one family to a module (``_trajectory``, ``_spectrum``,
-``_fixed_points``, ``_memory``, ``_matrix``, ``_graph``, ``_scans``,
-``_training``, ``_covariant``, ``_basins``, ``_sequence``; the style in
-``_style``, what they share in ``_common``); use them from here.
+The figures live one family to a module (the style in ``_style``, what they share
+in ``_common``); use them from here.
 
 Examples
 --------

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import NEGATIVE, POSITIVE, _axes, _field, _legend_below, _np, _plt
+from ._common import NEGATIVE, POSITIVE, _axes, _field, _finish, _legend_below, _np, _plt
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- basins and continuation -------------------------------------------------------------
 def basins(result: Any, shape: Sequence[int], *,
            extent: tuple[float, float, float, float] | None = None,
            ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
@@ -106,9 +105,7 @@ def basins(result: Any, shape: Sequence[int], *,
         handles.append(Patch(fc=colours[0], ec="0.6", lw=0.5, label=f"escape: {escaped:.1%}"))
     _legend_below(ax, handles, ncol=min(len(handles), 2), handlelength=1.0,
                   title="fate of the starts in the slice")
-    ax.set_xlabel("slice coordinate 1")
-    ax.set_ylabel("slice coordinate 2")
-    return ax
+    return _finish(ax, "slice coordinate 1", "slice coordinate 2")
 
 
 _ESCAPE_COLOUR = "#f4f1e8"     # pale: the starts that go to infinity
@@ -179,6 +176,4 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
         seen.add(b["kind"])
     if seen:
         ax.legend(fontsize="small", frameon=False)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"fixed point $x_{{{component}}}$")
-    return ax
+    return _finish(ax, xlabel, f"fixed point $x_{{{component}}}$")

@@ -107,11 +107,7 @@ def _floats(obj, name, param):
 
 
 def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
-    """The axis setup every figure shares: labels, integer steps, a log axis, a legend.
-
-    ``legend``: None (none), ``"small"`` (small font, best place) or ``"if_any"``
-    (small, only when something is labelled).
-    """
+    """Labels, integer steps, a log axis and a small legend (``legend="small"``)."""
     if log_y:
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis)
@@ -121,7 +117,7 @@ def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if legend == "small" or (legend == "if_any" and ax.get_legend_handles_labels()[0]):
+    if legend == "small":
         ax.legend(fontsize="small")
     return ax
 
@@ -133,14 +129,11 @@ def _key(ax, handles, *, y, ncol, **kwargs):
                      frameon=False, fontsize="small", borderaxespad=0.0, **kwargs)
 
 
-def _square(ax, lo, hi, *, invert_y=False, adjustable=None):
+def _square(ax, lo, hi, *, invert_y=False):
     """Equal-aspect Axes showing ``[lo, hi]`` on both axes (y from hi to lo if inverted)."""
     ax.set_xlim(lo, hi)
     ax.set_ylim((hi, lo) if invert_y else (lo, hi))
-    if adjustable is None:
-        ax.set_aspect("equal")
-    else:
-        ax.set_aspect("equal", adjustable=adjustable)
+    ax.set_aspect("equal")
 
 
 def _zero_line(ax, *, orientation="h"):

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_bool, check_int
-from ._common import EXPONENT_UNIT, _axes, _field, _np, _zero_line
+from ._common import EXPONENT_UNIT, _axes, _field, _finish, _np, _zero_line
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- covariant vectors and finite-time exponents ----------------------------------------
 def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0, 1),
                bins: int = 60, log: bool = True, label: str | None = None) -> Axes:
     """Histogram of the angle between two covariant Lyapunov vectors.
@@ -67,8 +66,7 @@ def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0,
     ax.hist(a, bins=int(bins), range=(0.0, np.pi / 2), density=True, histtype="stepfilled",
             alpha=0.75, label=label, log=bool(log))
     ax.set_xlim(0.0, np.pi / 2)
-    ax.set_xlabel(f"angle $\\theta_{{{i + 1}{j + 1}}}$ (rad)")
-    ax.set_ylabel("density")
+    _finish(ax, f"angle $\\theta_{{{i + 1}{j + 1}}}$ (rad)", "density")
     if label:
         ax.legend()
     return ax
@@ -123,7 +121,6 @@ def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents:
                    lw=0.8, ls=":")
     _zero_line(ax, orientation="v")
     title = "" if window is None else f" over {int(window)} steps"
-    ax.set_xlabel(f"finite-time exponent{title} ({EXPONENT_UNIT})")
-    ax.set_ylabel("density")
+    _finish(ax, f"finite-time exponent{title} ({EXPONENT_UNIT})", "density")
     ax.legend()
     return ax

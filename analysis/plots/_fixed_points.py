@@ -14,10 +14,7 @@ if TYPE_CHECKING:
 
 
 def _eigen_input(fixed_points):
-    """``(eigenvalues (m, dim), stable (m,), points (m, dim) or None, bare)``.
-
-    ``bare``: the argument is the eigenvalues themselves, not a result.
-    """
+    """``(eigenvalues (m, dim), stable (m,), points or None, bare)``; bare: no result."""
     bare = hasattr(fixed_points, "ndim") or isinstance(fixed_points, (list, tuple))
     if bare:
         ev = np.asarray(_np(fixed_points), dtype=complex)
@@ -44,13 +41,8 @@ def _eigen_input(fixed_points):
 
 
 def _spectrum_groups(ev2, points):
-    """Points with the same spectrum, drawn once: ``[(indices, is_pm_pair), ...]``.
-
-    Two spectra are the same when their sorted real parts, imaginary parts and
-    moduli agree to 1e-6 of the largest modulus (a multiset test). A group of
-    two whose points are negatives of each other (x* and -x* of an odd
-    activation; shared coordinates such as a held input may agree) is a ± pair.
-    """
+    """Points with the same spectrum (sorted parts and moduli within 1e-6), drawn once:
+    ``[(indices, is_pm_pair), ...]``; two points ``x*`` and ``-x*`` are a ± pair."""
     m = ev2.shape[0]
     tol = 1e-6 * (1.0 + float(np.abs(ev2).max(initial=0.0)))
     keys = np.concatenate([np.sort(ev2.real, axis=1), np.sort(ev2.imag, axis=1),
@@ -84,15 +76,11 @@ def _group_label(idx, pm, stable):
 def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     """Jacobian eigenvalues of fixed points in the complex plane, with the unit circle.
 
-    Up to ten spectra, each has its own colour, with a hollow circle for a
-    stable point and a cross for an unstable one; more spectra share a colour
-    per stability (blue stable, red unstable). Points with the same spectrum
-    (the two points ``x*`` and ``-x*`` of an odd activation) are drawn once
-    and labelled as a ``± pair``. The unit circle is drawn above the markers;
-    the legend sits under the Axes, so panels side by side keep their width
-    (a constrained layout, as in :func:`paper_style`, or ``bbox_inches="tight"``
-    keeps it in the saved figure). The data limits widen along one axis to
-    fill the panel, the circle staying round.
+    Up to ten spectra each have a colour (hollow circle: stable, cross:
+    unstable); more share a colour per stability. Equal spectra (``x*`` and
+    ``-x*`` of an odd activation: a ``± pair``) are drawn once. The legend sits
+    under the Axes (keep it in a saved figure with a constrained layout or
+    ``bbox_inches="tight"``), and the limits widen to fill the panel.
 
     Parameters
     ----------
@@ -239,7 +227,6 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
         if mask.any():
             ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
                        **style)  # type: ignore[arg-type]
-    ax.set_xlabel(f"PC {components[0] + 1}")
-    ax.set_ylabel(f"PC {components[1] + 1}")
+    _finish(ax, f"PC {components[0] + 1}", f"PC {components[1] + 1}")
     ax.legend(frameon=False, fontsize="small")
     return ax

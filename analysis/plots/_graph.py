@@ -15,12 +15,8 @@ if TYPE_CHECKING:
 
 
 def _graph_layout(G):
-    """Node positions: the units of each block on a ring, the rings left to right.
-
-    A ring shows recurrent structure (chords within a block, arcs between
-    blocks) where a column of units collapses onto one line. A block-level
-    graph puts each block at the centre of its ring.
-    """
+    """Node positions: each block's units on a ring (a block node at its centre), the rings
+    left to right."""
     blocks = {}
     for node, data in G.nodes(data=True):
         # unit graphs: attribute ``block``; block graphs: the node is the block

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- block matrix and graph ----------------------------------------------------------------
 def _block_matrix_of(W, sizes):
     import scipy.sparse as sp
 

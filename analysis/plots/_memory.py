@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- impulse response ---------------------------------------------------------------------
 def _impulse_norms(ir, index):
     """``(norms, length)`` of one state's response: row ``index`` of a batch."""
     if hasattr(ir, "ndim"):
@@ -104,10 +103,8 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
 
     Notes
     -----
-    Exact zeros cannot sit on a log axis: where a response becomes exactly
-    zero and stays so (a finite impulse response, an MLP's), its line ends and
-    a triangle on the bottom edge marks the first zero step; the last of
-    these is annotated ``0 from k = ...``.
+    Where a response becomes exactly zero for good (an MLP's), its line ends
+    and a triangle on the bottom edge marks the first zero step.
     """
     norms, length = _impulse_norms(ir, index)
     if norms.ndim == 2:
@@ -159,13 +156,8 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
 
 
 def _mark_exact_zeros(ax, curves):
-    """A triangle on the bottom edge where a response becomes exactly zero and stays so.
-
-    A log axis cannot show zeros: without a mark, a finite impulse response (an
-    MLP's) looks like a line that merely stops. The first zero step of each
-    curve is marked in its colour, the last of them annotated, and the legend
-    gets one entry for the marks.
-    """
+    """A triangle in each curve's colour where it becomes exactly zero for good (a log axis
+    cannot show zeros), the last one annotated, one legend entry for them all."""
     ends = []
     for y, colour in curves:
         y = np.asarray(y, dtype=float)

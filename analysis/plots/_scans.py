@@ -214,8 +214,7 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
     ax.axhline(steps, color="0.5", ls="--", lw=0.8, label=f"T = {steps} (exact after T)")
     _zero_line(ax, orientation="v")
     ax.set_yscale("log")
-    ax.set_xlabel(rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})")
-    ax.set_ylabel("Newton iterations")
+    _finish(ax, rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})", "Newton iterations")
     if np.any(conv):
         ax.figure.colorbar(points, ax=ax, label="gain $g$")
     # a framed legend above the data, so its marker is not read as a point

@@ -8,12 +8,12 @@ import numpy as np
 
 from .._checks import check_choice
 from ._common import _axes, _field, _finish, _np
+from ._memory import memory_capacity
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- sequence models on the continuum -----------------------------------------------------
 _SEQUENCE_PANELS = ("impulse", "memory", "spectrum")
 
 
@@ -64,15 +64,12 @@ def sequence_comparison(result: Any, panel: str = "impulse", *,
             ax.semilogy(k[keep], row[keep], marker=".", ms=3, label=name)
         return _finish(ax, "steps $k$ after the impulse", "response (relative to $k = 0$)",
                        integer_x=True, legend="small")
-    if panel == "memory":
+    if panel == "memory":  # the figure of memory_capacity, one result per model
         rows = np.asarray(_np(_field(result, "r2", param="result")), dtype=float)
         caps = list(_field(result, "capacity", param="result"))
-        for name, row, c in zip(names, rows, caps):
-            ax.plot(np.arange(1, row.size + 1), row, marker=".", ms=4,
-                    label=f"{name} (MC = {float(c):.2f})")
-        ax.set_ylim(-0.03, 1.03)
-        return _finish(ax, "delay $d$ (steps)", r"$r^2$ of $u_{t-d}$ read from $x_t$",
-                       integer_x=True, legend="small")
+        return memory_capacity([{"r2": row, "delays": np.arange(1, row.size + 1),
+                                 "capacity": float(c)} for row, c in zip(rows, caps)],
+                               ax=ax, labels=names)
     rows = np.asarray(_np(_field(result, "exponents", param="result")), dtype=float)
     finite = rows[np.isfinite(rows)]
     low = float(finite.min()) if finite.size else -1.0

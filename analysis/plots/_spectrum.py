@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-# -- Lyapunov spectra -------------------------------------------------------------------
 def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None = None,
                       **kwargs: Any) -> Axes:
     """Lyapunov exponents against their index, with error bars and the zero line.

@@ -17,7 +17,6 @@ STYLE = str(Path(__file__).parent.with_name("paper.mplstyle"))
 COLUMN_WIDTHS = {1: 3.4, 2: 7.0}
 
 
-# -- style and output -------------------------------------------------------------------------
 def paper_style(columns: int = 1, *,
                 height: float | None = None) -> contextlib.AbstractContextManager:
     """Context manager: the shipped paper style, sized for one or two columns.

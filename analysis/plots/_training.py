@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- training (issue 14) ----------------------------------------------------------------
 def training_history(history: Any, *, ax: Axes | None = None, metric: str = "loss") -> Axes:
     """Loss or accuracy per epoch of a :class:`itermap.TrainHistory`, with validation.
 
@@ -113,11 +112,8 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
 
 
 def _dodge(values, *, close=0.03, step=0.012):
-    """Offsets in decades that spread points whose values lie within ``close`` decades.
-
-    Equal-parameter models sit at nearly one x: without a dodge their error
-    bars are drawn on top of each other.
-    """
+    """Offsets in decades that spread points within ``close`` decades (equal-parameter
+    models), so that their error bars do not overlap."""
     logs = np.log10(np.maximum(np.asarray(values, dtype=float), 1e-300))
     order = np.argsort(logs, kind="stable")
     shift = np.zeros(logs.size)

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-# -- trajectories -------------------------------------------------------------------
 def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = None,
                time: bool = False, max_lines: int = 20, **kwargs: Any) -> Axes:
     """A phase portrait (or a time series) of a trajectory.
