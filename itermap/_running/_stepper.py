@@ -133,9 +133,10 @@ class SmallStepper:
     def __init__(self, step, jacobian, x, Q, *, params=None, periods=None, compiled=None,
                  scalar=None):
         self._step, self._jac, self._p = step, jacobian, params
-        self.x = np.array(x, dtype=np.float64, order="C")
-        self.Q = np.array(Q, dtype=np.float64, order="C")
-        self._per = _period_array(periods, self.x.shape[1])
+        self._x = np.array(x, dtype=np.float64, order="C")
+        self._Q = np.array(Q, dtype=np.float64, order="C")
+        self._fs = None  # the float loop's (x0, x1, u0, u1, s), ahead of _x and _Q
+        self._per = _period_array(periods, self._x.shape[1])
         fin = np.isfinite(self._per)  # which coordinates wrap: None (none), True (all), a mask
         self._fin = None if not fin.any() else True if fin.all() else fin
         self._kernel = compiled
@@ -144,7 +145,26 @@ class SmallStepper:
         if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
             scalar, self._loop, self._det = _float_loops(scalar, self._per)
         self._scalar = scalar
-        self._batches = False  # whether jacobian takes a batch: one call per chunk of states
+        self._batches = None  # whether jacobian takes a batch (one call per chunk): on first need
+
+    @property
+    def x(self):
+        """The current states, ``(B, dim)``."""
+        self._sync()
+        return self._x
+
+    @property
+    def Q(self):
+        """The current orthonormal frames, ``(B, dim, k)``."""
+        self._sync()
+        return self._Q
+
+    def _sync(self):
+        """Write the float loop's state into ``x`` and ``Q`` (a caller may read or edit them)."""
+        fs, self._fs = self._fs, None
+        if fs is not None:
+            x0, x1, u0, u1, s = fs
+            self._store2(0, (x0, x1), u0, u1, s, 0.0, 0.0, None)
 
     @classmethod
     def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
@@ -180,7 +200,8 @@ class SmallStepper:
             return None  # a batch without numba: in closed form for 2-D maps only
         self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel,
                    scalar=scalar if dim == 2 else None)
-        if kernel is None and not self._shapes_ok():
+        # a map's statements (ScalarSource) are its own; a user's functions are probed
+        if kernel is None and self._loop is None and not self._shapes_ok():
             return None
         return self
 
@@ -201,16 +222,21 @@ class SmallStepper:
         if not (_is_f64(y, x.shape) and _is_f64(J, x.shape + (dim,))):
             return False
         if B == 1:
-            with np.errstate(all="ignore"):
-                try:
-                    X = np.stack([x, self._wrap(y)])
-                    JB = self._call(self._jac, X)
-                    one = np.stack([J, self._call(self._jac, X[1].copy())])
-                except Exception:  # noqa: BLE001 -- then it is called on one state a step
-                    return True
-            self._batches = bool(_is_f64(JB, (2, dim, dim)) and np.all(np.isfinite(one))
-                                 and np.allclose(JB, one, rtol=1e-13, atol=0.0))
+            self._batches = self._takes_batches(x)
         return True
+
+    def _takes_batches(self, x) -> bool:
+        """Whether ``jacobian`` on a batch of two states gives their matrices (one call a chunk)."""
+        with np.errstate(all="ignore"):
+            try:
+                X = np.stack([x, self._wrap(self._call(self._step, x))])
+                JB = self._call(self._jac, X)
+                one = np.stack([self._call(self._jac, X[0].copy()),
+                                self._call(self._jac, X[1].copy())])
+            except Exception:  # noqa: BLE001 -- then it is called on one state a step
+                return False
+        return bool(_is_f64(JB, (2,) + x.shape * 2) and np.all(np.isfinite(one))
+                    and np.allclose(JB, one, rtol=1e-13, atol=0.0))
 
     def _call(self, f, x):
         return f(x) if self._p is None else f(x, self._p)
@@ -241,10 +267,14 @@ class SmallStepper:
             went non-finite or collapsed exactly: the general path then reruns
             and names it.
         """
-        B, dim = self.x.shape
-        k = self.Q.shape[-1]
+        B, dim = self._x.shape
+        k = self._Q.shape[-1]
         if acc is None:
             acc = np.zeros((B, k))
+        plain = r_out is None and q_out is None
+        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2 \
+                and self._kernel is None:
+            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
         if self._kernel is not None:
             stats = np.zeros((B, 2))
             stats[:, 0] = -np.inf
@@ -259,9 +289,6 @@ class SmallStepper:
                 return None
             worst = float(stats[:, 0].max())
             return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
-        plain = r_out is None and q_out is None
-        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2:
-            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
         with np.errstate(all="ignore"):  # a divergence is found at the end, not warned
             if B > 1:
                 if every == 1 and plain:
@@ -270,7 +297,7 @@ class SmallStepper:
             if dim == 2 and k <= 2 and plain:
                 if self._scalar is not None:
                     return self._advance_floats(n, every, acc)
-                if every == 1 and self._batches:
+                if every == 1 and self._batches:  # set by _shapes_ok: no statements
                     return self._advance_2d_chunks(n, acc)
                 return self._advance_2d(n, every, acc)
             return self._advance_plain(n, every, acc, r_out, q_out, q_every)
@@ -307,6 +334,8 @@ class SmallStepper:
         batch (one call a step otherwise), and the state after them.
         """
         jac, p = self._jac, self._p
+        if self._batches is None:
+            self._batches = self._takes_batches(x.copy())
         chunk = max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
         done = 0
         while done < n:
@@ -374,21 +403,32 @@ class SmallStepper:
         return float(Q[0, 0]), float(Q[1, 0]), s, k
 
     def _store2(self, b, x, u0, u1, s, a0, ad, acc):
-        self.x[b] = x
-        self.Q[b, :, 0] = (u0, u1)
-        acc[b, 0] += a0
-        if self.Q.shape[-1] == 2:
-            self.Q[b, :, 1] = (-s * u1, s * u0)
-            acc[b, 1] += ad - a0
+        self._x[b] = x
+        self._Q[b, :, 0] = (u0, u1)
+        two = self._Q.shape[-1] == 2
+        if two:
+            self._Q[b, :, 1] = (-s * u1, s * u0)
+        if acc is not None:
+            acc[b, 0] += a0
+            if two:
+                acc[b, 1] += ad - a0
 
     def _advance_closed(self, n, acc):
-        """The map's own statements written into a float loop (:class:`ScalarSource`)."""
-        u0, u1, s, k = self._frame2()
-        x0, x1 = (float(v) for v in self.x[0])
+        """The map's own statements written into a float loop (:class:`ScalarSource`).
+
+        The state stays on floats between calls (``_fs``; ``x`` and ``Q`` write it
+        back when read): a run in many short pieces pays no array access a piece.
+        """
+        k = self._Q.shape[-1]
+        if self._fs is None:
+            u0, u1, s, _ = self._frame2()
+            x0, x1 = self._x[0].tolist()
+        else:
+            x0, x1, u0, u1, s = self._fs
         det = self._det
-        track = k == 2 and det is None
         try:
-            x0, x1, u0, u1, a0, ad, s = self._loop(int(n), x0, x1, u0, u1, 0.0, 0.0, s, track)
+            x0, x1, u0, u1, a0, ad, s = self._loop(int(n), x0, x1, u0, u1, 0.0, 0.0, s,
+                                                   k == 2 and det is None)
         except (ZeroDivisionError, ValueError, OverflowError):
             return None  # a collapse or a divergence: the general path names it
         if k == 2 and det is not None:
@@ -396,9 +436,13 @@ class SmallStepper:
                 return None
             ad = n * math.log(abs(det))
             s = s * (-1.0 if det < 0 and n % 2 else 1.0)
-        if not all(map(math.isfinite, (x0, x1, a0, ad))):
+        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(a0)
+                and math.isfinite(ad)):
             return None
-        self._store2(0, (x0, x1), u0, u1, s, a0, ad, acc)
+        self._fs = (x0, x1, u0, u1, s)
+        acc[0, 0] += a0
+        if k == 2:
+            acc[0, 1] += ad - a0
         return (math.nan, math.nan)
 
     def _advance_2d_chunks(self, n, acc):
