@@ -696,3 +696,34 @@ def test_a_jacobian_that_refills_one_array_is_copied_each_step(monkeypatch):
     s.advance(30, acc=acc)
     _, ref, _ = _reference_frames(l96_step, l96_jac, x0, np.eye(10)[:, :3], 30)
     np.testing.assert_allclose(acc[0], ref, rtol=1e-9)
+
+
+# -- round 10: the history recorded by the stepper in one call ----------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m, every", [(standard_map(0.3), 1), (standard_map(0.3), 4),
+                                      (henon(1.0, 0.3), 1), (UserHenon(1.0, 0.3), 1),
+                                      (HenonTracked(1.0, 0.3), 1), (UserStandard(), 1)])
+def test_history_is_the_running_estimate_of_the_plain_loop(m, every, mode, monkeypatch):
+    """230 measured steps: checkpoints every 3 (or 4) steps, the last one short; each one's
+    estimate against the plain QR loop's running sums (non-chaotic parameters: no rounding
+    blown up over the run)."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    mm = itermap.as_map(m)
+    prev = lyapunov_spectrum(mm, np.array([0.3, 0.2]), 5, rng=2)
+    res = lyapunov_spectrum(mm, None, 230, reorthonormalize_every=every, continue_from=prev)
+    steps = res.history_steps[len(prev.history_steps):]
+    chunk = every * math.ceil(230 / every / 100)  # about 100 checkpoints, on QR steps
+    np.testing.assert_array_equal(steps, 5 + np.minimum(chunk * np.arange(1, len(steps) + 1),
+                                                        230))
+    assert steps[-1] == 235 and len(steps) == math.ceil(230 / chunk)
+    x, Q = prev.state[0], prev.tangents[0]
+    sums, acc = {}, prev.log_stretch[0].copy()
+    for t in range(1, 231):
+        J = mm.jacobian(x)
+        x = mm.wrap(mm.step(x))
+        Q, R = np.linalg.qr(J @ Q)
+        acc = acc + np.log(np.abs(np.diag(R)))
+        sums[5 + t] = acc
+    ref = np.array([np.sort(sums[s] / s)[::-1] for s in steps])
+    np.testing.assert_allclose(res.history[len(prev.history_steps):], ref, rtol=1e-8,
+                               atol=1e-10)

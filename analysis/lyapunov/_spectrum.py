@@ -365,6 +365,13 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc
     with _entered(stepper):
         if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
             return None
+        if bar is None and getattr(stepper, "records_acc", False):  # one call records them
+            loss = stepper.advance(measured, every=every, acc=acc, acc_out=snaps,
+                                   acc_every=chunk)
+            if loss is None:
+                return None
+            worst, exp_sum, pos = *loss, measured
+            hist_steps = [done + min(i * chunk, measured) for i in range(1, len(snaps) + 1)]
         while pos < measured:
             n = min(chunk, measured - pos)
             loss = stepper.advance(n, every=every, acc=acc)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+from math import isfinite
 
 import numpy as np
 
@@ -145,6 +146,9 @@ class SmallStepper:
         if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
             scalar, self._loop, self._det = _float_loops(scalar, self._per)
         self._scalar = scalar
+        # one trajectory on the map's statements, k <= 2: the float loop (_advance_closed)
+        self._closed = (self._loop is not None and compiled is None and self._x.shape[0] == 1
+                        and self._Q.shape[-1] <= 2)
         self._batches = None  # whether jacobian takes a batch (one call per chunk): on first need
 
     @property
@@ -241,7 +245,11 @@ class SmallStepper:
     def _call(self, f, x):
         return f(x) if self._p is None else f(x, self._p)
 
-    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+    #: :meth:`advance` takes ``acc_out`` (the history is recorded by one call)
+    records_acc = True
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0,
+                acc_out=None, acc_every=0):
         """Run ``n`` steps, a QR every ``every`` steps and at the last one.
 
         Parameters
@@ -258,6 +266,11 @@ class SmallStepper:
             Receives the frame after every ``q_every``-th step.
         q_every : int
             The spacing of ``q_out``.
+        acc_out : list, optional
+            Receives a copy of ``acc`` after every ``acc_every`` steps and after
+            the last one.
+        acc_every : int
+            The spacing of ``acc_out``.
 
         Returns
         -------
@@ -272,9 +285,17 @@ class SmallStepper:
         if acc is None:
             acc = np.zeros((B, k))
         plain = r_out is None and q_out is None
-        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2 \
-                and self._kernel is None:
-            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
+        if self._closed and every == 1 and plain:
+            return self._advance_closed(n, acc, acc_out, acc_every)  # floats only
+        if acc_out is not None:  # pieces of acc_every steps
+            worst, esum = -math.inf, 0.0
+            for start in range(0, n, acc_every):
+                loss = self.advance(min(acc_every, n - start), every=every, acc=acc)
+                if loss is None:
+                    return None
+                worst, esum = max(worst, loss[0]), esum + loss[1]
+                acc_out.append(acc.copy())
+            return (worst, esum) if every > 1 else (math.nan, math.nan)
         if self._kernel is not None:
             stats = np.zeros((B, 2))
             stats[:, 0] = -np.inf
@@ -295,11 +316,9 @@ class SmallStepper:
                     return self._advance_batch2(n, acc)
                 return self._advance_batch(n, every, acc, r_out, q_out, q_every)
             if dim == 2 and k <= 2 and plain:
-                if self._scalar is not None:
-                    return self._advance_floats(n, every, acc)
-                if every == 1 and self._batches:  # set by _shapes_ok: no statements
+                if every == 1 and self._scalar is None and self._batches:
                     return self._advance_2d_chunks(n, acc)
-                return self._advance_2d(n, every, acc)
+                return self._advance_floats(n, every, acc)
             return self._advance_plain(n, every, acc, r_out, q_out, q_every)
 
     def _wrap(self, x):
@@ -413,22 +432,23 @@ class SmallStepper:
             if two:
                 acc[b, 1] += ad - a0
 
-    def _advance_closed(self, n, acc):
+    def _advance_closed(self, n, acc, acc_out=None, acc_every=0):
         """The map's own statements written into a float loop (:class:`ScalarSource`).
 
         The state stays on floats between calls (``_fs``; ``x`` and ``Q`` write it
         back when read): a run in many short pieces pays no array access a piece.
         """
-        k = self._Q.shape[-1]
         if self._fs is None:
-            u0, u1, s, _ = self._frame2()
+            u0, u1, s, k = self._frame2()
             x0, x1 = self._x[0].tolist()
         else:
             x0, x1, u0, u1, s = self._fs
+            k = self._Q.shape[2]
         det = self._det
+        out = []
         try:
-            x0, x1, u0, u1, a0, ad, s = self._loop(int(n), x0, x1, u0, u1, 0.0, 0.0, s,
-                                                   k == 2 and det is None)
+            x0, x1, u0, u1, a0, ad, s = self._loop(n, x0, x1, u0, u1, 0.0, 0.0, s,
+                                                   k == 2 and det is None, acc_every or n, out)
         except (ZeroDivisionError, ValueError, OverflowError):
             return None  # a collapse or a divergence: the general path names it
         if k == 2 and det is not None:
@@ -436,10 +456,18 @@ class SmallStepper:
                 return None
             ad = n * math.log(abs(det))
             s = s * (-1.0 if det < 0 and n % 2 else 1.0)
-        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(a0)
-                and math.isfinite(ad)):
+        if not isfinite(x0 + x1 + a0 + ad):  # a sum of finite floats overflows only past 1e308
             return None
         self._fs = (x0, x1, u0, u1, s)
+        if acc_out is not None:  # acc at each recorded step: (steps, a0, ad) from the loop
+            rec = np.array(out)
+            if det is not None:
+                rec[:, 2] = rec[:, 0] * math.log(abs(det))
+            snaps = np.repeat(acc[None], len(rec), 0)
+            snaps[:, 0, 0] += rec[:, 1]
+            if k == 2:
+                snaps[:, 0, 1] += rec[:, 2] - rec[:, 1]
+            acc_out.extend(snaps)
         acc[0, 0] += a0
         if k == 2:
             acc[0, 1] += ad - a0
@@ -548,67 +576,21 @@ class SmallStepper:
         self.x[:], self.Q[:] = x, Q
         return (worst, esum) if every > 1 else (math.nan, math.nan)
 
-    def _advance_2d(self, n, every, acc):
-        """The loop on Python floats for a 2-D map: one trajectory, k = 1 or 2."""
+    def _point_kernel(self):
+        """The map's point functions as ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)``."""
         step, jac, p = self._step, self._jac, self._p
-        wrap = not np.isinf(self._per).all()
-        k = self.Q.shape[-1]
-        x = self.x[0].copy()
-        Q = self.Q[0]
-        u00, u10 = float(Q[0, 0]), float(Q[1, 0])
-        u01, u11 = (float(Q[0, -1]), float(Q[1, -1]))
-        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
-        log, sqrt, isfinite = math.log, math.sqrt, math.isfinite
-        worst, esum = -math.inf, 0.0
-        l1 = 0.0
-        for t in range(1, n + 1):
-            J = jac(x) if p is None else jac(x, p)
-            x = step(x) if p is None else step(x, p)
-            if wrap:
-                x = self._wrap(x)
-            (j00, j01), (j10, j11) = J.tolist()
-            u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
-            if k == 2:
-                u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
-            if t % every and t != n:
-                continue
-            r00 = sqrt(u00 * u00 + u10 * u10)
-            if not (isfinite(r00) and r00 > 0.0):
-                return None
-            u00, u10 = u00 / r00, u10 / r00
-            l0 = log(r00)
-            if k == 2:  # Gram-Schmidt, twice where the first pass may leave an error
-                n1 = sqrt(u01 * u01 + u11 * u11)
-                r01 = u00 * u01 + u10 * u11
-                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                r11 = sqrt(u01 * u01 + u11 * u11)
-                if r11 < 1e-3 * n1:
-                    r01 = u00 * u01 + u10 * u11
-                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                    r11 = sqrt(u01 * u01 + u11 * u11)
-                if not (isfinite(r11) and r11 > 0.0):
-                    return None
-                u01, u11 = u01 / r11, u11 / r11
-                l1 = log(r11)
-                a1 += l1
-                if every > 1:
-                    lost = log(n1) - l1
-                    worst = max(worst, lost)
-                    esum += math.exp(min(lost, 700.0))
-            a0 += l0
-        if not np.isfinite(x).all():
-            return None
-        self.x[0] = x
-        self.Q[0, :, 0] = (u00, u10)
-        acc[0, 0] = a0
-        if k == 2:
-            self.Q[0, :, 1] = (u01, u11)
-            acc[0, 1] = a1
-        return (worst, esum) if every > 1 else (math.nan, math.nan)
+
+        def kernel(x0, x1):
+            x = np.array((x0, x1))
+            (j00, j01), (j10, j11) = (jac(x) if p is None else jac(x, p)).tolist()
+            y0, y1 = (step(x) if p is None else step(x, p)).tolist()
+            return y0, y1, j00, j01, j10, j11
+        return kernel
 
     def _advance_floats(self, n, every, acc):
-        """:meth:`_advance_2d` on a map's scalar kernel: no arrays at all in the loop."""
-        kernel = self._scalar
+        """One trajectory of a 2-D map, k = 1 or 2, on floats: its scalar kernel, or its
+        point functions called on one state a step (QR by Gram-Schmidt, twice where needed)."""
+        kernel = self._scalar or self._point_kernel()
         k = self.Q.shape[-1]
         x0, x1 = (float(v) for v in self.x[0])
         Q = self.Q[0]
