@@ -727,3 +727,35 @@ def test_history_is_the_running_estimate_of_the_plain_loop(m, every, mode, monke
     ref = np.array([np.sort(sums[s] / s)[::-1] for s in steps])
     np.testing.assert_allclose(res.history[len(prev.history_steps):], ref, rtol=1e-8,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("case", sorted(TWO_D))
+def test_two_d_stepper_stores_each_r_and_frame_as_the_plain_qr_loop(case, batch, k, mode,
+                                                                    monkeypatch):
+    """The covariant vectors' forward pass: every step's R (diag > 0) and every 5th frame."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    m, step, jac, period, _ = TWO_D[case]
+    g = np.random.default_rng(7)
+    X = (np.array([-0.72, -0.64]) + g.uniform(-0.01, 0.01, (batch, 2)) if case == "tinkerbell"
+         else g.uniform(0.0, TWO_PI, (batch, 2)) if period else g.uniform(-0.1, 0.1, (batch, 2)))
+    Q0 = np.linalg.qr(g.normal(size=(batch, 2, 2)))[0][..., :k]
+    n = 20
+    s = itermap.as_map(m).tangent_stepper(X, Q0, steps=n)
+    R, Qs = np.full((n, batch, k, k), np.nan), np.full((n // 5, batch, 2, k), np.nan)
+    assert s.advance(n, acc=np.zeros((batch, k)), r_out=R, q_out=Qs, q_every=5) is not None
+    for b in range(batch):
+        x, Q = X[b], Q0[b]
+        for t in range(n):
+            J = jac(x)
+            x = step(x)
+            if period is not None:
+                x = x - period * np.floor(x / period)
+            Q, Rt = np.linalg.qr(J @ Q)
+            sg = np.sign(np.diag(Rt))
+            Q, Rt = Q * sg, Rt * sg[:, None]
+            np.testing.assert_allclose(R[t, b], Rt, rtol=1e-9, atol=1e-9)
+            if (t + 1) % 5 == 0:
+                np.testing.assert_allclose(Qs[(t + 1) // 5 - 1, b], Q, atol=1e-9)

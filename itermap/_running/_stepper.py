@@ -315,10 +315,10 @@ class SmallStepper:
                 if every == 1 and plain:
                     return self._advance_batch2(n, acc)
                 return self._advance_batch(n, every, acc, r_out, q_out, q_every)
-            if dim == 2 and k <= 2 and plain:
-                if every == 1 and self._scalar is None and self._batches:
+            if dim == 2 and k <= 2:
+                if every == 1 and plain and self._scalar is None and self._batches:
                     return self._advance_2d_chunks(n, acc)
-                return self._advance_floats(n, every, acc)
+                return self._advance_floats(n, every, acc, r_out, q_out, q_every)
             return self._advance_plain(n, every, acc, r_out, q_out, q_every)
 
     def _wrap(self, x):
@@ -587,9 +587,11 @@ class SmallStepper:
             return y0, y1, j00, j01, j10, j11
         return kernel
 
-    def _advance_floats(self, n, every, acc):
+    def _advance_floats(self, n, every, acc, r_out=None, q_out=None, q_every=0):
         """One trajectory of a 2-D map, k = 1 or 2, on floats: its scalar kernel, or its
-        point functions called on one state a step (QR by Gram-Schmidt, twice where needed)."""
+        point functions called on one state a step (QR by Gram-Schmidt, twice where needed).
+        The R factors and frames asked for are kept as floats and stored at the end."""
+        rs, qs = ([] if r_out is not None else None), ([] if q_out is not None else None)
         kernel = self._scalar or self._point_kernel()
         k = self.Q.shape[-1]
         x0, x1 = (float(v) for v in self.x[0])
@@ -620,9 +622,9 @@ class SmallStepper:
                 u01, u11 = u01 - r01 * u00, u11 - r01 * u10
                 r11 = sqrt(u01 * u01 + u11 * u11)
                 if r11 < 1e-3 * n1:
-                    r01 = u00 * u01 + u10 * u11
-                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                    r11 = sqrt(u01 * u01 + u11 * u11)
+                    r01b = u00 * u01 + u10 * u11
+                    u01, u11 = u01 - r01b * u00, u11 - r01b * u10
+                    r01, r11 = r01 + r01b, sqrt(u01 * u01 + u11 * u11)
                 if not (isfinite(r11) and r11 > 0.0):
                     return None
                 u01, u11 = u01 / r11, u11 / r11
@@ -631,8 +633,16 @@ class SmallStepper:
                     lost = log(n1 / r11)
                     worst = max(worst, lost)
                     esum += math.exp(min(lost, 700.0))
+            if rs is not None:
+                rs.append((r00, r01, 0.0, r11) if k == 2 else (r00,))
+            if qs is not None and q_every and t % q_every == 0:
+                qs.append((u00, u01, u10, u11) if k == 2 else (u00, u10))
         if not (isfinite(x0) and isfinite(x1)):
             return None
+        if rs:
+            r_out[:n, 0] = np.reshape(rs, (n, k, k))
+        if qs:
+            q_out[:len(qs), 0] = np.reshape(qs, (len(qs), 2, k))
         self.x[0] = (x0, x1)
         self.Q[0, :, 0] = (u00, u10)
         acc[0, 0] = a0
