@@ -760,3 +760,16 @@ def test_two_d_stepper_stores_each_r_and_frame_as_the_plain_qr_loop(case, batch,
             np.testing.assert_allclose(R[t, b], Rt, rtol=1e-9, atol=1e-9)
             if (t + 1) % 5 == 0:
                 np.testing.assert_allclose(Qs[(t + 1) // 5 - 1, b], Q, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([-1e-17, -1e-300, -0.0, TWO_PI]),
+                  min_size=2, max_size=2))
+def test_wrap_lands_in_zero_to_the_period(x):
+    """Map.wrap: in [0, 2 pi) (a tiny negative rounds to 2 pi itself: that is 0), and the
+    same point of the torus (x - wrap(x) a whole number of periods)."""
+    x = np.array(x)
+    w = standard_map().wrap(x)
+    assert np.all((w >= 0.0) & (w < TWO_PI))
+    turns = (x - w) / TWO_PI
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-9)

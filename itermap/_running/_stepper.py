@@ -92,7 +92,10 @@ def wrap_periodic(x, periods):
     cols = []
     for i, P in enumerate(periods):
         c = x[..., i]
-        cols.append(c if P is None else c - P * xp.floor(c / P))
+        if P is not None:
+            c = c - P * xp.floor(c / P)
+            c = xp.where(c < P, c, c - P)  # -1e-17 rounds to P itself: that is 0
+        cols.append(c)
     return xp.stack(cols, axis=-1)
 
 
