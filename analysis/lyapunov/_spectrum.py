@@ -370,7 +370,7 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc
                                    acc_every=chunk)
             if loss is None:
                 return None
-            worst, exp_sum, pos = *loss, measured
+            (worst, exp_sum), pos = loss, measured
             hist_steps = [done + min(i * chunk, measured) for i in range(1, len(snaps) + 1)]
         while pos < measured:
             n = min(chunk, measured - pos)
