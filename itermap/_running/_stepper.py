@@ -108,6 +108,15 @@ def _period_array(periods, dim):
     return per
 
 
+def _record(acc, a0, ad, acc_out):
+    """``acc`` (1, k) plus a 2-D loop's running sums at its checkpoints, onto ``acc_out``."""
+    snaps = np.repeat(acc[None], len(a0), 0)
+    snaps[:, 0, 0] += a0
+    if acc.shape[1] == 2:
+        snaps[:, 0, 1] += np.asarray(ad) - a0
+    acc_out.extend(snaps)
+
+
 # -- the compiled loop -----------------------------------------------------------------
 # one step of trajectory b: Y = J Q; on the QR steps, modified Gram-Schmidt twice
 class SmallStepper:
@@ -290,7 +299,10 @@ class SmallStepper:
         plain = r_out is None and q_out is None
         if self._closed and every == 1 and plain:
             return self._advance_closed(n, acc, acc_out, acc_every)  # floats only
-        if acc_out is not None:  # pieces of acc_every steps
+        # a user's 2-D map whose jacobian takes a batch: Jacobians a chunk of states a call
+        chunks = (self._kernel is None and B == 1 and dim == 2 and k <= 2 and every == 1
+                  and plain and self._scalar is None and self._batches)
+        if acc_out is not None and not (chunks and acc_every <= 1 << 14):  # pieces
             worst, esum = -math.inf, 0.0
             for start in range(0, n, acc_every):
                 loss = self.advance(min(acc_every, n - start), every=every, acc=acc)
@@ -319,8 +331,8 @@ class SmallStepper:
                     return self._advance_batch2(n, acc)
                 return self._advance_batch(n, every, acc, r_out, q_out, q_every)
             if dim == 2 and k <= 2:
-                if every == 1 and plain and self._scalar is None and self._batches:
-                    return self._advance_2d_chunks(n, acc)
+                if chunks:
+                    return self._advance_2d_chunks(n, acc, acc_out, acc_every)
                 return self._advance_floats(n, every, acc, r_out, q_out, q_every)
             return self._advance_plain(n, every, acc, r_out, q_out, q_every)
 
@@ -348,7 +360,7 @@ class SmallStepper:
                 x = self._wrap(x)
         return X, x
 
-    def _jacobians(self, x, n):
+    def _jacobians(self, x, n, chunk=0):
         """The Jacobians along ``n`` steps from ``x``, chunk by chunk, and the last state.
 
         Yields ``(J, x)``: ``J`` of shape ``(m, dim, dim)`` for the next ``m``
@@ -358,7 +370,7 @@ class SmallStepper:
         jac, p = self._jac, self._p
         if self._batches is None:
             self._batches = self._takes_batches(x.copy())
-        chunk = max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
+        chunk = chunk or max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
         done = 0
         while done < n:
             m = min(chunk, n - done)
@@ -466,24 +478,22 @@ class SmallStepper:
             rec = np.array(out)
             if det is not None:
                 rec[:, 2] = rec[:, 0] * math.log(abs(det))
-            snaps = np.repeat(acc[None], len(rec), 0)
-            snaps[:, 0, 0] += rec[:, 1]
-            if k == 2:
-                snaps[:, 0, 1] += rec[:, 2] - rec[:, 1]
-            acc_out.extend(snaps)
+            _record(acc, rec[:, 1], rec[:, 2], acc_out)
         acc[0, 0] += a0
         if k == 2:
             acc[0, 1] += ad - a0
         return (math.nan, math.nan)
 
-    def _advance_2d_chunks(self, n, acc):
-        """A 2-D map without statements: its Jacobians a chunk at a time, the QR on floats."""
+    def _advance_2d_chunks(self, n, acc, acc_out=None, acc_every=0):
+        """A 2-D map without statements: its Jacobians a chunk at a time, the QR on floats
+        (a chunk of ``acc_every`` states where ``acc_out`` records after each)."""
         u0, u1, s, k = self._frame2()
         log, sqrt = math.log, math.sqrt
         a0 = ad = 0.0
         x = self.x[0].copy()
+        rec = []
         try:
-            for J, x_end in self._jacobians(x, n):
+            for J, x_end in self._jacobians(x, n, acc_every if acc_out is not None else 0):
                 x = x_end
                 for j00, j01, j10, j11 in zip(*(J[:, i, j].tolist() for i in (0, 1)
                                                 for j in (0, 1))):
@@ -495,10 +505,14 @@ class SmallStepper:
                     d = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
                     ad += float(np.log(np.abs(d)).sum())
                     s = -s if np.count_nonzero(d < 0) % 2 else s
+                rec.append((a0, ad))
         except (ZeroDivisionError, ValueError, OverflowError):
             return None
         if not (np.isfinite(x).all() and math.isfinite(a0) and math.isfinite(ad)):
             return None
+        if acc_out is not None:
+            rec = np.array(rec)
+            _record(acc, rec[:, 0], rec[:, 1], acc_out)
         self._store2(0, x, u0, u1, s, a0, ad, acc)
         return (math.nan, math.nan)
 
