@@ -2,35 +2,27 @@
 
 A map hands the Lyapunov analyses a stepper through :meth:`Map.tangent_stepper`;
 this module holds the general one, for maps of up to :data:`MAX_DIM` units on
-NumPy float64 without inputs. The loop calls the map's own point functions
-(``step(x)`` and ``jacobian(x)`` on one state of shape ``(dim,)``, no checks)
-once a step, forms ``J @ Q`` and, on the QR steps, reorthonormalises the frame
-by modified Gram-Schmidt applied twice; every check is hoisted out of the loop
-(shapes once at the start, finiteness once per call of :meth:`SmallStepper.advance`
-and at each QR).
+NumPy float64 without inputs. It calls the map's own point functions (``step(x)``
+and ``jacobian(x)`` on one state, no checks) once a step, forms ``J @ Q`` and, on
+the QR steps, reorthonormalises the frame by Gram-Schmidt (twice where needed);
+every check is hoisted out of the loop. Its loops:
 
-Two loops run it:
+- compiled with numba (the optional extra ``itermap[numba]``) for point functions
+  in numba's subset (the built-in maps', a user's plain or jitted functions); a
+  batch of starts runs in the same loop. ``ITERMAP_NUMBA``: ``0`` never compiles,
+  ``1`` whenever it can, ``auto`` (default) for runs of at least
+  :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
+  compile costs about a second), never for a batch of a 2-D map (its plain loop
+  is as fast);
+- plain Python otherwise: one trajectory on preallocated arrays, or on floats for
+  a 2-D map, whose QR is in closed form (``q' = J q / |J q|``, ``R_00 = |J q|``,
+  ``R_11 = |det J| / R_00``: only ``q`` and the frame's orientation are carried).
+  The built-in maps hand their step and Jacobian over as statements
+  (:class:`ScalarSource`) written into that loop; a user's ``jacobian`` that takes
+  a batch of states is called once a chunk of :data:`_CHUNK`; a batch of starts
+  of a 2-D map runs in place over the batch.
 
-- compiled with numba (the optional extra ``itermap[numba]``), for maps whose
-  point functions numba compiles: the built-in classic maps, and a user's plain
-  functions (or numba-jitted ones) written in numba's subset. A batch of starts
-  then runs in the same compiled loop, one trajectory after the other;
-- plain Python otherwise (and when numba is missing): one trajectory, a loop on
-  preallocated arrays (on Python floats for ``dim = 2``), or a batch of a 2-D map.
-
-``ITERMAP_NUMBA`` chooses: ``0`` never compiles, ``1`` compiles whenever it can,
-and ``auto`` (the default) compiles for runs of at least :data:`COMPILE_MIN_STEPS`
-trajectory-steps, or when the functions are compiled already: a compile costs
-about a second, which a short run does not earn back. A batch of a 2-D map is
-not compiled under ``auto``: its uncompiled loop is as fast.
-
-Without numba, a 2-D map's QR is in closed form: with ``Q = [q, s q_perp]``,
-``J Q = Q' R`` has ``q' = J q / |J q|``, ``R_00 = |J q|`` and ``R_11 = |det J| /
-R_00``, so only ``q`` is carried (and the sign ``s``). The classic maps hand their
-step and Jacobian over as statements (:class:`ScalarSource`), written into a
-loop on floats; a user's map is called once a step for ``step`` and, where its
-``jacobian`` takes a batch of states, once per chunk of :data:`_CHUNK` states
-for the Jacobians; a batch of starts runs in place over the batch.
+A run records its checkpoints itself (``advance(acc_out=...)``): one call a run.
 """
 
 from __future__ import annotations
@@ -146,10 +138,9 @@ class SmallStepper:
     def __init__(self, step, jacobian, x, Q, *, params=None, periods=None, compiled=None,
                  scalar=None):
         self._step, self._jac, self._p = step, jacobian, params
-        self._x = np.array(x, dtype=np.float64, order="C")
-        self._Q = np.array(Q, dtype=np.float64, order="C")
-        self._fs = None  # the float loop's (x0, x1, u0, u1, s), ahead of _x and _Q
-        self._per = _period_array(periods, self._x.shape[1])
+        self.x = np.array(x, dtype=np.float64, order="C")
+        self.Q = np.array(Q, dtype=np.float64, order="C")
+        self._per = _period_array(periods, self.x.shape[1])
         fin = np.isfinite(self._per)  # which coordinates wrap: None (none), True (all), a mask
         self._fin = None if not fin.any() else True if fin.all() else fin
         self._kernel = compiled
@@ -159,28 +150,9 @@ class SmallStepper:
             scalar, self._loop, self._det = _float_loops(scalar, self._per)
         self._scalar = scalar
         # one trajectory on the map's statements, k <= 2: the float loop (_advance_closed)
-        self._closed = (self._loop is not None and compiled is None and self._x.shape[0] == 1
-                        and self._Q.shape[-1] <= 2)
-        self._batches = None  # whether jacobian takes a batch (one call per chunk): on first need
-
-    @property
-    def x(self):
-        """The current states, ``(B, dim)``."""
-        self._sync()
-        return self._x
-
-    @property
-    def Q(self):
-        """The current orthonormal frames, ``(B, dim, k)``."""
-        self._sync()
-        return self._Q
-
-    def _sync(self):
-        """Write the float loop's state into ``x`` and ``Q`` (a caller may read or edit them)."""
-        fs, self._fs = self._fs, None
-        if fs is not None:
-            x0, x1, u0, u1, s = fs
-            self._store2(0, (x0, x1), u0, u1, s, 0.0, 0.0, None)
+        self._closed = (self._loop is not None and compiled is None and self.x.shape[0] == 1
+                        and self.Q.shape[-1] <= 2)
+        self._batches = False  # whether jacobian takes a batch: one call per chunk of states
 
     @classmethod
     def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
@@ -238,21 +210,16 @@ class SmallStepper:
         if not (_is_f64(y, x.shape) and _is_f64(J, x.shape + (dim,))):
             return False
         if B == 1:
-            self._batches = self._takes_batches(x)
+            with np.errstate(all="ignore"):
+                try:
+                    X = np.stack([x, self._wrap(y)])
+                    JB = self._call(self._jac, X)
+                    one = np.stack([J, self._call(self._jac, X[1].copy())])
+                except Exception:  # noqa: BLE001 -- then it is called on one state a step
+                    return True
+            self._batches = bool(_is_f64(JB, (2, dim, dim)) and np.all(np.isfinite(one))
+                                 and np.allclose(JB, one, rtol=1e-13, atol=0.0))
         return True
-
-    def _takes_batches(self, x) -> bool:
-        """Whether ``jacobian`` on a batch of two states gives their matrices (one call a chunk)."""
-        with np.errstate(all="ignore"):
-            try:
-                X = np.stack([x, self._wrap(self._call(self._step, x))])
-                JB = self._call(self._jac, X)
-                one = np.stack([self._call(self._jac, X[0].copy()),
-                                self._call(self._jac, X[1].copy())])
-            except Exception:  # noqa: BLE001 -- then it is called on one state a step
-                return False
-        return bool(_is_f64(JB, (2,) + x.shape * 2) and np.all(np.isfinite(one))
-                    and np.allclose(JB, one, rtol=1e-13, atol=0.0))
 
     def _call(self, f, x):
         return f(x) if self._p is None else f(x, self._p)
@@ -292,8 +259,8 @@ class SmallStepper:
             went non-finite or collapsed exactly: the general path then reruns
             and names it.
         """
-        B, dim = self._x.shape
-        k = self._Q.shape[-1]
+        B, dim = self.x.shape
+        k = self.Q.shape[-1]
         if acc is None:
             acc = np.zeros((B, k))
         plain = r_out is None and q_out is None
@@ -368,8 +335,6 @@ class SmallStepper:
         batch (one call a step otherwise), and the state after them.
         """
         jac, p = self._jac, self._p
-        if self._batches is None:
-            self._batches = self._takes_batches(x.copy())
         chunk = chunk or max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
         done = 0
         while done < n:
@@ -437,28 +402,17 @@ class SmallStepper:
         return float(Q[0, 0]), float(Q[1, 0]), s, k
 
     def _store2(self, b, x, u0, u1, s, a0, ad, acc):
-        self._x[b] = x
-        self._Q[b, :, 0] = (u0, u1)
-        two = self._Q.shape[-1] == 2
-        if two:
-            self._Q[b, :, 1] = (-s * u1, s * u0)
-        if acc is not None:
-            acc[b, 0] += a0
-            if two:
-                acc[b, 1] += ad - a0
+        self.x[b] = x
+        self.Q[b, :, 0] = (u0, u1)
+        acc[b, 0] += a0
+        if self.Q.shape[-1] == 2:
+            self.Q[b, :, 1] = (-s * u1, s * u0)
+            acc[b, 1] += ad - a0
 
     def _advance_closed(self, n, acc, acc_out=None, acc_every=0):
-        """The map's own statements written into a float loop (:class:`ScalarSource`).
-
-        The state stays on floats between calls (``_fs``; ``x`` and ``Q`` write it
-        back when read): a run in many short pieces pays no array access a piece.
-        """
-        if self._fs is None:
-            u0, u1, s, k = self._frame2()
-            x0, x1 = self._x[0].tolist()
-        else:
-            x0, x1, u0, u1, s = self._fs
-            k = self._Q.shape[2]
+        """The map's own statements written into a float loop (:class:`ScalarSource`)."""
+        u0, u1, s, k = self._frame2()
+        x0, x1 = self.x[0].tolist()
         det = self._det
         out = []
         try:
@@ -473,15 +427,12 @@ class SmallStepper:
             s = s * (-1.0 if det < 0 and n % 2 else 1.0)
         if not isfinite(x0 + x1 + a0 + ad):  # a sum of finite floats overflows only past 1e308
             return None
-        self._fs = (x0, x1, u0, u1, s)
         if acc_out is not None:  # acc at each recorded step: (steps, a0, ad) from the loop
             rec = np.array(out)
             if det is not None:
                 rec[:, 2] = rec[:, 0] * math.log(abs(det))
             _record(acc, rec[:, 1], rec[:, 2], acc_out)
-        acc[0, 0] += a0
-        if k == 2:
-            acc[0, 1] += ad - a0
+        self._store2(0, (x0, x1), u0, u1, s, a0, ad, acc)
         return (math.nan, math.nan)
 
     def _advance_2d_chunks(self, n, acc, acc_out=None, acc_every=0):
