@@ -147,7 +147,7 @@ class SmallStepper:
         self.compiled = compiled is not None
         self._loop = self._det = None
         if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
-            scalar, self._loop, self._det = _float_loops(scalar, self._per)
+            scalar, self._loop, self._det = _float_loops(scalar, tuple(self._per))
         self._scalar = scalar
         # one trajectory on the map's statements, k <= 2: the float loop (_advance_closed)
         self._closed = (self._loop is not None and compiled is None and self.x.shape[0] == 1

@@ -267,13 +267,9 @@ def _float_factory(body, jacobian, argnames, periodic):
     return ns["factory"]
 
 
-def _float_loops(src, periods):
-    """``(kernel, loop, det)`` of a :class:`ScalarSource` for a map with these periods."""
-    return _float_loops_of(src, tuple(float(P) for P in periods))
-
-
 @functools.lru_cache(maxsize=64)
-def _float_loops_of(src, periods):
+def _float_loops(src, periods):
+    """``(kernel, loop, det)`` of a :class:`ScalarSource` for a map with these periods (a tuple)."""
     names = tuple(n for n, _ in src.names)
     periodic = tuple(bool(math.isfinite(P)) for P in periods)
     factory = _float_factory(src.body, tuple(src.jacobian), names, periodic)
