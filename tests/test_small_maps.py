@@ -369,20 +369,21 @@ def test_bad_periods_are_named(bad, err):
         itermap.as_map(Bad())
 
 
-def test_basins_on_the_torus_compare_wrapped_states():
-    """A damped rotation on the circle: starts near 0 and near 2 pi reach one attractor."""
-    def step(x):
-        return np.stack([x[..., 0] + 0.5 * np.sin(-x[..., 0])], -1)
-
-    def jac(x):
-        return (1.0 - 0.5 * np.cos(x[..., 0]))[..., None, None]
-
-    m = FunctionMap(step, 1, jacobian=jac, periods=[TWO_PI])
+@pytest.mark.parametrize("c", [0.5, 1.5])
+@pytest.mark.parametrize("given", [None, [[0.0]]])
+def test_basins_on_the_torus_compare_wrapped_states(c, given):
+    """x -> x - c sin x on the circle: one attractor at the seam 0 = 2 pi, reached from both
+    sides (c = 1.5: across the seam a step). After 20 steps the states sit ~1e-7 either side
+    of it: one attractor of period 1, every start on it (in the plane: two, or period 2)."""
     from itermap.analysis import basins
 
-    b = basins(m, np.array([[0.3], [TWO_PI - 0.3], [TWO_PI + 0.2]]), steps=200)
-    assert len(np.unique(b.labels)) == 1
-    assert len(b.attractors) == 1
+    m = FunctionMap(lambda x: x - c * np.sin(x), 1, periods=[TWO_PI],
+                    jacobian=lambda x: (1.0 - c * np.cos(x[..., 0]))[..., None, None])
+    b = basins(m, np.array([[0.3], [-0.3], [TWO_PI - 0.2], [TWO_PI + 0.2]]), steps=20,
+               attractors=given)
+    assert b.labels.tolist() == [0, 0, 0, 0]
+    assert b.periods.tolist() == [1]
+    assert np.min(np.abs(np.mod(b.attractors[0, 0] + 1.0, TWO_PI) - 1.0)) < 1e-6
 
 
 def test_without_numba_the_plain_loop_runs(monkeypatch):
@@ -696,3 +697,79 @@ def test_a_jacobian_that_refills_one_array_is_copied_each_step(monkeypatch):
     s.advance(30, acc=acc)
     _, ref, _ = _reference_frames(l96_step, l96_jac, x0, np.eye(10)[:, :3], 30)
     np.testing.assert_allclose(acc[0], ref, rtol=1e-9)
+
+
+# -- round 10: the history recorded by the stepper in one call ----------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m, every", [(standard_map(0.3), 1), (standard_map(0.3), 4),
+                                      (henon(1.0, 0.3), 1), (UserHenon(1.0, 0.3), 1),
+                                      (HenonTracked(1.0, 0.3), 1), (UserStandard(), 1)])
+def test_history_is_the_running_estimate_of_the_plain_loop(m, every, mode, monkeypatch):
+    """230 measured steps: checkpoints every 3 (or 4) steps, the last one short; each one's
+    estimate against the plain QR loop's running sums (non-chaotic parameters: no rounding
+    blown up over the run)."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    mm = itermap.as_map(m)
+    prev = lyapunov_spectrum(mm, np.array([0.3, 0.2]), 5, rng=2)
+    res = lyapunov_spectrum(mm, None, 230, reorthonormalize_every=every, continue_from=prev)
+    steps = res.history_steps[len(prev.history_steps):]
+    chunk = every * math.ceil(230 / every / 100)  # about 100 checkpoints, on QR steps
+    np.testing.assert_array_equal(steps, 5 + np.minimum(chunk * np.arange(1, len(steps) + 1),
+                                                        230))
+    assert steps[-1] == 235 and len(steps) == math.ceil(230 / chunk)
+    x, Q = prev.state[0], prev.tangents[0]
+    sums, acc = {}, prev.log_stretch[0].copy()
+    for t in range(1, 231):
+        J = mm.jacobian(x)
+        x = mm.wrap(mm.step(x))
+        Q, R = np.linalg.qr(J @ Q)
+        acc = acc + np.log(np.abs(np.diag(R)))
+        sums[5 + t] = acc
+    ref = np.array([np.sort(sums[s] / s)[::-1] for s in steps])
+    np.testing.assert_allclose(res.history[len(prev.history_steps):], ref, rtol=1e-8,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("case", sorted(TWO_D))
+def test_two_d_stepper_stores_each_r_and_frame_as_the_plain_qr_loop(case, batch, k, mode,
+                                                                    monkeypatch):
+    """The covariant vectors' forward pass: every step's R (diag > 0) and every 5th frame."""
+    monkeypatch.setenv("ITERMAP_NUMBA", mode)
+    m, step, jac, period, _ = TWO_D[case]
+    g = np.random.default_rng(7)
+    X = (np.array([-0.72, -0.64]) + g.uniform(-0.01, 0.01, (batch, 2)) if case == "tinkerbell"
+         else g.uniform(0.0, TWO_PI, (batch, 2)) if period else g.uniform(-0.1, 0.1, (batch, 2)))
+    Q0 = np.linalg.qr(g.normal(size=(batch, 2, 2)))[0][..., :k]
+    n = 20
+    s = itermap.as_map(m).tangent_stepper(X, Q0, steps=n)
+    R, Qs = np.full((n, batch, k, k), np.nan), np.full((n // 5, batch, 2, k), np.nan)
+    assert s.advance(n, acc=np.zeros((batch, k)), r_out=R, q_out=Qs, q_every=5) is not None
+    for b in range(batch):
+        x, Q = X[b], Q0[b]
+        for t in range(n):
+            J = jac(x)
+            x = step(x)
+            if period is not None:
+                x = x - period * np.floor(x / period)
+            Q, Rt = np.linalg.qr(J @ Q)
+            sg = np.sign(np.diag(Rt))
+            Q, Rt = Q * sg, Rt * sg[:, None]
+            np.testing.assert_allclose(R[t, b], Rt, rtol=1e-9, atol=1e-9)
+            if (t + 1) % 5 == 0:
+                np.testing.assert_allclose(Qs[(t + 1) // 5 - 1, b], Q, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([-1e-17, -1e-300, -0.0, TWO_PI]),
+                  min_size=2, max_size=2))
+def test_wrap_lands_in_zero_to_the_period(x):
+    """Map.wrap: in [0, 2 pi) (a tiny negative rounds to 2 pi itself: that is 0), and the
+    same point of the torus (x - wrap(x) a whole number of periods)."""
+    x = np.array(x)
+    w = standard_map().wrap(x)
+    assert np.all((w >= 0.0) & (w < TWO_PI))
+    turns = (x - w) / TWO_PI
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-9)

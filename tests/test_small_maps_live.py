@@ -116,3 +116,30 @@ def test_standard_map_exponent_agrees_with_pynamicalsys(mode, monkeypatch):
     assert abs(batch.exponents.sum()) < 1e-12 and abs(theirs.sum(axis=1)).max() < 1e-10
     for ours, u in zip(single, U[:2]):
         assert abs(ours[0] - ds.lyapunov(u, 5000, parameters=[6.0])[0]) < 0.1
+
+
+@pytest.mark.parametrize("k", [0.5, 1.5, 3.0])
+def test_standard_map_period_two_orbits_include_pynamicalsys_ones(k):
+    """pynamicalsys's Newton with ``periods`` from a grid of starts: every period-2 point it
+    finds is among ours from the same starts (modulo 2 pi), {(0, pi), (pi, pi)} included."""
+    pynamicalsys = pytest.importorskip("pynamicalsys")
+    from itermap.analysis import find_fixed_points
+
+    g = (np.arange(8) + 0.5) / 8
+    U = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    ds = pynamicalsys.DiscreteDynamicalSystem(model="standard map")
+    ds.set_parameters([k])
+    theirs = []
+    for u in U:
+        try:
+            theirs.append(ds.find_periodic_orbit(u, 2, periods=[1.0, 1.0]))
+        except (RuntimeError, ValueError):
+            pass
+    theirs = np.mod(np.array(theirs).reshape(-1, 2), 1.0) * TWO_PI
+    ours = find_fixed_points(standard_map(k), U * TWO_PI, period=2).points
+    d = np.mod(theirs[:, None, :] - ours[None] + math.pi, TWO_PI) - math.pi
+    assert len(theirs) > 0
+    assert np.linalg.norm(d, axis=-1).min(axis=1).max() < 1e-6
+    for want in ([0.0, math.pi], [math.pi, math.pi]):
+        dw = np.mod(ours - np.array(want) + math.pi, TWO_PI) - math.pi
+        assert np.linalg.norm(dw, axis=1).min() < 1e-9

@@ -262,21 +262,22 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
         escape_radius = 1e6 * max(1.0, float(np.linalg.norm(x, axis=1).max()))
     radius = check_real("escape_radius", escape_radius, positive=True)
     orbit, escaped = _orbits(map, x, u, steps, max_period, radius)
+    per = None if map.periods is None else np.array([P or 0.0 for P in map.periods])
     bounded = ~escaped
     size = 1.0 + np.linalg.norm(np.where(bounded[:, None], orbit[:, 0, :], 0.0), axis=1)
     with np.errstate(invalid="ignore"):  # escaped orbits: inf - inf, never settled
-        gaps = np.linalg.norm(orbit[:, 1:, :] - orbit[:, :1, :], axis=2)   # (B, P)
+        gaps = np.linalg.norm(_diff(orbit[:, 1:, :], orbit[:, :1, :], per), axis=2)  # (B, P)
     close = gaps <= tol * size[:, None]
     settled = bounded & np.any(close, axis=1)
     period = np.where(settled, np.argmax(close, axis=1) + 1, 0)
     match = np.sqrt(tol) * size
     if given is not None:
-        labels = _label_given(orbit, settled, period, match, given)
+        labels = _label_given(orbit, settled, period, match, given, per)
         att = given
-        periods = np.array([_least_period(map, a, u, max_period, tol) for a in given],
+        periods = np.array([_least_period(map, a, u, max_period, tol, per) for a in given],
                            dtype=np.int64)
     else:
-        labels, att, periods = _label_found(orbit, settled, period, match, map.dim)
+        labels, att, periods = _label_found(orbit, settled, period, match, map.dim, per)
     labels[escaped] = Basins.ESCAPED
     counts = np.bincount(labels[labels >= 0], minlength=att.shape[0]).astype(float)
     fractions = counts / n
@@ -318,19 +319,25 @@ def _orbits(map_, x, u, steps, max_period, radius):
     return np.stack(points, axis=1), escaped
 
 
-def _label_given(orbit, settled, period, match, given):
+def _diff(a, b, per):
+    """``a - b``, on a torus (``per``: the periods, 0 where none) the shortest way round."""
+    d = a - b
+    return d if per is None else d - per * np.round(d / np.where(per > 0, per, 1.0))
+
+
+def _label_given(orbit, settled, period, match, given, per):
     """Per settled start, the nearest given point to any point of its orbit within ``match``."""
     labels = np.full(orbit.shape[0], Basins.BOUNDED, dtype=np.int64)
     for i in np.flatnonzero(settled):
         pts = orbit[i, :period[i], :]
-        d = np.linalg.norm(pts[:, None, :] - given[None, :, :], axis=2).min(axis=0)
+        d = np.linalg.norm(_diff(pts[:, None, :], given[None, :, :], per), axis=2).min(axis=0)
         j = int(np.argmin(d))
         if d[j] <= match[i]:
             labels[i] = j
     return labels
 
 
-def _label_found(orbit, settled, period, match, dim):
+def _label_found(orbit, settled, period, match, dim, per):
     """Labels, attractors and periods of the distinct orbits the settled starts sit on."""
     labels = np.full(orbit.shape[0], Basins.BOUNDED, dtype=np.int64)
     idx = np.flatnonzero(settled)
@@ -341,7 +348,7 @@ def _label_found(orbit, settled, period, match, dim):
     leaders: list[int] = []
     for pos, (k, r) in enumerate(zip(idx, reps, strict=True)):
         for j, lead in enumerate(leaders):
-            if np.linalg.norm(r - reps[lead]) <= match[k]:
+            if np.linalg.norm(_diff(r, reps[lead], per)) <= match[k]:
                 labels[k] = j
                 break
         else:
@@ -357,12 +364,12 @@ def _label_found(orbit, settled, period, match, dim):
     return labels, att[order], periods[order]
 
 
-def _least_period(map_, point, u, max_period, tol):
+def _least_period(map_, point, u, max_period, tol, per):
     """The least ``p <= max_period`` with ``F^p(a) = a`` within tol; 0 if none."""
     uu = None if u is None else u[:1]
     y = point[None, :]
     for p in range(1, max_period + 1):
         y = np.asarray(map_.wrap(map_.step(y, uu)), dtype=float)
-        if np.linalg.norm(y[0] - point) <= tol * (1.0 + np.linalg.norm(point)):
+        if np.linalg.norm(_diff(y[0], point, per)) <= tol * (1.0 + np.linalg.norm(point)):
             return p
     return 0

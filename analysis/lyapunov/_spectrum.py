@@ -298,6 +298,10 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
+    if isinstance(V, np.ndarray) and map_.dim <= 64:  # a small map's frame: no pool to set up
+        Qf, R = np.linalg.qr(V)
+        Qf *= np.where(np.diagonal(R, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
+        return Qf
     # CholeskyQR (a Householder QR costs ~5x more), a small frame at one BLAS thread: BLAS
     # threads left spinning after this one-off factorisation slow the first steps of a loop
     # whose products run on itermap's pool
@@ -355,12 +359,19 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc
     """
     del offset  # the general path's rerun names the steps
     acc = np.array(acc, dtype=np.float64)
-    hist, hist_steps = [], []
+    snaps, hist_steps = [], []  # acc at each checkpoint: the history is formed at the end
     worst, exp_sum = -math.inf, 0.0
     measured, pos, chunk = total - orient, 0, qr_per_chk * every
     with _entered(stepper):
         if orient and stepper.advance(orient, every=1, acc=np.zeros_like(acc)) is None:
             return None
+        if bar is None and getattr(stepper, "records_acc", False):  # one call records them
+            loss = stepper.advance(measured, every=every, acc=acc, acc_out=snaps,
+                                   acc_every=chunk)
+            if loss is None:
+                return None
+            (worst, exp_sum), pos = loss, measured
+            hist_steps = [done + min(i * chunk, measured) for i in range(1, len(snaps) + 1)]
         while pos < measured:
             n = min(chunk, measured - pos)
             loss = stepper.advance(n, every=every, acc=acc)
@@ -369,16 +380,16 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc
             if every > 1:
                 worst, exp_sum = max(worst, loss[0]), exp_sum + loss[1]
             pos += n
-            per = np.sort(acc / (done + pos), axis=1)[:, ::-1]
-            hist.append(per.mean(axis=0))
+            snaps.append(acc.copy())
             hist_steps.append(done + pos)
             if bar is not None:
                 bar.update(n + (orient if pos == n else 0))
         x, Q = stepper.x, stepper.Q
     if not np.all(np.isfinite(acc)):
         return None
+    per = np.sort(np.array(snaps) / np.array(hist_steps)[:, None, None], axis=2)[:, :, ::-1]
     loss = (worst, exp_sum) if every > 1 else (math.nan, math.nan)
-    return x, Q, acc, hist, hist_steps, loss
+    return x, Q, acc, list(per.mean(axis=1)), hist_steps, loss
 
 
 # -- the general loop ---------------------------------------------------------------------

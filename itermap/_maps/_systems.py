@@ -20,11 +20,6 @@ __all__ = ["LogisticMap", "HenonMap", "LinearMap", "StandardMap",
            "logistic", "henon", "linear", "standard_map"]
 
 
-def _finite_param(name, value):
-    value = check_real(name, value)
-    return value
-
-
 # -- point functions: states (dim,) or (B, dim), unchecked, in numba's subset (_stepper) --
 def _logistic_point(x, p):
     return p[0] * x * (1.0 - x)
@@ -98,7 +93,7 @@ class LogisticMap(Map):
 
     def __init__(self, r: float | Array = 4.0):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
-            self.r = _finite_param("r", r)
+            self.r = check_real("r", r)
         else:
             arr = to_numpy(r) if hasattr(r, "shape") else np.asarray(r)
             if arr.dtype.kind not in "iuf":
@@ -188,8 +183,8 @@ class HenonMap(Map):
     """
 
     def __init__(self, a: float = 1.4, b: float = 0.3):
-        self.a = _finite_param("a", a)
-        self.b = _finite_param("b", b)
+        self.a = check_real("a", a)
+        self.b = check_real("b", b)
 
     @property
     def dim(self):
@@ -284,7 +279,7 @@ class StandardMap(Map):
     """
 
     def __init__(self, k: float = 1.0):
-        self.k = _finite_param("k", k)
+        self.k = check_real("k", k)
 
     @property
     def dim(self):

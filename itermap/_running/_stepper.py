@@ -2,41 +2,34 @@
 
 A map hands the Lyapunov analyses a stepper through :meth:`Map.tangent_stepper`;
 this module holds the general one, for maps of up to :data:`MAX_DIM` units on
-NumPy float64 without inputs. The loop calls the map's own point functions
-(``step(x)`` and ``jacobian(x)`` on one state of shape ``(dim,)``, no checks)
-once a step, forms ``J @ Q`` and, on the QR steps, reorthonormalises the frame
-by modified Gram-Schmidt applied twice; every check is hoisted out of the loop
-(shapes once at the start, finiteness once per call of :meth:`SmallStepper.advance`
-and at each QR).
+NumPy float64 without inputs. It calls the map's own point functions (``step(x)``
+and ``jacobian(x)`` on one state, no checks) once a step, forms ``J @ Q`` and, on
+the QR steps, reorthonormalises the frame by Gram-Schmidt (twice where needed);
+every check is hoisted out of the loop. Its loops:
 
-Two loops run it:
+- compiled with numba (the optional extra ``itermap[numba]``) for point functions
+  in numba's subset (the built-in maps', a user's plain or jitted functions); a
+  batch of starts runs in the same loop. ``ITERMAP_NUMBA``: ``0`` never compiles,
+  ``1`` whenever it can, ``auto`` (default) for runs of at least
+  :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
+  compile costs about a second), never for a batch of a 2-D map (its plain loop
+  is as fast);
+- plain Python otherwise: one trajectory on preallocated arrays, or on floats for
+  a 2-D map, whose QR is in closed form (``q' = J q / |J q|``, ``R_00 = |J q|``,
+  ``R_11 = |det J| / R_00``: only ``q`` and the frame's orientation are carried).
+  The built-in maps hand their step and Jacobian over as statements
+  (:class:`ScalarSource`) written into that loop; a user's ``jacobian`` that takes
+  a batch of states is called once a chunk of :data:`_CHUNK`; a batch of starts
+  of a 2-D map runs in place over the batch.
 
-- compiled with numba (the optional extra ``itermap[numba]``), for maps whose
-  point functions numba compiles: the built-in classic maps, and a user's plain
-  functions (or numba-jitted ones) written in numba's subset. A batch of starts
-  then runs in the same compiled loop, one trajectory after the other;
-- plain Python otherwise (and when numba is missing): one trajectory, a loop on
-  preallocated arrays (on Python floats for ``dim = 2``), or a batch of a 2-D map.
-
-``ITERMAP_NUMBA`` chooses: ``0`` never compiles, ``1`` compiles whenever it can,
-and ``auto`` (the default) compiles for runs of at least :data:`COMPILE_MIN_STEPS`
-trajectory-steps, or when the functions are compiled already: a compile costs
-about a second, which a short run does not earn back. A batch of a 2-D map is
-not compiled under ``auto``: its uncompiled loop is as fast.
-
-Without numba, a 2-D map's QR is in closed form: with ``Q = [q, s q_perp]``,
-``J Q = Q' R`` has ``q' = J q / |J q|``, ``R_00 = |J q|`` and ``R_11 = |det J| /
-R_00``, so only ``q`` is carried (and the sign ``s``). The classic maps hand their
-step and Jacobian over as statements (:class:`ScalarSource`), written into a
-loop on floats; a user's map is called once a step for ``step`` and, where its
-``jacobian`` takes a batch of states, once per chunk of :data:`_CHUNK` states
-for the Jacobians; a batch of starts runs in place over the batch.
+A run records its checkpoints itself (``advance(acc_out=...)``): one call a run.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from math import isfinite
 
 import numpy as np
 
@@ -91,7 +84,10 @@ def wrap_periodic(x, periods):
     cols = []
     for i, P in enumerate(periods):
         c = x[..., i]
-        cols.append(c if P is None else c - P * xp.floor(c / P))
+        if P is not None:
+            c = c - P * xp.floor(c / P)
+            c = xp.where(c < P, c, c - P)  # -1e-17 rounds to P itself: that is 0
+        cols.append(c)
     return xp.stack(cols, axis=-1)
 
 
@@ -102,6 +98,15 @@ def _period_array(periods, dim):
             if P is not None:
                 per[i] = float(P)
     return per
+
+
+def _record(acc, a0, ad, acc_out):
+    """``acc`` (1, k) plus a 2-D loop's running sums at its checkpoints, onto ``acc_out``."""
+    snaps = np.repeat(acc[None], len(a0), 0)
+    snaps[:, 0, 0] += a0
+    if acc.shape[1] == 2:
+        snaps[:, 0, 1] += np.asarray(ad) - a0
+    acc_out.extend(snaps)
 
 
 # -- the compiled loop -----------------------------------------------------------------
@@ -142,8 +147,11 @@ class SmallStepper:
         self.compiled = compiled is not None
         self._loop = self._det = None
         if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
-            scalar, self._loop, self._det = _float_loops(scalar, self._per)
+            scalar, self._loop, self._det = _float_loops(scalar, tuple(self._per))
         self._scalar = scalar
+        # one trajectory on the map's statements, k <= 2: the float loop (_advance_closed)
+        self._closed = (self._loop is not None and compiled is None and self.x.shape[0] == 1
+                        and self.Q.shape[-1] <= 2)
         self._batches = False  # whether jacobian takes a batch: one call per chunk of states
 
     @classmethod
@@ -180,7 +188,8 @@ class SmallStepper:
             return None  # a batch without numba: in closed form for 2-D maps only
         self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel,
                    scalar=scalar if dim == 2 else None)
-        if kernel is None and not self._shapes_ok():
+        # a map's statements (ScalarSource) are its own; a user's functions are probed
+        if kernel is None and self._loop is None and not self._shapes_ok():
             return None
         return self
 
@@ -215,7 +224,11 @@ class SmallStepper:
     def _call(self, f, x):
         return f(x) if self._p is None else f(x, self._p)
 
-    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+    #: :meth:`advance` takes ``acc_out`` (the history is recorded by one call)
+    records_acc = True
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0,
+                acc_out=None, acc_every=0):
         """Run ``n`` steps, a QR every ``every`` steps and at the last one.
 
         Parameters
@@ -232,6 +245,11 @@ class SmallStepper:
             Receives the frame after every ``q_every``-th step.
         q_every : int
             The spacing of ``q_out``.
+        acc_out : list, optional
+            Receives a copy of ``acc`` after every ``acc_every`` steps and after
+            the last one.
+        acc_every : int
+            The spacing of ``acc_out``.
 
         Returns
         -------
@@ -245,6 +263,21 @@ class SmallStepper:
         k = self.Q.shape[-1]
         if acc is None:
             acc = np.zeros((B, k))
+        plain = r_out is None and q_out is None
+        if self._closed and every == 1 and plain:
+            return self._advance_closed(n, acc, acc_out, acc_every)  # floats only
+        # a user's 2-D map whose jacobian takes a batch: Jacobians a chunk of states a call
+        chunks = (self._kernel is None and B == 1 and dim == 2 and k <= 2 and every == 1
+                  and plain and self._scalar is None and self._batches)
+        if acc_out is not None and not (chunks and acc_every <= 1 << 14):  # pieces
+            worst, esum = -math.inf, 0.0
+            for start in range(0, n, acc_every):
+                loss = self.advance(min(acc_every, n - start), every=every, acc=acc)
+                if loss is None:
+                    return None
+                worst, esum = max(worst, loss[0]), esum + loss[1]
+                acc_out.append(acc.copy())
+            return (worst, esum) if every > 1 else (math.nan, math.nan)
         if self._kernel is not None:
             stats = np.zeros((B, 2))
             stats[:, 0] = -np.inf
@@ -259,20 +292,15 @@ class SmallStepper:
                 return None
             worst = float(stats[:, 0].max())
             return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
-        plain = r_out is None and q_out is None
-        if B == 1 and every == 1 and plain and self._loop is not None and k <= 2:
-            return self._advance_closed(n, acc)  # floats only: nothing for errstate to catch
         with np.errstate(all="ignore"):  # a divergence is found at the end, not warned
             if B > 1:
                 if every == 1 and plain:
                     return self._advance_batch2(n, acc)
                 return self._advance_batch(n, every, acc, r_out, q_out, q_every)
-            if dim == 2 and k <= 2 and plain:
-                if self._scalar is not None:
-                    return self._advance_floats(n, every, acc)
-                if every == 1 and self._batches:
-                    return self._advance_2d_chunks(n, acc)
-                return self._advance_2d(n, every, acc)
+            if dim == 2 and k <= 2:
+                if chunks:
+                    return self._advance_2d_chunks(n, acc, acc_out, acc_every)
+                return self._advance_floats(n, every, acc, r_out, q_out, q_every)
             return self._advance_plain(n, every, acc, r_out, q_out, q_every)
 
     def _wrap(self, x):
@@ -299,7 +327,7 @@ class SmallStepper:
                 x = self._wrap(x)
         return X, x
 
-    def _jacobians(self, x, n):
+    def _jacobians(self, x, n, chunk=0):
         """The Jacobians along ``n`` steps from ``x``, chunk by chunk, and the last state.
 
         Yields ``(J, x)``: ``J`` of shape ``(m, dim, dim)`` for the next ``m``
@@ -307,7 +335,7 @@ class SmallStepper:
         batch (one call a step otherwise), and the state after them.
         """
         jac, p = self._jac, self._p
-        chunk = max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
+        chunk = chunk or max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
         done = 0
         while done < n:
             m = min(chunk, n - done)
@@ -381,14 +409,15 @@ class SmallStepper:
             self.Q[b, :, 1] = (-s * u1, s * u0)
             acc[b, 1] += ad - a0
 
-    def _advance_closed(self, n, acc):
+    def _advance_closed(self, n, acc, acc_out=None, acc_every=0):
         """The map's own statements written into a float loop (:class:`ScalarSource`)."""
         u0, u1, s, k = self._frame2()
-        x0, x1 = (float(v) for v in self.x[0])
+        x0, x1 = self.x[0].tolist()
         det = self._det
-        track = k == 2 and det is None
+        out = []
         try:
-            x0, x1, u0, u1, a0, ad, s = self._loop(int(n), x0, x1, u0, u1, 0.0, 0.0, s, track)
+            x0, x1, u0, u1, a0, ad, s = self._loop(n, x0, x1, u0, u1, 0.0, 0.0, s,
+                                                   k == 2 and det is None, acc_every or n, out)
         except (ZeroDivisionError, ValueError, OverflowError):
             return None  # a collapse or a divergence: the general path names it
         if k == 2 and det is not None:
@@ -396,19 +425,26 @@ class SmallStepper:
                 return None
             ad = n * math.log(abs(det))
             s = s * (-1.0 if det < 0 and n % 2 else 1.0)
-        if not all(map(math.isfinite, (x0, x1, a0, ad))):
+        if not isfinite(x0 + x1 + a0 + ad):  # a sum of finite floats overflows only past 1e308
             return None
+        if acc_out is not None:  # acc at each recorded step: (steps, a0, ad) from the loop
+            rec = np.array(out)
+            if det is not None:
+                rec[:, 2] = rec[:, 0] * math.log(abs(det))
+            _record(acc, rec[:, 1], rec[:, 2], acc_out)
         self._store2(0, (x0, x1), u0, u1, s, a0, ad, acc)
         return (math.nan, math.nan)
 
-    def _advance_2d_chunks(self, n, acc):
-        """A 2-D map without statements: its Jacobians a chunk at a time, the QR on floats."""
+    def _advance_2d_chunks(self, n, acc, acc_out=None, acc_every=0):
+        """A 2-D map without statements: its Jacobians a chunk at a time, the QR on floats
+        (a chunk of ``acc_every`` states where ``acc_out`` records after each)."""
         u0, u1, s, k = self._frame2()
         log, sqrt = math.log, math.sqrt
         a0 = ad = 0.0
         x = self.x[0].copy()
+        rec = []
         try:
-            for J, x_end in self._jacobians(x, n):
+            for J, x_end in self._jacobians(x, n, acc_every if acc_out is not None else 0):
                 x = x_end
                 for j00, j01, j10, j11 in zip(*(J[:, i, j].tolist() for i in (0, 1)
                                                 for j in (0, 1))):
@@ -420,10 +456,14 @@ class SmallStepper:
                     d = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
                     ad += float(np.log(np.abs(d)).sum())
                     s = -s if np.count_nonzero(d < 0) % 2 else s
+                rec.append((a0, ad))
         except (ZeroDivisionError, ValueError, OverflowError):
             return None
         if not (np.isfinite(x).all() and math.isfinite(a0) and math.isfinite(ad)):
             return None
+        if acc_out is not None:
+            rec = np.array(rec)
+            _record(acc, rec[:, 0], rec[:, 1], acc_out)
         self._store2(0, x, u0, u1, s, a0, ad, acc)
         return (math.nan, math.nan)
 
@@ -504,67 +544,23 @@ class SmallStepper:
         self.x[:], self.Q[:] = x, Q
         return (worst, esum) if every > 1 else (math.nan, math.nan)
 
-    def _advance_2d(self, n, every, acc):
-        """The loop on Python floats for a 2-D map: one trajectory, k = 1 or 2."""
+    def _point_kernel(self):
+        """The map's point functions as ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)``."""
         step, jac, p = self._step, self._jac, self._p
-        wrap = not np.isinf(self._per).all()
-        k = self.Q.shape[-1]
-        x = self.x[0].copy()
-        Q = self.Q[0]
-        u00, u10 = float(Q[0, 0]), float(Q[1, 0])
-        u01, u11 = (float(Q[0, -1]), float(Q[1, -1]))
-        a0, a1 = float(acc[0, 0]), float(acc[0, -1])
-        log, sqrt, isfinite = math.log, math.sqrt, math.isfinite
-        worst, esum = -math.inf, 0.0
-        l1 = 0.0
-        for t in range(1, n + 1):
-            J = jac(x) if p is None else jac(x, p)
-            x = step(x) if p is None else step(x, p)
-            if wrap:
-                x = self._wrap(x)
-            (j00, j01), (j10, j11) = J.tolist()
-            u00, u10 = j00 * u00 + j01 * u10, j10 * u00 + j11 * u10
-            if k == 2:
-                u01, u11 = j00 * u01 + j01 * u11, j10 * u01 + j11 * u11
-            if t % every and t != n:
-                continue
-            r00 = sqrt(u00 * u00 + u10 * u10)
-            if not (isfinite(r00) and r00 > 0.0):
-                return None
-            u00, u10 = u00 / r00, u10 / r00
-            l0 = log(r00)
-            if k == 2:  # Gram-Schmidt, twice where the first pass may leave an error
-                n1 = sqrt(u01 * u01 + u11 * u11)
-                r01 = u00 * u01 + u10 * u11
-                u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                r11 = sqrt(u01 * u01 + u11 * u11)
-                if r11 < 1e-3 * n1:
-                    r01 = u00 * u01 + u10 * u11
-                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                    r11 = sqrt(u01 * u01 + u11 * u11)
-                if not (isfinite(r11) and r11 > 0.0):
-                    return None
-                u01, u11 = u01 / r11, u11 / r11
-                l1 = log(r11)
-                a1 += l1
-                if every > 1:
-                    lost = log(n1) - l1
-                    worst = max(worst, lost)
-                    esum += math.exp(min(lost, 700.0))
-            a0 += l0
-        if not np.isfinite(x).all():
-            return None
-        self.x[0] = x
-        self.Q[0, :, 0] = (u00, u10)
-        acc[0, 0] = a0
-        if k == 2:
-            self.Q[0, :, 1] = (u01, u11)
-            acc[0, 1] = a1
-        return (worst, esum) if every > 1 else (math.nan, math.nan)
 
-    def _advance_floats(self, n, every, acc):
-        """:meth:`_advance_2d` on a map's scalar kernel: no arrays at all in the loop."""
-        kernel = self._scalar
+        def kernel(x0, x1):
+            x = np.array((x0, x1))
+            (j00, j01), (j10, j11) = (jac(x) if p is None else jac(x, p)).tolist()
+            y0, y1 = (step(x) if p is None else step(x, p)).tolist()
+            return y0, y1, j00, j01, j10, j11
+        return kernel
+
+    def _advance_floats(self, n, every, acc, r_out=None, q_out=None, q_every=0):
+        """One trajectory of a 2-D map, k = 1 or 2, on floats: its scalar kernel, or its
+        point functions called on one state a step (QR by Gram-Schmidt, twice where needed).
+        The R factors and frames asked for are kept as floats and stored at the end."""
+        rs, qs = ([] if r_out is not None else None), ([] if q_out is not None else None)
+        kernel = self._scalar or self._point_kernel()
         k = self.Q.shape[-1]
         x0, x1 = (float(v) for v in self.x[0])
         Q = self.Q[0]
@@ -594,9 +590,9 @@ class SmallStepper:
                 u01, u11 = u01 - r01 * u00, u11 - r01 * u10
                 r11 = sqrt(u01 * u01 + u11 * u11)
                 if r11 < 1e-3 * n1:
-                    r01 = u00 * u01 + u10 * u11
-                    u01, u11 = u01 - r01 * u00, u11 - r01 * u10
-                    r11 = sqrt(u01 * u01 + u11 * u11)
+                    r01b = u00 * u01 + u10 * u11
+                    u01, u11 = u01 - r01b * u00, u11 - r01b * u10
+                    r01, r11 = r01 + r01b, sqrt(u01 * u01 + u11 * u11)
                 if not (isfinite(r11) and r11 > 0.0):
                     return None
                 u01, u11 = u01 / r11, u11 / r11
@@ -605,8 +601,16 @@ class SmallStepper:
                     lost = log(n1 / r11)
                     worst = max(worst, lost)
                     esum += math.exp(min(lost, 700.0))
+            if rs is not None:
+                rs.append((r00, r01, 0.0, r11) if k == 2 else (r00,))
+            if qs is not None and q_every and t % q_every == 0:
+                qs.append((u00, u01, u10, u11) if k == 2 else (u00, u10))
         if not (isfinite(x0) and isfinite(x1)):
             return None
+        if rs:
+            r_out[:n, 0] = np.reshape(rs, (n, k, k))
+        if qs:
+            q_out[:len(qs), 0] = np.reshape(qs, (len(qs), 2, k))
         self.x[0] = (x0, x1)
         self.Q[0, :, 0] = (u00, u10)
         acc[0, 0] = a0

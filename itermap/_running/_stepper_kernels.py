@@ -222,20 +222,26 @@ def factory(_P0, _P1, {args}):
 {body8}
         return y0, y1, {j00}, {j01}, {j10}, {j11}
 
-    def loop(_n, x0, x1, _u0, _u1, _a0, _ad, _sg, _track):
-        # every step a QR in closed form: the first column normalised, det J for the rest
-        for _ in range(_n):
-{body12}
-            _v0, _v1 = {prod0}, {prod1}
-            if _track:
-                _d = {det}
-                _ad += log(fabs(_d))
-                if _d < 0.0:
-                    _sg = -_sg
-            x0, x1 = {wrap}
-            _r = sqrt(_v0 * _v0 + _v1 * _v1)
-            _u0, _u1 = _v0 / _r, _v1 / _r
-            _a0 += log(_r)
+    def loop(_n, x0, x1, _u0, _u1, _a0, _ad, _sg, _track, _every, _out):
+        # every step a QR in closed form: the first column normalised, det J for the rest;
+        # (steps, _a0, _ad) appended to _out after every _every steps and the last
+        _done = 0
+        while _done < _n:
+            _m = min(_every, _n - _done)
+            _done += _m
+            for _ in range(_m):
+{body16}
+                _v0, _v1 = {prod0}, {prod1}
+                if _track:
+                    _d = {det}
+                    _ad += log(fabs(_d))
+                    if _d < 0.0:
+                        _sg = -_sg
+                x0, x1 = {wrap}
+                _r = sqrt(_v0 * _v0 + _v1 * _v1)
+                _u0, _u1 = _v0 / _r, _v1 / _r
+                _a0 += log(_r)
+            _out.append((_done, _a0, _ad))
         return x0, x1, _u0, _u1, _a0, _ad, _sg
 
     return kernel, loop
@@ -252,7 +258,7 @@ def _float_factory(body, jacobian, argnames, periodic):
         args=", ".join(argnames) or "_unused=None", math=", ".join(_MATH),
         mathmod=", ".join(f"math.{f}" for f in _MATH),
         body8="\n".join(" " * 8 + line.strip() for line in body.strip().splitlines()),
-        body12="\n".join(" " * 12 + line.strip() for line in body.strip().splitlines()),
+        body16="\n".join(" " * 16 + line.strip() for line in body.strip().splitlines()),
         wrap=wrap, j00=j00, j01=j01, j10=j10, j11=j11,
         prod0=_dot(j00, "_u0", j01, "_u1"), prod1=_dot(j10, "_u0", j11, "_u1"),
         det=_det_text(j00, j01, j10, j11))
@@ -261,8 +267,9 @@ def _float_factory(body, jacobian, argnames, periodic):
     return ns["factory"]
 
 
+@functools.lru_cache(maxsize=64)
 def _float_loops(src, periods):
-    """``(kernel, loop, det)`` of a :class:`ScalarSource` for a map with these periods."""
+    """``(kernel, loop, det)`` of a :class:`ScalarSource` for a map with these periods (a tuple)."""
     names = tuple(n for n, _ in src.names)
     periodic = tuple(bool(math.isfinite(P)) for P in periods)
     factory = _float_factory(src.body, tuple(src.jacobian), names, periodic)
