@@ -20,12 +20,10 @@ with its checks and Householder fallback. The map hands it out through
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._maps._activations import ACTIVATIONS
-from ._reorth import _exact_rank
+from ._reorth import _exact_rank, _one_pass
 from ._sparse_product import _kernel, splits
 from ._threads import OPTIONS, n_threads, pool
 
@@ -74,7 +72,6 @@ class FusedSparseStep:
         self.Rinv = None  # the last step's R^-1 (None: Y is orthonormal already)
         self.out = np.empty((n, 1 + k))  # W [x | Y]
         self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
-        self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
     def hold_threads(self) -> None:
         """Inside the reorthonormaliser's ``with``: BLAS at one thread beside the pool."""
@@ -143,12 +140,11 @@ class FusedSparseStep:
             L = np.linalg.cholesky(G)
         except np.linalg.LinAlgError:
             return None
-        d = np.diagonal(L)
-        if not np.all(d > 0) or float(d.max() / d.min()) ** 2 > self.cond_limit:
+        if not np.all(np.diagonal(L) > 0):
             return None
         Rinv = np.linalg.inv(L.T)
         # the orthogonality loss ~eps kappa^2, kappa <= ||R||_F ||R^-1||_F (as in _reorth)
-        if float(np.sum(L * L) * np.sum(Rinv * Rinv)) * _EPS > 1e-3 * self.sqrt_eps:
+        if not _one_pass(float(np.sum(L * L) * np.sum(Rinv * Rinv)), _EPS, self.k):
             return None
         return L, Rinv
 
