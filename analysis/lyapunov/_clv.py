@@ -219,22 +219,19 @@ def _stepper_forward(stepper, n_total, orient, save_every, steps):
     return Rs, saved, acc
 
 
-def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
+def _backward(Rs, Qs, steps, k, B, rng):
     """``C_{t-1} = R_t^{-1} C_t`` from the last step down; V_t = Q_t C_t where saved."""
-    gen = np.random.default_rng(rng)
-    C = np.triu(gen.standard_normal((B, k, k))) + np.eye(k) * 1.0
-    C = xp.astype(xp.asarray(C / np.linalg.norm(C, axis=-2, keepdims=True)), dtype)
-    solve = np.linalg.solve if isinstance(C, np.ndarray) else xp.linalg.solve
-    saved, growth = {}, None
+    C = np.triu(np.random.default_rng(rng).standard_normal((B, k, k))) + np.eye(k)
+    C /= np.linalg.norm(C, axis=-2, keepdims=True)
+    saved, growth = {}, np.zeros((B, k))
     for t in range(len(Rs), 0, -1):
         if t in Qs:
-            saved[t] = xp.matmul(Qs[t], C)
-        C = solve(Rs[t - 1], C)
-        norms = xp.sqrt(xp.sum(C * C, axis=-2))  # (B, k)
-        C = C / norms[..., None, :]
+            saved[t] = Qs[t] @ C
+        C = np.linalg.solve(Rs[t - 1], C)
+        norms = np.sqrt(np.einsum("bij,bij->bj", C, C))
+        C /= norms[..., None, :]
         if t <= steps:  # measured steps: J V_{t-1} = V_t / norms
-            g = -xp.log(norms)
-            growth = g if growth is None else growth + g
+            growth -= np.log(norms)
     return saved, growth
 
 
@@ -347,7 +344,7 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
             out = _stepper_forward(_general(map, x, Q, constant, sequence, 0, transient),
                                    steps + bt, transient, save_every, steps)
         Rs, Qs, acc = out  # on the host
-        saved, growth = _backward(Rs, Qs, steps, k, B, np, np.float64, rng)
+        saved, growth = _backward(Rs, Qs, steps, k, B, rng)
     times = np.array(sorted(saved), dtype=np.int64)
     # the vectors keep the map's precision (float32 in, float32 out)
     real = np.dtype(str(x.dtype)) if str(x.dtype) in ("float32", "float64") else np.float64

@@ -7,48 +7,34 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 - ``k <= 3``: classical Gram-Schmidt applied twice, vectorised over the batch
   (a few array operations; a batched LAPACK QR of tiny matrices costs a call
   per matrix);
-- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all
-  BLAS-3. The first pass's condition estimate ``kappa`` of ``R`` (an estimate
-  from above: ``||R||_F ||R^-1||_F``, or LAPACK's ``dtrcon``) decides how many
-  passes run, as CholeskyQR loses about ``eps kappa^2`` of orthogonality [2]_:
-  one where that is below ``1e-3 sqrt(eps)``; two (CholeskyQR2) up to
-  ``eps kappa^2 = 0.01``; beyond that, or where the Cholesky factorisation
-  fails, shifted CholeskyQR3 [3]_ from ``Y`` again: a first pass on
-  ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings the
-  condition number down to about ``1/sqrt(s)``, and two plain passes follow.
-  That holds to ``kappa ~ 1e13``. Batched array operations of the input's
-  namespace (on NumPy: NumPy's BLAS and threads) for
-  ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`, default 128);
+- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all BLAS-3.
+  It loses about ``eps kappa^2`` of orthogonality [2]_, so the first pass's
+  condition estimate (``||R||_F ||R^-1||_F``, or LAPACK's ``dtrcon``) and the
+  column norms it left decide: one pass where ``Q`` is orthonormal to
+  ``1e-3 sqrt(eps)``, two (CholeskyQR2) up to ``eps kappa^2 = 0.01``, and
+  beyond that, or where Cholesky fails, shifted CholeskyQR3 [3]_ from ``Y``:
+  a pass on ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings
+  ``kappa`` down to about ``1/sqrt(s)``, and two plain passes follow; that
+  holds to ``kappa ~ 1e13``. Batched in the input's namespace for
+  ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`);
   from there on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
-  at a time (the triangular solve costs half of an inverse and a product),
-  called without the GIL (:mod:`._nogil_blas`; where SciPy lacks those entry
-  points, the batched path);
+  at a time, without the GIL (:mod:`._nogil_blas`);
 - a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
   ``j >= m`` exactly (rounding would leave values of order ``eps``);
-- Householder QR (``linalg.qr``) where the last CholeskyQR pass still met a
-  frame far from orthonormal (``Y``'s rank lost to rounding, ``kappa`` past
-  ``~1e13``), when a Gram-Schmidt column vanishes (an exact collapse: the
-  Householder ``R_ii`` is then exactly 0), or when anything is not finite.
-  After a fallback the next 16 factorisations go straight to Householder.
+- Householder QR (``linalg.qr``) where CholeskyQR3 still left a frame far from
+  orthonormal (``kappa`` past ``~1e13``), where a Gram-Schmidt column vanishes
+  (an exact collapse), or where anything is not finite; the next 16
+  factorisations then go straight to Householder.
 
 The spans of the leading columns are the same whatever the method, so the
-product of the ``R`` factors, and with it the exponents, agree to rounding:
-an orthogonality error of one step is not carried into the next one's ``R``.
+product of the ``R`` factors, and with it the exponents, agree to rounding.
 
-Square frames (full spectra of dense maps, see :mod:`._fused_square`) are kept as
-Householder reflectors instead (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`). Counted for an ``n x n`` frame: ``geqrf`` ``4/3 n^3``
-plus ``ormqr`` into the next product ``2 n^3`` (the product's own flops, the
-``orgqr`` saved), against the product ``2 n^3`` plus ``7/3 n^3`` per CholeskyQR
-pass (``syrk`` ``n^3``, ``potrf`` ``n^3/3``, ``trsm`` ``n^3``). At chaotic gains
-``diag(f')`` makes the frame's condition number ``1e7``-``1e16`` (gain 3-5,
-N = 256): CholeskyQR2 then needs both passes and fails past ``1/sqrt(eps)``;
-shifted CholeskyQR3 [3]_ survives to about ``1e13`` at three passes (``9 n^3``
-a step with the product), more than twice the Householder step's ``10/3 n^3``,
-and leaves past that (gain 5) a fallback all the same. Householder QR is
-backward stable at any conditioning [1]_. For a top-``k`` frame (``k << n``)
-the passes cost ``2 n k^2`` each against a product of ``2 nnz k``: CholeskyQR
-stays there.
+Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
+Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
+:func:`explicit_frame`): ``geqrf`` (``4/3 n^3``) and ``ormqr`` into the next
+product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
+CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
+two or three; Householder QR is backward stable at any conditioning [1]_.
 
 References
 ----------
