@@ -203,3 +203,20 @@ def _recorded(run, parts, fn, items):
     items = list(items)
     parts.append(len(items))
     return run(fn, items)
+
+
+@pytest.mark.parametrize("k", [10, 20])
+def test_after_a_shifted_frame_the_next_ones_start_shifted_and_stay_exact(k, monkeypatch):
+    """The frames of one run are alike: the plain first pass is skipped for a while."""
+    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)  # k = 20: one matrix at a time
+    rng = np.random.default_rng(k)
+    reorth = Reorthonormalizer()
+    reorth(_ill_conditioned(rng, 2, 150, k, 11.0))
+    assert reorth.shifted == _reorth._FALLBACK_HOLD and reorth.fallbacks == 0
+    for i in range(_reorth._FALLBACK_HOLD):
+        Y = _ill_conditioned(rng, 2, 150, k, 2.0)  # well conditioned, factorised shifted
+        _check_against_numpy(Y, *reorth(Y, want_r=True), orth_atol=20 * k * EPS)
+        assert reorth.shifted == _reorth._FALLBACK_HOLD - 1 - i
+    Y = _ill_conditioned(rng, 2, 150, k, 2.0)
+    _check_against_numpy(Y, *reorth(Y, want_r=True), orth_atol=2e-11)
+    assert reorth.shifted == 0

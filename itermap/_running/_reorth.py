@@ -15,7 +15,8 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
   beyond that, or where Cholesky fails, shifted CholeskyQR3 [3]_ from ``Y``:
   a pass on ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings
   ``kappa`` down to about ``1/sqrt(s)``, and two plain passes follow; that
-  holds to ``kappa ~ 1e13``. Batched in the input's namespace for
+  holds to ``kappa ~ 1e13``; the next 16 factorisations then start shifted.
+  Batched in the input's namespace for
   ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`);
   from there on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
   at a time, without the GIL (:mod:`._nogil_blas`);
@@ -143,7 +144,7 @@ def triangular_kappa_sq(R) -> float:
     return math.inf if info != 0 or not rcond > 0 else 1.0 / rcond ** 2
 
 
-def _chol_pass(out, G, eps, shift, want_r):
+def _chol_pass(out, G, eps, shift, want_r, give_up=math.inf):
     """One CholeskyQR pass on ``out`` (n, k) in place: ``(log diag R, R, kappa(R)^2, dev)``
     (``dev`` as in :func:`_one_pass`)."""
     from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
@@ -158,13 +159,16 @@ def _chol_pass(out, G, eps, shift, want_r):
         raise _CholeskyFailed
     R = np.triu(G.T)
     kappa_sq = triangular_kappa_sq(R)
+    if not kappa_sq * eps <= give_up:  # before the solve: the frame goes another way
+        raise _CholeskyFailed
     solve_upper_transposed(G, out)
     dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
     return np.log(d), (R if want_r else None), kappa_sq, dev
 
 
-def _chol_one(Y, out, G, eps, want_r):
-    """CholeskyQR2, or shifted CholeskyQR3, of one (n, k) NumPy frame into ``out`` in place.
+def _chol_one(Y, out, G, eps, want_r, shifted=False):
+    """CholeskyQR2, or shifted CholeskyQR3, of one (n, k) NumPy frame into ``out`` in place;
+    ``(log diag R, R, whether shifted)``. ``shifted``: start with the shifted pass.
 
     ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
     through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
@@ -172,19 +176,20 @@ def _chol_one(Y, out, G, eps, want_r):
     """
     np.copyto(out, Y)
     n, k = Y.shape
-    try:
-        first = _chol_pass(out, G, eps, 0.0, want_r)
-        passes = passes_needed(first[2], eps, k, first[3])
-    except _CholeskyFailed:
-        passes = 3
-    if passes == 3:  # from Y again, shifted
-        np.copyto(out, Y)
+    passes = 3
+    if not shifted:
+        try:
+            first = _chol_pass(out, G, eps, 0.0, want_r, give_up=_TWO_PASS)
+            passes = passes_needed(first[2], eps, k, first[3])
+        except _CholeskyFailed:
+            np.copyto(out, Y)
+    if passes == 3:  # from Y, shifted
         first = _chol_pass(out, G, eps, shift_of(float(np.sum(Y * Y)), n, k, eps), want_r)
     done = [first]
-    for _ in range(passes - 1):
-        done.append(_chol_pass(out, G, eps, 0.0, want_r))
-        if passes == 3 and len(done) == 2 and not done[-1][2] * eps <= _SHIFTED_REST:
-            raise _CholeskyFailed  # Y's rank was lost to rounding: Householder decides
+    for i in range(passes - 1):
+        # after the shifted pass the frame must be within plain CholeskyQR's reach
+        done.append(_chol_pass(out, G, eps, 0.0, want_r,
+                               give_up=_SHIFTED_REST if passes == 3 and i == 0 else math.inf))
     if passes > 1 and not _one_pass(done[-1][2], eps, k, done[-1][3]):
         raise _CholeskyFailed  # Y's rank was lost to rounding: Householder decides
     R = None
@@ -192,7 +197,7 @@ def _chol_one(Y, out, G, eps, want_r):
         R = done[0][1]
         for p in done[1:]:
             R = p[1] @ R
-    return sum(p[0] for p in done), R
+    return sum(p[0] for p in done), R, passes == 3
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -255,6 +260,7 @@ class Reorthonormalizer:
         self.frames_in_threads = frames_in_threads
         self.hold = 0
         self.fallbacks = 0
+        self.shifted = 0  # factorisations left that start with the shifted pass
         self._stack: contextlib.ExitStack | None = None
         self._held = False
         self._threads_set = False
@@ -378,8 +384,11 @@ class Reorthonormalizer:
         if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= OPTIONS.qr_per_matrix_k \
                 and nogil_available():
             return self._cholesky_per_matrix(Y, eps, want_r)
-        first = _batched_pass(xp, Y)
+        # a frame that needed the shift is followed by frames as ill-conditioned
+        held = self.shifted > 0
+        first = None if held else _batched_pass(xp, Y)
         passes = 3 if first is None else passes_needed(first[3], eps, k)
+        self.shifted = self.shifted - 1 if held else _FALLBACK_HOLD if passes == 3 else 0
         Q = None
         if passes == 2:  # where the estimate is unsure, the column norms one pass left decide
             Q = xp.matmul(Y, first[1])
@@ -419,15 +428,20 @@ class Reorthonormalizer:
             # SciPy's pool at one thread: alternating with NumPy's, both would spin
             with self._scipy_one_thread():
                 Q = np.empty(Y.shape, dtype=np.float64)
+                start = self.shifted > 0
                 if threads > 1:  # the frames in threads
                     scratch = [np.empty((k, k)) for _ in range(B)]
                     parts = _pool.run_parts(
-                        lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r), range(B))
+                        lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start),
+                        range(B))
                 else:
                     G = np.empty((k, k))
-                    parts = [_chol_one(Y[b], Q[b], G, eps, want_r) for b in range(B)]
+                    parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
         except _CholeskyFailed:
             return None
+        # a frame that needed the shift is followed by frames as ill-conditioned
+        self.shifted = (self.shifted - 1 if start else
+                        _FALLBACK_HOLD if any(p[2] for p in parts) else 0)
         logd = np.stack([p[0] for p in parts])
         R = np.stack([p[1] for p in parts]) if want_r else None
         return Q, logd, R
