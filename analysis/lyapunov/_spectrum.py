@@ -533,13 +533,15 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
     batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
-    CholeskyQR (about ``3 B dim k^2`` flops, all BLAS-3), repeated once
-    (CholeskyQR2) when the first pass leaves the frame visibly
-    non-orthonormal, and Householder QR when the Gram matrix is too
-    ill-conditioned for it. The loop runs on the tangent stepper the map hands
+    CholeskyQR (about ``3 B dim k^2`` flops a pass, all BLAS-3), with a second
+    pass (CholeskyQR2) or, for an ill-conditioned frame, shifted CholeskyQR3
+    where one pass would leave it non-orthonormal, and Householder QR past a
+    condition number of ``~1e13`` (a full spectrum of a dense network keeps its
+    frames as Householder reflectors). The loop runs on the tangent stepper the map hands
     over (:meth:`itermap.Map.tangent_stepper`): a small map's lean loop over its
     point functions (compiled where numba is installed), a network's step fused
-    over its rows; the general batched loop runs where it hands none.
+    over its rows; the general one
+    (:func:`itermap.linalg.general_tangent_stepper`) where it hands none.
 
     References
     ----------

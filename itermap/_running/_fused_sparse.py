@@ -10,11 +10,10 @@ multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
 columns so that the rows it gathers stay in cache), applies ``R^-1``, the
 activation and its derivative, writes its rows of the next ``[x | Y]`` and
 forms its part of the next Gram matrix. Between steps the calling thread only
-factors that ``k x k`` matrix. Everything else of :func:`lyapunov_spectrum`
-(checkpoints, diagnostics, the result) is the general loop's. Where the
-factorisation needs more than one CholeskyQR pass (an ill-conditioned frame),
-that step goes through the :class:`~itermap._running._reorth.Reorthonormalizer`
-with its checks and Householder fallback. The map hands it out through
+factors that ``k x k`` matrix. Where the factorisation needs more than one
+CholeskyQR pass (an ill-conditioned frame), that step goes through the
+:class:`~itermap._running._reorth.Reorthonormalizer` (CholeskyQR2 or shifted
+CholeskyQR3). The map hands it out through
 :meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 

@@ -7,7 +7,7 @@ of the small-map stepper (:class:`itermap._running._stepper.SmallStepper`):
 ``n`` steps with a QR every ``every`` steps and at the last, adds ``log|R_jj|``
 to ``acc`` and returns ``(precision loss, sum of its exponentials)`` (NaN with
 ``every == 1``), or None where a state or direction went non-finite or
-collapsed exactly (the caller's general path then reruns and names it);
+collapsed exactly (the caller then reruns on :class:`GeneralStepper`, which names it);
 ``x`` and ``Q`` are the current states and frames. Each is also a context
 manager: entered around a caller's loop it sets that loop's BLAS threads once
 (outside a ``with``, each :meth:`advance` sets them for itself).
@@ -15,13 +15,14 @@ manager: entered around a caller's loop it sets that loop's BLAS threads once
 - :class:`FusedStepper`: one trajectory of a float64 network with one
   activation, fused over row blocks on itermap's thread pool
   (:mod:`._fused_dense`, :mod:`._fused_sparse`); it records no ``R`` factors
-  or frames (``r_out`` or ``q_out`` given: None, and the caller runs its
-  general path).
+  or frames (``r_out`` or ``q_out`` given: None, and the caller runs the
+  general stepper).
 - :class:`BatchedStepper`: ``step_with_tangent`` and a batched
   reorthonormalisation, with BLAS held to one thread beside a sparse product
   that runs on the pool, or with groups of trajectories in threads (a batch
   of large frames of a dense network: the products through NumPy, which
   releases the GIL, the factorisations through :mod:`._nogil_blas`).
+- :class:`GeneralStepper`: any map, every QR checked (:func:`general_tangent_stepper`).
 """
 
 from __future__ import annotations
