@@ -271,11 +271,12 @@ class GeneralStepper(BatchedStepper):
         if not math.isfinite(float(xp.sum(logd) + xp.sum(self.x))):
             self._diagnose(xp, Q, logd)  # raises, unless only an exact collapse
         self.Q, self.last_qr = Q, self.t
-        norms = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
-                 else xp.sum(Y * Y, axis=-2))
+        norms = None  # the column norms before the QR: for the precision loss of spaced QRs
+        if self.every > 1:
+            norms = np.asarray(to_numpy(np.einsum("...ij,...ij->...j", Y, Y)
+                                        if isinstance(Y, np.ndarray) else xp.sum(Y * Y, axis=-2)))
         host = to_numpy if want_r else (lambda a: a)  # recorded R and Q go to the host
-        return (np.asarray(to_numpy(logd), dtype=np.float64), np.asarray(to_numpy(norms)),
-                host(R), host(Q))
+        return np.asarray(to_numpy(logd), dtype=np.float64), norms, host(R), host(Q)
 
     def _diagnose(self, xp, Q, logd) -> None:
         """Raise the error that names why a step went wrong (or return: an exact collapse)."""
