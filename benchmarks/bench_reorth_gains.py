@@ -23,9 +23,9 @@ GAINS = (1.2, 1.5, 2.0, 3.0)
 BATCHES = (1, 8)
 
 
-def case(torch, n, gain, batch, steps):
+def case(torch, n, gain, batch, steps, seed=0):
     """``(ours, torch_loop)``: zero-argument callables running the same spectrum."""
-    m = itermap.random_rnn(n, gain=gain, rng=0)
+    m = itermap.random_rnn(n, gain=gain, rng=seed)
     Wt = torch.from_numpy(np.asarray(m.block_matrix.to_dense()))
     X0 = np.random.default_rng(1).normal(size=(batch, n))
     Q0 = np.linalg.qr(np.random.default_rng(2).normal(size=(batch, n, n)))[0]
@@ -62,9 +62,10 @@ def round8_path():
 
 
 def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
-        steps=None, one_thread=None) -> list[dict]:
+        steps=None, one_thread=None, seeds=(0,), round8=True) -> list[dict]:
     """Default threads (the target), then one thread (a record, less moved by the load of a
-    shared machine); ``one_thread`` picks one of the two."""
+    shared machine); ``one_thread`` picks one of the two. ``seeds``: the networks' seeds;
+    ``round8=False`` leaves round 8's path out."""
     try:
         import torch
     except ImportError:
@@ -73,11 +74,11 @@ def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
     modes = (False, True) if one_thread is None else (one_thread,)
     rows = []
     for mode in modes:
-        rows += _rows(torch, quick, gains, batches, repeat, steps, mode)
+        rows += _rows(torch, quick, gains, batches, repeat, steps, mode, seeds, round8)
     return rows
 
 
-def _rows(torch, quick, gains, batches, repeat, steps, one_thread):
+def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,), round8=True):
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_lyapunov import _one_thread
@@ -91,30 +92,42 @@ def _rows(torch, quick, gains, batches, repeat, steps, one_thread):
         if one_thread:
             torch.set_num_threads(1)
         try:
-            return [row for batch in batches for gain in gains
-                    for row in _case_rows(torch, n, gain, batch, steps, repeat, label)]
+            return [row for batch in batches for gain in gains for seed in seeds
+                    for row in _case_rows(torch, n, gain, batch, steps, repeat, label, seed,
+                                          round8)]
         finally:
             torch.set_num_threads(before)
 
 
-def _case_rows(torch, n, gain, batch, steps, repeat, label):
+def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0, round8=True):
     """Ours, round 8's path and torch's loop on one case, interleaved; two rows."""
-    ours, base = case(torch, n, gain, batch, steps)
+    ours, base = case(torch, n, gain, batch, steps, seed)
 
     def before():
         with round8_path():
             return ours()
 
     ours(), base()  # warm up
-    t = interleaved({"ours": ours, "torch": base, "round 8": before}, repeat)
-    note = f"{steps} steps, {label}, median of {repeat} interleaved runs"
+    fns = {"ours": ours, "torch": base, **({"round 8": before} if round8 else {})}
+    t = interleaved(fns, repeat)
+    note = f"{steps} steps, {label}, network seed {seed}, median of {repeat} interleaved runs"
+    name = f"seed {seed} " if seed else ""
     target = "speedup >= 1.3" if label == "default threads" else "record"
-    return [report(f"dense N={n} B={batch} gain {gain:g} full, QR every step, vs torch loop "
-                   f"({label})", t["ours"], t["torch"], target,
-                   t["torch"] / t["ours"] >= 1.3 or target == "record", note),
-            report(f"  same, round 8's path (CholeskyQR2) vs torch ({label})",
-                   t["round 8"], t["torch"], "record", True, note)]
+    rows = [report(f"dense N={n} B={batch} gain {gain:g} {name}full, QR every step, vs torch "
+                   f"loop ({label})", t["ours"], t["torch"], target,
+                   t["torch"] / t["ours"] >= 1.3 or target == "record", note)]
+    if round8:
+        rows.append(report(f"  same, round 8's path (CholeskyQR2) vs torch ({label})",
+                           t["round 8"], t["torch"], "record", True, note))
+    return rows
 
 
 if __name__ == "__main__":
-    run()
+    import sys
+
+    # the issue's size, several networks:
+    # python -m benchmarks.bench_reorth_gains B [seeds [default|1]]
+    run(batches=(int(sys.argv[1]),) if len(sys.argv) > 1 else BATCHES,
+        one_thread=len(sys.argv) > 3 and sys.argv[3] == "1",
+        seeds=tuple(int(s) for s in sys.argv[2].split(",")) if len(sys.argv) > 2 else (0,),
+        round8=False)

@@ -1,4 +1,5 @@
-"""The linear algebra the analyses share: the tangent frame's reorthonormaliser and batched solves.
+"""The linear algebra the analyses share: the tangent frame's reorthonormaliser, the general
+tangent stepper, and batched solves.
 
 Examples
 --------
@@ -10,6 +11,7 @@ array([[0.5 , 0.5 ],
        [0.25, 0.25]])
 """
 
+from ._running._fused_steppers import general_tangent_stepper
 from ._running._linalg import (
     batched_eigvals,
     batched_solve,
@@ -17,4 +19,5 @@ from ._running._linalg import (
 )
 from ._running._reorth import Reorthonormalizer
 
-__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "damped_normal_solve"]
+__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "damped_normal_solve",
+           "general_tangent_stepper"]

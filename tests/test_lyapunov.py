@@ -481,13 +481,26 @@ def test_reorthonormalizer_falls_back_to_householder_on_ill_conditioned_frames()
     from itermap._running._reorth import Reorthonormalizer
 
     rng = np.random.default_rng(3)
-    Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24
+    # cond ~ 1e17 > 1 / eps, not undone by scaling the columns (which CholeskyQR is immune to)
+    U = np.linalg.qr(rng.normal(size=(2, 40, 10)))[0]
+    Y = (U * np.logspace(0, -17, 10)) @ np.linalg.qr(rng.normal(size=(10, 10)))[0]
     reorth = Reorthonormalizer()
     Q, logd, R = reorth(Y, want_r=True)
     assert reorth.fallbacks == 1
     Qh, Rh = np.linalg.qr(Y)
     np.testing.assert_allclose(logd, np.log(np.abs(np.diagonal(Rh, axis1=1, axis2=2))),
                                rtol=1e-12)
+    np.testing.assert_allclose(Q @ R, Y, atol=1e-14)
+    Y = rng.normal(size=(2, 40, 10)) * np.logspace(0, -12, 10)  # cond ~ 1e12: Gram 1e24
+    reorth = Reorthonormalizer()
+    Q, logd, R = reorth(Y, want_r=True)
+    assert reorth.fallbacks == 0  # shifted CholeskyQR3
+    np.testing.assert_allclose(np.swapaxes(Q, 1, 2) @ Q, np.broadcast_to(np.eye(10), (2, 10, 10)),
+                               atol=1e-14)
+    # |R_jj| to the backward error eps ||Y|| of a stable QR
+    Rh = np.linalg.qr(Y)[1]
+    np.testing.assert_allclose(np.exp(logd), np.abs(np.diagonal(Rh, axis1=1, axis2=2)),
+                               rtol=1e-10, atol=1e3 * np.finfo(float).eps * np.abs(Y).max())
     np.testing.assert_allclose(Q @ R, Y, atol=1e-14)
     Y = rng.normal(size=(2, 40, 10))  # well conditioned: Cholesky, no fallback
     reorth = Reorthonormalizer()

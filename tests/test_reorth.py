@@ -12,6 +12,16 @@ from itermap._running._reorth import Reorthonormalizer
 from tests.conftest import to_np
 
 
+def _assert_close_diagonals(logd, ref, Y, atol):
+    """``log|R_jj|`` against a reference: ``atol``, or the backward error of a stable QR
+    (``|R_jj|`` off by ``1e3 eps ||Y||_2``) where that is larger."""
+    eps = np.finfo(np.float64).eps
+    norm = np.linalg.norm(Y, ord=2, axis=(-2, -1))[..., None]
+    tol = atol + 1e3 * eps * norm / np.exp(ref)
+    bad = np.abs(logd - ref) > tol
+    assert not bad.any(), (logd[bad], ref[bad], tol[bad])
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(8, 400), k=st.integers(4, 40), decay=st.floats(0.0, 3.0),
        batch=st.integers(1, 3), seed=st.integers(0, 2 ** 16))
@@ -26,11 +36,12 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
     _, R_ref = np.linalg.qr(Y)
     ref = np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1)))
     # R_jj from any QR of Y agree up to sign; their logs to rounding relative to the
-    # largest (Householder's own error is eps ||Y||)
+    # largest, or to the backward error eps ||Y|| of a stable QR (where |R_jj| is that small)
     scale = np.abs(ref).max() + 1.0
-    np.testing.assert_allclose(logd, ref, rtol=0, atol=1e-7 * scale)
+    _assert_close_diagonals(logd, ref, Y, 1e-7 * scale)
     eye = np.broadcast_to(np.eye(k), (batch, k, k))
-    np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, eye, atol=1e-7)
+    # one pass where it leaves Q orthonormal to 1e-3 sqrt(eps), two or three elsewhere
+    np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, eye, atol=2e-11)
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
 
 
@@ -55,16 +66,16 @@ def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_thre
     Y = (U * np.exp(-decay * np.arange(k))) @ V  # condition numbers up to e^19.4
     with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
         Q, logd, R = reorth(Y, want_r=True)
-        assert reorth.fallbacks == (1 if decay > 0.1 else 0)  # kappa^2 past 0.01 / eps
+        assert reorth.fallbacks == 0  # shifted CholeskyQR3 past CholeskyQR2's kappa ~1e7
     split = frames_in_threads and batch > 1
-    # in threads every frame is factorised; one after another, up to the first refusal
-    assert len(threads) == (batch if split or decay < 0.1 else 1)
+    # in threads or one after another, every frame is factorised
+    assert len(threads) == batch
     assert any(name.startswith("itermap-") for name in threads) == split
     _, R_ref = np.linalg.qr(Y)
     ref = np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1)))
-    np.testing.assert_allclose(logd, ref, rtol=0, atol=1e-7 * (np.abs(ref).max() + 1.0))
+    _assert_close_diagonals(logd, ref, Y, 1e-7 * (np.abs(ref).max() + 1.0))
     np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, np.broadcast_to(np.eye(k), R.shape),
-                               atol=1e-9)
+                               atol=1e-13)
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
 
 

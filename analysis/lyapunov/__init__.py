@@ -1,8 +1,9 @@
 """Lyapunov analyses: spectra, covariant vectors, finite-time exponents and scans.
 
 Each analysis loops over the tangent stepper a map hands it
-(:meth:`itermap.Map.tangent_stepper`) and falls back on one general batched
-loop (:mod:`._spectrum`) that names the step where a run diverged.
+(:meth:`itermap.Map.tangent_stepper`) and falls back on the general one
+(:func:`itermap.linalg.general_tangent_stepper`), which names the step where a run
+diverged.
 """
 
 from ._clv import CovariantVectors, clv_angles, covariant_lyapunov_vectors, participation_ratio

@@ -10,7 +10,6 @@ each column, which grows on average like ``exp(lambda_j)``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -19,12 +18,11 @@ import numpy as np
 import itermap
 from itermap import as_map, resolve_inputs, saveable
 from itermap.backends import namespace, to_numpy
-from itermap.linalg import Reorthonormalizer
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
 from .._checks import check_real_array
-from ._spectrum import _diagnose, _entered, _initial_frame, _start
+from ._spectrum import _entered, _general, _initial_frame, _start
 
 __all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
            "participation_ratio"]
@@ -202,58 +200,38 @@ def participation_ratio(vectors: Array) -> Array:
 
 
 def _stepper_forward(stepper, n_total, orient, save_every, steps):
-    """:func:`_forward` on the map's tangent stepper (a small map), or None to rerun it."""
+    """Steps ``1..orient+n_total`` with a QR each on a tangent stepper: the R factors of the
+    measured steps, the frames every ``save_every`` and ``sum log|R_ii|``; None where the
+    stepper stopped (the general one then reruns and names it)."""
     B, dim, k = stepper.Q.shape
     Rs = np.zeros((n_total, B, k, k))
     Qs = np.empty((n_total // save_every, B, dim, k))  # the backward transient's too
-    acc = np.zeros((B, k))
+    acc, first = np.zeros((B, k)), np.zeros((B, k))
     with _entered(stepper):
-        if orient and stepper.advance(orient, acc=np.zeros((B, k))) is None:
+        if orient and stepper.advance(orient, acc=first) is None:
             return None
         if stepper.advance(n_total, acc=acc, r_out=Rs, q_out=Qs, q_every=save_every) is None:
             return None
+    if np.isneginf(acc).any() or np.isneginf(first).any():
+        raise ValueError("a tangent direction collapsed exactly (R_ii = 0): its exponent is "
+                         "-inf and its covariant vector undefined; lower k")
     saved = {(i + 1) * save_every: Qs[i] for i in range(steps // save_every)}
     return Rs, saved, acc
 
 
-def _forward(map_, x, Q, n_total, orient, constant, sequence, save_at, xp):
-    """Steps ``1..orient+n_total`` with a QR each; R factors of the measured steps, Q at save_at."""
-    Rs, Qs, acc = [], {}, None
-    with Reorthonormalizer() as reorth:  # SciPy's BLAS pool held to one thread for the loop
-        for t in range(1, orient + n_total + 1):
-            u = constant if sequence is None else sequence[t - 1]
-            x, Y = map_.step_with_tangent(x, Q, u)
-            Q, logd, R = reorth(Y, want_r=True)
-            if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
-                _diagnose(xp, x, Q, logd, t, t - 1, 1, "")  # raises on inf or NaN
-                raise ValueError(f"a tangent direction collapsed exactly (R_ii = 0) at step {t}: "
-                                 "its exponent is -inf and its covariant vector undefined; lower k")
-            if t <= orient:
-                continue
-            s = t - orient
-            Rs.append(R)
-            if s in save_at:
-                Qs[s] = Q
-            acc = logd if acc is None else acc + logd
-    return Rs, Qs, acc
-
-
-def _backward(Rs, Qs, steps, k, B, xp, dtype, rng):
+def _backward(Rs, Qs, steps, k, B, rng):
     """``C_{t-1} = R_t^{-1} C_t`` from the last step down; V_t = Q_t C_t where saved."""
-    gen = np.random.default_rng(rng)
-    C = np.triu(gen.standard_normal((B, k, k))) + np.eye(k) * 1.0
-    C = xp.astype(xp.asarray(C / np.linalg.norm(C, axis=-2, keepdims=True)), dtype)
-    solve = np.linalg.solve if isinstance(C, np.ndarray) else xp.linalg.solve
-    saved, growth = {}, None
+    C = np.triu(np.random.default_rng(rng).standard_normal((B, k, k))) + np.eye(k)
+    C /= np.linalg.norm(C, axis=-2, keepdims=True)
+    saved, growth = {}, np.zeros((B, k))
     for t in range(len(Rs), 0, -1):
         if t in Qs:
-            saved[t] = xp.matmul(Qs[t], C)
-        C = solve(Rs[t - 1], C)
-        norms = xp.sqrt(xp.sum(C * C, axis=-2))  # (B, k)
-        C = C / norms[..., None, :]
+            saved[t] = Qs[t] @ C
+        C = np.linalg.solve(Rs[t - 1], C)
+        norms = np.sqrt(np.einsum("bij,bij->bj", C, C))
+        C /= norms[..., None, :]
         if t <= steps:  # measured steps: J V_{t-1} = V_t / norms
-            g = -xp.log(norms)
-            growth = g if growth is None else growth + g
+            growth -= np.log(norms)
     return saved, growth
 
 
@@ -357,16 +335,16 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
                                         transient + steps + bt)
     Q = _initial_frame(map, B, k, x, xp, rng)
-    save_at = set(range(save_every, steps + 1, save_every))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         stepper = (map.tangent_stepper(x, Q, constant, steps=transient + steps + bt)
                    if sequence is None else None)
         out = (_stepper_forward(stepper, steps + bt, transient, save_every, steps)
                if stepper is not None else None)
-        # no stepper, or a divergence or a collapse that the general pass names
-        Rs, Qs, acc = out if out is not None else _forward(
-            map, x, Q, steps + bt, transient, constant, sequence, save_at, xp)
-        saved, growth = _backward(Rs, Qs, steps, k, B, xp, x.dtype, rng)
+        if out is None:  # no stepper, or a divergence or a collapse that the general one names
+            out = _stepper_forward(_general(map, x, Q, constant, sequence, 0, transient),
+                                   steps + bt, transient, save_every, steps)
+        Rs, Qs, acc = out  # on the host
+        saved, growth = _backward(Rs, Qs, steps, k, B, rng)
     times = np.array(sorted(saved), dtype=np.int64)
     # the vectors keep the map's precision (float32 in, float32 out)
     real = np.dtype(str(x.dtype)) if str(x.dtype) in ("float32", "float64") else np.float64

@@ -16,11 +16,11 @@ import numpy as np
 
 import itermap
 from itermap import as_map, resolve_inputs, saveable
-from itermap.backends import namespace, to_numpy
+from itermap.backends import namespace
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
-from ._spectrum import _entered, _initial_frame, _segment, _start
+from ._spectrum import _entered, _general, _initial_frame, _start
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -170,17 +170,13 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
-    # the map's own stepper for a small map: one loop, window after window
+    # the map's own stepper: one loop, window after window; else (or to name a divergence)
+    # the general one
     per = _stepper_windows(map.tangent_stepper(x, Q, constant, steps=transient + steps),
                            n_windows, window, transient)
-    if per is None:  # no stepper, or a divergence it leaves to the general path to name
-        windows = []
-        for w in range(n_windows):  # each window resumes the last one's state and frame
-            x, Q, acc = _segment(map, x, Q, window, orient=transient if w == 0 else 0,
-                                 constant=constant,
-                                 offset=0 if w == 0 else transient + w * window)
-            windows.append(np.asarray(to_numpy(acc), dtype=float) / window)
-        per = np.stack(windows)  # (n_windows, B, k)
+    if per is None:
+        per = _stepper_windows(_general(map, x, Q, constant, None, 0, transient), n_windows,
+                               window, transient)
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

@@ -5,11 +5,10 @@
 orthonormal frame, and the logarithms of ``|diag R|`` accumulate the
 stretching along each direction. The loop runs on the tangent stepper the map
 hands over (:meth:`itermap.Map.tangent_stepper`: a small map's lean loop, a
-network's fused one); where it hands none, or a run diverges, the general loop
-below moves all ``B`` trajectories together: one batched tangent product
-(``map.step_with_tangent``) and one batched reorthonormalisation
-(:class:`itermap._running._reorth.Reorthonormalizer`), on the array backend of the state,
-and names the step where a state or tangent vector overflowed.
+network's fused one); where it hands none, or a run diverges, on the general
+stepper (:func:`itermap.linalg.general_tangent_stepper`: ``step_with_tangent``
+and a batched QR on the states' backend), which names the step where a state
+or tangent vector overflowed.
 
 A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
 that a ReLU has killed) has the exponent ``-inf``.
@@ -27,9 +26,9 @@ from typing import ClassVar
 import numpy as np
 
 import itermap
-from itermap import DivergenceError, as_map, as_rng, resolve_inputs, saveable
+from itermap import as_map, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
-from itermap.linalg import Reorthonormalizer
+from itermap.linalg import Reorthonormalizer, general_tangent_stepper
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_bool, plain_array
@@ -309,43 +308,6 @@ def _initial_frame(map_, B, k, x, xp, rng):
         return reorth(V)[0]
 
 
-def _trajectories(mask) -> str:
-    idx = np.flatnonzero(np.asarray(to_numpy(mask)).ravel())
-    return f"{idx[:8].tolist()}{'...' if idx.size > 8 else ''}"
-
-
-def _diagnose(xp, x, Q, logd, step, last_qr, every, where):
-    """Raise the error that names why a step went wrong (or return: an exact collapse)."""
-    # states and tangents are checked at each QR: with several steps between QRs the
-    # message names the span in which it happened
-    span = f"between steps {last_qr + 1} and {step}" if step - last_qr > 1 else f"at step {step}"
-    bad = ~xp.all(xp.isfinite(x), axis=-1)
-    if bool(xp.any(bad)):
-        raise DivergenceError(f"the state overflowed to inf or NaN {span}{where} "
-                              f"(trajectories {_trajectories(bad)})")
-    badq = ~xp.all(xp.isfinite(xp.reshape(Q, (Q.shape[0], -1))), axis=-1)
-    badq = badq | xp.any(xp.isnan(logd) | (logd == xp.inf), axis=-1)
-    if bool(xp.any(badq)):
-        hint = (" (reorthonormalize more often: lower reorthonormalize_every)" if every > 1
-                else "")
-        raise DivergenceError(f"the tangent vectors overflowed to inf or NaN {span}{where} "
-                              f"(trajectories {_trajectories(badq)}){hint}")
-    # what is left is log|R_ii| = -inf: an exact collapse, the exponent -inf
-
-
-def _precision_loss(xp, Y, logd):
-    """max_j ln(||y_j|| / |R_jj|) per trajectory, (B,): the digits column j lost in the QR.
-
-    The relative error of ``R_jj`` is about ``eps ||y_j|| / |R_jj|``; exact
-    collapses (``R_jj = 0``) are left out.
-    """
-    sq = (np.einsum("...ij,...ij->...j", Y, Y) if isinstance(Y, np.ndarray)
-          else xp.sum(Y * Y, axis=-2))
-    log_norm = 0.5 * xp.log(sq)
-    lost = xp.where(logd == -xp.inf, xp.zeros_like(logd), log_norm - logd)
-    return xp.max(lost, axis=-1)
-
-
 # -- the map's own stepper: one or a batch of trajectories of a small map ----------------
 def _entered(stepper):
     """The stepper as a context around a loop where it is one (it sets the loop's threads)."""
@@ -353,11 +315,15 @@ def _entered(stepper):
 
 
 def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc, bar=None):
-    """The run of :func:`_run` on the map's tangent stepper, in chunks between checkpoints.
+    """Steps ``1..total`` on a tangent stepper, in chunks between checkpoints: a QR every
+    step up to ``orient``, then every ``every`` and at the end.
 
-    Returns None on a divergence or a collapse: the general path then reruns and names it.
+    Returns the final state and frame, the accumulated ``log|R_ii|`` (B, k), the
+    checkpoints, and the largest precision loss of a measured QR with the sum of its
+    exponentials over the QRs; None where the stepper stopped at a divergence or a
+    collapse (the general stepper then reruns and names it, see :func:`_general`).
     """
-    del offset  # the general path's rerun names the steps
+    del offset  # the general stepper names the steps
     acc = np.array(acc, dtype=np.float64)
     snaps, hist_steps = [], []  # acc at each checkpoint: the history is formed at the end
     worst, exp_sum = -math.inf, 0.0
@@ -385,61 +351,11 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc
             if bar is not None:
                 bar.update(n + (orient if pos == n else 0))
         x, Q = stepper.x, stepper.Q
-    if not np.all(np.isfinite(acc)):
+    if np.isnan(acc).any() or np.isposinf(acc).any():
         return None
     per = np.sort(np.array(snaps) / np.array(hist_steps)[:, None, None], axis=2)[:, :, ::-1]
     loss = (worst, exp_sum) if every > 1 else (math.nan, math.nan)
     return x, Q, acc, list(per.mean(axis=1)), hist_steps, loss
-
-
-# -- the general loop ---------------------------------------------------------------------
-def _run(map_, x, Q, *, total, orient, every, constant, sequence, done, qr_per_chk, offset,
-         acc, bar):
-    """Steps ``1..total``: QR every step up to ``orient``, then every ``every`` and at the end.
-
-    Returns the final state and frame, the accumulated ``log|R_ii|`` (B, k), the
-    checkpoints, and the largest precision loss of a measured QR (:func:`_precision_loss`)
-    with the sum of its exponentials over the QRs.
-    """
-    xp = namespace(x)
-    hist, hist_steps = [], []
-    worst = exp_sum = None
-    last_qr = shown = n_qr = 0
-    with Reorthonormalizer() as reorth:  # SciPy's BLAS pool held to one thread for the loop
-        for t in range(1, total + 1):
-            measuring = t > orient
-            # the transient orients the frame with a QR every step: a random frame is
-            # squeezed towards the top direction, which several steps without a QR
-            # would push beyond the floating-point precision
-            u = constant if sequence is None else sequence[t - 1]
-            x, Q = map_.step_with_tangent(x, Q, u)
-            if measuring and (t - orient) % every and t != total:
-                continue
-            Y = Q
-            Q, logd, _ = reorth(Y)
-            if not math.isfinite(float(xp.sum(logd) + xp.sum(x))):
-                where = " of the transient" if not measuring else ""
-                _diagnose(xp, x, Q, logd, offset + t, offset + last_qr, every, where)
-            last_qr = t
-            if bar is not None and (t - shown >= max(1, total // 200) or t == total):
-                bar.update(t - shown)
-                shown = t
-            if not measuring:
-                continue
-            acc = acc + (logd if logd.dtype == acc.dtype else xp.astype(logd, acc.dtype))
-            if every > 1:  # checked for spaced QRs only
-                lost = xp.max(_precision_loss(xp, Y, logd))
-                worst = lost if worst is None else xp.maximum(worst, lost)
-                lost = xp.exp(xp.minimum(lost, 700.0))
-                exp_sum = lost if exp_sum is None else exp_sum + lost
-            n_qr += 1
-            if n_qr % qr_per_chk == 0 or t == total:
-                n = done + t - orient
-                per = np.sort(np.asarray(to_numpy(acc)) / n, axis=1)[:, ::-1]
-                hist.append(per.mean(axis=0))
-                hist_steps.append(n)
-    loss = (math.nan, math.nan) if worst is None else (float(worst), float(exp_sum))
-    return x, Q, acc, hist, hist_steps, loss
 
 
 def _resume(map_, prev, x0, k, transient):
@@ -628,13 +544,15 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
     batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
-    CholeskyQR (about ``3 B dim k^2`` flops, all BLAS-3), repeated once
-    (CholeskyQR2) when the first pass leaves the frame visibly
-    non-orthonormal, and Householder QR when the Gram matrix is too
-    ill-conditioned for it. The loop runs on the tangent stepper the map hands
+    CholeskyQR (about ``3 B dim k^2`` flops a pass, all BLAS-3), with a second
+    pass (CholeskyQR2) or, for an ill-conditioned frame, shifted CholeskyQR3
+    where one pass would leave it non-orthonormal, and Householder QR past a
+    condition number of ``~1e13`` (a full spectrum of a dense network keeps its
+    frames as Householder reflectors). The loop runs on the tangent stepper the map hands
     over (:meth:`itermap.Map.tangent_stepper`): a small map's lean loop over its
     point functions (compiled where numba is installed), a network's step fused
-    over its rows; the general batched loop runs where it hands none.
+    over its rows; the general one
+    (:func:`itermap.linalg.general_tangent_stepper`) where it hands none.
 
     References
     ----------
@@ -681,15 +599,12 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
                                         orient + steps)
     Q = run["Q"] if run["Q"] is not None else _initial_frame(map, B, k, x, xp, rng)
-    acc = xp.asarray(run["acc"])
-    if backend_of(x) == "cupy" and backend_of(acc) != "cupy":
-        acc = to_backend(acc, "cupy")
     total = orient + steps
     opts = dict(total=total, orient=orient, every=every, done=run["done"],
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
-                offset=run["transient"] + run["done"] - orient, acc=acc)
-    # the map's own stepper where it hands one over for these states, else the general loop
+                offset=run["transient"] + run["done"] - orient, acc=run["acc"])
+    # the map's own stepper where it hands one over for these states, else the general one
     stepper = map.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
     out = bar = None
     if progress:
@@ -705,7 +620,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
             if out is None:
                 if bar is not None:
                     bar.reset()
-                out = _run(map, x, Q, constant=constant, sequence=sequence, bar=bar, **opts)
+                out = _stepper_run(_general(map, x, Q, constant, sequence, opts["offset"],
+                                            orient), bar=bar, **opts)
         finally:
             if bar is not None:
                 bar.close()
@@ -717,23 +633,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     return _result(run, x, Q, acc, steps, every, free, loss, eps)
 
 
-def _segment(map_, x, Q, n, *, orient=0, constant=None, offset=0):
-    """Run ``orient`` steps then ``n`` measured ones, QR every step: (x, Q, sum log|R_ii|).
-
-    The building block of windowed analyses (finite-time exponents): the map's
-    tangent stepper where it hands one over, else the array path.
-    """
-    xp = namespace(x)
-    B, k = x.shape[0], Q.shape[-1]
-    opts = dict(total=orient + n, orient=orient, every=1, done=0, qr_per_chk=n + 1,
-                offset=offset, acc=xp.zeros((B, k), dtype=xp.float64))
-    out = None
-    stepper = map_.tangent_stepper(x, Q, constant, steps=orient + n)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
-                                                over="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if stepper is not None:
-            out = _stepper_run(stepper, **{**opts, "acc": np.zeros((B, k))})
-        if out is None:
-            out = _run(map_, x, Q, constant=constant, sequence=None, bar=None, **opts)
-    return out[0], out[1], out[2]
+def _general(map_, x, Q, constant, sequence, offset, transient):
+    """The general stepper (:func:`itermap.linalg.general_tangent_stepper`): where the map
+    hands none, or to rerun a run its own stepper stopped, and name the step."""
+    return general_tangent_stepper(map_, x, Q, constant, inputs=sequence, offset=offset,
+                                   transient=transient)

@@ -9,20 +9,20 @@ threads take blocks of rows: each multiplies its rows of ``W`` by ``[x | Q]`` (N
 which releases the GIL), applies the activation and f', and forms its part of the Gram
 matrix (:mod:`._nogil_blas`); the calling thread factors the ``k x k`` Gram matrix; then
 each thread solves its rows of ``Q R^-1`` in place. The new ``[x | Q]`` is the product's
-output buffer itself: two buffers alternate and nothing is copied. A frame whose one
-CholeskyQR pass leaves a column norm off by more than ``sqrt(eps)`` gets a second pass;
-one the Cholesky factorisation refuses, or whose condition estimate is past ``0.01 /
-eps``, goes through the checked :class:`~itermap._running._reorth.Reorthonormalizer`. The map hands
-it out through :meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
+output buffer itself: two buffers alternate and nothing is copied. LAPACK's condition
+estimate of the first pass's ``R`` decides, as in
+:class:`~itermap._running._reorth.Reorthonormalizer`: one pass, a second (CholeskyQR2), or,
+for a frame the Cholesky factorisation refuses or too ill-conditioned for CholeskyQR2,
+the reorthonormaliser's shifted CholeskyQR3. The map hands it out through
+:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._nogil_blas import available, cholesky_upper, gram_upper, solve_upper_transposed
+from ._reorth import _one_pass, passes_needed, triangular_kappa_sq
 from ._threads import OPTIONS, n_threads, pool
 
 __all__ = ["FusedDenseStep"]
@@ -65,7 +65,6 @@ class FusedDenseStep:
         self.cols[0][:, 0] = x[0]
         self.cols[0][:, 1:] = Q[0]
         self.turn = 0
-        self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
     def hold_threads(self) -> None:
         """Inside the reorthonormaliser's ``with``: every BLAS call on one thread, as the
@@ -94,24 +93,25 @@ class FusedDenseStep:
         gram_upper(self.cols[self.turn][self.rows[i][0]:self.rows[i][1], 1:], self.grams[i])
 
     def _solve(self, G):
+        """``Q = Y R^-1`` by row blocks; the largest ``| ||q_j||^2 - 1 |``."""
         def solve(i):
             Y = self.cols[self.turn][self.rows[i][0]:self.rows[i][1], 1:]
             solve_upper_transposed(G, Y)
             return np.einsum("ij,ij->j", Y, Y)
-        return sum(self._map(solve))
+        return float(np.max(np.abs(sum(self._map(solve)) - 1.0)))
 
-    def _factor(self, first):
+    def _factor(self):
         """Cholesky factor of the summed Gram matrix (in place, see :mod:`._nogil_blas`),
-        its diagonal, or None where a Householder QR must decide."""
+        its diagonal and estimated ``kappa^2``, or None where it fails."""
         G = self.grams[0]
         for g in self.grams[1:]:
             G += g
         if cholesky_upper(G) != 0:
             return None
         d = np.diagonal(G).copy()
-        if not np.all(d > 0) or (first and float(d.max() / d.min()) ** 2 > self.cond_limit):
+        if not np.all(d > 0):
             return None
-        return G, d
+        return G, d, triangular_kappa_sq(np.triu(G.T))
 
     def advance(self, *, qr: bool = True):
         """One step, and the QR of the new frame if ``qr``.
@@ -127,20 +127,28 @@ class FusedDenseStep:
         norms_sq = np.sum([np.diagonal(g) for g in self.grams], axis=0)[None]
         Y = self.cols[self.turn][:, 1:]
         logd = np.zeros(self.k)
+        passes = 2
         for pas in range(2):
             if pas:
                 self._map(self._gram)
-            factors = self._factor(first=pas == 0)
-            if factors is None:  # the checked, general path (after any pass done)
-                Q, logd_rest, _ = self.reorth(np.ascontiguousarray(Y)[None])
-                Y[...] = Q[0]
-                return logd[None] + logd_rest, norms_sq, total
-            G, d = factors
-            logd += np.log(d)
-            dev = float(np.max(np.abs(self._solve(G) - 1.0)))
-            if dev <= self.sqrt_eps:
+            factors = self._factor()
+            if factors is not None and pas == 0:
+                passes = passes_needed(factors[2], _EPS, self.k)
+            if factors is None or passes == 3:
                 break
-        return logd[None], norms_sq, total
+            G, d, kappa_sq = factors
+            logd += np.log(d)
+            dev = self._solve(G)
+            if pas == 0:
+                passes = passes_needed(kappa_sq, _EPS, self.k, dev)
+            elif not _one_pass(kappa_sq, _EPS, self.k, dev):
+                break
+            if passes == 1 or pas == 1:
+                return logd[None], norms_sq, total
+        # the reorthonormaliser's shifted CholeskyQR3, after any pass done
+        Q, logd_rest, _ = self.reorth(np.ascontiguousarray(Y)[None])
+        Y[...] = Q[0]
+        return logd[None] + logd_rest, norms_sq, total
 
     def state(self):
         """``(x, Q)``: the state (1, n) and the orthonormal frame (1, n, k), new arrays."""

@@ -10,22 +10,19 @@ multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
 columns so that the rows it gathers stay in cache), applies ``R^-1``, the
 activation and its derivative, writes its rows of the next ``[x | Y]`` and
 forms its part of the next Gram matrix. Between steps the calling thread only
-factors that ``k x k`` matrix. Everything else of :func:`lyapunov_spectrum`
-(checkpoints, diagnostics, the result) is the general loop's. Where the
-factorisation needs more than one CholeskyQR pass (an ill-conditioned frame),
-that step goes through the :class:`~itermap._running._reorth.Reorthonormalizer`
-with its checks and Householder fallback. The map hands it out through
+factors that ``k x k`` matrix. Where the factorisation needs more than one
+CholeskyQR pass (an ill-conditioned frame), that step goes through the
+:class:`~itermap._running._reorth.Reorthonormalizer` (CholeskyQR2 or shifted
+CholeskyQR3). The map hands it out through
 :meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._maps._activations import ACTIVATIONS
-from ._reorth import _exact_rank
+from ._reorth import _exact_rank, _one_pass
 from ._sparse_product import _kernel, splits
 from ._threads import OPTIONS, n_threads, pool
 
@@ -74,7 +71,6 @@ class FusedSparseStep:
         self.Rinv = None  # the last step's R^-1 (None: Y is orthonormal already)
         self.out = np.empty((n, 1 + k))  # W [x | Y]
         self.scaled = np.empty((n, k))  # the next Y, contiguous for its Gram matrix
-        self.cond_limit, self.sqrt_eps = 0.01 / _EPS, math.sqrt(_EPS)
 
     def hold_threads(self) -> None:
         """Inside the reorthonormaliser's ``with``: BLAS at one thread beside the pool."""
@@ -143,12 +139,11 @@ class FusedSparseStep:
             L = np.linalg.cholesky(G)
         except np.linalg.LinAlgError:
             return None
-        d = np.diagonal(L)
-        if not np.all(d > 0) or float(d.max() / d.min()) ** 2 > self.cond_limit:
+        if not np.all(np.diagonal(L) > 0):
             return None
         Rinv = np.linalg.inv(L.T)
         # the orthogonality loss ~eps kappa^2, kappa <= ||R||_F ||R^-1||_F (as in _reorth)
-        if float(np.sum(L * L) * np.sum(Rinv * Rinv)) * _EPS > 1e-3 * self.sqrt_eps:
+        if not _one_pass(float(np.sum(L * L) * np.sum(Rinv * Rinv)), _EPS, self.k):
             return None
         return L, Rinv
 

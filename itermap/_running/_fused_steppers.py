@@ -7,7 +7,7 @@ of the small-map stepper (:class:`itermap._running._stepper.SmallStepper`):
 ``n`` steps with a QR every ``every`` steps and at the last, adds ``log|R_jj|``
 to ``acc`` and returns ``(precision loss, sum of its exponentials)`` (NaN with
 ``every == 1``), or None where a state or direction went non-finite or
-collapsed exactly (the caller's general path then reruns and names it);
+collapsed exactly (the caller then reruns on :class:`GeneralStepper`, which names it);
 ``x`` and ``Q`` are the current states and frames. Each is also a context
 manager: entered around a caller's loop it sets that loop's BLAS threads once
 (outside a ``with``, each :meth:`advance` sets them for itself).
@@ -15,13 +15,14 @@ manager: entered around a caller's loop it sets that loop's BLAS threads once
 - :class:`FusedStepper`: one trajectory of a float64 network with one
   activation, fused over row blocks on itermap's thread pool
   (:mod:`._fused_dense`, :mod:`._fused_sparse`); it records no ``R`` factors
-  or frames (``r_out`` or ``q_out`` given: None, and the caller runs its
-  general path).
+  or frames (``r_out`` or ``q_out`` given: None, and the caller runs the
+  general stepper).
 - :class:`BatchedStepper`: ``step_with_tangent`` and a batched
   reorthonormalisation, with BLAS held to one thread beside a sparse product
   that runs on the pool, or with groups of trajectories in threads (a batch
   of large frames of a dense network: the products through NumPy, which
   releases the GIL, the factorisations through :mod:`._nogil_blas`).
+- :class:`GeneralStepper`: any map, every QR checked (:func:`general_tangent_stepper`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from .._core._backend import namespace, to_numpy
 from .._core._types import Array
-from .._maps._map import Map
+from .._maps._map import DivergenceError, Map
 from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
@@ -42,7 +44,8 @@ from ._reorth import Reorthonormalizer
 from ._sparse_product import splits
 from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["BatchedStepper", "FusedStepper", "frame_groups"]
+__all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "frame_groups",
+           "general_tangent_stepper"]
 
 
 def frame_groups(Q) -> int:
@@ -223,6 +226,127 @@ class BatchedStepper(_Stepper):
             return None  # inf, NaN or an exact collapse: the general path names it
         self.Q = Q
         return logd, np.einsum("...ij,...ij->...j", Y, Y), R, Q
+
+
+def _trajectories(mask) -> str:
+    idx = np.flatnonzero(np.asarray(to_numpy(mask)).ravel())
+    return f"{idx[:8].tolist()}{'...' if idx.size > 8 else ''}"
+
+
+class GeneralStepper(BatchedStepper):
+    """Any map's trajectories and frames, every QR checked: the stepper of last resort.
+
+    ``step_with_tangent`` and the batched reorthonormaliser on the states' own
+    array namespace, with a constant input ``u`` or one input per step
+    (``inputs``, indexed by the steps taken). A direction that collapses
+    exactly (``R_jj = 0``) keeps going with ``log|R_jj| = -inf``; a state or
+    tangent vector that overflows raises :class:`itermap.DivergenceError`
+    naming the step (counted from ``offset``, "of the transient" within the
+    first ``transient`` steps) or, with spaced QRs, the span since the last QR.
+    See :func:`general_tangent_stepper`.
+    """
+
+    def __init__(self, map_, x, Q, u=None, *, inputs=None, offset=0, transient=0):
+        super().__init__(map_, x, Q, u)
+        self.inputs, self.offset, self.transient = inputs, offset, transient
+        self.t = self.last_qr = 0
+        self.every = 1
+
+    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
+        self.every = every
+        return super().advance(n, every=every, acc=acc, r_out=r_out, q_out=q_out,
+                               q_every=q_every)
+
+    advance.__doc__ = _Stepper.advance.__doc__
+
+    def _step(self, qr, want_r):
+        u = self.u if self.inputs is None else self.inputs[self.t]
+        self.t += 1
+        self.x, Y = self.map.step_with_tangent(self.x, self.Q, u)
+        if not qr:
+            self.Q = Y
+            return ()
+        xp = namespace(self.x)
+        Q, logd, R = self.reorth(Y, want_r=want_r)
+        if not math.isfinite(float(xp.sum(logd) + xp.sum(self.x))):
+            self._diagnose(xp, Q, logd)  # raises, unless only an exact collapse
+        self.Q, self.last_qr = Q, self.t
+        norms = None  # the column norms before the QR: for the precision loss of spaced QRs
+        if self.every > 1:
+            norms = np.asarray(to_numpy(np.einsum("...ij,...ij->...j", Y, Y)
+                                        if isinstance(Y, np.ndarray) else xp.sum(Y * Y, axis=-2)))
+        host = to_numpy if want_r else (lambda a: a)  # recorded R and Q go to the host
+        return np.asarray(to_numpy(logd), dtype=np.float64), norms, host(R), host(Q)
+
+    def _diagnose(self, xp, Q, logd) -> None:
+        """Raise the error that names why a step went wrong (or return: an exact collapse)."""
+        step, last = self.offset + self.t, self.offset + self.last_qr
+        span = f"between steps {last + 1} and {step}" if step - last > 1 else f"at step {step}"
+        where = " of the transient" if self.t <= self.transient else ""
+        bad = ~xp.all(xp.isfinite(self.x), axis=-1)
+        if bool(xp.any(bad)):
+            raise DivergenceError(f"the state overflowed to inf or NaN {span}{where} "
+                                  f"(trajectories {_trajectories(bad)})")
+        badq = ~xp.all(xp.isfinite(xp.reshape(Q, (Q.shape[0], -1))), axis=-1)
+        badq = badq | xp.any(xp.isnan(logd) | (logd == xp.inf), axis=-1)
+        if bool(xp.any(badq)):
+            hint = (" (reorthonormalize more often: lower reorthonormalize_every)"
+                    if self.every > 1 else "")
+            raise DivergenceError(f"the tangent vectors overflowed to inf or NaN {span}{where} "
+                                  f"(trajectories {_trajectories(badq)}){hint}")
+
+
+def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None, *,
+                            inputs: Array | None = None, offset: int = 0,
+                            transient: int = 0) -> GeneralStepper:
+    """The general tangent stepper of any map: ``step_with_tangent`` and a checked batched QR.
+
+    What the Lyapunov analyses run where a map hands no stepper of its own
+    (:meth:`itermap.Map.tangent_stepper` returns None) or where its own
+    stepper stopped at a non-finite step, to name it: every QR is checked, an
+    exact collapse gives the exponent ``-inf``, and an overflow raises
+    :class:`itermap.DivergenceError` naming the step.
+
+    Parameters
+    ----------
+    map : Map
+        Any map of the itermap protocol (``step_with_tangent``).
+    x : array of shape (B, dim)
+        The starts, on any array backend (the stepper stays on it).
+    Q : array of shape (B, dim, k)
+        Orthonormal tangent frames.
+    u : array, optional
+        A constant input.
+    inputs : array, optional
+        One input per step, ``(steps, ...)``, instead of ``u``.
+    offset : int
+        Steps before this stepper's first, for the step numbers in messages.
+    transient : int
+        This stepper's first steps that are a transient, for the messages.
+
+    Returns
+    -------
+    GeneralStepper
+        With ``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` (see
+        :mod:`itermap._running._fused_steppers`) and the current ``x`` and ``Q``.
+
+    References
+    ----------
+    .. [1] Benettin, G., Galgani, L., Giorgilli, A. and Strelcyn, J.-M. (1980). Lyapunov
+       characteristic exponents for smooth dynamical systems and for Hamiltonian systems; a
+       method for computing all of them. Part 2: Numerical application. Meccanica 15, 21-30.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from itermap.systems import linear
+    >>> s = general_tangent_stepper(linear(np.diag([2.0, 0.0])), np.ones((1, 2)),
+    ...                             np.eye(2)[None])
+    >>> acc = np.zeros((1, 2))
+    >>> s.advance(10, acc=acc) is not None, acc / 10      # an exact collapse: -inf
+    (True, array([[0.69314718,       -inf]]))
+    """
+    return GeneralStepper(map, x, Q, u, inputs=inputs, offset=offset, transient=transient)
 
 
 def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,

@@ -7,39 +7,35 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 - ``k <= 3``: classical Gram-Schmidt applied twice, vectorised over the batch
   (a few array operations; a batched LAPACK QR of tiny matrices costs a call
   per matrix);
-- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all
-  BLAS-3; a second pass (CholeskyQR2) runs when the first leaves a column norm
-  of ``Q`` off by more than ``sqrt(eps)``. Batched array operations of the
-  input's namespace (on NumPy: NumPy's BLAS and threads) for ``k < 128``; from
-  ``k = 128`` on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
-  at a time (the triangular solve costs half of an inverse and a product),
-  called without the GIL (:mod:`._nogil_blas`; where SciPy lacks those entry
-  points, the batched path);
+- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all BLAS-3.
+  It loses about ``eps kappa^2`` of orthogonality [2]_, so the first pass's
+  condition estimate (``||R||_F ||R^-1||_F``, or LAPACK's ``dtrcon``) and the
+  column norms it left decide: one pass where ``Q`` is orthonormal to
+  ``1e-3 sqrt(eps)``, two (CholeskyQR2) up to ``eps kappa^2 = 0.01``, and
+  beyond that, or where Cholesky fails, shifted CholeskyQR3 [3]_ from ``Y``:
+  a pass on ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings
+  ``kappa`` down to about ``1/sqrt(s)``, and two plain passes follow; that
+  holds to ``kappa ~ 1e13``; the next 16 factorisations then start shifted.
+  Batched in the input's namespace for
+  ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`);
+  from there on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
+  at a time, without the GIL (:mod:`._nogil_blas`);
 - a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
-  ``j >= m`` exactly (rounding would leave ``eps``-sized values);
-- Householder QR (``linalg.qr``) when the Cholesky factorisation fails, when
-  the Gram matrix's condition estimate ``(max R_ii / min R_ii)^2`` exceeds
-  ``0.01 / eps``, when a Gram-Schmidt column vanishes (an exact collapse: the
-  Householder ``R_ii`` is then exactly 0), or when anything is not finite.
-  After a fallback the next 16 factorisations go straight to Householder.
+  ``j >= m`` exactly (rounding would leave values of order ``eps``);
+- Householder QR (``linalg.qr``) where CholeskyQR3 still left a frame far from
+  orthonormal (``kappa`` past ``~1e13``), where a Gram-Schmidt column vanishes
+  (an exact collapse), or where anything is not finite; the next 16
+  factorisations then go straight to Householder.
 
 The spans of the leading columns are the same whatever the method, so the
-product of the ``R`` factors, and with it the exponents, agree to rounding:
-an orthogonality error of one step is not carried into the next one's ``R``.
+product of the ``R`` factors, and with it the exponents, agree to rounding.
 
-Square frames (full spectra of dense maps, see :mod:`._fused_square`) are kept as
-Householder reflectors instead (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`). Counted for an ``n x n`` frame: ``geqrf`` ``4/3 n^3``
-plus ``ormqr`` into the next product ``2 n^3`` (the product's own flops, the
-``orgqr`` saved), against the product ``2 n^3`` plus ``7/3 n^3`` per CholeskyQR
-pass (``syrk`` ``n^3``, ``potrf`` ``n^3/3``, ``trsm`` ``n^3``). At chaotic gains
-``diag(f')`` makes the frame's condition number ``1e7``-``1e16`` (gain 3-5,
-N = 256): CholeskyQR2 then needs both passes and fails past ``1/sqrt(eps)``;
-shifted CholeskyQR3 [3]_ would survive to ``1/eps`` at three passes (``9 n^3``
-a step with the product), more than twice the Householder step's ``10/3 n^3``,
-and leaves past ``1/eps`` (gain 5) a fallback all the same. Householder QR is
-backward stable at any conditioning [1]_, with orthogonality to machine
-precision, where CholeskyQR2's one-pass shortcut stops at ``sqrt(eps)``.
+Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
+Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
+:func:`explicit_frame`): ``geqrf`` (``4/3 n^3``) and ``ormqr`` into the next
+product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
+CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
+two or three; Householder QR is backward stable at any conditioning [1]_.
 
 References
 ----------
@@ -67,7 +63,7 @@ import math
 import numpy as np
 
 from itermap.backends import namespace
-from itermap.threads import ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
+from itermap.threads import OPTIONS, ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
 
 from ._nogil_blas import available as nogil_available
 
@@ -78,16 +74,10 @@ _pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _no
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
-# SciPy's trsm beats NumPy's inverse-and-product from about this many columns (2 cores)
-_PER_MATRIX_K = 128
-# frames below this n k^2 run their loop with BLAS at one thread (see Reorthonormalizer)
-_SMALL_FRAME_WORK = 1 << 24
 # off NumPy, larger frames are factorised one matrix at a time: CuPy's batched Cholesky and
 # inverse call cuSOLVER/cuBLAS *Batched routines made for small matrices, and CuPy's own
 # solve loops over the batch past this size (cupy.cublas.get_batched_gesv_limit())
 _BATCHED_MAX_K = 256
-# a batch's Householder QRs are split over threads from about this much work (B n k^2)
-_SPLIT_QR_WORK = 1 << 22
 
 
 def _transpose(xp, a):
@@ -111,38 +101,103 @@ class _CholeskyFailed(Exception):
     pass
 
 
-def _chol_one(Y, out, G, cond_limit, sqrt_eps, want_r):
-    """CholeskyQR2 of one (n, k) NumPy frame into ``out`` (n, k, C-ordered), in place.
+# eps kappa^2 bounds CholeskyQR's loss of orthogonality: one pass up to 1e-3 sqrt(eps),
+# CholeskyQR2 up to _TWO_PASS (the first pass's Q is then well conditioned), beyond it
+# shifted CholeskyQR3
+_TWO_PASS = 1e-2
+# after the shifted pass, the frame must be within plain CholeskyQR's reach (a Gram matrix
+# that rounding leaves positive definite); else Y's rank was lost to rounding
+_SHIFTED_REST = 1.0
+
+
+def _one_pass(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> bool:
+    """Whether one pass leaves a frame of estimated ``kappa^2`` orthonormal to ~1e-3 sqrt(eps):
+    by the estimate (which runs up to ``k`` times ``kappa``: ``kappa^2 <= 4 k^2`` is an
+    orthonormal frame's own), or by ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left
+    (the diagonal of ``Q^T Q - I``; a tenth of the bound, for the rest of the matrix)."""
+    limit = 1e-3 * math.sqrt(eps)
+    return kappa_sq * eps <= limit or kappa_sq <= 4.0 * k * k or dev <= 0.1 * limit
+
+
+def passes_needed(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> int:
+    """CholeskyQR passes for a frame of estimated ``kappa^2``: 1, 2 or 3 (shifted) [2]_ [3]_;
+    ``dev`` as in :func:`_one_pass`, measured after the first."""
+    if not kappa_sq * eps <= _TWO_PASS:  # NaN too
+        return 3
+    return 1 if _one_pass(kappa_sq, eps, k, dev) else 2
+
+
+def shift_of(sq_norm: float, n: int, k: int, eps: float) -> float:
+    """Shifted CholeskyQR's shift ``11 (n k + k (k + 1)) u ||Y||_F^2`` (``u = eps / 2``) [3]_:
+    large enough that ``Y^T Y + s I`` is positive definite in floating point whatever ``Y``'s
+    conditioning, small enough that ``Y (R^-1)`` has ``kappa <= ~1/sqrt(s)``."""
+    return 11.0 * (n * k + k * (k + 1)) * 0.5 * eps * sq_norm
+
+
+def triangular_kappa_sq(R) -> float:
+    """An estimate of ``kappa(R)^2`` for an upper triangular ``R`` (k, k): LAPACK's ``dtrcon``
+    (``O(k^2)`` flops) of the 1-norm condition number, which runs above the 2-norm's (for
+    the frames of a tanh network's spectrum, 10-20 times at k = 130)."""
+    from scipy.linalg import lapack
+
+    rcond, info = lapack.dtrcon(R, norm="1", uplo="U", diag="N")
+    return math.inf if info != 0 or not rcond > 0 else 1.0 / rcond ** 2
+
+
+def _chol_pass(out, G, eps, shift, want_r, give_up=math.inf):
+    """One CholeskyQR pass on ``out`` (n, k) in place: ``(log diag R, R, kappa(R)^2, dev)``
+    (``dev`` as in :func:`_one_pass`)."""
+    from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
+
+    gram_upper(out, G)
+    if shift:
+        G[np.diag_indices_from(G)] += shift
+    if cholesky_upper(G) != 0:
+        raise _CholeskyFailed
+    d = np.diagonal(G).copy()
+    if not np.all(d > 0):
+        raise _CholeskyFailed
+    R = np.triu(G.T)
+    kappa_sq = triangular_kappa_sq(R)
+    if not kappa_sq * eps <= give_up:  # before the solve: the frame goes another way
+        raise _CholeskyFailed
+    solve_upper_transposed(G, out)
+    dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
+    return np.log(d), (R if want_r else None), kappa_sq, dev
+
+
+def _chol_one(Y, out, G, eps, want_r, shifted=False):
+    """CholeskyQR2, or shifted CholeskyQR3, of one (n, k) NumPy frame into ``out`` in place;
+    ``(log diag R, R, whether shifted)``. ``shifted``: start with the shifted pass.
 
     ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
     through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
     factorised in threads run in parallel. ``G`` is a (k, k) scratch.
     """
-    from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
-
-    Rs, logs = [], []
     np.copyto(out, Y)
-    for pas in range(2):
-        gram_upper(out, G)
-        info = cholesky_upper(G)
-        d = np.diagonal(G).copy()
-        if info != 0 or not np.all(d > 0):
-            raise _CholeskyFailed
-        if pas == 0 and float(d.max() / d.min()) ** 2 > cond_limit:
-            raise _CholeskyFailed
-        if want_r:
-            Rs.append(np.triu(G.T))
-        solve_upper_transposed(G, out)
-        logs.append(np.log(d))
-        if pas == 0:
-            dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
-            if dev <= sqrt_eps:
-                break
-    logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
+    n, k = Y.shape
+    passes = 3
+    if not shifted:
+        try:
+            first = _chol_pass(out, G, eps, 0.0, want_r, give_up=_TWO_PASS)
+            passes = passes_needed(first[2], eps, k, first[3])
+        except _CholeskyFailed:
+            np.copyto(out, Y)
+    if passes == 3:  # from Y, shifted
+        first = _chol_pass(out, G, eps, shift_of(float(np.sum(Y * Y)), n, k, eps), want_r)
+    done = [first]
+    for i in range(passes - 1):
+        # after the shifted pass the frame must be within plain CholeskyQR's reach
+        done.append(_chol_pass(out, G, eps, 0.0, want_r,
+                               give_up=_SHIFTED_REST if passes == 3 and i == 0 else math.inf))
+    if passes > 1 and not _one_pass(done[-1][2], eps, k, done[-1][3]):
+        raise _CholeskyFailed  # Y's rank was lost to rounding: Householder decides
     R = None
     if want_r:
-        R = Rs[0] if len(Rs) == 1 else Rs[1] @ Rs[0]
-    return logd, R
+        R = done[0][1]
+        for p in done[1:]:
+            R = p[1] @ R
+    return sum(p[0] for p in done), R, passes == 3
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -176,14 +231,13 @@ class Reorthonormalizer:
     at its first factorisation, once (a limit costs about a millisecond):
 
     - with ``pool_products=True`` (the map's products run on itermap's own
-      threads, see :func:`itermap._running._sparse_product.uses_thread_pool`), frames with
-      ``n k^2 < 2^24`` hold every BLAS library to one thread for the loop: the
-      factorisation's products are too small to share, and BLAS threads spinning
-      after them slowed the map's split sparse products (13 ms a step against
-      2.7 ms for N = 20000, k = 10 on 2 cores);
+      threads), frames with ``n k^2 < OPTIONS.qr_small_frame_work`` (see
+      :class:`itermap.threads.ThreadOptions`) hold every BLAS library to one
+      thread for the loop: the factorisation's products are too small to share,
+      and BLAS threads spinning after them slow the map's split sparse products;
     - with ``frames_in_threads=True`` (the loop steps groups of trajectories in
-      threads, see :mod:`._frame_threads`), every BLAS library is held to one
-      thread for the loop, and frames factorised one at a time (``k >= 128``)
+      threads), every BLAS library is held to one thread for the loop, and frames
+      factorised one at a time (``k >= OPTIONS.qr_per_matrix_k``)
       are factorised in threads too, without the GIL (:mod:`._nogil_blas`);
     - SciPy's own BLAS library, where it has one (see
       :func:`itermap._running._threads.scipy_blas_limited`), is held to one thread for
@@ -206,6 +260,7 @@ class Reorthonormalizer:
         self.frames_in_threads = frames_in_threads
         self.hold = 0
         self.fallbacks = 0
+        self.shifted = 0  # factorisations left that start with the shifted pass
         self._stack: contextlib.ExitStack | None = None
         self._held = False
         self._threads_set = False
@@ -231,7 +286,7 @@ class Reorthonormalizer:
             return
         self._threads_set = True
         B, n, k = Y.shape
-        small = n * k * k < _SMALL_FRAME_WORK
+        small = n * k * k < OPTIONS.qr_small_frame_work
         if isinstance(Y, np.ndarray) and ((self.pool_products and small)
                                           or self.frames_in_threads):
             self.hold_blas()
@@ -272,13 +327,12 @@ class Reorthonormalizer:
         return _exact_rank(xp, Y, *out)
 
     def _split_frames(self, Y) -> int:
-        """Threads a NumPy batch's Householder QRs split over: where the loop holds BLAS
-        to one thread, NumPy's QR of 8 frames of 256 x 256 took 31 ms on 2 cores at one
-        thread or at two, and 11 ms as two halves in threads."""
+        """Threads a NumPy batch's Householder QRs split over where the loop holds BLAS to
+        one thread: one per ``OPTIONS.qr_split_work`` of work, at most one per frame."""
         if not (self._blas_held and isinstance(Y, np.ndarray) and Y.ndim == 3):
             return 1
         B, n, k = Y.shape
-        return max(1, min(n_threads(), B, B * n * k * k // _SPLIT_QR_WORK))
+        return max(1, min(n_threads(), B, B * n * k * k // OPTIONS.qr_split_work))
 
     @staticmethod
     def _householder(xp, Y, want_r, parts=1):
@@ -326,67 +380,91 @@ class Reorthonormalizer:
 
     def _cholesky(self, xp, Y, want_r):
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
-        cond_limit, sqrt_eps = 0.01 / eps, math.sqrt(eps)
         B, n, k = Y.shape
-        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= _PER_MATRIX_K \
+        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= OPTIONS.qr_per_matrix_k \
                 and nogil_available():
-            return self._cholesky_per_matrix(Y, cond_limit, sqrt_eps, want_r)
-        Q, logs, Rs = Y, [], []
-        for pas in range(2):
-            G = xp.matmul(_transpose(xp, Q), Q)
-            try:
-                L = _per_matrix(xp, xp.linalg.cholesky, G)
-            except np.linalg.LinAlgError:
+            return self._cholesky_per_matrix(Y, eps, want_r)
+        # a frame that needed the shift is followed by frames as ill-conditioned
+        held = self.shifted > 0
+        first = None if held else _batched_pass(xp, Y)
+        passes = 3 if first is None else passes_needed(first[3], eps, k)
+        self.shifted = self.shifted - 1 if held else _FALLBACK_HOLD if passes == 3 else 0
+        Q = None
+        if passes == 2:  # where the estimate is unsure, the column norms one pass left decide
+            Q = xp.matmul(Y, first[1])
+            norms = (np.einsum("bij,bij->bj", Q, Q) if isinstance(Q, np.ndarray)
+                     else xp.sum(Q * Q, axis=-2))  # einsum: NumPy's sum is slow here
+            passes = passes_needed(first[3], eps, k, float(xp.max(xp.abs(norms - 1.0))))
+        elif passes == 3:  # shifted CholeskyQR3: from Y again, its Gram matrix shifted
+            sq = (np.einsum("bij,bij->b", Y, Y) if isinstance(Y, np.ndarray)
+                  else xp.sum(Y * Y, axis=(-2, -1)))
+            first = _batched_pass(xp, Y, shift_of(sq, n, k, eps))
+            if first is None:
                 return None
-            d = _diag(xp, L)
-            if not bool(xp.all(d > 0)):  # CuPy returns NaN rather than raising
-                return None
-            if pas == 0 and float(xp.max((xp.max(d, axis=-1) / xp.min(d, axis=-1)) ** 2)) \
-                    > cond_limit:
-                return None
-            Rinv = _per_matrix(xp, xp.linalg.inv, _transpose(xp, L))
-            Q = xp.matmul(Q, Rinv)
-            logs.append(xp.log(d))
-            Rs.append(_transpose(xp, L))
-            if pas == 0:
-                # CholeskyQR loses ~eps kappa(Y)^2 of orthogonality, and kappa(Y) = kappa(R)
-                # <= ||R||_F ||R^-1||_F: a frame that well conditioned needs no second pass
-                # and no check of its column norms (a pass over the whole frame)
-                kappa2 = xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))
-                if float(xp.max(kappa2)) * eps <= 1e-3 * sqrt_eps:
-                    break
-                norms = (np.einsum("bij,bij->bj", Q, Q) if isinstance(Q, np.ndarray)
-                         else xp.sum(Q * Q, axis=-2))  # einsum: NumPy's sum is slow here
-                dev = float(xp.max(xp.abs(norms - 1.0)))
-                if dev <= sqrt_eps:
-                    break
-        logd = logs[0] if len(logs) == 1 else logs[0] + logs[1]
-        R = None
-        if want_r:
-            R = Rs[0] if len(Rs) == 1 else xp.matmul(Rs[1], Rs[0])
+        done = [first]
+        if Q is None:
+            Q = xp.matmul(Y, first[1])
+        for _ in range(passes - 1):
+            step = _batched_pass(xp, Q)
+            if step is None or (passes == 3 and len(done) == 1
+                                and not step[3] * eps <= _SHIFTED_REST):
+                return None  # Y's rank was lost to rounding: Householder decides
+            done.append(step)
+            Q = xp.matmul(Q, step[1])
+        if passes > 1 and not _one_pass(done[-1][3], eps, k):
+            return None  # Y's rank was lost to rounding: Householder decides
+        logd = done[0][2]
+        R = done[0][0] if want_r else None
+        for R_p, _, logd_p, _ in done[1:]:
+            logd = logd + logd_p
+            if want_r:
+                R = xp.matmul(R_p, R)
         return Q, logd, R
 
-    def _cholesky_per_matrix(self, Y, cond_limit, sqrt_eps, want_r):
+    def _cholesky_per_matrix(self, Y, eps, want_r):
         B, n, k = Y.shape
         threads = min(n_threads(), B) if self.frames_in_threads else 1
         try:
             # SciPy's pool at one thread: alternating with NumPy's, both would spin
             with self._scipy_one_thread():
                 Q = np.empty(Y.shape, dtype=np.float64)
+                start = self.shifted > 0
                 if threads > 1:  # the frames in threads
                     scratch = [np.empty((k, k)) for _ in range(B)]
                     parts = _pool.run_parts(
-                        lambda b: _chol_one(Y[b], Q[b], scratch[b], cond_limit, sqrt_eps,
-                                            want_r), range(B))
+                        lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start),
+                        range(B))
                 else:
                     G = np.empty((k, k))
-                    parts = [_chol_one(Y[b], Q[b], G, cond_limit, sqrt_eps, want_r)
-                             for b in range(B)]
+                    parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
         except _CholeskyFailed:
             return None
+        # a frame that needed the shift is followed by frames as ill-conditioned
+        self.shifted = (self.shifted - 1 if start else
+                        _FALLBACK_HOLD if any(p[2] for p in parts) else 0)
         logd = np.stack([p[0] for p in parts])
         R = np.stack([p[1] for p in parts]) if want_r else None
         return Q, logd, R
+
+
+def _batched_pass(xp, Q, shift=None):
+    """One batched CholeskyQR pass's factor: ``(R, R^-1, log diag R, max ||R||_F^2
+    ||R^-1||_F^2)``, the last bounding ``kappa(Q)^2``; None where Cholesky refuses."""
+    G = xp.matmul(_transpose(xp, Q), Q)
+    if shift is not None:
+        k = G.shape[-1]
+        G = G + xp.asarray(shift)[:, None, None] * xp.eye(k, dtype=G.dtype)
+    try:
+        L = _per_matrix(xp, xp.linalg.cholesky, G)
+    except np.linalg.LinAlgError:
+        return None
+    d = _diag(xp, L)
+    if not bool(xp.all(d > 0)):  # CuPy returns NaN rather than raising
+        return None
+    R = _transpose(xp, L)
+    Rinv = _per_matrix(xp, xp.linalg.inv, R)
+    kappa2 = float(xp.max(xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))))
+    return R, Rinv, xp.log(d), kappa2
 
 
 

@@ -25,7 +25,7 @@ __all__ = ["OPTIONS", "ProcessLocalPool", "ThreadOptions", "blas_limited", "n_th
 
 @dataclass
 class ThreadOptions:
-    """The work sizes from which itermap splits a step over its thread pool.
+    """The work sizes from which itermap splits a step over its thread pool or changes method.
 
     Each is a break-even point: below it, handing work to a thread costs more
     than it saves. The defaults suit a few cores; on another machine, time a
@@ -49,6 +49,19 @@ class ThreadOptions:
     frames_min_k : int
         Tangent vectors from which a batch of trajectories of a dense network
         is stepped and factorised in groups on the threads (default 128).
+    qr_per_matrix_k : int
+        Columns from which a NumPy float64 frame is factorised one matrix at a
+        time by SciPy's ``syrk``/``potrf``/``trsm`` without the GIL, rather than
+        by NumPy's batched inverse and product (default 128).
+    qr_small_frame_work : int
+        ``n k^2`` below which a loop whose products run on the pool holds every
+        BLAS library to one thread: the factorisation's products are too small
+        to share, and BLAS threads spinning after them slow the pool's work
+        (default ``2**24``).
+    qr_split_work : int
+        Work ``B n k^2`` per thread from which a batch of Householder QRs, in a
+        loop that holds BLAS to one thread, is split over the pool (default
+        ``2**22``).
 
     Examples
     --------
@@ -62,6 +75,9 @@ class ThreadOptions:
     fused_sparse_k: tuple[int, int] = (4, 128)
     gather_bytes: int = 1 << 20
     frames_min_k: int = 128
+    qr_per_matrix_k: int = 128
+    qr_small_frame_work: int = 1 << 24
+    qr_split_work: int = 1 << 22
 
 
 #: itermap's thresholds for splitting work over threads (see :class:`ThreadOptions`).
