@@ -215,24 +215,32 @@ def _stepper_forward(stepper, n_total, orient, save_every, steps):
     if np.isneginf(acc).any() or np.isneginf(first).any():
         raise ValueError("a tangent direction collapsed exactly (R_ii = 0): its exponent is "
                          "-inf and its covariant vector undefined; lower k")
-    saved = {(i + 1) * save_every: Qs[i] for i in range(steps // save_every)}
-    return Rs, saved, acc
+    return Rs, Qs[:steps // save_every], acc
 
 
-def _backward(Rs, Qs, steps, k, B, rng):
-    """``C_{t-1} = R_t^{-1} C_t`` from the last step down; V_t = Q_t C_t where saved."""
+def _backward(Rs, Qs, steps, save_every, rng):
+    """``C_{t-1} = R_t^{-1} C_t`` from the last step down; ``V_t = Q_t C_t`` at the saved
+    times ``save_every, 2 save_every, ...`` (``Qs`` holds their frames).
+
+    The R factors are inverted in batched calls of many steps, so a step of the loop is one
+    small product and a column scaling, not a LAPACK call (which dominates for small k)."""
+    _, B, k, _ = Rs.shape
     C = np.triu(np.random.default_rng(rng).standard_normal((B, k, k))) + np.eye(k)
     C /= np.linalg.norm(C, axis=-2, keepdims=True)
-    saved, growth = {}, np.zeros((B, k))
-    for t in range(len(Rs), 0, -1):
-        if t in Qs:
-            saved[t] = Qs[t] @ C
-        C = np.linalg.solve(Rs[t - 1], C)
-        norms = np.sqrt(np.einsum("bij,bij->bj", C, C))
-        C /= norms[..., None, :]
-        if t <= steps:  # measured steps: J V_{t-1} = V_t / norms
-            growth -= np.log(norms)
-    return saved, growth
+    chunk = max(1, (1 << 22) // (B * k * k))  # steps whose inverses are held at once
+    Cs, log_norms = np.empty((len(Qs), B, k, k)), np.zeros((B, k))
+    for stop in range(len(Rs), 0, -chunk):
+        start = max(0, stop - chunk)
+        inverses = np.linalg.inv(Rs[start:stop])
+        for t in range(stop, start, -1):
+            if t <= steps and t % save_every == 0:
+                Cs[t // save_every - 1] = C
+            C = inverses[t - 1 - start] @ C
+            norms = np.sqrt(np.einsum("bij,bij->bj", C, C))
+            C /= norms[..., None, :]
+            if t <= steps:  # measured steps: J V_{t-1} = V_t / norms
+                log_norms += np.log(norms)
+    return Qs @ Cs, -log_norms
 
 
 def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | None = None,
@@ -344,11 +352,11 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
             out = _stepper_forward(_general(map, x, Q, constant, sequence, 0, transient),
                                    steps + bt, transient, save_every, steps)
         Rs, Qs, acc = out  # on the host
-        saved, growth = _backward(Rs, Qs, steps, k, B, rng)
-    times = np.array(sorted(saved), dtype=np.int64)
+        V, growth = _backward(Rs, Qs, steps, save_every, rng)
+    times = save_every * np.arange(1, n_saved + 1, dtype=np.int64)
     # the vectors keep the map's precision (float32 in, float32 out)
     real = np.dtype(str(x.dtype)) if str(x.dtype) in ("float32", "float64") else np.float64
-    V = np.stack([np.asarray(to_numpy(saved[t]), dtype=real) for t in times])
+    V = V.astype(real, copy=False)
     fwd = np.asarray(to_numpy(acc), dtype=float) / (steps + bt)
     cov = np.asarray(to_numpy(growth), dtype=float) / steps
     if not run["batched"]:
