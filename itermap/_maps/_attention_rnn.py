@@ -143,10 +143,6 @@ class AttentionRNN(Map):
         return int(self.Wv.shape[1])
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.Wv.dtype
 

@@ -396,10 +396,6 @@ class RecurrentMap(Map):
         return self.layers[0].input_size
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.layers[0].dtype
 

@@ -1,14 +1,7 @@
-"""The map protocol shared by every map in itermap.
-
-A map is a function ``x -> F(x, u)`` on states of shape ``(dim,)`` or
-``(B, dim)``. Analyses rely on five members only: :attr:`Map.dim`, a batched
-:meth:`Map.step`, :meth:`Map.tangent` (``J(x) @ v`` without forming ``J``),
-:meth:`Map.jacobian` and :meth:`Map.vjp` (``w^T J(x)``). Any object with ``dim``,
-``step`` and ``jacobian`` or ``tangent`` is turned into a map by
-:func:`itermap.as_map`, which supplies the rest; no subclass is required.
+"""The base class of every map: ``x -> F(x, u)`` on states ``(dim,)`` or ``(B, dim)``.
 
 ``step``, ``jacobian``, ``tangent`` and ``vjp`` are the inner loop: they pass NaN
-through. The analyses check their starts, inputs and results.
+through; the analyses check their starts, inputs and results.
 """
 
 from __future__ import annotations
@@ -92,12 +85,7 @@ class Map:
 
     @property
     def forced_size(self) -> int:
-        """How many state entries the input overwrites (the input block), 0 if none.
-
-        An :class:`~itermap.IterativeMap` carries its input in the state; a map
-        whose input enters ``F(x, u)`` otherwise (a GRU, a :class:`FunctionMap`)
-        has ``input_size > 0`` and ``forced_size == 0``.
-        """
+        """How many state entries the input overwrites (the input block), 0 if none."""
         if self.input_block is None:
             return 0
         return self.sizes[self.input_block]
@@ -154,39 +142,21 @@ class Map:
         return wrap_periodic(x, self.periods)
 
     def _point_functions(self):
-        """``(step, jacobian, params)`` on one state ``(dim,)``, unchecked, for the stepper.
-
-        ``step(x)`` and ``jacobian(x)``, or ``step(x, params)`` and
-        ``jacobian(x, params)`` where ``params`` is not None. By default the
-        map's own methods; maps with plain point functions hand them here
-        (written in numba's subset, they run compiled).
-        """
+        """``(step, jacobian, params)`` on one state, for the stepper (numba compiles them)."""
         return self.step, self.jacobian, None
 
     def _scalar_kernel(self):
-        """For a 2-D map, its step and Jacobian on floats, or None.
-
-        A :class:`itermap._running._stepper.ScalarSource` (statements the uncompiled
-        stepper writes into its loop: no call and no array a step), or a
-        function ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)``; the classic
-        2-D maps supply a source.
-        """
+        """A 2-D map's step and Jacobian on floats (a ``ScalarSource`` or function), or None."""
         return None
 
     def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
                         steps: int = 0) -> Any:
         """A stepper that advances trajectories and their tangent frames, or None.
 
-        The Lyapunov analyses (spectrum, covariant vectors, finite-time
-        exponents) loop over the stepper a map hands them; where it returns
-        None they run the general batched path (``step_with_tangent`` and a
-        batched QR). The default is the general small-map stepper of
-        :mod:`itermap._running._stepper`: NumPy float64 states of up to 64 units, no
-        input; a single trajectory, or a batch where numba compiles the map's
-        point functions. A map may return a stepper of its own (a network
-        returns its fused steppers, see :meth:`itermap.IterativeMap.tangent_stepper`);
-        one that is also a context manager is entered around the caller's loop
-        (to set that loop's threads once).
+        The Lyapunov analyses loop over it; where it is None they run the general
+        batched path. The default is the small-map stepper (NumPy float64 states
+        of up to 64 units, no input); a map may return its own (a network returns
+        its fused steppers). One that is a context manager is entered around the loop.
 
         Parameters
         ----------
@@ -240,6 +210,8 @@ class Map:
 
         Raises
         ------
+        ValueError
+            An input ``u`` given to an autonomous map, or none to a driven one.
         NotImplementedError
             On the base class: subclasses implement it.
 
@@ -394,8 +366,6 @@ class Map:
         >>> henon().zeros(3).shape
         (3, 2)
         """
-        import numpy as np
-
         shape = (self.dim,) if batch is None else (int(batch), self.dim)
         z = np.zeros(shape, dtype=self.dtype or np.float64)
         if self.backend == "cupy":
@@ -529,9 +499,6 @@ class Map:
     def check_start(self, x0: Array, name: str = "x0") -> Array:
         """``x0`` checked as the start of a run: a finite real state or batch of this map.
 
-        The check every analysis makes of its start (the protocol's, so an
-        analysis need not reach into a map).
-
         Parameters
         ----------
         x0 : array of shape (dim,) or (B, dim)
@@ -558,10 +525,6 @@ class Map:
         >>> henon().check_start([0, 1])
         array([0., 1.])
         """
-        return self._check_start(x0, name)
-
-    def _check_start(self, x0, name: str = "x0"):
-        """``x0`` checked as a state that is also finite: the start of a run."""
         x = self._check_state(x0, name)
         xp = namespace(x)
         if not bool(xp.all(xp.isfinite(x))):

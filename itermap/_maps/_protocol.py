@@ -80,6 +80,8 @@ class FunctionMap(Map):
     analyses call ``step`` and ``jacobian`` on one state of shape ``(dim,)``
     once a step (see :meth:`Map.tangent_stepper`); plain functions written in
     numba's subset for such a state run compiled where numba is installed.
+    The methods are :class:`~itermap.Map`'s, calling the wrapped functions;
+    ``to`` returns the map itself (plain functions follow their arrays).
 
     Examples
     --------
@@ -158,162 +160,25 @@ class FunctionMap(Map):
         return fn(*args, u)
 
     def step(self, x: Array, u: Array | None = None) -> Array:
-        """The next state: the wrapped ``step``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``x``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.step(np.array([1.0, 4.0]))
-        array([0.5, 2. ])
-        """
         return self._call(self._step, self._step_u, u, x)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        """``dF/dx``: the wrapped ``jacobian``, or built from ``tangent``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array of shape (dim, dim) or (B, dim, dim)
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.jacobian(np.zeros(2))
-        array([[0.5, 0. ],
-               [0. , 0.5]])
-        """
         if self._jac is None:
             return super().jacobian(x, u)
         return self._call(self._jac, self._jac_u, u, x)
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        """``J(x) @ v``: the wrapped ``tangent``, or from ``jacobian``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        v : array of shape (dim, k) or (B, dim, k)
-            Tangent vectors, as columns.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``v``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.tangent(np.zeros(2), np.ones((2, 1)))
-        array([[0.5],
-               [0.5]])
-        """
         if self._tan is None:
             return super().tangent(x, v, u)
         return self._call(self._tan, self._tan_u, u, x, v, names=("x", "v"))
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        """``w^T J(x)``: the wrapped ``vjp``, or from ``jacobian``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
-            Cotangent vectors, as rows.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``w``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.vjp(np.zeros(2), np.array([1.0, 2.0]))
-        array([0.5, 1. ])
-        """
         if self._vjp is None:
             return super().vjp(x, w, u)
         return self._call(self._vjp, self._vjp_u, u, x, w, names=("x", "w"))
 
     def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
-        """The map itself: plain functions follow the arrays they are given.
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-            Accepted for the protocol; nothing is moved.
-
-        Returns
-        -------
-        FunctionMap
-            ``self``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.to("numpy") is m
-        True
-        """
         return self
 
     def __repr__(self) -> str:

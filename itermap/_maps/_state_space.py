@@ -274,10 +274,6 @@ class LinearStateSpace(Map):
         return int(self.C.shape[0])
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.A.dtype
 

@@ -152,10 +152,6 @@ class LoopedTransformerMap(Map):
         return self.layer.in_size
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.layer.dtype
 

@@ -283,7 +283,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
         raise TypeError(f"iterate got options {sorted(newton_options)} that only "
                         f"method='newton' takes")
     map = as_map(map)
-    x = map._check_start(x0)
+    x = map.check_start(x0)
     xp = namespace(x)
     constant, sequence = resolve_inputs(map, x, inputs, steps)
     sizes = list(map.sizes)
