@@ -4,15 +4,8 @@ A GRU or an LSTM is not of the form ``f(W x + b)``, but it is a map
 ``h_{t+1} = F(h_t, u_t)`` with exact derivatives. The equations and the gate
 order (``r, z, n`` for the GRU, ``i, f, g, o`` for the LSTM) are those of
 ``torch.nn.GRU`` and ``torch.nn.LSTM``, so weights read from torch run here
-unchanged (:func:`itermap.from_torch`).
-
-**Timing.** One map step is one time step of every layer, bottom to top, as
-torch computes it (a Gauss-Seidel sweep over the layers): layer ``l`` reads
-the new hidden state of layer ``l - 1``. From the state at time ``t`` and the
-input ``x[t]``, one step gives the state at time ``t + 1``, whose
-:attr:`RecurrentMap.output_slice` is torch's ``output[t]``; the final state
-holds ``h_n`` (and ``c_n``). :meth:`RecurrentMap.run` does this alignment:
-``output, h_n = m.run(x, h0)`` mirrors ``output, h_n = rnn(x, h0)``.
+unchanged (:func:`itermap.from_torch`). :class:`RecurrentMap` says how its steps
+line up with torch's outputs.
 """
 
 from __future__ import annotations
@@ -333,10 +326,13 @@ class RecurrentMap(Map):
     Notes
     -----
     Timing: one step advances every layer by one time step, bottom to top,
-    as torch does. The state after step ``t + 1`` (from input ``x[t]``) holds
-    torch's ``output[t]`` in :attr:`output_slice`, and the hidden states of
-    layer ``l`` in :meth:`hidden_slice` (``cell_slice`` for an LSTM's ``c``).
+    as torch does (layer ``l`` reads the new ``h`` of layer ``l - 1``). The
+    state after step ``t + 1`` (from input ``x[t]``) holds torch's ``output[t]``
+    in :attr:`output_slice`, and the hidden states of layer ``l`` in
+    :meth:`hidden_slice` (``cell_slice`` for an LSTM's ``c``).
     :attr:`sizes` lists the blocks: per layer ``(H,)`` or ``(H, H)``.
+    :meth:`run` does this alignment: ``output, h_n = m.run(x, h0)`` mirrors
+    ``output, h_n = rnn(x, h0)``.
 
     Examples
     --------
@@ -614,12 +610,6 @@ class RecurrentMap(Map):
     def __repr__(self) -> str:
         desc = ", ".join(f"{c.kind}({c.input_size}->{c.hidden})" for c in self.layers)
         return f"{type(self).__name__}(dim={self.dim}, layers=[{desc}])"
-
-
-def _single(cls, cell, batch_first):
-    obj = RecurrentMap.__new__(cls)
-    RecurrentMap.__init__(obj, [cell], batch_first=batch_first)
-    return obj
 
 
 class ElmanRNNMap(RecurrentMap):

@@ -463,9 +463,7 @@ class IterativeMap(Map):
         return cache
 
     def _input_term(self, u):
-        """``W'[:, input] u`` for one input vector ``u``: through the dense transpose
-        ``(n_in, dim)`` when small (a sparse product's call overhead outweighs a few input
-        columns' dense one), else through a CSR of the columns."""
+        """``W'[:, input] u`` for one input ``u``: dense when small (no sparse call overhead)."""
         cache = getattr(self, "_in_cols_sparse", None)
         if cache is None:
             cache = self._input_cols_sparse_T()
@@ -519,8 +517,7 @@ class IterativeMap(Map):
             One state or a batch of states.
         u : array, optional
             The input of a driven map (``input_block`` set): ``(input_size,)``, or
-            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-            autonomous one.
+            ``(B, input_size)`` for a batch; refused for an autonomous one.
 
         Returns
         -------
@@ -548,8 +545,7 @@ class IterativeMap(Map):
         return self._activate(parts, u, xp, x=x)
 
     def _unchecked_step(self):
-        """The step ``iterate`` may call on states and inputs it has already checked (after
-        a first checked step), or None where a subclass has its own ``step``."""
+        """The step ``iterate`` may call on checked states and inputs (None in a subclass)."""
         return self._step_trusted if type(self).step is IterativeMap.step else None
 
     def _step_trusted(self, x, u):
@@ -668,8 +664,7 @@ class IterativeMap(Map):
 
     # -- comparison and pickling -------------------------------------------
     def __eq__(self, other):
-        """Equal content: block sizes, stored blocks (kind, dtype, values), bias,
-        activations per block and input block. Maps on different backends differ."""
+        """Equal content: sizes, blocks, bias, activations, input block, leak and backend."""
         if not isinstance(other, IterativeMap):
             return NotImplemented
         if type(self) is not type(other) or self.sizes != other.sizes or \

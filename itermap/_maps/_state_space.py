@@ -313,10 +313,6 @@ class LinearStateSpace(Map):
         w = self._check_cotangent(x, w)
         return w @ self._cast(self.Abar, x)
 
-    def step_with_tangent(self, x: Array, v: Array,
-                          u: Array | None = None) -> tuple[Array, Array]:
-        return self.step(x, u), self.tangent(x, v, u)
-
     # -- outputs, kernel, convolution ---------------------------------------
     def readout(self, x: Array, u: Array | None = None) -> Array:
         """The output ``y = C x + D u`` (``C x`` without ``u``).
