@@ -1,12 +1,7 @@
 """Training an iterative map by backpropagation through time, on the map's backend.
 
-The paper's IteratedModel loop: start from a state (zeros), overwrite the input
-block with the input at each step (or one input held for every step, the MLP
-case), apply the map, and take the loss on the readout block (the last block)
-at the last step or at every step. Gradients run backwards through the map's own
-transpose product (:meth:`IterativeMap.vjp`'s linear part) and its parameter
-gradient (:meth:`IterativeMap.block_gradient`), so sparse blocks stay sparse and
-only their stored entries train.
+Gradients run backwards through the map's own transpose product and its parameter
+gradient (:meth:`IterativeMap.block_gradient`), so sparse blocks stay sparse.
 """
 
 from __future__ import annotations
@@ -37,10 +32,7 @@ __all__ = ["train", "TrainHistory", "TrainState", "NonFiniteLossError", "evaluat
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss turned NaN or inf.
-
-    Attributes ``epoch`` and ``step`` (both counted from 1) say where; ``map``
-    holds the last map whose loss was finite, ``history`` the epochs done.
+    """The training loss turned NaN or inf; the parameters are kept as attributes.
 
     Parameters
     ----------
@@ -72,11 +64,9 @@ class NonFiniteLossError(FloatingPointError):
 class TrainHistory(Result):
     """Loss and accuracy per epoch of one :func:`train` run.
 
-    ``val_loss`` and ``val_accuracy`` are NaN without a validation split.
     ``accuracy`` is the fraction of correct argmax classes for cross-entropy,
     and the fraction of nonzero targets whose sign the output matches (bit
-    accuracy) for MSE. ``best_epoch`` (from 1) is the epoch whose map was
-    returned: the best validation loss with a split, else the last.
+    accuracy) for MSE.
 
     Attributes
     ----------
@@ -89,7 +79,8 @@ class TrainHistory(Result):
     seconds : ndarray of shape (epochs,)
         Wall time per epoch.
     best_epoch : int
-        The epoch (from 1) whose map was returned.
+        The epoch (from 1) whose map was returned: the best validation loss
+        with a split, else the last.
     stopped_early : bool
         Whether ``patience`` ended the run.
     trainable_count : int
@@ -681,16 +672,8 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
 
     Parameters
     ----------
-    map : IterativeMap
-        A driven map (with an ``input_block``).
-    inputs, targets : array
-        Inputs and targets, as for :func:`train`.
-    steps : int, optional
-        Steps per sample, as for :func:`train`.
-    loss : {"cross_entropy", "mse"}
-        The loss, as for :func:`train`.
-    at : {"last", "all"}
-        Where the loss is taken, as for :func:`train`.
+    map, inputs, targets, steps, loss, at
+        As for :func:`train`.
     checkpoint : int, optional
         Store states only every ``checkpoint`` steps, as for :func:`train`.
 
@@ -715,14 +698,8 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
     """
     if checkpoint is not None:
         checkpoint = check_int("checkpoint", checkpoint, 1)
-    X, Yt, seq, T, n = _check_data(map, inputs, targets, steps, loss, at)
-    lay, theta, _ = _layout(map, False)
-    xp = namespace(theta)
-    dtype = to_numpy(theta[:1]).dtype
-    U = _take(X, np.arange(n), 1 if seq else 0, map.backend, dtype, xp)
-    Y = _take(Yt, np.arange(Yt.shape[1 if at == "all" else 0]), 1 if at == "all" else 0,
-              map.backend, dtype, xp)
-    lv, _, _, grad = _run(lay, theta, U, Y, seq, T, at, loss, checkpoint)
+    lay, theta, xp, seq, T, n, batch = _setup(map, inputs, targets, steps, loss, at)
+    lv, _, _, grad = _run(lay, theta, *batch(np.arange(n)), seq, T, at, loss, checkpoint)
     blocks = {}
     for key, start, stop, pattern in lay.entries:
         g = grad[start:stop]
@@ -741,16 +718,8 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
 
     Parameters
     ----------
-    map : IterativeMap
-        A driven map (with an ``input_block``).
-    inputs, targets : array
-        Inputs and targets, as for :func:`train`.
-    steps : int, optional
-        Steps per sample, as for :func:`train`.
-    loss : {"cross_entropy", "mse"}
-        The loss, as for :func:`train`.
-    at : {"last", "all"}
-        Where the loss is taken, as for :func:`train`.
+    map, inputs, targets, steps, loss, at
+        As for :func:`train`.
     batch_size : int
         Samples evaluated at once (the result does not depend on it).
 
@@ -767,25 +736,27 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
     1.0
     """
     batch_size = check_int("batch_size", batch_size, 1)
+    lay, theta, _, seq, T, n, batch = _setup(map, inputs, targets, steps, loss, at)
+    total_loss = correct = total = 0.0
+    with _blas_threads(map, min(batch_size, n)):
+        for s in range(0, n, batch_size):
+            idx = np.arange(s, min(s + batch_size, n))
+            lv, c, t, _ = _run(lay, theta, *batch(idx), seq, T, at, loss, None, want_grad=False)
+            total_loss += float(to_numpy(lv)) * len(idx)
+            correct += float(to_numpy(c))
+            total += float(to_numpy(t))
+    return total_loss / n, correct / max(total, 1.0)
+
+
+def _setup(map, inputs, targets, steps, loss, at):
+    """The checked data, the parameters and ``batch(idx) -> (inputs, targets)`` on the map."""
     X, Yt, seq, T, n = _check_data(map, inputs, targets, steps, loss, at)
     lay, theta, _ = _layout(map, False)
     xp = namespace(theta)
     dtype = to_numpy(theta[:1]).dtype
-    total_loss = correct = total = 0.0
-    sample_axis, target_axis = (1 if seq else 0), (1 if at == "all" else 0)
-    with _blas_threads(map, min(batch_size, n)):
-        for s in range(0, n, batch_size):
-            total_loss, correct, total = _evaluate_batch(
-                map, lay, theta, X, Yt, seq, T, at, loss, np.arange(s, min(s + batch_size, n)),
-                sample_axis, target_axis, dtype, xp, total_loss, correct, total)
-    return total_loss / n, correct / max(total, 1.0)
 
+    def batch(idx):
+        return (_take(X, idx, 1 if seq else 0, map.backend, dtype, xp),
+                _take(Yt, idx, 1 if at == "all" else 0, map.backend, dtype, xp))
 
-def _evaluate_batch(map, lay, theta, X, Yt, seq, T, at, loss, idx, sample_axis, target_axis,
-                    dtype, xp, total_loss, correct, total):
-    """The running sums of :func:`evaluate` with one more batch added."""
-    U = _take(X, idx, sample_axis, map.backend, dtype, xp)
-    Y = _take(Yt, idx, target_axis, map.backend, dtype, xp)
-    lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
-    return (total_loss + float(to_numpy(lv)) * len(idx), correct + float(to_numpy(c)),
-            total + float(to_numpy(t)))
+    return lay, theta, xp, seq, T, n, batch
