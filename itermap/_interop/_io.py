@@ -60,13 +60,7 @@ _ = _REGISTRY  # the registry of saveable classes, here too for tests and older 
 
 # ----------------------------------------------------------------------------- writing
 def _check_target(path, what="path") -> str:
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
+    path = _as_path(path, what)
     if not path:
         raise ValueError(f"{what} is empty: name the .npz file to write")
     if path.endswith((os.sep, "/")) or os.path.isdir(path):
@@ -188,11 +182,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(directory, prefix):
-    """Remove temporaries that a killed process of this host left in ``directory``."""
-    remove_stale(directory, prefix, _TMP_SUFFIX)
-
-
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
@@ -236,7 +225,7 @@ def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, f"cannot write {path!r}: its folder "
                                 f"{directory!r} does not exist", path)
-    _remove_stale(directory, prefix)
+    remove_stale(directory, prefix, _TMP_SUFFIX)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{_host()}-{os.getpid()}-", suffix=_TMP_SUFFIX,
                                dir=directory)
     try:
@@ -392,8 +381,6 @@ def _check_meta(meta, path):
             raise ValueError(f"{path}: metadata for entry {name!r} must give a dtype string "
                              f"and a shape of non-negative ints, got {spec!r}")
     return type_name, fields, table
-
-
 
 
 def _read_entry(zf, info, path, spec, limit, expansion=_MAX_EXPANSION):

@@ -393,8 +393,9 @@ class IterativeMap(Map):
             u = self._check_input(x, u)
         ib = self.input_block
         if self._kind == "blocks":
-            return self._add_functions(
-                [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], x, u), u
+            values = [self._block_input(x, u, j) for j in range(len(self._sizes))]
+            parts = [self._block_pre(values, i, x, xp) for i in range(len(self._sizes))]
+            return self._add_functions(parts, x, u), u
         if self._kind == "dense":
             z = xp.matmul(x, self._W.T)
             if ib is not None:
@@ -428,12 +429,15 @@ class IterativeMap(Map):
     _function_tangents = _network_grad._function_tangents
     _function_vjps = _network_grad._function_vjps
 
-    def _block_pre(self, x, u, i, xp):
+    def _block_pre(self, values, i, x, xp, functions=False):
+        """Block ``i``'s pre-activation from the blocks' ``values`` (and its function blocks)."""
         z = None
         for j, WT in self._incoming_T[i]:
-            xj = u if j == self.input_block else x[..., self._slices[j]]
-            term = _rows_times(xj, WT) if is_sparse(WT) else xp.matmul(xj, WT)
+            term = _rows_times(values[j], WT) if is_sparse(WT) else xp.matmul(values[j], WT)
             z = term if z is None else _add(z, term, xp)
+        for (ii, j), g in self._functions.items() if functions else ():
+            if ii == i:
+                z = g(values[j]) if z is None else _add(z, g(values[j]), xp)
         if z is None:
             z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
         if self._bias_blocks is not None:

@@ -120,11 +120,6 @@ class ReservoirMap(IterativeMap):
         """
         return self.read_block(x, 1) @ self.readout_weights + self.readout_bias
 
-    def _parts(self):
-        bm = self.block_matrix
-        b = None if self.bias is None else self.bias[self.block_slice(1)]
-        return bm.blocks[(1, 1)], bm.blocks[(1, 0)], b
-
     def to(self, backend: str) -> ReservoirMap:
         """A copy on ``backend`` (the readout stays a NumPy array).
 
@@ -145,8 +140,8 @@ class ReservoirMap(IterativeMap):
         True
         """
         moved = IterativeMap.to(self, backend)
-        W, W_in, b = moved.block_matrix.blocks[(1, 1)], moved.block_matrix.blocks[(1, 0)], \
-            None if moved.bias is None else moved.bias[moved.block_slice(1)]
+        b = None if moved.bias is None else moved.bias[moved.block_slice(1)]
+        W, W_in = moved.block_matrix.blocks[(1, 1)], moved.block_matrix.blocks[(1, 0)]
         return ReservoirMap(W, W_in, b, self.activations[1].name, leak=self.leak[1],
                             readout_weights=self.readout_weights,
                             readout_bias=self.readout_bias)
