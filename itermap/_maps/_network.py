@@ -626,30 +626,6 @@ class IterativeMap(Map):
         return xp.concat(parts, axis=-1)
 
     def to(self, backend: str) -> IterativeMap:
-        """A copy of the map with its weights and bias on ``backend``.
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-
-        Returns
-        -------
-        IterativeMap
-            An equal map whose weights and bias live on ``backend``.
-
-        Raises
-        ------
-        ValueError
-            An unknown backend, or ``"cupy"`` without cupy or a GPU.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import IterativeMap
-        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
-        >>> m.to("numpy") == m
-        True
-        """
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
                             list(self.activations), input_block=self.input_block,

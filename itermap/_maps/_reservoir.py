@@ -121,24 +121,7 @@ class ReservoirMap(IterativeMap):
         return self.read_block(x, 1) @ self.readout_weights + self.readout_bias
 
     def to(self, backend: str) -> ReservoirMap:
-        """A copy on ``backend`` (the readout stays a NumPy array).
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-
-        Returns
-        -------
-        ReservoirMap
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import ReservoirMap
-        >>> m = ReservoirMap(np.eye(2), np.ones((2, 1)), readout_weights=np.ones((2, 1)))
-        >>> m.to("numpy") == m
-        True
-        """
+        """A copy on ``backend`` (the readout stays a NumPy array)."""
         moved = IterativeMap.to(self, backend)
         b = None if moved.bias is None else moved.bias[moved.block_slice(1)]
         W, W_in = moved.block_matrix.blocks[(1, 1)], moved.block_matrix.blocks[(1, 0)]
