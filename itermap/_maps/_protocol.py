@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_real, one_namespace, plain_array
+from .._core._checks import check_int, check_real, one_namespace, plain_array
 from .._core._result import Result
 from .._core._types import Array, MapLike, RngLike
 from ._map import Map
@@ -115,7 +115,7 @@ class FunctionMap(Map):
                 raise TypeError(f"{label} must be callable or None, got {type(fn).__name__}")
         if jacobian is None and tangent is None:
             raise TypeError("a map needs jacobian or tangent (J @ v); neither was given")
-        self._dim = _positive_int("dim", dim)
+        self._dim = check_int("dim", dim, 1)
         if isinstance(input_size, bool) or not isinstance(input_size, int | np.integer) \
                 or input_size < 0:
             raise ValueError(f"input_size must be a non-negative integer, got {input_size!r}")
@@ -184,14 +184,6 @@ class FunctionMap(Map):
     def __repr__(self) -> str:
         inp = f" input_size={self.input_size}" if self.input_size else ""
         return f"<FunctionMap {self.name} dim={self.dim}{inp}>"
-
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def check_periods(periods, dim: int) -> tuple | None:
@@ -268,7 +260,7 @@ def as_map(obj: MapLike) -> Map:
         raise TypeError(f"{kind} object needs jacobian or tangent (J @ v)")
     vjp = getattr(obj, "vjp", None)
     try:
-        dim = _positive_int("dim", obj.dim)
+        dim = check_int("dim", obj.dim, 1)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{kind}.dim: {err}") from None
     input_size = getattr(obj, "input_size", 0) or 0
