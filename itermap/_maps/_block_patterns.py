@@ -136,6 +136,14 @@ def _positive_int(value, token, key):
     return int(f)
 
 
+def _random_block(m, n, count, gen, scale):
+    """``count`` random entries in an ``m x n`` block, gain about ``scale`` per row."""
+    flat = np.sort(gen.choice(m * n, size=count, replace=False))
+    std = scale / np.sqrt(max(count / m, 1e-300))
+    values = gen.normal(0.0, std, size=count)
+    return sp.csr_matrix((values, (flat // n, flat % n)), shape=(m, n))
+
+
 def _probability(value, token, key):
     try:
         p = float(value)
@@ -182,8 +190,7 @@ def _block_from_token(token, m, n, gen, scale, key):
         if count > m * n:
             raise ValueError(f"block {key}: {token!r} asks for more entries than the "
                              f"{m} x {n} block holds")
-        flat = gen.choice(m * n, size=count, replace=False)
-        std = scale / np.sqrt(max(count / m, 1e-300))
+        return _random_block(m, n, count, gen, scale)
     else:  # ROW
         per_row = _positive_int(arg, token, key)
         if per_row > n:

@@ -20,6 +20,7 @@ from .._core._backend import is_sparse, to_numpy
 from .._core._checks import check_bool, check_real
 from .._core._rng import as_rng
 from .._core._types import RngLike
+from ._block_patterns import _random_block
 from ._blocks import BlockMatrix, _check_sizes
 from ._network import IterativeMap
 
@@ -33,14 +34,6 @@ def _fraction(value, name):
     if not 0.0 <= p <= 1.0:  # NaN fails this too
         raise ValueError(f"{name} must be in [0, 1], got {p}")
     return p
-
-
-def _random_block(m, n, count, gen, scale):
-    """``count`` random entries in an ``m x n`` block, gain about ``scale`` per row."""
-    flat = np.sort(gen.choice(m * n, size=count, replace=False))
-    std = scale / np.sqrt(max(count / m, 1e-300))
-    values = gen.normal(0.0, std, size=count)
-    return sp.csr_matrix((values, (flat // n, flat % n)), shape=(m, n))
 
 
 def _thin(blocks, remove, gen, protect):
