@@ -21,7 +21,7 @@ from .._core._checks import check_bool, check_real
 from .._core._rng import as_rng
 from .._core._types import RngLike
 from ._block_patterns import _random_block
-from ._blocks import BlockMatrix, _check_sizes
+from ._blocks import BlockMatrix, _block_key, _check_sizes
 from ._network import IterativeMap
 
 __all__ = ["add_blocks", "mlp_continuum"]
@@ -138,10 +138,7 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
     stored = bm.blocks
     new = {}
     for key, density in blocks.items():
-        if not (isinstance(key, tuple) and len(key) == 2) or any(
-                isinstance(k, bool) or not isinstance(k, numbers.Integral) for k in key):
-            raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got {key!r}")
-        i, j = (int(k) for k in key)
+        i, j = _block_key("blocks", key)
         if not (0 <= i < n and 0 <= j < n):
             raise ValueError(f"blocks: block ({i}, {j}) does not exist: the map has {n} x {n} "
                              f"blocks")

@@ -16,7 +16,7 @@ from .._running import _fused_steppers
 from . import _network_build, _network_grad
 from ._activations import get_activation
 from ._block_functions import BlockFunction
-from ._blocks import BlockMatrix, _check_sizes
+from ._blocks import BlockMatrix, _block_key, _check_sizes
 from ._map import Map
 from ._network_parts import (
     _add,
@@ -163,11 +163,7 @@ class IterativeMap(Map):
                             f"{type(functions).__name__}")
         n, out = len(self._sizes), {}
         for key, g in functions.items():
-            if not (isinstance(key, tuple) and len(key) == 2
-                    and all(isinstance(k, int | np.integer) and not isinstance(k, bool)
-                            for k in key)):
-                raise TypeError(f"functions: keys must be (i, j) pairs of ints, got {key!r}")
-            i, j = int(key[0]), int(key[1])
+            i, j = _block_key("functions", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"functions: block ({i}, {j}) does not exist: the map has "
                                  f"{n} blocks")
