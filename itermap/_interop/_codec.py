@@ -461,4 +461,3 @@ def jsonable(value):
             return None
         return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
     return value
-
