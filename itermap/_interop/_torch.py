@@ -544,17 +544,12 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                 lazy = _ArchiveArrays(archive, prefix)
                 if not lazy:
                     raise ValueError(f"prefix: no key starts with {prefix!r}")
-                if architecture is None:
-                    raise ValueError("architecture: weights given as arrays need their "
-                                     "architecture (a list of layers, 'GRU', ... ; see "
-                                     "from_torch's docstring)")
+                _need_architecture(architecture)
                 return _build(lazy, architecture, dtype, activation, input_block, form,
                               transformer)
         model = _read_safetensors(path)
     if isinstance(model, Mapping):
-        if architecture is None:
-            raise ValueError("architecture: weights given as arrays need their architecture "
-                             "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
+        _need_architecture(architecture)
         arrays = {str(k)[len(prefix):]: (v.detach().cpu().numpy() if hasattr(v, "detach")
                                          else np.asarray(to_numpy(plain_array(str(k), v))))
                   for k, v in model.items() if str(k).startswith(prefix)}
@@ -577,6 +572,12 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             arrays, described = _describe_module(model, torch)
             architecture = described if architecture is None else architecture
     return _build(arrays, architecture, dtype, activation, input_block, form, transformer)
+
+
+def _need_architecture(architecture):
+    if architecture is None:
+        raise ValueError("architecture: weights given as arrays need their architecture "
+                         "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
 
 
 def _build(arrays, architecture, dtype, activation, input_block, form, transformer):

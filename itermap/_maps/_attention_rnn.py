@@ -173,27 +173,24 @@ class AttentionRNN(Map):
         return xp.concat([a_new, c_new[..., None], m_new[..., None]], axis=-1)
 
     def _m_column(self, x, u):
-        """``gamma``, ``d a'/d m`` (..., d_v), ``d c'/d m`` and ``d m'/d m`` (...)."""
+        """``gamma``, ``d[a'; c']/d m`` (..., d_v + 1) and ``d m'/d m`` (...)."""
         xp = namespace(x)
         a, c, _, v, _, gamma, beta, keep, empty = self._parts(x, u)
         zero = xp.zeros_like(gamma)
         g_sw = xp.where(keep | empty, zero, gamma)   # d gamma / d m: switch branch only
         b_kp = xp.where(keep, -beta, zero)            # d beta / d m: keep branch only
-        da = g_sw[..., None] * a + b_kp[..., None] * v
         dc = g_sw * c + b_kp
-        dm = xp.astype(keep, x.dtype)
-        return gamma, da, dc, dm
+        col = xp.concat([g_sw[..., None] * a + b_kp[..., None] * v, dc[..., None]], axis=-1)
+        return gamma, col, xp.astype(keep, x.dtype)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
         """``d[a'; c'; m'] / d[a; c; m]`` (the class notes give the branches at a switch)."""
         x, u = self._check(x, u)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
-        eye = xp.eye(d + 1, dtype=x.dtype)
-        top = gamma[..., None, None] * eye                     # (.., d+1, d+1)
-        col = xp.concat([da, dc[..., None]], axis=-1)[..., None]   # (.., d+1, 1)
-        upper = xp.concat([top, col], axis=-1)
+        gamma, col, dm = self._m_column(x, u)
+        top = gamma[..., None, None] * xp.eye(d + 1, dtype=x.dtype)   # (.., d+1, d+1)
+        upper = xp.concat([top, col[..., None]], axis=-1)
         zeros_row = xp.zeros(upper.shape[:-2] + (1, d + 1), dtype=x.dtype)
         last = xp.concat([zeros_row, dm[..., None, None]], axis=-1)
         return xp.concat([upper, last], axis=-2)
@@ -203,10 +200,9 @@ class AttentionRNN(Map):
         v = self._check_tangent(x, v)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
+        gamma, col, dm = self._m_column(x, u)
         vm = v[..., d + 1:d + 2, :]                            # (.., 1, k)
-        out_ac = gamma[..., None, None] * v[..., :d + 1, :] \
-            + xp.concat([da, dc[..., None]], axis=-1)[..., :, None] * vm
+        out_ac = gamma[..., None, None] * v[..., :d + 1, :] + col[..., :, None] * vm
         return xp.concat([out_ac, dm[..., None, None] * vm], axis=-2)
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
@@ -214,8 +210,7 @@ class AttentionRNN(Map):
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
-        col = xp.concat([da, dc[..., None]], axis=-1)          # (.., d+1)
+        gamma, col, dm = self._m_column(x, u)
         if w.ndim > x.ndim:                                    # k cotangents per state
             gamma, col, dm = gamma[..., None], col[..., None, :], dm[..., None]
         w_ac, w_m = w[..., :d + 1], w[..., d + 1]

@@ -104,10 +104,8 @@ class _Cell:
             None if b is None else _as_weight(f"{name} {label}", b, (self.n_gates * H,), dtype)
             for label, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)))
         # transposed copies in C order: states are rows, so steps compute X @ W.T
-        self._ihT = xp.asarray(np.ascontiguousarray(w_ih.T)) if isinstance(w_ih, np.ndarray) \
-            else w_ih.T
-        self._hhT = xp.asarray(np.ascontiguousarray(w_hh.T)) if isinstance(w_hh, np.ndarray) \
-            else w_hh.T
+        self._ihT, self._hhT = (xp.asarray(np.ascontiguousarray(w.T))
+                                if isinstance(w, np.ndarray) else w.T for w in (w_ih, w_hh))
         self.dtype = dtype
 
     @property
