@@ -373,7 +373,7 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     if not isinstance(m, IterativeMap):
         raise TypeError(f"map: train needs an IterativeMap (its weights are the parameters), "
                         f"got {type(map).__name__}")
-    opts = _Options.check(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
+    opts = _Options(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
                           validation=validation, patience=patience, checkpoint=checkpoint,
                           weight_decay=weight_decay, momentum=momentum,
                           freeze_bias=freeze_bias, progress=progress, optimizer=optimizer,
@@ -422,38 +422,33 @@ class _Options:
     weight_decay: float
     momentum: float
     freeze_bias: bool
-    progress: bool
+    progress: bool | None  # None: shown in interactive sessions only
     optimizer: str
     loss: str
     at: str
     schedule: Any
     save_state: Any
 
-    @classmethod
-    def check(cls, *, lr, epochs, batch_size, clip_norm, validation, patience, checkpoint,
-              weight_decay, momentum, freeze_bias, progress, optimizer, **rest):
+    def __post_init__(self):
         """The options checked in turn; errors name the parameter."""
-        lr = check_real("lr", lr, positive=True)
-        epochs = check_int("epochs", epochs, 1)
-        batch_size = check_int("batch_size", batch_size, 1)
-        if clip_norm is not None:
-            clip_norm = check_real("clip_norm", clip_norm, positive=True)
-        validation = check_real("validation", validation, minimum=0.0)
-        if validation >= 1.0:
-            raise ValueError(f"validation must be a fraction in [0, 1), got {validation}")
-        if patience is not None:
-            patience = check_int("patience", patience, 1)
-        if checkpoint is not None:
-            checkpoint = check_int("checkpoint", checkpoint, 1)
-        weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
-        momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
-        freeze_bias = check_bool("freeze_bias", freeze_bias)
-        progress = interactive() if progress is None else check_bool("progress", progress)
-        optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
-        return cls(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
-                   validation=validation, patience=patience, checkpoint=checkpoint,
-                   weight_decay=float(weight_decay), momentum=momentum,
-                   freeze_bias=freeze_bias, progress=progress, optimizer=optimizer, **rest)
+        self.lr = check_real("lr", self.lr, positive=True)
+        self.epochs = check_int("epochs", self.epochs, 1)
+        self.batch_size = check_int("batch_size", self.batch_size, 1)
+        if self.clip_norm is not None:
+            self.clip_norm = check_real("clip_norm", self.clip_norm, positive=True)
+        self.validation = check_real("validation", self.validation, minimum=0.0)
+        if self.validation >= 1.0:
+            raise ValueError(f"validation must be a fraction in [0, 1), got {self.validation}")
+        if self.patience is not None:
+            self.patience = check_int("patience", self.patience, 1)
+        if self.checkpoint is not None:
+            self.checkpoint = check_int("checkpoint", self.checkpoint, 1)
+        self.weight_decay = check_real("weight_decay", self.weight_decay, minimum=0.0)
+        self.momentum = check_real("momentum", self.momentum, minimum=0.0, maximum=1.0)
+        self.freeze_bias = check_bool("freeze_bias", self.freeze_bias)
+        self.progress = interactive() if self.progress is None else check_bool(
+            "progress", self.progress)
+        self.optimizer = check_choice("optimizer", self.optimizer, ("adam", "sgd"))
 
 
 class _Training:
@@ -699,7 +694,8 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
     if checkpoint is not None:
         checkpoint = check_int("checkpoint", checkpoint, 1)
     lay, theta, xp, seq, T, n, batch = _setup(map, inputs, targets, steps, loss, at)
-    lv, _, _, grad = _run(lay, theta, *batch(np.arange(n)), seq, T, at, loss, checkpoint)
+    U, Y = batch(np.arange(n))
+    lv, _, _, grad = _run(lay, theta, U, Y, seq, T, at, loss, checkpoint)
     blocks = {}
     for key, start, stop, pattern in lay.entries:
         g = grad[start:stop]
@@ -741,7 +737,8 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
     with _blas_threads(map, min(batch_size, n)):
         for s in range(0, n, batch_size):
             idx = np.arange(s, min(s + batch_size, n))
-            lv, c, t, _ = _run(lay, theta, *batch(idx), seq, T, at, loss, None, want_grad=False)
+            U, Y = batch(idx)
+            lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
             total_loss += float(to_numpy(lv)) * len(idx)
             correct += float(to_numpy(c))
             total += float(to_numpy(t))
