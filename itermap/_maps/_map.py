@@ -198,7 +198,6 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
             The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
             batch; None for an autonomous map.
@@ -230,10 +229,8 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -260,12 +257,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         v : array of shape (dim, k) or (B, dim, k)
             Tangent vectors, as columns.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -291,12 +286,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
             Cotangent vectors, as rows.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -325,12 +318,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         v : array of shape (dim, k) or (B, dim, k)
             Tangent vectors, as columns.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------

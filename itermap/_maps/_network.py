@@ -514,7 +514,6 @@ class IterativeMap(Map):
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
             The input of a driven map (``input_block`` set): ``(input_size,)``, or
             ``(B, input_size)`` for a batch; refused for an autonomous one.
@@ -590,7 +589,6 @@ class IterativeMap(Map):
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array of shape (input_size,) or (B, input_size)
             The input to write into the input block.
 

@@ -99,7 +99,6 @@ def settled_state(self: IterativeMap, x: Array, u: Array | None = None) -> Array
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     u : array, optional
         The input of a driven map (``input_block`` set): ``(input_size,)``, or
         ``(B, input_size)`` for a batch. Required for a driven map, refused for an

@@ -87,7 +87,6 @@ def tangent(self: IterativeMap, x: Array, v: Array, u: Array | None = None) -> A
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     v : array of shape (dim, k) or (B, dim, k)
         Tangent vectors, as columns.
     u : array, optional
@@ -117,7 +116,6 @@ def step_with_tangent(self: IterativeMap, x: Array, v: Array,
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     v : array of shape (dim, k) or (B, dim, k)
         Tangent vectors, as columns.
     u : array, optional
@@ -192,7 +190,6 @@ def vjp(self: IterativeMap, x: Array, w: Array, u: Array | None = None) -> Array
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
         Cotangent vectors, as rows.
     u : array, optional
@@ -416,7 +413,6 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     u : array, optional
         The input of a driven map (``input_block`` set): ``(input_size,)``, or
         ``(B, input_size)`` for a batch; refused for an autonomous map. Default: the
