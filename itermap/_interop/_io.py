@@ -2,10 +2,9 @@
 
 One file per object: a NumPy ``.npz`` archive whose entry ``__itermap__``
 holds JSON metadata (format version, library version, object type, its plain
-fields, and the dtype and shape of every array entry) next to the arrays.
-Files are written atomically. What the fields hold, and how an object becomes
-fields, is the codec's (``itermap/_interop/_codec.py``); this module reads and writes
-the files.
+fields, and the dtype and shape of every array entry) next to the arrays. Files
+are written atomically (:func:`write_npz_atomic`); how an object becomes fields
+is the codec's (``itermap/_interop/_codec.py``).
 
 A file is untrusted input: :func:`load` reads the metadata first, checks
 every archive entry against it (names, sizes, dtypes and shapes) before
@@ -69,11 +68,7 @@ def _check_target(path, what="path") -> str:
 
 
 def save(obj: Any, path: str | os.PathLike) -> str:
-    """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``.
-
-    The file is written to a temporary name beside ``path``, flushed to disk
-    and moved into place, so a failed save never leaves a half-written file
-    (nor a temporary one) behind.
+    """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``, atomically.
 
     Parameters
     ----------
@@ -260,12 +255,7 @@ def _fsync_folder(directory):
 
 # ----------------------------------------------------------------------------- reading
 def load(path: str | os.PathLike) -> Any:
-    """Load an object written by :func:`save`.
-
-    The file is treated as untrusted: its metadata is read and checked
-    first, every other entry is checked against it (name, size, dtype and
-    shape) before it is read, and sparse matrices are validated before
-    SciPy sees them.
+    """Load an object written by :func:`save`, reading the file as untrusted input.
 
     Parameters
     ----------

@@ -448,10 +448,7 @@ class RecurrentMap(Map):
 
     def tangent(self, x, v, u=None):
         """``J(x) @ v`` by the chain rule through the layers."""
-        x, u = self._check(x, u)
-        v = self._check_tangent(x, v)
-        _, caches = self._forward(x, u)
-        return self._tangent(caches, v, namespace(x))
+        return self.step_with_tangent(x, v, u)[1]
 
     def step_with_tangent(self, x, v, u=None):
         x, u = self._check(x, u)
