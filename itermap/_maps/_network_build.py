@@ -1,9 +1,5 @@
-"""The layered view of an :class:`~itermap.IterativeMap`, attached to it as methods.
-
-Building a map from the layers of an MLP or an Elman RNN (``from_mlp``,
-``from_rnn``), and running a feedforward map as the MLP it is (``forward``,
-``settled_state``). Each function takes the map (or its class) first;
-:mod:`itermap._maps._network` binds it into the class.
+"""The layered view of an :class:`~itermap.IterativeMap`: ``from_mlp``, ``from_rnn``,
+``forward`` and ``settled_state``, bound into the class by :mod:`itermap._maps._network`.
 """
 
 from __future__ import annotations

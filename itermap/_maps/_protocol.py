@@ -1,12 +1,9 @@
 """The open map protocol: :func:`as_map`, :class:`FunctionMap` and :func:`check_map`.
 
 Any object with ``dim``, a batched ``step(x)`` or ``step(x, u)``, and ``jacobian``
-or ``tangent`` is a map. :func:`as_map` is the one adapter every analysis (and
-:func:`itermap.iterate`) passes its map through: a :class:`~itermap.Map` goes
-through unchanged, anything else is wrapped in a :class:`FunctionMap` that
-supplies the rest of the protocol (input size 0, the backend of the arrays,
-``tangent`` from ``jacobian`` or the reverse, ``vjp``, ``step_with_tangent`` and
-the state checks). No subclass is required.
+or ``tangent`` is a map: :func:`as_map`, the one adapter every analysis passes its
+map through, wraps it in a :class:`FunctionMap` that supplies the rest of the
+protocol. No subclass is required.
 """
 
 from __future__ import annotations

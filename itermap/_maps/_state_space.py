@@ -1,16 +1,7 @@
-"""Linear state-space layers: HiPPO matrices, a discretised linear system as a driven map.
+"""Linear state-space layers (LSSL, Gu et al., arXiv:2110.13985) as driven maps.
 
-Gu et al., "Combining Recurrent, Convolutional, and Continuous-time Models with
-Linear State-Space Layers" (LSSL, arXiv:2110.13985): the continuous system
-``x' = A x + B u``, ``y = C x + D u``, discretised with step ``dt``, is at once a
-recurrence ``x_k = Abar x_{k-1} + Bbar u_k`` and a convolution ``y = K * u + D u``
-with the kernel ``K = (C Bbar, C Abar Bbar, C Abar^2 Bbar, ...)``. The HiPPO
-matrices (Gu et al., arXiv:2008.07669) give ``A`` and ``B`` that memorise the
-input's history in a basis of orthogonal polynomials.
-
-A deep LSSL (:func:`deep_lssl`) stacks such layers with a position-wise
-nonlinearity: as an :class:`~itermap.IterativeMap` its block matrix is an MLP's
-block sub-diagonal with linear recurrent blocks ``Abar`` on the diagonal.
+:func:`hippo` gives the HiPPO matrices, :class:`LinearStateSpace` one discretised
+layer, :func:`deep_lssl` a stack of them as one :class:`~itermap.IterativeMap`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The parameters of an IterativeMap as one flat vector, and one batch through time.
 
-:func:`itermap.train`, :func:`itermap.loss_and_gradient` and
-:func:`itermap.evaluate` share these: the layout of the stored weights, biases
-and leak rates in the vector the optimizer steps, the loss and its gradient of
-a batch by backpropagation through time (with checkpointing), the checks of
-the data and the batch helpers.
+What :func:`itermap.train`, :func:`itermap.loss_and_gradient` and
+:func:`itermap.evaluate` share: the parameter layout, the loss and its gradient by
+backpropagation through time (with checkpointing), and the checks of the data.
 """
 
 from __future__ import annotations
