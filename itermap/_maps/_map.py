@@ -24,6 +24,15 @@ def _check_real_dtype(a, name):
         raise TypeError(f"{name} must be real, got dtype {a.dtype}")
 
 
+def block_slice(sizes, i: int, owner: str) -> slice:
+    """The slice of a stacked state with blocks ``sizes`` that holds block ``i``."""
+    if not -len(sizes) <= i < len(sizes):
+        raise ValueError(f"block {i} does not exist: the {owner} has {len(sizes)} blocks")
+    i %= len(sizes)
+    start = int(sum(sizes[:i]))
+    return slice(start, start + int(sizes[i]))
+
+
 class DivergenceError(ValueError):
     """A state or tangent vector overflowed to inf or NaN.
 
@@ -389,12 +398,7 @@ class Map:
         >>> IterativeMap(np.zeros((6, 6)), sizes=[1, 3, 2]).block_slice(-1)
         slice(4, 6, None)
         """
-        sizes = self.sizes
-        if not -len(sizes) <= i < len(sizes):
-            raise ValueError(f"block {i} does not exist: the map has {len(sizes)} blocks")
-        i %= len(sizes)
-        start = sum(sizes[:i])
-        return slice(start, start + sizes[i])
+        return block_slice(self.sizes, i, "map")
 
     def read_block(self, x: Array, i: int) -> Array:
         """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes).
