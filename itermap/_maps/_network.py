@@ -64,21 +64,15 @@ class IterativeMap(Map):
     sizes : sequence of int, optional
         Block sizes that split a plain matrix ``weights``.
     functions : mapping of (i, j) to BlockFunction, optional
-        Blocks that are functions rather than matrices (the paper's Sequential2D allows
-        any module in a block): ``g_ij`` carries block ``j``'s units to block ``i``'s,
-        and block ``i``'s new state is ``f_i(sum_j W_ij x_j + sum_j g_ij(x_j) + b_i)``.
-        A block may hold a matrix and a function at once; they add. See
-        :mod:`itermap.block_functions` for the built-in ones (transformer layers) and
-        how to write your own. Function blocks are not trained: :func:`itermap.train`
-        trains the matrix blocks around them.
+        Blocks that are functions rather than matrices (see
+        :mod:`itermap.block_functions`): block ``i``'s new state is
+        ``f_i(sum_j W_ij x_j + sum_j g_ij(x_j) + b_i)``. Function blocks are not
+        trained: :func:`itermap.train` trains the matrix blocks around them.
     leak : float or sequence of float, optional
-        The leak rate ``a`` of a leaky-integrator network, one for every block
-        or one per block, each in (0, 1]: block ``i``'s new state is
-        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)`` (an echo state
-        network's leaky reservoir, Jaeger et al. 2007). None or 1 everywhere is
-        the plain map ``f(W x + b)``, computed exactly as without a leak. The
-        input block's entry has no effect (the input overwrites that block) and
-        reads back as 1.
+        The leak rate ``a`` of a leaky-integrator network (Jaeger et al. 2007), one
+        for every block or one per block, each in (0, 1]: block ``i``'s new state is
+        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)``. None or 1 everywhere is
+        the plain map. The input block's entry has no effect and reads back as 1.
 
     Notes
     -----
