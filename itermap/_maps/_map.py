@@ -520,6 +520,10 @@ class Map:
         >>> henon().check_start([0, 1])
         array([0., 1.])
         """
+        return self._check_start(x0, name)
+
+    def _check_start(self, x0, name: str = "x0"):
+        """``x0`` checked as a state that is also finite: the start of a run."""
         x = self._check_state(x0, name)
         xp = namespace(x)
         if not bool(xp.all(xp.isfinite(x))):
