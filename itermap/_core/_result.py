@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import html
-import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .._interop._codec import _short
+from .._interop._schema import _parse
 from ._backend import to_numpy
 
 __all__ = ["Result", "Status", "Check"]
@@ -157,10 +157,10 @@ def _array_axes(spec: str | None, ndim: int):
     """The axis names of the array alternative of a ``_schema`` spec (None: no spec)."""
     if spec is None:
         return None
-    for alt in spec.split("|"):
-        m = re.fullmatch(r"\s*(?:float|int|bool|complex)\[(.*)\]\s*", alt)
-        if m:
-            axes = [a.strip() for a in m.group(1).split(",") if a.strip()]
+    node = _parse(spec)
+    for alt in node[1] if node[0] == "or" else (node,):
+        if alt[0] == "array":
+            axes = list(alt[2])
             if "..." in axes:
                 i = axes.index("...")
                 n = ndim - len(axes) + 1

@@ -333,16 +333,11 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
               rng: RngLike = None, tol: float = 1e-6) -> MapCheck:
     """Check that ``m`` keeps the map protocol, member by member.
 
-    Checks, at a batch of states:
-
-    - ``step``: a batch gives the same rows as row-by-row steps, keeps the
-      shape and the backend of its input, and its dtype (the map's own dtype,
-      for a map that has one);
-    - ``jacobian``: its shape, and its agreement with central differences of
-      ``step``;
-    - ``tangent``: agreement with ``jacobian @ v``;
-    - ``vjp``: agreement with ``w @ jacobian``;
-    - ``step_with_tangent``: agreement with ``step`` and ``tangent``.
+    At a batch of states: a batched ``step`` gives the rows of row-by-row steps and
+    keeps its input's shape, backend and dtype; ``jacobian`` has its shape and agrees
+    with central differences of ``step``; ``tangent``, ``vjp`` and
+    ``step_with_tangent`` agree with ``jacobian @ v``, ``w @ jacobian`` and
+    ``(step, tangent)``.
 
     Parameters
     ----------
