@@ -138,14 +138,6 @@ class AttentionRNN(Map):
     def backend(self) -> str:
         return backend_of(self.Wv)
 
-    def _check(self, x, u):
-        x = self._check_state(x)
-        u = self._check_input_shape(x, u)
-        xp = namespace(x)
-        if not xp.isdtype(u.dtype, "real floating") or u.dtype != x.dtype:
-            u = xp.astype(u, x.dtype)
-        return x, u
-
     def _parts(self, x, u):
         """The pieces of one step: ``a, c, m, v, m', gamma, beta, keep, empty``."""
         xp = namespace(x)
@@ -165,7 +157,7 @@ class AttentionRNN(Map):
 
     def step(self, x: Array, u: Array | None = None) -> Array:
         """``[a'; c'; m']``: the prefix with the token ``u`` appended."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         a, c, _, v, m_new, gamma, beta, _, _ = self._parts(x, u)
         a_new = gamma[..., None] * a + beta[..., None] * v
@@ -185,7 +177,7 @@ class AttentionRNN(Map):
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
         """``d[a'; c'; m'] / d[a; c; m]`` (the class notes give the branches at a switch)."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         d = self.Wv.shape[0]
         gamma, col, dm = self._m_column(x, u)
@@ -196,7 +188,7 @@ class AttentionRNN(Map):
         return xp.concat([upper, last], axis=-2)
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         d = self.Wv.shape[0]
@@ -206,7 +198,7 @@ class AttentionRNN(Map):
         return xp.concat([out_ac, dm[..., None, None] * vm], axis=-2)
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         d = self.Wv.shape[0]

@@ -408,17 +408,9 @@ class RecurrentMap(Map):
         kinds = {c.kind for c in self.layers}
         return kinds.pop() if len(kinds) == 1 else "mixed"
 
-    def _check(self, x, u):
-        x = self._check_state(x)
-        xp = namespace(x)
-        u = self._check_input_shape(x, u)
-        if u.dtype != x.dtype:
-            u = xp.astype(u, x.dtype)
-        return x, u
-
     def step(self, x, u=None):
         """One time step of every layer, bottom to top."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         if len(self.layers) == 1:
             return self.layers[0].step(x, u)
         xp = namespace(x)
@@ -451,7 +443,7 @@ class RecurrentMap(Map):
         return self.step_with_tangent(x, v, u)[1]
 
     def step_with_tangent(self, x, v, u=None):
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         parts, caches = self._forward(x, u)
@@ -460,7 +452,7 @@ class RecurrentMap(Map):
 
     def vjp(self, x, w, u=None):
         """``w^T J(x)``, backward through the layers (reverse mode)."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         _, caches = self._forward(x, u)

@@ -582,6 +582,14 @@ class Map:
                              + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
         return u
 
+    def _check_driven(self, x, u):
+        """The checked state and input of a driven map whose input enters ``F(x, u)``."""
+        x = self._check_state(x)
+        u = self._check_input_shape(x, u)
+        if u.dtype != x.dtype:
+            u = namespace(x).astype(u, x.dtype)
+        return x, u
+
     def to(self, backend: str) -> Map:
         """A copy of the map on ``backend`` ("numpy" or "cupy").
 

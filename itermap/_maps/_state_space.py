@@ -272,22 +272,15 @@ class LinearStateSpace(Map):
     def backend(self) -> str:
         return backend_of(self.A)
 
-    def _check(self, x, u):
-        x = self._check_state(x)
-        u = self._check_input_shape(x, u)
-        if u.dtype != x.dtype:
-            u = namespace(x).astype(u, x.dtype)
-        return x, u
-
     def _cast(self, a, x):
         return a if a.dtype == x.dtype else namespace(x).astype(a, x.dtype)
 
     def step(self, x: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         return x @ self._cast(self._AbarT, x) + u @ self._cast(self._BbarT, x)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         Ab = self._cast(self.Abar, x)
         if x.ndim == 1:
@@ -295,12 +288,12 @@ class LinearStateSpace(Map):
         return xp.broadcast_to(Ab, (x.shape[0], self.dim, self.dim))
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         return self._cast(self.Abar, x) @ v
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         return w @ self._cast(self.Abar, x)
 
