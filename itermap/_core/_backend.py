@@ -24,7 +24,6 @@ __all__ = [
     "to_backend",
     "to_numpy",
     "sparse_module",
-    "asarray_like",
 ]
 
 BACKENDS = ("numpy", "cupy")
@@ -277,9 +276,3 @@ def sparse_module(xp: Any) -> Any:
     if "cupy" in getattr(xp, "__name__", ""):
         return _cupy_sparse()
     return sp
-
-
-def asarray_like(a, like):
-    """``a`` as an array in the namespace (and device) of ``like``."""
-    xp = namespace(like)
-    return xp.asarray(a)

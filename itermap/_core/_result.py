@@ -1,21 +1,10 @@
 """The base of itermap's results: a status, tables, labelled arrays and a Jupyter display.
 
-A result is a small dataclass (most are ``@saveable``). Subclassing
-:class:`Result` gives it, from declarations rather than code of its own:
-
-- ``result`` and ``message``: a :class:`Status` code and a sentence that says
-  the fix, where a result can fail in part (the model is diffrax's
-  ``RESULTS``). A class lists its checks in ``_checks``; each counts the
-  failures a field records (starts that gave up, points that raised, ...).
-- :meth:`Result.to_pandas`: the fields named in ``_table`` as the columns of
-  one row per leading index (a 2-D field becomes one column per column of it).
-- :meth:`Result.to_xarray`: every array field as a variable, its dimensions
-  named from the ``_schema`` axes through ``_dims`` (axis letter -> name) and
-  coordinates from ``_coords`` (dimension -> the field that labels it).
-- ``_repr_html_``: a small table of the fields, arrays by shape and dtype, so a
-  large result displays in a few hundred bytes.
-
-pandas and xarray are optional (``pip install 'itermap[tables]'``).
+A result is a small dataclass (most are ``@saveable``). Subclassing :class:`Result`
+gives it, from class-level declarations, ``result`` and ``message`` (a :class:`Status`
+code and a sentence that says the fix, where a result can fail in part; the model is
+diffrax's ``RESULTS``), :meth:`Result.to_pandas`, :meth:`Result.to_xarray` and
+``_repr_html_``. pandas and xarray are optional (``pip install 'itermap[tables]'``).
 """
 
 from __future__ import annotations
@@ -23,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import html
-import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .._interop._codec import _short
+from .._interop._schema import _parse
 from ._backend import to_numpy
 
 __all__ = ["Result", "Status", "Check"]
@@ -168,10 +157,10 @@ def _array_axes(spec: str | None, ndim: int):
     """The axis names of the array alternative of a ``_schema`` spec (None: no spec)."""
     if spec is None:
         return None
-    for alt in spec.split("|"):
-        m = re.fullmatch(r"\s*(?:float|int|bool|complex)\[(.*)\]\s*", alt)
-        if m:
-            axes = [a.strip() for a in m.group(1).split(",") if a.strip()]
+    node = _parse(spec)
+    for alt in node[1] if node[0] == "or" else (node,):
+        if alt[0] == "array":
+            axes = list(alt[2])
             if "..." in axes:
                 i = axes.index("...")
                 n = ndim - len(axes) + 1
@@ -196,9 +185,9 @@ class Result:
     """Base class of itermap's results (dataclasses): status, tables, arrays, display.
 
     A subclass declares, as class attributes, ``_checks`` (how it can fail in
-    part), ``_table`` (the fields of its table), ``_dims`` (schema axis letter
-    -> dimension name) and ``_coords`` (dimension -> the field of its
-    coordinate). See ``itermap/_core/_result.py``.
+    part: each :class:`Check` counts the failures a field records), ``_table``
+    (the fields of its table), ``_dims`` (schema axis letter -> dimension name)
+    and ``_coords`` (dimension -> the field of its coordinate).
 
     Examples
     --------

@@ -24,10 +24,6 @@ def as_rng(rng: RngLike = None) -> np.random.Generator:
     - ``None`` means fresh entropy from the operating system (NumPy's own
       convention for ``default_rng``): results differ from run to run.
 
-    The default is ``None`` wherever the draw is the point (random weights,
-    random starts); the reports and benchmarks always pass explicit seeds, so
-    that what they show can be reproduced.
-
     Parameters
     ----------
     rng : int, numpy.random.Generator, numpy.random.SeedSequence or None

@@ -184,10 +184,21 @@ class Writer:
         return {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in self.arrays.items()}
 
 
-def _encode_value(value, writer, name, where):
-    """JSON for one field value; arrays and NumPy scalars go to ``writer``.
+def encode_value(value, writer: Writer, name: str, where: str):
+    """JSON for ``value``, its arrays and NumPy scalars handed to ``writer``.
 
-    Raises TypeError, naming ``where``, for anything that would not load back as it was.
+    ``name`` starts the names of its array entries, ``where`` names it in
+    errors (a TypeError for anything that would not load back as it was).
+    Everything :func:`itermap.saveable` accepts in a field loads back as it was
+    with :func:`decode_value`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = Writer()
+    >>> doc = encode_value({"x": np.float32(1.5), "t": (1, "a")}, w, "v", "v")
+    >>> decode_value(doc, w.arrays)
+    {'x': np.float32(1.5), 't': (1, 'a')}
     """
     if isinstance(value, np.generic):  # first: np.float64 is also a float
         if not _array_dtype_ok(value.dtype):
@@ -200,36 +211,37 @@ def _encode_value(value, writer, name, where):
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, complex):
-        return {"__complex__": [_encode_value(value.real, writer, name, where),
-                                _encode_value(value.imag, writer, name, where)]}
+        return {"__complex__": [encode_value(value.real, writer, name, where),
+                                encode_value(value.imag, writer, name, where)]}
     if is_sparse(value) or _is_array(value):
         return writer.ref(name, value, where)
     if isinstance(value, list):
-        return [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
+        return [encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
                 for i, v in enumerate(value)]
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
+        return {"__tuple__": [encode_value(v, writer, f"{name}.{i}", f"{where}[{i}]")
                               for i, v in enumerate(value)]}
     if isinstance(value, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")
+            return {k: encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")
                     for i, (k, v) in enumerate(value.items())}
         pairs = []
         for i, (k, v) in enumerate(value.items()):
             if not (k is None or isinstance(k, (str, int, float, complex, tuple, np.generic))):
                 raise TypeError(f"cannot save {where}: dict key {k!r} of type "
                                 f"{type(k).__name__}")
-            pairs.append([_encode_value(k, writer, f"{name}.k{i}", f"{where} key {k!r}"),
-                          _encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")])
+            pairs.append([encode_value(k, writer, f"{name}.k{i}", f"{where} key {k!r}"),
+                          encode_value(v, writer, f"{name}.{i}", f"{where}[{k!r}]")])
         return {"__dict__": pairs}
     raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not "
                     "saved (arrays, numbers, strings, None, and lists, tuples and dicts "
                     "of those are)")
 
 
-def _decode_value(value, arrays):
+def decode_value(value, arrays: dict):
+    """The value :func:`encode_value` encoded, its arrays taken from ``arrays``."""
     if isinstance(value, list):
-        return [_decode_value(v, arrays) for v in value]
+        return [decode_value(v, arrays) for v in value]
     if not isinstance(value, dict):
         return value
     tag = next((t for t in _TAGS if t in value), None)
@@ -247,20 +259,20 @@ def _decode_value(value, arrays):
             raise ValueError(f"bad non-finite float {text!r}")
         return float(text)
     if tag == "__complex__":
-        re_, im = (_decode_value(v, arrays) for v in value["__complex__"])
+        re_, im = (decode_value(v, arrays) for v in value["__complex__"])
         return complex(re_, im)
     if tag == "__tuple__":
-        return tuple(_decode_value(v, arrays) for v in _json_list(value["__tuple__"], tag))
+        return tuple(decode_value(v, arrays) for v in _json_list(value["__tuple__"], tag))
     if tag == "__dict__":
         out = {}
         for pair in _json_list(value["__dict__"], tag):
             k, v = _json_list(pair, "a __dict__ pair")
-            out[_decode_value(k, arrays)] = _decode_value(v, arrays)
+            out[decode_value(k, arrays)] = decode_value(v, arrays)
         return out
     odd = next((k for k in value if k.startswith("__") and k.endswith("__")), None)
     if odd is not None:  # the encoder writes such keys as pairs: this is no value of ours
         raise ValueError(f"unknown tag {odd!r}")
-    return {k: _decode_value(v, arrays) for k, v in value.items()}
+    return {k: decode_value(v, arrays) for k, v in value.items()}
 
 
 def _json_list(value, what):
@@ -322,7 +334,6 @@ def _is_count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-
 # ----------------------------------------------------------------------------- objects
 def register_codec(cls: type, name: str, encode: Callable[[Any, Any], dict],
                    decode: Callable[[dict, dict], Any]) -> None:
@@ -340,7 +351,7 @@ def encode_object(obj, writer) -> tuple[str, dict]:
     """(type name, fields as JSON with array references) of a saveable object."""
     cls = type(obj)
     if _REGISTRY.get(_type_name(cls)) is cls:
-        fields = {f.name: _encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
+        fields = {f.name: encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
                                         f"field {f.name!r} of {cls.__name__}")
                   for f in dataclasses.fields(obj)}
         return _type_name(cls), fields
@@ -367,7 +378,7 @@ def decode_object(type_name, fields, arrays):
     kwargs, later = {}, {}
     for f in dataclasses.fields(cls):
         if f.name in fields:
-            (kwargs if f.init else later)[f.name] = _decode_value(fields[f.name], arrays)
+            (kwargs if f.init else later)[f.name] = decode_value(fields[f.name], arrays)
     check_fields(cls, {**kwargs, **later})  # types, dtypes and shapes, before cls sees them
     obj = cls(**kwargs)
     for k, v in later.items():
@@ -399,7 +410,6 @@ def _saved_class(type_name):
     return cls
 
 
-
 def _referenced(value) -> set:
     """Entry names that the metadata's fields refer to."""
     out: set = set()
@@ -417,7 +427,6 @@ def _referenced(value) -> set:
             for v in value.values():
                 out |= _referenced(v)
     return out
-
 
 
 # ----------------------------------------------------------------------------- plain JSON
@@ -452,26 +461,3 @@ def jsonable(value):
             return None
         return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
     return value
-
-
-def encode_value(value, writer: Writer, name: str, where: str):
-    """JSON for ``value``, its arrays and NumPy scalars handed to ``writer``.
-
-    ``name`` starts the names of its array entries, ``where`` names it in
-    errors. Everything :func:`itermap.saveable` accepts in a field loads back
-    as it was with :func:`decode_value`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> w = Writer()
-    >>> doc = encode_value({"x": np.float32(1.5), "t": (1, "a")}, w, "v", "v")
-    >>> decode_value(doc, w.arrays)
-    {'x': np.float32(1.5), 't': (1, 'a')}
-    """
-    return _encode_value(value, writer, name, where)
-
-
-def decode_value(value, arrays: dict):
-    """The value :func:`encode_value` encoded, its arrays taken from ``arrays``."""
-    return _decode_value(value, arrays)

@@ -2,10 +2,9 @@
 
 One file per object: a NumPy ``.npz`` archive whose entry ``__itermap__``
 holds JSON metadata (format version, library version, object type, its plain
-fields, and the dtype and shape of every array entry) next to the arrays.
-Files are written atomically. What the fields hold, and how an object becomes
-fields, is the codec's (``itermap/_interop/_codec.py``); this module reads and writes
-the files.
+fields, and the dtype and shape of every array entry) next to the arrays. Files
+are written atomically (:func:`write_npz_atomic`); how an object becomes fields
+is the codec's (``itermap/_interop/_codec.py``).
 
 A file is untrusted input: :func:`load` reads the metadata first, checks
 every archive entry against it (names, sizes, dtypes and shapes) before
@@ -60,13 +59,7 @@ _ = _REGISTRY  # the registry of saveable classes, here too for tests and older 
 
 # ----------------------------------------------------------------------------- writing
 def _check_target(path, what="path") -> str:
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
+    path = _as_path(path, what)
     if not path:
         raise ValueError(f"{what} is empty: name the .npz file to write")
     if path.endswith((os.sep, "/")) or os.path.isdir(path):
@@ -75,11 +68,7 @@ def _check_target(path, what="path") -> str:
 
 
 def save(obj: Any, path: str | os.PathLike) -> str:
-    """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``.
-
-    The file is written to a temporary name beside ``path``, flushed to disk
-    and moved into place, so a failed save never leaves a half-written file
-    (nor a temporary one) behind.
+    """Save a map, block matrix, trajectory or result to the ``.npz`` file ``path``, atomically.
 
     Parameters
     ----------
@@ -188,11 +177,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(directory, prefix):
-    """Remove temporaries that a killed process of this host left in ``directory``."""
-    remove_stale(directory, prefix, _TMP_SUFFIX)
-
-
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
@@ -236,7 +220,7 @@ def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, f"cannot write {path!r}: its folder "
                                 f"{directory!r} does not exist", path)
-    _remove_stale(directory, prefix)
+    remove_stale(directory, prefix, _TMP_SUFFIX)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{_host()}-{os.getpid()}-", suffix=_TMP_SUFFIX,
                                dir=directory)
     try:
@@ -271,12 +255,7 @@ def _fsync_folder(directory):
 
 # ----------------------------------------------------------------------------- reading
 def load(path: str | os.PathLike) -> Any:
-    """Load an object written by :func:`save`.
-
-    The file is treated as untrusted: its metadata is read and checked
-    first, every other entry is checked against it (name, size, dtype and
-    shape) before it is read, and sparse matrices are validated before
-    SciPy sees them.
+    """Load an object written by :func:`save`, reading the file as untrusted input.
 
     Parameters
     ----------
@@ -392,8 +371,6 @@ def _check_meta(meta, path):
             raise ValueError(f"{path}: metadata for entry {name!r} must give a dtype string "
                              f"and a shape of non-negative ints, got {spec!r}")
     return type_name, fields, table
-
-
 
 
 def _read_entry(zf, info, path, spec, limit, expansion=_MAX_EXPANSION):

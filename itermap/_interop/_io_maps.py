@@ -1,10 +1,8 @@
 """How the maps and the block matrix are saved: encoders and decoders in the codec's registry.
 
-Each class registers one encoder (its fields as JSON, arrays through the
-writer) and one decoder (a file's fields, treated as untrusted, back to the
-object) with :func:`itermap._interop._codec.register_codec`; the codec finds them by
-the object's class, and a file's type name. The file names of the types
-("IterativeMap", "HenonMap", ...) are the format: they never change.
+Each class registers an encoder and a decoder (which treats a file's fields as
+untrusted) with :func:`itermap._interop._codec.register_codec`. The type names
+("IterativeMap", "HenonMap", ...) are the file format: they never change.
 """
 
 from __future__ import annotations

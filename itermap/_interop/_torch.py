@@ -447,20 +447,17 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     Parameters
     ----------
     model : torch.nn.Module, mapping of arrays, or path
-        A live module; or its ``state_dict`` as arrays (NumPy, or anything
-        ``np.asarray`` reads); or a ``.safetensors`` / ``.npz`` file of them.
-        Keys are torch's own (``0.weight``, ``weight_ih_l0``, ``blocks.(0, 1).U``).
-        Arrays need no torch.
+        A live module; or its ``state_dict`` as arrays (which need no torch), under
+        torch's keys (``0.weight``, ``weight_ih_l0``, ``blocks.(0, 1).U``); or a
+        ``.safetensors`` / ``.npz`` file of them.
     architecture : list, str or dict
         What the arrays stand for (a live module describes itself):
 
         - a list of layers in ``nn.Sequential`` order, named as torch names
-          them, e.g. ``["Flatten", "Linear", "ELU(alpha=0.5)", "Linear"]``:
-          an MLP. Activations cannot be read from the weights, so they are
-          named here. ``Dropout`` (eval mode) is skipped.
+          them, e.g. ``["Flatten", "Linear", "ELU(alpha=0.5)", "Linear"]``: an
+          MLP (``Dropout`` in eval mode is skipped).
         - ``"RNN"``, ``"RNN(nonlinearity='relu')"``, ``"GRU"`` or ``"LSTM"``,
-          with ``batch_first=True`` if so: the layers are counted from the
-          keys.
+          with ``batch_first=True`` if so; the layers are counted from the keys.
         - ``{"type": "Sequential2D", "sizes": [...], "identity": [[i, j], ...]}``
           for the paper's Sequential2D (``activation`` and ``input_block``
           given as options, or as ``"activations"`` / ``"input_block"``
@@ -480,11 +477,9 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     seq_len : int, optional
         Transformers (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` with or
         without its final norm, ``nn.MultiheadAttention`` as self-attention, an
-        ``nn.Sequential`` of these; ``batch_first`` either way): the number of tokens
-        ``T``, required. The map is :func:`itermap.transformer_map`'s, on
-        ``[h_0; ...; h_L]`` with ``T * d`` units a block, and ``m.forward(X)`` takes
-        ``X`` of shape ``(B, T, d)`` (``batch_first`` layout). Dropout is refused unless
-        inactive (eval mode, or p = 0).
+        ``nn.Sequential`` of these): the number of tokens ``T``, required. The map is
+        :func:`itermap.transformer_map`'s; ``m.forward(X)`` takes ``X`` of shape
+        ``(B, T, d)``. Dropout is refused unless inactive (eval mode, or p = 0).
     is_causal, mask :
         The attention mask, as torch's forward takes them: ``is_causal=True`` for a
         causal mask, or ``mask`` of shape ``(T, T)`` (bool, True where attention is not
@@ -496,15 +491,10 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     Returns
     -------
     Map
-        - MLP: an :class:`IterativeMap` (``from_mlp`` layout: block 0 the
-          input, block ``l`` layer ``l``'s output). Its settled state,
-          ``iterate(m, m.zeros(B), m.settle_steps, inputs=x, keep="last")``,
-          holds ``model(x)`` in :meth:`~IterativeMap.readout`.
-        - RNN, GRU, LSTM: a :class:`RecurrentMap`: one step is one time step
-          of every layer, bottom to top. ``m.run(x, h0)`` gives torch's
-          ``(output, h_n)``; :attr:`~RecurrentMap.output_slice`,
-          :meth:`~RecurrentMap.hidden_slice` and
-          :meth:`~RecurrentMap.torch_outputs` give the alignment.
+        - MLP: an :class:`IterativeMap` (``from_mlp`` layout); ``m.forward(x)``
+          is ``model(x)``.
+        - RNN, GRU, LSTM: a :class:`RecurrentMap`; ``m.run(x, h0)`` gives
+          torch's ``(output, h_n)``.
         - Sequential2D, IteratedModel: an :class:`IterativeMap` whose
           ``W[j, i]`` is the block mapping input block ``i`` to output ``j``
           (the transpose of ``blocks[i][j]``'s position), with a MaskedLinear
@@ -554,17 +544,12 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                 lazy = _ArchiveArrays(archive, prefix)
                 if not lazy:
                     raise ValueError(f"prefix: no key starts with {prefix!r}")
-                if architecture is None:
-                    raise ValueError("architecture: weights given as arrays need their "
-                                     "architecture (a list of layers, 'GRU', ... ; see "
-                                     "from_torch's docstring)")
+                _need_architecture(architecture)
                 return _build(lazy, architecture, dtype, activation, input_block, form,
                               transformer)
         model = _read_safetensors(path)
     if isinstance(model, Mapping):
-        if architecture is None:
-            raise ValueError("architecture: weights given as arrays need their architecture "
-                             "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
+        _need_architecture(architecture)
         arrays = {str(k)[len(prefix):]: (v.detach().cpu().numpy() if hasattr(v, "detach")
                                          else np.asarray(to_numpy(plain_array(str(k), v))))
                   for k, v in model.items() if str(k).startswith(prefix)}
@@ -587,6 +572,12 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             arrays, described = _describe_module(model, torch)
             architecture = described if architecture is None else architecture
     return _build(arrays, architecture, dtype, activation, input_block, form, transformer)
+
+
+def _need_architecture(architecture):
+    if architecture is None:
+        raise ValueError("architecture: weights given as arrays need their architecture "
+                         "(a list of layers, 'GRU', ... ; see from_torch's docstring)")
 
 
 def _build(arrays, architecture, dtype, activation, input_block, form, transformer):
@@ -617,17 +608,14 @@ def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
     Parameters
     ----------
     map : IterativeMap or RecurrentMap
-        A transformer map (:func:`itermap.transformer_map`, or ``from_torch`` of a
-        transformer) becomes ``nn.TransformerEncoder`` (``batch_first=True``, its final
-        norm kept), or ``nn.MultiheadAttention`` for one attention layer; torch takes
-        the attention mask as an argument of ``forward``, so pass the ``mask`` or
-        ``is_causal`` the map was built with there. Another :class:`IterativeMap`
-        becomes an ``IteratedModel``: the paper's
-        step loop ``x <- f(W x + b)`` with dense or masked blocks (a sparse
-        block keeps its pattern: the mask is :attr:`BlockMatrix.trainable`,
-        and entries off it never change), per-block activations and input
-        insertion. A :class:`RecurrentMap` of one kind of layer with one
-        hidden size becomes ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM``.
+        A transformer map becomes ``nn.TransformerEncoder`` (``batch_first=True``, its
+        final norm kept), or ``nn.MultiheadAttention`` for one attention layer (pass
+        the map's ``mask`` or ``is_causal`` to its ``forward``). Another
+        :class:`IterativeMap` becomes an ``IteratedModel``: the paper's step loop
+        ``x <- f(W x + b)`` with masked blocks (a sparse block keeps its pattern:
+        the mask is :attr:`BlockMatrix.trainable`), per-block activations and input
+        insertion. A :class:`RecurrentMap` of one kind of layer with one hidden size
+        becomes ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM``.
     dtype : torch dtype, optional
         Default: the map's (float64 stays float64).
 

@@ -1,11 +1,9 @@
 """Elementwise activation functions and their derivatives, backend-agnostic.
 
-Besides the fixed names of :data:`ACTIVATIONS`, :func:`get_activation` reads
-parametrised names in the form ``"elu(alpha=0.5)"``, ``"leaky_relu(negative_slope=0.2)"``,
-``"softplus(beta=1.0, threshold=20.0)"`` (torch's Softplus: linear where
-``beta * z > threshold``), ``"gelu"``, ``"gelu(approximate='tanh')"`` and ``"silu"``:
-the activations of ``torch.nn``, with their exact derivatives. The name is the
-whole description, so such activations save, load and go to torch unchanged.
+Besides the fixed names of :data:`ACTIVATIONS`, :func:`get_activation` reads torch's
+parametrised activations by name (``"elu(alpha=0.5)"``, ``"softplus(beta=1.0,
+threshold=20.0)"``, ``"gelu(approximate='tanh')"``, ...): the name is the whole
+description, so they save, load and go to torch unchanged.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
 """Softmax attention over a growing prefix as a driven map, and its parallel prefix scan.
 
-Feng et al., "Attention as an RNN" (arXiv:2405.13956), section 3: for one query
-``q``, keys ``k_i``, values ``v_i`` and scores ``s_i = scale * q . k_i``, the state
-``(a, c, m)`` evolves as
-
-    m_k = max(m_{k-1}, s_k)
-    a_k = a_{k-1} exp(m_{k-1} - m_k) + v_k exp(s_k - m_k)
-    c_k = c_{k-1} exp(m_{k-1} - m_k) + exp(s_k - m_k)
-
-and ``o_k = a_k / c_k = softmax(s_{1..k}) @ V_{1..k}``. :class:`AttentionRNN` is that
-recurrence as a driven map on ``[a; c; m]`` whose input is the token;
-:func:`attention_scan` computes every prefix output at once: the running maximum
-(an associative max-scan) first, then the diagonal affine recurrence for ``[a; c]``,
-solved by :func:`itermap.linear_recurrence`.
+Feng et al., "Attention as an RNN" (arXiv:2405.13956), section 3.
 """
 
 from __future__ import annotations
@@ -143,24 +131,12 @@ class AttentionRNN(Map):
         return int(self.Wv.shape[1])
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.Wv.dtype
 
     @property
     def backend(self) -> str:
         return backend_of(self.Wv)
-
-    def _check(self, x, u):
-        x = self._check_state(x)
-        u = self._check_input_shape(x, u)
-        xp = namespace(x)
-        if not xp.isdtype(u.dtype, "real floating") or u.dtype != x.dtype:
-            u = xp.astype(u, x.dtype)
-        return x, u
 
     def _parts(self, x, u):
         """The pieces of one step: ``a, c, m, v, m', gamma, beta, keep, empty``."""
@@ -180,29 +156,8 @@ class AttentionRNN(Map):
         return a, c, m, v, m_new, gamma, beta, keep, empty
 
     def step(self, x: Array, u: Array | None = None) -> Array:
-        """``[a'; c'; m']``: the prefix with the token ``u`` appended.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch.
-        u : array of shape (d_in,) or (B, d_in)
-            The token(s).
-
-        Returns
-        -------
-        array
-            Of ``x``'s shape.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
-        >>> m.step(m.zeros(), np.array([3.0]))          # a = v, c = 1, m = s = 0
-        array([3., 1., 0.])
-        """
-        x, u = self._check(x, u)
+        """``[a'; c'; m']``: the prefix with the token ``u`` appended."""
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         a, c, _, v, m_new, gamma, beta, _, _ = self._parts(x, u)
         a_new = gamma[..., None] * a + beta[..., None] * v
@@ -210,130 +165,49 @@ class AttentionRNN(Map):
         return xp.concat([a_new, c_new[..., None], m_new[..., None]], axis=-1)
 
     def _m_column(self, x, u):
-        """``gamma``, ``d a'/d m`` (..., d_v), ``d c'/d m`` and ``d m'/d m`` (...)."""
+        """``gamma``, ``d[a'; c']/d m`` (..., d_v + 1) and ``d m'/d m`` (...)."""
         xp = namespace(x)
         a, c, _, v, _, gamma, beta, keep, empty = self._parts(x, u)
         zero = xp.zeros_like(gamma)
         g_sw = xp.where(keep | empty, zero, gamma)   # d gamma / d m: switch branch only
         b_kp = xp.where(keep, -beta, zero)            # d beta / d m: keep branch only
-        da = g_sw[..., None] * a + b_kp[..., None] * v
         dc = g_sw * c + b_kp
-        dm = xp.astype(keep, x.dtype)
-        return gamma, da, dc, dm
+        col = xp.concat([g_sw[..., None] * a + b_kp[..., None] * v, dc[..., None]], axis=-1)
+        return gamma, col, xp.astype(keep, x.dtype)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        """``d[a'; c'; m'] / d[a; c; m]`` (see the class notes for the switch of the maximum).
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch.
-        u : array of shape (d_in,) or (B, d_in)
-            The token(s).
-
-        Returns
-        -------
-        array of shape (dim, dim) or (B, dim, dim)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
-        >>> m.jacobian(np.array([2.0, 1.0, 0.0]), np.array([1.0]))   # keeps m = 0
-        array([[ 1.,  0., -1.],
-               [ 0.,  1., -1.],
-               [ 0.,  0.,  1.]])
-        """
-        x, u = self._check(x, u)
+        """``d[a'; c'; m'] / d[a; c; m]`` (the class notes give the branches at a switch)."""
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
-        eye = xp.eye(d + 1, dtype=x.dtype)
-        top = gamma[..., None, None] * eye                     # (.., d+1, d+1)
-        col = xp.concat([da, dc[..., None]], axis=-1)[..., None]   # (.., d+1, 1)
-        upper = xp.concat([top, col], axis=-1)
+        gamma, col, dm = self._m_column(x, u)
+        top = gamma[..., None, None] * xp.eye(d + 1, dtype=x.dtype)   # (.., d+1, d+1)
+        upper = xp.concat([top, col[..., None]], axis=-1)
         zeros_row = xp.zeros(upper.shape[:-2] + (1, d + 1), dtype=x.dtype)
         last = xp.concat([zeros_row, dm[..., None, None]], axis=-1)
         return xp.concat([upper, last], axis=-2)
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        """``J(x) @ v`` without forming ``J``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch.
-        v : array of shape (dim, k) or (B, dim, k)
-            Tangent vectors, as columns.
-        u : array of shape (d_in,) or (B, d_in)
-            The token(s).
-
-        Returns
-        -------
-        array
-            Of ``v``'s shape.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
-        >>> m.tangent(np.array([2.0, 1.0, 0.0]), np.eye(3)[:, 2:], np.array([1.0]))
-        array([[-1.],
-               [-1.],
-               [ 1.]])
-        """
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
+        gamma, col, dm = self._m_column(x, u)
         vm = v[..., d + 1:d + 2, :]                            # (.., 1, k)
-        out_ac = gamma[..., None, None] * v[..., :d + 1, :] \
-            + xp.concat([da, dc[..., None]], axis=-1)[..., :, None] * vm
+        out_ac = gamma[..., None, None] * v[..., :d + 1, :] + col[..., :, None] * vm
         return xp.concat([out_ac, dm[..., None, None] * vm], axis=-2)
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        """``w^T J(x)`` without forming ``J``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch.
-        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
-            Cotangent vectors, as rows.
-        u : array of shape (d_in,) or (B, d_in)
-            The token(s).
-
-        Returns
-        -------
-        array
-            Of ``w``'s shape.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
-        >>> m.vjp(np.array([2.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0]), np.array([1.0]))
-        array([ 1.,  1., -1.])
-        """
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         d = self.Wv.shape[0]
-        gamma, da, dc, dm = self._m_column(x, u)
-        col = xp.concat([da, dc[..., None]], axis=-1)          # (.., d+1)
+        gamma, col, dm = self._m_column(x, u)
         if w.ndim > x.ndim:                                    # k cotangents per state
             gamma, col, dm = gamma[..., None], col[..., None, :], dm[..., None]
         w_ac, w_m = w[..., :d + 1], w[..., d + 1]
         out_m = xp.sum(w_ac * col, axis=-1) + w_m * dm
         return xp.concat([gamma[..., None] * w_ac, out_m[..., None]], axis=-1)
-
-    def step_with_tangent(self, x: Array, v: Array,
-                          u: Array | None = None) -> tuple[Array, Array]:
-        return self.step(x, u), self.tangent(x, v, u)
 
     # -- outputs ----------------------------------------------------------
     def readout(self, x: Array) -> Array:
@@ -364,46 +238,12 @@ class AttentionRNN(Map):
         return x[..., :d] / x[..., d:d + 1]
 
     def scores(self, tokens: Array) -> Array:
-        """The scores ``s = scale * q . (Wk @ u)`` of tokens ``(..., d_in)``.
-
-        Parameters
-        ----------
-        tokens : array of shape (..., d_in)
-
-        Returns
-        -------
-        array of shape (...)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.eye(2), np.eye(2), np.array([1.0, 0.0]), scale=2.0)
-        >>> m.scores(np.array([[3.0, 1.0], [0.5, 4.0]]))
-        array([6., 1.])
-        """
+        """The scores ``s = scale * q . (Wk @ u)`` of tokens ``(..., d_in)``."""
         xp = namespace(tokens)
         return xp.sum(tokens * self._w, axis=-1)
 
     def values(self, tokens: Array) -> Array:
-        """The values ``Wv @ u`` of tokens ``(..., d_in)``.
-
-        Parameters
-        ----------
-        tokens : array of shape (..., d_in)
-
-        Returns
-        -------
-        array of shape (..., d_v)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> import itermap
-        >>> m = itermap.AttentionRNN(np.eye(2), 2 * np.eye(2), np.ones(2))
-        >>> m.values(np.array([1.0, 3.0]))
-        array([2., 6.])
-        """
+        """The values ``Wv @ u`` of tokens ``(..., d_in)``."""
         return tokens @ self._WvT
 
     def to(self, backend: str) -> AttentionRNN:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import no_half, one_namespace, plain_array
+from .._core._checks import check_int, no_half, one_namespace, plain_array
 from ._activations import get_activation
 
 __all__ = ["BlockFunction", "Chain", "FeedForward", "LayerNorm", "Residual", "SelfAttention",
@@ -152,14 +152,6 @@ def _param(name: str, a: Any, shape: tuple[int, ...]) -> Array:
     return a
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _tokens(a, T):
     """``(..., T * d)`` as ``(..., T, d)``."""
     xp = namespace(a)
@@ -227,7 +219,7 @@ class LayerNorm(BlockFunction):
         self.bias = _param("bias", bias, (d,))
         if self.bias.dtype != self.weight.dtype:
             raise TypeError(f"bias has dtype {self.bias.dtype}, weight {self.weight.dtype}")
-        self.seq_len = _positive_int("seq_len", seq_len)
+        self.seq_len = check_int("seq_len", seq_len, 1)
         if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps) \
                 or eps < 0:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
@@ -322,7 +314,7 @@ class FeedForward(BlockFunction):
         d_out = weight2.shape[0]
         self.bias1 = None if bias1 is None else _param("bias1", bias1, (f,))
         self.bias2 = None if bias2 is None else _param("bias2", bias2, (d_out,))
-        self.seq_len = _positive_int("seq_len", seq_len)
+        self.seq_len = check_int("seq_len", seq_len, 1)
         self.activation = get_activation(activation)
         self.in_size, self.out_size = self.seq_len * d, self.seq_len * d_out
 
@@ -429,10 +421,10 @@ class SelfAttention(BlockFunction):
         self.out_proj_weight = _param("out_proj_weight", out_proj_weight, (d, d))
         self.out_proj_bias = None if out_proj_bias is None else _param("out_proj_bias",
                                                                        out_proj_bias, (d,))
-        self.num_heads = _positive_int("num_heads", num_heads)
+        self.num_heads = check_int("num_heads", num_heads, 1)
         if d % self.num_heads:
             raise ValueError(f"num_heads: the width {d} is not divisible by {num_heads} heads")
-        self.seq_len = T = _positive_int("seq_len", seq_len)
+        self.seq_len = T = check_int("seq_len", seq_len, 1)
         if not isinstance(causal, bool | np.bool_):
             raise TypeError(f"causal must be a bool, got {causal!r}")
         self.causal = bool(causal)

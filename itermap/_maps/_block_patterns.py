@@ -55,13 +55,7 @@ def _description_kind(token, key):
             raise ValueError(f"block {key}: block type {token!r} needs '=value'")
         value = rest[1:].strip()
         if kind == "R":
-            try:
-                p = float(value)
-            except ValueError:
-                raise ValueError(f"block {key}: {token!r} needs a probability") from None
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"block {key}: probability in {token!r} must be in [0, 1]")
-            return ("R", p)
+            return ("R", _probability(value, token, key))
         return (kind, _positive_int(value, token, key))
     return (kind, None)
 
@@ -142,6 +136,24 @@ def _positive_int(value, token, key):
     return int(f)
 
 
+def _random_block(m, n, count, gen, scale):
+    """``count`` random entries in an ``m x n`` block, gain about ``scale`` per row."""
+    flat = np.sort(gen.choice(m * n, size=count, replace=False))
+    std = scale / np.sqrt(max(count / m, 1e-300))
+    values = gen.normal(0.0, std, size=count)
+    return sp.csr_matrix((values, (flat // n, flat % n)), shape=(m, n))
+
+
+def _probability(value, token, key):
+    try:
+        p = float(value)
+    except ValueError:
+        raise ValueError(f"block {key}: {token!r} needs a probability") from None
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"block {key}: probability in {token!r} must be in [0, 1]")
+    return p
+
+
 def _block_from_token(token, m, n, gen, scale, key):
     if not isinstance(token, str):
         raise TypeError(f"block {key}: pattern token must be a string, got {token!r}")
@@ -169,12 +181,7 @@ def _block_from_token(token, m, n, gen, scale, key):
     if kind == "W":
         return gen.normal(0.0, scale / np.sqrt(n), size=(m, n))
     if kind == "R":
-        try:
-            p = float(arg)
-        except ValueError:
-            raise ValueError(f"block {key}: {token!r} needs a probability") from None
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"block {key}: probability in {token!r} must be in [0, 1]")
+        p = _probability(arg, token, key)
         count = int(gen.binomial(m * n, p))
         flat = gen.choice(m * n, size=count, replace=False)
         std = scale / np.sqrt(max(p * n, 1e-300))
@@ -183,8 +190,7 @@ def _block_from_token(token, m, n, gen, scale, key):
         if count > m * n:
             raise ValueError(f"block {key}: {token!r} asks for more entries than the "
                              f"{m} x {n} block holds")
-        flat = gen.choice(m * n, size=count, replace=False)
-        std = scale / np.sqrt(max(count / m, 1e-300))
+        return _random_block(m, n, count, gen, scale)
     else:  # ROW
         per_row = _positive_int(arg, token, key)
         if per_row > n:

@@ -41,6 +41,14 @@ def _check_sizes(sizes, name: str = "sizes") -> tuple[int, ...]:
     return tuple(int(s) for s in raw)
 
 
+def _block_key(name: str, key) -> tuple[int, int]:
+    """``key`` as a pair of ints ``(i, j)``, or a TypeError naming ``name``."""
+    if not (isinstance(key, tuple) and len(key) == 2) or any(
+            isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral) for k in key):
+        raise TypeError(f"{name}: a block key must be a pair of ints (i, j), got {key!r}")
+    return int(key[0]), int(key[1])
+
+
 class BlockMatrix:
     """A square matrix made of blocks, on a state stacked as ``[x_0; x_1; ...]``.
 
@@ -86,12 +94,7 @@ class BlockMatrix:
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
         for key, block in blocks.items():
-            if not (isinstance(key, tuple) and len(key) == 2) or any(
-                    isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral)
-                    for k in key):
-                raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got "
-                                f"{key!r}")
-            i, j = (int(k) for k in key)
+            i, j = _block_key("blocks", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"blocks: block ({i}, {j}) is outside the {n} x {n} block "
                                  f"grid")
@@ -111,9 +114,7 @@ class BlockMatrix:
         n = len(self._sizes)
         out = {}
         for key, mask in trainable.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise TypeError(f"trainable key must be a pair (i, j), got {key!r}")
-            i, j = (int(k) for k in key)
+            i, j = _block_key("trainable", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"trainable block ({i}, {j}) is outside the {n} x {n} grid")
             want = (self._sizes[i], self._sizes[j])

@@ -20,7 +20,8 @@ from .._core._backend import is_sparse, to_numpy
 from .._core._checks import check_bool, check_real
 from .._core._rng import as_rng
 from .._core._types import RngLike
-from ._blocks import BlockMatrix, _check_sizes
+from ._block_patterns import _random_block
+from ._blocks import BlockMatrix, _block_key, _check_sizes
 from ._network import IterativeMap
 
 __all__ = ["add_blocks", "mlp_continuum"]
@@ -33,14 +34,6 @@ def _fraction(value, name):
     if not 0.0 <= p <= 1.0:  # NaN fails this too
         raise ValueError(f"{name} must be in [0, 1], got {p}")
     return p
-
-
-def _random_block(m, n, count, gen, scale):
-    """``count`` random entries in an ``m x n`` block, gain about ``scale`` per row."""
-    flat = np.sort(gen.choice(m * n, size=count, replace=False))
-    std = scale / np.sqrt(max(count / m, 1e-300))
-    values = gen.normal(0.0, std, size=count)
-    return sp.csr_matrix((values, (flat // n, flat % n)), shape=(m, n))
 
 
 def _thin(blocks, remove, gen, protect):
@@ -145,10 +138,7 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
     stored = bm.blocks
     new = {}
     for key, density in blocks.items():
-        if not (isinstance(key, tuple) and len(key) == 2) or any(
-                isinstance(k, bool) or not isinstance(k, numbers.Integral) for k in key):
-            raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got {key!r}")
-        i, j = (int(k) for k in key)
+        i, j = _block_key("blocks", key)
         if not (0 <= i < n and 0 <= j < n):
             raise ValueError(f"blocks: block ({i}, {j}) does not exist: the map has {n} x {n} "
                              f"blocks")

@@ -4,15 +4,8 @@ A GRU or an LSTM is not of the form ``f(W x + b)``, but it is a map
 ``h_{t+1} = F(h_t, u_t)`` with exact derivatives. The equations and the gate
 order (``r, z, n`` for the GRU, ``i, f, g, o`` for the LSTM) are those of
 ``torch.nn.GRU`` and ``torch.nn.LSTM``, so weights read from torch run here
-unchanged (:func:`itermap.from_torch`).
-
-**Timing.** One map step is one time step of every layer, bottom to top, as
-torch computes it (a Gauss-Seidel sweep over the layers): layer ``l`` reads
-the new hidden state of layer ``l - 1``. From the state at time ``t`` and the
-input ``x[t]``, one step gives the state at time ``t + 1``, whose
-:attr:`RecurrentMap.output_slice` is torch's ``output[t]``; the final state
-holds ``h_n`` (and ``c_n``). :meth:`RecurrentMap.run` does this alignment:
-``output, h_n = m.run(x, h0)`` mirrors ``output, h_n = rnn(x, h0)``.
+unchanged (:func:`itermap.from_torch`). :class:`RecurrentMap` says how its steps
+line up with torch's outputs.
 """
 
 from __future__ import annotations
@@ -111,10 +104,8 @@ class _Cell:
             None if b is None else _as_weight(f"{name} {label}", b, (self.n_gates * H,), dtype)
             for label, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)))
         # transposed copies in C order: states are rows, so steps compute X @ W.T
-        self._ihT = xp.asarray(np.ascontiguousarray(w_ih.T)) if isinstance(w_ih, np.ndarray) \
-            else w_ih.T
-        self._hhT = xp.asarray(np.ascontiguousarray(w_hh.T)) if isinstance(w_hh, np.ndarray) \
-            else w_hh.T
+        self._ihT, self._hhT = (xp.asarray(np.ascontiguousarray(w.T))
+                                if isinstance(w, np.ndarray) else w.T for w in (w_ih, w_hh))
         self.dtype = dtype
 
     @property
@@ -333,10 +324,13 @@ class RecurrentMap(Map):
     Notes
     -----
     Timing: one step advances every layer by one time step, bottom to top,
-    as torch does. The state after step ``t + 1`` (from input ``x[t]``) holds
-    torch's ``output[t]`` in :attr:`output_slice`, and the hidden states of
-    layer ``l`` in :meth:`hidden_slice` (``cell_slice`` for an LSTM's ``c``).
+    as torch does (layer ``l`` reads the new ``h`` of layer ``l - 1``). The
+    state after step ``t + 1`` (from input ``x[t]``) holds torch's ``output[t]``
+    in :attr:`output_slice`, and the hidden states of layer ``l`` in
+    :meth:`hidden_slice` (``cell_slice`` for an LSTM's ``c``).
     :attr:`sizes` lists the blocks: per layer ``(H,)`` or ``(H, H)``.
+    :meth:`run` does this alignment: ``output, h_n = m.run(x, h0)`` mirrors
+    ``output, h_n = rnn(x, h0)``.
 
     Examples
     --------
@@ -396,10 +390,6 @@ class RecurrentMap(Map):
         return self.layers[0].input_size
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.layers[0].dtype
 
@@ -418,17 +408,9 @@ class RecurrentMap(Map):
         kinds = {c.kind for c in self.layers}
         return kinds.pop() if len(kinds) == 1 else "mixed"
 
-    def _check(self, x, u):
-        x = self._check_state(x)
-        xp = namespace(x)
-        u = self._check_input_shape(x, u)
-        if u.dtype != x.dtype:
-            u = xp.astype(u, x.dtype)
-        return x, u
-
     def step(self, x, u=None):
         """One time step of every layer, bottom to top."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         if len(self.layers) == 1:
             return self.layers[0].step(x, u)
         xp = namespace(x)
@@ -458,13 +440,10 @@ class RecurrentMap(Map):
 
     def tangent(self, x, v, u=None):
         """``J(x) @ v`` by the chain rule through the layers."""
-        x, u = self._check(x, u)
-        v = self._check_tangent(x, v)
-        _, caches = self._forward(x, u)
-        return self._tangent(caches, v, namespace(x))
+        return self.step_with_tangent(x, v, u)[1]
 
     def step_with_tangent(self, x, v, u=None):
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         parts, caches = self._forward(x, u)
@@ -473,7 +452,7 @@ class RecurrentMap(Map):
 
     def vjp(self, x, w, u=None):
         """``w^T J(x)``, backward through the layers (reverse mode)."""
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         _, caches = self._forward(x, u)
@@ -618,12 +597,6 @@ class RecurrentMap(Map):
     def __repr__(self) -> str:
         desc = ", ".join(f"{c.kind}({c.input_size}->{c.hidden})" for c in self.layers)
         return f"{type(self).__name__}(dim={self.dim}, layers=[{desc}])"
-
-
-def _single(cls, cell, batch_first):
-    obj = RecurrentMap.__new__(cls)
-    RecurrentMap.__init__(obj, [cell], batch_first=batch_first)
-    return obj
 
 
 class ElmanRNNMap(RecurrentMap):

@@ -1,10 +1,4 @@
-"""Networks whose recurrent structure is a graph (Darji, arXiv 2407.20601).
-
-:func:`from_graph` turns a networkx graph into a driven map ``[input; hidden; output]``
-whose hidden-to-hidden weights sit on the graph's edges; :func:`random_graph_rnn`
-draws the graph with networkx's Erdos-Renyi, Watts-Strogatz or Barabasi-Albert
-generators.
-"""
+"""Networks whose recurrent structure is a (networkx) graph (Darji, arXiv 2407.20601)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""The map protocol shared by every map in itermap.
-
-A map is a function ``x -> F(x, u)`` on states of shape ``(dim,)`` or
-``(B, dim)``. Analyses rely on five members only: :attr:`Map.dim`, a batched
-:meth:`Map.step`, :meth:`Map.tangent` (``J(x) @ v`` without forming ``J``),
-:meth:`Map.jacobian` and :meth:`Map.vjp` (``w^T J(x)``). Any object with ``dim``,
-``step`` and ``jacobian`` or ``tangent`` is turned into a map by
-:func:`itermap.as_map`, which supplies the rest; no subclass is required.
+"""The base class of every map: ``x -> F(x, u)`` on states ``(dim,)`` or ``(B, dim)``.
 
 ``step``, ``jacobian``, ``tangent`` and ``vjp`` are the inner loop: they pass NaN
-through. The analyses check their starts, inputs and results.
+through; the analyses check their starts, inputs and results.
 """
 
 from __future__ import annotations
@@ -29,6 +22,15 @@ def _check_real_dtype(a, name):
     xp = namespace(a)
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+
+
+def block_slice(sizes, i: int, owner: str) -> slice:
+    """The slice of a stacked state with blocks ``sizes`` that holds block ``i``."""
+    if not -len(sizes) <= i < len(sizes):
+        raise ValueError(f"block {i} does not exist: the {owner} has {len(sizes)} blocks")
+    i %= len(sizes)
+    start = int(sum(sizes[:i]))
+    return slice(start, start + int(sizes[i]))
 
 
 class DivergenceError(ValueError):
@@ -92,12 +94,7 @@ class Map:
 
     @property
     def forced_size(self) -> int:
-        """How many state entries the input overwrites (the input block), 0 if none.
-
-        An :class:`~itermap.IterativeMap` carries its input in the state; a map
-        whose input enters ``F(x, u)`` otherwise (a GRU, a :class:`FunctionMap`)
-        has ``input_size > 0`` and ``forced_size == 0``.
-        """
+        """How many state entries the input overwrites (the input block), 0 if none."""
         if self.input_block is None:
             return 0
         return self.sizes[self.input_block]
@@ -154,39 +151,21 @@ class Map:
         return wrap_periodic(x, self.periods)
 
     def _point_functions(self):
-        """``(step, jacobian, params)`` on one state ``(dim,)``, unchecked, for the stepper.
-
-        ``step(x)`` and ``jacobian(x)``, or ``step(x, params)`` and
-        ``jacobian(x, params)`` where ``params`` is not None. By default the
-        map's own methods; maps with plain point functions hand them here
-        (written in numba's subset, they run compiled).
-        """
+        """``(step, jacobian, params)`` on one state, for the stepper (numba compiles them)."""
         return self.step, self.jacobian, None
 
     def _scalar_kernel(self):
-        """For a 2-D map, its step and Jacobian on floats, or None.
-
-        A :class:`itermap._running._stepper.ScalarSource` (statements the uncompiled
-        stepper writes into its loop: no call and no array a step), or a
-        function ``f(x0, x1) -> (y0, y1, J00, J01, J10, J11)``; the classic
-        2-D maps supply a source.
-        """
+        """A 2-D map's step and Jacobian on floats (a ``ScalarSource`` or function), or None."""
         return None
 
     def tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
                         steps: int = 0) -> Any:
         """A stepper that advances trajectories and their tangent frames, or None.
 
-        The Lyapunov analyses (spectrum, covariant vectors, finite-time
-        exponents) loop over the stepper a map hands them; where it returns
-        None they run the general batched path (``step_with_tangent`` and a
-        batched QR). The default is the general small-map stepper of
-        :mod:`itermap._running._stepper`: NumPy float64 states of up to 64 units, no
-        input; a single trajectory, or a batch where numba compiles the map's
-        point functions. A map may return a stepper of its own (a network
-        returns its fused steppers, see :meth:`itermap.IterativeMap.tangent_stepper`);
-        one that is also a context manager is entered around the caller's loop
-        (to set that loop's threads once).
+        The Lyapunov analyses loop over it; where it is None they run the general
+        batched path. The default is the small-map stepper (NumPy float64 states
+        of up to 64 units, no input); a map may return its own (a network returns
+        its fused steppers). One that is a context manager is entered around the loop.
 
         Parameters
         ----------
@@ -228,7 +207,6 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
             The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
             batch; None for an autonomous map.
@@ -240,6 +218,8 @@ class Map:
 
         Raises
         ------
+        ValueError
+            An input ``u`` given to an autonomous map, or none to a driven one.
         NotImplementedError
             On the base class: subclasses implement it.
 
@@ -258,10 +238,8 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -288,12 +266,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         v : array of shape (dim, k) or (B, dim, k)
             Tangent vectors, as columns.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -319,12 +295,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
             Cotangent vectors, as rows.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -353,12 +327,10 @@ class Map:
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         v : array of shape (dim, k) or (B, dim, k)
             Tangent vectors, as columns.
         u : array, optional
-            The input of a driven map: ``(input_size,)``, or ``(B, input_size)`` for a
-            batch; None for an autonomous map.
+            The input of a driven map, as for :meth:`step`.
 
         Returns
         -------
@@ -394,8 +366,6 @@ class Map:
         >>> henon().zeros(3).shape
         (3, 2)
         """
-        import numpy as np
-
         shape = (self.dim,) if batch is None else (int(batch), self.dim)
         z = np.zeros(shape, dtype=self.dtype or np.float64)
         if self.backend == "cupy":
@@ -428,12 +398,7 @@ class Map:
         >>> IterativeMap(np.zeros((6, 6)), sizes=[1, 3, 2]).block_slice(-1)
         slice(4, 6, None)
         """
-        sizes = self.sizes
-        if not -len(sizes) <= i < len(sizes):
-            raise ValueError(f"block {i} does not exist: the map has {len(sizes)} blocks")
-        i %= len(sizes)
-        start = sum(sizes[:i])
-        return slice(start, start + sizes[i])
+        return block_slice(self.sizes, i, "map")
 
     def read_block(self, x: Array, i: int) -> Array:
         """Block ``i`` of state(s) ``x`` (works on any leading batch/time axes).
@@ -529,9 +494,6 @@ class Map:
     def check_start(self, x0: Array, name: str = "x0") -> Array:
         """``x0`` checked as the start of a run: a finite real state or batch of this map.
 
-        The check every analysis makes of its start (the protocol's, so an
-        analysis need not reach into a map).
-
         Parameters
         ----------
         x0 : array of shape (dim,) or (B, dim)
@@ -619,6 +581,14 @@ class Map:
             raise ValueError(f"input u has shape {tuple(u.shape)}; expected ({self.input_size},)"
                              + (f" or ({x.shape[0]}, {self.input_size})" if x.ndim == 2 else ""))
         return u
+
+    def _check_driven(self, x, u):
+        """The checked state and input of a driven map whose input enters ``F(x, u)``."""
+        x = self._check_state(x)
+        u = self._check_input_shape(x, u)
+        if u.dtype != x.dtype:
+            u = namespace(x).astype(u, x.dtype)
+        return x, u
 
     def to(self, backend: str) -> Map:
         """A copy of the map on ``backend`` ("numpy" or "cupy").

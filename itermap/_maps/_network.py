@@ -16,7 +16,7 @@ from .._running import _fused_steppers
 from . import _network_build, _network_grad
 from ._activations import get_activation
 from ._block_functions import BlockFunction
-from ._blocks import BlockMatrix, _check_sizes
+from ._blocks import BlockMatrix, _block_key, _check_sizes
 from ._map import Map
 from ._network_parts import (
     _add,
@@ -64,21 +64,15 @@ class IterativeMap(Map):
     sizes : sequence of int, optional
         Block sizes that split a plain matrix ``weights``.
     functions : mapping of (i, j) to BlockFunction, optional
-        Blocks that are functions rather than matrices (the paper's Sequential2D allows
-        any module in a block): ``g_ij`` carries block ``j``'s units to block ``i``'s,
-        and block ``i``'s new state is ``f_i(sum_j W_ij x_j + sum_j g_ij(x_j) + b_i)``.
-        A block may hold a matrix and a function at once; they add. See
-        :mod:`itermap.block_functions` for the built-in ones (transformer layers) and
-        how to write your own. Function blocks are not trained: :func:`itermap.train`
-        trains the matrix blocks around them.
+        Blocks that are functions rather than matrices (see
+        :mod:`itermap.block_functions`): block ``i``'s new state is
+        ``f_i(sum_j W_ij x_j + sum_j g_ij(x_j) + b_i)``. Function blocks are not
+        trained: :func:`itermap.train` trains the matrix blocks around them.
     leak : float or sequence of float, optional
-        The leak rate ``a`` of a leaky-integrator network, one for every block
-        or one per block, each in (0, 1]: block ``i``'s new state is
-        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)`` (an echo state
-        network's leaky reservoir, Jaeger et al. 2007). None or 1 everywhere is
-        the plain map ``f(W x + b)``, computed exactly as without a leak. The
-        input block's entry has no effect (the input overwrites that block) and
-        reads back as 1.
+        The leak rate ``a`` of a leaky-integrator network (Jaeger et al. 2007), one
+        for every block or one per block, each in (0, 1]: block ``i``'s new state is
+        ``(1 - a_i) x_i + a_i f_i(sum_j W_ij x_j + b_i)``. None or 1 everywhere is
+        the plain map. The input block's entry has no effect and reads back as 1.
 
     Notes
     -----
@@ -163,11 +157,7 @@ class IterativeMap(Map):
                             f"{type(functions).__name__}")
         n, out = len(self._sizes), {}
         for key, g in functions.items():
-            if not (isinstance(key, tuple) and len(key) == 2
-                    and all(isinstance(k, int | np.integer) and not isinstance(k, bool)
-                            for k in key)):
-                raise TypeError(f"functions: keys must be (i, j) pairs of ints, got {key!r}")
-            i, j = int(key[0]), int(key[1])
+            i, j = _block_key("functions", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"functions: block ({i}, {j}) does not exist: the map has "
                                  f"{n} blocks")
@@ -393,8 +383,9 @@ class IterativeMap(Map):
             u = self._check_input(x, u)
         ib = self.input_block
         if self._kind == "blocks":
-            return self._add_functions(
-                [self._block_pre(x, u, i, xp) for i in range(len(self._sizes))], x, u), u
+            values = [self._block_input(x, u, j) for j in range(len(self._sizes))]
+            parts = [self._block_pre(values, i, x, xp) for i in range(len(self._sizes))]
+            return self._add_functions(parts, x, u), u
         if self._kind == "dense":
             z = xp.matmul(x, self._W.T)
             if ib is not None:
@@ -428,12 +419,15 @@ class IterativeMap(Map):
     _function_tangents = _network_grad._function_tangents
     _function_vjps = _network_grad._function_vjps
 
-    def _block_pre(self, x, u, i, xp):
+    def _block_pre(self, values, i, x, xp, functions=False):
+        """Block ``i``'s pre-activation from the blocks' ``values`` (and its function blocks)."""
         z = None
         for j, WT in self._incoming_T[i]:
-            xj = u if j == self.input_block else x[..., self._slices[j]]
-            term = _rows_times(xj, WT) if is_sparse(WT) else xp.matmul(xj, WT)
+            term = _rows_times(values[j], WT) if is_sparse(WT) else xp.matmul(values[j], WT)
             z = term if z is None else _add(z, term, xp)
+        for (ii, j), g in self._functions.items() if functions else ():
+            if ii == i:
+                z = g(values[j]) if z is None else _add(z, g(values[j]), xp)
         if z is None:
             z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
         if self._bias_blocks is not None:
@@ -463,9 +457,7 @@ class IterativeMap(Map):
         return cache
 
     def _input_term(self, u):
-        """``W'[:, input] u`` for one input vector ``u``: through the dense transpose
-        ``(n_in, dim)`` when small (a sparse product's call overhead outweighs a few input
-        columns' dense one), else through a CSR of the columns."""
+        """``W'[:, input] u`` for one input ``u``: dense when small (no sparse call overhead)."""
         cache = getattr(self, "_in_cols_sparse", None)
         if cache is None:
             cache = self._input_cols_sparse_T()
@@ -516,11 +508,9 @@ class IterativeMap(Map):
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array, optional
             The input of a driven map (``input_block`` set): ``(input_size,)``, or
-            ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-            autonomous one.
+            ``(B, input_size)`` for a batch; refused for an autonomous one.
 
         Returns
         -------
@@ -548,8 +538,7 @@ class IterativeMap(Map):
         return self._activate(parts, u, xp, x=x)
 
     def _unchecked_step(self):
-        """The step ``iterate`` may call on states and inputs it has already checked (after
-        a first checked step), or None where a subclass has its own ``step``."""
+        """The step ``iterate`` may call on checked states and inputs (None in a subclass)."""
         return self._step_trusted if type(self).step is IterativeMap.step else None
 
     def _step_trusted(self, x, u):
@@ -594,7 +583,6 @@ class IterativeMap(Map):
         Parameters
         ----------
         x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
         u : array of shape (input_size,) or (B, input_size)
             The input to write into the input block.
 
@@ -626,30 +614,6 @@ class IterativeMap(Map):
         return xp.concat(parts, axis=-1)
 
     def to(self, backend: str) -> IterativeMap:
-        """A copy of the map with its weights and bias on ``backend``.
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-
-        Returns
-        -------
-        IterativeMap
-            An equal map whose weights and bias live on ``backend``.
-
-        Raises
-        ------
-        ValueError
-            An unknown backend, or ``"cupy"`` without cupy or a GPU.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import IterativeMap
-        >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
-        >>> m.to("numpy") == m
-        True
-        """
         return IterativeMap(self._bm.to(backend),
                             None if self.bias is None else to_backend(self.bias, backend),
                             list(self.activations), input_block=self.input_block,
@@ -668,8 +632,7 @@ class IterativeMap(Map):
 
     # -- comparison and pickling -------------------------------------------
     def __eq__(self, other):
-        """Equal content: block sizes, stored blocks (kind, dtype, values), bias,
-        activations per block and input block. Maps on different backends differ."""
+        """Equal content: sizes, blocks, bias, activations, input block, leak and backend."""
         if not isinstance(other, IterativeMap):
             return NotImplemented
         if type(self) is not type(other) or self.sizes != other.sizes or \

@@ -1,9 +1,5 @@
-"""The layered view of an :class:`~itermap.IterativeMap`, attached to it as methods.
-
-Building a map from the layers of an MLP or an Elman RNN (``from_mlp``,
-``from_rnn``), and running a feedforward map as the MLP it is (``forward``,
-``settled_state``). Each function takes the map (or its class) first;
-:mod:`itermap._maps._network` binds it into the class.
+"""The layered view of an :class:`~itermap.IterativeMap`: ``from_mlp``, ``from_rnn``,
+``forward`` and ``settled_state``, bound into the class by :mod:`itermap._maps._network`.
 """
 
 from __future__ import annotations
@@ -13,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._core._backend import is_sparse, namespace
+from .._core._backend import namespace
 from .._core._checks import named, no_half, one_namespace, plain_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._blocks import BlockMatrix
-from ._network_parts import _add, _check_matrix, _check_vector, _rows_times
+from ._network_parts import _check_matrix, _check_vector
 
 if TYPE_CHECKING:
     from ._network import IterativeMap
@@ -99,7 +95,6 @@ def settled_state(self: IterativeMap, x: Array, u: Array | None = None) -> Array
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     u : array, optional
         The input of a driven map (``input_block`` set): ``(input_size,)``, or
         ``(B, input_size)`` for a batch. Required for a driven map, refused for an
@@ -134,18 +129,7 @@ def settled_state(self: IterativeMap, x: Array, u: Array | None = None) -> Array
     if u is not None and self.input_block is not None:
         values[self.input_block] = u
     for i in self._topo:
-        z = None
-        for j, WT in self._incoming_T[i]:
-            term = _rows_times(values[j], WT) if is_sparse(WT) else xp.matmul(values[j], WT)
-            z = term if z is None else _add(z, term, xp)
-        for (ii, j), g in self._functions.items():
-            if ii == i:
-                term = g(values[j])
-                z = term if z is None else _add(z, term, xp)
-        if z is None:
-            z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
-        if self._bias_blocks is not None:
-            z = _add(z, self._bias_blocks[i], xp)
+        z = self._block_pre(values, i, x, xp, functions=True)
         values[i] = self.activations[i].apply(z, xp, inplace=True)
     parts = [values[i] for i in range(len(self._sizes))]
     return xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]

@@ -1,11 +1,7 @@
-"""Derivatives of an :class:`~itermap.IterativeMap`, attached to it as methods.
+"""Derivatives and training gradients of an :class:`~itermap.IterativeMap`.
 
-Forward mode (``tangent``, ``step_with_tangent``), reverse mode (``vjp``,
-``step_with_derivative``) and the gradients that training takes through them
-(``parameter_gradient``, ``block_gradient``, the sampled product of a sparse
-weight gradient), and the Jacobian itself. Each function takes the map as
-``self``; :mod:`itermap._maps._network` binds it into the class, so
-``IterativeMap.vjp`` and the rest keep their names and docstrings.
+Each function takes the map as ``self``; :mod:`itermap._maps._network` binds it
+into the class as a method.
 """
 
 from __future__ import annotations
@@ -91,25 +87,15 @@ def tangent(self: IterativeMap, x: Array, v: Array, u: Array | None = None) -> A
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     v : array of shape (dim, k) or (B, dim, k)
         Tangent vectors, as columns.
     u : array, optional
-        The input of a driven map (``input_block`` set): ``(input_size,)``, or
-        ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-        autonomous one.
+        The input of a driven map, as for :meth:`step`.
 
     Returns
     -------
     array
         ``J(x) @ v``, of ``v``'s shape.
-
-    Raises
-    ------
-    ValueError
-        A state of the wrong shape, or a missing or unexpected input ``u``.
-    TypeError
-        A state that is not a real array.
 
     Examples
     --------
@@ -130,25 +116,15 @@ def step_with_tangent(self: IterativeMap, x: Array, v: Array,
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     v : array of shape (dim, k) or (B, dim, k)
         Tangent vectors, as columns.
     u : array, optional
-        The input of a driven map (``input_block`` set): ``(input_size,)``, or
-        ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-        autonomous one.
+        The input of a driven map, as for :meth:`step`.
 
     Returns
     -------
     (array, array)
         The next state and ``J(x) @ v``.
-
-    Raises
-    ------
-    ValueError
-        A state of the wrong shape, or a missing or unexpected input ``u``.
-    TypeError
-        A state that is not a real array.
 
     Examples
     --------
@@ -211,31 +187,18 @@ def _sparse_state_and_tangent(self, x, v):
 def vjp(self: IterativeMap, x: Array, w: Array, u: Array | None = None) -> Array:
     """``w^T J(x) = (w * f'(z)) W'``: a transpose product, so sparse weights stay sparse.
 
-    ``w`` has shape ``(dim,)`` or ``(k, dim)`` for one state, ``(B, dim)`` or
-    ``(B, k, dim)`` for a batch; the result has ``w``'s shape.
-
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
         Cotangent vectors, as rows.
     u : array, optional
-        The input of a driven map (``input_block`` set): ``(input_size,)``, or
-        ``(B, input_size)`` for a batch. Required for a driven map, refused for an
-        autonomous one.
+        The input of a driven map, as for :meth:`step`.
 
     Returns
     -------
     array
         ``w^T J(x)``, of ``w``'s shape.
-
-    Raises
-    ------
-    ValueError
-        A state of the wrong shape, or a missing or unexpected input ``u``.
-    TypeError
-        A state that is not a real array.
 
     Examples
     --------
@@ -288,12 +251,7 @@ def _linear_vjp(self, g, xp):
 # -- gradients for training ---------------------------------------------
 def step_with_derivative(self: IterativeMap, x: Array, u: Array | None = None
                          ) -> tuple[Array, Array, Array]:
-    """``(x', step(x, u), f'(z))``: the state with its input block set to ``u``
-    (what ``W`` multiplies), the next state, and the activation's derivative
-    at the pre-activation ``z = W x' + b`` (zero on the input block).
-
-    Training stores these for backpropagation through time, so the
-    backward pass needs no second pre-activation.
+    """``(x', step(x, u), f'(z))``, which training stores for backpropagation through time.
 
     Parameters
     ----------
@@ -403,10 +361,7 @@ def parameter_gradient(self: IterativeMap, x: Array, w: Array, u: Array | None =
 
 def block_gradient(self: IterativeMap, key: tuple[int, int], g: Array, xin: Array, *,
                    rows: Array | None = None, cols: Array | None = None) -> Array:
-    """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'``, both
-    ``(n, dim)`` (rows summed). A dense block gives ``g_i^T x'_j``; a sparse
-    block the values at its nonzeros, in sorted CSR order, or at ``rows, cols``
-    when given (the nonzeros' coordinates, to save recomputing them).
+    """``dL/dW_ij`` of block ``key = (i, j)`` from ``g = dL/dz`` and ``x'`` (rows summed).
 
     Parameters
     ----------
@@ -422,8 +377,8 @@ def block_gradient(self: IterativeMap, key: tuple[int, int], g: Array, xin: Arra
     Returns
     -------
     array
-        ``(n_i, n_j)`` for a dense block, the values at the nonzeros for a
-        sparse one.
+        ``g_i^T x'_j`` of shape ``(n_i, n_j)`` for a dense block; for a sparse one
+        the values at its nonzeros, in sorted CSR order.
 
     Examples
     --------
@@ -458,7 +413,6 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
     Parameters
     ----------
     x : array of shape (dim,) or (B, dim)
-        One state or a batch of states.
     u : array, optional
         The input of a driven map (``input_block`` set): ``(input_size,)``, or
         ``(B, input_size)`` for a batch; refused for an autonomous map. Default: the
@@ -475,11 +429,10 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
     Raises
     ------
     ValueError
-        A state of the wrong shape, or a missing or unexpected input ``u``.
+        A state of the wrong shape, a missing or unexpected input ``u``, or
+        ``sparse=True`` with a batch of states.
     TypeError
         A state that is not a real array.
-    ValueError
-        ``sparse=True`` with a batch of states.
 
     Examples
     --------

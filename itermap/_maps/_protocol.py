@@ -1,12 +1,9 @@
 """The open map protocol: :func:`as_map`, :class:`FunctionMap` and :func:`check_map`.
 
 Any object with ``dim``, a batched ``step(x)`` or ``step(x, u)``, and ``jacobian``
-or ``tangent`` is a map. :func:`as_map` is the one adapter every analysis (and
-:func:`itermap.iterate`) passes its map through: a :class:`~itermap.Map` goes
-through unchanged, anything else is wrapped in a :class:`FunctionMap` that
-supplies the rest of the protocol (input size 0, the backend of the arrays,
-``tangent`` from ``jacobian`` or the reverse, ``vjp``, ``step_with_tangent`` and
-the state checks). No subclass is required.
+or ``tangent`` is a map: :func:`as_map`, the one adapter every analysis passes its
+map through, wraps it in a :class:`FunctionMap` that supplies the rest of the
+protocol. No subclass is required.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_real, one_namespace, plain_array
+from .._core._checks import check_int, check_real, one_namespace, plain_array
 from .._core._result import Result
 from .._core._types import Array, MapLike, RngLike
 from ._map import Map
@@ -80,6 +77,8 @@ class FunctionMap(Map):
     analyses call ``step`` and ``jacobian`` on one state of shape ``(dim,)``
     once a step (see :meth:`Map.tangent_stepper`); plain functions written in
     numba's subset for such a state run compiled where numba is installed.
+    The methods are :class:`~itermap.Map`'s, calling the wrapped functions;
+    ``to`` returns the map itself (plain functions follow their arrays).
 
     Examples
     --------
@@ -113,7 +112,7 @@ class FunctionMap(Map):
                 raise TypeError(f"{label} must be callable or None, got {type(fn).__name__}")
         if jacobian is None and tangent is None:
             raise TypeError("a map needs jacobian or tangent (J @ v); neither was given")
-        self._dim = _positive_int("dim", dim)
+        self._dim = check_int("dim", dim, 1)
         if isinstance(input_size, bool) or not isinstance(input_size, int | np.integer) \
                 or input_size < 0:
             raise ValueError(f"input_size must be a non-negative integer, got {input_size!r}")
@@ -158,175 +157,30 @@ class FunctionMap(Map):
         return fn(*args, u)
 
     def step(self, x: Array, u: Array | None = None) -> Array:
-        """The next state: the wrapped ``step``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``x``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.step(np.array([1.0, 4.0]))
-        array([0.5, 2. ])
-        """
         return self._call(self._step, self._step_u, u, x)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        """``dF/dx``: the wrapped ``jacobian``, or built from ``tangent``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array of shape (dim, dim) or (B, dim, dim)
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.jacobian(np.zeros(2))
-        array([[0.5, 0. ],
-               [0. , 0.5]])
-        """
         if self._jac is None:
             return super().jacobian(x, u)
         return self._call(self._jac, self._jac_u, u, x)
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        """``J(x) @ v``: the wrapped ``tangent``, or from ``jacobian``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        v : array of shape (dim, k) or (B, dim, k)
-            Tangent vectors, as columns.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``v``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.tangent(np.zeros(2), np.ones((2, 1)))
-        array([[0.5],
-               [0.5]])
-        """
         if self._tan is None:
             return super().tangent(x, v, u)
         return self._call(self._tan, self._tan_u, u, x, v, names=("x", "v"))
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        """``w^T J(x)``: the wrapped ``vjp``, or from ``jacobian``.
-
-        Parameters
-        ----------
-        x : array of shape (dim,) or (B, dim)
-            One state or a batch of states.
-        w : array of shape (dim,), (k, dim), (B, dim) or (B, k, dim)
-            Cotangent vectors, as rows.
-        u : array, optional
-            The input of a driven map (``input_size > 0``); None for an autonomous one.
-
-        Returns
-        -------
-        array
-            Of ``w``'s shape.
-
-        Raises
-        ------
-        ValueError
-            An input ``u`` given to an autonomous map (and whatever the wrapped
-            function raises).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.vjp(np.zeros(2), np.array([1.0, 2.0]))
-        array([0.5, 1. ])
-        """
         if self._vjp is None:
             return super().vjp(x, w, u)
         return self._call(self._vjp, self._vjp_u, u, x, w, names=("x", "w"))
 
     def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
-        """The map itself: plain functions follow the arrays they are given.
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-            Accepted for the protocol; nothing is moved.
-
-        Returns
-        -------
-        FunctionMap
-            ``self``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import FunctionMap
-        >>> m = FunctionMap(lambda x: 0.5 * x, 2, jacobian=lambda x: 0.5 * np.eye(2))
-        >>> m.to("numpy") is m
-        True
-        """
         return self
 
     def __repr__(self) -> str:
         inp = f" input_size={self.input_size}" if self.input_size else ""
         return f"<FunctionMap {self.name} dim={self.dim}{inp}>"
-
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def check_periods(periods, dim: int) -> tuple | None:
@@ -403,7 +257,7 @@ def as_map(obj: MapLike) -> Map:
         raise TypeError(f"{kind} object needs jacobian or tangent (J @ v)")
     vjp = getattr(obj, "vjp", None)
     try:
-        dim = _positive_int("dim", obj.dim)
+        dim = check_int("dim", obj.dim, 1)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{kind}.dim: {err}") from None
     input_size = getattr(obj, "input_size", 0) or 0
@@ -479,16 +333,11 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
               rng: RngLike = None, tol: float = 1e-6) -> MapCheck:
     """Check that ``m`` keeps the map protocol, member by member.
 
-    Checks, at a batch of states:
-
-    - ``step``: a batch gives the same rows as row-by-row steps, keeps the
-      shape and the backend of its input, and its dtype (the map's own dtype,
-      for a map that has one);
-    - ``jacobian``: its shape, and its agreement with central differences of
-      ``step``;
-    - ``tangent``: agreement with ``jacobian @ v``;
-    - ``vjp``: agreement with ``w @ jacobian``;
-    - ``step_with_tangent``: agreement with ``step`` and ``tangent``.
+    At a batch of states: a batched ``step`` gives the rows of row-by-row steps and
+    keeps its input's shape, backend and dtype; ``jacobian`` has its shape and agrees
+    with central differences of ``step``; ``tangent``, ``vjp`` and
+    ``step_with_tangent`` agree with ``jacobian @ v``, ``w @ jacobian`` and
+    ``(step, tangent)``.
 
     Parameters
     ----------

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from .._core._backend import is_sparse, to_numpy
 from .._core._checks import check_real
-from ._blocks import BlockMatrix
+from ._blocks import BlockMatrix, _block_key
 from ._network import IterativeMap
 
 __all__ = ["prune"]
@@ -24,10 +24,7 @@ def _prune_blocks(bm, input_block, blocks):
         raise TypeError(f"blocks must be a list of block keys (i, j) or None, got {blocks!r}")
     keys = []
     for key in blocks:
-        if not (isinstance(key, tuple) and len(key) == 2 and all(
-                isinstance(k, int | np.integer) and not isinstance(k, bool) for k in key)):
-            raise TypeError(f"blocks: a block key must be a pair of ints (i, j), got {key!r}")
-        key = (int(key[0]), int(key[1]))
+        key = _block_key("blocks", key)
         if key not in stored:
             raise ValueError(f"blocks: block {key} is not a stored block of the map "
                              f"(stored: {sorted(stored)})")

@@ -120,33 +120,11 @@ class ReservoirMap(IterativeMap):
         """
         return self.read_block(x, 1) @ self.readout_weights + self.readout_bias
 
-    def _parts(self):
-        bm = self.block_matrix
-        b = None if self.bias is None else self.bias[self.block_slice(1)]
-        return bm.blocks[(1, 1)], bm.blocks[(1, 0)], b
-
     def to(self, backend: str) -> ReservoirMap:
-        """A copy on ``backend`` (the readout stays a NumPy array).
-
-        Parameters
-        ----------
-        backend : {"numpy", "cupy"}
-
-        Returns
-        -------
-        ReservoirMap
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from itermap import ReservoirMap
-        >>> m = ReservoirMap(np.eye(2), np.ones((2, 1)), readout_weights=np.ones((2, 1)))
-        >>> m.to("numpy") == m
-        True
-        """
+        """A copy on ``backend`` (the readout stays a NumPy array)."""
         moved = IterativeMap.to(self, backend)
-        W, W_in, b = moved.block_matrix.blocks[(1, 1)], moved.block_matrix.blocks[(1, 0)], \
-            None if moved.bias is None else moved.bias[moved.block_slice(1)]
+        b = None if moved.bias is None else moved.bias[moved.block_slice(1)]
+        W, W_in = moved.block_matrix.blocks[(1, 1)], moved.block_matrix.blocks[(1, 0)]
         return ReservoirMap(W, W_in, b, self.activations[1].name, leak=self.leak[1],
                             readout_weights=self.readout_weights,
                             readout_bias=self.readout_bias)

@@ -1,16 +1,7 @@
-"""Linear state-space layers: HiPPO matrices, a discretised linear system as a driven map.
+"""Linear state-space layers (LSSL, Gu et al., arXiv:2110.13985) as driven maps.
 
-Gu et al., "Combining Recurrent, Convolutional, and Continuous-time Models with
-Linear State-Space Layers" (LSSL, arXiv:2110.13985): the continuous system
-``x' = A x + B u``, ``y = C x + D u``, discretised with step ``dt``, is at once a
-recurrence ``x_k = Abar x_{k-1} + Bbar u_k`` and a convolution ``y = K * u + D u``
-with the kernel ``K = (C Bbar, C Abar Bbar, C Abar^2 Bbar, ...)``. The HiPPO
-matrices (Gu et al., arXiv:2008.07669) give ``A`` and ``B`` that memorise the
-input's history in a basis of orthogonal polynomials.
-
-A deep LSSL (:func:`deep_lssl`) stacks such layers with a position-wise
-nonlinearity: as an :class:`~itermap.IterativeMap` its block matrix is an MLP's
-block sub-diagonal with linear recurrent blocks ``Abar`` on the diagonal.
+:func:`hippo` gives the HiPPO matrices, :class:`LinearStateSpace` one discretised
+layer, :func:`deep_lssl` a stack of them as one :class:`~itermap.IterativeMap`.
 """
 
 from __future__ import annotations
@@ -274,10 +265,6 @@ class LinearStateSpace(Map):
         return int(self.C.shape[0])
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.A.dtype
 
@@ -285,22 +272,15 @@ class LinearStateSpace(Map):
     def backend(self) -> str:
         return backend_of(self.A)
 
-    def _check(self, x, u):
-        x = self._check_state(x)
-        u = self._check_input_shape(x, u)
-        if u.dtype != x.dtype:
-            u = namespace(x).astype(u, x.dtype)
-        return x, u
-
     def _cast(self, a, x):
         return a if a.dtype == x.dtype else namespace(x).astype(a, x.dtype)
 
     def step(self, x: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         return x @ self._cast(self._AbarT, x) + u @ self._cast(self._BbarT, x)
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         xp = namespace(x)
         Ab = self._cast(self.Abar, x)
         if x.ndim == 1:
@@ -308,18 +288,14 @@ class LinearStateSpace(Map):
         return xp.broadcast_to(Ab, (x.shape[0], self.dim, self.dim))
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         v = self._check_tangent(x, v)
         return self._cast(self.Abar, x) @ v
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
-        x, u = self._check(x, u)
+        x, u = self._check_driven(x, u)
         w = self._check_cotangent(x, w)
         return w @ self._cast(self.Abar, x)
-
-    def step_with_tangent(self, x: Array, v: Array,
-                          u: Array | None = None) -> tuple[Array, Array]:
-        return self.step(x, u), self.tangent(x, v, u)
 
     # -- outputs, kernel, convolution ---------------------------------------
     def readout(self, x: Array, u: Array | None = None) -> Array:

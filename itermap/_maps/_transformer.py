@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._core._backend import namespace
 from .._core._types import Array
 from ._block_functions import BlockFunction, Chain
 from ._blocks import BlockMatrix
@@ -152,10 +151,6 @@ class LoopedTransformerMap(Map):
         return self.layer.in_size
 
     @property
-    def forced_size(self) -> int:
-        return 0
-
-    @property
     def dtype(self):
         return self.layer.dtype
 
@@ -164,11 +159,7 @@ class LoopedTransformerMap(Map):
         return self.layer.backend
 
     def _inputs(self, x, u):
-        x = self._check_state(x)
-        u = self._check_input_shape(x, u)
-        xp = namespace(x)
-        if u.dtype != x.dtype:
-            u = xp.astype(u, x.dtype)
+        x, u = self._check_driven(x, u)
         return x, x + u
 
     def step(self, x: Array, u: Array | None = None) -> Array:

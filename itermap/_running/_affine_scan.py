@@ -2,23 +2,11 @@
 
 An affine map ``f_t(x) = A_t x + b_t`` composes with another as
 ``(A, b) o (A', b') = (A A', A b' + b)``, an associative operation, so all the
-prefix compositions ``f_t o ... o f_0`` of a sequence of ``T`` maps come out of
-a parallel scan: ``O(log T)`` dependent rounds instead of ``T``. This is the
-inner solve of a Newton step over a whole trajectory (DEER, Lim et al.,
-arXiv:2309.12252; ParaRNN, arXiv:2510.21450).
-
-The scan here is work-efficient (the odd/even recursion of Blelloch's scan,
-as in ``jax.lax.associative_scan``): about ``2 T`` compositions in all, over
-``ceil(log2 T)`` levels, each level one batched operation on the array
-namespace of the inputs (NumPy, CuPy, any array-API library). Three
-structures of ``A``:
-
-- ``"full"``: ``A`` of shape ``(T, ..., d, d)``; a composition is a matrix
-  product, ``O(T d^3)`` work and ``O(T d^2)`` memory;
-- ``"diagonal"``: ``A`` of shape ``(T, ..., d)``; elementwise products,
-  ``O(T d)`` work and memory;
-- ``"block"``: a sequence of full blocks ``(T, ..., s_i, s_i)`` down the
-  diagonal (a block map's own-block Jacobians); ``O(T sum s_i^3)`` work.
+prefix compositions of a sequence of ``T`` maps come out of a parallel scan in
+``O(log T)`` dependent rounds: the inner solve of a Newton step over a whole
+trajectory (DEER, Lim et al., arXiv:2309.12252). The scan is work-efficient (the
+odd/even recursion of Blelloch's scan, as in ``jax.lax.associative_scan``), each
+level one batched operation on the inputs' array namespace.
 """
 
 from __future__ import annotations
@@ -87,8 +75,7 @@ def _scan(A, b, combine, need_A, xp):
 
 
 def _plain(A, b):
-    """``A`` (an array or a sequence of blocks) and ``b`` as plain arrays (no masks,
-    subclasses or foreign byte order)."""
+    """``A`` (an array or a sequence of blocks) and ``b`` as plain arrays."""
     if isinstance(A, list | tuple):
         A = type(A)(plain_array(f"A[{i}]", a) for i, a in enumerate(A))
     else:
@@ -97,11 +84,7 @@ def _plain(A, b):
 
 
 def _check(A, b, kind):
-    """Validate the inputs; return the namespace and, for blocks, the block sizes.
-
-    Shapes and dtypes only: like a map's ``step``, the scan is an inner loop (of
-    Newton's method) and passes NaN through; its callers check their results.
-    """
+    """The namespace and the block sizes; shapes and dtypes only (NaN passes, as in a step)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not hasattr(b, "shape") or b.ndim < 2:

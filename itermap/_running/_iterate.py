@@ -14,7 +14,7 @@ from .._core._checks import check_choice, check_int, check_memory, one_namespace
 from .._core._result import Result
 from .._core._types import Array, MapLike
 from .._interop._io import saveable
-from .._maps._map import DivergenceError
+from .._maps._map import DivergenceError, block_slice
 from .._maps._protocol import as_map
 
 __all__ = ["Trajectory", "iterate", "resolve_inputs"]
@@ -68,12 +68,7 @@ class Trajectory(Result):
 
     def block(self, i: int) -> Array:
         """Block ``i`` of every saved state, shape ``(n_saved, ..., sizes[i])``."""
-        n = len(self.sizes)
-        if not -n <= i < n:
-            raise ValueError(f"block {i} does not exist: the state has {n} blocks")
-        i %= n
-        start = int(sum(self.sizes[:i]))
-        return self.states[..., start:start + self.sizes[i]]
+        return self.states[..., block_slice(self.sizes, i, "state")]
 
     def __len__(self) -> int:
         return int(self.states.shape[0])
@@ -283,7 +278,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
         raise TypeError(f"iterate got options {sorted(newton_options)} that only "
                         f"method='newton' takes")
     map = as_map(map)
-    x = map._check_start(x0)
+    x = map.check_start(x0)
     xp = namespace(x)
     constant, sequence = resolve_inputs(map, x, inputs, steps)
     sizes = list(map.sizes)

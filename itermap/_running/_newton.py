@@ -1,18 +1,9 @@
 """Parallel-in-time evaluation: Newton's method over a whole trajectory (DEER).
 
-The ``T`` equations ``x_{t+1} = F(x_t, u_t)`` are one nonlinear system in
-``(x_1, ..., x_T)``. Linearised at the current guess, each Newton step is the
-linear recurrence ``x_{t+1} = J_t x_t + (F(x_t^old) - J_t x_t^old)``, solved
-for all ``t`` at once by an associative scan (:func:`itermap.linear_recurrence`).
-Lim et al. (DEER, arXiv:2309.12252) and ParaRNN (arXiv:2510.21450) use this to
-run recurrent networks in ``O(log T)`` parallel depth per iteration; Gonzalez
-et al. (arXiv:2508.16817) show that it converges in few iterations on
-contracting (negative largest Lyapunov exponent) systems and not on chaotic
-ones. After ``k`` iterations the first ``k`` states are those of the
-sequential run, so ``T`` iterations are always enough in exact arithmetic.
-
-The entry point is :func:`itermap.iterate` with ``method="newton"``, which
-calls :func:`newton_iterate` here.
+Linearised at the current guess, each Newton step is the linear recurrence
+``x_{t+1} = J_t x_t + (F(x_t^old) - J_t x_t^old)``, solved for all ``t`` at once by
+an associative scan. The entry point is :func:`itermap.iterate` with
+``method="newton"``.
 """
 
 from __future__ import annotations
@@ -45,17 +36,7 @@ _LYAPUNOV_STEPS = 2000
 
 
 class NewtonConvergenceError(ValueError):
-    """Newton's method over the trajectory did not converge.
-
-    Attributes
-    ----------
-    iterations : int
-        Iterations run.
-    residuals : ndarray
-        The largest residual ``|x_{t+1} - F(x_t)|`` before each iteration and after the last.
-    lyapunov_exponent : float or None
-        The largest Lyapunov exponent estimated along the start of the
-        sequential trajectory (None where it could not be estimated).
+    """Newton's method over the trajectory did not converge; the parameters are attributes.
 
     Parameters
     ----------
@@ -64,9 +45,11 @@ class NewtonConvergenceError(ValueError):
     iterations : int
         Iterations run.
     residuals : sequence of float
-        The largest residual before each iteration and after the last.
+        The largest residual ``|x_{t+1} - F(x_t)|`` before each iteration and after
+        the last (an array as attribute).
     lyapunov_exponent : float, optional
-        The estimated largest Lyapunov exponent.
+        The largest Lyapunov exponent estimated along the start of the sequential
+        trajectory (None where it could not be estimated).
 
     Examples
     --------
@@ -229,11 +212,8 @@ def _apply(J, v, kind, xp, transpose=False):
 def _lm_step(J, r, damping, kind, xp, max_cg, rel_tol=1e-6):
     """``Delta`` minimising ``|r + L Delta|^2 + damping |Delta|^2`` by conjugate gradients.
 
-    ``L`` is the Jacobian of the residuals ``r_t = x_{t+1} - F(x_t)`` in the
-    unknowns: identity blocks on its diagonal, ``-J_t`` below. Each product with
-    ``L`` or ``L^T`` is one batched Jacobian product over all times (no scan),
-    and the normal matrix ``L^T L + damping I`` has condition number at most
-    ``(damping + (1 + |J|)^2) / damping``, so a few tens of iterations suffice.
+    ``L``, the residuals' Jacobian, has identity blocks on its diagonal and ``-J_t``
+    below; ``L^T L + damping I`` is well conditioned, so a few tens of iterations suffice.
     """
     zero = xp.zeros_like(r[:1, ...])
 
@@ -370,13 +350,9 @@ def _why(residual, iterations, steps, lam, n_lam, overflow, damping, jacobian):
 
 
 def _solve_window(m, x, U, X, *, kind, sizes, damping, tol, max_iter, max_cg, xp):
-    """Newton iterations on one window; returns ``(X, iterations, history, ok, overflow)``.
+    """Newton iterations on one window (the damping schedule is ``newton_iterate``'s).
 
-    With damping, a Levenberg-Marquardt step is accepted when it lowers the
-    sum of squared residuals (then the damping is divided by 10) and rejected
-    otherwise (multiplied by 4). Once the damping falls below ``1e-3`` the plain
-    Newton step (the scan) takes over, which converges quadratically; should a
-    Newton step raise the residuals, damping resumes at ``1e-2``.
+    Returns ``(X, iterations, history, ok, overflow)``.
     """
     T, B, d = X.shape
     history = []
@@ -472,16 +448,13 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
         :meth:`~itermap.IterativeMap.from_rnn` map that is the full Jacobian:
         the input block's rows and columns are zero).
     damping : float
-        Levenberg-Marquardt damping ``lambda >= 0`` to start with (ELK,
-        Gonzalez et al. 2024, arXiv:2407.19115): a damped step minimises
-        ``|r + L Delta|^2 + lambda |Delta|^2`` (``L`` the residuals' Jacobian),
-        solved by conjugate gradients whose products are parallel over time.
-        A step that lowers the squared residuals is taken and ``lambda``
-        divided by 10; one that does not is retried with ``4 lambda``. Below
-        ``1e-3`` the plain Newton step (the scan) takes over, and damping
-        resumes (at ``1e-2``) should it raise the residuals. 0 is plain
-        Newton (DEER) throughout. Damping keeps the iterates bounded where
-        Newton overshoots (a poor guess, a saturating or chaotic map) at the
+        Levenberg-Marquardt damping ``lambda >= 0`` to start with (ELK [2]_): a
+        damped step minimises ``|r + L Delta|^2 + lambda |Delta|^2`` by conjugate
+        gradients. A step that lowers the squared residuals is taken and
+        ``lambda`` divided by 10; else it is retried with ``4 lambda``. Below
+        ``1e-3`` the plain Newton step takes over, and damping resumes (at
+        ``1e-2``) should it raise the residuals. 0 is plain Newton (DEER).
+        Damping keeps the iterates bounded where Newton overshoots, at the
         price of the exactness after ``steps`` iterations.
     tol : float, optional
         Converged when ``max |x_{t+1} - F(x_t, u_t)| <= tol * max(1, max |x|)``,
@@ -526,9 +499,8 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     working memory here: ``O(T B d)`` for the states, plus ``O(T B d^2)`` for
     full or block Jacobians (``O(T B d)`` diagonal); ``chunk`` bounds both by
     the window. Work per iteration: ``O(T d^3)`` for full Jacobians against
-    ``O(T d^2)`` for the whole sequential run, so on a CPU Newton wins only
-    where the sequential loop is bound by its per-step overhead (see
-    ``benchmarks/RESULTS.md``, round 5).
+    ``O(T d^2)`` for the whole sequential run. Newton converges in few iterations
+    on contracting maps and not on chaotic ones [3]_.
 
     References
     ----------
@@ -566,7 +538,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
         chunk = check_int("chunk", chunk, 1)
     max_cg = check_int("max_cg", max_cg, 1)
     m = as_map(map)
-    x = m._check_start(x0)
+    x = m.check_start(x0)
     xp = namespace(x)
     constant, sequence = resolve_inputs(m, x, inputs, steps)
     sizes = list(m.sizes)

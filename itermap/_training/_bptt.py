@@ -1,10 +1,8 @@
 """The parameters of an IterativeMap as one flat vector, and one batch through time.
 
-:func:`itermap.train`, :func:`itermap.loss_and_gradient` and
-:func:`itermap.evaluate` share these: the layout of the stored weights, biases
-and leak rates in the vector the optimizer steps, the loss and its gradient of
-a batch by backpropagation through time (with checkpointing), the checks of
-the data and the batch helpers.
+What :func:`itermap.train`, :func:`itermap.loss_and_gradient` and
+:func:`itermap.evaluate` share: the parameter layout, the loss and its gradient by
+backpropagation through time (with checkpointing), and the checks of the data.
 """
 
 from __future__ import annotations
@@ -111,23 +109,21 @@ def _layout(m: IterativeMap, freeze_bias: bool, train_leak: bool = False):
             vals = c.data
             lay.coords[key] = _csr_coordinates(c, xp)
             pattern = c
-            if hasattr(flag, "shape"):  # an entrywise mask, read at the stored entries
-                fm = flag.toarray() if is_sparse(flag) else flag
-                fm = xp.asarray(to_backend(np.asarray(to_numpy(fm), dtype=bool), m.backend)
-                                if m.backend == "cupy" else np.asarray(fm, dtype=bool))
-                mk = xp.astype(fm[lay.coords[key]], vals.dtype)
-            else:
-                mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
         else:
             vals = xp.reshape(b, (-1,))
             pattern = None
-            if hasattr(flag, "shape"):
-                fm = flag.toarray() if is_sparse(flag) else flag
-                mk = xp.astype(xp.reshape(xp.asarray(fm), (-1,)) != 0, vals.dtype)
-                if tuple(mk.shape) != tuple(vals.shape):
-                    raise ValueError(f"trainable mask of block {key} has the wrong shape")
-            else:
-                mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
+        if not hasattr(flag, "shape"):
+            mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
+        elif pattern is not None:  # an entrywise mask, read at the stored entries
+            fm = flag.toarray() if is_sparse(flag) else flag
+            fm = xp.asarray(to_backend(np.asarray(to_numpy(fm), dtype=bool), m.backend)
+                            if m.backend == "cupy" else np.asarray(fm, dtype=bool))
+            mk = xp.astype(fm[lay.coords[key]], vals.dtype)
+        else:
+            fm = flag.toarray() if is_sparse(flag) else flag
+            mk = xp.astype(xp.reshape(xp.asarray(fm), (-1,)) != 0, vals.dtype)
+            if tuple(mk.shape) != tuple(vals.shape):
+                raise ValueError(f"trainable mask of block {key} has the wrong shape")
         if key[0] == m.input_block:
             mk = xp.zeros_like(mk)
         lay.entries.append((key, pos, pos + int(vals.shape[0]), pattern))

@@ -13,7 +13,34 @@ from .._core._backend import namespace
 __all__ = ["Adam", "SGD", "make_optimizer"]
 
 
-class Adam:
+class _Optimizer:
+    """L2 weight decay, the step count, masked in-place updates and the saved state."""
+
+    def __init__(self, lr, weight_decay):
+        self.lr = lr
+        self.weight_decay = float(weight_decay)
+        self.count = 0
+        self.m = self.v = None
+
+    def step(self, theta, grad, *, lr, mask=None):
+        """Update ``theta`` in place from ``grad``; ``mask`` (0/1) freezes entries."""
+        if self.weight_decay:
+            grad = grad + self.weight_decay * theta
+        self.count += 1
+        update = self._update(theta, grad, lr, namespace(theta))
+        if mask is not None:
+            update = update * mask
+        theta -= update
+
+    def state(self) -> dict:
+        return {"count": self.count, "m": self.m, "v": self.v}
+
+    def load_state(self, state: dict) -> None:
+        self.count = int(state["count"])
+        self.m, self.v = state["m"], state["v"]
+
+
+class Adam(_Optimizer):
     """Adam (Kingma and Ba 2015) with torch's bias correction and L2 weight decay.
 
     Examples
@@ -30,43 +57,25 @@ class Adam:
     name = "adam"
 
     def __init__(self, lr, *, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.lr = lr
+        super().__init__(lr, weight_decay)
         self.beta1, self.beta2 = (float(b) for b in betas)
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
         self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
-        self.count = 0
-        self.m = self.v = None
 
-    def step(self, theta, grad, *, lr, mask=None):
-        """Update ``theta`` in place from ``grad``; ``mask`` (0/1) freezes entries."""
-        xp = namespace(theta)
-        if self.weight_decay:
-            grad = grad + self.weight_decay * theta
+    def _update(self, theta, grad, lr, xp):
         if self.m is None:
             self.m, self.v = xp.zeros_like(theta), xp.zeros_like(theta)
-        self.count += 1
         self.m *= self.beta1
         self.m += (1.0 - self.beta1) * grad
         self.v *= self.beta2
         self.v += (1.0 - self.beta2) * grad * grad
         c1 = 1.0 - self.beta1 ** self.count
         c2 = 1.0 - self.beta2 ** self.count
-        update = (lr / c1) * self.m / (xp.sqrt(self.v / c2) + self.eps)
-        if mask is not None:
-            update = update * mask
-        theta -= update
-
-    def state(self) -> dict:
-        return {"count": self.count, "m": self.m, "v": self.v}
-
-    def load_state(self, state: dict) -> None:
-        self.count = int(state["count"])
-        self.m, self.v = state["m"], state["v"]
+        return (lr / c1) * self.m / (xp.sqrt(self.v / c2) + self.eps)
 
 
-class SGD:
+class SGD(_Optimizer):
     """Stochastic gradient descent with (optionally Nesterov) momentum, as in torch.
 
     Examples
@@ -83,21 +92,13 @@ class SGD:
     name = "sgd"
 
     def __init__(self, lr, *, momentum=0.9, nesterov=False, weight_decay=0.0):
-        self.lr = lr
+        super().__init__(lr, weight_decay)
         self.momentum = float(momentum)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         self.nesterov = bool(nesterov)
-        self.weight_decay = float(weight_decay)
-        self.count = 0
-        self.m = self.v = None
 
-    def step(self, theta, grad, *, lr, mask=None):
-        """Update ``theta`` in place from ``grad``; ``mask`` (0/1) freezes entries."""
-        xp = namespace(theta)
-        if self.weight_decay:
-            grad = grad + self.weight_decay * theta
-        self.count += 1
+    def _update(self, theta, grad, lr, xp):
         if self.momentum:
             if self.m is None:
                 self.m = xp.asarray(grad, copy=True)
@@ -105,17 +106,7 @@ class SGD:
                 self.m *= self.momentum
                 self.m += grad
             grad = grad + self.momentum * self.m if self.nesterov else self.m
-        update = lr * grad
-        if mask is not None:
-            update = update * mask
-        theta -= update
-
-    def state(self) -> dict:
-        return {"count": self.count, "m": self.m, "v": None}
-
-    def load_state(self, state: dict) -> None:
-        self.count = int(state["count"])
-        self.m = state["m"]
+        return lr * grad
 
 
 def make_optimizer(name, lr, *, weight_decay=0.0, momentum=0.9, betas=(0.9, 0.999)):

@@ -1,12 +1,7 @@
 """Training an iterative map by backpropagation through time, on the map's backend.
 
-The paper's IteratedModel loop: start from a state (zeros), overwrite the input
-block with the input at each step (or one input held for every step, the MLP
-case), apply the map, and take the loss on the readout block (the last block)
-at the last step or at every step. Gradients run backwards through the map's own
-transpose product (:meth:`IterativeMap.vjp`'s linear part) and its parameter
-gradient (:meth:`IterativeMap.block_gradient`), so sparse blocks stay sparse and
-only their stored entries train.
+Gradients run backwards through the map's own transpose product and its parameter
+gradient (:meth:`IterativeMap.block_gradient`), so sparse blocks stay sparse.
 """
 
 from __future__ import annotations
@@ -37,10 +32,7 @@ __all__ = ["train", "TrainHistory", "TrainState", "NonFiniteLossError", "evaluat
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss turned NaN or inf.
-
-    Attributes ``epoch`` and ``step`` (both counted from 1) say where; ``map``
-    holds the last map whose loss was finite, ``history`` the epochs done.
+    """The training loss turned NaN or inf; the parameters are kept as attributes.
 
     Parameters
     ----------
@@ -72,11 +64,9 @@ class NonFiniteLossError(FloatingPointError):
 class TrainHistory(Result):
     """Loss and accuracy per epoch of one :func:`train` run.
 
-    ``val_loss`` and ``val_accuracy`` are NaN without a validation split.
     ``accuracy`` is the fraction of correct argmax classes for cross-entropy,
     and the fraction of nonzero targets whose sign the output matches (bit
-    accuracy) for MSE. ``best_epoch`` (from 1) is the epoch whose map was
-    returned: the best validation loss with a split, else the last.
+    accuracy) for MSE.
 
     Attributes
     ----------
@@ -89,7 +79,8 @@ class TrainHistory(Result):
     seconds : ndarray of shape (epochs,)
         Wall time per epoch.
     best_epoch : int
-        The epoch (from 1) whose map was returned.
+        The epoch (from 1) whose map was returned: the best validation loss
+        with a split, else the last.
     stopped_early : bool
         Whether ``patience`` ended the run.
     trainable_count : int
@@ -382,7 +373,7 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     if not isinstance(m, IterativeMap):
         raise TypeError(f"map: train needs an IterativeMap (its weights are the parameters), "
                         f"got {type(map).__name__}")
-    opts = _Options.check(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
+    opts = _Options(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
                           validation=validation, patience=patience, checkpoint=checkpoint,
                           weight_decay=weight_decay, momentum=momentum,
                           freeze_bias=freeze_bias, progress=progress, optimizer=optimizer,
@@ -431,38 +422,33 @@ class _Options:
     weight_decay: float
     momentum: float
     freeze_bias: bool
-    progress: bool
+    progress: bool | None  # None: shown in interactive sessions only
     optimizer: str
     loss: str
     at: str
     schedule: Any
     save_state: Any
 
-    @classmethod
-    def check(cls, *, lr, epochs, batch_size, clip_norm, validation, patience, checkpoint,
-              weight_decay, momentum, freeze_bias, progress, optimizer, **rest):
+    def __post_init__(self):
         """The options checked in turn; errors name the parameter."""
-        lr = check_real("lr", lr, positive=True)
-        epochs = check_int("epochs", epochs, 1)
-        batch_size = check_int("batch_size", batch_size, 1)
-        if clip_norm is not None:
-            clip_norm = check_real("clip_norm", clip_norm, positive=True)
-        validation = check_real("validation", validation, minimum=0.0)
-        if validation >= 1.0:
-            raise ValueError(f"validation must be a fraction in [0, 1), got {validation}")
-        if patience is not None:
-            patience = check_int("patience", patience, 1)
-        if checkpoint is not None:
-            checkpoint = check_int("checkpoint", checkpoint, 1)
-        weight_decay = check_real("weight_decay", weight_decay, minimum=0.0)
-        momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
-        freeze_bias = check_bool("freeze_bias", freeze_bias)
-        progress = interactive() if progress is None else check_bool("progress", progress)
-        optimizer = check_choice("optimizer", optimizer, ("adam", "sgd"))
-        return cls(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
-                   validation=validation, patience=patience, checkpoint=checkpoint,
-                   weight_decay=float(weight_decay), momentum=momentum,
-                   freeze_bias=freeze_bias, progress=progress, optimizer=optimizer, **rest)
+        self.lr = check_real("lr", self.lr, positive=True)
+        self.epochs = check_int("epochs", self.epochs, 1)
+        self.batch_size = check_int("batch_size", self.batch_size, 1)
+        if self.clip_norm is not None:
+            self.clip_norm = check_real("clip_norm", self.clip_norm, positive=True)
+        self.validation = check_real("validation", self.validation, minimum=0.0)
+        if self.validation >= 1.0:
+            raise ValueError(f"validation must be a fraction in [0, 1), got {self.validation}")
+        if self.patience is not None:
+            self.patience = check_int("patience", self.patience, 1)
+        if self.checkpoint is not None:
+            self.checkpoint = check_int("checkpoint", self.checkpoint, 1)
+        self.weight_decay = check_real("weight_decay", self.weight_decay, minimum=0.0)
+        self.momentum = check_real("momentum", self.momentum, minimum=0.0, maximum=1.0)
+        self.freeze_bias = check_bool("freeze_bias", self.freeze_bias)
+        self.progress = interactive() if self.progress is None else check_bool(
+            "progress", self.progress)
+        self.optimizer = check_choice("optimizer", self.optimizer, ("adam", "sgd"))
 
 
 class _Training:
@@ -681,16 +667,8 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
 
     Parameters
     ----------
-    map : IterativeMap
-        A driven map (with an ``input_block``).
-    inputs, targets : array
-        Inputs and targets, as for :func:`train`.
-    steps : int, optional
-        Steps per sample, as for :func:`train`.
-    loss : {"cross_entropy", "mse"}
-        The loss, as for :func:`train`.
-    at : {"last", "all"}
-        Where the loss is taken, as for :func:`train`.
+    map, inputs, targets, steps, loss, at
+        As for :func:`train`.
     checkpoint : int, optional
         Store states only every ``checkpoint`` steps, as for :func:`train`.
 
@@ -715,13 +693,8 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
     """
     if checkpoint is not None:
         checkpoint = check_int("checkpoint", checkpoint, 1)
-    X, Yt, seq, T, n = _check_data(map, inputs, targets, steps, loss, at)
-    lay, theta, _ = _layout(map, False)
-    xp = namespace(theta)
-    dtype = to_numpy(theta[:1]).dtype
-    U = _take(X, np.arange(n), 1 if seq else 0, map.backend, dtype, xp)
-    Y = _take(Yt, np.arange(Yt.shape[1 if at == "all" else 0]), 1 if at == "all" else 0,
-              map.backend, dtype, xp)
+    lay, theta, xp, seq, T, n, batch = _setup(map, inputs, targets, steps, loss, at)
+    U, Y = batch(np.arange(n))
     lv, _, _, grad = _run(lay, theta, U, Y, seq, T, at, loss, checkpoint)
     blocks = {}
     for key, start, stop, pattern in lay.entries:
@@ -741,16 +714,8 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
 
     Parameters
     ----------
-    map : IterativeMap
-        A driven map (with an ``input_block``).
-    inputs, targets : array
-        Inputs and targets, as for :func:`train`.
-    steps : int, optional
-        Steps per sample, as for :func:`train`.
-    loss : {"cross_entropy", "mse"}
-        The loss, as for :func:`train`.
-    at : {"last", "all"}
-        Where the loss is taken, as for :func:`train`.
+    map, inputs, targets, steps, loss, at
+        As for :func:`train`.
     batch_size : int
         Samples evaluated at once (the result does not depend on it).
 
@@ -767,25 +732,28 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
     1.0
     """
     batch_size = check_int("batch_size", batch_size, 1)
+    lay, theta, _, seq, T, n, batch = _setup(map, inputs, targets, steps, loss, at)
+    total_loss = correct = total = 0.0
+    with _blas_threads(map, min(batch_size, n)):
+        for s in range(0, n, batch_size):
+            idx = np.arange(s, min(s + batch_size, n))
+            U, Y = batch(idx)
+            lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
+            total_loss += float(to_numpy(lv)) * len(idx)
+            correct += float(to_numpy(c))
+            total += float(to_numpy(t))
+    return total_loss / n, correct / max(total, 1.0)
+
+
+def _setup(map, inputs, targets, steps, loss, at):
+    """The checked data, the parameters and ``batch(idx) -> (inputs, targets)`` on the map."""
     X, Yt, seq, T, n = _check_data(map, inputs, targets, steps, loss, at)
     lay, theta, _ = _layout(map, False)
     xp = namespace(theta)
     dtype = to_numpy(theta[:1]).dtype
-    total_loss = correct = total = 0.0
-    sample_axis, target_axis = (1 if seq else 0), (1 if at == "all" else 0)
-    with _blas_threads(map, min(batch_size, n)):
-        for s in range(0, n, batch_size):
-            total_loss, correct, total = _evaluate_batch(
-                map, lay, theta, X, Yt, seq, T, at, loss, np.arange(s, min(s + batch_size, n)),
-                sample_axis, target_axis, dtype, xp, total_loss, correct, total)
-    return total_loss / n, correct / max(total, 1.0)
 
+    def batch(idx):
+        return (_take(X, idx, 1 if seq else 0, map.backend, dtype, xp),
+                _take(Yt, idx, 1 if at == "all" else 0, map.backend, dtype, xp))
 
-def _evaluate_batch(map, lay, theta, X, Yt, seq, T, at, loss, idx, sample_axis, target_axis,
-                    dtype, xp, total_loss, correct, total):
-    """The running sums of :func:`evaluate` with one more batch added."""
-    U = _take(X, idx, sample_axis, map.backend, dtype, xp)
-    Y = _take(Yt, idx, target_axis, map.backend, dtype, xp)
-    lv, c, t, _ = _run(lay, theta, U, Y, seq, T, at, loss, None, want_grad=False)
-    return (total_loss + float(to_numpy(lv)) * len(idx), correct + float(to_numpy(c)),
-            total + float(to_numpy(t)))
+    return lay, theta, xp, seq, T, n, batch
