@@ -114,14 +114,14 @@ def test_a_spaced_qr_warning_is_logged(caplog):
 
 
 def test_a_householder_fallback_is_logged(caplog):
-    # a frame with condition number e^19 (kappa^2 past 1 / eps): CholeskyQR refuses it
+    # a frame with condition number e^40 (past shifted CholeskyQR3's reach, ~1e13): Householder
     n, k = 180, 130
     rng = np.random.default_rng(4)
     U = np.linalg.qr(rng.normal(size=(1, n, k)))[0]
     V = np.linalg.qr(rng.normal(size=(k, k)))[0]
     with caplog.at_level(logging.DEBUG, logger="itermap"):
         with _reorth.Reorthonormalizer() as reorth:
-            reorth((U * np.exp(-0.15 * np.arange(k))) @ V)
+            reorth((U * np.exp(-0.31 * np.arange(k))) @ V)
             reorth(U[..., :k] @ V)  # well conditioned, and within the hold: no new record
     assert reorth.fallbacks == 1
     assert len(_records(caplog, "Householder")) == 1
