@@ -136,3 +136,24 @@ def test_sparse_map_runs_at_200000_units_without_an_n_squared_array():
     P = np.asarray(fp.points)
     W = m.block_matrix.to_sparse().tocsr()
     assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+
+
+def test_report_costs_a_large_fixed_point_analysis_as_newton_krylov():
+    # past the dim rule the report's estimate is of Newton-Krylov: its memory is the
+    # search's own estimate (no n^2 term), not the dense 6 x 8 x starts x n^2 bytes
+    from itermap.analysis._report import check_budget, validate_spec
+    from itermap.analysis._report._networks import static_sizes
+
+    def cost(n, starts=32):
+        spec = validate_spec({"networks": {"r": {"kind": "random_rnn", "n": n,
+                                                 "density": 20 / n, "gain": 1.5}},
+                              "analyses": [{"kind": "fixed_points", "network": "r",
+                                            "starts": starts}]})
+        return check_budget(spec, {"r": static_sizes("r", spec.networks["r"], "networks.r")})[0]
+
+    n = 20_000
+    m = itermap.random_rnn(n, density=20 / n, gain=1.5, rng=0)
+    c = cost(n)
+    assert 0.5 < c.bytes / nk.krylov_memory(m, 32, n) < 2.0
+    assert c.bytes < 1e9 < 6 * 8 * 32 * n * n
+    assert cost(2 * n).seconds > c.seconds and cost(n, 64).seconds > 1.5 * c.seconds

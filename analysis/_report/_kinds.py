@@ -46,6 +46,8 @@ LINALG_FLOPS = 4e10
 STEP_OVERHEAD = 3e-5
 #: extra overhead of a step that also re-orthonormalises a tangent frame (s)
 QR_OVERHEAD = 6e-5
+#: Python overhead of one GMRES iteration and tangent product of Newton-Krylov (s)
+KRYLOV_OVERHEAD = 2e-3
 #: CPU seconds to draw and save one simple figure (PDF, and PNG at 200 dpi)
 FIGURE_SECONDS = 0.2
 _F8 = 8.0  # bytes of a float64
@@ -336,9 +338,13 @@ class FixedPointsKind(AnalysisModel):
     period: Count = 1
 
     def cost(self, sizes):
+        from ..fixed_points._driver import _KRYLOV_DIM
+
         s = sizes[self.network]
         n = s.dim
         iters, excess = _newton_iterations(s)
+        if n > _KRYLOV_DIM:         # method "auto" runs Newton-Krylov: no n x n array
+            return _krylov_cost(s, self.starts, iters * self.period)
         # per start and iteration: the Jacobian (products of p of them) and one LU solve
         per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
         # distinct points whose spectra are computed: more the stronger the coupling
@@ -347,6 +353,16 @@ class FixedPointsKind(AnalysisModel):
                     seconds=(self.starts * iters * per_iter + points * 25 * n ** 3)
                     / _linalg_rate(n) + iters * 1e-3 * self.period + _figure(1.0),
                     memory_key="starts", time_key="starts")
+
+
+def _krylov_cost(s: Sizes, starts: int, iters: float) -> Cost:
+    """Newton-Krylov (find_fixed_points' method past its dim rule): per Newton step about
+    100 GMRES iterations, each a tangent product, an Arnoldi step over 50 vectors and
+    ``KRYLOV_OVERHEAD`` of Python; 840 products for the multipliers of a point."""
+    per_mv = KRYLOV_OVERHEAD + (2.0 * s.nnz + 200.0 * s.dim) / FLOPS
+    return Cost(bytes=_F8 * s.dim * (124 + 3 * starts),
+                seconds=(starts * iters * 100 + 840) * per_mv + _figure(1.0),
+                memory_key="starts", time_key="starts")
 
 
 def _linalg_rate(n: int) -> float:
