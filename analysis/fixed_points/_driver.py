@@ -229,8 +229,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     Birkisson and Funke 2015) by the points the starts before it found, so
     that it converges to a new point rather than to one found already.
     ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
-    multipliers (ARPACK, 20 restarts; NaN where it has not converged, and such
-    a point is not called stable), so ``stable`` is exact and ``n_unstable``
+    multipliers (ARPACK, 4e6 / dim restarts, at least 20; NaN where it has not
+    converged, and such a point is not called stable), so ``stable`` is exact and ``n_unstable``
     counts among those 6. Its memory (GMRES basis, ILU factors, starts) is
     estimated first and the call refused with the estimate if the machine
     lacks it. With ``method="newton"`` the Newton systems are dense,

@@ -62,7 +62,7 @@ _WANDER_STEP = 0.6
 # multipliers computed at each point (ARPACK): the stability is exact, n_unstable is
 # counted among these
 _KRYLOV_EIGS = 6
-_ARPACK_RESTARTS = 20
+_ARPACK_WORK = 4e6
 
 
 def newton_krylov(problem) -> Solution:
@@ -294,9 +294,9 @@ def leading_multipliers(F, P, k_max):
     """The ``k_max`` multipliers of largest modulus at each point (ARPACK on the tangent;
     a dense eigensolver on the tangent's columns where ``dim <= 64``).
 
-    ARPACK gets ``_ARPACK_RESTARTS`` restarts (its default, ``10 dim``, runs for hours on
-    a large map whose spectrum is a disk with no gap); the multipliers it has not
-    converged by then are NaN, and such a point is not called stable.
+    ARPACK gets ``_ARPACK_WORK / dim`` restarts, at least 20 (its default, ``10 dim``,
+    runs for hours on a large map whose spectrum is a disk with no gap); the multipliers
+    it has not converged by then are NaN, and such a point is not called stable.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
@@ -309,7 +309,8 @@ def leading_multipliers(F, P, k_max):
         else:
             try:
                 vals = eigs(J, k=min(k_max, n - 2), which="LM", return_eigenvectors=False,
-                            tol=1e-12, ncv=min(n, 48), maxiter=_ARPACK_RESTARTS)
+                            tol=1e-12, ncv=min(n, 48),
+                            maxiter=max(20, int(_ARPACK_WORK / n)))
             except ArpackNoConvergence as err:
                 vals = np.full(k_max, np.nan + 0j)
                 vals[:err.eigenvalues.size] = err.eigenvalues
