@@ -34,13 +34,16 @@ __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_S
 # points at n = 300 to 3000 and 300 small analyses, figures included.
 #: sustained floating-point rate of dense products on a small machine (flop/s)
 FLOPS = 6e9
-#: the rate of large LU solves and eigenvalue problems on one core (flop/s); smaller ones
-#: run slower, see _linalg_rate (measured: 9e9 at n = 300, 3e10 at n = 3000)
-LINALG_FLOPS = 4e10
+#: the rate of large LU solves and eigenvalue problems on one core (flop/s), counting the
+#: search's own overheads; smaller ones run slower, see _linalg_rate (round 10, issue 26:
+#: the search's CPU time implies 6e9 at n = 300, 5e9 at n = 1000, 7e9 at n = 3000)
+LINALG_FLOPS = 8e9
 #: Python and dispatch overhead of one batched step (s)
 STEP_OVERHEAD = 3e-5
 #: extra overhead of a step that also re-orthonormalises a tangent frame (s)
 QR_OVERHEAD = 6e-5
+#: Python overhead of one GMRES iteration and tangent product of Newton-Krylov (s)
+KRYLOV_OVERHEAD = 2e-3
 #: CPU seconds to draw and save one simple figure (PDF, and PNG at 200 dpi)
 FIGURE_SECONDS = 0.2
 _F8 = 8.0  # bytes of a float64
@@ -329,9 +332,13 @@ class FixedPointsKind(AnalysisModel):
     period: Count = 1
 
     def cost(self, sizes):
+        from ..fixed_points._driver import _KRYLOV_DIM
+
         s = sizes[self.network]
         n = s.dim
         iters, excess = _newton_iterations(s)
+        if n > _KRYLOV_DIM:         # method "auto" runs Newton-Krylov: no n x n array
+            return _krylov_cost(s, self.starts, iters * self.period)
         # per start and iteration: the Jacobian (products of p of them) and one LU solve
         per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
         # distinct points whose spectra are computed: more the stronger the coupling
@@ -342,9 +349,19 @@ class FixedPointsKind(AnalysisModel):
                     memory_key="starts", time_key="starts")
 
 
+def _krylov_cost(s: Sizes, starts: int, iters: float) -> Cost:
+    """Newton-Krylov (find_fixed_points' method past its dim rule): per Newton step about
+    100 GMRES iterations, each a tangent product, an Arnoldi step over 50 vectors and
+    ``KRYLOV_OVERHEAD`` of Python; 840 products for the multipliers of a point."""
+    per_mv = KRYLOV_OVERHEAD + (2.0 * s.nnz + 200.0 * s.dim) / FLOPS
+    return Cost(bytes=_F8 * s.dim * (124 + 3 * starts),
+                seconds=(starts * iters * 100 + 840) * per_mv + _figure(1.0),
+                memory_key="starts", time_key="starts")
+
+
 def _linalg_rate(n: int) -> float:
     """Flop/s of dense factorizations of order ``n``: overheads dominate small ones."""
-    return LINALG_FLOPS * n / (n + 1000.0)
+    return LINALG_FLOPS * n / (n + 300.0)
 
 
 def _newton_iterations(s: Sizes) -> tuple[float, float]:

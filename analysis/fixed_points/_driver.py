@@ -220,7 +220,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     thread meanwhile through threadpoolctl.
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
-    (restarted GMRES with 100 vectors on ``map.tangent``, ILU-preconditioned
+    (restarted GMRES with 100 vectors on ``map.tangent``, solved to Eisenstat and
+    Walker's forcing terms, ILU-preconditioned
     on the weights' pattern for an itermap network with sparse weights of at
     most 20,000 nonzeros, unpreconditioned beyond, after ``q_steps`` L-BFGS
     steps on ``q``, with Armijo backtracking, and wandering where Newton
@@ -228,8 +229,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     Birkisson and Funke 2015) by the points the starts before it found, so
     that it converges to a new point rather than to one found already.
     ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
-    multipliers (ARPACK), so ``stable`` is exact and ``n_unstable`` counts
-    among those 6. Its memory (GMRES basis, ILU factors, starts) is
+    multipliers (ARPACK, 4e6 / dim restarts, at least 20; NaN where it has not
+    converged, and such a point is not called stable), so ``stable`` is exact and ``n_unstable``
+    counts among those 6. Its memory (GMRES basis, ILU factors, starts) is
     estimated first and the call refused with the estimate if the machine
     lacks it. With ``method="newton"`` the Newton systems are dense,
     ``dim x dim`` per running start, even for a sparse map: starts run in

@@ -38,10 +38,12 @@ from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
 # GMRES restart length (Krylov vectors held), restarts per Newton step, and the
-# forcing term eta_k = min(_ETA, ||G||) (inexact Newton, Eisenstat and Walker 1996)
+# forcing terms: Eisenstat and Walker's choice 2, eta_k = 0.9 (||G_k|| / ||G_k-1||)^2,
+# capped at _ETA and safeguarded as in Kelley (1995, sec. 6.3): loose solves far from a
+# point (where an exact Newton step is no better), tight ones as the residual falls
 _RESTART = 100
 _RESTARTS = 2
-_ETA = 0.1
+_ETA = 0.5
 # Armijo constant and the step lengths tried, longest first
 _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125, 0.0625)
@@ -60,6 +62,7 @@ _WANDER_STEP = 0.6
 # multipliers computed at each point (ARPACK): the stability is exact, n_unstable is
 # counted among these
 _KRYLOV_EIGS = 6
+_ARPACK_WORK = 4e6
 
 
 def newton_krylov(problem) -> Solution:
@@ -87,7 +90,7 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     and the points found."""
     nnz = _nnz(map_, dim)
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
-    return float((_RESTART + 8) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
+    return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
 
 
 def _nnz(map_, dim):
@@ -184,6 +187,7 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
     M = None
     pts = np.asarray(found) if found else None
     best, best_it = np.inf, 0
+    eta, r_old = _ETA, None
     for it in range(max_iter):
         if not np.isfinite(r):
             return x, r, 4
@@ -192,7 +196,9 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
         A, _ = tangent_operator(F, x)
         if it % _ILU_EVERY == 0:
             M = _preconditioner(F, x)
-        dx, _info = gmres(A, -G, rtol=min(_ETA, r), restart=_RESTART, maxiter=_RESTARTS, M=M)
+        eta = _forcing(eta, r, r_old, tol)
+        r_old = r
+        dx, _info = gmres(A, -G, rtol=eta, restart=_RESTART, maxiter=_RESTARTS, M=M)
         if not np.all(np.isfinite(dx)):
             return x, r, 3
         logm, grad = log_deflation(x[None, :], pts, radius)
@@ -223,6 +229,16 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
         x, G, r = xt, Gt, rt
         best, best_it = np.exp(log_deflation(x[None, :], pts, radius)[0][0]) * r, it
     return x, r, (0 if r <= tol else 2)
+
+
+def _forcing(eta, r, r_old, tol):
+    """The next GMRES tolerance (Eisenstat and Walker's choice 2, Kelley's safeguards)."""
+    if r_old is None:
+        return _ETA
+    new = 0.9 * (r / r_old) ** 2
+    if 0.9 * eta * eta > 0.1:               # do not tighten faster than the residual falls
+        new = max(new, 0.9 * eta * eta)
+    return float(min(_ETA, max(new, 0.5 * tol / r)))
 
 
 def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
@@ -276,8 +292,13 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
 
 def leading_multipliers(F, P, k_max):
     """The ``k_max`` multipliers of largest modulus at each point (ARPACK on the tangent;
-    a dense eigensolver on the tangent's columns where ``dim <= 64``)."""
-    from scipy.sparse.linalg import eigs
+    a dense eigensolver on the tangent's columns where ``dim <= 64``).
+
+    ARPACK gets ``_ARPACK_WORK / dim`` restarts, at least 20 (its default, ``10 dim``,
+    runs for hours on a large map whose spectrum is a disk with no gap); the multipliers
+    it has not converged by then are NaN, and such a point is not called stable.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
     n = P.shape[1]
     ev = np.zeros((P.shape[0], k_max), dtype=np.complex128)
@@ -286,8 +307,13 @@ def leading_multipliers(F, P, k_max):
         if n <= 64:
             vals = np.linalg.eigvals(J.matmat(np.eye(n)))
         else:
-            vals = eigs(J, k=min(k_max, n - 2), which="LM", return_eigenvectors=False,
-                        tol=1e-12, ncv=min(n, 48))
+            try:
+                vals = eigs(J, k=min(k_max, n - 2), which="LM", return_eigenvectors=False,
+                            tol=1e-12, ncv=min(n, 48),
+                            maxiter=max(20, int(_ARPACK_WORK / n)))
+            except ArpackNoConvergence as err:
+                vals = np.full(k_max, np.nan + 0j)
+                vals[:err.eigenvalues.size] = err.eigenvalues
         vals = vals[np.argsort(-np.abs(vals), kind="stable")][:k_max]
         ev[j, :vals.size] = vals
     return ev

@@ -1,0 +1,136 @@
+"""Fixed points of large sparse maps, and the report's fixed-point time estimate (issue 26
+§2, §3).
+
+Rows:
+- Newton-Krylov (``find_fixed_points(method="newton-krylov")``) on a sparse
+  ``random_rnn(n, density=20/n, gain=1.5)`` from ``sample_states``, against scipy's own
+  ``scipy.optimize.newton_krylov`` (finite-difference Jacobian products, LGMRES) from
+  the same starts with the same iteration budget. The note counts the points at residual
+  <= 1e-10, computed here as ``||tanh(W x) - x||`` by a plain scipy.sparse product, the
+  non-trivial ones among them (``random_rnn`` has no bias, so ``x = 0`` is always a
+  fixed point) and the peak of traced memory (tracemalloc: NumPy's buffers included).
+- The memory estimate of the Newton-Krylov path (``krylov_memory``, what the search
+  refuses on) against the traced peak of a short run at n = 200,000 (20,000 quick):
+  no ``n x n`` array is allocated.
+- The report's estimate of a ``fixed_points`` analysis against its CPU time
+  (``run_report``'s step log), at n = 300, 1,000 and 3,000 (100 and 300 quick): within
+  3x is the target.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import scipy.optimize
+from threadpoolctl import threadpool_limits
+
+import itermap
+from benchmarks._timing import report
+from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis.fixed_points._newton_krylov import krylov_memory
+
+TOL = 1e-10
+
+
+def _points(W, X):
+    """Distinct rows of ``X`` at residual <= TOL (checked directly), and the non-trivial ones."""
+    X = np.asarray(X).reshape(-1, W.shape[0])
+    res = np.linalg.norm(np.tanh(X @ W.T) - X, axis=1)
+    good = X[res <= TOL]
+    kept = []
+    for p in good:
+        if all(np.linalg.norm(p - q) > 1e-6 for q in kept):
+            kept.append(p)
+    return len(kept), sum(np.linalg.norm(p) > 1e-6 for p in kept)
+
+
+def _sparse_search(quick):
+    n, starts, iters = (1000, 1, 10) if quick else (20_000, 2, 40)
+    m = itermap.random_rnn(n, density=20.0 / n, gain=1.5, rng=0)
+    W = m.block_matrix.to_sparse().tocsr()
+    X0 = np.asarray(sample_states(m, starts, steps=100, rng=1))
+    with threadpool_limits(1):
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        fp = find_fixed_points(m, X0, method="newton-krylov", max_iter=iters, progress=False)
+        ours = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        ends = []
+        t0 = time.perf_counter()
+        for x0 in X0:
+            try:
+                ends.append(scipy.optimize.newton_krylov(
+                    lambda x: np.tanh(W @ x) - x, x0, f_tol=TOL, maxiter=iters))
+            except scipy.optimize.NoConvergence:
+                pass
+        base = time.perf_counter() - t0
+    n_ours, nt_ours = _points(W, np.asarray(fp.points))
+    n_ref, nt_ref = _points(W, np.asarray(ends)) if ends else (0, 0)
+    met = nt_ours >= 1 and ours <= 60.0 and peak <= 2e9
+    note = (f"points at residual <= 1e-10 (checked directly): ours {n_ours} "
+            f"({nt_ours} non-trivial), scipy newton_krylov {n_ref} ({nt_ref}); "
+            f"{fp.status_counts()}; traced peak {peak / 2**20:.0f} MiB")
+    row = report(f"Newton-Krylov sparse tanh N={n} density {20 / n:.0e} g=1.5 B={starts}, "
+                 f"{iters} its vs scipy newton_krylov", ours, base,
+                 ">= 1 non-trivial point, <= 60 s, <= 2 GB", met, note)
+    print("   ", note, flush=True)
+    return [row]
+
+
+def _large_memory(quick):
+    n = 20_000 if quick else 200_000
+    m = itermap.random_rnn(n, density=20.0 / n, gain=1.2, rng=0)
+    x0 = 0.1 * np.random.default_rng(1).normal(size=(1, n))
+    est = krylov_memory(m, 1, n)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    find_fixed_points(m, x0, method="newton-krylov", max_iter=2, q_steps=0, progress=False)
+    secs = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    note = (f"estimate {est / 2**20:.0f} MiB, traced peak {peak / 2**20:.0f} MiB, "
+            f"one dense n x n {n * n * 8 / 2**30:.0f} GiB; 2 Newton-Krylov steps in {secs:.1f} s")
+    row = report(f"Newton-Krylov memory N={n}: traced peak vs estimate", peak, est,
+                 "ratio <= 1", peak <= est, note)
+    row["ours_s"], row["baseline_s"] = secs, secs      # not times: the ratio is of bytes
+    print("   ", note, flush=True)
+    return [row]
+
+
+def _report_estimate(quick):
+    from itermap.analysis._report import run_report
+
+    cases = ((100, 8, 1.5),) if quick else \
+        ((300, 32, 1.5), (1000, 8, 1.5), (3000, 1, 1.5))
+    rows = []
+    for n, starts, gain in cases:
+        spec = {"seed": 1, "networks": {"r": {"kind": "random_rnn", "n": n, "gain": gain}},
+                "analyses": [{"kind": "fixed_points", "network": "r", "starts": starts}]}
+        log = io.StringIO()
+        with tempfile.TemporaryDirectory() as tmp:
+            run_report(spec, Path(tmp) / "r", progress=log, force=True, blas_threads=1)
+        wall, cpu, est = re.findall(r"done in ([\d.]+) s, ([\d.e+-]+) s of CPU "
+                                    r"\(estimated ([^)]+)\)", log.getvalue())[0]
+        value, unit = est.split()
+        est_s = float(value) * {"s": 1.0, "min": 60.0, "h": 3600.0}[unit]
+        ratio = est_s / float(cpu)
+        rows.append(report(f"report estimate, fixed_points N={n} g={gain} B={starts}",
+                           est_s, float(cpu), "estimate/CPU in [1/3, 3]",
+                           1 / 3 <= ratio <= 3, f"wall {wall} s"))
+    return rows
+
+
+def run(quick=False):
+    return _sparse_search(quick) + _large_memory(quick) + _report_estimate(quick)
+
+
+if __name__ == "__main__":
+    import sys
+    run(quick="--quick" in sys.argv)
