@@ -507,9 +507,9 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
     from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
-    dense = fpm._drawn_together(np, x, p1, p2, res, radius)
-    monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
     tree = fpm._drawn_together(np, x, p1, p2, res, radius)
+    monkeypatch.setattr(fpm, "_TREE_ROWS", 10 ** 9)
+    dense = fpm._drawn_together(np, x, p1, p2, res, radius)
     np.testing.assert_array_equal(tree, dense)
     assert np.sum(dense != np.arange(400)) > 20          # the case merges rows at all
 

@@ -9,13 +9,16 @@ from itermap.backends import to_numpy
 
 from ._common import _take
 
-# rows of the pairwise distance matrices computed at once
+# rows of the pairwise distance matrices computed at once; rows that may lead in one
+# pass of the clustering
 _CHUNK = 2048
-# a start's candidate partners: its nearest few running starts (all-pairs distances
-# up to _DENSE_ROWS starts, a k-d tree beyond where dim <= _KDTREE_DIM)
+_HEAD = 256
+# a start's candidate partners: its nearest few running starts (a k-d tree past
+# _TREE_ROWS starts where dim <= _KDTREE_DIM, else all-pairs distances up to _DENSE_ROWS)
 _PARTNERS = 16
 _DENSE_ROWS = 4096
 _KDTREE_DIM = 16
+_TREE_ROWS = 128
 # two rows are being drawn together when their distance shrank by this factor at each of
 # the last two iterations
 _CONVERGE = 0.5
@@ -49,33 +52,25 @@ def _nearest_within(xp, a, b, tol):
 def _cluster(xp, x, tol):
     """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
 
-    Leaders are rows with no earlier row within ``tol``; the others join the
-    nearest leader within ``tol``; rows left over (only chains lead there)
-    repeat the procedure. Leaders end up more than ``tol`` apart.
+    In passes over the rows not yet placed: the first ``_HEAD`` of them with no
+    earlier one of those within ``tol`` lead; every row within ``tol`` of a leader
+    joins its nearest. Leaders end up more than ``tol`` apart, and a pass costs
+    ``_HEAD`` distances a row, not all pairs (2,000 starts at 2 points: one pass).
     """
     n = x.shape[0]
     leader = np.full(n, -1, dtype=np.int64)
     rest = np.arange(n)
-    leaders = np.zeros(0, dtype=np.int64)
-    center = xp.mean(x, axis=0) if n else None
     while rest.size:
-        xr = _take(xp, x, rest) - center
-        first = np.empty(rest.size, dtype=np.int64)
-        n_rows = rest.size
-        for s in range(0, n_rows, _CHUNK):
-            close = _sq_dist(xp, xr[s:min(s + _CHUNK, n_rows), :], xr) <= tol * tol
-            first[s:s + _CHUNK] = to_numpy(xp.argmax(xp.astype(close, xp.int8), axis=1))
-        new = rest[first == np.arange(rest.size)]
-        leader[new] = new
-        leaders = np.concatenate([leaders, new])
-        others = rest[first != np.arange(rest.size)]
-        if others.size:
-            near = _nearest_within(xp, _take(xp, x, others), _take(xp, x, new), tol)
-            joined = near >= 0
-            leader[others[joined]] = new[near[joined]]
-            others = others[~joined]
-        rest = others
-    return leader, leaders
+        head = rest[:_HEAD]
+        xh = _take(xp, x, head)
+        xh = xh - xp.mean(xh, axis=0)
+        close = np.tril(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, -1)
+        new = head[~close.any(axis=1)]
+        near = _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol)
+        joined = near >= 0
+        leader[rest[joined]] = new[near[joined]]
+        rest = rest[~joined]
+    return leader, np.flatnonzero(leader == np.arange(n))
 
 
 def _least_in_groups(lead, res):
@@ -95,15 +90,17 @@ def _least_in_groups(lead, res):
 def _near_pairs(xp, x, radius):
     """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
 
-    Dense distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; a
-    k-d tree on the host beyond, where ``dim <= _KDTREE_DIM``; none otherwise
+    A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``
+    (all pairs of 2,000 starts of a 2-D map cost 10x the Newton step); else dense
+    distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; none beyond
     (the all-pairs cost would outgrow the Newton step's).
     """
     n, dim = int(x.shape[0]), int(x.shape[1])
     k = min(_PARTNERS, n - 1)
-    if k < 1:
+    tree = dim <= _KDTREE_DIM and n > _TREE_ROWS
+    if k < 1 or not (tree or n <= _DENSE_ROWS):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if n <= _DENSE_ROWS:
+    if not tree:
         xc = x - xp.mean(x, axis=0)
         ii, jj = [], []
         for s in range(0, n, _CHUNK):
@@ -117,8 +114,6 @@ def _near_pairs(xp, x, radius):
             ii.append(np.repeat(rows + s, k)[within.ravel()])
             jj.append(near[within])
         return np.concatenate(ii), np.concatenate(jj)
-    if dim > _KDTREE_DIM:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     from scipy.spatial import cKDTree
 
     pts = np.asarray(to_numpy(x), dtype=np.float64)
