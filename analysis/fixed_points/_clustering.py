@@ -13,6 +13,8 @@ from ._common import _take
 # pass of the clustering
 _CHUNK = 2048
 _HEAD = 256
+# blocks of distances up to this many entries (rows x rows x dim) are taken directly
+_DIRECT = 2 ** 15
 # a start's candidate partners: its nearest few running starts (a k-d tree past
 # _TREE_ROWS starts where dim <= _KDTREE_DIM, else all-pairs distances up to _DENSE_ROWS)
 _PARTNERS = 16
@@ -25,7 +27,13 @@ _CONVERGE = 0.5
 
 
 def _sq_dist(xp, a, b):
-    """Squared Euclidean distances (len(a), len(b)) through one matmul."""
+    """Squared Euclidean distances (len(a), len(b)): by differences for small blocks (no
+    rounding), else through one matmul on rows centred on ``b``'s mean."""
+    if a.shape[0] * b.shape[0] * a.shape[1] <= _DIRECT:
+        d = a[:, None, :] - b[None, :, :]
+        return xp.sum(d * d, axis=2)
+    center = xp.mean(b, axis=0)
+    a, b = a - center, b - center
     d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
           - 2.0 * xp.matmul(a, b.T))
     if isinstance(d2, np.ndarray):            # skip the array-API wrapper of clip
@@ -37,15 +45,12 @@ def _nearest_within(xp, a, b, tol):
     """For each row of ``a``: the index of the nearest row of ``b`` within ``tol``, or -1."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.full(a.shape[0], -1, dtype=np.int64)
-    center = xp.mean(b, axis=0)
-    a, b = a - center, b - center
     out = []
     n_rows = a.shape[0]
     for s in range(0, n_rows, _CHUNK):
-        d2 = _sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b)
-        j = to_numpy(xp.argmin(d2, axis=1)).astype(np.int64)
-        dmin = to_numpy(xp.min(d2, axis=1))
-        out.append(np.where(dmin <= tol * tol, j, -1))
+        d2 = to_numpy(_sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b))
+        j = np.argmin(d2, axis=1)
+        out.append(np.where(d2[np.arange(j.size), j] <= tol * tol, j, -1))
     return np.concatenate(out)
 
 
@@ -63,9 +68,9 @@ def _cluster(xp, x, tol):
     while rest.size:
         head = rest[:_HEAD]
         xh = _take(xp, x, head)
-        xh = xh - xp.mean(xh, axis=0)
-        close = np.tril(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, -1)
-        new = head[~close.any(axis=1)]
+        # the first row within tol of each (itself, unless an earlier one is)
+        first = np.argmax(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, axis=1)
+        new = head[first == np.arange(head.size)]
         near = _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol)
         joined = near >= 0
         leader[rest[joined]] = new[near[joined]]
@@ -101,10 +106,9 @@ def _near_pairs(xp, x, radius):
     if k < 1 or not (tree or n <= _DENSE_ROWS):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if not tree:
-        xc = x - xp.mean(x, axis=0)
         ii, jj = [], []
         for s in range(0, n, _CHUNK):
-            d2 = np.array(to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)),
+            d2 = np.array(to_numpy(_sq_dist(xp, x[s:min(s + _CHUNK, n), :], x)),
                           dtype=np.float64)
             rows = np.arange(d2.shape[0])
             d2[rows, rows + s] = np.inf

@@ -18,6 +18,8 @@ References
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from itermap.backends import to_numpy
@@ -68,10 +70,11 @@ _WANDER_STEP = 0.6
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: the finds to expect scale with the wanderers, the cost of an
-# iteration hardly does. Finds are rare and bursty where points are rare: at gain 3 the
-# first can come after 160 iterations, or one early find (at 21) be followed by none for
-# 140; a window scaled from the last find's time (twice it, 30 to 300) gave up there
-_WANDER_IDLE = 150
+# iteration hardly does. Where all wander (gain 3) the first find can come after 160
+# iterations; where few do, their finds come early (random_rnn(200, 1.5): the last at 55
+# of 1000, random_rnn(64, 1.5): at 12), and a floor of 150 cost the 128-start N = 64
+# search half its time
+_WANDER_IDLE = 30
 _WANDER_IDLE_SHARE = 1 / 3
 
 
@@ -119,6 +122,7 @@ class _NewtonSearch:
         self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
         self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
         self.slow_x, self.slow_r = [], []
+        self.shown = -np.inf
         self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
         self.lm_mode = np.zeros(n, dtype=bool)    # lam initialized
         self.lm_failed = np.zeros(n, dtype=bool)
@@ -171,7 +175,9 @@ class _NewtonSearch:
             self.fate[self.ids[~finite]] = GAVE_UP_NONFINITE
         done = finite & (r_h <= self.tol) & _resolved(self.xp, self.x, self.tol)
         keep = finite & ~done
-        if self.bar is not None:
+        # the bar redrawn 10 times a second at most (its count is final at the phase's end)
+        if self.bar is not None and time.monotonic() >= self.shown + 0.1:
+            self.shown = time.monotonic()
             self.bar.show(_n_finished(self.follows, self.fate, self.stall_final),
                           running=int(keep.sum()),
                           points=sum(len(f) for f in self.found_r) if self.found_r else 0)
@@ -478,26 +484,30 @@ def _n_finished(follows, fate, stall_final):
     return int(np.sum(done))
 
 
-def _polish(F, xp, eye, pts, res, unique_tol):
+def _polish(F, xp, eye, pts, unique_tol):
     """One last Newton step on the distinct points (to machine precision), merged again.
 
-    Returns (points, residuals, Jacobians of ``F^p`` there).
+    Returns (points, residuals, Jacobians of ``F^p`` there); the residuals are taken
+    anew (on a torus, iterates that wandered far off lose their digits in x + G - x).
     """
     m = int(pts.shape[0])
     if m == 0:
-        return pts, res, xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
+        return pts, np.zeros(0), xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
     Pp, jac = F.jacobian(pts)
-    d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+    res = to_numpy(_norm(xp, Pp - pts)).astype(np.float64)
+    d = _solve(xp, _minus_eye(xp, xp.asarray(jac, copy=True), eye), pts - Pp)
     cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
-    rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+    Pc, jc = F.jacobian(cand)
+    rc = to_numpy(_norm(xp, Pc - cand)).astype(np.float64)
     better = np.isfinite(rc) & (rc < res)
     if better.any():
-        pts = xp.where(_like(better, xp)[:, None], cand, pts)
+        b = _like(better, xp)
+        pts, jac = xp.where(b[:, None], cand, pts), xp.where(b[:, None, None], jc, jac)
         res = np.where(better, rc, res)
         # near-singular points can come together only now: merge them again
         lead, heads = _cluster(xp, pts, unique_tol)
         if heads.size < m:
             keep_rows, _ = _least_in_groups(lead, res)
-            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
-    _, jac = F.jacobian(pts)
+            pts, res, jac = (_take(xp, pts, keep_rows), res[keep_rows],
+                             _take(xp, jac, keep_rows))
     return pts, res, jac
