@@ -217,7 +217,8 @@ class _NewtonSearch:
         close = np.flatnonzero(self.r_h[k_idx] <= self.closing)
         rho = self.unique_tol
         if close.size:
-            rho = max(self.unique_tol, min(self.rho_max, float(np.median(self.r_h[k_idx[close]]))))
+            rc, mid = self.r_h[k_idx[close]], (close.size - 1) // 2   # their (lower) median
+            rho = max(self.unique_tol, min(self.rho_max, float(np.partition(rc, mid)[mid])))
         if self.leaders_x is not None and k_idx.size:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
             hit = near >= 0
@@ -266,8 +267,9 @@ class _NewtonSearch:
             self.mark_r[rid[escape]] = np.inf
             stalled &= ~escape
         start = stalled & (self.patience > 0)
-        self.wander_from[rid[start]] = it
-        self.revive.append(rid[start])
+        if start.any():
+            self.wander_from[rid[start]] = it
+            self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
@@ -425,8 +427,9 @@ class _NewtonSearch:
             self.dropped[lm[stalled]] = True
         else:
             start = stalled & (self.wander_from[rid] < 0) & (self.patience > 0)
-            self.wander_from[rid[start]] = self.it
-            self.revive.append(rid[start])
+            if start.any():
+                self.wander_from[rid[start]] = self.it
+                self.revive.append(rid[start])
             out = stalled & ~start & (self.wander_from[rid] < 0)
             self.fate[rid[out]] = GAVE_UP_STALLED
             self.dropped[lm[out]] = True
