@@ -15,8 +15,7 @@ _CHUNK = 2048
 _HEAD = 256
 # blocks of distances up to this many entries (rows x rows x dim) are taken directly
 _DIRECT = 2 ** 15
-# a start's candidate partners: its nearest few running starts (a k-d tree past
-# _TREE_ROWS starts where dim <= _KDTREE_DIM, else all-pairs distances up to _DENSE_ROWS)
+# a start's candidate partners: its nearest few running starts (see _near_pairs)
 _PARTNERS = 16
 _DENSE_ROWS = 4096
 _KDTREE_DIM = 16
@@ -95,9 +94,8 @@ def _least_in_groups(lead, res):
 def _near_pairs(xp, x, radius):
     """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
 
-    A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``
-    (all pairs of 2,000 starts of a 2-D map cost 10x the Newton step); else dense
-    distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; none beyond
+    A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``; else
+    dense distances (a matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; none beyond
     (the all-pairs cost would outgrow the Newton step's).
     """
     n, dim = int(x.shape[0]), int(x.shape[1])

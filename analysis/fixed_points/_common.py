@@ -338,7 +338,6 @@ def _put_rows(xp, a, rows, values):
         return a
     mask = np.zeros(int(a.shape[0]), dtype=bool)
     mask[rows] = True
-    full = xp.zeros_like(a)
     pos = np.cumsum(mask) - 1
     full = _take(xp, values, np.where(mask, pos, 0))
     return xp.where(_like(mask, xp)[:, None], full, a)

@@ -69,11 +69,9 @@ _ESCAPES = 1
 _WANDER_STEP = 0.6
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
-# at least _WANDER_IDLE: the finds to expect scale with the wanderers, the cost of an
-# iteration hardly does. Where all wander (gain 3) the first find can come after 160
-# iterations; where few do, their finds come early (random_rnn(200, 1.5): the last at 55
-# of 1000, random_rnn(64, 1.5): at 12), and a floor of 150 cost the 128-start N = 64
-# search half its time
+# at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
+# (all wander at gain 3: a first find after 160 iterations; few wander at gain 1.5 and
+# find early: the last find at 55 of 1000 at N = 200, at 12 at N = 64)
 _WANDER_IDLE = 30
 _WANDER_IDLE_SHARE = 1 / 3
 
@@ -121,8 +119,7 @@ class _NewtonSearch:
         # starts that followed a wanderer set out again from x_start
         self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
         self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
-        self.slow_x, self.slow_r = [], []
-        self.shown = -np.inf
+        self.slow_x, self.slow_r, self.shown = [], [], -np.inf   # shown: the bar's last draw
         self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
         self.lm_mode = np.zeros(n, dtype=bool)    # lam initialized
         self.lm_failed = np.zeros(n, dtype=bool)
@@ -175,7 +172,6 @@ class _NewtonSearch:
             self.fate[self.ids[~finite]] = GAVE_UP_NONFINITE
         done = finite & (r_h <= self.tol) & _resolved(self.xp, self.x, self.tol)
         keep = finite & ~done
-        # the bar redrawn 10 times a second at most (its count is final at the phase's end)
         if self.bar is not None and time.monotonic() >= self.shown + 0.1:
             self.shown = time.monotonic()
             self.bar.show(_n_finished(self.follows, self.fate, self.stall_final),
@@ -267,9 +263,8 @@ class _NewtonSearch:
             self.mark_r[rid[escape]] = np.inf
             stalled &= ~escape
         start = stalled & (self.patience > 0)
-        if start.any():
-            self.wander_from[rid[start]] = it
-            self.revive.append(rid[start])
+        self.wander_from[rid[start]] = it
+        self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
@@ -291,11 +286,10 @@ class _NewtonSearch:
     def _revive_followers(self):
         """The starts merged into one that now wanders set out again, from their starts:
         wandering paths part, so they reach other points."""
-        if not self.revive:
+        revive, self.revive, xp = self.revive, [], self.xp
+        if not any(r.size for r in revive):
             return
-        xp = self.xp
-        back = _followers(self.follows, self.fate, np.concatenate(self.revive), self.ids)
-        self.revive = []
+        back = _followers(self.follows, self.fate, np.concatenate(revive), self.ids)
         if back.size:
             self.follows[back] = back
             self.wander_from[back] = self.it
@@ -427,9 +421,8 @@ class _NewtonSearch:
             self.dropped[lm[stalled]] = True
         else:
             start = stalled & (self.wander_from[rid] < 0) & (self.patience > 0)
-            if start.any():
-                self.wander_from[rid[start]] = self.it
-                self.revive.append(rid[start])
+            self.wander_from[rid[start]] = self.it
+            self.revive.append(rid[start])
             out = stalled & ~start & (self.wander_from[rid] < 0)
             self.fate[rid[out]] = GAVE_UP_STALLED
             self.dropped[lm[out]] = True
