@@ -980,3 +980,40 @@ def test_henon_many_starts_every_start_at_the_closed_form_points():
     np.testing.assert_allclose(np.asarray(fp.points)[:, 1], b * np.asarray(fp.points)[:, 0],
                                atol=1e-13)
     assert fp.n_converged == 3000
+
+
+def test_wanderers_in_two_cycles_are_given_up_without_losing_points(monkeypatch):
+    # random_rnn(64, 1.5) seed 1: a third of 128 starts wander into 2-cycles of the
+    # wandering step; giving them up saves work and loses none of the points, which are
+    # checked by their residual and against the hybr loop's over the same starts
+    from itermap.analysis.fixed_points import _search as fpm
+    m = itermap.random_rnn(64, gain=1.5, rng=1)
+    W = m.block_matrix.to_dense()
+    x0 = np.asarray(sample_states(m, 128, steps=50, noise=0.5, rng=2))
+    rows = []
+    jacobian = type(m).jacobian
+
+    def counting(self, x, u=None):
+        rows.append(x.shape[0])
+        return jacobian(self, x, u)
+
+    monkeypatch.setattr(type(m), "jacobian", counting)
+    fp = find_fixed_points(m, x0)
+    work = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(fpm, "_CYCLE", 0.0)
+    plain = find_fixed_points(m, x0)
+    assert work < 0.8 * sum(rows)
+    P = np.asarray(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+    d = np.linalg.norm(P[:, None] - np.asarray(plain.points)[None], axis=2)
+    assert len(fp) == len(plain) and np.all(d.min(axis=1) <= 1e-6)
+    hybr = []
+    for x in x0:
+        sol = scipy.optimize.root(lambda v: np.tanh(W @ v) - v, x, method="hybr",
+                                  jac=lambda v: (1 - np.tanh(W @ v) ** 2)[:, None] * W
+                                  - np.eye(64))
+        if np.linalg.norm(np.tanh(W @ sol.x) - sol.x) <= 1e-10 and all(
+                np.linalg.norm(sol.x - h) > 1e-6 for h in hybr):
+            hybr.append(sol.x)
+    assert len(fp) >= len(hybr)

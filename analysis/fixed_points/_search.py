@@ -67,6 +67,7 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
+_CYCLE = 1e-3
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
@@ -266,12 +267,12 @@ class _NewtonSearch:
         self.wander_from[rid[start]] = it
         self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        # a wanderer back within 1e-3 steps of where it was two iterations ago is drawn into
-        # a 2-cycle of the (deterministic) wandering step: it would never reach a point
+        # a wanderer back within _CYCLE steps of where it was two iterations ago is drawn
+        # into a 2-cycle of the (deterministic) wandering step: it would never reach a point
         w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
         if w.size:
             stalled[w] |= to_numpy(_norm(self.xp, _take(self.xp, self.x, k_idx[w]) - _take(
-                self.xp, self.prev2, k_idx[w]))) <= 1e-3 * self.wander_step
+                self.xp, self.prev2, k_idx[w]))) <= _CYCLE * self.wander_step
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
             keep[k_idx[stalled]] = False
