@@ -54,8 +54,10 @@ def run_dense(problem, search_batch) -> Solution:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 fx, fr, st, sx, sr, again = search_batch(problem, xc, eye, done)
             merge_again |= again
-            for acc, part in ((found_x, fx), (found_r, fr), (slow_x, sx), (slow_r, sr)):
-                acc += part
+            found_x += fx
+            found_r += fr
+            slow_x += sx
+            slow_r += sr
             statuses.append(st)
         _settle(bar)
     status = np.concatenate(statuses).astype(np.int8)
