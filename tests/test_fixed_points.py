@@ -928,9 +928,10 @@ def test_cluster_groups_within_tol_and_leaders_apart(n, dim, spread, seed):
     tol = 1e-6
     lead, heads = fpm._cluster(np, x, tol)
     assert np.all(lead[heads] == heads) and set(lead.tolist()) == set(heads.tolist())
-    assert np.all(np.linalg.norm(x - x[lead], axis=1) <= tol * (1 + 1e-9))
+    # up to the rounding of distances by a matmul (|x|^2 eps against tol^2: 1e-3 here)
+    assert np.all(np.linalg.norm(x - x[lead], axis=1) <= tol * (1 + 1e-3))
     d = np.linalg.norm(x[heads][:, None] - x[heads][None], axis=2)
-    assert np.all(d[~np.eye(len(heads), dtype=bool)] > tol)
+    assert np.all(d[~np.eye(len(heads), dtype=bool)] > tol * (1 - 1e-3))
 
 
 @settings(max_examples=30, deadline=None)

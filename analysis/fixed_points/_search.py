@@ -104,16 +104,14 @@ class _NewtonSearch:
 
     def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
                  bar, wander, stall_final, share=1.0):
-        self.F, self.xp, self.eye = F, xp, eye
-        self.tol, self.max_iter, self.unique_tol = tol, max_iter, unique_tol
-        self.slow_points, self.patience, self.bar = slow_points, patience, bar
-        self.wander, self.stall_final = wander, stall_final
+        self.F, self.xp, self.eye, self.tol, self.max_iter = F, xp, eye, tol, max_iter
+        self.unique_tol, self.slow_points, self.patience = unique_tol, slow_points, patience
+        self.bar, self.wander, self.stall_final = bar, wander, stall_final
         # iterations without a find that end the wandering (``share``: of the batch's
         # starts, those wandering here)
         self.idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * patience * share))
         n = int(x.shape[0])
-        self.ids = np.arange(n)
-        self.follows = np.arange(n)          # a merged start follows another start's fate
+        self.ids, self.follows = np.arange(n), np.arange(n)   # follows: a merged start's lead
         self.fate = np.full(n, _RUNNING, dtype=np.int8)
         # the iteration a start began wandering (-1: not yet)
         self.wander_from = np.full(n, 0 if wander else -1, dtype=np.int64)
@@ -138,10 +136,8 @@ class _NewtonSearch:
         self.converge_radius = _CONVERGE_FRAC * scale
         self.pairs = int(x.shape[1]) >= _PAIRS_DIM
         # per start: the residual to beat, and the iteration it was set
-        self.mark_r = self.r_h.copy()
-        self.mark_it = np.zeros(n, dtype=np.int64)
-        self.escapes = np.zeros(n, dtype=np.int64)
-        self.force = np.zeros(n, dtype=bool)
+        self.mark_r, self.mark_it = self.r_h.copy(), np.zeros(n, dtype=np.int64)
+        self.escapes, self.force = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
         self.leaders_x = None     # converged points so far (one per group), on the device
         self.prev1 = self.prev2 = x
 
@@ -405,8 +401,7 @@ class _NewtonSearch:
         self.lm_failed[rid] = ~ok
         if ok.any():
             o = np.flatnonzero(ok)
-            self.new_parts["lm"] = (lm[o], _take(xp, xt, o), _take(xp, Pt, o))
-            self.r_new[lm[o]] = rt[o]
+            self._take_step("lm", lm[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _at_minimum_of_q(self, lm, rid, g, diag):
         """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
