@@ -318,14 +318,16 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10) -> list[dict]:
     cells = []
     for n in sizes:
         starts = GRID_SIZES.get(n, 32)
-        for gain in gains:
-            runs = []
-            for seed in range(seeds):
-                runs.append(_grid_one(n, gain, seed, starts))
-                r = runs[-1]
+        by_gain = {gain: [] for gain in gains}
+        # seeds outer: a run cut short still covers every gain
+        for seed in range(seeds):
+            for gain in gains:
+                by_gain[gain].append(_grid_one(n, gain, seed, starts))
+                r = by_gain[gain][-1]
                 print(f"  N={n} g={gain} seed={seed}: {r['frac']:.0%} converged, "
                       f"{r['points']} points (hybr {r['hybr']}), {r['t_ours']:.1f} s "
                       f"(hybr {r['t_hybr']:.1f} s)", flush=True)
+        for gain, runs in by_gain.items():
             frac = np.array([r["frac"] for r in runs])
             pts = np.array([r["points"] for r in runs])
             hyb = np.array([r["hybr"] for r in runs])

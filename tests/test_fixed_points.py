@@ -507,9 +507,9 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
     from itermap.analysis.fixed_points import _clustering as fpm
     x, p1, p2, res, radius = _drawn_together_case(400, 3, seed)
-    dense = fpm._drawn_together(np, x, p1, p2, res, radius)
-    monkeypatch.setattr(fpm, "_DENSE_ROWS", 100)
     tree = fpm._drawn_together(np, x, p1, p2, res, radius)
+    monkeypatch.setattr(fpm, "_TREE_ROWS", 10 ** 9)
+    dense = fpm._drawn_together(np, x, p1, p2, res, radius)
     np.testing.assert_array_equal(tree, dense)
     assert np.sum(dense != np.arange(400)) > 20          # the case merges rows at all
 
@@ -912,3 +912,109 @@ def test_q_steps_default_skips_the_q_phase_on_small_maps_only(monkeypatch):
     m = itermap.random_rnn(8, gain=1.5, rng=0)
     find_fixed_points(m, sample_states(m, 4, steps=10, rng=1), progress=False)
     assert seen == [30]
+
+
+# -- round 10: clustering without all pairs, the polish's Jacobians, many starts of a 2-D map --
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 700), dim=st.integers(1, 4), spread=st.sampled_from([1e-8, 1e-6, 1.0]),
+       seed=st.integers(0, 2**31 - 1))
+def test_cluster_groups_within_tol_and_leaders_apart(n, dim, spread, seed):
+    # checked against plain norms: every row within tol of its leader, leaders > tol apart;
+    # n up to 700 runs several passes of _HEAD candidate leaders
+    from itermap.analysis.fixed_points import _clustering as fpm
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(rng.integers(1, 6), dim))
+    x = centres[rng.integers(0, len(centres), n)] + spread * rng.normal(size=(n, dim))
+    tol = 1e-6
+    lead, heads = fpm._cluster(np, x, tol)
+    assert np.all(lead[heads] == heads) and set(lead.tolist()) == set(heads.tolist())
+    # up to the rounding of distances by a matmul (|x|^2 eps against tol^2: 1e-3 here)
+    assert np.all(np.linalg.norm(x - x[lead], axis=1) <= tol * (1 + 1e-3))
+    d = np.linalg.norm(x[heads][:, None] - x[heads][None], axis=2)
+    assert np.all(d[~np.eye(len(heads), dtype=bool)] > tol * (1 - 1e-3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(na=st.integers(1, 80), nb=st.integers(1, 80), dim=st.integers(1, 9),
+       seed=st.integers(0, 2**31 - 1))
+def test_sq_dist_equals_plain_norms_on_both_paths(na, nb, dim, seed):
+    from itermap.analysis.fixed_points import _clustering as fpm
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(na, dim)) + 3.0, rng.normal(size=(nb, dim)) + 3.0
+    want = np.sum((a[:, None] - b[None]) ** 2, axis=2)
+    direct = fpm._DIRECT
+    try:
+        np.testing.assert_allclose(fpm._sq_dist(np, a, b), want, rtol=1e-12, atol=1e-12)
+        fpm._DIRECT = 0                                   # the matmul path
+        np.testing.assert_allclose(fpm._sq_dist(np, a, b), want, rtol=1e-9, atol=1e-9)
+    finally:
+        fpm._DIRECT = direct
+
+
+@pytest.mark.parametrize("period", [1, 2, 3])
+def test_standard_map_orbits_carry_the_jacobian_at_the_returned_points(period):
+    # the Jacobians returned are D(F^p) at the polished points, by the closed form of the
+    # standard map's Jacobian chained along the orbit (not the search's own numbers)
+    k = 1.5
+    side = np.arange(6) * (2 * np.pi / 6) + 0.3
+    x0 = np.stack(np.meshgrid(side, side), -1).reshape(-1, 2)
+    fp = find_fixed_points(itermap.systems.standard_map(k), x0, period=period)
+    assert len(fp) >= period
+    for x, J in zip(np.asarray(fp.points), np.asarray(fp.jacobians)):
+        want, (th, p) = np.eye(2), x
+        for _ in range(period):
+            c = k * np.cos(th)
+            want = np.array([[1.0 + c, 1.0], [c, 1.0]]) @ want
+            p = p + k * np.sin(th)
+            th = th + p
+        np.testing.assert_allclose(J, want, rtol=1e-10, atol=1e-10)
+    assert np.all(np.asarray(fp.residuals) <= 1e-12)            # polished
+
+
+def test_henon_many_starts_every_start_at_the_closed_form_points():
+    # 3,000 starts of a 2-D map go through the k-d tree and the clustering passes
+    a, b = 1.4, 0.3
+    x0 = np.random.default_rng(4).uniform(-1.5, 1.5, (3000, 2))
+    fp = find_fixed_points(henon(a, b), x0)
+    xs = (-(1 - b) + np.array([-1.0, 1.0]) * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
+    np.testing.assert_allclose(np.sort(np.asarray(fp.points)[:, 0]), xs, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(fp.points)[:, 1], b * np.asarray(fp.points)[:, 0],
+                               atol=1e-13)
+    assert fp.n_converged == 3000
+
+
+def test_wanderers_in_two_cycles_are_given_up_without_losing_points(monkeypatch):
+    # random_rnn(64, 1.5) seed 1: a third of 128 starts wander into 2-cycles of the
+    # wandering step; giving them up saves work and loses none of the points, which are
+    # checked by their residual and against the hybr loop's over the same starts
+    from itermap.analysis.fixed_points import _search as fpm
+    m = itermap.random_rnn(64, gain=1.5, rng=1)
+    W = m.block_matrix.to_dense()
+    x0 = np.asarray(sample_states(m, 128, steps=50, noise=0.5, rng=2))
+    rows = []
+    jacobian = type(m).jacobian
+
+    def counting(self, x, u=None):
+        rows.append(x.shape[0])
+        return jacobian(self, x, u)
+
+    monkeypatch.setattr(type(m), "jacobian", counting)
+    fp = find_fixed_points(m, x0)
+    work = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(fpm, "_CYCLE", 0.0)
+    plain = find_fixed_points(m, x0)
+    assert work < 0.8 * sum(rows)
+    P = np.asarray(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+    d = np.linalg.norm(P[:, None] - np.asarray(plain.points)[None], axis=2)
+    assert len(fp) == len(plain) and np.all(d.min(axis=1) <= 1e-6)
+    hybr = []
+    for x in x0:
+        sol = scipy.optimize.root(lambda v: np.tanh(W @ v) - v, x, method="hybr",
+                                  jac=lambda v: (1 - np.tanh(W @ v) ** 2)[:, None] * W
+                                  - np.eye(64))
+        if np.linalg.norm(np.tanh(W @ sol.x) - sol.x) <= 1e-10 and all(
+                np.linalg.norm(sol.x - h) > 1e-6 for h in hybr):
+            hybr.append(sol.x)
+    assert len(fp) >= len(hybr)

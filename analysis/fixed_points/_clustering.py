@@ -9,20 +9,30 @@ from itermap.backends import to_numpy
 
 from ._common import _take
 
-# rows of the pairwise distance matrices computed at once
+# rows of the pairwise distance matrices computed at once; rows that may lead in one
+# pass of the clustering
 _CHUNK = 2048
-# a start's candidate partners: its nearest few running starts (all-pairs distances
-# up to _DENSE_ROWS starts, a k-d tree beyond where dim <= _KDTREE_DIM)
+_HEAD = 256
+# blocks of distances up to this many entries (rows x rows x dim) are taken directly
+_DIRECT = 2 ** 15
+# a start's candidate partners: its nearest few running starts (see _near_pairs)
 _PARTNERS = 16
 _DENSE_ROWS = 4096
 _KDTREE_DIM = 16
+_TREE_ROWS = 128
 # two rows are being drawn together when their distance shrank by this factor at each of
 # the last two iterations
 _CONVERGE = 0.5
 
 
 def _sq_dist(xp, a, b):
-    """Squared Euclidean distances (len(a), len(b)) through one matmul."""
+    """Squared Euclidean distances (len(a), len(b)): by differences for small blocks (no
+    rounding), else through one matmul on rows centred on ``b``'s mean."""
+    if a.shape[0] * b.shape[0] * a.shape[1] <= _DIRECT:
+        d = a[:, None, :] - b[None, :, :]
+        return xp.sum(d * d, axis=2)
+    center = xp.mean(b, axis=0)
+    a, b = a - center, b - center
     d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
           - 2.0 * xp.matmul(a, b.T))
     if isinstance(d2, np.ndarray):            # skip the array-API wrapper of clip
@@ -34,48 +44,37 @@ def _nearest_within(xp, a, b, tol):
     """For each row of ``a``: the index of the nearest row of ``b`` within ``tol``, or -1."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.full(a.shape[0], -1, dtype=np.int64)
-    center = xp.mean(b, axis=0)
-    a, b = a - center, b - center
     out = []
     n_rows = a.shape[0]
     for s in range(0, n_rows, _CHUNK):
-        d2 = _sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b)
-        j = to_numpy(xp.argmin(d2, axis=1)).astype(np.int64)
-        dmin = to_numpy(xp.min(d2, axis=1))
-        out.append(np.where(dmin <= tol * tol, j, -1))
+        d2 = to_numpy(_sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b))
+        j = np.argmin(d2, axis=1)
+        out.append(np.where(d2[np.arange(j.size), j] <= tol * tol, j, -1))
     return np.concatenate(out)
 
 
 def _cluster(xp, x, tol):
     """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
 
-    Leaders are rows with no earlier row within ``tol``; the others join the
-    nearest leader within ``tol``; rows left over (only chains lead there)
-    repeat the procedure. Leaders end up more than ``tol`` apart.
+    In passes over the rows not yet placed: the first ``_HEAD`` of them with no
+    earlier one of those within ``tol`` lead; every row within ``tol`` of a leader
+    joins its nearest. Leaders end up more than ``tol`` apart, and a pass costs
+    ``_HEAD`` distances a row, not all pairs (2,000 starts at 2 points: one pass).
     """
     n = x.shape[0]
     leader = np.full(n, -1, dtype=np.int64)
     rest = np.arange(n)
-    leaders = np.zeros(0, dtype=np.int64)
-    center = xp.mean(x, axis=0) if n else None
     while rest.size:
-        xr = _take(xp, x, rest) - center
-        first = np.empty(rest.size, dtype=np.int64)
-        n_rows = rest.size
-        for s in range(0, n_rows, _CHUNK):
-            close = _sq_dist(xp, xr[s:min(s + _CHUNK, n_rows), :], xr) <= tol * tol
-            first[s:s + _CHUNK] = to_numpy(xp.argmax(xp.astype(close, xp.int8), axis=1))
-        new = rest[first == np.arange(rest.size)]
-        leader[new] = new
-        leaders = np.concatenate([leaders, new])
-        others = rest[first != np.arange(rest.size)]
-        if others.size:
-            near = _nearest_within(xp, _take(xp, x, others), _take(xp, x, new), tol)
-            joined = near >= 0
-            leader[others[joined]] = new[near[joined]]
-            others = others[~joined]
-        rest = others
-    return leader, leaders
+        head = rest[:_HEAD]
+        xh = _take(xp, x, head)
+        # the first row within tol of each (itself, unless an earlier one is)
+        first = np.argmax(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, axis=1)
+        new = head[first == np.arange(head.size)]
+        near = _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol)
+        joined = near >= 0
+        leader[rest[joined]] = new[near[joined]]
+        rest = rest[~joined]
+    return leader, np.flatnonzero(leader == np.arange(n))
 
 
 def _least_in_groups(lead, res):
@@ -95,19 +94,19 @@ def _least_in_groups(lead, res):
 def _near_pairs(xp, x, radius):
     """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
 
-    Dense distances (one matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; a
-    k-d tree on the host beyond, where ``dim <= _KDTREE_DIM``; none otherwise
+    A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``; else
+    dense distances (a matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; none beyond
     (the all-pairs cost would outgrow the Newton step's).
     """
     n, dim = int(x.shape[0]), int(x.shape[1])
     k = min(_PARTNERS, n - 1)
-    if k < 1:
+    tree = dim <= _KDTREE_DIM and n > _TREE_ROWS
+    if k < 1 or not (tree or n <= _DENSE_ROWS):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if n <= _DENSE_ROWS:
-        xc = x - xp.mean(x, axis=0)
+    if not tree:
         ii, jj = [], []
         for s in range(0, n, _CHUNK):
-            d2 = np.array(to_numpy(_sq_dist(xp, xc[s:min(s + _CHUNK, n), :], xc)),
+            d2 = np.array(to_numpy(_sq_dist(xp, x[s:min(s + _CHUNK, n), :], x)),
                           dtype=np.float64)
             rows = np.arange(d2.shape[0])
             d2[rows, rows + s] = np.inf
@@ -117,8 +116,6 @@ def _near_pairs(xp, x, radius):
             ii.append(np.repeat(rows + s, k)[within.ravel()])
             jj.append(near[within])
         return np.concatenate(ii), np.concatenate(jj)
-    if dim > _KDTREE_DIM:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     from scipy.spatial import cKDTree
 
     pts = np.asarray(to_numpy(x), dtype=np.float64)

@@ -129,19 +129,20 @@ class _Torus:
 
     def __init__(self, periods, xp, dtype):
         mask = np.array([P is not None for P in periods])
-        self.xp = xp
-        self.mask = xp.asarray(mask)
-        self.per = xp.asarray(np.array([P or 1.0 for P in periods]), dtype=dtype)
+        self.xp, self.every = xp, bool(mask.all())      # every coordinate: no masking
+        self.mask = _like(mask, xp)
+        self.per = xp.astype(_like(np.array([P or 1.0 for P in periods]), xp), dtype)
+
+    def _where(self, a, b):
+        return a if self.every else self.xp.where(self.mask, a, b)
 
     def reduce(self, x):
         """``x`` onto ``[0, P)``: the map is evaluated there, wherever Newton's iterates go."""
-        xp = self.xp
-        return xp.where(self.mask, x - self.per * xp.floor(x / self.per), x)
+        return self._where(x - self.per * self.xp.floor(x / self.per), x)
 
     def nearest(self, y, x):
         """``y`` shifted by whole periods to the image nearest ``x``: ``y - x`` is the residual."""
-        d = y - x
-        return y - self.xp.where(self.mask, self.per * self.xp.round(d / self.per), 0.0)
+        return y - self._where(self.per * self.xp.round((y - x) / self.per), 0.0)
 
     def canonical(self, x, tol):
         """``x`` onto ``[0, P)``, within ``tol`` below ``P`` to just below 0: one representative."""
@@ -337,7 +338,6 @@ def _put_rows(xp, a, rows, values):
         return a
     mask = np.zeros(int(a.shape[0]), dtype=bool)
     mask[rows] = True
-    full = xp.zeros_like(a)
     pos = np.cumsum(mask) - 1
     full = _take(xp, values, np.where(mask, pos, 0))
     return xp.where(_like(mask, xp)[:, None], full, a)

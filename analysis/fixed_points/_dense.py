@@ -14,7 +14,6 @@ from ._common import (
     Solution,
     _eigenvalues,
     _Finished,
-    _norm,
     _progress_bar,
     _settle,
     _take,
@@ -73,21 +72,17 @@ def _distinct(problem, eye, found_x, found_r, merge_again):
     """The distinct points of the batches, polished, with their Jacobians."""
     x, xp, F, unique_tol = problem.x, problem.xp, problem.F, problem.unique_tol
     torus = F.torus
-    if found_x:
-        pts = xp.concat(found_x, axis=0)
-        res = np.concatenate(found_r)
-        if torus is not None:  # one representative of each point on the torus; its residual
-            # anew: iterates that wandered far off lose the residual's digits in x + G - x
-            pts, merge_again = torus.canonical(pts, unique_tol), True
-            res = to_numpy(_norm(xp, F.value(pts) - pts)).astype(np.float64)
-        if merge_again:
-            lead, _ = _cluster(xp, pts, unique_tol)
-            keep_rows, _ = _least_in_groups(lead, res)
-            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
-    else:
-        pts = xp.zeros((0, int(x.shape[1])), dtype=x.dtype)
-        res = np.zeros(0)
-    pts, res, jac = _polish(F, xp, eye, pts, res, unique_tol)
+    if not found_x:
+        return _polish(F, xp, eye, xp.zeros((0, int(x.shape[1])), dtype=x.dtype), unique_tol)
+    pts = xp.concat(found_x, axis=0)
+    res = np.concatenate(found_r)
+    if torus is not None:  # one representative of each point on the torus
+        pts, merge_again = torus.canonical(pts, unique_tol), True
+    if merge_again:
+        lead, _ = _cluster(xp, pts, unique_tol)
+        keep_rows, _ = _least_in_groups(lead, res)
+        pts = _take(xp, pts, keep_rows)
+    pts, res, jac = _polish(F, xp, eye, pts, unique_tol)
     if torus is not None:  # the polish may bring two representatives together
         pts = torus.canonical(pts, unique_tol)
         lead, heads = _cluster(xp, pts, unique_tol)
@@ -95,4 +90,3 @@ def _distinct(problem, eye, found_x, found_r, merge_again):
             keep_rows, _ = _least_in_groups(lead, res)
             pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     return pts, res, jac
-

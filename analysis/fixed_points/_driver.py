@@ -99,7 +99,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     missed). Running starts are also merged earlier, at any residual, once
     they are being drawn together: two starts within ``0.1 s`` of each other
     whose distance halved (at least) in each of the last two iterations
-    follow the one of lower residual. Unless ``slow_points`` is asked for, a
+    follow the one of lower residual (these two mergers of running starts with
+    each other only on maps of 4 units or more). Unless ``slow_points`` is asked for, a
     start whose residual has not halved within 6 iterations takes one
     undamped Newton step (to leave the flat valley of ``q`` it sits in), and
     when it stalls again it is given up and counted in ``n_unconverged``
@@ -112,7 +113,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     ``q`` where damped methods end. A start is given up only after ``patience``
     wandering iterations, or when no wandering start has reached a point
     for ``patience / 3`` times the share of the starts wandering iterations
-    (at least 150). Every start
+    (at least 30). Every start
     ends with a ``status``: converged, slow point, or gave up (and why).
 
     Which to use when (the names are the keys of :data:`METHODS`):

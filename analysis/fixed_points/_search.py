@@ -18,6 +18,8 @@ References
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from itermap.backends import to_numpy
@@ -53,6 +55,9 @@ _MERGE_CLOSING = 4e-2
 # two iterations are being drawn together, and follow one representative from then on
 _CONVERGE_FRAC = 0.1
 _CONVERGE = 0.5
+# ... both only on maps of at least _PAIRS_DIM units: below, a row's Newton step costs
+# less than finding its partners (Henon, 2,000 starts: 56 ms with them, 36 without)
+_PAIRS_DIM = 4
 # a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
 # iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
 # (counted unconverged); neither happens when slow points are asked for
@@ -62,13 +67,13 @@ _ESCAPES = 1
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
+_CYCLE = 1e-3
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
-# at least _WANDER_IDLE: the finds to expect scale with the wanderers, the cost of an
-# iteration hardly does. Finds are rare and bursty where points are rare: at gain 3 the
-# first can come after 160 iterations, or one early find (at 21) be followed by none for
-# 140; a window scaled from the last find's time (twice it, 30 to 300) gave up there
-_WANDER_IDLE = 150
+# at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
+# (all wander at gain 3: a first find after 160 iterations; few wander at gain 1.5 and
+# find early: the last find at 55 of 1000 at N = 200, at 12 at N = 64)
+_WANDER_IDLE = 30
 _WANDER_IDLE_SHARE = 1 / 3
 
 
@@ -99,23 +104,21 @@ class _NewtonSearch:
 
     def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
                  bar, wander, stall_final, share=1.0):
-        self.F, self.xp, self.eye = F, xp, eye
-        self.tol, self.max_iter, self.unique_tol = tol, max_iter, unique_tol
-        self.slow_points, self.patience, self.bar = slow_points, patience, bar
-        self.wander, self.stall_final = wander, stall_final
+        self.F, self.xp, self.eye, self.tol, self.max_iter = F, xp, eye, tol, max_iter
+        self.unique_tol, self.slow_points, self.patience = unique_tol, slow_points, patience
+        self.bar, self.wander, self.stall_final = bar, wander, stall_final
         # iterations without a find that end the wandering (``share``: of the batch's
         # starts, those wandering here)
         self.idle = max(_WANDER_IDLE, int(_WANDER_IDLE_SHARE * patience * share))
         n = int(x.shape[0])
-        self.ids = np.arange(n)
-        self.follows = np.arange(n)          # a merged start follows another start's fate
+        self.ids, self.follows = np.arange(n), np.arange(n)   # follows: a merged start's lead
         self.fate = np.full(n, _RUNNING, dtype=np.int8)
         # the iteration a start began wandering (-1: not yet)
         self.wander_from = np.full(n, 0 if wander else -1, dtype=np.int64)
         # starts that followed a wanderer set out again from x_start
         self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
         self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
-        self.slow_x, self.slow_r = [], []
+        self.slow_x, self.slow_r, self.shown = [], [], -np.inf   # shown: the bar's last draw
         self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
         self.lm_mode = np.zeros(n, dtype=bool)    # lam initialized
         self.lm_failed = np.zeros(n, dtype=bool)
@@ -131,11 +134,10 @@ class _NewtonSearch:
         self.rho_max = max(unique_tol, _MERGE_FRAC * scale)
         self.closing = max(_CLOSING, _MERGE_CLOSING * scale)
         self.converge_radius = _CONVERGE_FRAC * scale
+        self.pairs = int(x.shape[1]) >= _PAIRS_DIM
         # per start: the residual to beat, and the iteration it was set
-        self.mark_r = self.r_h.copy()
-        self.mark_it = np.zeros(n, dtype=np.int64)
-        self.escapes = np.zeros(n, dtype=np.int64)
-        self.force = np.zeros(n, dtype=bool)
+        self.mark_r, self.mark_it = self.r_h.copy(), np.zeros(n, dtype=np.int64)
+        self.escapes, self.force = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
         self.leaders_x = None     # converged points so far (one per group), on the device
         self.prev1 = self.prev2 = x
 
@@ -167,7 +169,8 @@ class _NewtonSearch:
             self.fate[self.ids[~finite]] = GAVE_UP_NONFINITE
         done = finite & (r_h <= self.tol) & _resolved(self.xp, self.x, self.tol)
         keep = finite & ~done
-        if self.bar is not None:
+        if self.bar is not None and time.monotonic() >= self.shown + 0.1:
+            self.shown = time.monotonic()
             self.bar.show(_n_finished(self.follows, self.fate, self.stall_final),
                           running=int(keep.sum()),
                           points=sum(len(f) for f in self.found_r) if self.found_r else 0)
@@ -207,13 +210,16 @@ class _NewtonSearch:
         close = np.flatnonzero(self.r_h[k_idx] <= self.closing)
         rho = self.unique_tol
         if close.size:
-            rho = max(self.unique_tol, min(self.rho_max, float(np.median(self.r_h[k_idx[close]]))))
+            rc, mid = self.r_h[k_idx[close]], (close.size - 1) // 2   # their (lower) median
+            rho = max(self.unique_tol, min(self.rho_max, float(np.partition(rc, mid)[mid])))
         if self.leaders_x is not None and k_idx.size:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
             hit = near >= 0
             if hit.any():
                 to = np.concatenate(self.found_ids)[near[hit]]
                 k_idx, xk = self._follow(keep, k_idx, xk, hit, to)
+        if not self.pairs:
+            return
         # rows being drawn together head to the same point: one leads, the others follow
         if self.it >= 2 and k_idx.size > 1:
             lead = _drawn_together(xp, xk, _take(xp, self.prev1, k_idx),
@@ -257,6 +263,12 @@ class _NewtonSearch:
         self.wander_from[rid[start]] = it
         self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
+        # a wanderer back within _CYCLE steps of where it was two iterations ago is drawn
+        # into a 2-cycle of the (deterministic) wandering step: it would never reach a point
+        w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
+        if w.size:
+            stalled[w] |= to_numpy(_norm(self.xp, _take(self.xp, self.x, k_idx[w]) - _take(
+                self.xp, self.prev2, k_idx[w]))) <= _CYCLE * self.wander_step
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
             keep[k_idx[stalled]] = False
@@ -277,11 +289,10 @@ class _NewtonSearch:
     def _revive_followers(self):
         """The starts merged into one that now wanders set out again, from their starts:
         wandering paths part, so they reach other points."""
-        if not self.revive:
+        revive, self.revive, xp = self.revive, [], self.xp
+        if not any(r.size for r in revive):
             return
-        xp = self.xp
-        back = _followers(self.follows, self.fate, np.concatenate(self.revive), self.ids)
-        self.revive = []
+        back = _followers(self.follows, self.fate, np.concatenate(revive), self.ids)
         if back.size:
             self.follows[back] = back
             self.wander_from[back] = self.it
@@ -390,8 +401,7 @@ class _NewtonSearch:
         self.lm_failed[rid] = ~ok
         if ok.any():
             o = np.flatnonzero(ok)
-            self.new_parts["lm"] = (lm[o], _take(xp, xt, o), _take(xp, Pt, o))
-            self.r_new[lm[o]] = rt[o]
+            self._take_step("lm", lm[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _at_minimum_of_q(self, lm, rid, g, diag):
         """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
@@ -472,26 +482,30 @@ def _n_finished(follows, fate, stall_final):
     return int(np.sum(done))
 
 
-def _polish(F, xp, eye, pts, res, unique_tol):
+def _polish(F, xp, eye, pts, unique_tol):
     """One last Newton step on the distinct points (to machine precision), merged again.
 
-    Returns (points, residuals, Jacobians of ``F^p`` there).
+    Returns (points, residuals, Jacobians of ``F^p`` there); the residuals are taken
+    anew (on a torus, iterates that wandered far off lose their digits in x + G - x).
     """
     m = int(pts.shape[0])
     if m == 0:
-        return pts, res, xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
+        return pts, np.zeros(0), xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
     Pp, jac = F.jacobian(pts)
-    d = _solve(xp, _minus_eye(xp, jac, eye), pts - Pp)
+    res = to_numpy(_norm(xp, Pp - pts)).astype(np.float64)
+    d = _solve(xp, _minus_eye(xp, xp.asarray(jac, copy=True), eye), pts - Pp)
     cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
-    rc = to_numpy(_norm(xp, F.value(cand) - cand)).astype(np.float64)
+    Pc, jc = F.jacobian(cand)
+    rc = to_numpy(_norm(xp, Pc - cand)).astype(np.float64)
     better = np.isfinite(rc) & (rc < res)
     if better.any():
-        pts = xp.where(_like(better, xp)[:, None], cand, pts)
+        b = _like(better, xp)
+        pts, jac = xp.where(b[:, None], cand, pts), xp.where(b[:, None, None], jc, jac)
         res = np.where(better, rc, res)
         # near-singular points can come together only now: merge them again
         lead, heads = _cluster(xp, pts, unique_tol)
         if heads.size < m:
             keep_rows, _ = _least_in_groups(lead, res)
-            pts, res = _take(xp, pts, keep_rows), res[keep_rows]
-    _, jac = F.jacobian(pts)
+            pts, res, jac = (_take(xp, pts, keep_rows), res[keep_rows],
+                             _take(xp, jac, keep_rows))
     return pts, res, jac
