@@ -514,18 +514,23 @@ def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     assert np.sum(dense != np.arange(400)) > 20          # the case merges rows at all
 
 
-def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
-    from itermap.analysis.fixed_points import _search as fpm
-    m = itermap.random_rnn(32, gain=1.5, rng=0)
-    starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
-    rows = []
-    jacobian = type(m).jacobian
+
+def _count_jacobian_rows(monkeypatch, m):
+    """The row counts of every Jacobian the search asks ``m``'s class for (a list it fills)."""
+    rows, jacobian = [], type(m).jacobian
 
     def counting(self, x, u=None):
         rows.append(x.shape[0])
         return jacobian(self, x, u)
 
     monkeypatch.setattr(type(m), "jacobian", counting)
+    return rows
+
+def test_merging_starts_drawn_together_saves_work_and_finds_the_same_points(monkeypatch):
+    from itermap.analysis.fixed_points import _search as fpm
+    m = itermap.random_rnn(32, gain=1.5, rng=0)
+    starts = sample_states(m, 128, steps=30, noise=0.5, rng=1)
+    rows = _count_jacobian_rows(monkeypatch, m)
     # the Newton search alone: wandering paths are chaotic and reach other points in each run
     merged = find_fixed_points(m, starts, patience=0, q_steps=0)
     work_merged = sum(rows)
@@ -991,14 +996,7 @@ def test_wanderers_in_two_cycles_are_given_up_without_losing_points(monkeypatch)
     m = itermap.random_rnn(64, gain=1.5, rng=1)
     W = m.block_matrix.to_dense()
     x0 = np.asarray(sample_states(m, 128, steps=50, noise=0.5, rng=2))
-    rows = []
-    jacobian = type(m).jacobian
-
-    def counting(self, x, u=None):
-        rows.append(x.shape[0])
-        return jacobian(self, x, u)
-
-    monkeypatch.setattr(type(m), "jacobian", counting)
+    rows = _count_jacobian_rows(monkeypatch, m)
     fp = find_fixed_points(m, x0)
     work = sum(rows)
     rows.clear()
