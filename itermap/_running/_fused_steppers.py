@@ -40,7 +40,7 @@ from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
 from ._nogil_blas import available
-from ._reorth import Reorthonormalizer
+from ._reorth import Reorthonormalizer, column_sq_norms
 from ._sparse_product import splits
 from ._threads import OPTIONS, n_threads, pool
 
@@ -225,7 +225,7 @@ class BatchedStepper(_Stepper):
         if not math.isfinite(float(np.sum(logd)) + float(np.sum(x))):
             return None  # inf, NaN or an exact collapse: the general path names it
         self.Q = Q
-        return logd, np.einsum("...ij,...ij->...j", Y, Y), R, Q
+        return logd, column_sq_norms(np, Y), R, Q
 
 
 def _trajectories(mask) -> str:
@@ -273,8 +273,7 @@ class GeneralStepper(BatchedStepper):
         self.Q, self.last_qr = Q, self.t
         norms = None  # the column norms before the QR: for the precision loss of spaced QRs
         if self.every > 1:
-            norms = np.asarray(to_numpy(np.einsum("...ij,...ij->...j", Y, Y)
-                                        if isinstance(Y, np.ndarray) else xp.sum(Y * Y, axis=-2)))
+            norms = np.asarray(to_numpy(column_sq_norms(xp, Y)))
         host = to_numpy if want_r else (lambda a: a)  # recorded R and Q go to the host
         return np.asarray(to_numpy(logd), dtype=np.float64), norms, host(R), host(Q)
 

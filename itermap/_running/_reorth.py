@@ -84,6 +84,14 @@ def _transpose(xp, a):
     return xp.swapaxes(a, -1, -2) if hasattr(xp, "swapaxes") else xp.matrix_transpose(a)
 
 
+def column_sq_norms(xp, Y):
+    """``||y_j||^2`` of each column of ``Y`` (..., n, k), on its namespace (NumPy's einsum:
+    its sum over an axis is slow here)."""
+    if isinstance(Y, np.ndarray):
+        return np.einsum("...ij,...ij->...j", Y, Y)
+    return xp.sum(Y * Y, axis=-2)
+
+
 def _diag(xp, a):
     if isinstance(a, np.ndarray):
         return np.diagonal(a, axis1=-2, axis2=-1)
@@ -392,12 +400,10 @@ class Reorthonormalizer:
         Q = None
         if passes == 2:  # where the estimate is unsure, the column norms one pass left decide
             Q = xp.matmul(Y, first[1])
-            norms = (np.einsum("bij,bij->bj", Q, Q) if isinstance(Q, np.ndarray)
-                     else xp.sum(Q * Q, axis=-2))  # einsum: NumPy's sum is slow here
+            norms = column_sq_norms(xp, Q)
             passes = passes_needed(first[3], eps, k, float(xp.max(xp.abs(norms - 1.0))))
         elif passes == 3:  # shifted CholeskyQR3: from Y again, its Gram matrix shifted
-            sq = (np.einsum("bij,bij->b", Y, Y) if isinstance(Y, np.ndarray)
-                  else xp.sum(Y * Y, axis=(-2, -1)))
+            sq = xp.sum(column_sq_norms(xp, Y), axis=-1)
             first = _batched_pass(xp, Y, shift_of(sq, n, k, eps))
             if first is None:
                 return None
