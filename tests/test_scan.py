@@ -309,3 +309,34 @@ def test_scan_and_spectrum_give_an_exact_collapse_zero_error():
     one = lyapunov_spectrum(systems.linear(np.diag([0.5, 0.0])), np.ones(2), 50, rng=0)
     assert one.exponents[1] == -np.inf and one.stderr[1] == 0.0  # one trajectory too
     assert np.isnan(one.stderr[0])  # no spread to estimate from
+
+
+def _logistic_log_slopes(r, x, transient, steps):
+    """Plain loop: ln|r (1 - 2 x_t)| over the measured steps of the logistic map."""
+    for _ in range(transient):
+        x = r * x * (1 - x)
+    out = []
+    for _ in range(steps):
+        out.append(math.log(abs(r * (1 - 2 * x))))
+        x = r * x * (1 - x)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_scan_marks_a_diverged_orbit_nan_and_keeps_the_others(batched):
+    # r = 4.5 leaves [0, 1] and overflows; r = 3.0 and 3.9 stay bounded
+    s = lyapunov_scan(systems.logistic, [3.0, 4.5, 3.9], np.array([0.3]), 3000, transient=200,
+                      batched=batched)
+    assert s.batched == batched
+    assert np.isnan(s.exponents[1, 0]) and np.isnan(s.stderr[1, 0])
+    for i, r in ((0, 3.0), (2, 3.9)):
+        ref = _logistic_log_slopes(r, 0.3, 200, 3000).mean()
+        assert s.exponents[i, 0] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_scan_stderr_with_fewer_steps_than_segments():
+    # 5 steps: 5 one-step segments, the error is the spread of the per-step values
+    s = lyapunov_scan(systems.logistic, [3.9], np.array([0.3]), 5, transient=200)
+    per_step = _logistic_log_slopes(3.9, 0.3, 200, 5)
+    assert s.exponents[0, 0] == pytest.approx(per_step.mean(), rel=1e-9)
+    assert s.stderr[0, 0] == pytest.approx(np.std(per_step, ddof=1) / math.sqrt(5), rel=1e-9)

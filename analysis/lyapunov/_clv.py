@@ -22,7 +22,7 @@ from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
 from .._checks import check_real_array
-from ._spectrum import _entered, _general, _initial_frame, _start
+from ._spectrum import _entered, _initial_frame, _own_or_general, _start
 
 __all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
            "participation_ratio"]
@@ -344,13 +344,10 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
                                         transient + steps + bt)
     Q = _initial_frame(map, B, k, x, xp, rng)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        stepper = (map.tangent_stepper(x, Q, constant, steps=transient + steps + bt)
-                   if sequence is None else None)
-        out = (_stepper_forward(stepper, steps + bt, transient, save_every, steps)
-               if stepper is not None else None)
-        if out is None:  # no stepper, or a divergence or a collapse that the general one names
-            out = _stepper_forward(_general(map, x, Q, constant, sequence, 0, transient),
-                                   steps + bt, transient, save_every, steps)
+        # the map's own stepper, else (or to name a divergence or a collapse) the general one
+        out = _own_or_general(lambda s: _stepper_forward(s, steps + bt, transient, save_every,
+                                                         steps),
+                              map, x, Q, constant, sequence, transient, transient + steps + bt)
         Rs, Qs, acc = out  # on the host
         V, growth = _backward(Rs, Qs, steps, save_every, rng)
     times = save_every * np.arange(1, n_saved + 1, dtype=np.int64)

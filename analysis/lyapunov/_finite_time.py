@@ -20,7 +20,7 @@ from itermap.backends import namespace
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
-from ._spectrum import _entered, _general, _initial_frame, _start
+from ._spectrum import _initial_frame, _own_or_general, _start, _window_sums
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -86,21 +86,6 @@ class FiniteTimeExponents(itermap.Result):
         return (f"FiniteTimeExponents(n_windows={self.n_windows}, window={self.window}, "
                 f"mean={np.round(np.asarray(self.mean), 4).tolist()}, "
                 f"std={np.round(np.asarray(self.std), 4).tolist()})")
-
-
-def _stepper_windows(stepper, n_windows, window, transient):
-    """The windows' exponents (n_windows, B, k) from a tangent stepper, or None."""
-    if stepper is None:
-        return None
-    B, k = stepper.Q.shape[0], stepper.Q.shape[-1]
-    with _entered(stepper), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
-            return None
-        per = np.zeros((n_windows, B, k))
-        for w in range(n_windows):
-            if stepper.advance(window, acc=per[w]) is None:
-                return None
-    return per / window
 
 
 def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
@@ -172,11 +157,8 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
     # the map's own stepper: one loop, window after window; else (or to name a divergence)
     # the general one
-    per = _stepper_windows(map.tangent_stepper(x, Q, constant, steps=transient + steps),
-                           n_windows, window, transient)
-    if per is None:
-        per = _stepper_windows(_general(map, x, Q, constant, None, 0, transient), n_windows,
-                               window, transient)
+    per = _own_or_general(lambda s: _window_sums(s, [window] * n_windows, transient), map, x,
+                          Q, constant, None, transient, transient + steps) / window
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

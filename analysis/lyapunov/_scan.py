@@ -25,6 +25,7 @@ from .._checks import (
     plain_array,
 )
 from .._checks import check_int as _check_int
+from ._spectrum import _own_or_general, _window_sums, lyapunov_spectrum
 
 __all__ = ["OrbitDiagram", "LyapunovScan", "orbit_diagram", "lyapunov_scan",
            "mean_field_exponent", "gain_family"]
@@ -275,74 +276,45 @@ def _run_orbit(m, X, transient, keep, inputs):
     return out
 
 
-def _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
-    """``(final states, per-segment sums of log|R_jj|)`` from the map's tangent stepper, or
-    None where it hands none or a trajectory diverged (the loop then runs, NaN per row)."""
-    B, k = Q.shape[0], Q.shape[-1]
-    stepper = m.tangent_stepper(X, Q, inputs, steps=transient + steps)
-    if stepper is None:
-        return None
-    seg_sums = np.zeros((segments, B, k))
-    # step t goes to segment min(t // seg_len, segments - 1), as in the loop
+def _segment_sums(m, X, lengths, k, transient, inputs):
+    """Per-segment sums of ``log|R_jj|`` (segments, B, k) from the identity frame, on the
+    map's tangent stepper or the general one (which raises at a divergence)."""
+    xp = namespace(X)
+    Q = xp.broadcast_to(xp.eye(m.dim, k, dtype=X.dtype), (X.shape[0], m.dim, k))
+    return _own_or_general(lambda s: _window_sums(s, lengths, transient), m, X, Q, inputs, None,
+                           transient, transient + int(np.sum(lengths)))
+
+
+def _qr_exponents(make_map, values, m, X, steps, k, transient, inputs, segments=10):
+    """Batched Benettin/QR estimate: (P, k) exponents and (P, k) standard errors, NaN for
+    a value whose orbit diverged."""
+    # step t goes to segment min(t // seg_len, segments - 1)
+    seg_len = max(steps // segments, 1)
     lengths = np.bincount(np.minimum(np.arange(steps) // seg_len, segments - 1),
                           minlength=segments)
-    with (stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext()):
-        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
-            return None
-        for i, n in enumerate(lengths):
-            if n > 0 and stepper.advance(int(n), acc=seg_sums[i]) is None:
-                return None
-        return stepper.x, seg_sums
-
-
-def _qr_exponents(m, X, steps, k, transient, inputs, segments=10):
-    """Batched Benettin/QR estimate: (B, k) exponents and (B, k) standard errors."""
-    xp = namespace(X)
-    B, dim = X.shape
     with np.errstate(all="ignore"):
-        Q = xp.broadcast_to(xp.eye(dim, k, dtype=X.dtype), (B, dim, k))
-        seg_len = max(steps // segments, 1)
-        # the map's own stepper where it hands one over (a small map), else the batched loop
-        out = _stepper_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
-        if out is not None:
-            X, seg_sums = out
-        else:
-            X, seg_sums = _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments)
-        counts = np.array([seg_len] * (segments - 1) + [steps - seg_len * (segments - 1)])
+        try:
+            seg_sums = _segment_sums(m, X, lengths, k, transient, inputs)
+        except DivergenceError:  # each value on its own map: NaN where its orbit diverged
+            seg_sums = np.full((segments, values.size, k), np.nan)
+            for i, v in enumerate(values):
+                with contextlib.suppress(DivergenceError):
+                    seg_sums[:, i:i + 1] = _segment_sums(itermap.as_map(make_map(float(v))),
+                                                         X[i:i + 1], lengths, k, transient,
+                                                         inputs)
         total = seg_sums.sum(axis=0) / steps
-        used = counts > 0
-        seg_means = seg_sums[used] / counts[used][:, None, None]
+        used = lengths > 0
+        seg_means = seg_sums[used] / lengths[used][:, None, None]
         n_seg = int(used.sum())
         if n_seg > 1:
             stderr = np.std(seg_means, axis=0, ddof=1) / math.sqrt(n_seg)
         else:
             stderr = np.full_like(total, np.nan)
-        bad = ~np.all(np.isfinite(np.asarray(to_numpy(X))), axis=-1)
     # the QR keeps the exponents in descending order only on average: sort each row,
     # and its errors with it
     order = np.argsort(-total, axis=-1, kind="stable")
-    total = np.take_along_axis(total, order, axis=-1)
-    stderr = np.take_along_axis(stderr, order, axis=-1)
-    total[bad] = np.nan
-    stderr[bad] = np.nan
-    return total, stderr
-
-
-def _loop_segments(m, X, Q, steps, transient, inputs, seg_len, segments):
-    """The batched loop of :func:`_qr_exponents`: a diverged row leaves NaN in its own sums."""
-    xp = namespace(X)
-    B, k = Q.shape[0], Q.shape[-1]
-    for _ in range(transient):  # the tangent vectors align with the state meanwhile
-        X, V = m.step_with_tangent(X, Q, inputs)
-        Q, _ = xp.linalg.qr(V)
-    seg_sums = np.zeros((segments, B, k))
-    for t in range(steps):
-        X, V = m.step_with_tangent(X, Q, inputs)
-        Q, R = xp.linalg.qr(V)
-        d = xp.abs(xp.linalg.diagonal(R) if hasattr(xp.linalg, "diagonal")
-                   else xp.diagonal(R, axis1=-2, axis2=-1))
-        seg_sums[min(t // seg_len, segments - 1)] += np.log(np.asarray(to_numpy(d)))
-    return X, seg_sums
+    return (np.take_along_axis(total, order, axis=-1),
+            np.take_along_axis(stderr, order, axis=-1))
 
 
 def _segment_stderr(res, segments=10):
@@ -445,10 +417,9 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     if m is not None:
         if k > m.dim:
             raise ValueError(f"k={k} exceeds the map's dimension {m.dim}")
-        exps, err = _qr_exponents(m, _states_for(m, x0, P), steps, k, transient, inputs)
+        exps, err = _qr_exponents(make_map, values, m, _states_for(m, x0, P), steps, k,
+                                  transient, inputs)
     else:  # one map per value, each through analysis.lyapunov_spectrum
-        from ._spectrum import lyapunov_spectrum
-
         exps, err = np.full((P, k), np.nan), np.full((P, k), np.nan)
         for i, v in enumerate(values):
             mi = itermap.as_map(make_map(float(v)))

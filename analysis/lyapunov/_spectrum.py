@@ -314,6 +314,31 @@ def _entered(stepper):
     return stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext(stepper)
 
 
+def _own_or_general(run, map_, x, Q, constant, sequence, transient, total):
+    """``run(stepper)`` on the map's own tangent stepper, or on the general one where the map
+    hands none (none for an input sequence) or ``run`` stopped on it (None): the general
+    stepper names a divergence."""
+    own = map_.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
+    out = None if own is None else run(own)
+    return out if out is not None else run(_general(map_, x, Q, constant, sequence, 0,
+                                                    transient))
+
+
+def _window_sums(stepper, lengths, transient):
+    """The sums of ``log|R_jj|`` (len(lengths), B, k) over consecutive windows of the given
+    lengths after ``transient`` steps, a QR every step; None where the stepper stopped or
+    left a non-finite sum (the general one then reruns and names it)."""
+    B, k = stepper.Q.shape[0], stepper.Q.shape[-1]
+    sums = np.zeros((len(lengths), B, k))
+    with _entered(stepper), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if transient and stepper.advance(transient, acc=np.zeros((B, k))) is None:
+            return None
+        for i, n in enumerate(lengths):
+            if n > 0 and stepper.advance(int(n), acc=sums[i]) is None:
+                return None
+    return None if np.isnan(sums).any() or np.isposinf(sums).any() else sums
+
+
 def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc, bar=None):
     """Steps ``1..total`` on a tangent stepper, in chunks between checkpoints: a QR every
     step up to ``orient``, then every ``every`` and at the end.
