@@ -1,18 +1,4 @@
-"""Lyapunov spectra of iterative maps (Benettin / Shimada-Nagashima), batched.
-
-``k`` tangent vectors ride along with the state; every
-``reorthonormalize_every`` steps a QR factorisation turns them back into an
-orthonormal frame, and the logarithms of ``|diag R|`` accumulate the
-stretching along each direction. The loop runs on the tangent stepper the map
-hands over (:meth:`itermap.Map.tangent_stepper`: a small map's lean loop, a
-network's fused one); where it hands none, or a run diverges, on the general
-stepper (:func:`itermap.linalg.general_tangent_stepper`: ``step_with_tangent``
-and a batched QR on the states' backend), which names the step where a state
-or tangent vector overflowed.
-
-A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map, units
-that a ReLU has killed) has the exponent ``-inf``.
-"""
+"""Lyapunov spectra of iterative maps (Benettin / Shimada-Nagashima), batched."""
 
 from __future__ import annotations
 
@@ -505,20 +491,13 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
         Steps run first and not measured; they bring the state onto the
         attractor and orient the tangent vectors.
     reorthonormalize_every : int
-        Steps between QR factorisations after the transient (the transient,
-        which orients the frame, factorises every step). The product of the
-        ``R`` factors is the same whatever the spacing (to rounding) as long as
-        the vectors do not overflow or align within one spacing. The rule: a
-        QR gives ``R_jj`` to a relative precision of about
-        ``eps * ||y_j|| / |R_jj|``, where ``y_j`` is the ``j``-th vector
-        before it (``ln(||y_j|| / |R_jj|)`` grows like ``every * (l_1 - l_j)``
-        when the frame is not aligned with the Lyapunov vectors), and the sum
-        of those errors over the QRs, divided by the steps, bounds the
-        rounding error of the exponents (``qr_error`` in the result). Where
-        that bound exceeds 1e-6 nats per step with ``reorthonormalize_every >
-        1``, a ``RuntimeWarning`` says that the smallest exponents are not
-        reliable and names a spacing that keeps within it. Fewer QRs are
-        cheaper.
+        Steps between QR factorisations after the transient (the transient
+        factorises every step). Fewer QRs are cheaper; the product of the ``R``
+        factors is the same to rounding as long as the vectors do not overflow or
+        align within one spacing. ``qr_error`` in the result bounds the rounding
+        error of the exponents (see ``precision_loss`` in
+        :class:`LyapunovSpectrum`); above 1e-6 nats per step a ``RuntimeWarning``
+        names a spacing that keeps within it.
     inputs : array, optional
         For a driven map (``input_block`` set): one input ``(n_in,)`` or
         ``(B, n_in)`` held constant, or a sequence ``(transient + steps, n_in)``
@@ -568,16 +547,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
 
     Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
     ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
-    batched reorthonormalisation: Gram-Schmidt for ``k <= 3``, otherwise
-    CholeskyQR (about ``3 B dim k^2`` flops a pass, all BLAS-3), with a second
-    pass (CholeskyQR2) or, for an ill-conditioned frame, shifted CholeskyQR3
-    where one pass would leave it non-orthonormal, and Householder QR past a
-    condition number of ``~1e13`` (a full spectrum of a dense network keeps its
-    frames as Householder reflectors). The loop runs on the tangent stepper the map hands
-    over (:meth:`itermap.Map.tangent_stepper`): a small map's lean loop over its
-    point functions (compiled where numba is installed), a network's step fused
-    over its rows; the general one
-    (:func:`itermap.linalg.general_tangent_stepper`) where it hands none.
+    batched reorthonormalisation (about ``3 B dim k^2`` flops a CholeskyQR pass,
+    see :class:`itermap.linalg.Reorthonormalizer`).
 
     References
     ----------
