@@ -20,7 +20,6 @@ from .._checks import (
     check_memory,
     check_real_array,
     is_network,
-    no_half,
     one_namespace,
     plain_array,
 )
@@ -130,31 +129,18 @@ def _values(values):
     return check_real_array("values", values, ndim=1)
 
 
-def _states_for(map_, x0, P, xp=None):
+def _states_for(map_, x0, P):
     """x0 as a (P, dim) batch on the map's backend."""
-    if x0 is None or isinstance(x0, str | bytes):
-        raise TypeError(f"x0 must be a state array, got {type(x0).__name__}")
-    x0 = no_half("x0", plain_array("x0", x0))
     # the parameter values are a NumPy array: the states must be NumPy's (or CuPy's)
-    one_namespace(x0=x0, values=np.empty(0), movable=True)
-    if not hasattr(x0, "shape"):
-        try:
-            x0 = np.asarray(x0, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"x0 must be a real state array ({err})") from None
-    xp = namespace(x0) if xp is None else xp
-    if not xp.isdtype(x0.dtype, ("real floating", "integral")):
-        raise TypeError(f"x0 must be real, got dtype {x0.dtype}")
-    if not bool(xp.all(xp.isfinite(x0))):
-        raise ValueError("x0 contains NaN or inf")
+    one_namespace(x0=plain_array("x0", x0), values=np.empty(0), movable=True)
+    x0 = map_.check_start(x0)
+    xp = namespace(x0)
     if x0.ndim == 1:
-        if x0.shape[0] != map_.dim:
-            raise ValueError(f"x0 has dimension {x0.shape[0]}, but the map has dim={map_.dim}")
         x0 = xp.broadcast_to(x0, (P, map_.dim))
-    elif x0.ndim != 2 or x0.shape != (P, map_.dim):
+    elif x0.shape[0] != P:
         raise ValueError(f"x0 must have shape ({map_.dim},) or ({P}, {map_.dim}), got "
                          f"{tuple(x0.shape)}")
-    return xp.asarray(x0, copy=True) if hasattr(xp, "asarray") else x0
+    return xp.asarray(x0, copy=True)
 
 
 def _batched_map(make_map, values, x0, inputs, batched):
