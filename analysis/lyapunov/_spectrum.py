@@ -300,14 +300,14 @@ def _entered(stepper):
     return stepper if hasattr(stepper, "__enter__") else contextlib.nullcontext(stepper)
 
 
-def _own_or_general(run, map_, x, Q, constant, sequence, transient, total):
+def _own_or_general(run, map_, x, Q, constant, sequence, transient, total, offset=0):
     """``run(stepper)`` on the map's own tangent stepper, or on the general one where the map
     hands none (none for an input sequence) or ``run`` stopped on it (None): the general
-    stepper names a divergence."""
+    stepper names a divergence (its step counted from ``offset``)."""
     own = map_.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
     out = None if own is None else run(own)
-    return out if out is not None else run(_general(map_, x, Q, constant, sequence, 0,
-                                                    transient))
+    return out if out is not None else run(general_tangent_stepper(
+        map_, x, Q, constant, inputs=sequence, offset=offset, transient=transient))
 
 
 def _window_sums(stepper, lengths, transient):
@@ -325,16 +325,17 @@ def _window_sums(stepper, lengths, transient):
     return None if np.isnan(sums).any() or np.isposinf(sums).any() else sums
 
 
-def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, offset, acc, bar=None):
+def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, acc, bar=None):
     """Steps ``1..total`` on a tangent stepper, in chunks between checkpoints: a QR every
     step up to ``orient``, then every ``every`` and at the end.
 
     Returns the final state and frame, the accumulated ``log|R_ii|`` (B, k), the
     checkpoints, and the largest precision loss of a measured QR with the sum of its
     exponentials over the QRs; None where the stepper stopped at a divergence or a
-    collapse (the general stepper then reruns and names it, see :func:`_general`).
+    collapse (the general stepper then reruns and names it).
     """
-    del offset  # the general stepper names the steps
+    if bar is not None:
+        bar.reset()
     acc = np.array(acc, dtype=np.float64)
     snaps, hist_steps = [], []  # acc at each checkpoint: the history is formed at the end
     worst, exp_sum = -math.inf, 0.0
@@ -598,11 +599,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     total = orient + steps
     opts = dict(total=total, orient=orient, every=every, done=run["done"],
                 # checkpoints: about 100 over the whole measured run, on QR steps
-                qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)),
-                offset=run["transient"] + run["done"] - orient, acc=run["acc"])
-    # the map's own stepper where it hands one over for these states, else the general one
-    stepper = map.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
-    out = bar = None
+                qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)), acc=run["acc"])
+    bar = None
     if progress:
         from itermap.progress import progress_bar
 
@@ -611,13 +609,9 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            if stepper is not None:
-                out = _stepper_run(stepper, bar=bar, **opts)
-            if out is None:
-                if bar is not None:
-                    bar.reset()
-                out = _stepper_run(_general(map, x, Q, constant, sequence, opts["offset"],
-                                            orient), bar=bar, **opts)
+            out = _own_or_general(lambda s: _stepper_run(s, bar=bar, **opts), map, x, Q,
+                                  constant, sequence, orient, total,
+                                  offset=run["transient"] + run["done"] - orient)
         finally:
             if bar is not None:
                 bar.close()
@@ -628,9 +622,3 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     _warn_unresolved(eps * loss[1] / steps, loss[0], every, eps)
     return _result(run, x, Q, acc, steps, every, free, loss, eps)
 
-
-def _general(map_, x, Q, constant, sequence, offset, transient):
-    """The general stepper (:func:`itermap.linalg.general_tangent_stepper`): where the map
-    hands none, or to rerun a run its own stepper stopped, and name the step."""
-    return general_tangent_stepper(map_, x, Q, constant, inputs=sequence, offset=offset,
-                                   transient=transient)
