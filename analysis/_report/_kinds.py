@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
 
+import itermap
+
+from .. import plots
+from .._graph import fir_length
+from .._graph import sparsity_graph as graph_of
+from .._memory import impulse_response as response_of
+from .._reservoir import first_crossing
+from ..fixed_points import find_fixed_points, sample_states
+from ..fixed_points._driver import _KRYLOV_DIM
+from ..lyapunov import gain_family, lyapunov_spectrum, mean_field_exponent
+from ..lyapunov import lyapunov_scan as scan_of
+from ..lyapunov import orbit_diagram as orbits_of
+from ..plots import COLUMN_WIDTHS
 from ._models import (
     AnalysisModel,
     Cost,
@@ -22,7 +36,7 @@ from ._models import (
     gain_count,
     gain_values,
 )
-from ._networks import block_labels
+from ._networks import block_labels, rng_for, static_sizes
 from ._registry import KINDS, Context, ReportKind, Section, report_kind
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
@@ -35,8 +49,7 @@ __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_S
 #: sustained floating-point rate of dense products on a small machine (flop/s)
 FLOPS = 6e9
 #: the rate of large LU solves and eigenvalue problems on one core (flop/s), counting the
-#: search's own overheads; smaller ones run slower, see _linalg_rate (round 10, issue 26:
-#: the search's CPU time implies 6e9 at n = 300, 5e9 at n = 1000, 7e9 at n = 3000)
+#: search's own overheads (smaller ones run slower, see _linalg_rate)
 LINALG_FLOPS = 8e9
 #: Python and dispatch overhead of one batched step (s)
 STEP_OVERHEAD = 3e-5
@@ -57,8 +70,6 @@ def _figure(weight=1.0) -> float:
 def _new_axes(columns=1, height=None):
     """A figure sized for the paper (analyses run inside :func:`plots.paper_style`)."""
     import matplotlib.pyplot as plt
-
-    from ..plots import COLUMN_WIDTHS
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTHS[columns],
                                     height or plt.rcParams["figure.figsize"][1]))
@@ -136,8 +147,6 @@ def _nnz(block):
 
 @report_kind(BlockMatrixKind)
 def block_matrix(cfg, ctx, out):
-    from .. import plots
-
     m = ctx.nets[cfg.network]
     bm = m.block_matrix
     labels = block_labels(m)
@@ -172,10 +181,6 @@ class SparsityGraph(AnalysisModel):
 @report_kind(SparsityGraph)
 def sparsity_graph(cfg, ctx, out):
     import networkx as nx
-
-    from .. import plots
-    from .._graph import fir_length
-    from .._graph import sparsity_graph as graph_of
 
     m = ctx.nets[cfg.network]
     G = graph_of(m, level=cfg.level)
@@ -221,8 +226,6 @@ class Trajectory(AnalysisModel):
 def _known_dim(spec, name, *, tangent=False):
     """A network's dimension from the spec alone (None: known once loaded); with
     ``tangent``, without the input block."""
-    from ._networks import static_sizes
-
     net = spec.networks[name]
     if net.kind in ("saved",) or (net.kind == "mlp" and net.widths is None):
         return None
@@ -244,10 +247,6 @@ def _check_autonomous_scan(spec, network, where):
 
 @report_kind(Trajectory)
 def trajectory(cfg, ctx, out):
-    import itermap
-
-    from .. import plots
-
     m = ctx.nets[cfg.network]
     for d in cfg.dims:
         if d >= m.dim:
@@ -297,9 +296,6 @@ def _settled(m, u):
 
 @report_kind(ImpulseResponse)
 def impulse_response(cfg, ctx, out):
-    from .. import plots
-    from .._memory import impulse_response as response_of
-
     fig, ax = _new_axes(1)
     rows = []
     for name in cfg.networks:
@@ -332,8 +328,6 @@ class FixedPointsKind(AnalysisModel):
     period: Count = 1
 
     def cost(self, sizes):
-        from ..fixed_points._driver import _KRYLOV_DIM
-
         s = sizes[self.network]
         n = s.dim
         iters, excess = _newton_iterations(s)
@@ -399,8 +393,6 @@ def _state_eigenvalues(fp, m):
     """``fp`` with the eigenvalues of the Jacobian on the state outside a driven map's
     input block: the input block's rows are zero (it holds the input, not a state), so
     the full Jacobian adds one exact zero per input unit that belongs to no dynamics."""
-    import dataclasses
-
     if m.input_block is None or not np.asarray(fp.points).shape[0]:
         return fp
     keep = np.ones(m.dim, dtype=bool)
@@ -413,9 +405,6 @@ def _state_eigenvalues(fp, m):
 
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
-    from .. import plots
-    from ..fixed_points import find_fixed_points, sample_states
-
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
     x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
@@ -495,9 +484,6 @@ def _kaplan_yorke_reason(exps, k, dim):
 def lyapunov(cfg, ctx, out):
     import matplotlib.pyplot as plt
 
-    from .. import plots
-    from ..lyapunov import lyapunov_spectrum
-
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
     x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
@@ -560,20 +546,12 @@ def _mean_field_gain(threshold):
     """The gain where the mean-field exponent equals ``threshold`` (> 0, so above 1)."""
     from scipy.optimize import brentq
 
-    from ..lyapunov import mean_field_exponent
-
     return float(brentq(lambda g: mean_field_exponent(g) - threshold, 1.0, 10.0, xtol=1e-6))
 
 
 def _ensemble_exponents(cfg, ctx, gains):
     """(seeds, starts, P, k) exponents and the spectral radius of each ensemble member."""
     from threadpoolctl import threadpool_limits
-
-    import itermap
-
-    from ..lyapunov import gain_family
-    from ..lyapunov import lyapunov_scan as scan_of
-    from ._networks import rng_for
 
     net = ctx.net_spec(cfg.network)
     P, S = gains.size, cfg.starts
@@ -597,10 +575,6 @@ def _ensemble_exponents(cfg, ctx, gains):
 
 @report_kind(LyapunovScan)
 def lyapunov_scan(cfg, ctx, out):
-    from .. import plots
-    from .._reservoir import first_crossing
-    from ..lyapunov import mean_field_exponent
-
     net = ctx.net_spec(cfg.network)
     gains = gain_values(cfg.gains)
     exps, radius = _ensemble_exponents(cfg, ctx, gains)
@@ -719,13 +693,6 @@ class OrbitDiagram(AnalysisModel):
 
 @report_kind(OrbitDiagram)
 def orbit_diagram(cfg, ctx, out):
-    import itermap
-
-    from .. import plots
-    from ..lyapunov import gain_family
-    from ..lyapunov import orbit_diagram as orbits_of
-    from ._networks import rng_for
-
     net = ctx.net_spec(cfg.network)
     gains = gain_values(cfg.gains)
     base = itermap.random_rnn(net.n, gain=1.0, density=net.density, activation=net.activation,

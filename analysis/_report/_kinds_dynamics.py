@@ -7,6 +7,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from itermap import IterativeMap
+
+from .. import plots
+from .._memory import memory_capacity as capacity
+from .._parallel_in_time import newton_lyapunov_scan
+from ..fixed_points import continuation as follow
+from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
 from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _new_axes, _step_cost
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
 from ._registry import report_kind
@@ -32,9 +39,6 @@ class MemoryCapacityKind(AnalysisModel):
 
 @report_kind(MemoryCapacityKind)
 def memory_capacity(cfg, ctx, out):
-    from .. import plots
-    from .._memory import memory_capacity as capacity
-
     results = {}
     for name in cfg.networks:
         results[name] = capacity(ctx.nets[name], max_delay=cfg.max_delay, steps=cfg.steps,
@@ -68,8 +72,6 @@ class ContinuationKind(AnalysisModel):
 
 
 def _tanh_unit(gain):
-    from itermap import IterativeMap
-
     def make(u):
         return IterativeMap(np.array([[gain]]), np.array([float(u)]), "tanh")
 
@@ -78,9 +80,6 @@ def _tanh_unit(gain):
 
 @report_kind(ContinuationKind)
 def continuation(cfg, ctx, out):
-    from .. import plots
-    from ..fixed_points import continuation as follow
-
     if not cfg.u_min < cfg.u_max:
         raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")
     res = follow(_tanh_unit(cfg.gain), [cfg.u_min, cfg.u_max], np.array([-0.99]))
@@ -126,9 +125,6 @@ class CovariantVectorsKind(AnalysisModel):
 
 @report_kind(CovariantVectorsKind)
 def covariant_vectors(cfg, ctx, out):
-    from .. import plots
-    from ..lyapunov import covariant_lyapunov_vectors
-
     m = ctx.nets[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
@@ -171,9 +167,6 @@ class FiniteTimeKind(AnalysisModel):
 
 @report_kind(FiniteTimeKind)
 def finite_time(cfg, ctx, out):
-    from .. import plots
-    from ..lyapunov import finite_time_exponents
-
     m = ctx.nets[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
@@ -214,9 +207,6 @@ class NewtonKind(AnalysisModel):
 
 @report_kind(NewtonKind)
 def newton(cfg, ctx, out):
-    from .. import plots
-    from .._parallel_in_time import newton_lyapunov_scan
-
     scan = newton_lyapunov_scan(np.asarray(cfg.gains), n=cfg.n, steps=cfg.steps,
                                 trials=cfg.trials, rng=ctx.rng)
     fig, ax = _new_axes()

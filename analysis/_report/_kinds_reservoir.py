@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
+from .._reservoir import edge_of_chaos_scan
 from ._kinds import _F8, FLOPS, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import (
     AnalysisModel,
@@ -56,8 +57,6 @@ class EdgeOfChaosKind(AnalysisModel):
 
 @report_kind(EdgeOfChaosKind)
 def edge_of_chaos(cfg, ctx, out):
-    from .._reservoir import edge_of_chaos_scan
-
     net = ctx.net_spec(cfg.network)
     if net.activation != "tanh":
         raise ValueError(f"edge_of_chaos runs tanh reservoirs; {cfg.network} has activation "

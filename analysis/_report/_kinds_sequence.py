@@ -6,6 +6,8 @@ from typing import Literal
 
 import numpy as np
 
+from .. import plots
+from .._sequence import compare_sequence_models
 from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import AnalysisModel, Cost, Count
 from ._registry import report_kind
@@ -34,9 +36,6 @@ class SequenceModelsKind(AnalysisModel):
 
 @report_kind(SequenceModelsKind)
 def sequence_models(cfg, ctx, out):
-    from .. import plots
-    from .._sequence import compare_sequence_models
-
     r = compare_sequence_models(units=cfg.units, steps=cfg.steps, max_delay=cfg.max_delay,
                                 mc_steps=cfg.mc_steps, lyapunov_steps=cfg.lyapunov_steps,
                                 rng=ctx.rng)

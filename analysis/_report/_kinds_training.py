@@ -7,6 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from .. import plots
+from .._training import equal_parameter_comparison, flip_flop_analysis
 from ._kinds import _figure, _fmt, _linalg_rate, _new_axes, _step_cost
 from ._models import AnalysisModel, Cost, Count, Density, Name
 from ._registry import report_kind
@@ -36,9 +38,6 @@ class TrainKind(AnalysisModel):
 
 @report_kind(TrainKind)
 def train(cfg, ctx, out):
-    from .. import plots
-    from .._training import equal_parameter_comparison
-
     res = equal_parameter_comparison(hidden=cfg.hidden, densities=tuple(cfg.densities),
                                      seeds=cfg.seeds, epochs=cfg.epochs, steps=cfg.steps)
     fig, ax = _new_axes()
@@ -87,9 +86,6 @@ class FlipFlopKind(AnalysisModel):
 
 @report_kind(FlipFlopKind)
 def flip_flop(cfg, ctx, out):
-    from .. import plots
-    from .._training import flip_flop_analysis
-
     net = ctx.nets[cfg.network]
     res = flip_flop_analysis(net, trials=cfg.trials, steps=cfg.steps, starts=cfg.starts,
                              rng=ctx.rng)

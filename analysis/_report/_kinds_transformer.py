@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
+import itermap
+from itermap.analysis import fir_length, impulse_response, lyapunov_spectrum
+
 from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
 from ._models import AnalysisModel, Cost, Count, Positive, SpecError
 from ._registry import report_kind
@@ -62,9 +65,6 @@ class TransformerKind(AnalysisModel):
 
 @report_kind(TransformerKind)
 def transformer(cfg, ctx, out):
-    import itermap
-    from itermap.analysis import fir_length, impulse_response, lyapunov_spectrum
-
     T, d, heads = cfg.tokens, cfg.width, cfg.heads
     seeds = ctx.rng.integers(0, 2**31, size=1 + cfg.seeds)
     rng = np.random.default_rng(seeds[0])

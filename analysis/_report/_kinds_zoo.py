@@ -6,6 +6,9 @@ from typing import Literal
 
 import numpy as np
 
+from itermap import datasets
+
+from .._spectra_table import spectra_table, spectrum_embedding
 from ._kinds import STEP_OVERHEAD, _new_axes
 from ._models import AnalysisModel, Cost, Count
 from ._registry import report_kind
@@ -37,8 +40,6 @@ class ZooKind(AnalysisModel):
 
 
 def _drive(task, n):
-    from itermap import datasets
-
     if task == "flip_flop":
         return datasets.flip_flop(1, n, p=0.1, rng=0)[0][:, 0]
     x = datasets.digits()[0][0].reshape(8, 8)
@@ -47,10 +48,6 @@ def _drive(task, n):
 
 @report_kind(ZooKind)
 def zoo(cfg, ctx, out):
-    from itermap import datasets
-
-    from .._spectra_table import spectra_table, spectrum_embedding
-
     nets = datasets.zoo(cfg.task)
     acc = np.array([r["accuracy"] for r in nets])
     table = spectra_table([r["map"] for r in nets], inputs=_drive(cfg.task, cfg.steps +
