@@ -23,6 +23,7 @@ from ._checks import (
     check_real_array,
     is_network,
 )
+from .fixed_points import find_fixed_points
 
 __all__ = ["FlipFlopAnalysis", "ParameterComparison", "digits_model",
            "equal_parameter_comparison", "flip_flop_analysis", "sparse_hidden_width"]
@@ -415,8 +416,6 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     >>> int(res.stable.sum()), res.n_patterns                 # doctest: +SKIP
     (8, 8)
     """
-    from .fixed_points import find_fixed_points
-
     if not is_network(net) or net.input_block != 0 or len(net.sizes) < 3:
         raise TypeError(f"net must be a driven IterativeMap with blocks [input, hidden, ..., "
                         f"readout] and input_block 0, got {net!r}")

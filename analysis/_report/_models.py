@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 __all__ = ["SpecError", "SpecModel", "Count", "NonNegative", "Finite", "Name", "Gains",
@@ -116,8 +117,6 @@ Gains = Annotated[
 
 def gain_values(gains):
     """The gains of a spec as a float array (the table form through ``linspace``)."""
-    import numpy as np
-
     if isinstance(gains, GainRange):
         return np.linspace(gains.start, gains.stop, gains.num)
     return np.asarray(gains, dtype=float)

@@ -7,7 +7,10 @@ import zlib
 
 import numpy as np
 
-from ._models import Sizes, SpecError
+import itermap
+from itermap.files import NpzReader
+
+from ._models import InputDraw, Sizes, SpecError
 
 __all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
            "input_source", "block_labels", "network_gain"]
@@ -31,8 +34,6 @@ def _layer_names(archive):
 
 def _npz_shapes(path, where):
     """``{member: shape}`` of the weights ``W0, W1, ...`` of an MLP .npz, from their headers."""
-    from itermap.files import NpzReader
-
     with NpzReader(path, f"{where}.path") as archive:
         Ws, _ = _layer_names(archive)
         return {w: archive.header(w)[0] for w in Ws}
@@ -81,8 +82,6 @@ def sizes_of(m) -> Sizes:
 
 def build_network(name, net, seed):
     """The map a spec's network names (weights from the stream ``(seed, "network", name)``)."""
-    import itermap
-
     rng = rng_for(seed, "network", name)
     where = f"networks.{name}"
     if net.kind == "random_rnn":
@@ -115,8 +114,6 @@ def build_network(name, net, seed):
 def _with_inputs(m, net, rng):
     """``m`` driven by an input block of ``net.inputs`` units before its own: the same
     recurrent weights (drawn first from the same stream) and ``W_in ~ N(0, 1 / inputs)``."""
-    import itermap
-
     W = m.block_matrix.block(0, 0)
     W_in = rng.normal(0.0, 1.0 / math.sqrt(net.inputs), size=(net.n, net.inputs))
     bm = itermap.BlockMatrix([net.inputs, net.n], {(1, 0): W_in, (1, 1): W})
@@ -124,8 +121,6 @@ def _with_inputs(m, net, rng):
 
 
 def _mlp(net, rng, where):
-    import itermap
-
     if net.path is not None:
         from itermap.files import NpzReader
 
@@ -150,8 +145,6 @@ def drive_input(name, m, seed, held=None):
     from the stream ``(seed, "input")``, so networks of the same input size get the
     same ``u`` and a comparison across gains compares the networks, not their inputs.
     """
-    from ._models import InputDraw
-
     size = int(getattr(m, "input_size", 0) or 0)
     if size == 0:
         if held is not None:
@@ -173,8 +166,6 @@ def drive_input(name, m, seed, held=None):
 
 def input_source(held, seed) -> str:
     """How a network's held input was set, in words (for the report's network table)."""
-    from ._models import InputDraw
-
     if held is None or isinstance(held, InputDraw):
         scale = 1.0 if held is None else held.scale
         s = seed if held is None or held.seed is None else held.seed

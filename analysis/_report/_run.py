@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydantic
 
+import itermap
 from itermap import files as _io
 
+from .. import plots
 from . import _budget
 from ._html import dumps, jsonable, render
 from ._models import SpecError
@@ -33,6 +36,7 @@ from ._networks import (
 )
 from ._registry import KINDS, Context, Section
 from ._spec import (
+    driven_message,
     example_spec_path,
     examples,
     load_spec,
@@ -88,10 +92,7 @@ def _versions():
     import jinja2
     import matplotlib
     import networkx
-    import pydantic
     import scipy
-
-    import itermap
 
     return {"itermap": itermap.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "matplotlib": matplotlib.__version__, "networkx": networkx.__version__,
@@ -145,8 +146,6 @@ def _save_figures(res, folder, number, plt):
 def _run_one(i, cfg, ctx_args):
     """One analysis into a Section; an exception becomes the section's error."""
     import matplotlib.pyplot as plt
-
-    from .. import plots
 
     res = Section()
     ctx = Context(rng=rng_for(ctx_args["seed"], "analysis", i, cfg.kind), **ctx_args)
@@ -352,8 +351,6 @@ def _building_folder(out: Path) -> Path:
 def _check_driven(spec, inputs):
     """Refuse an analysis that needs a driven network on a loaded one that is not (a saved
     network's input block is known only once loaded; the others are refused earlier)."""
-    from ._spec import driven_message
-
     for i, cfg in enumerate(spec.analyses):
         if cfg.needs_input:
             for name in cfg.network_names():

@@ -3,6 +3,7 @@ and the example specs shipped in the package."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import operator
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, create_model
+
+from itermap.files import open_regular_file
 
 from ._models import (
     _HOW_DRIVEN,
@@ -104,8 +107,6 @@ def _kind_at(raw, loc):
 
 def _suggest(word, choices) -> str:
     """`` did you mean 'gain'?`` for the closest of ``choices`` (difflib), or nothing."""
-    import difflib
-
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" did you mean {close[0]!r}?" if close else ""
 
@@ -354,8 +355,6 @@ def read_spec_text(path) -> str:
     A folder, a FIFO or a device is refused before it is opened (a FIFO would block,
     ``/dev/zero`` would never end).
     """
-    from itermap.files import open_regular_file
-
     try:
         with open_regular_file(path, "spec") as fh:
             data = fh.read(_MAX_SPEC_BYTES + 1)
