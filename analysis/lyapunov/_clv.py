@@ -282,9 +282,7 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     Returns
     -------
     CovariantVectors
-        ``vectors`` (n_saved, dim, k), or (n_saved, B, dim, k) for a batch,
-        with ``times``, ``angles``, ``participation_ratio``, the forward
-        ``exponents`` and the ``covariant_exponents``.
+        ``vectors`` of shape (n_saved, dim, k), or (n_saved, B, dim, k) for a batch.
 
     Raises
     ------

@@ -518,11 +518,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     Returns
     -------
     LyapunovSpectrum
-        ``exponents`` (descending), ``per_trajectory``, ``stderr``,
-        ``history`` / ``history_steps``, ``kaplan_yorke_dimension``,
-        ``entropy_rate``, ``steps``, ``n_collapsed`` and the final states and
-        frames. A direction that collapses exactly (``R_ii = 0``: a nilpotent
-        MLP map, units a ReLU has killed) has the exponent ``-inf``.
+        A direction that collapses exactly (``R_ii = 0``: a nilpotent MLP map,
+        units a ReLU has killed) has the exponent ``-inf``.
 
     Raises
     ------
