@@ -340,10 +340,10 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     x0 : array of shape (dim,) or (P, dim)
         The start state, shared or one per value.
     steps : int
-        Steps averaged (after ``transient``), with a QR
-        re-orthonormalisation at every step. A batched family runs a batched
-        QR here; otherwise every value goes through
-        :func:`itermap.analysis.lyapunov_spectrum`.
+        Steps averaged (after ``transient``), with a QR every step. A batched
+        family runs as one batch on the map's tangent stepper (each value on
+        its own map once an orbit diverges); otherwise every value goes
+        through :func:`itermap.analysis.lyapunov_spectrum`.
     k : int
         Number of exponents.
     transient : int
