@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import itermap
 from itermap.backends import is_sparse, to_numpy
+from itermap.checks import check_leak
 
 from ._checks import (
     check_choice,
@@ -155,9 +156,7 @@ def _effective_parts(map, leak):
         raise ValueError(f"map must be a non-empty square matrix, got shape {W.shape}")
     if not np.all(np.isfinite(data)):
         raise ValueError("map contains NaN or inf")
-    from itermap.checks import check_leak as _check_leak
-
-    rate = 1.0 if leak is None else _check_leak(leak, 1)[0]
+    rate = 1.0 if leak is None else check_leak(leak, 1)[0]
     return W, np.full(W.shape[0], rate)
 
 

@@ -122,8 +122,6 @@ def _with_inputs(m, net, rng):
 
 def _mlp(net, rng, where):
     if net.path is not None:
-        from itermap.files import NpzReader
-
         # only W0, W1, ... and b0, b1, ... are read; other members are never decompressed
         with NpzReader(net.path, f"{where}.path") as archive:
             w_names, b_names = _layer_names(archive)

@@ -15,6 +15,7 @@ import itermap
 from itermap import as_map, as_rng, resolve_inputs, saveable
 from itermap.backends import backend_of, namespace, to_backend, to_numpy
 from itermap.linalg import Reorthonormalizer, general_tangent_stepper
+from itermap.progress import progress_bar
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_bool, plain_array
@@ -599,8 +600,6 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)), acc=run["acc"])
     bar = None
     if progress:
-        from itermap.progress import progress_bar
-
         bar = progress_bar(total=total, desc="lyapunov", unit="step")
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
