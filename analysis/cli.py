@@ -1,9 +1,4 @@
-"""The ``itermap`` command line.
-
-``itermap`` (or ``itermap demo``) builds an MLP and an Elman RNN as iterative
-maps, prints their block structure and checks that iterating each map
-reproduces the network it came from.
-"""
+"""The ``itermap`` command line: ``itermap demo`` (the default) and ``itermap report``."""
 
 from __future__ import annotations
 
