@@ -1,9 +1,5 @@
-"""Type aliases for the public signatures (for readers and for mypy).
-
-Arrays come from any backend (NumPy, CuPy, an array-API namespace), and maps are
-anything :func:`itermap.as_map` accepts, so both are ``Any`` to the checker; the
-names say what is meant.
-"""
+"""Type aliases for the public signatures (public as :mod:`itermap.typing`, which says why
+they are ``Any``)."""
 
 from __future__ import annotations
 
