@@ -8,8 +8,18 @@ the QR steps, reorthonormalises the frame by Gram-Schmidt (twice where needed);
 every check is hoisted out of the loop. Its loops:
 
 - compiled with numba (the optional extra ``itermap[numba]``) for point functions
-  in numba's subset (the built-in maps', a user's plain or jitted functions); a
-  batch of starts runs in the same loop. ``ITERMAP_NUMBA``: ``0`` never compiles,
+  in numba's subset (the built-in maps', a user's plain or jitted functions, and
+  the methods of a user's plain object: a numba jitclass whose fields are the
+  object's numeric attributes -- numbers, NumPy arrays, tuples of numbers -- and
+  whose methods are its class's own functions; the values are read when the
+  stepper is built, at the start of each analysis call, arrays shared, so a
+  change between calls is seen, one during a run is not; a method that sets an
+  attribute keeps the plain loop). A batch of starts runs in the same loop (the
+  point functions on all of it where they take ``(B, dim)``, else row by row).
+  Compiled once per functions or class and attribute types; the compiled
+  ``step`` and ``jacobian`` must give the plain calls' numbers at the first
+  start (within 1e-12), and anything numba refuses runs the plain loop (logged
+  at INFO on ``itermap``). ``ITERMAP_NUMBA``: ``0`` never compiles,
   ``1`` whenever it can, ``auto`` (default) for runs of at least
   :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
   compile costs about a second), never for a batch of a 2-D map (its plain loop
