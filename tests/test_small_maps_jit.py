@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -98,6 +99,53 @@ class Lorenz96:
         return J
 
 
+@dataclass
+class HenonData:
+    """A dataclass: a property and a helper method read the fields."""
+
+    a: float = 1.4
+    b: float = 0.3
+    dim: int = 2
+
+    @property
+    def minus_two_a(self):
+        return -2.0 * self.a
+
+    def _quad(self, x):
+        return 1.0 - self.a * x[0] * x[0]
+
+    def step(self, x):
+        return np.array([self._quad(x) + x[1], self.b * x[0]])
+
+    def jacobian(self, x):
+        return np.array([[self.minus_two_a * x[0], 1.0], [self.b, 0.0]])
+
+
+class HenonSlots:
+    """__slots__, a tuple attribute, a class constant and a static helper; a str attribute
+    and a list that the methods never read are left out."""
+
+    __slots__ = ("ab", "label", "history")
+    dim = 2
+    one = 1.0
+
+    def __init__(self, a=1.4, b=0.3):
+        self.ab, self.label, self.history = (a, b), "henon", []
+
+    @staticmethod
+    def _row(a, u, v):
+        return np.array([-2.0 * a * u, v])
+
+    def step(self, x):
+        return np.array([self.one - self.ab[0] * x[0] ** 2 + x[1], self.ab[1] * x[0]])
+
+    def jacobian(self, x):
+        J = np.zeros((2, 2))
+        J[0] = self._row(self.ab[0], x[0], 1.0)
+        J[1, 0] = self.ab[1]
+        return J
+
+
 def _qr_loop(m, x, Q, n):
     """The plain NumPy QR loop a user writes, on the class's own methods: (x, Q, log R sums)."""
     x, Q = np.array(x, dtype=float), np.array(Q, dtype=float)
@@ -134,7 +182,7 @@ def _segments_match(m, x0, mode, monkeypatch, segments=4, n=30):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96])
+@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96, HenonData, HenonSlots])
 def test_spectrum_matches_a_plain_qr_loop(make, mode, monkeypatch):
     monkeypatch.setenv("ITERMAP_NUMBA", mode)
     m = make()
@@ -303,10 +351,12 @@ def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
 
 
 def test_a_batch_runs_its_one_state_methods_row_by_row(monkeypatch):
-    """Methods on one state: a batch's compiled kernel calls them a row at a time."""
+    """Methods on one state: a batch's compiled kernel calls them a row at a time, compiled
+    even for a short run (the plain batch loop cannot call them; B = 2 gives a Henon
+    step of the right shape and wrong numbers)."""
     pytest.importorskip("numba")
-    monkeypatch.setenv("ITERMAP_NUMBA", "1")
-    for m, B in ((Henon(), 3), (Lorenz96(), 4)):
+    monkeypatch.setenv("ITERMAP_NUMBA", "auto")
+    for m, B in ((Henon(), 2), (Henon(), 3), (Lorenz96(), 4)):
         s = _stepper(m, B)
         assert s.compiled
         X = s.x.copy()

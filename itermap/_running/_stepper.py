@@ -50,6 +50,7 @@ from ._stepper_kernels import (
     _is_f64,
     _point_key,
     compiled_kernel,
+    one_state_only,
 )
 
 __all__ = ["MAX_DIM", "COMPILE_MIN_STEPS", "ScalarSource", "SmallStepper", "numba_available",
@@ -194,8 +195,10 @@ class SmallStepper:
         batch2 = B > 1 and dim == 2 and Q.shape[2] <= 2
         if mode != "never" and numba_available():
             key, values = _point_key(step, jacobian, params)
+            # a batch of a step on one state only: compiled row by row, or not at all
             if key is not None and (mode == "always" or (not batch2 and (
-                    (key, B > 1) in _COMPILED or total_steps * B >= COMPILE_MIN_STEPS))):
+                    (key, B > 1) in _COMPILED or total_steps * B >= COMPILE_MIN_STEPS))
+                    or (B > 1 and one_state_only(step, params, x))):
                 kernel, kp = compiled_kernel(step, jacobian, params, x, Q, key, values)
         if kernel is None and B > 1 and (dim != 2 or Q.shape[2] > 2):
             return None  # a batch without numba: in closed form for 2-D maps only

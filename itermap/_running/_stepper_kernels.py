@@ -275,6 +275,25 @@ def _agrees(probe, p, step, jac, params, x, batch) -> bool:
             and J0.shape == J.shape and _close(y, y0) and _close(J, J0))
 
 
+def one_state_only(step, params, x) -> bool:
+    """Whether ``step`` takes one state only: on the first rows of the batch ``x`` it raises,
+    or differs from its calls on each row (only the compiled kernel, row by row, runs it)."""
+    def call(v):
+        return np.asarray(step(v.copy()) if params is None else step(v.copy(), params))
+
+    with np.errstate(all="ignore"):
+        try:
+            each = np.stack([call(r) for r in x[:3]])
+        except Exception:  # noqa: BLE001 -- a batch only
+            return False
+        try:
+            y = call(x[:3])
+        except Exception:  # noqa: BLE001
+            return True
+        return not (y.shape == each.shape and np.allclose(y, each, rtol=1e-12, atol=0.0,
+                                                          equal_nan=True))
+
+
 def compiled_kernel(step, jac, params, x, Q, key, values):
     """The compiled kernel and its ``p`` for a stepper, or ``(None, None)``: a batch tries the
     point functions on all of it, then one row at a time; each is checked by :func:`_agrees`."""
