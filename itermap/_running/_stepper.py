@@ -23,7 +23,8 @@ every check is hoisted out of the loop. Its loops:
   ``1`` whenever it can, ``auto`` (default) for runs of at least
   :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
   compile costs about a second), never for a batch of a 2-D map (its plain loop
-  is as fast);
+  is as fast); a batch whose ``step`` takes one state only is compiled whatever
+  its length (the plain batch loop cannot call it);
 - plain Python otherwise: one trajectory on preallocated arrays, or on floats for
   a 2-D map, whose QR is in closed form (``q' = J q / |J q|``, ``R_00 = |J q|``,
   ``R_11 = |det J| / R_00``: only ``q`` and the frame's orientation are carried).
