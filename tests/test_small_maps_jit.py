@@ -348,6 +348,12 @@ def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
         assert "numba refused" in caplog.text
     if make is Overflowing:  # compiled, but its numbers differ at the start: logged, not used
         assert "differs from its plain call" in caplog.text
+    from itermap._running import _stepper_kernels as kernels
+
+    tried = dict(kernels._COMPILED)
+    s = _stepper(make())  # the compile is tried once a class
+    assert s is None or not s.compiled
+    assert kernels._COMPILED == tried
 
 
 def test_a_batch_runs_its_one_state_methods_row_by_row(monkeypatch):

@@ -302,7 +302,8 @@ def compiled_kernel(step, jac, params, x, Q, key, values):
     if key[0] == "obj":
         try:
             p = _jit_object(key, values)
-        except Exception:  # noqa: BLE001 -- not a jitclass: the plain loop
+        except Exception:  # noqa: BLE001 -- not a jitclass: the plain loop, from now on
+            _CLASSES[key] = None
             log.info("numba refused the attributes of %r: the plain loop runs", key[1])
             return None, None
     for batch in ((True, False) if x.shape[0] > 1 else (False,)):
