@@ -11,6 +11,10 @@ reported apart:
 - a 2-D map written by a user as a plain class (Henon), against pynamicalsys's
   Henon: with NumPy methods (the plain loop) and with static methods in numba's
   subset (compiled);
+- a user's plain class as most write it, attributes set in ``__init__`` and methods on one
+  state (Henon, the standard map; compiled as a jitclass of its attributes), from 3 starts
+  each, against pynamicalsys, and Lorenz-96 written the same way against lyapynov, with the
+  load average;
 - a 10-D Lorenz-96 discretised (Euler, dt = 0.01) as a user's FunctionMap:
   spectrum and covariant vectors against lyapynov's LCE and CLV;
 - 1,000 starts of a 2-D map batched against looping pynamicalsys over them;
@@ -93,6 +97,65 @@ class HenonStatic:
         J[..., 0, 0] = -2.8 * x[..., 0]
         J[..., 0, 1] = 1.0
         J[..., 1, 0] = 0.3
+        return J
+
+
+class HenonUser:
+    """A user's plain class as written most often: attributes set in __init__, methods on one
+    state (the issue's example; compiled as a jitclass of its attributes where numba runs)."""
+
+    dim = 2
+
+    def __init__(self, a=1.4, b=0.3):
+        self.a, self.b = a, b
+
+    def step(self, x):
+        return np.array([1 - self.a * x[0] ** 2 + x[1], self.b * x[0]])
+
+    def jacobian(self, x):
+        return np.array([[-2 * self.a * x[0], 1.0], [self.b, 0.0]])
+
+
+class StandardUser:
+    """The standard map written the same way, on the torus."""
+
+    dim = 2
+    periods = (TWO_PI, TWO_PI)
+
+    def __init__(self, k=1.5):
+        self.k = k
+
+    def step(self, x):
+        p = x[1] + self.k * np.sin(x[0])
+        return np.array([x[0] + p, p])
+
+    def jacobian(self, x):
+        c = self.k * np.cos(x[0])
+        return np.array([[1.0 + c, 1.0], [c, 1.0]])
+
+
+class Lorenz96User:
+    """Lorenz-96 (one Euler step of dt) written the same way: loops on one state."""
+
+    def __init__(self, n=10, forcing=8.0, dt=0.01):
+        self.dim, self.forcing, self.dt = n, forcing, dt
+
+    def step(self, x):
+        n = self.dim
+        y = np.empty(n)
+        for i in range(n):
+            y[i] = x[i] + self.dt * ((x[(i + 1) % n] - x[i - 2]) * x[i - 1] - x[i]
+                                     + self.forcing)
+        return y
+
+    def jacobian(self, x):
+        n = self.dim
+        J = np.zeros((n, n))
+        for i in range(n):
+            J[i, i] = 1.0 - self.dt
+            J[i, (i + 1) % n] += self.dt * x[i - 1]
+            J[i, (i - 2) % n] -= self.dt * x[i - 1]
+            J[i, (i - 1) % n] += self.dt * (x[(i + 1) % n] - x[i - 2])
         return J
 
 
@@ -194,7 +257,7 @@ def _single(quick, pyn):
         c_pyn = _first_call(lambda: ds.lyapunov(u, 100, parameters=params))
         for mode in ("1", "0"):
             if (mode == "0" and "static" in label) or (mode == "1" and "NumPy" in label):
-                continue  # bound NumPy methods do not compile; static ones are compiled
+                continue  # numba refuses these batched NumPy methods; static ones compile
             sizes = plain_sizes if mode == "0" else (20_000 if quick else 200_000,)
             if "NumPy" in label:  # the user's own step bounds it: one size tells
                 sizes = (2000 if quick else 20_000,)
@@ -296,7 +359,7 @@ def _batched(quick, pyn):
         ds.lyapunov(Up[0], 100, parameters=params)
         for mode in ("1", "0"):
             if mode == "1" and "NumPy" in label:
-                continue  # bound NumPy methods do not compile
+                continue  # numba refuses these batched NumPy methods
             with _numba_mode(mode):
                 mm = itermap.as_map(m)
                 lyapunov_spectrum(mm, X[:2], 100, rng=0)  # compile (mode 1)
@@ -368,6 +431,94 @@ def _lorenz96(quick):
     return rows
 
 
+def _load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())
+
+
+def _ratios(per) -> str:
+    return ", ".join(f"{a / n * 1e6:.2f} vs {b / n * 1e6:.2f} us/step ({a / b:.2f})"
+                     for a, b, n in per)
+
+
+def _user_classes(quick, pyn):
+    """A user's plain class with instance attributes (Henon, the standard map), compiled, one
+    trajectory of 20,000 steps from each of 3 starts vs pynamicalsys; compile time apart."""
+    import itermap
+    from itermap.analysis import lyapunov_spectrum
+
+    n, rows = 20_000, []
+    starts = {"Henon": [(0.1, 0.1), (0.2, -0.1), (-0.3, 0.05)],
+              "standard map K=1.5": [(0.3, 0.4), (1.0, 2.0), (4.0, 0.5)]}
+    for label, m, model, params, units in (
+            ("Henon", HenonUser(), "henon map", [1.4, 0.3], 1.0),
+            ("standard map K=1.5", StandardUser(1.5), "standard map", [1.5], 1 / TWO_PI)):
+        X = [np.array(x) for x in starts[label]]
+        ds = pyn(model=model)
+        c_pyn = _first_call(lambda: ds.lyapunov(X[0] * units, 100, parameters=params))
+        with _numba_mode("1"):
+            c_ours = _first_call(lambda: lyapunov_spectrum(m, X[0], 100, rng=0))
+            assert itermap.as_map(m).tangent_stepper(X[0][None], np.eye(2)[None]).compiled
+            per = []
+            for x0 in X:
+                t = interleaved({"ours": lambda: lyapunov_spectrum(m, x0, n, rng=0),
+                                 "pyn": lambda: ds.lyapunov(x0 * units, n, parameters=params)},
+                                5)
+                per.append((t["ours"], t["pyn"], n))
+            res = lyapunov_spectrum(m, X[0], n, rng=0)
+        ok = all(a <= 5e-6 * n and a <= 2 * b for a, b, _ in per)
+        rows.append(report(
+            f"user plain class (instance attributes) {label}, 1 trajectory, {n} steps, "
+            f"compiled, vs pynamicalsys", float(np.median([a for a, _, _ in per])),
+            float(np.median([b for _, b, _ in per])), "<= 5 us/step and ratio <= 2", ok,
+            f"medians of 5 at each of 3 starts, ours vs pynamicalsys (ratio): {_ratios(per)}; "
+            f"first call (compile) ours {c_ours:.2f} s, pynamicalsys {c_pyn:.2f} s; exponents "
+            f"{np.round(res.exponents, 4).tolist()}; {_load()}"))
+    return rows
+
+
+def _lorenz96_user(quick):
+    """Lorenz-96 written as a class with instance attributes, compiled, from 3 starts: spectrum
+    and covariant vectors vs lyapynov."""
+    import lyapynov
+
+    import itermap
+    from itermap.analysis import covariant_lyapunov_vectors, lyapunov_spectrum
+
+    steps = 2000 if quick else 20_000
+    n_b = steps // 4
+    m = Lorenz96User(_N96, _F, _DT)
+    base = itermap.FunctionMap(l96_roll, _N96, jacobian=l96_roll_jac)
+    X = [itermap.iterate(base, _F + 0.01 * np.random.default_rng(seed).standard_normal(_N96),
+                         2000).final for seed in range(3)]
+    rows, per_s, per_c = [], [], []
+    with _numba_mode("1"):
+        c = _first_call(lambda: lyapunov_spectrum(m, X[0], 50, rng=0))
+        assert itermap.as_map(m).tangent_stepper(X[0][None], np.eye(_N96)[None]).compiled
+        for x0 in X:
+            def system():
+                return lyapynov.DiscreteDS(x0.copy(), 0, lambda x, t: l96_roll(x),
+                                           lambda x, t: l96_roll_jac(x))
+
+            t = interleaved({"ours": lambda: lyapunov_spectrum(m, x0, steps, rng=0),
+                             "ly": lambda: lyapynov.LCE(system(), _N96, 0, steps, False)}, 3)
+            per_s.append((t["ours"], t["ly"], steps))
+            t = interleaved({
+                "ours": lambda: covariant_lyapunov_vectors(m, x0, n_b, transient=n_b,
+                                                           backward_transient=n_b, rng=0),
+                "ly": lambda: lyapynov.CLV(system(), _N96, 0, n_b, n_b, n_b, False)}, 3)
+            per_c.append((t["ours"], t["ly"], 3 * n_b))
+        ours = lyapunov_spectrum(m, X[0], steps, rng=0).exponents
+    for what, per in (("spectrum", per_s), ("covariant vectors", per_c)):
+        rows.append(report(
+            f"Lorenz-96 10-D user class (instance attributes), {what}, compiled, vs lyapynov",
+            float(np.median([a for a, _, _ in per])), float(np.median([b for _, b, _ in per])),
+            "ratio <= 1", all(a <= b for a, b, _ in per),
+            f"medians of 3 at each of 3 starts, ours vs lyapynov (ratio): {_ratios(per)}; first "
+            f"call (compile) {c:.2f} s; top exponents {np.round(ours[:3] / _DT, 3).tolist()} per "
+            f"unit time; {_load()}"))
+    return rows
+
+
 def _orbits(quick, pyn):
     """Periodic orbits of the standard map from the same starts: pynamicalsys Newton vs ours."""
     from itermap.analysis import find_fixed_points
@@ -422,6 +573,7 @@ def run(quick: bool = False) -> list[dict]:
         pyn = None
     if pyn is not None:
         rows += _single(quick, pyn)
+        rows += _user_classes(quick, pyn)
         rows += _batched(quick, pyn)
         rows += _orbits(quick, pyn)
     try:
@@ -430,6 +582,7 @@ def run(quick: bool = False) -> list[dict]:
         print("lyapynov rows skipped: lyapynov is not installed", flush=True)
     else:
         rows += _lorenz96(quick)
+        rows += _lorenz96_user(quick)
         rows += _analyses_2d(quick)
     return rows
 

@@ -76,7 +76,9 @@ class FunctionMap(Map):
     through; the analyses check their inputs and results. The Lyapunov
     analyses call ``step`` and ``jacobian`` on one state of shape ``(dim,)``
     once a step (see :meth:`Map.tangent_stepper`); plain functions written in
-    numba's subset for such a state run compiled where numba is installed.
+    numba's subset for such a state run compiled where numba is installed, and
+    so do a plain object's methods (as from :func:`as_map`) that read its
+    numeric attributes: those are read at the start of each analysis call.
     The methods are :class:`~itermap.Map`'s, calling the wrapped functions;
     ``to`` returns the map itself (plain functions follow their arrays).
 

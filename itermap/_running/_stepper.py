@@ -8,12 +8,23 @@ the QR steps, reorthonormalises the frame by Gram-Schmidt (twice where needed);
 every check is hoisted out of the loop. Its loops:
 
 - compiled with numba (the optional extra ``itermap[numba]``) for point functions
-  in numba's subset (the built-in maps', a user's plain or jitted functions); a
-  batch of starts runs in the same loop. ``ITERMAP_NUMBA``: ``0`` never compiles,
+  in numba's subset (the built-in maps', a user's plain or jitted functions, and
+  the methods of a user's plain object: a numba jitclass whose fields are the
+  object's numeric attributes -- numbers, NumPy arrays, tuples of numbers -- and
+  whose methods are its class's own functions; the values are read when the
+  stepper is built, at the start of each analysis call, arrays shared, so a
+  change between calls is seen, one during a run is not; a method that sets an
+  attribute keeps the plain loop). A batch of starts runs in the same loop (the
+  point functions on all of it where they take ``(B, dim)``, else row by row).
+  Compiled once per functions or class and attribute types; the compiled
+  ``step`` and ``jacobian`` must give the plain calls' numbers at the first
+  start (within 1e-12), and anything numba refuses runs the plain loop (logged
+  at INFO on ``itermap``). ``ITERMAP_NUMBA``: ``0`` never compiles,
   ``1`` whenever it can, ``auto`` (default) for runs of at least
   :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
   compile costs about a second), never for a batch of a 2-D map (its plain loop
-  is as fast);
+  is as fast); a batch whose ``step`` takes one state only is compiled whatever
+  its length (the plain batch loop cannot call it);
 - plain Python otherwise: one trajectory on preallocated arrays, or on floats for
   a 2-D map, whose QR is in closed form (``q' = J q / |J q|``, ``R_00 = |J q|``,
   ``R_11 = |det J| / R_00``: only ``q`` and the frame's orientation are carried).
@@ -33,7 +44,15 @@ from math import isfinite
 
 import numpy as np
 
-from ._stepper_kernels import _COMPILED, ScalarSource, _compilable, _compile, _float_loops, _is_f64
+from ._stepper_kernels import (
+    _COMPILED,
+    ScalarSource,
+    _float_loops,
+    _is_f64,
+    _point_key,
+    compiled_kernel,
+    one_state_only,
+)
 
 __all__ = ["MAX_DIM", "COMPILE_MIN_STEPS", "ScalarSource", "SmallStepper", "numba_available",
            "wrap_periodic"]
@@ -143,7 +162,7 @@ class SmallStepper:
         self._per = _period_array(periods, self.x.shape[1])
         fin = np.isfinite(self._per)  # which coordinates wrap: None (none), True (all), a mask
         self._fin = None if not fin.any() else True if fin.all() else fin
-        self._kernel = compiled
+        self._kernel, self._kp = compiled, params if params is not None else 0.0
         self.compiled = compiled is not None
         self._loop = self._det = None
         if isinstance(scalar, ScalarSource):  # the map's statements, written into a loop
@@ -156,7 +175,7 @@ class SmallStepper:
 
     @classmethod
     def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
-              total_steps=0, compilable=None, scalar=None):
+              total_steps=0, scalar=None):
         """A stepper for the point functions, or None where the general path must run.
 
         None for a non-NumPy or non-float64 state, a driven map (``u`` given), a
@@ -171,23 +190,23 @@ class SmallStepper:
         if dim > MAX_DIM or Q.shape[:2] != (B, dim):
             return None
         mode = _numba_mode()
-        compilable = (_compilable(step) and _compilable(jacobian)) if compilable is None \
-            else compilable
-        kernel = None
+        kernel = kp = None
         # auto leaves a batch of a 2-D map to the closed form in place over the batch: as
         # fast as the compiled loop or faster (benchmarks/RESULTS.md, round 9), no compile
         batch2 = B > 1 and dim == 2 and Q.shape[2] <= 2
-        if mode != "never" and compilable and numba_available() and (
-                mode == "always" or (not batch2 and (
-                    (step, jacobian, B > 1) in _COMPILED
-                    or total_steps * B >= COMPILE_MIN_STEPS))):
-            # a batch calls the point functions on all of it where they take (B, dim)
-            kernel = ((_compile(step, jacobian, params, x, Q, True) if B > 1 else None)
-                      or _compile(step, jacobian, params, x, Q, False))
+        if mode != "never" and numba_available():
+            key, values = _point_key(step, jacobian, params)
+            # a batch of a step on one state only: compiled row by row, or not at all
+            if key is not None and (mode == "always" or (not batch2 and (
+                    (key, B > 1) in _COMPILED or total_steps * B >= COMPILE_MIN_STEPS))
+                    or (B > 1 and one_state_only(step, params, x))):
+                kernel, kp = compiled_kernel(step, jacobian, params, x, Q, key, values)
         if kernel is None and B > 1 and (dim != 2 or Q.shape[2] > 2):
             return None  # a batch without numba: in closed form for 2-D maps only
         self = cls(step, jacobian, x, Q, params=params, periods=periods, compiled=kernel,
                    scalar=scalar if dim == 2 else None)
+        if kp is not None:
+            self._kp = kp  # the kernel's p: the parameters, or the object's jitclass
         # a map's statements (ScalarSource) are its own; a user's functions are probed
         if kernel is None and self._loop is None and not self._shapes_ok():
             return None
@@ -285,9 +304,8 @@ class SmallStepper:
             if r_out is not None:
                 r[:] = 0.0
             q = q_out if q_out is not None else np.zeros((1, B, dim, k))
-            p = self._p if self._p is not None else 0.0
-            status = self._kernel(p, self.x, self.Q, int(n), int(every), self._per, acc, stats,
-                                  r, q, int(q_every))
+            status = self._kernel(self._kp, self.x, self.Q, int(n), int(every), self._per, acc,
+                                  stats, r, q, int(q_every))
             if status:
                 return None
             worst = float(stats[:, 0].max())

@@ -7,6 +7,7 @@ statements on floats (the classic maps do).
 
 from __future__ import annotations
 
+import dis
 import functools
 import logging
 import math
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_COMPILED: dict = {}   # (step, jacobian) -> compiled kernel, or None when numba refused them
+_COMPILED: dict = {}   # (key, batch) -> (kernel, probe), or None where numba refused them
+_CLASSES: dict = {}    # an object's key -> its jitclass, or None where numba refused it
 
 _BODY = '''
             for i in range(dim):
@@ -121,45 +123,196 @@ _KERNEL_BATCH = _HEAD + '''
 
 
 
-def _compile(step, jac, params, x, Q, batch):
-    """The compiled kernel (one row at a time, or ``batch``) for ``step`` and ``jac``, or None."""
-    key = (step, jac, batch)
-    if key in _COMPILED:
-        return _COMPILED[key]
-    kernel = None
+_PROBE = """
+def probe(p, x):
+    return step(x, p), jac(x, p)
+"""
+
+
+def _point_key(step, jac, params):
+    """The compile cache's key for the point functions and the values of an object's attributes.
+
+    ``("fn", step, jac, params is None)`` for functions (plain or jitted);
+    ``("obj", class, method names, spec, members)`` where ``step`` and ``jac``
+    are methods of one plain object (a user's class, never itermap's): its
+    numeric attributes (numbers, NumPy arrays, tuples of numbers; the class's,
+    then the instance's) become the fields of a numba jitclass whose methods
+    are the class's own functions; ``(None, None)`` otherwise.
+    """
+    if _compilable(step) and _compilable(jac):
+        return ("fn", step, jac, params is None), None
+    obj = getattr(step, "__self__", None)
+    funcs_of = [getattr(f, "__func__", None) for f in (step, jac)]
+    if params is not None or obj is None or getattr(jac, "__self__", None) is not obj or \
+            not all(isinstance(f, types.FunctionType) for f in funcs_of):
+        return None, None
+    import numba
+    from numba.core import types as nt
+
+    funcs, attrs = {}, {}
+    for cls in reversed(type(obj).__mro__):
+        if cls is object or cls.__module__.split(".")[0] == "itermap":
+            continue
+        for name, v in vars(cls).items():
+            if not name.startswith("__"):
+                method = isinstance(v, types.FunctionType | staticmethod | property)
+                (funcs if method else attrs)[name] = v
+                (attrs if method else funcs).pop(name, None)
+    attrs.update(getattr(obj, "__dict__", {}))
+    names = tuple(next((n for n, f in funcs.items() if f is g), None) for g in funcs_of)
+    # a method that sets an attribute has a side effect on the object: the plain loop keeps it
+    if None in names or any(i.opname == "STORE_ATTR" for g in funcs_of
+                            for i in dis.get_instructions(g)):
+        return None, None
+    spec, values = [], []
+    for name, v in attrs.items():
+        if name in funcs or not name.isidentifier():
+            continue
+        if isinstance(v, types.MemberDescriptorType):  # a __slots__ member
+            v = getattr(obj, name, None)
+        try:
+            t = numba.typeof(v)
+        except Exception:  # noqa: BLE001 -- not typed: left out (a method reading it is refused)
+            continue
+        items = t.types if isinstance(t, nt.BaseTuple) else (t.dtype,) if isinstance(
+            t, nt.Array) else (t,)
+        if items and all(isinstance(e, nt.Number | nt.Boolean) for e in items):
+            spec.append((name, t))
+            values.append(v)
+    return ("obj", type(obj), names, tuple(spec), tuple(funcs.items())), values
+
+
+def _jit_object(key, values):
+    """A jitclass instance holding ``values`` for an ``"obj"`` key (the class made once)."""
+    if key not in _CLASSES:
+        _CLASSES[key] = None
+        from numba.experimental import jitclass
+
+        _, cls, _, spec, members = key
+        args = "".join(f", _{i}" for i in range(len(spec)))
+        ns: dict = {}
+        exec(f"def __init__(self{args}):\n    pass" + "".join(  # noqa: S102
+            f"\n    self.{n} = _{i}" for i, (n, _) in enumerate(spec)), ns)
+        _CLASSES[key] = jitclass(list(spec))(type(cls.__name__, (), {
+            **dict(members), "__init__": ns["__init__"]}))
+    return _CLASSES[key](*values)
+
+
+def _kernel_functions(numba, key):
+    """``step(x, p)`` and ``jac(x, p)`` as numba dispatchers for a key of :func:`_point_key`."""
+    if key[0] == "obj":  # p is the jitclass instance: its methods
+        ns: dict = {}
+        exec("def step(x, p):\n    return p.{}(x)\n"  # noqa: S102
+             "def jac(x, p):\n    return p.{}(x)\n".format(*key[2]), ns)
+        return numba.njit(ns["step"]), numba.njit(ns["jac"])
+    _, step, jac, no_params = key
+
+    def jitted(f):
+        return f if isinstance(f, numba.core.registry.CPUDispatcher) else numba.njit(f)
+
+    s1, j1 = jitted(step), jitted(jac)
+    if not no_params:
+        return s1, j1
+
+    @numba.njit
+    def s2(x, p):  # f(x): called as f(x, p) by the kernel
+        return s1(x)
+
+    @numba.njit
+    def j2(x, p):
+        return j1(x)
+    return s2, j2
+
+
+def _compile(key, p, x, Q, batch):
+    """``(kernel, probe)`` compiled for the point functions of ``key`` (one row at a time, or
+    ``batch``), or None where numba refuses them; tried once a key."""
+    if (key, batch) in _COMPILED:
+        return _COMPILED[key, batch]
+    entry = None
     try:
         import numba
 
-        def jitted(f):
-            return f if isinstance(f, numba.core.registry.CPUDispatcher) else numba.njit(f)
-
-        s1, j1 = jitted(step), jitted(jac)
-        if params is None:  # f(x): called as f(x, p) by the kernel
-            @numba.njit
-            def s2(x, p):
-                return s1(x)
-
-            @numba.njit
-            def j2(x, p):
-                return j1(x)
-
-            ns = {"np": np, "step": s2, "jac": j2}
-        else:
-            ns = {"np": np, "step": s1, "jac": j1}
-        exec(compile(_KERNEL_BATCH if batch else _KERNEL_ROWS, "<itermap small-map kernel>",
-                     "exec"), ns)
+        step, jac = _kernel_functions(numba, key)
+        ns = {"np": np, "step": step, "jac": jac}
+        exec(compile((_KERNEL_BATCH if batch else _KERNEL_ROWS) + _PROBE,  # noqa: S102
+                     "<itermap small-map kernel>", "exec"), ns)
         kernel = numba.njit(ns["kernel"])
         # numba compiles at the first call: one of no steps, on arrays of the loop's types
         dim, k = x.shape[1], Q.shape[2]
         B = 2 if batch else 1
-        kernel(params if params is not None else 0.0, np.repeat(x[:1], B, 0),
-               np.repeat(Q[:1], B, 0), 0, 1, np.full(dim, np.inf), np.zeros((B, k)),
-               np.zeros((B, 2)), np.zeros((1, B, k, k)), np.zeros((1, B, dim, k)), 0)
+        kernel(p, np.repeat(x[:1], B, 0), np.repeat(Q[:1], B, 0), 0, 1, np.full(dim, np.inf),
+               np.zeros((B, k)), np.zeros((B, 2)), np.zeros((1, B, k, k)),
+               np.zeros((1, B, dim, k)), 0)
+        entry = kernel, numba.njit(ns["probe"])
     except Exception:  # noqa: BLE001 -- anything numba refuses runs the plain loop
-        kernel = None
-        logging.getLogger(__name__).info("numba refused %r: the plain loop runs", step)
-    _COMPILED[key] = kernel
-    return kernel
+        logging.getLogger(__name__).info("numba refused %r: the plain loop runs", key[1])
+    _COMPILED[key, batch] = entry
+    return entry
+
+
+def _close(a, b) -> bool:
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return bool(np.all(np.abs(a - b) <= 1e-12 * scale))
+
+
+def _agrees(probe, p, step, jac, params, x, batch) -> bool:
+    """Whether the compiled point functions give the plain calls' numbers (within 1e-12 of
+    the largest entry) at the first start, or at each of the first three rows of a batch."""
+    rows = x[:3] if batch else x[:1]
+    try:
+        y, J = probe(p, rows.copy() if batch else rows[0].copy())
+        with np.errstate(all="ignore"):
+            plain = [(np.asarray(step(r.copy()) if params is None else step(r.copy(), params)),
+                      np.asarray(jac(r.copy()) if params is None else jac(r.copy(), params)))
+                     for r in rows]
+    except Exception:  # noqa: BLE001 -- the plain loop (or the general path) names it
+        return False
+    y0 = np.stack([a for a, _ in plain]) if batch else plain[0][0]
+    J0 = np.stack([b for _, b in plain]) if batch else plain[0][1]
+    want = rows.shape if batch else rows.shape[1:]
+    return (_is_f64(y, want) and _is_f64(J, want + (x.shape[1],)) and y0.shape == want
+            and J0.shape == J.shape and _close(y, y0) and _close(J, J0))
+
+
+def one_state_only(step, params, x) -> bool:
+    """Whether ``step`` takes one state only: on the first rows of the batch ``x`` it raises,
+    or differs from its calls on each row (only the compiled kernel, row by row, runs it)."""
+    def call(v):
+        return np.asarray(step(v.copy()) if params is None else step(v.copy(), params))
+
+    with np.errstate(all="ignore"):
+        try:
+            each = np.stack([call(r) for r in x[:3]])
+        except Exception:  # noqa: BLE001 -- a batch only
+            return False
+        try:
+            y = call(x[:3])
+        except Exception:  # noqa: BLE001
+            return True
+        return not (y.shape == each.shape and np.allclose(y, each, rtol=1e-12, atol=0.0,
+                                                          equal_nan=True))
+
+
+def compiled_kernel(step, jac, params, x, Q, key, values):
+    """The compiled kernel and its ``p`` for a stepper, or ``(None, None)``: a batch tries the
+    point functions on all of it, then one row at a time; each is checked by :func:`_agrees`."""
+    log = logging.getLogger(__name__)
+    p = params if params is not None else 0.0
+    if key[0] == "obj":
+        try:
+            p = _jit_object(key, values)
+        except Exception:  # noqa: BLE001 -- not a jitclass: the plain loop, from now on
+            _CLASSES[key] = None
+            log.info("numba refused the attributes of %r: the plain loop runs", key[1])
+            return None, None
+    for batch in ((True, False) if x.shape[0] > 1 else (False,)):
+        entry = _compile(key, p, x, Q, batch)
+        if entry is not None:
+            if _agrees(entry[1], p, step, jac, params, x, batch):
+                return entry[0], p
+            log.info("compiled %r differs from its plain call at the start: not used", key[1])
+    return None, None
 
 
 # -- the uncompiled loops of a 2-D map ---------------------------------------------------
