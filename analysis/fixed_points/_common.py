@@ -51,6 +51,22 @@ class Solution:
     slow: dict | None = None  # slow_points, slow_residuals, slow_eigenvalues, slow_q
 
 
+# -- the rules of the damped Newton iteration (_search, and _small on maps of <= 3 units) --
+# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
+# the one of least residual among those passing wins) before Levenberg-Marquardt
+_ARMIJO = 1e-4
+_ALPHAS = (1.0, 0.5, 0.25, 0.125)
+# stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
+_SLOW_GRAD = 1e-9
+_SLOW_GRAD_FAILED = 1e-6
+# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
+# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
+# (counted unconverged); neither happens when slow points are asked for
+_STALL_ITERS = 6
+_STALL_DROP = 0.5
+_ESCAPES = 1
+
+
 # -- input checks ---------------------------------------------------------------------
 def _check_positive(name, value):
     try:
@@ -212,10 +228,40 @@ def _norm(xp, a):
     return xp.sqrt(xp.sum(a * a, axis=-1))
 
 
+# NumPy systems of at most this many unknowns are solved in closed form (no LAPACK call:
+# for 2-D maps its dispatch costs more than the arithmetic)
+_SMALL_SOLVE = 3
+
+
+def _small_solve(A, b):
+    """``A[i]^{-1} b[i]`` by Cramer's rule for NumPy ``A`` of shape (k, n, n), n <= 3;
+    NaN rows where ``det A[i] = 0``."""
+    n = A.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if n == 1:
+            det, x = A[:, 0, 0], b.copy()
+        elif n == 2:
+            a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
+            det = a * d - e * c
+            x = np.empty_like(b)
+            np.subtract(d * b[:, 0], e * b[:, 1], out=x[:, 0])
+            np.subtract(a * b[:, 1], c * b[:, 0], out=x[:, 1])
+        else:   # the columns of adj(A) are the cross products of A's rows
+            r0, r1, r2 = A[:, 0, :], A[:, 1, :], A[:, 2, :]
+            c0, c1, c2 = np.cross(r1, r2), np.cross(r2, r0), np.cross(r0, r1)
+            det = np.sum(r0 * c0, axis=1)
+            x = c0 * b[:, :1] + c1 * b[:, 1:2] + c2 * b[:, 2:]
+        x /= det[:, None]
+    x[det == 0] = np.nan
+    return x
+
+
 def _solve(xp, A, b):
     """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
     try:
         if isinstance(A, np.ndarray):
+            if A.shape[-1] <= _SMALL_SOLVE:
+                return _small_solve(A, b)
             return batched_solve(A, b)
         return xp.linalg.solve(A, b[..., None])[..., 0]
     except Exception:  # numpy raises on any singular matrix: retry one by one
@@ -232,6 +278,11 @@ def _damped_solve(xp, A, lam, b, eye):
     """Batched ``(A^T A + lam I)^{-1} b`` (the Levenberg-Marquardt step); NaN rows where
     singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
     if isinstance(A, np.ndarray):
+        if A.shape[-1] <= _SMALL_SOLVE:
+            AtA = np.matmul(np.swapaxes(A, 1, 2), A)
+            n = A.shape[-1]
+            AtA.reshape(AtA.shape[0], n * n)[:, ::n + 1] += np.asarray(lam, A.dtype)[:, None]
+            return _small_solve(AtA, b)
         try:
             return damped_normal_solve(A, lam, b)
         except np.linalg.LinAlgError:

@@ -1,0 +1,201 @@
+"""Phase (2) of the Newton search on maps of at most three units, on NumPy: one lean loop.
+
+On a 2-D map the arithmetic of a batched Newton iteration is a few hundred flops a
+start, and :class:`._search._NewtonSearch` spends its time in a few dozen small NumPy
+calls an iteration (merging, stall marks, assembling the rows). This loop keeps the
+rules of its phase (2) (``patience = 0``: the line search on ``||G||``,
+Levenberg-Marquardt where no step passes, one undamped escape step from a stall,
+stalled starts given up, with the same constants) and drops the cost around them:
+the map's value and Jacobian come from one evaluation at the trial points (none
+again at the accepted one), the 2 x 2 and 3 x 3 systems are solved in closed form,
+and running starts are not merged (they converge on their own; the points are
+merged once, at the end).
+
+References
+----------
+.. [1] J. E. Dennis and R. B. Schnabel, "Numerical Methods for Unconstrained
+   Optimization and Nonlinear Equations", Prentice-Hall 1983 (SIAM 1996),
+   ch. 6 (line search) and 10 (Levenberg-Marquardt).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _common as C
+from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
+from ._result import (
+    _RUNNING,
+    CONVERGED,
+    GAVE_UP_MAX_ITER,
+    GAVE_UP_NONFINITE,
+    GAVE_UP_STALLED,
+)
+
+
+def small_applies(x, *, slow_points, patience, wander):
+    """Whether :func:`small_search` runs phase (2) for the starts ``x``."""
+    return (isinstance(x, np.ndarray) and int(x.shape[1]) <= _SMALL_SOLVE
+            and not slow_points and not wander and patience == 0)
+
+
+def _eval(F, x):
+    """``F^p(x)``, ``D(F^p)(x) - I`` and the residual norms (host float64)."""
+    P, J = F.jacobian(x)
+    A = np.array(J, copy=True)          # J may be a view of the map's own arrays
+    n = A.shape[-1]
+    A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
+    G = P - x
+    return P, A, np.sqrt(np.sum(G * G, axis=1)).astype(np.float64)
+
+
+class _Rows:
+    """The running rows: state, ``F^p`` there, ``A = D(F^p) - I``, residual, ids."""
+
+    def __init__(self, F, x):
+        self.x = x
+        self.P, self.A, self.r = _eval(F, x)
+        n = x.shape[0]
+        self.ids = np.arange(n)
+        self.lam = np.zeros(n)                       # Levenberg-Marquardt damping, 0: unset
+        self.failed = np.zeros(n, dtype=bool)        # the last damped step was rejected
+        self.mark_r, self.mark_it = self.r.copy(), np.zeros(n, dtype=np.int64)
+        self.escapes = np.zeros(n, dtype=np.int64)
+        self.force = np.zeros(n, dtype=bool)
+
+    def keep(self, sel):
+        for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
+                     "escapes", "force"):
+            setattr(self, name, getattr(self, name)[sel])
+
+    def move(self, rows, xt, Pt, At, rt):
+        self.x[rows], self.P[rows], self.A[rows], self.r[rows] = xt, Pt, At, rt
+
+
+def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True):
+    """Phase (2) from the starts ``x`` (NumPy, dim <= 3): returns what
+    :func:`._search._search` returns (the points merged into one block)."""
+    n = int(x.shape[0])
+    fate = np.full(n, _RUNNING, dtype=np.int8)
+    rows = _Rows(F, np.array(x, copy=True))
+    eps4 = 4.0 * np.finfo(x.dtype).eps
+    got_x, got_r, shown = [], [], -np.inf
+    for it in range(max_iter + 1):
+        r = rows.r
+        finite = np.isfinite(r)
+        done = finite & (r <= tol)
+        if done.any():   # a residual that rounding cannot tell from zero is no point
+            done &= np.max(np.abs(rows.x), axis=1) * eps4 <= tol
+        fate[rows.ids[~finite]] = GAVE_UP_NONFINITE
+        fate[rows.ids[done]] = CONVERGED
+        if done.any():
+            got_x.append(rows.x[done])
+            got_r.append(r[done])
+        keep = finite & ~done
+        if it > 0:
+            keep &= ~_stalled(rows, it, fate)
+        if bar is not None and time.monotonic() >= shown + 0.1:
+            shown = time.monotonic()
+            bar.show(_finished(fate, stall_final), running=int(keep.sum()))
+        if it == max_iter or not keep.any():
+            break
+        if not keep.all():
+            rows.keep(np.flatnonzero(keep))
+        _step(F, rows, fate)
+    fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
+    if not got_x:
+        return [], [], fate, [], []
+    # every converged row: the caller merges them (one block, so that it does)
+    return [np.concatenate(got_x)], [np.concatenate(got_r)], fate, [], []
+
+
+def _finished(fate, stall_final):
+    done = (fate == CONVERGED) | (fate == GAVE_UP_NONFINITE)
+    return int(np.sum(done | ((fate == GAVE_UP_STALLED) if stall_final else False)))
+
+
+def _stalled(rows, it, fate):
+    """Rows whose residual has not halved for ``_STALL_ITERS`` iterations: the first
+    time an undamped step next, the second time given up. Returns the given-up mask."""
+    better = rows.r <= C._STALL_DROP * rows.mark_r
+    rows.mark_r[better], rows.mark_it[better] = rows.r[better], it
+    stalled = it - rows.mark_it >= C._STALL_ITERS
+    escape = stalled & (rows.escapes < C._ESCAPES)
+    if escape.any():
+        rows.escapes[escape] += 1
+        rows.force[escape] = True
+        rows.mark_r[escape] = np.inf
+    out = stalled & ~escape
+    fate[rows.ids[out]] = GAVE_UP_STALLED
+    return out
+
+
+def _step(F, rows, fate):
+    """Newton with the line search; Levenberg-Marquardt where no step passes."""
+    m = rows.ids.size
+    G = rows.P - rows.x
+    dx = _small_solve(rows.A, -G)
+    ok_dx = np.all(np.isfinite(dx), axis=1)
+    accepted = np.zeros(m, dtype=bool)
+    pend = np.flatnonzero(ok_dx)
+    if pend.size:
+        accepted[pend] = _line_search(F, rows, pend, dx[pend])
+    rows.force[:] = False
+    lm = np.flatnonzero(~accepted)
+    if lm.size:
+        gone = _levenberg_marquardt(F, rows, lm, G[lm], fate)
+        if gone.any():
+            rows.keep(np.flatnonzero(~gone))
+
+
+def _line_search(F, rows, pend, dx):
+    """The full step and its halves, quarters and eighths in one evaluation; the one of
+    least residual passing Armijo's test (the full one when forced). Returns the mask of
+    ``pend`` that moved."""
+    a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+    k = pend.size
+    xs = rows.x[pend]
+    xt = (xs[None] + a[:, :, None].astype(xs.dtype) * dx[None]).reshape(-1, xs.shape[1])
+    Pt, At, rt = _eval(F, xt)
+    rt = rt.reshape(a.size, k)
+    fin = np.isfinite(rt)
+    ok = fin & (rt <= (1.0 - C._ARMIJO * a) * rows.r[pend][None, :])
+    forced = rows.force[pend]
+    ok[0] |= fin[0] & forced
+    best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+    best[forced & ok[0]] = 0
+    cols = np.arange(k)
+    good = ok[best, cols]
+    if good.any():
+        flat = best[good] * k + cols[good]
+        rows.move(pend[good], xt[flat], Pt[flat], At[flat], rt.reshape(-1)[flat])
+    return good
+
+
+def _levenberg_marquardt(F, rows, lm, G, fate):
+    """``(A^T A + lam I) dx = -A^T G`` on the rows ``lm``; rows where ``q`` is stationary
+    but not zero are given up. Returns the mask of all rows given up."""
+    A = rows.A[lm]
+    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
+    diag = np.sum(A * A, axis=1)
+    g_n = np.sqrt(np.sum(g * g, axis=1))
+    bound = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0) * rows.r[lm]
+    stat = (g_n <= C._SLOW_GRAD * bound) | (rows.failed[lm]
+                                           & (g_n <= C._SLOW_GRAD_FAILED * bound))
+    first = rows.lam[lm] == 0.0
+    rows.lam[lm[first]] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
+    dl = _damped_solve(np, A, rows.lam[lm], -g, None)
+    xt = rows.x[lm] + dl
+    Pt, At, rt = _eval(F, xt)
+    ok = np.isfinite(rt) & (rt < rows.r[lm]) & ~stat
+    rows.lam[lm[ok]] /= 3.0
+    rows.lam[lm[~ok]] *= 4.0
+    rows.failed[lm] = ~ok
+    if ok.any():
+        rows.move(lm[ok], xt[ok], Pt[ok], At[ok], rt[ok])
+    gone = np.zeros(rows.ids.size, dtype=bool)
+    gone[lm[stat]] = True
+    fate[rows.ids[gone]] = GAVE_UP_STALLED
+    return gone
