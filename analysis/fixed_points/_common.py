@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,7 +238,7 @@ def _small_solve(A, b):
     """``A[i]^{-1} b[i]`` by Cramer's rule for NumPy ``A`` of shape (k, n, n), n <= 3;
     NaN rows where ``det A[i] = 0``."""
     n = A.shape[-1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(all="ignore"):
         if n == 1:
             det, x = A[:, 0, 0], b.copy()
         elif n == 2:
@@ -279,7 +280,7 @@ def _damped_solve(xp, A, lam, b, eye):
     singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
     if isinstance(A, np.ndarray):
         if A.shape[-1] <= _SMALL_SOLVE:
-            AtA = np.matmul(np.swapaxes(A, 1, 2), A)
+            AtA = np.einsum("kij,kil->kjl", A, A)
             n = A.shape[-1]
             AtA.reshape(AtA.shape[0], n * n)[:, ::n + 1] += np.asarray(lam, A.dtype)[:, None]
             return _small_solve(AtA, b)
@@ -347,15 +348,57 @@ def _progress_bar(progress, total, dim, n_starts):
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
         return disabled(total=total, disable=True)
-    from tqdm.auto import tqdm
+    def make(delay):
+        from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
-                unit="start", leave=True, delay=0.0 if progress else 2.0)
+        return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
+                    unit="start", leave=True, delay=delay)
+
+    return make(0.0) if progress else _LaterBar(make, total, _BAR_DELAY)
+
+
+# progress=None: the bar appears once the search has run this long (s)
+_BAR_DELAY = 2.0
+
+
+class _LaterBar:
+    """A bar made only once ``delay`` seconds have passed (a search of a few milliseconds
+    pays no tqdm); it counts meanwhile, and shows the count when it appears."""
+
+    def __init__(self, make, total, delay):
+        self.make, self.total, self.n, self.bar = make, total, 0, None
+        self.until = time.monotonic() + delay
+
+    def _made(self):
+        if self.bar is None and time.monotonic() >= self.until:
+            self.bar = self.make(0.0)
+            self.bar.update(self.n)
+        return self.bar
+
+    def update(self, k=1):
+        self.n += k
+        if self._made() is not None:
+            self.bar.update(self.n - self.bar.n)
+
+    def set_postfix(self, **postfix):
+        if self._made() is not None:
+            self.bar.set_postfix(**postfix)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _settle(bar):
     """Before the bar closes: its line cleared, so that the last line drawn ends with its
     closing bracket (tqdm pads a line shorter than the one before it with spaces)."""
+    if isinstance(bar, _LaterBar):
+        bar = bar.bar
+        if bar is None:
+            return
     if not bar.disable and bar.last_print_t >= bar.start_t + bar.delay:
         bar.clear()
 

@@ -82,8 +82,9 @@ def _distinct(problem, eye, found_x, found_r):
         lead, _ = _cluster(xp, pts, unique_tol)
         keep_rows, _ = _least_in_groups(lead, res)
         pts = _take(xp, pts, keep_rows)
+    before = pts
     pts, res, jac = _polish(F, xp, eye, pts, unique_tol)
-    if torus is not None:  # the polish may bring two representatives together
+    if torus is not None and pts is not before:  # the polish may bring two together
         pts = torus.canonical(pts, unique_tol)
         lead, heads = _cluster(xp, pts, unique_tol)
         if heads.size < int(pts.shape[0]):

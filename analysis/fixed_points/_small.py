@@ -48,7 +48,7 @@ def _eval(F, x):
     n = A.shape[-1]
     A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
     G = P - x
-    return P, A, np.sqrt(np.sum(G * G, axis=1)).astype(np.float64)
+    return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64)
 
 
 class _Rows:
@@ -133,33 +133,42 @@ def _stalled(rows, it, fate):
 
 
 def _step(F, rows, fate):
-    """Newton with the line search; Levenberg-Marquardt where no step passes."""
-    m = rows.ids.size
-    G = rows.P - rows.x
-    dx = _small_solve(rows.A, -G)
-    ok_dx = np.all(np.isfinite(dx), axis=1)
-    accepted = np.zeros(m, dtype=bool)
-    pend = np.flatnonzero(ok_dx)
-    if pend.size:
-        accepted[pend] = _line_search(F, rows, pend, dx[pend])
+    """Newton with the line search; Levenberg-Marquardt where no step passes. The damped
+    step of every row is evaluated with the Newton steps, in one call of the map."""
+    x, A, d = rows.x, rows.A, rows.x.shape[1]
+    G = rows.P - x
+    dx = _small_solve(A, -G)
+    pend = np.flatnonzero(np.all(np.isfinite(dx), axis=1))
+    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
+    diag = np.einsum("kij,kij->kj", A, A)               # diag(A^T A)
+    lam, first = rows.lam, rows.lam == 0.0
+    if first.any():
+        lam = lam.copy()
+        lam[first] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
+    a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+    k = pend.size
+    xt = np.concatenate([(x[pend][None] + a[:, :, None].astype(x.dtype) * dx[pend][None])
+                         .reshape(-1, d), x + _damped_solve(np, A, lam, -g, None)])
+    Pt, At, rt = _eval(F, xt)
+    accepted = np.zeros(rows.ids.size, dtype=bool)
+    if k:
+        accepted[pend] = _line_search(rows, pend, a, xt, Pt, At, rt)
     rows.force[:] = False
     lm = np.flatnonzero(~accepted)
     if lm.size:
-        gone = _levenberg_marquardt(F, rows, lm, G[lm], fate)
+        o = lm + a.size * k
+        gone = _levenberg_marquardt(rows, lm, g[lm], diag[lm], lam[lm],
+                                    (xt[o], Pt[o], At[o], rt[o]), fate)
         if gone.any():
             rows.keep(np.flatnonzero(~gone))
 
 
-def _line_search(F, rows, pend, dx):
-    """The full step and its halves, quarters and eighths in one evaluation; the one of
-    least residual passing Armijo's test (the full one when forced). Returns the mask of
-    ``pend`` that moved."""
-    a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+def _line_search(rows, pend, a, xt, Pt, At, rt):
+    """Of the full step and its halves, quarters and eighths (the first rows of the
+    trials): the one of least residual passing Armijo's test (the full one when forced).
+    Returns the mask of ``pend`` that moved."""
     k = pend.size
-    xs = rows.x[pend]
-    xt = (xs[None] + a[:, :, None].astype(xs.dtype) * dx[None]).reshape(-1, xs.shape[1])
-    Pt, At, rt = _eval(F, xt)
-    rt = rt.reshape(a.size, k)
+    rt = rt[:a.size * k].reshape(a.size, k)
     fin = np.isfinite(rt)
     ok = fin & (rt <= (1.0 - C._ARMIJO * a) * rows.r[pend][None, :])
     forced = rows.force[pend]
@@ -174,24 +183,17 @@ def _line_search(F, rows, pend, dx):
     return good
 
 
-def _levenberg_marquardt(F, rows, lm, G, fate):
-    """``(A^T A + lam I) dx = -A^T G`` on the rows ``lm``; rows where ``q`` is stationary
-    but not zero are given up. Returns the mask of all rows given up."""
-    A = rows.A[lm]
-    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
-    diag = np.sum(A * A, axis=1)
-    g_n = np.sqrt(np.sum(g * g, axis=1))
+def _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate):
+    """The damped step ``(A^T A + lam I) dx = -A^T G`` (evaluated at ``trial``) on the rows
+    ``lm``, where it lowers the residual; rows where ``q`` is stationary but not zero are
+    given up. Returns the mask of all rows given up."""
+    xt, Pt, At, rt = trial
+    g_n = np.sqrt(np.einsum("ij,ij->i", g, g))
     bound = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0) * rows.r[lm]
     stat = (g_n <= C._SLOW_GRAD * bound) | (rows.failed[lm]
                                            & (g_n <= C._SLOW_GRAD_FAILED * bound))
-    first = rows.lam[lm] == 0.0
-    rows.lam[lm[first]] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
-    dl = _damped_solve(np, A, rows.lam[lm], -g, None)
-    xt = rows.x[lm] + dl
-    Pt, At, rt = _eval(F, xt)
     ok = np.isfinite(rt) & (rt < rows.r[lm]) & ~stat
-    rows.lam[lm[ok]] /= 3.0
-    rows.lam[lm[~ok]] *= 4.0
+    rows.lam[lm] = np.where(ok, lam / 3.0, lam * 4.0)
     rows.failed[lm] = ~ok
     if ok.any():
         rows.move(lm[ok], xt[ok], Pt[ok], At[ok], rt[ok])
