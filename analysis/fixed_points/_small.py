@@ -64,6 +64,7 @@ class _Rows:
         self.mark_r, self.mark_it = self.r.copy(), np.zeros(n, dtype=np.int64)
         self.escapes = np.zeros(n, dtype=np.int64)
         self.force = np.zeros(n, dtype=bool)
+        self.lm_before = True         # damped steps taken in the iteration before
 
     def keep(self, sel):
         for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
@@ -88,14 +89,15 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
         done = finite & (r <= tol)
         if done.any():   # a residual that rounding cannot tell from zero is no point
             done &= np.max(np.abs(rows.x), axis=1) * eps4 <= tol
-        fate[rows.ids[~finite]] = GAVE_UP_NONFINITE
-        fate[rows.ids[done]] = CONVERGED
+        if not finite.all():
+            fate[rows.ids[~finite]] = GAVE_UP_NONFINITE
         if done.any():
+            fate[rows.ids[done]] = CONVERGED
             got_x.append(rows.x[done])
             got_r.append(r[done])
         keep = finite & ~done
         if it > 0:
-            keep &= ~_stalled(rows, it, fate)
+            keep &= ~_stalled(rows, it, fate, keep)
         if bar is not None and time.monotonic() >= shown + 0.1:
             shown = time.monotonic()
             bar.show(_finished(fate, stall_final), running=int(keep.sum()))
@@ -116,12 +118,15 @@ def _finished(fate, stall_final):
     return int(np.sum(done | ((fate == GAVE_UP_STALLED) if stall_final else False)))
 
 
-def _stalled(rows, it, fate):
-    """Rows whose residual has not halved for ``_STALL_ITERS`` iterations: the first
-    time an undamped step next, the second time given up. Returns the given-up mask."""
+def _stalled(rows, it, fate, running):
+    """Running rows whose residual has not halved for ``_STALL_ITERS`` iterations: the
+    first time an undamped step next, the second time given up. Returns the given-up
+    mask."""
     better = rows.r <= C._STALL_DROP * rows.mark_r
     rows.mark_r[better], rows.mark_it[better] = rows.r[better], it
-    stalled = it - rows.mark_it >= C._STALL_ITERS
+    if it < C._STALL_ITERS:           # none can have stalled yet
+        return np.zeros(rows.ids.size, dtype=bool)
+    stalled = (it - rows.mark_it >= C._STALL_ITERS) & running
     escape = stalled & (rows.escapes < C._ESCAPES)
     if escape.any():
         rows.escapes[escape] += 1
@@ -133,34 +138,54 @@ def _stalled(rows, it, fate):
 
 
 def _step(F, rows, fate):
-    """Newton with the line search; Levenberg-Marquardt where no step passes. The damped
-    step of every row is evaluated with the Newton steps, in one call of the map."""
+    """Newton with the line search; Levenberg-Marquardt where no step passes. Where the
+    iteration before took damped steps, every row's damped step is evaluated with the
+    Newton steps (one call of the map); else only where one is needed, in a second call."""
     x, A, d = rows.x, rows.A, rows.x.shape[1]
     G = rows.P - x
     dx = _small_solve(A, -G)
     pend = np.flatnonzero(np.all(np.isfinite(dx), axis=1))
-    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
-    diag = np.einsum("kij,kij->kj", A, A)               # diag(A^T A)
-    lam, first = rows.lam, rows.lam == 0.0
-    if first.any():
-        lam = lam.copy()
-        lam[first] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
     a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
     k = pend.size
-    xt = np.concatenate([(x[pend][None] + a[:, :, None].astype(x.dtype) * dx[pend][None])
-                         .reshape(-1, d), x + _damped_solve(np, A, lam, -g, None)])
+    trials = [(x[pend][None] + a[:, :, None].astype(x.dtype) * dx[pend][None]).reshape(-1, d)]
+    damped = _damped_steps(rows, np.arange(rows.ids.size), G) if rows.lm_before else None
+    if damped is not None:
+        trials.append(x + damped[0])
+    xt = trials[0] if len(trials) == 1 else np.concatenate(trials)
     Pt, At, rt = _eval(F, xt)
     accepted = np.zeros(rows.ids.size, dtype=bool)
     if k:
         accepted[pend] = _line_search(rows, pend, a, xt, Pt, At, rt)
     rows.force[:] = False
     lm = np.flatnonzero(~accepted)
-    if lm.size:
+    rows.lm_before = lm.size > 0
+    if not lm.size:
+        return
+    if damped is None:
+        dl, g, diag, lam = _damped_steps(rows, lm, G[lm])
+        xl = x[lm] + dl
+        trial = (xl, *_eval(F, xl))
+    else:
+        dl, g, diag, lam = (v[lm] for v in damped)
         o = lm + a.size * k
-        gone = _levenberg_marquardt(rows, lm, g[lm], diag[lm], lam[lm],
-                                    (xt[o], Pt[o], At[o], rt[o]), fate)
-        if gone.any():
-            rows.keep(np.flatnonzero(~gone))
+        trial = (xt[o], Pt[o], At[o], rt[o])
+    gone = _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate)
+    if gone.any():
+        rows.keep(np.flatnonzero(~gone))
+
+
+def _damped_steps(rows, sel, G):
+    """The damped steps of the rows ``sel`` (``G`` their residual vectors), with ``A^T G``,
+    ``diag(A^T A)`` and the damping (set to ``1e-3 max diag(A^T A)`` on a row's first)."""
+    A = rows.A[sel]
+    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
+    diag = np.einsum("kij,kij->kj", A, A)               # diag(A^T A)
+    lam = rows.lam[sel]
+    first = lam == 0.0
+    if first.any():
+        lam = lam.copy()
+        lam[first] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
+    return _damped_solve(np, A, lam, -g, None), g, diag, lam
 
 
 def _line_search(rows, pend, a, xt, Pt, At, rt):
