@@ -172,6 +172,11 @@ def _torus(map_, x):
 
 
 # -- the map raised to the period ---------------------------------------------------------
+# NumPy maps of at most this many units take the Jacobian of F^p from one call of the map's
+# ``jacobian`` on the whole orbit (p x B rows of dim^2 numbers)
+_STACKED_DIM = 8
+
+
 class _Power:
     """``F^p`` under a constant input, batched over rows, with its Jacobian.
 
@@ -203,11 +208,28 @@ class _Power:
         """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
         u = self._u(x)
         c = x if self.torus is None else self.torus.reduce(x)
+        if self.p > 1 and isinstance(c, np.ndarray) and c.shape[-1] <= _STACKED_DIM:
+            return self._stacked(x, c)
         J = self.map.jacobian(c, u)
         y = self.map.step(c, u)
         for _ in range(self.p - 1):
             y, J = self.map.step_with_tangent(y, J, u)
         return self._image(x, y, c), J
+
+    def _stacked(self, x, c):
+        """Small NumPy maps: the orbit by ``step``, the Jacobians along it in one call of
+        ``jacobian`` and their product by ``matmul`` (fewer calls of the map than
+        ``step_with_tangent`` at each point)."""
+        ys = [c]
+        for _ in range(self.p):
+            ys.append(self.map.step(ys[-1], self._u(c)))
+        on = np.concatenate(ys[:-1])
+        Js = self.map.jacobian(on, self._u(on))
+        n = c.shape[0]
+        J = Js[:n]
+        for k in range(1, self.p):
+            J = np.matmul(Js[k * n:(k + 1) * n], J)
+        return self._image(x, ys[-1], c), J
 
     def jacobian_only(self, x):
         if self.p == 1:
