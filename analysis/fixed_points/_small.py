@@ -64,11 +64,11 @@ class _Rows:
         self.mark_r, self.mark_it = self.r.copy(), np.zeros(n, dtype=np.int64)
         self.escapes = np.zeros(n, dtype=np.int64)
         self.force = np.zeros(n, dtype=bool)
-        self.lm_before = True         # damped steps taken in the iteration before
+        self.lm_before = np.zeros(n, dtype=bool)   # took a damped step the iteration before
 
     def keep(self, sel):
         for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
-                     "escapes", "force"):
+                     "escapes", "force", "lm_before"):
             setattr(self, name, getattr(self, name)[sel])
 
     def move(self, rows, xt, Pt, At, rt):
@@ -138,9 +138,9 @@ def _stalled(rows, it, fate, running):
 
 
 def _step(F, rows, fate):
-    """Newton with the line search; Levenberg-Marquardt where no step passes. Where the
-    iteration before took damped steps, every row's damped step is evaluated with the
-    Newton steps (one call of the map); else only where one is needed, in a second call."""
+    """Newton with the line search; Levenberg-Marquardt where no step passes. The damped
+    steps of the rows that took one the iteration before are evaluated with the Newton
+    steps (one call of the map); other rows that need one, in a second call."""
     x, A, d = rows.x, rows.A, rows.x.shape[1]
     G = rows.P - x
     dx = _small_solve(A, -G)
@@ -148,27 +148,33 @@ def _step(F, rows, fate):
     a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
     k = pend.size
     trials = [(x[pend][None] + a[:, :, None].astype(x.dtype) * dx[pend][None]).reshape(-1, d)]
-    damped = _damped_steps(rows, np.arange(rows.ids.size), G) if rows.lm_before else None
-    if damped is not None:
-        trials.append(x + damped[0])
+    spec = np.flatnonzero(rows.lm_before)
+    if spec.size:
+        damped = _damped_steps(rows, spec, G[spec])
+        trials.append(x[spec] + damped[0])
     xt = trials[0] if len(trials) == 1 else np.concatenate(trials)
     Pt, At, rt = _eval(F, xt)
     accepted = np.zeros(rows.ids.size, dtype=bool)
     if k:
         accepted[pend] = _line_search(rows, pend, a, xt, Pt, At, rt)
     rows.force[:] = False
+    rows.lm_before = ~accepted
     lm = np.flatnonzero(~accepted)
-    rows.lm_before = lm.size > 0
     if not lm.size:
         return
-    if damped is None:
-        dl, g, diag, lam = _damped_steps(rows, lm, G[lm])
-        xl = x[lm] + dl
-        trial = (xl, *_eval(F, xl))
-    else:
-        dl, g, diag, lam = (v[lm] for v in damped)
-        o = lm + a.size * k
-        trial = (xt[o], Pt[o], At[o], rt[o])
+    # the damped steps: those evaluated already, and those of the other rows
+    at = np.full(rows.ids.size, -1)
+    at[spec] = np.arange(spec.size)
+    have, new = lm[at[lm] >= 0], lm[at[lm] < 0]
+    o = at[have]
+    parts = [(damped[1][o], damped[2][o], damped[3][o], xt[a.size * k + o], Pt[a.size * k + o],
+              At[a.size * k + o], rt[a.size * k + o])] if have.size else []
+    if new.size:
+        dl, g, diag, lam = _damped_steps(rows, new, G[new])
+        xl = x[new] + dl
+        parts.append((g, diag, lam, xl, *_eval(F, xl)))
+    lm = np.concatenate([have, new])
+    g, diag, lam, *trial = (np.concatenate(v) for v in zip(*parts))
     gone = _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate)
     if gone.any():
         rows.keep(np.flatnonzero(~gone))
