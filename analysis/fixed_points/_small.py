@@ -44,11 +44,14 @@ def small_applies(x, *, slow_points, patience, wander):
 def _eval(F, x):
     """``F^p(x)``, ``D(F^p)(x) - I`` and the residual norms (host float64)."""
     P, J = F.jacobian(x)
-    A = np.array(J, copy=True)          # J may be a view of the map's own arrays
+    # J may be a view of the map's own arrays: then a copy
+    own = isinstance(J, np.ndarray) and J.flags.owndata and J.flags.writeable \
+        and J.flags.c_contiguous
+    A = J if own else np.array(J, copy=True)
     n = A.shape[-1]
     A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
     G = P - x
-    return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64)
+    return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64, copy=False)
 
 
 class _Rows:
@@ -64,7 +67,12 @@ class _Rows:
         self.mark_r, self.mark_it = self.r.copy(), np.zeros(n, dtype=np.int64)
         self.escapes = np.zeros(n, dtype=np.int64)
         self.force = np.zeros(n, dtype=bool)
-        self.lm_before = np.zeros(n, dtype=bool)   # took a damped step the iteration before
+        # took a damped step the iteration before (at the start: any may need one)
+        self.lm_before = np.ones(n, dtype=bool)
+        # the step lengths tried, and Armijo's factors
+        self.alphas = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+        self.alphas_x = self.alphas[:, :, None].astype(x.dtype)
+        self.armijo = 1.0 - C._ARMIJO * self.alphas
 
     def keep(self, sel):
         for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
@@ -145,9 +153,9 @@ def _step(F, rows, fate):
     G = rows.P - x
     dx = _small_solve(A, -G)
     pend = np.flatnonzero(np.all(np.isfinite(dx), axis=1))
-    a = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+    a = rows.alphas
     k = pend.size
-    trials = [(x[pend][None] + a[:, :, None].astype(x.dtype) * dx[pend][None]).reshape(-1, d)]
+    trials = [(x[pend][None] + rows.alphas_x * dx[pend][None]).reshape(-1, d)]
     spec = np.flatnonzero(rows.lm_before)
     if spec.size:
         damped = _damped_steps(rows, spec, G[spec])
@@ -201,11 +209,13 @@ def _line_search(rows, pend, a, xt, Pt, At, rt):
     k = pend.size
     rt = rt[:a.size * k].reshape(a.size, k)
     fin = np.isfinite(rt)
-    ok = fin & (rt <= (1.0 - C._ARMIJO * a) * rows.r[pend][None, :])
+    ok = fin & (rt <= rows.armijo * rows.r[pend][None, :])
     forced = rows.force[pend]
-    ok[0] |= fin[0] & forced
+    if forced.any():
+        ok[0] |= fin[0] & forced
     best = np.argmin(np.where(ok, rt, np.inf), axis=0)
-    best[forced & ok[0]] = 0
+    if forced.any():
+        best[forced & ok[0]] = 0
     cols = np.arange(k)
     good = ok[best, cols]
     if good.any():
