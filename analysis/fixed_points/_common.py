@@ -146,7 +146,9 @@ class _Torus:
 
     def __init__(self, periods, xp, dtype):
         mask = np.array([P is not None for P in periods])
-        self.xp, self.every = xp, bool(mask.all())      # every coordinate: no masking
+        # NumPy's own functions: the array-API wrappers cost more than the arithmetic here
+        self.xp = np if is_numpy_namespace(xp) else xp
+        self.every = bool(mask.all())      # every coordinate: no masking
         self.mask = _like(mask, xp)
         self.per = xp.astype(_like(np.array([P or 1.0 for P in periods]), xp), dtype)
 
