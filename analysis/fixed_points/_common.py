@@ -66,6 +66,14 @@ _SLOW_GRAD_FAILED = 1e-6
 _STALL_ITERS = 6
 _STALL_DROP = 0.5
 _ESCAPES = 1
+# running starts are compared with each other (for merging) once their residual is below
+_CLOSING = 1e-2
+# coarse merging: running starts closer than rho_k follow one representative, where
+# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
+# and scale is the mean norm of the starts; rows are compared once their residual is
+# below _MERGE_CLOSING * scale
+_MERGE_FRAC = 1e-2
+_MERGE_CLOSING = 4e-2
 
 
 # -- input checks ---------------------------------------------------------------------

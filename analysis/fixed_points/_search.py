@@ -28,7 +28,10 @@ from ._clustering import _cluster, _drawn_together, _least_in_groups, _nearest_w
 from ._common import (
     _ALPHAS,
     _ARMIJO,
+    _CLOSING,
     _ESCAPES,
+    _MERGE_CLOSING,
+    _MERGE_FRAC,
     _SLOW_GRAD,
     _SLOW_GRAD_FAILED,
     _STALL_DROP,
@@ -51,14 +54,8 @@ from ._result import (
 )
 from ._small import small_applies, small_search
 
-# running starts are compared with each other (for merging) once their residual is below
-_CLOSING = 1e-2
-# coarse merging: running starts closer than rho_k follow one representative, where
-# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
-# and scale is the mean norm of the starts; rows are compared once their residual is
-# below _MERGE_CLOSING * scale
-_MERGE_FRAC = 1e-2
-_MERGE_CLOSING = 4e-2
+# the merging radius rule (_CLOSING, _MERGE_FRAC, _MERGE_CLOSING) is in _common: the lean
+# loop on small maps keeps it too
 # early merging of running starts, whatever their residual: two starts within
 # _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
 # two iterations are being drawn together, and follow one representative from then on

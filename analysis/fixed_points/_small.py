@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from . import _common as C
+from ._clustering import _cluster, _nearest_within
 from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
 from ._result import (
     _RUNNING,
@@ -91,6 +92,7 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
     rows = _Rows(F, np.array(x, copy=True))
     eps4 = 4.0 * np.finfo(x.dtype).eps
     got_x, got_r, shown = [], [], -np.inf
+    merge = _Merge(x, unique_tol)
     for it in range(max_iter + 1):
         r = rows.r
         finite = np.isfinite(r)
@@ -103,9 +105,11 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
             fate[rows.ids[done]] = CONVERGED
             got_x.append(rows.x[done])
             got_r.append(r[done])
+            merge.add(got_x[-1])
         keep = finite & ~done
         if it > 0:
             keep &= ~_stalled(rows, it, fate, keep)
+            merge.follow(rows, keep, fate)
         if bar is not None and time.monotonic() >= shown + 0.1:
             shown = time.monotonic()
             bar.show(_finished(fate, stall_final), running=int(keep.sum()))
@@ -119,6 +123,41 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
         return [], [], fate, [], []
     # every converged row: the caller merges them (one block, so that it does)
     return [np.concatenate(got_x)], [np.concatenate(got_r)], fate, [], []
+
+
+class _Merge:
+    """Running rows that come within ``rho_k`` of a point found converge to it (the rule
+    of :mod:`._search`: ``rho_k = max(unique_tol, min(0.01 s, median residual of the
+    rows closing in))``): they stop, converged, and add no point (a point where
+    ``F^p - I`` is singular has many within the tolerance; they are one point)."""
+
+    def __init__(self, x, unique_tol):
+        scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
+        self.tol, self.leaders = unique_tol, None
+        self.rho_max = max(unique_tol, C._MERGE_FRAC * scale)
+        self.closing = max(C._CLOSING, C._MERGE_CLOSING * scale)
+
+    def add(self, xd):
+        if self.leaders is not None:
+            xd = xd[_nearest_within(np, xd, self.leaders, self.tol) < 0]
+        if xd.shape[0]:
+            _, heads = _cluster(np, xd, self.tol)
+            new = xd[heads]
+            self.leaders = new if self.leaders is None else np.concatenate([self.leaders, new])
+
+    def follow(self, rows, keep, fate):
+        if self.leaders is None or not keep.any():
+            return
+        run = np.flatnonzero(keep)
+        rc = rows.r[run]
+        close = rc[rc <= self.closing]
+        rho = self.tol
+        if close.size:
+            mid = (close.size - 1) // 2
+            rho = max(self.tol, min(self.rho_max, float(np.partition(close, mid)[mid])))
+        hit = run[_nearest_within(np, rows.x[run], self.leaders, rho) >= 0]
+        fate[rows.ids[hit]] = CONVERGED
+        keep[hit] = False
 
 
 def _finished(fate, stall_final):
