@@ -146,3 +146,21 @@ def test_progress_none_shows_the_bar_once_the_search_has_run_its_delay(capsys, m
     fp = find_fixed_points(m, x0)
     err = capsys.readouterr().err
     assert "30/30" in err and fp.n_starts == 30
+
+
+@pytest.mark.parametrize(("k", "period", "side"), [(1.5, 2, 8), (4.0, 2, 16), (0.9, 3, 8)])
+def test_lean_loop_finds_what_the_general_search_finds(monkeypatch, k, period, side):
+    # the general batched search (forced here) is the other implementation of phase (2);
+    # at K = 4 the period-2 search meets the degenerate (pi, 0) (multipliers -1, -1),
+    # where running starts must merge into the points found as they do there
+    from itermap.analysis.fixed_points import _search
+
+    g = (np.arange(side) + 0.5) / side
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) * TWO_PI
+    lean = find_fixed_points(standard_map(k), X, period=period, progress=False)
+    monkeypatch.setattr(_search, "small_applies", lambda *a, **kw: False)
+    general = find_fixed_points(standard_map(k), X, period=period, progress=False)
+    a, b = np.asarray(lean.points), np.asarray(general.points)
+    assert len(a) == len(b)
+    assert np.all(_torus_dist(a, b).min(axis=1) < 1e-6)
+    assert lean.n_converged >= general.n_converged
