@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from . import _common as C
-from ._clustering import _cluster, _nearest_within
+from ._clustering import _cluster, _least_in_groups, _nearest_within
 from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
 from ._result import (
     _RUNNING,
@@ -91,7 +91,7 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
     fate = np.full(n, _RUNNING, dtype=np.int8)
     rows = _Rows(F, np.array(x, copy=True))
     eps4 = 4.0 * np.finfo(x.dtype).eps
-    got_x, got_r, shown = [], [], -np.inf
+    shown = -np.inf
     merge = _Merge(x, unique_tol)
     for it in range(max_iter + 1):
         r = rows.r
@@ -103,9 +103,7 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
             fate[rows.ids[~finite]] = GAVE_UP_NONFINITE
         if done.any():
             fate[rows.ids[done]] = CONVERGED
-            got_x.append(rows.x[done])
-            got_r.append(r[done])
-            merge.add(got_x[-1])
+            merge.add(rows.x[done], r[done])
         keep = finite & ~done
         if it > 0:
             keep &= ~_stalled(rows, it, fate, keep)
@@ -119,10 +117,9 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
             rows.keep(np.flatnonzero(keep))
         _step(F, rows, fate)
     fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
-    if not got_x:
+    if merge.leaders is None:
         return [], [], fate, [], []
-    # every converged row: the caller merges them (one block, so that it does)
-    return [np.concatenate(got_x)], [np.concatenate(got_r)], fate, [], []
+    return [merge.leaders], [merge.leaders_r], fate, [], []
 
 
 class _Merge:
@@ -133,17 +130,24 @@ class _Merge:
 
     def __init__(self, x, unique_tol):
         scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
-        self.tol, self.leaders = unique_tol, None
+        self.tol, self.leaders, self.leaders_r = unique_tol, None, None
         self.rho_max = max(unique_tol, C._MERGE_FRAC * scale)
         self.closing = max(C._CLOSING, C._MERGE_CLOSING * scale)
 
-    def add(self, xd):
+    def add(self, xd, rd):
+        """Converged rows: those within ``unique_tol`` of a point found are that point;
+        the others, merged (the least residual of each group), are new points."""
         if self.leaders is not None:
-            xd = xd[_nearest_within(np, xd, self.leaders, self.tol) < 0]
+            new = _nearest_within(np, xd, self.leaders, self.tol) < 0
+            xd, rd = xd[new], rd[new]
         if xd.shape[0]:
-            _, heads = _cluster(np, xd, self.tol)
-            new = xd[heads]
-            self.leaders = new if self.leaders is None else np.concatenate([self.leaders, new])
+            lead, _ = _cluster(np, xd, self.tol)
+            heads, _ = _least_in_groups(lead, rd)
+            if self.leaders is None:
+                self.leaders, self.leaders_r = xd[heads], rd[heads]
+            else:
+                self.leaders = np.concatenate([self.leaders, xd[heads]])
+                self.leaders_r = np.concatenate([self.leaders_r, rd[heads]])
 
     def follow(self, rows, keep, fate):
         if self.leaders is None or not keep.any():
