@@ -76,8 +76,7 @@ def _distinct(problem, eye, found_x, found_r):
     res = np.concatenate(found_r)
     if torus is not None:  # one representative of each point on the torus
         pts = torus.canonical(pts, unique_tol)
-    # merged always: batches and phases find points twice, and the lean loop on small
-    # maps (_small) returns every converged start's point
+    # merged always (cheap on distinct points): batches and phases find points twice
     if int(pts.shape[0]) > 1:
         lead, _ = _cluster(xp, pts, unique_tol)
         keep_rows, _ = _least_in_groups(lead, res)

@@ -8,8 +8,8 @@ Levenberg-Marquardt where no step passes, one undamped escape step from a stall,
 stalled starts given up, with the same constants) and drops the cost around them:
 the map's value and Jacobian come from one evaluation at the trial points (none
 again at the accepted one), the 2 x 2 and 3 x 3 systems are solved in closed form,
-and running starts are not merged (they converge on their own; the points are
-merged once, at the end).
+and running starts join a point found by the same radius rule but are not merged
+with each other (below 4 units neither search does that).
 
 References
 ----------
