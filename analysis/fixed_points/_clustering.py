@@ -13,6 +13,9 @@ from ._common import _take
 # pass of the clustering
 _CHUNK = 2048
 _HEAD = 256
+# ... the first pass takes this many, each next pass twice as many (many rows at few
+# points, as the lean loop on small maps returns them: one cheap pass)
+_HEAD_FIRST = 32
 # blocks of distances up to this many entries (rows x rows x dim) are taken directly
 _DIRECT = 2 ** 15
 # a start's candidate partners: its nearest few running starts (see _near_pairs)
@@ -56,16 +59,19 @@ def _nearest_within(xp, a, b, tol):
 def _cluster(xp, x, tol):
     """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
 
-    In passes over the rows not yet placed: the first ``_HEAD`` of them with no
-    earlier one of those within ``tol`` lead; every row within ``tol`` of a leader
-    joins its nearest. Leaders end up more than ``tol`` apart, and a pass costs
-    ``_HEAD`` distances a row, not all pairs (2,000 starts at 2 points: one pass).
+    In passes over the rows not yet placed: the first 32 of them (64, 128, then
+    ``_HEAD`` in the passes after) with no earlier one of those within ``tol`` lead;
+    every row within ``tol`` of a leader joins its nearest. Leaders end up more than
+    ``tol`` apart, and a pass costs ``_HEAD`` distances a row at most, not all pairs
+    (2,000 starts at 2 points: one pass).
     """
     n = x.shape[0]
     leader = np.full(n, -1, dtype=np.int64)
     rest = np.arange(n)
+    size = _HEAD_FIRST
     while rest.size:
-        head = rest[:_HEAD]
+        head = rest[:size]
+        size = min(2 * size, _HEAD)
         xh = _take(xp, x, head)
         # the first row within tol of each (itself, unless an earlier one is)
         first = np.argmax(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, axis=1)

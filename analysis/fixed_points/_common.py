@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,30 @@ class Solution:
     jacobians: Any           # (m, dim, dim) D(F^p) at each point, or None (matrix-free)
     eigenvalues: np.ndarray  # (m, k) multipliers by modulus, descending (k = dim, or fewer)
     slow: dict | None = None  # slow_points, slow_residuals, slow_eigenvalues, slow_q
+
+
+# -- the rules of the damped Newton iteration (_search, and _small on maps of <= 3 units) --
+# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
+# the one of least residual among those passing wins) before Levenberg-Marquardt
+_ARMIJO = 1e-4
+_ALPHAS = (1.0, 0.5, 0.25, 0.125)
+# stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
+_SLOW_GRAD = 1e-9
+_SLOW_GRAD_FAILED = 1e-6
+# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
+# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
+# (counted unconverged); neither happens when slow points are asked for
+_STALL_ITERS = 6
+_STALL_DROP = 0.5
+_ESCAPES = 1
+# running starts are compared with each other (for merging) once their residual is below
+_CLOSING = 1e-2
+# coarse merging: running starts closer than rho_k follow one representative, where
+# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
+# and scale is the mean norm of the starts; rows are compared once their residual is
+# below _MERGE_CLOSING * scale
+_MERGE_FRAC = 1e-2
+_MERGE_CLOSING = 4e-2
 
 
 # -- input checks ---------------------------------------------------------------------
@@ -129,7 +154,9 @@ class _Torus:
 
     def __init__(self, periods, xp, dtype):
         mask = np.array([P is not None for P in periods])
-        self.xp, self.every = xp, bool(mask.all())      # every coordinate: no masking
+        # NumPy's own functions: the array-API wrappers cost more than the arithmetic here
+        self.xp = np if is_numpy_namespace(xp) else xp
+        self.every = bool(mask.all())      # every coordinate: no masking
         self.mask = _like(mask, xp)
         self.per = xp.astype(_like(np.array([P or 1.0 for P in periods]), xp), dtype)
 
@@ -155,6 +182,11 @@ def _torus(map_, x):
 
 
 # -- the map raised to the period ---------------------------------------------------------
+# NumPy maps of at most this many units take the Jacobian of F^p from one call of the map's
+# ``jacobian`` on the whole orbit (p x B rows of dim^2 numbers)
+_STACKED_DIM = 8
+
+
 class _Power:
     """``F^p`` under a constant input, batched over rows, with its Jacobian.
 
@@ -186,11 +218,28 @@ class _Power:
         """``(F^p(x), D(F^p)(x))``; the chain rule along the orbit."""
         u = self._u(x)
         c = x if self.torus is None else self.torus.reduce(x)
+        if self.p > 1 and isinstance(c, np.ndarray) and c.shape[-1] <= _STACKED_DIM:
+            return self._stacked(x, c)
         J = self.map.jacobian(c, u)
         y = self.map.step(c, u)
         for _ in range(self.p - 1):
             y, J = self.map.step_with_tangent(y, J, u)
         return self._image(x, y, c), J
+
+    def _stacked(self, x, c):
+        """Small NumPy maps: the orbit by ``step``, the Jacobians along it in one call of
+        ``jacobian`` and their product by ``matmul`` (fewer calls of the map than
+        ``step_with_tangent`` at each point)."""
+        ys = [c]
+        for _ in range(self.p):
+            ys.append(self.map.step(ys[-1], self._u(c)))
+        on = np.concatenate(ys[:-1])
+        Js = self.map.jacobian(on, self._u(on))
+        n = c.shape[0]
+        J = Js[:n]
+        for k in range(1, self.p):
+            J = np.matmul(Js[k * n:(k + 1) * n], J)
+        return self._image(x, ys[-1], c), J
 
     def jacobian_only(self, x):
         if self.p == 1:
@@ -212,10 +261,40 @@ def _norm(xp, a):
     return xp.sqrt(xp.sum(a * a, axis=-1))
 
 
+# NumPy systems of at most this many unknowns are solved in closed form (no LAPACK call:
+# for 2-D maps its dispatch costs more than the arithmetic)
+_SMALL_SOLVE = 3
+
+
+def _small_solve(A, b):
+    """``A[i]^{-1} b[i]`` by Cramer's rule for NumPy ``A`` of shape (k, n, n), n <= 3;
+    NaN rows where ``det A[i] = 0``."""
+    n = A.shape[-1]
+    with np.errstate(all="ignore"):
+        if n == 1:
+            det, x = A[:, 0, 0], b.copy()
+        elif n == 2:
+            a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
+            det = a * d - e * c
+            x = np.empty_like(b)
+            np.subtract(d * b[:, 0], e * b[:, 1], out=x[:, 0])
+            np.subtract(a * b[:, 1], c * b[:, 0], out=x[:, 1])
+        else:   # the columns of adj(A) are the cross products of A's rows
+            r0, r1, r2 = A[:, 0, :], A[:, 1, :], A[:, 2, :]
+            c0, c1, c2 = np.cross(r1, r2), np.cross(r2, r0), np.cross(r0, r1)
+            det = np.sum(r0 * c0, axis=1)
+            x = c0 * b[:, :1] + c1 * b[:, 1:2] + c2 * b[:, 2:]
+        x /= det[:, None]
+    x[det == 0] = np.nan
+    return x
+
+
 def _solve(xp, A, b):
     """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
     try:
         if isinstance(A, np.ndarray):
+            if A.shape[-1] <= _SMALL_SOLVE:
+                return _small_solve(A, b)
             return batched_solve(A, b)
         return xp.linalg.solve(A, b[..., None])[..., 0]
     except Exception:  # numpy raises on any singular matrix: retry one by one
@@ -232,6 +311,11 @@ def _damped_solve(xp, A, lam, b, eye):
     """Batched ``(A^T A + lam I)^{-1} b`` (the Levenberg-Marquardt step); NaN rows where
     singular. On NumPy the products ``A^T A`` are formed in the solve threads."""
     if isinstance(A, np.ndarray):
+        if A.shape[-1] <= _SMALL_SOLVE:
+            AtA = np.einsum("kij,kil->kjl", A, A)
+            n = A.shape[-1]
+            AtA.reshape(AtA.shape[0], n * n)[:, ::n + 1] += np.asarray(lam, A.dtype)[:, None]
+            return _small_solve(AtA, b)
         try:
             return damped_normal_solve(A, lam, b)
         except np.linalg.LinAlgError:
@@ -296,15 +380,57 @@ def _progress_bar(progress, total, dim, n_starts):
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
         return disabled(total=total, disable=True)
-    from tqdm.auto import tqdm
+    def make(delay):
+        from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
-                unit="start", leave=True, delay=0.0 if progress else 2.0)
+        return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
+                    unit="start", leave=True, delay=delay)
+
+    return make(0.0) if progress else _LaterBar(make, total, _BAR_DELAY)
+
+
+# progress=None: the bar appears once the search has run this long (s)
+_BAR_DELAY = 2.0
+
+
+class _LaterBar:
+    """A bar made only once ``delay`` seconds have passed (a search of a few milliseconds
+    pays no tqdm); it counts meanwhile, and shows the count when it appears."""
+
+    def __init__(self, make, total, delay):
+        self.make, self.total, self.n, self.bar = make, total, 0, None
+        self.until = time.monotonic() + delay
+
+    def _made(self):
+        if self.bar is None and time.monotonic() >= self.until:
+            self.bar = self.make(0.0)
+            self.bar.update(self.n)
+        return self.bar
+
+    def update(self, k=1):
+        self.n += k
+        if self._made() is not None:
+            self.bar.update(self.n - self.bar.n)
+
+    def set_postfix(self, **postfix):
+        if self._made() is not None:
+            self.bar.set_postfix(**postfix)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _settle(bar):
     """Before the bar closes: its line cleared, so that the last line drawn ends with its
     closing bracket (tqdm pads a line shorter than the one before it with spaces)."""
+    if isinstance(bar, _LaterBar):
+        bar = bar.bar
+        if bar is None:
+            return
     if not bar.disable and bar.last_print_t >= bar.start_t + bar.delay:
         bar.clear()
 

@@ -29,8 +29,8 @@ def run_dense(problem, search_batch) -> Solution:
     """Run ``search_batch(problem, x_batch, eye, done)`` over batches of the starts.
 
     ``search_batch`` returns (points, residuals, status per start, slow points, their
-    residuals, whether its points may repeat); ``done`` (a ``_Finished``) counts the
-    starts finished on the progress bar.
+    residuals, whether its points may repeat: they are merged in any case); ``done``
+    (a ``_Finished``) counts the starts finished on the progress bar.
     """
     x, xp = problem.x, problem.xp
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
@@ -43,7 +43,6 @@ def run_dense(problem, search_batch) -> Solution:
     # the dense Jacobians of the active rows bound the batch: run chunks of starts
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
     found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
-    merge_again = chunk < n_starts       # chunks (or the wandering phase) find points twice
     # a bar over the starts finished, shown once the search has run 2 s (progress=None)
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     done = _Finished(bar)
@@ -52,8 +51,7 @@ def run_dense(problem, search_batch) -> Solution:
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
             # trial steps may overflow: they are rejected as non-finite, without warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                fx, fr, st, sx, sr, again = search_batch(problem, xc, eye, done)
-            merge_again |= again
+                fx, fr, st, sx, sr, _ = search_batch(problem, xc, eye, done)
             found_x += fx
             found_r += fr
             slow_x += sx
@@ -61,14 +59,14 @@ def run_dense(problem, search_batch) -> Solution:
             statuses.append(st)
         _settle(bar)
     status = np.concatenate(statuses).astype(np.int8)
-    pts, res, jac = _distinct(problem, eye, found_x, found_r, merge_again)
+    pts, res, jac = _distinct(problem, eye, found_x, found_r)
     slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim, x.dtype)
             if problem.slow_points else None)
     return Solution(points=pts, residuals=res, status=status, jacobians=jac,
                     eigenvalues=_eigenvalues(xp, jac), slow=slow)
 
 
-def _distinct(problem, eye, found_x, found_r, merge_again):
+def _distinct(problem, eye, found_x, found_r):
     """The distinct points of the batches, polished, with their Jacobians."""
     x, xp, F, unique_tol = problem.x, problem.xp, problem.F, problem.unique_tol
     torus = F.torus
@@ -77,13 +75,15 @@ def _distinct(problem, eye, found_x, found_r, merge_again):
     pts = xp.concat(found_x, axis=0)
     res = np.concatenate(found_r)
     if torus is not None:  # one representative of each point on the torus
-        pts, merge_again = torus.canonical(pts, unique_tol), True
-    if merge_again:
+        pts = torus.canonical(pts, unique_tol)
+    # merged always (cheap on distinct points): batches and phases find points twice
+    if int(pts.shape[0]) > 1:
         lead, _ = _cluster(xp, pts, unique_tol)
         keep_rows, _ = _least_in_groups(lead, res)
         pts = _take(xp, pts, keep_rows)
+    before = pts
     pts, res, jac = _polish(F, xp, eye, pts, unique_tol)
-    if torus is not None:  # the polish may bring two representatives together
+    if torus is not None and pts is not before:  # the polish may bring two together
         pts = torus.canonical(pts, unique_tol)
         lead, heads = _cluster(xp, pts, unique_tol)
         if heads.size < int(pts.shape[0]):

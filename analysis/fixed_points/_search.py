@@ -25,7 +25,25 @@ import numpy as np
 from itermap.backends import to_numpy
 
 from ._clustering import _cluster, _drawn_together, _least_in_groups, _nearest_within
-from ._common import _damped_solve, _like, _minus_eye, _norm, _resolved, _solve, _take
+from ._common import (
+    _ALPHAS,
+    _ARMIJO,
+    _CLOSING,
+    _ESCAPES,
+    _MERGE_CLOSING,
+    _MERGE_FRAC,
+    _SLOW_GRAD,
+    _SLOW_GRAD_FAILED,
+    _STALL_DROP,
+    _STALL_ITERS,
+    _damped_solve,
+    _like,
+    _minus_eye,
+    _norm,
+    _resolved,
+    _solve,
+    _take,
+)
 from ._result import (
     _RUNNING,
     CONVERGED,
@@ -34,22 +52,10 @@ from ._result import (
     GAVE_UP_STALLED,
     SLOW_POINT,
 )
+from ._small import small_applies, small_search
 
-# Armijo constant and the step lengths tried (all at once, in one batched evaluation;
-# the one of least residual among those passing wins) before Levenberg-Marquardt
-_ARMIJO = 1e-4
-_ALPHAS = (1.0, 0.5, 0.25, 0.125)
-# stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
-_SLOW_GRAD = 1e-9
-_SLOW_GRAD_FAILED = 1e-6
-# running starts are compared with each other (for merging) once their residual is below
-_CLOSING = 1e-2
-# coarse merging: running starts closer than rho_k follow one representative, where
-# rho_k = max(unique_tol, min(_MERGE_FRAC * scale, median residual of the rows compared))
-# and scale is the mean norm of the starts; rows are compared once their residual is
-# below _MERGE_CLOSING * scale
-_MERGE_FRAC = 1e-2
-_MERGE_CLOSING = 4e-2
+# the merging radius rule (_CLOSING, _MERGE_FRAC, _MERGE_CLOSING) is in _common: the lean
+# loop on small maps keeps it too
 # early merging of running starts, whatever their residual: two starts within
 # _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
 # two iterations are being drawn together, and follow one representative from then on
@@ -58,12 +64,8 @@ _CONVERGE = 0.5
 # ... both only on maps of at least _PAIRS_DIM units: below, a row's Newton step costs
 # less than finding its partners (Henon, 2,000 starts: 56 ms with them, 36 without)
 _PAIRS_DIM = 4
-# a start whose residual has not fallen by the factor _STALL_DROP within _STALL_ITERS
-# iterations takes an undamped Newton step (_ESCAPES times at most), then is given up
-# (counted unconverged); neither happens when slow points are asked for
-_STALL_ITERS = 6
-_STALL_DROP = 0.5
-_ESCAPES = 1
+# the line search, Levenberg-Marquardt and stall rules (_ARMIJO ... _ESCAPES) are in
+# _common: the lean loop on small maps (_small) keeps the same
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
@@ -75,6 +77,9 @@ _CYCLE = 1e-3
 # find early: the last find at 55 of 1000 at N = 200, at 12 at N = 64)
 _WANDER_IDLE = 30
 _WANDER_IDLE_SHARE = 1 / 3
+# the final polish takes no step where every residual is within _ROUNDED roundings of
+# the point's size (1 + max |x_i|) times the float's eps
+_ROUNDED = 16
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
@@ -85,6 +90,9 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0
     :data:`STATUS`), slow points, their residuals), the points as lists of
     device arrays.
     """
+    if small_applies(x, slow_points=slow_points, patience=patience, wander=wander):
+        return small_search(F, x, tol=tol, max_iter=max_iter, unique_tol=unique_tol, bar=bar,
+                            stall_final=stall_final)
     return _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
                          slow_points=slow_points, patience=patience, bar=bar, wander=wander,
                          stall_final=stall_final, share=share).run()
@@ -493,6 +501,11 @@ def _polish(F, xp, eye, pts, unique_tol):
         return pts, np.zeros(0), xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
     Pp, jac = F.jacobian(pts)
     res = to_numpy(_norm(xp, Pp - pts)).astype(np.float64)
+    # residuals within a few dozen roundings of the point's size are at rounding level
+    # already: no step (nor a second evaluation of the map) where every one is
+    big = np.max(np.abs(to_numpy(pts)), axis=1).astype(np.float64)
+    if np.all(res <= _ROUNDED * np.finfo(to_numpy(pts[:1, :1]).dtype).eps * (1.0 + big)):
+        return pts, res, jac
     d = _solve(xp, _minus_eye(xp, xp.asarray(jac, copy=True), eye), pts - Pp)
     cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
     Pc, jc = F.jacobian(cand)

@@ -1,0 +1,287 @@
+"""Phase (2) of the Newton search on maps of at most three units, on NumPy: one lean loop.
+
+On a 2-D map the arithmetic of a batched Newton iteration is a few hundred flops a
+start, and :class:`._search._NewtonSearch` spends its time in a few dozen small NumPy
+calls an iteration (merging, stall marks, assembling the rows). This loop keeps the
+rules of its phase (2) (``patience = 0``: the line search on ``||G||``,
+Levenberg-Marquardt where no step passes, one undamped escape step from a stall,
+stalled starts given up, with the same constants) and drops the cost around them:
+the map's value and Jacobian come from one evaluation at the trial points (none
+again at the accepted one), the 2 x 2 and 3 x 3 systems are solved in closed form,
+and running starts join a point found by the same radius rule but are not merged
+with each other (below 4 units neither search does that).
+
+References
+----------
+.. [1] J. E. Dennis and R. B. Schnabel, "Numerical Methods for Unconstrained
+   Optimization and Nonlinear Equations", Prentice-Hall 1983 (SIAM 1996),
+   ch. 6 (line search) and 10 (Levenberg-Marquardt).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _common as C
+from ._clustering import _cluster, _least_in_groups, _nearest_within
+from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
+from ._result import (
+    _RUNNING,
+    CONVERGED,
+    GAVE_UP_MAX_ITER,
+    GAVE_UP_NONFINITE,
+    GAVE_UP_STALLED,
+)
+
+
+def small_applies(x, *, slow_points, patience, wander):
+    """Whether :func:`small_search` runs phase (2) for the starts ``x``."""
+    return (isinstance(x, np.ndarray) and int(x.shape[1]) <= _SMALL_SOLVE
+            and not slow_points and not wander and patience == 0)
+
+
+def _eval(F, x):
+    """``F^p(x)``, ``D(F^p)(x) - I`` and the residual norms (host float64)."""
+    P, J = F.jacobian(x)
+    # J may be a view of the map's own arrays: then a copy
+    own = isinstance(J, np.ndarray) and J.flags.owndata and J.flags.writeable \
+        and J.flags.c_contiguous
+    A = J if own else np.array(J, copy=True)
+    n = A.shape[-1]
+    A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
+    G = P - x
+    return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64, copy=False)
+
+
+class _Rows:
+    """The running rows: state, ``F^p`` there, ``A = D(F^p) - I``, residual, ids."""
+
+    def __init__(self, F, x):
+        self.x = x
+        self.P, self.A, self.r = _eval(F, x)
+        n = x.shape[0]
+        self.ids = np.arange(n)
+        self.lam = np.zeros(n)                       # Levenberg-Marquardt damping, 0: unset
+        self.failed = np.zeros(n, dtype=bool)        # the last damped step was rejected
+        self.mark_r, self.mark_it = self.r.copy(), np.zeros(n, dtype=np.int64)
+        self.escapes = np.zeros(n, dtype=np.int64)
+        self.force = np.zeros(n, dtype=bool)
+        # took a damped step the iteration before (at the start: any may need one)
+        self.lm_before = np.ones(n, dtype=bool)
+        # the step lengths tried, and Armijo's factors
+        self.alphas = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
+        self.alphas_x = self.alphas[:, :, None].astype(x.dtype)
+        self.armijo = 1.0 - C._ARMIJO * self.alphas
+
+    def keep(self, sel):
+        for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
+                     "escapes", "force", "lm_before"):
+            setattr(self, name, getattr(self, name)[sel])
+
+    def move(self, rows, xt, Pt, At, rt):
+        self.x[rows], self.P[rows], self.A[rows], self.r[rows] = xt, Pt, At, rt
+
+
+def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True):
+    """Phase (2) from the starts ``x`` (NumPy, dim <= 3): returns what
+    :func:`._search._search` returns (the points merged into one block)."""
+    n = int(x.shape[0])
+    fate = np.full(n, _RUNNING, dtype=np.int8)
+    rows = _Rows(F, np.array(x, copy=True))
+    eps4 = 4.0 * np.finfo(x.dtype).eps
+    shown = -np.inf
+    merge = _Merge(x, unique_tol)
+    for it in range(max_iter + 1):
+        r = rows.r
+        finite = np.isfinite(r)
+        done = finite & (r <= tol)
+        if done.any():   # a residual that rounding cannot tell from zero is no point
+            done &= np.max(np.abs(rows.x), axis=1) * eps4 <= tol
+        if not finite.all():
+            fate[rows.ids[~finite]] = GAVE_UP_NONFINITE
+        if done.any():
+            fate[rows.ids[done]] = CONVERGED
+            merge.add(rows.x[done], r[done])
+        keep = finite & ~done
+        if it > 0:
+            keep &= ~_stalled(rows, it, fate, keep)
+            merge.follow(rows, keep, fate)
+        if bar is not None and time.monotonic() >= shown + 0.1:
+            shown = time.monotonic()
+            bar.show(_finished(fate, stall_final), running=int(keep.sum()))
+        if it == max_iter or not keep.any():
+            break
+        if not keep.all():
+            rows.keep(np.flatnonzero(keep))
+        _step(F, rows, fate)
+    fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
+    if merge.leaders is None:
+        return [], [], fate, [], []
+    return [merge.leaders], [merge.leaders_r], fate, [], []
+
+
+class _Merge:
+    """Running rows that come within ``rho_k`` of a point found converge to it (the rule
+    of :mod:`._search`: ``rho_k = max(unique_tol, min(0.01 s, median residual of the
+    rows closing in))``): they stop, converged, and add no point (a point where
+    ``F^p - I`` is singular has many within the tolerance; they are one point)."""
+
+    def __init__(self, x, unique_tol):
+        scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
+        self.tol, self.leaders, self.leaders_r = unique_tol, None, None
+        self.rho_max = max(unique_tol, C._MERGE_FRAC * scale)
+        self.closing = max(C._CLOSING, C._MERGE_CLOSING * scale)
+
+    def add(self, xd, rd):
+        """Converged rows: those within ``unique_tol`` of a point found are that point;
+        the others, merged (the least residual of each group), are new points."""
+        if self.leaders is not None:
+            new = _nearest_within(np, xd, self.leaders, self.tol) < 0
+            xd, rd = xd[new], rd[new]
+        if xd.shape[0]:
+            lead, _ = _cluster(np, xd, self.tol)
+            heads, _ = _least_in_groups(lead, rd)
+            if self.leaders is None:
+                self.leaders, self.leaders_r = xd[heads], rd[heads]
+            else:
+                self.leaders = np.concatenate([self.leaders, xd[heads]])
+                self.leaders_r = np.concatenate([self.leaders_r, rd[heads]])
+
+    def follow(self, rows, keep, fate):
+        if self.leaders is None or not keep.any():
+            return
+        run = np.flatnonzero(keep)
+        rc = rows.r[run]
+        close = rc[rc <= self.closing]
+        rho = self.tol
+        if close.size:
+            mid = (close.size - 1) // 2
+            rho = max(self.tol, min(self.rho_max, float(np.partition(close, mid)[mid])))
+        hit = run[_nearest_within(np, rows.x[run], self.leaders, rho) >= 0]
+        fate[rows.ids[hit]] = CONVERGED
+        keep[hit] = False
+
+
+def _finished(fate, stall_final):
+    done = (fate == CONVERGED) | (fate == GAVE_UP_NONFINITE)
+    return int(np.sum(done | ((fate == GAVE_UP_STALLED) if stall_final else False)))
+
+
+def _stalled(rows, it, fate, running):
+    """Running rows whose residual has not halved for ``_STALL_ITERS`` iterations: the
+    first time an undamped step next, the second time given up. Returns the given-up
+    mask."""
+    better = rows.r <= C._STALL_DROP * rows.mark_r
+    rows.mark_r[better], rows.mark_it[better] = rows.r[better], it
+    if it < C._STALL_ITERS:           # none can have stalled yet
+        return np.zeros(rows.ids.size, dtype=bool)
+    stalled = (it - rows.mark_it >= C._STALL_ITERS) & running
+    escape = stalled & (rows.escapes < C._ESCAPES)
+    if escape.any():
+        rows.escapes[escape] += 1
+        rows.force[escape] = True
+        rows.mark_r[escape] = np.inf
+    out = stalled & ~escape
+    fate[rows.ids[out]] = GAVE_UP_STALLED
+    return out
+
+
+def _step(F, rows, fate):
+    """Newton with the line search; Levenberg-Marquardt where no step passes. The damped
+    steps of the rows that took one the iteration before are evaluated with the Newton
+    steps (one call of the map); other rows that need one, in a second call."""
+    x, A, d = rows.x, rows.A, rows.x.shape[1]
+    G = rows.P - x
+    dx = _small_solve(A, -G)
+    pend = np.flatnonzero(np.all(np.isfinite(dx), axis=1))
+    a = rows.alphas
+    k = pend.size
+    trials = [(x[pend][None] + rows.alphas_x * dx[pend][None]).reshape(-1, d)]
+    spec = np.flatnonzero(rows.lm_before)
+    if spec.size:
+        damped = _damped_steps(rows, spec, G[spec])
+        trials.append(x[spec] + damped[0])
+    xt = trials[0] if len(trials) == 1 else np.concatenate(trials)
+    Pt, At, rt = _eval(F, xt)
+    accepted = np.zeros(rows.ids.size, dtype=bool)
+    if k:
+        accepted[pend] = _line_search(rows, pend, a, xt, Pt, At, rt)
+    rows.force[:] = False
+    rows.lm_before = ~accepted
+    lm = np.flatnonzero(~accepted)
+    if not lm.size:
+        return
+    # the damped steps: those evaluated already, and those of the other rows
+    at = np.full(rows.ids.size, -1)
+    at[spec] = np.arange(spec.size)
+    have, new = lm[at[lm] >= 0], lm[at[lm] < 0]
+    o = at[have]
+    parts = [(damped[1][o], damped[2][o], damped[3][o], xt[a.size * k + o], Pt[a.size * k + o],
+              At[a.size * k + o], rt[a.size * k + o])] if have.size else []
+    if new.size:
+        dl, g, diag, lam = _damped_steps(rows, new, G[new])
+        xl = x[new] + dl
+        parts.append((g, diag, lam, xl, *_eval(F, xl)))
+    lm = np.concatenate([have, new])
+    g, diag, lam, *trial = (np.concatenate(v) for v in zip(*parts))
+    gone = _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate)
+    if gone.any():
+        rows.keep(np.flatnonzero(~gone))
+
+
+def _damped_steps(rows, sel, G):
+    """The damped steps of the rows ``sel`` (``G`` their residual vectors), with ``A^T G``,
+    ``diag(A^T A)`` and the damping (set to ``1e-3 max diag(A^T A)`` on a row's first)."""
+    A = rows.A[sel]
+    g = np.einsum("ki,kij->kj", G, A)                   # A^T G
+    diag = np.einsum("kij,kij->kj", A, A)               # diag(A^T A)
+    lam = rows.lam[sel]
+    first = lam == 0.0
+    if first.any():
+        lam = lam.copy()
+        lam[first] = 1e-3 * np.maximum(np.max(diag[first], axis=1), 1e-300)
+    return _damped_solve(np, A, lam, -g, None), g, diag, lam
+
+
+def _line_search(rows, pend, a, xt, Pt, At, rt):
+    """Of the full step and its halves, quarters and eighths (the first rows of the
+    trials): the one of least residual passing Armijo's test (the full one when forced).
+    Returns the mask of ``pend`` that moved."""
+    k = pend.size
+    rt = rt[:a.size * k].reshape(a.size, k)
+    fin = np.isfinite(rt)
+    ok = fin & (rt <= rows.armijo * rows.r[pend][None, :])
+    forced = rows.force[pend]
+    if forced.any():
+        ok[0] |= fin[0] & forced
+    best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+    if forced.any():
+        best[forced & ok[0]] = 0
+    cols = np.arange(k)
+    good = ok[best, cols]
+    if good.any():
+        flat = best[good] * k + cols[good]
+        rows.move(pend[good], xt[flat], Pt[flat], At[flat], rt.reshape(-1)[flat])
+    return good
+
+
+def _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate):
+    """The damped step ``(A^T A + lam I) dx = -A^T G`` (evaluated at ``trial``) on the rows
+    ``lm``, where it lowers the residual; rows where ``q`` is stationary but not zero are
+    given up. Returns the mask of all rows given up."""
+    xt, Pt, At, rt = trial
+    g_n = np.sqrt(np.einsum("ij,ij->i", g, g))
+    bound = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0) * rows.r[lm]
+    stat = (g_n <= C._SLOW_GRAD * bound) | (rows.failed[lm]
+                                           & (g_n <= C._SLOW_GRAD_FAILED * bound))
+    ok = np.isfinite(rt) & (rt < rows.r[lm]) & ~stat
+    rows.lam[lm] = np.where(ok, lam / 3.0, lam * 4.0)
+    rows.failed[lm] = ~ok
+    if ok.any():
+        rows.move(lm[ok], xt[ok], Pt[ok], At[ok], rt[ok])
+    gone = np.zeros(rows.ids.size, dtype=bool)
+    gone[lm[stat]] = True
+    fate[rows.ids[gone]] = GAVE_UP_STALLED
+    return gone

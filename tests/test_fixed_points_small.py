@@ -1,0 +1,166 @@
+"""The fixed-point search on maps of at most three units (issue 31): the closed-form
+solves, the lean Newton loop, the orbit search on the standard map, the late progress bar."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from itermap.analysis import find_fixed_points
+from itermap.analysis.fixed_points import _common
+from itermap.analysis.fixed_points._common import _damped_solve, _small_solve
+from itermap.systems import standard_map
+
+TWO_PI = 2.0 * math.pi
+
+
+# -- closed-form solves against LAPACK -----------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), k=st.integers(1, 20), seed=st.integers(0, 2 ** 31 - 1))
+def test_small_solve_matches_numpy_solve(n, k, seed):
+    rng = np.random.default_rng(seed)
+    # well conditioned: a random orthogonal matrix times singular values in [0.5, 2]
+    Q1 = np.linalg.qr(rng.normal(size=(k, n, n)))[0]
+    Q2 = np.linalg.qr(rng.normal(size=(k, n, n)))[0]
+    A = Q1 * rng.uniform(0.5, 2.0, (k, 1, n)) @ Q2
+    b = rng.normal(size=(k, n))
+    want = np.linalg.solve(A, b[..., None])[..., 0]
+    np.testing.assert_allclose(_small_solve(A, b), want, rtol=1e-12, atol=1e-12)
+    lam = rng.uniform(1e-3, 1.0, k)
+    normal = np.swapaxes(A, 1, 2) @ A + lam[:, None, None] * np.eye(n)
+    np.testing.assert_allclose(_damped_solve(np, A, lam, b, np.eye(n)),
+                               np.linalg.solve(normal, b[..., None])[..., 0],
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_small_solve_gives_nan_rows_where_singular_and_solves_the_others(n):
+    A = np.stack([np.zeros((n, n)), 2.0 * np.eye(n), np.ones((n, n)) if n > 1 else np.eye(1)])
+    b = np.ones((3, n))
+    x = _small_solve(A, b)
+    assert np.all(np.isnan(x[0]))
+    np.testing.assert_array_equal(x[1], 0.5 * np.ones(n))
+    assert np.all(np.isnan(x[2])) if n > 1 else np.all(x[2] == 1.0)
+
+
+# -- the lean loop: the same points as closed forms ----------------------------------------
+def test_tanh_cube_has_27_fixed_points_found_by_the_3x3_path():
+    # tanh(2 x_i) = x_i in each of 3 coordinates: 3^3 points, every start converges
+    m = itermap.IterativeMap(2.0 * np.eye(3))
+    g = np.linspace(-1.5, 1.5, 5)
+    starts = np.stack(np.meshgrid(g, g, g), axis=-1).reshape(-1, 3)
+    fp = find_fixed_points(m, starts, progress=False)
+    s = scipy.optimize.brentq(lambda v: np.tanh(2 * v) - v, 0.5, 1.5)
+    want = np.array([[i, j, k] for i in (-s, 0, s) for j in (-s, 0, s) for k in (-s, 0, s)])
+    got = np.asarray(fp.points)
+    assert len(fp) == 27 and fp.n_unconverged == 0
+    d = np.linalg.norm(got[:, None, :] - want[None], axis=-1)
+    assert np.all(d.min(axis=1) < 1e-12) and np.all(d.min(axis=0) < 1e-12)
+    assert np.all(fp.residuals <= 1e-12)
+    # stable only where every coordinate is at +-s (slope 2 (1 - s^2) < 1 there)
+    np.testing.assert_array_equal(fp.stable, np.all(np.abs(got) > 0.5, axis=1))
+
+
+def test_a_start_with_no_point_is_given_up_and_counted():
+    # x -> x + 1 + x^2 (1-D) has no fixed point: every start stalls (q's minimum 1/2 at
+    # x = 0 is a slow point); the lean loop gives them up, none is called converged
+    m = itermap.FunctionMap(lambda x: x + 1.0 + x * x, 1,
+                            jacobian=lambda x: (1.0 + 2.0 * x)[..., None])
+    fp = find_fixed_points(m, np.linspace(-2, 2, 7)[:, None], patience=0, progress=False)
+    assert len(fp) == 0 and fp.n_unconverged == 7
+
+
+# -- the periodic-orbit search on the standard map ------------------------------------------
+def _standard_power(k, p):
+    """F^p(x) - x modulo 2 pi for the standard map, written here (not itermap's)."""
+    def G(v):
+        th, pp = v
+        for _ in range(p):
+            pp = pp + k * math.sin(th)
+            th = th + pp
+        d = np.array([th, pp]) - v
+        return d - TWO_PI * np.round(d / TWO_PI)
+    return G
+
+
+def _brute_force_orbits(k, p, starts):
+    """Per-start Newton (hybr, as pynamicalsys's per-start search would) on the residual
+    modulo 2 pi: the points reached, reduced onto [0, 2 pi)."""
+    G = _standard_power(k, p)
+    out = []
+    for x0 in starts:
+        sol = scipy.optimize.root(G, x0, method="hybr", options={"xtol": 1e-13})
+        if np.linalg.norm(G(sol.x)) <= 1e-10:
+            out.append(np.mod(sol.x, TWO_PI))
+    return np.array(out).reshape(-1, 2)
+
+
+def _torus_dist(a, b):
+    d = np.mod(a[:, None, :] - b[None] + math.pi, TWO_PI) - math.pi
+    return np.linalg.norm(d, axis=-1)
+
+
+@pytest.mark.parametrize("k", [0.9, 1.5])
+@pytest.mark.parametrize("period", [1, 2, 3])
+def test_standard_map_orbits_include_every_one_per_start_newton_finds(k, period):
+    side = 8
+    g = (np.arange(side) + 0.5) / side
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) * TWO_PI
+    fp = find_fixed_points(standard_map(k), X, period=period, progress=False)
+    pts = np.asarray(fp.points)
+    ref = _brute_force_orbits(k, period, X)
+    assert len(ref) > 0
+    assert np.all(_torus_dist(ref, pts).min(axis=1) < 1e-6)      # none of its missing
+    # every point ours is a point of period dividing p (by the map written here)
+    G = _standard_power(k, period)
+    assert max(np.linalg.norm(G(p)) for p in pts) <= 1e-10
+    assert np.all(_torus_dist(pts, pts) + np.eye(len(pts)) * 10 > 1e-6)   # distinct
+
+
+def test_standard_map_period_2_orbit_through_0_pi_and_pi_pi():
+    # (0, pi) -> (pi, pi) -> (2 pi, pi) = (0, pi) modulo 2 pi, for every K (sin 0 = sin pi = 0)
+    g = (np.arange(8) + 0.5) / 8
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) * TWO_PI
+    fp = find_fixed_points(standard_map(1.5), X, period=2, progress=False)
+    pts = np.asarray(fp.points)
+    want = np.array([[0.0, math.pi], [math.pi, math.pi]])
+    d = _torus_dist(want, pts)
+    i, j = np.argmin(d, axis=1)
+    assert d[0, i] < 1e-12 and d[1, j] < 1e-12
+    assert fp.orbit[i] == fp.orbit[j] and fp.min_period[i] == fp.min_period[j] == 2
+
+
+# -- the progress bar of a short search ------------------------------------------------------
+def test_progress_none_shows_the_bar_once_the_search_has_run_its_delay(capsys, monkeypatch):
+    m = itermap.IterativeMap(np.diag([2.0, 2.0]))
+    x0 = np.random.default_rng(0).uniform(-1.5, 1.5, (30, 2))
+    find_fixed_points(m, x0)                        # a few ms: no bar at all
+    assert "fixed points" not in capsys.readouterr().err
+    monkeypatch.setattr(_common, "_BAR_DELAY", 0.0)
+    fp = find_fixed_points(m, x0)
+    err = capsys.readouterr().err
+    assert "30/30" in err and fp.n_starts == 30
+
+
+@pytest.mark.parametrize(("k", "period", "side"), [(1.5, 2, 8), (4.0, 2, 16), (0.9, 3, 8)])
+def test_lean_loop_finds_what_the_general_search_finds(monkeypatch, k, period, side):
+    # the general batched search (forced here) is the other implementation of phase (2);
+    # at K = 4 the period-2 search meets the degenerate (pi, 0) (multipliers -1, -1),
+    # where running starts must merge into the points found as they do there
+    from itermap.analysis.fixed_points import _search
+
+    g = (np.arange(side) + 0.5) / side
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) * TWO_PI
+    lean = find_fixed_points(standard_map(k), X, period=period, progress=False)
+    monkeypatch.setattr(_search, "small_applies", lambda *a, **kw: False)
+    general = find_fixed_points(standard_map(k), X, period=period, progress=False)
+    a, b = np.asarray(lean.points), np.asarray(general.points)
+    assert len(a) == len(b)
+    assert np.all(_torus_dist(a, b).min(axis=1) < 1e-6)
+    assert lean.n_converged >= general.n_converged
