@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import itermap
@@ -763,8 +763,9 @@ def test_two_d_stepper_stores_each_r_and_frame_as_the_plain_qr_loop(case, batch,
 
 
 @settings(max_examples=60, deadline=None)
-@given(x=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([-1e-17, -1e-300, -0.0, TWO_PI]),
+@given(x=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([-1e-17, -1e-300, -5e-324, -0.0, TWO_PI]),
                   min_size=2, max_size=2))
+@example(x=[0.0, -5e-324])
 def test_wrap_lands_in_zero_to_the_period(x):
     """Map.wrap: in [0, 2 pi) (a tiny negative rounds to 2 pi itself: that is 0), and the
     same point of the torus (x - wrap(x) a whole number of periods)."""

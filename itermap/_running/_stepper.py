@@ -105,6 +105,7 @@ def wrap_periodic(x, periods):
         c = x[..., i]
         if P is not None:
             c = c - P * xp.floor(c / P)
+            c = xp.where(c < 0, c + P, c)  # c / P underflows to -0 for c = -5e-324
             c = xp.where(c < P, c, c - P)  # -1e-17 rounds to P itself: that is 0
         cols.append(c)
     return xp.stack(cols, axis=-1)
