@@ -475,24 +475,25 @@ def _batched_pass(xp, Q, shift=None):
 
 
 # -- Householder frames kept as reflectors (square frames of the fused dense step) --------
-_LQ_BLOCK = 64  # workspace columns per row: LAPACK's block size (32 in the reference) fits
+#: columns per block reflector: dgeqrt's panels and the blocks of its ``T`` factors (one
+#: LAPACK call at 32 or 64 costs the same at n = 256; 64 hands another thread 4 panels a step)
+PANEL = 64
 
 
 @functools.lru_cache(maxsize=1)
 def _householder_routines():
-    """SciPy's ``dgeqrf``, ``dorgqr`` and ``dormqr`` as ctypes functions (which release
-    the GIL), or None where SciPy lacks its Cython LAPACK API."""
+    """SciPy's ``dgeqrt`` and ``dgemqrt`` as ctypes functions (which release the GIL), or
+    None where SciPy lacks its Cython LAPACK API."""
     try:
         from scipy.linalg import cython_lapack
 
         from ._nogil_blas import _function
         i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
-        geqrf = _function(cython_lapack, "dgeqrf", [i, i, p, i, p, p, i, i])
-        orgqr = _function(cython_lapack, "dorgqr", [i, i, i, p, i, p, p, i, i])
-        ormqr = _function(cython_lapack, "dormqr", [c, c, i, i, i, p, i, p, p, i, p, i, i])
+        geqrt = _function(cython_lapack, "dgeqrt", [i, i, i, p, i, p, i, p, i])
+        gemqrt = _function(cython_lapack, "dgemqrt", [c, c, i, i, i, i, p, i, p, i, p, i, p, i])
     except (ImportError, AttributeError, KeyError, ValueError, TypeError):
         return None
-    return geqrf, orgqr, ormqr
+    return geqrt, gemqrt
 
 
 def householder_available() -> bool:
@@ -506,12 +507,14 @@ def _ref(value: int):
 
 def _fortran(a, name: str) -> int:
     """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
-    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
-            and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1)
-            and a.strides[1] % 8 == 0 and a.strides[1] // 8 >= max(1, a.shape[0])):
+    ok = (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+          and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1))
+    # one column: NumPy may leave any stride between columns
+    ld = (max(1, a.shape[0]) if a.shape[1] <= 1 else a.strides[1] // 8) if ok else 0
+    if not (ok and (a.shape[1] <= 1 or a.strides[1] % 8 == 0) and ld >= max(1, a.shape[0])):
         raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
                          "block of rows of one)")
-    return a.strides[1] // 8
+    return ld
 
 
 def _call(fn, name, *args) -> None:
@@ -521,56 +524,93 @@ def _call(fn, name, *args) -> None:
         raise ValueError(f"LAPACK {name} refused argument {-info.value}")
 
 
-def _geqrf(F, tau) -> None:
-    n, k = F.shape
-    work = np.empty(max(1, k) * _LQ_BLOCK)
-    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data,
-          _ref(_fortran(F, "F")), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+def _geqrt(A, T) -> None:
+    """``dgeqrt`` of ``A`` (m, w) in place, ``T`` (>= nb, w) with ``nb = min(PANEL, m, w)``."""
+    m, w = A.shape
+    nb = max(1, min(PANEL, m, w))
+    work = np.empty(nb * max(1, w))
+    _call(_householder_routines()[0], "dgeqrt", _ref(m), _ref(w), _ref(nb), A.ctypes.data,
+          _ref(_fortran(A, "F")), T.ctypes.data, _ref(_fortran(T, "T")), work.ctypes.data)
 
 
-def householder_frame(F: np.ndarray, tau: np.ndarray) -> np.ndarray:
+def _gemqrt(side: bytes, trans: bytes, V, T, C) -> None:
+    """``C <- C op(Q)`` (``side`` R) or ``op(Q) C`` (L) for the block reflectors ``(V, T)``."""
+    m, n = C.shape
+    k = V.shape[1]
+    nb = max(1, min(PANEL, k))
+    work = np.empty(nb * max(1, n if side == b"L" else m))
+    _call(_householder_routines()[1], "dgemqrt", side, trans, _ref(m), _ref(n), _ref(k),
+          _ref(nb), V.ctypes.data, _ref(_fortran(V, "F")), T.ctypes.data,
+          _ref(_fortran(T, "T")), C.ctypes.data, _ref(_fortran(C, "M")), work.ctypes.data)
+
+
+def _check_t(T, k: int) -> None:
+    nb = max(1, min(PANEL, k))
+    if not (isinstance(T, np.ndarray) and T.shape == (nb, k)):
+        raise ValueError(f"T must have shape ({nb}, {k}): min(PANEL, k) rows, k columns")
+    _fortran(T, "T")
+
+
+def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
     """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
 
-    ``F`` is Fortran-ordered (LAPACK's ``dgeqrf`` runs on it as it is): ``R`` is left in
-    its upper triangle, and the reflectors whose product is ``Q`` below it, with their
-    scalars in ``tau`` (k,). :func:`apply_frame` multiplies by ``Q`` without forming
-    it, which saves the ``orgqr`` of every step; :func:`explicit_frame` forms it.
-    Householder QR is backward stable whatever the conditioning (Golub and Van Loan
-    2013, sec. 5.2.2), so no frame needs a fallback. Runs without the GIL.
+    ``F`` is Fortran-ordered (LAPACK's ``dgeqrt`` runs on it as it is): ``R`` is left in
+    its upper triangle, the reflectors whose product is ``Q`` below it, and the
+    triangular factors of their blocks of ``PANEL`` columns (the compact WY form) in
+    ``T`` (``min(PANEL, k)``, k), Fortran-ordered. :func:`apply_frame` multiplies by
+    ``Q`` without forming it; :func:`explicit_frame` forms it. Householder QR is
+    backward stable whatever the conditioning [1]_, so no frame needs a fallback.
+    Runs without the GIL.
 
-    One core: splitting its panels over threads (a look-ahead of one panel, each
-    part a ``dormqr``) cost more in calls and hand-offs than it saved at n = 256.
+    ``panel_done(lo, hi)``, where given, is called as soon as the reflectors of
+    columns ``lo:hi`` are final (before they update the columns to their right), so
+    that another thread can apply them (``apply_frame(F, T, M, cols=(lo, hi))``)
+    while this one goes on.
     """
     _fortran(F, "F")
     n, k = F.shape
-    if k > n or tau.shape != (k,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
-        raise ValueError(f"F must have at most as many columns as rows and tau shape ({k},)")
-    _geqrf(F, tau)
+    if k > n:
+        raise ValueError(f"F must have at most as many columns as rows, got shape {F.shape}")
+    _check_t(T, k)
+    if panel_done is None:
+        if k:
+            _geqrt(F, T)
+    else:
+        for lo in range(0, k, PANEL):
+            hi = min(k, lo + PANEL)
+            _geqrt(F[lo:, lo:hi], T[:, lo:hi])
+            panel_done(lo, hi)
+            if hi < k:
+                _gemqrt(b"L", b"T", F[lo:, lo:hi], T[:, lo:hi], F[lo:, hi:])
     return np.log(np.abs(np.diagonal(F).copy()))
 
 
-def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
+def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
     """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
 
     ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
-    independent: blocks run in threads). ``dormqr`` from the right costs ``2 r n^2``
-    flops, those of the product with an explicit ``Q``.
+    independent). ``cols=(lo, hi)`` applies only the reflectors of columns
+    ``lo:hi`` (whole blocks of ``PANEL``; ``Q`` is their product in order, so applying
+    every block in turn applies ``Q``): those change ``M[:, lo:]`` alone. ``2 r n^2``
+    flops in all, those of the product with an explicit ``Q``.
     """
-    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
+    _fortran(F, "F")
+    _fortran(M, "M")
     n, k = F.shape
     if k != n or M.shape[-1] != n:
         raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
-    r = M.shape[0]
-    work = np.empty(max(1, r) * _LQ_BLOCK + 65 * 64)  # LAPACK's T block beside the rows
-    _call(_householder_routines()[2], "dormqr", b"R", b"N", _ref(r), _ref(n), _ref(k),
-          F.ctypes.data, _ref(ld), tau.ctypes.data, M.ctypes.data, _ref(ldm),
-          work.ctypes.data, _ref(work.size))
+    _check_t(T, k)
+    lo, hi = (0, k) if cols is None else cols
+    if hi > lo:
+        _gemqrt(b"R", b"N", F[lo:, lo:hi], T[:, lo:hi], M[:, lo:])
 
 
-def explicit_frame(F: np.ndarray, tau: np.ndarray) -> None:
-    """Turn :func:`householder_frame`'s reflectors in ``F`` (n, k) into ``Q``, in place."""
-    ld = _fortran(F, "F")
+def explicit_frame(F: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``Q`` (n, k), Fortran-ordered, from :func:`householder_frame`'s reflectors in ``F``."""
+    _fortran(F, "F")
     n, k = F.shape
-    work = np.empty(max(1, k) * _LQ_BLOCK)
-    _call(_householder_routines()[1], "dorgqr", _ref(n), _ref(k), _ref(k), F.ctypes.data,
-          _ref(ld), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+    _check_t(T, k)
+    Q = np.eye(n, k, order="F")
+    if k:
+        _gemqrt(b"L", b"N", F, T, Q)
+    return Q
