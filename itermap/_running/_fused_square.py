@@ -83,17 +83,12 @@ class FusedSquareStep:
         itermap's threads share the cores."""
         self.reorth.hold_blas()
 
-    def _next_product(self, F, T, out) -> None:
-        """``out <- W Q`` for the reflectors ``(F, T)``, a block at a time as the QR in
-        :meth:`_qr` hands them over (``F``'s panels ``ready``), or at once."""
-        np.copyto(out, self.W)
-        apply_frame(F, T, out)
-
     def _qr(self, Y, T, out):
         """``Y``'s QR in place (reflectors), and ``out <- W Q``: ``log|R_jj|``."""
         if not self.overlap:
             logd = householder_frame(Y, T)
-            self._next_product(Y, T, out)
+            np.copyto(out, self.W)
+            apply_frame(Y, T, out)
             return logd
         n = Y.shape[0]
         ready = {lo: threading.Event() for lo in range(0, n, PANEL)}

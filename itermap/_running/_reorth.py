@@ -30,9 +30,13 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 The spans of the leading columns are the same whatever the method, so the
 product of the ``R`` factors, and with it the exponents, agree to rounding.
 
+Every CholeskyQR runs the one pass loop :func:`cholesky_qr` with a pass of its own
+(batched on the namespace, one NumPy matrix at a time, or by row blocks in
+:mod:`._fused_dense`).
+
 Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
 Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`): ``geqrf`` (``4/3 n^3``) and ``ormqr`` into the next
+:func:`explicit_frame`): ``geqrt`` (``4/3 n^3``) and ``gemqrt`` into the next
 product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
 CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
 two or three; Householder QR is backward stable at any conditioning [1]_.
@@ -74,6 +78,7 @@ __all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_av
 _pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 
 _SMALL_K = 3
+_UNTHREADED_WORK = 1 << 18
 _FALLBACK_HOLD = 16
 # off NumPy, larger frames are factorised one matrix at a time: CuPy's batched Cholesky and
 # inverse call cuSOLVER/cuBLAS *Batched routines made for small matrices, and CuPy's own
@@ -359,7 +364,9 @@ class Reorthonormalizer:
             return
         self._threads_set = True
         B, n, k = Y.shape
-        small = n * k * k < OPTIONS.qr_small_frame_work
+        # a Gram matrix of n k^2 <= 2^18 multiply-adds runs on one BLAS thread anyway
+        # (OpenBLAS's GEMM threads from 4 x 65536): nothing to hold, and no limit's cost
+        small = _UNTHREADED_WORK < n * k * k < OPTIONS.qr_small_frame_work
         if isinstance(Y, np.ndarray) and ((self.pool_products and small)
                                           or self.frames_in_threads):
             self.hold_blas()
