@@ -78,7 +78,6 @@ __all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_av
 _pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 
 _SMALL_K = 3
-_UNTHREADED_WORK = 1 << 18
 _FALLBACK_HOLD = 16
 # off NumPy, larger frames are factorised one matrix at a time: CuPy's batched Cholesky and
 # inverse call cuSOLVER/cuBLAS *Batched routines made for small matrices, and CuPy's own
@@ -364,9 +363,7 @@ class Reorthonormalizer:
             return
         self._threads_set = True
         B, n, k = Y.shape
-        # a Gram matrix of n k^2 <= 2^18 multiply-adds runs on one BLAS thread anyway
-        # (OpenBLAS's GEMM threads from 4 x 65536): nothing to hold, and no limit's cost
-        small = _UNTHREADED_WORK < n * k * k < OPTIONS.qr_small_frame_work
+        small = n * k * k < OPTIONS.qr_small_frame_work
         if isinstance(Y, np.ndarray) and ((self.pool_products and small)
                                           or self.frames_in_threads):
             self.hold_blas()
