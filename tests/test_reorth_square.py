@@ -75,9 +75,12 @@ def test_one_trajectory_at_n256_matches_a_plain_numpy_qr_loop(gain, seed, monkey
     np.testing.assert_array_equal(again.tangents, res.tangents)
 
 
-def test_the_overlapped_step_equals_the_one_thread_step(monkeypatch):
-    m = itermap.random_rnn(130, gain=2.0, rng=3)  # panels of 64, 64 and 2 columns
-    x0 = np.random.default_rng(4).normal(size=(1, 130))
+# 130: panels of 64, 64 and 2 columns, overlapped; 100: two panels, the QR and then the
+# product's rows split over two threads
+@pytest.mark.parametrize("n", [130, 100])
+def test_the_overlapped_step_equals_the_one_thread_step(n, monkeypatch):
+    m = itermap.random_rnn(n, gain=2.0, rng=3)
+    x0 = np.random.default_rng(4).normal(size=(1, n))
     seen = _overlapping(monkeypatch, threads=1)
     one = lyapunov_spectrum(m, x0, 30, rng=5)
     assert seen and not any(seen)

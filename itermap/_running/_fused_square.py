@@ -14,8 +14,9 @@ One trajectory on two or more threads: the next product ``W Q`` is formed while
 ``Q`` is factorised. The QR runs by panels of ``PANEL`` columns on the calling
 thread; as each panel's reflectors are final, a pool thread applies them to
 ``W`` (``W Q = W Q_1 Q_2 ...``, one block after another), so only the last
-block's product follows the factorisation. Several trajectories: the threads
-take whole trajectories. Every BLAS call runs on one thread.
+block's product follows the factorisation (a frame of one or two panels: the
+QR, then the product's rows split over two threads). Several trajectories: the
+threads take whole trajectories. Every BLAS call runs on one thread.
 
 References
 ----------
@@ -85,12 +86,15 @@ class FusedSquareStep:
 
     def _qr(self, Y, T, out):
         """``Y``'s QR in place (reflectors), and ``out <- W Q``: ``log|R_jj|``."""
-        if not self.overlap:
+        n = Y.shape[0]
+        if not self.overlap or n <= 2 * PANEL:  # one or two panels: little to overlap
             logd = householder_frame(Y, T)
             np.copyto(out, self.W)
-            apply_frame(Y, T, out)
+            if self.overlap:  # the product's rows split over two threads instead
+                pool.run_parts(lambda r: apply_frame(Y, T, out[r[0]:r[1]]), self.halves)
+            else:
+                apply_frame(Y, T, out)
             return logd
-        n = Y.shape[0]
         ready = {lo: threading.Event() for lo in range(0, n, PANEL)}
 
         def factor():
