@@ -88,7 +88,8 @@ def test_the_overlapped_step_equals_the_one_thread_step(n, monkeypatch):
     two = lyapunov_spectrum(m, x0, 30, rng=5)
     assert seen and all(seen)
     np.testing.assert_allclose(two.per_trajectory, one.per_trajectory, rtol=1e-13, atol=0)
-    np.testing.assert_allclose(two.tangents, one.tangents, rtol=0, atol=1e-13)
+    # the split product rounds differently; 30 steps at gain 2 grow that to ~3e-13
+    np.testing.assert_allclose(two.tangents, one.tangents, rtol=0, atol=1e-11)
 
 
 @settings(max_examples=30, deadline=None)
