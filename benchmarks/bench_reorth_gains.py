@@ -12,11 +12,15 @@ must survive without losing its lead. Skipped without torch.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
+import statistics
+import time
 
 import numpy as np
 
 import itermap
-from benchmarks._timing import interleaved, report
+from benchmarks._timing import report
 from itermap.analysis import lyapunov_spectrum
 
 GAINS = (1.2, 1.5, 2.0, 3.0)
@@ -99,6 +103,20 @@ def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,), r
             torch.set_num_threads(before)
 
 
+def _interleaved_cpu(fns, repeat):
+    """Median wall and CPU seconds (all threads of the process) of each callable, interleaved."""
+    wall, cpu = {key: [] for key in fns}, {key: [] for key in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            gc.collect()
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
 def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0, round8=True):
     """Ours, round 8's path and torch's loop on one case, interleaved; two rows."""
     ours, base = case(torch, n, gain, batch, steps, seed)
@@ -109,8 +127,12 @@ def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0, round8=True)
 
     ours(), base()  # warm up
     fns = {"ours": ours, "torch": base, **({"round 8": before} if round8 else {})}
-    t = interleaved(fns, repeat)
-    note = f"{steps} steps, {label}, network seed {seed}, median of {repeat} interleaved runs"
+    load = os.getloadavg()[0]
+    t, cpu = _interleaved_cpu(fns, repeat)
+    note = (f"{steps} steps, {label}, network seed {seed}, median of {repeat} interleaved runs, "
+            f"load {load:.1f}-{os.getloadavg()[0]:.1f}, CPU s ours {cpu['ours']:.2f} torch "
+            f"{cpu['torch']:.2f}")
+    print(f"  ({note})", flush=True)
     name = f"seed {seed} " if seed else ""
     target = "speedup >= 1.3" if label == "default threads" else "record"
     rows = [report(f"dense N={n} B={batch} gain {gain:g} {name}full, QR every step, vs torch "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap._running import _fused_dense
+from itermap._running import _fused_dense, _reorth
 from itermap._running._fused_steppers import FusedStepper
 from itermap.analysis import lyapunov_spectrum
 
@@ -75,14 +75,17 @@ def test_fused_dense_step_with_spaced_qrs_and_fallbacks(fused_calls, monkeypatch
     assert fused_calls["n"] == 66 and fused_calls["qr"] == 6 + 20
     np.testing.assert_allclose(got.exponents, plain.exponents, rtol=0, atol=1e-10)
     assert got.precision_loss == pytest.approx(plain.precision_loss, rel=1e-9)
-    # every third factorisation refused: the Reorthonormalizer takes that step
-    factor, turn = _fused_dense.FusedDenseStep._factor, {"i": 0}
+    # every third factorisation refused: the shifted pass or the Reorthonormalizer takes
+    # that step
+    factor, turn = _fused_dense.FusedDenseStep._pass, {"i": 0}
 
-    def every_third(self):
+    def every_third(self, *args):
         turn["i"] += 1
-        return None if turn["i"] % 3 == 0 else factor(self)
+        if turn["i"] % 3 == 0:
+            raise _reorth._CholeskyFailed
+        return factor(self, *args)
 
-    monkeypatch.setattr(_fused_dense.FusedDenseStep, "_factor", every_third)
+    monkeypatch.setattr(_fused_dense.FusedDenseStep, "_pass", every_third)
     again = lyapunov_spectrum(m, x0, 60, k=130, transient=6, reorthonormalize_every=3, rng=0)
     assert turn["i"] >= 26
     np.testing.assert_allclose(again.exponents, plain.exponents, rtol=0, atol=1e-10)

@@ -158,6 +158,11 @@ def test_large_frames_off_numpy_factorise_one_matrix_at_a_time(monkeypatch):
 
 
 # -- square frames kept as Householder reflectors (the dense full spectrum) --------------
+def _t_factors(k):
+    """The ``T`` factors' buffer of a frame of ``k`` columns."""
+    return np.empty((min(_reorth.PANEL, k), k), order="F")
+
+
 def _frame(rng, n, k, log10_cond):
     """An (n, k) Fortran frame with singular values spread log-uniformly over 10^-c..1."""
     U = np.linalg.qr(rng.normal(size=(n, k)))[0]
@@ -176,11 +181,10 @@ def test_householder_frame_is_backward_stable_whatever_the_conditioning(n, k, lo
     A = _frame(rng, n, k, log10_cond)
     if rows:  # a graded frame: rows scaled over 10^-c..1, as diag(f') scales W Q
         A = np.asfortranarray(A * np.logspace(0, -log10_cond, n)[rng.permutation(n), None])
-    F, tau = A.copy(order="F"), np.empty(k)
-    logd = _reorth.householder_frame(F, tau)
+    F, T = A.copy(order="F"), _t_factors(k)
+    logd = _reorth.householder_frame(F, T)
     R = np.triu(F[:k])
-    Q = F.copy(order="F")
-    _reorth.explicit_frame(Q, tau)
+    Q = _reorth.explicit_frame(F, T)
     eps, norm = np.finfo(float).eps, np.linalg.norm(A, 2)
     # orthogonal to machine precision and Q R = A to eps ||A||, at any conditioning
     assert np.abs(Q.T @ Q - np.eye(k)).max() <= 20 * n * eps
@@ -198,15 +202,14 @@ def test_householder_frame_is_backward_stable_whatever_the_conditioning(n, k, lo
        seed=st.integers(0, 2 ** 16))
 def test_apply_frame_multiplies_by_q_without_forming_it(n, r, lo, seed):
     rng = np.random.default_rng(seed)
-    F, tau = _frame(rng, n, n, 8.0), np.empty(n)
-    _reorth.householder_frame(F, tau)
-    Q = F.copy(order="F")
-    _reorth.explicit_frame(Q, tau)
+    F, T = _frame(rng, n, n, 8.0), _t_factors(n)
+    _reorth.householder_frame(F, T)
+    Q = _reorth.explicit_frame(F, T)
     M = np.asfortranarray(rng.normal(size=(40, n)))
     expected = M @ Q
     before = M.copy()
     hi = max(lo + 1, min(40, lo + r))
-    _reorth.apply_frame(F, tau, M[lo:hi])  # a block of rows, as the threads take them
+    _reorth.apply_frame(F, T, M[lo:hi])  # a block of rows
     np.testing.assert_allclose(M[lo:hi], expected[lo:hi], rtol=0, atol=1e-13 * n)
     np.testing.assert_array_equal(np.delete(M, np.s_[lo:hi], 0),
                                   np.delete(before, np.s_[lo:hi], 0))
@@ -216,13 +219,16 @@ def test_apply_frame_multiplies_by_q_without_forming_it(n, r, lo, seed):
                                  np.zeros(16), np.asfortranarray(np.zeros((8, 4)))[::2]])
 def test_householder_frame_refuses_arrays_it_would_misread(bad):
     with pytest.raises(ValueError, match="F must be"):
-        _reorth.householder_frame(bad, np.zeros(4))
+        _reorth.householder_frame(bad, _t_factors(4))
     with pytest.raises(ValueError, match="at most as many columns"):
-        _reorth.householder_frame(np.zeros((3, 4), order="F"), np.zeros(4))
+        _reorth.householder_frame(np.zeros((3, 4), order="F"), _t_factors(4))
     with pytest.raises(ValueError, match="square frame"):
-        _reorth.apply_frame(np.zeros((5, 4), order="F"), np.zeros(4), np.zeros((2, 5), order="F"))
+        _reorth.apply_frame(np.zeros((5, 4), order="F"), _t_factors(4),
+                            np.zeros((2, 5), order="F"))
     with pytest.raises(ValueError, match="M must be"):
-        _reorth.apply_frame(np.zeros((4, 4), order="F"), np.zeros(4), np.zeros((2, 4)))
+        _reorth.apply_frame(np.zeros((4, 4), order="F"), _t_factors(4), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="T must have shape"):
+        _reorth.householder_frame(np.zeros((4, 4), order="F"), np.zeros((4, 3), order="F"))
 
 
 def _numpy_qr_loop(m, X0, Q0, steps, every=1):

@@ -10,10 +10,11 @@ which releases the GIL), applies the activation and f', and forms its part of th
 matrix (:mod:`._nogil_blas`); the calling thread factors the ``k x k`` Gram matrix; then
 each thread solves its rows of ``Q R^-1`` in place. The new ``[x | Q]`` is the product's
 output buffer itself: two buffers alternate and nothing is copied. LAPACK's condition
-estimate of the first pass's ``R`` decides, as in
-:class:`~itermap._running._reorth.Reorthonormalizer`: one pass, a second (CholeskyQR2), or,
+estimate of the first pass's ``R`` decides, in the one pass loop of
+:func:`~itermap._running._reorth.cholesky_qr`: one pass, a second (CholeskyQR2), or,
 for a frame the Cholesky factorisation refuses or too ill-conditioned for CholeskyQR2,
-the reorthonormaliser's shifted CholeskyQR3. The map hands it out through
+shifted CholeskyQR3 (each pass by row blocks); the reorthonormaliser's Householder QR
+where even that fails. The map hands it out through
 :meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._nogil_blas import available, cholesky_upper, gram_upper, solve_upper_transposed
-from ._reorth import _one_pass, passes_needed, triangular_kappa_sq
+from ._reorth import _CholeskyFailed, _Pass, cholesky_qr, shift_of, triangular_kappa_sq
 from ._threads import OPTIONS, n_threads, pool
 
 __all__ = ["FusedDenseStep"]
@@ -65,6 +66,7 @@ class FusedDenseStep:
         self.cols[0][:, 0] = x[0]
         self.cols[0][:, 1:] = Q[0]
         self.turn = 0
+        self.fresh = False  # the Gram matrices are those of the frame as it stands
 
     def hold_threads(self) -> None:
         """Inside the reorthonormaliser's ``with``: every BLAS call on one thread, as the
@@ -100,18 +102,27 @@ class FusedDenseStep:
             return np.einsum("ij,ij->j", Y, Y)
         return float(np.max(np.abs(sum(self._map(solve)) - 1.0)))
 
-    def _factor(self):
-        """Cholesky factor of the summed Gram matrix (in place, see :mod:`._nogil_blas`),
-        its diagonal and estimated ``kappa^2``, or None where it fails."""
+    def _pass(self, shift, give_up):
+        """One CholeskyQR pass on the frame by row blocks, for
+        :func:`~itermap._running._reorth.cholesky_qr` (the first uses the Gram matrices
+        the product left)."""
+        if not self.fresh:
+            self._map(self._gram)
+        self.fresh = False
         G = self.grams[0]
         for g in self.grams[1:]:
             G += g
+        if shift:
+            G[np.diag_indices_from(G)] += shift
         if cholesky_upper(G) != 0:
-            return None
+            raise _CholeskyFailed
         d = np.diagonal(G).copy()
         if not np.all(d > 0):
-            return None
-        return G, d, triangular_kappa_sq(np.triu(G.T))
+            raise _CholeskyFailed
+        kappa_sq = triangular_kappa_sq(np.triu(G.T))
+        if not kappa_sq * _EPS <= give_up:
+            raise _CholeskyFailed
+        return _Pass(np.log(d), None, kappa_sq, self._solve(G))
 
     def advance(self, *, qr: bool = True):
         """One step, and the QR of the new frame if ``qr``.
@@ -125,30 +136,18 @@ class FusedDenseStep:
         if not qr:
             return None, None, total
         norms_sq = np.sum([np.diagonal(g) for g in self.grams], axis=0)[None]
-        Y = self.cols[self.turn][:, 1:]
-        logd = np.zeros(self.k)
-        passes = 2
-        for pas in range(2):
-            if pas:
-                self._map(self._gram)
-            factors = self._factor()
-            if factors is not None and pas == 0:
-                passes = passes_needed(factors[2], _EPS, self.k)
-            if factors is None or passes == 3:
-                break
-            G, d, kappa_sq = factors
-            logd += np.log(d)
-            dev = self._solve(G)
-            if pas == 0:
-                passes = passes_needed(kappa_sq, _EPS, self.k, dev)
-            elif not _one_pass(kappa_sq, _EPS, self.k, dev):
-                break
-            if passes == 1 or pas == 1:
-                return logd[None], norms_sq, total
-        # the reorthonormaliser's shifted CholeskyQR3, after any pass done
-        Q, logd_rest, _ = self.reorth(np.ascontiguousarray(Y)[None])
-        Y[...] = Q[0]
-        return logd[None] + logd_rest, norms_sq, total
+        self.fresh = True
+        n = self.cols[0].shape[0]
+        try:
+            done, _ = cholesky_qr(self._pass, lambda: shift_of(float(np.sum(norms_sq)), n,
+                                                                 self.k, _EPS),
+                                  _EPS, self.k)
+        except _CholeskyFailed as failed:  # the reorthonormaliser's Householder, after the
+            Y = self.cols[self.turn][:, 1:]  # passes done (Y = Q R, R their product)
+            Q, logd, _ = self.reorth(np.ascontiguousarray(Y)[None])
+            Y[...] = Q[0]
+            return logd + sum(p.logd for p in failed.done), norms_sq, total
+        return sum(p.logd for p in done)[None], norms_sq, total
 
     def state(self):
         """``(x, Q)``: the state (1, n) and the orthonormal frame (1, n, k), new arrays."""

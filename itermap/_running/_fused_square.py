@@ -2,17 +2,21 @@
 
 For the full spectrum (``k = n``) of a dense network (:class:`~itermap.IterativeMap`) the
 frame is square, and ``W Q`` can be formed from ``Q``'s Householder reflectors
-directly (``dormqr``, ``2 n^3`` flops: those of the product with an explicit
-``Q``) without forming ``Q`` first (``dorgqr``, ``4/3 n^3``). A step is then a
-Householder QR (``dgeqrf``, ``4/3 n^3``) and one application of reflectors, against
+directly (``dgemqrt``, ``2 n^3`` flops: those of the product with an explicit
+``Q``) without forming ``Q`` first (``4/3 n^3`` more). A step is then a
+Householder QR (``dgeqrt``, ``4/3 n^3``) and one application of reflectors, against
 a product and one (well-conditioned frames) or two (the ill-conditioned frames of
 chaotic gains) CholeskyQR passes of ``7/3 n^3`` each: as fast as CholeskyQR at its
 best, and backward stable at any conditioning, with no second pass and no
 fallback. See :func:`itermap._running._reorth.householder_frame`.
 
-One trajectory: itermap's threads take blocks of rows of ``W Q``, and the
-factorisation runs on one core. Several: the threads take whole trajectories.
-Every BLAS call runs on one thread.
+One trajectory on two or more threads: the next product ``W Q`` is formed while
+``Q`` is factorised. The QR runs by panels of ``PANEL`` columns on the calling
+thread; as each panel's reflectors are final, a pool thread applies them to
+``W`` (``W Q = W Q_1 Q_2 ...``, one block after another), so only the last
+block's product follows the factorisation (a frame of one or two panels: the
+QR, then the product's rows split over two threads). Several trajectories: the
+threads take whole trajectories. Every BLAS call runs on one thread.
 
 References
 ----------
@@ -25,9 +29,11 @@ References
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from ._reorth import apply_frame, explicit_frame, householder_available, householder_frame
+from ._reorth import PANEL, apply_frame, explicit_frame, householder_available, householder_frame
 from ._threads import n_threads, pool
 
 __all__ = ["FusedSquareStep"]
@@ -58,61 +64,83 @@ class FusedSquareStep:
     def __init__(self, W, bias, act, x, Q, reorth):
         self.reorth = reorth
         self.W = np.asfortranarray(W)
-        self.Wc = np.ascontiguousarray(W)  # for the state's product
         self.bias, self.act = bias, act
         self.x = np.array(x, dtype=np.float64)
         B, n = self.x.shape
-        # each trajectory's frame (a copy: the caller's stays) and the next product's
-        # buffer, Fortran-ordered
-        self.frames = [[np.array(Q[b], order="F"), np.empty((n, n), order="F")]
-                       for b in range(B)]
-        self.taus = [np.empty(n) for _ in range(B)]
-        self.turn = 0
+        # each trajectory's frame (a copy: the caller's stays; reflectors after a QR) and
+        # W times it (the next step's tangent map before diag(f')), Fortran-ordered
+        self.frames = [np.array(Q[b], order="F") for b in range(B)]
+        self.products = [np.asfortranarray(self.W @ F) for F in self.frames]
+        self.Ts = [np.empty((min(PANEL, n), n), order="F") for _ in range(B)]
         self.implicit = False  # the frames hold reflectors (after a QR) or Q itself
         threads = n_threads()
         self.groups = max(1, min(threads, B))
-        parts = max(1, min(threads, n // 32)) if B == 1 else 1
-        edges = np.linspace(0, n, parts + 1).astype(int)
-        self.rows = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        self.overlap = B == 1 and threads > 1  # one trajectory: its QR beside its product
+        halves = np.linspace(0, n, 3).astype(int)
+        self.halves = [(int(a), int(b)) for a, b in zip(halves[:-1], halves[1:])]
 
     def hold_threads(self) -> None:
         """Inside the reorthonormaliser's ``with``: every BLAS call on one thread, as
         itermap's threads share the cores."""
         self.reorth.hold_blas()
 
-    def _rows_of(self, b, lo, hi, qr):
-        """Rows ``lo:hi`` of trajectory ``b``'s next frame ``f'(z) W Q`` and state."""
-        F, out = self.frames[b][self.turn], self.frames[b][self.turn ^ 1]
-        M = out[lo:hi]
-        if self.implicit:
-            M[...] = self.W[lo:hi]
-            apply_frame(F, self.taus[b], M)
-        else:
-            np.matmul(self.W[lo:hi], F, out=M)
-        z = self.Wc[lo:hi] @ self.x[b]
-        if self.bias is not None:
-            z += self.bias[lo:hi]
-        d = self.act.derivative(z, np)
-        M *= d[:, None]
-        return self.act.apply(z, np), d
+    def _qr(self, Y, T, out):
+        """``Y``'s QR in place (reflectors), and ``out <- W Q``: ``log|R_jj|``."""
+        n = Y.shape[0]
+        if not self.overlap or n <= 2 * PANEL:  # one or two panels: little to overlap
+            logd = householder_frame(Y, T)
+            np.copyto(out, self.W)
+            if self.overlap:  # the product's rows split over two threads instead
+                pool.run_parts(lambda r: apply_frame(Y, T, out[r[0]:r[1]]), self.halves)
+            else:
+                apply_frame(Y, T, out)
+            return logd
+        ready = {lo: threading.Event() for lo in range(0, n, PANEL)}
+
+        def factor():
+            try:
+                return householder_frame(Y, T, panel_done=lambda lo, hi: ready[lo].set())
+            finally:  # an error: let the other part finish before it is raised
+                for event in ready.values():
+                    event.set()
+
+        def product():
+            np.copyto(out, self.W)
+            for lo, event in ready.items():
+                event.wait()
+                apply_frame(Y, T, out, cols=(lo, min(n, lo + PANEL)))
+
+        return pool.run_parts(lambda part: factor() if part == 0 else product(), (0, 1))[0]
+
+    def _product(self, Y, out) -> None:
+        """``out <- W Y`` for an explicit frame (a step without a QR)."""
+        if not self.overlap:
+            np.matmul(self.W, Y, out=out)
+            return
+        pool.run_parts(lambda r: np.matmul(self.W[r[0]:r[1]], Y, out=out[r[0]:r[1]]),
+                       self.halves)
 
     def _trajectory(self, b, qr):
-        """Trajectory ``b``'s step whole: its ``log|diag R|``, column norms and state."""
-        y, d = self._rows_of(b, 0, self.x.shape[1], qr)
-        return (y, d) + self._factor(b, d, qr)
-
-    def _factor(self, b, d, qr):
-        M = self.frames[b][self.turn ^ 1]
-        norms_sq = np.einsum("ij,ij->j", M, M)
-        if not qr:
-            return None, norms_sq
-        rows = None
-        if not np.all(d != 0):  # rows a dead unit zeroed: the rank is at most their number
-            rows = int(np.count_nonzero(np.any(M != 0, axis=1)))
-        logd = householder_frame(M, self.taus[b])
-        if rows is not None and rows < logd.size:
-            logd[rows:] = -np.inf  # R_jj = 0 exactly there, where rounding leaves eps
-        return logd, norms_sq
+        """Trajectory ``b``'s step: its new state, ``log|diag R|`` and column norms."""
+        z = self.W @ self.x[b]
+        if self.bias is not None:
+            z += self.bias
+        d = self.act.derivative(z, np)
+        Y, out = self.products[b], self.frames[b]  # the old frame's buffer takes W Q'
+        Y *= d[:, None]
+        norms_sq = np.einsum("ij,ij->j", Y, Y)
+        logd = None
+        if qr:
+            rows = None
+            if not np.all(d != 0):  # rows a dead unit zeroed: the rank is at most their number
+                rows = int(np.count_nonzero(np.any(Y != 0, axis=1)))
+            logd = self._qr(Y, self.Ts[b], out)
+            if rows is not None and rows < logd.size:
+                logd[rows:] = -np.inf  # R_jj = 0 exactly there, where rounding leaves eps
+        else:
+            self._product(Y, out)
+        self.frames[b], self.products[b] = Y, out
+        return self.act.apply(z, np), logd, norms_sq
 
     def advance(self, *, qr: bool = True):
         """One step, and the QR of the new frames if ``qr``.
@@ -122,28 +150,21 @@ class FusedSquareStep:
         without ``qr`` the first is None and the frames are left unnormalised.
         """
         B = self.x.shape[0]
-        if B == 1:
-            parts = pool.run_parts(lambda r: self._rows_of(0, r[0], r[1], qr), self.rows)
-            y, d = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-            out = [(y, d) + self._factor(0, d, qr)]
+        if self.groups == 1:
+            out = [self._trajectory(b, qr) for b in range(B)]
         else:
             cuts = np.linspace(0, B, self.groups + 1).astype(int)
             out = [r for part in pool.run_parts(
                 lambda span: [self._trajectory(b, qr) for b in range(*span)],
                 zip(cuts[:-1], cuts[1:])) for r in part]
         self.x = np.stack([o[0] for o in out])
-        self.turn ^= 1
         self.implicit = qr
-        norms_sq = np.stack([o[3] for o in out])
-        logd = np.stack([o[2] for o in out]) if qr else None
+        norms_sq = np.stack([o[2] for o in out])
+        logd = np.stack([o[1] for o in out]) if qr else None
         return logd, norms_sq, float(np.sum(self.x))
 
     def state(self):
         """``(x, Q)``: the states (B, n) and orthonormal frames (B, n, n), new arrays."""
-        Q = np.empty((len(self.frames),) + self.frames[0][0].shape)
-        for b, pair in enumerate(self.frames):
-            F = pair[self.turn].copy(order="F")
-            if self.implicit:
-                explicit_frame(F, self.taus[b])
-            Q[b] = F
+        Q = np.stack([explicit_frame(F, T) if self.implicit else F
+                      for F, T in zip(self.frames, self.Ts)])
         return self.x.copy(), Q

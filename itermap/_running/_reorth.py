@@ -30,9 +30,13 @@ orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
 The spans of the leading columns are the same whatever the method, so the
 product of the ``R`` factors, and with it the exponents, agree to rounding.
 
+Every CholeskyQR runs the one pass loop :func:`cholesky_qr` with a pass of its own
+(batched on the namespace, one NumPy matrix at a time, or by row blocks in
+:mod:`._fused_dense`).
+
 Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
 Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`): ``geqrf`` (``4/3 n^3``) and ``ormqr`` into the next
+:func:`explicit_frame`): ``geqrt`` (``4/3 n^3``) and ``gemqrt`` into the next
 product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
 CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
 two or three; Householder QR is backward stable at any conditioning [1]_.
@@ -59,6 +63,7 @@ import ctypes
 import functools
 import logging
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -106,7 +111,21 @@ def _per_matrix(xp, fn, A):
 
 
 class _CholeskyFailed(Exception):
-    pass
+    """A CholeskyQR pass refused the frame; ``done``: the passes already applied to it."""
+
+    def __init__(self, done=()):
+        super().__init__()
+        self.done = list(done)
+
+
+class _Pass(NamedTuple):
+    """One CholeskyQR pass: ``log diag R``, ``R`` (or None), ``kappa(R)^2``'s estimate and
+    ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left (see :func:`_one_pass`)."""
+
+    logd: Any
+    R: Any
+    kappa_sq: float
+    dev: float
 
 
 # eps kappa^2 bounds CholeskyQR's loss of orthogonality: one pass up to 1e-3 sqrt(eps),
@@ -152,9 +171,57 @@ def triangular_kappa_sq(R) -> float:
     return math.inf if info != 0 or not rcond > 0 else 1.0 / rcond ** 2
 
 
-def _chol_pass(out, G, eps, shift, want_r, give_up=math.inf):
-    """One CholeskyQR pass on ``out`` (n, k) in place: ``(log diag R, R, kappa(R)^2, dev)``
-    (``dev`` as in :func:`_one_pass`)."""
+def cholesky_qr(run_pass, shift, eps: float, k: int, *, shifted: bool = False):
+    """CholeskyQR2, or shifted CholeskyQR3, of a frame that ``run_pass`` factorises in place.
+
+    The one pass loop of every CholeskyQR in itermap (batched, one matrix at a time, by
+    row blocks in threads: each supplies its own pass). ``run_pass(shift, give_up)``
+    runs one pass on the frame as it stands (``shift``, None or a float or one per
+    matrix, added to the Gram matrix's diagonal) and returns a :class:`_Pass`; it
+    raises :class:`_CholeskyFailed` where Cholesky refuses the Gram matrix or, before
+    the frame is changed, where ``kappa^2 eps > give_up``. ``shift()`` gives the
+    shift of the frame as given (:func:`shift_of`). The first pass's condition estimate
+    and the column norms it left decide: one pass, two, or, where the first refuses
+    or CholeskyQR2 cannot reach, shifted CholeskyQR3 from the frame as given [2]_ [3]_;
+    ``shifted`` starts there.
+
+    Returns the passes done and whether the shift was needed; raises
+    :class:`_CholeskyFailed` (with the passes done) where the frame's rank was lost to
+    rounding, for a Householder QR to decide.
+    """
+    passes = 3
+    if not shifted:
+        try:
+            first = run_pass(None, _TWO_PASS)
+            passes = passes_needed(first.kappa_sq, eps, k, first.dev)
+        except _CholeskyFailed:  # the frame is unchanged: shifted, from it
+            pass
+    if passes == 3:
+        first = run_pass(shift(), math.inf)
+    done = [first]
+    try:
+        for i in range(passes - 1):
+            # after the shifted pass the frame must be within plain CholeskyQR's reach
+            done.append(run_pass(None, _SHIFTED_REST if passes == 3 and i == 0 else math.inf))
+    except _CholeskyFailed:
+        raise _CholeskyFailed(done) from None
+    if passes > 1 and not _one_pass(done[-1].kappa_sq, eps, k, done[-1].dev):
+        raise _CholeskyFailed(done)  # the frame's rank was lost to rounding
+    return done, passes == 3
+
+
+def _combined(done, want_r):
+    """``log diag R`` and ``R`` (or None) of the product of the passes' factors."""
+    logd, R = done[0].logd, done[0].R
+    for p in done[1:]:
+        logd = logd + p.logd
+        if want_r:
+            R = p.R @ R
+    return logd, (R if want_r else None)
+
+
+def _chol_pass(out, G, eps, want_r, shift, give_up):
+    """One CholeskyQR pass on ``out`` (n, k) in place, for :func:`cholesky_qr`."""
     from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
 
     gram_upper(out, G)
@@ -171,7 +238,7 @@ def _chol_pass(out, G, eps, shift, want_r, give_up=math.inf):
         raise _CholeskyFailed
     solve_upper_transposed(G, out)
     dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
-    return np.log(d), (R if want_r else None), kappa_sq, dev
+    return _Pass(np.log(d), (R if want_r else None), kappa_sq, dev)
 
 
 def _chol_one(Y, out, G, eps, want_r, shifted=False):
@@ -184,28 +251,30 @@ def _chol_one(Y, out, G, eps, want_r, shifted=False):
     """
     np.copyto(out, Y)
     n, k = Y.shape
-    passes = 3
-    if not shifted:
-        try:
-            first = _chol_pass(out, G, eps, 0.0, want_r, give_up=_TWO_PASS)
-            passes = passes_needed(first[2], eps, k, first[3])
-        except _CholeskyFailed:
-            np.copyto(out, Y)
-    if passes == 3:  # from Y, shifted
-        first = _chol_pass(out, G, eps, shift_of(float(np.sum(Y * Y)), n, k, eps), want_r)
-    done = [first]
-    for i in range(passes - 1):
-        # after the shifted pass the frame must be within plain CholeskyQR's reach
-        done.append(_chol_pass(out, G, eps, 0.0, want_r,
-                               give_up=_SHIFTED_REST if passes == 3 and i == 0 else math.inf))
-    if passes > 1 and not _one_pass(done[-1][2], eps, k, done[-1][3]):
-        raise _CholeskyFailed  # Y's rank was lost to rounding: Householder decides
-    R = None
-    if want_r:
-        R = done[0][1]
-        for p in done[1:]:
-            R = p[1] @ R
-    return sum(p[0] for p in done), R, passes == 3
+    done, was_shifted = cholesky_qr(
+        functools.partial(_chol_pass, out, G, eps, want_r),
+        lambda: shift_of(float(np.sum(Y * Y)), n, k, eps), eps, k, shifted=shifted)
+    return (*_combined(done, want_r), was_shifted)
+
+
+def _batched_qr(xp, Y, eps, want_r, shifted):
+    """CholeskyQR2, or shifted CholeskyQR3, of a batch ``Y`` (B, n, k) on its namespace:
+    ``(Q, log diag R, R, whether shifted)``; raises :class:`_CholeskyFailed`."""
+    B, n, k = Y.shape
+    frame = [Y]
+
+    def run_pass(shift, give_up):
+        step = _batched_pass(xp, frame[0], shift)
+        if step is None or not step[3] * eps <= give_up:
+            raise _CholeskyFailed
+        frame[0] = xp.matmul(frame[0], step[1])
+        dev = float(xp.max(xp.abs(column_sq_norms(xp, frame[0]) - 1.0)))
+        return _Pass(step[2], step[0], step[3], dev)
+
+    done, was_shifted = cholesky_qr(
+        run_pass, lambda: shift_of(xp.sum(column_sq_norms(xp, Y), axis=-1), n, k, eps),
+        eps, k, shifted=shifted)
+    return (frame[0], *_combined(done, want_r), was_shifted)
 
 
 def _exact_rank(xp, Y, Q, logd, R):
@@ -389,73 +458,41 @@ class Reorthonormalizer:
     def _cholesky(self, xp, Y, want_r):
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
         B, n, k = Y.shape
-        if isinstance(Y, np.ndarray) and Y.dtype == np.float64 and k >= OPTIONS.qr_per_matrix_k \
-                and nogil_available():
-            return self._cholesky_per_matrix(Y, eps, want_r)
         # a frame that needed the shift is followed by frames as ill-conditioned
-        held = self.shifted > 0
-        first = None if held else _batched_pass(xp, Y)
-        passes = 3 if first is None else passes_needed(first[3], eps, k)
-        self.shifted = self.shifted - 1 if held else _FALLBACK_HOLD if passes == 3 else 0
-        Q = None
-        if passes == 2:  # where the estimate is unsure, the column norms one pass left decide
-            Q = xp.matmul(Y, first[1])
-            norms = column_sq_norms(xp, Q)
-            passes = passes_needed(first[3], eps, k, float(xp.max(xp.abs(norms - 1.0))))
-        elif passes == 3:  # shifted CholeskyQR3: from Y again, its Gram matrix shifted
-            sq = xp.sum(column_sq_norms(xp, Y), axis=-1)
-            first = _batched_pass(xp, Y, shift_of(sq, n, k, eps))
-            if first is None:
-                return None
-        done = [first]
-        if Q is None:
-            Q = xp.matmul(Y, first[1])
-        for _ in range(passes - 1):
-            step = _batched_pass(xp, Q)
-            if step is None or (passes == 3 and len(done) == 1
-                                and not step[3] * eps <= _SHIFTED_REST):
-                return None  # Y's rank was lost to rounding: Householder decides
-            done.append(step)
-            Q = xp.matmul(Q, step[1])
-        if passes > 1 and not _one_pass(done[-1][3], eps, k):
-            return None  # Y's rank was lost to rounding: Householder decides
-        logd = done[0][2]
-        R = done[0][0] if want_r else None
-        for R_p, _, logd_p, _ in done[1:]:
-            logd = logd + logd_p
-            if want_r:
-                R = xp.matmul(R_p, R)
+        start = self.shifted > 0
+        try:
+            if (isinstance(Y, np.ndarray) and Y.dtype == np.float64
+                    and k >= OPTIONS.qr_per_matrix_k and nogil_available()):
+                Q, logd, R, shifted = self._cholesky_per_matrix(Y, eps, want_r, start)
+            else:
+                Q, logd, R, shifted = _batched_qr(xp, Y, eps, want_r, start)
+        except _CholeskyFailed:
+            return None  # Householder decides
+        self.shifted = self.shifted - 1 if start else _FALLBACK_HOLD if shifted else 0
         return Q, logd, R
 
-    def _cholesky_per_matrix(self, Y, eps, want_r):
+    def _cholesky_per_matrix(self, Y, eps, want_r, start):
         B, n, k = Y.shape
         threads = min(n_threads(), B) if self.frames_in_threads else 1
-        try:
-            # SciPy's pool at one thread: alternating with NumPy's, both would spin
-            with self._scipy_one_thread():
-                Q = np.empty(Y.shape, dtype=np.float64)
-                start = self.shifted > 0
-                if threads > 1:  # the frames in threads
-                    scratch = [np.empty((k, k)) for _ in range(B)]
-                    parts = _pool.run_parts(
-                        lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start),
-                        range(B))
-                else:
-                    G = np.empty((k, k))
-                    parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
-        except _CholeskyFailed:
-            return None
-        # a frame that needed the shift is followed by frames as ill-conditioned
-        self.shifted = (self.shifted - 1 if start else
-                        _FALLBACK_HOLD if any(p[2] for p in parts) else 0)
+        # SciPy's pool at one thread: alternating with NumPy's, both would spin
+        with self._scipy_one_thread():
+            Q = np.empty(Y.shape, dtype=np.float64)
+            if threads > 1:  # the frames in threads
+                scratch = [np.empty((k, k)) for _ in range(B)]
+                parts = _pool.run_parts(
+                    lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start), range(B))
+            else:
+                G = np.empty((k, k))
+                parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
         logd = np.stack([p[0] for p in parts])
         R = np.stack([p[1] for p in parts]) if want_r else None
-        return Q, logd, R
+        return Q, logd, R, any(p[2] for p in parts)
 
 
 def _batched_pass(xp, Q, shift=None):
     """One batched CholeskyQR pass's factor: ``(R, R^-1, log diag R, max ||R||_F^2
-    ||R^-1||_F^2)``, the last bounding ``kappa(Q)^2``; None where Cholesky refuses."""
+    ||R^-1||_F^2)``, the last bounding ``kappa(Q)^2``; None where Cholesky refuses.
+    ``shift``: one per matrix, or None."""
     G = xp.matmul(_transpose(xp, Q), Q)
     if shift is not None:
         k = G.shape[-1]
@@ -475,24 +512,25 @@ def _batched_pass(xp, Q, shift=None):
 
 
 # -- Householder frames kept as reflectors (square frames of the fused dense step) --------
-_LQ_BLOCK = 64  # workspace columns per row: LAPACK's block size (32 in the reference) fits
+#: columns per block reflector: dgeqrt's panels and the blocks of its ``T`` factors (one
+#: LAPACK call at 32 or 64 costs the same at n = 256; 64 hands another thread 4 panels a step)
+PANEL = 64
 
 
 @functools.lru_cache(maxsize=1)
 def _householder_routines():
-    """SciPy's ``dgeqrf``, ``dorgqr`` and ``dormqr`` as ctypes functions (which release
-    the GIL), or None where SciPy lacks its Cython LAPACK API."""
+    """SciPy's ``dgeqrt`` and ``dgemqrt`` as ctypes functions (which release the GIL), or
+    None where SciPy lacks its Cython LAPACK API."""
     try:
         from scipy.linalg import cython_lapack
 
         from ._nogil_blas import _function
         i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
-        geqrf = _function(cython_lapack, "dgeqrf", [i, i, p, i, p, p, i, i])
-        orgqr = _function(cython_lapack, "dorgqr", [i, i, i, p, i, p, p, i, i])
-        ormqr = _function(cython_lapack, "dormqr", [c, c, i, i, i, p, i, p, p, i, p, i, i])
+        geqrt = _function(cython_lapack, "dgeqrt", [i, i, i, p, i, p, i, p, i])
+        gemqrt = _function(cython_lapack, "dgemqrt", [c, c, i, i, i, i, p, i, p, i, p, i, p, i])
     except (ImportError, AttributeError, KeyError, ValueError, TypeError):
         return None
-    return geqrf, orgqr, ormqr
+    return geqrt, gemqrt
 
 
 def householder_available() -> bool:
@@ -506,12 +544,14 @@ def _ref(value: int):
 
 def _fortran(a, name: str) -> int:
     """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
-    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
-            and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1)
-            and a.strides[1] % 8 == 0 and a.strides[1] // 8 >= max(1, a.shape[0])):
+    ok = (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+          and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1))
+    # one column: NumPy may leave any stride between columns
+    ld = (max(1, a.shape[0]) if a.shape[1] <= 1 else a.strides[1] // 8) if ok else 0
+    if not (ok and (a.shape[1] <= 1 or a.strides[1] % 8 == 0) and ld >= max(1, a.shape[0])):
         raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
                          "block of rows of one)")
-    return a.strides[1] // 8
+    return ld
 
 
 def _call(fn, name, *args) -> None:
@@ -521,56 +561,93 @@ def _call(fn, name, *args) -> None:
         raise ValueError(f"LAPACK {name} refused argument {-info.value}")
 
 
-def _geqrf(F, tau) -> None:
-    n, k = F.shape
-    work = np.empty(max(1, k) * _LQ_BLOCK)
-    _call(_householder_routines()[0], "dgeqrf", _ref(n), _ref(k), F.ctypes.data,
-          _ref(_fortran(F, "F")), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+def _geqrt(A, T) -> None:
+    """``dgeqrt`` of ``A`` (m, w) in place, ``T`` (>= nb, w) with ``nb = min(PANEL, m, w)``."""
+    m, w = A.shape
+    nb = max(1, min(PANEL, m, w))
+    work = np.empty(nb * max(1, w))
+    _call(_householder_routines()[0], "dgeqrt", _ref(m), _ref(w), _ref(nb), A.ctypes.data,
+          _ref(_fortran(A, "F")), T.ctypes.data, _ref(_fortran(T, "T")), work.ctypes.data)
 
 
-def householder_frame(F: np.ndarray, tau: np.ndarray) -> np.ndarray:
+def _gemqrt(side: bytes, trans: bytes, V, T, C) -> None:
+    """``C <- C op(Q)`` (``side`` R) or ``op(Q) C`` (L) for the block reflectors ``(V, T)``."""
+    m, n = C.shape
+    k = V.shape[1]
+    nb = max(1, min(PANEL, k))
+    work = np.empty(nb * max(1, n if side == b"L" else m))
+    _call(_householder_routines()[1], "dgemqrt", side, trans, _ref(m), _ref(n), _ref(k),
+          _ref(nb), V.ctypes.data, _ref(_fortran(V, "F")), T.ctypes.data,
+          _ref(_fortran(T, "T")), C.ctypes.data, _ref(_fortran(C, "M")), work.ctypes.data)
+
+
+def _check_t(T, k: int) -> None:
+    nb = max(1, min(PANEL, k))
+    if not (isinstance(T, np.ndarray) and T.shape == (nb, k)):
+        raise ValueError(f"T must have shape ({nb}, {k}): min(PANEL, k) rows, k columns")
+    _fortran(T, "T")
+
+
+def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
     """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
 
-    ``F`` is Fortran-ordered (LAPACK's ``dgeqrf`` runs on it as it is): ``R`` is left in
-    its upper triangle, and the reflectors whose product is ``Q`` below it, with their
-    scalars in ``tau`` (k,). :func:`apply_frame` multiplies by ``Q`` without forming
-    it, which saves the ``orgqr`` of every step; :func:`explicit_frame` forms it.
-    Householder QR is backward stable whatever the conditioning (Golub and Van Loan
-    2013, sec. 5.2.2), so no frame needs a fallback. Runs without the GIL.
+    ``F`` is Fortran-ordered (LAPACK's ``dgeqrt`` runs on it as it is): ``R`` is left in
+    its upper triangle, the reflectors whose product is ``Q`` below it, and the
+    triangular factors of their blocks of ``PANEL`` columns (the compact WY form) in
+    ``T`` (``min(PANEL, k)``, k), Fortran-ordered. :func:`apply_frame` multiplies by
+    ``Q`` without forming it; :func:`explicit_frame` forms it. Householder QR is
+    backward stable whatever the conditioning [1]_, so no frame needs a fallback.
+    Runs without the GIL.
 
-    One core: splitting its panels over threads (a look-ahead of one panel, each
-    part a ``dormqr``) cost more in calls and hand-offs than it saved at n = 256.
+    ``panel_done(lo, hi)``, where given, is called as soon as the reflectors of
+    columns ``lo:hi`` are final (before they update the columns to their right), so
+    that another thread can apply them (``apply_frame(F, T, M, cols=(lo, hi))``)
+    while this one goes on.
     """
     _fortran(F, "F")
     n, k = F.shape
-    if k > n or tau.shape != (k,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
-        raise ValueError(f"F must have at most as many columns as rows and tau shape ({k},)")
-    _geqrf(F, tau)
+    if k > n:
+        raise ValueError(f"F must have at most as many columns as rows, got shape {F.shape}")
+    _check_t(T, k)
+    if panel_done is None:
+        if k:
+            _geqrt(F, T)
+    else:
+        for lo in range(0, k, PANEL):
+            hi = min(k, lo + PANEL)
+            _geqrt(F[lo:, lo:hi], T[:, lo:hi])
+            panel_done(lo, hi)
+            if hi < k:
+                _gemqrt(b"L", b"T", F[lo:, lo:hi], T[:, lo:hi], F[lo:, hi:])
     return np.log(np.abs(np.diagonal(F).copy()))
 
 
-def apply_frame(F: np.ndarray, tau: np.ndarray, M: np.ndarray) -> None:
+def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
     """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
 
     ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
-    independent: blocks run in threads). ``dormqr`` from the right costs ``2 r n^2``
-    flops, those of the product with an explicit ``Q``.
+    independent). ``cols=(lo, hi)`` applies only the reflectors of columns
+    ``lo:hi`` (whole blocks of ``PANEL``; ``Q`` is their product in order, so applying
+    every block in turn applies ``Q``): those change ``M[:, lo:]`` alone. ``2 r n^2``
+    flops in all, those of the product with an explicit ``Q``.
     """
-    ld, ldm = _fortran(F, "F"), _fortran(M, "M")
+    _fortran(F, "F")
+    _fortran(M, "M")
     n, k = F.shape
     if k != n or M.shape[-1] != n:
         raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
-    r = M.shape[0]
-    work = np.empty(max(1, r) * _LQ_BLOCK + 65 * 64)  # LAPACK's T block beside the rows
-    _call(_householder_routines()[2], "dormqr", b"R", b"N", _ref(r), _ref(n), _ref(k),
-          F.ctypes.data, _ref(ld), tau.ctypes.data, M.ctypes.data, _ref(ldm),
-          work.ctypes.data, _ref(work.size))
+    _check_t(T, k)
+    lo, hi = (0, k) if cols is None else cols
+    if hi > lo:
+        _gemqrt(b"R", b"N", F[lo:, lo:hi], T[:, lo:hi], M[:, lo:])
 
 
-def explicit_frame(F: np.ndarray, tau: np.ndarray) -> None:
-    """Turn :func:`householder_frame`'s reflectors in ``F`` (n, k) into ``Q``, in place."""
-    ld = _fortran(F, "F")
+def explicit_frame(F: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``Q`` (n, k), Fortran-ordered, from :func:`householder_frame`'s reflectors in ``F``."""
+    _fortran(F, "F")
     n, k = F.shape
-    work = np.empty(max(1, k) * _LQ_BLOCK)
-    _call(_householder_routines()[1], "dorgqr", _ref(n), _ref(k), _ref(k), F.ctypes.data,
-          _ref(ld), tau.ctypes.data, work.ctypes.data, _ref(work.size))
+    _check_t(T, k)
+    Q = np.eye(n, k, order="F")
+    if k:
+        _gemqrt(b"L", b"N", F, T, Q)
+    return Q
