@@ -74,7 +74,8 @@ METHODS = {
 def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, period: int = 1,
                       tol: float = 1e-10, max_iter: int = 600, unique_tol: float = 1e-6,
                       slow_points: bool = False, method: str = "auto", patience: int = 1000,
-                      q_steps: int | None = None, progress: bool | None = None) -> FixedPoints:
+                      q_steps: int | None = None, progress: bool | None = None,
+                      deflation: bool | float | str = "auto") -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
     The search has three phases, all starts advancing together. (1) ``q_steps``
@@ -275,7 +276,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     map = itermap.as_map(map)
     problem = _problem(map, x0, inputs=inputs, period=period, tol=tol, max_iter=max_iter,
                        unique_tol=unique_tol, slow_points=slow_points, method=method,
-                       patience=patience, q_steps=q_steps, progress=progress)
+                       patience=patience, q_steps=q_steps, progress=progress,
+                       deflation=deflation)
     sol = METHODS[problem.method](problem)
     x, xp, F = problem.x, problem.xp, problem.F
     stable, n_unstable = _stability(sol.eigenvalues)
@@ -289,7 +291,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
 
 
 def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points, method,
-             patience, q_steps, progress) -> Problem:
+             patience, q_steps, progress, deflation="auto") -> Problem:
     """The checked inputs, and the method that runs."""
     period = _check_int("period", period, 1)
     max_iter = _check_int("max_iter", max_iter, 1)
@@ -300,6 +302,7 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
     tol = _check_positive("tol", tol)
+    deflation = _check_deflation(deflation)
     unique_tol = _check_positive("unique_tol", unique_tol)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
@@ -314,7 +317,25 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
                                      int(x.shape[1]))
     return Problem(map=map_, F=F, x=x, xp=xp, tol=tol, max_iter=max_iter,
                    unique_tol=unique_tol, patience=patience, q_steps=q_steps,
-                   slow_points=method == "q", progress=progress, method=method)
+                   slow_points=method == "q", progress=progress, method=method,
+                   deflation=deflation)
+
+
+def _check_deflation(deflation):
+    """``"auto"`` (or None), True, False, or a radius: a finite number > 0."""
+    if deflation is None:
+        return "auto"
+    if isinstance(deflation, (bool, np.bool_)):
+        return bool(deflation)
+    if isinstance(deflation, str):
+        if deflation != "auto":
+            raise ValueError(f"deflation must be 'auto', True, False or a radius > 0, got "
+                             f"{deflation!r}")
+        return deflation
+    if not isinstance(deflation, (int, float, np.integer, np.floating)):
+        raise TypeError(f"deflation must be 'auto', True, False or a radius > 0, got "
+                        f"{deflation!r}")
+    return _check_positive("deflation", deflation)
 
 
 def _choose_method(method, slow_points, dim, xp):
