@@ -201,12 +201,12 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         ``r`` itself (in the state's units), False skips the phase; ``"auto"``
         (or None) is True on maps of at least 100 units not on a torus, False
         otherwise (on small maps the starts usually reach every point, and the
-        phase would cost 10-40 % for nothing). On the ``random_rnn(200, 1.5)``
-        networks of the benchmark grid it raised the distinct points from
-        64 starts from a median of 14 to 16 (up to 9 -> 16 on one network) at
-        1.1-3x the time of the search without it; where no start repeats a
-        point it costs nothing. ``method="newton-krylov"`` always deflates
-        (start by start); ``method="q"`` does not.
+        phase would cost 10-40 % for nothing). On the ten ``random_rnn(200,
+        1.5)`` networks of the benchmark grid (64 starts each) it added 0 to 7
+        points a network (9 -> 16 on one) at 1.0-3.1x the CPU time of the
+        search without it, 1.27x over the ten; where few starts repeat a point
+        (gains 2 and 3) it costs next to nothing. ``method="newton-krylov"``
+        always deflates (start by start); ``method="q"`` does not.
 
     Returns
     -------
