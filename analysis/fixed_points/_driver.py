@@ -75,7 +75,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
                       tol: float = 1e-10, max_iter: int = 600, unique_tol: float = 1e-6,
                       slow_points: bool = False, method: str = "auto", patience: int = 1000,
                       q_steps: int | None = None, progress: bool | None = None,
-                      deflation: bool | float | str = "auto") -> FixedPoints:
+                      deflation: bool | float | str | None = "auto") -> FixedPoints:
     """Fixed points (or points of period ``p``) of a map, with their stability.
 
     The search has three phases, all starts advancing together. (1) ``q_steps``
@@ -204,7 +204,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         phase would cost 10-40 % for nothing). On the ten ``random_rnn(200,
         1.5)`` networks of the benchmark grid (64 starts each) it added 0 to 7
         points a network (9 -> 16 on one) at 1.0-3.1x the CPU time of the
-        search without it, 1.27x over the ten; where few starts repeat a point
+        search without it, 1.36x over the ten; where few starts repeat a point
         (gains 2 and 3) it costs next to nothing. ``method="newton-krylov"``
         always deflates (start by start); ``method="q"`` does not.
 
