@@ -79,7 +79,8 @@ _WANDER_ITERS = 100
 def deflate_repeats(F, xp, eye, x, known, *, tol, unique_tol, radius, max_iter=_MAX_ITERS,
                     wander=None, bar=None):
     """Deflated Newton from the rows ``x`` (the starts that converged onto a point found
-    already), all rows at once, against the ``known`` points and those it finds.
+    already, or midpoints of known points), all rows at once, against the ``known``
+    points and those it finds.
 
     Each row runs Newton on ``M(x) G(x)`` (the undeflated step rescaled by
     :func:`deflated_step`), with a batched backtracking line search on the deflated
@@ -92,6 +93,8 @@ def deflate_repeats(F, xp, eye, x, known, *, tol, unique_tol, radius, max_iter=_
     Returns (new points (k, dim) in ``xp``, their residuals, the index of the row that
     found each).
     """
+    if not int(x.shape[0]):
+        return x, np.zeros(0), np.zeros(0, np.int64)
     P = np.asarray(to_numpy(known), dtype=np.float64).reshape(-1, int(x.shape[1]))
     ids = np.arange(int(x.shape[0]))
     Px = F.value(x)

@@ -28,6 +28,7 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
+from ._clustering import _sq_dist
 from ._common import Solution, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
@@ -83,11 +84,19 @@ def _newton_batch(p, xc, eye, done):
     # by every point found; their status stays "converged" (they reached a point)
     radius, rows, found_new = _radius(p, x0), _repeats(lead, st), False
     if radius is not None and rows.size and fx:
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _take(xp, x0, rows),
-                                    xp.concat(fx, axis=0), tol=p.tol, unique_tol=p.unique_tol,
-                                    radius=radius, wander=_wander_step(p.F, x0), bar=done)
+        kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
+              "wander": _wander_step(p.F, x0), "bar": done}
+        nx, nr, _ = deflate_repeats(p.F, xp, eye, _take(xp, x0, rows), xp.concat(fx, axis=0),
+                                    **kw)
         if len(nr):
-            fx, fr, found_new = fx + [nx], fr + [nr], True
+            fx, fr = fx + [nx], fr + [nr]
+        # then from the midpoints of the nearest pairs of points (one per start): between
+        # two points of a network lie the saddles that separate them
+        known = xp.concat(fx, axis=0)
+        nx, nr, _ = deflate_repeats(p.F, xp, eye, _midpoints(xp, known, len(st)), known, **kw)
+        if len(nr):
+            fx, fr = fx + [nx], fr + [nr]
+        found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
 
@@ -120,3 +129,14 @@ def _repeats(lead, status):
     first = np.searchsorted(grp, grp)               # the first index of each group
     keep = np.arange(grp.size) - first < _PER_POINT
     return np.sort(rep[order][keep])
+
+
+def _midpoints(xp, pts, k):
+    """The midpoints of the ``k`` nearest pairs of ``pts`` (fewer if there are fewer)."""
+    m = int(pts.shape[0])
+    i, j = np.triu_indices(m, 1)
+    if not i.size:
+        return pts[:0]
+    P = np.asarray(to_numpy(pts), dtype=np.float64)
+    o = np.argsort(_sq_dist(np, P, P)[i, j], kind="stable")[:k]
+    return 0.5 * (_take(xp, pts, i[o]) + _take(xp, pts, j[o]))
