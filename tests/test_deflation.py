@@ -180,3 +180,13 @@ def test_deflated_runs_never_return_a_known_point():
     assert np.all((rows >= 0) & (rows < 6))
     # the points of tanh(2x) in 2-D: coordinates in {-a, 0, a}
     assert np.all(np.min(np.abs(np.abs(P)[..., None] - np.array([0.0, a])), axis=-1) < 1e-9)
+
+
+def test_midpoints_of_the_nearest_pairs_against_a_plain_loop():
+    from itermap.analysis.fixed_points._newton import _midpoints
+    P = np.random.default_rng(4).normal(size=(7, 5))
+    pairs = sorted((np.linalg.norm(P[i] - P[j]), i, j) for i in range(7) for j in range(i + 1, 7))
+    ref = np.array([0.5 * (P[i] + P[j]) for _, i, j in pairs[:9]])
+    np.testing.assert_allclose(_midpoints(np, P, 9), ref, rtol=0, atol=1e-15)
+    assert _midpoints(np, P, 100).shape == (21, 5)
+    assert _midpoints(np, P[:1], 5).shape == (0, 5)
