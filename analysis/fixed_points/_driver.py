@@ -122,7 +122,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     at the known points, so the runs converge to new ones, which join the
     deflation at once (a line search on ``M ||G||``, wandering where it
     stalls; 150 iterations at most, ended once 60 pass without a new point,
-    30 before the first). Every start
+    30 before the first). Then the same deflated Newton runs from the
+    midpoints of the nearest pairs of points found (twice as many as
+    there are starts), where the saddles that separate two points lie. Every start
     ends with a ``status``: converged, slow point, or gave up (and why); a
     start re-run by deflation stays "converged" whether or not its deflated
     run finds a new point.

@@ -50,6 +50,9 @@ _DEFLATE_MIN_DIM = 100
 _PER_POINT = 8
 # their wandering step, in units of the map's range (as the search's)
 _WANDER_FRAC = 0.6
+# then from the midpoints of this many nearest pairs of points a start (gain 1.5 grid
+# network 6: 15 points with one, 18 with two)
+_MIDPOINTS = 2
 
 
 def newton(problem) -> Solution:
@@ -90,10 +93,11 @@ def _newton_batch(p, xc, eye, done):
                                     **kw)
         if len(nr):
             fx, fr = fx + [nx], fr + [nr]
-        # then from the midpoints of the nearest pairs of points (one per start): between
+        # then from the midpoints of the nearest pairs of points (two per start): between
         # two points of a network lie the saddles that separate them
         known = xp.concat(fx, axis=0)
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _midpoints(xp, known, len(st)), known, **kw)
+        nx, nr, _ = deflate_repeats(p.F, xp, eye, _midpoints(xp, known, _MIDPOINTS * len(st)),
+                                    known, **kw)
         if len(nr):
             fx, fr = fx + [nx], fr + [nr]
         found_new = True
