@@ -42,8 +42,8 @@ _Q_SWITCH = 1e-3
 # fraction of the starts' mean norm
 _DEFLATE_FRAC = 0.1
 # deflation="auto" deflates on maps of at least this many units (not on a torus): on the
-# N = 64 benchmark networks the search finds the 3 points there are, and deflation
-# would add 10-40 % to the call for nothing
+# N = 64 benchmark networks the search finds the 3 points there are, and stage 1 alone
+# added 10-40 % to the call for nothing
 _DEFLATE_MIN_DIM = 100
 # the deflated runs set out from at most this many of the starts that repeat one point
 # (the first by index): at N = 64 the benchmark's 128 starts repeat 3 points
