@@ -293,24 +293,39 @@ def _grid_network(n, gain, seed, starts):
     return m, m.block_matrix.to_dense(), X0
 
 
-def _grid_one(n, gain, seed, starts):
-    """Ours and the hybr loop on one network: counts checked independently, and times."""
+def _grid_one(n, gain, seed, starts, deflation="auto", hybr=True):
+    """Ours (and the hybr loop) on one network: counts checked independently, and times.
+
+    With ``deflation="both"`` ours runs without deflation and then with ``"auto"``, in
+    the same minutes: the points and the CPU times of both (``*_off``).
+    """
     import time
 
     m, W, X0 = _grid_network(n, gain, seed, starts)
-    t0 = time.perf_counter()
-    fp = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL, progress=False)
+    out = {}
+
+    def ours(d):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fp = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL, progress=False,
+                               deflation=d)
+        c1, t1 = time.process_time(), time.perf_counter()
+        P = np.asarray(fp.points)
+        # the points are checked by a plain residual, not the search's own numbers
+        assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= TOL)
+        return fp.n_converged / starts, _distinct(P), t1 - t0, c1 - c0
+
+    if deflation == "both":
+        out["frac_off"], out["points_off"], _, out["cpu_off"] = ours(False)
+        deflation = "auto"
+    out["frac"], out["points"], out["t_ours"], out["cpu"] = ours(deflation)
     t1 = time.perf_counter()
-    ref = _scipy_loop(W, X0)
-    t2 = time.perf_counter()
-    P = np.asarray(fp.points)
-    # the points are checked by a plain residual, not the search's own numbers
-    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= TOL)
-    return {"frac": fp.n_converged / starts, "points": _distinct(P), "hybr": _distinct(ref),
-            "t_ours": t1 - t0, "t_hybr": t2 - t1}
+    out["hybr"] = _distinct(_scipy_loop(W, X0)) if hybr else -1
+    out["t_hybr"] = time.perf_counter() - t1
+    return out
 
 
-def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10) -> list[dict]:
+def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
+             hybr=True) -> list[dict]:
     """Per (N, gain) cell, over ``seeds`` networks each with its own starts: the median and
     worst converged fraction and distinct points, against the hybr loop over the same
     starts, and the total times. Targets (issue 26): median >= 50 % converged and
@@ -322,11 +337,13 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10) -> list[dict]:
         # seeds outer: a run cut short still covers every gain
         for seed in range(seeds):
             for gain in gains:
-                by_gain[gain].append(_grid_one(n, gain, seed, starts))
+                by_gain[gain].append(_grid_one(n, gain, seed, starts, deflation, hybr))
                 r = by_gain[gain][-1]
+                off = (f"; without deflation {r['points_off']} points, CPU "
+                       f"{r['cpu_off']:.1f} s" if "cpu_off" in r else "")
                 print(f"  N={n} g={gain} seed={seed}: {r['frac']:.0%} converged, "
-                      f"{r['points']} points (hybr {r['hybr']}), {r['t_ours']:.1f} s "
-                      f"(hybr {r['t_hybr']:.1f} s)", flush=True)
+                      f"{r['points']} points (hybr {r['hybr']}), {r['t_ours']:.1f} s, CPU "
+                      f"{r['cpu']:.1f} s (hybr {r['t_hybr']:.1f} s){off}", flush=True)
         for gain, runs in by_gain.items():
             frac = np.array([r["frac"] for r in runs])
             pts = np.array([r["points"] for r in runs])
@@ -340,6 +357,13 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10) -> list[dict]:
                     "t_hybr": sum(r["t_hybr"] for r in runs)}
             cell["met"] = bool(cell["frac_median"] >= 0.5 and cell["pts_median"] >= starts / 4
                                and cell["frac_worst"] >= 0.25 and cell["below_hybr"] == 0)
+            if "cpu_off" in runs[0]:        # without deflation, and the CPU-time ratio
+                off = np.array([r["points_off"] for r in runs])
+                ratio = sum(r["cpu"] for r in runs) / sum(r["cpu_off"] for r in runs)
+                cell.update(pts_off_median=float(np.median(off)), pts_off_worst=int(off.min()),
+                            cpu_ratio=ratio)
+                print(f"  gain {gain}: without deflation points median / worst "
+                      f"{np.median(off):g} / {off.min()}; CPU with / without {ratio:.2f}")
             print(_grid_line(cell), flush=True)
             cells.append(cell)
     return cells
@@ -367,10 +391,14 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, nargs="*", default=[200], help="grid sizes")
     parser.add_argument("--gains", type=float, nargs="*", default=list(GRID_GAINS))
     parser.add_argument("--seeds", type=int, default=10, help="networks per cell")
+    parser.add_argument("--deflation", default="auto", choices=("auto", "off", "both"),
+                        help="ours with deflation='auto', without, or both (CPU times)")
+    parser.add_argument("--no-hybr", action="store_true", help="skip the hybr loop")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.grid:
-        cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds)
+        defl = {"off": False}.get(args.deflation, args.deflation)
+        cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds, defl, not args.no_hybr)
         print(GRID_HEADER)
         for c in cells:
             print(_grid_line(c))

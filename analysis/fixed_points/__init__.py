@@ -11,7 +11,8 @@ the method that ``method=`` names, and turns what the method returns into a
 ``"newton"`` (``_newton``, with the search state in ``_search``)
     Globalised Newton on dense Jacobians: a few L-BFGS steps on q, damped
     Newton with a line search and Levenberg-Marquardt, then wandering from the
-    stalled starts.
+    stalled starts; with ``deflation``, the starts that repeated a point run
+    again as deflated Newton against every point found (``_deflation``).
 ``"newton-krylov"`` (``_newton_krylov``)
     Matrix-free Newton-Krylov (GMRES on ``map.tangent``, ILU-preconditioned on
     small sparse networks), each start deflated by the points found before it.
@@ -31,7 +32,8 @@ checked inputs: the map, ``F`` (the map raised to the period under the constant
 input, with ``value(x)``, ``jacobian(x)`` and, on a torus, residuals taken modulo
 the periods), the starts ``x`` (B, dim) on the map's backend and their namespace
 ``xp``, and ``tol``, ``max_iter``, ``unique_tol``, ``patience``, ``q_steps``,
-``slow_points``, ``progress``. The method must
+``slow_points``, ``progress``, ``deflation`` (as given: ``"auto"``, a bool or a
+radius; a method that does not deflate ignores it). The method must
 
 - return a ``_common.Solution``: the distinct ``points`` (m, dim) in ``xp``, each
   with residual ``||F^p(x) - x|| <= tol`` (``residuals``, host float64), no two

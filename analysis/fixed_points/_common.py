@@ -38,6 +38,7 @@ class Problem:
     slow_points: bool
     progress: bool | None
     method: str              # the name the method runs under (for messages)
+    deflation: Any = False   # "auto", True, False or a radius (find_fixed_points' option)
 
 
 @dataclass

@@ -83,19 +83,25 @@ _ROUNDED = 16
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
-            bar=None, wander=False, stall_final=True, share=1.0):
+            bar=None, wander=False, stall_final=True, share=1.0, leads=None):
     """The batched damped Newton iteration over the starts ``x`` (see :class:`_NewtonSearch`).
 
     Returns (converged points, their residuals, the status of each start (see
     :data:`STATUS`), slow points, their residuals), the points as lists of
-    device arrays.
+    device arrays. ``leads`` (a list) is given each start's representative (a start
+    that reached a point leads itself), for the deflation of repeats.
     """
-    if small_applies(x, slow_points=slow_points, patience=patience, wander=wander):
+    if leads is None and small_applies(x, slow_points=slow_points, patience=patience,
+                                       wander=wander):
         return small_search(F, x, tol=tol, max_iter=max_iter, unique_tol=unique_tol, bar=bar,
                             stall_final=stall_final)
-    return _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
-                         slow_points=slow_points, patience=patience, bar=bar, wander=wander,
-                         stall_final=stall_final, share=share).run()
+    search = _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
+                           slow_points=slow_points, patience=patience, bar=bar, wander=wander,
+                           stall_final=stall_final, share=share)
+    out = search.run()
+    if leads is not None:
+        leads.append(_roots(search.follows))
+    return out
 
 
 class _NewtonSearch:
