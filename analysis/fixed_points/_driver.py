@@ -32,6 +32,7 @@ from ._common import (
     _stability,
     _torus,
 )
+from ._homotopy import homotopy
 from ._newton import newton
 from ._newton_krylov import newton_krylov
 from ._q import q
@@ -66,6 +67,7 @@ METHODS = {
     "auto": auto,
     "newton": newton,
     "newton-krylov": newton_krylov,
+    "homotopy": homotopy,
     "q": q,
 }
 
@@ -320,14 +322,14 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
 def _choose_method(method, slow_points, dim, xp):
     """The method that runs: ``auto`` resolved by the stated rule, ``q`` for slow points."""
     if slow_points:
-        if method == "newton-krylov":
-            raise ValueError("method='newton-krylov' finds no slow points: use "
+        if method in ("newton-krylov", "homotopy"):
+            raise ValueError(f"method={method!r} finds no slow points: use "
                              "slow_points=True with method='q' (or 'auto')")
         return "q"
     if method == "auto":
         return _auto_name(dim, xp)
-    if method == "newton-krylov" and not is_numpy_namespace(xp):
-        raise ValueError("method='newton-krylov' runs on NumPy maps and starts; use "
+    if method in ("newton-krylov", "homotopy") and not is_numpy_namespace(xp):
+        raise ValueError(f"method={method!r} runs on NumPy maps and starts; use "
                          "method='newton' on this backend")
     return method
 
