@@ -163,11 +163,15 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013); implies
         ``method="q"``.
-    method : {"auto", "newton", "newton-krylov", "q"}, default "auto"
+    method : {"auto", "newton", "newton-krylov", "homotopy", "q"}, default "auto"
         See above and :data:`METHODS`: the three-phase dense Newton search,
         matrix-free Newton-Krylov, or L-BFGS on ``q`` (the gradient
         ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
         picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
+        ``"homotopy"`` follows each start's gain homotopy ``F(s x) + (1 - s) b - x``
+        (``b`` half the start) from ``s = 0`` to 1, matrix-free, then polishes: for
+        large networks where Newton-Krylov from the starts stalls (``max_iter``
+        bounds its continuation steps; see :mod:`itermap.analysis.fixed_points`).
     patience : int, default 1000
         Wandering iterations a stalled start may take before it is given up
         (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0
