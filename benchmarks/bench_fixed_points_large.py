@@ -9,6 +9,10 @@ Rows:
   <= 1e-10, computed here as ``||tanh(W x) - x||`` by a plain scipy.sparse product, the
   non-trivial ones among them (``random_rnn`` has no bias, so ``x = 0`` is always a
   fixed point) and the peak of traced memory (tracemalloc: NumPy's buffers included).
+- ``method="homotopy"`` (the gain homotopy, continuation to ``s = 1``) against
+  ``method="newton-krylov"`` from the same start on sparse ``random_rnn(n, 20/n, 1.5)``,
+  3 networks at n = 300, 1,000 and 2,000 (6 at 300 quick): networks where a non-trivial
+  point (residual <= 1e-10, checked directly) was found, CPU time, traced peak.
 - The memory estimate of the Newton-Krylov path (``krylov_memory``, what the search
   refuses on) against the traced peak of a short run at n = 200,000 (20,000 quick):
   no ``n x n`` array is allocated.
@@ -84,6 +88,53 @@ def _sparse_search(quick):
     return [row]
 
 
+def _homotopy_rows(quick):
+    """``method="homotopy"`` against ``method="newton-krylov"`` (100 steps a start) from the
+    same start, on 3 seeds (6 quick) per size: CPU time, non-trivial points at residual
+    <= 1e-10 checked directly, traced peak."""
+    import resource
+
+    sizes, seeds = ((300,), range(6)) if quick else ((300, 1000, 2000), range(3))
+    rows = []
+    for n in sizes:
+        tally = {"homotopy": [0, 0.0, 0, 0.0], "newton-krylov": [0, 0.0, 0, 0.0]}
+        for seed in seeds:
+            m = itermap.random_rnn(n, density=20.0 / n, gain=1.5, rng=seed)
+            W = m.block_matrix.to_sparse().tocsr()
+            X0 = np.asarray(sample_states(m, 1, steps=100, rng=seed + 1))
+            for method, iters in (("homotopy", 600), ("newton-krylov", 100)):
+                with threadpool_limits(1):
+                    c0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                    fp = find_fixed_points(m, X0, method=method, max_iter=iters,
+                                           progress=False)
+                    cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime - c0
+                    peak = 0
+                    if seed == seeds[0]:      # traced apart: tracemalloc slows the run
+                        tracemalloc.start()
+                        find_fixed_points(m, X0, method=method, max_iter=iters,
+                                          progress=False)
+                        peak = tracemalloc.get_traced_memory()[1]
+                        tracemalloc.stop()
+                _, nt = _points(W, np.asarray(fp.points))
+                t = tally[method]
+                t[0] += nt > 0
+                t[1] += cpu
+                t[2] += nt
+                t[3] = max(t[3], peak)
+                print(f"    n={n} seed={seed} {method}: {nt} non-trivial, CPU {cpu:.1f} s, "
+                      f"peak {peak / 2**20:.1f} MiB", flush=True)
+        h, k = tally["homotopy"], tally["newton-krylov"]
+        k_ = len(seeds)
+        note = (f"networks with a non-trivial point: homotopy {h[0]}/{k_} ({h[2]} points), "
+                f"newton-krylov {k[0]}/{k_} ({k[2]}); traced peaks (first network) "
+                f"{h[3] / 2**20:.1f} / {k[3] / 2**20:.1f} MiB; mean CPU s, 1 start a network")
+        rows.append(report(f"homotopy vs newton-krylov, sparse tanh N={n} g=1.5, "
+                           f"{k_} networks", h[1] / k_, k[1] / k_,
+                           "a non-trivial point on every network", h[0] == k_, note))
+        print("   ", note, flush=True)
+    return rows
+
+
 def _large_memory(quick):
     n = 20_000 if quick else 200_000
     m = itermap.random_rnn(n, density=20.0 / n, gain=1.2, rng=0)
@@ -128,9 +179,13 @@ def _report_estimate(quick):
 
 
 def run(quick=False):
-    return _sparse_search(quick) + _large_memory(quick) + _report_estimate(quick)
+    return (_sparse_search(quick) + _homotopy_rows(quick) + _large_memory(quick)
+            + _report_estimate(quick))
 
 
 if __name__ == "__main__":
     import sys
-    run(quick="--quick" in sys.argv)
+    if "--homotopy" in sys.argv:
+        _homotopy_rows(quick="--quick" in sys.argv)
+    else:
+        run(quick="--quick" in sys.argv)

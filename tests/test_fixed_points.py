@@ -700,7 +700,7 @@ def test_large_maps_go_matrix_free_and_agree_with_the_dense_search(monkeypatch):
 # -- issue 26: methods, matrix-free Newton-Krylov, deflation, progress ---------------------
 def test_methods_are_a_registry_and_unknown_names_are_refused():
     from itermap.analysis.fixed_points import METHODS
-    assert set(METHODS) == {"auto", "newton", "newton-krylov", "q"}
+    assert set(METHODS) == {"auto", "newton", "newton-krylov", "homotopy", "q"}
     m = itermap.IterativeMap(np.array([[2.0]]))
     for bad in ("krylov", 3, None):
         with pytest.raises(ValueError, match="method"):

@@ -16,6 +16,11 @@ the method that ``method=`` names, and turns what the method returns into a
 ``"newton-krylov"`` (``_newton_krylov``)
     Matrix-free Newton-Krylov (GMRES on ``map.tangent``, ILU-preconditioned on
     small sparse networks), each start deflated by the points found before it.
+``"homotopy"`` (``_homotopy``)
+    Large maps with few reachable points (a sparse random network past gain 1):
+    each start's gain homotopy ``F(s x) + (1 - s) b - x`` followed from ``s = 0``
+    to 1 by pseudo-arclength continuation (bordered GMRES on ``map.tangent``),
+    then polished by Newton-Krylov; no ``dim x dim`` array.
 ``"q"`` (``_q``)
     Sussillo and Barak's q-minimisation: batched L-BFGS on q, slow points kept,
     minima near zero polished by Newton.
@@ -67,6 +72,8 @@ References
    SIAM J. Sci. Comput. 37(4), 2015.
 .. [6] H. E. Nusse and J. A. Yorke, "Dynamics: Numerical Explorations", 2nd ed.,
    Springer 1998.
+.. [7] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation Methods",
+   SIAM 2003.
 """
 
 from ._basins import Basins, basins

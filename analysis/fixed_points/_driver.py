@@ -32,6 +32,7 @@ from ._common import (
     _stability,
     _torus,
 )
+from ._homotopy import homotopy
 from ._newton import newton
 from ._newton_krylov import newton_krylov
 from ._q import q
@@ -66,6 +67,7 @@ METHODS = {
     "auto": auto,
     "newton": newton,
     "newton-krylov": newton_krylov,
+    "homotopy": homotopy,
     "q": q,
 }
 
@@ -174,11 +176,15 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013); implies
         ``method="q"``.
-    method : {"auto", "newton", "newton-krylov", "q"}, default "auto"
+    method : {"auto", "newton", "newton-krylov", "homotopy", "q"}, default "auto"
         See above and :data:`METHODS`: the three-phase dense Newton search,
         matrix-free Newton-Krylov, or L-BFGS on ``q`` (the gradient
         ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
         picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
+        ``"homotopy"`` follows each start's gain homotopy ``F(s x) + (1 - s) b - x``
+        (``b`` half the start) from ``s = 0`` to 1, matrix-free, then polishes: for
+        large networks where Newton-Krylov from the starts stalls (``max_iter``
+        bounds its continuation steps; see :mod:`itermap.analysis.fixed_points`).
     patience : int, default 1000
         Wandering iterations a stalled start may take before it is given up
         (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0
@@ -369,14 +375,14 @@ def _check_deflation(deflation):
 def _choose_method(method, slow_points, dim, xp):
     """The method that runs: ``auto`` resolved by the stated rule, ``q`` for slow points."""
     if slow_points:
-        if method == "newton-krylov":
-            raise ValueError("method='newton-krylov' finds no slow points: use "
+        if method in ("newton-krylov", "homotopy"):
+            raise ValueError(f"method={method!r} finds no slow points: use "
                              "slow_points=True with method='q' (or 'auto')")
         return "q"
     if method == "auto":
         return _auto_name(dim, xp)
-    if method == "newton-krylov" and not is_numpy_namespace(xp):
-        raise ValueError("method='newton-krylov' runs on NumPy maps and starts; use "
+    if method in ("newton-krylov", "homotopy") and not is_numpy_namespace(xp):
+        raise ValueError(f"method={method!r} runs on NumPy maps and starts; use "
                          "method='newton' on this backend")
     return method
 

@@ -1,0 +1,132 @@
+"""The gain homotopy (``method="homotopy"``, issue 26 §2): every point is checked by a
+residual computed here from the weights by a plain product, against scipy's brentq on
+1-D maps, or against scipy.optimize.root started at the point."""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis.fixed_points import _homotopy as hom
+from itermap.analysis.fixed_points._common import _Power
+from itermap.systems import standard_map
+
+
+def _sparse(n, seed):
+    m = itermap.random_rnn(n, density=20.0 / n, gain=1.5, rng=seed)
+    return m, m.block_matrix.to_sparse().tocsr()
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_sparse_network_gives_non_trivial_points_checked_by_a_plain_product(seed):
+    # random_rnn has no bias: x = 0 is always a point; the homotopy must reach others
+    n = 300
+    m, W = _sparse(n, seed)
+    x0 = np.asarray(sample_states(m, 1, steps=100, rng=seed + 1))
+    fp = find_fixed_points(m, x0, method="homotopy", progress=False)
+    P = np.asarray(fp.points)
+    assert fp.status.tolist() == [0] and fp.jacobians is None
+    res = np.linalg.norm(np.tanh(P @ W.T) - P, axis=1)
+    assert np.all(res <= 1e-10)
+    assert np.all(np.linalg.norm(P, axis=1) > 0.1 * np.sqrt(n))        # non-trivial
+    # tanh is odd: -x is returned with x
+    assert len(P) == 2 and np.allclose(P[0], -P[1], atol=1e-9)
+    # scipy's hybr (its own code, dense Jacobian) started next to the point stays there
+    Wd = W.toarray()
+    p = P[0]
+    sol = scipy.optimize.root(lambda x: np.tanh(Wd @ x) - x, p + 1e-6, method="hybr",
+                              jac=lambda x: (1 - np.tanh(Wd @ x) ** 2)[:, None] * Wd
+                              - np.eye(n), tol=1e-13)
+    assert sol.success
+    np.testing.assert_allclose(sol.x, p, atol=1e-8)
+
+
+def test_same_starts_same_points_and_a_biased_map_has_no_mirror():
+    n = 120
+    r = itermap.random_rnn(n, density=0.15, gain=1.5, rng=4)
+    W = r.block_matrix.to_sparse().tocsr()
+    c = np.random.default_rng(7).normal(0.0, 0.3, n)
+    m = itermap.IterativeMap(W, bias=c)
+    x0 = np.asarray(sample_states(m, 2, steps=50, rng=3))
+    a = find_fixed_points(m, x0, method="homotopy", progress=False)
+    b = find_fixed_points(m, x0, method="homotopy", progress=False)
+    np.testing.assert_array_equal(np.asarray(a.points), np.asarray(b.points))
+    np.testing.assert_array_equal(a.status, b.status)
+    P = np.asarray(a.points)
+    assert len(P) >= 1
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T + c) - P, axis=1) <= 1e-10)
+    # with a bias -x is not a point, and none is returned as one
+    assert np.all(np.linalg.norm(np.tanh(-P @ W.T + c) + P, axis=1) > 1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(g=st.floats(0.3, 4.0), c=st.floats(-0.8, 0.8), x0=st.floats(-2.0, 2.0))
+def test_one_unit_points_are_brentq_roots(g, c, x0):
+    # x -> tanh(g x + c): the path reaches s = 1 (the map is bounded), and every point
+    # returned is a root of tanh(g x + c) - x that brentq brackets on its own
+    m = itermap.IterativeMap(np.array([[g]]), bias=np.array([c]))
+    fp = find_fixed_points(m, np.array([[x0]]), method="homotopy", progress=False)
+    P = np.asarray(fp.points)[:, 0]
+    assert fp.status[0] == 0 and len(P) >= 1
+    f = lambda x: np.tanh(g * x + c) - x  # noqa: E731
+    for p in P:
+        lo, hi = p - 1e-6, p + 1e-6
+        if f(lo) * f(hi) < 0:
+            assert abs(scipy.optimize.brentq(f, lo, hi, xtol=1e-15) - p) <= 1e-9
+        else:                                 # a tangency: the residual says it all
+            assert abs(f(p)) <= 1e-10
+
+
+def test_memory_is_estimated_refused_and_no_dim_squared_array(monkeypatch):
+    n = 600
+    m, W = _sparse(n, 1)
+    x0 = np.asarray(sample_states(m, 1, steps=50, rng=2))
+    est = hom.homotopy_memory(n, 1)
+    assert est < n * n * 8              # less than one dim x dim array, all included
+    # a few continuation steps, then one polishing Newton step (its longest GMRES cycle)
+    tracemalloc.start()
+    fp = find_fixed_points(m, x0, method="homotopy", progress=False, max_iter=4)
+    monkeypatch.setattr(hom, "_POLISH_ITERS", 1)
+    hom.polish(_Power(m, 1, None, np), x0[0], 1e-10)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= est, (peak, est)
+    assert fp.status.shape == (1,)
+    import itermap._core._checks as checks
+
+    monkeypatch.setattr(checks, "_physical_memory", lambda: int(est / 2))
+    with pytest.raises(ValueError, match=r"method: method='homotopy' on 1 starts.* GB"):
+        find_fixed_points(m, x0, method="homotopy", progress=False)
+
+
+def test_bad_inputs_raise_naming_the_parameter():
+    m, _ = _sparse(50, 0)
+    x0 = np.zeros((1, 50))
+    with pytest.raises(ValueError, match="method='homotopy' finds no slow points"):
+        find_fixed_points(m, x0, method="homotopy", slow_points=True)
+    with pytest.raises(ValueError, match="max_iter"):
+        find_fixed_points(m, x0, method="homotopy", max_iter=0)
+    with pytest.raises(ValueError, match="x0"):
+        find_fixed_points(m, np.zeros((1, 7)), method="homotopy")
+    with pytest.raises(ValueError, match="method='homotopy' scales the state"):
+        find_fixed_points(standard_map(k=1.0), np.array([[1.0, 2.0]]),
+                          method="homotopy")
+
+
+def test_progress_counts_starts(capsys):
+    m, _ = _sparse(100, 3)
+    x0 = np.asarray(sample_states(m, 3, steps=30, rng=1))
+    fp = find_fixed_points(m, x0, method="homotopy", progress=True, max_iter=5)
+    err = capsys.readouterr().err
+    pairs = re.findall(r"(\d+)/(\d+) ", err)
+    assert {int(t) for _, t in pairs} == {3}, err
+    assert int(pairs[-1][0]) == 3
+    assert sum(fp.status_counts().values()) == 3
