@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._nogil_blas import available, cholesky_upper, gram_upper, solve_upper_transposed
-from ._reorth import _CholeskyFailed, _Pass, cholesky_qr, shift_of, triangular_kappa_sq
+from ._nogil_blas import available, gram_upper, solve_upper_transposed
+from ._reorth import _CholeskyFailed, _Pass, cholesky_qr, factor_gram, shift_of
 from ._threads import OPTIONS, n_threads, pool
 
 __all__ = ["FusedDenseStep"]
@@ -112,16 +112,7 @@ class FusedDenseStep:
         G = self.grams[0]
         for g in self.grams[1:]:
             G += g
-        if shift:
-            G[np.diag_indices_from(G)] += shift
-        if cholesky_upper(G) != 0:
-            raise _CholeskyFailed
-        d = np.diagonal(G).copy()
-        if not np.all(d > 0):
-            raise _CholeskyFailed
-        kappa_sq = triangular_kappa_sq(np.triu(G.T))
-        if not kappa_sq * _EPS <= give_up:
-            raise _CholeskyFailed
+        d, _, kappa_sq = factor_gram(G, shift, _EPS, give_up)
         return _Pass(np.log(d), None, kappa_sq, self._solve(G))
 
     def advance(self, *, qr: bool = True):

@@ -220,11 +220,13 @@ def _combined(done, want_r):
     return logd, (R if want_r else None)
 
 
-def _chol_pass(out, G, eps, want_r, shift, give_up):
-    """One CholeskyQR pass on ``out`` (n, k) in place, for :func:`cholesky_qr`."""
-    from ._nogil_blas import cholesky_upper, gram_upper, solve_upper_transposed
+def factor_gram(G, shift, eps: float, give_up: float):
+    """Cholesky of a pass's Gram matrix ``G`` (k, k) in place (its ``R^T`` in the lower
+    triangle), ``shift`` (None or a float) added to its diagonal first:
+    ``(diag R, R, kappa(R)^2 estimated)``. Raises :class:`_CholeskyFailed` where Cholesky
+    refuses ``G`` or, before the frame is touched, where ``kappa^2 eps > give_up``."""
+    from ._nogil_blas import cholesky_upper
 
-    gram_upper(out, G)
     if shift:
         G[np.diag_indices_from(G)] += shift
     if cholesky_upper(G) != 0:
@@ -236,6 +238,15 @@ def _chol_pass(out, G, eps, want_r, shift, give_up):
     kappa_sq = triangular_kappa_sq(R)
     if not kappa_sq * eps <= give_up:  # before the solve: the frame goes another way
         raise _CholeskyFailed
+    return d, R, kappa_sq
+
+
+def _chol_pass(out, G, eps, want_r, shift, give_up):
+    """One CholeskyQR pass on ``out`` (n, k) in place, for :func:`cholesky_qr`."""
+    from ._nogil_blas import gram_upper, solve_upper_transposed
+
+    gram_upper(out, G)
+    d, R, kappa_sq = factor_gram(G, shift, eps, give_up)
     solve_upper_transposed(G, out)
     dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
     return _Pass(np.log(d), (R if want_r else None), kappa_sq, dev)
