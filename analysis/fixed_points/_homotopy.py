@@ -50,7 +50,7 @@ from itermap.threads import blas_limited
 
 from .._checks import check_memory
 from ._common import Solution, _progress_bar, _settle
-from ._newton_krylov import leading_multipliers, tangent_operator
+from ._newton_krylov import _residual, add_point, leading_multipliers, tangent_operator
 
 # the unfolding: b = _BETA x0 (a start from sample_states has rms ~0.5 on a tanh network:
 # b of rms ~0.25; a smaller b unfolds the pitchforks more sharply, and the path then
@@ -118,11 +118,11 @@ def homotopy(problem) -> Solution:
             if st == 0:
                 xe, r, st = polish(F, xe, problem.tol)
                 if st == 0:
-                    _add(found, res, xe, r, problem.unique_tol)
+                    add_point(found, res, xe, r, problem.unique_tol)
                     # an odd map: -x is a point too (kept where its residual says so)
                     rm = _residual(F, -xe)[1]
                     if rm <= problem.tol:
-                        _add(found, res, -xe, rm, problem.unique_tol)
+                        add_point(found, res, -xe, rm, problem.unique_tol)
             status[i] = st
             bar.update(1)
             bar.set_postfix(points=len(found), refresh=False)
@@ -145,22 +145,6 @@ def homotopy_memory(dim, n_starts, itemsize=8):
     m = max(_cycle_cap(dim + 1, _RESTART_CAP), _cycle_cap(dim, _POLISH_RESTART))
     return float((m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize
                  + 30 * (dim + 1) * itemsize + 3 * n_starts * dim * itemsize)
-
-
-def _add(found, res, x, r, unique_tol):
-    """``x`` among the distinct points (the lower residual represents a group)."""
-    for j, p in enumerate(found):
-        if np.linalg.norm(x - p) <= unique_tol:
-            if r < res[j]:
-                found[j], res[j] = x, r
-            return
-    found.append(x)
-    res.append(r)
-
-
-def _residual(F, x):
-    G = np.asarray(F.value(x[None, :]))[0] - x
-    return G, float(np.linalg.norm(G))
 
 
 class _Path:

@@ -241,6 +241,20 @@ def _forcing(eta, r, r_old, tol):
     return float(min(_ETA, max(new, 0.5 * tol / r)))
 
 
+def add_point(found, res, x, r, unique_tol):
+    """``x`` (residual ``r``) among the distinct points ``found`` (their residuals ``res``),
+    in place: it joins the first within ``unique_tol`` (the lower residual represents the
+    group) or is appended. Returns its group's index."""
+    for j, p in enumerate(found):
+        if np.linalg.norm(x - p) <= unique_tol:
+            if r < res[j]:
+                found[j], res[j] = x, r
+            return j
+    found.append(x)
+    res.append(r)
+    return len(found) - 1
+
+
 def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
     """Newton-Krylov from every row of ``x`` (host NumPy), deflated start by start.
 
@@ -274,15 +288,7 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
                                             radius=radius, wander_step=wander)
         status[i] = st
         if st == 0:
-            near = [j for j, p in enumerate(found) if np.linalg.norm(xe - p) <= unique_tol]
-            if near:
-                which[i] = near[0]
-                if r < res[near[0]]:
-                    found[near[0]], res[near[0]] = xe, r
-            else:
-                which[i] = len(found)
-                found.append(xe)
-                res.append(r)
+            which[i] = add_point(found, res, xe, r, unique_tol)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(points=len(found), refresh=False)
