@@ -60,3 +60,14 @@ def count_calls(monkeypatch, owner, name, *also):
     for target, attr in ((owner, name), *also):
         monkeypatch.setattr(target, attr, counted)
     return calls
+
+
+try:
+    import numba  # noqa: F401
+    HAVE_NUMBA = True
+except ImportError:
+    HAVE_NUMBA = False
+
+# the small maps' plain loop always; the compiled one where numba is installed
+MODES = ["0", pytest.param("1", marks=pytest.mark.skipif(not HAVE_NUMBA,
+                                                         reason="numba not installed"))]

@@ -24,18 +24,9 @@ from itermap.analysis import (
     lyapunov_spectrum,
 )
 from itermap.systems import henon, linear, logistic, standard_map
+from tests.conftest import MODES
 
 TWO_PI = 2.0 * math.pi
-
-try:
-    import numba  # noqa: F401
-    HAVE_NUMBA = True
-except ImportError:
-    HAVE_NUMBA = False
-
-# the plain loop always; the compiled one where numba is installed
-MODES = ["0", pytest.param("1", marks=pytest.mark.skipif(not HAVE_NUMBA,
-                                                         reason="numba not installed"))]
 
 
 # -- user maps, written three ways ------------------------------------------------------

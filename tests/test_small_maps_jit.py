@@ -26,17 +26,9 @@ from itermap.analysis import (
     finite_time_exponents,
     lyapunov_spectrum,
 )
+from tests.conftest import HAVE_NUMBA, MODES
 
 TWO_PI = 2.0 * math.pi
-
-try:
-    import numba  # noqa: F401
-    HAVE_NUMBA = True
-except ImportError:
-    HAVE_NUMBA = False
-
-MODES = ["0", pytest.param("1", marks=pytest.mark.skipif(not HAVE_NUMBA,
-                                                         reason="numba not installed"))]
 
 
 # -- maps as a user writes them: attributes set in __init__, methods on one state --------

@@ -18,15 +18,8 @@ import itermap
 from itermap import FunctionMap
 from itermap.analysis import lyapunov_spectrum
 from itermap.systems import henon, standard_map
+from tests.conftest import MODES
 
-try:
-    import numba  # noqa: F401
-    HAVE_NUMBA = True
-except ImportError:
-    HAVE_NUMBA = False
-
-MODES = ["0", pytest.param("1", marks=pytest.mark.skipif(not HAVE_NUMBA,
-                                                         reason="numba not installed"))]
 TWO_PI = 2.0 * math.pi
 
 
