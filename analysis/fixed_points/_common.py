@@ -77,6 +77,24 @@ _MERGE_FRAC = 1e-2
 _MERGE_CLOSING = 4e-2
 
 
+class MergeRadius:
+    """The coarse merging radius ``rho_k`` above, for starts of mean norm ``scale``."""
+
+    def __init__(self, scale: float, unique_tol: float):
+        self.unique_tol = unique_tol
+        self.rho_max = max(unique_tol, _MERGE_FRAC * scale)
+        self.closing = max(_CLOSING, _MERGE_CLOSING * scale)
+
+    def of(self, r):
+        """``rho_k`` from the running rows' residuals ``r`` (host): the lower median of
+        those below ``closing``, clamped to ``[unique_tol, rho_max]``."""
+        close = r[r <= self.closing]
+        if not close.size:
+            return self.unique_tol
+        mid = (close.size - 1) // 2
+        return max(self.unique_tol, min(self.rho_max, float(np.partition(close, mid)[mid])))
+
+
 # -- input checks ---------------------------------------------------------------------
 def _check_positive(name, value):
     try:

@@ -28,14 +28,12 @@ from ._clustering import _cluster, _drawn_together, _least_in_groups, _nearest_w
 from ._common import (
     _ALPHAS,
     _ARMIJO,
-    _CLOSING,
     _ESCAPES,
-    _MERGE_CLOSING,
-    _MERGE_FRAC,
     _SLOW_GRAD,
     _SLOW_GRAD_FAILED,
     _STALL_DROP,
     _STALL_ITERS,
+    MergeRadius,
     _damped_solve,
     _like,
     _minus_eye,
@@ -54,8 +52,7 @@ from ._result import (
 )
 from ._small import small_applies, small_search
 
-# the merging radius rule (_CLOSING, _MERGE_FRAC, _MERGE_CLOSING) is in _common: the lean
-# loop on small maps keeps it too
+# the merging radius rule is _common.MergeRadius: the lean loop on small maps keeps it too
 # early merging of running starts, whatever their residual: two starts within
 # _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
 # two iterations are being drawn together, and follow one representative from then on
@@ -145,8 +142,7 @@ class _NewtonSearch:
         img = img[np.isfinite(img)]
         self.wander_step = _WANDER_STEP * max(float(np.mean(img)) if img.size else 1.0, 1e-12)
         scale = float(np.mean(to_numpy(_norm(xp, x))))
-        self.rho_max = max(unique_tol, _MERGE_FRAC * scale)
-        self.closing = max(_CLOSING, _MERGE_CLOSING * scale)
+        self.radius = MergeRadius(scale, unique_tol)
         self.converge_radius = _CONVERGE_FRAC * scale
         self.pairs = int(x.shape[1]) >= _PAIRS_DIM
         # per start: the residual to beat, and the iteration it was set
@@ -221,11 +217,7 @@ class _NewtonSearch:
         if not self.slow_points:
             k_idx = self._give_up_stalled(k_idx, keep)
         xk = _take(xp, self.x, k_idx)
-        close = np.flatnonzero(self.r_h[k_idx] <= self.closing)
-        rho = self.unique_tol
-        if close.size:
-            rc, mid = self.r_h[k_idx[close]], (close.size - 1) // 2   # their (lower) median
-            rho = max(self.unique_tol, min(self.rho_max, float(np.partition(rc, mid)[mid])))
+        rho = self.radius.of(self.r_h[k_idx])
         if self.leaders_x is not None and k_idx.size:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
             hit = near >= 0
@@ -243,7 +235,7 @@ class _NewtonSearch:
             if dup.any():
                 k_idx, xk = self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
         # only rows closing in on a point can sit within unique_tol of each other
-        close = np.flatnonzero(self.r_h[k_idx] <= self.closing)   # k_idx may have shrunk
+        close = np.flatnonzero(self.r_h[k_idx] <= self.radius.closing)  # k_idx may have shrunk
         if close.size > 1:
             k_idx, xk = k_idx[close], _take(xp, xk, close)
             lead, _ = _cluster(xp, xk, rho)

@@ -131,8 +131,7 @@ class _Merge:
     def __init__(self, x, unique_tol):
         scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
         self.tol, self.leaders, self.leaders_r = unique_tol, None, None
-        self.rho_max = max(unique_tol, C._MERGE_FRAC * scale)
-        self.closing = max(C._CLOSING, C._MERGE_CLOSING * scale)
+        self.radius = C.MergeRadius(scale, unique_tol)
 
     def add(self, xd, rd):
         """Converged rows: those within ``unique_tol`` of a point found are that point;
@@ -153,12 +152,7 @@ class _Merge:
         if self.leaders is None or not keep.any():
             return
         run = np.flatnonzero(keep)
-        rc = rows.r[run]
-        close = rc[rc <= self.closing]
-        rho = self.tol
-        if close.size:
-            mid = (close.size - 1) // 2
-            rho = max(self.tol, min(self.rho_max, float(np.partition(close, mid)[mid])))
+        rho = self.radius.of(rows.r[run])
         hit = run[_nearest_within(np, rows.x[run], self.leaders, rho) >= 0]
         fate[rows.ids[hit]] = CONVERGED
         keep[hit] = False
