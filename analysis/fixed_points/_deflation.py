@@ -19,7 +19,18 @@ import numpy as np
 from itermap.backends import to_numpy
 
 from ._clustering import _cluster, _least_in_groups, _nearest_within
-from ._common import _like, _minus_eye, _norm, _resolved, _solve, _take
+from ._common import (
+    _ALPHAS,
+    _ARMIJO,
+    _STALL_DROP,
+    _STALL_ITERS,
+    _like,
+    _minus_eye,
+    _norm,
+    _resolved,
+    _solve,
+    _take,
+)
 
 
 def log_deflation(x, points, radius):
@@ -61,15 +72,13 @@ def deflated_step(dx, grad_logm):
 
 
 # -- the deflation phase of the dense search (method="newton") ---------------------------
-# Armijo constant and the step lengths tried at once, on the deflated merit M ||G||
-_ARMIJO = 1e-4
-_ALPHAS = (1.0, 0.5, 0.25, 0.125)
-# a deflated run whose merit has not halved within _STALL_ITERS iterations, and that
-# finds no step lowering it, wanders (_WANDER_ITERS steps at most) or stops; the phase
-# runs _MAX_ITERS iterations at most, and ends once no row has reached a new point for
-# _IDLE iterations (for the first _PROBE, if none has yet: on the grid's N = 200
-# networks the first new point came after 10-30 iterations where one came at all)
-_STALL_ITERS = 6
+# the search's Armijo constant, step lengths and stall rule (_common), on the deflated
+# merit M ||G||: a deflated run whose merit has not fallen by _STALL_DROP within
+# _STALL_ITERS iterations, and that finds no step lowering it, wanders (_WANDER_ITERS
+# steps at most) or stops; the phase runs _MAX_ITERS iterations at most, and ends once
+# no row has reached a new point for _IDLE iterations (for the first _PROBE, if none
+# has yet: on the grid's N = 200 networks the first new point came after 10-30
+# iterations where one came at all)
 _MAX_ITERS = 150
 _IDLE = 60
 _PROBE = 30
@@ -111,7 +120,7 @@ def deflate_repeats(F, xp, eye, x, known, *, tol, unique_tol, radius, max_iter=_
         x_h = np.asarray(to_numpy(x), dtype=np.float64)
         logm, grad = log_deflation(x_h, P, radius)
         logmer = logm + np.log(np.maximum(r, 1e-300))      # log of the deflated merit
-        improved = logmer <= best - np.log(2.0)
+        improved = logmer <= best + np.log(_STALL_DROP)
         best[improved], best_it[improved] = logmer[improved], it
         dx = _solve(xp, _minus_eye(xp, F.jacobian_only(x), eye), -G)
         dx_h = np.asarray(to_numpy(dx), dtype=np.float64)
