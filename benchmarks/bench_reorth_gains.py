@@ -87,7 +87,7 @@ def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,), r
 
     from benchmarks.bench_lyapunov import _one_thread
 
-    n, steps = 256, steps or (60 if quick else 300)
+    n, steps = 256, steps or 300  # the size, quick or not
     repeat = repeat or (1 if quick else 3)
     label = "1 thread" if one_thread else "default threads"
     ctx = _one_thread(threadpool_limits) if one_thread else contextlib.nullcontext()
