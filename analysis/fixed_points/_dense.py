@@ -41,10 +41,7 @@ def run_dense(problem, search_batch) -> Solution:
     residuals, whether its points may repeat: they are merged in any case); ``done``
     (a ``_Finished``) counts the starts finished on the progress bar.
     """
-    if is_numpy_namespace(problem.xp) and hasattr(np, "astype"):
-        # NumPy >= 2.1 is an array-API namespace itself: its functions skip the
-        # wrappers' checks, which cost more than the arithmetic on small states
-        problem = dataclasses.replace(problem, xp=np)
+    problem = _plain_numpy(problem)
     x, xp = problem.x, problem.xp
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
@@ -79,6 +76,15 @@ def run_dense(problem, search_batch) -> Solution:
         ev = _eigenvalues(xp, jac)
     return Solution(points=pts, residuals=res, status=status, jacobians=jac,
                     eigenvalues=ev, slow=slow)
+
+
+def _plain_numpy(problem):
+    """The problem in NumPy's own namespace where it is NumPy >= 2.1 (an array-API
+    namespace itself): its functions skip array_api_compat's wrappers, whose checks
+    cost more than the arithmetic on small states."""
+    if is_numpy_namespace(problem.xp) and hasattr(np, "astype"):
+        return dataclasses.replace(problem, xp=np)
+    return problem
 
 
 def _distinct(problem, eye, found_x, found_r):
