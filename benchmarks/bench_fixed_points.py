@@ -281,6 +281,91 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
+# -- the N = 64 row at every gain and seed (issues 25, 26) -----------------------------
+HYBR_GAINS = (1.5, 2.0, 3.0)
+
+
+def run_hybr_table(gains=HYBR_GAINS, seeds=(0, 1, 2), starts=128, repeat=3, cpu=False,
+                   **options) -> list[dict]:
+    """The N = 64 hybr row over gains and seeds: ``random_rnn(64, gain)`` with weights
+    from ``seed`` and ``starts`` starts of ``sample_states`` from ``seed + 1`` (seed 0 at
+    gain 1.5 is the quick row's case). Ours (``find_fixed_points`` with ``options``) and
+    the hybr loop are timed interleaved, medians of ``repeat``: wall time, or with
+    ``cpu`` the process's CPU time (both sides run on one thread: on a busy machine it
+    is what a quiet one would read). Met: speedup >= 4 and at least as many distinct
+    points as hybr; the points are checked by their residual ``||tanh(W x) - x||`` from
+    W and counted by the plain loop ``_distinct``."""
+    import os
+
+    rows = []
+    for gain in gains:
+        for seed in seeds:
+            m = itermap.random_rnn(64, gain=gain, rng=seed)
+            W = m.block_matrix.to_dense()
+            X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=seed + 1))
+            holder = {}
+
+            def ours(m=m, X0=X0, holder=holder):
+                holder["fp"] = find_fixed_points(m, X0, tol=TOL, unique_tol=UNIQUE_TOL,
+                                                 progress=False, **options)
+
+            def baseline(W=W, X0=X0, holder=holder):
+                holder["ref"] = _scipy_loop(W, X0)
+
+            name = (f"fixed points tanh N=64 g={gain} seed={seed} B={starts} vs scipy root "
+                    f"loop{' (CPU time)' if cpu else ''}")
+            if cpu:
+                row = _compare_cpu(name, ours, baseline, repeat)
+            else:
+                row = compare(name, ours, baseline, target="speedup >= 4", repeat=repeat,
+                              warmup=1)
+            P = np.asarray(holder["fp"].points)
+            assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= TOL)
+            n_ours, n_ref = _distinct(P), _distinct(holder["ref"])
+            row.update(gain=gain, seed=seed, points=n_ours, hybr_points=n_ref,
+                       converged=holder["fp"].n_converged, hybr_converged=len(holder["ref"]),
+                       load=os.getloadavg()[0])
+            row["met"] = bool(row["met"] and n_ours >= n_ref)
+            print(f"    points ours {n_ours} (converged starts {row['converged']}), hybr "
+                  f"{n_ref} ({row['hybr_converged']}); load {row['load']:.1f}", flush=True)
+            rows.append(row)
+    print(HYBR_HEADER)
+    for r in rows:
+        print(_hybr_line(r))
+    return rows
+
+
+def _compare_cpu(name, ours, baseline, repeat):
+    """``compare`` in the process's CPU time: one warm-up each, then interleaved runs."""
+    import gc
+    import statistics
+    import time
+
+    from benchmarks._timing import report
+
+    times = {"ours": [], "base": []}
+    for k in range(repeat + 1):
+        for key, fn in (("ours", ours), ("base", baseline)):
+            gc.collect()
+            c0 = time.process_time()
+            fn()
+            if k:
+                times[key].append(time.process_time() - c0)
+    t_ours, t_base = (statistics.median(times[k]) for k in ("ours", "base"))
+    return report(name, t_ours, t_base, "speedup >= 4", t_base / t_ours >= 4)
+
+
+HYBR_HEADER = ("| gain | seed | ours (ms) | hybr loop (ms) | speedup | points ours / hybr | "
+               "converged starts ours / hybr | load | met |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def _hybr_line(r):
+    return (f"| {r['gain']} | {r['seed']} | {r['ours_s'] * 1e3:.0f} | "
+            f"{r['baseline_s'] * 1e3:.0f} | {r['speedup']:.2f}x | {r['points']} / "
+            f"{r['hybr_points']} | {r['converged']} / {r['hybr_converged']} | "
+            f"{r['load']:.1f} | {'yes' if r['met'] else '**no**'} |")
+
+
 # -- the grid over networks (issue 26) ------------------------------------------------
 GRID_GAINS = (1.5, 2.0, 3.0)
 GRID_SIZES = {200: 64, 1000: 32}     # N -> starts B
@@ -395,8 +480,19 @@ if __name__ == "__main__":
                         help="ours with deflation='auto', without, or both (CPU times)")
     parser.add_argument("--no-hybr", action="store_true", help="skip the hybr loop")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--hybr-table", action="store_true",
+                        help="the N = 64 hybr row at gains 1.5, 2, 3 over seeds")
+    parser.add_argument("--table-seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cpu", action="store_true", help="the hybr table in CPU time")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="find_fixed_points' patience in the hybr table (default: its own)")
     args = parser.parse_args()
-    if args.grid:
+    if args.hybr_table:
+        extra = {} if args.patience is None else {"patience": args.patience}
+        run_hybr_table(tuple(args.gains), tuple(args.table_seeds), repeat=args.repeat,
+                       cpu=args.cpu, **extra)
+    elif args.grid:
         defl = {"off": False}.get(args.deflation, args.deflation)
         cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds, defl, not args.no_hybr)
         print(GRID_HEADER)

@@ -468,7 +468,7 @@ class _Finished:
         target = min(self.base + int(n_phase), int(self.bar.total or 0))
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
-        if postfix:
+        if postfix and not getattr(self.bar, "disable", False):   # a disabled bar: no text
             self.bar.set_postfix(refresh=False, **postfix)
 
     def commit(self, n_phase):

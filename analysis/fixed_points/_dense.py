@@ -4,9 +4,14 @@ last Newton step and linearised."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
 from itermap.backends import to_numpy
+from itermap.threads import blas_limited
 
 from .._checks import check_memory
 from ._clustering import _cluster, _least_in_groups
@@ -23,6 +28,10 @@ from ._slow_points import slow_point_fields
 
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
+# NumPy searches of at most this many units hold BLAS to one thread: their products and
+# factorisations (dim x dim at most) are too small to split, and on a busy machine BLAS
+# threads waiting on each other made the N = 64 search 7x slower (benchmarks/RESULTS.md)
+_ONE_THREAD_DIM = 128
 
 
 def run_dense(problem, search_batch) -> Solution:
@@ -32,6 +41,7 @@ def run_dense(problem, search_batch) -> Solution:
     residuals, whether its points may repeat: they are merged in any case); ``done``
     (a ``_Finished``) counts the starts finished on the progress bar.
     """
+    problem = _plain_numpy(problem)
     x, xp = problem.x, problem.xp
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     itemsize = np.dtype(to_numpy(x[:1, :1]).dtype).itemsize
@@ -46,7 +56,8 @@ def run_dense(problem, search_batch) -> Solution:
     # a bar over the starts finished, shown once the search has run 2 s (progress=None)
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     done = _Finished(bar)
-    with bar:
+    small = dim <= _ONE_THREAD_DIM and is_numpy_namespace(xp)
+    with bar, blas_limited(1) if small else contextlib.nullcontext():
         for s0 in range(0, n_starts, chunk):
             xc = x if chunk >= n_starts else x[s0:min(s0 + chunk, n_starts), :]
             # trial steps may overflow: they are rejected as non-finite, without warnings
@@ -58,12 +69,22 @@ def run_dense(problem, search_batch) -> Solution:
             slow_r += sr
             statuses.append(st)
         _settle(bar)
-    status = np.concatenate(statuses).astype(np.int8)
-    pts, res, jac = _distinct(problem, eye, found_x, found_r)
-    slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim, x.dtype)
-            if problem.slow_points else None)
+        status = np.concatenate(statuses).astype(np.int8)
+        pts, res, jac = _distinct(problem, eye, found_x, found_r)
+        slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim,
+                                  x.dtype) if problem.slow_points else None)
+        ev = _eigenvalues(xp, jac)
     return Solution(points=pts, residuals=res, status=status, jacobians=jac,
-                    eigenvalues=_eigenvalues(xp, jac), slow=slow)
+                    eigenvalues=ev, slow=slow)
+
+
+def _plain_numpy(problem):
+    """The problem in NumPy's own namespace where it is NumPy >= 2.1 (an array-API
+    namespace itself): its functions skip array_api_compat's wrappers, whose checks
+    cost more than the arithmetic on small states."""
+    if is_numpy_namespace(problem.xp) and hasattr(np, "astype"):
+        return dataclasses.replace(problem, xp=np)
+    return problem
 
 
 def _distinct(problem, eye, found_x, found_r):

@@ -251,9 +251,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     reduced onto ``[0, P)`` and ``F^p(x) - x`` is taken to the nearest image, so
     orbits that close only modulo ``P`` are found; the points are reported on
     ``[0, P)`` (a coordinate within ``unique_tol`` below ``P`` just below 0).
-    On NumPy the batched solves are split across CPU threads (LAPACK works
-    on one small matrix at a time, outside the GIL), with BLAS held to one
-    thread meanwhile through threadpoolctl.
+    On NumPy maps of at most 128 units the dense search holds BLAS to one
+    thread (through threadpoolctl): its products and factorisations are too
+    small to split, and threads waiting on each other slow it on a busy machine.
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
     (restarted GMRES with 100 vectors on ``map.tangent``, solved to Eisenstat and
