@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend
-from .._core._checks import one_namespace, plain_array
+from .._core._checks import check_real, one_namespace, plain_array
 from .._core._types import Array
 from .._running._affine_scan import _scan, linear_recurrence
 from ._gated import _as_weight
@@ -107,13 +107,8 @@ class AttentionRNN(Map):
         xp = namespace(Wv)
         if namespace(Wk, Wv, q) is not xp:
             raise TypeError("Wk, Wv and q must live in one array namespace")
-        if scale is None:
-            scale = 1.0 / math.sqrt(Wk.shape[0])
-        elif isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
-            raise TypeError(f"scale must be a real number, got {scale!r}")
-        elif not math.isfinite(scale):
-            raise ValueError(f"scale must be finite, got {scale!r}")
-        self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, float(scale)
+        scale = 1.0 / math.sqrt(Wk.shape[0]) if scale is None else check_real("scale", scale)
+        self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, scale
         self._w = self.scale * (q @ Wk)          # scores are u @ w
         self._WvT = xp.asarray(Wv.T, copy=True)
 

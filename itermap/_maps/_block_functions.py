@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_int, no_half, one_namespace, plain_array
+from .._core._checks import check_bool, check_int, check_real, no_half, one_namespace, plain_array
 from ._activations import get_activation
 
 __all__ = ["BlockFunction", "Chain", "FeedForward", "LayerNorm", "Residual", "SelfAttention",
@@ -220,10 +220,7 @@ class LayerNorm(BlockFunction):
         if self.bias.dtype != self.weight.dtype:
             raise TypeError(f"bias has dtype {self.bias.dtype}, weight {self.weight.dtype}")
         self.seq_len = check_int("seq_len", seq_len, 1)
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps) \
-                or eps < 0:
-            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = check_real("eps", eps, minimum=0.0)
         self.width = d
         self.in_size = self.out_size = self.seq_len * d
 
@@ -425,9 +422,7 @@ class SelfAttention(BlockFunction):
         if d % self.num_heads:
             raise ValueError(f"num_heads: the width {d} is not divisible by {num_heads} heads")
         self.seq_len = T = check_int("seq_len", seq_len, 1)
-        if not isinstance(causal, bool | np.bool_):
-            raise TypeError(f"causal must be a bool, got {causal!r}")
-        self.causal = bool(causal)
+        self.causal = check_bool("causal", causal)
         self.width = d
         self.in_size = self.out_size = T * d
         self.user_mask = None if mask is None else self._check_mask(mask)
@@ -729,9 +724,7 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
                          ("norm1", norm1, LayerNorm), ("norm2", norm2, LayerNorm)):
         if not isinstance(g, cls):
             raise TypeError(f"{name} must be a {cls.__name__}, got {type(g).__name__}")
-    if not isinstance(norm_first, bool | np.bool_):
-        raise TypeError(f"norm_first must be a bool, got {norm_first!r}")
-    if norm_first:
+    if check_bool("norm_first", norm_first):
         parts: list[BlockFunction] = [Residual(Chain([norm1, attention])),
                                       Residual(Chain([norm2, feed_forward]))]
         return Chain(parts, name="encoder_layer(pre-LN)")

@@ -131,12 +131,10 @@ class IterativeMap(Map):
         self._slices = tuple(slice(self._offsets[i], self._offsets[i + 1])
                              for i in range(len(self._sizes)))
         if input_block is not None:
-            if isinstance(input_block, bool) or not isinstance(input_block, (int, np.integer)):
-                raise TypeError(f"input_block must be an int or None, got {input_block!r}")
+            input_block = check_int("input_block", input_block)
             if not 0 <= input_block < len(self._sizes):
                 raise ValueError(f"input_block {input_block} does not exist: the map has "
                                  f"{len(self._sizes)} blocks")
-            input_block = int(input_block)
         self.input_block = input_block
         self._functions = self._check_functions(functions)
         with named("activation"):

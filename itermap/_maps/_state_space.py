@@ -6,14 +6,13 @@ layer, :func:`deep_lssl` a stack of them as one :class:`~itermap.IterativeMap`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_choice, check_int, one_namespace, plain_array
+from .._core._checks import check_choice, check_int, check_real, one_namespace, plain_array
 from .._core._types import Array
 from ._blocks import BlockMatrix
 from ._map import Map
@@ -125,15 +124,6 @@ def _matrix(name, a, *, ndim_hint, dtype=None):
     return a
 
 
-def _check_dt(dt) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, int | float | np.integer | np.floating):
-        raise TypeError(f"dt must be a positive real number, got {dt!r}")
-    dt = float(dt)
-    if not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be positive and finite, got {dt!r}")
-    return dt
-
-
 def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
     """``(Abar, Bbar)`` on the host in float64 (``method`` "bilinear" or "zoh")."""
     N = A.shape[0]
@@ -238,7 +228,7 @@ class LinearStateSpace(Map):
         for name, a in (("B", B), ("C", C), ("D", D)):
             if namespace(a) is not xp:
                 raise TypeError(f"{name} lives in another array namespace than A")
-        self.dt = _check_dt(dt)
+        self.dt = check_real("dt", dt, positive=True)
         self.method = check_choice("method", method, METHODS)
         Ab, Bb = discretize(np.asarray(to_numpy(A), dtype=np.float64),
                             np.asarray(to_numpy(B), dtype=np.float64), self.dt, self.method)
