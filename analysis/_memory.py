@@ -58,7 +58,6 @@ class ImpulseResponse(itermap.Result):
     (True, (2, 4, 1, 1), (4, 1, 1))
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "norms": "float[..., S, N]",
         "length": "int | None | list[int | None]",
@@ -153,7 +152,6 @@ class MemoryCapacity(itermap.Result):
     ([1, 2, 3, 4], [1.0, 1.0, 0.0, 0.0])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "capacity": "float",
         "r2": "float[L]",

@@ -194,7 +194,6 @@ class EdgeOfChaosScan(itermap.Result):
     ((2, 1, 2), True)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "radii": "float[R]",
         "leaks": "float[L]",

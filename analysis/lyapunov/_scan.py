@@ -56,7 +56,6 @@ class OrbitDiagram(itermap.Result):
     ((2, 4, 1), [0.513, 0.799])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "values": "float[P]",
         "states": "float[P, K, D]",
@@ -104,7 +103,6 @@ class LyapunovScan(itermap.Result):
     0.7
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "values": "float[P]",
         "exponents": "float[P, K]",

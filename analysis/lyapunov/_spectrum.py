@@ -104,7 +104,6 @@ class LyapunovSpectrum(itermap.Result):
     (array([ 0.693147, -0.693147]), 50)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "exponents": "float[K]",
         "per_trajectory": "float[B, K]",

@@ -186,8 +186,10 @@ class Result:
 
     A subclass declares, as class attributes, ``_checks`` (how it can fail in
     part: each :class:`Check` counts the failures a field records), ``_table``
-    (the fields of its table), ``_dims`` (schema axis letter -> dimension name)
-    and ``_coords`` (dimension -> the field of its coordinate).
+    (the fields of its table), ``_schema`` (field -> the type and shape that
+    :func:`itermap.load` checks in a file, see ``itermap/_interop/_schema.py``),
+    ``_dims`` (schema axis letter -> dimension name) and ``_coords`` (dimension
+    -> the field of its coordinate).
 
     Examples
     --------

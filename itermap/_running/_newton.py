@@ -102,7 +102,6 @@ class NewtonTrajectory(Trajectory):
     ('NewtonTrajectory', (21, 4), True, 'full')
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         **Trajectory._schema,
         "iterations": "int",
