@@ -10,10 +10,9 @@ import math
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend
-from .._core._checks import check_real, one_namespace
+from .._core._checks import check_real, one_namespace, real_array
 from .._core._types import Array
 from .._running._affine_scan import _scan, linear_recurrence
-from ._gated import _as_weight
 from ._map import Map
 
 __all__ = ["AttentionRNN", "attention_scan"]
@@ -94,16 +93,16 @@ class AttentionRNN(Map):
 
     def __init__(self, Wk: Array, Wv: Array, q: Array, *, scale: float | None = None):
         one_namespace(Wk=Wk, Wv=Wv, q=q)
-        Wv = _as_weight("Wv", Wv)
+        Wv = real_array("Wv", Wv)
         if Wv.ndim != 2 or min(Wv.shape) < 1:
             raise ValueError(f"Wv must have shape (d_v, d_in) with d_v, d_in >= 1, got "
                              f"{tuple(Wv.shape)}")
         dtype = Wv.dtype
-        Wk = _as_weight("Wk", Wk, dtype=dtype)
+        Wk = real_array("Wk", Wk, dtype=dtype)
         if Wk.ndim != 2 or Wk.shape[0] < 1 or Wk.shape[1] != Wv.shape[1]:
             raise ValueError(f"Wk must have shape (d_k, d_in) with d_in = {Wv.shape[1]} "
                              f"(as Wv), got {tuple(Wk.shape)}")
-        q = _as_weight("q", q, (Wk.shape[0],), dtype=dtype)
+        q = real_array("q", q, (Wk.shape[0],), dtype=dtype)
         xp = namespace(Wv)
         if namespace(Wk, Wv, q) is not xp:
             raise TypeError("Wk, Wv and q must live in one array namespace")
@@ -326,7 +325,7 @@ def attention_scan(scores: Array, values: Array) -> Array:
     array([0. , 0.5, 1. , 1.5])
     """
     one_namespace(scores=scores, values=values)
-    scores, values = _as_weight("scores", scores), _as_weight("values", values)
+    scores, values = real_array("scores", scores), real_array("values", values)
     xp = namespace(scores)
     if namespace(values) is not xp:
         raise TypeError("values lives in another array namespace than scores")
