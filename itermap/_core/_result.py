@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._interop._codec import _short
+from .._interop._codec import _is_array, _short
 from .._interop._schema import _parse
 from ._backend import to_numpy
 
@@ -146,11 +146,6 @@ def _need(module: str, what: str):
     except ImportError as exc:
         raise ImportError(f"{what} needs {module}, which is not installed: "
                           f"pip install 'itermap[{_EXTRA}]' (or pip install {module})") from exc
-
-
-def _is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(
-        value, np.generic)
 
 
 def _array_axes(spec: str | None, ndim: int):
