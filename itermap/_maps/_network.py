@@ -246,11 +246,7 @@ class IterativeMap(Map):
         elif kind == "sparse":
             S = bm.to_sparse()
             if ib is not None:
-                keep = np.ones(bm.dim, dtype=S.dtype)  # float64 would promote float32 weights
-                keep[self._slices[ib]] = 0.0
-                smod = sparse_module(namespace(S))
-                mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy"
-                                  else keep)
+                mask = self._sparse_keep(S)
                 S = (mask @ S @ mask).tocsr()
                 S.eliminate_zeros()
             self._W = S.tocsr()
@@ -442,15 +438,18 @@ class IterativeMap(Map):
             self._in_cols_dense = cache
         return cache
 
+    def _sparse_keep(self, S):
+        """The sparse diagonal, in ``S``'s dtype and backend, that zeroes the input block."""
+        keep = np.ones(self.dim, dtype=S.dtype)  # float64 would promote float32 weights
+        keep[self._slices[self.input_block]] = 0.0
+        smod = sparse_module(namespace(S))
+        return smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
+
     def _input_cols_sparse_T(self):
         cache = getattr(self, "_in_cols_sparse_T", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
-            keep = np.ones(self.dim, dtype=S.dtype)
-            keep[self._slices[self.input_block]] = 0.0
-            smod = sparse_module(namespace(S))
-            mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
-            cache = (mask @ S).T.tocsr()
+            cache = (self._sparse_keep(S) @ S).T.tocsr()
             self._in_cols_sparse_T = cache
         return cache
 
