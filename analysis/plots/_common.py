@@ -94,6 +94,13 @@ def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"
                    label=label or "_")[0]
 
 
+def _style(defaults, kwargs):
+    """The plot style: ``defaults`` overridden by the caller's ``kwargs``."""
+    style = dict(defaults)
+    style.update(kwargs)
+    return style
+
+
 def _floats(obj, name, param):
     """Field ``name`` of ``obj`` as a float NumPy array (TypeError naming ``param``)."""
     return _np(_field(obj, name, param=param)).astype(float)

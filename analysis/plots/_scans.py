@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import EXPONENT_UNIT, _axes, _field, _finish, _floats, _np, _zero_line
+from ._common import EXPONENT_UNIT, _axes, _field, _finish, _floats, _np, _style, _zero_line
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -67,7 +67,7 @@ def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
     y = states[:, :, component].reshape(-1)
     # a pixel per point for many points, small dots for fewer
     marker = dict(marker=".", ms=0.8) if x.size < 20000 else dict(marker=",")
-    style = dict(ls="none", color="k", alpha=0.6, **marker) | kwargs
+    style = _style(dict(ls="none", color="k", alpha=0.6, **marker), kwargs)
     ax = _axes(ax)
     ax.plot(x, y, **style)
     _finish(ax, xlabel, f"state $x_{{{component % states.shape[2]}}}$ (after transient)")
@@ -137,7 +137,7 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
                     label="other exponents" if i == 1 else "_")
     ax.errorbar(values, exps[:, 0], yerr=None if err is None else err[:, 0],
                 label=r"largest exponent $\lambda_1$",
-                **(dict(marker="o", ms=3, lw=1.0) | kwargs))
+                **_style(dict(marker="o", ms=3, lw=1.0), kwargs))
     if reference is not None:
         ref = np.asarray(_np(reference), dtype=float)
         ref_x = values if reference_values is None else np.asarray(_np(reference_values),

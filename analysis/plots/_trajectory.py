@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import _axes, _field, _finish, _np
+from ._common import _axes, _field, _finish, _np, _style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -81,14 +81,15 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     if time:
         for c, d in enumerate(dims):  # one colour per component, one line per trajectory
             for b in range(B):
-                style = dict(color=f"C{c}", lw=0.8, alpha=1.0 if B == 1 else 0.7) | kwargs
+                style = _style(dict(color=f"C{c}", lw=0.8, alpha=1.0 if B == 1 else 0.7),
+                               kwargs)
                 ax.plot(times, states[:, b, d], label=f"$x_{{{d % dim}}}$" if b == 0 else "_",
                         **style)
         _finish(ax, "step $k$", "state component")
         if len(dims) > 1:
             ax.legend()
         return ax
-    style = dict(ls="none", marker=".", ms=1.5, alpha=0.7) | kwargs
+    style = _style(dict(ls="none", marker=".", ms=1.5, alpha=0.7), kwargs)
     if dim == 1:
         for b in range(B):
             ax.plot(states[:-1, b, 0], states[1:, b, 0], label="_", **style)
