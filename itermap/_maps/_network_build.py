@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core._backend import namespace
-from .._core._checks import named, no_half, one_namespace, plain_array
+from .._core._checks import named, one_namespace, real_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._blocks import BlockMatrix
@@ -61,11 +61,7 @@ def forward(self: IterativeMap, x: Array) -> Array:
     if self._depth is None:
         raise ValueError("forward needs an acyclic block graph, but this map has a cycle: "
                          "it never settles; use itermap.iterate")
-    if x is None or isinstance(x, str | bytes):
-        raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
-    x = no_half("x", plain_array("x", x))
-    if not hasattr(x, "shape"):
-        x = np.asarray(x, dtype=float)
+    x = real_array("x", x)
     one_namespace(x=x, map=self, movable=True)
     xp = namespace(x)
     tokens = None
@@ -77,8 +73,6 @@ def forward(self: IterativeMap, x: Array) -> Array:
         raise ValueError(f"x must have shape ({self.input_size},) or (B, "
                          f"{self.input_size}), or (B, T, d) with T * d = "
                          f"{self.input_size}, got {tuple(x.shape)}")
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x contains NaN or inf")
     state = self.settled_state(self.zeros(None if x.ndim == 1 else x.shape[0]), x)
     out = self.readout(state)
     return out if tokens is None else xp.reshape(out, (x.shape[0], tokens, -1))
