@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
-from .._core._checks import check_int, check_real, named, one_namespace, plain_array
+from .._core._checks import check_int, check_real, named, one_namespace, real_array
 from .._core._rng import as_rng
 from .._core._types import Array, RngLike
 from .._running import _fused_steppers
@@ -260,18 +260,12 @@ class IterativeMap(Map):
         if bias is None:
             self.bias = None
             return
-        bias = plain_array("bias", bias)
-        if not hasattr(bias, "shape"):
-            bias = np.asarray(bias, dtype=float)
+        bias = real_array("bias", bias)
         one_namespace(weights=self._W if self._W is not None else next(
             iter(self._bm.blocks.values()), None), bias=bias, movable=True)
         xp = namespace(bias)
         if bias.ndim != 1 or bias.shape[0] != self.dim:
             raise ValueError(f"bias must have shape ({self.dim},), got {tuple(bias.shape)}")
-        if not xp.isdtype(bias.dtype, ("real floating", "integral")):
-            raise TypeError(f"bias must be real, got dtype {bias.dtype}")
-        if not bool(xp.all(xp.isfinite(xp.astype(bias, xp.float64)))):
-            raise ValueError("bias contains NaN or inf")
         if backend_of(bias) != self.backend and self.backend in ("numpy", "cupy"):
             bias = to_backend(bias, self.backend)
             xp = namespace(bias)
