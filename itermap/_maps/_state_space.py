@@ -397,6 +397,8 @@ class LinearStateSpace(Map):
             raise ValueError(f"u must have shape (L, {self.input_size}) or "
                              f"(L, B, {self.input_size}) with L, B >= 1, got {tuple(u.shape)}")
         u = xp.astype(u, self.dtype)
+        if not bool(xp.all(xp.isfinite(u))):  # a float64 input may overflow the map's float32
+            raise ValueError("u contains NaN or inf")
         L = u.shape[0]
         n = 1 << (2 * L - 1).bit_length()                     # >= 2L - 1: no wrap-around
         Kf = xp.fft.rfft(self._kernel_qpl(L), n=n, axis=-1)   # (Q, P, F), time last
