@@ -14,7 +14,7 @@ from .._core._checks import named, one_namespace, real_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._blocks import BlockMatrix
-from ._network_parts import _check_matrix, _check_vector
+from ._network_parts import _check_matrix
 
 if TYPE_CHECKING:
     from ._network import IterativeMap
@@ -210,7 +210,7 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
         parts = [xp.zeros(sizes[0], dtype=xp.float64 if not hasattr(mats[0], "dtype")
                           else mats[0].dtype)]
         for l, b in enumerate(biases):
-            b = _check_vector(f"biases[{l}]", b)
+            b = real_array(f"biases[{l}]", b)
             # host biases for device weights are moved there, as IterativeMap's bias is
             one_namespace(**{"weights[0]": mats[0], f"biases[{l}]": b}, movable=True)
             if tuple(b.shape) != (sizes[l + 1],):
@@ -275,7 +275,7 @@ def from_rnn(cls: type[IterativeMap], W_hh: Array, W_hx: Array, b: Array | None 
     bm = BlockMatrix([n_x, n_h], {(1, 0): W_hx, (1, 1): W_hh})
     bias = None
     if b is not None:
-        b = _check_vector("b", b)
+        b = real_array("b", b)
         if tuple(b.shape) != (n_h,):
             raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
         xp = namespace(b)
