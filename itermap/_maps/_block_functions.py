@@ -331,12 +331,9 @@ class FeedForward(BlockFunction):
         return _flat(_linear(gz, self.weight1.T))
 
     def arrays(self):
-        out = {"weight1": self.weight1, "weight2": self.weight2}
-        if self.bias1 is not None:
-            out["bias1"] = self.bias1
-        if self.bias2 is not None:
-            out["bias2"] = self.bias2
-        return out
+        out = {"weight1": self.weight1, "bias1": self.bias1, "weight2": self.weight2,
+               "bias2": self.bias2}
+        return {k: v for k, v in out.items() if v is not None}
 
     def config(self):
         return {"kind": "feed_forward", "seq_len": self.seq_len,
@@ -517,13 +514,10 @@ class SelfAttention(BlockFunction):
         return _flat(_linear(g_qkv, self.in_proj_weight.T))
 
     def arrays(self):
-        out = {"in_proj_weight": self.in_proj_weight, "out_proj_weight": self.out_proj_weight}
-        for key in ("in_proj_bias", "out_proj_bias"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.user_mask is not None:
-            out["mask"] = self.user_mask
-        return out
+        out = {"in_proj_weight": self.in_proj_weight, "in_proj_bias": self.in_proj_bias,
+               "out_proj_weight": self.out_proj_weight, "out_proj_bias": self.out_proj_bias,
+               "mask": self.user_mask}
+        return {k: v for k, v in out.items() if v is not None}
 
     def config(self):
         return {"kind": "self_attention", "num_heads": self.num_heads, "seq_len": self.seq_len,
