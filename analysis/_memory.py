@@ -58,7 +58,6 @@ class ImpulseResponse(itermap.Result):
     (True, (2, 4, 1, 1), (4, 1, 1))
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "norms": "float[..., S, N]",
         "length": "int | None | list[int | None]",
@@ -153,7 +152,6 @@ class MemoryCapacity(itermap.Result):
     ([1, 2, 3, 4], [1.0, 1.0, 0.0, 0.0])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "capacity": "float",
         "r2": "float[L]",
@@ -218,15 +216,10 @@ def _input_sequence(map_, x, steps, inputs, xp):
 
 def _unit_columns(map_, blocks, xp, dtype):
     """A (dim, sum of sizes) matrix: the identity restricted to ``blocks``' columns."""
-    dim = map_.dim
-    cols = sum(map_.sizes[b] for b in blocks)
-    E = np.zeros((dim, cols))
-    c = 0
-    for b in blocks:
+    E = np.zeros((map_.dim, sum(map_.sizes[b] for b in blocks)))
+    for b, (lo, hi) in zip(blocks, _groups(map_, blocks)):
         s = map_.block_slice(b)
-        size = s.stop - s.start
-        E[s.start + np.arange(size), c + np.arange(size)] = 1.0
-        c += size
+        E[np.arange(s.start, s.stop), np.arange(lo, hi)] = 1.0
     return xp.asarray(E, dtype=dtype)
 
 

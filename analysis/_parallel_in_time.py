@@ -52,7 +52,6 @@ class NewtonLyapunovScan(itermap.Result):
     NewtonLyapunovScan(gains=1, trials=1, steps=64, n=16, jacobian='full', converged=1/1)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "gains": "float[G]",
         "lyapunov": "float[G, R]",

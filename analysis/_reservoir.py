@@ -136,26 +136,16 @@ def _effective_parts(map, leak):
     if isinstance(map, itermap.Map):
         raise TypeError(f"map: a {type(map).__name__} has no weight matrix; pass an "
                         "IterativeMap or a matrix")
-    if isinstance(map, str | bytes) or not (is_sparse(map) or hasattr(map, "shape")
-                                           or isinstance(map, list | tuple)):
-        raise TypeError(f"map must be an IterativeMap or a square matrix, got "
-                        f"{type(map).__name__}")
-    dtype = getattr(map, "dtype", None)
-    if dtype is not None and np.dtype(dtype).kind not in "biuf":
-        raise TypeError(f"map must be a real matrix, got dtype {dtype}")
-    if is_sparse(map):
-        W = sp.csr_matrix(map.get() if hasattr(map, "get") else map, dtype=float)
-        data = W.data
+    if not is_sparse(map):
+        W = check_real_array("map", map, ndim=2)
+    elif np.dtype(map.dtype).kind not in "biuf":
+        raise TypeError(f"map must be a real matrix, got dtype {map.dtype}")
     else:
-        try:
-            W = np.asarray(to_numpy(map) if hasattr(map, "shape") else map, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"map must be a real matrix ({err})") from None
-        data = W
-    if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] == 0:
+        W = sp.csr_matrix(map.get() if hasattr(map, "get") else map, dtype=float)
+        if not np.all(np.isfinite(W.data)):
+            raise ValueError("map contains NaN or inf")
+    if W.shape[0] != W.shape[1] or W.shape[0] == 0:
         raise ValueError(f"map must be a non-empty square matrix, got shape {W.shape}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError("map contains NaN or inf")
     rate = 1.0 if leak is None else check_leak(leak, 1)[0]
     return W, np.full(W.shape[0], rate)
 
@@ -194,7 +184,6 @@ class EdgeOfChaosScan(itermap.Result):
     ((2, 1, 2), True)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "radii": "float[R]",
         "leaks": "float[L]",

@@ -111,7 +111,6 @@ class SequenceComparison(itermap.Result):
     (['mlp', 'rnn', 'lssl', 'attention'], (4, 7), (4, 4))
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "names": "list[str]",
         "dims": "list[int]",

@@ -63,7 +63,6 @@ class ParameterComparison(itermap.Result):
     | mlp | 8 | 100 | 0.8500 ± 0.0707 | 1.00 |
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "names": "list[str]",
         "params": "float[M] | int[M]",
@@ -337,7 +336,6 @@ class FlipFlopAnalysis(itermap.Result):
     (1, 1)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "points": "float[M, D]",
         "n_unstable": "int[M]",

@@ -18,11 +18,12 @@ from ._core._rng import as_rng
 __all__ = ["digits", "flip_flop", "mnist", "zoo"]
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_arrays():
-    with resources.files("itermap").joinpath("data/digits.npz").open("rb") as fh:
+@functools.lru_cache(maxsize=2)
+def _packaged(name):
+    """The arrays of the package's ``data/<name>.npz``, by entry."""
+    with resources.files("itermap").joinpath(f"data/{name}.npz").open("rb") as fh:
         with np.load(fh, allow_pickle=False) as data:
-            return data["pixels"], data["labels"], data["test"]
+            return {k: data[k] for k in data.files}
 
 
 def digits():
@@ -48,9 +49,10 @@ def digits():
     >>> x_train.shape, x_test.shape, float(x_train.max()), sorted(set(y_test.tolist()))[:3]
     ((1438, 64), (359, 64), 1.0, [0, 1, 2])
     """
-    pixels, labels, test = _digits_arrays()
-    x = pixels.astype(np.float64) / 16.0
-    y = labels.astype(np.int64)
+    data = _packaged("digits")
+    x = data["pixels"].astype(np.float64) / 16.0
+    y = data["labels"].astype(np.int64)
+    test = data["test"]
     return x[~test], y[~test], x[test], y[test]
 
 
@@ -112,13 +114,6 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
     return inputs, targets
 
 
-@functools.lru_cache(maxsize=1)
-def _zoo_arrays():
-    with resources.files("itermap").joinpath("data/zoo.npz").open("rb") as fh:
-        with np.load(fh, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-
-
 def zoo(task: str | None = None) -> list[dict]:
     """The shipped model zoo: graph RNNs trained on two tasks, with no download.
 
@@ -172,7 +167,7 @@ def zoo(task: str | None = None) -> list[dict]:
 
     if task is not None and task not in ("flip_flop", "digits"):
         raise ValueError(f"task must be 'flip_flop', 'digits' or None, got {task!r}")
-    z = _zoo_arrays()
+    z = _packaged("zoo")
     meta = json.loads(str(z["meta"]))
     out = []
     for i, info in enumerate(meta):

@@ -92,7 +92,8 @@ class _NetworkModel(SpecModel):
         """Input units known from the spec alone (0: undriven; None: known once loaded)."""
         return None
 
-    def check_input(self, where):
+    def check(self, where):
+        """Cross-checks beyond the types (here the held input's size); raise SpecError."""
         n = self.static_input_size()
         if self.input is None or n is None:
             return
@@ -147,7 +148,7 @@ class MLP(_NetworkModel):
         if (self.widths is None) == (self.path is None):
             raise SpecError(f"{where}: give exactly one of widths (random weights) or path "
                             "(an .npz of W0, W1, ...)")
-        self.check_input(where)
+        super().check(where)
 
     def static_input_size(self):
         return None if self.widths is None else self.widths[0]
@@ -168,9 +169,6 @@ class RandomRNN(_NetworkModel):
     inputs: NonNegative = 0
     """Input units (an input block before the n units, weights N(0, 1 / inputs)); 0: an
     autonomous network."""
-
-    def check(self, where):
-        self.check_input(where)
 
     def static_input_size(self):
         return self.inputs
@@ -205,7 +203,7 @@ class Pattern(_NetworkModel):
         if self.input_block is not None and self.input_block >= n:
             raise SpecError(f"{where}.input_block: block {self.input_block} does not exist "
                             f"({n} blocks)")
-        self.check_input(where)
+        super().check(where)
 
     def static_input_size(self):
         return 0 if self.input_block is None else self.sizes[self.input_block]
@@ -216,9 +214,6 @@ class Saved(_NetworkModel):
 
     kind: Literal["saved"]
     path: str
-
-    def check(self, where):
-        pass
 
 
 Network = Annotated[MLP | RandomRNN | Pattern | Saved, Field(discriminator="kind")]

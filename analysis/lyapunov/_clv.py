@@ -73,7 +73,6 @@ class CovariantVectors(itermap.Result):
     ((10, 2, 2), (10, 2, 2), False)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "vectors": "float[T, ..., D, K]",
         "times": "int[T]",

@@ -58,7 +58,6 @@ class FiniteTimeExponents(itermap.Result):
     (4, array([ 0.693147, -0.693147]))
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "exponents": "float[W, ..., K]",
         "window": "int",

@@ -56,7 +56,6 @@ class OrbitDiagram(itermap.Result):
     ((2, 4, 1), [0.513, 0.799])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "values": "float[P]",
         "states": "float[P, K, D]",
@@ -104,7 +103,6 @@ class LyapunovScan(itermap.Result):
     0.7
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "values": "float[P]",
         "exponents": "float[P, K]",
@@ -123,10 +121,6 @@ class LyapunovScan(itermap.Result):
     steps: int
     transient: int
     batched: bool
-
-
-def _values(values):
-    return check_real_array("values", values, ndim=1)
 
 
 def _states_for(map_, x0, P):
@@ -227,7 +221,7 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
     >>> np.round(od.states[0, :, 0], 6)      # the fixed point 1 - 1/r
     array([0.6, 0.6, 0.6, 0.6])
     """
-    values = _values(values)
+    values = check_real_array("values", values, ndim=1)
     transient = _check_int("transient", transient, 0)
     keep = _check_int("keep", keep, 1)
     if not callable(make_map):
@@ -391,7 +385,7 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     >>> np.round(s.exponents[:, 0], 2)       # ln(0.5) at r = 2.5, ln 2 at r = 4
     array([-0.69,  0.69])
     """
-    values = _values(values)
+    values = check_real_array("values", values, ndim=1)
     steps = _check_int("steps", steps, 1)
     k = _check_int("k", k, 1)
     transient = _check_int("transient", transient, 0)

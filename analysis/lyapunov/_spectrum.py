@@ -104,7 +104,6 @@ class LyapunovSpectrum(itermap.Result):
     (array([ 0.693147, -0.693147]), 50)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "exponents": "float[K]",
         "per_trajectory": "float[B, K]",
@@ -175,7 +174,6 @@ def _spectrum_array(exponents, name="exponents"):
     lam = lam.astype(float)
     if lam.ndim != 1:
         raise ValueError(f"{name} must be one spectrum, shape (k,), got {lam.shape}")
-    lam = lam.ravel()
     if lam.size == 0:
         raise ValueError(f"{name} is empty")
     if np.any(np.isnan(lam)) or np.any(lam == np.inf):
@@ -284,8 +282,7 @@ def _initial_frame(map_, B, k, x, xp, rng):
     if backend_of(x) == "cupy" and backend_of(V) != "cupy":
         V = to_backend(V, "cupy")
     V = xp.astype(V, x.dtype)
-    # a small map's frame: one LAPACK call, 40-150 us at dim 2-64, where the reorthonormaliser's
-    # Gram-Schmidt or CholeskyQR (several NumPy calls) takes 55-270 us (round 11, issue 25)
+    # a small map's frame: one LAPACK QR costs less than the reorthonormaliser's several calls
     if isinstance(V, np.ndarray) and map_.dim <= 64:
         Qf, R = np.linalg.qr(V)
         Qf *= np.where(np.diagonal(R, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]

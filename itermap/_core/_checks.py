@@ -13,8 +13,10 @@ import numbers
 
 import numpy as np
 
+from ._backend import namespace
+
 __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "named", "no_half", "one_namespace", "plain_array"]
+           "check_real_array", "named", "no_half", "one_namespace", "plain_array", "real_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -237,6 +239,42 @@ def check_real_array(name: str, value, *, ndim: int | None = None,
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def real_array(name: str, a, shape=None, dtype=None):
+    """``a`` as a finite real floating array of its own namespace (a sequence becomes NumPy
+    float64, integers and booleans ``dtype`` or float64), of ``shape`` where given and cast
+    to ``dtype`` where given; a TypeError/ValueError naming ``name`` otherwise.
+
+    Examples
+    --------
+    >>> real_array("w", [1, 2])
+    array([1., 2.])
+    >>> real_array("w", [1.0, float("nan")])
+    Traceback (most recent call last):
+    ...
+    ValueError: w contains NaN or inf
+    """
+    a = no_half(name, plain_array(name, a))
+    if not hasattr(a, "shape"):
+        if a is None or isinstance(a, str | bytes):
+            raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+        try:
+            a = np.asarray(a, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real array ({err})") from None
+    xp = namespace(a)
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+    if not xp.isdtype(a.dtype, "real floating"):
+        if not xp.isdtype(a.dtype, ("integral", "bool")):
+            raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+        a = xp.astype(a, xp.float64 if dtype is None else dtype)
+    if dtype is not None and a.dtype != dtype:
+        a = xp.astype(a, dtype)
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
 
 
 def _physical_memory() -> int:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._interop._codec import _short
+from .._interop._codec import _is_array, _short
 from .._interop._schema import _parse
 from ._backend import to_numpy
 
@@ -148,11 +148,6 @@ def _need(module: str, what: str):
                           f"pip install 'itermap[{_EXTRA}]' (or pip install {module})") from exc
 
 
-def _is_array(value) -> bool:
-    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(
-        value, np.generic)
-
-
 def _array_axes(spec: str | None, ndim: int):
     """The axis names of the array alternative of a ``_schema`` spec (None: no spec)."""
     if spec is None:
@@ -186,8 +181,10 @@ class Result:
 
     A subclass declares, as class attributes, ``_checks`` (how it can fail in
     part: each :class:`Check` counts the failures a field records), ``_table``
-    (the fields of its table), ``_dims`` (schema axis letter -> dimension name)
-    and ``_coords`` (dimension -> the field of its coordinate).
+    (the fields of its table), ``_schema`` (field -> the type and shape that
+    :func:`itermap.load` checks in a file, see ``itermap/_interop/_schema.py``),
+    ``_dims`` (schema axis letter -> dimension name) and ``_coords`` (dimension
+    -> the field of its coordinate).
 
     Examples
     --------

@@ -88,12 +88,6 @@ def _activation_of(kind, kwargs, where):
         return None
 
 
-def _finite(name, a):
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
-
-
 def _get(arrays, key, where, shape=None, *, pattern=False):
     """``arrays[key]``: a real floating array (or, for a ``pattern`` such as a mask,
     booleans or integers too); errors name ``where`` and ``key``."""
@@ -113,7 +107,9 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
         raise TypeError(f"{where}: {key} holds {a.dtype} values: weights must be real numbers")
     if shape is not None and tuple(a.shape) != tuple(shape):
         raise ValueError(f"{where}: {key} has shape {tuple(a.shape)}, expected {tuple(shape)}")
-    return _finite(f"{where}: {key}", a)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{where}: {key} contains NaN or inf")
+    return a
 
 
 # -- reading a live module: its arrays and its architecture -------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core._checks import check_bool, check_int
 from .._maps._block_functions import (
     BlockFunction,
     FeedForward,
@@ -155,10 +156,7 @@ def build_transformer(arrays: dict, architecture: dict, *, seq_len: Any, is_caus
     if seq_len is None:
         raise ValueError("seq_len: a transformer is a map on a fixed number of tokens; "
                          "give seq_len=T")
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int | np.integer) or seq_len < 1:
-        raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
-    if not isinstance(is_causal, bool | np.bool_):
-        raise TypeError(f"is_causal must be a bool, got {is_causal!r}")
+    seq_len, is_causal = check_int("seq_len", seq_len, 1), check_bool("is_causal", is_causal)
     specs = architecture.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ValueError("architecture: a transformer needs a list of layers")

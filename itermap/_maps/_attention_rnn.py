@@ -10,10 +10,9 @@ import math
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend
-from .._core._checks import one_namespace, plain_array
+from .._core._checks import check_real, one_namespace, real_array
 from .._core._types import Array
 from .._running._affine_scan import _scan, linear_recurrence
-from ._gated import _as_weight
 from ._map import Map
 
 __all__ = ["AttentionRNN", "attention_scan"]
@@ -94,26 +93,21 @@ class AttentionRNN(Map):
 
     def __init__(self, Wk: Array, Wv: Array, q: Array, *, scale: float | None = None):
         one_namespace(Wk=Wk, Wv=Wv, q=q)
-        Wv = _as_weight("Wv", Wv)
+        Wv = real_array("Wv", Wv)
         if Wv.ndim != 2 or min(Wv.shape) < 1:
             raise ValueError(f"Wv must have shape (d_v, d_in) with d_v, d_in >= 1, got "
                              f"{tuple(Wv.shape)}")
         dtype = Wv.dtype
-        Wk = _as_weight("Wk", Wk, dtype=dtype)
+        Wk = real_array("Wk", Wk, dtype=dtype)
         if Wk.ndim != 2 or Wk.shape[0] < 1 or Wk.shape[1] != Wv.shape[1]:
             raise ValueError(f"Wk must have shape (d_k, d_in) with d_in = {Wv.shape[1]} "
                              f"(as Wv), got {tuple(Wk.shape)}")
-        q = _as_weight("q", q, (Wk.shape[0],), dtype=dtype)
+        q = real_array("q", q, (Wk.shape[0],), dtype=dtype)
         xp = namespace(Wv)
         if namespace(Wk, Wv, q) is not xp:
             raise TypeError("Wk, Wv and q must live in one array namespace")
-        if scale is None:
-            scale = 1.0 / math.sqrt(Wk.shape[0])
-        elif isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
-            raise TypeError(f"scale must be a real number, got {scale!r}")
-        elif not math.isfinite(scale):
-            raise ValueError(f"scale must be finite, got {scale!r}")
-        self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, float(scale)
+        scale = 1.0 / math.sqrt(Wk.shape[0]) if scale is None else check_real("scale", scale)
+        self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, scale
         self._w = self.scale * (q @ Wk)          # scores are u @ w
         self._WvT = xp.asarray(Wv.T, copy=True)
 
@@ -284,26 +278,6 @@ def _running_max(s, xp):
     return _scan(s, s, _combine_max, False, xp)[1]
 
 
-def _as_sequence(name, a, xp=None):
-    a = plain_array(name, a)
-    if not hasattr(a, "shape"):
-        if a is None or isinstance(a, str | bytes):
-            raise TypeError(f"{name} must be an array, got {type(a).__name__}")
-        try:
-            a = np.asarray(a, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real array ({err})") from None
-    ns = namespace(a)
-    if xp is not None and ns is not xp:
-        raise TypeError(f"{name} lives in another array namespace than scores")
-    if not ns.isdtype(a.dtype, "real floating"):
-        if ns.isdtype(a.dtype, ("integral", "bool")):
-            a = ns.astype(a, ns.float64)
-        else:
-            raise TypeError(f"{name} must be real, got dtype {a.dtype}")
-    return a, ns
-
-
 def attention_scan(scores: Array, values: Array) -> Array:
     """Softmax attention over every prefix, ``o_k = softmax(s_{1..k}) @ V_{1..k}``, by a scan.
 
@@ -331,7 +305,7 @@ def attention_scan(scores: Array, values: Array) -> Array:
     ValueError
         ``T == 0``, shapes that disagree, scores or values that are NaN or inf.
     TypeError
-        Arrays that are not real, or from different namespaces.
+        Arrays that are not real (or are half precision), or from different namespaces.
 
     References
     ----------
@@ -351,8 +325,10 @@ def attention_scan(scores: Array, values: Array) -> Array:
     array([0. , 0.5, 1. , 1.5])
     """
     one_namespace(scores=scores, values=values)
-    scores, xp = _as_sequence("scores", scores)
-    values, _ = _as_sequence("values", values, xp)
+    scores, values = real_array("scores", scores), real_array("values", values)
+    xp = namespace(scores)
+    if namespace(values) is not xp:
+        raise TypeError("values lives in another array namespace than scores")
     if scores.ndim < 1 or scores.shape[0] == 0:
         raise ValueError(f"scores must have shape (T, ...) with T >= 1, got "
                          f"{tuple(scores.shape)}")
@@ -360,9 +336,6 @@ def attention_scan(scores: Array, values: Array) -> Array:
             or values.shape[-1] == 0:
         raise ValueError(f"values of shape {tuple(values.shape)} do not fit scores of shape "
                          f"{tuple(scores.shape)}: values must be scores.shape + (d_v,)")
-    for name, a in (("scores", scores), ("values", values)):
-        if not bool(xp.all(xp.isfinite(a))):
-            raise ValueError(f"{name} contain NaN or inf")
     dtype = xp.result_type(scores.dtype, values.dtype)
     s = xp.astype(scores, dtype)
     values = xp.astype(values, dtype)

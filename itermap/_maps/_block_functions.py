@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_int, no_half, one_namespace, plain_array
+from .._core._checks import (
+    check_bool,
+    check_int,
+    check_real,
+    one_namespace,
+    plain_array,
+    real_array,
+)
 from ._activations import get_activation
 
 __all__ = ["BlockFunction", "Chain", "FeedForward", "LayerNorm", "Residual", "SelfAttention",
@@ -135,23 +142,6 @@ class BlockFunction:
         return f"{type(self).__name__}({self.name}: {self.in_size} -> {self.out_size})"
 
 
-def _param(name: str, a: Any, shape: tuple[int, ...]) -> Array:
-    a = plain_array(name, a)
-    if a is None or isinstance(a, str | bytes):
-        raise TypeError(f"{name} must be a real array of shape {shape}, got {type(a).__name__}")
-    if not hasattr(a, "shape"):
-        a = np.asarray(a, dtype=float)
-    xp = namespace(a)
-    if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {shape}, got {tuple(a.shape)}")
-    if not xp.isdtype(a.dtype, "real floating"):
-        raise TypeError(f"{name} must be a real floating array, got dtype {a.dtype}")
-    no_half(name, a)
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
-
-
 def _tokens(a, T):
     """``(..., T * d)`` as ``(..., T, d)``."""
     xp = namespace(a)
@@ -212,18 +202,15 @@ class LayerNorm(BlockFunction):
         if len(shape) != 1 or shape[0] < 1:
             raise ValueError(f"weight must be a 1-D array of the width d, got shape {shape}")
         d = shape[0]
-        self.weight = _param("weight", weight, (d,))
+        self.weight = real_array("weight", weight, (d,))
         if tuple(getattr(bias, "shape", ())) != (d,):
             raise ValueError(f"bias must have the shape of weight, ({d},), got "
                              f"{tuple(getattr(bias, 'shape', ()))}")
-        self.bias = _param("bias", bias, (d,))
+        self.bias = real_array("bias", bias, (d,))
         if self.bias.dtype != self.weight.dtype:
             raise TypeError(f"bias has dtype {self.bias.dtype}, weight {self.weight.dtype}")
         self.seq_len = check_int("seq_len", seq_len, 1)
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps) \
-                or eps < 0:
-            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = check_real("eps", eps, minimum=0.0)
         self.width = d
         self.in_size = self.out_size = self.seq_len * d
 
@@ -306,14 +293,14 @@ class FeedForward(BlockFunction):
         if not hasattr(weight1, "shape") or len(weight1.shape) != 2 or 0 in weight1.shape:
             raise ValueError("weight1 must be a non-empty 2-D array (hidden, width)")
         f, d = weight1.shape
-        self.weight1 = _param("weight1", weight1, (f, d))
+        self.weight1 = real_array("weight1", weight1, (f, d))
         if not hasattr(weight2, "shape") or len(weight2.shape) != 2 or weight2.shape[1] != f \
                 or weight2.shape[0] == 0:
             raise ValueError(f"weight2 must have shape (d_out, {f}) with d_out >= 1")
-        self.weight2 = _param("weight2", weight2, tuple(weight2.shape))
+        self.weight2 = real_array("weight2", weight2, tuple(weight2.shape))
         d_out = weight2.shape[0]
-        self.bias1 = None if bias1 is None else _param("bias1", bias1, (f,))
-        self.bias2 = None if bias2 is None else _param("bias2", bias2, (d_out,))
+        self.bias1 = None if bias1 is None else real_array("bias1", bias1, (f,))
+        self.bias2 = None if bias2 is None else real_array("bias2", bias2, (d_out,))
         self.seq_len = check_int("seq_len", seq_len, 1)
         self.activation = get_activation(activation)
         self.in_size, self.out_size = self.seq_len * d, self.seq_len * d_out
@@ -344,12 +331,9 @@ class FeedForward(BlockFunction):
         return _flat(_linear(gz, self.weight1.T))
 
     def arrays(self):
-        out = {"weight1": self.weight1, "weight2": self.weight2}
-        if self.bias1 is not None:
-            out["bias1"] = self.bias1
-        if self.bias2 is not None:
-            out["bias2"] = self.bias2
-        return out
+        out = {"weight1": self.weight1, "bias1": self.bias1, "weight2": self.weight2,
+               "bias2": self.bias2}
+        return {k: v for k, v in out.items() if v is not None}
 
     def config(self):
         return {"kind": "feed_forward", "seq_len": self.seq_len,
@@ -415,19 +399,17 @@ class SelfAttention(BlockFunction):
                 or in_proj_weight.shape[0] != 3 * in_proj_weight.shape[1]:
             raise ValueError("in_proj_weight must have shape (3 d, d)")
         d = in_proj_weight.shape[1]
-        self.in_proj_weight = _param("in_proj_weight", in_proj_weight, (3 * d, d))
-        self.in_proj_bias = None if in_proj_bias is None else _param("in_proj_bias",
+        self.in_proj_weight = real_array("in_proj_weight", in_proj_weight, (3 * d, d))
+        self.in_proj_bias = None if in_proj_bias is None else real_array("in_proj_bias",
                                                                      in_proj_bias, (3 * d,))
-        self.out_proj_weight = _param("out_proj_weight", out_proj_weight, (d, d))
-        self.out_proj_bias = None if out_proj_bias is None else _param("out_proj_bias",
+        self.out_proj_weight = real_array("out_proj_weight", out_proj_weight, (d, d))
+        self.out_proj_bias = None if out_proj_bias is None else real_array("out_proj_bias",
                                                                        out_proj_bias, (d,))
         self.num_heads = check_int("num_heads", num_heads, 1)
         if d % self.num_heads:
             raise ValueError(f"num_heads: the width {d} is not divisible by {num_heads} heads")
         self.seq_len = T = check_int("seq_len", seq_len, 1)
-        if not isinstance(causal, bool | np.bool_):
-            raise TypeError(f"causal must be a bool, got {causal!r}")
-        self.causal = bool(causal)
+        self.causal = check_bool("causal", causal)
         self.width = d
         self.in_size = self.out_size = T * d
         self.user_mask = None if mask is None else self._check_mask(mask)
@@ -532,13 +514,10 @@ class SelfAttention(BlockFunction):
         return _flat(_linear(g_qkv, self.in_proj_weight.T))
 
     def arrays(self):
-        out = {"in_proj_weight": self.in_proj_weight, "out_proj_weight": self.out_proj_weight}
-        for key in ("in_proj_bias", "out_proj_bias"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.user_mask is not None:
-            out["mask"] = self.user_mask
-        return out
+        out = {"in_proj_weight": self.in_proj_weight, "in_proj_bias": self.in_proj_bias,
+               "out_proj_weight": self.out_proj_weight, "out_proj_bias": self.out_proj_bias,
+               "mask": self.user_mask}
+        return {k: v for k, v in out.items() if v is not None}
 
     def config(self):
         return {"kind": "self_attention", "num_heads": self.num_heads, "seq_len": self.seq_len,
@@ -729,9 +708,7 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
                          ("norm1", norm1, LayerNorm), ("norm2", norm2, LayerNorm)):
         if not isinstance(g, cls):
             raise TypeError(f"{name} must be a {cls.__name__}, got {type(g).__name__}")
-    if not isinstance(norm_first, bool | np.bool_):
-        raise TypeError(f"norm_first must be a bool, got {norm_first!r}")
-    if norm_first:
+    if check_bool("norm_first", norm_first):
         parts: list[BlockFunction] = [Residual(Chain([norm1, attention])),
                                       Residual(Chain([norm2, feed_forward]))]
         return Chain(parts, name="encoder_layer(pre-LN)")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_bool, no_half, one_namespace, plain_array
+from .._core._checks import check_bool, one_namespace, real_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._map import Map
@@ -34,30 +34,6 @@ def _sigmoid_inplace(a):
         return a
     xp = namespace(a)
     return 0.5 * xp.tanh(0.5 * a) + 0.5
-
-
-def _as_weight(name, w, shape=None, dtype=None):
-    w = no_half(name, plain_array(name, w))
-    if not hasattr(w, "shape"):
-        if w is None or isinstance(w, str | bytes):
-            raise TypeError(f"{name} must be an array, got {type(w).__name__}")
-        try:
-            w = np.asarray(w, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real array ({err})") from None
-    xp = namespace(w)
-    if shape is not None and tuple(w.shape) != tuple(shape):
-        raise ValueError(f"{name} has shape {tuple(w.shape)}, expected {tuple(shape)}")
-    if not xp.isdtype(w.dtype, "real floating"):
-        if xp.isdtype(w.dtype, ("integral", "bool")):
-            w = xp.astype(w, xp.float64 if dtype is None else dtype)
-        else:
-            raise TypeError(f"{name} must be real, got dtype {w.dtype}")
-    if dtype is not None and w.dtype != dtype:
-        w = xp.astype(w, dtype)
-    if not bool(xp.all(xp.isfinite(w))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return w
 
 
 def _col(g):
@@ -80,7 +56,7 @@ class _Cell:
         with_name = {f"{name} {k}": v for k, v in (("weight_ih", weight_ih), (
             "weight_hh", weight_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh))}
         one_namespace(**with_name)
-        w_hh = _as_weight(f"{name} weight_hh", weight_hh)
+        w_hh = real_array(f"{name} weight_hh", weight_hh)
         if w_hh.ndim != 2 or w_hh.shape[0] != self.n_gates * w_hh.shape[1]:
             raise ValueError(f"{name} weight_hh must have shape ({self.n_gates} H, H), got "
                              f"{tuple(w_hh.shape)}")
@@ -89,7 +65,7 @@ class _Cell:
             raise ValueError(f"{name} weight_hh has shape {tuple(w_hh.shape)}: the hidden size "
                              f"must be at least 1")
         dtype = w_hh.dtype
-        w_ih = _as_weight(f"{name} weight_ih", weight_ih, dtype=dtype)
+        w_ih = real_array(f"{name} weight_ih", weight_ih, dtype=dtype)
         if w_ih.ndim != 2 or w_ih.shape[0] != self.n_gates * H:
             raise ValueError(f"{name} weight_ih must have shape ({self.n_gates * H}, input "
                              f"size), got {tuple(w_ih.shape)}")
@@ -101,7 +77,7 @@ class _Cell:
         self.input_size = int(w_ih.shape[1])
         self.weight_ih, self.weight_hh = w_ih, w_hh
         self.bias_ih, self.bias_hh = (
-            None if b is None else _as_weight(f"{name} {label}", b, (self.n_gates * H,), dtype)
+            None if b is None else real_array(f"{name} {label}", b, (self.n_gates * H,), dtype)
             for label, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)))
         # transposed copies in C order: states are rows, so steps compute X @ W.T
         self._ihT, self._hhT = (xp.asarray(np.ascontiguousarray(w.T))

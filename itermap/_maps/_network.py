@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
-from .._core._checks import check_int, check_real, named, one_namespace, plain_array
+from .._core._checks import check_int, check_real, named, one_namespace, real_array
 from .._core._rng import as_rng
 from .._core._types import Array, RngLike
 from .._running import _fused_steppers
@@ -131,12 +131,10 @@ class IterativeMap(Map):
         self._slices = tuple(slice(self._offsets[i], self._offsets[i + 1])
                              for i in range(len(self._sizes)))
         if input_block is not None:
-            if isinstance(input_block, bool) or not isinstance(input_block, (int, np.integer)):
-                raise TypeError(f"input_block must be an int or None, got {input_block!r}")
+            input_block = check_int("input_block", input_block)
             if not 0 <= input_block < len(self._sizes):
                 raise ValueError(f"input_block {input_block} does not exist: the map has "
                                  f"{len(self._sizes)} blocks")
-            input_block = int(input_block)
         self.input_block = input_block
         self._functions = self._check_functions(functions)
         with named("activation"):
@@ -248,11 +246,7 @@ class IterativeMap(Map):
         elif kind == "sparse":
             S = bm.to_sparse()
             if ib is not None:
-                keep = np.ones(bm.dim, dtype=S.dtype)  # float64 would promote float32 weights
-                keep[self._slices[ib]] = 0.0
-                smod = sparse_module(namespace(S))
-                mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy"
-                                  else keep)
+                mask = self._sparse_keep(S)
                 S = (mask @ S @ mask).tocsr()
                 S.eliminate_zeros()
             self._W = S.tocsr()
@@ -266,18 +260,12 @@ class IterativeMap(Map):
         if bias is None:
             self.bias = None
             return
-        bias = plain_array("bias", bias)
-        if not hasattr(bias, "shape"):
-            bias = np.asarray(bias, dtype=float)
+        bias = real_array("bias", bias)
         one_namespace(weights=self._W if self._W is not None else next(
             iter(self._bm.blocks.values()), None), bias=bias, movable=True)
         xp = namespace(bias)
         if bias.ndim != 1 or bias.shape[0] != self.dim:
             raise ValueError(f"bias must have shape ({self.dim},), got {tuple(bias.shape)}")
-        if not xp.isdtype(bias.dtype, ("real floating", "integral")):
-            raise TypeError(f"bias must be real, got dtype {bias.dtype}")
-        if not bool(xp.all(xp.isfinite(xp.astype(bias, xp.float64)))):
-            raise ValueError("bias contains NaN or inf")
         if backend_of(bias) != self.backend and self.backend in ("numpy", "cupy"):
             bias = to_backend(bias, self.backend)
             xp = namespace(bias)
@@ -444,15 +432,18 @@ class IterativeMap(Map):
             self._in_cols_dense = cache
         return cache
 
+    def _sparse_keep(self, S):
+        """The sparse diagonal, in ``S``'s dtype and backend, that zeroes the input block."""
+        keep = np.ones(self.dim, dtype=S.dtype)  # float64 would promote float32 weights
+        keep[self._slices[self.input_block]] = 0.0
+        smod = sparse_module(namespace(S))
+        return smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
+
     def _input_cols_sparse_T(self):
         cache = getattr(self, "_in_cols_sparse_T", None)
         if cache is None:
             S = self._bm.to_sparse().tocsc()[:, self._slices[self.input_block]].tocsr()
-            keep = np.ones(self.dim, dtype=S.dtype)
-            keep[self._slices[self.input_block]] = 0.0
-            smod = sparse_module(namespace(S))
-            mask = smod.diags(to_backend(keep, self.backend) if self.backend == "cupy" else keep)
-            cache = (mask @ S).T.tocsr()
+            cache = (self._sparse_keep(S) @ S).T.tocsr()
             self._in_cols_sparse_T = cache
         return cache
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core._backend import namespace
-from .._core._checks import named, no_half, one_namespace, plain_array
+from .._core._checks import named, one_namespace, real_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._blocks import BlockMatrix
-from ._network_parts import _check_matrix, _check_vector
+from ._network_parts import _check_matrix
 
 if TYPE_CHECKING:
     from ._network import IterativeMap
@@ -61,11 +61,7 @@ def forward(self: IterativeMap, x: Array) -> Array:
     if self._depth is None:
         raise ValueError("forward needs an acyclic block graph, but this map has a cycle: "
                          "it never settles; use itermap.iterate")
-    if x is None or isinstance(x, str | bytes):
-        raise TypeError(f"x must be an array of inputs, got {type(x).__name__}")
-    x = no_half("x", plain_array("x", x))
-    if not hasattr(x, "shape"):
-        x = np.asarray(x, dtype=float)
+    x = real_array("x", x)
     one_namespace(x=x, map=self, movable=True)
     xp = namespace(x)
     tokens = None
@@ -77,8 +73,6 @@ def forward(self: IterativeMap, x: Array) -> Array:
         raise ValueError(f"x must have shape ({self.input_size},) or (B, "
                          f"{self.input_size}), or (B, T, d) with T * d = "
                          f"{self.input_size}, got {tuple(x.shape)}")
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError("x contains NaN or inf")
     state = self.settled_state(self.zeros(None if x.ndim == 1 else x.shape[0]), x)
     out = self.readout(state)
     return out if tokens is None else xp.reshape(out, (x.shape[0], tokens, -1))
@@ -216,7 +210,7 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
         parts = [xp.zeros(sizes[0], dtype=xp.float64 if not hasattr(mats[0], "dtype")
                           else mats[0].dtype)]
         for l, b in enumerate(biases):
-            b = _check_vector(f"biases[{l}]", b)
+            b = real_array(f"biases[{l}]", b)
             # host biases for device weights are moved there, as IterativeMap's bias is
             one_namespace(**{"weights[0]": mats[0], f"biases[{l}]": b}, movable=True)
             if tuple(b.shape) != (sizes[l + 1],):
@@ -281,7 +275,7 @@ def from_rnn(cls: type[IterativeMap], W_hh: Array, W_hx: Array, b: Array | None 
     bm = BlockMatrix([n_x, n_h], {(1, 0): W_hx, (1, 1): W_hh})
     bias = None
     if b is not None:
-        b = _check_vector("b", b)
+        b = real_array("b", b)
         if tuple(b.shape) != (n_h,):
             raise ValueError(f"b must have shape ({n_h},), got {tuple(b.shape)}")
         xp = namespace(b)

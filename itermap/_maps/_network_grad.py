@@ -460,10 +460,8 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
         S = self._bm.to_sparse().tocsr()
         smod = sparse_module(namespace(S))
         if self.input_block is not None:
-            keep = np.ones(self.dim, dtype=S.dtype)
-            keep[self._slices[self.input_block]] = 0.0
-            keep = to_backend(keep, self.backend) if self.backend == "cupy" else keep
-            S = smod.diags(keep) @ S @ smod.diags(keep)
+            mask = self._sparse_keep(S)
+            S = mask @ S @ mask
         J = smod.diags(d) @ S
         if self._leak is not None:
             J = J + smod.diags(self._keep_vec)

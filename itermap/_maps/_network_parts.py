@@ -49,28 +49,17 @@ def _arrays_equal(a, b) -> bool:
 
 def _check_matrix(name, w):
     """``w`` as a real, finite, non-empty 2-D array or sparse matrix; errors name ``name``."""
-    w = _check_real_finite(name, w, "2-D array or a sparse matrix", "2-D array")
+    if w is None or isinstance(w, str | bytes):
+        raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got {type(w).__name__}")
+    w = no_half(name, plain_array(name, w))
+    if not is_sparse(w) and not hasattr(w, "shape"):
+        try:
+            w = np.asarray(w, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real 2-D array ({err})") from None
     if len(w.shape) != 2 or 0 in w.shape:
         raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {tuple(w.shape)}")
     return _check_values(name, w)
-
-
-def _check_vector(name, b):
-    """``b`` as a real, finite 1-D array (its shape is the caller's to check)."""
-    return _check_values(name, _check_real_finite(name, b, "1-D array", "1-D array"))
-
-
-def _check_real_finite(name, a, kind, real_kind):
-    """``a`` as an array or sparse matrix, parsed from a sequence if need be."""
-    if a is None or isinstance(a, str | bytes):
-        raise TypeError(f"{name} must be a {kind}, got {type(a).__name__}")
-    a = no_half(name, plain_array(name, a))
-    if not is_sparse(a) and not hasattr(a, "shape"):
-        try:
-            a = np.asarray(a, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real {real_kind} ({err})") from None
-    return a
 
 
 def _check_values(name, a):

@@ -9,10 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import is_sparse, namespace
-from .._core._checks import one_namespace
+from .._core._checks import one_namespace, real_array
 from .._core._types import Array
 from ._network import IterativeMap
-from ._network_parts import _check_matrix, _check_vector
+from ._network_parts import _check_matrix
 
 __all__ = ["ReservoirMap", "from_reservoirpy"]
 
@@ -87,7 +87,7 @@ class ReservoirMap(IterativeMap):
         if readout_bias is None:
             bout = xp.zeros(Wout.shape[1], dtype=Wout.dtype)
         else:
-            bout = _check_vector("readout_bias", readout_bias)
+            bout = real_array("readout_bias", readout_bias)
             if tuple(bout.shape) != (Wout.shape[1],):
                 raise ValueError(f"readout_bias must have shape ({Wout.shape[1]},), got "
                                  f"{tuple(bout.shape)}")

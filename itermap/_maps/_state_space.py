@@ -6,14 +6,13 @@ layer, :func:`deep_lssl` a stack of them as one :class:`~itermap.IterativeMap`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_choice, check_int, one_namespace, plain_array
+from .._core._checks import check_choice, check_int, check_real, one_namespace, real_array
 from .._core._types import Array
 from ._blocks import BlockMatrix
 from ._map import Map
@@ -99,39 +98,15 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _matrix(name, a, *, ndim_hint, dtype=None):
     """``a`` as a finite real 2-d array (a vector becomes ``ndim_hint``: column or row)."""
-    a = plain_array(name, a)
-    if a is None or isinstance(a, str | bytes):
-        raise TypeError(f"{name} must be a real array, got {type(a).__name__}")
-    if not hasattr(a, "shape"):
-        try:
-            a = np.asarray(a)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real array ({err})") from None
+    a = real_array(name, a, dtype=dtype)
     xp = namespace(a)
-    if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
-    if not xp.isdtype(a.dtype, "real floating"):
-        a = xp.astype(a, xp.float64 if dtype is None else dtype)
-    elif dtype is not None and a.dtype != dtype:
-        a = xp.astype(a, dtype)
     if a.ndim == 0:
         a = xp.reshape(a, (1, 1))
     elif a.ndim == 1:
         a = a[:, None] if ndim_hint == "column" else a[None, :]
     if a.ndim != 2 or 0 in a.shape:
         raise ValueError(f"{name} must be a non-empty matrix, got shape {tuple(a.shape)}")
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError(f"{name} contains NaN or inf")
     return a
-
-
-def _check_dt(dt) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, int | float | np.integer | np.floating):
-        raise TypeError(f"dt must be a positive real number, got {dt!r}")
-    dt = float(dt)
-    if not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be positive and finite, got {dt!r}")
-    return dt
 
 
 def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
@@ -238,7 +213,7 @@ class LinearStateSpace(Map):
         for name, a in (("B", B), ("C", C), ("D", D)):
             if namespace(a) is not xp:
                 raise TypeError(f"{name} lives in another array namespace than A")
-        self.dt = _check_dt(dt)
+        self.dt = check_real("dt", dt, positive=True)
         self.method = check_choice("method", method, METHODS)
         Ab, Bb = discretize(np.asarray(to_numpy(A), dtype=np.float64),
                             np.asarray(to_numpy(B), dtype=np.float64), self.dt, self.method)
@@ -413,24 +388,16 @@ class LinearStateSpace(Map):
         >>> m.convolve(np.ones((4, 1)))[:, 0]      # a running sum, times dt
         array([0.5, 1. , 1.5, 2. ])
         """
-        if u is None or isinstance(u, str | bytes):
-            raise TypeError(f"u must be a real array, got {type(u).__name__}")
-        if not hasattr(u, "shape"):
-            try:
-                u = np.asarray(u, dtype=float)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"u must be a real array ({err})") from None
+        u = real_array("u", u)
         xp = namespace(self.Abar)
         if backend_of(u) != self.backend:
             u = to_backend(u, self.backend)
-        if not xp.isdtype(u.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"u must be real, got dtype {u.dtype}")
         if u.ndim not in (2, 3) or u.shape[0] == 0 or u.shape[-1] != self.input_size \
                 or 0 in u.shape:
             raise ValueError(f"u must have shape (L, {self.input_size}) or "
                              f"(L, B, {self.input_size}) with L, B >= 1, got {tuple(u.shape)}")
         u = xp.astype(u, self.dtype)
-        if not bool(xp.all(xp.isfinite(u))):
+        if not bool(xp.all(xp.isfinite(u))):  # a float64 input may overflow the map's float32
             raise ValueError("u contains NaN or inf")
         L = u.shape[0]
         n = 1 << (2 * L - 1).bit_length()                     # >= 2L - 1: no wrap-around

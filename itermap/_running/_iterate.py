@@ -48,7 +48,6 @@ class Trajectory(Result):
     (array([8., 4., 2., 1.]), array([0, 1, 2, 3]), array([1.]), 4)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "states": "float[T, ..., D]",
         "times": "int[T]",

@@ -102,7 +102,6 @@ class NewtonTrajectory(Trajectory):
     ('NewtonTrajectory', (21, 4), True, 'full')
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         **Trajectory._schema,
         "iterations": "int",
@@ -216,16 +215,13 @@ def _lm_step(J, r, damping, kind, xp, max_cg, rel_tol=1e-6):
     below; ``L^T L + damping I`` is well conditioned, so a few tens of iterations suffice.
     """
     zero = xp.zeros_like(r[:1, ...])
+    J1 = J[1:, ...] if kind != "block" else [Ji[1:, ...] for Ji in J]
 
     def L(v):
-        shifted = _apply(J[1:, ...] if kind != "block" else [Ji[1:, ...] for Ji in J],
-                         v[:-1, ...], kind, xp)
-        return v - xp.concat([zero, shifted], axis=0)
+        return v - xp.concat([zero, _apply(J1, v[:-1, ...], kind, xp)], axis=0)
 
     def Lt(y):
-        back = _apply(J[1:, ...] if kind != "block" else [Ji[1:, ...] for Ji in J],
-                      y[1:, ...], kind, xp, transpose=True)
-        return y - xp.concat([back, zero], axis=0)
+        return y - xp.concat([_apply(J1, y[1:, ...], kind, xp, transpose=True), zero], axis=0)
 
     def normal(v):
         return Lt(L(v)) + damping * v

@@ -100,7 +100,6 @@ class TrainHistory(Result):
     (3, (3,), True)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "loss": "float[E]",
         "accuracy": "float[E]",
@@ -184,7 +183,6 @@ class TrainState(Result):
     ('TrainState', 2, 2)
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "theta": "float[P]",
         "moment1": "float[P] | None",
