@@ -173,8 +173,47 @@ def _segments_match(m, x0, mode, monkeypatch, segments=4, n=30):
     return prev
 
 
+class HenonStack:
+    """NumPy methods written for a batch as most write them (issue 31): ``x[..., i]``,
+    ``np.stack`` of a list and ``np.zeros(x.shape + (2,))``; numba takes ``np.stack`` of a
+    tuple only, and compiles the list form through the stepper's own overload."""
+
+    dim = 2
+
+    def __init__(self, a=1.4, b=0.3):
+        self.a, self.b = a, b
+
+    def step(self, x):
+        return np.stack([1.0 - self.a * x[..., 0] ** 2 + x[..., 1], self.b * x[..., 0]], -1)
+
+    def jacobian(self, x):
+        J = np.zeros(x.shape + (2,))
+        J[..., 0, 0] = -2.0 * self.a * x[..., 0]
+        J[..., 0, 1] = 1.0
+        J[..., 1, 0] = self.b
+        return J
+
+
+class StandardStack:
+    """The standard map the same way, ``np.stack`` along axis 0 then transposed."""
+
+    dim = 2
+    periods = (TWO_PI, TWO_PI)
+    k = 0.9
+
+    def step(self, x):
+        p = x[..., 1] + self.k * np.sin(x[..., 0])
+        return np.stack([x[..., 0] + p, p], axis=0).T
+
+    def jacobian(self, x):
+        c = self.k * np.cos(x[..., 0])
+        return np.stack([np.stack([1.0 + c, 1.0 + 0.0 * c], -1),
+                         np.stack([c, 1.0 + 0.0 * c], -1)], -2)
+
+
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96, HenonData, HenonSlots])
+@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96, HenonData, HenonSlots, HenonStack,
+                                  StandardStack])
 def test_spectrum_matches_a_plain_qr_loop(make, mode, monkeypatch):
     monkeypatch.setenv("ITERMAP_NUMBA", mode)
     m = make()
@@ -377,3 +416,43 @@ def test_without_numba_a_plain_class_runs_the_plain_loop(monkeypatch):
     s = _stepper(m)
     assert s is not None and not s.compiled
     _segments_match(m, np.array([0.1, 0.1]), "1", monkeypatch)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=st.lists(st.integers(1, 3), min_size=0, max_size=2), n=st.integers(1, 4),
+       axis=st.integers(-3, 2))
+def test_stack_of_a_list_compiles_to_numpys(shape, n, axis):
+    """The overload the stepper registers: ``np.stack`` of a list of arrays (or scalars) in
+    numba gives NumPy's array, for every axis NumPy takes; a bad axis is refused."""
+    import numba
+
+    from itermap._running._stepper_kernels import _stack_lists
+
+    _stack_lists(numba)
+    ok = -len(shape) - 1 <= axis <= len(shape)
+    rng = np.random.default_rng(len(shape) * 100 + n * 10 + axis)
+    parts = [rng.standard_normal(shape) for _ in range(n)]
+    src = f"def f(parts):\n    return np.stack(list(parts), {axis})\n"
+    ns: dict = {"np": np}
+    exec(src, ns)  # noqa: S102 -- the axis must be a literal for the overload
+    f = numba.njit(ns["f"])
+    if not shape:  # scalars: axis 0 or -1 only
+        parts = [float(p) for p in parts]
+        ok = axis in (0, -1)
+    if not ok:
+        with pytest.raises(Exception):  # noqa: B017, PT011 -- numba's typing error
+            f(tuple(parts))
+        return
+    np.testing.assert_array_equal(f(tuple(parts)), np.stack(parts, axis))
+
+
+def test_stack_of_a_list_keeps_numbas_tuple_form():
+    """numba's own ``np.stack`` of a tuple is unchanged once the list form is registered."""
+    numba = pytest.importorskip("numba")
+    from itermap._running._stepper_kernels import _stack_lists
+
+    _stack_lists(numba)
+    f = numba.njit(lambda a, b: np.stack((a, b), 1))
+    a, b = np.arange(3.0), np.arange(3.0, 6.0)
+    np.testing.assert_array_equal(f(a, b), np.stack((a, b), 1))
