@@ -96,6 +96,7 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
     merge = _Merge(x, unique_tol)
     rest = _undamped(F, x, fate, merge, tol, min(max_iter, _UNDAMPED_ITERS))
     if rest.size:
+        merge.loose_seen = True   # the damped loop's points are not checked as they come
         sub = fate[rest]
         _damped(F, x[rest], sub, merge, tol=tol, max_iter=max_iter, bar=bar,
                 stall_final=stall_final)
@@ -113,6 +114,8 @@ def _merge_unresolved(F, merge):
     nearly singular there, a degenerate point such as the standard map's (pi, 0) at K = 4)
     scatter around it within the tolerance: those within the coarse merging radius of
     each other are one point (the least residual of each group)."""
+    if not merge.loose_seen:
+        return
     pts = merge.leaders
     P, A, _ = _eval(F, pts)
     with np.errstate(all="ignore"):
@@ -154,7 +157,12 @@ def _undamped(F, x, fate, merge, tol, max_iter):
             done = r <= tol
             if done.any():
                 done &= np.max(np.abs(xs), axis=1) * eps4 <= tol
-                found_x.append(xs[done])
+                # the step solved already takes a resolved point (the step within
+                # unique_tol) to rounding level: the final polish then needs none
+                step = dx[done]
+                tight = np.einsum("ij,ij->i", step, step) <= merge.tol ** 2
+                merge.loose_seen |= not tight.all()
+                found_x.append(xs[done] + np.where(tight[:, None], step, 0.0))
                 found_r.append(r[done])
                 fate[ids[done]] = CONVERGED
                 lead = np.concatenate(found_x)
@@ -253,6 +261,7 @@ class _Merge:
     def __init__(self, x, unique_tol):
         scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
         self.tol, self.leaders, self.leaders_r = unique_tol, None, None
+        self.loose_seen = False   # whether a point found may be unresolved (_merge_unresolved)
         self.radius = C.MergeRadius(scale, unique_tol)
 
     def add(self, xd, rd):
