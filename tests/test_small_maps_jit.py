@@ -456,3 +456,29 @@ def test_stack_of_a_list_keeps_numbas_tuple_form():
     f = numba.njit(lambda a, b: np.stack((a, b), 1))
     a, b = np.arange(3.0), np.arange(3.0, 6.0)
     np.testing.assert_array_equal(f(a, b), np.stack((a, b), 1))
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize(("make", "x1", "batch"), [(lambda: Henon(0.2, 0.3), (0.5, 0.1), False),
+                                                   (lambda: HenonStack(0.2, 0.3), (0.5, 0.1),
+                                                    True),
+                                                   (StandardStack, (3.0, 0.1), True)])
+def test_the_compiled_loop_records_the_plain_loops_history(make, x1, batch, monkeypatch):
+    """The compiled loop records a run's checkpoints in one call: the history (running
+    exponents at each checkpoint) and its steps are the plain loop's, from one start and
+    from a batch of three (methods that take a batch). Regular orbits (Henon at a = 0.2 has a stable
+    fixed point; the standard map's island around (pi, 0)): rounding is not amplified."""
+    base = np.array(x1)
+    starts = [base] + ([base + np.array([[0.0, 0.0], [0.02, -0.01], [-0.01, 0.02]])]
+                       if batch else [])
+    for x0 in starts:
+        out = {}
+        for mode in ("0", "1"):
+            monkeypatch.setenv("ITERMAP_NUMBA", mode)
+            out[mode] = lyapunov_spectrum(make(), x0, 1030, transient=10, rng=0)
+        assert _stepper(make()).compiled   # ITERMAP_NUMBA=1 is set: the compiled loop ran
+        assert len(out["1"].history_steps) > 50
+        np.testing.assert_array_equal(out["1"].history_steps, out["0"].history_steps)
+        np.testing.assert_allclose(out["1"].history, out["0"].history, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(out["1"].exponents, out["0"].exponents, rtol=1e-7,
+                                   atol=1e-9)
