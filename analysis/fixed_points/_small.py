@@ -1,4 +1,14 @@
-"""Phase (2) of the Newton search on maps of at most three units, on NumPy: one lean loop.
+"""Phase (2) of the Newton search on maps of at most three units, on NumPy: lean loops.
+
+First plain (undamped) Newton from every start, as pynamicalsys's per-start Newton
+does, batched: one evaluation of ``F^p`` and its Jacobian at the running rows an
+iteration, closed-form solves, converged rows dropped from the batch, rows closing in
+on a point found merged into it. On the torus of the standard map it reaches, from
+the same starts, the points pynamicalsys reaches, in 4-10 iterations. The starts it
+leaves (non-finite, singular, not converged in 30 iterations) run the damped loop
+below from where they set out. Then each point found brings the rest of its orbit,
+and points that Newton does not resolve within ``unique_tol`` (a degenerate point,
+where ``F^p - I`` is singular) are merged within the coarse radius.
 
 On a 2-D map the arithmetic of a batched Newton iteration is a few hundred flops a
 start, and :class:`._search._NewtonSearch` spends its time in a few dozen small NumPy
