@@ -96,7 +96,8 @@ class _Rows:
 
 def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True):
     """Phase (2) from the starts ``x`` (NumPy, dim <= 3): returns what
-    :func:`._search._search` returns (the points merged into one block).
+    :func:`._search._search` returns (the points in one block, not all merged: the final
+    merge of the dense runner, which always runs, merges them).
 
     First plain Newton from every start (:func:`_undamped`); the starts it leaves
     unconverged run the damped loop from where they set out. Every point found then
@@ -196,8 +197,8 @@ def _undamped(F, x, fate, merge, tol, max_iter):
                     break
                 ids, xs, dx = ids[keep], xs[keep], dx[keep]
             xs = xs + dx
-    if found_x:
-        merge.add(np.concatenate(found_x), np.concatenate(found_r))
+    if found_x:   # merged by the caller's final merge (_dense._distinct), as the images are
+        merge.extend(np.concatenate(found_x), np.concatenate(found_r))
     return np.flatnonzero(fate == _RUNNING)
 
 
@@ -226,10 +227,11 @@ def _complete_orbits(F, merge):
             y = F.torus.reduce(y)
         imgs.append(y)
     y = np.concatenate(imgs)
-    # the images' residuals are the polish's to take: their points' stand in for them
+    # the images' residuals are the polish's to take: their points' stand in for them;
+    # the search's final merge (_dense._distinct) merges them with the points
     r = np.tile(merge.leaders_r, F.p - 1)
     ok = np.isfinite(y).all(axis=1)
-    merge.add(y[ok], r[ok])
+    merge.extend(y[ok], r[ok])
 
 
 def _damped(F, x, fate, merge, *, tol, max_iter, bar, stall_final):
@@ -288,6 +290,14 @@ class _Merge:
             else:
                 self.leaders = np.concatenate([self.leaders, xd[heads]])
                 self.leaders_r = np.concatenate([self.leaders_r, rd[heads]])
+
+    def extend(self, x, r):
+        """Points joined as they are, not merged (a caller's final merge does that)."""
+        if self.leaders is None:
+            self.leaders, self.leaders_r = x, r
+        else:
+            self.leaders = np.concatenate([self.leaders, x])
+            self.leaders_r = np.concatenate([self.leaders_r, r])
 
     def follow(self, r, x, ids, keep, fate):
         """Running rows (``keep``; residuals ``r``, states ``x``, starts ``ids``) within the
