@@ -360,7 +360,17 @@ class BatchOnly(Henon):
         return J
 
 
-@pytest.mark.parametrize("make", [WithHelper, WithDict, Counting, Overflowing, BatchOnly])
+class HenonConcatenate(Henon):
+    """A NumPy method numba refuses as written: ``np.concatenate`` of a list (numba takes a
+    tuple; the stepper adds the list form for ``np.stack`` only)."""
+
+    def step(self, x):
+        return np.concatenate([1 - self.a * x[..., :1] ** 2 + x[..., 1:], self.b * x[..., :1]],
+                              axis=-1)
+
+
+@pytest.mark.parametrize("make", [WithHelper, WithDict, Counting, Overflowing, BatchOnly,
+                                  HenonConcatenate])
 def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
     pytest.importorskip("numba")
     out = {}
@@ -376,8 +386,10 @@ def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
     np.testing.assert_array_equal(out["1"].log_stretch, out["0"].log_stretch)
     np.testing.assert_array_equal(out["1"].state, out["0"].state)
     assert abs(out["1"].exponents.sum() - math.log(0.3)) < 1e-13
-    if make in (WithHelper, WithDict):  # numba refused them: the fallback is logged
+    if make in (WithHelper, WithDict, HenonConcatenate):  # refused: the fallback is logged
         assert "numba refused" in caplog.text
+    if make is HenonConcatenate:  # the fallback's numbers: the plain NumPy QR loop's
+        _segments_match(make(), np.array([0.1, 0.1]), "1", monkeypatch)
     if make is Overflowing:  # compiled, but its numbers differ at the start: logged, not used
         assert "differs from its plain call" in caplog.text
     from itermap._running import _stepper_kernels as kernels
