@@ -9,8 +9,8 @@ reported apart:
   (its units: theta/2pi), the plain loop at 2,000 steps (a user's short run) and, full size,
   20,000 and 200,000;
 - a 2-D map written by a user as a plain class (Henon), against pynamicalsys's
-  Henon: with NumPy methods (the plain loop) and with static methods in numba's
-  subset (compiled);
+  Henon: with NumPy methods (``np.stack`` of a list: the plain loop, and compiled through
+  the stepper's overload of it) and with static methods in numba's subset (compiled);
 - a user's plain class as most write it, attributes set in ``__init__`` and methods on one
   state (Henon, the standard map; compiled as a jitclass of its attributes), from 3 starts
   each, against pynamicalsys, and Lorenz-96 written the same way against lyapynov, with the
@@ -20,9 +20,10 @@ reported apart:
 - 1,000 starts of a 2-D map batched against looping pynamicalsys over them;
 - finite-time exponents and covariant vectors of 2-D maps (plain loop) against a plain
   NumPy QR loop on the map's own methods and lyapynov's CLV;
-- the periodic-orbit search on the standard map: pynamicalsys's Newton with
-  ``periods`` from each start against ours from the same starts: every orbit
-  it finds is among ours, and the time.
+- the periodic-orbit search (:func:`orbit_table`): the standard map at K = 0.9, 1.5, 4
+  (periods 1-3) and Henon (periods 1-2), pynamicalsys's Newton (with ``periods`` on the
+  torus) from each start against ours from the same starts: every orbit it finds is among
+  ours, and the CPU time (medians).
 
 ``ITERMAP_NUMBA`` is set per row ("1": the compiled stepper; "0": the plain
 loop, as without numba: for 2-D maps the QR in closed form, the built-in maps'
@@ -256,11 +257,11 @@ def _single(quick, pyn):
         ds = pyn(model=model)
         c_pyn = _first_call(lambda: ds.lyapunov(u, 100, parameters=params))
         for mode in ("1", "0"):
-            if (mode == "0" and "static" in label) or (mode == "1" and "NumPy" in label):
-                continue  # numba refuses these batched NumPy methods; static ones compile
+            if mode == "0" and "static" in label:
+                continue  # static ones compile
             sizes = plain_sizes if mode == "0" else (20_000 if quick else 200_000,)
-            if "NumPy" in label:  # the user's own step bounds it: one size tells
-                sizes = (2000 if quick else 20_000,)
+            if "NumPy" in label:  # np.stack of a list: compiled through itermap's overload
+                sizes = (2000,) if quick else (2000, 20_000)
             for n in sizes:
                 with _numba_mode(mode):
                     mm = itermap.as_map(m)
@@ -358,8 +359,6 @@ def _batched(quick, pyn):
         ds = pyn(model=model)
         ds.lyapunov(Up[0], 100, parameters=params)
         for mode in ("1", "0"):
-            if mode == "1" and "NumPy" in label:
-                continue  # numba refuses these batched NumPy methods
             with _numba_mode(mode):
                 mm = itermap.as_map(m)
                 lyapunov_spectrum(mm, X[:2], 100, rng=0)  # compile (mode 1)
@@ -519,48 +518,95 @@ def _lorenz96_user(quick):
     return rows
 
 
-def _orbits(quick, pyn):
-    """Periodic orbits of the standard map from the same starts: pynamicalsys Newton vs ours."""
-    from itermap.analysis import find_fixed_points
-    from itermap.systems import standard_map
+def _pyn_orbits(ds, period, U, periods):
+    """pynamicalsys's Newton from each start (``periods`` per coordinate or None): the points
+    it reaches, in its units."""
+    found = []
+    for u in U:
+        try:
+            found.append(ds.find_periodic_orbit(u, period, periods=periods))
+        except (RuntimeError, ValueError):
+            pass
+    return np.array(found).reshape(-1, 2)
 
-    k = 1.5
-    side = 8 if quick else 16
+
+def _missing(P, fp, period):
+    """pynamicalsys's points ``P`` farther than 1e-6 from all of ours (on the torus where
+    ``period``), and of those, how many lie within 1e-3 of a point of ours that Newton does
+    not resolve (both multipliers within 1e-3 of 1 in modulus: a degenerate point, where
+    either search's limits scatter within the tolerance)."""
+    d = P[:, None, :] - fp.points[None]
+    if period:
+        d = np.mod(d + period / 2, period) - period / 2
+    dist = np.linalg.norm(d, axis=-1)
+    far = dist.min(axis=1) > 1e-6
+    flat = np.all(np.abs(np.abs(fp.eigenvalues) - 1.0) < 1e-3, axis=1)
+    at_flat = far & np.any((dist < 1e-3) & flat[None], axis=1)
+    return int(far.sum()), int(at_flat.sum())
+
+
+def orbit_table(side: int = 8, repeat: int = 7, cases=None) -> list[dict]:
+    """The periodic-orbit search against pynamicalsys's Newton from the same ``side`` x
+    ``side`` grid of starts: the standard map at K = 0.9, 1.5, 4 (periods 1-3, on the torus)
+    and Henon (a = 1.4, b = 0.3; periods 1-2, starts on [-1, 1]^2). Medians of ``repeat``
+    interleaved runs of each (CPU time); every point pynamicalsys finds must be among ours."""
+    from pynamicalsys import DiscreteDynamicalSystem as pyn
+
+    from itermap.analysis import find_fixed_points
+    from itermap.systems import henon, standard_map
+
     g = (np.arange(side) + 0.5) / side
     U = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)   # pynamicalsys's units
-    X = U * TWO_PI
-    ds = pyn(model="standard map")
-    ds.set_parameters([k])
+    cases = cases or ([(k, p) for k in (0.9, 1.5, 4.0) for p in (1, 2, 3)]
+                      + [("henon", 1), ("henon", 2)])
     rows = []
-    for period in (1, 2, 3):
+    for k, period in cases:
+        if k == "henon":
+            ds, m, X, Up, per, torus = (pyn(model="henon map"), henon(), 2 * U - 1.0,
+                                        2 * U - 1.0, None, 0.0)
+            ds.set_parameters([1.4, 0.3])
+            label = "Henon"
+        else:
+            ds, m, X, Up, per, torus = (pyn(model="standard map"), standard_map(k), U * TWO_PI,
+                                        U, [1.0, 1.0], TWO_PI)
+            ds.set_parameters([k])
+            label = f"standard map K={k}"
+
+        def ours():
+            return find_fixed_points(m, X, period=period)
+
         def theirs():
-            found = []
-            for u in U:
-                try:
-                    found.append(ds.find_periodic_orbit(u, period, periods=[1.0, 1.0]))
-                except (RuntimeError, ValueError):
-                    pass
-            return np.array(found).reshape(-1, 2)
+            return _pyn_orbits(ds, period, Up, per)
 
-        theirs()  # compile
-        P = np.mod(theirs(), 1.0) * TWO_PI
-        distinct = len({tuple(np.round(np.mod(p, TWO_PI) / TWO_PI, 6) % 1.0) for p in P})
-        for q_steps, how in ((None, "default"), (0, "q_steps=0: Newton alone, as pynamicalsys")):
-            opts = {} if q_steps is None else {"q_steps": q_steps}
+        ours(), theirs()   # compile (pynamicalsys), first calls
+        times: dict = {"ours": [], "pyn": []}
+        for _ in range(repeat):
+            for key, fn in (("ours", ours), ("pyn", theirs)):
+                t0 = time.process_time()
+                fn()
+                times[key].append(time.process_time() - t0)
+        a, b = float(np.median(times["ours"])), float(np.median(times["pyn"]))
+        P = theirs()
+        if per is not None:
+            P = np.mod(P, 1.0) * TWO_PI
+        fp = ours()
+        missing, flat = _missing(P, fp, torus)
+        rows.append(report(
+            f"{label} period-{period} orbits, {len(U)} starts, default, vs pynamicalsys Newton",
+            a, b, "all of its points found, ratio <= 1", missing == flat and a <= b,
+            f"CPU time, medians of {repeat} interleaved; pynamicalsys: {len(P)} converged "
+            f"starts; ours {len(fp.points)} distinct points; its points missing from ours: "
+            f"{missing} (of which {flat} at a degenerate point of ours, multipliers 1, 1); "
+            f"{_load()}"))
+    return rows
 
-            def ours():
-                return find_fixed_points(standard_map(k), X, period=period, **opts)
 
-            t = interleaved({"ours": ours, "pyn": theirs}, 3)
-            fp = ours()
-            d = np.mod(P[:, None, :] - fp.points[None] + math.pi, TWO_PI) - math.pi
-            missing = int(np.sum(np.linalg.norm(d, axis=-1).min(axis=1) > 1e-6))
-            rows.append(report(
-                f"standard map K={k} period-{period} orbits, {len(U)} starts, {how}, vs "
-                f"pynamicalsys Newton", t["ours"], t["pyn"], "all of its points found, ratio <= 1",
-                missing == 0 and t["ours"] <= t["pyn"],
-                f"pynamicalsys: {len(P)} converged starts, {distinct} distinct points; ours "
-                f"{len(fp.points)} distinct points; its points missing from ours: {missing}"))
+def _orbits(quick, pyn):
+    """Periodic orbits from the same starts: pynamicalsys Newton vs ours (:func:`orbit_table`;
+    64 starts, and 256 at full size)."""
+    rows = orbit_table(8)
+    if not quick:
+        rows += orbit_table(16, repeat=3)
     return rows
 
 
@@ -590,5 +636,7 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     import sys
 
-    for row in run(quick="--quick" in sys.argv):
+    # --orbits: the orbit-search table alone (python -m benchmarks.bench_small_maps --orbits)
+    rows = orbit_table(8) if "--orbits" in sys.argv else run(quick="--quick" in sys.argv)
+    for row in rows:
         print(f"  {row['name']}: {row['note']}")

@@ -173,8 +173,47 @@ def _segments_match(m, x0, mode, monkeypatch, segments=4, n=30):
     return prev
 
 
+class HenonStack:
+    """NumPy methods written for a batch as most write them (issue 31): ``x[..., i]``,
+    ``np.stack`` of a list and ``np.zeros(x.shape + (2,))``; numba takes ``np.stack`` of a
+    tuple only, and compiles the list form through the stepper's own overload."""
+
+    dim = 2
+
+    def __init__(self, a=1.4, b=0.3):
+        self.a, self.b = a, b
+
+    def step(self, x):
+        return np.stack([1.0 - self.a * x[..., 0] ** 2 + x[..., 1], self.b * x[..., 0]], -1)
+
+    def jacobian(self, x):
+        J = np.zeros(x.shape + (2,))
+        J[..., 0, 0] = -2.0 * self.a * x[..., 0]
+        J[..., 0, 1] = 1.0
+        J[..., 1, 0] = self.b
+        return J
+
+
+class StandardStack:
+    """The standard map the same way, ``np.stack`` along axis 0 then transposed."""
+
+    dim = 2
+    periods = (TWO_PI, TWO_PI)
+    k = 0.9
+
+    def step(self, x):
+        p = x[..., 1] + self.k * np.sin(x[..., 0])
+        return np.stack([x[..., 0] + p, p], axis=0).T
+
+    def jacobian(self, x):
+        c = self.k * np.cos(x[..., 0])
+        return np.stack([np.stack([1.0 + c, 1.0 + 0.0 * c], -1),
+                         np.stack([c, 1.0 + 0.0 * c], -1)], -2)
+
+
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96, HenonData, HenonSlots])
+@pytest.mark.parametrize("make", [Henon, Standard, Lorenz96, HenonData, HenonSlots, HenonStack,
+                                  StandardStack])
 def test_spectrum_matches_a_plain_qr_loop(make, mode, monkeypatch):
     monkeypatch.setenv("ITERMAP_NUMBA", mode)
     m = make()
@@ -321,7 +360,17 @@ class BatchOnly(Henon):
         return J
 
 
-@pytest.mark.parametrize("make", [WithHelper, WithDict, Counting, Overflowing, BatchOnly])
+class HenonConcatenate(Henon):
+    """A NumPy method numba refuses as written: ``np.concatenate`` of a list (numba takes a
+    tuple; the stepper adds the list form for ``np.stack`` only)."""
+
+    def step(self, x):
+        return np.concatenate([1 - self.a * x[..., :1] ** 2 + x[..., 1:], self.b * x[..., :1]],
+                              axis=-1)
+
+
+@pytest.mark.parametrize("make", [WithHelper, WithDict, Counting, Overflowing, BatchOnly,
+                                  HenonConcatenate])
 def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
     pytest.importorskip("numba")
     out = {}
@@ -337,8 +386,10 @@ def test_what_numba_refuses_runs_the_plain_loop(make, monkeypatch, caplog):
     np.testing.assert_array_equal(out["1"].log_stretch, out["0"].log_stretch)
     np.testing.assert_array_equal(out["1"].state, out["0"].state)
     assert abs(out["1"].exponents.sum() - math.log(0.3)) < 1e-13
-    if make in (WithHelper, WithDict):  # numba refused them: the fallback is logged
+    if make in (WithHelper, WithDict, HenonConcatenate):  # refused: the fallback is logged
         assert "numba refused" in caplog.text
+    if make is HenonConcatenate:  # the fallback's numbers: the plain NumPy QR loop's
+        _segments_match(make(), np.array([0.1, 0.1]), "1", monkeypatch)
     if make is Overflowing:  # compiled, but its numbers differ at the start: logged, not used
         assert "differs from its plain call" in caplog.text
     from itermap._running import _stepper_kernels as kernels
@@ -377,3 +428,69 @@ def test_without_numba_a_plain_class_runs_the_plain_loop(monkeypatch):
     s = _stepper(m)
     assert s is not None and not s.compiled
     _segments_match(m, np.array([0.1, 0.1]), "1", monkeypatch)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=st.lists(st.integers(1, 3), min_size=0, max_size=2), n=st.integers(1, 4),
+       axis=st.integers(-3, 2))
+def test_stack_of_a_list_compiles_to_numpys(shape, n, axis):
+    """The overload the stepper registers: ``np.stack`` of a list of arrays (or scalars) in
+    numba gives NumPy's array, for every axis NumPy takes; a bad axis is refused."""
+    import numba
+
+    from itermap._running._stepper_kernels import _stack_lists
+
+    _stack_lists(numba)
+    ok = -len(shape) - 1 <= axis <= len(shape)
+    rng = np.random.default_rng(len(shape) * 100 + n * 10 + axis)
+    parts = [rng.standard_normal(shape) for _ in range(n)]
+    src = f"def f(parts):\n    return np.stack(list(parts), {axis})\n"
+    ns: dict = {"np": np}
+    exec(src, ns)  # noqa: S102 -- the axis must be a literal for the overload
+    f = numba.njit(ns["f"])
+    if not shape:  # scalars: axis 0 or -1 only
+        parts = [float(p) for p in parts]
+        ok = axis in (0, -1)
+    if not ok:
+        with pytest.raises(Exception):  # noqa: B017, PT011 -- numba's typing error
+            f(tuple(parts))
+        return
+    np.testing.assert_array_equal(f(tuple(parts)), np.stack(parts, axis))
+
+
+def test_stack_of_a_list_keeps_numbas_tuple_form():
+    """numba's own ``np.stack`` of a tuple is unchanged once the list form is registered."""
+    numba = pytest.importorskip("numba")
+    from itermap._running._stepper_kernels import _stack_lists
+
+    _stack_lists(numba)
+    f = numba.njit(lambda a, b: np.stack((a, b), 1))
+    a, b = np.arange(3.0), np.arange(3.0, 6.0)
+    np.testing.assert_array_equal(f(a, b), np.stack((a, b), 1))
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize(("make", "x1", "batch"), [(lambda: Henon(0.2, 0.3), (0.5, 0.1), False),
+                                                   (lambda: HenonStack(0.2, 0.3), (0.5, 0.1),
+                                                    True),
+                                                   (StandardStack, (3.0, 0.1), True)])
+def test_the_compiled_loop_records_the_plain_loops_history(make, x1, batch, monkeypatch):
+    """The compiled loop records a run's checkpoints in one call: the history (running
+    exponents at each checkpoint) and its steps are the plain loop's, from one start and
+    from a batch of three (methods that take a batch). Regular orbits (Henon at a = 0.2 has a stable
+    fixed point; the standard map's island around (pi, 0)): rounding is not amplified."""
+    base = np.array(x1)
+    starts = [base] + ([base + np.array([[0.0, 0.0], [0.02, -0.01], [-0.01, 0.02]])]
+                       if batch else [])
+    for x0 in starts:
+        out = {}
+        for mode in ("0", "1"):
+            monkeypatch.setenv("ITERMAP_NUMBA", mode)
+            out[mode] = lyapunov_spectrum(make(), x0, 1030, transient=10, rng=0)
+        assert _stepper(make()).compiled   # ITERMAP_NUMBA=1 is set: the compiled loop ran
+        assert len(out["1"].history_steps) > 50
+        np.testing.assert_array_equal(out["1"].history_steps, out["0"].history_steps)
+        np.testing.assert_allclose(out["1"].history, out["0"].history, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(out["1"].exponents, out["0"].exponents, rtol=1e-7,
+                                   atol=1e-9)

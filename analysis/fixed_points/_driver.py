@@ -274,6 +274,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     batches holding at most about 1 GiB of Jacobians (and its work arrays),
     the points found by the batches are merged, and a ``dim`` whose one
     dense system exceeds the machine's memory is refused up front.
+    On NumPy maps of at most 3 units phase (2) runs plain Newton from every start
+    first (as pynamicalsys's per-start Newton, batched), then the damped iteration
+    from the starts it leaves; each point found brings the rest of its orbit.
 
     References
     ----------

@@ -1,4 +1,14 @@
-"""Phase (2) of the Newton search on maps of at most three units, on NumPy: one lean loop.
+"""Phase (2) of the Newton search on maps of at most three units, on NumPy: lean loops.
+
+First plain (undamped) Newton from every start, as pynamicalsys's per-start Newton
+does, batched: one evaluation of ``F^p`` and its Jacobian at the running rows an
+iteration, closed-form solves, converged rows dropped from the batch, rows closing in
+on a point found merged into it. On the torus of the standard map it reaches, from
+the same starts, the points pynamicalsys reaches, in 4-10 iterations. The starts it
+leaves (non-finite, singular, not converged in 30 iterations) run the damped loop
+below from where they set out. Then each point found brings the rest of its orbit,
+and points that Newton does not resolve within ``unique_tol`` (a degenerate point,
+where ``F^p - I`` is singular) are merged within the coarse radius.
 
 On a 2-D map the arithmetic of a batched Newton iteration is a few hundred flops a
 start, and :class:`._search._NewtonSearch` spends its time in a few dozen small NumPy
@@ -86,13 +96,149 @@ class _Rows:
 
 def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True):
     """Phase (2) from the starts ``x`` (NumPy, dim <= 3): returns what
-    :func:`._search._search` returns (the points merged into one block)."""
+    :func:`._search._search` returns (the points in one block, not all merged: the final
+    merge of the dense runner, which always runs, merges them).
+
+    First plain Newton from every start (:func:`_undamped`); the starts it leaves
+    unconverged run the damped loop from where they set out. Every point found then
+    brings the rest of its orbit (``F(x), ..., F^{p-1}(x)``)."""
     n = int(x.shape[0])
     fate = np.full(n, _RUNNING, dtype=np.int8)
+    merge = _Merge(x, unique_tol)
+    rest = _undamped(F, x, fate, merge, tol, min(max_iter, _UNDAMPED_ITERS))
+    if rest.size:
+        merge.loose_seen = True   # the damped loop's points are not checked as they come
+        sub = fate[rest]
+        _damped(F, x[rest], sub, merge, tol=tol, max_iter=max_iter, bar=bar,
+                stall_final=stall_final)
+        fate[rest] = sub
+    fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
+    if merge.leaders is None:
+        return [], [], fate, [], []
+    _complete_orbits(F, merge)
+    _merge_unresolved(F, merge)
+    return [merge.leaders], [merge.leaders_r], fate, [], []
+
+
+def _merge_unresolved(F, merge):
+    """Points that Newton does not resolve within ``unique_tol`` (its next step longer: F^p - I
+    nearly singular there, a degenerate point such as the standard map's (pi, 0) at K = 4)
+    scatter around it within the tolerance: those within the coarse merging radius of
+    each other are one point (the least residual of each group)."""
+    if not merge.loose_seen:
+        return
+    pts = merge.leaders
+    P, A, _ = _eval(F, pts)
+    with np.errstate(all="ignore"):
+        dx = _solve2(A, pts - P) if pts.shape[1] == 2 else _small_solve(A, pts - P)
+    loose = ~(np.einsum("ij,ij->i", dx, dx) <= merge.tol ** 2)
+    if np.count_nonzero(loose) < 2:
+        return
+    lx, lr = pts[loose], merge.leaders_r[loose]
+    d = lx[:, None, :] - lx[None]
+    if F.torus is not None:   # to the nearest image: a point near p = 0 has one near 2 pi
+        d = F.torus.nearest(d, np.zeros_like(d))
+    near = np.einsum("ijk,ijk->ij", d, d) <= merge.radius.rho_max ** 2
+    heads: list = []
+    for i in np.argsort(lr, kind="stable"):   # the least residual leads its group
+        if not any(near[i, h] for h in heads):
+            heads.append(int(i))
+    merge.leaders = np.concatenate([pts[~loose], lx[heads]])
+    merge.leaders_r = np.concatenate([merge.leaders_r[~loose], lr[heads]])
+
+
+# plain Newton iterations from every start before the damped loop: on the standard map's
+# grids the points they reach in at most this many are pynamicalsys's from the same starts
+# (its Newton), and most starts converge in 4-10
+_UNDAMPED_ITERS = 30
+
+
+def _undamped(F, x, fate, merge, tol, max_iter):
+    """Plain (undamped) Newton from the starts ``x``, the running rows only, until each
+    converges (recorded in ``merge``, its ``fate`` set) or ``max_iter`` iterations pass.
+    Returns the indices of the starts left (non-finite, singular or not converged)."""
+    ids = np.arange(int(x.shape[0]))
+    xs = np.array(x, copy=True)
+    eps4 = 4.0 * np.finfo(x.dtype).eps
+    found_x, found_r = [], []
+    with np.errstate(all="ignore"):
+        for it in range(max_iter + 1):
+            P, A, r = _eval(F, xs)
+            dx = _solve2(A, xs - P) if xs.shape[1] == 2 else _small_solve(A, xs - P)
+            done = r <= tol
+            if done.any():
+                done &= np.max(np.abs(xs), axis=1) * eps4 <= tol
+                # the step solved already takes a resolved point (the step within
+                # unique_tol) to rounding level: the final polish then needs none
+                step = dx[done]
+                tight = np.einsum("ij,ij->i", step, step) <= merge.tol ** 2
+                merge.loose_seen |= not tight.all()
+                found_x.append(xs[done] + np.where(tight[:, None], step, 0.0))
+                found_r.append(r[done])
+                fate[ids[done]] = CONVERGED
+                lead = np.concatenate(found_x)
+                keep = ~done
+            else:
+                keep = np.ones(r.size, dtype=bool)
+            if it == max_iter:
+                break
+            if found_x and keep.any():
+                # running rows within the merging radius of a point found are that point
+                # (the rule of the damped loop: near a degenerate point, where F^p - I is
+                # singular, many rows converge within the tolerance, all one point)
+                rho = merge.radius.of(r[keep])
+                d2 = np.min(np.sum((xs[:, None, :] - lead[None]) ** 2, axis=2), axis=1)
+                hit = keep & (d2 <= rho * rho)
+                fate[ids[hit]] = CONVERGED
+                keep &= ~hit
+            keep &= np.isfinite(dx[:, 0])
+            if not keep.all():
+                if not keep.any():
+                    break
+                ids, xs, dx = ids[keep], xs[keep], dx[keep]
+            xs = xs + dx
+    if found_x:   # merged by the caller's final merge (_dense._distinct), as the images are
+        merge.extend(np.concatenate(found_x), np.concatenate(found_r))
+    return np.flatnonzero(fate == _RUNNING)
+
+
+def _solve2(A, b):
+    """``A[i]^{-1} b[i]`` for 2 x 2 systems (Cramer; inf or NaN rows where singular)."""
+    a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
+    b0, b1 = b[:, 0], b[:, 1]
+    det = a * d - e * c
+    out = np.empty_like(b)
+    np.divide(d * b0 - e * b1, det, out=out[:, 0])
+    np.divide(a * b1 - c * b0, det, out=out[:, 1])
+    return out
+
+
+def _complete_orbits(F, merge):
+    """Each point's orbit ``F(x), ..., F^{p-1}(x)`` joins the points (on the torus, reduced):
+    points of one period-p orbit are all points of F^p = I, and a search from the same
+    starts by another method may land on any of them."""
+    if F.p == 1:
+        return
+    pts = merge.leaders
+    imgs, y = [], pts
+    for _ in range(F.p - 1):
+        y = F.map.step(y, F._u(y))
+        if F.torus is not None:
+            y = F.torus.reduce(y)
+        imgs.append(y)
+    y = np.concatenate(imgs)
+    # the images' residuals are the polish's to take: their points' stand in for them;
+    # the search's final merge (_dense._distinct) merges them with the points
+    r = np.tile(merge.leaders_r, F.p - 1)
+    ok = np.isfinite(y).all(axis=1)
+    merge.extend(y[ok], r[ok])
+
+
+def _damped(F, x, fate, merge, *, tol, max_iter, bar, stall_final):
+    """The damped loop (the rules of :mod:`._search`'s phase 2) from the starts ``x``."""
     rows = _Rows(F, np.array(x, copy=True))
     eps4 = 4.0 * np.finfo(x.dtype).eps
     shown = -np.inf
-    merge = _Merge(x, unique_tol)
     for it in range(max_iter + 1):
         r = rows.r
         finite = np.isfinite(r)
@@ -107,7 +253,7 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
         keep = finite & ~done
         if it > 0:
             keep &= ~_stalled(rows, it, fate, keep)
-            merge.follow(rows, keep, fate)
+            merge.follow(rows.r, rows.x, rows.ids, keep, fate)
         if bar is not None and time.monotonic() >= shown + 0.1:
             shown = time.monotonic()
             bar.show(_finished(fate, stall_final), running=int(keep.sum()))
@@ -116,10 +262,6 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
         if not keep.all():
             rows.keep(np.flatnonzero(keep))
         _step(F, rows, fate)
-    fate[fate == _RUNNING] = GAVE_UP_MAX_ITER
-    if merge.leaders is None:
-        return [], [], fate, [], []
-    return [merge.leaders], [merge.leaders_r], fate, [], []
 
 
 class _Merge:
@@ -131,6 +273,7 @@ class _Merge:
     def __init__(self, x, unique_tol):
         scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
         self.tol, self.leaders, self.leaders_r = unique_tol, None, None
+        self.loose_seen = False   # whether a point found may be unresolved (_merge_unresolved)
         self.radius = C.MergeRadius(scale, unique_tol)
 
     def add(self, xd, rd):
@@ -148,13 +291,23 @@ class _Merge:
                 self.leaders = np.concatenate([self.leaders, xd[heads]])
                 self.leaders_r = np.concatenate([self.leaders_r, rd[heads]])
 
-    def follow(self, rows, keep, fate):
+    def extend(self, x, r):
+        """Points joined as they are, not merged (a caller's final merge does that)."""
+        if self.leaders is None:
+            self.leaders, self.leaders_r = x, r
+        else:
+            self.leaders = np.concatenate([self.leaders, x])
+            self.leaders_r = np.concatenate([self.leaders_r, r])
+
+    def follow(self, r, x, ids, keep, fate):
+        """Running rows (``keep``; residuals ``r``, states ``x``, starts ``ids``) within the
+        radius of a point found: converged to it, and no longer kept."""
         if self.leaders is None or not keep.any():
             return
         run = np.flatnonzero(keep)
-        rho = self.radius.of(rows.r[run])
-        hit = run[_nearest_within(np, rows.x[run], self.leaders, rho) >= 0]
-        fate[rows.ids[hit]] = CONVERGED
+        rho = self.radius.of(r[run])
+        hit = run[_nearest_within(np, x[run], self.leaders, rho) >= 0]
+        fate[ids[hit]] = CONVERGED
         keep[hit] = False
 
 

@@ -71,6 +71,13 @@ def _linear_point_jac(x, A):
     return A.copy()
 
 
+def _plain2(x) -> bool:
+    """Whether ``x`` is a NumPy float64 state (2,) or batch (B, 2), B > 0: the 2-D maps then
+    skip the general checks and write their results in place (no stacks; the same numbers)."""
+    return (type(x) is np.ndarray and x.dtype == np.float64 and 0 < x.ndim < 3
+            and x.shape[-1] == 2 and x.size > 0)
+
+
 class LogisticMap(Map):
     """``x -> r x (1 - x)`` on ``[0, 1]``.
 
@@ -192,6 +199,12 @@ class HenonMap(Map):
 
     def step(self, x, u=None):
         self._no_input(u)
+        if _plain2(x):
+            y = np.empty_like(x)
+            x0 = x[..., 0]
+            y[..., 0] = 1.0 - self.a * x0 * x0 + x[..., 1]
+            np.multiply(self.b, x0, out=y[..., 1])
+            return y
         x = self._check_state(x)
         xp = namespace(x)
         x0, x1 = x[..., 0], x[..., 1]
@@ -199,6 +212,13 @@ class HenonMap(Map):
 
     def jacobian(self, x, u=None):
         self._no_input(u)
+        if _plain2(x):
+            J = np.empty(x.shape + (2,))
+            np.multiply(-2.0 * self.a, x[..., 0], out=J[..., 0, 0])
+            J[..., 0, 1] = 1.0
+            J[..., 1, 0] = self.b
+            J[..., 1, 1] = 0.0
+            return J
         x = self._check_state(x)
         xp = namespace(x)
         x0 = x[..., 0]
@@ -287,6 +307,12 @@ class StandardMap(Map):
 
     def step(self, x, u=None):
         self._no_input(u)
+        if _plain2(x):
+            y = np.empty_like(x)
+            theta = x[..., 0]
+            np.add(x[..., 1], self.k * np.sin(theta), out=y[..., 1])
+            np.add(theta, y[..., 1], out=y[..., 0])
+            return y
         x = self._check_state(x)
         xp = namespace(x)
         theta, p = x[..., 0], x[..., 1]
@@ -295,6 +321,12 @@ class StandardMap(Map):
 
     def jacobian(self, x, u=None):
         self._no_input(u)
+        if _plain2(x):
+            J = np.empty(x.shape + (2,))
+            np.multiply(self.k, np.cos(x[..., 0]), out=J[..., 1, 0])
+            np.add(1.0, J[..., 1, 0], out=J[..., 0, 0])
+            J[..., :, 1] = 1.0
+            return J
         x = self._check_state(x)
         xp = namespace(x)
         c = self.k * xp.cos(x[..., 0])

@@ -289,7 +289,9 @@ class SmallStepper:
         # a user's 2-D map whose jacobian takes a batch: Jacobians a chunk of states a call
         chunks = (self._kernel is None and B == 1 and dim == 2 and k <= 2 and every == 1
                   and plain and self._scalar is None and self._batches)
-        if acc_out is not None and not (chunks and acc_every <= 1 << 14):  # pieces
+        # the compiled loop records the history itself where a QR closes every step
+        one_call = self._kernel is not None and every == 1 and plain and acc_every > 0
+        if acc_out is not None and not (chunks and acc_every <= 1 << 14) and not one_call:
             worst, esum = -math.inf, 0.0
             for start in range(0, n, acc_every):
                 loss = self.advance(min(acc_every, n - start), every=every, acc=acc)
@@ -305,10 +307,14 @@ class SmallStepper:
             if r_out is not None:
                 r[:] = 0.0
             q = q_out if q_out is not None else np.zeros((1, B, dim, k))
+            h_every = int(acc_every) if acc_out is not None else 0
+            h = np.empty((-(-n // h_every) if h_every else 1, B, k))
             status = self._kernel(self._kp, self.x, self.Q, int(n), int(every), self._per, acc,
-                                  stats, r, q, int(q_every))
+                                  stats, r, q, int(q_every), h, h_every)
             if status:
                 return None
+            if h_every:
+                acc_out.extend(h)
             worst = float(stats[:, 0].max())
             return (worst, float(stats[:, 1].sum())) if every > 1 else (math.nan, math.nan)
         with np.errstate(all="ignore"):  # a divergence is found at the end, not warned

@@ -61,6 +61,9 @@ _BODY = '''
                         lost = max(lost, 0.5 * np.log(n0) - logs[j])
                 for j in range(k):
                     acc[b, j] += logs[j]
+                if h_every > 0 and (t % h_every == 0 or t == n):
+                    for j in range(k):
+                        h_out[(t - 1) // h_every, b, j] = acc[b, j]
                 if every > 1:
                     stats[b, 0] = max(stats[b, 0], lost)
                     stats[b, 1] += np.exp(min(lost, 700.0))
@@ -71,8 +74,9 @@ _BODY = '''
 '''
 
 _HEAD = '''
-def kernel(p, X, Qs, n, every, per, acc, stats, r_out, q_out, q_every):
-    """Advance each row of X (and its frame in Qs) n steps; 0, or 1 + a failed row."""
+def kernel(p, X, Qs, n, every, per, acc, stats, r_out, q_out, q_every, h_out, h_every):
+    """Advance each row of X (and its frame in Qs) n steps; 0, or 1 + a failed row. With
+    every = 1 and h_every > 0, acc is recorded in h_out every h_every steps and at the last."""
     B, dim = X.shape
     k = Qs.shape[2]
     store_r = r_out.shape[0] == n and n > 0
@@ -161,8 +165,7 @@ def _point_key(step, jac, params):
     attrs.update(getattr(obj, "__dict__", {}))
     names = tuple(next((n for n, f in funcs.items() if f is g), None) for g in funcs_of)
     # a method that sets an attribute has a side effect on the object: the plain loop keeps it
-    if None in names or any(i.opname == "STORE_ATTR" for g in funcs_of
-                            for i in dis.get_instructions(g)):
+    if None in names or any(_sets_attribute(g) for g in funcs_of):
         return None, None
     spec, values = [], []
     for name, v in attrs.items():
@@ -180,6 +183,12 @@ def _point_key(step, jac, params):
             spec.append((name, t))
             values.append(v)
     return ("obj", type(obj), names, tuple(spec), tuple(funcs.items())), values
+
+
+@functools.lru_cache(maxsize=256)
+def _sets_attribute(func) -> bool:
+    """Whether ``func``'s code stores an attribute (read once a function: ``dis`` is slow)."""
+    return any(i.opname == "STORE_ATTR" for i in dis.get_instructions(func))
 
 
 def _jit_object(key, values):
@@ -224,6 +233,48 @@ def _kernel_functions(numba, key):
     return s2, j2
 
 
+_LISTS: list = []   # whether np.stack on a list is registered with numba (once)
+
+
+def _stack_lists(numba):
+    """Register ``np.stack`` on a list with numba, which takes a tuple only: a user's
+    ``np.stack([a, b], -1)`` (scalars, or arrays of one shape, a literal axis) then compiles.
+    Only signatures numba refuses gain an implementation; its own are unchanged."""
+    if _LISTS:
+        return
+    _LISTS.append(True)
+    from numba.core import types as nt
+    from numba.extending import overload
+
+    @overload(np.stack)
+    def _stack(arrays, axis=0):
+        if not isinstance(arrays, nt.List):
+            return None
+        ax = axis.value if isinstance(axis, nt.Omitted) else getattr(
+            axis, "literal_value", 0 if axis == 0 else None)
+        if not isinstance(ax, int):
+            return None
+        if isinstance(arrays.dtype, nt.Number) and ax in (0, -1):
+            return lambda arrays, axis=0: np.array(arrays)
+        if not isinstance(arrays.dtype, nt.Array):
+            return None
+        nd = arrays.dtype.ndim
+        a = ax + nd + 1 if ax < 0 else ax
+        if not 0 <= a <= nd:
+            return None
+        perm = (*range(1, a + 1), 0, *range(a + 1, nd + 1))
+
+        def impl(arrays, axis=0):
+            first = arrays[0]
+            out = np.empty((len(arrays),) + first.shape, first.dtype)
+            for i in range(len(arrays)):
+                if arrays[i].shape != first.shape:
+                    raise ValueError("np.stack: all input arrays must have the same shape")
+                out[i] = arrays[i]
+            return np.ascontiguousarray(np.transpose(out, perm))
+        return impl
+
+
 def _compile(key, p, x, Q, batch):
     """``(kernel, probe)`` compiled for the point functions of ``key`` (one row at a time, or
     ``batch``), or None where numba refuses them; tried once a key."""
@@ -233,6 +284,7 @@ def _compile(key, p, x, Q, batch):
     try:
         import numba
 
+        _stack_lists(numba)
         step, jac = _kernel_functions(numba, key)
         ns = {"np": np, "step": step, "jac": jac}
         exec(compile((_KERNEL_BATCH if batch else _KERNEL_ROWS) + _PROBE,  # noqa: S102
@@ -243,7 +295,7 @@ def _compile(key, p, x, Q, batch):
         B = 2 if batch else 1
         kernel(p, np.repeat(x[:1], B, 0), np.repeat(Q[:1], B, 0), 0, 1, np.full(dim, np.inf),
                np.zeros((B, k)), np.zeros((B, 2)), np.zeros((1, B, k, k)),
-               np.zeros((1, B, dim, k)), 0)
+               np.zeros((1, B, dim, k)), 0, np.zeros((1, B, k)), 0)
         entry = kernel, numba.njit(ns["probe"])
     except Exception:  # noqa: BLE001 -- anything numba refuses runs the plain loop
         logging.getLogger(__name__).info("numba refused %r: the plain loop runs", key[1])
