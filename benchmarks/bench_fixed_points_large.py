@@ -89,7 +89,7 @@ def _sparse_search(quick):
             except scipy.optimize.NoConvergence:
                 ends = []
             base += time.perf_counter() - t0
-        nts.append(_points(W, np.asarray(fp.points))[1])
+        nts.append(int(_points(W, np.asarray(fp.points))[1]))
         nk_nt += _points(W, np.asarray(nk.points))[1]
         ref_nt += _points(W, np.asarray(ends))[1] if ends else 0
         print(f"    n={n} seed={seed}: homotopy {nts[-1]} non-trivial in {ours[-1]:.1f} s "
