@@ -85,12 +85,75 @@ def test_one_unit_points_are_brentq_roots(g, c, x0):
             assert abs(f(p)) <= 1e-10
 
 
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), gain=st.sampled_from([1.5, 2.0]))
+def test_every_network_gives_a_non_trivial_point(seed, gain):
+    # over networks (not one seed): a non-trivial point, its residual by a plain sparse
+    # product, and its mirror (tanh is odd) by the same product
+    n = 200
+    m = itermap.random_rnn(n, density=20.0 / n, gain=gain, rng=seed)
+    W = m.block_matrix.to_sparse().tocsr()
+    x0 = np.asarray(sample_states(m, 1, steps=100, rng=seed + 1))
+    P = np.asarray(find_fixed_points(m, x0, method="homotopy", progress=False).points)
+    nontrivial = P[np.linalg.norm(P, axis=1) > 0.1 * np.sqrt(n)]
+    assert len(nontrivial) >= 1, (seed, gain)
+    for p in nontrivial:
+        assert np.linalg.norm(np.tanh(W @ p) - p) <= 1e-10
+        assert np.linalg.norm(np.tanh(W @ -p) + p) <= 1e-10
+
+
+def test_gmres_path_finds_points_where_the_lu_is_not_used(monkeypatch):
+    # LU refused (budget 0): the bordered GMRES with a growing cycle reaches the points
+    import itermap.analysis.fixed_points._newton_krylov as nk
+
+    monkeypatch.setattr(nk, "_LU_BYTES", 0)
+    for seed in (0, 1):
+        m, W = _sparse(150, seed)
+        x0 = np.asarray(sample_states(m, 1, steps=100, rng=seed + 1))
+        P = np.asarray(find_fixed_points(m, x0, method="homotopy", progress=False).points)
+        assert len(P) >= 1
+        assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+        assert np.all(np.linalg.norm(P, axis=1) > 0.1 * np.sqrt(150))
+
+
+def test_lu_rule_and_its_fill_within_the_estimate(monkeypatch):
+    import scipy.sparse.linalg as sla
+
+    m, _ = _sparse(300, 1)
+    assert hom.uses_lu(_Power(m, 1, None, np), 300)
+    assert not hom.uses_lu(_Power(m, 2, None, np), 300)           # period 2: GMRES
+    dense = itermap.IterativeMap(np.eye(300) * 0.5)
+    assert not hom.uses_lu(_Power(dense, 1, None, np), 300)       # no sparse weights
+    big = itermap.random_rnn(2400, density=1e-3, gain=1.5, rng=0)
+    assert not hom.uses_lu(_Power(big, 1, None, np), 2400)        # 12 (n+1)^2 > 64 MiB
+    # every factor's fill (values and row indices; SuperLU's memory is not traced by
+    # tracemalloc) stays within the estimate the search refuses on
+    fills = []
+    real = sla.splu
+
+    def spy(A, *a, **k):
+        lu = real(A, *a, **k)
+        fills.append(12 * (lu.L.nnz + lu.U.nnz))
+        return lu
+
+    monkeypatch.setattr(sla, "splu", spy)
+    x0 = np.asarray(sample_states(m, 1, steps=50, rng=2))
+    find_fixed_points(m, x0, method="homotopy", progress=False, max_iter=10)
+    assert fills and max(fills) <= hom.homotopy_memory(m, 1, 300, lu=True)
+
+
 def test_memory_is_estimated_refused_and_no_dim_squared_array(monkeypatch):
-    n = 600
+    # the GMRES path (LU refused) with a basis budget of 2 MB: the traced peak stays
+    # below the estimate, and the estimate far below one dim x dim array
+    import itermap.analysis.fixed_points._newton_krylov as nk
+
+    n = 2000
+    monkeypatch.setattr(nk, "_LU_BYTES", 0)
+    monkeypatch.setattr(hom, "_BASIS_BYTES", 2 * 2**20)
     m, W = _sparse(n, 1)
     x0 = np.asarray(sample_states(m, 1, steps=50, rng=2))
-    est = hom.homotopy_memory(n, 1)
-    assert est < n * n * 8              # less than one dim x dim array, all included
+    est = hom.homotopy_memory(m, 1, n)
+    assert est < n * n * 8 / 4
     # a few continuation steps, then one polishing Newton step (its longest GMRES cycle)
     tracemalloc.start()
     fp = find_fixed_points(m, x0, method="homotopy", progress=False, max_iter=4)

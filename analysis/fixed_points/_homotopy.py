@@ -16,20 +16,31 @@ points branch off it at ``s = 1 / lambda`` for the real eigenvalues ``lambda > 1
 ``W``, and ``b`` unfolds these pitchforks so that the path turns onto one of them.
 
 The curve is followed by pseudo-arclength continuation (Allgower and Georg 2003, ch. 2
-and 6): a secant predictor (no tangent solves) and a Newton corrector on the bordered
-system ``[H_x, H_s; t^T] d = -[H; 0]``, solved by GMRES on products with the map's
-``tangent`` (no ``dim x dim`` array), the correction cut back until ``||H||`` falls.
-The Jacobians ``s D F - I`` along the path have their spectrum around the origin once
-``s`` passes ``1 / gain`` (the disk of ``D W`` reaches 1: a random network's fixed
-points are unstable), where short GMRES cycles stagnate: the cycle length grows
-(doubling, up to ``_RESTART_CAP``) where the corrector fails, before the step is cut.
-At ``s = 1`` Newton-Krylov with long GMRES cycles polishes the point to ``tol``
-(Kelley 1995, ch. 6; Knoll and Keyes 2004). For an odd map (``F(-x) = -F(x)``, a
-network without bias) ``-x`` is a fixed point too and is returned when its residual,
-computed, is within ``tol``.
+and 6): a predictor along the tangent, a Newton corrector on the bordered system
+``[H_x, H_s; t^T] d = -[H; 0]``, the correction cut back until ``||H||`` falls, and a
+step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
 
-Memory: one GMRES basis of at most ``max(_RESTART_CAP, _POLISH_RESTART)`` vectors of
-length ``dim + 1`` (and its ``m x m`` Hessenberg matrix), a few vectors, the points.
+- a network with sparse weights (period 1) whose bordered Jacobian's complete LU fill
+  (``12 (dim + 1)^2`` bytes) fits 64 MiB (``dim <= 2364``): a sparse LU (SuperLU) of the
+  Jacobian built from the weights' pattern, so every corrector step is exact; the tangent
+  at each point is solved for too (the same bordered matrix, oriented by the last one);
+- otherwise GMRES on products with the map's ``tangent`` (no ``dim x dim`` array), the
+  predictor a secant. The Jacobians ``s D F - I`` have their spectrum around the origin
+  once ``s`` passes ``1 / gain`` (the disk of ``D W`` reaches 1: a random network's fixed
+  points are unstable), where short GMRES cycles stagnate: the cycle length doubles where
+  the corrector fails, up to ``dim + 1`` (then GMRES is exact) or the vectors of
+  ``dim + 1`` that fit ``_BASIS_BYTES`` = 256 MiB (1,677 at ``dim`` 20,000).
+
+At ``s = 1`` Newton (LU) or Newton-Krylov with the longest GMRES cycles polishes the
+point to ``tol`` (Kelley 1995, ch. 6; Knoll and Keyes 2004). A path that stops, comes
+back on itself (a step past a near-singular point can land on a closed loop of zeros:
+seen on fixed projections of the accepted points) or whose polish fails runs again with
+``b = 0.25 x0``, then ``b = x0``. For an odd map (``F(-x) = -F(x)``, a network without
+bias) ``-x`` is a fixed point too and is returned when its residual, computed, is
+within ``tol``.
+
+Memory: the sparse LU (at most its complete fill) or one GMRES basis within
+``_BASIS_BYTES`` and its ``m x m`` Hessenberg matrix, a few vectors, the points.
 
 References
 ----------
@@ -50,29 +61,48 @@ from itermap.threads import blas_limited
 
 from .._checks import check_memory
 from ._common import Solution, _progress_bar, _settle
-from ._newton_krylov import _residual, add_point, leading_multipliers, tangent_operator
+from ._newton_krylov import (
+    _nnz,
+    _residual,
+    add_point,
+    leading_multipliers,
+    sparse_jacobian,
+    tangent_operator,
+    uses_lu,
+)
 
 # the unfolding: b = _BETA x0 (a start from sample_states has rms ~0.5 on a tanh network:
 # b of rms ~0.25; a smaller b unfolds the pitchforks more sharply, and the path then
-# passes near-singular points that stall the corrector)
+# passes nearer singular points)
 _BETA = 0.5
 # arclength steps (x weighted by 1 / dim, so that rms(x) and s count alike): first, largest
 _DS0, _DS_MAX = 0.05, 0.1
-# a corrected point is accepted at rms(H) <= _TAU ds, within _CORRECTOR_ITERS steps
-_TAU = 5e-3
+# a corrected point is accepted at rms(H) <= _TAU ds (GMRES) or _TAU_LU ds (exact
+# steps: one Newton step more, and a point accurate enough that the next corrector starts
+# within Newton's reach of the curve near its singular points), within _CORRECTOR_ITERS
+_TAU, _TAU_LU = 5e-3, 5e-6
 _CORRECTOR_ITERS = 8
-# GMRES cycle of the corrector: first length, cap; relative tolerance of its solves
-_RESTART0, _RESTART_CAP = 30, 1000
+# a step is refused where the secant turns from the last by more than arccos(_MIN_COS)
+_MIN_COS = 0.9
+# the linear solves: a sparse LU of the (bordered) Jacobian where ``uses_lu`` (a network
+# with sparse weights, a complete fill within 64 MiB: dim <= 2364);
+# else GMRES, its cycle starting at _RESTART0 vectors and doubled where a corrector fails,
+# up to dim + 1 or the vectors of dim + 1 that fit _BASIS_BYTES (1677 at dim 20,000)
+_BASIS_BYTES = 256 * 2**20
+_RESTART0 = 30
 _CORRECTOR_RTOL = 1e-3
-# the polish at s = 1: GMRES cycle length, Newton steps at most
-_POLISH_RESTART = 3000
+# the polish at s = 1: Newton steps at most, GMRES cycles a step
 _POLISH_ITERS = 10
 _POLISH_CYCLES = 4
 _DS_MIN = 1e-5
 # steps over a singular point, in units of the last step that succeeded
 _JUMPS = (2.0, 4.0)
-# a start whose path stops runs once more with this many times the unfolding b
-_RETRY_BETA = 2.0
+# a start whose path stops (or comes back on itself: a step past a near-singular point can
+# land on a closed loop of zeros) runs again with these multiples of x0 as b
+_RETRY_BETAS = (0.25, 1.0)
+# loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
+# _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
+_LOOP_FEATURES, _LOOP_NEAR, _LOOP_AGE = 8, 0.2, 5
 _KRYLOV_EIGS = 6
 
 
@@ -102,9 +132,10 @@ def homotopy(problem) -> Solution:
     if F.torus is not None:
         raise ValueError("method='homotopy' scales the state (F(s x)): it needs a map on "
                          "R^n, not on a torus; use method='newton'")
-    check_memory("method", homotopy_memory(dim, n_starts),
-                 f"method='homotopy' on {n_starts} starts of dim {dim} (GMRES basis and "
-                 f"starts)")
+    lu = uses_lu(F, dim)
+    check_memory("method", homotopy_memory(problem.map, n_starts, dim, lu=lu),
+                 f"method='homotopy' on {n_starts} starts of dim {dim} (GMRES basis or "
+                 f"sparse LU, and starts)")
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     found: list[np.ndarray] = []
     res: list[float] = []
@@ -112,17 +143,20 @@ def homotopy(problem) -> Solution:
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(n_starts):
             x0 = np.array(x[i], dtype=np.float64)
-            xe, st = _Path(F, _BETA * x0).run(problem.max_iter)
-            if st != 0:
-                xe, st = _Path(F, _RETRY_BETA * _BETA * x0).run(problem.max_iter)
-            if st == 0:
-                xe, r, st = polish(F, xe, problem.tol)
+            # a path that stops, or ends where the polish fails, runs again with another
+            # unfolding b
+            for beta in (_BETA, *_RETRY_BETAS):
+                xe, st = _Path(F, beta * x0, lu).run(problem.max_iter)
                 if st == 0:
-                    add_point(found, res, xe, r, problem.unique_tol)
-                    # an odd map: -x is a point too (kept where its residual says so)
-                    rm = _residual(F, -xe)[1]
-                    if rm <= problem.tol:
-                        add_point(found, res, -xe, rm, problem.unique_tol)
+                    xe, r, st = polish(F, xe, problem.tol, lu)
+                if st == 0:
+                    break
+            if st == 0:
+                add_point(found, res, xe, r, problem.unique_tol)
+                # an odd map: -x is a point too (kept where its residual says so)
+                rm = _residual(F, -xe)[1]
+                if rm <= problem.tol:
+                    add_point(found, res, -xe, rm, problem.unique_tol)
             status[i] = st
             bar.update(1)
             bar.set_postfix(points=len(found), refresh=False)
@@ -133,29 +167,50 @@ def homotopy(problem) -> Solution:
                     jacobians=None, eigenvalues=ev)
 
 
-def _cycle_cap(n, cap):
-    """The longest GMRES cycle on a system of size ``n``: ``cap``, at most ``n / 3``
-    (at least 20): the basis never grows to a ``dim x dim`` array."""
-    return int(min(cap, max(20, n // 3)))
+def _basis_cap(n):
+    """The longest GMRES cycle on a system of size ``n``: ``n`` (then GMRES is exact), at
+    most the vectors of ``n + 1`` that fit ``_BASIS_BYTES``."""
+    return int(max(_RESTART0, min(n, _BASIS_BYTES // (8 * (n + 1)))))
 
 
-def homotopy_memory(dim, n_starts, itemsize=8):
-    """Bytes the homotopy holds beyond the map: the longest GMRES basis (``m + 1``
-    vectors of ``dim + 1``, its Hessenberg matrix), 30 work vectors, starts and points."""
-    m = max(_cycle_cap(dim + 1, _RESTART_CAP), _cycle_cap(dim, _POLISH_RESTART))
-    return float((m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize
-                 + 30 * (dim + 1) * itemsize + 3 * n_starts * dim * itemsize)
+def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
+    """Bytes the homotopy holds beyond the map: the sparse LU at its complete fill, or
+    the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
+    the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
+    if lu:
+        solver = 12.0 * (dim + 1) ** 2 + 8.0 * 12.0 * (_nnz(map_, dim) or 0)
+    else:
+        m = _basis_cap(dim + 1)
+        solver = (m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize
+    return float(solver + 30 * (dim + 1) * itemsize + 3 * n_starts * dim * itemsize)
+
+
+def _jacobian(F, y):
+    """``D F(y)``, sparse (the weights' pattern)."""
+    return sparse_jacobian(F.map, y, None if F.u is None else np.asarray(F.u)[None, :])
+
+
+def _lu_solve(A, rhs):
+    """``A^-1 rhs`` by a sparse LU (NaN where ``A`` is exactly singular)."""
+    from scipy.sparse.linalg import splu
+
+    try:
+        return splu(A.tocsc()).solve(rhs)
+    except RuntimeError:
+        return np.full(rhs.shape, np.nan)
 
 
 class _Path:
     """The zero curve of ``H(x, s) = F(s x) + (1 - s) b - x`` from ``s = 0`` to 1."""
 
-    def __init__(self, F, b):
-        self.F, self.b = F, b
+    def __init__(self, F, b, lu=False):
+        self.F, self.b, self.lu = F, b, lu
         self.n = b.size
         self.w = 1.0 / self.n               # weight of x in the arclength norm
         self.m = _RESTART0                  # the corrector's GMRES cycle
-        self.cap = _cycle_cap(self.n + 1, _RESTART_CAP)
+        self.cap = _basis_cap(self.n + 1)
+        if lu:                              # exact solves: no cycle to grow
+            self.m = self.cap
 
     def H(self, x, s):
         return np.asarray(self.F.value((s * x)[None, :]))[0] + (1.0 - s) * self.b - x
@@ -166,14 +221,23 @@ class _Path:
     def unit(self, v):
         return v / np.sqrt(self.w * float(v[:-1] @ v[:-1]) + float(v[-1]) ** 2)
 
-    def bordered_step(self, x, s, t, h):
-        """GMRES on ``[s J - I, J x - b; w t_x^T, t_s] d = -[h; 0]``, J = D F(s x)."""
+    def bordered_step(self, x, s, t, h, last=0.0):
+        """``[s J - I, J x - b; w t_x^T, t_s] d = [-h; last]``, J = D F(s x): a sparse
+        LU, or GMRES on products with the tangent."""
         from scipy.sparse.linalg import LinearOperator, gmres
 
         n = self.n
+        tw = self.w * t[:n]
+        rhs = np.append(-h, last)
+        if self.lu:
+            import scipy.sparse as sp
+
+            J = _jacobian(self.F, s * x)
+            A = sp.bmat([[s * J - sp.identity(n), sp.csc_matrix((J @ x - self.b)[:, None])],
+                         [sp.csc_matrix(tw[None, :]), sp.csc_matrix([[t[n]]])]])
+            return _lu_solve(A, rhs)
         _, J = tangent_operator(self.F, s * x)
         hs = J.matvec(x) - self.b
-        tw = self.w * t[:n]
 
         def mv(v):
             out = np.empty(n + 1)
@@ -182,17 +246,18 @@ class _Path:
             return out
 
         A = LinearOperator((n + 1, n + 1), matvec=mv, dtype=np.float64)
-        # one cycle; two at the cap (a cycle is at most dim / 3: no dim x dim basis)
-        d, _ = gmres(A, -np.append(h, 0.0), rtol=_CORRECTOR_RTOL,
-                     restart=min(self.m, self.cap), maxiter=1 + (self.m >= self.cap))
+        # one cycle; two at the cap (the cap is within _BASIS_BYTES)
+        d, _ = gmres(A, rhs, rtol=_CORRECTOR_RTOL, restart=min(self.m, self.cap),
+                     maxiter=1 + (self.m >= self.cap))
         return d
 
     def correct(self, x, s, t, ds):
         """Newton on the bordered system from the predicted ``(x, s)``; the corrected
         point and the corrector steps taken, or None where it does not converge."""
         r0 = r = self.rms(x, s)
+        tau = _TAU_LU if self.lu else _TAU
         for k in range(_CORRECTOR_ITERS + 1):
-            if r <= _TAU * ds:
+            if r <= tau * ds:
                 return x, s, k
             if k == _CORRECTOR_ITERS or not np.isfinite(r) or r > 4.0 * r0:
                 return None
@@ -211,6 +276,12 @@ class _Path:
                 return None
         return None
 
+    def turn(self, x, s, t, got):
+        """The cosine between the tangent ``t`` and the secant to the corrected point (a
+        step past a fold can land back on the part of the curve just followed)."""
+        v = self.unit(np.append(got[0] - x, got[1] - s))
+        return self.w * float(v[:-1] @ t[:-1]) + float(v[-1] * t[-1])
+
     def run(self, max_steps):
         """Follow the curve to ``s = 1``: (x there, 0), or (x, status code) where it
         stops (2 ``max_steps`` taken, 3 the step fell below ``_DS_MIN``)."""
@@ -222,8 +293,15 @@ class _Path:
         t = self.unit(np.append(J0.matvec(x) - b, 1.0))    # dx/ds at s = 0 (H_x = -I)
         ds = ds_ok = _DS0
         jumps = 0
+        # deterministic quasi-random projections (weights of variance 1 / n): feature
+        # distances estimate the arclength norm's distances
+        c = np.cos(2.0 * np.pi * 0.6180339887498949 * np.outer(
+            np.arange(1, _LOOP_FEATURES + 1), np.arange(n))) * np.sqrt(2.0 / n)
+        seen: list[np.ndarray] = []
         for _ in range(max_steps):
             got = self.correct(x + ds * t[:n], s + ds * t[n], t, ds)
+            if got is not None and self.turn(x, s, t, got) < _MIN_COS:
+                got = None          # the corrector crossed to the curve's other side
             if got is None:
                 # a longer GMRES cycle first, then a shorter step; where short steps fail
                 # too the curve passes near a singular point: step over it, longer
@@ -237,21 +315,35 @@ class _Path:
                     return x, 3
                 continue
             xc, sc, k = got
+            if sc < 0.0:       # back past s = 0: not on the curve from (F(0) + b, 0)
+                return x, 3
+            f = np.append(c @ xc, sc)
+            old = np.asarray(seen[:-_LOOP_AGE]).reshape(-1, f.size)
+            if old.size and np.min(np.sqrt(np.mean((old[:, :-1] - f[:-1]) ** 2, axis=1)
+                                           + (old[:, -1] - f[-1]) ** 2)) < _LOOP_NEAR * ds:
+                return x, 3            # a closed loop: it would never reach s = 1
+            seen.append(f)
             ds_ok, jumps = ds, 0
             if sc >= 1.0:
                 a = (1.0 - s) / (sc - s)        # linear interpolation to s = 1
                 return x + a * (xc - x), 0
-            t = self.unit(np.append(xc - x, sc - s))          # the secant
-            x, s = xc, sc
+            # the secant; with exact solves the tangent there, oriented by the last one (a
+            # secant across a near-singular point can turn the path back on itself)
+            t_new = self.unit(np.append(xc - x, sc - s))
+            if self.lu:
+                tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
+                t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
+            t, x, s = t_new, xc, sc
             ds = min(_DS_MAX, ds * (1.6 if k <= 2 else 1.0 if k <= 4 else 0.7))
             if k <= 2:
                 self.m = max(_RESTART0, int(self.m / 1.5))
         return x, 2
 
 
-def polish(F, x, tol):
-    """Newton-Krylov on ``F(x) - x`` with long GMRES cycles (``_POLISH_RESTART``),
-    backtracking where the residual would grow: (x, ||F(x) - x||, status code)."""
+def polish(F, x, tol, lu=False):
+    """Newton on ``F(x) - x``: sparse LU steps (``lu``) or GMRES with the longest cycles
+    (``_basis_cap``), backtracking where the residual would grow: (x, ||F(x) - x||,
+    status code)."""
     from scipy.sparse.linalg import gmres
 
     G, r = _residual(F, x)
@@ -260,10 +352,15 @@ def polish(F, x, tol):
             return x, r, 4
         if r <= tol:
             return x, r, 0
-        A, _ = tangent_operator(F, x)
-        rtol = max(1e-8, min(1e-3, r / np.sqrt(x.size)))
-        d, _ = gmres(A, -G, rtol=rtol, restart=_cycle_cap(x.size, _POLISH_RESTART),
-                     maxiter=_POLISH_CYCLES)
+        if lu:
+            import scipy.sparse as sp
+
+            d = _lu_solve(_jacobian(F, x) - sp.identity(x.size), -G)
+        else:
+            A, _ = tangent_operator(F, x)
+            rtol = max(1e-8, min(1e-3, r / np.sqrt(x.size)))
+            d, _ = gmres(A, -G, rtol=rtol, restart=_basis_cap(x.size),
+                         maxiter=_POLISH_CYCLES)
         for a in (1.0, 0.5, 0.25, 0.125, 0.0625):
             xt = x + a * d
             Gt, rt = _residual(F, xt)

@@ -53,6 +53,9 @@ _ILU_DROP = 1e-4
 _ILU_FILL = 4.0
 _ILU_EVERY = 3
 _ILU_MAX_NNZ = 20_000
+# the complete sparse LU instead, where its fill at worst (12 (dim + 1)^2 bytes) fits
+# this budget (dim <= 2364): the Newton steps are then exact
+_LU_BYTES = 64 * 2**20
 # deflation radius: a found point repels within this fraction of the starts' mean norm
 _DEFLATE_FRAC = 0.1
 # a start whose (deflated) residual has not halved within this many Newton steps stalls
@@ -90,6 +93,8 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     and the points found."""
     nnz = _nnz(map_, dim)
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
+    if nnz is not None and 12.0 * (dim + 1) ** 2 <= _LU_BYTES:
+        ilu = 12.0 * (dim + 1) ** 2 + 8.0 * 12.0 * nnz
     return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
 
 
@@ -104,15 +109,26 @@ def _nnz(map_, dim):
         return None
 
 
-def _sparse_newton_matrix(map_, x, u):
-    """``diag(f'(z)) W - I`` as CSC for an itermap network with sparse weights, else None.
+def _sparse_newton_matrix(map_, x, u, max_nnz=_ILU_MAX_NNZ):
+    """``diag(f'(z)) W - I`` as CSC for an itermap network with sparse weights (at most
+    ``max_nnz`` nonzeros), else None."""
+    import scipy.sparse as sp
+
+    J = sparse_jacobian(map_, x, u, max_nnz)
+    return None if J is None else (J - sp.identity(x.size, format="csr")).tocsc()
+
+
+def sparse_jacobian(map_, x, u, max_nnz=None):
+    """``D F(x) = diag(f'(z)) W`` as CSR for an itermap network with sparse weights (at
+    most ``max_nnz`` nonzeros), else None.
 
     Built from the weights and ``step_with_derivative`` (the weights' pattern, O(nnz)).
     """
     import scipy.sparse as sp
 
     nnz = _nnz(map_, x.size)
-    if nnz is None or nnz > _ILU_MAX_NNZ or not hasattr(map_, "step_with_derivative"):
+    if nnz is None or (max_nnz is not None and nnz > max_nnz) \
+            or not hasattr(map_, "step_with_derivative"):
         return None
     S = map_.block_matrix.to_sparse().tocsr()
     if not sp.issparse(S):
@@ -122,25 +138,35 @@ def _sparse_newton_matrix(map_, x, u):
     keep = np.ones(x.size)
     if getattr(map_, "input_block", None) is not None:
         keep[map_.block_slice(map_.input_block)] = 0.0     # the held input does not vary
-    J = sp.diags(d) @ S @ sp.diags(keep)
-    return (J - sp.identity(x.size, format="csr")).tocsc()
+    return (sp.diags(d) @ S @ sp.diags(keep)).tocsr()
+
+
+def uses_lu(F, dim):
+    """Whether ``F``'s Newton systems get a sparse LU: period 1, a network with sparse
+    weights, and a complete fill (``12 (dim + 1)^2`` bytes: values and row indices)
+    within ``_LU_BYTES``."""
+    return (F.p == 1 and 12.0 * (dim + 1) ** 2 <= _LU_BYTES
+            and _nnz(F.map, dim) is not None and hasattr(F.map, "step_with_derivative"))
 
 
 def _preconditioner(F, x):
-    """An ILU preconditioner of ``D F(x) - I`` (period 1, sparse networks), or None."""
-    from scipy.sparse.linalg import LinearOperator, spilu
+    """A preconditioner of ``D F(x) - I`` (period 1, sparse networks), or None: the
+    complete sparse LU where ``uses_lu`` (GMRES then converges in one step), else an ILU
+    up to ``_ILU_MAX_NNZ`` nonzeros."""
+    from scipy.sparse.linalg import LinearOperator, spilu, splu
 
     if F.p != 1:
         return None
     u = None if F.u is None else np.asarray(F.u)[None, :]
-    A = _sparse_newton_matrix(F.map, x, u)
+    lu = uses_lu(F, x.size)
+    A = _sparse_newton_matrix(F.map, x, u, max_nnz=None if lu else _ILU_MAX_NNZ)
     if A is None:
         return None
     try:
-        ilu = spilu(A, drop_tol=_ILU_DROP, fill_factor=_ILU_FILL)
+        fac = splu(A) if lu else spilu(A, drop_tol=_ILU_DROP, fill_factor=_ILU_FILL)
     except RuntimeError:          # exactly singular factor: run unpreconditioned
         return None
-    return LinearOperator(A.shape, matvec=ilu.solve, dtype=np.float64)
+    return LinearOperator(A.shape, matvec=fac.solve, dtype=np.float64)
 
 
 def tangent_operator(F, x):
