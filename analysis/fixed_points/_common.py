@@ -339,6 +339,8 @@ def _damped_solve(xp, A, lam, b, eye):
             AtA.reshape(AtA.shape[0], n * n)[:, ::n + 1] += np.asarray(lam, A.dtype)[:, None]
             return _small_solve(AtA, b)
         try:
+            if _mixed.applies(A):       # large systems: float32 Cholesky, float64 refinement
+                return _mixed.mixed_damped_solve(A, lam, b)
             return damped_normal_solve(A, lam, b)
         except np.linalg.LinAlgError:
             pass
