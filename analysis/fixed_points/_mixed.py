@@ -2,8 +2,8 @@
 the solution refined in float64 (Buttari, Dongarra, Langou et al. 2007).
 
 The LU is the search's cost at a few hundred units and more (``2/3 n^3`` flops a start
-and iteration); in float32 it runs about twice as fast (1.6x measured, with the
-refinement, at n = 400 and 1000 on one core), and each refinement step costs ``4 n^2``.
+and iteration); in float32 it runs about twice as fast (1.6-1.9x measured, with the
+refinement, at n = 300 to 1000 on one core), and each refinement step costs ``4 n^2``.
 A row whose refinement does not reach ``_REL`` in ``_STEPS`` steps (a system too
 ill-conditioned for float32) is solved again in float64, so the answer is the float64
 one to within ``_REL`` relative residual either way.
@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-# float64 NumPy systems of at least this order take the mixed-precision path (1.1x at
-# n = 128, 1.4-1.7x at 200-256, 1.8-2x at 400-1000; kept above the N = 200 grid, whose
-# points were counted with float64 solves)
+# float64 NumPy systems of at least this order take the mixed-precision path (one core:
+# 1.1x at n = 128, 1.4-1.7x at 200-256, 1.6-1.9x at 300-1000; kept above the N = 200
+# grid, whose points were counted with float64 solves)
 MIXED_DIM = 300
 # the refinement stops once ||A x - b|| <= _REL ||b||, after _STEPS steps at most: a
 # Newton step that exact keeps the iteration's quadratic rate down to the tolerances the
 # search uses (a residual of 1e-4 goes to 1e-13, not 1e-16, by the step's own error);
-# one refinement step usually reaches it, the second a 1e-12 would ask for cost 15 % more
+# one refinement step usually reaches it (asking 1e-12 cost 4-7 % more at n = 300-1000)
 _REL = 1e-9
 _STEPS = 4
 
