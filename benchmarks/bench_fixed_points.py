@@ -382,12 +382,14 @@ def _grid_one(n, gain, seed, starts, deflation="auto", hybr=True):
     """Ours (and the hybr loop) on one network: counts checked independently, and times.
 
     With ``deflation="both"`` ours runs without deflation and then with ``"auto"``, in
-    the same minutes: the points and the CPU times of both (``*_off``).
+    the same minutes: the points and the CPU times of both (``*_off``). ``hybr`` True
+    runs the loop over every start; a number, over the first that many (at N = 1000 one
+    start of hybr takes seconds to minutes: its count is then of those starts only).
     """
     import time
 
     m, W, X0 = _grid_network(n, gain, seed, starts)
-    out = {}
+    out = {"n": n, "gain": gain, "seed": seed, "starts": starts}
 
     def ours(d):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -403,18 +405,56 @@ def _grid_one(n, gain, seed, starts, deflation="auto", hybr=True):
         out["frac_off"], out["points_off"], _, out["cpu_off"] = ours(False)
         deflation = "auto"
     out["frac"], out["points"], out["t_ours"], out["cpu"] = ours(deflation)
-    t1 = time.perf_counter()
-    out["hybr"] = _distinct(_scipy_loop(W, X0)) if hybr else -1
-    out["t_hybr"] = time.perf_counter() - t1
+    k = starts if hybr is True else int(hybr)
+    t1, c1 = time.perf_counter(), time.process_time()
+    out["hybr"] = _distinct(_scipy_loop(W, X0[:k])) if k else -1
+    out["t_hybr"], out["cpu_hybr"] = time.perf_counter() - t1, time.process_time() - c1
+    out["hybr_starts"] = k
     return out
 
 
+def _grid_done(path):
+    """The networks a grid file holds already: {(n, gain, seed): result}."""
+    import json
+    import os
+
+    done = {}
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    r = json.loads(line)
+                    done[(r["n"], r["gain"], r["seed"])] = r
+    return done
+
+
+def _grid_save(path, r):
+    """One network's result, appended to the grid file as a JSON line (whole lines only)."""
+    import json
+    import os
+
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(r) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
-             hybr=True) -> list[dict]:
+             hybr=True, out=None, budget=None) -> list[dict]:
     """Per (N, gain) cell, over ``seeds`` networks each with its own starts: the median and
     worst converged fraction and distinct points, against the hybr loop over the same
     starts, and the total times. Targets (issue 26): median >= 50 % converged and
-    >= B/4 points, no network below 25 %, never fewer points than hybr."""
+    >= B/4 points, no network below 25 %, never fewer points than hybr.
+
+    ``out``: a JSON-lines file each network's result is appended to as it finishes;
+    networks it holds already are not run again (a grid cut short resumes). ``budget``
+    (s): no network is started once this much wall time has passed. Cells are made of
+    the networks done.
+    """
+    import time
+
+    t_start = time.perf_counter()
+    done = _grid_done(out)
     cells = []
     for n in sizes:
         starts = GRID_SIZES.get(n, 32)
@@ -422,24 +462,36 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
         # seeds outer: a run cut short still covers every gain
         for seed in range(seeds):
             for gain in gains:
-                by_gain[gain].append(_grid_one(n, gain, seed, starts, deflation, hybr))
-                r = by_gain[gain][-1]
+                key = (n, gain, seed)
+                if key in done:
+                    by_gain[gain].append(done[key])
+                    continue
+                if budget is not None and time.perf_counter() - t_start > budget:
+                    continue
+                r = _grid_one(n, gain, seed, starts, deflation, hybr)
+                if out:
+                    _grid_save(out, r)
+                by_gain[gain].append(r)
                 off = (f"; without deflation {r['points_off']} points, CPU "
                        f"{r['cpu_off']:.1f} s" if "cpu_off" in r else "")
                 print(f"  N={n} g={gain} seed={seed}: {r['frac']:.0%} converged, "
                       f"{r['points']} points (hybr {r['hybr']}), {r['t_ours']:.1f} s, CPU "
                       f"{r['cpu']:.1f} s (hybr {r['t_hybr']:.1f} s){off}", flush=True)
         for gain, runs in by_gain.items():
+            if not runs:
+                continue
             frac = np.array([r["frac"] for r in runs])
             pts = np.array([r["points"] for r in runs])
             hyb = np.array([r["hybr"] for r in runs])
-            cell = {"n": n, "gain": gain, "starts": starts, "networks": seeds,
+            cell = {"n": n, "gain": gain, "starts": starts, "networks": len(runs),
                     "frac_median": float(np.median(frac)), "frac_worst": float(frac.min()),
                     "pts_median": float(np.median(pts)), "pts_worst": int(pts.min()),
                     "hybr_median": float(np.median(hyb)), "hybr_worst": int(hyb.min()),
                     "below_hybr": int(np.sum(pts < hyb)),
                     "t_ours": sum(r["t_ours"] for r in runs),
-                    "t_hybr": sum(r["t_hybr"] for r in runs)}
+                    "t_hybr": sum(r["t_hybr"] for r in runs),
+                    "cpu_ours": sum(r["cpu"] for r in runs),
+                    "cpu_hybr": sum(r.get("cpu_hybr", np.nan) for r in runs)}
             cell["met"] = bool(cell["frac_median"] >= 0.5 and cell["pts_median"] >= starts / 4
                                and cell["frac_worst"] >= 0.25 and cell["below_hybr"] == 0)
             if "cpu_off" in runs[0]:        # without deflation, and the CPU-time ratio
@@ -459,13 +511,14 @@ def _grid_line(c):
             f"{c['frac_median']:.0%} / {c['frac_worst']:.0%} | "
             f"{c['pts_median']:g} / {c['pts_worst']} | {c['hybr_median']:g} / "
             f"{c['hybr_worst']} | {c['below_hybr']} | {c['t_ours']:.0f} s | "
-            f"{c['t_hybr']:.0f} s | {'yes' if c['met'] else '**no**'} |")
+            f"{c['t_hybr']:.0f} s | {c.get('cpu_ours', np.nan):.0f} / "
+            f"{c.get('cpu_hybr', np.nan):.0f} s | {'yes' if c['met'] else '**no**'} |")
 
 
 GRID_HEADER = ("| N | gain | B | networks | converged median / worst | points median / worst "
                "| hybr points median / worst | networks with fewer points than hybr | "
-               "time ours | time hybr | targets met |\n|---|---|---|---|---|---|---|---|---|"
-               "---|---|")
+               "time ours | time hybr | CPU ours / hybr | targets met |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 if __name__ == "__main__":
@@ -479,6 +532,12 @@ if __name__ == "__main__":
     parser.add_argument("--deflation", default="auto", choices=("auto", "off", "both"),
                         help="ours with deflation='auto', without, or both (CPU times)")
     parser.add_argument("--no-hybr", action="store_true", help="skip the hybr loop")
+    parser.add_argument("--hybr-starts", type=int, default=None,
+                        help="run the hybr loop over the first this many starts only")
+    parser.add_argument("--out", default=None,
+                        help="JSON-lines file of finished networks (resumes from it)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="start no network after this many seconds")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--hybr-table", action="store_true",
                         help="the N = 64 hybr row at gains 1.5, 2, 3 over seeds")
@@ -494,7 +553,9 @@ if __name__ == "__main__":
                        cpu=args.cpu, **extra)
     elif args.grid:
         defl = {"off": False}.get(args.deflation, args.deflation)
-        cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds, defl, not args.no_hybr)
+        hyb = False if args.no_hybr else (True if args.hybr_starts is None else args.hybr_starts)
+        cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds, defl, hyb, args.out,
+                         args.budget)
         print(GRID_HEADER)
         for c in cells:
             print(_grid_line(c))
