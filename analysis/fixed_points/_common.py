@@ -19,7 +19,6 @@ from itermap.linalg import (
 )
 
 from .._checks import no_half, one_namespace, plain_array
-from . import _mixed
 
 
 # -- the contract between the driver and a method (see the package docstring) ------------
@@ -315,8 +314,6 @@ def _solve(xp, A, b):
         if isinstance(A, np.ndarray):
             if A.shape[-1] <= _SMALL_SOLVE:
                 return _small_solve(A, b)
-            if _mixed.applies(A):       # large systems: float32 LU, refined in float64
-                return _mixed.mixed_solve(A, b)
             return batched_solve(A, b)
         return xp.linalg.solve(A, b[..., None])[..., 0]
     except Exception:  # numpy raises on any singular matrix: retry one by one
@@ -339,8 +336,6 @@ def _damped_solve(xp, A, lam, b, eye):
             AtA.reshape(AtA.shape[0], n * n)[:, ::n + 1] += np.asarray(lam, A.dtype)[:, None]
             return _small_solve(AtA, b)
         try:
-            if _mixed.applies(A):       # large systems: float32 Cholesky, float64 refinement
-                return _mixed.mixed_damped_solve(A, lam, b)
             return damped_normal_solve(A, lam, b)
         except np.linalg.LinAlgError:
             pass

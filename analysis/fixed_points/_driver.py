@@ -254,10 +254,6 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     On NumPy maps of at most 128 units the dense search holds BLAS to one
     thread (through threadpoolctl): its products and factorisations are too
     small to split, and threads waiting on each other slow it on a busy machine.
-    Float64 Newton systems of 300 units or more are factorized in float32 and
-    the solution refined in float64 to a relative residual of 1e-9 (about
-    twice as fast; a system too ill-conditioned for float32 is solved in
-    float64 instead).
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
     (restarted GMRES with 100 vectors on ``map.tangent``, solved to Eisenstat and
