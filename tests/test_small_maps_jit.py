@@ -27,6 +27,7 @@ from itermap.analysis import (
     lyapunov_spectrum,
 )
 from tests.conftest import HAVE_NUMBA, MODES
+from tests.test_small_maps import UserHenon
 
 TWO_PI = 2.0 * math.pi
 
@@ -173,25 +174,10 @@ def _segments_match(m, x0, mode, monkeypatch, segments=4, n=30):
     return prev
 
 
-class HenonStack:
-    """NumPy methods written for a batch as most write them (issue 31): ``x[..., i]``,
-    ``np.stack`` of a list and ``np.zeros(x.shape + (2,))``; numba takes ``np.stack`` of a
-    tuple only, and compiles the list form through the stepper's own overload."""
-
-    dim = 2
-
-    def __init__(self, a=1.4, b=0.3):
-        self.a, self.b = a, b
-
-    def step(self, x):
-        return np.stack([1.0 - self.a * x[..., 0] ** 2 + x[..., 1], self.b * x[..., 0]], -1)
-
-    def jacobian(self, x):
-        J = np.zeros(x.shape + (2,))
-        J[..., 0, 0] = -2.0 * self.a * x[..., 0]
-        J[..., 0, 1] = 1.0
-        J[..., 1, 0] = self.b
-        return J
+# NumPy methods written for a batch as most write them (issue 31): ``x[..., i]``, ``np.stack``
+# of a list and ``np.zeros(x.shape + (2,))``; numba takes ``np.stack`` of a tuple only, and
+# compiles the list form through the stepper's own overload
+HenonStack = UserHenon
 
 
 class StandardStack:
