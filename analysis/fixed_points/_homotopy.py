@@ -34,8 +34,9 @@ step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
 At ``s = 1`` Newton (LU) or Newton-Krylov with the longest GMRES cycles polishes the
 point to ``tol`` (Kelley 1995, ch. 6; Knoll and Keyes 2004). A path that stops, comes
 back on itself (a step past a near-singular point can land on a closed loop of zeros:
-seen on fixed projections of the accepted points) or whose polish fails runs again with
-``b = 0.25 x0``, then ``b = x0``. For an odd map (``F(-x) = -F(x)``, a network without
+seen on fixed projections of the accepted points), whose polish fails or that ends at
+``x = 0`` runs again with ``b = 0.25 x0``, then ``b = x0`` (``x = 0`` is kept where no
+unfolding reaches another point). For an odd map (``F(-x) = -F(x)``, a network without
 bias) ``-x`` is a fixed point too and is returned when its residual, computed, is
 within ``tol``.
 
@@ -143,14 +144,21 @@ def homotopy(problem) -> Solution:
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(n_starts):
             x0 = np.array(x[i], dtype=np.float64)
-            # a path that stops, or ends where the polish fails, runs again with another
-            # unfolding b
+            # a path that stops, ends where the polish fails or ends at x = 0 (a network
+            # without bias: the point every start has) runs again with another unfolding b
+            trivial, other = None, False
             for beta in (_BETA, *_RETRY_BETAS):
                 xe, st = _Path(F, beta * x0, lu).run(problem.max_iter)
                 if st == 0:
                     xe, r, st = polish(F, xe, problem.tol, lu)
+                if st == 0 and float(np.linalg.norm(xe)) <= problem.unique_tol:
+                    trivial = trivial or (xe, r)
+                    continue
                 if st == 0:
+                    other = True
                     break
+            if trivial is not None and not other:
+                (xe, r), st = trivial, 0
             if st == 0:
                 add_point(found, res, xe, r, problem.unique_tol)
                 # an odd map: -x is a point too (kept where its residual says so)
