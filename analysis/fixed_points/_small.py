@@ -277,11 +277,7 @@ class _Merge:
         if xd.shape[0]:
             lead, _ = _cluster(np, xd, self.tol)
             heads, _ = _least_in_groups(lead, rd)
-            if self.leaders is None:
-                self.leaders, self.leaders_r = xd[heads], rd[heads]
-            else:
-                self.leaders = np.concatenate([self.leaders, xd[heads]])
-                self.leaders_r = np.concatenate([self.leaders_r, rd[heads]])
+            self.extend(xd[heads], rd[heads])
 
     def extend(self, x, r):
         """Points joined as they are, not merged (a caller's final merge does that)."""
