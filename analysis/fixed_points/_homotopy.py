@@ -21,7 +21,7 @@ and 6): a predictor along the tangent, a Newton corrector on the bordered system
 step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
 
 - a network with sparse weights (period 1) whose bordered Jacobian's complete LU fill
-  (``12 (dim + 1)^2`` bytes) fits 64 MiB (``dim <= 2364``): a sparse LU (SuperLU) of the
+  (``12 (dim + 1)^2`` bytes) fits 64 MiB (``dim <= 2363``): a sparse LU (SuperLU) of the
   Jacobian built from the weights' pattern, so every corrector step is exact; the tangent
   at each point is solved for too (the same bordered matrix, oriented by the last one);
 - otherwise GMRES on products with the map's ``tangent`` (no ``dim x dim`` array), the
@@ -67,6 +67,7 @@ from ._newton_krylov import (
     _residual,
     add_point,
     leading_multipliers,
+    lu_memory,
     sparse_jacobian,
     tangent_operator,
     uses_lu,
@@ -86,7 +87,7 @@ _CORRECTOR_ITERS = 8
 # a step is refused where the secant turns from the last by more than arccos(_MIN_COS)
 _MIN_COS = 0.9
 # the linear solves: a sparse LU of the (bordered) Jacobian where ``uses_lu`` (a network
-# with sparse weights, a complete fill within 64 MiB: dim <= 2364);
+# with sparse weights, a complete fill within 64 MiB: dim <= 2363);
 # else GMRES, its cycle starting at _RESTART0 vectors and doubled where a corrector fails,
 # up to dim + 1 or the vectors of dim + 1 that fit _BASIS_BYTES (1677 at dim 20,000)
 _BASIS_BYTES = 256 * 2**20
@@ -186,7 +187,7 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
     the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
     the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
     if lu:
-        solver = 12.0 * (dim + 1) ** 2 + 8.0 * 12.0 * (_nnz(map_, dim) or 0)
+        solver = lu_memory(dim, _nnz(map_, dim) or 0)
     else:
         m = _basis_cap(dim + 1)
         solver = (m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize

@@ -54,7 +54,7 @@ _ILU_FILL = 4.0
 _ILU_EVERY = 3
 _ILU_MAX_NNZ = 20_000
 # the complete sparse LU instead, where its fill at worst (12 (dim + 1)^2 bytes) fits
-# this budget (dim <= 2364): the Newton steps are then exact
+# this budget (dim <= 2363): the Newton steps are then exact
 _LU_BYTES = 64 * 2**20
 # deflation radius: a found point repels within this fraction of the starts' mean norm
 _DEFLATE_FRAC = 0.1
@@ -93,8 +93,8 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     and the points found."""
     nnz = _nnz(map_, dim)
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
-    if nnz is not None and 12.0 * (dim + 1) ** 2 <= _LU_BYTES:
-        ilu = 12.0 * (dim + 1) ** 2 + 8.0 * 12.0 * nnz
+    if nnz is not None and _lu_fits(dim):
+        ilu = lu_memory(dim, nnz)
     return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
 
 
@@ -141,11 +141,22 @@ def sparse_jacobian(map_, x, u, max_nnz=None):
     return (sp.diags(d) @ S @ sp.diags(keep)).tocsr()
 
 
+def _lu_fits(dim):
+    """Whether a complete LU fill of a (bordered) system of ``dim`` units (``12 (dim +
+    1)^2`` bytes: values and row indices) fits ``_LU_BYTES``."""
+    return 12.0 * (dim + 1) ** 2 <= _LU_BYTES
+
+
+def lu_memory(dim, nnz):
+    """Bytes of the sparse LU at its complete fill and the Jacobian's copies of the
+    ``nnz`` weights."""
+    return 12.0 * (dim + 1) ** 2 + 8.0 * 12.0 * nnz
+
+
 def uses_lu(F, dim):
     """Whether ``F``'s Newton systems get a sparse LU: period 1, a network with sparse
-    weights, and a complete fill (``12 (dim + 1)^2`` bytes: values and row indices)
-    within ``_LU_BYTES``."""
-    return (F.p == 1 and 12.0 * (dim + 1) ** 2 <= _LU_BYTES
+    weights, and a complete fill within ``_LU_BYTES`` (:func:`_lu_fits`)."""
+    return (F.p == 1 and _lu_fits(dim)
             and _nnz(F.map, dim) is not None and hasattr(F.map, "step_with_derivative"))
 
 
