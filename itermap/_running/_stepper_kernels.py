@@ -233,16 +233,11 @@ def _kernel_functions(numba, key):
     return s2, j2
 
 
-_LISTS: list = []   # whether np.stack on a list is registered with numba (once)
-
-
+@functools.cache   # registered once a process
 def _stack_lists(numba):
     """Register ``np.stack`` on a list with numba, which takes a tuple only: a user's
     ``np.stack([a, b], -1)`` (scalars, or arrays of one shape, a literal axis) then compiles.
     Only signatures numba refuses gain an implementation; its own are unchanged."""
-    if _LISTS:
-        return
-    _LISTS.append(True)
     from numba.core import types as nt
     from numba.extending import overload
 
