@@ -160,6 +160,7 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     ids = np.arange(int(x.shape[0]))
     xs = np.array(x, copy=True)
     eps4 = 4.0 * np.finfo(x.dtype).eps
+    found_x, found_r = [], []
     with np.errstate(all="ignore"):
         for it in range(max_iter + 1):
             P, A, r = _eval(F, xs)
@@ -172,25 +173,32 @@ def _undamped(F, x, fate, merge, tol, max_iter):
                 step = dx[done]
                 tight = np.einsum("ij,ij->i", step, step) <= merge.tol ** 2
                 merge.loose_seen |= not tight.all()
-                # joined unmerged: the caller's final merge (_dense._distinct) merges them,
-                # as it does the images
-                merge.extend(xs[done] + np.where(tight[:, None], step, 0.0), r[done])
+                found_x.append(xs[done] + np.where(tight[:, None], step, 0.0))
+                found_r.append(r[done])
                 fate[ids[done]] = CONVERGED
+                lead = np.concatenate(found_x)
                 keep = ~done
             else:
                 keep = np.ones(r.size, dtype=bool)
             if it == max_iter:
                 break
-            # running rows within the merging radius of a point found are that point (the
-            # rule of the damped loop: near a degenerate point, where F^p - I is singular,
-            # many rows converge within the tolerance, all one point)
-            merge.follow(r, xs, ids, keep, fate)
+            if found_x and keep.any():
+                # running rows within the merging radius of a point found are that point
+                # (the rule of the damped loop: near a degenerate point, where F^p - I is
+                # singular, many rows converge within the tolerance, all one point)
+                rho = merge.radius.of(r[keep])
+                d2 = np.min(np.sum((xs[:, None, :] - lead[None]) ** 2, axis=2), axis=1)
+                hit = keep & (d2 <= rho * rho)
+                fate[ids[hit]] = CONVERGED
+                keep &= ~hit
             keep &= np.isfinite(dx[:, 0])
             if not keep.all():
                 if not keep.any():
                     break
                 ids, xs, dx = ids[keep], xs[keep], dx[keep]
             xs = xs + dx
+    if found_x:   # merged by the caller's final merge (_dense._distinct), as the images are
+        merge.extend(np.concatenate(found_x), np.concatenate(found_r))
     return np.flatnonzero(fate == _RUNNING)
 
 
