@@ -7,26 +7,11 @@ Every function takes the map first and relies only on the map protocol of
 from . import plots
 from ._graph import fir_length, sparsity_graph
 from ._graph_properties import GraphProperties, graph_properties
-from ._memory import (
-    ImpulseResponse,
-    MemoryCapacity,
-    impulse_response,
-    memory_capacity,
-)
+from ._memory import ImpulseResponse, MemoryCapacity, impulse_response, memory_capacity
 from ._parallel_in_time import NewtonLyapunovScan, newton_lyapunov_scan
-from ._probe import (
-    WeightStatistics,
-    canonical_permutation,
-    permute_units,
-    probe,
-    weight_statistics,
-)
+from ._probe import WeightStatistics, canonical_permutation, permute_units, probe, weight_statistics
 from ._reservoir import EdgeOfChaosScan, edge_of_chaos_scan, effective_spectral_radius
-from ._sequence import (
-    SequenceComparison,
-    compare_sequence_models,
-    sequence_models,
-)
+from ._sequence import SequenceComparison, compare_sequence_models, sequence_models
 from ._spectra_table import (
     SpectraTable,
     SpectrumEmbedding,

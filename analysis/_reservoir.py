@@ -14,14 +14,7 @@ import itermap
 from itermap.backends import is_sparse, to_numpy
 from itermap.checks import check_leak
 
-from ._checks import (
-    check_choice,
-    check_int,
-    check_real,
-    check_real_array,
-    is_network,
-    plain_array,
-)
+from ._checks import check_choice, check_int, check_real, check_real_array, is_network, plain_array
 
 __all__ = ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]
 

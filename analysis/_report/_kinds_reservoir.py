@@ -9,16 +9,7 @@ from pydantic import Field
 
 from .._reservoir import edge_of_chaos_scan
 from ._kinds import _F8, FLOPS, STEP_OVERHEAD, _fmt, _new_axes
-from ._models import (
-    AnalysisModel,
-    Cost,
-    Count,
-    Gains,
-    Name,
-    NonNegative,
-    gain_count,
-    gain_values,
-)
+from ._models import AnalysisModel, Cost, Count, Gains, Name, NonNegative, gain_count, gain_values
 from ._registry import report_kind
 
 Leak = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
