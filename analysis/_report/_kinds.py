@@ -76,6 +76,13 @@ def _new_axes(columns=1, height=None):
     return fig, ax
 
 
+def _plot(out, stem, caption, draw, *args, columns=1, height=None, **kwargs):
+    """``draw(*args, ax=ax, **kwargs)`` on a new paper-sized figure, added to ``out``."""
+    fig, ax = _new_axes(columns, height)
+    draw(*args, ax=ax, **kwargs)
+    out.figure(stem, fig, caption)
+
+
 def _step_cost(s: Sizes, batch=1, vectors=1) -> float:
     """Seconds of one batched step with ``vectors`` tangent vectors per state."""
     return STEP_OVERHEAD + 2.0 * s.nnz * batch * vectors / FLOPS
@@ -150,11 +157,9 @@ def block_matrix(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     bm = m.block_matrix
     labels = block_labels(m)
-    fig, ax = _new_axes(1, height=3.3)
-    plots.block_matrix(m, ax=ax, labels=labels)
-    out.figure(f"block_matrix_{cfg.network}", fig,
-               f"Weight matrix of {cfg.network}: nonzeros (red positive, blue negative) and "
-               "block boundaries.")
+    _plot(out, f"block_matrix_{cfg.network}", f"Weight matrix of {cfg.network}: nonzeros (red "
+          "positive, blue negative) and block boundaries.", plots.block_matrix, m,
+          labels=labels, height=3.3)
     out.numbers.update(sizes=list(bm.sizes), nnz=int(bm.nnz), density=float(bm.density),
                        block_pattern=bm.block_pattern().astype(int).tolist())
     rows = [[labels[i]] + [_nnz(bm.blocks.get((i, j))) for j in range(bm.n_blocks)]
@@ -184,14 +189,12 @@ def sparsity_graph(cfg, ctx, out):
 
     m = ctx.nets[cfg.network]
     G = graph_of(m, level=cfg.level)
-    fig, ax = _new_axes(1)
-    plots.sparsity_graph(G, ax=ax, labels=block_labels(m))
     drawn = ("block level: too many units or edges to tell apart"
              if cfg.level == "unit" and max(G.number_of_nodes(), G.number_of_edges())
              > plots._AUTO_BLOCK_LEVEL else f"{cfg.level} level")
-    out.figure(f"sparsity_graph_{cfg.network}", fig,
-               f"Sparsity graph of {cfg.network} ({G.number_of_edges()} edges, drawn at "
-               f"{drawn}), laid out by block.")
+    _plot(out, f"sparsity_graph_{cfg.network}", f"Sparsity graph of {cfg.network} "
+          f"({G.number_of_edges()} edges, drawn at {drawn}), laid out by block.",
+          plots.sparsity_graph, G, labels=block_labels(m))
     dag = nx.is_directed_acyclic_graph(G)
     out.numbers.update(nodes=G.number_of_nodes(), edges=G.number_of_edges(), acyclic=dag,
                        longest_path=int(nx.dag_longest_path_length(G, weight=None)) if dag
@@ -258,11 +261,9 @@ def trajectory(cfg, ctx, out):
         x0 = m.with_input(x0, u)
     traj = itermap.iterate(m, x0, cfg.steps + cfg.transient, inputs=u)
     states = np.asarray(traj.states)[cfg.transient:]
-    fig, ax = _new_axes(1)
-    plots.trajectory(states, dims=cfg.dims if m.dim > 1 else (0,), ax=ax)
-    out.figure(f"trajectory_{cfg.network}", fig,
-               f"Phase portrait of {cfg.network} after {cfg.transient} steps"
-               + ("" if u is None else " under the report's input") + ".")
+    _plot(out, f"trajectory_{cfg.network}", f"Phase portrait of {cfg.network} after "
+          f"{cfg.transient} steps" + ("" if u is None else " under the report's input") + ".",
+          plots.trajectory, states, dims=cfg.dims if m.dim > 1 else (0,))
     out.numbers.update(steps=cfg.steps, final_norm=float(np.linalg.norm(states[-1])),
                        mean_abs_state=float(np.mean(np.abs(states))))
 
@@ -414,11 +415,10 @@ def fixed_points(cfg, ctx, out):
     ev = np.asarray(fp.eigenvalues)
     stable = np.asarray(fp.stable, dtype=bool)
     n_uns = np.asarray(fp.n_unstable)
-    fig, ax = _new_axes(1, height=2.6)
-    plots.eigenvalues(fp, ax=ax)
-    out.figure(f"fixed_points_{cfg.network}", fig,
-               f"Jacobian eigenvalues at the fixed points of {cfg.network}, with the unit "
-               "circle" + ("" if u is None else " (under the report's input)") + ".")
+    _plot(out, f"fixed_points_{cfg.network}", f"Jacobian eigenvalues at the fixed points of "
+          f"{cfg.network}, with the unit circle"
+          + ("" if u is None else " (under the report's input)") + ".", plots.eigenvalues, fp,
+          height=2.6)
     radius = np.abs(ev).max(axis=1) if ev.size else np.zeros(0)
     norms = np.linalg.norm(pts, axis=1) if pts.size else np.zeros(0)
     symmetry = _symmetry_labels(pts, m) if pts.size else []
@@ -699,10 +699,9 @@ def orbit_diagram(cfg, ctx, out):
                               rng=rng_for(ctx.seed, "network", cfg.network))
     x0 = ctx.rng.normal(size=net.n) * 0.5
     od = orbits_of(gain_family(base), gains, x0, transient=cfg.transient, keep=cfg.keep)
-    fig, ax = _new_axes(1)
-    plots.orbit_diagram(od, ax=ax, component=cfg.unit, xlabel="gain $g$")
-    out.figure(f"orbit_diagram_{cfg.network}", fig,
-               f"States of unit {cfg.unit} visited after the transient, against the gain.")
+    _plot(out, f"orbit_diagram_{cfg.network}", f"States of unit {cfg.unit} visited after the "
+          "transient, against the gain.", plots.orbit_diagram, od, component=cfg.unit,
+          xlabel="gain $g$")
     s = od.states[:, :, cfg.unit]
     out.numbers.update(gains=gains.tolist(),
                        distinct_values=[int(np.unique(np.round(r, 6)).size) for r in s],

@@ -14,7 +14,7 @@ from .._memory import memory_capacity as capacity
 from .._parallel_in_time import newton_lyapunov_scan
 from ..fixed_points import continuation as follow
 from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
-from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _new_axes, _step_cost
+from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _plot, _step_cost
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
 from ._registry import report_kind
 
@@ -43,12 +43,9 @@ def memory_capacity(cfg, ctx, out):
     for name in cfg.networks:
         results[name] = capacity(ctx.nets[name], max_delay=cfg.max_delay, steps=cfg.steps,
                                  washout=cfg.washout, rng=ctx.rng)
-    fig, ax = _new_axes()
-    plots.memory_capacity(results, ax=ax)
-    out.figure("memory_capacity", fig,
-               "Memory capacity: the squared correlation between the input d steps back and "
-               "its best linear readout from the state, per delay; the legend gives the "
-               f"total over delays 1 to {cfg.max_delay}.")
+    _plot(out, "memory_capacity", "Memory capacity: the squared correlation between the input "
+          "d steps back and its best linear readout from the state, per delay; the legend "
+          f"gives the total over delays 1 to {cfg.max_delay}.", plots.memory_capacity, results)
     out.numbers.update({name: {"capacity": float(r.capacity), "r2": r.r2.tolist()}
                         for name, r in results.items()})
     out.table("Memory capacity (sum of r² over delays)", ["network", "capacity"],
@@ -83,11 +80,9 @@ def continuation(cfg, ctx, out):
     if not cfg.u_min < cfg.u_max:
         raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")
     res = follow(_tanh_unit(cfg.gain), [cfg.u_min, cfg.u_max], np.array([-0.99]))
-    fig, ax = _new_axes()
-    plots.continuation(res, ax=ax, xlabel="input $u$")
-    out.figure("continuation", fig,
-               f"Fixed points of x = tanh({cfg.gain:g} x + u) against u: stable solid, "
-               "unstable dashed, the folds marked.")
+    _plot(out, "continuation", f"Fixed points of x = tanh({cfg.gain:g} x + u) against u: "
+          "stable solid, unstable dashed, the folds marked.", plots.continuation, res,
+          xlabel="input $u$")
     # the folds in closed form: g (1 - x^2) = 1 and u = artanh(x) - g x
     folds = []
     if cfg.gain > 1:
@@ -130,11 +125,9 @@ def covariant_vectors(cfg, ctx, out):
     k = min(cfg.k, m.dim - m.forced_size)
     res = covariant_lyapunov_vectors(m, x0, cfg.steps, k=k, transient=cfg.transient,
                                      inputs=ctx.inputs[cfg.network], rng=ctx.rng)
-    fig, ax = _new_axes()
-    plots.clv_angles(res, ax=ax)
-    out.figure(f"clv_angles_{cfg.network}", fig,
-               f"Angles between the first two covariant Lyapunov vectors of {cfg.network} "
-               f"along {cfg.steps} steps: near-tangencies show as angles near 0.")
+    _plot(out, f"clv_angles_{cfg.network}", "Angles between the first two covariant Lyapunov "
+          f"vectors of {cfg.network} along {cfg.steps} steps: near-tangencies show as angles "
+          "near 0.", plots.clv_angles, res)
     angles = np.asarray(res.angles, dtype=float)
     pr = np.asarray(res.participation_ratio, dtype=float)
     out.numbers.update(k=k, min_angle_12=float(np.min(angles[..., 0, 1])),
@@ -172,11 +165,9 @@ def finite_time(cfg, ctx, out):
     k = min(cfg.k, m.dim - m.forced_size)
     res = finite_time_exponents(m, x0, cfg.window, cfg.steps, k=k, transient=cfg.transient,
                                 inputs=ctx.inputs[cfg.network], rng=ctx.rng)
-    fig, ax = _new_axes()
-    plots.finite_time_histogram(res, ax=ax)
-    out.figure(f"finite_time_{cfg.network}", fig,
-               f"Finite-time Lyapunov exponents of {cfg.network} over windows of "
-               f"{cfg.window} steps; dotted lines mark the means.")
+    _plot(out, f"finite_time_{cfg.network}", f"Finite-time Lyapunov exponents of {cfg.network} "
+          f"over windows of {cfg.window} steps; dotted lines mark the means.",
+          plots.finite_time_histogram, res)
     ex = np.asarray(res.exponents, dtype=float).reshape(-1, k)
     out.numbers.update(window=cfg.window, mean=ex.mean(axis=0).tolist(),
                        std=ex.std(axis=0, ddof=1).tolist(), windows=int(ex.shape[0]))
@@ -209,12 +200,10 @@ class NewtonKind(AnalysisModel):
 def newton(cfg, ctx, out):
     scan = newton_lyapunov_scan(np.asarray(cfg.gains), n=cfg.n, steps=cfg.steps,
                                 trials=cfg.trials, rng=ctx.rng)
-    fig, ax = _new_axes()
-    plots.newton_lyapunov(scan, ax=ax)
-    out.figure("newton_iterations", fig,
-               f"Newton iterations for the whole trajectory ({cfg.steps} steps) against the "
-               "largest Lyapunov exponent of each network: contracting networks converge in "
-               "a few iterations; near and above 0 the count grows to the number of steps.")
+    _plot(out, "newton_iterations", f"Newton iterations for the whole trajectory ({cfg.steps} "
+          "steps) against the largest Lyapunov exponent of each network: contracting networks "
+          "converge in a few iterations; near and above 0 the count grows to the number of "
+          "steps.", plots.newton_lyapunov, scan)
     lam = np.asarray(scan.lyapunov, dtype=float)
     its = np.asarray(scan.iterations, dtype=float)
     conv = np.asarray(scan.converged, dtype=bool)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import plots
 from .._sequence import compare_sequence_models
-from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
+from ._kinds import _F8, STEP_OVERHEAD, _fmt, _plot
 from ._models import AnalysisModel, Cost, Count
 from ._registry import report_kind
 
@@ -51,9 +51,7 @@ def sequence_models(cfg, ctx, out):
                     "an exact collapse).",
     }
     for panel, caption in captions.items():
-        fig, ax = _new_axes()
-        plots.sequence_comparison(r, panel, ax=ax)
-        out.figure(f"sequence_{panel}", fig, caption)
+        _plot(out, f"sequence_{panel}", caption, plots.sequence_comparison, r, panel)
     out.numbers.update(
         names=list(r.names), dims=list(r.dims), capacity=list(r.capacity),
         impulse=np.asarray(r.impulse).tolist(), r2=np.asarray(r.r2).tolist(),

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from .. import plots
 from .._training import equal_parameter_comparison, flip_flop_analysis
-from ._kinds import _figure, _fmt, _linalg_rate, _new_axes, _step_cost
+from ._kinds import _figure, _fmt, _linalg_rate, _new_axes, _plot, _step_cost
 from ._models import AnalysisModel, Cost, Count, Density, Name
 from ._registry import report_kind
 
@@ -40,13 +40,10 @@ class TrainKind(AnalysisModel):
 def train(cfg, ctx, out):
     res = equal_parameter_comparison(hidden=cfg.hidden, densities=tuple(cfg.densities),
                                      seeds=cfg.seeds, epochs=cfg.epochs, steps=cfg.steps)
-    fig, ax = _new_axes()
-    plots.accuracy_vs_parameters(res, ax=ax)
-    out.figure("accuracy_vs_parameters", fig,
-               f"Test accuracy on digits (mean ± sd over {cfg.seeds} seeds, {cfg.epochs} "
-               f"epochs, {cfg.steps} steps) against trainable parameters: the MLP, the "
-               "continuum (dense lateral and recurrent blocks) and sparse R=p maps sized to "
-               "the MLP's trainable count.")
+    _plot(out, "accuracy_vs_parameters", f"Test accuracy on digits (mean ± sd over {cfg.seeds} "
+          f"seeds, {cfg.epochs} epochs, {cfg.steps} steps) against trainable parameters: the "
+          "MLP, the continuum (dense lateral and recurrent blocks) and sparse R=p maps sized to "
+          "the MLP's trainable count.", plots.accuracy_vs_parameters, res)
     acc = np.asarray(res.accuracy, dtype=float)
     params = np.asarray(res.params)
     secs = np.asarray(res.seconds, dtype=float)

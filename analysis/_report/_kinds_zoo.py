@@ -9,7 +9,7 @@ import numpy as np
 from itermap import datasets
 
 from .._spectra_table import spectra_table, spectrum_embedding
-from ._kinds import STEP_OVERHEAD, _new_axes
+from ._kinds import STEP_OVERHEAD, _new_axes, _plot
 from ._models import AnalysisModel, Cost, Count
 from ._registry import report_kind
 
@@ -70,12 +70,10 @@ def zoo(cfg, ctx, out):
     ax.legend(frameon=False)
     out.figure(f"zoo_accuracy_{cfg.task}", fig, "Test accuracy of every zoo network against "
                "its initial gain, by graph kind (ER, Watts-Strogatz, Barabási-Albert).")
-    fig, ax = _new_axes()
-    emb.plot(ax)
-    out.figure(f"zoo_prediction_{cfg.task}", fig, f"Accuracy predicted from the "
-               f"{cfg.method} embedding ({cfg.latent} dimensions) of the top-{cfg.k} driven "
-               f"Lyapunov spectra, against the true accuracy; filled: held-out networks "
-               f"(the first of {cfg.splits} random splits).")
+    _plot(out, f"zoo_prediction_{cfg.task}", f"Accuracy predicted from the {cfg.method} "
+          f"embedding ({cfg.latent} dimensions) of the top-{cfg.k} driven Lyapunov spectra, "
+          "against the true accuracy; filled: held-out networks (the first of "
+          f"{cfg.splits} random splits).", emb.plot)
     out.numbers.update(task=cfg.task, networks=len(nets), failed=len(table.failures),
                        r2=r2.tolist(), spearman=rho.tolist(), accuracy=acc.tolist(),
                        spectra=table.spectra.tolist())
