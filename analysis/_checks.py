@@ -1,8 +1,10 @@
-"""Argument checks shared by the analyses."""
+"""Argument checks and small helpers shared by the analyses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from itermap.checks import (
     check_bool,
@@ -18,7 +20,8 @@ from itermap.checks import (
 )
 
 __all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "is_network", "named", "no_half", "one_namespace", "plain_array"]
+           "check_real_array", "is_network", "named", "no_half", "one_namespace", "plain_array",
+           "state_units", "machine_eps"]
 
 
 def is_network(map_) -> bool:
@@ -35,3 +38,16 @@ def block_list(blocks, n: int) -> list[int]:
     if any(b >= n for b in out) or len(set(out)) != len(out):
         raise ValueError(f"blocks must name distinct blocks of the map's {n}, got {list(blocks)}")
     return out
+
+
+def state_units(map_) -> np.ndarray:
+    """A boolean mask of the units outside ``map_``'s input block (all of an autonomous one)."""
+    keep = np.ones(map_.dim, dtype=bool)
+    if map_.input_block is not None:
+        keep[map_.block_slice(map_.input_block)] = False
+    return keep
+
+
+def machine_eps(dtype) -> float:
+    """The rounding unit of a float32 or (otherwise) float64 dtype."""
+    return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)

@@ -13,7 +13,7 @@ import itermap
 from itermap.backends import namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_choice, check_real, is_network
+from ._checks import check_choice, check_real, is_network, machine_eps, state_units
 from ._checks import check_int as _check_int
 
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
@@ -168,11 +168,6 @@ class MemoryCapacity(itermap.Result):
     convention: str = "delay"
 
 
-def _machine_eps(x):
-    """Machine epsilon of x's floating dtype (any array namespace)."""
-    return float(np.finfo(np.float32 if "32" in str(x.dtype) else np.float64).eps)
-
-
 def _check_finite(xp, a, step, what="state"):
     """DivergenceError when ``a`` holds inf or NaN."""
     if not bool(xp.all(xp.isfinite(a))):
@@ -235,11 +230,8 @@ def _block_norms(R, groups, map_, xp):
 
 
 def _groups(map_, blocks):
-    groups, c = [], 0
-    for b in blocks:
-        groups.append((c, c + map_.sizes[b]))
-        c += map_.sizes[b]
-    return groups
+    ends = np.cumsum([0] + [map_.sizes[b] for b in blocks]).tolist()
+    return list(zip(ends[:-1], ends[1:]))
 
 
 def _measured_length(total, tol):
@@ -271,15 +263,6 @@ def _row_inputs(map_, X, inputs, steps):
     return [sequence[:, i, :] for i in range(X.shape[0])]
 
 
-def _input_mask(map_, ib, xp, dtype):
-    """1 on every unit but the input block's (which the input overwrites each step)."""
-    if ib is None:
-        return None
-    keep = np.ones(map_.dim)
-    keep[map_.block_slice(ib)] = 0.0
-    return xp.asarray(keep, dtype=dtype)
-
-
 class _Plan:
     """What one impulse-response run propagates: the state and input sources and their rows."""
 
@@ -292,7 +275,8 @@ class _Plan:
         self.g_state = _groups(map_, self.state_src)
         self.n_state = self.g_state[-1][1] if self.g_state else 0
         self.n_in = map_.input_size
-        self.keep = _input_mask(map_, ib, xp, x.dtype)
+        # 1 on every unit but the input block's (which the input overwrites each step)
+        self.keep = None if ib is None else xp.asarray(state_units(map_), dtype=x.dtype)
 
 
 def _linear_norms(map_, x, steps, us, plan, norms, xp):
@@ -495,7 +479,7 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     eps = check_real("eps", eps, positive=True)
     x = map.check_start(x, "x")
     if tol is None:
-        tol = 0.0 if method == "linear" else 64 * _machine_eps(x) / eps
+        tol = 0.0 if method == "linear" else 64 * machine_eps(x.dtype) / eps
     tol = check_real("tol", tol, minimum=0.0)
     sources = _sources(map, blocks)
     sizes = list(map.sizes)
@@ -636,11 +620,8 @@ def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: 
     xp = namespace(x0)
     traj = itermap.iterate(map, x0, steps, inputs=xp.asarray(seq, dtype=x0.dtype))
     states = np.asarray(to_numpy(traj.states), dtype=float)
-    keep = np.ones(map.dim, dtype=bool)
-    if ib is not None:
-        keep[map.block_slice(ib)] = False
     t = np.arange(start, steps + 1)
-    X = np.column_stack([states[t][:, keep], np.ones(t.size)])
+    X = np.column_stack([states[t][:, state_units(map)], np.ones(t.size)])
     delays = np.arange(1, max_delay + 1)
     Y = unit[t[:, None] - delays[None, :] - shift]
     half = t.size // 2

@@ -14,7 +14,15 @@ import itermap
 from itermap.backends import is_sparse, to_numpy
 from itermap.checks import check_leak
 
-from ._checks import check_choice, check_int, check_real, check_real_array, is_network, plain_array
+from ._checks import (
+    check_choice,
+    check_int,
+    check_real,
+    check_real_array,
+    is_network,
+    plain_array,
+    state_units,
+)
 
 __all__ = ["EdgeOfChaosScan", "edge_of_chaos_scan", "effective_spectral_radius"]
 
@@ -118,9 +126,7 @@ def _effective_parts(map, leak):
         W = sp.csr_matrix(W.get() if hasattr(W, "get") else W) if is_sparse(W) else \
             np.asarray(to_numpy(W), dtype=float)
         a = np.repeat(np.asarray(map.leak, dtype=float), map.sizes)
-        keep = np.ones(map.dim, dtype=bool)
-        if map.input_block is not None:
-            keep[map.block_slice(map.input_block)] = False
+        keep = state_units(map)
         if not keep.any():
             raise ValueError("map: every unit is in the input block; there is no recurrent part")
         idx = np.flatnonzero(keep)

@@ -193,11 +193,9 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
         pattern = [["0", "0", "0"], ["W", "0", "0"], ["0", "W", "0"]]
     elif kind == "continuum":
         pattern = [["0", "0", "0"], ["W", "W", "W"], ["W", "W", "W"]]
-    elif kind == "sparse":
+    else:  # "sparse"
         tok = f"R={float(density)}"
         pattern = [["0", "0", "0"], [tok] * 3, [tok] * 3]
-    else:
-        raise ValueError(f"kind must be 'mlp', 'continuum' or 'sparse', got {kind!r}")
     # a gain below one keeps the recurrent blocks of the continuum and sparse maps tame
     bm = BlockMatrix.from_pattern(sizes, pattern, rng=rng, scale=1.0 if kind == "mlp" else 0.7)
     return IterativeMap(bm, np.zeros(sum(sizes)), ["identity", "relu", "identity"],

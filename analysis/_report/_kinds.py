@@ -13,6 +13,7 @@ from pydantic import Field
 import itermap
 
 from .. import plots
+from .._checks import state_units
 from .._graph import fir_length
 from .._graph import sparsity_graph as graph_of
 from .._memory import impulse_response as response_of
@@ -373,10 +374,7 @@ def _newton_iterations(s: Sizes) -> tuple[float, float]:
 
 def _symmetry_labels(pts, m, tol=1e-6):
     """'origin', '± pair with #j' or '' for each point (x* and -x* both fixed points)."""
-    keep = np.ones(pts.shape[1], dtype=bool)
-    if m.input_block is not None:  # the input block holds u, not -u
-        keep[m.block_slice(m.input_block)] = False
-    p = pts[:, keep]
+    p = pts[:, state_units(m)]  # the input block holds u, not -u
     norms = np.linalg.norm(p, axis=1)
     scale = max(1.0, float(norms.max(initial=0.0)))
     labels = []
@@ -396,8 +394,7 @@ def _state_eigenvalues(fp, m):
     the full Jacobian adds one exact zero per input unit that belongs to no dynamics."""
     if m.input_block is None or not np.asarray(fp.points).shape[0]:
         return fp
-    keep = np.ones(m.dim, dtype=bool)
-    keep[m.block_slice(m.input_block)] = False
+    keep = state_units(m)
     J = np.asarray(fp.jacobians)[:, keep][:, :, keep]
     ev = np.linalg.eigvals(J)
     ev = np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1, kind="stable"), axis=1)

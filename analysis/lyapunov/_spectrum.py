@@ -18,7 +18,7 @@ from itermap.linalg import Reorthonormalizer, general_tangent_stepper
 from itermap.progress import progress_bar
 from itermap.typing import Array, MapLike, RngLike
 
-from .._checks import check_bool, plain_array
+from .._checks import check_bool, machine_eps, plain_array
 from .._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
@@ -460,10 +460,6 @@ def _warn_unresolved(qr_error, worst, every, eps):
             RuntimeWarning, stacklevel=3)
 
 
-def _eps(dtype) -> float:
-    return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
-
-
 def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | None = None,
                       transient: int = 0, reorthonormalize_every: int = 1,
                       inputs: Array | None = None,
@@ -613,7 +609,7 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     x, Q, acc, hist, hist_steps, loss = out
     run["hist"] += hist
     run["hist_steps"] += hist_steps
-    eps = _eps(x.dtype)
+    eps = machine_eps(x.dtype)
     _warn_unresolved(eps * loss[1] / steps, loss[0], every, eps)
     return _result(run, x, Q, acc, steps, every, free, loss, eps)
 
