@@ -87,8 +87,7 @@ def _threads(text: str) -> str | int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'default', "
-                                         f"got {text!r}") from None
+        value = 0  # refused below, with the same message
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'default', "
                                          f"got {text!r}")

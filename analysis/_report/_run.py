@@ -360,10 +360,8 @@ def _check_driven(spec, inputs):
 
 def _swap_in(tmp: Path, out: Path):
     """Replace ``out`` by the finished ``tmp`` with renames (never a half-written ``out``)."""
-    mask = os.umask(0)
-    os.umask(mask)
     for p in [tmp, *tmp.rglob("*")]:  # mkdtemp makes 0700: follow the umask like any folder
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+        _io.apply_umask(p)
     if not out.exists():
         os.replace(tmp, out)
         return
