@@ -504,7 +504,6 @@ class _GainBatch(Map):
         self._W, self._bias, self._act = W, bias, activation
         self._g = np.asarray(gains, dtype=float)
         self._sizes = tuple(sizes)
-        self.input_block = None
 
     @property
     def dim(self):
@@ -517,10 +516,6 @@ class _GainBatch(Map):
     @property
     def dtype(self):
         return self._W.dtype
-
-    @property
-    def backend(self):
-        return "numpy"
 
     def _pre(self, x):
         x = self._check_state(x)
@@ -547,14 +542,8 @@ class _GainBatch(Map):
         d = self._act.derivative(z, np) * self._g[:, None]
         return self._act.apply(z, np), d[..., None] * Wv
 
-    def tangent(self, x, v, u=None):
+    def tangent(self, x, v, u=None):  # Map.jacobian applies it to the identity
         return self.step_with_tangent(x, v, u)[1]
-
-    def jacobian(self, x, u=None):
-        self._no_input(u)
-        z = self._pre(x)
-        W = self._W.toarray() if is_sparse(self._W) else self._W
-        return (self._act.derivative(z, np) * self._g[:, None])[..., None] * W
 
 
 def gain_family(map: MapLike) -> Callable[[float], Map]:
