@@ -210,13 +210,6 @@ def weight_statistics(map: Any) -> WeightStatistics:
     return WeightStatistics(tuple(keys), STAT_NAMES, values)
 
 
-def _hidden_blocks(m, blocks):
-    n = len(m.sizes)
-    if blocks is None:
-        return [b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1)]
-    return block_list(blocks, n)
-
-
 def _check_permutation(m, perm):
     p = np.asarray(perm)
     if p.dtype.kind not in "iu" or p.shape != (m.dim,):
@@ -346,7 +339,9 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     True
     """
     m = _iterative_map(map)
-    chosen = _hidden_blocks(m, blocks)
+    n = len(m.sizes)
+    chosen = block_list(blocks, n) if blocks is not None else [
+        b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1)]
     check_memory("map", 8.0 * m.dim ** 2, "the dense weights")
     W = np.asarray(to_numpy(m.block_matrix.to_dense()), dtype=float)
     bias = np.zeros(m.dim) if m.bias is None else np.asarray(to_numpy(m.bias), dtype=float)

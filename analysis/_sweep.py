@@ -259,7 +259,8 @@ class _Sweep:
         self.outputs[i], self.done[i] = out, True
         if self.cache_dir is not None:
             try:
-                _write_cached(self.cache_dir, self.keys[i], self.canon[i], self.identity, out)
+                itermap.save(CachedPoint(self.keys[i], self.canon[i], self.identity, out),
+                             os.path.join(self.cache_dir, self.keys[i] + ".npz"))
             except (TypeError, ValueError, OSError) as exc:  # in the table, but not cached
                 self.uncached.append(f"{self.points[i]}: {exc}")
         if self.bar is not None:
@@ -519,10 +520,6 @@ def _check_manifest(cache_dir, function_name):
     with os.fdopen(fd, "w") as fh:
         json.dump({"format": _FORMAT, "function": function_name}, fh)
     os.replace(tmp, path)
-
-
-def _write_cached(cache_dir, key, canon, identity, out):
-    itermap.save(CachedPoint(key, canon, identity, out), os.path.join(cache_dir, key + ".npz"))
 
 
 def _read_cached(cache_dir, key, canon, identity):

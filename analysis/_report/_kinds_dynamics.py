@@ -68,18 +68,12 @@ class ContinuationKind(AnalysisModel):
         return Cost(bytes=1e6, seconds=0.2 + _figure(1.0), memory_key="gain", time_key="gain")
 
 
-def _tanh_unit(gain):
-    def make(u):
-        return IterativeMap(np.array([[gain]]), np.array([float(u)]), "tanh")
-
-    return make
-
-
 @report_kind(ContinuationKind)
 def continuation(cfg, ctx, out):
     if not cfg.u_min < cfg.u_max:
         raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")
-    res = follow(_tanh_unit(cfg.gain), [cfg.u_min, cfg.u_max], np.array([-0.99]))
+    res = follow(lambda u: IterativeMap(np.array([[cfg.gain]]), np.array([float(u)]), "tanh"),
+                 [cfg.u_min, cfg.u_max], np.array([-0.99]))
     _plot(out, "continuation", f"Fixed points of x = tanh({cfg.gain:g} x + u) against u: "
           "stable solid, unstable dashed, the folds marked.", plots.continuation, res,
           xlabel="input $u$")
