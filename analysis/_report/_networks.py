@@ -32,13 +32,6 @@ def _layer_names(archive):
     return Ws, bs if all(b in names for b in bs) else []
 
 
-def _npz_shapes(path, where):
-    """``{member: shape}`` of the weights ``W0, W1, ...`` of an MLP .npz, from their headers."""
-    with NpzReader(path, f"{where}.path") as archive:
-        Ws, _ = _layer_names(archive)
-        return {w: archive.header(w)[0] for w in Ws}
-
-
 def static_sizes(name, net, where) -> Sizes | None:
     """The dimension and stored weights of a spec's network, None if known only once loaded.
 
@@ -59,13 +52,13 @@ def static_sizes(name, net, where) -> Sizes | None:
             w = net.widths
             return Sizes(dim=sum(w), nnz=sum(a * b for a, b in zip(w[:-1], w[1:])), driven=True,
                          gain=float(net.scale))
-        try:
-            shapes = _npz_shapes(net.path, where)
+        try:  # the shapes of W0, W1, ... from their headers
+            with NpzReader(net.path, f"{where}.path") as archive:
+                Ws = [archive.header(w)[0] for w in _layer_names(archive)[0]]
         except FileNotFoundError:
             raise SpecError(f"{where}.path: {net.path} does not exist") from None
         except (OSError, ValueError) as exc:
             raise SpecError(f"{where}.path: {net.path} is not a readable .npz ({exc})") from None
-        Ws = list(shapes.values())
         if not Ws or any(len(s) != 2 for s in Ws):
             raise SpecError(f"{where}.path: {net.path} holds no 2-D arrays W0, W1, ...")
         dim = Ws[0][1] + sum(s[0] for s in Ws)
