@@ -23,6 +23,7 @@ from ._checks import (
     check_real,
     check_real_array,
     one_namespace,
+    state_units,
 )
 from ._sweep import sweep
 from .lyapunov import lyapunov_spectrum
@@ -86,19 +87,13 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
 def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
     """One map's spectrum (a sweep point): exponents descending."""
     m = pickle.loads(base64.b64decode(blob))  # our own bytes, made by spectra_table
-    if isinstance(x0, str):
-        start = rng.normal(size=m.dim)
-    elif x0 is None:
-        start = np.zeros(m.dim)
-    else:
-        start = x0
-    ib = getattr(m, "input_block", None)
-    if ib is not None:
-        start = np.array(start, dtype=float)
-        start[m.block_slice(ib)] = 0.0
-    kk = None if k is None else min(k, m.dim - (0 if ib is None else m.sizes[ib]))
+    # x0 "random", None (the origin) or one start; zero on a driven map's input block
+    start = rng.normal(size=m.dim) if isinstance(x0, str) else np.zeros(m.dim) if x0 is None \
+        else x0
+    start = np.where(state_units(m), start, 0.0)
+    kk = None if k is None else min(k, m.dim - m.forced_size)
     res = lyapunov_spectrum(m, start, steps, k=kk, transient=transient,
-                            inputs=None if ib is None else inputs, rng=rng)
+                            inputs=None if m.input_block is None else inputs, rng=rng)
     return {"exponents": np.asarray(to_numpy(res.exponents), dtype=float)}
 
 

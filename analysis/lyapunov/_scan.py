@@ -286,10 +286,8 @@ def _qr_exponents(make_map, values, m, X, steps, k, transient, inputs, segments=
         used = lengths > 0
         seg_means = seg_sums[used] / lengths[used][:, None, None]
         n_seg = int(used.sum())
-        if n_seg > 1:
-            stderr = np.std(seg_means, axis=0, ddof=1) / math.sqrt(n_seg)
-        else:
-            stderr = np.full_like(total, np.nan)
+        stderr = (np.std(seg_means, axis=0, ddof=1) / math.sqrt(n_seg) if n_seg > 1
+                  else np.full_like(total, np.nan))
     # the QR keeps the exponents in descending order only on average: sort each row,
     # and its errors with it
     order = np.argsort(-total, axis=-1, kind="stable")

@@ -148,10 +148,8 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     ax.axhline(0, color="0.8", lw=0.5, zorder=0)
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
     _finish(ax, r"Re $\mu$", r"Im $\mu$")
-    if bare and ev2.shape[0] == 1:  # a spectrum, not necessarily of a fixed point
-        title = _plural(ev2.shape[1], "eigenvalue")
-    else:
-        title = f"{_plural(ev2.shape[0], 'fixed point')}, {ev2.shape[1]} eigenvalues each"
+    title = (_plural(ev2.shape[1], "eigenvalue") if bare and ev2.shape[0] == 1  # a spectrum
+             else f"{_plural(ev2.shape[0], 'fixed point')}, {ev2.shape[1]} eigenvalues each")
     if any(idx.size > 1 for idx, _ in groups):
         title += "; equal spectra drawn once"
     n = len(ax.get_legend_handles_labels()[0])
