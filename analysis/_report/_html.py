@@ -60,14 +60,11 @@ def render(*, spec, spec_text, networks, sections, versions, blas, elapsed) -> s
                     [[n, len(d["input"]), d.get("input_source") or "-",
                       _input_summary(d["input"])]
                      for n, d in networks.items() if d["input"] is not None])
-    shown = []
-    for sec in sections:
-        shown.append({
-            "number": sec["number"], "title": sec["title"], "error": sec["error"],
-            "notes": sec["notes"], "tables": [_table(*t) for t in sec["tables"]],
-            "figures": [{"number": f["number"], "caption": f["caption"], "pdf": f["pdf"],
-                         "png": base64.b64encode(f["png_bytes"]).decode("ascii")}
-                        for f in sec["figures"]]})
+    shown = [{"number": sec["number"], "title": sec["title"], "error": sec["error"],
+              "notes": sec["notes"], "tables": [_table(*t) for t in sec["tables"]],
+              "figures": [{"number": f["number"], "caption": f["caption"], "pdf": f["pdf"],
+                           "png": base64.b64encode(f["png_bytes"]).decode("ascii")}
+                          for f in sec["figures"]]} for sec in sections]
     return env.get_template(TEMPLATE).render(
         title=spec.title, seed=spec.seed, elapsed=elapsed, versions=versions,
         failed=sum(s["error"] is not None for s in sections), networks=nets, inputs=inputs,

@@ -39,10 +39,8 @@ class MemoryCapacityKind(AnalysisModel):
 
 @report_kind(MemoryCapacityKind)
 def memory_capacity(cfg, ctx, out):
-    results = {}
-    for name in cfg.networks:
-        results[name] = capacity(ctx.nets[name], max_delay=cfg.max_delay, steps=cfg.steps,
-                                 washout=cfg.washout, rng=ctx.rng)
+    results = {name: capacity(ctx.nets[name], max_delay=cfg.max_delay, steps=cfg.steps,
+                              washout=cfg.washout, rng=ctx.rng) for name in cfg.networks}
     _plot(out, "memory_capacity", "Memory capacity: the squared correlation between the input "
           "d steps back and its best linear readout from the state, per delay; the legend "
           f"gives the total over delays 1 to {cfg.max_delay}.", plots.memory_capacity, results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +47,7 @@ def _collapse_to_blocks(G):
     import networkx as nx
 
     H = nx.DiGraph()
-    sizes = {}
-    for _, d in G.nodes(data=True):
-        sizes[int(d.get("block", 0))] = sizes.get(int(d.get("block", 0)), 0) + 1
+    sizes = Counter(int(d.get("block", 0)) for _, d in G.nodes(data=True))
     H.add_nodes_from((b, {"size": n}) for b, n in sizes.items())
     acc = {}
     for u, v, d in G.edges(data=True):
