@@ -267,8 +267,7 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     True
     """
     bm, own_input = _as_block_matrix(map, what="map")
-    if input_block is not None:
-        input_block = check_int("input_block", input_block, 0)
+    input_block = None if input_block is None else check_int("input_block", input_block, 0)
     if isinstance(map, itermap.Map):
         if input_block is not None and input_block != own_input:
             raise ValueError(f"input_block={input_block} disagrees with the map's input block "

@@ -89,8 +89,7 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
         raise ValueError(f"block {block} does not exist: the map has {len(m.sizes)} blocks")
     n_in = m.sizes[ib]
     U = check_real_array("probes", probes)
-    if U.ndim == 2:
-        U = U[None]
+    U = U[None] if U.ndim == 2 else U
     if U.ndim != 3 or U.shape[-1] != n_in or U.shape[0] == 0 or U.shape[1] == 0:
         raise ValueError(f"probes must have shape (P, T, {n_in}) or (T, {n_in}) with P, T "
                          f">= 1, got {tuple(np.shape(probes))}")

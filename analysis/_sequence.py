@@ -200,8 +200,7 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
     lyapunov_steps = check_int("lyapunov_steps", lyapunov_steps, 1)
     k = check_int("k", k, 1)
     gen = itermap.as_rng(rng)
-    if maps is None:
-        maps = sequence_models(units, rng=gen)
+    maps = sequence_models(units, rng=gen) if maps is None else maps
     if not isinstance(maps, Mapping) or not maps:
         raise TypeError(f"maps must be a non-empty mapping of names to maps, got "
                         f"{type(maps).__name__}")

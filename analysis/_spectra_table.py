@@ -220,11 +220,9 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     ((2, 6), True)
     """
     maps = _check_maps(maps)
-    if k is not None:
-        k = check_int("k", k, 1)
+    k = None if k is None else check_int("k", k, 1)
     steps, transient = check_int("steps", steps, 1), check_int("transient", transient, 0)
-    if length is not None:
-        length = check_int("length", length, 1)
+    length = None if length is None else check_int("length", length, 1)
     floor = check_real("floor", floor)
     if not (x0 is None or (isinstance(x0, str) and x0 == "random")):
         if isinstance(x0, str):
@@ -232,8 +230,7 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
         x0 = check_real_array("x0", x0, ndim=1)
         if any(m.dim != x0.size for m in maps):
             raise ValueError(f"x0 has {x0.size} entries, but not every map has that dimension")
-    if inputs is not None:
-        inputs = _check_inputs(maps, inputs)
+    inputs = None if inputs is None else _check_inputs(maps, inputs)
     fn = functools.partial(_spectrum_point, inputs, k, steps, transient, x0)
     # each point carries its own map as one base64 string of pickled bytes: a worker gets
     # one map, the cache keys a point by its content, and sweep hashes a string at once

@@ -142,8 +142,7 @@ def drive_input(name, m, seed, held=None):
             raise SpecError(f"networks.{name}.input: the network is not driven (it has no "
                             "input block), so it holds no input")
         return None
-    if held is None:
-        held = InputDraw()
+    held = InputDraw() if held is None else held
     if isinstance(held, InputDraw):
         draw_seed = seed if held.seed is None else held.seed
         return held.scale * rng_for(draw_seed, "input").normal(size=size)

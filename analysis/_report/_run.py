@@ -217,8 +217,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     >>> bool(doc["analyses"][0]["numbers"]["exponents"][0] < 0), doc["failed"]
     (True, [])
     """
-    if progress is None:
-        progress = sys.stderr
+    progress = sys.stderr if progress is None else progress
     if isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or not (
             math.isfinite(time_limit) and time_limit > 0):
         # nan would turn the limit off silently: every comparison with it is False

@@ -160,8 +160,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     edges = [(u, v, d) for u, v, d in G.edges(data=True) if u != v]
     loops = G.number_of_edges() - len(edges)
     n_edges = G.number_of_edges()
-    if arrows is None:
-        arrows = n_edges <= 150
+    arrows = n_edges <= 150 if arrows is None else arrows
     alpha = float(np.clip(30.0 / np.sqrt(max(n_edges, 1)), 0.15, 0.9))
     top = max((float(d.get("norm", 1.0)) for _, _, d in G.edges(data=True)), default=1.0)
 
@@ -195,8 +194,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
-    if labels is None:
-        labels = [f"block {b}" for b in blocks]
+    labels = [f"block {b}" for b in blocks] if labels is None else labels
     # the node colours, under the x label: one entry per block (the colours repeat after ten)
     nodes_key = [Line2D([], [], color=cmap(b % 10), marker="o", ls="", ms=5, label=name)
                  for b, name in list(zip(blocks, labels))[:10]]

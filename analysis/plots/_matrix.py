@@ -99,8 +99,7 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     for spine in ax.spines.values():
         spine.set_visible(True)
     centers = (offsets[:-1] + offsets[1:]) / 2 - 0.5
-    if labels is None:
-        labels = [str(i) for i in range(len(sizes))]
+    labels = [str(i) for i in range(len(sizes))] if labels is None else labels
     if len(labels) != len(sizes):
         raise ValueError(f"got {len(labels)} labels for {len(sizes)} blocks")
     ax.set_xticks(centers, labels)

@@ -107,8 +107,7 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     and a triangle on the bottom edge marks the first zero step.
     """
     norms, length = _impulse_norms(ir, index)
-    if norms.ndim == 2:
-        norms = norms[:, None, :]
+    norms = norms[:, None, :] if norms.ndim == 2 else norms
     if norms.ndim != 3:
         raise ValueError(f"norms must have shape (steps+1, targets) or (steps+1, sources, "
                          f"targets), got {norms.shape}")
@@ -121,8 +120,7 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
                              f"{norms.shape[1]}")
         per_target = norms[:, source, :]
     n_t = per_target.shape[1]
-    if labels is None:
-        labels = [f"response in block {t}" for t in range(n_t)]
+    labels = [f"response in block {t}" for t in range(n_t)] if labels is None else labels
     if len(labels) != n_t:
         raise ValueError(f"got {len(labels)} labels for {n_t} target blocks")
     steps = np.arange(per_target.shape[0])

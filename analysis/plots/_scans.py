@@ -54,8 +54,7 @@ def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
     """
     values = _floats(od, "values", "od")
     states = _floats(od, "states", "od")
-    if states.ndim == 2:
-        states = states[..., None]
+    states = states[..., None] if states.ndim == 2 else states
     if states.ndim != 3 or states.shape[0] != values.shape[0]:
         raise ValueError(f"states {states.shape} do not match values {values.shape}")
     component = check_int("component", component)
@@ -124,8 +123,7 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
     """
     values = _floats(scan, "values", "scan")
     exps = _floats(scan, "exponents", "scan")
-    if exps.ndim == 1:
-        exps = exps[:, None]
+    exps = exps[:, None] if exps.ndim == 1 else exps
     if exps.ndim != 2 or exps.shape[0] != values.shape[0]:
         raise ValueError(f"exponents {exps.shape} do not match values {values.shape}")
     err = _field(scan, "stderr", None, required=False)

@@ -159,12 +159,10 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     >>> plots.lyapunov_history(res).get_xscale()
     'log'
     """
-    if max_exponents is not None:
-        max_exponents = check_int("max_exponents", max_exponents, 1)
+    max_exponents = None if max_exponents is None else check_int("max_exponents", max_exponents, 1)
     hist = _floats(result, "history", "result")
     steps = _floats(result, "history_steps", "result")
-    if hist.ndim == 1:
-        hist = hist[:, None]
+    hist = hist[:, None] if hist.ndim == 1 else hist
     if hist.ndim != 2 or hist.shape[0] != steps.shape[0]:
         raise ValueError(f"history {hist.shape} does not match history_steps {steps.shape}")
     ax = _axes(ax)

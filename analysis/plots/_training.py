@@ -88,8 +88,7 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     names = list(_field(result, "names", param="result"))
     params = np.asarray(_np(_field(result, "params", param="result")), dtype=float)
     acc = np.asarray(_np(_field(result, "accuracy", param="result")), dtype=float)
-    if acc.ndim == 1:
-        acc = acc[:, None]
+    acc = acc[:, None] if acc.ndim == 1 else acc
     if not (len(names) == params.shape[0] == acc.shape[0]):
         raise ValueError("names, params and accuracy need one entry per model")
     ax = _axes(ax)

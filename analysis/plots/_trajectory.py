@@ -58,8 +58,7 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     'next state $x_{k+1}$'
     """
     states = _np(_field(traj, "states", param="traj") if not hasattr(traj, "ndim") else traj)
-    if states.ndim == 2:
-        states = states[:, None, :]
+    states = states[:, None, :] if states.ndim == 2 else states
     if states.ndim != 3:
         raise ValueError(f"traj: states must have shape (n, dim) or (n, B, dim), got "
                          f"{states.shape}")
