@@ -43,10 +43,8 @@ from ._registry import KINDS, Context, ReportKind, Section, report_kind
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
 # -- the rough machine model of the cost estimates ------------------------------------------
-# Seconds of one core's CPU time (the wall time on an idle machine; the report runs small
-# networks on one BLAS thread), calibrated on a 2-core x86 VM (benchmarks/RESULTS.md, the
-# report estimates): within 3x of the measured CPU time on the shipped examples, fixed
-# points at n = 300 to 3000 and 300 small analyses, figures included.
+# Seconds of one core's CPU time (small networks run on one BLAS thread); how well they
+# match the measured time is a row of benchmarks/RESULTS.md (the report estimates).
 #: sustained floating-point rate of dense products on a small machine (flop/s)
 FLOPS = 6e9
 #: the rate of large LU solves and eigenvalue problems on one core (flop/s), counting the

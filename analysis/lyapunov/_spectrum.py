@@ -287,9 +287,8 @@ def _initial_frame(map_, B, k, x, xp, rng):
         Qf, R = np.linalg.qr(V)
         Qf *= np.where(np.diagonal(R, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
         return Qf
-    # CholeskyQR (a Householder QR costs ~5x more), a small frame at one BLAS thread: BLAS
-    # threads left spinning after this one-off factorisation slow the first steps of a loop
-    # whose products run on itermap's pool
+    # CholeskyQR on itermap's pool: BLAS threads left spinning by this one-off factorisation
+    # would slow the first steps of the loop
     with Reorthonormalizer(pool_products=True) as reorth:
         return reorth(V)[0]
 
