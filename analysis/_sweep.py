@@ -31,7 +31,7 @@ import numpy as np
 import itermap
 
 from ._function_identity import function_identity
-from ._sweep_pool import SerialExecutor, cpu_count, run_on_local_pool, run_point
+from ._sweep_pool import SerialExecutor, run_on_local_pool, run_point
 from ._sweep_table import CachedPoint, SweepFailure, SweepResult, read_sweep_file
 
 __all__ = ["sweep", "SweepResult", "SweepFailure"]
@@ -308,14 +308,11 @@ class _Sweep:
             self._close_bar()
 
     def _open_bar(self):
-        if self.progress:
-            try:
-                from itermap.progress import progress_bar
+        if self.progress:  # tqdm is a dependency
+            from itermap.progress import progress_bar
 
-                self.bar = progress_bar(total=len(self.points), initial=self.n_cached,
-                                        desc="sweep", unit="pt")
-            except ImportError:  # pragma: no cover
-                self.bar = None
+            self.bar = progress_bar(total=len(self.points), initial=self.n_cached, desc="sweep",
+                                    unit="pt")
 
     def _close_bar(self):
         if self.bar is not None:
@@ -354,7 +351,9 @@ def _executor(executor):
         return SerialExecutor(), None
     if executor is None or (isinstance(executor, numbers.Integral)
                             and not isinstance(executor, bool)):
-        n_workers = cpu_count() if executor is None else int(executor)
+        from joblib.externals import loky  # its cpu_count respects affinity and cgroup quotas
+
+        n_workers = loky.cpu_count() if executor is None else int(executor)
         if n_workers < 1:
             raise ValueError(f"executor (number of worker processes) must be >= 1, "
                              f"got {n_workers}")

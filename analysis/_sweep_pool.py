@@ -16,14 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-__all__ = ["cpu_count", "run_point", "SerialExecutor", "local_pool", "run_on_local_pool"]
-
-
-def cpu_count():
-    from joblib.externals import loky
-
-    return loky.cpu_count()  # respects CPU affinity and cgroup quotas
-
+__all__ = ["run_point", "SerialExecutor", "local_pool", "run_on_local_pool"]
 
 
 # --------------------------------------------------------------------------- worker side
