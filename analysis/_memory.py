@@ -204,9 +204,7 @@ def _input_sequence(map_, x, steps, inputs, xp):
     constant, sequence = itermap.resolve_inputs(map_, x, inputs, steps)
     if constant is not None:
         return [constant] * steps
-    if sequence is not None:
-        return [sequence[k, ...] for k in range(steps)]
-    return None
+    return None if sequence is None else [sequence[k, ...] for k in range(steps)]
 
 
 def _unit_columns(map_, blocks, xp, dtype):

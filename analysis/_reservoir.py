@@ -312,9 +312,8 @@ def _unit_radius_reservoir(n, density, gen):
     W = np.where(mask, gen.normal(size=(n, n)), 0.0)
     lam = np.linalg.eigvals(W)
     r = float(np.max(np.abs(lam)))
-    if r == 0.0:  # a nilpotent draw (tiny, very sparse): nothing to scale
-        return W, lam
-    return W / r, lam / r
+    # a nilpotent draw (tiny, very sparse): nothing to scale
+    return (W, lam) if r == 0.0 else (W / r, lam / r)
 
 
 def _largest_exponents(W, w_in, u, x0, rho, a, transient):

@@ -98,9 +98,7 @@ def _flatten(value, prefix=""):
 
 def _scalar(v):
     """0-d arrays become NumPy scalars; everything else is kept."""
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        return v[()]
-    return v
+    return v[()] if isinstance(v, np.ndarray) and v.ndim == 0 else v
 
 
 # --------------------------------------------------------------------------- grid, seeds
@@ -374,9 +372,8 @@ def _cache_dir(cache, function):
     if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
         raise ValueError(f"cache {cache_dir!r} exists and is not a directory")
     identity = function_identity(function)
-    if identity is None:  # a global that cannot be hashed (warned): no cache
-        return None, None
-    return cache_dir, identity
+    # None: a global that cannot be hashed (warned), so no cache
+    return (None, None) if identity is None else (cache_dir, identity)
 
 
 def _child_seed(root, digest):

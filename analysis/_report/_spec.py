@@ -80,9 +80,7 @@ def _words(err) -> str:
     if t == "string_pattern_mismatch":
         return ("a name must be an identifier (letters, digits and _, not starting with a "
                 f"digit), got {got!r}")
-    if t == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return err["msg"]
+    return str(ctx.get("error", err["msg"])) if t == "value_error" else err["msg"]
 
 
 def _where(raw, loc):

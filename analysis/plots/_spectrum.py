@@ -111,9 +111,7 @@ def _index_ticks(k: int) -> list[int]:
     # the least round step (2, 5, 10, 20, 25, 50, 100, ...) with at most 8 steps up to k
     step = next(int(m * 10 ** e) for e in range(12) for m in (1, 2, 2.5, 5)
                 if m * 10 ** e >= 2 and float(m * 10 ** e).is_integer() and k / (m * 10 ** e) <= 8)
-    if step <= 2:
-        return list(range(1, k + 1, step))
-    return [1] + list(range(step, k + 1, step))
+    return list(range(1, k + 1, step)) if step <= 2 else [1] + list(range(step, k + 1, step))
 
 
 def _kaplan_yorke_text(dky: float, exps) -> str:
