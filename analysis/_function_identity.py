@@ -41,19 +41,10 @@ _HASH_ERRORS = (pickle.PicklingError, TypeError, AttributeError, ValueError, Rec
 
 @lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
-    paths = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            paths.add(sysconfig.get_paths()[key])
-        except KeyError:
-            pass
-    try:
-        paths.update(site.getsitepackages())
-    except AttributeError:  # some virtualenvs' site module
-        pass
-    user = getattr(site, "getusersitepackages", lambda: None)()
-    if user:
-        paths.add(user)
+    paths = {p for key, p in sysconfig.get_paths().items()
+             if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(getattr(site, "getsitepackages", list)())  # absent in some virtualenvs
+    paths.add(getattr(site, "getusersitepackages", lambda: None)())
     return tuple(sorted({os.path.realpath(p) + os.sep for p in paths if p}))
 
 
