@@ -4,6 +4,7 @@ for reuse, one per (workers, threads each)."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import mmap
 import os
 import re
@@ -207,12 +208,11 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
         while queue:
             pool = local_pool(n_workers)
             futures = {}
-            try:
+            # a pool that broke while submitting: what was not submitted waits for the next round
+            with contextlib.suppress(*pool_gone):
                 for i in queue:
                     futures[pool.submit(run_point, function, points[i], seeds[i],
                                         (marks, i))] = i
-            except pool_gone:
-                pass  # broke while submitting; what was not submitted waits for the next round
             submitted = set(futures.values())
             lost = [i for i in queue if i not in submitted]
             for fut in cf.as_completed(futures):
@@ -254,7 +254,5 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
         if alone is not None:
             alone.shutdown(wait=False, kill_workers=True)
         os.close(fd)
-        try:
+        with contextlib.suppress(OSError):  # Windows, while a worker still maps it
             os.remove(marks)
-        except OSError:  # pragma: no cover - Windows, while a worker still maps it
-            pass
