@@ -318,8 +318,7 @@ class SpectrumEmbedding(itermap.Result):
         ax.scatter(y[self.test], p[self.test], s=14, color="C0", label="held out")
         lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--")
-        ax.set_xlabel("target")
-        ax.set_ylabel("predicted from the spectrum")
+        ax.set(xlabel="target", ylabel="predicted from the spectrum")
         ax.set_title(f"{self.method}: held-out $R^2$ = {self.r2:.2f}, "
                      f"$\\rho$ = {self.spearman:.2f}")
         ax.legend(frameon=False)

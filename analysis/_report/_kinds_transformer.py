@@ -94,8 +94,7 @@ def transformer(cfg, ctx, out):
     ax.errorbar(cfg.gains, med, yerr=[med - lams.min(axis=1), lams.max(axis=1) - med],
                 fmt="o-", capsize=3, label=f"median, range over {cfg.seeds} layers")
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("feed-forward gain")
-    ax.set_ylabel(r"largest exponent $\lambda_1$")
+    ax.set(xlabel="feed-forward gain", ylabel=r"largest exponent $\lambda_1$")
     ax.legend(loc="best")
     out.figure("looped_transformer", fig,
                "The largest Lyapunov exponent of a looped post-LN layer, h ← layer(h + e), "

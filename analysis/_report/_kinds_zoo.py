@@ -65,8 +65,7 @@ def zoo(cfg, ctx, out):
         sel = np.array([r["kind"] == kind for r in nets])
         gains = np.array([r["gain"] for r in nets])[sel]
         ax.plot(gains + 0.04 * (i - 1), acc[sel], "o", ms=3, color=f"C{i}", label=kind)
-    ax.set_xlabel("gain at initialisation")
-    ax.set_ylabel("test accuracy")
+    ax.set(xlabel="gain at initialisation", ylabel="test accuracy")
     ax.legend(frameon=False)
     out.figure(f"zoo_accuracy_{cfg.task}", fig, "Test accuracy of every zoo network against "
                "its initial gain, by graph kind (ER, Watts-Strogatz, Barabási-Albert).")

@@ -115,8 +115,7 @@ def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     if legend == "small":
         ax.legend(fontsize="small")
     return ax

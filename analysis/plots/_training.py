@@ -47,8 +47,7 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
         ax.legend(frameon=False)
     if metric == "loss" and np.all(train > 0):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"training {metric}")
+    ax.set(xlabel="epoch", ylabel=f"training {metric}")
     return ax
 
 
