@@ -41,8 +41,8 @@ _HASH_ERRORS = (pickle.PicklingError, TypeError, AttributeError, ValueError, Rec
 
 @lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
-    paths = {p for key, p in sysconfig.get_paths().items()
-             if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths: set = {p for key, p in sysconfig.get_paths().items()
+                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     paths.update(getattr(site, "getsitepackages", list)())  # absent in some virtualenvs
     paths.add(getattr(site, "getusersitepackages", lambda: None)())
     return tuple(sorted({os.path.realpath(p) + os.sep for p in paths if p}))

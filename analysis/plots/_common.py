@@ -96,9 +96,7 @@ def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"
 
 def _style(defaults, kwargs):
     """The plot style: ``defaults`` overridden by the caller's ``kwargs``."""
-    style = dict(defaults)
-    style.update(kwargs)
-    return style
+    return {**defaults, **kwargs}
 
 
 def _floats(obj, name, param):
@@ -159,9 +157,8 @@ def _legend_below(ax, handles=None, *, ncol=2, title=None, **kwargs):
     drop = (rc["xtick.major.size"] + rc["xtick.major.pad"] + 1.25 * size + rc["axes.labelpad"]
             + 1.3 * label + 2.0) / 72.0
     shift = ax.transAxes + ScaledTranslation(0.0, -drop, ax.figure.dpi_scale_trans)
-    kw: dict[str, Any] = dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=shift,
-                              ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
-                              handletextpad=0.3, columnspacing=1.0, title=title,
-                              title_fontsize="small")
-    kw.update(kwargs)
+    kw = _style(dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=shift,
+                     ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
+                     handletextpad=0.3, columnspacing=1.0, title=title, title_fontsize="small"),
+                kwargs)
     return ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)

@@ -201,9 +201,8 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
     ax = _axes(ax)
     g = np.broadcast_to(gains[:, None], lyap.shape)
     vmin, vmax = float(gains.min()), float(gains.max())
-    kw: dict[str, Any] = dict(s=18, cmap="viridis", vmin=vmin,
-                              vmax=vmax if vmax > vmin else vmin + 1)
-    kw.update(kwargs)
+    kw = _style(dict(s=18, cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1),
+                kwargs)
     points = ax.scatter(lyap[conv], iters[conv], c=g[conv], label="converged", **kw)
     if np.any(~conv):
         open_kw = {k: v for k, v in kw.items() if k not in ("cmap", "vmin", "vmax", "c")}

@@ -17,6 +17,7 @@ from ._common import (
     _minus_inf_markers,
     _np,
     _plt,
+    _style,
     _zero_line,
 )
 
@@ -72,8 +73,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         err = None
     idx = np.arange(1, exps.size + 1)
     ax = _axes(ax)
-    kw: dict[str, Any] = dict(fmt="o", ms=3.5, capsize=2, lw=0.9)
-    kw.update(kwargs)
+    kw = _style(dict(fmt="o", ms=3.5, capsize=2, lw=0.9), kwargs)
     finite = np.isfinite(exps)
     if err is not None:
         err = np.where(np.isfinite(err), err, np.nan)[finite]
