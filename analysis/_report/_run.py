@@ -43,6 +43,7 @@ from ._spec import (
     read_spec_text,
     resolve_spec,
     schema_text,
+    tomllib,
     validate_spec,
 )
 
@@ -376,10 +377,6 @@ def _swap_in(tmp: Path, out: Path):
 
 
 def _list_examples(stream):
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
     for name, path in examples().items():
         title = tomllib.loads(path.read_text(encoding="utf-8")).get("title", "")
         print(f"{name:<18} {title}", file=stream)

@@ -7,6 +7,7 @@ import difflib
 import json
 import operator
 import re
+import sys
 from functools import cache, reduce
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,11 @@ from typing import Annotated
 from pydantic import Field, ValidationError, create_model
 
 from itermap.files import open_regular_file
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from ._models import (
     _HOW_DRIVEN,
@@ -264,10 +270,6 @@ def load_spec(path):
     >>> spec.analyses[0].kind, spec.analyses[0].seeds
     ('lyapunov_scan', 12)
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
     path = Path(path)
     text = read_spec_text(path)
     try:
