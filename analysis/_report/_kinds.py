@@ -146,9 +146,8 @@ class BlockMatrixKind(AnalysisModel):
 def _nnz(block):
     if block is None:
         return 0
-    if hasattr(block, "count_nonzero"):
-        return int(block.count_nonzero())
-    return int(np.count_nonzero(np.asarray(block)))
+    return int(block.count_nonzero() if hasattr(block, "count_nonzero")  # sparse
+               else np.count_nonzero(np.asarray(block)))
 
 
 @report_kind(BlockMatrixKind)
