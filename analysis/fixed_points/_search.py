@@ -38,6 +38,7 @@ from ._common import (
     _like,
     _minus_eye,
     _norm,
+    _put_rows,
     _resolved,
     _solve,
     _take,
@@ -67,7 +68,8 @@ _PAIRS_DIM = 4
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
 _CYCLE = 1e-3
-# ... and all wandering ends once no wandering start has reached a point for a window of
+# ... and all wandering ends once no wandering start has reached a point not found before
+# (by phase 2, ``known``, or earlier in the wandering) for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
 # (all wander at gain 3: a first find after 160 iterations; few wander at gain 1.5 and
@@ -80,13 +82,14 @@ _ROUNDED = 16
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
-            bar=None, wander=False, stall_final=True, share=1.0, leads=None):
+            bar=None, wander=False, stall_final=True, share=1.0, leads=None, known=None):
     """The batched damped Newton iteration over the starts ``x`` (see :class:`_NewtonSearch`).
 
     Returns (converged points, their residuals, the status of each start (see
     :data:`STATUS`), slow points, their residuals), the points as lists of
     device arrays. ``leads`` (a list) is given each start's representative (a start
-    that reached a point leads itself), for the deflation of repeats.
+    that reached a point leads itself), for the deflation of repeats. ``known``: points
+    found before (rows), whose finds do not prolong the wandering.
     """
     if leads is None and small_applies(x, slow_points=slow_points, patience=patience,
                                        wander=wander):
@@ -94,7 +97,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0
                             stall_final=stall_final)
     search = _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
                            slow_points=slow_points, patience=patience, bar=bar, wander=wander,
-                           stall_final=stall_final, share=share)
+                           stall_final=stall_final, share=share, known=known)
     out = search.run()
     if leads is not None:
         leads.append(_roots(search.follows))
@@ -114,7 +117,7 @@ class _NewtonSearch:
     """
 
     def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
-                 bar, wander, stall_final, share=1.0):
+                 bar, wander, stall_final, share=1.0, known=None):
         self.F, self.xp, self.eye, self.tol, self.max_iter = F, xp, eye, tol, max_iter
         self.unique_tol, self.slow_points, self.patience = unique_tol, slow_points, patience
         self.bar, self.wander, self.stall_final = bar, wander, stall_final
@@ -128,6 +131,7 @@ class _NewtonSearch:
         self.wander_from = np.full(n, 0 if wander else -1, dtype=np.int64)
         # starts that followed a wanderer set out again from x_start
         self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
+        self.known = known if known is not None and int(known.shape[0]) else None
         self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
         self.slow_x, self.slow_r, self.shown = [], [], -np.inf   # shown: the bar's last draw
         self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
@@ -191,7 +195,6 @@ class _NewtonSearch:
     def _add_points(self, done):
         """Converged rows: record them, merged with what was found before."""
         xp = self.xp
-        self.last_found = self.it
         xd = _take(xp, self.x, np.flatnonzero(done))
         rd, idd = self.r_h[done], self.ids[done]
         self.fate[idd] = CONVERGED
@@ -201,6 +204,9 @@ class _NewtonSearch:
             self.follows[idd[old]] = np.concatenate(self.found_ids)[near[old]]
             xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
         if idd.size:
+            if self.known is None or bool(np.any(_nearest_within(
+                    xp, xd, self.known, self.unique_tol) < 0)):
+                self.last_found = self.it       # a point not found before
             lead, _ = _cluster(xp, xd, self.unique_tol)
             heads, rep = _least_in_groups(lead, rd)
             self.follows[idd] = idd[rep]
@@ -282,7 +288,7 @@ class _NewtonSearch:
         return k_idx
 
     def _wandering_over(self):
-        """Wandering ends, for all, once it has brought no start to a point for a while."""
+        """Wandering ends, for all, once it has found no new point for a while."""
         return self.wander and self.it - self.last_found >= self.idle
 
     def _keep_rows(self, sel):
@@ -440,23 +446,26 @@ class _NewtonSearch:
         """The new iterate: rows in their old order, dropped rows left out."""
         xp = self.xp
         live = np.flatnonzero(~self.dropped)
-        self.prev2, self.prev1 = _take(xp, self.prev1, live), _take(xp, self.x, live)
+        every = live.size == self.ids.size
+        self.prev2 = self.prev1 if every else _take(xp, self.prev1, live)
+        self.prev1 = self.x if every else _take(xp, self.x, live)
+        x, Px = self.prev1, self.Px if every else _take(xp, self.Px, live)
         if self.new_parts:
+            # the moved rows' places among the live rows (none of them was dropped)
             moved = np.concatenate([p[0] for p in self.new_parts.values()])
-            still = np.zeros(self.ids.size, dtype=bool)
-            still[live] = True
-            still[moved] = False
-            stay = np.flatnonzero(still)
-            order = np.argsort(np.concatenate([moved, stay]))
-            xs = xp.concat([p[1] for p in self.new_parts.values()] + [_take(xp, self.x, stay)],
-                           axis=0)
-            Ps = xp.concat([p[2] for p in self.new_parts.values()] + [_take(xp, self.Px, stay)],
-                           axis=0)
-            self.x, self.Px = _take(xp, xs, order), _take(xp, Ps, order)
-        elif live.size < self.ids.size:
-            self.x, self.Px = _take(xp, self.x, live), _take(xp, self.Px, live)
+            at = moved if every else np.searchsorted(live, moved)
+            parts = list(self.new_parts.values())
+            xs = parts[0][1] if len(parts) == 1 else xp.concat([p[1] for p in parts], axis=0)
+            Ps = parts[0][2] if len(parts) == 1 else xp.concat([p[2] for p in parts], axis=0)
+            x = _put_rows(xp, _copy(xp, x), at, xs)
+            Px = _put_rows(xp, _copy(xp, Px) if every else Px, at, Ps)
+        self.x, self.Px = x, Px
         self.ids, self.r_h = self.ids[live], self.r_new[live]
         self.G = self.Px - self.x
+
+
+def _copy(xp, a):
+    return a.copy() if isinstance(a, np.ndarray) else xp.asarray(a, copy=True)
 
 
 def _roots(follows):
