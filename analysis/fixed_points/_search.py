@@ -67,7 +67,15 @@ _PAIRS_DIM = 4
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
+# a wanderer within _CYCLE wandering steps of where it was two iterations ago is caught in a
+# 2-cycle of the (deterministic) wandering step; so is one whose return |x_t - x_{t-2}| stays
+# below _DRIFT times its last step |x_t - x_{t-1}| for _DRIFT_ITERS iterations running (a
+# 2-cycle that drifts). On the N = 64 hybr table (gains 1.5-3) no start that went on to
+# reach a point had such a return twice in a row; stuck ones hold it for up to 400
+# iterations (benchmarks/RESULTS.md, round 13)
 _CYCLE = 1e-3
+_DRIFT = 3e-2
+_DRIFT_ITERS = 3
 # ... and all wandering ends once no wandering start has reached a point not found before
 # (by phase 2, ``known``, or earlier in the wandering) for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
@@ -152,6 +160,7 @@ class _NewtonSearch:
         # per start: the residual to beat, and the iteration it was set
         self.mark_r, self.mark_it = self.r_h.copy(), np.zeros(n, dtype=np.int64)
         self.escapes, self.force = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+        self.drift = np.zeros(n, dtype=np.int64)    # iterations running in a 2-cycle
         self.leaders_x = None     # converged points so far (one per group), on the device
         self.prev1 = self.prev2 = x
 
@@ -275,17 +284,24 @@ class _NewtonSearch:
         self.wander_from[rid[start]] = it
         self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        # a wanderer back within _CYCLE steps of where it was two iterations ago is drawn
-        # into a 2-cycle of the (deterministic) wandering step: it would never reach a point
+        # a wanderer drawn into a 2-cycle of the wandering step would never reach a point
         w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
         if w.size:
-            stalled[w] |= to_numpy(_norm(self.xp, _take(self.xp, self.x, k_idx[w]) - _take(
-                self.xp, self.prev2, k_idx[w]))) <= _CYCLE * self.wander_step
+            stalled[w] |= self._in_cycle(k_idx[w], rid[w])
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
             keep[k_idx[stalled]] = False
             k_idx = k_idx[~stalled]
         return k_idx
+
+    def _in_cycle(self, rows, rid):
+        """Wandering rows caught in a 2-cycle (see ``_CYCLE`` and ``_DRIFT``)."""
+        xp = self.xp
+        xw = _take(xp, self.x, rows)
+        back = to_numpy(_norm(xp, xw - _take(xp, self.prev2, rows))).astype(np.float64)
+        step = to_numpy(_norm(xp, xw - _take(xp, self.prev1, rows))).astype(np.float64)
+        self.drift[rid] = np.where(back <= _DRIFT * step, self.drift[rid] + 1, 0)
+        return (back <= _CYCLE * self.wander_step) | (self.drift[rid] >= _DRIFT_ITERS)
 
     def _wandering_over(self):
         """Wandering ends, for all, once it has found no new point for a while."""
@@ -308,6 +324,7 @@ class _NewtonSearch:
         if back.size:
             self.follows[back] = back
             self.wander_from[back] = self.it
+            self.drift[back] = 0
             xb = _take(xp, self.x_start, back)
             Pb = self.F.value(xb)
             self.x, self.Px, self.prev1, self.prev2 = (
