@@ -80,8 +80,7 @@ def _newton_batch(p, xc, eye, done):
         fx2, fr2, st[again], _, _ = _search(
             p.F, _take(xp, xc, again), xp, eye, tol=p.tol, max_iter=max(p.max_iter, p.patience),
             unique_tol=p.unique_tol, slow_points=False, patience=p.patience, bar=done,
-            wander=True, share=len(again) / len(st), leads=leads,
-            known=xp.concat(fx, axis=0) if fx else None)
+            wander=True, share=len(again) / len(st), leads=leads)
         done.commit(len(again))
         fx, fr = fx + fx2, fr + fr2
         if leads is not None:

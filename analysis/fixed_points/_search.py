@@ -71,13 +71,12 @@ _WANDER_STEP = 0.6
 # 2-cycle of the (deterministic) wandering step; so is one whose return |x_t - x_{t-2}| stays
 # below _DRIFT times its last step |x_t - x_{t-1}| for _DRIFT_ITERS iterations running (a
 # 2-cycle that drifts). On the N = 64 hybr table (gains 1.5-3) no start that went on to
-# reach a point had such a return twice in a row; stuck ones hold it for up to 400
-# iterations (benchmarks/RESULTS.md, round 13)
+# reach a point did so twice in a row; stuck ones for up to 400 iterations; 3 % or 6-10
+# iterations gave up a few starts that reached a point by merging (benchmarks/RESULTS.md)
 _CYCLE = 1e-3
-_DRIFT = 3e-2
-_DRIFT_ITERS = 3
-# ... and all wandering ends once no wandering start has reached a point not found before
-# (by phase 2, ``known``, or earlier in the wandering) for a window of
+_DRIFT = 1e-2
+_DRIFT_ITERS = 4
+# ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
 # (all wander at gain 3: a first find after 160 iterations; few wander at gain 1.5 and
@@ -90,14 +89,13 @@ _ROUNDED = 16
 
 
 def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0,
-            bar=None, wander=False, stall_final=True, share=1.0, leads=None, known=None):
+            bar=None, wander=False, stall_final=True, share=1.0, leads=None):
     """The batched damped Newton iteration over the starts ``x`` (see :class:`_NewtonSearch`).
 
     Returns (converged points, their residuals, the status of each start (see
     :data:`STATUS`), slow points, their residuals), the points as lists of
     device arrays. ``leads`` (a list) is given each start's representative (a start
-    that reached a point leads itself), for the deflation of repeats. ``known``: points
-    found before (rows), whose finds do not prolong the wandering.
+    that reached a point leads itself), for the deflation of repeats.
     """
     if leads is None and small_applies(x, slow_points=slow_points, patience=patience,
                                        wander=wander):
@@ -105,7 +103,7 @@ def _search(F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience=0
                             stall_final=stall_final)
     search = _NewtonSearch(F, x, xp, eye, tol=tol, max_iter=max_iter, unique_tol=unique_tol,
                            slow_points=slow_points, patience=patience, bar=bar, wander=wander,
-                           stall_final=stall_final, share=share, known=known)
+                           stall_final=stall_final, share=share)
     out = search.run()
     if leads is not None:
         leads.append(_roots(search.follows))
@@ -125,7 +123,7 @@ class _NewtonSearch:
     """
 
     def __init__(self, F, x, xp, eye, *, tol, max_iter, unique_tol, slow_points, patience,
-                 bar, wander, stall_final, share=1.0, known=None):
+                 bar, wander, stall_final, share=1.0):
         self.F, self.xp, self.eye, self.tol, self.max_iter = F, xp, eye, tol, max_iter
         self.unique_tol, self.slow_points, self.patience = unique_tol, slow_points, patience
         self.bar, self.wander, self.stall_final = bar, wander, stall_final
@@ -139,7 +137,6 @@ class _NewtonSearch:
         self.wander_from = np.full(n, 0 if wander else -1, dtype=np.int64)
         # starts that followed a wanderer set out again from x_start
         self.x_start, self.revive, self.last_found, self.it = x, [], 0, 0
-        self.known = known if known is not None and int(known.shape[0]) else None
         self.found_x, self.found_r, self.found_ids = [], [], []   # one per group
         self.slow_x, self.slow_r, self.shown = [], [], -np.inf   # shown: the bar's last draw
         self.lam = np.zeros(n)                    # Levenberg-Marquardt damping per start
@@ -204,6 +201,7 @@ class _NewtonSearch:
     def _add_points(self, done):
         """Converged rows: record them, merged with what was found before."""
         xp = self.xp
+        self.last_found = self.it
         xd = _take(xp, self.x, np.flatnonzero(done))
         rd, idd = self.r_h[done], self.ids[done]
         self.fate[idd] = CONVERGED
@@ -213,9 +211,6 @@ class _NewtonSearch:
             self.follows[idd[old]] = np.concatenate(self.found_ids)[near[old]]
             xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
         if idd.size:
-            if self.known is None or bool(np.any(_nearest_within(
-                    xp, xd, self.known, self.unique_tol) < 0)):
-                self.last_found = self.it       # a point not found before
             lead, _ = _cluster(xp, xd, self.unique_tol)
             heads, rep = _least_in_groups(lead, rd)
             self.follows[idd] = idd[rep]
@@ -297,14 +292,16 @@ class _NewtonSearch:
     def _in_cycle(self, rows, rid):
         """Wandering rows caught in a 2-cycle (see ``_CYCLE`` and ``_DRIFT``)."""
         xp = self.xp
-        xw = _take(xp, self.x, rows)
-        back = to_numpy(_norm(xp, xw - _take(xp, self.prev2, rows))).astype(np.float64)
-        step = to_numpy(_norm(xp, xw - _take(xp, self.prev1, rows))).astype(np.float64)
+        every = rows.size == int(self.x.shape[0])      # all wander: no copies of the rows
+        x, p1, p2 = ((a if every else _take(xp, a, rows)) for a in (self.x, self.prev1,
+                                                                     self.prev2))
+        back = to_numpy(_norm(xp, x - p2)).astype(np.float64)
+        step = to_numpy(_norm(xp, x - p1)).astype(np.float64)
         self.drift[rid] = np.where(back <= _DRIFT * step, self.drift[rid] + 1, 0)
         return (back <= _CYCLE * self.wander_step) | (self.drift[rid] >= _DRIFT_ITERS)
 
     def _wandering_over(self):
-        """Wandering ends, for all, once it has found no new point for a while."""
+        """Wandering ends, for all, once it has brought no start to a point for a while."""
         return self.wander and self.it - self.last_found >= self.idle
 
     def _keep_rows(self, sel):
