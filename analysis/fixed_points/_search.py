@@ -465,21 +465,15 @@ class _NewtonSearch:
         self.prev1 = self.x if every else _take(xp, self.x, live)
         x, Px = self.prev1, self.Px if every else _take(xp, self.Px, live)
         if self.new_parts:
-            # the moved rows' places among the live rows (none of them was dropped)
-            moved = np.concatenate([p[0] for p in self.new_parts.values()])
-            at = moved if every else np.searchsorted(live, moved)
-            parts = list(self.new_parts.values())
-            xs = parts[0][1] if len(parts) == 1 else xp.concat([p[1] for p in parts], axis=0)
-            Ps = parts[0][2] if len(parts) == 1 else xp.concat([p[2] for p in parts], axis=0)
-            x = _put_rows(xp, _copy(xp, x), at, xs)
-            Px = _put_rows(xp, _copy(xp, Px) if every else Px, at, Ps)
+            x = xp.asarray(x, copy=True)            # prev1 keeps the old rows
+            Px = xp.asarray(Px, copy=True) if every else Px
+            for rows, xt, Pt in self.new_parts.values():
+                # the moved rows' places among the live rows (none of them was dropped)
+                at = rows if every else np.searchsorted(live, rows)
+                x, Px = _put_rows(xp, x, at, xt), _put_rows(xp, Px, at, Pt)
         self.x, self.Px = x, Px
         self.ids, self.r_h = self.ids[live], self.r_new[live]
         self.G = self.Px - self.x
-
-
-def _copy(xp, a):
-    return a.copy() if isinstance(a, np.ndarray) else xp.asarray(a, copy=True)
 
 
 def _roots(follows):
