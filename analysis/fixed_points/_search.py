@@ -67,12 +67,9 @@ _PAIRS_DIM = 4
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
-# a wanderer within _CYCLE wandering steps of where it was two iterations ago is caught in a
-# 2-cycle of the (deterministic) wandering step; so is one whose return |x_t - x_{t-2}| stays
-# below _DRIFT times its last step |x_t - x_{t-1}| for _DRIFT_ITERS iterations running (a
-# 2-cycle that drifts). On the N = 64 hybr table (gains 1.5-3) no start that went on to
-# reach a point did so twice in a row; stuck ones for up to 400 iterations; 3 % or 6-10
-# iterations gave up a few starts that reached a point by merging (benchmarks/RESULTS.md)
+# a wanderer back within _CYCLE wandering steps of where it was two iterations ago, or within
+# _DRIFT of its last step for _DRIFT_ITERS iterations running (a drifting cycle), is caught
+# in a 2-cycle of the wandering step: it would never reach a point (RESULTS.md, round 13)
 _CYCLE = 1e-3
 _DRIFT = 1e-2
 _DRIFT_ITERS = 4
@@ -279,7 +276,6 @@ class _NewtonSearch:
         self.wander_from[rid[start]] = it
         self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        # a wanderer drawn into a 2-cycle of the wandering step would never reach a point
         w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
         if w.size:
             stalled[w] |= self._in_cycle(k_idx[w], rid[w])
