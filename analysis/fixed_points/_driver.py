@@ -113,9 +113,12 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     merged into them, each from its own start) *wander*: undamped Newton
     steps cut to 0.6 times the mean max-norm of ``F(x0)`` (the map's range),
     accepted whatever they do to ``||G||``, which leaves the valleys of
-    ``q`` where damped methods end. A start is given up only after ``patience``
-    wandering iterations, or when no wandering start has reached a point
-    for ``patience / 3`` times the share of the starts wandering iterations
+    ``q`` where damped methods end. A start is given up after ``patience``
+    wandering iterations, or once it is caught in a 2-cycle of the wandering
+    step (back within 0.1 % of a wandering step of where it was two iterations
+    ago, or within 1 % of its last step for 4 iterations running: a cycle
+    that drifts); all wandering ends once no wandering start has reached a
+    point for ``patience / 3`` times the share of the starts wandering iterations
     (at least 30). (4) With ``deflation``, the starts that converged onto a
     point another start reached (at most 8 per point) run again, all at once,
     from where they set out, as Newton on the deflated residual

@@ -38,6 +38,7 @@ from ._common import (
     _like,
     _minus_eye,
     _norm,
+    _put_rows,
     _resolved,
     _solve,
     _take,
@@ -66,7 +67,12 @@ _PAIRS_DIM = 4
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
+# a wanderer back within _CYCLE wandering steps of where it was two iterations ago, or within
+# _DRIFT of its last step for _DRIFT_ITERS iterations running (a drifting cycle), is caught
+# in a 2-cycle of the wandering step: it would never reach a point (RESULTS.md, round 13)
 _CYCLE = 1e-3
+_DRIFT = 1e-2
+_DRIFT_ITERS = 4
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
@@ -148,6 +154,7 @@ class _NewtonSearch:
         # per start: the residual to beat, and the iteration it was set
         self.mark_r, self.mark_it = self.r_h.copy(), np.zeros(n, dtype=np.int64)
         self.escapes, self.force = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+        self.drift = np.zeros(n, dtype=np.int64)    # iterations running in a 2-cycle
         self.leaders_x = None     # converged points so far (one per group), on the device
         self.prev1 = self.prev2 = x
 
@@ -269,17 +276,25 @@ class _NewtonSearch:
         self.wander_from[rid[start]] = it
         self.revive.append(rid[start])
         stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        # a wanderer back within _CYCLE steps of where it was two iterations ago is drawn
-        # into a 2-cycle of the (deterministic) wandering step: it would never reach a point
         w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
         if w.size:
-            stalled[w] |= to_numpy(_norm(self.xp, _take(self.xp, self.x, k_idx[w]) - _take(
-                self.xp, self.prev2, k_idx[w]))) <= _CYCLE * self.wander_step
+            stalled[w] |= self._in_cycle(k_idx[w], rid[w])
         if stalled.any():
             self.fate[rid[stalled]] = GAVE_UP_STALLED
             keep[k_idx[stalled]] = False
             k_idx = k_idx[~stalled]
         return k_idx
+
+    def _in_cycle(self, rows, rid):
+        """Wandering rows caught in a 2-cycle (see ``_CYCLE`` and ``_DRIFT``)."""
+        xp = self.xp
+        every = rows.size == int(self.x.shape[0])      # all wander: no copies of the rows
+        x, p1, p2 = ((a if every else _take(xp, a, rows)) for a in (self.x, self.prev1,
+                                                                     self.prev2))
+        back = to_numpy(_norm(xp, x - p2)).astype(np.float64)
+        step = to_numpy(_norm(xp, x - p1)).astype(np.float64)
+        self.drift[rid] = np.where(back <= _DRIFT * step, self.drift[rid] + 1, 0)
+        return (back <= _CYCLE * self.wander_step) | (self.drift[rid] >= _DRIFT_ITERS)
 
     def _wandering_over(self):
         """Wandering ends, for all, once it has brought no start to a point for a while."""
@@ -302,6 +317,7 @@ class _NewtonSearch:
         if back.size:
             self.follows[back] = back
             self.wander_from[back] = self.it
+            self.drift[back] = 0
             xb = _take(xp, self.x_start, back)
             Pb = self.F.value(xb)
             self.x, self.Px, self.prev1, self.prev2 = (
@@ -440,21 +456,18 @@ class _NewtonSearch:
         """The new iterate: rows in their old order, dropped rows left out."""
         xp = self.xp
         live = np.flatnonzero(~self.dropped)
-        self.prev2, self.prev1 = _take(xp, self.prev1, live), _take(xp, self.x, live)
+        every = live.size == self.ids.size
+        self.prev2 = self.prev1 if every else _take(xp, self.prev1, live)
+        self.prev1 = self.x if every else _take(xp, self.x, live)
+        x, Px = self.prev1, self.Px if every else _take(xp, self.Px, live)
         if self.new_parts:
-            moved = np.concatenate([p[0] for p in self.new_parts.values()])
-            still = np.zeros(self.ids.size, dtype=bool)
-            still[live] = True
-            still[moved] = False
-            stay = np.flatnonzero(still)
-            order = np.argsort(np.concatenate([moved, stay]))
-            xs = xp.concat([p[1] for p in self.new_parts.values()] + [_take(xp, self.x, stay)],
-                           axis=0)
-            Ps = xp.concat([p[2] for p in self.new_parts.values()] + [_take(xp, self.Px, stay)],
-                           axis=0)
-            self.x, self.Px = _take(xp, xs, order), _take(xp, Ps, order)
-        elif live.size < self.ids.size:
-            self.x, self.Px = _take(xp, self.x, live), _take(xp, self.Px, live)
+            x = xp.asarray(x, copy=True)            # prev1 keeps the old rows
+            Px = xp.asarray(Px, copy=True) if every else Px
+            for rows, xt, Pt in self.new_parts.values():
+                # the moved rows' places among the live rows (none of them was dropped)
+                at = rows if every else np.searchsorted(live, rows)
+                x, Px = _put_rows(xp, x, at, xt), _put_rows(xp, Px, at, Pt)
+        self.x, self.Px = x, Px
         self.ids, self.r_h = self.ids[live], self.r_new[live]
         self.G = self.Px - self.x
 

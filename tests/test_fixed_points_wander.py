@@ -1,0 +1,130 @@
+"""The end of the wandering phase (issues 25, 26): wanderers caught in a 2-cycle of the
+wandering step, drifting or not, are given up, which saves work and loses no point; the
+points found stay zeros of the map, checked from the weights and against scipy's hybr
+from the same starts."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+import itermap
+from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis.fixed_points import _search
+
+
+def _rows(back, step, dim=8, rng=0):
+    """(x, prev1, prev2) of one row: its last step has length ``step`` and it returns to
+    within ``back`` of where it was two iterations ago (in a random direction)."""
+    g = np.random.default_rng(rng)
+    x = g.normal(size=dim)
+    u, v = g.normal(size=dim), g.normal(size=dim)
+    return x, x - step * u / np.linalg.norm(u), x - back * v / np.linalg.norm(v)
+
+
+def _state(rows, wander_step=1.0):
+    x, p1, p2 = (np.stack(a) for a in zip(*rows))
+    return types.SimpleNamespace(xp=np, x=x, prev1=p1, prev2=p2, wander_step=wander_step,
+                                 drift=np.zeros(len(rows), dtype=np.int64))
+
+
+def _caught(state):
+    n = state.x.shape[0]
+    return _search._NewtonSearch._in_cycle(state, np.arange(n), np.arange(n))
+
+
+def test_an_exact_two_cycle_is_caught_at_once():
+    s = _state([_rows(0.0, 1.7), _rows(1e-4, 1.7)])      # back within _CYCLE steps
+    assert _search._CYCLE * s.wander_step > 1e-4
+    assert _caught(s).tolist() == [True, True]
+
+
+@pytest.mark.parametrize("ratio", [1e-3, 5e-3, 9e-3])
+def test_a_drifting_two_cycle_is_caught_after_the_stated_iterations(ratio):
+    step = 1.7
+    s = _state([_rows(ratio * step, step, rng=1)], wander_step=0.5)
+    assert ratio * step > _search._CYCLE * s.wander_step      # not the absolute rule
+    seen = [bool(_caught(s)[0]) for _ in range(_search._DRIFT_ITERS)]
+    assert seen == [False] * (_search._DRIFT_ITERS - 1) + [True]
+
+
+def test_one_ordinary_step_restarts_the_drift_count():
+    s = _state([_rows(0.005, 1.0, rng=2)], wander_step=0.1)
+    for _ in range(_search._DRIFT_ITERS - 1):
+        assert not _caught(s)[0]
+    far = _state([_rows(1.5, 1.0, rng=2)], wander_step=0.1)   # back farther than a step
+    far.drift = s.drift
+    assert not _caught(far)[0] and far.drift[0] == 0
+    s.drift = far.drift
+    assert not _caught(s)[0]
+
+
+@pytest.mark.parametrize("step", [1e-6, 0.3, 2.0])
+def test_a_row_moving_on_is_never_caught(step):
+    # two steps the same way: back is twice the step, whatever its length
+    g = np.random.default_rng(3)
+    x, u = g.normal(size=8), g.normal(size=8)
+    u *= step / np.linalg.norm(u)
+    s = types.SimpleNamespace(xp=np, x=x[None], prev1=(x - u)[None], prev2=(x - 2 * u)[None],
+                              wander_step=1e-3, drift=np.zeros(1, dtype=np.int64))
+    assert not any(bool(_caught(s)[0]) for _ in range(10))
+
+
+def _wander_rows(monkeypatch):
+    """Rows stepped while wandering, recorded from the search's step."""
+    rows: list = []
+
+    def counted(self, _step=_search._NewtonSearch._step):
+        if self.wander:
+            rows.append(self.ids.size)
+        _step(self)
+
+    monkeypatch.setattr(_search._NewtonSearch, "_step", counted)
+    return rows
+
+
+@pytest.mark.parametrize("gain,seed,share", [(1.5, 1, 0.8), (2.0, 2, 1.0)])
+def test_drifting_cycles_given_up_save_work_and_lose_no_point_nor_start(monkeypatch, gain,
+                                                                        seed, share):
+    # the N = 64 benchmark networks where wanderers sit in drifting 2-cycles
+    m = itermap.random_rnn(64, gain=gain, rng=seed)
+    W = m.block_matrix.to_dense()
+    X0 = np.asarray(sample_states(m, 128, steps=50, noise=0.5, rng=seed + 1))
+    rows = _wander_rows(monkeypatch)
+    fp = find_fixed_points(m, X0, progress=False)
+    work = sum(rows)
+    rows.clear()
+    monkeypatch.setattr(_search, "_DRIFT", 0.0)         # the drift rule off
+    plain = find_fixed_points(m, X0, progress=False)
+    assert work < share * sum(rows)
+    P, Q = np.asarray(fp.points), np.asarray(plain.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+    assert len(P) == len(Q)
+    assert np.all(np.min(np.linalg.norm(P[:, None] - Q[None], axis=2), axis=1) <= 1e-8)
+    assert fp.n_converged == plain.n_converged
+
+
+def _hybr_points(W, X0):
+    eye = np.eye(W.shape[0])
+    out = []
+    for x0 in X0:
+        sol = scipy.optimize.root(lambda x: np.tanh(W @ x) - x, x0, method="hybr",
+                                  jac=lambda x: (1.0 - np.tanh(W @ x) ** 2)[:, None] * W - eye)
+        if np.linalg.norm(np.tanh(W @ sol.x) - sol.x) <= 1e-10:
+            if all(np.linalg.norm(sol.x - p) > 1e-6 for p in out):
+                out.append(sol.x)
+    return out
+
+
+@pytest.mark.parametrize("gain,seed", [(1.5, 1), (2.0, 0), (3.0, 2)])
+def test_default_search_points_are_zeros_and_no_fewer_than_hybr(gain, seed):
+    m = itermap.random_rnn(64, gain=gain, rng=seed)
+    W = m.block_matrix.to_dense()
+    X0 = np.asarray(sample_states(m, 32, steps=50, noise=0.5, rng=seed + 1))
+    fp = find_fixed_points(m, X0, progress=False)
+    P = np.asarray(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+    assert len(P) >= len(_hybr_points(W, X0))
