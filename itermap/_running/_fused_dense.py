@@ -1,21 +1,10 @@
 """One Lyapunov step of a dense network's single trajectory, split by rows over the threads.
 
-For one trajectory of a dense :class:`~itermap.IterativeMap` with a large frame (``k >=
-OPTIONS.fused_dense_min_k``, see :class:`itermap._running._threads.ThreadOptions`) a step is a
-product ``W [x | Q]`` and a CholeskyQR of the new frame. NumPy's BLAS threads split the
-product, but SciPy's wrappers factorise on one core, and the BLAS threads spinning after
-each product slow what runs next. Here every BLAS call runs on one thread and itermap's
-threads take blocks of rows: each multiplies its rows of ``W`` by ``[x | Q]`` (NumPy,
-which releases the GIL), applies the activation and f', and forms its part of the Gram
-matrix (:mod:`._nogil_blas`); the calling thread factors the ``k x k`` Gram matrix; then
-each thread solves its rows of ``Q R^-1`` in place. The new ``[x | Q]`` is the product's
-output buffer itself: two buffers alternate and nothing is copied. LAPACK's condition
-estimate of the first pass's ``R`` decides, in the one pass loop of
-:func:`~itermap._running._reorth.cholesky_qr`: one pass, a second (CholeskyQR2), or,
-for a frame the Cholesky factorisation refuses or too ill-conditioned for CholeskyQR2,
-shifted CholeskyQR3 (each pass by row blocks); the reorthonormaliser's Householder QR
-where even that fails. The map hands it out through
-:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
+For ``k >= OPTIONS.fused_dense_min_k``: every BLAS call runs on one thread and
+itermap's threads take blocks of rows of ``W [x | Q]``, the activation and their
+part of the Gram matrix (:mod:`._nogil_blas`); the calling thread factors the
+``k x k`` Gram matrix, then each thread solves its rows of ``Q R^-1`` in place.
+Passes as :func:`~itermap._running._reorth.cholesky_qr` decides, by row blocks.
 """
 
 from __future__ import annotations
@@ -32,14 +21,8 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 class FusedDenseStep:
-    """The state ``(x, Q)`` of one trajectory of a dense map, stepped in place.
-
-    Build it with :meth:`maybe` from the network's dense ``W``, bias and one
-    activation; it returns None for a run it does not cover. :meth:`advance`
-    takes one step and returns what
-    :meth:`itermap._running._fused_sparse.FusedSparseStep.advance` returns, and
-    :meth:`state` returns ``(x, Q)`` as new arrays.
-    """
+    """The state ``(x, Q)`` of one trajectory of a dense map, stepped in place
+    (:meth:`maybe` builds it or returns None; :meth:`advance`; :meth:`state`)."""
 
     @classmethod
     def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedDenseStep | None:
@@ -103,9 +86,7 @@ class FusedDenseStep:
         return float(np.max(np.abs(sum(self._map(solve)) - 1.0)))
 
     def _pass(self, shift, give_up):
-        """One CholeskyQR pass on the frame by row blocks, for
-        :func:`~itermap._running._reorth.cholesky_qr` (the first uses the Gram matrices
-        the product left)."""
+        """One CholeskyQR pass by row blocks (the first uses the product's Gram matrices)."""
         if not self.fresh:
             self._map(self._gram)
         self.fresh = False
@@ -116,12 +97,9 @@ class FusedDenseStep:
         return _Pass(np.log(d), None, kappa_sq, self._solve(G))
 
     def advance(self, *, qr: bool = True):
-        """One step, and the QR of the new frame if ``qr``.
-
-        Returns ``log|diag R|`` (1, k), the squared norms of the frame's columns
-        before the QR (1, k) and the sum of the new state (a finiteness probe);
-        without ``qr`` the first two are None and the frame is left unnormalised.
-        """
+        """One step, and the QR of the new frame if ``qr``: ``log|diag R|`` (1, k), the
+        columns' squared norms before it (1, k) (both None without ``qr``) and the sum
+        of the new state (a finiteness probe)."""
         total = sum(self._map(lambda i: self._product(i, qr)))
         self.turn ^= 1
         if not qr:

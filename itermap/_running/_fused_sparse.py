@@ -1,20 +1,12 @@
 """One Lyapunov step of a large sparse map, fused over row blocks on all cores.
 
-For a single trajectory of a sparse :class:`~itermap.IterativeMap` the step
-``(x, Q) -> (f(W x + b), f'(z) * (W Q))`` and the CholeskyQR of the new frame
-are all separable by rows except the ``k x k`` Cholesky factorisation. The
-frame is kept as ``Q = Y R^-1``, with ``Y`` unnormalised and ``R^-1`` the
-``k x k`` factor of the last step, because ``W Q = (W Y) R^-1``. Each thread
-takes a block of rows with about equal nonzeros and, in one visit per step,
-multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
-columns so that the rows it gathers stay in cache), applies ``R^-1``, the
-activation and its derivative, writes its rows of the next ``[x | Y]`` and
-forms its part of the next Gram matrix. Between steps the calling thread only
-factors that ``k x k`` matrix. Where the factorisation needs more than one
-CholeskyQR pass (an ill-conditioned frame), that step goes through the
-:class:`~itermap._running._reorth.Reorthonormalizer` (CholeskyQR2 or shifted
-CholeskyQR3). The map hands it out through
-:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
+The frame is kept as ``Q = Y R^-1`` (``W Q = (W Y) R^-1``). Each thread takes
+rows of ``W`` with about equal nonzeros and, in one visit a step, multiplies
+them by ``[x | Y]`` (SciPy's CSR kernel, cut by columns to stay in cache),
+applies ``R^-1`` and the activation, and forms its part of the next Gram matrix;
+the calling thread factors that ``k x k`` matrix. A frame that needs more than
+one CholeskyQR pass goes through the
+:class:`~itermap._running._reorth.Reorthonormalizer`.
 """
 
 from __future__ import annotations
@@ -33,13 +25,8 @@ _FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per
 
 
 class FusedSparseStep:
-    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place.
-
-    Build it with :meth:`maybe` from the network's SciPy CSR ``W``, bias and one
-    activation; it returns None for a run it does not cover. :meth:`advance`
-    takes one step and returns ``log|diag R|``, and :meth:`state` returns
-    ``(x, Q)`` as new arrays.
-    """
+    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place
+    (:meth:`maybe` builds it or returns None; :meth:`advance`; :meth:`state`)."""
 
     @classmethod
     def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedSparseStep | None:
@@ -101,12 +88,7 @@ class FusedSparseStep:
         return (Y.T @ Y if gram else None), float(np.sum(y))
 
     def advance(self, *, qr: bool = True):
-        """One step, and the QR of the new frame if ``qr``.
-
-        Returns ``log|diag R|`` (1, k), the squared norms of the frame's columns
-        before the QR (1, k) and the sum of the new state (a finiteness probe);
-        without ``qr`` the first two are None and the frame is left unnormalised.
-        """
+        """As :meth:`itermap._running._fused_dense.FusedDenseStep.advance`."""
         parts = pool.run_parts(lambda i: self._block(i, qr), range(len(self.blocks)))
         total = sum(p[1] for p in parts)
         self.turn ^= 1
@@ -149,13 +131,8 @@ class FusedSparseStep:
 
 
 def _blocks(W, parts: int, width: int):
-    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros.
-
-    The calling thread's block (the first) gets a little more, as the others start
-    later and wait longer for the GIL. Each row block is cut again by columns, so
-    that the rows of ``[x | Y]`` one part gathers fit in a core's cache
-    (``OPTIONS.gather_bytes``); the parts are copies of ``W``'s rows.
-    """
+    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros (the
+    calling thread's a little more), cut by columns to ``OPTIONS.gather_bytes``."""
     n = W.shape[1]
     shares = np.full(parts, 1.0)
     shares[0] = _FIRST_SHARE

@@ -1,28 +1,19 @@
 """The tangent steppers a network hands the Lyapunov analyses.
 
-:meth:`itermap.IterativeMap.tangent_stepper` returns one of these where it
-knows a faster loop than the analyses' general one; they share the interface
-of the small-map stepper (:class:`itermap._running._stepper.SmallStepper`):
-``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs
-``n`` steps with a QR every ``every`` steps and at the last, adds ``log|R_jj|``
-to ``acc`` and returns ``(precision loss, sum of its exponentials)`` (NaN with
-``every == 1``), or None where a state or direction went non-finite or
-collapsed exactly (the caller then reruns on :class:`GeneralStepper`, which names it);
-``x`` and ``Q`` are the current states and frames. Each is also a context
-manager: entered around a caller's loop it sets that loop's BLAS threads once
-(outside a ``with``, each :meth:`advance` sets them for itself).
+They share :class:`itermap._running._stepper.SmallStepper`'s interface:
+``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs ``n``
+steps, a QR every ``every`` and at the last, adds ``log|R_jj|`` to ``acc`` and
+returns ``(precision loss, sum of its exponentials)``, or None where a state or
+direction went non-finite or collapsed (the caller reruns on
+:class:`GeneralStepper`, which names it); ``x`` and ``Q`` are the current ones.
+As context managers they set a loop's BLAS threads once.
 
-- :class:`FusedStepper`: one trajectory of a float64 network with one
-  activation, fused over row blocks on itermap's thread pool
-  (:mod:`._fused_dense`, :mod:`._fused_sparse`); it records no ``R`` factors
-  or frames (``r_out`` or ``q_out`` given: None, and the caller runs the
-  general stepper).
+- :class:`FusedStepper`: one trajectory, fused over row blocks on the pool
+  (:mod:`._fused_dense`, :mod:`._fused_sparse`); records no ``R`` or frames.
 - :class:`BatchedStepper`: ``step_with_tangent`` and a batched
-  reorthonormalisation, with BLAS held to one thread beside a sparse product
-  that runs on the pool, or with groups of trajectories in threads (a batch
-  of large frames of a dense network: the products through NumPy, which
-  releases the GIL, the factorisations through :mod:`._nogil_blas`).
-- :class:`GeneralStepper`: any map, every QR checked (:func:`general_tangent_stepper`).
+  reorthonormalisation, beside a pooled sparse product or in groups of
+  trajectories in threads.
+- :class:`GeneralStepper`: any map, every QR checked.
 """
 
 from __future__ import annotations
@@ -49,12 +40,8 @@ __all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "frame_groups",
 
 
 def frame_groups(Q) -> int:
-    """Into how many groups of trajectories (threads) a dense network's batch of frames splits.
-
-    1 (no split) unless ``Q`` is a float64 NumPy batch of frames of at least
-    ``OPTIONS.frames_min_k`` columns, SciPy's routines can be called without the
-    GIL, and there are at least two trajectories and half as many as threads
-    (BLAS runs at one thread meanwhile: fewer groups would leave cores idle).
+    """Groups of trajectories (threads) a dense network's NumPy float64 batch of frames of
+    at least ``OPTIONS.frames_min_k`` columns splits into (1: no split).
 
     Examples
     --------
@@ -123,11 +110,7 @@ class _Stepper:
 
 
 class FusedStepper(_Stepper):
-    """One trajectory of a float64 network, each step fused over row blocks on the pool.
-
-    Built by :meth:`build` from the network's weights; see :mod:`._fused_dense`
-    and :mod:`._fused_sparse`.
-    """
+    """One trajectory of a float64 network, each step fused over row blocks on the pool."""
 
     def __init__(self, step):
         self.step = step
@@ -182,13 +165,8 @@ class FusedStepper(_Stepper):
 
 
 class BatchedStepper(_Stepper):
-    """Trajectories of a map through ``step_with_tangent`` and a batched reorthonormaliser.
-
-    ``pool_products``: the map's products run on itermap's pool, so the loop
-    holds BLAS to one thread for small frames; ``groups > 1``: the trajectories
-    are stepped and factorised in that many groups on the pool, BLAS at one
-    thread (see :class:`itermap._running._reorth.Reorthonormalizer`).
-    """
+    """Trajectories through ``step_with_tangent`` and a batched reorthonormaliser, BLAS held
+    to one thread beside pooled products (``pool_products``) or in ``groups`` on the pool."""
 
     def __init__(self, map_, x, Q, u=None, *, pool_products=False, groups=1):
         self.map, self.u = map_, u
@@ -234,16 +212,11 @@ def _trajectories(mask) -> str:
 
 
 class GeneralStepper(BatchedStepper):
-    """Any map's trajectories and frames, every QR checked: the stepper of last resort.
+    """Any map's trajectories and frames, every QR checked (:func:`general_tangent_stepper`).
 
-    ``step_with_tangent`` and the batched reorthonormaliser on the states' own
-    array namespace, with a constant input ``u`` or one input per step
-    (``inputs``, indexed by the steps taken). A direction that collapses
-    exactly (``R_jj = 0``) keeps going with ``log|R_jj| = -inf``; a state or
-    tangent vector that overflows raises :class:`itermap.DivergenceError`
-    naming the step (counted from ``offset``, "of the transient" within the
-    first ``transient`` steps) or, with spaced QRs, the span since the last QR.
-    See :func:`general_tangent_stepper`.
+    An exact collapse gives ``log|R_jj| = -inf``; an overflow raises
+    :class:`itermap.DivergenceError` naming the step (from ``offset``; "of the
+    transient" within the first ``transient``) or the span since the last QR.
     """
 
     def __init__(self, map_, x, Q, u=None, *, inputs=None, offset=0, transient=0):
@@ -300,11 +273,9 @@ def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None
                             transient: int = 0) -> GeneralStepper:
     """The general tangent stepper of any map: ``step_with_tangent`` and a checked batched QR.
 
-    What the Lyapunov analyses run where a map hands no stepper of its own
-    (:meth:`itermap.Map.tangent_stepper` returns None) or where its own
-    stepper stopped at a non-finite step, to name it: every QR is checked, an
-    exact collapse gives the exponent ``-inf``, and an overflow raises
-    :class:`itermap.DivergenceError` naming the step.
+    What the Lyapunov analyses run where a map hands no stepper of its own or where
+    its own stopped at a non-finite step: an exact collapse gives ``-inf``, an
+    overflow raises :class:`itermap.DivergenceError` naming the step.
 
     Parameters
     ----------
@@ -352,19 +323,12 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
                             steps: int = 0) -> Any:
     """The stepper of trajectories and tangent frames that fits this network, or None.
 
-    A full spectrum (square frames) of a dense float64 NumPy network with one
-    activation and no input block, leak or function blocks keeps its frames as
-    Householder reflectors (:mod:`._fused_square`), for any number of
-    trajectories. One trajectory of such a network otherwise gets a fused stepper: each step's
-    product, activation and Gram matrix split by rows over itermap's thread
-    pool (dense weights from ``k = OPTIONS.fused_dense_min_k`` tangent
-    vectors, sparse ones where the product splits, see
-    :class:`itermap._running._threads.ThreadOptions`). Other runs of a sparse
-    network whose products split get a batched stepper that holds BLAS to
-    one thread beside them, and a batch of large frames of a dense one a
-    batched stepper that runs groups of trajectories in threads; everything
-    else gets :meth:`Map.tangent_stepper` (the small-map stepper up to 64
-    units, else None).
+    For a dense float64 NumPy network with one activation and no input block, leak
+    or function blocks: full spectra keep their frames as Householder reflectors
+    (:mod:`._fused_square`); one trajectory gets a fused stepper (from
+    ``k = OPTIONS.fused_dense_min_k``; sparse weights where the product splits).
+    Other runs of such a sparse network, and batches of large dense frames, get a
+    batched stepper; everything else :meth:`Map.tangent_stepper`.
 
     Parameters
     ----------

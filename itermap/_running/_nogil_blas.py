@@ -1,18 +1,6 @@
-"""SciPy's ``dsyrk``, ``dpotrf`` and ``dtrsm``, called without holding the GIL.
-
-SciPy's Python wrappers (:mod:`scipy.linalg.blas`, :mod:`scipy.linalg.lapack`)
-hold the GIL for the whole call, so factorisations of several matrices in
-threads run one after another. SciPy also exports the same routines as C
-function pointers, its documented Cython API (:mod:`scipy.linalg.cython_blas`,
-:mod:`scipy.linalg.cython_lapack`: the route numba takes to LAPACK too); called
-through :mod:`ctypes`, which releases the GIL around a foreign call, they run in
-parallel. None of these calls copies: each works in place on the caller's
-arrays, whose layout is checked (C-ordered float64 rows; ``Y`` may be the
-leading columns of wider rows).
-
-An ``(n, k)`` C-ordered array ``Y`` is, to Fortran, the ``k x n`` matrix
-``A = Y^T`` with leading dimension ``k``: ``syrk`` forms ``A A^T = Y^T Y``,
-and ``trsm`` with ``R^T`` from the left turns ``A`` into ``R^-T A = (Y R^-1)^T``.
+"""SciPy's ``dsyrk``, ``dpotrf`` and ``dtrsm`` through its Cython API and ctypes, which
+releases the GIL, so that factorisations in threads run in parallel. In place on
+C-ordered float64 rows: ``Y`` (n, k) is Fortran's ``k x n`` matrix ``Y^T``.
 """
 
 from __future__ import annotations
@@ -87,11 +75,7 @@ def _square(G, k: int) -> None:
 
 
 def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
-    """``G <- Y^T Y`` (or ``G + Y^T Y`` with ``add``) for ``Y`` (n, k), ``G`` (k, k).
-
-    Only ``G``'s upper triangle in Fortran order is written: its lower triangle
-    read in C order (``np.tril(G)`` holds the whole information).
-    """
+    """``G <- Y^T Y`` (``G + Y^T Y`` with ``add``); ``np.tril(G)`` holds it."""
     ld = _leading(Y, "Y")
     _square(G, Y.shape[1])
     n, k = Y.shape
@@ -101,11 +85,7 @@ def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
 
 
 def cholesky_upper(G: np.ndarray) -> int:
-    """Factor ``gram_upper``'s ``G = R^T R`` in place; LAPACK's ``info`` (0: done).
-
-    ``R`` is then ``G.T`` with the part above its diagonal ignored:
-    ``np.triu(G.T)``, and its diagonal is ``np.diagonal(G)``.
-    """
+    """Factor ``G = R^T R`` in place (``R = np.triu(G.T)``); LAPACK's ``info``."""
     k = G.shape[0] if isinstance(G, np.ndarray) and G.ndim == 2 else -1
     _square(G, k)
     info = ctypes.c_int(0)

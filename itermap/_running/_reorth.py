@@ -1,45 +1,17 @@
-"""Reorthonormalisation of tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
+"""Reorthonormalisation of tangent frames ``Y = Q R`` (B, n, k): Q and ``log|diag R|``.
 
-A frame ``Y`` of shape ``(B, n, k)`` is factorised as ``Y = Q R`` with ``Q``
-orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
-``log|diag R|`` (and ``R`` itself for covariant vectors). Which method runs:
+- ``k <= 3``: classical Gram-Schmidt applied twice [4]_, vectorised over the batch;
+- otherwise CholeskyQR (:func:`cholesky_qr`): one pass, CholeskyQR2 [2]_, or shifted
+  CholeskyQR3 [3]_ as the first pass's condition estimate decides; batched on the
+  input's namespace below ``OPTIONS.qr_per_matrix_k`` columns, above it one NumPy
+  matrix at a time without the GIL (:mod:`._nogil_blas`);
+- Householder QR where CholeskyQR3 cannot reach (``kappa`` past ~1e13), a
+  Gram-Schmidt column vanishes or anything is not finite; the next 16 frames
+  follow it. Rows that are all zero give ``R_jj = 0`` exactly.
 
-- ``k <= 3``: classical Gram-Schmidt applied twice, vectorised over the batch
-  (a few array operations; a batched LAPACK QR of tiny matrices costs a call
-  per matrix);
-- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all BLAS-3.
-  It loses about ``eps kappa^2`` of orthogonality [2]_, so the first pass's
-  condition estimate (``||R||_F ||R^-1||_F``, or LAPACK's ``dtrcon``) and the
-  column norms it left decide: one pass where ``Q`` is orthonormal to
-  ``1e-3 sqrt(eps)``, two (CholeskyQR2) up to ``eps kappa^2 = 0.01``, and
-  beyond that, or where Cholesky fails, shifted CholeskyQR3 [3]_ from ``Y``:
-  a pass on ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings
-  ``kappa`` down to about ``1/sqrt(s)``, and two plain passes follow; that
-  holds to ``kappa ~ 1e13``; the next 16 factorisations then start shifted.
-  Batched in the input's namespace for
-  ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`);
-  from there on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
-  at a time, without the GIL (:mod:`._nogil_blas`);
-- a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
-  ``j >= m`` exactly (rounding would leave values of order ``eps``);
-- Householder QR (``linalg.qr``) where CholeskyQR3 still left a frame far from
-  orthonormal (``kappa`` past ``~1e13``), where a Gram-Schmidt column vanishes
-  (an exact collapse), or where anything is not finite; the next 16
-  factorisations then go straight to Householder.
-
-The spans of the leading columns are the same whatever the method, so the
-product of the ``R`` factors, and with it the exponents, agree to rounding.
-
-Every CholeskyQR runs the one pass loop :func:`cholesky_qr` with a pass of its own
-(batched on the namespace, one NumPy matrix at a time, or by row blocks in
-:mod:`._fused_dense`).
-
-Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
-Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`): ``geqrt`` (``4/3 n^3``) and ``gemqrt`` into the next
-product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
-CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
-two or three; Householder QR is backward stable at any conditioning [1]_.
+Square frames (:mod:`._fused_square`) are kept as Householder reflectors
+(:func:`householder_frame`, :func:`apply_frame`, :func:`explicit_frame`),
+backward stable at any conditioning [1]_.
 
 References
 ----------
@@ -90,8 +62,7 @@ def _transpose(xp, a):
 
 
 def column_sq_norms(xp, Y):
-    """``||y_j||^2`` of each column of ``Y`` (..., n, k), on its namespace (NumPy's einsum:
-    its sum over an axis is slow here)."""
+    """``||y_j||^2`` of each column of ``Y`` (..., n, k) (NumPy: einsum, faster than sum)."""
     if isinstance(Y, np.ndarray):
         return np.einsum("...ij,...ij->...j", Y, Y)
     return xp.sum(Y * Y, axis=-2)
@@ -119,8 +90,8 @@ class _CholeskyFailed(Exception):
 
 
 class _Pass(NamedTuple):
-    """One CholeskyQR pass: ``log diag R``, ``R`` (or None), ``kappa(R)^2``'s estimate and
-    ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left (see :func:`_one_pass`)."""
+    """One CholeskyQR pass: ``log diag R``, ``R`` (or None), ``kappa(R)^2`` estimated and
+    ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left."""
 
     logd: Any
     R: Any
@@ -138,33 +109,27 @@ _SHIFTED_REST = 1.0
 
 
 def _one_pass(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> bool:
-    """Whether one pass leaves a frame of estimated ``kappa^2`` orthonormal to ~1e-3 sqrt(eps):
-    by the estimate (which runs up to ``k`` times ``kappa``: ``kappa^2 <= 4 k^2`` is an
-    orthonormal frame's own), or by ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left
-    (the diagonal of ``Q^T Q - I``; a tenth of the bound, for the rest of the matrix)."""
+    """Whether one pass leaves a frame of estimated ``kappa^2`` orthonormal to ~1e-3 sqrt(eps),
+    by the estimate (an orthonormal frame's runs up to ``4 k^2``) or by ``dev``."""
     limit = 1e-3 * math.sqrt(eps)
     return kappa_sq * eps <= limit or kappa_sq <= 4.0 * k * k or dev <= 0.1 * limit
 
 
 def passes_needed(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> int:
-    """CholeskyQR passes for a frame of estimated ``kappa^2``: 1, 2 or 3 (shifted) [2]_ [3]_;
-    ``dev`` as in :func:`_one_pass`, measured after the first."""
+    """CholeskyQR passes for a frame of estimated ``kappa^2``: 1, 2 or 3 (shifted) [2]_ [3]_."""
     if not kappa_sq * eps <= _TWO_PASS:  # NaN too
         return 3
     return 1 if _one_pass(kappa_sq, eps, k, dev) else 2
 
 
 def shift_of(sq_norm: float, n: int, k: int, eps: float) -> float:
-    """Shifted CholeskyQR's shift ``11 (n k + k (k + 1)) u ||Y||_F^2`` (``u = eps / 2``) [3]_:
-    large enough that ``Y^T Y + s I`` is positive definite in floating point whatever ``Y``'s
-    conditioning, small enough that ``Y (R^-1)`` has ``kappa <= ~1/sqrt(s)``."""
+    """Shifted CholeskyQR's shift ``11 (n k + k (k + 1)) u ||Y||_F^2``, ``u = eps / 2`` [3]_."""
     return 11.0 * (n * k + k * (k + 1)) * 0.5 * eps * sq_norm
 
 
 def triangular_kappa_sq(R) -> float:
-    """An estimate of ``kappa(R)^2`` for an upper triangular ``R`` (k, k): LAPACK's ``dtrcon``
-    (``O(k^2)`` flops) of the 1-norm condition number, which runs above the 2-norm's (for
-    the frames of a tanh network's spectrum, 10-20 times at k = 130)."""
+    """``kappa(R)^2`` of an upper triangular ``R`` estimated by LAPACK's ``dtrcon`` (1-norm,
+    ``O(k^2)``; it runs above the 2-norm's)."""
     from scipy.linalg import lapack
 
     rcond, info = lapack.dtrcon(R, norm="1", uplo="U", diag="N")
@@ -174,20 +139,12 @@ def triangular_kappa_sq(R) -> float:
 def cholesky_qr(run_pass, shift, eps: float, k: int, *, shifted: bool = False):
     """CholeskyQR2, or shifted CholeskyQR3, of a frame that ``run_pass`` factorises in place.
 
-    The one pass loop of every CholeskyQR in itermap (batched, one matrix at a time, by
-    row blocks in threads: each supplies its own pass). ``run_pass(shift, give_up)``
-    runs one pass on the frame as it stands (``shift``, None or a float or one per
-    matrix, added to the Gram matrix's diagonal) and returns a :class:`_Pass`; it
-    raises :class:`_CholeskyFailed` where Cholesky refuses the Gram matrix or, before
-    the frame is changed, where ``kappa^2 eps > give_up``. ``shift()`` gives the
-    shift of the frame as given (:func:`shift_of`). The first pass's condition estimate
-    and the column norms it left decide: one pass, two, or, where the first refuses
-    or CholeskyQR2 cannot reach, shifted CholeskyQR3 from the frame as given [2]_ [3]_;
-    ``shifted`` starts there.
-
-    Returns the passes done and whether the shift was needed; raises
-    :class:`_CholeskyFailed` (with the passes done) where the frame's rank was lost to
-    rounding, for a Householder QR to decide.
+    ``run_pass(shift, give_up)`` runs one pass (``shift`` added to the Gram matrix's
+    diagonal) and returns a :class:`_Pass`, or raises :class:`_CholeskyFailed` where
+    Cholesky refuses or, before the frame changes, ``kappa^2 eps > give_up``.
+    ``shift()`` is the shift of the frame as given; ``shifted`` starts with it.
+    Returns the passes and whether the shift was needed; raises
+    :class:`_CholeskyFailed` (with the passes done) where the rank was lost to rounding.
     """
     passes = 3
     if not shifted:
@@ -221,10 +178,8 @@ def _combined(done, want_r):
 
 
 def factor_gram(G, shift, eps: float, give_up: float):
-    """Cholesky of a pass's Gram matrix ``G`` (k, k) in place (its ``R^T`` in the lower
-    triangle), ``shift`` (None or a float) added to its diagonal first:
-    ``(diag R, R, kappa(R)^2 estimated)``. Raises :class:`_CholeskyFailed` where Cholesky
-    refuses ``G`` or, before the frame is touched, where ``kappa^2 eps > give_up``."""
+    """Cholesky of a Gram matrix ``G`` (k, k) in place, ``shift`` added to its diagonal:
+    ``(diag R, R, kappa(R)^2)``; :class:`_CholeskyFailed` as in :func:`cholesky_qr`."""
     from ._nogil_blas import cholesky_upper
 
     if shift:
@@ -253,13 +208,8 @@ def _chol_pass(out, G, eps, want_r, shift, give_up):
 
 
 def _chol_one(Y, out, G, eps, want_r, shifted=False):
-    """CholeskyQR2, or shifted CholeskyQR3, of one (n, k) NumPy frame into ``out`` in place;
-    ``(log diag R, R, whether shifted)``. ``shifted``: start with the shifted pass.
-
-    ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
-    through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
-    factorised in threads run in parallel. ``G`` is a (k, k) scratch.
-    """
+    """CholeskyQR of one (n, k) NumPy frame into ``out`` (syrk, potrf, trsm without the GIL):
+    ``(log diag R, R, whether shifted)``; ``G`` is a (k, k) scratch."""
     np.copyto(out, Y)
     n, k = Y.shape
     done, was_shifted = cholesky_qr(
@@ -269,7 +219,7 @@ def _chol_one(Y, out, G, eps, want_r, shifted=False):
 
 
 def _batched_qr(xp, Y, eps, want_r, shifted):
-    """CholeskyQR2, or shifted CholeskyQR3, of a batch ``Y`` (B, n, k) on its namespace:
+    """CholeskyQR of a batch ``Y`` (B, n, k) on its namespace:
     ``(Q, log diag R, R, whether shifted)``; raises :class:`_CholeskyFailed`."""
     B, n, k = Y.shape
     frame = [Y]
@@ -289,12 +239,8 @@ def _batched_qr(xp, Y, eps, want_r, shifted):
 
 
 def _exact_rank(xp, Y, Q, logd, R):
-    """Set ``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y``.
-
-    A frame with ``m < k`` nonzero rows (a nilpotent MLP's empty layers, units a
-    ReLU has killed) has rank ``<= m``: ``R_jj = 0`` exactly for ``j >= m``,
-    where rounding would leave values of order ``eps``.
-    """
+    """``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y`` (rank ``<= m``
+    exactly, where rounding would leave ``eps``-sized values)."""
     k = Y.shape[-1]
     # a rank below k leaves R_jj ~ eps ||Y||: look only where the R_jj spread that far
     if k < 2 or not float(xp.min(logd)) < float(xp.max(logd)) - 18.0:
@@ -314,24 +260,12 @@ def _exact_rank(xp, Y, Q, logd, R):
 class Reorthonormalizer:
     """``Q``, ``log|diag R|`` and optionally ``R`` of frames ``Y`` (B, n, k).
 
-    One instance per run: it remembers a recent Householder fallback. Used as a
-    context manager around a run's loop on NumPy, it sets the loop's BLAS threads
-    at its first factorisation, once (a limit costs about a millisecond):
-
-    - with ``pool_products=True`` (the map's products run on itermap's own
-      threads), frames with ``n k^2 < OPTIONS.qr_small_frame_work`` (see
-      :class:`itermap.threads.ThreadOptions`) hold every BLAS library to one
-      thread for the loop: the factorisation's products are too small to share,
-      and BLAS threads spinning after them slow the map's split sparse products;
-    - with ``frames_in_threads=True`` (the loop steps groups of trajectories in
-      threads), every BLAS library is held to one thread for the loop, and frames
-      factorised one at a time (``k >= OPTIONS.qr_per_matrix_k``)
-      are factorised in threads too, without the GIL (:mod:`._nogil_blas`);
-    - SciPy's own BLAS library, where it has one (see
-      :func:`itermap._running._threads.scipy_blas_limited`), is held to one thread for
-      the loop once a SciPy factorisation runs.
-
-    Outside a ``with`` block each SciPy factorisation holds it for itself.
+    One instance per run: it remembers a recent Householder or shifted start. As a
+    context manager around a NumPy loop it sets the loop's BLAS threads once: one
+    thread for small frames where ``pool_products`` (the map's products run on
+    itermap's pool) and always where ``frames_in_threads`` (groups of trajectories
+    in threads; large frames then factorised in threads too). Outside ``with``,
+    each SciPy factorisation holds SciPy's BLAS to one thread for itself.
 
     Examples
     --------
@@ -365,11 +299,7 @@ class Reorthonormalizer:
             stack.close()
 
     def set_loop_threads(self, Y) -> None:
-        """Set the loop's BLAS threads for frames like ``Y`` now (inside ``with``), once.
-
-        Otherwise the first factorisation sets them; a loop that factorises in
-        its own way (``_fused_sparse``) calls this first.
-        """
+        """Set the loop's BLAS threads for frames like ``Y`` (inside ``with``), once."""
         if self._stack is None or self._threads_set:
             return
         self._threads_set = True
@@ -380,8 +310,7 @@ class Reorthonormalizer:
             self.hold_blas()
 
     def hold_blas(self) -> None:
-        """Hold every BLAS library to one thread for the loop (inside ``with``), once:
-        for a loop whose products run on itermap's own threads."""
+        """Hold every BLAS library to one thread for the loop (inside ``with``), once."""
         if self._stack is None or self._blas_held:
             return
         self._threads_set = self._blas_held = True
@@ -415,8 +344,7 @@ class Reorthonormalizer:
         return _exact_rank(xp, Y, *out)
 
     def _split_frames(self, Y) -> int:
-        """Threads a NumPy batch's Householder QRs split over where the loop holds BLAS to
-        one thread: one per ``OPTIONS.qr_split_work`` of work, at most one per frame."""
+        """Threads for a NumPy batch's Householder QRs where BLAS is held to one thread."""
         if not (self._blas_held and isinstance(Y, np.ndarray) and Y.ndim == 3):
             return 1
         B, n, k = Y.shape
@@ -501,9 +429,8 @@ class Reorthonormalizer:
 
 
 def _batched_pass(xp, Q, shift=None):
-    """One batched CholeskyQR pass's factor: ``(R, R^-1, log diag R, max ||R||_F^2
-    ||R^-1||_F^2)``, the last bounding ``kappa(Q)^2``; None where Cholesky refuses.
-    ``shift``: one per matrix, or None."""
+    """One batched CholeskyQR pass: ``(R, R^-1, log diag R, max ||R||_F^2 ||R^-1||_F^2)``
+    (the last bounds ``kappa^2``), or None where Cholesky refuses."""
     G = xp.matmul(_transpose(xp, Q), Q)
     if shift is not None:
         k = G.shape[-1]
@@ -530,8 +457,7 @@ PANEL = 64
 
 @functools.lru_cache(maxsize=1)
 def _householder_routines():
-    """SciPy's ``dgeqrt`` and ``dgemqrt`` as ctypes functions (which release the GIL), or
-    None where SciPy lacks its Cython LAPACK API."""
+    """SciPy's ``dgeqrt`` and ``dgemqrt`` as GIL-free ctypes functions, or None."""
     try:
         from scipy.linalg import cython_lapack
 
@@ -600,20 +526,13 @@ def _check_t(T, k: int) -> None:
 
 
 def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
-    """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
+    """Householder QR of the Fortran-ordered frame ``F`` (n, k), ``k <= n``, in place
+    (``dgeqrt``, without the GIL): ``log|R_jj|`` (k,) [1]_.
 
-    ``F`` is Fortran-ordered (LAPACK's ``dgeqrt`` runs on it as it is): ``R`` is left in
-    its upper triangle, the reflectors whose product is ``Q`` below it, and the
-    triangular factors of their blocks of ``PANEL`` columns (the compact WY form) in
-    ``T`` (``min(PANEL, k)``, k), Fortran-ordered. :func:`apply_frame` multiplies by
-    ``Q`` without forming it; :func:`explicit_frame` forms it. Householder QR is
-    backward stable whatever the conditioning [1]_, so no frame needs a fallback.
-    Runs without the GIL.
-
-    ``panel_done(lo, hi)``, where given, is called as soon as the reflectors of
-    columns ``lo:hi`` are final (before they update the columns to their right), so
-    that another thread can apply them (``apply_frame(F, T, M, cols=(lo, hi))``)
-    while this one goes on.
+    ``R`` is left in the upper triangle, the reflectors below it and their blocks'
+    triangular factors in ``T`` (``min(PANEL, k)``, k). ``panel_done(lo, hi)``, where
+    given, is called as soon as columns ``lo:hi`` are final, so that another thread
+    can apply them (``apply_frame(F, T, M, cols=(lo, hi))``) meanwhile.
     """
     _fortran(F, "F")
     n, k = F.shape
@@ -634,13 +553,11 @@ def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarr
 
 
 def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
-    """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
+    """``M <- M Q`` in place for a square frame from :func:`householder_frame`.
 
-    ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
-    independent). ``cols=(lo, hi)`` applies only the reflectors of columns
-    ``lo:hi`` (whole blocks of ``PANEL``; ``Q`` is their product in order, so applying
-    every block in turn applies ``Q``): those change ``M[:, lo:]`` alone. ``2 r n^2``
-    flops in all, those of the product with an explicit ``Q``.
+    ``M`` (r, n) is Fortran-ordered or a block of its rows; ``cols=(lo, hi)``
+    applies only the reflectors of those columns (whole ``PANEL`` blocks), which
+    change ``M[:, lo:]`` alone.
     """
     _fortran(F, "F")
     _fortran(M, "M")

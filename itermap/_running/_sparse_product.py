@@ -1,11 +1,5 @@
-"""``S @ V`` for a SciPy CSR matrix and a dense block of columns, on all cores.
-
-SciPy's CSR product runs on one core; it releases the GIL, so row blocks of
-``S`` multiplied in threads of itermap's pool run in parallel. A product splits
-from ``OPTIONS.sparse_min_work`` multiply-adds per thread (see
-:class:`itermap._running._threads.ThreadOptions`). The row blocks are views of ``S``'s
-arrays (only their ``indptr`` is copied), made once per matrix.
-"""
+"""``S @ V`` for a SciPy CSR matrix and a dense block of columns, by row blocks on the pool
+(SciPy's kernel releases the GIL) from ``OPTIONS.sparse_min_work`` per thread."""
 
 from __future__ import annotations
 
@@ -104,9 +98,6 @@ def csr_times(S, V: np.ndarray) -> np.ndarray:
 
 def splits(nnz: int, columns: int = 1) -> bool:
     """Whether a CSR product with ``nnz`` nonzeros by ``columns`` columns runs on the pool.
-
-    A loop around such products does well to hold BLAS to one thread, so that BLAS
-    threads spinning after its own small products do not compete with the pool.
 
     Examples
     --------
