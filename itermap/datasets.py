@@ -90,7 +90,6 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import datasets
     >>> u, y = datasets.flip_flop(4, 50, rng=0)
     >>> u.shape, y.shape

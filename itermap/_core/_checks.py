@@ -109,7 +109,6 @@ def plain_array(name: str, value):
 
     Examples
     --------
-    >>> import numpy as np
     >>> plain_array("x", np.matrix([[1.0, 2.0]]))
     array([[1., 2.]])
     >>> plain_array("x", np.array([1.0], dtype=">f8")).dtype
@@ -144,7 +143,6 @@ def no_half(name: str, x):
 
     Examples
     --------
-    >>> import numpy as np
     >>> no_half("x0", np.zeros(2, dtype=np.float16))
     Traceback (most recent call last):
     ...
@@ -188,7 +186,6 @@ def one_namespace(*, movable: bool = False, **arrays) -> None:
 
     Examples
     --------
-    >>> import numpy as np
     >>> one_namespace(x=np.zeros(2), u=None)
     >>> class Foreign:  # an array of another library
     ...     __module__ = "otherlib"

@@ -98,7 +98,6 @@ class Check:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import Check
         >>> Check.equal_to(2)(np.array([0, 2, 2, 3]))
         2
@@ -121,7 +120,6 @@ class Check:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import Check, Status
         >>> Check("converged", Status.MAX_ITERATIONS, "").failures(np.array([True, False]))
         1
@@ -188,7 +186,6 @@ class Result:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> traj = itermap.iterate(itermap.systems.henon(), np.array([0.1, 0.1]), 3)
     >>> isinstance(traj, itermap.Result), traj.result, traj.message
@@ -214,7 +211,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> itermap.iterate(itermap.systems.henon(), np.zeros(2), 2).result
         <Status.SUCCESS: 0>
@@ -227,7 +223,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> itermap.iterate(itermap.systems.henon(), np.zeros(2), 2).message
         ''
@@ -280,7 +275,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> from itermap.analysis import find_fixed_points
         >>> fp = find_fixed_points(itermap.IterativeMap(np.array([[2.0]])),
@@ -358,7 +352,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> traj = itermap.iterate(itermap.systems.henon(), np.array([0.1, 0.1]), 4)
         >>> ds = traj.to_xarray()

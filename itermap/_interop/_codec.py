@@ -78,7 +78,6 @@ def saveable(cls: type[T]) -> type[T]:
     Examples
     --------
     >>> from dataclasses import dataclass
-    >>> import numpy as np
     >>> import itermap
     >>> @itermap.saveable
     ... @dataclass
@@ -194,7 +193,6 @@ def encode_value(value, writer: Writer, name: str, where: str):
 
     Examples
     --------
-    >>> import numpy as np
     >>> w = Writer()
     >>> doc = encode_value({"x": np.float32(1.5), "t": (1, "a")}, w, "v", "v")
     >>> decode_value(doc, w.arrays)
@@ -439,7 +437,6 @@ def jsonable(value):
 
     Examples
     --------
-    >>> import numpy as np
     >>> jsonable({"x": np.array([1.0, np.nan, -np.inf]), 2: (np.int8(3), True)})
     {'x': [1.0, None, '-inf'], '2': [3, True]}
     """

@@ -208,7 +208,6 @@ def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     Examples
     --------
     >>> import os, tempfile
-    >>> import numpy as np
     >>> from itermap.files import write_npz_atomic
     >>> folder = tempfile.mkdtemp()
     >>> write_npz_atomic(os.path.join(folder, "a.npz"), {"x": np.arange(3)})

@@ -42,7 +42,6 @@ class Activation:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ACTIVATIONS
     >>> tanh = ACTIVATIONS["tanh"]
     >>> tanh.apply(np.array([0.0]), np), tanh.derivative(np.array([0.0]), np)

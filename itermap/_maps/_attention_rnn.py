@@ -60,7 +60,6 @@ class AttentionRNN(Map):
     --------
     After T steps from the empty prefix, the readout is softmax attention:
 
-    >>> import numpy as np
     >>> import itermap
     >>> rng = np.random.default_rng(0)
     >>> Wk, Wv, q = rng.normal(size=(4, 3)), rng.normal(size=(2, 3)), rng.normal(size=4)
@@ -203,7 +202,6 @@ class AttentionRNN(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
         >>> m.readout(np.array([6.0, 3.0, 0.0]))
@@ -290,7 +288,6 @@ def attention_scan(scores: Array, values: Array) -> Array:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import attention_scan
     >>> s = np.array([0.0, 1e4, -1e4])              # huge scores stay finite
     >>> v = np.array([[1.0], [2.0], [3.0]])

@@ -73,7 +73,6 @@ class BlockMatrix:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import BlockMatrix
     >>> W = BlockMatrix([2, 3], {(1, 0): np.ones((3, 2))})
     >>> W.shape, W.nnz
@@ -468,7 +467,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.block(1, 0), W.block(0, 0)
@@ -495,7 +493,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.block_pattern()
@@ -528,7 +525,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to_dense()
@@ -556,7 +552,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to_sparse().nnz
@@ -599,7 +594,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to("numpy").backend
@@ -625,7 +619,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> print(W.describe())  # doctest: +ELLIPSIS

@@ -104,7 +104,6 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, add_blocks
     >>> rng = np.random.default_rng(0)
     >>> mlp = IterativeMap.from_mlp([rng.normal(size=(4, 3)), rng.normal(size=(2, 4))],

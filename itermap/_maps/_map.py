@@ -38,7 +38,6 @@ class DivergenceError(ValueError):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.systems import linear
     >>> try:
@@ -60,7 +59,6 @@ class Map:
     --------
     A map needs ``dim``, ``step`` and one of ``jacobian`` and ``tangent``:
 
-    >>> import numpy as np
     >>> import itermap
     >>> class Doubling(itermap.Map):
     ...     dim = 1
@@ -141,7 +139,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import standard_map
         >>> np.round(standard_map().wrap(np.array([7.0, -1.0])), 4)
         array([0.7168, 5.2832])
@@ -187,7 +184,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> s = linear(np.diag([2.0, 0.5])).tangent_stepper(np.ones((1, 2)), np.eye(2)[None])
         >>> acc = np.zeros((1, 2))
@@ -225,7 +221,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import henon
         >>> henon().step(np.array([0.0, 0.0]))
         array([1., 0.])
@@ -247,7 +242,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import henon
         >>> henon().jacobian(np.array([0.5, 0.0]))
         array([[-1.4,  1. ],
@@ -278,7 +272,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).tangent(np.zeros(2), np.eye(2)[:, :1])
         array([[0.],
@@ -307,7 +300,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).vjp(np.zeros(2), np.array([1.0, 0.0]))
         array([0., 1.])
@@ -339,7 +331,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> x, v = linear(np.array([[0.5]])).step_with_tangent(np.array([2.0]), np.ones((1, 1)))
         >>> x, v
@@ -393,7 +384,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> IterativeMap(np.zeros((6, 6)), sizes=[1, 3, 2]).block_slice(-1)
         slice(4, 6, None)
@@ -416,7 +406,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> m = IterativeMap(np.zeros((3, 3)), sizes=[1, 2])
         >>> m.read_block(np.arange(3.0), 1)
@@ -438,7 +427,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> IterativeMap(np.zeros((3, 3)), sizes=[2, 1]).readout(np.arange(3.0))
         array([2.])

@@ -99,7 +99,6 @@ def tangent(self: IterativeMap, x: Array, v: Array, u: Array | None = None) -> A
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.tangent(np.zeros(2), np.array([[1.0], [0.0]]))
@@ -128,7 +127,6 @@ def step_with_tangent(self: IterativeMap, x: Array, v: Array,
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> y, Jv = m.step_with_tangent(np.array([1.0, 2.0]), np.eye(2))
@@ -202,7 +200,6 @@ def vjp(self: IterativeMap, x: Array, w: Array, u: Array | None = None) -> Array
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.vjp(np.zeros(2), np.array([1.0, 0.0]))
@@ -271,7 +268,6 @@ def step_with_derivative(self: IterativeMap, x: Array, u: Array | None = None
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 0.0], [2.0, 0.0]]), sizes=(1, 1), input_block=0)
     >>> xin, y, d = m.step_with_derivative(np.zeros(2), np.array([1.0]))
@@ -317,7 +313,6 @@ def parameter_gradient(self: IterativeMap, x: Array, w: Array, u: Array | None =
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
     >>> grads, gb = m.parameter_gradient(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
@@ -382,7 +377,6 @@ def block_gradient(self: IterativeMap, key: tuple[int, int], g: Array, xin: Arra
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
     >>> m.block_gradient((0, 0), np.array([[1.0, 0.0]]), np.array([[1.0, 2.0]]))
@@ -436,7 +430,6 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.jacobian(np.zeros(2))
@@ -550,7 +543,6 @@ def sampled_product(g, x, rows, cols):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._maps._network_grad import sampled_product
     >>> g, x = np.arange(6.0).reshape(2, 3), np.ones((2, 2))
     >>> sampled_product(g, x, np.array([0, 2]), np.array([1, 0]))

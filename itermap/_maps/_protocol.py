@@ -86,7 +86,6 @@ class FunctionMap(Map):
     --------
     The Lozi map, from two functions:
 
-    >>> import numpy as np
     >>> from itermap import FunctionMap, check_map
     >>> def lozi(x, a=1.7, b=0.5):
     ...     return np.stack([1 - a * np.abs(x[..., 0]) + x[..., 1], b * x[..., 0]], -1)
@@ -225,7 +224,6 @@ def as_map(obj: MapLike) -> Map:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> class Cubic:                       # x -> r x - x^3, a plain class
     ...     dim = 1
@@ -277,7 +275,6 @@ class ConformanceError(AssertionError):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ConformanceError, FunctionMap, check_map
     >>> wrong = FunctionMap(lambda x: x ** 2, 1, jacobian=lambda x: np.ones(x.shape + (1,)))
     >>> try:

@@ -59,7 +59,6 @@ class ReservoirMap(IterativeMap):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ReservoirMap
     >>> m = ReservoirMap(np.eye(2) * 0.5, np.ones((2, 1)), leak=0.5,
     ...                  readout_weights=np.array([[1.0], [2.0]]))
@@ -111,7 +110,6 @@ class ReservoirMap(IterativeMap):
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import ReservoirMap
         >>> m = ReservoirMap(np.zeros((2, 2)), np.ones((2, 1)),
         ...                  readout_weights=np.ones((2, 1)), readout_bias=np.array([0.5]))
@@ -192,7 +190,6 @@ def from_reservoirpy(node: Any) -> IterativeMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from reservoirpy.nodes import Reservoir        # doctest: +SKIP
     >>> res = Reservoir(100, lr=0.3, sr=0.9, seed=0)   # doctest: +SKIP

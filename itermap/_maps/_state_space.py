@@ -68,7 +68,6 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import hippo
     >>> A, B = hippo("legs", 3)
     >>> np.round(A, 4)
@@ -169,7 +168,6 @@ class LinearStateSpace(Map):
     --------
     The recurrence (:func:`itermap.iterate`) and the convolution agree:
 
-    >>> import numpy as np
     >>> import itermap
     >>> A, B = itermap.systems.hippo("legs", 4)
     >>> m = itermap.LinearStateSpace(A, B, np.ones(4), dt=0.1)
@@ -288,7 +286,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(-np.eye(2), np.ones(2), [1.0, 2.0], [[3.0]], dt=0.1)
         >>> m.readout(np.array([1.0, 1.0]), np.array([1.0]))
@@ -328,7 +325,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(np.zeros((1, 1)), [1.0], [1.0], dt=0.5)
         >>> m.kernel(3)[:, 0, 0]                   # Abar = 1, Bbar = dt
@@ -374,7 +370,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(np.zeros((1, 1)), [1.0], [1.0], dt=0.5)
         >>> m.convolve(np.ones((4, 1)))[:, 0]      # a running sum, times dt
@@ -460,7 +455,6 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> A, B = itermap.systems.hippo("legs", 3)
     >>> one = itermap.LinearStateSpace(A, B, np.ones(3), dt=0.1)

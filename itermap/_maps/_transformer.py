@@ -58,7 +58,6 @@ def transformer_map(layers: Sequence[BlockFunction], *,
     --------
     Two LayerNorms as a 2-layer "transformer" on 3 tokens of width 2:
 
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> ln = LayerNorm(np.ones(2), np.zeros(2), seq_len=3, eps=0.0)
@@ -124,7 +123,6 @@ class LoopedTransformerMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> m = itermap.LoopedTransformerMap(LayerNorm(np.ones(2), np.zeros(2), seq_len=1))
@@ -205,7 +203,6 @@ def looped_transformer_map(layer: BlockFunction) -> LoopedTransformerMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> itermap.looped_transformer_map(LayerNorm(np.ones(2), np.zeros(2), seq_len=1)).dim

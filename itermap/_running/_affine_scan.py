@@ -157,7 +157,6 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import affine_scan
     >>> A = np.array([2.0, 3.0, 0.5])[:, None]      # diagonal, d = 1
     >>> b = np.array([1.0, 0.0, 1.0])[:, None]
@@ -213,7 +212,6 @@ def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> A
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import linear_recurrence
     >>> A = np.full((4, 1, 1), 0.5)
     >>> b = np.ones((4, 1))

@@ -45,7 +45,6 @@ def frame_groups(Q) -> int:
 
     Examples
     --------
-    >>> import numpy as np
     >>> frame_groups(np.zeros((1, 200, 150)))
     1
     """
@@ -308,7 +307,6 @@ def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import linear
     >>> s = general_tangent_stepper(linear(np.diag([2.0, 0.0])), np.ones((1, 2)),
     ...                             np.eye(2)[None])
@@ -349,7 +347,6 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(20, gain=0.5, rng=0)   # contracting: exponents < 0
     >>> s = m.tangent_stepper(np.full((1, 20), 0.1), np.eye(20)[None, :, :3])

@@ -94,7 +94,6 @@ class NewtonTrajectory(Trajectory):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(4, gain=0.5, rng=0)
     >>> traj = itermap.iterate(m, np.ones(4), 20, method="newton")
@@ -511,7 +510,6 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(8, gain=0.5, rng=0)
     >>> x0 = np.random.default_rng(1).normal(size=8)

@@ -98,7 +98,6 @@ def solve_upper_transposed(G: np.ndarray, Y: np.ndarray) -> None:
 
     Examples
     --------
-    >>> import numpy as np
     >>> Y = np.random.default_rng(0).normal(size=(50, 4))
     >>> G = np.zeros((4, 4))
     >>> gram_upper(Y, G); cholesky_upper(G)

@@ -269,7 +269,6 @@ class Reorthonormalizer:
 
     Examples
     --------
-    >>> import numpy as np
     >>> Y = np.random.default_rng(0).normal(size=(2, 6, 4))
     >>> Q, logd, R = Reorthonormalizer()(Y, want_r=True)
     >>> bool(np.allclose(Q @ R, Y)), bool(np.allclose(np.log(np.abs(np.diagonal(

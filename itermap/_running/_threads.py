@@ -192,7 +192,6 @@ def blas_limited(threads: int = 1):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._running._threads import blas_limited
     >>> with blas_limited(1):
     ...     float(np.ones((2, 2)) @ np.ones(2) @ np.ones(2))
