@@ -258,9 +258,7 @@ class Result:
     def to_pandas(self) -> Any:
         """The result's table as a :class:`pandas.DataFrame`, one row per item.
 
-        Array fields of one value per row are columns; a 2-D field (``m`` rows
-        by ``k``) gives the ``k`` columns ``name[0]``, ..., ``name[k-1]``.
-        The index is named after the rows' dimension.
+        A 2-D field (``m`` rows by ``k``) gives the columns ``name[0]`` .. ``name[k-1]``.
 
         Returns
         -------
@@ -335,11 +333,8 @@ class Result:
     def to_xarray(self) -> Any:
         """The result's arrays as an :class:`xarray.Dataset` with named dimensions.
 
-        Every array field is a variable; its dimensions are named from the
-        result's field schema (``time``, ``unit``, ``exponent``, ...), and the
-        fields that label a dimension (the times of a trajectory, the values of
-        a scan) are its coordinates. Plain fields (numbers, strings) are
-        attributes.
+        Dimensions are named from the field schema (``time``, ``unit``, ...); the
+        fields that label one are its coordinates, plain fields attributes.
 
         Returns
         -------
