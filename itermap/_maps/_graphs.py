@@ -295,10 +295,8 @@ def random_graph_rnn(n: int, *, kind: str = "er", p: float = 0.1, k: int = 4, m:
                      activation: str = "tanh", rng: RngLike = None) -> IterativeMap:
     """A driven recurrent map on a random graph drawn by networkx.
 
-    The graph is drawn first, from the seed ``as_rng(rng).integers(2**32)``
-    handed to networkx's generator; the same generator then draws the weights
-    through :func:`from_graph` (``level="unit"``). So the same ``rng`` gives the
-    same map, and the graph is ``nx.<generator>(..., seed=that seed)``.
+    The graph is ``nx.<generator>(..., seed=as_rng(rng).integers(2**32))``; the same
+    generator then draws the weights (:func:`from_graph`, ``level="unit"``).
 
     Parameters
     ----------

@@ -143,13 +143,10 @@ def from_reservoirpy(node: Any) -> IterativeMap:
     """A reservoirpy reservoir as an exact leaky iterative map (reservoirpy is optional).
 
     reservoirpy's ``Reservoir`` runs
-    ``x[t+1] = (1 - lr) x[t] + lr f(W_in u[t+1] + W x[t] + bias)`` from
-    ``x = 0``, its input scaling, spectral radius and connectivities already
-    folded into the initialised ``W_in`` and ``W``. The map is
-    :meth:`IterativeMap.from_rnn`'s: the state ``[u; x]``, block 0 the input,
-    overwritten at every step, block 1 the reservoir with leak ``lr``; from
-    ``map.zeros()`` its states equal reservoirpy's (to rounding, ~1e-15 in
-    float64). Sparse weights stay sparse.
+    ``x[t+1] = (1 - lr) x[t] + lr f(W_in u[t+1] + W x[t] + bias)`` from ``x = 0``.
+    The map is :meth:`IterativeMap.from_rnn`'s on ``[u; x]`` with leak ``lr``: from
+    ``map.zeros()`` its states equal reservoirpy's to rounding. Sparse weights stay
+    sparse.
 
     Parameters
     ----------
