@@ -244,11 +244,10 @@ class BlockMatrix:
                          trainable: Any = None, *, rng: RngLike = None) -> BlockMatrix:
         """A block matrix from the description language of the paper's ``MaskedLinear``.
 
-        Follows ``MaskedLinear.from_description`` of the authors' iterativenn /
-        iterativennsimple code: ``block_types[i][j]`` describes block ``(i, j)``
-        (rows are outputs, as in torch's ``(out, in)`` weights and in
-        :class:`BlockMatrix`), ``initialization_types[i][j]`` its values and
-        ``trainable[i][j]`` which of its entries training may change.
+        As ``MaskedLinear.from_description`` of the authors' iterativenn code:
+        ``block_types[i][j]`` describes block ``(i, j)`` (rows are outputs),
+        ``initialization_types[i][j]`` its values, ``trainable[i][j]`` its trainable
+        entries.
 
         Parameters
         ----------
@@ -289,14 +288,10 @@ class BlockMatrix:
 
         Notes
         -----
-        Where this differs from :meth:`from_pattern` (which stays as it is):
-        from_pattern gives exact counts (``S=n`` is ``n`` distinct entries,
-        ``Row=n`` is ``n`` per row) and one scale, ``N(0, scale**2 / m)``
-        per row fill ``m``; from_description draws with replacement and takes
-        the values from ``initialization_types``. The paper's quirk is kept:
-        ``"R=p"`` (and ``"D"``, ``"S"``, ``"Row"``) with ``trainable=True``
-        leaves *every* entry of the block trainable, not only the drawn ones;
-        use ``"non-zero"`` for the pattern.
+        Unlike :meth:`from_pattern` (exact counts, one scale), positions are drawn
+        with replacement and values come from ``initialization_types``. The paper's
+        quirk is kept: ``trainable=True`` on a sparse block type leaves *every*
+        entry trainable; use ``"non-zero"`` for the pattern.
 
         Examples
         --------
