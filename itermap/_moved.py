@@ -28,7 +28,6 @@ MOVED: dict[str, str] = {
     "itermap._checks": "itermap._core._checks",
     "itermap._codec": "itermap._interop._codec",
     "itermap._continuum": "itermap._maps._continuum",
-    "itermap._fused_dense": "itermap._running._fused_dense",
     "itermap._fused_sparse": "itermap._running._fused_sparse",
     "itermap._fused_square": "itermap._running._fused_square",
     "itermap._fused_steppers": "itermap._running._fused_steppers",

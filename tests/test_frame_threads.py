@@ -114,14 +114,14 @@ def test_no_split_that_would_idle_most_cores(monkeypatch):
 def test_without_the_gil_free_blas_the_batched_path_gives_the_same_spectrum(monkeypatch):
     """The fallback where SciPy lacks its Cython BLAS entry points: no split, no fused step,
     the Reorthonormalizer's batched factorisations; the same exponents."""
-    from itermap._running import _fused_dense, _nogil_blas, _reorth
+    from itermap._running import _nogil_blas, _reorth
 
     n, k, B = 140, 130, 2
     m = itermap.random_rnn(n, gain=1.3, rng=2)
     X0 = np.random.default_rng(4).normal(size=(B, n))
     with_blas = lyapunov_spectrum(m, X0, 15, k=k, rng=0)
     one = lyapunov_spectrum(m, X0[0], 15, k=k, rng=0)
-    for mod in (_fused_steppers, _fused_dense, _reorth):
+    for mod in (_fused_steppers, _reorth):
         monkeypatch.setattr(mod, "available" if mod is not _reorth else "nogil_available",
                             lambda: False)
     monkeypatch.setattr(_nogil_blas, "_routines", lambda: None)

@@ -88,7 +88,8 @@ class FusedSparseStep:
         return (Y.T @ Y if gram else None), float(np.sum(y))
 
     def advance(self, *, qr: bool = True):
-        """As :meth:`itermap._running._fused_dense.FusedDenseStep.advance`."""
+        """As :meth:`itermap._running._fused_square.FusedSquareStep.advance` for (1, k),
+        the norms None too without ``qr``."""
         parts = pool.run_parts(lambda i: self._block(i, qr), range(len(self.blocks)))
         total = sum(p[1] for p in parts)
         self.turn ^= 1

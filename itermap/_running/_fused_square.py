@@ -35,8 +35,7 @@ _MIN_N = 64
 class FusedSquareStep:
     """The state ``(x, Q)`` of a batch of full-spectrum trajectories, stepped in place.
 
-    Same interface as :class:`itermap._running._fused_dense.FusedDenseStep`:
-    :meth:`maybe`, :meth:`advance`, :meth:`state`.
+    :meth:`maybe` builds it or returns None; :meth:`advance`; :meth:`state`.
     """
 
     @classmethod
@@ -132,8 +131,9 @@ class FusedSquareStep:
         return self.act.apply(z, np), logd, norms_sq
 
     def advance(self, *, qr: bool = True):
-        """As :meth:`itermap._running._fused_dense.FusedDenseStep.advance`, for (B, k); without
-        ``qr`` only the first is None."""
+        """One step, and the QR of the new frames if ``qr``: ``log|diag R|`` (B, k) (None
+        without ``qr``), the columns' squared norms before it (B, k) and the sum of the
+        new states (a finiteness probe)."""
         B = self.x.shape[0]
         if self.groups == 1:
             out = [self._trajectory(b, qr) for b in range(B)]

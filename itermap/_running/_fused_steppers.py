@@ -8,8 +8,9 @@ direction went non-finite or collapsed (the caller reruns on
 :class:`GeneralStepper`, which names it); ``x`` and ``Q`` are the current ones.
 As context managers they set a loop's BLAS threads once.
 
-- :class:`FusedStepper`: one trajectory, fused over row blocks on the pool
-  (:mod:`._fused_dense`, :mod:`._fused_sparse`); records no ``R`` or frames.
+- :class:`FusedStepper`: a dense map's full spectra kept as Householder reflectors
+  (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
+  blocks on the pool (:mod:`._fused_sparse`); records no ``R`` or frames.
 - :class:`BatchedStepper`: ``step_with_tangent`` and a batched
   reorthonormalisation, beside a pooled sparse product or in groups of
   trajectories in threads.
@@ -27,7 +28,6 @@ import numpy as np
 from .._core._backend import namespace, to_numpy
 from .._core._types import Array
 from .._maps._map import DivergenceError, Map
-from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
 from ._nogil_blas import available
@@ -109,7 +109,7 @@ class _Stepper:
 
 
 class FusedStepper(_Stepper):
-    """One trajectory of a float64 network, each step fused over row blocks on the pool."""
+    """A float64 network's full spectra (square frames) or one sparse trajectory, fused."""
 
     def __init__(self, step):
         self.step = step
@@ -123,10 +123,9 @@ class FusedStepper(_Stepper):
         """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
         # the sparse products run on the pool: BLAS at one thread beside them
         reorth = Reorthonormalizer(pool_products=kind == "sparse")
-        step: FusedDenseStep | FusedSparseStep | FusedSquareStep | None = None
-        if kind == "dense":  # a full spectrum's square frames as Householder reflectors first
-            step = (FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
-                    or FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth))
+        step: FusedSparseStep | FusedSquareStep | None = None
+        if kind == "dense":  # a full spectrum's square frames as Householder reflectors
+            step = FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
         elif kind == "sparse":
             step = FusedSparseStep.maybe(W, bias, act, x, Q, reorth=reorth)
         return None if step is None else cls(step)
@@ -323,8 +322,8 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
 
     For a dense float64 NumPy network with one activation and no input block, leak
     or function blocks: full spectra keep their frames as Householder reflectors
-    (:mod:`._fused_square`); one trajectory gets a fused stepper (from
-    ``k = OPTIONS.fused_dense_min_k``; sparse weights where the product splits).
+    (:mod:`._fused_square`); one trajectory of sparse weights gets a fused stepper
+    where the product splits.
     Other runs of such a sparse network, and batches of large dense frames, get a
     batched stepper; everything else :meth:`Map.tangent_stepper`.
 

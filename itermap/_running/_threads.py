@@ -28,9 +28,6 @@ class ThreadOptions:
     sparse_min_work : int
         Multiply-adds (``nnz * columns``) per thread from which a SciPy CSR
         product ``S @ V`` is split by rows (default ``2**20``).
-    fused_dense_min_k : int
-        Tangent vectors from which one trajectory of a dense float64 network
-        runs the fused stepper, its rows split over the threads (default 128).
     fused_sparse_k : tuple of int
         ``(lo, hi)``: one trajectory of a large sparse network runs the fused
         sparse stepper for ``lo <= k < hi`` tangent vectors (default (4, 128)).
@@ -59,7 +56,6 @@ class ThreadOptions:
     """
 
     sparse_min_work: int = 1 << 20
-    fused_dense_min_k: int = 128
     fused_sparse_k: tuple[int, int] = (4, 128)
     gather_bytes: int = 1 << 20
     frames_min_k: int = 128
