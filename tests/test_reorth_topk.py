@@ -57,16 +57,14 @@ def test_ill_conditioned_top_k_frames_against_numpy_qr(batch, n, k, log10_cond):
 
 
 @pytest.mark.parametrize("log10_cond", [8, 11, 15])
-@pytest.mark.parametrize("frames_in_threads", [False, True])
-def test_ill_conditioned_frames_one_matrix_at_a_time(log10_cond, frames_in_threads,
-                                                     monkeypatch):
+def test_ill_conditioned_frames_one_matrix_at_a_time(log10_cond, monkeypatch):
     """k >= qr_per_matrix_k: SciPy's routines, LAPACK's condition estimate deciding."""
     calls = []
     one = _reorth._chol_one
     monkeypatch.setattr(_reorth, "_chol_one", lambda *a: calls.append(1) or one(*a))
     monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)
     Y = _ill_conditioned(np.random.default_rng(log10_cond), 2, 200, 40, log10_cond)
-    with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
+    with Reorthonormalizer() as reorth:
         Q, logd, R = reorth(Y, want_r=True)
         if log10_cond <= 11:
             assert reorth.fallbacks == 0
@@ -178,36 +176,6 @@ def test_qr_small_frame_work_decides_whether_the_loop_holds_blas(monkeypatch):
     assert small and not large  # n k^2 = 320000: below the default, above 1
     for u, v in zip(a, b):
         np.testing.assert_allclose(u, v, atol=1e-12)
-
-
-def test_qr_split_work_splits_householder_frames_over_threads(monkeypatch):
-    # frames only Householder can factorise, in a loop that holds BLAS to one thread
-    Y = _ill_conditioned(np.random.default_rng(5), 4, 120, 30, 17.0)
-    ref = np.linalg.qr(Y)
-    monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
-    parts = []
-    run = _reorth._pool.run_parts
-    monkeypatch.setattr(_reorth._pool, "run_parts",
-                        lambda fn, items: _recorded(run, parts, fn, items))
-    out = {}
-    for work in (1, 1 << 40):
-        monkeypatch.setattr(OPTIONS, "qr_split_work", work)
-        parts.clear()
-        with Reorthonormalizer(frames_in_threads=True) as reorth:
-            reorth.hold_blas()
-            out[work] = reorth(Y, want_r=True), list(parts)
-    (small, small_parts), (large, large_parts) = out[1], out[1 << 40]
-    assert small_parts == [2] and large_parts == []  # split in two, or run whole
-    for got in (small, large):
-        Q, logd, R = got
-        np.testing.assert_allclose(Q @ R, Y, atol=1e-13)
-        np.testing.assert_allclose(np.abs(R), np.abs(ref[1]), atol=1e-13)
-
-
-def _recorded(run, parts, fn, items):
-    items = list(items)
-    parts.append(len(items))
-    return run(fn, items)
 
 
 @pytest.mark.parametrize("k", [10, 20])

@@ -12,8 +12,7 @@ As context managers they set a loop's BLAS threads once.
   (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
   blocks on the pool (:mod:`._fused_sparse`); records no ``R`` or frames.
 - :class:`BatchedStepper`: ``step_with_tangent`` and a batched
-  reorthonormalisation, beside a pooled sparse product or in groups of
-  trajectories in threads.
+  reorthonormalisation, beside a pooled sparse product.
 - :class:`GeneralStepper`: any map, every QR checked.
 """
 
@@ -30,31 +29,10 @@ from .._core._types import Array
 from .._maps._map import DivergenceError, Map
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
-from ._nogil_blas import available
 from ._reorth import Reorthonormalizer, column_sq_norms
 from ._sparse_product import splits
-from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "frame_groups",
-           "general_tangent_stepper"]
-
-
-def frame_groups(Q) -> int:
-    """Groups of trajectories (threads) a dense network's NumPy float64 batch of frames of
-    at least ``OPTIONS.frames_min_k`` columns splits into (1: no split).
-
-    Examples
-    --------
-    >>> frame_groups(np.zeros((1, 200, 150)))
-    1
-    """
-    if not (isinstance(Q, np.ndarray) and Q.ndim == 3 and Q.dtype == np.float64):
-        return 1
-    B, _, k = Q.shape
-    cpus = n_threads()
-    if B < max(2, cpus // 2) or k < OPTIONS.frames_min_k or not available():
-        return 1
-    return min(cpus, B)
+__all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "general_tangent_stepper"]
 
 
 def _loss(norms_sq, logd) -> float:
@@ -164,35 +142,19 @@ class FusedStepper(_Stepper):
 
 class BatchedStepper(_Stepper):
     """Trajectories through ``step_with_tangent`` and a batched reorthonormaliser, BLAS held
-    to one thread beside pooled products (``pool_products``) or in ``groups`` on the pool."""
+    to one thread beside pooled products (``pool_products``)."""
 
-    def __init__(self, map_, x, Q, u=None, *, pool_products=False, groups=1):
+    def __init__(self, map_, x, Q, u=None, *, pool_products=False):
         self.map, self.u = map_, u
         self.x, self.Q = x, Q
-        self.groups = groups
-        self.reorth = Reorthonormalizer(pool_products=pool_products,
-                                        frames_in_threads=groups > 1)
+        self.reorth = Reorthonormalizer(pool_products=pool_products)
         self.compiled = False
 
     def _hold(self) -> None:
         self.reorth.set_loop_threads(self.Q)
 
-    def _step_with_tangent(self):
-        if self.groups < 2:
-            return self.map.step_with_tangent(self.x, self.Q, self.u)
-        x, Q, u = self.x, self.Q, self.u
-        cuts = np.linspace(0, x.shape[0], self.groups + 1).astype(int)
-        batched_u = u is not None and getattr(u, "ndim", 0) == 2
-
-        def part(span):
-            lo, hi = span
-            return self.map.step_with_tangent(x[lo:hi], Q[lo:hi], u[lo:hi] if batched_u else u)
-
-        parts = pool.run_parts(part, zip(cuts[:-1], cuts[1:]))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
     def _step(self, qr, want_r):
-        x, Y = self._step_with_tangent()
+        x, Y = self.map.step_with_tangent(self.x, self.Q, self.u)
         self.x = x
         if not qr:
             self.Q = Y
@@ -324,8 +286,8 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
     or function blocks: full spectra keep their frames as Householder reflectors
     (:mod:`._fused_square`); one trajectory of sparse weights gets a fused stepper
     where the product splits.
-    Other runs of such a sparse network, and batches of large dense frames, get a
-    batched stepper; everything else :meth:`Map.tangent_stepper`.
+    Other runs of such a sparse network get a batched stepper; everything else
+    :meth:`Map.tangent_stepper`.
 
     Parameters
     ----------
@@ -362,7 +324,4 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
     if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
             and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
         return BatchedStepper(self, x, Q, u, pool_products=True)
-    groups = frame_groups(Q) if self._kind == "dense" and self.backend == "numpy" else 1
-    if groups > 1:
-        return BatchedStepper(self, x, Q, u, groups=groups)
     return Map.tangent_stepper(self, x, Q, u, steps=steps)

@@ -40,14 +40,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from itermap.backends import namespace
-from itermap.threads import OPTIONS, ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
+from itermap.threads import OPTIONS, blas_limited, scipy_blas_limited
 
 from ._nogil_blas import available as nogil_available
 
 __all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
            "householder_frame"]
-
-_pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
@@ -263,8 +261,7 @@ class Reorthonormalizer:
     One instance per run: it remembers a recent Householder or shifted start. As a
     context manager around a NumPy loop it sets the loop's BLAS threads once: one
     thread for small frames where ``pool_products`` (the map's products run on
-    itermap's pool) and always where ``frames_in_threads`` (groups of trajectories
-    in threads; large frames then factorised in threads too). Outside ``with``,
+    itermap's pool). Outside ``with``,
     each SciPy factorisation holds SciPy's BLAS to one thread for itself.
 
     Examples
@@ -276,9 +273,8 @@ class Reorthonormalizer:
     (True, True)
     """
 
-    def __init__(self, *, pool_products: bool = False, frames_in_threads: bool = False):
+    def __init__(self, *, pool_products: bool = False):
         self.pool_products = pool_products
-        self.frames_in_threads = frames_in_threads
         self.hold = 0
         self.fallbacks = 0
         self.shifted = 0  # factorisations left that start with the shifted pass
@@ -304,8 +300,7 @@ class Reorthonormalizer:
         self._threads_set = True
         B, n, k = Y.shape
         small = n * k * k < OPTIONS.qr_small_frame_work
-        if isinstance(Y, np.ndarray) and ((self.pool_products and small)
-                                          or self.frames_in_threads):
+        if isinstance(Y, np.ndarray) and self.pool_products and small:
             self.hold_blas()
 
     def hold_blas(self) -> None:
@@ -339,25 +334,12 @@ class Reorthonormalizer:
                 self.fallbacks += 1
                 logging.getLogger(__name__).debug("QR: Householder for an ill-conditioned frame")
                 self.hold = _FALLBACK_HOLD
-            out = self._householder(xp, Y, want_r, self._split_frames(Y))
+            out = self._householder(xp, Y, want_r)
         return _exact_rank(xp, Y, *out)
 
-    def _split_frames(self, Y) -> int:
-        """Threads for a NumPy batch's Householder QRs where BLAS is held to one thread."""
-        if not (self._blas_held and isinstance(Y, np.ndarray) and Y.ndim == 3):
-            return 1
-        B, n, k = Y.shape
-        return max(1, min(n_threads(), B, B * n * k * k // OPTIONS.qr_split_work))
-
     @staticmethod
-    def _householder(xp, Y, want_r, parts=1):
-        if isinstance(Y, np.ndarray) and parts > 1:
-            cuts = np.linspace(0, Y.shape[0], parts + 1).astype(int)
-            done = _pool.run_parts(np.linalg.qr, [Y[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])])
-            Q, R = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
-        else:
-            qr = np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr
-            Q, R = qr(Y)
+    def _householder(xp, Y, want_r):
+        Q, R = (np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr)(Y)
         return Q, xp.log(xp.abs(_diag(xp, R))), (R if want_r else None)
 
     @staticmethod
@@ -411,17 +393,11 @@ class Reorthonormalizer:
 
     def _cholesky_per_matrix(self, Y, eps, want_r, start):
         B, n, k = Y.shape
-        threads = min(n_threads(), B) if self.frames_in_threads else 1
         # SciPy's pool at one thread: alternating with NumPy's, both would spin
         with self._scipy_one_thread():
             Q = np.empty(Y.shape, dtype=np.float64)
-            if threads > 1:  # the frames in threads
-                scratch = [np.empty((k, k)) for _ in range(B)]
-                parts = _pool.run_parts(
-                    lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start), range(B))
-            else:
-                G = np.empty((k, k))
-                parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
+            G = np.empty((k, k))
+            parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
         logd = np.stack([p[0] for p in parts])
         R = np.stack([p[1] for p in parts]) if want_r else None
         return Q, logd, R, any(p[2] for p in parts)

@@ -34,19 +34,12 @@ class ThreadOptions:
     gather_bytes : int
         Bytes of ``[x | Y]`` rows that one column part of the fused sparse
         stepper gathers, to stay in a core's cache (default ``2**20``).
-    frames_min_k : int
-        Tangent vectors from which a batch of trajectories of a dense network
-        is stepped and factorised in groups on the threads (default 128).
     qr_per_matrix_k : int
         Columns from which a NumPy float64 frame is factorised one matrix at a
         time without the GIL rather than batched (default 128).
     qr_small_frame_work : int
         ``n k^2`` below which a loop whose products run on the pool holds every
         BLAS library to one thread (default ``2**24``).
-    qr_split_work : int
-        Work ``B n k^2`` per thread from which a batch of Householder QRs, in a
-        loop that holds BLAS to one thread, is split over the pool (default
-        ``2**22``).
 
     Examples
     --------
@@ -58,10 +51,8 @@ class ThreadOptions:
     sparse_min_work: int = 1 << 20
     fused_sparse_k: tuple[int, int] = (4, 128)
     gather_bytes: int = 1 << 20
-    frames_min_k: int = 128
     qr_per_matrix_k: int = 128
     qr_small_frame_work: int = 1 << 24
-    qr_split_work: int = 1 << 22
 
 
 #: itermap's thresholds for splitting work over threads (see :class:`ThreadOptions`).
