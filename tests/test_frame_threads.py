@@ -34,24 +34,3 @@ def test_batched_large_frames_give_the_plain_loops_spectrum():
     for _ in range(steps):
         x = np.tanh(x @ np.asarray(m.block_matrix.to_dense()).T + b)
     np.testing.assert_allclose(res.state, x, rtol=0, atol=1e-12)
-
-
-def test_without_the_gil_free_blas_the_batched_path_gives_the_same_spectrum(monkeypatch):
-    """The fallback where SciPy lacks its Cython BLAS entry points: the Reorthonormalizer's
-    batched factorisations; the same exponents."""
-    from itermap._running import _nogil_blas, _reorth
-
-    n, k, B = 140, 130, 2
-    m = itermap.random_rnn(n, gain=1.3, rng=2)
-    X0 = np.random.default_rng(4).normal(size=(B, n))
-    with_blas = lyapunov_spectrum(m, X0, 15, k=k, rng=0)
-    one = lyapunov_spectrum(m, X0[0], 15, k=k, rng=0)
-    monkeypatch.setattr(_reorth, "nogil_available", lambda: False)
-    monkeypatch.setattr(_nogil_blas, "_routines", lambda: None)
-    assert not _nogil_blas.available()
-    assert m.tangent_stepper(X0, np.zeros((B, n, k))) is None
-    without = lyapunov_spectrum(m, X0, 15, k=k, rng=0)
-    np.testing.assert_allclose(without.per_trajectory, with_blas.per_trajectory, rtol=0,
-                               atol=1e-9)
-    np.testing.assert_allclose(lyapunov_spectrum(m, X0[0], 15, k=k, rng=0).exponents,
-                               one.exponents, rtol=0, atol=1e-9)

@@ -57,18 +57,13 @@ def test_ill_conditioned_top_k_frames_against_numpy_qr(batch, n, k, log10_cond):
 
 
 @pytest.mark.parametrize("log10_cond", [8, 11, 15])
-def test_ill_conditioned_frames_one_matrix_at_a_time(log10_cond, monkeypatch):
-    """k >= qr_per_matrix_k: SciPy's routines, LAPACK's condition estimate deciding."""
-    calls = []
-    one = _reorth._chol_one
-    monkeypatch.setattr(_reorth, "_chol_one", lambda *a: calls.append(1) or one(*a))
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)
+def test_ill_conditioned_frames_in_a_context(log10_cond):
+    """Inside ``with``, a batch of two ill-conditioned frames of 40 columns."""
     Y = _ill_conditioned(np.random.default_rng(log10_cond), 2, 200, 40, log10_cond)
     with Reorthonormalizer() as reorth:
         Q, logd, R = reorth(Y, want_r=True)
         if log10_cond <= 11:
             assert reorth.fallbacks == 0
-    assert calls  # the per-matrix path ran
     _check_against_numpy(Y, Q, logd, R, orth_atol=20 * 40 * EPS)
 
 
@@ -149,21 +144,6 @@ def _frames(n=200, k=40, batch=2, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, n, k))
 
 
-def test_qr_per_matrix_k_picks_the_per_matrix_path(monkeypatch):
-    calls = []
-    one = _reorth._chol_one
-    monkeypatch.setattr(_reorth, "_chol_one", lambda *a: calls.append(1) or one(*a))
-    Y = _frames()
-    Q1, logd1, R1 = Reorthonormalizer()(Y, want_r=True)  # k = 40 < 128: batched
-    assert calls == []
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 40)
-    Q2, logd2, R2 = Reorthonormalizer()(Y, want_r=True)
-    assert len(calls) == Y.shape[0]
-    np.testing.assert_allclose(Q2, Q1, atol=1e-12)
-    np.testing.assert_allclose(logd2, logd1, atol=1e-12)
-    np.testing.assert_allclose(R2, R1, atol=1e-12)
-
-
 def test_qr_small_frame_work_decides_whether_the_loop_holds_blas(monkeypatch):
     Y = _frames(batch=1)
     held = {}
@@ -181,7 +161,6 @@ def test_qr_small_frame_work_decides_whether_the_loop_holds_blas(monkeypatch):
 @pytest.mark.parametrize("k", [10, 20])
 def test_after_a_shifted_frame_the_next_ones_start_shifted_and_stay_exact(k, monkeypatch):
     """The frames of one run are alike: the plain first pass is skipped for a while."""
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)  # k = 20: one matrix at a time
     rng = np.random.default_rng(k)
     reorth = Reorthonormalizer()
     reorth(_ill_conditioned(rng, 2, 150, k, 11.0))

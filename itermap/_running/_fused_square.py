@@ -22,7 +22,13 @@ import threading
 
 import numpy as np
 
-from ._reorth import PANEL, apply_frame, explicit_frame, householder_available, householder_frame
+from ._nogil_blas import (
+    PANEL,
+    apply_frame,
+    explicit_frame,
+    householder_available,
+    householder_frame,
+)
 from ._threads import n_threads, pool
 
 __all__ = ["FusedSquareStep"]

@@ -2,16 +2,14 @@
 
 - ``k <= 3``: classical Gram-Schmidt applied twice [4]_, vectorised over the batch;
 - otherwise CholeskyQR (:func:`cholesky_qr`): one pass, CholeskyQR2 [2]_, or shifted
-  CholeskyQR3 [3]_ as the first pass's condition estimate decides; batched on the
-  input's namespace below ``OPTIONS.qr_per_matrix_k`` columns, above it one NumPy
-  matrix at a time without the GIL (:mod:`._nogil_blas`);
+  CholeskyQR3 [3]_ as the first pass's condition estimate decides, batched on the
+  input's namespace;
 - Householder QR where CholeskyQR3 cannot reach (``kappa`` past ~1e13), a
   Gram-Schmidt column vanishes or anything is not finite; the next 16 frames
   follow it. Rows that are all zero give ``R_jj = 0`` exactly.
 
 Square frames (:mod:`._fused_square`) are kept as Householder reflectors
-(:func:`householder_frame`, :func:`apply_frame`, :func:`explicit_frame`),
-backward stable at any conditioning [1]_.
+(:mod:`._nogil_blas`), backward stable at any conditioning [1]_.
 
 References
 ----------
@@ -31,8 +29,6 @@ References
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import math
 from typing import Any, NamedTuple
@@ -40,12 +36,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from itermap.backends import namespace
-from itermap.threads import OPTIONS, blas_limited, scipy_blas_limited
+from itermap.threads import OPTIONS, blas_limited
 
-from ._nogil_blas import available as nogil_available
-
-__all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
-           "householder_frame"]
+__all__ = ["Reorthonormalizer"]
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
@@ -125,15 +118,6 @@ def shift_of(sq_norm: float, n: int, k: int, eps: float) -> float:
     return 11.0 * (n * k + k * (k + 1)) * 0.5 * eps * sq_norm
 
 
-def triangular_kappa_sq(R) -> float:
-    """``kappa(R)^2`` of an upper triangular ``R`` estimated by LAPACK's ``dtrcon`` (1-norm,
-    ``O(k^2)``; it runs above the 2-norm's)."""
-    from scipy.linalg import lapack
-
-    rcond, info = lapack.dtrcon(R, norm="1", uplo="U", diag="N")
-    return math.inf if info != 0 or not rcond > 0 else 1.0 / rcond ** 2
-
-
 def cholesky_qr(run_pass, shift, eps: float, k: int, *, shifted: bool = False):
     """CholeskyQR2, or shifted CholeskyQR3, of a frame that ``run_pass`` factorises in place.
 
@@ -173,47 +157,6 @@ def _combined(done, want_r):
         if want_r:
             R = p.R @ R
     return logd, (R if want_r else None)
-
-
-def factor_gram(G, shift, eps: float, give_up: float):
-    """Cholesky of a Gram matrix ``G`` (k, k) in place, ``shift`` added to its diagonal:
-    ``(diag R, R, kappa(R)^2)``; :class:`_CholeskyFailed` as in :func:`cholesky_qr`."""
-    from ._nogil_blas import cholesky_upper
-
-    if shift:
-        G[np.diag_indices_from(G)] += shift
-    if cholesky_upper(G) != 0:
-        raise _CholeskyFailed
-    d = np.diagonal(G).copy()
-    if not np.all(d > 0):
-        raise _CholeskyFailed
-    R = np.triu(G.T)
-    kappa_sq = triangular_kappa_sq(R)
-    if not kappa_sq * eps <= give_up:  # before the solve: the frame goes another way
-        raise _CholeskyFailed
-    return d, R, kappa_sq
-
-
-def _chol_pass(out, G, eps, want_r, shift, give_up):
-    """One CholeskyQR pass on ``out`` (n, k) in place, for :func:`cholesky_qr`."""
-    from ._nogil_blas import gram_upper, solve_upper_transposed
-
-    gram_upper(out, G)
-    d, R, kappa_sq = factor_gram(G, shift, eps, give_up)
-    solve_upper_transposed(G, out)
-    dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
-    return _Pass(np.log(d), (R if want_r else None), kappa_sq, dev)
-
-
-def _chol_one(Y, out, G, eps, want_r, shifted=False):
-    """CholeskyQR of one (n, k) NumPy frame into ``out`` (syrk, potrf, trsm without the GIL):
-    ``(log diag R, R, whether shifted)``; ``G`` is a (k, k) scratch."""
-    np.copyto(out, Y)
-    n, k = Y.shape
-    done, was_shifted = cholesky_qr(
-        functools.partial(_chol_pass, out, G, eps, want_r),
-        lambda: shift_of(float(np.sum(Y * Y)), n, k, eps), eps, k, shifted=shifted)
-    return (*_combined(done, want_r), was_shifted)
 
 
 def _batched_qr(xp, Y, eps, want_r, shifted):
@@ -261,8 +204,7 @@ class Reorthonormalizer:
     One instance per run: it remembers a recent Householder or shifted start. As a
     context manager around a NumPy loop it sets the loop's BLAS threads once: one
     thread for small frames where ``pool_products`` (the map's products run on
-    itermap's pool). Outside ``with``,
-    each SciPy factorisation holds SciPy's BLAS to one thread for itself.
+    itermap's pool).
 
     Examples
     --------
@@ -279,7 +221,6 @@ class Reorthonormalizer:
         self.fallbacks = 0
         self.shifted = 0  # factorisations left that start with the shifted pass
         self._stack: contextlib.ExitStack | None = None
-        self._held = False
         self._threads_set = False
         self._blas_held = False
 
@@ -288,7 +229,7 @@ class Reorthonormalizer:
         return self
 
     def __exit__(self, *exc) -> None:
-        stack, self._stack, self._held = self._stack, None, False
+        stack, self._stack = self._stack, None
         self._threads_set = self._blas_held = False
         if stack is not None:
             stack.close()
@@ -309,15 +250,6 @@ class Reorthonormalizer:
             return
         self._threads_set = self._blas_held = True
         self._stack.enter_context(blas_limited(1))
-        self._held = True  # SciPy's library among the others
-
-    def _scipy_one_thread(self):
-        if self._stack is None:
-            return scipy_blas_limited(1)
-        if not self._held:
-            self._stack.enter_context(scipy_blas_limited(1))
-            self._held = True
-        return contextlib.nullcontext()
 
     def __call__(self, Y, want_r=False):
         xp = namespace(Y)
@@ -377,30 +309,14 @@ class Reorthonormalizer:
 
     def _cholesky(self, xp, Y, want_r):
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
-        B, n, k = Y.shape
         # a frame that needed the shift is followed by frames as ill-conditioned
         start = self.shifted > 0
         try:
-            if (isinstance(Y, np.ndarray) and Y.dtype == np.float64
-                    and k >= OPTIONS.qr_per_matrix_k and nogil_available()):
-                Q, logd, R, shifted = self._cholesky_per_matrix(Y, eps, want_r, start)
-            else:
-                Q, logd, R, shifted = _batched_qr(xp, Y, eps, want_r, start)
+            Q, logd, R, shifted = _batched_qr(xp, Y, eps, want_r, start)
         except _CholeskyFailed:
             return None  # Householder decides
         self.shifted = self.shifted - 1 if start else _FALLBACK_HOLD if shifted else 0
         return Q, logd, R
-
-    def _cholesky_per_matrix(self, Y, eps, want_r, start):
-        B, n, k = Y.shape
-        # SciPy's pool at one thread: alternating with NumPy's, both would spin
-        with self._scipy_one_thread():
-            Q = np.empty(Y.shape, dtype=np.float64)
-            G = np.empty((k, k))
-            parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
-        logd = np.stack([p[0] for p in parts])
-        R = np.stack([p[1] for p in parts]) if want_r else None
-        return Q, logd, R, any(p[2] for p in parts)
 
 
 def _batched_pass(xp, Q, shift=None):
@@ -421,136 +337,3 @@ def _batched_pass(xp, Q, shift=None):
     Rinv = _per_matrix(xp, xp.linalg.inv, R)
     kappa2 = float(xp.max(xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))))
     return R, Rinv, xp.log(d), kappa2
-
-
-
-# -- Householder frames kept as reflectors (square frames of the fused dense step) --------
-#: columns per block reflector: dgeqrt's panels and the blocks of its ``T`` factors (one
-#: LAPACK call at 32 or 64 costs the same at n = 256; 64 hands another thread 4 panels a step)
-PANEL = 64
-
-
-@functools.lru_cache(maxsize=1)
-def _householder_routines():
-    """SciPy's ``dgeqrt`` and ``dgemqrt`` as GIL-free ctypes functions, or None."""
-    try:
-        from scipy.linalg import cython_lapack
-
-        from ._nogil_blas import _function
-        i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
-        geqrt = _function(cython_lapack, "dgeqrt", [i, i, i, p, i, p, i, p, i])
-        gemqrt = _function(cython_lapack, "dgemqrt", [c, c, i, i, i, i, p, i, p, i, p, i, p, i])
-    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
-        return None
-    return geqrt, gemqrt
-
-
-def householder_available() -> bool:
-    """Whether :func:`householder_frame` and its companions can run (SciPy's Cython LAPACK)."""
-    return _householder_routines() is not None
-
-
-def _ref(value: int):
-    return ctypes.byref(ctypes.c_int(value))
-
-
-def _fortran(a, name: str) -> int:
-    """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
-    ok = (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
-          and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1))
-    # one column: NumPy may leave any stride between columns
-    ld = (max(1, a.shape[0]) if a.shape[1] <= 1 else a.strides[1] // 8) if ok else 0
-    if not (ok and (a.shape[1] <= 1 or a.strides[1] % 8 == 0) and ld >= max(1, a.shape[0])):
-        raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
-                         "block of rows of one)")
-    return ld
-
-
-def _call(fn, name, *args) -> None:
-    info = ctypes.c_int(0)
-    fn(*args, ctypes.byref(info))
-    if info.value != 0:  # only a bad argument: these factorisations cannot fail
-        raise ValueError(f"LAPACK {name} refused argument {-info.value}")
-
-
-def _geqrt(A, T) -> None:
-    """``dgeqrt`` of ``A`` (m, w) in place, ``T`` (>= nb, w) with ``nb = min(PANEL, m, w)``."""
-    m, w = A.shape
-    nb = max(1, min(PANEL, m, w))
-    work = np.empty(nb * max(1, w))
-    _call(_householder_routines()[0], "dgeqrt", _ref(m), _ref(w), _ref(nb), A.ctypes.data,
-          _ref(_fortran(A, "F")), T.ctypes.data, _ref(_fortran(T, "T")), work.ctypes.data)
-
-
-def _gemqrt(side: bytes, trans: bytes, V, T, C) -> None:
-    """``C <- C op(Q)`` (``side`` R) or ``op(Q) C`` (L) for the block reflectors ``(V, T)``."""
-    m, n = C.shape
-    k = V.shape[1]
-    nb = max(1, min(PANEL, k))
-    work = np.empty(nb * max(1, n if side == b"L" else m))
-    _call(_householder_routines()[1], "dgemqrt", side, trans, _ref(m), _ref(n), _ref(k),
-          _ref(nb), V.ctypes.data, _ref(_fortran(V, "F")), T.ctypes.data,
-          _ref(_fortran(T, "T")), C.ctypes.data, _ref(_fortran(C, "M")), work.ctypes.data)
-
-
-def _check_t(T, k: int) -> None:
-    nb = max(1, min(PANEL, k))
-    if not (isinstance(T, np.ndarray) and T.shape == (nb, k)):
-        raise ValueError(f"T must have shape ({nb}, {k}): min(PANEL, k) rows, k columns")
-    _fortran(T, "T")
-
-
-def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
-    """Householder QR of the Fortran-ordered frame ``F`` (n, k), ``k <= n``, in place
-    (``dgeqrt``, without the GIL): ``log|R_jj|`` (k,) [1]_.
-
-    ``R`` is left in the upper triangle, the reflectors below it and their blocks'
-    triangular factors in ``T`` (``min(PANEL, k)``, k). ``panel_done(lo, hi)``, where
-    given, is called as soon as columns ``lo:hi`` are final, so that another thread
-    can apply them (``apply_frame(F, T, M, cols=(lo, hi))``) meanwhile.
-    """
-    _fortran(F, "F")
-    n, k = F.shape
-    if k > n:
-        raise ValueError(f"F must have at most as many columns as rows, got shape {F.shape}")
-    _check_t(T, k)
-    if panel_done is None:
-        if k:
-            _geqrt(F, T)
-    else:
-        for lo in range(0, k, PANEL):
-            hi = min(k, lo + PANEL)
-            _geqrt(F[lo:, lo:hi], T[:, lo:hi])
-            panel_done(lo, hi)
-            if hi < k:
-                _gemqrt(b"L", b"T", F[lo:, lo:hi], T[:, lo:hi], F[lo:, hi:])
-    return np.log(np.abs(np.diagonal(F).copy()))
-
-
-def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
-    """``M <- M Q`` in place for a square frame from :func:`householder_frame`.
-
-    ``M`` (r, n) is Fortran-ordered or a block of its rows; ``cols=(lo, hi)``
-    applies only the reflectors of those columns (whole ``PANEL`` blocks), which
-    change ``M[:, lo:]`` alone.
-    """
-    _fortran(F, "F")
-    _fortran(M, "M")
-    n, k = F.shape
-    if k != n or M.shape[-1] != n:
-        raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
-    _check_t(T, k)
-    lo, hi = (0, k) if cols is None else cols
-    if hi > lo:
-        _gemqrt(b"R", b"N", F[lo:, lo:hi], T[:, lo:hi], M[:, lo:])
-
-
-def explicit_frame(F: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """``Q`` (n, k), Fortran-ordered, from :func:`householder_frame`'s reflectors in ``F``."""
-    _fortran(F, "F")
-    n, k = F.shape
-    _check_t(T, k)
-    Q = np.eye(n, k, order="F")
-    if k:
-        _gemqrt(b"L", b"N", F, T, Q)
-    return Q

@@ -34,9 +34,6 @@ class ThreadOptions:
     gather_bytes : int
         Bytes of ``[x | Y]`` rows that one column part of the fused sparse
         stepper gathers, to stay in a core's cache (default ``2**20``).
-    qr_per_matrix_k : int
-        Columns from which a NumPy float64 frame is factorised one matrix at a
-        time without the GIL rather than batched (default 128).
     qr_small_frame_work : int
         ``n k^2`` below which a loop whose products run on the pool holds every
         BLAS library to one thread (default ``2**24``).
@@ -51,7 +48,6 @@ class ThreadOptions:
     sparse_min_work: int = 1 << 20
     fused_sparse_k: tuple[int, int] = (4, 128)
     gather_bytes: int = 1 << 20
-    qr_per_matrix_k: int = 128
     qr_small_frame_work: int = 1 << 24
 
 
