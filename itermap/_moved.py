@@ -54,7 +54,6 @@ MOVED: dict[str, str] = {
     "itermap._result": "itermap._core._result",
     "itermap._rng": "itermap._core._rng",
     "itermap._schema": "itermap._interop._schema",
-    "itermap._sparse_product": "itermap._running._sparse_product",
     "itermap._state_space": "itermap._maps._state_space",
     "itermap._stepper": "itermap._running._stepper",
     "itermap._stepper_kernels": "itermap._running._stepper_kernels",

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from itermap import IterativeMap
 from itermap._running import _fused_sparse
-from itermap._running._fused_steppers import BatchedStepper, FusedStepper
+from itermap._running._fused_steppers import FusedStepper
 from itermap._running._threads import OPTIONS
 from itermap.analysis import lyapunov_spectrum
 
@@ -94,14 +94,14 @@ def test_fused_step_covers_only_what_it_can(monkeypatch):
 
     assert kind(sparse, x, Q) is FusedStepper
     assert kind(dense, x, Q) is type(None)
-    # the runs the fused step does not cover: the batched stepper beside the split product
-    assert kind(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8))) is BatchedStepper
-    assert kind(sparse, x, Q[..., :3]) is BatchedStepper
-    assert kind(sparse, x.astype(np.float32), Q.astype(np.float32)) is BatchedStepper
+    # the runs the fused step does not cover: the general loop
+    assert kind(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8))) is type(None)
+    assert kind(sparse, x, Q[..., :3]) is type(None)
+    assert kind(sparse, x.astype(np.float32), Q.astype(np.float32)) is type(None)
     driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
                           sizes=[20, 280], input_block=0)
     assert driven._kind == "sparse"
-    assert kind(driven, x, Q, np.zeros(20)) is BatchedStepper  # a driven map
+    assert kind(driven, x, Q, np.zeros(20)) is type(None)  # a driven map
     monkeypatch.setattr(OPTIONS, "sparse_min_work", 1 << 40)
     assert kind(sparse, x, Q) is type(None)  # products too small to split
 

@@ -13,7 +13,6 @@ import numpy as np
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from .._core._checks import one_namespace, plain_array
 from .._core._types import Array
-from .._running._sparse_product import csr_times
 from ._map import Map
 from ._network_parts import _add, _rows_times, _zero_rows_cols
 
@@ -171,7 +170,7 @@ def _sparse_state_and_tangent(self, x, v):
     else:
         B, n, k = v.shape
         cols = np.concatenate([x.T, np.transpose(v, (1, 0, 2)).reshape(n, B * k)], axis=1)
-    out = csr_times(self._W, cols)
+    out = self._W @ cols
     if x.ndim == 1:
         z, Wv = out[:, 0], out[:, 1:]
     else:
@@ -500,12 +499,11 @@ def _diag_matrix(v, xp):
 
 def _sparse_cols(S, V, xp):
     """``S @ V`` for sparse ``S`` and dense ``V`` of shape (n, k) or (B, n, k)."""
-    times = csr_times if isinstance(V, np.ndarray) else (lambda S, V: S @ V)
     if V.ndim == 2:
-        return times(S, V)
+        return S @ V
     B, n, k = V.shape
     flat = xp.reshape(xp.permute_dims(V, (1, 0, 2)), (n, B * k))
-    out = times(S, flat)
+    out = S @ flat
     return xp.permute_dims(xp.reshape(out, (S.shape[0], B, k)), (1, 0, 2))
 
 

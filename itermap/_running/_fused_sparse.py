@@ -15,10 +15,9 @@ import numpy as np
 
 from .._maps._activations import ACTIVATIONS
 from ._reorth import _exact_rank, _one_pass
-from ._sparse_product import _kernel, splits
 from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["FusedSparseStep"]
+__all__ = ["FusedSparseStep", "splits"]
 
 _EPS = float(np.finfo(np.float64).eps)
 _FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per other thread
@@ -129,6 +128,33 @@ class FusedSparseStep:
         if not _one_pass(float(np.sum(L * L) * np.sum(Rinv * Rinv)), _EPS, self.k):
             return None
         return L, Rinv
+
+
+def _parts(nnz: int, columns: int) -> int:
+    """Threads a product of ``nnz`` nonzeros by ``columns`` columns is split over."""
+    return min(n_threads(), nnz * max(1, columns) // max(1, OPTIONS.sparse_min_work))
+
+
+def splits(nnz: int, columns: int = 1) -> bool:
+    """Whether a CSR product with ``nnz`` nonzeros by ``columns`` columns runs on the pool.
+
+    Examples
+    --------
+    >>> splits(400_000, 11) == (n_threads() > 1)
+    True
+    >>> splits(1_000, 1)
+    False
+    """
+    return _parts(nnz, columns) >= 2
+
+
+def _kernel():
+    """SciPy's CSR-times-dense kernel ``Y += A X`` (private; None where it moved)."""
+    try:
+        from scipy.sparse._sparsetools import csr_matvecs
+    except ImportError:
+        return None
+    return csr_matvecs
 
 
 def _blocks(W, parts: int, width: int):

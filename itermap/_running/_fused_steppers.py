@@ -11,9 +11,8 @@ As context managers they set a loop's BLAS threads once.
 - :class:`FusedStepper`: a dense map's full spectra kept as Householder reflectors
   (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
   blocks on the pool (:mod:`._fused_sparse`); records no ``R`` or frames.
-- :class:`BatchedStepper`: ``step_with_tangent`` and a batched
-  reorthonormalisation, beside a pooled sparse product.
-- :class:`GeneralStepper`: any map, every QR checked.
+- :class:`GeneralStepper`: any map, ``step_with_tangent`` and a batched
+  reorthonormalisation, every QR checked.
 """
 
 from __future__ import annotations
@@ -30,9 +29,8 @@ from .._maps._map import DivergenceError, Map
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
 from ._reorth import Reorthonormalizer, column_sq_norms
-from ._sparse_product import splits
 
-__all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "general_tangent_stepper"]
+__all__ = ["FusedStepper", "GeneralStepper", "general_tangent_stepper"]
 
 
 def _loss(norms_sq, logd) -> float:
@@ -140,38 +138,12 @@ class FusedStepper(_Stepper):
         return logd, norms_sq, None, None
 
 
-class BatchedStepper(_Stepper):
-    """Trajectories through ``step_with_tangent`` and a batched reorthonormaliser, BLAS held
-    to one thread beside pooled products (``pool_products``)."""
-
-    def __init__(self, map_, x, Q, u=None, *, pool_products=False):
-        self.map, self.u = map_, u
-        self.x, self.Q = x, Q
-        self.reorth = Reorthonormalizer(pool_products=pool_products)
-        self.compiled = False
-
-    def _hold(self) -> None:
-        self.reorth.set_loop_threads(self.Q)
-
-    def _step(self, qr, want_r):
-        x, Y = self.map.step_with_tangent(self.x, self.Q, self.u)
-        self.x = x
-        if not qr:
-            self.Q = Y
-            return ()
-        Q, logd, R = self.reorth(Y, want_r=want_r)
-        if not math.isfinite(float(np.sum(logd)) + float(np.sum(x))):
-            return None  # inf, NaN or an exact collapse: the general path names it
-        self.Q = Q
-        return logd, column_sq_norms(np, Y), R, Q
-
-
 def _trajectories(mask) -> str:
     idx = np.flatnonzero(np.asarray(to_numpy(mask)).ravel())
     return f"{idx[:8].tolist()}{'...' if idx.size > 8 else ''}"
 
 
-class GeneralStepper(BatchedStepper):
+class GeneralStepper(_Stepper):
     """Any map's trajectories and frames, every QR checked (:func:`general_tangent_stepper`).
 
     An exact collapse gives ``log|R_jj| = -inf``; an overflow raises
@@ -180,7 +152,10 @@ class GeneralStepper(BatchedStepper):
     """
 
     def __init__(self, map_, x, Q, u=None, *, inputs=None, offset=0, transient=0):
-        super().__init__(map_, x, Q, u)
+        self.map, self.u = map_, u
+        self.x, self.Q = x, Q
+        self.reorth = Reorthonormalizer()
+        self.compiled = False
         self.inputs, self.offset, self.transient = inputs, offset, transient
         self.t = self.last_qr = 0
         self.every = 1
@@ -285,9 +260,7 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
     For a dense float64 NumPy network with one activation and no input block, leak
     or function blocks: full spectra keep their frames as Householder reflectors
     (:mod:`._fused_square`); one trajectory of sparse weights gets a fused stepper
-    where the product splits.
-    Other runs of such a sparse network get a batched stepper; everything else
-    :meth:`Map.tangent_stepper`.
+    where the product splits; everything else :meth:`Map.tangent_stepper`.
 
     Parameters
     ----------
@@ -321,7 +294,4 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
         stepper = FusedStepper.build(self._kind, self._W, self.bias, self._act, x, Q)
         if stepper is not None:
             return stepper
-    if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
-            and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
-        return BatchedStepper(self, x, Q, u, pool_products=True)
     return Map.tangent_stepper(self, x, Q, u, steps=steps)

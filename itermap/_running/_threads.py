@@ -26,8 +26,9 @@ class ThreadOptions:
     Attributes
     ----------
     sparse_min_work : int
-        Multiply-adds (``nnz * columns``) per thread from which a SciPy CSR
-        product ``S @ V`` is split by rows (default ``2**20``).
+        Multiply-adds (``nnz * (k + 1)``) per thread from which one trajectory
+        of a sparse network runs the fused sparse stepper, its rows split over
+        the threads (default ``2**20``).
     fused_sparse_k : tuple of int
         ``(lo, hi)``: one trajectory of a large sparse network runs the fused
         sparse stepper for ``lo <= k < hi`` tangent vectors (default (4, 128)).
