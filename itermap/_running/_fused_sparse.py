@@ -2,7 +2,7 @@
 
 The frame is kept as ``Q = Y R^-1`` (``W Q = (W Y) R^-1``). Each thread takes
 rows of ``W`` with about equal nonzeros and, in one visit a step, multiplies
-them by ``[x | Y]`` (SciPy's CSR kernel, cut by columns to stay in cache),
+them by ``[x | Y]`` (SciPy's CSR kernel),
 applies ``R^-1`` and the activation, and forms its part of the next Gram matrix;
 the calling thread factors that ``k x k`` matrix. A frame that needs more than
 one CholeskyQR pass goes through the
@@ -47,7 +47,7 @@ class FusedSparseStep:
         self.reorth = reorth
         n, k = Q.shape[-2:]
         self.n, self.k = n, k
-        self.blocks = _blocks(self.W, n_threads(), 1 + k)
+        self.blocks = _blocks(self.W, n_threads())
         # [x | Y] of this step and the next: a block's product reads every row of this
         # step's, so the rows of the next are written elsewhere
         self.cols = [np.empty((n, 1 + k)), np.empty((n, 1 + k))]
@@ -65,13 +65,12 @@ class FusedSparseStep:
     def _block(self, i, gram):
         """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix (if ``gram``) and
         sum of ``x``."""
-        lo, hi, parts = self.blocks[i]
+        lo, hi, rows = self.blocks[i]
         out = self.out[lo:hi]
         cols = self.cols[self.turn]
         out.fill(0.0)  # the kernel adds to out
-        for a, b, sub in parts:
-            self.kernel(sub.shape[0], sub.shape[1], cols.shape[1], sub.indptr, sub.indices,
-                        sub.data, cols[a:b].reshape(-1), out.reshape(-1))
+        self.kernel(rows.shape[0], rows.shape[1], cols.shape[1], rows.indptr, rows.indices,
+                    rows.data, cols.reshape(-1), out.reshape(-1))
         z = out[:, 0] if self.bias is None else out[:, 0] + self.bias[lo:hi]
         y = self.act.apply(z, np)
         d = 1.0 - y * y if self.tanh else self.act.derivative(z, np)
@@ -157,23 +156,16 @@ def _kernel():
     return csr_matvecs
 
 
-def _blocks(W, parts: int, width: int):
-    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros (the
-    calling thread's a little more), cut by columns to ``OPTIONS.gather_bytes``."""
-    n = W.shape[1]
+def _blocks(W, parts: int):
+    """``(lo, hi, W[lo:hi])`` per thread: rows of ``W`` with about equal nonzeros (the
+    calling thread's a little more), indices sorted."""
     shares = np.full(parts, 1.0)
     shares[0] = _FIRST_SHARE
     cuts = np.searchsorted(W.indptr, W.nnz * np.cumsum(shares)[:-1] / shares.sum())
     edges = [0, *sorted(set(int(c) for c in cuts)), W.shape[0]]
-    n_cols = max(1, round(n * width * W.dtype.itemsize / OPTIONS.gather_bytes))
-    col_edges = np.linspace(0, n, n_cols + 1).astype(int)
     blocks = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        rows = W[lo:hi]
-        subs = []
-        for a, b in zip(col_edges[:-1], col_edges[1:]):
-            sub = rows[:, a:b].tocsr()
-            sub.sort_indices()
-            subs.append((int(a), int(b), sub))
-        blocks.append((int(lo), int(hi), subs))
+        rows = W[lo:hi].tocsr()
+        rows.sort_indices()
+        blocks.append((int(lo), int(hi), rows))
     return blocks

@@ -32,9 +32,6 @@ class ThreadOptions:
     fused_sparse_k : tuple of int
         ``(lo, hi)``: one trajectory of a large sparse network runs the fused
         sparse stepper for ``lo <= k < hi`` tangent vectors (default (4, 128)).
-    gather_bytes : int
-        Bytes of ``[x | Y]`` rows that one column part of the fused sparse
-        stepper gathers, to stay in a core's cache (default ``2**20``).
     qr_small_frame_work : int
         ``n k^2`` below which a loop whose products run on the pool holds every
         BLAS library to one thread (default ``2**24``).
@@ -48,7 +45,6 @@ class ThreadOptions:
 
     sparse_min_work: int = 1 << 20
     fused_sparse_k: tuple[int, int] = (4, 128)
-    gather_bytes: int = 1 << 20
     qr_small_frame_work: int = 1 << 24
 
 
