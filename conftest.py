@@ -2,6 +2,9 @@
 
 import importlib.util
 
+import numpy
+import pytest
+
 # these import an optional package at their top (itermap itself imports them only lazily);
 # without it, as in CI, the doctest collector must not import them
 _NEEDS = {
@@ -11,3 +14,9 @@ _NEEDS = {
 }
 collect_ignore = [path for package, paths in _NEEDS.items()
                   if importlib.util.find_spec(package) is None for path in paths]
+
+
+@pytest.fixture(autouse=True)
+def _numpy_in_doctests(doctest_namespace):
+    # numpydoc's convention: an Examples section assumes ``import numpy as np``
+    doctest_namespace["np"] = numpy

@@ -90,7 +90,6 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import datasets
     >>> u, y = datasets.flip_flop(4, 50, rng=0)
     >>> u.shape, y.shape
@@ -117,15 +116,11 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
 def zoo(task: str | None = None) -> list[dict]:
     """The shipped model zoo: graph RNNs trained on two tasks, with no download.
 
-    216 recurrent networks (``itermap.random_graph_rnn``) trained by
-    ``data/zoo/make_zoo.py`` through ``itermap.analysis.sweep``: the 3-bit
-    flip-flop (400 sequences of 30 steps, MSE at every step; accuracy: the
-    fraction of held bits whose output has the right sign, on 200 new sequences)
-    and sequential digits (the 8 x 8 digits read row by row, 600 training images,
-    cross-entropy at the last step; accuracy on the 359 test images), across graph
-    kind (ER, WS, BA), density (0.1, 0.25), gain (0.5, 1, 2), size (16, 32 hidden
-    units) and seed (0, 1, 2), 8 epochs of Adam each. Weights are stored in
-    float32.
+    216 networks (``itermap.random_graph_rnn``, float32 weights) trained by
+    ``data/zoo/make_zoo.py``, 8 epochs of Adam each, on the 3-bit flip-flop (accuracy:
+    held bits of the right sign) and sequential digits (8 x 8 digits row by row,
+    accuracy on the 359 test images), across graph kind (ER, WS, BA),
+    density (0.1, 0.25), gain (0.5, 1, 2), size (16, 32) and seed (0, 1, 2).
 
     Parameters
     ----------

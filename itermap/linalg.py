@@ -3,7 +3,6 @@ tangent stepper, and batched solves.
 
 Examples
 --------
->>> import numpy as np
 >>> from itermap.linalg import batched_solve
 >>> A = np.stack([np.eye(2) * 2.0, np.eye(2) * 4.0])
 >>> batched_solve(A, np.ones((2, 2)))

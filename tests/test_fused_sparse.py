@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from itermap import IterativeMap
 from itermap._running import _fused_sparse
-from itermap._running._fused_steppers import BatchedStepper, FusedStepper
+from itermap._running._fused_steppers import FusedStepper
 from itermap._running._threads import OPTIONS
 from itermap.analysis import lyapunov_spectrum
 
@@ -40,21 +40,17 @@ def _pair(activation="tanh", bias=False, gain=1.5, n=300, density=0.05):
     return IterativeMap(W, b, activation), IterativeMap(W.toarray(), b, activation)
 
 
-@pytest.mark.parametrize("activation, bias, gather_bytes", [
-    ("tanh", False, 1 << 20), ("tanh", True, 1 << 20), ("sigmoid", True, 1 << 20),
-    ("tanh", True, 4000),  # the products cut by columns into 5 parts per row block
+@pytest.mark.parametrize("activation, bias", [
+    ("tanh", False), ("tanh", True), ("sigmoid", True),
 ])
-def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, gather_bytes, fused_calls,
-                                                  monkeypatch):
-    monkeypatch.setattr(OPTIONS, "gather_bytes", gather_bytes)
+def test_fused_step_gives_the_dense_maps_spectrum(activation, bias, fused_calls):
     sparse, dense = _pair(activation, bias)
     W = sparse.block_matrix.to_sparse().tocsr()
-    blocks = _fused_sparse._blocks(W, 2, 9)
-    assert len(blocks) == 2 and len(blocks[0][2]) == (5 if gather_bytes == 4000 else 1)
+    blocks = _fused_sparse._blocks(W, 2)
+    assert len(blocks) == 2
     V = np.random.default_rng(0).normal(size=(300, 9))
-    for lo, hi, parts in blocks:  # the parts cover the block: W[lo:hi] V, summed
-        np.testing.assert_allclose(sum(sub @ V[a:b] for a, b, sub in parts), W[lo:hi] @ V,
-                                   rtol=0, atol=1e-13)
+    for lo, hi, rows in blocks:  # the blocks cover W: W[lo:hi] V
+        np.testing.assert_allclose(rows @ V, W[lo:hi] @ V, rtol=0, atol=1e-13)
     assert sparse._kind == "sparse" and dense._kind == "dense"
     x0 = np.random.default_rng(1).normal(size=300)
     got = lyapunov_spectrum(sparse, x0, 200, k=8, transient=20, rng=0)
@@ -94,14 +90,14 @@ def test_fused_step_covers_only_what_it_can(monkeypatch):
 
     assert kind(sparse, x, Q) is FusedStepper
     assert kind(dense, x, Q) is type(None)
-    # the runs the fused step does not cover: the batched stepper beside the split product
-    assert kind(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8))) is BatchedStepper
-    assert kind(sparse, x, Q[..., :3]) is BatchedStepper
-    assert kind(sparse, x.astype(np.float32), Q.astype(np.float32)) is BatchedStepper
+    # the runs the fused step does not cover: the general loop
+    assert kind(sparse, np.zeros((2, 300)), np.zeros((2, 300, 8))) is type(None)
+    assert kind(sparse, x, Q[..., :3]) is type(None)
+    assert kind(sparse, x.astype(np.float32), Q.astype(np.float32)) is type(None)
     driven = IterativeMap(sparse.block_matrix.to_sparse(), activation="tanh",
                           sizes=[20, 280], input_block=0)
     assert driven._kind == "sparse"
-    assert kind(driven, x, Q, np.zeros(20)) is BatchedStepper  # a driven map
+    assert kind(driven, x, Q, np.zeros(20)) is type(None)  # a driven map
     monkeypatch.setattr(OPTIONS, "sparse_min_work", 1 << 40)
     assert kind(sparse, x, Q) is type(None)  # products too small to split
 

@@ -1,13 +1,12 @@
 """CholeskyQR2 against Householder QR (NumPy's) on frames of every conditioning."""
 
-import threading
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itermap._running import _reorth
+from itermap._running import _nogil_blas, _reorth
 from itermap._running._reorth import Reorthonormalizer
 from tests.conftest import to_np
 
@@ -45,91 +44,23 @@ def test_cholesky_qr_matches_householder_whatever_the_conditioning(n, k, decay, 
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
 
 
-@pytest.mark.parametrize("frames_in_threads", [False, True])
 @pytest.mark.parametrize("batch, decay", [(1, 0.0), (3, 0.05), (4, 0.15)])
-def test_per_matrix_cholesky_qr_matches_householder(batch, decay, frames_in_threads,
-                                                    monkeypatch):
-    """k >= 128: one frame at a time, with SciPy's wrappers or (in threads) without the GIL."""
-    threads = []  # the thread each frame was factorised on
-    one = _reorth._chol_one
-
-    def recorded(*args):
-        threads.append(threading.current_thread().name)
-        return one(*args)
-
-    monkeypatch.setattr(_reorth, "_chol_one", recorded)
-    monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
+def test_large_frames_cholesky_qr_matches_householder(batch, decay):
+    """k >= 128: batched CholeskyQR2 or shifted CholeskyQR3, as for small frames."""
     n, k = 180, 130
     rng = np.random.default_rng(batch)
     U = np.linalg.qr(rng.normal(size=(batch, n, k)))[0]
     V = np.linalg.qr(rng.normal(size=(k, k)))[0]
     Y = (U * np.exp(-decay * np.arange(k))) @ V  # condition numbers up to e^19.4
-    with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
+    with Reorthonormalizer() as reorth:
         Q, logd, R = reorth(Y, want_r=True)
         assert reorth.fallbacks == 0  # shifted CholeskyQR3 past CholeskyQR2's kappa ~1e7
-    split = frames_in_threads and batch > 1
-    # in threads or one after another, every frame is factorised
-    assert len(threads) == batch
-    assert any(name.startswith("itermap-") for name in threads) == split
     _, R_ref = np.linalg.qr(Y)
     ref = np.log(np.abs(np.diagonal(R_ref, axis1=-2, axis2=-1)))
     _assert_close_diagonals(logd, ref, Y, 1e-7 * (np.abs(ref).max() + 1.0))
     np.testing.assert_allclose(np.swapaxes(Q, -1, -2) @ Q, np.broadcast_to(np.eye(k), R.shape),
                                atol=1e-13)
     np.testing.assert_allclose(Q @ R, Y, atol=1e-12 * np.abs(Y).max() * n)
-
-
-def test_nogil_routines_against_numpy():
-    from itermap._running import _nogil_blas as nb
-
-    assert nb.available()
-    rng = np.random.default_rng(0)
-    Y1, Y2 = rng.normal(size=(30, 5)), rng.normal(size=(20, 5))
-    G = np.zeros((5, 5))
-    nb.gram_upper(Y1, G)
-    nb.gram_upper(Y2, G, add=True)  # G accumulates: the Gram matrix of the stacked rows
-    ref = Y1.T @ Y1 + Y2.T @ Y2
-    np.testing.assert_allclose(np.tril(G), np.tril(ref), rtol=1e-13)
-    assert nb.cholesky_upper(G) == 0
-    R = np.triu(G.T)
-    np.testing.assert_allclose(R.T @ R, ref, rtol=1e-12)
-    Q = np.vstack([Y1, Y2])
-    nb.solve_upper_transposed(G, Q)
-    np.testing.assert_allclose(Q @ R, np.vstack([Y1, Y2]), atol=1e-12)
-    np.testing.assert_allclose(Q.T @ Q, np.eye(5), atol=1e-12)
-    # not positive definite: LAPACK's info names the failing minor
-    S = -np.eye(3)
-    assert nb.cholesky_upper(S) == 1
-
-
-def test_nogil_routines_on_the_leading_columns_of_wider_rows():
-    from itermap._running import _nogil_blas as nb
-
-    rng = np.random.default_rng(1)
-    wide = rng.normal(size=(40, 7))
-    Y = wide[:, 1:6]  # row stride 7, 5 columns: BLAS's leading dimension
-    G = np.zeros((5, 5))
-    nb.gram_upper(Y, G)
-    np.testing.assert_allclose(np.tril(G), np.tril(Y.T @ Y), rtol=1e-13)
-    assert nb.cholesky_upper(G) == 0
-    before = wide.copy()
-    nb.solve_upper_transposed(G, Y)
-    np.testing.assert_allclose(Y.T @ Y, np.eye(5), atol=1e-12)
-    np.testing.assert_array_equal(wide[:, [0, 6]], before[:, [0, 6]])  # the rest untouched
-
-
-@pytest.mark.parametrize("bad", [np.zeros((4, 3), dtype=np.float32),
-                                 np.asfortranarray(np.zeros((4, 3))),
-                                 np.zeros((4, 6))[:, ::2], np.zeros(12), np.zeros((4, 3))[::-1]])
-def test_nogil_routines_refuse_arrays_they_would_misread(bad):
-    from itermap._running import _nogil_blas as nb
-
-    with pytest.raises(ValueError, match="Y must be a writeable C-ordered float64"):
-        nb.gram_upper(bad, np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="G must be"):
-        nb.cholesky_upper(np.asfortranarray(np.eye(3))[:, :2])
-    with pytest.raises(ValueError, match=r"G must be .* shape \(3, 3\)"):
-        nb.solve_upper_transposed(np.zeros((2, 2)), np.zeros((4, 3)))
 
 
 def test_large_frames_off_numpy_factorise_one_matrix_at_a_time(monkeypatch):
@@ -160,7 +91,7 @@ def test_large_frames_off_numpy_factorise_one_matrix_at_a_time(monkeypatch):
 # -- square frames kept as Householder reflectors (the dense full spectrum) --------------
 def _t_factors(k):
     """The ``T`` factors' buffer of a frame of ``k`` columns."""
-    return np.empty((min(_reorth.PANEL, k), k), order="F")
+    return np.empty((min(_nogil_blas.PANEL, k), k), order="F")
 
 
 def _frame(rng, n, k, log10_cond):
@@ -182,9 +113,9 @@ def test_householder_frame_is_backward_stable_whatever_the_conditioning(n, k, lo
     if rows:  # a graded frame: rows scaled over 10^-c..1, as diag(f') scales W Q
         A = np.asfortranarray(A * np.logspace(0, -log10_cond, n)[rng.permutation(n), None])
     F, T = A.copy(order="F"), _t_factors(k)
-    logd = _reorth.householder_frame(F, T)
+    logd = _nogil_blas.householder_frame(F, T)
     R = np.triu(F[:k])
-    Q = _reorth.explicit_frame(F, T)
+    Q = _nogil_blas.explicit_frame(F, T)
     eps, norm = np.finfo(float).eps, np.linalg.norm(A, 2)
     # orthogonal to machine precision and Q R = A to eps ||A||, at any conditioning
     assert np.abs(Q.T @ Q - np.eye(k)).max() <= 20 * n * eps
@@ -203,13 +134,13 @@ def test_householder_frame_is_backward_stable_whatever_the_conditioning(n, k, lo
 def test_apply_frame_multiplies_by_q_without_forming_it(n, r, lo, seed):
     rng = np.random.default_rng(seed)
     F, T = _frame(rng, n, n, 8.0), _t_factors(n)
-    _reorth.householder_frame(F, T)
-    Q = _reorth.explicit_frame(F, T)
+    _nogil_blas.householder_frame(F, T)
+    Q = _nogil_blas.explicit_frame(F, T)
     M = np.asfortranarray(rng.normal(size=(40, n)))
     expected = M @ Q
     before = M.copy()
     hi = max(lo + 1, min(40, lo + r))
-    _reorth.apply_frame(F, T, M[lo:hi])  # a block of rows
+    _nogil_blas.apply_frame(F, T, M[lo:hi])  # a block of rows
     np.testing.assert_allclose(M[lo:hi], expected[lo:hi], rtol=0, atol=1e-13 * n)
     np.testing.assert_array_equal(np.delete(M, np.s_[lo:hi], 0),
                                   np.delete(before, np.s_[lo:hi], 0))
@@ -219,16 +150,16 @@ def test_apply_frame_multiplies_by_q_without_forming_it(n, r, lo, seed):
                                  np.zeros(16), np.asfortranarray(np.zeros((8, 4)))[::2]])
 def test_householder_frame_refuses_arrays_it_would_misread(bad):
     with pytest.raises(ValueError, match="F must be"):
-        _reorth.householder_frame(bad, _t_factors(4))
+        _nogil_blas.householder_frame(bad, _t_factors(4))
     with pytest.raises(ValueError, match="at most as many columns"):
-        _reorth.householder_frame(np.zeros((3, 4), order="F"), _t_factors(4))
+        _nogil_blas.householder_frame(np.zeros((3, 4), order="F"), _t_factors(4))
     with pytest.raises(ValueError, match="square frame"):
-        _reorth.apply_frame(np.zeros((5, 4), order="F"), _t_factors(4),
+        _nogil_blas.apply_frame(np.zeros((5, 4), order="F"), _t_factors(4),
                             np.zeros((2, 5), order="F"))
     with pytest.raises(ValueError, match="M must be"):
-        _reorth.apply_frame(np.zeros((4, 4), order="F"), _t_factors(4), np.zeros((2, 4)))
+        _nogil_blas.apply_frame(np.zeros((4, 4), order="F"), _t_factors(4), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="T must have shape"):
-        _reorth.householder_frame(np.zeros((4, 4), order="F"), np.zeros((4, 3), order="F"))
+        _nogil_blas.householder_frame(np.zeros((4, 4), order="F"), np.zeros((4, 3), order="F"))
 
 
 def _numpy_qr_loop(m, X0, Q0, steps, every=1):

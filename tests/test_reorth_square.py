@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import itermap
-from itermap._running import _fused_square, _reorth
+from itermap._running import _fused_square, _nogil_blas
 from itermap.analysis import lyapunov_spectrum
 
 
@@ -98,32 +98,48 @@ def test_panel_by_panel_qr_hands_over_each_block_and_equals_lapacks_call(n, k, s
     k = min(k, n)
     rng = np.random.default_rng(seed)
     A = np.asfortranarray(rng.normal(size=(n, k)) * np.logspace(0, -8, k))
-    nb = min(_reorth.PANEL, k)
+    nb = min(_nogil_blas.PANEL, k)
     F1, T1 = A.copy(order="F"), np.empty((nb, k), order="F")
     F2, T2 = A.copy(order="F"), np.empty((nb, k), order="F")
-    logd = _reorth.householder_frame(F1, T1)
+    logd = _nogil_blas.householder_frame(F1, T1)
     blocks = []
-    logd2 = _reorth.householder_frame(F2, T2, panel_done=lambda lo, hi: blocks.append((lo, hi)))
-    edges = list(range(0, k, _reorth.PANEL)) + [k]
+    logd2 = _nogil_blas.householder_frame(F2, T2, panel_done=lambda lo, hi: blocks.append((lo, hi)))
+    edges = list(range(0, k, _nogil_blas.PANEL)) + [k]
     assert blocks == list(zip(edges[:-1], edges[1:]))
-    Q = _reorth.explicit_frame(F1, T1)
+    Q = _nogil_blas.explicit_frame(F1, T1)
     np.testing.assert_allclose(Q @ np.triu(F1[:k]), A, rtol=0, atol=1e-12 * np.abs(A).max())
     np.testing.assert_allclose(Q.T @ Q, np.eye(k), rtol=0, atol=1e-13 * n)
     np.testing.assert_allclose(logd2, logd, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(_reorth.explicit_frame(F2, T2), Q, rtol=0, atol=1e-13 * n)
+    np.testing.assert_allclose(_nogil_blas.explicit_frame(F2, T2), Q, rtol=0, atol=1e-13 * n)
 
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 200), r=st.integers(1, 30), seed=st.integers(0, 2 ** 16))
 def test_applying_the_blocks_in_turn_multiplies_by_q(n, r, seed):
     rng = np.random.default_rng(seed)
-    F, T = np.asfortranarray(rng.normal(size=(n, n))), np.empty((min(_reorth.PANEL, n), n),
+    F, T = np.asfortranarray(rng.normal(size=(n, n))), np.empty((min(_nogil_blas.PANEL, n), n),
                                                                  order="F")
-    _reorth.householder_frame(F, T)
+    _nogil_blas.householder_frame(F, T)
     M = np.asfortranarray(rng.normal(size=(r, n)))
-    expected = M @ _reorth.explicit_frame(F, T)
-    for lo in range(0, n, _reorth.PANEL):
+    expected = M @ _nogil_blas.explicit_frame(F, T)
+    for lo in range(0, n, _nogil_blas.PANEL):
         before = M[:, :lo].copy()
-        _reorth.apply_frame(F, T, M, cols=(lo, min(n, lo + _reorth.PANEL)))
+        _nogil_blas.apply_frame(F, T, M, cols=(lo, min(n, lo + _nogil_blas.PANEL)))
         np.testing.assert_array_equal(M[:, :lo], before)  # a block changes M[:, lo:] alone
     np.testing.assert_allclose(M, expected, rtol=0, atol=1e-12 * n)
+
+
+def test_without_scipys_cython_lapack_a_full_spectrum_runs_the_general_loop(monkeypatch):
+    """The fallback where SciPy lacks its Cython LAPACK entry points: no square-frame
+    stepper, the general loop's batched factorisations; the same exponents."""
+    n, B = 80, 2
+    m = itermap.random_rnn(n, gain=1.3, rng=2)
+    X0 = np.random.default_rng(4).normal(size=(B, n))
+    assert isinstance(m.tangent_stepper(X0, np.zeros((B, n, n))).step,
+                      _fused_square.FusedSquareStep)
+    fused = lyapunov_spectrum(m, X0, 15, rng=0)
+    monkeypatch.setattr(_nogil_blas, "_householder_routines", lambda: None)
+    assert not _nogil_blas.householder_available()
+    assert m.tangent_stepper(X0, np.zeros((B, n, n))) is None
+    general = lyapunov_spectrum(m, X0, 15, rng=0)
+    np.testing.assert_allclose(general.per_trajectory, fused.per_trajectory, rtol=0, atol=1e-9)

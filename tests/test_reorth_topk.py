@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import itermap
-from itermap._running import _fused_dense, _reorth
+from itermap._running import _reorth
 from itermap._running._reorth import Reorthonormalizer
 from itermap.analysis import lyapunov_spectrum
 from itermap.threads import OPTIONS
@@ -57,20 +57,13 @@ def test_ill_conditioned_top_k_frames_against_numpy_qr(batch, n, k, log10_cond):
 
 
 @pytest.mark.parametrize("log10_cond", [8, 11, 15])
-@pytest.mark.parametrize("frames_in_threads", [False, True])
-def test_ill_conditioned_frames_one_matrix_at_a_time(log10_cond, frames_in_threads,
-                                                     monkeypatch):
-    """k >= qr_per_matrix_k: SciPy's routines, LAPACK's condition estimate deciding."""
-    calls = []
-    one = _reorth._chol_one
-    monkeypatch.setattr(_reorth, "_chol_one", lambda *a: calls.append(1) or one(*a))
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)
+def test_ill_conditioned_frames_in_a_context(log10_cond):
+    """Inside ``with``, a batch of two ill-conditioned frames of 40 columns."""
     Y = _ill_conditioned(np.random.default_rng(log10_cond), 2, 200, 40, log10_cond)
-    with Reorthonormalizer(frames_in_threads=frames_in_threads) as reorth:
+    with Reorthonormalizer() as reorth:
         Q, logd, R = reorth(Y, want_r=True)
         if log10_cond <= 11:
             assert reorth.fallbacks == 0
-    assert calls  # the per-matrix path ran
     _check_against_numpy(Y, Q, logd, R, orth_atol=20 * 40 * EPS)
 
 
@@ -127,21 +120,14 @@ def _fallbacks(caplog):
 
 
 @pytest.mark.parametrize("gain", [1.5, 2.0, 3.0])
-@pytest.mark.parametrize("n, k, fused", [(200, 130, True), (120, 12, False)])
-def test_top_k_spectrum_at_chaotic_gains_matches_a_numpy_qr_loop(gain, n, k, fused, caplog,
-                                                                 monkeypatch):
-    """One trajectory, top-k: the fused dense step (k >= 128) or the batched loop."""
+@pytest.mark.parametrize("n, k", [(200, 130), (120, 12)])
+def test_top_k_spectrum_at_chaotic_gains_matches_a_numpy_qr_loop(gain, n, k, caplog):
+    """One trajectory, top-k, through the batched loop."""
     caplog.set_level(logging.DEBUG, logger=_reorth.__name__)
-    steps = []
-    advance = _fused_dense.FusedDenseStep.advance
-    monkeypatch.setattr(_fused_dense.FusedDenseStep, "advance",
-                        lambda self, **kw: steps.append(1) or advance(self, **kw))
     m = itermap.random_rnn(n, gain=gain, rng=int(gain * 10))
     x0 = np.random.default_rng(1).normal(size=n)
     T = 60
     res = lyapunov_spectrum(m, x0, T, k=k, rng=0)
-    # the fused step runs only where the pool has two threads
-    assert bool(steps) == (fused and itermap.threads.n_threads() > 1)
     assert _fallbacks(caplog) == 0  # no step needed Householder
     Q0 = np.linalg.qr(np.random.default_rng(0).standard_normal((1, n, k)))[0][0]
     ref = np.sort(_numpy_loop(m, x0, Q0, T))[::-1]
@@ -158,21 +144,6 @@ def _frames(n=200, k=40, batch=2, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, n, k))
 
 
-def test_qr_per_matrix_k_picks_the_per_matrix_path(monkeypatch):
-    calls = []
-    one = _reorth._chol_one
-    monkeypatch.setattr(_reorth, "_chol_one", lambda *a: calls.append(1) or one(*a))
-    Y = _frames()
-    Q1, logd1, R1 = Reorthonormalizer()(Y, want_r=True)  # k = 40 < 128: batched
-    assert calls == []
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 40)
-    Q2, logd2, R2 = Reorthonormalizer()(Y, want_r=True)
-    assert len(calls) == Y.shape[0]
-    np.testing.assert_allclose(Q2, Q1, atol=1e-12)
-    np.testing.assert_allclose(logd2, logd1, atol=1e-12)
-    np.testing.assert_allclose(R2, R1, atol=1e-12)
-
-
 def test_qr_small_frame_work_decides_whether_the_loop_holds_blas(monkeypatch):
     Y = _frames(batch=1)
     held = {}
@@ -187,40 +158,9 @@ def test_qr_small_frame_work_decides_whether_the_loop_holds_blas(monkeypatch):
         np.testing.assert_allclose(u, v, atol=1e-12)
 
 
-def test_qr_split_work_splits_householder_frames_over_threads(monkeypatch):
-    # frames only Householder can factorise, in a loop that holds BLAS to one thread
-    Y = _ill_conditioned(np.random.default_rng(5), 4, 120, 30, 17.0)
-    ref = np.linalg.qr(Y)
-    monkeypatch.setattr(_reorth, "n_threads", lambda: 2)
-    parts = []
-    run = _reorth._pool.run_parts
-    monkeypatch.setattr(_reorth._pool, "run_parts",
-                        lambda fn, items: _recorded(run, parts, fn, items))
-    out = {}
-    for work in (1, 1 << 40):
-        monkeypatch.setattr(OPTIONS, "qr_split_work", work)
-        parts.clear()
-        with Reorthonormalizer(frames_in_threads=True) as reorth:
-            reorth.hold_blas()
-            out[work] = reorth(Y, want_r=True), list(parts)
-    (small, small_parts), (large, large_parts) = out[1], out[1 << 40]
-    assert small_parts == [2] and large_parts == []  # split in two, or run whole
-    for got in (small, large):
-        Q, logd, R = got
-        np.testing.assert_allclose(Q @ R, Y, atol=1e-13)
-        np.testing.assert_allclose(np.abs(R), np.abs(ref[1]), atol=1e-13)
-
-
-def _recorded(run, parts, fn, items):
-    items = list(items)
-    parts.append(len(items))
-    return run(fn, items)
-
-
 @pytest.mark.parametrize("k", [10, 20])
 def test_after_a_shifted_frame_the_next_ones_start_shifted_and_stay_exact(k, monkeypatch):
     """The frames of one run are alike: the plain first pass is skipped for a while."""
-    monkeypatch.setattr(OPTIONS, "qr_per_matrix_k", 16)  # k = 20: one matrix at a time
     rng = np.random.default_rng(k)
     reorth = Reorthonormalizer()
     reorth(_ill_conditioned(rng, 2, 150, k, 11.0))

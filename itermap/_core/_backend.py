@@ -119,7 +119,6 @@ def namespace(*arrays: Any) -> Any:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.backends import namespace
     >>> xp = namespace(np.zeros(2), None)
     >>> bool(xp.sum(xp.ones(3)) == 3)
@@ -156,7 +155,6 @@ def backend_of(a: Any) -> str:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.backends import backend_of
     >>> backend_of(np.zeros(3)), backend_of(None)
     ('numpy', 'numpy')
@@ -200,7 +198,6 @@ def to_backend(a: Any, name: str) -> Any:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.backends import to_backend
     >>> to_backend([1.0, 2.0], "numpy")
     array([1., 2.])
@@ -268,7 +265,6 @@ def sparse_module(xp: Any) -> Any:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.backends import namespace, sparse_module
     >>> sparse_module(namespace(np.zeros(1))).__name__
     'scipy.sparse'

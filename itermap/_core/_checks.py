@@ -42,9 +42,7 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
                maximum: float | None = None) -> float:
     """``value`` as a finite float, or a TypeError/ValueError that names ``name``.
 
-    Booleans, complex numbers, strings, None and sequences are refused; so are
-    NaN and inf. ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound
-    it inclusively.
+    ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound it inclusively.
 
     Examples
     --------
@@ -83,9 +81,8 @@ def check_bool(name: str, value) -> bool:
 def named(name: str):
     """Re-raise a ValueError or TypeError from the block with ``name`` in front.
 
-    For parsing that goes through other constructors (a weight matrix through
-    :class:`~itermap.BlockMatrix`, say), whose own messages cannot know the
-    caller's parameter name. Messages that already name it pass unchanged.
+    For parsing through other constructors, whose messages cannot know the caller's
+    parameter name; messages that already name it pass unchanged.
     """
     try:
         yield
@@ -99,17 +96,12 @@ def named(name: str):
 def plain_array(name: str, value):
     """``value`` with what a plain array lacks taken off, or a TypeError naming ``name``.
 
-    The one door every array of the public API goes through (states, weights, inputs,
-    values): a masked array that carries a mask is refused (SciPy's convention: the mask
-    would be ignored by some operations and honoured by others, giving wrong answers);
-    one without a mask, an ``np.matrix`` (whose ``*`` and 2-D-only rows break
-    vectorised code, and whose pieces crash ``np.stack``) and any other ndarray
-    subclass become plain ndarrays; a non-native byte order becomes native (the same
-    values, so a dtype check sees float64, not ``>f8``). Anything else passes unchanged.
+    The door of every public array: a masked array with a mask is refused (SciPy's
+    convention: some operations would ignore the mask); ``np.matrix`` and other ndarray
+    subclasses become plain ndarrays, a non-native byte order native.
 
     Examples
     --------
-    >>> import numpy as np
     >>> plain_array("x", np.matrix([[1.0, 2.0]]))
     array([[1., 2.]])
     >>> plain_array("x", np.array([1.0], dtype=">f8")).dtype
@@ -139,12 +131,10 @@ x.compressed() instead
 def no_half(name: str, x):
     """``x`` unless it is a half-precision float array: a TypeError naming ``name``.
 
-    No LAPACK routine works in float16 (nor bfloat16), and its three digits are lost to
-    the first few steps of a run; float32 is the least precision the analyses take.
+    No LAPACK routine works in float16 (nor bfloat16): float32 is the least precision taken.
 
     Examples
     --------
-    >>> import numpy as np
     >>> no_half("x0", np.zeros(2, dtype=np.float16))
     Traceback (most recent call last):
     ...
@@ -180,15 +170,11 @@ def _library(a) -> str | None:
 def one_namespace(*, movable: bool = False, **arrays) -> None:
     """Refuse, with one TypeError up front, arrays that come from different libraries.
 
-    ``arrays`` maps parameter names to arrays (None, numbers and sequences are
-    ignored: those are parsed into the others' library). Mixing, say, array_api_strict
-    and NumPy would otherwise fail deep inside with an AttributeError, or be accepted and
-    fail later. ``movable=True`` lets NumPy and CuPy arrays meet, for the callers that
-    document moving one to the other (a host bias for a GPU map, host inputs).
+    ``arrays`` maps parameter names to arrays (None, numbers and sequences ignored).
+    ``movable=True`` lets NumPy and CuPy arrays meet, for callers that move one.
 
     Examples
     --------
-    >>> import numpy as np
     >>> one_namespace(x=np.zeros(2), u=None)
     >>> class Foreign:  # an array of another library
     ...     __module__ = "otherlib"

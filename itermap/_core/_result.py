@@ -98,7 +98,6 @@ class Check:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import Check
         >>> Check.equal_to(2)(np.array([0, 2, 2, 3]))
         2
@@ -121,7 +120,6 @@ class Check:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import Check, Status
         >>> Check("converged", Status.MAX_ITERATIONS, "").failures(np.array([True, False]))
         1
@@ -188,7 +186,6 @@ class Result:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> traj = itermap.iterate(itermap.systems.henon(), np.array([0.1, 0.1]), 3)
     >>> isinstance(traj, itermap.Result), traj.result, traj.message
@@ -214,7 +211,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> itermap.iterate(itermap.systems.henon(), np.zeros(2), 2).result
         <Status.SUCCESS: 0>
@@ -227,7 +223,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> itermap.iterate(itermap.systems.henon(), np.zeros(2), 2).message
         ''
@@ -263,9 +258,7 @@ class Result:
     def to_pandas(self) -> Any:
         """The result's table as a :class:`pandas.DataFrame`, one row per item.
 
-        Array fields of one value per row are columns; a 2-D field (``m`` rows
-        by ``k``) gives the ``k`` columns ``name[0]``, ..., ``name[k-1]``.
-        The index is named after the rows' dimension.
+        A 2-D field (``m`` rows by ``k``) gives the columns ``name[0]`` .. ``name[k-1]``.
 
         Returns
         -------
@@ -280,7 +273,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> from itermap.analysis import find_fixed_points
         >>> fp = find_fixed_points(itermap.IterativeMap(np.array([[2.0]])),
@@ -341,11 +333,8 @@ class Result:
     def to_xarray(self) -> Any:
         """The result's arrays as an :class:`xarray.Dataset` with named dimensions.
 
-        Every array field is a variable; its dimensions are named from the
-        result's field schema (``time``, ``unit``, ``exponent``, ...), and the
-        fields that label a dimension (the times of a trajectory, the values of
-        a scan) are its coordinates. Plain fields (numbers, strings) are
-        attributes.
+        Dimensions are named from the field schema (``time``, ``unit``, ...); the
+        fields that label one are its coordinates, plain fields attributes.
 
         Returns
         -------
@@ -358,7 +347,6 @@ class Result:
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> traj = itermap.iterate(itermap.systems.henon(), np.array([0.1, 0.1]), 4)
         >>> ds = traj.to_xarray()

@@ -14,21 +14,14 @@ __all__ = ["as_rng"]
 def as_rng(rng: RngLike = None) -> np.random.Generator:
     """Return a :class:`numpy.random.Generator` for ``rng``.
 
-    This is the one place the package's convention for randomness lives.
-    Every function that draws random numbers takes a keyword ``rng`` and
-    passes it here:
-
-    - an ``int`` (>= 0) is a seed: the same seed gives the same result;
-    - a :class:`numpy.random.Generator` is used as is, so several calls can
-      share one stream;
-    - ``None`` means fresh entropy from the operating system (NumPy's own
-      convention for ``default_rng``): results differ from run to run.
+    The package's one convention for randomness: every function that draws takes
+    a keyword ``rng`` and passes it here.
 
     Parameters
     ----------
     rng : int, numpy.random.Generator, numpy.random.SeedSequence or None
-        A seed, an existing generator (returned as is, so draws continue from
-        its state), or None for fresh OS entropy.
+        A seed (the same seed, the same result), a generator (returned as is, so
+        several calls share one stream), or None for fresh OS entropy.
 
     Returns
     -------

@@ -50,15 +50,10 @@ T = TypeVar("T")
 def saveable(cls: type[T]) -> type[T]:
     """Class decorator: make a dataclass of arrays and plain values saveable.
 
-    Fields may hold arrays (NumPy or CuPy, saved on the host; sparse
-    matrices), NumPy scalars, Python numbers, strings, None, and lists,
-    tuples and dicts of those (dict keys may be strings, numbers, tuples or
-    None). All of these load back with their types: a tuple stays a tuple,
-    an ``int`` key stays an ``int``, a ``np.float32`` stays a ``np.float32``.
-    :func:`save` refuses anything else before it writes.
-
-    Unless the class defines its own ``__repr__``, it gets a compact one:
-    arrays show their shape and dtype, not their values.
+    Fields may hold arrays (dense or sparse, saved on the host), NumPy scalars,
+    Python numbers, strings, None, and lists, tuples and dicts of those; all load
+    back with their types. :func:`save` refuses anything else before it writes.
+    Without its own ``__repr__`` the class gets a compact one (arrays by shape).
 
     Parameters
     ----------
@@ -78,7 +73,6 @@ def saveable(cls: type[T]) -> type[T]:
     Examples
     --------
     >>> from dataclasses import dataclass
-    >>> import numpy as np
     >>> import itermap
     >>> @itermap.saveable
     ... @dataclass
@@ -187,14 +181,11 @@ class Writer:
 def encode_value(value, writer: Writer, name: str, where: str):
     """JSON for ``value``, its arrays and NumPy scalars handed to ``writer``.
 
-    ``name`` starts the names of its array entries, ``where`` names it in
-    errors (a TypeError for anything that would not load back as it was).
-    Everything :func:`itermap.saveable` accepts in a field loads back as it was
-    with :func:`decode_value`.
+    ``name`` starts its array entries' names, ``where`` names it in errors (a
+    TypeError for anything :func:`decode_value` would not give back as it was).
 
     Examples
     --------
-    >>> import numpy as np
     >>> w = Writer()
     >>> doc = encode_value({"x": np.float32(1.5), "t": (1, "a")}, w, "v", "v")
     >>> decode_value(doc, w.arrays)
@@ -439,7 +430,6 @@ def jsonable(value):
 
     Examples
     --------
-    >>> import numpy as np
     >>> jsonable({"x": np.array([1.0, np.nan, -np.inf]), 2: (np.int8(3), True)})
     {'x': [1.0, None, '-inf'], '2': [3, True]}
     """

@@ -184,12 +184,10 @@ def _host() -> str:
 def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     """Write ``arrays`` to the ``.npz`` file ``path`` all at once or not at all.
 
-    The archive goes to a temporary file beside ``path``, is flushed to disk
-    (``fsync``) and moved into place, so an interrupted or failed write leaves
-    neither a half-written file nor a damaged earlier one. The temporary file
-    is removed on any error; one left by a killed process (its name carries
-    the host and process id) is removed by the next write into that folder.
-    The file gets the permissions the umask gives a new file.
+    A temporary file beside ``path``, flushed (``fsync``) and moved into place: a
+    failed write leaves neither a half-written file nor a damaged earlier one. One
+    left by a killed process is removed by the next write into that folder; the
+    file gets the permissions the umask gives a new file.
 
     Parameters
     ----------
@@ -208,7 +206,6 @@ def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
     Examples
     --------
     >>> import os, tempfile
-    >>> import numpy as np
     >>> from itermap.files import write_npz_atomic
     >>> folder = tempfile.mkdtemp()
     >>> write_npz_atomic(os.path.join(folder, "a.npz"), {"x": np.arange(3)})
@@ -473,10 +470,8 @@ def _refuse_special(path, st, what):
 def check_regular_file(path, what: str = "path") -> str:
     """``path`` as a str, if it names an existing regular file.
 
-    Checked with :func:`os.stat` before anything opens it: a folder, a FIFO
-    (opening one blocks until a writer comes), ``/dev/zero`` (reading never
-    ends) or a socket is refused with a ValueError naming ``what`` and the
-    path.
+    A folder, a FIFO (opening blocks), ``/dev/zero`` (reading never ends) or a socket
+    is refused before anything opens it, with a ValueError naming ``what``.
 
     Raises
     ------
@@ -524,12 +519,9 @@ def _memory_cap() -> int:
 class NpzReader:
     """An ``.npz`` archive from an untrusted file, read one member at a time.
 
-    The file must be a regular file (:func:`open_regular_file`). Opening reads
-    only the zip directory; :meth:`header` reads one member's ``.npy`` header
-    and :meth:`read` one member, after checking its declared (uncompressed)
-    size: against ``expansion`` times its compressed size (when given), and,
-    together with everything read before through this reader, against this
-    machine's memory. A member that is never asked for is never decompressed.
+    Opening reads only the zip directory of a regular file; :meth:`read` reads one
+    member after checking its declared size against ``expansion`` times its
+    compressed size (when given) and, with all read before, this machine's memory.
     Every failure is a ValueError that names the file (and the member).
 
     Parameters

@@ -204,7 +204,6 @@ def check_fields(cls, values: dict) -> None:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import Trajectory
     >>> check_fields(Trajectory, {"states": np.zeros((3, 2)), "times": np.arange(3),
     ...                           "sizes": [2]})

@@ -512,7 +512,6 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     --------
     Weights as arrays, no torch needed:
 
-    >>> import numpy as np
     >>> import itermap
     >>> rng = np.random.default_rng(0)
     >>> arrays = {"0.weight": rng.normal(size=(4, 3)), "0.bias": np.zeros(4),

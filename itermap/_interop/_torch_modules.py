@@ -88,11 +88,9 @@ def activation_module(name: str) -> nn.Module:
 class IteratedModel(nn.Module):
     """The paper's iterated model: ``x <- f(W x + b)`` with input insertion.
 
-    ``blocks["(i, j)"]`` maps input block ``i`` to output block ``j``, as in
-    the paper's ``Sequential2D`` (so it holds itermap's ``W[j, i]``); each is a
-    :class:`MaskedLinear`, whose mask is the block's trainable mask. One
-    activation per block; the input block, when there is one, is overwritten
-    by the input before every step and holds it after.
+    ``blocks["(i, j)"]`` (itermap's ``W[j, i]``, as in the paper's ``Sequential2D``)
+    is a :class:`MaskedLinear` whose mask is the block's trainable mask; one
+    activation per block; the input block is overwritten by the input every step.
 
     ``forward(x, u=None, steps=1)``: ``x`` of shape ``(dim,)`` or ``(B, dim)``;
     ``u`` one input ``([B,] n_in)`` held for every step, or a sequence

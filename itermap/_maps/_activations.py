@@ -24,10 +24,8 @@ __all__ = ["Activation", "ACTIVATIONS", "get_activation"]
 class Activation:
     """An elementwise nonlinearity ``f`` with its derivative.
 
-    ``apply(z, xp)`` returns ``f(z)``; ``derivative(z, xp)`` returns ``f'(z)``,
-    both evaluated at the pre-activation ``z`` with the array namespace ``xp``.
-    ``numpy_inplace``, when given, overwrites a NumPy array with ``f(z)``: the
-    simulator uses it on fresh pre-activations to save an allocation per step.
+    ``apply(z, xp)`` is ``f(z)``, ``derivative(z, xp)`` ``f'(z)``; ``numpy_inplace``,
+    when given, overwrites a fresh NumPy pre-activation with ``f(z)``.
 
     Attributes
     ----------
@@ -42,7 +40,6 @@ class Activation:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ACTIVATIONS
     >>> tanh = ACTIVATIONS["tanh"]
     >>> tanh.apply(np.array([0.0]), np), tanh.derivative(np.array([0.0]), np)

@@ -21,18 +21,13 @@ __all__ = ["AttentionRNN", "attention_scan"]
 class AttentionRNN(Map):
     """Softmax attention of one query over a growing prefix of tokens, as a driven map.
 
-    The state is ``x = [a; c; m]`` (``d_v + 2`` entries), the input the token ``u``
-    (``d_in`` entries): the key is ``Wk @ u``, the value ``Wv @ u``, the score
-    ``s = scale * q . (Wk @ u)``. One step is the update of Feng et al. (section 3):
-    ``m' = max(m, s)``, ``a' = a exp(m - m') + v exp(s - m')``,
-    ``c' = c exp(m - m') + exp(s - m')``, and :meth:`readout` gives ``o = a / c``,
-    softmax attention over every token seen so far. ``exp`` only ever sees
-    arguments ``<= 0``, so scores of any size give finite states.
-
-    The zero state (:meth:`zeros`) is the empty prefix: a state with ``c == 0``
-    holds no tokens, so its ``a`` and ``m`` are dropped (``m' = s``, ``a' = v``,
-    ``c' = 1``) instead of rescaled. From it, ``T`` steps give exactly scaled
-    dot-product attention of ``q`` over the ``T`` tokens.
+    The state is ``x = [a; c; m]`` (``d_v + 2`` entries), the input a token ``u``;
+    with the score ``s = scale * q . (Wk @ u)`` and value ``v = Wv @ u`` a step is
+    Feng et al.'s update: ``m' = max(m, s)``, ``a' = a exp(m - m') + v exp(s - m')``,
+    ``c' = c exp(m - m') + exp(s - m')``; :meth:`readout` gives ``o = a / c``.
+    ``exp`` only sees arguments ``<= 0``, so any scores give finite states. The zero
+    state is the empty prefix (``c == 0``: ``a`` and ``m`` dropped), from which
+    ``T`` steps give exactly scaled dot-product attention over the ``T`` tokens.
 
     Parameters
     ----------
@@ -48,22 +43,11 @@ class AttentionRNN(Map):
 
     Notes
     -----
-    **The Jacobian.** With ``gamma = exp(m - m')`` and ``beta = exp(s - m')``,
-    ``d a'/d a = gamma I``, ``d c'/d c = gamma``, and the column of ``m``:
-
-    - where the old maximum is kept (``m >= s``, ties included): ``m' = m``,
-      ``gamma = 1``, ``d a'/d m = -beta v``, ``d c'/d m = -beta``, ``d m'/d m = 1``;
-    - where the new score takes over (``s > m``): ``m' = s``, ``beta = 1``,
-      ``d a'/d m = gamma a``, ``d c'/d m = gamma c``, ``d m'/d m = 0``;
-    - on the empty prefix (``c == 0``) the whole Jacobian is zero.
-
     Where the running maximum switches (``m = s``) the map is continuous but not
-    differentiable in ``m``: the ``m`` column jumps from ``(-beta v, -beta, 1)``
-    to ``(a, c, 0)``. The Jacobian returned there is the one-sided derivative of
-    the branch that keeps the old maximum. The output ``o = a / c`` does not
-    depend on the branch: ``(a e^t, c e^t, m - t)`` is the same prefix for every
-    ``t``, and both branches move along that direction only. The map is also
-    discontinuous at ``c = 0`` (the empty prefix).
+    differentiable in ``m``: the Jacobian returned is that of the branch keeping
+    the old maximum. Both branches move only along ``(a e^t, c e^t, m - t)``, the
+    same prefix, so ``o`` does not depend on the branch. The Jacobian is zero on
+    the empty prefix, where the map is discontinuous.
 
     References
     ----------
@@ -76,7 +60,6 @@ class AttentionRNN(Map):
     --------
     After T steps from the empty prefix, the readout is softmax attention:
 
-    >>> import numpy as np
     >>> import itermap
     >>> rng = np.random.default_rng(0)
     >>> Wk, Wv, q = rng.normal(size=(4, 3)), rng.normal(size=(2, 3)), rng.normal(size=4)
@@ -219,7 +202,6 @@ class AttentionRNN(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.AttentionRNN(np.ones((1, 1)), np.ones((1, 1)), np.zeros(1))
         >>> m.readout(np.array([6.0, 3.0, 0.0]))
@@ -250,14 +232,8 @@ class AttentionRNN(Map):
 
 
 def combine(left, right):
-    """The associative operator of Feng et al. (section 3.2) on prefix summaries.
-
-    A summary of tokens ``i .. j`` is ``(m, a, c)``: ``m`` the largest score,
-    ``a = sum v exp(s - m)``, ``c = sum exp(s - m)`` (``a`` with a trailing value
-    axis). ``combine(left, right)`` summarises the tokens of ``left`` then
-    ``right``; the scan of :func:`attention_scan` computes the same prefixes
-    (the max first, then the affine recurrence).
-    """
+    """Feng et al.'s associative operator (section 3.2) on prefix summaries ``(m, a, c)``:
+    the largest score, ``sum v exp(s - m)`` and ``sum exp(s - m)`` of tokens ``i .. j``."""
     m_l, a_l, c_l = left
     m_r, a_r, c_r = right
     xp = namespace(m_l, m_r)
@@ -281,12 +257,9 @@ def _running_max(s, xp):
 def attention_scan(scores: Array, values: Array) -> Array:
     """Softmax attention over every prefix, ``o_k = softmax(s_{1..k}) @ V_{1..k}``, by a scan.
 
-    The running maximum ``m_k = max(s_1 .. s_k)`` comes first (an associative
-    max-scan), then ``[a; c]`` follow the diagonal affine recurrence
-    ``a_k = exp(m_{k-1} - m_k) a_{k-1} + exp(s_k - m_k) v_k`` (and the same for
-    ``c`` with ``v = 1``), which :func:`itermap.linear_recurrence` solves by a
-    parallel scan in ``O(log T)`` dependent rounds. Every exponent is ``<= 0``,
-    so scores of any size give finite outputs.
+    A max-scan gives the running maximum ``m_k``; then ``[a; c]`` follow a diagonal
+    affine recurrence that :func:`itermap.linear_recurrence` solves in ``O(log T)``
+    rounds. Every exponent is ``<= 0``, so scores of any size give finite outputs.
 
     Parameters
     ----------
@@ -315,7 +288,6 @@ def attention_scan(scores: Array, values: Array) -> Array:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import attention_scan
     >>> s = np.array([0.0, 1e4, -1e4])              # huge scores stay finite
     >>> v = np.array([[1.0], [2.0], [3.0]])

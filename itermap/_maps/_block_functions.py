@@ -59,7 +59,6 @@ class BlockFunction:
     --------
     A LayerNorm over 2 tokens of width 3 as a block function:
 
-    >>> import numpy as np
     >>> from itermap.block_functions import LayerNorm
     >>> g = LayerNorm(np.ones(3), np.zeros(3), seq_len=2)
     >>> g.in_size, g.out_size
@@ -187,7 +186,6 @@ class LayerNorm(BlockFunction):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.block_functions import LayerNorm
     >>> g = LayerNorm(np.ones(2), np.zeros(2), seq_len=1, eps=0.0)
     >>> g(np.array([1.0, 3.0]))
@@ -278,7 +276,6 @@ class FeedForward(BlockFunction):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.block_functions import FeedForward
     >>> g = FeedForward(np.eye(2), None, 2 * np.eye(2), None, seq_len=1)
     >>> g(np.array([1.0, -1.0]))
@@ -379,7 +376,6 @@ class SelfAttention(BlockFunction):
     --------
     With one token, attention returns the projected value:
 
-    >>> import numpy as np
     >>> from itermap.block_functions import SelfAttention
     >>> d = 2
     >>> W = np.vstack([np.eye(d), np.eye(d), 3 * np.eye(d)])
@@ -542,7 +538,6 @@ class Residual(BlockFunction):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.block_functions import FeedForward, Residual
     >>> g = Residual(FeedForward(np.eye(1), None, np.eye(1), None, seq_len=1))
     >>> g(np.array([2.0])), g(np.array([-2.0]))
@@ -591,7 +586,6 @@ class Chain(BlockFunction):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.block_functions import Chain, FeedForward
     >>> double = FeedForward(np.eye(1), None, 2 * np.eye(1), None, seq_len=1)
     >>> Chain([double, double])(np.array([1.5]))
@@ -689,7 +683,6 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.block_functions import (FeedForward, LayerNorm, SelfAttention,
     ...                                      transformer_layer)
     >>> rng = np.random.default_rng(0)

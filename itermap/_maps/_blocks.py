@@ -73,7 +73,6 @@ class BlockMatrix:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import BlockMatrix
     >>> W = BlockMatrix([2, 3], {(1, 0): np.ones((3, 2))})
     >>> W.shape, W.nnz
@@ -245,11 +244,10 @@ class BlockMatrix:
                          trainable: Any = None, *, rng: RngLike = None) -> BlockMatrix:
         """A block matrix from the description language of the paper's ``MaskedLinear``.
 
-        Follows ``MaskedLinear.from_description`` of the authors' iterativenn /
-        iterativennsimple code: ``block_types[i][j]`` describes block ``(i, j)``
-        (rows are outputs, as in torch's ``(out, in)`` weights and in
-        :class:`BlockMatrix`), ``initialization_types[i][j]`` its values and
-        ``trainable[i][j]`` which of its entries training may change.
+        As ``MaskedLinear.from_description`` of the authors' iterativenn code:
+        ``block_types[i][j]`` describes block ``(i, j)`` (rows are outputs),
+        ``initialization_types[i][j]`` its values, ``trainable[i][j]`` its trainable
+        entries.
 
         Parameters
         ----------
@@ -290,14 +288,10 @@ class BlockMatrix:
 
         Notes
         -----
-        Where this differs from :meth:`from_pattern` (which stays as it is):
-        from_pattern gives exact counts (``S=n`` is ``n`` distinct entries,
-        ``Row=n`` is ``n`` per row) and one scale, ``N(0, scale**2 / m)``
-        per row fill ``m``; from_description draws with replacement and takes
-        the values from ``initialization_types``. The paper's quirk is kept:
-        ``"R=p"`` (and ``"D"``, ``"S"``, ``"Row"``) with ``trainable=True``
-        leaves *every* entry of the block trainable, not only the drawn ones;
-        use ``"non-zero"`` for the pattern.
+        Unlike :meth:`from_pattern` (exact counts, one scale), positions are drawn
+        with replacement and values come from ``initialization_types``. The paper's
+        quirk is kept: ``trainable=True`` on a sparse block type leaves *every*
+        entry trainable; use ``"non-zero"`` for the pattern.
 
         Examples
         --------
@@ -468,7 +462,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.block(1, 0), W.block(0, 0)
@@ -495,7 +488,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.block_pattern()
@@ -528,7 +520,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to_dense()
@@ -556,7 +547,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to_sparse().nnz
@@ -599,7 +589,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> W.to("numpy").backend
@@ -625,7 +614,6 @@ class BlockMatrix:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import BlockMatrix
         >>> W = BlockMatrix([2, 1], {(1, 0): np.array([[1.0, -2.0]])})
         >>> print(W.describe())  # doctest: +ELLIPSIS

@@ -104,7 +104,6 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, add_blocks
     >>> rng = np.random.default_rng(0)
     >>> mlp = IterativeMap.from_mlp([rng.normal(size=(4, 3)), rng.normal(size=(2, 4))],
@@ -174,12 +173,8 @@ def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float =
                   scale: float = 1.0) -> IterativeMap:
     """A random MLP map with recurrent and skip blocks at given densities.
 
-    ``recurrent = skip = 0`` is a plain MLP (dense layer weights on the block
-    sub-diagonal, a finite impulse response as long as its depth); any
-    positive ``recurrent`` closes loops and makes the memory infinite. With
-    ``equal_params=True`` the layer weights are thinned so that the number of
-    nonzero weights stays that of the plain MLP, which puts every point of the
-    walk at the same parameter count.
+    ``recurrent = skip = 0`` is a plain MLP; a positive ``recurrent`` closes loops.
+    ``equal_params=True`` thins the layer weights to the plain MLP's nonzero count.
 
     Parameters
     ----------

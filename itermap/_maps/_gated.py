@@ -312,7 +312,6 @@ class RecurrentMap(Map):
     --------
     Two GRU layers; the state after every step holds torch's ``output[t]``:
 
-    >>> import numpy as np
     >>> import itermap
     >>> rng = np.random.default_rng(0)
     >>> m = itermap.RecurrentMap(itermap.GRUMap(rng.normal(size=(9, 2)),
@@ -593,7 +592,6 @@ class ElmanRNNMap(RecurrentMap):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ElmanRNNMap, check_map
     >>> rng = np.random.default_rng(0)
     >>> m = ElmanRNNMap(rng.normal(size=(3, 2)), 0.5 * rng.normal(size=(3, 3)))
@@ -632,7 +630,6 @@ class GRUMap(RecurrentMap):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import GRUMap, check_map
     >>> rng = np.random.default_rng(0)
     >>> m = GRUMap(rng.normal(size=(6, 1)), rng.normal(size=(6, 2)), rng.normal(size=6))
@@ -666,7 +663,6 @@ class LSTMMap(RecurrentMap):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import LSTMMap, check_map
     >>> rng = np.random.default_rng(0)
     >>> m = LSTMMap(rng.normal(size=(8, 1)), rng.normal(size=(8, 2)))

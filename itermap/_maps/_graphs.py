@@ -106,19 +106,12 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         node ``v`` (``W[v, u]`` is nonzero); an undirected edge carries both ways.
         A self-loop is a self-connection.
     level : {"unit", "block", "layers"}
-        ``"unit"``: each node is one hidden unit, so the hidden block is ``n x n``
-        with one nonzero per directed edge (all blocks scipy.sparse CSR when at
-        most 10% of the hidden block is filled, dense otherwise). A ``trainable``
-        mask keeps training on the edges and on the attached nodes' weights.
-        ``"block"``: each node is a block of ``block_size`` units (its own block
-        of the state, so the state has ``n + 2`` blocks), and each edge a dense
-        random ``block_size x block_size`` block between them (Darji's layered
-        construction, with a DAG's layers as nodes). ``"layers"``: Darji's layered
-        construction for a directed acyclic graph: each node one unit, the units of
-        each topological generation (``nx.topological_generations``) one block of the
-        state, and each block between layers masked to the edges between them; the
-        input drives the first layer and the output reads the last by default. So a
-        layered DAG with edges only between consecutive layers is a sparse MLP.
+        ``"unit"``: a node is a hidden unit, one nonzero per directed edge (CSR
+        blocks at most 10% full, dense otherwise), a ``trainable`` mask on the
+        edges. ``"block"``: a node is a block of ``block_size`` units, an edge a
+        dense random block. ``"layers"`` (Darji's layered construction of a DAG):
+        a node is a unit, each topological generation a block masked to its edges;
+        the input drives the first layer and the output reads the last.
     block_size : int
         Units per node with ``level="block"`` (must be 1 with ``level="unit"``).
     n_in, n_out : int
@@ -295,10 +288,8 @@ def random_graph_rnn(n: int, *, kind: str = "er", p: float = 0.1, k: int = 4, m:
                      activation: str = "tanh", rng: RngLike = None) -> IterativeMap:
     """A driven recurrent map on a random graph drawn by networkx.
 
-    The graph is drawn first, from the seed ``as_rng(rng).integers(2**32)``
-    handed to networkx's generator; the same generator then draws the weights
-    through :func:`from_graph` (``level="unit"``). So the same ``rng`` gives the
-    same map, and the graph is ``nx.<generator>(..., seed=that seed)``.
+    The graph is ``nx.<generator>(..., seed=as_rng(rng).integers(2**32))``; the same
+    generator then draws the weights (:func:`from_graph`, ``level="unit"``).
 
     Parameters
     ----------

@@ -17,11 +17,15 @@ from .._core._types import Array
 __all__ = ["Map", "DivergenceError"]
 
 
-def _check_real_dtype(a, name):
-    a = plain_array(name, a)
-    xp = namespace(a)
-    if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+def _vectors(x, v, name, what):
+    """Tangent or cotangent vectors ``v`` as a real array of ``x``'s namespace."""
+    if not hasattr(v, "shape"):
+        raise TypeError(f"{what} vectors {name} must be an array")
+    v = plain_array(name, v)
+    one_namespace(**{"x": x, name: v})
+    if not namespace(v).isdtype(v.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must be real, got dtype {v.dtype}")
+    return v
 
 
 def block_slice(sizes, i: int, owner: str) -> slice:
@@ -38,7 +42,6 @@ class DivergenceError(ValueError):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.systems import linear
     >>> try:
@@ -60,7 +63,6 @@ class Map:
     --------
     A map needs ``dim``, ``step`` and one of ``jacobian`` and ``tangent``:
 
-    >>> import numpy as np
     >>> import itermap
     >>> class Doubling(itermap.Map):
     ...     dim = 1
@@ -88,9 +90,7 @@ class Map:
     @property
     def input_size(self) -> int:
         """Length of the input vector ``u`` (0 for an autonomous map)."""
-        if self.input_block is None:
-            return 0
-        return self.sizes[self.input_block]
+        return self.forced_size
 
     @property
     def forced_size(self) -> int:
@@ -111,12 +111,9 @@ class Map:
     def periods(self) -> tuple | None:
         """The period of each coordinate of a map on a torus, or None (the default).
 
-        A tuple of length ``dim`` whose entries are a positive period or None
-        (a coordinate that does not wrap). :func:`~itermap.iterate` and the
-        Lyapunov steppers wrap such coordinates onto ``[0, P)`` after each
-        step; :func:`~itermap.analysis.find_fixed_points` solves
-        ``F^p(x) = x`` modulo the periods. ``step`` itself may stay the smooth
-        lift: its Jacobian is the same.
+        A period or None (no wrap) per coordinate: :func:`~itermap.iterate` and the
+        Lyapunov steppers wrap onto ``[0, P)`` after each step, fixed points are
+        solved modulo the periods; ``step`` may stay the smooth lift.
 
         Examples
         --------
@@ -141,7 +138,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import standard_map
         >>> np.round(standard_map().wrap(np.array([7.0, -1.0])), 4)
         array([0.7168, 5.2832])
@@ -162,10 +158,10 @@ class Map:
                         steps: int = 0) -> Any:
         """A stepper that advances trajectories and their tangent frames, or None.
 
-        The Lyapunov analyses loop over it; where it is None they run the general
-        batched path. The default is the small-map stepper (NumPy float64 states
-        of up to 64 units, no input); a map may return its own (a network returns
-        its fused steppers). One that is a context manager is entered around the loop.
+        The Lyapunov analyses loop over it (None: the general batched path). The
+        default is the small-map stepper (NumPy float64, up to 64 units, no input);
+        a network returns its fused steppers. A context manager is entered around
+        the loop.
 
         Parameters
         ----------
@@ -187,7 +183,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> s = linear(np.diag([2.0, 0.5])).tangent_stepper(np.ones((1, 2)), np.eye(2)[None])
         >>> acc = np.zeros((1, 2))
@@ -225,7 +220,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import henon
         >>> henon().step(np.array([0.0, 0.0]))
         array([1., 0.])
@@ -247,7 +241,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import henon
         >>> henon().jacobian(np.array([0.5, 0.0]))
         array([[-1.4,  1. ],
@@ -278,7 +271,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).tangent(np.zeros(2), np.eye(2)[:, :1])
         array([[0.],
@@ -307,7 +299,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> linear(np.array([[0.0, 1.0], [2.0, 0.0]])).vjp(np.zeros(2), np.array([1.0, 0.0]))
         array([0., 1.])
@@ -339,7 +330,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap.systems import linear
         >>> x, v = linear(np.array([[0.5]])).step_with_tangent(np.array([2.0]), np.ones((1, 1)))
         >>> x, v
@@ -393,7 +383,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> IterativeMap(np.zeros((6, 6)), sizes=[1, 3, 2]).block_slice(-1)
         slice(4, 6, None)
@@ -416,7 +405,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> m = IterativeMap(np.zeros((3, 3)), sizes=[1, 2])
         >>> m.read_block(np.arange(3.0), 1)
@@ -438,7 +426,6 @@ class Map:
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> IterativeMap(np.zeros((3, 3)), sizes=[2, 1]).readout(np.arange(3.0))
         array([2.])
@@ -531,11 +518,7 @@ class Map:
         return x
 
     def _check_tangent(self, x, v):
-        if not hasattr(v, "shape"):
-            raise TypeError("tangent vectors v must be an array")
-        v = plain_array("v", v)
-        one_namespace(x=x, v=v)
-        _check_real_dtype(v, "v")
+        v = _vectors(x, v, "v", "tangent")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
             raise ValueError(
@@ -550,11 +533,7 @@ class Map:
         return v
 
     def _check_cotangent(self, x, w):
-        if not hasattr(w, "shape"):
-            raise TypeError("cotangent vectors w must be an array")
-        w = plain_array("w", w)
-        one_namespace(x=x, w=w)
-        _check_real_dtype(w, "w")
+        w = _vectors(x, w, "w", "cotangent")
         ok_ndim = (1, 2) if x.ndim == 1 else (2, 3)
         if w.ndim not in ok_ndim or w.shape[-1] != self.dim or \
                 (x.ndim == 2 and w.shape[0] != x.shape[0]):

@@ -89,7 +89,6 @@ class IterativeMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.5, 0.0], [0.0, 0.5]]), activation="identity")
     >>> m.step(np.array([1.0, 2.0]))
@@ -187,7 +186,6 @@ class IterativeMap(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> mlp = IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
         >>> mlp.block_pattern().astype(int)
@@ -517,7 +515,6 @@ class IterativeMap(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
         >>> m.step(np.array([1.0, 2.0]))
@@ -589,7 +586,6 @@ class IterativeMap(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import IterativeMap
         >>> m = IterativeMap.from_rnn(np.zeros((2, 2)), np.ones((2, 1)))
         >>> m.with_input(m.zeros(), np.array([7.0]))

@@ -47,7 +47,6 @@ def forward(self: IterativeMap, x: Array) -> Array:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> W1, W2 = np.array([[1.0, -1.0]]), np.array([[2.0]])
     >>> mlp = IterativeMap.from_mlp([W1, W2], activation="relu")
@@ -107,7 +106,6 @@ def settled_state(self: IterativeMap, x: Array, u: Array | None = None) -> Array
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> Ws = [np.array([[2.0]]), np.array([[3.0]])]
     >>> mlp = IterativeMap.from_mlp(Ws, activation="identity")
@@ -163,7 +161,6 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, iterate
     >>> rng = np.random.default_rng(0)
     >>> Ws = [rng.normal(size=(4, 3)), rng.normal(size=(2, 4))]
@@ -258,7 +255,6 @@ def from_rnn(cls: type[IterativeMap], W_hh: Array, W_hx: Array, b: Array | None 
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap.from_rnn(np.eye(2) * 0.5, np.ones((2, 1)))
     >>> m.sizes, m.input_block

@@ -13,7 +13,6 @@ import numpy as np
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
 from .._core._checks import one_namespace, plain_array
 from .._core._types import Array
-from .._running._sparse_product import csr_times
 from ._map import Map
 from ._network_parts import _add, _rows_times, _zero_rows_cols
 
@@ -99,7 +98,6 @@ def tangent(self: IterativeMap, x: Array, v: Array, u: Array | None = None) -> A
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.tangent(np.zeros(2), np.array([[1.0], [0.0]]))
@@ -128,7 +126,6 @@ def step_with_tangent(self: IterativeMap, x: Array, v: Array,
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> y, Jv = m.step_with_tangent(np.array([1.0, 2.0]), np.eye(2))
@@ -173,7 +170,7 @@ def _sparse_state_and_tangent(self, x, v):
     else:
         B, n, k = v.shape
         cols = np.concatenate([x.T, np.transpose(v, (1, 0, 2)).reshape(n, B * k)], axis=1)
-    out = csr_times(self._W, cols)
+    out = self._W @ cols
     if x.ndim == 1:
         z, Wv = out[:, 0], out[:, 1:]
     else:
@@ -202,7 +199,6 @@ def vjp(self: IterativeMap, x: Array, w: Array, u: Array | None = None) -> Array
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.vjp(np.zeros(2), np.array([1.0, 0.0]))
@@ -271,7 +267,6 @@ def step_with_derivative(self: IterativeMap, x: Array, u: Array | None = None
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 0.0], [2.0, 0.0]]), sizes=(1, 1), input_block=0)
     >>> xin, y, d = m.step_with_derivative(np.zeros(2), np.array([1.0]))
@@ -317,7 +312,6 @@ def parameter_gradient(self: IterativeMap, x: Array, w: Array, u: Array | None =
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
     >>> grads, gb = m.parameter_gradient(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
@@ -382,7 +376,6 @@ def block_gradient(self: IterativeMap, key: tuple[int, int], g: Array, xin: Arra
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.5, 0.0], [1.0, 0.5]]), activation="identity")
     >>> m.block_gradient((0, 0), np.array([[1.0, 0.0]]), np.array([[1.0, 2.0]]))
@@ -436,7 +429,6 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap
     >>> m = IterativeMap(np.array([[0.0, 1.0], [0.5, 0.0]]), activation="identity")
     >>> m.jacobian(np.zeros(2))
@@ -507,12 +499,11 @@ def _diag_matrix(v, xp):
 
 def _sparse_cols(S, V, xp):
     """``S @ V`` for sparse ``S`` and dense ``V`` of shape (n, k) or (B, n, k)."""
-    times = csr_times if isinstance(V, np.ndarray) else (lambda S, V: S @ V)
     if V.ndim == 2:
-        return times(S, V)
+        return S @ V
     B, n, k = V.shape
     flat = xp.reshape(xp.permute_dims(V, (1, 0, 2)), (n, B * k))
-    out = times(S, flat)
+    out = S @ flat
     return xp.permute_dims(xp.reshape(out, (S.shape[0], B, k)), (1, 0, 2))
 
 
@@ -550,7 +541,6 @@ def sampled_product(g, x, rows, cols):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._maps._network_grad import sampled_product
     >>> g, x = np.arange(6.0).reshape(2, 3), np.ones((2, 2))
     >>> sampled_product(g, x, np.array([0, 2]), np.array([1, 0]))

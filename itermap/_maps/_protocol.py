@@ -72,21 +72,14 @@ class FunctionMap(Map):
 
     Notes
     -----
-    ``step``, ``jacobian`` and ``tangent`` are the inner loop and pass NaN
-    through; the analyses check their inputs and results. The Lyapunov
-    analyses call ``step`` and ``jacobian`` on one state of shape ``(dim,)``
-    once a step (see :meth:`Map.tangent_stepper`); plain functions written in
-    numba's subset for such a state run compiled where numba is installed, and
-    so do a plain object's methods (as from :func:`as_map`) that read its
-    numeric attributes: those are read at the start of each analysis call.
-    The methods are :class:`~itermap.Map`'s, calling the wrapped functions;
-    ``to`` returns the map itself (plain functions follow their arrays).
+    The functions are the inner loop and pass NaN through; the analyses check
+    inputs and results. Functions in numba's subset run compiled where numba is
+    installed (:meth:`Map.tangent_stepper`). ``to`` returns the map itself.
 
     Examples
     --------
     The Lozi map, from two functions:
 
-    >>> import numpy as np
     >>> from itermap import FunctionMap, check_map
     >>> def lozi(x, a=1.7, b=0.5):
     ...     return np.stack([1 - a * np.abs(x[..., 0]) + x[..., 1], b * x[..., 0]], -1)
@@ -225,7 +218,6 @@ def as_map(obj: MapLike) -> Map:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> class Cubic:                       # x -> r x - x^3, a plain class
     ...     dim = 1
@@ -277,7 +269,6 @@ class ConformanceError(AssertionError):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ConformanceError, FunctionMap, check_map
     >>> wrong = FunctionMap(lambda x: x ** 2, 1, jacobian=lambda x: np.ones(x.shape + (1,)))
     >>> try:
@@ -335,11 +326,9 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
               rng: RngLike = None, tol: float = 1e-6) -> MapCheck:
     """Check that ``m`` keeps the map protocol, member by member.
 
-    At a batch of states: a batched ``step`` gives the rows of row-by-row steps and
-    keeps its input's shape, backend and dtype; ``jacobian`` has its shape and agrees
-    with central differences of ``step``; ``tangent``, ``vjp`` and
-    ``step_with_tangent`` agree with ``jacobian @ v``, ``w @ jacobian`` and
-    ``(step, tangent)``.
+    At a batch of states: ``step`` batched against row by row (shape, backend,
+    dtype kept), ``jacobian`` against central differences of ``step``, and
+    ``tangent``, ``vjp``, ``step_with_tangent`` against ``jacobian``.
 
     Parameters
     ----------
@@ -352,8 +341,7 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
     rng : int, Generator or None
         Seeds the states, inputs and probe vectors.
     tol : float
-        Largest relative error accepted. Central differences are good to
-        about 1e-8 on smooth maps, so the default leaves room for curvature.
+        Largest relative error accepted (central differences give ~1e-8).
 
     Returns
     -------

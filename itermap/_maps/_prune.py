@@ -96,7 +96,6 @@ def prune(map: IterativeMap, *, fraction: float | None = None, threshold: float 
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.IterativeMap(np.array([[0.1, -0.4], [0.3, 0.2]]))
     >>> p = itermap.prune(m, fraction=0.5)

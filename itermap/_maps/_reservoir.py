@@ -59,7 +59,6 @@ class ReservoirMap(IterativeMap):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import ReservoirMap
     >>> m = ReservoirMap(np.eye(2) * 0.5, np.ones((2, 1)), leak=0.5,
     ...                  readout_weights=np.array([[1.0], [2.0]]))
@@ -111,7 +110,6 @@ class ReservoirMap(IterativeMap):
 
         Examples
         --------
-        >>> import numpy as np
         >>> from itermap import ReservoirMap
         >>> m = ReservoirMap(np.zeros((2, 2)), np.ones((2, 1)),
         ...                  readout_weights=np.ones((2, 1)), readout_bias=np.array([0.5]))
@@ -145,13 +143,10 @@ def from_reservoirpy(node: Any) -> IterativeMap:
     """A reservoirpy reservoir as an exact leaky iterative map (reservoirpy is optional).
 
     reservoirpy's ``Reservoir`` runs
-    ``x[t+1] = (1 - lr) x[t] + lr f(W_in u[t+1] + W x[t] + bias)`` from
-    ``x = 0``, its input scaling, spectral radius and connectivities already
-    folded into the initialised ``W_in`` and ``W``. The map is
-    :meth:`IterativeMap.from_rnn`'s: the state ``[u; x]``, block 0 the input,
-    overwritten at every step, block 1 the reservoir with leak ``lr``; from
-    ``map.zeros()`` its states equal reservoirpy's (to rounding, ~1e-15 in
-    float64). Sparse weights stay sparse.
+    ``x[t+1] = (1 - lr) x[t] + lr f(W_in u[t+1] + W x[t] + bias)`` from ``x = 0``.
+    The map is :meth:`IterativeMap.from_rnn`'s on ``[u; x]`` with leak ``lr``: from
+    ``map.zeros()`` its states equal reservoirpy's to rounding. Sparse weights stay
+    sparse.
 
     Parameters
     ----------
@@ -192,7 +187,6 @@ def from_reservoirpy(node: Any) -> IterativeMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from reservoirpy.nodes import Reservoir        # doctest: +SKIP
     >>> res = Reservoir(100, lr=0.3, sr=0.9, seed=0)   # doctest: +SKIP

@@ -68,7 +68,6 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import hippo
     >>> A, B = hippo("legs", 3)
     >>> np.round(A, 4)
@@ -128,19 +127,14 @@ def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
 class LinearStateSpace(Map):
     """A linear state-space layer: ``x' = A x + B u``, ``y = C x + D u``, discretised.
 
-    With step ``dt``, ``method="bilinear"`` (Tustin, the LSSL's default) gives
-    ``Abar = (I - dt A / 2)^-1 (I + dt A / 2)`` and ``Bbar = (I - dt A / 2)^-1 dt B``;
-    ``method="zoh"`` (zero-order hold) gives ``Abar = exp(dt A)`` and
-    ``Bbar = A^-1 (exp(dt A) - I) B`` (from the exponential of ``[[A, B], [0, 0]] dt``,
-    so a singular ``A`` is fine). The map is the recurrence
-    ``x_k = Abar x_{k-1} + Bbar u_k``, a driven map whose input ``u`` enters
-    ``F(x, u)``; the output is ``y_k = C x_k + D u_k`` (:meth:`readout`).
-    ``C`` and ``D`` are used as given, as in the LSSL (scipy's ``cont2discrete``
-    also transforms them for the bilinear method; ``Abar`` and ``Bbar`` agree).
-
-    The same layer is a convolution: from the zero state,
-    ``y_k = sum_j K_j u_{k-j} + D u_k`` with ``K_j = C Abar^j Bbar``
-    (:meth:`kernel`), which :meth:`convolve` applies by FFT.
+    With step ``dt``: ``method="bilinear"`` (Tustin, the LSSL's default),
+    ``Abar = (I - dt A / 2)^-1 (I + dt A / 2)``, ``Bbar = (I - dt A / 2)^-1 dt B``;
+    ``"zoh"``, ``Abar = exp(dt A)``, ``Bbar = A^-1 (exp(dt A) - I) B`` (by the
+    exponential of ``[[A, B], [0, 0]] dt``: a singular ``A`` is fine). The map is
+    ``x_k = Abar x_{k-1} + Bbar u_k``; :meth:`readout` gives ``y_k = C x_k + D u_k``
+    (``C``, ``D`` as given, as in the LSSL). From the zero state it is the
+    convolution ``y_k = sum_j K_j u_{k-j} + D u_k``, ``K_j = C Abar^j Bbar``
+    (:meth:`kernel`, :meth:`convolve`).
 
     Parameters
     ----------
@@ -159,10 +153,8 @@ class LinearStateSpace(Map):
 
     Notes
     -----
-    ``A``'s dtype (float32 or float64) and array namespace are the map's: the
-    discretisation runs on the host in float64, and ``Abar`` and ``Bbar`` are
-    then cast and moved. Channels (the ``H`` features of an LSSL layer that
-    share one system) are a batch: inputs ``(L, H, P)``.
+    ``A``'s dtype and namespace are the map's (discretised on the host in float64).
+    Channels (the ``H`` features of an LSSL layer) are a batch: inputs ``(L, H, P)``.
 
     References
     ----------
@@ -176,7 +168,6 @@ class LinearStateSpace(Map):
     --------
     The recurrence (:func:`itermap.iterate`) and the convolution agree:
 
-    >>> import numpy as np
     >>> import itermap
     >>> A, B = itermap.systems.hippo("legs", 4)
     >>> m = itermap.LinearStateSpace(A, B, np.ones(4), dt=0.1)
@@ -295,7 +286,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(-np.eye(2), np.ones(2), [1.0, 2.0], [[3.0]], dt=0.1)
         >>> m.readout(np.array([1.0, 1.0]), np.array([1.0]))
@@ -315,8 +305,7 @@ class LinearStateSpace(Map):
     def kernel(self, L: int) -> Array:
         """The convolution kernel ``K_j = C Abar^j Bbar``, ``j = 0 .. L - 1``.
 
-        Built by doubling the Krylov block, ``[V, Abar^n V]``: ``ceil(log2 L)``
-        matrix products instead of ``L`` dependent steps.
+        Built by doubling the Krylov block ``[V, Abar^n V]`` (``ceil(log2 L)`` products).
 
         Parameters
         ----------
@@ -336,7 +325,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(np.zeros((1, 1)), [1.0], [1.0], dt=0.5)
         >>> m.kernel(3)[:, 0, 0]                   # Abar = 1, Bbar = dt
@@ -382,7 +370,6 @@ class LinearStateSpace(Map):
 
         Examples
         --------
-        >>> import numpy as np
         >>> import itermap
         >>> m = itermap.LinearStateSpace(np.zeros((1, 1)), [1.0], [1.0], dt=0.5)
         >>> m.convolve(np.ones((4, 1)))[:, 0]      # a running sum, times dt
@@ -428,19 +415,11 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
               output_activation: str = "identity") -> IterativeMap:
     """A deep LSSL as one iterative map: linear recurrent blocks between nonlinear ones.
 
-    Layer ``l`` contributes two blocks: its state ``h_l`` (identity activation,
-    ``h_l' = Abar_l h_l + Bbar_l z_{l-1}``) and its output
-    ``z_l' = f(C_l h_l' + D_l z_{l-1}) = f(C_l Abar_l h_l + (C_l Bbar_l + D_l) z_{l-1})``,
-    with ``z_0 = u`` the input block. So ``z_l`` holds the layer's output ``f(y_l)`` of
-    the same step as ``h_l``, and each layer adds one step of delay: ``z_L`` after
-    step ``t + L`` is the stack's output for the input ``u_t``, exactly what
-    :meth:`LinearStateSpace.convolve` and ``f`` composed layer by layer give.
-
-    The block matrix is an MLP's pattern (``Bbar_l`` on the block sub-diagonal from
-    ``z_{l-1}`` to ``h_l``, ``C_l Abar_l`` from ``h_l`` to ``z_l``, and the skip
-    ``C_l Bbar_l + D_l`` from ``z_{l-1}`` to ``z_l``) with the linear recurrent blocks
-    ``Abar_l`` on the diagonal: the MLP-RNN continuum's recurrent side restricted to
-    linear, structured recurrences.
+    Layer ``l`` contributes its state ``h_l' = Abar_l h_l + Bbar_l z_{l-1}`` (identity
+    activation) and its output ``z_l' = f(C_l Abar_l h_l + (C_l Bbar_l + D_l) z_{l-1})``,
+    ``z_0 = u``: each layer adds one step of delay, and ``z_L`` after step ``t + L`` is
+    the stack's output for ``u_t``. The block matrix is an MLP's pattern with the
+    linear recurrent blocks ``Abar_l`` on the diagonal.
 
     Parameters
     ----------
@@ -476,7 +455,6 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> A, B = itermap.systems.hippo("legs", 3)
     >>> one = itermap.LinearStateSpace(A, B, np.ones(3), dt=0.1)

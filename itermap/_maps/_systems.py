@@ -91,7 +91,6 @@ class LogisticMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import LogisticMap
     >>> LogisticMap(np.array([2.0, 4.0])).step(np.array([[0.5], [0.5]]))
     array([[0.5],
@@ -182,7 +181,6 @@ class HenonMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import HenonMap
     >>> m = HenonMap(1.4, 0.3)
     >>> float(np.linalg.det(m.jacobian(np.array([0.7, 0.1]))))
@@ -291,7 +289,6 @@ class StandardMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import StandardMap
     >>> m = StandardMap(1.2)
     >>> round(float(np.linalg.det(m.jacobian(np.array([0.3, 1.0])))), 12)
@@ -389,7 +386,6 @@ class LinearMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import LinearMap
     >>> LinearMap(np.array([[0.0, 1.0], [-1.0, 0.0]])).step(np.array([1.0, 0.0]))
     array([ 0., -1.])
@@ -490,7 +486,6 @@ def logistic(r: float | Array = 4.0) -> LogisticMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import logistic
     >>> logistic(4.0).step(np.array([0.25]))
     array([0.75])
@@ -519,7 +514,6 @@ def henon(a: float = 1.4, b: float = 0.3) -> HenonMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import henon
     >>> henon().step(np.array([0.0, 0.0]))
     array([1., 0.])
@@ -548,7 +542,6 @@ def linear(A: Array) -> LinearMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import linear
     >>> linear(np.diag([2.0, 0.5])).step(np.array([1.0, 1.0]))
     array([2. , 0.5])
@@ -577,7 +570,6 @@ def standard_map(k: float = 1.0) -> StandardMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import standard_map
     >>> standard_map(1.0).step(np.array([0.0, 0.5]))
     array([0.5, 0.5])

@@ -17,13 +17,10 @@ def transformer_map(layers: Sequence[BlockFunction], *,
                     final_norm: BlockFunction | None = None) -> IterativeMap:
     """A stack of ``L`` transformer layers as an iterative map on ``[h_0; h_1; ...; h_L]``.
 
-    Each ``h_l`` holds the ``T * d`` units of a sequence of ``T`` tokens of width ``d``.
-    Block ``0`` takes the input (the token embeddings); block ``(l, l-1)`` is layer ``l``,
-    a block function; every activation is the identity. Iterating ``L`` times from any
-    start leaves the transformer's output in block ``L``: the map is the MLP's story
-    with nonlinear blocks. Its Jacobian is strictly block lower triangular, so nilpotent:
-    the finite impulse response has length ``L`` and every Lyapunov exponent is
-    ``-inf``.
+    Each ``h_l`` holds ``T`` tokens of width ``d``; block ``0`` takes the embeddings and
+    block ``(l, l-1)`` is layer ``l``, a block function (identity activations). ``L``
+    steps from any start leave the output in block ``L``; the Jacobian is nilpotent,
+    so every Lyapunov exponent is ``-inf``.
 
     Parameters
     ----------
@@ -58,7 +55,6 @@ def transformer_map(layers: Sequence[BlockFunction], *,
     --------
     Two LayerNorms as a 2-layer "transformer" on 3 tokens of width 2:
 
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> ln = LayerNorm(np.ones(2), np.zeros(2), seq_len=3, eps=0.0)
@@ -97,17 +93,11 @@ def transformer_map(layers: Sequence[BlockFunction], *,
 class LoopedTransformerMap(Map):
     """One transformer layer applied again and again with the input injected every time.
 
-    ``h_{k+1} = layer(h_k + e)``: the universal transformer of Dehghani et al. and the
-    looped transformer of Giannou et al., a true recurrent map in depth, driven by the
-    token embeddings ``e`` (``input_size = T * d``; the input enters ``F(h, e)`` and is
-    not part of the state, as for a GRU). Its fixed points and Lyapunov spectra mean
-    something, unlike those of a stack of distinct layers.
-
-    A post-LN layer ends in a LayerNorm, which bounds the state: with small weights the
-    loop contracts to a unique fixed point. A pre-LN layer adds its input to the
-    residual stream, ``h_{k+1} = h_k + e + ...``, so the stream grows by about ``e``
-    every loop and has no fixed point: :func:`itermap.analysis.find_fixed_points`
-    then reports none converged rather than a point.
+    ``h_{k+1} = layer(h_k + e)`` (Dehghani et al.'s universal, Giannou et al.'s looped
+    transformer): a recurrent map in depth driven by the embeddings ``e``
+    (``input_size = T * d``, not part of the state). A post-LN layer bounds the state
+    (small weights: one fixed point); a pre-LN layer's stream grows by about ``e``
+    every loop, so it has no fixed point.
 
     Parameters
     ----------
@@ -124,7 +114,6 @@ class LoopedTransformerMap(Map):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> m = itermap.LoopedTransformerMap(LayerNorm(np.ones(2), np.zeros(2), seq_len=1))
@@ -205,7 +194,6 @@ def looped_transformer_map(layer: BlockFunction) -> LoopedTransformerMap:
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> from itermap.block_functions import LayerNorm
     >>> itermap.looped_transformer_map(LayerNorm(np.ones(2), np.zeros(2), seq_len=1)).dim

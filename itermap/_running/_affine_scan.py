@@ -1,12 +1,9 @@
 """Associative scans of affine maps: the parallel solve of a linear recurrence.
 
-An affine map ``f_t(x) = A_t x + b_t`` composes with another as
-``(A, b) o (A', b') = (A A', A b' + b)``, an associative operation, so all the
-prefix compositions of a sequence of ``T`` maps come out of a parallel scan in
-``O(log T)`` dependent rounds: the inner solve of a Newton step over a whole
-trajectory (DEER, Lim et al., arXiv:2309.12252). The scan is work-efficient (the
-odd/even recursion of Blelloch's scan, as in ``jax.lax.associative_scan``), each
-level one batched operation on the inputs' array namespace.
+``(A, b) o (A', b') = (A A', A b' + b)`` is associative, so the prefix
+compositions of ``T`` maps come out of a work-efficient scan (Blelloch's odd/even
+recursion) in ``O(log T)`` rounds: the inner solve of DEER's Newton step over a
+trajectory (Lim et al., arXiv:2309.12252).
 """
 
 from __future__ import annotations
@@ -48,12 +45,8 @@ def _interleave(even, odd, xp):
 
 
 def _scan(A, b, combine, need_A, xp):
-    """Inclusive prefix compositions along axis 0 (work-efficient odd/even recursion).
-
-    With ``need_A=False`` only the offsets ``b`` of the prefixes are formed: the
-    down-sweep then needs the elements' own ``A`` but never a prefix's, which
-    halves the matrix products of a full scan.
-    """
+    """Inclusive prefix compositions along axis 0; ``need_A=False`` forms only the offsets
+    (half the matrix products)."""
     n = b.shape[0]
     if n < 2:
         return A, b
@@ -164,7 +157,6 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import affine_scan
     >>> A = np.array([2.0, 3.0, 0.5])[:, None]      # diagonal, d = 1
     >>> b = np.array([1.0, 0.0, 1.0])[:, None]
@@ -220,7 +212,6 @@ def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> A
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import linear_recurrence
     >>> A = np.full((4, 1, 1), 0.5)
     >>> b = np.ones((4, 1))

@@ -1,20 +1,12 @@
 """One Lyapunov step of a large sparse map, fused over row blocks on all cores.
 
-For a single trajectory of a sparse :class:`~itermap.IterativeMap` the step
-``(x, Q) -> (f(W x + b), f'(z) * (W Q))`` and the CholeskyQR of the new frame
-are all separable by rows except the ``k x k`` Cholesky factorisation. The
-frame is kept as ``Q = Y R^-1``, with ``Y`` unnormalised and ``R^-1`` the
-``k x k`` factor of the last step, because ``W Q = (W Y) R^-1``. Each thread
-takes a block of rows with about equal nonzeros and, in one visit per step,
-multiplies its rows of ``W`` by ``[x | Y]`` (SciPy's CSR kernel, cut by
-columns so that the rows it gathers stay in cache), applies ``R^-1``, the
-activation and its derivative, writes its rows of the next ``[x | Y]`` and
-forms its part of the next Gram matrix. Between steps the calling thread only
-factors that ``k x k`` matrix. Where the factorisation needs more than one
-CholeskyQR pass (an ill-conditioned frame), that step goes through the
-:class:`~itermap._running._reorth.Reorthonormalizer` (CholeskyQR2 or shifted
-CholeskyQR3). The map hands it out through
-:meth:`itermap.IterativeMap.tangent_stepper` (see :mod:`._fused_steppers`).
+The frame is kept as ``Q = Y R^-1`` (``W Q = (W Y) R^-1``). Each thread takes
+rows of ``W`` with about equal nonzeros and, in one visit a step, multiplies
+them by ``[x | Y]`` (SciPy's CSR kernel),
+applies ``R^-1`` and the activation, and forms its part of the next Gram matrix;
+the calling thread factors that ``k x k`` matrix. A frame that needs more than
+one CholeskyQR pass goes through the
+:class:`~itermap._running._reorth.Reorthonormalizer`.
 """
 
 from __future__ import annotations
@@ -23,23 +15,17 @@ import numpy as np
 
 from .._maps._activations import ACTIVATIONS
 from ._reorth import _exact_rank, _one_pass
-from ._sparse_product import _kernel, splits
 from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["FusedSparseStep"]
+__all__ = ["FusedSparseStep", "splits"]
 
 _EPS = float(np.finfo(np.float64).eps)
 _FIRST_SHARE = 1.05  # the calling thread's share of the nonzeros, against 1 per other thread
 
 
 class FusedSparseStep:
-    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place.
-
-    Build it with :meth:`maybe` from the network's SciPy CSR ``W``, bias and one
-    activation; it returns None for a run it does not cover. :meth:`advance`
-    takes one step and returns ``log|diag R|``, and :meth:`state` returns
-    ``(x, Q)`` as new arrays.
-    """
+    """The state ``(x, Q)`` of one trajectory of a large sparse map, stepped in place
+    (:meth:`maybe` builds it or returns None; :meth:`advance`; :meth:`state`)."""
 
     @classmethod
     def maybe(cls, W, bias, act, x, Q, *, reorth) -> FusedSparseStep | None:
@@ -61,7 +47,7 @@ class FusedSparseStep:
         self.reorth = reorth
         n, k = Q.shape[-2:]
         self.n, self.k = n, k
-        self.blocks = _blocks(self.W, n_threads(), 1 + k)
+        self.blocks = _blocks(self.W, n_threads())
         # [x | Y] of this step and the next: a block's product reads every row of this
         # step's, so the rows of the next are written elsewhere
         self.cols = [np.empty((n, 1 + k)), np.empty((n, 1 + k))]
@@ -79,13 +65,12 @@ class FusedSparseStep:
     def _block(self, i, gram):
         """Rows ``lo:hi`` of the next ``[x | Y]``: their Gram matrix (if ``gram``) and
         sum of ``x``."""
-        lo, hi, parts = self.blocks[i]
+        lo, hi, rows = self.blocks[i]
         out = self.out[lo:hi]
         cols = self.cols[self.turn]
         out.fill(0.0)  # the kernel adds to out
-        for a, b, sub in parts:
-            self.kernel(sub.shape[0], sub.shape[1], cols.shape[1], sub.indptr, sub.indices,
-                        sub.data, cols[a:b].reshape(-1), out.reshape(-1))
+        self.kernel(rows.shape[0], rows.shape[1], cols.shape[1], rows.indptr, rows.indices,
+                    rows.data, cols.reshape(-1), out.reshape(-1))
         z = out[:, 0] if self.bias is None else out[:, 0] + self.bias[lo:hi]
         y = self.act.apply(z, np)
         d = 1.0 - y * y if self.tanh else self.act.derivative(z, np)
@@ -101,12 +86,8 @@ class FusedSparseStep:
         return (Y.T @ Y if gram else None), float(np.sum(y))
 
     def advance(self, *, qr: bool = True):
-        """One step, and the QR of the new frame if ``qr``.
-
-        Returns ``log|diag R|`` (1, k), the squared norms of the frame's columns
-        before the QR (1, k) and the sum of the new state (a finiteness probe);
-        without ``qr`` the first two are None and the frame is left unnormalised.
-        """
+        """As :meth:`itermap._running._fused_square.FusedSquareStep.advance` for (1, k),
+        the norms None too without ``qr``."""
         parts = pool.run_parts(lambda i: self._block(i, qr), range(len(self.blocks)))
         total = sum(p[1] for p in parts)
         self.turn ^= 1
@@ -148,28 +129,43 @@ class FusedSparseStep:
         return L, Rinv
 
 
-def _blocks(W, parts: int, width: int):
-    """``(lo, hi, column parts)`` per thread: rows of ``W`` with about equal nonzeros.
+def _parts(nnz: int, columns: int) -> int:
+    """Threads a product of ``nnz`` nonzeros by ``columns`` columns is split over."""
+    return min(n_threads(), nnz * max(1, columns) // max(1, OPTIONS.sparse_min_work))
 
-    The calling thread's block (the first) gets a little more, as the others start
-    later and wait longer for the GIL. Each row block is cut again by columns, so
-    that the rows of ``[x | Y]`` one part gathers fit in a core's cache
-    (``OPTIONS.gather_bytes``); the parts are copies of ``W``'s rows.
+
+def splits(nnz: int, columns: int = 1) -> bool:
+    """Whether a CSR product with ``nnz`` nonzeros by ``columns`` columns runs on the pool.
+
+    Examples
+    --------
+    >>> splits(400_000, 11) == (n_threads() > 1)
+    True
+    >>> splits(1_000, 1)
+    False
     """
-    n = W.shape[1]
+    return _parts(nnz, columns) >= 2
+
+
+def _kernel():
+    """SciPy's CSR-times-dense kernel ``Y += A X`` (private; None where it moved)."""
+    try:
+        from scipy.sparse._sparsetools import csr_matvecs
+    except ImportError:
+        return None
+    return csr_matvecs
+
+
+def _blocks(W, parts: int):
+    """``(lo, hi, W[lo:hi])`` per thread: rows of ``W`` with about equal nonzeros (the
+    calling thread's a little more), indices sorted."""
     shares = np.full(parts, 1.0)
     shares[0] = _FIRST_SHARE
     cuts = np.searchsorted(W.indptr, W.nnz * np.cumsum(shares)[:-1] / shares.sum())
     edges = [0, *sorted(set(int(c) for c in cuts)), W.shape[0]]
-    n_cols = max(1, round(n * width * W.dtype.itemsize / OPTIONS.gather_bytes))
-    col_edges = np.linspace(0, n, n_cols + 1).astype(int)
     blocks = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        rows = W[lo:hi]
-        subs = []
-        for a, b in zip(col_edges[:-1], col_edges[1:]):
-            sub = rows[:, a:b].tocsr()
-            sub.sort_indices()
-            subs.append((int(a), int(b), sub))
-        blocks.append((int(lo), int(hi), subs))
+        rows = W[lo:hi].tocsr()
+        rows.sort_indices()
+        blocks.append((int(lo), int(hi), rows))
     return blocks

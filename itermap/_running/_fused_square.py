@@ -1,22 +1,11 @@
-"""Lyapunov steps of a dense map's full spectrum, with each frame kept as Householder reflectors.
+"""Lyapunov steps of a dense map's full spectrum, each frame kept as Householder reflectors.
 
-For the full spectrum (``k = n``) of a dense network (:class:`~itermap.IterativeMap`) the
-frame is square, and ``W Q`` can be formed from ``Q``'s Householder reflectors
-directly (``dgemqrt``, ``2 n^3`` flops: those of the product with an explicit
-``Q``) without forming ``Q`` first (``4/3 n^3`` more). A step is then a
-Householder QR (``dgeqrt``, ``4/3 n^3``) and one application of reflectors, against
-a product and one (well-conditioned frames) or two (the ill-conditioned frames of
-chaotic gains) CholeskyQR passes of ``7/3 n^3`` each: as fast as CholeskyQR at its
-best, and backward stable at any conditioning, with no second pass and no
-fallback. See :func:`itermap._running._reorth.householder_frame`.
-
-One trajectory on two or more threads: the next product ``W Q`` is formed while
-``Q`` is factorised. The QR runs by panels of ``PANEL`` columns on the calling
-thread; as each panel's reflectors are final, a pool thread applies them to
-``W`` (``W Q = W Q_1 Q_2 ...``, one block after another), so only the last
-block's product follows the factorisation (a frame of one or two panels: the
-QR, then the product's rows split over two threads). Several trajectories: the
-threads take whole trajectories. Every BLAS call runs on one thread.
+A step is a Householder QR (``dgeqrt``, ``4/3 n^3``) and ``W Q`` formed from the
+reflectors (``dgemqrt``, ``2 n^3``): as fast as one CholeskyQR pass and backward
+stable at any conditioning [1]_ [2]_. One trajectory on two or more threads: the
+QR runs by panels on the calling thread while a pool thread applies each final
+panel to ``W``; several trajectories: the threads take whole trajectories.
+Every BLAS call runs on one thread.
 
 References
 ----------
@@ -33,7 +22,13 @@ import threading
 
 import numpy as np
 
-from ._reorth import PANEL, apply_frame, explicit_frame, householder_available, householder_frame
+from ._nogil_blas import (
+    PANEL,
+    apply_frame,
+    explicit_frame,
+    householder_available,
+    householder_frame,
+)
 from ._threads import n_threads, pool
 
 __all__ = ["FusedSquareStep"]
@@ -46,8 +41,7 @@ _MIN_N = 64
 class FusedSquareStep:
     """The state ``(x, Q)`` of a batch of full-spectrum trajectories, stepped in place.
 
-    Same interface as :class:`itermap._running._fused_dense.FusedDenseStep`:
-    :meth:`maybe`, :meth:`advance`, :meth:`state`.
+    :meth:`maybe` builds it or returns None; :meth:`advance`; :meth:`state`.
     """
 
     @classmethod
@@ -143,12 +137,9 @@ class FusedSquareStep:
         return self.act.apply(z, np), logd, norms_sq
 
     def advance(self, *, qr: bool = True):
-        """One step, and the QR of the new frames if ``qr``.
-
-        Returns ``log|diag R|`` (B, k), the squared norms of the frames' columns
-        before the QR (B, k) and the sum of the new states (a finiteness probe);
-        without ``qr`` the first is None and the frames are left unnormalised.
-        """
+        """One step, and the QR of the new frames if ``qr``: ``log|diag R|`` (B, k) (None
+        without ``qr``), the columns' squared norms before it (B, k) and the sum of the
+        new states (a finiteness probe)."""
         B = self.x.shape[0]
         if self.groups == 1:
             out = [self._trajectory(b, qr) for b in range(B)]

@@ -1,28 +1,18 @@
 """The tangent steppers a network hands the Lyapunov analyses.
 
-:meth:`itermap.IterativeMap.tangent_stepper` returns one of these where it
-knows a faster loop than the analyses' general one; they share the interface
-of the small-map stepper (:class:`itermap._running._stepper.SmallStepper`):
-``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs
-``n`` steps with a QR every ``every`` steps and at the last, adds ``log|R_jj|``
-to ``acc`` and returns ``(precision loss, sum of its exponentials)`` (NaN with
-``every == 1``), or None where a state or direction went non-finite or
-collapsed exactly (the caller then reruns on :class:`GeneralStepper`, which names it);
-``x`` and ``Q`` are the current states and frames. Each is also a context
-manager: entered around a caller's loop it sets that loop's BLAS threads once
-(outside a ``with``, each :meth:`advance` sets them for itself).
+They share :class:`itermap._running._stepper.SmallStepper`'s interface:
+``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs ``n``
+steps, a QR every ``every`` and at the last, adds ``log|R_jj|`` to ``acc`` and
+returns ``(precision loss, sum of its exponentials)``, or None where a state or
+direction went non-finite or collapsed (the caller reruns on
+:class:`GeneralStepper`, which names it); ``x`` and ``Q`` are the current ones.
+As context managers they set a loop's BLAS threads once.
 
-- :class:`FusedStepper`: one trajectory of a float64 network with one
-  activation, fused over row blocks on itermap's thread pool
-  (:mod:`._fused_dense`, :mod:`._fused_sparse`); it records no ``R`` factors
-  or frames (``r_out`` or ``q_out`` given: None, and the caller runs the
-  general stepper).
-- :class:`BatchedStepper`: ``step_with_tangent`` and a batched
-  reorthonormalisation, with BLAS held to one thread beside a sparse product
-  that runs on the pool, or with groups of trajectories in threads (a batch
-  of large frames of a dense network: the products through NumPy, which
-  releases the GIL, the factorisations through :mod:`._nogil_blas`).
-- :class:`GeneralStepper`: any map, every QR checked (:func:`general_tangent_stepper`).
+- :class:`FusedStepper`: a dense map's full spectra kept as Householder reflectors
+  (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
+  blocks on the pool (:mod:`._fused_sparse`); records no ``R`` or frames.
+- :class:`GeneralStepper`: any map, ``step_with_tangent`` and a batched
+  reorthonormalisation, every QR checked.
 """
 
 from __future__ import annotations
@@ -36,39 +26,11 @@ import numpy as np
 from .._core._backend import namespace, to_numpy
 from .._core._types import Array
 from .._maps._map import DivergenceError, Map
-from ._fused_dense import FusedDenseStep
 from ._fused_sparse import FusedSparseStep
 from ._fused_square import FusedSquareStep
-from ._nogil_blas import available
 from ._reorth import Reorthonormalizer, column_sq_norms
-from ._sparse_product import splits
-from ._threads import OPTIONS, n_threads, pool
 
-__all__ = ["BatchedStepper", "FusedStepper", "GeneralStepper", "frame_groups",
-           "general_tangent_stepper"]
-
-
-def frame_groups(Q) -> int:
-    """Into how many groups of trajectories (threads) a dense network's batch of frames splits.
-
-    1 (no split) unless ``Q`` is a float64 NumPy batch of frames of at least
-    ``OPTIONS.frames_min_k`` columns, SciPy's routines can be called without the
-    GIL, and there are at least two trajectories and half as many as threads
-    (BLAS runs at one thread meanwhile: fewer groups would leave cores idle).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> frame_groups(np.zeros((1, 200, 150)))
-    1
-    """
-    if not (isinstance(Q, np.ndarray) and Q.ndim == 3 and Q.dtype == np.float64):
-        return 1
-    B, _, k = Q.shape
-    cpus = n_threads()
-    if B < max(2, cpus // 2) or k < OPTIONS.frames_min_k or not available():
-        return 1
-    return min(cpus, B)
+__all__ = ["FusedStepper", "GeneralStepper", "general_tangent_stepper"]
 
 
 def _loss(norms_sq, logd) -> float:
@@ -123,11 +85,7 @@ class _Stepper:
 
 
 class FusedStepper(_Stepper):
-    """One trajectory of a float64 network, each step fused over row blocks on the pool.
-
-    Built by :meth:`build` from the network's weights; see :mod:`._fused_dense`
-    and :mod:`._fused_sparse`.
-    """
+    """A float64 network's full spectra (square frames) or one sparse trajectory, fused."""
 
     def __init__(self, step):
         self.step = step
@@ -141,10 +99,9 @@ class FusedStepper(_Stepper):
         """The fused stepper of a ``"dense"`` or ``"sparse"`` ``W`` for ``(x, Q)``, or None."""
         # the sparse products run on the pool: BLAS at one thread beside them
         reorth = Reorthonormalizer(pool_products=kind == "sparse")
-        step: FusedDenseStep | FusedSparseStep | FusedSquareStep | None = None
-        if kind == "dense":  # a full spectrum's square frames as Householder reflectors first
-            step = (FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
-                    or FusedDenseStep.maybe(W, bias, act, x, Q, reorth=reorth))
+        step: FusedSparseStep | FusedSquareStep | None = None
+        if kind == "dense":  # a full spectrum's square frames as Householder reflectors
+            step = FusedSquareStep.maybe(W, bias, act, x, Q, reorth=reorth)
         elif kind == "sparse":
             step = FusedSparseStep.maybe(W, bias, act, x, Q, reorth=reorth)
         return None if step is None else cls(step)
@@ -181,73 +138,24 @@ class FusedStepper(_Stepper):
         return logd, norms_sq, None, None
 
 
-class BatchedStepper(_Stepper):
-    """Trajectories of a map through ``step_with_tangent`` and a batched reorthonormaliser.
-
-    ``pool_products``: the map's products run on itermap's pool, so the loop
-    holds BLAS to one thread for small frames; ``groups > 1``: the trajectories
-    are stepped and factorised in that many groups on the pool, BLAS at one
-    thread (see :class:`itermap._running._reorth.Reorthonormalizer`).
-    """
-
-    def __init__(self, map_, x, Q, u=None, *, pool_products=False, groups=1):
-        self.map, self.u = map_, u
-        self.x, self.Q = x, Q
-        self.groups = groups
-        self.reorth = Reorthonormalizer(pool_products=pool_products,
-                                        frames_in_threads=groups > 1)
-        self.compiled = False
-
-    def _hold(self) -> None:
-        self.reorth.set_loop_threads(self.Q)
-
-    def _step_with_tangent(self):
-        if self.groups < 2:
-            return self.map.step_with_tangent(self.x, self.Q, self.u)
-        x, Q, u = self.x, self.Q, self.u
-        cuts = np.linspace(0, x.shape[0], self.groups + 1).astype(int)
-        batched_u = u is not None and getattr(u, "ndim", 0) == 2
-
-        def part(span):
-            lo, hi = span
-            return self.map.step_with_tangent(x[lo:hi], Q[lo:hi], u[lo:hi] if batched_u else u)
-
-        parts = pool.run_parts(part, zip(cuts[:-1], cuts[1:]))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    def _step(self, qr, want_r):
-        x, Y = self._step_with_tangent()
-        self.x = x
-        if not qr:
-            self.Q = Y
-            return ()
-        Q, logd, R = self.reorth(Y, want_r=want_r)
-        if not math.isfinite(float(np.sum(logd)) + float(np.sum(x))):
-            return None  # inf, NaN or an exact collapse: the general path names it
-        self.Q = Q
-        return logd, column_sq_norms(np, Y), R, Q
-
-
 def _trajectories(mask) -> str:
     idx = np.flatnonzero(np.asarray(to_numpy(mask)).ravel())
     return f"{idx[:8].tolist()}{'...' if idx.size > 8 else ''}"
 
 
-class GeneralStepper(BatchedStepper):
-    """Any map's trajectories and frames, every QR checked: the stepper of last resort.
+class GeneralStepper(_Stepper):
+    """Any map's trajectories and frames, every QR checked (:func:`general_tangent_stepper`).
 
-    ``step_with_tangent`` and the batched reorthonormaliser on the states' own
-    array namespace, with a constant input ``u`` or one input per step
-    (``inputs``, indexed by the steps taken). A direction that collapses
-    exactly (``R_jj = 0``) keeps going with ``log|R_jj| = -inf``; a state or
-    tangent vector that overflows raises :class:`itermap.DivergenceError`
-    naming the step (counted from ``offset``, "of the transient" within the
-    first ``transient`` steps) or, with spaced QRs, the span since the last QR.
-    See :func:`general_tangent_stepper`.
+    An exact collapse gives ``log|R_jj| = -inf``; an overflow raises
+    :class:`itermap.DivergenceError` naming the step (from ``offset``; "of the
+    transient" within the first ``transient``) or the span since the last QR.
     """
 
     def __init__(self, map_, x, Q, u=None, *, inputs=None, offset=0, transient=0):
-        super().__init__(map_, x, Q, u)
+        self.map, self.u = map_, u
+        self.x, self.Q = x, Q
+        self.reorth = Reorthonormalizer()
+        self.compiled = False
         self.inputs, self.offset, self.transient = inputs, offset, transient
         self.t = self.last_qr = 0
         self.every = 1
@@ -300,11 +208,9 @@ def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None
                             transient: int = 0) -> GeneralStepper:
     """The general tangent stepper of any map: ``step_with_tangent`` and a checked batched QR.
 
-    What the Lyapunov analyses run where a map hands no stepper of its own
-    (:meth:`itermap.Map.tangent_stepper` returns None) or where its own
-    stepper stopped at a non-finite step, to name it: every QR is checked, an
-    exact collapse gives the exponent ``-inf``, and an overflow raises
-    :class:`itermap.DivergenceError` naming the step.
+    What the Lyapunov analyses run where a map hands no stepper of its own or where
+    its own stopped at a non-finite step: an exact collapse gives ``-inf``, an
+    overflow raises :class:`itermap.DivergenceError` naming the step.
 
     Parameters
     ----------
@@ -337,7 +243,6 @@ def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap.systems import linear
     >>> s = general_tangent_stepper(linear(np.diag([2.0, 0.0])), np.ones((1, 2)),
     ...                             np.eye(2)[None])
@@ -352,19 +257,10 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
                             steps: int = 0) -> Any:
     """The stepper of trajectories and tangent frames that fits this network, or None.
 
-    A full spectrum (square frames) of a dense float64 NumPy network with one
-    activation and no input block, leak or function blocks keeps its frames as
-    Householder reflectors (:mod:`._fused_square`), for any number of
-    trajectories. One trajectory of such a network otherwise gets a fused stepper: each step's
-    product, activation and Gram matrix split by rows over itermap's thread
-    pool (dense weights from ``k = OPTIONS.fused_dense_min_k`` tangent
-    vectors, sparse ones where the product splits, see
-    :class:`itermap._running._threads.ThreadOptions`). Other runs of a sparse
-    network whose products split get a batched stepper that holds BLAS to
-    one thread beside them, and a batch of large frames of a dense one a
-    batched stepper that runs groups of trajectories in threads; everything
-    else gets :meth:`Map.tangent_stepper` (the small-map stepper up to 64
-    units, else None).
+    For a dense float64 NumPy network with one activation and no input block, leak
+    or function blocks: full spectra keep their frames as Householder reflectors
+    (:mod:`._fused_square`); one trajectory of sparse weights gets a fused stepper
+    where the product splits; everything else :meth:`Map.tangent_stepper`.
 
     Parameters
     ----------
@@ -385,7 +281,6 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(20, gain=0.5, rng=0)   # contracting: exponents < 0
     >>> s = m.tangent_stepper(np.full((1, 20), 0.1), np.eye(20)[None, :, :3])
@@ -399,10 +294,4 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
         stepper = FusedStepper.build(self._kind, self._W, self.bias, self._act, x, Q)
         if stepper is not None:
             return stepper
-    if (self._kind == "sparse" and self.backend == "numpy" and isinstance(Q, np.ndarray)
-            and Q.ndim == 3 and splits(self._W.nnz, Q.shape[-1] + 1)):
-        return BatchedStepper(self, x, Q, u, pool_products=True)
-    groups = frame_groups(Q) if self._kind == "dense" and self.backend == "numpy" else 1
-    if groups > 1:
-        return BatchedStepper(self, x, Q, u, groups=groups)
     return Map.tangent_stepper(self, x, Q, u, steps=steps)

@@ -40,7 +40,6 @@ class Trajectory(Result):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import iterate
     >>> from itermap.systems import linear
     >>> traj = iterate(linear(np.array([[0.5]])), np.array([8.0]), 3)
@@ -139,7 +138,6 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, resolve_inputs
     >>> m = IterativeMap(np.eye(3), sizes=[1, 2], input_block=0)
     >>> const, seq = resolve_inputs(m, np.zeros(3), np.ones((5, 1)), 5)
@@ -259,7 +257,6 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import iterate
     >>> from itermap.systems import logistic
     >>> traj = iterate(logistic(2.0), np.array([0.1]), 3)

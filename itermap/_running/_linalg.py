@@ -20,7 +20,6 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> import numpy as np
     >>> A = np.stack([2.0 * np.eye(3), 4.0 * np.eye(3)])
     >>> batched_solve(A, np.ones((2, 3)))
     array([[0.5 , 0.5 , 0.5 ],
@@ -36,7 +35,6 @@ def damped_normal_solve(A: np.ndarray, lam: np.ndarray, b: np.ndarray) -> np.nda
 
     Examples
     --------
-    >>> import numpy as np
     >>> A = np.stack([np.eye(2), 2.0 * np.eye(2)])
     >>> damped_normal_solve(A, np.array([1.0, 0.0]), np.ones((2, 2)))
     array([[0.5 , 0.5 ],
@@ -54,7 +52,6 @@ def batched_eigvals(J: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> import numpy as np
     >>> batched_eigvals(np.stack([np.diag([1.0, 2.0]), np.diag([3.0, 4.0])]))
     array([[1.+0.j, 2.+0.j],
            [3.+0.j, 4.+0.j]])

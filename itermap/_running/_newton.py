@@ -94,7 +94,6 @@ class NewtonTrajectory(Trajectory):
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(4, gain=0.5, rng=0)
     >>> traj = itermap.iterate(m, np.ones(4), 20, method="newton")
@@ -436,22 +435,16 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     Parameters
     ----------
     jacobian : {"full", "diagonal", "block"}
-        The linearisation: the full Jacobian (Newton, DEER; exact in
-        ``steps`` iterations, ``O(T d^3)`` work and ``O(T d^2)`` memory per
-        iteration), its diagonal (quasi-Newton, quasi-DEER: ``O(T d)``,
-        converges more slowly, and only where the off-diagonal coupling is
-        weak), or its own-block part for a block map (for a driven
-        :meth:`~itermap.IterativeMap.from_rnn` map that is the full Jacobian:
-        the input block's rows and columns are zero).
+        The linearisation: the full Jacobian (DEER; exact in ``steps``
+        iterations, ``O(T d^3)`` work), its diagonal (quasi-DEER: ``O(T d)``,
+        only where the off-diagonal coupling is weak), or its own-block part of
+        a block map.
     damping : float
-        Levenberg-Marquardt damping ``lambda >= 0`` to start with (ELK [2]_): a
-        damped step minimises ``|r + L Delta|^2 + lambda |Delta|^2`` by conjugate
-        gradients. A step that lowers the squared residuals is taken and
-        ``lambda`` divided by 10; else it is retried with ``4 lambda``. Below
-        ``1e-3`` the plain Newton step takes over, and damping resumes (at
-        ``1e-2``) should it raise the residuals. 0 is plain Newton (DEER).
-        Damping keeps the iterates bounded where Newton overshoots, at the
-        price of the exactness after ``steps`` iterations.
+        Levenberg-Marquardt damping ``lambda >= 0`` to start with (ELK [2]_),
+        each damped step by conjugate gradients: a step that lowers the squared
+        residuals is taken and ``lambda`` divided by 10, else retried at
+        ``4 lambda``; below ``1e-3`` plain Newton takes over (damping resumes at
+        ``1e-2`` if the residuals rise). 0 is plain Newton (DEER).
     tol : float, optional
         Converged when ``max |x_{t+1} - F(x_t, u_t)| <= tol * max(1, max |x|)``,
         or when it stops falling at all within 20 times that: the rounding
@@ -491,12 +484,9 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
 
     Notes
     -----
-    Memory: the whole trajectory is an unknown, so ``keep="last"`` saves no
-    working memory here: ``O(T B d)`` for the states, plus ``O(T B d^2)`` for
-    full or block Jacobians (``O(T B d)`` diagonal); ``chunk`` bounds both by
-    the window. Work per iteration: ``O(T d^3)`` for full Jacobians against
-    ``O(T d^2)`` for the whole sequential run. Newton converges in few iterations
-    on contracting maps and not on chaotic ones [3]_.
+    Memory ``O(T B d)`` for the states plus ``O(T B d^2)`` for full or block
+    Jacobians, whatever ``keep`` (``chunk`` bounds both). Newton converges in few
+    iterations on contracting maps and not on chaotic ones [3]_.
 
     References
     ----------
@@ -511,7 +501,6 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> m = itermap.random_rnn(8, gain=0.5, rng=0)
     >>> x0 = np.random.default_rng(1).normal(size=8)

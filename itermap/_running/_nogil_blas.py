@@ -1,18 +1,14 @@
-"""SciPy's ``dsyrk``, ``dpotrf`` and ``dtrsm``, called without holding the GIL.
+"""SciPy's LAPACK ``dgeqrt`` and ``dgemqrt`` through its Cython API and ctypes, which
+releases the GIL: Householder QR of a square tangent frame kept as block reflectors
+(:func:`householder_frame`, :func:`apply_frame`, :func:`explicit_frame`), so that one
+thread factors a frame while another applies its finished panels
+(:mod:`._fused_square`). Where SciPy lacks the API, :func:`householder_available` is
+False and the Lyapunov analyses run the general loop.
 
-SciPy's Python wrappers (:mod:`scipy.linalg.blas`, :mod:`scipy.linalg.lapack`)
-hold the GIL for the whole call, so factorisations of several matrices in
-threads run one after another. SciPy also exports the same routines as C
-function pointers, its documented Cython API (:mod:`scipy.linalg.cython_blas`,
-:mod:`scipy.linalg.cython_lapack`: the route numba takes to LAPACK too); called
-through :mod:`ctypes`, which releases the GIL around a foreign call, they run in
-parallel. None of these calls copies: each works in place on the caller's
-arrays, whose layout is checked (C-ordered float64 rows; ``Y`` may be the
-leading columns of wider rows).
-
-An ``(n, k)`` C-ordered array ``Y`` is, to Fortran, the ``k x n`` matrix
-``A = Y^T`` with leading dimension ``k``: ``syrk`` forms ``A A^T = Y^T Y``,
-and ``trsm`` with ``R^T`` from the left turns ``A`` into ``R^-T A = (Y R^-1)^T``.
+References
+----------
+.. [1] G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., Johns Hopkins
+   University Press, 2013, sections 5.1-5.2 (Householder QR, the compact WY form).
 """
 
 from __future__ import annotations
@@ -22,11 +18,8 @@ import functools
 
 import numpy as np
 
-__all__ = ["available", "gram_upper", "cholesky_upper", "solve_upper_transposed"]
-
-_c = ctypes.c_char_p
-_int = ctypes.POINTER(ctypes.c_int)
-_ptr = ctypes.c_void_p
+__all__ = ["PANEL", "apply_frame", "explicit_frame", "householder_available",
+           "householder_frame"]
 
 
 def _function(module, name, argtypes):
@@ -40,95 +33,131 @@ def _function(module, name, argtypes):
     return ctypes.CFUNCTYPE(None, *argtypes)(address)
 
 
-@functools.lru_cache(maxsize=1)
-def _routines():
-    """``(dsyrk, dpotrf, dtrsm)`` as ctypes functions, or None where SciPy lacks them."""
-    try:
-        from scipy.linalg import cython_blas, cython_lapack
+#: columns per block reflector: dgeqrt's panels and the blocks of its ``T`` factors (one
+#: LAPACK call at 32 or 64 costs the same at n = 256; 64 hands another thread 4 panels a step)
+PANEL = 64
 
-        dsyrk = _function(cython_blas, "dsyrk", [_c, _c, _int, _int, _ptr, _ptr, _int, _ptr,
-                                                  _ptr, _int])
-        dtrsm = _function(cython_blas, "dtrsm", [_c, _c, _c, _c, _int, _int, _ptr, _ptr, _int,
-                                                  _ptr, _int])
-        dpotrf = _function(cython_lapack, "dpotrf", [_c, _int, _ptr, _int, _int])
+
+@functools.lru_cache(maxsize=1)
+def _householder_routines():
+    """SciPy's ``dgeqrt`` and ``dgemqrt`` as GIL-free ctypes functions, or None."""
+    try:
+        from scipy.linalg import cython_lapack
+
+        i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
+        geqrt = _function(cython_lapack, "dgeqrt", [i, i, i, p, i, p, i, p, i])
+        gemqrt = _function(cython_lapack, "dgemqrt", [c, c, i, i, i, i, p, i, p, i, p, i, p, i])
     except (ImportError, AttributeError, KeyError, ValueError, TypeError):
         return None
-    return dsyrk, dpotrf, dtrsm
+    return geqrt, gemqrt
 
 
-def available() -> bool:
-    """Whether the routines could be found (a SciPy with its Cython BLAS API)."""
-    return _routines() is not None
+def householder_available() -> bool:
+    """Whether :func:`householder_frame` and its companions can run (SciPy's Cython LAPACK)."""
+    return _householder_routines() is not None
 
 
-def _i(value: int):
+def _ref(value: int):
     return ctypes.byref(ctypes.c_int(value))
 
 
-def _d(value: float):
-    return ctypes.byref(ctypes.c_double(value))
+def _fortran(a, name: str) -> int:
+    """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
+    ok = (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
+          and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1))
+    # one column: NumPy may leave any stride between columns
+    ld = (max(1, a.shape[0]) if a.shape[1] <= 1 else a.strides[1] // 8) if ok else 0
+    if not (ok and (a.shape[1] <= 1 or a.strides[1] % 8 == 0) and ld >= max(1, a.shape[0])):
+        raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
+                         "block of rows of one)")
+    return ld
 
 
-def _leading(a: np.ndarray, name: str) -> int:
-    """The Fortran leading dimension of ``a`` (rows of a C-ordered 2-D layout: the
-    row stride, which may exceed the row's length for a view of wider rows)."""
-    if not (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
-            and a.flags.writeable and (a.strides[1] == 8 or a.shape[1] <= 1)
-            and a.strides[0] % 8 == 0 and a.strides[0] // 8 >= max(1, a.shape[1])):
-        raise ValueError(f"{name} must be a writeable C-ordered float64 array (or a view of "
-                         "whole rows' leading columns of one)")
-    return a.strides[0] // 8
-
-
-def _square(G, k: int) -> None:
-    if not (isinstance(G, np.ndarray) and G.shape == (k, k) and G.dtype == np.float64
-            and G.flags.c_contiguous and G.flags.writeable):
-        raise ValueError(f"G must be a writeable C-ordered float64 array of shape ({k}, {k})")
-
-
-def gram_upper(Y: np.ndarray, G: np.ndarray, *, add: bool = False) -> None:
-    """``G <- Y^T Y`` (or ``G + Y^T Y`` with ``add``) for ``Y`` (n, k), ``G`` (k, k).
-
-    Only ``G``'s upper triangle in Fortran order is written: its lower triangle
-    read in C order (``np.tril(G)`` holds the whole information).
-    """
-    ld = _leading(Y, "Y")
-    _square(G, Y.shape[1])
-    n, k = Y.shape
-    dsyrk = _routines()[0]
-    dsyrk(b"U", b"N", _i(k), _i(n), _d(1.0), Y.ctypes.data, _i(ld), _d(1.0 if add else 0.0),
-          G.ctypes.data, _i(k))
-
-
-def cholesky_upper(G: np.ndarray) -> int:
-    """Factor ``gram_upper``'s ``G = R^T R`` in place; LAPACK's ``info`` (0: done).
-
-    ``R`` is then ``G.T`` with the part above its diagonal ignored:
-    ``np.triu(G.T)``, and its diagonal is ``np.diagonal(G)``.
-    """
-    k = G.shape[0] if isinstance(G, np.ndarray) and G.ndim == 2 else -1
-    _square(G, k)
+def _call(fn, name, *args) -> None:
     info = ctypes.c_int(0)
-    _routines()[1](b"U", _i(k), G.ctypes.data, _i(k), ctypes.byref(info))
-    return int(info.value)
+    fn(*args, ctypes.byref(info))
+    if info.value != 0:  # only a bad argument: these factorisations cannot fail
+        raise ValueError(f"LAPACK {name} refused argument {-info.value}")
 
 
-def solve_upper_transposed(G: np.ndarray, Y: np.ndarray) -> None:
-    """``Y <- Y R^-1`` in place, with ``R`` the factor :func:`cholesky_upper` left in ``G``.
+def _geqrt(A, T) -> None:
+    """``dgeqrt`` of ``A`` (m, w) in place, ``T`` (>= nb, w) with ``nb = min(PANEL, m, w)``."""
+    m, w = A.shape
+    nb = max(1, min(PANEL, m, w))
+    work = np.empty(nb * max(1, w))
+    _call(_householder_routines()[0], "dgeqrt", _ref(m), _ref(w), _ref(nb), A.ctypes.data,
+          _ref(_fortran(A, "F")), T.ctypes.data, _ref(_fortran(T, "T")), work.ctypes.data)
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> Y = np.random.default_rng(0).normal(size=(50, 4))
-    >>> G = np.zeros((4, 4))
-    >>> gram_upper(Y, G); cholesky_upper(G)
-    0
-    >>> Q = Y.copy(); solve_upper_transposed(G, Q)
-    >>> bool(np.allclose(Q.T @ Q, np.eye(4))), bool(np.allclose(Q @ np.triu(G.T), Y))
-    (True, True)
+
+def _gemqrt(side: bytes, trans: bytes, V, T, C) -> None:
+    """``C <- C op(Q)`` (``side`` R) or ``op(Q) C`` (L) for the block reflectors ``(V, T)``."""
+    m, n = C.shape
+    k = V.shape[1]
+    nb = max(1, min(PANEL, k))
+    work = np.empty(nb * max(1, n if side == b"L" else m))
+    _call(_householder_routines()[1], "dgemqrt", side, trans, _ref(m), _ref(n), _ref(k),
+          _ref(nb), V.ctypes.data, _ref(_fortran(V, "F")), T.ctypes.data,
+          _ref(_fortran(T, "T")), C.ctypes.data, _ref(_fortran(C, "M")), work.ctypes.data)
+
+
+def _check_t(T, k: int) -> None:
+    nb = max(1, min(PANEL, k))
+    if not (isinstance(T, np.ndarray) and T.shape == (nb, k)):
+        raise ValueError(f"T must have shape ({nb}, {k}): min(PANEL, k) rows, k columns")
+    _fortran(T, "T")
+
+
+def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
+    """Householder QR of the Fortran-ordered frame ``F`` (n, k), ``k <= n``, in place
+    (``dgeqrt``, without the GIL): ``log|R_jj|`` (k,) [1]_.
+
+    ``R`` is left in the upper triangle, the reflectors below it and their blocks'
+    triangular factors in ``T`` (``min(PANEL, k)``, k). ``panel_done(lo, hi)``, where
+    given, is called as soon as columns ``lo:hi`` are final, so that another thread
+    can apply them (``apply_frame(F, T, M, cols=(lo, hi))``) meanwhile.
     """
-    ld = _leading(Y, "Y")
-    _square(G, Y.shape[1])
-    n, k = Y.shape
-    _routines()[2](b"L", b"U", b"T", b"N", _i(k), _i(n), _d(1.0), G.ctypes.data, _i(k),
-                   Y.ctypes.data, _i(ld))
+    _fortran(F, "F")
+    n, k = F.shape
+    if k > n:
+        raise ValueError(f"F must have at most as many columns as rows, got shape {F.shape}")
+    _check_t(T, k)
+    if panel_done is None:
+        if k:
+            _geqrt(F, T)
+    else:
+        for lo in range(0, k, PANEL):
+            hi = min(k, lo + PANEL)
+            _geqrt(F[lo:, lo:hi], T[:, lo:hi])
+            panel_done(lo, hi)
+            if hi < k:
+                _gemqrt(b"L", b"T", F[lo:, lo:hi], T[:, lo:hi], F[lo:, hi:])
+    return np.log(np.abs(np.diagonal(F).copy()))
+
+
+def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
+    """``M <- M Q`` in place for a square frame from :func:`householder_frame`.
+
+    ``M`` (r, n) is Fortran-ordered or a block of its rows; ``cols=(lo, hi)``
+    applies only the reflectors of those columns (whole ``PANEL`` blocks), which
+    change ``M[:, lo:]`` alone.
+    """
+    _fortran(F, "F")
+    _fortran(M, "M")
+    n, k = F.shape
+    if k != n or M.shape[-1] != n:
+        raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
+    _check_t(T, k)
+    lo, hi = (0, k) if cols is None else cols
+    if hi > lo:
+        _gemqrt(b"R", b"N", F[lo:, lo:hi], T[:, lo:hi], M[:, lo:])
+
+
+def explicit_frame(F: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``Q`` (n, k), Fortran-ordered, from :func:`householder_frame`'s reflectors in ``F``."""
+    _fortran(F, "F")
+    n, k = F.shape
+    _check_t(T, k)
+    Q = np.eye(n, k, order="F")
+    if k:
+        _gemqrt(b"L", b"N", F, T, Q)
+    return Q

@@ -1,45 +1,15 @@
-"""Reorthonormalisation of tangent frames: Gram-Schmidt, CholeskyQR2, Householder.
+"""Reorthonormalisation of tangent frames ``Y = Q R`` (B, n, k): Q and ``log|diag R|``.
 
-A frame ``Y`` of shape ``(B, n, k)`` is factorised as ``Y = Q R`` with ``Q``
-orthonormal and ``R`` upper triangular; the Lyapunov analyses need ``Q`` and
-``log|diag R|`` (and ``R`` itself for covariant vectors). Which method runs:
+- ``k <= 3``: classical Gram-Schmidt applied twice [4]_, vectorised over the batch;
+- otherwise CholeskyQR (:func:`cholesky_qr`): one pass, CholeskyQR2 [2]_, or shifted
+  CholeskyQR3 [3]_ as the first pass's condition estimate decides, batched on the
+  input's namespace;
+- Householder QR where CholeskyQR3 cannot reach (``kappa`` past ~1e13), a
+  Gram-Schmidt column vanishes or anything is not finite; the next 16 frames
+  follow it. Rows that are all zero give ``R_jj = 0`` exactly.
 
-- ``k <= 3``: classical Gram-Schmidt applied twice, vectorised over the batch
-  (a few array operations; a batched LAPACK QR of tiny matrices costs a call
-  per matrix);
-- otherwise CholeskyQR: ``R = chol(Y^T Y)``, ``Q = Y R^-1``, almost all BLAS-3.
-  It loses about ``eps kappa^2`` of orthogonality [2]_, so the first pass's
-  condition estimate (``||R||_F ||R^-1||_F``, or LAPACK's ``dtrcon``) and the
-  column norms it left decide: one pass where ``Q`` is orthonormal to
-  ``1e-3 sqrt(eps)``, two (CholeskyQR2) up to ``eps kappa^2 = 0.01``, and
-  beyond that, or where Cholesky fails, shifted CholeskyQR3 [3]_ from ``Y``:
-  a pass on ``Y^T Y + s I`` (``s = 11 (n k + k (k + 1)) u ||Y||_F^2``) brings
-  ``kappa`` down to about ``1/sqrt(s)``, and two plain passes follow; that
-  holds to ``kappa ~ 1e13``; the next 16 factorisations then start shifted.
-  Batched in the input's namespace for
-  ``k < OPTIONS.qr_per_matrix_k`` (:class:`itermap.threads.ThreadOptions`);
-  from there on NumPy float64, SciPy's ``syrk``/``potrf``/``trsm`` one matrix
-  at a time, without the GIL (:mod:`._nogil_blas`);
-- a frame with fewer nonzero rows ``m`` than columns has ``R_jj = 0`` for
-  ``j >= m`` exactly (rounding would leave values of order ``eps``);
-- Householder QR (``linalg.qr``) where CholeskyQR3 still left a frame far from
-  orthonormal (``kappa`` past ``~1e13``), where a Gram-Schmidt column vanishes
-  (an exact collapse), or where anything is not finite; the next 16
-  factorisations then go straight to Householder.
-
-The spans of the leading columns are the same whatever the method, so the
-product of the ``R`` factors, and with it the exponents, agree to rounding.
-
-Every CholeskyQR runs the one pass loop :func:`cholesky_qr` with a pass of its own
-(batched on the namespace, one NumPy matrix at a time, or by row blocks in
-:mod:`._fused_dense`).
-
-Square frames (full spectra of dense maps, :mod:`._fused_square`) are kept as
-Householder reflectors (:func:`householder_frame`, :func:`apply_frame`,
-:func:`explicit_frame`): ``geqrt`` (``4/3 n^3``) and ``gemqrt`` into the next
-product (``2 n^3``, the product's own) against the product and ``7/3 n^3`` per
-CholeskyQR pass, of which the ill-conditioned frames of chaotic gains need
-two or three; Householder QR is backward stable at any conditioning [1]_.
+Square frames (:mod:`._fused_square`) are kept as Householder reflectors
+(:mod:`._nogil_blas`), backward stable at any conditioning [1]_.
 
 References
 ----------
@@ -59,8 +29,6 @@ References
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import math
 from typing import Any, NamedTuple
@@ -68,14 +36,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from itermap.backends import namespace
-from itermap.threads import OPTIONS, ProcessLocalPool, blas_limited, n_threads, scipy_blas_limited
+from itermap.threads import OPTIONS, blas_limited
 
-from ._nogil_blas import available as nogil_available
-
-__all__ = ["Reorthonormalizer", "apply_frame", "explicit_frame", "householder_available",
-           "householder_frame"]
-
-_pool = ProcessLocalPool("itermap-qr")  # frames factorised in parallel (see _nogil_blas)
+__all__ = ["Reorthonormalizer"]
 
 _SMALL_K = 3
 _FALLBACK_HOLD = 16
@@ -90,8 +53,7 @@ def _transpose(xp, a):
 
 
 def column_sq_norms(xp, Y):
-    """``||y_j||^2`` of each column of ``Y`` (..., n, k), on its namespace (NumPy's einsum:
-    its sum over an axis is slow here)."""
+    """``||y_j||^2`` of each column of ``Y`` (..., n, k) (NumPy: einsum, faster than sum)."""
     if isinstance(Y, np.ndarray):
         return np.einsum("...ij,...ij->...j", Y, Y)
     return xp.sum(Y * Y, axis=-2)
@@ -119,8 +81,8 @@ class _CholeskyFailed(Exception):
 
 
 class _Pass(NamedTuple):
-    """One CholeskyQR pass: ``log diag R``, ``R`` (or None), ``kappa(R)^2``'s estimate and
-    ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left (see :func:`_one_pass`)."""
+    """One CholeskyQR pass: ``log diag R``, ``R`` (or None), ``kappa(R)^2`` estimated and
+    ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left."""
 
     logd: Any
     R: Any
@@ -138,56 +100,33 @@ _SHIFTED_REST = 1.0
 
 
 def _one_pass(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> bool:
-    """Whether one pass leaves a frame of estimated ``kappa^2`` orthonormal to ~1e-3 sqrt(eps):
-    by the estimate (which runs up to ``k`` times ``kappa``: ``kappa^2 <= 4 k^2`` is an
-    orthonormal frame's own), or by ``dev``, the largest ``| ||q_j||^2 - 1 |`` it left
-    (the diagonal of ``Q^T Q - I``; a tenth of the bound, for the rest of the matrix)."""
+    """Whether one pass leaves a frame of estimated ``kappa^2`` orthonormal to ~1e-3 sqrt(eps),
+    by the estimate (an orthonormal frame's runs up to ``4 k^2``) or by ``dev``."""
     limit = 1e-3 * math.sqrt(eps)
     return kappa_sq * eps <= limit or kappa_sq <= 4.0 * k * k or dev <= 0.1 * limit
 
 
 def passes_needed(kappa_sq: float, eps: float, k: int, dev: float = math.inf) -> int:
-    """CholeskyQR passes for a frame of estimated ``kappa^2``: 1, 2 or 3 (shifted) [2]_ [3]_;
-    ``dev`` as in :func:`_one_pass`, measured after the first."""
+    """CholeskyQR passes for a frame of estimated ``kappa^2``: 1, 2 or 3 (shifted) [2]_ [3]_."""
     if not kappa_sq * eps <= _TWO_PASS:  # NaN too
         return 3
     return 1 if _one_pass(kappa_sq, eps, k, dev) else 2
 
 
 def shift_of(sq_norm: float, n: int, k: int, eps: float) -> float:
-    """Shifted CholeskyQR's shift ``11 (n k + k (k + 1)) u ||Y||_F^2`` (``u = eps / 2``) [3]_:
-    large enough that ``Y^T Y + s I`` is positive definite in floating point whatever ``Y``'s
-    conditioning, small enough that ``Y (R^-1)`` has ``kappa <= ~1/sqrt(s)``."""
+    """Shifted CholeskyQR's shift ``11 (n k + k (k + 1)) u ||Y||_F^2``, ``u = eps / 2`` [3]_."""
     return 11.0 * (n * k + k * (k + 1)) * 0.5 * eps * sq_norm
-
-
-def triangular_kappa_sq(R) -> float:
-    """An estimate of ``kappa(R)^2`` for an upper triangular ``R`` (k, k): LAPACK's ``dtrcon``
-    (``O(k^2)`` flops) of the 1-norm condition number, which runs above the 2-norm's (for
-    the frames of a tanh network's spectrum, 10-20 times at k = 130)."""
-    from scipy.linalg import lapack
-
-    rcond, info = lapack.dtrcon(R, norm="1", uplo="U", diag="N")
-    return math.inf if info != 0 or not rcond > 0 else 1.0 / rcond ** 2
 
 
 def cholesky_qr(run_pass, shift, eps: float, k: int, *, shifted: bool = False):
     """CholeskyQR2, or shifted CholeskyQR3, of a frame that ``run_pass`` factorises in place.
 
-    The one pass loop of every CholeskyQR in itermap (batched, one matrix at a time, by
-    row blocks in threads: each supplies its own pass). ``run_pass(shift, give_up)``
-    runs one pass on the frame as it stands (``shift``, None or a float or one per
-    matrix, added to the Gram matrix's diagonal) and returns a :class:`_Pass`; it
-    raises :class:`_CholeskyFailed` where Cholesky refuses the Gram matrix or, before
-    the frame is changed, where ``kappa^2 eps > give_up``. ``shift()`` gives the
-    shift of the frame as given (:func:`shift_of`). The first pass's condition estimate
-    and the column norms it left decide: one pass, two, or, where the first refuses
-    or CholeskyQR2 cannot reach, shifted CholeskyQR3 from the frame as given [2]_ [3]_;
-    ``shifted`` starts there.
-
-    Returns the passes done and whether the shift was needed; raises
-    :class:`_CholeskyFailed` (with the passes done) where the frame's rank was lost to
-    rounding, for a Householder QR to decide.
+    ``run_pass(shift, give_up)`` runs one pass (``shift`` added to the Gram matrix's
+    diagonal) and returns a :class:`_Pass`, or raises :class:`_CholeskyFailed` where
+    Cholesky refuses or, before the frame changes, ``kappa^2 eps > give_up``.
+    ``shift()`` is the shift of the frame as given; ``shifted`` starts with it.
+    Returns the passes and whether the shift was needed; raises
+    :class:`_CholeskyFailed` (with the passes done) where the rank was lost to rounding.
     """
     passes = 3
     if not shifted:
@@ -220,56 +159,8 @@ def _combined(done, want_r):
     return logd, (R if want_r else None)
 
 
-def factor_gram(G, shift, eps: float, give_up: float):
-    """Cholesky of a pass's Gram matrix ``G`` (k, k) in place (its ``R^T`` in the lower
-    triangle), ``shift`` (None or a float) added to its diagonal first:
-    ``(diag R, R, kappa(R)^2 estimated)``. Raises :class:`_CholeskyFailed` where Cholesky
-    refuses ``G`` or, before the frame is touched, where ``kappa^2 eps > give_up``."""
-    from ._nogil_blas import cholesky_upper
-
-    if shift:
-        G[np.diag_indices_from(G)] += shift
-    if cholesky_upper(G) != 0:
-        raise _CholeskyFailed
-    d = np.diagonal(G).copy()
-    if not np.all(d > 0):
-        raise _CholeskyFailed
-    R = np.triu(G.T)
-    kappa_sq = triangular_kappa_sq(R)
-    if not kappa_sq * eps <= give_up:  # before the solve: the frame goes another way
-        raise _CholeskyFailed
-    return d, R, kappa_sq
-
-
-def _chol_pass(out, G, eps, want_r, shift, give_up):
-    """One CholeskyQR pass on ``out`` (n, k) in place, for :func:`cholesky_qr`."""
-    from ._nogil_blas import gram_upper, solve_upper_transposed
-
-    gram_upper(out, G)
-    d, R, kappa_sq = factor_gram(G, shift, eps, give_up)
-    solve_upper_transposed(G, out)
-    dev = float(np.max(np.abs(np.einsum("ij,ij->j", out, out) - 1.0)))
-    return _Pass(np.log(d), (R if want_r else None), kappa_sq, dev)
-
-
-def _chol_one(Y, out, G, eps, want_r, shifted=False):
-    """CholeskyQR2, or shifted CholeskyQR3, of one (n, k) NumPy frame into ``out`` in place;
-    ``(log diag R, R, whether shifted)``. ``shifted``: start with the shifted pass.
-
-    ``G = out^T out`` (syrk), ``G = R^T R`` (potrf), ``out <- out R^-1`` (trsm),
-    through :mod:`._nogil_blas`: SciPy's routines without the GIL, so that frames
-    factorised in threads run in parallel. ``G`` is a (k, k) scratch.
-    """
-    np.copyto(out, Y)
-    n, k = Y.shape
-    done, was_shifted = cholesky_qr(
-        functools.partial(_chol_pass, out, G, eps, want_r),
-        lambda: shift_of(float(np.sum(Y * Y)), n, k, eps), eps, k, shifted=shifted)
-    return (*_combined(done, want_r), was_shifted)
-
-
 def _batched_qr(xp, Y, eps, want_r, shifted):
-    """CholeskyQR2, or shifted CholeskyQR3, of a batch ``Y`` (B, n, k) on its namespace:
+    """CholeskyQR of a batch ``Y`` (B, n, k) on its namespace:
     ``(Q, log diag R, R, whether shifted)``; raises :class:`_CholeskyFailed`."""
     B, n, k = Y.shape
     frame = [Y]
@@ -289,12 +180,8 @@ def _batched_qr(xp, Y, eps, want_r, shifted):
 
 
 def _exact_rank(xp, Y, Q, logd, R):
-    """Set ``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y``.
-
-    A frame with ``m < k`` nonzero rows (a nilpotent MLP's empty layers, units a
-    ReLU has killed) has rank ``<= m``: ``R_jj = 0`` exactly for ``j >= m``,
-    where rounding would leave values of order ``eps``.
-    """
+    """``log|R_jj| = -inf`` for ``j >=`` the number of nonzero rows of ``Y`` (rank ``<= m``
+    exactly, where rounding would leave ``eps``-sized values)."""
     k = Y.shape[-1]
     # a rank below k leaves R_jj ~ eps ||Y||: look only where the R_jj spread that far
     if k < 2 or not float(xp.min(logd)) < float(xp.max(logd)) - 18.0:
@@ -314,28 +201,13 @@ def _exact_rank(xp, Y, Q, logd, R):
 class Reorthonormalizer:
     """``Q``, ``log|diag R|`` and optionally ``R`` of frames ``Y`` (B, n, k).
 
-    One instance per run: it remembers a recent Householder fallback. Used as a
-    context manager around a run's loop on NumPy, it sets the loop's BLAS threads
-    at its first factorisation, once (a limit costs about a millisecond):
-
-    - with ``pool_products=True`` (the map's products run on itermap's own
-      threads), frames with ``n k^2 < OPTIONS.qr_small_frame_work`` (see
-      :class:`itermap.threads.ThreadOptions`) hold every BLAS library to one
-      thread for the loop: the factorisation's products are too small to share,
-      and BLAS threads spinning after them slow the map's split sparse products;
-    - with ``frames_in_threads=True`` (the loop steps groups of trajectories in
-      threads), every BLAS library is held to one thread for the loop, and frames
-      factorised one at a time (``k >= OPTIONS.qr_per_matrix_k``)
-      are factorised in threads too, without the GIL (:mod:`._nogil_blas`);
-    - SciPy's own BLAS library, where it has one (see
-      :func:`itermap._running._threads.scipy_blas_limited`), is held to one thread for
-      the loop once a SciPy factorisation runs.
-
-    Outside a ``with`` block each SciPy factorisation holds it for itself.
+    One instance per run: it remembers a recent Householder or shifted start. As a
+    context manager around a NumPy loop it sets the loop's BLAS threads once: one
+    thread for small frames where ``pool_products`` (the map's products run on
+    itermap's pool).
 
     Examples
     --------
-    >>> import numpy as np
     >>> Y = np.random.default_rng(0).normal(size=(2, 6, 4))
     >>> Q, logd, R = Reorthonormalizer()(Y, want_r=True)
     >>> bool(np.allclose(Q @ R, Y)), bool(np.allclose(np.log(np.abs(np.diagonal(
@@ -343,14 +215,12 @@ class Reorthonormalizer:
     (True, True)
     """
 
-    def __init__(self, *, pool_products: bool = False, frames_in_threads: bool = False):
+    def __init__(self, *, pool_products: bool = False):
         self.pool_products = pool_products
-        self.frames_in_threads = frames_in_threads
         self.hold = 0
         self.fallbacks = 0
         self.shifted = 0  # factorisations left that start with the shifted pass
         self._stack: contextlib.ExitStack | None = None
-        self._held = False
         self._threads_set = False
         self._blas_held = False
 
@@ -359,42 +229,27 @@ class Reorthonormalizer:
         return self
 
     def __exit__(self, *exc) -> None:
-        stack, self._stack, self._held = self._stack, None, False
+        stack, self._stack = self._stack, None
         self._threads_set = self._blas_held = False
         if stack is not None:
             stack.close()
 
     def set_loop_threads(self, Y) -> None:
-        """Set the loop's BLAS threads for frames like ``Y`` now (inside ``with``), once.
-
-        Otherwise the first factorisation sets them; a loop that factorises in
-        its own way (``_fused_sparse``) calls this first.
-        """
+        """Set the loop's BLAS threads for frames like ``Y`` (inside ``with``), once."""
         if self._stack is None or self._threads_set:
             return
         self._threads_set = True
         B, n, k = Y.shape
         small = n * k * k < OPTIONS.qr_small_frame_work
-        if isinstance(Y, np.ndarray) and ((self.pool_products and small)
-                                          or self.frames_in_threads):
+        if isinstance(Y, np.ndarray) and self.pool_products and small:
             self.hold_blas()
 
     def hold_blas(self) -> None:
-        """Hold every BLAS library to one thread for the loop (inside ``with``), once:
-        for a loop whose products run on itermap's own threads."""
+        """Hold every BLAS library to one thread for the loop (inside ``with``), once."""
         if self._stack is None or self._blas_held:
             return
         self._threads_set = self._blas_held = True
         self._stack.enter_context(blas_limited(1))
-        self._held = True  # SciPy's library among the others
-
-    def _scipy_one_thread(self):
-        if self._stack is None:
-            return scipy_blas_limited(1)
-        if not self._held:
-            self._stack.enter_context(scipy_blas_limited(1))
-            self._held = True
-        return contextlib.nullcontext()
 
     def __call__(self, Y, want_r=False):
         xp = namespace(Y)
@@ -411,26 +266,12 @@ class Reorthonormalizer:
                 self.fallbacks += 1
                 logging.getLogger(__name__).debug("QR: Householder for an ill-conditioned frame")
                 self.hold = _FALLBACK_HOLD
-            out = self._householder(xp, Y, want_r, self._split_frames(Y))
+            out = self._householder(xp, Y, want_r)
         return _exact_rank(xp, Y, *out)
 
-    def _split_frames(self, Y) -> int:
-        """Threads a NumPy batch's Householder QRs split over where the loop holds BLAS to
-        one thread: one per ``OPTIONS.qr_split_work`` of work, at most one per frame."""
-        if not (self._blas_held and isinstance(Y, np.ndarray) and Y.ndim == 3):
-            return 1
-        B, n, k = Y.shape
-        return max(1, min(n_threads(), B, B * n * k * k // OPTIONS.qr_split_work))
-
     @staticmethod
-    def _householder(xp, Y, want_r, parts=1):
-        if isinstance(Y, np.ndarray) and parts > 1:
-            cuts = np.linspace(0, Y.shape[0], parts + 1).astype(int)
-            done = _pool.run_parts(np.linalg.qr, [Y[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:])])
-            Q, R = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
-        else:
-            qr = np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr
-            Q, R = qr(Y)
+    def _householder(xp, Y, want_r):
+        Q, R = (np.linalg.qr if isinstance(Y, np.ndarray) else xp.linalg.qr)(Y)
         return Q, xp.log(xp.abs(_diag(xp, R))), (R if want_r else None)
 
     @staticmethod
@@ -468,42 +309,19 @@ class Reorthonormalizer:
 
     def _cholesky(self, xp, Y, want_r):
         eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
-        B, n, k = Y.shape
         # a frame that needed the shift is followed by frames as ill-conditioned
         start = self.shifted > 0
         try:
-            if (isinstance(Y, np.ndarray) and Y.dtype == np.float64
-                    and k >= OPTIONS.qr_per_matrix_k and nogil_available()):
-                Q, logd, R, shifted = self._cholesky_per_matrix(Y, eps, want_r, start)
-            else:
-                Q, logd, R, shifted = _batched_qr(xp, Y, eps, want_r, start)
+            Q, logd, R, shifted = _batched_qr(xp, Y, eps, want_r, start)
         except _CholeskyFailed:
             return None  # Householder decides
         self.shifted = self.shifted - 1 if start else _FALLBACK_HOLD if shifted else 0
         return Q, logd, R
 
-    def _cholesky_per_matrix(self, Y, eps, want_r, start):
-        B, n, k = Y.shape
-        threads = min(n_threads(), B) if self.frames_in_threads else 1
-        # SciPy's pool at one thread: alternating with NumPy's, both would spin
-        with self._scipy_one_thread():
-            Q = np.empty(Y.shape, dtype=np.float64)
-            if threads > 1:  # the frames in threads
-                scratch = [np.empty((k, k)) for _ in range(B)]
-                parts = _pool.run_parts(
-                    lambda b: _chol_one(Y[b], Q[b], scratch[b], eps, want_r, start), range(B))
-            else:
-                G = np.empty((k, k))
-                parts = [_chol_one(Y[b], Q[b], G, eps, want_r, start) for b in range(B)]
-        logd = np.stack([p[0] for p in parts])
-        R = np.stack([p[1] for p in parts]) if want_r else None
-        return Q, logd, R, any(p[2] for p in parts)
-
 
 def _batched_pass(xp, Q, shift=None):
-    """One batched CholeskyQR pass's factor: ``(R, R^-1, log diag R, max ||R||_F^2
-    ||R^-1||_F^2)``, the last bounding ``kappa(Q)^2``; None where Cholesky refuses.
-    ``shift``: one per matrix, or None."""
+    """One batched CholeskyQR pass: ``(R, R^-1, log diag R, max ||R||_F^2 ||R^-1||_F^2)``
+    (the last bounds ``kappa^2``), or None where Cholesky refuses."""
     G = xp.matmul(_transpose(xp, Q), Q)
     if shift is not None:
         k = G.shape[-1]
@@ -519,146 +337,3 @@ def _batched_pass(xp, Q, shift=None):
     Rinv = _per_matrix(xp, xp.linalg.inv, R)
     kappa2 = float(xp.max(xp.sum(L * L, axis=(-2, -1)) * xp.sum(Rinv * Rinv, axis=(-2, -1))))
     return R, Rinv, xp.log(d), kappa2
-
-
-
-# -- Householder frames kept as reflectors (square frames of the fused dense step) --------
-#: columns per block reflector: dgeqrt's panels and the blocks of its ``T`` factors (one
-#: LAPACK call at 32 or 64 costs the same at n = 256; 64 hands another thread 4 panels a step)
-PANEL = 64
-
-
-@functools.lru_cache(maxsize=1)
-def _householder_routines():
-    """SciPy's ``dgeqrt`` and ``dgemqrt`` as ctypes functions (which release the GIL), or
-    None where SciPy lacks its Cython LAPACK API."""
-    try:
-        from scipy.linalg import cython_lapack
-
-        from ._nogil_blas import _function
-        i, p, c = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p
-        geqrt = _function(cython_lapack, "dgeqrt", [i, i, i, p, i, p, i, p, i])
-        gemqrt = _function(cython_lapack, "dgemqrt", [c, c, i, i, i, i, p, i, p, i, p, i, p, i])
-    except (ImportError, AttributeError, KeyError, ValueError, TypeError):
-        return None
-    return geqrt, gemqrt
-
-
-def householder_available() -> bool:
-    """Whether :func:`householder_frame` and its companions can run (SciPy's Cython LAPACK)."""
-    return _householder_routines() is not None
-
-
-def _ref(value: int):
-    return ctypes.byref(ctypes.c_int(value))
-
-
-def _fortran(a, name: str) -> int:
-    """The leading dimension of a Fortran-ordered float64 matrix or block of its rows."""
-    ok = (isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype == np.float64
-          and a.flags.writeable and (a.strides[0] == 8 or a.shape[0] <= 1))
-    # one column: NumPy may leave any stride between columns
-    ld = (max(1, a.shape[0]) if a.shape[1] <= 1 else a.strides[1] // 8) if ok else 0
-    if not (ok and (a.shape[1] <= 1 or a.strides[1] % 8 == 0) and ld >= max(1, a.shape[0])):
-        raise ValueError(f"{name} must be a writeable Fortran-ordered float64 matrix (or a "
-                         "block of rows of one)")
-    return ld
-
-
-def _call(fn, name, *args) -> None:
-    info = ctypes.c_int(0)
-    fn(*args, ctypes.byref(info))
-    if info.value != 0:  # only a bad argument: these factorisations cannot fail
-        raise ValueError(f"LAPACK {name} refused argument {-info.value}")
-
-
-def _geqrt(A, T) -> None:
-    """``dgeqrt`` of ``A`` (m, w) in place, ``T`` (>= nb, w) with ``nb = min(PANEL, m, w)``."""
-    m, w = A.shape
-    nb = max(1, min(PANEL, m, w))
-    work = np.empty(nb * max(1, w))
-    _call(_householder_routines()[0], "dgeqrt", _ref(m), _ref(w), _ref(nb), A.ctypes.data,
-          _ref(_fortran(A, "F")), T.ctypes.data, _ref(_fortran(T, "T")), work.ctypes.data)
-
-
-def _gemqrt(side: bytes, trans: bytes, V, T, C) -> None:
-    """``C <- C op(Q)`` (``side`` R) or ``op(Q) C`` (L) for the block reflectors ``(V, T)``."""
-    m, n = C.shape
-    k = V.shape[1]
-    nb = max(1, min(PANEL, k))
-    work = np.empty(nb * max(1, n if side == b"L" else m))
-    _call(_householder_routines()[1], "dgemqrt", side, trans, _ref(m), _ref(n), _ref(k),
-          _ref(nb), V.ctypes.data, _ref(_fortran(V, "F")), T.ctypes.data,
-          _ref(_fortran(T, "T")), C.ctypes.data, _ref(_fortran(C, "M")), work.ctypes.data)
-
-
-def _check_t(T, k: int) -> None:
-    nb = max(1, min(PANEL, k))
-    if not (isinstance(T, np.ndarray) and T.shape == (nb, k)):
-        raise ValueError(f"T must have shape ({nb}, {k}): min(PANEL, k) rows, k columns")
-    _fortran(T, "T")
-
-
-def householder_frame(F: np.ndarray, T: np.ndarray, panel_done=None) -> np.ndarray:
-    """Householder QR of the frame ``F`` (n, k), ``k <= n``, in place; ``log|R_jj|`` (k,).
-
-    ``F`` is Fortran-ordered (LAPACK's ``dgeqrt`` runs on it as it is): ``R`` is left in
-    its upper triangle, the reflectors whose product is ``Q`` below it, and the
-    triangular factors of their blocks of ``PANEL`` columns (the compact WY form) in
-    ``T`` (``min(PANEL, k)``, k), Fortran-ordered. :func:`apply_frame` multiplies by
-    ``Q`` without forming it; :func:`explicit_frame` forms it. Householder QR is
-    backward stable whatever the conditioning [1]_, so no frame needs a fallback.
-    Runs without the GIL.
-
-    ``panel_done(lo, hi)``, where given, is called as soon as the reflectors of
-    columns ``lo:hi`` are final (before they update the columns to their right), so
-    that another thread can apply them (``apply_frame(F, T, M, cols=(lo, hi))``)
-    while this one goes on.
-    """
-    _fortran(F, "F")
-    n, k = F.shape
-    if k > n:
-        raise ValueError(f"F must have at most as many columns as rows, got shape {F.shape}")
-    _check_t(T, k)
-    if panel_done is None:
-        if k:
-            _geqrt(F, T)
-    else:
-        for lo in range(0, k, PANEL):
-            hi = min(k, lo + PANEL)
-            _geqrt(F[lo:, lo:hi], T[:, lo:hi])
-            panel_done(lo, hi)
-            if hi < k:
-                _gemqrt(b"L", b"T", F[lo:, lo:hi], T[:, lo:hi], F[lo:, hi:])
-    return np.log(np.abs(np.diagonal(F).copy()))
-
-
-def apply_frame(F: np.ndarray, T: np.ndarray, M: np.ndarray, cols=None) -> None:
-    """``M <- M Q`` in place, for a square frame factorised by :func:`householder_frame`.
-
-    ``M`` (r, n) is Fortran-ordered or a block of rows of such a matrix (rows are
-    independent). ``cols=(lo, hi)`` applies only the reflectors of columns
-    ``lo:hi`` (whole blocks of ``PANEL``; ``Q`` is their product in order, so applying
-    every block in turn applies ``Q``): those change ``M[:, lo:]`` alone. ``2 r n^2``
-    flops in all, those of the product with an explicit ``Q``.
-    """
-    _fortran(F, "F")
-    _fortran(M, "M")
-    n, k = F.shape
-    if k != n or M.shape[-1] != n:
-        raise ValueError(f"apply_frame takes a square frame and M with {n} columns")
-    _check_t(T, k)
-    lo, hi = (0, k) if cols is None else cols
-    if hi > lo:
-        _gemqrt(b"R", b"N", F[lo:, lo:hi], T[:, lo:hi], M[:, lo:])
-
-
-def explicit_frame(F: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """``Q`` (n, k), Fortran-ordered, from :func:`householder_frame`'s reflectors in ``F``."""
-    _fortran(F, "F")
-    n, k = F.shape
-    _check_t(T, k)
-    Q = np.eye(n, k, order="F")
-    if k:
-        _gemqrt(b"L", b"N", F, T, Q)
-    return Q

@@ -1,39 +1,21 @@
 """The small-map tangent stepper: trajectories of a small map and their tangent frames.
 
-A map hands the Lyapunov analyses a stepper through :meth:`Map.tangent_stepper`;
-this module holds the general one, for maps of up to :data:`MAX_DIM` units on
-NumPy float64 without inputs. It calls the map's own point functions (``step(x)``
-and ``jacobian(x)`` on one state, no checks) once a step, forms ``J @ Q`` and, on
-the QR steps, reorthonormalises the frame by Gram-Schmidt (twice where needed);
-every check is hoisted out of the loop. Its loops:
+The general :meth:`Map.tangent_stepper` for NumPy float64 maps of up to
+:data:`MAX_DIM` units without inputs: the map's point functions on one state
+once a step, ``J @ Q``, and Gram-Schmidt (twice where needed) on the QR steps,
+every check hoisted out of the loop. Its loops:
 
-- compiled with numba (the optional extra ``itermap[numba]``) for point functions
-  in numba's subset (the built-in maps', a user's plain or jitted functions, and
-  the methods of a user's plain object: a numba jitclass whose fields are the
-  object's numeric attributes -- numbers, NumPy arrays, tuples of numbers -- and
-  whose methods are its class's own functions; the values are read when the
-  stepper is built, at the start of each analysis call, arrays shared, so a
-  change between calls is seen, one during a run is not; a method that sets an
-  attribute keeps the plain loop). A batch of starts runs in the same loop (the
-  point functions on all of it where they take ``(B, dim)``, else row by row).
-  Compiled once per functions or class and attribute types; the compiled
-  ``step`` and ``jacobian`` must give the plain calls' numbers at the first
-  start (within 1e-12), and anything numba refuses runs the plain loop (logged
-  at INFO on ``itermap``). ``ITERMAP_NUMBA``: ``0`` never compiles,
-  ``1`` whenever it can, ``auto`` (default) for runs of at least
-  :data:`COMPILE_MIN_STEPS` trajectory-steps or functions compiled already (a
-  compile costs about a second), never for a batch of a 2-D map (its plain loop
-  is as fast); a batch whose ``step`` takes one state only is compiled whatever
-  its length (the plain batch loop cannot call it);
-- plain Python otherwise: one trajectory on preallocated arrays, or on floats for
-  a 2-D map, whose QR is in closed form (``q' = J q / |J q|``, ``R_00 = |J q|``,
-  ``R_11 = |det J| / R_00``: only ``q`` and the frame's orientation are carried).
-  The built-in maps hand their step and Jacobian over as statements
-  (:class:`ScalarSource`) written into that loop; a user's ``jacobian`` that takes
-  a batch of states is called once a chunk of :data:`_CHUNK`; a batch of starts
-  of a 2-D map runs in place over the batch.
-
-A run records its checkpoints itself (``advance(acc_out=...)``): one call a run.
+- compiled with numba (the extra ``itermap[numba]``) where the point functions
+  are in numba's subset (a user's object becomes a jitclass of its numeric
+  attributes, read when the stepper is built). The compiled functions must give
+  the plain calls' numbers at the first start (1e-12); whatever numba refuses
+  runs the plain loop (logged at INFO). ``ITERMAP_NUMBA``: ``0`` never, ``1``
+  whenever it can, ``auto`` (default) from :data:`COMPILE_MIN_STEPS`
+  trajectory-steps or once compiled, never for a batch of a 2-D map;
+- plain Python otherwise: one trajectory on preallocated arrays, or on floats
+  for a 2-D map, whose QR has a closed form (``R_00 = |J q|``,
+  ``R_11 = |det J| / R_00``); the built-in maps write their step into that loop
+  (:class:`ScalarSource`); a batched ``jacobian`` is called once a chunk.
 """
 
 from __future__ import annotations
@@ -177,12 +159,8 @@ class SmallStepper:
     @classmethod
     def build(cls, step, jacobian, x, Q, *, params=None, periods=None, u=None,
               total_steps=0, scalar=None):
-        """A stepper for the point functions, or None where the general path must run.
-
-        None for a non-NumPy or non-float64 state, a driven map (``u`` given), a
-        dimension above :data:`MAX_DIM`, or a batch of starts that cannot be
-        compiled.
-        """
+        """A stepper for the point functions, or None where the general path must run (not
+        NumPy float64, a driven map, above :data:`MAX_DIM`, or a batch numba cannot take)."""
         if u is not None or not isinstance(x, np.ndarray) or not isinstance(Q, np.ndarray):
             return None
         if x.dtype != np.float64 or Q.dtype != np.float64 or x.ndim != 2 or Q.ndim != 3:
@@ -214,13 +192,8 @@ class SmallStepper:
         return self
 
     def _shapes_ok(self) -> bool:
-        """Calls of the point functions at the start: the shapes the loops assume.
-
-        One state ``(dim,)`` for a single trajectory (and whether ``jacobian``
-        also takes a batch of states, giving the same matrices: then the loop
-        calls it once per chunk of the trajectory), the batch ``(B, dim)`` for
-        a batch.
-        """
+        """Whether the point functions give the shapes the loops assume at the start (and
+        whether ``jacobian`` takes a batch of states too)."""
         B, dim = self.x.shape
         x = self.x.copy() if B > 1 else self.x[0].copy()
         try:
@@ -353,12 +326,8 @@ class SmallStepper:
         return X, x
 
     def _jacobians(self, x, n, chunk=0):
-        """The Jacobians along ``n`` steps from ``x``, chunk by chunk, and the last state.
-
-        Yields ``(J, x)``: ``J`` of shape ``(m, dim, dim)`` for the next ``m``
-        steps, from one call of ``jacobian`` on their states where it takes a
-        batch (one call a step otherwise), and the state after them.
-        """
+        """Yields ``(J, x)``: the Jacobians ``(m, dim, dim)`` of the next ``m`` steps from ``x``
+        and the state after them (one ``jacobian`` call a chunk where it takes a batch)."""
         jac, p = self._jac, self._p
         chunk = chunk or max(8, min(_CHUNK, (1 << 16) // x.shape[0] ** 2))
         done = 0
@@ -581,9 +550,7 @@ class SmallStepper:
         return kernel
 
     def _advance_floats(self, n, every, acc, r_out=None, q_out=None, q_every=0):
-        """One trajectory of a 2-D map, k = 1 or 2, on floats: its scalar kernel, or its
-        point functions called on one state a step (QR by Gram-Schmidt, twice where needed).
-        The R factors and frames asked for are kept as floats and stored at the end."""
+        """One trajectory of a 2-D map, k = 1 or 2, on floats (Gram-Schmidt, twice where needed)."""
         rs, qs = ([] if r_out is not None else None), ([] if q_out is not None else None)
         kernel = self._scalar or self._point_kernel()
         k = self.Q.shape[-1]

@@ -136,12 +136,9 @@ def probe(p, x):
 def _point_key(step, jac, params):
     """The compile cache's key for the point functions and the values of an object's attributes.
 
-    ``("fn", step, jac, params is None)`` for functions (plain or jitted);
-    ``("obj", class, method names, spec, members)`` where ``step`` and ``jac``
-    are methods of one plain object (a user's class, never itermap's): its
-    numeric attributes (numbers, NumPy arrays, tuples of numbers; the class's,
-    then the instance's) become the fields of a numba jitclass whose methods
-    are the class's own functions; ``(None, None)`` otherwise.
+    ``("fn", step, jac, params is None)`` for functions; ``("obj", class, method
+    names, spec, members)`` for methods of one plain user object, whose numeric
+    attributes become the fields of a numba jitclass; ``(None, None)`` otherwise.
     """
     if _compilable(step) and _compilable(jac):
         return ("fn", step, jac, params is None), None

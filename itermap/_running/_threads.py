@@ -1,14 +1,6 @@
-"""Threads: itermap's one thread pool, its thresholds, and BLAS thread limits.
-
-Every parallel part of itermap's linear algebra (the split sparse product, the
-fused tangent steps, frames factorised without the GIL) runs on one executor,
-made at first use and forgotten in a forked child (``os.register_at_fork``). The
-work sizes from which a split pays are the fields of :data:`OPTIONS`
-(:class:`ThreadOptions`), documented defaults that a user may change.
-``threadpoolctl.threadpool_limits`` finds the loaded BLAS libraries anew on every
-call; the limits here use one controller, found once. ``scipy_blas_limited``
-holds only SciPy's own OpenBLAS, where its pip wheel carries one apart from
-NumPy's.
+"""Threads: itermap's one thread pool (forgotten in a forked child), its thresholds
+(:data:`OPTIONS`) and BLAS thread limits (one threadpoolctl controller, found once;
+``scipy_blas_limited`` holds SciPy's own OpenBLAS where its wheel carries one).
 """
 
 from __future__ import annotations
@@ -27,41 +19,22 @@ __all__ = ["OPTIONS", "ProcessLocalPool", "ThreadOptions", "blas_limited", "n_th
 class ThreadOptions:
     """The work sizes from which itermap splits a step over its thread pool or changes method.
 
-    Each is a break-even point: below it, handing work to a thread costs more
-    than it saves. The defaults suit a few cores; on another machine, time a
-    run at a few values (``benchmarks/bench_lyapunov.py``) and set the fields
-    of :data:`OPTIONS`. ``ITERMAP_NUM_THREADS=1`` turns every split off.
+    Each is a break-even point, the defaults for a few cores: time a run at a few
+    values (``benchmarks/bench_lyapunov.py``) and set the fields of :data:`OPTIONS`.
+    ``ITERMAP_NUM_THREADS=1`` turns every split off.
 
     Attributes
     ----------
     sparse_min_work : int
-        Multiply-adds (``nnz * columns``) per thread from which a SciPy CSR
-        product ``S @ V`` is split by rows (default ``2**20``).
-    fused_dense_min_k : int
-        Tangent vectors from which one trajectory of a dense float64 network
-        runs the fused stepper, its rows split over the threads (default 128).
+        Multiply-adds (``nnz * (k + 1)``) per thread from which one trajectory
+        of a sparse network runs the fused sparse stepper, its rows split over
+        the threads (default ``2**20``).
     fused_sparse_k : tuple of int
         ``(lo, hi)``: one trajectory of a large sparse network runs the fused
         sparse stepper for ``lo <= k < hi`` tangent vectors (default (4, 128)).
-    gather_bytes : int
-        Bytes of ``[x | Y]`` rows that one column part of the fused sparse
-        stepper gathers, to stay in a core's cache (default ``2**20``).
-    frames_min_k : int
-        Tangent vectors from which a batch of trajectories of a dense network
-        is stepped and factorised in groups on the threads (default 128).
-    qr_per_matrix_k : int
-        Columns from which a NumPy float64 frame is factorised one matrix at a
-        time by SciPy's ``syrk``/``potrf``/``trsm`` without the GIL, rather than
-        by NumPy's batched inverse and product (default 128).
     qr_small_frame_work : int
         ``n k^2`` below which a loop whose products run on the pool holds every
-        BLAS library to one thread: the factorisation's products are too small
-        to share, and BLAS threads spinning after them slow the pool's work
-        (default ``2**24``).
-    qr_split_work : int
-        Work ``B n k^2`` per thread from which a batch of Householder QRs, in a
-        loop that holds BLAS to one thread, is split over the pool (default
-        ``2**22``).
+        BLAS library to one thread (default ``2**24``).
 
     Examples
     --------
@@ -71,13 +44,8 @@ class ThreadOptions:
     """
 
     sparse_min_work: int = 1 << 20
-    fused_dense_min_k: int = 128
     fused_sparse_k: tuple[int, int] = (4, 128)
-    gather_bytes: int = 1 << 20
-    frames_min_k: int = 128
-    qr_per_matrix_k: int = 128
     qr_small_frame_work: int = 1 << 24
-    qr_split_work: int = 1 << 22
 
 
 #: itermap's thresholds for splitting work over threads (see :class:`ThreadOptions`).
@@ -85,11 +53,8 @@ OPTIONS = ThreadOptions()
 
 
 def n_threads() -> int:
-    """Threads for itermap's own pools: the CPUs this process may run on, at most 8.
-
-    The environment variable ``ITERMAP_NUM_THREADS`` (a positive integer, read at
-    each call) lowers it, as ``OMP_NUM_THREADS`` does for BLAS: 1 runs every
-    product and factorisation on the calling thread.
+    """Threads for itermap's pool: the CPUs this process may run on, at most 8, and at
+    most ``ITERMAP_NUM_THREADS`` (a positive integer, read at each call; 1: no split).
 
     Examples
     --------
@@ -140,12 +105,7 @@ def _shared_executor():
 
 
 class ProcessLocalPool:
-    """A handle on itermap's one thread pool, made at first use and anew in a forked child.
-
-    Every handle shares one executor (``name`` only labels the caller). A child
-    forked after the pool started inherits the executor object but not its
-    threads: ``os.register_at_fork`` makes the child forget it, so work submitted
-    there runs on a fresh one.
+    """A handle on itermap's one thread pool (``name`` only labels the caller).
 
     Examples
     --------
@@ -163,13 +123,11 @@ class ProcessLocalPool:
         return _shared_executor()
 
     def run_parts(self, fn, items) -> list:
-        """``[fn(item) for item in items]``: the first on the calling thread (one handoff
-        fewer), the others on the pool.
+        """``[fn(item) for item in items]``: the first on the calling thread, the rest on the pool.
 
-        Every part finishes before an exception from any of them is raised (the first
-        one's), so that none is left running over the caller's arrays. Called from one
-        of the pool's own threads, the parts run one after another there: a part that
-        waited on the pool it runs on could wait forever.
+        Every part finishes before the first exception is raised (none is left running
+        over the caller's arrays); called from a pool thread, the parts run there in turn
+        (waiting on its own pool could deadlock).
         """
         items = list(items)
         if threading.current_thread().name.startswith(_WORKER_PREFIX):
@@ -214,7 +172,6 @@ def blas_limited(threads: int = 1):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._running._threads import blas_limited
     >>> with blas_limited(1):
     ...     float(np.ones((2, 2)) @ np.ones(2) @ np.ones(2))
@@ -228,11 +185,7 @@ def blas_limited(threads: int = 1):
 
 @functools.lru_cache(maxsize=1)
 def _scipy_own_blas():
-    """The controller of a BLAS library that SciPy loads apart from NumPy's, or None.
-
-    pip wheels ship one OpenBLAS inside each package (``numpy.libs``, ``scipy.libs``),
-    each with its own thread pool; conda and system builds share one library.
-    """
+    """The controller of the BLAS library SciPy loads apart from NumPy's (pip wheels), or None."""
     controller = _controller()
     if controller is None:
         return None
@@ -257,14 +210,8 @@ def _inside_scipy(path: str, site: str) -> bool:
 
 
 def scipy_blas_limited(threads: int = 1):
-    """A context holding SciPy's own BLAS library, where it has one, to ``threads`` threads.
-
-    NumPy's and SciPy's pip wheels each carry an OpenBLAS with its own thread pool.
-    A loop that alternates NumPy products with ``scipy.linalg.blas``/``lapack`` calls
-    at default threads leaves each pool's threads spinning against the other's
-    (see benchmarks/RESULTS.md). Holding
-    SciPy's pool to one thread for the whole loop (entered once) leaves NumPy's
-    products their threads. A no-op where both share one library, or without threadpoolctl.
+    """A context holding SciPy's own BLAS library, where it has one, to ``threads`` threads
+    (so that its threads and NumPy's do not spin against each other in one loop).
 
     Examples
     --------

@@ -45,7 +45,6 @@ class Adam(_Optimizer):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._training._optim import Adam
     >>> opt = Adam(0.1)
     >>> theta = np.array([1.0])
@@ -80,7 +79,6 @@ class SGD(_Optimizer):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap._training._optim import SGD
     >>> opt = SGD(0.5, momentum=0.9)
     >>> theta = np.array([1.0])

@@ -92,7 +92,6 @@ class TrainHistory(Result):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, train
     >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
     >>> _, history = train(m, np.eye(2), np.array([0, 1]), epochs=3, progress=False, rng=0)
@@ -172,7 +171,6 @@ class TrainState(Result):
     Examples
     --------
     >>> import os, tempfile
-    >>> import numpy as np
     >>> from itermap import IterativeMap, load, train
     >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
     >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
@@ -234,7 +232,6 @@ def trainable_count(m: MapLike) -> int:
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, trainable_count
     >>> mlp = IterativeMap.from_mlp([np.ones((5, 3)), np.ones((2, 5))])
     >>> trainable_count(mlp)     # 3*5 + 5 + 5*2 + 2
@@ -357,7 +354,6 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
 
     Examples
     --------
-    >>> import numpy as np
     >>> import itermap
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(200, 2)); y = (x[:, 0] * x[:, 1] > 0).astype(int)
@@ -682,7 +678,6 @@ def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, loss_and_gradient
     >>> m = IterativeMap.from_mlp([np.zeros((2, 2))], activation="identity")
     >>> L, grads, gb = loss_and_gradient(m, np.ones((1, 2)), np.array([0]), steps=1)
@@ -723,7 +718,6 @@ def evaluate(map: MapLike, inputs: Array, targets: Array, *, steps: int | None =
 
     Examples
     --------
-    >>> import numpy as np
     >>> from itermap import IterativeMap, evaluate
     >>> m = IterativeMap.from_mlp([np.eye(2)], activation="identity")
     >>> evaluate(m, np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))[1]
