@@ -6,7 +6,14 @@ Jacobian). (2) Damped Newton on ``G(x) = F^p(x) - x`` with a backtracking line
 search and Levenberg-Marquardt (:mod:`._search`); starts that stall are set
 aside. (3) The stalled starts *wander*: undamped Newton steps of bounded
 length, accepted whatever they do to ``||G||``, which leaves the valleys of
-``q`` where damped methods end. (4) With ``deflation``, the starts that
+``q`` where damped methods end. The rule: where the damped phase reached no
+point at all (every start stalled: high gain) on a map of at most
+``_PATH_MAX_DIM`` units, the stalled starts instead follow the probability-one
+homotopy path from their start to a fixed point (:mod:`._paths`; Chow,
+Mallet-Paret and Yorke 1978), which passes the folds (singular ``D G``) where
+damped Newton stalls; a path not at ``t = 1`` within ``patience`` bordered
+solves is "gave up: max_iter reached", one whose step underflows "gave up:
+stalled". (4) With ``deflation``, the starts that
 converged onto a point another start reached run again, as deflated Newton
 against every point found (:mod:`._deflation`), so that repeated convergence
 becomes new points.
@@ -20,6 +27,11 @@ References
 .. [3] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
    finding distinct solutions of nonlinear partial differential equations",
    SIAM J. Sci. Comput. 37(4), 2015.
+.. [4] S.-N. Chow, J. Mallet-Paret and J. A. Yorke, "Finding zeroes of maps:
+   homotopy methods that are constructive with probability one", Math. Comp. 32
+   (1978) 887-899.
+.. [5] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation
+   Methods", SIAM 2003.
 """
 
 from __future__ import annotations
@@ -32,8 +44,9 @@ from ._clustering import _sq_dist
 from ._common import Solution, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
+from ._paths import follow_paths
 from ._q import _lbfgs_q
-from ._result import CONVERGED, GAVE_UP_STALLED
+from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
 from ._search import _search
 
 # L-BFGS iterations on q run before Newton end early where ||G|| <= _Q_SWITCH
@@ -53,6 +66,10 @@ _WANDER_FRAC = 0.6
 # then from the midpoints of this many nearest pairs of points a start (gain 1.5 grid
 # network 6: 15 points with one, 18 with two)
 _MIDPOINTS = 2
+# the homotopy paths replace wandering on maps of at most this many units: at N = 100-200,
+# gain 3, a path reaches t = 1 in 200-3000 bordered solves; at N = 400 one path of 8 did in
+# 4000 (benchmarks/RESULTS.md, round 13), beyond what wandering's window costs
+_PATH_MAX_DIM = 256
 
 
 def newton(problem) -> Solution:
@@ -76,12 +93,17 @@ def _newton_batch(p, xc, eye, done):
     # phase left them, each on its own
     again = np.flatnonzero(st == GAVE_UP_STALLED) if p.patience else np.zeros(0, np.int64)
     done.commit(len(st) - len(again))
-    if len(again):
+    if len(again) and not fx and int(xc.shape[1]) <= _PATH_MAX_DIM:
+        # no start reached a point: the stalled ones follow homotopy paths (module doc)
+        fx2, fr2, st[again] = _by_paths(p, _take(xp, x0, again), eye, done, leads)
+        done.commit(len(again))
+    elif len(again):
         fx2, fr2, st[again], _, _ = _search(
             p.F, _take(xp, xc, again), xp, eye, tol=p.tol, max_iter=max(p.max_iter, p.patience),
             unique_tol=p.unique_tol, slow_points=False, patience=p.patience, bar=done,
             wander=True, share=len(again) / len(st), leads=leads)
         done.commit(len(again))
+    if len(again):
         fx, fr = fx + fx2, fr + fr2
         if leads is not None:
             leads[0][again] = again[leads[1]]
@@ -105,6 +127,31 @@ def _newton_batch(p, xc, eye, done):
             fx, fr = fx + [nx], fr + [nr]
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
+
+
+def _by_paths(p, a, eye, done, leads):
+    """Phase (3'): the homotopy path of each start of ``a`` to ``t = 1``
+    (:func:`._paths.follow_paths`, ``patience`` iterations at most), then the damped
+    search from the ends of the paths that got there. Returns (points, residuals,
+    status per start): a path that did not reach ``t = 1`` in time is "gave up:
+    max_iter reached", one whose step fell below its least "gave up: stalled"."""
+    end, reached, solves = follow_paths(p.F, p.xp, a, max_iter=p.patience, bar=done)
+    k = int(a.shape[0])
+    st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED).astype(np.int8)
+    got = np.flatnonzero(reached)
+    lead = np.arange(k)
+    fx: list = []
+    fr: list = []
+    if got.size:
+        sub: list | None = [] if leads is not None else None
+        fx, fr, st[got], _, _ = _search(p.F, _take(p.xp, end, got), p.xp, eye, tol=p.tol,
+                                        max_iter=p.max_iter, unique_tol=p.unique_tol,
+                                        slow_points=False, patience=0, bar=done, leads=sub)
+        if sub:
+            lead[got] = got[sub[0]]
+    if leads is not None:
+        leads.append(lead)
+    return fx, fr, st
 
 
 def _radius(p, x):
