@@ -1,6 +1,6 @@
-"""The homotopy paths of the dense search (analysis/fixed_points/_paths.py): where the
-damped Newton phase reaches no point (a tanh network at gain 3), the stalled starts follow
-the probability-one path ``x - t F(x) - (1 - t) a = 0`` to a fixed point.
+"""The gain paths of the dense search (analysis/fixed_points/_paths.py): where the damped
+Newton phase reaches no point (a tanh network at gain 3), it reaches points of ``F(s x)``
+at a lower gain, followed along ``x - F(s(t) x) = 0`` to points of the map.
 
 Every point is checked by a plain NumPy residual ``||tanh(W x) - x||`` from W, and the
 path ends by plain NumPy Newton (``np.linalg.solve``), not the search's own numbers."""
@@ -14,12 +14,12 @@ import itermap
 import itermap.analysis.fixed_points._newton as newton_mod
 from itermap.analysis import find_fixed_points, sample_states
 from itermap.analysis.fixed_points._common import _Power
-from itermap.analysis.fixed_points._paths import follow_paths
-from itermap.analysis.fixed_points._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
+from itermap.analysis.fixed_points._paths import GainHomotopy, follow_paths
+from itermap.analysis.fixed_points._result import CONVERGED, GAVE_UP_STALLED
 
 # networks random_rnn(n, gain=3, rng=seed) on which the damped phase of 8 starts
 # (sample_states, rng=seed + 1) reaches no point, so the paths run
-_CASES = [(60, 3), (60, 1), (80, 9)]
+_CASES = [(60, 1), (60, 6), (80, 9)]
 
 
 def _case(n, seed, starts=8):
@@ -40,16 +40,36 @@ def _residuals(W, P):
     return np.linalg.norm(np.tanh(P @ W.T) - P, axis=1)
 
 
+def _low_gain_points(W, s, n_starts=12, seed=0):
+    """Points of tanh(s W x) by plain NumPy Newton from random states (independent of
+    the search)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for x in rng.uniform(-1, 1, (n_starts, W.shape[0])):
+        for _ in range(40):
+            g = np.tanh(s * W @ x) - x
+            d = np.linalg.solve(s * (1 - np.tanh(s * W @ x) ** 2)[:, None] * W
+                                - np.eye(x.size), -g)
+            x = x + d / max(1.0, np.max(np.abs(d)))
+        if np.linalg.norm(np.tanh(s * W @ x) - x) <= 1e-10 and np.linalg.norm(x) > 1e-3 \
+                and not any(np.linalg.norm(x - p) < 1e-6 for p in out):
+            out.append(x)
+    return np.array(out)
+
+
 @pytest.mark.parametrize(("n", "seed"), _CASES)
-def test_paths_end_near_fixed_points_and_stay_bounded(n, seed):
+def test_gain_paths_end_near_fixed_points_and_stay_bounded(n, seed):
     m, W, X0 = _case(n, seed)
+    s0 = 0.5
+    P0 = _low_gain_points(W, s0)
+    assert len(P0) >= 2
+    hom = GainHomotopy(_Power(m, 1, None, np), np, s0, n, np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        end, reached, solves = follow_paths(_Power(m, 1, None, np), np, X0, max_iter=3000)
-    assert reached.mean() >= 0.5
-    assert np.all(solves <= 3000) and np.all(solves[reached] > 0)
-    # for t in [0, 1] the path has ||x||_inf <= 1 + ||a||_inf (tanh is bounded by 1)
-    bound = 1.0 + np.max(np.abs(X0), axis=1)
-    assert np.all(np.max(np.abs(end), axis=1) <= bound + 1e-9)
+        end, reached, back, solves = follow_paths(hom, np, P0, max_iter=2000)
+    assert reached.any() and not np.any(reached & back)
+    assert np.all(solves <= 2000)
+    # tanh: every point of the path, its end included, has ||x||_inf <= 1
+    assert np.all(np.max(np.abs(end), axis=1) <= 1.0 + 1e-9)
     for x in end[reached]:
         # the point at t = 1 is within Newton's reach of a fixed point: plain Newton lands
         assert np.linalg.norm(np.tanh(W @ x) - x) <= 0.1
@@ -63,24 +83,23 @@ def test_search_reaches_points_where_damped_newton_stalls(n, seed, monkeypatch):
     fp = find_fixed_points(m, X0, progress=False)
     P = np.asarray(fp.points)
     assert len(P) >= 3 and np.all(_residuals(W, P) <= 1e-10)
-    # every start either converged or its path ran out of steps; none "stalled"
     assert fp.n_converged >= 7
     st = np.asarray(fp.status)
-    assert set(st.tolist()) <= {CONVERGED,
-                                GAVE_UP_MAX_ITER}
+    assert set(st.tolist()) <= {CONVERGED, GAVE_UP_STALLED}
     # the wandering phase alone (the paths ruled out) converges fewer starts here
-    monkeypatch.setattr(newton_mod, "_PATH_MAX_DIM", 0)
+    monkeypatch.setattr(newton_mod, "_GAIN_STEP", 0.0)
     fw = find_fixed_points(m, X0, progress=False)
-    assert fw.n_converged < fp.n_converged
+    assert fw.n_converged < fp.n_converged and len(fw) < len(fp)
     assert np.any(np.asarray(fw.status) == GAVE_UP_STALLED)
 
 
-def test_paths_out_of_budget_give_up_with_max_iter():
-    m, W, X0 = _case(60, 3)
+def test_paths_out_of_budget_find_nothing():
+    m, W, X0 = _case(60, 6)
     fp = find_fixed_points(m, X0, patience=3, deflation=False, progress=False)
-    # 3 bordered solves take no path to t = 1: no point, every start out of budget
+    # 3 bordered solves take no path to t = 1 (nor 3 wandering steps a start to a point):
+    # no point, and every start keeps wandering's reason
     assert len(fp) == 0
-    assert np.all(np.asarray(fp.status) == GAVE_UP_MAX_ITER)
+    assert np.all(np.asarray(fp.status) == GAVE_UP_STALLED)
 
 
 def test_paths_same_starts_same_points():

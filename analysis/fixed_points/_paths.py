@@ -1,32 +1,25 @@
-"""Probability-one homotopy paths for the starts the damped Newton search gives up on.
+"""Gain homotopy paths for the starts the damped Newton search gives up on.
 
-From a start ``a`` the fixed-point homotopy
+Where damped Newton on ``G(x) = F(x) - x`` reaches no point (a tanh network at gain 2-3
+and N >= 400: every start stalls in a valley of ``||G||``, the step heading out of the
+box where points live while ``D G`` is near singular), it does reach points of the map
+at lower gain, ``F(s x)`` with ``s < 1``. Each point found there is followed along
 
-    H(x, t) = x - t F(x) - (1 - t) a = 0
+    H(x, t) = x - F(s(t) x) = 0,    s(t) = s0 + (1 - s0) t,
 
-has the single solution ``x = a`` at ``t = 0`` (there ``D_x H = I``), and at
-``t = 1`` its zeros are the fixed points of ``F``. For almost every ``a`` the
-zeros through ``(a, 0)`` form a smooth curve without bifurcations (Chow,
-Mallet-Paret and Yorke 1978); it cannot come back to ``t = 0`` (the solution
-there is unique), and where ``F`` is bounded (``||F||_inf <= 1`` for a tanh
-network) every point of it has ``||x||_inf <= 1 + ||a||_inf`` for ``t`` in
-[0, 1], so the curve reaches ``t = 1``: at a fixed point. It is followed by
-pseudo-arclength continuation (a tangent predictor, a Newton corrector on
-``H = 0`` bordered by the arclength condition), which passes the folds where
-``D_x H`` is singular and ``t`` turns back; a damped Newton search on
-``F(x) - x`` (the search's own, with its merit) stalls at exactly these folds of
-its merit's valleys. All paths advance together, one batched bordered solve an
-iteration (which gives the corrector step and the next tangent at once).
+from ``t = 0`` to 1 by pseudo-arclength continuation: a tangent predictor and a Newton
+corrector on ``H = 0`` bordered by the arclength condition, which passes the folds where
+``D_x H`` is singular and ``t`` turns back (a branch that comes back to ``t = 0`` is
+given up). For a tanh network every point of the path has ``||x||_inf <= 1``. All
+paths advance together, one batched bordered solve an iteration, which gives the
+corrector step and the next tangent at once.
 
 References
 ----------
-.. [1] S.-N. Chow, J. Mallet-Paret and J. A. Yorke, "Finding zeroes of maps:
-   homotopy methods that are constructive with probability one", Math. Comp. 32
-   (1978) 887-899.
-.. [2] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation
+.. [1] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation
    Methods", SIAM 2003, ch. 1-2 and 11.
-.. [3] L. T. Watson, "Globally convergent homotopy methods: a tutorial", Appl.
-   Math. Comput. 31 (1989) 369-396.
+.. [2] H. B. Keller, "Numerical solution of bifurcation and nonlinear eigenvalue
+   problems", in Applications of Bifurcation Theory, Academic Press 1977, 359-384.
 """
 
 from __future__ import annotations
@@ -35,7 +28,7 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
-from ._common import _like, _norm, _take
+from ._common import _like, _norm, _solve, _take
 
 # steps in the arclength norm ||(x, t)||^2 = ||x||^2 / n + t^2 (x by its RMS): first,
 # at most, and least (a path whose step falls below it is given up)
@@ -48,23 +41,62 @@ _MIN_COS = 0.7
 _GROW, _EASY = 1.5, 2
 
 
-def follow_paths(F, xp, a, *, max_iter, bar=None):
-    """The homotopy path of each row of ``a`` (k, n), all at once, from ``t = 0`` to 1.
+class Scaled:
+    """The map ``x -> F(s x)`` (``value``, ``jacobian``, ``jacobian_only``), for the
+    damped search at lower gain."""
+
+    torus = None
+
+    def __init__(self, F, s):
+        self.F, self.s = F, s
+
+    def value(self, x):
+        return self.F.value(self.s * x)
+
+    def jacobian(self, x):
+        y, J = self.F.jacobian(self.s * x)
+        return y, self.s * J
+
+    def jacobian_only(self, x):
+        return self.s * self.F.jacobian_only(self.s * x)
+
+
+class GainHomotopy:
+    """``H(x, t) = x - F(s x)``, ``s = s0 + (1 - s0) t``; called on rows, it returns
+    ``(H, D_x H, D_t H)``."""
+
+    def __init__(self, F, xp, s0, dim, dtype):
+        self.F, self.xp, self.s0 = F, xp, s0
+        self.eye = xp.eye(dim, dtype=dtype)
+
+    def __call__(self, x, t):
+        xp = self.xp
+        s = _like(self.s0 + (1.0 - self.s0) * t, xp)
+        Fy, J = self.F.jacobian(s[:, None] * x)
+        Hx = self.eye[None, :, :] - s[:, None, None] * J
+        Ht = -(1.0 - self.s0) * xp.matmul(J, x[:, :, None])[:, :, 0]
+        return x - Fy, Hx, Ht
+
+
+def follow_paths(hom, xp, a, *, max_iter, bar=None):
+    """The path of each row of ``a`` (k, n), zeros of ``hom`` at ``t = 0``, all at
+    once, to ``t = 1``.
 
     ``max_iter`` bounds the iterations (one bordered solve per path each). Returns
     (x near the path's point at ``t = 1`` (k, n), whether the path reached ``t = 1``,
-    the solves each path took); rows that did not reach it hold their last point.
+    whether it came back to ``t = 0``, the solves each path took); rows that did not
+    reach ``t = 1`` hold their last point.
     """
     k, n = int(a.shape[0]), int(a.shape[1])
     ids = np.arange(k)                       # running paths
-    reached = np.zeros(k, dtype=bool)
+    reached, back0 = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
     solves = np.zeros(k, dtype=np.int64)
     end = a
-    # the accepted point (y0: x and t), its unit tangent (v), the step, the corrector's
-    # iterate (y), its prediction (yp) and its step count and last residual
-    Fa = F.value(a)
+    # the accepted point (x0, t0), its unit tangent (vx, vt), the step, the corrector's
+    # iterate (x, t), its prediction (xq, tq), its step count and last residual
     x0, t0 = a, np.zeros(k)
-    vx, vt = _unit(xp, Fa - a, np.ones(k), n)          # D_x H = I at t = 0
+    _, Hx, Ht = hom(a, t0)
+    vx, vt = _unit(xp, _solve(xp, Hx, -Ht), np.ones(k), n)   # D_x H w + D_t H = 0
     h = np.full(k, _H0)
     x, t = x0 + _like(h, xp)[:, None] * vx, h * vt
     xq, tq = x, t
@@ -73,11 +105,9 @@ def follow_paths(F, xp, a, *, max_iter, bar=None):
     for _it in range(max_iter):
         if not ids.size:
             break
-        Fx, J = F.jacobian(x)
-        H = x - _like(t, xp)[:, None] * Fx - _like(1.0 - t, xp)[:, None] * _take(xp, a, ids)
+        H, Hx, Ht = hom(x, t)
         r = to_numpy(_norm(xp, H)).astype(np.float64) / np.sqrt(n)
-        d, w = _bordered(xp, J, t, _take(xp, a, ids) - Fx, vx, vt, H,
-                         _dot(xp, vx, x - xq) / n + vt * (t - tq), n)
+        d, w = _bordered(xp, Hx, Ht, vx, vt, H, _dot(xp, vx, x - xq) / n + vt * (t - tq), n)
         solves[ids] += 1
         dn = to_numpy(_norm(xp, d)).astype(np.float64)
         bad = ~np.isfinite(r) | ~np.isfinite(dn) | (c >= _CORRECT_ITERS) | (
@@ -99,7 +129,10 @@ def follow_paths(F, xp, a, *, max_iter, bar=None):
             xe = _take(xp, x0, p) + s * (_take(xp, x, p) - _take(xp, x0, p))
             end = _put(xp, end, ids[p], xe)
             reached[ids[past]] = True
-        ok = conv & ~past
+        # a branch back at t = 0 (a fold pair's other point at the lower gain): given up
+        under = conv & (t < 0.0)
+        back0[ids[under]] = True
+        ok = conv & ~past & ~under
         # accepted: the next prediction from here; refused: a shorter one from the last
         h = np.where(ok, np.minimum(_H_MAX, h * np.where(c <= _EASY, _GROW, 1.0)),
                      np.where(bad, 0.5 * h, h))
@@ -113,7 +146,7 @@ def follow_paths(F, xp, a, *, max_iter, bar=None):
         xq, tq = _where(xp, new, x, xq), np.where(new, t, tq)
         c = np.where(new, 0, c + 1)
         r_prev = np.where(new, np.inf, r)
-        live = ~past & (h >= _H_MIN)
+        live = ~past & ~under & (h >= _H_MIN)
         end = _put(xp, end, ids[~live & ~past], _take(xp, x0, np.flatnonzero(~live & ~past)))
         if not live.all():
             keep = np.flatnonzero(live)
@@ -124,16 +157,14 @@ def follow_paths(F, xp, a, *, max_iter, bar=None):
             bar.show(0, paths=int(ids.size), reached=int(reached.sum()))
     if ids.size:
         end = _put(xp, end, ids, x0)
-    return end, reached, solves
+    return end, reached, back0, solves
 
 
-def _bordered(xp, J, t, Ht, vx, vt, H, arc, n):
+def _bordered(xp, Hx, Ht, vx, vt, H, arc, n):
     """The corrector step ``d`` and the tangent ``w`` (k, n + 1) from one solve of
-    ``[[I - t J, Ht], [vx^T / n, vt]] [d, w] = [[-H, 0], [-arc, 1]]``."""
-    k = int(J.shape[0])
-    dt = J.dtype
-    eye = xp.eye(n, dtype=dt)
-    Hx = eye[None, :, :] - _like(t, xp)[:, None, None] * J
+    ``[[Hx, Ht], [vx^T / n, vt]] [d, w] = [[-H, 0], [-arc, 1]]``."""
+    k = int(Hx.shape[0])
+    dt = Hx.dtype
     top = xp.concat([Hx, Ht[:, :, None]], axis=2)
     row = xp.concat([vx / n, xp.astype(_like(vt, xp), dt)[:, None]], axis=1)
     M = xp.concat([top, row[:, None, :]], axis=1)
