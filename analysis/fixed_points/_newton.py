@@ -97,7 +97,7 @@ def _newton_batch(p, xc, eye, done):
     if len(again) and not fx and p.F.torus is None and _GAIN_STEP > 0:
         # no start reached a point: points at a lower gain, followed back to this map's
         # (module doc); the starts wander all the same (each wanderer finds its own)
-        fx, fr, gain_st, gain_lead = _by_gain(p, _take(xp, xc, again), eye, done)
+        fx, fr, gain_st, gain_lead = _by_gain(p, _take(xp, xc, again), eye, done, radius)
     if len(again):
         sub: list | None = [] if leads is not None else None
         fx2, fr2, st[again], _, _ = _search(
@@ -118,24 +118,31 @@ def _newton_batch(p, xc, eye, done):
     found_new = False
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
-        kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
-              "wander": _wander_step(p.F, x0), "bar": done}
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _take(xp, x0, rows), xp.concat(fx, axis=0),
-                                    **kw)
-        if len(nr):
-            fx, fr = fx + [nx], fr + [nr]
-        # then from the midpoints of the nearest pairs of points (two per start): between
-        # two points of a network lie the saddles that separate them
-        known = xp.concat(fx, axis=0)
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _midpoints(xp, known, _MIDPOINTS * len(st)),
-                                    known, **kw)
-        if len(nr):
-            fx, fr = fx + [nx], fr + [nr]
+        fx, fr = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
+                          _wander_step(p.F, x0))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
 
-def _by_gain(p, x, eye, done):
+def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
+    """Deflated Newton on ``F`` from the rows ``x``, then from the midpoints of the
+    ``_MIDPOINTS * k`` nearest pairs of points (between two points of a network lie the
+    saddles that separate them); the points ``fx`` with the new ones. ``wander``: the
+    deflated runs' wandering step (:func:`_wander_step`)."""
+    xp = p.xp
+    kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
+          "wander": wander, "bar": bar}
+    nx, nr, _ = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
+    if len(nr):
+        fx, fr = fx + [nx], fr + [nr]
+    known = xp.concat(fx, axis=0)
+    nx, nr, _ = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known, **kw)
+    if len(nr):
+        fx, fr = fx + [nx], fr + [nr]
+    return fx, fr
+
+
+def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
     ...`` (down to ``_GAIN_MIN``) until it reaches points; each point followed along the
     gain to ``s = 1`` (:mod:`._paths`, ``patience`` iterations at most), the ends
@@ -154,9 +161,14 @@ def _by_gain(p, x, eye, done):
         low = _NewtonSearch(Scaled(p.F, s), x, xp, eye, tol=p.tol, max_iter=p.max_iter,
                             unique_tol=p.unique_tol, slow_points=False, patience=0, bar=None,
                             wander=False, stall_final=True)
-        px, _, st_low, _, _ = low.run()
+        px, pr, st_low, _, _ = low.run()
     if px:
         heads = np.concatenate(low.found_ids)         # the start that led each point
+        root = _roots(low.follows)
+        rows = _repeats(root, st_low)
+        if radius is not None and rows.size:   # more points there, by deflation
+            px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
+                             _wander_step(low.F, x))
         P = xp.concat(px, axis=0)
         hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
         end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
@@ -167,13 +179,15 @@ def _by_gain(p, x, eye, done):
             fx, fr, path_st[got], _, _ = _search(
                 p.F, _take(xp, end, got), xp, eye, tol=p.tol, max_iter=p.max_iter,
                 unique_tol=p.unique_tol, slow_points=False, patience=0, bar=done, leads=sub)
-        path_lead = heads.copy()
-        if sub:
-            path_lead[got] = heads[got[sub[0]]]
+        # the paths of the deflated points have no start: their points count, not a fate
+        path_lead = np.concatenate([heads, np.full(int(P.shape[0]) - heads.size, -1)])
+        if sub:     # merged at s = 1: follow the merged path's start (if it has one)
+            rep = path_lead[got[sub[0]]]
+            path_lead[got] = np.where(rep >= 0, rep, path_lead[got])
         # each start: the fate of the path from the point it reached at the lower gain
         j = np.full(k, -1)
         j[heads] = np.arange(heads.size)
-        root = j[_roots(low.follows)]
+        root = j[root]
         on = (st_low == CONVERGED) & (root >= 0)
         st[on] = path_st[root[on]]
         lead[on] = path_lead[root[on]]
