@@ -119,8 +119,14 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     ago, or within 1 % of its last step for 4 iterations running: a cycle
     that drifts); all wandering ends once no wandering start has reached a
     point for ``patience / 3`` times the share of the starts wandering iterations
-    (at least 30). (4) With ``deflation``, the starts that converged onto a
-    point another start reached (at most 8 per point) run again, all at once,
+    (at least 30). Where (2) reached no point at all (every start stalled,
+    as at high gain on large networks) on a map not on a torus, the search
+    first runs (2) on ``F(s x)`` for ``s = 0.75, 0.56, 0.42`` until it reaches
+    points there, and follows each along ``x = F(s x)`` to ``s = 1`` by
+    pseudo-arclength continuation (through the folds where damped Newton
+    stalls; Allgower and Georg 2003); a start whose point's path reaches a
+    point of ``F`` is converged. (4) With ``deflation``, the starts that
+    converged onto a point another start reached (at most 8 per point) run again, all at once,
     from where they set out, as Newton on the deflated residual
     ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every
     point ``p_j`` found (Farrell, Birkisson and Funke 2015): ``M`` blows up
@@ -294,6 +300,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     .. [4] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
        finding distinct solutions of nonlinear partial differential equations",
        SIAM J. Sci. Comput. 37(4), 2015.
+    .. [5] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation
+       Methods", SIAM 2003.
 
     Examples
     --------

@@ -6,7 +6,18 @@ Jacobian). (2) Damped Newton on ``G(x) = F^p(x) - x`` with a backtracking line
 search and Levenberg-Marquardt (:mod:`._search`); starts that stall are set
 aside. (3) The stalled starts *wander*: undamped Newton steps of bounded
 length, accepted whatever they do to ``||G||``, which leaves the valleys of
-``q`` where damped methods end. (4) With ``deflation``, the starts that
+``q`` where damped methods end. The rule: where the damped phase reached no
+point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
+not on a torus, the stalled starts do not wander: the damped phase runs on the
+map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, until it reaches
+points, and each of these is followed along the gain to ``s = 1`` by
+pseudo-arclength continuation (:mod:`._paths`), through the folds where damped
+Newton stalls; a start converges where its point's path reaches a point of
+``F``, and is "gave up: max_iter reached" where the path takes more than
+``patience`` bordered solves, "gave up: stalled" where it turns back to the
+lower gain or no gain gave a point. The stalled starts wander all the same
+(a start is converged if either reaches a point; else wandering's reason
+stands). (4) With ``deflation``, the starts that
 converged onto a point another start reached run again, as deflated Newton
 against every point found (:mod:`._deflation`), so that repeated convergence
 becomes new points.
@@ -20,6 +31,8 @@ References
 .. [3] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
    finding distinct solutions of nonlinear partial differential equations",
    SIAM J. Sci. Comput. 37(4), 2015.
+.. [4] E. L. Allgower and K. Georg, "Introduction to Numerical Continuation
+   Methods", SIAM 2003.
 """
 
 from __future__ import annotations
@@ -32,9 +45,10 @@ from ._clustering import _sq_dist
 from ._common import Solution, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
+from ._paths import GainHomotopy, Scaled, follow_paths
 from ._q import _lbfgs_q
-from ._result import CONVERGED, GAVE_UP_STALLED
-from ._search import _search
+from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
+from ._search import _NewtonSearch, _roots, _search
 
 # L-BFGS iterations on q run before Newton end early where ||G|| <= _Q_SWITCH
 _Q_SWITCH = 1e-3
@@ -53,6 +67,9 @@ _WANDER_FRAC = 0.6
 # then from the midpoints of this many nearest pairs of points a start (gain 1.5 grid
 # network 6: 15 points with one, 18 with two)
 _MIDPOINTS = 2
+# where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
+# _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27), until it reaches points
+_GAIN_STEP, _GAIN_MIN = 0.75, 0.4
 
 
 def newton(problem) -> Solution:
@@ -76,35 +93,105 @@ def _newton_batch(p, xc, eye, done):
     # phase left them, each on its own
     again = np.flatnonzero(st == GAVE_UP_STALLED) if p.patience else np.zeros(0, np.int64)
     done.commit(len(st) - len(again))
+    gain_st, gain_lead = None, None
+    if len(again) and not fx and p.F.torus is None and _GAIN_STEP > 0:
+        # no start reached a point: points at a lower gain, followed back to this map's
+        # (module doc); the starts wander all the same (each wanderer finds its own)
+        fx, fr, gain_st, gain_lead = _by_gain(p, _take(xp, xc, again), eye, done, radius)
     if len(again):
+        sub: list | None = [] if leads is not None else None
         fx2, fr2, st[again], _, _ = _search(
             p.F, _take(xp, xc, again), xp, eye, tol=p.tol, max_iter=max(p.max_iter, p.patience),
             unique_tol=p.unique_tol, slow_points=False, patience=p.patience, bar=done,
-            wander=True, share=len(again) / len(st), leads=leads)
+            wander=True, share=len(again) / len(st), leads=sub)
         done.commit(len(again))
         fx, fr = fx + fx2, fr + fr2
+        lead = sub[0] if sub else np.arange(len(again))
+        if gain_st is not None:     # converged by its gain path, not by wandering
+            by_gain = (gain_st == CONVERGED) & (st[again] != CONVERGED)
+            st[again[by_gain]] = CONVERGED
+            lead = np.where(by_gain, gain_lead, lead)
         if leads is not None:
-            leads[0][again] = again[leads[1]]
+            leads[0][again] = again[lead]
     # (4) the starts that repeated a point run again from where they set out, deflated
     # by every point found; their status stays "converged" (they reached a point)
     found_new = False
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
-        kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
-              "wander": _wander_step(p.F, x0), "bar": done}
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _take(xp, x0, rows), xp.concat(fx, axis=0),
-                                    **kw)
-        if len(nr):
-            fx, fr = fx + [nx], fr + [nr]
-        # then from the midpoints of the nearest pairs of points (two per start): between
-        # two points of a network lie the saddles that separate them
-        known = xp.concat(fx, axis=0)
-        nx, nr, _ = deflate_repeats(p.F, xp, eye, _midpoints(xp, known, _MIDPOINTS * len(st)),
-                                    known, **kw)
-        if len(nr):
-            fx, fr = fx + [nx], fr + [nr]
+        fx, fr = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
+                          _wander_step(p.F, x0))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
+
+
+def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
+    """Deflated Newton on ``F`` from the rows ``x``, then from the midpoints of the
+    ``_MIDPOINTS * k`` nearest pairs of points (between two points of a network lie the
+    saddles that separate them); the points ``fx`` with the new ones. ``wander``: the
+    deflated runs' wandering step (:func:`_wander_step`)."""
+    xp = p.xp
+    kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
+          "wander": wander, "bar": bar}
+    nx, nr, _ = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
+    if len(nr):
+        fx, fr = fx + [nx], fr + [nr]
+    known = xp.concat(fx, axis=0)
+    nx, nr, _ = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known, **kw)
+    if len(nr):
+        fx, fr = fx + [nx], fr + [nr]
+    return fx, fr
+
+
+def _by_gain(p, x, eye, done, radius):
+    """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
+    ...`` (down to ``_GAIN_MIN``) until it reaches points; each point followed along the
+    gain to ``s = 1`` (:mod:`._paths`, ``patience`` iterations at most), the ends
+    polished by the damped search on ``F``. Returns (points, residuals, status per
+    start, the start each follows): a start is converged where its point at the lower
+    gain continued to a point of ``F``; "gave up: max_iter reached" where that path ran
+    out of steps, "gave up: stalled" where it came back or no gain gave a point."""
+    xp, k = p.xp, int(x.shape[0])
+    st = np.full(k, GAVE_UP_STALLED, dtype=np.int8)
+    lead = np.arange(k)
+    fx: list = []
+    fr: list = []
+    s = 1.0
+    while s * _GAIN_STEP >= _GAIN_MIN and not fx:
+        s *= _GAIN_STEP
+        low = _NewtonSearch(Scaled(p.F, s), x, xp, eye, tol=p.tol, max_iter=p.max_iter,
+                            unique_tol=p.unique_tol, slow_points=False, patience=0, bar=None,
+                            wander=False, stall_final=True)
+        px, pr, st_low, _, _ = low.run()
+    if px:
+        heads = np.concatenate(low.found_ids)         # the start that led each point
+        root = _roots(low.follows)
+        rows = _repeats(root, st_low)
+        if radius is not None and rows.size:   # more points there, by deflation
+            px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
+                             _wander_step(low.F, x))
+        P = xp.concat(px, axis=0)
+        hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
+        end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
+        path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
+        got = np.flatnonzero(reached)
+        sub: list = []
+        if got.size:
+            fx, fr, path_st[got], _, _ = _search(
+                p.F, _take(xp, end, got), xp, eye, tol=p.tol, max_iter=p.max_iter,
+                unique_tol=p.unique_tol, slow_points=False, patience=0, bar=done, leads=sub)
+        # the paths of the deflated points have no start: their points count, not a fate
+        path_lead = np.concatenate([heads, np.full(int(P.shape[0]) - heads.size, -1)])
+        if sub:     # merged at s = 1: follow the merged path's start (if it has one)
+            rep = path_lead[got[sub[0]]]
+            path_lead[got] = np.where(rep >= 0, rep, path_lead[got])
+        # each start: the fate of the path from the point it reached at the lower gain
+        j = np.full(k, -1)
+        j[heads] = np.arange(heads.size)
+        root = j[root]
+        on = (st_low == CONVERGED) & (root >= 0)
+        st[on] = path_st[root[on]]
+        lead[on] = path_lead[root[on]]
+    return fx, fr, st, lead
 
 
 def _radius(p, x):

@@ -1,0 +1,122 @@
+"""The gain paths of the dense search (analysis/fixed_points/_paths.py): where the damped
+Newton phase reaches no point (a tanh network at gain 3), it reaches points of ``F(s x)``
+at a lower gain, followed along ``x - F(s(t) x) = 0`` to points of the map.
+
+Every point is checked by a plain NumPy residual ``||tanh(W x) - x||`` from W, and the
+path ends by plain NumPy Newton (``np.linalg.solve``), not the search's own numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import itermap
+import itermap.analysis.fixed_points._newton as newton_mod
+from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis.fixed_points._common import _Power
+from itermap.analysis.fixed_points._paths import GainHomotopy, follow_paths
+from itermap.analysis.fixed_points._result import CONVERGED, GAVE_UP_STALLED
+
+# networks random_rnn(n, gain=3, rng=seed) on which the damped phase of 8 starts
+# (sample_states, rng=seed + 1) reaches no point, so the paths run
+_CASES = [(60, 1), (60, 6), (80, 9)]
+
+
+def _case(n, seed, starts=8):
+    m = itermap.random_rnn(n, gain=3.0, rng=seed)
+    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=seed + 1))
+    return m, m.block_matrix.to_dense(), X0
+
+
+def _plain_newton(W, x, iters=12):
+    n = x.size
+    for _ in range(iters):
+        g = np.tanh(W @ x) - x
+        x = x - np.linalg.solve((1.0 - np.tanh(W @ x) ** 2)[:, None] * W - np.eye(n), g)
+    return x, float(np.linalg.norm(np.tanh(W @ x) - x))
+
+
+def _residuals(W, P):
+    return np.linalg.norm(np.tanh(P @ W.T) - P, axis=1)
+
+
+def _low_gain_points(W, s, n_starts=12, seed=0):
+    """Points of tanh(s W x) by plain NumPy Newton from random states (independent of
+    the search)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for x in rng.uniform(-1, 1, (n_starts, W.shape[0])):
+        for _ in range(40):
+            g = np.tanh(s * W @ x) - x
+            d = np.linalg.solve(s * (1 - np.tanh(s * W @ x) ** 2)[:, None] * W
+                                - np.eye(x.size), -g)
+            x = x + d / max(1.0, np.max(np.abs(d)))
+        if np.linalg.norm(np.tanh(s * W @ x) - x) <= 1e-10 and np.linalg.norm(x) > 1e-3 \
+                and not any(np.linalg.norm(x - p) < 1e-6 for p in out):
+            out.append(x)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("n", "seed"), _CASES)
+def test_gain_paths_end_near_fixed_points_and_stay_bounded(n, seed):
+    m, W, X0 = _case(n, seed)
+    s0 = 0.5
+    P0 = _low_gain_points(W, s0)
+    assert len(P0) >= 2
+    hom = GainHomotopy(_Power(m, 1, None, np), np, s0, n, np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        end, reached, back, solves = follow_paths(hom, np, P0, max_iter=2000)
+    assert reached.any() and not np.any(reached & back)
+    assert np.all(solves <= 2000)
+    # tanh: every point of the path, its end included, has ||x||_inf <= 1
+    assert np.all(np.max(np.abs(end), axis=1) <= 1.0 + 1e-9)
+    for x in end[reached]:
+        # the point at t = 1 is within Newton's reach of a fixed point: plain Newton lands
+        assert np.linalg.norm(np.tanh(W @ x) - x) <= 0.1
+        _, r = _plain_newton(W, x)
+        assert r <= 1e-10
+
+
+@pytest.mark.parametrize(("n", "seed"), _CASES)
+def test_search_reaches_points_where_damped_newton_stalls(n, seed, monkeypatch):
+    m, W, X0 = _case(n, seed)
+    fp = find_fixed_points(m, X0, progress=False)
+    P = np.asarray(fp.points)
+    assert len(P) >= 3 and np.all(_residuals(W, P) <= 1e-10)
+    assert fp.n_converged >= 7
+    st = np.asarray(fp.status)
+    assert set(st.tolist()) <= {CONVERGED, GAVE_UP_STALLED}
+    # the wandering phase alone (the paths ruled out) converges fewer starts here
+    monkeypatch.setattr(newton_mod, "_GAIN_STEP", 0.0)
+    fw = find_fixed_points(m, X0, progress=False)
+    assert fw.n_converged < fp.n_converged and len(fw) < len(fp)
+    assert np.any(np.asarray(fw.status) == GAVE_UP_STALLED)
+
+
+def test_paths_out_of_budget_find_nothing():
+    m, W, X0 = _case(60, 6)
+    fp = find_fixed_points(m, X0, patience=3, deflation=False, progress=False)
+    # 3 bordered solves take no path to t = 1 (nor 3 wandering steps a start to a point):
+    # no point, and every start keeps wandering's reason
+    assert len(fp) == 0
+    assert np.all(np.asarray(fp.status) == GAVE_UP_STALLED)
+
+
+def test_paths_same_starts_same_points():
+    m, W, X0 = _case(80, 9)
+    a = find_fixed_points(m, X0, progress=False)
+    b = find_fixed_points(m, X0, progress=False)
+    np.testing.assert_array_equal(np.asarray(a.points), np.asarray(b.points))
+    np.testing.assert_array_equal(np.asarray(a.status), np.asarray(b.status))
+
+
+def test_paths_rule_leaves_searches_that_reach_points_alone(monkeypatch):
+    # gain 1.5: the damped phase reaches points, so the paths never run
+    m = itermap.random_rnn(60, gain=1.5, rng=0)
+    X0 = np.asarray(sample_states(m, 8, steps=50, noise=0.5, rng=1))
+    calls = []
+    orig = newton_mod.follow_paths
+    monkeypatch.setattr(newton_mod, "follow_paths",
+                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    fp = find_fixed_points(m, X0, progress=False)
+    assert len(fp) >= 1 and not calls
