@@ -70,9 +70,6 @@ _MIDPOINTS = 2
 # where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
 # _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27), until it reaches points
 _GAIN_STEP, _GAIN_MIN = 0.75, 0.4
-# there, while fewer points than this fraction of the starts are found, the stalled starts
-# run deflated too (N = 1000 gain 2: 5 of 32 starts reached one point at s = 0.75)
-_FEW = 0.25
 
 
 def newton(problem) -> Solution:
@@ -147,12 +144,13 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
 
 def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
-    ...`` (down to ``_GAIN_MIN``) until it reaches points; each point followed along the
-    gain to ``s = 1`` (:mod:`._paths`, ``patience`` iterations at most), the ends
-    polished by the damped search on ``F``. Returns (points, residuals, status per
-    start, the start each follows): a start is converged where its point at the lower
-    gain continued to a point of ``F``; "gave up: max_iter reached" where that path ran
-    out of steps, "gave up: stalled" where it came back or no gain gave a point."""
+    ...`` (down to ``_GAIN_MIN``) until it reaches points; each point (and on an odd map
+    its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`, ``patience``
+    iterations at most), the ends polished by the damped search on ``F``. Returns
+    (points, residuals, status per start, the start each follows): a start is converged
+    where its point at the lower gain continued to a point of ``F``; "gave up: max_iter
+    reached" where that path ran out of steps, "gave up: stalled" where it came back or
+    no gain gave a point."""
     xp, k = p.xp, int(x.shape[0])
     st = np.full(k, GAVE_UP_STALLED, dtype=np.int8)
     lead = np.arange(k)
@@ -169,8 +167,6 @@ def _by_gain(p, x, eye, done, radius):
         heads = np.concatenate(low.found_ids)         # the start that led each point
         root = _roots(low.follows)
         rows = _repeats(root, st_low)
-        if sum(int(a.shape[0]) for a in px) < k * _FEW:    # the stalled starts deflate too
-            rows = np.union1d(rows, np.flatnonzero(st_low != CONVERGED))
         if radius is not None and rows.size:   # more points there, by deflation
             px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
                              _wander_step(low.F, x))
