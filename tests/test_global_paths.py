@@ -150,3 +150,15 @@ def test_mirrored_adds_negatives_only_for_odd_maps():
     # a bias breaks the symmetry: nothing added
     b = np.full(W.shape[0], 0.1)
     assert newton_mod._mirrored(_Tanh(W, b), np, X0, Q, 1e-6).shape == Q.shape
+
+
+def test_off_origin_counts_points_other_than_the_origin():
+    m, W, X0 = _case(60, 6)
+    P = _low_gain_points(W, 0.5)
+    # the origin is a point of every tanh(s W x) (plain residual), but not counted
+    Z = np.zeros((1, W.shape[0]))
+    assert _residuals(0.5 * W, Z)[0] == 0.0
+    want = sum(np.linalg.norm(p) > 1e-6 for p in P)
+    assert want >= 2
+    assert newton_mod._off_origin(np, [P, Z], 1e-6) == want
+    assert newton_mod._off_origin(np, [Z], 1e-6) == 0 and newton_mod._off_origin(np, [], 1e-6) == 0

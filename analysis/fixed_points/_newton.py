@@ -156,14 +156,21 @@ def _by_gain(p, x, eye, done, radius):
     lead = np.arange(k)
     fx: list = []
     fr: list = []
+    # the gain with the most points other than the origin (a point of every F(s x) of an
+    # odd map, its path x = 0): gain 2 at s = 0.42 has the origin alone
+    best: tuple = (0,)
     s = 1.0
-    while s * _GAIN_STEP >= _GAIN_MIN and not fx:
+    while s * _GAIN_STEP >= _GAIN_MIN:
         s *= _GAIN_STEP
         low = _NewtonSearch(Scaled(p.F, s), x, xp, eye, tol=p.tol, max_iter=p.max_iter,
                             unique_tol=p.unique_tol, slow_points=False, patience=0, bar=None,
                             wander=False, stall_final=True)
         px, pr, st_low, _, _ = low.run()
-    if px:
+        good = _off_origin(xp, px, p.unique_tol)
+        if good > best[0]:
+            best = (good, s, low, px, pr, st_low)
+    if best[0]:
+        _, s, low, px, pr, st_low = best
         heads = np.concatenate(low.found_ids)         # the start that led each point
         root = _roots(low.follows)
         rows = _repeats(root, st_low)
@@ -207,6 +214,13 @@ def _mirrored(F, xp, x, P, tol):
     Q = np.asarray(to_numpy(P), dtype=np.float64)
     far = np.min(_sq_dist(np, -Q, Q), axis=1) > tol * tol
     return xp.concat([P, -_take(xp, P, np.flatnonzero(far))], axis=0)
+
+
+def _off_origin(xp, px, tol):
+    """How many of the points ``px`` have norm > ``tol`` (are not the origin)."""
+    if not px:
+        return 0
+    return int(np.sum(np.asarray(to_numpy(_norm(xp, xp.concat(px, axis=0)))) > tol))
 
 
 def _radius(p, x):
