@@ -9,11 +9,11 @@ length, accepted whatever they do to ``||G||``, which leaves the valleys of
 ``q`` where damped methods end. The rule: where the damped phase reached no
 point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
 not on a torus, the stalled starts do not wander: the damped phase runs on the
-map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, until it reaches
-points, and each of these is followed along the gain to ``s = 1`` by
-pseudo-arclength continuation (:mod:`._paths`), through the folds where damped
-Newton stalls; a start converges where its point's path reaches a point of
-``F``, and is "gave up: max_iter reached" where the path takes more than
+map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, and each point of the
+``s`` with most points off the origin (with its mirror on an odd map) is followed
+along the gain to ``s = 1`` by pseudo-arclength continuation (:mod:`._paths`),
+through the folds where damped Newton stalls; a start converges where its point's
+path reaches a point of ``F``, and is "gave up: max_iter reached" where the path takes more than
 ``patience`` bordered solves, "gave up: stalled" where it turns back to the
 lower gain or no gain gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
@@ -68,7 +68,7 @@ _WANDER_FRAC = 0.6
 # network 6: 15 points with one, 18 with two)
 _MIDPOINTS = 2
 # where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
-# _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27), until it reaches points
+# _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27)
 _GAIN_STEP, _GAIN_MIN = 0.75, 0.4
 
 
@@ -144,9 +144,9 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
 
 def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
-    ...`` (down to ``_GAIN_MIN``) until it reaches points; each point (and on an odd map
-    its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`, ``patience``
-    iterations at most), the ends polished by the damped search on ``F``. Returns
+    ...`` (down to ``_GAIN_MIN``); each point of the one with most points off the origin
+    (and on an odd map its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`,
+    ``patience`` iterations at most), the ends polished by the damped search on ``F``. Returns
     (points, residuals, status per start, the start each follows): a start is converged
     where its point at the lower gain continued to a point of ``F``; "gave up: max_iter
     reached" where that path ran out of steps, "gave up: stalled" where it came back or
