@@ -120,3 +120,45 @@ def test_paths_rule_leaves_searches_that_reach_points_alone(monkeypatch):
                         lambda *a, **k: calls.append(1) or orig(*a, **k))
     fp = find_fixed_points(m, X0, progress=False)
     assert len(fp) >= 1 and not calls
+
+
+class _Tanh:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def value(self, x):
+        return np.tanh(x @ self.W.T + self.b)
+
+
+def test_mirrored_adds_negatives_only_for_odd_maps():
+    m, W, X0 = _case(60, 1)
+    P = _low_gain_points(W, 0.5)
+    assert len(P) >= 2
+    # the mirror of every point is a point of tanh(s W x) (plain residual from W)
+    assert np.all(_residuals(0.5 * W, -P) <= 1e-10)
+    G: list = []                 # one of each mirror pair
+    for p in P:
+        if all(np.linalg.norm(p + q) > 1e-6 for q in G):
+            G.append(p)
+    assert len(G) >= 2
+    Q = np.vstack([G, -G[0]])     # one mirror present already: not added twice
+    out = newton_mod._mirrored(_Tanh(W, 0.0), np, X0, Q, 1e-6)
+    assert out.shape == (2 * len(G), W.shape[0])
+    for p in G:   # each point and its mirror exactly once (plain loop)
+        assert sum(np.linalg.norm(o - p) < 1e-9 for o in out) == 1
+        assert sum(np.linalg.norm(o + p) < 1e-9 for o in out) == 1
+    # a bias breaks the symmetry: nothing added
+    b = np.full(W.shape[0], 0.1)
+    assert newton_mod._mirrored(_Tanh(W, b), np, X0, Q, 1e-6).shape == Q.shape
+
+
+def test_off_origin_counts_points_other_than_the_origin():
+    m, W, X0 = _case(60, 6)
+    P = _low_gain_points(W, 0.5)
+    # the origin is a point of every tanh(s W x) (plain residual), but not counted
+    Z = np.zeros((1, W.shape[0]))
+    assert _residuals(0.5 * W, Z)[0] == 0.0
+    want = sum(np.linalg.norm(p) > 1e-6 for p in P)
+    assert want >= 2
+    assert newton_mod._off_origin(np, [P, Z], 1e-6) == want
+    assert newton_mod._off_origin(np, [Z], 1e-6) == 0 and newton_mod._off_origin(np, [], 1e-6) == 0

@@ -9,11 +9,11 @@ length, accepted whatever they do to ``||G||``, which leaves the valleys of
 ``q`` where damped methods end. The rule: where the damped phase reached no
 point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
 not on a torus, the stalled starts do not wander: the damped phase runs on the
-map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, until it reaches
-points, and each of these is followed along the gain to ``s = 1`` by
-pseudo-arclength continuation (:mod:`._paths`), through the folds where damped
-Newton stalls; a start converges where its point's path reaches a point of
-``F``, and is "gave up: max_iter reached" where the path takes more than
+map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, and each point of the
+``s`` with most points off the origin (with its mirror on an odd map) is followed
+along the gain to ``s = 1`` by pseudo-arclength continuation (:mod:`._paths`),
+through the folds where damped Newton stalls; a start converges where its point's
+path reaches a point of ``F``, and is "gave up: max_iter reached" where the path takes more than
 ``patience`` bordered solves, "gave up: stalled" where it turns back to the
 lower gain or no gain gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
@@ -68,7 +68,7 @@ _WANDER_FRAC = 0.6
 # network 6: 15 points with one, 18 with two)
 _MIDPOINTS = 2
 # where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
-# _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27), until it reaches points
+# _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27)
 _GAIN_STEP, _GAIN_MIN = 0.75, 0.4
 
 
@@ -144,25 +144,33 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
 
 def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
-    ...`` (down to ``_GAIN_MIN``) until it reaches points; each point followed along the
-    gain to ``s = 1`` (:mod:`._paths`, ``patience`` iterations at most), the ends
-    polished by the damped search on ``F``. Returns (points, residuals, status per
-    start, the start each follows): a start is converged where its point at the lower
-    gain continued to a point of ``F``; "gave up: max_iter reached" where that path ran
-    out of steps, "gave up: stalled" where it came back or no gain gave a point."""
+    ...`` (down to ``_GAIN_MIN``); each point of the one with most points off the origin
+    (and on an odd map its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`,
+    ``patience`` iterations at most), the ends polished by the damped search on ``F``. Returns
+    (points, residuals, status per start, the start each follows): a start is converged
+    where its point at the lower gain continued to a point of ``F``; "gave up: max_iter
+    reached" where that path ran out of steps, "gave up: stalled" where it came back or
+    no gain gave a point."""
     xp, k = p.xp, int(x.shape[0])
     st = np.full(k, GAVE_UP_STALLED, dtype=np.int8)
     lead = np.arange(k)
     fx: list = []
     fr: list = []
+    # the gain with the most points other than the origin (a point of every F(s x) of an
+    # odd map, its path x = 0): gain 2 at s = 0.42 has the origin alone
+    best: tuple = (0,)
     s = 1.0
-    while s * _GAIN_STEP >= _GAIN_MIN and not fx:
+    while s * _GAIN_STEP >= _GAIN_MIN:
         s *= _GAIN_STEP
         low = _NewtonSearch(Scaled(p.F, s), x, xp, eye, tol=p.tol, max_iter=p.max_iter,
                             unique_tol=p.unique_tol, slow_points=False, patience=0, bar=None,
                             wander=False, stall_final=True)
         px, pr, st_low, _, _ = low.run()
-    if px:
+        good = _off_origin(xp, px, p.unique_tol)
+        if good > best[0]:
+            best = (good, s, low, px, pr, st_low)
+    if best[0]:
+        _, s, low, px, pr, st_low = best
         heads = np.concatenate(low.found_ids)         # the start that led each point
         root = _roots(low.follows)
         rows = _repeats(root, st_low)
@@ -170,6 +178,7 @@ def _by_gain(p, x, eye, done, radius):
             px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
                              _wander_step(low.F, x))
         P = xp.concat(px, axis=0)
+        P = _mirrored(p.F, xp, x, P, p.unique_tol)
         hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
         end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
         path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
@@ -192,6 +201,26 @@ def _by_gain(p, x, eye, done, radius):
         st[on] = path_st[root[on]]
         lead[on] = path_lead[root[on]]
     return fx, fr, st, lead
+
+
+def _mirrored(F, xp, x, P, tol):
+    """``P`` with ``-P`` where ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network
+    without bias: -y is a point where y is, its path the mirror of y's), less the mirrors
+    within ``tol`` of a row of ``P``."""
+    y = x[:2]
+    d = np.asarray(to_numpy(_norm(xp, F.value(-y) + F.value(y))), dtype=np.float64)
+    if not np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))):
+        return P
+    Q = np.asarray(to_numpy(P), dtype=np.float64)
+    far = np.min(_sq_dist(np, -Q, Q), axis=1) > tol * tol
+    return xp.concat([P, -_take(xp, P, np.flatnonzero(far))], axis=0)
+
+
+def _off_origin(xp, px, tol):
+    """How many of the points ``px`` have norm > ``tol`` (are not the origin)."""
+    if not px:
+        return 0
+    return int(np.sum(np.asarray(to_numpy(_norm(xp, xp.concat(px, axis=0)))) > tol))
 
 
 def _radius(p, x):
