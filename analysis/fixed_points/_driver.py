@@ -121,8 +121,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     point for ``patience / 3`` times the share of the starts wandering iterations
     (at least 30). Where (2) reached no point at all (every start stalled,
     as at high gain on large networks) on a map not on a torus, the search
-    first runs (2) on ``F(s x)`` for ``s = 0.75, 0.56, 0.42`` until it reaches
-    points there, and follows each along ``x = F(s x)`` to ``s = 1`` by
+    also runs (2) on ``F(s x)`` for ``s = 0.75, 0.56, 0.42`` and follows each
+    point of the ``s`` with the most points off the origin (and its mirror
+    ``-x`` on an odd map) along ``x = F(s x)`` to ``s = 1`` by
     pseudo-arclength continuation (through the folds where damped Newton
     stalls; Allgower and Georg 2003); a start whose point's path reaches a
     point of ``F`` is converged. (4) With ``deflation``, the starts that

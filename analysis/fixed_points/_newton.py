@@ -8,7 +8,7 @@ aside. (3) The stalled starts *wander*: undamped Newton steps of bounded
 length, accepted whatever they do to ``||G||``, which leaves the valleys of
 ``q`` where damped methods end. The rule: where the damped phase reached no
 point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
-not on a torus, the stalled starts do not wander: the damped phase runs on the
+not on a torus, the damped phase also runs on the
 map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, and each point of the
 ``s`` with most points off the origin (with its mirror on an odd map) is followed
 along the gain to ``s = 1`` by pseudo-arclength continuation (:mod:`._paths`),
