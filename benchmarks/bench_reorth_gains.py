@@ -51,25 +51,10 @@ def case(torch, n, gain, batch, steps, seed=0):
     return ours, torch_loop
 
 
-@contextlib.contextmanager
-def round8_path():
-    """Full spectra through round 8's path (CholeskyQR2 with a Householder fallback) while
-    inside: the square-frame step turned off."""
-    from itermap._running import _fused_square
-
-    maybe = _fused_square.FusedSquareStep.maybe
-    _fused_square.FusedSquareStep.maybe = classmethod(lambda cls, *a, **k: None)
-    try:
-        yield
-    finally:
-        _fused_square.FusedSquareStep.maybe = maybe
-
-
 def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
-        steps=None, one_thread=None, seeds=(0,), round8=True) -> list[dict]:
+        steps=None, one_thread=None, seeds=(0,)) -> list[dict]:
     """Default threads (the target), then one thread (a record, less moved by the load of a
-    shared machine); ``one_thread`` picks one of the two. ``seeds``: the networks' seeds;
-    ``round8=False`` leaves round 8's path out."""
+    shared machine); ``one_thread`` picks one of the two. ``seeds``: the networks' seeds."""
     try:
         import torch
     except ImportError:
@@ -78,11 +63,11 @@ def run(quick: bool = False, *, gains=GAINS, batches=BATCHES, repeat=None,
     modes = (False, True) if one_thread is None else (one_thread,)
     rows = []
     for mode in modes:
-        rows += _rows(torch, quick, gains, batches, repeat, steps, mode, seeds, round8)
+        rows += _rows(torch, quick, gains, batches, repeat, steps, mode, seeds)
     return rows
 
 
-def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,), round8=True):
+def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,)):
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_lyapunov import _one_thread
@@ -97,8 +82,7 @@ def _rows(torch, quick, gains, batches, repeat, steps, one_thread, seeds=(0,), r
             torch.set_num_threads(1)
         try:
             return [row for batch in batches for gain in gains for seed in seeds
-                    for row in _case_rows(torch, n, gain, batch, steps, repeat, label, seed,
-                                          round8)]
+                    for row in _case_rows(torch, n, gain, batch, steps, repeat, label, seed)]
         finally:
             torch.set_num_threads(before)
 
@@ -117,16 +101,11 @@ def _interleaved_cpu(fns, repeat):
             {k: statistics.median(v) for k, v in cpu.items()})
 
 
-def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0, round8=True):
-    """Ours, round 8's path and torch's loop on one case, interleaved; two rows."""
+def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0):
+    """Ours and torch's loop on one case, interleaved; one row."""
     ours, base = case(torch, n, gain, batch, steps, seed)
-
-    def before():
-        with round8_path():
-            return ours()
-
     ours(), base()  # warm up
-    fns = {"ours": ours, "torch": base, **({"round 8": before} if round8 else {})}
+    fns = {"ours": ours, "torch": base}
     load = os.getloadavg()[0]
     t, cpu = _interleaved_cpu(fns, repeat)
     note = (f"{steps} steps, {label}, network seed {seed}, median of {repeat} interleaved runs, "
@@ -138,9 +117,6 @@ def _case_rows(torch, n, gain, batch, steps, repeat, label, seed=0, round8=True)
     rows = [report(f"dense N={n} B={batch} gain {gain:g} {name}full, QR every step, vs torch "
                    f"loop ({label})", t["ours"], t["torch"], target,
                    t["torch"] / t["ours"] >= 1.3 or target == "record", note)]
-    if round8:
-        rows.append(report(f"  same, round 8's path (CholeskyQR2) vs torch ({label})",
-                           t["round 8"], t["torch"], "record", True, note))
     return rows
 
 
@@ -151,5 +127,4 @@ if __name__ == "__main__":
     # python -m benchmarks.bench_reorth_gains B [seeds [default|1]]
     run(batches=(int(sys.argv[1]),) if len(sys.argv) > 1 else BATCHES,
         one_thread=len(sys.argv) > 3 and sys.argv[3] == "1",
-        seeds=tuple(int(s) for s in sys.argv[2].split(",")) if len(sys.argv) > 2 else (0,),
-        round8=False)
+        seeds=tuple(int(s) for s in sys.argv[2].split(",")) if len(sys.argv) > 2 else (0,))
