@@ -477,7 +477,9 @@ class _Finished:
 
 
 def _put_rows(xp, a, rows, values):
-    """``a`` with ``a[rows] = values`` (in place on NumPy)."""
+    """``a`` with ``a[rows] = values`` (in place on NumPy; ``rows`` ascending)."""
+    if not len(rows):
+        return a
     if isinstance(a, np.ndarray):
         a[rows] = values
         return a

@@ -28,7 +28,7 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
-from ._common import _like, _norm, _solve, _take
+from ._common import _like, _norm, _put_rows, _solve, _take
 
 # steps in the arclength norm ||(x, t)||^2 = ||x||^2 / n + t^2 (x by its RMS): first,
 # at most, and least (a path whose step falls below it is given up)
@@ -91,7 +91,7 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
     ids = np.arange(k)                       # running paths
     reached, back0 = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
     solves = np.zeros(k, dtype=np.int64)
-    end = a
+    end = xp.asarray(a, copy=True)     # written row by row as paths end
     # the accepted point (x0, t0), its unit tangent (vx, vt), the step, the corrector's
     # iterate (x, t), its prediction (xq, tq), its step count and last residual
     x0, t0 = a, np.zeros(k)
@@ -127,7 +127,7 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
             s = _like((1.0 - t0[past]) / np.maximum(t[past] - t0[past], 1e-300), xp)[:, None]
             p = np.flatnonzero(past)
             xe = _take(xp, x0, p) + s * (_take(xp, x, p) - _take(xp, x0, p))
-            end = _put(xp, end, ids[p], xe)
+            end = _put_rows(xp, end, ids[p], xe)
             reached[ids[past]] = True
         # a branch back at t = 0 (a fold pair's other point at the lower gain): given up
         under = conv & (t < 0.0)
@@ -147,7 +147,8 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
         c = np.where(new, 0, c + 1)
         r_prev = np.where(new, np.inf, r)
         live = ~past & ~under & (h >= _H_MIN)
-        end = _put(xp, end, ids[~live & ~past], _take(xp, x0, np.flatnonzero(~live & ~past)))
+        gone = np.flatnonzero(~live & ~past)
+        end = _put_rows(xp, end, ids[gone], _take(xp, x0, gone))
         if not live.all():
             keep = np.flatnonzero(live)
             ids, h, t0, vt, t, tq, c, r_prev = (v[keep] for v in (ids, h, t0, vt, t, tq, c,
@@ -156,7 +157,7 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
         if bar is not None:
             bar.show(0, paths=int(ids.size), reached=int(reached.sum()))
     if ids.size:
-        end = _put(xp, end, ids, x0)
+        end = _put_rows(xp, end, ids, x0)
     return end, reached, back0, solves
 
 
@@ -198,16 +199,3 @@ def _dot(xp, a, b):
 def _where(xp, mask, a, b):
     return xp.where(_like(mask, xp)[:, None], a, b)
 
-
-def _put(xp, a, rows, values):
-    """``a`` with ``a[rows] = values`` (a new array)."""
-    if not len(rows):
-        return a
-    if isinstance(a, np.ndarray):
-        out = a.copy()
-        out[rows] = values
-        return out
-    idx = np.full(int(a.shape[0]), -1, dtype=np.int64)
-    idx[rows] = np.arange(len(rows))
-    sel = _like(idx >= 0, xp)[:, None]
-    return xp.where(sel, _take(xp, values, np.maximum(idx, 0)), a)
