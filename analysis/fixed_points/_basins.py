@@ -1,19 +1,5 @@
-"""Basins of attraction: where each start ends up, and the fraction of starts per attractor.
-
-Every start is iterated for ``steps`` steps (all starts in one batch); then the
-orbit is followed ``max_period`` steps more, and a start has *settled* on a
-periodic orbit of period ``p`` when ``||F^p(x) - x||`` is within a tolerance.
-Settled starts are labelled by the attractor (a fixed point, or a periodic
-orbit) they sit on. A start that *escapes* (its state becomes infinite or
-NaN, or its norm exceeds an escape radius, at any step) is labelled ``-2``;
-a bounded start on no listed attractor is labelled ``-1``: with the
-attractors found here, these are the starts that settle on no periodic orbit
-of period ``<= max_period`` (a strange attractor, a torus, or a transient
-longer than ``steps``), their share ``aperiodic_fraction``. The fractions of
-starts per attractor estimate the basins' shares of the region the starts
-are drawn from, as Attractors.jl's ``basins_fractions`` does, here with the
-binomial standard error of each fraction.
-"""
+"""Basins of attraction: where each start ends up, and the fraction of starts per attractor
+(as Attractors.jl's ``basins_fractions``, with binomial standard errors)."""
 
 from __future__ import annotations
 
@@ -84,7 +70,6 @@ class Basins(itermap.Result):
     ((2,), [1, 1], [0.5, 0.5])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
         "labels": "int[...]",
         "attractors": "float[A, D]",
@@ -297,12 +282,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
 
 
 def _orbits(map_, x, u, steps, max_period, radius):
-    """``(orbit (B, P + 1, dim), escaped (B,))``: the last ``P + 1`` states of each start.
-
-    A start has escaped when its state was non-finite or beyond ``radius`` at
-    any step: an overflow can come back finite (``tanh(inf) = 1``), so every
-    step is checked, and escaped rows are held at NaN from then on.
-    """
+    """``(orbit (B, P + 1, dim), escaped (B,))``: the last ``P + 1`` states of each start;
+    every step is checked (an overflow can come back finite: ``tanh(inf) = 1``)."""
     escaped = np.zeros(x.shape[0], dtype=bool)
     points = []
     with np.errstate(over="ignore", invalid="ignore"):
