@@ -10,7 +10,7 @@ import numpy as np
 import itermap
 from itermap.files import NpzReader
 
-from ._models import InputDraw, Sizes, SpecError
+from ._models import InputDraw, Sizes, SpecError, check_held_input
 
 __all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
            "input_source", "block_labels", "network_gain"]
@@ -137,19 +137,14 @@ def drive_input(name, m, seed, held=None):
     same ``u`` and a comparison across gains compares the networks, not their inputs.
     """
     size = int(getattr(m, "input_size", 0) or 0)
+    check_held_input(f"networks.{name}", held, size)
     if size == 0:
-        if held is not None:
-            raise SpecError(f"networks.{name}.input: the network is not driven (it has no "
-                            "input block), so it holds no input")
         return None
     held = InputDraw() if held is None else held
     if isinstance(held, InputDraw):
         draw_seed = seed if held.seed is None else held.seed
         return held.scale * rng_for(draw_seed, "input").normal(size=size)
     if isinstance(held, list):
-        if len(held) != size:
-            raise SpecError(f"networks.{name}.input: expected {size} values (the input "
-                            f"block's size), got {len(held)}")
         return np.asarray(held, dtype=float)
     return np.full(size, float(held))
 
