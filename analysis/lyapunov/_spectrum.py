@@ -41,14 +41,10 @@ class LyapunovSpectrum(itermap.Result):
         Each trajectory's exponents, each row sorted descending; ``-inf``
         where a direction collapsed exactly in that trajectory.
     stderr : ndarray, shape (k,)
-        Standard error of ``exponents`` from the spread between trajectories
-        (``std / sqrt(B)``); NaN for a single trajectory. Where an exponent is
-        ``-inf`` in every trajectory (an exact collapse, one trajectory too) its
-        error is 0; where only some trajectories collapsed (the mean is
-        ``-inf``) it is ``inf``.
+        ``std / sqrt(B)`` over the trajectories; NaN for a single one, 0 where every
+        trajectory collapsed exactly (``-inf``), ``inf`` where only some did.
     history : ndarray, shape (n_checkpoints, k)
-        Running estimates of ``exponents`` at about 100 checkpoints per run
-        (a continued run appends its own).
+        Running estimates of ``exponents`` at about 100 checkpoints per run.
     history_steps : ndarray of int, shape (n_checkpoints,)
         The number of measured steps (after the transient) at each checkpoint.
     kaplan_yorke_dimension : float
@@ -59,16 +55,14 @@ class LyapunovSpectrum(itermap.Result):
     steps : int
         Measured steps (after the transient), over all continued pieces.
     transient : int
-        Steps run before measuring, which orient the tangent vectors as well
-        as the state.
+        Steps run before measuring.
     dim : int
         Dimension of the tangent space measured: ``map.dim`` minus the input
         block's size for a driven map.
     reorthonormalize_every : int
         Steps between QR factorisations in the latest piece.
     state : array, shape (B, dim)
-        The final states (backend of the run; saved on the host). ``B = 1``
-        when ``x0`` was a single state.
+        The final states (``B = 1`` when ``x0`` was a single state).
     tangents : array, shape (B, map.dim, k)
         The final orthonormal tangent frames, for ``continue_from``.
     log_stretch : ndarray, shape (B, k)
