@@ -387,8 +387,9 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
         ``"linear"`` propagates tangent vectors (exact derivatives and zeros);
         ``"nonlinear"`` differences copies perturbed by ``eps``.
     blocks : int or sequence of int, optional
-        The source blocks of the impulse; all blocks by default. The input
-        block of a driven map means an impulse on the input ``u_0``.
+        The source blocks of the impulse; all blocks by default (each costs a tangent
+        vector per unit: restrict them on large maps). The input block of a driven map
+        means an impulse on the input ``u_0``.
     eps : float
         Size of the perturbation of the nonlinear method.
     tol : float, optional

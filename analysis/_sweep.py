@@ -415,7 +415,8 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
         :func:`functools.partial` arguments and every global it reads, followed into
         the user's own modules; installed libraries count by name and version. A
         global that cannot be hashed turns the cache off with a warning; no key sees
-        environment variables or files. Failed points are not cached.
+        environment variables or files. A damaged entry is recomputed with a warning;
+        failed points are not cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 
