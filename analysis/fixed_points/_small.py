@@ -129,9 +129,8 @@ def _merge_unresolved(F, merge):
     merge.leaders_r = np.concatenate([merge.leaders_r[~loose], lr[heads]])
 
 
-# plain Newton iterations from every start before the damped loop: on the standard map's
-# grids the points they reach in at most this many are pynamicalsys's from the same starts
-# (its Newton), and most starts converge in 4-10
+# plain Newton iterations before the damped loop: on the standard map's grids they reach
+# pynamicalsys's points from the same starts, most in 4-10
 _UNDAMPED_ITERS = 30
 
 
