@@ -1,19 +1,10 @@
 """The identity of a function for :func:`sweep`'s cache: a content hash of what it computes.
 
-What the hash covers is listed under ``cache`` in :func:`sweep`: the user's own
-functions and classes (modules outside the standard library, site-packages and
-itermap: a notebook, a script, an editable install) count by their code and the
-globals they read, followed through the attributes the code names
-(``helpers.SCALE``); an installed library counts by its name and ``__version__``.
-
-What no key can see, and so what a cached result can be stale for:
-environment variables, files on disk and anything else outside Python
-objects; globals reached by computed names (``getattr(mod, name)``,
-``globals()[name]``, ``eval``); an installed library's code changed without a
-new version, or its state changed at run time (a monkeypatched attribute,
-``np.seterr``); compiled extensions of the user's own; object state that the
-object's own pickling leaves out (``__getstate__``, ``__reduce__``); a user
-module bound as a ``functools.partial`` argument (counted by name).
+What it covers is listed under ``cache`` in :func:`sweep`. What no key can see, so what a
+cached result can be stale for: anything outside Python objects (environment variables,
+files); globals reached by computed names (``getattr``, ``eval``); an installed library
+changed without a new version, or at run time; the user's compiled extensions; state an
+object's pickling leaves out; a user module bound as a ``partial`` argument (by name).
 """
 
 from __future__ import annotations
@@ -203,13 +194,8 @@ def _hasher_class():
     from joblib.hashing import NumpyHasher
 
     class IdentityHasher(NumpyHasher):
-        """joblib's content hash, with the user's functions and classes hashed by their code.
-
-        joblib pickles a function by its name alone; here a user's function becomes its
-        code, defaults, closure values and the values of the globals it reads, and a
-        user's class its methods and attributes, so an edited function, helper, constant
-        or map class hashes differently.
-        """
+        """joblib's content hash, with the user's functions (code, defaults, closure, globals
+        read) and classes (methods, attributes) hashed by content, not by name."""
 
         def __init__(self, shared):
             super().__init__(hash_name="sha1")

@@ -63,19 +63,13 @@ def sparsity_graph(weights: Any, *, level: str = "unit") -> nx.DiGraph:
     Parameters
     ----------
     weights : BlockMatrix, dense or sparse square matrix, or IterativeMap
-        The weights ``W`` (column-vector convention: ``W[i, j]`` carries unit
-        ``j`` to unit ``i``). A map contributes its ``block_matrix``.
+        The weights ``W`` (``W[i, j]`` carries unit ``j`` to unit ``i``).
     level : {"unit", "block"}
-        ``"unit"``: a node per unit (attribute ``block``) and an edge ``j -> i``
-        with attribute ``weight`` for every nonzero ``W[i, j]``. ``"block"``: a
-        node per block (attribute ``size``) and an edge ``j -> i`` per stored
-        block ``(i, j)`` with attributes ``nnz`` and ``norm`` (Frobenius).
-
-        A function block (:mod:`itermap.block_functions`) is an edge of the
-        block graph with attribute ``function`` (its name), and is listed in
-        ``graph.graph["functions"]`` of the unit graph. Every unit (and block)
-        of a leaky block with rate ``a < 1`` has a self-loop with attribute
-        ``leak = 1 - a`` (of weight ``1 - a`` where ``W`` has no diagonal entry).
+        ``"unit"``: a node per unit (attribute ``block``), an edge ``j -> i`` with
+        attribute ``weight`` per nonzero ``W[i, j]``. ``"block"``: a node per block
+        (``size``), an edge ``j -> i`` per stored block with ``nnz`` and ``norm``; a
+        function block is an edge with attribute ``function``. A leaky block's units
+        (or the block) have a self-loop with attribute ``leak = 1 - a``.
 
     Returns
     -------
@@ -191,8 +185,7 @@ def _longest_weighted_chain(A, weight):
 
 
 def _with_function_hubs(S, bm, functions, input_block):
-    """``S`` with one weightless hub node per function block ``(i, j)``: every unit of
-    ``j`` to the hub, the hub to every unit of ``i`` (a function may join any units)."""
+    """``S`` with a weightless hub node per function block ``(i, j)``, from ``j`` to ``i``."""
     off = bm.offsets
     rows, cols = [S.tocoo().row], [S.tocoo().col]
     n = S.shape[0]
@@ -212,18 +205,16 @@ def _with_function_hubs(S, bm, functions, input_block):
 def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
     """Structural memory length: steps after which every impulse is forgotten.
 
-    The smallest ``L`` such that, whatever the weights' values, a
-    perturbation of the state at step 0 has no effect on the state ``L`` steps
-    later: the number of units on the longest path of the sparsity graph of
-    the non-input units, or None when that graph has a cycle.
+    The smallest ``L`` such that, whatever the weights' values, a perturbation at step
+    0 has no effect ``L`` steps later: the units on the longest path of the sparsity
+    graph of the non-input units, or None when that graph has a cycle.
 
     Parameters
     ----------
     map : IterativeMap, BlockMatrix, or dense or sparse square matrix
         The map or its weights.
     input_block : int, optional
-        The block overwritten by the input, for weights given without a map
-        (a map brings its own ``input_block``).
+        The block overwritten by the input, for weights given without a map.
 
     Returns
     -------
@@ -239,11 +230,9 @@ def fir_length(map: MapLike, *, input_block: int | None = None) -> int | None:
 
     Notes
     -----
-    Kahn's topological sort on the sparse pattern. For
-    ``IterativeMap.from_mlp`` with ``L`` weight layers this is ``L``; it bounds
-    the measured length of :func:`itermap.analysis.impulse_response` from
-    above. A function block counts as joining every unit of its source block
-    to every unit of its target.
+    Kahn's topological sort on the sparse pattern; ``L`` for an MLP of ``L`` layers,
+    an upper bound on :func:`impulse_response`'s length. A function block joins every
+    unit of its source block to every unit of its target.
 
     References
     ----------

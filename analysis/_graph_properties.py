@@ -102,25 +102,22 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
                      max_nodes: int = DEFAULT_MAX_NODES) -> GraphProperties:
     """Darji's graph measures of a map's recurrent structure, computed by networkx.
 
-    The graph has one node per unit of ``blocks`` and an edge ``j -> i`` for every
-    nonzero ``W[i, j]`` between them (self-loops dropped, as Darji's graphs have
-    none). All-pairs shortest paths and betweenness cost ``O(n m)`` time, so a
-    graph of more than ``max_nodes`` nodes is refused, not sampled.
+    One node per unit of ``blocks``, an edge ``j -> i`` per nonzero ``W[i, j]``
+    (self-loops dropped, as in Darji's graphs).
 
     Parameters
     ----------
     map : IterativeMap, BlockMatrix or square matrix
         The weights.
     blocks : list of int, optional
-        The blocks whose units form the graph. Default: every block but the
-        input block (so a graph RNN's input and readout units count as nodes;
-        pass ``blocks=[1]`` for the hidden graph of :func:`itermap.from_graph`).
+        The blocks whose units form the graph; default every block but the input
+        block (``blocks=[1]``: the hidden graph of :func:`itermap.from_graph`).
     directed : bool
-        False (default): an undirected graph, with an edge where either
-        direction is nonzero (the Watts-Strogatz and Barabasi-Albert graphs are
-        undirected). True: the directed graph; degrees are then in + out.
+        The directed graph (degrees in + out), or (default) the undirected one with
+        an edge where either direction is nonzero.
     max_nodes : int
-        The largest graph measured.
+        The largest graph measured (all-pairs measures cost ``O(n m)``: a larger
+        graph is refused, not sampled).
 
     Returns
     -------

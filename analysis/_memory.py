@@ -27,18 +27,16 @@ class ImpulseResponse(itermap.Result):
     Attributes
     ----------
     norms : array of shape (steps + 1, n_sources, n_blocks), or (B, steps + 1, n_sources, n_blocks)
-        ``norms[k, s, t]``: Frobenius norm of the response of target block
-        ``t`` to unit impulses in every unit of source block ``sources[s]``,
-        ``k`` steps after the first state the impulse touches (for the input
-        block of a driven map, the state one step after ``u_0``). A state
-        block's row ``k = 0`` is the impulse itself (norm ``sqrt(size)``); the
-        input block, overwritten every step, is always zero as a target.
+        ``norms[k, s, t]``: Frobenius norm of the response of target block ``t`` to unit
+        impulses in every unit of source block ``sources[s]``, ``k`` steps after the first
+        state the impulse touches (for the input block, one step after ``u_0``). Row
+        ``k = 0`` of a state block is the impulse itself (norm ``sqrt(size)``).
     length : int or None, or a list of them (one per state of a batch)
-        The measured FIR length: the first ``k`` from which every response
-        is zero for good; None if the response has not vanished within ``steps``.
+        The measured FIR length: the first ``k`` from which every response is zero for
+        good; None if the response has not vanished within ``steps``.
     decay_rate : float or None, or a list of them (one per state of a batch)
-        ``r`` in ``total ~ exp(-r k)`` fitted over the second half of the
-        steps (negative: it grows); None when the response vanishes.
+        ``r`` in ``total ~ exp(-r k)`` over the second half of the steps (negative: it
+        grows); None when the response vanishes.
     sources : list of int
         The source block of each row of ``norms``.
     sizes : list of int
@@ -59,14 +57,9 @@ class ImpulseResponse(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "norms": "float[..., S, N]",
-        "length": "int | None | list[int | None]",
-        "decay_rate": "float | None | list[float | None]",
-        "sources": "list[int]",
-        "sizes": "list[int]",
-        "method": "str",
-        "batched": "bool",
-    }
+        "norms": "float[..., S, N]", "length": "int | None | list[int | None]",
+        "decay_rate": "float | None | list[float | None]", "sources": "list[int]",
+        "sizes": "list[int]", "method": "str", "batched": "bool"}
     _dims: ClassVar[dict[str, str]] = {"S": "source", "N": "step"}
     _coords: ClassVar[dict[str, str]] = {"source": "sources"}
 
@@ -135,9 +128,8 @@ class MemoryCapacity(itermap.Result):
         Squared correlation between ``u(t - d)`` and its best linear
         reconstruction from the state, on held-out steps.
     delays : array of int, shape (max_delay,)
-        ``1 .. max_delay``; delay 1 is the latest input the state has seen.
-        With ``convention="lag"``, reservoirpy's lags ``1 .. max_delay`` (lag
-        ``k`` is itermap's delay ``k + 1``).
+        ``1 .. max_delay`` (delay 1: the latest input the state has seen), or
+        reservoirpy's lags with ``convention="lag"``.
     convention : str
         ``"delay"`` (itermap's) or ``"lag"`` (reservoirpy's).
 
@@ -153,11 +145,7 @@ class MemoryCapacity(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "capacity": "float",
-        "r2": "float[L]",
-        "delays": "int[L]",
-        "convention": "str",
-    }
+        "capacity": "float", "r2": "float[L]", "delays": "int[L]", "convention": "str"}
     _table: ClassVar[tuple[str, ...]] = ("delays", "r2")
     _dims: ClassVar[dict[str, str]] = {"L": "delay"}
     _coords: ClassVar[dict[str, str]] = {"delay": "delays"}
@@ -392,27 +380,21 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     steps : int
         Number of steps to follow the response (>= 1).
     inputs : array, optional
-        Driven maps: one input ``(n_in,)`` held constant, or a sequence of
-        ``steps + 1`` inputs ``(steps + 1, n_in)`` (the input impulse's
-        response runs one step longer than a state impulse's). For a batch
-        (as in :func:`itermap.iterate`): ``(n_in,)`` shared, ``(B, n_in)``
-        one constant input per state, or a sequence ``(steps + 1, B, n_in)``.
-        By default the input held in each state's input block.
+        Driven maps: one input ``(n_in,)`` (or ``(B, n_in)``) held constant, or a
+        sequence ``(steps + 1, n_in)`` (or ``(steps + 1, B, n_in)``). By default
+        the input held in each state's input block.
     method : {"linear", "nonlinear"}
-        ``"linear"`` propagates tangent vectors (exact derivatives and
-        structural zeros); ``"nonlinear"`` divides the difference of copies
-        perturbed by ``eps`` by ``eps``, so a response below about
-        ``1e-16 / eps`` of the state reads as zero.
+        ``"linear"`` propagates tangent vectors (exact derivatives and zeros);
+        ``"nonlinear"`` differences copies perturbed by ``eps``.
     blocks : int or sequence of int, optional
-        The source blocks of the impulse; all blocks by default. The input
-        block of a driven map means an impulse on the input ``u_0``.
+        The source blocks of the impulse; all blocks by default (each costs a tangent
+        vector per unit: restrict them on large maps). The input block of a driven map
+        means an impulse on the input ``u_0``.
     eps : float
         Size of the perturbation of the nonlinear method.
     tol : float, optional
-        A step's response counts as zero when its norm is at most ``tol``
-        times the largest norm seen. Default: 0 for the linear method;
-        ``64 * machine_eps / eps`` for the nonlinear one (last-bit rounding
-        of the batch rows, magnified by ``/ eps``).
+        A response counts as zero at most ``tol`` times the largest norm seen.
+        Default: 0 (linear), ``64 * machine_eps / eps`` (nonlinear).
 
     Returns
     -------
@@ -431,11 +413,6 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     itermap.DivergenceError
         When the state (or a tangent vector) overflows along the trajectory
         (for a batch, the message names the row ``x[i]``).
-
-    Notes
-    -----
-    Each step propagates one tangent vector per unit of the source blocks
-    (pass ``blocks`` to restrict it on large maps); a batch runs row by row.
 
     References
     ----------
@@ -500,48 +477,35 @@ def memory_capacity(map: MapLike, *, input_block: int | None = None, max_delay: 
                     convention: str = "delay") -> MemoryCapacity:
     """Jaeger's short-term memory capacity of a driven map.
 
-    The map is driven by an i.i.d. scalar signal ``s(t) ~ U(-input_scale,
-    input_scale)`` (written to every unit of the input block) from the zero
-    state. For each delay ``d = 1 .. max_delay``, a linear readout with
-    intercept of the non-input units of the state ``x_t`` is fitted to
-    ``s(t - d)`` by least squares on the first half of the steps after
-    ``washout``, and ``r2[d]`` is the squared correlation between its
-    prediction and ``s(t - d)`` on the second half (held out, so delays the
-    state does not remember score about ``1 / n_test``, not the in-sample
-    ``n_units / n_train``). The capacity is ``sum_d r2[d]``.
+    The map is driven from the zero state by an i.i.d. signal ``s(t) ~
+    U(-input_scale, input_scale)`` on every input unit. For each delay ``d``, a linear
+    readout of the non-input units of ``x_t`` is fitted to ``s(t - d)`` on the first
+    half of the steps after ``washout``; ``r2[d]`` is its squared correlation on the
+    second half (held out). ``x_t`` has seen ``s(0) .. s(t - 1)``: an MLP map of depth
+    ``L`` has capacity at most ``L``, a linear network of ``N`` units reaches ``N``.
 
-    ``x_t`` has seen ``s(0) .. s(t - 1)``, so delay 1 is the latest input: an
-    MLP map of depth ``L`` has capacity at most ``L``, a linear recurrent
-    network of ``N`` units reaches ``N``.
-
-    reservoirpy's ``observables.memory_capacity`` scores lags ``1 .. k_max``
-    of the input the state has just taken in: its lag ``k`` is delay
-    ``k + 1`` here (pass ``convention="lag"``, and ``input_scale=0.8`` for its
-    input draws; it fits on 80 % of the steps, this on half). A ridge readout
-    (reservoirpy's ``Ridge``: centred, the intercept unpenalised) loses delays
-    held only along the state's weak directions, so compare capacities at one
-    ``ridge``.
+    reservoirpy's lag ``k`` is delay ``k + 1`` here (``convention="lag"``; its input
+    draws have ``input_scale=0.8``, its fit uses 80 % of the steps, this half).
 
     Parameters
     ----------
     map : Map
         A driven map (``map.input_block`` is not None).
     input_block : int, optional
-        The block the signal drives; must be the map's own input block
-        (the default).
+        The block the signal drives: the map's own input block.
     max_delay : int
         Largest delay scored (>= 1).
     steps : int
         Length of the driven run.
     rng : int, Generator or None
-        Source of the input signal (see :func:`itermap.as_rng`; None: fresh
-        entropy).
+        Source of the input signal.
     washout : int
         Initial steps left out of the fit (>= 0).
     input_scale : float
         Amplitude of the input signal.
     ridge : float
-        Ridge penalty of the readout (>= 0; 0: least squares).
+        Ridge penalty of the readout (>= 0; 0: least squares), as reservoirpy's ``Ridge``
+        (centred, the intercept unpenalised); compare capacities at one ``ridge``.
     convention : {"delay", "lag"}
         Report itermap's delays ``1 .. max_delay`` or reservoirpy's lags
         ``1 .. max_delay`` (delays ``2 .. max_delay + 1``).

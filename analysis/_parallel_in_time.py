@@ -28,11 +28,9 @@ class NewtonLyapunovScan(itermap.Result):
     gains : ndarray, shape (G,)
         The gains of the random tanh networks.
     lyapunov : ndarray, shape (G, trials)
-        The largest Lyapunov exponent of each network (nats per step), from
-        :func:`~itermap.analysis.lyapunov_spectrum` along the same start.
+        The largest Lyapunov exponent of each network (nats per step).
     iterations : ndarray of int, shape (G, trials)
-        Newton iterations to convergence; ``steps`` (the guaranteed bound)
-        where Newton did not converge within ``steps`` iterations.
+        Newton iterations to convergence (``steps``, the bound, where it did not).
     converged : ndarray of bool, shape (G, trials)
         Whether Newton met its tolerance.
     steps : int
@@ -53,14 +51,8 @@ class NewtonLyapunovScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "gains": "float[G]",
-        "lyapunov": "float[G, R]",
-        "iterations": "int[G, R]",
-        "converged": "bool[G, R]",
-        "steps": "int",
-        "n": "int",
-        "jacobian": "str",
-    }
+        "gains": "float[G]", "lyapunov": "float[G, R]", "iterations": "int[G, R]",
+        "converged": "bool[G, R]", "steps": "int", "n": "int", "jacobian": "str"}
     _table: ClassVar[tuple[str, ...]] = ("gains", "lyapunov", "iterations", "converged")
     _dims: ClassVar[dict[str, str]] = {"G": "gain", "R": "trial"}
     _coords: ClassVar[dict[str, str]] = {"gain": "gains"}
@@ -89,18 +81,14 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
                          transient: int = 200, rng: RngLike = None) -> NewtonLyapunovScan:
     """Newton iterations over a trajectory against the largest Lyapunov exponent.
 
-    Newton's method over a whole trajectory (``iterate(..., method="newton")``,
-    DEER) converges in few iterations when the map contracts and needs about
-    as many as steps when it is chaotic. For each gain, ``trials`` random tanh
-    networks (:func:`~itermap.random_rnn`) are run from a random start: once
-    by Newton over ``steps`` steps (``max_iter=steps``, after which Newton is
-    exact), and once by :func:`~itermap.analysis.lyapunov_spectrum` (``k=1``).
+    For each gain, ``trials`` random tanh networks run from a random start by Newton
+    over ``steps`` steps (``iterate(..., method="newton")``, DEER, ``max_iter=steps``)
+    and by :func:`lyapunov_spectrum` (``k=1``).
 
     Parameters
     ----------
     gains : array_like, optional
-        Gains of the networks; default 10 gains from 0.3 to 3.0 (networks of a
-        few tens of units contract below 1 and turn chaotic near ``g = 2``).
+        Gains of the networks; default 10 gains from 0.3 to 3.0.
     n : int
         Units per network.
     steps : int

@@ -19,18 +19,17 @@ __all__ = ["WeightStatistics", "canonical_permutation", "permute_units", "probe"
            "weight_statistics"]
 
 
-def _iterative_map(map, what="map"):
+def _iterative_map(map):
     if not is_network(map):
-        raise TypeError(f"{what} must be an IterativeMap, got {type(map).__name__}")
+        raise TypeError(f"map must be an IterativeMap, got {type(map).__name__}")
     return map
 
 
 def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     """The stacked responses of a driven map to a fixed set of probe sequences.
 
-    Each probe is run from the same start (the zero state by default): at step
-    ``t`` the input block is overwritten with ``probes[p, t]`` and the map is
-    applied, and block ``block`` of the new state is recorded.
+    Each probe runs from the same start with input ``probes[p, t]`` at step ``t``;
+    block ``block`` of each new state is recorded.
 
     Parameters
     ----------
@@ -46,8 +45,7 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     Returns
     -------
     ndarray of shape (P, T, sizes[block])
-        ``out[p, t]``: the block after step ``t + 1`` of probe ``p`` (a NumPy array,
-        whatever the map's backend). Flatten it for a fixed-length representation.
+        ``out[p, t]``: the block after step ``t + 1`` of probe ``p`` (NumPy).
 
     Raises
     ------
@@ -59,9 +57,8 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
 
     Notes
     -----
-    For a linear map ``h' = A h + B u``, ``y' = C h`` (blocks ``[u; h; y]``), the
-    response to a unit impulse ``u_1 = e_j`` is ``out[t + 1] = C A^t B e_j``: the
-    Markov parameters of the system.
+    For a linear map (blocks ``[u; h; y]``) the responses to unit impulses are the
+    Markov parameters ``C A^t B``.
 
     References
     ----------
@@ -157,11 +154,7 @@ def _nonzeros(block):
 
 
 def weight_statistics(map: Any) -> WeightStatistics:
-    """Per-block statistics of the nonzero weights: the mechanistic baseline.
-
-    The statistics of a block do not depend on the order of its rows and
-    columns, so maps that differ by a permutation of hidden units (``P W P^T``)
-    have equal statistics.
+    """Per-block statistics of the nonzero weights (invariant under unit permutations).
 
     Parameters
     ----------
@@ -233,15 +226,12 @@ def permute_units(map: Any, perm: Any) -> itermap.IterativeMap:
     map : IterativeMap
         The map.
     perm : array of int, shape (dim,)
-        New unit ``k`` is old unit ``perm[k]``. Units must stay in their blocks
-        (so a permutation of the input and output blocks changes what the map
-        reads and writes; :func:`canonical_permutation` leaves them fixed).
+        New unit ``k`` is old unit ``perm[k]``; units stay in their blocks.
 
     Returns
     -------
     IterativeMap
-        The permuted map, with permuted ``trainable`` masks; the same function of
-        its inputs when the input and output blocks are kept in place.
+        The permuted map (and ``trainable`` masks).
 
     Raises
     ------
@@ -289,11 +279,8 @@ def permute_units(map: Any, perm: Any) -> itermap.IterativeMap:
 def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> np.ndarray:
     """The order of hidden units that makes maps differing by a permutation identical.
 
-    Each unit of the chosen blocks gets a signature that no permutation of the
-    hidden units changes (its bias, its self-weight and, per block, its sorted
-    weights in and out), and units are sorted by signature within each block. So
-    ``permute_units(m, canonical_permutation(m)) == permute_units(m2,
-    canonical_permutation(m2))`` for ``m2 = permute_units(m, P)``.
+    Units are sorted within each chosen block by a signature no permutation changes
+    (bias, self-weight, and per block the sorted weights in and out).
 
     Parameters
     ----------
@@ -317,9 +304,8 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
 
     Notes
     -----
-    The form is unique when no two units of a block share a signature (weights
-    in general position); tied units keep their order. ``O(dim^2 log dim)``
-    time on the dense weights.
+    Unique when no two units of a block share a signature; tied units keep their
+    order. ``O(dim^2 log dim)`` on the dense weights.
 
     References
     ----------

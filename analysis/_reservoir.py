@@ -37,24 +37,19 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
                               method: str = "auto") -> float:
     """The spectral radius of ``(1 - a) I + a W``, a leaky reservoir's linearisation.
 
-    A leaky-integrator network ``x -> (1 - a) x + a tanh(W x)`` has at the
-    origin the Jacobian ``(1 - a) I + a W``, whose spectral radius echo-state
-    practice tunes below 1 (Jaeger et al. 2007). With a leak per block, ``a``
-    is the diagonal of the block rates.
+    ``(1 - a) I + a W`` is the Jacobian of ``x -> (1 - a) x + a tanh(W x)`` at the
+    origin (``a`` diagonal with a leak per block).
 
     Parameters
     ----------
     map : IterativeMap, or a square dense or sparse matrix
-        A map contributes its weights without the input block's rows and columns
-        (the input overwrites that block) and its :attr:`~itermap.IterativeMap.leak`;
-        a matrix ``W`` is the recurrent weight matrix itself.
+        A map contributes its weights outside the input block and its leak; a
+        matrix is ``W`` itself.
     leak : float, optional
-        The leak rate in (0, 1] of a matrix ``map`` (1 when omitted); a map
-        carries its own, so ``leak`` is refused with one.
+        The leak rate in (0, 1] of a matrix ``map`` (default 1); refused with a map.
     method : {"auto", "dense", "arnoldi"}
-        ``"dense"``: all eigenvalues (LAPACK); ``"arnoldi"``: the eigenvalue of
-        largest modulus by ARPACK (sparse matrices of many units); ``"auto"``:
-        ARPACK for a sparse matrix of at least 400 units, else dense.
+        All eigenvalues (LAPACK) or the largest by ARPACK; ``"auto"``: ARPACK for
+        a sparse matrix of at least 400 units.
 
     Returns
     -------
@@ -184,16 +179,9 @@ class EdgeOfChaosScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "radii": "float[R]",
-        "leaks": "float[L]",
-        "exponents": "float[S, L, R]",
-        "mean": "float[L, R]",
-        "stderr": "float[L, R]",
-        "effective_radius": "float[S, L, R]",
-        "edge": "float[L]",
-        "n": "int",
-        "input_scale": "float",
-    }
+        "radii": "float[R]", "leaks": "float[L]", "exponents": "float[S, L, R]",
+        "mean": "float[L, R]", "stderr": "float[L, R]", "effective_radius": "float[S, L, R]",
+        "edge": "float[L]", "n": "int", "input_scale": "float"}
     _dims: ClassVar[dict[str, str]] = {"S": "seed", "L": "leak", "R": "radius"}
     _long: ClassVar[tuple[str, ...]] = ("mean", "stderr")
     _coords: ClassVar[dict[str, str]] = {"radius": "radii", "leak": "leaks"}
@@ -215,13 +203,9 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
                        rng: Any = None) -> EdgeOfChaosScan:
     """The edge of chaos of leaky tanh reservoirs: the largest exponent over radius and leak.
 
-    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` scaled to spectral
-    radius 1 (as reservoirpy's ``sr``); for every radius ``rho`` and leak ``a`` it
-    runs ``x -> (1 - a) x + a tanh(rho W x + s w_in u_t)``, ``u_t ~ U(-1, 1)``
-    i.i.d. and ``s = input_scale``, and measures the largest Lyapunov exponent
-    (Benettin), all pairs in one batched product. Driven, it is the conditional
-    exponent of the echo-state property; undriven and ordered, ``ln`` of the
-    effective spectral radius.
+    Each of ``seeds`` reservoirs draws a sparse Gaussian ``W`` of spectral radius 1; for
+    every radius ``rho`` and leak ``a`` (one batch) the largest exponent of ``x -> (1 -
+    a) x + a tanh(rho W x + input_scale w_in u_t)``, ``u_t ~ U(-1, 1)``, is measured.
 
     Parameters
     ----------
@@ -240,7 +224,7 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
     input_scale : float
         Amplitude of the input (>= 0).
     rng : int, Generator or None
-        Source of the weights, inputs and starts (see :func:`itermap.as_rng`).
+        Source of the weights, inputs and starts.
 
     Returns
     -------

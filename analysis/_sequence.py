@@ -22,14 +22,10 @@ __all__ = ["SequenceComparison", "compare_sequence_models", "sequence_models"]
 def sequence_models(units: int = 16, *, rng: RngLike = None) -> dict[str, itermap.Map]:
     """Four driven maps on one scalar input, each with about ``units`` state entries.
 
-    - ``"mlp"``: ``mlp_continuum([1, units / 2, units / 2])``, tanh (a finite
-      impulse response two steps long);
-    - ``"rnn"``: an Elman map ``IterativeMap.from_rnn``, ``units`` tanh units,
-      recurrent gain 0.9;
-    - ``"lssl"``: :func:`itermap.deep_lssl` of two HiPPO-LegS layers of
-      ``units / 2`` states (bilinear, ``dt = 0.1`` and ``0.02``), tanh between them;
-    - ``"attention"``: :class:`itermap.AttentionRNN` with ``d_v = units - 2``,
-      ``d_k = 4``: the state ``[a; c; m]`` has ``units`` entries.
+    ``"mlp"``: ``mlp_continuum([1, units / 2, units / 2])``, tanh; ``"rnn"``: an Elman
+    map of ``units`` tanh units, gain 0.9; ``"lssl"``: :func:`itermap.deep_lssl` of two
+    HiPPO-LegS layers of ``units / 2`` states (``dt = 0.1``, ``0.02``); ``"attention"``:
+    :class:`itermap.AttentionRNN` with ``d_v = units - 2``, ``d_k = 4``.
 
     Parameters
     ----------
@@ -92,15 +88,14 @@ class SequenceComparison(itermap.Result):
     dims : list of int
         Their state sizes.
     impulse : array of shape (n_models, steps + 1)
-        Norm of the response of the whole state to a unit impulse in every unit of
-        the first hidden block, ``k`` steps on, divided by its value at ``k = 0``.
+        Norm of the response to an impulse in the first hidden block, over its value
+        at ``k = 0``.
     r2 : array of shape (n_models, max_delay)
         Memory capacity per delay (Jaeger).
     capacity : list of float
         Its sum over delays.
     exponents : array of shape (n_models, k)
-        The top ``k`` Lyapunov exponents along the driven trajectory (``-inf`` for an
-        exact collapse, as an MLP's).
+        The top ``k`` Lyapunov exponents along the driven trajectory.
 
     Examples
     --------
@@ -112,13 +107,8 @@ class SequenceComparison(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "names": "list[str]",
-        "dims": "list[int]",
-        "impulse": "float[M, S]",
-        "r2": "float[M, D]",
-        "capacity": "list[float]",
-        "exponents": "float[M, K]",
-    }
+        "names": "list[str]", "dims": "list[int]", "impulse": "float[M, S]", "r2": "float[M, D]",
+        "capacity": "list[float]", "exponents": "float[M, K]"}
     _table: ClassVar[tuple[str, ...]] = ("names", "dims", "capacity")
     _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "step", "D": "delay",
                                        "K": "exponent"}
@@ -145,10 +135,8 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
     """Impulse response, memory capacity and spectrum of driven maps, side by side.
 
     Every map is driven by one i.i.d. signal ``U(-1, 1)``; after ``steps`` steps of
-    washout from the zero state, :func:`impulse_response` follows an impulse in the
-    first hidden block (the one after the input block) for ``steps`` steps, and
-    :func:`lyapunov_spectrum` runs ``lyapunov_steps`` more. :func:`memory_capacity`
-    draws its own signal from ``rng``.
+    washout, :func:`impulse_response` follows an impulse in the first hidden block and
+    :func:`lyapunov_spectrum` runs ``lyapunov_steps``.
 
     Parameters
     ----------

@@ -35,9 +35,8 @@ __all__ = ["SpectraTable", "SpectrumEmbedding", "resample_spectrum", "spectra_ta
 def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     """A sorted spectrum resampled to ``length`` values on the normalised index.
 
-    Exponent ``i`` of ``n`` sits at ``i / (n - 1)`` in [0, 1]; the result is the
-    piecewise-linear interpolant at ``length`` equally spaced points, so the
-    largest and smallest exponents are kept and ``length=1`` keeps the largest.
+    Exponent ``i`` of ``n`` sits at ``i / (n - 1)``; the result interpolates linearly at
+    ``length`` equally spaced points (the extremes kept; ``length=1``: the largest).
 
     Parameters
     ----------
@@ -167,8 +166,8 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
                   progress: bool = False) -> SpectraTable:
     """The Lyapunov spectra of many networks, through :func:`sweep`, on one length.
 
-    Each map's spectrum is one point of a sweep that carries its map, so a local
-    pool or a Dask cluster runs them, and with ``cache`` a stopped run resumes.
+    Each map's spectrum is one point of a sweep (a pool or cluster runs them; with
+    ``cache`` a stopped run resumes).
 
     Parameters
     ----------
@@ -232,9 +231,8 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
             raise ValueError(f"x0 has {x0.size} entries, but not every map has that dimension")
     inputs = None if inputs is None else _check_inputs(maps, inputs)
     fn = functools.partial(_spectrum_point, inputs, k, steps, transient, x0)
-    # each point carries its own map as one base64 string of pickled bytes: a worker gets
-    # one map, the cache keys a point by its content, and sweep hashes a string at once
-    # (an array's parameters it canonicalises element by element)
+    # each point carries its map as a base64 string of pickled bytes: a worker gets one
+    # map, the cache keys it by content, and sweep hashes a string at once
     grid = [{"index": i, "blob": base64.b64encode(pickle.dumps(m)).decode("ascii")}
             for i, m in enumerate(maps)]
     res = sweep(fn, grid, executor=executor, seed=seed, cache=cache, progress=progress)
@@ -263,12 +261,10 @@ class SpectrumEmbedding(itermap.Result):
     train, test : ndarray of int
         The rows fitted and the rows held out.
     r2 : float
-        Held-out coefficient of determination ``1 - SS_res / SS_tot`` (the sum
-        of squares about the held-out targets' mean): > 0 beats predicting
-        their mean.
+        Held-out coefficient of determination ``1 - SS_res / SS_tot`` (> 0 beats the
+        held-out mean).
     spearman : float
-        Held-out Spearman rank correlation (``scipy.stats.spearmanr``); NaN
-        when the predictions on the held-out rows are all equal.
+        Held-out Spearman rank correlation; NaN when those predictions are all equal.
     reconstruction_error, test_reconstruction_error : float
         Mean squared reconstruction error per entry, training and held-out rows.
     method : str
@@ -379,11 +375,10 @@ def spectrum_embedding(table: Any, targets: Any, *, method: str = "pca", latent:
                        rng: Any = None) -> SpectrumEmbedding:
     """Embed spectra in a few latent dimensions and predict a target from the codes.
 
-    ``method="pca"``: the top ``latent`` principal components of the training
-    rows, and a least-squares linear predictor on the codes. ``"autoencoder"``:
-    AeLLE's encoder ``z = act(W1 (x - mean) + b1)``, linear decoder and linear
-    predictor trained together (full-batch Adam) on ``MSE(reconstruction) +
-    alpha * MSE(prediction)``. The quality is that on random held-out rows.
+    ``"pca"``: the top principal components of the training rows and a least-squares
+    predictor; ``"autoencoder"``: AeLLE's encoder ``z = act(W1 (x - mean) + b1)``, linear
+    decoder and predictor trained together by Adam on ``MSE(reconstruction) + alpha *
+    MSE(prediction)``. The quality is measured on random held-out rows.
 
     Parameters
     ----------
@@ -397,9 +392,7 @@ def spectrum_embedding(table: Any, targets: Any, *, method: str = "pca", latent:
     test_fraction : float
         Fraction of rows held out, in (0, 1).
     activation : {"tanh", "identity"}
-        The encoder's nonlinearity (autoencoder); ``"identity"`` with ``alpha=0``
-        is the linear autoencoder, whose optimum is PCA's subspace (Baldi and
-        Hornik 1989).
+        The encoder's nonlinearity (``"identity"`` with ``alpha=0``: PCA's subspace).
     alpha : float
         Weight of the prediction loss (>= 0; autoencoder).
     epochs : int

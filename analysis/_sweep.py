@@ -1,12 +1,6 @@
-"""Parameter sweeps on local processes or any ``concurrent.futures`` executor.
-
-:func:`sweep` runs ``function(**params)`` for every point of a grid and gathers the
-results into a :class:`SweepResult` table; its docstring says how points are seeded
-(a child stream keyed by the point's parameters), cached (``DIR/<key>.npz``, keyed by
-the parameters, the root seed and the function's identity from
-``analysis/_function_identity.py``) and run (the pool in ``analysis/_sweep_pool.py``).
-"""
-
+"""Parameter sweeps on local processes or any ``concurrent.futures`` executor: the driver
+(the table in ``_sweep_table``, the pool in ``_sweep_pool``, the function's cache identity
+in ``_function_identity``)."""
 
 from __future__ import annotations
 
@@ -404,35 +398,25 @@ def sweep(function: Callable[..., Any], grid: Mapping[str, Sequence] | Sequence[
         lists the points explicitly. Values must be numbers, strings,
         booleans, None, arrays or lists/dicts of those.
     executor : None, int, "serial" or concurrent.futures.Executor
-        None: a :mod:`loky` pool (through :mod:`joblib`) with one worker
-        process per available core; an int: a pool of that many processes.
-        The pool is kept for the next sweep; each worker limits its BLAS and
-        OpenMP threads to ``cores // workers`` and exits when the calling
-        process dies. A worker that dies (a segmentation fault, an
-        out-of-memory kill) fails only the point it was running: the lost
-        points run again, the suspects alone, and a point that kills its
-        worker alone becomes a :class:`SweepFailure` naming the exit code.
-        ``"serial"``: run in the calling process. An Executor (e.g. a Dask
-        ``client.get_executor(pure=False)`` for a function with side effects)
-        is used as is and left running.
+        None: a :mod:`loky` pool with a worker process per core; an int: that many
+        processes. The pool is kept for the next sweep; each worker limits its BLAS
+        threads to ``cores // workers``. A worker that dies (a segfault, an
+        out-of-memory kill) fails only its own point (a :class:`SweepFailure` naming
+        the exit code). ``"serial"``: run in the calling process. An Executor (e.g.
+        Dask's ``client.get_executor(pure=False)``) is used as is and left running.
     seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
-        The root seed. Each point gets the child stream keyed by its
-        parameters (``SeedSequence(root.entropy, spawn_key=root.spawn_key +
-        hash(params))``), so results do not depend on the executor, the order
-        of completion or the rest of the grid. None draws fresh entropy
-        (recorded in ``result.seed``).
+        The root seed. Each point gets the child stream keyed by its parameters, so
+        results do not depend on the executor, the order of completion or the rest
+        of the grid. None draws fresh entropy (recorded in ``result.seed``).
     cache : str or os.PathLike, optional
-        A directory. Each finished point is written there atomically as soon
-        as it completes; points already there (same parameters, seed and
-        function) are read instead of computed. The function counts by
-        content (:func:`joblib.hash`): its code, defaults, closure variables,
-        :func:`functools.partial` arguments, and every global it reads, by
-        value, followed into the user's own modules; installed libraries count
-        by name and version. So a changed function, global or bound map is
-        computed afresh, and the same map built again is a cache hit. A global
-        that cannot be hashed (a lock) turns the cache off with a warning. No
-        key sees environment variables or files the function reads. A damaged
-        entry is recomputed with a warning; failed points are not cached.
+        A directory. Each finished point is written there atomically; points already
+        there (same parameters, seed and function) are read instead of computed. The
+        function counts by content: its code, defaults, closure variables,
+        :func:`functools.partial` arguments and every global it reads, followed into
+        the user's own modules; installed libraries count by name and version. A
+        global that cannot be hashed turns the cache off with a warning; no key sees
+        environment variables or files. A damaged entry is recomputed with a warning;
+        failed points are not cached.
     progress : bool
         Show a progress bar (when :mod:`tqdm` is installed).
 

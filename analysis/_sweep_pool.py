@@ -186,11 +186,8 @@ def _pool_lost(fut) -> bool:
 def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
 
-    When a worker dies, loky fails every unfinished future of the pool. The points that
-    had not started are submitted again; those that had (each marks its start in a
-    shared file) are suspects, run again alone on a pool of one worker, and one whose
-    worker dies then is the one that killed it.
-    """
+    A dead worker fails every unfinished future: points not yet started (each marks its
+    start in a shared file) run again, suspects alone on a one-worker pool."""
     from joblib.externals.loky.process_executor import ShutdownExecutorError
 
     pool_gone = (BrokenProcessPool, ShutdownExecutorError)

@@ -63,11 +63,9 @@ class SweepFailure:
 class SweepResult(itermap.Result):
     """The table of a sweep: one record per finished point, in grid order.
 
-    Iterating yields one dict per point (parameters, then the function's
-    outputs). ``result[name]`` returns a column (a NumPy array when the
-    cells are numbers or arrays of one shape, else a list), ``result[i]``
-    the i-th record. The arguments are kept as attributes of those names
-    (``params`` and ``columns``, all column names, as tuples).
+    Iterating yields one dict per point; ``result[name]`` a column (an array when the
+    cells are numbers or arrays of one shape, else a list), ``result[i]`` the i-th
+    record. The arguments are kept as attributes (``columns``: all column names).
 
     Parameters
     ----------

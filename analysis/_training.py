@@ -64,15 +64,9 @@ class ParameterComparison(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "names": "list[str]",
-        "params": "float[M] | int[M]",
-        "hidden": "float[M] | int[M]",
-        "accuracy": "float[M, S]",
-        "seconds": "float[M, S]",
-        "seeds": "list[int]",
-        "epochs": "int",
-        "steps": "int",
-    }
+        "names": "list[str]", "params": "float[M] | int[M]", "hidden": "float[M] | int[M]",
+        "accuracy": "float[M, S]", "seconds": "float[M, S]", "seeds": "list[int]", "epochs": "int",
+        "steps": "int"}
     _table: ClassVar[tuple[str, ...]] = ("names", "params", "hidden", "accuracy", "seconds")
     _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "seed"}
     _coords: ClassVar[dict[str, str]] = {"model": "names", "seed": "seeds"}
@@ -210,18 +204,15 @@ def equal_parameter_comparison(*, hidden: int = 64,
                                ) -> ParameterComparison:
     """Train the MLP, the continuum and equal-parameter sparse maps on the digits.
 
-    Every model runs ``steps`` steps with the input held (3 let an input reach
-    the readout), trains with Adam, one seed drawing the weights and the
-    minibatch order, and is scored on the test split of
-    :func:`itermap.datasets.digits`.
+    Every model runs ``steps`` steps with the input held, trains with Adam (a seed
+    draws the weights and batches) and is scored on the digits' test split.
 
     Parameters
     ----------
     hidden : int
         Hidden width of the MLP and the continuum.
     densities : sequence of float
-        Densities of the sparse maps, each as wide as gives the MLP's
-        trainable parameters.
+        Densities of the sparse maps, each with the MLP's trainable parameters.
     seeds : int or sequence of int
         The seeds ``0 .. seeds-1``, or the seeds themselves.
     epochs, steps, lr, batch_size : int, int, float, int
@@ -335,14 +326,9 @@ class FlipFlopAnalysis(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "points": "float[M, D]",
-        "n_unstable": "int[M]",
-        "stable": "bool[M]",
-        "patterns": "float[M, *]",
-        "n_patterns": "int",
-        "bit_accuracy": "float",
-        "hidden": "float[*, *, *]",
-    }
+        "points": "float[M, D]", "n_unstable": "int[M]", "stable": "bool[M]",
+        "patterns": "float[M, *]", "n_patterns": "int", "bit_accuracy": "float",
+        "hidden": "float[*, *, *]"}
     _table: ClassVar[tuple[str, ...]] = ("points", "n_unstable", "stable")
     _dims: ClassVar[dict[str, str]] = {"M": "point", "D": "unit"}
 
@@ -360,25 +346,22 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
                        rng: RngLike = None) -> FlipFlopAnalysis:
     """Run a flip-flop RNN on fresh trials and find its fixed points at zero input.
 
-    ``net`` is a driven map with state ``[input; hidden; readout]`` whose readout
-    shows the hidden state one step late (as ``data/trained/flip_flop_rnn.npz``).
-    Starts for :func:`find_fixed_points` are states along the trajectories plus
-    Gaussian noise of standard deviation ``noise``.
+    Starts for :func:`find_fixed_points` are states along the trajectories plus noise.
 
     Parameters
     ----------
     net : IterativeMap
-        The driven flip-flop RNN.
+        The driven flip-flop RNN, state ``[input; hidden; readout]`` (as
+        ``data/trained/flip_flop_rnn.npz``).
     trials, steps : int
-        Fresh flip-flop trials (>= 1), and steps per trial (>= 2: the readout shows
-        the hidden state one step late).
+        Fresh flip-flop trials (>= 1), and steps per trial (>= 2: the readout lags
+        a step).
     starts : int
         Starts of the fixed-point search (at most the states visited).
     noise : float
         Standard deviation of the noise added to the starts.
     keep_trials : int
-        Trials whose hidden states are kept for the figure (>= 1; at most ``trials``
-        are kept).
+        Trials whose hidden states are kept for the figure (>= 1).
     rng : int, Generator or None
         Source of the trials, the starts and the noise.
 

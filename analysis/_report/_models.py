@@ -95,14 +95,18 @@ class _NetworkModel(SpecModel):
     def check(self, where):
         """Cross-checks beyond the types (here the held input's size); raise SpecError."""
         n = self.static_input_size()
-        if self.input is None or n is None:
-            return
-        if n == 0:
-            raise SpecError(f"{where}.input: the network is not driven (it has no input "
-                            f"block), so it holds no input; to drive it: {_HOW_DRIVEN}")
-        if isinstance(self.input, list) and len(self.input) != n:
-            raise SpecError(f"{where}.input: expected {n} values (the input block's size), "
-                            f"got {len(self.input)}")
+        if n is not None:
+            check_held_input(where, self.input, n)
+
+
+def check_held_input(where, held, n):
+    """Refuse a held input for a network of ``n`` input units that cannot take it."""
+    if held is not None and n == 0:
+        raise SpecError(f"{where}.input: the network is not driven (it has no input "
+                        f"block), so it holds no input; to drive it: {_HOW_DRIVEN}")
+    if isinstance(held, list) and len(held) != n:
+        raise SpecError(f"{where}.input: expected {n} values (the input block's size), "
+                        f"got {len(held)}")
 
 
 #: how a spec makes a network driven (for the messages that refuse an undriven one)

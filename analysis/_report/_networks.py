@@ -10,7 +10,7 @@ import numpy as np
 import itermap
 from itermap.files import NpzReader
 
-from ._models import InputDraw, Sizes, SpecError
+from ._models import InputDraw, Sizes, SpecError, check_held_input
 
 __all__ = ["rng_for", "static_sizes", "sizes_of", "build_network", "describe", "drive_input",
            "input_source", "block_labels", "network_gain"]
@@ -33,10 +33,8 @@ def _layer_names(archive):
 
 
 def static_sizes(name, net, where) -> Sizes | None:
-    """The dimension and stored weights of a spec's network, None if known only once loaded.
-
-    Nothing is allocated: an mlp saved in an .npz is measured from the array headers.
-    """
+    """The dimension and stored weights of a spec's network, None if known only once loaded
+    (nothing is allocated: a saved mlp is measured from the array headers)."""
     if net.kind == "random_rnn":
         return Sizes(dim=net.n + net.inputs,
                      nnz=math.ceil(net.n * net.n * net.density) + net.n * net.inputs,
@@ -132,24 +130,17 @@ def _mlp(net, rng, where):
 def drive_input(name, m, seed, held=None):
     """The one input of a driven network for the whole report (None for an autonomous map).
 
-    ``held`` is the network's ``input`` setting (None: a draw of scale 1). A draw comes
-    from the stream ``(seed, "input")``, so networks of the same input size get the
-    same ``u`` and a comparison across gains compares the networks, not their inputs.
-    """
+    ``held`` is the network's ``input`` setting (None: a draw of scale 1), drawn from the
+    stream ``(seed, "input")``: networks of one input size get the same ``u``."""
     size = int(getattr(m, "input_size", 0) or 0)
+    check_held_input(f"networks.{name}", held, size)
     if size == 0:
-        if held is not None:
-            raise SpecError(f"networks.{name}.input: the network is not driven (it has no "
-                            "input block), so it holds no input")
         return None
     held = InputDraw() if held is None else held
     if isinstance(held, InputDraw):
         draw_seed = seed if held.seed is None else held.seed
         return held.scale * rng_for(draw_seed, "input").normal(size=size)
     if isinstance(held, list):
-        if len(held) != size:
-            raise SpecError(f"networks.{name}.input: expected {size} values (the input "
-                            f"block's size), got {len(held)}")
         return np.asarray(held, dtype=float)
     return np.full(size, float(held))
 

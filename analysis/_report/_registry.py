@@ -1,9 +1,5 @@
 """The registry of report kinds: ``KINDS``, the decorator that fills it, what a kind gets.
-
-Each kind module (``_kinds``, ``_kinds_dynamics``, ...) registers its kinds with
-:func:`report_kind` on import; the package imports every kind module, so the
-registry knows no kind module and none of them imports another through it.
-"""
+Each kind module registers its kinds on import; the package imports every kind module."""
 
 from __future__ import annotations
 

@@ -307,11 +307,8 @@ def _path_of(where):
 
 def key_line(text, message):
     r"""The line (from 1) of the TOML ``text`` where the key a ``message`` starts with is
-    written, or of the table that holds it (a missing key); None where no line says.
-
-    tomllib keeps no positions, so the tables and keys are traced line by line: headers
-    ``[a.b]`` and ``[[a]]`` (counted), and ``key = ...`` lines (an inline table or a
-    list holds the keys inside it on its own line).
+    written, or of the table that holds it (a missing key); None where no line says (tomllib
+    keeps no positions: headers and ``key = ...`` lines are traced line by line).
 
     Examples
     --------
@@ -350,11 +347,8 @@ _MAX_SPEC_BYTES = 16 * 2 ** 20
 
 
 def read_spec_text(path) -> str:
-    """The text of the spec file ``path``: a regular file of at most 16 MiB, in UTF-8.
-
-    A folder, a FIFO or a device is refused before it is opened (a FIFO would block,
-    ``/dev/zero`` would never end).
-    """
+    """The text of the spec file ``path``: a regular file (a FIFO would block) of at most
+    16 MiB, in UTF-8."""
     try:
         with open_regular_file(path, "spec") as fh:
             data = fh.read(_MAX_SPEC_BYTES + 1)
@@ -373,10 +367,7 @@ def read_spec_text(path) -> str:
 
 # -- the schema ----------------------------------------------------------------------------------
 def spec_schema() -> dict:
-    """The JSON Schema of a spec (for editors that validate and complete TOML).
-
-    ``data/spec.schema.json`` in the repository is this, written by :func:`write_schema`
-    (``itermap report --schema > data/spec.schema.json``).
+    """The JSON Schema of a spec (for editors), ``data/spec.schema.json`` in the repository.
 
     Returns
     -------

@@ -5,29 +5,11 @@
 the method that ``method=`` names, and turns what the method returns into a
 :class:`FixedPoints` (stability, orbit labels, least periods).
 
-``"auto"`` (the default, in ``_driver``)
-    ``"newton"`` up to ``dim = 4096`` (and on any backend but NumPy),
-    ``"newton-krylov"`` beyond.
-``"newton"`` (``_newton``, with the search state in ``_search``)
-    Globalised Newton on dense Jacobians: a few L-BFGS steps on q, damped
-    Newton with a line search and Levenberg-Marquardt, then wandering from the
-    stalled starts; with ``deflation``, the starts that repeated a point run
-    again as deflated Newton against every point found (``_deflation``).
-``"newton-krylov"`` (``_newton_krylov``)
-    Matrix-free Newton-Krylov (GMRES on ``map.tangent``, ILU-preconditioned on
-    small sparse networks), each start deflated by the points found before it.
-``"homotopy"`` (``_homotopy``)
-    Large maps with few reachable points (a sparse random network past gain 1):
-    each start's gain homotopy ``F(s x) + (1 - s) b - x`` followed from ``s = 0``
-    to 1 by pseudo-arclength continuation (bordered GMRES on ``map.tangent``),
-    then polished by Newton-Krylov; no ``dim x dim`` array.
-``"q"`` (``_q``)
-    Sussillo and Barak's q-minimisation: batched L-BFGS on q, slow points kept,
-    minima near zero polished by Newton.
-
-Clustering (``_clustering``), slow points (``_slow_points``), deflation
-(``_deflation``), basins (``_basins``) and continuation (``_continuation``)
-each live in a module of their own.
+The methods (``find_fixed_points``' ``method`` says what each does): ``"auto"`` (in
+``_driver``), ``"newton"`` (``_newton``, its search state in ``_search``, phase (2) of
+small maps in ``_small``), ``"newton-krylov"`` (``_newton_krylov``), ``"homotopy"``
+(``_homotopy``) and ``"q"`` (``_q``). Clustering, slow points, deflation, basins and
+continuation each live in a module of their own.
 
 Adding a method
 ---------------

@@ -1,19 +1,5 @@
-"""Basins of attraction: where each start ends up, and the fraction of starts per attractor.
-
-Every start is iterated for ``steps`` steps (all starts in one batch); then the
-orbit is followed ``max_period`` steps more, and a start has *settled* on a
-periodic orbit of period ``p`` when ``||F^p(x) - x||`` is within a tolerance.
-Settled starts are labelled by the attractor (a fixed point, or a periodic
-orbit) they sit on. A start that *escapes* (its state becomes infinite or
-NaN, or its norm exceeds an escape radius, at any step) is labelled ``-2``;
-a bounded start on no listed attractor is labelled ``-1``: with the
-attractors found here, these are the starts that settle on no periodic orbit
-of period ``<= max_period`` (a strange attractor, a torus, or a transient
-longer than ``steps``), their share ``aperiodic_fraction``. The fractions of
-starts per attractor estimate the basins' shares of the region the starts
-are drawn from, as Attractors.jl's ``basins_fractions`` does, here with the
-binomial standard error of each fraction.
-"""
+"""Basins of attraction: where each start ends up, and the fraction of starts per attractor
+(as Attractors.jl's ``basins_fractions``, with binomial standard errors)."""
 
 from __future__ import annotations
 
@@ -42,10 +28,8 @@ class Basins(itermap.Result):
     ----------
     labels : int array of shape (B,)
         Per start, the index of its attractor in ``attractors``; ``-1``
-        (``Basins.BOUNDED``): bounded, but on no listed attractor (settled on
-        no periodic orbit, or with given ``attractors`` on one not given);
-        ``-2`` (``Basins.ESCAPED``): escaped (overflow, NaN, or beyond the
-        escape radius).
+        (``Basins.BOUNDED``): bounded, on no listed attractor; ``-2``
+        (``Basins.ESCAPED``): escaped (overflow, NaN, or beyond the escape radius).
     attractors : array of shape (k, dim)
         One point of each attractor: the given points, or for attractors
         found here, the point of the orbit with the least first coordinate.
@@ -65,11 +49,9 @@ class Basins(itermap.Result):
     escaped_fraction, escaped_error : float
         The fraction of starts that escaped (label -2), and its standard error.
     aperiodic_fraction, aperiodic_error : float
-        The fraction of bounded starts that settled on no periodic orbit of
-        period ``<= max_period`` (a bounded non-periodic attractor, such as a
-        strange attractor, or a transient longer than ``steps``), and its
-        standard error. With the attractors found here, these are the
-        starts labelled -1.
+        The fraction of bounded starts on no periodic orbit of period ``<= max_period``
+        (a strange attractor, or a transient longer than ``steps``), and its standard
+        error.
     escape_radius : float
         The norm beyond which a start counted as escaped.
 
@@ -84,23 +66,12 @@ class Basins(itermap.Result):
     ((2,), [1, 1], [0.5, 0.5])
     """
 
-    # what load checks in a file (itermap/_interop/_schema.py)
     _schema: ClassVar[dict[str, str]] = {
-        "labels": "int[...]",
-        "attractors": "float[A, D]",
-        "periods": "int[A]",
-        "fractions": "float[A]",
-        "errors": "float[A]",
-        "other_fraction": "float",
-        "other_error": "float",
-        "final": "float[..., D]",
-        "steps": "int",
-        "escaped_fraction": "float",
-        "escaped_error": "float",
-        "aperiodic_fraction": "float",
-        "aperiodic_error": "float",
-        "escape_radius": "float",
-    }
+        "labels": "int[...]", "attractors": "float[A, D]", "periods": "int[A]",
+        "fractions": "float[A]", "errors": "float[A]", "other_fraction": "float",
+        "other_error": "float", "final": "float[..., D]", "steps": "int",
+        "escaped_fraction": "float", "escaped_error": "float", "aperiodic_fraction": "float",
+        "aperiodic_error": "float", "escape_radius": "float"}
     _table: ClassVar[tuple[str, ...]] = ("attractors", "periods", "fractions", "errors")
     _dims: ClassVar[dict[str, str]] = {"A": "attractor", "D": "unit"}
 
@@ -181,11 +152,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     inputs : array of shape (n_in,), optional
         The constant input of a driven map.
     attractors : array of shape (k, dim) or FixedPoints, optional
-        Known attractor points (one point per attractor; for a periodic
-        orbit any of its points). Starts settling on an orbit through a
-        given point get its index; starts settling elsewhere are "other".
-        When omitted, the attractors are the distinct orbits the starts
-        settle on.
+        Known attractor points (any point of a periodic orbit); starts settling
+        elsewhere are "other". Default: the distinct orbits the starts settle on.
     max_period : int, default 16
         The longest period recognised; longer cycles count as "other".
     tol : float, default 1e-6
@@ -194,10 +162,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
         within ``sqrt(tol) (1 + ||x||)`` (the states converge as the square
         root of the residual near a slowly contracting point).
     escape_radius : float, optional
-        A start escapes (label -2) when its state becomes infinite or NaN,
-        or its norm exceeds this, at any of the steps. Default:
-        ``1e6 * max(1, max ||x0||)``, far beyond any attractor of a map whose
-        starts cover its attractors.
+        A start escapes (label -2) when its state becomes infinite or NaN, or its
+        norm exceeds this, at any step. Default: ``1e6 * max(1, max ||x0||)``.
 
     Returns
     -------
@@ -209,9 +175,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     Raises
     ------
     ValueError
-        ``steps < 1``, ``max_period < 1``, ``tol <= 0``, ``escape_radius <= 0``,
-        starts or attractors
-        of the wrong dimension or with NaN, inputs that do not fit the map.
+        ``steps < 1``, ``max_period < 1``, ``tol <= 0``, ``escape_radius <= 0``, starts
+        or attractors of the wrong dimension or with NaN, inputs that do not fit the map.
     TypeError
         Non-integer ``steps``, starts that are not an array.
 
@@ -297,12 +262,8 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
 
 
 def _orbits(map_, x, u, steps, max_period, radius):
-    """``(orbit (B, P + 1, dim), escaped (B,))``: the last ``P + 1`` states of each start.
-
-    A start has escaped when its state was non-finite or beyond ``radius`` at
-    any step: an overflow can come back finite (``tanh(inf) = 1``), so every
-    step is checked, and escaped rows are held at NaN from then on.
-    """
+    """``(orbit (B, P + 1, dim), escaped (B,))``: the last ``P + 1`` states of each start;
+    every step is checked (an overflow can come back finite: ``tanh(inf) = 1``)."""
     escaped = np.zeros(x.shape[0], dtype=bool)
     points = []
     with np.errstate(over="ignore", invalid="ignore"):

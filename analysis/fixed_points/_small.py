@@ -1,25 +1,13 @@
 """Phase (2) of the Newton search on maps of at most three units, on NumPy: lean loops.
 
-First plain (undamped) Newton from every start, as pynamicalsys's per-start Newton
-does, batched: one evaluation of ``F^p`` and its Jacobian at the running rows an
-iteration, closed-form solves, converged rows dropped from the batch, rows closing in
-on a point found merged into it. On the torus of the standard map it reaches, from
-the same starts, the points pynamicalsys reaches, in 4-10 iterations. The starts it
-leaves (non-finite, singular, not converged in 30 iterations) run the damped loop
-below from where they set out. Then each point found brings the rest of its orbit,
-and points that Newton does not resolve within ``unique_tol`` (a degenerate point,
-where ``F^p - I`` is singular) are merged within the coarse radius.
-
-On a 2-D map the arithmetic of a batched Newton iteration is a few hundred flops a
-start, and :class:`._search._NewtonSearch` spends its time in a few dozen small NumPy
-calls an iteration (merging, stall marks, assembling the rows). This loop keeps the
-rules of its phase (2) (``patience = 0``: the line search on ``||G||``,
-Levenberg-Marquardt where no step passes, one undamped escape step from a stall,
-stalled starts given up, with the same constants) and drops the cost around them:
-the map's value and Jacobian come from one evaluation at the trial points (none
-again at the accepted one), the 2 x 2 and 3 x 3 systems are solved in closed form,
-and running starts join a point found by the same radius rule but are not merged
-with each other (below 4 units neither search does that).
+First plain Newton from every start, batched (as pynamicalsys's per-start Newton): one
+evaluation of ``F^p`` and its Jacobian an iteration, closed-form solves, converged rows
+dropped, rows closing in on a point found merged into it. The starts it leaves run the
+damped loop, with the rules and constants of :mod:`._search`'s phase (2) (line search on
+``||G||``, Levenberg-Marquardt, one undamped escape from a stall) but without its per-call
+overhead: one map evaluation at the trial points, 2 x 2 and 3 x 3 systems in closed form.
+Then each point brings the rest of its orbit, and points Newton does not resolve within
+``unique_tol`` (``F^p - I`` singular) are merged within the coarse radius.
 
 References
 ----------
@@ -96,12 +84,8 @@ class _Rows:
 
 def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True):
     """Phase (2) from the starts ``x`` (NumPy, dim <= 3): returns what
-    :func:`._search._search` returns (the points in one block, not all merged: the final
-    merge of the dense runner, which always runs, merges them).
-
-    First plain Newton from every start (:func:`_undamped`); the starts it leaves
-    unconverged run the damped loop from where they set out. Every point found then
-    brings the rest of its orbit (``F(x), ..., F^{p-1}(x)``)."""
+    :func:`._search._search` returns (the points in one block; the dense runner's final
+    merge merges them)."""
     n = int(x.shape[0])
     fate = np.full(n, _RUNNING, dtype=np.int8)
     merge = _Merge(x, unique_tol)
@@ -121,10 +105,8 @@ def small_search(F, x, *, tol, max_iter, unique_tol, bar=None, stall_final=True)
 
 
 def _merge_unresolved(F, merge):
-    """Points that Newton does not resolve within ``unique_tol`` (its next step longer: F^p - I
-    nearly singular there, a degenerate point such as the standard map's (pi, 0) at K = 4)
-    scatter around it within the tolerance: those within the coarse merging radius of
-    each other are one point (the least residual of each group)."""
+    """Merge points whose Newton step exceeds ``unique_tol`` (``F^p - I`` nearly singular, as
+    at the standard map's (pi, 0) at K = 4) within the coarse radius, least residual first."""
     if not merge.loose_seen:
         return
     pts = merge.leaders
@@ -147,16 +129,14 @@ def _merge_unresolved(F, merge):
     merge.leaders_r = np.concatenate([merge.leaders_r[~loose], lr[heads]])
 
 
-# plain Newton iterations from every start before the damped loop: on the standard map's
-# grids the points they reach in at most this many are pynamicalsys's from the same starts
-# (its Newton), and most starts converge in 4-10
+# plain Newton iterations before the damped loop: on the standard map's grids they reach
+# pynamicalsys's points from the same starts, most in 4-10
 _UNDAMPED_ITERS = 30
 
 
 def _undamped(F, x, fate, merge, tol, max_iter):
-    """Plain (undamped) Newton from the starts ``x``, the running rows only, until each
-    converges (recorded in ``merge``, its ``fate`` set) or ``max_iter`` iterations pass.
-    Returns the indices of the starts left (non-finite, singular or not converged)."""
+    """Plain Newton from the starts ``x`` for ``max_iter`` iterations; the indices of the
+    starts left (non-finite, singular or not converged)."""
     ids = np.arange(int(x.shape[0]))
     xs = np.array(x, copy=True)
     eps4 = 4.0 * np.finfo(x.dtype).eps
@@ -214,9 +194,7 @@ def _solve2(A, b):
 
 
 def _complete_orbits(F, merge):
-    """Each point's orbit ``F(x), ..., F^{p-1}(x)`` joins the points (on the torus, reduced):
-    points of one period-p orbit are all points of F^p = I, and a search from the same
-    starts by another method may land on any of them."""
+    """Each point's orbit ``F(x), ..., F^{p-1}(x)`` joins the points (all solve F^p = I)."""
     if F.p == 1:
         return
     pts = merge.leaders
@@ -265,10 +243,8 @@ def _damped(F, x, fate, merge, *, tol, max_iter, bar, stall_final):
 
 
 class _Merge:
-    """Running rows that come within ``rho_k`` of a point found converge to it (the rule
-    of :mod:`._search`: ``rho_k = max(unique_tol, min(0.01 s, median residual of the
-    rows closing in))``): they stop, converged, and add no point (a point where
-    ``F^p - I`` is singular has many within the tolerance; they are one point)."""
+    """The points found; running rows within ``rho_k`` of one converge to it (the rule of
+    :mod:`._search`), adding no point."""
 
     def __init__(self, x, unique_tol):
         scale = float(np.mean(np.sqrt(np.einsum("ij,ij->i", x, x))))
@@ -277,8 +253,7 @@ class _Merge:
         self.radius = C.MergeRadius(scale, unique_tol)
 
     def add(self, xd, rd):
-        """Converged rows: those within ``unique_tol`` of a point found are that point;
-        the others, merged (the least residual of each group), are new points."""
+        """Converged rows: new points, merged within ``unique_tol`` (least residual leads)."""
         if self.leaders is not None:
             new = _nearest_within(np, xd, self.leaders, self.tol) < 0
             xd, rd = xd[new], rd[new]
@@ -296,8 +271,7 @@ class _Merge:
             self.leaders_r = np.concatenate([self.leaders_r, r])
 
     def follow(self, r, x, ids, keep, fate):
-        """Running rows (``keep``; residuals ``r``, states ``x``, starts ``ids``) within the
-        radius of a point found: converged to it, and no longer kept."""
+        """Mark running rows within the radius of a point found converged, unkept."""
         if self.leaders is None or not keep.any():
             return
         run = np.flatnonzero(keep)
@@ -313,9 +287,8 @@ def _finished(fate, stall_final):
 
 
 def _stalled(rows, it, fate, running):
-    """Running rows whose residual has not halved for ``_STALL_ITERS`` iterations: the
-    first time an undamped step next, the second time given up. Returns the given-up
-    mask."""
+    """Rows not halving their residual in ``_STALL_ITERS`` iterations: escape, then give up
+    (the mask returned)."""
     better = rows.r <= C._STALL_DROP * rows.mark_r
     rows.mark_r[better], rows.mark_it[better] = rows.r[better], it
     if it < C._STALL_ITERS:           # none can have stalled yet
@@ -332,9 +305,8 @@ def _stalled(rows, it, fate, running):
 
 
 def _step(F, rows, fate):
-    """Newton with the line search; Levenberg-Marquardt where no step passes. The damped
-    steps of the rows that took one the iteration before are evaluated with the Newton
-    steps (one call of the map); other rows that need one, in a second call."""
+    """Newton with the line search, Levenberg-Marquardt where no step passes (rows damped
+    the iteration before are evaluated with the Newton steps, in one map call)."""
     x, A, d = rows.x, rows.A, rows.x.shape[1]
     G = rows.P - x
     dx = _small_solve(A, -G)
@@ -389,9 +361,7 @@ def _damped_steps(rows, sel, G):
 
 
 def _line_search(rows, pend, a, xt, Pt, At, rt):
-    """Of the full step and its halves, quarters and eighths (the first rows of the
-    trials): the one of least residual passing Armijo's test (the full one when forced).
-    Returns the mask of ``pend`` that moved."""
+    """Move to the least-residual step length passing Armijo's test; the rows that moved."""
     k = pend.size
     rt = rt[:a.size * k].reshape(a.size, k)
     fin = np.isfinite(rt)
@@ -411,9 +381,8 @@ def _line_search(rows, pend, a, xt, Pt, At, rt):
 
 
 def _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate):
-    """The damped step ``(A^T A + lam I) dx = -A^T G`` (evaluated at ``trial``) on the rows
-    ``lm``, where it lowers the residual; rows where ``q`` is stationary but not zero are
-    given up. Returns the mask of all rows given up."""
+    """Take the damped steps that lower the residual; give up rows where ``q`` is stationary
+    (the mask returned)."""
     xt, Pt, At, rt = trial
     g_n = np.sqrt(np.einsum("ij,ij->i", g, g))
     bound = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0) * rows.r[lm]

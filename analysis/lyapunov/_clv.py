@@ -1,12 +1,6 @@
-"""Covariant Lyapunov vectors (Ginelli et al., PRL 99, 130601, 2007), batched.
-
-A forward pass propagates an orthonormal frame with a QR every step and stores
-every ``R`` factor (and the frames ``Q`` on the grid of saved times); a
-backward pass from a random upper-triangular matrix iterates
-``C_{t-1} = R_t^{-1} C_t`` with normalised columns. ``V_t = Q_t C_t`` are
-then the covariant vectors: ``J(x_t) V_t`` is ``V_{t+1}`` up to the scale of
-each column, which grows on average like ``exp(lambda_j)``.
-"""
+"""Covariant Lyapunov vectors (Ginelli et al., PRL 99, 130601, 2007), batched: a forward
+pass stores every ``R`` factor (and ``Q`` at the saved times), a backward pass iterates
+``C_{t-1} = R_t^{-1} C_t`` with normalised columns, and ``V_t = Q_t C_t``."""
 
 from __future__ import annotations
 
@@ -56,9 +50,7 @@ class CovariantVectors(itermap.Result):
         The mean log-growth of each covariant vector over the measured steps,
         from the backward pass; it converges to ``exponents``.
     steps, transient, backward_transient, save_every : int
-        Measured steps, the forward transient (orients the frame), the steps
-        past the last measured one that the backward pass starts from, and
-        the spacing of the saved times.
+        As passed to :func:`covariant_lyapunov_vectors`.
     batched : bool
         Whether ``x0`` was a batch.
 
@@ -74,18 +66,10 @@ class CovariantVectors(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "vectors": "float[T, ..., D, K]",
-        "times": "int[T]",
-        "angles": "float[T, ..., K, K]",
-        "participation_ratio": "float[T, ..., K]",
-        "exponents": "float[K]",
-        "covariant_exponents": "float[K]",
-        "steps": "int",
-        "transient": "int",
-        "backward_transient": "int",
-        "save_every": "int",
-        "batched": "bool",
-    }
+        "vectors": "float[T, ..., D, K]", "times": "int[T]", "angles": "float[T, ..., K, K]",
+        "participation_ratio": "float[T, ..., K]", "exponents": "float[K]",
+        "covariant_exponents": "float[K]", "steps": "int", "transient": "int",
+        "backward_transient": "int", "save_every": "int", "batched": "bool"}
     _dims: ClassVar[dict[str, str]] = {"T": "time", "D": "unit", "K": "exponent"}
     _coords: ClassVar[dict[str, str]] = {"time": "times"}
 
@@ -199,9 +183,8 @@ def participation_ratio(vectors: Array) -> Array:
 
 
 def _stepper_forward(stepper, n_total, orient, save_every, steps):
-    """Steps ``1..orient+n_total`` with a QR each on a tangent stepper: the R factors of the
-    measured steps, the frames every ``save_every`` and ``sum log|R_ii|``; None where the
-    stepper stopped (the general one then reruns and names it)."""
+    """The R factors, the frames every ``save_every`` and ``sum log|R_ii|`` of the steps
+    after ``orient``; None where the stepper stopped (the general one reruns)."""
     B, dim, k = stepper.Q.shape
     Rs = np.zeros((n_total, B, k, k))
     Qs = np.empty((n_total // save_every, B, dim, k))  # the backward transient's too
@@ -219,10 +202,7 @@ def _stepper_forward(stepper, n_total, orient, save_every, steps):
 
 def _backward(Rs, Qs, steps, save_every, rng):
     """``C_{t-1} = R_t^{-1} C_t`` from the last step down; ``V_t = Q_t C_t`` at the saved
-    times ``save_every, 2 save_every, ...`` (``Qs`` holds their frames).
-
-    The R factors are inverted in batched calls of many steps, so a step of the loop is one
-    small product and a column scaling, not a LAPACK call (which dominates for small k)."""
+    times (the R factors inverted in batches: a LAPACK call a step dominates for small k)."""
     _, B, k, _ = Rs.shape
     C = np.triu(np.random.default_rng(rng).standard_normal((B, k, k))) + np.eye(k)
     C /= np.linalg.norm(C, axis=-2, keepdims=True)
@@ -253,8 +233,7 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     map : Map
         Any map of the itermap protocol.
     x0 : array of shape (dim,) or (B, dim)
-        Start state or batch of starts, run together (batched products,
-        batched factorisations) on the array's backend.
+        Start state or batch of starts, run together.
     steps : int
         Measured steps (>= 1): the vectors are computed at steps ``1..steps``
         after the transient.
@@ -269,9 +248,8 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
         backward pass to converge onto the covariant vectors. Default
         ``max(transient, 100)``.
     save_every : int
-        Keep the vectors every this many steps (a thinned grid bounds the
-        memory of the result; every ``R`` factor, ``k^2`` numbers per step and
-        trajectory, is stored either way).
+        Keep the vectors every this many steps (every ``R`` factor is stored
+        either way).
     inputs : array, optional
         For a driven map, as in :func:`lyapunov_spectrum`: constant, or a
         sequence covering ``transient + steps + backward_transient`` steps.

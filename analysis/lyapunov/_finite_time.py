@@ -1,11 +1,5 @@
-"""Finite-time (local) Lyapunov exponents: the spectrum's distribution over windows.
-
-One long run with a QR every step; the ``log|R_ii|`` of each window of
-``window`` consecutive steps, divided by ``window``, are that window's
-exponents. The windows tile the run, so their mean is the asymptotic estimate
-exactly, and their spread (which falls like ``1/sqrt(window)`` for a
-hyperbolic system) measures how the local stretching fluctuates.
-"""
+"""Finite-time (local) Lyapunov exponents: ``sum log|R_ii| / window`` over windows that
+tile one run, so their mean is the asymptotic estimate and their spread the fluctuation."""
 
 from __future__ import annotations
 
@@ -33,10 +27,8 @@ class FiniteTimeExponents(itermap.Result):
     Attributes
     ----------
     exponents : ndarray, shape (n_windows, k) or (n_windows, B, k)
-        Each window's exponents (nats per step), in the order of the QR
-        frame: column ``j`` is the stretching along the ``j``-th orthonormal
-        (backward Lyapunov) direction, which the asymptotic spectrum orders
-        descending on average but a single window need not.
+        Each window's exponents (nats per step) in the order of the QR frame
+        (descending on average, not in every window).
     window : int
         Steps per window.
     mean : ndarray, shape (k,)
@@ -59,14 +51,8 @@ class FiniteTimeExponents(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "exponents": "float[W, ..., K]",
-        "window": "int",
-        "mean": "float[K]",
-        "std": "float[K]",
-        "steps": "int",
-        "transient": "int",
-        "batched": "bool",
-    }
+        "exponents": "float[W, ..., K]", "window": "int", "mean": "float[K]", "std": "float[K]",
+        "steps": "int", "transient": "int", "batched": "bool"}
     _dims: ClassVar[dict[str, str]] = {"W": "window", "K": "exponent"}
 
     exponents: Array
@@ -154,8 +140,7 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
-    # the map's own stepper: one loop, window after window; else (or to name a divergence)
-    # the general one
+    # the map's own stepper, window after window; else (or to name a divergence) the general one
     per = _own_or_general(lambda s: _window_sums(s, [window] * n_windows, transient), map, x,
                           Q, constant, None, transient, transient + steps) / window
     flat = per.reshape(-1, per.shape[-1])

@@ -57,11 +57,7 @@ class OrbitDiagram(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "values": "float[P]",
-        "states": "float[P, K, D]",
-        "transient": "int",
-        "batched": "bool",
-    }
+        "values": "float[P]", "states": "float[P, K, D]", "transient": "int", "batched": "bool"}
     _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "sample", "D": "unit"}
     _coords: ClassVar[dict[str, str]] = {"value": "values"}
 
@@ -81,13 +77,11 @@ class LyapunovScan(itermap.Result):
     values : ndarray of shape (P,)
         The parameter values.
     exponents : ndarray of shape (P, k)
-        The ``k`` largest exponents (nats per step), descending, NaN where the
-        orbit diverged and ``-inf`` where a direction collapsed exactly (a
-        nilpotent MLP map, units a ReLU has killed: ``R_ii = 0`` in a QR).
+        The ``k`` largest exponents (nats per step), descending; NaN where the
+        orbit diverged, ``-inf`` where a direction collapsed exactly.
     stderr : ndarray of shape (P, k)
-        Standard error of each exponent, from ten consecutive segments of the run
-        (NaN where the exponent is NaN; 0 where it is ``-inf``, an exact collapse,
-        as in :class:`LyapunovSpectrum`).
+        Standard error of each exponent from ten consecutive segments of the run
+        (NaN where the exponent is NaN, 0 where it is ``-inf``).
     steps, transient : int
         Steps averaged and steps discarded first.
     batched : bool
@@ -104,13 +98,8 @@ class LyapunovScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "values": "float[P]",
-        "exponents": "float[P, K]",
-        "stderr": "float[P, K]",
-        "steps": "int",
-        "transient": "int",
-        "batched": "bool",
-    }
+        "values": "float[P]", "exponents": "float[P, K]", "stderr": "float[P, K]", "steps": "int",
+        "transient": "int", "batched": "bool"}
     _table: ClassVar[tuple[str, ...]] = ("values", "exponents", "stderr")
     _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "exponent"}
     _coords: ClassVar[dict[str, str]] = {"value": "values"}
@@ -138,11 +127,8 @@ def _states_for(map_, x0, P):
 
 
 def _batched_map(make_map, values, x0, inputs, batched):
-    """``make_map(values)`` when it gives a map that runs all values as one batch, else None.
-
-    The batch is trusted only if its first and last rows agree with maps
-    built for the first and last value alone.
-    """
+    """``make_map(values)`` when it runs all values as one batch (its first and last rows
+    agree with maps of those values alone), else None."""
     if batched is False:
         return None
     try:
@@ -296,11 +282,8 @@ def _qr_exponents(make_map, values, m, X, steps, k, transient, inputs, segments=
 
 
 def _segment_stderr(res, segments=10):
-    """Standard error from the means over consecutive segments of one run.
-
-    The running averages ``history`` at ``history_steps`` give the mean over
-    any span between two checkpoints: ``(t_b h_b - t_a h_a) / (t_b - t_a)``.
-    """
+    """Standard error from the means over consecutive segments of one run, read off the
+    running averages: the mean between checkpoints is ``(t_b h_b - t_a h_a) / (t_b - t_a)``."""
     h = np.asarray(to_numpy(res.history), dtype=float)
     t = np.asarray(to_numpy(res.history_steps), dtype=float)
     k = h.shape[1] if h.ndim == 2 else 1
@@ -332,10 +315,8 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     x0 : array of shape (dim,) or (P, dim)
         The start state, shared or one per value.
     steps : int
-        Steps averaged (after ``transient``), with a QR every step. A batched
-        family runs as one batch on the map's tangent stepper (each value on
-        its own map once an orbit diverges); otherwise every value goes
-        through :func:`itermap.analysis.lyapunov_spectrum`.
+        Steps averaged (after ``transient``), with a QR every step; a family that
+        does not batch runs value by value through :func:`lyapunov_spectrum`.
     k : int
         Number of exponents.
     transient : int
@@ -345,9 +326,8 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
     batched : bool, optional
         Force or forbid the batched path (default: when supported).
     rng : int, Generator or None
-        Draws the random initial tangent frames of the per-value path (one stream
-        over the values, in order); the batched path starts from the identity
-        frame and draws nothing. The same seed gives the same result.
+        The random initial frames of the per-value path (the batched path starts
+        from the identity frame).
 
     Returns
     -------
@@ -423,14 +403,9 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
                         quadrature: int = 4001) -> Array:
     """Mean-field largest Lyapunov exponent of a large random network ``x -> tanh(W x)``.
 
-    For ``W_ij ~ N(0, g^2/n)`` and ``n -> infinity`` the pre-activations are
-    Gaussian with a variance ``q`` that solves ``q = g^2 E[tanh(sqrt(q) z)^2]``
-    (``q = 0`` for ``g <= 1``), and the largest exponent is
-
-    ``lambda = ln g + 1/2 ln E[tanh'(sqrt(q) z)^2]``,  ``z ~ N(0, 1)``,
-
-    so ``lambda = ln g`` below the transition at ``g = 1`` and positive
-    above it (Molgedey, Schuster and Schuster, PRL 69, 3717, 1992).
+    For ``W_ij ~ N(0, g^2/n)``, ``n -> infinity``: ``lambda = ln g + 1/2 ln
+    E[tanh'(sqrt(q) z)^2]`` with ``z ~ N(0, 1)`` and ``q = g^2 E[tanh(sqrt(q) z)^2]``
+    (``q = 0`` for ``g <= 1``, so ``lambda = ln g`` below the transition at 1).
 
     Parameters
     ----------

@@ -41,36 +41,28 @@ class LyapunovSpectrum(itermap.Result):
         Each trajectory's exponents, each row sorted descending; ``-inf``
         where a direction collapsed exactly in that trajectory.
     stderr : ndarray, shape (k,)
-        Standard error of ``exponents`` from the spread between trajectories
-        (``std / sqrt(B)``); NaN for a single trajectory. Where an exponent is
-        ``-inf`` in every trajectory (an exact collapse, one trajectory too) its
-        error is 0; where only some trajectories collapsed (the mean is
-        ``-inf``) it is ``inf``.
+        ``std / sqrt(B)`` over the trajectories; NaN for a single one, 0 where every
+        trajectory collapsed exactly (``-inf``), ``inf`` where only some did.
     history : ndarray, shape (n_checkpoints, k)
-        Running estimates of ``exponents`` at about 100 checkpoints per run
-        (a continued run appends its own).
+        Running estimates of ``exponents`` at about 100 checkpoints per run.
     history_steps : ndarray of int, shape (n_checkpoints,)
         The number of measured steps (after the transient) at each checkpoint.
     kaplan_yorke_dimension : float
         ``j + (l_1 + ... + l_j) / |l_{j+1}|`` for the largest ``j`` with a
         non-negative partial sum (see :func:`kaplan_yorke_dimension`).
     entropy_rate : float
-        Sum of the positive exponents (:func:`entropy_rate`; Pesin's bound on
-        the KS entropy, in nats per step). From a top-``k`` spectrum whose last exponent is still
-        positive it is a lower bound.
+        Sum of the positive exponents (:func:`entropy_rate`).
     steps : int
         Measured steps (after the transient), over all continued pieces.
     transient : int
-        Steps run before measuring, which orient the tangent vectors as well
-        as the state.
+        Steps run before measuring.
     dim : int
         Dimension of the tangent space measured: ``map.dim`` minus the input
         block's size for a driven map.
     reorthonormalize_every : int
         Steps between QR factorisations in the latest piece.
     state : array, shape (B, dim)
-        The final states (backend of the run; saved on the host). ``B = 1``
-        when ``x0`` was a single state.
+        The final states (``B = 1`` when ``x0`` was a single state).
     tangents : array, shape (B, map.dim, k)
         The final orthonormal tangent frames, for ``continue_from``.
     log_stretch : ndarray, shape (B, k)
@@ -78,21 +70,16 @@ class LyapunovSpectrum(itermap.Result):
     batched : bool
         Whether ``x0`` was a batch ``(B, dim)`` rather than one state.
     n_collapsed : int
-        How many of ``exponents`` are ``-inf``: directions that collapsed
-        exactly (``R_ii = 0`` in a QR factorisation, as a nilpotent MLP map or
-        units killed by a ReLU make them). A collapse that is not exact keeps
-        its finite, very negative value.
+        How many of ``exponents`` are ``-inf`` (exact collapses, ``R_ii = 0``); a collapse
+        that is not exact keeps its finite, very negative value.
     precision_loss : float
-        The largest ``ln(||y_j|| / |R_jj|)`` over the measured QRs (``y_j``
-        the ``j``-th tangent vector before the QR; exact collapses left out):
-        how far a vector swung towards the span of those above it within one
-        spacing. That QR's ``R_jj`` has a relative error of about
+        The largest ``ln(||y_j|| / |R_jj|)`` over the measured QRs (``y_j`` the ``j``-th
+        tangent vector before the QR): that ``R_jj`` has a relative error of about
         ``eps * exp(precision_loss)``.
     qr_error : float
-        The bound those errors put on the exponents: ``eps`` times the sum over
-        the measured QRs of ``exp(precision_loss of that QR)``, divided by the
-        steps (nats per step). See ``reorthonormalize_every``. Both are NaN
-        with ``reorthonormalize_every=1``, where they are not tracked.
+        The bound those errors put on the exponents (nats per step): ``eps`` times the
+        sum of ``exp(precision_loss)`` over the QRs, over the steps. Both are NaN with
+        ``reorthonormalize_every=1``, where they are not tracked.
 
     Examples
     --------
@@ -105,25 +92,12 @@ class LyapunovSpectrum(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "exponents": "float[K]",
-        "per_trajectory": "float[B, K]",
-        "stderr": "float[K]",
-        "history": "float[H, K]",
-        "history_steps": "int[H]",
-        "kaplan_yorke_dimension": "float",
-        "entropy_rate": "float",
-        "steps": "int",
-        "transient": "int",
-        "dim": "int",
-        "reorthonormalize_every": "int",
-        "state": "float[B, D] | None",
-        "tangents": "float[B, D, K] | None",
-        "log_stretch": "float[B, K] | None",
-        "batched": "bool",
-        "n_collapsed": "int",
-        "precision_loss": "float",
-        "qr_error": "float",
-    }
+        "exponents": "float[K]", "per_trajectory": "float[B, K]", "stderr": "float[K]",
+        "history": "float[H, K]", "history_steps": "int[H]", "kaplan_yorke_dimension": "float",
+        "entropy_rate": "float", "steps": "int", "transient": "int", "dim": "int",
+        "reorthonormalize_every": "int", "state": "float[B, D] | None",
+        "tangents": "float[B, D, K] | None", "log_stretch": "float[B, K] | None", "batched": "bool",
+        "n_collapsed": "int", "precision_loss": "float", "qr_error": "float"}
     _table: ClassVar[tuple[str, ...]] = ("per_trajectory",)
     _dims: ClassVar[dict[str, str]] = {"B": "trajectory", "K": "exponent", "H": "step",
                                        "D": "unit"}
@@ -325,14 +299,9 @@ def _window_sums(stepper, lengths, transient):
 
 
 def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, acc, bar=None):
-    """Steps ``1..total`` on a tangent stepper, in chunks between checkpoints: a QR every
-    step up to ``orient``, then every ``every`` and at the end.
-
-    Returns the final state and frame, the accumulated ``log|R_ii|`` (B, k), the
-    checkpoints, and the largest precision loss of a measured QR with the sum of its
-    exponentials over the QRs; None where the stepper stopped at a divergence or a
-    collapse (the general stepper then reruns and names it).
-    """
+    """Steps ``1..total`` on a stepper, a QR every step up to ``orient`` then every ``every``:
+    ``(x, Q, acc, history, history_steps, (worst loss, sum of exp(loss)))``, or None where
+    the stepper stopped (the general one then reruns and names it)."""
     if bar is not None:
         bar.reset()
     acc = np.array(acc, dtype=np.float64)
@@ -466,18 +435,17 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
                       progress: bool = False) -> LyapunovSpectrum:
     """Lyapunov spectrum (full or top-``k``) of a map along a batch of trajectories.
 
-    The Benettin / Shimada-Nagashima method: ``k`` tangent vectors are
-    propagated with ``map.step_with_tangent`` (``J(x) @ Q`` without forming
-    ``J`` for sparse weights), re-orthonormalised by a QR factorisation every
-    ``reorthonormalize_every`` steps, and ``log|R_ii|`` accumulated.
+    The Benettin / Shimada-Nagashima method: ``k`` tangent vectors propagated by the
+    map's tangent stepper, re-orthonormalised by a QR every ``reorthonormalize_every``
+    steps, ``log|R_ii|`` accumulated.
 
     Parameters
     ----------
     map : Map
         Any map of the itermap protocol.
     x0 : array of shape (dim,) or (B, dim), or None
-        Start state, or a batch of ``B`` starts run together (batched matmul
-        and batched QR, on the array's backend). None with ``continue_from``.
+        Start state, or a batch of ``B`` starts run together. None with
+        ``continue_from``.
     steps : int
         Measured steps (>= 1), after the transient.
     k : int, optional
@@ -487,13 +455,9 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
         Steps run first and not measured; they bring the state onto the
         attractor and orient the tangent vectors.
     reorthonormalize_every : int
-        Steps between QR factorisations after the transient (the transient
-        factorises every step). Fewer QRs are cheaper; the product of the ``R``
-        factors is the same to rounding as long as the vectors do not overflow or
-        align within one spacing. ``qr_error`` in the result bounds the rounding
-        error of the exponents (see ``precision_loss`` in
-        :class:`LyapunovSpectrum`); above 1e-6 nats per step a ``RuntimeWarning``
-        names a spacing that keeps within it.
+        Steps between QR factorisations after the transient (which factorises every
+        step). ``qr_error`` in the result bounds the rounding error this spacing
+        costs; above 1e-6 nats per step a ``RuntimeWarning`` names a safe spacing.
     inputs : array, optional
         For a driven map (``input_block`` set): one input ``(n_in,)`` or
         ``(B, n_in)`` held constant, or a sequence ``(transient + steps, n_in)``
@@ -505,8 +469,7 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
         tangent frames; the result is that of one run of the total length (to
         rounding). ``x0`` must then be None and ``transient`` 0.
     rng : int, Generator or None
-        Seed for the random initial tangent frames (None: fresh entropy, as everywhere in
-        itermap; pass a seed to repeat a run bit for bit).
+        Seed for the random initial tangent frames.
     progress : bool
         Show a tqdm progress bar.
 
@@ -526,22 +489,14 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
 
     Notes
     -----
-    Precision: the product of the ``R`` factors does not depend on the
-    spacing of the QRs, but a tangent vector that comes within about ``eps``
-    of the span of the ones above it before a QR loses its ``R_ii``. Strongly
-    contracting directions (a saturated tanh unit has ``f' ~ 1e-15``) make
-    the bottom of a full spectrum sensitive to the spacing: for a random tanh
-    network of gain 1.5 and N = 256 the smallest exponent moves by about 0.2
-    between spacings 1 and 5, while at gain 1.2 the spectra agree to 1e-8.
-    Compare two spacings before trusting the bottom exponents, and give
-    spacings above 1 a transient: it aligns the frame with the Lyapunov
-    vectors, whereas a random frame's columns all swing towards the top
-    direction within a few steps.
+    A tangent vector that comes within about ``eps`` of the span of the ones above it
+    before a QR loses its ``R_ii``: strongly contracting directions (a saturated tanh
+    unit) make the bottom of a full spectrum depend on the spacing (about 0.2 between
+    spacings 1 and 5 for a random tanh network of gain 1.5, N = 256). Compare two
+    spacings before trusting the bottom exponents, and give spacings above 1 a transient.
 
-    Cost per step: one tangent product (``2 B dim^2 k`` flops dense,
-    ``2 B nnz k`` sparse) and, every ``reorthonormalize_every`` steps, one
-    batched reorthonormalisation (about ``3 B dim k^2`` flops a CholeskyQR pass,
-    see :class:`itermap.linalg.Reorthonormalizer`).
+    Cost per step: one tangent product (``2 B dim^2 k`` flops dense, ``2 B nnz k``
+    sparse) and per QR about ``3 B dim k^2`` flops a CholeskyQR pass.
 
     References
     ----------

@@ -1,19 +1,10 @@
 """Figures for iterative maps and their analyses.
 
-Every function takes the data or a result object (anything with the named
-fields works: results are read by attribute, or by key for a dict), an
-optional Matplotlib ``ax`` to draw into, and returns the Axes it drew on, or
-the Figure for multi-panel plots. None calls ``plt.show()``.
-
-States and exponents are dimensionless; exponents are in nats per step
-(natural logarithm per iteration of the map), and time is counted in steps.
-
-:func:`paper_style` sets sizes and fonts for paper figures (one or two
-columns) and vector PDF output with embedded TrueType fonts;
-:func:`save_figure` writes a figure as PDF and PNG.
-
-The figures live one family to a module (the style in ``_style``, what they share
-in ``_common``); use them from here.
+Every function takes the data or a result object (read by attribute, or by key for a
+dict) and an optional ``ax``, and returns the Axes it drew on (the Figure for multi-panel
+plots); none calls ``plt.show()``. Exponents are in nats per step, time in steps.
+:func:`paper_style` sizes figures for a paper, :func:`save_figure` writes PDF and PNG.
+One family to a module (the style in ``_style``, what they share in ``_common``).
 
 Examples
 --------

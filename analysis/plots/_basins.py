@@ -19,10 +19,8 @@ def basins(result: Any, shape: Sequence[int], *,
            ax: Axes | None = None, labels: Sequence[str] | None = None) -> Axes:
     """A 2-D slice of state space coloured by basin, with escape and non-periodic starts.
 
-    Each attractor (a fixed point or periodic orbit) has a colour; bounded
-    starts on no periodic orbit (the basin of a strange attractor) are dark
-    violet, starts that escape to infinity pale. The legend gives each
-    share of the slice.
+    A colour per attractor; bounded starts on no periodic orbit dark violet, escaping
+    starts pale; the legend gives each share of the slice.
 
     Parameters
     ----------

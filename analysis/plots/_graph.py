@@ -83,11 +83,8 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
                    level: str = "auto") -> Axes:
     """Draw a sparsity graph: each block's units on a ring, the blocks left to right.
 
-    Edges are red for positive weights, blue for negative ones (unit-level
-    graphs, edge attribute ``weight``); block-level graphs (edge attributes
-    ``nnz`` and ``norm``) draw edges in grey with a width growing with
-    ``norm``, and a legend gives the scale. Self-loops (a unit or a block that
-    feeds itself, the recurrent part of a map) are drawn as small circles.
+    Unit-level edges are red for positive weights, blue for negative ones; block-level
+    edges grey, wider with ``norm`` (a legend gives the scale); self-loops small circles.
 
     Parameters
     ----------
@@ -101,9 +98,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     labels : sequence of str, optional
         Block names shown under the rings.
     level : {"auto", "unit", "block"}
-        ``"auto"`` draws a unit-level graph of more than 300 units or more
-        than 300 edges by block, where single units and edges can no longer
-        be told apart.
+        ``"auto"`` draws a unit-level graph of more than 300 units or edges by block.
 
     Returns
     -------

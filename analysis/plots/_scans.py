@@ -152,10 +152,7 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
 def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes:
     """Newton iterations to convergence against the largest Lyapunov exponent.
 
-    Converged runs are filled markers, runs that did not converge within
-    ``steps`` iterations open ones on the dotted line at ``T``; colour is the
-    gain. Gonzalez et al. (arXiv:2508.16817): few iterations while the
-    exponent is negative, about ``T`` once it is positive.
+    Converged runs filled, the others open on the line at ``T``; colour is the gain.
 
     Parameters
     ----------

@@ -54,9 +54,7 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
 def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     """Test accuracy (mean ± std over seeds) against trainable parameters, one point per model.
 
-    The legend title says what the error bars are (the sample standard
-    deviation over the seeds, and how many); models of near-equal size are
-    dodged sideways so that their error bars do not overlap.
+    Models of near-equal size are dodged sideways so their error bars do not overlap.
 
     Parameters
     ----------
