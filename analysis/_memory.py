@@ -57,9 +57,14 @@ class ImpulseResponse(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "norms": "float[..., S, N]", "length": "int | None | list[int | None]",
-        "decay_rate": "float | None | list[float | None]", "sources": "list[int]",
-        "sizes": "list[int]", "method": "str", "batched": "bool"}
+        "norms": "float[..., S, N]",
+        "length": "int | None | list[int | None]",
+        "decay_rate": "float | None | list[float | None]",
+        "sources": "list[int]",
+        "sizes": "list[int]",
+        "method": "str",
+        "batched": "bool",
+    }
     _dims: ClassVar[dict[str, str]] = {"S": "source", "N": "step"}
     _coords: ClassVar[dict[str, str]] = {"source": "sources"}
 
@@ -145,7 +150,11 @@ class MemoryCapacity(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "capacity": "float", "r2": "float[L]", "delays": "int[L]", "convention": "str"}
+        "capacity": "float",
+        "r2": "float[L]",
+        "delays": "int[L]",
+        "convention": "str",
+    }
     _table: ClassVar[tuple[str, ...]] = ("delays", "r2")
     _dims: ClassVar[dict[str, str]] = {"L": "delay"}
     _coords: ClassVar[dict[str, str]] = {"delay": "delays"}

@@ -51,8 +51,14 @@ class NewtonLyapunovScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "gains": "float[G]", "lyapunov": "float[G, R]", "iterations": "int[G, R]",
-        "converged": "bool[G, R]", "steps": "int", "n": "int", "jacobian": "str"}
+        "gains": "float[G]",
+        "lyapunov": "float[G, R]",
+        "iterations": "int[G, R]",
+        "converged": "bool[G, R]",
+        "steps": "int",
+        "n": "int",
+        "jacobian": "str",
+    }
     _table: ClassVar[tuple[str, ...]] = ("gains", "lyapunov", "iterations", "converged")
     _dims: ClassVar[dict[str, str]] = {"G": "gain", "R": "trial"}
     _coords: ClassVar[dict[str, str]] = {"gain": "gains"}

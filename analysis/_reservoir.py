@@ -179,9 +179,16 @@ class EdgeOfChaosScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "radii": "float[R]", "leaks": "float[L]", "exponents": "float[S, L, R]",
-        "mean": "float[L, R]", "stderr": "float[L, R]", "effective_radius": "float[S, L, R]",
-        "edge": "float[L]", "n": "int", "input_scale": "float"}
+        "radii": "float[R]",
+        "leaks": "float[L]",
+        "exponents": "float[S, L, R]",
+        "mean": "float[L, R]",
+        "stderr": "float[L, R]",
+        "effective_radius": "float[S, L, R]",
+        "edge": "float[L]",
+        "n": "int",
+        "input_scale": "float",
+    }
     _dims: ClassVar[dict[str, str]] = {"S": "seed", "L": "leak", "R": "radius"}
     _long: ClassVar[tuple[str, ...]] = ("mean", "stderr")
     _coords: ClassVar[dict[str, str]] = {"radius": "radii", "leak": "leaks"}

@@ -107,8 +107,13 @@ class SequenceComparison(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "names": "list[str]", "dims": "list[int]", "impulse": "float[M, S]", "r2": "float[M, D]",
-        "capacity": "list[float]", "exponents": "float[M, K]"}
+        "names": "list[str]",
+        "dims": "list[int]",
+        "impulse": "float[M, S]",
+        "r2": "float[M, D]",
+        "capacity": "list[float]",
+        "exponents": "float[M, K]",
+    }
     _table: ClassVar[tuple[str, ...]] = ("names", "dims", "capacity")
     _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "step", "D": "delay",
                                        "K": "exponent"}

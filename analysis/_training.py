@@ -64,9 +64,15 @@ class ParameterComparison(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "names": "list[str]", "params": "float[M] | int[M]", "hidden": "float[M] | int[M]",
-        "accuracy": "float[M, S]", "seconds": "float[M, S]", "seeds": "list[int]", "epochs": "int",
-        "steps": "int"}
+        "names": "list[str]",
+        "params": "float[M] | int[M]",
+        "hidden": "float[M] | int[M]",
+        "accuracy": "float[M, S]",
+        "seconds": "float[M, S]",
+        "seeds": "list[int]",
+        "epochs": "int",
+        "steps": "int",
+    }
     _table: ClassVar[tuple[str, ...]] = ("names", "params", "hidden", "accuracy", "seconds")
     _dims: ClassVar[dict[str, str]] = {"M": "model", "S": "seed"}
     _coords: ClassVar[dict[str, str]] = {"model": "names", "seed": "seeds"}
@@ -326,9 +332,14 @@ class FlipFlopAnalysis(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "points": "float[M, D]", "n_unstable": "int[M]", "stable": "bool[M]",
-        "patterns": "float[M, *]", "n_patterns": "int", "bit_accuracy": "float",
-        "hidden": "float[*, *, *]"}
+        "points": "float[M, D]",
+        "n_unstable": "int[M]",
+        "stable": "bool[M]",
+        "patterns": "float[M, *]",
+        "n_patterns": "int",
+        "bit_accuracy": "float",
+        "hidden": "float[*, *, *]",
+    }
     _table: ClassVar[tuple[str, ...]] = ("points", "n_unstable", "stable")
     _dims: ClassVar[dict[str, str]] = {"M": "point", "D": "unit"}
 

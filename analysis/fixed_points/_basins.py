@@ -67,11 +67,21 @@ class Basins(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "labels": "int[...]", "attractors": "float[A, D]", "periods": "int[A]",
-        "fractions": "float[A]", "errors": "float[A]", "other_fraction": "float",
-        "other_error": "float", "final": "float[..., D]", "steps": "int",
-        "escaped_fraction": "float", "escaped_error": "float", "aperiodic_fraction": "float",
-        "aperiodic_error": "float", "escape_radius": "float"}
+        "labels": "int[...]",
+        "attractors": "float[A, D]",
+        "periods": "int[A]",
+        "fractions": "float[A]",
+        "errors": "float[A]",
+        "other_fraction": "float",
+        "other_error": "float",
+        "final": "float[..., D]",
+        "steps": "int",
+        "escaped_fraction": "float",
+        "escaped_error": "float",
+        "aperiodic_fraction": "float",
+        "aperiodic_error": "float",
+        "escape_radius": "float",
+    }
     _table: ClassVar[tuple[str, ...]] = ("attractors", "periods", "fractions", "errors")
     _dims: ClassVar[dict[str, str]] = {"A": "attractor", "D": "unit"}
 

@@ -66,10 +66,18 @@ class CovariantVectors(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "vectors": "float[T, ..., D, K]", "times": "int[T]", "angles": "float[T, ..., K, K]",
-        "participation_ratio": "float[T, ..., K]", "exponents": "float[K]",
-        "covariant_exponents": "float[K]", "steps": "int", "transient": "int",
-        "backward_transient": "int", "save_every": "int", "batched": "bool"}
+        "vectors": "float[T, ..., D, K]",
+        "times": "int[T]",
+        "angles": "float[T, ..., K, K]",
+        "participation_ratio": "float[T, ..., K]",
+        "exponents": "float[K]",
+        "covariant_exponents": "float[K]",
+        "steps": "int",
+        "transient": "int",
+        "backward_transient": "int",
+        "save_every": "int",
+        "batched": "bool",
+    }
     _dims: ClassVar[dict[str, str]] = {"T": "time", "D": "unit", "K": "exponent"}
     _coords: ClassVar[dict[str, str]] = {"time": "times"}
 

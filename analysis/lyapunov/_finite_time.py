@@ -51,8 +51,14 @@ class FiniteTimeExponents(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "exponents": "float[W, ..., K]", "window": "int", "mean": "float[K]", "std": "float[K]",
-        "steps": "int", "transient": "int", "batched": "bool"}
+        "exponents": "float[W, ..., K]",
+        "window": "int",
+        "mean": "float[K]",
+        "std": "float[K]",
+        "steps": "int",
+        "transient": "int",
+        "batched": "bool",
+    }
     _dims: ClassVar[dict[str, str]] = {"W": "window", "K": "exponent"}
 
     exponents: Array

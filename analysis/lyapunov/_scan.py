@@ -57,7 +57,11 @@ class OrbitDiagram(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "values": "float[P]", "states": "float[P, K, D]", "transient": "int", "batched": "bool"}
+        "values": "float[P]",
+        "states": "float[P, K, D]",
+        "transient": "int",
+        "batched": "bool",
+    }
     _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "sample", "D": "unit"}
     _coords: ClassVar[dict[str, str]] = {"value": "values"}
 
@@ -98,8 +102,13 @@ class LyapunovScan(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "values": "float[P]", "exponents": "float[P, K]", "stderr": "float[P, K]", "steps": "int",
-        "transient": "int", "batched": "bool"}
+        "values": "float[P]",
+        "exponents": "float[P, K]",
+        "stderr": "float[P, K]",
+        "steps": "int",
+        "transient": "int",
+        "batched": "bool",
+    }
     _table: ClassVar[tuple[str, ...]] = ("values", "exponents", "stderr")
     _dims: ClassVar[dict[str, str]] = {"P": "value", "K": "exponent"}
     _coords: ClassVar[dict[str, str]] = {"value": "values"}

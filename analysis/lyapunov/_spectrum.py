@@ -92,12 +92,25 @@ class LyapunovSpectrum(itermap.Result):
     """
 
     _schema: ClassVar[dict[str, str]] = {
-        "exponents": "float[K]", "per_trajectory": "float[B, K]", "stderr": "float[K]",
-        "history": "float[H, K]", "history_steps": "int[H]", "kaplan_yorke_dimension": "float",
-        "entropy_rate": "float", "steps": "int", "transient": "int", "dim": "int",
-        "reorthonormalize_every": "int", "state": "float[B, D] | None",
-        "tangents": "float[B, D, K] | None", "log_stretch": "float[B, K] | None", "batched": "bool",
-        "n_collapsed": "int", "precision_loss": "float", "qr_error": "float"}
+        "exponents": "float[K]",
+        "per_trajectory": "float[B, K]",
+        "stderr": "float[K]",
+        "history": "float[H, K]",
+        "history_steps": "int[H]",
+        "kaplan_yorke_dimension": "float",
+        "entropy_rate": "float",
+        "steps": "int",
+        "transient": "int",
+        "dim": "int",
+        "reorthonormalize_every": "int",
+        "state": "float[B, D] | None",
+        "tangents": "float[B, D, K] | None",
+        "log_stretch": "float[B, K] | None",
+        "batched": "bool",
+        "n_collapsed": "int",
+        "precision_loss": "float",
+        "qr_error": "float",
+    }
     _table: ClassVar[tuple[str, ...]] = ("per_trajectory",)
     _dims: ClassVar[dict[str, str]] = {"B": "trajectory", "K": "exponent", "H": "step",
                                        "D": "unit"}
