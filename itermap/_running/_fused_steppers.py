@@ -63,6 +63,7 @@ class _Stepper:
     def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
         """Run ``n`` steps, a QR every ``every`` steps and at the last one (see the module)."""
         worst, esum = -math.inf, 0.0
+        self.every = every
         with self._within(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for t in range(1, n + 1):
                 qr = t % every == 0 or t == n
@@ -159,13 +160,6 @@ class GeneralStepper(_Stepper):
         self.inputs, self.offset, self.transient = inputs, offset, transient
         self.t = self.last_qr = 0
         self.every = 1
-
-    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
-        self.every = every
-        return super().advance(n, every=every, acc=acc, r_out=r_out, q_out=q_out,
-                               q_every=q_every)
-
-    advance.__doc__ = _Stepper.advance.__doc__
 
     def _step(self, qr, want_r):
         u = self.u if self.inputs is None else self.inputs[self.t]
