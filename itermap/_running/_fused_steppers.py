@@ -1,12 +1,8 @@
 """The tangent steppers a network hands the Lyapunov analyses.
 
-They share :class:`itermap._running._stepper.SmallStepper`'s interface:
-``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs ``n``
-steps, a QR every ``every`` and at the last, adds ``log|R_jj|`` to ``acc`` and
-returns ``(precision loss, sum of its exponentials)``, or None where a state or
-direction went non-finite or collapsed (the caller reruns on
-:class:`GeneralStepper`, which names it); ``x`` and ``Q`` are the current ones.
-As context managers they set a loop's BLAS threads once.
+They share :meth:`itermap._running._stepper.SmallStepper.advance` (None: the caller
+reruns on :class:`GeneralStepper`, which names the failure) and the current ``x`` and
+``Q``; as context managers they set a loop's BLAS threads once.
 
 - :class:`FusedStepper`: a dense map's full spectra kept as Householder reflectors
   (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
