@@ -140,13 +140,6 @@ class LogisticMap(Map):
         v = self._check_tangent(x, v)
         return (self._r(x) * (1.0 - 2.0 * x))[..., None] * v
 
-    def step_with_tangent(self, x, v, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
-        v = self._check_tangent(x, v)
-        r = self._r(x)
-        return r * x * (1.0 - x), (r * (1.0 - 2.0 * x))[..., None] * v
-
     def vjp(self, x, w, u=None):
         """``w^T J(x)``: ``w`` times ``r (1 - 2x)``, exactly."""
         self._no_input(u)
@@ -233,18 +226,6 @@ class HenonMap(Map):
         x0 = x[..., 0][..., None]
         v0, v1 = v[..., 0, :], v[..., 1, :]
         return xp.stack([-2.0 * self.a * x0 * v0 + v1, self.b * v0], axis=-2)
-
-    def step_with_tangent(self, x, v, u=None):
-        # one validation and one read of x for both: this is the hot loop of the spectra
-        self._no_input(u)
-        x = self._check_state(x)
-        v = self._check_tangent(x, v)
-        xp = namespace(x)
-        x0, x1 = x[..., 0], x[..., 1]
-        y = xp.stack([1.0 - self.a * x0 * x0 + x1, self.b * x0], axis=-1)
-        v0, v1 = v[..., 0, :], v[..., 1, :]
-        jv = xp.stack([-2.0 * self.a * x0[..., None] * v0 + v1, self.b * v0], axis=-2)
-        return y, jv
 
     def vjp(self, x, w, u=None):
         """``w^T J(x) = (-2 a x w_0 + b w_1, w_0)``, exactly."""

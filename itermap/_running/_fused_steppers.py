@@ -1,12 +1,8 @@
 """The tangent steppers a network hands the Lyapunov analyses.
 
-They share :class:`itermap._running._stepper.SmallStepper`'s interface:
-``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` runs ``n``
-steps, a QR every ``every`` and at the last, adds ``log|R_jj|`` to ``acc`` and
-returns ``(precision loss, sum of its exponentials)``, or None where a state or
-direction went non-finite or collapsed (the caller reruns on
-:class:`GeneralStepper`, which names it); ``x`` and ``Q`` are the current ones.
-As context managers they set a loop's BLAS threads once.
+They share :meth:`itermap._running._stepper.SmallStepper.advance` (None: the caller
+reruns on :class:`GeneralStepper`, which names the failure) and the current ``x`` and
+``Q``; as context managers they set a loop's BLAS threads once.
 
 - :class:`FusedStepper`: a dense map's full spectra kept as Householder reflectors
   (:mod:`._fused_square`) or one trajectory of a large sparse map fused over row
@@ -63,6 +59,7 @@ class _Stepper:
     def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
         """Run ``n`` steps, a QR every ``every`` steps and at the last one (see the module)."""
         worst, esum = -math.inf, 0.0
+        self.every = every
         with self._within(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for t in range(1, n + 1):
                 qr = t % every == 0 or t == n
@@ -159,13 +156,6 @@ class GeneralStepper(_Stepper):
         self.inputs, self.offset, self.transient = inputs, offset, transient
         self.t = self.last_qr = 0
         self.every = 1
-
-    def advance(self, n, *, every=1, acc=None, r_out=None, q_out=None, q_every=0):
-        self.every = every
-        return super().advance(n, every=every, acc=acc, r_out=r_out, q_out=q_out,
-                               q_every=q_every)
-
-    advance.__doc__ = _Stepper.advance.__doc__
 
     def _step(self, qr, want_r):
         u = self.u if self.inputs is None else self.inputs[self.t]

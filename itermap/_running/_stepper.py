@@ -63,20 +63,7 @@ def _numba_mode() -> str:
 
 
 def wrap_periodic(x, periods):
-    """``x`` reduced onto ``[0, P)`` along the coordinates with a period ``P`` (others kept).
-
-    Parameters
-    ----------
-    x : array of shape (..., dim)
-        States (NumPy or any array-API namespace).
-    periods : tuple of (float or None), or None
-        A period per coordinate (None: not periodic); None for none at all.
-
-    Returns
-    -------
-    array
-        Of ``x``'s shape; ``x`` itself when nothing is periodic.
-    """
+    """:meth:`itermap.Map.wrap` for ``periods``, a period or None per coordinate (or None)."""
     if periods is None:
         return x
     from .._core._backend import namespace
