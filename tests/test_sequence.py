@@ -256,7 +256,8 @@ def test_the_bilinear_legs_exponents_are_the_closed_form():
     m = LinearStateSpace(A, B, np.ones(N), dt=dt)
     n = np.arange(N)
     want = np.log(np.abs((1 - dt * (n + 1) / 2) / (1 + dt * (n + 1) / 2)))
-    spec = lyapunov_spectrum(m, np.full(N, 0.1), 4000, inputs=np.zeros(1))
+    # seeded: the error depends on the random initial frame (0.5e-3 to 1.9e-3 over 30 seeds)
+    spec = lyapunov_spectrum(m, np.full(N, 0.1), 4000, inputs=np.zeros(1), rng=0)
     # A is far from normal: the exponents converge as 1/T; their sum is exact at every T
     np.testing.assert_allclose(spec.exponents, want, atol=2e-3)
     np.testing.assert_allclose(np.sum(spec.exponents), want.sum(), atol=1e-11)
