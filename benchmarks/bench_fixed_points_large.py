@@ -21,11 +21,11 @@ Rows:
 - The report's estimate of a ``fixed_points`` analysis against its CPU time
   (``run_report``'s step log), at n = 300, 1,000 and 3,000 (100 and 300 quick): within
   3x is the target.
-- ``--recycle [--seed S] [--rtol R]`` (round 14, not in ``run``): the linear algebra the n = 20,000
-  case needs, measured with a GCRO-DR solver written here for the measurement (not in the
-  library: it did not bring the target in reach): one Newton system at a state of the
-  network's own dynamics solved fresh, then two nearby ones with the deflation space
-  carried, and the gain path (``_homotopy._Path``) with every solve by GCRO-DR (to
+- ``--recycle [--seed S] [--rtol R]`` (round 14, not in ``run``): the linear algebra the
+  n = 20,000 case needs, measured with a GCRO-DR solver written here for the measurement
+  (not in the library: it did not bring the target in reach): one Newton system at a
+  state of the network's own dynamics solved fresh, then two nearby ones with the
+  deflation space carried, and the gain path (``_homotopy._Path``) with every solve by GCRO-DR (to
   relative residual R, 1e-3 by default), its space carried over the whole path, for
   60 s of CPU.
 """
