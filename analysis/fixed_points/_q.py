@@ -43,14 +43,14 @@ _ZERO_CANDIDATE = 1e-4
 
 def _rowdot(xp, a, b):
     """Row-wise dot products of two (k, n) arrays, on the host as float64."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+    if isinstance(a, np.ndarray):       # b too: one namespace
         return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
     return to_numpy(xp.sum(a * b, axis=1)).astype(np.float64)
 
 
 def _axpy(xp, a, y, d):
     """``d + a[:, None] * y`` for host coefficients ``a`` (in place on a NumPy ``d``)."""
-    if isinstance(d, np.ndarray) and isinstance(y, np.ndarray):
+    if isinstance(d, np.ndarray):       # y too
         d += a[:, None] * y
         return d
     return d + _like(a, xp)[:, None] * y
@@ -82,14 +82,14 @@ def _lbfgs_direction(xp, g, gn, S, Y, rho, slot):
     empty where ``rho = 0``; the newest is ``slot - 1``). Rows where it is not a descent
     direction forget their memory (``rho`` zeroed in place) and go down the gradient."""
     m = len(S)
-    d = -g
+    d, nrho = -g, -rho
     alpha = np.zeros((m, g.shape[0]))
     order = [(slot - 1 - j) % m for j in range(m)]
     last = order[0]
     used = rho.any(axis=1)
     order = [j for j in order if used[j]]     # slots empty in every row: skip
     for j in order:
-        np.multiply(-rho[j], _rowdot(xp, S[j], d), out=alpha[j])
+        np.multiply(nrho[j], _rowdot(xp, S[j], d), out=alpha[j])
         d = _axpy(xp, alpha[j], Y[j], d)
     yy = _rowdot(xp, Y[last], Y[last])
     gamma = np.where((rho[last] > 0) & (yy > 0), 1.0 / np.maximum(rho[last] * yy, 1e-300), 0.0)
@@ -98,7 +98,7 @@ def _lbfgs_direction(xp, g, gn, S, Y, rho, slot):
     gamma = np.where(gamma > 0, gamma, short)
     d = _like(gamma, xp)[:, None] * d
     for j in reversed(order):
-        beta = -rho[j] * _rowdot(xp, Y[j], d)
+        beta = nrho[j] * _rowdot(xp, Y[j], d)
         d = _axpy(xp, beta - alpha[j], S[j], d)
     slope = _rowdot(xp, g, d)
     uphill = ~(slope < 0)
@@ -136,7 +136,9 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         gn = np.sqrt(_rowdot(xp, g, g))
         st = np.full(idx.size, _RUNNING, dtype=np.int8)
         st[(fails >= _Q_FAILS) | (gn <= _Q_GRAD_TOL * np.maximum(r, tol))] = SLOW_POINT
-        st[(r <= tol) & _resolved(xp, xw, tol)] = CONVERGED
+        small = (r <= tol).nonzero()[0]
+        if small.size:
+            st[small[_resolved(xp, _take(xp, xw, small), tol)]] = CONVERGED
         st[~(np.isfinite(q) & np.isfinite(gn))] = GAVE_UP_NONFINITE
         if _it == max_iter:
             st[st == _RUNNING] = GAVE_UP_MAX_ITER

@@ -60,17 +60,12 @@ from ._result import (
 )
 from ._small import small_applies, small_search
 
-# the merging radius rule is _common.MergeRadius: the lean loop on small maps keeps it too
 # early merging of running starts, whatever their residual: two starts within
-# _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
-# two iterations are being drawn together, and follow one representative from then on
+# _CONVERGE_FRAC * scale being drawn together (_clustering._drawn_together) follow one
+# representative from then on; only on maps of at least _PAIRS_DIM units: below, a row's
+# Newton step costs less than finding its partners (Henon, 2,000 starts: 56 ms against 36)
 _CONVERGE_FRAC = 0.1
-_CONVERGE = 0.5
-# ... both only on maps of at least _PAIRS_DIM units: below, a row's Newton step costs
-# less than finding its partners (Henon, 2,000 starts: 56 ms with them, 36 without)
 _PAIRS_DIM = 4
-# the line search, Levenberg-Marquardt and stall rules (_ARMIJO ... _ESCAPES) are in
-# _common: the lean loop on small maps (_small) keeps the same
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
@@ -233,7 +228,7 @@ class _NewtonSearch:
         k_idx = keep.nonzero()[0]
         if not self.slow_points:
             k_idx = self._give_up_stalled(k_idx, keep)
-        xk = _take(xp, self.x, k_idx)
+        xk = self.x if k_idx.size == self.ids.size else _take(xp, self.x, k_idx)
         rho = self.radius.of(self.r_h[k_idx])
         if self.leaders_x is not None and k_idx.size:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
@@ -274,22 +269,25 @@ class _NewtonSearch:
         valley first, then wandering (``patience`` iterations), then given up."""
         it = self.it
         rid = self.ids[k_idx]
-        better = self.r_h[k_idx] <= _STALL_DROP * self.mark_r[rid]
-        self.mark_r[rid[better]] = self.r_h[k_idx[better]]
+        r = self.r_h[k_idx]
+        better = r <= _STALL_DROP * self.mark_r[rid]
+        self.mark_r[rid[better]] = r[better]
         self.mark_it[rid[better]] = it
-        wandering = self.wander_from[rid] >= 0
+        since = it - self.wander_from[rid]             # iterations wandering, if wandering
+        wandering = since <= it
         stalled = (it - self.mark_it[rid] >= _STALL_ITERS) & ~wandering
-        escape = stalled & (self.escapes[rid] < _ESCAPES)
-        if escape.any():
+        if stalled.any():
+            escape = stalled & (self.escapes[rid] < _ESCAPES)
             self.escapes[rid[escape]] += 1
             self.force[rid[escape]] = True
             self.mark_r[rid[escape]] = np.inf
             stalled &= ~escape
-        start = stalled & (self.patience > 0)
-        self.wander_from[rid[start]] = it
-        self.revive.append(rid[start])
-        stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        w = (wandering & (it - self.wander_from[rid] >= 2)).nonzero()[0]
+            if self.patience > 0:
+                self.wander_from[rid[stalled]] = it
+                self.revive.append(rid[stalled])
+                stalled[:] = False
+        stalled |= wandering & (since >= self.patience)
+        w = (wandering & (since >= 2)).nonzero()[0]
         if w.size:
             stalled[w] |= self._in_cycle(k_idx[w], rid[w])
         if stalled.any():
@@ -380,12 +378,18 @@ class _NewtonSearch:
         """Wandering rows take the Newton step cut to length ``wander_step`` (max norm),
         whatever it does to the residual: it leaves the valleys of q."""
         xp = self.xp
-        step = np.max(np.abs(dx_h[w]), axis=1)
+        every = w.size == self.ids.size          # all wander: no copies of the rows
+        step = np.abs(dx_h if every else dx_h[w]).max(axis=1)
         cut = np.minimum(1.0, self.wander_step / np.maximum(step, 1e-300))
-        xt = _take(xp, self.x, w) + _like(cut, xp)[:, None] * _take(xp, dx, w)
+        xt = ((self.x, dx) if every else (_take(xp, self.x, w), _take(xp, dx, w)))
+        xt = xt[0] + _like(cut, xp)[:, None] * xt[1]
         Pt = self.F.value(xt)
         rt = _host_norm(xp, Pt - xt)
-        o = np.isfinite(rt).nonzero()[0]
+        fin = np.isfinite(rt)
+        if fin.all():
+            self._take_step("wander", w, xt, Pt, rt)
+            return
+        o = fin.nonzero()[0]
         self._take_step("wander", w[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _line_search(self, pending, dx):
