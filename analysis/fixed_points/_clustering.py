@@ -109,7 +109,8 @@ def _least_in_groups(lead, res):
 
 
 def _near_pairs(xp, x, radius, d2=None):
-    """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
+    """Pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``
+    (where that holds either way round, one of the two).
 
     A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``; else
     dense distances (a matmul per chunk of rows, or ``d2``, those of ``x`` to itself) up
@@ -130,8 +131,8 @@ def _near_pairs(xp, x, radius, d2=None):
             rows = np.arange(d.shape[0])
             d[rows, rows + s] = np.inf
             within = d <= radius * radius
-            if within.sum(axis=1).max(initial=0) <= k:    # each row's k nearest hold them
-                i, j = np.nonzero(within)
+            if within.sum(axis=1).max(initial=0) <= k:    # each row's k nearest hold them:
+                i, j = np.nonzero(np.triu(within, s + 1))  # the pairs either way round
                 ii.append(i + s)
                 jj.append(j)
                 continue
@@ -150,6 +151,12 @@ def _near_pairs(xp, x, radius, d2=None):
     valid = (near < n) & (near != rows)
     valid &= np.cumsum(valid, axis=1) <= k        # self missing among duplicates: k others
     return rows[valid], near[valid]
+
+
+def _all_pairs(n, dim):
+    """Whether :func:`_near_pairs` finds the partners of ``n`` rows from one matrix of all
+    their distances (not a k-d tree, nor chunks of rows)."""
+    return n <= _CHUNK and not (dim <= _KDTREE_DIM and n > _TREE_ROWS)
 
 
 def _drawn_together(xp, x, prev1, prev2, res, radius, *, rows=None, d2=None):

@@ -25,6 +25,7 @@ import numpy as np
 from itermap.backends import to_numpy
 
 from ._clustering import (
+    _all_pairs,
     _cluster,
     _drawn_together,
     _least_in_groups,
@@ -239,8 +240,9 @@ class _NewtonSearch:
         if not self.pairs or k_idx.size < 2 or (
                 self.it < 2 and np.sum(self.r_h[k_idx] <= self.radius.closing) < 2):
             return
-        # the squared distances of the running rows, for both mergers below
-        d2 = to_numpy(_sq_dist(xp, xk, xk))
+        # the squared distances of the running rows, for both mergers below (where the
+        # partners are found from all pairs anyway)
+        d2 = to_numpy(_sq_dist(xp, xk, xk)) if _all_pairs(*xk.shape) else None
         # rows being drawn together head to the same point: one leads, the others follow
         if self.it >= 2:
             lead = _drawn_together(xp, xk, self.prev1, self.prev2, self.r_h[k_idx],
@@ -248,12 +250,12 @@ class _NewtonSearch:
             dup = lead != np.arange(k_idx.size)
             if dup.any():
                 k_idx, xk = self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
-                d2 = d2[np.ix_(~dup, ~dup)]
+                d2 = None if d2 is None else d2[np.ix_(~dup, ~dup)]
         # only rows closing in on a point can sit within unique_tol of each other
         close = (self.r_h[k_idx] <= self.radius.closing).nonzero()[0]  # k_idx may have shrunk
         if close.size > 1:
             k_idx, xk = k_idx[close], _take(xp, xk, close)
-            lead, _ = _cluster(xp, xk, rho, d2[np.ix_(close, close)])
+            lead, _ = _cluster(xp, xk, rho, None if d2 is None else d2[np.ix_(close, close)])
             dup = lead != np.arange(k_idx.size)
             if dup.any():
                 self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
