@@ -76,18 +76,13 @@ def _cluster(xp, x, tol, d2=None):
     while rest.size:
         head = rest[:size]
         size = min(2 * size, _HEAD)
-        if d2 is None:
-            xh = _take(xp, x, head)
-            dh = to_numpy(_sq_dist(xp, xh, xh))
-        else:
-            dh = d2[np.ix_(head, head)]
+        xh = None if d2 is not None else _take(xp, x, head)
+        dh = d2[np.ix_(head, head)] if xh is None else to_numpy(_sq_dist(xp, xh, xh))
         # the first row within tol of each (itself, unless an earlier one is)
         first = np.argmax(dh <= tol * tol, axis=1)
         new = head[first == np.arange(head.size)]
-        if d2 is None:
-            near = _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol)
-        else:
-            near = _nearest_in(d2[np.ix_(rest, new)], tol)
+        near = (_nearest_in(d2[np.ix_(rest, new)], tol) if xh is None else
+                _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol))
         joined = near >= 0
         leader[rest[joined]] = new[near[joined]]
         rest = rest[~joined]

@@ -387,11 +387,7 @@ class _NewtonSearch:
         xt = xt[0] + _like(cut, xp)[:, None] * xt[1]
         Pt = self.F.value(xt)
         rt = _host_norm(xp, Pt - xt)
-        fin = np.isfinite(rt)
-        if fin.all():
-            self._take_step("wander", w, xt, Pt, rt)
-            return
-        o = fin.nonzero()[0]
+        o = np.isfinite(rt).nonzero()[0]
         self._take_step("wander", w[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _line_search(self, pending, dx):
@@ -531,7 +527,7 @@ def _polish(F, xp, eye, pts, unique_tol):
     if m == 0:
         return pts, np.zeros(0), xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
     Pp, jac = F.jacobian(pts)
-    res = to_numpy(_norm(xp, Pp - pts)).astype(np.float64)
+    res = _host_norm(xp, Pp - pts)
     # residuals within a few dozen roundings of the point's size are at rounding level
     # already: no step (nor a second evaluation of the map) where every one is
     big = np.max(np.abs(to_numpy(pts)), axis=1).astype(np.float64)
@@ -540,7 +536,7 @@ def _polish(F, xp, eye, pts, unique_tol):
     d = _solve(xp, _minus_eye(xp, xp.asarray(jac, copy=True), eye), pts - Pp)
     cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
     Pc, jc = F.jacobian(cand)
-    rc = to_numpy(_norm(xp, Pc - cand)).astype(np.float64)
+    rc = _host_norm(xp, Pc - cand)
     better = np.isfinite(rc) & (rc < res)
     if better.any():
         b = _like(better, xp)
