@@ -502,6 +502,22 @@ def test_drawn_together_matches_a_reference_loop(n, dim, seed):
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 60), seed=st.integers(0, 2**31 - 1))
+def test_drawn_together_from_rows_of_the_history_and_known_distances(n, seed):
+    # the search passes its whole history arrays with the rows, and the rows' squared
+    # distances: the same leads as the rows taken out first (checked against the reference)
+    from itermap.analysis.fixed_points import _clustering as fpm
+    x, p1, p2, res, radius = _drawn_together_case(n, 3, seed)
+    rows = np.random.default_rng(seed).permutation(2 * n)[:n]
+    P1, P2 = np.zeros((2 * n, 3)), np.zeros((2 * n, 3))
+    P1[rows], P2[rows] = p1, p2
+    d2 = np.sum((x[:, None] - x[None]) ** 2, axis=2)
+    got = fpm._drawn_together(np, x, P1, P2, res, radius, rows=rows, d2=d2)
+    want = _drawn_together_reference(x, p1, p2, res, radius, fpm._CONVERGE, fpm._PARTNERS)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_drawn_together_same_with_a_kd_tree(monkeypatch, seed):
     # many starts of a low-dimensional map go through a k-d tree, not all pairs
@@ -926,16 +942,18 @@ def test_q_steps_default_skips_the_q_phase_on_small_maps_only(monkeypatch):
 # -- round 10: clustering without all pairs, the polish's Jacobians, many starts of a 2-D map --
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 700), dim=st.integers(1, 4), spread=st.sampled_from([1e-8, 1e-6, 1.0]),
-       seed=st.integers(0, 2**31 - 1))
-def test_cluster_groups_within_tol_and_leaders_apart(n, dim, spread, seed):
+       seed=st.integers(0, 2**31 - 1), given_d2=st.booleans())
+def test_cluster_groups_within_tol_and_leaders_apart(n, dim, spread, seed, given_d2):
     # checked against plain norms: every row within tol of its leader, leaders > tol apart;
-    # n up to 700 runs several passes of _HEAD candidate leaders
+    # n up to 700 runs several passes of _HEAD candidate leaders; with given_d2 the passes
+    # read the rows' squared distances from one matrix (as the search's merging does)
     from itermap.analysis.fixed_points import _clustering as fpm
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(rng.integers(1, 6), dim))
     x = centres[rng.integers(0, len(centres), n)] + spread * rng.normal(size=(n, dim))
     tol = 1e-6
-    lead, heads = fpm._cluster(np, x, tol)
+    d2 = np.sum((x[:, None] - x[None]) ** 2, axis=2) if given_d2 else None
+    lead, heads = fpm._cluster(np, x, tol, d2)
     assert np.all(lead[heads] == heads) and set(lead.tolist()) == set(heads.tolist())
     # up to the rounding of distances by a matmul (|x|^2 eps against tol^2: 1e-3 here)
     assert np.all(np.linalg.norm(x - x[lead], axis=1) <= tol * (1 + 1e-3))

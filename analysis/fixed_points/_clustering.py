@@ -47,23 +47,27 @@ def _nearest_within(xp, a, b, tol):
     """For each row of ``a``: the index of the nearest row of ``b`` within ``tol``, or -1."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.full(a.shape[0], -1, dtype=np.int64)
-    out = []
     n_rows = a.shape[0]
-    for s in range(0, n_rows, _CHUNK):
-        d2 = to_numpy(_sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :], b))
-        j = np.argmin(d2, axis=1)
-        out.append(np.where(d2[np.arange(j.size), j] <= tol * tol, j, -1))
-    return np.concatenate(out)
+    return np.concatenate([_nearest_in(to_numpy(_sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :],
+                                                          b)), tol)
+                           for s in range(0, n_rows, _CHUNK)])
 
 
-def _cluster(xp, x, tol):
+def _nearest_in(d2, tol):
+    """Per row of the squared distances ``d2``: the nearest column within ``tol``, or -1."""
+    j = np.argmin(d2, axis=1)
+    return np.where(d2[np.arange(j.size), j] <= tol * tol, j, -1)
+
+
+def _cluster(xp, x, tol, d2=None):
     """Leaders of groups of rows within ``tol``: returns (leader of each row, leader rows).
 
     In passes over the rows not yet placed: the first 32 of them (64, 128, then
     ``_HEAD`` in the passes after) with no earlier one of those within ``tol`` lead;
     every row within ``tol`` of a leader joins its nearest. Leaders end up more than
     ``tol`` apart, and a pass costs ``_HEAD`` distances a row at most, not all pairs
-    (2,000 starts at 2 points: one pass).
+    (2,000 starts at 2 points: one pass). ``d2``: the squared distances of the rows
+    to each other (host), when known.
     """
     n = x.shape[0]
     leader = np.full(n, -1, dtype=np.int64)
@@ -72,11 +76,13 @@ def _cluster(xp, x, tol):
     while rest.size:
         head = rest[:size]
         size = min(2 * size, _HEAD)
-        xh = _take(xp, x, head)
+        xh = None if d2 is not None else _take(xp, x, head)
+        dh = d2[np.ix_(head, head)] if xh is None else to_numpy(_sq_dist(xp, xh, xh))
         # the first row within tol of each (itself, unless an earlier one is)
-        first = np.argmax(to_numpy(_sq_dist(xp, xh, xh)) <= tol * tol, axis=1)
+        first = np.argmax(dh <= tol * tol, axis=1)
         new = head[first == np.arange(head.size)]
-        near = _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol)
+        near = (_nearest_in(d2[np.ix_(rest, new)], tol) if xh is None else
+                _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol))
         joined = near >= 0
         leader[rest[joined]] = new[near[joined]]
         rest = rest[~joined]
@@ -97,12 +103,14 @@ def _least_in_groups(lead, res):
     return np.sort(chosen), rep
 
 
-def _near_pairs(xp, x, radius):
-    """Directed pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``.
+def _near_pairs(xp, x, radius, d2=None):
+    """Pairs (i, j): j among the ``_PARTNERS`` nearest other rows of i within ``radius``
+    (where that holds either way round, one of the two).
 
     A k-d tree on the host past ``_TREE_ROWS`` rows where ``dim <= _KDTREE_DIM``; else
-    dense distances (a matmul per chunk of rows) up to ``_DENSE_ROWS`` rows; none beyond
-    (the all-pairs cost would outgrow the Newton step's).
+    dense distances (a matmul per chunk of rows, or ``d2``, those of ``x`` to itself) up
+    to ``_DENSE_ROWS`` rows; none beyond (the all-pairs cost would outgrow the Newton
+    step's).
     """
     n, dim = int(x.shape[0]), int(x.shape[1])
     k = min(_PARTNERS, n - 1)
@@ -112,13 +120,20 @@ def _near_pairs(xp, x, radius):
     if not tree:
         ii, jj = [], []
         for s in range(0, n, _CHUNK):
-            d2 = np.array(to_numpy(_sq_dist(xp, x[s:min(s + _CHUNK, n), :], x)),
-                          dtype=np.float64)
-            rows = np.arange(d2.shape[0])
-            d2[rows, rows + s] = np.inf
-            near = (np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n - 1
-                    else np.argsort(d2, axis=1)[:, :k])
-            within = np.take_along_axis(d2, near, axis=1) <= radius * radius
+            d = (d2[s:s + _CHUNK] if d2 is not None else to_numpy(_sq_dist(
+                xp, x[s:min(s + _CHUNK, n), :], x)))
+            d = np.array(d, dtype=np.float64)
+            rows = np.arange(d.shape[0])
+            d[rows, rows + s] = np.inf
+            within = d <= radius * radius
+            if within.sum(axis=1).max(initial=0) <= k:    # each row's k nearest hold them:
+                i, j = np.nonzero(np.triu(within, s + 1))  # the pairs either way round
+                ii.append(i + s)
+                jj.append(j)
+                continue
+            near = (np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1
+                    else np.argsort(d, axis=1)[:, :k])
+            within = np.take_along_axis(within, near, axis=1)
             ii.append(np.repeat(rows + s, k)[within.ravel()])
             jj.append(near[within])
         return np.concatenate(ii), np.concatenate(jj)
@@ -133,37 +148,47 @@ def _near_pairs(xp, x, radius):
     return rows[valid], near[valid]
 
 
-def _drawn_together(xp, x, prev1, prev2, res, radius):
+def _all_pairs(n, dim):
+    """Whether :func:`_near_pairs` finds the partners of ``n`` rows from one matrix of all
+    their distances (not a k-d tree, nor chunks of rows)."""
+    return n <= _CHUNK and not (dim <= _KDTREE_DIM and n > _TREE_ROWS)
+
+
+def _drawn_together(xp, x, prev1, prev2, res, radius, *, rows=None, d2=None):
     """Per row: the row it follows (itself if none): the least residual among its partners.
 
     Partners are near rows (see :func:`_near_pairs`, either way round) within
     ``radius`` whose distance shrank by the factor ``_CONVERGE`` at each of the
     last two iterations (``prev1`` and ``prev2`` are the rows one and two
-    iterations back). Chains resolve through the caller's ``follows`` (each
-    row follows one of lower residual).
+    iterations back; with ``rows``, the rows ``rows`` of them). ``d2``: the squared
+    distances of ``x`` to itself, when known. Chains resolve through the caller's
+    ``follows`` (each row follows one of lower residual).
     """
     n = x.shape[0]
     lead = np.arange(n)
-    ii, jj = _near_pairs(xp, x, radius)
+    ii, jj = _near_pairs(xp, x, radius, d2)
     if ii.size == 0:
         return lead
+    at = (lambda i: i) if rows is None else (lambda i: rows[i])
 
-    def sq_dists(a):
-        d = _take(xp, a, ii) - _take(xp, a, jj)
+    def sq_dists(a, i, j):
+        d = _take(xp, a, i) - _take(xp, a, j)
         return to_numpy(xp.sum(d * d, axis=1)).astype(np.float64)
 
-    d0, d1, d2 = sq_dists(x), sq_dists(prev1), sq_dists(prev2)
+    d0 = sq_dists(x, ii, jj)
     k2 = _CONVERGE * _CONVERGE
-    pair = (d0 <= radius * radius) & (d0 <= k2 * d1) & (d1 <= k2 * d2)
+    pair = d0 <= radius * radius
+    d1 = sq_dists(prev1, at(ii), at(jj))
+    pair &= d0 <= k2 * d1
+    if pair.any():
+        pair &= d1 <= k2 * sq_dists(prev2, at(ii), at(jj))
     ii, jj = ii[pair], jj[pair]
     if ii.size == 0:
         return lead
     # each row follows the partner of least residual (ties: lower index), or itself
-    rows = np.concatenate([ii, jj, np.arange(n)])
-    cand = np.concatenate([jj, ii, np.arange(n)])
-    order = np.lexsort((cand, res[cand], rows))
-    rows, cand = rows[order], cand[order]
-    first = np.concatenate([[True], rows[1:] != rows[:-1]])
-    lead[rows[first]] = cand[first]
+    rows_, cand = np.concatenate([ii, jj, np.arange(n)]), np.concatenate([jj, ii, np.arange(n)])
+    order = np.lexsort((cand, res[cand], rows_))
+    rows_, cand = rows_[order], cand[order]
+    first = np.concatenate([[True], rows_[1:] != rows_[:-1]])
+    lead[rows_[first]] = cand[first]
     return lead
-

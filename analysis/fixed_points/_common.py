@@ -280,6 +280,13 @@ def _norm(xp, a):
     return xp.sqrt(xp.sum(a * a, axis=-1))
 
 
+def _host_norm(xp, a):
+    """Row norms of ``a`` on the host, as float64 (NumPy: no conversions)."""
+    if isinstance(a, np.ndarray):
+        return np.sqrt(np.add.reduce(a * a, axis=-1)).astype(np.float64, copy=False)
+    return to_numpy(_norm(xp, a)).astype(np.float64)
+
+
 # NumPy systems of at most this many unknowns are solved in closed form (no LAPACK call:
 # for 2-D maps its dispatch costs more than the arithmetic)
 _SMALL_SOLVE = 3
@@ -388,8 +395,9 @@ def _resolved(xp, x, tol):
     than ``tol``. A Newton run that escapes to ``|x| ~ 1e20`` (a map with no fixed point,
     such as a pre-LN looped transformer, whose state grows every step) finds
     ``F(x) - x`` rounded to exactly 0 there: no point, however small its residual."""
-    big = np.max(np.abs(to_numpy(x)), axis=-1).astype(np.float64)
-    return big * np.finfo(to_numpy(x[:1, :1]).dtype).eps * 4 <= tol
+    xh = x if isinstance(x, np.ndarray) else to_numpy(x)
+    big = np.abs(xh).max(axis=-1, initial=0.0).astype(np.float64, copy=False)
+    return big * np.finfo(xh.dtype).eps * 4 <= tol
 
 
 def _progress_bar(progress, total, dim, n_starts):

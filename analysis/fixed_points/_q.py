@@ -43,14 +43,14 @@ _ZERO_CANDIDATE = 1e-4
 
 def _rowdot(xp, a, b):
     """Row-wise dot products of two (k, n) arrays, on the host as float64."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+    if isinstance(a, np.ndarray):       # b too: one namespace
         return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)
     return to_numpy(xp.sum(a * b, axis=1)).astype(np.float64)
 
 
 def _axpy(xp, a, y, d):
     """``d + a[:, None] * y`` for host coefficients ``a`` (in place on a NumPy ``d``)."""
-    if isinstance(d, np.ndarray) and isinstance(y, np.ndarray):
+    if isinstance(d, np.ndarray):       # y too
         d += a[:, None] * y
         return d
     return d + _like(a, xp)[:, None] * y
@@ -78,34 +78,34 @@ def _q_and_grad(F, xp, x, Px=None):
 
 def _lbfgs_direction(xp, g, gn, S, Y, rho, slot):
     """The L-BFGS direction of every row and its slope ``g . d``, by the two-loop recursion
-    over the rows' memory (slot ``j`` in ``S[j], Y[j]``; empty where ``rho = 0``; the
-    newest is ``slot - 1``). Rows where it is not a descent direction forget their memory
-    (``rho`` zeroed in place) and go down the gradient."""
+    over the rows' memory (slot ``j`` in ``S[j], Y[j]`` and ``rho[j]``, one entry a row;
+    empty where ``rho = 0``; the newest is ``slot - 1``). Rows where it is not a descent
+    direction forget their memory (``rho`` zeroed in place) and go down the gradient."""
     m = len(S)
-    d = -g
-    alpha = np.zeros((g.shape[0], m))
+    d, nrho = -g, -rho
+    alpha = np.zeros((m, g.shape[0]))
     order = [(slot - 1 - j) % m for j in range(m)]
     last = order[0]
-    order = [j for j in order if rho[:, j].any()]     # slots empty in every row: skip
+    used = rho.any(axis=1)
+    order = [j for j in order if used[j]]     # slots empty in every row: skip
     for j in order:
-        alpha[:, j] = -rho[:, j] * _rowdot(xp, S[j], d)
-        d = _axpy(xp, alpha[:, j], Y[j], d)
+        np.multiply(nrho[j], _rowdot(xp, S[j], d), out=alpha[j])
+        d = _axpy(xp, alpha[j], Y[j], d)
     yy = _rowdot(xp, Y[last], Y[last])
-    gamma = np.where((rho[:, last] > 0) & (yy > 0),
-                     1.0 / np.maximum(rho[:, last] * yy, 1e-300), 0.0)
+    gamma = np.where((rho[last] > 0) & (yy > 0), 1.0 / np.maximum(rho[last] * yy, 1e-300), 0.0)
     # no memory yet: a gradient step of length at most 0.1 (in the state's units)
     short = np.minimum(1.0, 0.1 / np.maximum(gn, 1e-300))
     gamma = np.where(gamma > 0, gamma, short)
     d = _like(gamma, xp)[:, None] * d
     for j in reversed(order):
-        beta = -rho[:, j] * _rowdot(xp, Y[j], d)
-        d = _axpy(xp, beta - alpha[:, j], S[j], d)
+        beta = nrho[j] * _rowdot(xp, Y[j], d)
+        d = _axpy(xp, beta - alpha[j], S[j], d)
     slope = _rowdot(xp, g, d)
     uphill = ~(slope < 0)
     if uphill.any():   # not a descent direction: forget the memory, go down the gradient
         d = xp.where(_like(uphill, xp)[:, None], -g * _like(short, xp)[:, None], d)
         slope = _rowdot(xp, g, d)
-        rho[uphill] = 0.0
+        rho[:, uphill] = 0.0
     return d, slope
 
 
@@ -128,7 +128,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     G, q, g = _q_and_grad(F, xp, xw)
     S = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
     Y = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
-    rho = np.zeros((B, m))
+    rho = np.zeros((m, B))     # per memory slot, per row
     fails = np.zeros(B, dtype=np.int64)
     slot = 0
     for _it in range(max_iter + 1):
@@ -136,7 +136,9 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         gn = np.sqrt(_rowdot(xp, g, g))
         st = np.full(idx.size, _RUNNING, dtype=np.int8)
         st[(fails >= _Q_FAILS) | (gn <= _Q_GRAD_TOL * np.maximum(r, tol))] = SLOW_POINT
-        st[(r <= tol) & _resolved(xp, xw, tol)] = CONVERGED
+        small = (r <= tol).nonzero()[0]
+        if small.size:
+            st[small[_resolved(xp, _take(xp, xw, small), tol)]] = CONVERGED
         st[~(np.isfinite(q) & np.isfinite(gn))] = GAVE_UP_NONFINITE
         if _it == max_iter:
             st[st == _RUNNING] = GAVE_UP_MAX_ITER
@@ -151,7 +153,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
             live = np.flatnonzero(~end)
             if live.size == 0:
                 break
-            idx, q, r, gn, rho, fails = idx[live], q[live], r[live], gn[live], rho[live], \
+            idx, q, r, gn, rho, fails = idx[live], q[live], r[live], gn[live], rho[:, live], \
                 fails[live]
             xw, g = _take(xp, xw, live), _take(xp, g, live)
             S = [_take(xp, a, live) for a in S]
@@ -194,8 +196,8 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         y_vec = g_new - (g if every else _take(xp, g, rows))
         sy = _rowdot(xp, s_vec, y_vec)
         curv = sy > 1e-12 * np.sqrt(_rowdot(xp, s_vec, s_vec) * _rowdot(xp, y_vec, y_vec))
-        rho[:, slot] = 0.0
-        rho[rows, slot] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
+        rho[slot] = 0.0
+        rho[slot, rows] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
         if every:
             S[slot], Y[slot], xw, g = s_vec, y_vec, x_new, g_new
             q = q_new

@@ -24,7 +24,14 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
-from ._clustering import _cluster, _drawn_together, _least_in_groups, _nearest_within
+from ._clustering import (
+    _all_pairs,
+    _cluster,
+    _drawn_together,
+    _least_in_groups,
+    _nearest_within,
+    _sq_dist,
+)
 from ._common import (
     _ALPHAS,
     _ARMIJO,
@@ -35,6 +42,7 @@ from ._common import (
     _STALL_ITERS,
     MergeRadius,
     _damped_solve,
+    _host_norm,
     _like,
     _minus_eye,
     _norm,
@@ -53,17 +61,12 @@ from ._result import (
 )
 from ._small import small_applies, small_search
 
-# the merging radius rule is _common.MergeRadius: the lean loop on small maps keeps it too
 # early merging of running starts, whatever their residual: two starts within
-# _CONVERGE_FRAC * scale whose distance shrank by the factor _CONVERGE at each of the last
-# two iterations are being drawn together, and follow one representative from then on
+# _CONVERGE_FRAC * scale being drawn together (_clustering._drawn_together) follow one
+# representative from then on; only on maps of at least _PAIRS_DIM units: below, a row's
+# Newton step costs less than finding its partners (Henon, 2,000 starts: 56 ms against 36)
 _CONVERGE_FRAC = 0.1
-_CONVERGE = 0.5
-# ... both only on maps of at least _PAIRS_DIM units: below, a row's Newton step costs
-# less than finding its partners (Henon, 2,000 starts: 56 ms with them, 36 without)
 _PAIRS_DIM = 4
-# the line search, Levenberg-Marquardt and stall rules (_ARMIJO ... _ESCAPES) are in
-# _common: the lean loop on small maps (_small) keeps the same
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
 # map's range, accepted whatever the residual, for ``patience`` iterations
 _WANDER_STEP = 0.6
@@ -141,7 +144,7 @@ class _NewtonSearch:
         self.lm_failed = np.zeros(n, dtype=bool)
         self.x, self.Px = x, F.value(x)
         self.G = self.Px - x
-        self.r_h = to_numpy(_norm(xp, self.G)).astype(np.float64)
+        self.r_h = _host_norm(xp, self.G)
         # the wandering step's scale: the mean max-norm of the images of the starts (the
         # map's range, for a tanh network at most 1; the noise on the starts does not count)
         img = np.max(np.abs(to_numpy(self.Px)), axis=1)
@@ -170,7 +173,7 @@ class _NewtonSearch:
                 break
             if it == self.max_iter or not keep.any():
                 break
-            self._keep_rows(np.flatnonzero(keep))
+            self._keep_rows(keep.nonzero()[0])
             self._revive_followers()
             self._step()
             if self.ids.size == 0:
@@ -184,7 +187,10 @@ class _NewtonSearch:
         finite = np.isfinite(r_h)
         if not finite.all():
             self.fate[self.ids[~finite]] = GAVE_UP_NONFINITE
-        done = finite & (r_h <= self.tol) & _resolved(self.xp, self.x, self.tol)
+        done = finite & (r_h <= self.tol)
+        if done.any():
+            c = done.nonzero()[0]
+            done[c] = _resolved(self.xp, _take(self.xp, self.x, c), self.tol)
         keep = finite & ~done
         if self.bar is not None and time.monotonic() >= self.shown + 0.1:
             self.shown = time.monotonic()
@@ -199,14 +205,14 @@ class _NewtonSearch:
         """Converged rows: record them, merged with what was found before."""
         xp = self.xp
         self.last_found = self.it
-        xd = _take(xp, self.x, np.flatnonzero(done))
+        xd = _take(xp, self.x, done.nonzero()[0])
         rd, idd = self.r_h[done], self.ids[done]
         self.fate[idd] = CONVERGED
         if self.leaders_x is not None:
             near = _nearest_within(xp, xd, self.leaders_x, self.unique_tol)
             old = near >= 0
             self.follows[idd[old]] = np.concatenate(self.found_ids)[near[old]]
-            xd, rd, idd = _take(xp, xd, np.flatnonzero(~old)), rd[~old], idd[~old]
+            xd, rd, idd = _take(xp, xd, (~old).nonzero()[0]), rd[~old], idd[~old]
         if idd.size:
             lead, _ = _cluster(xp, xd, self.unique_tol)
             heads, rep = _least_in_groups(lead, rd)
@@ -220,10 +226,10 @@ class _NewtonSearch:
         """Running rows that stalled give up or wander; those that reached a point already
         found, or each other, follow one representative (``keep`` updated in place)."""
         xp = self.xp
-        k_idx = np.flatnonzero(keep)
+        k_idx = keep.nonzero()[0]
         if not self.slow_points:
             k_idx = self._give_up_stalled(k_idx, keep)
-        xk = _take(xp, self.x, k_idx)
+        xk = self.x if k_idx.size == self.ids.size else _take(xp, self.x, k_idx)
         rho = self.radius.of(self.r_h[k_idx])
         if self.leaders_x is not None and k_idx.size:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
@@ -231,21 +237,25 @@ class _NewtonSearch:
             if hit.any():
                 to = np.concatenate(self.found_ids)[near[hit]]
                 k_idx, xk = self._follow(keep, k_idx, xk, hit, to)
-        if not self.pairs:
+        if not self.pairs or k_idx.size < 2 or (
+                self.it < 2 and np.sum(self.r_h[k_idx] <= self.radius.closing) < 2):
             return
+        # the squared distances of the running rows, for both mergers below (where the
+        # partners are found from all pairs anyway)
+        d2 = to_numpy(_sq_dist(xp, xk, xk)) if _all_pairs(*xk.shape) else None
         # rows being drawn together head to the same point: one leads, the others follow
-        if self.it >= 2 and k_idx.size > 1:
-            lead = _drawn_together(xp, xk, _take(xp, self.prev1, k_idx),
-                                   _take(xp, self.prev2, k_idx), self.r_h[k_idx],
-                                   self.converge_radius)
+        if self.it >= 2:
+            lead = _drawn_together(xp, xk, self.prev1, self.prev2, self.r_h[k_idx],
+                                   self.converge_radius, rows=k_idx, d2=d2)
             dup = lead != np.arange(k_idx.size)
             if dup.any():
                 k_idx, xk = self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
+                d2 = None if d2 is None else d2[np.ix_(~dup, ~dup)]
         # only rows closing in on a point can sit within unique_tol of each other
-        close = np.flatnonzero(self.r_h[k_idx] <= self.radius.closing)  # k_idx may have shrunk
+        close = (self.r_h[k_idx] <= self.radius.closing).nonzero()[0]  # k_idx may have shrunk
         if close.size > 1:
             k_idx, xk = k_idx[close], _take(xp, xk, close)
-            lead, _ = _cluster(xp, xk, rho)
+            lead, _ = _cluster(xp, xk, rho, None if d2 is None else d2[np.ix_(close, close)])
             dup = lead != np.arange(k_idx.size)
             if dup.any():
                 self._follow(keep, k_idx, xk, dup, self.ids[k_idx[lead[dup]]])
@@ -254,29 +264,32 @@ class _NewtonSearch:
         """Rows ``k_idx[hit]`` stop and follow the starts ``to``; the rest of (k_idx, xk)."""
         self.follows[self.ids[k_idx[hit]]] = to
         keep[k_idx[hit]] = False
-        return k_idx[~hit], _take(self.xp, xk, np.flatnonzero(~hit))
+        return k_idx[~hit], _take(self.xp, xk, (~hit).nonzero()[0])
 
     def _give_up_stalled(self, k_idx, keep):
         """Starts whose residual has not halved for a while: one undamped step out of the
         valley first, then wandering (``patience`` iterations), then given up."""
         it = self.it
         rid = self.ids[k_idx]
-        better = self.r_h[k_idx] <= _STALL_DROP * self.mark_r[rid]
-        self.mark_r[rid[better]] = self.r_h[k_idx[better]]
+        r = self.r_h[k_idx]
+        better = r <= _STALL_DROP * self.mark_r[rid]
+        self.mark_r[rid[better]] = r[better]
         self.mark_it[rid[better]] = it
-        wandering = self.wander_from[rid] >= 0
+        since = it - self.wander_from[rid]             # iterations wandering, if wandering
+        wandering = since <= it
         stalled = (it - self.mark_it[rid] >= _STALL_ITERS) & ~wandering
-        escape = stalled & (self.escapes[rid] < _ESCAPES)
-        if escape.any():
+        if stalled.any():
+            escape = stalled & (self.escapes[rid] < _ESCAPES)
             self.escapes[rid[escape]] += 1
             self.force[rid[escape]] = True
             self.mark_r[rid[escape]] = np.inf
             stalled &= ~escape
-        start = stalled & (self.patience > 0)
-        self.wander_from[rid[start]] = it
-        self.revive.append(rid[start])
-        stalled = (stalled & ~start) | (wandering & (it - self.wander_from[rid] >= self.patience))
-        w = np.flatnonzero(wandering & (it - self.wander_from[rid] >= 2))
+            if self.patience > 0:
+                self.wander_from[rid[stalled]] = it
+                self.revive.append(rid[stalled])
+                stalled[:] = False
+        stalled |= wandering & (since >= self.patience)
+        w = (wandering & (since >= 2)).nonzero()[0]
         if w.size:
             stalled[w] |= self._in_cycle(k_idx[w], rid[w])
         if stalled.any():
@@ -291,8 +304,7 @@ class _NewtonSearch:
         every = rows.size == int(self.x.shape[0])      # all wander: no copies of the rows
         x, p1, p2 = ((a if every else _take(xp, a, rows)) for a in (self.x, self.prev1,
                                                                      self.prev2))
-        back = to_numpy(_norm(xp, x - p2)).astype(np.float64)
-        step = to_numpy(_norm(xp, x - p1)).astype(np.float64)
+        back, step = _host_norm(xp, x - p2), _host_norm(xp, x - p1)
         self.drift[rid] = np.where(back <= _DRIFT * step, self.drift[rid] + 1, 0)
         return (back <= _CYCLE * self.wander_step) | (self.drift[rid] >= _DRIFT_ITERS)
 
@@ -325,7 +337,7 @@ class _NewtonSearch:
                                                        (self.prev1, xb), (self.prev2, xb)))
             self.G = self.Px - self.x
             self.ids = np.concatenate([self.ids, back])
-            self.r_h = np.concatenate([self.r_h, to_numpy(_norm(xp, Pb - xb)).astype(np.float64)])
+            self.r_h = np.concatenate([self.r_h, _host_norm(xp, Pb - xb)])
 
     def _result(self):
         """Fates of merged starts follow their representatives (chains by iteration)."""
@@ -345,16 +357,16 @@ class _NewtonSearch:
         self.dropped = np.zeros(n, dtype=bool)
         self.new_parts = {}
         dx = _solve(xp, A, -self.G)                # all rows: no copies of A
-        dx_h = to_numpy(dx)
-        dx_ok = np.all(np.isfinite(dx_h), axis=1)
+        dx_h = dx if isinstance(dx, np.ndarray) else to_numpy(dx)
+        dx_ok = np.isfinite(dx_h).all(axis=1)
         wand = dx_ok & (self.wander_from[self.ids] >= 0)
         if wand.any():
-            self._wander_step(np.flatnonzero(wand), dx, dx_h)
-        pending = np.flatnonzero(dx_ok & ~wand)
+            self._wander_step(wand.nonzero()[0], dx, dx_h)
+        pending = (dx_ok & ~wand).nonzero()[0]
         if pending.size:
             self._line_search(pending, dx)
         self.force[self.ids] = False
-        lm = np.flatnonzero(~self.accepted)
+        lm = (~self.accepted).nonzero()[0]
         if lm.size:
             self._levenberg_marquardt(lm, A)
         self._assemble()
@@ -368,12 +380,14 @@ class _NewtonSearch:
         """Wandering rows take the Newton step cut to length ``wander_step`` (max norm),
         whatever it does to the residual: it leaves the valleys of q."""
         xp = self.xp
-        step = np.max(np.abs(dx_h[w]), axis=1)
+        every = w.size == self.ids.size          # all wander: no copies of the rows
+        step = np.abs(dx_h if every else dx_h[w]).max(axis=1)
         cut = np.minimum(1.0, self.wander_step / np.maximum(step, 1e-300))
-        xt = _take(xp, self.x, w) + _like(cut, xp)[:, None] * _take(xp, dx, w)
+        xt = ((self.x, dx) if every else (_take(xp, self.x, w), _take(xp, dx, w)))
+        xt = xt[0] + _like(cut, xp)[:, None] * xt[1]
         Pt = self.F.value(xt)
-        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
-        o = np.flatnonzero(np.isfinite(rt))
+        rt = _host_norm(xp, Pt - xt)
+        o = np.isfinite(rt).nonzero()[0]
         self._take_step("wander", w[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _line_search(self, pending, dx):
@@ -381,10 +395,12 @@ class _NewtonSearch:
         one of least residual passing Armijo's test, the full one when forced."""
         xp = self.xp
         na, npd = len(_ALPHAS), pending.size
-        xs, dxs = _take(xp, self.x, pending), _take(xp, dx, pending)
-        xt = xp.concat([xs + a * dxs for a in _ALPHAS], axis=0)
+        every = npd == self.ids.size
+        xs, dxs = (self.x, dx) if every else (_take(xp, self.x, pending), _take(xp, dx, pending))
+        al = xp.asarray(_ALPHAS, dtype=dxs.dtype)[:, None, None]
+        xt = xp.reshape(xs[None, ...] + al * dxs[None, ...], (na * npd, -1))
         Pt = self.F.value(xt)
-        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64).reshape(na, npd)
+        rt = _host_norm(xp, Pt - xt).reshape(na, npd)
         a_col = np.asarray(_ALPHAS)[:, None]
         ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * self.r_h[pending][None, :])
         forced = self.force[self.ids[pending]]
@@ -393,7 +409,7 @@ class _NewtonSearch:
         best[forced & ok[0]] = 0
         good = ok[best, np.arange(npd)]
         if good.any():
-            o = np.flatnonzero(good)
+            o = good.nonzero()[0]
             flat = best[o] * npd + o
             self._take_step("newton", pending[o], _take(xp, xt, flat), _take(xp, Pt, flat),
                             rt[best[o], o])
@@ -416,20 +432,20 @@ class _NewtonSearch:
         dl = _damped_solve(xp, Al, self.lam[rid], -g, self.eye)
         xt = _take(xp, self.x, lm) + dl
         Pt = self.F.value(xt)
-        rt = to_numpy(_norm(xp, Pt - xt)).astype(np.float64)
+        rt = _host_norm(xp, Pt - xt)
         ok = np.isfinite(rt) & (rt < self.r_h[lm]) & ~stalled
         self.lam[rid[ok]] /= 3.0
         self.lam[rid[~ok]] *= 4.0
         self.lm_failed[rid] = ~ok
         if ok.any():
-            o = np.flatnonzero(ok)
+            o = ok.nonzero()[0]
             self._take_step("lm", lm[o], _take(xp, xt, o), _take(xp, Pt, o), rt[o])
 
     def _at_minimum_of_q(self, lm, rid, g, diag):
         """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
         for, else they wander off or give up. Returns the mask of those rows."""
         xp = self.xp
-        g_h = to_numpy(_norm(xp, g)).astype(np.float64)
+        g_h = _host_norm(xp, g)
         a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
         r = self.r_h[lm]
         # stationary; or nearly so where the last damped step could not lower q (q is
@@ -455,7 +471,7 @@ class _NewtonSearch:
     def _assemble(self):
         """The new iterate: rows in their old order, dropped rows left out."""
         xp = self.xp
-        live = np.flatnonzero(~self.dropped)
+        live = (~self.dropped).nonzero()[0]
         every = live.size == self.ids.size
         self.prev2 = self.prev1 if every else _take(xp, self.prev1, live)
         self.prev1 = self.x if every else _take(xp, self.x, live)
@@ -489,7 +505,7 @@ def _followers(follows, fate, roots, active):
     idle = np.ones(follows.size, dtype=bool)
     idle[active] = False
     idle[roots] = False
-    return np.flatnonzero(idle & np.isin(root, roots) & (fate == _RUNNING))
+    return (idle & np.isin(root, roots) & (fate == _RUNNING)).nonzero()[0]
 
 
 def _n_finished(follows, fate, stall_final):
@@ -511,7 +527,7 @@ def _polish(F, xp, eye, pts, unique_tol):
     if m == 0:
         return pts, np.zeros(0), xp.zeros((0, pts.shape[1], pts.shape[1]), dtype=pts.dtype)
     Pp, jac = F.jacobian(pts)
-    res = to_numpy(_norm(xp, Pp - pts)).astype(np.float64)
+    res = _host_norm(xp, Pp - pts)
     # residuals within a few dozen roundings of the point's size are at rounding level
     # already: no step (nor a second evaluation of the map) where every one is
     big = np.max(np.abs(to_numpy(pts)), axis=1).astype(np.float64)
@@ -520,7 +536,7 @@ def _polish(F, xp, eye, pts, unique_tol):
     d = _solve(xp, _minus_eye(xp, xp.asarray(jac, copy=True), eye), pts - Pp)
     cand = pts + xp.where(xp.isfinite(d), d, xp.zeros_like(d))
     Pc, jc = F.jacobian(cand)
-    rc = to_numpy(_norm(xp, Pc - cand)).astype(np.float64)
+    rc = _host_norm(xp, Pc - cand)
     better = np.isfinite(rc) & (rc < res)
     if better.any():
         b = _like(better, xp)

@@ -87,9 +87,6 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
             raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "
                              f"{tuple(np.shape(x0))}")
         x = np.array(np.broadcast_to(x, (n, map.dim)) if x.ndim == 1 else x, dtype=dtype)
-        if x.shape != (n, map.dim):
-            raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "
-                             f"{tuple(np.shape(x0))}")
     times = gen.integers(0, steps + 1, size=n)
     eps = gen.standard_normal((n, map.dim)).astype(dtype) * noise
     if map.backend == "cupy":
