@@ -118,8 +118,8 @@ def _newton_batch(p, xc, eye, done):
     found_new = False
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
-        fx, fr = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
-                          _wander_step(p.F, x0))
+        fx, fr, _ = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
+                             _wander_step(p.F, x0))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
@@ -132,14 +132,15 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
     xp = p.xp
     kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
           "wander": wander, "bar": bar}
-    nx, nr, _ = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
+    nx, nr, by = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
     known = xp.concat(fx, axis=0)
-    nx, nr, _ = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known, **kw)
+    nx, nr, mid = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known,
+                                  **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
-    return fx, fr
+    return fx, fr, np.concatenate([by, np.full(mid.size, -1)])
 
 
 def _by_gain(p, x, eye, done, radius):
@@ -173,14 +174,27 @@ def _by_gain(p, x, eye, done, radius):
         _, s, low, px, pr, st_low = best
         heads = np.concatenate(low.found_ids)         # the start that led each point
         root = _roots(low.follows)
-        rows = _repeats(root, st_low)
-        if radius is not None and rows.size:   # more points there, by deflation
-            px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
-                             _wander_step(low.F, x))
         P = xp.concat(px, axis=0)
-        P = _mirrored(p.F, xp, x, P, p.unique_tol)
+        odd = _odd(p.F, xp, x)
+        # the start that found each path's point (-1: none, a midpoint or a mirror)
+        owner = heads
+        # every other start runs again at this gain, deflated by the points (and their
+        # mirrors): repeated and stalled starts alike find new points there
+        rows = np.setdiff1d(np.arange(k), heads)
+        if radius is not None and rows.size:
+            known = _mirrored(xp, P, p.unique_tol) if odd else P
+            fxs, _, by = _deflate(low.F, p, eye, _take(xp, x, rows), [known],
+                                  [np.zeros(int(known.shape[0]))], radius, k, done,
+                                  _wander_step(low.F, x))
+            P = xp.concat([P] + fxs[1:], axis=0)
+            owner = np.concatenate([owner, np.where(by >= 0, rows[np.maximum(by, 0)], -1)])
+            owner = np.concatenate([owner, np.full(int(P.shape[0]) - owner.size, -1)])
         hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
         end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
+        if odd:     # the path of -y is the mirror of y's: its end is the mirror of y's end
+            end = xp.concat([end, -end], axis=0)
+            reached, solves = np.tile(reached, 2), np.tile(solves, 2)
+            owner = np.concatenate([owner, np.full(owner.size, -1)])
         path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
         got = np.flatnonzero(reached)
         sub: list = []
@@ -188,29 +202,34 @@ def _by_gain(p, x, eye, done, radius):
             fx, fr, path_st[got], _, _ = _search(
                 p.F, _take(xp, end, got), xp, eye, tol=p.tol, max_iter=p.max_iter,
                 unique_tol=p.unique_tol, slow_points=False, patience=0, bar=done, leads=sub)
-        # the paths of the deflated points have no start: their points count, not a fate
-        path_lead = np.concatenate([heads, np.full(int(P.shape[0]) - heads.size, -1)])
+        path_lead = owner.copy()    # the paths without a start count their points only
         if sub:     # merged at s = 1: follow the merged path's start (if it has one)
             rep = path_lead[got[sub[0]]]
             path_lead[got] = np.where(rep >= 0, rep, path_lead[got])
-        # each start: the fate of the path from the point it reached at the lower gain
+        # each start: the fate of the path from the point it reached at the lower gain,
+        # by the damped search (its group's point) or, where it found one, by deflation
         j = np.full(k, -1)
         j[heads] = np.arange(heads.size)
-        root = j[root]
-        on = (st_low == CONVERGED) & (root >= 0)
-        st[on] = path_st[root[on]]
-        lead[on] = path_lead[root[on]]
+        j = j[root]
+        j[st_low != CONVERGED] = -1
+        mine = np.flatnonzero(owner >= 0)
+        j[owner[mine]] = mine
+        on = j >= 0
+        st[on] = path_st[j[on]]
+        lead[on] = path_lead[j[on]]
     return fx, fr, st, lead
 
 
-def _mirrored(F, xp, x, P, tol):
-    """``P`` with ``-P`` where ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network
-    without bias: -y is a point where y is, its path the mirror of y's), less the mirrors
-    within ``tol`` of a row of ``P``."""
+def _odd(F, xp, x):
+    """Whether ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network without bias:
+    ``-y`` is a point where ``y`` is, its gain path the mirror of ``y``'s)."""
     y = x[:2]
     d = np.asarray(to_numpy(_norm(xp, F.value(-y) + F.value(y))), dtype=np.float64)
-    if not np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))):
-        return P
+    return bool(np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))))
+
+
+def _mirrored(xp, P, tol):
+    """``P`` with ``-P``, less the mirrors within ``tol`` of a row of ``P``."""
     Q = np.asarray(to_numpy(P), dtype=np.float64)
     far = np.min(_sq_dist(np, -Q, Q), axis=1) > tol * tol
     return xp.concat([P, -_take(xp, P, np.flatnonzero(far))], axis=0)
