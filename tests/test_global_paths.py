@@ -142,14 +142,14 @@ def test_mirrored_adds_negatives_only_for_odd_maps():
             G.append(p)
     assert len(G) >= 2
     Q = np.vstack([G, -G[0]])     # one mirror present already: not added twice
-    out = newton_mod._mirrored(_Tanh(W, 0.0), np, X0, Q, 1e-6)
+    out = newton_mod._mirrored(np, Q, 1e-6)
     assert out.shape == (2 * len(G), W.shape[0])
     for p in G:   # each point and its mirror exactly once (plain loop)
         assert sum(np.linalg.norm(o - p) < 1e-9 for o in out) == 1
         assert sum(np.linalg.norm(o + p) < 1e-9 for o in out) == 1
-    # a bias breaks the symmetry: nothing added
-    b = np.full(W.shape[0], 0.1)
-    assert newton_mod._mirrored(_Tanh(W, b), np, X0, Q, 1e-6).shape == Q.shape
+    # tanh without bias is odd; a bias breaks the symmetry
+    assert newton_mod._odd(_Tanh(W, 0.0), np, X0)
+    assert not newton_mod._odd(_Tanh(W, np.full(W.shape[0], 0.1)), np, X0)
 
 
 def test_off_origin_counts_points_other_than_the_origin():
@@ -162,3 +162,60 @@ def test_off_origin_counts_points_other_than_the_origin():
     assert want >= 2
     assert newton_mod._off_origin(np, [P, Z], 1e-6) == want
     assert newton_mod._off_origin(np, [Z], 1e-6) == 0 and newton_mod._off_origin(np, [], 1e-6) == 0
+
+
+def test_mirror_pairs_follow_one_path_per_pair():
+    rng = np.random.default_rng(3)
+    A = rng.uniform(-1, 1, (4, 6))
+    P = np.vstack([A[0], -A[0], A[1], A[2], -A[1], np.zeros(6), A[3], -A[3]])
+    pos, uniq = newton_mod._mirror_pairs(P, 1e-6)
+    m = uniq.size
+    # plain loop: a row is followed unless it is the mirror of an earlier row
+    want = [i for i in range(len(P)) if not any(np.linalg.norm(P[i] + P[j]) <= 1e-6
+                                                  for j in range(i))]
+    assert uniq.tolist() == want
+    # each row's end: its own path, or the mirror of its twin's
+    ends = np.vstack([P[uniq], -P[uniq]])
+    np.testing.assert_array_equal(ends[pos], P)
+    assert np.all(pos < 2 * m)
+
+
+# networks (n, seed) of gain 3 (8 starts, deflation on: n >= 100) where the damped phase
+# reaches no point, and the points the search found with the lower-gain deflation run
+# from the repeated starts only (the rule before this one: main 710d4ca)
+_HARVEST = [(120, 0, 10), (120, 2, 10), (150, 3, 9)]
+
+
+@pytest.mark.parametrize(("n", "seed", "before"), _HARVEST)
+def test_lower_gain_deflation_from_every_start(n, seed, before, monkeypatch):
+    m, W, X0 = _case(n, seed)
+    calls = []
+    orig = newton_mod._deflate
+
+    def spy(F, p, eye, x, fx, fr, *a):
+        out = orig(F, p, eye, x, fx, fr, *a)
+        calls.append((getattr(F, "s", 1.0), np.vstack(fx), np.vstack(out[0])))
+        return out
+
+    monkeypatch.setattr(newton_mod, "_deflate", spy)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, progress=False)
+    low = [c for c in calls if c[0] < 1.0]
+    assert len(low) == 1
+    s, known, out = low[0]
+    new = out[len(known):]
+    assert len(new) >= 1
+    # every new point is a point of tanh(s W x) (plain residual from W), none is a known
+    # point or a known point's mirror (the mirrors of an odd map are deflated too)
+    assert np.all(_residuals(s * W, new) <= 1e-10)
+    for q in new:
+        assert all(np.linalg.norm(q - k) > 1e-6 for k in known)
+    assert all(any(np.linalg.norm(k + j) <= 1e-6 for j in known) for k in known)
+    # the points at s = 1, checked from W and counted by a plain loop: more than before
+    P = np.asarray(fp.points)
+    assert np.all(_residuals(W, P) <= 1e-10)
+    kept: list = []
+    for p in P:
+        if all(np.linalg.norm(p - q) > 1e-6 for q in kept):
+            kept.append(p)
+    assert len(kept) > before

@@ -189,12 +189,16 @@ def _by_gain(p, x, eye, done, radius):
             P = xp.concat([P] + fxs[1:], axis=0)
             owner = np.concatenate([owner, np.where(by >= 0, rows[np.maximum(by, 0)], -1)])
             owner = np.concatenate([owner, np.full(int(P.shape[0]) - owner.size, -1)])
+        # on an odd map one path per mirror pair: the path of -y is the mirror of y's
+        pos, uniq = _mirror_pairs(P, p.unique_tol) if odd else (None, np.arange(owner.size))
         hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
-        end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
-        if odd:     # the path of -y is the mirror of y's: its end is the mirror of y's end
+        end, reached, _, solves = follow_paths(hom, xp, _take(xp, P, uniq), max_iter=p.patience,
+                                               bar=done)
+        if odd:
             end = xp.concat([end, -end], axis=0)
             reached, solves = np.tile(reached, 2), np.tile(solves, 2)
-            owner = np.concatenate([owner, np.full(owner.size, -1)])
+            owner, o = np.full(end.shape[0], -1), owner
+            owner[pos] = o
         path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
         got = np.flatnonzero(reached)
         sub: list = []
@@ -233,6 +237,21 @@ def _mirrored(xp, P, tol):
     Q = np.asarray(to_numpy(P), dtype=np.float64)
     far = np.min(_sq_dist(np, -Q, Q), axis=1) > tol * tol
     return xp.concat([P, -_take(xp, P, np.flatnonzero(far))], axis=0)
+
+
+def _mirror_pairs(P, tol):
+    """For the rows of ``P``: the row of each one's path end among ``m`` paths and their
+    ``m`` mirrors (a row that is the mirror of an earlier row takes that row's mirror end),
+    and the ``m`` rows that are followed."""
+    Q = np.asarray(to_numpy(P), dtype=np.float64)
+    twin = np.tril(_sq_dist(np, -Q, Q) <= tol * tol, -1)      # row i is -(row j), j < i
+    dup = twin.any(axis=1)
+    uniq = np.flatnonzero(~dup)
+    at = np.full(Q.shape[0], -1)
+    at[uniq] = np.arange(uniq.size)
+    pos = at.copy()
+    pos[dup] = uniq.size + at[np.argmax(twin[dup], axis=1)]
+    return pos, uniq
 
 
 def _off_origin(xp, px, tol):

@@ -78,12 +78,11 @@ class GainHomotopy:
         return x - Fy, Hx, Ht
 
 
-def follow_paths(hom, xp, a, *, max_iter, bar=None, t_start=None, down=None):
-    """The path of each row of ``a`` (k, n), zeros of ``hom`` at ``t = 0`` (or at
-    ``t_start``, per row), all at once, to ``t = 1``.
+def follow_paths(hom, xp, a, *, max_iter, bar=None):
+    """The path of each row of ``a`` (k, n), zeros of ``hom`` at ``t = 0``, all at
+    once, to ``t = 1``.
 
-    A path sets out towards larger ``t``, or smaller where ``down`` (per row) is True
-    (a branch that turns at a fold below its start). ``max_iter`` bounds the iterations (one bordered solve per path each). Returns
+    ``max_iter`` bounds the iterations (one bordered solve per path each). Returns
     (x near the path's point at ``t = 1`` (k, n), whether the path reached ``t = 1``,
     whether it came back to ``t = 0``, the solves each path took); rows that did not
     reach ``t = 1`` hold their last point.
@@ -95,13 +94,11 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None, t_start=None, down=None):
     end = xp.asarray(a, copy=True)     # written row by row as paths end
     # the accepted point (x0, t0), its unit tangent (vx, vt), the step, the corrector's
     # iterate (x, t), its prediction (xq, tq), its step count and last residual
-    x0 = a
-    t0 = np.zeros(k) if t_start is None else np.asarray(t_start, dtype=np.float64)
+    x0, t0 = a, np.zeros(k)
     _, Hx, Ht = hom(a, t0)
-    sign = np.ones(k) if down is None else np.where(down, -1.0, 1.0)
-    vx, vt = _unit(xp, _solve(xp, Hx, -Ht) * _like(sign, xp)[:, None], sign, n)   # D_x H w + D_t H = 0
+    vx, vt = _unit(xp, _solve(xp, Hx, -Ht), np.ones(k), n)   # D_x H w + D_t H = 0
     h = np.full(k, _H0)
-    x, t = x0 + _like(h, xp)[:, None] * vx, t0 + h * vt
+    x, t = x0 + _like(h, xp)[:, None] * vx, h * vt
     xq, tq = x, t
     c = np.zeros(k, dtype=np.int64)
     r_prev = np.full(k, np.inf)
