@@ -9,13 +9,15 @@ length, accepted whatever they do to ``||G||``, which leaves the valleys of
 ``q`` where damped methods end. The rule: where the damped phase reached no
 point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
 not on a torus, the damped phase also runs on the
-map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, and each point of the
-``s`` with most points off the origin (with its mirror on an odd map) is followed
-along the gain to ``s = 1`` by pseudo-arclength continuation (:mod:`._paths`),
-through the folds where damped Newton stalls; a start converges where its point's
-path reaches a point of ``F``, and is "gave up: max_iter reached" where the path takes more than
-``patience`` bordered solves, "gave up: stalled" where it turns back to the
-lower gain or no gain gave a point. The stalled starts wander all the same
+map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``; at the ``s`` with most
+points off the origin the starts that led no point run again, deflated by the points
+and their mirrors (:mod:`._deflation`), and each point (one of each mirror pair on an
+odd map) is followed along the gain to ``s = 1`` by pseudo-arclength continuation
+(:mod:`._paths`), through the folds where damped Newton stalls; a start converges
+where the path of its point (reached or found deflated) reaches a point of ``F``,
+and is "gave up: max_iter reached" where the path takes more than ``patience``
+bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
+gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
 stands). (4) With ``deflation``, the starts that
 converged onto a point another start reached run again, as deflated Newton
@@ -145,11 +147,13 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
 
 def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
-    ...`` (down to ``_GAIN_MIN``); each point of the one with most points off the origin
-    (and on an odd map its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`,
-    ``patience`` iterations at most), the ends polished by the damped search on ``F``. Returns
-    (points, residuals, status per start, the start each follows): a start is converged
-    where its point at the lower gain continued to a point of ``F``; "gave up: max_iter
+    ...`` (down to ``_GAIN_MIN``); at the one with most points off the origin, the starts
+    that led no point run deflated against them (and their mirrors on an odd map), and
+    each point is followed along the gain to ``s = 1`` (:mod:`._paths`, ``patience``
+    iterations at most; on an odd map one path per mirror pair), the ends polished by
+    the damped search on ``F``. Returns (points, residuals, status per start, the start
+    each follows): a start is converged where its point at the lower gain (its group's,
+    or the one its deflated run found) continued to a point of ``F``; "gave up: max_iter
     reached" where that path ran out of steps, "gave up: stalled" where it came back or
     no gain gave a point."""
     xp, k = p.xp, int(x.shape[0])
