@@ -47,7 +47,7 @@ from ._clustering import _sq_dist
 from ._common import Solution, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
-from ._paths import GainHomotopy, Scaled, follow_paths
+from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
 from ._search import _NewtonSearch, _roots, _search
@@ -203,6 +203,11 @@ def _by_gain(p, x, eye, done, radius):
             reached, solves = np.tile(reached, 2), np.tile(solves, 2)
             owner, o = np.full(end.shape[0], -1), owner
             owner[pos] = o
+            # the branches the origin sheds: paths of their own, without a start
+            eb, rb, sb = _branch_paths(p, xp, eye, int(x.shape[1]), x.dtype, done)
+            end = xp.concat([end, eb, -eb], axis=0)
+            reached, solves = (np.concatenate([v, w, w]) for v, w in ((reached, rb), (solves, sb)))
+            owner = np.concatenate([owner, np.full(2 * rb.size, -1)])
         path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
         got = np.flatnonzero(reached)
         sub: list = []
@@ -226,6 +231,27 @@ def _by_gain(p, x, eye, done, radius):
         st[on] = path_st[j[on]]
         lead[on] = path_lead[j[on]]
     return fx, fr, st, lead
+
+
+def _branch_paths(p, xp, eye, n, dtype, done):
+    """Each branch the origin of an odd map sheds (:func:`._paths.origin_branches`): its
+    point near the pitchfork by the damped search on ``F(s0 x)``, followed to ``s = 1``.
+    Returns (path ends, reached, solves), one row a branch."""
+    ends, reached, solves = [], [], []
+    for s0, a in origin_branches(p.F, xp, n, dtype):
+        pts, _, _, _, _ = _search(Scaled(p.F, s0), xp.asarray(a[None, :], dtype=dtype), xp, eye,
+                                  tol=p.tol, max_iter=30, unique_tol=p.unique_tol,
+                                  slow_points=False)
+        if not pts or _off_origin(xp, pts, p.unique_tol) == 0:
+            continue
+        e, r, _, k = follow_paths(GainHomotopy(p.F, xp, s0, n, dtype), xp, pts[0],
+                                  max_iter=p.patience, bar=done)
+        ends.append(e)
+        reached.append(r)
+        solves.append(k)
+    if not ends:
+        return xp.zeros((0, n), dtype=dtype), np.zeros(0, bool), np.zeros(0, np.int64)
+    return xp.concat(ends, axis=0), np.concatenate(reached), np.concatenate(solves)
 
 
 def _odd(F, xp, x):
