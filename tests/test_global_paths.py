@@ -12,6 +12,7 @@ import pytest
 
 import itermap
 import itermap.analysis.fixed_points._newton as newton_mod
+import itermap.analysis.fixed_points._paths as paths_mod
 from itermap.analysis import find_fixed_points, sample_states
 from itermap.analysis.fixed_points._common import _Power
 from itermap.analysis.fixed_points._paths import GainHomotopy, follow_paths
@@ -214,8 +215,65 @@ def test_lower_gain_deflation_from_every_start(n, seed, before, monkeypatch):
     # the points at s = 1, checked from W and counted by a plain loop: more than before
     P = np.asarray(fp.points)
     assert np.all(_residuals(W, P) <= 1e-10)
+    assert _distinct_plain(P) > before
+
+
+@pytest.mark.parametrize(("n", "seed"), [(120, 0), (150, 3), (200, 5)])
+def test_origin_branches_start_near_points_of_the_scaled_map(n, seed):
+    m, W, X0 = _case(n, seed)
+    out = paths_mod.origin_branches(_Power(m, 1, None, np), np, n, np.float64)
+    mu = np.linalg.eigvals(W)
+    mu = np.sort(mu.real[(np.abs(mu.imag) < 1e-9) & (mu.real > 1.02)])
+    assert 1 <= len(out) <= mu.size
+    landed = 0
+    for s0, x in out:
+        # s0 = 1.02 / mu for a real eigenvalue mu of W (plain NumPy), and x lies along its
+        # eigenvector with the amplitude of tanh's normal form (closed form: the cubic
+        # term of tanh(y) is -y^3 / 3, so a^2 = 3 (s mu - 1) / ((s mu)^3 sum w v^3 / w.v))
+        k = int(np.argmin(np.abs(mu - 1.02 / s0)))
+        assert abs(mu[k] * s0 - 1.02) <= 1e-9
+        v = x / np.linalg.norm(x)
+        assert np.linalg.norm(W @ v - mu[k] * v) <= 1e-8
+        wl = np.linalg.solve((W - mu[k] * np.eye(n)).T + np.outer(v, v), v)   # left vector
+        kap = np.sum(wl * v ** 3) / (wl @ v)
+        a = np.sqrt(3 * (s0 * mu[k] - 1) / ((s0 * mu[k]) ** 3 * kap))
+        assert abs(np.linalg.norm(x) - a) <= 0.05 * a
+        # the normal form's residual is small against the point's size (plain residual)
+        assert _residuals(s0 * W, x[None])[0] <= 0.05 * np.linalg.norm(x)
+        # plain Newton (halving the step until ||g|| falls) on tanh(s0 W y) - y from x
+        y = x.copy()
+        for _ in range(40):
+            r = _residuals(s0 * W, y[None])[0]
+            d = np.linalg.solve(s0 * (1 - np.tanh(s0 * W @ y) ** 2)[:, None] * W - np.eye(n),
+                                y - np.tanh(s0 * W @ y))
+            lam = 1.0
+            while _residuals(s0 * W, (y + lam * d)[None])[0] >= r and lam > 1e-4:
+                lam /= 2
+            y = y + lam * d
+        if _residuals(s0 * W, y[None])[0] <= 1e-10 and np.linalg.norm(y - x) <= 0.3 * a:
+            landed += 1
+    # on most branches it lands on a point off the origin, near the start
+    assert landed >= max(1, len(out) // 2)
+
+
+def _distinct_plain(P):
     kept: list = []
     for p in P:
         if all(np.linalg.norm(p - q) > 1e-6 for q in kept):
             kept.append(p)
-    assert len(kept) > before
+    return len(kept)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(120, 2), (200, 1)])
+def test_origin_branch_paths_add_points(n, seed, monkeypatch):
+    m, W, X0 = _case(n, seed)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, progress=False)
+        monkeypatch.setattr(newton_mod, "origin_branches", lambda *a: [])
+        fw = find_fixed_points(m, X0, progress=False)
+    P, Q = np.asarray(fp.points), np.asarray(fw.points)
+    assert np.all(_residuals(W, P) <= 1e-10) and np.all(_residuals(W, Q) <= 1e-10)
+    # more distinct points (plain loop) with the branches than without, the same starts
+    # converged (the branch paths have no start)
+    assert _distinct_plain(P) > _distinct_plain(Q)
+    assert fp.n_converged == fw.n_converged
