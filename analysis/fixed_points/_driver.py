@@ -130,7 +130,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     where damped Newton stalls; Allgower and Georg 2003), on an odd map one
     path per mirror pair, the mirror's end the mirror of its end; a start
     whose point (reached, or found by its deflated run) has a path that
-    reaches a point of ``F`` is converged. (4) With ``deflation``, the starts that
+    reaches a point of ``F`` is converged. On an odd map the branches born at
+    the origin are followed too: for each real eigenvalue ``mu > 1`` of
+    ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
+    ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
+    eigenvector, then the damped search) to ``s = 1``. (4) With ``deflation``, the starts that
     converged onto a point another start reached (at most 8 per point) run again, all at once,
     from where they set out, as Newton on the deflated residual
     ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every

@@ -13,7 +13,8 @@ map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``; at the ``s`` with m
 points off the origin the starts that led no point run again, deflated by the points
 and their mirrors (:mod:`._deflation`), and each point (one of each mirror pair on an
 odd map) is followed along the gain to ``s = 1`` by pseudo-arclength continuation
-(:mod:`._paths`), through the folds where damped Newton stalls; a start converges
+(:mod:`._paths`), through the folds where damped Newton stalls, as is each branch the
+origin of an odd map sheds (:func:`._paths.origin_branches`); a start converges
 where the path of its point (reached or found deflated) reaches a point of ``F``,
 and is "gave up: max_iter reached" where the path takes more than ``patience``
 bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
