@@ -20,6 +20,8 @@ References
    Methods", SIAM 2003, ch. 1-2 and 11.
 .. [2] H. B. Keller, "Numerical solution of bifurcation and nonlinear eigenvalue
    problems", in Applications of Bifurcation Theory, Academic Press 1977, 359-384.
+.. [3] M. G. Crandall and P. H. Rabinowitz, "Bifurcation from simple eigenvalues",
+   J. Funct. Anal. 8(2), 1971, 321-340 (the branches born at the origin).
 """
 
 from __future__ import annotations
