@@ -277,3 +277,20 @@ def test_origin_branch_paths_add_points(n, seed, monkeypatch):
     # converged (the branch paths have no start)
     assert _distinct_plain(P) > _distinct_plain(Q)
     assert fp.n_converged == fw.n_converged
+
+
+def test_origin_branches_run_where_no_lower_gain_gives_a_point(monkeypatch):
+    m, W, X0 = _case(120, 2)
+    calls: list = []
+    orig = newton_mod.origin_branches
+    monkeypatch.setattr(newton_mod, "_GAIN_MIN", 0.9)     # no lower gain runs
+    monkeypatch.setattr(newton_mod, "origin_branches",
+                        lambda *a: calls.append(1) or orig(*a))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, deflation=False, progress=False)
+        monkeypatch.setattr(newton_mod, "origin_branches", lambda *a: [])
+        fw = find_fixed_points(m, X0, deflation=False, progress=False)
+    P, Q = np.asarray(fp.points), np.asarray(fw.points)
+    assert calls and np.all(_residuals(W, P) <= 1e-10)
+    # the branches' points come on top of what wandering finds (plain count)
+    assert _distinct_plain(P) > _distinct_plain(Q)

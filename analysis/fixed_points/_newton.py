@@ -231,6 +231,13 @@ def _by_gain(p, x, eye, done, radius):
         on = j >= 0
         st[on] = path_st[j[on]]
         lead[on] = path_lead[j[on]]
+    elif _odd(p.F, xp, x):      # no lower gain gave a point: the origin's branches alone
+        eb, rb, _ = _branch_paths(p, xp, eye, int(x.shape[1]), x.dtype, done)
+        if rb.any():
+            eb = _take(xp, eb, np.flatnonzero(rb))
+            fx, fr, _, _, _ = _search(p.F, xp.concat([eb, -eb], axis=0), xp, eye, tol=p.tol,
+                                      max_iter=p.max_iter, unique_tol=p.unique_tol,
+                                      slow_points=False, patience=0, bar=done)
     return fx, fr, st, lead
 
 
