@@ -12,6 +12,7 @@ import pytest
 
 import itermap
 import itermap.analysis.fixed_points._newton as newton_mod
+import itermap.analysis.fixed_points._paths as paths_mod
 from itermap.analysis import find_fixed_points, sample_states
 from itermap.analysis.fixed_points._common import _Power
 from itermap.analysis.fixed_points._paths import GainHomotopy, follow_paths
@@ -142,14 +143,14 @@ def test_mirrored_adds_negatives_only_for_odd_maps():
             G.append(p)
     assert len(G) >= 2
     Q = np.vstack([G, -G[0]])     # one mirror present already: not added twice
-    out = newton_mod._mirrored(_Tanh(W, 0.0), np, X0, Q, 1e-6)
+    out = newton_mod._mirrored(np, Q, 1e-6)
     assert out.shape == (2 * len(G), W.shape[0])
     for p in G:   # each point and its mirror exactly once (plain loop)
         assert sum(np.linalg.norm(o - p) < 1e-9 for o in out) == 1
         assert sum(np.linalg.norm(o + p) < 1e-9 for o in out) == 1
-    # a bias breaks the symmetry: nothing added
-    b = np.full(W.shape[0], 0.1)
-    assert newton_mod._mirrored(_Tanh(W, b), np, X0, Q, 1e-6).shape == Q.shape
+    # tanh without bias is odd; a bias breaks the symmetry
+    assert newton_mod._odd(_Tanh(W, 0.0), np, X0)
+    assert not newton_mod._odd(_Tanh(W, np.full(W.shape[0], 0.1)), np, X0)
 
 
 def test_off_origin_counts_points_other_than_the_origin():
@@ -162,3 +163,134 @@ def test_off_origin_counts_points_other_than_the_origin():
     assert want >= 2
     assert newton_mod._off_origin(np, [P, Z], 1e-6) == want
     assert newton_mod._off_origin(np, [Z], 1e-6) == 0 and newton_mod._off_origin(np, [], 1e-6) == 0
+
+
+def test_mirror_pairs_follow_one_path_per_pair():
+    rng = np.random.default_rng(3)
+    A = rng.uniform(-1, 1, (4, 6))
+    P = np.vstack([A[0], -A[0], A[1], A[2], -A[1], np.zeros(6), A[3], -A[3]])
+    pos, uniq = newton_mod._mirror_pairs(P, 1e-6)
+    m = uniq.size
+    # plain loop: a row is followed unless it is the mirror of an earlier row
+    want = [i for i in range(len(P)) if not any(np.linalg.norm(P[i] + P[j]) <= 1e-6
+                                                  for j in range(i))]
+    assert uniq.tolist() == want
+    # each row's end: its own path, or the mirror of its twin's
+    ends = np.vstack([P[uniq], -P[uniq]])
+    np.testing.assert_array_equal(ends[pos], P)
+    assert np.all(pos < 2 * m)
+
+
+# networks (n, seed) of gain 3 (8 starts, deflation on: n >= 100) where the damped phase
+# reaches no point, and the points the search found with the lower-gain deflation run
+# from the repeated starts only (the rule before this one: main 710d4ca)
+_HARVEST = [(120, 0, 10), (120, 2, 10), (150, 3, 9)]
+
+
+@pytest.mark.parametrize(("n", "seed", "before"), _HARVEST)
+def test_lower_gain_deflation_from_every_start(n, seed, before, monkeypatch):
+    m, W, X0 = _case(n, seed)
+    calls = []
+    orig = newton_mod._deflate
+
+    def spy(F, p, eye, x, fx, fr, *a):
+        out = orig(F, p, eye, x, fx, fr, *a)
+        calls.append((getattr(F, "s", 1.0), np.vstack(fx), np.vstack(out[0])))
+        return out
+
+    monkeypatch.setattr(newton_mod, "_deflate", spy)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, progress=False)
+    low = [c for c in calls if c[0] < 1.0]
+    assert len(low) == 1
+    s, known, out = low[0]
+    new = out[len(known):]
+    assert len(new) >= 1
+    # every new point is a point of tanh(s W x) (plain residual from W), none is a known
+    # point or a known point's mirror (the mirrors of an odd map are deflated too)
+    assert np.all(_residuals(s * W, new) <= 1e-10)
+    for q in new:
+        assert all(np.linalg.norm(q - k) > 1e-6 for k in known)
+    assert all(any(np.linalg.norm(k + j) <= 1e-6 for j in known) for k in known)
+    # the points at s = 1, checked from W and counted by a plain loop: more than before
+    P = np.asarray(fp.points)
+    assert np.all(_residuals(W, P) <= 1e-10)
+    assert _distinct_plain(P) > before
+
+
+@pytest.mark.parametrize(("n", "seed"), [(120, 0), (150, 3), (200, 5)])
+def test_origin_branches_start_near_points_of_the_scaled_map(n, seed):
+    m, W, X0 = _case(n, seed)
+    out = paths_mod.origin_branches(_Power(m, 1, None, np), np, n, np.float64)
+    mu = np.linalg.eigvals(W)
+    mu = np.sort(mu.real[(np.abs(mu.imag) < 1e-9) & (mu.real > 1.02)])
+    assert 1 <= len(out) <= mu.size
+    landed = 0
+    for s0, x in out:
+        # s0 = 1.02 / mu for a real eigenvalue mu of W (plain NumPy), and x lies along its
+        # eigenvector with the amplitude of tanh's normal form (closed form: the cubic
+        # term of tanh(y) is -y^3 / 3, so a^2 = 3 (s mu - 1) / ((s mu)^3 sum w v^3 / w.v))
+        k = int(np.argmin(np.abs(mu - 1.02 / s0)))
+        assert abs(mu[k] * s0 - 1.02) <= 1e-9
+        v = x / np.linalg.norm(x)
+        assert np.linalg.norm(W @ v - mu[k] * v) <= 1e-8
+        wl = np.linalg.solve((W - mu[k] * np.eye(n)).T + np.outer(v, v), v)   # left vector
+        kap = np.sum(wl * v ** 3) / (wl @ v)
+        a = np.sqrt(3 * (s0 * mu[k] - 1) / ((s0 * mu[k]) ** 3 * kap))
+        assert abs(np.linalg.norm(x) - a) <= 0.05 * a
+        # the normal form's residual is small against the point's size (plain residual)
+        assert _residuals(s0 * W, x[None])[0] <= 0.05 * np.linalg.norm(x)
+        # plain Newton (halving the step until ||g|| falls) on tanh(s0 W y) - y from x
+        y = x.copy()
+        for _ in range(40):
+            r = _residuals(s0 * W, y[None])[0]
+            d = np.linalg.solve(s0 * (1 - np.tanh(s0 * W @ y) ** 2)[:, None] * W - np.eye(n),
+                                y - np.tanh(s0 * W @ y))
+            lam = 1.0
+            while _residuals(s0 * W, (y + lam * d)[None])[0] >= r and lam > 1e-4:
+                lam /= 2
+            y = y + lam * d
+        if _residuals(s0 * W, y[None])[0] <= 1e-10 and np.linalg.norm(y - x) <= 0.3 * a:
+            landed += 1
+    # on most branches it lands on a point off the origin, near the start
+    assert landed >= max(1, len(out) // 2)
+
+
+def _distinct_plain(P):
+    kept: list = []
+    for p in P:
+        if all(np.linalg.norm(p - q) > 1e-6 for q in kept):
+            kept.append(p)
+    return len(kept)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(120, 2), (200, 1)])
+def test_origin_branch_paths_add_points(n, seed, monkeypatch):
+    m, W, X0 = _case(n, seed)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, progress=False)
+        monkeypatch.setattr(newton_mod, "origin_branches", lambda *a: [])
+        fw = find_fixed_points(m, X0, progress=False)
+    P, Q = np.asarray(fp.points), np.asarray(fw.points)
+    assert np.all(_residuals(W, P) <= 1e-10) and np.all(_residuals(W, Q) <= 1e-10)
+    # more distinct points (plain loop) with the branches than without, the same starts
+    # converged (the branch paths have no start)
+    assert _distinct_plain(P) > _distinct_plain(Q)
+    assert fp.n_converged == fw.n_converged
+
+
+def test_origin_branches_run_where_no_lower_gain_gives_a_point(monkeypatch):
+    m, W, X0 = _case(120, 2)
+    calls: list = []
+    orig = newton_mod.origin_branches
+    monkeypatch.setattr(newton_mod, "_GAIN_MIN", 0.9)     # no lower gain runs
+    monkeypatch.setattr(newton_mod, "origin_branches",
+                        lambda *a: calls.append(1) or orig(*a))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, deflation=False, progress=False)
+        monkeypatch.setattr(newton_mod, "origin_branches", lambda *a: [])
+        fw = find_fixed_points(m, X0, deflation=False, progress=False)
+    P, Q = np.asarray(fp.points), np.asarray(fw.points)
+    assert calls and np.all(_residuals(W, P) <= 1e-10)
+    # the branches' points come on top of what wandering finds (plain count)
+    assert _distinct_plain(P) > _distinct_plain(Q)

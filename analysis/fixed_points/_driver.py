@@ -121,12 +121,20 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     point for ``patience / 3`` times the share of the starts wandering iterations
     (at least 30). Where (2) reached no point at all (every start stalled,
     as at high gain on large networks) on a map not on a torus, the search
-    also runs (2) on ``F(s x)`` for ``s = 0.75, 0.56, 0.42`` and follows each
-    point of the ``s`` with the most points off the origin (and its mirror
-    ``-x`` on an odd map) along ``x = F(s x)`` to ``s = 1`` by
-    pseudo-arclength continuation (through the folds where damped Newton
-    stalls; Allgower and Georg 2003); a start whose point's path reaches a
-    point of ``F`` is converged. (4) With ``deflation``, the starts that
+    also runs (2) on ``F(s x)`` for ``s = 0.75, 0.56, 0.42``; at the ``s`` with
+    the most points off the origin, with ``deflation``, every start that led no
+    point there (stalled or repeated) runs again as (4) below on ``F(s x)``,
+    deflated by its points and (on an odd map, ``F(-x) = -F(x)``) their
+    mirrors; each point found at that ``s`` is followed along ``x = F(s x)``
+    to ``s = 1`` by batched pseudo-arclength continuation (through the folds
+    where damped Newton stalls; Allgower and Georg 2003), on an odd map one
+    path per mirror pair, the mirror's end the mirror of its end; a start
+    whose point (reached, or found by its deflated run) has a path that
+    reaches a point of ``F`` is converged. On an odd map the branches born at
+    the origin are followed too: for each real eigenvalue ``mu > 1`` of
+    ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
+    ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
+    eigenvector, then the damped search) to ``s = 1``. (4) With ``deflation``, the starts that
     converged onto a point another start reached (at most 8 per point) run again, all at once,
     from where they set out, as Newton on the deflated residual
     ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every

@@ -9,13 +9,16 @@ length, accepted whatever they do to ``||G||``, which leaves the valleys of
 ``q`` where damped methods end. The rule: where the damped phase reached no
 point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
 not on a torus, the damped phase also runs on the
-map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``, and each point of the
-``s`` with most points off the origin (with its mirror on an odd map) is followed
-along the gain to ``s = 1`` by pseudo-arclength continuation (:mod:`._paths`),
-through the folds where damped Newton stalls; a start converges where its point's
-path reaches a point of ``F``, and is "gave up: max_iter reached" where the path takes more than
-``patience`` bordered solves, "gave up: stalled" where it turns back to the
-lower gain or no gain gave a point. The stalled starts wander all the same
+map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``; at the ``s`` with most
+points off the origin the starts that led no point run again, deflated by the points
+and their mirrors (:mod:`._deflation`), and each point (one of each mirror pair on an
+odd map) is followed along the gain to ``s = 1`` by pseudo-arclength continuation
+(:mod:`._paths`), through the folds where damped Newton stalls, as is each branch the
+origin of an odd map sheds (:func:`._paths.origin_branches`); a start converges
+where the path of its point (reached or found deflated) reaches a point of ``F``,
+and is "gave up: max_iter reached" where the path takes more than ``patience``
+bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
+gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
 stands). (4) With ``deflation``, the starts that
 converged onto a point another start reached run again, as deflated Newton
@@ -45,7 +48,7 @@ from ._clustering import _sq_dist
 from ._common import Solution, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
-from ._paths import GainHomotopy, Scaled, follow_paths
+from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
 from ._search import _NewtonSearch, _roots, _search
@@ -118,8 +121,8 @@ def _newton_batch(p, xc, eye, done):
     found_new = False
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
-        fx, fr = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
-                          _wander_step(p.F, x0))
+        fx, fr, _ = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
+                             _wander_step(p.F, x0))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
@@ -132,23 +135,26 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
     xp = p.xp
     kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
           "wander": wander, "bar": bar}
-    nx, nr, _ = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
+    nx, nr, by = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
     known = xp.concat(fx, axis=0)
-    nx, nr, _ = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known, **kw)
+    nx, nr, mid = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known,
+                                  **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
-    return fx, fr
+    return fx, fr, np.concatenate([by, np.full(mid.size, -1)])
 
 
 def _by_gain(p, x, eye, done, radius):
     """Phase (3'): the damped search on ``F(s x)`` for ``s = _GAIN_STEP, _GAIN_STEP^2,
-    ...`` (down to ``_GAIN_MIN``); each point of the one with most points off the origin
-    (and on an odd map its mirror) followed along the gain to ``s = 1`` (:mod:`._paths`,
-    ``patience`` iterations at most), the ends polished by the damped search on ``F``. Returns
-    (points, residuals, status per start, the start each follows): a start is converged
-    where its point at the lower gain continued to a point of ``F``; "gave up: max_iter
+    ...`` (down to ``_GAIN_MIN``); at the one with most points off the origin, the starts
+    that led no point run deflated against them (and their mirrors on an odd map), and
+    each point is followed along the gain to ``s = 1`` (:mod:`._paths`, ``patience``
+    iterations at most; on an odd map one path per mirror pair), the ends polished by
+    the damped search on ``F``. Returns (points, residuals, status per start, the start
+    each follows): a start is converged where its point at the lower gain (its group's,
+    or the one its deflated run found) continued to a point of ``F``; "gave up: max_iter
     reached" where that path ran out of steps, "gave up: stalled" where it came back or
     no gain gave a point."""
     xp, k = p.xp, int(x.shape[0])
@@ -173,14 +179,36 @@ def _by_gain(p, x, eye, done, radius):
         _, s, low, px, pr, st_low = best
         heads = np.concatenate(low.found_ids)         # the start that led each point
         root = _roots(low.follows)
-        rows = _repeats(root, st_low)
-        if radius is not None and rows.size:   # more points there, by deflation
-            px, _ = _deflate(low.F, p, eye, _take(xp, x, rows), px, pr, radius, k, done,
-                             _wander_step(low.F, x))
         P = xp.concat(px, axis=0)
-        P = _mirrored(p.F, xp, x, P, p.unique_tol)
+        odd = _odd(p.F, xp, x)
+        # the start that found each path's point (-1: none, a midpoint or a mirror)
+        owner = heads
+        # every other start runs again at this gain, deflated by the points (and their
+        # mirrors): repeated and stalled starts alike find new points there
+        rows = np.setdiff1d(np.arange(k), heads)
+        if radius is not None and rows.size:
+            known = _mirrored(xp, P, p.unique_tol) if odd else P
+            fxs, _, by = _deflate(low.F, p, eye, _take(xp, x, rows), [known],
+                                  [np.zeros(int(known.shape[0]))], radius, k, done,
+                                  _wander_step(low.F, x))
+            P = xp.concat([P] + fxs[1:], axis=0)
+            owner = np.concatenate([owner, np.where(by >= 0, rows[np.maximum(by, 0)], -1)])
+            owner = np.concatenate([owner, np.full(int(P.shape[0]) - owner.size, -1)])
+        # on an odd map one path per mirror pair: the path of -y is the mirror of y's
+        pos, uniq = _mirror_pairs(P, p.unique_tol) if odd else (None, np.arange(owner.size))
         hom = GainHomotopy(p.F, xp, s, int(x.shape[1]), x.dtype)
-        end, reached, _, solves = follow_paths(hom, xp, P, max_iter=p.patience, bar=done)
+        end, reached, _, solves = follow_paths(hom, xp, _take(xp, P, uniq), max_iter=p.patience,
+                                               bar=done)
+        if odd:
+            end = xp.concat([end, -end], axis=0)
+            reached, solves = np.tile(reached, 2), np.tile(solves, 2)
+            owner, o = np.full(end.shape[0], -1), owner
+            owner[pos] = o
+            # the branches the origin sheds: paths of their own, without a start
+            eb, rb, sb = _branch_paths(p, xp, eye, int(x.shape[1]), x.dtype, done)
+            end = xp.concat([end, eb, -eb], axis=0)
+            reached, solves = (np.concatenate([v, w, w]) for v, w in ((reached, rb), (solves, sb)))
+            owner = np.concatenate([owner, np.full(2 * rb.size, -1)])
         path_st = np.where(solves >= p.patience, GAVE_UP_MAX_ITER, GAVE_UP_STALLED)
         got = np.flatnonzero(reached)
         sub: list = []
@@ -188,32 +216,80 @@ def _by_gain(p, x, eye, done, radius):
             fx, fr, path_st[got], _, _ = _search(
                 p.F, _take(xp, end, got), xp, eye, tol=p.tol, max_iter=p.max_iter,
                 unique_tol=p.unique_tol, slow_points=False, patience=0, bar=done, leads=sub)
-        # the paths of the deflated points have no start: their points count, not a fate
-        path_lead = np.concatenate([heads, np.full(int(P.shape[0]) - heads.size, -1)])
+        path_lead = owner.copy()    # the paths without a start count their points only
         if sub:     # merged at s = 1: follow the merged path's start (if it has one)
             rep = path_lead[got[sub[0]]]
             path_lead[got] = np.where(rep >= 0, rep, path_lead[got])
-        # each start: the fate of the path from the point it reached at the lower gain
+        # each start: the fate of the path from the point it reached at the lower gain,
+        # by the damped search (its group's point) or, where it found one, by deflation
         j = np.full(k, -1)
         j[heads] = np.arange(heads.size)
-        root = j[root]
-        on = (st_low == CONVERGED) & (root >= 0)
-        st[on] = path_st[root[on]]
-        lead[on] = path_lead[root[on]]
+        j = j[root]
+        j[st_low != CONVERGED] = -1
+        mine = np.flatnonzero(owner >= 0)
+        j[owner[mine]] = mine
+        on = j >= 0
+        st[on] = path_st[j[on]]
+        lead[on] = path_lead[j[on]]
+    elif _odd(p.F, xp, x):      # no lower gain gave a point: the origin's branches alone
+        eb, rb, _ = _branch_paths(p, xp, eye, int(x.shape[1]), x.dtype, done)
+        if rb.any():
+            eb = _take(xp, eb, np.flatnonzero(rb))
+            fx, fr, _, _, _ = _search(p.F, xp.concat([eb, -eb], axis=0), xp, eye, tol=p.tol,
+                                      max_iter=p.max_iter, unique_tol=p.unique_tol,
+                                      slow_points=False, patience=0, bar=done)
     return fx, fr, st, lead
 
 
-def _mirrored(F, xp, x, P, tol):
-    """``P`` with ``-P`` where ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network
-    without bias: -y is a point where y is, its path the mirror of y's), less the mirrors
-    within ``tol`` of a row of ``P``."""
+def _branch_paths(p, xp, eye, n, dtype, done):
+    """Each branch the origin of an odd map sheds (:func:`._paths.origin_branches`): its
+    point near the pitchfork by the damped search on ``F(s0 x)``, followed to ``s = 1``.
+    Returns (path ends, reached, solves), one row a branch."""
+    ends, reached, solves = [], [], []
+    for s0, a in origin_branches(p.F, xp, n, dtype):
+        pts, _, _, _, _ = _search(Scaled(p.F, s0), xp.asarray(a[None, :], dtype=dtype), xp, eye,
+                                  tol=p.tol, max_iter=30, unique_tol=p.unique_tol,
+                                  slow_points=False)
+        if not pts or _off_origin(xp, pts, p.unique_tol) == 0:
+            continue
+        e, r, _, k = follow_paths(GainHomotopy(p.F, xp, s0, n, dtype), xp, pts[0],
+                                  max_iter=p.patience, bar=done)
+        ends.append(e)
+        reached.append(r)
+        solves.append(k)
+    if not ends:
+        return xp.zeros((0, n), dtype=dtype), np.zeros(0, bool), np.zeros(0, np.int64)
+    return xp.concat(ends, axis=0), np.concatenate(reached), np.concatenate(solves)
+
+
+def _odd(F, xp, x):
+    """Whether ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network without bias:
+    ``-y`` is a point where ``y`` is, its gain path the mirror of ``y``'s)."""
     y = x[:2]
     d = np.asarray(to_numpy(_norm(xp, F.value(-y) + F.value(y))), dtype=np.float64)
-    if not np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))):
-        return P
+    return bool(np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))))
+
+
+def _mirrored(xp, P, tol):
+    """``P`` with ``-P``, less the mirrors within ``tol`` of a row of ``P``."""
     Q = np.asarray(to_numpy(P), dtype=np.float64)
     far = np.min(_sq_dist(np, -Q, Q), axis=1) > tol * tol
     return xp.concat([P, -_take(xp, P, np.flatnonzero(far))], axis=0)
+
+
+def _mirror_pairs(P, tol):
+    """For the rows of ``P``: the row of each one's path end among ``m`` paths and their
+    ``m`` mirrors (a row that is the mirror of an earlier row takes that row's mirror end),
+    and the ``m`` rows that are followed."""
+    Q = np.asarray(to_numpy(P), dtype=np.float64)
+    twin = np.tril(_sq_dist(np, -Q, Q) <= tol * tol, -1)      # row i is -(row j), j < i
+    dup = twin.any(axis=1)
+    uniq = np.flatnonzero(~dup)
+    at = np.full(Q.shape[0], -1)
+    at[uniq] = np.arange(uniq.size)
+    pos = at.copy()
+    pos[dup] = uniq.size + at[np.argmax(twin[dup], axis=1)]
+    return pos, uniq
 
 
 def _off_origin(xp, px, tol):

@@ -20,6 +20,8 @@ References
    Methods", SIAM 2003, ch. 1-2 and 11.
 .. [2] H. B. Keller, "Numerical solution of bifurcation and nonlinear eigenvalue
    problems", in Applications of Bifurcation Theory, Academic Press 1977, 359-384.
+.. [3] M. G. Crandall and P. H. Rabinowitz, "Bifurcation from simple eigenvalues",
+   J. Funct. Anal. 8(2), 1971, 321-340 (the branches born at the origin).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _CORRECT_TOL, _CORRECT_ITERS = 1e-8, 4
 _MIN_COS = 0.7
 # it grows by _GROW after a correction of at most _EASY steps
 _GROW, _EASY = 1.5, 2
+# a branch born at the origin at s = 1 / mu is first solved at s = (1 + _BRANCH_STEP) / mu
+_BRANCH_STEP = 0.02
 
 
 class Scaled:
@@ -76,6 +80,35 @@ class GainHomotopy:
         Hx = self.eye[None, :, :] - s[:, None, None] * J
         Ht = -(1.0 - self.s0) * xp.matmul(J, x[:, :, None])[:, :, 0]
         return x - Fy, Hx, Ht
+
+
+def origin_branches(F, xp, n, dtype):
+    """The points of ``F(s x)`` on the branches an odd map's origin sheds.
+
+    Where ``F(-x) = -F(x)`` the origin is a point of every ``F(s x)``, and at
+    ``s = 1 / mu`` for each real eigenvalue ``mu > 1`` of ``D F(0)`` a pair ``+-x`` is
+    born from it (a pitchfork, Crandall and Rabinowitz 1971): near it, along the right
+    eigenvector ``v`` (left ``w``), ``x = a v`` with ``a = s mu a + c (s a)^3``, ``c`` the
+    cubic term of ``w . F(e v) / w . v``. Returns ``(s0, a v)`` at ``s0 = (1 + 0.02) /
+    mu < 1`` for each branch that opens towards larger ``s`` (``c < 0``), host arrays.
+    """
+    import scipy.linalg
+
+    J0 = np.asarray(to_numpy(F.jacobian_only(xp.zeros((1, n), dtype=dtype))[0]), np.float64)
+    mu, U, V = scipy.linalg.eig(J0, left=True, right=True)
+    real = np.abs(mu.imag) <= 1e-9 * np.abs(mu)
+    out = []
+    for m, w, v in zip(mu.real[real], U.real[:, real].T, V.real[:, real].T):
+        s0 = (1.0 + _BRANCH_STEP) / m
+        if not 0 < s0 < 1:
+            continue
+        v = v / np.linalg.norm(v)
+        e = 0.1 / np.max(np.abs(v))
+        Fe = np.asarray(to_numpy(F.value(xp.asarray(e * v[None, :], dtype=dtype))))[0]
+        c = (w @ Fe / (w @ v) - m * e) / e ** 3
+        if c < 0:
+            out.append((s0, np.sqrt((1.0 - s0 * m) / (c * s0 ** 3)) * v))
+    return out
 
 
 def follow_paths(hom, xp, a, *, max_iter, bar=None):
