@@ -45,7 +45,7 @@ import numpy as np
 from itermap.backends import to_numpy
 
 from ._clustering import _sq_dist
-from ._common import Solution, _norm, _take
+from ._common import Solution, _host_norm, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
@@ -266,7 +266,7 @@ def _odd(F, xp, x):
     """Whether ``F(-x) = -F(x)`` on the first rows of ``x`` (a tanh network without bias:
     ``-y`` is a point where ``y`` is, its gain path the mirror of ``y``'s)."""
     y = x[:2]
-    d = np.asarray(to_numpy(_norm(xp, F.value(-y) + F.value(y))), dtype=np.float64)
+    d = _host_norm(xp, F.value(-y) + F.value(y))
     return bool(np.all(d <= 1e-12 * (1.0 + float(np.max(np.abs(to_numpy(y)))))))
 
 
@@ -296,7 +296,7 @@ def _off_origin(xp, px, tol):
     """How many of the points ``px`` have norm > ``tol`` (are not the origin)."""
     if not px:
         return 0
-    return int(np.sum(np.asarray(to_numpy(_norm(xp, xp.concat(px, axis=0)))) > tol))
+    return int(np.sum(_host_norm(xp, xp.concat(px, axis=0)) > tol))
 
 
 def _radius(p, x):

@@ -30,7 +30,7 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
-from ._common import _like, _norm, _put_rows, _solve, _take
+from ._common import _host_norm, _like, _put_rows, _solve, _take
 
 # steps in the arclength norm ||(x, t)||^2 = ||x||^2 / n + t^2 (x by its RMS): first,
 # at most, and least (a path whose step falls below it is given up)
@@ -139,10 +139,10 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
         if not ids.size:
             break
         H, Hx, Ht = hom(x, t)
-        r = to_numpy(_norm(xp, H)).astype(np.float64) / np.sqrt(n)
+        r = _host_norm(xp, H) / np.sqrt(n)
         d, w = _bordered(xp, Hx, Ht, vx, vt, H, _dot(xp, vx, x - xq) / n + vt * (t - tq), n)
         solves[ids] += 1
-        dn = to_numpy(_norm(xp, d)).astype(np.float64)
+        dn = _host_norm(xp, d)
         bad = ~np.isfinite(r) | ~np.isfinite(dn) | (c >= _CORRECT_ITERS) | (
             (c > 0) & (r > r_prev))
         conv = ~bad & (r <= _CORRECT_TOL)
