@@ -187,7 +187,7 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
     the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
     the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
     if lu:
-        solver = lu_memory(dim, _nnz(map_, dim) or 0)
+        solver = lu_memory(dim, _nnz(map_) or 0)
     else:
         m = _basis_cap(dim + 1)
         solver = (m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize
@@ -195,8 +195,8 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
 
 
 def _jacobian(F, y):
-    """``D F(y)``, sparse (the weights' pattern)."""
-    return sparse_jacobian(F.map, y, None if F.u is None else np.asarray(F.u)[None, :])
+    """``D F(y)``: the map's sparse Jacobian (``Map.sparse_jacobian``)."""
+    return sparse_jacobian(F.map, y, F.u)
 
 
 def _lu_solve(A, rhs):

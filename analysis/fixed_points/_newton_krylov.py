@@ -3,9 +3,9 @@
 Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
 ``(D(F^p)(x) - I) dx = -G`` are solved by restarted GMRES on products with the
 map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no
-``dim x dim`` array is formed. An incomplete LU factorization of the sparse
-``diag(f'(z)) W - I`` (the weights' pattern: O(nnz) memory) preconditions the
-GMRES for itermap networks with sparse weights up to ``_ILU_MAX_NNZ`` nonzeros;
+``dim x dim`` array is formed. An incomplete LU factorization of ``D F - I``, from the
+map's own sparse Jacobian (``Map.sparse_jacobian``: a network with sparse weights, O(nnz)
+memory), preconditions the GMRES up to ``_ILU_MAX_NNZ`` nonzeros;
 larger maps run unpreconditioned, with a long restart instead (an incomplete
 factorisation of a random sparse pattern fills in, and GMRES stagnates where
 ``D F - I`` is indefinite). Starts run one after the other,
@@ -91,27 +91,23 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     """Bytes the Newton-Krylov search holds beyond the map: the GMRES basis, the ILU
     factors (``_ILU_FILL`` times the weights' nonzeros, values and indices), the starts
     and the points found."""
-    nnz = _nnz(map_, dim)
+    nnz = _nnz(map_)
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
     if nnz is not None and _lu_fits(dim):
         ilu = lu_memory(dim, nnz)
     return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
 
 
-def _nnz(map_, dim):
-    """Nonzeros of a sparse network's weights (None: no sparse preconditioner)."""
-    bm = getattr(map_, "block_matrix", None)
-    if bm is None or getattr(map_, "_kind", "dense") == "dense":
-        return None
-    try:
-        return int(bm.nnz)
-    except (AttributeError, TypeError):
-        return None
+def _nnz(map_):
+    """Nonzeros of the map's sparse Jacobian (``Map.jacobian_nnz``; None: it gives none,
+    so no sparse factorization)."""
+    nnz = map_.jacobian_nnz
+    return None if nnz is None else int(nnz)
 
 
 def _sparse_newton_matrix(map_, x, u, max_nnz=_ILU_MAX_NNZ):
-    """``diag(f'(z)) W - I`` as CSC for an itermap network with sparse weights (at most
-    ``max_nnz`` nonzeros), else None."""
+    """``D F(x) - I`` as CSC where the map gives a sparse Jacobian (at most ``max_nnz``
+    nonzeros), else None."""
     import scipy.sparse as sp
 
     J = sparse_jacobian(map_, x, u, max_nnz)
@@ -119,26 +115,16 @@ def _sparse_newton_matrix(map_, x, u, max_nnz=_ILU_MAX_NNZ):
 
 
 def sparse_jacobian(map_, x, u, max_nnz=None):
-    """``D F(x) = diag(f'(z)) W`` as CSR for an itermap network with sparse weights (at
-    most ``max_nnz`` nonzeros), else None.
-
-    Built from the weights and ``step_with_derivative`` (the weights' pattern, O(nnz)).
-    """
+    """The map's own sparse ``D F(x)`` (``Map.sparse_jacobian``: the map knows its leak,
+    input block and function blocks) as float64 SciPy CSR; None where it gives none,
+    one of more than ``max_nnz`` nonzeros, or one off the host."""
     import scipy.sparse as sp
 
-    nnz = _nnz(map_, x.size)
-    if nnz is None or (max_nnz is not None and nnz > max_nnz) \
-            or not hasattr(map_, "step_with_derivative"):
+    nnz = _nnz(map_)
+    if nnz is None or (max_nnz is not None and nnz > max_nnz):
         return None
-    S = map_.block_matrix.to_sparse().tocsr()
-    if not sp.issparse(S):
-        return None
-    _, _, d = map_.step_with_derivative(x, None if u is None else u[0])
-    d = np.asarray(d, dtype=np.float64)
-    keep = np.ones(x.size)
-    if getattr(map_, "input_block", None) is not None:
-        keep[map_.block_slice(map_.input_block)] = 0.0     # the held input does not vary
-    return (sp.diags(d) @ S @ sp.diags(keep)).tocsr()
+    J = map_.sparse_jacobian(x, u)
+    return J.astype(np.float64).tocsr() if J is not None and sp.issparse(J) else None
 
 
 def _lu_fits(dim):
@@ -154,10 +140,10 @@ def lu_memory(dim, nnz):
 
 
 def uses_lu(F, dim):
-    """Whether ``F``'s Newton systems get a sparse LU: period 1, a network with sparse
-    weights, and a complete fill within ``_LU_BYTES`` (:func:`_lu_fits`)."""
-    return (F.p == 1 and _lu_fits(dim)
-            and _nnz(F.map, dim) is not None and hasattr(F.map, "step_with_derivative"))
+    """Whether ``F``'s Newton systems get a sparse LU: period 1, a map with a sparse
+    Jacobian (``Map.jacobian_nnz``), and a complete fill within ``_LU_BYTES``
+    (:func:`_lu_fits`)."""
+    return F.p == 1 and _lu_fits(dim) and _nnz(F.map) is not None
 
 
 def _preconditioner(F, x):
@@ -168,9 +154,8 @@ def _preconditioner(F, x):
 
     if F.p != 1:
         return None
-    u = None if F.u is None else np.asarray(F.u)[None, :]
     lu = uses_lu(F, x.size)
-    A = _sparse_newton_matrix(F.map, x, u, max_nnz=None if lu else _ILU_MAX_NNZ)
+    A = _sparse_newton_matrix(F.map, x, F.u, max_nnz=None if lu else _ILU_MAX_NNZ)
     if A is None:
         return None
     try:

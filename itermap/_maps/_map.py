@@ -195,6 +195,46 @@ class Map:
         return SmallStepper.build(step, jac, x, Q, params=params, periods=self.periods, u=u,
                                   total_steps=steps, scalar=self._scalar_kernel())
 
+    @property
+    def jacobian_nnz(self) -> int | None:
+        """Nonzeros of :meth:`sparse_jacobian` at most (for memory estimates), or None.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().jacobian_nnz is None
+        True
+        """
+        return None
+
+    def sparse_jacobian(self, x: Array, u: Array | None = None) -> Any:
+        """``dF/dx`` at one state as a sparse matrix, or None: the map has none.
+
+        The large-map solvers (Newton-Krylov, the homotopy) factor it where the map
+        gives one, and work with :meth:`tangent` products where it does not. The
+        default is None; a map whose Jacobian is sparse (a network with sparse
+        weights) returns it, with at most :attr:`jacobian_nnz` nonzeros.
+
+        Parameters
+        ----------
+        x : array of shape (dim,)
+            One state.
+        u : array, optional
+            The input of a driven map, as for :meth:`step`.
+
+        Returns
+        -------
+        sparse matrix of shape (dim, dim), or None
+            CSR (SciPy, or CuPy's on the GPU); None on the base class.
+
+        Examples
+        --------
+        >>> from itermap.systems import henon
+        >>> henon().sparse_jacobian(np.zeros(2)) is None
+        True
+        """
+        return None
+
     # -- protocol ---------------------------------------------------------
     def step(self, x: Array, u: Array | None = None) -> Array:
         """The next state ``F(x, u)``.

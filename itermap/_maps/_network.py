@@ -299,6 +299,14 @@ class IterativeMap(Map):
         """Whether some block has a leak rate below 1."""
         return self._leak is not None
 
+    @property
+    def jacobian_nnz(self) -> int | None:
+        """Nonzeros of :meth:`sparse_jacobian` at most (the weights' and the leak's
+        diagonal), for memory estimates; None for dense weights or function blocks."""
+        if self._kind == "dense" or self._functions:
+            return None
+        return int(self._bm.nnz) + (self.dim if self._leak is not None else 0)
+
     # -- protocol ---------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -548,6 +556,7 @@ class IterativeMap(Map):
     parameter_gradient = _network_grad.parameter_gradient
     block_gradient = _network_grad.block_gradient
     jacobian = _network_grad.jacobian
+    sparse_jacobian = _network_grad.sparse_jacobian
     _dense_masked = _network_grad._dense_masked
     # defined in itermap/_maps/_network_build.py (the layered view)
     forward = _network_build.forward

@@ -487,6 +487,45 @@ def _dense_masked(self, xp):
     return self._Wdense_cache
 
 
+def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any:
+    """``dF/dx`` at one state as a sparse matrix (CSR), where the weights are sparse.
+
+    The map's answer to :meth:`Map.sparse_jacobian`: ``jacobian(x, u, sparse=True)``
+    (the leak's diagonal, the input block's rows and columns zero) for a map whose
+    weights are stored sparse; None for dense weights (a dense matrix factors faster
+    than its sparse copy) and for function blocks (no sparse form: use ``tangent``).
+
+    Parameters
+    ----------
+    x : array of shape (dim,)
+        One state.
+    u : array, optional
+        The input of a driven map, as for :meth:`jacobian`.
+
+    Returns
+    -------
+    sparse matrix of shape (dim, dim), or None
+        With at most :attr:`jacobian_nnz` nonzeros.
+
+    Raises
+    ------
+    ValueError
+        A batch of states, a state of the wrong shape, or a missing or unexpected ``u``.
+
+    Examples
+    --------
+    >>> import itermap
+    >>> m = itermap.random_rnn(50, density=0.1, leak=0.5, rng=0)
+    >>> x = np.full(50, 0.1)
+    >>> J = m.sparse_jacobian(x)
+    >>> J.count_nonzero() <= m.jacobian_nnz, bool(np.allclose(J.toarray(), m.jacobian(x)))
+    (True, True)
+    """
+    if self.jacobian_nnz is None:
+        return None
+    return self.jacobian(x, u, sparse=True)
+
+
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
 _WARN_DENSE_JACOBIAN = 5000
 
