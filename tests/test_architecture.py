@@ -240,6 +240,80 @@ def test_the_private_import_check_sees_every_form(tmp_path):
                     "10: itermap._gg"]
 
 
+
+# -- no private member read by name from the analysis --------------------------------------
+# getattr(m, "_kind") is a private read that the attribute scan (tests/test_small_maps.py)
+# cannot see. Every private name (dunders aside) the analysis hands to getattr, hasattr,
+# setattr, delattr, attrgetter or __getattribute__, or reads from vars(obj) or
+# obj.__dict__, is listed here with its reason; any other fails, and so does an entry no
+# longer used.
+NAMED_PRIVATE_ALLOWED = {
+    ("plots/_spectrum.py", "_itermap_spectra"):
+        "the analysis's own mark on a matplotlib Axes: the spectra drawn on it before",
+    ("_sweep_pool.py", "_itermap_quiet"):
+        "the analysis's own mark on the threading.excepthook it installs",
+    ("_sweep_pool.py", "_executor_manager_thread"):
+        "loky's executor manager thread, silenced on an interrupt (loky has no public handle)",
+}
+_BY_NAME = {"getattr", "hasattr", "setattr", "delattr", "attrgetter", "__getattribute__"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_names_by_string(source: str) -> list[tuple[int, str]]:
+    """``(line, name)`` of each private member named by a string literal in ``source``."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        lits = []
+        if isinstance(node, ast.Call):
+            f = node.func
+            fn = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) \
+                else None
+            if fn in _BY_NAME:
+                lits = node.args if fn == "attrgetter" else node.args[1:2]
+            elif fn == "get" and isinstance(f, ast.Attribute) and _namespace(f.value):
+                lits = node.args[:1]                    # vars(m).get("_x")
+        elif isinstance(node, ast.Subscript) and _namespace(node.value):
+            lits = [node.slice]                          # m.__dict__["_x"]
+        for a in lits:
+            if isinstance(a, ast.Constant) and isinstance(a.value, str):
+                out += [(node.lineno, p) for p in a.value.split(".") if _private(p)]
+    return sorted(out)
+
+
+def _namespace(node) -> bool:
+    """Whether ``node`` is ``vars(...)`` or ``....__dict__``."""
+    return (isinstance(node, ast.Attribute) and node.attr == "__dict__") or (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        and node.func.id == "vars")
+
+
+def test_the_analysis_reads_no_private_member_by_name():
+    found, used = [], set()
+    for path in sorted((ROOT / "analysis").rglob("*.py")):
+        rel = path.relative_to(ROOT / "analysis").as_posix()
+        for line, name in private_names_by_string(path.read_text()):
+            if (rel, name) in NAMED_PRIVATE_ALLOWED:
+                used.add((rel, name))
+            else:
+                found.append(f"{rel}:{line} {name}")
+    assert not found, (f"private members read by name in the analysis: {found}; ask the map "
+                       "through the protocol (itermap.Map), or list the use with its reason")
+    stale = sorted(set(NAMED_PRIVATE_ALLOWED) - used)
+    assert not stale, f"no longer used: remove from NAMED_PRIVATE_ALLOWED: {stale}"
+
+
+def test_the_by_name_scan_sees_every_form():
+    src = ('getattr(m, "_kind", "dense")\nhasattr(m, "_W")\nsetattr(m, "_a", 1)\n'
+           'delattr(m, "_b")\noperator.attrgetter("bm._c", "d")(m)\n'
+           'object.__getattribute__(m, "_e")\nvars(m)["_f"]\nm.__dict__.get("_g")\n'
+           'getattr(m, "__class__")\ngetattr(m, "dim")\nd["_h"]\ngetattr(m, name)\n')
+    assert private_names_by_string(src) == [
+        (1, "_kind"), (2, "_W"), (3, "_a"), (4, "_b"), (5, "_c"), (6, "_e"), (7, "_f"),
+        (8, "_g")]
+
 def test_the_public_homes_are_the_private_objects():
     import itermap
     import itermap.checks
