@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 import itermap
 import itermap.analysis as analysis
@@ -532,6 +533,10 @@ def cases() -> dict:
                                   positional=("x", "u"), nan_ok=True),
         "IterativeMap.jacobian": Case(RNN.jacobian, passes_nan=True, params={"x": P(x5, "state")},
                                       positional=("x",), nan_ok=True),
+        "IterativeMap.sparse_jacobian": Case(
+            IterativeMap(sp.csr_matrix(np.eye(5, k=1) * 0.5), leak=0.5).sparse_jacobian,
+            passes_nan=True, params={"x": P(x5, "state"), "u": P(None, "array", optional=True)},
+            positional=("x", "u"), nan_ok=True),
         "IterativeMap.tangent": Case(RNN.tangent, passes_nan=True, params={
             "x": P(x5, "state"), "v": P(np.eye(5)[:, :2], "array")},
             positional=("x", "v"), nan_ok=True,

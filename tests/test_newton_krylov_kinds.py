@@ -52,6 +52,11 @@ def _central_differences(step, x, h=1e-6):
 N = 40
 W40 = _weights(N, 1.5, 0.15, 0)
 B40 = np.random.default_rng(1).normal(0.0, 0.3, N)
+# sparse blocks and a dense one (not densified: under half the matrix is stored)
+BM_MIX = itermap.BlockMatrix([20, 10, 10], {
+    (0, 0): _weights(20, 1.5, 0.2, 3), (2, 2): _weights(10, 1.2, 0.3, 4),
+    (1, 0): np.random.default_rng(5).normal(0.0, 0.3, (10, 20))})
+W_MIX = BM_MIX.to_dense()
 KINDS = {  # name: (map, input, the plain step from the weights)
     "plain": (itermap.IterativeMap(W40), None, lambda x: _plain_step(W40, x)),
     "leaky": (itermap.IterativeMap(W40, leak=0.3), None,
@@ -64,6 +69,8 @@ KINDS = {  # name: (map, input, the plain step from the weights)
     "driven, leaky": (itermap.IterativeMap(W40, bias=B40, sizes=(4, N - 4), input_block=0,
                                            leak=0.4), np.full(4, 0.7),
                       lambda x: _plain_step(W40, x, leak=0.4, bias=B40, u=0.7, n_in=4)),
+    "blocks, leaky": (itermap.IterativeMap(BM_MIX, bias=B40, leak=0.7), None,
+                      lambda x: _plain_step(W_MIX, x, leak=0.7, bias=B40)),
     "float32, leaky": (itermap.IterativeMap(W40.astype(np.float32), leak=0.5), None,
                        lambda x: _plain_step(W40.astype(np.float32).astype(np.float64), x,
                                              leak=0.5)),
@@ -113,7 +120,7 @@ def test_the_sparse_jacobian_matches_central_differences_for_any_leak(leak, dens
     np.testing.assert_allclose(J.toarray(), fd, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind", ["leaky", "driven, leaky", "bias, leaky"])
+@pytest.mark.parametrize("kind", ["leaky", "driven, leaky", "bias, leaky", "blocks, leaky"])
 def test_the_newton_matrix_the_solvers_factor_is_the_tangent_minus_one(kind):
     # the LU preconditioner of Newton-Krylov inverts D F - I as the map's tangent gives it
     m, u, _ = KINDS[kind]

@@ -518,12 +518,18 @@ def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any
     >>> m = itermap.random_rnn(50, density=0.1, leak=0.5, rng=0)
     >>> x = np.full(50, 0.1)
     >>> J = m.sparse_jacobian(x)
-    >>> J.count_nonzero() <= m.jacobian_nnz, bool(np.allclose(J.toarray(), m.jacobian(x)))
+    >>> bool(J.count_nonzero() <= m.jacobian_nnz), bool(np.allclose(J.toarray(), m.jacobian(x)))
     (True, True)
     """
-    if self.jacobian_nnz is None:
-        return None
-    return self.jacobian(x, u, sparse=True)
+    x = self._coerce(x)
+    if x.ndim != 1:
+        raise ValueError(f"x: sparse_jacobian takes one state of shape ({self.dim},), got "
+                         f"shape {tuple(x.shape)}")
+    if self.jacobian_nnz is not None:
+        return self.jacobian(x, u, sparse=True)
+    if u is not None or self.input_block is None:
+        self._check_input(x, u)     # bad arguments are refused here too
+    return None
 
 
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
