@@ -63,7 +63,6 @@ from itermap.threads import blas_limited
 from .._checks import check_memory
 from ._common import Solution, _progress_bar, _settle
 from ._newton_krylov import (
-    _nnz,
     _residual,
     add_point,
     leading_multipliers,
@@ -187,7 +186,7 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
     the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
     the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
     if lu:
-        solver = lu_memory(dim, _nnz(map_) or 0)
+        solver = lu_memory(dim, map_.jacobian_nnz or 0)
     else:
         m = _basis_cap(dim + 1)
         solver = (m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize

@@ -91,18 +91,11 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     """Bytes the Newton-Krylov search holds beyond the map: the GMRES basis, the ILU
     factors (``_ILU_FILL`` times the weights' nonzeros, values and indices), the starts
     and the points found."""
-    nnz = _nnz(map_)
+    nnz = map_.jacobian_nnz          # None: the map gives no sparse Jacobian
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
     if nnz is not None and _lu_fits(dim):
         ilu = lu_memory(dim, nnz)
     return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
-
-
-def _nnz(map_):
-    """Nonzeros of the map's sparse Jacobian (``Map.jacobian_nnz``; None: it gives none,
-    so no sparse factorization)."""
-    nnz = map_.jacobian_nnz
-    return None if nnz is None else int(nnz)
 
 
 def _sparse_newton_matrix(map_, x, u, max_nnz=_ILU_MAX_NNZ):
@@ -120,7 +113,7 @@ def sparse_jacobian(map_, x, u, max_nnz=None):
     one of more than ``max_nnz`` nonzeros, or one off the host."""
     import scipy.sparse as sp
 
-    nnz = _nnz(map_)
+    nnz = map_.jacobian_nnz
     if nnz is None or (max_nnz is not None and nnz > max_nnz):
         return None
     J = map_.sparse_jacobian(x, u)
@@ -143,7 +136,7 @@ def uses_lu(F, dim):
     """Whether ``F``'s Newton systems get a sparse LU: period 1, a map with a sparse
     Jacobian (``Map.jacobian_nnz``), and a complete fill within ``_LU_BYTES``
     (:func:`_lu_fits`)."""
-    return F.p == 1 and _lu_fits(dim) and _nnz(F.map) is not None
+    return F.p == 1 and _lu_fits(dim) and F.map.jacobian_nnz is not None
 
 
 def _preconditioner(F, x):
