@@ -194,3 +194,14 @@ def test_function_block_networks_by_both_methods():
         fp = find_fixed_points(fm, starts, method=method, progress=False)
         assert len(fp.points) >= 1, method
         _check_points(fp.points, plain)
+
+
+def test_a_float32_leaky_network_by_both_methods():
+    n = 60
+    W = _weights(n, 1.6, 0.15, 0, dtype=np.float32)
+    m = itermap.IterativeMap(W, leak=0.5)
+    x0 = np.random.default_rng(5).normal(0.0, 0.5, (2, n))
+    for method in ("homotopy", "newton-krylov"):
+        fp = find_fixed_points(m, x0, method=method, progress=False)
+        assert len(fp.points) >= 1 and np.all(fp.status == 0), method
+        _check_points(fp.points, lambda x: _plain_step(W.astype(np.float64), x, leak=0.5))
