@@ -449,15 +449,7 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
     if sparse:
         if x.ndim != 1:
             raise ValueError("jacobian(..., sparse=True) takes one state of shape (dim,)")
-        S = self._bm.to_sparse().tocsr()
-        smod = sparse_module(namespace(S))
-        if self.input_block is not None:
-            mask = self._sparse_keep(S)
-            S = mask @ S @ mask
-        J = smod.diags(d) @ S
-        if self._leak is not None:
-            J = J + smod.diags(self._keep_vec)
-        return J.tocsr()
+        return _sparse_product(self, d)
     if self._kind != "dense" and self.dim >= _WARN_DENSE_JACOBIAN:
         import warnings
 
@@ -490,8 +482,8 @@ def _dense_masked(self, xp):
 def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any:
     """``dF/dx`` at one state as a sparse matrix (CSR), where the weights are sparse.
 
-    The map's answer to :meth:`Map.sparse_jacobian`: ``jacobian(x, u, sparse=True)``
-    (the leak's diagonal, the input block's rows and columns zero) for a map whose
+    The map's answer to :meth:`Map.sparse_jacobian`, as ``jacobian(x, u, sparse=True)``
+    (the leak's diagonal, the input block's rows and columns zero), for a map whose
     weights are stored sparse; None for dense weights (a dense matrix factors faster
     than its sparse copy) and for function blocks (no sparse form: use ``tangent``).
 
@@ -525,11 +517,27 @@ def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any
     if x.ndim != 1:
         raise ValueError(f"x: sparse_jacobian takes one state of shape ({self.dim},), got "
                          f"shape {tuple(x.shape)}")
-    if self.jacobian_nnz is not None:
-        return self.jacobian(x, u, sparse=True)
-    if u is not None or self.input_block is None:
-        self._check_input(x, u)     # bad arguments are refused here too
-    return None
+    if self.jacobian_nnz is None:
+        if u is not None or self.input_block is None:
+            self._check_input(x, u)     # bad arguments are refused here too
+        return None
+    if u is None and self.input_block is not None:
+        u = x[self._slices[self.input_block]]
+    parts, _ = self._preactivation(x, u)
+    return _sparse_product(self, self._derivative(parts, namespace(x)))
+
+
+def _sparse_product(self, d):
+    """``diag(d) W' + diag(1 - a)`` as CSR, W' the weights without the input block."""
+    S = self._bm.to_sparse().tocsr()
+    smod = sparse_module(namespace(S))
+    if self.input_block is not None:
+        mask = self._sparse_keep(S)
+        S = mask @ S @ mask
+    J = smod.diags(d) @ S
+    if self._leak is not None:
+        J = J + smod.diags(self._keep_vec)
+    return J.tocsr()
 
 
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
