@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import block_functions as bf
-from itermap.analysis import canonical_permutation, permute_units
+from itermap.analysis import canonical_permutation, gain_family, permute_units
 
 
 def _function_map(rng, leak=None, dtype=np.float64):
@@ -63,3 +63,30 @@ def test_canonical_permutation_leaves_function_blocks_in_order():
     np.testing.assert_array_equal(canonical_permutation(m)[:6], np.arange(6))
     with pytest.raises(ValueError, match="blocks"):
         canonical_permutation(m, blocks=[0])
+
+
+# -- gain_family: the family at gain g is x -> f(g W x + b), with the map's own f ---------
+_SIN = itermap.Activation("tanh", lambda z, xp: xp.sin(z), lambda z, xp: xp.cos(z))  # misnamed
+
+
+@pytest.mark.parametrize("activation", [_SIN, "relu", "sin"])
+@pytest.mark.parametrize("density", [1.0, 0.3])
+def test_gain_family_is_f_of_g_w_x_plus_b(activation, density):
+    rng = np.random.default_rng(4)
+    n = 9
+    W = rng.normal(size=(n, n)) * (rng.random((n, n)) < density)
+    b = rng.normal(size=n)
+    m = itermap.IterativeMap(W, b, activation)
+    f = np.sin if activation in (_SIN, "sin") else (lambda z: np.maximum(z, 0.0))
+    x = rng.normal(size=(2, n))
+    make = gain_family(m)
+    for g in (0.5, 2.0):
+        np.testing.assert_allclose(make(g).step(x), f(g * x @ W.T + b), atol=1e-13)
+    np.testing.assert_allclose(make(np.array([0.5, 2.0])).step(x),
+                               f(np.array([[0.5], [2.0]]) * (x @ W.T) + b), atol=1e-13)
+
+
+def test_gain_family_refuses_function_blocks():
+    m = _function_map(np.random.default_rng(5))
+    with pytest.raises(ValueError, match="map"):
+        gain_family(m)

@@ -550,8 +550,9 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     TypeError
         A map that is not an :class:`itermap.IterativeMap`.
     ValueError
-        A driven map, activations that differ between blocks, a map not on NumPy
-        (and, from the returned function, gains that are not finite).
+        A driven map, activations that differ between blocks, a leak or function
+        blocks, a map not on NumPy (and, from the returned function, gains that are
+        not finite).
 
     References
     ----------
@@ -581,6 +582,9 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     if map.leaky:
         raise ValueError(f"map: gain_family scales W of a map without leak; this one has leak "
                          f"{list(map.leak)} (build each reservoir with IterativeMap(..., leak=))")
+    if map.functions:
+        raise ValueError(f"map: gain_family scales W of a map without function blocks; this one "
+                         f"has {sorted(map.functions)}")
     bm = map.block_matrix
     W = bm.to_sparse().tocsr() if any(is_sparse(b) for b in bm.blocks.values()) \
         else np.asarray(bm.to_dense())
@@ -591,8 +595,8 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
         if np.ndim(g) == 0:
             g = float(g)
             blocks = {key: b * g for key, b in bm.blocks.items()}
-            return itermap.IterativeMap(itermap.BlockMatrix(bm.sizes, blocks), bias,
-                                        act.name)
+            # the Activation itself: a user's own one has no name to look up
+            return itermap.IterativeMap(itermap.BlockMatrix(bm.sizes, blocks), bias, act)
         g = np.asarray(g, dtype=float)
         if g.ndim != 1 or not np.all(np.isfinite(g)):
             raise ValueError("gains must be a finite float or a finite 1-D array")
