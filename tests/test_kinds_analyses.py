@@ -90,3 +90,21 @@ def test_gain_family_refuses_function_blocks():
     m = _function_map(np.random.default_rng(5))
     with pytest.raises(ValueError, match="map"):
         gain_family(m)
+
+
+# -- train: the trained map is the same kind of map ---------------------------------------
+@pytest.mark.parametrize("leak", [None, [1.0, 0.5, 1.0]])
+def test_train_keeps_function_blocks(leak):
+    rng = np.random.default_rng(6)
+    ff = bf.FeedForward(rng.normal(size=(5, 3)), None, rng.normal(size=(3, 5)), None, seq_len=1)
+    W = np.zeros((8, 8))
+    W[3:6, :3], W[3:6, 3:6], W[6:, 3:6] = (rng.normal(size=(3, 3)), rng.normal(size=(3, 3)),
+                                           rng.normal(size=(2, 3)))
+    m = itermap.IterativeMap(W, None, ["identity", "tanh", "identity"], sizes=[3, 3, 2],
+                             input_block=0, functions={(1, 0): ff}, leak=leak)
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, 16)
+    # a step too small to move any weight: the trained map is the map
+    out, _ = itermap.train(m, X, y, steps=2, epochs=1, lr=1e-300, rng=0, progress=False)
+    assert set(out.functions) == {(1, 0)} and out.leak == m.leak
+    x, u = rng.normal(size=(4, 8)), rng.normal(size=(4, 3))
+    np.testing.assert_array_equal(out.step(x, u), m.step(x, u))
