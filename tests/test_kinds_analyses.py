@@ -108,3 +108,19 @@ def test_train_keeps_function_blocks(leak):
     assert set(out.functions) == {(1, 0)} and out.leak == m.leak
     x, u = rng.normal(size=(4, 8)), rng.normal(size=(4, 3))
     np.testing.assert_array_equal(out.step(x, u), m.step(x, u))
+
+
+# -- iterate(method="newton") on a torus: the states iterate gives, wrapped -----------------
+@settings(deadline=None, max_examples=10)
+@given(k=st.floats(0.1, 0.9), seed=st.integers(0, 2**16), keep=st.sampled_from(["all", "last"]))
+def test_newton_iterate_wraps_on_a_torus(k, seed, keep):
+    m = itermap.systems.standard_map(k)
+    x0 = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(3, 2))
+    x, plain = x0, [x0]
+    for _ in range(25):   # a plain loop: the smooth step, then both coordinates mod 2 pi
+        x = np.mod(m.step(x), 2 * np.pi)
+        plain.append(x)
+    out = np.asarray(itermap.iterate(m, x0, 25, method="newton", keep=keep).states)
+    want = np.stack(plain) if keep == "all" else plain[-1][None]
+    assert np.all((out[1:] >= 0) & (out[1:] < 2 * np.pi))
+    np.testing.assert_allclose(out, want, atol=1e-8)
