@@ -124,3 +124,17 @@ def test_newton_iterate_wraps_on_a_torus(k, seed, keep):
     want = np.stack(plain) if keep == "all" else plain[-1][None]
     assert np.all((out[1:] >= 0) & (out[1:] < 2 * np.pi))
     np.testing.assert_allclose(out, want, atol=1e-8)
+
+
+def test_orbit_diagram_wraps_on_a_torus():
+    from itermap.analysis import orbit_diagram
+
+    ks, x0 = [0.5, 2.0], np.array([1.0, 0.5])
+    od = orbit_diagram(itermap.systems.standard_map, ks, x0, transient=20, keep=6)
+    for row, k in zip(od.states, ks):
+        m, x, want = itermap.systems.standard_map(k), x0, []
+        for t in range(26):   # a plain loop: the smooth step, then mod 2 pi
+            x = np.mod(m.step(x), 2 * np.pi)
+            if t >= 20:
+                want.append(x)
+        np.testing.assert_allclose(row, np.stack(want), atol=1e-6)

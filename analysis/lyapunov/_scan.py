@@ -238,9 +238,12 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
 def _run_orbit(m, X, transient, keep, inputs):
     xp = namespace(X)
     kept = []
+    on_torus = m.periods is not None  # as iterate: each step wrapped onto [0, P)
     with np.errstate(all="ignore"):
         for t in range(transient + keep):
             X = m.step(X, inputs)
+            if on_torus:
+                X = m.wrap(X)
             if t >= transient:
                 kept.append(np.array(to_numpy(X), dtype=float))
             if t % 50 == 49 and not bool(xp.all(xp.isfinite(X))):
