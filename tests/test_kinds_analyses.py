@@ -138,3 +138,19 @@ def test_orbit_diagram_wraps_on_a_torus():
             if t >= 20:
                 want.append(x)
         np.testing.assert_allclose(row, np.stack(want), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lyapunov_state_wraps_on_a_torus_on_every_path(dtype):
+    from itermap.analysis import lyapunov_spectrum
+
+    m = itermap.systems.standard_map(2.0)
+    x0 = np.array([[1.0, 0.5], [4.0, 2.0]], dtype=dtype)
+    res = lyapunov_spectrum(m, x0, 10, rng=0)   # float32: the general stepper
+    x = x0.astype(float)
+    for _ in range(10):
+        x = np.mod(m.step(x), 2 * np.pi)
+    state = np.asarray(res.state, dtype=float)
+    assert np.all((state >= 0) & (state < 2 * np.pi))
+    np.testing.assert_allclose(state, x, atol=1e-2 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(res.exponents.sum(), 0.0, atol=1e-4)  # area-preserving
