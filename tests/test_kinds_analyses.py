@@ -154,3 +154,31 @@ def test_lyapunov_state_wraps_on_a_torus_on_every_path(dtype):
     assert np.all((state >= 0) & (state < 2 * np.pi))
     np.testing.assert_allclose(state, x, atol=1e-2 if dtype == np.float32 else 1e-9)
     np.testing.assert_allclose(res.exponents.sum(), 0.0, atol=1e-4)  # area-preserving
+
+
+# -- impulse_response of maps driven without an input block (forced_size 0) ---------------
+@pytest.mark.parametrize("method", ["linear", "nonlinear"])
+def test_impulse_response_of_a_state_space_layer_is_powers_of_a_bar(method):
+    rng = np.random.default_rng(7)
+    N, dt = 4, 0.1
+    A = rng.normal(size=(N, N))
+    A = A - A.T - np.eye(N)
+    m = itermap.LinearStateSpace(A, rng.normal(size=(N, 2)), rng.normal(size=(1, N)), dt=dt)
+    r = itermap.analysis.impulse_response(m, rng.normal(size=N), 8, inputs=rng.normal(size=2),
+                                          method=method)
+    # bilinear (Tustin) discretisation, written here: (I - dt/2 A)^-1 (I + dt/2 A)
+    Ab = np.linalg.solve(np.eye(N) - dt / 2 * A, np.eye(N) + dt / 2 * A)
+    want = [np.linalg.norm(np.linalg.matrix_power(Ab, k)) for k in range(9)]
+    np.testing.assert_allclose(r.norms[:, 0, 0], want, rtol=1e-6 if method == "nonlinear"
+                               else 1e-12)
+
+
+@pytest.mark.parametrize("cls, gates", [(itermap.GRUMap, 3), (itermap.LSTMMap, 4),
+                                        (itermap.ElmanRNNMap, 1)])
+def test_impulse_response_nonlinear_agrees_with_tangents_on_gated_maps(cls, gates):
+    rng = np.random.default_rng(8)
+    m = cls(rng.normal(size=(gates * 3, 2)), rng.normal(size=(gates * 3, 3)))
+    x, u = rng.normal(size=m.dim) * 0.3, rng.normal(size=2)
+    a = itermap.analysis.impulse_response(m, x, 6, inputs=u)
+    b = itermap.analysis.impulse_response(m, x, 6, inputs=u, method="nonlinear", eps=1e-7)
+    np.testing.assert_allclose(b.norms, a.norms, rtol=1e-4, atol=1e-9)
