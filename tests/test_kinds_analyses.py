@@ -182,3 +182,48 @@ def test_impulse_response_nonlinear_agrees_with_tangents_on_gated_maps(cls, gate
     a = itermap.analysis.impulse_response(m, x, 6, inputs=u)
     b = itermap.analysis.impulse_response(m, x, 6, inputs=u, method="nonlinear", eps=1e-7)
     np.testing.assert_allclose(b.norms, a.norms, rtol=1e-4, atol=1e-9)
+
+
+# -- the report on saved maps of other kinds ----------------------------------------------
+def test_report_on_saved_driven_and_leaky_maps(tmp_path):
+    from itermap.analysis._report import run_report
+
+    rng = np.random.default_rng(9)
+    Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    lam = np.array([0.9, 0.5, 0.1, -0.3, -0.8])
+    res = itermap.ReservoirMap(Q @ np.diag(lam) @ Q.T, rng.normal(size=(5, 2)),
+                               activation="identity", leak=0.3,
+                               readout_weights=rng.normal(size=(5, 1)))
+    gru = itermap.GRUMap(rng.normal(size=(9, 2)), rng.normal(size=(9, 3)))
+    flat = itermap.IterativeMap(np.zeros((3, 3)), activation="identity", leak=0.4)
+    for name, m in (("res", res), ("gru", gru), ("flat", flat)):
+        itermap.save(m, tmp_path / f"{name}.npz")
+    nets = "".join(f'[networks.{n}]\nkind = "saved"\npath = "{tmp_path / n}.npz"\n'
+                   for n in ("res", "gru", "flat"))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'title = "kinds"\nseed = 1\n' + nets
+        + '[[analyses]]\nkind = "lyapunov"\nnetwork = "res"\nsteps = 400\nstarts = 1\n'
+        + '[[analyses]]\nkind = "trajectory"\nnetwork = "gru"\nsteps = 20\ntransient = 0\n'
+        + '[[analyses]]\nkind = "finite_time"\nnetwork = "flat"\nsteps = 200\nk = 3\n')
+    doc = run_report(spec, tmp_path / "out", progress=False)
+    lyap, traj, ftle = (a["numbers"] for a in doc["analyses"])
+    # the reservoir's 5 free directions (of 7): log|(1 - a) + a lambda(W)|, a linear map
+    np.testing.assert_allclose(lyap["exponents"], np.log(np.abs(0.7 + 0.3 * lam)), atol=1e-3)
+    assert traj["steps"] == 20
+    np.testing.assert_allclose(ftle["mean"], [np.log(0.6)] * 3, atol=1e-12)  # x -> 0.6 x
+
+
+def test_finite_time_histogram_of_a_constant_exponent():
+    import matplotlib.pyplot as plt
+
+    # a leaky direction's exponent is the same in every window up to rounding (a few ulps
+    # apart, as a leaky tanh network of two blocks gave): numpy cannot cut 50 bins there
+    c = np.log(0.6)
+    ex = np.stack([c + np.spacing(c) * (np.arange(40) % 3), np.linspace(-1.0, -0.5, 40)], 1)
+    fig, (a, b) = plt.subplots(1, 2)
+    ax = itermap.analysis.plots.finite_time_histogram({"exponents": ex, "window": 10}, ax=a)
+    assert ax is a and len(ax.patches) == 2
+    xs = ax.patches[0].get_path().vertices[:, 0]
+    assert xs.min() < c < xs.max() and xs.max() - xs.min() < 0.01
+    plt.close(fig)
