@@ -227,3 +227,64 @@ def test_finite_time_histogram_of_a_constant_exponent():
     xs = ax.patches[0].get_path().vertices[:, 0]
     assert xs.min() < c < xs.max() and xs.max() - xs.min() < 0.01
     plt.close(fig)
+
+
+# -- save / load: every map kind round-trips bit for bit ----------------------------------
+def _layer(rng, T=2, d=4, dtype=np.float64):
+    def w(*shape):
+        return (rng.normal(size=shape) * 0.5).astype(dtype)
+    return bf.transformer_layer(
+        bf.SelfAttention(w(3 * d, d), w(3 * d), w(d, d), None, num_heads=2, seq_len=T),
+        bf.FeedForward(w(8, d), None, w(d, 8), None, seq_len=T),
+        bf.LayerNorm(np.ones(d, dtype), np.zeros(d, dtype), seq_len=T),
+        bf.LayerNorm(np.ones(d, dtype), np.zeros(d, dtype), seq_len=T), norm_first=True)
+
+
+def _map_kinds():
+    rng = np.random.default_rng(10)
+    A = rng.normal(size=(4, 4))
+    return {
+        "dense_leak": itermap.random_rnn(6, gain=1.5, rng=1, leak=0.3),
+        "sparse_leak_f32": itermap.random_rnn(40, density=0.05, rng=1, leak=0.3,
+                                              dtype=np.float32),
+        "bias_blocks": itermap.IterativeMap(rng.normal(size=(7, 7)), rng.normal(size=7),
+                                            ["tanh", "relu"], sizes=[3, 4], leak=[0.3, 0.8]),
+        "functions_leak": _function_map(rng, leak=[1.0, 0.5, 0.3]),
+        "functions_f32": _function_map(rng, dtype=np.float32),
+        "from_rnn": itermap.IterativeMap.from_rnn(rng.normal(size=(5, 5)), rng.normal(size=(5, 2)),
+                                                  leak=0.4),
+        "reservoir": itermap.ReservoirMap(rng.normal(size=(5, 5)), rng.normal(size=(5, 2)),
+                                          leak=0.3, readout_weights=rng.normal(size=(5, 1))),
+        "gru": itermap.GRUMap(rng.normal(size=(9, 2)), rng.normal(size=(9, 3)),
+                              rng.normal(size=9), rng.normal(size=9)),
+        "lstm": itermap.LSTMMap(rng.normal(size=(12, 2)), rng.normal(size=(12, 3))),
+        "transformer": itermap.transformer_map([_layer(rng), _layer(rng)]),
+        "looped": itermap.looped_transformer_map(_layer(rng)),
+        "looped_f32": itermap.looped_transformer_map(_layer(rng, dtype=np.float32)),
+        "attention": itermap.AttentionRNN(rng.normal(size=(2, 3)), rng.normal(size=(4, 3)),
+                                          rng.normal(size=2)),
+        "lssl": itermap.LinearStateSpace(A - A.T, rng.normal(size=(4, 1)),
+                                         rng.normal(size=(1, 4)), dt=0.1, method="zoh"),
+        "henon": itermap.systems.henon(1.2, 0.25),
+        "standard": itermap.systems.standard_map(0.9),
+        "linear": itermap.systems.linear(A),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_map_kinds()))
+def test_save_load_round_trips_every_map_kind(name, tmp_path):
+    m = _map_kinds()[name]
+    itermap.save(m, tmp_path / "m.npz")
+    back = itermap.load(tmp_path / "m.npz")
+    assert type(back) is type(m) and back.dim == m.dim
+    rng = np.random.default_rng(11)
+    dtype = m.dtype or np.float64
+    x = rng.uniform(0.1, 0.9, size=(3, m.dim)).astype(dtype)
+    args = (x, rng.normal(size=(3, m.input_size)).astype(dtype)) if m.input_size else (x,)
+    np.testing.assert_array_equal(back.step(*args), m.step(*args))
+    assert back.step(*args).dtype == m.step(*args).dtype
+    for attr in ("leak", "functions", "periods"):
+        if hasattr(m, attr):
+            assert (set(getattr(back, attr)) if attr == "functions"
+                    else getattr(back, attr)) == (set(getattr(m, attr)) if attr == "functions"
+                                                  else getattr(m, attr))
