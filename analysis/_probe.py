@@ -34,7 +34,8 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     Parameters
     ----------
     map : Map
-        A driven map (``input_block`` set), e.g. an IterativeMap.
+        A driven map: an input block (an IterativeMap's ``input_block``) or an input
+        outside the state (a GRU, a state-space layer).
     probes : array of shape (P, T, n_in) or (T, n_in)
         ``P`` probe sequences of ``T`` inputs (one sequence without the first axis).
     block : int
@@ -78,13 +79,12 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     array([1.  , 0.5 , 0.25])
     """
     m = itermap.as_map(map)
-    ib = getattr(m, "input_block", None)
-    if ib is None:
-        raise ValueError("map must be driven (have an input_block) to be probed")
+    n_in = m.input_size  # an input block's size, or a GRU's or state-space layer's input
+    if n_in == 0:
+        raise ValueError("map must be driven (input_size > 0) to be probed")
     block = check_int("block", block)
     if not -len(m.sizes) <= block < len(m.sizes):
         raise ValueError(f"block {block} does not exist: the map has {len(m.sizes)} blocks")
-    n_in = m.sizes[ib]
     U = check_real_array("probes", probes)
     U = U[None] if U.ndim == 2 else U
     if U.ndim != 3 or U.shape[-1] != n_in or U.shape[0] == 0 or U.shape[1] == 0:

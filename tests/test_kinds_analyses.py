@@ -288,3 +288,27 @@ def test_save_load_round_trips_every_map_kind(name, tmp_path):
             assert (set(getattr(back, attr)) if attr == "functions"
                     else getattr(back, attr)) == (set(getattr(m, attr)) if attr == "functions"
                                                   else getattr(m, attr))
+
+
+# -- probe: maps driven without an input block ------------------------------------------
+def test_probe_of_a_state_space_layer_gives_its_markov_parameters():
+    from itermap.analysis import probe
+
+    rng = np.random.default_rng(12)
+    N, dt = 4, 0.2
+    A = rng.normal(size=(N, N))
+    A = A - A.T - 0.5 * np.eye(N)
+    B = rng.normal(size=(N, 2))
+    m = itermap.LinearStateSpace(A, B, rng.normal(size=(1, N)), dt=dt)
+    T = 6
+    impulses = np.zeros((2, T, 2))
+    impulses[0, 0, 0] = impulses[1, 0, 1] = 1.0
+    out = probe(m, impulses)
+    # bilinear discretisation written here: Abar = (I - dt/2 A)^-1 (I + dt/2 A),
+    # Bbar = (I - dt/2 A)^-1 dt B; the state after step t + 1 is Abar^t Bbar e_p
+    inv = np.linalg.inv(np.eye(N) - dt / 2 * A)
+    Ab, Bb = inv @ (np.eye(N) + dt / 2 * A), inv @ (dt * B)
+    for t in range(T):
+        np.testing.assert_allclose(out[:, t].T, np.linalg.matrix_power(Ab, t) @ Bb, atol=1e-12)
+    with pytest.raises(ValueError, match="map"):
+        probe(itermap.systems.henon(), np.zeros((3, 1)))
