@@ -312,3 +312,35 @@ def test_probe_of_a_state_space_layer_gives_its_markov_parameters():
         np.testing.assert_allclose(out[:, t].T, np.linalg.matrix_power(Ab, t) @ Bb, atol=1e-12)
     with pytest.raises(ValueError, match="map"):
         probe(itermap.systems.henon(), np.zeros((3, 1)))
+
+
+# -- Lyapunov spectra of leaky linear networks: log|(1 - a) + a lambda(W)| ---------------
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 9), leak=st.floats(0.05, 1.0),
+       sparse=st.booleans(), driven=st.booleans(), f32=st.booleans())
+def test_leaky_linear_spectrum_is_closed_form(seed, n, leak, sparse, driven, f32):
+    import scipy.sparse as sp
+
+    from itermap.analysis import lyapunov_spectrum
+
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = rng.uniform(-0.95, 0.95, size=n)
+    W = Q @ np.diag(lam) @ Q.T                     # symmetric: the QR exponents are exact
+    dtype = np.float32 if f32 else np.float64
+    Wm = (sp.csr_matrix(W) if sparse else W).astype(dtype)
+    if driven:
+        m = itermap.IterativeMap.from_rnn(Wm, rng.normal(size=(n, 2)).astype(dtype),
+                                          activation="identity", leak=leak)
+        inputs = rng.normal(size=(300, 2)).astype(dtype)
+    else:
+        m, inputs = itermap.IterativeMap(Wm, activation="identity", leak=leak), None
+    res = lyapunov_spectrum(m, rng.normal(size=m.dim).astype(dtype), 250, transient=50,
+                            inputs=inputs, rng=seed + 1)  # not the draws of Q
+    want = np.sort(np.log(np.abs((1 - leak) + leak * lam)))[::-1]
+    # the frame's orientation error decays as the gaps between exponents: compare the
+    # well-separated ones, after 250 steps, to float32 or float64 rounding
+    gaps = np.minimum(np.abs(np.diff(want, prepend=np.inf)), np.abs(np.diff(want, append=-np.inf)))
+    ok = gaps > 0.1
+    np.testing.assert_allclose(res.exponents[ok], want[ok], atol=5e-3 if f32 else 1e-3)
+    np.testing.assert_allclose(res.exponents.sum(), want.sum(), atol=1e-3 if f32 else 1e-9)
