@@ -344,3 +344,18 @@ def test_leaky_linear_spectrum_is_closed_form(seed, n, leak, sparse, driven, f32
     ok = gaps > 0.1
     np.testing.assert_allclose(res.exponents[ok], want[ok], atol=5e-3 if f32 else 1e-3)
     np.testing.assert_allclose(res.exponents.sum(), want.sum(), atol=1e-3 if f32 else 1e-9)
+
+
+# -- bad inputs name the parameter ----------------------------------------------------------
+def test_input_errors_name_inputs():
+    from itermap.analysis import finite_time_exponents, lyapunov_spectrum
+
+    rng = np.random.default_rng(13)
+    gru = itermap.GRUMap(rng.normal(size=(9, 2)), rng.normal(size=(9, 3)))
+    x0 = np.zeros((2, gru.dim))
+    # finite_time_exponents takes a constant input only: a whole sequence is refused as such
+    with pytest.raises(ValueError, match="inputs must be constant"):
+        finite_time_exponents(gru, x0, 5, 50, transient=10, inputs=np.zeros((60, 2, 2)))
+    for bad in (np.zeros((7, 2, 2)), np.zeros((60, 3, 2)), np.zeros((3, 2))):
+        with pytest.raises(ValueError, match="^inputs"):
+            lyapunov_spectrum(gru, x0, 50, transient=10, inputs=bad)
