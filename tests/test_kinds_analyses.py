@@ -359,3 +359,20 @@ def test_input_errors_name_inputs():
     for bad in (np.zeros((7, 2, 2)), np.zeros((60, 3, 2)), np.zeros((3, 2))):
         with pytest.raises(ValueError, match="^inputs"):
             lyapunov_spectrum(gru, x0, 50, transient=10, inputs=bad)
+
+
+# -- prune and add_blocks keep what is not a weight matrix --------------------------------
+def test_prune_and_add_blocks_keep_leak_and_function_blocks():
+    rng = np.random.default_rng(14)
+    m = _function_map(rng, leak=[1.0, 0.5, 0.3])
+    x = rng.normal(size=(3, 10))
+    # pruning nothing, or adding an empty block, changes no step
+    for out in (itermap.prune(m, fraction=0.0), itermap.add_blocks(m, {(0, 2): 0.0}, rng=0)):
+        assert out.leak == m.leak and set(out.functions) == {(1, 0)}
+        np.testing.assert_allclose(out.step(x), m.step(x), rtol=0, atol=1e-15)
+    # pruning everything leaves f(g(x_0) + b) with the leak: written here for block 1
+    bare = itermap.prune(m, fraction=1.0)
+    g = m.functions[(1, 0)]
+    z1 = np.stack([g(r) for r in x[:, :3]]) + m.bias[3:6]
+    want = 0.5 * x[:, 3:6] + 0.5 * np.tanh(z1)
+    np.testing.assert_allclose(bare.step(x)[:, 3:6], want, atol=1e-14)
