@@ -376,3 +376,17 @@ def test_prune_and_add_blocks_keep_leak_and_function_blocks():
     z1 = np.stack([g(r) for r in x[:, :3]]) + m.bias[3:6]
     want = 0.5 * x[:, 3:6] + 0.5 * np.tanh(z1)
     np.testing.assert_allclose(bare.step(x)[:, 3:6], want, atol=1e-14)
+
+
+def test_effective_spectral_radius_refuses_function_blocks():
+    from itermap.analysis import effective_spectral_radius
+
+    m = _function_map(np.random.default_rng(15), leak=[1.0, 0.5, 0.3])
+    with pytest.raises(ValueError, match="map"):
+        effective_spectral_radius(m)
+    # without the function block the same weights give max|eig(diag(1 - a) + diag(a) W)|
+    plain = itermap.IterativeMap(m.block_matrix, m.bias, "tanh", leak=m.leak)
+    a = np.repeat(m.leak, m.sizes)
+    W = m.block_matrix.to_dense()
+    want = np.abs(np.linalg.eigvals(np.diag(1 - a) + a[:, None] * W)).max()
+    assert effective_spectral_radius(plain) == pytest.approx(want, rel=1e-12)
