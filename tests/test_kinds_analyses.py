@@ -390,3 +390,40 @@ def test_effective_spectral_radius_refuses_function_blocks():
     W = m.block_matrix.to_dense()
     want = np.abs(np.linalg.eigvals(np.diag(1 - a) + a[:, None] * W)).max()
     assert effective_spectral_radius(plain) == pytest.approx(want, rel=1e-12)
+
+
+# -- structure: FIR length, impulse response and the graph against matrix powers ----------
+@settings(deadline=None, max_examples=25)
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 12), kind=st.sampled_from(
+    ["dense", "sparse", "driven", "float32"]))
+def test_fir_length_is_the_nilpotency_index(seed, n, kind):
+    import scipy.sparse as sp
+
+    from itermap.analysis import fir_length, impulse_response, sparsity_graph
+
+    rng = np.random.default_rng(seed)
+    M = np.tril(rng.normal(size=(n, n)), -1) * (rng.random((n, n)) < rng.uniform(0.2, 0.9))
+    p = rng.permutation(n)
+    M = M[p][:, p]                                   # a DAG in a scrambled unit order
+    if kind == "driven" and n >= 4:
+        m = itermap.IterativeMap(M, None, "tanh", sizes=[2, n - 2], input_block=0)
+        free = np.arange(2, n)
+    else:
+        W = sp.csr_matrix(M) if kind == "sparse" else M.astype(
+            np.float32 if kind == "float32" else np.float64)
+        m, free = itermap.IterativeMap(W, rng.normal(size=n), "tanh"), np.arange(n)
+    A = (M[np.ix_(free, free)] != 0).astype(float)
+    P, index = np.eye(free.size), 0
+    while P.any():                                   # the smallest L with A^L = 0
+        P, index = (P @ A > 0).astype(float), index + 1
+    assert fir_length(m) == index
+    x = rng.normal(size=m.dim).astype(m.dtype)
+    u = rng.normal(size=2) if m.input_block is not None else None
+    r = impulse_response(m, x, n + 2, inputs=u, blocks=[len(m.sizes) - 1])
+    assert r.length == index                        # generic weights: no cancellation
+    G = sparsity_graph(m)
+    assert sorted(G.edges()) == sorted(zip(*np.nonzero(M.T)))
+    leaky = itermap.IterativeMap(M, leak=0.5)        # a leak keeps part of every state
+    assert fir_length(leaky) is None
+    loops = {(a, b): d for a, b, d in sparsity_graph(leaky).edges(data="leak") if a == b}
+    assert loops == {(i, i): 0.5 for i in range(n)}
