@@ -340,8 +340,8 @@ def _nonlinear_norms(map_, x, steps, us, plan, norms, xp, eps):
         if not plan.input_src and k == steps:
             break
         U = None
-        if plan.ib is not None:
-            U = xp.broadcast_to(us[k][None, :], (B, plan.n_in))
+        if us is not None:  # an input block's, or the input of a map driven without one
+            U = xp.broadcast_to(us[k][None, :], (B, us[k].shape[-1]))
             if k == 0 and plan.input_src:
                 bump = np.zeros((B, plan.n_in))
                 bump[lo_in + np.arange(plan.n_in), np.arange(plan.n_in)] = eps

@@ -34,7 +34,8 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     Parameters
     ----------
     map : Map
-        A driven map (``input_block`` set), e.g. an IterativeMap.
+        A driven map: an input block (an IterativeMap's ``input_block``) or an input
+        outside the state (a GRU, a state-space layer).
     probes : array of shape (P, T, n_in) or (T, n_in)
         ``P`` probe sequences of ``T`` inputs (one sequence without the first axis).
     block : int
@@ -78,13 +79,12 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     array([1.  , 0.5 , 0.25])
     """
     m = itermap.as_map(map)
-    ib = getattr(m, "input_block", None)
-    if ib is None:
-        raise ValueError("map must be driven (have an input_block) to be probed")
+    n_in = m.input_size  # an input block's size, or a GRU's or state-space layer's input
+    if n_in == 0:
+        raise ValueError("map must be driven (input_size > 0) to be probed")
     block = check_int("block", block)
     if not -len(m.sizes) <= block < len(m.sizes):
         raise ValueError(f"block {block} does not exist: the map has {len(m.sizes)} blocks")
-    n_in = m.sizes[ib]
     U = check_real_array("probes", probes)
     U = U[None] if U.ndim == 2 else U
     if U.ndim != 3 or U.shape[-1] != n_in or U.shape[0] == 0 or U.shape[1] == 0:
@@ -210,12 +210,21 @@ def _check_permutation(m, perm):
     if not np.array_equal(np.sort(p), np.arange(m.dim)):
         raise ValueError("perm must be a permutation of 0 .. dim - 1")
     off = m.block_matrix.offsets
+    fixed = _function_blocks(m)
     for b in range(len(m.sizes)):
         part = p[off[b]:off[b + 1]]
         if part.size and (part.min() < off[b] or part.max() >= off[b + 1]):
             raise ValueError(f"perm must keep every unit in its block; it moves units of "
                              f"block {b} out of it")
+        if b in fixed and not np.array_equal(part, np.arange(off[b], off[b + 1])):
+            raise ValueError(f"perm reorders block {b}, which a function block reads or "
+                             f"writes: a function's units cannot be permuted")
     return p.astype(np.int64)
+
+
+def _function_blocks(m) -> set:
+    """The blocks a function block of ``m`` reads or writes (their unit order is fixed)."""
+    return {b for key in (getattr(m, "functions", None) or {}) for b in key}
 
 
 def permute_units(map: Any, perm: Any) -> itermap.IterativeMap:
@@ -231,12 +240,13 @@ def permute_units(map: Any, perm: Any) -> itermap.IterativeMap:
     Returns
     -------
     IterativeMap
-        The permuted map (and ``trainable`` masks).
+        The permuted map (and ``trainable`` masks), with the same leak and function blocks.
 
     Raises
     ------
     ValueError
-        ``perm`` not a permutation, or one that moves units between blocks.
+        ``perm`` not a permutation, or one that moves units between blocks or reorders
+        a block that a function block reads or writes.
     TypeError
         Something that is not an IterativeMap.
 
@@ -272,7 +282,8 @@ def permute_units(map: Any, perm: Any) -> itermap.IterativeMap:
     masks = None if own is None else {k: reorder(k, v) for k, v in own.items()}
     bias = None if m.bias is None else np.asarray(to_numpy(m.bias))[p]
     out = itermap.IterativeMap(itermap.BlockMatrix(m.sizes, blocks, trainable=masks), bias,
-                               list(m.activations), input_block=m.input_block)
+                               list(m.activations), input_block=m.input_block,
+                               functions=m.functions, leak=m.leak)
     return out if m.backend == "numpy" else out.to(m.backend)
 
 
@@ -288,7 +299,8 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
         The map.
     blocks : list of int, optional
         The blocks whose units are reordered. Default: every block but the
-        input block and the last (readout) block; for a one-block map, that block.
+        input block, the last (readout) block and the blocks a function block reads
+        or writes; for a one-block map, that block.
 
     Returns
     -------
@@ -298,7 +310,8 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     Raises
     ------
     ValueError
-        Blocks that do not exist, a map whose dense weights would not fit in memory.
+        Blocks that do not exist or that a function block reads or writes, a map whose
+        dense weights would not fit in memory.
     TypeError
         Something that is not an IterativeMap.
 
@@ -325,8 +338,12 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     """
     m = _iterative_map(map)
     n = len(m.sizes)
+    fixed = _function_blocks(m)
     chosen = block_list(blocks, n) if blocks is not None else [
-        b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1)]
+        b for b in range(n) if b != m.input_block and (b != n - 1 or n == 1) and b not in fixed]
+    if fixed & set(chosen):
+        raise ValueError(f"blocks: block {min(fixed & set(chosen))} is read or written by a "
+                         f"function block, whose units cannot be reordered")
     check_memory("map", 8.0 * m.dim ** 2, "the dense weights")
     W = np.asarray(to_numpy(m.block_matrix.to_dense()), dtype=float)
     bias = np.zeros(m.dim) if m.bias is None else np.asarray(to_numpy(m.bias), dtype=float)

@@ -62,7 +62,7 @@ def effective_spectral_radius(map: Any, *, leak: float | None = None,
         A map with no weight matrix, or a ``map`` that is no matrix.
     ValueError
         A matrix that is not square, a bad ``leak`` or ``method``, ``leak`` with
-        a map, or a map with no unit outside its input block.
+        a map, a map with function blocks, or one with no unit outside its input block.
 
     References
     ----------
@@ -116,6 +116,9 @@ def _effective_parts(map, leak):
     if is_network(map):
         if leak is not None:
             raise ValueError("leak: a map carries its own leak; pass leak only with a matrix")
+        if getattr(map, "functions", None):
+            raise ValueError(f"map: its function blocks {sorted(map.functions)} are part of its "
+                             f"linearisation, which (1 - a) I + a W leaves out")
         bm = map.block_matrix
         W = bm.to_sparse() if any(is_sparse(b) for b in bm.blocks.values()) else bm.to_dense()
         W = sp.csr_matrix(W.get() if hasattr(W, "get") else W) if is_sparse(W) else \

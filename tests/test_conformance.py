@@ -112,7 +112,7 @@ MAP_NAMES = ["logistic", "henon", "standard", "linear", "dense_tanh", "hetero_bl
              "mixed_blocks", "forced_sparse", "attention_rnn", "state_space", "reservoir",
              "looped_transformer", "function_map"]
 # maps of Python functions: pickled (tests/test_pickle.py), never saved to a file
-UNSAVEABLE = {"looped_transformer", "function_map"}
+UNSAVEABLE = {"function_map"}
 
 
 @pytest.mark.parametrize("name", MAP_NAMES)

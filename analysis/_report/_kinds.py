@@ -255,7 +255,7 @@ def trajectory(cfg, ctx, out):
                             f"(dim {m.dim})")
     u = ctx.inputs[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5
-    if u is not None:
+    if u is not None and m.forced_size:  # the input's own units (a GRU's u is no unit)
         x0 = m.with_input(x0, u)
     traj = itermap.iterate(m, x0, cfg.steps + cfg.transient, inputs=u)
     states = np.asarray(traj.states)[cfg.transient:]
@@ -481,8 +481,8 @@ def lyapunov(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
     x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
-    res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim), transient=cfg.transient,
-                            inputs=u, rng=ctx.rng)
+    res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
+                            transient=cfg.transient, inputs=u, rng=ctx.rng)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "

@@ -142,7 +142,9 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     run = _start(map, x0, k, transient)
     x = run["x"]
     xp = namespace(x)
-    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs, 1)
+    # the run's length: a whole sequence is then refused as not constant, not as too long
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+                                        transient + n_windows * window)
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
     Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)

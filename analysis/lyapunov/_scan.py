@@ -238,9 +238,12 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
 def _run_orbit(m, X, transient, keep, inputs):
     xp = namespace(X)
     kept = []
+    on_torus = m.periods is not None  # as iterate: each step wrapped onto [0, P)
     with np.errstate(all="ignore"):
         for t in range(transient + keep):
             X = m.step(X, inputs)
+            if on_torus:
+                X = m.wrap(X)
             if t >= transient:
                 kept.append(np.array(to_numpy(X), dtype=float))
             if t % 50 == 49 and not bool(xp.all(xp.isfinite(X))):
@@ -550,8 +553,9 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     TypeError
         A map that is not an :class:`itermap.IterativeMap`.
     ValueError
-        A driven map, activations that differ between blocks, a map not on NumPy
-        (and, from the returned function, gains that are not finite).
+        A driven map, activations that differ between blocks, a leak or function
+        blocks, a map not on NumPy (and, from the returned function, gains that are
+        not finite).
 
     References
     ----------
@@ -581,6 +585,9 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     if map.leaky:
         raise ValueError(f"map: gain_family scales W of a map without leak; this one has leak "
                          f"{list(map.leak)} (build each reservoir with IterativeMap(..., leak=))")
+    if map.functions:
+        raise ValueError(f"map: gain_family scales W of a map without function blocks; this one "
+                         f"has {sorted(map.functions)}")
     bm = map.block_matrix
     W = bm.to_sparse().tocsr() if any(is_sparse(b) for b in bm.blocks.values()) \
         else np.asarray(bm.to_dense())
@@ -591,8 +598,8 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
         if np.ndim(g) == 0:
             g = float(g)
             blocks = {key: b * g for key, b in bm.blocks.items()}
-            return itermap.IterativeMap(itermap.BlockMatrix(bm.sizes, blocks), bias,
-                                        act.name)
+            # the Activation itself: a user's own one has no name to look up
+            return itermap.IterativeMap(itermap.BlockMatrix(bm.sizes, blocks), bias, act)
         g = np.asarray(g, dtype=float)
         if g.ndim != 1 or not np.all(np.isfinite(g)):
             raise ValueError("gains must be a finite float or a finite 1-D array")

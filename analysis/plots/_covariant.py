@@ -111,16 +111,25 @@ def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents:
     ex = ex.reshape(-1, ex.shape[-1])
     window = _field(result, "window", None, required=False)
     ax = _axes(ax)
+    drawn = False
     for i in range(min(ex.shape[1], int(max_exponents))):
         col = ex[:, i][np.isfinite(ex[:, i])]
         if col.size == 0:
             continue
-        patches = ax.hist(col, bins=int(bins), density=True, histtype="step", lw=1.2,
-                          label=f"$\\lambda_{{{i + 1}}}$")[2]
+        # an exponent the same in every window (a leaky or linear direction): one narrow
+        # bin around it, where numpy cannot split a zero range into `bins`
+        lo, hi = float(col.min()), float(col.max())
+        flat = hi - lo <= 1e-9 * max(1.0, abs(hi))
+        half = 1e-3 * max(1.0, abs(hi))
+        patches = ax.hist(col, bins=1 if flat else int(bins),
+                          range=(lo - half, hi + half) if flat else None, density=True,
+                          histtype="step", lw=1.2, label=f"$\\lambda_{{{i + 1}}}$")[2]
         ax.axvline(col.mean(), color=patches[0].get_edgecolor(),  # type: ignore[index,union-attr]
                    lw=0.8, ls=":")
+        drawn = True
     _zero_line(ax, orientation="v")
     title = "" if window is None else f" over {int(window)} steps"
     _finish(ax, f"finite-time exponent{title} ({EXPONENT_UNIT})", "density")
-    ax.legend()
+    if drawn:
+        ax.legend()
     return ax

@@ -17,6 +17,7 @@ from .._maps._network import IterativeMap
 from .._maps._reservoir import ReservoirMap
 from .._maps._state_space import LinearStateSpace
 from .._maps._systems import HenonMap, LinearMap, LogisticMap, StandardMap
+from .._maps._transformer import LoopedTransformerMap
 from ._codec import _get_array, _is_count, _json_list, decode_object, encode_object, register_codec
 
 __all__: list[str] = []
@@ -216,6 +217,9 @@ register_codec(LinearMap, "LinearMap", _linear_enc,
 register_codec(AttentionRNN, "AttentionRNN",
                lambda m, w: _attention_enc(m, w) | {"scale": m.scale},
                lambda f, a: AttentionRNN(*_attention_arrays(f, a), scale=f["scale"]))
+register_codec(LoopedTransformerMap, "LoopedTransformerMap",
+               lambda m, w: {"layer": _encode_function(0, 0, m.layer, w)},
+               lambda f, a: LoopedTransformerMap(_decode_functions([f["layer"]], a)[(0, 0)]))
 register_codec(LinearStateSpace, "LinearStateSpace",
                lambda m, w: _lss_enc(m, w) | {"dt": m.dt, "method": m.method},
                lambda f, a: LinearStateSpace(*_lss_arrays(f, a), dt=f["dt"],

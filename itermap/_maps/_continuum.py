@@ -89,8 +89,8 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
     Returns
     -------
     IterativeMap or BlockMatrix
-        The same kind as ``base``; a map keeps its bias, activations and
-        input block.
+        The same kind as ``base``; a map keeps its bias, activations, input
+        block, leak and function blocks.
 
     Raises
     ------
@@ -164,7 +164,7 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
     if isinstance(base, BlockMatrix):
         return out
     return IterativeMap(out, base.bias, list(base.activations), input_block=input_block,
-                        leak=base._leak)
+                        functions=base.functions, leak=base._leak)
 
 
 def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float = 0.0,

@@ -76,8 +76,8 @@ def prune(map: IterativeMap, *, fraction: float | None = None, threshold: float 
         The pruned blocks stored as scipy.sparse CSR holding the survivors; the
         block matrix carries a ``trainable`` mask that is the survivors within
         the old mask, so :func:`itermap.train` retrains only them and the pruned
-        entries stay exactly zero. Other blocks, the bias, activations and input
-        block are kept (a map on CuPy comes back on CuPy).
+        entries stay exactly zero. Other blocks, the bias, activations, input
+        block, leak and function blocks are kept (a map on CuPy comes back on CuPy).
 
     Raises
     ------
@@ -143,5 +143,6 @@ def prune(map: IterativeMap, *, fraction: float | None = None, threshold: float 
         masks[key] = survive.multiply(old).astype(bool).tocsr()
     out = IterativeMap(BlockMatrix(bm.sizes, new_blocks, trainable=masks),
                        None if map.bias is None else to_numpy(map.bias),
-                       list(map.activations), input_block=map.input_block)
+                       list(map.activations), input_block=map.input_block,
+                       functions=map.functions, leak=map.leak)
     return out if backend == "numpy" else out.to(backend)

@@ -156,11 +156,14 @@ class GeneralStepper(_Stepper):
         self.inputs, self.offset, self.transient = inputs, offset, transient
         self.t = self.last_qr = 0
         self.every = 1
+        self.on_torus = getattr(map_, "periods", None) is not None
 
     def _step(self, qr, want_r):
         u = self.u if self.inputs is None else self.inputs[self.t]
         self.t += 1
         self.x, Y = self.map.step_with_tangent(self.x, self.Q, u)
+        if self.on_torus:  # as iterate and the small-map stepper: back onto [0, P)
+            self.x = self.map.wrap(self.x)
         if not qr:
             self.Q = Y
             return ()

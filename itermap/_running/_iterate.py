@@ -180,16 +180,16 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
         inputs = xp.astype(inputs, x.dtype)
     if inputs.ndim == 1 or inputs.ndim == x.ndim:
         if x.ndim == 2 and inputs.ndim == 2 and inputs.shape[0] != x.shape[0]:
-            raise ValueError(f"constant inputs of shape {tuple(inputs.shape)} do not match the "
-                             f"batch of {x.shape[0]} states")
+            raise ValueError(f"inputs: constant inputs of shape {tuple(inputs.shape)} do not "
+                             f"match the batch of {x.shape[0]} states")
         return inputs, None
     if inputs.ndim == x.ndim + 1:
         if inputs.shape[0] != steps:
-            raise ValueError(f"an input sequence needs one input per step: got "
+            raise ValueError(f"inputs: an input sequence needs one input per step: got "
                              f"{inputs.shape[0]} inputs for {steps} steps")
         if x.ndim == 2 and inputs.shape[1] != x.shape[0]:
-            raise ValueError(f"input sequence of shape {tuple(inputs.shape)} does not match the "
-                             f"batch of {x.shape[0]} states")
+            raise ValueError(f"inputs: a sequence of shape {tuple(inputs.shape)} does not match "
+                             f"the batch of {x.shape[0]} states")
         return None, inputs
     raise ValueError(f"inputs of shape {tuple(inputs.shape)} fit neither a constant input "
                      f"({n_in},) nor a sequence (steps, ..., {n_in})")

@@ -586,6 +586,8 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
 
     states = xp.concat(pieces, axis=0)            # (T + 1, B, d)
     _check_finite(xp, states[-1, ...], steps)
+    if m.periods is not None:  # solved on the lift; as iterate, the states after the start wrap
+        states = xp.concat([states[:1, ...], m.wrap(states[1:, ...])], axis=0)
     if keep == "last":
         idx = np.array([steps])
     else:

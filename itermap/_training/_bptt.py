@@ -66,7 +66,7 @@ class _Layout:
         bm = BlockMatrix(m.sizes, blocks, trainable=own)
         leak = self.leak_rates(theta) if self.leak_blocks else m._leak
         return IterativeMap(bm, bias, list(m.activations), input_block=m.input_block,
-                            leak=leak)
+                            functions=m.functions, leak=leak)
 
     def gradient(self, m, G, Xin, xp):
         out = xp.zeros(self.size, dtype=G.dtype)
