@@ -61,3 +61,22 @@ def test_every_slow_point_is_a_stationary_point_of_q(gain, seed, period):
         A = _fd_jacobian(m, x, period) - np.eye(x.size)
         assert abs(np.linalg.norm(G) - r) <= 1e-9 * r
         assert np.linalg.norm(A.T @ G) <= 1e-5 * np.linalg.norm(A, 2) * np.linalg.norm(G)
+
+
+def test_slow_points_on_a_torus_are_reduced_onto_it_and_distinct_modulo_the_periods():
+    # the standard map's period-2 search has slow points; L-BFGS wanders along the lift,
+    # so they were reported off [0, 2 pi) and the same slow point twice, 2 pi apart
+    m = itermap.systems.standard_map(3.0)
+    starts = np.random.default_rng(0).uniform(-7.0, 7.0, (30, 2))
+    fp = find_fixed_points(m, starts, period=2, slow_points=True, progress=False)
+    sp = np.asarray(fp.slow_points)
+    assert len(sp) >= 2
+    two_pi = 2.0 * np.pi
+    assert np.all((sp > -1e-6) & (sp < two_pi))
+    for i in range(len(sp)):
+        G = _wrapped(m, _step_p(m, sp[i], 2) - sp[i])
+        assert abs(np.linalg.norm(G) - fp.slow_residuals[i]) <= 1e-9 * fp.slow_residuals[i]
+        A = _fd_jacobian(m, sp[i], 2) - np.eye(2)
+        assert np.linalg.norm(A.T @ G) <= 1e-5 * np.linalg.norm(A, 2) * np.linalg.norm(G)
+        for j in range(i):
+            assert np.linalg.norm(_wrapped(m, sp[i] - sp[j])) > 1e-6
