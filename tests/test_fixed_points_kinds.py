@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import itermap
-from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis import continuation, find_fixed_points, sample_states
 
 
 # -- independent references --------------------------------------------------------------
@@ -80,3 +80,38 @@ def test_slow_points_on_a_torus_are_reduced_onto_it_and_distinct_modulo_the_peri
         assert np.linalg.norm(A.T @ G) <= 1e-5 * np.linalg.norm(A, 2) * np.linalg.norm(G)
         for j in range(i):
             assert np.linalg.norm(_wrapped(m, sp[i] - sp[j])) > 1e-6
+
+
+# -- multipliers on the unit circle: neither stable nor unstable ---------------------------
+@settings(max_examples=10, deadline=None)
+@given(k=st.floats(0.05, 3.95))
+@example(k=0.3)     # the elliptic point came out with |mu| = 1 + 2e-16: n_unstable 2
+@example(k=0.5)     # ... or 1 - 2e-16: stable
+def test_the_standard_maps_elliptic_point_is_neither_stable_nor_unstable(k):
+    # (pi, 0): J = [[1 - k, 1], [-k, 1]], det 1, trace 2 - k in (-2, 2): mu = e^{+-i theta},
+    # cos theta = 1 - k/2; (0, 0) is a saddle, trace 2 + k: one multiplier outside
+    m = itermap.systems.standard_map(k)
+    fp = find_fixed_points(m, np.array([[3.0, 0.1], [0.1, -0.1]]), progress=False)
+    at_pi = np.flatnonzero(np.abs(np.asarray(fp.points)[:, 0] - np.pi) < 1e-6)
+    at_0 = np.flatnonzero(np.linalg.norm(_wrapped(m, np.asarray(fp.points)), axis=1) < 1e-6)
+    assert at_pi.size == 1 and at_0.size == 1
+    e, s = at_pi[0], at_0[0]
+    theta = np.arccos(1.0 - k / 2.0)
+    np.testing.assert_allclose(np.sort_complex(fp.eigenvalues[e]),
+                               np.sort_complex(np.exp([-1j * theta, 1j * theta])), atol=1e-8)
+    assert not fp.stable[e] and fp.n_unstable[e] == 0
+    assert not fp.stable[s] and fp.n_unstable[s] == 1
+
+
+def test_continuation_reports_no_crossing_for_multipliers_that_stay_on_the_circle():
+    # the elliptic point (pi, 0) of the standard map: mu = e^{+-i theta} for 0 < k < 4, on
+    # the circle throughout (rounding put them in and out: four Neimark-Sacker points);
+    # at k = 4 they meet at -1 and one leaves along the real axis: a period doubling
+    make = itermap.systems.standard_map
+    c = continuation(make, np.linspace(0.3, 3.9, 37), np.array([np.pi, 0.0]))
+    assert c.bifurcations == [] and c.stop_reason == "end of range"
+    assert not np.any(c.stable)
+    np.testing.assert_allclose(np.abs(c.eigenvalues), 1.0, atol=1e-12)
+    c = continuation(make, np.linspace(3.5, 4.5, 11), np.array([np.pi, 0.0]))
+    assert [b["kind"] for b in c.bifurcations] == ["period doubling"]
+    np.testing.assert_allclose(c.bifurcations[0]["parameter"], 4.0, atol=1e-6)

@@ -385,9 +385,15 @@ def _eigenvalues(xp, J):
     return np.take_along_axis(ev, order, axis=-1)
 
 
+# multipliers within this of the unit circle are on it, neither stable nor unstable: an
+# area-preserving map's elliptic point has |mu| = 1 exactly, computed as 1 +- 2e-16
+ON_CIRCLE = 1e-9
+
+
 def _stability(ev):
     mod = np.abs(ev)
-    return np.all(mod < 1.0, axis=-1), np.sum(mod > 1.0, axis=-1).astype(np.int64)
+    return (np.all(mod < 1.0 - ON_CIRCLE, axis=-1),
+            np.sum(mod > 1.0 + ON_CIRCLE, axis=-1).astype(np.int64))
 
 
 def _resolved(xp, x, tol):

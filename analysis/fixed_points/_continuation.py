@@ -24,6 +24,7 @@ from itermap.typing import Array
 
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
+from ._common import ON_CIRCLE, _stability
 
 __all__ = ["Continuation", "continuation"]
 
@@ -53,7 +54,8 @@ class Continuation(itermap.Result):
     eigenvalues : complex array of shape (M, dim)
         The multipliers at each point, by modulus, largest first.
     stable : bool array of shape (M,)
-        Every multiplier inside the unit circle.
+        Every multiplier inside the unit circle (a modulus within 1e-9 of 1 is on
+        it: no crossing is reported for a multiplier that stays there).
     arclength : array of shape (M,)
         Arclength along the branch in ``(x, lam)`` space.
     bifurcations : list of dict
@@ -187,10 +189,11 @@ def _eigs(fam, y):
 
 
 def _counts(ev):
-    """Multipliers outside the unit circle: real > 1, real < -1, complex."""
+    """Multipliers outside the unit circle (by more than ``ON_CIRCLE``, rounding): real
+    > 1, real < -1, complex."""
     real = ev.imag == 0
-    out = np.abs(ev) > 1.0
-    return (int(np.sum(real & (ev.real > 1.0))), int(np.sum(real & (ev.real < -1.0))),
+    out = np.abs(ev) > 1.0 + ON_CIRCLE
+    return (int(np.sum(real & out & (ev.real > 0))), int(np.sum(real & out & (ev.real < 0))),
             int(np.sum(~real & out)))
 
 
@@ -373,5 +376,5 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     E = np.asarray(evs)
     bifs.sort(key=lambda b: (b["index"], b["parameter"]))
     return Continuation(parameters=Y[:, -1].copy(), points=Y[:, :-1].copy(), eigenvalues=E,
-                        stable=np.all(np.abs(E) < 1.0, axis=1), arclength=np.asarray(arc),
+                        stable=_stability(E)[0], arclength=np.asarray(arc),
                         bifurcations=bifs, stop_reason=reason)
