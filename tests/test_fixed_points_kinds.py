@@ -8,11 +8,12 @@ forms (the standard map's elliptic point, linear maps).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import itermap
-from itermap.analysis import continuation, find_fixed_points, sample_states
+from itermap.analysis import basins, continuation, find_fixed_points, sample_states
 
 
 # -- independent references --------------------------------------------------------------
@@ -115,3 +116,25 @@ def test_continuation_reports_no_crossing_for_multipliers_that_stay_on_the_circl
     c = continuation(make, np.linspace(3.5, 4.5, 11), np.array([np.pi, 0.0]))
     assert [b["kind"] for b in c.bifurcations] == ["period doubling"]
     np.testing.assert_allclose(c.bifurcations[0]["parameter"], 4.0, atol=1e-6)
+
+
+# -- bad inputs are refused, naming the parameter ------------------------------------------
+def _driven():
+    rng = np.random.default_rng(0)
+    return itermap.IterativeMap.from_rnn(rng.normal(size=(4, 4)), rng.normal(size=(4, 2)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_constant_input_is_refused_by_every_analysis(bad):
+    # it ran before: no points, every start given up (find_fixed_points), every start
+    # "escaped" (basins), "states overflowed" (sample_states), "no fixed point near it"
+    m = _driven()
+    u = np.array([bad, 0.5])
+    starts = np.zeros((3, m.dim))
+    calls = [lambda: find_fixed_points(m, starts, inputs=u),
+             lambda: find_fixed_points(m, starts, inputs=u, method="q"),
+             lambda: basins(m, starts, steps=5, inputs=u),
+             lambda: sample_states(m, 3, inputs=u, rng=0)]
+    for call in calls:
+        with pytest.raises(ValueError, match="inputs contain NaN or inf"):
+            call()

@@ -154,6 +154,8 @@ def _check_inputs(map_, inputs, xp):
     ixp = namespace(inputs)
     if not ixp.isdtype(inputs.dtype, ("real floating", "integral")):
         raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    if not bool(ixp.all(ixp.isfinite(inputs))):
+        raise ValueError("inputs contain NaN or inf")
     return inputs
 
 
