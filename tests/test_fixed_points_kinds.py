@@ -138,3 +138,24 @@ def test_a_non_finite_constant_input_is_refused_by_every_analysis(bad):
     for call in calls:
         with pytest.raises(ValueError, match="inputs contain NaN or inf"):
             call()
+
+
+def test_continuation_checks_its_inputs_against_the_map():
+    # an input for an autonomous family was ignored, a wrong shape failed inside the map
+    # ("input u has shape (1, 3)"), a NaN input ended in "Newton found no fixed point"
+    autonomous = lambda g: itermap.IterativeMap(np.array([[g]]))   # noqa: E731
+    with pytest.raises(ValueError, match="inputs: the map is autonomous"):
+        continuation(autonomous, [0.5, 0.6], np.zeros(1), inputs=np.ones(2))
+    driven = lambda g: itermap.IterativeMap.from_rnn(np.array([[g]]),   # noqa: E731
+                                                     np.array([[1.0]]))
+    with pytest.raises(ValueError, match=r"inputs must be one constant input of shape \(1,\)"):
+        continuation(driven, [0.5, 0.6], np.zeros(2), inputs=np.ones(3))
+    with pytest.raises(ValueError, match="inputs contain NaN or inf"):
+        continuation(driven, [0.5, 0.6], np.zeros(2), inputs=np.array([np.nan]))
+    with pytest.raises(ValueError, match="inputs: the map is driven"):
+        continuation(driven, [0.5, 0.6], np.zeros(2))
+    # and a right one drives it: x = tanh(g x + 0.3), the input 0.3 held in block 0
+    c = continuation(driven, np.linspace(0.5, 0.9, 5), np.zeros(2), inputs=np.array([0.3]))
+    x, g = c.points[:, 1], c.parameters
+    np.testing.assert_allclose(c.points[:, 0], 0.3)
+    np.testing.assert_allclose(np.tanh(g * x + 0.3), x, atol=1e-10)

@@ -24,7 +24,7 @@ from itermap.typing import Array
 
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
-from ._common import ON_CIRCLE, _stability
+from ._common import ON_CIRCLE, _check_inputs, _stability
 
 __all__ = ["Continuation", "continuation"]
 
@@ -262,7 +262,9 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     ------
     ValueError
         Fewer than 2 values, equal first values, non-finite values, a start
-        of the wrong shape, a start Newton cannot bring to a fixed point.
+        of the wrong shape, a start Newton cannot bring to a fixed point, inputs
+        that do not fit the map (given for an autonomous one, of the wrong shape,
+        NaN or inf).
     TypeError
         ``make_map`` not callable.
 
@@ -316,7 +318,9 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
                 else check_real("max_step", max_step, positive=True))
     x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
                           else x_start, ndim=1)
-    dim = itermap.as_map(make_map(float(vals[0]))).dim
+    first = itermap.as_map(make_map(float(vals[0])))
+    dim = first.dim
+    inputs = _check_inputs(first, inputs, np)   # find_fixed_points' rules for one input
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "
                          f"{x0.shape}")
