@@ -159,3 +159,30 @@ def test_continuation_checks_its_inputs_against_the_map():
     x, g = c.points[:, 1], c.parameters
     np.testing.assert_allclose(c.points[:, 0], 0.3)
     np.testing.assert_allclose(np.tanh(g * x + 0.3), x, atol=1e-10)
+
+
+# -- continuation of the origin of leaky networks: the crossings in closed form ------------
+def _origin_crossings(n, density, leak, seed):
+    """The gains where a multiplier of ``(1 - a) I + a g W`` (the origin's Jacobian of
+    ``random_rnn(n, gain=g, leak=a)``, ``W`` its gain-1 weights) has modulus 1."""
+    J1 = itermap.random_rnn(n, gain=1.0, density=density, leak=leak, rng=seed).jacobian(
+        np.zeros(n))
+    d = leak * np.linalg.eigvals((J1 - (1 - leak) * np.eye(n)) / leak)
+    c = 1.0 - leak            # |c + g d|^2 = 1: |d|^2 g^2 + 2 c Re(d) g + c^2 - 1 = 0
+    A, B = np.abs(d) ** 2, 2.0 * c * d.real
+    return np.unique(np.round((-B + np.sqrt(B * B - 4.0 * A * (c * c - 1.0))) / (2 * A), 9))
+
+
+@pytest.mark.parametrize(("seed", "leak"), [(1, 0.3), (0, 0.6), (3, 0.6), (4, 0.3)])
+def test_continuation_reports_the_crossings_inside_the_range_and_no_others(seed, leak):
+    # the origin of a leaky sparse network along the gain: every crossing of the unit
+    # circle in [0.3, 3] found to 1e-6, none beyond (seed 1 reported one at 3.162)
+    make = lambda g: itermap.random_rnn(10, gain=g, density=0.5, leak=leak,   # noqa: E731
+                                        rng=seed)
+    c = continuation(make, np.linspace(0.3, 3.0, 28), np.zeros(10))
+    g = _origin_crossings(10, 0.5, leak, seed)
+    want = g[(g >= 0.3) & (g <= 3.0)]
+    got = [b["parameter"] for b in c.bifurcations]
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(c.points, 0.0, atol=1e-12)

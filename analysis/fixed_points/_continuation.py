@@ -362,9 +362,10 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
         for kind in range(3):
             if c_a[kind] != c_b[kind]:
                 yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
-                bifs.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
-                             "point": [float(v) for v in yb[:-1]], "index": len(ys) - 1,
-                             "multiplier": [float(mu.real), float(mu.imag)]})
+                if lo_v <= yb[-1] <= hi_v:    # the last step may end beyond the range
+                    bifs.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
+                                 "point": [float(v) for v in yb[:-1]], "index": len(ys) - 1,
+                                 "multiplier": [float(mu.real), float(mu.imag)]})
         if not lo_v <= y_new[-1] <= hi_v:
             reason = "end of range"
             break
