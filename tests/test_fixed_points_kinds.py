@@ -186,3 +186,16 @@ def test_continuation_reports_the_crossings_inside_the_range_and_no_others(seed,
     assert len(got) == len(want)
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(c.points, 0.0, atol=1e-12)
+
+
+def test_a_complex_pair_that_meets_on_the_real_axis_outside_the_circle_is_no_bifurcation():
+    # x -> tanh(M x), M = [[2, 1], [l, 2]]: the origin's multipliers 2 +- sqrt(l), a
+    # complex pair of modulus > 1 for l < 0, two reals > 1 for 0 < l < 1: nothing crosses
+    # the circle (it was reported as a fold and a Neimark-Sacker point at l = 0)
+    make = lambda lam: itermap.IterativeMap(np.array([[2.0, 1.0], [lam, 2.0]]))  # noqa: E731
+    c = continuation(make, np.linspace(-0.5, 0.5, 11), np.zeros(2))
+    assert c.bifurcations == [] and c.stop_reason == "end of range"
+    root = np.sqrt(c.parameters.astype(complex))
+    want = np.stack([2 + root, 2 - root], axis=1)
+    np.testing.assert_allclose(np.sort_complex(c.eigenvalues), np.sort_complex(want),
+                               atol=1e-6)

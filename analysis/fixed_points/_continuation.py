@@ -197,6 +197,24 @@ def _counts(ev):
             int(np.sum(~real & out)))
 
 
+def _crossings(fam, y, t, ds, c_a, c_b, tol, bounds, index):
+    """The bifurcations between ``y`` and the next point (multiplier counts ``c_a``,
+    ``c_b``), located, inside the parameter range ``bounds``. Only a change of the
+    number outside the circle is a crossing: a complex pair outside it that meets on
+    the real axis (and leaves it as two reals) changes the kinds, not the number."""
+    if sum(c_a) == sum(c_b):
+        return []
+    out = []
+    for kind in range(3):
+        if c_a[kind] != c_b[kind]:
+            yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
+            if bounds[0] <= yb[-1] <= bounds[1]:    # the last step may end beyond the range
+                out.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
+                            "point": [float(v) for v in yb[:-1]], "index": index,
+                            "multiplier": [float(mu.real), float(mu.imag)]})
+    return out
+
+
 def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
     """Bisect the arclength ``(0, sigma_b)`` from ``y_a`` for the change of count ``kind``."""
     lo, hi = 0.0, sigma_b
@@ -359,13 +377,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
             continue
         ev = _eigs(fam, y_new)
         c_a, c_b = _counts(evs[-1]), _counts(ev)
-        for kind in range(3):
-            if c_a[kind] != c_b[kind]:
-                yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
-                if lo_v <= yb[-1] <= hi_v:    # the last step may end beyond the range
-                    bifs.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
-                                 "point": [float(v) for v in yb[:-1]], "index": len(ys) - 1,
-                                 "multiplier": [float(mu.real), float(mu.imag)]})
+        bifs += _crossings(fam, y, t, ds, c_a, c_b, tol, (lo_v, hi_v), len(ys) - 1)
         if not lo_v <= y_new[-1] <= hi_v:
             reason = "end of range"
             break
