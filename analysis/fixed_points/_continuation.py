@@ -197,6 +197,13 @@ def _counts(ev):
             int(np.sum(~real & out)))
 
 
+def _doubled(c_a, c_b):
+    """More than one crossing of one kind between two points: two real multipliers
+    through +1 or -1, or two complex pairs."""
+    return sum(c_b) != sum(c_a) and any(abs(b - a) > w for a, b, w in
+                                        zip(c_a, c_b, (1, 1, 2), strict=True))
+
+
 def _crossings(fam, y, t, ds, c_a, c_b, tol, bounds, index):
     """The bifurcations between ``y`` and the next point (multiplier counts ``c_a``,
     ``c_b``), located, inside the parameter range ``bounds``. Only a change of the
@@ -377,6 +384,11 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
             continue
         ev = _eigs(fam, y_new)
         c_a, c_b = _counts(evs[-1]), _counts(ev)
+        # two crossings of one kind in the step (two reals, or two pairs): shorter steps
+        # part them, down to a thousandth of the largest step (a double multiplier)
+        if _doubled(c_a, c_b) and ds > 1e-3 * max_step:
+            ds *= 0.5
+            continue
         bifs += _crossings(fam, y, t, ds, c_a, c_b, tol, (lo_v, hi_v), len(ys) - 1)
         if not lo_v <= y_new[-1] <= hi_v:
             reason = "end of range"
