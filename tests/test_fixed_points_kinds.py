@@ -200,3 +200,20 @@ def test_a_complex_pair_that_meets_on_the_real_axis_outside_the_circle_is_no_bif
     want = np.stack([2 + root, 2 - root], axis=1)
     np.testing.assert_allclose(np.sort_complex(c.eigenvalues), np.sort_complex(want),
                                atol=1e-6)
+
+
+# -- float32 maps -----------------------------------------------------------------------
+def test_a_float32_map_refuses_a_tol_it_cannot_reach_and_meets_one_it_can():
+    # the default tol = 1e-10 is below float32 rounding: every start gave up ("stalled:
+    # raise patience"), no point, no error; 1e-5 finds the points of the float64 network
+    m32 = itermap.random_rnn(20, gain=2.0, rng=1, dtype=np.float32)
+    m64 = itermap.random_rnn(20, gain=2.0, rng=1)
+    starts = sample_states(m64, 16, rng=0, noise=0.1)
+    with pytest.raises(ValueError, match=r"tol=1e-10 is below the rounding of float32"):
+        find_fixed_points(m32, starts.astype(np.float32), progress=False)
+    fp32 = find_fixed_points(m32, starts.astype(np.float32), tol=1e-5, progress=False)
+    fp64 = find_fixed_points(m64, starts, progress=False)
+    assert fp32.points.dtype == np.float32 and len(fp32) >= 1
+    for x in np.asarray(fp32.points, dtype=np.float64):
+        assert np.linalg.norm(_step_p(m32, x.astype(np.float32), 1) - x) <= 1e-5
+        assert np.min(np.linalg.norm(np.asarray(fp64.points) - x, axis=1)) <= 1e-4

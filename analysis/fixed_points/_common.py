@@ -408,6 +408,17 @@ def _resolved(xp, x, tol):
     return big * np.finfo(xh.dtype).eps * 4 <= tol
 
 
+def _check_reachable(tol, xp, dtype):
+    """Refuse a ``tol`` that no point of norm about 1 meets in ``dtype`` (the rule of
+    ``_resolved``): every such start would give up, with advice (raise patience) that
+    does not help."""
+    floor = 4.0 * float(xp.finfo(dtype).eps)
+    if tol < floor:
+        raise ValueError(f"tol={tol:g} is below the rounding of {dtype} states of norm 1 "
+                         f"({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in float32) "
+                         f"or use a float64 map")
+
+
 def _progress_bar(progress, total, dim, n_starts):
     """A tqdm bar over the starts finished (a no-op one when progress=False); it stays
     on screen with its final count."""
