@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.optimize
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -236,3 +237,20 @@ def test_sample_states_on_a_torus_are_states_on_it_as_iterate_keeps_them():
         states.append(y)
     gaps = np.linalg.norm(np.stack(states) - x[None], axis=2).min(axis=0)
     assert np.all(gaps <= 1e-9)
+
+
+# -- basins: one attractor per orbit --------------------------------------------------------
+def test_basins_count_an_orbit_whose_points_share_their_first_coordinate_once():
+    # x -> tanh(2 x), y -> tanh(-2 y): the attractors are the 2-cycles (+-s, s) <-> (+-s, -s),
+    # s = tanh(2 s); both points of a cycle have the first coordinate, and starts of either
+    # phase made two "attractors" of one cycle, each with half the starts
+    s = scipy.optimize.brentq(lambda v: np.tanh(2 * v) - v, 0.5, 1.5)
+    m = itermap.IterativeMap(np.diag([2.0, -2.0]))
+    x0 = np.random.default_rng(0).uniform(0.1, 1.0, (40, 2))
+    x0[::2, 1] *= -1          # both phases of the y-cycle
+    x0[::3, 0] *= -1          # both x attractors
+    b = basins(m, x0, steps=200)
+    np.testing.assert_allclose(b.attractors, [[-s, -s], [s, -s]], atol=1e-9)
+    assert b.periods.tolist() == [2, 2]
+    np.testing.assert_allclose(b.fractions, [np.mean(x0[:, 0] < 0), np.mean(x0[:, 0] > 0)])
+    np.testing.assert_array_equal(b.labels, (x0[:, 0] > 0).astype(int))
