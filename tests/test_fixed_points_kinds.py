@@ -254,3 +254,40 @@ def test_basins_count_an_orbit_whose_points_share_their_first_coordinate_once():
     assert b.periods.tolist() == [2, 2]
     np.testing.assert_allclose(b.fractions, [np.mean(x0[:, 0] < 0), np.mean(x0[:, 0] > 0)])
     np.testing.assert_array_equal(b.labels, (x0[:, 0] > 0).astype(int))
+
+
+# -- continuation on a cylinder: F(x) = x modulo the periods ----------------------------------
+def _zaslavsky(k, b=0.5):
+    """The dissipative standard map on the cylinder: p' = b p + k sin(theta),
+    theta' = theta + p' (mod 2 pi); its fixed points have p = 2 pi m, sin(theta) =
+    (1 - b) 2 pi m / k."""
+    def step(x):
+        p = b * x[..., 1] + k * np.sin(x[..., 0])
+        return np.stack([x[..., 0] + p, p], axis=-1)
+
+    def jacobian(x):
+        c = k * np.cos(x[..., 0])
+        J = np.empty(x.shape + (2,))
+        J[..., 0, 0], J[..., 0, 1], J[..., 1, 0], J[..., 1, 1] = 1 + c, b, c, b
+        return J
+
+    return itermap.FunctionMap(step, 2, jacobian=jacobian, periods=(2 * np.pi, None))
+
+
+def test_continuation_follows_a_point_that_is_fixed_modulo_the_period():
+    # (theta, 2 pi) with sin(theta) = pi / k is fixed modulo 2 pi (find_fixed_points finds
+    # it); continuation solved F(x) = x on the lift and went to (0, 0) instead. Along k the
+    # two branches sin(theta) = pi / k meet in a fold at k = pi (theta = pi / 2), and the
+    # upper one doubles its period where k cos(theta) = -3: k = sqrt(9 + pi^2)
+    k0 = 5.0
+    start = np.array([np.arcsin(np.pi / k0), 2 * np.pi])
+    fp = find_fixed_points(_zaslavsky(k0), start[None, :] + 0.01, progress=False)
+    np.testing.assert_allclose(fp.points, [start], atol=1e-12)
+    c = continuation(_zaslavsky, np.linspace(5.0, 2.0, 31), np.asarray(fp.points[0]))
+    assert [b["kind"] for b in c.bifurcations] == ["fold", "period doubling"]
+    np.testing.assert_allclose(c.bifurcations[0]["parameter"], np.pi, atol=1e-6)
+    np.testing.assert_allclose(c.bifurcations[0]["point"], [np.pi / 2, 2 * np.pi], atol=1e-4)
+    np.testing.assert_allclose(c.bifurcations[1]["parameter"], np.sqrt(9 + np.pi ** 2),
+                               atol=1e-6)
+    np.testing.assert_allclose(c.points[:, 1], 2 * np.pi, atol=1e-9)
+    np.testing.assert_allclose(np.sin(c.points[:, 0]), np.pi / c.parameters, atol=1e-9)

@@ -134,7 +134,12 @@ class _Family:
 
     def value(self, x, lam):
         m = self._map(lam)
-        return np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
+        d = np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
+        if m.periods is None:
+            return d
+        # on a torus F(x) = x modulo the periods, as find_fixed_points solves it
+        per = np.array([P or 0.0 for P in m.periods])
+        return d - per * np.round(d / np.where(per > 0, per, 1.0))
 
     def jacobian(self, x, lam):
         m = self._map(lam)
@@ -301,7 +306,8 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     Newton iteration: the method is meant for networks of up to a few
     hundred units. A crossing of +1 is reported as a fold; at a symmetric
     (pitchfork) branch point a multiplier crosses +1 too, and is reported
-    as a fold of this branch.
+    as a fold of this branch. On a torus (``map.periods``) ``H`` is ``F(x) - x`` taken to
+    the nearest image, as :func:`find_fixed_points` takes it.
 
     References
     ----------
