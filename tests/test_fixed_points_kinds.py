@@ -291,3 +291,13 @@ def test_continuation_follows_a_point_that_is_fixed_modulo_the_period():
                                atol=1e-6)
     np.testing.assert_allclose(c.points[:, 1], 2 * np.pi, atol=1e-9)
     np.testing.assert_allclose(np.sin(c.points[:, 0]), np.pi / c.parameters, atol=1e-9)
+
+
+def test_float32_starts_of_a_map_that_computes_in_float64_meet_the_default_tol():
+    # the iterates become float64 after the first Newton step: no refusal there
+    W = 2.0 * np.eye(2)
+    m = itermap.FunctionMap(lambda x: np.tanh(x @ W.T), 2,
+                            jacobian=lambda x: (1 - np.tanh(x @ W.T) ** 2)[..., :, None] * W)
+    fp = find_fixed_points(m, np.array([[0.7, -0.8]], dtype=np.float32), progress=False)
+    s = scipy.optimize.brentq(lambda v: np.tanh(2 * v) - v, 0.5, 1.5)
+    np.testing.assert_allclose(fp.points, [[s, -s]], atol=1e-10)
