@@ -408,18 +408,15 @@ def _resolved(xp, x, tol):
     return big * np.finfo(xh.dtype).eps * 4 <= tol
 
 
-def _check_reachable(tol, F, x, xp):
-    """Refuse a ``tol`` that no point of norm about 1 meets in the precision the search
-    works in (the rule of ``_resolved``): every such start would give up, with advice
-    (raise patience) that does not help. Starts of low precision are probed with one
-    step: a map that computes in float64 from them lifts the iterates to float64."""
-    def floor(dtype):
-        return 4.0 * float(xp.finfo(dtype).eps)
-
-    if tol < floor(x.dtype) and tol < floor(F.value(x[:1, ...]).dtype):
-        raise ValueError(f"tol={tol:g} is below the rounding of {x.dtype} states of norm 1 "
-                         f"({floor(x.dtype):.1e}): pass tol >= {floor(x.dtype):.1e} (1e-5 is "
-                         f"usual in float32), or float64 starts of a float64 map")
+def _check_reachable(tol, xp, dtype):
+    """Refuse a ``tol`` that no point of norm about 1 meets in ``dtype`` (the rule of
+    ``_resolved``): every such start would give up, with advice (raise patience) that
+    does not help."""
+    floor = 4.0 * float(xp.finfo(dtype).eps)
+    if tol < floor:
+        raise ValueError(f"tol={tol:g} is below the rounding of {dtype} states of norm 1 "
+                         f"({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in float32) "
+                         f"or use a float64 map")
 
 
 def _progress_bar(progress, total, dim, n_starts):

@@ -365,11 +365,11 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     unique_tol = _check_positive("unique_tol", unique_tol)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
+    _check_reachable(tol, xp, x.dtype)
     u = _check_inputs(map_, inputs, xp)
     if u is not None:
         u = xp.astype(u, x.dtype)
     F = _Power(map_, period, u, xp, _torus(map_, x))
-    _check_reachable(tol, F, x, xp)
     if q_steps is None:
         q_steps = _Q_STEPS if int(x.shape[1]) > _Q_MIN_DIM else 0
     method = _choose_method(method, slow_points, int(x.shape[1]), xp)
