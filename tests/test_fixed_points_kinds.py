@@ -293,11 +293,18 @@ def test_continuation_follows_a_point_that_is_fixed_modulo_the_period():
     np.testing.assert_allclose(np.sin(c.points[:, 0]), np.pi / c.parameters, atol=1e-9)
 
 
-def test_float32_starts_of_a_map_that_computes_in_float64_meet_the_default_tol():
-    # the iterates become float64 after the first Newton step: no refusal there
+def test_float32_starts_of_a_map_that_computes_in_float64():
+    # the default tol is refused (a search in float32 cannot meet it); at tol = 1e-6 the
+    # small maps' plain Newton resolves the points at |x| ~ 3 in the float64 iterates (it
+    # took the starts' float32 rounding, kept an empty group, and numpy raised "zero-size
+    # array to reduction operation minimum")
     W = 2.0 * np.eye(2)
-    m = itermap.FunctionMap(lambda x: np.tanh(x @ W.T), 2,
-                            jacobian=lambda x: (1 - np.tanh(x @ W.T) ** 2)[..., :, None] * W)
-    fp = find_fixed_points(m, np.array([[0.7, -0.8]], dtype=np.float32), progress=False)
-    s = scipy.optimize.brentq(lambda v: np.tanh(2 * v) - v, 0.5, 1.5)
-    np.testing.assert_allclose(fp.points, [[s, -s]], atol=1e-10)
+    m = itermap.FunctionMap(lambda x: 3.0 * np.tanh(x @ W.T), 2,
+                            jacobian=lambda x: 3.0 * (1 - np.tanh(x @ W.T) ** 2)[..., :, None] * W)
+    starts = np.array([[2.5, -2.5], [3.2, 2.8]], dtype=np.float32)
+    with pytest.raises(ValueError, match="or float64 starts and map"):
+        find_fixed_points(m, starts, progress=False)
+    fp = find_fixed_points(m, starts, tol=1e-6, progress=False)
+    s = scipy.optimize.brentq(lambda v: 3.0 * np.tanh(2 * v) - v, 1.0, 4.0)
+    got = np.asarray(fp.points, dtype=np.float64)
+    np.testing.assert_allclose(got[np.argsort(got[:, 1])], [[s, -s], [s, s]], atol=1e-6)

@@ -416,7 +416,7 @@ def _check_reachable(tol, xp, dtype):
     if tol < floor:
         raise ValueError(f"tol={tol:g} is below the rounding of {dtype} states of norm 1 "
                          f"({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in float32) "
-                         f"or use a float64 map")
+                         f"or float64 starts and map")
 
 
 def _progress_bar(progress, total, dim, n_starts):
