@@ -308,3 +308,79 @@ def test_float32_starts_of_a_map_that_computes_in_float64():
     s = scipy.optimize.brentq(lambda v: 3.0 * np.tanh(2 * v) - v, 1.0, 4.0)
     got = np.asarray(fp.points, dtype=np.float64)
     np.testing.assert_allclose(got[np.argsort(got[:, 1])], [[s, -s], [s, s]], atol=1e-6)
+
+
+# -- every kind: points, multipliers, stability and least periods against plain steps ------
+def _kind(name, seed):
+    """A small map of the named kind, its starts and its constant input (or None)."""
+    rng = np.random.default_rng(seed)
+    u = None
+    if name == "dense":
+        m = itermap.random_rnn(12, gain=2.0, rng=seed)
+    elif name == "sparse leaky":
+        m = itermap.random_rnn(20, gain=2.5, density=0.3, leak=0.3, rng=seed)
+    elif name == "sigmoid bias":
+        m = itermap.IterativeMap(rng.normal(size=(8, 8)) * 3.0 / np.sqrt(8),
+                                 bias=rng.normal(size=8), activation="sigmoid")
+    elif name == "driven":
+        m = itermap.IterativeMap.from_rnn(rng.normal(size=(6, 6)) * 2.0 / np.sqrt(6),
+                                          rng.normal(size=(6, 2)), rng.normal(size=6), leak=0.5)
+        u = rng.normal(size=2)
+    elif name == "gru":
+        m = itermap.GRUMap(rng.normal(size=(12, 2)), rng.normal(size=(12, 4)) * 1.5,
+                           rng.normal(size=12))
+        u = rng.normal(size=2)
+    elif name == "lstm":
+        m = itermap.LSTMMap(rng.normal(size=(12, 2)), rng.normal(size=(12, 3)) * 2.0,
+                            rng.normal(size=12))
+        u = rng.normal(size=2)
+    elif name == "henon":
+        m = itermap.systems.henon(rng.uniform(0.5, 1.4), 0.3)
+    else:   # "standard"
+        m = itermap.systems.standard_map(rng.uniform(0.2, 3.0))
+    if name in ("henon", "standard"):
+        starts = rng.uniform(-1.5, 1.5, (16, 2)) * (4.0 if name == "standard" else 1.0)
+    else:
+        starts = sample_states(m, 16, rng=seed, noise=0.3, inputs=u)
+    return m, np.asarray(starts), u
+
+
+@settings(max_examples=16, deadline=None)
+@given(name=st.sampled_from(["dense", "sparse leaky", "sigmoid bias", "driven", "gru", "lstm",
+                             "henon", "standard"]),
+       seed=st.integers(0, 30), period=st.sampled_from([1, 2]),
+       method=st.sampled_from(["newton", "q"]))
+def test_points_and_their_linearisation_agree_with_plain_steps_on_every_kind(name, seed, period,
+                                                                            method):
+    m, starts, u = _kind(name, seed)
+    fp = find_fixed_points(m, starts, inputs=u, period=period, method=method, progress=False)
+    pts = np.asarray(fp.points)
+    assert fp.n_unconverged == int(np.sum(np.asarray(fp.status) >= 2))
+    # a converged start reached a point (points may come without one: on an odd map the
+    # branches the origin sheds are followed from no start)
+    assert len(pts) > 0 or not np.any(np.asarray(fp.status) == 0)
+    for i, x in enumerate(pts):
+        G = _wrapped(m, _step_p(m, x, period, u) - x)
+        assert np.linalg.norm(G) <= 1e-10
+        mu = np.linalg.eigvals(_fd_jacobian(m, x, period, u))
+        got = np.asarray(fp.eigenvalues[i])
+        for lam in got:     # each reported multiplier is one of the difference Jacobian's
+            assert np.min(np.abs(mu - lam)) <= 1e-5 * max(1.0, abs(lam))
+        assert np.all(np.diff(np.abs(got)) <= 1e-12)
+        rho = np.abs(got)
+        assert fp.stable[i] == bool(np.all(rho < 1 - 1e-9))
+        assert fp.n_unstable[i] == int(np.sum(rho > 1 + 1e-9))
+        # least period by plain steps, and the next point of the orbit shares the label
+        y, least = x, None
+        for k in range(1, period + 1):
+            y = _step_p(m, y, 1, u)
+            if least is None and np.linalg.norm(_wrapped(m, y - x)) <= 1e-6:
+                least = k
+            if k == 1:
+                near = np.linalg.norm(_wrapped(m, pts - y), axis=1)
+                if near.min() <= 1e-6:
+                    assert fp.orbit[np.argmin(near)] == fp.orbit[i]
+        assert fp.min_period[i] == least
+    for i in range(len(pts)):
+        for j in range(i):
+            assert np.linalg.norm(_wrapped(m, pts[i] - pts[j])) > 1e-6
