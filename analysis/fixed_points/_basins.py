@@ -32,7 +32,8 @@ class Basins(itermap.Result):
         (``Basins.ESCAPED``): escaped (overflow, NaN, or beyond the escape radius).
     attractors : array of shape (k, dim)
         One point of each attractor: the given points, or for attractors
-        found here, the point of the orbit with the least first coordinate.
+        found here, the point of the orbit with the least first coordinate (on a
+        tie, the least second, and so on).
     periods : int array of shape (k,)
         The least period of each attractor (1 for a fixed point).
     fractions : array of shape (k,)
@@ -314,12 +315,15 @@ def _label_found(orbit, settled, period, match, dim, per):
     idx = np.flatnonzero(settled)
     if idx.size == 0:
         return labels, np.zeros((0, dim)), np.zeros(0, dtype=np.int64)
-    # one point per orbit: the one with the least first coordinate
-    reps = np.asarray([orbit[i, np.argmin(orbit[i, :period[i], 0]), :] for i in idx])
+    # one point per orbit: the one with the least first coordinate (then second, ...)
+    reps = np.asarray([orbit[i, np.lexsort(orbit[i, :period[i], ::-1].T)[0], :] for i in idx])
     leaders: list[int] = []
     for pos, (k, r) in enumerate(zip(idx, reps, strict=True)):
         for j, lead in enumerate(leaders):
-            if np.linalg.norm(_diff(r, reps[lead], per)) <= match[k]:
+            # against every point of the leader's orbit: two of its points may share the
+            # least first coordinate, and the starts' phases pick either as theirs
+            ring = orbit[idx[lead], :period[idx[lead]], :]
+            if np.linalg.norm(_diff(r, ring, per), axis=-1).min() <= match[k]:
                 labels[k] = j
                 break
         else:

@@ -154,6 +154,8 @@ def _check_inputs(map_, inputs, xp):
     ixp = namespace(inputs)
     if not ixp.isdtype(inputs.dtype, ("real floating", "integral")):
         raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    if not bool(ixp.all(ixp.isfinite(inputs))):
+        raise ValueError("inputs contain NaN or inf")
     return inputs
 
 
@@ -385,9 +387,15 @@ def _eigenvalues(xp, J):
     return np.take_along_axis(ev, order, axis=-1)
 
 
+# multipliers within this of the unit circle are on it, neither stable nor unstable: an
+# area-preserving map's elliptic point has |mu| = 1 exactly, computed as 1 +- 2e-16
+ON_CIRCLE = 1e-9
+
+
 def _stability(ev):
     mod = np.abs(ev)
-    return np.all(mod < 1.0, axis=-1), np.sum(mod > 1.0, axis=-1).astype(np.int64)
+    return (np.all(mod < 1.0 - ON_CIRCLE, axis=-1),
+            np.sum(mod > 1.0 + ON_CIRCLE, axis=-1).astype(np.int64))
 
 
 def _resolved(xp, x, tol):
@@ -398,6 +406,17 @@ def _resolved(xp, x, tol):
     xh = x if isinstance(x, np.ndarray) else to_numpy(x)
     big = np.abs(xh).max(axis=-1, initial=0.0).astype(np.float64, copy=False)
     return big * np.finfo(xh.dtype).eps * 4 <= tol
+
+
+def _check_reachable(tol, xp, dtype):
+    """Refuse a ``tol`` that no point of norm about 1 meets in ``dtype`` (the rule of
+    ``_resolved``): every such start would give up, with advice (raise patience) that
+    does not help."""
+    floor = 4.0 * float(xp.finfo(dtype).eps)
+    if tol < floor:
+        raise ValueError(f"tol={tol:g} is below the rounding of {dtype} states of norm 1 "
+                         f"({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in float32) "
+                         f"or float64 starts and map")
 
 
 def _progress_bar(progress, total, dim, n_starts):

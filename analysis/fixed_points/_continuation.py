@@ -24,6 +24,7 @@ from itermap.typing import Array
 
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
+from ._common import ON_CIRCLE, _check_inputs, _stability
 
 __all__ = ["Continuation", "continuation"]
 
@@ -53,7 +54,8 @@ class Continuation(itermap.Result):
     eigenvalues : complex array of shape (M, dim)
         The multipliers at each point, by modulus, largest first.
     stable : bool array of shape (M,)
-        Every multiplier inside the unit circle.
+        Every multiplier inside the unit circle (a modulus within 1e-9 of 1 is on
+        it: no crossing is reported for a multiplier that stays there).
     arclength : array of shape (M,)
         Arclength along the branch in ``(x, lam)`` space.
     bifurcations : list of dict
@@ -132,7 +134,12 @@ class _Family:
 
     def value(self, x, lam):
         m = self._map(lam)
-        return np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
+        d = np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
+        if m.periods is None:
+            return d
+        # on a torus F(x) = x modulo the periods, as find_fixed_points solves it
+        per = np.array([P or 0.0 for P in m.periods])
+        return d - per * np.round(d / np.where(per > 0, per, 1.0))
 
     def jacobian(self, x, lam):
         m = self._map(lam)
@@ -187,11 +194,37 @@ def _eigs(fam, y):
 
 
 def _counts(ev):
-    """Multipliers outside the unit circle: real > 1, real < -1, complex."""
+    """Multipliers outside the unit circle (by more than ``ON_CIRCLE``, rounding): real
+    > 1, real < -1, complex."""
     real = ev.imag == 0
-    out = np.abs(ev) > 1.0
-    return (int(np.sum(real & (ev.real > 1.0))), int(np.sum(real & (ev.real < -1.0))),
+    out = np.abs(ev) > 1.0 + ON_CIRCLE
+    return (int(np.sum(real & out & (ev.real > 0))), int(np.sum(real & out & (ev.real < 0))),
             int(np.sum(~real & out)))
+
+
+def _doubled(c_a, c_b):
+    """More than one crossing of one kind between two points: two real multipliers
+    through +1 or -1, or two complex pairs."""
+    return sum(c_b) != sum(c_a) and any(abs(b - a) > w for a, b, w in
+                                        zip(c_a, c_b, (1, 1, 2), strict=True))
+
+
+def _crossings(fam, y, t, ds, c_a, c_b, tol, bounds, index):
+    """The bifurcations between ``y`` and the next point (multiplier counts ``c_a``,
+    ``c_b``), located, inside the parameter range ``bounds``. Only a change of the
+    number outside the circle is a crossing: a complex pair outside it that meets on
+    the real axis (and leaves it as two reals) changes the kinds, not the number."""
+    if sum(c_a) == sum(c_b):
+        return []
+    out = []
+    for kind in range(3):
+        if c_a[kind] != c_b[kind]:
+            yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
+            if bounds[0] <= yb[-1] <= bounds[1]:    # the last step may end beyond the range
+                out.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
+                            "point": [float(v) for v in yb[:-1]], "index": index,
+                            "multiplier": [float(mu.real), float(mu.imag)]})
+    return out
 
 
 def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
@@ -259,7 +292,9 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     ------
     ValueError
         Fewer than 2 values, equal first values, non-finite values, a start
-        of the wrong shape, a start Newton cannot bring to a fixed point.
+        of the wrong shape, a start Newton cannot bring to a fixed point, inputs
+        that do not fit the map (given for an autonomous one, of the wrong shape,
+        NaN or inf).
     TypeError
         ``make_map`` not callable.
 
@@ -271,7 +306,8 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     Newton iteration: the method is meant for networks of up to a few
     hundred units. A crossing of +1 is reported as a fold; at a symmetric
     (pitchfork) branch point a multiplier crosses +1 too, and is reported
-    as a fold of this branch.
+    as a fold of this branch. On a torus (``map.periods``) ``H`` is ``F(x) - x`` taken to
+    the nearest image, as :func:`find_fixed_points` takes it.
 
     References
     ----------
@@ -313,7 +349,9 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
                 else check_real("max_step", max_step, positive=True))
     x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
                           else x_start, ndim=1)
-    dim = itermap.as_map(make_map(float(vals[0]))).dim
+    first = itermap.as_map(make_map(float(vals[0])))
+    dim = first.dim
+    inputs = _check_inputs(first, inputs, np)   # find_fixed_points' rules for one input
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "
                          f"{x0.shape}")
@@ -352,12 +390,12 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
             continue
         ev = _eigs(fam, y_new)
         c_a, c_b = _counts(evs[-1]), _counts(ev)
-        for kind in range(3):
-            if c_a[kind] != c_b[kind]:
-                yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
-                bifs.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
-                             "point": [float(v) for v in yb[:-1]], "index": len(ys) - 1,
-                             "multiplier": [float(mu.real), float(mu.imag)]})
+        # two crossings of one kind in the step (two reals, or two pairs): shorter steps
+        # part them, down to a thousandth of the largest step (a double multiplier)
+        if _doubled(c_a, c_b) and ds > 1e-3 * max_step:
+            ds *= 0.5
+            continue
+        bifs += _crossings(fam, y, t, ds, c_a, c_b, tol, (lo_v, hi_v), len(ys) - 1)
         if not lo_v <= y_new[-1] <= hi_v:
             reason = "end of range"
             break
@@ -373,5 +411,5 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     E = np.asarray(evs)
     bifs.sort(key=lambda b: (b["index"], b["parameter"]))
     return Continuation(parameters=Y[:, -1].copy(), points=Y[:, :-1].copy(), eigenvalues=E,
-                        stable=np.all(np.abs(E) < 1.0, axis=1), arclength=np.asarray(arc),
+                        stable=_stability(E)[0], arclength=np.asarray(arc),
                         bifurcations=bifs, stop_reason=reason)

@@ -34,7 +34,8 @@ _ARMIJO = 1e-4
 _LBFGS_MEMORY = 10
 _LBFGS_STEPS = (1.0, 0.25, 0.05, 0.01)
 # stationary: ||grad q|| <= _Q_GRAD_TOL * max(||G||, tol); a row whose line search failed
-# _Q_FAILS times in a row is at q's rounding floor and stops there
+# _Q_FAILS times in a row (after the first, along short gradient steps) is at q's rounding
+# floor and stops there
 _Q_GRAD_TOL = 1e-9
 _Q_FAILS = 3
 # a minimum with ||G|| <= _ZERO_CANDIDATE is polished by Newton as a possible zero
@@ -184,6 +185,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
             if pending.size == 0:
                 break
         fails[pending] += 1
+        rho[:, pending] = 0.0   # a failed direction: the next is a short gradient step
         if not o_parts:
             continue
         rows = np.concatenate(o_parts)

@@ -37,7 +37,9 @@ class FixedPoints(itermap.Result):
         Eigenvalues of ``jacobians`` (the orbit's multipliers), sorted by
         modulus, largest first.
     stable : bool array of shape (m,)
-        True where every eigenvalue has modulus < 1.
+        True where every eigenvalue has modulus < 1. A modulus within 1e-9 of 1
+        (rounding: an area-preserving map's elliptic point) counts as 1, neither
+        stable nor unstable.
     n_unstable : int array of shape (m,)
         The number of eigenvalues of modulus > 1 (unstable directions).
     n_unconverged : int

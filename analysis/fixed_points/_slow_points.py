@@ -29,6 +29,8 @@ def slow_point_fields(F, xp, slow_x, slow_r, unique_tol, dim, dtype):
     if slow_x:
         sx = xp.concat(slow_x, axis=0)
         sr = np.concatenate(slow_r)
+        if F.torus is not None:  # one representative on the torus, as the points have
+            sx = F.torus.canonical(sx, unique_tol)
         lead, _ = _cluster(xp, sx, unique_tol)
         heads = np.unique(lead)
         sx, sr = _take(xp, sx, heads), sr[heads]

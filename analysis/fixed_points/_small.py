@@ -139,15 +139,16 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     starts left (non-finite, singular or not converged)."""
     ids = np.arange(int(x.shape[0]))
     xs = np.array(x, copy=True)
-    eps4 = 4.0 * np.finfo(x.dtype).eps
     found_x, found_r = [], []
     with np.errstate(all="ignore"):
         for it in range(max_iter + 1):
             P, A, r = _eval(F, xs)
             dx = _solve2(A, xs - P) if xs.shape[1] == 2 else _small_solve(A, xs - P)
             done = r <= tol
+            if done.any():   # resolved in the iterates' dtype (float32 starts of a float64
+                # map are float64 after one step)
+                done &= np.max(np.abs(xs), axis=1) * (4.0 * np.finfo(xs.dtype).eps) <= tol
             if done.any():
-                done &= np.max(np.abs(xs), axis=1) * eps4 <= tol
                 # the step solved already takes a resolved point (the step within
                 # unique_tol) to rounding level: the final polish then needs none
                 step = dx[done]

@@ -43,7 +43,7 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
     Returns
     -------
     array of shape (n, dim)
-        On the map's backend.
+        On the map's backend; on a torus (``map.periods``) reduced onto ``[0, P)``.
 
     Raises
     ------
@@ -99,10 +99,10 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
         u = xp.broadcast_to(xp.astype(u, x.dtype), (n, u.shape[0]))
     out = x
     for k in range(1, steps + 1):
-        x = map.step(x, u)
+        x = map.wrap(map.step(x, u))   # on a torus, states on it (as iterate keeps them)
         out = xp.where((t_dev == k)[:, None], x, out)
     if not bool(xp.all(xp.isfinite(out))):
         raise itermap.DivergenceError(
             "sampled states overflowed to inf or NaN; pass initial states x0 in the "
             "map's domain or fewer steps")
-    return out + eps
+    return map.wrap(out + eps)
