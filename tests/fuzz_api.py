@@ -696,7 +696,7 @@ def cases() -> dict:
             "map": P(HENON, "map"), "x0": P(np.array([[0.6, 0.2]]), "state",
                                             names=("start",)),
             "inputs": P(None, "array", optional=True), "period": P(1, "int>=1"),
-            "tol": P(1e-10, "float>0"), "max_iter": P(20, "int>=1"),
+            "tol": P(1e-10, "float>0", optional=True), "max_iter": P(20, "int>=1"),
             "unique_tol": P(1e-6, "float>0"), "slow_points": P(False, "bool")},
             positional=("map", "x0")),
         "sample_states": Case(analysis.sample_states, {

@@ -204,20 +204,23 @@ def test_a_complex_pair_that_meets_on_the_real_axis_outside_the_circle_is_no_bif
 
 
 # -- float32 maps -----------------------------------------------------------------------
-def test_a_float32_map_refuses_a_tol_it_cannot_reach_and_meets_one_it_can():
-    # the default tol = 1e-10 is below float32 rounding: every start gave up ("stalled:
-    # raise patience"), no point, no error; 1e-5 finds the points of the float64 network
+def test_a_float32_map_refuses_a_tol_it_cannot_reach_and_defaults_to_one_it_can():
+    # tol = 1e-10 is below float32 rounding: every start gave up ("stalled: raise
+    # patience"), no point, no error; the default (None: 100 eps) finds the points of the
+    # float64 network, as an explicit 1e-5 does
     m32 = itermap.random_rnn(20, gain=2.0, rng=1, dtype=np.float32)
     m64 = itermap.random_rnn(20, gain=2.0, rng=1)
     starts = sample_states(m64, 16, rng=0, noise=0.1)
     with pytest.raises(ValueError, match=r"tol=1e-10 is below the rounding of float32"):
-        find_fixed_points(m32, starts.astype(np.float32), progress=False)
-    fp32 = find_fixed_points(m32, starts.astype(np.float32), tol=1e-5, progress=False)
+        find_fixed_points(m32, starts.astype(np.float32), tol=1e-10, progress=False)
     fp64 = find_fixed_points(m64, starts, progress=False)
-    assert fp32.points.dtype == np.float32 and len(fp32) >= 1
-    for x in np.asarray(fp32.points, dtype=np.float64):
-        assert np.linalg.norm(_step_p(m32, x.astype(np.float32), 1) - x) <= 1e-5
-        assert np.min(np.linalg.norm(np.asarray(fp64.points) - x, axis=1)) <= 1e-4
+    for tol in (None, 1e-5):
+        fp32 = find_fixed_points(m32, starts.astype(np.float32), tol=tol, progress=False)
+        assert fp32.points.dtype == np.float32 and len(fp32) >= 1
+        bound = 100 * np.finfo(np.float32).eps if tol is None else tol
+        for x in np.asarray(fp32.points, dtype=np.float64):
+            assert np.linalg.norm(_step_p(m32, x.astype(np.float32), 1) - x) <= bound
+            assert np.min(np.linalg.norm(np.asarray(fp64.points) - x, axis=1)) <= 1e-4
 
 
 # -- sample_states on a torus ---------------------------------------------------------------
@@ -294,7 +297,7 @@ def test_continuation_follows_a_point_that_is_fixed_modulo_the_period():
 
 
 def test_float32_starts_of_a_map_that_computes_in_float64():
-    # the default tol is refused (a search in float32 cannot meet it); at tol = 1e-6 the
+    # tol = 1e-10 is refused (a search in float32 cannot meet it); at tol = 1e-6 the
     # small maps' plain Newton resolves the points at |x| ~ 3 in the float64 iterates (it
     # took the starts' float32 rounding, kept an empty group, and numpy raised "zero-size
     # array to reduction operation minimum")
@@ -303,7 +306,7 @@ def test_float32_starts_of_a_map_that_computes_in_float64():
                             jacobian=lambda x: 3.0 * (1 - np.tanh(x @ W.T) ** 2)[..., :, None] * W)
     starts = np.array([[2.5, -2.5], [3.2, 2.8]], dtype=np.float32)
     with pytest.raises(ValueError, match="or float64 starts and map"):
-        find_fixed_points(m, starts, progress=False)
+        find_fixed_points(m, starts, tol=1e-10, progress=False)
     fp = find_fixed_points(m, starts, tol=1e-6, progress=False)
     s = scipy.optimize.brentq(lambda v: 3.0 * np.tanh(2 * v) - v, 1.0, 4.0)
     got = np.asarray(fp.points, dtype=np.float64)

@@ -408,6 +408,12 @@ def _resolved(xp, x, tol):
     return big * np.finfo(xh.dtype).eps * 4 <= tol
 
 
+def _default_tol(xp, dtype):
+    """``find_fixed_points``' ``tol=None``: 1e-10, or 100 eps where the dtype's rounding
+    alone exceeds it (float32)."""
+    return max(1e-10, 100.0 * float(xp.finfo(dtype).eps))
+
+
 def _check_reachable(tol, xp, dtype):
     """Refuse a ``tol`` that no point of norm about 1 meets in ``dtype`` (the rule of
     ``_resolved``): every such start would give up, with advice (raise patience) that

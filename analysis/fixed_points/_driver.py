@@ -27,6 +27,7 @@ from ._common import (
     _check_positive,
     _check_reachable,
     _check_starts,
+    _default_tol,
     _like,
     _norm,
     _Power,
@@ -75,7 +76,7 @@ METHODS = {
 
 # -- the driver ------------------------------------------------------------------------
 def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, period: int = 1,
-                      tol: float = 1e-10, max_iter: int = 600, unique_tol: float = 1e-6,
+                      tol: float | None = None, max_iter: int = 600, unique_tol: float = 1e-6,
                       slow_points: bool = False, method: str = "auto", patience: int = 1000,
                       q_steps: int | None = None, progress: bool | None = None,
                       deflation: bool | float | str | None = "auto") -> FixedPoints:
@@ -181,9 +182,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         whose period divides ``p``. Each point of an orbit is returned, with
         an ``orbit`` label shared by the points of one orbit and its least
         period in ``min_period``.
-    tol : float, default 1e-10
+    tol : float or None, default None
         Convergence threshold on the residual ``||F^p(x) - x||_2`` (the
         Euclidean norm); only points with residual ``<= tol`` are returned.
+        None: ``1e-10`` for float64 starts, ``100 eps`` of a narrower dtype
+        (``1.2e-5`` in float32), whose rounding no smaller residual survives.
     max_iter : int, default 600
         Newton iterations at most in phase (2) (and in (3), with
         ``patience``); L-BFGS steps at most with ``method="q"``; Newton-Krylov
@@ -360,11 +363,11 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
-    tol = _check_positive("tol", tol)
     deflation = _check_deflation(deflation)
     unique_tol = _check_positive("unique_tol", unique_tol)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
+    tol = _default_tol(xp, x.dtype) if tol is None else _check_positive("tol", tol)
     _check_reachable(tol, xp, x.dtype)
     u = _check_inputs(map_, inputs, xp)
     if u is not None:
