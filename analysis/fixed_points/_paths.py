@@ -204,17 +204,7 @@ def _bordered(xp, Hx, Ht, vx, vt, H, arc, n):
     M = xp.concat([top, row[:, None, :]], axis=1)
     rhs0 = xp.concat([-H, xp.astype(_like(-arc, xp), dt)[:, None]], axis=1)
     rhs1 = xp.concat([xp.zeros((k, n), dtype=dt), xp.ones((k, 1), dtype=dt)], axis=1)
-    B = xp.stack([rhs0, rhs1], axis=2)
-    try:
-        S = xp.linalg.solve(M, B)
-    except Exception:  # a singular system: the rows one by one, NaN where singular
-        rows = []
-        for i in range(k):
-            try:
-                rows.append(xp.linalg.solve(M[i, ...], B[i, ...]))
-            except Exception:
-                rows.append(xp.full((n + 1, 2), float("nan"), dtype=dt))
-        S = xp.stack(rows)
+    S = _solve(xp, M, xp.stack([rhs0, rhs1], axis=2))     # NaN rows where singular
     return S[:, :, 0], S[:, :, 1]
 
 
