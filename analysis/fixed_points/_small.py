@@ -24,13 +24,14 @@ import numpy as np
 
 from . import _common as C
 from ._clustering import _cluster, _least_in_groups, _nearest_within
-from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
+from ._common import _SMALL_SOLVE, _damped_solve, _minus_eye, _small_solve
 from ._result import (
     _RUNNING,
     CONVERGED,
     GAVE_UP_MAX_ITER,
     GAVE_UP_NONFINITE,
     GAVE_UP_STALLED,
+    _n_final,
 )
 
 
@@ -43,12 +44,7 @@ def small_applies(x, *, slow_points, patience, wander):
 def _eval(F, x):
     """``F^p(x)``, ``D(F^p)(x) - I`` and the residual norms (host float64)."""
     P, J = F.jacobian(x)
-    # J may be a view of the map's own arrays: then a copy
-    own = isinstance(J, np.ndarray) and J.flags.owndata and J.flags.writeable \
-        and J.flags.c_contiguous
-    A = J if own else np.array(J, copy=True)
-    n = A.shape[-1]
-    A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
+    A = _minus_eye(np, J, np.eye(J.shape[-1], dtype=J.dtype))   # not in place on a view
     G = P - x
     return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64, copy=False)
 
@@ -68,10 +64,9 @@ class _Rows:
         self.force = np.zeros(n, dtype=bool)
         # took a damped step the iteration before (at the start: any may need one)
         self.lm_before = np.ones(n, dtype=bool)
-        # the step lengths tried, and Armijo's factors
+        # the step lengths tried
         self.alphas = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
         self.alphas_x = self.alphas[:, :, None].astype(x.dtype)
-        self.armijo = 1.0 - C._ARMIJO * self.alphas
 
     def keep(self, sel):
         for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
@@ -111,8 +106,7 @@ def _merge_unresolved(F, merge):
         return
     pts = merge.leaders
     P, A, _ = _eval(F, pts)
-    with np.errstate(all="ignore"):
-        dx = _solve2(A, pts - P) if pts.shape[1] == 2 else _small_solve(A, pts - P)
+    dx = _small_solve(A, pts - P)
     loose = ~(np.einsum("ij,ij->i", dx, dx) <= merge.tol ** 2)
     if np.count_nonzero(loose) < 2:
         return
@@ -144,7 +138,7 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     with np.errstate(all="ignore"):
         for it in range(max_iter + 1):
             P, A, r = _eval(F, xs)
-            dx = _solve2(A, xs - P) if xs.shape[1] == 2 else _small_solve(A, xs - P)
+            dx = _small_solve(A, xs - P)
             done = r <= tol
             if done.any():
                 done &= np.max(np.abs(xs), axis=1) * eps4 <= tol
@@ -180,17 +174,6 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     if found_x:   # merged by the caller's final merge (_dense._distinct), as the images are
         merge.extend(np.concatenate(found_x), np.concatenate(found_r))
     return np.flatnonzero(fate == _RUNNING)
-
-
-def _solve2(A, b):
-    """``A[i]^{-1} b[i]`` for 2 x 2 systems (Cramer; inf or NaN rows where singular)."""
-    a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
-    b0, b1 = b[:, 0], b[:, 1]
-    det = a * d - e * c
-    out = np.empty_like(b)
-    np.divide(d * b0 - e * b1, det, out=out[:, 0])
-    np.divide(a * b1 - c * b0, det, out=out[:, 1])
-    return out
 
 
 def _complete_orbits(F, merge):
@@ -234,7 +217,7 @@ def _damped(F, x, fate, merge, *, tol, max_iter, bar, stall_final):
             merge.follow(rows.r, rows.x, rows.ids, keep, fate)
         if bar is not None and time.monotonic() >= shown + 0.1:
             shown = time.monotonic()
-            bar.show(_finished(fate, stall_final), running=int(keep.sum()))
+            bar.show(_n_final(fate, stall_final), running=int(keep.sum()))
         if it == max_iter or not keep.any():
             break
         if not keep.all():
@@ -279,11 +262,6 @@ class _Merge:
         hit = run[_nearest_within(np, x[run], self.leaders, rho) >= 0]
         fate[ids[hit]] = CONVERGED
         keep[hit] = False
-
-
-def _finished(fate, stall_final):
-    done = (fate == CONVERGED) | (fate == GAVE_UP_NONFINITE)
-    return int(np.sum(done | ((fate == GAVE_UP_STALLED) if stall_final else False)))
 
 
 def _stalled(rows, it, fate, running):
@@ -364,18 +342,9 @@ def _line_search(rows, pend, a, xt, Pt, At, rt):
     """Move to the least-residual step length passing Armijo's test; the rows that moved."""
     k = pend.size
     rt = rt[:a.size * k].reshape(a.size, k)
-    fin = np.isfinite(rt)
-    ok = fin & (rt <= rows.armijo * rows.r[pend][None, :])
-    forced = rows.force[pend]
-    if forced.any():
-        ok[0] |= fin[0] & forced
-    best = np.argmin(np.where(ok, rt, np.inf), axis=0)
-    if forced.any():
-        best[forced & ok[0]] = 0
-    cols = np.arange(k)
-    good = ok[best, cols]
+    best, good = C._armijo_pick(rt, rows.r[pend], rows.force[pend])
     if good.any():
-        flat = best[good] * k + cols[good]
+        flat = best[good] * k + np.flatnonzero(good)
         rows.move(pend[good], xt[flat], Pt[flat], At[flat], rt.reshape(-1)[flat])
     return good
 
