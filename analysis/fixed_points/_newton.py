@@ -109,21 +109,21 @@ def _newton_batch(p, xc, eye, done):
     found_new = False
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
-        fx, fr, _ = _deflate(p.F, p, eye, x0, rows, fx, fr, radius, done)
+        fx, fr, _ = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
+                             _WANDER_STEP * _map_range(p.F.value(x0)))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
 
-def _deflate(F, p, eye, starts, rows, fx, fr, radius, bar):
-    """Deflated Newton on ``F`` from the rows ``rows`` of ``starts``, then from the
-    midpoints of the ``_MIDPOINTS * len(starts)`` nearest pairs of points (between two
-    points of a network lie the saddles that separate them); the points ``fx`` with the new
-    ones. The runs wander by the search's fraction of the map's range."""
-    xp, k = p.xp, int(starts.shape[0])
-    kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius, "bar": bar,
-          "wander": _WANDER_STEP * _map_range(F.value(starts))}
-    nx, nr, by = deflate_repeats(F, xp, eye, _take(xp, starts, rows), xp.concat(fx, axis=0),
-                                 **kw)
+def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
+    """Deflated Newton on ``F`` from the rows ``x``, then from the midpoints of the
+    ``_MIDPOINTS * k`` nearest pairs of points (between two points of a network lie the
+    saddles that separate them); the points ``fx`` with the new ones. ``wander``: the
+    deflated runs' wandering step (the search's fraction of the map's range)."""
+    xp = p.xp
+    kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
+          "wander": wander, "bar": bar}
+    nx, nr, by = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
     known = xp.concat(fx, axis=0)
@@ -176,8 +176,9 @@ def _by_gain(p, x, eye, done, radius):
         rows = np.setdiff1d(np.arange(k), heads)
         if radius is not None and rows.size:
             known = _mirrored(xp, P, p.unique_tol) if odd else P
-            fxs, _, by = _deflate(low.F, p, eye, x, rows, [known],
-                                  [np.zeros(int(known.shape[0]))], radius, done)
+            fxs, _, by = _deflate(low.F, p, eye, _take(xp, x, rows), [known],
+                                  [np.zeros(int(known.shape[0]))], radius, k, done,
+                                  _WANDER_STEP * _map_range(low.F.value(x)))
             P = xp.concat([P] + fxs[1:], axis=0)
             owner = np.concatenate([owner, np.where(by >= 0, rows[np.maximum(by, 0)], -1)])
             owner = np.concatenate([owner, np.full(int(P.shape[0]) - owner.size, -1)])
