@@ -58,6 +58,7 @@ class Solution:
 # the one of least residual among those passing wins) before Levenberg-Marquardt
 _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125)
+_ARMIJO_FACTORS = 1.0 - _ARMIJO * np.asarray(_ALPHAS)[:, None]
 # stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
 _SLOW_GRAD = 1e-9
 _SLOW_GRAD_FAILED = 1e-6
@@ -82,7 +83,7 @@ def _armijo_pick(rt, r, forced):
     ``_ALPHAS``): the least residual passing Armijo's test against ``r``, the full step
     where ``forced`` (if finite). Returns (the row chosen, whether one passes)."""
     fin = np.isfinite(rt)
-    ok = fin & (rt <= (1.0 - _ARMIJO * np.asarray(_ALPHAS)[:, None]) * r[None, :])
+    ok = fin & (rt <= _ARMIJO_FACTORS * r[None, :])
     ok[0] |= fin[0] & forced
     best = np.argmin(np.where(ok, rt, np.inf), axis=0)
     best[forced & ok[0]] = 0
