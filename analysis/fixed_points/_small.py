@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _common as C
 from ._clustering import _cluster, _least_in_groups, _nearest_within
-from ._common import _SMALL_SOLVE, _damped_solve, _minus_eye, _small_solve
+from ._common import _SMALL_SOLVE, _damped_solve, _small_solve
 from ._result import (
     _RUNNING,
     CONVERGED,
@@ -44,7 +44,12 @@ def small_applies(x, *, slow_points, patience, wander):
 def _eval(F, x):
     """``F^p(x)``, ``D(F^p)(x) - I`` and the residual norms (host float64)."""
     P, J = F.jacobian(x)
-    A = _minus_eye(np, J, np.eye(J.shape[-1], dtype=J.dtype))   # not in place on a view
+    # J may be a view of the map's own arrays: then a copy
+    own = isinstance(J, np.ndarray) and J.flags.owndata and J.flags.writeable \
+        and J.flags.c_contiguous
+    A = J if own else np.array(J, copy=True)
+    n = A.shape[-1]
+    A.reshape(A.shape[0], n * n)[:, ::n + 1] -= 1.0
     G = P - x
     return P, A, np.sqrt(np.einsum("ij,ij->i", G, G)).astype(np.float64, copy=False)
 
@@ -106,7 +111,8 @@ def _merge_unresolved(F, merge):
         return
     pts = merge.leaders
     P, A, _ = _eval(F, pts)
-    dx = _small_solve(A, pts - P)
+    with np.errstate(all="ignore"):
+        dx = _solve2(A, pts - P) if pts.shape[1] == 2 else _small_solve(A, pts - P)
     loose = ~(np.einsum("ij,ij->i", dx, dx) <= merge.tol ** 2)
     if np.count_nonzero(loose) < 2:
         return
@@ -138,7 +144,7 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     with np.errstate(all="ignore"):
         for it in range(max_iter + 1):
             P, A, r = _eval(F, xs)
-            dx = _small_solve(A, xs - P)
+            dx = _solve2(A, xs - P) if xs.shape[1] == 2 else _small_solve(A, xs - P)
             done = r <= tol
             if done.any():
                 done &= np.max(np.abs(xs), axis=1) * eps4 <= tol
@@ -174,6 +180,18 @@ def _undamped(F, x, fate, merge, tol, max_iter):
     if found_x:   # merged by the caller's final merge (_dense._distinct), as the images are
         merge.extend(np.concatenate(found_x), np.concatenate(found_r))
     return np.flatnonzero(fate == _RUNNING)
+
+
+def _solve2(A, b):
+    """``A[i]^{-1} b[i]`` for 2 x 2 systems (Cramer; inf or NaN rows where singular): the
+    lean loop's own, without :func:`._common._small_solve`'s NaN marking and error state."""
+    a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
+    b0, b1 = b[:, 0], b[:, 1]
+    det = a * d - e * c
+    out = np.empty_like(b)
+    np.divide(d * b0 - e * b1, det, out=out[:, 0])
+    np.divide(a * b1 - c * b0, det, out=out[:, 1])
+    return out
 
 
 def _complete_orbits(F, merge):
