@@ -333,7 +333,6 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     t[-1] = np.sign(vals[1] - vals[0])
     t = _tangent(fam, y, t)
     ys, evs, arc = [y], [_eigs(fam, y)], [0.0]
-    tangents = [t]
     bifs = []
     reason = "max_points"
     while len(ys) < max_points:
@@ -362,7 +361,6 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
         ys.append(y_new)
         evs.append(ev)
         arc.append(arc[-1] + float(np.linalg.norm(y_new - y)))
-        tangents.append(t_new)
         assert t_new is not None  # computed whenever y_new is
         y, t = y_new, t_new
         if its <= _EASY:
