@@ -123,7 +123,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     status = np.full(B, _RUNNING, dtype=np.int8)
     idx = np.arange(B)
     xw = x_out
-    G, q, g = _q_and_grad(F, xp, xw)
+    _, q, g = _q_and_grad(F, xp, xw)
     S = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
     Y = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
     rho = np.zeros((m, B))     # per memory slot, per row
@@ -185,7 +185,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         fails[rows] = 0
         x_new = xp.concat(x_parts, axis=0) if len(x_parts) > 1 else x_parts[0]
         P_new = xp.concat(p_parts, axis=0) if len(p_parts) > 1 else p_parts[0]
-        G_new, q_new, g_new = _q_and_grad(F, xp, x_new, P_new)
+        _, q_new, g_new = _q_and_grad(F, xp, x_new, P_new)
         every = rows.size == k and bool(np.all(rows == np.arange(k)))
         s_vec = x_new - (xw if every else _take(xp, xw, rows))
         y_vec = g_new - (g if every else _take(xp, g, rows))
