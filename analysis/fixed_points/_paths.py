@@ -150,7 +150,7 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
         wx, wt = _unit(xp, w[:, :n], to_numpy(w[:, n]).astype(np.float64), n)
         cos = _dot(xp, wx, vx) / n + wt * vt
         sx = x - x0
-        jump = np.sqrt(to_numpy(_dot(xp, sx, sx)).astype(np.float64) / n + (t - t0) ** 2)
+        jump = np.sqrt(_dot(xp, sx, sx) / n + (t - t0) ** 2)
         back = conv & ((cos < _MIN_COS) | (jump > 2.0 * h))
         bad |= back
         conv &= ~back
@@ -210,7 +210,7 @@ def _bordered(xp, Hx, Ht, vx, vt, H, arc, n):
 
 def _unit(xp, wx, wt, n):
     """``(wx, wt)`` scaled to unit arclength norm (``||wx||^2 / n + wt^2 = 1``)."""
-    s = np.sqrt(to_numpy(_dot(xp, wx, wx)).astype(np.float64) / n + wt * wt)
+    s = np.sqrt(_dot(xp, wx, wx) / n + wt * wt)
     s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
     return wx / _like(s, xp)[:, None], wt / s
 
