@@ -14,7 +14,7 @@ from itermap.typing import Array, MapLike
 
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
-from ._common import _check_inputs as _check_constant_input
+from ._common import _check_inputs
 
 __all__ = ["Basins", "basins"]
 
@@ -140,12 +140,6 @@ def _check_attractors(map_, attractors):
     return a
 
 
-def _check_inputs(map_, inputs, n):
-    """The constant input, one row per start (None for an autonomous map)."""
-    u = _check_constant_input(map_, inputs, np)  # find_fixed_points' rules for one input
-    return None if u is None else np.broadcast_to(np.asarray(u, dtype=float), (n, u.shape[0]))
-
-
 def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
            attractors: Array | None = None, max_period: int = 16,
            tol: float = 1e-6, escape_radius: float | None = None) -> Basins:
@@ -230,7 +224,9 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     if given is not None:
         given = np.asarray(map.wrap(given), dtype=float)
     n = x.shape[0]
-    u = _check_inputs(map, inputs, n)
+    u = _check_inputs(map, inputs, np)      # one constant input, find_fixed_points' rules
+    if u is not None:
+        u = np.broadcast_to(np.asarray(u, dtype=float), (n, u.shape[0]))
     if map.backend not in (None, "numpy"):
         raise ValueError(f"basins runs on NumPy maps; move the map with .to('numpy') (got "
                          f"{map.backend})")

@@ -140,7 +140,7 @@ def _near_pairs(xp, x, radius, d2=None):
     from scipy.spatial import cKDTree
 
     pts = np.asarray(to_numpy(x), dtype=np.float64)
-    dist, near = cKDTree(pts).query(pts, k=k + 1, distance_upper_bound=np.nextafter(
+    _, near = cKDTree(pts).query(pts, k=k + 1, distance_upper_bound=np.nextafter(
         radius, np.inf))
     rows = np.repeat(np.arange(n)[:, None], k + 1, axis=1)
     valid = (near < n) & (near != rows)

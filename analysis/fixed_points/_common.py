@@ -58,6 +58,7 @@ class Solution:
 # the one of least residual among those passing wins) before Levenberg-Marquardt
 _ARMIJO = 1e-4
 _ALPHAS = (1.0, 0.5, 0.25, 0.125)
+_ARMIJO_FACTORS = 1.0 - _ARMIJO * np.asarray(_ALPHAS)[:, None]
 # stationarity of q (||A^T G|| small relative to ||A|| ||G||) that marks a slow point
 _SLOW_GRAD = 1e-9
 _SLOW_GRAD_FAILED = 1e-6
@@ -75,6 +76,18 @@ _CLOSING = 1e-2
 # below _MERGE_CLOSING * scale
 _MERGE_FRAC = 1e-2
 _MERGE_CLOSING = 4e-2
+
+
+def _armijo_pick(rt, r, forced):
+    """The step length taken by each column of the trial residuals ``rt`` (one row per
+    ``_ALPHAS``): the least residual passing Armijo's test against ``r``, the full step
+    where ``forced`` (if finite). Returns (the row chosen, whether one passes)."""
+    fin = np.isfinite(rt)
+    ok = fin & (rt <= _ARMIJO_FACTORS * r[None, :])
+    ok[0] |= fin[0] & forced
+    best = np.argmin(np.where(ok, rt, np.inf), axis=0)
+    best[forced & ok[0]] = 0
+    return best, ok[best, np.arange(rt.shape[1])]
 
 
 class MergeRadius:
@@ -289,6 +302,14 @@ def _host_norm(xp, a):
     return to_numpy(_norm(xp, a)).astype(np.float64)
 
 
+def _map_range(Px):
+    """The mean max-norm of the finite rows of ``Px``, the images of the starts (1 if
+    none): the map's range, at most 1 for a tanh network, whatever the starts' noise."""
+    img = np.max(np.abs(to_numpy(Px)), axis=1)
+    img = img[np.isfinite(img)]
+    return float(np.mean(img)) if img.size else 1.0
+
+
 # NumPy systems of at most this many unknowns are solved in closed form (no LAPACK call:
 # for 2-D maps its dispatch costs more than the arithmetic)
 _SMALL_SOLVE = 3
@@ -318,21 +339,25 @@ def _small_solve(A, b):
 
 
 def _solve(xp, A, b):
-    """Batched ``A^{-1} b`` for b of shape (k, n); NaN rows where A is singular."""
+    """Batched ``A^{-1} b`` for b of shape (k, n), or (k, n, m) for m right-hand sides;
+    NaN rows where A is singular."""
+    vec = b.ndim == 2
+    B = b[..., None] if vec else b
     try:
-        if isinstance(A, np.ndarray):
+        if isinstance(A, np.ndarray) and vec:
             if A.shape[-1] <= _SMALL_SOLVE:
                 return _small_solve(A, b)
             return batched_solve(A, b)
-        return xp.linalg.solve(A, b[..., None])[..., 0]
+        S = xp.linalg.solve(A, B)
     except Exception:  # numpy raises on any singular matrix: retry one by one
         out = []
         for i in range(A.shape[0]):
             try:
-                out.append(xp.linalg.solve(A[i, ...], b[i, :][:, None])[:, 0])
+                out.append(xp.linalg.solve(A[i, ...], B[i, ...]))
             except Exception:
-                out.append(xp.full((A.shape[1],), float("nan"), dtype=b.dtype))
-        return xp.stack(out)
+                out.append(xp.full(B.shape[1:], float("nan"), dtype=b.dtype))
+        S = xp.stack(out)
+    return S[..., 0] if vec else S
 
 
 def _damped_solve(xp, A, lam, b, eye):

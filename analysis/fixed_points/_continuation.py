@@ -149,36 +149,34 @@ class _Family:
         h = 1e-6 * (1.0 + abs(lam))
         return (self.value(x, lam + h) - self.value(x, lam - h)) / (2.0 * h)
 
+    def bordered(self, y, t):
+        """``[[D_x H, D_lam H], [t]]`` at ``y = (x, lam)``."""
+        x, lam = y[:-1], y[-1]
+        n = x.size
+        A = np.zeros((n + 1, n + 1))
+        A[:n, :n] = self.jacobian(x, lam) - np.eye(n)
+        A[:n, n] = self.d_lam(x, lam)
+        A[n] = t
+        return A
+
 
 def _tangent(fam, y, t_prev):
-    x, lam = y[:-1], y[-1]
-    n = x.size
-    A = np.zeros((n + 1, n + 1))
-    A[:n, :n] = fam.jacobian(x, lam) - np.eye(n)
-    A[:n, n] = fam.d_lam(x, lam)
-    A[n] = t_prev
-    rhs = np.zeros(n + 1)
-    rhs[n] = 1.0
-    t = np.linalg.solve(A, rhs)
+    rhs = np.zeros(y.size)
+    rhs[-1] = 1.0
+    t = np.linalg.solve(fam.bordered(y, t_prev), rhs)
     return t / np.linalg.norm(t)
 
 
 def _correct(fam, y_pred, t, tol):
     """Newton on ``H(y) = 0, t . (y - y_pred) = 0``; (y, iterations) or (None, _)."""
     y = y_pred.copy()
-    n = y.size - 1
     for k in range(1, _MAX_NEWTON + 1):
-        x, lam = y[:-1], y[-1]
-        H = fam.value(x, lam)
+        H = fam.value(y[:-1], y[-1])
         if not np.all(np.isfinite(H)):
             return None, k
-        A = np.zeros((n + 1, n + 1))
-        A[:n, :n] = fam.jacobian(x, lam) - np.eye(n)
-        A[:n, n] = fam.d_lam(x, lam)
-        A[n] = t
         rhs = -np.concatenate([H, [t @ (y - y_pred)]])
         try:
-            dy = np.linalg.solve(A, rhs)
+            dy = np.linalg.solve(fam.bordered(y, t), rhs)
         except np.linalg.LinAlgError:
             return None, k
         y = y + dy
@@ -373,7 +371,6 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     t[-1] = np.sign(vals[1] - vals[0])
     t = _tangent(fam, y, t)
     ys, evs, arc = [y], [_eigs(fam, y)], [0.0]
-    tangents = [t]
     bifs = []
     reason = "max_points"
     while len(ys) < max_points:
@@ -402,7 +399,6 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
         ys.append(y_new)
         evs.append(ev)
         arc.append(arc[-1] + float(np.linalg.norm(y_new - y)))
-        tangents.append(t_new)
         assert t_new is not None  # computed whenever y_new is
         y, t = y_new, t_new
         if its <= _EASY:

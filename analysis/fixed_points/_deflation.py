@@ -77,8 +77,7 @@ def deflated_step(dx, grad_logm):
 # _STALL_ITERS iterations, and that finds no step lowering it, wanders (_WANDER_ITERS
 # steps at most) or stops; the phase runs _MAX_ITERS iterations at most, and ends once
 # no row has reached a new point for _IDLE iterations (for the first _PROBE, if none
-# has yet: on the grid's N = 200 networks the first new point came after 10-30
-# iterations where one came at all)
+# has yet)
 _MAX_ITERS = 150
 _IDLE = 60
 _PROBE = 30

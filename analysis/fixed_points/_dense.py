@@ -29,8 +29,7 @@ from ._slow_points import slow_point_fields
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
 # NumPy searches of at most this many units hold BLAS to one thread: their products and
-# factorisations (dim x dim at most) are too small to split, and on a busy machine BLAS
-# threads waiting on each other made the N = 64 search 7x slower (benchmarks/RESULTS.md)
+# factorisations are too small to split, and BLAS threads waiting on each other slow them
 _ONE_THREAD_DIM = 128
 
 

@@ -230,15 +230,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         ``r = 0.1`` times the starts' mean norm, a number > 0 is the radius
         ``r`` itself (in the state's units), False skips the phase; ``"auto"``
         (or None) is True on maps of at least 100 units not on a torus, False
-        otherwise (on the N = 64 benchmark networks the starts reach the 3
-        points there are, and the re-runs alone cost 10-40 % for nothing).
-        On the ten ``random_rnn(200, 1.5)`` networks of the benchmark grid
-        (64 starts each) it raised the median number of distinct points from
-        14 to 17.5 (0 to 10 more a network, 9 -> 19 on one) at 1.3-9.5x the
-        CPU time of the search without it, 3.3x over the ten; at gain 2 from
-        32 to 71 at 1.5x; where no start repeats a point (gain 3) it costs
-        nothing. ``method="newton-krylov"`` always deflates (start
-        by start); ``method="q"`` does not.
+        otherwise (smaller maps have few points, which the starts reach).
+        It costs nothing where no start repeats a point, and finds more points
+        where starts do, at a few times the search's cost (measured in
+        benchmarks/RESULTS.md). ``method="newton-krylov"`` always deflates
+        (start by start); ``method="q"`` does not.
 
     Returns
     -------

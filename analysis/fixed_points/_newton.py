@@ -1,29 +1,21 @@
 """``method="newton"``: globalised Newton on dense Jacobians, from every start at once.
 
-Four phases, all starts advancing together. (1) A few batched L-BFGS steps on
-``q = 1/2 ||G||^2`` bring the starts nearer points (one ``vjp`` a step, no
-Jacobian). (2) Damped Newton on ``G(x) = F^p(x) - x`` with a backtracking line
-search and Levenberg-Marquardt (:mod:`._search`); starts that stall are set
-aside. (3) The stalled starts *wander*: undamped Newton steps of bounded
-length, accepted whatever they do to ``||G||``, which leaves the valleys of
-``q`` where damped methods end. The rule: where the damped phase reached no
-point at all (every start stalled: a tanh network at gain 2-3, N >= 400) on a map
-not on a torus, the damped phase also runs on the
-map at lower gain, ``F(s x)`` with ``s = 0.75, 0.56, 0.42``; at the ``s`` with most
-points off the origin the starts that led no point run again, deflated by the points
-and their mirrors (:mod:`._deflation`), and each point (one of each mirror pair on an
-odd map) is followed along the gain to ``s = 1`` by pseudo-arclength continuation
-(:mod:`._paths`), through the folds where damped Newton stalls, as is each branch the
-origin of an odd map sheds (:func:`._paths.origin_branches`); a start converges
-where the path of its point (reached or found deflated) reaches a point of ``F``,
-and is "gave up: max_iter reached" where the path takes more than ``patience``
-bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
-gave a point. The stalled starts wander all the same
-(a start is converged if either reaches a point; else wandering's reason
-stands). (4) With ``deflation``, the starts that
-converged onto a point another start reached run again, as deflated Newton
-against every point found (:mod:`._deflation`), so that repeated convergence
-becomes new points.
+Four phases, all starts advancing together (:func:`find_fixed_points` states the rules):
+
+1. A few batched L-BFGS steps on ``q = 1/2 ||G||^2`` bring the starts nearer points (one
+   ``vjp`` a step, no Jacobian).
+2. Damped Newton on ``G(x) = F^p(x) - x`` with a backtracking line search and
+   Levenberg-Marquardt (:mod:`._search`); starts that stall are set aside.
+3. The stalled starts *wander*: undamped Newton steps of bounded length, accepted whatever
+   they do to ``||G||``, which leaves the valleys of ``q`` where damped methods end. Where
+   phase 2 reached no point at all (a tanh network at gain 2-3, N >= 400) on a map not on
+   a torus, it also runs on the map at lower gain, ``F(s x)``, and the points found there
+   (and the branches an odd map's origin sheds) are followed along the gain to ``s = 1``
+   by pseudo-arclength continuation (:func:`_by_gain`, :mod:`._paths`); a start converges
+   if either way reaches a point.
+4. With ``deflation``, the starts that converged onto a point another start reached run
+   again as deflated Newton against every point found (:mod:`._deflation`), so that
+   repeated convergence becomes new points.
 
 References
 ----------
@@ -45,30 +37,26 @@ import numpy as np
 from itermap.backends import to_numpy
 
 from ._clustering import _sq_dist
-from ._common import Solution, _host_norm, _norm, _take
+from ._common import Solution, _host_norm, _map_range, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
-from ._search import _NewtonSearch, _roots, _search
+from ._search import _WANDER_STEP, _NewtonSearch, _roots, _search
 
 # L-BFGS iterations on q run before Newton end early where ||G|| <= _Q_SWITCH
 _Q_SWITCH = 1e-3
 # deflation radius (deflation=True or "auto"): a found point repels within this
 # fraction of the starts' mean norm
 _DEFLATE_FRAC = 0.1
-# deflation="auto" deflates on maps of at least this many units (not on a torus): on the
-# N = 64 benchmark networks the search finds the 3 points there are, and stage 1 alone
-# added 10-40 % to the call for nothing
+# deflation="auto" deflates on maps of at least this many units (not on a torus): below,
+# the starts reach the few points there are
 _DEFLATE_MIN_DIM = 100
 # the deflated runs set out from at most this many of the starts that repeat one point
-# (the first by index): at N = 64 the benchmark's 128 starts repeat 3 points
+# (the first by index)
 _PER_POINT = 8
-# their wandering step, in units of the map's range (as the search's)
-_WANDER_FRAC = 0.6
-# then from the midpoints of this many nearest pairs of points a start (gain 1.5 grid
-# network 6: 15 points with one, 18 with two)
+# then from the midpoints of this many nearest pairs of points a start
 _MIDPOINTS = 2
 # where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
 # _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27)
@@ -122,7 +110,7 @@ def _newton_batch(p, xc, eye, done):
     rows = _repeats(leads[0], st) if leads is not None else np.zeros(0, np.int64)
     if radius is not None and rows.size and fx:
         fx, fr, _ = _deflate(p.F, p, eye, _take(xp, x0, rows), fx, fr, radius, len(st), done,
-                             _wander_step(p.F, x0))
+                             _WANDER_STEP * _map_range(p.F.value(x0)))
         found_new = True
     return fx, fr, st, sx, sr, bool(len(again)) or found_new
 
@@ -131,7 +119,7 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
     """Deflated Newton on ``F`` from the rows ``x``, then from the midpoints of the
     ``_MIDPOINTS * k`` nearest pairs of points (between two points of a network lie the
     saddles that separate them); the points ``fx`` with the new ones. ``wander``: the
-    deflated runs' wandering step (:func:`_wander_step`)."""
+    deflated runs' wandering step (the search's fraction of the map's range)."""
     xp = p.xp
     kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
           "wander": wander, "bar": bar}
@@ -190,7 +178,7 @@ def _by_gain(p, x, eye, done, radius):
             known = _mirrored(xp, P, p.unique_tol) if odd else P
             fxs, _, by = _deflate(low.F, p, eye, _take(xp, x, rows), [known],
                                   [np.zeros(int(known.shape[0]))], radius, k, done,
-                                  _wander_step(low.F, x))
+                                  _WANDER_STEP * _map_range(low.F.value(x)))
             P = xp.concat([P] + fxs[1:], axis=0)
             owner = np.concatenate([owner, np.where(by >= 0, rows[np.maximum(by, 0)], -1)])
             owner = np.concatenate([owner, np.full(int(P.shape[0]) - owner.size, -1)])
@@ -309,14 +297,6 @@ def _radius(p, x):
         scale = float(np.mean(to_numpy(_norm(p.xp, x))))
         return _DEFLATE_FRAC * scale if scale > 0 else _DEFLATE_FRAC
     return float(d)
-
-
-def _wander_step(F, x):
-    """The deflated runs' wandering step: as the search's, a fraction of the map's range
-    (the mean max-norm of the images of the starts)."""
-    img = np.max(np.abs(to_numpy(F.value(x))), axis=1)
-    img = img[np.isfinite(img)]
-    return _WANDER_FRAC * (float(np.mean(img)) if img.size else 1.0)
 
 
 def _repeats(lead, status):

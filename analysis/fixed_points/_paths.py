@@ -150,7 +150,7 @@ def follow_paths(hom, xp, a, *, max_iter, bar=None):
         wx, wt = _unit(xp, w[:, :n], to_numpy(w[:, n]).astype(np.float64), n)
         cos = _dot(xp, wx, vx) / n + wt * vt
         sx = x - x0
-        jump = np.sqrt(to_numpy(_dot(xp, sx, sx)).astype(np.float64) / n + (t - t0) ** 2)
+        jump = np.sqrt(_dot(xp, sx, sx) / n + (t - t0) ** 2)
         back = conv & ((cos < _MIN_COS) | (jump > 2.0 * h))
         bad |= back
         conv &= ~back
@@ -204,23 +204,13 @@ def _bordered(xp, Hx, Ht, vx, vt, H, arc, n):
     M = xp.concat([top, row[:, None, :]], axis=1)
     rhs0 = xp.concat([-H, xp.astype(_like(-arc, xp), dt)[:, None]], axis=1)
     rhs1 = xp.concat([xp.zeros((k, n), dtype=dt), xp.ones((k, 1), dtype=dt)], axis=1)
-    B = xp.stack([rhs0, rhs1], axis=2)
-    try:
-        S = xp.linalg.solve(M, B)
-    except Exception:  # a singular system: the rows one by one, NaN where singular
-        rows = []
-        for i in range(k):
-            try:
-                rows.append(xp.linalg.solve(M[i, ...], B[i, ...]))
-            except Exception:
-                rows.append(xp.full((n + 1, 2), float("nan"), dtype=dt))
-        S = xp.stack(rows)
+    S = _solve(xp, M, xp.stack([rhs0, rhs1], axis=2))     # NaN rows where singular
     return S[:, :, 0], S[:, :, 1]
 
 
 def _unit(xp, wx, wt, n):
     """``(wx, wt)`` scaled to unit arclength norm (``||wx||^2 / n + wt^2 = 1``)."""
-    s = np.sqrt(to_numpy(_dot(xp, wx, wx)).astype(np.float64) / n + wt * wt)
+    s = np.sqrt(_dot(xp, wx, wx) / n + wt * wt)
     s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
     return wx / _like(s, xp)[:, None], wt / s
 

@@ -23,14 +23,12 @@ import numpy as np
 
 from itermap.backends import to_numpy
 
-from ._common import Solution, _like, _put_rows, _resolved, _take
+from ._common import _ARMIJO, Solution, _like, _put_rows, _resolved, _take
 from ._dense import run_dense
 from ._result import _RUNNING, CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_NONFINITE, SLOW_POINT
 from ._search import _search
 
-# Armijo constant of the backtracking line search
-_ARMIJO = 1e-4
-# L-BFGS memory, the Armijo constant and the step lengths tried at once along d
+# L-BFGS memory, and the step lengths tried in turn along d (Armijo's test, _common._ARMIJO)
 _LBFGS_MEMORY = 10
 _LBFGS_STEPS = (1.0, 0.25, 0.05, 0.01)
 # stationary: ||grad q|| <= _Q_GRAD_TOL * max(||G||, tol); a row whose line search failed
@@ -126,7 +124,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
     status = np.full(B, _RUNNING, dtype=np.int8)
     idx = np.arange(B)
     xw = x_out
-    G, q, g = _q_and_grad(F, xp, xw)
+    _, q, g = _q_and_grad(F, xp, xw)
     S = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
     Y = [xp.zeros((B, n), dtype=x.dtype) for _ in range(m)]
     rho = np.zeros((m, B))     # per memory slot, per row
@@ -172,15 +170,12 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
             Gt = Pt - xt
             qt = 0.5 * _rowdot(xp, Gt, Gt)
             ok = np.isfinite(qt) & (qt <= q[pending] + _ARMIJO * a * slope[pending])
-            if ok.all():
-                o_parts.append(pending)
-                x_parts.append(xt)
-                p_parts.append(Pt)
-            elif ok.any():
+            if ok.any():
                 o = np.flatnonzero(ok)
+                every = bool(ok.all())          # every row passed: no copies
                 o_parts.append(pending[o])
-                x_parts.append(_take(xp, xt, o))
-                p_parts.append(_take(xp, Pt, o))
+                x_parts.append(xt if every else _take(xp, xt, o))
+                p_parts.append(Pt if every else _take(xp, Pt, o))
             pending = pending[~ok]
             if pending.size == 0:
                 break
@@ -192,7 +187,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         fails[rows] = 0
         x_new = xp.concat(x_parts, axis=0) if len(x_parts) > 1 else x_parts[0]
         P_new = xp.concat(p_parts, axis=0) if len(p_parts) > 1 else p_parts[0]
-        G_new, q_new, g_new = _q_and_grad(F, xp, x_new, P_new)
+        _, q_new, g_new = _q_and_grad(F, xp, x_new, P_new)
         every = rows.size == k and bool(np.all(rows == np.arange(k)))
         s_vec = x_new - (xw if every else _take(xp, xw, rows))
         y_vec = g_new - (g if every else _take(xp, g, rows))

@@ -20,6 +20,13 @@ CONVERGED, SLOW_POINT, GAVE_UP_MAX_ITER, GAVE_UP_STALLED, GAVE_UP_NONFINITE = ra
 _RUNNING = -1
 
 
+def _n_final(fate, stall_final):
+    """How many of the fates are final: converged, slow point, non-finite and, with
+    ``stall_final``, stalled (else a stalled start wanders next)."""
+    done = (fate == CONVERGED) | (fate == SLOW_POINT) | (fate == GAVE_UP_NONFINITE)
+    return int(np.sum(done | (stall_final & (fate == GAVE_UP_STALLED))))
+
+
 @itermap.saveable
 @dataclass
 class FixedPoints(itermap.Result):

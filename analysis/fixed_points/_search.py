@@ -34,16 +34,17 @@ from ._clustering import (
 )
 from ._common import (
     _ALPHAS,
-    _ARMIJO,
     _ESCAPES,
     _SLOW_GRAD,
     _SLOW_GRAD_FAILED,
     _STALL_DROP,
     _STALL_ITERS,
     MergeRadius,
+    _armijo_pick,
     _damped_solve,
     _host_norm,
     _like,
+    _map_range,
     _minus_eye,
     _norm,
     _put_rows,
@@ -58,13 +59,14 @@ from ._result import (
     GAVE_UP_NONFINITE,
     GAVE_UP_STALLED,
     SLOW_POINT,
+    _n_final,
 )
 from ._small import small_applies, small_search
 
 # early merging of running starts, whatever their residual: two starts within
 # _CONVERGE_FRAC * scale being drawn together (_clustering._drawn_together) follow one
 # representative from then on; only on maps of at least _PAIRS_DIM units: below, a row's
-# Newton step costs less than finding its partners (Henon, 2,000 starts: 56 ms against 36)
+# Newton step costs less than finding its partners
 _CONVERGE_FRAC = 0.1
 _PAIRS_DIM = 4
 # a stalled start then wanders: undamped Newton steps cut to this fraction of the starts'
@@ -72,15 +74,13 @@ _PAIRS_DIM = 4
 _WANDER_STEP = 0.6
 # a wanderer back within _CYCLE wandering steps of where it was two iterations ago, or within
 # _DRIFT of its last step for _DRIFT_ITERS iterations running (a drifting cycle), is caught
-# in a 2-cycle of the wandering step: it would never reach a point (RESULTS.md, round 13)
+# in a 2-cycle of the wandering step: it would never reach a point
 _CYCLE = 1e-3
 _DRIFT = 1e-2
 _DRIFT_ITERS = 4
 # ... and all wandering ends once no wandering start has reached a point for a window of
 # _WANDER_IDLE_SHARE * patience * (the share of the batch's starts wandering) iterations,
 # at least _WANDER_IDLE: finds scale with the wanderers, an iteration's cost hardly does
-# (all wander at gain 3: a first find after 160 iterations; few wander at gain 1.5 and
-# find early: the last find at 55 of 1000 at N = 200, at 12 at N = 64)
 _WANDER_IDLE = 30
 _WANDER_IDLE_SHARE = 1 / 3
 # the final polish takes no step where every residual is within _ROUNDED roundings of
@@ -145,11 +145,7 @@ class _NewtonSearch:
         self.x, self.Px = x, F.value(x)
         self.G = self.Px - x
         self.r_h = _host_norm(xp, self.G)
-        # the wandering step's scale: the mean max-norm of the images of the starts (the
-        # map's range, for a tanh network at most 1; the noise on the starts does not count)
-        img = np.max(np.abs(to_numpy(self.Px)), axis=1)
-        img = img[np.isfinite(img)]
-        self.wander_step = _WANDER_STEP * max(float(np.mean(img)) if img.size else 1.0, 1e-12)
+        self.wander_step = _WANDER_STEP * max(_map_range(self.Px), 1e-12)
         scale = float(np.mean(to_numpy(_norm(xp, x))))
         self.radius = MergeRadius(scale, unique_tol)
         self.converge_radius = _CONVERGE_FRAC * scale
@@ -194,7 +190,7 @@ class _NewtonSearch:
         keep = finite & ~done
         if self.bar is not None and time.monotonic() >= self.shown + 0.1:
             self.shown = time.monotonic()
-            self.bar.show(_n_finished(self.follows, self.fate, self.stall_final),
+            self.bar.show(_n_final(self.fate[_roots(self.follows)], self.stall_final),
                           running=int(keep.sum()),
                           points=sum(len(f) for f in self.found_r) if self.found_r else 0)
         if done.any():
@@ -401,13 +397,7 @@ class _NewtonSearch:
         xt = xp.reshape(xs[None, ...] + al * dxs[None, ...], (na * npd, -1))
         Pt = self.F.value(xt)
         rt = _host_norm(xp, Pt - xt).reshape(na, npd)
-        a_col = np.asarray(_ALPHAS)[:, None]
-        ok = np.isfinite(rt) & (rt <= (1.0 - _ARMIJO * a_col) * self.r_h[pending][None, :])
-        forced = self.force[self.ids[pending]]
-        ok[0] |= np.isfinite(rt[0]) & forced
-        best = np.argmin(np.where(ok, rt, np.inf), axis=0)
-        best[forced & ok[0]] = 0
-        good = ok[best, np.arange(npd)]
+        best, good = _armijo_pick(rt, self.r_h[pending], self.force[self.ids[pending]])
         if good.any():
             o = good.nonzero()[0]
             flat = best[o] * npd + o
@@ -506,15 +496,6 @@ def _followers(follows, fate, roots, active):
     idle[active] = False
     idle[roots] = False
     return (idle & np.isin(root, roots) & (fate == _RUNNING)).nonzero()[0]
-
-
-def _n_finished(follows, fate, stall_final):
-    """Starts whose fate is final: their own, or that of the start they follow."""
-    f = fate[_roots(follows)]
-    done = (f == CONVERGED) | (f == SLOW_POINT) | (f == GAVE_UP_NONFINITE)
-    if stall_final:
-        done |= f == GAVE_UP_STALLED
-    return int(np.sum(done))
 
 
 def _polish(F, xp, eye, pts, unique_tol):

@@ -31,6 +31,7 @@ from ._result import (
     GAVE_UP_MAX_ITER,
     GAVE_UP_NONFINITE,
     GAVE_UP_STALLED,
+    _n_final,
 )
 
 
@@ -68,10 +69,9 @@ class _Rows:
         self.force = np.zeros(n, dtype=bool)
         # took a damped step the iteration before (at the start: any may need one)
         self.lm_before = np.ones(n, dtype=bool)
-        # the step lengths tried, and Armijo's factors
+        # the step lengths tried
         self.alphas = np.asarray(C._ALPHAS, dtype=np.float64)[:, None]
         self.alphas_x = self.alphas[:, :, None].astype(x.dtype)
-        self.armijo = 1.0 - C._ARMIJO * self.alphas
 
     def keep(self, sel):
         for name in ("x", "P", "A", "r", "ids", "lam", "failed", "mark_r", "mark_it",
@@ -184,7 +184,8 @@ def _undamped(F, x, fate, merge, tol, max_iter):
 
 
 def _solve2(A, b):
-    """``A[i]^{-1} b[i]`` for 2 x 2 systems (Cramer; inf or NaN rows where singular)."""
+    """``A[i]^{-1} b[i]`` for 2 x 2 systems (Cramer; inf or NaN rows where singular): the
+    lean loop's own, without :func:`._common._small_solve`'s NaN marking and error state."""
     a, e, c, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
     b0, b1 = b[:, 0], b[:, 1]
     det = a * d - e * c
@@ -235,7 +236,7 @@ def _damped(F, x, fate, merge, *, tol, max_iter, bar, stall_final):
             merge.follow(rows.r, rows.x, rows.ids, keep, fate)
         if bar is not None and time.monotonic() >= shown + 0.1:
             shown = time.monotonic()
-            bar.show(_finished(fate, stall_final), running=int(keep.sum()))
+            bar.show(_n_final(fate, stall_final), running=int(keep.sum()))
         if it == max_iter or not keep.any():
             break
         if not keep.all():
@@ -280,11 +281,6 @@ class _Merge:
         hit = run[_nearest_within(np, x[run], self.leaders, rho) >= 0]
         fate[ids[hit]] = CONVERGED
         keep[hit] = False
-
-
-def _finished(fate, stall_final):
-    done = (fate == CONVERGED) | (fate == GAVE_UP_NONFINITE)
-    return int(np.sum(done | ((fate == GAVE_UP_STALLED) if stall_final else False)))
 
 
 def _stalled(rows, it, fate, running):
@@ -365,18 +361,9 @@ def _line_search(rows, pend, a, xt, Pt, At, rt):
     """Move to the least-residual step length passing Armijo's test; the rows that moved."""
     k = pend.size
     rt = rt[:a.size * k].reshape(a.size, k)
-    fin = np.isfinite(rt)
-    ok = fin & (rt <= rows.armijo * rows.r[pend][None, :])
-    forced = rows.force[pend]
-    if forced.any():
-        ok[0] |= fin[0] & forced
-    best = np.argmin(np.where(ok, rt, np.inf), axis=0)
-    if forced.any():
-        best[forced & ok[0]] = 0
-    cols = np.arange(k)
-    good = ok[best, cols]
+    best, good = C._armijo_pick(rt, rows.r[pend], rows.force[pend])
     if good.any():
-        flat = best[good] * k + cols[good]
+        flat = best[good] * k + np.flatnonzero(good)
         rows.move(pend[good], xt[flat], Pt[flat], At[flat], rt.reshape(-1)[flat])
     return good
 

@@ -9,7 +9,7 @@ from itermap.backends import namespace, to_backend, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
-from .._checks import check_memory, check_real_array
+from .._checks import check_memory, check_real, check_real_array
 from ._common import _check_inputs
 
 
@@ -70,12 +70,7 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
     map = itermap.as_map(map)
     n = _check_int("n", n, 1)
     steps = _check_int("steps", steps, 0)
-    try:
-        noise = float(noise)
-    except (TypeError, ValueError):
-        raise TypeError(f"noise must be a number, got {noise!r}") from None
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    noise = check_real("noise", noise, minimum=0.0)
     check_memory("n", 8.0 * 3 * n * map.dim, "the sampled states")
     gen = itermap.as_rng(rng)
     dtype = map.dtype if map.dtype is not None else np.float64
