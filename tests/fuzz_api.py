@@ -697,7 +697,7 @@ def cases() -> dict:
                                             names=("start",)),
             "inputs": P(None, "array", optional=True), "period": P(1, "int>=1"),
             "tol": P(1e-10, "float>0", optional=True), "max_iter": P(20, "int>=1"),
-            "unique_tol": P(1e-6, "float>0"), "slow_points": P(False, "bool")},
+            "unique_tol": P(1e-6, "float>0", optional=True), "slow_points": P(False, "bool")},
             positional=("map", "x0")),
         "sample_states": Case(analysis.sample_states, {
             "map": P(RNN, "map"), "n": P(3, "int>=1", size_like=True), "steps": P(5, "int>=0"),

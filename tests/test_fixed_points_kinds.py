@@ -387,3 +387,17 @@ def test_points_and_their_linearisation_agree_with_plain_steps_on_every_kind(nam
     for i in range(len(pts)):
         for j in range(i):
             assert np.linalg.norm(_wrapped(m, pts[i] - pts[j])) > 1e-6
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_float32_henon_by_default_gives_its_two_points_once_each(seed):
+    # at float32's default tol (100 eps) a point is resolved only to ~1e-6; with
+    # unique_tol 1e-6 one point came out twice, 1.05e-6 apart (4 points, not 2)
+    a, b = 1.4, 0.3
+    xs = np.roots([a, 1.0 - b, -1.0])                 # x = 1 - a x^2 + b x
+    exact = np.sort(np.column_stack([xs, b * xs]), axis=0)
+    x0 = np.random.default_rng(seed).normal(0.0, 1.0, (200, 2)).astype(np.float32)
+    fp = find_fixed_points(itermap.systems.henon(a, b), x0, progress=False)
+    got = np.asarray(fp.points, dtype=np.float64)
+    assert got.shape == (2, 2)
+    np.testing.assert_allclose(np.sort(got, axis=0), exact, atol=1e-5)

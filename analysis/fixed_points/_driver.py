@@ -76,7 +76,8 @@ METHODS = {
 
 # -- the driver ------------------------------------------------------------------------
 def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, period: int = 1,
-                      tol: float | None = None, max_iter: int = 600, unique_tol: float = 1e-6,
+                      tol: float | None = None, max_iter: int = 600,
+                      unique_tol: float | None = None,
                       slow_points: bool = False, method: str = "auto", patience: int = 1000,
                       q_steps: int | None = None, progress: bool | None = None,
                       deflation: bool | float | str | None = "auto") -> FixedPoints:
@@ -191,9 +192,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         Newton iterations at most in phase (2) (and in (3), with
         ``patience``); L-BFGS steps at most with ``method="q"``; Newton-Krylov
         steps per start with ``method="newton-krylov"``.
-    unique_tol : float, default 1e-6
+    unique_tol : float or None, default None
         Points closer than this (Euclidean distance) are one point; the
-        one with the least residual represents the group.
+        one with the least residual represents the group. None: ``1e-6``, or
+        10 times the default ``tol`` of a narrower dtype (``1.2e-4`` in
+        float32, where points meeting ``tol`` lie up to ~1e-5 apart).
     slow_points : bool, default False
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013); implies
@@ -360,10 +363,11 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
     deflation = _check_deflation(deflation)
-    unique_tol = _check_positive("unique_tol", unique_tol)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
     tol = _default_tol(xp, x.dtype) if tol is None else _check_positive("tol", tol)
+    unique_tol = max(1e-6, 10.0 * _default_tol(xp, x.dtype)) if unique_tol is None \
+        else _check_positive("unique_tol", unique_tol)
     _check_reachable(tol, xp, x.dtype)
     u = _check_inputs(map_, inputs, xp)
     if u is not None:
