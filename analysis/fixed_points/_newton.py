@@ -20,10 +20,12 @@ and is "gave up: max_iter reached" where the path takes more than ``patience``
 bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
 gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
-stands). (4) With ``deflation``, the starts that
-converged onto a point another start reached run again, as deflated Newton
-against every point found (:mod:`._deflation`), so that repeated convergence
-becomes new points.
+stands). (3'') Where that rule ran, each start still unconverged follows its own
+unfolded gain homotopy from ``s = 0`` (:func:`._homotopy.own_paths`: dense LU,
+``patience`` steps) and is converged where it ends at a point. (4) With
+``deflation``, the starts that converged onto a point another start reached run
+again, as deflated Newton against every point found (:mod:`._deflation`), so that
+repeated convergence becomes new points.
 
 References
 ----------
@@ -41,6 +43,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
 from itermap.backends import to_numpy
 
@@ -48,6 +51,7 @@ from ._clustering import _sq_dist
 from ._common import Solution, _host_norm, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
+from ._homotopy import own_paths
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
@@ -116,6 +120,8 @@ def _newton_batch(p, xc, eye, done):
             lead = np.where(by_gain, gain_lead, lead)
         if leads is not None:
             leads[0][again] = again[lead]
+    if gain_st is not None and is_numpy_namespace(p.xp):    # (3'') its own homotopy
+        fx, fr = own_paths(p, x0, st, fx, fr, leads)
     # (4) the starts that repeated a point run again from where they set out, deflated
     # by every point found; their status stays "converged" (they reached a point)
     found_new = False

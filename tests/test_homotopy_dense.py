@@ -1,0 +1,93 @@
+"""The gain homotopy with dense LU solves, and the starts ``method="newton"`` hands to it
+(analysis/fixed_points/_homotopy.py, issue 26 §1).
+
+Every point is checked by a plain NumPy residual ``||tanh(W x) - x||`` from W; the
+orientation of the path by ``np.linalg.det`` of the bordered Jacobian built here from W.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import itermap
+import itermap.analysis.fixed_points._homotopy as hom
+from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis.fixed_points._common import _Power
+
+
+def _case(n, gain, seed, starts):
+    m = itermap.random_rnn(n, gain=gain, rng=seed)
+    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=seed + 1))
+    return m, m.block_matrix.to_dense(), X0
+
+
+def _residuals(W, P):
+    return np.linalg.norm(np.tanh(P @ W.T) - P, axis=1)
+
+
+def _distinct(P, tol=1e-6):
+    kept: list = []
+    for p in P:
+        if all(np.linalg.norm(p - q) > tol for q in kept):
+            kept.append(p)
+    return len(kept)
+
+
+def test_dense_maps_get_dense_lu_up_to_the_dense_limit():
+    dense = itermap.random_rnn(50, gain=2.0, rng=0)
+    sparse = itermap.random_rnn(50, gain=2.0, density=0.1, rng=0)
+    assert hom._dense_lu(_Power(dense, 1, None, np), 50)
+    assert not hom._dense_lu(_Power(dense, 1, None, np), hom._DENSE_DIM + 1)
+    assert not hom._dense_lu(_Power(sparse, 1, None, np), 50)     # sparse LU or GMRES
+    # the memory estimate holds the bordered matrix, its LU and the Jacobian
+    assert hom.homotopy_memory(dense, 1, 50, lu="dense") >= 3 * 51 ** 2 * 8
+
+
+@pytest.mark.parametrize("seed", [101, 102])
+def test_dense_homotopy_reaches_points_at_gain_3(seed):
+    # N = 200, gain 3 (the grid's networks 1 and 2): the homotopy as it was (GMRES)
+    # converged 2 of 8 starts on network 1 in 79 s; with dense LU each start's path
+    # reaches s = 1 in a few hundred steps
+    m, W, X0 = _case(200, 3.0, seed, 8)
+    fp = find_fixed_points(m, X0, method="homotopy")
+    P = np.asarray(fp.points)
+    assert fp.n_converged >= 6
+    assert np.all(_residuals(W, P) <= 1e-10)
+    assert _distinct(P[np.linalg.norm(P, axis=1) > 1e-6]) >= 6
+
+
+def test_dense_path_keeps_the_orientation_of_its_curve(monkeypatch):
+    # along the zero curve of H(x, s) = tanh(s W x) + (1 - s) b - x the sign of
+    # det [H_x, H_s; t^T] (t the oriented tangent) is constant (Allgower and Georg,
+    # sec. 2.1); checked at every accepted point with np.linalg.det from W, on a path
+    # (N = 60, gain 3) that turns by more than a right angle in one step
+    m, W, X0 = _case(60, 3.0, 1, 3)
+    n = W.shape[0]
+    path = hom._Path(_Power(m, 1, None, np), 0.5 * X0[1], "dense")
+    seen = []
+    orig = hom._Path.dense_tangent
+
+    def record(self, x, s, t, secant):
+        out = orig(self, x, s, t, secant)
+        seen.append((x.copy(), s, out.copy(), t.copy()))
+        return out
+
+    monkeypatch.setattr(hom._Path, "dense_tangent", record)
+    xe, st = path.run(2000)
+    assert st == 0 and len(seen) > 20
+    assert np.linalg.norm(np.tanh(W @ xe) - xe) <= 0.1 and seen[-1][1] > 0.95
+    signs, turned = [], 0
+    for x, s, t, t_old in seen:
+        d = 1.0 - np.tanh(s * W @ x) ** 2
+        J = d[:, None] * W
+        M = np.zeros((n + 1, n + 1))
+        M[:n, :n] = s * J - np.eye(n)
+        M[:n, n] = J @ x - path.b
+        M[n] = t
+        # a tangent (solved by the LU at the corrector's last iterate: near, not at, x)
+        assert np.linalg.norm(M[:n] @ t) <= 0.02 * np.linalg.norm(M[:n], 2) * np.linalg.norm(t)
+        signs.append(np.sign(np.linalg.det(M)))
+        turned += float(t[:n] @ t_old[:n] / n + t[n] * t_old[n]) < 0
+    assert len(set(signs)) == 1
+    assert turned >= 1
