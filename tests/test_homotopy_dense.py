@@ -12,8 +12,10 @@ import pytest
 
 import itermap
 import itermap.analysis.fixed_points._homotopy as hom
+import itermap.analysis.fixed_points._newton as newton_mod
 from itermap.analysis import find_fixed_points, sample_states
 from itermap.analysis.fixed_points._common import _Power
+from itermap.analysis.fixed_points._result import CONVERGED
 
 
 def _case(n, gain, seed, starts):
@@ -91,3 +93,30 @@ def test_dense_path_keeps_the_orientation_of_its_curve(monkeypatch):
         turned += float(t[:n] @ t_old[:n] / n + t[n] * t_old[n]) < 0
     assert len(set(signs)) == 1
     assert turned >= 1
+
+
+@pytest.mark.parametrize(("n", "seed"), [(120, 0), (150, 3)])
+def test_newton_hands_unconverged_starts_to_their_own_homotopy(n, seed, monkeypatch):
+    # gain 3, 8 starts: the gain rule fires (the damped phase reaches no point) and
+    # leaves starts unconverged (5 / 8 and 6 / 8 converged without own_paths)
+    m, W, X0 = _case(n, 3.0, seed, 8)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fp = find_fixed_points(m, X0, progress=False)
+        monkeypatch.setattr(newton_mod, "own_paths", lambda p, x0, st, fx, fr, leads=None:
+                            (fx, fr))
+        fw = find_fixed_points(m, X0, progress=False)
+    P, Q = np.asarray(fp.points), np.asarray(fw.points)
+    assert np.all(_residuals(W, P) <= 1e-10) and np.all(_residuals(W, Q) <= 1e-10)
+    assert fp.n_converged > fw.n_converged and _distinct(P) >= _distinct(Q)
+    # a start is credited only with its own path's end: each start main left
+    # unconverged, rerun alone along its own homotopy, is converged exactly where its
+    # path ends at a point (checked from W) that the search returned
+    F = _Power(m, 1, None, np)
+    left = np.flatnonzero(np.asarray(fw.status) != CONVERGED)
+    assert left.size
+    for i in left:
+        xe, _, st = hom._start_path(F, X0[i], 1000, 1e-10, 1e-6, "dense", (0.5,))
+        ok = st == 0 and _residuals(W, xe[None])[0] <= 1e-10
+        assert ok == (np.asarray(fp.status)[i] == CONVERGED)
+        if ok:
+            assert np.min(np.linalg.norm(P - xe, axis=1)) <= 1e-6
