@@ -320,8 +320,8 @@ class _Path:
     def dense_tangent(self, x, s, t, secant):
         """The tangent at ``(x, s)`` by the dense LU (the last one, where the corrector
         took a step from here), oriented by the sign of ``det [H_x, H_s; t^T]``: constant
-        along the curve (Allgower and Georg 2003, sec. 2.1), so the orientation holds even
-        where the path turns by more than a right angle in one step."""
+        along a regular curve (Allgower and Georg 2003, sec. 2.1), so the orientation
+        holds even where the path turns by more than a right angle in one step."""
         if not self.fresh:
             self.bordered_step(x, s, t, np.zeros(self.n))
         tau = self.chord(np.zeros(self.n), 1.0)
@@ -330,7 +330,9 @@ class _Path:
         lu, piv = self.fac
         sign = np.prod(np.sign(np.diag(lu))) * (-1.0) ** np.count_nonzero(
             piv != np.arange(piv.size))
-        if self.sign is None:
+        if self.sign is None or not np.any(self.b):
+            # b = 0 unfolds nothing: the trivial branch has its pitchforks, where the
+            # sign changes (bifurcations); the last tangent orients it
             self.sign = sign
         return self.unit(tau if sign == self.sign else -tau)
 
