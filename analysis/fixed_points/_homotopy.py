@@ -477,13 +477,14 @@ def polish(F, x, tol, lu=False):
 def own_paths(p, x0, status, fx, fr, leads=None):
     """The last phase of ``method="newton"`` where the gain rule fired: each start that
     has not converged follows its own unfolded gain homotopy from ``s = 0`` (``b =
-    _BETA x0``, dense LU where the map is dense), polished at ``s = 1``. ``status`` (and
+    _BETA x0``; a dense or sparse LU, none where only GMRES would do), polished at
+    ``s = 1``. ``status`` (and
     ``leads``: the start is its own lead) are updated in place for the starts that end at
     a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
     dim = int(x0.shape[1])
     lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
-    rows = np.flatnonzero(status != 0)
+    rows = np.flatnonzero(status != 0) if lu else np.zeros(0, np.int64)    # LU only
     got, pts, res = [], [], []
     X = np.asarray(x0, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
