@@ -134,7 +134,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     the origin are followed too: for each real eigenvalue ``mu > 1`` of
     ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
     ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
-    eigenvector, then the damped search) to ``s = 1``. Where that rule ran, each
+    eigenvector, then the damped search) to ``s = 1``. Where that rule ran (maps of
+    up to 500 units), each
     start still unconverged after it and wandering follows its own gain homotopy
     of ``method="homotopy"`` (below; ``patience`` steps at most) and is converged
     where that path ends at a point. (4) With ``deflation``, the starts that

@@ -116,8 +116,12 @@ _JUMPS = (2.0, 4.0)
 # a start whose path stops (or comes back on itself: a step past a near-singular point can
 # land on a closed loop of zeros) runs again with these multiples of x0 as b
 _RETRY_BETAS = (0.25, 1.0)
-# the unfoldings of the starts that method="newton" hands over (own_paths)
+# the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
+# at most _OWN_MAX_DIM units: a path costs 0.2-10 s at N = 400-500 (gain 2-3), 8-30 s at
+# N = 1000 gain 2 and more than 50 s, mostly failing, at N = 1000 gain 3 (RESULTS.md,
+# round 15): at N = 1000 the phase cost more than twice the whole search
 _OWN_BETAS = (_BETA,)
+_OWN_MAX_DIM = 500
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
 _LOOP_FEATURES, _LOOP_NEAR, _LOOP_AGE = 8, 0.2, 5
@@ -475,16 +479,18 @@ def polish(F, x, tol, lu=False):
 
 
 def own_paths(p, x0, status, fx, fr, leads=None):
-    """The last phase of ``method="newton"`` where the gain rule fired: each start that
-    has not converged follows its own unfolded gain homotopy from ``s = 0`` (``b =
-    _BETA x0``; a dense or sparse LU, none where only GMRES would do), polished at
-    ``s = 1``. ``status`` (and
-    ``leads``: the start is its own lead) are updated in place for the starts that end at
-    a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
+    """The last phase of ``method="newton"`` where the gain rule fired, on maps of at
+    most ``_OWN_MAX_DIM`` units: each start that has not converged follows its own
+    unfolded gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none
+    where only GMRES would do), polished at ``s = 1``. ``status`` (and ``leads``: the
+    start is its own lead) are updated in place for the starts that end at a point;
+    returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
     dim = int(x0.shape[1])
     lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
-    rows = np.flatnonzero(status != 0) if lu else np.zeros(0, np.int64)    # LU only
+    if not lu or dim > _OWN_MAX_DIM:     # LU solves only, and paths of a few seconds
+        return fx, fr
+    rows = np.flatnonzero(status != 0)
     got, pts, res = [], [], []
     X = np.asarray(x0, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

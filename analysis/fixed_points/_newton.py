@@ -20,9 +20,10 @@ and is "gave up: max_iter reached" where the path takes more than ``patience``
 bordered solves, "gave up: stalled" where it turns back to the lower gain or no gain
 gave a point. The stalled starts wander all the same
 (a start is converged if either reaches a point; else wandering's reason
-stands). (3'') Where that rule ran, each start still unconverged follows its own
-unfolded gain homotopy from ``s = 0`` (:func:`._homotopy.own_paths`: dense LU,
-``patience`` steps) and is converged where it ends at a point. (4) With
+stands). (3'') Where that rule ran (maps of up to 500 units), each start still
+unconverged follows its own unfolded gain homotopy from ``s = 0``
+(:func:`._homotopy.own_paths`: dense LU, ``patience`` steps) and is converged where
+it ends at a point. (4) With
 ``deflation``, the starts that converged onto a point another start reached run
 again, as deflated Newton against every point found (:mod:`._deflation`), so that
 repeated convergence becomes new points.
