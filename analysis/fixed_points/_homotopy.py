@@ -27,9 +27,10 @@ step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
 - a map without sparse weights up to ``_DENSE_DIM`` = 4096 units (the dense search's
   limit): a dense LU (LAPACK) of the bordered Jacobian; a corrector step reuses the last
   factorization while the residual falls fast enough (chord steps, ``O(dim^2)``), and
-  the tangent, solved by it, is oriented by the sign of ``det [H_x, H_s; t^T]``
-  (constant along the curve; Allgower and Georg 2003, sec. 2.1, read off the LU's
-  diagonal and pivots), so that a step across a sharp turn does not reverse the path;
+  the tangent is solved by it; a step across which the sign of ``det [H_x, H_s; t^T]``
+  changes (constant along a regular curve; Allgower and Georg 2003, sec. 2.1, read off
+  the LU's diagonal and pivots) is refused and shortened: it crossed a singular point
+  or turned the path back on itself;
 - otherwise GMRES on products with the map's ``tangent`` (no ``dim x dim`` array), the
   predictor a secant. The Jacobians ``s D F - I`` have their spectrum around the origin
   once ``s`` passes ``1 / gain`` (the disk of ``D W`` reaches 1: a random network's fixed
@@ -321,16 +322,17 @@ class _Path:
                      maxiter=1 + (self.m >= self.cap))
         return d
 
-    def dense_tangent(self, x, s, t, secant):
+    def dense_tangent(self, x, s, t):
         """The tangent at ``(x, s)`` by the dense LU (the last one, where the corrector
-        took a step from here), oriented by the sign of ``det [H_x, H_s; t^T]``: constant
-        along a regular curve (Allgower and Georg 2003, sec. 2.1), so the orientation
-        holds even where the path turns by more than a right angle in one step."""
+        took a step from here; False where it is singular), or None where the sign of
+        ``det [H_x, H_s; t^T]`` differs from the path's: it is constant along a regular
+        curve (Allgower and Georg 2003, sec. 2.1), so a change says the step crossed a
+        singular point or jumped to another branch, and a shorter step is taken."""
         if not self.fresh:
             self.bordered_step(x, s, t, np.zeros(self.n))
         tau = self.chord(np.zeros(self.n), 1.0)
         if not np.all(np.isfinite(tau)):
-            return secant
+            return False
         lu, piv = self.fac
         sign = np.prod(np.sign(np.diag(lu))) * (-1.0) ** np.count_nonzero(
             piv != np.arange(piv.size))
@@ -338,7 +340,7 @@ class _Path:
             # b = 0 unfolds nothing: the trivial branch has its pitchforks, where the
             # sign changes (bifurcations); the last tangent orients it
             self.sign = sign
-        return self.unit(tau if sign == self.sign else -tau)
+        return self.unit(tau) if sign == self.sign else None
 
     def chord(self, h, last=0.0):
         """The bordered step with the last dense LU (a chord step)."""
@@ -402,6 +404,10 @@ class _Path:
             got = self.correct(x + ds * t[:n], s + ds * t[n], t, ds)
             if got is not None and self.turn(x, s, t, got) < _MIN_COS:
                 got = None          # the corrector crossed to the curve's other side
+            if got is not None and self.lu == "dense":
+                t_dense = self.dense_tangent(got[0], got[1], t)
+                if t_dense is None:
+                    got = None      # det's sign changed: a singular point crossed
             if got is None:
                 # a longer GMRES cycle first, then a shorter step; where short steps fail
                 # too the curve passes near a singular point: step over it, longer
@@ -431,7 +437,7 @@ class _Path:
             # secant across a near-singular point can turn the path back on itself)
             t_new = self.unit(np.append(xc - x, sc - s))
             if self.lu == "dense":
-                t_new = self.dense_tangent(xc, sc, t, t_new)
+                t_new = t_dense if t_dense is not False else t_new
             elif self.lu:
                 tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
                 t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
