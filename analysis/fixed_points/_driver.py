@@ -137,7 +137,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     the origin are followed too: for each real eigenvalue ``mu > 1`` of
     ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
     ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
-    eigenvector, then the damped search) to ``s = 1``. (4) With ``deflation``, the starts that
+    eigenvector, then the damped search) to ``s = 1``. Where that rule ran (maps of
+    up to 500 units), each
+    start still unconverged after it and wandering follows its own gain homotopy
+    of ``method="homotopy"`` (below; ``patience`` steps at most) and is converged
+    where that path ends at a point. (4) With ``deflation``, the starts that
     converged onto a point another start reached (at most 8 per point) run again, all at once,
     from where they set out, as Newton on the deflated residual
     ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every
@@ -207,9 +211,11 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
         picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
         ``"homotopy"`` follows each start's gain homotopy ``F(s x) + (1 - s) b - x``
-        (``b`` half the start) from ``s = 0`` to 1, matrix-free, then polishes: for
-        large networks where Newton-Krylov from the starts stalls (``max_iter``
-        bounds its continuation steps; see :mod:`itermap.analysis.fixed_points`).
+        (``b`` half the start) from ``s = 0`` to 1, then polishes: dense LU solves
+        for a dense map up to ``dim = 4096``, sparse LU or matrix-free GMRES for
+        sparse weights; for networks where Newton from the starts stalls
+        (``max_iter`` bounds its continuation steps; see
+        :mod:`itermap.analysis.fixed_points`).
     patience : int, default 1000
         Wandering iterations a stalled start may take before it is given up
         (phase (3) runs ``max(max_iter, patience)`` iterations at most); 0

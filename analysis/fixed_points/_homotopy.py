@@ -24,6 +24,13 @@ step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
   (``12 (dim + 1)^2`` bytes) fits 64 MiB (``dim <= 2363``): a sparse LU (SuperLU) of the
   Jacobian built from the weights' pattern, so every corrector step is exact; the tangent
   at each point is solved for too (the same bordered matrix, oriented by the last one);
+- a map without sparse weights up to ``_DENSE_DIM`` = 4096 units (the dense search's
+  limit): a dense LU (LAPACK) of the bordered Jacobian; a corrector step reuses the last
+  factorization while the residual falls fast enough (chord steps, ``O(dim^2)``), and
+  the tangent is solved by it; a step across which the sign of ``det [H_x, H_s; t^T]``
+  changes (constant along a regular curve; Allgower and Georg 2003, sec. 2.1, read off
+  the LU's diagonal and pivots) is refused and shortened: it crossed a singular point
+  or turned the path back on itself;
 - otherwise GMRES on products with the map's ``tangent`` (no ``dim x dim`` array), the
   predictor a secant. The Jacobians ``s D F - I`` have their spectrum around the origin
   once ``s`` passes ``1 / gain`` (the disk of ``D W`` reaches 1: a random network's fixed
@@ -40,7 +47,10 @@ unfolding reaches another point). For an odd map (``F(-x) = -F(x)``, a network w
 bias) ``-x`` is a fixed point too and is returned when its residual, computed, is
 within ``tol``.
 
-Memory: the sparse LU (at most its complete fill) or one GMRES basis within
+:func:`own_paths` runs a start's path for ``method="newton"``: the starts its gain
+rule leaves unconverged (:mod:`._newton`), one unfolding ``b = _BETA x0`` each.
+
+Memory: the dense or sparse LU (at most its complete fill) or one GMRES basis within
 ``_BASIS_BYTES`` and its ``m x m`` Hessenberg matrix, a few vectors, the points.
 
 References
@@ -83,6 +93,9 @@ _DS0, _DS_MAX = 0.05, 0.1
 # within Newton's reach of the curve near its singular points), within _CORRECTOR_ITERS
 _TAU, _TAU_LU = 5e-3, 5e-6
 _CORRECTOR_ITERS = 8
+# dense LU: a corrector step reuses the last factorization while the residual fell by
+# at least this factor in the step before (chord steps: O(dim^2), not O(dim^3))
+_CHORD = 0.3
 # a step is refused where the secant turns from the last by more than arccos(_MIN_COS)
 _MIN_COS = 0.9
 # the linear solves: a sparse LU of the (bordered) Jacobian where ``uses_lu`` (a network
@@ -90,6 +103,8 @@ _MIN_COS = 0.9
 # else GMRES, its cycle starting at _RESTART0 vectors and doubled where a corrector fails,
 # up to dim + 1 or the vectors of dim + 1 that fit _BASIS_BYTES (1677 at dim 20,000)
 _BASIS_BYTES = 256 * 2**20
+# dense maps up to this many units get dense LU solves (the driver's dense limit)
+_DENSE_DIM = 4096
 _RESTART0 = 30
 _CORRECTOR_RTOL = 1e-3
 # the polish at s = 1: Newton steps at most, GMRES cycles a step
@@ -101,6 +116,12 @@ _JUMPS = (2.0, 4.0)
 # a start whose path stops (or comes back on itself: a step past a near-singular point can
 # land on a closed loop of zeros) runs again with these multiples of x0 as b
 _RETRY_BETAS = (0.25, 1.0)
+# the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
+# at most _OWN_MAX_DIM units: a path costs 0.2-10 s at N = 400-500 (gain 2-3), 8-30 s at
+# N = 1000 gain 2 and more than 50 s, mostly failing, at N = 1000 gain 3 (RESULTS.md,
+# round 15): at N = 1000 the phase cost more than twice the whole search
+_OWN_BETAS = (_BETA,)
+_OWN_MAX_DIM = 500
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
 _LOOP_FEATURES, _LOOP_NEAR, _LOOP_AGE = 8, 0.2, 5
@@ -133,32 +154,18 @@ def homotopy(problem) -> Solution:
     if F.torus is not None:
         raise ValueError("method='homotopy' scales the state (F(s x)): it needs a map on "
                          "R^n, not on a torus; use method='newton'")
-    lu = uses_lu(F, dim)
+    lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
     check_memory("method", homotopy_memory(problem.map, n_starts, dim, lu=lu),
-                 f"method='homotopy' on {n_starts} starts of dim {dim} (GMRES basis or "
-                 f"sparse LU, and starts)")
+                 f"method='homotopy' on {n_starts} starts of dim {dim} (LU or GMRES basis, "
+                 f"and starts)")
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     found: list[np.ndarray] = []
     res: list[float] = []
     status = np.zeros(n_starts, dtype=np.int8)
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(n_starts):
-            x0 = np.array(x[i], dtype=np.float64)
-            # a path that stops, ends where the polish fails or ends at x = 0 (a network
-            # without bias: the point every start has) runs again with another unfolding b
-            trivial, other = None, False
-            for beta in (_BETA, *_RETRY_BETAS):
-                xe, st = _Path(F, beta * x0, lu).run(problem.max_iter)
-                if st == 0:
-                    xe, r, st = polish(F, xe, problem.tol, lu)
-                if st == 0 and float(np.linalg.norm(xe)) <= problem.unique_tol:
-                    trivial = trivial or (xe, r)
-                    continue
-                if st == 0:
-                    other = True
-                    break
-            if trivial is not None and not other:
-                (xe, r), st = trivial, 0
+            xe, r, st = _start_path(F, np.array(x[i], dtype=np.float64), problem.max_iter,
+                                    problem.tol, problem.unique_tol, lu)
             if st == 0:
                 add_point(found, res, xe, r, problem.unique_tol)
                 # an odd map: -x is a point too (kept where its residual says so)
@@ -175,6 +182,29 @@ def homotopy(problem) -> Solution:
                     jacobians=None, eigenvalues=ev)
 
 
+def _start_path(F, x0, max_iter, tol, unique_tol, lu, betas=(_BETA, *_RETRY_BETAS)):
+    """The path of one start, polished: (x, ||F(x) - x||, status code). A path that
+    stops, ends where the polish fails or ends at ``x = 0`` (a network without bias: the
+    point every start has) runs again with the next unfolding ``b`` in ``betas``."""
+    trivial = None
+    for beta in betas:
+        xe, st = _Path(F, beta * x0, lu).run(max_iter)
+        r = np.nan
+        if st == 0:
+            xe, r, st = polish(F, xe, tol, lu)
+        if st == 0 and float(np.linalg.norm(xe)) > unique_tol:
+            return xe, r, 0
+        if st == 0:
+            trivial = trivial or (xe, r)
+    return (trivial[0], trivial[1], 0) if trivial is not None else (xe, r, st)
+
+
+def _dense_lu(F, dim):
+    """Whether the homotopy's solves are dense LU: a map without sparse weights up to
+    ``_DENSE_DIM`` units (the dense search's limit)."""
+    return dim <= _DENSE_DIM and F.map.jacobian_nnz is None
+
+
 def _basis_cap(n):
     """The longest GMRES cycle on a system of size ``n``: ``n`` (then GMRES is exact), at
     most the vectors of ``n + 1`` that fit ``_BASIS_BYTES``."""
@@ -185,7 +215,9 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
     """Bytes the homotopy holds beyond the map: the sparse LU at its complete fill, or
     the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
     the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
-    if lu:
+    if lu == "dense":        # the bordered matrix, its LU and the Jacobian
+        solver = 3 * (dim + 1) ** 2 * itemsize
+    elif lu:
         solver = lu_memory(dim, map_.jacobian_nnz or 0)
     else:
         m = _basis_cap(dim + 1)
@@ -196,6 +228,19 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
 def _jacobian(F, y):
     """``D F(y)``: the map's sparse Jacobian (``Map.sparse_jacobian``)."""
     return sparse_jacobian(F.map, y, F.u)
+
+
+def _dense_jacobian(F, y):
+    """``D F(y)``, dense (n, n)."""
+    return np.asarray(F.jacobian(y[None, :])[1], dtype=np.float64)[0]
+
+
+def _dense_solve(A, rhs):
+    """``A^-1 rhs`` by LAPACK's LU (NaN where ``A`` is singular)."""
+    try:
+        return np.linalg.solve(A, rhs)
+    except np.linalg.LinAlgError:
+        return np.full(rhs.shape, np.nan)
 
 
 def _lu_solve(A, rhs):
@@ -219,6 +264,7 @@ class _Path:
         self.cap = _basis_cap(self.n + 1)
         if lu:                              # exact solves: no cycle to grow
             self.m = self.cap
+        self.sign = None                    # the orientation (dense LU)
 
     def H(self, x, s):
         return np.asarray(self.F.value((s * x)[None, :]))[0] + (1.0 - s) * self.b - x
@@ -230,13 +276,29 @@ class _Path:
         return v / np.sqrt(self.w * float(v[:-1] @ v[:-1]) + float(v[-1]) ** 2)
 
     def bordered_step(self, x, s, t, h, last=0.0):
-        """``[s J - I, J x - b; w t_x^T, t_s] d = [-h; last]``, J = D F(s x): a sparse
-        LU, or GMRES on products with the tangent."""
+        """``[s J - I, J x - b; w t_x^T, t_s] d = [-h; last]``, J = D F(s x): a dense or
+        sparse LU, or GMRES on products with the tangent."""
         from scipy.sparse.linalg import LinearOperator, gmres
 
         n = self.n
         tw = self.w * t[:n]
         rhs = np.append(-h, last)
+        if self.lu == "dense":
+            import warnings
+
+            from scipy.linalg import lu_factor
+
+            J = _dense_jacobian(self.F, s * x)
+            A = np.empty((n + 1, n + 1))
+            A[:n, :n] = s * J
+            A[np.arange(n), np.arange(n)] -= 1.0
+            A[:n, n] = J @ x - self.b
+            A[n, :n], A[n, n] = tw, t[n]
+            with warnings.catch_warnings():     # singular: NaN steps, refused below
+                warnings.simplefilter("ignore")
+                self.fac = lu_factor(A, overwrite_a=True, check_finite=False)
+            self.fresh = True
+            return self.chord(h, last)
         if self.lu:
             import scipy.sparse as sp
 
@@ -259,17 +321,48 @@ class _Path:
                      maxiter=1 + (self.m >= self.cap))
         return d
 
+    def dense_tangent(self, x, s, t):
+        """The tangent at ``(x, s)`` by the dense LU (the last one, where the corrector
+        took a step from here; False where it is singular), or None where the sign of
+        ``det [H_x, H_s; t^T]`` differs from the path's: it is constant along a regular
+        curve (Allgower and Georg 2003, sec. 2.1), so a change says the step crossed a
+        singular point or jumped to another branch, and a shorter step is taken."""
+        if not self.fresh:
+            self.bordered_step(x, s, t, np.zeros(self.n))
+        tau = self.chord(np.zeros(self.n), 1.0)
+        if not np.all(np.isfinite(tau)):
+            return False
+        lu, piv = self.fac
+        sign = np.prod(np.sign(np.diag(lu))) * (-1.0) ** np.count_nonzero(
+            piv != np.arange(piv.size))
+        if self.sign is None or not np.any(self.b):
+            # b = 0 unfolds nothing: the trivial branch has its pitchforks, where the
+            # sign changes (bifurcations); the last tangent orients it
+            self.sign = sign
+        return self.unit(tau) if sign == self.sign else None
+
+    def chord(self, h, last=0.0):
+        """The bordered step with the last dense LU (a chord step)."""
+        from scipy.linalg import lu_solve
+
+        return lu_solve(self.fac, np.append(-h, last), check_finite=False)
+
     def correct(self, x, s, t, ds):
         """Newton on the bordered system from the predicted ``(x, s)``; the corrected
         point and the corrector steps taken, or None where it does not converge."""
         r0 = r = self.rms(x, s)
+        self.fresh, r_prev = False, np.inf
         tau = _TAU_LU if self.lu else _TAU
         for k in range(_CORRECTOR_ITERS + 1):
             if r <= tau * ds:
                 return x, s, k
             if k == _CORRECTOR_ITERS or not np.isfinite(r) or r > 4.0 * r0:
                 return None
-            d = self.bordered_step(x, s, t, self.H(x, s))
+            # dense: the last LU again while it contracts fast enough (chord steps)
+            if self.lu == "dense" and k and r <= _CHORD * r_prev:
+                d = self.chord(self.H(x, s))
+            else:
+                d = self.bordered_step(x, s, t, self.H(x, s))
             if not np.all(np.isfinite(d)):
                 return None
             # the correction cut back until the residual falls (GMRES stopped short
@@ -310,6 +403,10 @@ class _Path:
             got = self.correct(x + ds * t[:n], s + ds * t[n], t, ds)
             if got is not None and self.turn(x, s, t, got) < _MIN_COS:
                 got = None          # the corrector crossed to the curve's other side
+            if got is not None and self.lu == "dense":
+                t_dense = self.dense_tangent(got[0], got[1], t)
+                if t_dense is None:
+                    got = None      # det's sign changed: a singular point crossed
             if got is None:
                 # a longer GMRES cycle first, then a shorter step; where short steps fail
                 # too the curve passes near a singular point: step over it, longer
@@ -338,7 +435,9 @@ class _Path:
             # the secant; with exact solves the tangent there, oriented by the last one (a
             # secant across a near-singular point can turn the path back on itself)
             t_new = self.unit(np.append(xc - x, sc - s))
-            if self.lu:
+            if self.lu == "dense":
+                t_new = t_dense if t_dense is not False else t_new
+            elif self.lu:
                 tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
                 t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
             t, x, s = t_new, xc, sc
@@ -360,7 +459,11 @@ def polish(F, x, tol, lu=False):
             return x, r, 4
         if r <= tol:
             return x, r, 0
-        if lu:
+        if lu == "dense":
+            J = _dense_jacobian(F, x)
+            J[np.diag_indices_from(J)] -= 1.0
+            d = _dense_solve(J, -G)
+        elif lu:
             import scipy.sparse as sp
 
             d = _lu_solve(_jacobian(F, x) - sp.identity(x.size), -G)
@@ -378,3 +481,34 @@ def polish(F, x, tol, lu=False):
             return x, r, 3
         x, G, r = xt, Gt, rt
     return x, r, (0 if r <= tol else 2)
+
+
+def own_paths(p, x0, status, fx, fr, leads=None):
+    """The last phase of ``method="newton"`` where the gain rule fired, on maps of at
+    most ``_OWN_MAX_DIM`` units: each start that has not converged follows its own
+    unfolded gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none
+    where only GMRES would do), polished at ``s = 1``. ``status`` (and ``leads``: the
+    start is its own lead) are updated in place for the starts that end at a point;
+    returns the points ``fx`` and residuals ``fr`` with theirs."""
+    F, xp = p.F, p.xp
+    dim = int(x0.shape[1])
+    lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
+    if not lu or dim > _OWN_MAX_DIM:     # LU solves only, and paths of a few seconds
+        return fx, fr
+    rows = np.flatnonzero(status != 0)
+    got, pts, res = [], [], []
+    X = np.asarray(x0, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in rows:
+            xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu, _OWN_BETAS)
+            if st == 0:
+                got.append(i)
+                pts.append(xe)
+                res.append(r)
+    if got:
+        status[got] = 0
+        if leads is not None:
+            leads[0][got] = got
+        fx = fx + [xp.asarray(np.asarray(pts), dtype=x0.dtype)]
+        fr = fr + [np.asarray(res, dtype=np.float64)]
+    return fx, fr

@@ -12,7 +12,10 @@ Four phases, all starts advancing together (:func:`find_fixed_points` states the
    a torus, it also runs on the map at lower gain, ``F(s x)``, and the points found there
    (and the branches an odd map's origin sheds) are followed along the gain to ``s = 1``
    by pseudo-arclength continuation (:func:`_by_gain`, :mod:`._paths`); a start converges
-   if either way reaches a point.
+   if either way reaches a point. On maps of up to 500 units, each start still unconverged
+   where that rule ran then follows its own unfolded gain homotopy from ``s = 0``
+   (:func:`._homotopy.own_paths`, dense LU, ``patience`` steps) and converges where it
+   ends at a point.
 4. With ``deflation``, the starts that converged onto a point another start reached run
    again as deflated Newton against every point found (:mod:`._deflation`), so that
    repeated convergence becomes new points.
@@ -33,6 +36,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
 from itermap.backends import to_numpy
 
@@ -40,6 +44,7 @@ from ._clustering import _sq_dist
 from ._common import Solution, _host_norm, _map_range, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
+from ._homotopy import own_paths
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
@@ -104,6 +109,8 @@ def _newton_batch(p, xc, eye, done):
             lead = np.where(by_gain, gain_lead, lead)
         if leads is not None:
             leads[0][again] = again[lead]
+    if gain_st is not None and is_numpy_namespace(p.xp):    # (3'') its own homotopy
+        fx, fr = own_paths(p, x0, st, fx, fr, leads)
     # (4) the starts that repeated a point run again from where they set out, deflated
     # by every point found; their status stays "converged" (they reached a point)
     found_new = False
