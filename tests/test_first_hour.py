@@ -124,8 +124,12 @@ def test_interactive_is_a_kernel_or_a_terminal(monkeypatch):
 
 # -- Ctrl-C during a sweep ---------------------------------------------------------------------
 SWEEP = """
-import sys, time
+import signal, sys, time
 from itermap.analysis import sweep
+
+# a terminal's Python handles Ctrl-C; a test runner started in the background (nohup,
+# "&" in a script) passes SIGINT down ignored, and the interrupt would never arrive
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def slow(a):
     time.sleep(0.4)
