@@ -90,6 +90,14 @@ def _armijo_pick(rt, r, forced):
     return best, ok[best, np.arange(rt.shape[1])]
 
 
+def _stationary(g_norm, diag, r, failed):
+    """Rows where q is stationary (``_SLOW_GRAD``; ``r = ||G||``, ``diag`` that of ``A^T A``),
+    or nearly so where the last damped step ``failed`` (q is flat to rounding there)."""
+    a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
+    return (g_norm <= _SLOW_GRAD * a_norm * r) | (
+        failed & (g_norm <= _SLOW_GRAD_FAILED * a_norm * r))
+
+
 class MergeRadius:
     """The coarse merging radius ``rho_k`` above, for starts of mean norm ``scale``."""
 

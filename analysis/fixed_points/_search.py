@@ -35,8 +35,6 @@ from ._clustering import (
 from ._common import (
     _ALPHAS,
     _ESCAPES,
-    _SLOW_GRAD,
-    _SLOW_GRAD_FAILED,
     _STALL_DROP,
     _STALL_ITERS,
     MergeRadius,
@@ -50,6 +48,7 @@ from ._common import (
     _put_rows,
     _resolved,
     _solve,
+    _stationary,
     _take,
 )
 from ._result import (
@@ -437,13 +436,8 @@ class _NewtonSearch:
         """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
         for, else they wander off or give up. Returns the mask of those rows."""
         xp = self.xp
-        g_h = _host_norm(xp, g)
-        a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
         r = self.r_h[lm]
-        # stationary; or nearly so where the last damped step could not lower q (q is
-        # flat to rounding there)
-        stalled = (g_h <= _SLOW_GRAD * a_norm * r) | (
-            self.lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r))
+        stalled = _stationary(_host_norm(xp, g), diag, r, self.lm_failed[rid])
         if not stalled.any():
             return stalled
         if self.slow_points:
