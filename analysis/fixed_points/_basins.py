@@ -329,8 +329,7 @@ def _label_found(orbit, settled, period, match, dim, per):
     periods = period[idx[leaders]].astype(np.int64)
     # sort the attractors by their first coordinate, for reproducible labels
     order = np.lexsort(att.T[::-1])
-    relabel = np.empty(order.size, dtype=np.int64)
-    relabel[order] = np.arange(order.size)
+    relabel = np.argsort(order)          # the inverse permutation: old label -> new
     labels = np.where(labels >= 0, relabel[np.maximum(labels, 0)], Basins.BOUNDED)
     return labels, att[order], periods[order]
 

@@ -465,13 +465,13 @@ def _progress_bar(progress, total, dim, n_starts):
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
         return disabled(total=total, disable=True)
-    def make(delay):
+    def make():
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
-                    unit="start", leave=True, delay=delay)
+                    unit="start", leave=True)
 
-    return make(0.0) if progress else _LaterBar(make, total, _BAR_DELAY)
+    return make() if progress else _LaterBar(make, total, _BAR_DELAY)
 
 
 # progress=None: the bar appears once the search has run this long (s)
@@ -488,7 +488,7 @@ class _LaterBar:
 
     def _made(self):
         if self.bar is None and time.monotonic() >= self.until:
-            self.bar = self.make(0.0)
+            self.bar = self.make()
             self.bar.update(self.n)
         return self.bar
 
