@@ -120,8 +120,6 @@ def _check_starts(map_, x0):
     if x.ndim != 2 or x.shape[1] != map_.dim or x.shape[0] == 0:
         raise ValueError(f"x0 must have shape (B, {map_.dim}) with B >= 1 for a map of dim "
                          f"{map_.dim}, got shape {tuple(np.shape(x0))}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x0 contains NaN or inf")
     return x
 
 
