@@ -389,18 +389,14 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
 
 def _check_deflation(deflation):
     """``"auto"`` (or None), True, False, or a radius: a finite number > 0."""
-    if deflation is None:
+    if deflation is None or isinstance(deflation, str) and deflation == "auto":
         return "auto"
     if isinstance(deflation, (bool, np.bool_)):
         return bool(deflation)
-    if isinstance(deflation, str):
-        if deflation != "auto":
-            raise ValueError(f"deflation must be 'auto', True, False or a radius > 0, got "
-                             f"{deflation!r}")
-        return deflation
     if not isinstance(deflation, (int, float, np.integer, np.floating)):
-        raise TypeError(f"deflation must be 'auto', True, False or a radius > 0, got "
-                        f"{deflation!r}")
+        # a string other than "auto" is a bad value; anything else, a bad type
+        error = ValueError if isinstance(deflation, str) else TypeError
+        raise error(f"deflation must be 'auto', True, False or a radius > 0, got {deflation!r}")
     return _check_positive("deflation", deflation)
 
 
