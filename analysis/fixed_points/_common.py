@@ -412,8 +412,7 @@ def _eigenvalues(xp, J):
         except Exception:  # CuPy builds without a general eigensolver
             ev = None
     if ev is None:
-        Jh = to_numpy(J)
-        ev = batched_eigvals(Jh)
+        ev = batched_eigvals(to_numpy(J))
     ev = np.asarray(ev, dtype=np.complex128)
     # modulus descending; ties (conjugate pairs) by real part, then imaginary part
     order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
