@@ -120,8 +120,6 @@ def _check_starts(map_, x0):
     if x.ndim != 2 or x.shape[1] != map_.dim or x.shape[0] == 0:
         raise ValueError(f"x0 must have shape (B, {map_.dim}) with B >= 1 for a map of dim "
                          f"{map_.dim}, got shape {tuple(np.shape(x0))}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x0 contains NaN or inf")
     return x
 
 
@@ -329,8 +327,7 @@ def _label_found(orbit, settled, period, match, dim, per):
     periods = period[idx[leaders]].astype(np.int64)
     # sort the attractors by their first coordinate, for reproducible labels
     order = np.lexsort(att.T[::-1])
-    relabel = np.empty(order.size, dtype=np.int64)
-    relabel[order] = np.arange(order.size)
+    relabel = np.argsort(order)          # the inverse permutation: old label -> new
     labels = np.where(labels >= 0, relabel[np.maximum(labels, 0)], Basins.BOUNDED)
     return labels, att[order], periods[order]
 

@@ -48,6 +48,8 @@ def _nearest_within(xp, a, b, tol):
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.full(a.shape[0], -1, dtype=np.int64)
     n_rows = a.shape[0]
+    if n_rows <= _CHUNK:        # one block: no list to join (called every iteration)
+        return _nearest_in(to_numpy(_sq_dist(xp, a, b)), tol)
     return np.concatenate([_nearest_in(to_numpy(_sq_dist(xp, a[s:min(s + _CHUNK, n_rows), :],
                                                           b)), tol)
                            for s in range(0, n_rows, _CHUNK)])
@@ -127,9 +129,10 @@ def _near_pairs(xp, x, radius, d2=None):
             d[rows, rows + s] = np.inf
             within = d <= radius * radius
             if within.sum(axis=1).max(initial=0) <= k:    # each row's k nearest hold them:
-                i, j = np.nonzero(np.triu(within, s + 1))  # the pairs either way round
-                ii.append(i + s)
-                jj.append(j)
+                i, j = np.nonzero(within)        # the pairs either way round, each once
+                once = j > i + s
+                ii.append(i[once] + s)
+                jj.append(j[once])
                 continue
             near = (np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1
                     else np.argsort(d, axis=1)[:, :k])

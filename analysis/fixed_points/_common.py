@@ -90,6 +90,14 @@ def _armijo_pick(rt, r, forced):
     return best, ok[best, np.arange(rt.shape[1])]
 
 
+def _stationary(g_norm, diag, r, failed):
+    """Rows where q is stationary (``_SLOW_GRAD``; ``r = ||G||``, ``diag`` that of ``A^T A``),
+    or nearly so where the last damped step ``failed`` (q is flat to rounding there)."""
+    a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
+    return (g_norm <= _SLOW_GRAD * a_norm * r) | (
+        failed & (g_norm <= _SLOW_GRAD_FAILED * a_norm * r))
+
+
 class MergeRadius:
     """The coarse merging radius ``rho_k`` above, for starts of mean norm ``scale``."""
 
@@ -404,8 +412,7 @@ def _eigenvalues(xp, J):
         except Exception:  # CuPy builds without a general eigensolver
             ev = None
     if ev is None:
-        Jh = to_numpy(J)
-        ev = batched_eigvals(Jh)
+        ev = batched_eigvals(to_numpy(J))
     ev = np.asarray(ev, dtype=np.complex128)
     # modulus descending; ties (conjugate pairs) by real part, then imaginary part
     order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)), axis=-1)
@@ -457,13 +464,13 @@ def _progress_bar(progress, total, dim, n_starts):
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
         return disabled(total=total, disable=True)
-    def make(delay):
+    def make():
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
-                    unit="start", leave=True, delay=delay)
+                    unit="start", leave=True)
 
-    return make(0.0) if progress else _LaterBar(make, total, _BAR_DELAY)
+    return make() if progress else _LaterBar(make, total, _BAR_DELAY)
 
 
 # progress=None: the bar appears once the search has run this long (s)
@@ -480,7 +487,7 @@ class _LaterBar:
 
     def _made(self):
         if self.bar is None and time.monotonic() >= self.until:
-            self.bar = self.make(0.0)
+            self.bar = self.make()
             self.bar.update(self.n)
         return self.bar
 

@@ -24,7 +24,8 @@ from itermap.typing import Array
 
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
-from ._common import ON_CIRCLE, _check_inputs, _stability
+from ._basins import _diff
+from ._common import ON_CIRCLE, _check_inputs, _eigenvalues, _stability
 
 __all__ = ["Continuation", "continuation"]
 
@@ -134,12 +135,9 @@ class _Family:
 
     def value(self, x, lam):
         m = self._map(lam)
-        d = np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0] - x
-        if m.periods is None:
-            return d
+        y = np.asarray(to_numpy(m.step(x[None, :], self._u(m))), dtype=float)[0]
         # on a torus F(x) = x modulo the periods, as find_fixed_points solves it
-        per = np.array([P or 0.0 for P in m.periods])
-        return d - per * np.round(d / np.where(per > 0, per, 1.0))
+        return _diff(y, x, None if m.periods is None else np.array([P or 0.0 for P in m.periods]))
 
     def jacobian(self, x, lam):
         m = self._map(lam)
@@ -186,9 +184,7 @@ def _correct(fam, y_pred, t, tol):
 
 
 def _eigs(fam, y):
-    ev = np.linalg.eigvals(fam.jacobian(y[:-1], y[-1])).astype(complex)
-    order = np.lexsort((ev.imag, -ev.real, -np.round(np.abs(ev), 12)))
-    return ev[order]
+    return _eigenvalues(np, fam.jacobian(y[:-1], y[-1])[None])[0]
 
 
 def _counts(ev):

@@ -138,15 +138,14 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
     ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
     eigenvector, then the damped search) to ``s = 1``. Where that rule ran (maps of
-    up to 500 units), each
-    start still unconverged after it and wandering follows its own gain homotopy
-    of ``method="homotopy"`` (below; ``patience`` steps at most) and is converged
-    where that path ends at a point. (4) With ``deflation``, the starts that
-    converged onto a point another start reached (at most 8 per point) run again, all at once,
-    from where they set out, as Newton on the deflated residual
-    ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every
-    point ``p_j`` found (Farrell, Birkisson and Funke 2015): ``M`` blows up
-    at the known points, so the runs converge to new ones, which join the
+    up to 500 units), each start still unconverged after it and wandering follows
+    its own gain homotopy of ``method="homotopy"`` (below; ``patience`` steps at
+    most) and is converged where that path ends at a point. (4) With ``deflation``,
+    the starts that converged onto a point another start reached (at most 8 per
+    point) run again, all at once, from where they set out, as Newton on the
+    deflated residual ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)``
+    over every point ``p_j`` found (Farrell, Birkisson and Funke 2015): ``M`` blows
+    up at the known points, so the runs converge to new ones, which join the
     deflation at once (a line search on ``M ||G||``, wandering where it
     stalls; 150 iterations at most, ended once 60 pass without a new point,
     30 before the first). Then the same deflated Newton runs from the
@@ -251,10 +250,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         ``points``, ``residuals``, ``jacobians``, ``eigenvalues`` (by modulus,
         descending), ``stable``, ``n_unstable``, ``n_unconverged``, ``orbit``,
         ``min_period``, ``status`` (per start) and, if asked for, the slow
-        points with ``slow_q``. Arrays stay in the
-        namespace of ``x0``, except ``eigenvalues``, ``stable`` and
-        ``n_unstable`` which are NumPy arrays (computed on the host unless
-        CuPy has ``linalg.eig``).
+        points with ``slow_q``. Arrays stay in the namespace of ``x0``, except
+        ``eigenvalues``, ``stable`` and ``n_unstable`` which are NumPy arrays
+        (computed on the host unless CuPy has ``linalg.eig``).
 
     Raises
     ------
@@ -285,18 +283,17 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
     (restarted GMRES with 100 vectors on ``map.tangent``, solved to Eisenstat and
-    Walker's forcing terms, ILU-preconditioned
-    on the weights' pattern for an itermap network with sparse weights of at
-    most 20,000 nonzeros, unpreconditioned beyond, after ``q_steps`` L-BFGS
-    steps on ``q``, with Armijo backtracking, and wandering where Newton
-    stalls; no Levenberg-Marquardt), deflated (Farrell,
+    Walker's forcing terms, ILU-preconditioned on the weights' pattern for an
+    itermap network with sparse weights of at most 20,000 nonzeros, unpreconditioned
+    beyond, after ``q_steps`` L-BFGS steps on ``q``, with Armijo backtracking, and
+    wandering where Newton stalls; no Levenberg-Marquardt), deflated (Farrell,
     Birkisson and Funke 2015) by the points the starts before it found, so
     that it converges to a new point rather than to one found already.
     ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
     multipliers (ARPACK, 4e6 / dim restarts, at least 20; NaN where it has not
-    converged, and such a point is not called stable), so ``stable`` is exact and ``n_unstable``
-    counts among those 6. Its memory (GMRES basis, ILU factors, starts) is
-    estimated first and the call refused with the estimate if the machine
+    converged, and such a point is not called stable), so ``stable`` is exact and
+    ``n_unstable`` counts among those 6. Its memory (GMRES basis, ILU factors,
+    starts) is estimated first and the call refused with the estimate if the machine
     lacks it. With ``method="newton"`` the Newton systems are dense,
     ``dim x dim`` per running start, even for a sparse map: starts run in
     batches holding at most about 1 GiB of Jacobians (and its work arrays),
@@ -392,18 +389,14 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
 
 def _check_deflation(deflation):
     """``"auto"`` (or None), True, False, or a radius: a finite number > 0."""
-    if deflation is None:
+    if deflation is None or isinstance(deflation, str) and deflation == "auto":
         return "auto"
     if isinstance(deflation, (bool, np.bool_)):
         return bool(deflation)
-    if isinstance(deflation, str):
-        if deflation != "auto":
-            raise ValueError(f"deflation must be 'auto', True, False or a radius > 0, got "
-                             f"{deflation!r}")
-        return deflation
     if not isinstance(deflation, (int, float, np.integer, np.floating)):
-        raise TypeError(f"deflation must be 'auto', True, False or a radius > 0, got "
-                        f"{deflation!r}")
+        # a string other than "auto" is a bad value; anything else, a bad type
+        error = ValueError if isinstance(deflation, str) else TypeError
+        raise error(f"deflation must be 'auto', True, False or a radius > 0, got {deflation!r}")
     return _check_positive("deflation", deflation)
 
 

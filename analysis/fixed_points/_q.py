@@ -196,8 +196,7 @@ def _lbfgs_q(F, x, xp, *, tol, max_iter, bar=None):
         rho[slot] = 0.0
         rho[slot, rows] = np.where(curv, 1.0 / np.where(curv, sy, 1.0), 0.0)
         if every:
-            S[slot], Y[slot], xw, g = s_vec, y_vec, x_new, g_new
-            q = q_new
+            S[slot], Y[slot], xw, g, q = s_vec, y_vec, x_new, g_new, q_new
         else:
             S[slot] = _put_rows(xp, S[slot], rows, s_vec)     # rho = 0 masks the others
             Y[slot] = _put_rows(xp, Y[slot], rows, y_vec)

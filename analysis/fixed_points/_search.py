@@ -35,8 +35,6 @@ from ._clustering import (
 from ._common import (
     _ALPHAS,
     _ESCAPES,
-    _SLOW_GRAD,
-    _SLOW_GRAD_FAILED,
     _STALL_DROP,
     _STALL_ITERS,
     MergeRadius,
@@ -50,6 +48,7 @@ from ._common import (
     _put_rows,
     _resolved,
     _solve,
+    _stationary,
     _take,
 )
 from ._result import (
@@ -155,6 +154,7 @@ class _NewtonSearch:
         self.escapes, self.force = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
         self.drift = np.zeros(n, dtype=np.int64)    # iterations running in a 2-cycle
         self.leaders_x = None     # converged points so far (one per group), on the device
+        self.leader_ids = None    # ... and the starts that lead them
         self.prev1 = self.prev2 = x
 
     def run(self):
@@ -207,7 +207,7 @@ class _NewtonSearch:
         if self.leaders_x is not None:
             near = _nearest_within(xp, xd, self.leaders_x, self.unique_tol)
             old = near >= 0
-            self.follows[idd[old]] = np.concatenate(self.found_ids)[near[old]]
+            self.follows[idd[old]] = self.leader_ids[near[old]]
             xd, rd, idd = _take(xp, xd, (~old).nonzero()[0]), rd[~old], idd[~old]
         if idd.size:
             lead, _ = _cluster(xp, xd, self.unique_tol)
@@ -217,6 +217,7 @@ class _NewtonSearch:
             self.found_r.append(rd[heads])
             self.found_ids.append(idd[heads])
             self.leaders_x = xp.concat(self.found_x, axis=0)
+            self.leader_ids = np.concatenate(self.found_ids)
 
     def _merge_running(self, keep):
         """Running rows that stalled give up or wander; those that reached a point already
@@ -231,7 +232,7 @@ class _NewtonSearch:
             near = _nearest_within(xp, xk, self.leaders_x, rho)
             hit = near >= 0
             if hit.any():
-                to = np.concatenate(self.found_ids)[near[hit]]
+                to = self.leader_ids[near[hit]]
                 k_idx, xk = self._follow(keep, k_idx, xk, hit, to)
         if not self.pairs or k_idx.size < 2 or (
                 self.it < 2 and np.sum(self.r_h[k_idx] <= self.radius.closing) < 2):
@@ -435,13 +436,8 @@ class _NewtonSearch:
         """Rows where q is stationary (``A^T G = 0``) but not zero: slow points when asked
         for, else they wander off or give up. Returns the mask of those rows."""
         xp = self.xp
-        g_h = _host_norm(xp, g)
-        a_norm = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0)
         r = self.r_h[lm]
-        # stationary; or nearly so where the last damped step could not lower q (q is
-        # flat to rounding there)
-        stalled = (g_h <= _SLOW_GRAD * a_norm * r) | (
-            self.lm_failed[rid] & (g_h <= _SLOW_GRAD_FAILED * a_norm * r))
+        stalled = _stationary(_host_norm(xp, g), diag, r, self.lm_failed[rid])
         if not stalled.any():
             return stalled
         if self.slow_points:

@@ -373,9 +373,7 @@ def _levenberg_marquardt(rows, lm, g, diag, lam, trial, fate):
     (the mask returned)."""
     xt, Pt, At, rt = trial
     g_n = np.sqrt(np.einsum("ij,ij->i", g, g))
-    bound = np.maximum(np.sqrt(np.sum(diag, axis=1)), 1.0) * rows.r[lm]
-    stat = (g_n <= C._SLOW_GRAD * bound) | (rows.failed[lm]
-                                           & (g_n <= C._SLOW_GRAD_FAILED * bound))
+    stat = C._stationary(g_n, diag, rows.r[lm], rows.failed[lm])
     ok = np.isfinite(rt) & (rt < rows.r[lm]) & ~stat
     rows.lam[lm] = np.where(ok, lam / 3.0, lam * 4.0)
     rows.failed[lm] = ~ok
