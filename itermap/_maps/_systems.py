@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .._core._backend import namespace, to_backend, to_numpy
-from .._core._checks import check_real, real_array
+from .._core._checks import check_real, check_real_array, real_array
 from .._core._types import Array
 from .._running._stepper import ScalarSource
 from ._map import Map
@@ -101,11 +101,7 @@ class LogisticMap(Map):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
             self.r = check_real("r", r)
         else:
-            arr = to_numpy(r) if hasattr(r, "shape") else np.asarray(r)
-            if arr.dtype.kind not in "iuf":
-                raise TypeError(f"r must be real, got dtype {arr.dtype}")
-            if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-                raise ValueError("r must be a finite float or a finite, non-empty 1-D array")
+            check_real_array("r", to_numpy(r) if hasattr(r, "shape") else r, ndim=1)
             self.r = r
 
     @property
