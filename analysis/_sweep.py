@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import itermap
+from itermap.progress import progress_bar
 
 from ._function_identity import function_identity
 from ._sweep_pool import SerialExecutor, run_on_local_pool, run_point
@@ -255,19 +256,18 @@ class _Sweep:
                              os.path.join(self.cache_dir, self.keys[i] + ".npz"))
             except (TypeError, ValueError, OSError) as exc:  # in the table, but not cached
                 self.uncached.append(f"{self.points[i]}: {exc}")
-        if self.bar is not None:
-            self.bar.update(1)
+        self.bar.update(1)
 
     def fail(self, i, error, message, tb=""):
         self.failures[i] = SweepFailure(dict(self.points[i]), error, message, tb)
-        if self.bar is not None:
-            self.bar.update(1)
+        self.bar.update(1)
 
     def run(self):
         """Compute the points not in the cache; an interrupt says what survives."""
         todo = [i for i, d in enumerate(self.done) if not d]
         futures: dict = {}
-        self._open_bar()
+        self.bar = progress_bar(total=len(self.points), initial=self.n_cached, desc="sweep",
+                                unit="pt", disable=not self.progress)
         try:
             if self.executor is None:
                 if todo:
@@ -286,7 +286,7 @@ class _Sweep:
         except KeyboardInterrupt:
             for fut in futures:
                 fut.cancel()
-            self._close_bar()
+            self.bar.close()
             # one line that says what survives, in place of the pool's internals
             on_disk = None if self.cache_dir is None else sum(
                 os.path.exists(os.path.join(self.cache_dir, key + ".npz")) for key in self.keys)
@@ -297,19 +297,7 @@ class _Sweep:
                 fut.cancel()
             raise
         finally:
-            self._close_bar()
-
-    def _open_bar(self):
-        if self.progress:  # tqdm is a dependency
-            from itermap.progress import progress_bar
-
-            self.bar = progress_bar(total=len(self.points), initial=self.n_cached, desc="sweep",
-                                    unit="pt")
-
-    def _close_bar(self):
-        if self.bar is not None:
             self.bar.close()
-            self.bar = None
 
     def table(self) -> SweepResult:
         """The records in grid order; warnings for uncached and failed points."""

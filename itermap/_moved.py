@@ -4,8 +4,7 @@ Pickles and saved files store a class's module path (``itermap._iterate:Trajecto
 When a module moves, :data:`MOVED` maps its old name to its new one: :func:`install`
 adds an import hook that makes the old name import the new module (so pickles made
 before the move unpickle), and :func:`current_module` is what the loader of
-``itermap.save`` files asks. A layout script writes the table between its markers; this
-module stays at the top of the package.
+``itermap.save`` files asks. This module stays at the top of the package.
 """
 
 from __future__ import annotations
@@ -15,60 +14,25 @@ import importlib.abc
 import importlib.util
 import sys
 
-# BEGIN MOVED (written by the layout script: {old dotted module: new dotted module})
-MOVED: dict[str, str] = {
-    "itermap._activations": "itermap._maps._activations",
-    "itermap._affine_scan": "itermap._running._affine_scan",
-    "itermap._attention_rnn": "itermap._maps._attention_rnn",
-    "itermap._backend": "itermap._core._backend",
-    "itermap._block_functions": "itermap._maps._block_functions",
-    "itermap._block_patterns": "itermap._maps._block_patterns",
-    "itermap._blocks": "itermap._maps._blocks",
-    "itermap._bptt": "itermap._training._bptt",
-    "itermap._checks": "itermap._core._checks",
-    "itermap._codec": "itermap._interop._codec",
-    "itermap._continuum": "itermap._maps._continuum",
-    "itermap._fused_sparse": "itermap._running._fused_sparse",
-    "itermap._fused_square": "itermap._running._fused_square",
-    "itermap._fused_steppers": "itermap._running._fused_steppers",
-    "itermap._gated": "itermap._maps._gated",
-    "itermap._graphs": "itermap._maps._graphs",
-    "itermap._io": "itermap._interop._io",
-    "itermap._io_maps": "itermap._interop._io_maps",
-    "itermap._iterate": "itermap._running._iterate",
-    "itermap._linalg": "itermap._running._linalg",
-    "itermap._log": "itermap._core._log",
-    "itermap._map": "itermap._maps._map",
-    "itermap._network": "itermap._maps._network",
-    "itermap._network_build": "itermap._maps._network_build",
-    "itermap._network_grad": "itermap._maps._network_grad",
-    "itermap._network_parts": "itermap._maps._network_parts",
-    "itermap._newton": "itermap._running._newton",
-    "itermap._nogil_blas": "itermap._running._nogil_blas",
-    "itermap._optim": "itermap._training._optim",
-    "itermap._progress": "itermap._core._progress",
-    "itermap._protocol": "itermap._maps._protocol",
-    "itermap._prune": "itermap._maps._prune",
-    "itermap._reorth": "itermap._running._reorth",
-    "itermap._reservoir": "itermap._maps._reservoir",
-    "itermap._result": "itermap._core._result",
-    "itermap._rng": "itermap._core._rng",
-    "itermap._schema": "itermap._interop._schema",
-    "itermap._state_space": "itermap._maps._state_space",
-    "itermap._stepper": "itermap._running._stepper",
-    "itermap._stepper_kernels": "itermap._running._stepper_kernels",
-    "itermap._systems": "itermap._maps._systems",
-    "itermap._threads": "itermap._running._threads",
-    "itermap._torch": "itermap._interop._torch",
-    "itermap._torch_modules": "itermap._interop._torch_modules",
-    "itermap._torch_transformer": "itermap._interop._torch_transformer",
-    "itermap._train": "itermap._training._train",
-    "itermap._transformer": "itermap._maps._transformer",
-    "itermap._types": "itermap._core._types",
+# itermap's private modules that moved into its folders, keeping their names: the
+# folder and what moved into it (itermap._gated is now itermap._maps._gated)
+_INTO_FOLDERS = {
+    "_core": ("_backend", "_checks", "_log", "_progress", "_result", "_rng", "_types"),
+    "_interop": ("_codec", "_io", "_io_maps", "_schema", "_torch", "_torch_modules",
+                 "_torch_transformer"),
+    "_maps": ("_activations", "_attention_rnn", "_block_functions", "_block_patterns", "_blocks",
+              "_continuum", "_gated", "_graphs", "_map", "_network", "_network_build",
+              "_network_grad", "_network_parts", "_protocol", "_prune", "_reservoir",
+              "_state_space", "_systems", "_transformer"),
+    "_running": ("_affine_scan", "_fused_sparse", "_fused_square", "_fused_steppers", "_iterate",
+                 "_linalg", "_newton", "_nogil_blas", "_reorth", "_stepper", "_stepper_kernels",
+                 "_threads"),
+    "_training": ("_bptt", "_optim", "_train"),
 }
-# END MOVED
+MOVED: dict[str, str] = {f"itermap.{name}": f"itermap.{folder}.{name}"
+                         for folder, names in _INTO_FOLDERS.items() for name in names}
 
-# itermap.analysis's modules that moved into its folders (round 9): files saved before
+# itermap.analysis's modules that moved into its folders (files saved before still load)
 MOVED.update({
     "itermap.analysis._fixed_points": "itermap.analysis.fixed_points._result",
     "itermap.analysis._basins": "itermap.analysis.fixed_points._basins",

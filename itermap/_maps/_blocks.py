@@ -552,10 +552,7 @@ class BlockMatrix:
         >>> W.to_sparse().nnz
         2
         """
-        if self.backend == "cupy":
-            smod = sparse_module(self._xp())
-        else:
-            smod = sp
+        smod = sparse_module(self._xp()) if self.backend == "cupy" else sp
         n = self.n_blocks
         grid = [[None] * n for _ in range(n)]
         for (i, j), b in self._blocks.items():

@@ -88,26 +88,20 @@ class _Cell:
     def state_size(self) -> int:
         return self.state_factor * self.hidden
 
-    def _input_gates(self, u):
-        gi = u @ self._ihT
-        if self.bias_ih is not None:
-            gi += self.bias_ih
-        return gi
-
-    def _hidden_gates(self, h):
-        gh = h @ self._hhT
+    def _pre(self, h, u):
+        """``(W_hh h + b_hh, W_ih u + b_ih)`` for rows ``h`` and ``u``, as fresh arrays."""
+        gh, gi = h @ self._hhT, u @ self._ihT
         if self.bias_hh is not None:
             gh += self.bias_hh
-        return gh
+        if self.bias_ih is not None:
+            gi += self.bias_ih
+        return gh, gi
 
     def arrays(self) -> dict:
         """The layer's weights under torch's names (without the ``_l{k}`` suffix)."""
-        out = {"weight_ih": self.weight_ih, "weight_hh": self.weight_hh}
-        if self.bias_ih is not None:
-            out["bias_ih"] = self.bias_ih
-        if self.bias_hh is not None:
-            out["bias_hh"] = self.bias_hh
-        return out
+        out = {"weight_ih": self.weight_ih, "weight_hh": self.weight_hh,
+               "bias_ih": self.bias_ih, "bias_hh": self.bias_hh}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 class _ElmanCell(_Cell):
@@ -123,12 +117,13 @@ class _ElmanCell(_Cell):
         self._f = get_activation(nonlinearity)
 
     def step(self, h, u):
-        a = self._hidden_gates(h)
-        a += self._input_gates(u)
+        a, gi = self._pre(h, u)
+        a += gi
         return self._f.apply(a, namespace(a), inplace=True)
 
     def fwd(self, h, u):
-        a = self._hidden_gates(h) + self._input_gates(u)
+        gh, gi = self._pre(h, u)
+        a = gh + gi
         xp = namespace(a)
         return self._f.apply(a, xp), self._f.derivative(a, xp)
 
@@ -152,8 +147,7 @@ class _GRUCell(_Cell):
 
     def step(self, h, u):
         H = self.hidden
-        gi = self._input_gates(u)
-        gh = self._hidden_gates(h)
+        gh, gi = self._pre(h, u)
         rz = gh[..., :2 * H]  # gh has the batch shape; u may be one input for all states
         rz += gi[..., :2 * H]
         rz = _sigmoid_inplace(rz)
@@ -169,8 +163,7 @@ class _GRUCell(_Cell):
     def fwd(self, h, u):
         H = self.hidden
         xp = namespace(h)
-        gi = self._input_gates(u)
-        gh = self._hidden_gates(h)
+        gh, gi = self._pre(h, u)
         rz = _sigmoid_inplace(gi[..., :2 * H] + gh[..., :2 * H])
         r, z = rz[..., :H], rz[..., H:]
         hn = gh[..., 2 * H:]
@@ -215,9 +208,8 @@ class _LSTMCell(_Cell):
     state_factor = 2
 
     def _gates(self, hc, u):
-        H = self.hidden
-        a = self._hidden_gates(hc[..., :H])
-        a += self._input_gates(u)
+        a, gi = self._pre(hc[..., :self.hidden], u)
+        a += gi
         return a
 
     def step(self, hc, u):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .._core._backend import namespace, to_backend, to_numpy
-from .._core._checks import check_real, no_half, plain_array
+from .._core._checks import check_real, check_real_array, real_array
 from .._core._types import Array
 from .._running._stepper import ScalarSource
 from ._map import Map
@@ -101,11 +101,7 @@ class LogisticMap(Map):
         if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
             self.r = check_real("r", r)
         else:
-            arr = to_numpy(r) if hasattr(r, "shape") else np.asarray(r)
-            if arr.dtype.kind not in "iuf":
-                raise TypeError(f"r must be real, got dtype {arr.dtype}")
-            if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-                raise ValueError("r must be a finite float or a finite, non-empty 1-D array")
+            check_real_array("r", to_numpy(r) if hasattr(r, "shape") else r, ndim=1)
             self.r = r
 
     @property
@@ -375,23 +371,9 @@ class LinearMap(Map):
     _holds_arrays = True
 
     def __init__(self, A: Array):
-        if A is None or isinstance(A, str | bytes):
-            raise TypeError(f"A must be a square matrix, got {type(A).__name__}")
-        A = no_half("A", plain_array("A", A))
-        if not hasattr(A, "shape"):
-            try:
-                A = np.asarray(A)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"A must be a real square matrix ({err})") from None
-        xp = namespace(A)
+        A = real_array("A", A)
         if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
             raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
-        if not xp.isdtype(A.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"A must be real, got dtype {A.dtype}")
-        if not xp.isdtype(A.dtype, "real floating"):
-            A = xp.astype(A, xp.float64)
-        if not bool(xp.all(xp.isfinite(A))):
-            raise ValueError("A contains NaN or inf")
         self.A = A
 
     @property

@@ -319,12 +319,9 @@ def largest_lyapunov_estimate(m, x, U, steps, rng=0):
 
 
 def _why(residual, iterations, steps, lam, n_lam, overflow, damping, jacobian):
-    if overflow:
-        what = (f"Newton over the trajectory did not converge in {iterations} iterations: "
-                f"the iterate overflowed to inf or NaN (largest residual {residual:.2e})")
-    else:
-        what = (f"Newton over the trajectory did not converge in {iterations} iterations "
-                f"(largest residual {residual:.2e})")
+    over = ": the iterate overflowed to inf or NaN" if overflow else ""
+    what = (f"Newton over the trajectory did not converge in {iterations} iterations{over} "
+            f"(largest residual {residual:.2e})")
     if lam is None:
         lyap = "the largest Lyapunov exponent could not be estimated"
     else:
@@ -588,10 +585,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     _check_finite(xp, states[-1, ...], steps)
     if m.periods is not None:  # solved on the lift; as iterate, the states after the start wrap
         states = xp.concat([states[:1, ...], m.wrap(states[1:, ...])], axis=0)
-    if keep == "last":
-        idx = np.array([steps])
-    else:
-        idx = np.arange(0, steps + 1, every)
+    idx = np.array([steps]) if keep == "last" else np.arange(0, steps + 1, every)
     states = xp.take(states, xp.asarray(idx), axis=0) if keep == "all" and every > 1 \
         else states[-1:, ...] if keep == "last" else states
     if not batched:

@@ -379,26 +379,19 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
     if resume is not None:
         run.resume(resume)
     run.hold_out(validation_data)
-    bar = None
-    if opts.progress:
-        bar = progress_bar(total=opts.epochs, initial=run.start_epoch, desc="train",
-                           unit="epoch", leave=False)
-    try:
-        with _blas_threads(m, opts.batch_size):
-            for epoch in range(run.start_epoch, opts.epochs):
-                run.epoch(epoch)
-                if bar is not None:
-                    bar.update(1)
-                    # the training set's numbers, not held-out ones
-                    bar.set_postfix({"train loss": f"{run.hist['loss'][-1]:.4g}",
-                                     "train acc": f"{run.hist['accuracy'][-1]:.3f}"})
-                if opts.save_state is not None:
-                    _save_state(opts.save_state, epoch, run.state(epoch))
-                if run.patience_spent():
-                    return run.result(stopped=True)
-    finally:
-        if bar is not None:
-            bar.close()
+    with progress_bar(total=opts.epochs, initial=run.start_epoch, desc="train", unit="epoch",
+                      leave=False, disable=not opts.progress) as bar, \
+            _blas_threads(m, opts.batch_size):
+        for epoch in range(run.start_epoch, opts.epochs):
+            run.epoch(epoch)
+            bar.update(1)
+            # the training set's numbers, not held-out ones
+            bar.set_postfix({"train loss": f"{run.hist['loss'][-1]:.4g}",
+                             "train acc": f"{run.hist['accuracy'][-1]:.3f}"})
+            if opts.save_state is not None:
+                _save_state(opts.save_state, epoch, run.state(epoch))
+            if run.patience_spent():
+                return run.result(stopped=True)
     return run.result(stopped=False)
 
 
