@@ -1,0 +1,115 @@
+"""Defects found in round 16, each with the test that failed before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import itermap
+from itermap.analysis import gain_family, lyapunov_scan
+from itermap.analysis.fixed_points import _newton_krylov as nk
+from itermap.analysis.fixed_points._common import _Power
+from itermap.block_functions import FeedForward
+
+
+def _sparse(n, gain, density, seed):
+    g = np.random.default_rng(seed)
+    W = sp.random(n, n, density=density, random_state=g, data_rvs=g.standard_normal,
+                  format="csr")
+    return (W * (gain / np.sqrt(n * density))).tocsr()
+
+
+def _function_block_network(n=40, leak=None, driven=False):
+    h = n // 2
+    rng = np.random.default_rng(6)
+    F1, F2 = rng.normal(size=(6, h)) * 0.3, rng.normal(size=(h, 6)) * 0.3
+    ff = FeedForward(F1, None, F2, None, seq_len=1, activation="tanh")
+    W0, W1 = _sparse(h, 1.4, 0.15, 7), _sparse(h, 1.4, 0.15, 8)
+    m = itermap.IterativeMap(itermap.BlockMatrix([h, h], {(0, 0): W0, (1, 1): W1}),
+                             functions={(1, 0): ff}, leak=leak)
+    return m, (W0, W1, F1, F2)
+
+
+def _central_differences(step, x, h=1e-6):
+    cols = []
+    for j in range(x.size):
+        e = np.zeros(x.size)
+        e[j] = h
+        cols.append((step(x + e) - step(x - e)) / (2.0 * h))
+    return np.stack(cols, axis=1)
+
+
+# -- 1. Newton-Krylov on function-block networks: a preconditioner through the protocol --
+@pytest.mark.parametrize("leak", [None, 0.4])
+def test_a_function_block_network_gives_its_jacobian_as_a_sparse_matrix(leak):
+    m, (W0, W1, F1, F2) = _function_block_network(leak=leak)
+    a = 1.0 if leak is None else leak
+
+    def plain(x):       # the map written from its weights
+        top = np.tanh(W0 @ x[:20])
+        bottom = np.tanh(W1 @ x[20:] + F2 @ np.tanh(F1 @ x[:20]))
+        return (1.0 - a) * x + a * np.concatenate([top, bottom])
+
+    x = np.random.default_rng(1).normal(0.0, 0.6, 40)
+    J = m.approximate_jacobian(x)
+    assert sp.issparse(J)
+    np.testing.assert_allclose(J.toarray(), _central_differences(plain, x), atol=1e-7)
+    assert m.sparse_jacobian(x) is None            # the exact-Jacobian member is unchanged
+    assert m.approximate_jacobian(x, max_nnz=10) is None
+
+
+def test_newton_krylov_preconditions_function_block_networks():
+    # the LU of the map's matrix inverts the Newton matrix the tangent gives
+    m, _ = _function_block_network()
+    F = _Power(m, 1, None, np)
+    x = np.random.default_rng(4).normal(0.0, 0.5, 40)
+    M = nk._preconditioner(F, x)
+    assert M is not None
+    A, _ = nk.tangent_operator(F, x)
+    V = np.random.default_rng(5).normal(size=(40, 3))
+    np.testing.assert_allclose(M.matmat(A.matmat(V)), V, atol=1e-9)
+
+
+def test_a_users_own_map_preconditions_through_the_protocol():
+    # any map that gives approximate_jacobian is preconditioned, whatever its class
+    W = _sparse(30, 1.3, 0.2, 2)
+
+    class Mine(itermap.Map):
+        dim = 30
+
+        def step(self, x, u=None):
+            return np.tanh(x @ W.T)
+
+        def jacobian(self, x, u=None):
+            return (1.0 - np.tanh(x @ W.T) ** 2)[..., :, None] * W.toarray()
+
+        def approximate_jacobian(self, x, u=None, *, max_nnz=None):
+            return sp.diags(1.0 - np.tanh(W @ x) ** 2) @ W
+
+    F = _Power(Mine(), 1, None, np)
+    x = np.random.default_rng(3).normal(0.0, 0.5, 30)
+    M = nk._preconditioner(F, x)
+    A, _ = nk.tangent_operator(F, x)
+    V = np.random.default_rng(5).normal(size=(30, 2))
+    np.testing.assert_allclose(M.matmat(A.matmat(V)), V, atol=1e-9)
+
+
+# -- 2. gain_family: float32 maps take the batched path ---------------------------------
+def test_gain_family_batches_float32_maps_as_float64_ones():
+    W = np.random.default_rng(0).normal(0.0, 1.0 / np.sqrt(40), (40, 40))
+    gains = np.array([0.3, 0.6, 0.8])
+    out = {}
+    for dtype in (np.float64, np.float32):
+        m = itermap.IterativeMap(W.astype(dtype))
+        x0 = np.full(40, 0.1, dtype=dtype)
+        make = gain_family(m)
+        assert make(gains).step(np.tile(x0, (3, 1))).dtype == dtype
+        out[dtype] = lyapunov_scan(make, gains, x0, 400, k=2, transient=50)
+        assert out[dtype].batched, dtype
+    np.testing.assert_allclose(out[np.float32].exponents, out[np.float64].exponents,
+                               rtol=1e-4, atol=1e-4)
+    # below gain 1 / rho(W) the orbit settles at 0: the top exponent is log(g rho(W))
+    rho = np.max(np.abs(np.linalg.eigvals(W)))
+    assert np.all(gains * rho < 1.0)
+    np.testing.assert_allclose(out[np.float32].exponents[:, 0], np.log(gains * rho), atol=0.02)
