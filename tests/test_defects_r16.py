@@ -113,3 +113,39 @@ def test_gain_family_batches_float32_maps_as_float64_ones():
     rho = np.max(np.abs(np.linalg.eigvals(W)))
     assert np.all(gains * rho < 1.0)
     np.testing.assert_allclose(out[np.float32].exponents[:, 0], np.log(gains * rho), atol=0.02)
+
+
+# -- 3. covariant vectors of a nilpotent map (an MLP as a map) ---------------------------
+def test_covariant_vectors_of_an_mlp_say_why_there_are_none():
+    from itermap.analysis import covariant_lyapunov_vectors
+
+    g = np.random.default_rng(0)
+    mlp = itermap.IterativeMap.from_mlp([g.normal(size=(5, 3)), g.normal(size=(2, 5))],
+                                        activation="tanh")
+    with pytest.raises(ValueError, match="every tangent direction collapsed.*MLP"):
+        covariant_lyapunov_vectors(mlp, np.full(mlp.dim, 0.3), 50, k=2, inputs=np.ones(3))
+
+
+def test_the_report_says_covariant_vectors_do_not_apply_to_an_mlp(tmp_path):
+    from itermap.analysis._report import run_report
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('seed = 0\n[networks.mlp]\nkind = "mlp"\nwidths = [3, 5, 2]\n'
+                    '[[analyses]]\nkind = "covariant_vectors"\nnetwork = "mlp"\nsteps = 50\n')
+    doc = run_report(spec, tmp_path / "rep", progress=False)
+    (sec,) = doc["analyses"]
+    assert "error" not in sec and sec["numbers"] == {"applicable": False, "fir_length": 2}
+    assert "do not apply" in sec["notes"][0] and "−∞" in sec["notes"][0]
+
+
+# -- 4. LogisticMap with an array r: errors that name the parameter ---------------------
+def test_logistic_map_with_an_array_r_names_the_parameters():
+    from itermap.systems import LogisticMap
+
+    m = LogisticMap(np.array([3.5, 3.9]))
+    with pytest.raises(ValueError, match=r"^x: .* r of shape \(2,\).*got shape \(3, 1\)"):
+        m.step(np.full((3, 1), 0.3))
+    with pytest.raises(ValueError, match=r"^r must be"):
+        LogisticMap([[3.0], [3.5, 3.9]])          # ragged
+    # the batch it was made for: row i runs with r[i] (closed form)
+    np.testing.assert_allclose(m.step(np.full((2, 1), 0.3)), [[3.5 * 0.21], [3.9 * 0.21]])
