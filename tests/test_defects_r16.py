@@ -149,3 +149,25 @@ def test_logistic_map_with_an_array_r_names_the_parameters():
         LogisticMap([[3.0], [3.5, 3.9]])          # ragged
     # the batch it was made for: row i runs with r[i] (closed form)
     np.testing.assert_allclose(m.step(np.full((2, 1), 0.3)), [[3.5 * 0.21], [3.9 * 0.21]])
+
+
+# -- hunt: spectra_table refused the inputs of driven maps without an input block --------
+def test_spectra_table_drives_gru_maps_and_networks_alike():
+    from itermap.analysis import spectra_table
+
+    g = np.random.default_rng(0)
+    H = 5
+    gru = itermap.GRUMap(g.normal(size=(3 * H, 2)) * 0.5, g.normal(size=(3 * H, H)) * 0.5)
+    u = np.array([0.3, -0.2])
+    t = spectra_table([gru], inputs=u, steps=400, transient=200, x0=None,
+                      executor="serial", seed=0)
+    assert not t.failures
+    # under a constant input the GRU settles at a point h*: its exponents are the logs of
+    # the moduli of the eigenvalues of the step's Jacobian there (central differences)
+    h = np.zeros(H)
+    for _ in range(2000):
+        h = gru.step(h, u)
+    J = np.stack([(gru.step(h + e, u) - gru.step(h - e, u)) / 2e-6
+                  for e in np.eye(H) * 1e-6], axis=1)
+    want = np.sort(np.log(np.abs(np.linalg.eigvals(J))))[::-1]
+    np.testing.assert_allclose(t.raw[0], want, atol=0.02)
