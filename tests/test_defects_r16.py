@@ -171,3 +171,28 @@ def test_spectra_table_drives_gru_maps_and_networks_alike():
                   for e in np.eye(H) * 1e-6], axis=1)
     want = np.sort(np.log(np.abs(np.linalg.eigvals(J))))[::-1]
     np.testing.assert_allclose(t.raw[0], want, atol=0.02)
+
+
+# -- hunt: fixed_points_pca took no Trajectory (a bare float() TypeError) ---------------
+def test_fixed_points_pca_takes_the_trajectory_iterate_returns():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from itermap.analysis import find_fixed_points, plots
+
+    m = itermap.random_rnn(8, gain=1.8, rng=3)
+    X0 = np.random.default_rng(0).normal(0.0, 0.5, (3, 8))
+    tr = itermap.iterate(m, X0, 30)
+    fp = find_fixed_points(m, X0, progress=False)
+    ax = plots.fixed_points_pca(fp, tr)
+    ref = plots.fixed_points_pca(fp, np.asarray(tr.states))
+    # the same figure as from the states array: the points at the same coordinates
+    got = [c.get_offsets() for c in ax.collections]
+    want = [c.get_offsets() for c in ref.collections]
+    assert len(got) == len(want) >= 1
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="^states"):
+        plots.fixed_points_pca(fp, {"not": "states"})
+    plt.close("all")
