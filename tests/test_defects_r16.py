@@ -196,3 +196,16 @@ def test_fixed_points_pca_takes_the_trajectory_iterate_returns():
     with pytest.raises(TypeError, match="^states"):
         plots.fixed_points_pca(fp, {"not": "states"})
     plt.close("all")
+
+
+# -- hunt: float32 weights that are all zero made a float64 map --------------------------
+@pytest.mark.parametrize("W", [np.zeros((3, 3), np.float32),
+                               sp.csr_matrix((3, 3), dtype=np.float32)])
+def test_zero_float32_weights_keep_the_map_float32(W):
+    m = itermap.IterativeMap(W, bias=np.full(3, 0.5, np.float32), leak=0.5)
+    x = np.ones(3, np.float32)
+    y = m.step(x)
+    assert m.dtype == np.float32 and y.dtype == np.float32
+    np.testing.assert_allclose(y, 0.5 * x + 0.5 * np.tanh(0.5), rtol=1e-6)   # no weights
+    # a sparse random network drawn without any weight: the dtype asked for
+    assert itermap.random_rnn(1, density=0.25, rng=0, dtype=np.float32).dtype == np.float32
