@@ -209,3 +209,19 @@ def test_zero_float32_weights_keep_the_map_float32(W):
     np.testing.assert_allclose(y, 0.5 * x + 0.5 * np.tanh(0.5), rtol=1e-6)   # no weights
     # a sparse random network drawn without any weight: the dtype asked for
     assert itermap.random_rnn(1, density=0.25, rng=0, dtype=np.float32).dtype == np.float32
+
+
+# -- hunt: the report's scan note read "reaches that only at gain -." without mean field --
+def test_the_scan_note_of_a_sparse_network_names_no_missing_mean_field_gain(tmp_path):
+    from itermap.analysis._report import run_report
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('seed = 1\n[networks.rnn]\nkind = "random_rnn"\nn = 10\ndensity = 0.3\n'
+                    '[[analyses]]\nkind = "lyapunov_scan"\nnetwork = "rnn"\n'
+                    'gains = [0.5, 2.0]\nsteps = 30\ntransient = 10\nseeds = 2\n')
+    doc = run_report(spec, tmp_path / "rep", progress=False)
+    (sec,) = doc["analyses"]
+    assert sec["numbers"]["mean_field"] is None       # a sparse network: no mean field
+    note = sec["notes"][0]
+    assert "gain -" not in note and "mean-field exponent reaches" not in note
+    assert "chaos is declared above 0.01 nats/step. Finite N" in note
