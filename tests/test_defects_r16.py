@@ -225,3 +225,18 @@ def test_the_scan_note_of_a_sparse_network_names_no_missing_mean_field_gain(tmp_
     note = sec["notes"][0]
     assert "gain -" not in note and "mean-field exponent reaches" not in note
     assert "chaos is declared above 0.01 nats/step. Finite N" in note
+
+
+# -- hunt: a spectrum result passed for its exponents: "got dtype object" ------------------
+def test_kaplan_yorke_of_a_result_says_to_pass_its_exponents():
+    from itermap.analysis import entropy_rate, kaplan_yorke_dimension, lyapunov_spectrum
+    from itermap.systems import henon
+
+    res = lyapunov_spectrum(henon(), np.array([0.1, 0.1]), 2000, rng=0)
+    for fn in (kaplan_yorke_dimension, entropy_rate):
+        with pytest.raises(TypeError, match=r"^exponents .*LyapunovSpectrum: pass its "
+                                            r"\.exponents"):
+            fn(res)
+    # the Henon attractor's dimension, about 1.26 (Kaplan-Yorke's formula, Grassberger's
+    # published exponents 0.419 and -1.623)
+    assert kaplan_yorke_dimension(res.exponents) == pytest.approx(1.258, abs=0.01)
