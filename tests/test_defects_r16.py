@@ -240,3 +240,19 @@ def test_kaplan_yorke_of_a_result_says_to_pass_its_exponents():
     # the Henon attractor's dimension, about 1.26 (Kaplan-Yorke's formula, Grassberger's
     # published exponents 0.419 and -1.623)
     assert kaplan_yorke_dimension(res.exponents) == pytest.approx(1.258, abs=0.01)
+
+
+# -- hunt: newton-krylov gave a float32 map's points in float64 (newton: float32) --------
+def test_newton_krylov_points_keep_the_starts_dtype():
+    from itermap.analysis import find_fixed_points
+
+    W = _sparse(30, 1.5, 0.2, 0).astype(np.float32)
+    m = itermap.IterativeMap(W)
+    X0 = np.random.default_rng(0).normal(0.0, 0.5, (3, 30)).astype(np.float32)
+    fp = find_fixed_points(m, X0, method="newton-krylov", progress=False)
+    ref = find_fixed_points(m, X0, method="newton", progress=False)
+    assert fp.points.dtype == ref.points.dtype == np.float32
+    W64 = W.astype(np.float64)
+    for p in fp.points:     # points of tanh(W x) = x to float32 rounding (plain product)
+        p = p.astype(np.float64)
+        assert np.linalg.norm(np.tanh(W64 @ p) - p) <= 1e-5

@@ -84,8 +84,9 @@ def newton_krylov(problem) -> Solution:
                                         unique_tol=problem.unique_tol, bar=bar,
                                         q_steps=problem.q_steps)
         _settle(bar)
-    return Solution(points=P, residuals=R, status=status, jacobians=None,
-                    eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
+    # the points in the starts' dtype, as the other methods give them (Newton ran in float64)
+    return Solution(points=P.astype(x.dtype, copy=False), residuals=R, status=status,
+                    jacobians=None, eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
