@@ -256,3 +256,15 @@ def test_newton_krylov_points_keep_the_starts_dtype():
     for p in fp.points:     # points of tanh(W x) = x to float32 rounding (plain product)
         p = p.astype(np.float64)
         assert np.linalg.norm(np.tanh(W64 @ p) - p) <= 1e-5
+
+
+# -- hunt: check_map drew a float32 driven map's input in float64 ------------------------
+def test_check_map_passes_a_float32_driven_network():
+    g = np.random.default_rng(0)
+    m = itermap.IterativeMap.from_rnn((g.normal(size=(6, 6)) * 0.4).astype(np.float32),
+                                      g.normal(size=(6, 2)).astype(np.float32))
+    u = np.ones((3, 2), np.float32)
+    X = g.normal(size=(3, m.dim)).astype(np.float32)
+    assert m.step(X, u).dtype == np.float32        # the map keeps float32 given float32
+    r = itermap.check_map(m, rng=0, tol=1e-2)      # (float32 central differences)
+    assert r.passed and r.errors["jacobian"] <= 1e-2
