@@ -268,3 +268,23 @@ def test_check_map_passes_a_float32_driven_network():
     assert m.step(X, u).dtype == np.float32        # the map keeps float32 given float32
     r = itermap.check_map(m, rng=0, tol=1e-2)      # (float32 central differences)
     assert r.passed and r.errors["jacobian"] <= 1e-2
+
+
+# -- hunt: deep_lssl made float32 layers a float64 network -------------------------------
+def test_deep_lssl_keeps_float32_layers_float32():
+    A = np.array([[-1.0, 0.3], [0.0, -0.5]])
+    B, C = np.array([[1.0], [0.5]]), np.array([[1.0, -1.0]])
+    nets = {}
+    for dt in (np.float64, np.float32):
+        layer = itermap.LinearStateSpace(A.astype(dt), B.astype(dt), C.astype(dt), dt=0.1)
+        nets[dt] = itermap.deep_lssl([layer, layer])
+        assert nets[dt].dtype == dt
+    x = np.zeros((1, nets[np.float64].dim))
+    u = np.ones((1, 1))
+    y64 = nets[np.float64].step(x, u)
+    y32 = nets[np.float32].step(x.astype(np.float32), u.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-6, atol=1e-7)
+    # the first layer's state after one step from 0: B_bar u, bilinear B_bar = (I - dt/2 A)^-1 dt B
+    Bbar = np.linalg.solve(np.eye(2) - 0.05 * A, 0.1 * B)
+    np.testing.assert_allclose(y64[0, 1:3], Bbar[:, 0], rtol=1e-12)
