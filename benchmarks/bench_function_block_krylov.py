@@ -51,7 +51,7 @@ def run(n, gain, starts=3, preconditioned=True):
     fp = find_fixed_points(m, x0, method="newton-krylov", progress=False)
     cpu = time.process_time() - t
     good = sum(np.linalg.norm(plain(p) - p) <= 1e-10 for p in np.asarray(fp.points))
-    return cpu, good, list(fp.status)
+    return cpu, good, [int(s) for s in fp.status]
 
 
 def main():
