@@ -288,3 +288,13 @@ def test_deep_lssl_keeps_float32_layers_float32():
     # the first layer's state after one step from 0: B_bar u, bilinear B_bar = (I - dt/2 A)^-1 dt B
     Bbar = np.linalg.solve(np.eye(2) - 0.05 * A, 0.1 * B)
     np.testing.assert_allclose(y64[0, 1:3], Bbar[:, 0], rtol=1e-12)
+
+
+# -- hunt: `itermap demo --seed -2` ended in NumPy's traceback -----------------------------
+def test_the_demo_refuses_a_negative_seed_naming_it(capsys):
+    from itermap.analysis.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--seed", "-2"])
+    assert exc.value.code == 2
+    assert "argument --seed: expected a non-negative integer, got '-2'" in capsys.readouterr().err
