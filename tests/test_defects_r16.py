@@ -298,3 +298,18 @@ def test_the_demo_refuses_a_negative_seed_naming_it(capsys):
         main(["demo", "--seed", "-2"])
     assert exc.value.code == 2
     assert "argument --seed: expected a non-negative integer, got '-2'" in capsys.readouterr().err
+
+
+# -- hunt: newton-krylov padded a small map's multipliers with zeros ---------------------
+@pytest.mark.parametrize("method", ["newton-krylov", "homotopy"])
+def test_a_one_unit_map_has_one_multiplier(method):
+    from itermap.analysis import find_fixed_points
+
+    g, c = 1.5, 0.2
+    m = itermap.IterativeMap(np.array([[g]]), bias=np.array([c]))
+    fp = find_fixed_points(m, np.array([[0.9]]), method=method, progress=False)
+    assert np.asarray(fp.eigenvalues).shape == (len(fp.points), 1)
+    for p, ev in zip(np.asarray(fp.points)[:, 0], np.asarray(fp.eigenvalues)[:, 0]):
+        # x = tanh(g x + c): the multiplier is g (1 - x^2)
+        assert abs(np.tanh(g * p + c) - p) <= 1e-10
+        assert ev == pytest.approx(g * (1.0 - p * p), abs=1e-9)

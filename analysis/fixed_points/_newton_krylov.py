@@ -319,7 +319,8 @@ def leading_multipliers(F, P, k_max):
     from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
     n = P.shape[1]
-    ev = np.zeros((P.shape[0], k_max), dtype=np.complex128)
+    # a map of fewer than k_max units has that many multipliers (no zero padding)
+    ev = np.zeros((P.shape[0], min(k_max, n)), dtype=np.complex128)
     for j, p in enumerate(P):
         _, J = tangent_operator(F, p)
         if n <= 64:
