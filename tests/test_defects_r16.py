@@ -59,6 +59,21 @@ def test_a_function_block_network_gives_its_jacobian_as_a_sparse_matrix(leak):
     assert m.approximate_jacobian(x, max_nnz=10) is None
 
 
+def test_the_function_blocks_jacobian_is_built_in_chunks_of_directions(monkeypatch):
+    from itermap._maps import _network_grad
+
+    m, (W0, W1, F1, F2) = _function_block_network()
+    x = np.random.default_rng(2).normal(0.0, 0.6, 40)
+    monkeypatch.setattr(_network_grad, "_JAC_CHUNK", 3)      # 20 inputs: 7 chunks
+    J = m.approximate_jacobian(x)
+    # the function block's rows: diag(1 - tanh^2) (W1 | F2 diag(1 - tanh(F1 x0)^2) F1)
+    x0, x1 = x[:20], x[20:]
+    h = np.tanh(F1 @ x0)
+    z = W1 @ x1 + F2 @ h
+    want = (1.0 - np.tanh(z) ** 2)[:, None] * (F2 @ ((1.0 - h ** 2)[:, None] * F1))
+    np.testing.assert_allclose(J.toarray()[20:, :20], want, atol=1e-12)
+
+
 def test_newton_krylov_preconditions_function_block_networks():
     # the LU of the map's matrix inverts the Newton matrix the tangent gives
     m, _ = _function_block_network()

@@ -587,12 +587,19 @@ def approximate_jacobian(self: IterativeMap, x: Array, u: Array | None = None, *
     d = self._derivative(parts, xp)
     S = self._bm.to_sparse().tocsr()
     smod = sparse_module(namespace(S))
-    for i, j, g in fns:     # the function's Jacobian, its columns the unit vectors
-        xj = x[self._slices[j]]
-        Jg = smod.coo_matrix(g.tangent(xj, xp.eye(g.in_size, dtype=x.dtype)))
-        r0, c0 = self._slices[i].start, self._slices[j].start
-        S = S + smod.coo_matrix((Jg.data, (Jg.row + r0, Jg.col + c0)), shape=S.shape)
+    eye = xp.eye(max((g.in_size for _, _, g in fns), default=0), dtype=x.dtype)
+    for i, j, g in fns:     # the function's Jacobian: its tangent on the unit vectors,
+        xj = x[self._slices[j]]     # _JAC_CHUNK at a time (a tangent's work arrays scale)
+        for c in range(0, g.in_size, _JAC_CHUNK):
+            cols = eye[:g.in_size, c:c + _JAC_CHUNK]
+            Jg = smod.coo_matrix(g.tangent(xj, cols))
+            r0, c0 = self._slices[i].start, self._slices[j].start + c
+            S = S + smod.coo_matrix((Jg.data, (Jg.row + r0, Jg.col + c0)), shape=S.shape)
     return _sparse_product(self, d, S.tocsr())
+
+
+# directions per call of a function block's tangent in approximate_jacobian
+_JAC_CHUNK = 256
 
 
 def _sparse_product(self, d, S=None):
