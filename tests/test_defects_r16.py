@@ -328,3 +328,23 @@ def test_a_one_unit_map_has_one_multiplier(method):
         # x = tanh(g x + c): the multiplier is g (1 - x^2)
         assert abs(np.tanh(g * p + c) - p) <= 1e-10
         assert ev == pytest.approx(g * (1.0 - p * p), abs=1e-9)
+
+
+# -- hunt: the report refused a lyapunov analysis of a small network for the default k ---
+def test_the_default_k_of_a_lyapunov_section_fits_a_small_network(tmp_path):
+    from itermap.analysis._report import SpecError, run_report
+
+    spec = tmp_path / "spec.toml"
+    net = '[networks.rnn]\nkind = "random_rnn"\nn = 5\ngain = 0.5\n'
+    spec.write_text('seed = 0\n' + net + '[[analyses]]\nkind = "lyapunov"\nnetwork = "rnn"\n'
+                    'steps = 300\n')
+    doc = run_report(spec, tmp_path / "rep", progress=False)
+    (sec,) = doc["analyses"]
+    exps = np.asarray(sec["numbers"]["exponents"], dtype=float)
+    assert exps.shape == (5,)                      # all five, not the default 8
+    # gain 0.5: the orbit settles at 0, where the exponents are log|eig(0.5 W)| (below 0)
+    assert np.all(exps < 0)
+    spec.write_text('seed = 0\n' + net + '[[analyses]]\nkind = "lyapunov"\nnetwork = "rnn"\n'
+                    'k = 8\n')
+    with pytest.raises(SpecError, match=r"k: 8 exponents exceed the dimension 5"):
+        run_report(spec, tmp_path / "rep2", progress=False)

@@ -451,7 +451,8 @@ class Lyapunov(AnalysisModel):
 
     def check(self, spec, where):
         n = _known_dim(spec, self.network, tangent=True)
-        if n is not None and self.k > n:
+        # the default k is capped at the dimension when the analysis runs; a k given is not
+        if n is not None and self.k > n and "k" in self.model_fields_set:
             raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
                             f"{self.network}'s state" + (" outside its input block"
                                                          if _driven(spec, self.network)
