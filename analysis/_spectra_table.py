@@ -92,7 +92,7 @@ def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
     start = np.where(state_units(m), start, 0.0)
     kk = None if k is None else min(k, m.dim - m.forced_size)
     res = lyapunov_spectrum(m, start, steps, k=kk, transient=transient,
-                            inputs=None if m.input_block is None else inputs, rng=rng)
+                            inputs=inputs if m.input_size else None, rng=rng)
     return {"exponents": np.asarray(to_numpy(res.exponents), dtype=float)}
 
 
@@ -147,7 +147,8 @@ def _check_maps(maps):
 
 def _check_inputs(maps, inputs):
     inputs = check_real_array("inputs", inputs)
-    n_in = {m.sizes[m.input_block] for m in maps if getattr(m, "input_block", None) is not None}
+    # input_size (the protocol's): a GRU or LSTM map is driven without an input block
+    n_in = {m.input_size for m in maps if m.input_size}
     if not n_in:
         raise ValueError("inputs were given, but no map in maps is driven")
     if len(n_in) > 1:

@@ -80,6 +80,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    """A non-negative integer seed (NumPy refuses negative ones with a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1  # refused below, with the same message
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _threads(text: str) -> str | int:
     """``auto``, ``default`` or a positive count of BLAS threads."""
     if text in ("auto", "default"):
@@ -100,7 +111,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command")
     p_demo = sub.add_parser("demo", help="build an MLP and an RNN as maps and check them "
                                          "(the default)")
-    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--seed", type=_seed, default=0)
     p_report = sub.add_parser(
         "report", help="run the analyses of a TOML spec and write an HTML report, figures "
                        "and results.json",

@@ -836,6 +836,11 @@ def cases() -> dict:
             "fig": P(_figure(), "figure"), "path": P(str(TMP / "fig"), "path")},
             positional=("fig", "path"), skip={"path": {"missing"}}),
     }
+    # -- round 16 (r16-defects) --------------------------------------------------
+    c["IterativeMap.approximate_jacobian"] = Case(
+        IterativeMap(sp.csr_matrix(np.eye(5, k=1) * 0.5), leak=0.5).approximate_jacobian,
+        passes_nan=True, params={"x": P(x5, "state"), "u": P(None, "array", optional=True)},
+        positional=("x", "u"), nan_ok=True)
     c.update(_transformer_cases(P))
     c.update(_population_cases())
     return c

@@ -451,7 +451,8 @@ class Lyapunov(AnalysisModel):
 
     def check(self, spec, where):
         n = _known_dim(spec, self.network, tangent=True)
-        if n is not None and self.k > n:
+        # the default k is capped at the dimension when the analysis runs; a k given is not
+        if n is not None and self.k > n and "k" in self.model_fields_set:
             raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
                             f"{self.network}'s state" + (" outside its input block"
                                                          if _driven(spec, self.network)
@@ -646,8 +647,10 @@ def lyapunov_scan(cfg, ctx, out):
         f"largest exponent crosses zero, at gain 1, for n -> infinity and infinitely long "
         f"runs; three things move a measured one above it. The threshold: a finite run "
         f"cannot tell an exponent of zero (a limit cycle or torus) from a slightly positive "
-        f"one, so chaos is declared above {cfg.threshold} nats/step, and even the "
-        f"mean-field exponent reaches that only at gain {_fmt(g_mf, '.3f')}. Finite N: the "
+        f"one, so chaos is declared above {cfg.threshold} nats/step"
+        + ("" if g_mf is None else f", and even the mean-field exponent reaches that only "
+                                   f"at gain {g_mf:.3f}")
+        + f". Finite N: the "
         f"origin of a finite network loses stability at gain 1/rho(W) (rho between "
         f"{radius.min():.2f} and {radius.max():.2f} here), to fixed points, limit cycles "
         f"and tori whose largest exponent is at most 0, and chaos sets in only beyond "

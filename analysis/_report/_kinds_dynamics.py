@@ -10,6 +10,8 @@ from pydantic import Field
 from itermap import IterativeMap
 
 from .. import plots
+from .._checks import is_network
+from .._graph import fir_length
 from .._memory import memory_capacity as capacity
 from .._parallel_in_time import newton_lyapunov_scan
 from ..fixed_points import continuation as follow
@@ -113,6 +115,14 @@ class CovariantVectorsKind(AnalysisModel):
 @report_kind(CovariantVectorsKind)
 def covariant_vectors(cfg, ctx, out):
     m = ctx.nets[cfg.network]
+    L = fir_length(m) if is_network(m) else None
+    if L is not None:       # nilpotent: every exponent is -inf, no vector to compute
+        out.numbers.update(applicable=False, fir_length=L)
+        out.note(f"Covariant Lyapunov vectors do not apply to {cfg.network}: its sparsity "
+                 f"graph has no cycle (a feed-forward network, as an MLP is), so it forgets "
+                 f"every perturbation after {L} steps; every Lyapunov exponent is −∞ and "
+                 f"no covariant vector exists.")
+        return
     x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
     res = covariant_lyapunov_vectors(m, x0, cfg.steps, k=k, transient=cfg.transient,

@@ -3,9 +3,10 @@
 Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
 ``(D(F^p)(x) - I) dx = -G`` are solved by restarted GMRES on products with the
 map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no
-``dim x dim`` array is formed. An incomplete LU factorization of ``D F - I``, from the
-map's own sparse Jacobian (``Map.sparse_jacobian``: a network with sparse weights, O(nnz)
-memory), preconditions the GMRES up to ``_ILU_MAX_NNZ`` nonzeros;
+``dim x dim`` array is formed. A complete or incomplete LU factorization of ``D F - I``,
+from the map's own sparse (approximate) Jacobian (``Map.approximate_jacobian``: a network
+with sparse weights, function blocks included; O(nnz) memory), preconditions the GMRES
+up to ``_ILU_MAX_NNZ`` nonzeros;
 larger maps run unpreconditioned, with a long restart instead (an incomplete
 factorisation of a random sparse pattern fills in, and GMRES stagnates where
 ``D F - I`` is indefinite). Starts run one after the other,
@@ -83,8 +84,9 @@ def newton_krylov(problem) -> Solution:
                                         unique_tol=problem.unique_tol, bar=bar,
                                         q_steps=problem.q_steps)
         _settle(bar)
-    return Solution(points=P, residuals=R, status=status, jacobians=None,
-                    eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
+    # the points in the starts' dtype, as the other methods give them (Newton ran in float64)
+    return Solution(points=P.astype(x.dtype, copy=False), residuals=R, status=status,
+                    jacobians=None, eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
@@ -96,15 +98,6 @@ def krylov_memory(map_, n_starts, dim, itemsize=8):
     if nnz is not None and _lu_fits(dim):
         ilu = lu_memory(dim, nnz)
     return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
-
-
-def _sparse_newton_matrix(map_, x, u, max_nnz=_ILU_MAX_NNZ):
-    """``D F(x) - I`` as CSC where the map gives a sparse Jacobian (at most ``max_nnz``
-    nonzeros), else None."""
-    import scipy.sparse as sp
-
-    J = sparse_jacobian(map_, x, u, max_nnz)
-    return None if J is None else (J - sp.identity(x.size, format="csr")).tocsc()
 
 
 def sparse_jacobian(map_, x, u, max_nnz=None):
@@ -140,17 +133,21 @@ def uses_lu(F, dim):
 
 
 def _preconditioner(F, x):
-    """A preconditioner of ``D F(x) - I`` (period 1, sparse networks), or None: the
-    complete sparse LU where ``uses_lu`` (GMRES then converges in one step), else an ILU
-    up to ``_ILU_MAX_NNZ`` nonzeros."""
+    """A preconditioner of ``D F(x) - I`` (period 1), or None: from the map's
+    ``Map.approximate_jacobian`` (its sparse Jacobian; a network with function blocks
+    gives one too), the complete sparse LU where its fill fits ``_LU_BYTES`` (GMRES then
+    converges in one step where the matrix is exact), else an ILU up to
+    ``_ILU_MAX_NNZ`` nonzeros."""
+    import scipy.sparse as sp
     from scipy.sparse.linalg import LinearOperator, spilu, splu
 
     if F.p != 1:
         return None
-    lu = uses_lu(F, x.size)
-    A = _sparse_newton_matrix(F.map, x, F.u, max_nnz=None if lu else _ILU_MAX_NNZ)
-    if A is None:
+    lu = _lu_fits(x.size)
+    J = F.map.approximate_jacobian(x, F.u, max_nnz=None if lu else _ILU_MAX_NNZ)
+    if J is None or not sp.issparse(J):      # none, or one off the host
         return None
+    A = (J.astype(np.float64) - sp.identity(x.size, format="csr")).tocsc()
     try:
         fac = splu(A) if lu else spilu(A, drop_tol=_ILU_DROP, fill_factor=_ILU_FILL)
     except RuntimeError:          # exactly singular factor: run unpreconditioned
@@ -322,7 +319,8 @@ def leading_multipliers(F, P, k_max):
     from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
     n = P.shape[1]
-    ev = np.zeros((P.shape[0], k_max), dtype=np.complex128)
+    # a map of fewer than k_max units has that many multipliers (no zero padding)
+    ev = np.zeros((P.shape[0], min(k_max, n)), dtype=np.complex128)
     for j, p in enumerate(P):
         _, J = tangent_operator(F, p)
         if n <= 64:

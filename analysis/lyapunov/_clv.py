@@ -202,9 +202,16 @@ def _stepper_forward(stepper, n_total, orient, save_every, steps):
             return None
         if stepper.advance(n_total, acc=acc, r_out=Rs, q_out=Qs, q_every=save_every) is None:
             return None
-    if np.isneginf(acc).any() or np.isneginf(first).any():
-        raise ValueError("a tangent direction collapsed exactly (R_ii = 0): its exponent is "
-                         "-inf and its covariant vector undefined; lower k")
+    dead = (np.isneginf(acc) | np.isneginf(first)).any(axis=0)
+    if dead[0]:     # the leading direction: all of them (a nilpotent map, an MLP)
+        raise ValueError("every tangent direction collapsed exactly (R_11 = 0): the map "
+                         "forgets every perturbation in finitely many steps (nilpotent "
+                         "Jacobian products, as a feed-forward network such as an MLP has), "
+                         "so every exponent is -inf and no covariant vector exists")
+    if dead.any():
+        raise ValueError(f"a tangent direction collapsed exactly (R_ii = 0): its exponent is "
+                         f"-inf and its covariant vector undefined; lower k to at most "
+                         f"{int(np.argmax(dead))}")
     return Rs, Qs[:steps // save_every], acc
 
 

@@ -146,10 +146,13 @@ def _batched_map(make_map, values, x0, inputs, batched):
         with np.errstate(all="ignore"):
             Y = to_numpy(m.step(X, inputs))
             ok = Y.shape == (values.size, m.dim)
+            # float32 rows agree to its rounding only (g W x against (g W) x)
+            tol = max(1e-12, 100.0 * float(np.finfo(Y.dtype).eps)) \
+                if np.issubdtype(Y.dtype, np.floating) else 1e-12
             for idx in (0, values.size - 1):
                 single = make_map(float(values[idx]))
                 y = to_numpy(single.step(X[idx], inputs))
-                ok = ok and np.allclose(Y[idx], y, rtol=1e-12, atol=1e-12, equal_nan=True)
+                ok = ok and np.allclose(Y[idx], y, rtol=tol, atol=tol, equal_nan=True)
     except (TypeError, ValueError):
         if batched:
             raise
@@ -487,7 +490,8 @@ class _GainBatch(Map):
 
     def __init__(self, W, bias, activation, gains, sizes):
         self._W, self._bias, self._act = W, bias, activation
-        self._g = np.asarray(gains, dtype=float)
+        # the gains in the weights' dtype: float64 gains would promote a float32 batch
+        self._g = np.asarray(gains, dtype=W.dtype)
         self._sizes = tuple(sizes)
 
     @property

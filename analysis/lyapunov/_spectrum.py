@@ -154,6 +154,9 @@ class LyapunovSpectrum(itermap.Result):
 
 
 def _spectrum_array(exponents, name="exponents"):
+    if hasattr(exponents, "exponents"):      # a result, not its exponents
+        raise TypeError(f"{name} must be an array of exponents, got a "
+                        f"{type(exponents).__name__}: pass its .exponents")
     exponents = plain_array(name, exponents)
     lam = np.asarray(to_numpy(exponents) if hasattr(exponents, "shape") else exponents)
     if lam.dtype.kind not in "iuf":

@@ -169,8 +169,9 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
     ----------
     fixed_points : FixedPoints or dict
         With ``points`` (m, dim) and ``n_unstable`` (m,).
-    states : array of shape (T, n, dim) or (N, dim)
-        States along trajectories; a 3-D array is drawn as ``n`` lines.
+    states : array of shape (T, n, dim) or (N, dim), or Trajectory
+        States along trajectories (an :class:`itermap.Trajectory`'s own); a 3-D array
+        is drawn as ``n`` lines.
     ax : matplotlib Axes, optional
     components : pair of int
         The principal components on the axes.
@@ -185,6 +186,8 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
     ------
     ValueError
         For points whose dimension is not that of ``states``.
+    TypeError
+        For ``states`` that are no array of numbers.
 
     Examples
     --------
@@ -200,7 +203,13 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
     pts = np.asarray(_np(_field(fixed_points, "points", param="fixed_points")), dtype=float)
     n_unstable = _field(fixed_points, "n_unstable", param="fixed_points")
     n_unstable = np.asarray(_np(n_unstable), dtype=int)
-    S = np.asarray(_np(states), dtype=float)
+    if hasattr(states, "states"):      # a Trajectory from itermap.iterate
+        states = states.states
+    try:
+        S = np.asarray(_np(states), dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"states must be an array of states or a Trajectory, got "
+                        f"{type(states).__name__}") from None
     flat = S.reshape(-1, S.shape[-1])
     if pts.ndim != 2 or pts.shape[1] != flat.shape[1]:
         raise ValueError(f"points of shape {pts.shape} do not match states of dim "

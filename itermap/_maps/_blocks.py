@@ -92,6 +92,7 @@ class BlockMatrix:
         if not isinstance(blocks, dict):
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
+        self._zero_dtype = None      # the dtype of dropped zero blocks (a map keeps it)
         for key, block in blocks.items():
             i, j = _block_key("blocks", key)
             if not (0 <= i < n and 0 <= j < n):
@@ -161,8 +162,10 @@ class BlockMatrix:
         if is_sparse(block):
             block.eliminate_zeros()
             if block.nnz == 0:
+                self._zero_dtype = data.dtype
                 return None
         elif not bool(xp.any(block != 0)):
+            self._zero_dtype = data.dtype
             return None
         return block
 
@@ -411,10 +414,12 @@ class BlockMatrix:
 
     @property
     def dtype(self):
-        """The common dtype of the stored blocks (float64 when there are none)."""
+        """The common dtype of the stored blocks (with none: that of the zero blocks
+        given, else float64)."""
         dtypes = [b.dtype for b in self._blocks.values()]
         if not dtypes:
-            return np.dtype(np.float64)
+            zero = getattr(self, "_zero_dtype", None)     # (pickles from before it)
+            return np.dtype(np.float64) if zero is None else np.dtype(zero)
         if all(d == dtypes[0] for d in dtypes):
             return dtypes[0]
         return np.result_type(*dtypes)

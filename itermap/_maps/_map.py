@@ -235,6 +235,50 @@ class Map:
         """
         return None
 
+    def approximate_jacobian(self, x: Array, u: Array | None = None, *,
+                             max_nnz: int | None = None) -> Any:
+        """A sparse matrix near ``dF/dx`` at one state, to precondition solves, or None.
+
+        Newton-Krylov factors it (complete or incomplete LU) to precondition its GMRES
+        on :meth:`tangent` products, so it needs to be near the Jacobian, not equal to
+        it. The default is :meth:`sparse_jacobian`; a map with no sparse Jacobian but a
+        sparse approximation of one (a network with function blocks) returns that.
+
+        Parameters
+        ----------
+        x : array of shape (dim,)
+            One state.
+        u : array, optional
+            The input of a driven map, as for :meth:`step`.
+        max_nnz : int, optional
+            None is returned where the matrix would hold more nonzeros (it is then
+            not built).
+
+        Returns
+        -------
+        sparse matrix of shape (dim, dim), or None
+            CSR (SciPy, or CuPy's on the GPU).
+
+        Raises
+        ------
+        ValueError
+            Where :meth:`sparse_jacobian` raises.
+
+        Examples
+        --------
+        >>> import itermap
+        >>> m = itermap.random_rnn(50, density=0.1, rng=0)
+        >>> x = np.full(50, 0.1)
+        >>> bool(np.allclose(m.approximate_jacobian(x).toarray(), m.jacobian(x)))
+        True
+        >>> m.approximate_jacobian(x, max_nnz=10) is None
+        True
+        """
+        nnz = self.jacobian_nnz
+        if nnz is not None and max_nnz is not None and nnz > max_nnz:
+            return None
+        return self.sparse_jacobian(x, u)
+
     # -- protocol ---------------------------------------------------------
     def step(self, x: Array, u: Array | None = None) -> Array:
         """The next state ``F(x, u)``.

@@ -557,6 +557,7 @@ class IterativeMap(Map):
     block_gradient = _network_grad.block_gradient
     jacobian = _network_grad.jacobian
     sparse_jacobian = _network_grad.sparse_jacobian
+    approximate_jacobian = _network_grad.approximate_jacobian
     _dense_masked = _network_grad._dense_masked
     # defined in itermap/_maps/_network_build.py (the layered view)
     forward = _network_build.forward

@@ -377,8 +377,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         x = x[None, :]
     if m.dtype is not None and x.dtype != m.dtype:
         x = xp.astype(x, m.dtype)
-    if m.input_size and u is None:
-        u = xp.asarray(gen.standard_normal((x.shape[0], m.input_size)))
+    if m.input_size and u is None:     # drawn in the states' dtype: a float32 map stays so
+        u = xp.astype(xp.asarray(gen.standard_normal((x.shape[0], m.input_size))), x.dtype)
     u = plain_array("u", u)
     one_namespace(x=x, u=u)
     if u is not None and not hasattr(u, "shape"):

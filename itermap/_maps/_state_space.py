@@ -499,4 +499,7 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
         blocks[(h, h)], blocks[(h, prev)] = Ab, Bb
         blocks[(z, h)], blocks[(z, prev)] = C @ Ab, C @ Bb + D
         acts += ["identity", output_activation if i == len(layers) - 1 else activation]
+    # products in float64, the network in the layers' dtype (float32 layers: a float32 map)
+    dtype = np.result_type(*(layer.dtype for layer in layers))
+    blocks = {k: b.astype(dtype, copy=False) for k, b in blocks.items()}
     return IterativeMap(BlockMatrix(sizes, blocks), None, acts, input_block=0)

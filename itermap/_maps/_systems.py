@@ -98,10 +98,15 @@ class LogisticMap(Map):
     """
 
     def __init__(self, r: float | Array = 4.0):
-        if np.ndim(to_numpy(r) if hasattr(r, "shape") else r) == 0:
+        try:
+            arr = to_numpy(r) if hasattr(r, "shape") else np.asarray(r)
+        except ValueError:     # a ragged sequence
+            raise ValueError("r must be a finite float or a finite, non-empty 1-D "
+                             "array") from None
+        if arr.ndim == 0:
             self.r = check_real("r", r)
         else:
-            check_real_array("r", to_numpy(r) if hasattr(r, "shape") else r, ndim=1)
+            check_real_array("r", arr, ndim=1)
             self.r = r
 
     @property
@@ -115,8 +120,9 @@ class LogisticMap(Map):
         r = xp.asarray(self.r, dtype=x.dtype)
         if x.ndim != 2 or x.shape[0] != r.shape[0]:
             raise ValueError(
-                f"a batch of {r.shape[0]} parameters needs states of shape ({r.shape[0]}, 1)"
-            )
+                f"x: this LogisticMap has r of shape ({r.shape[0]},), one growth rate per "
+                f"batch row, so its states have shape ({r.shape[0]}, 1); got shape "
+                f"{tuple(x.shape)} (give r as a float for any other batch)")
         return xp.reshape(r, (-1, 1))
 
     def step(self, x, u=None):
