@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import itermap
-from itermap.analysis import gain_family, lyapunov_scan
+from itermap.analysis import find_fixed_points, gain_family, lyapunov_scan, sample_states
 from itermap.analysis.fixed_points import _newton_krylov as nk
 from itermap.analysis.fixed_points._common import _Power
 from itermap.block_functions import FeedForward
@@ -348,3 +348,25 @@ def test_the_default_k_of_a_lyapunov_section_fits_a_small_network(tmp_path):
                     'k = 8\n')
     with pytest.raises(SpecError, match=r"k: 8 exponents exceed the dimension 5"):
         run_report(spec, tmp_path / "rep2", progress=False)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_loose_tol_widens_the_default_merging_radius(seed):
+    # at tol = 1e-3 copies of one point lie ~tol / sigma_min(I - J) apart: with the old
+    # default radius (1e-6) seed 1 returned 11 points that Newton polishing takes to 9
+    m = itermap.random_rnn(60, gain=2.0, rng=seed)
+    x0 = sample_states(m, 16, rng=seed + 10)
+    fp = find_fixed_points(m, x0, tol=1e-3, progress=False)
+    P = np.asarray(fp.points)
+    W = np.asarray(m.weights.to_dense())
+    polished = []
+    for p in P:                      # plain Newton on tanh(W x) - x from each point
+        x = p.copy()
+        for _ in range(50):
+            d = 1.0 - np.tanh(W @ x) ** 2
+            x = x - np.linalg.solve(d[:, None] * W - np.eye(len(x)), np.tanh(W @ x) - x)
+        assert np.linalg.norm(np.tanh(W @ x) - x) <= 1e-10
+        polished.append(x)
+    Q = np.array(polished)
+    dist = np.linalg.norm(Q[:, None] - Q[None], axis=-1) + np.eye(len(Q))
+    assert dist.min() > 1e-6          # each returned point polishes to its own point

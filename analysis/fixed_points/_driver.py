@@ -198,8 +198,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     unique_tol : float or None, default None
         Points closer than this (Euclidean distance) are one point; the
         one with the least residual represents the group. None: ``1e-6``, or
-        10 times the default ``tol`` of a narrower dtype (``1.2e-4`` in
-        float32, where points meeting ``tol`` lie up to ~1e-5 apart).
+        10 times ``tol`` where that is wider (``1.2e-4`` in float32 at the
+        default ``tol``, where points meeting ``tol`` lie up to ~1e-5 apart).
     slow_points : bool, default False
         Also return the local minima of ``q = 1/2 ||F^p(x) - x||^2`` that are
         not zeros (slow points, Sussillo and Barak 2013); implies
@@ -369,7 +369,8 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
     tol = _default_tol(xp, x.dtype) if tol is None else _check_positive("tol", tol)
-    unique_tol = max(1e-6, 10.0 * _default_tol(xp, x.dtype)) if unique_tol is None \
+    # copies of one point that each meet tol lie ~tol / sigma_min(I - J) apart
+    unique_tol = max(1e-6, 10.0 * tol) if unique_tol is None \
         else _check_positive("unique_tol", unique_tol)
     _check_reachable(tol, xp, x.dtype)
     u = _check_inputs(map_, inputs, xp)
