@@ -7,7 +7,13 @@ import pytest
 import scipy.sparse as sp
 
 import itermap
-from itermap.analysis import find_fixed_points, gain_family, lyapunov_scan, sample_states
+from itermap.analysis import (
+    continuation,
+    find_fixed_points,
+    gain_family,
+    lyapunov_scan,
+    sample_states,
+)
 from itermap.analysis.fixed_points import _newton_krylov as nk
 from itermap.analysis.fixed_points._common import _Power
 from itermap.block_functions import FeedForward
@@ -370,3 +376,29 @@ def test_a_loose_tol_widens_the_default_merging_radius(seed):
     Q = np.array(polished)
     dist = np.linalg.norm(Q[:, None] - Q[None], axis=-1) + np.eye(len(Q))
     assert dist.min() > 1e-6          # each returned point polishes to its own point
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_continuation_of_a_float32_map_reaches_its_folds(dtype):
+    # x -> tanh(W x + c c1), W of 8 units: float32 steps never meet the float64 default
+    # tol (1e-10), and the branch stopped at its first step; the default now follows the
+    # dtype. The folds of x -> tanh(2 x + c) are at c = +-(atanh(1/sqrt 2) - sqrt 2)
+    fold = np.arctanh(2 ** -0.5) - 2 ** 0.5
+    one = continuation(lambda c: itermap.IterativeMap(np.array([[2.0]], dtype=dtype),
+                                                      bias=np.array([c], dtype=dtype)),
+                       [-1.0, 1.0], np.array([-0.96], dtype=dtype))
+    found = sorted(b["parameter"] for b in one.bifurcations if b["kind"] == "fold")
+    np.testing.assert_allclose(found, [fold, -fold], atol=1e-4)
+    W = np.asarray(itermap.random_rnn(8, gain=1.0, rng=3).weights.to_dense(), dtype=dtype)
+    net = continuation(lambda g: itermap.IterativeMap(W * g, bias=np.full(8, 0.3, dtype=dtype)),
+                       [0.5, 3.0], np.zeros(8))
+    assert net.message == "" and net.parameters[-1] > 2.5   # not stopped at its first step
+    ref = [b["kind"] for b in continuation(
+        lambda g: itermap.IterativeMap(W.astype(np.float64) * g, bias=np.full(8, 0.3)),
+        [0.5, 3.0], np.zeros(8)).bifurcations]
+    assert [b["kind"] for b in net.bifurcations] == ref == ["period doubling", "Neimark-Sacker"]
+    with pytest.raises(ValueError, match="tol"):
+        if dtype is np.float32:
+            continuation(lambda g: itermap.IterativeMap(W * g), [0.5, 3.0], np.zeros(8), tol=1e-10)
+        else:
+            raise ValueError("tol: float64 reaches 1e-10")

@@ -25,7 +25,14 @@ from itermap.typing import Array
 from .._checks import check_int as _check_int
 from .._checks import check_real, check_real_array
 from ._basins import _diff
-from ._common import ON_CIRCLE, _check_inputs, _eigenvalues, _stability
+from ._common import (
+    ON_CIRCLE,
+    _check_inputs,
+    _check_reachable,
+    _default_tol,
+    _eigenvalues,
+    _stability,
+)
 
 __all__ = ["Continuation", "continuation"]
 
@@ -246,7 +253,7 @@ def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
 
 
 def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_start: Array, *,
-                 inputs: Array | None = None, tol: float = 1e-10,
+                 inputs: Array | None = None, tol: float | None = None,
                  max_points: int = 2000, max_step: float | None = None,
                  min_step: float = 1e-9) -> Continuation:
     """Follow a fixed point as a parameter changes; find its folds and other bifurcations.
@@ -265,8 +272,10 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
         A guess of the fixed point at ``values[0]`` (corrected by Newton).
     inputs : array of shape (n_in,), optional
         The constant input of a driven map.
-    tol : float, default 1e-10
+    tol : float or None, default None
         The residual ``||F_lam(x) - x||`` every point of the branch meets.
+        None: ``1e-10``, or 100 eps of a narrower dtype of the map's steps
+        (``1.2e-5`` in float32), as in :func:`find_fixed_points`.
     max_points : int, default 2000
         Points of the branch at most.
     max_step : float, optional
@@ -335,7 +344,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     if vals[1] == vals[0]:
         raise ValueError("values: the first two values are equal (no direction, no step)")
     max_points = _check_int("max_points", max_points, 2)
-    tol = check_real("tol", tol, positive=True)
+    tol = None if tol is None else check_real("tol", tol, positive=True)
     min_step = check_real("min_step", min_step, positive=True)
     lo_v, hi_v = float(vals.min()), float(vals.max())
     ds = abs(vals[1] - vals[0])
@@ -351,6 +360,10 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
                          f"{x0.shape}")
     fam = _Family(make_map, inputs, dim)
     lam0 = float(vals[0])
+    step_dtype = np.dtype(first.dtype or x0.dtype)      # a float32 map steps in float32
+    if tol is None:
+        tol = _default_tol(np, step_dtype)
+    _check_reachable(tol, np, step_dtype)
     for _ in range(50):      # Newton at fixed lam for the first point
         G = fam.value(x0, lam0)
         if not np.linalg.norm(G) > tol:
