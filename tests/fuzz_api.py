@@ -681,7 +681,7 @@ def cases() -> dict:
             positional=("map", "x0"), nan_fields=("final",)),  # NaN: an escaped start
         "continuation": Case(analysis.continuation, {
             "make_map": P(_fold_family, "callable"), "values": P([-0.3, 0.3], "values"),
-            "x_start": P(np.array([0.8]), "state"), "tol": P(1e-10, "float>0"),
+            "x_start": P(np.array([0.8]), "state"), "tol": P(1e-10, "float>0", optional=True),
             "max_points": P(60, "int>=1"), "max_step": P(None, "float>0", optional=True),
             "min_step": P(1e-9, "float>0")}, positional=("make_map", "values", "x_start"),
             skip={"values": {"2-d"}}),
