@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import itermap
 
 from ._checks import block_list, check_bool, check_int
-from ._graph import _as_block_matrix, _host_csr
+from ._graph import _as_block_matrix, _functions_of, _host_csr
 
 __all__ = ["GraphProperties", "graph_properties"]
 
@@ -95,6 +95,11 @@ def _graph_of(weights, blocks, directed, max_nodes):
     G = cls()
     G.add_nodes_from(range(units.size))
     G.add_edges_from((int(j), int(i)) for i, j in zip(S.row, S.col) if i != j)
+    node = {int(u): k for k, u in enumerate(units)}
+    for i, j in _functions_of(weights):     # a function of block j: any unit may drive any
+        if i in keep and j in keep:
+            G.add_edges_from((node[a], node[b]) for a in range(off[j], off[j + 1])
+                             for b in range(off[i], off[i + 1]) if a != b)
     return G
 
 
@@ -103,7 +108,9 @@ def graph_properties(map: Any, *, blocks: Sequence[int] | None = None, directed:
     """Darji's graph measures of a map's recurrent structure, computed by networkx.
 
     One node per unit of ``blocks``, an edge ``j -> i`` per nonzero ``W[i, j]``
-    (self-loops dropped, as in Darji's graphs).
+    (self-loops dropped, as in Darji's graphs). A function block ``(i, j)``
+    has no unit-level weights: every unit of block ``j`` gets an edge to every
+    unit of block ``i`` (the structure of a general function's Jacobian).
 
     Parameters
     ----------

@@ -402,3 +402,21 @@ def test_continuation_of_a_float32_map_reaches_its_folds(dtype):
             continuation(lambda g: itermap.IterativeMap(W * g), [0.5, 3.0], np.zeros(8), tol=1e-10)
         else:
             raise ValueError("tol: float64 reaches 1e-10")
+
+
+def test_graph_properties_sees_function_blocks():
+    # the function block (1, 0) was dropped: two disconnected blocks. Against the graph of
+    # the map's own Jacobian pattern (central differences at a random state)
+    import networkx as nx
+
+    from itermap.analysis import graph_properties
+    m, _ = _function_block_network(n=40)
+    x = np.random.default_rng(2).normal(size=40) * 0.5
+    J = _central_differences(lambda v: np.asarray(m.step(v[None]))[0], x)
+    G = nx.Graph()
+    G.add_nodes_from(range(40))
+    G.add_edges_from((j, i) for i, j in zip(*np.nonzero(np.abs(J) > 1e-9)) if i != j)
+    g = graph_properties(m, blocks=[0, 1])
+    assert (g.nodes, g.edges) == (40, G.number_of_edges())
+    assert g.component_nodes == 40 and g.density == pytest.approx(nx.density(G))
+    assert g.diameter == nx.diameter(G)
