@@ -394,6 +394,7 @@ class _Path:
         t = self.unit(np.append(J0.matvec(x) - b, 1.0))    # dx/ds at s = 0 (H_x = -I)
         ds = ds_ok = _DS0
         jumps = 0
+        exact = True        # whether t was solved for at (x, s) itself
         # deterministic quasi-random projections (weights of variance 1 / n): feature
         # distances estimate the arclength norm's distances
         c = np.cos(2.0 * np.pi * 0.6180339887498949 * np.outer(
@@ -407,6 +408,16 @@ class _Path:
                 t_dense = self.dense_tangent(got[0], got[1], t)
                 if t_dense is None:
                     got = None      # det's sign changed: a singular point crossed
+            if got is None and self.lu == "dense" and not exact:
+                # the tangent is the one at the last prediction (its LU), not at (x, s):
+                # past a sharp fold it points off the curve, and every shorter step is
+                # refused by the turn test; the exact tangent first, then the same step
+                exact = True
+                self.fresh = False
+                te = self.dense_tangent(x, s, t)
+                if te is not None and te is not False:
+                    t = te
+                    continue
             if got is None:
                 # a longer GMRES cycle first, then a shorter step; where short steps fail
                 # too the curve passes near a singular point: step over it, longer
@@ -440,7 +451,7 @@ class _Path:
             elif self.lu:
                 tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
                 t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
-            t, x, s = t_new, xc, sc
+            t, x, s, exact = t_new, xc, sc, False
             ds = min(_DS_MAX, ds * (1.6 if k <= 2 else 1.0 if k <= 4 else 0.7))
             if k <= 2:
                 self.m = max(_RESTART0, int(self.m / 1.5))
