@@ -117,11 +117,15 @@ _JUMPS = (2.0, 4.0)
 # land on a closed loop of zeros) runs again with these multiples of x0 as b
 _RETRY_BETAS = (0.25, 1.0)
 # the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
-# at most _OWN_MAX_DIM units: a path costs 0.2-10 s at N = 400-500 (gain 2-3), 8-30 s at
-# N = 1000 gain 2 and more than 50 s, mostly failing, at N = 1000 gain 3 (RESULTS.md,
-# round 15): at N = 1000 the phase cost more than twice the whole search
+# at most _OWN_MAX_DIM units (a path: 0.2-10 s at N = 400-500, 10-30 s at N = 1000; the
+# LU grows as dim^3); above _OWN_FIRST_DIM they run before the wandering phase, which
+# they replace for the starts they bring to a point (RESULTS.md, rounds 15-16)
 _OWN_BETAS = (_BETA,)
-_OWN_MAX_DIM = 500
+_OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
+# above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
+# outnumber twice the paths that reached a point (N = 1000 gain 3: a path of 1,500 steps,
+# 60 s, had reached s = 0.77)
+_OWN_GIVE_UP = 4
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
 _LOOP_FEATURES, _LOOP_NEAR, _LOOP_AGE = 8, 0.2, 5
@@ -494,11 +498,18 @@ def polish(F, x, tol, lu=False):
     return x, r, (0 if r <= tol else 2)
 
 
+def own_before_wandering(dim):
+    """Whether ``method="newton"`` runs :func:`own_paths` before its wandering phase
+    (maps of ``_OWN_FIRST_DIM`` to ``_OWN_MAX_DIM`` units), not after it."""
+    return _OWN_FIRST_DIM < dim <= _OWN_MAX_DIM
+
+
 def own_paths(p, x0, status, fx, fr, leads=None):
-    """The last phase of ``method="newton"`` where the gain rule fired, on maps of at
-    most ``_OWN_MAX_DIM`` units: each start that has not converged follows its own
-    unfolded gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none
-    where only GMRES would do), polished at ``s = 1``. ``status`` (and ``leads``: the
+    """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
+    ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
+    gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none where only
+    GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM`` units the phase
+    stops early where most paths fail (``_OWN_GIVE_UP``). ``status`` (and ``leads``: the
     start is its own lead) are updated in place for the starts that end at a point;
     returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
@@ -509,13 +520,18 @@ def own_paths(p, x0, status, fx, fr, leads=None):
     rows = np.flatnonzero(status != 0)
     got, pts, res = [], [], []
     X = np.asarray(x0, dtype=np.float64)
+    failed = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in rows:
+            if own_before_wandering(dim) and failed >= _OWN_GIVE_UP and failed > 2 * len(got):
+                break       # paths too long for their budget here: the rest wander
             xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu, _OWN_BETAS)
             if st == 0:
                 got.append(i)
                 pts.append(xe)
                 res.append(r)
+            else:
+                failed += 1
     if got:
         status[got] = 0
         if leads is not None:
