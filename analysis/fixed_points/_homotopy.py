@@ -117,10 +117,12 @@ _JUMPS = (2.0, 4.0)
 # land on a closed loop of zeros) runs again with these multiples of x0 as b
 _RETRY_BETAS = (0.25, 1.0)
 # the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
-# at most _OWN_MAX_DIM units (a path: 0.2-10 s at N = 400-500, 10-30 s at N = 1000; the
-# LU grows as dim^3); above _OWN_FIRST_DIM they run before the wandering phase, which
-# they replace for the starts they bring to a point (RESULTS.md, rounds 15-16)
-_OWN_BETAS = (_BETA,)
+# at most _OWN_MAX_DIM units; above _OWN_FIRST_DIM they run before the wandering phase,
+# which they replace for the starts they bring to a point. A sharper unfolding than
+# _BETA gives shorter paths now that a refused step re-solves its tangent (N = 1000
+# gain 3: 280-320 steps, 12 s a path, at b = 0.1 x0; at 0.5 x0 1,500 steps reached
+# s = 0.77; RESULTS.md, round 16)
+_OWN_BETAS = (0.1,)
 _OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
 # above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
 # outnumber twice the paths that reached a point (N = 1000 gain 3: a path of 1,500 steps,
@@ -507,7 +509,7 @@ def own_before_wandering(dim):
 def own_paths(p, x0, status, fx, fr, leads=None):
     """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
     ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
-    gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none where only
+    gain homotopy from ``s = 0`` (``b = 0.1 x0``; a dense or sparse LU, none where only
     GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM`` units the phase
     stops early where most paths fail (``_OWN_GIVE_UP``). ``status`` (and ``leads``: the
     start is its own lead) are updated in place for the starts that end at a point;
