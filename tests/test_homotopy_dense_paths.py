@@ -80,7 +80,7 @@ def test_own_paths_run_before_wandering_above_the_threshold(monkeypatch):
     for i in handed[0]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             xe, _, s = hom._start_path(F, X0[i], 1000, 1e-10, 1e-6, "dense",
-                                      hom._OWN_BETAS)
+                                      hom.own_betas(W.shape[0]))
         ok = s == 0 and _residuals(W, xe[None])[0] <= 1e-10
         assert ok == (i not in left)
         if ok:

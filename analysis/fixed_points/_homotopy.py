@@ -118,11 +118,12 @@ _JUMPS = (2.0, 4.0)
 _RETRY_BETAS = (0.25, 1.0)
 # the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
 # at most _OWN_MAX_DIM units; above _OWN_FIRST_DIM they run before the wandering phase,
-# which they replace for the starts they bring to a point. A sharper unfolding than
-# _BETA gives shorter paths now that a refused step re-solves its tangent (N = 1000
-# gain 3: 280-320 steps, 12 s a path, at b = 0.1 x0; at 0.5 x0 1,500 steps reached
-# s = 0.77; RESULTS.md, round 16)
-_OWN_BETAS = (0.1,)
+# which they replace for the starts they bring to a point, with a sharper unfolding:
+# shorter paths now that a refused step re-solves its tangent (N = 1000 gain 3: 280-320
+# steps, 12 s a path, at b = 0.1 x0; at 0.5 x0 1,500 steps reached s = 0.77), while at
+# N = 200 gain 3 b = 0.5 x0 gives more distinct points (151 against 133; RESULTS.md,
+# round 16)
+_OWN_BETAS, _OWN_BETAS_FIRST = (_BETA,), (0.1,)
 _OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
 # above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
 # outnumber twice the paths that reached a point (N = 1000 gain 3: a path of 1,500 steps,
@@ -506,14 +507,19 @@ def own_before_wandering(dim):
     return _OWN_FIRST_DIM < dim <= _OWN_MAX_DIM
 
 
+def own_betas(dim):
+    """The unfoldings (multiples of the start) of :func:`own_paths` on ``dim`` units."""
+    return _OWN_BETAS_FIRST if own_before_wandering(dim) else _OWN_BETAS
+
+
 def own_paths(p, x0, status, fx, fr, leads=None):
     """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
     ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
-    gain homotopy from ``s = 0`` (``b = 0.1 x0``; a dense or sparse LU, none where only
-    GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM`` units the phase
-    stops early where most paths fail (``_OWN_GIVE_UP``). ``status`` (and ``leads``: the
-    start is its own lead) are updated in place for the starts that end at a point;
-    returns the points ``fx`` and residuals ``fr`` with theirs."""
+    gain homotopy from ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse
+    LU, none where only GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM``
+    units the phase stops early where most paths fail (``_OWN_GIVE_UP``). ``status``
+    (and ``leads``: the start is its own lead) are updated in place for the starts that
+    end at a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
     dim = int(x0.shape[1])
     lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
@@ -527,7 +533,8 @@ def own_paths(p, x0, status, fx, fr, leads=None):
         for i in rows:
             if own_before_wandering(dim) and failed >= _OWN_GIVE_UP and failed > 2 * len(got):
                 break       # paths too long for their budget here: the rest wander
-            xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu, _OWN_BETAS)
+            xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu,
+                                    own_betas(dim))
             if st == 0:
                 got.append(i)
                 pts.append(xe)
