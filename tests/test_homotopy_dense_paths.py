@@ -111,3 +111,16 @@ def test_own_paths_stop_where_most_paths_fail(monkeypatch):
     monkeypatch.setattr(hom, "_OWN_FIRST_DIM", 50)
     hom.own_paths(P, X0, status, [], [])
     assert len(calls) == hom._OWN_GIVE_UP and np.all(status == 3)
+
+
+@pytest.mark.parametrize("x0", [9.551939389086023e-58, 1e-12, -1e-30])
+@pytest.mark.parametrize("g", [1.5, 3.0])
+def test_negligible_unfolding_still_reaches_a_point(g, x0):
+    # x -> tanh(g x) from a start so near the origin that b = beta x0 leaves the pitchfork
+    # at s = 1 / g unbroken in float64 (hypothesis found x0 = 9.6e-58, g = 3): the path
+    # used to stop there, every step refused; it reaches s = 1 at a root of tanh(g x) - x
+    m = itermap.IterativeMap(np.array([[g]]), bias=np.array([0.0]))
+    fp = find_fixed_points(m, np.array([[x0]]), method="homotopy", progress=False)
+    P = np.asarray(fp.points)[:, 0]
+    assert fp.status[0] == 0 and P.size >= 1
+    assert np.all(np.abs(np.tanh(g * P) - P) <= 1e-10)

@@ -111,6 +111,9 @@ _CORRECTOR_RTOL = 1e-3
 _POLISH_ITERS = 10
 _POLISH_CYCLES = 4
 _DS_MIN = 1e-5
+# b of rms below this counts as no unfolding for the orientation (x0 of 1e-10 and less
+# left the paths of x -> tanh(g x) stuck at the pitchfork s = 1 / g, every step refused)
+_FLAT = 1e-8
 # steps over a singular point, in units of the last step that succeeded
 _JUMPS = (2.0, 4.0)
 # a start whose path stops (or comes back on itself: a step past a near-singular point can
@@ -272,6 +275,8 @@ class _Path:
         if lu:                              # exact solves: no cycle to grow
             self.m = self.cap
         self.sign = None                    # the orientation (dense LU)
+        # an unfolding below _FLAT (rms) leaves pitchforks numerically unbroken
+        self.flat = float(np.linalg.norm(b)) <= _FLAT * np.sqrt(self.n)
 
     def H(self, x, s):
         return np.asarray(self.F.value((s * x)[None, :]))[0] + (1.0 - s) * self.b - x
@@ -342,9 +347,10 @@ class _Path:
         lu, piv = self.fac
         sign = np.prod(np.sign(np.diag(lu))) * (-1.0) ** np.count_nonzero(
             piv != np.arange(piv.size))
-        if self.sign is None or not np.any(self.b):
-            # b = 0 unfolds nothing: the trivial branch has its pitchforks, where the
-            # sign changes (bifurcations); the last tangent orients it
+        if self.sign is None or self.flat:
+            # b = 0 (or too small to show in float64) unfolds nothing: the trivial branch
+            # has its pitchforks, where the sign changes (bifurcations); the last tangent
+            # orients it
             self.sign = sign
         return self.unit(tau) if sign == self.sign else None
 
