@@ -115,7 +115,8 @@ def test_newton_hands_unconverged_starts_to_their_own_homotopy(n, seed, monkeypa
     left = np.flatnonzero(np.asarray(fw.status) != CONVERGED)
     assert left.size
     for i in left:
-        xe, _, st = hom._start_path(F, X0[i], 1000, 1e-10, 1e-6, "dense", (0.5,))
+        xe, _, st = hom._start_path(F, X0[i], 1000, 1e-10, 1e-6, "dense",
+                                      hom.own_betas(W.shape[0]))
         ok = st == 0 and _residuals(W, xe[None])[0] <= 1e-10
         assert ok == (np.asarray(fp.status)[i] == CONVERGED)
         if ok:

@@ -138,14 +138,16 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     ``DF(0)`` whose pitchfork opens towards larger ``s``, the point of
     ``F(s x)`` at ``s = 1.02 / mu`` (from the normal form along the
     eigenvector, then the damped search) to ``s = 1``. Where that rule ran (maps of
-    up to 500 units), each start still unconverged after it and wandering follows
+    up to 1024 units), each start still unconverged after it and wandering follows
     its own gain homotopy of ``method="homotopy"`` (below; ``patience`` steps at
-    most) and is converged where that path ends at a point. (4) With ``deflation``,
-    the starts that converged onto a point another start reached (at most 8 per
-    point) run again, all at once, from where they set out, as Newton on the
-    deflated residual ``M(x) G(x)``, ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)``
-    over every point ``p_j`` found (Farrell, Birkisson and Funke 2015): ``M`` blows
-    up at the known points, so the runs converge to new ones, which join the
+    most) and is converged where that path ends at a point; above 500 units these
+    paths run before wandering, and only the starts that neither path brought to a
+    point wander. (4) With ``deflation``, the starts that converged onto a point
+    another start reached (at most 8 per point) run again, all at once, from where
+    they set out, as Newton on the deflated residual ``M(x) G(x)``,
+    ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every point ``p_j`` found
+    (Farrell, Birkisson and Funke 2015): ``M`` blows up at the known points, so the
+    runs converge to new ones, which join the
     deflation at once (a line search on ``M ||G||``, wandering where it
     stalls; 150 iterations at most, ended once 60 pass without a new point,
     30 before the first). Then the same deflated Newton runs from the

@@ -111,17 +111,27 @@ _CORRECTOR_RTOL = 1e-3
 _POLISH_ITERS = 10
 _POLISH_CYCLES = 4
 _DS_MIN = 1e-5
+# b of rms below this counts as no unfolding for the orientation (x0 of 1e-10 and less
+# left the paths of x -> tanh(g x) stuck at the pitchfork s = 1 / g, every step refused)
+_FLAT = 1e-8
 # steps over a singular point, in units of the last step that succeeded
 _JUMPS = (2.0, 4.0)
 # a start whose path stops (or comes back on itself: a step past a near-singular point can
 # land on a closed loop of zeros) runs again with these multiples of x0 as b
 _RETRY_BETAS = (0.25, 1.0)
 # the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
-# at most _OWN_MAX_DIM units: a path costs 0.2-10 s at N = 400-500 (gain 2-3), 8-30 s at
-# N = 1000 gain 2 and more than 50 s, mostly failing, at N = 1000 gain 3 (RESULTS.md,
-# round 15): at N = 1000 the phase cost more than twice the whole search
-_OWN_BETAS = (_BETA,)
-_OWN_MAX_DIM = 500
+# at most _OWN_MAX_DIM units; above _OWN_FIRST_DIM they run before the wandering phase,
+# which they replace for the starts they bring to a point, with a sharper unfolding:
+# shorter paths now that a refused step re-solves its tangent (N = 1000 gain 3: 280-320
+# steps, 12 s a path, at b = 0.1 x0; at 0.5 x0 1,500 steps reached s = 0.77), while at
+# N = 200 gain 3 b = 0.5 x0 gives more distinct points (151 against 133; RESULTS.md,
+# round 16)
+_OWN_BETAS, _OWN_BETAS_FIRST = (_BETA,), (0.1,)
+_OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
+# above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
+# outnumber twice the paths that reached a point (N = 1000 gain 3: a path of 1,500 steps,
+# 60 s, had reached s = 0.77)
+_OWN_GIVE_UP = 4
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
 _LOOP_FEATURES, _LOOP_NEAR, _LOOP_AGE = 8, 0.2, 5
@@ -265,6 +275,8 @@ class _Path:
         if lu:                              # exact solves: no cycle to grow
             self.m = self.cap
         self.sign = None                    # the orientation (dense LU)
+        # an unfolding below _FLAT (rms) leaves pitchforks numerically unbroken
+        self.flat = float(np.linalg.norm(b)) <= _FLAT * np.sqrt(self.n)
 
     def H(self, x, s):
         return np.asarray(self.F.value((s * x)[None, :]))[0] + (1.0 - s) * self.b - x
@@ -335,9 +347,10 @@ class _Path:
         lu, piv = self.fac
         sign = np.prod(np.sign(np.diag(lu))) * (-1.0) ** np.count_nonzero(
             piv != np.arange(piv.size))
-        if self.sign is None or not np.any(self.b):
-            # b = 0 unfolds nothing: the trivial branch has its pitchforks, where the
-            # sign changes (bifurcations); the last tangent orients it
+        if self.sign is None or self.flat:
+            # b = 0 (or too small to show in float64) unfolds nothing: the trivial branch
+            # has its pitchforks, where the sign changes (bifurcations); the last tangent
+            # orients it
             self.sign = sign
         return self.unit(tau) if sign == self.sign else None
 
@@ -394,6 +407,7 @@ class _Path:
         t = self.unit(np.append(J0.matvec(x) - b, 1.0))    # dx/ds at s = 0 (H_x = -I)
         ds = ds_ok = _DS0
         jumps = 0
+        exact = True        # whether t was solved for at (x, s) itself
         # deterministic quasi-random projections (weights of variance 1 / n): feature
         # distances estimate the arclength norm's distances
         c = np.cos(2.0 * np.pi * 0.6180339887498949 * np.outer(
@@ -407,6 +421,16 @@ class _Path:
                 t_dense = self.dense_tangent(got[0], got[1], t)
                 if t_dense is None:
                     got = None      # det's sign changed: a singular point crossed
+            if got is None and self.lu == "dense" and not exact:
+                # the tangent is the one at the last prediction (its LU), not at (x, s):
+                # past a sharp fold it points off the curve, and every shorter step is
+                # refused by the turn test; the exact tangent first, then the same step
+                exact = True
+                self.fresh = False
+                te = self.dense_tangent(x, s, t)
+                if te is not None and te is not False:
+                    t = te
+                    continue
             if got is None:
                 # a longer GMRES cycle first, then a shorter step; where short steps fail
                 # too the curve passes near a singular point: step over it, longer
@@ -440,7 +464,7 @@ class _Path:
             elif self.lu:
                 tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
                 t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
-            t, x, s = t_new, xc, sc
+            t, x, s, exact = t_new, xc, sc, False
             ds = min(_DS_MAX, ds * (1.6 if k <= 2 else 1.0 if k <= 4 else 0.7))
             if k <= 2:
                 self.m = max(_RESTART0, int(self.m / 1.5))
@@ -483,13 +507,25 @@ def polish(F, x, tol, lu=False):
     return x, r, (0 if r <= tol else 2)
 
 
+def own_before_wandering(dim):
+    """Whether ``method="newton"`` runs :func:`own_paths` before its wandering phase
+    (maps of ``_OWN_FIRST_DIM`` to ``_OWN_MAX_DIM`` units), not after it."""
+    return _OWN_FIRST_DIM < dim <= _OWN_MAX_DIM
+
+
+def own_betas(dim):
+    """The unfoldings (multiples of the start) of :func:`own_paths` on ``dim`` units."""
+    return _OWN_BETAS_FIRST if own_before_wandering(dim) else _OWN_BETAS
+
+
 def own_paths(p, x0, status, fx, fr, leads=None):
-    """The last phase of ``method="newton"`` where the gain rule fired, on maps of at
-    most ``_OWN_MAX_DIM`` units: each start that has not converged follows its own
-    unfolded gain homotopy from ``s = 0`` (``b = _BETA x0``; a dense or sparse LU, none
-    where only GMRES would do), polished at ``s = 1``. ``status`` (and ``leads``: the
-    start is its own lead) are updated in place for the starts that end at a point;
-    returns the points ``fx`` and residuals ``fr`` with theirs."""
+    """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
+    ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
+    gain homotopy from ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse
+    LU, none where only GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM``
+    units the phase stops early where most paths fail (``_OWN_GIVE_UP``). ``status``
+    (and ``leads``: the start is its own lead) are updated in place for the starts that
+    end at a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
     dim = int(x0.shape[1])
     lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
@@ -498,13 +534,19 @@ def own_paths(p, x0, status, fx, fr, leads=None):
     rows = np.flatnonzero(status != 0)
     got, pts, res = [], [], []
     X = np.asarray(x0, dtype=np.float64)
+    failed = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in rows:
-            xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu, _OWN_BETAS)
+            if own_before_wandering(dim) and failed >= _OWN_GIVE_UP and failed > 2 * len(got):
+                break       # paths too long for their budget here: the rest wander
+            xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu,
+                                    own_betas(dim))
             if st == 0:
                 got.append(i)
                 pts.append(xe)
                 res.append(r)
+            else:
+                failed += 1
     if got:
         status[got] = 0
         if leads is not None:

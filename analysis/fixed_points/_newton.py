@@ -12,10 +12,11 @@ Four phases, all starts advancing together (:func:`find_fixed_points` states the
    a torus, it also runs on the map at lower gain, ``F(s x)``, and the points found there
    (and the branches an odd map's origin sheds) are followed along the gain to ``s = 1``
    by pseudo-arclength continuation (:func:`_by_gain`, :mod:`._paths`); a start converges
-   if either way reaches a point. On maps of up to 500 units, each start still unconverged
-   where that rule ran then follows its own unfolded gain homotopy from ``s = 0``
-   (:func:`._homotopy.own_paths`, dense LU, ``patience`` steps) and converges where it
-   ends at a point.
+   if either way reaches a point. On maps of up to 1024 units, each start still
+   unconverged where that rule ran then follows its own unfolded gain homotopy from
+   ``s = 0`` (:func:`._homotopy.own_paths`, dense LU, ``patience`` steps) and converges
+   where it ends at a point; above 500 units these paths run before wandering, and only
+   the starts that neither path brought to a point wander.
 4. With ``deflation``, the starts that converged onto a point another start reached run
    again as deflated Newton against every point found (:mod:`._deflation`), so that
    repeated convergence becomes new points.
@@ -44,7 +45,7 @@ from ._clustering import _sq_dist
 from ._common import Solution, _host_norm, _map_range, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
-from ._homotopy import own_paths
+from ._homotopy import own_before_wandering, own_paths
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
@@ -94,6 +95,20 @@ def _newton_batch(p, xc, eye, done):
         # no start reached a point: points at a lower gain, followed back to this map's
         # (module doc); the starts wander all the same (each wanderer finds its own)
         fx, fr, gain_st, gain_lead = _by_gain(p, _take(xp, xc, again), eye, done, radius)
+    own_first = gain_st is not None and own_before_wandering(int(xc.shape[1]))
+    if own_first and is_numpy_namespace(xp):
+        # (3'') first: each start its gain path left follows its own homotopy, and only
+        # the starts neither reached wander (at this size wandering found no point)
+        todo = np.zeros(len(st), dtype=np.int8)
+        todo[again[gain_st != CONVERGED]] = GAVE_UP_STALLED
+        fx, fr = own_paths(p, x0, todo, fx, fr, leads)
+        by_gain = gain_st == CONVERGED
+        st[again[by_gain | (todo[again] == 0)]] = CONVERGED
+        if leads is not None:
+            leads[0][again[by_gain]] = again[gain_lead[by_gain]]
+        wander = ~by_gain & (todo[again] != 0)
+        done.commit(int(np.sum(~wander)))
+        again, gain_st, gain_lead = again[wander], gain_st[wander], gain_lead[wander]
     if len(again):
         sub: list | None = [] if leads is not None else None
         fx2, fr2, st[again], _, _ = _search(
@@ -109,7 +124,7 @@ def _newton_batch(p, xc, eye, done):
             lead = np.where(by_gain, gain_lead, lead)
         if leads is not None:
             leads[0][again] = again[lead]
-    if gain_st is not None and is_numpy_namespace(p.xp):    # (3'') its own homotopy
+    if gain_st is not None and not own_first and is_numpy_namespace(p.xp):   # (3'')
         fx, fr = own_paths(p, x0, st, fx, fr, leads)
     # (4) the starts that repeated a point run again from where they set out, deflated
     # by every point found; their status stays "converged" (they reached a point)
