@@ -513,18 +513,26 @@ def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any
     >>> bool(J.count_nonzero() <= m.jacobian_nnz), bool(np.allclose(J.toarray(), m.jacobian(x)))
     (True, True)
     """
+    _, d = _one_state_derivative(self, x, u, "sparse_jacobian", self.jacobian_nnz is None)
+    return None if d is None else _sparse_product(self, d)
+
+
+def _one_state_derivative(self, x, u, name, none):
+    """``(x, d)`` for the sparse Jacobians at one state: ``x`` coerced and checked, ``d``
+    the activations' derivative there; ``d`` None (nothing computed, but ``x`` and ``u``
+    refused all the same where bad) where the caller returns no matrix (``none``)."""
     x = self._coerce(x)
     if x.ndim != 1:
-        raise ValueError(f"x: sparse_jacobian takes one state of shape ({self.dim},), got "
+        raise ValueError(f"x: {name} takes one state of shape ({self.dim},), got "
                          f"shape {tuple(x.shape)}")
-    if self.jacobian_nnz is None:
+    if none:
         if u is not None or self.input_block is None:
             self._check_input(x, u)     # bad arguments are refused here too
-        return None
+        return x, None
     if u is None and self.input_block is not None:
         u = x[self._slices[self.input_block]]
     parts, _ = self._preactivation(x, u)
-    return _sparse_product(self, self._derivative(parts, namespace(x)))
+    return x, self._derivative(parts, namespace(x))
 
 
 def approximate_jacobian(self: IterativeMap, x: Array, u: Array | None = None, *,
@@ -570,21 +578,13 @@ def approximate_jacobian(self: IterativeMap, x: Array, u: Array | None = None, *
     """
     if not self._functions:
         return Map.approximate_jacobian(self, x, u, max_nnz=max_nnz)
-    x = self._coerce(x)
-    if x.ndim != 1:
-        raise ValueError(f"x: approximate_jacobian takes one state of shape ({self.dim},), "
-                         f"got shape {tuple(x.shape)}")
     fns = [(i, j, g) for (i, j), g in self._functions.items() if j != self.input_block]
     nnz = int(self._bm.nnz) + sum(g.in_size * g.out_size for _, _, g in fns) + self.dim
-    if self._kind == "dense" or (max_nnz is not None and nnz > max_nnz):
-        if u is not None or self.input_block is None:
-            self._check_input(x, u)     # bad arguments are refused here too
+    x, d = _one_state_derivative(self, x, u, "approximate_jacobian", self._kind == "dense"
+                                 or (max_nnz is not None and nnz > max_nnz))
+    if d is None:
         return None
-    if u is None and self.input_block is not None:
-        u = x[self._slices[self.input_block]]
     xp = namespace(x)
-    parts, _ = self._preactivation(x, u)
-    d = self._derivative(parts, xp)
     S = self._bm.to_sparse().tocsr()
     smod = sparse_module(namespace(S))
     eye = xp.eye(max((g.in_size for _, _, g in fns), default=0), dtype=x.dtype)
