@@ -104,12 +104,16 @@ def sparse_jacobian(map_, x, u, max_nnz=None):
     """The map's own sparse ``D F(x)`` (``Map.sparse_jacobian``: the map knows its leak,
     input block and function blocks) as float64 SciPy CSR; None where it gives none,
     one of more than ``max_nnz`` nonzeros, or one off the host."""
-    import scipy.sparse as sp
-
     nnz = map_.jacobian_nnz
     if nnz is None or (max_nnz is not None and nnz > max_nnz):
         return None
-    J = map_.sparse_jacobian(x, u)
+    return _host_csr64(map_.sparse_jacobian(x, u))
+
+
+def _host_csr64(J):
+    """A map's sparse Jacobian as float64 SciPy CSR; None for none or one off the host."""
+    import scipy.sparse as sp
+
     return J.astype(np.float64).tocsr() if J is not None and sp.issparse(J) else None
 
 
@@ -144,10 +148,10 @@ def _preconditioner(F, x):
     if F.p != 1:
         return None
     lu = _lu_fits(x.size)
-    J = F.map.approximate_jacobian(x, F.u, max_nnz=None if lu else _ILU_MAX_NNZ)
-    if J is None or not sp.issparse(J):      # none, or one off the host
+    J = _host_csr64(F.map.approximate_jacobian(x, F.u, max_nnz=None if lu else _ILU_MAX_NNZ))
+    if J is None:
         return None
-    A = (J.astype(np.float64) - sp.identity(x.size, format="csr")).tocsc()
+    A = (J - sp.identity(x.size, format="csr")).tocsc()
     try:
         fac = splu(A) if lu else spilu(A, drop_tol=_ILU_DROP, fill_factor=_ILU_FILL)
     except RuntimeError:          # exactly singular factor: run unpreconditioned
