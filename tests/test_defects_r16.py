@@ -17,6 +17,7 @@ from itermap.analysis import (
 from itermap.analysis.fixed_points import _newton_krylov as nk
 from itermap.analysis.fixed_points._common import _Power
 from itermap.block_functions import FeedForward
+from tests.test_newton_krylov_kinds import _central_differences
 
 
 def _sparse(n, gain, density, seed):
@@ -37,13 +38,6 @@ def _function_block_network(n=40, leak=None, driven=False):
     return m, (W0, W1, F1, F2)
 
 
-def _central_differences(step, x, h=1e-6):
-    cols = []
-    for j in range(x.size):
-        e = np.zeros(x.size)
-        e[j] = h
-        cols.append((step(x + e) - step(x - e)) / (2.0 * h))
-    return np.stack(cols, axis=1)
 
 
 # -- 1. Newton-Krylov on function-block networks: a preconditioner through the protocol --

@@ -13,19 +13,10 @@ import pytest
 import itermap
 import itermap.analysis.fixed_points._homotopy as hom
 import itermap.analysis.fixed_points._newton as newton_mod
-from itermap.analysis import find_fixed_points, sample_states
+from itermap.analysis import find_fixed_points
 from itermap.analysis.fixed_points._common import _Power
 from itermap.analysis.fixed_points._result import CONVERGED
-
-
-def _case(n, gain, seed, starts):
-    m = itermap.random_rnn(n, gain=gain, rng=seed)
-    X0 = np.asarray(sample_states(m, starts, steps=50, noise=0.5, rng=seed + 1))
-    return m, m.block_matrix.to_dense(), X0
-
-
-def _residuals(W, P):
-    return np.linalg.norm(np.tanh(P @ W.T) - P, axis=1)
+from tests.test_homotopy_dense import _case, _residuals
 
 
 # gain 3, starts sample_states(..., rng=seed + 1): the paths whose step fell below
