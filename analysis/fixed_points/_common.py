@@ -117,16 +117,6 @@ class MergeRadius:
 
 
 # -- input checks ---------------------------------------------------------------------
-def _check_positive(name, value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
-
-
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")

@@ -17,14 +17,13 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array, MapLike
 
-from .._checks import check_bool
+from .._checks import check_bool, check_real
 from .._checks import check_int as _check_int
 from ._clustering import _nearest_within
 from ._common import (
     Problem,
     Solution,
     _check_inputs,
-    _check_positive,
     _check_reachable,
     _check_starts,
     _default_tol,
@@ -370,10 +369,10 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     deflation = _check_deflation(deflation)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
-    tol = _default_tol(xp, x.dtype) if tol is None else _check_positive("tol", tol)
+    tol = _default_tol(xp, x.dtype) if tol is None else check_real("tol", tol, positive=True)
     # copies of one point that each meet tol lie ~tol / sigma_min(I - J) apart
     unique_tol = max(1e-6, 10.0 * tol) if unique_tol is None \
-        else _check_positive("unique_tol", unique_tol)
+        else check_real("unique_tol", unique_tol, positive=True)
     _check_reachable(tol, xp, x.dtype)
     u = _check_inputs(map_, inputs, xp)
     if u is not None:
@@ -400,7 +399,7 @@ def _check_deflation(deflation):
         # a string other than "auto" is a bad value; anything else, a bad type
         error = ValueError if isinstance(deflation, str) else TypeError
         raise error(f"deflation must be 'auto', True, False or a radius > 0, got {deflation!r}")
-    return _check_positive("deflation", deflation)
+    return check_real("deflation", deflation, positive=True)
 
 
 def _choose_method(method, slow_points, dim, xp):
