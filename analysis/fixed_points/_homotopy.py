@@ -428,7 +428,7 @@ class _Path:
                 exact = True
                 self.fresh = False
                 te = self.dense_tangent(x, s, t)
-                if te is not None and te is not False:
+                if isinstance(te, np.ndarray):
                     t = te
                     continue
             if got is None:
