@@ -56,6 +56,9 @@ STEP_OVERHEAD = 3e-5
 QR_OVERHEAD = 6e-5
 #: Python overhead of one GMRES iteration and tangent product of Newton-Krylov (s)
 KRYLOV_OVERHEAD = 2e-3
+#: LU solves' worth of a fixed-point search's fixed cost per unit of gain above 1 (at most
+#: 1): the gain rule and wandering of a search whose damped phase reaches no point
+GAIN_RULE_SOLVES = 400.0
 #: CPU seconds to draw and save one simple figure (PDF, and PNG at 200 dpi)
 FIGURE_SECONDS = 0.2
 _F8 = 8.0  # bytes of a float64
@@ -336,8 +339,12 @@ class FixedPointsKind(AnalysisModel):
         per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
         # distinct points whose spectra are computed: more the stronger the coupling
         points = 1 + self.starts / 4 * min(2 * excess, 1.0)
+        # the search's fixed cost past gain 1, whatever the number of starts: where the
+        # damped phase reaches no point, the gain rule's lower-gain searches, deflated
+        # reruns and gain paths, and the last start's wandering window
+        fixed = GAIN_RULE_SOLVES * min(excess, 1.0)
         return Cost(bytes=6 * _F8 * self.starts * n ** 2,
-                    seconds=(self.starts * iters * per_iter + points * 25 * n ** 3)
+                    seconds=((self.starts * iters + fixed) * per_iter + points * 25 * n ** 3)
                     / _linalg_rate(n) + iters * 1e-3 * self.period + _figure(1.0),
                     memory_key="starts", time_key="starts")
 
