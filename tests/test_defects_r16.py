@@ -38,8 +38,6 @@ def _function_block_network(n=40, leak=None, driven=False):
     return m, (W0, W1, F1, F2)
 
 
-
-
 # -- 1. Newton-Krylov on function-block networks: a preconditioner through the protocol --
 @pytest.mark.parametrize("leak", [None, 0.4])
 def test_a_function_block_network_gives_its_jacobian_as_a_sparse_matrix(leak):

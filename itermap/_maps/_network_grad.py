@@ -517,15 +517,15 @@ def sparse_jacobian(self: IterativeMap, x: Array, u: Array | None = None) -> Any
     return None if d is None else _sparse_product(self, d)
 
 
-def _one_state_derivative(self, x, u, name, none):
+def _one_state_derivative(self, x, u, name, no_matrix):
     """``(x, d)`` for the sparse Jacobians at one state: ``x`` coerced and checked, ``d``
     the activations' derivative there; ``d`` None (nothing computed, but ``x`` and ``u``
-    refused all the same where bad) where the caller returns no matrix (``none``)."""
+    refused all the same where bad) where the caller returns no matrix (``no_matrix``)."""
     x = self._coerce(x)
     if x.ndim != 1:
         raise ValueError(f"x: {name} takes one state of shape ({self.dim},), got "
                          f"shape {tuple(x.shape)}")
-    if none:
+    if no_matrix:
         if u is not None or self.input_block is None:
             self._check_input(x, u)     # bad arguments are refused here too
         return x, None
