@@ -88,7 +88,7 @@ def _sparse_search(quick):
             fp = find_fixed_points(m, X0, method="homotopy", max_iter=steps, progress=False)
             ours.append(time.process_time() - t0)
             peaks.append(tracemalloc.get_traced_memory()[1]
-                         + (homotopy_memory(m, 1, n, lu=True) if lu else 0.0))
+                         + (homotopy_memory(m, 1, n, lu="sparse") if lu else 0.0))
             tracemalloc.stop()
             nk = find_fixed_points(m, X0, method="newton-krylov", max_iter=iters,
                                    progress=False)
@@ -351,10 +351,10 @@ def _recycle(seed, n=20_000, budget=60.0, rtol=1e-3):
                       f"{got[1]:.4f}, {len(log)} solves, {sum(log)} products", flush=True)
                 return c
 
-        # lu=True: the exact tangent and the tight corrector tolerance of the LU mode,
+        # lu="idr": the exact tangent and the tight corrector tolerance of the LU mode,
         # every solve (bordered_step) by GCRO-DR
         try:
-            xe, st = Path(_Power(m, 1, None, np), 0.5 * x0, lu=True).run(500)
+            xe, st = Path(_Power(m, 1, None, np), 0.5 * x0, lu="idr").run(500)
             print(f"    seed {seed}: path status {st}")
         except TimeoutError:
             print(f"    seed {seed}: {budget:.0f} s of CPU spent")

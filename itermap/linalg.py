@@ -1,5 +1,5 @@
 """The linear algebra the analyses share: the tangent frame's reorthonormaliser, the general
-tangent stepper, and batched solves.
+tangent stepper, batched solves, and IDR(s) for large nonsymmetric systems.
 
 Examples
 --------
@@ -11,6 +11,7 @@ array([[0.5 , 0.5 ],
 """
 
 from ._running._fused_steppers import general_tangent_stepper
+from ._running._idrs import IDRSolution, idrs
 from ._running._linalg import (
     batched_eigvals,
     batched_solve,
@@ -18,5 +19,5 @@ from ._running._linalg import (
 )
 from ._running._reorth import Reorthonormalizer
 
-__all__ = ["Reorthonormalizer", "batched_eigvals", "batched_solve", "damped_normal_solve",
-           "general_tangent_stepper"]
+__all__ = ["IDRSolution", "Reorthonormalizer", "batched_eigvals", "batched_solve",
+           "damped_normal_solve", "general_tangent_stepper", "idrs"]

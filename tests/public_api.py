@@ -1,9 +1,9 @@
 """The public callables of itermap, for the docstring and type-hint checks.
 
 Everything in ``itermap.__all__``, ``itermap.analysis.__all__``,
-``itermap.analysis.plots.__all__``, ``itermap.systems.__all__`` and
-``itermap.backends.__all__`` that can be called, and the public methods of the
-map classes a newcomer calls on a map.
+``itermap.analysis.plots.__all__``, ``itermap.systems.__all__``,
+``itermap.backends.__all__`` and ``itermap.linalg.__all__`` that can be called, and the
+public methods of the map classes a newcomer calls on a map.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import itermap.analysis
 import itermap.analysis.plots
 import itermap.backends
 import itermap.block_functions
+import itermap.linalg
 import itermap.systems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,7 @@ MODULES = {
     "itermap.systems": itermap.systems,
     "itermap.backends": itermap.backends,
     "itermap.block_functions": itermap.block_functions,
+    "itermap.linalg": itermap.linalg,
 }
 CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
                         itermap.FunctionMap, itermap.Result, itermap.Check)

@@ -23,10 +23,11 @@ def _network(n):
 def test_estimate_has_no_n_squared_term_and_refusal_comes_before_any_work(monkeypatch):
     m, m2 = _network(N), _network(2 * N)
     est, est2 = hom.homotopy_memory(m, 1, N), hom.homotopy_memory(m2, 1, 2 * N)
-    # the GMRES basis is capped at 256 MiB: the rest (work vectors, starts) is linear
-    cap = 256 * 2**20
+    # IDR(s)'s vectors, the work vectors and the starts, linear in N, and the sparse
+    # Jacobian, linear in its nonzeros
     assert est < 1e9 < 8.0 * N * N
-    assert est2 - est == pytest.approx((est - cap) * 1.0, rel=0.05)
+    jac, jac2 = 24.0 * m.jacobian_nnz, 24.0 * m2.jacobian_nnz
+    assert est2 - jac2 == pytest.approx(2.0 * (est - jac), rel=0.01)
     import itermap._core._checks as checks
 
     monkeypatch.setattr(checks, "_physical_memory", lambda: est / 2)
@@ -44,7 +45,7 @@ def test_estimate_has_no_n_squared_term_and_refusal_comes_before_any_work(monkey
 
 def test_a_short_run_stays_within_the_estimate():
     # two continuation steps at N = 200,000 (one start): the traced peak (NumPy's buffers:
-    # the GMRES basis, the Jacobian products) is within the estimate the search refuses
+    # IDR(s)'s vectors, the Jacobian products) is within the estimate the search refuses
     # on; whatever comes back is a point by a residual computed here from the weights
     m = _network(N)
     x0 = 0.5 * np.random.default_rng(1).standard_normal((1, N))

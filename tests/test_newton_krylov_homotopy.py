@@ -132,7 +132,7 @@ def test_lu_rule_and_its_fill_within_the_estimate(monkeypatch):
 
     m, _ = _sparse(300, 1)
     assert hom.uses_lu(_Power(m, 1, None, np), 300)
-    assert not hom.uses_lu(_Power(m, 2, None, np), 300)           # period 2: GMRES
+    assert not hom.uses_lu(_Power(m, 2, None, np), 300)           # period 2: IDR(s)
     dense = itermap.IterativeMap(np.eye(300) * 0.5)
     assert not hom.uses_lu(_Power(dense, 1, None, np), 300)       # no sparse weights
     big = itermap.random_rnn(2400, density=1e-3, gain=1.5, rng=0)
@@ -150,22 +150,21 @@ def test_lu_rule_and_its_fill_within_the_estimate(monkeypatch):
     monkeypatch.setattr(sla, "splu", spy)
     x0 = np.asarray(sample_states(m, 1, steps=50, rng=2))
     find_fixed_points(m, x0, method="homotopy", progress=False, max_iter=10)
-    assert fills and max(fills) <= hom.homotopy_memory(m, 1, 300, lu=True)
+    assert fills and max(fills) <= hom.homotopy_memory(m, 1, 300, lu="sparse")
 
 
 def test_memory_is_estimated_refused_and_no_dim_squared_array(monkeypatch):
-    # the GMRES path (LU refused) with a basis budget of 2 MB: the traced peak stays
-    # below the estimate, and the estimate far below one dim x dim array
+    # the IDR(s) path (LU refused): the traced peak stays below the estimate, and the
+    # estimate far below one dim x dim array
     import itermap.analysis.fixed_points._newton_krylov as nk
 
     n = 2000
     monkeypatch.setattr(nk, "_LU_BYTES", 0)
-    monkeypatch.setattr(hom, "_BASIS_BYTES", 2 * 2**20)
     m, W = _sparse(n, 1)
     x0 = np.asarray(sample_states(m, 1, steps=50, rng=2))
     est = hom.homotopy_memory(m, 1, n)
     assert est < n * n * 8 / 4
-    # a few continuation steps, then one polishing Newton step (its longest GMRES cycle)
+    # a few continuation steps, then one polishing Newton step
     tracemalloc.start()
     fp = find_fixed_points(m, x0, method="homotopy", progress=False, max_iter=4)
     monkeypatch.setattr(hom, "_POLISH_ITERS", 1)

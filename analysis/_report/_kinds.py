@@ -54,7 +54,7 @@ LINALG_FLOPS = 8e9
 STEP_OVERHEAD = 3e-5
 #: extra overhead of a step that also re-orthonormalises a tangent frame (s)
 QR_OVERHEAD = 6e-5
-#: Python overhead of one GMRES iteration and tangent product of Newton-Krylov (s)
+#: Python overhead of one IDR(s) iteration and tangent product of Newton-Krylov (s)
 KRYLOV_OVERHEAD = 2e-3
 #: LU solves' worth of a fixed-point search's fixed cost per unit of gain above 1 (at most
 #: 1): the gain rule and wandering of a search whose damped phase reaches no point
@@ -351,10 +351,10 @@ class FixedPointsKind(AnalysisModel):
 
 def _krylov_cost(s: Sizes, starts: int, iters: float) -> Cost:
     """Newton-Krylov (find_fixed_points' method past its dim rule): per Newton step about
-    100 GMRES iterations, each a tangent product, an Arnoldi step over 50 vectors and
-    ``KRYLOV_OVERHEAD`` of Python; 840 products for the multipliers of a point."""
-    per_mv = KRYLOV_OVERHEAD + (2.0 * s.nnz + 200.0 * s.dim) / FLOPS
-    return Cost(bytes=_F8 * s.dim * (124 + 3 * starts),
+    100 IDR(8) iterations, each a tangent product, about 60 flops a unit of vector work
+    and ``KRYLOV_OVERHEAD`` of Python; 840 products for the multipliers of a point."""
+    per_mv = KRYLOV_OVERHEAD + (2.0 * s.nnz + 60.0 * s.dim) / FLOPS
+    return Cost(bytes=_F8 * s.dim * (52 + 3 * starts),
                 seconds=(starts * iters * 100 + 840) * per_mv + _figure(1.0),
                 memory_key="starts", time_key="starts")
 

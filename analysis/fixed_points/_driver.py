@@ -212,7 +212,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
         ``"homotopy"`` follows each start's gain homotopy ``F(s x) + (1 - s) b - x``
         (``b`` half the start) from ``s = 0`` to 1, then polishes: dense LU solves
-        for a dense map up to ``dim = 4096``, sparse LU or matrix-free GMRES for
+        for a dense map up to ``dim = 4096``, sparse LU or matrix-free IDR(s) for
         sparse weights; for networks where Newton from the starts stalls
         (``max_iter`` bounds its continuation steps; see
         :mod:`itermap.analysis.fixed_points`).
@@ -283,7 +283,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     small to split, and threads waiting on each other slow it on a busy machine.
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on
     NumPy) no dense Jacobian is formed: each start in turn runs Newton-Krylov
-    (restarted GMRES with 100 vectors on ``map.tangent``, solved to Eisenstat and
+    (IDR(8) on the map's sparse Jacobian or its ``tangent``, solved to Eisenstat and
     Walker's forcing terms, ILU-preconditioned on the weights' pattern for an
     itermap network with sparse weights of at most 20,000 nonzeros, unpreconditioned
     beyond, after ``q_steps`` L-BFGS steps on ``q``, with Armijo backtracking, and
@@ -293,7 +293,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     ``jacobians`` is None and ``eigenvalues`` holds the 6 leading
     multipliers (ARPACK, 4e6 / dim restarts, at least 20; NaN where it has not
     converged, and such a point is not called stable), so ``stable`` is exact and
-    ``n_unstable`` counts among those 6. Its memory (GMRES basis, ILU factors,
+    ``n_unstable`` counts among those 6. Its memory (IDR(s) vectors, ILU factors,
     starts) is estimated first and the call refused with the estimate if the machine
     lacks it. With ``method="newton"`` the Newton systems are dense,
     ``dim x dim`` per running start, even for a sparse map: starts run in

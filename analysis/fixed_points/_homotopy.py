@@ -31,27 +31,28 @@ step refused where the path turns by more than ``arccos(_MIN_COS)``. The solves:
   changes (constant along a regular curve; Allgower and Georg 2003, sec. 2.1, read off
   the LU's diagonal and pivots) is refused and shortened: it crossed a singular point
   or turned the path back on itself;
-- otherwise GMRES on products with the map's ``tangent`` (no ``dim x dim`` array), the
-  predictor a secant. The Jacobians ``s D F - I`` have their spectrum around the origin
-  once ``s`` passes ``1 / gain`` (the disk of ``D W`` reaches 1: a random network's fixed
-  points are unstable), where short GMRES cycles stagnate: the cycle length doubles where
-  the corrector fails, up to ``dim + 1`` (then GMRES is exact) or the vectors of
-  ``dim + 1`` that fit ``_BASIS_BYTES`` = 256 MiB (1,677 at ``dim`` 20,000).
+- otherwise IDR(s) (:func:`itermap.linalg.idrs`) on products with the map's sparse
+  Jacobian (``Map.sparse_jacobian``) or its ``tangent`` (no ``dim x dim`` array), to a
+  relative residual of ``_IDR_RTOL``, so the steps are as good as the LU's and the path
+  is followed as with it. The Jacobians ``s D F - I``
+  have their spectrum around the origin once ``s`` passes ``1 / gain`` (the disk of
+  ``D W`` reaches 1: a random network's fixed points are unstable), where restarted
+  GMRES stagnates until its basis holds ``O(dim^0.75)`` vectors; IDR(s) takes about as
+  many products but holds ``3 s + 4`` vectors.
 
-At ``s = 1`` Newton (LU) or Newton-Krylov with the longest GMRES cycles polishes the
-point to ``tol`` (Kelley 1995, ch. 6; Knoll and Keyes 2004). A path that stops, comes
-back on itself (a step past a near-singular point can land on a closed loop of zeros:
-seen on fixed projections of the accepted points), whose polish fails or that ends at
-``x = 0`` runs again with ``b = 0.25 x0``, then ``b = x0`` (``x = 0`` is kept where no
-unfolding reaches another point). For an odd map (``F(-x) = -F(x)``, a network without
-bias) ``-x`` is a fixed point too and is returned when its residual, computed, is
-within ``tol``.
+At ``s = 1`` Newton (LU or IDR(s) steps) polishes the point to ``tol`` (Kelley 1995,
+ch. 6; Knoll and Keyes 2004). A path that stops, comes back on itself (a step past a
+near-singular point can land on a closed loop of zeros: seen on fixed projections of
+the accepted points), whose polish fails or that ends at ``x = 0`` runs again with
+``b = 0.25 x0``, then ``b = x0`` (``x = 0`` is kept where no unfolding reaches another
+point). For an odd map (``F(-x) = -F(x)``, a network without bias) ``-x`` is a fixed
+point too and is returned when its residual, computed, is within ``tol``.
 
 :func:`own_paths` runs a start's path for ``method="newton"``: the starts its gain
 rule leaves unconverged (:mod:`._newton`), one unfolding ``b = _BETA x0`` each.
 
-Memory: the dense or sparse LU (at most its complete fill) or one GMRES basis within
-``_BASIS_BYTES`` and its ``m x m`` Hessenberg matrix, a few vectors, the points.
+Memory: the dense or sparse LU (at most its complete fill) or IDR(s)'s ``3 s + 4``
+vectors, a few more vectors, the points.
 
 References
 ----------
@@ -60,7 +61,9 @@ References
 .. [2] S.-N. Chow, J. Mallet-Paret and J. A. Yorke, "Finding zeroes of maps: homotopy
    methods that are constructive with probability one", Math. Comp. 32, 1978.
 .. [3] C. T. Kelley, "Iterative Methods for Linear and Nonlinear Equations", SIAM 1995.
-.. [4] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a survey of
+.. [4] M. B. van Gijzen and P. Sonneveld, "Algorithm 913: An elegant IDR(s) variant that
+   efficiently exploits biorthogonality properties", ACM Trans. Math. Softw. 38(1), 2011.
+.. [5] D. A. Knoll and D. E. Keyes, "Jacobian-free Newton-Krylov methods: a survey of
    approaches and applications", J. Comput. Phys. 193, 2004.
 """
 
@@ -68,6 +71,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from itermap.linalg import idrs
 from itermap.threads import blas_limited
 
 from .._checks import check_memory
@@ -88,10 +92,10 @@ from ._newton_krylov import (
 _BETA = 0.5
 # arclength steps (x weighted by 1 / dim, so that rms(x) and s count alike): first, largest
 _DS0, _DS_MAX = 0.05, 0.1
-# a corrected point is accepted at rms(H) <= _TAU ds (GMRES) or _TAU_LU ds (exact
-# steps: one Newton step more, and a point accurate enough that the next corrector starts
-# within Newton's reach of the curve near its singular points), within _CORRECTOR_ITERS
-_TAU, _TAU_LU = 5e-3, 5e-6
+# a corrected point is accepted at rms(H) <= _TAU ds (every solve is as good as exact: a
+# point accurate enough that the next corrector starts within Newton's reach of the curve
+# near its singular points), within _CORRECTOR_ITERS
+_TAU = 5e-6
 _CORRECTOR_ITERS = 8
 # dense LU: a corrector step reuses the last factorization while the residual fell by
 # at least this factor in the step before (chord steps: O(dim^2), not O(dim^3))
@@ -99,17 +103,18 @@ _CHORD = 0.3
 # a step is refused where the secant turns from the last by more than arccos(_MIN_COS)
 _MIN_COS = 0.9
 # the linear solves: a sparse LU of the (bordered) Jacobian where ``uses_lu`` (a network
-# with sparse weights, a complete fill within 64 MiB: dim <= 2363);
-# else GMRES, its cycle starting at _RESTART0 vectors and doubled where a corrector fails,
-# up to dim + 1 or the vectors of dim + 1 that fit _BASIS_BYTES (1677 at dim 20,000)
-_BASIS_BYTES = 256 * 2**20
-# dense maps up to this many units get dense LU solves (the driver's dense limit)
+# with sparse weights, a complete fill within 64 MiB: dim <= 2363); a dense LU for maps
+# without sparse weights up to _DENSE_DIM units (the driver's dense limit); else IDR(s)
+# with a shadow space of _IDR_S vectors, to _IDR_RTOL (as exact as the LU for the path),
+# in at most _IDR_PRODUCTS_PER_UNIT products per unit; a solve left above _IDR_ACCEPT
+# counts as failed (the step is refused and shortened)
 _DENSE_DIM = 4096
-_RESTART0 = 30
-_CORRECTOR_RTOL = 1e-3
-# the polish at s = 1: Newton steps at most, GMRES cycles a step
+_IDR_S = 8
+_IDR_RTOL = 1e-10
+_IDR_PRODUCTS_PER_UNIT = 4
+_IDR_ACCEPT = 1e-2
+# the polish at s = 1: Newton steps at most
 _POLISH_ITERS = 10
-_POLISH_CYCLES = 4
 _DS_MIN = 1e-5
 # b of rms below this counts as no unfolding for the orientation (x0 of 1e-10 and less
 # left the paths of x -> tanh(g x) stuck at the pitchfork s = 1 / g, every step refused)
@@ -164,9 +169,9 @@ def homotopy(problem) -> Solution:
     if F.torus is not None:
         raise ValueError("method='homotopy' scales the state (F(s x)): it needs a map on "
                          "R^n, not on a torus; use method='newton'")
-    lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
+    lu = _solver(F, dim)
     check_memory("method", homotopy_memory(problem.map, n_starts, dim, lu=lu),
-                 f"method='homotopy' on {n_starts} starts of dim {dim} (LU or GMRES basis, "
+                 f"method='homotopy' on {n_starts} starts of dim {dim} (LU or IDR(s) vectors, "
                  f"and starts)")
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
     found: list[np.ndarray] = []
@@ -209,29 +214,29 @@ def _start_path(F, x0, max_iter, tol, unique_tol, lu, betas=(_BETA, *_RETRY_BETA
     return (trivial[0], trivial[1], 0) if trivial is not None else (xe, r, st)
 
 
+def _solver(F, dim):
+    """How the path's linear systems are solved: "sparse" (LU), "dense" (LU) or "idr"."""
+    return "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else "idr")
+
+
 def _dense_lu(F, dim):
     """Whether the homotopy's solves are dense LU: a map without sparse weights up to
     ``_DENSE_DIM`` units (the dense search's limit)."""
     return dim <= _DENSE_DIM and F.map.jacobian_nnz is None
 
 
-def _basis_cap(n):
-    """The longest GMRES cycle on a system of size ``n``: ``n`` (then GMRES is exact), at
-    most the vectors of ``n + 1`` that fit ``_BASIS_BYTES``."""
-    return int(max(_RESTART0, min(n, _BASIS_BYTES // (8 * (n + 1)))))
-
-
-def homotopy_memory(map_, n_starts, dim, itemsize=8, lu=False):
-    """Bytes the homotopy holds beyond the map: the sparse LU at its complete fill, or
-    the longest GMRES basis (``m + 1`` vectors of ``dim + 1``, its Hessenberg matrix);
-    the Jacobian's copies of the weights (``lu``), 30 work vectors, starts and points."""
+def homotopy_memory(map_, n_starts, dim, itemsize=8, lu="idr"):
+    """Bytes the homotopy holds beyond the map: the dense bordered matrix and its LU
+    (``lu="dense"``), the sparse LU at its complete fill and the Jacobian's copies of the
+    weights (``"sparse"``), or IDR(s)'s ``3 s + 4`` vectors of ``dim + 1`` and the sparse
+    Jacobian (``"idr"``);
+    30 work vectors, starts and points."""
     if lu == "dense":        # the bordered matrix, its LU and the Jacobian
         solver = 3 * (dim + 1) ** 2 * itemsize
-    elif lu:
+    elif lu == "sparse":
         solver = lu_memory(dim, map_.jacobian_nnz or 0)
-    else:
-        m = _basis_cap(dim + 1)
-        solver = (m + 1) * (dim + 1) * itemsize + 2 * m * (m + 1) * itemsize
+    else:                    # and the sparse Jacobian, two copies while it is built
+        solver = (3 * _IDR_S + 4) * (dim + 1) * 8 + 2.0 * 12.0 * (map_.jacobian_nnz or 0)
     return float(solver + 30 * (dim + 1) * itemsize + 3 * n_starts * dim * itemsize)
 
 
@@ -253,6 +258,13 @@ def _dense_solve(A, rhs):
         return np.full(rhs.shape, np.nan)
 
 
+def _idr_solve(A, rhs):
+    """``A^-1 rhs`` by IDR(s) to ``_IDR_RTOL`` (NaN where it ends above ``_IDR_ACCEPT``)."""
+    sol = idrs(A, rhs, s=_IDR_S, rtol=_IDR_RTOL,
+               max_products=_IDR_PRODUCTS_PER_UNIT * rhs.size)
+    return sol.x if sol.residual <= _IDR_ACCEPT else np.full(rhs.shape, np.nan)
+
+
 def _lu_solve(A, rhs):
     """``A^-1 rhs`` by a sparse LU (NaN where ``A`` is exactly singular)."""
     from scipy.sparse.linalg import splu
@@ -266,14 +278,10 @@ def _lu_solve(A, rhs):
 class _Path:
     """The zero curve of ``H(x, s) = F(s x) + (1 - s) b - x`` from ``s = 0`` to 1."""
 
-    def __init__(self, F, b, lu=False):
+    def __init__(self, F, b, lu="idr"):
         self.F, self.b, self.lu = F, b, lu
         self.n = b.size
         self.w = 1.0 / self.n               # weight of x in the arclength norm
-        self.m = _RESTART0                  # the corrector's GMRES cycle
-        self.cap = _basis_cap(self.n + 1)
-        if lu:                              # exact solves: no cycle to grow
-            self.m = self.cap
         self.sign = None                    # the orientation (dense LU)
         # an unfolding below _FLAT (rms) leaves pitchforks numerically unbroken
         self.flat = float(np.linalg.norm(b)) <= _FLAT * np.sqrt(self.n)
@@ -289,8 +297,8 @@ class _Path:
 
     def bordered_step(self, x, s, t, h, last=0.0):
         """``[s J - I, J x - b; w t_x^T, t_s] d = [-h; last]``, J = D F(s x): a dense or
-        sparse LU, or GMRES on products with the tangent."""
-        from scipy.sparse.linalg import LinearOperator, gmres
+        sparse LU, or IDR(s) on products with the tangent."""
+        from scipy.sparse.linalg import LinearOperator
 
         n = self.n
         tw = self.w * t[:n]
@@ -311,7 +319,7 @@ class _Path:
                 self.fac = lu_factor(A, overwrite_a=True, check_finite=False)
             self.fresh = True
             return self.chord(h, last)
-        if self.lu:
+        if self.lu == "sparse":
             import scipy.sparse as sp
 
             J = _jacobian(self.F, s * x)
@@ -327,11 +335,7 @@ class _Path:
             out[n] = tw @ v[:n] + t[n] * v[n]
             return out
 
-        A = LinearOperator((n + 1, n + 1), matvec=mv, dtype=np.float64)
-        # one cycle; two at the cap (the cap is within _BASIS_BYTES)
-        d, _ = gmres(A, rhs, rtol=_CORRECTOR_RTOL, restart=min(self.m, self.cap),
-                     maxiter=1 + (self.m >= self.cap))
-        return d
+        return _idr_solve(LinearOperator((n + 1, n + 1), matvec=mv, dtype=np.float64), rhs)
 
     def dense_tangent(self, x, s, t):
         """The tangent at ``(x, s)`` by the dense LU (the last one, where the corrector
@@ -365,7 +369,7 @@ class _Path:
         point and the corrector steps taken, or None where it does not converge."""
         r0 = r = self.rms(x, s)
         self.fresh, r_prev = False, np.inf
-        tau = _TAU_LU if self.lu else _TAU
+        tau = _TAU
         for k in range(_CORRECTOR_ITERS + 1):
             if r <= tau * ds:
                 return x, s, k
@@ -378,7 +382,7 @@ class _Path:
                 d = self.bordered_step(x, s, t, self.H(x, s))
             if not np.all(np.isfinite(d)):
                 return None
-            # the correction cut back until the residual falls (GMRES stopped short
+            # the correction cut back until the residual falls (a solve stopped short
             # leaves long components along the near-null directions)
             for a in (1.0, 0.5, 0.25, 0.125):
                 xt, st = x + a * d[:-1], s + a * d[-1]
@@ -432,11 +436,9 @@ class _Path:
                     t = te
                     continue
             if got is None:
-                # a longer GMRES cycle first, then a shorter step; where short steps fail
-                # too the curve passes near a singular point: step over it, longer
-                if self.m < self.cap:
-                    self.m, ds = min(2 * self.m, self.cap), 0.8 * ds
-                elif ds > ds_ok / 16 or jumps >= len(_JUMPS):
+                # a shorter step; where short steps fail too the curve passes near a
+                # singular point: step over it, longer
+                if ds > ds_ok / 16 or jumps >= len(_JUMPS):
                     ds *= 0.5
                 else:
                     ds, jumps = _JUMPS[jumps] * ds_ok, jumps + 1
@@ -461,22 +463,17 @@ class _Path:
             t_new = self.unit(np.append(xc - x, sc - s))
             if self.lu == "dense":
                 t_new = t_dense if t_dense is not False else t_new
-            elif self.lu:
+            else:
                 tau = self.bordered_step(xc, sc, t, np.zeros(n), 1.0)
                 t_new = self.unit(tau) if np.all(np.isfinite(tau)) else t_new
             t, x, s, exact = t_new, xc, sc, False
             ds = min(_DS_MAX, ds * (1.6 if k <= 2 else 1.0 if k <= 4 else 0.7))
-            if k <= 2:
-                self.m = max(_RESTART0, int(self.m / 1.5))
         return x, 2
 
 
-def polish(F, x, tol, lu=False):
-    """Newton on ``F(x) - x``: sparse LU steps (``lu``) or GMRES with the longest cycles
-    (``_basis_cap``), backtracking where the residual would grow: (x, ||F(x) - x||,
-    status code)."""
-    from scipy.sparse.linalg import gmres
-
+def polish(F, x, tol, lu="idr"):
+    """Newton on ``F(x) - x``: dense or sparse LU steps (``lu``) or IDR(s) steps,
+    backtracking where the residual would grow: (x, ||F(x) - x||, status code)."""
     G, r = _residual(F, x)
     for _ in range(_POLISH_ITERS):
         if not np.isfinite(r):
@@ -487,15 +484,12 @@ def polish(F, x, tol, lu=False):
             J = _dense_jacobian(F, x)
             J[np.diag_indices_from(J)] -= 1.0
             d = _dense_solve(J, -G)
-        elif lu:
+        elif lu == "sparse":
             import scipy.sparse as sp
 
             d = _lu_solve(_jacobian(F, x) - sp.identity(x.size), -G)
         else:
-            A, _ = tangent_operator(F, x)
-            rtol = max(1e-8, min(1e-3, r / np.sqrt(x.size)))
-            d, _ = gmres(A, -G, rtol=rtol, restart=_basis_cap(x.size),
-                         maxiter=_POLISH_CYCLES)
+            d = _idr_solve(tangent_operator(F, x)[0], -G)
         for a in (1.0, 0.5, 0.25, 0.125, 0.0625):
             xt = x + a * d
             Gt, rt = _residual(F, xt)
@@ -522,14 +516,14 @@ def own_paths(p, x0, status, fx, fr, leads=None):
     """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
     ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
     gain homotopy from ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse
-    LU, none where only GMRES would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM``
+    LU, none where only IDR(s) would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM``
     units the phase stops early where most paths fail (``_OWN_GIVE_UP``). ``status``
     (and ``leads``: the start is its own lead) are updated in place for the starts that
     end at a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
     dim = int(x0.shape[1])
-    lu = "sparse" if uses_lu(F, dim) else ("dense" if _dense_lu(F, dim) else None)
-    if not lu or dim > _OWN_MAX_DIM:     # LU solves only, and paths of a few seconds
+    lu = _solver(F, dim)
+    if lu == "idr" or dim > _OWN_MAX_DIM:     # LU solves only, and paths of a few seconds
         return fx, fr
     rows = np.flatnonzero(status != 0)
     got, pts, res = [], [], []

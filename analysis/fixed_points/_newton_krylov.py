@@ -1,20 +1,22 @@
 """Matrix-free Newton-Krylov for fixed points of large maps (``method="newton-krylov"``).
 
 Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
-``(D(F^p)(x) - I) dx = -G`` are solved by restarted GMRES on products with the
-map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no
-``dim x dim`` array is formed. A complete or incomplete LU factorization of ``D F - I``,
-from the map's own sparse (approximate) Jacobian (``Map.approximate_jacobian``: a network
-with sparse weights, function blocks included; O(nnz) memory), preconditions the GMRES
-up to ``_ILU_MAX_NNZ`` nonzeros;
-larger maps run unpreconditioned, with a long restart instead (an incomplete
-factorisation of a random sparse pattern fills in, and GMRES stagnates where
-``D F - I`` is indefinite). Starts run one after the other,
+``(D(F^p)(x) - I) dx = -G`` are solved by IDR(s) (:func:`itermap.linalg.idrs`) on
+products with the map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so
+no ``dim x dim`` array is formed. A complete or incomplete LU factorization of
+``D F - I``, from the map's own sparse (approximate) Jacobian
+(``Map.approximate_jacobian``: a network with sparse weights, function blocks included;
+O(nnz) memory), preconditions it (on the right) up to ``_ILU_MAX_NNZ`` nonzeros; larger
+maps run unpreconditioned (an incomplete factorisation of a random sparse pattern fills
+in). Where ``D F - I`` is indefinite (its spectrum surrounds the origin: a random
+network's fixed points are unstable) restarted GMRES stagnates until its basis holds
+``O(dim^0.75)`` vectors; IDR(s) takes about as many products with ``3 s + 4`` vectors
+held. Starts run one after the other,
 each deflated (Farrell, Birkisson and Funke 2015) by the points the earlier ones
 found, so repeated convergence to one point becomes convergence to new ones.
 
-Memory: the map (O(nnz)), the ILU factors (a few times nnz, small maps), and the
-GMRES basis of ``_RESTART`` vectors of length ``dim`` for one start at a time.
+Memory: the map (O(nnz)), the ILU factors (a few times nnz, small maps), and IDR(s)'s
+``3 s + 4`` vectors of length ``dim`` for one start at a time.
 
 References
 ----------
@@ -22,7 +24,9 @@ References
    of approaches and applications", J. Comput. Phys. 193, 2004.
 .. [2] S. C. Eisenstat and H. F. Walker, "Choosing the forcing terms in an inexact
    Newton method", SIAM J. Sci. Comput. 17(1), 1996.
-.. [3] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
+.. [3] M. B. van Gijzen and P. Sonneveld, "Algorithm 913: An elegant IDR(s) variant that
+   efficiently exploits biorthogonality properties", ACM Trans. Math. Softw. 38(1), 2011.
+.. [4] P. E. Farrell, A. Birkisson and S. W. Funke, "Deflation techniques for
    finding distinct solutions of nonlinear partial differential equations",
    SIAM J. Sci. Comput. 37(4), 2015.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from itermap.linalg import idrs
 from itermap.threads import blas_limited
 
 from .._checks import check_memory
@@ -38,12 +43,13 @@ from ._common import Solution, _progress_bar, _settle
 from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
-# GMRES restart length (Krylov vectors held), restarts per Newton step, and the
-# forcing terms: Eisenstat and Walker's choice 2, eta_k = 0.9 (||G_k|| / ||G_k-1||)^2,
-# capped at _ETA and safeguarded as in Kelley (1995, sec. 6.3): loose solves far from a
-# point (where an exact Newton step is no better), tight ones as the residual falls
-_RESTART = 100
-_RESTARTS = 2
+# IDR(s)'s shadow space and its products per Newton step (at most
+# _PRODUCTS_PER_UNIT dim); the forcing terms: Eisenstat and Walker's choice 2,
+# eta_k = 0.9 (||G_k|| / ||G_k-1||)^2, capped at _ETA and safeguarded as in Kelley (1995,
+# sec. 6.3): loose solves far from a point (where an exact Newton step is no better),
+# tight ones as the residual falls
+_IDR_S = 8
+_PRODUCTS_PER_UNIT = 4
 _ETA = 0.5
 # Armijo constant and the step lengths tried, longest first
 _ARMIJO = 1e-4
@@ -74,10 +80,10 @@ def newton_krylov(problem) -> Solution:
     x, F = problem.x, problem.F
     n_starts, dim = int(x.shape[0]), int(x.shape[1])
     check_memory("method", krylov_memory(problem.map, n_starts, dim),
-                 f"method='newton-krylov' on {n_starts} starts of dim {dim} (GMRES basis, "
+                 f"method='newton-krylov' on {n_starts} starts of dim {dim} (IDR(s) vectors, "
                  f"ILU factors and starts)")
     bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
-    # GMRES works on single vectors: threaded BLAS only adds contention
+    # IDR(s) works on single vectors: threaded BLAS only adds contention
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         P, R, status, _ = krylov_search(F, np.asarray(x), tol=problem.tol,
                                         max_iter=problem.max_iter,
@@ -90,14 +96,16 @@ def newton_krylov(problem) -> Solution:
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
-    """Bytes the Newton-Krylov search holds beyond the map: the GMRES basis, the ILU
-    factors (``_ILU_FILL`` times the weights' nonzeros, values and indices), the starts
-    and the points found."""
+    """Bytes the Newton-Krylov search holds beyond the map: IDR(s)'s vectors, the sparse
+    Jacobian (two copies of the weights' nonzeros while it is built), the ILU factors
+    (``_ILU_FILL`` times the nonzeros, values and indices), the starts and the points
+    found."""
     nnz = map_.jacobian_nnz          # None: the map gives no sparse Jacobian
     ilu = 0.0 if nnz is None or nnz > _ILU_MAX_NNZ else (_ILU_FILL + 1.0) * nnz * (itemsize + 4) * 2
+    ilu += 0.0 if nnz is None else 2.0 * 12.0 * nnz
     if nnz is not None and _lu_fits(dim):
         ilu = lu_memory(dim, nnz)
-    return float((_RESTART + 24) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
+    return float((3 * _IDR_S + 28) * dim * 8 + ilu + 3.0 * n_starts * dim * itemsize)
 
 
 def sparse_jacobian(map_, x, u, max_nnz=None):
@@ -139,7 +147,7 @@ def uses_lu(F, dim):
 def _preconditioner(F, x):
     """A preconditioner of ``D F(x) - I`` (period 1), or None: from the map's
     ``Map.approximate_jacobian`` (its sparse Jacobian; a network with function blocks
-    gives one too), the complete sparse LU where its fill fits ``_LU_BYTES`` (GMRES then
+    gives one too), the complete sparse LU where its fill fits ``_LU_BYTES`` (IDR(s) then
     converges in one step where the matrix is exact), else an ILU up to
     ``_ILU_MAX_NNZ`` nonzeros."""
     import scipy.sparse as sp
@@ -160,10 +168,17 @@ def _preconditioner(F, x):
 
 
 def tangent_operator(F, x):
-    """``(D(F^p)(x) - I, D(F^p)(x))`` as scipy LinearOperators, through ``map.tangent``
-    along the orbit (one tangent product per step of the period)."""
-    from scipy.sparse.linalg import LinearOperator
+    """``(D(F^p)(x) - I, D(F^p)(x))`` as scipy LinearOperators: products with the map's own
+    sparse Jacobian (``Map.sparse_jacobian``, built once: a CSR product, no Python per
+    product) at period 1 where it gives one, else ``map.tangent`` along the orbit (one
+    tangent product per step of the period)."""
+    from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
+    n = x.size
+    J = sparse_jacobian(F.map, x, F.u) if F.p == 1 else None
+    if J is not None:
+        return (LinearOperator((n, n), matvec=lambda v: J @ v - v, dtype=np.float64),
+                aslinearoperator(J))
     u = None if F.u is None else np.asarray(F.u)[None, :]
     orbit = [x[None, :]]
     for _ in range(F.p - 1):
@@ -175,7 +190,6 @@ def tangent_operator(F, x):
             w = np.asarray(F.map.tangent(y, w, u))
         return w.reshape(-1)
 
-    n = x.size
     return (LinearOperator((n, n), matvec=lambda v: jv(v) - np.ravel(v), dtype=x.dtype),
             LinearOperator((n, n), matvec=jv, dtype=x.dtype))
 
@@ -197,8 +211,6 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
     0 converged, 2 max_iter reached, 3 stalled (no wandering asked for), 4
     non-finite residual.
     """
-    from scipy.sparse.linalg import gmres
-
     G, r = _residual(F, x)
     M = None
     pts = np.asarray(found) if found else None
@@ -214,7 +226,7 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
             M = _preconditioner(F, x)
         eta = _forcing(eta, r, r_old, tol)
         r_old = r
-        dx, _info = gmres(A, -G, rtol=eta, restart=_RESTART, maxiter=_RESTARTS, M=M)
+        dx = _newton_step(A, M, -G, eta)
         if not np.all(np.isfinite(dx)):
             return x, r, 3
         logm, grad = log_deflation(x[None, :], pts, radius)
@@ -245,6 +257,13 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
         x, G, r = xt, Gt, rt
         best, best_it = np.exp(log_deflation(x[None, :], pts, radius)[0][0]) * r, it
     return x, r, (0 if r <= tol else 2)
+
+
+def _newton_step(A, M, rhs, rtol):
+    """``A^-1 rhs`` to ``rtol`` by IDR(s), right-preconditioned by ``M`` (or None)."""
+    op = A.matvec if M is None else (lambda v: A.matvec(M.matvec(v)))
+    y = idrs(op, rhs, s=_IDR_S, rtol=rtol, max_products=_PRODUCTS_PER_UNIT * rhs.size).x
+    return y if M is None else M.matvec(y)
 
 
 def _forcing(eta, r, r_old, tol):

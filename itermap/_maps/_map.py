@@ -239,7 +239,7 @@ class Map:
                              max_nnz: int | None = None) -> Any:
         """A sparse matrix near ``dF/dx`` at one state, to precondition solves, or None.
 
-        Newton-Krylov factors it (complete or incomplete LU) to precondition its GMRES
+        Newton-Krylov factors it (complete or incomplete LU) to precondition its IDR(s)
         on :meth:`tangent` products, so it needs to be near the Jacobian, not equal to
         it. The default is :meth:`sparse_jacobian`; a map with no sparse Jacobian but a
         sparse approximation of one (a network with function blocks) returns that.

@@ -15,8 +15,22 @@ __all__ = ["batched_eigvals", "batched_solve", "damped_normal_solve"]
 def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``A[i]^{-1} b[i]`` for ``A`` of shape (k, n, n) and ``b`` of shape (k, n).
 
-    Raises ``numpy.linalg.LinAlgError`` when any matrix is singular, as
-    ``np.linalg.solve`` does.
+    Parameters
+    ----------
+    A : ndarray, shape (k, n, n)
+        The matrices.
+    b : ndarray, shape (k, n)
+        One right-hand side per matrix.
+
+    Returns
+    -------
+    ndarray, shape (k, n)
+        The solutions.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When any matrix is singular, as ``np.linalg.solve`` does.
 
     Examples
     --------
@@ -31,7 +45,24 @@ def batched_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 def damped_normal_solve(A: np.ndarray, lam: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(A[i]^T A[i] + lam[i] I)^{-1} b[i]`` for ``A`` of shape (k, n, n).
 
-    Raises ``numpy.linalg.LinAlgError`` when any system is singular.
+    Parameters
+    ----------
+    A : ndarray, shape (k, n, n)
+        The matrices.
+    lam : ndarray, shape (k,)
+        The damping of each system (Levenberg-Marquardt's ``lambda``).
+    b : ndarray, shape (k, n)
+        One right-hand side per system.
+
+    Returns
+    -------
+    ndarray, shape (k, n)
+        The solutions.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When any system is singular.
 
     Examples
     --------
@@ -49,6 +80,16 @@ def damped_normal_solve(A: np.ndarray, lam: np.ndarray, b: np.ndarray) -> np.nda
 
 def batched_eigvals(J: np.ndarray) -> np.ndarray:
     """``np.linalg.eigvals`` of a stack ``J`` of shape (k, n, n), as complex128.
+
+    Parameters
+    ----------
+    J : ndarray, shape (k, n, n)
+        The matrices.
+
+    Returns
+    -------
+    ndarray of complex128, shape (k, n)
+        The eigenvalues of each matrix, in LAPACK's order.
 
     Examples
     --------

@@ -206,6 +206,12 @@ class Reorthonormalizer:
     thread for small frames where ``pool_products`` (the map's products run on
     itermap's pool).
 
+    Parameters
+    ----------
+    pool_products : bool
+        Whether the map's tangent products run on itermap's thread pool (the loop then
+        holds BLAS to one thread for small frames, so the two do not contend).
+
     Examples
     --------
     >>> Y = np.random.default_rng(0).normal(size=(2, 6, 4))
