@@ -60,13 +60,31 @@ def test_every_form_of_the_matrix_gives_the_same_iterates():
     A = _indefinite(60, 3)
     b = np.random.default_rng(4).standard_normal(60)
     forms = [A, sp.csr_matrix(A), sla.aslinearoperator(A), lambda v: A @ v]
-    xs = [idrs(f, b, rtol=1e-9, rng=5).x for f in forms]
-    for x in xs[1:]:
-        np.testing.assert_allclose(x, xs[0], rtol=1e-10, atol=1e-12)
+    sols = [idrs(f, b, rtol=1e-9, rng=5) for f in forms]
+    assert all(sol.converged for sol in sols)
+    for sol in sols[1:]:        # the products round differently: agreement to the rtol
+        np.testing.assert_allclose(sol.x, sols[0].x, rtol=1e-7, atol=1e-9)
     # the same seed, the same iterates; a start x0 near the answer takes fewer products
     assert np.array_equal(idrs(A, b, rng=5).x, idrs(A, b, rng=5).x)
     near = np.linalg.solve(A, b) + 1e-6
     assert idrs(A, b, x0=near, rtol=1e-9).products < idrs(A, b, rtol=1e-9).products
+
+
+def test_residual_replacement_keeps_the_true_residual_at_the_tolerance(monkeypatch):
+    # a hard spectrum whose plateau inflates intermediate residuals: without replacement
+    # the recursive residual reached 1e-10 while b - A x stayed far above it, and a
+    # restart from x crossed the plateau again (1,180 products here, 719 with it)
+    n = 3000
+    A = _indefinite(n, 8, density=20 / n).tocsr()
+    b = np.random.default_rng(9).standard_normal(n)
+    passes = []
+    real = _idrs._cycles
+    monkeypatch.setattr(_idrs, "_cycles", lambda *a: passes.append(1) or real(*a))
+    for rtol in (1e-6, 1e-10):
+        passes.clear()
+        sol = idrs(A, b, rtol=rtol)
+        assert sol.converged and len(passes) == 1        # no restart was needed
+        assert np.linalg.norm(b - A @ sol.x) <= rtol * np.linalg.norm(b)
 
 
 def test_budget_is_kept_and_a_zero_right_hand_side_is_solved_at_once():

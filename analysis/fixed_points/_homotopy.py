@@ -229,14 +229,14 @@ def homotopy_memory(map_, n_starts, dim, itemsize=8, lu="idr"):
     """Bytes the homotopy holds beyond the map: the dense bordered matrix and its LU
     (``lu="dense"``), the sparse LU at its complete fill and the Jacobian's copies of the
     weights (``"sparse"``), or IDR(s)'s ``3 s + 4`` vectors of ``dim + 1`` and the sparse
-    Jacobian (``"idr"``);
+    Jacobian with its bordered copy, in building (``"idr"``: 64 bytes a nonzero);
     30 work vectors, starts and points."""
     if lu == "dense":        # the bordered matrix, its LU and the Jacobian
         solver = 3 * (dim + 1) ** 2 * itemsize
     elif lu == "sparse":
         solver = lu_memory(dim, map_.jacobian_nnz or 0)
-    else:                    # and the sparse Jacobian, two copies while it is built
-        solver = (3 * _IDR_S + 4) * (dim + 1) * 8 + 2.0 * 12.0 * (map_.jacobian_nnz or 0)
+    else:                    # and the sparse Jacobian and its bordered copy as built
+        solver = (3 * _IDR_S + 4) * (dim + 1) * 8 + 64.0 * (map_.jacobian_nnz or 0)
     return float(solver + 30 * (dim + 1) * itemsize + 3 * n_starts * dim * itemsize)
 
 
@@ -319,13 +319,14 @@ class _Path:
                 self.fac = lu_factor(A, overwrite_a=True, check_finite=False)
             self.fresh = True
             return self.chord(h, last)
-        if self.lu == "sparse":
+        J = _jacobian(self.F, s * x) if self.lu == "sparse" or self.F.p == 1 else None
+        if J is not None:
             import scipy.sparse as sp
 
-            J = _jacobian(self.F, s * x)
             A = sp.bmat([[s * J - sp.identity(n), sp.csc_matrix((J @ x - self.b)[:, None])],
                          [sp.csc_matrix(tw[None, :]), sp.csc_matrix([[t[n]]])]])
-            return _lu_solve(A, rhs)
+            # the LU, or IDR(s) on the bordered matrix (one CSR product a step)
+            return _lu_solve(A, rhs) if self.lu == "sparse" else _idr_solve(A.tocsr(), rhs)
         _, J = tangent_operator(self.F, s * x)
         hs = J.matvec(x) - self.b
 

@@ -26,6 +26,9 @@ __all__ = ["IDRSolution", "idrs"]
 _KAPPA = 0.7
 # restarts from the true residual b - A x when the recursive one has drifted from it
 _MAX_RESTARTS = 3
+# the recursive residual is replaced by the true one where it has fallen this far below
+# its peak since the last replacement
+_REPLACE = 1e-2
 
 
 class IDRSolution(NamedTuple):
@@ -76,8 +79,9 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
     subspaces (Sonneveld and van Gijzen 2008); the variant here keeps the new residuals
     biorthogonal to the ``s`` shadow vectors (van Gijzen and Sonneveld 2011), and the
     minimal-residual step is enlarged where it would nearly stall ("maintaining the
-    convergence", Sleijpen and van der Vorst 1995). The recursive residual is checked
-    against ``b - A x`` at the end; where they differ IDR(s) restarts from ``x``.
+    convergence", Sleijpen and van der Vorst 1995). The recursive residual is replaced
+    by ``b - A x`` each time it has fallen a hundredfold (van der Vorst and Ye 2000), and
+    checked against it at the end; where they still differ IDR(s) restarts from ``x``.
 
     Parameters
     ----------
@@ -129,6 +133,9 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
     .. [3] G. L. G. Sleijpen and H. A. van der Vorst, "Maintaining convergence
        properties of BiCGstab methods in finite precision arithmetic", Numer.
        Algorithms 10, 1995.
+    .. [4] H. A. van der Vorst and Q. Ye, "Residual replacement strategies for Krylov
+       subspace iterative methods for the convergence of true residuals", SIAM J. Sci.
+       Comput. 22(3), 2000.
     """
     matvec = _as_matvec(A)
     b = np.asarray(b)
@@ -157,22 +164,26 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
         rel = float(np.linalg.norm(r)) / nb
         if rel <= rtol or products >= budget or not np.isfinite(rel):
             break
-        x, products = _cycles(matvec, x, r, shadow, rtol * nb, products, budget)
+        x, products = _cycles(matvec, b, x, r, shadow, rtol * nb, products, budget)
         r = b - np.asarray(matvec(x))       # the true residual: restart where it drifted
         products += 1
     rel = float(np.linalg.norm(r)) / nb
     return IDRSolution(x, rel, products, bool(rel <= rtol))
 
 
-def _cycles(matvec, x, r, P, tol, products, budget):
+def _cycles(matvec, b, x, r, P, tol, products, budget):
     """IDR(s) cycles from ``x`` (residual ``r``) until the recursive residual is below
-    ``tol``, a breakdown, or ``budget`` products: (x, products)."""
+    ``tol``, a breakdown, or ``budget`` products: (x, products). The recursive residual
+    is replaced by ``b - A x`` at the end of a cycle once it has fallen ``_REPLACE``
+    below its peak since the last replacement (van der Vorst and Ye 2000): rounding in
+    the updates of ``x`` while the residual was large then no longer separates the two."""
     s, n = P.shape
     G = np.zeros((s, n), x.dtype)       # A U, the new directions' images
     U = np.zeros((s, n), x.dtype)
     M = np.eye(s, dtype=x.dtype)        # P G^T, lower triangular
     omega = 1.0
     nr = float(np.linalg.norm(r))
+    peak = nr
     while nr > tol and products < budget:
         f = P @ r
         for k in range(s):
@@ -194,6 +205,7 @@ def _cycles(matvec, x, r, P, tol, products, budget):
             r -= beta * G[k]
             x += beta * U[k]
             nr = float(np.linalg.norm(r))
+            peak = max(peak, nr)
             if nr <= tol or products >= budget:
                 return x, products
             f[k + 1:] -= beta * M[k + 1:, k]
@@ -210,4 +222,9 @@ def _cycles(matvec, x, r, P, tol, products, budget):
         x += omega * r
         r -= omega * t
         nr = float(np.linalg.norm(r))
+        peak = max(peak, nr)
+        if nr < _REPLACE * peak and nr > tol:
+            r[:] = b - np.asarray(matvec(x))
+            products += 1
+            nr = peak = float(np.linalg.norm(r))
     return x, products
