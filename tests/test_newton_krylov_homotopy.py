@@ -203,3 +203,24 @@ def test_progress_counts_starts(capsys):
     assert {int(t) for _, t in pairs} == {3}, err
     assert int(pairs[-1][0]) == 3
     assert sum(fp.status_counts().values()) == 3
+
+
+def test_auto_past_its_dim_rule_sends_newton_krylov_failures_down_their_gain_paths(
+        monkeypatch):
+    # method="auto" past _KRYLOV_DIM: Newton-Krylov first; the start it leaves unconverged
+    # follows its gain homotopy and reaches a point (x and -x: a bias-free network), every
+    # point checked by its residual from the weights
+    from itermap.analysis.fixed_points import _driver
+
+    monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
+    m, W = _sparse(300, 0)
+    x0 = np.asarray(sample_states(m, 2, steps=100, rng=0))
+    nk = find_fixed_points(m, x0, method="newton-krylov", max_iter=200, progress=False)
+    auto = find_fixed_points(m, x0, max_iter=200, progress=False)
+    assert nk.status.tolist() == [0, 2]
+    assert auto.status.tolist() == [0, 0] and len(auto) == len(nk) + 2
+    P = np.asarray(auto.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+    np.testing.assert_allclose(P[:len(nk)], np.asarray(nk.points))   # Newton-Krylov's kept
+    np.testing.assert_allclose(P[-1], -P[-2], atol=1e-10)
+    assert auto.eigenvalues.shape == (len(auto), 6)

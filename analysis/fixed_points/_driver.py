@@ -54,8 +54,42 @@ _KRYLOV_DIM = 4096
 
 def auto(problem: Problem) -> Solution:
     """``newton`` up to ``dim = 4096`` (and on any backend but NumPy), ``newton-krylov``
-    beyond: dense Newton systems cost ``dim^2`` memory each."""
-    return METHODS[_auto_name(int(problem.x.shape[1]), problem.xp)](problem)
+    beyond: dense Newton systems cost ``dim^2`` memory each. There, the starts that
+    Newton-Krylov leaves unconverged follow their gain homotopy (a map on R^n): from the
+    states of a random network's dynamics Newton-Krylov seldom reaches a point, the path
+    mostly does (sparse ``random_rnn(3000, 20/n, 1.5)``: 0 of 4 starts, 4 of 4)."""
+    name = problem.method           # the rule's choice (_choose_method), or "q"
+    sol = METHODS[name](problem)
+    if name != "newton-krylov" or problem.F.torus is not None:
+        return sol
+    return _paths_for_unconverged(problem, sol)
+
+
+def _paths_for_unconverged(problem: Problem, sol: Solution) -> Solution:
+    """``sol`` with the starts it left unconverged run again by ``homotopy``: their
+    status is the path's, and the points the paths reach join (within ``unique_tol``)."""
+    import dataclasses
+
+    rows = np.flatnonzero(sol.status != 0)
+    if rows.size == 0:
+        return sol
+    paths = homotopy(dataclasses.replace(problem, x=problem.x[rows], method="homotopy"))
+    status = sol.status.copy()
+    status[rows] = paths.status
+    P, new = np.asarray(sol.points), []
+    for j, p in enumerate(np.asarray(paths.points)):
+        if P.shape[0] == 0 or np.min(np.linalg.norm(P - p, axis=1)) > problem.unique_tol:
+            new.append(j)
+            P = np.vstack([P.reshape(-1, p.size), p[None, :]])
+    if not new:
+        return dataclasses.replace(sol, status=status)
+    pts = np.asarray(paths.points)[new].astype(np.asarray(sol.points).dtype, copy=False)
+    return dataclasses.replace(
+        sol, status=status,
+        points=np.concatenate([np.asarray(sol.points).reshape(-1, pts.shape[1]), pts]),
+        residuals=np.concatenate([sol.residuals, paths.residuals[new]]),
+        eigenvalues=np.concatenate([sol.eigenvalues.reshape(-1, paths.eigenvalues.shape[1]),
+                                    paths.eigenvalues[new]]))
 
 
 def _auto_name(dim, xp):
@@ -162,8 +196,9 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     few thousand units. ``method="newton-krylov"`` is for large maps: no
     ``dim x dim`` array is formed (memory O(nnz + dim m) for ``m`` Krylov
     vectors; see Notes). ``method="auto"`` (the default) takes the rule:
-    ``"newton-krylov"`` when ``dim > 4096`` and the map is on NumPy,
-    ``"newton"`` otherwise. ``method="q"`` (or ``slow_points=True``) is
+    ``"newton-krylov"`` when ``dim > 4096`` and the map is on NumPy, its
+    unconverged starts then following their gain homotopy (``"homotopy"``) on a map
+    on R^n, ``"newton"`` otherwise. ``method="q"`` (or ``slow_points=True``) is
     Sussillo and Barak's method: batched L-BFGS on ``q`` from every start
     (``max_iter`` steps at most), the minima near zero polished by Newton
     into fixed points, the others returned as slow points with their
@@ -209,7 +244,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         See above and :data:`METHODS`: the three-phase dense Newton search,
         matrix-free Newton-Krylov, or L-BFGS on ``q`` (the gradient
         ``(J - I)^T G`` through the map's ``vjp``) then Newton; ``"auto"``
-        picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy, else ``"newton"``.
+        picks ``"newton-krylov"`` past ``dim = 4096`` on NumPy (its unconverged starts
+        then follow the homotopy), else ``"newton"``.
         ``"homotopy"`` follows each start's gain homotopy ``F(s x) + (1 - s) b - x``
         (``b`` half the start) from ``s = 0`` to 1, then polishes: dense LU solves
         for a dense map up to ``dim = 4096``, sparse LU or matrix-free IDR(s) for
@@ -343,7 +379,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
                        unique_tol=unique_tol, slow_points=slow_points, method=method,
                        patience=patience, q_steps=q_steps, progress=progress,
                        deflation=deflation)
-    sol = METHODS[problem.method](problem)
+    sol = (METHODS["auto"] if method == "auto" else METHODS[problem.method])(problem)
     x, xp, F = problem.x, problem.xp, problem.F
     stable, n_unstable = _stability(sol.eigenvalues)
     orbit, min_period = _orbits(map, F.u, xp, sol.points, F.p, problem.unique_tol)
