@@ -21,13 +21,9 @@ Rows:
 - The report's estimate of a ``fixed_points`` analysis against its CPU time
   (``run_report``'s step log), at n = 300, 1,000 and 3,000 (100 and 300 quick): within
   3x is the target.
-- ``--recycle [--seed S] [--rtol R]`` (round 14, not in ``run``): the linear algebra the
-  n = 20,000 case needs, measured with a GCRO-DR solver written here for the measurement
-  (not in the library: it did not bring the target in reach): one Newton system at a
-  state of the network's own dynamics solved fresh, then two nearby ones with the
-  deflation space carried, and the gain path (``_homotopy._Path``) with every solve by GCRO-DR (to
-  relative residual R, 1e-3 by default), its space carried over the whole path, for
-  60 s of CPU.
+- (Round 14's ``--recycle`` measurement, with a GCRO-DR solver written for it, is gone:
+  IDR(s) replaced GMRES in the library in round 18; its figures stay in RESULTS.md,
+  round 14.)
 """
 
 from __future__ import annotations
@@ -208,159 +204,6 @@ def _report_estimate(quick):
     return rows
 
 
-def _orth(w, Q):
-    """``w`` less its components along the orthonormal columns of ``Q``, twice (CGS2)."""
-    h = Q.T @ w
-    w = w - Q @ h
-    h2 = Q.T @ w
-    return w - Q @ h2, h + h2
-
-
-def _ritz_basis(z, theta, k):
-    """An orthonormal real basis of the eigenvectors of the ``k`` harmonic Ritz values
-    of least modulus (a complex pair kept whole)."""
-    cols, taken = [], np.zeros(theta.size, bool)
-    for i in np.argsort(np.abs(theta)):
-        if len(cols) >= k:
-            break
-        if taken[i] or not np.isfinite(theta[i]):
-            continue
-        taken[i] = True
-        cols.append(z[:, i].real)
-        if abs(theta[i].imag) > 1e-12 * max(1.0, abs(theta[i])):
-            cols.append(z[:, i].imag)
-            taken[np.argmin(np.abs(theta - np.conj(theta[i])) + taken * 1e300)] = True
-    P, R = np.linalg.qr(np.array(cols).T)
-    return P[:, np.abs(np.diag(R)) > 1e-10 * abs(R[0, 0])]
-
-
-def _gcrodr(A, b, U=None, m=200, k=100, rtol=1e-6, max_products=8000):
-    """GCRO-DR(m, k) (Parks, de Sturler, Mackey, Johnson and Maiti, SIAM J. Sci. Comput.
-    28, 2006) for ``A(x) = b``, from ``x = 0``: each cycle ``m - k`` Arnoldi steps on
-    ``(I - C C^T) A`` after the recycled pair ``A U = C``; the pair then becomes the ``k``
-    harmonic Ritz vectors of least modulus. ``U`` (a space carried from another system)
-    starts it. Returns ``x``, matrix products, true relative residual, ``U``."""
-    bn, n, prods, C = float(np.linalg.norm(b)), b.size, 0, None
-    x, r = np.zeros(n), b.copy()
-    if U is not None:
-        C, R = np.linalg.qr(np.column_stack([A(u) for u in U.T]))
-        prods += U.shape[1]
-        U = scipy.linalg.solve_triangular(R, U.T, trans="T").T
-        y = C.T @ r
-        x, r = x + U @ y, r - C @ y
-    while np.linalg.norm(r) > rtol * bn and prods < max_products:
-        kk = 0 if C is None else C.shape[1]
-        p, beta = m - kk, float(np.linalg.norm(r))
-        V, Hb, B = np.zeros((n, p + 1)), np.zeros((p + 1, p)), np.zeros((kk, p))
-        V[:, 0], e1 = r / beta, np.eye(p + 1)[0] * beta
-        for j in range(p):
-            w = A(V[:, j])
-            prods += 1
-            if kk:
-                w, B[:, j] = _orth(w, C)
-            w, Hb[:j + 1, j] = _orth(w, V[:, :j + 1])
-            Hb[j + 1, j] = np.linalg.norm(w)
-            V[:, j + 1] = w / Hb[j + 1, j]
-            if (j + 1) % 10 == 0 or prods >= max_products:
-                y = np.linalg.lstsq(Hb[:j + 2, :j + 1], e1[:j + 2], rcond=None)[0]
-                if (np.linalg.norm(e1[:j + 2] - Hb[:j + 2, :j + 1] @ y) <= rtol * bn
-                        or prods >= max_products):
-                    p = j + 1
-                    break
-        Hb, B, V, e1 = Hb[:p + 1, :p], B[:, :p], V[:, :p + 1], e1[:p + 1]
-        y = np.linalg.lstsq(Hb, e1, rcond=None)[0]
-        x = x + V[:, :p] @ y - (U @ (B @ y) if kk else 0.0)
-        r = V @ (e1 - Hb @ y)
-        # harmonic Ritz vectors of A on [U D, V_p], A [U D, V_p] = [C, V] G
-        if kk:
-            d = 1.0 / np.linalg.norm(U, axis=0)
-            G = np.block([[np.diag(d), B], [np.zeros((p + 1, kk)), Hb]])
-            WtW = np.block([[C.T @ (U * d), np.zeros((kk, p))], [V.T @ (U * d), np.eye(p + 1, p)]])
-            Wn, Wp = np.hstack([C, V]), np.hstack([U * d, V[:, :p]])
-        else:
-            G, WtW, Wn, Wp = Hb, np.eye(p + 1, p), V, V[:, :p]
-        theta, z = scipy.linalg.eig(G.T @ G, G.T @ WtW)
-        P = _ritz_basis(z, theta, k)
-        Q, R = np.linalg.qr(G @ P)
-        C = Wn @ Q
-        U = scipy.linalg.solve_triangular(R, (Wp @ P).T, trans="T").T
-        r = r - C @ (C.T @ r)
-    return x, prods + 1, float(np.linalg.norm(b - A(x)) / bn), U
-
-
-def _recycle(seed, n=20_000, budget=60.0, rtol=1e-3):
-    """GCRO-DR at the n = 20,000 case (module docstring), one network; CPU, one thread."""
-    import resource
-
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import spsolve
-
-    from itermap.analysis.fixed_points._common import _Power
-    from itermap.analysis.fixed_points._homotopy import _Path
-    from itermap.analysis.fixed_points._newton_krylov import tangent_operator
-
-    # the solver against a direct solve, on a small nonsymmetric system whose spectrum
-    # crosses the origin's line (restarted GMRES(40) stalls on it)
-    rng = np.random.default_rng(0)
-    S = sp.random(400, 400, density=0.05, random_state=1, data_rvs=lambda k: rng.normal(
-        0, 1.1 / np.sqrt(20), k)).tocsr() - sp.identity(400)
-    rhs = rng.normal(size=400)
-    xs = _gcrodr(lambda v: S @ v, rhs, m=40, k=20, rtol=1e-10, max_products=20_000)[0]
-    err = np.linalg.norm(xs - spsolve(S.tocsc(), rhs)) / np.linalg.norm(xs)
-    print(f"    check: GCRO-DR(40, 20) against spsolve, n = 400: relative error {err:.1e}")
-    assert err < 1e-7
-
-    m = itermap.random_rnn(n, density=20.0 / n, gain=1.5, rng=seed)
-    W = m.block_matrix.to_sparse().tocsr()
-    x0 = np.asarray(sample_states(m, 1, steps=100, rng=seed + 1))[0]
-    x = x0.copy()
-    with threadpool_limits(1):
-        for _ in range(300):               # the continuous-time flow's chaotic state
-            x += 0.3 * (np.tanh(W @ x) - x)
-        U = None
-        for i in range(3):                 # Newton systems at x, then 2 nearby states
-            d = 1.0 / np.cosh(W @ x) ** 2
-            t0 = time.process_time()
-            _, prods, rel, U = _gcrodr(lambda v, d=d: d * (W @ v) - v, x - np.tanh(W @ x), U)
-            print(f"    seed {seed}: D W - I solve {i} ({'carried' if i else 'fresh'} space): "
-                  f"{prods} products, relative residual {rel:.1e}, "
-                  f"{time.process_time() - t0:.1f} s CPU", flush=True)
-            x += 0.01 * (np.tanh(W @ x) - x)
-        T0, log = time.process_time(), []
-
-        class Path(_Path):
-            U = None
-
-            def bordered_step(self, x, s, t, h, last=0.0):
-                if time.process_time() - T0 > budget:
-                    raise TimeoutError
-                tw, (_, J) = self.w * t[:n], tangent_operator(self.F, s * x)
-                hs = J.matvec(x) - self.b
-
-                def mv(v):
-                    return np.append(s * J.matvec(v[:n]) - v[:n] + v[n] * hs,
-                                     tw @ v[:n] + t[n] * v[n])
-
-                dx, prods, _, self.U = _gcrodr(mv, np.append(-h, last), self.U, rtol=rtol)
-                log.append(prods)
-                return dx
-
-            def turn(self, x, s, t, got):
-                c = super().turn(x, s, t, got)
-                print(f"      path: CPU {time.process_time() - T0:5.1f} s, s {s:.4f} -> "
-                      f"{got[1]:.4f}, {len(log)} solves, {sum(log)} products", flush=True)
-                return c
-
-        # lu="idr": the exact tangent and the tight corrector tolerance of the LU mode,
-        # every solve (bordered_step) by GCRO-DR
-        try:
-            xe, st = Path(_Power(m, 1, None, np), 0.5 * x0, lu="idr").run(500)
-            print(f"    seed {seed}: path status {st}")
-        except TimeoutError:
-            print(f"    seed {seed}: {budget:.0f} s of CPU spent")
-    print(f"    peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
-
-
 def run(quick=False):
     return (_sparse_search(quick) + _homotopy_rows(quick) + _large_memory(quick)
             + _report_estimate(quick))
@@ -368,11 +211,7 @@ def run(quick=False):
 
 if __name__ == "__main__":
     import sys
-    if "--recycle" in sys.argv:
-        def _arg(name, default):
-            return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
-        _recycle(int(_arg("--seed", 0)), rtol=float(_arg("--rtol", 1e-3)))
-    elif "--homotopy" in sys.argv:
+    if "--homotopy" in sys.argv:
         _homotopy_rows(quick="--quick" in sys.argv)
     else:
         run(quick="--quick" in sys.argv)
