@@ -43,13 +43,13 @@ from ._common import Solution, _progress_bar, _settle
 from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
-# IDR(s)'s shadow space and its products per Newton step (at most
-# _PRODUCTS_PER_UNIT dim); the forcing terms: Eisenstat and Walker's choice 2,
+# IDR(s)'s shadow space and its products per Newton step (at most dim +
+# _PRODUCTS_EXTRA, as the homotopy's solves); the forcing terms: Eisenstat and Walker's choice 2,
 # eta_k = 0.9 (||G_k|| / ||G_k-1||)^2, capped at _ETA and safeguarded as in Kelley (1995,
 # sec. 6.3): loose solves far from a point (where an exact Newton step is no better),
 # tight ones as the residual falls
 _IDR_S = 8
-_PRODUCTS_PER_UNIT = 4
+_PRODUCTS_EXTRA = 1000
 _ETA = 0.5
 # Armijo constant and the step lengths tried, longest first
 _ARMIJO = 1e-4
@@ -262,7 +262,7 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
 def _newton_step(A, M, rhs, rtol):
     """``A^-1 rhs`` to ``rtol`` by IDR(s), right-preconditioned by ``M`` (or None)."""
     op = A.matvec if M is None else (lambda v: A.matvec(M.matvec(v)))
-    y = idrs(op, rhs, s=_IDR_S, rtol=rtol, max_products=_PRODUCTS_PER_UNIT * rhs.size).x
+    y = idrs(op, rhs, s=_IDR_S, rtol=rtol, max_products=rhs.size + _PRODUCTS_EXTRA).x
     return y if M is None else M.matvec(y)
 
 
