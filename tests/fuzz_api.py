@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 import itermap
 import itermap.analysis as analysis
+import itermap.linalg
 from itermap import BlockMatrix, IterativeMap
 from itermap.analysis import plots
 from itermap.systems import henon, linear, logistic, standard_map
@@ -699,6 +700,12 @@ def cases() -> dict:
             "tol": P(1e-10, "float>0", optional=True), "max_iter": P(20, "int>=1"),
             "unique_tol": P(1e-6, "float>0", optional=True), "slow_points": P(False, "bool")},
             positional=("map", "x0")),
+        "linalg.idrs": Case(itermap.linalg.idrs, {
+            "A": P(np.array([[2.0, 1.0], [0.0, 3.0]]), "array"),
+            "b": P(np.array([1.0, 0.0]), "array"),
+            "x0": P(None, "array", optional=True), "s": P(2, "int>=1"),
+            "rtol": P(1e-8, "float>0"), "max_products": P(None, "int>=1", optional=True),
+            "rng": P(0, "rng", optional=True)}, positional=("A", "b")),
         "sample_states": Case(analysis.sample_states, {
             "map": P(RNN, "map"), "n": P(3, "int>=1", size_like=True), "steps": P(5, "int>=0"),
             "noise": P(0.0, "float>=0"), "rng": P(0, "rng", optional=True),

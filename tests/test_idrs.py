@@ -106,20 +106,27 @@ def test_a_singular_system_ends_unconverged_not_with_nan():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"b": np.ones((2, 2))}, "b must be 1-D"),
-    ({"s": 0}, "s must be an integer"),
-    ({"s": 2.5}, "s must be an integer"),
-    ({"s": True}, "s must be an integer"),
-    ({"rtol": 0.0}, "rtol must be"),
-    ({"rtol": 1.5}, "rtol must be"),
-    ({"rtol": "1e-3"}, "rtol must be"),
-    ({"max_products": 0}, "max_products must be"),
+    ({"b": np.array([1.0, np.nan])}, "b contains NaN"),
+    ({"b": np.array([1.0 + 1j, 0.0])}, "b must be real"),
+    ({"A": np.eye(3)}, r"A has shape \(3, 3\), expected \(2, 2\)"),
+    ({"A": np.array([[1.0, np.inf], [0.0, 1.0]])}, "A contains NaN"),
+    ({"A": lambda v: np.ones(3)}, "A: its product"),
+    ({"x0": np.ones(3)}, "x0 has shape"),
+    ({"s": 0}, "s"),
+    ({"s": 2.5}, "s"),
+    ({"s": True}, "s"),
+    ({"rtol": 0.0}, "rtol"),
+    ({"rtol": 1.5}, "rtol must be < 1"),
+    ({"rtol": "1e-3"}, "rtol"),
+    ({"max_products": 0}, "max_products"),
 ])
 def test_bad_inputs_name_the_parameter(kwargs, match):
     args = {"A": np.eye(2), "b": np.ones(2), **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         idrs(args.pop("A"), args.pop("b"), **args)
 
 
 def test_a_matrix_that_is_not_one_raises_type_error():
-    with pytest.raises(TypeError, match="A must be"):
-        idrs("not a matrix", np.ones(2))
+    for bad in ("not a matrix", 3, object(), None):
+        with pytest.raises(TypeError, match="A"):
+            idrs(bad, np.ones(2))

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._core._checks import check_int, check_real, check_real_array, one_namespace
 from .._core._rng import as_rng
 from .._core._types import RngLike
 
@@ -59,15 +60,35 @@ class IDRSolution(NamedTuple):
     converged: bool
 
 
-def _as_matvec(A: Any) -> Callable[[np.ndarray], np.ndarray]:
-    if callable(A) and not hasattr(A, "matvec"):
-        return A
+def _as_matvec(A: Any, n: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``v -> A v`` for a callable, a LinearOperator, a sparse matrix or an array (checked:
+    real, finite, of shape (n, n)); the products' shape is checked on the first one."""
+    import scipy.sparse as sp
+
+    if isinstance(A, np.ndarray | list | tuple) or type(A).__module__.startswith(
+            ("numpy", "array_api_strict")):
+        A = check_real_array("A", A, ndim=2)
+    if not (callable(A) or hasattr(A, "matvec") or sp.issparse(A) or isinstance(A, np.ndarray)):
+        raise TypeError(f"A must be a callable, a LinearOperator or a matrix, "
+                        f"not {type(A).__name__}")
+    shape = getattr(A, "shape", None)
+    if shape is not None and tuple(shape) != (n, n):
+        raise ValueError(f"A has shape {tuple(shape)}, expected ({n}, {n}) for b of length {n}")
     if hasattr(A, "matvec"):
         return A.matvec
-    if hasattr(A, "__matmul__"):
+    if not callable(A):
         return lambda v: A @ v
-    raise TypeError(f"A must be a callable, a LinearOperator or a matrix, "
-                    f"not {type(A).__name__}")
+    checked: list[bool] = []
+
+    def product(v):
+        out = np.asarray(A(v))
+        if not checked:
+            if out.shape != (n,):
+                raise ValueError(f"A: its product with a vector of shape ({n},) has shape "
+                                 f"{out.shape}, expected ({n},)")
+            checked.append(True)
+        return out
+    return product
 
 
 def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
@@ -109,10 +130,11 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
     Raises
     ------
     ValueError
-        ``b`` not 1-D, ``s`` not an integer >= 1, ``rtol`` outside (0, 1),
-        ``max_products`` below 1.
+        ``b`` or ``x0`` not 1-D or not finite, ``A`` not of shape (n, n) (or its product
+        not of shape (n,)), ``s`` or ``max_products`` below 1, ``rtol`` outside (0, 1).
     TypeError
-        ``A`` neither callable nor a matrix.
+        ``A`` neither callable nor a matrix; ``b``, ``x0``, ``s``, ``rtol`` or
+        ``max_products`` of the wrong type; arrays from different libraries.
 
     Examples
     --------
@@ -137,25 +159,26 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
        subspace iterative methods for the convergence of true residuals", SIAM J. Sci.
        Comput. 22(3), 2000.
     """
-    matvec = _as_matvec(A)
-    b = np.asarray(b)
-    if b.ndim != 1:
-        raise ValueError(f"b must be 1-D, not of shape {b.shape}")
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
-        raise ValueError(f"s must be an integer >= 1, not {s!r}")
-    if not (isinstance(rtol, (int, float, np.floating)) and 0.0 < float(rtol) < 1.0):
-        raise ValueError(f"rtol must be a number in (0, 1), not {rtol!r}")
+    one_namespace(A=A, b=b, x0=x0)
+    b = check_real_array("b", b, ndim=1)
     n = b.size
-    s = int(min(s, max(n, 1)))
-    dtype = np.result_type(b.dtype, np.float64)
-    budget = int(max(20 * n, 1000) if max_products is None else max_products)
-    if budget < 1:
-        raise ValueError(f"max_products must be >= 1, not {max_products!r}")
-    x = np.zeros(n, dtype) if x0 is None else np.array(x0, dtype=dtype).reshape(n)
+    matvec = _as_matvec(A, n)
+    s = min(check_int("s", s, 1), n)
+    rtol = check_real("rtol", rtol, positive=True)
+    if rtol >= 1.0:
+        raise ValueError(f"rtol must be < 1, got {rtol!r}")
+    budget = max(20 * n, 1000) if max_products is None else check_int("max_products",
+                                                                       max_products, 1)
+    dtype = np.float64
+    x = np.zeros(n, dtype)
+    if x0 is not None:
+        x = check_real_array("x0", x0, ndim=1)
+        if x.shape != (n,):
+            raise ValueError(f"x0 has shape {x.shape}, expected ({n},) as b")
     nb = float(np.linalg.norm(b))
     if nb == 0.0:
         return IDRSolution(np.zeros(n, dtype), 0.0, 0, True)
-    shadow = np.linalg.qr(as_rng(rng).standard_normal((n, s)))[0].T.astype(dtype)
+    shadow = np.linalg.qr(as_rng(rng).standard_normal((n, s)))[0].T.copy()
     if x0 is None:
         r, products = b.astype(dtype), 0
     else:
@@ -183,8 +206,11 @@ def _cycles(matvec, b, x, r, P, tol, products, budget):
     M = np.eye(s, dtype=x.dtype)        # P G^T, lower triangular
     omega = 1.0
     nr = float(np.linalg.norm(r))
-    peak = nr
+    peak, kept = nr, x.copy()
     while nr > tol and products < budget:
+        if not np.isfinite(nr):         # an overflow (a singular system): the cycle's start
+            return kept, products
+        kept = x.copy()
         f = P @ r
         for k in range(s):
             # the new direction, in the next subspace: v = r - G c with P v = 0
@@ -200,12 +226,14 @@ def _cycles(matvec, b, x, r, P, tol, products, budget):
                 U[k] -= alpha * U[i]
             M[k:, k] = P[k:] @ G[k]
             if M[k, k] == 0.0 or not np.isfinite(M[k, k]):
-                return x, products               # breakdown: restart from x
+                return kept, products            # breakdown: restart from the cycle's start
             beta = f[k] / M[k, k]
             r -= beta * G[k]
             x += beta * U[k]
             nr = float(np.linalg.norm(r))
             peak = max(peak, nr)
+            if not np.isfinite(nr) or not np.isfinite(beta):
+                return kept, products
             if nr <= tol or products >= budget:
                 return x, products
             f[k + 1:] -= beta * M[k + 1:, k]
@@ -214,7 +242,7 @@ def _cycles(matvec, b, x, r, P, tol, products, budget):
         products += 1
         tt, tr = float(t @ t), float(t @ r)
         if tt == 0.0 or not np.isfinite(tt):
-            return x, products
+            return kept, products
         omega = tr / tt
         rho = abs(tr) / (np.sqrt(tt) * nr)
         if rho < _KAPPA:
