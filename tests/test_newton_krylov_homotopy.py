@@ -224,3 +224,29 @@ def test_auto_past_its_dim_rule_sends_newton_krylov_failures_down_their_gain_pat
     np.testing.assert_allclose(P[:len(nk)], np.asarray(nk.points))   # Newton-Krylov's kept
     np.testing.assert_allclose(P[-1], -P[-2], atol=1e-10)
     assert auto.eigenvalues.shape == (len(auto), 6)
+
+
+def test_path_solve_budget_follows_the_solves_cost(monkeypatch):
+    # IDR(s) on a path gets _IDR_BUDGET_FACTOR times the last converged solve's products
+    # (at least _IDR_MIN_BUDGET), doubled after a solve that does not converge, and never
+    # more than dim + _IDR_PRODUCTS_EXTRA
+    m, _ = _sparse(50, 0)
+    path = hom._Path(_Power(m, 1, None, np), np.ones(50))
+    seen = []
+    outcomes = iter([(300, True), (4800, False), (100, True)])
+
+    def fake(A, rhs, budget=None):
+        seen.append(budget)
+        products, ok = next(outcomes)
+        return rhs, products, ok
+
+    monkeypatch.setattr(hom, "_idr_solve", fake)
+    for _ in range(3):
+        path.idr(None, np.zeros(51))
+    assert seen == [None, max(hom._IDR_MIN_BUDGET, hom._IDR_BUDGET_FACTOR * 300),
+                    2 * max(hom._IDR_MIN_BUDGET, hom._IDR_BUDGET_FACTOR * 300)]
+    assert path.budget == hom._IDR_MIN_BUDGET
+    monkeypatch.undo()
+    A = np.diag(np.linspace(0.0, 2.0, 400))          # singular: it never converges
+    _, products, ok = hom._idr_solve(A, np.ones(400), budget=10 ** 9)
+    assert not ok and 400 < products <= 400 + hom._IDR_PRODUCTS_EXTRA + 10

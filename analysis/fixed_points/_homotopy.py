@@ -108,12 +108,16 @@ _MIN_COS = 0.9
 # with a shadow space of _IDR_S vectors, to _IDR_RTOL (as exact as the LU for the path),
 # in at most dim + _IDR_PRODUCTS_EXTRA products (IDR(s) ends within dim + dim / s in
 # exact arithmetic; random networks' paths took at most 0.3 dim at dim 3000 and 0.15 dim
-# at 20,000); a solve left above _IDR_ACCEPT counts as failed (the step is refused and
-# shortened)
+# at 20,000), and along a path at most _IDR_BUDGET_FACTOR times the products of the last
+# solve that converged (at least _IDR_MIN_BUDGET; doubled after each that does not):
+# near a singular point a solve that will not converge gives up at a few times the
+# usual cost, not at dim (n = 20,000: 10 s a solve); a solve left above _IDR_ACCEPT
+# counts as failed (the step is refused and shortened)
 _DENSE_DIM = 4096
 _IDR_S = 8
 _IDR_RTOL = 1e-10
 _IDR_PRODUCTS_EXTRA = 1000
+_IDR_BUDGET_FACTOR, _IDR_MIN_BUDGET = 4, 1000
 _IDR_ACCEPT = 1e-2
 # the polish at s = 1: Newton steps at most
 _POLISH_ITERS = 10
@@ -260,11 +264,15 @@ def _dense_solve(A, rhs):
         return np.full(rhs.shape, np.nan)
 
 
-def _idr_solve(A, rhs):
-    """``A^-1 rhs`` by IDR(s) to ``_IDR_RTOL`` (NaN where it ends above ``_IDR_ACCEPT``)."""
+def _idr_solve(A, rhs, budget=None):
+    """``A^-1 rhs`` by IDR(s) to ``_IDR_RTOL`` (NaN where it ends above ``_IDR_ACCEPT``) in
+    at most ``budget`` products (and ``dim + _IDR_PRODUCTS_EXTRA``); with the products
+    taken and whether it converged."""
+    cap = rhs.size + _IDR_PRODUCTS_EXTRA
     sol = idrs(A, rhs, s=_IDR_S, rtol=_IDR_RTOL,
-               max_products=rhs.size + _IDR_PRODUCTS_EXTRA)
-    return sol.x if sol.residual <= _IDR_ACCEPT else np.full(rhs.shape, np.nan)
+               max_products=cap if budget is None else min(cap, budget))
+    x = sol.x if sol.residual <= _IDR_ACCEPT else np.full(rhs.shape, np.nan)
+    return x, sol.products, sol.converged
 
 
 def _lu_solve(A, rhs):
@@ -284,6 +292,7 @@ class _Path:
         self.F, self.b, self.lu = F, b, lu
         self.n = b.size
         self.w = 1.0 / self.n               # weight of x in the arclength norm
+        self.budget = None                  # IDR(s)'s products a solve (_IDR_BUDGET_FACTOR)
         self.sign = None                    # the orientation (dense LU)
         # an unfolding below _FLAT (rms) leaves pitchforks numerically unbroken
         self.flat = float(np.linalg.norm(b)) <= _FLAT * np.sqrt(self.n)
@@ -328,7 +337,7 @@ class _Path:
             A = sp.bmat([[s * J - sp.identity(n), sp.csc_matrix((J @ x - self.b)[:, None])],
                          [sp.csc_matrix(tw[None, :]), sp.csc_matrix([[t[n]]])]])
             # the LU, or IDR(s) on the bordered matrix (one CSR product a step)
-            return _lu_solve(A, rhs) if self.lu == "sparse" else _idr_solve(A.tocsr(), rhs)
+            return _lu_solve(A, rhs) if self.lu == "sparse" else self.idr(A.tocsr(), rhs)
         _, J = tangent_operator(self.F, s * x)
         hs = J.matvec(x) - self.b
 
@@ -338,7 +347,16 @@ class _Path:
             out[n] = tw @ v[:n] + t[n] * v[n]
             return out
 
-        return _idr_solve(LinearOperator((n + 1, n + 1), matvec=mv, dtype=np.float64), rhs)
+        return self.idr(LinearOperator((n + 1, n + 1), matvec=mv, dtype=np.float64), rhs)
+
+    def idr(self, A, rhs):
+        """An IDR(s) solve within the path's budget, which follows the solves' cost."""
+        d, products, converged = _idr_solve(A, rhs, self.budget)
+        if converged:
+            self.budget = max(_IDR_MIN_BUDGET, _IDR_BUDGET_FACTOR * products)
+        elif self.budget is not None:
+            self.budget *= 2
+        return d
 
     def dense_tangent(self, x, s, t):
         """The tangent at ``(x, s)`` by the dense LU (the last one, where the corrector
@@ -492,7 +510,7 @@ def polish(F, x, tol, lu="idr"):
 
             d = _lu_solve(_jacobian(F, x) - sp.identity(x.size), -G)
         else:
-            d = _idr_solve(tangent_operator(F, x)[0], -G)
+            d = _idr_solve(tangent_operator(F, x)[0], -G)[0]
         for a in (1.0, 0.5, 0.25, 0.125, 0.0625):
             xt = x + a * d
             Gt, rt = _residual(F, xt)

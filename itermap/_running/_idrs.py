@@ -187,7 +187,8 @@ def idrs(A: Any, b: np.ndarray, *, x0: np.ndarray | None = None, s: int = 8,
         rel = float(np.linalg.norm(r)) / nb
         if rel <= rtol or products >= budget or not np.isfinite(rel):
             break
-        x, products = _cycles(matvec, b, x, r, shadow, rtol * nb, products, budget)
+        with np.errstate(over="ignore", invalid="ignore"):   # overflow: handled in _cycles
+            x, products = _cycles(matvec, b, x, r, shadow, rtol * nb, products, budget)
         r = b - np.asarray(matvec(x))       # the true residual: restart where it drifted
         products += 1
     rel = float(np.linalg.norm(r)) / nb
