@@ -21,6 +21,9 @@ Rows:
 - The report's estimate of a ``fixed_points`` analysis against its CPU time
   (``run_report``'s step log), at n = 300, 1,000 and 3,000 (100 and 300 quick): within
   3x is the target.
+- One Newton system of a random network at its fixed points' statistics (a spectrum
+  around the origin): ``itermap.linalg.idrs`` against scipy's unrestarted GMRES, n =
+  5,000 quick, 20,000 full.
 - (Round 14's ``--recycle`` measurement, with a GCRO-DR solver written for it, is gone:
   IDR(s) replaced GMRES in the library in round 18; its figures stay in RESULTS.md,
   round 14.)
@@ -204,9 +207,46 @@ def _report_estimate(quick):
     return rows
 
 
+def _idr_vs_gmres(quick):
+    """One Newton system ``D W - I`` of sparse ``random_rnn(n, 20/n, 1.5)`` at the
+    statistics of its non-trivial fixed points (mean field: ``q = 0.35``, so the spectrum is
+    a disk around the origin): ``itermap.linalg.idrs`` (IDR(8)) against scipy's GMRES
+    unrestarted (restart ``min(n, 3000)``), same matrix and right-hand side, relative
+    residual 1e-6, CPU time; n = 5,000 quick, 20,000 full."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    from itermap.linalg import idrs
+
+    n, g = (5000 if quick else 20_000), 1.5
+    m = itermap.random_rnn(n, gain=g, density=20 / n, rng=0)
+    W = m.block_matrix.to_sparse().tocsr()
+    d = 1 - np.tanh(g * np.sqrt(0.35) * np.random.default_rng(10).standard_normal(n)) ** 2
+    A = (sp.diags(d) @ W - sp.identity(n)).tocsr()
+    b = np.random.default_rng(20).standard_normal(n)
+    with threadpool_limits(1):
+        t0 = time.process_time()
+        sol = idrs(A, b, s=8, rtol=1e-6)
+        ours = time.process_time() - t0
+        its = [0]
+        t0 = time.process_time()
+        x, _ = sla.gmres(A, b, rtol=1e-6, restart=min(n, 3000), maxiter=1,
+                         callback=lambda _: its.__setitem__(0, its[0] + 1),
+                         callback_type="pr_norm")
+        base = time.process_time() - t0
+    res = np.linalg.norm(A @ x - b) / np.linalg.norm(b)
+    note = (f"IDR(8) {sol.products} products, residual {sol.residual:.1e}; GMRES {its[0]} "
+            f"iterations, residual {res:.1e}")
+    row = report(f"one Newton system N={n} (disk around 0): IDR(8) vs scipy GMRES unrestarted",
+                 ours, base, "speedup >= 5, both converged",
+                 base / ours >= 5 and sol.converged and res <= 1e-6 * 1.01, note)
+    print("   ", note, flush=True)
+    return [row]
+
+
 def run(quick=False):
     return (_sparse_search(quick) + _homotopy_rows(quick) + _large_memory(quick)
-            + _report_estimate(quick))
+            + _report_estimate(quick) + _idr_vs_gmres(quick))
 
 
 if __name__ == "__main__":
