@@ -2,8 +2,9 @@
 
 Each start runs Newton on ``G(x) = F^p(x) - x``; the Newton systems
 ``(D(F^p)(x) - I) dx = -G`` are solved by IDR(s) (:func:`itermap.linalg.idrs`) on
-products with the map's exact ``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so
-no ``dim x dim`` array is formed. A complete or incomplete LU factorization of
+products with the map's sparse Jacobian (``Map.sparse_jacobian``) or its exact
+``tangent`` (Knoll and Keyes, J. Comput. Phys. 2004), so no ``dim x dim`` array is
+formed. A complete or incomplete LU factorization of
 ``D F - I``, from the map's own sparse (approximate) Jacobian
 (``Map.approximate_jacobian``: a network with sparse weights, function blocks included;
 O(nnz) memory), preconditions it (on the right) up to ``_ILU_MAX_NNZ`` nonzeros; larger
