@@ -58,7 +58,7 @@ def auto(problem: Problem) -> Solution:
     Newton-Krylov leaves unconverged follow their gain homotopy (a map on R^n): from the
     states of a random network's dynamics Newton-Krylov seldom reaches a point, the path
     mostly does (sparse ``random_rnn(3000, 20/n, 1.5)``: 0 of 4 starts, 4 of 4)."""
-    name = problem.method           # the rule's choice (_choose_method), or "q"
+    name = "q" if problem.slow_points else _auto_name(int(problem.x.shape[1]), problem.xp)
     sol = METHODS[name](problem)
     if name != "newton-krylov" or problem.F.torus is not None:
         return sol
@@ -76,20 +76,15 @@ def _paths_for_unconverged(problem: Problem, sol: Solution) -> Solution:
     paths = homotopy(dataclasses.replace(problem, x=problem.x[rows], method="homotopy"))
     status = sol.status.copy()
     status[rows] = paths.status
-    P, new = np.asarray(sol.points), []
-    for j, p in enumerate(np.asarray(paths.points)):
-        if P.shape[0] == 0 or np.min(np.linalg.norm(P - p, axis=1)) > problem.unique_tol:
-            new.append(j)
-            P = np.vstack([P.reshape(-1, p.size), p[None, :]])
-    if not new:
-        return dataclasses.replace(sol, status=status)
-    pts = np.asarray(paths.points)[new].astype(np.asarray(sol.points).dtype, copy=False)
+    dim = int(problem.x.shape[1])
+    P, Q = np.asarray(sol.points).reshape(-1, dim), np.asarray(paths.points).reshape(-1, dim)
+    # the paths' points are distinct among themselves: those near none of sol's join
+    new = np.flatnonzero(_nearest_within(np, Q, P, problem.unique_tol) < 0)
+    k = paths.eigenvalues.shape[1]
     return dataclasses.replace(
-        sol, status=status,
-        points=np.concatenate([np.asarray(sol.points).reshape(-1, pts.shape[1]), pts]),
+        sol, status=status, points=np.concatenate([P, Q[new].astype(P.dtype, copy=False)]),
         residuals=np.concatenate([sol.residuals, paths.residuals[new]]),
-        eigenvalues=np.concatenate([sol.eigenvalues.reshape(-1, paths.eigenvalues.shape[1]),
-                                    paths.eigenvalues[new]]))
+        eigenvalues=np.concatenate([sol.eigenvalues.reshape(-1, k), paths.eigenvalues[new]]))
 
 
 def _auto_name(dim, xp):

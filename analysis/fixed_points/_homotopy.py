@@ -308,7 +308,8 @@ class _Path:
 
     def bordered_step(self, x, s, t, h, last=0.0):
         """``[s J - I, J x - b; w t_x^T, t_s] d = [-h; last]``, J = D F(s x): a dense or
-        sparse LU, or IDR(s) on products with the tangent."""
+        sparse LU, or IDR(s) on the bordered sparse matrix (a map with a sparse Jacobian)
+        or on products with the tangent."""
         from scipy.sparse.linalg import LinearOperator
 
         n = self.n
@@ -330,7 +331,7 @@ class _Path:
                 self.fac = lu_factor(A, overwrite_a=True, check_finite=False)
             self.fresh = True
             return self.chord(h, last)
-        J = _jacobian(self.F, s * x) if self.lu == "sparse" or self.F.p == 1 else None
+        J = _jacobian(self.F, s * x) if self.F.p == 1 else None   # "sparse": always p = 1
         if J is not None:
             import scipy.sparse as sp
 

@@ -4,7 +4,7 @@ The Newton systems ``(D F - I) dx = -G`` of a large random network at its fixed 
 are the hard case for restarted GMRES: the spectrum of ``D F - I`` is a disk that
 surrounds the origin, so GMRES plateaus until its basis holds ``O(n^0.75)`` vectors, and
 orthogonalising that basis costs ``O(n m^2)``. IDR(s) needs about as many products with
-the matrix but keeps only ``3 s + 2`` vectors, so each product costs ``O(s n)`` more
+the matrix but keeps only ``3 s + 4`` vectors, so each product costs ``O(s n)`` more
 (n = 20,000, 400,000 weights: one solve to 1e-6 in 1.4 s against about 55 s for GMRES;
 benchmarks/RESULTS.md, round 18).
 """
@@ -209,8 +209,6 @@ def _cycles(matvec, b, x, r, P, tol, products, budget):
     nr = float(np.linalg.norm(r))
     peak, kept = nr, x.copy()
     while nr > tol and products < budget:
-        if not np.isfinite(nr):         # an overflow (a singular system): the cycle's start
-            return kept, products
         kept = x.copy()
         f = P @ r
         for k in range(s):
@@ -251,6 +249,8 @@ def _cycles(matvec, b, x, r, P, tol, products, budget):
         x += omega * r
         r -= omega * t
         nr = float(np.linalg.norm(r))
+        if not np.isfinite(nr):         # an overflow (a singular system): the cycle's start
+            return kept, products
         peak = max(peak, nr)
         if nr < _REPLACE * peak and nr > tol:
             r[:] = b - np.asarray(matvec(x))
