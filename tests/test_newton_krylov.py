@@ -139,17 +139,24 @@ def test_sparse_map_runs_at_200000_units_without_an_n_squared_array():
 
 
 def test_report_costs_a_large_fixed_point_analysis_as_newton_krylov():
-    # past the dim rule the report's estimate is of Newton-Krylov: its memory is the
-    # search's own estimate (no n^2 term), not the dense 6 x 8 x starts x n^2 bytes
-    from itermap.analysis._report import check_budget, validate_spec
+    # past the dim rule the report's estimate is of Newton-Krylov and the gain paths: its
+    # memory is the search's own estimate (no n^2 term), not the dense 6 x 8 x starts x n^2
+    # bytes; past gain 1 a start costs its paths' caps, so 32 starts at n = 20,000 are
+    # refused up front (a run of days), naming the starts
+    from itermap.analysis._report import BudgetError, check_budget, validate_spec
     from itermap.analysis._report._networks import static_sizes
 
-    def cost(n, starts=32):
+    def cost(n, starts=32, gain=1.5, force=True):
         spec = validate_spec({"networks": {"r": {"kind": "random_rnn", "n": n,
-                                                 "density": 20 / n, "gain": 1.5}},
+                                                 "density": 20 / n, "gain": gain}},
                               "analyses": [{"kind": "fixed_points", "network": "r",
                                             "starts": starts}]})
-        return check_budget(spec, {"r": static_sizes("r", spec.networks["r"], "networks.r")})[0]
+        return check_budget(spec, {"r": static_sizes("r", spec.networks["r"], "networks.r")},
+                            force=force)[0]
+
+    with pytest.raises(BudgetError, match=r"analyses\[0\]\.starts: fixed_points would take"):
+        cost(20_000, force=False)
+    assert cost(20_000, gain=0.8).seconds < 0.01 * cost(20_000).seconds
 
     n = 20_000
     m = itermap.random_rnn(n, density=20 / n, gain=1.5, rng=0)

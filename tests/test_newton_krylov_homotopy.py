@@ -250,3 +250,23 @@ def test_path_solve_budget_follows_the_solves_cost(monkeypatch):
     A = np.diag(np.linspace(0.0, 2.0, 400))          # singular: it never converges
     _, products, ok = hom._idr_solve(A, np.ones(400), budget=10 ** 9)
     assert not ok and 400 < products <= 400 + hom._IDR_PRODUCTS_EXTRA + 10
+
+
+@pytest.mark.parametrize("progress", [True, None])
+def test_auto_past_its_dim_rule_labels_its_stages_and_shows_the_paths_bar(
+        monkeypatch, capsys, progress):
+    # method="auto" past _KRYLOV_DIM: one bar over Newton-Krylov's starts, then one over
+    # the paths of the starts it left unconverged (here 1 of 2), each naming its stage;
+    # the paths' bar shows at once under progress=None (a path takes minutes at these
+    # sizes), where a search of a few milliseconds shows none
+    from itermap.analysis.fixed_points import _driver
+
+    monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
+    m, _ = _sparse(300, 0)
+    x0 = np.asarray(sample_states(m, 2, steps=100, rng=0))
+    find_fixed_points(m, x0, max_iter=200, progress=progress)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    paths = "fixed points (dim 300, 1 starts, gain paths of Newton-Krylov's unconverged"
+    assert paths in err and "1/1" in err.split(paths)[-1]
+    shown = "fixed points (dim 300, 2 starts, Newton-Krylov)" in err
+    assert shown == bool(progress)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Annotated, Literal
 
@@ -54,8 +55,10 @@ LINALG_FLOPS = 8e9
 STEP_OVERHEAD = 3e-5
 #: extra overhead of a step that also re-orthonormalises a tangent frame (s)
 QR_OVERHEAD = 6e-5
-#: Python overhead of one IDR(s) iteration and tangent product of Newton-Krylov (s)
-KRYLOV_OVERHEAD = 2e-3
+#: Python overhead of one IDR(s) product (Newton-Krylov and the gain paths past dim 4096) (s)
+KRYLOV_OVERHEAD = 3e-5
+#: find_fixed_points' default max_iter: the report runs it with its defaults
+_SEARCH_MAX_ITER = inspect.signature(find_fixed_points).parameters["max_iter"].default
 #: LU solves' worth of a fixed-point search's fixed cost per unit of gain above 1 (at most
 #: 1): the gain rule and wandering of a search whose damped phase reaches no point
 GAIN_RULE_SOLVES = 400.0
@@ -334,7 +337,7 @@ class FixedPointsKind(AnalysisModel):
         n = s.dim
         iters, excess = _newton_iterations(s)
         if n > _KRYLOV_DIM:         # method "auto" runs Newton-Krylov: no n x n array
-            return _krylov_cost(s, self.starts, iters * self.period)
+            return _krylov_cost(s, self.starts, iters, excess, self.period)
         # per start and iteration: the Jacobian (products of p of them) and one LU solve
         per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
         # distinct points whose spectra are computed: more the stronger the coupling
@@ -349,13 +352,23 @@ class FixedPointsKind(AnalysisModel):
                     memory_key="starts", time_key="starts")
 
 
-def _krylov_cost(s: Sizes, starts: int, iters: float) -> Cost:
-    """Newton-Krylov (find_fixed_points' method past its dim rule): per Newton step about
-    100 IDR(8) iterations, each a tangent product, about 60 flops a unit of vector work
-    and ``KRYLOV_OVERHEAD`` of Python; 840 products for the multipliers of a point."""
-    per_mv = KRYLOV_OVERHEAD + (2.0 * s.nnz + 60.0 * s.dim) / FLOPS
-    return Cost(bytes=_F8 * s.dim * (52 + 3 * starts),
-                seconds=(starts * iters * 100 + 840) * per_mv + _figure(1.0),
+def _krylov_cost(s: Sizes, starts: int, iters: float, excess: float, period: int) -> Cost:
+    """``method="auto"`` past its dim rule: Newton-Krylov from every start, then the gain
+    path of each start it leaves unconverged, counted in IDR(s) products (``2 p nnz``
+    flops, about ``120 dim`` of IDR(8)'s vector work, ``KRYLOV_OVERHEAD`` each). A
+    contracting network converges in ``iters`` Newton steps of some 50 products. Past gain
+    1 a start is costed at its caps: Newton-Krylov's ``max_iter`` steps of about
+    ``0.11 dim`` products, then the path's ``max_iter`` steps of 3.4 solves of ``0.21 dim``
+    (rates measured on sparse ``random_rnn(n, 20 / n, 1.5)``; a path that reaches a point
+    takes fewer steps). Each point's multipliers take some 840 products."""
+    per_mv = KRYLOV_OVERHEAD + (2.0 * period * s.nnz + 120.0 * s.dim) / FLOPS
+    if excess == 0.0:
+        products = iters * 50.0
+    else:
+        steps = _SEARCH_MAX_ITER
+        products = steps * (0.11 + 3.4 * 0.21) * s.dim
+    return Cost(bytes=_F8 * s.dim * (52 + 3 * starts) + 64.0 * s.nnz,
+                seconds=(starts * products + 840) * per_mv + _figure(1.0),
                 memory_key="starts", time_key="starts")
 
 

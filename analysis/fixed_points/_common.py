@@ -39,6 +39,7 @@ class Problem:
     progress: bool | None
     method: str              # the name the method runs under (for messages)
     deflation: Any = False   # "auto", True, False or a radius (find_fixed_points' option)
+    stage: str = ""          # the progress bar's label where a method runs as a stage of auto
 
 
 @dataclass
@@ -447,9 +448,9 @@ def _check_reachable(tol, xp, dtype):
                          f"or float64 starts and map")
 
 
-def _progress_bar(progress, total, dim, n_starts):
-    """A tqdm bar over the starts finished (a no-op one when progress=False); it stays
-    on screen with its final count."""
+def _progress_bar(progress, total, dim, n_starts, stage=""):
+    """A tqdm bar over the starts finished (a no-op one when progress=False), labelled
+    with ``stage`` where one is given; it stays on screen with its final count."""
     if progress is False:
         # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
         from tqdm import tqdm as disabled
@@ -457,7 +458,8 @@ def _progress_bar(progress, total, dim, n_starts):
     def make():
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts)",
+        label = f", {stage}" if stage else ""
+        return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts{label})",
                     unit="start", leave=True)
 
     return make() if progress else _LaterBar(make, total, _BAR_DELAY)

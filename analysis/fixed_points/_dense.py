@@ -53,7 +53,7 @@ def run_dense(problem, search_batch) -> Solution:
     chunk = max(1, _MEM_BUDGET // (4 * dim * dim * itemsize))
     found_x, found_r, slow_x, slow_r, statuses = [], [], [], [], []
     # a bar over the starts finished, shown once the search has run 2 s (progress=None)
-    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts, problem.stage)
     done = _Finished(bar)
     small = dim <= _ONE_THREAD_DIM and is_numpy_namespace(xp)
     with bar, blas_limited(1) if small else contextlib.nullcontext():

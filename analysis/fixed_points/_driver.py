@@ -8,6 +8,7 @@ least periods). The contract a method keeps is in the package docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -59,21 +60,23 @@ def auto(problem: Problem) -> Solution:
     states of a random network's dynamics Newton-Krylov seldom reaches a point, the path
     mostly does (sparse ``random_rnn(3000, 20/n, 1.5)``: 0 of 4 starts, 4 of 4)."""
     name = "q" if problem.slow_points else _auto_name(int(problem.x.shape[1]), problem.xp)
-    sol = METHODS[name](problem)
     if name != "newton-krylov" or problem.F.torus is not None:
-        return sol
+        return METHODS[name](problem)
+    sol = newton_krylov(dataclasses.replace(problem, stage="Newton-Krylov"))
     return _paths_for_unconverged(problem, sol)
 
 
 def _paths_for_unconverged(problem: Problem, sol: Solution) -> Solution:
     """``sol`` with the starts it left unconverged run again by ``homotopy``: their
     status is the path's, and the points the paths reach join (within ``unique_tol``)."""
-    import dataclasses
-
     rows = np.flatnonzero(sol.status != 0)
     if rows.size == 0:
         return sol
-    paths = homotopy(dataclasses.replace(problem, x=problem.x[rows], method="homotopy"))
+    # at these sizes a path takes minutes: its bar shows from the start (progress=None)
+    paths = homotopy(dataclasses.replace(
+        problem, x=problem.x[rows], method="homotopy",
+        progress=True if problem.progress is None else problem.progress,
+        stage="gain paths of Newton-Krylov's unconverged starts"))
     status = sol.status.copy()
     status[rows] = paths.status
     dim = int(problem.x.shape[1])

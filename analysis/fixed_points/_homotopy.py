@@ -179,7 +179,7 @@ def homotopy(problem) -> Solution:
     check_memory("method", homotopy_memory(problem.map, n_starts, dim, lu=lu),
                  f"method='homotopy' on {n_starts} starts of dim {dim} (LU or IDR(s) vectors, "
                  f"and starts)")
-    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts, problem.stage)
     found: list[np.ndarray] = []
     res: list[float] = []
     status = np.zeros(n_starts, dtype=np.int8)

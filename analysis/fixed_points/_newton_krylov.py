@@ -83,7 +83,7 @@ def newton_krylov(problem) -> Solution:
     check_memory("method", krylov_memory(problem.map, n_starts, dim),
                  f"method='newton-krylov' on {n_starts} starts of dim {dim} (IDR(s) vectors, "
                  f"ILU factors and starts)")
-    bar = _progress_bar(problem.progress, n_starts, dim, n_starts)
+    bar = _progress_bar(problem.progress, n_starts, dim, n_starts, problem.stage)
     # IDR(s) works on single vectors: threaded BLAS only adds contention
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         P, R, status, _ = krylov_search(F, np.asarray(x), tol=problem.tol,
