@@ -482,7 +482,7 @@ def _grid_save(path, r):
 
 
 def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
-             hybr=True, out=None, budget=None) -> list[dict]:
+             hybr=True, out=None, budget=None, first_seed=0) -> list[dict]:
     """Per (N, gain) cell, over ``seeds`` networks each with its own starts: the median and
     worst converged fraction and distinct points, against the hybr loop over the same
     starts, and the total times. Targets (issue 26): median >= 50 % converged and
@@ -491,7 +491,8 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
     ``out``: a JSON-lines file each network's result is appended to as it finishes;
     networks it holds already are not run again (a grid cut short resumes). ``budget``
     (s): no network is started once this much wall time has passed. Cells are made of
-    the networks done.
+    the networks done. ``first_seed``: networks ``first_seed, ..., first_seed + seeds - 1``
+    (the issue's grid is 0-9; others check it on networks it was not tuned on).
     """
     import time
 
@@ -502,7 +503,7 @@ def run_grid(sizes=(200,), gains=GRID_GAINS, seeds=10, deflation="auto",
         starts = GRID_SIZES.get(n, 32)
         by_gain = {gain: [] for gain in gains}
         # seeds outer: a run cut short still covers every gain
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             for gain in gains:
                 key = (n, gain, seed)
                 if key in done:
@@ -571,6 +572,7 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, nargs="*", default=[200], help="grid sizes")
     parser.add_argument("--gains", type=float, nargs="*", default=list(GRID_GAINS))
     parser.add_argument("--seeds", type=int, default=10, help="networks per cell")
+    parser.add_argument("--first-seed", type=int, default=0, help="the grid's first network")
     parser.add_argument("--deflation", default="auto", choices=("auto", "off", "both"),
                         help="ours with deflation='auto', without, or both (CPU times)")
     parser.add_argument("--no-hybr", action="store_true", help="skip the hybr loop")
@@ -602,7 +604,7 @@ if __name__ == "__main__":
         defl = {"off": False}.get(args.deflation, args.deflation)
         hyb = False if args.no_hybr else (True if args.hybr_starts is None else args.hybr_starts)
         cells = run_grid(tuple(args.n), tuple(args.gains), args.seeds, defl, hyb, args.out,
-                         args.budget)
+                         args.budget, args.first_seed)
         print(GRID_HEADER)
         for c in cells:
             print(_grid_line(c))
