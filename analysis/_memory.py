@@ -194,7 +194,7 @@ def _sources(map_, blocks):
     return out
 
 
-def _input_sequence(map_, x, steps, inputs, xp):
+def _input_sequence(map_, x, steps, inputs):
     """One input per step (None for an autonomous map; default: ``x``'s input block)."""
     if map_.input_block is not None and inputs is None:
         return [x[map_.block_slice(map_.input_block)]] * steps
@@ -357,7 +357,7 @@ def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
     """``(norms, length, decay_rate)`` of one state ``x`` (dim,)."""
     xp = namespace(x)
     plan = _Plan(map_, sources, x, xp)
-    us = _input_sequence(map_, x, steps + 1, inputs, xp)
+    us = _input_sequence(map_, x, steps + 1, inputs)
     # the norms keep the map's precision (a float32 map gives float32 norms)
     real = np.float32 if str(x.dtype) == "float32" else np.float64
     norms = np.zeros((steps + 1, len(sources), len(map_.sizes)), dtype=real)

@@ -283,19 +283,17 @@ class _Sweep:
                         futures[fut] = i
                 for fut in cf.as_completed(futures):
                     self.finish(fut, futures[fut])
-        except KeyboardInterrupt:
+        except BaseException as exc:
             for fut in futures:
                 fut.cancel()
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             self.bar.close()
             # one line that says what survives, in place of the pool's internals
             on_disk = None if self.cache_dir is None else sum(
                 os.path.exists(os.path.join(self.cache_dir, key + ".npz")) for key in self.keys)
             raise KeyboardInterrupt(_interrupted(sum(self.done), on_disk, len(self.points),
                                                  self.cache_dir)) from None
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
         finally:
             self.bar.close()
 

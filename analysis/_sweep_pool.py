@@ -175,14 +175,6 @@ def _worker_death(exc, started):
     return type(exc).__name__, f"the worker pool broke before this point started: {exc}"
 
 
-def _pool_lost(fut) -> bool:
-    """Whether the future failed because its pool broke or was shut down under it."""
-    from joblib.externals.loky.process_executor import ShutdownExecutorError
-
-    return fut.cancelled() or isinstance(fut.exception(),
-                                         (BrokenProcessPool, ShutdownExecutorError))
-
-
 def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
     """Run the points ``todo`` on the local pool; a dead worker fails only its own point.
 
@@ -213,7 +205,8 @@ def run_on_local_pool(function, todo, points, seeds, n_workers, finish, fail):
             submitted = set(futures.values())
             lost = [i for i in queue if i not in submitted]
             for fut in cf.as_completed(futures):
-                if _pool_lost(fut):
+                # the point's pool broke or was shut down under it
+                if fut.cancelled() or isinstance(fut.exception(), pool_gone):
                     lost.append(futures[fut])
                 else:
                     finish(fut, futures[fut])

@@ -80,29 +80,27 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _seed(text: str) -> int:
-    """A non-negative integer seed (NumPy refuses negative ones with a traceback)."""
+def _integer(text: str, least: int, expected: str) -> int:
+    """An integer of at least ``least`` (argparse names the option on refusal)."""
     try:
         value = int(text)
     except ValueError:
-        value = -1  # refused below, with the same message
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        value = least - 1  # refused below, with the same message
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _seed(text: str) -> int:
+    """A non-negative integer seed (NumPy refuses negative ones with a traceback)."""
+    return _integer(text, 0, "a non-negative integer")
 
 
 def _threads(text: str) -> str | int:
     """``auto``, ``default`` or a positive count of BLAS threads."""
     if text in ("auto", "default"):
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0  # refused below, with the same message
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'default', "
-                                         f"got {text!r}")
-    return value
+    return _integer(text, 1, "a positive integer, 'auto' or 'default'")
 
 
 def main(argv=None) -> int:

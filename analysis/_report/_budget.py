@@ -51,13 +51,9 @@ def human_seconds(s: float) -> str:
 def network_bytes(net, sizes) -> tuple[float, str]:
     """Estimated bytes to build and hold a network, and the key that sets them."""
     if net.kind == "random_rnn":
-        key = "n"
-        dense = net.density > 0.1
         # a dense draw holds W and a copy; a sparse one its coordinates (16 B) and CSR (12 B)
-        return (2 * 8.0 * sizes.nnz if dense else 40.0 * sizes.nnz), key
-    key = "widths" if net.kind == "mlp" and net.widths is not None else "sizes"
-    if net.kind == "mlp" and net.widths is None:
-        key = "path"
+        return (2 * 8.0 * sizes.nnz if net.density > 0.1 else 40.0 * sizes.nnz), "n"
+    key = "sizes" if net.kind != "mlp" else "path" if net.widths is None else "widths"
     return 3 * 8.0 * sizes.nnz + 8.0 * sizes.dim ** 2, key
 
 

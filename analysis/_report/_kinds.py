@@ -76,9 +76,8 @@ def _new_axes(columns=1, height=None):
     """A figure sized for the paper (analyses run inside :func:`plots.paper_style`)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTHS[columns],
-                                    height or plt.rcParams["figure.figsize"][1]))
-    return fig, ax
+    return plt.subplots(figsize=(COLUMN_WIDTHS[columns],
+                                 height or plt.rcParams["figure.figsize"][1]))
 
 
 def _plot(out, stem, caption, draw, *args, columns=1, height=None, **kwargs):

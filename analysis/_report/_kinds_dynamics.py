@@ -171,12 +171,12 @@ def finite_time(cfg, ctx, out):
           f"over windows of {cfg.window} steps; dotted lines mark the means.",
           plots.finite_time_histogram, res)
     ex = np.asarray(res.exponents, dtype=float).reshape(-1, k)
-    out.numbers.update(window=cfg.window, mean=ex.mean(axis=0).tolist(),
-                       std=ex.std(axis=0, ddof=1).tolist(), windows=int(ex.shape[0]))
+    mean, std = ex.mean(axis=0), ex.std(axis=0, ddof=1)
+    out.numbers.update(window=cfg.window, mean=mean.tolist(), std=std.tolist(),
+                       windows=int(ex.shape[0]))
     out.table(f"Finite-time exponents of {cfg.network} ({ex.shape[0]} windows of "
               f"{cfg.window} steps)", ["i", "mean", "std"],
-              [[i + 1, f"{a:.4f}", f"{b:.4f}"]
-               for i, (a, b) in enumerate(zip(ex.mean(axis=0), ex.std(axis=0, ddof=1)))])
+              [[i + 1, f"{a:.4f}", f"{b:.4f}"] for i, (a, b) in enumerate(zip(mean, std))])
 
 
 # -- Newton over the whole trajectory -------------------------------------------------------

@@ -115,7 +115,7 @@ def _suggest(word, choices) -> str:
     return f" did you mean {close[0]!r}?" if close else ""
 
 
-def _allowed(raw, loc):
+def _allowed(loc):
     """The keys allowed in the table at ``loc`` (for an unknown-key message)."""
     if len(loc) == 1:
         return _TOP
@@ -144,7 +144,7 @@ def _translate(exc: ValidationError, raw) -> SpecError:
         what = "missing" if got is None else f"got {got!r};" + _suggest(got, names)
         return SpecError(f"{where}.kind: expected one of {', '.join(names)}, {what}".rstrip(";"))
     if t == "extra_forbidden":
-        keys = sorted(k for k in _allowed(raw, loc) if k != "kind")
+        keys = sorted(k for k in _allowed(loc) if k != "kind")
         top = " top-level" if len(loc) == 1 else ""
         hint = _suggest(loc[-1], keys)
         return SpecError(f"{where}: unknown{top} key{',' if hint else ''}{hint} (allowed: "

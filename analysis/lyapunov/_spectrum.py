@@ -152,7 +152,6 @@ class LyapunovSpectrum(itermap.Result):
                 f"transient={self.transient})")
 
 
-
 def _spectrum_array(exponents, name="exponents"):
     if hasattr(exponents, "exponents"):      # a result, not its exponents
         raise TypeError(f"{name} must be an array of exponents, got a "
@@ -563,9 +562,7 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     opts = dict(total=total, orient=orient, every=every, done=run["done"],
                 # checkpoints: about 100 over the whole measured run, on QR steps
                 qr_per_chk=max(1, math.ceil(steps / every / _N_CHECKPOINTS)), acc=run["acc"])
-    bar = None
-    if progress:
-        bar = progress_bar(total=total, desc="lyapunov", unit="step")
+    bar = progress_bar(total=total, desc="lyapunov", unit="step") if progress else None
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore",
                                                 over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
