@@ -107,12 +107,11 @@ _MIN_COS = 0.9
 # without sparse weights up to _DENSE_DIM units (the driver's dense limit); else IDR(s)
 # with a shadow space of _IDR_S vectors, to _IDR_RTOL (as exact as the LU for the path),
 # in at most dim + _IDR_PRODUCTS_EXTRA products (IDR(s) ends within dim + dim / s in
-# exact arithmetic; random networks' paths took at most 0.3 dim at dim 3000 and 0.15 dim
-# at 20,000), and along a path at most _IDR_BUDGET_FACTOR times the products of the last
-# solve that converged (at least _IDR_MIN_BUDGET; doubled after each that does not):
-# near a singular point a solve that will not converge gives up at a few times the
-# usual cost, not at dim (n = 20,000: 10 s a solve); a solve left above _IDR_ACCEPT
-# counts as failed (the step is refused and shortened)
+# exact arithmetic), and along a path at most _IDR_BUDGET_FACTOR times the products of
+# the last solve that converged (at least _IDR_MIN_BUDGET; doubled after each that does
+# not): near a singular point a solve that will not converge gives up at a few times
+# the usual cost, not at dim; a solve left above _IDR_ACCEPT counts as failed (the step
+# is refused and shortened)
 _DENSE_DIM = 4096
 _IDR_S = 8
 _IDR_RTOL = 1e-10
@@ -132,16 +131,13 @@ _JUMPS = (2.0, 4.0)
 _RETRY_BETAS = (0.25, 1.0)
 # the unfoldings of the starts that method="newton" hands over (own_paths), on maps of
 # at most _OWN_MAX_DIM units; above _OWN_FIRST_DIM they run before the wandering phase,
-# which they replace for the starts they bring to a point, with a sharper unfolding:
-# shorter paths now that a refused step re-solves its tangent (N = 1000 gain 3: 280-320
-# steps, 12 s a path, at b = 0.1 x0; at 0.5 x0 1,500 steps reached s = 0.77), while at
-# N = 200 gain 3 b = 0.5 x0 gives more distinct points (151 against 133; RESULTS.md,
-# round 16)
+# which they replace for the starts they bring to a point, with a sharper unfolding
+# (shorter paths at N = 1000; at N = 200 the wider one reaches more distinct points:
+# benchmarks/RESULTS.md, round 16)
 _OWN_BETAS, _OWN_BETAS_FIRST = (_BETA,), (0.1,)
 _OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
 # above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
-# outnumber twice the paths that reached a point (N = 1000 gain 3: a path of 1,500 steps,
-# 60 s, had reached s = 0.77)
+# outnumber twice the paths that reached a point (a failing path there costs a minute)
 _OWN_GIVE_UP = 4
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
