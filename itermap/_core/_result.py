@@ -299,10 +299,8 @@ class Result:
         first = self._long[0]
         dims = self._schema_axes(first)
         shape = arrays[first].shape
-        levels = []
-        for d, n in zip(dims, shape):
-            field = self._coords.get(d)
-            levels.append(np.asarray(getattr(self, field)) if field else np.arange(n))
+        levels = [np.asarray(getattr(self, self._coords[d])) if self._coords.get(d)
+                  else np.arange(n) for d, n in zip(dims, shape)]
         index = pd.MultiIndex.from_product(levels, names=dims)
         return pd.DataFrame({n: a.reshape(-1) for n, a in arrays.items()}, index=index)
 

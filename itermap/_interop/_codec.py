@@ -93,14 +93,8 @@ def saveable(cls: type[T]) -> type[T]:
 
 def _has_generated_repr(cls) -> bool:
     """True when ``__repr__`` is the one @dataclass wrote (or object's)."""
-    fn = None
-    for klass in cls.__mro__:
-        if "__repr__" in klass.__dict__:
-            fn = klass.__dict__["__repr__"]
-            break
-    if fn is None or fn is object.__repr__:
-        return True
-    if fn is _compact_repr:
+    fn = next((k.__dict__["__repr__"] for k in cls.__mro__ if "__repr__" in k.__dict__), None)
+    if fn is None or fn is object.__repr__ or fn is _compact_repr:
         return True
     code = getattr(inspect.unwrap(fn), "__code__", None)
     # @dataclass compiles its methods from source text
@@ -195,9 +189,7 @@ def encode_value(value, writer: Writer, name: str, where: str):
         if not _array_dtype_ok(value.dtype):
             raise TypeError(f"cannot save {where}: a NumPy scalar of dtype {value.dtype}")
         return {"__scalar__": writer.put(name, np.asarray(value), where)}
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
+    if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__float__": repr(value)}
@@ -356,10 +348,8 @@ def encode_object(obj, writer) -> tuple[str, dict]:
 
 def decode_object(type_name, fields, arrays):
     """The object a file's type name, fields and (checked) arrays describe."""
-    decode = _DECODERS.get(type_name)
-    if decode is not None:
-        return decode(fields, arrays)
-    cls = _saved_class(type_name)  # imports a trusted module, which may register a decoder
+    # _saved_class imports a trusted module, which may register a decoder
+    cls = None if type_name in _DECODERS else _saved_class(type_name)
     decode = _DECODERS.get(type_name)
     if decode is not None:
         return decode(fields, arrays)

@@ -13,6 +13,7 @@ reading the entry, and validates every sparse structure before SciPy sees it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -128,13 +129,10 @@ _SWEEP_EVERY = 10.0
 
 
 def _umask() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)  # the portable way: set and restore
     os.umask(mask)
     return mask
@@ -228,10 +226,8 @@ def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_folder(directory)
 
@@ -632,10 +628,8 @@ def remove_stale(directory, prefix, suffix="", *, folders=False) -> None:
         match = pattern.match(entry.name)
         if not match or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
             continue
-        try:
+        with contextlib.suppress(OSError):
             if folders and entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
             elif not entry.is_dir(follow_symlinks=False):
                 os.unlink(entry.path)
-        except OSError:
-            pass

@@ -61,9 +61,8 @@ def _encode_blocks(obj, writer):
 
 def _decode_blocks(fields, arrays):
     blocks = _keyed_arrays(fields["blocks"], arrays, "block", "blocks")
-    trainable = None
-    if "trainable" in fields:
-        trainable = _keyed_arrays(fields["trainable"], arrays, "trainable", "trainable")
+    trainable = (_keyed_arrays(fields["trainable"], arrays, "trainable", "trainable")
+                 if "trainable" in fields else None)
     return BlockMatrix(fields["sizes"], blocks, trainable=trainable)
 
 

@@ -283,10 +283,8 @@ def activation_name(kind: str, **params: Any) -> str:
     full = {**defaults, **params}
     if kind != "softplus" and full == defaults:
         return kind
-    parts = []
-    for key in defaults:
-        value = full[key]
-        parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={float(value)!r}")
+    parts = (f"{k}={full[k]!r}" if isinstance(full[k], str) else f"{k}={float(full[k])!r}"
+             for k in defaults)
     return f"{kind}({', '.join(parts)})"
 
 

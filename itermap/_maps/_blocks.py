@@ -232,12 +232,10 @@ class BlockMatrix:
             raise ValueError(f"pattern must be a {n} x {n} list of lists of tokens")
         scale = check_real("scale", scale)
         gen = as_rng(rng)
-        blocks = {}
         with named("pattern"):
-            for i in range(n):
-                for j in range(n):
-                    blocks[(i, j)] = _block_from_token(pattern[i][j], sizes[i], sizes[j], gen,
-                                                       scale, (i, j))
+            blocks = {(i, j): _block_from_token(pattern[i][j], sizes[i], sizes[j], gen, scale,
+                                                (i, j))
+                      for i in range(n) for j in range(n)}
         return cls(sizes, blocks)
 
     # -- construction from the paper's description ---------------------
@@ -505,15 +503,10 @@ class BlockMatrix:
         return mask
 
     def _xp(self):
-        for b in self._blocks.values():
-            return namespace(b)
-        return namespace(None)
+        return namespace(next(iter(self._blocks.values()), None))
 
     def _dense_dtype(self):
-        for b in self._blocks.values():
-            if not is_sparse(b):
-                return b.dtype
-        return self.dtype
+        return next((b.dtype for b in self._blocks.values() if not is_sparse(b)), self.dtype)
 
     # -- conversions ------------------------------------------------------
     def to_dense(self) -> Array:
@@ -534,12 +527,10 @@ class BlockMatrix:
         """
         xp = self._xp()
         off = self.offsets
-        dense_blocks = {}
-        for (i, j), b in self._blocks.items():
-            dense_blocks[(i, j)] = xp.asarray(b.toarray()) if is_sparse(b) else b
         dtype = self._dense_dtype()
         out = xp.zeros(self.shape, dtype=dtype)
-        for (i, j), b in dense_blocks.items():
+        for (i, j), b in self._blocks.items():
+            b = xp.asarray(b.toarray()) if is_sparse(b) else b
             out[off[i]:off[i + 1], off[j]:off[j + 1]] = xp.astype(b, dtype)
         return out
 

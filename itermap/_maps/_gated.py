@@ -347,10 +347,7 @@ class RecurrentMap(Map):
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        out = []
-        for c in self.layers:
-            out += [c.hidden] * c.state_factor
-        return tuple(out)
+        return tuple(c.hidden for c in self.layers for _ in range(c.state_factor))
 
     @property
     def input_size(self) -> int:

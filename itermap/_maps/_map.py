@@ -630,6 +630,11 @@ class Map:
         if u is not None:
             raise ValueError(f"{type(self).__name__} is autonomous: it takes no input u")
 
+    def _autonomous_state(self, x, u):
+        """The checked state ``x`` of an autonomous map (an input ``u`` refused first)."""
+        self._no_input(u)
+        return self._check_state(x)
+
     def _check_input_shape(self, x, u, where: str = ""):
         """A driven map's input ``u`` as an array of shape ``(input_size,)`` or ``(B, input_size)``
         for the checked state ``x``; ``where`` ends the message of a missing ``u``."""

@@ -100,9 +100,6 @@ class IterativeMap(Map):
                  sizes: Sequence[int] | None = None,
                  functions: Mapping[tuple[int, int], BlockFunction] | None = None,
                  leak: float | Sequence[float] | None = None):
-        if isinstance(weights, str | bytes) or weights is None:
-            raise TypeError(f"weights must be a BlockMatrix, a 2-D array or a sparse matrix, "
-                            f"got {type(weights).__name__}")
         if isinstance(weights, BlockMatrix):
             if sizes is not None and tuple(sizes) != weights.sizes:
                 raise ValueError(f"sizes {list(sizes)} disagree with the BlockMatrix sizes "

@@ -77,13 +77,11 @@ def _split(W, sizes):
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     if len(sizes) == 1:
         return BlockMatrix(sizes, {(0, 0): W})
-    blocks = {}
     if is_sparse(W):
         W = W.tocsr()
-    for i in range(len(sizes)):
-        for j in range(len(sizes)):
-            blocks[(i, j)] = W[off[i]:off[i + 1], off[j]:off[j + 1]]
-    return BlockMatrix(sizes, blocks)
+    n = len(sizes)
+    return BlockMatrix(sizes, {(i, j): W[off[i]:off[i + 1], off[j]:off[j + 1]]
+                               for i in range(n) for j in range(n)})
 
 
 def _keep_mask(n, s, xp, dtype):
@@ -156,9 +154,8 @@ def _topological_order(pattern, input_block):
         ready = [i for i in range(n) if i not in done and all(j in done for j in preds[i])]
         if not ready:
             return None
-        for i in ready:
-            order.append(i)
-            done.add(i)
+        order += ready
+        done.update(ready)
     return order
 
 

@@ -187,12 +187,8 @@ def check_periods(periods, dim: int) -> tuple | None:
                         f"got {type(periods).__name__}")
     if len(periods) != dim:
         raise ValueError(f"periods has {len(periods)} entries; the map has dim={dim}")
-    out: list[float | None] = []
-    for i, P in enumerate(periods):
-        if P is None:
-            out.append(None)
-            continue
-        out.append(check_real(f"periods[{i}]", P, positive=True))
+    out = [None if P is None else check_real(f"periods[{i}]", P, positive=True)
+           for i, P in enumerate(periods)]
     return None if all(P is None for P in out) else tuple(out)
 
 

@@ -126,26 +126,22 @@ class LogisticMap(Map):
         return xp.reshape(r, (-1, 1))
 
     def step(self, x, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         return self._r(x) * x * (1.0 - x)
 
     def jacobian(self, x, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         d = self._r(x) * (1.0 - 2.0 * x)
         return d[..., None]
 
     def tangent(self, x, v, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         v = self._check_tangent(x, v)
         return (self._r(x) * (1.0 - 2.0 * x))[..., None] * v
 
     def vjp(self, x, w, u=None):
         """``w^T J(x)``: ``w`` times ``r (1 - 2x)``, exactly."""
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         w = self._check_cotangent(x, w)
         d = self._r(x) * (1.0 - 2.0 * x)
         return w * (d[..., None, :] if w.ndim > x.ndim else d)
@@ -221,8 +217,7 @@ class HenonMap(Map):
         return xp.stack([row0, row1], axis=-2)
 
     def tangent(self, x, v, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         x0 = x[..., 0][..., None]
@@ -231,8 +226,7 @@ class HenonMap(Map):
 
     def vjp(self, x, w, u=None):
         """``w^T J(x) = (-2 a x w_0 + b w_1, w_0)``, exactly."""
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         x0 = x[..., 0][..., None] if w.ndim > x.ndim else x[..., 0]
@@ -316,8 +310,7 @@ class StandardMap(Map):
 
     def step_with_tangent(self, x, v, u=None):
         # one validation and elementwise products: a batch's tangent step without matmuls
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         v = self._check_tangent(x, v)
         xp = namespace(x)
         theta, p = x[..., 0], x[..., 1]
@@ -329,8 +322,7 @@ class StandardMap(Map):
 
     def vjp(self, x, w, u=None):
         """``w^T J(x) = (w_0 (1 + c) + w_1 c, w_0 + w_1)`` with ``c = K cos(theta)``."""
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         w = self._check_cotangent(x, w)
         xp = namespace(x)
         c = self.k * xp.cos(x[..., 0])
@@ -397,28 +389,24 @@ class LinearMap(Map):
         return backend_of(self.A)
 
     def step(self, x, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         return namespace(x).matmul(x, self.A.T)
 
     def jacobian(self, x, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         xp = namespace(x)
         if x.ndim == 1:
             return xp.asarray(self.A, copy=True)
         return xp.broadcast_to(self.A, (x.shape[0], self.dim, self.dim))
 
     def tangent(self, x, v, u=None):
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         v = self._check_tangent(x, v)
         return namespace(x).matmul(self.A, v)
 
     def vjp(self, x, w, u=None):
         """``w^T A`` (the Jacobian is ``A`` everywhere)."""
-        self._no_input(u)
-        x = self._check_state(x)
+        x = self._autonomous_state(x, u)
         w = self._check_cotangent(x, w)
         return namespace(x).matmul(w, self.A)
 

@@ -8,6 +8,7 @@ trajectory (Lim et al., arXiv:2309.12252).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from .._core._backend import namespace
@@ -166,17 +167,12 @@ def affine_scan(A: Array, b: Array, *, kind: str = "full") -> tuple[Array, Array
     """
     A, b = _plain(A, b)
     xp, sizes = _check(A, b, kind)
-    if kind == "full":
-        return _scan(A, b, _combine_full, True, xp)
-    if kind == "diagonal":
-        return _scan(A, b, _combine_diagonal, True, xp)
-    outs_A, outs_b, start = [], [], 0
-    for Ai, s in zip(A, sizes):
-        Ac, bc = _scan(Ai, b[..., start:start + s], _combine_full, True, xp)
-        outs_A.append(Ac)
-        outs_b.append(bc)
-        start += s
-    return outs_A, xp.concat(outs_b, axis=-1)
+    if kind != "block":
+        return _scan(A, b, _combine_full if kind == "full" else _combine_diagonal, True, xp)
+    starts = itertools.accumulate(sizes, initial=0)
+    scans = [_scan(Ai, b[..., o:o + s], _combine_full, True, xp)
+             for Ai, o, s in zip(A, starts, sizes)]
+    return [Ac for Ac, _ in scans], xp.concat([bc for _, bc in scans], axis=-1)
 
 
 def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> Array:
@@ -234,11 +230,10 @@ def linear_recurrence(A: Array, b: Array, x0: Array, *, kind: str = "full") -> A
         b = xp.concat([first[None, ...], b[1:, ...]], axis=0)
         return _scan(A, b, _combine_diagonal, False, xp)[1]
     blocks = [A] if kind == "full" else list(A)
-    outs, start = [], 0
-    for Ai, s in zip(blocks, sizes):
-        bi = b[..., start:start + s]
-        first = xp.matmul(Ai[0, ...], x0[..., start:start + s, None])[..., 0] + bi[0, ...]
+    outs = []
+    for Ai, o, s in zip(blocks, itertools.accumulate(sizes, initial=0), sizes):
+        bi = b[..., o:o + s]
+        first = xp.matmul(Ai[0, ...], x0[..., o:o + s, None])[..., 0] + bi[0, ...]
         bi = xp.concat([first[None, ...], bi[1:, ...]], axis=0)
         outs.append(_scan(Ai, bi, _combine_full, False, xp)[1])
-        start += s
     return outs[0] if len(outs) == 1 else xp.concat(outs, axis=-1)

@@ -145,18 +145,14 @@ def _derivative(m, X, U):
     return m._derivative(parts, xp)
 
 
-def _is_network(m) -> bool:
-    from .._maps._network import IterativeMap
-
-    return isinstance(m, IterativeMap)
-
-
 def _jacobian(m, X, U, kind, sizes):
     """``dF/dx`` at each row of ``X`` (N, d): full ``(N, d, d)``, ``(N, d)`` or blocks."""
+    from .._maps._network import IterativeMap
+
     xp = namespace(X)
     if kind == "full":
         return m.jacobian(X, U)
-    if _is_network(m):
+    if isinstance(m, IterativeMap):
         d = _derivative(m, X, U)
         Ws = _weight_diagonal_blocks(m, xp, X.dtype)
         keep = m._keep_vec  # a leaky map's (1 - a) on the diagonal; None without leak

@@ -130,11 +130,9 @@ def cholesky_qr(run_pass, shift, eps: float, k: int, *, shifted: bool = False):
     """
     passes = 3
     if not shifted:
-        try:
+        with contextlib.suppress(_CholeskyFailed):  # the frame is unchanged: shifted, from it
             first = run_pass(None, _TWO_PASS)
             passes = passes_needed(first.kappa_sq, eps, k, first.dev)
-        except _CholeskyFailed:  # the frame is unchanged: shifted, from it
-            pass
     if passes == 3:
         first = run_pass(shift(), math.inf)
     done = [first]

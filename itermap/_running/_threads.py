@@ -159,10 +159,8 @@ def _controller():
         from threadpoolctl import ThreadpoolController
     except ImportError:  # an optional speed-up
         return None
-    try:  # load SciPy's BLAS library, where it has its own, so that the limits reach it
+    with contextlib.suppress(ImportError):  # load SciPy's own BLAS, so the limits reach it
         import scipy.linalg.blas  # noqa: F401
-    except ImportError:
-        pass
     return ThreadpoolController()
 
 
