@@ -1,17 +1,24 @@
-"""The shipped example reports: BLAS held to one thread for small networks (issue 17 §1).
+"""The shipped example reports: BLAS held to one thread for small networks (issue 17 §1),
+and the time estimates of every analysis kind (issue 26 §3).
 
 ``itermap report`` runs networks of up to 512 units with one BLAS thread
 (``blas_threads="auto"``). Baseline: the same report with the BLAS library's own
 thread count (``blas_threads=None``), which on a busy 2-core machine spins OpenBLAS
 threads over products too small to share. Target: one thread no slower (ratio <= 1).
+
+The estimates: the test suite's calibration spec (one analysis of each common kind, in
+``tests/test_report_specs.py``), each analysis's estimate against its CPU time. Target:
+every one within 3x (the test suite checks 5x, as it runs on loaded machines too).
 """
 
 from __future__ import annotations
 
+import io
+import re
 import tempfile
 from pathlib import Path
 
-from benchmarks._timing import compare
+from benchmarks._timing import compare, report
 from itermap.analysis._report import examples, load_spec, run_report
 
 
@@ -32,4 +39,23 @@ def run(quick: bool = False) -> list[dict]:
                                 "library default", _runner(spec, "auto", folder),
                                 _runner(spec, None, folder), target="ratio <= 1.0",
                                 repeat=1 if quick else 3, warmup=0))
-    return rows
+    return rows + [_estimates()]
+
+
+def _estimates():
+    from tests.test_report_specs import CALIBRATION, _seconds
+
+    log = io.StringIO()
+    with tempfile.TemporaryDirectory() as folder:
+        run_report(CALIBRATION, Path(folder) / "r", progress=log)
+    rows = re.findall(r"done in [\d.]+ s, ([\d.e+-]+) s of CPU \(estimated ([^)]+)\)",
+                      log.getvalue())
+    kinds = [a["kind"] for a in CALIBRATION["analyses"]]
+    est = [_seconds(e) for _, e in rows]
+    cpu = [float(c) for c, _ in rows]
+    ratios = [e / c for e, c in zip(est, cpu)]
+    note = "; ".join(f"{k} {r:.2f}" for k, r in zip(kinds, ratios))
+    print("   estimate/CPU:", note, flush=True)
+    return report(f"report estimates, {len(kinds)} analysis kinds (calibration spec): "
+                  "total", sum(est), sum(cpu), "each estimate/CPU in [1/3, 3]",
+                  len(rows) == len(kinds) and all(1 / 3 <= r <= 3 for r in ratios), note)
