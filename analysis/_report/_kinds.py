@@ -356,16 +356,17 @@ def _krylov_cost(s: Sizes, starts: int, iters: float, excess: float, period: int
     path of each start it leaves unconverged, counted in IDR(s) products (``2 p nnz``
     flops, about ``120 dim`` of IDR(8)'s vector work, ``KRYLOV_OVERHEAD`` each). A
     contracting network converges in ``iters`` Newton steps of some 50 products. Past gain
-    1 a start is costed at its caps: Newton-Krylov's ``max_iter`` steps of about
-    ``0.11 dim`` products, then the path's ``max_iter`` steps of 3.4 solves of ``0.21 dim``
-    (rates measured on sparse ``random_rnn(n, 20 / n, 1.5)``; a path that reaches a point
-    takes fewer steps). Each point's multipliers take some 840 products."""
+    1 Newton-Krylov runs its ``max_iter`` steps of about ``0.11 dim`` products, and a path
+    half its ``max_iter`` steps of 3.4 solves of ``0.21 dim`` products (paths that reach a
+    point take a few hundred steps, those that fail run to the cap; rates measured on
+    sparse ``random_rnn(n, 20 / n, 1.5)``). Each point's multipliers take some 840
+    products."""
     per_mv = KRYLOV_OVERHEAD + (2.0 * period * s.nnz + 120.0 * s.dim) / FLOPS
     if excess == 0.0:
         products = iters * 50.0
     else:
         steps = _SEARCH_MAX_ITER
-        products = steps * (0.11 + 3.4 * 0.21) * s.dim
+        products = steps * (0.11 + 0.5 * 3.4 * 0.21) * s.dim
     return Cost(bytes=_F8 * s.dim * (52 + 3 * starts) + 64.0 * s.nnz,
                 seconds=(starts * products + 840) * per_mv + _figure(1.0),
                 memory_key="starts", time_key="starts")
