@@ -1,0 +1,36 @@
+"""Defects found by the round-19 fuzz campaign, each with the test that failed before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from itermap.analysis import kaplan_yorke_dimension, resample_spectrum
+
+
+def _ky_loop(lam):
+    """Kaplan-Yorke by its definition, a plain loop over the descending spectrum."""
+    lam = sorted(lam, reverse=True)
+    total = 0.0
+    for j, value in enumerate(lam):
+        if total + value < 0:
+            return j + total / abs(value)
+        total += value
+    return float(len(lam))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kaplan_yorke_does_not_depend_on_the_order_of_the_exponents(seed):
+    # a spectrum in any order (finite-time exponents of one window, a hand-made list) gave
+    # 0.0 whenever its first entry was negative: [-1.0, 0.5] has dimension 1 + 0.5 / 1
+    assert kaplan_yorke_dimension([-1.0, 0.5]) == pytest.approx(1.5)
+    g = np.random.default_rng(seed)
+    lam = np.concatenate([g.uniform(0.0, 1.0, 2), g.uniform(-3.0, -0.1, 4)])
+    shuffled = g.permutation(lam)
+    assert kaplan_yorke_dimension(shuffled) == pytest.approx(_ky_loop(lam), rel=1e-12)
+
+
+def test_resample_spectrum_of_an_unsorted_spectrum_keeps_the_largest_first():
+    # length=1 is documented as the largest exponent; an unsorted input gave its first
+    assert resample_spectrum([-1.0, 0.5], 1) == pytest.approx([0.5])
+    assert resample_spectrum([-2.0, 0.0, -1.0], 3) == pytest.approx([0.0, -1.0, -2.0])
