@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import itermap
 from itermap.analysis import kaplan_yorke_dimension, resample_spectrum
 
 
@@ -34,3 +35,13 @@ def test_resample_spectrum_of_an_unsorted_spectrum_keeps_the_largest_first():
     # length=1 is documented as the largest exponent; an unsorted input gave its first
     assert resample_spectrum([-1.0, 0.5], 1) == pytest.approx([0.5])
     assert resample_spectrum([-2.0, 0.0, -1.0], 3) == pytest.approx([0.0, -1.0, -2.0])
+
+
+@pytest.mark.parametrize("keep", ["all", "last"])
+@pytest.mark.parametrize("x0", [np.array([1.0, 2.0]), np.ones((3, 2))])
+def test_iterate_refuses_a_step_that_returns_the_wrong_shape(keep, x0):
+    # a user's step that drops a coordinate was broadcast back into the (dim,) states:
+    # a trajectory of the wrong map, without a word
+    m = itermap.FunctionMap(lambda x: x[..., :1], 2, jacobian=lambda x: np.eye(2))
+    with pytest.raises(ValueError, match="map"):
+        itermap.iterate(m, x0, 3, keep=keep)
