@@ -717,7 +717,7 @@ def cases() -> dict:
         "impulse_response": Case(analysis.impulse_response, {
             "map": P(RNN, "map"), "x": P(np.zeros(5), "state"), "steps": P(4, "int>=1"),
             "inputs": P(None, "array", optional=True), "method": P("linear", "choice"),
-            "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0"),
+            "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0", optional=True),
             "tol": P(None, "float>=0", optional=True)}, positional=("map", "x", "steps"),
             skip={"blocks": {"negative"}}),  # negative block indices count from the end
         "memory_capacity": Case(analysis.memory_capacity, {

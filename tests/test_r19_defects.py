@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import itermap
-from itermap.analysis import kaplan_yorke_dimension, resample_spectrum
+from itermap.analysis import impulse_response, kaplan_yorke_dimension, resample_spectrum
+from itermap.systems import linear
 
 
 def _ky_loop(lam):
@@ -45,3 +46,24 @@ def test_iterate_refuses_a_step_that_returns_the_wrong_shape(keep, x0):
     m = itermap.FunctionMap(lambda x: x[..., :1], 2, jacobian=lambda x: np.eye(2))
     with pytest.raises(ValueError, match="map"):
         itermap.iterate(m, x0, 3, keep=keep)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_nonlinear_impulse_response_of_a_float32_map_is_not_read_as_zero(dtype):
+    # with eps=1e-6 a float32 difference is roundoff, the default tol came out above 1
+    # and every response counted as zero: length 0 for a 3-layer MLP, no decay rate
+    g = np.random.default_rng(0)
+    W = [g.normal(size=(3, 2)), g.normal(size=(3, 3)), g.normal(size=(1, 3))]
+    mlp = itermap.IterativeMap.from_mlp([w.astype(dtype) for w in W], activation="tanh")
+    x = 0.3 * g.normal(size=mlp.dim).astype(dtype)
+    assert impulse_response(mlp, x, 6, method="nonlinear").length == 3   # one step a layer
+    # x -> x / 2 never forgets (in float32 only 2^-5 stays above the roundoff floor)
+    half = linear(np.array([[0.5]], dtype=dtype))
+    r = impulse_response(half, np.array([1.0], dtype=dtype), 5, method="nonlinear")
+    assert r.length is None and r.decay_rate == pytest.approx(np.log(2.0), rel=1e-3)
+
+
+def test_an_eps_below_roundoff_is_refused_not_read_as_zero():
+    half = linear(np.array([[0.5]]))
+    with pytest.raises(ValueError, match="eps"):
+        impulse_response(half, np.array([1.0]), 12, method="nonlinear", eps=1e-15)
