@@ -67,3 +67,17 @@ def test_an_eps_below_roundoff_is_refused_not_read_as_zero():
     half = linear(np.array([[0.5]]))
     with pytest.raises(ValueError, match="eps"):
         impulse_response(half, np.array([1.0]), 12, method="nonlinear", eps=1e-15)
+
+
+@pytest.mark.parametrize("bad", [3, None, "abc", "instance"])
+def test_saveable_refuses_what_is_no_dataclass_with_a_named_error(bad):
+    # anything without __name__ (an int, None) or a dataclass instance instead of its
+    # class raised AttributeError from inside the decorator
+    from dataclasses import dataclass
+
+    @dataclass
+    class Run:
+        gain: float
+
+    with pytest.raises(TypeError, match="cls"):
+        itermap.saveable(Run(1.0) if bad == "instance" else bad)
