@@ -81,3 +81,13 @@ def test_saveable_refuses_what_is_no_dataclass_with_a_named_error(bad):
 
     with pytest.raises(TypeError, match="cls"):
         itermap.saveable(Run(1.0) if bad == "instance" else bad)
+
+
+def test_an_array_for_a_string_option_is_refused_with_a_named_error():
+    # `task not in ("flip_flop", "digits")` compared an array elementwise and raised
+    # NumPy's "truth value of an array is ambiguous", naming nothing
+    with pytest.raises(ValueError, match="task"):
+        itermap.datasets.zoo(task=np.array([0.0, 0.0]))
+    arrays = {"weight_ih_l0": np.ones((2, 1)), "weight_hh_l0": np.eye(2)}
+    with pytest.raises(ValueError, match="form"):
+        itermap.from_torch(arrays, "RNN", form=np.array(["map", "iterative"]))

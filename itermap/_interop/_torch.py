@@ -523,7 +523,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     >>> bool(np.allclose(y, arrays["2.weight"] @ np.tanh(arrays["0.weight"] @ x)))
     True
     """
-    if form not in ("map", "iterative"):
+    if not isinstance(form, str) or form not in ("map", "iterative"):
         raise ValueError(f"form must be 'map' or 'iterative', got {form!r}")
     transformer = {"seq_len": seq_len, "is_causal": is_causal, "mask": mask, "looped": looped}
     if isinstance(model, (str, os.PathLike)):
