@@ -179,7 +179,8 @@ def _sources(map_, blocks):
         return list(range(n))
     if isinstance(blocks, int | np.integer) and not isinstance(blocks, bool):
         blocks = [blocks]
-    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__"):
+    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__") \
+            or getattr(blocks, "ndim", 1) == 0:  # a 0-d array cannot be iterated
         raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
     for b in (_check_int("blocks", b) for b in blocks):

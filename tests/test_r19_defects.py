@@ -115,3 +115,23 @@ def test_the_transformer_report_kind_gives_the_same_numbers_for_the_same_seed(tm
     nums = [run_report(spec, tmp_path / f"rep{i}", progress=False)["analyses"][0]["numbers"]
             for i in range(2)]
     assert nums[0]["exponents"] == nums[1]["exponents"]
+
+
+ZERO_D = np.array(0.0)   # a 0-d array: it has __iter__ and __len__, but neither works
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: impulse_response(itermap.random_rnn(3, rng=0), np.zeros(3), 3, blocks=ZERO_D),
+     "blocks"),
+    (lambda: itermap.IterativeMap.from_mlp(ZERO_D), "weights"),
+    (lambda: itermap.IterativeMap.from_mlp([np.ones((2, 2))], biases=ZERO_D), "biases"),
+    (lambda: itermap.FunctionMap(lambda x: x, 1, jacobian=lambda x: np.eye(1), periods=ZERO_D),
+     "periods"),
+    (lambda: itermap.analysis.equal_parameter_comparison(seeds=ZERO_D), "seeds"),
+    (lambda: itermap.analysis.sweep(lambda a: a, {"a": ZERO_D}, progress=False), "grid"),
+])
+def test_a_0d_array_where_a_sequence_goes_gets_a_named_error(call, name):
+    # found at --hypothesis-seed=23 (blocks=array(0.)): "iteration over a 0-d array" or
+    # "len() of unsized object", naming no parameter
+    with pytest.raises((TypeError, ValueError), match=name):
+        call()
