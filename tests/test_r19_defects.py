@@ -135,3 +135,37 @@ def test_a_0d_array_where_a_sequence_goes_gets_a_named_error(call, name):
     # "len() of unsized object", naming no parameter
     with pytest.raises((TypeError, ValueError), match=name):
         call()
+
+
+def test_metadata_with_an_integer_of_5000_digits_is_a_corrupt_file_named_as_such(tmp_path):
+    # Python refuses to parse an int of more than 4300 digits with a bare ValueError that
+    # names neither the file nor what is wrong with it
+    import io
+    import json
+    import zipfile
+
+    path = itermap.save(itermap.random_rnn(3, rng=0), tmp_path / "net.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(bytes(np.load(io.BytesIO(members["__itermap__.npy"]))))
+    text = json.dumps(meta).replace('"format_version": 2', '"format_version": ' + "9" * 5000)
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(text.encode(), dtype=np.uint8))
+    members["__itermap__.npy"] = buf.getvalue()
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(ValueError, match="bad.npz: corrupt itermap metadata"):
+        itermap.load(bad)
+
+
+def test_a_spec_with_an_integer_of_5000_digits_is_refused_naming_the_file(tmp_path):
+    # tomllib parses the int with int(), whose digit limit raised a bare ValueError: the
+    # command line printed it without the spec's name
+    from itermap.analysis._report import SpecError, load_spec
+
+    spec = tmp_path / "huge.toml"
+    spec.write_text('title = "x"\n[networks.a]\nkind = "random_rnn"\nn = ' + "9" * 5000 + "\n")
+    with pytest.raises(SpecError, match="huge.toml: not valid TOML"):
+        load_spec(spec)

@@ -310,7 +310,7 @@ def _read_archive(archive, path):
     raw = archive.read_info(meta_info, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, an int of over 4300 digits
         raise ValueError(f"{path}: corrupt itermap metadata ({exc})") from exc
     except RecursionError:  # JSON nested deeper than Python's stack
         raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None
