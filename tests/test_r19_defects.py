@@ -169,3 +169,24 @@ def test_a_spec_with_an_integer_of_5000_digits_is_refused_naming_the_file(tmp_pa
     spec.write_text('title = "x"\n[networks.a]\nkind = "random_rnn"\nn = ' + "9" * 5000 + "\n")
     with pytest.raises(SpecError, match="huge.toml: not valid TOML"):
         load_spec(spec)
+
+
+def _run_class():
+    from dataclasses import dataclass
+
+    @itermap.saveable
+    @dataclass
+    class Run:
+        a: object
+
+    return Run
+
+
+def test_save_refuses_a_masked_array_instead_of_dropping_its_mask(tmp_path):
+    # the mask was dropped: [1.0, --] came back as [1.0, 2.0], the hidden value shown
+    Run = _run_class()
+    path = tmp_path / "run.npz"
+    with pytest.raises(TypeError, match="mask"):
+        itermap.save(Run(np.ma.masked_array([1.0, 2.0], mask=[False, True])), path)
+    assert not path.exists()
+

@@ -153,6 +153,9 @@ class Writer:
         self.arrays: dict[str, np.ndarray] = {}
 
     def put(self, name, a, where):
+        if isinstance(a, np.ma.MaskedArray):  # asarray would drop the mask
+            raise TypeError(f"cannot save {where}: a masked array loses its mask; save "
+                            "a.filled(...) and a.mask as two fields")
         a = np.asarray(to_numpy(a))
         if not _array_dtype_ok(a.dtype):
             raise TypeError(f"cannot save {where}: arrays of dtype {a.dtype} are not saved "
