@@ -190,3 +190,20 @@ def test_save_refuses_a_masked_array_instead_of_dropping_its_mask(tmp_path):
         itermap.save(Run(np.ma.masked_array([1.0, 2.0], mask=[False, True])), path)
     assert not path.exists()
 
+
+@pytest.mark.parametrize("kind", ["cycle", "deep"])
+def test_save_refuses_a_cyclic_or_too_deep_field_with_a_named_error(tmp_path, kind):
+    # a list that holds itself (or 100000 nested lists) raised RecursionError
+    Run = _run_class()
+    value: list = []
+    if kind == "cycle":
+        value.append(value)
+    else:
+        cur = value
+        for _ in range(100_000):
+            cur.append([])
+            cur = cur[0]
+    path = tmp_path / "run.npz"
+    with pytest.raises(TypeError, match="nested too deeply"):
+        itermap.save(Run(value), path)
+    assert not path.exists()

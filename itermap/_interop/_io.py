@@ -108,7 +108,11 @@ def save(obj: Any, path: str | os.PathLike) -> str:
         raise ValueError(f"path {path!r} must end in .npz: save writes exactly the path it "
                          "is given")
     writer = Writer()
-    type_name, fields = encode_object(obj, writer)
+    try:
+        type_name, fields = encode_object(obj, writer)
+    except RecursionError:  # a list that holds itself, say
+        raise TypeError(f"cannot save a {type(obj).__name__}: a field is nested too deeply "
+                        "(or holds itself)") from None
     meta = {"format": "itermap", "format_version": FORMAT_VERSION,
             "itermap_version": __version__, "type": type_name, "fields": fields,
             "arrays": writer.table()}
