@@ -625,5 +625,8 @@ def _ridge_predict(X, Y, X_test, ridge):
     mx, my = X.mean(axis=0), Y.mean(axis=0)
     Xc = X - mx
     A = Xc.T @ Xc + ridge * np.eye(X.shape[1])
-    W = scipy.linalg.solve(A, Xc.T @ (Y - my), assume_a="sym")
+    try:
+        W = scipy.linalg.solve(A, Xc.T @ (Y - my), assume_a="sym")
+    except np.linalg.LinAlgError:  # a ridge below roundoff on a rank-deficient Gram matrix
+        W = scipy.linalg.lstsq(A, Xc.T @ (Y - my))[0]
     return (X_test - mx) @ W + my
