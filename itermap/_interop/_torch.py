@@ -538,7 +538,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             with NpzReader(path, "model") as archive:
                 lazy = _ArchiveArrays(archive, prefix)
                 if not lazy:
-                    raise ValueError(f"prefix: no key starts with {prefix!r}")
+                    raise ValueError(f"prefix: no key starts with {prefix!r} in {path}")
                 _need_architecture(architecture)
                 return _build(lazy, architecture, dtype, activation, input_block, form,
                               transformer)
