@@ -662,7 +662,8 @@ def cases() -> dict:
             "activation": P("tanh", "choice"), "output_activation": P("identity", "choice")},
             positional=("layers",)),
         "systems.hippo": Case(itermap.systems.hippo, {
-            "kind": P("legs", "choice"), "N": P(3, "int>=1")}, positional=("kind", "N")),
+            "kind": P("legs", "choice"), "N": P(3, "int>=1", size_like=True)},
+            positional=("kind", "N")),
         "sequence_models": Case(analysis.sequence_models, {
             "units": P(6, "int>=1"), "rng": P(0, "rng", optional=True)},
             skip={"units": {"zero"}}),   # 0 < 4 is refused as any small value

@@ -232,3 +232,12 @@ def test_a_weights_archive_without_the_prefix_is_named_in_the_error(tmp_path):
     np.savez(path, **{"nft.0.weight": np.ones((2, 3))})
     with pytest.raises(ValueError, match=re.escape(f"no key starts with 'net.' in {path}")):
         itermap.from_torch(path, ["Linear"], prefix="net.")
+
+
+def test_hippo_refuses_an_order_whose_matrices_exceed_memory():
+    # found at --hypothesis-seed=29 (3000 examples): hippo("legs", N) with N of a few
+    # hundred thousand built N x N temporaries until the kernel killed the process
+    from itermap.systems import hippo
+
+    with pytest.raises(ValueError, match="N: "):
+        hippo("legs", 10 ** 7)
