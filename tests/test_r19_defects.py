@@ -241,3 +241,15 @@ def test_hippo_refuses_an_order_whose_matrices_exceed_memory():
 
     with pytest.raises(ValueError, match="N: "):
         hippo("legs", 10 ** 7)
+
+
+@pytest.mark.parametrize("scale", [5e-324, 2.2e-313, 1e-160, 1.0, 1.2e77, 1e200])
+def test_participation_ratio_does_not_depend_on_the_scale_of_a_vector(scale):
+    # found at --hypothesis-seed=29 and 37: v^4 underflowed to 0 (a subnormal entry) or
+    # overflowed to inf (1.2e77), and the ratio came out NaN; it is scale-free: one unit
+    # carries a vector of ratio 1, two equal entries ratio 2, (1, 1, 1, 1) ratio 4
+    from itermap.analysis import participation_ratio
+
+    V = scale * np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(participation_ratio(V), [1.0, 2.0, 4.0], rtol=1e-12)
+
