@@ -262,3 +262,13 @@ def test_a_gain_of_minus_zero_is_the_gain_zero(make):
     # found at --hypothesis-seed=36: -0.0 passed 'gain >= 0', then NumPy's normal refused
     # scale=-0.0 with 'scale < 0', naming nothing
     np.testing.assert_array_equal(make(-0.0).weights.to_dense(), make(0.0).weights.to_dense())
+
+
+def test_mlp_continuum_refuses_layers_whose_weights_exceed_memory():
+    # found at --hypothesis-seed=35 (3000 examples): sizes=[236451] * 3 drew 417 GiB of
+    # weights (a MemoryError, or the kernel's kill where memory is overcommitted)
+    with pytest.raises(ValueError, match="sizes: "):
+        itermap.mlp_continuum([10 ** 6] * 3, recurrent=0.5, rng=0)
+    # an input wider than memory would allow squared is fine when the layers are small
+    m = itermap.mlp_continuum([200_000, 2, 2], rng=0)
+    assert m.dim == 200_004
