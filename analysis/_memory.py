@@ -179,7 +179,8 @@ def _sources(map_, blocks):
         return list(range(n))
     if isinstance(blocks, int | np.integer) and not isinstance(blocks, bool):
         blocks = [blocks]
-    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__"):
+    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__") \
+            or getattr(blocks, "ndim", 1) == 0:  # a 0-d array cannot be iterated
         raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
     for b in (_check_int("blocks", b) for b in blocks):
@@ -375,7 +376,7 @@ def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
 
 def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None = None,
                      method: str = "linear", blocks: int | Sequence[int] | None = None,
-                     eps: float = 1e-6, tol: float | None = None) -> ImpulseResponse:
+                     eps: float | None = None, tol: float | None = None) -> ImpulseResponse:
     """The response of every block to an impulse at step 0, along a trajectory.
 
     Parameters
@@ -399,8 +400,9 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
         The source blocks of the impulse; all blocks by default (each costs a tangent
         vector per unit: restrict them on large maps). The input block of a driven map
         means an impulse on the input ``u_0``.
-    eps : float
-        Size of the perturbation of the nonlinear method.
+    eps : float, optional
+        Size of the perturbation of the nonlinear method. Default: ``1e-6``, or
+        ``sqrt(machine_eps)`` where that is larger (float32 states).
     tol : float, optional
         A response counts as zero at most ``tol`` times the largest norm seen.
         Default: 0 (linear), ``64 * machine_eps / eps`` (nonlinear).
@@ -415,7 +417,8 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     ------
     ValueError
         ``steps < 1``, an impulse in a block that does not exist, bad inputs,
-        a start with NaN or inf.
+        a start with NaN or inf, an ``eps`` so small that the default ``tol``
+        reaches 1 (every difference would be roundoff).
     TypeError
         A non-integer ``steps`` or block, or an input impulse with the linear
         method on a map that is not an :class:`itermap.IterativeMap`.
@@ -460,10 +463,16 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
-    eps = check_real("eps", eps, positive=True)
     x = map.check_start(x, "x")
+    # float32 differences of 1e-6 are roundoff: the response would read as zero
+    eps = max(1e-6, float(np.sqrt(machine_eps(x.dtype)))) if eps is None else \
+        check_real("eps", eps, positive=True)
     if tol is None:
         tol = 0.0 if method == "linear" else 64 * machine_eps(x.dtype) / eps
+        if tol >= 1:
+            raise ValueError(f"eps={eps:g} is too small for {x.dtype} states: the "
+                             f"differences would be roundoff; use eps >= "
+                             f"{128 * machine_eps(x.dtype):g} or method='linear'")
     tol = check_real("tol", tol, minimum=0.0)
     sources = _sources(map, blocks)
     sizes = list(map.sizes)
@@ -616,5 +625,8 @@ def _ridge_predict(X, Y, X_test, ridge):
     mx, my = X.mean(axis=0), Y.mean(axis=0)
     Xc = X - mx
     A = Xc.T @ Xc + ridge * np.eye(X.shape[1])
-    W = scipy.linalg.solve(A, Xc.T @ (Y - my), assume_a="sym")
+    try:
+        W = scipy.linalg.solve(A, Xc.T @ (Y - my), assume_a="sym")
+    except np.linalg.LinAlgError:  # a ridge below roundoff on a rank-deficient Gram matrix
+        W = scipy.linalg.lstsq(A, Xc.T @ (Y - my))[0]
     return (X_test - mx) @ W + my

@@ -215,7 +215,7 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
         capacity.append(float(mc.capacity))
         kk = min(k, m.dim - m.forced_size)
         spec = lyapunov_spectrum(m, x, lyapunov_steps, k=kk,
-                                 inputs=u[steps:steps + lyapunov_steps])
+                                 inputs=u[steps:steps + lyapunov_steps], rng=gen)
         e = np.full(k, np.nan)
         e[:kk] = np.asarray(spec.exponents, dtype=float).ravel()[:kk]
         exps.append(e)

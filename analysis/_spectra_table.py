@@ -41,7 +41,7 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     Parameters
     ----------
     spectrum : array of shape (n,)
-        Exponents, descending, finite.
+        Exponents, finite, in any order (sorted descending here).
     length : int
         The number of values (>= 1).
 
@@ -69,7 +69,7 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     >>> resample_spectrum([0.0, -1.0, -2.0], 5)
     array([ 0. , -0.5, -1. , -1.5, -2. ])
     """
-    s = check_real_array("spectrum", spectrum, ndim=1)
+    s = -np.sort(-check_real_array("spectrum", spectrum, ndim=1))
     length = check_int("length", length, 1)
     check_memory("length", 16.0 * length, "the resampled spectrum")
     if s.size == 0:

@@ -108,7 +108,8 @@ def _points(grid):
             if not isinstance(name, str):
                 raise TypeError(f"grid keys must be parameter names (str), got {name!r}")
             v = grid[name]
-            if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, (Sequence, np.ndarray)):
+            if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, (Sequence, np.ndarray)) \
+                    or getattr(v, "ndim", 1) == 0:
                 raise TypeError(f"grid[{name!r}] must be a list of values, got "
                                 f"{type(v).__name__}; wrap a single value in a list")
             v = list(v)

@@ -289,7 +289,8 @@ def equal_parameter_comparison(*, hidden: int = 64,
 
 def _seed_list(seeds) -> list[int]:
     """``seeds`` (a count, or the seeds themselves) as a non-empty list of seeds."""
-    if isinstance(seeds, str | bytes | dict) or not hasattr(seeds, "__iter__"):
+    if isinstance(seeds, str | bytes | dict) or not hasattr(seeds, "__iter__") \
+            or getattr(seeds, "ndim", 1) == 0:
         seed_list = list(range(check_int("seeds", seeds, 1)))  # "3" is no count of seeds
     else:
         seed_list = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]

@@ -160,7 +160,7 @@ def zoo(task: str | None = None) -> list[dict]:
     from ._maps._blocks import BlockMatrix
     from ._maps._network import IterativeMap
 
-    if task is not None and task not in ("flip_flop", "digits"):
+    if task is not None and (not isinstance(task, str) or task not in ("flip_flop", "digits")):
         raise ValueError(f"task must be 'flip_flop', 'digits' or None, got {task!r}")
     z = _packaged("zoo")
     meta = json.loads(str(z["meta"]))

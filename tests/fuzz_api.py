@@ -662,7 +662,8 @@ def cases() -> dict:
             "activation": P("tanh", "choice"), "output_activation": P("identity", "choice")},
             positional=("layers",)),
         "systems.hippo": Case(itermap.systems.hippo, {
-            "kind": P("legs", "choice"), "N": P(3, "int>=1")}, positional=("kind", "N")),
+            "kind": P("legs", "choice"), "N": P(3, "int>=1", size_like=True)},
+            positional=("kind", "N")),
         "sequence_models": Case(analysis.sequence_models, {
             "units": P(6, "int>=1"), "rng": P(0, "rng", optional=True)},
             skip={"units": {"zero"}}),   # 0 < 4 is refused as any small value
@@ -717,7 +718,7 @@ def cases() -> dict:
         "impulse_response": Case(analysis.impulse_response, {
             "map": P(RNN, "map"), "x": P(np.zeros(5), "state"), "steps": P(4, "int>=1"),
             "inputs": P(None, "array", optional=True), "method": P("linear", "choice"),
-            "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0"),
+            "blocks": P(None, "int>=0", optional=True), "eps": P(1e-6, "float>0", optional=True),
             "tol": P(None, "float>=0", optional=True)}, positional=("map", "x", "steps"),
             skip={"blocks": {"negative"}}),  # negative block indices count from the end
         "memory_capacity": Case(analysis.memory_capacity, {

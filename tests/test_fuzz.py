@@ -67,7 +67,8 @@ ANY_VALUE = st.one_of(
 CHEAP = [(c, p) for c, case in sorted(CASES.items()) for p, spec in case.params.items()
          if spec.kind not in ("figure",) and not spec.size_like and not case.slow
          and p not in ("executor", "steps", "transient", "keep", "max_iter", "washout", "max_delay",
-                       "quadrature", "every", "reorthonormalize_every", "period")]
+                       "quadrature", "every", "reorthonormalize_every", "period", "epochs",
+                       "mc_steps", "lyapunov_steps", "max_points")]
 
 
 @settings(max_examples=300, deadline=None, derandomize=True,

@@ -74,7 +74,7 @@ def transformer(cfg, ctx, out):
     resp = impulse_response(stack, stack.zeros(), cfg.layers + 2, inputs=u)
     norms = np.asarray(resp.norms).sum(axis=(1, 2))
     spec = lyapunov_spectrum(stack, stack.zeros(), steps=cfg.layers + 5, inputs=u, k=3,
-                             transient=0)
+                             transient=0, rng=rng)
     out.table("The stack as a map", ["layers L", "FIR length", "settle steps",
                                      "response after L steps", "λ1"],
               [[cfg.layers, fir_length(stack), stack.settle_steps, _fmt(float(norms[-1])),
@@ -87,7 +87,7 @@ def transformer(cfg, ctx, out):
                 _random_layer(r, T, d, heads, gain=gain, activation="tanh"))
             res = lyapunov_spectrum(loop, r.normal(size=loop.dim), steps=cfg.steps,
                                     transient=cfg.transient, k=1,
-                                    inputs=0.1 * r.normal(size=loop.dim))
+                                    inputs=0.1 * r.normal(size=loop.dim), rng=r)
             lams[i, s] = res.exponents[0]
     med = np.median(lams, axis=1)
     fig, ax = _new_axes()

@@ -280,6 +280,8 @@ def load_spec(path):
                         f"{exc}") from None
     except RecursionError:  # arrays or tables nested deeper than Python's stack
         raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # an int of over 4300 digits
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
     try:
         return validate_spec(raw, base=path.parent)
     except SpecError as exc:

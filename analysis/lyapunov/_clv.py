@@ -186,7 +186,7 @@ def participation_ratio(vectors: Array) -> Array:
     array([1., 4.])
     """
     V = _vector_frames(vectors)
-    sq = V * V
+    sq = (V / np.abs(V).max(axis=-2, keepdims=True)) ** 2  # scale-free: v^4 stays finite
     return sq.sum(axis=-2) ** 2 / (sq * sq).sum(axis=-2)
 
 

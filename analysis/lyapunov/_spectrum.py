@@ -177,7 +177,8 @@ def kaplan_yorke_dimension(exponents: Array, dim: int | None = None) -> float:
     Parameters
     ----------
     exponents : array_like, shape (k,)
-        Exponents, sorted descending; ``-inf`` (an exact collapse) allowed.
+        Exponents, in any order (sorted descending here); ``-inf`` (an exact
+        collapse) allowed.
     dim : int, optional
         Dimension of the system; defaults to ``k`` (a full spectrum).
 
@@ -211,7 +212,7 @@ def kaplan_yorke_dimension(exponents: Array, dim: int | None = None) -> float:
     >>> kaplan_yorke_dimension([0.3, -float("inf")])
     1.0
     """
-    lam = _spectrum_array(exponents)
+    lam = -np.sort(-_spectrum_array(exponents))
     k = lam.size
     dim = k if dim is None else _check_int("dim", dim, k)
     if lam[0] < 0:

@@ -58,7 +58,7 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
             value = value.item()
         else:
             raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = float(value) + 0.0  # -0.0 becomes 0.0: NumPy refuses a scale of -0.0
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and not value > 0:

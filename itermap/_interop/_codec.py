@@ -68,7 +68,7 @@ def saveable(cls: type[T]) -> type[T]:
     Raises
     ------
     TypeError
-        When ``cls`` is not a dataclass.
+        When ``cls`` is not a dataclass (an instance of one included).
 
     Examples
     --------
@@ -82,8 +82,9 @@ def saveable(cls: type[T]) -> type[T]:
     >>> Run(np.zeros((500, 3)), 1.5)
     Run(states=array(shape=(500, 3), dtype=float64), gain=1.5)
     """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"@saveable needs a dataclass, got {cls.__name__}")
+    if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
+        raise TypeError(f"cls: @saveable needs a dataclass, got "
+                        f"{getattr(cls, '__name__', type(cls).__name__ + ' object')}")
     check_schema(cls)
     if _has_generated_repr(cls):
         setattr(cls, "__repr__", _compact_repr)  # noqa: B010 (mypy: no method assignment)
@@ -146,6 +147,9 @@ class Writer:
         self.arrays: dict[str, np.ndarray] = {}
 
     def put(self, name, a, where):
+        if isinstance(a, np.ma.MaskedArray):  # asarray would drop the mask
+            raise TypeError(f"cannot save {where}: a masked array loses its mask; save "
+                            "a.filled(...) and a.mask as two fields")
         a = np.asarray(to_numpy(a))
         if not _array_dtype_ok(a.dtype):
             raise TypeError(f"cannot save {where}: arrays of dtype {a.dtype} are not saved "

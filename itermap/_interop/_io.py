@@ -109,7 +109,11 @@ def save(obj: Any, path: str | os.PathLike) -> str:
         raise ValueError(f"path {path!r} must end in .npz: save writes exactly the path it "
                          "is given")
     writer = Writer()
-    type_name, fields = encode_object(obj, writer)
+    try:
+        type_name, fields = encode_object(obj, writer)
+    except RecursionError:  # a list that holds itself, say
+        raise TypeError(f"cannot save a {type(obj).__name__}: a field is nested too deeply "
+                        "(or holds itself)") from None
     meta = {"format": "itermap", "format_version": FORMAT_VERSION,
             "itermap_version": __version__, "type": type_name, "fields": fields,
             "arrays": writer.table()}
@@ -306,7 +310,7 @@ def _read_archive(archive, path):
     raw = archive.read_info(meta_info, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8 or JSON, an int of over 4300 digits
         raise ValueError(f"{path}: corrupt itermap metadata ({exc})") from exc
     except RecursionError:  # JSON nested deeper than Python's stack
         raise ValueError(f"{path}: corrupt itermap metadata (nested too deeply)") from None

@@ -523,7 +523,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     >>> bool(np.allclose(y, arrays["2.weight"] @ np.tanh(arrays["0.weight"] @ x)))
     True
     """
-    if form not in ("map", "iterative"):
+    if not isinstance(form, str) or form not in ("map", "iterative"):
         raise ValueError(f"form must be 'map' or 'iterative', got {form!r}")
     transformer = {"seq_len": seq_len, "is_causal": is_causal, "mask": mask, "looped": looped}
     if isinstance(model, (str, os.PathLike)):
@@ -538,7 +538,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
             with NpzReader(path, "model") as archive:
                 lazy = _ArchiveArrays(archive, prefix)
                 if not lazy:
-                    raise ValueError(f"prefix: no key starts with {prefix!r}")
+                    raise ValueError(f"prefix: no key starts with {prefix!r} in {path}")
                 _need_architecture(architecture)
                 return _build(lazy, architecture, dtype, activation, input_block, form,
                               transformer)

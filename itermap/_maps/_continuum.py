@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import is_sparse, to_numpy
-from .._core._checks import check_bool, check_real
+from .._core._checks import check_bool, check_memory, check_real
 from .._core._rng import as_rng
 from .._core._types import RngLike
 from ._block_patterns import _random_block
@@ -229,12 +229,15 @@ def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float =
     recurrent = _fraction(recurrent, "recurrent")
     skip = _fraction(skip, "skip")
     scale = check_real("scale", scale)
+    L = len(sizes) - 1
+    blocks = list(zip(sizes[:-1], sizes[1:])) + [(n, n) for n in sizes[1:] if recurrent > 0]
+    blocks += [(sizes[j], sizes[i]) for j in range(L + 1) for i in range(j + 2, L + 1) if skip > 0]
+    check_memory("sizes", 2 * 8.0 * sum(a * b for a, b in blocks), "the weight blocks")
     gen = as_rng(rng)
     weights = [gen.normal(0.0, float(scale) / np.sqrt(n_in), size=(n_out, n_in))
                for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     mlp = IterativeMap.from_mlp(weights, activation=activation,
                                 output_activation=output_activation)
-    L = len(sizes) - 1
     extra = {}
     if recurrent > 0:
         extra.update({(l, l): recurrent for l in range(1, L + 1)})

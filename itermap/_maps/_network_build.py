@@ -170,7 +170,8 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
     >>> bool(np.allclose(mlp.readout(state), Ws[1] @ np.maximum(Ws[0] @ x, 0)))
     True
     """
-    if isinstance(weights, str | bytes) or not hasattr(weights, "__iter__"):
+    if isinstance(weights, str | bytes) or not hasattr(weights, "__iter__") \
+            or getattr(weights, "ndim", 1) == 0:
         raise TypeError(f"weights must be a list of layer weight matrices, got "
                         f"{type(weights).__name__}")
     weights = list(weights)
@@ -181,7 +182,8 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
         with named(label):
             get_activation(act)
     if biases is not None and (isinstance(biases, str | bytes)
-                               or not hasattr(biases, "__iter__")):
+                               or not hasattr(biases, "__iter__")
+                               or getattr(biases, "ndim", 1) == 0):
         raise TypeError(f"biases must be a list of vectors or None, got "
                         f"{type(biases).__name__}")
     mats: list[Any] = []

@@ -182,7 +182,8 @@ def check_periods(periods, dim: int) -> tuple | None:
     """``periods`` as a tuple of ``dim`` positive floats or None, or None; errors name it."""
     if periods is None:
         return None
-    if isinstance(periods, str | bytes) or not hasattr(periods, "__len__"):
+    if isinstance(periods, str | bytes) or not hasattr(periods, "__len__") \
+            or getattr(periods, "ndim", 1) == 0:
         raise TypeError(f"periods must be a sequence of dim={dim} periods (float or None), "
                         f"got {type(periods).__name__}")
     if len(periods) != dim:

@@ -54,7 +54,7 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     ValueError
-        An unknown ``kind``, or ``N < 1``.
+        An unknown ``kind``, ``N < 1``, or an ``N`` whose matrices exceed the memory.
     TypeError
         A non-integer ``N``.
 
@@ -77,8 +77,11 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
     >>> np.round(B[:, 0] ** 2, 12)
     array([1., 3., 5.])
     """
+    from .._core._checks import check_memory
+
     kind = check_choice("kind", kind, HIPPO_KINDS)
     N = check_int("N", N, 1)
+    check_memory("N", 5 * 8.0 * N * N, f"the {N} x {N} matrices")  # A and its temporaries
     n = np.arange(N, dtype=np.float64)
     row, col = n[:, None], n[None, :]
     if kind == "legs":

@@ -239,7 +239,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     ValueError
         ``steps``: with ``keep="all"``, when the saved states would take more
         memory than the machine has (checked before the first step; the
-        message gives the estimate).
+        message gives the estimate); ``map``: a step that returns another shape.
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
     NewtonConvergenceError
@@ -307,9 +307,13 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     # without checking them again: the per-step checks cost a small map ~10 % of a step
     trusted = getattr(map, "_unchecked_step", None)
     fast = trusted() if callable(trusted) else None
+    shape = x.shape
     for k in range(steps):
         u = constant if sequence is None else sequence[k]
         x = map.step(x, u) if k == 0 or fast is None else fast(x, u)
+        if k == 0 and x.shape != shape:  # else it broadcasts into the saved states unseen
+            raise ValueError(f"map: step returned shape {tuple(x.shape)} for states of "
+                             f"shape {tuple(shape)}")
         if on_torus:
             x = map.wrap(x)
         _check_finite(xp, x, k + 1)
