@@ -272,3 +272,48 @@ def test_mlp_continuum_refuses_layers_whose_weights_exceed_memory():
     # an input wider than memory would allow squared is fine when the layers are small
     m = itermap.mlp_continuum([200_000, 2, 2], rng=0)
     assert m.dim == 200_004
+
+
+# -- analysis/fixed_points: found by the round's fuzz campaign, fixed by the lead ----------
+
+def test_find_fixed_points_takes_a_unique_tol_whose_square_overflows():
+    # unique_tol = 1.35e154: its square overflows a Python float (OverflowError before);
+    # a radius that large merges every point into one, whichever the method
+    from itermap.analysis import find_fixed_points
+    from itermap.systems import henon
+
+    starts = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]])
+    for method in ("auto", "newton", "q", "homotopy", "newton-krylov"):
+        fp = find_fixed_points(henon(), starts, unique_tol=1.35e154, method=method,
+                               progress=False)
+        P = np.asarray(fp.points)
+        assert len(P) == 1, method
+        # a fixed point of the Henon map by its own formula (a = 1.4, b = 0.3)
+        x, y = P[0]
+        assert abs(1 - 1.4 * x * x + y - x) < 1e-10 and abs(0.3 * x - y) < 1e-10
+
+
+def test_find_fixed_points_names_a_map_whose_jacobian_has_the_wrong_shape():
+    # a FunctionMap whose jacobian returns (dim, dim) for a batch: a ValueError naming the
+    # map and the shapes (before: a reshape error deep in the small-map loop); its step
+    # with the wrong shape likewise
+    from itermap.analysis import find_fixed_points
+
+    def step(x, u=None):
+        return np.tanh(2.0 * x)
+
+    def flat_jacobian(x, u=None):
+        return np.diag(2.0 / np.cosh(2.0 * x[0]) ** 2)
+
+    m = itermap.FunctionMap(step, 2, jacobian=flat_jacobian)
+    with pytest.raises(ValueError, match=r"map: its jacobian returned shape \(2, 2\)"):
+        find_fixed_points(m, np.ones((3, 2)), progress=False)
+    bad_step = itermap.FunctionMap(lambda x, u=None: np.tanh(x)[:, :1], 2,
+                                   jacobian=flat_jacobian)
+    with pytest.raises(ValueError, match=r"map: its step returned shape \(1, 1\)"):
+        find_fixed_points(bad_step, np.ones((3, 2)), progress=False)
+    good = itermap.FunctionMap(step, 2, jacobian=lambda x, u=None: np.stack(
+        [np.diag(2.0 / np.cosh(2.0 * r) ** 2) for r in x]))
+    fp = find_fixed_points(good, np.array([[1.0, -1.0], [0.1, 0.2]]), progress=False)
+    x = np.asarray(fp.points)
+    assert np.allclose(np.tanh(2 * x), x, atol=1e-10) and len(x) >= 2

@@ -389,6 +389,23 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
                        n_starts=int(x.shape[0]), status=sol.status, **(sol.slow or {}))
 
 
+def _check_shapes(F, x, *, jacobian):
+    """A map whose step (or, where the method forms Jacobians, whose ``jacobian``) returns
+    arrays of other shapes than the protocol's is named here, not by a reshape inside a
+    method: one evaluation at the first start."""
+    dim = int(x.shape[1])
+    row = x[:1, :]
+    got = tuple(F.value(row).shape)
+    if got != (1, dim):
+        raise ValueError(f"map: its step returned shape {got} for a batch of 1 state of "
+                         f"dim {dim}; expected (1, {dim})")
+    if jacobian:
+        got = tuple(F.jacobian_only(row).shape)
+        if got != (1, dim, dim):
+            raise ValueError(f"map: its jacobian returned shape {got} for a batch of 1 "
+                             f"state of dim {dim}; expected (1, {dim}, {dim})")
+
+
 def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points, method,
              patience, q_steps, progress, deflation="auto") -> Problem:
     """The checked inputs, and the method that runs."""
@@ -412,6 +429,9 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     if u is not None:
         u = xp.astype(u, x.dtype)
     F = _Power(map_, period, u, xp, _torus(map_, x))
+    # the dense search forms every start's Jacobian anyway; the others never one dim x dim
+    _check_shapes(F, x, jacobian=method in ("auto", "newton", "q")
+                  and int(x.shape[1]) <= _KRYLOV_DIM)
     if q_steps is None:
         q_steps = _Q_STEPS if int(x.shape[1]) > _Q_MIN_DIM else 0
     method = _choose_method(method, slow_points, int(x.shape[1]), xp)

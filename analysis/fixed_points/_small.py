@@ -113,14 +113,14 @@ def _merge_unresolved(F, merge):
     P, A, _ = _eval(F, pts)
     with np.errstate(all="ignore"):
         dx = _solve2(A, pts - P) if pts.shape[1] == 2 else _small_solve(A, pts - P)
-    loose = ~(np.einsum("ij,ij->i", dx, dx) <= merge.tol ** 2)
+    loose = ~(np.einsum("ij,ij->i", dx, dx) <= merge.tol * merge.tol)
     if np.count_nonzero(loose) < 2:
         return
     lx, lr = pts[loose], merge.leaders_r[loose]
     d = lx[:, None, :] - lx[None]
     if F.torus is not None:   # to the nearest image: a point near p = 0 has one near 2 pi
         d = F.torus.nearest(d, np.zeros_like(d))
-    near = np.einsum("ijk,ijk->ij", d, d) <= merge.radius.rho_max ** 2
+    near = np.einsum("ijk,ijk->ij", d, d) <= merge.radius.rho_max * merge.radius.rho_max
     heads: list = []
     for i in np.argsort(lr, kind="stable"):   # the least residual leads its group
         if not any(near[i, h] for h in heads):
@@ -152,7 +152,7 @@ def _undamped(F, x, fate, merge, tol, max_iter):
                 # the step solved already takes a resolved point (the step within
                 # unique_tol) to rounding level: the final polish then needs none
                 step = dx[done]
-                tight = np.einsum("ij,ij->i", step, step) <= merge.tol ** 2
+                tight = np.einsum("ij,ij->i", step, step) <= merge.tol * merge.tol
                 merge.loose_seen |= not tight.all()
                 found_x.append(xs[done] + np.where(tight[:, None], step, 0.0))
                 found_r.append(r[done])
