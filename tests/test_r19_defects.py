@@ -317,3 +317,27 @@ def test_find_fixed_points_names_a_map_whose_jacobian_has_the_wrong_shape():
     fp = find_fixed_points(good, np.array([[1.0, -1.0], [0.1, 0.2]]), progress=False)
     x = np.asarray(fp.points)
     assert np.allclose(np.tanh(2 * x), x, atol=1e-10) and len(x) >= 2
+
+
+def test_a_saturated_tanh_unit_has_its_finite_exponent(monkeypatch):
+    # x -> tanh(50 x) rests at x* = tanh(50 x*) ~ 1, where 1 - tanh^2 rounds to 0: the
+    # exponent read -inf. Closed form: log(50 sech^2(50 x*)), and sech^2 z = 4 e^{-2z}
+    # (1 + e^{-2z})^-2 with x* = 1 to double precision: log 50 + log 4 - 100
+    from itermap.analysis import lyapunov_spectrum
+
+    m = itermap.IterativeMap(np.array([[50.0]]))
+    lam = lyapunov_spectrum(m, np.array([[0.5]]), steps=200, transient=50).exponents
+    np.testing.assert_allclose(lam, [np.log(50.0) + np.log(4.0) - 100.0], rtol=1e-12)
+    # the same units uncoupled, as sparse weights, split on the pool (the sparse fused
+    # step): every exponent
+    import scipy.sparse as sp
+
+    from itermap._running._threads import OPTIONS
+
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)
+    n = 300
+    s = itermap.IterativeMap(sp.identity(n, format="csr") * 50.0)
+    x0 = np.where(np.arange(n) % 2 == 0, 0.5, -0.3)[None, :]
+    lam = lyapunov_spectrum(s, x0, k=10, steps=40, transient=10, rng=0).exponents
+    np.testing.assert_allclose(lam, np.full(10, np.log(50.0) + np.log(4.0) - 100.0),
+                               rtol=1e-12)

@@ -114,7 +114,23 @@ def _sigmoid_d(z, xp):
 
 def _tanh_d(z, xp):
     t = xp.tanh(z)
-    return 1.0 - t * t
+    d = 1.0 - t * t
+    # 1 - tanh^2 z loses its digits as |z| grows and is 0 past ~19 (a saturated unit's
+    # exponent would read -inf): there sech^2 z from e = exp(-2|z|), exact to the underflow
+    if isinstance(d, np.ndarray):
+        low = d < _TANH_D_EXACT
+        if low.any():
+            d[low] = _sech_sq(z[low], np)
+        return d
+    return xp.where(d < _TANH_D_EXACT, _sech_sq(z, xp), d)
+
+
+_TANH_D_EXACT = 1e-8
+
+
+def _sech_sq(z, xp):
+    e = xp.exp(-2.0 * xp.abs(z))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def _softplus(z, xp):
