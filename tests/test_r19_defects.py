@@ -341,3 +341,16 @@ def test_a_saturated_tanh_unit_has_its_finite_exponent(monkeypatch):
     lam = lyapunov_spectrum(s, x0, k=10, steps=40, transient=10, rng=0).exponents
     np.testing.assert_allclose(lam, np.full(10, np.log(50.0) + np.log(4.0) - 100.0),
                                rtol=1e-12)
+
+
+def test_from_pattern_refuses_blocks_beyond_memory_naming_sizes():
+    # a dense "W" block of 6532 x (2^31 - 1) (110 TB) was a bare MemoryError; "Row=k"
+    # draws an m x n table of keys, "R=p" its positions: each counted before drawing
+    from itermap import BlockMatrix
+
+    for token in ("W", "Row=3", "R=0.5"):
+        with pytest.raises(ValueError, match=r"sizes: the pattern's blocks would take"):
+            BlockMatrix.from_pattern([6532, 2**31 - 1], [["0", "0"], [token, "0"]], rng=0)
+    # a large sparse block within memory still builds, with its exact count
+    W = BlockMatrix.from_pattern([200_000, 200_000], [["0", "0"], ["S=1000", "0"]], rng=0)
+    assert W.nnz == 1000

@@ -154,6 +154,24 @@ def _probability(value, token, key):
     return p
 
 
+def token_bytes(token, m, n) -> float:
+    """About the memory drawing an ``m x n`` block from ``token`` takes at its peak: a
+    dense ``"W"`` block, ``"Row=k"``'s random keys and their order, ``"R=p"``'s positions
+    (0 for the small ones, and for a token ``_block_from_token`` will refuse)."""
+    match = _TOKEN.match(token) if isinstance(token, str) else None
+    kind = match.group(1).upper() if match else "0"
+    if kind == "W":
+        return 8.0 * m * n
+    if kind == "ROW":
+        return 16.0 * m * n
+    if kind == "R":
+        try:
+            return 24.0 * m * n * min(max(float(match.group(2)), 0.0), 1.0)
+        except (TypeError, ValueError):
+            return 0.0
+    return 0.0
+
+
 def _block_from_token(token, m, n, gen, scale, key):
     if not isinstance(token, str):
         raise TypeError(f"block {key}: pattern token must be a string, got {token!r}")

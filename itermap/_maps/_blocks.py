@@ -10,7 +10,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
-from .._core._checks import check_real, named, no_half, one_namespace, plain_array
+from .._core._checks import (
+    check_memory,
+    check_real,
+    named,
+    no_half,
+    one_namespace,
+    plain_array,
+)
 from .._core._rng import as_rng
 from .._core._types import Array, RngLike
 from ._block_patterns import (
@@ -19,6 +26,7 @@ from ._block_patterns import (
     _description_kind,
     _grid,
     _initializer,
+    token_bytes,
 )
 
 __all__ = ["BlockMatrix"]
@@ -231,6 +239,8 @@ class BlockMatrix:
         ):
             raise ValueError(f"pattern must be a {n} x {n} list of lists of tokens")
         scale = check_real("scale", scale)
+        check_memory("sizes", sum(token_bytes(pattern[i][j], sizes[i], sizes[j])
+                                  for i in range(n) for j in range(n)), "the pattern's blocks")
         gen = as_rng(rng)
         with named("pattern"):
             blocks = {(i, j): _block_from_token(pattern[i][j], sizes[i], sizes[j], gen, scale,
