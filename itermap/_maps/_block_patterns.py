@@ -159,7 +159,9 @@ def token_bytes(token, m, n) -> float:
     dense ``"W"`` block, ``"Row=k"``'s random keys and their order, ``"R=p"``'s positions
     (0 for the small ones, and for a token ``_block_from_token`` will refuse)."""
     match = _TOKEN.match(token) if isinstance(token, str) else None
-    kind = match.group(1).upper() if match else "0"
+    if match is None:
+        return 0.0
+    kind = match.group(1).upper()
     if kind == "W":
         return 8.0 * m * n
     if kind == "ROW":
