@@ -13,6 +13,7 @@ from itermap.checks import (
     check_memory,
     check_real,
     check_real_array,
+    is_sequence,
     named,
     no_half,
     one_namespace,
@@ -20,8 +21,8 @@ from itermap.checks import (
 )
 
 __all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "is_network", "named", "no_half", "one_namespace", "plain_array",
-           "state_units", "machine_eps"]
+           "check_real_array", "is_network", "is_sequence", "named", "no_half", "one_namespace",
+           "plain_array", "state_units", "machine_eps"]
 
 
 def is_network(map_) -> bool:

@@ -13,7 +13,7 @@ import itermap
 from itermap.backends import namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
-from ._checks import check_choice, check_real, is_network, machine_eps, state_units
+from ._checks import check_choice, check_real, is_network, is_sequence, machine_eps, state_units
 from ._checks import check_int as _check_int
 
 __all__ = ["ImpulseResponse", "MemoryCapacity", "impulse_response", "memory_capacity"]
@@ -179,8 +179,7 @@ def _sources(map_, blocks):
         return list(range(n))
     if isinstance(blocks, int | np.integer) and not isinstance(blocks, bool):
         blocks = [blocks]
-    if isinstance(blocks, str | bytes) or not hasattr(blocks, "__iter__") \
-            or getattr(blocks, "ndim", 1) == 0:  # a 0-d array cannot be iterated
+    if not is_sequence(blocks):
         raise TypeError(f"blocks must be a block index or a sequence of them, got {blocks!r}")
     out = []
     for b in (_check_int("blocks", b) for b in blocks):

@@ -22,6 +22,7 @@ from ._checks import (
     check_real,
     check_real_array,
     is_network,
+    is_sequence,
 )
 from .fixed_points import find_fixed_points
 
@@ -289,8 +290,7 @@ def equal_parameter_comparison(*, hidden: int = 64,
 
 def _seed_list(seeds) -> list[int]:
     """``seeds`` (a count, or the seeds themselves) as a non-empty list of seeds."""
-    if isinstance(seeds, str | bytes | dict) or not hasattr(seeds, "__iter__") \
-            or getattr(seeds, "ndim", 1) == 0:
+    if isinstance(seeds, dict) or not is_sequence(seeds):
         seed_list = list(range(check_int("seeds", seeds, 1)))  # "3" is no count of seeds
     else:
         seed_list = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]

@@ -22,6 +22,7 @@ from ._core._checks import (
     check_memory,
     check_real,
     check_real_array,
+    is_sequence,
     named,
     no_half,
     one_namespace,
@@ -30,4 +31,4 @@ from ._core._checks import (
 from ._maps._network_parts import _check_leak as check_leak
 
 __all__ = ["check_bool", "check_choice", "check_int", "check_leak", "check_memory", "check_real",
-           "check_real_array", "named", "no_half", "one_namespace", "plain_array"]
+           "check_real_array", "is_sequence", "named", "no_half", "one_namespace", "plain_array"]

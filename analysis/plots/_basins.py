@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_int, is_sequence
 from ._common import NEGATIVE, POSITIVE, _axes, _field, _finish, _legend_below, _np, _plt
 
 if TYPE_CHECKING:
@@ -71,8 +71,7 @@ def basins(result: Any, shape: Sequence[int], *,
 
     lab = np.asarray(_np(_field(result, "labels", param="result")))
     periods = np.asarray(_np(_field(result, "periods", param="result")))
-    if shape is None or isinstance(shape, str | bytes) or not hasattr(shape, "__iter__") \
-            or getattr(shape, "ndim", 1) == 0:  # a 0-d array has __iter__ but cannot iterate
+    if not is_sequence(shape):
         raise TypeError(f"shape must be a pair of ints (rows, columns), got {shape!r}")
     shape = tuple(check_int("shape", s, 1) for s in shape)
     if len(shape) != 2 or shape[0] * shape[1] != lab.size:

@@ -70,6 +70,19 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
     return value
 
 
+def is_sequence(value) -> bool:
+    """Whether ``value`` is a sequence of items: iterable, but neither a string nor a 0-d
+    array (which has ``__iter__`` and cannot be iterated).
+
+    Examples
+    --------
+    >>> is_sequence([1, 2]), is_sequence(np.arange(2)), is_sequence(np.array(3)), is_sequence("ab")
+    (True, True, False, False)
+    """
+    return (not isinstance(value, str | bytes) and hasattr(value, "__iter__")
+            and getattr(value, "ndim", 1) != 0)
+
+
 def check_bool(name: str, value) -> bool:
     """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``."""
     if isinstance(value, bool | np.bool_):

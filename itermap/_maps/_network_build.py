@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core._backend import namespace
-from .._core._checks import named, one_namespace, real_array
+from .._core._checks import is_sequence, named, one_namespace, real_array
 from .._core._types import Array
 from ._activations import get_activation
 from ._blocks import BlockMatrix
@@ -170,8 +170,7 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
     >>> bool(np.allclose(mlp.readout(state), Ws[1] @ np.maximum(Ws[0] @ x, 0)))
     True
     """
-    if isinstance(weights, str | bytes) or not hasattr(weights, "__iter__") \
-            or getattr(weights, "ndim", 1) == 0:
+    if not is_sequence(weights):
         raise TypeError(f"weights must be a list of layer weight matrices, got "
                         f"{type(weights).__name__}")
     weights = list(weights)
@@ -181,9 +180,7 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
                                                      output_activation)):
         with named(label):
             get_activation(act)
-    if biases is not None and (isinstance(biases, str | bytes)
-                               or not hasattr(biases, "__iter__")
-                               or getattr(biases, "ndim", 1) == 0):
+    if biases is not None and not is_sequence(biases):
         raise TypeError(f"biases must be a list of vectors or None, got "
                         f"{type(biases).__name__}")
     mats: list[Any] = []
