@@ -112,6 +112,10 @@ def _sigmoid_d(z, xp):
     return s * (1.0 - s)
 
 
+# below this 1 - tanh^2 is recomputed as sech^2 (its rounding error grows as it falls)
+_TANH_D_EXACT = 1e-8
+
+
 def _tanh_d(z, xp):
     t = xp.tanh(z)
     d = 1.0 - t * t
@@ -123,9 +127,6 @@ def _tanh_d(z, xp):
             d[low] = _sech_sq(z[low], np)
         return d
     return xp.where(d < _TANH_D_EXACT, _sech_sq(z, xp), d)
-
-
-_TANH_D_EXACT = 1e-8
 
 
 def _sech_sq(z, xp):
