@@ -270,3 +270,43 @@ def test_auto_past_its_dim_rule_labels_its_stages_and_shows_the_paths_bar(
     assert paths in err and "1/1" in err.split(paths)[-1]
     shown = "fixed points (dim 300, 2 starts, Newton-Krylov)" in err
     assert shown == bool(progress)
+
+
+@pytest.mark.parametrize("method, key", [("homotopy", "path_s"), ("newton-krylov", "newton_step")])
+def test_the_running_start_shows_where_it_is(monkeypatch, capsys, method, key):
+    # one start of a large map runs for minutes to hours while the count of starts finished
+    # stays at 0: the bar's postfix says how far the running start has come (the path's
+    # gain s, or Newton-Krylov's step and residual); here drawn at every step
+    from itermap.analysis.fixed_points import _common
+
+    monkeypatch.setattr(_common, "_RUNNING_EVERY", 0.0)
+    m, W = _sparse(100, 3)
+    x0 = np.asarray(sample_states(m, 1, steps=30, rng=1))
+    find_fixed_points(m, x0, method=method, progress=True, max_iter=50)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    seen = re.findall(key + r"=([0-9.]+)", err)
+    assert seen, err
+    if key == "path_s":
+        s = [float(v) for v in seen]
+        assert all(0.0 < v <= 1.0 for v in s) and max(s) > 0.5, s
+    else:
+        assert [int(v) for v in seen][:3] == [0, 1, 2]
+        assert "residual=" in err
+
+
+def test_the_running_start_is_drawn_at_most_once_a_second(monkeypatch):
+    from itermap.analysis.fixed_points import _common
+
+    clock = [100.0]
+    monkeypatch.setattr(_common.time, "monotonic", lambda: clock[0])
+    drawn = []
+
+    class Bar:
+        def set_postfix(self, **postfix):
+            drawn.append(postfix)
+
+    tick = _common._Running(Bar(), [1, 2])
+    for t in (100.0, 100.5, 101.0, 101.2, 102.5):
+        clock[0] = t
+        tick(path_s=f"{t:.1f}")
+    assert drawn == [{"points": 2, "path_s": "101.0"}, {"points": 2, "path_s": "102.5"}]

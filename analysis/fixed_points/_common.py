@@ -500,6 +500,25 @@ class _LaterBar:
             self.bar.close()
 
 
+class _Running:
+    """The running start's own progress on the bar's postfix, beside the count of points:
+    one start of a large map can run for hours while the count of starts finished stays
+    put. Drawn at most every ``_RUNNING_EVERY`` seconds, so a small map pays a clock read
+    a step."""
+
+    def __init__(self, bar, points):
+        self.bar, self.points, self.next = bar, points, time.monotonic() + _RUNNING_EVERY
+
+    def __call__(self, **state):
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + _RUNNING_EVERY
+            self.bar.set_postfix(points=len(self.points), **state)
+
+
+_RUNNING_EVERY = 1.0
+
+
 def _settle(bar):
     """Before the bar closes: its line cleared, so that the last line drawn ends with its
     closing bracket (tqdm pads a line shorter than the one before it with spaces)."""

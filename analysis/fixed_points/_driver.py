@@ -267,7 +267,10 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     progress : bool or None, default None
         A tqdm bar over the starts finished (converged, slow point, or given
         up for good), left on screen with its final count: None shows it once
-        the search has run 2 s, True at once, False never.
+        the search has run 2 s, True at once, False never. With
+        ``method="homotopy"`` or ``"newton-krylov"`` (one start of a large map
+        can take hours) its postfix also says where the running start is:
+        its path's gain ``s``, or its Newton step and residual.
     deflation : "auto", bool or float, default "auto"
         Phase (4) of ``method="newton"``: True deflates with radius
         ``r = 0.1`` times the starts' mean norm, a number > 0 is the radius

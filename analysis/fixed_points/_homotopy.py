@@ -75,7 +75,7 @@ from itermap.linalg import idrs
 from itermap.threads import blas_limited
 
 from .._checks import check_memory
-from ._common import Solution, _progress_bar, _settle
+from ._common import Solution, _progress_bar, _Running, _settle
 from ._newton_krylov import (
     _residual,
     add_point,
@@ -179,10 +179,11 @@ def homotopy(problem) -> Solution:
     found: list[np.ndarray] = []
     res: list[float] = []
     status = np.zeros(n_starts, dtype=np.int8)
+    tick = _Running(bar, found)
     with bar, blas_limited(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(n_starts):
             xe, r, st = _start_path(F, np.array(x[i], dtype=np.float64), problem.max_iter,
-                                    problem.tol, problem.unique_tol, lu)
+                                    problem.tol, problem.unique_tol, lu, tick=tick)
             if st == 0:
                 add_point(found, res, xe, r, problem.unique_tol)
                 # an odd map: -x is a point too (kept where its residual says so)
@@ -199,16 +200,18 @@ def homotopy(problem) -> Solution:
                     jacobians=None, eigenvalues=ev)
 
 
-def _start_path(F, x0, max_iter, tol, unique_tol, lu, betas=(_BETA, *_RETRY_BETAS)):
+def _start_path(F, x0, max_iter, tol, unique_tol, lu, betas=(_BETA, *_RETRY_BETAS),
+                tick=None):
     """The path of one start, polished: (x, ||F(x) - x||, status code). A path that
     stops, ends where the polish fails or ends at ``x = 0`` (a network without bias: the
-    point every start has) runs again with the next unfolding ``b`` in ``betas``."""
+    point every start has) runs again with the next unfolding ``b`` in ``betas``.
+    ``tick`` (a :class:`._common._Running`) is told where the path and the polish are."""
     trivial = None
     for beta in betas:
-        xe, st = _Path(F, beta * x0, lu).run(max_iter)
+        xe, st = _Path(F, beta * x0, lu, tick).run(max_iter)
         r = np.nan
         if st == 0:
-            xe, r, st = polish(F, xe, tol, lu)
+            xe, r, st = polish(F, xe, tol, lu, tick)
         if st == 0 and float(np.linalg.norm(xe)) > unique_tol:
             return xe, r, 0
         if st == 0:
@@ -284,8 +287,8 @@ def _lu_solve(A, rhs):
 class _Path:
     """The zero curve of ``H(x, s) = F(s x) + (1 - s) b - x`` from ``s = 0`` to 1."""
 
-    def __init__(self, F, b, lu="idr"):
-        self.F, self.b, self.lu = F, b, lu
+    def __init__(self, F, b, lu="idr", tick=None):
+        self.F, self.b, self.lu, self.tick = F, b, lu, tick
         self.n = b.size
         self.w = 1.0 / self.n               # weight of x in the arclength norm
         self.budget = None                  # IDR(s)'s products a solve (_IDR_BUDGET_FACTOR)
@@ -473,6 +476,8 @@ class _Path:
                 return x, 3            # a closed loop: it would never reach s = 1
             seen.append(f)
             ds_ok, jumps = ds, 0
+            if self.tick is not None:
+                self.tick(path_s=f"{min(sc, 1.0):.3f}")
             if sc >= 1.0:
                 a = (1.0 - s) / (sc - s)        # linear interpolation to s = 1
                 return x + a * (xc - x), 0
@@ -489,15 +494,17 @@ class _Path:
         return x, 2
 
 
-def polish(F, x, tol, lu="idr"):
+def polish(F, x, tol, lu="idr", tick=None):
     """Newton on ``F(x) - x``: dense or sparse LU steps (``lu``) or IDR(s) steps,
     backtracking where the residual would grow: (x, ||F(x) - x||, status code)."""
     G, r = _residual(F, x)
-    for _ in range(_POLISH_ITERS):
+    for it in range(_POLISH_ITERS):
         if not np.isfinite(r):
             return x, r, 4
         if r <= tol:
             return x, r, 0
+        if tick is not None:
+            tick(polish_step=it, residual=f"{r:.1e}")
         if lu == "dense":
             J = _dense_jacobian(F, x)
             J[np.diag_indices_from(J)] -= 1.0

@@ -40,7 +40,7 @@ from itermap.linalg import idrs
 from itermap.threads import blas_limited
 
 from .._checks import check_memory
-from ._common import Solution, _progress_bar, _settle
+from ._common import Solution, _progress_bar, _Running, _settle
 from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
@@ -200,7 +200,8 @@ def _residual(F, x):
     return G, float(np.linalg.norm(G))
 
 
-def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None):
+def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None,
+                        tick=None):
     """Newton-Krylov from one start, deflated by ``found`` (a list of points).
 
     Where no step lowers the deflated residual enough (or it has not halved in
@@ -210,7 +211,8 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
 
     Returns (x, ||G(x)||, status code), the codes those of ``FixedPoints.status``:
     0 converged, 2 max_iter reached, 3 stalled (no wandering asked for), 4
-    non-finite residual.
+    non-finite residual. ``tick`` (a :class:`._common._Running`) is told each step and
+    residual.
     """
     G, r = _residual(F, x)
     M = None
@@ -222,6 +224,8 @@ def newton_krylov_start(F, x, *, tol, max_iter, found, radius, wander_step=None)
             return x, r, 4
         if r <= tol:
             return x, r, 0
+        if tick is not None:
+            tick(newton_step=it, residual=f"{r:.1e}")
         A, _ = tangent_operator(F, x)
         if it % _ILU_EVERY == 0:
             M = _preconditioner(F, x)
@@ -312,16 +316,18 @@ def krylov_search(F, x, *, tol, max_iter, unique_tol, bar=None, q_steps=0):
     found, res = [], []
     status = np.zeros(n_starts, dtype=np.int8)
     which = np.full(n_starts, -1, dtype=np.int64)
+    tick = None if bar is None else _Running(bar, found)
     for i in range(n_starts):
         xi = np.array(x[i], dtype=np.float64)
         # deflated, a start that finds no new point stalls soon (no wandering) ...
         xe, r, st = newton_krylov_start(F, xi, tol=tol, max_iter=max_iter, found=found,
-                                        radius=radius, wander_step=None if found else wander)
+                                        radius=radius, wander_step=None if found else wander,
+                                        tick=tick)
         if st != 0 and found:
             # ... and runs again undeflated (wandering if need be): it may still lead to
             # a known point
             xe, r, st = newton_krylov_start(F, xi, tol=tol, max_iter=max_iter, found=[],
-                                            radius=radius, wander_step=wander)
+                                            radius=radius, wander_step=wander, tick=tick)
         status[i] = st
         if st == 0:
             which[i] = add_point(found, res, xe, r, unique_tol)
