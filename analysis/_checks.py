@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from itermap.backends import to_numpy
 from itermap.checks import (
     check_bool,
     check_choice,
@@ -21,8 +23,23 @@ from itermap.checks import (
 )
 
 __all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "is_network", "is_sequence", "named", "no_half", "one_namespace",
-           "plain_array", "state_units", "machine_eps"]
+           "check_real_array", "check_states", "is_network", "is_sequence", "named", "no_half",
+           "one_namespace", "plain_array", "state_units", "machine_eps"]
+
+
+def check_states(name: str, value, **kwargs) -> np.ndarray:
+    """States ``value`` as ``check_real_array`` gives them (finite float64, on the host), bool
+    states cast to 0/1 as well as integer ones, as ``map.check_start`` (``iterate``) does."""
+    value = plain_array(name, value)
+    if hasattr(value, "shape") and not isinstance(value, np.ndarray):
+        value = to_numpy(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None and isinstance(value, list | tuple):
+        with contextlib.suppress(TypeError, ValueError):  # ragged: check_real_array names it
+            dtype = np.asarray(value).dtype
+    if dtype == np.bool_:
+        value = np.asarray(value, dtype=np.float64)
+    return check_real_array(name, value, **kwargs)
 
 
 def is_network(map_) -> bool:

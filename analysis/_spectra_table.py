@@ -22,6 +22,7 @@ from ._checks import (
     check_memory,
     check_real,
     check_real_array,
+    check_states,
     one_namespace,
     state_units,
 )
@@ -227,7 +228,7 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     if not (x0 is None or (isinstance(x0, str) and x0 == "random")):
         if isinstance(x0, str):
             raise ValueError(f"x0 must be 'random', None or an array, got {x0!r}")
-        x0 = check_real_array("x0", x0, ndim=1)
+        x0 = check_states("x0", x0, ndim=1)
         if any(m.dim != x0.size for m in maps):
             raise ValueError(f"x0 has {x0.size} entries, but not every map has that dimension")
     inputs = None if inputs is None else _check_inputs(maps, inputs)

@@ -124,7 +124,10 @@ def _check_starts(map_, x0):
     x0 = no_half("x0", plain_array("x0", x0))
     one_namespace(map=map_, x0=x0, movable=True)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
-        x0 = np.asarray(x0)
+        try:
+            x0 = np.asarray(x0)
+        except (TypeError, ValueError) as err:   # a ragged list
+            raise TypeError(f"starts x0 must be a real array ({err})") from None
     xp = namespace(x0)
     if x0.ndim == 1:
         x0 = xp.reshape(x0, (1, -1))
@@ -134,7 +137,10 @@ def _check_starts(map_, x0):
     if x0.shape[0] == 0:
         raise ValueError("starts x0 is empty: give at least one start")
     if not xp.isdtype(x0.dtype, "real floating"):
-        raise TypeError(f"starts x0 must be real floating point, got dtype {x0.dtype}")
+        # integer and bool starts are cast, as map.check_start (iterate) and scipy's root do
+        if not xp.isdtype(x0.dtype, ("integral", "bool")):
+            raise TypeError(f"starts x0 must be real, got dtype {x0.dtype}")
+        x0 = xp.astype(x0, map_.dtype if map_.dtype is not None else xp.float64)
     if not bool(xp.all(xp.isfinite(x0))):
         raise ValueError("starts x0 contain NaN or inf")
     # host starts go to a CuPy map's device; device starts stay there, since maps that

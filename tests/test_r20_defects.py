@@ -1,0 +1,92 @@
+"""Round 20: defects earlier rounds noticed and left alone, each checked against something
+independent of the code under test (a closed form, a plain NumPy loop, SciPy, mpmath)."""
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+import itermap
+from itermap import IterativeMap
+from itermap.analysis import (
+    basins,
+    continuation,
+    find_fixed_points,
+    lyapunov_spectrum,
+    sample_states,
+)
+
+# -- 1: integer and bool starts are cast to the map's floating dtype ---------------------
+# x -> tanh(2 x) per unit: fixed points 0 and +-r with r = tanh(2 r), found here by brentq
+R2 = brentq(lambda r: np.tanh(2 * r) - r, 0.5, 1.0)
+
+
+def _diag_map(dtype=np.float64):
+    return IterativeMap((2.0 * np.eye(2)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("starts", [np.array([[1, 1], [-1, 1], [0, -1]]),
+                                    [[1, 1], [-1, 1], [0, -1]],
+                                    np.array([[1, 1], [0, 1]], dtype=np.uint8),
+                                    np.array([[True, True], [False, True]])],
+                         ids=["int64", "list of ints", "uint8", "bool"])
+def test_find_fixed_points_casts_integer_and_bool_starts_to_the_maps_dtype(dtype, starts):
+    fp = find_fixed_points(_diag_map(dtype), starts)
+    assert fp.points.dtype == dtype
+    pts = np.asarray(fp.points, dtype=float)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    # every point found is (0 or +-r) per coordinate, with r from brentq
+    for p in pts:
+        for c in p:
+            assert min(abs(c), abs(abs(c) - R2)) < tol, pts
+    # the start (1, 1) lies in the basin of (r, r) under Newton and iteration alike
+    assert np.min(np.max(np.abs(pts - R2), axis=1)) < tol
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 2), complex), np.zeros((2, 2), object),
+                                 [[1j, 0], [0, 0]], [[1, 2], [3]]],
+                         ids=["complex", "object", "list of complex", "ragged"])
+def test_find_fixed_points_still_refuses_complex_object_and_ragged_starts(bad):
+    with pytest.raises(TypeError, match="x0"):
+        find_fixed_points(_diag_map(), bad)
+
+
+def _plain_loop(W, x, steps):
+    for _ in range(steps):
+        x = np.tanh(x @ W.T)
+    return x
+
+
+def test_basins_takes_bool_starts_as_0_1_states():
+    W = 2.0 * np.eye(2)
+    starts = np.array([[True, False], [False, True], [True, True]])
+    res = basins(IterativeMap(W), starts, steps=30)
+    np.testing.assert_allclose(res.final, _plain_loop(W, starts.astype(float), 30),
+                               rtol=0, atol=1e-14)
+
+
+def test_sample_states_takes_integer_and_bool_x0_in_the_maps_dtype():
+    m = _diag_map(np.float32)
+    for x0 in (np.array([1, 0]), np.array([True, False]), [1, 0]):
+        x = sample_states(m, 3, steps=0, x0=x0, rng=0)   # steps=0, no noise: x0 itself
+        assert x.dtype == np.float32
+        np.testing.assert_array_equal(x, np.tile(np.array([1.0, 0.0], np.float32), (3, 1)))
+
+
+def test_continuation_takes_a_bool_start():
+    # x -> tanh(g x): from x = 1 the branch is the positive root of tanh(g r) = r
+    res = continuation(lambda g: IterativeMap(np.array([[g]])), [2.0, 2.1], np.array([True]))
+    assert abs(float(np.asarray(res.points)[0, 0]) - R2) < 1e-8
+
+
+def test_a_network_map_takes_a_list_state_in_its_own_dtype():
+    # main refused every list ("the state is builtins, the map's arrays are numpy")
+    m = itermap.random_rnn(4, gain=0.9, rng=0, dtype=np.float32)
+    W = np.asarray(m.block_matrix.to_dense(), dtype=np.float64)
+    out = itermap.iterate(m, [1, 0, 0, 0], 3, keep="last").final
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _plain_loop(W, np.array([1.0, 0, 0, 0]), 3), rtol=1e-5)
+    # and an analysis built on check_start with it
+    spec = lyapunov_spectrum(m, [0.5, 0.0, 0.0, 0.0], 20)
+    assert np.all(np.isfinite(spec.exponents))
+
