@@ -90,3 +90,31 @@ def test_a_network_map_takes_a_list_state_in_its_own_dtype():
     spec = lyapunov_spectrum(m, [0.5, 0.0, 0.0, 0.0], 20)
     assert np.all(np.isfinite(spec.exponents))
 
+
+# -- 2: tanh's derivative in saturation, exact where 1 - tanh^2 rounds to 0 ------------------
+def test_spectra_table_entry_of_a_saturated_unit_is_the_closed_form():
+    # x -> tanh(30 x) from x = 1 stays at 1.0 (tanh(30) rounds to 1): the exponent is
+    # log(30 sech^2 30) = log 120 - 60 - 2 log(1 + e^-60), where 1 - tanh^2 would give -inf
+    mp = pytest.importorskip("mpmath")
+    from itermap.analysis import spectra_table
+
+    exact = float(mp.log(30 * mp.sech(mp.mpf(30)) ** 2))
+    t = spectra_table([IterativeMap(np.array([[30.0]]))], steps=50, x0=np.array([1.0]),
+                      floor=-100.0, executor="serial", seed=0)
+    assert np.isfinite(t.raw[0][0])
+    np.testing.assert_allclose(t.raw[0][0], exact, rtol=1e-13)
+    np.testing.assert_allclose(t.spectra[0, 0], exact, rtol=1e-13)
+
+
+def test_the_autoencoders_tanh_derivative_is_exact_in_saturation():
+    # spectrum_embedding's encoder backprop had its own 1 - tanh^2: 0 for |a| > 19.1, where
+    # sech^2 a is still ~4 e^{-2|a|} (here checked in 50-digit arithmetic)
+    mp = pytest.importorskip("mpmath")
+    from itermap.analysis._spectra_table import _ENCODER
+
+    a = np.array([0.3, -5.0, 15.0, 19.5, -25.0, 300.0])
+    with mp.workdps(50):
+        exact = np.array([float(mp.sech(mp.mpf(float(v))) ** 2) for v in a])
+    got = _ENCODER["tanh"][1](a)
+    assert np.all(got[:5] > 0)
+    np.testing.assert_allclose(got, exact, rtol=1e-12, atol=0)
