@@ -118,3 +118,70 @@ def test_the_autoencoders_tanh_derivative_is_exact_in_saturation():
     got = _ENCODER["tanh"][1](a)
     assert np.all(got[:5] > 0)
     np.testing.assert_allclose(got, exact, rtol=1e-12, atol=0)
+
+
+# -- 3: the fused sparse Lyapunov step's tanh derivative in saturation -----------------------
+def _csr_times(W, V):
+    """``W @ V`` for a CSR ``W`` and a long-double ``V``, row by row (SciPy has no float128)."""
+    out = np.zeros((W.shape[0],) + V.shape[1:], dtype=V.dtype)
+    rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    np.add.at(out, rows, W.data.astype(V.dtype).reshape((-1,) + (1,) * (V.ndim - 1))
+              * V[W.indices])
+    return out
+
+
+def _cgs2(Y):
+    """Q R = Y by Gram-Schmidt run twice (stable in Y's own precision): Q and diag(R)."""
+    Q, r = np.zeros_like(Y), np.zeros(Y.shape[1], dtype=Y.dtype)
+    for j in range(Y.shape[1]):
+        v = Y[:, j].copy()
+        for _ in range(2):
+            v -= Q[:, :j] @ (Q[:, :j].T @ v)
+        r[j] = np.sqrt(v @ v)
+        Q[:, j] = v / r[j]
+    return Q, r
+
+
+def _long_double_spectrum(W, x, k, steps, seed):
+    """Benettin's top-k exponents of x -> tanh(W x) in long double, tanh' as sech^2 from
+    exp(-2|z|) (exact in saturation), from lyapunov_spectrum's initial frame (rng=seed)."""
+    ld = np.longdouble
+    x = x.astype(ld)
+    Q, _ = _cgs2(np.random.default_rng(seed).standard_normal((1, W.shape[0], k))[0].astype(ld))
+    acc = np.zeros(k, dtype=ld)
+    for _ in range(steps):
+        z = _csr_times(W, x)
+        e = np.exp(-2 * np.abs(z))
+        Q, r = _cgs2((4 * e / (1 + e) ** 2)[:, None] * _csr_times(W, Q))
+        acc += np.log(r)
+        x = np.tanh(z)
+    return np.sort((acc / steps).astype(float))[::-1]
+
+
+def test_fused_sparse_step_of_a_saturated_network_matches_a_long_double_loop(monkeypatch):
+    # gain 50: ~70 % of the units past |z| = 19.1, where the fused step's 1 - y^2 was 0 and
+    # just below, where it kept few digits: main's exponents were off by 1.3e-2 (2.5e-9 now)
+    from itermap._running import _fused_sparse
+    from itermap._running._threads import OPTIONS
+
+    if np.finfo(np.longdouble).eps > 1e-18:
+        pytest.skip("long double is double precision on this platform")
+    monkeypatch.setattr(OPTIONS, "sparse_min_work", 1)  # this small map runs it too
+    calls = {"n": 0}
+    advance = _fused_sparse.FusedSparseStep.advance
+
+    def counted(self, **kw):
+        calls["n"] += 1
+        return advance(self, **kw)
+
+    monkeypatch.setattr(_fused_sparse.FusedSparseStep, "advance", counted)
+    m = itermap.random_rnn(1000, gain=50.0, density=0.01, rng=3)
+    W = m.block_matrix.to_sparse().tocsr()
+    x0 = np.random.default_rng(1).normal(size=1000)
+    z = W @ np.tanh(W @ x0)
+    assert np.mean(np.abs(z) > 19.1) > 0.5   # most units saturated
+    got = lyapunov_spectrum(m, x0, 300, k=8, rng=0).exponents
+    assert calls["n"] == 300                 # every step on the fused sparse path
+    ref = _long_double_spectrum(W, x0, 8, 300, seed=0)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+

@@ -117,7 +117,11 @@ _TANH_D_EXACT = 1e-8
 
 
 def _tanh_d(z, xp):
-    t = xp.tanh(z)
+    return _tanh_d_from(xp.tanh(z), z, xp)
+
+
+def _tanh_d_from(t, z, xp):
+    """tanh'(z) from ``t = tanh(z)`` (a caller that holds it saves one tanh)."""
     d = 1.0 - t * t
     # 1 - tanh^2 z loses its digits as |z| grows and is 0 past ~19 (a saturated unit's
     # exponent would read -inf): there sech^2 z from e = exp(-2|z|), exact to the underflow
