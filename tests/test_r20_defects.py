@@ -185,3 +185,44 @@ def test_fused_sparse_step_of_a_saturated_network_matches_a_long_double_loop(mon
     ref = _long_double_spectrum(W, x0, 8, 300, seed=0)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
 
+
+# -- 4: BlockMatrix.from_pattern's "Row=k" draws O(m k), not an m x n table of keys ----------
+def _row_block(m, n, k, rng):
+    """The m x n block (1, 0) of a pattern whose only block is "Row=k"."""
+    W = itermap.BlockMatrix.from_pattern([n, m], [["0", "0"], [f"Row={k}", "0"]], rng=rng)
+    return W.to_sparse().tocsr()[n:, :n]
+
+
+@pytest.mark.parametrize("n, k", [(5, 2), (6, 3), (5, 3), (4, 4), (7, 1)])
+def test_row_k_draws_k_distinct_columns_per_row_uniformly(n, k):
+    from itertools import combinations
+
+    from scipy.stats import chisquare
+
+    m = 6000
+    B = _row_block(m, n, k, rng=11)
+    assert B.shape == (m, n)
+    assert np.all(np.diff(B.indptr) == k)               # exactly k per row
+    assert np.all(B.data != 0)                           # stored entries are the draws
+    subsets = {c: i for i, c in enumerate(combinations(range(n), k))}
+    counts = np.zeros(len(subsets))
+    for r in range(m):
+        cols = B.indices[B.indptr[r]:B.indptr[r + 1]]
+        assert len(set(cols.tolist())) == k                # distinct
+        counts[subsets[tuple(sorted(cols.tolist()))]] += 1
+    if len(subsets) > 1:                                 # every k-subset equally likely
+        assert chisquare(counts).pvalue > 1e-4, counts
+
+
+def test_row_k_needs_no_m_by_n_memory():
+    import tracemalloc
+
+    m = n = 20000
+    tracemalloc.start()
+    try:
+        B = _row_block(m, n, 5, rng=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.all(np.diff(B.indptr) == 5)
+    assert peak < m * n * 8 / 50, peak                   # main: 16 m n bytes of keys
