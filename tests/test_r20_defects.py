@@ -226,3 +226,64 @@ def test_row_k_needs_no_m_by_n_memory():
         tracemalloc.stop()
     assert np.all(np.diff(B.indptr) == 5)
     assert peak < m * n * 8 / 50, peak                   # main: 16 m n bytes of keys
+
+
+# -- fuzz of the analyses with unusual dtypes (long double, bool and complex inputs) --------
+LONG = pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                          reason="long double is double precision on this platform")
+
+
+@LONG
+def test_long_double_states_are_refused_by_name_where_lapack_runs():
+    # main: "array type float128 is unsupported in linalg", naming nothing
+    from itermap.analysis import covariant_lyapunov_vectors, finite_time_exponents
+    from itermap.systems import henon
+
+    x = np.array([0.1, 0.1], dtype=np.longdouble)
+    for call in (lambda: lyapunov_spectrum(henon(), x, 10),
+                 lambda: finite_time_exponents(henon(), x, 2, 4),
+                 lambda: covariant_lyapunov_vectors(henon(), x, 10)):
+        with pytest.raises(TypeError, match="x0: float128|x0: float96"):
+            call()
+    # henon follows its states' dtype: find_fixed_points would run in long double
+    with pytest.raises(TypeError, match="starts x0: float"):
+        find_fixed_points(henon(), x[None], progress=False)
+
+
+@LONG
+def test_long_double_starts_of_a_float64_map_are_cast_to_it():
+    fp = find_fixed_points(_diag_map(), np.array([[1, 1]], dtype=np.longdouble),
+                           progress=False)
+    assert fp.points.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(fp.points)[0], [R2, R2], rtol=1e-10)
+
+
+def _driven(w):
+    """h -> tanh(w u): a driven map whose state is [u, h]; h* = tanh(w u)."""
+    return IterativeMap(np.array([[0.0, 0.0], [w, 0.0]]), sizes=[1, 1], input_block=0)
+
+
+def test_find_fixed_points_takes_bool_inputs_and_names_complex_ones():
+    fp = find_fixed_points(_driven(0.7), np.zeros((1, 2)), inputs=np.array([True]),
+                           progress=False)
+    np.testing.assert_allclose(np.asarray(fp.points)[0, 1], np.tanh(0.7), rtol=1e-12)
+    with pytest.raises(TypeError, match="inputs"):
+        find_fixed_points(_driven(0.7), np.zeros((1, 2)), inputs=[1j], progress=False)
+
+
+@LONG
+def test_long_double_inputs_to_a_lyapunov_analysis_are_refused_by_name():
+    with pytest.raises(TypeError, match="inputs: float"):
+        lyapunov_spectrum(_driven(0.7), np.zeros(2), 4,
+                          inputs=np.array([0.5], dtype=np.longdouble))
+
+
+def test_newton_lyapunov_scan_names_complex_gains():
+    from itermap.analysis import newton_lyapunov_scan
+
+    # main: a list of complex was "float() argument must be ...", an array of them
+    # lost its imaginary part with a ComplexWarning
+    for gains in ([1j, 0.5], np.array([0.5 + 1j])):
+        with pytest.raises(TypeError, match="gains"):
+            newton_lyapunov_scan(gains, n=4, steps=8, trials=1, lyapunov_steps=20)
+
