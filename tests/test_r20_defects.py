@@ -287,3 +287,19 @@ def test_newton_lyapunov_scan_names_complex_gains():
         with pytest.raises(TypeError, match="gains"):
             newton_lyapunov_scan(gains, n=4, steps=8, trials=1, lyapunov_steps=20)
 
+
+def test_a_saturated_sigmoid_unit_has_its_finite_exponent():
+    # sigmoid' was s (1 - s): 0 past z ~ 37, so x -> sigmoid(50 x) from x = 1 read -inf;
+    # closed form log(50 e^-50 / (1 + e^-50)^2) (mpmath), and sigma' to 60 digits
+    mp = pytest.importorskip("mpmath")
+    m = IterativeMap(np.array([[50.0]]), activation="sigmoid")
+    lam = lyapunov_spectrum(m, np.array([1.0]), 50, transient=5).exponents
+    with mp.workdps(60):
+        e50 = mp.exp(-50)
+        exact = float(mp.log(50 * e50 / (1 + e50) ** 2))
+        z = np.array([-700.0, -40.0, -20.0, -1e-3, 0.0, 0.5, 20.0, 40.0, 700.0])
+        ref = np.array([float(mp.exp(-abs(mp.mpf(v))) / (1 + mp.exp(-abs(mp.mpf(v)))) ** 2)
+                        for v in z])
+    np.testing.assert_allclose(lam, [exact], rtol=1e-13)
+    got = itermap.ACTIVATIONS["sigmoid"].derivative(z, np)
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)

@@ -108,8 +108,10 @@ def _sigmoid(z, xp):
 
 
 def _sigmoid_d(z, xp):
-    s = _sigmoid(z, xp)
-    return s * (1.0 - s)
+    # e^-|z| / (1 + e^-|z|)^2, even in z: s (1 - s) lost its digits for z > 0 and was 0 past
+    # z ~ 37 (a saturated unit's exponent read -inf); the same one exp
+    e = xp.exp(-xp.abs(z))
+    return e / ((1.0 + e) * (1.0 + e))
 
 
 # below this 1 - tanh^2 is recomputed as sech^2 (its rounding error grows as it falls)
