@@ -303,3 +303,31 @@ def test_a_saturated_sigmoid_unit_has_its_finite_exponent():
     np.testing.assert_allclose(lam, [exact], rtol=1e-13)
     got = itermap.ACTIVATIONS["sigmoid"].derivative(z, np)
     np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("x0", [np.array([True]), np.array([1]), np.array([1], np.uint8), [1],
+                                [[True]]], ids=["bool", "int", "uint8", "list", "list of bool"])
+def test_state_analyses_take_integer_bool_and_list_starts(x0):
+    # x -> tanh(30 x) from 1 stays at 1.0 (tanh 30 rounds to 1): every exponent is
+    # log(30 sech^2 30) and every state 1 (mpmath for the closed form)
+    mp = pytest.importorskip("mpmath")
+    from itermap.analysis import (
+        covariant_lyapunov_vectors,
+        finite_time_exponents,
+        lyapunov_scan,
+        orbit_diagram,
+    )
+
+    exact = float(mp.log(30 * mp.sech(mp.mpf(30)) ** 2))
+    m = IterativeMap(np.array([[30.0]]))
+
+    def family(g):
+        return IterativeMap(np.array([[g]]))
+
+    for lam in (lyapunov_spectrum(m, x0, 20).exponents,
+                finite_time_exponents(m, x0, 5, 20, transient=0).exponents,
+                covariant_lyapunov_vectors(m, x0, 20, transient=5).exponents,
+                lyapunov_scan(family, [30.0], x0, 20, transient=0).exponents):
+        np.testing.assert_allclose(np.asarray(lam).ravel(), exact, rtol=1e-13)
+    np.testing.assert_array_equal(
+        np.asarray(orbit_diagram(family, [30.0], x0, transient=2, keep=3).states).ravel(), 1.0)
