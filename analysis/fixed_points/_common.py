@@ -139,7 +139,8 @@ def _check_starts(map_, x0):
     if not xp.isdtype(x0.dtype, "real floating"):
         # integer and bool starts are cast, as map.check_start (iterate) and scipy's root do
         if not xp.isdtype(x0.dtype, ("integral", "bool")):
-            raise TypeError(f"starts x0 must be real, got dtype {x0.dtype}")
+            raise TypeError(f"starts x0 must be real floating point (integers and bools are "
+                            f"cast), got dtype {x0.dtype}")
         x0 = xp.astype(x0, map_.dtype if map_.dtype is not None else xp.float64)
     if not bool(xp.all(xp.isfinite(x0))):
         raise ValueError("starts x0 contain NaN or inf")
@@ -177,7 +178,6 @@ def _check_inputs(map_, inputs, xp):
         raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
     if ixp.isdtype(inputs.dtype, "bool"):   # 0/1, as resolve_inputs (iterate) takes them
         inputs = ixp.astype(inputs, ixp.float64)
-    inputs = no_extended("inputs", inputs)
     if not bool(ixp.all(ixp.isfinite(inputs))):
         raise ValueError("inputs contain NaN or inf")
     return inputs
