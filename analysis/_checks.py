@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from itermap.backends import to_numpy
 from itermap.checks import (
     check_bool,
     check_choice,
@@ -21,8 +23,33 @@ from itermap.checks import (
 )
 
 __all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "is_network", "is_sequence", "named", "no_half", "one_namespace",
-           "plain_array", "state_units", "machine_eps"]
+           "check_real_array", "check_states", "is_network", "is_sequence", "named", "no_extended",
+           "no_half", "one_namespace", "plain_array", "state_units", "machine_eps"]
+
+
+def check_states(name: str, value, **kwargs) -> np.ndarray:
+    """States ``value`` as ``check_real_array`` gives them (finite float64, on the host), bool
+    states cast to 0/1 as well as integer ones, as ``map.check_start`` (``iterate``) does."""
+    value = plain_array(name, value)
+    if hasattr(value, "shape") and not isinstance(value, np.ndarray):
+        value = to_numpy(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None and isinstance(value, list | tuple):
+        with contextlib.suppress(TypeError, ValueError):  # ragged: check_real_array names it
+            dtype = np.asarray(value).dtype
+    if dtype == np.bool_:
+        value = np.asarray(value, dtype=np.float64)
+    return check_real_array(name, value, **kwargs)
+
+
+def no_extended(name: str, x):
+    """``x`` unless it is a long double (float96/float128) array: a TypeError naming ``name``,
+    for analyses that factor matrices (no LAPACK routine works in extended precision)."""
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize > 8:
+        raise TypeError(f"{name}: {dtype} arrays are not supported (no LAPACK routine works in "
+                        f"extended precision); pass float32 or float64")
+    return x
 
 
 def is_network(map_) -> bool:

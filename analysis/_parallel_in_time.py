@@ -11,7 +11,7 @@ import itermap
 from itermap import NewtonConvergenceError, NewtonTrajectory, as_rng, iterate, random_rnn, saveable
 from itermap.typing import Array, RngLike
 
-from ._checks import check_choice
+from ._checks import check_choice, check_real_array
 from ._checks import check_int as _check_int
 from .lyapunov import lyapunov_spectrum
 
@@ -146,8 +146,8 @@ def newton_lyapunov_scan(gains: Array | None = None, *, n: int = 32, steps: int 
     >>> bool(scan.iterations[0, 0] < 10 < scan.iterations[1, 0])
     True
     """
-    gains = np.linspace(0.3, 3.0, 10) if gains is None else np.asarray(gains, dtype=float)
-    gains = np.atleast_1d(gains)
+    gains = np.atleast_1d(np.linspace(0.3, 3.0, 10) if gains is None
+                          else check_real_array("gains", gains, allow_empty=True))
     if gains.ndim != 1 or gains.size == 0 or not np.all(np.isfinite(gains)) \
             or np.any(gains < 0):
         raise ValueError("gains must be a non-empty 1-D array of finite non-negative numbers")

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import itermap
 from itermap.backends import is_sparse, to_backend, to_numpy
 
-from ._checks import block_list, check_int, check_memory, check_real_array, is_network
+from ._checks import block_list, check_int, check_memory, check_real_array, check_states, is_network
 
 __all__ = ["WeightStatistics", "canonical_permutation", "permute_units", "probe",
            "weight_statistics"]
@@ -93,7 +93,7 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     if x0 is None:
         x = m.zeros(U.shape[0])
     else:
-        x0 = check_real_array("x0", x0, ndim=1)
+        x0 = check_states("x0", x0, ndim=1)
         if x0.shape != (m.dim,):
             raise ValueError(f"x0 must have shape ({m.dim},), got {x0.shape}")
         x = np.repeat(x0[None], U.shape[0], axis=0)

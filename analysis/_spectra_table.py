@@ -22,6 +22,7 @@ from ._checks import (
     check_memory,
     check_real,
     check_real_array,
+    check_states,
     one_namespace,
     state_units,
 )
@@ -103,8 +104,9 @@ class SpectraTable(itermap.Result):
     Attributes
     ----------
     spectra : ndarray of shape (n_ok, length)
-        Row ``r``: the spectrum of ``maps[index[r]]``, descending, with ``-inf``
-        replaced by ``floor``, resampled by :func:`resample_spectrum`.
+        Row ``r``: the spectrum of ``maps[index[r]]``, descending, with exponents
+        below ``floor`` (``-inf`` included) raised to it, resampled by
+        :func:`resample_spectrum`.
     raw : tuple of ndarray
         The spectra as computed (with ``-inf`` where a direction collapsed).
     index : ndarray of int
@@ -188,7 +190,8 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
         The start: a standard normal state drawn from the point's stream, the
         zero state, or one state for every map (all of one dimension).
     floor : float
-        Stands for ``-inf`` exponents (collapsed directions) in ``spectra``.
+        The least exponent in ``spectra``: lower ones, and the ``-inf`` of collapsed
+        directions, are raised to it (``raw`` keeps them).
     executor, seed, cache, progress
         As in :func:`sweep`; ``cache`` needs ``seed``.
 
@@ -227,7 +230,7 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     if not (x0 is None or (isinstance(x0, str) and x0 == "random")):
         if isinstance(x0, str):
             raise ValueError(f"x0 must be 'random', None or an array, got {x0!r}")
-        x0 = check_real_array("x0", x0, ndim=1)
+        x0 = check_states("x0", x0, ndim=1)
         if any(m.dim != x0.size for m in maps):
             raise ValueError(f"x0 has {x0.size} entries, but not every map has that dimension")
     inputs = None if inputs is None else _check_inputs(maps, inputs)
@@ -330,13 +333,18 @@ def _pca(X, tr, latent):
     return codes, codes @ V.T + mu
 
 
+# the encoder's nonlinearity and derivative: the library's tanh' is sech^2 where 1 - tanh^2
+# rounds to 0 (|a| > 19), so a saturated unit still passes its (tiny) gradient to Adam
+_ENCODER = {"tanh": (np.tanh, lambda a: itermap.ACTIVATIONS["tanh"].derivative(a, np)),
+            "identity": (lambda a: a, np.ones_like)}
+
+
 def _adam_autoencoder(X, ys, tr, latent, activation, alpha, epochs, lr, gen):
     """Full-batch Adam on reconstruction + alpha * prediction loss (train rows)."""
     mu = X[tr].mean(axis=0)
     Xt, yt = X[tr] - mu, ys[tr]
     n, d = Xt.shape
-    act, dact = {"tanh": (np.tanh, lambda a: 1.0 - np.tanh(a) ** 2),
-                 "identity": (lambda a: a, lambda a: np.ones_like(a))}[activation]
+    act, dact = _ENCODER[activation]
     params = [gen.normal(0.0, 1.0 / np.sqrt(d), size=(d, latent)), np.zeros(latent),
               gen.normal(0.0, 1.0 / np.sqrt(latent), size=(latent, d)), np.zeros(d),
               gen.normal(0.0, 1.0 / np.sqrt(latent), size=latent), np.zeros(())]

@@ -382,7 +382,7 @@ def test_bad_options(kwargs, exc, match):
     (np.zeros((3, 3)), ValueError, "dim"),
     (np.zeros((2, 3, 2)), ValueError, "shape"),
     (np.zeros((0, 2)), ValueError, "empty"),
-    (np.zeros((3, 2), dtype=np.int64), TypeError, "floating"),
+    (np.zeros((3, 2), dtype=object), TypeError, "floating"),  # integers are cast (round 20)
     (np.zeros((3, 2), dtype=np.complex128), TypeError, "floating"),
     (np.array([[np.nan, 0.0]]), ValueError, "NaN"),
     (None, TypeError, "x0"),

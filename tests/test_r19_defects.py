@@ -345,7 +345,7 @@ def test_a_saturated_tanh_unit_has_its_finite_exponent(monkeypatch):
 
 def test_from_pattern_refuses_blocks_beyond_memory_naming_sizes():
     # a dense "W" block of 6532 x (2^31 - 1) (110 TB) was a bare MemoryError; "Row=k"
-    # draws an m x n table of keys, "R=p" its positions: each counted before drawing
+    # draws m k entries, "R=p" its positions: each counted before drawing
     from itermap import BlockMatrix
 
     for token in ("W", "Row=3", "R=0.5"):

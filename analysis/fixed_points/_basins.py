@@ -13,7 +13,7 @@ from itermap.backends import to_numpy
 from itermap.typing import Array, MapLike
 
 from .._checks import check_int as _check_int
-from .._checks import check_real, check_real_array
+from .._checks import check_real, check_states
 from ._common import _check_inputs
 
 __all__ = ["Basins", "basins"]
@@ -114,7 +114,7 @@ class Basins(itermap.Result):
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
-    x = check_real_array("x0", to_numpy(x0) if hasattr(x0, "shape") else x0).copy()
+    x = check_states("x0", x0).copy()
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != map_.dim or x.shape[0] == 0:

@@ -18,7 +18,7 @@ from itermap.linalg import (
     damped_normal_solve,
 )
 
-from .._checks import no_half, one_namespace, plain_array
+from .._checks import no_extended, no_half, one_namespace, plain_array
 
 
 # -- the contract between the driver and a method (see the package docstring) ------------
@@ -124,7 +124,10 @@ def _check_starts(map_, x0):
     x0 = no_half("x0", plain_array("x0", x0))
     one_namespace(map=map_, x0=x0, movable=True)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
-        x0 = np.asarray(x0)
+        try:
+            x0 = np.asarray(x0)
+        except (TypeError, ValueError) as err:   # a ragged list
+            raise TypeError(f"starts x0 must be a real array ({err})") from None
     xp = namespace(x0)
     if x0.ndim == 1:
         x0 = xp.reshape(x0, (1, -1))
@@ -134,7 +137,11 @@ def _check_starts(map_, x0):
     if x0.shape[0] == 0:
         raise ValueError("starts x0 is empty: give at least one start")
     if not xp.isdtype(x0.dtype, "real floating"):
-        raise TypeError(f"starts x0 must be real floating point, got dtype {x0.dtype}")
+        # integer and bool starts are cast, as map.check_start (iterate) and scipy's root do
+        if not xp.isdtype(x0.dtype, ("integral", "bool")):
+            raise TypeError(f"starts x0 must be real floating point (integers and bools are "
+                            f"cast), got dtype {x0.dtype}")
+        x0 = xp.astype(x0, map_.dtype if map_.dtype is not None else xp.float64)
     if not bool(xp.all(xp.isfinite(x0))):
         raise ValueError("starts x0 contain NaN or inf")
     # host starts go to a CuPy map's device; device starts stay there, since maps that
@@ -144,7 +151,7 @@ def _check_starts(map_, x0):
         xp = namespace(x0)
     if map_.dtype is not None and x0.dtype != map_.dtype:
         x0 = xp.astype(x0, map_.dtype)
-    return x0, xp
+    return no_extended("starts x0", x0), xp
 
 
 def _check_inputs(map_, inputs, xp):
@@ -157,15 +164,20 @@ def _check_inputs(map_, inputs, xp):
         raise ValueError(f"inputs: the map is driven (input size {map_.input_size}): pass "
                          f"the constant input, a vector of length {map_.input_size}")
     if not hasattr(inputs, "shape"):
-        inputs = np.asarray(inputs, dtype=float)
+        try:
+            inputs = np.asarray(inputs, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"inputs must be a real array ({err})") from None
     if tuple(inputs.shape) != (map_.input_size,):
         raise ValueError(f"inputs must be one constant input of shape ({map_.input_size},), "
                          f"got shape {tuple(inputs.shape)}")
     if backend_of(inputs) != backend_of(xp.zeros(1)):
         inputs = _like(to_numpy(inputs), xp)
     ixp = namespace(inputs)
-    if not ixp.isdtype(inputs.dtype, ("real floating", "integral")):
+    if not ixp.isdtype(inputs.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    if ixp.isdtype(inputs.dtype, "bool"):   # 0/1, as resolve_inputs (iterate) takes them
+        inputs = ixp.astype(inputs, ixp.float64)
     if not bool(ixp.all(ixp.isfinite(inputs))):
         raise ValueError("inputs contain NaN or inf")
     return inputs

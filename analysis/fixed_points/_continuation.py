@@ -23,7 +23,7 @@ from itermap.backends import to_numpy
 from itermap.typing import Array
 
 from .._checks import check_int as _check_int
-from .._checks import check_real, check_real_array
+from .._checks import check_real, check_real_array, check_states
 from ._basins import _diff
 from ._common import (
     ON_CIRCLE,
@@ -350,8 +350,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     ds = abs(vals[1] - vals[0])
     max_step = ((hi_v - lo_v) / 10.0 if max_step is None
                 else check_real("max_step", max_step, positive=True))
-    x0 = check_real_array("x_start", to_numpy(x_start) if hasattr(x_start, "shape")
-                          else x_start, ndim=1)
+    x0 = check_states("x_start", x_start, ndim=1)
     first = itermap.as_map(make_map(float(vals[0])))
     dim = first.dim
     inputs = _check_inputs(first, inputs, np)   # find_fixed_points' rules for one input

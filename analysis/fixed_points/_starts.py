@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 import itermap
-from itermap.backends import namespace, to_backend, to_numpy
+from itermap.backends import namespace, to_backend
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
-from .._checks import check_memory, check_real, check_real_array
+from .._checks import check_memory, check_real, check_states
 from ._common import _check_inputs
 
 
@@ -77,7 +77,7 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
     if x0 is None:
         x = gen.standard_normal((n, map.dim)).astype(dtype)
     else:
-        x = check_real_array("x0", to_numpy(x0) if hasattr(x0, "shape") else x0)
+        x = check_states("x0", x0)
         if x.shape not in ((map.dim,), (n, map.dim)):
             raise ValueError(f"x0 must have shape ({map.dim},) or ({n}, {map.dim}), got "
                              f"{tuple(np.shape(x0))}")

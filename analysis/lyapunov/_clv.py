@@ -15,7 +15,7 @@ from itermap.backends import namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
-from .._checks import check_real_array
+from .._checks import check_real_array, no_extended
 from ._spectrum import _entered, _initial_frame, _own_or_general, _start
 
 __all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
@@ -330,7 +330,8 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
         raise ValueError(f"steps={steps}, k={k}, B={B} would store {stored / 2**30:.1f} GiB "
                          "of R factors and frames (limit 8 GiB): lower steps or k, or raise "
                          "save_every")
-    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
+                                        no_extended("inputs", inputs),
                                         transient + steps + bt)
     Q = _initial_frame(map, B, k, x, xp, rng)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

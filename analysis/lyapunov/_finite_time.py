@@ -14,6 +14,7 @@ from itermap.backends import namespace
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
+from .._checks import no_extended
 from ._spectrum import _initial_frame, _own_or_general, _start, _window_sums
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
@@ -143,7 +144,8 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     x = run["x"]
     xp = namespace(x)
     # the run's length: a whole sequence is then refused as not constant, not as too long
-    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
+                                        no_extended("inputs", inputs),
                                         transient + n_windows * window)
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")

@@ -18,7 +18,7 @@ from itermap.linalg import Reorthonormalizer, general_tangent_stepper
 from itermap.progress import progress_bar
 from itermap.typing import Array, MapLike, RngLike
 
-from .._checks import check_bool, machine_eps, plain_array
+from .._checks import check_bool, machine_eps, no_extended, plain_array
 from .._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
@@ -397,7 +397,7 @@ def _start(map_, x0, k, transient):
                          f"(dim={map_.dim} minus the input block of size {map_.forced_size})")
     if x0 is None:
         raise TypeError("x0 is None: pass a start state (dim,) or a batch (B, dim)")
-    x = map_.check_start(x0)
+    x = no_extended("x0", map_.check_start(x0))
     xp = namespace(x)
     batched = x.ndim == 2
     if not batched:
@@ -556,7 +556,8 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     xp = namespace(x)
     B, orient = x.shape[0], run["orient"]
     # the inputs cover the transient too; a single start runs as a batch of one
-    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...], inputs,
+    constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
+                                        no_extended("inputs", inputs),
                                         orient + steps)
     Q = run["Q"] if run["Q"] is not None else _initial_frame(map, B, k, x, xp, rng)
     total = orient + steps

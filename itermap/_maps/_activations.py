@@ -108,8 +108,10 @@ def _sigmoid(z, xp):
 
 
 def _sigmoid_d(z, xp):
-    s = _sigmoid(z, xp)
-    return s * (1.0 - s)
+    # e^-|z| / (1 + e^-|z|)^2, even in z: s (1 - s) lost its digits for z > 0 and was 0 past
+    # z ~ 37 (a saturated unit's exponent read -inf); the same one exp
+    e = xp.exp(-xp.abs(z))
+    return e / ((1.0 + e) * (1.0 + e))
 
 
 # below this 1 - tanh^2 is recomputed as sech^2 (its rounding error grows as it falls)
@@ -117,7 +119,11 @@ _TANH_D_EXACT = 1e-8
 
 
 def _tanh_d(z, xp):
-    t = xp.tanh(z)
+    return _tanh_d_from(xp.tanh(z), z, xp)
+
+
+def _tanh_d_from(t, z, xp):
+    """tanh'(z) from ``t = tanh(z)`` (a caller that holds it saves one tanh)."""
     d = 1.0 - t * t
     # 1 - tanh^2 z loses its digits as |z| grows and is 0 past ~19 (a saturated unit's
     # exponent would read -inf): there sech^2 z from e = exp(-2|z|), exact to the underflow

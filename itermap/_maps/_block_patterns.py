@@ -126,6 +126,30 @@ def _described_block(kind, m, n, draw, gen, key):
     return block
 
 
+def _distinct_columns(m, n, k, gen):
+    """``k`` distinct columns out of ``n`` for each of ``m`` rows, sorted, every k-subset
+    equally likely: O(m k) memory, O(m k log k) time.
+
+    Draws with replacement and redraws the repeats until none are left: what is kept and
+    what is redrawn depends only on which draws are equal, so the law of the set is the
+    same under every relabelling of the columns, hence uniform. Past ``k = n / 2`` the
+    ``n - k`` columns left out are drawn instead (repeats would be common).
+    """
+    if 2 * k > n:
+        out = np.ones((m, n), dtype=bool)
+        out[np.arange(m)[:, None], _distinct_columns(m, n, n - k, gen)] = False
+        return np.nonzero(out)[1].reshape(m, k)
+    cols = gen.integers(0, n, size=(m, k))
+    while True:
+        cols.sort(axis=1)
+        repeat = np.zeros(cols.shape, dtype=bool)
+        np.equal(cols[:, 1:], cols[:, :-1], out=repeat[:, 1:])
+        count = int(np.count_nonzero(repeat))
+        if not count:
+            return cols
+        cols[repeat] = gen.integers(0, n, size=count)
+
+
 def _positive_int(value, token, key):
     try:
         f = float(value)
@@ -156,7 +180,7 @@ def _probability(value, token, key):
 
 def token_bytes(token, m, n) -> float:
     """About the memory drawing an ``m x n`` block from ``token`` takes at its peak: a
-    dense ``"W"`` block, ``"Row=k"``'s random keys and their order, ``"R=p"``'s positions
+    dense ``"W"`` block, ``"Row=k"``'s ``m k`` entries, ``"R=p"``'s positions
     (0 for the small ones, and for a token ``_block_from_token`` will refuse)."""
     match = _TOKEN.match(token) if isinstance(token, str) else None
     if match is None:
@@ -164,8 +188,12 @@ def token_bytes(token, m, n) -> float:
     kind = match.group(1).upper()
     if kind == "W":
         return 8.0 * m * n
-    if kind == "ROW":
-        return 16.0 * m * n
+    if kind == "ROW":  # the entries, their rows and columns, the CSR matrix built from them
+        try:
+            k = min(max(float(match.group(2)), 0.0), n)
+        except (TypeError, ValueError):
+            return 0.0
+        return 56.0 * m * k + (m * n if 2 * k > n else 0)
     if kind == "R":
         try:
             return 24.0 * m * n * min(max(float(match.group(2)), 0.0), 1.0)
@@ -216,9 +244,7 @@ def _block_from_token(token, m, n, gen, scale, key):
         if per_row > n:
             raise ValueError(f"block {key}: {token!r} asks for more entries per row than "
                              f"the block's {n} columns")
-        cols = np.argsort(gen.random((m, n)), axis=1)[:, :per_row] if per_row else \
-            np.zeros((m, 0), dtype=np.int64)
-        flat = (np.arange(m)[:, None] * n + cols).ravel()
+        flat = (np.arange(m)[:, None] * n + _distinct_columns(m, n, per_row, gen)).ravel()
         std = scale / np.sqrt(max(per_row, 1))
     flat = np.sort(flat)
     values = gen.normal(0.0, std, size=flat.size)

@@ -529,7 +529,8 @@ class Map:
             raise TypeError(f"{name}: the state is None")
         if type(x) is not np.ndarray or not x.dtype.isnative:
             x = plain_array(name, x)
-        if self._holds_arrays and type(x) is not np.ndarray:  # the inner loop skips this
+        # the inner loop skips this; a list or tuple becomes NumPy of the map's dtype below
+        if self._holds_arrays and type(x) is not np.ndarray and hasattr(x, "shape"):
             lib, home = backend_of(x), self.backend
             if lib != home and not {lib, home} <= {"numpy", "cupy"}:
                 raise TypeError(f"{name}: all arrays must come from one namespace: the state "
@@ -539,7 +540,8 @@ class Map:
             if isinstance(x, str | bytes):
                 raise TypeError(f"{name}: a state must be an array, got {type(x).__name__}")
             try:
-                x = np.asarray(x, dtype=float)
+                dtype = self.dtype if isinstance(self.dtype, np.dtype) else float
+                x = np.asarray(x, dtype=dtype)
             except (TypeError, ValueError) as err:
                 raise TypeError(f"{name}: a state must be a real array ({err})") from None
         xp = namespace(x)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._maps._activations import ACTIVATIONS
+from .._maps._activations import ACTIVATIONS, _tanh_d_from
 from ._reorth import _exact_rank, _one_pass
 from ._threads import OPTIONS, n_threads, pool
 
@@ -42,7 +42,7 @@ class FusedSparseStep:
 
     def __init__(self, W, bias, act, x, Q, reorth, kernel):
         self.W, self.bias, self.act = W, bias, act
-        self.tanh = self.act is ACTIVATIONS["tanh"]  # f' = 1 - f^2, from f
+        self.tanh = self.act is ACTIVATIONS["tanh"]  # f' from f (sech^2 from z in saturation)
         self.kernel = kernel
         self.reorth = reorth
         n, k = Q.shape[-2:]
@@ -73,7 +73,7 @@ class FusedSparseStep:
                     rows.data, cols.reshape(-1), out.reshape(-1))
         z = out[:, 0] if self.bias is None else out[:, 0] + self.bias[lo:hi]
         y = self.act.apply(z, np)
-        d = 1.0 - y * y if self.tanh else self.act.derivative(z, np)
+        d = _tanh_d_from(y, z, np) if self.tanh else self.act.derivative(z, np)
         Y = self.scaled[lo:hi]
         if self.Rinv is None:
             np.multiply(out[:, 1:], d[:, None], out=Y)
