@@ -128,3 +128,38 @@ def test_default_search_points_are_zeros_and_no_fewer_than_hybr(gain, seed):
     P = np.asarray(fp.points)
     assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
     assert len(P) >= len(_hybr_points(W, X0))
+
+
+def test_starts_wandering_leaves_follow_their_own_gain_paths():
+    # random_rnn(64, 2, rng=105) from 128 starts: 5 starts reach a point in the damped
+    # phase, so the gain rule does not run, and wandering leaves the other 123; they now
+    # follow their own gain homotopies (phase 3'') and every one ends at a point, each a
+    # zero of tanh(W x) - x computed from the weights
+    m = itermap.random_rnn(64, gain=2.0, rng=105)
+    W = m.block_matrix.to_dense()
+    x0 = sample_states(m, 128, steps=50, noise=0.5, rng=1005)
+    fp = find_fixed_points(m, x0, progress=False)
+    assert fp.status_counts()["converged"] == 128
+    P = np.asarray(fp.points)
+    assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
+
+
+def test_a_map_without_fixed_points_gives_its_gain_paths_up_early(monkeypatch):
+    # x -> x + 1 has no fixed point: no start converges, the gain rule runs, and the
+    # starts' own gain paths (each fails) stop once _OWN_GIVE_UP of them have failed
+    # (64 paths took 22 s before)
+    from itermap.analysis.fixed_points import _homotopy
+
+    calls = []
+    path = _homotopy._start_path
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return path(*args, **kwargs)
+
+    monkeypatch.setattr(_homotopy, "_start_path", counted)
+    m = itermap.IterativeMap(np.eye(20), bias=np.ones(20), activation="identity")
+    x0 = np.random.default_rng(0).normal(size=(64, 20))
+    fp = find_fixed_points(m, x0, progress=False)
+    assert len(fp) == 0 and fp.n_unconverged == 64
+    assert len(calls) == _homotopy._OWN_GIVE_UP

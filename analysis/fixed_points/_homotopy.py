@@ -136,8 +136,9 @@ _RETRY_BETAS = (0.25, 1.0)
 # benchmarks/RESULTS.md, round 16)
 _OWN_BETAS, _OWN_BETAS_FIRST = (_BETA,), (0.1,)
 _OWN_MAX_DIM, _OWN_FIRST_DIM = 1024, 500
-# above _OWN_FIRST_DIM the phase stops once _OWN_GIVE_UP paths have failed and failures
-# outnumber twice the paths that reached a point (a failing path there costs a minute)
+# the phase stops once _OWN_GIVE_UP paths have failed and failures outnumber twice the
+# paths that reached a point (a failing path costs a minute at N = 1000; a map without
+# fixed points ran every start's path: 64 paths, 22 s, at 20 units)
 _OWN_GIVE_UP = 4
 # loops are seen on _LOOP_FEATURES fixed projections of (x, s): a point nearer than
 # _LOOP_NEAR ds to one accepted more than _LOOP_AGE steps before
@@ -538,11 +539,12 @@ def own_betas(dim):
 
 
 def own_paths(p, x0, status, fx, fr, leads=None):
-    """A phase of ``method="newton"`` where the gain rule fired, on maps of at most
-    ``_OWN_MAX_DIM`` units: each start that has not converged follows its own unfolded
-    gain homotopy from ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse
-    LU, none where only IDR(s) would do), polished at ``s = 1``; above ``_OWN_FIRST_DIM``
-    units the phase stops early where most paths fail (``_OWN_GIVE_UP``). ``status``
+    """A phase of ``method="newton"`` where the gain rule fired, or where wandering left
+    most starts on a map too small for deflation, on maps of at most ``_OWN_MAX_DIM``
+    units: each start that has not converged follows its own unfolded gain homotopy from
+    ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse LU, none where only
+    IDR(s) would do), polished at ``s = 1``; the phase stops early where most paths fail
+    (``_OWN_GIVE_UP``: a map whose paths escape, or one without fixed points). ``status``
     (and ``leads``: the start is its own lead) are updated in place for the starts that
     end at a point; returns the points ``fx`` and residuals ``fr`` with theirs."""
     F, xp = p.F, p.xp
@@ -556,8 +558,8 @@ def own_paths(p, x0, status, fx, fr, leads=None):
     failed = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in rows:
-            if own_before_wandering(dim) and failed >= _OWN_GIVE_UP and failed > 2 * len(got):
-                break       # paths too long for their budget here: the rest wander
+            if failed >= _OWN_GIVE_UP and failed > 2 * len(got):
+                break       # the paths mostly fail here: the rest keep their status
             xe, r, st = _start_path(F, X[i], p.patience, p.tol, p.unique_tol, lu,
                                     own_betas(dim))
             if st == 0:
