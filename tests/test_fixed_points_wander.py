@@ -163,3 +163,33 @@ def test_a_map_without_fixed_points_gives_its_gain_paths_up_early(monkeypatch):
     fp = find_fixed_points(m, x0, progress=False)
     assert len(fp) == 0 and fp.n_unconverged == 64
     assert len(calls) == _homotopy._OWN_GIVE_UP
+
+
+def test_deflation_sets_out_from_midpoints_of_distinct_points(monkeypatch):
+    # the phases before deflation find some points twice (phase 2, wandering, paths); a
+    # point and its copy were the nearest pair, whose midpoint is the point itself: every
+    # midpoint start must lie between two distinct points, and the known points handed to
+    # deflation are distinct
+    from itermap.analysis.fixed_points import _newton
+
+    seen = []
+
+    def fake(F, xp, eye, x, known, **kw):
+        seen.append((np.asarray(x), np.asarray(known)))
+        return x[:0], np.zeros(0), np.full(x.shape[0], -1)
+
+    monkeypatch.setattr(_newton, "deflate_repeats", fake)
+    g = np.random.default_rng(0)
+    P = g.normal(size=(5, 8))
+    fx = [P, P[:3] + 1e-9 * g.normal(size=(3, 8))]      # three points found twice
+    p = types.SimpleNamespace(xp=np, tol=1e-10, unique_tol=1e-6)
+    _newton._deflate(None, p, None, P[:2], fx, [np.zeros(5), np.zeros(3)], 0.1, 4, None, 1.0)
+    (_, known1), (mids, known2) = seen
+    for known in (known1, known2):
+        assert known.shape == (5, 8)
+        d = np.linalg.norm(known[:, None] - known[None], axis=-1) + np.eye(5)
+        assert d.min() > 1e-6
+    # the midpoints are those of the closest pairs of the 5 distinct points (all 10 here)
+    pairs = sorted(np.linalg.norm(P[i] - P[j]) for i in range(5) for j in range(i + 1, 5))
+    mid_gaps = np.linalg.norm(mids[:, None] - P[None], axis=-1).min(axis=1)
+    assert mids.shape[0] == 8 and mid_gaps.min() >= 0.5 * pairs[0] - 1e-12

@@ -44,7 +44,7 @@ from array_api_compat import is_numpy_namespace
 
 from itermap.backends import to_numpy
 
-from ._clustering import _sq_dist
+from ._clustering import _cluster, _sq_dist
 from ._common import Solution, _host_norm, _map_range, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
@@ -158,10 +158,11 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
     xp = p.xp
     kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
           "wander": wander, "bar": bar}
-    nx, nr, by = deflate_repeats(F, xp, eye, x, xp.concat(fx, axis=0), **kw)
+    nx, nr, by = deflate_repeats(F, xp, eye, x, _distinct(xp, fx, p.unique_tol), **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
-    known = xp.concat(fx, axis=0)
+    # the phases before find some points twice: a copy would be its own nearest pair
+    known = _distinct(xp, fx, p.unique_tol)
     nx, nr, mid = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known,
                                   **kw)
     if len(nr):
@@ -343,6 +344,12 @@ def _repeats(lead, status):
     first = np.searchsorted(grp, grp)               # the first index of each group
     keep = np.arange(grp.size) - first < _PER_POINT
     return np.sort(rep[order][keep])
+
+
+def _distinct(xp, fx, tol):
+    """The points of the list ``fx`` of arrays, one of each group within ``tol``."""
+    pts = xp.concat(fx, axis=0)
+    return _take(xp, pts, _cluster(xp, pts, tol)[1])
 
 
 def _midpoints(xp, pts, k):
