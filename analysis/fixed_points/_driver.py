@@ -173,12 +173,12 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     its own gain homotopy of ``method="homotopy"`` (below; ``patience`` steps at
     most) and is converged where that path ends at a point; above 500 units these
     paths run before wandering, and only the starts that neither path brought to a
-    point wander. On maps of fewer than 100 units not on a torus (where
-    deflation does not run) whose wandering leaves more than half the starts
-    unconverged, those starts follow their own gain homotopies in the same way
-    even where that rule did not run. The paths stop once 4 have failed and
-    failures outnumber twice the paths that reached a point (a map without
-    fixed points gives up after 4). (4) With ``deflation``, the starts that converged onto a point
+    point wander. On maps of up to 500 units not on a torus whose wandering
+    leaves more than half the starts unconverged, those starts follow their own
+    gain homotopies in the same way even where that rule did not run. The paths
+    stop once 4 have failed and failures outnumber twice the paths that reached a
+    point (a map without fixed points gives up after 4). (4) With ``deflation``,
+    the starts that converged onto a point
     another start reached (at most 8 per point) run again, all at once, from where
     they set out, as Newton on the deflated residual ``M(x) G(x)``,
     ``M(x) = prod_j (1 + (r / ||x - p_j||)^2)`` over every point ``p_j`` found

@@ -540,7 +540,7 @@ def own_betas(dim):
 
 def own_paths(p, x0, status, fx, fr, leads=None):
     """A phase of ``method="newton"`` where the gain rule fired, or where wandering left
-    most starts on a map too small for deflation, on maps of at most ``_OWN_MAX_DIM``
+    most starts on a map of at most ``_OWN_FIRST_DIM`` units, on maps of at most ``_OWN_MAX_DIM``
     units: each start that has not converged follows its own unfolded gain homotopy from
     ``s = 0`` (``b = beta x0``, :func:`own_betas`; a dense or sparse LU, none where only
     IDR(s) would do), polished at ``s = 1``; the phase stops early where most paths fail

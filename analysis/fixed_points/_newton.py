@@ -16,10 +16,10 @@ Four phases, all starts advancing together (:func:`find_fixed_points` states the
    unconverged where that rule ran then follows its own unfolded gain homotopy from
    ``s = 0`` (:func:`._homotopy.own_paths`, dense LU, ``patience`` steps) and converges
    where it ends at a point; above 500 units these paths run before wandering, and only
-   the starts that neither path brought to a point wander. On maps too small for
-   deflation (under 100 units) where wandering leaves more than half the starts
-   unconverged, they follow their own paths even where the rule did not run. Either way
-   the paths stop once most of them fail (:func:`._homotopy.own_paths`).
+   the starts that neither path brought to a point wander. On maps of up to 500 units
+   where wandering leaves more than half the starts unconverged, they follow their own
+   paths even where the rule did not run. Either way the paths stop once most of them
+   fail (:func:`._homotopy.own_paths`).
 4. With ``deflation``, the starts that converged onto a point another start reached run
    again as deflated Newton against every point found (:mod:`._deflation`), so that
    repeated convergence becomes new points.
@@ -48,7 +48,7 @@ from ._clustering import _cluster, _sq_dist
 from ._common import Solution, _host_norm, _map_range, _norm, _take
 from ._deflation import deflate_repeats
 from ._dense import run_dense
-from ._homotopy import own_before_wandering, own_paths
+from ._homotopy import _OWN_FIRST_DIM, own_before_wandering, own_paths
 from ._paths import GainHomotopy, Scaled, follow_paths, origin_branches
 from ._q import _lbfgs_q
 from ._result import CONVERGED, GAVE_UP_MAX_ITER, GAVE_UP_STALLED
@@ -67,8 +67,8 @@ _DEFLATE_MIN_DIM = 100
 _PER_POINT = 8
 # then from the midpoints of this many nearest pairs of points a start
 _MIDPOINTS = 2
-# the unconverged fraction of the starts above which, on maps of fewer than
-# _DEFLATE_MIN_DIM units, the starts wandering left follow their own gain paths (3'')
+# the unconverged fraction of the starts above which, on maps of up to _OWN_FIRST_DIM
+# units, the starts wandering left follow their own gain paths (3'')
 _OWN_REST = 0.5
 # where the damped phase reached no point, the search runs on F(s x), s = _GAIN_STEP,
 # _GAIN_STEP^2, ... >= _GAIN_MIN (gain 3: 2.25, 1.69, 1.27)
@@ -131,11 +131,11 @@ def _newton_batch(p, xc, eye, done):
         if leads is not None:
             leads[0][again] = again[lead]
     # (3'') each start still unconverged follows its own gain homotopy: where the gain rule
-    # ran, and on maps too small for deflation where wandering left most starts (two
+    # ran, and on maps of up to _OWN_FIRST_DIM units where wandering left most starts (two
     # starts reaching one point used to leave the other 125 of 128 given up on
     # random_rnn(64, 2, rng=1), whose paths all end at points); the phase stops early
     # where most paths fail (a map whose paths escape, or one without fixed points)
-    rest = (p.F.torus is None and xc.shape[1] < _DEFLATE_MIN_DIM
+    rest = (p.F.torus is None and xc.shape[1] <= _OWN_FIRST_DIM
             and np.mean(st != CONVERGED) > _OWN_REST)
     if (gain_st is not None or rest) and not own_first and is_numpy_namespace(p.xp):
         fx, fr = own_paths(p, x0, st, fx, fr, leads)
