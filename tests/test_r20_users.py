@@ -9,6 +9,9 @@ import signal
 import numpy as np
 import pytest
 
+import itermap
+from itermap.analysis import find_fixed_points, sample_states
+
 
 @contextlib.contextmanager
 def _deadline(seconds):
@@ -26,6 +29,14 @@ def _deadline(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def _pairwise(P):
+    """Euclidean distances by differences in float64 (no rounding of |x|^2)."""
+    P = np.asarray(P, dtype=np.float64)
+    D = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(D, np.inf)
+    return D
 
 
 def test_clustering_ends_where_a_rows_distance_to_itself_rounds_above_tol():
@@ -46,4 +57,25 @@ def test_clustering_ends_where_a_rows_distance_to_itself_rounds_above_tol():
         # the groups by exact distances: the 30 distinct rows lead; a repeat joins its row
         # or (where the form's rounding exceeds tol^2) stays apart, never joins another
         assert lead[:30].tolist() == list(range(30))
+        if dtype == np.float32:     # float32's squared distances now in float64
+            assert lead[30:].tolist() == list(range(5))
         assert all(t in (i, 30 + i) for i, t in enumerate(lead[30:].tolist()))
+
+
+def test_float32_fixed_points_are_distinct_and_the_search_ends():
+    # random_rnn(150, gain 2.5) in float32 from 20 starts: the search ran for over 12
+    # minutes (float64: 5 s) in the loop above
+    n = 150
+    m = itermap.random_rnn(n, gain=2.5, rng=5, dtype=np.float32)
+    x0 = sample_states(m, 20, rng=1).astype(np.float32)
+    with _deadline(240):
+        fp = find_fixed_points(m, x0, progress=False)
+    P = np.asarray(fp.points, dtype=np.float64)
+    assert len(P) > 1
+    W = np.asarray(m.jacobian(np.zeros(n, np.float32)), dtype=np.float64)   # tanh'(0) = 1
+    assert np.abs(np.asarray(m.step(np.zeros(n, np.float32)))).max() == 0   # no bias
+    # each point a fixed point of tanh(W x) to float32's default tol, in float64
+    assert np.linalg.norm(np.tanh(P @ W.T) - P, axis=1).max() <= 1.2e-5
+    # points within unique_tol (1.2e-4 in float32) are one point: the squared distances
+    # by the matmul form in float32 round by ~1e-5, and a pair 3.5e-6 apart was two points
+    assert _pairwise(P).min() > 1.2e-4

@@ -34,6 +34,8 @@ def _sq_dist(xp, a, b):
     if a.shape[0] * b.shape[0] * a.shape[1] <= _DIRECT:
         d = a[:, None, :] - b[None, :, :]
         return xp.sum(d * d, axis=2)
+    if a.dtype != xp.float64:   # float32 rounds |a|^2 by ~eps |a|^2: above its tolerances
+        a, b = xp.astype(a, xp.float64), xp.astype(b, xp.float64)
     center = xp.mean(b, axis=0)
     a, b = a - center, b - center
     d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
