@@ -4,7 +4,11 @@ dtypes than the benchmarks'), each with the test that failed before its fix."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +83,41 @@ def test_float32_fixed_points_are_distinct_and_the_search_ends():
     # points within unique_tol (1.2e-4 in float32) are one point: the squared distances
     # by the matmul form in float32 round by ~1e-5, and a pair 3.5e-6 apart was two points
     assert _pairwise(P).min() > 1.2e-4
+
+
+_TINY_SPEC = """
+title = "one spec, one file"
+seed = 3
+
+[networks.net]
+kind = "random_rnn"
+n = 12
+gain = 1.3
+
+[[analyses]]
+kind = "lyapunov"
+network = "net"
+steps = 20
+k = 3
+"""
+
+
+def test_one_spec_and_seed_give_one_results_file_in_any_process(tmp_path):
+    # results.json lists the BLAS libraries in threadpoolctl's order, which follows string
+    # hashing: NumPy's and SciPy's OpenBLAS swapped places between two runs of one spec
+    # (PYTHONHASHSEED 0 and 2), against the README's "the same spec and seed give the
+    # same file"
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(_TINY_SPEC)
+    root = str(Path(__file__).resolve().parents[1])
+    texts = []
+    for hash_seed in ("0", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, MPLBACKEND="Agg",
+                   PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+        out = tmp_path / f"report{hash_seed}"
+        done = subprocess.run([sys.executable, "-m", "itermap.analysis.cli", "report", str(spec),
+                               "--out", str(out)], env=env, capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        texts.append((out / "results.json").read_text())
+    assert texts[0] == texts[1] == texts[2]
