@@ -121,3 +121,28 @@ def test_one_spec_and_seed_give_one_results_file_in_any_process(tmp_path):
         assert done.returncode == 0, done.stderr
         texts.append((out / "results.json").read_text())
     assert texts[0] == texts[1] == texts[2]
+
+
+@pytest.mark.parametrize("kind, key, value, named", [
+    ("lyapunov_scan", "gains", "[1.0, -1.0]", "analyses[0].gains[1]: must be >= 0"),
+    ("lyapunov_scan", "gains", "{ start = -1.0, stop = 1.0, num = 3 }",
+     "analyses[0].gains.start: must be >= 0"),
+    ("lyapunov_scan", "gains", "[0.5, 2e6]", "analyses[0].gains: the mean-field reference"),
+    ("orbit_diagram", "gains", "[-1.0, 1.0]", "analyses[0].gains[0]: must be >= 0"),
+    ("edge_of_chaos", "radii", "[0.0, 1.0]", "analyses[0].radii: spectral radii must be > 0"),
+])
+def test_a_scans_out_of_range_gains_are_refused_before_it_runs(tmp_path, capsys, kind, key,
+                                                               value, named):
+    # a network's gain must be >= 0 (refused with exit 2), but a scan's gains were not
+    # checked: the scan ran, failed in its section ("gain must be in [0, 1e6]", from the
+    # mean-field curve; "radii must be > 0") and exited 1 naming no key
+    from itermap.analysis.cli import main
+
+    spec = tmp_path / "scan.toml"
+    spec.write_text(f'title = "scan"\nseed = 5\n[networks.net]\nkind = "random_rnn"\nn = 8\n'
+                    f'[[analyses]]\nkind = "{kind}"\nnetwork = "net"\n{key} = {value}\n')
+    out = tmp_path / "report"
+    assert main(["report", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"scan.toml:9: {named}" in err    # the line of the key
+    assert not out.exists()
