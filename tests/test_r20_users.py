@@ -15,6 +15,7 @@ import pytest
 
 import itermap
 from itermap.analysis import find_fixed_points, sample_states
+from itermap.threads import blas_limited
 
 
 @contextlib.contextmanager
@@ -72,7 +73,8 @@ def test_float32_fixed_points_are_distinct_and_the_search_ends():
     n = 150
     m = itermap.random_rnn(n, gain=2.5, rng=5, dtype=np.float32)
     x0 = sample_states(m, 20, rng=1).astype(np.float32)
-    with _deadline(240):
+    # one BLAS thread: at 150 units threads only contend (2 min instead of 5 s on 2 cores)
+    with _deadline(240), blas_limited(1):
         fp = find_fixed_points(m, x0, progress=False)
     P = np.asarray(fp.points, dtype=np.float64)
     assert len(P) > 1
