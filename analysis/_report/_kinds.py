@@ -527,6 +527,10 @@ def lyapunov(cfg, ctx, out):
         out.note(f"Kaplan-Yorke dimension {reason}.")
 
 
+#: the largest gain mean_field_exponent takes
+_MEAN_FIELD_MAX_GAIN = 1e6
+
+
 class LyapunovScan(AnalysisModel):
     """The largest exponent against the gain over an ensemble of random networks."""
 
@@ -546,6 +550,10 @@ class LyapunovScan(AnalysisModel):
 
     def check(self, spec, where):
         _check_autonomous_scan(spec, self.network, where)
+        top = float(np.max(gain_values(self.gains)))
+        if top > _MEAN_FIELD_MAX_GAIN:   # the mean-field curve drawn beside the ensemble's
+            raise SpecError(f"{where}.gains: the mean-field reference takes gains up to "
+                            f"{_MEAN_FIELD_MAX_GAIN:g}, got {top:g}")
 
     def cost(self, sizes):
         s = sizes[self.network]

@@ -9,7 +9,17 @@ from pydantic import Field
 
 from .._reservoir import edge_of_chaos_scan
 from ._kinds import _F8, FLOPS, STEP_OVERHEAD, _fmt, _new_axes
-from ._models import AnalysisModel, Cost, Count, Gains, Name, NonNegative, gain_count, gain_values
+from ._models import (
+    AnalysisModel,
+    Cost,
+    Count,
+    Gains,
+    Name,
+    NonNegative,
+    SpecError,
+    gain_count,
+    gain_values,
+)
 from ._registry import report_kind
 
 Leak = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -36,6 +46,10 @@ class EdgeOfChaosKind(AnalysisModel):
 
     def title(self):
         return f"edge of chaos (leaky tanh reservoirs like {self.network})"
+
+    def check(self, spec, where):
+        if float(np.min(gain_values(self.radii))) <= 0:
+            raise SpecError(f"{where}.radii: spectral radii must be > 0")
 
     def cost(self, sizes):
         n = sizes[self.network].dim

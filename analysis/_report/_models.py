@@ -35,6 +35,8 @@ def _integral(value):
 Count = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: a gain or spectral radius of a scan: >= 0, as a network's own gain
+Gain = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Density = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 #: Network names become file names and keys: identifiers only.
@@ -47,8 +49,8 @@ Activation = Literal["elu", "gelu", "identity", "leaky_relu", "linear", "relu", 
 class GainRange(SpecModel):
     """``{start, stop, num}``: ``num`` evenly spaced gains (materialised only when run)."""
 
-    start: Finite
-    stop: Finite
+    start: Gain
+    stop: Gain
     num: Count
 
 
@@ -114,7 +116,7 @@ _HOW_DRIVEN = "inputs = 1 for a random_rnn, an input_block for a pattern, or an 
 
 
 Gains = Annotated[
-    Annotated[list[Finite], Field(min_length=1), Tag("gain-list")]
+    Annotated[list[Gain], Field(min_length=1), Tag("gain-list")]
     | Annotated[GainRange, Tag("gain-range")],
     Discriminator(lambda v: "gain-range" if isinstance(v, (dict, GainRange)) else "gain-list"),
 ]

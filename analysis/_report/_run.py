@@ -63,10 +63,13 @@ def blas_info() -> list[dict]:
     """
     from threadpoolctl import threadpool_info
 
-    return [{"library": d.get("internal_api"), "version": d.get("version"),
-             "threads": d.get("num_threads"), "threading_layer": d.get("threading_layer"),
-             "architecture": d.get("architecture")}
-            for d in threadpool_info() if d.get("user_api") == "blas"]
+    found = [{"library": d.get("internal_api"), "version": d.get("version"),
+              "threads": d.get("num_threads"), "threading_layer": d.get("threading_layer"),
+              "architecture": d.get("architecture")}
+             for d in threadpool_info() if d.get("user_api") == "blas"]
+    # threadpoolctl's order follows string hashing (it varies with PYTHONHASHSEED): sorted,
+    # so that one spec and seed give one results.json
+    return sorted(found, key=lambda b: [str(b[k]) for k in sorted(b)])
 
 
 #: networks up to this dimension run with one BLAS thread by default: their products are

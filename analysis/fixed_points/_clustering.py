@@ -34,6 +34,8 @@ def _sq_dist(xp, a, b):
     if a.shape[0] * b.shape[0] * a.shape[1] <= _DIRECT:
         d = a[:, None, :] - b[None, :, :]
         return xp.sum(d * d, axis=2)
+    if a.dtype != xp.float64:   # float32 rounds |a|^2 by ~eps |a|^2: above its tolerances
+        a, b = xp.astype(a, xp.float64), xp.astype(b, xp.float64)
     center = xp.mean(b, axis=0)
     a, b = a - center, b - center
     d2 = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
@@ -80,11 +82,16 @@ def _cluster(xp, x, tol, d2=None):
         size = min(2 * size, _HEAD)
         xh = None if d2 is not None else _take(xp, x, head)
         dh = d2[np.ix_(head, head)] if xh is None else to_numpy(_sq_dist(xp, xh, xh))
-        # the first row within tol of each (itself, unless an earlier one is)
-        first = np.argmax(dh <= tol * tol, axis=1)
-        new = head[first == np.arange(head.size)]
+        # the first row within tol of each (itself, unless an earlier one is); a row's
+        # distance to itself by the matmul form rounds to up to ~eps |x|^2, which can
+        # exceed tol^2: each row counts as within tol of itself, and a leader leads itself
+        within = dh <= tol * tol
+        np.fill_diagonal(within, True)
+        lead_at = np.flatnonzero(np.argmax(within, axis=1) == np.arange(head.size))
+        new = head[lead_at]
         near = (_nearest_in(d2[np.ix_(rest, new)], tol) if xh is None else
                 _nearest_within(xp, _take(xp, x, rest), _take(xp, x, new), tol))
+        near[lead_at] = np.arange(new.size)     # head is rest[:size]
         joined = near >= 0
         leader[rest[joined]] = new[near[joined]]
         rest = rest[~joined]

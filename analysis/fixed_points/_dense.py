@@ -16,6 +16,7 @@ from itermap.threads import blas_limited
 from .._checks import check_memory
 from ._clustering import _cluster, _least_in_groups
 from ._common import (
+    _SMALL_SOLVE,
     Solution,
     _eigenvalues,
     _Finished,
@@ -94,6 +95,8 @@ def _distinct(problem, eye, found_x, found_r):
         return _polish(F, xp, eye, xp.zeros((0, int(x.shape[1])), dtype=x.dtype), unique_tol)
     pts = xp.concat(found_x, axis=0)
     res = np.concatenate(found_r)
+    if F.p > 1 and int(pts.shape[1]) > _SMALL_SOLVE:   # (the lean loop completes its own)
+        pts, res = _with_orbits(F, xp, pts, res)
     if torus is not None:  # one representative of each point on the torus
         pts = torus.canonical(pts, unique_tol)
     # merged always (cheap on distinct points): batches and phases find points twice
@@ -110,3 +113,18 @@ def _distinct(problem, eye, found_x, found_r):
             keep_rows, _ = _least_in_groups(lead, res)
             pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     return pts, res, jac
+
+
+def _with_orbits(F, xp, pts, res):
+    """The points with their orbits ``F(x), ..., F^{p-1}(x)`` (each solves ``F^p = x``
+    too, and the docs promise each point of an orbit): the images stand in with their
+    point's residual until the polish takes theirs."""
+    imgs, y = [pts], pts
+    for _ in range(F.p - 1):
+        y = F.map.step(y, F._u(y))
+        if F.torus is not None:
+            y = F.torus.reduce(y)
+        imgs.append(y)
+    y = xp.concat(imgs, axis=0)
+    ok = np.flatnonzero(to_numpy(xp.all(xp.isfinite(y), axis=1)))
+    return _take(xp, y, ok), np.tile(res, F.p)[ok]
