@@ -31,7 +31,7 @@ def _recording_solve(monkeypatch, seen):
     monkeypatch.setattr(_search, "_solve", recorded)
 
 
-@pytest.mark.parametrize("n", [64, 200])
+@pytest.mark.parametrize("n", [64, 200, 600])
 def test_blas_is_held_to_one_thread_on_small_maps_and_restored(monkeypatch, n):
     before = _blas_threads()
     if max(before) < 2:
@@ -47,9 +47,9 @@ def _check_threads(monkeypatch, n, before):
     _recording_solve(monkeypatch, seen)
     m = itermap.random_rnn(n, gain=1.5, rng=0)
     find_fixed_points(m, np.asarray(sample_states(m, 4, rng=1)), progress=False,
-                      patience=0, deflation=False)
+                      patience=0, deflation=False, max_iter=3)
     assert seen, "the Newton solve never ran"
-    # at most 128 units: one thread; above: the threads the caller had
+    # at most 512 units: one thread; above: the threads the caller had
     assert seen[0] == ([1] * len(before) if n <= _dense._ONE_THREAD_DIM else before)
     assert _blas_threads() == before
 

@@ -81,8 +81,9 @@ def test_own_paths_run_before_wandering_above_the_threshold(monkeypatch):
 
 
 def test_own_paths_stop_where_most_paths_fail(monkeypatch):
-    # above _OWN_FIRST_DIM the phase stops after _OWN_GIVE_UP failed paths while failures
-    # outnumber twice the successes; at or below it every start runs
+    # the phase stops after _OWN_GIVE_UP failed paths while failures outnumber twice the
+    # successes, at any size (round 20: a map without fixed points ran every start's
+    # path); where every other path reaches a point, every start runs
     m, _, X0 = _case(60, 3.0, 0, 12)
     calls = []
 
@@ -97,11 +98,16 @@ def test_own_paths_stop_where_most_paths_fail(monkeypatch):
 
     status = np.full(12, 3, dtype=np.int8)
     hom.own_paths(P, X0, status, [], [])
-    assert len(calls) == 12
-    calls.clear()
-    monkeypatch.setattr(hom, "_OWN_FIRST_DIM", 50)
-    hom.own_paths(P, X0, status, [], [])
     assert len(calls) == hom._OWN_GIVE_UP and np.all(status == 3)
+    calls.clear()
+
+    def every_other(F, x0, *a):
+        calls.append(1)
+        return (x0, 0.0, 0) if len(calls) % 2 == 0 else (x0, np.nan, 3)
+
+    monkeypatch.setattr(hom, "_start_path", every_other)
+    hom.own_paths(P, X0, status, [], [])
+    assert len(calls) == 12 and np.array_equal(status == 0, np.arange(12) % 2 == 1)
 
 
 @pytest.mark.parametrize("x0", [9.551939389086023e-58, 1e-12, -1e-30])

@@ -150,14 +150,16 @@ def test_a_scans_out_of_range_gains_are_refused_before_it_runs(tmp_path, capsys,
     assert not out.exists()
 
 
-def test_a_period_search_returns_each_point_of_an_orbit():
+@pytest.mark.parametrize("method", ["newton", "newton-krylov"])
+def test_a_period_search_returns_each_point_of_an_orbit(method):
     # "Each point of an orbit is returned" held only on maps of up to 3 units (their
     # search completes orbits); on random_rnn(60, gain 2) five of the 13 period-2 points
-    # came without their partner F(x), each alone in its orbit label
+    # came without their partner F(x), each alone in its orbit label (Newton-Krylov: four)
     n = 60
     m = itermap.random_rnn(n, gain=2.0, rng=4)
     W = np.asarray(m.jacobian(np.zeros(n)))                  # tanh'(0) = 1, no bias
-    fp = find_fixed_points(m, sample_states(m, 40, rng=0), period=2, progress=False)
+    fp = find_fixed_points(m, sample_states(m, 40, rng=0), period=2, progress=False,
+                           method=method)
     P = np.asarray(fp.points)
     images = np.tanh(P @ W.T)                                # F(x) in plain NumPy
     assert np.linalg.norm(np.tanh(images @ W.T) - P, axis=1).max() <= 1e-10   # F^2(x) = x

@@ -578,3 +578,16 @@ def _put_rows(xp, a, rows, values):
     return xp.where(_like(mask, xp)[:, None], full, a)
 
 
+def _with_orbits(F, xp, pts, res):
+    """The points with their orbits ``F(x), ..., F^{p-1}(x)`` (each solves ``F^p = x``
+    too, and the docs promise each point of an orbit): the images stand in with their
+    point's residual until the polish takes theirs."""
+    imgs, y = [pts], pts
+    for _ in range(F.p - 1):
+        y = F.map.step(y, F._u(y))
+        if F.torus is not None:
+            y = F.torus.reduce(y)
+        imgs.append(y)
+    y = xp.concat(imgs, axis=0)
+    ok = np.flatnonzero(to_numpy(xp.all(xp.isfinite(y), axis=1)))
+    return _take(xp, y, ok), np.tile(res, F.p)[ok]

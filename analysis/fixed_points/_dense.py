@@ -23,15 +23,17 @@ from ._common import (
     _progress_bar,
     _settle,
     _take,
+    _with_orbits,
 )
 from ._search import _polish
 from ._slow_points import slow_point_fields
 
 # bytes of dense Jacobians (times 4 for the work arrays) that one batch may hold
 _MEM_BUDGET = 2 ** 30
-# NumPy searches of at most this many units hold BLAS to one thread: their products and
-# factorisations are too small to split, and BLAS threads waiting on each other slow them
-_ONE_THREAD_DIM = 128
+# NumPy searches of at most this many units hold BLAS to one thread (as reports do: their
+# SMALL_DIM): their batched products and factorisations are too small to split, and BLAS
+# threads waiting on each other slow them (benchmarks/RESULTS.md, rounds 16 and 20)
+_ONE_THREAD_DIM = 512
 
 
 def run_dense(problem, search_batch) -> Solution:
@@ -114,17 +116,3 @@ def _distinct(problem, eye, found_x, found_r):
             pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     return pts, res, jac
 
-
-def _with_orbits(F, xp, pts, res):
-    """The points with their orbits ``F(x), ..., F^{p-1}(x)`` (each solves ``F^p = x``
-    too, and the docs promise each point of an orbit): the images stand in with their
-    point's residual until the polish takes theirs."""
-    imgs, y = [pts], pts
-    for _ in range(F.p - 1):
-        y = F.map.step(y, F._u(y))
-        if F.torus is not None:
-            y = F.torus.reduce(y)
-        imgs.append(y)
-    y = xp.concat(imgs, axis=0)
-    ok = np.flatnonzero(to_numpy(xp.all(xp.isfinite(y), axis=1)))
-    return _take(xp, y, ok), np.tile(res, F.p)[ok]

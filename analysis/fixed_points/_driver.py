@@ -320,7 +320,7 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
     reduced onto ``[0, P)`` and ``F^p(x) - x`` is taken to the nearest image, so
     orbits that close only modulo ``P`` are found; the points are reported on
     ``[0, P)`` (a coordinate within ``unique_tol`` below ``P`` just below 0).
-    On NumPy maps of at most 128 units the dense search holds BLAS to one
+    On NumPy maps of at most 512 units the dense search holds BLAS to one
     thread (through threadpoolctl): its products and factorisations are too
     small to split, and threads waiting on each other slow it on a busy machine.
     With ``method="newton-krylov"`` (the default past ``dim = 4096`` on

@@ -40,7 +40,7 @@ from itermap.linalg import idrs
 from itermap.threads import blas_limited
 
 from .._checks import check_memory
-from ._common import Solution, _progress_bar, _Running, _settle
+from ._common import Solution, _progress_bar, _Running, _settle, _with_orbits
 from ._deflation import deflated_step, log_deflation
 from ._q import _lbfgs_q
 
@@ -90,10 +90,30 @@ def newton_krylov(problem) -> Solution:
                                         max_iter=problem.max_iter,
                                         unique_tol=problem.unique_tol, bar=bar,
                                         q_steps=problem.q_steps)
+        if F.p > 1 and len(P):
+            P, R = _with_images(F, P, R, problem.tol, problem.unique_tol)
         _settle(bar)
     # the points in the starts' dtype, as the other methods give them (Newton ran in float64)
     return Solution(points=P.astype(x.dtype, copy=False), residuals=R, status=status,
                     jacobians=None, eigenvalues=leading_multipliers(F, P, _KRYLOV_EIGS))
+
+
+def _with_images(F, P, R, tol, unique_tol):
+    """The points with the rest of their orbits, ``F(x), ..., F^{p-1}(x)`` (each solves
+    ``F^p = x`` too, and the docs promise every point of an orbit): each image polished
+    by undeflated Newton-Krylov and kept where it is a new point."""
+    found, res = list(P), list(R)
+    y, _ = _with_orbits(F, np, P, R)
+    for yi in y[len(P):]:
+        xe, r, st = newton_krylov_start(F, np.array(yi, dtype=np.float64), tol=tol,
+                                        max_iter=_IMAGE_ITERS, found=[], radius=1.0)
+        if st == 0:
+            add_point(found, res, xe, r, unique_tol)
+    return np.asarray(found).reshape(-1, P.shape[1]), np.asarray(res, dtype=np.float64)
+
+
+# Newton-Krylov steps that polish an orbit's image (it starts within |J| tol of a point)
+_IMAGE_ITERS = 10
 
 
 def krylov_memory(map_, n_starts, dim, itemsize=8):
