@@ -169,3 +169,20 @@ def test_a_period_search_returns_each_point_of_an_orbit(method):
     assert nearest.max() <= 1e-6                              # F(x) is among the points
     labels, counts = np.unique(np.asarray(fp.orbit)[two], return_counts=True)
     assert (counts == 2).all()
+
+
+def test_a_map_written_for_one_state_at_a_time_is_named():
+    # ChaosTools-style: step and jacobian of one state (x[0], x[1]); the Lyapunov
+    # functions step one state, but the fixed-point search steps batches, where this
+    # map's own code raised a bare IndexError
+    class OneState:
+        dim = 2
+
+        def step(self, x):
+            return np.array([1.0 - 1.4 * x[0] ** 2 + x[1], 0.3 * x[0]])
+
+        def jacobian(self, x):
+            return np.array([[-2.8 * x[0], 1.0], [0.3, 0.0]])
+
+    with pytest.raises(ValueError, match=r"map: its step failed on a batch.*IndexError"):
+        find_fixed_points(OneState(), np.zeros((3, 2)), progress=False)

@@ -304,7 +304,8 @@ def find_fixed_points(map: MapLike, x0: Array, *, inputs: Array | None = None, p
         ``unique_tol <= 0``, a ``tol`` below the rounding of the starts' dtype at norm 1
         (``4 eps``: 4.8e-7 in float32), ``max_iter < 1``, ``patience < 0``, ``q_steps < 0``, an
         unknown ``method``, a ``deflation`` radius not finite and > 0 (or a string
-        other than ``"auto"``), or inputs that do not fit the map.
+        other than ``"auto"``), inputs that do not fit the map, or a map whose step
+        fails on a batch of states or returns another shape (named ``map``).
     TypeError
         Starts that are not real floating point; a ``deflation`` that is not a
         string, a bool or a number.
@@ -403,7 +404,12 @@ def _check_shapes(F, x, *, jacobian):
     method: one evaluation at the first start."""
     dim = int(x.shape[1])
     row = x[:1, :]
-    got = tuple(F.value(row).shape)
+    try:
+        got = tuple(F.value(row).shape)
+    except Exception as err:    # a map written for one state at a time fails in its code
+        raise ValueError(f"map: its step failed on a batch of 1 state, shape (1, {dim}) "
+                         f"({type(err).__name__}: {err}); the protocol's step takes a batch "
+                         f"of states, shape (B, dim) (itermap.check_map tests a map)") from err
     if got != (1, dim):
         raise ValueError(f"map: its step returned shape {got} for a batch of 1 state of "
                          f"dim {dim}; expected (1, {dim})")
