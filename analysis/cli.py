@@ -139,7 +139,12 @@ def main(argv=None) -> int:
     if args.command == "report":
         from ._report import report_command
 
-        return report_command(parser, args)
+        try:
+            return report_command(parser, args)
+        except KeyboardInterrupt:     # Ctrl-C: a line, not a traceback (as pip and pytest)
+            print(f"itermap report: interrupted; the report is written to {args.out} only "
+                  f"once complete", file=sys.stderr)
+            return 130
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -101,3 +101,18 @@ def test_report_exit_code_two_names_the_key(tmp_path):
 def test_report_schema_option_prints_the_published_schema(capsys):
     assert main(["report", "--schema"]) == 0
     assert capsys.readouterr().out == (ROOT / "data" / "spec.schema.json").read_text()
+
+
+def test_report_interrupted_says_so_in_one_line(monkeypatch, capsys, tmp_path):
+    # Ctrl-C during a report: exit 130 (128 + SIGINT) and one line on stderr, not a traceback
+    import itermap.analysis._report as report
+
+    def interrupted(parser, args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "report_command", interrupted)
+    out = tmp_path / "r"
+    assert main(["report", "--example", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err and str(out) in err
+    assert not out.exists()
