@@ -115,4 +115,3 @@ def _distinct(problem, eye, found_x, found_r):
             keep_rows, _ = _least_in_groups(lead, res)
             pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
     return pts, res, jac
-

@@ -158,11 +158,13 @@ def _deflate(F, p, eye, x, fx, fr, radius, k, bar, wander):
     xp = p.xp
     kw = {"tol": p.tol, "unique_tol": p.unique_tol, "radius": radius,
           "wander": wander, "bar": bar}
-    nx, nr, by = deflate_repeats(F, xp, eye, x, _distinct(xp, fx, p.unique_tol), **kw)
+    # the phases before find some points twice: a copy would be its own nearest pair
+    known = _distinct_points(xp, fx, p.unique_tol)
+    nx, nr, by = deflate_repeats(F, xp, eye, x, known, **kw)
     if len(nr):
         fx, fr = fx + [nx], fr + [nr]
-    # the phases before find some points twice: a copy would be its own nearest pair
-    known = _distinct(xp, fx, p.unique_tol)
+        # deflation's new points lie beyond unique_tol of the known ones and of each other
+        known = xp.concat([known, nx], axis=0)
     nx, nr, mid = deflate_repeats(F, xp, eye, _midpoints(xp, known, _MIDPOINTS * k), known,
                                   **kw)
     if len(nr):
@@ -346,7 +348,7 @@ def _repeats(lead, status):
     return np.sort(rep[order][keep])
 
 
-def _distinct(xp, fx, tol):
+def _distinct_points(xp, fx, tol):
     """The points of the list ``fx`` of arrays, one of each group within ``tol``."""
     pts = xp.concat(fx, axis=0)
     return _take(xp, pts, _cluster(xp, pts, tol)[1])
