@@ -24,6 +24,7 @@ from ..fixed_points._driver import _KRYLOV_DIM
 from ..lyapunov import gain_family, lyapunov_spectrum, mean_field_exponent
 from ..lyapunov import lyapunov_scan as scan_of
 from ..lyapunov import orbit_diagram as orbits_of
+from ..lyapunov._scan import MEAN_FIELD_MAX_GAIN
 from ..plots import COLUMN_WIDTHS
 from ._models import (
     AnalysisModel,
@@ -527,10 +528,6 @@ def lyapunov(cfg, ctx, out):
         out.note(f"Kaplan-Yorke dimension {reason}.")
 
 
-#: the largest gain mean_field_exponent takes
-_MEAN_FIELD_MAX_GAIN = 1e6
-
-
 class LyapunovScan(AnalysisModel):
     """The largest exponent against the gain over an ensemble of random networks."""
 
@@ -551,9 +548,9 @@ class LyapunovScan(AnalysisModel):
     def check(self, spec, where):
         _check_autonomous_scan(spec, self.network, where)
         top = float(np.max(gain_values(self.gains)))
-        if top > _MEAN_FIELD_MAX_GAIN:   # the mean-field curve drawn beside the ensemble's
+        if top > MEAN_FIELD_MAX_GAIN:   # the mean-field curve drawn beside the ensemble's
             raise SpecError(f"{where}.gains: the mean-field reference takes gains up to "
-                            f"{_MEAN_FIELD_MAX_GAIN:g}, got {top:g}")
+                            f"{MEAN_FIELD_MAX_GAIN:g}, got {top:g}")
 
     def cost(self, sizes):
         s = sizes[self.network]

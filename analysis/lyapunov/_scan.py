@@ -414,6 +414,10 @@ def lyapunov_scan(make_map: Callable[[float], Any], values: Array, x0: Array, st
                         transient=transient, batched=m is not None)
 
 
+#: the largest gain mean_field_exponent takes (a report's scan is checked against it)
+MEAN_FIELD_MAX_GAIN = 1e6
+
+
 def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
                         quadrature: int = 4001) -> Array:
     """Mean-field largest Lyapunov exponent of a large random network ``x -> tanh(W x)``.
@@ -458,7 +462,7 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
     quadrature = _check_int("quadrature", quadrature, 101)
     g = check_real_array("gain", gain, allow_empty=True)
     check_memory("quadrature", 8.0 * 4 * quadrature * max(g.size, 1), "the quadrature grid")
-    if np.any(g < 0) or np.any(g > 1e6):
+    if np.any(g < 0) or np.any(g > MEAN_FIELD_MAX_GAIN):
         raise ValueError("gain must be in [0, 1e6]")
     # the trapezoidal rule on a wide uniform grid converges geometrically for these
     # analytic, Gaussian-weighted integrands (Gauss-Hermite does not: tanh' has poles
