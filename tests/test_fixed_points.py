@@ -887,6 +887,9 @@ def test_progress_counts_starts_and_leaves_the_final_state(capsys):
     assert counts and counts[-1] == 40 and counts == sorted(counts)
     assert "start" in err and err.rstrip("\n").endswith("]")     # left on screen
     assert sum(fp.status_counts().values()) == 40
+    # the last line drawn gives the result's count of points, not a phase's running rows
+    last = err.rstrip("\n").split("\r")[-1]
+    assert f"points={len(fp)}]" in last and "running=" not in last, last
 
 
 # -- round 9: the method registry, the q phase's default -----------------------------------

@@ -500,9 +500,9 @@ class _LaterBar:
         if self._made() is not None:
             self.bar.update(self.n - self.bar.n)
 
-    def set_postfix(self, **postfix):
+    def set_postfix(self, refresh=True, **postfix):
         if self._made() is not None:
-            self.bar.set_postfix(**postfix)
+            self.bar.set_postfix(refresh=refresh, **postfix)
 
     def __enter__(self):
         return self

@@ -70,9 +70,11 @@ def run_dense(problem, search_batch) -> Solution:
             slow_x += sx
             slow_r += sr
             statuses.append(st)
-        _settle(bar)
         status = np.concatenate(statuses).astype(np.int8)
         pts, res, jac = _distinct(problem, eye, found_x, found_r)
+        # the last postfix drawn is the result's, not the last phase's running count
+        bar.set_postfix(points=int(pts.shape[0]), refresh=False)
+        _settle(bar)
         slow = (slow_point_fields(problem.F, xp, slow_x, slow_r, problem.unique_tol, dim,
                                   x.dtype) if problem.slow_points else None)
         ev = _eigenvalues(xp, jac)
