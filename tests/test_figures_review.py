@@ -351,3 +351,20 @@ def test_dodge_moves_only_close_neighbours(values):
         for j in range(i + 1, len(logs)):
             if logs[i] == logs[j]:
                 assert abs(shift[i] - shift[j]) >= 0.012 - 1e-12
+
+
+def test_eigenvalue_title_names_the_period_of_a_period_search():
+    # the logistic map at r = 3.2: its 2-cycle (closed form below) and its two fixed points;
+    # a period-2 search gives the eigenvalues of the Jacobian of F^2
+    from itermap.analysis import find_fixed_points
+    from itermap.systems import logistic
+
+    r = 3.2
+    fp = find_fixed_points(logistic(r), np.linspace(0.05, 0.95, 40)[:, None], period=2)
+    cycle = (r + 1 + np.array([-1, 1]) * np.sqrt((r + 1) * (r - 3))) / (2 * r)
+    assert all(np.min(np.abs(np.asarray(fp.points)[:, 0] - c)) < 1e-9 for c in cycle)
+    ax = plots.eigenvalues(fp)
+    title = ax.get_legend().get_title().get_text()
+    assert title.startswith(f"{len(fp)} period-2 points"), title
+    assert "fixed point" not in title
+    plt.close("all")

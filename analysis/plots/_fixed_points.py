@@ -80,7 +80,9 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     unstable); more share a colour per stability. Equal spectra (``x*`` and
     ``-x*`` of an odd activation: a ``± pair``) are drawn once. The legend sits
     under the Axes (keep it in a saved figure with a constrained layout or
-    ``bbox_inches="tight"``), and the limits widen to fill the panel.
+    ``bbox_inches="tight"``), and the limits widen to fill the panel. A result of
+    a period-``p`` search holds the eigenvalues of the Jacobian of ``F^p``; the
+    legend's title names its points "period-p points".
 
     Parameters
     ----------
@@ -148,8 +150,10 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     ax.axhline(0, color="0.8", lw=0.5, zorder=0)
     ax.axvline(0, color="0.8", lw=0.5, zorder=0)
     _finish(ax, r"Re $\mu$", r"Im $\mu$")
+    period = 1 if bare else int(_field(fixed_points, "period", 1, required=False) or 1)
+    kind = "fixed point" if period == 1 else f"period-{period} point"
     title = (_plural(ev2.shape[1], "eigenvalue") if bare and ev2.shape[0] == 1  # a spectrum
-             else f"{_plural(ev2.shape[0], 'fixed point')}, {ev2.shape[1]} eigenvalues each")
+             else f"{_plural(ev2.shape[0], kind)}, {ev2.shape[1]} eigenvalues each")
     if any(idx.size > 1 for idx, _ in groups):
         title += "; equal spectra drawn once"
     n = len(ax.get_legend_handles_labels()[0])
