@@ -250,3 +250,83 @@ def test_user_maps_run_through_orbit_diagram_and_lyapunov_scan():
     np.testing.assert_allclose(od.states[:, -1, 0], np.sqrt([0.5, 0.8]), atol=1e-9)
     scan = analysis.lyapunov_scan(lambda a: Lozi(a=a), [1.7], np.array([0.1, 0.1]), 3000, k=2)
     assert abs(float(scan.exponents[0].sum()) - np.log(0.5)) < 1e-8
+
+
+# -- jacobian="central": a map without its derivative ------------------------------------
+def _henon_step(x, a=1.4, b=0.3):
+    return np.stack([1 - a * x[..., 0] ** 2 + x[..., 1], b * x[..., 0]], -1)
+
+
+def _henon_jac(x, a=1.4, b=0.3):
+    J = np.zeros(x.shape + (2,))
+    J[..., 0, 0], J[..., 0, 1], J[..., 1, 0] = -2 * a * x[..., 0], 1.0, b
+    return J
+
+
+def test_central_differences_match_the_closed_form_jacobian():
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, (7, 2))
+    fd = FunctionMap(_henon_step, 2, jacobian="central")
+    np.testing.assert_allclose(fd.jacobian(x), _henon_jac(x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fd.jacobian(x[0]), _henon_jac(x[0]), rtol=0, atol=1e-9)
+    v = np.random.default_rng(1).normal(size=(7, 2, 3))
+    np.testing.assert_allclose(fd.tangent(x, v), _henon_jac(x) @ v, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fd.vjp(x, v[:, :, 0]),
+                               np.einsum("bi,bij->bj", v[:, :, 0], _henon_jac(x)), atol=1e-8)
+    # a random tanh network of 30 units against its own closed-form Jacobian
+    net = itermap.random_rnn(30, gain=2.0, rng=3)
+    xs = np.random.default_rng(2).normal(size=(4, 30))
+    fd_net = FunctionMap(net.step, 30, jacobian="central")
+    np.testing.assert_allclose(fd_net.jacobian(xs), net.jacobian(xs), rtol=0, atol=1e-9)
+    # float32 states: float32's cube root of eps sets the error
+    j32 = fd.jacobian(x.astype(np.float32))
+    assert j32.dtype == np.float32
+    np.testing.assert_allclose(j32, _henon_jac(x), rtol=0, atol=1e-3)
+
+
+def test_central_differences_give_the_exponents_and_points_of_the_exact_jacobian():
+    exact = FunctionMap(_henon_step, 2, jacobian=_henon_jac)
+    fd = FunctionMap(_henon_step, 2, jacobian="central")
+    x0 = np.array([[0.1, 0.1]])
+    # the same step, so the same trajectory: only the tangents differ
+    le = analysis.lyapunov_spectrum(exact, x0, steps=5000, transient=100).exponents
+    lf = analysis.lyapunov_spectrum(fd, x0, steps=5000, transient=100).exponents
+    np.testing.assert_allclose(lf, le, rtol=0, atol=1e-8)
+    assert abs(float(np.sum(lf)) - np.log(0.3)) < 1e-8          # det J = -b
+    fp = analysis.find_fixed_points(fd, np.random.default_rng(0).uniform(-1.5, 1.5, (100, 2)))
+    a, b = 1.4, 0.3
+    closed = (-(1 - b) + np.array([-1.0, 1.0]) * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
+    np.testing.assert_allclose(np.sort(np.asarray(fp.points)[:, 0]), closed, atol=1e-10)
+    # logistic map at r = 4: lambda = ln 2 (a 1-D map, one state per row)
+    lg = FunctionMap(lambda x: 4.0 * x * (1.0 - x), 1, jacobian="central")
+    lam = analysis.lyapunov_spectrum(lg, np.array([[0.3]]), steps=100_000,
+                                     transient=100).exponents
+    assert abs(float(lam[0]) - np.log(2.0)) < 5e-3
+
+
+def test_central_differences_of_a_wrapping_step_and_of_a_driven_map():
+    K = 0.7
+
+    def standard(x):         # the Chirikov standard map, wrapped onto [0, 2 pi)^2 by step
+        p = np.mod(x[..., 1] + K * np.sin(x[..., 0]), 2 * np.pi)
+        return np.stack([np.mod(x[..., 0] + p, 2 * np.pi), p], -1)
+
+    m = FunctionMap(standard, 2, jacobian="central", periods=(2 * np.pi, 2 * np.pi))
+    # states whose images straddle the wrap: the differences are taken modulo 2 pi
+    x = np.array([[2 * np.pi - 1e-7, 1e-7], [1e-7, 2 * np.pi - 1e-7], [3.0, 2.0]])
+    c = K * np.cos(x[:, 0])
+    closed = np.stack([np.stack([1 + c, np.ones(3)], -1), np.stack([c, np.ones(3)], -1)], 1)
+    np.testing.assert_allclose(m.jacobian(x), closed, rtol=0, atol=1e-8)
+
+    dm = FunctionMap(lambda x, u: np.tanh(0.5 * x + u), 3, jacobian="central", input_size=3)
+    xs, us = np.random.default_rng(1).normal(size=(2, 4, 3))
+    d = 0.5 * (1 - np.tanh(0.5 * xs + us) ** 2)
+    np.testing.assert_allclose(dm.jacobian(xs, us), d[:, :, None] * np.eye(3), atol=1e-9)
+
+
+def test_central_differences_refuse_what_they_cannot_be():
+    with pytest.raises(ValueError, match="jacobian"):
+        FunctionMap(_henon_step, 2, jacobian="forward")
+    with pytest.raises(ValueError, match="tangent"):
+        FunctionMap(_henon_step, 2, jacobian="central", tangent=lambda x, v: v)
+    with pytest.raises(TypeError, match="jacobian='central'"):
+        as_map(type("NoJac", (), {"dim": 2, "step": staticmethod(_henon_step)})())

@@ -1,0 +1,69 @@
+"""Central-difference tangents for maps given without a Jacobian
+(``FunctionMap(step, dim, jacobian="central")``).
+
+``J(x) v ~ (F(x + h v) - F(x - h v)) / (2 h)`` with an error of order ``h^2`` from
+truncation and ``eps / h`` from rounding, balanced at ``h ~ eps^(1/3)`` relative to the
+state's scale (Nocedal and Wright 2006, sec. 8.1): about ``1e-10`` relative in float64
+for a map with bounded third derivatives. All ``2 k`` evaluations of ``k`` directions
+at ``B`` states are one batched call of ``step``.
+
+References
+----------
+.. [1] J. Nocedal and S. J. Wright, "Numerical Optimization", 2nd ed., Springer 2006,
+   sec. 8.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .._core._backend import namespace
+
+__all__ = ["FINITE_DIFFERENCES", "central_tangent"]
+
+#: the ``jacobian`` strings :class:`~itermap.FunctionMap` accepts
+FINITE_DIFFERENCES = ("central",)
+
+
+def central_tangent(step: Callable, takes_u: bool, periods: tuple | None) -> Callable:
+    """``tangent(x, v)`` (or ``tangent(x, v, u)`` where ``step`` takes an input) by
+    central differences of ``step``; a coordinate with a period has its differences
+    taken modulo the period (a step that wraps its states)."""
+    wraps = None if periods is None else np.array([P is not None for P in periods])
+    period = None if periods is None else np.array([1.0 if P is None else float(P)
+                                                    for P in periods])
+
+    def tangent(x, v, u=None):
+        xp = namespace(x)
+        one = x.ndim == 1
+        X, V = (x[None, :], v[None, ...]) if one else (x, v)
+        B, dim, k = V.shape
+        # the step along each direction: eps^(1/3) of the state's scale over the
+        # direction's largest entry (a zero direction stays zero)
+        cube_root_eps = float(np.finfo(np.dtype(X.dtype)).eps) ** (1 / 3)
+        scale = xp.maximum(xp.max(xp.abs(X), axis=1), xp.ones_like(X[:, 0]))
+        size = xp.max(xp.abs(V), axis=1)                                     # (B, k)
+        h = cube_root_eps * scale[:, None] / xp.where(size > 0, size, xp.ones_like(size))
+        D = xp.permute_dims(V, (0, 2, 1)) * h[..., None]                     # (B, k, dim)
+        pts = xp.concat([X[:, None, :] + D, X[:, None, :] - D], axis=1)     # (B, 2k, dim)
+        pts = xp.reshape(pts, (B * 2 * k, dim))
+        if u is None:
+            Y = step(pts)
+        else:
+            U = u[None, :] if u.ndim == 1 else u
+            U = xp.reshape(xp.broadcast_to(U[:, None, :], (B, 2 * k, U.shape[-1])),
+                           (B * 2 * k, U.shape[-1]))
+            Y = step(pts, U)
+        Y = xp.reshape(xp.asarray(Y), (B, 2, k, dim))
+        diff = Y[:, 0] - Y[:, 1]
+        if period is not None:   # a step that wraps: differences modulo the period
+            P = xp.asarray(period, dtype=diff.dtype)
+            diff = diff - xp.asarray(wraps) * (P * xp.round(diff / P))
+        out = xp.permute_dims(diff / (2.0 * h[..., None]), (0, 2, 1))        # (B, dim, k)
+        return out[0] if one else out
+
+    if takes_u:
+        return tangent
+    return lambda x, v: tangent(x, v)
