@@ -12,11 +12,7 @@ array([[0.5 , 0.5 ],
 
 from ._running._fused_steppers import general_tangent_stepper
 from ._running._idrs import IDRSolution, idrs
-from ._running._linalg import (
-    batched_eigvals,
-    batched_solve,
-    damped_normal_solve,
-)
+from ._running._linalg import batched_eigvals, batched_solve, damped_normal_solve
 from ._running._reorth import Reorthonormalizer
 
 __all__ = ["IDRSolution", "Reorthonormalizer", "batched_eigvals", "batched_solve",

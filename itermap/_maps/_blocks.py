@@ -10,14 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend, to_numpy
-from .._core._checks import (
-    check_memory,
-    check_real,
-    named,
-    no_half,
-    one_namespace,
-    plain_array,
-)
+from .._core._checks import check_memory, check_real, named, no_half, one_namespace, plain_array
 from .._core._rng import as_rng
 from .._core._types import Array, RngLike
 from ._block_patterns import (

@@ -23,10 +23,8 @@ _MAX_BLOCK_UNITS = 20_000
 
 
 def _check_graph(G):
-    try:
-        import networkx as nx
-    except ImportError as exc:  # pragma: no cover - networkx is a dependency
-        raise ImportError("from_graph needs networkx") from exc
+    import networkx as nx
+
     if not isinstance(G, nx.Graph):
         raise TypeError(f"G must be a networkx Graph or DiGraph, got {type(G).__name__}")
     if G.is_multigraph():

@@ -459,8 +459,8 @@ def jacobian(self: IterativeMap, x: Array, u: Array | None = None, *, sparse: bo
                       f"vjp need none, and jacobian(x, sparse=True) keeps the pattern",
                       stacklevel=2)
     J = d[..., :, None] * self._dense_masked(xp)
-    if self._leak is not None:
-        J = J + _diag_matrix(self._keep_vec, xp)
+    if self._leak is not None:  # + diag(1 - a); the array API has no fancy-index assignment
+        J = J + xp.eye(self.dim, dtype=self._keep_vec.dtype) * self._keep_vec[None, :]
     if isinstance(J, np.ndarray) and not J.flags.c_contiguous:
         # sparse products hand back F-ordered states; batched solvers want C order
         J = np.ascontiguousarray(J)
@@ -618,12 +618,6 @@ def _sparse_product(self, d, S=None):
 
 # a sparse map's dense Jacobian from this size on (200 MB) is worth a warning
 _WARN_DENSE_JACOBIAN = 5000
-
-
-def _diag_matrix(v, xp):
-    """``diag(v)`` as a dense matrix on ``xp``."""
-    # no fancy-index assignment: the array API has none
-    return xp.eye(v.shape[0], dtype=v.dtype) * v[None, :]
 
 
 def _sparse_cols(S, V, xp):

@@ -5,8 +5,7 @@ are the hard case for restarted GMRES: the spectrum of ``D F - I`` is a disk tha
 surrounds the origin, so GMRES plateaus until its basis holds ``O(n^0.75)`` vectors, and
 orthogonalising that basis costs ``O(n m^2)``. IDR(s) needs about as many products with
 the matrix but keeps only ``3 s + 4`` vectors, so each product costs ``O(s n)`` more
-(n = 20,000, 400,000 weights: one solve to 1e-6 in 1.4 s against about 55 s for GMRES;
-benchmarks/RESULTS.md, round 18).
+(the timings against GMRES: benchmarks/RESULTS.md, round 18).
 """
 
 from __future__ import annotations

@@ -159,8 +159,7 @@ def _controller():
         from threadpoolctl import ThreadpoolController
     except ImportError:  # an optional speed-up
         return None
-    with contextlib.suppress(ImportError):  # load SciPy's own BLAS, so the limits reach it
-        import scipy.linalg.blas  # noqa: F401
+    import scipy.linalg.blas  # noqa: F401  # load SciPy's own BLAS, so the limits reach it
     return ThreadpoolController()
 
 
@@ -187,10 +186,8 @@ def _scipy_own_blas():
     controller = _controller()
     if controller is None:
         return None
-    try:
-        import scipy
-    except ImportError:
-        return None
+    import scipy
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
     own = [lib.filepath for lib in controller.lib_controllers
            if lib.user_api == "blas" and _inside_scipy(lib.filepath, root)]
