@@ -232,3 +232,25 @@ def test_block_matrix_in_a_paper_figure_keeps_its_key_off_the_label_and_cells_ap
     n = W.shape[0]
     cell_pt = ax.get_window_extent(renderer).width / n * 72 / fig.dpi
     assert ax.lines[0].get_markersize() <= cell_pt
+
+
+def test_a_table_of_spectra_and_its_embedding_save_and_load(tmp_path):
+    # a paper's population study keeps its spectra: itermap.save refused a SpectraTable
+    # ("cannot save a SpectraTable") while every other analysis result saved
+    from itermap.analysis import spectra_table, spectrum_embedding
+    from itermap.systems import linear
+
+    maps = [linear(np.diag([0.5, 2.0])), linear(np.eye(2) * 1e200), linear(np.diag([0.25]))]
+    with pytest.warns(RuntimeWarning, match="1 of 3"):
+        t = spectra_table(maps, steps=20, transient=100, executor="serial", seed=0)
+    back = itermap.load(itermap.save(t, tmp_path / "table.npz"))
+    # the exponents of a diagonal linear map are the logs of its diagonal
+    np.testing.assert_allclose(back.raw[0], np.log([2.0, 0.5]), atol=1e-12)
+    np.testing.assert_allclose(back.raw[1], np.log([0.25]), atol=1e-12)
+    assert np.array_equal(back.spectra, t.spectra) and back.index.tolist() == [0, 2]
+    assert back.failures[0][0] == 1 and "Divergence" in back.failures[0][1]
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    e = spectrum_embedding(X, X[:, 0], latent=3, rng=0)
+    again = itermap.load(itermap.save(e, tmp_path / "embedding.npz"))
+    assert np.array_equal(again.codes, e.codes) and again.r2 == e.r2 > 0.99
+    assert again.method == "pca" and np.array_equal(again.test, e.test)
