@@ -254,3 +254,35 @@ def test_a_table_of_spectra_and_its_embedding_save_and_load(tmp_path):
     again = itermap.load(itermap.save(e, tmp_path / "embedding.npz"))
     assert np.array_equal(again.codes, e.codes) and again.r2 == e.r2 > 0.99
     assert again.method == "pca" and np.array_equal(again.test, e.test)
+
+
+def _numpy_gru_step(w, h, u):
+    """torch.nn.GRU's cell (gates r, z, n) for one unbatched state."""
+    gi = w["weight_ih_l0"] @ u + w["bias_ih_l0"]
+    gh = w["weight_hh_l0"] @ h + w["bias_hh_l0"]
+    H = h.size
+    r = _sigmoid(gi[:H] + gh[:H])
+    z = _sigmoid(gi[H:2 * H] + gh[H:2 * H])
+    n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
+    return (1 - z) * n + z * h
+
+
+def test_a_saturated_grus_isolated_points_are_the_closed_form_ones():
+    # the fixed-point guide's example: a GRU unit whose update gate saturates has a half-line
+    # of points copied exactly (multiplier 1); the isolated ones solve h = tanh(3 h sigmoid(h))
+    from scipy.optimize import brentq
+
+    w = {"weight_ih_l0": np.zeros((3, 1)), "weight_hh_l0": np.array([[1.0], [-12.0], [3.0]]),
+         "bias_ih_l0": np.zeros(3), "bias_hh_l0": np.zeros(3)}
+    fp = find_fixed_points(itermap.from_torch(w, "GRU"), np.linspace(-6, 2, 33)[:, None],
+                           inputs=np.zeros(1), progress=False)
+    on_line = np.abs(fp.eigenvalues - 1).min(axis=1) < 1e-9
+    def g(h):
+        return np.tanh(3 * h * _sigmoid(h)) - h
+
+    roots = [brentq(g, -2, -0.5, xtol=1e-14), 0.0, brentq(g, 0.5, 2, xtol=1e-14)]
+    np.testing.assert_allclose(np.sort(fp.points[~on_line, 0]), roots, atol=1e-9)
+    for p in fp.points[on_line]:                 # fixed points of torch's cell, to rounding
+        assert p[0] < -2
+        assert abs(_numpy_gru_step(w, p, np.zeros(1))[0] - p[0]) <= 1e-10
+    assert "not isolated" in (ROOT / "docs" / "guides" / "fixed_points.md").read_text()
