@@ -286,3 +286,33 @@ def test_a_saturated_grus_isolated_points_are_the_closed_form_ones():
         assert p[0] < -2
         assert abs(_numpy_gru_step(w, p, np.zeros(1))[0] - p[0]) <= 1e-10
     assert "not isolated" in (ROOT / "docs" / "guides" / "fixed_points.md").read_text()
+
+
+def _one_state_henon():
+    """Hénon written for one state at a time, as a ChaosTools user writes it."""
+    def step(x, a=1.4, b=0.3):
+        return np.array([1 - a * x[0] ** 2 + x[1], b * x[0]])
+
+    def jacobian(x, a=1.4, b=0.3):
+        return np.array([[-2 * a * x[0], 1.0], [b, 0.0]])
+
+    return itermap.FunctionMap(step, 2, jacobian=jacobian)
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead (analysis/fixed_points/_basins.py, "
+                   "_continuation.py) and r21-lines (analysis/lyapunov/_scan.py): a step "
+                   "written for one state fails inside the user's function with NumPy's "
+                   "broadcast ValueError or an IndexError; find_fixed_points names the batched "
+                   "protocol (round 20)")
+@pytest.mark.parametrize("analysis_name", ["basins", "continuation", "orbit_diagram"])
+def test_a_step_for_one_state_is_named_by_every_analysis(analysis_name):
+    from itermap import analysis
+
+    m = _one_state_henon()
+    run = {"basins": lambda: analysis.basins(m, np.zeros((4, 2)), steps=10),
+           "continuation": lambda: analysis.continuation(lambda a: m, [1.0, 1.1],
+                                                         np.array([0.6, 0.2])),
+           "orbit_diagram": lambda: analysis.orbit_diagram(lambda a: m, [1.0, 1.2], np.zeros(2),
+                                                           transient=5, keep=2)}[analysis_name]
+    with pytest.raises((ValueError, TypeError), match=r"batch"):
+        run()
