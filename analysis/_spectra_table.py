@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import itermap
+from itermap import saveable
 from itermap.backends import to_numpy
 
 from ._checks import (
@@ -97,6 +98,7 @@ def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
     return {"exponents": np.asarray(to_numpy(res.exponents), dtype=float)}
 
 
+@saveable
 @dataclass(frozen=True)
 class SpectraTable(itermap.Result):
     """The Lyapunov spectra of many maps, resampled to one length.
@@ -107,11 +109,11 @@ class SpectraTable(itermap.Result):
         Row ``r``: the spectrum of ``maps[index[r]]``, descending, with exponents
         below ``floor`` (``-inf`` included) raised to it, resampled by
         :func:`resample_spectrum`.
-    raw : tuple of ndarray
+    raw : list of ndarray
         The spectra as computed (with ``-inf`` where a direction collapsed).
     index : ndarray of int
         Which maps the rows are (failed maps are left out).
-    failures : tuple of (int, str)
+    failures : list of (int, str)
         Maps whose spectrum failed (a divergence, say), with the error.
     floor : float
         The value that stands for ``-inf``.
@@ -127,11 +129,14 @@ class SpectraTable(itermap.Result):
     """
 
     _table: ClassVar[tuple[str, ...]] = ("index", "spectra")
+    _schema: ClassVar[dict[str, str]] = {
+        "spectra": "float[N, L]", "raw": "list[float[*]]", "index": "int[N]",
+        "failures": "list", "floor": "float"}
 
     spectra: np.ndarray
-    raw: tuple
+    raw: list
     index: np.ndarray
-    failures: tuple
+    failures: list
     floor: float
 
 
@@ -240,16 +245,17 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     grid = [{"index": i, "blob": base64.b64encode(pickle.dumps(m)).decode("ascii")}
             for i, m in enumerate(maps)]
     res = sweep(fn, grid, executor=executor, seed=seed, cache=cache, progress=progress)
-    failures = tuple((int(f.params["index"]), f"{f.error}: {f.message}") for f in res.failures)
+    failures = [(int(f.params["index"]), f"{f.error}: {f.message}") for f in res.failures]
     if not res.records:
         raise ValueError(f"maps: every spectrum failed, e.g. {failures[0][1]}")
-    raw = tuple(np.asarray(r["exponents"], dtype=float) for r in res.records)
+    raw = [np.asarray(r["exponents"], dtype=float) for r in res.records]
     index = np.asarray([r["index"] for r in res.records], dtype=np.int64)
     length = max(s.size for s in raw) if length is None else length
     spectra = np.stack([resample_spectrum(np.maximum(s, floor), length) for s in raw])
     return SpectraTable(spectra, raw, index, failures, floor)
 
 
+@saveable
 @dataclass(frozen=True)
 class SpectrumEmbedding(itermap.Result):
     """Latent codes of spectra and how well they predict a target on held-out rows.
@@ -284,6 +290,11 @@ class SpectrumEmbedding(itermap.Result):
     >>> bool(e.r2 > 0.99)
     True
     """
+
+    _schema: ClassVar[dict[str, str]] = {
+        "codes": "float[N, *]", "predicted": "float[N]", "targets": "float[N]",
+        "train": "int[*]", "test": "int[*]", "r2": "float", "spearman": "float",
+        "reconstruction_error": "float", "test_reconstruction_error": "float", "method": "str"}
 
     codes: np.ndarray
     predicted: np.ndarray

@@ -69,6 +69,13 @@ def _results() -> dict:
                                                        seeds=2, steps=60, transient=20, rng=0),
         "SequenceComparison": analysis.compare_sequence_models(
             units=6, steps=4, max_delay=3, mc_steps=200, lyapunov_steps=30, rng=0),
+        # round 21: the population results save too
+        "SpectraTable": analysis.spectra_table(
+            [HENON, itermap.systems.linear(np.diag([0.5, 0.25]))], x0=x, steps=20,
+            executor="serial", seed=0, progress=False),
+        "SpectrumEmbedding": analysis.spectrum_embedding(
+            np.random.default_rng(0).normal(size=(12, 3)), np.linspace(0, 1, 12), latent=1,
+            rng=0),
     }
 
 
