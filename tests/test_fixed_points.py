@@ -1051,3 +1051,28 @@ def test_wanderers_in_two_cycles_are_given_up_without_losing_points(monkeypatch)
                 np.linalg.norm(sol.x - h) > 1e-6 for h in hybr):
             hybr.append(sol.x)
     assert len(fp) >= len(hybr)
+
+
+# -- round 21: points within their error bounds are one --------------------------------
+def test_points_within_unique_tol_or_their_error_bounds_are_one():
+    from itermap.analysis.fixed_points._clustering import merge_within_error
+
+    tol = 1e-4
+    e = np.eye(3)[0]
+    # a chain 0.8 tol apart: the least-residual member of one leader group and of the next
+    # stood within tol of each other; single linkage makes them one, the least residual
+    pts = np.stack([0.0 * e, 0.8 * tol * e, 1.6 * tol * e, 5.0 * e])
+    res = np.array([3e-9, 1e-9, 2e-9, 1e-9])
+    far = np.full((4, 3), 0.5 + 0.0j)                # multipliers far from 1: no widening
+    assert merge_within_error(np, pts, res, far, tol).tolist() == [1, 3]
+    # residual 1e-5 at a multiplier 0.99: known to 1e-5 / 0.01 = 1e-3, so 3e-4 apart is one
+    pts = np.stack([0.0 * e, 3e-4 * e])
+    near_one = np.full((2, 3), 0.99 + 0.0j)
+    assert merge_within_error(np, pts, np.array([1e-5, 2e-5]), near_one, tol).tolist() == [0]
+    # ... but not at a multiplier 0.5 (bound 2e-5), nor from a line of points (multiplier
+    # exactly 1: the bound is capped at 10 tol) 0.1 apart
+    assert merge_within_error(np, pts, np.array([1e-5, 2e-5]), far[:2], tol).tolist() == [0, 1]
+    line = np.stack([0.0 * e, 0.1 * e, 0.2 * e])
+    ones = np.ones((3, 3), dtype=complex)
+    assert merge_within_error(np, line, np.full(3, 1e-6), ones, tol).tolist() == [0, 1, 2]
+

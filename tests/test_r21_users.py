@@ -100,10 +100,9 @@ def test_an_lstm_runs_from_torchs_state_tuple_or_says_to_pass_c0():
         assert np.abs(output - _numpy_lstm(arrays, x, h0, c0)[0]).max() < 1e-12
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead (analysis/fixed_points/): in "
-                   "float32, points that meet tol = 1.2e-5 near a multiplier of modulus 0.994 "
-                   "lie up to 2e-3 from the one true point and are returned as 10 points, two "
-                   "of them 6.3e-5 apart, inside unique_tol = 1.2e-4")
+# in float32, points that meet tol = 1.2e-5 near a multiplier of modulus 0.994 lie up to
+# 2e-3 from the one true point: they were returned as 10 points, two of them 6.3e-5 apart,
+# inside unique_tol = 1.2e-4 (now one: merged within their error bounds)
 def test_a_float32_lstm_has_as_many_fixed_points_as_in_float64():
     arrays = _lstm_arrays(np.random.default_rng(2), 2, 6, 2, 4.0)
     m32 = itermap.from_torch({k: v.astype(np.float32) for k, v in arrays.items()}, "LSTM")
