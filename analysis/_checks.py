@@ -22,9 +22,10 @@ from itermap.checks import (
     plain_array,
 )
 
-__all__ = ["block_list", "check_bool", "check_choice", "check_int", "check_memory", "check_real",
-           "check_real_array", "check_states", "is_network", "is_sequence", "named", "no_extended",
-           "no_half", "one_namespace", "plain_array", "state_units", "machine_eps"]
+__all__ = ["block_list", "check_batched_step", "check_bool", "check_choice", "check_int",
+           "check_memory", "check_real", "check_real_array", "check_states", "is_network",
+           "is_sequence", "named", "no_extended", "no_half", "one_namespace", "plain_array",
+           "state_units", "machine_eps"]
 
 
 def check_states(name: str, value, **kwargs) -> np.ndarray:
@@ -79,3 +80,18 @@ def state_units(map_) -> np.ndarray:
 def machine_eps(dtype) -> float:
     """The rounding unit of a float32 or (otherwise) float64 dtype."""
     return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
+
+
+def check_batched_step(step, row, dim: int) -> None:
+    """A map whose step is written for one state at a time is named here (ValueError
+    naming ``map`` and the batched protocol), not by NumPy's error inside the user's code:
+    ``step`` (a callable of the states) is run on ``row``, a batch of one state."""
+    try:
+        got = tuple(step(row).shape)
+    except Exception as err:    # a map written for one state at a time fails in its code
+        raise ValueError(f"map: its step failed on a batch of 1 state, shape (1, {dim}) "
+                         f"({type(err).__name__}: {err}); the protocol's step takes a batch "
+                         f"of states, shape (B, dim) (itermap.check_map tests a map)") from err
+    if got != (1, dim):
+        raise ValueError(f"map: its step returned shape {got} for a batch of 1 state of "
+                         f"dim {dim}; expected (1, {dim})")

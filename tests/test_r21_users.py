@@ -298,11 +298,8 @@ def _one_state_henon():
     return itermap.FunctionMap(step, 2, jacobian=jacobian)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead (analysis/fixed_points/_basins.py, "
-                   "_continuation.py) and r21-lines (analysis/lyapunov/_scan.py): a step "
-                   "written for one state fails inside the user's function with NumPy's "
-                   "broadcast ValueError or an IndexError; find_fixed_points names the batched "
-                   "protocol (round 20)")
+# a step written for one state failed inside the user's function with NumPy's broadcast
+# ValueError or an IndexError; every analysis now names the batched protocol
 @pytest.mark.parametrize("analysis_name", ["basins", "continuation", "orbit_diagram"])
 def test_a_step_for_one_state_is_named_by_every_analysis(analysis_name):
     from itermap import analysis

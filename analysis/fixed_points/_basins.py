@@ -12,8 +12,8 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array, MapLike
 
+from .._checks import check_batched_step, check_real, check_states
 from .._checks import check_int as _check_int
-from .._checks import check_real, check_states
 from ._common import _check_inputs
 
 __all__ = ["Basins", "basins"]
@@ -225,6 +225,7 @@ def basins(map: MapLike, x0: Array, *, steps: int, inputs: Array | None = None,
     u = _check_inputs(map, inputs, np)      # one constant input, find_fixed_points' rules
     if u is not None:
         u = np.broadcast_to(np.asarray(u, dtype=float), (n, u.shape[0]))
+    check_batched_step(lambda row: map.step(row, None if u is None else u[:1]), x[:1], map.dim)
     if map.backend not in (None, "numpy"):
         raise ValueError(f"basins runs on NumPy maps; move the map with .to('numpy') (got "
                          f"{map.backend})")

@@ -22,8 +22,8 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array
 
+from .._checks import check_batched_step, check_real, check_real_array, check_states
 from .._checks import check_int as _check_int
-from .._checks import check_real, check_real_array, check_states
 from ._basins import _diff
 from ._common import (
     ON_CIRCLE,
@@ -357,6 +357,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     if x0.shape != (dim,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"x_start must be a finite vector of shape ({dim},), got shape "
                          f"{x0.shape}")
+    check_batched_step(lambda row: first.step(row, inputs), x0[None, :], dim)
     fam = _Family(make_map, inputs, dim)
     lam0 = float(vals[0])
     step_dtype = np.dtype(first.dtype or x0.dtype)      # a float32 map steps in float32

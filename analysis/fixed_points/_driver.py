@@ -18,7 +18,7 @@ import itermap
 from itermap.backends import to_numpy
 from itermap.typing import Array, MapLike
 
-from .._checks import check_bool, check_real
+from .._checks import check_batched_step, check_bool, check_real
 from .._checks import check_int as _check_int
 from ._clustering import _nearest_within, merge_within_error
 from ._common import (
@@ -422,15 +422,7 @@ def _check_shapes(F, x, *, jacobian):
     method: one evaluation at the first start."""
     dim = int(x.shape[1])
     row = x[:1, :]
-    try:
-        got = tuple(F.value(row).shape)
-    except Exception as err:    # a map written for one state at a time fails in its code
-        raise ValueError(f"map: its step failed on a batch of 1 state, shape (1, {dim}) "
-                         f"({type(err).__name__}: {err}); the protocol's step takes a batch "
-                         f"of states, shape (B, dim) (itermap.check_map tests a map)") from err
-    if got != (1, dim):
-        raise ValueError(f"map: its step returned shape {got} for a batch of 1 state of "
-                         f"dim {dim}; expected (1, {dim})")
+    check_batched_step(F.value, row, dim)
     if jacobian:
         got = tuple(F.jacobian_only(row).shape)
         if got != (1, dim, dim):

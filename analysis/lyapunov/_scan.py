@@ -16,6 +16,7 @@ from itermap.backends import is_sparse, namespace, to_numpy
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import (
+    check_batched_step,
     check_choice,
     check_memory,
     check_real_array,
@@ -233,6 +234,8 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
         for i, v in enumerate(values):
             mi = itermap.as_map(make_map(float(v)))
             X = _states_for(mi, x0, P)[i:i + 1]
+            if i == 0:
+                check_batched_step(lambda row: mi.step(row, inputs), X, mi.dim)  # noqa: B023
             rows.append(_run_orbit(mi, X, transient, keep, inputs))
         out = np.concatenate(rows, axis=0)
     return OrbitDiagram(values=values, states=out, transient=transient, batched=m is not None)
