@@ -201,9 +201,7 @@ def _paper_figure(draw):
     return fig, ax
 
 
-@pytest.mark.xfail(strict=True, reason="reported to r21-lines (analysis/plots/_scans.py): "
-                   "lyapunov_scan passes label= to errorbar next to its own label, a TypeError "
-                   "'got multiple values for keyword argument label'")
+# lyapunov_scan passed label= to errorbar next to its own label: a TypeError
 def test_two_scans_on_one_axes_take_their_own_labels():
     from itermap.analysis import plots
 

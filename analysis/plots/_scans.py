@@ -98,6 +98,9 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
         than the scan (a kink, such as the mean field's at gain 1, then shows).
     all_exponents : bool
         Also draw the other exponents (lighter).
+    **kwargs
+        Passed to the largest exponent's ``errorbar`` (``label=`` names the
+        scan where two share an Axes; ``color``, ``marker``, ...).
 
     Returns
     -------
@@ -133,9 +136,10 @@ def lyapunov_scan(scan: Any, *, ax: Axes | None = None, xlabel: str = "gain $g$"
         for i in range(1, exps.shape[1]):
             ax.plot(values, exps[:, i], color="0.6", lw=0.7,
                     label="other exponents" if i == 1 else "_")
+    # a label= of the caller's names the scan (two scans on one Axes)
     ax.errorbar(values, exps[:, 0], yerr=None if err is None else err[:, 0],
-                label=r"largest exponent $\lambda_1$",
-                **_style(dict(marker="o", ms=3, lw=1.0), kwargs))
+                **_style(dict(marker="o", ms=3, lw=1.0, label=r"largest exponent $\lambda_1$"),
+                         kwargs))
     if reference is not None:
         ref = np.asarray(_np(reference), dtype=float)
         ref_x = values if reference_values is None else np.asarray(_np(reference_values),
