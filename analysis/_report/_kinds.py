@@ -419,12 +419,38 @@ def _state_eigenvalues(fp, m):
     return dataclasses.replace(fp, eigenvalues=ev)
 
 
+def _fixed_point_starts(m, n, u, rng, steps=20, noise=0.5):
+    """``n`` starts for Newton: states ``sample_states`` visits, plus noise, and the count
+    of trajectories that escaped to infinity. Where some escape (a Henon or logistic map
+    from standard normal draws: its basin is bounded) those start from their draw instead;
+    Newton needs no bounded orbit."""
+    kw = {} if u is None else {"inputs": u}
+    try:
+        return sample_states(m, n, steps=steps, noise=noise, rng=rng, **kw), 0
+    except itermap.DivergenceError:
+        pass
+    x = rng.standard_normal((n, m.dim))
+    y, alive = x.copy(), np.ones(n, dtype=bool)
+    uu = None if u is None else np.broadcast_to(np.asarray(u, dtype=float), (n, np.size(u)))
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            rows = np.flatnonzero(alive)
+            if not rows.size:
+                break
+            y[rows] = m.step(y[rows], None if uu is None else uu[rows])
+            alive[rows] = np.isfinite(y[rows]).all(axis=1)
+    starts = m.wrap(x + noise * rng.standard_normal((n, m.dim)))
+    if alive.any():
+        starts[alive] = sample_states(m, int(alive.sum()), steps=steps, noise=noise, rng=rng,
+                                      x0=x[alive], **kw)
+    return starts, int(n - alive.sum())
+
+
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
-    x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
-                       **({} if u is None else {"inputs": u}))
+    x0, escaped = _fixed_point_starts(m, cfg.starts, u, ctx.rng)
     fp = _state_eigenvalues(find_fixed_points(m, x0, inputs=u, period=cfg.period), m)
     pts = np.asarray(fp.points)
     ev = np.asarray(fp.eigenvalues)
@@ -440,6 +466,7 @@ def fixed_points(cfg, ctx, out):
     out.numbers.update(count=int(pts.shape[0]), stable=int(stable.sum()),
                        eigenvalues_per_point=int(ev.shape[1]) if ev.ndim == 2 else 0,
                        unconverged=int(fp.n_unconverged), starts=cfg.starts,
+                       escaped=escaped,
                        max_residual=float(np.max(np.asarray(fp.residuals), initial=0.0)),
                        spectral_radius=radius.tolist(), n_unstable=n_uns.tolist(),
                        state_norm=norms.tolist(), symmetry=symmetry)
@@ -450,6 +477,10 @@ def fixed_points(cfg, ctx, out):
               ["#", "|x*|", "spectral radius", "unstable directions", "stable", "symmetry"],
               [[i, "0" if symmetry[i] == "origin" else f"{norms[i]:.3g}", f"{radius[i]:.3g}",
                 int(n_uns[i]), bool(stable[i]), symmetry[i] or "-"] for i in range(shown)])
+    if escaped:
+        out.note(f"{escaped} of {cfg.starts} sampled trajectories escaped to infinity within "
+                 "20 steps; those starts are their initial draws plus noise, not visited "
+                 "states.")
     if fp.n_unconverged:
         out.note(f"{fp.n_unconverged} of {cfg.starts} starts reached no fixed point within "
                  "the Newton iterations; the table lists the distinct points the other "
