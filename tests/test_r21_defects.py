@@ -1,0 +1,183 @@
+"""Round 21: defects earlier rounds noticed and left alone (issues 25, 26), each checked
+against something independent of the code under test (a long-double loop with the exact
+derivatives, a closed form)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import itermap
+from itermap.analysis._report import run_report
+from itermap.analysis._reservoir import _largest_exponents
+
+L = np.longdouble
+
+
+def _sech_sq(z):
+    """tanh'(z) = sech^2 z from e = exp(-2|z|), exact where 1 - tanh^2 z rounds to 0."""
+    e = np.exp(-2 * np.abs(z))
+    return 4 * e / ((1 + e) * (1 + e))
+
+
+def _sigmoid(a):
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _sigmoid_d(a):
+    e = np.exp(-np.abs(a))
+    return e / ((1 + e) * (1 + e))
+
+
+# -- 1: the edge-of-chaos scan's tanh' in saturation -------------------------------------
+
+def test_largest_exponent_of_a_saturated_reservoir_matches_a_long_double_loop():
+    # rho = 50 with inputs of amplitude 50: about 2/3 of the |z| are past 19.1, where
+    # 1 - tanh^2 rounds to 0 (the exponent read -3.127 for -3.114, off by 1.4e-2)
+    gen = np.random.default_rng(0)
+    n, steps, transient = 100, 500, 200
+    mask = gen.random((n, n)) < 0.1
+    W = np.where(mask, gen.normal(size=(n, n)), 0.0)
+    W /= np.max(np.abs(np.linalg.eigvals(W)))
+    w_in = gen.uniform(-1, 1, n)
+    u = gen.uniform(-1, 1, steps + transient) * 50.0
+    x0 = gen.normal(0, 0.5, n)
+    # a = 1: a stable row (a chaotic one's float64 trajectory depends on the rounding order)
+    rho, a = np.array([[50.0]]), np.array([[1.0]])
+    got = _largest_exponents(W, w_in, u, x0, rho, a, transient)
+    # Benettin's loop: the float64 states, the tangent in long double with sech^2 from z
+    X = x0[None, :].copy()
+    V = np.ones((1, n), dtype=L) / np.sqrt(L(n))
+    total = np.zeros(1, dtype=L)
+    for t in range(u.size):
+        Z = rho * (X @ W.T) + u[t] * w_in
+        V = (1 - a.astype(L)) * V + a.astype(L) * _sech_sq(Z.astype(L)) * (
+            rho.astype(L) * (V @ W.T.astype(L)))
+        X = (1 - a) * X + a * np.tanh(Z)
+        norm = np.sqrt((V * V).sum(axis=1))
+        V /= norm[:, None]
+        if t >= transient:
+            total += np.log(norm)
+    want = (total / steps).astype(float)
+    assert np.abs(got - want).max() < 1e-8, (got, want)
+
+
+# -- 2: the GRU and LSTM tangents in saturation -------------------------------------------
+
+def _gru_jacobian(Wi, Wh, bi, bh, h, u):
+    """d h'/d h of torch's GRU in long double, from the pre-activations."""
+    H = h.size
+    gi, gh = Wi @ u + bi, Wh @ h + bh
+    ar, az = gi[:H] + gh[:H], gi[H:2 * H] + gh[H:2 * H]
+    r, z, hn = _sigmoid(ar), _sigmoid(az), gh[2 * H:]
+    an = gi[2 * H:] + r * hn
+    n = np.tanh(an)
+    return ((_sigmoid(-az) * _sech_sq(an))[:, None]
+            * ((hn * _sigmoid_d(ar))[:, None] * Wh[:H] + r[:, None] * Wh[2 * H:])
+            + ((h - n) * _sigmoid_d(az))[:, None] * Wh[H:2 * H] + np.diag(z))
+
+
+def _lstm_jacobian(Wi, Wh, bi, bh, hc, u):
+    """d [h'; c'] / d [h; c] of torch's LSTM in long double, from the pre-activations."""
+    H = hc.size // 2
+    h, c0 = hc[:H], hc[H:]
+    a = Wi @ u + bi + Wh @ h + bh
+    ai, af, ag, ao = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    i, f, g, o = _sigmoid(ai), _sigmoid(af), np.tanh(ag), _sigmoid(ao)
+    c = f * c0 + i * g
+    dc_dh = ((c0 * _sigmoid_d(af))[:, None] * Wh[H:2 * H]
+             + (g * _sigmoid_d(ai))[:, None] * Wh[:H]
+             + (i * _sech_sq(ag))[:, None] * Wh[2 * H:3 * H])
+    dh_dh = (np.tanh(c) * _sigmoid_d(ao))[:, None] * Wh[3 * H:] \
+        + (o * _sech_sq(c))[:, None] * dc_dh
+    return np.block([[dh_dh, np.diag(o * _sech_sq(c) * f)], [dc_dh, np.diag(f)]])
+
+
+def _long_double_spectrum(jacobians, transient):
+    """Benettin's full spectrum of a product of Jacobians, QR by Gram-Schmidt in long double."""
+    d = jacobians[0].shape[0]
+    Q, total = np.eye(d, dtype=L), np.zeros(d, dtype=L)
+    for t, J in enumerate(jacobians):
+        Q = J.astype(L) @ Q
+        R = np.zeros(d, dtype=L)
+        for j in range(d):
+            for i in range(j):
+                Q[:, j] -= (Q[:, i] @ Q[:, j]) * Q[:, i]
+            R[j] = np.sqrt(Q[:, j] @ Q[:, j])
+            Q[:, j] /= R[j]
+        if t >= transient:
+            total += np.log(R)
+    return (total / (len(jacobians) - transient)).astype(float)
+
+
+@pytest.mark.parametrize("kind, tol", [("gru", 1e-4), ("lstm", 0.3)])
+def test_saturated_gated_maps_jacobians_give_the_long_double_spectrum(kind, tol):
+    # weights of scale 20: gates and tanh units saturate. The map's float64 Jacobians along
+    # a trajectory, multiplied in long double, against the exact Jacobians (from the
+    # pre-activations) in long double. Before: 1 - n^2, z (1 - z) read 0 and the spectrum
+    # was off by 5.6 (GRU) and 1.9 (LSTM; rounding the exact Jacobians to float64 alone
+    # costs its bottom exponent, near -36, 0.14)
+    H, I, T, transient = 6, 3, 600, 200
+    rng = np.random.default_rng(0)
+    G = 3 if kind == "gru" else 4
+    Wi = rng.normal(size=(G * H, I)) * 20 / np.sqrt(I)
+    Wh = rng.normal(size=(G * H, H)) * 20 / np.sqrt(H)
+    bi, bh = rng.normal(size=G * H), rng.normal(size=G * H)
+    m = (itermap.GRUMap if kind == "gru" else itermap.LSTMMap)(Wi, Wh, bi, bh)
+    exact = _gru_jacobian if kind == "gru" else _lstm_jacobian
+    weights = [w.astype(L) for w in (Wi, Wh, bi, bh)]
+    us = rng.normal(size=(T, I))
+    x = rng.normal(size=m.dim) * 0.5
+    ours, want = [], []
+    for u in us:
+        ours.append(m.jacobian(x, u))
+        want.append(exact(*weights, x.astype(L), u.astype(L)))
+        x = m.step(x, u)
+    got, ref = _long_double_spectrum(ours, transient), _long_double_spectrum(want, transient)
+    assert np.all(np.isfinite(got))
+    assert np.abs(got - ref).max() < tol, (got, ref)
+    # the top exponents, far from the rounding of the entries, to many digits
+    assert np.abs(got - ref)[:3].max() < 1e-7
+
+
+# -- 4: a report's fixed_points section on a map whose sampled trajectories escape ----------
+
+def _report_numbers(tmp_path, m):
+    itermap.save(m, tmp_path / "map.npz")
+    spec = {"networks": {"m": {"kind": "saved", "path": str(tmp_path / "map.npz")}},
+            "analyses": [{"kind": "fixed_points", "network": "m"}]}
+    doc = run_report(spec, tmp_path / "report", progress=False)
+    assert doc["failed"] == []
+    on_disk = json.loads((tmp_path / "report" / "results.json").read_text())
+    return on_disk["analyses"][0]
+
+
+def test_report_fixed_points_of_a_saved_henon_map_are_the_closed_form(tmp_path):
+    # standard normal starts leave the Henon map's bounded basin: sample_states raised
+    # DivergenceError and the section failed
+    a, b = 1.4, 0.3
+    section = _report_numbers(tmp_path, itermap.systems.henon(a, b))
+    num = section["numbers"]
+    xs = (-(1 - b) + np.array([1.0, -1.0]) * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
+    # |x*| = |x| sqrt(1 + b^2); Jacobian [[-2 a x, 1], [b, 0]]: lambda = -a x +- sqrt(a^2 x^2 + b)
+    norms = np.abs(xs) * np.sqrt(1 + b * b)
+    radii = np.abs(-a * xs) + np.sqrt(a * a * xs * xs + b)
+    assert num["count"] == 2 and num["stable"] == 0 and num["escaped"] > 0
+    order = np.argsort(num["state_norm"])
+    np.testing.assert_allclose(np.array(num["state_norm"])[order], np.sort(norms), rtol=1e-12)
+    np.testing.assert_allclose(np.array(num["spectral_radius"])[order],
+                               radii[np.argsort(norms)], rtol=1e-12)
+    assert any("escaped to infinity" in note for note in section["notes"])
+
+
+def test_report_fixed_points_of_a_saved_logistic_map_are_the_closed_form(tmp_path):
+    # x -> r x (1 - x): fixed points 0 and 1 - 1/r, multipliers r and 2 - r
+    r = 3.2
+    num = _report_numbers(tmp_path, itermap.systems.logistic(r))["numbers"]
+    assert num["count"] == 2
+    order = np.argsort(num["state_norm"])
+    np.testing.assert_allclose(np.array(num["state_norm"])[order], [0.0, 1 - 1 / r],
+                               atol=1e-12)
+    np.testing.assert_allclose(np.array(num["spectral_radius"])[order], [r, abs(2 - r)],
+                               rtol=1e-12)
