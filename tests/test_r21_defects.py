@@ -181,3 +181,56 @@ def test_report_fixed_points_of_a_saved_logistic_map_are_the_closed_form(tmp_pat
                                atol=1e-12)
     np.testing.assert_allclose(np.array(num["spectral_radius"])[order], [r, abs(2 - r)],
                                rtol=1e-12)
+
+
+# -- 3: itermap report --out naming a symbolic link ----------------------------------------
+
+SMALL_SPEC = """
+[networks.net]
+kind = "random_rnn"
+n = 10
+gain = 0.5
+
+[[analyses]]
+kind = "lyapunov"
+network = "net"
+steps = 50
+k = 2
+"""
+SPEC_DICT = {"networks": {"net": {"kind": "random_rnn", "n": 10, "gain": 0.5}},
+             "analyses": [{"kind": "lyapunov", "network": "net", "steps": 50, "k": 2}]}
+
+
+def _report_cli(tmp_path, out):
+    from itermap.analysis.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC)
+    return main(["report", str(spec), "--out", str(out)])
+
+
+def test_report_out_a_link_to_a_folder_writes_into_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "target").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to("target")
+    for _ in range(2):  # a new report, then one replacing it
+        assert _report_cli(tmp_path, link) == 0
+        assert link.is_symlink() and link.readlink() == type(link)("target")
+        doc = json.loads((tmp_path / "target" / "results.json").read_text())
+        assert doc["failed"] == [] and len(doc["analyses"][0]["numbers"]["exponents"]) == 2
+    # no temporary or earlier copy left beside either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "spec.toml", "target"]
+
+
+@pytest.mark.parametrize("target", ["nowhere", "link"], ids=["dangling", "loop"])
+def test_report_out_a_dangling_link_is_refused_naming_out(tmp_path, capsys, target):
+    # before, the swap replaced the link itself with a folder
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert _report_cli(tmp_path, link) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "symbolic link" in err and target in err
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "spec.toml"]
+    with pytest.raises(ValueError, match="out"):
+        run_report(SPEC_DICT, link, progress=False)
