@@ -234,3 +234,32 @@ def test_report_out_a_dangling_link_is_refused_naming_out(tmp_path, capsys, targ
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "spec.toml"]
     with pytest.raises(ValueError, match="out"):
         run_report(SPEC_DICT, link, progress=False)
+
+
+# -- 5: settings refused before anything runs, naming the key -----------------------------
+
+@pytest.mark.parametrize("analysis, key", [
+    ({"kind": "continuation", "u_min": 1.0, "u_max": -1.0}, "u_min"),
+    ({"kind": "finite_time", "network": "net", "window": 500, "steps": 100}, "window"),
+    ({"kind": "zoo", "latent": 7, "k": 6}, "latent"),
+    ({"kind": "fixed_points", "network": "net", "period": 10 ** 8}, "period"),
+], ids=["continuation", "finite_time", "zoo", "fixed_points_period"])
+def test_report_refuses_inconsistent_settings_up_front_naming_the_key(tmp_path, analysis, key):
+    # before, the first three ran (the zoo 15 s) and failed in their sections; a long
+    # period was refused naming starts, which changed little when lowered
+    from itermap.analysis._report import SpecError
+
+    spec = {"networks": SPEC_DICT["networks"], "analyses": [analysis]}
+    with pytest.raises(SpecError, match=rf"^analyses\[0\]\.{key}:"):
+        run_report(spec, tmp_path / "report", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_seed_option_refuses_a_negative_seed_naming_it(tmp_path, capsys):
+    from itermap.analysis.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(spec), "--out", str(tmp_path / "r"), "--seed", "-3"])
+    assert exc.value.code == 2 and "argument --seed" in capsys.readouterr().err

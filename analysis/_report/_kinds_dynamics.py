@@ -17,7 +17,7 @@ from .._parallel_in_time import newton_lyapunov_scan
 from ..fixed_points import continuation as follow
 from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
 from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _plot, _step_cost
-from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
+from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive, SpecError
 from ._registry import report_kind
 
 
@@ -64,14 +64,17 @@ class ContinuationKind(AnalysisModel):
     def title(self):
         return f"continuation (one tanh unit, gain {self.gain:g})"
 
+    def check(self, spec, where):
+        if not self.u_min < self.u_max:
+            raise SpecError(f"{where}.u_min: {self.u_min:g} must be below u_max "
+                            f"{self.u_max:g}")
+
     def cost(self, sizes):
         return Cost(bytes=1e6, seconds=0.2 + _figure(1.0), memory_key="gain", time_key="gain")
 
 
 @report_kind(ContinuationKind)
 def continuation(cfg, ctx, out):
-    if not cfg.u_min < cfg.u_max:
-        raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")
     res = follow(lambda u: IterativeMap(np.array([[cfg.gain]]), np.array([float(u)]), "tanh"),
                  [cfg.u_min, cfg.u_max], np.array([-0.99]))
     _plot(out, "continuation", f"Fixed points of x = tanh({cfg.gain:g} x + u) against u: "
@@ -151,6 +154,11 @@ class FiniteTimeKind(AnalysisModel):
     steps: Count = 4000
     k: Count = 2
     transient: NonNegative = 200
+
+    def check(self, spec, where):
+        if self.window > self.steps:
+            raise SpecError(f"{where}.window: {self.window} steps is longer than the run "
+                            f"(steps = {self.steps}): there is no window to measure")
 
     def cost(self, sizes):
         s = sizes[self.network]
