@@ -263,3 +263,34 @@ def test_report_seed_option_refuses_a_negative_seed_naming_it(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["report", str(spec), "--out", str(tmp_path / "r"), "--seed", "-3"])
     assert exc.value.code == 2 and "argument --seed" in capsys.readouterr().err
+
+
+def test_report_dynamics_of_a_saved_henon_map_draw_escaping_starts_again(tmp_path):
+    # the lyapunov, finite_time and covariant_vectors sections failed with DivergenceError
+    # when one of their N(0, 0.25) starts left the basin; block_matrix raised AttributeError
+    a, b = 1.4, 0.3
+    itermap.save(itermap.systems.henon(a, b), tmp_path / "map.npz")
+    net = {"h": {"kind": "saved", "path": str(tmp_path / "map.npz")}}
+    spec = {"seed": 0, "networks": net, "analyses": [
+        {"kind": "lyapunov", "network": "h", "k": 2, "starts": 8},
+        {"kind": "finite_time", "network": "h", "steps": 2000},
+        {"kind": "covariant_vectors", "network": "h", "k": 2, "steps": 300},
+        {"kind": "block_matrix", "network": "h"},
+        {"kind": "fixed_points", "network": "h", "period": 2}]}
+    doc = run_report(spec, tmp_path / "report", progress=False)
+    lyap, finite, _, blocks, period2 = doc["analyses"]
+    assert doc["failed"] == [3] and "no weight matrix" in blocks["error"]["message"]
+    assert lyap["numbers"]["redrawn_starts"] > 0
+    # det J = -b at every point: the exponents sum to ln b; the largest is 0.4192 (Sprott,
+    # Chaos and Time-Series Analysis, 2003, table A.1)
+    ex = lyap["numbers"]["exponents"]
+    assert abs(sum(ex) - np.log(b)) < 1e-9 and abs(ex[0] - 0.4192) < 0.01
+    assert abs(sum(finite["numbers"]["mean"]) - np.log(b)) < 1e-9
+    # period 2: the two fixed points and the 2-cycle, x^2 - (1 - b) x / a + ((1 - b)^2 - a)
+    # / a^2 = 0 (real for 4 a > 3 (1 - b)^2)
+    xf = (-(1 - b) + np.array([1.0, -1.0]) * np.sqrt((1 - b) ** 2 + 4 * a)) / (2 * a)
+    x1, x2 = ((1 - b) + np.array([1.0, -1.0]) * np.sqrt(4 * a - 3 * (1 - b) ** 2)) / (2 * a)
+    norms = np.sort(np.r_[np.abs(xf) * np.hypot(1, b), np.hypot(x1, b * x2),
+                          np.hypot(x2, b * x1)])
+    assert period2["numbers"]["count"] == 4
+    np.testing.assert_allclose(np.sort(period2["numbers"]["state_norm"]), norms, rtol=1e-10)

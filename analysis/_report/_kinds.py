@@ -19,7 +19,7 @@ from .._graph import fir_length
 from .._graph import sparsity_graph as graph_of
 from .._memory import impulse_response as response_of
 from .._reservoir import first_crossing
-from ..fixed_points import find_fixed_points, sample_states
+from ..fixed_points import find_fixed_points
 from ..fixed_points._driver import _KRYLOV_DIM
 from ..lyapunov import gain_family, lyapunov_spectrum, mean_field_exponent
 from ..lyapunov import lyapunov_scan as scan_of
@@ -41,6 +41,7 @@ from ._models import (
 )
 from ._networks import block_labels, rng_for, static_sizes
 from ._registry import KINDS, Context, ReportKind, Section, report_kind
+from ._starts import bounded_run, fixed_point_starts, note_redrawn
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
@@ -159,7 +160,10 @@ def _nnz(block):
 @report_kind(BlockMatrixKind)
 def block_matrix(cfg, ctx, out):
     m = ctx.nets[cfg.network]
-    bm = m.block_matrix
+    bm = getattr(m, "block_matrix", None)
+    if bm is None:  # a saved classic map (Henon, logistic): its class is known only now
+        raise TypeError(f"network {cfg.network}: a {type(m).__name__} has no weight matrix "
+                        "(only maps with a block_matrix, such as IterativeMap, have one)")
     labels = block_labels(m)
     _plot(out, f"block_matrix_{cfg.network}", f"Weight matrix of {cfg.network}: nonzeros (red "
           "positive, blue negative) and block boundaries.", plots.block_matrix, m,
@@ -429,38 +433,11 @@ def _state_eigenvalues(fp, m):
     return dataclasses.replace(fp, eigenvalues=ev)
 
 
-def _fixed_point_starts(m, n, u, rng, steps=20, noise=0.5):
-    """``n`` starts for Newton: states ``sample_states`` visits, plus noise, and the count
-    of trajectories that escaped to infinity. Where some escape (a Henon or logistic map
-    from standard normal draws: its basin is bounded) those start from their draw instead;
-    Newton needs no bounded orbit."""
-    kw = {} if u is None else {"inputs": u}
-    try:
-        return sample_states(m, n, steps=steps, noise=noise, rng=rng, **kw), 0
-    except itermap.DivergenceError:
-        pass
-    x = rng.standard_normal((n, m.dim))
-    y, alive = x.copy(), np.ones(n, dtype=bool)
-    uu = None if u is None else np.broadcast_to(np.asarray(u, dtype=float), (n, np.size(u)))
-    with np.errstate(all="ignore"):
-        for _ in range(steps):
-            rows = np.flatnonzero(alive)
-            if not rows.size:
-                break
-            y[rows] = m.step(y[rows], None if uu is None else uu[rows])
-            alive[rows] = np.isfinite(y[rows]).all(axis=1)
-    starts = m.wrap(x + noise * rng.standard_normal((n, m.dim)))
-    if alive.any():
-        starts[alive] = sample_states(m, int(alive.sum()), steps=steps, noise=noise, rng=rng,
-                                      x0=x[alive], **kw)
-    return starts, int(n - alive.sum())
-
-
 @report_kind(FixedPointsKind)
 def fixed_points(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
-    x0, escaped = _fixed_point_starts(m, cfg.starts, u, ctx.rng)
+    x0, escaped = fixed_point_starts(m, cfg.starts, u, ctx.rng)
     fp = _state_eigenvalues(find_fixed_points(m, x0, inputs=u, period=cfg.period), m)
     pts = np.asarray(fp.points)
     ev = np.asarray(fp.eigenvalues)
@@ -544,8 +521,11 @@ def lyapunov(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
     x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
-    res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
-                            transient=cfg.transient, inputs=u, rng=ctx.rng)
+    res, redrawn = bounded_run(
+        lambda x: lyapunov_spectrum(m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
+                                    transient=cfg.transient, inputs=u, rng=ctx.rng),
+        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
+    note_redrawn(out, redrawn)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
