@@ -294,3 +294,27 @@ def test_report_dynamics_of_a_saved_henon_map_draw_escaping_starts_again(tmp_pat
                           np.hypot(x2, b * x1)])
     assert period2["numbers"]["count"] == 4
     np.testing.assert_allclose(np.sort(period2["numbers"]["state_norm"]), norms, rtol=1e-10)
+
+
+# -- 5: sparse_hidden_width searched one width at a time ------------------------------------
+
+def test_sparse_hidden_width_is_the_largest_width_within_the_target_and_fast():
+    from itermap.analysis import sparse_hidden_width
+
+    def count(h, n_in, n_out, p):   # the paper's all-R=p map: weights times p, plus biases
+        return p * (h * n_in + h * h + h * n_out + n_out * n_in + n_out * h + n_out ** 2) \
+            + h + n_out
+
+    def plain(target, p, n_in=64, n_out=10):
+        h = 1
+        while count(h + 1, n_in, n_out, p) <= target:
+            h += 1
+        return h
+
+    for target, p in [(1, 1.0), (10, 0.5), (4810, 1.0), (4810, 0.1), (10 ** 5, 0.01),
+                      (123457, 0.37)]:
+        assert sparse_hidden_width(target, p) == plain(target, p)
+    assert sparse_hidden_width(50, 1.0, n_in=3, n_out=2) == plain(50, 1.0, 3, 2)
+    # before: one width a step, about 1e9 steps here
+    h = sparse_hidden_width(10 ** 18, 1e-18)
+    assert count(h, 64, 10, 1e-18) <= 10 ** 18 < count(h + 1, 64, 10, 1e-18)
