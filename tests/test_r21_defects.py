@@ -318,3 +318,10 @@ def test_sparse_hidden_width_is_the_largest_width_within_the_target_and_fast():
     # before: one width a step, about 1e9 steps here
     h = sparse_hidden_width(10 ** 18, 1e-18)
     assert count(h, 64, 10, 1e-18) <= 10 ** 18 < count(h + 1, 64, 10, 1e-18)
+
+
+def test_compare_sequence_models_names_the_key_of_a_value_that_is_no_map():
+    from itermap.analysis import compare_sequence_models
+
+    with pytest.raises(TypeError, match=r"^maps\['a'\]: int object has no step"):
+        compare_sequence_models({"a": 3})
