@@ -31,6 +31,9 @@ _ARNOLDI_DIM = 400
 # the scan holds dense n x n weights and one input per step: beyond these it cannot finish
 _MAX_UNITS = 20_000
 _MAX_RUN = 10 ** 8
+# below this tanh' = 1 - tanh^2 has lost half its digits (the library's activation switches
+# to sech^2 at the same value)
+_TANH_D_EXACT = 1e-8
 
 
 def effective_spectral_radius(map: Any, *, leak: float | None = None,
@@ -317,11 +320,19 @@ def _largest_exponents(W, w_in, u, x0, rho, a, transient):
     V = np.ones((P, n)) / np.sqrt(n)
     total = np.zeros(P)
     WT = np.ascontiguousarray(W.T)
+    tanh = itermap.ACTIVATIONS["tanh"]
+    keep, a_rho = 1 - a, a * rho
     for t in range(u.size):
         Z = rho * (X @ WT) + u[t] * w_in
         T = np.tanh(Z)
-        V = (1 - a) * V + a * (1 - T * T) * (rho * (V @ WT))
-        X = (1 - a) * X + a * T
+        D = 1 - T * T
+        # 1 - T^2 loses its digits in saturation and is 0 past |z| ~ 19: there the
+        # activation's own (exact) derivative, from Z
+        if D.min() < _TANH_D_EXACT:
+            low = D < _TANH_D_EXACT
+            D[low] = tanh.derivative(Z[low], np)
+        V = keep * V + (a_rho * D) * (V @ WT)
+        X = keep * X + a * T
         norm = np.linalg.norm(V, axis=1)
         V /= norm[:, None]
         if t >= transient:

@@ -197,7 +197,7 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
     if not isinstance(maps, Mapping) or not maps:
         raise TypeError(f"maps must be a non-empty mapping of names to maps, got "
                         f"{type(maps).__name__}")
-    maps = {str(name): itermap.as_map(m) for name, m in maps.items()}
+    maps = {str(name): _named_map(name, m) for name, m in maps.items()}
     for name, m in maps.items():
         if m.input_size != 1:
             raise ValueError(f"maps[{name!r}] takes {m.input_size} inputs: the comparison drives "
@@ -221,3 +221,10 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
         exps.append(e)
     return SequenceComparison(list(maps), [m.dim for m in maps.values()], np.array(impulse),
                               np.array(r2), capacity, np.array(exps))
+
+
+def _named_map(name, m):
+    try:
+        return itermap.as_map(m)
+    except TypeError as exc:  # as_map's message names no key of the mapping
+        raise TypeError(f"maps[{name!r}]: {exc}") from exc

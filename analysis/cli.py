@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     p_report.add_argument("--list", action="store_true", help="name the shipped examples")
     p_report.add_argument("--schema", action="store_true",
                           help="print the JSON Schema of a spec (data/spec.schema.json)")
-    p_report.add_argument("--seed", type=int, default=None, help="override the spec's seed")
+    p_report.add_argument("--seed", type=_seed, default=None, help="override the spec's seed")
     p_report.add_argument("--time-limit", type=_seconds, default=3600.0, metavar="SECONDS",
                           help="refuse a spec estimated to run longer (default 3600)")
     p_report.add_argument("--blas-threads", type=_threads, default="auto", metavar="N",

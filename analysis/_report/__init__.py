@@ -41,6 +41,7 @@ Layout
 ``_spec``     the top-level model, messages that name the key, the schema, the examples;
 ``_networks`` building the networks and drawing each driven network's one input;
 ``_budget``   memory and time estimates, checked before anything runs;
+``_starts``   starts on maps whose basin is bounded (escaping trajectories drawn again);
 ``_html``     results.json and the Jinja2 template ``data/report.html.j2``;
 ``_run``      :func:`run_report` and the ``itermap report`` command.
 

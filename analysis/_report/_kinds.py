@@ -19,7 +19,7 @@ from .._graph import fir_length
 from .._graph import sparsity_graph as graph_of
 from .._memory import impulse_response as response_of
 from .._reservoir import first_crossing
-from ..fixed_points import find_fixed_points, sample_states
+from ..fixed_points import find_fixed_points
 from ..fixed_points._driver import _KRYLOV_DIM
 from ..lyapunov import gain_family, lyapunov_spectrum, mean_field_exponent
 from ..lyapunov import lyapunov_scan as scan_of
@@ -41,6 +41,7 @@ from ._models import (
 )
 from ._networks import block_labels, rng_for, static_sizes
 from ._registry import KINDS, Context, ReportKind, Section, report_kind
+from ._starts import bounded_run, fixed_point_starts, note_redrawn
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
@@ -159,7 +160,10 @@ def _nnz(block):
 @report_kind(BlockMatrixKind)
 def block_matrix(cfg, ctx, out):
     m = ctx.nets[cfg.network]
-    bm = m.block_matrix
+    bm = getattr(m, "block_matrix", None)
+    if bm is None:  # a saved classic map (Henon, logistic): its class is known only now
+        raise TypeError(f"network {cfg.network}: a {type(m).__name__} has no weight matrix "
+                        "(only maps with a block_matrix, such as IterativeMap, have one)")
     labels = block_labels(m)
     _plot(out, f"block_matrix_{cfg.network}", f"Weight matrix of {cfg.network}: nonzeros (red "
           "positive, blue negative) and block boundaries.", plots.block_matrix, m,
@@ -333,22 +337,32 @@ class FixedPointsKind(AnalysisModel):
     period: Count = 1
 
     def cost(self, sizes):
-        s = sizes[self.network]
+        cost = self._cost(sizes[self.network], self.starts, self.period)
+        # the time is refused naming the setting whose default saves the more (a long
+        # period made it name starts, and lowering them changed little)
+        default = type(self).model_fields["starts"].default
+        if self.period > 1 and self._cost(sizes[self.network], self.starts, 1).seconds \
+                < self._cost(sizes[self.network], min(self.starts, default), self.period).seconds:
+            cost = dataclasses.replace(cost, time_key="period")
+        return cost
+
+    @staticmethod
+    def _cost(s, starts, period):
         n = s.dim
         iters, excess = _newton_iterations(s)
         if n > _KRYLOV_DIM:         # method "auto" runs Newton-Krylov: no n x n array
-            return _krylov_cost(s, self.starts, iters, excess, self.period)
+            return _krylov_cost(s, starts, iters, excess, period)
         # per start and iteration: the Jacobian (products of p of them) and one LU solve
-        per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (self.period - 1) * 2.0 * n ** 3
+        per_iter = 2 * n ** 3 / 3 + 4 * n ** 2 + (period - 1) * 2.0 * n ** 3
         # distinct points whose spectra are computed: more the stronger the coupling
-        points = 1 + self.starts / 4 * min(2 * excess, 1.0)
+        points = 1 + starts / 4 * min(2 * excess, 1.0)
         # the search's fixed cost past gain 1, whatever the number of starts: where the
         # damped phase reaches no point, the gain rule's lower-gain searches, deflated
         # reruns and gain paths, and the last start's wandering window
         fixed = GAIN_RULE_SOLVES * min(excess, 1.0)
-        return Cost(bytes=6 * _F8 * self.starts * n ** 2,
-                    seconds=((self.starts * iters + fixed) * per_iter + points * 25 * n ** 3)
-                    / _linalg_rate(n) + iters * 1e-3 * self.period + _figure(1.0),
+        return Cost(bytes=6 * _F8 * starts * n ** 2,
+                    seconds=((starts * iters + fixed) * per_iter + points * 25 * n ** 3)
+                    / _linalg_rate(n) + iters * 1e-3 * period + _figure(1.0),
                     memory_key="starts", time_key="starts")
 
 
@@ -423,8 +437,7 @@ def _state_eigenvalues(fp, m):
 def fixed_points(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
-    x0 = sample_states(m, cfg.starts, steps=20, noise=0.5, rng=ctx.rng,
-                       **({} if u is None else {"inputs": u}))
+    x0, escaped = fixed_point_starts(m, cfg.starts, u, ctx.rng)
     fp = _state_eigenvalues(find_fixed_points(m, x0, inputs=u, period=cfg.period), m)
     pts = np.asarray(fp.points)
     ev = np.asarray(fp.eigenvalues)
@@ -440,6 +453,7 @@ def fixed_points(cfg, ctx, out):
     out.numbers.update(count=int(pts.shape[0]), stable=int(stable.sum()),
                        eigenvalues_per_point=int(ev.shape[1]) if ev.ndim == 2 else 0,
                        unconverged=int(fp.n_unconverged), starts=cfg.starts,
+                       escaped=escaped,
                        max_residual=float(np.max(np.asarray(fp.residuals), initial=0.0)),
                        spectral_radius=radius.tolist(), n_unstable=n_uns.tolist(),
                        state_norm=norms.tolist(), symmetry=symmetry)
@@ -450,6 +464,10 @@ def fixed_points(cfg, ctx, out):
               ["#", "|x*|", "spectral radius", "unstable directions", "stable", "symmetry"],
               [[i, "0" if symmetry[i] == "origin" else f"{norms[i]:.3g}", f"{radius[i]:.3g}",
                 int(n_uns[i]), bool(stable[i]), symmetry[i] or "-"] for i in range(shown)])
+    if escaped:
+        out.note(f"{escaped} of {cfg.starts} sampled trajectories escaped to infinity within "
+                 "20 steps; those starts are their initial draws plus noise, not visited "
+                 "states.")
     if fp.n_unconverged:
         out.note(f"{fp.n_unconverged} of {cfg.starts} starts reached no fixed point within "
                  "the Newton iterations; the table lists the distinct points the other "
@@ -503,8 +521,11 @@ def lyapunov(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     u = ctx.inputs[cfg.network]
     x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
-    res = lyapunov_spectrum(m, x0, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
-                            transient=cfg.transient, inputs=u, rng=ctx.rng)
+    res, redrawn = bounded_run(
+        lambda x: lyapunov_spectrum(m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
+                                    transient=cfg.transient, inputs=u, rng=ctx.rng),
+        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
+    note_redrawn(out, redrawn)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "

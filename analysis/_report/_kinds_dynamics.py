@@ -17,8 +17,9 @@ from .._parallel_in_time import newton_lyapunov_scan
 from ..fixed_points import continuation as follow
 from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
 from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _plot, _step_cost
-from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive
+from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive, SpecError
 from ._registry import report_kind
+from ._starts import bounded_run, note_redrawn
 
 
 # -- memory capacity along the continuum ---------------------------------------------------
@@ -64,14 +65,17 @@ class ContinuationKind(AnalysisModel):
     def title(self):
         return f"continuation (one tanh unit, gain {self.gain:g})"
 
+    def check(self, spec, where):
+        if not self.u_min < self.u_max:
+            raise SpecError(f"{where}.u_min: {self.u_min:g} must be below u_max "
+                            f"{self.u_max:g}")
+
     def cost(self, sizes):
         return Cost(bytes=1e6, seconds=0.2 + _figure(1.0), memory_key="gain", time_key="gain")
 
 
 @report_kind(ContinuationKind)
 def continuation(cfg, ctx, out):
-    if not cfg.u_min < cfg.u_max:
-        raise ValueError(f"u_min {cfg.u_min} must be below u_max {cfg.u_max}")
     res = follow(lambda u: IterativeMap(np.array([[cfg.gain]]), np.array([float(u)]), "tanh"),
                  [cfg.u_min, cfg.u_max], np.array([-0.99]))
     _plot(out, "continuation", f"Fixed points of x = tanh({cfg.gain:g} x + u) against u: "
@@ -125,8 +129,12 @@ def covariant_vectors(cfg, ctx, out):
         return
     x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
-    res = covariant_lyapunov_vectors(m, x0, cfg.steps, k=k, transient=cfg.transient,
-                                     inputs=ctx.inputs[cfg.network], rng=ctx.rng)
+    u = ctx.inputs[cfg.network]
+    res, redrawn = bounded_run(
+        lambda x: covariant_lyapunov_vectors(m, x, cfg.steps, k=k, transient=cfg.transient,
+                                             inputs=u, rng=ctx.rng),
+        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
+    note_redrawn(out, redrawn)
     _plot(out, f"clv_angles_{cfg.network}", "Angles between the first two covariant Lyapunov "
           f"vectors of {cfg.network} along {cfg.steps} steps: near-tangencies show as angles "
           "near 0.", plots.clv_angles, res)
@@ -152,6 +160,11 @@ class FiniteTimeKind(AnalysisModel):
     k: Count = 2
     transient: NonNegative = 200
 
+    def check(self, spec, where):
+        if self.window > self.steps:
+            raise SpecError(f"{where}.window: {self.window} steps is longer than the run "
+                            f"(steps = {self.steps}): there is no window to measure")
+
     def cost(self, sizes):
         s = sizes[self.network]
         k = min(self.k, s.dim)
@@ -165,8 +178,12 @@ def finite_time(cfg, ctx, out):
     m = ctx.nets[cfg.network]
     x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
-    res = finite_time_exponents(m, x0, cfg.window, cfg.steps, k=k, transient=cfg.transient,
-                                inputs=ctx.inputs[cfg.network], rng=ctx.rng)
+    u = ctx.inputs[cfg.network]
+    res, redrawn = bounded_run(
+        lambda x: finite_time_exponents(m, x, cfg.window, cfg.steps, k=k,
+                                        transient=cfg.transient, inputs=u, rng=ctx.rng),
+        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
+    note_redrawn(out, redrawn)
     _plot(out, f"finite_time_{cfg.network}", f"Finite-time Lyapunov exponents of {cfg.network} "
           f"over windows of {cfg.window} steps; dotted lines mark the means.",
           plots.finite_time_histogram, res)

@@ -10,7 +10,7 @@ from itermap import datasets
 
 from .._spectra_table import spectra_table, spectrum_embedding
 from ._kinds import STEP_OVERHEAD, _new_axes, _plot
-from ._models import AnalysisModel, Cost, Count
+from ._models import AnalysisModel, Cost, Count, SpecError
 from ._registry import report_kind
 
 ZOO_SIZE = 108  # networks per task in itermap.datasets.zoo()
@@ -31,6 +31,11 @@ class ZooKind(AnalysisModel):
     def title(self):
         return (f"the model zoo ({self.task}): do Lyapunov spectra predict the accuracy of "
                 f"held-out networks?")
+
+    def check(self, spec, where):
+        if self.latent > self.k:  # the embedding's features are the k exponents
+            raise SpecError(f"{where}.latent: {self.latent} latent dimensions exceed the "
+                            f"k = {self.k} exponents they embed")
 
     def cost(self, sizes):
         # a zoo network has at most 50 units: the QR of a 50 x k frame per step dominates

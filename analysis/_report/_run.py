@@ -118,6 +118,20 @@ def _looks_like_report(path: Path) -> bool:
         return False
 
 
+def _link_target(out: Path) -> Path:
+    """Where a symbolic link ``out`` points (the report is written there and the link kept,
+    as ``cp`` and ``tar`` follow one); a dangling or looping link is refused, since the
+    swap would replace the link itself with a folder."""
+    if not out.is_symlink():
+        return out
+    try:
+        return out.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing target, or a loop (RuntimeError before 3.13)
+        raise ValueError(f"out (--out): {out} is a symbolic link to {os.readlink(out)}, which "
+                         "does not exist or loops; create its target or choose another "
+                         "--out") from None
+
+
 def _spec_and_text(spec, spec_text):
     if isinstance(spec, (str, os.PathLike)):
         path = resolve_spec(spec)
@@ -178,7 +192,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     out : path
         The report folder, built next to ``out`` under a temporary name and swapped
         in only when complete; an earlier report there is replaced then, anything
-        else there is refused.
+        else there is refused. A symbolic link to a folder is followed (the report
+        replaces its target, the link stays); a dangling one is refused.
     spec_text : str, optional
         The spec's source text, shown in the HTML.
     seed : int, optional
@@ -208,6 +223,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         before anything runs.
     FileExistsError
         ``out`` holds something that is not an itermap report.
+    ValueError
+        ``out`` is a symbolic link whose target does not exist, or a bad ``time_limit``.
     OSError
         The report cannot be written (a full disk, a read-only folder): a
         ``ReportWriteError`` whose message names the folder; nothing is left behind.
@@ -235,7 +252,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     sizes = {name: s for name, net in spec.networks.items()
              if (s := static_sizes(name, net, f"networks.{name}")) is not None}
     costs = _budget.check_budget(spec, sizes, time_limit=time_limit, force=force)
-    out = Path(out).absolute()
+    out = _link_target(Path(out).absolute())
     if not _looks_like_report(out):
         raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
                               "replace it (choose another --out)")

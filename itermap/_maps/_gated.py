@@ -18,7 +18,7 @@ import numpy as np
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
 from .._core._checks import check_bool, one_namespace, real_array
 from .._core._types import Array
-from ._activations import get_activation
+from ._activations import _TANH_D_EXACT, _tanh_d_from, get_activation
 from ._map import Map
 
 __all__ = ["ElmanRNNMap", "GRUMap", "LSTMMap", "RecurrentMap"]
@@ -34,6 +34,50 @@ def _sigmoid_inplace(a):
         return a
     xp = namespace(a)
     return 0.5 * xp.tanh(0.5 * a) + 0.5
+
+
+# below this s (1 - s) of s = 0.5 tanh(a / 2) + 0.5 has lost half its digits (s is exact
+# only to about 1e-16 absolutely): the tangent recomputes s, 1 - s and s' from a there
+_SIGMOID_D_EXACT = 1e-8
+
+
+def _exact_sigmoid(a, xp):
+    """``(s, 1 - s, s (1 - s))`` of ``s = sigmoid(a)``, each to full relative precision."""
+    e = xp.exp(-xp.abs(a))
+    p = 1.0 / (1.0 + e)
+    q = e * p
+    pos = a >= 0
+    return xp.where(pos, p, q), xp.where(pos, q, p), p * q
+
+
+def _sigmoid_tangent(s, pre, xp, *, open_side=True):
+    """``(s, 1 - s, s')`` for the tangent from ``s = sigmoid(a)`` as the step computes it:
+    where a gate saturates those lose their digits (``s'`` read 0, a saturated network's
+    exponents -inf), so there they come from ``a = pre()`` (formed only then); with
+    ``open_side=False`` only where the gate is closed (``s`` small), an open one keeping
+    the step's own values."""
+    c = 1.0 - s
+    d = s * c
+    small = d if open_side else s
+    if isinstance(d, np.ndarray):
+        if small.min() < _SIGMOID_D_EXACT:
+            low = small < _SIGMOID_D_EXACT
+            s = s.copy()  # the caller's gate values stay those of the step
+            s[low], c[low], d[low] = _exact_sigmoid(pre()[low], np)
+        return s, c, d
+    low = small < _SIGMOID_D_EXACT
+    es, ec, ed = _exact_sigmoid(pre(), xp)
+    return xp.where(low, es, s), xp.where(low, ec, c), xp.where(low, ed, d)
+
+
+def _tanh_tangent(t, a, xp):
+    """``tanh'(a)`` from ``t = tanh(a)``: ``1 - t^2``, or the activation's rule (exact from
+    ``a``) where that saturates; NumPy checks with one reduction, no mask in the common case."""
+    if isinstance(t, np.ndarray):
+        d = 1.0 - t * t
+        if d.min() >= _TANH_D_EXACT:
+            return d
+    return _tanh_d_from(t, a, xp)
 
 
 def _col(g):
@@ -167,33 +211,40 @@ class _GRUCell(_Cell):
         rz = _sigmoid_inplace(gi[..., :2 * H] + gh[..., :2 * H])
         r, z = rz[..., :H], rz[..., H:]
         hn = gh[..., 2 * H:]
-        n = xp.tanh(gi[..., 2 * H:] + r * hn)
+        a_n = gi[..., 2 * H:] + r * hn
+        n = xp.tanh(a_n)
         y = n + z * (h - n)
-        return y, (r, z, n, hn, h)
+        # a gate near 1 keeps the step's 1 - z and z': their terms are below the rounding of
+        # the z v (and r W v) beside them, and an exact 1 - z would let Newton settle on
+        # float64's spurious roots far out (|h| >> 1, where z rounds to 1 and h' = h)
+        rz, rz_c, rz_d = _sigmoid_tangent(rz, lambda: gi[..., :2 * H] + gh[..., :2 * H], xp,
+                                          open_side=False)
+        return y, (rz[..., :H], rz[..., H:], rz_c[..., H:], rz_d[..., :H], rz_d[..., H:], n,
+                   _tanh_tangent(n, a_n, xp), hn, h)
 
     def tan(self, cache, vh, vu):
-        r, z, n, hn, h = cache
+        r, z, zc, r_d, z_d, n, n_d, hn, h = cache
         H = self.hidden
         lin = self.weight_hh @ vh  # (..., 3H, k)
         lin_i = None if vu is None else self.weight_ih @ vu
         ar = lin[..., :H, :] + (0 if lin_i is None else lin_i[..., :H, :])
         az = lin[..., H:2 * H, :] + (0 if lin_i is None else lin_i[..., H:2 * H, :])
-        dr = _col(r * (1 - r)) * ar
-        dz = _col(z * (1 - z)) * az
+        dr = _col(r_d) * ar
+        dz = _col(z_d) * az
         an = _col(hn) * dr + _col(r) * lin[..., 2 * H:, :]
         if lin_i is not None:
             an = an + lin_i[..., 2 * H:, :]
-        dn = _col(1 - n * n) * an
-        return _col(1 - z) * dn + _col(h - n) * dz + _col(z) * vh
+        dn = _col(n_d) * an
+        return _col(zc) * dn + _col(h - n) * dz + _col(z) * vh
 
     def cot(self, cache, w, need_input):
-        r, z, n, hn, h = cache
+        r, z, zc, r_d, z_d, n, n_d, hn, h = cache
         xp = namespace(w)
         if w.ndim > r.ndim:
-            r, z, n, hn, h = (a[..., None, :] for a in (r, z, n, hn, h))
-        gn = w * (1 - z) * (1 - n * n)  # cotangent on the n gate's pre-activation
-        gz = w * (h - n) * z * (1 - z)
-        gr = gn * hn * r * (1 - r)
+            r, z, zc, r_d, z_d, n, n_d, hn, h = (a[..., None, :] for a in cache)
+        gn = w * zc * n_d  # cotangent on the n gate's pre-activation
+        gz = w * (h - n) * z_d
+        gr = gn * hn * r_d
         g_hh = xp.concat([gr, gz, gn * r], axis=-1)
         wh = w * z + g_hh @ self.weight_hh
         wu = xp.concat([gr, gz, gn], axis=-1) @ self.weight_ih if need_input else None
@@ -229,42 +280,47 @@ class _LSTMCell(_Cell):
         H = self.hidden
         xp = namespace(hc)
         a = self._gates(hc, u)
-        g = xp.tanh(a[..., 2 * H:3 * H])
-        # a is fresh and the gate slices are disjoint: the sigmoids may overwrite it
-        i = _sigmoid_inplace(a[..., :H])
-        f = _sigmoid_inplace(a[..., H:2 * H])
-        o = _sigmoid_inplace(a[..., 3 * H:])
+        a_g = a[..., 2 * H:3 * H]
+        g = xp.tanh(a_g)
+        def a_ifo():
+            return xp.concat([a[..., :2 * H], a[..., 3 * H:]], axis=-1)
+
+        ifo = _sigmoid_inplace(a_ifo())  # on a copy: a is kept for the tangent
+        i, f, o = ifo[..., :H], ifo[..., H:2 * H], ifo[..., 2 * H:]
         c0 = hc[..., H:]
         c = f * c0 + i * g
         tc = xp.tanh(c)
-        return xp.concat([o * tc, c], axis=-1), (i, f, g, o, c0, tc)
+        y = xp.concat([o * tc, c], axis=-1)
+        ifo, _, ifo_d = _sigmoid_tangent(ifo, a_ifo, xp)
+        return y, (ifo[..., :H], ifo[..., H:2 * H], g, ifo[..., 2 * H:], c0, tc,
+                   ifo_d[..., :H], ifo_d[..., H:2 * H], _tanh_tangent(g, a_g, xp),
+                   ifo_d[..., 2 * H:], _tanh_tangent(tc, c, xp))
 
     def tan(self, cache, v, vu):
-        i, f, g, o, c0, tc = cache
+        i, f, g, o, c0, tc, i_d, f_d, g_d, o_d, tc_d = cache
         H = self.hidden
         xp = namespace(v)
         vh, vc = v[..., :H, :], v[..., H:, :]
         lin = self.weight_hh @ vh
         if vu is not None:
             lin = lin + self.weight_ih @ vu
-        di = _col(i * (1 - i)) * lin[..., :H, :]
-        df = _col(f * (1 - f)) * lin[..., H:2 * H, :]
-        dg = _col(1 - g * g) * lin[..., 2 * H:3 * H, :]
-        do = _col(o * (1 - o)) * lin[..., 3 * H:, :]
+        di = _col(i_d) * lin[..., :H, :]
+        df = _col(f_d) * lin[..., H:2 * H, :]
+        dg = _col(g_d) * lin[..., 2 * H:3 * H, :]
+        do = _col(o_d) * lin[..., 3 * H:, :]
         dc = _col(c0) * df + _col(f) * vc + _col(g) * di + _col(i) * dg
-        dh = _col(tc) * do + _col(o * (1 - tc * tc)) * dc
+        dh = _col(tc) * do + _col(o * tc_d) * dc
         return xp.concat([dh, dc], axis=-2)
 
     def cot(self, cache, w, need_input):
-        i, f, g, o, c0, tc = cache
+        i, f, g, o, c0, tc, i_d, f_d, g_d, o_d, tc_d = cache
         H = self.hidden
         xp = namespace(w)
         if w.ndim > i.ndim:
-            i, f, g, o, c0, tc = (a[..., None, :] for a in (i, f, g, o, c0, tc))
+            i, f, g, o, c0, tc, i_d, f_d, g_d, o_d, tc_d = (a[..., None, :] for a in cache)
         wh, wc = w[..., :H], w[..., H:]
-        wct = wc + wh * o * (1 - tc * tc)  # all the cotangent that reaches c'
-        ga = xp.concat([wct * g * i * (1 - i), wct * c0 * f * (1 - f),
-                        wct * i * (1 - g * g), wh * tc * o * (1 - o)], axis=-1)
+        wct = wc + wh * o * tc_d  # all the cotangent that reaches c'
+        ga = xp.concat([wct * g * i_d, wct * c0 * f_d, wct * i * g_d, wh * tc * o_d], axis=-1)
         out_h = ga @ self.weight_hh
         wu = ga @ self.weight_ih if need_input else None
         return xp.concat([out_h, wct * f], axis=-1), wu
