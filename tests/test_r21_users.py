@@ -84,9 +84,8 @@ def test_the_readme_says_how_lstm_states_go_in_and_to_analyse_float32_in_float64
     assert m64.step(np.zeros(m64.dim), np.zeros(3)).dtype == np.float64
 
 
-@pytest.mark.xfail(strict=True, reason="reported to r21-defects (itermap/_maps/_gated.py): "
-                   "RecurrentMap.run takes h0 and c0 apart; torch's (h0, c0) tuple is stacked "
-                   "into one array and refused as 'constant inputs ... do not match the batch'")
+# RecurrentMap.run took h0 and c0 apart; torch's (h0, c0) tuple was stacked into one array
+# and refused as 'constant inputs ... do not match the batch'
 def test_an_lstm_runs_from_torchs_state_tuple_or_says_to_pass_c0():
     rng = np.random.default_rng(1)
     arrays = _lstm_arrays(rng, 3, 4, 2, 1.0)
@@ -310,3 +309,15 @@ def test_a_step_for_one_state_is_named_by_every_analysis(analysis_name):
                                                            transient=5, keep=2)}[analysis_name]
     with pytest.raises((ValueError, TypeError), match=r"batch"):
         run()
+
+
+def test_a_gru_refuses_a_state_tuple_by_name():
+    rng = np.random.default_rng(3)
+    H, n = 4, 3
+    arrays = {"weight_ih_l0": rng.normal(size=(3 * H, n)),
+              "weight_hh_l0": rng.normal(size=(3 * H, H)),
+              "bias_ih_l0": np.zeros(3 * H), "bias_hh_l0": np.zeros(3 * H)}
+    m = itermap.from_torch(arrays, "GRU")
+    h0 = np.zeros((1, H))
+    with pytest.raises(TypeError, match="h0"):
+        m.run(rng.normal(size=(5, n)), (h0, h0))

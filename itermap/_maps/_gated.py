@@ -598,7 +598,8 @@ class RecurrentMap(Map):
         x : array of shape (T, n), (T, B, n), or (B, T, n) when batch_first
             The input sequence.
         h0, c0 : arrays of shape (L, [B,] H), optional
-            Start states; zeros by default.
+            Start states; zeros by default. An LSTM also takes torch's pair,
+            ``run(x, (h0, c0))``.
 
         Returns
         -------
@@ -607,6 +608,12 @@ class RecurrentMap(Map):
             ``h_n`` and ``c_n`` of shape ``(L, [B,] H)``.
         """
         from .._running._iterate import iterate
+
+        if isinstance(h0, tuple) and c0 is None:    # torch's call form lstm(x, (h0, c0))
+            if len(h0) != 2 or not any(c.kind == "lstm" for c in self.layers):
+                raise TypeError("h0: a tuple is an LSTM's (h0, c0) pair; pass h0 as one "
+                                "array of shape (L, [B,] H)")
+            h0, c0 = h0
 
         seq = self.torch_inputs(x)
         batch = seq.shape[1] if seq.ndim == 3 else None
