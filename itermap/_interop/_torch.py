@@ -25,6 +25,7 @@ from .._maps._blocks import BlockMatrix
 from .._maps._gated import RecurrentMap, _ElmanCell, _GRUCell, _LSTMCell
 from .._maps._map import Map
 from .._maps._network import IterativeMap
+from ._tensors import tensor_to_numpy
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -114,7 +115,7 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
 
 # -- reading a live module: its arrays and its architecture -------------------------
 def _numpy_state(module):
-    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
+    return {k: tensor_to_numpy(v) for k, v in module.state_dict().items()
             if hasattr(v, "detach")}
 
 
@@ -545,7 +546,7 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         model = _read_safetensors(path)
     if isinstance(model, Mapping):
         _need_architecture(architecture)
-        arrays = {str(k)[len(prefix):]: (v.detach().cpu().numpy() if hasattr(v, "detach")
+        arrays = {str(k)[len(prefix):]: (tensor_to_numpy(v) if hasattr(v, "detach")
                                          else np.asarray(to_numpy(plain_array(str(k), v))))
                   for k, v in model.items() if str(k).startswith(prefix)}
         if not arrays:

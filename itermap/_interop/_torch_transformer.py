@@ -18,6 +18,7 @@ from .._maps._block_functions import (
     SelfAttention,
     transformer_layer,
 )
+from ._tensors import tensor_to_numpy
 
 __all__ = ["TRANSFORMER_KINDS", "build_transformer", "describe_transformer", "is_transformer"]
 
@@ -88,7 +89,7 @@ def _describe_one(module: Any, prefix: str, where: str, torch: Any) -> tuple[lis
 
 def describe_transformer(model: Any, torch: Any) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, architecture) of a transformer module, for :func:`build_transformer`."""
-    arrays = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    arrays = {k: tensor_to_numpy(v) for k, v in model.state_dict().items()}
     modules = list(model) if isinstance(model, torch.nn.Sequential) else [model]
     layers: list = []
     final_norm = None
@@ -117,7 +118,7 @@ def _mask_array(mask: Any, dtype: Any) -> Any:
     if mask is None:
         return None
     if hasattr(mask, "detach"):
-        mask = mask.detach().cpu().numpy()
+        mask = tensor_to_numpy(mask)
     mask = np.asarray(mask)
     if mask.dtype == bool:
         return mask
