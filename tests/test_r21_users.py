@@ -209,10 +209,9 @@ def test_two_scans_on_one_axes_take_their_own_labels():
     assert "dense" in texts and "sparse" in texts
 
 
-@pytest.mark.xfail(strict=True, reason="reported to r21-lines (analysis/plots/_matrix.py): "
-                   "in paper_style(columns=1) the colour key, at a fixed -0.14 of the Axes "
-                   "height, covers the x label, and the markers (sized before the layout "
-                   "shrinks the Axes) are wider than a unit's cell")
+# in paper_style(columns=1) the colour key, at a fixed -0.14 of the Axes height, covered
+# the x label, and the markers (sized before the layout shrank the Axes) were wider than a
+# unit's cell
 def test_block_matrix_in_a_paper_figure_keeps_its_key_off_the_label_and_cells_apart():
     from itermap.analysis import plots
 

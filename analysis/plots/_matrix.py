@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_real_array
-from ._common import NEGATIVE, POSITIVE, _axes, _figure_width, _finish, _key, _square
+from ._common import NEGATIVE, POSITIVE, _axes, _finish, _legend_below, _square
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,7 +57,8 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     labels : sequence of str, optional
         Block names (default ``0``, ``1``, ...).
     markersize : float, optional
-        Marker size in points (default: about one matrix cell).
+        Marker size in points (default: 0.9 of a matrix cell, set each time the
+        figure is drawn, after its layout has sized the Axes).
 
     Returns
     -------
@@ -85,12 +86,15 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     keep = S.data != 0
     rows, cols, vals = S.row[keep], S.col[keep], S.data[keep]
     ax = _axes(ax)
-    if markersize is None:
-        width_pt = ax.get_position().width * _figure_width(ax) * 72
-        markersize = float(np.clip(0.9 * width_pt / max(n, 1), 0.3, 8.0))
+    cells: list[Any] = []
     for mask, color, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative")):
-        ax.plot(cols[mask], rows[mask], ls="none", marker="s", ms=markersize, mew=0,
-                color=color, label=f"{name} ({int(mask.sum())})")
+        cells += ax.plot(cols[mask], rows[mask], ls="none", marker="s",
+                         ms=markersize or 1.0, mew=0,
+                         color=color, label=f"{name} ({int(mask.sum())})")
+    if markersize is None:
+        from ._cell_size import CellSize
+
+        ax.add_artist(CellSize(cells, n))
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     for o in offsets[1:-1]:
         ax.axhline(o - 0.5, color="0.3", lw=0.6, label="_boundary")
@@ -127,5 +131,6 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     if functions:
         key.append(Rectangle((0, 0), 1, 1, facecolor="0.85", edgecolor="0.3", hatch="//",
                              label=f"function block ({len(functions)})"))
-    _key(ax, key, y=-0.14, ncol=2, handletextpad=0.2)
+    # under the x label, in points: a fixed fraction of a short Axes covers the label
+    _legend_below(ax, key, ncol=2, handletextpad=0.2)
     return ax
