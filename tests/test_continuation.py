@@ -122,3 +122,22 @@ def test_figure_dashes_the_unstable_part_and_marks_the_folds():
     offsets = np.concatenate([col.get_offsets() for col in ax.collections])
     np.testing.assert_allclose(np.sort(offsets[:, 0]), sorted(b["parameter"] for b in
                                                               c.bifurcations))
+
+
+def test_a_turning_point_without_a_crossing_is_a_branch_point_and_a_fold_stays_a_fold():
+    # x -> tanh(w x) from x > 0: the branch x^2 ~ 3 (w - 1) turns at w = 1 onto x < 0 with
+    # its multiplier w (1 - x^2) < 1 on both sides (a pitchfork: a branch point)
+    c = continuation(lambda w: itermap.IterativeMap(np.array([[w]])), np.linspace(2.0, 0.5, 31),
+                     np.array([0.95]))
+    assert [b["kind"] for b in c.bifurcations] == ["branch point"]
+    b = c.bifurcations[0]
+    assert abs(b["parameter"] - 1.0) < 1e-5 and abs(b["point"][0]) < 1e-2
+    assert abs(b["multiplier"][0] - 1.0) < 1e-5
+    # x -> x + (lam - x^2) / 2: points +-sqrt(lam), multipliers 1 -+ sqrt(lam): the branch
+    # from x = 1 turns at lam = 0, where the multiplier crosses +1 (a saddle-node: a fold)
+    fold = continuation(
+        lambda lam: itermap.FunctionMap(lambda x: x + 0.5 * (lam - x * x), 1,
+                                        jacobian=lambda x: (1.0 - x)[..., None]),
+        np.linspace(1.0, -0.5, 16), np.array([1.0]))
+    assert [b["kind"] for b in fold.bifurcations] == ["fold"]
+    assert abs(fold.bifurcations[0]["parameter"]) < 1e-6

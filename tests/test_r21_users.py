@@ -158,11 +158,8 @@ def test_the_guide_from_chaostools_names_a_counterpart_for_each_function():
     assert "analysis.lyapunov` is the subpackage" in text
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead (analysis/fixed_points/"
-                   "_continuation.py): from the non-zero branch of x -> tanh(w x) the "
-                   "pitchfork at w = 1 is a turning point of w whose multiplier touches +1 "
-                   "without crossing; the branch turns onto its mirror and no bifurcation is "
-                   "reported")
+# from the non-zero branch of x -> tanh(w x) the pitchfork at w = 1 is a turning point of w
+# whose multiplier touches +1 without crossing: it was passed onto the mirror branch unreported
 def test_continuation_through_a_pitchfork_reports_it():
     # x = tanh(w x): the branches x != 0 exist for w > 1 and meet x = 0 at w = 1
     def make(w):

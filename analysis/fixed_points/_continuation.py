@@ -7,7 +7,10 @@ arclength condition, and step control, so that a branch passes through folds
 ``D_x F``) give the stability; where a multiplier crosses the unit circle
 between two points, the crossing is located by bisection on the arclength:
 at ``+1`` a fold (saddle-node), at ``-1`` a period doubling, as a complex
-pair a Neimark-Sacker bifurcation.
+pair a Neimark-Sacker bifurcation. Where ``lam`` turns back and no multiplier
+crosses (one touches ``+1`` from one side), the branch meets another: a branch
+point (the pitchfork of ``x -> tanh(w x)`` at ``w = 1``, followed from ``x > 0``
+onto its mirror), located by bisection on the sign of the tangent's ``lam``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ._common import (
 
 __all__ = ["Continuation", "continuation"]
 
-_KINDS = ("fold", "period doubling", "Neimark-Sacker")
+_KINDS = ("fold", "period doubling", "Neimark-Sacker", "branch point")
 # step control: grow after an easy correction, halve after a failed one
 _GROW, _EASY, _MAX_NEWTON = 1.5, 3, 8
 # the tangent may turn at most this much (cosine) between two points
@@ -67,7 +70,9 @@ class Continuation(itermap.Result):
     arclength : array of shape (M,)
         Arclength along the branch in ``(x, lam)`` space.
     bifurcations : list of dict
-        Each with ``kind`` ("fold", "period doubling" or "Neimark-Sacker"),
+        Each with ``kind`` ("fold", "period doubling", "Neimark-Sacker", or
+        "branch point": ``lam`` turns with no multiplier crossing, where the
+        branch meets another, as at a pitchfork),
         ``parameter``, ``point`` (a list), ``index`` (the branch point just
         before it) and ``multiplier`` (the crossing one, real and imaginary
         parts).
@@ -252,6 +257,37 @@ def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
     return y_best, mu
 
 
+def _turning(fam, y_a, t_a, sigma_b, tol, bounds, index):
+    """The turning point of ``lam`` in the step ``(0, sigma_b)`` from ``y_a`` where no
+    multiplier crossed ``+1``, by bisection on the sign of the tangent's ``lam``: a branch
+    point (the bordered system is singular there, so the bisection stops where it is)."""
+    lo, hi, y_best = 0.0, sigma_b, y_a
+    while hi - lo > _BRACKET * (1.0 + sigma_b):
+        mid = 0.5 * (lo + hi)
+        y, _ = _correct(fam, y_a + mid * t_a, t_a, tol)
+        if y is None:
+            break
+        try:
+            t = _tangent(fam, y, t_a)
+        except np.linalg.LinAlgError:
+            y_best = y
+            break
+        if not np.all(np.isfinite(t)):
+            break
+        y_best = y
+        if t[-1] * t_a[-1] > 0:
+            lo = mid
+        else:
+            hi = mid
+    if not bounds[0] <= y_best[-1] <= bounds[1]:
+        return []
+    ev = _eigs(fam, y_best)
+    mu = ev[np.argmin(np.abs(ev - 1.0))]
+    return [{"kind": _KINDS[3], "parameter": float(y_best[-1]),
+             "point": [float(v) for v in y_best[:-1]], "index": index,
+             "multiplier": [float(mu.real), float(mu.imag)]}]
+
+
 def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_start: Array, *,
                  inputs: Array | None = None, tol: float | None = None,
                  max_points: int = 2000, max_step: float | None = None,
@@ -402,13 +438,15 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
             ds *= 0.5
             continue
         bifs += _crossings(fam, y, t, ds, c_a, c_b, tol, (lo_v, hi_v), len(ys) - 1)
+        assert t_new is not None  # computed whenever y_new is
+        if t_new[-1] * t[-1] < 0 and c_a[0] == c_b[0]:
+            bifs += _turning(fam, y, t, ds, tol, (lo_v, hi_v), len(ys) - 1)
         if not lo_v <= y_new[-1] <= hi_v:
             reason = "end of range"
             break
         ys.append(y_new)
         evs.append(ev)
         arc.append(arc[-1] + float(np.linalg.norm(y_new - y)))
-        assert t_new is not None  # computed whenever y_new is
         y, t = y_new, t_new
         if its <= _EASY:
             ds = min(_GROW * ds, max_step)

@@ -164,7 +164,7 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
                     ls="-" if stable[start] else "--")
             start = i
     markers = {"fold": ("o", POSITIVE), "period doubling": ("s", NEGATIVE),
-               "Neimark-Sacker": ("D", "#27ae60")}
+               "Neimark-Sacker": ("D", "#27ae60"), "branch point": ("^", "#8e44ad")}
     seen = set()
     for b in bifs:
         mk, col = markers.get(b["kind"], ("x", "0.3"))
