@@ -124,3 +124,15 @@ def test_basin_figure_colours_the_slice():
     assert len(corners) == 4
     with pytest.raises(ValueError, match="shape"):
         plots.basins(b, (5, 5))
+
+
+def test_the_repr_shows_other_as_the_sum_of_aperiodic_and_escaped():
+    # Henon at the classic parameters: starts off the attractor's basin escape, the rest
+    # wander on the strange attractor (aperiodic); no periodic attractor
+    from itermap.systems import henon
+
+    b = basins(henon(1.4, 0.3), np.random.default_rng(0).uniform(-2, 2, (200, 2)), steps=200)
+    assert b.other_fraction == pytest.approx(b.aperiodic_fraction + b.escaped_fraction)
+    text = repr(b)
+    assert (f"other={b.other_fraction:.3f} (aperiodic {b.aperiodic_fraction:.3f} + escaped "
+            f"{b.escaped_fraction:.3f})") in text

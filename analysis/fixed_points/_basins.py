@@ -106,9 +106,10 @@ class Basins(itermap.Result):
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{f:.3f}" for f in np.asarray(self.fractions))
+        # other_fraction is the sum of the two: named as such, not as a third share
         return (f"Basins(attractors={len(np.asarray(self.periods))}, fractions=[{parts}], "
-                f"aperiodic={self.aperiodic_fraction:.3f}, "
-                f"escaped={self.escaped_fraction:.3f}, other={self.other_fraction:.3f})")
+                f"other={self.other_fraction:.3f} (aperiodic {self.aperiodic_fraction:.3f} "
+                f"+ escaped {self.escaped_fraction:.3f}))")
 
 
 def _check_starts(map_, x0):
