@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = ["GraphProperties", "graph_properties"]
 DEFAULT_MAX_NODES = 2000
 
 
+@itermap.saveable
 @dataclass(frozen=True)
 class GraphProperties(itermap.Result):
     """Darji's measures of a graph (see :func:`graph_properties`).
@@ -54,6 +55,14 @@ class GraphProperties(itermap.Result):
     >>> graph_properties(itermap.from_graph(nx.complete_graph(4)), blocks=[1]).density
     1.0
     """
+
+    _schema: ClassVar[dict[str, str]] = {
+        **{name: "float" for name in (
+            "density", "diameter", "average_shortest_path", "degree_mean", "degree_var",
+            "eccentricity_mean", "eccentricity_var", "closeness_mean", "closeness_var",
+            "betweenness_mean", "betweenness_var", "edge_betweenness_mean",
+            "edge_betweenness_var")},
+        "nodes": "int", "edges": "int", "component_nodes": "int", "directed": "bool"}
 
     nodes: int
     edges: int

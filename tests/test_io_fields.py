@@ -73,6 +73,8 @@ def _results() -> dict:
         "SpectraTable": analysis.spectra_table(
             [HENON, itermap.systems.linear(np.diag([0.5, 0.25]))], x0=x, steps=20,
             executor="serial", seed=0, progress=False),
+        "GraphProperties": analysis.graph_properties(
+            itermap.random_rnn(12, gain=1.5, density=0.3, rng=0)),
         "SpectrumEmbedding": analysis.spectrum_embedding(
             np.random.default_rng(0).normal(size=(12, 3)), np.linspace(0, 1, 12), latent=1,
             rng=0),
