@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,6 +110,7 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
 STAT_NAMES = ("nnz", "mean", "std", "min", "q25", "median", "q75", "max", "mean_abs", "norm")
 
 
+@itermap.saveable
 @dataclass(frozen=True)
 class WeightStatistics(itermap.Result):
     """Per-block statistics of a map's weights (see :func:`weight_statistics`).
@@ -133,6 +134,9 @@ class WeightStatistics(itermap.Result):
     >>> dict(zip(s.names, s.values[0]))["median"], s.vector.shape
     (np.float64(1.0), (10,))
     """
+
+    _schema: ClassVar[dict[str, str]] = {
+        "keys": "tuple[tuple[int]]", "names": "tuple[str]", "values": "float[B, S]"}
 
     keys: tuple
     names: tuple

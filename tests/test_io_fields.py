@@ -73,6 +73,8 @@ def _results() -> dict:
         "SpectraTable": analysis.spectra_table(
             [HENON, itermap.systems.linear(np.diag([0.5, 0.25]))], x0=x, steps=20,
             executor="serial", seed=0, progress=False),
+        "WeightStatistics": analysis.weight_statistics(
+            itermap.random_rnn(12, gain=1.5, density=0.3, rng=0)),
         "GraphProperties": analysis.graph_properties(
             itermap.random_rnn(12, gain=1.5, density=0.3, rng=0)),
         "SpectrumEmbedding": analysis.spectrum_embedding(
@@ -210,6 +212,19 @@ def test_plain_fields_of_the_wrong_type_are_refused(results, tmp_path):
         m = json.loads(json.dumps(meta))
         m["fields"][field] = bad
         _refused(_write(tmp_path / "bad.npz", m, arrays), field)
+
+
+def test_tuple_fields_hold_tuples_of_their_items(results, tmp_path):
+    # WeightStatistics.keys is a tuple of (int, int) blocks, names a tuple of str
+    meta, arrays = _read(itermap.save(results["WeightStatistics"], tmp_path / "w.npz"))
+    for field, bad in (("keys", [[0, 0]]), ("keys", {"__tuple__": [[0, 0]]}),
+                       ("keys", {"__tuple__": [{"__tuple__": ["0", 0]}]}),
+                       ("names", {"__tuple__": [1, 2]}), ("names", ["nnz"])):
+        m = json.loads(json.dumps(meta))
+        m["fields"][field] = bad
+        _refused(_write(tmp_path / "bad.npz", m, arrays), field)
+    back = itermap.load(tmp_path / "w.npz")
+    assert back.keys == results["WeightStatistics"].keys and type(back.names) is tuple
 
 
 def test_deeply_nested_json_metadata_is_a_value_error_not_a_recursion_error(tmp_path):

@@ -7,7 +7,8 @@ instead of loading and failing later (or never). A spec is a small type expressi
 
 - ``int``, ``float``, ``bool``, ``str``, ``dict``, ``None``: a plain value (``float``
   takes ints and NumPy scalars too; ``int`` refuses bools);
-- ``list[SPEC]``: a list whose items match ``SPEC``;
+- ``list[SPEC]``: a list whose items match ``SPEC``; ``tuple[SPEC]`` the same of a
+  tuple (the codec loads tuples as tuples);
 - ``KIND[AXES]``: a NumPy array, ``KIND`` one of ``float`` (real floating), ``int``
   (signed or unsigned integers), ``bool``, ``complex`` (complex or real floating: an
   eigenvalue array is real when every eigenvalue is), and ``AXES`` a comma-separated
@@ -56,7 +57,7 @@ def _split_top(text: str, sep: str) -> list[str]:
 
 @functools.cache
 def _parse(spec: str) -> tuple:
-    """A parsed spec: ``("or", alts)``, ``("plain", name)``, ``("list", item)`` or
+    """A parsed spec: ``("or", alts)``, ``("plain", name)``, ``("list" or "tuple", item)`` or
     ``("array", kinds, axes)``; a ValueError for a spec that is not one."""
     alts = _split_top(spec, "|")
     if len(alts) > 1:
@@ -64,10 +65,11 @@ def _parse(spec: str) -> tuple:
     spec = alts[0]
     if spec in _PLAIN:
         return ("plain", spec)
-    if spec.startswith("list[") and spec.endswith("]"):
-        return ("list", _parse(spec[5:-1]))
-    if spec == "list":
-        return ("list", None)
+    for seq in ("list", "tuple"):
+        if spec.startswith(seq + "[") and spec.endswith("]"):
+            return (seq, _parse(spec[len(seq) + 1:-1]))
+        if spec == seq:
+            return (seq, None)
     m = _ARRAY.match(spec)
     if m is None:
         raise ValueError(f"not a field spec: {spec!r}")
@@ -148,9 +150,9 @@ def _match(node, value, sizes, field):
         if not _plain_ok(node[1], value):
             raise _Mismatch(f"expected {node[1]}, got {_describe(value)}")
         return sizes
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _Mismatch(f"expected a list, got {_describe(value)}")
+    if kind in ("list", "tuple"):
+        if type(value) is not (list if kind == "list" else tuple):
+            raise _Mismatch(f"expected a {kind}, got {_describe(value)}")
         if node[1] is not None:
             for i, item in enumerate(value):
                 try:
