@@ -507,7 +507,9 @@ def linear(A: Array) -> LinearMap:
 
 
 def standard_map(k: float = 1.0) -> StandardMap:
-    """Chirikov's standard map with kick strength ``k``.
+    """Chirikov's standard map with kick strength ``k``: the state is
+    ``(theta, p)``, ``p' = p + K sin(theta)``, ``theta' = theta + p'``, both
+    taken modulo ``2 pi`` by the analyses (see :class:`StandardMap`).
 
     Parameters
     ----------
