@@ -287,10 +287,12 @@ def test_two_spectra_on_one_axes_keep_both_notes_and_the_longer_index_axis():
                              "kaplan_yorke_dimension": 0.0}, ax=ax, label="gru")
     assert ax.get_xlim() == (0.5, 24.5)
     assert ax.get_xticks()[0] == 1 and ax.get_xticks()[-1] <= 24
-    texts = [t.get_text() for t in ax.texts]
-    assert len(texts) == 2 and texts[0].startswith("rnn:") and texts[1].startswith("gru:")
+    # both notes kept, each in its spectrum's legend entry (round 21: boxes in the corner
+    # sat over the data), and the entries do not overlap
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["rnn ($D_{KY} = 0$)", "gru ($D_{KY} = 0$)"] and not ax.texts
     fig.canvas.draw()
-    a, b = (t.get_window_extent() for t in ax.texts)
+    a, b = (t.get_window_extent() for t in ax.get_legend().get_texts())
     assert not a.overlaps(b)
 
 
@@ -368,3 +370,17 @@ def test_eigenvalue_title_names_the_period_of_a_period_search():
     assert title.startswith(f"{len(fp)} period-2 points"), title
     assert "fixed point" not in title
     plt.close("all")
+
+
+def test_compared_spectra_carry_their_dky_in_the_legend_not_over_the_data():
+    # two labelled spectra on one Axes: the D_KY notes sat in the upper right, over the
+    # points of the flatter spectrum; each now ends its legend entry
+    a = {"exponents": np.linspace(0.2, -3.0, 30), "kaplan_yorke_dimension": 5.78}
+    b = {"exponents": np.linspace(0.3, -9.0, 30), "kaplan_yorke_dimension": 7.8}
+    fig, ax = plt.subplots(layout="constrained")
+    plots.lyapunov_spectrum(a, ax=ax, label="g=2")
+    plots.lyapunov_spectrum(b, ax=ax, label="g=3")
+    assert not ax.texts
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["g=2 ($D_{KY} = 5.78$)", "g=3 ($D_{KY} = 7.8$)"]
+    plt.close(fig)

@@ -37,7 +37,9 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         ``kaplan_yorke_dimension``, or the exponents themselves.
     ax : matplotlib Axes, optional
     label : str, optional
-        Legend label of the exponents.
+        Legend label of the exponents; the result's Kaplan-Yorke dimension
+        ends the entry (spectra compared on one Axes), where without a label
+        it is a note in the corner.
 
     Returns
     -------
@@ -77,7 +79,11 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     finite = np.isfinite(exps)
     if err is not None:
         err = np.where(np.isfinite(err), err, np.nan)[finite]
-    line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=label or "exponents", **kw)
+    has_note = dky is not None and bool(np.isfinite(float(dky)))
+    name = label or "exponents"
+    if label and has_note:   # spectra compared on one Axes: each D_KY in its legend entry
+        name = f"{label} ($D_{{KY}} = {float(dky):.3g}$)"
+    line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=name, **kw)
     collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     if collapsed is not None and finite.any():
         # room under the finite exponents: the triangles on the bottom edge stay apart
@@ -91,14 +97,13 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     ax.set_xlim(0.5, longest + 0.5)
     _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
     ax.set_xticks(_index_ticks(longest))
-    notes = sum(has_note for _, has_note in drawn)
-    has_note = dky is not None and bool(np.isfinite(float(dky)))
-    if dky is not None and has_note:
-        text = _kaplan_yorke_text(float(dky), exps)
-        ax.text(0.97, 0.95 - 0.11 * notes, text if not label else f"{label}: {text}",
+    notes = sum(note for _, note in drawn)
+    boxed = has_note and not label
+    if boxed:
+        ax.text(0.97, 0.95 - 0.11 * notes, _kaplan_yorke_text(float(dky), exps),
                 transform=ax.transAxes, ha="right", va="top",
                 bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
-    ax._itermap_spectra = drawn + [(exps.size, has_note)]  # type: ignore[union-attr]
+    ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="best")
     return ax
