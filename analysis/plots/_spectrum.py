@@ -79,10 +79,11 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     finite = np.isfinite(exps)
     if err is not None:
         err = np.where(np.isfinite(err), err, np.nan)[finite]
-    has_note = dky is not None and bool(np.isfinite(float(dky)))
+    dky = None if dky is None else float(dky)
+    has_note = dky is not None and bool(np.isfinite(dky))
     name = label or "exponents"
     if label and has_note:   # spectra compared on one Axes: each D_KY in its legend entry
-        name = f"{label} ($D_{{KY}} = {float(dky):.3g}$)"
+        name = f"{label} ($D_{{KY}} = {dky:.3g}$)"
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=name, **kw)
     collapsed = _minus_inf_markers(ax, idx[~finite], color=line[0].get_color())
     if collapsed is not None and finite.any():
@@ -99,8 +100,8 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     ax.set_xticks(_index_ticks(longest))
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
-    if boxed:
-        ax.text(0.97, 0.95 - 0.11 * notes, _kaplan_yorke_text(float(dky), exps),
+    if boxed and dky is not None:
+        ax.text(0.97, 0.95 - 0.11 * notes, _kaplan_yorke_text(dky, exps),
                 transform=ax.transAxes, ha="right", va="top",
                 bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
