@@ -22,9 +22,11 @@ the periods), the starts ``x`` (B, dim) on the map's backend and their namespace
 ``slow_points``, ``progress``, ``deflation`` (as given: ``"auto"``, a bool or a
 radius; a method that does not deflate ignores it). The method must
 
-- return a ``_common.Solution``: the distinct ``points`` (m, dim) in ``xp``, each
-  with residual ``||F^p(x) - x|| <= tol`` (``residuals``, host float64), no two
-  closer than ``unique_tol``; one ``status`` per start (an int8 code of
+- return a ``_common.Solution``: the ``points`` (m, dim) in ``xp``, each with
+  residual ``||F^p(x) - x|| <= tol`` (``residuals``, host float64), merged within
+  ``unique_tol`` where it finds points many times (the driver merges again, within
+  ``unique_tol`` plus each point's error bound, so points a last polish brings
+  together need not be); one ``status`` per start (an int8 code of
   :data:`STATUS`, the same order as the starts); ``jacobians`` of ``F^p`` at the
   points, or None when it forms none; ``eigenvalues`` (m, k), the multipliers
   by modulus, descending (all ``dim`` of them, or the ``k`` leading ones); and
@@ -35,8 +37,8 @@ radius; a method that does not deflate ignores it). The method must
 - show progress as starts finished (a tqdm bar over the starts, as
   ``_common._progress_bar`` makes), and draw no randomness (the starts carry it).
 
-The driver validates the name, resolves ``"auto"``, and computes stability,
-orbit labels and least periods from the points, for every method alike.
+The driver validates the name, resolves ``"auto"``, merges the points, and computes
+stability, orbit labels and least periods from them, for every method alike.
 
 References
 ----------

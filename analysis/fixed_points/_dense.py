@@ -96,7 +96,7 @@ def _distinct(problem, eye, found_x, found_r):
     x, xp, F, unique_tol = problem.x, problem.xp, problem.F, problem.unique_tol
     torus = F.torus
     if not found_x:
-        return _polish(F, xp, eye, xp.zeros((0, int(x.shape[1])), dtype=x.dtype), unique_tol)
+        return _polish(F, xp, eye, xp.zeros((0, int(x.shape[1])), dtype=x.dtype))
     pts = xp.concat(found_x, axis=0)
     res = np.concatenate(found_r)
     if F.p > 1 and int(pts.shape[1]) > _SMALL_SOLVE:   # (the lean loop completes its own)
@@ -109,11 +109,8 @@ def _distinct(problem, eye, found_x, found_r):
         keep_rows, _ = _least_in_groups(lead, res)
         pts = _take(xp, pts, keep_rows)
     before = pts
-    pts, res, jac = _polish(F, xp, eye, pts, unique_tol)
-    if torus is not None and pts is not before:  # the polish may bring two together
+    pts, res, jac = _polish(F, xp, eye, pts)
+    if torus is not None and pts is not before:  # the polish may step across the boundary
         pts = torus.canonical(pts, unique_tol)
-        lead, heads = _cluster(xp, pts, unique_tol)
-        if heads.size < int(pts.shape[0]):
-            keep_rows, _ = _least_in_groups(lead, res)
-            pts, res, jac = _take(xp, pts, keep_rows), res[keep_rows], _take(xp, jac, keep_rows)
+    # points the polish brought together are merged by the driver, as any method's
     return pts, res, jac

@@ -494,8 +494,9 @@ def _followers(follows, fate, roots, active):
     return (idle & np.isin(root, roots) & (fate == _RUNNING)).nonzero()[0]
 
 
-def _polish(F, xp, eye, pts, unique_tol):
-    """One last Newton step on the distinct points (to machine precision), merged again.
+def _polish(F, xp, eye, pts):
+    """One last Newton step on the distinct points (to machine precision); points it brings
+    together are merged by the driver (:func:`._clustering.merge_within_error`).
 
     Returns (points, residuals, Jacobians of ``F^p`` there); the residuals are taken
     anew (on a torus, iterates that wandered far off lose their digits in x + G - x).
@@ -519,10 +520,4 @@ def _polish(F, xp, eye, pts, unique_tol):
         b = _like(better, xp)
         pts, jac = xp.where(b[:, None], cand, pts), xp.where(b[:, None, None], jc, jac)
         res = np.where(better, rc, res)
-        # near-singular points can come together only now: merge them again
-        lead, heads = _cluster(xp, pts, unique_tol)
-        if heads.size < m:
-            keep_rows, _ = _least_in_groups(lead, res)
-            pts, res, jac = (_take(xp, pts, keep_rows), res[keep_rows],
-                             _take(xp, jac, keep_rows))
     return pts, res, jac
