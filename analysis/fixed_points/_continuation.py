@@ -225,66 +225,63 @@ def _crossings(fam, y, t, ds, c_a, c_b, tol, bounds, index):
     out = []
     for kind in range(3):
         if c_a[kind] != c_b[kind]:
-            yb, mu = _locate(fam, y, t, ds, kind, c_a, tol)
-            if bounds[0] <= yb[-1] <= bounds[1]:    # the last step may end beyond the range
-                out.append({"kind": _KINDS[kind], "parameter": float(yb[-1]),
-                            "point": [float(v) for v in yb[:-1]], "index": index,
-                            "multiplier": [float(mu.real), float(mu.imag)]})
+            y_lo, y_hi, _ = _bisect(fam, y, t, ds, tol,
+                                    lambda z, k=kind: _counts(_eigs(fam, z))[k] == c_a[k])
+            out += _found(fam, kind, y_lo if y_hi is None else y_hi, bounds, index)
     return out
-
-
-def _locate(fam, y_a, t_a, sigma_b, kind, c_a, tol):
-    """Bisect the arclength ``(0, sigma_b)`` from ``y_a`` for the change of count ``kind``."""
-    lo, hi = 0.0, sigma_b
-    y_lo, y_hi = y_a, None
-    while hi - lo > _BRACKET * (1.0 + sigma_b):
-        mid = 0.5 * (lo + hi)
-        y, _ = _correct(fam, y_a + mid * t_a, t_a, tol)
-        if y is None:
-            break
-        if _counts(_eigs(fam, y))[kind] == c_a[kind]:
-            lo, y_lo = mid, y
-        else:
-            hi, y_hi = mid, y
-    y_best = y_lo if y_hi is None else y_hi
-    ev = _eigs(fam, y_best)
-    target = (1.0, -1.0, None)[kind]
-    if target is None:
-        cpx = ev[ev.imag != 0]
-        mu = cpx[np.argmin(np.abs(np.abs(cpx) - 1.0))] if cpx.size else ev[0]
-    else:
-        mu = ev[np.argmin(np.abs(ev - target))]
-    return y_best, mu
 
 
 def _turning(fam, y_a, t_a, sigma_b, tol, bounds, index):
     """The turning point of ``lam`` in the step ``(0, sigma_b)`` from ``y_a`` where no
     multiplier crossed ``+1``, by bisection on the sign of the tangent's ``lam``: a branch
     point (the bordered system is singular there, so the bisection stops where it is)."""
-    lo, hi, y_best = 0.0, sigma_b, y_a
+    def before(y):
+        try:
+            t = _tangent(fam, y, t_a)
+        except np.linalg.LinAlgError:
+            return None
+        return bool(t[-1] * t_a[-1] > 0) if np.all(np.isfinite(t)) else None
+
+    return _found(fam, 3, _bisect(fam, y_a, t_a, sigma_b, tol, before)[2], bounds, index)
+
+
+def _bisect(fam, y_a, t_a, sigma_b, tol, before):
+    """Bisect the arclength ``(0, sigma_b)`` from ``y_a`` for where ``before(y)`` (True on
+    ``y_a``'s side) turns False; ``before`` returning None stops there (a singular
+    point). Returns (the last point on ``y_a``'s side, the first past it or None, the
+    last point corrected)."""
+    lo, hi = 0.0, sigma_b
+    y_lo, y_hi, y_last = y_a, None, y_a
     while hi - lo > _BRACKET * (1.0 + sigma_b):
         mid = 0.5 * (lo + hi)
         y, _ = _correct(fam, y_a + mid * t_a, t_a, tol)
         if y is None:
             break
-        try:
-            t = _tangent(fam, y, t_a)
-        except np.linalg.LinAlgError:
-            y_best = y
+        y_last = y
+        side = before(y)
+        if side is None:
             break
-        if not np.all(np.isfinite(t)):
-            break
-        y_best = y
-        if t[-1] * t_a[-1] > 0:
-            lo = mid
+        if side:
+            lo, y_lo = mid, y
         else:
-            hi = mid
-    if not bounds[0] <= y_best[-1] <= bounds[1]:
+            hi, y_hi = mid, y
+    return y_lo, y_hi, y_last
+
+
+def _found(fam, kind, y, bounds, index):
+    """The bifurcation of ``kind`` (an index of ``_KINDS``) at ``y`` with its multiplier,
+    as a list of one, or none where ``y`` lies beyond the parameter range ``bounds`` (the
+    last step may end there)."""
+    if not bounds[0] <= y[-1] <= bounds[1]:
         return []
-    ev = _eigs(fam, y_best)
-    mu = ev[np.argmin(np.abs(ev - 1.0))]
-    return [{"kind": _KINDS[3], "parameter": float(y_best[-1]),
-             "point": [float(v) for v in y_best[:-1]], "index": index,
+    ev = _eigs(fam, y)
+    if kind == 2:    # Neimark-Sacker: the complex pair nearest the circle
+        cpx = ev[ev.imag != 0]
+        mu = cpx[np.argmin(np.abs(np.abs(cpx) - 1.0))] if cpx.size else ev[0]
+    else:            # a fold or branch point at +1, a period doubling at -1
+        mu = ev[np.argmin(np.abs(ev - (-1.0 if kind == 1 else 1.0)))]
+    return [{"kind": _KINDS[kind], "parameter": float(y[-1]),
+             "point": [float(v) for v in y[:-1]], "index": index,
              "multiplier": [float(mu.real), float(mu.imag)]}]
 
 
