@@ -384,3 +384,14 @@ def test_compared_spectra_carry_their_dky_in_the_legend_not_over_the_data():
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == ["g=2 ($D_{KY} = 5.78$)", "g=3 ($D_{KY} = 7.8$)"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("markersize", [0.0, 3.0])
+def test_block_matrix_keeps_a_given_marker_size(markersize):
+    # only the default is sized to the cells at draw time; a size given is kept, 0 included
+    W = itermap.mlp_continuum([4, 8, 8, 2], recurrent=0.3, rng=0).block_matrix
+    fig, ax = plt.subplots(layout="constrained")
+    plots.block_matrix(W, ax=ax, markersize=markersize)
+    fig.canvas.draw()
+    assert [ln.get_markersize() for ln in ax.lines[:2]] == [markersize, markersize]
+    plt.close(fig)

@@ -235,7 +235,7 @@ def orbit_diagram(make_map: Callable[[float], Any], values: Array, x0: Array, *,
             mi = itermap.as_map(make_map(float(v)))
             X = _states_for(mi, x0, P)[i:i + 1]
             if i == 0:
-                check_batched_step(lambda row: mi.step(row, inputs), X, mi.dim)  # noqa: B023
+                check_batched_step(lambda row, m=mi: m.step(row, inputs), X, mi.dim)
             rows.append(_run_orbit(mi, X, transient, keep, inputs))
         out = np.concatenate(rows, axis=0)
     return OrbitDiagram(values=values, states=out, transient=transient, batched=m is not None)

@@ -89,7 +89,7 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     cells: list[Any] = []
     for mask, color, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative")):
         cells += ax.plot(cols[mask], rows[mask], ls="none", marker="s",
-                         ms=markersize or 1.0, mew=0,
+                         ms=1.0 if markersize is None else markersize, mew=0,
                          color=color, label=f"{name} ({int(mask.sum())})")
     if markersize is None:
         from ._cell_size import CellSize
