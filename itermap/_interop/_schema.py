@@ -151,7 +151,7 @@ def _match(node, value, sizes, field):
             raise _Mismatch(f"expected {node[1]}, got {_describe(value)}")
         return sizes
     if kind in ("list", "tuple"):
-        if type(value) is not (list if kind == "list" else tuple):
+        if not isinstance(value, list if kind == "list" else tuple):
             raise _Mismatch(f"expected a {kind}, got {_describe(value)}")
         if node[1] is not None:
             for i, item in enumerate(value):
