@@ -325,3 +325,16 @@ def test_compare_sequence_models_names_the_key_of_a_value_that_is_no_map():
 
     with pytest.raises(TypeError, match=r"^maps\['a'\]: int object has no step"):
         compare_sequence_models({"a": 3})
+
+
+def test_tanh_derivative_from_its_output_is_exact_beside_a_nan_and_on_empty_arrays():
+    # the shared rule behind the GRU/LSTM tangents: one reduction decides whether any unit
+    # saturates; a NaN among them must not hide the others' exact sech^2
+    from itermap._maps._activations import _tanh_d_from
+
+    z = np.array([0.5, 30.0, np.nan, -40.0])
+    d = _tanh_d_from(np.tanh(z), z, np)
+    want = [float(1 / np.cosh(np.longdouble(v)) ** 2) for v in (0.5, 30.0, -40.0)]
+    np.testing.assert_allclose(d[[0, 1, 3]], want, rtol=1e-14)
+    assert np.isnan(d[2])
+    assert _tanh_d_from(np.zeros(0), np.zeros(0), np).shape == (0,)

@@ -128,9 +128,12 @@ def _tanh_d_from(t, z, xp):
     # 1 - tanh^2 z loses its digits as |z| grows and is 0 past ~19 (a saturated unit's
     # exponent would read -inf): there sech^2 z from e = exp(-2|z|), exact to the underflow
     if isinstance(d, np.ndarray):
+        # one reduction where nothing saturates (the common case): no mask (a NaN
+        # fails the test and takes the masked path, which fixes the entries beside it)
+        if d.min(initial=np.inf) >= _TANH_D_EXACT:
+            return d
         low = d < _TANH_D_EXACT
-        if low.any():
-            d[low] = _sech_sq(z[low], np)
+        d[low] = _sech_sq(z[low], np)
         return d
     return xp.where(d < _TANH_D_EXACT, _sech_sq(z, xp), d)
 

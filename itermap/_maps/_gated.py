@@ -18,7 +18,7 @@ import numpy as np
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
 from .._core._checks import check_bool, one_namespace, real_array
 from .._core._types import Array
-from ._activations import _TANH_D_EXACT, _tanh_d_from, get_activation
+from ._activations import _tanh_d_from, get_activation
 from ._map import Map
 
 __all__ = ["ElmanRNNMap", "GRUMap", "LSTMMap", "RecurrentMap"]
@@ -68,16 +68,6 @@ def _sigmoid_tangent(s, pre, xp, *, open_side=True):
     low = small < _SIGMOID_D_EXACT
     es, ec, ed = _exact_sigmoid(pre(), xp)
     return xp.where(low, es, s), xp.where(low, ec, c), xp.where(low, ed, d)
-
-
-def _tanh_tangent(t, a, xp):
-    """``tanh'(a)`` from ``t = tanh(a)``: ``1 - t^2``, or the activation's rule (exact from
-    ``a``) where that saturates; NumPy checks with one reduction, no mask in the common case."""
-    if isinstance(t, np.ndarray):
-        d = 1.0 - t * t
-        if d.min() >= _TANH_D_EXACT:
-            return d
-    return _tanh_d_from(t, a, xp)
 
 
 def _col(g):
@@ -220,7 +210,7 @@ class _GRUCell(_Cell):
         rz, rz_c, rz_d = _sigmoid_tangent(rz, lambda: gi[..., :2 * H] + gh[..., :2 * H], xp,
                                           open_side=False)
         return y, (rz[..., :H], rz[..., H:], rz_c[..., H:], rz_d[..., :H], rz_d[..., H:], n,
-                   _tanh_tangent(n, a_n, xp), hn, h)
+                   _tanh_d_from(n, a_n, xp), hn, h)
 
     def tan(self, cache, vh, vu):
         r, z, zc, r_d, z_d, n, n_d, hn, h = cache
@@ -293,8 +283,8 @@ class _LSTMCell(_Cell):
         y = xp.concat([o * tc, c], axis=-1)
         ifo, _, ifo_d = _sigmoid_tangent(ifo, a_ifo, xp)
         return y, (ifo[..., :H], ifo[..., H:2 * H], g, ifo[..., 2 * H:], c0, tc,
-                   ifo_d[..., :H], ifo_d[..., H:2 * H], _tanh_tangent(g, a_g, xp),
-                   ifo_d[..., 2 * H:], _tanh_tangent(tc, c, xp))
+                   ifo_d[..., :H], ifo_d[..., H:2 * H], _tanh_d_from(g, a_g, xp),
+                   ifo_d[..., 2 * H:], _tanh_d_from(tc, c, xp))
 
     def tan(self, cache, v, vu):
         i, f, g, o, c0, tc, i_d, f_d, g_d, o_d, tc_d = cache
