@@ -60,6 +60,7 @@ FAKE_KERNEL = """
     ipython = types.ModuleType("IPython")
     ipython.get_ipython = lambda: Shell()
     sys.modules["IPython"] = ipython
+    sys.modules["ipykernel.zmqshell"] = types.ModuleType("ipykernel.zmqshell")  # tqdm.auto asks
     sys.modules["ipywidgets"] = None  # not installed: importing it fails
     warnings.simplefilter("error")    # a TqdmWarning fails the run
 """
@@ -217,3 +218,19 @@ def test_jacobian_of_a_driven_map_defaults_to_the_states_input(seed):
     # and a given u still wins over the state's own
     v = rng.normal(size=3)
     assert not np.allclose(m.jacobian(x, v), J)
+
+
+def test_fixed_point_bar_in_a_kernel_without_ipywidgets_warns_nothing():
+    # the search's bar is itermap's text bar, as lyapunov's is (tqdm.auto warns, and
+    # swallows its own warning where warnings are errors: print them instead)
+    done = _python(FAKE_KERNEL, """
+    warnings.simplefilter("default")
+    import itermap
+    from itermap.analysis import find_fixed_points, sample_states
+    m = itermap.random_rnn(30, gain=1.5, rng=0)
+    fp = find_fixed_points(m, sample_states(m, 8, rng=1), progress=True)
+    print(fp.n_starts)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["8"]
+    assert "fixed points (dim 30, 8 starts)" in done.stderr and "IProgress" not in done.stderr

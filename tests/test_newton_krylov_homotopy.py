@@ -302,11 +302,14 @@ def test_the_running_start_is_drawn_at_most_once_a_second(monkeypatch):
     drawn = []
 
     class Bar:
-        def set_postfix(self, **postfix):
-            drawn.append(postfix)
+        delay = 2.0     # progress=None's: drawn from 102.0 on, the postfix kept before
+
+        def set_postfix(self, refresh=True, **postfix):
+            drawn.append((refresh, postfix))
 
     tick = _common._Running(Bar(), [1, 2])
     for t in (100.0, 100.5, 101.0, 101.2, 102.5):
         clock[0] = t
         tick(path_s=f"{t:.1f}")
-    assert drawn == [{"points": 2, "path_s": "101.0"}, {"points": 2, "path_s": "102.5"}]
+    assert drawn == [(False, {"points": 2, "path_s": "101.0"}),
+                     (True, {"points": 2, "path_s": "102.5"})]

@@ -17,6 +17,7 @@ from itermap.linalg import (
     batched_solve,
     damped_normal_solve,
 )
+from itermap.progress import progress_bar
 
 from .._checks import no_extended, no_half, one_namespace, plain_array
 
@@ -461,55 +462,17 @@ def _check_reachable(tol, xp, dtype):
 
 
 def _progress_bar(progress, total, dim, n_starts, stage=""):
-    """A tqdm bar over the starts finished (a no-op one when progress=False), labelled
-    with ``stage`` where one is given; it stays on screen with its final count."""
-    if progress is False:
-        # plain tqdm: importing tqdm.auto warns in a kernel without ipywidgets
-        from tqdm import tqdm as disabled
-        return disabled(total=total, disable=True)
-    def make():
-        from tqdm.auto import tqdm
-
-        label = f", {stage}" if stage else ""
-        return tqdm(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts{label})",
-                    unit="start", leave=True)
-
-    return make() if progress else _LaterBar(make, total, _BAR_DELAY)
+    """itermap's bar over the starts finished, labelled with ``stage`` where one is given;
+    with ``progress=None`` it appears once the search has run ``_BAR_DELAY`` seconds (a
+    search of a few milliseconds shows none). It stays on screen with its final count."""
+    label = f", {stage}" if stage else ""
+    return progress_bar(total=total, desc=f"fixed points (dim {dim}, {n_starts} starts{label})",
+                        unit="start", delay=0.0 if progress else _BAR_DELAY,
+                        disable=progress is False)
 
 
 # progress=None: the bar appears once the search has run this long (s)
 _BAR_DELAY = 2.0
-
-
-class _LaterBar:
-    """A bar made only once ``delay`` seconds have passed (a search of a few milliseconds
-    pays no tqdm); it counts meanwhile, and shows the count when it appears."""
-
-    def __init__(self, make, total, delay):
-        self.make, self.total, self.n, self.bar = make, total, 0, None
-        self.until = time.monotonic() + delay
-
-    def _made(self):
-        if self.bar is None and time.monotonic() >= self.until:
-            self.bar = self.make()
-            self.bar.update(self.n)
-        return self.bar
-
-    def update(self, k=1):
-        self.n += k
-        if self._made() is not None:
-            self.bar.update(self.n - self.bar.n)
-
-    def set_postfix(self, refresh=True, **postfix):
-        if self._made() is not None:
-            self.bar.set_postfix(refresh=refresh, **postfix)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 class _Running:
@@ -520,12 +483,15 @@ class _Running:
 
     def __init__(self, bar, points):
         self.bar, self.points, self.next = bar, points, time.monotonic() + _RUNNING_EVERY
+        # a redraw before the bar's delay would show the bar of a short search
+        self.drawn_from = time.monotonic() + getattr(bar, "delay", 0.0)
 
     def __call__(self, **state):
         now = time.monotonic()
         if now >= self.next:
             self.next = now + _RUNNING_EVERY
-            self.bar.set_postfix(points=len(self.points), **state)
+            self.bar.set_postfix(refresh=now >= self.drawn_from, points=len(self.points),
+                                 **state)
 
 
 _RUNNING_EVERY = 1.0
@@ -534,10 +500,6 @@ _RUNNING_EVERY = 1.0
 def _settle(bar):
     """Before the bar closes: its line cleared, so that the last line drawn ends with its
     closing bracket (tqdm pads a line shorter than the one before it with spaces)."""
-    if isinstance(bar, _LaterBar):
-        bar = bar.bar
-        if bar is None:
-            return
     if not bar.disable and bar.last_print_t >= bar.start_t + bar.delay:
         bar.clear()
 
