@@ -588,6 +588,23 @@ def test_patience_converges_more_starts_than_giving_up_at_once():
     np.testing.assert_array_less(np.linalg.norm(np.tanh(pts @ W.T) - pts, axis=1), 1e-10)
 
 
+def test_q_method_hands_the_rows_lbfgs_leaves_creeping_to_newton():
+    # a linear map with multipliers from 0 to 1 - 1e-4: q's Hessian (A - I)^T (A - I) spans
+    # 8 decades, L-BFGS creeps down its valley past max_iter, and Newton ends it in a step;
+    # the point is (I - A)^-1 b (a trained flip-flop GRU's memories look alike)
+    rng = np.random.default_rng(0)
+    n = 40
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = Q @ np.diag(1.0 - np.logspace(-4, 0, n)) @ Q.T
+    want = rng.standard_normal(n)
+    b = want - A @ want
+    m = itermap.FunctionMap(lambda x: x @ A.T + b, n,
+                            jacobian=lambda x: np.broadcast_to(A, x.shape[:-1] + (n, n)))
+    fp = find_fixed_points(m, rng.standard_normal((4, n)), slow_points=True, progress=False)
+    assert len(fp) == 1 and fp.n_converged == 4
+    np.testing.assert_allclose(np.asarray(fp.points)[0], want, atol=1e-9)
+
+
 def test_slow_point_of_a_ghost_by_q_minimization():
     # F(x) = x - 0.1 (x^2 + eps): no fixed point; q = 0.005 (x^2 + eps)^2 has its minimum
     # at x = 0 with speed ||F(x) - x|| = 0.1 eps and F'(0) = 1 (the ghost of a saddle-node)

@@ -227,13 +227,17 @@ def _q_search(F, x, xp, eye, *, tol, max_iter, unique_tol, bar=None):
     xe, qe, status = _lbfgs_q(F, x, xp, tol=tol, max_iter=max_iter, bar=bar)
     r = np.sqrt(2.0 * qe)
     found_x, found_r = [], []
-    cand = np.flatnonzero((status == CONVERGED) |
+    # Newton takes the minima near zero and the rows L-BFGS left creeping down a flat
+    # valley (multipliers near 1: a flip-flop network's memories), which it ends in a few steps
+    cand = np.flatnonzero((status == CONVERGED) | (status == GAVE_UP_MAX_ITER) |
                           ((status == SLOW_POINT) & (r <= _ZERO_CANDIDATE)))
     if cand.size:
         found_x, found_r, st_c, _, _ = _search(F, _take(xp, xe, cand), xp, eye, tol=tol,
                                                max_iter=30, unique_tol=unique_tol,
                                                slow_points=False, patience=0)
-        status[cand] = np.where(st_c == CONVERGED, CONVERGED, SLOW_POINT)
+        status[cand] = np.where(st_c == CONVERGED, CONVERGED,
+                                np.where(status[cand] == GAVE_UP_MAX_ITER, GAVE_UP_MAX_ITER,
+                                         SLOW_POINT))
     slow = np.flatnonzero((status == SLOW_POINT) & (r > tol))
     slow_x = [_take(xp, xe, slow)] if slow.size else []
     return found_x, found_r, status, slow_x, [r[slow]] if slow.size else []
