@@ -504,6 +504,10 @@ class RecurrentMap(Map):
         """The slice of the state that is torch's ``output[t]`` (the top layer's ``h``)."""
         return self.hidden_slice(-1)
 
+    def readout(self, x):
+        """torch's output, the top layer's ``h`` (an LSTM's last block is its ``c``)."""
+        return x[..., self.output_slice]
+
     def _layer(self, layer):
         n = len(self.layers)
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
