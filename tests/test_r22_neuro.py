@@ -63,3 +63,33 @@ def test_kaplan_yorke_note_stays_inside_a_panel_of_a_three_panel_figure():
                 assert box.x0 <= ext.x0 and ext.x1 <= box.x1, t.get_text()
     finally:
         plt.close(fig)
+
+
+def test_run_of_stacked_layers_of_different_hidden_sizes_returns_each_layers_h_n():
+    # the constructor takes layers whose hidden sizes differ (each layer's input is the
+    # hidden size of the one below); run crashed stacking their h_n into one array
+    rng = np.random.default_rng(4)
+    low = itermap.GRUMap(rng.normal(size=(9, 2)), rng.normal(size=(9, 3)))
+    top = itermap.GRUMap(rng.normal(size=(15, 3)), rng.normal(size=(15, 5)))
+    m = itermap.RecurrentMap(low.layers + top.layers)
+    x = rng.normal(size=(6, 2))
+    output, h_n = m.run(x)
+    low_out, low_h = low.run(x)                      # layer by layer, as torch stacks them
+    top_out, top_h = top.run(low_out)
+    np.testing.assert_allclose(output, top_out, rtol=0, atol=1e-12)
+    assert len(h_n) == 2
+    np.testing.assert_allclose(h_n[0], low_h[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h_n[1], top_h[0], rtol=0, atol=1e-12)
+
+
+def test_run_of_stacked_lstm_layers_of_different_hidden_sizes():
+    rng = np.random.default_rng(5)
+    low = itermap.LSTMMap(rng.normal(size=(12, 2)), rng.normal(size=(12, 3)))
+    top = itermap.LSTMMap(rng.normal(size=(20, 3)), rng.normal(size=(20, 5)))
+    x = rng.normal(size=(4, 2))
+    output, (h_n, c_n) = itermap.RecurrentMap(low.layers + top.layers).run(x)
+    low_out, (low_h, low_c) = low.run(x)
+    top_out, (top_h, top_c) = top.run(low_out)
+    np.testing.assert_allclose(output, top_out, rtol=0, atol=1e-12)
+    for got, want in zip((*h_n, *c_n), (low_h[0], top_h[0], low_c[0], top_c[0])):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
