@@ -105,3 +105,14 @@ def test_lyapunov_spectrum_names_a_step_that_drops_the_state_axis():
         itermap.iterate(m, np.array([0.3]), 3)          # what iterate says
     with pytest.raises(ValueError, match="step returned shape"):
         analysis.lyapunov_spectrum(m, np.array([0.3]), 100)
+
+
+def test_run_names_x_when_the_sequence_comes_from_another_library():
+    # a torch user passes torch's own tensor; the refusal blamed the state run builds
+    # ("x is numpy, inputs is torch"), not the argument x given
+    xp = pytest.importorskip("array_api_strict")
+    m = itermap.GRUMap(np.ones((9, 2)), np.ones((9, 3)))
+    with pytest.raises(TypeError, match=r"^x: .*array_api_strict"):
+        m.run(xp.asarray(np.ones((4, 2))))
+    with pytest.raises(TypeError, match=r"^x: .*torch"):
+        m.run(pytest.importorskip("torch").ones(4, 2))

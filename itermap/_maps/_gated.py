@@ -611,6 +611,9 @@ class RecurrentMap(Map):
                                 "array of shape (L, [B,] H)")
             h0, c0 = h0
 
+        if hasattr(x, "shape") and backend_of(x) not in ("numpy", self.backend):
+            raise TypeError(f"x: a {backend_of(x)} array; run takes NumPy arrays (a CPU "
+                            f"torch tensor: x.numpy())")
         seq = self.torch_inputs(x)
         batch = seq.shape[1] if seq.ndim == 3 else None
         x0 = self.initial_state(h0, c0, batch=batch)
