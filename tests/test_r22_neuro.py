@@ -26,7 +26,8 @@ def _numpy_lstm(Wih, Whh, b, xs):
 
 def _lstm(seed=0, n_in=2, H=3):
     rng = np.random.default_rng(seed)
-    Wih, Whh, b = rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H)
+    Wih, Whh = rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H))
+    b = rng.normal(size=4 * H)
     return itermap.LSTMMap(Wih, Whh, b, np.zeros(4 * H)), (Wih, Whh, b)
 
 
