@@ -39,7 +39,8 @@ def probe(map: Any, probes: Any, *, block: int = -1, x0: Any = None) -> Any:
     probes : array of shape (P, T, n_in) or (T, n_in)
         ``P`` probe sequences of ``T`` inputs (one sequence without the first axis).
     block : int
-        The block read at every step; default the last (the readout).
+        The block read at every step; default the last (an LSTM's is its ``c``: its
+        output ``h`` is block ``-2``).
     x0 : array of shape (dim,), optional
         The start of every probe; the zero state when omitted.
 

@@ -504,6 +504,10 @@ class RecurrentMap(Map):
         """The slice of the state that is torch's ``output[t]`` (the top layer's ``h``)."""
         return self.hidden_slice(-1)
 
+    def readout(self, x):
+        """torch's output, the top layer's ``h`` (an LSTM's last block is its ``c``)."""
+        return x[..., self.output_slice]
+
     def _layer(self, layer):
         n = len(self.layers)
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
@@ -572,12 +576,14 @@ class RecurrentMap(Map):
         return out
 
     def torch_final(self, state):
-        """torch's ``h_n`` (and ``(h_n, c_n)`` for an LSTM) from a final state."""
-        hs = np.stack([state[..., self.hidden_slice(l)] for l in range(len(self.layers))])
+        """torch's ``h_n`` (and ``(h_n, c_n)`` for an LSTM) from a final state; lists of
+        the layers' states where their hidden sizes differ (no torch module has that)."""
+        def layers(part):
+            out = [state[..., part(l)] for l in range(len(self.layers))]
+            return np.stack(out) if len({c.hidden for c in self.layers}) == 1 else out
         if self.kind != "lstm":
-            return hs
-        cs = np.stack([state[..., self.cell_slice(l)] for l in range(len(self.layers))])
-        return hs, cs
+            return layers(self.hidden_slice)
+        return layers(self.hidden_slice), layers(self.cell_slice)
 
     def run(self, x, h0=None, c0=None):
         """Run a sequence as torch's module would: ``(output, h_n)`` or
@@ -595,7 +601,7 @@ class RecurrentMap(Map):
         -------
         (output, h_n) or (output, (h_n, c_n))
             ``output`` of shape ``(T, [B,] H)`` (``(B, T, H)`` when batch_first),
-            ``h_n`` and ``c_n`` of shape ``(L, [B,] H)``.
+            ``h_n`` and ``c_n`` of shape ``(L, [B,] H)`` (lists where the sizes differ).
         """
         from .._running._iterate import iterate
 
@@ -605,6 +611,9 @@ class RecurrentMap(Map):
                                 "array of shape (L, [B,] H)")
             h0, c0 = h0
 
+        if hasattr(x, "shape") and backend_of(x) not in ("numpy", self.backend):
+            raise TypeError(f"x: a {backend_of(x)} array; run takes NumPy arrays (a CPU "
+                            f"torch tensor: x.numpy())")
         seq = self.torch_inputs(x)
         batch = seq.shape[1] if seq.ndim == 3 else None
         x0 = self.initial_state(h0, c0, batch=batch)
