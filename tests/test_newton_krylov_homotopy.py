@@ -313,3 +313,25 @@ def test_the_running_start_is_drawn_at_most_once_a_second(monkeypatch):
         tick(path_s=f"{t:.1f}")
     assert drawn == [(False, {"points": 2, "path_s": "101.0"}),
                      (True, {"points": 2, "path_s": "102.5"})]
+
+
+def test_the_bars_count_of_points_never_goes_back_between_phases():
+    # each phase of the dense search counts its own finds: wandering's first draw read
+    # "points=0" after the damped phase had shown 4
+    from itermap.analysis.fixed_points import _common
+
+    drawn = []
+
+    class Bar:
+        n, total, disable = 0, 10, False
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, refresh=True, **postfix):
+            drawn.append(postfix["points"])
+
+    done = _common._Finished(Bar())
+    for n, points in ((2, 1), (4, 4), (5, 0), (6, 2), (7, 6)):
+        done.show(n, points=points, running=1)
+    assert drawn == [1, 4, 4, 4, 6]

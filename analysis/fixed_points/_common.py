@@ -508,16 +508,19 @@ class _Finished:
     """Counts the starts finished (converged, slow point or gave up for good) on a bar.
 
     ``base`` starts are finished by the phases before; :meth:`show` sets how many of
-    the running phase's starts are, and the bar only moves forward.
+    the running phase's starts are, and the bar only moves forward, its count of points
+    too (the most any phase has found: the result merges them).
     """
 
     def __init__(self, bar):
-        self.bar, self.base = bar, 0
+        self.bar, self.base, self.points = bar, 0, 0
 
     def show(self, n_phase, **postfix):
         target = min(self.base + int(n_phase), int(self.bar.total or 0))
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
+        if "points" in postfix:   # a later phase counts its own finds: never read fewer
+            self.points = postfix["points"] = max(self.points, postfix["points"])
         if postfix and not getattr(self.bar, "disable", False):   # a disabled bar: no text
             self.bar.set_postfix(refresh=False, **postfix)
 
