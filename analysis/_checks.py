@@ -85,13 +85,15 @@ def machine_eps(dtype) -> float:
 def check_batched_step(step, row, dim: int) -> None:
     """A map whose step is written for one state at a time is named here (ValueError
     naming ``map`` and the batched protocol), not by NumPy's error inside the user's code:
-    ``step`` (a callable of the states) is run on ``row``, a batch of one state."""
+    ``step`` (a callable of the states) is run on ``row``, a batch of states (one, or the
+    run's own where the map's parameters are per batch row)."""
+    want = (int(row.shape[0]), dim)
     try:
         got = tuple(step(row).shape)
     except Exception as err:    # a map written for one state at a time fails in its code
-        raise ValueError(f"map: its step failed on a batch of 1 state, shape (1, {dim}) "
+        raise ValueError(f"map: its step failed on a batch of states, shape {want} "
                          f"({type(err).__name__}: {err}); the protocol's step takes a batch "
                          f"of states, shape (B, dim) (itermap.check_map tests a map)") from err
-    if got != (1, dim):
-        raise ValueError(f"map: its step returned shape {got} for a batch of 1 state of "
-                         f"dim {dim}; expected (1, {dim})")
+    if got != want:
+        raise ValueError(f"map: its step returned shape {got} for a batch of states of "
+                         f"shape {want}; expected {want}")

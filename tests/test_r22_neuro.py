@@ -96,10 +96,6 @@ def test_run_of_stacked_lstm_layers_of_different_hidden_sizes():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="itermap/_running/_fused_steppers.py (not this branch's): "
-                   "the general tangent stepper takes a step's output unchecked; a 1-D map "
-                   "written x[..., 0] (shape (B,), not (B, 1)) fails deep inside with 'too "
-                   "many values to unpack', where iterate names the step's shape")
 def test_lyapunov_spectrum_names_a_step_that_drops_the_state_axis():
     m = itermap.FunctionMap(lambda x: 4 * x[..., 0] * (1 - x[..., 0]), 1, jacobian="central")
     with pytest.raises(ValueError, match="step returned shape"):

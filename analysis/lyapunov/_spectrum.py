@@ -18,7 +18,7 @@ from itermap.linalg import Reorthonormalizer, general_tangent_stepper
 from itermap.progress import progress_bar
 from itermap.typing import Array, MapLike, RngLike
 
-from .._checks import check_bool, machine_eps, no_extended, plain_array
+from .._checks import check_batched_step, check_bool, machine_eps, no_extended, plain_array
 from .._checks import check_int as _check_int
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
@@ -572,6 +572,11 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
             out = _own_or_general(lambda s: _stepper_run(s, bar=bar, **opts), map, x, Q,
                                   constant, sequence, orient, total,
                                   offset=run["transient"] + run["done"] - orient)
+        except (ValueError, TypeError, IndexError):
+            # a step that is not batched fails deep in the stepper: name it instead
+            u = constant if sequence is None else sequence[0]
+            check_batched_step(lambda row: map.step(row, u), x, map.dim)
+            raise
         finally:
             if bar is not None:
                 bar.close()
