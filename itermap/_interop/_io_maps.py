@@ -73,9 +73,8 @@ def _encode_network(obj, writer):
                             "itermap.ACTIVATIONS, and a file stores activations by name")
     _, bm = encode_object(obj.block_matrix, writer)
     fields = {"weights": bm, "activation": [a.name for a in obj.activations],
-              "input_block": obj.input_block, "bias": None}
-    if obj.bias is not None:
-        fields["bias"] = writer.ref("bias", obj.bias, "bias")
+              "input_block": obj.input_block,
+              "bias": None if obj.bias is None else writer.ref("bias", obj.bias, "bias")}
     if obj.functions:
         fields["functions"] = [_encode_function(i, j, g, writer)
                                for (i, j), g in obj.functions.items()]
@@ -148,12 +147,9 @@ def _reservoir_map(m, refs, arrays):
 
 
 def _encode_recurrent(obj, writer):
-    layers = []
-    for l, c in enumerate(obj.layers):
-        ref = {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
-               for k, v in c.arrays().items()}
-        layers.append({"kind": c.kind, "arrays": ref,
-                       "nonlinearity": getattr(c, "nonlinearity", None)})
+    layers = [{"kind": c.kind, "arrays": {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
+                                          for k, v in c.arrays().items()},
+               "nonlinearity": getattr(c, "nonlinearity", None)} for l, c in enumerate(obj.layers)]
     fields = {"layers": layers, "batch_first": obj.batch_first}
     if type(obj).__name__ in _ONE_LAYER_MAPS:  # so that load gives back an LSTMMap, say
         fields["class"] = type(obj).__name__
