@@ -433,7 +433,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
     fd = np.empty_like(Jn)
     for j in range(dim):
         h = 1e-6 * max(1.0, float(np.max(np.abs(xn[:, j]))))
-        e = h * np.eye(dim)[j]
+        e = np.zeros(dim)
+        e[j] = h
         plus = to_numpy(m.step(xp.asarray(xn + e), u))
         minus = to_numpy(m.step(xp.asarray(xn - e), u))
         fd[:, :, j] = (plus - minus) / (2 * h)
