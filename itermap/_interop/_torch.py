@@ -227,10 +227,8 @@ def _build_mlp(arrays, layers, dtype):
             if weights and W.shape[1] != weights[-1].shape[0]:
                 raise ValueError(f"{where} (Linear) takes {W.shape[1]} inputs, but the layer "
                                  f"before it gives {weights[-1].shape[0]}")
-            b = arrays.get(f"{k}.bias")
-            if b is not None:
-                b = _cast(_get(arrays, f"{k}.bias", f"{where} (Linear)", (W.shape[0],)),
-                          dtype)
+            b = None if f"{k}.bias" not in arrays else _cast(
+                _get(arrays, f"{k}.bias", f"{where} (Linear)", (W.shape[0],)), dtype)
             if acts and acts[-1] is None:
                 acts[-1] = "identity"
             weights.append(W)
