@@ -377,11 +377,8 @@ def _krylov_cost(s: Sizes, starts: int, iters: float, excess: float, period: int
     sparse ``random_rnn(n, 20 / n, 1.5)``). Each point's multipliers take some 840
     products."""
     per_mv = KRYLOV_OVERHEAD + (2.0 * period * s.nnz + 120.0 * s.dim) / FLOPS
-    if excess == 0.0:
-        products = iters * 50.0
-    else:
-        steps = _SEARCH_MAX_ITER
-        products = steps * (0.11 + 0.5 * 3.4 * 0.21) * s.dim
+    products = iters * 50.0 if excess == 0.0 else \
+        _SEARCH_MAX_ITER * (0.11 + 0.5 * 3.4 * 0.21) * s.dim
     return Cost(bytes=_F8 * s.dim * (52 + 3 * starts) + 64.0 * s.nnz,
                 seconds=(starts * products + 840) * per_mv + _figure(1.0),
                 memory_key="starts", time_key="starts")
@@ -411,12 +408,9 @@ def _symmetry_labels(pts, m, tol=1e-6):
     scale = max(1.0, float(norms.max(initial=0.0)))
     labels = []
     for i in range(p.shape[0]):
-        if norms[i] <= tol * scale:
-            labels.append("origin")
-            continue
-        d = np.linalg.norm(p + p[i], axis=1)
-        j = np.flatnonzero(d <= tol * scale)
-        labels.append(f"± pair with #{int(j[0])}" if j.size else "")
+        j = np.flatnonzero(np.linalg.norm(p + p[i], axis=1) <= tol * scale)
+        labels.append("origin" if norms[i] <= tol * scale
+                      else f"± pair with #{int(j[0])}" if j.size else "")
     return labels
 
 
