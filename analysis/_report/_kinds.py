@@ -244,10 +244,6 @@ def _known_dim(spec, name, *, tangent=False):
     return dim - (net.static_input_size() or 0) if tangent else dim
 
 
-def _driven(spec, name):
-    return spec.networks[name].static_input_size() != 0
-
-
 def _check_autonomous_scan(spec, network, where):
     """A gain scan rebuilds the network at each gain without an input block: refuse one."""
     if spec.networks[network].inputs:
@@ -486,9 +482,9 @@ class Lyapunov(AnalysisModel):
         n = _known_dim(spec, self.network, tangent=True)
         # the default k is capped at the dimension when the analysis runs; a k given is not
         if n is not None and self.k > n and "k" in self.model_fields_set:
+            driven = spec.networks[self.network].static_input_size() != 0
             raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
-                            f"{self.network}'s state" + (" outside its input block"
-                                                         if _driven(spec, self.network)
+                            f"{self.network}'s state" + (" outside its input block" if driven
                                                          else ""))
 
     def cost(self, sizes):
