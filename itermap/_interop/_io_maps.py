@@ -176,15 +176,6 @@ def _decode_recurrent(fields, arrays):
     return rec
 
 
-def _encode_logistic(obj, writer):
-    return {"r": obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")}
-
-
-def _decode_logistic(fields, arrays):
-    r = fields["r"]
-    return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))
-
-
 def _array_fields(names):
     """(encode, decode helpers) for a class saved as some named arrays plus plain values."""
     def encode(obj, writer):
@@ -202,7 +193,10 @@ _linear_enc, _linear_arrays = _array_fields(("A",))
 register_codec(BlockMatrix, "BlockMatrix", _encode_blocks, _decode_blocks)
 register_codec(IterativeMap, "IterativeMap", _encode_network, _decode_network)
 register_codec(RecurrentMap, "RecurrentMap", _encode_recurrent, _decode_recurrent)
-register_codec(LogisticMap, "LogisticMap", _encode_logistic, _decode_logistic)
+register_codec(LogisticMap, "LogisticMap",  # r: a float, or an array (one rate per state)
+               lambda m, w: {"r": m.r if isinstance(m.r, float) else w.ref("r", m.r, "r")},
+               lambda f, a: LogisticMap(_get_array(a, f["r"]) if isinstance(f["r"], dict)
+                                        else f["r"]))
 register_codec(HenonMap, "HenonMap", lambda m, w: {"a": m.a, "b": m.b},
                lambda f, a: HenonMap(f["a"], f["b"]))
 register_codec(StandardMap, "StandardMap", lambda m, w: {"k": m.k},
