@@ -20,8 +20,8 @@ def _eigen_input(fixed_points):
         ev = np.asarray(_np(fixed_points), dtype=complex)
         stable, points = None, None
     else:
-        ev = np.asarray(_np(_field(fixed_points, "eigenvalues", param="fixed_points")),
-                        dtype=complex)
+        ev = _field(fixed_points, "eigenvalues", param="fixed_points")
+        ev = np.asarray(_np(ev), dtype=complex)
         stable = _field(fixed_points, "stable", None, required=False)
         points = _field(fixed_points, "points", None, required=False)
     if ev.ndim not in (1, 2):
@@ -205,8 +205,8 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
     'PC 1'
     """
     pts = np.asarray(_np(_field(fixed_points, "points", param="fixed_points")), dtype=float)
-    n_unstable = np.asarray(_np(_field(fixed_points, "n_unstable", param="fixed_points")),
-                            dtype=int)
+    n_unstable = _field(fixed_points, "n_unstable", param="fixed_points")
+    n_unstable = np.asarray(_np(n_unstable), dtype=int)
     if hasattr(states, "states"):      # a Trajectory from itermap.iterate
         states = states.states
     try:
