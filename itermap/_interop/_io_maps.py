@@ -134,7 +134,7 @@ def _decode_functions(entries, arrays):
 
 def _reservoir_map(m, refs, arrays):
     """The ReservoirMap of a decoded map ``[input, reservoir]`` and its readout's arrays."""
-    if len(refs) != 2 or m.sizes.__len__() != 2 or m.input_block != 0 or \
+    if len(refs) != 2 or len(m.sizes) != 2 or m.input_block != 0 or \
             set(m.block_matrix.blocks) - {(1, 0), (1, 1)}:
         raise ValueError("readout: a file's readout belongs to a map [input, reservoir]")
     W, W_in = m.block_matrix.blocks.get((1, 1)), m.block_matrix.blocks.get((1, 0))
