@@ -622,11 +622,8 @@ def lyapunov_scan(cfg, ctx, out):
     # from resampling the networks (percentile bootstrap)
     crossing = first_crossing(gains, lam, cfg.threshold)
     each = [first_crossing(gains, row, cfg.threshold) for row in per_net]
-    boot = []
-    if M > 1:
-        picks = ctx.rng.integers(0, M, size=(2000, M))
-        boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
-                for p in picks]
+    picks = ctx.rng.integers(0, M, size=(2000, M)) if M > 1 else []  # networks resampled
+    boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold) for p in picks]
     found = np.array([b for b in boot if b is not None])
     ci = [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] \
         if found.size >= 0.9 * max(len(boot), 1) and found.size else None
