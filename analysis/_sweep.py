@@ -36,8 +36,6 @@ _RESULT_KEY = "result"
 
 
 # --------------------------------------------------------------------------- parameters
-
-
 def _canonical(value, where):
     """JSON-ready canonical form of a parameter value (for hashing)."""
     if value is None or isinstance(value, (bool, str)):
@@ -97,8 +95,6 @@ def _scalar(v):
 
 
 # --------------------------------------------------------------------------- grid, seeds
-
-
 def _points(grid):
     """The grid as a list of parameter dicts."""
     if isinstance(grid, Mapping):
@@ -167,8 +163,6 @@ def _function_name(function):
 
 
 # --------------------------------------------------------------------------- the sweep
-
-
 class _Sweep:
     """The state of one sweep: its points with their keys and seeds, where it runs, the
     cache, the outputs and failures so far, and the progress bar."""
@@ -240,13 +234,10 @@ class _Sweep:
         """Record the point ``i`` from its future: its columns, or its failure."""
         try:
             ok, value = fut.result()
-        except Exception as exc:  # the engine failed (pickling, lost worker, ...)
-            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
-        if ok:
-            try:
+            if ok:
                 out = _flatten(value)
-            except Exception as exc:
-                ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
+        except Exception as exc:  # the engine failed (pickling, lost worker, ...), or _flatten
+            ok, value = False, (type(exc).__name__, str(exc), traceback.format_exc())
         if not ok:
             self.fail(i, *value)
             return
@@ -300,13 +291,8 @@ class _Sweep:
 
     def table(self) -> SweepResult:
         """The records in grid order; warnings for uncached and failed points."""
-        records = []
-        for i, p in enumerate(self.points):
-            if self.done[i]:
-                rec = dict(p)
-                for k, v in self.outputs[i].items():
-                    rec[f"{_RESULT_KEY}.{k}" if k in p else k] = v
-                records.append(rec)
+        records = [{**p, **{f"{_RESULT_KEY}.{k}" if k in p else k: v for k, v in out.items()}}
+                   for p, out, done in zip(self.points, self.outputs, self.done) if done]
         if self.uncached:
             warnings.warn(f"{len(self.uncached)} sweep points could not be cached (they are in "
                           f"the table): {self.uncached[0]}", RuntimeWarning, stacklevel=3)
@@ -466,8 +452,6 @@ def _interrupted(n_done, n_cached, n_points, cache_dir):
 
 
 # --------------------------------------------------------------------------- cache files
-
-
 def _check_manifest(cache_dir, function_name):
     path = os.path.join(cache_dir, "sweep.json")
     if os.path.exists(path):

@@ -21,8 +21,6 @@ __all__ = ["run_point", "SerialExecutor", "local_pool", "run_on_local_pool"]
 
 
 # --------------------------------------------------------------------------- worker side
-
-
 _marks: dict[str, mmap.mmap] = {}  # in a worker: the start-marks file of the current sweep
 
 

@@ -111,12 +111,8 @@ class SweepResult(itermap.Result):
         self.failures = list(failures)
         self.seed = seed
         self.n_cached = int(n_cached)
-        cols = list(self.params)
-        for r in self.records:
-            for k in r:
-                if k not in cols:
-                    cols.append(k)
-        self.columns = tuple(cols)
+        self.columns = self.params + tuple(dict.fromkeys(
+            k for r in self.records for k in r if k not in self.params))
 
     def __len__(self):
         return len(self.records)
@@ -146,11 +142,9 @@ class SweepResult(itermap.Result):
 
     def equals(self, other) -> bool:
         """True when both tables hold bitwise equal records in the same order."""
-        if not isinstance(other, SweepResult) or len(self) != len(other):
-            return False
-        if self.columns != other.columns:
-            return False
-        return all(_equal(a, b) for a, b in zip(self.records, other.records))
+        return isinstance(other, SweepResult) and len(self) == len(other) \
+            and self.columns == other.columns \
+            and all(_equal(a, b) for a, b in zip(self.records, other.records))
 
     def to_pandas(self):
         """The table as a :class:`pandas.DataFrame` (array cells stay objects).

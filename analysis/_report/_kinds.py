@@ -244,10 +244,6 @@ def _known_dim(spec, name, *, tangent=False):
     return dim - (net.static_input_size() or 0) if tangent else dim
 
 
-def _driven(spec, name):
-    return spec.networks[name].static_input_size() != 0
-
-
 def _check_autonomous_scan(spec, network, where):
     """A gain scan rebuilds the network at each gain without an input block: refuse one."""
     if spec.networks[network].inputs:
@@ -377,11 +373,8 @@ def _krylov_cost(s: Sizes, starts: int, iters: float, excess: float, period: int
     sparse ``random_rnn(n, 20 / n, 1.5)``). Each point's multipliers take some 840
     products."""
     per_mv = KRYLOV_OVERHEAD + (2.0 * period * s.nnz + 120.0 * s.dim) / FLOPS
-    if excess == 0.0:
-        products = iters * 50.0
-    else:
-        steps = _SEARCH_MAX_ITER
-        products = steps * (0.11 + 0.5 * 3.4 * 0.21) * s.dim
+    products = iters * 50.0 if excess == 0.0 else \
+        _SEARCH_MAX_ITER * (0.11 + 0.5 * 3.4 * 0.21) * s.dim
     return Cost(bytes=_F8 * s.dim * (52 + 3 * starts) + 64.0 * s.nnz,
                 seconds=(starts * products + 840) * per_mv + _figure(1.0),
                 memory_key="starts", time_key="starts")
@@ -411,12 +404,9 @@ def _symmetry_labels(pts, m, tol=1e-6):
     scale = max(1.0, float(norms.max(initial=0.0)))
     labels = []
     for i in range(p.shape[0]):
-        if norms[i] <= tol * scale:
-            labels.append("origin")
-            continue
-        d = np.linalg.norm(p + p[i], axis=1)
-        j = np.flatnonzero(d <= tol * scale)
-        labels.append(f"± pair with #{int(j[0])}" if j.size else "")
+        j = np.flatnonzero(np.linalg.norm(p + p[i], axis=1) <= tol * scale)
+        labels.append("origin" if norms[i] <= tol * scale
+                      else f"± pair with #{int(j[0])}" if j.size else "")
     return labels
 
 
@@ -492,9 +482,9 @@ class Lyapunov(AnalysisModel):
         n = _known_dim(spec, self.network, tangent=True)
         # the default k is capped at the dimension when the analysis runs; a k given is not
         if n is not None and self.k > n and "k" in self.model_fields_set:
+            driven = spec.networks[self.network].static_input_size() != 0
             raise SpecError(f"{where}.k: {self.k} exponents exceed the dimension {n} of "
-                            f"{self.network}'s state" + (" outside its input block"
-                                                         if _driven(spec, self.network)
+                            f"{self.network}'s state" + (" outside its input block" if driven
                                                          else ""))
 
     def cost(self, sizes):
@@ -632,11 +622,8 @@ def lyapunov_scan(cfg, ctx, out):
     # from resampling the networks (percentile bootstrap)
     crossing = first_crossing(gains, lam, cfg.threshold)
     each = [first_crossing(gains, row, cfg.threshold) for row in per_net]
-    boot = []
-    if M > 1:
-        picks = ctx.rng.integers(0, M, size=(2000, M))
-        boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold)
-                for p in picks]
+    picks = ctx.rng.integers(0, M, size=(2000, M)) if M > 1 else []  # networks resampled
+    boot = [first_crossing(gains, np.nanmean(per_net[p], axis=0), cfg.threshold) for p in picks]
     found = np.array([b for b in boot if b is not None])
     ci = [float(np.percentile(found, 2.5)), float(np.percentile(found, 97.5))] \
         if found.size >= 0.9 * max(len(boot), 1) and found.size else None

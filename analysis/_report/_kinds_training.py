@@ -47,12 +47,9 @@ def train(cfg, ctx, out):
     acc = np.asarray(res.accuracy, dtype=float)
     params = np.asarray(res.params)
     secs = np.asarray(res.seconds, dtype=float)
-    rows = []
-    for i, name in enumerate(res.names):
-        a = acc[i]
-        rows.append([name, int(np.round(np.mean(params[i]))), f"{a.mean():.4f}",
-                     _fmt(float(a.std(ddof=1)) if a.size > 1 else None, ".4f"),
-                     f"{float(np.mean(secs[i])):.2f}"])
+    rows = [[name, int(np.round(np.mean(p))), f"{a.mean():.4f}",
+             _fmt(float(a.std(ddof=1)) if a.size > 1 else None, ".4f"), f"{float(np.mean(t)):.2f}"]
+            for name, a, p, t in zip(res.names, acc, params, secs)]
     out.numbers.update(names=list(res.names), accuracy=acc.tolist(),
                        trainable=np.asarray(params).tolist(), seconds=secs.tolist(),
                        seeds=cfg.seeds, epochs=cfg.epochs)
@@ -77,8 +74,7 @@ class FlipFlopKind(AnalysisModel):
         search = self.starts * 8 * (2 * n ** 3 / 3 + 4 * n ** 2) / _linalg_rate(n)
         return Cost(bytes=8.0 * (self.starts * n * n + self.trials * self.steps * n),
                     seconds=0.1 + self.steps * _step_cost(s, self.trials) + search
-                    + _figure(1.0), memory_key="starts",
-                    time_key="starts")
+                    + _figure(1.0), memory_key="starts", time_key="starts")
 
 
 @report_kind(FlipFlopKind)

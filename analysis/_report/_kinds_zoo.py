@@ -40,8 +40,7 @@ class ZooKind(AnalysisModel):
     def cost(self, sizes):
         # a zoo network has at most 50 units: the QR of a 50 x k frame per step dominates
         work = ZOO_SIZE * (self.steps + self.transient) * (STEP_OVERHEAD * 20 + 2e-5 * self.k)
-        return Cost(bytes=8.0 * ZOO_SIZE * 50 * 50 * 4, seconds=work + 2.0,
-                    time_key="steps")
+        return Cost(bytes=8.0 * ZOO_SIZE * 50 * 50 * 4, seconds=work + 2.0, time_key="steps")
 
 
 def _drive(task, n):

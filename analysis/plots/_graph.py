@@ -165,9 +165,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
         return 0.6 + 2.4 * float(d.get("norm", 1.0)) / max(top, 1e-300)
 
     def color_of(d):
-        if unit_level:
-            return POSITIVE if d.get("weight", 1.0) > 0 else NEGATIVE
-        return "0.35"
+        return (POSITIVE if d.get("weight", 1.0) > 0 else NEGATIVE) if unit_level else "0.35"
 
     if edges:
         kw = dict(arrowstyle="-|>", arrowsize=6, node_size=node_size,
@@ -200,8 +198,7 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
         _key(ax, handles, y=1.02, ncol=len(handles))
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
     ax.set_yticks([])
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
+    ax.spines[["left", "right", "top"]].set_visible(False)
     ax.tick_params(axis="x", length=0, labelbottom=True)
     ax.set_xlim(min(blocks, default=0) - 0.55, max(blocks, default=0) + 0.55)
     ax.set_ylim(-0.55, 0.55)

@@ -24,8 +24,7 @@ def _block_matrix_of(W, sizes):
         S = bm.to_sparse()
         if not sp.issparse(S):  # cupyx.scipy.sparse: copy to the host
             S = S.get()
-        S = S.tocoo()
-        return S, bm.sizes
+        return S.tocoo(), bm.sizes
     if sp.issparse(W):
         S = W.tocoo()
     else:
@@ -87,7 +86,8 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     rows, cols, vals = S.row[keep], S.col[keep], S.data[keep]
     ax = _axes(ax)
     cells: list[Any] = []
-    for mask, color, name in ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative")):
+    signs = ((vals > 0, POSITIVE, "positive"), (vals < 0, NEGATIVE, "negative"))
+    for mask, color, name in signs:
         cells += ax.plot(cols[mask], rows[mask], ls="none", marker="s",
                          ms=1.0 if markersize is None else markersize, mew=0,
                          color=color, label=f"{name} ({int(mask.sum())})")
@@ -100,8 +100,7 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
         ax.axhline(o - 0.5, color="0.3", lw=0.6, label="_boundary")
         ax.axvline(o - 0.5, color="0.3", lw=0.6, label="_boundary")
     _square(ax, -0.5, n - 0.5, invert_y=True)
-    for spine in ax.spines.values():
-        spine.set_visible(True)
+    ax.spines[:].set_visible(True)
     centers = (offsets[:-1] + offsets[1:]) / 2 - 0.5
     labels = [str(i) for i in range(len(sizes))] if labels is None else labels
     if len(labels) != len(sizes):
@@ -116,9 +115,7 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     from matplotlib.patches import Rectangle
 
     key: list[Any] = [Line2D([], [], ls="none", marker="s", ms=6, mew=0, color=c,
-                             label=f"{name} weight ({int(np.sum(m))})")
-                      for m, c, name in ((vals > 0, POSITIVE, "positive"),
-                                         (vals < 0, NEGATIVE, "negative"))]
+                             label=f"{name} weight ({int(np.sum(m))})") for m, c, name in signs]
     functions = getattr(W, "functions", None) or {}
     for (i, j), g in functions.items():  # a block that is a function has no entries to draw
         ax.add_patch(Rectangle((offsets[j] - 0.5, offsets[i] - 0.5), sizes[j], sizes[i],

@@ -164,7 +164,6 @@ def _mark_exact_zeros(ax, curves):
             ends.append((int(nonzero[-1]) + 1, colour, float(abs(y[nonzero[-1]]))))
     for k0, colour, _ in ends:
         _minus_inf_markers(ax, [k0], color=colour, label=None)
-    marked = len(ends)
     if ends:  # one annotation, where the last of them ends (more would collide)
         k0, colour, y_end = max(ends, key=lambda e: e[0])
         text = f"0 from $k = {k0}$"
@@ -179,7 +178,7 @@ def _mark_exact_zeros(ax, curves):
         # limits, so that curves drawn later still autoscale the axis)
         ax.update_datalim(np.array([[k0 + max(1.0, 0.3 * k0), y_end]]))
     entry = "exactly 0 from here on"
-    if marked and entry not in ax.get_legend_handles_labels()[1]:
+    if ends and entry not in ax.get_legend_handles_labels()[1]:
         # one legend entry for the marks, in grey: each mark has its line's colour
         ax.plot([], [], ls="none", marker="v", ms=5, color="0.4", label=entry)
 

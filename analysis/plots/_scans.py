@@ -61,8 +61,7 @@ def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
     if not -states.shape[2] <= component < states.shape[2]:
         raise ValueError(f"component {component} does not exist: the state has dim "
                          f"{states.shape[2]}")
-    keep = states.shape[1]
-    x = np.repeat(values, keep)
+    x = np.repeat(values, states.shape[1])
     y = states[:, :, component].reshape(-1)
     # a pixel per point for many points, small dots for fewer
     marker = dict(marker=".", ms=0.8) if x.size < 20000 else dict(marker=",")

@@ -59,9 +59,8 @@ def sequence_comparison(result: Any, panel: str = "impulse", *,
     if panel == "impulse":
         rows = np.asarray(_np(_field(result, "impulse", param="result")), dtype=float)
         for name, row in zip(names, rows):
-            k = np.arange(row.size)
-            keep = row > 0
-            ax.semilogy(k[keep], row[keep], marker=".", ms=3, label=name)
+            keep = np.flatnonzero(row > 0)
+            ax.semilogy(keep, row[keep], marker=".", ms=3, label=name)
         return _finish(ax, "steps $k$ after the impulse", "response (relative to $k = 0$)",
                        integer_x=True, legend="small")
     if panel == "memory":  # the figure of memory_capacity, one result per model

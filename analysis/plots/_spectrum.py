@@ -65,8 +65,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         exps, err, dky = _np(result), None, None
     else:
         exps = _np(_field(result, "exponents", param="result"))
-        err = _field(result, "stderr", None, required=False)
-        err = None if err is None else _np(err)
+        err = _np(_field(result, "stderr", None, required=False))
         dky = _field(result, "kaplan_yorke_dimension", None, required=False)
     exps = np.atleast_1d(exps).astype(float)
     if exps.ndim != 1:

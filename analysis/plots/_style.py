@@ -117,8 +117,7 @@ def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = (
     stem = os.fspath(Path(path).with_suffix(""))
     out = []
     for fmt in formats:
-        target = f"{stem}.{fmt}"
-        meta = {"CreationDate": None} if fmt == "pdf" else {}
-        fig.savefig(target, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta or None)
-        out.append(target)
+        out.append(f"{stem}.{fmt}")
+        fig.savefig(out[-1], format=fmt, dpi=dpi, bbox_inches="tight",
+                    metadata={"CreationDate": None} if fmt == "pdf" else None)
     return out

@@ -162,9 +162,8 @@ class Writer:
     def put_sparse(self, name, a, where):
         fmt = a.format
         a = sp.csr_matrix(to_numpy(a))
-        self.put(f"{name}.data", a.data, where)
-        self.put(f"{name}.indices", a.indices, where)
-        self.put(f"{name}.indptr", a.indptr, where)
+        for part in ("data", "indices", "indptr"):
+            self.put(f"{name}.{part}", getattr(a, part), where)
         return {"__sparse__": name, "shape": [int(s) for s in a.shape], "format": fmt}
 
     def ref(self, name, a, where):

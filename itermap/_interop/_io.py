@@ -174,8 +174,8 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True
+    except OSError:  # a PermissionError: alive, another user's
+        pass
     return True
 
 
@@ -243,9 +243,8 @@ def _fsync_folder(directory):
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -303,7 +302,6 @@ def load(path: str | os.PathLike) -> Any:
 
 def _read_archive(archive, path):
     """(type, fields, arrays) of an opened archive, every entry checked against the metadata."""
-    names = list(archive.infos)
     meta_info = archive.infos.get(_META + ".npy")
     if meta_info is None:
         raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata)")
@@ -323,10 +321,8 @@ def _read_archive(archive, path):
         if missing:
             raise ValueError(f"{path}: the fields refer to entry {missing[0]!r}, which the "
                              "metadata's array table does not describe")
-    for name in names:
-        if name == meta_info.filename:
-            continue
-        if not name.endswith(".npy") or name[:-4] not in table:
+    for name in archive.infos:
+        if name != meta_info.filename and (not name.endswith(".npy") or name[:-4] not in table):
             raise ValueError(f"{path}: archive entry {name!r} is not named by the metadata")
     arrays = {}
     for name, spec in table.items():
@@ -453,12 +449,9 @@ _FILE_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"),
 
 
 def _as_path(path, what) -> str:
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
+    if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    return os.fsdecode(path) if isinstance(path, bytes) else path
+    return os.fsdecode(path)
 
 
 def _refuse_special(path, st, what):

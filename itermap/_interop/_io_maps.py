@@ -73,9 +73,8 @@ def _encode_network(obj, writer):
                             "itermap.ACTIVATIONS, and a file stores activations by name")
     _, bm = encode_object(obj.block_matrix, writer)
     fields = {"weights": bm, "activation": [a.name for a in obj.activations],
-              "input_block": obj.input_block, "bias": None}
-    if obj.bias is not None:
-        fields["bias"] = writer.ref("bias", obj.bias, "bias")
+              "input_block": obj.input_block,
+              "bias": None if obj.bias is None else writer.ref("bias", obj.bias, "bias")}
     if obj.functions:
         fields["functions"] = [_encode_function(i, j, g, writer)
                                for (i, j), g in obj.functions.items()]
@@ -135,7 +134,7 @@ def _decode_functions(entries, arrays):
 
 def _reservoir_map(m, refs, arrays):
     """The ReservoirMap of a decoded map ``[input, reservoir]`` and its readout's arrays."""
-    if len(refs) != 2 or m.sizes.__len__() != 2 or m.input_block != 0 or \
+    if len(refs) != 2 or len(m.sizes) != 2 or m.input_block != 0 or \
             set(m.block_matrix.blocks) - {(1, 0), (1, 1)}:
         raise ValueError("readout: a file's readout belongs to a map [input, reservoir]")
     W, W_in = m.block_matrix.blocks.get((1, 1)), m.block_matrix.blocks.get((1, 0))
@@ -148,12 +147,9 @@ def _reservoir_map(m, refs, arrays):
 
 
 def _encode_recurrent(obj, writer):
-    layers = []
-    for l, c in enumerate(obj.layers):
-        ref = {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
-               for k, v in c.arrays().items()}
-        layers.append({"kind": c.kind, "arrays": ref,
-                       "nonlinearity": getattr(c, "nonlinearity", None)})
+    layers = [{"kind": c.kind, "arrays": {k: writer.ref(f"layer{l}_{k}", v, f"layer {l} {k}")
+                                          for k, v in c.arrays().items()},
+               "nonlinearity": getattr(c, "nonlinearity", None)} for l, c in enumerate(obj.layers)]
     fields = {"layers": layers, "batch_first": obj.batch_first}
     if type(obj).__name__ in _ONE_LAYER_MAPS:  # so that load gives back an LSTMMap, say
         fields["class"] = type(obj).__name__
@@ -180,15 +176,6 @@ def _decode_recurrent(fields, arrays):
     return rec
 
 
-def _encode_logistic(obj, writer):
-    return {"r": obj.r if isinstance(obj.r, float) else writer.ref("r", obj.r, "r")}
-
-
-def _decode_logistic(fields, arrays):
-    r = fields["r"]
-    return LogisticMap(r if not isinstance(r, dict) else _get_array(arrays, r))
-
-
 def _array_fields(names):
     """(encode, decode helpers) for a class saved as some named arrays plus plain values."""
     def encode(obj, writer):
@@ -206,7 +193,10 @@ _linear_enc, _linear_arrays = _array_fields(("A",))
 register_codec(BlockMatrix, "BlockMatrix", _encode_blocks, _decode_blocks)
 register_codec(IterativeMap, "IterativeMap", _encode_network, _decode_network)
 register_codec(RecurrentMap, "RecurrentMap", _encode_recurrent, _decode_recurrent)
-register_codec(LogisticMap, "LogisticMap", _encode_logistic, _decode_logistic)
+register_codec(LogisticMap, "LogisticMap",  # r: a float, or an array (one rate per state)
+               lambda m, w: {"r": m.r if isinstance(m.r, float) else w.ref("r", m.r, "r")},
+               lambda f, a: LogisticMap(_get_array(a, f["r"]) if isinstance(f["r"], dict)
+                                        else f["r"]))
 register_codec(HenonMap, "HenonMap", lambda m, w: {"a": m.a, "b": m.b},
                lambda f, a: HenonMap(f["a"], f["b"]))
 register_codec(StandardMap, "StandardMap", lambda m, w: {"k": m.k},

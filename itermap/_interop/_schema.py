@@ -31,6 +31,8 @@ import numpy as np
 __all__ = ["check_fields", "check_schema"]
 
 _KINDS = {"float": "f", "int": "iu", "bool": "b", "complex": "fc"}
+_KIND_WORDS = {"f": "real floating point", "iu": "integers", "b": "booleans",
+               "fc": "complex or real floating point"}
 _PLAIN = ("int", "float", "bool", "str", "dict", "None")
 _ARRAY = re.compile(r"^(float|int|bool|complex)\[(.*)\]$")
 
@@ -164,15 +166,10 @@ def _match(node, value, sizes, field):
     if not isinstance(value, np.ndarray):
         raise _Mismatch(f"expected an array, got {_describe(value)}")
     if value.dtype.kind not in kinds or value.dtype.fields is not None:
-        raise _Mismatch(f"got dtype {value.dtype}, expected {_kind_words(kinds)}")
+        raise _Mismatch(f"got dtype {value.dtype}, expected {_KIND_WORDS[kinds]}")
     sizes = dict(sizes)
     _match_axes(axes, tuple(value.shape), sizes, field)
     return sizes
-
-
-def _kind_words(kinds: str) -> str:
-    return {"f": "real floating point", "iu": "integers", "b": "booleans",
-            "fc": "complex or real floating point"}[kinds]
 
 
 def check_schema(cls) -> None:

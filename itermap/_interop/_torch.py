@@ -39,6 +39,7 @@ _TORCH_ACTIVATIONS = {
     "softplus": ("softplus", ("beta", "threshold")), "gelu": ("gelu", ("approximate",)),
 }
 _RECURRENT = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
+_RNN_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # torch's, with a _l{layer}
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 _BLOCK_KEY = re.compile(r"^blocks\.\((\d+),\s*(\d+)\)\.(\w+)$")
 
@@ -80,9 +81,7 @@ def _activation_of(kind, kwargs, where):
         if extra:
             raise ValueError(f"{where}: {kind} takes {list(allowed)}, not {sorted(extra)}")
         params = {k: v for k, v in kwargs.items() if k in allowed}
-        if allowed:
-            return get_activation(activation_name(ours, **params)).name
-        return ours
+        return get_activation(activation_name(ours, **params)).name if allowed else ours
     try:
         return get_activation(kind).name
     except ValueError:
@@ -228,10 +227,8 @@ def _build_mlp(arrays, layers, dtype):
             if weights and W.shape[1] != weights[-1].shape[0]:
                 raise ValueError(f"{where} (Linear) takes {W.shape[1]} inputs, but the layer "
                                  f"before it gives {weights[-1].shape[0]}")
-            b = arrays.get(f"{k}.bias")
-            if b is not None:
-                b = _cast(_get(arrays, f"{k}.bias", f"{where} (Linear)", (W.shape[0],)),
-                          dtype)
+            b = None if f"{k}.bias" not in arrays else _cast(
+                _get(arrays, f"{k}.bias", f"{where} (Linear)", (W.shape[0],)), dtype)
             if acts and acts[-1] is None:
                 acts[-1] = "identity"
             weights.append(W)
@@ -290,15 +287,13 @@ def _build_recurrent(arrays, kind, kwargs, dtype, form):
     if L == 0:
         raise ValueError(f"{name}: the weights have no weight_ih_l0 (keys {sorted(arrays)[:4]}"
                          f"); for part of a larger model pass prefix= (e.g. prefix='rnn.')")
+    extra_kw = {"nonlinearity": kwargs.get("nonlinearity", "tanh")} if kind == "rnn" else {}
     for l in range(L):
         where = f"{name} layer {l}"
-        got = {k: _cast(_get(arrays, f"{k}_l{l}", where), dtype)
-               for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        got = {k: _cast(_get(arrays, f"{k}_l{l}", where), dtype) for k in _RNN_KEYS
                if k.startswith("weight") or f"{k}_l{l}" in arrays}
-        extra_kw = {"nonlinearity": kwargs.get("nonlinearity", "tanh")} if kind == "rnn" else {}
         cells.append(_RECURRENT[kind](**got, name=where, **extra_kw))
-    _no_other_keys(arrays, {f"{k}_l{l}" for l in range(L)
-                            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}, name)
+    _no_other_keys(arrays, {f"{k}_l{l}" for l in range(L) for k in _RNN_KEYS}, name)
     m = RecurrentMap(cells, batch_first=bool(kwargs.get("batch_first", False)))
     if form == "iterative":
         return _as_iterative(m)
@@ -312,10 +307,9 @@ def _as_iterative(m):
                          "of the form f(W x + b), and a deeper RNN is one sweep of its layers "
                          "per time step")
     c = m.layers[0]
-    b = None
-    if c.bias_ih is not None or c.bias_hh is not None:
-        b = sum(x for x in (c.bias_ih, c.bias_hh) if x is not None)
-    return IterativeMap.from_rnn(c.weight_hh, c.weight_ih, b, activation=c.nonlinearity)
+    biases = [x for x in (c.bias_ih, c.bias_hh) if x is not None]
+    return IterativeMap.from_rnn(c.weight_hh, c.weight_ih, sum(biases) if biases else None,
+                                 activation=c.nonlinearity)
 
 
 def _build_blocks(arrays, arch, dtype, activation, input_block):
@@ -661,17 +655,12 @@ def to_torch(map: MapLike, *, dtype: Any = None) -> Any:
     blocks, sparse = {}, []
     for key in sorted(set(bm.blocks) | set(masks)):
         j, i = key  # W[j, i] maps block i to block j: Sequential2D's blocks[i][j]
-        b = bm.blocks.get(key)
-        shape = (bm.sizes[j], bm.sizes[i])
-        dense = np.zeros(shape) if b is None else (b.toarray() if is_sparse(b) else
-                                                   np.asarray(b))
+        b, mask = bm.blocks.get(key), masks.get(key)
         if b is not None and is_sparse(b):
             sparse.append([j, i])
-        mask = masks.get(key)
-        mask = np.zeros(shape, bool) if mask is None else (
-            mask.toarray() if is_sparse(mask) else np.asarray(mask))
-        blocks[(i, j)] = MaskedLinear(torch.as_tensor(dense, dtype=tdtype),
-                                      torch.as_tensor(mask, dtype=tdtype))
+        dense = [np.zeros((bm.sizes[j], bm.sizes[i])) if a is None else
+                 a.toarray() if is_sparse(a) else np.asarray(a) for a in (b, mask)]
+        blocks[(i, j)] = MaskedLinear(*(torch.as_tensor(a, dtype=tdtype) for a in dense))
     bias = np.zeros(bm.dim) if map.bias is None else np.asarray(map.bias)
     return IteratedModel(bm.sizes, blocks, torch.as_tensor(bias, dtype=tdtype),
                          [a.name for a in map.activations], map.input_block, sparse)
@@ -696,10 +685,8 @@ def _recurrent_to_torch(m, torch, dtype):
                  batch_first=m.batch_first, dtype=tdtype, **kw)
     with torch.no_grad():
         for l, c in enumerate(m.layers):
-            for name, arr in (("weight_ih", c.weight_ih), ("weight_hh", c.weight_hh),
-                              ("bias_ih", c.bias_ih), ("bias_hh", c.bias_hh)):
-                if not has_bias and name.startswith("bias"):
-                    continue
+            for name in _RNN_KEYS if has_bias else _RNN_KEYS[:2]:
+                arr = getattr(c, name)
                 value = np.zeros(c.n_gates * H) if arr is None else np.asarray(arr)
                 getattr(module, f"{name}_l{l}").copy_(torch.as_tensor(value, dtype=tdtype))
     return module

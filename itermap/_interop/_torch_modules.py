@@ -6,6 +6,7 @@ only inside its functions, so that ``import itermap`` never imports torch.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, cast
 
 import torch
@@ -107,10 +108,7 @@ class IteratedModel(nn.Module):
         self.blocks = nn.ModuleDict({f"({i}, {j})": blk for (i, j), blk in blocks.items()})
         self.bias = nn.Parameter(bias.clone())
         self.activations = nn.ModuleList(activation_module(a) for a in self.activation_names)
-        offsets = [0]
-        for s in self.sizes:
-            offsets.append(offsets[-1] + s)
-        self.offsets = offsets
+        self.offsets = list(itertools.accumulate(self.sizes, initial=0))
 
     @property
     def dim(self) -> int:

@@ -120,9 +120,7 @@ def _mask_array(mask: Any, dtype: Any) -> Any:
     if hasattr(mask, "detach"):
         mask = tensor_to_numpy(mask)
     mask = np.asarray(mask)
-    if mask.dtype == bool:
-        return mask
-    return mask.astype(dtype if dtype is not None else np.float64)
+    return mask if mask.dtype == bool else mask.astype(np.float64 if dtype is None else dtype)
 
 
 def _build_layer(arrays: dict, spec: dict, seq_len: int, causal: bool, mask: Any,
@@ -239,14 +237,12 @@ def _encoder_layer_module(parts: dict, torch: Any, dtype: Any) -> Any:
         batch_first=True, norm_first=parts["norm_first"], dtype=dtype)
     _load_attention(layer.self_attn, att, torch, dtype)
     with torch.no_grad():
-        layer.linear1.weight.copy_(_tensor(torch, ff.weight1, dtype))
-        layer.linear1.bias.copy_(_tensor(torch, ff.bias1, dtype, (ff.weight1.shape[0],)))
-        layer.linear2.weight.copy_(_tensor(torch, ff.weight2, dtype))
-        layer.linear2.bias.copy_(_tensor(torch, ff.bias2, dtype, (ff.weight2.shape[0],)))
-        for mod, norm in ((layer.norm1, n1), (layer.norm2, n2)):
-            mod.weight.copy_(_tensor(torch, norm.weight, dtype))
-            mod.bias.copy_(_tensor(torch, norm.bias, dtype))
-            mod.eps = norm.eps
+        for mod, w, b in ((layer.linear1, ff.weight1, ff.bias1),
+                          (layer.linear2, ff.weight2, ff.bias2),
+                          (layer.norm1, n1.weight, n1.bias), (layer.norm2, n2.weight, n2.bias)):
+            mod.weight.copy_(_tensor(torch, w, dtype))
+            mod.bias.copy_(_tensor(torch, b, dtype, (w.shape[0],)))  # a missing bias is 0
+        layer.norm1.eps, layer.norm2.eps = n1.eps, n2.eps
     return layer.eval()
 
 

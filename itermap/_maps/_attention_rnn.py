@@ -215,8 +215,7 @@ class AttentionRNN(Map):
 
     def scores(self, tokens: Array) -> Array:
         """The scores ``s = scale * q . (Wk @ u)`` of tokens ``(..., d_in)``."""
-        xp = namespace(tokens)
-        return xp.sum(tokens * self._w, axis=-1)
+        return namespace(tokens).sum(tokens * self._w, axis=-1)
 
     def values(self, tokens: Array) -> Array:
         """The values ``Wv @ u`` of tokens ``(..., d_in)``."""

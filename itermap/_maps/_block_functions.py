@@ -143,8 +143,7 @@ class BlockFunction:
 
 def _tokens(a, T):
     """``(..., T * d)`` as ``(..., T, d)``."""
-    xp = namespace(a)
-    return xp.reshape(a, (*a.shape[:-1], T, a.shape[-1] // T))
+    return namespace(a).reshape(a, (*a.shape[:-1], T, a.shape[-1] // T))
 
 
 def _linear(a, weight, bias=None):
@@ -159,8 +158,7 @@ def _linear(a, weight, bias=None):
 
 
 def _flat(a):
-    xp = namespace(a)
-    return xp.reshape(a, (*a.shape[:-2], a.shape[-2] * a.shape[-1]))
+    return namespace(a).reshape(a, (*a.shape[:-2], a.shape[-2] * a.shape[-1]))
 
 
 # -- LayerNorm ----------------------------------------------------------------------------

@@ -107,8 +107,7 @@ def _described_block(kind, m, n, draw, gen, key):
         r, c = np.indices((m, n))
         return np.asarray(draw(r, c), dtype=float).reshape(m, n)
     if kind == "D":
-        k = min(m, n)
-        r = c = np.arange(k)
+        r = c = np.arange(min(m, n))
     elif kind == "R":
         r, c = np.nonzero(gen.random((m, n)) < arg)
     elif kind == "S":
@@ -207,10 +206,8 @@ def _block_from_token(token, m, n, gen, scale, key):
         raise TypeError(f"block {key}: pattern token must be a string, got {token!r}")
     match = _TOKEN.match(token)
     if match is None:
-        raise ValueError(
-            f"block {key}: unknown pattern token {token!r}; expected one of "
-            "'0', 'I', 'D', 'W', 'R=p', 'S=n', 'Row=n'"
-        )
+        raise ValueError(f"block {key}: unknown pattern token {token!r}; expected one of "
+                         "'0', 'I', 'D', 'W', 'R=p', 'S=n', 'Row=n'")
     kind, arg = match.group(1).upper(), match.group(2)
     takes_arg = kind in ("R", "S", "ROW")
     if takes_arg != (arg is not None):

@@ -88,8 +88,7 @@ class BlockMatrix:
                  *, trainable: Mapping[tuple[int, int], Any] | None = None):
         self._sizes = _check_sizes(sizes)
         n = len(self._sizes)
-        if blocks is None:
-            blocks = {}
+        blocks = {} if blocks is None else blocks
         if not isinstance(blocks, dict):
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
@@ -147,9 +146,8 @@ class BlockMatrix:
                 block = np.asarray(block)
             data = block
         if tuple(block.shape) != want:
-            raise ValueError(
-                f"block ({i}, {j}) has shape {tuple(block.shape)}, but sizes require {want}"
-            )
+            raise ValueError(f"block ({i}, {j}) has shape {tuple(block.shape)}, but sizes "
+                             f"require {want}")
         xp = namespace(data)
         if not xp.isdtype(data.dtype, "real floating"):
             if xp.isdtype(data.dtype, ("integral", "bool")):
@@ -225,11 +223,8 @@ class BlockMatrix:
         """
         sizes = _check_sizes(sizes)
         n = len(sizes)
-        if (
-            not isinstance(pattern, (list, tuple))
-            or len(pattern) != n
-            or any(not isinstance(row, (list, tuple)) or len(row) != n for row in pattern)
-        ):
+        if not isinstance(pattern, (list, tuple)) or len(pattern) != n or any(
+                not isinstance(row, (list, tuple)) or len(row) != n for row in pattern):
             raise ValueError(f"pattern must be a {n} x {n} list of lists of tokens")
         scale = check_real("scale", scale)
         check_memory("sizes", sum(token_bytes(pattern[i][j], sizes[i], sizes[j])
@@ -618,10 +613,8 @@ class BlockMatrix:
         """
         lines = [f"{self.n_blocks} x {self.n_blocks} blocks, sizes {list(self._sizes)}, "
                  f"nnz {self.nnz}, density {self.density:.3g}"]
+        kinds = {k: "s" if is_sparse(b) else "#" for k, b in self._blocks.items()}
         for i in range(self.n_blocks):
-            cells = []
-            for j in range(self.n_blocks):
-                b = self._blocks.get((i, j))
-                cells.append("." if b is None else ("s" if is_sparse(b) else "#"))
-            lines.append(f"  [{i}] " + " ".join(cells))
+            lines.append(f"  [{i}] " + " ".join(kinds.get((i, j), ".")
+                                               for j in range(self.n_blocks)))
         return "\n".join(lines)

@@ -36,9 +36,9 @@ def _fraction(value, name):
     return p
 
 
-def _thin(blocks, remove, gen, protect):
+def _thin(blocks, remove, gen):
     """Zero ``remove`` entries chosen uniformly among the nonzeros of ``blocks``."""
-    keys = [k for k in blocks if k not in protect]
+    keys = list(blocks)
     coo = {k: sp.coo_matrix(to_numpy(blocks[k]) if not is_sparse(blocks[k]) else blocks[k])
            for k in keys}
     for c in coo.values():
@@ -150,15 +150,13 @@ def add_blocks(base: Any, blocks: Mapping[tuple[int, int], float], *, rng: RngLi
                              f"effect")
         p = _fraction(density, f"blocks: density of block ({i}, {j})")
         m_i, n_j = sizes[i], sizes[j]
-        count = int(round(p * m_i * n_j))
-        if p > 0:
-            count = max(count, 1)
+        count = max(int(round(p * m_i * n_j)), 1 if p > 0 else 0)
         if count:
             new[(i, j)] = _random_block(m_i, n_j, count, gen, scale)
     added = sum(b.nnz for b in new.values())
     merged = dict(stored)
     if equal_params and added:
-        merged = _thin(merged, added, gen, protect=set())
+        merged = _thin(merged, added, gen)
     merged.update(new)
     out = BlockMatrix(sizes, merged)
     if isinstance(base, BlockMatrix):

@@ -95,9 +95,7 @@ class Map:
     @property
     def forced_size(self) -> int:
         """How many state entries the input overwrites (the input block), 0 if none."""
-        if self.input_block is None:
-            return 0
-        return self.sizes[self.input_block]
+        return 0 if self.input_block is None else self.sizes[self.input_block]
 
     @property
     def dtype(self):
@@ -546,14 +544,11 @@ class Map:
                 raise TypeError(f"{name}: a state must be a real array ({err})") from None
         xp = namespace(x)
         if x.ndim not in (1, 2):
-            raise ValueError(
-                f"{name}: a state must have shape (dim,) or (B, dim), got shape "
-                f"{tuple(x.shape)}"
-            )
+            raise ValueError(f"{name}: a state must have shape (dim,) or (B, dim), got shape "
+                             f"{tuple(x.shape)}")
         if x.shape[-1] != self.dim:
-            raise ValueError(
-                f"{name}: the state has dimension {x.shape[-1]}, but the map has dim={self.dim}"
-            )
+            raise ValueError(f"{name}: the state has dimension {x.shape[-1]}, but the map has "
+                             f"dim={self.dim}")
         if x.ndim == 2 and x.shape[0] == 0:
             raise ValueError(f"{name}: an empty batch of states (shape {tuple(x.shape)})")
         if not xp.isdtype(x.dtype, "real floating"):
@@ -607,15 +602,11 @@ class Map:
         v = _vectors(x, v, "v", "tangent")
         if v.ndim != x.ndim + 1:
             want = "(dim, k)" if x.ndim == 1 else "(B, dim, k)"
-            raise ValueError(
-                f"tangent vectors v must have shape {want} for a state x of shape "
-                f"{tuple(x.shape)}, got {tuple(v.shape)}"
-            )
+            raise ValueError(f"tangent vectors v must have shape {want} for a state x of shape "
+                             f"{tuple(x.shape)}, got {tuple(v.shape)}")
         if v.shape[-2] != self.dim or (x.ndim == 2 and v.shape[0] != x.shape[0]):
-            raise ValueError(
-                f"tangent vectors v of shape {tuple(v.shape)} do not match state "
-                f"shape {tuple(x.shape)} (dim={self.dim})"
-            )
+            raise ValueError(f"tangent vectors v of shape {tuple(v.shape)} do not match state "
+                             f"shape {tuple(x.shape)} (dim={self.dim})")
         return v
 
     def _check_cotangent(self, x, w):

@@ -406,10 +406,6 @@ class IterativeMap(Map):
             parts[i] = parts[i] + g(self._block_input(x, u, j))
         return parts
 
-    # defined in itermap/_maps/_network_grad.py (the map's derivatives)
-    _function_tangents = _network_grad._function_tangents
-    _function_vjps = _network_grad._function_vjps
-
     def _block_pre(self, values, i, x, xp, functions=False):
         """Block ``i``'s pre-activation from the blocks' ``values`` (and its function blocks)."""
         z = None
@@ -493,9 +489,6 @@ class IterativeMap(Map):
             return y
         return y * self._leak_vec + x * self._keep_vec
 
-    # defined in itermap/_maps/_network_grad.py (the map's derivatives)
-    _derivative = _network_grad._derivative
-
     def step(self, x: Array, u: Array | None = None) -> Array:
         """One step ``f(W x + b)`` for a state ``(dim,)`` or a batch ``(B, dim)``.
 
@@ -542,6 +535,9 @@ class IterativeMap(Map):
         return self._activate(parts, u, xp, x=x)
 
     # defined in itermap/_maps/_network_grad.py (the map's derivatives)
+    _function_tangents = _network_grad._function_tangents
+    _function_vjps = _network_grad._function_vjps
+    _derivative = _network_grad._derivative
     _linear_tangent = _network_grad._linear_tangent
     tangent = _network_grad.tangent
     step_with_tangent = _network_grad.step_with_tangent

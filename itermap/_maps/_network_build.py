@@ -176,8 +176,7 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
     weights = list(weights)
     if not weights:
         raise ValueError("weights: an MLP needs at least one weight matrix")
-    for label, act in (("activation", activation), ("output_activation",
-                                                     output_activation)):
+    for label, act in (("activation", activation), ("output_activation", output_activation)):
         with named(label):
             get_activation(act)
     if biases is not None and not is_sequence(biases):

@@ -626,8 +626,7 @@ def _sparse_cols(S, V, xp):
         return S @ V
     B, n, k = V.shape
     flat = xp.reshape(xp.permute_dims(V, (1, 0, 2)), (n, B * k))
-    out = S @ flat
-    return xp.permute_dims(xp.reshape(out, (S.shape[0], B, k)), (1, 0, 2))
+    return xp.permute_dims(xp.reshape(S @ flat, (S.shape[0], B, k)), (1, 0, 2))
 
 
 def _csr_coordinates(c, xp):
@@ -646,11 +645,7 @@ def _csr_coordinates(c, xp):
 # the dense product g^T x is cheaper than gathering once a block is this full (BLAS runs
 # ~30x more multiply-adds per second than a gather); used only while the product is small
 _SAMPLED_DENSE_FILL = 1.0 / 32
-
-
 _SAMPLED_DENSE_MAX_AREA = 1 << 24
-
-
 _SAMPLED_CHUNK = 1 << 22  # entries of g[:, rows] gathered at once
 
 

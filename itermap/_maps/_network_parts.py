@@ -43,8 +43,7 @@ def _arrays_equal(a, b) -> bool:
         return False
     if is_sparse(a):
         return (a != b).nnz == 0
-    xp = namespace(a)
-    return bool(xp.all(a == b))
+    return bool(namespace(a).all(a == b))
 
 
 def _check_matrix(name, w):
@@ -128,9 +127,7 @@ _MATVEC: Any = False  # scipy's csr_matvec once looked up (None: not available)
 
 def _rows_times(X, ST):
     """``X @ ST`` for a dense (n,) or (B, n) ``X`` and a sparse CSR ``ST``."""
-    if X.ndim == 1:
-        return ST.T @ X
-    return X @ ST
+    return ST.T @ X if X.ndim == 1 else X @ ST
 
 
 def _add(a, b, xp):
@@ -147,9 +144,7 @@ def _topological_order(pattern, input_block):
     n = pattern.shape[0]
     preds = {i: [j for j in range(n) if pattern[i, j] and j != input_block and i != input_block]
              for i in range(n)}
-    order, done = [], set()
-    if input_block is not None:
-        done.add(input_block)
+    order, done = [], set() if input_block is None else {input_block}
     while len(order) < n - (input_block is not None):
         ready = [i for i in range(n) if i not in done and all(j in done for j in preds[i])]
         if not ready:

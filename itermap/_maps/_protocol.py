@@ -410,12 +410,6 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
     if u is not None and not hasattr(u, "shape"):
         u = xp.asarray(np.asarray(u, dtype=float))
     B = x.shape[0]
-
-    def row_u(i):
-        if u is None:
-            return None
-        return u[i, ...] if u.ndim == 2 else u
-
     errors = {}
     y = m.step(x, u)
     if not hasattr(y, "shape") or tuple(y.shape) != tuple(x.shape):
@@ -425,7 +419,8 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         _fail("step", f"turned dtype {x.dtype} into {y.dtype}")
     if backend_of(y) != backend_of(x):
         _fail("step", f"moved the state from {backend_of(x)} to {backend_of(y)}")
-    rows = xp.stack([m.step(x[i, ...], row_u(i)) for i in range(B)])
+    rows = xp.stack([m.step(x[i, ...], u if u is None or u.ndim != 2 else u[i, ...])
+                     for i in range(B)])
     errors["step"] = _rel(y, rows)
     if errors["step"] > tol:
         _fail("step", f"a batched step differs from row-by-row steps by {errors['step']:.2e}")

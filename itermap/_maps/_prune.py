@@ -126,21 +126,19 @@ def prune(map: IterativeMap, *, fraction: float | None = None, threshold: float 
     else:
         keep = mags >= float(threshold or 0.0)
     new_blocks = {key: to_numpy(b) for key, b in bm.blocks.items()}
-    old_masks = bm.trainable
-    masks = {key: old_masks[key] for key in old_masks}
+    old_masks = bm.trainable  # a new dict: its masks are replaced below
+    masks = dict(old_masks)
     pos = 0
     for key, (r, c, v) in zip(keys, parts):
         k = keep[pos:pos + v.size]
         pos += v.size
         shape = (bm.sizes[key[0]], bm.sizes[key[1]])
         new_blocks[key] = sp.csr_matrix((v[k], (r[k], c[k])), shape=shape)
-        survive = sp.csr_matrix((np.ones(int(k.sum()), dtype=bool), (r[k], c[k])), shape=shape)
         old = old_masks.get(key)
-        if old is None:
-            masks.pop(key, None)
-            continue
-        old = sp.csr_matrix(old) if is_sparse(old) else sp.csr_matrix(np.asarray(old))
-        masks[key] = survive.multiply(old).astype(bool).tocsr()
+        if old is not None:  # the survivors, where the old mask lets them train
+            survive = sp.csr_matrix((np.ones(int(k.sum()), dtype=bool), (r[k], c[k])), shape=shape)
+            old = sp.csr_matrix(old if is_sparse(old) else np.asarray(old))
+            masks[key] = survive.multiply(old).astype(bool).tocsr()
     out = IterativeMap(BlockMatrix(bm.sizes, new_blocks, trainable=masks),
                        None if map.bias is None else to_numpy(map.bias),
                        list(map.activations), input_block=map.input_block,

@@ -16,9 +16,8 @@ from ._network_parts import _check_matrix
 
 __all__ = ["ReservoirMap", "from_reservoirpy"]
 
-# reservoirpy's elementwise activations (reservoirpy.activationsfunc) and itermap's names
-_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "identity": "identity",
-                "softplus": "softplus"}
+# reservoirpy's elementwise activations (reservoirpy.activationsfunc), itermap's names too
+_ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity", "softplus")
 
 
 class ReservoirMap(IterativeMap):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .._core._backend import namespace, to_backend, to_numpy
+from .._core._backend import backend_of, namespace, to_backend, to_numpy
 from .._core._checks import check_real, check_real_array, real_array
 from .._core._types import Array
 from .._running._stepper import ScalarSource
@@ -131,8 +131,7 @@ class LogisticMap(Map):
 
     def jacobian(self, x, u=None):
         x = self._autonomous_state(x, u)
-        d = self._r(x) * (1.0 - 2.0 * x)
-        return d[..., None]
+        return (self._r(x) * (1.0 - 2.0 * x))[..., None]
 
     def tangent(self, x, v, u=None):
         x = self._autonomous_state(x, u)
@@ -384,8 +383,6 @@ class LinearMap(Map):
 
     @property
     def backend(self):
-        from .._core._backend import backend_of
-
         return backend_of(self.A)
 
     def step(self, x, u=None):

@@ -82,12 +82,9 @@ def transformer_map(layers: Sequence[BlockFunction], *,
         if not isinstance(final_norm, BlockFunction):
             raise TypeError(f"final_norm must be a BlockFunction, got "
                             f"{type(final_norm).__name__}")
-        layers[-1] = Chain([layers[-1], final_norm], name=f"{layers[-1].name} -> "
-                                                          f"{final_norm.name}")
-    n = layers[0].in_size
-    L = len(layers)
-    return IterativeMap(BlockMatrix([n] * (L + 1)), None, "identity", input_block=0,
-                        functions={(l + 1, l): g for l, g in enumerate(layers)})
+        layers[-1] = Chain([layers[-1], final_norm], name=f"{layers[-1].name} -> {final_norm.name}")
+    return IterativeMap(BlockMatrix([layers[0].in_size] * (len(layers) + 1)), None, "identity",
+                        input_block=0, functions={(l + 1, l): g for l, g in enumerate(layers)})
 
 
 class LoopedTransformerMap(Map):

@@ -84,8 +84,6 @@ class _Layout:
 
 
 _DENSIFY_DIM = 1024
-
-
 _DENSIFY_FILL = 0.02
 
 
@@ -103,15 +101,13 @@ def _layout(m: IterativeMap, freeze_bias: bool, train_leak: bool = False):
         flag = _trainable_flag(key, b,
                                True if trainable is None else trainable.get(key, default))
         if is_sparse(b):
-            c = b.tocsr().copy()
-            c.sum_duplicates()
-            c.sort_indices()
-            vals = c.data
-            lay.coords[key] = _csr_coordinates(c, xp)
-            pattern = c
+            pattern = b.tocsr().copy()
+            pattern.sum_duplicates()
+            pattern.sort_indices()
+            vals = pattern.data
+            lay.coords[key] = _csr_coordinates(pattern, xp)
         else:
-            vals = xp.reshape(b, (-1,))
-            pattern = None
+            vals, pattern = xp.reshape(b, (-1,)), None
         if not hasattr(flag, "shape"):
             mk = xp.full(vals.shape, float(bool(flag)), dtype=vals.dtype)
         elif pattern is not None:  # an entrywise mask, read at the stored entries
@@ -289,10 +285,8 @@ def _run(lay, theta, U, Y, seq, T, at, loss, checkpoint, want_grad=True):
 def _leak_gradient(lay, m, a, step, grad, xp):
     """``dL/d(leak)`` of one step: ``x' = x + r (f(z) - x)``, so ``dx'/dr = (x' - x) / r``."""
     xin, _, y = step
-    parts = []
-    for i in lay.leak_blocks:
-        sl = m.block_slice(i)
-        parts.append(xp.sum(a[:, sl] * (y[:, sl] - xin[:, sl])) / m.leak[i])
+    slices = {i: m.block_slice(i) for i in lay.leak_blocks}
+    parts = [xp.sum(a[:, s] * (y[:, s] - xin[:, s])) / m.leak[i] for i, s in slices.items()]
     return xp.concat([grad[:lay.bias_stop], grad[lay.bias_stop:] + xp.stack(parts)])
 
 

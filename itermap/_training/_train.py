@@ -239,8 +239,7 @@ def trainable_count(m: MapLike) -> int:
     """
     if not isinstance(m, IterativeMap):
         raise TypeError(f"m must be an IterativeMap, got {type(m).__name__}")
-    _, _, mask = _layout(m, freeze_bias=False)
-    return int(round(float(to_numpy(namespace(mask).sum(mask)))))
+    return _count(_layout(m, freeze_bias=False)[2])
 
 
 def _schedule_factor(schedule, epoch, epochs):
@@ -368,10 +367,10 @@ def train(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = No
         raise TypeError(f"map: train needs an IterativeMap (its weights are the parameters), "
                         f"got {type(map).__name__}")
     opts = _Options(lr=lr, epochs=epochs, batch_size=batch_size, clip_norm=clip_norm,
-                          validation=validation, patience=patience, checkpoint=checkpoint,
-                          weight_decay=weight_decay, momentum=momentum,
-                          freeze_bias=freeze_bias, progress=progress, optimizer=optimizer,
-                          loss=loss, at=at, schedule=schedule, save_state=save_state)
+                    validation=validation, patience=patience, checkpoint=checkpoint,
+                    weight_decay=weight_decay, momentum=momentum, freeze_bias=freeze_bias,
+                    progress=progress, optimizer=optimizer, loss=loss, at=at, schedule=schedule,
+                    save_state=save_state)
     if opts.save_state is not None:  # up front: a typo is an error, a full disk later a warning
         opts.save_state = _check_save_state(opts.save_state)
     data = _check_data(m, inputs, targets, steps, loss, at)
@@ -458,8 +457,7 @@ class _Training:
         self.step_mask = None if all_trainable else self.mask
         self.sample_axis = 1 if self.seq else 0
         self.target_axis = 1 if opts.at == "all" else 0
-        self.hist: dict[str, list[Any]] = {k: [] for k in ("loss", "accuracy", "val_loss",
-                                                           "val_accuracy", "lr", "seconds")}
+        self.hist: dict[str, list[Any]] = {k: [] for k in TrainHistory._table}
         self.start_epoch, self.best_theta, self.best_val, self.bad_epochs = 0, None, math.inf, 0
         self.val_index = None
         self.val = None  # (inputs, targets) held out, on the map's backend
@@ -596,8 +594,11 @@ class _Training:
             bad_epochs=self.bad_epochs, validation_index=self.val_index)
 
     def history(self, best_epoch, stopped):
-        return _history(self.hist, self.lay, self.mask, self.opts.loss, self.opts.optimizer,
-                        best_epoch, stopped)
+        return TrainHistory(**{k: np.asarray(self.hist[k], dtype=float)
+                               for k in TrainHistory._table},
+                            best_epoch=int(best_epoch), stopped_early=bool(stopped),
+                            trainable_count=_count(self.mask), loss_name=self.opts.loss,
+                            optimizer=self.opts.optimizer)
 
     def result(self, *, stopped):
         """The trained map (the best epoch's, with validation data) and the history."""
@@ -638,12 +639,8 @@ def _host(a):
     return None if a is None else np.asarray(to_numpy(a))
 
 
-def _history(hist, lay, mask, loss, optimizer, best_epoch, stopped):
-    arr = {k: np.asarray(hist[k], dtype=float) for k in
-           ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
-    return TrainHistory(**arr, best_epoch=int(best_epoch), stopped_early=bool(stopped),
-                        trainable_count=int(round(float(to_numpy(namespace(mask).sum(mask))))),
-                        loss_name=loss, optimizer=optimizer)
+def _count(mask):
+    return int(round(float(to_numpy(namespace(mask).sum(mask)))))
 
 
 def loss_and_gradient(map: MapLike, inputs: Array, targets: Array, *, steps: int | None = None,
