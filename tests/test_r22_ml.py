@@ -60,6 +60,25 @@ def test_a_report_folder_holding_the_spec_and_weights_is_not_replaced(tmp_path, 
     assert itermap.load(folder / "w.npz").dim == 4
 
 
+
+# -- compare_sequence_models: every map driven by one signal --------------------------------
+
+def test_a_models_row_of_the_comparison_does_not_depend_on_the_other_models():
+    # the docstring: "every map is driven by one i.i.d. signal"; the memory capacity drew a
+    # new signal (and the spectrum a new frame) per map from one stream, so a model's row
+    # changed with the models listed before it (capacity 2.023 alone, 2.003 after two RNNs)
+    from itermap.analysis import compare_sequence_models, sequence_models
+
+    maps = sequence_models(6, rng=1)
+    opts = dict(steps=6, max_delay=3, mc_steps=300, lyapunov_steps=50, k=2, rng=0)
+    both = compare_sequence_models(maps, **opts)
+    for j, name in enumerate(both.names):
+        alone = compare_sequence_models({name: maps[name]}, **opts)
+        assert alone.capacity[0] == both.capacity[j], name
+        np.testing.assert_array_equal(alone.r2[0], both.r2[j])
+        np.testing.assert_array_equal(alone.exponents[0], both.exponents[j])
+        np.testing.assert_array_equal(alone.impulse[0], both.impulse[j])
+
 # -- defects in files of other owners: strict xfails ---------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (r22-lines): the boxed "
