@@ -79,6 +79,25 @@ def test_a_models_row_of_the_comparison_does_not_depend_on_the_other_models():
         np.testing.assert_array_equal(alone.exponents[0], both.exponents[j])
         np.testing.assert_array_equal(alone.impulse[0], both.impulse[j])
 
+
+# -- the report's memory budget: the networks are held together --------------------------
+
+def test_the_memory_budget_counts_every_network_held_at_once():
+    # each network was checked alone against the limit, but the report builds and holds
+    # them all: 300 random_rnn of n = 4000 (each under the limit) asked for ~38 GiB at once
+    from itermap.analysis._report import validate_spec
+    from itermap.analysis._report._budget import BudgetError, check_budget
+    from itermap.analysis._report._networks import static_sizes
+
+    nets = {f"r{i}": {"kind": "random_rnn", "n": 100} for i in range(3)}
+    spec = validate_spec({"networks": nets,
+                          "analyses": [{"kind": "block_matrix", "network": "r0"}]})
+    sizes = {k: static_sizes(k, v, f"networks.{k}") for k, v in spec.networks.items()}
+    one = 2 * 8 * 100 * 100    # a dense draw and its copy, float64: 160 kB
+    check_budget(spec, sizes, mem_limit=3 * one)           # all three fit
+    with pytest.raises(BudgetError, match=r"networks\.r2\.n"):
+        check_budget(spec, sizes, mem_limit=3 * one - 1)   # each fits alone, not all three
+
 # -- defects in files of other owners: strict xfails ---------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (r22-lines): the boxed "
