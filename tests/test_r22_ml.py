@@ -66,7 +66,7 @@ def test_a_report_folder_holding_the_spec_and_weights_is_not_replaced(tmp_path, 
 def test_a_models_row_of_the_comparison_does_not_depend_on_the_other_models():
     # the docstring: "every map is driven by one i.i.d. signal"; the memory capacity drew a
     # new signal (and the spectrum a new frame) per map from one stream, so a model's row
-    # changed with the models listed before it (capacity 2.023 alone, 2.003 after two RNNs)
+    # changed with the models listed before it (the rnn: 2.872 alone, 2.833 after the MLP)
     from itermap.analysis import compare_sequence_models, sequence_models
 
     maps = sequence_models(6, rng=1)
@@ -103,7 +103,8 @@ def test_the_memory_budget_counts_every_network_held_at_once():
 @pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (r22-lines): the boxed "
                    "D_KY note, top right across the Axes, hides the leading exponents of a "
                    "spectrum that starts near 0 (all negative: the long 'stable fixed point' "
-                   "text; in paper_style(columns=1) it covers exponents 3-11 and runs past the Axes)")
+                   "text; in paper_style(columns=1) it covers exponents 3-11 and runs past "
+                   "the Axes)")
 def test_the_kaplan_yorke_note_covers_no_exponent():
     import matplotlib
 
