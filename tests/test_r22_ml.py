@@ -20,6 +20,7 @@ BIG = 10 ** 400  # a Python int: float(BIG) raises OverflowError
     (lambda: itermap.random_rnn(5, density=-BIG), "density"),
     (lambda: itermap.prune(itermap.random_rnn(5, rng=0), fraction=BIG), "fraction"),
     (lambda: itermap.iterate(itermap.random_rnn(5, rng=0), np.zeros(5), BIG), "steps"),
+    (lambda: itermap.newton_iterate(itermap.random_rnn(5, rng=0), np.zeros(5), BIG), "steps"),
 ])
 def test_a_number_beyond_float_range_is_a_value_error_naming_it(call, name):
     with pytest.raises(OverflowError):
@@ -27,6 +28,15 @@ def test_a_number_beyond_float_range_is_a_value_error_naming_it(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
+
+
+def test_newton_iterate_with_every_beyond_the_run_keeps_the_start_alone():
+    # every=10**400 made NumPy's arange an object array: "Cannot cast array data from
+    # dtype('O')", a TypeError naming nothing; a stride past the run keeps x_0 only
+    x0 = np.full(5, 0.1)
+    traj = itermap.newton_iterate(itermap.random_rnn(5, gain=0.5, rng=0), x0, 5, every=BIG)
+    assert list(traj.times) == [0]
+    np.testing.assert_array_equal(traj.states, x0[None])
 
 # -- the report never deletes its own inputs ----------------------------------------------
 
