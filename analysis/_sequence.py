@@ -203,6 +203,7 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
             raise ValueError(f"maps[{name!r}] takes {m.input_size} inputs: the comparison drives "
                              f"every map with one scalar signal")
     u = gen.uniform(-1.0, 1.0, size=(2 * steps + lyapunov_steps + 1, 1))
+    mc_seed, frame_seed = (int(s) for s in gen.integers(2 ** 63, size=2))  # the same for all
     impulse, r2, capacity, exps = [], [], [], []
     for m in maps.values():
         x = itermap.iterate(m, m.zeros(), steps, inputs=u[:steps], keep="last").final
@@ -210,12 +211,12 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
                              blocks=[_first_hidden(m)])
         total = np.asarray(r.total)
         impulse.append(total / total[0])
-        mc = memory_capacity(m, max_delay=max_delay, steps=mc_steps, rng=gen)
+        mc = memory_capacity(m, max_delay=max_delay, steps=mc_steps, rng=mc_seed)
         r2.append(np.asarray(mc.r2))
         capacity.append(float(mc.capacity))
         kk = min(k, m.dim - m.forced_size)
         spec = lyapunov_spectrum(m, x, lyapunov_steps, k=kk,
-                                 inputs=u[steps:steps + lyapunov_steps], rng=gen)
+                                 inputs=u[steps:steps + lyapunov_steps], rng=frame_seed)
         e = np.full(k, np.nan)
         e[:kk] = np.asarray(spec.exponents, dtype=float).ravel()[:kk]
         exps.append(e)

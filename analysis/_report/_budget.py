@@ -93,12 +93,16 @@ def check_budget(spec, sizes, *, time_limit=DEFAULT_TIME_LIMIT, force=False, mem
     itermap.analysis._report._budget.BudgetError: networks.r.n: the network needs about 14.6 TiB ...
     """
     limit = memory_limit() if mem_limit is None else mem_limit
+    held = 0.0  # the report builds every network and holds them all
     for name, net in spec.networks.items():
         if name in sizes:
             need, key = network_bytes(net, sizes[name])
-            if need > limit:
+            held += need
+            if held > limit:
                 raise BudgetError(f"networks.{name}.{key}: the network needs about "
-                                  f"{human_bytes(need)} of memory (estimate), over the limit "
+                                  f"{human_bytes(need)} of memory (estimate"
+                                  + (f"; {human_bytes(held)} with the networks before it"
+                                     if held > need else "") + "), over the limit "
                                   f"of {human_bytes(limit)} (80% of the memory available)")
     costs, total = [], 0.0
     for i, cfg in enumerate(spec.analyses):

@@ -244,6 +244,7 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         # nan would turn the limit off silently: every comparison with it is False
         raise ValueError(f"time_limit must be a positive, finite number of seconds, got "
                          f"{time_limit!r}")
+    given = [resolve_spec(spec)] if isinstance(spec, str | os.PathLike) else []
     spec, spec_text = _spec_and_text(spec, spec_text)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -256,6 +257,10 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     if not _looks_like_report(out):
         raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
                               "replace it (choose another --out)")
+    for p in given + [Path(n.path) for n in spec.networks.values() if getattr(n, "path", None)]:
+        if p.resolve().is_relative_to(out.resolve()):  # the swap would delete it
+            raise FileExistsError(f"{out} holds {p}, an input of this report; refusing to "
+                                  "replace it (choose another --out)")
 
     def say(msg):
         if progress:

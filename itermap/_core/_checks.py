@@ -58,7 +58,10 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
             value = value.item()
         else:
             raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value) + 0.0  # -0.0 becomes 0.0: NumPy refuses a scale of -0.0
+    try:
+        value = float(value) + 0.0  # -0.0 becomes 0.0: NumPy refuses a scale of -0.0
+    except OverflowError:  # an int or Fraction beyond float range
+        value = math.inf if value > 0 else -math.inf
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and not value > 0:
@@ -297,6 +300,7 @@ def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
     """
     total = _physical_memory()
     if nbytes > total:
+        nbytes = nbytes if nbytes < 1e300 else math.inf  # an int beyond float range
         raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
                          f"machine's {total / 1e9:.3g} GB of memory")
 

@@ -281,7 +281,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     if keep == "all":  # before the first step: a run that cannot fit is refused at once
         n_saved = steps // every + 1
         # counted twice: the states are gathered one by one, then stacked into one array
-        check_memory("steps", 2.0 * n_saved * state_bytes(x),
+        check_memory("steps", 2 * n_saved * state_bytes(x),
                      f"the {n_saved} states that keep='all' saves with every={every} "
                      f"({state_bytes(x)} bytes each; keep='last' keeps one)")
 

@@ -531,7 +531,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     per_jac = d if jacobian == "diagonal" else sum(s * s for s in sizes) \
         if jacobian == "block" else d * d
     per_state = state_bytes(xb)
-    check_memory("steps", per_state * (2.0 * (steps + 1) + chunk * per_jac / max(d, 1)),
+    check_memory("steps", per_state * (2 * (steps + 1) + chunk * per_jac // max(d, 1)),
                  f"method='newton' (chunk={chunk}, jacobian={jacobian!r}): the run's "
                  f"{steps + 1} states ({per_state} bytes each) and a window's Jacobians")
     U_all = _inputs_over_time(constant, sequence, steps, B, xp)
@@ -581,7 +581,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     _check_finite(xp, states[-1, ...], steps)
     if m.periods is not None:  # solved on the lift; as iterate, the states after the start wrap
         states = xp.concat([states[:1, ...], m.wrap(states[1:, ...])], axis=0)
-    idx = np.array([steps]) if keep == "last" else np.arange(0, steps + 1, every)
+    idx = np.array([steps]) if keep == "last" else np.arange(0, steps + 1, min(every, steps + 1))
     states = xp.take(states, xp.asarray(idx), axis=0) if keep == "all" and every > 1 \
         else states[-1:, ...] if keep == "last" else states
     if not batched:
