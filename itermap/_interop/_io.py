@@ -53,7 +53,7 @@ _META = "__itermap__"
 _NPY_HEADER_MAX = 65535 + 12
 _MAX_META_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 2 ** 18  # as np.load: chunks that stay in cache
-# np.savez stores entries uncompressed; a compressed entry may expand at most this much
+#: np.savez stores entries uncompressed; a compressed entry may expand at most this much.
 _MAX_EXPANSION = 100
 _ = _REGISTRY  # the registry of saveable classes, here too for tests and older code
 

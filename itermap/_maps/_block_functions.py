@@ -710,6 +710,7 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
 
 
 # -- rebuilding from a description (save / load) -----------------------------------------
+#: The built-in block functions by the name a saved file records, ``name -> class``.
 BLOCK_FUNCTIONS: dict[str, type[BlockFunction]] = {
     "layer_norm": LayerNorm, "feed_forward": FeedForward, "self_attention": SelfAttention,
     "residual": Residual, "chain": Chain}
