@@ -180,6 +180,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _host() -> str:
+    """This machine's host name, safe in a file name: ``[A-Za-z0-9_.]``, at most 40 characters."""
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
 
