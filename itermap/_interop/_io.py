@@ -495,8 +495,9 @@ def check_regular_file(path, what: str = "path") -> str:
 
 
 def open_regular_file(path, what: str = "path"):
-    """A binary file object for the regular file ``path`` (see :func:`check_regular_file`).
+    """A binary file object for the regular file ``path``.
 
+    A folder, a FIFO, a device or a socket is refused with a ValueError naming ``what``.
     Opened without blocking and checked again through the open descriptor, so
     a FIFO swapped in after the first check neither blocks nor gets read.
     """
