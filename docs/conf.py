@@ -80,8 +80,12 @@ intersphinx_mapping = _intersphinx.mapping({
     "networkx": "https://networkx.org/documentation/stable/",
     "matplotlib": "https://matplotlib.org/stable/",
     "torch": "https://docs.pytorch.org/docs/stable/",
+    "pandas": "https://pandas.pydata.org/docs/",
+    "xarray": "https://docs.xarray.dev/en/stable/",
 }, DOCS / "_inventories")
 intersphinx_timeout = 3
+# named in docstrings, with no Sphinx inventory to link to: a nitpicky build (-n) skips them
+nitpick_ignore = [("py:mod", "cloudpickle"), ("py:mod", "loky"), ("py:mod", "tqdm")]
 
 # ---- notebooks: executed once, by the tests or here ------------------------------------
 # tests/test_notebooks.py writes each notebook it executes to docs/gallery/ (git-ignored)
