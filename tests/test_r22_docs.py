@@ -103,3 +103,21 @@ def test_a_type_alias_shows_its_own_comment():
     lines = []
     data.process_docstring(None, "class", "itermap.Map", itermap.Map, {}, lines)
     assert lines == []  # a class under its own name keeps what autodoc gives
+
+
+def test_the_gallery_index_offers_each_executed_notebook_for_download(tmp_path):
+    # a notebook's own page has no download (only "Show Source", a .txt), so the index links it
+    nbformat = pytest.importorskip("nbformat")
+    spec = importlib.util.spec_from_file_location("_gallery", DOCS / "_gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    source = tmp_path / "notebooks" / "01_first.ipynb"
+    source.parent.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A first look")])
+    nbformat.write(nb, source)
+    gallery.save_executed(nb, source, tmp_path / "gallery")  # current: nothing executes
+    gallery.prepare(source.parent, tmp_path / "gallery")
+    index = (tmp_path / "gallery" / "index.md").read_text(encoding="utf-8")
+    assert "{doc}`01 · A first look <01_first>`" in index
+    assert "{download}`notebook <01_first.ipynb>`" in index
+    assert "from its page" not in index
