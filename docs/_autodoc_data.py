@@ -4,7 +4,6 @@ A constant's page names the public module that re-exports it (``itermap.analysis
 so autodoc looks for its ``#:`` comment there, finds none (the comment sits where the
 constant is defined, a private module), and shows the docstring of the value's type
 instead: ``tuple``'s "Built-in immutable sequence." on the page and in the module's table.
-A type alias (``itermap.typing.Array = Any``) gets only "alias of Any".
 :func:`process_docstring` takes the comment from the module that defines the name,
 and drops a builtin type's docstring where there is no comment.
 """
@@ -37,16 +36,9 @@ def defining_comment(name: str, obj: object) -> list[str] | None:
 
 
 def process_docstring(app, what, name, obj, options, lines):
-    short = name.rsplit(".", 1)[-1]
-    if what == "class" and getattr(obj, "__name__", short) != short:
-        # a type alias (``Array = Any``), which autosummary documents as the class it names
-        comment = defining_comment(short, obj)
-        if comment:
-            lines[:] = comment
-        return
     if what != "data":
         return
-    comment = defining_comment(short, obj)
+    comment = defining_comment(name.rsplit(".", 1)[-1], obj)
     if comment:
         lines[:] = comment
     elif type(obj).__module__ == "builtins" and lines and type(obj).__doc__ and \

@@ -88,23 +88,6 @@ def test_the_built_api_pages_show_no_builtin_types_docstring_and_no_build_path()
     assert "What became of each start" in status
 
 
-def test_a_type_alias_shows_its_own_comment():
-    import itermap
-    import itermap.typing
-
-    data = _autodoc_data()
-    for name, words in (("Array", "array of any backend"), ("MapLike", "as_map"),
-                        ("RngLike", "seed")):
-        obj = getattr(itermap.typing, name)
-        lines: list[str] = []  # autodoc gives a type alias no docstring of its own
-        what = "data" if isinstance(obj, str) else "class"  # autosummary's objtype
-        data.process_docstring(None, what, f"itermap.typing.{name}", obj, {}, lines)
-        assert words in " ".join(lines), (name, lines)
-    lines = []
-    data.process_docstring(None, "class", "itermap.Map", itermap.Map, {}, lines)
-    assert lines == []  # a class under its own name keeps what autodoc gives
-
-
 def test_the_gallery_index_offers_each_executed_notebook_for_download(tmp_path):
     # a notebook's own page has no download (only "Show Source", a .txt), so the index links it
     nbformat = pytest.importorskip("nbformat")
