@@ -102,7 +102,8 @@ def prepare(notebooks: Path, gallery: Path) -> list[Path]:
             (thumbs / f"{source.stem}.png").write_bytes(png)
             image = (f"```{{image}} _thumbs/{source.stem}.png\n:target: {source.stem}.html\n"
                      f":width: 220px\n:alt: {source.stem}\n```\n\n")
-        rows.append(f"{image}{{doc}}`{_title(nb, source.stem)} <{source.stem}>`")
+        rows.append(f"{image}{{doc}}`{_title(nb, source.stem)} <{source.stem}>` "
+                    f"({{download}}`notebook <{source.name}>`)")
     cells = [rows[i:i + 3] + [""] * (3 - len(rows[i:i + 3])) for i in range(0, len(rows), 3)]
     lines = []
     for row in cells:
@@ -112,7 +113,8 @@ def prepare(notebooks: Path, gallery: Path) -> list[Path]:
     index = (
         "# Gallery\n\n"
         "The tutorial notebooks of `notebooks/`, executed by the test suite and rendered with "
-        "their figures. Download any of them from its page, or run it from a clone.\n\n"
+        "their figures. Each \"notebook\" link downloads the executed copy; to run one, "
+        "open it from `notebooks/` in a clone.\n\n"
         "````{list-table}\n:widths: 33 33 33\n:class: itermap-gallery\n\n"
         f"{table}\n````\n\n"
         "```{toctree}\n:hidden:\n:glob:\n\n[0-9]*\n```\n")

@@ -13,6 +13,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))      # the checkout's itermap, as the tests import it
 sys.path.insert(0, str(DOCS))
 
+import _autodoc_data  # noqa: E402  (docs/_autodoc_data.py, next to this file)
 import _gallery  # noqa: E402  (docs/_gallery.py, next to this file)
 import _intersphinx  # noqa: E402
 
@@ -57,7 +58,11 @@ PUBLIC_MODULES = [
 autosummary_generate = True
 autosummary_ignore_module_all = False   # a module's members are its __all__
 autosummary_imported_members = True
-autosummary_context = {"submodules": [m.rsplit(".", 1)[1] for m in PUBLIC_MODULES[1:]]}
+autosummary_context = {
+    "submodules": [m.rsplit(".", 1)[1] for m in PUBLIC_MODULES[1:]],
+    # constants whose value is a path on the building machine: the page shows no value
+    "hide_value": ["itermap.analysis.plots.STYLE"],
+}
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"              # numpydoc's Parameters section says the types
 numpydoc_show_class_members = False     # the class template lists the methods itself
@@ -75,8 +80,12 @@ intersphinx_mapping = _intersphinx.mapping({
     "networkx": "https://networkx.org/documentation/stable/",
     "matplotlib": "https://matplotlib.org/stable/",
     "torch": "https://docs.pytorch.org/docs/stable/",
+    "pandas": "https://pandas.pydata.org/docs/",
+    "xarray": "https://docs.xarray.dev/en/stable/",
 }, DOCS / "_inventories")
 intersphinx_timeout = 3
+# named in docstrings, with no Sphinx inventory to link to: a nitpicky build (-n) skips them
+nitpick_ignore = [("py:mod", "cloudpickle"), ("py:mod", "loky"), ("py:mod", "tqdm")]
 
 # ---- notebooks: executed once, by the tests or here ------------------------------------
 # tests/test_notebooks.py writes each notebook it executes to docs/gallery/ (git-ignored)
@@ -98,3 +107,8 @@ html_theme_options = {
 }
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
+
+
+def setup(app):
+    # a re-exported constant's page shows its own #: comment, not its type's docstring
+    app.connect("autodoc-process-docstring", _autodoc_data.process_docstring)

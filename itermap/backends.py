@@ -1,6 +1,6 @@
 """Public view of the array backends (NumPy, CuPy, any array-API library).
 
-Only :mod:`itermap._core._backend` imports cupy; everything else asks it.
+Only the module behind this one imports CuPy; everything else in itermap asks it.
 """
 
 from ._core._backend import (

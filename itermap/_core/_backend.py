@@ -26,6 +26,7 @@ __all__ = [
     "sparse_module",
 ]
 
+#: The backends a map moves between with ``map.to(name)``.
 BACKENDS = ("numpy", "cupy")
 
 

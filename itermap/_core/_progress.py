@@ -4,7 +4,7 @@
 warns (``TqdmWarning: IProgress not found``) and falls back to a text bar that redraws
 about ten times a second: each redraw is one more output stored in the notebook file.
 :func:`progress_bar` uses the widget bar only where ipywidgets imports, and otherwise a
-plain text bar that redraws at most once per :data:`NOTEBOOK_INTERVAL` seconds in a kernel.
+plain text bar that redraws at most once per ``NOTEBOOK_INTERVAL`` (2) seconds in a kernel.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def progress_bar(*, total: int | None, desc: str, unit: str = "it", initial: int
     """A tqdm bar: the widget in a kernel with ipywidgets, a text bar everywhere else.
 
     In a kernel without ipywidgets the text bar redraws at most every
-    :data:`NOTEBOOK_INTERVAL` seconds and never warns.
+    2 seconds (``NOTEBOOK_INTERVAL``) and never warns.
     """
     from tqdm import std
 

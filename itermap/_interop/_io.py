@@ -53,7 +53,7 @@ _META = "__itermap__"
 _NPY_HEADER_MAX = 65535 + 12
 _MAX_META_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 2 ** 18  # as np.load: chunks that stay in cache
-# np.savez stores entries uncompressed; a compressed entry may expand at most this much
+#: np.savez stores entries uncompressed; a compressed entry may expand at most this much.
 _MAX_EXPANSION = 100
 _ = _REGISTRY  # the registry of saveable classes, here too for tests and older code
 
@@ -180,6 +180,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _host() -> str:
+    """This machine's host name, safe in a file name: ``[A-Za-z0-9_.]``, at most 40 characters."""
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
 
@@ -487,8 +488,9 @@ def check_regular_file(path, what: str = "path") -> str:
 
 
 def open_regular_file(path, what: str = "path"):
-    """A binary file object for the regular file ``path`` (see :func:`check_regular_file`).
+    """A binary file object for the regular file ``path``.
 
+    A folder, a FIFO, a device or a socket is refused with a ValueError naming ``what``.
     Opened without blocking and checked again through the open descriptor, so
     a FIFO swapped in after the first check neither blocks nor gets read.
     """

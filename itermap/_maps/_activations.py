@@ -189,6 +189,7 @@ def _sin_np(z):
     return np.sin(z, out=z)
 
 
+#: The named activations, ``name -> Activation`` (``"linear"`` is ``"identity"``).
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (

@@ -6,23 +6,8 @@ block ``j``'s units to block ``i``'s: block ``i``'s new state is
 transformer (self-attention, LayerNorm, the position-wise feed-forward network, residual
 connections and their chains), each with its exact tangent and transpose (vjp) written out.
 
-The contract of a block function (how to write your own)
---------------------------------------------------------
-Subclass :class:`BlockFunction` and provide
-
-- ``in_size`` and ``out_size`` (ints) and ``name`` (a short label for figures and graphs);
-- ``__call__(x)``: ``x`` of shape ``(..., in_size)`` (any leading batch axes) to
-  ``(..., out_size)``;
-- ``tangent_rows(x, V)``: the directional derivatives along the rows of ``V``, shape
-  ``(..., k, in_size)`` to ``(..., k, out_size)``;
-- ``vjp_rows(x, G)``: the cotangents pulled back, ``(..., k, out_size)`` to
-  ``(..., k, in_size)``.
-
-Use the array namespace of ``x`` (``itermap.backends.namespace``) so that CuPy inputs
-stay on the device. :func:`itermap.check_map` checks the derivatives of the map a block
-function sits in against finite differences. Built-in block functions save and load with
-:func:`itermap.save` (their arrays and a JSON description, no pickle); a user's own needs
-only to pickle (for sweeps).
+How to write your own (the contract a block function fulfils) is the docstring of the
+public module, :mod:`itermap.block_functions`.
 """
 
 from __future__ import annotations
@@ -53,7 +38,7 @@ Array = Any
 class BlockFunction:
     """A block of an iterative map that is a function ``g`` from one block to another.
 
-    See the module docstring for the contract a subclass fulfils.
+    :mod:`itermap.block_functions` says what a subclass provides.
 
     Examples
     --------
@@ -708,6 +693,7 @@ def transformer_layer(attention: SelfAttention, feed_forward: FeedForward, norm1
 
 
 # -- rebuilding from a description (save / load) -----------------------------------------
+#: The built-in block functions by the name a saved file records, ``name -> class``.
 BLOCK_FUNCTIONS: dict[str, type[BlockFunction]] = {
     "layer_norm": LayerNorm, "feed_forward": FeedForward, "self_attention": SelfAttention,
     "residual": Residual, "chain": Chain}

@@ -564,7 +564,7 @@ class RecurrentMap(Map):
 
         The trajectory must keep every step (``keep="all"``, ``every=1``); its
         state at step ``t + 1`` gives ``output[t]``. The result has torch's
-        layout (batch first when :attr:`batch_first`).
+        layout (batch first when ``batch_first``).
         """
         times = np.asarray(trajectory.times)
         if times.size < 2 or times[0] != 0 or np.any(np.diff(times) != 1):

@@ -54,7 +54,8 @@ class IterativeMap(Map):
     activation : str, Activation, or a sequence of them
         One nonlinearity for every unit, or one per block (the paper's
         heterogeneous activations): ``"tanh"``, ``"relu"``, ``"elu"``,
-        ``"sigmoid"``, ``"identity"``, ``"softplus"``, ``"leaky_relu"``, ``"sin"``.
+        ``"sigmoid"``, ``"identity"``, ``"softplus"``, ``"leaky_relu"``, ``"sin"``,
+        ``"gelu"``, ``"silu"`` (:data:`itermap.ACTIVATIONS`).
     input_block : int, optional
         The block overwritten by the external input ``u`` before every step
         (the paper's data insertion). None for an autonomous map. The new

@@ -148,8 +148,8 @@ def from_mlp(cls: type[IterativeMap], weights: Sequence[Array],
         Block 0 is the input (``input_block=0``); block ``l`` holds layer
         ``l``'s output; ``W`` holds the layer weights on the block
         sub-diagonal and nothing else. Iterating ``L = len(weights)`` steps
-        from :meth:`zeros` with the input held at ``x`` leaves the MLP's
-        output in :meth:`readout`.
+        from :meth:`~itermap.Map.zeros` with the input held at ``x`` leaves the MLP's
+        output in :meth:`~itermap.Map.readout`.
 
     Raises
     ------

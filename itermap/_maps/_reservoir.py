@@ -21,7 +21,7 @@ _ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity", "softplus")
 
 
 class ReservoirMap(IterativeMap):
-    """A driven leaky reservoir ``[u; x]`` whose :meth:`readout` is a linear readout.
+    """A driven leaky reservoir ``[u; x]`` whose :meth:`~itermap.ReservoirMap.readout` is linear.
 
     The map is :meth:`IterativeMap.from_rnn`'s (block 0 the input, block 1 the
     reservoir, a leak on the reservoir); :meth:`readout` gives

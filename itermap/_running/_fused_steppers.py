@@ -225,8 +225,8 @@ def general_tangent_stepper(map: Any, x: Array, Q: Array, u: Array | None = None
     Returns
     -------
     GeneralStepper
-        With ``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` (see
-        :mod:`itermap._running._fused_steppers`) and the current ``x`` and ``Q``.
+        With ``advance(n, every=..., acc=..., r_out=..., q_out=..., q_every=...)`` (as
+        :meth:`itermap.Map.tangent_stepper`'s) and the current ``x`` and ``Q``.
 
     References
     ----------
@@ -251,9 +251,9 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
     """The stepper of trajectories and tangent frames that fits this network, or None.
 
     For a dense float64 NumPy network with one activation and no input block, leak
-    or function blocks: full spectra keep their frames as Householder reflectors
-    (:mod:`._fused_square`); one trajectory of sparse weights gets a fused stepper
-    where the product splits; everything else :meth:`Map.tangent_stepper`.
+    or function blocks: full spectra keep their frames as Householder reflectors;
+    one trajectory of sparse weights gets a fused stepper where the product splits;
+    everything else :meth:`itermap.Map.tangent_stepper`.
 
     Parameters
     ----------
@@ -270,7 +270,7 @@ def network_tangent_stepper(self, x: Array, Q: Array, u: Array | None = None, *,
     -------
     stepper or None
         With ``advance(n, every=..., acc=...)`` and the current ``x`` and
-        ``Q`` (see :mod:`itermap._running._fused_steppers`).
+        ``Q`` (as :meth:`itermap.Map.tangent_stepper`'s).
 
     Examples
     --------
