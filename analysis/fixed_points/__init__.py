@@ -7,9 +7,10 @@ the method that ``method=`` names, and turns what the method returns into a
 
 The methods (``find_fixed_points``' ``method`` says what each does): ``"auto"`` (in
 ``_driver``), ``"newton"`` (``_newton``, its search state in ``_search``, phase (2) of
-small maps in ``_small``), ``"newton-krylov"`` (``_newton_krylov``), ``"homotopy"``
-(``_homotopy``) and ``"q"`` (``_q``). Clustering, slow points, deflation, basins and
-continuation each live in a module of their own.
+small maps in ``_small``; globalised Newton [3]_ with deflation [5]_),
+``"newton-krylov"`` (``_newton_krylov`` [4]_), ``"homotopy"`` (``_homotopy`` [7]_) and
+``"q"`` (``_q``, Sussillo and Barak's q-minimisation [1]_ [2]_). Clustering, slow
+points, deflation, basins [6]_ and continuation [7]_ each live in a module of their own.
 
 Adding a method
 ---------------
