@@ -71,7 +71,7 @@ def sample_states(map: MapLike, n: int, *, steps: int = 100, noise: float = 0.0,
     n = _check_int("n", n, 1)
     steps = _check_int("steps", steps, 0)
     noise = check_real("noise", noise, minimum=0.0)
-    check_memory("n", 8.0 * 3 * n * map.dim, "the sampled states")
+    check_memory("n", 8 * 3 * n * map.dim, "the sampled states")
     gen = itermap.as_rng(rng)
     dtype = map.dtype if map.dtype is not None else np.float64
     if x0 is None:
