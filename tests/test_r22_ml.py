@@ -187,9 +187,6 @@ def _next_int(n):
     return {"next": int(n + 1)}
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/_sweep*.py (r22-lines): the cache key of a "
-                   "parameter np.int32(2**31 - 1) equals that of the Python int 2**31 - 1, so "
-                   "the cache returns the int32 computation's overflowed result for the int")
 def test_the_sweep_cache_tells_a_numpy_int32_from_a_python_int(tmp_path):
     from itermap.analysis import sweep
 
