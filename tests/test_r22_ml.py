@@ -110,11 +110,6 @@ def test_the_memory_budget_counts_every_network_held_at_once():
 
 # -- defects in files of other owners: strict xfails ---------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (r22-lines): the boxed "
-                   "D_KY note, top right across the Axes, hides the leading exponents of a "
-                   "spectrum that starts near 0 (all negative: the long 'stable fixed point' "
-                   "text; in paper_style(columns=1) it covers exponents 3-11 and runs past "
-                   "the Axes)")
 def test_the_kaplan_yorke_note_covers_no_exponent():
     import matplotlib
 

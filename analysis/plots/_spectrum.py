@@ -123,7 +123,7 @@ def _kaplan_yorke_text(dky: float, exps) -> str:
     """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
     finite = exps[np.isfinite(exps)]
     if dky == 0.0 and finite.size and np.max(finite) < 0.0:
-        return "$D_{KY} = 0$ (all $\\lambda_i < 0$: a stable fixed point or cycle)"
+        return "$D_{KY} = 0$ (all $\\lambda_i < 0$)"  # short: fits one panel of a 1x3 figure
     return f"$D_{{KY}} = {dky:.3g}$"
 
 
