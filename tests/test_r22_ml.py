@@ -132,8 +132,6 @@ def test_the_kaplan_yorke_note_covers_no_exponent():
     assert covered == []
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/lyapunov/_spectrum.py (r22-neuro): steps "
-                   "beyond float range: OverflowError from math.ceil(steps / every / ...)")
 def test_lyapunov_spectrum_steps_beyond_float_range_is_a_value_error():
     with pytest.raises(ValueError, match="steps"):
         analysis.lyapunov_spectrum(itermap.random_rnn(5, rng=0), np.full(5, 0.1), BIG)
