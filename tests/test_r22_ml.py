@@ -137,9 +137,6 @@ def test_lyapunov_spectrum_steps_beyond_float_range_is_a_value_error():
         analysis.lyapunov_spectrum(itermap.random_rnn(5, rng=0), np.full(5, 0.1), BIG)
 
 
-@pytest.mark.xfail(strict=True, reason="itermap/_interop/_torch.py (r22-lines): an archive "
-                   "without the layer's key is refused without the file's name (found by "
-                   "tests/test_untrusted_files.py's property test, a damaged member name)")
 def test_from_torch_archive_missing_a_layer_key_names_the_file(tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, **{"net.x.weight": np.ones((4, 3))})
