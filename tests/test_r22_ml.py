@@ -1,8 +1,8 @@
 """Round 22: an ML researcher and an attacker with untrusted input (issues 25, 26).
 
 Each test is checked against something independent of the code under test (Python's own
-arithmetic, a plain NumPy loop, torch); defects in files this round's helper does not own
-are strict xfails naming the file."""
+arithmetic, a plain NumPy loop, torch); defects in files this round's helper did not own
+were strict xfails naming the file, until r22-fixes fixed them."""
 
 import numpy as np
 import pytest
@@ -108,7 +108,7 @@ def test_the_memory_budget_counts_every_network_held_at_once():
     with pytest.raises(BudgetError, match=r"networks\.r2\.n"):
         check_budget(spec, sizes, mem_limit=3 * one - 1)   # each fits alone, not all three
 
-# -- defects in files of other owners: strict xfails ---------------------------------------
+# -- defects in files of other owners (strict xfails, fixed by r22-fixes) ------------------
 
 def test_the_kaplan_yorke_note_covers_no_exponent():
     import matplotlib
@@ -149,11 +149,6 @@ _NETS = {"a": {"kind": "random_rnn", "n": 6, "gain": 1.5},
          "one": {"kind": "random_rnn", "n": 1, "gain": 0.5}}
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/_report/_kinds*.py (r22-lines): a spec the "
-                   "checks accept fails in its section (trajectory dims of one unit of a "
-                   "6-unit network; memory_capacity steps below washout + max_delay; "
-                   "covariant_vectors with k = 1 or one unit: 'pair must name two different "
-                   "vectors', a key the spec has not; edge_of_chaos on one unit)")
 @pytest.mark.parametrize("analysis_", [
     {"kind": "trajectory", "network": "a", "steps": 20, "dims": [0]},
     {"kind": "memory_capacity", "networks": ["d"], "max_delay": 3, "steps": 2, "washout": 10},
