@@ -68,8 +68,8 @@ def _canonical(value, where):
 
 
 def _numpy_scalars(value, path=""):
-    """[path, dtype] of each NumPy scalar in a parameter, for the cache key only: np.int32(2**31 - 1)
-    + 1 wraps where the int does not (the seed ignores them: np.linspace grids keep their streams)."""
+    """[path, dtype] of each NumPy scalar in a parameter, for the cache key only: np.int32(2**31
+    - 1) + 1 wraps where the int does not (seeds ignore it: np.linspace grids keep streams)."""
     if isinstance(value, np.generic):
         return [[path, value.dtype.str]]
     items = value.items() if isinstance(value, Mapping) else \
