@@ -115,12 +115,12 @@ class CovariantVectorsKind(AnalysisModel):
     k: Count = 4
     transient: NonNegative = 200
 
-    def check(self, spec, where):
-        n = _known_dim(spec, self.network, tangent=True)
-        if self.k < 2 or (n is not None and n < 2):  # the section plots vectors 1 and 2's angle
-            raise SpecError(f"{where}.k: the angles need two vectors, got k = {self.k}"
-                            if self.k < 2 else f"{where}.network: {self.network} has one unit, "
-                            "so one covariant vector: the angles need two")
+    def check(self, spec, where):  # the section plots the angle between vectors 1 and 2
+        if self.k < 2:
+            raise SpecError(f"{where}.k: the angles need two vectors, got k = {self.k}")
+        if (_known_dim(spec, self.network, tangent=True) or 2) < 2:
+            raise SpecError(f"{where}.network: {self.network} has one unit, so one vector: "
+                            "the angles need two")
 
     def cost(self, sizes):
         s = sizes[self.network]
