@@ -100,9 +100,9 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
     if boxed and dky is not None:
-        ax.text(0.97, 0.95 - 0.11 * notes, _kaplan_yorke_text(dky, exps),
-                transform=ax.transAxes, ha="right", va="top",
-                bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+        # above the Axes, right: inside, a sorted spectrum can run under it
+        ax.text(1.0, 1.02 + 0.11 * notes, _kaplan_yorke_text(dky, exps), fontsize="small",
+                transform=ax.transAxes, ha="right", va="bottom")
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="best")
@@ -123,7 +123,8 @@ def _kaplan_yorke_text(dky: float, exps) -> str:
     """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
     finite = exps[np.isfinite(exps)]
     if dky == 0.0 and finite.size and np.max(finite) < 0.0:
-        return "$D_{KY} = 0$ (all $\\lambda_i < 0$)"  # short: fits one panel of a 1x3 figure
+        # two short lines: one long one ran past a panel of a 1x3 figure
+        return "$D_{KY} = 0$ (all $\\lambda_i < 0$:\na fixed point or cycle)"
     return f"$D_{{KY}} = {dky:.3g}$"
 
 
