@@ -101,8 +101,10 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     boxed = has_note and not label
     if boxed and dky is not None:
         # above the Axes, right: inside, a sorted spectrum can run under it
-        ax.text(1.0, 1.02 + 0.11 * notes, _kaplan_yorke_text(dky, exps), fontsize="small",
-                transform=ax.transAxes, ha="right", va="bottom")
+        # in points: two small lines take the same room on any size of Axes
+        ax.annotate(_kaplan_yorke_text(dky, exps), (1, 1), xycoords="axes fraction",
+                    xytext=(0, 2 + 22 * notes), textcoords="offset points", ha="right",
+                    va="bottom", fontsize="small")
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="best")
