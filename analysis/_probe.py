@@ -349,7 +349,7 @@ def canonical_permutation(map: Any, *, blocks: Sequence[int] | None = None) -> n
     if fixed & set(chosen):
         raise ValueError(f"blocks: block {min(fixed & set(chosen))} is read or written by a "
                          f"function block, whose units cannot be reordered")
-    check_memory("map", 8.0 * m.dim ** 2, "the dense weights")
+    check_memory("map", 8 * m.dim ** 2, "the dense weights")
     W = np.asarray(to_numpy(m.block_matrix.to_dense()), dtype=float)
     bias = np.zeros(m.dim) if m.bias is None else np.asarray(to_numpy(m.bias), dtype=float)
     off = m.block_matrix.offsets

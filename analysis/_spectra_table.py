@@ -73,7 +73,7 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     """
     s = -np.sort(-check_real_array("spectrum", spectrum, ndim=1))
     length = check_int("length", length, 1)
-    check_memory("length", 16.0 * length, "the resampled spectrum")
+    check_memory("length", 16 * length, "the resampled spectrum")
     if s.size == 0:
         raise ValueError("spectrum must hold at least one exponent")
     if s.size == 1:

@@ -67,6 +67,16 @@ def _canonical(value, where):
         "objects such as a map through functools.partial)")
 
 
+def _numpy_scalars(value, path=""):
+    """[path, dtype] of each NumPy scalar in a parameter, for the cache key only: np.int32(2**31
+    - 1) + 1 wraps where the int does not (seeds ignore it: np.linspace grids keep streams)."""
+    if isinstance(value, np.generic):
+        return [[path, value.dtype.str]]
+    items = value.items() if isinstance(value, Mapping) else \
+        enumerate(value) if isinstance(value, (list, tuple)) else ()
+    return sorted(s for k, v in items for s in _numpy_scalars(v, f"{path}/{k}"))
+
+
 def _digest(obj) -> bytes:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).digest()
@@ -213,8 +223,9 @@ class _Sweep:
                                  f"{seen[d]} and {i})")
             seen[d] = i
         self.cache_dir, self.identity = _cache_dir(cache, self.function)
-        self.keys = [_digest({"params": c, "seed": self.seed_json, "function": self.identity}
-                             ).hex()[:32] for c in self.canon]
+        self.keys = [_digest({"params": c, "seed": self.seed_json, "function": self.identity,
+                              **({"numpy": n} if (n := _numpy_scalars(p)) else {})}).hex()[:32]
+                     for c, p in zip(self.canon, self.points)]
         self.seeds = [None if self.root is None else _child_seed(self.root, d)
                       for d in digests]
 

@@ -194,6 +194,7 @@ def digits_model(kind: str, *, hidden: int = 64, density: float = 1.0,
     """
     kind = check_choice("kind", kind, ("mlp", "continuum", "sparse"))
     sizes = [64, check_int("hidden", hidden, 1), 10]
+    check_memory("hidden", 8 * 74 * sizes[1], "the layer weights")  # before a float overflows
     density = check_real("density", density, positive=True, maximum=1.0)
     if kind == "mlp":
         pattern = [["0", "0", "0"], ["W", "0", "0"], ["0", "W", "0"]]
@@ -296,7 +297,9 @@ def equal_parameter_comparison(*, hidden: int = 64,
 def _seed_list(seeds) -> list[int]:
     """``seeds`` (a count, or the seeds themselves) as a non-empty list of seeds."""
     if isinstance(seeds, dict) or not is_sequence(seeds):
-        seed_list = list(range(check_int("seeds", seeds, 1)))  # "3" is no count of seeds
+        count = check_int("seeds", seeds, 1)  # "3" is no count of seeds
+        check_memory("seeds", 64 * count, "the seeds and results")  # 2**64: no OverflowError
+        seed_list = list(range(count))
     else:
         seed_list = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
     if not seed_list:
@@ -419,7 +422,7 @@ def flip_flop_analysis(net: IterativeMap, *, trials: int = 64, steps: int = 300,
     starts, keep_trials = check_int("starts", starts, 1), check_int("keep_trials", keep_trials, 1)
     noise = check_real("noise", noise, minimum=0.0)
     # the states of every trial, their inputs and targets, and a copy of the states
-    check_memory("trials", 8.0 * steps * trials * (2 * net.dim + 2 * net.input_size),
+    check_memory("trials, steps", 8 * steps * trials * (2 * net.dim + 2 * net.input_size),
                  "the trials' states")
     gen = itermap.as_rng(rng)
     bits = net.input_size

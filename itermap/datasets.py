@@ -100,7 +100,7 @@ def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
     n, steps, bits = (check_int(k, v, 1) for k, v in (("n", n), ("steps", steps),
                                                       ("bits", bits)))
     p = check_real("p", p, positive=True, maximum=1.0)
-    check_memory("n", 8.0 * 4 * steps * n * bits, "the task's arrays")
+    check_memory("n, steps, bits", 8 * 4 * steps * n * bits, "the task's arrays")
     gen = as_rng(rng)
     pulse = gen.random((steps, n, bits)) < p
     signs = np.where(gen.random((steps, n, bits)) < 0.5, -1.0, 1.0)

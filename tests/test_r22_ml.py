@@ -1,8 +1,8 @@
 """Round 22: an ML researcher and an attacker with untrusted input (issues 25, 26).
 
 Each test is checked against something independent of the code under test (Python's own
-arithmetic, a plain NumPy loop, torch); defects in files this round's helper does not own
-are strict xfails naming the file."""
+arithmetic, a plain NumPy loop, torch); defects in files this round's helper did not own
+were strict xfails naming the file, until r22-fixes fixed them."""
 
 import numpy as np
 import pytest
@@ -108,13 +108,8 @@ def test_the_memory_budget_counts_every_network_held_at_once():
     with pytest.raises(BudgetError, match=r"networks\.r2\.n"):
         check_budget(spec, sizes, mem_limit=3 * one - 1)   # each fits alone, not all three
 
-# -- defects in files of other owners: strict xfails ---------------------------------------
+# -- defects in files of other owners (strict xfails, fixed by r22-fixes) ------------------
 
-@pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (r22-lines): the boxed "
-                   "D_KY note, top right across the Axes, hides the leading exponents of a "
-                   "spectrum that starts near 0 (all negative: the long 'stable fixed point' "
-                   "text; in paper_style(columns=1) it covers exponents 3-11 and runs past "
-                   "the Axes)")
 def test_the_kaplan_yorke_note_covers_no_exponent():
     import matplotlib
 
@@ -137,16 +132,11 @@ def test_the_kaplan_yorke_note_covers_no_exponent():
     assert covered == []
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/lyapunov/_spectrum.py (r22-neuro): steps "
-                   "beyond float range: OverflowError from math.ceil(steps / every / ...)")
 def test_lyapunov_spectrum_steps_beyond_float_range_is_a_value_error():
     with pytest.raises(ValueError, match="steps"):
         analysis.lyapunov_spectrum(itermap.random_rnn(5, rng=0), np.full(5, 0.1), BIG)
 
 
-@pytest.mark.xfail(strict=True, reason="itermap/_interop/_torch.py (r22-lines): an archive "
-                   "without the layer's key is refused without the file's name (found by "
-                   "tests/test_untrusted_files.py's property test, a damaged member name)")
 def test_from_torch_archive_missing_a_layer_key_names_the_file(tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, **{"net.x.weight": np.ones((4, 3))})
@@ -159,11 +149,6 @@ _NETS = {"a": {"kind": "random_rnn", "n": 6, "gain": 1.5},
          "one": {"kind": "random_rnn", "n": 1, "gain": 0.5}}
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/_report/_kinds*.py (r22-lines): a spec the "
-                   "checks accept fails in its section (trajectory dims of one unit of a "
-                   "6-unit network; memory_capacity steps below washout + max_delay; "
-                   "covariant_vectors with k = 1 or one unit: 'pair must name two different "
-                   "vectors', a key the spec has not; edge_of_chaos on one unit)")
 @pytest.mark.parametrize("analysis_", [
     {"kind": "trajectory", "network": "a", "steps": 20, "dims": [0]},
     {"kind": "memory_capacity", "networks": ["d"], "max_delay": 3, "steps": 2, "washout": 10},
@@ -187,9 +172,6 @@ def _next_int(n):
     return {"next": int(n + 1)}
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/_sweep*.py (r22-lines): the cache key of a "
-                   "parameter np.int32(2**31 - 1) equals that of the Python int 2**31 - 1, so "
-                   "the cache returns the int32 computation's overflowed result for the int")
 def test_the_sweep_cache_tells_a_numpy_int32_from_a_python_int(tmp_path):
     from itermap.analysis import sweep
 

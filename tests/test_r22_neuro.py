@@ -39,9 +39,6 @@ def test_lstm_readout_is_the_output_h_not_the_cell_state():
     np.testing.assert_allclose(m.readout(final), want[-1], rtol=0, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/plots/_spectrum.py (not this branch's): the "
-                   "D_KY = 0 note of a stable spectrum is wider than a panel of a 1x3 figure "
-                   "and runs over the y label and the next panel")
 def test_kaplan_yorke_note_stays_inside_a_panel_of_a_three_panel_figure():
     import matplotlib
 

@@ -226,6 +226,9 @@ class Trajectory(AnalysisModel):
             if n is not None and d >= n:
                 raise SpecError(f"{where}.dims: unit {d} does not exist in {self.network} "
                                 f"(dim {n})")
+        if len(self.dims) == 1 and n is not None and n > 1:
+            raise SpecError(f"{where}.dims: a phase portrait plots two units; {self.network} "
+                            f"has {n}, so give two (one only for a 1-unit network)")
 
     def cost(self, sizes):
         s = sizes[self.network]

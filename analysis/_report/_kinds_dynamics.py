@@ -16,7 +16,7 @@ from .._memory import memory_capacity as capacity
 from .._parallel_in_time import newton_lyapunov_scan
 from ..fixed_points import continuation as follow
 from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
-from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _plot, _step_cost
+from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _known_dim, _plot, _step_cost
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive, SpecError
 from ._registry import report_kind
 from ._starts import bounded_run, note_redrawn
@@ -32,6 +32,15 @@ class MemoryCapacityKind(AnalysisModel):
     steps: Count = 3000
     washout: NonNegative = 100
     needs_input = True
+
+    def check(self, spec, where):
+        start = max(self.washout, self.max_delay)  # as memory_capacity counts its samples
+        for name in self.networks:
+            n = _known_dim(spec, name, tangent=True) or 0
+            if (self.steps + 1 - start) // 2 <= n + 1:
+                raise SpecError(f"{where}.steps: {self.steps} leaves too few samples after "
+                                f"washout and max_delay to fit a readout of {name}'s {n} "
+                                f"units: use steps > {start + 2 * (n + 2)}")
 
     def cost(self, sizes):
         seconds = sum(self.steps * _step_cost(sizes[n]) for n in self.networks)
@@ -105,6 +114,13 @@ class CovariantVectorsKind(AnalysisModel):
     steps: Count = 1000
     k: Count = 4
     transient: NonNegative = 200
+
+    def check(self, spec, where):  # the section plots the angle between vectors 1 and 2
+        if self.k < 2:
+            raise SpecError(f"{where}.k: the angles need two vectors, got k = {self.k}")
+        if (_known_dim(spec, self.network, tangent=True) or 2) < 2:
+            raise SpecError(f"{where}.network: {self.network} has one unit, so one vector: "
+                            "the angles need two")
 
     def cost(self, sizes):
         s = sizes[self.network]

@@ -50,6 +50,9 @@ class EdgeOfChaosKind(AnalysisModel):
     def check(self, spec, where):
         if float(np.min(gain_values(self.radii))) <= 0:
             raise SpecError(f"{where}.radii: spectral radii must be > 0")
+        if spec.networks[self.network].n < 2:  # edge_of_chaos_scan's reservoirs need n >= 2
+            raise SpecError(f"{where}.network: the reservoirs need at least 2 units, "
+                            f"{self.network} has n = {spec.networks[self.network].n}")
 
     def cost(self, sizes):
         n = sizes[self.network].dim

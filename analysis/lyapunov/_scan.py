@@ -464,7 +464,7 @@ def mean_field_exponent(gain: float | Array, *, activation: str = "tanh",
     check_choice("activation", activation, ("tanh",))  # the closed form is tanh's
     quadrature = _check_int("quadrature", quadrature, 101)
     g = check_real_array("gain", gain, allow_empty=True)
-    check_memory("quadrature", 8.0 * 4 * quadrature * max(g.size, 1), "the quadrature grid")
+    check_memory("quadrature", 8 * 4 * quadrature * max(g.size, 1), "the quadrature grid")
     if np.any(g < 0) or np.any(g > MEAN_FIELD_MAX_GAIN):
         raise ValueError("gain must be in [0, 1e6]")
     # the trapezoidal rule on a wide uniform grid converges geometrically for these
@@ -586,7 +586,7 @@ def gain_family(map: MapLike) -> Callable[[float], Map]:
     (True, True)
     """
     if not is_network(map):
-        raise TypeError(f"gain_family needs an itermap.IterativeMap, got {type(map).__name__}")
+        raise TypeError(f"map: gain_family needs an itermap.IterativeMap, got {type(map).__name__}")
     if map.input_block is not None:
         raise ValueError("gain_family needs an autonomous map (input_block is None)")
     if len({a.name for a in map.activations}) != 1:

@@ -100,9 +100,11 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
     if boxed and dky is not None:
-        ax.text(0.97, 0.95 - 0.11 * notes, _kaplan_yorke_text(dky, exps),
-                transform=ax.transAxes, ha="right", va="top",
-                bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+        # above the Axes, right: inside, a sorted spectrum can run under it
+        # in points: two small lines take the same room on any size of Axes
+        ax.annotate(_kaplan_yorke_text(dky, exps), (1, 1), xycoords="axes fraction",
+                    xytext=(0, 2 + 22 * notes), textcoords="offset points", ha="right",
+                    va="bottom", fontsize="small")
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
     if label or collapsed is not None:
         ax.legend(fontsize="small", loc="best")
@@ -123,7 +125,8 @@ def _kaplan_yorke_text(dky: float, exps) -> str:
     """The Kaplan-Yorke dimension, and why it is 0 when no exponent is positive."""
     finite = exps[np.isfinite(exps)]
     if dky == 0.0 and finite.size and np.max(finite) < 0.0:
-        return "$D_{KY} = 0$ (all $\\lambda_i < 0$: a stable fixed point or cycle)"
+        # two short lines: one long one ran past a panel of a 1x3 figure
+        return "$D_{KY} = 0$ (all $\\lambda_i < 0$:\na fixed point or cycle)"
     return f"$D_{{KY}} = {dky:.3g}$"
 
 

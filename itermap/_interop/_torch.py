@@ -535,8 +535,13 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
                 if not lazy:
                     raise ValueError(f"prefix: no key starts with {prefix!r} in {path}")
                 _need_architecture(architecture)
-                return _build(lazy, architecture, dtype, activation, input_block, form,
-                              transformer)
+                try:
+                    return _build(lazy, architecture, dtype, activation, input_block, form,
+                                  transformer)
+                except ValueError as exc:  # a missing key, a bad shape: in which file
+                    if path in str(exc):
+                        raise
+                    raise ValueError(f"{path}: {exc}") from None
         model = _read_safetensors(path)
     if isinstance(model, Mapping):
         _need_architecture(architecture)

@@ -230,7 +230,7 @@ def mlp_continuum(sizes: Sequence[int], *, recurrent: float = 0.0, skip: float =
     L = len(sizes) - 1
     blocks = list(zip(sizes[:-1], sizes[1:])) + [(n, n) for n in sizes[1:] if recurrent > 0]
     blocks += [(sizes[j], sizes[i]) for j in range(L + 1) for i in range(j + 2, L + 1) if skip > 0]
-    check_memory("sizes", 2 * 8.0 * sum(a * b for a, b in blocks), "the weight blocks")
+    check_memory("sizes", 2 * 8 * sum(a * b for a, b in blocks), "the weight blocks")
     gen = as_rng(rng)
     weights = [gen.normal(0.0, float(scale) / np.sqrt(n_in), size=(n_out, n_in))
                for n_in, n_out in zip(sizes[:-1], sizes[1:])]

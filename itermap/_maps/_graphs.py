@@ -185,8 +185,8 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         raise ValueError(f"block_size: {n} nodes x {block_size} units is above "
                          f"{_MAX_BLOCK_UNITS} dense block units")
     units = n * block_size
-    check_memory("n_in", 8.0 * units * n_in, "the input weights")
-    check_memory("n_out", 8.0 * units * n_out, "the output weights")
+    check_memory("n_in", 8 * units * n_in, "the input weights")
+    check_memory("n_out", 8 * units * n_out, "the output weights")
     index = {v: i for i, v in enumerate(nodes)}
     if layers is not None:  # Darji: the input drives the first layer, the last one is read
         input_nodes = layers[0] if input_nodes is None else input_nodes
@@ -248,7 +248,7 @@ def _layer_map(widths, H, B, C, activation):
 
 def _block_level(n, s, rows, cols, ins, outs, n_in, n_out, gain, mean_in, activation, gen):
     """The block-level map: node ``i`` is state block ``i + 1``."""
-    check_memory("block_size", 8.0 * len(rows) * s * s, "the hidden blocks")
+    check_memory("block_size", 8 * len(rows) * s * s, "the hidden blocks")
     blocks: dict = {}
     std = gain / np.sqrt(mean_in * s)
     for r, c in zip(rows.tolist(), cols.tolist()):
@@ -341,15 +341,16 @@ def random_graph_rnn(n: int, *, kind: str = "er", p: float = 0.1, k: int = 4, m:
     ((1, 30, 1), 120)
     """
     n = check_int("n", n, 2)
+    check_real("n", n)  # an int beyond float range: a ValueError, not p * n's OverflowError
     kind = check_choice("kind", kind, _KINDS)
     p = check_real("p", p, minimum=0.0, maximum=1.0)
     k, m = check_int("k", k, 2), check_int("m", m, 1)
     directed = check_bool("directed", directed)
     edges = {"er": p * n * (n - 1) / (1 if directed else 2), "ws": n * k / 2, "ba": m * n}[kind]
     # networkx holds a graph as dicts: a few hundred bytes per node and edge
-    check_memory("n", 500.0 * (n + edges), "the networkx graph")
-    check_memory("n_in", 8.0 * n * check_int("n_in", n_in, 1), "the input weights")
-    check_memory("n_out", 8.0 * n * check_int("n_out", n_out, 1), "the output weights")
+    check_memory("n", 500 * (n + edges), "the networkx graph")
+    check_memory("n_in", 8 * n * check_int("n_in", n_in, 1), "the input weights")
+    check_memory("n_out", 8 * n * check_int("n_out", n_out, 1), "the output weights")
     gen = as_rng(rng)
     seed = int(gen.integers(2 ** 32))
     G = _draw_graph(n, kind, p, k, m, directed, seed)

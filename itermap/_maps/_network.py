@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to_backend
-from .._core._checks import check_int, check_real, named, one_namespace, real_array
+from .._core._checks import check_int, check_memory, check_real, named, one_namespace, real_array
 from .._core._rng import as_rng
 from .._core._types import Array, RngLike
 from .._running import _fused_steppers
@@ -721,6 +721,8 @@ def random_rnn(n: int, *, gain: float = 1.0, density: float = 1.0, activation: s
         dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
+    num, den = density.as_integer_ratio()  # exact ints: n * n * density overflows a float
+    check_memory("n", n * n * num // den * dtype.itemsize, "the n x n weights")
     gen = as_rng(rng)
     std = gain / np.sqrt(n * density)
     if density >= 1.0:

@@ -81,7 +81,7 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
 
     kind = check_choice("kind", kind, HIPPO_KINDS)
     N = check_int("N", N, 1)
-    check_memory("N", 5 * 8.0 * N * N, f"the {N} x {N} matrices")  # A and its temporaries
+    check_memory("N", 5 * 8 * N * N, f"the {N} x {N} matrices")  # A and its temporaries
     n = np.arange(N, dtype=np.float64)
     row, col = n[:, None], n[None, :]
     if kind == "legs":
