@@ -713,9 +713,7 @@ def cases() -> dict:
             "map": P(RNN, "map"), "n": P(3, "int>=1", size_like=True), "steps": P(5, "int>=0"),
             "noise": P(0.0, "float>=0"), "rng": P(0, "rng", optional=True),
             "x0": P(None, "state", optional=True), "inputs": P(None, "array", optional=True)},
-            positional=("map", "n"),
-            # the lead's fixed_points/_starts.py: 8.0 * 3 * n overflows (8 * 3 * n would not)
-            skip={"n": {"beyond float"}}),
+            positional=("map", "n")),
         "fir_length": Case(analysis.fir_length, {
             "map": P(MLP, "map"), "input_block": P(None, "int>=0", optional=True)},
             positional=("map",)),
