@@ -110,3 +110,29 @@ def test_run_names_x_when_the_sequence_comes_from_another_library():
         m.run(xp.asarray(np.ones((4, 2))))
     with pytest.raises(TypeError, match=r"^x: .*torch"):
         m.run(pytest.importorskip("torch").ones(4, 2))
+
+
+def test_kaplan_yorke_note_clears_a_panels_title():
+    # above the Axes the note ran over a panel's centred title
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from itermap.analysis import plots
+    from itermap.systems import linear
+
+    res = analysis.lyapunov_spectrum(linear(np.diag([0.9, 0.5, 0.25, 0.2])), np.ones(4), 20,
+                                     rng=0)
+    fig, axs = plt.subplots(1, 3, figsize=(10, 3), layout="constrained")
+    try:
+        for ax in axs:
+            ax.set_title("(a) a linear map")
+            plots.lyapunov_spectrum(res, ax=ax)
+        fig.canvas.draw()
+        for ax in axs:
+            title = ax.title.get_window_extent()
+            (note,) = ax.texts
+            assert not note.get_window_extent().overlaps(title)
+    finally:
+        plt.close(fig)

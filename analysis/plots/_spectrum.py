@@ -100,14 +100,16 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
     if boxed and dky is not None:
-        # above the Axes, right: inside, a sorted spectrum can run under it
-        # in points: two small lines take the same room on any size of Axes
-        ax.annotate(_kaplan_yorke_text(dky, exps), (1, 1), xycoords="axes fraction",
-                    xytext=(0, 2 + 22 * notes), textcoords="offset points", ha="right",
-                    va="bottom", fontsize="small")
+        # lower left, inside: a sorted spectrum leaves that corner empty (above the Axes a
+        # panel's title ran over it; at the upper right a flat spectrum ran under it); in
+        # points: two small lines take the same room on any size of Axes
+        ax.annotate(_kaplan_yorke_text(dky, exps), (0, 0), xycoords="axes fraction",
+                    xytext=(4, 4 + 22 * notes), textcoords="offset points", ha="left",
+                    va="bottom", fontsize="small",
+                    bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
-    if label or collapsed is not None:
-        ax.legend(fontsize="small", loc="best")
+    if label or collapsed is not None:   # "best" does not see the note
+        ax.legend(fontsize="small", loc="upper right" if boxed else "best")
     return ax
 
 
