@@ -67,14 +67,16 @@ def _canonical(value, where):
         "objects such as a map through functools.partial)")
 
 
-def _numpy_scalars(value, path=""):
-    """[path, dtype] of each NumPy scalar in a parameter, for the cache key only: np.int32(2**31
-    - 1) + 1 wraps where the int does not (seeds ignore it: np.linspace grids keep streams)."""
+def _json_lost_types(value, path=""):
+    """[path, type] of what JSON loses in a parameter, for the cache key only: a NumPy
+    scalar's dtype (np.int32(2**31 - 1) + 1 wraps where the int does not) and a tuple (an
+    array, as a list is); seeds ignore them, so np.linspace grids keep their streams."""
     if isinstance(value, np.generic):
         return [[path, value.dtype.str]]
     items = value.items() if isinstance(value, Mapping) else \
         enumerate(value) if isinstance(value, (list, tuple)) else ()
-    return sorted(s for k, v in items for s in _numpy_scalars(v, f"{path}/{k}"))
+    own = [[path, "tuple"]] if isinstance(value, tuple) else []
+    return own + sorted(s for k, v in items for s in _json_lost_types(v, f"{path}/{k}"))
 
 
 def _digest(obj) -> bytes:
@@ -224,7 +226,7 @@ class _Sweep:
             seen[d] = i
         self.cache_dir, self.identity = _cache_dir(cache, self.function)
         self.keys = [_digest({"params": c, "seed": self.seed_json, "function": self.identity,
-                              **({"numpy": n} if (n := _numpy_scalars(p)) else {})}).hex()[:32]
+                              **({"types": n} if (n := _json_lost_types(p)) else {})}).hex()[:32]
                      for c, p in zip(self.canon, self.points)]
         self.seeds = [None if self.root is None else _child_seed(self.root, d)
                       for d in digests]

@@ -71,3 +71,20 @@ def test_the_fuzz_catalogue_counts_a_parameter_named_only_as_a_word():
                                 10 ** 12, True)[0]
     assert outcome == "unnamed"
     assert fuzz_api.classify(refusing("n: too large"), "n", "huge", 10 ** 12, True)[0] == "named"
+
+
+def _kind(a):
+    return {"kind": type(a).__name__}
+
+
+def test_the_sweep_cache_tells_a_tuple_from_a_list(tmp_path):
+    # JSON writes both as an array: a function that treats them apart got the other's record
+    from itermap.analysis import sweep
+
+    run = lambda a: sweep(_kind, [{"a": a}], executor="serial", cache=tmp_path,  # noqa: E731
+                          progress=False)
+    first = run((1, 2))
+    assert first.n_cached == 0 and first.records[0]["kind"] == "tuple"
+    other = run([1, 2])
+    assert other.n_cached == 0 and other.records[0]["kind"] == "list"
+    assert run([1, 2]).n_cached == 1 and run((1, 2)).n_cached == 1
