@@ -88,3 +88,15 @@ def test_the_sweep_cache_tells_a_tuple_from_a_list(tmp_path):
     other = run([1, 2])
     assert other.n_cached == 0 and other.records[0]["kind"] == "list"
     assert run([1, 2]).n_cached == 1 and run((1, 2)).n_cached == 1
+
+
+def test_edge_of_chaos_of_a_non_tanh_network_is_refused_up_front(tmp_path):
+    # it was refused only inside its section, after the sections before it had run
+    from itermap.analysis._report import SpecError, run_report
+
+    spec = {"networks": {"r": {"kind": "random_rnn", "n": 8, "gain": 1.0,
+                               "activation": "relu"}},
+            "analyses": [{"kind": "edge_of_chaos", "network": "r", "radii": [0.5, 1.5]}]}
+    with pytest.raises(SpecError, match=r"analyses\[0\]\.network: edge_of_chaos runs tanh"):
+        run_report(spec, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

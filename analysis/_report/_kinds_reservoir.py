@@ -50,9 +50,13 @@ class EdgeOfChaosKind(AnalysisModel):
     def check(self, spec, where):
         if float(np.min(gain_values(self.radii))) <= 0:
             raise SpecError(f"{where}.radii: spectral radii must be > 0")
-        if spec.networks[self.network].n < 2:  # edge_of_chaos_scan's reservoirs need n >= 2
+        net = spec.networks[self.network]
+        if net.n < 2:  # edge_of_chaos_scan's reservoirs need n >= 2
             raise SpecError(f"{where}.network: the reservoirs need at least 2 units, "
-                            f"{self.network} has n = {spec.networks[self.network].n}")
+                            f"{self.network} has n = {net.n}")
+        if net.activation != "tanh":
+            raise SpecError(f"{where}.network: edge_of_chaos runs tanh reservoirs; "
+                            f"{self.network} has activation {net.activation!r}")
 
     def cost(self, sizes):
         n = sizes[self.network].dim
@@ -66,12 +70,7 @@ class EdgeOfChaosKind(AnalysisModel):
 @report_kind(EdgeOfChaosKind)
 def edge_of_chaos(cfg, ctx, out):
     net = ctx.net_spec(cfg.network)
-    if net.activation != "tanh":
-        raise ValueError(f"edge_of_chaos runs tanh reservoirs; {cfg.network} has activation "
-                         f"{net.activation!r}")
     radii = gain_values(cfg.radii)
-    if np.any(radii <= 0):
-        raise ValueError("radii must be > 0")
     scan = edge_of_chaos_scan(radii, cfg.leaks, n=net.n, density=net.density,
                               seeds=cfg.seeds, steps=cfg.steps, transient=cfg.transient,
                               input_scale=cfg.input_scale, rng=ctx.rng)
