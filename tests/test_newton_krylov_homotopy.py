@@ -259,9 +259,11 @@ def test_auto_past_its_dim_rule_labels_its_stages_and_shows_the_paths_bar(
     # the paths of the starts it left unconverged (here 1 of 2), each naming its stage;
     # the paths' bar shows at once under progress=None (a path takes minutes at these
     # sizes), where a search of a few milliseconds shows none
-    from itermap.analysis.fixed_points import _driver
+    from itermap.analysis.fixed_points import _common, _driver
 
     monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
+    # a loaded machine can run the "few milliseconds" past the default delay
+    monkeypatch.setattr(_common, "_BAR_DELAY", 1e6)
     m, _ = _sparse(300, 0)
     x0 = np.asarray(sample_states(m, 2, steps=100, rng=0))
     find_fixed_points(m, x0, max_iter=200, progress=progress)
