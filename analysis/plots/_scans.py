@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import EXPONENT_UNIT, _axes, _field, _finish, _floats, _np, _style, _zero_line
+from ._common import (
+    EXPONENT_UNIT,
+    _axes,
+    _field,
+    _finish,
+    _floats,
+    _legend_below,
+    _np,
+    _style,
+    _zero_line,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -214,7 +224,8 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
     _finish(ax, rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})", "Newton iterations")
     if np.any(conv):
         ax.figure.colorbar(points, ax=ax, label="gain $g$")
-    # a framed legend above the data, so its marker is not read as a point
-    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=2,
-              frameon=True, borderaxespad=0.0)
+    # below the x label: off the data (its marker is not read as a point) and out of the
+    # title's way (a title does not move above a legend); one column: a key wider than the
+    # Axes would push the colour bar away from them
+    _legend_below(ax, ncol=1)
     return ax
