@@ -217,3 +217,17 @@ def test_training_history_of_one_epoch_draws_a_visible_point():
     ax = plots.training_history({"loss": np.array([0.7]), "val_loss": np.array([0.9])})
     for line in ax.get_lines():
         assert line.get_marker() not in (None, "None", "", " ")
+
+
+def test_a_misspelled_report_option_is_named_under_the_report_usage_with_the_one_meant(capsys):
+    from itermap.analysis.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--exmaple", "--out", "x"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: itermap report" in err        # the options a student can use here
+    assert "unrecognized arguments: --exmaple (did you mean --example?)" in err
+    with pytest.raises(SystemExit):
+        main(["demo", "--sed", "1"])
+    assert "did you mean --seed?" in capsys.readouterr().err
