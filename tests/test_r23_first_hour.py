@@ -122,14 +122,15 @@ def test_newton_lyapunov_key_stays_clear_of_a_title_and_the_colour_bar_near_its_
         assert not _overlap(leg, _box(fig, ax.xaxis.label))    # under the x label
         assert leg.y1 <= _box(fig, ax.xaxis.label).y0 + 1
     # each colour bar right beside its own panel: a key wider than the Axes pushed it away
-    bars = [a for a in fig.axes if a not in set(axes.flat)]
-    assert len(bars) == 4
     for ax in axes.flat:
-        right = ax.get_window_extent().x1
-        gaps = [b.get_window_extent().x0 - right for b in bars
-                if b.get_window_extent().x0 >= right
-                and abs(b.get_window_extent().y0 - ax.get_window_extent().y0) < 2]
-        assert gaps and min(gaps) < 0.45 * fig.dpi, min(gaps, default=None)
+        (bar,) = ax.child_axes
+        gap = bar.get_window_extent().x0 - ax.get_window_extent().x1
+        assert 0 < gap < 0.3 * fig.dpi, gap
+    # a figure it makes itself may still be turned tight (a constrained one holding a colour
+    # bar of the figure's refused: "Colorbar layout of new layout engine not compatible")
+    ax = plots.newton_lyapunov(_NEWTON)
+    with pytest.warns(UserWarning, match="layout has changed to tight"):
+        ax.figure.tight_layout()
 
 
 def test_continuation_legend_is_framed_so_its_marker_is_not_read_as_a_point():
