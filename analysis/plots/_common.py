@@ -19,8 +19,9 @@ def _plt():
 
 
 def _axes(ax, figsize=None):
-    if ax is None:  # constrained: the keys drawn below or beside the Axes stay in the figure
-        _, ax = _plt().subplots(figsize=figsize, layout="constrained")
+    if ax is None:  # a layout keeps the keys under or beside the Axes in the figure; tight,
+        # not constrained: a later plt.tight_layout() then neither warns nor refuses
+        _, ax = _plt().subplots(figsize=figsize, layout="tight")
     from matplotlib.axes import Axes
 
     if not isinstance(ax, Axes):  # the whole array from plt.subplots, a Figure, ...
