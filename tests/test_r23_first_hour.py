@@ -235,3 +235,20 @@ def test_a_misspelled_report_option_is_named_under_the_report_usage_with_the_one
     with pytest.raises(SystemExit):
         main(["demo", "--sed", "1"])
     assert "did you mean --seed?" in capsys.readouterr().err
+
+
+def test_sparsity_graphs_in_a_row_keep_their_ticks_and_keys_to_their_own_panel():
+    G = sparsity_graph(itermap.mlp_continuum([3, 5, 5, 2], recurrent=0.2, rng=0))
+    assert any(u == v for u, v in G.edges)                # a self-loop: three edge entries
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
+    for ax in axes:
+        plots.sparsity_graph(G, ax=ax)
+    width = fig.bbox.width / 3
+    for i, ax in enumerate(axes):
+        ticks = [_box(fig, t) for t in ax.get_xticklabels() if t.get_text()]
+        assert len(ticks) == 4
+        assert not any(_overlap(a, b) for a, b in zip(ticks, ticks[1:]))   # "block 0block 1"
+        for key in _legends(ax):              # not under the next panel
+            bb = _box(fig, key)
+            assert i * width - 2 <= bb.x0 and bb.x1 <= (i + 1) * width + 2, (i, bb)
+            assert _inside(fig, key)

@@ -146,9 +146,10 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
-def _legend_below(ax, handles=None, *, ncol=2, title=None, below=0.0, **kwargs):
+def _legend_below(ax, handles=None, *, ncol=2, title=None, below=0.0, fit=False, **kwargs):
     """A legend centred under the Axes, below its tick labels and x label (and ``below``
-    inches lower still: under another key)."""
+    inches lower still: under another key); ``fit``: fewer columns while it is wider than
+    the Axes' column of the grid (it would run under the next panel of a row)."""
     import matplotlib as mpl
     from matplotlib.font_manager import FontProperties
     from matplotlib.transforms import ScaledTranslation
@@ -163,4 +164,17 @@ def _legend_below(ax, handles=None, *, ncol=2, title=None, below=0.0, **kwargs):
                      ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
                      handletextpad=0.3, columnspacing=1.0, title=title, title_fontsize="small"),
                 kwargs)
-    return ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    legend = ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    while fit and kw["ncols"] > 1 and legend.get_window_extent().width > _slot_width(ax):
+        kw["ncols"] -= 1
+        legend = ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    return legend
+
+
+def _slot_width(ax) -> float:
+    """Pixels across the grid columns ``ax`` spans (less a margin): the room under it."""
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None:
+        return float(ax.bbox.width)
+    columns = spec.get_gridspec().get_geometry()[1]
+    return 0.95 * float(ax.figure.bbox.width) * len(spec.colspan) / columns
