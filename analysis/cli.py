@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import sys
 
@@ -133,7 +134,15 @@ def main(argv=None) -> int:
     p_report.add_argument("--force", action="store_true",
                           help="run even when the time estimate is over the limit (the "
                                "memory estimate is always enforced)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse names them under the top usage: the sub-command's, and a close option
+        own = {"demo": p_demo, "report": p_report}.get(args.command, parser)
+        options = [o for action in own._actions for o in action.option_strings]
+        said = []
+        for word in extra:
+            near = difflib.get_close_matches(word.split("=")[0], options, n=1)
+            said.append(f"{word} (did you mean {near[0]}?)" if near else word)
+        own.error(f"unrecognized arguments: {' '.join(said)}")
     if args.command in (None, "demo"):
         return 0 if demo(getattr(args, "seed", 0)) else 1
     if args.command == "report":

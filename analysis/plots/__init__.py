@@ -2,7 +2,11 @@
 
 Every function takes the data or a result object (read by attribute, or by key for a
 dict) and an optional ``ax``, and returns the Axes it drew on (the Figure for multi-panel
-plots); none calls ``plt.show()``. Exponents are in nats per step, time in steps.
+plots); none calls ``plt.show()``. Without ``ax`` each makes a figure with a tight
+layout, so the keys under its Axes stay in a plain ``savefig``; an ``ax`` that is not one
+Axes (the whole array from ``plt.subplots``, say) is a TypeError. Every key sits inside the
+Axes or under them, never above: a panel title set afterwards stays clear. Exponents are
+in nats per step, time in steps.
 :func:`paper_style` sizes figures for a paper, :func:`save_figure` writes PDF and PNG.
 One family to a module (the style in ``_style``, what they share in ``_common``).
 

@@ -171,6 +171,6 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
         ax.scatter([b["parameter"]], [b["point"][component]], marker=mk, color=col, zorder=3,
                    s=28, label=None if b["kind"] in seen else b["kind"])
         seen.add(b["kind"])
-    if seen:
-        ax.legend(fontsize="small", frameon=False)
+    if seen:  # framed: an unframed marker inside the Axes reads as one more point
+        ax.legend(fontsize="small", frameon=True)
     return _finish(ax, xlabel, f"fixed point $x_{{{component}}}$")

@@ -19,8 +19,14 @@ def _plt():
 
 
 def _axes(ax, figsize=None):
-    if ax is None:
-        _, ax = _plt().subplots(figsize=figsize)
+    if ax is None:  # a layout keeps the keys under or beside the Axes in the figure; tight,
+        # not constrained: a later plt.tight_layout() then neither warns nor refuses
+        _, ax = _plt().subplots(figsize=figsize, layout="tight")
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):  # the whole array from plt.subplots, a Figure, ...
+        raise TypeError(f"ax must be one matplotlib Axes (axes[i] of a grid), got "
+                        f"{type(ax).__name__}")
     return ax
 
 
@@ -96,6 +102,8 @@ def _minus_inf_markers(ax, x, *, color=None, label="$-\\infty$ (exact collapse)"
 
 def _style(defaults, kwargs):
     """The plot style: ``defaults`` overridden by the caller's ``kwargs``."""
+    if "axes" in kwargs:  # matplotlib's own error for it speaks of resetting an artist
+        raise TypeError("axes= is no style option: pass the Axes to draw on as ax=")
     return {**defaults, **kwargs}
 
 
@@ -119,13 +127,6 @@ def _finish(ax, xlabel, ylabel, *, integer_x=False, log_y=False, legend=None):
     return ax
 
 
-def _key(ax, handles, *, y, ncol, **kwargs):
-    """A colour or width key centred above (``y > 1``, its bottom at y) or below (``y < 0``)."""
-    return ax.legend(handles=handles, loc="lower center" if y > 1 else "upper center",
-                     bbox_to_anchor=(0.5, y), ncol=ncol,
-                     frameon=False, fontsize="small", borderaxespad=0.0, **kwargs)
-
-
 def _square(ax, lo, hi, *, invert_y=False):
     """Equal-aspect Axes showing ``[lo, hi]`` on both axes (y from hi to lo if inverted)."""
     ax.set_xlim(lo, hi)
@@ -145,8 +146,10 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
-def _legend_below(ax, handles=None, *, ncol=2, title=None, **kwargs):
-    """A legend centred under the Axes, below its tick labels and x label."""
+def _legend_below(ax, handles=None, *, ncol=2, title=None, below=0.0, fit=False, **kwargs):
+    """A legend centred under the Axes, below its tick labels and x label (and ``below``
+    inches lower still: under another key); ``fit``: fewer columns while it is wider than
+    the Axes' column of the grid (it would run under the next panel of a row)."""
     import matplotlib as mpl
     from matplotlib.font_manager import FontProperties
     from matplotlib.transforms import ScaledTranslation
@@ -155,10 +158,23 @@ def _legend_below(ax, handles=None, *, ncol=2, title=None, **kwargs):
     size = FontProperties(size=rc["xtick.labelsize"]).get_size_in_points()
     label = FontProperties(size=rc["axes.labelsize"]).get_size_in_points()
     drop = (rc["xtick.major.size"] + rc["xtick.major.pad"] + 1.25 * size + rc["axes.labelpad"]
-            + 1.3 * label + 2.0) / 72.0
+            + 1.3 * label + 2.0) / 72.0 + below
     shift = ax.transAxes + ScaledTranslation(0.0, -drop, ax.figure.dpi_scale_trans)
     kw = _style(dict(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=shift,
                      ncols=ncol, frameon=False, fontsize="small", borderaxespad=0.0,
                      handletextpad=0.3, columnspacing=1.0, title=title, title_fontsize="small"),
                 kwargs)
-    return ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    legend = ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    while fit and kw["ncols"] > 1 and legend.get_window_extent().width > _slot_width(ax):
+        kw["ncols"] -= 1
+        legend = ax.legend(**kw) if handles is None else ax.legend(handles=handles, **kw)
+    return legend
+
+
+def _slot_width(ax) -> float:
+    """Pixels across the grid columns ``ax`` spans (less a margin): the room under it."""
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None:
+        return float(ax.bbox.width)
+    columns = spec.get_gridspec().get_geometry()[1]
+    return 0.95 * float(ax.figure.bbox.width) * len(spec.colspan) / columns

@@ -27,6 +27,8 @@ def _eigen_input(fixed_points):
     if ev.ndim not in (1, 2):
         raise ValueError(f"fixed_points: eigenvalues must have shape (dim,) or (n_points, dim), "
                          f"got {ev.shape}")
+    if not np.all(np.isfinite(ev)):  # no point to draw, and no radius for the limits
+        raise ValueError("fixed_points: the eigenvalues contain NaN or inf")
     ev2 = ev.reshape(-1, ev.shape[-1]) if ev.size else ev.reshape(0, 1)
     if stable is None:
         stable = np.abs(ev2).max(axis=1, initial=0.0) < 1.0
@@ -101,7 +103,8 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     TypeError
         ``fixed_points`` without ``eigenvalues``.
     ValueError
-        Eigenvalues of the wrong shape, or ``stable`` that does not match them.
+        Eigenvalues of the wrong shape or not finite, or ``stable`` that does not
+        match them.
 
     Examples
     --------
@@ -115,8 +118,7 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     '1 fixed point, 2 eigenvalues each'
     """
     ev2, stable, points, bare = _eigen_input(fixed_points)
-    if ax is None:
-        _, ax = _plt().subplots(layout="constrained")
+    ax = _axes(ax)
     t = np.linspace(0, 2 * np.pi, 400)
     # above the markers: eigenvalues on or near the circle must not hide it
     ax.plot(np.cos(t), np.sin(t), color="0.2", lw=0.8, ls="--", label="unit circle", zorder=4)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_choice
-from ._common import NEGATIVE, POSITIVE, _axes, _figure_width, _key, _legend_below
+from ._common import NEGATIVE, POSITIVE, _axes, _figure_width, _legend_below
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -187,15 +187,19 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
-    labels = [f"block {b}" for b in blocks] if labels is None else labels
+    # the x label says "block": the bare index ("block 0" ran into "block 1" in a narrow panel)
+    labels = [str(b) for b in blocks] if labels is None else labels
     # the node colours, under the x label: one entry per block (the colours repeat after ten)
     nodes_key = [Line2D([], [], color=cmap(b % 10), marker="o", ls="", ms=5, label=name)
                  for b, name in list(zip(blocks, labels))[:10]]
     key = ax.add_artist(_legend_below(ax, nodes_key, ncol=min(len(nodes_key), 5),
-                                      title="node colour: block"))
+                                      title="node colour: block", fit=True))
     key.set_clip_on(False)  # add_artist clips to the Axes: layouts would leave the key out
-    if G.number_of_edges():  # the edge key above the Axes stays ax.get_legend()
-        _key(ax, handles, y=1.02, ncol=len(handles))
+    if G.number_of_edges():  # the edge key (ax.get_legend()) under the node key: above the
+        # Axes a title would sit on it (titles do not move above legends); a key's height in
+        # inches is set by its fonts, not by the layout
+        height = key.get_window_extent().height / key.figure.dpi
+        _legend_below(ax, handles, ncol=len(handles), below=height + 0.04, fit=True)
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
     ax.set_yticks([])
     ax.spines[["left", "right", "top"]].set_visible(False)

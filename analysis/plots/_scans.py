@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import EXPONENT_UNIT, _axes, _field, _finish, _floats, _np, _style, _zero_line
+from ._common import (
+    EXPONENT_UNIT,
+    _axes,
+    _field,
+    _finish,
+    _floats,
+    _legend_below,
+    _np,
+    _style,
+    _zero_line,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -212,9 +222,12 @@ def newton_lyapunov(scan: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes
     _zero_line(ax, orientation="v")
     ax.set_yscale("log")
     _finish(ax, rf"largest Lyapunov exponent $\lambda_1$ ({EXPONENT_UNIT})", "Newton iterations")
-    if np.any(conv):
-        ax.figure.colorbar(points, ax=ax, label="gain $g$")
-    # a framed legend above the data, so its marker is not read as a point
-    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=2,
-              frameon=True, borderaxespad=0.0)
+    if np.any(conv):  # in an inset beside the Axes: a layout counts it with them, and a
+        # constrained figure holding no colour bar of its own may still turn tight
+        cax = ax.inset_axes((1.04, 0.0, 0.045, 1.0))
+        ax.figure.colorbar(points, cax=cax, label="gain $g$")
+    # below the x label: off the data (its marker is not read as a point) and out of the
+    # title's way (a title does not move above a legend); one column: a key wider than the
+    # Axes would push the colour bar away from them
+    _legend_below(ax, ncol=1)
     return ax

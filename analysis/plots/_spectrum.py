@@ -206,6 +206,11 @@ def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
     -------
     matplotlib.figure.Figure
 
+    Raises
+    ------
+    TypeError
+        ``fig`` that is not a Figure or SubFigure (an Axes, say).
+
     Examples
     --------
     >>> from itermap.analysis import plots
@@ -218,6 +223,9 @@ def lyapunov_panels(result: Any, *, fig: Figure | None = None) -> Figure:
     if fig is None:
         w, h = plt.rcParams["figure.figsize"]
         fig = plt.figure(figsize=(max(w, 2 * h * 1.1), h), layout="constrained")
+    if not hasattr(fig, "subplots") or not hasattr(fig, "add_subplot"):
+        raise TypeError(f"fig must be a matplotlib Figure or SubFigure, got {type(fig).__name__} "
+                        f"(into one Axes draw lyapunov_spectrum or lyapunov_history)")
     ax1, ax2 = fig.subplots(1, 2)
     lyapunov_spectrum(result, ax=ax1)
     lyapunov_history(result, ax=ax2)

@@ -22,6 +22,9 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
         With ``loss``, ``accuracy`` and optionally ``val_loss``, ``val_accuracy``.
     ax : matplotlib Axes, optional
     metric : {"loss", "accuracy"}
+        What to draw; the y label is ``"training loss"`` (or accuracy) without a
+        validation curve, the metric's name with one. A positive loss is drawn on a
+        log axis.
 
     Returns
     -------
@@ -41,13 +44,18 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
     val = _field(history, f"val_{metric}", None, required=False)
     ax = _axes(ax)
     epochs = np.arange(1, train.size + 1)
-    ax.plot(epochs, train, color=NEGATIVE, label="train")
-    if val is not None and np.any(np.isfinite(np.asarray(_np(val), dtype=float))):
-        ax.plot(epochs, np.asarray(_np(val), dtype=float), color=POSITIVE, label="validation")
+    marker = "o" if train.size == 1 else None  # one epoch: a line of one point draws nothing
+    ax.plot(epochs, train, color=NEGATIVE, label="train", marker=marker)
+    both = val is not None and np.any(np.isfinite(np.asarray(_np(val), dtype=float)))
+    if both:
+        ax.plot(epochs, np.asarray(_np(val), dtype=float), color=POSITIVE, label="validation",
+                marker=marker)
         ax.legend(frameon=False)
     if metric == "loss" and np.all(train > 0):
         ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel=f"training {metric}")
+        _readable_log_axis(ax.yaxis)  # 0.3, 0.6, 2 rather than 3 x 10^-1
+    # with the validation curve on it the axis is not the training metric alone
+    ax.set(xlabel="epoch", ylabel=metric if both else f"training {metric}")
     return ax
 
 

@@ -57,13 +57,14 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     >>> ax.get_ylabel()
     'next state $x_{k+1}$'
     """
-    states = _np(_field(traj, "states", param="traj") if not hasattr(traj, "ndim") else traj)
+    bare = hasattr(traj, "ndim") or isinstance(traj, list | tuple)  # the states themselves
+    states = _np(traj if bare else _field(traj, "states", param="traj"))
     states = states[:, None, :] if states.ndim == 2 else states
     if states.ndim != 3:
         raise ValueError(f"traj: states must have shape (n, dim) or (n, B, dim), got "
                          f"{states.shape}")
     n, B, dim = states.shape
-    times = _field(traj, "times", None, required=False) if not hasattr(traj, "ndim") else None
+    times = None if bare else _field(traj, "times", None, required=False)
     times = np.arange(n) if times is None else _np(times)
     if dims is None or isinstance(dims, str | bytes):
         raise TypeError(f"dims must be a pair of component indices, got {dims!r}")
