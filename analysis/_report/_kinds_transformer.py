@@ -73,8 +73,9 @@ def transformer(cfg, ctx, out):
     u = rng.normal(size=stack.input_size)
     resp = impulse_response(stack, stack.zeros(), cfg.layers + 2, inputs=u)
     norms = np.asarray(resp.norms).sum(axis=(1, 2))
-    spec = lyapunov_spectrum(stack, stack.zeros(), steps=cfg.layers + 5, inputs=u, k=3,
-                             transient=0, rng=rng)
+    # at most the units outside the input block (one token of width 1: a single exponent)
+    spec = lyapunov_spectrum(stack, stack.zeros(), steps=cfg.layers + 5, inputs=u,
+                             k=min(3, stack.dim - stack.forced_size), transient=0, rng=rng)
     out.table("The stack as a map", ["layers L", "FIR length", "settle steps",
                                      "response after L steps", "λ1"],
               [[cfg.layers, fir_length(stack), stack.settle_steps, _fmt(float(norms[-1])),

@@ -204,8 +204,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         C = np.zeros((n_out, n))
         C[:, outs] = gen.normal(0.0, 1.0 / np.sqrt(len(outs)), size=(n_out, len(outs)))
         if layers is not None:
-            return _layer_map([len(layer) for layer in layers], hidden.toarray(), B, C,
-                              activation)
+            edges_on = sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(n, n))
+            return _layer_map([len(layer) for layer in layers], hidden.toarray(),
+                              edges_on.toarray(), B, C, activation)
         # like random_rnn: sparse up to 10% filled; then every block sparse, so the map
         # steps as one sparse matrix rather than being densified around a sparse block
         if hidden.nnz > 0.1 * n * n:
@@ -232,16 +233,20 @@ def _layers(G):
     return [list(layer) for layer in nx.topological_generations(G)]
 
 
-def _layer_map(widths, H, B, C, activation):
-    """Layers as blocks: ``H`` (units in layer order) split, each block masked to its edges."""
+def _layer_map(widths, H, E, B, C, activation):
+    """Layers as blocks: ``H`` (units in layer order) split, each block masked to its edges
+    ``E`` (an edge of weight 0 is still an edge: it stays, and trains)."""
     n_in, n_out, L = B.shape[1], C.shape[0], len(widths)
     off = np.concatenate([[0], np.cumsum(widths)])
-    parts = {(1 + i, 1 + j): H[off[i]:off[i + 1], off[j]:off[j + 1]]
+    parts = {(1 + i, 1 + j): (H[off[i]:off[i + 1], off[j]:off[j + 1]],
+                              E[off[i]:off[i + 1], off[j]:off[j + 1]])
              for i in range(L) for j in range(L)}
-    parts.update({(1 + i, 0): B[off[i]:off[i + 1]] for i in range(L)})
-    parts.update({(L + 1, 1 + j): C[:, off[j]:off[j + 1]] for j in range(L)})
-    blocks = {k: v for k, v in parts.items() if np.any(v)}
-    masks = {k: v != 0 for k, v in blocks.items()}
+    parts.update({(1 + i, 0): (B[off[i]:off[i + 1]], B[off[i]:off[i + 1]] != 0)
+                  for i in range(L)})
+    parts.update({(L + 1, 1 + j): (C[:, off[j]:off[j + 1]], C[:, off[j]:off[j + 1]] != 0)
+                  for j in range(L)})
+    blocks = {k: v for k, (v, on) in parts.items() if np.any(on)}
+    masks = {k: on for k, (_, on) in parts.items() if np.any(on)}
     bm = BlockMatrix([n_in, *widths, n_out], blocks, trainable=masks)
     return IterativeMap(bm, None, ["identity"] + [activation] * L + ["identity"], input_block=0)
 

@@ -1,0 +1,126 @@
+"""Round 23: a transformer researcher, a reservoir researcher and a population researcher.
+
+Each number is checked against something independent of the code under test: torch's own
+forward pass and its own refusals, networkx's edge count, LayerNorm's definition."""
+
+import warnings
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import itermap
+from itermap.analysis._report import run_report
+
+
+def _torch_forward(torch, model, X, **kw):
+    """torch's forward on its reference path (a gradient turns the fused fast path off)."""
+    with torch.enable_grad():
+        Y = model(X.clone().requires_grad_(True), **kw)
+    return (Y[0] if isinstance(Y, tuple) else Y).detach().numpy()
+
+
+# -- from_torch: LayerNorms without a bias or without affine parameters --------------------
+
+def _norm_cases(torch):
+    nn, f64 = torch.nn, torch.float64
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(4, 2, 6, batch_first=True, bias=False, dtype=f64)
+    enc = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(4, 2, 6, batch_first=True, norm_first=True, dtype=f64), 2,
+        norm=nn.LayerNorm(4, bias=False, dtype=f64), enable_nested_tensor=False)
+    bare = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(4, 1, 5, batch_first=True, dtype=f64), 1,
+        norm=nn.LayerNorm(4, elementwise_affine=False, dtype=f64), enable_nested_tensor=False)
+    with torch.no_grad():  # weights away from the initial ones and zeros
+        for model in (layer, enc, bare):
+            for p in model.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+    return {"layer bias=False": layer.eval(), "final norm bias=False": enc.eval(),
+            "final norm without affine": bare.eval()}
+
+
+@pytest.mark.parametrize("case", ["layer bias=False", "final norm bias=False",
+                                  "final norm without affine"])
+def test_from_torch_reads_layer_norms_without_bias_or_affine_parameters(case):
+    torch = pytest.importorskip("torch")
+    model = _norm_cases(torch)[case]
+    X = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    m = itermap.from_torch(model, seq_len=3)   # was: "missing the weight 'norm1.bias'"
+    np.testing.assert_allclose(m.forward(X.numpy()), _torch_forward(torch, model, X),
+                               rtol=0, atol=1e-12)
+    back = itermap.to_torch(m)
+    np.testing.assert_allclose(_torch_forward(torch, back, X), _torch_forward(torch, model, X),
+                               rtol=0, atol=1e-12)
+
+
+def test_from_torch_refuses_an_integer_mask_as_torch_does():
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.TransformerEncoderLayer(4, 2, 6, batch_first=True,
+                                             dtype=torch.float64).eval()
+    mask = np.triu(np.ones((3, 3), dtype=np.int64), 1)   # 0/1 meaning "blocked"
+    X = torch.zeros(1, 3, 4, dtype=torch.float64)
+    with pytest.raises(Exception, match="only bool and floating"):   # torch's own answer
+        layer(X, src_mask=torch.as_tensor(mask))
+    # it was taken as an additive mask: 1 added to the scores, nothing blocked
+    with pytest.raises(TypeError, match="mask"):
+        itermap.from_torch(layer, seq_len=3, mask=mask)
+    # the bool mask of the same pattern is what torch means, and is read
+    m = itermap.from_torch(layer, seq_len=3, mask=mask.astype(bool))
+    Xr = torch.randn(1, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    np.testing.assert_allclose(m.forward(Xr.numpy()),
+                               _torch_forward(torch, layer, Xr,
+                                              src_mask=torch.as_tensor(mask.astype(bool))),
+                               rtol=0, atol=1e-12)
+
+
+# -- from_graph(level="layers"): an edge of weight 0 is an edge --------------------------
+
+def _ones(mask):
+    return int(np.count_nonzero(mask.toarray() if hasattr(mask, "toarray") else mask))
+
+
+def test_layers_level_keeps_an_edge_of_weight_zero_trainable():
+    # layer 0 = {0, 1}, layer 1 = {2}: the two edges into node 2 share one block
+    G = nx.DiGraph([(0, 2, {"w": 0.0}), (1, 2, {"w": 1.5})])
+    m = itermap.from_graph(G, level="layers", weight="w", rng=0)
+    hidden = [_ones(v) for k, v in m.block_matrix.trainable.items()
+              if 0 not in k and k[0] != len(m.sizes) - 1]
+    # as many trainable hidden weights as networkx counts edges (was 1: the zero dropped)
+    assert sum(hidden) == G.number_of_edges()
+    # the unit level agrees
+    u = itermap.from_graph(G, weight="w", rng=0)
+    assert _ones(u.block_matrix.trainable[(1, 1)]) == G.number_of_edges()
+
+
+# -- the transformer report kind on the smallest stack ------------------------------------
+
+def test_transformer_report_runs_one_token_of_width_one(tmp_path):
+    spec = {"seed": 3, "networks": {"unused": {"kind": "random_rnn", "n": 2}},
+            "analyses": [{"kind": "transformer", "tokens": 1, "width": 1, "heads": 1,
+                          "layers": 1, "gains": [1.0], "seeds": 1, "steps": 10,
+                          "transient": 1}]}
+    res = run_report(spec, tmp_path / "r", progress=False)   # was: k=3 exceeds dim=2
+    assert not res["failed"]
+    numbers = res["analyses"][0]["numbers"]
+    # LayerNorm of a width-1 token is its bias, whatever the input: every exponent -inf
+    assert np.isneginf(float(numbers["exponents"][0][0]))
+    assert numbers["fir_length"] == 1
+
+
+# -- reservoirs and state-space layers: messages that name the parameter -----------------
+
+def test_reservoir_readout_of_a_state_of_the_wrong_width_names_x():
+    m = itermap.ReservoirMap(0.5 * np.eye(3), np.ones((3, 1)), readout_weights=np.ones((3, 1)))
+    assert m.dim == 4                              # [u; x]: 1 input and 3 units
+    with pytest.raises(ValueError, match=r"x: states must have shape \(\.\.\., 4\)"):
+        m.readout(np.ones(3))                      # was numpy's matmul message
+
+
+def test_zoh_overflow_is_refused_without_runtime_warnings():
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.exp(1e6))               # the premise: exp(dt A) overflows float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # was RuntimeWarnings from expm first
+        with pytest.raises(ValueError, match="dt=1000000.0: the discretised system overflows"):
+            itermap.LinearStateSpace(np.eye(1), [1.0], [1.0], dt=1e6, method="zoh")
