@@ -124,3 +124,23 @@ def test_zoh_overflow_is_refused_without_runtime_warnings():
         warnings.simplefilter("error")             # was RuntimeWarnings from expm first
         with pytest.raises(ValueError, match="dt=1000000.0: the discretised system overflows"):
             itermap.LinearStateSpace(np.eye(1), [1.0], [1.0], dt=1e6, method="zoh")
+
+
+# -- block patterns: counts that are no whole number, or too many to draw ----------------
+
+@pytest.mark.parametrize("token", ["S=inf", "S=1e400", "Row=inf", "S=nan", "Row=nan"])
+def test_pattern_count_that_is_not_a_whole_number_is_refused_by_name(token):
+    with pytest.raises(OverflowError):
+        int(float("inf"))                          # the premise: what it used to raise
+    grid = [["0", "0"], [token, "0"]]
+    with pytest.raises(ValueError, match="needs a non-negative whole number"):
+        itermap.BlockMatrix.from_pattern([1, 3], grid, rng=0)
+    with pytest.raises(ValueError, match="needs a non-negative whole number"):
+        itermap.BlockMatrix.from_description([1, 3], [1, 3], grid, rng=0)
+
+
+@pytest.mark.parametrize("token", ["S=1e18", "Row=1e18"])
+def test_description_with_more_draws_than_memory_names_block_types(token):
+    # 10**18 int64 draws are 8e18 bytes, more than any machine holds (was a MemoryError)
+    with pytest.raises(ValueError, match="block_types: block"):
+        itermap.BlockMatrix.from_description([1, 2], [1, 2], [[0, 0], [token, 0]], rng=0)
