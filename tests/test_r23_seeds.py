@@ -144,3 +144,18 @@ def test_description_with_more_draws_than_memory_names_block_types(token):
     # 10**18 int64 draws are 8e18 bytes, more than any machine holds (was a MemoryError)
     with pytest.raises(ValueError, match="block_types: block"):
         itermap.BlockMatrix.from_description([1, 2], [1, 2], [[0, 0], [token, 0]], rng=0)
+
+
+# -- the edge of chaos of radii given in any order ----------------------------------------
+
+def test_edge_of_chaos_does_not_depend_on_the_order_of_the_radii():
+    from itermap.analysis import edge_of_chaos_scan
+
+    kw = dict(n=40, density=0.3, seeds=2, steps=300)
+    down = edge_of_chaos_scan([3.0, 0.5], [1.0], rng=0, **kw)   # the same reservoirs
+    (m_hi, m_lo), = down.mean
+    assert m_lo < 0 < m_hi                          # the sign changes inside the scan
+    by_hand = 0.5 + (3.0 - 0.5) * (0.0 - m_lo) / (m_hi - m_lo)   # linear interpolation
+    assert down.edge[0] == pytest.approx(by_hand, rel=1e-12)   # was NaN
+    up = edge_of_chaos_scan([0.5, 3.0], [1.0], rng=0, **kw)
+    assert up.edge[0] == pytest.approx(by_hand, rel=1e-12)
