@@ -159,3 +159,23 @@ def test_edge_of_chaos_does_not_depend_on_the_order_of_the_radii():
     assert down.edge[0] == pytest.approx(by_hand, rel=1e-12)   # was NaN
     up = edge_of_chaos_scan([0.5, 3.0], [1.0], rng=0, **kw)
     assert up.edge[0] == pytest.approx(by_hand, rel=1e-12)
+
+
+# -- values beyond float range ------------------------------------------------------------
+
+def test_attention_whose_score_weights_overflow_is_refused_naming_scale():
+    Wk, Wv, q = np.ones((2, 1)), np.ones((1, 1)), np.ones(2)
+    with np.errstate(over="ignore"):
+        assert np.isinf(1e308 * (q @ Wk)).all()   # the premise: 2e308 is past float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="scale"):   # was NaN states, silently
+            itermap.AttentionRNN(Wk, Wv, q, scale=1e308)
+
+
+def test_graph_edge_weight_beyond_float_range_names_weight():
+    G = nx.Graph([(0, 1, {"w": 10 ** 400})])
+    with pytest.raises(OverflowError):
+        float(10 ** 400)                           # the premise
+    with pytest.raises(ValueError, match="weight: edge"):   # was numpy's isfinite TypeError
+        itermap.from_graph(G, weight="w")

@@ -64,10 +64,15 @@ def _edge_values(G, rows, cols, edges, weight, gen, std):
         if weight not in d:
             raise ValueError(f"weight: edge ({u!r}, {v!r}) has no attribute {weight!r}")
         w = d[weight]
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w):
+        if isinstance(w, numbers.Real) and not isinstance(w, bool):
+            try:
+                w = float(w)
+            except OverflowError:  # an int beyond float range
+                w = np.inf
+        if not isinstance(w, float) or not np.isfinite(w):
             raise ValueError(f"weight: edge ({u!r}, {v!r}) has {weight}={w!r}, not a finite "
                              f"real number")
-        vals.append(float(w))
+        vals.append(w)
     return np.asarray(vals, dtype=float)
 
 
