@@ -179,3 +179,38 @@ def test_graph_edge_weight_beyond_float_range_names_weight():
         float(10 ** 400)                           # the premise
     with pytest.raises(ValueError, match="weight: edge"):   # was numpy's isfinite TypeError
         itermap.from_graph(G, weight="w")
+
+
+# -- sequence models: too short a memory-capacity run -------------------------------------
+
+def _runs(units, max_delay, mc_steps):
+    from itermap.analysis import compare_sequence_models
+
+    try:
+        compare_sequence_models(units=units, steps=2, max_delay=max_delay, mc_steps=mc_steps,
+                                lyapunov_steps=2, rng=0)
+    except ValueError as exc:
+        assert str(exc).startswith("mc_steps: ")   # was "steps=...": a key it has not
+        return False
+    return True
+
+
+@pytest.mark.parametrize("units, max_delay", [(4, 1), (5, 150), (16, 20)])
+def test_sequence_models_spec_accepts_exactly_the_mc_steps_that_run(units, max_delay):
+    from itermap.analysis._report import SpecError, validate_spec
+
+    def accepted(mc_steps):
+        spec = {"networks": {"n": {"kind": "random_rnn", "n": 2}},
+                "analyses": [{"kind": "sequence_models", "units": units,
+                              "max_delay": max_delay, "mc_steps": mc_steps}]}
+        try:
+            validate_spec(spec)
+        except SpecError as exc:
+            assert "analyses[0].mc_steps" in str(exc)
+            return False
+        return True
+
+    # the shortest run that works, found by running (the section failed after the spec passed)
+    lo = next(s for s in range(100, 400) if _runs(units, max_delay, s))
+    assert not _runs(units, max_delay, lo - 1)
+    assert accepted(lo) and not accepted(lo - 1)
