@@ -126,7 +126,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         With ``level="unit"`` or ``"layers"``: the edge attribute holding each weight (every
         edge must have it; an undirected edge gives the same value both ways).
         None draws ``N(0, gain^2 / d)`` values, ``d`` the mean in-degree, so the
-        spectral radius is about ``gain``.
+        spectral radius is about ``gain``: above it on sparse or hub-heavy graphs (at
+        ``n = 300``, about 1.1 ``gain`` for ER with ``p = 0.05``, 1.3 for WS with ``k = 10``,
+        1.4 for BA with ``m = 5``), so compare kinds by their measured radius.
     gain : float
         Scale of the random hidden weights (>= 0); with ``level="block"`` the
         values are ``N(0, gain^2 / (d * block_size))``.
