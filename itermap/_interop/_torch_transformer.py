@@ -135,24 +135,24 @@ def _mask_array(mask: Any, dtype: Any) -> Any:
 
 
 def _layer_norm(arrays: dict, prefix: str, params: Any, eps: float, seq_len: int,
-                like: np.ndarray, dtype: Any) -> LayerNorm:
-    """A LayerNorm; a weight or bias the module lacks (``bias=False``, no affine) is 1 or 0."""
+                width: int, fill: Any, dtype: Any) -> LayerNorm:
+    """A LayerNorm; a weight or bias the module lacks (``bias=False``, no affine) is ones or
+    zeros of ``width`` (in the other's dtype, else ``fill``)."""
     if not isinstance(params, list) or not set(params) <= {"weight", "bias"}:
         raise ValueError(f"architecture: the parameters of the norm {prefix!r} must be a list "
                          f"of 'weight' and 'bias', got {params!r}")
     w, b = (_get(arrays, prefix + name, dtype) if name in params else None
             for name in ("weight", "bias"))
-    d, dt = like.shape[-1], next(a.dtype for a in (w, b, like) if a is not None)
-    return LayerNorm(np.ones(d, dt) if w is None else w, np.zeros(d, dt) if b is None else b,
-                     seq_len=seq_len, eps=eps)
+    dt = next((a.dtype for a in (w, b) if a is not None), fill)
+    return LayerNorm(np.ones(width, dt) if w is None else w,
+                     np.zeros(width, dt) if b is None else b, seq_len=seq_len, eps=eps)
 
 
 def _build_layer(arrays: dict, spec: dict, seq_len: int, causal: bool, mask: Any,
                  dtype: Any) -> BlockFunction:
     p = spec["prefix"]
     att_p = p + "self_attn." if spec["kind"] == "encoder_layer" else p
-    in_proj = _get(arrays, att_p + "in_proj_weight", dtype)
-    attention = SelfAttention(in_proj,
+    attention = SelfAttention(_get(arrays, att_p + "in_proj_weight", dtype),
                               _get(arrays, att_p + "in_proj_bias", dtype, False),
                               _get(arrays, att_p + "out_proj.weight", dtype),
                               _get(arrays, att_p + "out_proj.bias", dtype, False),
@@ -167,7 +167,8 @@ def _build_layer(arrays: dict, spec: dict, seq_len: int, causal: bool, mask: Any
                      activation=spec["activation"])
     eps1, eps2 = spec["eps"]
     params = spec.get("norm_params", [["weight", "bias"]] * 2)  # older descriptions: both
-    norms = [_layer_norm(arrays, f"{p}{name}.", ps, eps, seq_len, in_proj, dtype)
+    norms = [_layer_norm(arrays, f"{p}{name}.", ps, eps, seq_len, attention.width,
+                         attention.dtype, dtype)
              for name, eps, ps in zip(("norm1", "norm2"), (eps1, eps2), params)]
     return transformer_layer(attention, ff, *norms, norm_first=spec["norm_first"])
 
@@ -193,10 +194,9 @@ def build_transformer(arrays: dict, architecture: dict, *, seq_len: Any, is_caus
     norm = architecture.get("final_norm")
     final = None
     if norm is not None:
-        first = specs[0]["prefix"] + ("self_attn." if specs[0]["kind"] == "encoder_layer" else "")
         final = _layer_norm(arrays, norm["prefix"], norm.get("params", ["weight", "bias"]),
-                            norm["eps"], int(seq_len),
-                            _get(arrays, first + "in_proj_weight", dtype), dtype)
+                            norm["eps"], int(seq_len), layers[0].in_size // int(seq_len),
+                            layers[0].dtype, dtype)
     if looped:
         if len(layers) != 1 or final is not None:
             raise ValueError("looped: a looped transformer applies one layer again and again; "
