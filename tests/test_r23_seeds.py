@@ -214,3 +214,22 @@ def test_sequence_models_spec_accepts_exactly_the_mc_steps_that_run(units, max_d
     lo = next(s for s in range(100, 400) if _runs(units, max_delay, s))
     assert not _runs(units, max_delay, lo - 1)
     assert accepted(lo) and not accepted(lo - 1)
+
+
+# -- a transient of 0 steps, as every other kind takes -----------------------------------
+
+@pytest.mark.parametrize("kind, extra", [
+    ("transformer", {"tokens": 1, "width": 2, "heads": 1, "layers": 1, "gains": [1.0],
+                     "seeds": 1, "steps": 5}),
+    ("zoo", {"k": 1, "latent": 1, "splits": 1, "steps": 5}),
+])
+def test_transformer_and_zoo_specs_take_no_transient(tmp_path, kind, extra):
+    from itermap.analysis.lyapunov import lyapunov_spectrum
+
+    # the analyses underneath take transient=0 (and edge_of_chaos's spec does)
+    m = itermap.random_rnn(3, rng=0)
+    assert lyapunov_spectrum(m, np.ones(3), 5, transient=0, rng=0).exponents.shape == (3,)
+    spec = {"seed": 0, "networks": {"n": {"kind": "random_rnn", "n": 2}},
+            "analyses": [{"kind": kind, "transient": 0, **extra}]}
+    res = run_report(spec, tmp_path / kind, progress=False)   # was: must be >= 1
+    assert not res["failed"]

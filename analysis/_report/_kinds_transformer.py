@@ -11,7 +11,7 @@ import itermap
 from itermap.analysis import fir_length, impulse_response, lyapunov_spectrum
 
 from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
-from ._models import AnalysisModel, Cost, Count, Positive, SpecError
+from ._models import AnalysisModel, Cost, Count, NonNegative, Positive, SpecError
 from ._registry import report_kind
 
 
@@ -43,7 +43,7 @@ class TransformerKind(AnalysisModel):
     gains: Annotated[list[Positive], Field(min_length=1)] = [0.5, 1.0, 2.0, 3.0, 4.0, 6.0]
     seeds: Count = 4
     steps: Count = 300
-    transient: Count = 100
+    transient: NonNegative = 100
 
     def check(self, spec, where):
         if self.width % self.heads:
