@@ -233,3 +233,23 @@ def test_transformer_and_zoo_specs_take_no_transient(tmp_path, kind, extra):
             "analyses": [{"kind": kind, "transient": 0, **extra}]}
     res = run_report(spec, tmp_path / kind, progress=False)   # was: must be >= 1
     assert not res["failed"]
+
+
+# -- the train report kind: the spec's seed (or --seed) picks the training seeds ---------
+
+def test_train_report_seed_changes_the_networks_trained(tmp_path):
+    from itermap.analysis import equal_parameter_comparison
+
+    def accuracy(seed):
+        spec = {"seed": seed, "networks": {"n": {"kind": "random_rnn", "n": 2}},
+                "analyses": [{"kind": "train", "hidden": 4, "densities": [0.5], "seeds": 1,
+                              "epochs": 1}]}
+        res = run_report(spec, tmp_path / f"s{seed}", progress=False)
+        return np.asarray(res["analyses"][0]["numbers"]["accuracy"])
+
+    direct = [equal_parameter_comparison(hidden=4, densities=(0.5,), seeds=[s], epochs=1)
+              .accuracy for s in (0, 1)]
+    assert not np.array_equal(direct[0], direct[1])   # the premise: other seeds, other nets
+    # seed 0 trains seeds 0 .. n-1 as before; seed 1 others (was: the same numbers)
+    np.testing.assert_array_equal(accuracy(0), direct[0])
+    np.testing.assert_array_equal(accuracy(1), direct[1])
