@@ -168,8 +168,8 @@ class EdgeOfChaosScan(itermap.Result):
     effective_radius : array of shape (seeds, L, R)
         ``max |eig((1 - a) I + a rho W)|`` of each reservoir.
     edge : array of shape (L,)
-        Per leak, the radius where the mean exponent first rises above 0
-        (linear interpolation; NaN where it never does inside the scan).
+        Per leak, the radius where the mean exponent first rises above 0 going up in
+        radius (linear interpolation; NaN where it never does inside the scan).
     n : int
         Units per reservoir.
     input_scale : float
@@ -299,7 +299,8 @@ def edge_of_chaos_scan(radii: Sequence[float], leaks: Sequence[float], *, n: int
         eff[s] = np.max(np.abs((1 - a) + a * rho * lam[None, :]), axis=1).reshape(L, R)
     mean = exps.mean(axis=0)
     stderr = exps.std(axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full((L, R), np.nan)
-    edge = np.array([first_crossing(rad, row) for row in mean], dtype=float)  # None: NaN
+    up = np.argsort(rad, kind="stable")  # the edge is along increasing radius, in any order given
+    edge = np.array([first_crossing(rad[up], row[up]) for row in mean], dtype=float)  # None: NaN
     return EdgeOfChaosScan(rad, lks, exps, mean, stderr, eff, edge, n, input_scale)
 
 

@@ -205,13 +205,16 @@ def compare_sequence_models(maps: Mapping[str, itermap.Map] | None = None, *, un
     u = gen.uniform(-1.0, 1.0, size=(2 * steps + lyapunov_steps + 1, 1))
     mc_seed, frame_seed = (int(s) for s in gen.integers(2 ** 63, size=2))  # the same for all
     impulse, r2, capacity, exps = [], [], [], []
-    for m in maps.values():
+    for name, m in maps.items():
         x = itermap.iterate(m, m.zeros(), steps, inputs=u[:steps], keep="last").final
         r = impulse_response(m, x, steps, inputs=u[steps:2 * steps + 1],
                              blocks=[_first_hidden(m)])
         total = np.asarray(r.total)
         impulse.append(total / total[0])
-        mc = memory_capacity(m, max_delay=max_delay, steps=mc_steps, rng=mc_seed)
+        try:
+            mc = memory_capacity(m, max_delay=max_delay, steps=mc_steps, rng=mc_seed)
+        except ValueError as exc:  # its "steps" are mc_steps here
+            raise ValueError(f"mc_steps: maps[{name!r}]: {exc}") from None
         r2.append(np.asarray(mc.r2))
         capacity.append(float(mc.capacity))
         kk = min(k, m.dim - m.forced_size)

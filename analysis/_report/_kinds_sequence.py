@@ -9,7 +9,7 @@ import numpy as np
 from .. import plots
 from .._sequence import compare_sequence_models
 from ._kinds import _F8, STEP_OVERHEAD, _fmt, _plot
-from ._models import AnalysisModel, Cost, Count
+from ._models import AnalysisModel, Cost, Count, SpecError
 from ._registry import report_kind
 
 
@@ -22,6 +22,15 @@ class SequenceModelsKind(AnalysisModel):
     max_delay: Count = 20
     mc_steps: Count = 3000
     lyapunov_steps: Count = 500
+
+    def check(self, spec, where):
+        # memory_capacity fits a readout of the largest state (the deep LSSL's 2 (units // 2)
+        # + 2 units) on half the samples after its washout of 100 steps and the largest delay
+        units = 2 * (self.units // 2) + 2
+        need = max(100, self.max_delay) - 1 + 2 * (units + 2)
+        if self.mc_steps < need:
+            raise SpecError(f"{where}.mc_steps: {self.mc_steps} steps leave too few samples to "
+                            f"fit a readout of {units} units; use mc_steps >= {need}")
 
     def title(self):
         return (f"sequence models on the continuum (MLP, RNN, deep LSSL, attention; about "

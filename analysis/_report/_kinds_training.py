@@ -38,8 +38,10 @@ class TrainKind(AnalysisModel):
 
 @report_kind(TrainKind)
 def train(cfg, ctx, out):
+    # the spec's seed picks the training seeds (seed 0: 0 .. seeds-1, as make_trained.py)
+    seeds = [ctx.seed * cfg.seeds + s for s in range(cfg.seeds)]
     res = equal_parameter_comparison(hidden=cfg.hidden, densities=tuple(cfg.densities),
-                                     seeds=cfg.seeds, epochs=cfg.epochs, steps=cfg.steps)
+                                     seeds=seeds, epochs=cfg.epochs, steps=cfg.steps)
     _plot(out, "accuracy_vs_parameters", f"Test accuracy on digits (mean ± sd over {cfg.seeds} "
           f"seeds, {cfg.epochs} epochs, {cfg.steps} steps) against trainable parameters: the "
           "MLP, the continuum (dense lateral and recurrent blocks) and sparse R=p maps sized to "

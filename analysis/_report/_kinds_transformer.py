@@ -11,7 +11,7 @@ import itermap
 from itermap.analysis import fir_length, impulse_response, lyapunov_spectrum
 
 from ._kinds import _F8, STEP_OVERHEAD, _fmt, _new_axes
-from ._models import AnalysisModel, Cost, Count, Positive, SpecError
+from ._models import AnalysisModel, Cost, Count, NonNegative, Positive, SpecError
 from ._registry import report_kind
 
 
@@ -43,7 +43,7 @@ class TransformerKind(AnalysisModel):
     gains: Annotated[list[Positive], Field(min_length=1)] = [0.5, 1.0, 2.0, 3.0, 4.0, 6.0]
     seeds: Count = 4
     steps: Count = 300
-    transient: Count = 100
+    transient: NonNegative = 100
 
     def check(self, spec, where):
         if self.width % self.heads:
@@ -73,8 +73,9 @@ def transformer(cfg, ctx, out):
     u = rng.normal(size=stack.input_size)
     resp = impulse_response(stack, stack.zeros(), cfg.layers + 2, inputs=u)
     norms = np.asarray(resp.norms).sum(axis=(1, 2))
-    spec = lyapunov_spectrum(stack, stack.zeros(), steps=cfg.layers + 5, inputs=u, k=3,
-                             transient=0, rng=rng)
+    # at most the units outside the input block (one token of width 1: a single exponent)
+    spec = lyapunov_spectrum(stack, stack.zeros(), steps=cfg.layers + 5, inputs=u,
+                             k=min(3, stack.dim - stack.forced_size), transient=0, rng=rng)
     out.table("The stack as a map", ["layers L", "FIR length", "settle steps",
                                      "response after L steps", "λ1"],
               [[cfg.layers, fir_length(stack), stack.settle_steps, _fmt(float(norms[-1])),

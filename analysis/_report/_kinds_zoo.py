@@ -10,7 +10,7 @@ from itermap import datasets
 
 from .._spectra_table import spectra_table, spectrum_embedding
 from ._kinds import STEP_OVERHEAD, _new_axes, _plot
-from ._models import AnalysisModel, Cost, Count, SpecError
+from ._models import AnalysisModel, Cost, Count, NonNegative, SpecError
 from ._registry import report_kind
 
 ZOO_SIZE = 108  # networks per task in itermap.datasets.zoo()
@@ -24,7 +24,7 @@ class ZooKind(AnalysisModel):
     k: Count = 6
     splits: Count = 5
     steps: Count = 200
-    transient: Count = 50
+    transient: NonNegative = 50
     latent: Count = 2
     method: Literal["pca", "autoencoder"] = "pca"
 

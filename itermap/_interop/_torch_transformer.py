@@ -64,6 +64,11 @@ def _activation_name(layer: Any, torch: Any, where: str) -> str:
                      f"tanh) are")
 
 
+def _norm_params(norm: Any) -> list[str]:
+    """The affine parameters a LayerNorm has (none with ``bias=False`` or no affine)."""
+    return [name for name in ("weight", "bias") if getattr(norm, name, None) is not None]
+
+
 def _encoder_layer(layer: Any, prefix: str, where: str, torch: Any) -> dict:
     for name in ("dropout", "dropout1", "dropout2"):
         _no_dropout(getattr(layer, name).p, f"{where}.{name}", layer.training)
@@ -71,7 +76,8 @@ def _encoder_layer(layer: Any, prefix: str, where: str, torch: Any) -> dict:
     return {"kind": "encoder_layer", "prefix": prefix, "num_heads": spec["num_heads"],
             "norm_first": bool(layer.norm_first),
             "activation": _activation_name(layer, torch, where),
-            "eps": [float(layer.norm1.eps), float(layer.norm2.eps)]}
+            "eps": [float(layer.norm1.eps), float(layer.norm2.eps)],
+            "norm_params": [_norm_params(layer.norm1), _norm_params(layer.norm2)]}
 
 
 def _describe_one(module: Any, prefix: str, where: str, torch: Any) -> tuple[list, Any]:
@@ -83,7 +89,8 @@ def _describe_one(module: Any, prefix: str, where: str, torch: Any) -> tuple[lis
     layers = [_encoder_layer(layer, f"{prefix}layers.{n}.", f"{where}.layers[{n}]", torch)
               for n, layer in enumerate(module.layers)]
     norm = None if module.norm is None else {"prefix": prefix + "norm.",
-                                             "eps": float(module.norm.eps)}
+                                             "eps": float(module.norm.eps),
+                                             "params": _norm_params(module.norm)}
     return layers, norm
 
 
@@ -120,7 +127,25 @@ def _mask_array(mask: Any, dtype: Any) -> Any:
     if hasattr(mask, "detach"):
         mask = tensor_to_numpy(mask)
     mask = np.asarray(mask)
+    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.floating):
+        # as torch: 0/1 integers are neither a bool mask nor the scores' additive mask
+        raise TypeError(f"mask must be a bool mask (True: not attended) or a float additive "
+                        f"mask, as torch takes, got dtype {mask.dtype}")
     return mask if mask.dtype == bool else mask.astype(np.float64 if dtype is None else dtype)
+
+
+def _layer_norm(arrays: dict, prefix: str, params: Any, eps: float, seq_len: int,
+                width: int, fill: Any, dtype: Any) -> LayerNorm:
+    """A LayerNorm; a weight or bias the module lacks (``bias=False``, no affine) is ones or
+    zeros of ``width`` (in the other's dtype, else ``fill``)."""
+    if not isinstance(params, list) or not set(params) <= {"weight", "bias"}:
+        raise ValueError(f"architecture: the parameters of the norm {prefix!r} must be a list "
+                         f"of 'weight' and 'bias', got {params!r}")
+    w, b = (_get(arrays, prefix + name, dtype) if name in params else None
+            for name in ("weight", "bias"))
+    dt = next((a.dtype for a in (w, b) if a is not None), fill)
+    return LayerNorm(np.ones(width, dt) if w is None else w,
+                     np.zeros(width, dt) if b is None else b, seq_len=seq_len, eps=eps)
 
 
 def _build_layer(arrays: dict, spec: dict, seq_len: int, causal: bool, mask: Any,
@@ -141,9 +166,10 @@ def _build_layer(arrays: dict, spec: dict, seq_len: int, causal: bool, mask: Any
                      _get(arrays, p + "linear2.bias", dtype, False), seq_len=seq_len,
                      activation=spec["activation"])
     eps1, eps2 = spec["eps"]
-    norms = [LayerNorm(_get(arrays, f"{p}{name}.weight", dtype),
-                       _get(arrays, f"{p}{name}.bias", dtype), seq_len=seq_len, eps=eps)
-             for name, eps in (("norm1", eps1), ("norm2", eps2))]
+    params = spec.get("norm_params", [["weight", "bias"]] * 2)  # older descriptions: both
+    norms = [_layer_norm(arrays, f"{p}{name}.", ps, eps, seq_len, attention.width,
+                         attention.dtype, dtype)
+             for name, eps, ps in zip(("norm1", "norm2"), (eps1, eps2), params)]
     return transformer_layer(attention, ff, *norms, norm_first=spec["norm_first"])
 
 
@@ -168,9 +194,9 @@ def build_transformer(arrays: dict, architecture: dict, *, seq_len: Any, is_caus
     norm = architecture.get("final_norm")
     final = None
     if norm is not None:
-        final = LayerNorm(_get(arrays, norm["prefix"] + "weight", dtype),
-                          _get(arrays, norm["prefix"] + "bias", dtype), seq_len=int(seq_len),
-                          eps=norm["eps"])
+        final = _layer_norm(arrays, norm["prefix"], norm.get("params", ["weight", "bias"]),
+                            norm["eps"], int(seq_len), layers[0].in_size // int(seq_len),
+                            layers[0].dtype, dtype)
     if looped:
         if len(layers) != 1 or final is not None:
             raise ValueError("looped: a looped transformer applies one layer again and again; "

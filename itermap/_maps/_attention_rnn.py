@@ -91,7 +91,10 @@ class AttentionRNN(Map):
             raise TypeError("Wk, Wv and q must live in one array namespace")
         scale = 1.0 / math.sqrt(Wk.shape[0]) if scale is None else check_real("scale", scale)
         self.Wk, self.Wv, self.q, self.scale = Wk, Wv, q, scale
-        self._w = self.scale * (q @ Wk)          # scores are u @ w
+        with np.errstate(over="ignore"):         # an overflow is refused just below
+            self._w = self.scale * (q @ Wk)      # scores are u @ w
+        if not bool(xp.all(xp.isfinite(self._w))):
+            raise ValueError(f"scale: scale * q @ Wk overflows {dtype} (scale={scale:g})")
         self._WvT = xp.asarray(Wv.T, copy=True)
 
     # -- protocol -----------------------------------------------------------

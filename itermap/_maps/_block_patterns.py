@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._core._backend import to_numpy
+from .._core._checks import check_memory
 
 _TOKEN = re.compile(r"^\s*(0|I|D|W|R|S|Row)\s*(?:=\s*([^\s]+))?\s*$", re.IGNORECASE)
 
@@ -111,8 +112,11 @@ def _described_block(kind, m, n, draw, gen, key):
     elif kind == "R":
         r, c = np.nonzero(gen.random((m, n)) < arg)
     elif kind == "S":
+        # the draws, their positions and values: refused by name before numpy runs out
+        check_memory("block_types", 48.0 * arg, f"block {key}'s {arg:.3g} draws")
         r, c = gen.integers(0, m, size=arg), gen.integers(0, n, size=arg)
     else:  # Row: arg columns per row, with replacement
+        check_memory("block_types", 48.0 * m * arg, f"block {key}'s {m} x {arg:.3g} draws")
         r = np.repeat(np.arange(m), arg)
         c = gen.integers(0, n, size=m * arg)
     values = np.asarray(draw(r, c), dtype=float)
@@ -154,7 +158,7 @@ def _positive_int(value, token, key):
         f = float(value)
     except ValueError:
         raise ValueError(f"block {key}: {token!r} needs a whole number") from None
-    if f != int(f) or f < 0:
+    if not np.isfinite(f) or f != int(f) or f < 0:  # int(inf) is an OverflowError
         raise ValueError(f"block {key}: {token!r} needs a non-negative whole number")
     return int(f)
 

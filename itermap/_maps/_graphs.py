@@ -64,10 +64,15 @@ def _edge_values(G, rows, cols, edges, weight, gen, std):
         if weight not in d:
             raise ValueError(f"weight: edge ({u!r}, {v!r}) has no attribute {weight!r}")
         w = d[weight]
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w):
+        if isinstance(w, numbers.Real) and not isinstance(w, bool):
+            try:
+                w = float(w)
+            except OverflowError:  # an int beyond float range
+                w = np.inf
+        if not isinstance(w, float) or not np.isfinite(w):
             raise ValueError(f"weight: edge ({u!r}, {v!r}) has {weight}={w!r}, not a finite "
                              f"real number")
-        vals.append(float(w))
+        vals.append(w)
     return np.asarray(vals, dtype=float)
 
 
@@ -121,7 +126,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         With ``level="unit"`` or ``"layers"``: the edge attribute holding each weight (every
         edge must have it; an undirected edge gives the same value both ways).
         None draws ``N(0, gain^2 / d)`` values, ``d`` the mean in-degree, so the
-        spectral radius is about ``gain``.
+        spectral radius is about ``gain``: above it on sparse or hub-heavy graphs (at
+        ``n = 300``, about 1.1 ``gain`` for ER with ``p = 0.05``, 1.3 for WS with ``k = 10``,
+        1.4 for BA with ``m = 5``), so compare kinds by their measured radius.
     gain : float
         Scale of the random hidden weights (>= 0); with ``level="block"`` the
         values are ``N(0, gain^2 / (d * block_size))``.
@@ -204,8 +211,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         C = np.zeros((n_out, n))
         C[:, outs] = gen.normal(0.0, 1.0 / np.sqrt(len(outs)), size=(n_out, len(outs)))
         if layers is not None:
-            return _layer_map([len(layer) for layer in layers], hidden.toarray(), B, C,
-                              activation)
+            edges_on = sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(n, n))
+            return _layer_map([len(layer) for layer in layers], hidden.toarray(),
+                              edges_on.toarray(), B, C, activation)
         # like random_rnn: sparse up to 10% filled; then every block sparse, so the map
         # steps as one sparse matrix rather than being densified around a sparse block
         if hidden.nnz > 0.1 * n * n:
@@ -232,16 +240,20 @@ def _layers(G):
     return [list(layer) for layer in nx.topological_generations(G)]
 
 
-def _layer_map(widths, H, B, C, activation):
-    """Layers as blocks: ``H`` (units in layer order) split, each block masked to its edges."""
+def _layer_map(widths, H, E, B, C, activation):
+    """Layers as blocks: ``H`` (units in layer order) split, each block masked to its edges
+    ``E`` (an edge of weight 0 is still an edge: it stays, and trains)."""
     n_in, n_out, L = B.shape[1], C.shape[0], len(widths)
     off = np.concatenate([[0], np.cumsum(widths)])
-    parts = {(1 + i, 1 + j): H[off[i]:off[i + 1], off[j]:off[j + 1]]
+    parts = {(1 + i, 1 + j): (H[off[i]:off[i + 1], off[j]:off[j + 1]],
+                              E[off[i]:off[i + 1], off[j]:off[j + 1]])
              for i in range(L) for j in range(L)}
-    parts.update({(1 + i, 0): B[off[i]:off[i + 1]] for i in range(L)})
-    parts.update({(L + 1, 1 + j): C[:, off[j]:off[j + 1]] for j in range(L)})
-    blocks = {k: v for k, v in parts.items() if np.any(v)}
-    masks = {k: v != 0 for k, v in blocks.items()}
+    parts.update({(1 + i, 0): (B[off[i]:off[i + 1]], B[off[i]:off[i + 1]] != 0)
+                  for i in range(L)})
+    parts.update({(L + 1, 1 + j): (C[:, off[j]:off[j + 1]], C[:, off[j]:off[j + 1]] != 0)
+                  for j in range(L)})
+    blocks = {k: v for k, (v, on) in parts.items() if np.any(on)}
+    masks = {k: on for k, (_, on) in parts.items() if np.any(on)}
     bm = BlockMatrix([n_in, *widths, n_out], blocks, trainable=masks)
     return IterativeMap(bm, None, ["identity"] + [activation] * L + ["identity"], input_block=0)
 

@@ -115,6 +115,9 @@ class ReservoirMap(IterativeMap):
         >>> m.readout(np.array([9.0, 1.0, 2.0]))
         array([3.5])
         """
+        if not hasattr(x, "shape") or x.shape[-1:] != (self.dim,):
+            raise ValueError(f"x: states must have shape (..., {self.dim}), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
         return self.read_block(x, 1) @ self.readout_weights + self.readout_bias
 
     def to(self, backend: str) -> ReservoirMap:

@@ -123,7 +123,8 @@ def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
     P = B.shape[1]
     big = np.zeros((N + P, N + P))
     big[:N, :N], big[:N, N:] = A, B
-    E = scipy.linalg.expm(dt * big)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by the caller
+        E = scipy.linalg.expm(dt * big)
     return E[:N, :N], E[:N, N:]
 
 
