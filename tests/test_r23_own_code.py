@@ -188,3 +188,48 @@ def test_an_exact_collapse_of_a_one_state_map_gives_minus_inf(mode, monkeypatch)
     assert np.all(np.isneginf(res.exponents)) and res.n_collapsed == 2
     fte = A.finite_time_exponents(Nilpotent(), np.ones(2), 5, 10, rng=0)
     assert np.all(np.isneginf(fte.mean))
+
+
+def test_a_float32_network_driven_by_float64_inputs_stays_float32():
+    # torch's models are float32, NumPy's inputs float64: the step turned the run into a
+    # float64 one (check_map: "step: turned dtype float32 into float64"), where the recurrent
+    # maps keep float32; the numbers are a float32 NumPy loop's
+    rng = np.random.default_rng(3)
+    W = (0.5 * rng.standard_normal((6, 6))).astype(np.float32)
+    m = itermap.IterativeMap(W, sizes=[2, 4], input_block=0)
+    u = rng.standard_normal((5, 2))               # float64
+    assert itermap.check_map(m, m.zeros(3), u=u[:3]).passed
+    traj = itermap.iterate(m, m.zeros(), 5, inputs=u)
+    assert traj.states.dtype == np.float32
+    x = np.zeros(6, np.float32)
+    for k in range(5):  # the input block is set to u before the product and after it
+        x = np.tanh(W @ np.concatenate([u[k].astype(np.float32), x[2:]]))
+        x[:2] = u[k]
+        np.testing.assert_allclose(traj.states[k + 1], x, rtol=1e-6, atol=1e-6)
+    assert itermap.iterate(m, m.zeros(), 5, inputs=u[0]).final.dtype == np.float32
+
+
+def test_torchscript_modules_and_rnn_cells_are_told_what_to_pass():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    mlp = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    with pytest.raises(TypeError, match=r"RecursiveScriptModule; a TorchScript module is read "
+                                        r"through its weights: from_torch\(model\.state_dict"):
+        itermap.from_torch(torch.jit.script(mlp))
+    # the route the message gives: torch's own forward pass is the reference
+    m = itermap.from_torch(torch.jit.script(mlp).state_dict(), ["Linear", "Tanh", "Linear"])
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    with torch.no_grad():
+        ref = mlp(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(m.forward(x), ref, rtol=0, atol=1e-14)
+    cell = nn.GRUCell(3, 5).double()
+    with pytest.raises(TypeError, match=r"GRUCell; a cell is one step of a one-layer GRU: copy "
+                                        r"its weights into nn\.GRU\(input_size, hidden_size\)"):
+        itermap.from_torch(cell)
+    gru = nn.GRU(3, 5).double()
+    gru.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
+    xs, h = np.random.default_rng(1).standard_normal((4, 3)), torch.zeros(5, dtype=torch.float64)
+    with torch.no_grad():
+        for t in range(4):
+            h = cell(torch.as_tensor(xs[t]), h)
+    np.testing.assert_allclose(itermap.from_torch(gru).run(xs)[1][0], h.numpy(), atol=1e-14)

@@ -362,7 +362,7 @@ class IterativeMap(Map):
             return None
         u = self._check_input_shape(x, u, f" for block {self.input_block}")
         xp = namespace(x)
-        if not xp.isdtype(u.dtype, "real floating"):
+        if u.dtype != x.dtype:  # the state's precision, as the recurrent maps keep it
             u = xp.astype(u, x.dtype)
         if u.ndim < x.ndim:
             u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
