@@ -233,3 +233,31 @@ def test_torchscript_modules_and_rnn_cells_are_told_what_to_pass():
         for t in range(4):
             h = cell(torch.as_tensor(xs[t]), h)
     np.testing.assert_allclose(itermap.from_torch(gru).run(xs)[1][0], h.numpy(), atol=1e-14)
+
+
+@pytest.mark.parametrize("fmt", ["lil", "dok"])
+@pytest.mark.parametrize("kind", ["matrix", "array"])
+def test_weights_in_every_scipy_sparse_format_give_the_dense_run(fmt, kind):
+    # lil was refused as "weights must be real, got dtype object", dok with an AttributeError
+    sp = pytest.importorskip("scipy.sparse")
+    dense = (0.5 * sp.random(6, 6, density=0.4, random_state=0)).toarray()
+    W = getattr(sp, f"{fmt}_{kind}")(dense)
+    x = np.random.default_rng(0).standard_normal(6)
+    traj = itermap.iterate(itermap.IterativeMap(W), x, 5)
+    for _ in range(5):  # a plain loop
+        x = np.tanh(dense @ x)
+    np.testing.assert_allclose(traj.final, x, rtol=0, atol=1e-15)
+
+
+def test_a_sparse_weight_pattern_with_explicit_zeros_is_left_as_given():
+    # the map drops explicit zeros from its own copy; before it dropped them from the caller's
+    # matrix (a pattern of allowed connections, a trainable mask)
+    sp = pytest.importorskip("scipy.sparse")
+    W = sp.csr_matrix((np.array([0.5, 0.0, 0.3]), (np.array([0, 1, 2]), np.array([1, 2, 0]))),
+                      shape=(3, 3))
+    B = sp.csr_array((np.array([0.5, 0.0]), (np.array([0, 1]), np.array([1, 0]))), shape=(2, 2))
+    m = itermap.IterativeMap(W)
+    itermap.BlockMatrix([2], {(0, 0): B})
+    assert W.nnz == 3 and B.nnz == 2
+    assert m.weights.nnz == 2  # the map's own: without the zero
+    np.testing.assert_allclose(m.step(np.ones(3)), np.tanh(W.toarray() @ np.ones(3)), atol=0)

@@ -51,6 +51,8 @@ def _check_matrix(name, w):
     if w is None or isinstance(w, str | bytes):
         raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got {type(w).__name__}")
     w = no_half(name, plain_array(name, w))
+    if is_sparse(w) and w.format in ("lil", "dok"):  # no array of values to check: as CSR
+        w = w.tocsr()
     if not is_sparse(w) and not hasattr(w, "shape"):
         try:
             w = np.asarray(w, dtype=float)
