@@ -261,3 +261,49 @@ def test_a_sparse_weight_pattern_with_explicit_zeros_is_left_as_given():
     assert W.nnz == 3 and B.nnz == 2
     assert m.weights.nnz == 2  # the map's own: without the zero
     np.testing.assert_allclose(m.step(np.ones(3)), np.tanh(W.toarray() @ np.ones(3)), atol=0)
+
+
+def _square_function(out_cols=None, tangent_cols=None):
+    from itermap.block_functions import BlockFunction
+
+    class Square(BlockFunction):
+        """A user's own block function g(x) = 0.3 x^2, optionally returning too few columns."""
+
+        name = "square"
+        in_size = out_size = 3
+
+        def __call__(self, x):
+            return (0.3 * x ** 2)[..., :out_cols]
+
+        def tangent_rows(self, x, V):
+            return (0.6 * x[..., None, :] * V)[..., :tangent_cols]
+
+        def vjp_rows(self, x, G):
+            return 0.6 * x[..., None, :] * G
+
+    return Square()
+
+
+def test_a_block_function_of_the_wrong_output_shape_is_named_not_broadcast():
+    rng = np.random.default_rng(0)
+    W = 0.4 * rng.standard_normal((5, 5))
+    x = 0.5 * rng.standard_normal(5)
+    good = itermap.IterativeMap(W, sizes=[2, 3], activation=["tanh", "relu"],
+                                functions={(1, 1): _square_function()})
+    z = W @ x
+    z[2:] += 0.3 * x[2:] ** 2  # the plain formula
+    np.testing.assert_allclose(good.step(x), np.concatenate([np.tanh(z[:2]),
+                                                             np.maximum(z[2:], 0)]), atol=1e-15)
+    # before: g's one column broadcast over the block's three, a silently wrong step
+    bad = itermap.IterativeMap(W, sizes=[2, 3], activation=["tanh", "relu"],
+                               functions={(1, 1): _square_function(out_cols=1)})
+    for call in (lambda: bad.step(x), lambda: itermap.iterate(bad, x, 3),
+                 lambda: bad.step(np.tile(x, (4, 1)))):
+        with pytest.raises(ValueError, match=r"functions\[\(1, 1\)\] \(Square\): its __call__ "
+                                             r"returned shape \((4, )?1,?\), expected "
+                                             r"\((4, )?3,?\)"):
+            call()
+    bad_tangent = itermap.IterativeMap(W, sizes=[2, 3], activation=["tanh", "relu"],
+                                       functions={(1, 1): _square_function(tangent_cols=1)})
+    with pytest.raises(ValueError, match=r"functions\[\(1, 1\)\] \(Square\): its tangent"):
+        A.lyapunov_spectrum(bad_tangent, x, 10, rng=0)

@@ -167,3 +167,12 @@ def _settle_depth(pattern, input_block):
         preds = [level[j] for j in range(n) if pattern[i, j] and j != input_block]
         level[i] = 1 + max(preds, default=0)
     return max(level.values(), default=1)
+
+
+def function_output(y, want, key, g, what="__call__"):
+    """What block function ``g`` at ``key`` returned, if of shape ``want``: another shape
+    would broadcast into its block unseen (a user's function returning one column)."""
+    if tuple(y.shape) != tuple(want):
+        raise ValueError(f"functions[{key}] ({type(g).__name__}): its {what} returned shape "
+                         f"{tuple(y.shape)}, expected {tuple(want)}")
+    return y
