@@ -268,6 +268,13 @@ def as_map(obj: MapLike) -> Map:
         Naming what is missing: ``map is None``, ``object has no step``, a
         ``dim`` that is no positive integer, or ``needs jacobian or tangent``.
 
+    Notes
+    -----
+    What the object's functions return is checked as they run (an array of the protocol's
+    shape, not complex), but not its values: :func:`check_map` compares a hand-written
+    ``jacobian`` with central differences of ``step``, and a step with itself (in place,
+    deterministic, batched).
+
     Examples
     --------
     >>> import itermap
