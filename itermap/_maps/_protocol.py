@@ -78,8 +78,10 @@ class FunctionMap(Map):
     Notes
     -----
     The functions are the inner loop and pass NaN through; the analyses check
-    inputs and results. Functions in numba's subset run compiled where numba is
-    installed (:meth:`Map.tangent_stepper`). ``to`` returns the map itself.
+    inputs and results. Each result is checked for the protocol's shape (and not
+    complex) as it comes, naming the map and the function. Functions in numba's
+    subset run compiled where numba is installed (:meth:`Map.tangent_stepper`).
+    ``to`` returns the map itself.
 
     Examples
     --------
