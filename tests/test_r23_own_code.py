@@ -307,3 +307,19 @@ def test_a_block_function_of_the_wrong_output_shape_is_named_not_broadcast():
                                        functions={(1, 1): _square_function(tangent_cols=1)})
     with pytest.raises(ValueError, match=r"functions\[\(1, 1\)\] \(Square\): its tangent"):
         A.lyapunov_spectrum(bad_tangent, x, 10, rng=0)
+
+
+def test_a_nested_sequential_is_told_to_unnest():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    inner = nn.Sequential(nn.Linear(4, 6), nn.Tanh()).double()
+    outer = nn.Sequential(inner, nn.Linear(6, 3)).double()
+    with pytest.raises(ValueError, match=r"model\[0\] is a Sequential.*unnest it: its layers go "
+                                         r"into the outer nn\.Sequential \(\*model\[0\] for "
+                                         r"model\[0\]\)"):
+        itermap.from_torch(outer)
+    m = itermap.from_torch(nn.Sequential(*outer[0], *outer[1:]))   # what the message says
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    with torch.no_grad():
+        ref = outer(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(m.forward(x), ref, rtol=0, atol=1e-14)

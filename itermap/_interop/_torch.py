@@ -143,6 +143,8 @@ def _describe_layer(layer, where, first):
         hint = "; fold it into the Linear before it (in eval mode it is affine)"
     elif kind.startswith("conv"):
         hint = "; convolutions are not elementwise maps on a flat state"
+    elif kind == "sequential":
+        hint = f"; unnest it: its layers go into the outer nn.Sequential (*{where} for {where})"
     raise ValueError(f"{where} is a {name}, which from_torch does not support: an MLP is "
                      f"Linear layers, elementwise activations (ReLU, Tanh, Sigmoid, ELU, "
                      f"LeakyReLU, Softplus, GELU, SiLU, Identity), a leading Flatten and "
