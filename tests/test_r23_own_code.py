@@ -117,6 +117,16 @@ def test_a_plain_function_passed_as_a_map_is_told_about_function_map():
     with pytest.raises(TypeError, match=r"itermap\.FunctionMap\(f, dim, jacobian='central'\)"):
         itermap.iterate(lambda x: 3.9 * x * (1 - x), np.array([0.2]), 3)
 
+    class ConstantJacobian:  # a linear map's matrix given as its "jacobian"
+        dim = 2
+        jacobian = 0.5 * np.eye(2)
+
+        def step(self, x):
+            return 0.5 * x
+
+    with pytest.raises(TypeError, match=r"its jacobian is a ndarray, not a function of x"):
+        itermap.as_map(ConstantJacobian())
+
 
 class OneStateHenon:
     """A user's class written for one state at a time (the small-map stepper runs it)."""

@@ -308,10 +308,13 @@ def as_map(obj: MapLike) -> Map:
         raise TypeError(f"{kind} object has no dim: a map needs dim, step(x[, u]) and "
                         f"jacobian or tangent")
     jac, tan = getattr(obj, "jacobian", None), getattr(obj, "tangent", None)
+    given = [f"its {n} is a {type(f).__name__}" for n, f in (("jacobian", jac), ("tangent", tan))
+             if f is not None and not callable(f)]  # a constant matrix, say
     jac = jac if callable(jac) else None
     tan = tan if callable(tan) else None
     if jac is None and tan is None:
-        raise TypeError(f"{kind} object needs jacobian or tangent (J @ v); without them, "
+        why = f" ({', '.join(given)}, not a function of x)" if given else ""
+        raise TypeError(f"{kind} object needs jacobian or tangent (J @ v){why}; without them, "
                         f"itermap.FunctionMap(obj.step, obj.dim, jacobian='central') "
                         f"differentiates its step by central differences")
     vjp = getattr(obj, "vjp", None)
