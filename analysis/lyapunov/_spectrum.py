@@ -302,8 +302,36 @@ def _own_or_general(run, map_, x, Q, constant, sequence, transient, total, offse
     stepper names a divergence (its step counted from ``offset``)."""
     own = map_.tangent_stepper(x, Q, constant, steps=total) if sequence is None else None
     out = None if own is None else run(own)
-    return out if out is not None else run(general_tangent_stepper(
+    if out is not None:
+        return out
+    if own is not None and constant is None and sequence is None:
+        map_ = _batched(map_, x)
+    return run(general_tangent_stepper(
         map_, x, Q, constant, inputs=sequence, offset=offset, transient=transient))
+
+
+def _batched(map_, x):
+    """``map_``, or, where its step takes one state at a time (a user's class that the
+    small-map stepper runs), the map called row by row: the general stepper that names a
+    divergence or an exact collapse steps batches."""
+    with np.errstate(all="ignore"):
+        try:
+            y = map_.step(x)
+            if tuple(y.shape) == tuple(x.shape):
+                # a one-state step gives rubbish rows, a batched one rows off by rounding
+                row, one = to_numpy(y[0]), to_numpy(map_.step(x[0]))
+                scale = float(np.max(np.abs(one), initial=1.0))
+                if np.allclose(row, one, rtol=1e-8, atol=1e-8 * scale):
+                    return map_
+        except Exception:  # noqa: BLE001 -- the row-by-row map raises it again, if at all
+            pass
+    xp = namespace(x)
+
+    def rows(f):
+        return lambda X: xp.stack([f(X[i]) for i in range(X.shape[0])])
+
+    return itermap.FunctionMap(rows(map_.step), map_.dim, jacobian=rows(map_.jacobian),
+                               periods=map_.periods, name=getattr(map_, "name", None))
 
 
 def _window_sums(stepper, lengths, transient):
@@ -580,10 +608,12 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
             out = _own_or_general(lambda s: _stepper_run(s, bar=bar, **opts), map, x, Q,
                                   constant, sequence, orient, total,
                                   offset=run["transient"] + run["done"] - orient)
-        except (ValueError, TypeError, IndexError):
-            # a step that is not batched fails deep in the stepper: name it instead
-            u = constant if sequence is None else sequence[0]
-            check_batched_step(lambda row: map.step(row, u), x, map.dim)
+        except (ValueError, TypeError, IndexError) as err:
+            # a step that is not batched fails deep in the stepper: name it instead (a
+            # divergence is named already, by a map stepped row by row where it must be)
+            if not isinstance(err, itermap.DivergenceError):
+                u = constant if sequence is None else sequence[0]
+                check_batched_step(lambda row: map.step(row, u), x, map.dim)
             raise
         finally:
             if bar is not None:

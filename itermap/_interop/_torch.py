@@ -143,6 +143,8 @@ def _describe_layer(layer, where, first):
         hint = "; fold it into the Linear before it (in eval mode it is affine)"
     elif kind.startswith("conv"):
         hint = "; convolutions are not elementwise maps on a flat state"
+    elif kind == "sequential":
+        hint = f"; unnest it: its layers go into the outer nn.Sequential (*{where} for {where})"
     raise ValueError(f"{where} is a {name}, which from_torch does not support: an MLP is "
                      f"Linear layers, elementwise activations (ReLU, Tanh, Sigmoid, ELU, "
                      f"LeakyReLU, Softplus, GELU, SiLU, Identity), a leading Flatten and "
@@ -189,10 +191,18 @@ def _describe_module(model, torch):
         layers = list(model)
         return _numpy_state(model), [_describe_layer(layer, f"model[{k}]", k == 0)
                                      for k, layer in enumerate(layers)]
+    name, hint = type(model).__name__, ""
+    if isinstance(model, torch.jit.ScriptModule):
+        hint = ("; a TorchScript module is read through its weights: from_torch("
+                "model.state_dict(), architecture), or pass the Python module")
+    elif isinstance(model, nn.RNNCellBase):
+        hint = (f"; a cell is one step of a one-layer {name[:-4]}: copy its weights into "
+                f"nn.{name[:-4]}(input_size, hidden_size) (weight_ih as weight_ih_l0, and so "
+                f"on) and pass that")
     raise TypeError(f"from_torch reads nn.Sequential MLPs, nn.Linear, nn.RNN, nn.GRU, "
                     f"nn.LSTM, nn.TransformerEncoderLayer, nn.TransformerEncoder, "
                     f"nn.MultiheadAttention, the paper's Sequential2D and itermap's "
-                    f"IteratedModel; got a {type(model).__name__}")
+                    f"IteratedModel; got a {name}{hint}")
 
 
 # -- building maps from arrays ------------------------------------------------------

@@ -159,7 +159,9 @@ class BlockMatrix:
         if not bool(xp.all(xp.isfinite(data))):
             raise ValueError(f"block ({i}, {j}) contains NaN or inf")
         if is_sparse(block):
-            block.eliminate_zeros()
+            if not bool(xp.all(block.data != 0)):  # from a copy: the caller's matrix
+                block = block.copy()                 # keeps its explicit zeros (a pattern)
+                block.eliminate_zeros()
             if block.nnz == 0:
                 self._zero_dtype = data.dtype
                 return None

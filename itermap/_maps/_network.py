@@ -30,6 +30,7 @@ from ._network_parts import (
     _topological_order,
     _zero_rows,
     _zero_rows_cols,
+    function_output,
 )
 
 __all__ = ["IterativeMap", "random_rnn"]
@@ -362,7 +363,7 @@ class IterativeMap(Map):
             return None
         u = self._check_input_shape(x, u, f" for block {self.input_block}")
         xp = namespace(x)
-        if not xp.isdtype(u.dtype, "real floating"):
+        if u.dtype != x.dtype:  # the state's precision, as the recurrent maps keep it
             u = xp.astype(u, x.dtype)
         if u.ndim < x.ndim:
             u = xp.broadcast_to(u, (*x.shape[:-1], self.input_size))
@@ -404,7 +405,9 @@ class IterativeMap(Map):
 
     def _add_functions(self, parts, x, u):
         for (i, j), g in self._functions.items():
-            parts[i] = parts[i] + g(self._block_input(x, u, j))
+            v = self._block_input(x, u, j)
+            parts[i] = parts[i] + function_output(g(v), (*v.shape[:-1], self._sizes[i]),
+                                                  (i, j), g)
         return parts
 
     def _block_pre(self, values, i, x, xp, functions=False):
@@ -415,7 +418,9 @@ class IterativeMap(Map):
             z = term if z is None else _add(z, term, xp)
         for (ii, j), g in self._functions.items() if functions else ():
             if ii == i:
-                z = g(values[j]) if z is None else _add(z, g(values[j]), xp)
+                y = function_output(g(values[j]), (*values[j].shape[:-1], self._sizes[i]),
+                                    (i, j), g)
+                z = y if z is None else _add(z, y, xp)
         if z is None:
             z = xp.zeros((*x.shape[:-1], self._sizes[i]), dtype=x.dtype)
         if self._bias_blocks is not None:

@@ -14,7 +14,7 @@ from .._core._backend import backend_of, is_sparse, namespace, sparse_module, to
 from .._core._checks import one_namespace, plain_array
 from .._core._types import Array
 from ._map import Map
-from ._network_parts import _add, _rows_times, _zero_rows_cols
+from ._network_parts import _add, _rows_times, _zero_rows_cols, function_output
 
 if TYPE_CHECKING:
     from ._network import IterativeMap
@@ -25,8 +25,11 @@ def _function_tangents(self, Wv, x, v, xp):
     parts = [Wv[..., s, :] for s in self._slices]
     for (i, j), g in self._functions.items():
         if j != self.input_block:
-            parts[i] = parts[i] + g.tangent(x[..., self._slices[j]],
-                                            v[..., self._slices[j], :])
+            vj = v[..., self._slices[j], :]
+            parts[i] = parts[i] + function_output(
+                g.tangent(x[..., self._slices[j]], vj),
+                (*vj.shape[:-2], self._sizes[i], vj.shape[-1]), (i, j), g,
+                "tangent (tangent_rows transposed)")
     return xp.concat(parts, axis=-2) if len(parts) > 1 else parts[0]
 
 

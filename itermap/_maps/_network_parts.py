@@ -51,6 +51,8 @@ def _check_matrix(name, w):
     if w is None or isinstance(w, str | bytes):
         raise TypeError(f"{name} must be a 2-D array or a sparse matrix, got {type(w).__name__}")
     w = no_half(name, plain_array(name, w))
+    if is_sparse(w) and w.format in ("lil", "dok"):  # no array of values to check: as CSR
+        w = w.tocsr()
     if not is_sparse(w) and not hasattr(w, "shape"):
         try:
             w = np.asarray(w, dtype=float)
@@ -165,3 +167,12 @@ def _settle_depth(pattern, input_block):
         preds = [level[j] for j in range(n) if pattern[i, j] and j != input_block]
         level[i] = 1 + max(preds, default=0)
     return max(level.values(), default=1)
+
+
+def function_output(y, want, key, g, what="__call__"):
+    """What block function ``g`` at ``key`` returned, if of shape ``want``: another shape
+    would broadcast into its block unseen (a user's function returning one column)."""
+    if tuple(y.shape) != tuple(want):
+        raise ValueError(f"functions[{key}] ({type(g).__name__}): its {what} returned shape "
+                         f"{tuple(y.shape)}, expected {tuple(want)}")
+    return y

@@ -78,8 +78,10 @@ class FunctionMap(Map):
     Notes
     -----
     The functions are the inner loop and pass NaN through; the analyses check
-    inputs and results. Functions in numba's subset run compiled where numba is
-    installed (:meth:`Map.tangent_stepper`). ``to`` returns the map itself.
+    inputs and results. Each result is checked for the protocol's shape (and not
+    complex) as it comes, naming the map and the function. Functions in numba's
+    subset run compiled where numba is installed (:meth:`Map.tangent_stepper`).
+    ``to`` returns the map itself.
 
     Examples
     --------
@@ -178,23 +180,51 @@ class FunctionMap(Map):
             return fn(*args)
         return fn(*args, u)
 
+    def _out(self, member, y, like, shape):
+        """What the user's ``member`` returned, checked: an array of ``shape``, not complex.
+
+        A list, another shape or a complex dtype is named here, not deep inside an analysis
+        (one shape comparison per call); ``like`` that is no array is not checked.
+        """
+        if shape is None:
+            return y
+        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            raise TypeError(f"map: its {member} returned a {type(y).__name__}, not an array "
+                            f"of shape {tuple(shape)} (map {self.name}; a list of coordinates: "
+                            f"np.stack them along the last axis)")
+        if tuple(y.shape) != tuple(shape):
+            batch = ("; the protocol's functions take a batch of states, shape (B, dim)"
+                     if len(y.shape) != len(shape) else "")
+            raise ValueError(f"map: its {member} returned shape {tuple(y.shape)} for an "
+                             f"argument of shape {tuple(like.shape)}; expected {tuple(shape)} "
+                             f"(map {self.name}{batch})")
+        if y.dtype != like.dtype and namespace(y).isdtype(y.dtype, "complex floating"):
+            raise TypeError(f"map: its {member} returned complex dtype {y.dtype}; the states "
+                            f"of a map are real (map {self.name})")
+        return y
+
     def step(self, x: Array, u: Array | None = None) -> Array:
-        return self._call(self._step, self._step_u, u, x)
+        return self._out("step", self._call(self._step, self._step_u, u, x), x,
+                         getattr(x, "shape", None))
 
     def jacobian(self, x: Array, u: Array | None = None) -> Array:
         if self._jac is None:
             return super().jacobian(x, u)
-        return self._call(self._jac, self._jac_u, u, x)
+        shape = getattr(x, "shape", None)
+        return self._out("jacobian", self._call(self._jac, self._jac_u, u, x), x,
+                         None if shape is None else (*shape[:-1], self._dim, self._dim))
 
     def tangent(self, x: Array, v: Array, u: Array | None = None) -> Array:
         if self._tan is None:
             return super().tangent(x, v, u)
-        return self._call(self._tan, self._tan_u, u, x, v, names=("x", "v"))
+        return self._out("tangent", self._call(self._tan, self._tan_u, u, x, v,
+                                               names=("x", "v")), v, getattr(v, "shape", None))
 
     def vjp(self, x: Array, w: Array, u: Array | None = None) -> Array:
         if self._vjp is None:
             return super().vjp(x, w, u)
-        return self._call(self._vjp, self._vjp_u, u, x, w, names=("x", "w"))
+        return self._out("vjp", self._call(self._vjp, self._vjp_u, u, x, w, names=("x", "w")),
+                         w, getattr(w, "shape", None))
 
     def to(self, backend: str) -> FunctionMap:
         # plain functions follow the arrays they are given; nothing to move
@@ -240,6 +270,13 @@ def as_map(obj: MapLike) -> Map:
         Naming what is missing: ``map is None``, ``object has no step``, a
         ``dim`` that is no positive integer, or ``needs jacobian or tangent``.
 
+    Notes
+    -----
+    What the object's functions return is checked as they run (an array of the protocol's
+    shape, not complex), but not its values: :func:`check_map` compares a hand-written
+    ``jacobian`` with central differences of ``step``, and a step with itself (in place,
+    deterministic, batched).
+
     Examples
     --------
     >>> import itermap
@@ -263,16 +300,21 @@ def as_map(obj: MapLike) -> Map:
         return obj
     kind = type(obj).__name__
     if not callable(getattr(obj, "step", None)):
+        plain = ("; a plain function f is wrapped as itermap.FunctionMap(f, dim, "
+                 "jacobian='central')" if callable(obj) else "")
         raise TypeError(f"{kind} object has no step: a map needs dim, step(x[, u]) and "
-                        f"jacobian or tangent")
+                        f"jacobian or tangent{plain}")
     if not hasattr(obj, "dim"):
         raise TypeError(f"{kind} object has no dim: a map needs dim, step(x[, u]) and "
                         f"jacobian or tangent")
     jac, tan = getattr(obj, "jacobian", None), getattr(obj, "tangent", None)
+    given = [f"its {n} is a {type(f).__name__}" for n, f in (("jacobian", jac), ("tangent", tan))
+             if f is not None and not callable(f)]  # a constant matrix, say
     jac = jac if callable(jac) else None
     tan = tan if callable(tan) else None
     if jac is None and tan is None:
-        raise TypeError(f"{kind} object needs jacobian or tangent (J @ v); without them, "
+        why = f" ({', '.join(given)}, not a function of x)" if given else ""
+        raise TypeError(f"{kind} object needs jacobian or tangent (J @ v){why}; without them, "
                         f"itermap.FunctionMap(obj.step, obj.dim, jacobian='central') "
                         f"differentiates its step by central differences")
     vjp = getattr(obj, "vjp", None)
@@ -411,7 +453,11 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         u = xp.asarray(np.asarray(u, dtype=float))
     B = x.shape[0]
     errors = {}
+    kept = xp.asarray(x, copy=True)
     y = m.step(x, u)
+    if not bool(xp.all(x == kept)):
+        _fail("step", "changed its argument x in place; a step must leave the states it is "
+                      "given unchanged (the analyses step the same states again)")
     if not hasattr(y, "shape") or tuple(y.shape) != tuple(x.shape):
         _fail("step", f"a batch of shape {tuple(x.shape)} gave "
                       f"{getattr(y, 'shape', type(y).__name__)}")
@@ -419,6 +465,10 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         _fail("step", f"turned dtype {x.dtype} into {y.dtype}")
     if backend_of(y) != backend_of(x):
         _fail("step", f"moved the state from {backend_of(x)} to {backend_of(y)}")
+    again = _rel(m.step(x, u), y)
+    if again > tol:
+        _fail("step", f"two calls on the same states differ by {again:.2e}; a step must be "
+                      f"deterministic (noise enters a driven map as its input u)")
     rows = xp.stack([m.step(x[i, ...], u if u is None or u.ndim != 2 else u[i, ...])
                      for i in range(B)])
     errors["step"] = _rel(y, rows)

@@ -126,7 +126,7 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
     -------
     (constant, sequence)
         At most one is not None; both are None for an autonomous map.
-        Inputs are moved to the states' backend and cast to a real dtype.
+        Inputs are moved to the states' backend and cast to their dtype.
 
     Raises
     ------
@@ -174,10 +174,11 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
                          f"has size {n_in}")
     if not xp.isdtype(inputs.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"inputs must be real, got dtype {inputs.dtype}")
+    if inputs.dtype != x.dtype:  # a step keeps the states' dtype: float64 inputs do not
+        with np.errstate(over="ignore"):  # turn a float32 run into a float64 one
+            inputs = xp.astype(inputs, x.dtype)
     if not bool(xp.all(xp.isfinite(inputs))):
-        raise ValueError("inputs contain NaN or inf")
-    if not xp.isdtype(inputs.dtype, "real floating"):
-        inputs = xp.astype(inputs, x.dtype)
+        raise ValueError(f"inputs contain NaN or inf (in the states' dtype {x.dtype})")
     if inputs.ndim == 1 or inputs.ndim == x.ndim:
         if x.ndim == 2 and inputs.ndim == 2 and inputs.shape[0] != x.shape[0]:
             raise ValueError(f"inputs: constant inputs of shape {tuple(inputs.shape)} do not "
