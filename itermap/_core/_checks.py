@@ -19,8 +19,60 @@ __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_rea
            "check_real_array", "named", "no_half", "one_namespace", "plain_array", "real_array"]
 
 
-def check_int(name: str, value, minimum: int | None = None) -> int:
+_INT64_MAX = 2 ** 63 - 1
+
+
+def _show_int(value: int) -> str:
+    """``value`` as text: its digits up to 16 of them, else its size, ``1.23e+400``.
+
+    For error messages: CPython refuses ``str`` of an int of more than 4300 digits (and a
+    message of 400 digits helps nobody).
+
+    Examples
+    --------
+    >>> _show_int(12), _show_int(2 ** 63), _show_int(-(10 ** 5000))
+    ('12', '9.22e+18', '-1e+5000')
+    """
+    value = int(value)
+    if abs(value) < 10 ** 16:
+        return str(value)
+    exp = math.floor(math.log10(abs(value)))  # math.log10 takes ints of any size
+    mantissa = abs(value) // 10 ** (exp - 5) / 10 ** 5
+    if mantissa < 1:  # log10 rounded up at a power of ten
+        mantissa, exp = mantissa * 10, exp - 1
+    if float(f"{mantissa:.3g}") >= 10:
+        mantissa, exp = mantissa / 10, exp + 1
+    return f"{'-' if value < 0 else ''}{mantissa:.3g}e+{exp}"
+
+
+def check_int(name: str, value: object, minimum: int | None = None, *,
+              maximum: int | None = _INT64_MAX) -> int:
     """``value`` as an int, or a TypeError/ValueError that names ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+        An int (Python's, NumPy's, any ``numbers.Integral``; not a bool).
+    minimum : int, optional
+        The least value accepted.
+    maximum : int or None, default 2**63 - 1
+        The largest value accepted. By default ints outside the int64 range are refused at
+        both ends: NumPy holds none of them (as a shape, an index or a count) and ``float``
+        of one beyond ~1.8e308 raises OverflowError. None accepts any int, for a parameter
+        that any size fits (a stride past the end of a run).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer (a float, a bool, a string).
+    ValueError
+        ``value`` is below ``minimum`` or above ``maximum`` (or, by default, outside int64).
 
     Examples
     --------
@@ -30,12 +82,22 @@ def check_int(name: str, value, minimum: int | None = None) -> int:
     Traceback (most recent call last):
     ...
     TypeError: steps must be an integer, got 1.5
+    >>> check_int("steps", 10 ** 400, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps must be < 2**63 (the int64 range), got 1e+400
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+        raise ValueError(f"{name} must be >= {minimum}, got {_show_int(value)}")
+    if maximum == _INT64_MAX and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        bound = "< 2**63" if value > 0 else ">= -2**63"
+        raise ValueError(f"{name} must be {bound} (the int64 range), got {_show_int(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_show_int(value)}")
+    return value
 
 
 def check_real(name: str, value, *, minimum: float | None = None, positive: bool = False,
@@ -291,17 +353,37 @@ def _physical_memory() -> int:
 def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
     """Refuse, naming ``name``, a request whose arrays exceed this machine's memory.
 
+    Parameters
+    ----------
+    name : str
+        The parameter that sets the size, for the message.
+    nbytes : float or int
+        The bytes the request would allocate; a Python int of any size (beyond float range
+        too: the message gives its size, ``8e+391 GB``).
+    what : str, default "the arrays"
+        What would be allocated, for the message.
+
+    Raises
+    ------
+    ValueError
+        ``nbytes`` exceeds the physical memory of this machine.
+
     Examples
     --------
     >>> check_memory("n", 1e18, "the states")
     Traceback (most recent call last):
     ...
     ValueError: n: the states would take 1e+09 GB, more than this machine's ... GB of memory
+    >>> check_memory("n", 8 * 10 ** 400, "the states")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: the states would take 8e+391 GB, more than this machine's ... GB of memory
     """
     total = _physical_memory()
     if nbytes > total:
-        nbytes = nbytes if nbytes < 1e300 else math.inf  # an int beyond float range
-        raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
+        size = (_show_int(int(nbytes) // 10 ** 9) if isinstance(nbytes, numbers.Integral)
+                and nbytes >= 1e300 else f"{nbytes / 1e9:.3g}")  # an int beyond float range
+        raise ValueError(f"{name}: {what} would take {size} GB, more than this "
                          f"machine's {total / 1e9:.3g} GB of memory")
 
 
