@@ -19,7 +19,6 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -49,13 +48,9 @@ def central_tangent(step: Callable, takes_u: bool, periods: tuple | None) -> Cal
         # than eps^(1/3) max(1, |x_j|), its own scale (one scale for the whole state took
         # steps of 6 in a unit-scale coordinate beside one of 1e6); a zero direction stays 0
         cube_root_eps = float(np.finfo(np.dtype(X.dtype)).eps) ** (1 / 3)
-        scale = xp.maximum(xp.abs(X), xp.ones_like(X))[:, :, None]           # (B, dim, 1)
-        size = xp.abs(V)                                                     # (B, dim, k)
-        moved = size > 0
-        room = xp.where(moved, scale / xp.where(moved, size, xp.ones_like(size)),
-                        xp.full_like(size, math.inf))
-        h = xp.min(room, axis=1)                                             # (B, k)
-        h = cube_root_eps * xp.where(xp.isfinite(h), h, xp.ones_like(h))
+        inv_scale = 1.0 / xp.maximum(xp.abs(X), xp.ones_like(X))              # (B, dim)
+        size = xp.max(xp.abs(V) * inv_scale[:, :, None], axis=1)             # (B, k)
+        h = cube_root_eps / xp.where(size > 0, size, xp.ones_like(size))
         D = xp.permute_dims(V, (0, 2, 1)) * h[..., None]                     # (B, k, dim)
         pts = xp.concat([X[:, None, :] + D, X[:, None, :] - D], axis=1)     # (B, 2k, dim)
         pts = xp.reshape(pts, (B * 2 * k, dim))
