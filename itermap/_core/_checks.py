@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -100,11 +102,33 @@ def check_int(name: str, value: object, minimum: int | None = None, *,
     return value
 
 
-def check_real(name: str, value, *, minimum: float | None = None, positive: bool = False,
-               maximum: float | None = None) -> float:
+def check_real(name: str, value: Any, *, minimum: float | None = None,
+               positive: bool = False, maximum: float | None = None) -> float:
     """``value`` as a finite float, or a TypeError/ValueError that names ``name``.
 
-    ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound it inclusively.
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+        A real number: a Python or NumPy int or float, a ``Fraction``, a 0-d real array.
+    minimum, maximum : float, optional
+        Inclusive bounds.
+    positive : bool, default False
+        Ask for ``value > 0``.
+
+    Returns
+    -------
+    float
+        ``-0.0`` becomes ``0.0``.
+
+    Raises
+    ------
+    TypeError
+        Not a real number (a bool, a string, a complex number, an array of more than one
+        value).
+    ValueError
+        NaN, infinite or beyond float range (an int of 400 digits), or out of bounds.
 
     Examples
     --------
@@ -123,7 +147,7 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
     try:
         value = float(value) + 0.0  # -0.0 becomes 0.0: NumPy refuses a scale of -0.0
     except OverflowError:  # an int or Fraction beyond float range
-        value = math.inf if value > 0 else -math.inf
+        raise ValueError(f"{name} is beyond float range (|{name}| > 1.8e308)") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and not value > 0:
@@ -135,9 +159,17 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
     return value
 
 
-def is_sequence(value) -> bool:
+def is_sequence(value: object) -> bool:
     """Whether ``value`` is a sequence of items: iterable, but neither a string nor a 0-d
     array (which has ``__iter__`` and cannot be iterated).
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
@@ -148,19 +180,70 @@ def is_sequence(value) -> bool:
             and getattr(value, "ndim", 1) != 0)
 
 
-def check_bool(name: str, value) -> bool:
-    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``."""
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``.
+
+    An int is refused: ``progress=0`` is more often a slip than a choice.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+
+    Returns
+    -------
+    bool
+        A Python bool.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a bool.
+
+    Examples
+    --------
+    >>> check_bool("progress", np.True_)
+    True
+    >>> check_bool("progress", 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: progress must be True or False, got 1
+    """
     if isinstance(value, bool | np.bool_):
         return bool(value)
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @contextlib.contextmanager
-def named(name: str):
+def named(name: str) -> Iterator[None]:
     """Re-raise a ValueError or TypeError from the block with ``name`` in front.
 
     For parsing through other constructors, whose messages cannot know the caller's
     parameter name; messages that already name it pass unchanged.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, put in front of the message.
+
+    Returns
+    -------
+    contextmanager
+        A context manager for a ``with`` block.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Those of the block, of the same type, their message starting ``name: ``.
+
+    Examples
+    --------
+    >>> with named("gains"):
+    ...     float("abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: gains: could not convert string to float: 'abc'
     """
     try:
         yield
@@ -171,12 +254,30 @@ def named(name: str):
         raise type(exc)(f"{name}: {msg}") from exc
 
 
-def plain_array(name: str, value):
+def plain_array(name: str, value: Any) -> Any:
     """``value`` with what a plain array lacks taken off, or a TypeError naming ``name``.
 
     The door of every public array: a masked array with a mask is refused (SciPy's
     convention: some operations would ignore the mask); ``np.matrix`` and other ndarray
     subclasses become plain ndarrays, a non-native byte order native.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+        An array of any library, or a list or tuple of arrays; anything else passes as is.
+
+    Returns
+    -------
+    object
+        ``value``, a plain native-order ndarray where it was a NumPy array (a list or tuple
+        of them where it held masked arrays).
+
+    Raises
+    ------
+    TypeError
+        A masked array with a masked entry.
 
     Examples
     --------
@@ -206,10 +307,27 @@ x.compressed() instead
     return value
 
 
-def no_half(name: str, x):
+def no_half(name: str, x: Any) -> Any:
     """``x`` unless it is a half-precision float array: a TypeError naming ``name``.
 
     No LAPACK routine works in float16 (nor bfloat16): float32 is the least precision taken.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    x : object
+        An array of any library (its ``dtype`` is read), or anything else.
+
+    Returns
+    -------
+    object
+        ``x`` itself.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is a float16 or bfloat16 array (NumPy, torch, JAX...).
 
     Examples
     --------
@@ -245,11 +363,21 @@ def _library(a) -> str | None:
     return mod if hasattr(a, "shape") and hasattr(a, "dtype") else None
 
 
-def one_namespace(*, movable: bool = False, **arrays) -> None:
+def one_namespace(*, movable: bool = False, **arrays: Any) -> None:
     """Refuse, with one TypeError up front, arrays that come from different libraries.
 
-    ``arrays`` maps parameter names to arrays (None, numbers and sequences ignored).
-    ``movable=True`` lets NumPy and CuPy arrays meet, for callers that move one.
+    Parameters
+    ----------
+    movable : bool, default False
+        Let NumPy and CuPy arrays meet, for callers that move one to the other.
+    **arrays
+        Parameter names to arrays (None, numbers and sequences are ignored; a map counts
+        as the library its arrays live in).
+
+    Raises
+    ------
+    TypeError
+        Two of ``arrays`` come from different libraries; the message names each one's.
 
     Examples
     --------
@@ -271,9 +399,35 @@ def one_namespace(*, movable: bool = False, **arrays) -> None:
         raise TypeError(f"all arrays must come from one namespace: {parts}")
 
 
-def check_real_array(name: str, value, *, ndim: int | None = None,
+def check_real_array(name: str, value: Any, *, ndim: int | None = None,
                      allow_empty: bool = False) -> np.ndarray:
     """``value`` as a finite float64 NumPy array, or a TypeError/ValueError naming ``name``.
+
+    A CuPy array is brought to the host.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : array_like
+        Real numbers: ints, floats or bools, in an array or a (nested) list.
+    ndim : int, optional
+        The number of axes asked for.
+    allow_empty : bool, default False
+        Accept an array without elements.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64.
+
+    Raises
+    ------
+    TypeError
+        None, a string, a ragged list, complex or object entries, a masked array with a
+        mask.
+    ValueError
+        The wrong number of axes, no elements, NaN or inf.
 
     Examples
     --------
@@ -387,8 +541,27 @@ def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
                          f"machine's {total / 1e9:.3g} GB of memory")
 
 
-def check_choice(name: str, value, choices) -> str:
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     """``value`` if it is one of the strings ``choices``, else an error naming ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+    choices : iterable of str
+        The accepted strings (listed in the messages).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a string.
+    ValueError
+        A string not among ``choices``.
 
     Examples
     --------
