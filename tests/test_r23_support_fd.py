@@ -2,7 +2,7 @@
 
 Checked against the exact Jacobian of closed-form maps. The step was eps^(1/3) of the whole
 state's largest entry: beside a coordinate of 1e6, a unit-scale coordinate was moved by ~6
-and its derivatives came out 20-50 % wrong."""
+and its derivatives came out 40-50 % wrong."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ FRAME = np.linalg.qr(np.random.default_rng(3).normal(size=(4, 4)))[0]  # a Lyapu
 @pytest.mark.parametrize("V", [np.eye(4), FRAME], ids=["coordinates", "dense frame"])
 def test_a_state_of_mixed_scales_is_differenced_at_each_coordinate_s_scale(V):
     step, jac = _tanh_net([1e6, 1, 1, 1])
-    x = np.array([1e6, 1, 1, 1]) * rng.uniform(-1, 1, 4)
-    assert _rel_err(step, jac, x, V) < 1e-8  # was 0.25 (coordinates), 0.2 (frame)
+    x = np.array([1e6, 1, 1, 1]) * np.random.default_rng(2).uniform(-1, 1, 4)
+    assert _rel_err(step, jac, x, V) < 1e-8  # was 0.46 (coordinates), 0.39 (frame); now 1e-11
 
 
 @pytest.mark.parametrize("scale, at", [(1e6, 1e6), (1.0, 1.0), (1.0, 1e-6)],

@@ -104,3 +104,13 @@ def test_check_memory_names_the_size_of_an_int_beyond_float_range():
     with pytest.raises(ValueError, match=r"would take 1e\+09 GB"):
         check_memory("n", 10 ** 18, "the states")
     assert math.isfinite(float(re.search(r"take (\S+) GB", msg).group(1)[:4]))
+
+
+def test_check_real_says_beyond_float_range_not_infinite():
+    from itermap.checks import check_real
+
+    for big in (10 ** 400, -(10 ** 400)):
+        with pytest.raises(ValueError, match=r"^gain is beyond float range"):
+            check_real("gain", big)
+    with pytest.raises(ValueError, match=r"^gain must be finite, got inf$"):
+        check_real("gain", float("inf"))  # a float inf: as before
