@@ -114,3 +114,15 @@ def test_check_real_says_beyond_float_range_not_infinite():
             check_real("gain", big)
     with pytest.raises(ValueError, match=r"^gain must be finite, got inf$"):
         check_real("gain", float("inf"))  # a float inf: as before
+
+
+def test_seeds_given_as_a_list_take_any_non_negative_int():
+    # NumPy seeds a generator from any non-negative int: the int64 bound is for counts
+    import numpy as np
+
+    from itermap.analysis._training import _seed_list
+
+    assert _seed_list([2 ** 64, 10 ** 30]) == [2 ** 64, 10 ** 30]
+    assert np.random.default_rng(2 ** 64).random() != np.random.default_rng(0).random()
+    with pytest.raises(ValueError, match=r"^seeds must be < 2\*\*63"):
+        _seed_list(2 ** 64)  # a count of seeds: no machine holds them
