@@ -235,7 +235,7 @@ def named(name: str) -> Iterator[None]:
     Raises
     ------
     ValueError, TypeError
-        Those of the block, of the same type, their message starting ``name: ``.
+        Those of the block, of the same type, with ``name`` and a colon in front.
 
     Examples
     --------
