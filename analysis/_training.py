@@ -301,7 +301,7 @@ def _seed_list(seeds) -> list[int]:
         check_memory("seeds", 64 * count, "the seeds and results")  # 2**64: no OverflowError
         seed_list = list(range(count))
     else:
-        seed_list = [check_int(f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+        seed_list = [check_int(f"seeds[{i}]", s, 0, maximum=None) for i, s in enumerate(seeds)]
     if not seed_list:
         raise ValueError("seeds: need at least one seed")
     return seed_list

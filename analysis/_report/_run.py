@@ -161,12 +161,30 @@ def _save_figures(res, folder, number, plt):
     return figs, number
 
 
-def _run_one(i, cfg, ctx_args):
+def section_rngs(analyses, seed) -> list[np.random.Generator]:
+    """Each section's Generator, keyed by what the section is, not where it stands.
+
+    The key is the section's kind, its networks and how many sections of the same kind on
+    the same networks come before it. Adding or removing a section leaves every other
+    section's draws (and so its numbers) as they were, unless it is of the same kind on the
+    same networks and ahead of it; two identical sections still draw apart; a section with
+    more steps draws the same start and frame (its run continues the shorter one's).
+    """
+    seen: dict[tuple, int] = {}
+    out = []
+    for cfg in analyses:
+        key = (cfg.kind, json.dumps(cfg.network_names()))
+        out.append(rng_for(seed, "analysis", *key, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
+    return out
+
+
+def _run_one(rng, cfg, ctx_args):
     """One analysis into a Section; an exception becomes the section's error."""
     import matplotlib.pyplot as plt
 
     res = Section()
-    ctx = Context(rng=rng_for(ctx_args["seed"], "analysis", i, cfg.kind), **ctx_args)
+    ctx = Context(rng=rng, **ctx_args)
     before = set(plt.get_fignums())
     error = None
     try:
@@ -291,12 +309,13 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
             ctx_args = {"spec": spec, "nets": nets, "inputs": inputs, "seed": spec.seed}
             n = len(spec.analyses)
             sections, results, n_figs = [], [], 0
+            rngs = section_rngs(spec.analyses, spec.seed)
             for i, cfg in enumerate(spec.analyses):
                 title = cfg.title()
                 # whole lines only: an analysis' progress bar writes between them
                 say(f"[{i + 1}/{n}] {title} ...")
                 t0, c0 = time.perf_counter(), time.process_time()
-                res, error = _run_one(i, cfg, ctx_args)
+                res, error = _run_one(rngs[i], cfg, ctx_args)
                 try:
                     with _writing(out):
                         figs, n_figs = _save_figures(res, tmp / "figures", n_figs, plt)

@@ -21,7 +21,6 @@ from itermap.typing import Array, MapLike, RngLike
 from .._checks import (
     check_batched_step,
     check_bool,
-    check_real,
     machine_eps,
     no_extended,
     plain_array,
@@ -582,7 +581,6 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     map = as_map(map)
     progress = check_bool("progress", progress)
     steps = _check_int("steps", steps, 1)
-    check_real("steps", steps)  # an int beyond float range: a ValueError
     transient = _check_int("transient", transient, 0)
     every = _check_int("reorthonormalize_every", reorthonormalize_every, 1)
     free = map.dim - map.forced_size

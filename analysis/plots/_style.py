@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_real
+from .._checks import check_int, check_real
 from ._common import _plt
 
 #: The shipped paper style sheet.
@@ -51,6 +51,8 @@ def paper_style(columns: int = 1, *,
     3.4
     >>> plt.close(fig)
     """
+    if isinstance(columns, int) and not isinstance(columns, bool):  # a huge int's message
+        check_int("columns", columns, 1, maximum=2)
     if isinstance(columns, bool) or not isinstance(columns, int) or columns not in COLUMN_WIDTHS:
         raise ValueError(f"columns must be 1 or 2, got {columns!r}")
     width = COLUMN_WIDTHS[columns]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +21,60 @@ __all__ = ["check_bool", "check_choice", "check_int", "check_memory", "check_rea
            "check_real_array", "named", "no_half", "one_namespace", "plain_array", "real_array"]
 
 
-def check_int(name: str, value, minimum: int | None = None) -> int:
+_INT64_MAX = 2 ** 63 - 1
+
+
+def _show_int(value: int) -> str:
+    """``value`` as text: its digits up to 16 of them, else its size, ``1.23e+400``.
+
+    For error messages: CPython refuses ``str`` of an int of more than 4300 digits (and a
+    message of 400 digits helps nobody).
+
+    Examples
+    --------
+    >>> _show_int(12), _show_int(2 ** 63), _show_int(-(10 ** 5000))
+    ('12', '9.22e+18', '-1e+5000')
+    """
+    value = int(value)
+    if abs(value) < 10 ** 16:
+        return str(value)
+    exp = math.floor(math.log10(abs(value)))  # math.log10 takes ints of any size
+    mantissa = abs(value) // 10 ** (exp - 5) / 10 ** 5
+    if mantissa < 1:  # log10 rounded up at a power of ten
+        mantissa, exp = mantissa * 10, exp - 1
+    if float(f"{mantissa:.3g}") >= 10:
+        mantissa, exp = mantissa / 10, exp + 1
+    return f"{'-' if value < 0 else ''}{mantissa:.3g}e+{exp}"
+
+
+def check_int(name: str, value: object, minimum: int | None = None, *,
+              maximum: int | None = _INT64_MAX) -> int:
     """``value`` as an int, or a TypeError/ValueError that names ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+        An int (Python's, NumPy's, any ``numbers.Integral``; not a bool).
+    minimum : int, optional
+        The least value accepted.
+    maximum : int or None, default 2**63 - 1
+        The largest value accepted. By default ints outside the int64 range are refused at
+        both ends: NumPy holds none of them (as a shape, an index or a count) and ``float``
+        of one beyond ~1.8e308 raises OverflowError. None accepts any int, for a parameter
+        that any size fits (a stride past the end of a run).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer (a float, a bool, a string).
+    ValueError
+        ``value`` is below ``minimum`` or above ``maximum`` (or, by default, outside int64).
 
     Examples
     --------
@@ -30,19 +84,51 @@ def check_int(name: str, value, minimum: int | None = None) -> int:
     Traceback (most recent call last):
     ...
     TypeError: steps must be an integer, got 1.5
+    >>> check_int("steps", 10 ** 400, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps must be < 2**63 (the int64 range), got 1e+400
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+        raise ValueError(f"{name} must be >= {minimum}, got {_show_int(value)}")
+    if maximum == _INT64_MAX and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        bound = "< 2**63" if value > 0 else ">= -2**63"
+        raise ValueError(f"{name} must be {bound} (the int64 range), got {_show_int(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {_show_int(value)}")
+    return value
 
 
-def check_real(name: str, value, *, minimum: float | None = None, positive: bool = False,
-               maximum: float | None = None) -> float:
+def check_real(name: str, value: Any, *, minimum: float | None = None,
+               positive: bool = False, maximum: float | None = None) -> float:
     """``value`` as a finite float, or a TypeError/ValueError that names ``name``.
 
-    ``positive`` asks for ``value > 0``; ``minimum``/``maximum`` bound it inclusively.
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+        A real number: a Python or NumPy int or float, a ``Fraction``, a 0-d real array.
+    minimum, maximum : float, optional
+        Inclusive bounds.
+    positive : bool, default False
+        Ask for ``value > 0``.
+
+    Returns
+    -------
+    float
+        ``-0.0`` becomes ``0.0``.
+
+    Raises
+    ------
+    TypeError
+        Not a real number (a bool, a string, a complex number, an array of more than one
+        value).
+    ValueError
+        NaN, infinite or beyond float range (an int of 400 digits), or out of bounds.
 
     Examples
     --------
@@ -61,7 +147,7 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
     try:
         value = float(value) + 0.0  # -0.0 becomes 0.0: NumPy refuses a scale of -0.0
     except OverflowError:  # an int or Fraction beyond float range
-        value = math.inf if value > 0 else -math.inf
+        raise ValueError(f"{name} is beyond float range (|{name}| > 1.8e308)") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and not value > 0:
@@ -73,9 +159,17 @@ def check_real(name: str, value, *, minimum: float | None = None, positive: bool
     return value
 
 
-def is_sequence(value) -> bool:
+def is_sequence(value: object) -> bool:
     """Whether ``value`` is a sequence of items: iterable, but neither a string nor a 0-d
     array (which has ``__iter__`` and cannot be iterated).
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
@@ -86,19 +180,70 @@ def is_sequence(value) -> bool:
             and getattr(value, "ndim", 1) != 0)
 
 
-def check_bool(name: str, value) -> bool:
-    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``."""
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool (NumPy's included), else a TypeError naming ``name``.
+
+    An int is refused: ``progress=0`` is more often a slip than a choice.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+
+    Returns
+    -------
+    bool
+        A Python bool.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a bool.
+
+    Examples
+    --------
+    >>> check_bool("progress", np.True_)
+    True
+    >>> check_bool("progress", 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: progress must be True or False, got 1
+    """
     if isinstance(value, bool | np.bool_):
         return bool(value)
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @contextlib.contextmanager
-def named(name: str):
+def named(name: str) -> Iterator[None]:
     """Re-raise a ValueError or TypeError from the block with ``name`` in front.
 
     For parsing through other constructors, whose messages cannot know the caller's
     parameter name; messages that already name it pass unchanged.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, put in front of the message.
+
+    Returns
+    -------
+    contextmanager
+        A context manager for a ``with`` block.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Those of the block, of the same type, with ``name`` and a colon in front.
+
+    Examples
+    --------
+    >>> with named("gains"):
+    ...     float("abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: gains: could not convert string to float: 'abc'
     """
     try:
         yield
@@ -109,12 +254,30 @@ def named(name: str):
         raise type(exc)(f"{name}: {msg}") from exc
 
 
-def plain_array(name: str, value):
+def plain_array(name: str, value: Any) -> Any:
     """``value`` with what a plain array lacks taken off, or a TypeError naming ``name``.
 
     The door of every public array: a masked array with a mask is refused (SciPy's
     convention: some operations would ignore the mask); ``np.matrix`` and other ndarray
     subclasses become plain ndarrays, a non-native byte order native.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : object
+        An array of any library, or a list or tuple of arrays; anything else passes as is.
+
+    Returns
+    -------
+    object
+        ``value``, a plain native-order ndarray where it was a NumPy array (a list or tuple
+        of them where it held masked arrays).
+
+    Raises
+    ------
+    TypeError
+        A masked array with a masked entry.
 
     Examples
     --------
@@ -144,10 +307,27 @@ x.compressed() instead
     return value
 
 
-def no_half(name: str, x):
+def no_half(name: str, x: Any) -> Any:
     """``x`` unless it is a half-precision float array: a TypeError naming ``name``.
 
     No LAPACK routine works in float16 (nor bfloat16): float32 is the least precision taken.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    x : object
+        An array of any library (its ``dtype`` is read), or anything else.
+
+    Returns
+    -------
+    object
+        ``x`` itself.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is a float16 or bfloat16 array (NumPy, torch, JAX...).
 
     Examples
     --------
@@ -183,11 +363,21 @@ def _library(a) -> str | None:
     return mod if hasattr(a, "shape") and hasattr(a, "dtype") else None
 
 
-def one_namespace(*, movable: bool = False, **arrays) -> None:
+def one_namespace(*, movable: bool = False, **arrays: Any) -> None:
     """Refuse, with one TypeError up front, arrays that come from different libraries.
 
-    ``arrays`` maps parameter names to arrays (None, numbers and sequences ignored).
-    ``movable=True`` lets NumPy and CuPy arrays meet, for callers that move one.
+    Parameters
+    ----------
+    movable : bool, default False
+        Let NumPy and CuPy arrays meet, for callers that move one to the other.
+    **arrays
+        Parameter names to arrays (None, numbers and sequences are ignored; a map counts
+        as the library its arrays live in).
+
+    Raises
+    ------
+    TypeError
+        Two of ``arrays`` come from different libraries; the message names each one's.
 
     Examples
     --------
@@ -209,9 +399,35 @@ def one_namespace(*, movable: bool = False, **arrays) -> None:
         raise TypeError(f"all arrays must come from one namespace: {parts}")
 
 
-def check_real_array(name: str, value, *, ndim: int | None = None,
+def check_real_array(name: str, value: Any, *, ndim: int | None = None,
                      allow_empty: bool = False) -> np.ndarray:
     """``value`` as a finite float64 NumPy array, or a TypeError/ValueError naming ``name``.
+
+    A CuPy array is brought to the host.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : array_like
+        Real numbers: ints, floats or bools, in an array or a (nested) list.
+    ndim : int, optional
+        The number of axes asked for.
+    allow_empty : bool, default False
+        Accept an array without elements.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64.
+
+    Raises
+    ------
+    TypeError
+        None, a string, a ragged list, complex or object entries, a masked array with a
+        mask.
+    ValueError
+        The wrong number of axes, no elements, NaN or inf.
 
     Examples
     --------
@@ -291,22 +507,61 @@ def _physical_memory() -> int:
 def check_memory(name: str, nbytes: float, what: str = "the arrays") -> None:
     """Refuse, naming ``name``, a request whose arrays exceed this machine's memory.
 
+    Parameters
+    ----------
+    name : str
+        The parameter that sets the size, for the message.
+    nbytes : float or int
+        The bytes the request would allocate; a Python int of any size (beyond float range
+        too: the message gives its size, ``8e+391 GB``).
+    what : str, default "the arrays"
+        What would be allocated, for the message.
+
+    Raises
+    ------
+    ValueError
+        ``nbytes`` exceeds the physical memory of this machine.
+
     Examples
     --------
     >>> check_memory("n", 1e18, "the states")
     Traceback (most recent call last):
     ...
     ValueError: n: the states would take 1e+09 GB, more than this machine's ... GB of memory
+    >>> check_memory("n", 8 * 10 ** 400, "the states")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: the states would take 8e+391 GB, more than this machine's ... GB of memory
     """
     total = _physical_memory()
     if nbytes > total:
-        nbytes = nbytes if nbytes < 1e300 else math.inf  # an int beyond float range
-        raise ValueError(f"{name}: {what} would take {nbytes / 1e9:.3g} GB, more than this "
+        size = (_show_int(int(nbytes) // 10 ** 9) if isinstance(nbytes, numbers.Integral)
+                and nbytes >= 1e300 else f"{nbytes / 1e9:.3g}")  # an int beyond float range
+        raise ValueError(f"{name}: {what} would take {size} GB, more than this "
                          f"machine's {total / 1e9:.3g} GB of memory")
 
 
-def check_choice(name: str, value, choices) -> str:
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     """``value`` if it is one of the strings ``choices``, else an error naming ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    value : object
+    choices : iterable of str
+        The accepted strings (listed in the messages).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a string.
+    ValueError
+        A string not among ``choices``.
 
     Examples
     --------

@@ -19,7 +19,20 @@ NOTEBOOK_INTERVAL = 2.0
 
 
 def in_notebook() -> bool:
-    """Whether this process is a Jupyter (IPython) kernel."""
+    """Whether this process is a Jupyter (IPython) kernel.
+
+    Returns
+    -------
+    bool
+        True in a kernel (IPython imported and running an ``IPKernelApp``); False in a
+        plain interpreter, a terminal IPython, or where IPython cannot be asked.
+
+    Examples
+    --------
+    >>> from itermap.progress import in_notebook
+    >>> in_notebook()  # a test run is no kernel
+    False
+    """
     ipython = sys.modules.get("IPython")
     if ipython is None:
         return False
@@ -31,7 +44,25 @@ def in_notebook() -> bool:
 
 
 def interactive() -> bool:
-    """A person is watching: a Jupyter kernel, or standard error is a terminal."""
+    """Whether a person is watching: a Jupyter kernel, or standard error is a terminal.
+
+    The analyses show a progress bar by default only then (a log file or a batch job gets
+    none).
+
+    Returns
+    -------
+    bool
+        False also where standard error was replaced by an object without ``isatty`` or
+        was closed.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from itermap.progress import interactive
+    >>> with contextlib.redirect_stderr(io.StringIO()):  # a log, not a terminal
+    ...     interactive()
+    False
+    """
     if in_notebook():
         return True
     try:
@@ -56,6 +87,36 @@ def progress_bar(*, total: int | None, desc: str, unit: str = "it", initial: int
 
     In a kernel without ipywidgets the text bar redraws at most every
     2 seconds (``NOTEBOOK_INTERVAL``) and never warns.
+
+    Parameters
+    ----------
+    total : int or None
+        The count at which the bar is full; None for a bar that only counts.
+    desc : str
+        The label before the bar.
+    unit : str, default "it"
+        What one count is ("step", "start").
+    initial : int, default 0
+        The count to start from (a resumed run).
+    leave : bool, default True
+        Keep the finished bar on screen.
+    delay : float, default 0.0
+        Seconds before the bar first shows (a short run shows none).
+    disable : bool, default False
+        A bar that shows nothing and accepts every call (``update``, ``close``).
+
+    Returns
+    -------
+    tqdm.tqdm
+        A context manager; ``update(n)`` advances it.
+
+    Examples
+    --------
+    >>> from itermap.progress import progress_bar
+    >>> with progress_bar(total=3, desc="steps", delay=60) as bar:  # nothing shown before 60 s
+    ...     _ = bar.update(3)
+    >>> bar.n
+    3
     """
     from tqdm import std
 

@@ -141,7 +141,20 @@ def _array_dtype_ok(dtype) -> bool:
 
 
 class Writer:
-    """Collects the array entries of one file and the table that describes them."""
+    """Collects the array entries of one file and the table that describes them.
+
+    :func:`encode_value` and a codec's ``encode`` (:func:`register_codec`) hand it each
+    array through ``ref(name, array, where)``, which returns the JSON reference to write.
+
+    Examples
+    --------
+    >>> from itermap.files import Writer
+    >>> w = Writer()
+    >>> w.ref("W", np.eye(2), "field 'W'")
+    {'__array__': 'W'}
+    >>> w.table()
+    {'W': {'dtype': '<f8', 'shape': [2, 2]}}
+    """
 
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
@@ -175,11 +188,33 @@ class Writer:
         return {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in self.arrays.items()}
 
 
-def encode_value(value, writer: Writer, name: str, where: str):
+def encode_value(value: Any, writer: Writer, name: str, where: str) -> Any:
     """JSON for ``value``, its arrays and NumPy scalars handed to ``writer``.
 
-    ``name`` starts its array entries' names, ``where`` names it in errors (a
-    TypeError for anything :func:`decode_value` would not give back as it was).
+    Parameters
+    ----------
+    value : object
+        None, a bool, int, float (NaN and infinities too), complex, str, NumPy scalar,
+        array (dense or sparse), or a list, tuple or dict of these.
+    writer : Writer
+        Receives the arrays.
+    name : str
+        Starts the names of ``value``'s array entries.
+    where : str
+        Names ``value`` in the errors.
+
+    Returns
+    -------
+    object
+        JSON values; tuples, non-string keys, arrays and non-finite floats as tagged dicts.
+
+    Raises
+    ------
+    TypeError
+        Anything :func:`decode_value` would not give back as it was (a set, an object
+        array, a masked array, an arbitrary object).
+    ValueError
+        An array entry name used twice.
 
     Examples
     --------
@@ -224,8 +259,36 @@ def encode_value(value, writer: Writer, name: str, where: str):
                     "of those are)")
 
 
-def decode_value(value, arrays: dict):
-    """The value :func:`encode_value` encoded, its arrays taken from ``arrays``."""
+def decode_value(value: Any, arrays: dict) -> Any:
+    """The value :func:`encode_value` encoded, its arrays taken from ``arrays``.
+
+    Parameters
+    ----------
+    value : object
+        JSON as :func:`encode_value` wrote it, from a file: untrusted.
+    arrays : dict
+        The file's arrays by entry name.
+
+    Returns
+    -------
+    object
+
+    Raises
+    ------
+    ValueError
+        An unknown tag, a tag whose content is malformed, or a reference to an array that
+        is missing or of the wrong shape.
+
+    Examples
+    --------
+    >>> from itermap.files import decode_value
+    >>> decode_value({"t": {"__tuple__": [1, {"__float__": "inf"}]}}, {})
+    {'t': (1, inf)}
+    >>> decode_value({"__pickle__": 1}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown tag '__pickle__'
+    """
     if isinstance(value, list):
         return [decode_value(v, arrays) for v in value]
     if not isinstance(value, dict):
@@ -328,6 +391,32 @@ def register_codec(cls: type, name: str, encode: Callable[[Any, Any], dict],
     ``encode(obj, writer)`` returns the object's fields as JSON values, its
     arrays handed to ``writer.ref``; ``decode(fields, arrays)`` rebuilds it,
     treating both as untrusted (a ValueError for anything out of place).
+
+    Parameters
+    ----------
+    cls : type
+        The class saved (a subclass saves as it, unless registered itself).
+    name : str
+        The type name written to the file; loading looks the decoder up by it.
+    encode : callable
+        ``encode(obj, writer) -> dict`` of JSON values.
+    decode : callable
+        ``decode(fields, arrays) -> obj``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import itermap
+    >>> from itermap.files import register_codec
+    >>> class Interval:
+    ...     def __init__(self, lo, hi):
+    ...         self.lo, self.hi = lo, hi
+    >>> register_codec(Interval, "doc.Interval", lambda obj, writer: {"lo": obj.lo, "hi": obj.hi},
+    ...                lambda fields, arrays: Interval(float(fields["lo"]), float(fields["hi"])))
+    >>> path = os.path.join(tempfile.mkdtemp(), "i.npz")
+    >>> _ = itermap.save(Interval(0.5, 2.0), path)
+    >>> itermap.load(path).hi
+    2.0
     """
     _ENCODERS[cls] = (name, encode)
     _DECODERS[name] = decode
@@ -414,12 +503,23 @@ def _referenced(value) -> set:
 
 
 # ----------------------------------------------------------------------------- plain JSON
-def jsonable(value):
+def jsonable(value: Any) -> Any:
     """Plain JSON values: arrays to lists, NaN to null, infinities to "inf" / "-inf".
 
     The readable form (``results.json``), not the typed one of a file: tuples
     become lists and dict keys strings. A ``@saveable`` result becomes the dict
     of its fields.
+
+    Parameters
+    ----------
+    value : object
+        Arrays, NumPy and Python scalars, saveable results, and lists, tuples and dicts of
+        them; anything else is returned as it is.
+
+    Returns
+    -------
+    object
+        What ``json.dumps`` writes as it is.
 
     Examples
     --------
@@ -431,7 +531,8 @@ def jsonable(value):
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if _REGISTRY.get(_type_name(type(value))) is type(value):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = dataclasses.fields(value)  # type: ignore[arg-type]  # a @saveable dataclass
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields}
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, (np.bool_, bool)):

@@ -26,7 +26,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def _umask() -> int:
     return mask
 
 
-def apply_umask(path) -> None:
+def apply_umask(path: str | os.PathLike) -> None:
     """Give ``path`` the permissions a new file or folder gets under the umask.
 
     :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` create private
@@ -180,11 +180,28 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _host() -> str:
-    """This machine's host name, safe in a file name: ``[A-Za-z0-9_.]``, at most 40 characters."""
+    """This machine's host name, safe in a file name: ``[A-Za-z0-9_.]``, at most 40 characters.
+
+    Temporary files carry it (with the process id) so that :func:`remove_stale` removes
+    only what a dead process of this host left, never a live one's on a shared disk.
+
+    Returns
+    -------
+    str
+        Every other character replaced by ``_``; ``"host"`` where the name is empty.
+
+    Examples
+    --------
+    >>> import re
+    >>> from itermap.files import host_name
+    >>> bool(re.fullmatch(r"[A-Za-z0-9_.]{1,40}", host_name()))
+    True
+    """
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
 
 
-def write_npz_atomic(path, arrays, *, prefix=".itermap-"):
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, Any], *,
+                     prefix: str = ".itermap-") -> None:
     """Write ``arrays`` to the ``.npz`` file ``path`` all at once or not at all.
 
     A temporary file beside ``path``, flushed (``fsync``) and moved into place: a
@@ -487,12 +504,48 @@ def check_regular_file(path, what: str = "path") -> str:
     return path
 
 
-def open_regular_file(path, what: str = "path"):
+def open_regular_file(path: str | os.PathLike, what: str = "path") -> BinaryIO:
     """A binary file object for the regular file ``path``.
 
     A folder, a FIFO, a device or a socket is refused with a ValueError naming ``what``.
     Opened without blocking and checked again through the open descriptor, so
     a FIFO swapped in after the first check neither blocks nor gets read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    what : str, default "path"
+        The parameter that named it, for the messages.
+
+    Returns
+    -------
+    BinaryIO
+        Open for reading; close it (a ``with`` block).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is a folder, a FIFO, a device or a socket.
+    TypeError
+        ``path`` is not a path.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from itermap.files import open_regular_file
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "a.txt"), "wb") as fh:
+    ...     _ = fh.write(b"abc")
+    >>> with open_regular_file(os.path.join(folder, "a.txt")) as fh:
+    ...     fh.read()
+    b'abc'
+    >>> open_regular_file(folder, "spec")
+    Traceback (most recent call last):
+    ...
+    ValueError: spec: ... is a folder, not a regular file
     """
     path = check_regular_file(path, what)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -529,10 +582,20 @@ class NpzReader:
         Largest uncompressed/compressed ratio accepted (None: any).
     kind : str
         What the file should be, for messages.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from itermap.files import NpzReader, write_npz_atomic
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> write_npz_atomic(path, {"x": np.arange(3.0)})
+    >>> with NpzReader(path, expansion=100) as archive:
+    ...     archive.members(), archive.header("x"), archive.read("x")
+    (['x'], ((3,), dtype('float64')), array([0., 1., 2.]))
     """
 
-    def __init__(self, path, what: str = "path", *, expansion: float | None = None,
-                 kind: str = ".npz file"):
+    def __init__(self, path: str | os.PathLike, what: str = "path", *,
+                 expansion: float | None = None, kind: str = ".npz file"):
         self.what = what
         self.expansion = expansion
         self.path = path = _as_path(path, what)
@@ -605,12 +668,33 @@ class NpzReader:
         return out
 
 
-def remove_stale(directory, prefix, suffix="", *, folders=False) -> None:
+def remove_stale(directory: str | os.PathLike[str], prefix: str, suffix: str = "", *,
+                 folders: bool = False) -> None:
     """Remove what a killed process of this host left in ``directory``.
 
     Temporaries are named ``{prefix}{host}-{pid}-...{suffix}``; an entry of
     this host whose process is gone is removed (a folder with its content
     when ``folders``). Searched at most every few seconds per folder.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The folder to search (one that cannot be listed is left alone).
+    prefix, suffix : str
+        The start and end of the temporaries' names, around ``{host}-{pid}-``.
+    folders : bool, default False
+        Remove folders (with their content) as well as files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from itermap.files import host_name, remove_stale
+    >>> folder = tempfile.mkdtemp()
+    >>> left = os.path.join(folder, f".doc-{host_name()}-999999999-x.tmp")  # no such pid
+    >>> open(left, "w").close()
+    >>> remove_stale(folder, ".doc-", ".tmp")
+    >>> os.listdir(folder)
+    []
     """
     key = (os.fspath(directory), prefix + "\0" + suffix)
     now = time.monotonic()

@@ -4,8 +4,12 @@
 ``J(x) v ~ (F(x + h v) - F(x - h v)) / (2 h)`` with an error of order ``h^2`` from
 truncation and ``eps / h`` from rounding, balanced at ``h ~ eps^(1/3)`` relative to the
 state's scale (Nocedal and Wright 2006, sec. 8.1): about ``1e-10`` relative in float64
-for a map with bounded third derivatives. All ``2 k`` evaluations of ``k`` directions
-at ``B`` states are one batched call of ``step``.
+for a map with bounded third derivatives. The scale is each coordinate's own,
+``max(1, |x_j|)``: ``h v`` moves no coordinate by more than ``eps^(1/3)`` of it, so states
+of 1e6 and of 1 side by side are both differenced at their scale. The floor of 1 is
+what a state alone can tell: a map whose features are 1e-6 wide (not a unit-scale map at a
+state near 0) needs its states rescaled, or a Jacobian given. All ``2 k`` evaluations of
+``k`` directions at ``B`` states are one batched call of ``step``.
 
 References
 ----------
@@ -40,12 +44,13 @@ def central_tangent(step: Callable, takes_u: bool, periods: tuple | None) -> Cal
         one = x.ndim == 1
         X, V = (x[None, :], v[None, ...]) if one else (x, v)
         B, dim, k = V.shape
-        # the step along each direction: eps^(1/3) of the state's scale over the
-        # direction's largest entry (a zero direction stays zero)
+        # the step along each direction: the largest h that moves no coordinate j by more
+        # than eps^(1/3) max(1, |x_j|), its own scale (one scale for the whole state took
+        # steps of 6 in a unit-scale coordinate beside one of 1e6); a zero direction stays 0
         cube_root_eps = float(np.finfo(np.dtype(X.dtype)).eps) ** (1 / 3)
-        scale = xp.maximum(xp.max(xp.abs(X), axis=1), xp.ones_like(X[:, 0]))
-        size = xp.max(xp.abs(V), axis=1)                                     # (B, k)
-        h = cube_root_eps * scale[:, None] / xp.where(size > 0, size, xp.ones_like(size))
+        inv_scale = 1.0 / xp.maximum(xp.abs(X), xp.ones_like(X))              # (B, dim)
+        size = xp.max(xp.abs(V) * inv_scale[:, :, None], axis=1)             # (B, k)
+        h = cube_root_eps / xp.where(size > 0, size, xp.ones_like(size))
         D = xp.permute_dims(V, (0, 2, 1)) * h[..., None]                     # (B, k, dim)
         pts = xp.concat([X[:, None, :] + D, X[:, None, :] - D], axis=1)     # (B, 2k, dim)
         pts = xp.reshape(pts, (B * 2 * k, dim))

@@ -353,7 +353,6 @@ def random_graph_rnn(n: int, *, kind: str = "er", p: float = 0.1, k: int = 4, m:
     ((1, 30, 1), 120)
     """
     n = check_int("n", n, 2)
-    check_real("n", n)  # an int beyond float range: a ValueError, not p * n's OverflowError
     kind = check_choice("kind", kind, _KINDS)
     p = check_real("p", p, minimum=0.0, maximum=1.0)
     k, m = check_int("k", k, 2), check_int("m", m, 1)

@@ -13,8 +13,41 @@ from .._core._checks import check_real, no_half, plain_array
 from ._blocks import BlockMatrix
 
 
-def _check_leak(leak, n_blocks):
-    """Leak rates, one per block, each finite and in (0, 1]; errors name ``leak``."""
+def _check_leak(leak: Any, n_blocks: int) -> tuple[float, ...]:
+    """Leak rates, one per block, each finite and in (0, 1]; errors name ``leak``.
+
+    A leaky network steps ``x -> (1 - a) x + a f(W x + b)`` block by block, ``a`` the
+    block's rate; 1 is no leak.
+
+    Parameters
+    ----------
+    leak : float or sequence of float
+        One rate for every block, or one per block (a list, tuple or 1-d array).
+    n_blocks : int
+        The network's number of blocks.
+
+    Returns
+    -------
+    tuple of float
+        ``n_blocks`` rates.
+
+    Raises
+    ------
+    TypeError
+        A string, a bool, or a rate that is not a real number.
+    ValueError
+        A rate outside (0, 1] or not finite, or as many rates as there are not blocks.
+
+    Examples
+    --------
+    >>> from itermap.checks import check_leak
+    >>> check_leak(0.5, 3)
+    (0.5, 0.5, 0.5)
+    >>> check_leak([1.0, 0.0], 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: leak must lie in (0, 1], got 0.0
+    """
     if isinstance(leak, str | bytes) or isinstance(leak, bool):
         raise TypeError(f"leak must be a real number or one per block, got {leak!r}")
     if hasattr(leak, "__cuda_array_interface__"):

@@ -137,10 +137,7 @@ class FunctionMap(Map):
             raise TypeError("a map needs jacobian or tangent (J @ v); neither was given "
                             "(jacobian='central' takes central differences of step)")
         self._dim = check_int("dim", dim, 1)
-        if isinstance(input_size, bool) or not isinstance(input_size, int | np.integer) \
-                or input_size < 0:
-            raise ValueError(f"input_size must be a non-negative integer, got {input_size!r}")
-        self._input_size = int(input_size)
+        self._input_size = check_int("input_size", input_size, 0)
         self._step, self._jac, self._tan, self._vjp = step, jacobian, tangent, vjp
         self._step_u = _accepts_input(step, 1)
         self._jac_u = jacobian is not None and _accepts_input(jacobian, 1)

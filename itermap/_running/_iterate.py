@@ -265,7 +265,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     array([0.1    , 0.18   , 0.2952 , 0.41611...])
     """
     steps = check_int("steps", steps, 0)
-    every = check_int("every", every, 1)
+    every = check_int("every", every, 1, maximum=None)  # a stride past the run: x_0
     keep = check_choice("keep", keep, ("all", "last"))
     if method != "sequential" and method in METHODS:
         return METHODS[method](map, x0, steps, inputs=inputs, every=every, keep=keep,

@@ -503,7 +503,7 @@ def newton_iterate(map: MapLike, x0: Array, steps: int, *, inputs: Any = None, e
     (True, True)
     """
     steps = check_int("steps", steps, 0)
-    every = check_int("every", every, 1)
+    every = check_int("every", every, 1, maximum=None)  # a stride past the run: x_0
     keep = check_choice("keep", keep, ("all", "last"))
     jacobian = check_choice("jacobian", jacobian, JACOBIANS)
     fallback = check_choice("fallback", fallback, FALLBACKS)

@@ -56,6 +56,16 @@ def n_threads() -> int:
     """Threads for itermap's pool: the CPUs this process may run on, at most 8, and at
     most ``ITERMAP_NUM_THREADS`` (a positive integer, read at each call; 1: no split).
 
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        ``ITERMAP_NUM_THREADS`` is set to something other than a positive integer.
+
     Examples
     --------
     >>> import os
@@ -105,7 +115,17 @@ def _shared_executor():
 
 
 class ProcessLocalPool:
-    """A handle on itermap's one thread pool (``name`` only labels the caller).
+    """A handle on itermap's one thread pool, shared by the whole process.
+
+    Calling the handle gives the pool, a ``concurrent.futures.ThreadPoolExecutor`` of
+    :func:`n_threads` workers made at the first call (and again in a forked child, whose
+    copy of the parent's has no threads). ``itermap.threads.pool`` is the handle itermap
+    itself uses.
+
+    Parameters
+    ----------
+    name : str, default "itermap"
+        Only labels the caller; every handle shares the one pool.
 
     Examples
     --------
@@ -163,9 +183,22 @@ def _controller():
     return ThreadpoolController()
 
 
-def blas_limited(threads: int = 1):
+def blas_limited(threads: int = 1) -> contextlib.AbstractContextManager:
     """A context holding the BLAS libraries to ``threads`` threads (a no-op without
     threadpoolctl).
+
+    For loops of many small products, where BLAS threads cost more than they give, and for
+    work already split over itermap's pool (threads inside threads oversubscribe the cores).
+
+    Parameters
+    ----------
+    threads : int, default 1
+        The most threads each BLAS library may use inside the block.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Restores the previous limits on leaving the block.
 
     Examples
     --------
@@ -204,9 +237,23 @@ def _inside_scipy(path: str, site: str) -> bool:
     return top in ("scipy", "scipy.libs", ".dylibs") and not rel.startswith("..")
 
 
-def scipy_blas_limited(threads: int = 1):
+def scipy_blas_limited(threads: int = 1) -> contextlib.AbstractContextManager:
     """A context holding SciPy's own BLAS library, where it has one, to ``threads`` threads
     (so that its threads and NumPy's do not spin against each other in one loop).
+
+    pip's SciPy wheels load a BLAS library of their own beside NumPy's; where both are one
+    library (conda, a distribution's packages) this is a no-op, as it is without
+    threadpoolctl.
+
+    Parameters
+    ----------
+    threads : int, default 1
+        The most threads SciPy's own BLAS may use inside the block.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Restores the previous limit on leaving the block.
 
     Examples
     --------
