@@ -450,15 +450,16 @@ def _default_tol(xp, dtype):
     return max(1e-10, 100.0 * float(xp.finfo(dtype).eps))
 
 
-def _check_reachable(tol, xp, dtype):
+def _check_reachable(tol, xp, dtype, step=""):
     """Refuse a ``tol`` that no point of norm about 1 meets in ``dtype`` (the rule of
     ``_resolved``): every such start would give up, with advice (raise patience) that
-    does not help."""
+    does not help. ``step``: what the message says first where the dtype is the step's."""
     floor = 4.0 * float(xp.finfo(dtype).eps)
+    fix = "a step that returns float64" if step else "float64 starts and map"
     if tol < floor:
-        raise ValueError(f"tol={tol:g} is below the rounding of {dtype} states of norm 1 "
-                         f"({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in float32) "
-                         f"or float64 starts and map")
+        raise ValueError(f"{step}tol={tol:g} is below the rounding of {dtype} states of norm "
+                         f"1 ({floor:.1e}): pass tol >= {floor:.1e} (1e-5 is usual in "
+                         f"float32) or {fix}")
 
 
 def _progress_bar(progress, total, dim, n_starts, stage=""):

@@ -430,6 +430,15 @@ def _check_shapes(F, x, *, jacobian):
                              f"state of dim {dim}; expected (1, {dim}, {dim})")
 
 
+def _residual_dtype(F, xp, x):
+    """The dtype whose rounding bounds the residuals: the starts', or the step's where it
+    returns a coarser float (one step of the first start); and whether it is the step's."""
+    got = F.value(x[:1, :]).dtype
+    if xp.isdtype(got, "real floating") and xp.finfo(got).eps > xp.finfo(x.dtype).eps:
+        return got, True
+    return x.dtype, False
+
+
 def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points, method,
              patience, q_steps, progress, deflation="auto") -> Problem:
     """The checked inputs, and the method that runs."""
@@ -444,11 +453,9 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     deflation = _check_deflation(deflation)
     slow_points = check_bool("slow_points", slow_points)
     x, xp = _check_starts(map_, x0)
-    tol = _default_tol(xp, x.dtype) if tol is None else check_real("tol", tol, positive=True)
-    # copies of one point that each meet tol lie ~tol / sigma_min(I - J) apart
-    unique_tol = max(1e-6, 10.0 * tol) if unique_tol is None \
-        else check_real("unique_tol", unique_tol, positive=True)
-    _check_reachable(tol, xp, x.dtype)
+    tol = None if tol is None else check_real("tol", tol, positive=True)
+    unique_tol = None if unique_tol is None else check_real("unique_tol", unique_tol,
+                                                            positive=True)
     u = _check_inputs(map_, inputs, xp)
     if u is not None:
         u = xp.astype(u, x.dtype)
@@ -456,6 +463,14 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
     # the dense search forms every start's Jacobian anyway; the others never one dim x dim
     _check_shapes(F, x, jacobian=method in ("auto", "newton", "q")
                   and int(x.shape[1]) <= _KRYLOV_DIM)
+    # residuals stop at the rounding of the coarser of the starts and what the step returns
+    # (a float32 model given float64 starts): the tolerance follows it
+    dtype, coarser = _residual_dtype(F, xp, x)
+    tol = _default_tol(xp, dtype) if tol is None else tol
+    # copies of one point that each meet tol lie ~tol / sigma_min(I - J) apart
+    unique_tol = max(1e-6, 10.0 * tol) if unique_tol is None else unique_tol
+    _check_reachable(tol, xp, dtype, step=f"map: its step returns {dtype} for {x.dtype} "
+                     f"starts; " if coarser else "")
     if q_steps is None:
         q_steps = _Q_STEPS if int(x.shape[1]) > _Q_MIN_DIM else 0
     method = _choose_method(method, slow_points, int(x.shape[1]), xp)
