@@ -88,12 +88,26 @@ def check_batched_step(step, row, dim: int) -> None:
     ``step`` (a callable of the states) is run on ``row``, a batch of states (one, or the
     run's own where the map's parameters are per batch row)."""
     want = (int(row.shape[0]), dim)
-    try:
-        got = tuple(step(row).shape)
-    except Exception as err:    # a map written for one state at a time fails in its code
-        raise ValueError(f"map: its step failed on a batch of states, shape {want} "
-                         f"({type(err).__name__}: {err}); the protocol's step takes a batch "
-                         f"of states, shape (B, dim) (itermap.check_map tests a map)") from err
-    if got != want:
-        raise ValueError(f"map: its step returned shape {got} for a batch of states of "
-                         f"shape {want}; expected {want}")
+    # a step written for one state maps B = dim states to shape (dim,)... or (B, dim) when
+    # it indexes states by their first axis: a batch of one tells it apart
+    rows = (row, row[:1, ...]) if want[0] == dim > 1 else (row,)
+    for r in rows:
+        shape = (int(r.shape[0]), dim)
+        try:
+            got = tuple(step(r).shape)
+        except Exception as err:    # a map written for one state at a time fails in its code
+            if str(err).startswith("map: its "):       # named already (FunctionMap's checks)
+                raise
+            if r is not row:
+                raise ValueError(f"map: its step failed on a batch of 1 state "
+                                 f"({type(err).__name__}: {err}), though it returned shape "
+                                 f"{want} for {want[0]} states: a step written for one state "
+                                 f"reads a batch of B = dim states as one state; the protocol's "
+                                 f"step takes a batch of states, shape (B, dim)") from err
+            raise ValueError(f"map: its step failed on a batch of states, shape {shape} "
+                             f"({type(err).__name__}: {err}); the protocol's step takes a "
+                             f"batch of states, shape (B, dim) (itermap.check_map tests a "
+                             f"map)") from err
+        if got != shape:
+            raise ValueError(f"map: its step returned shape {got} for a batch of states of "
+                             f"shape {shape}; expected {shape}")

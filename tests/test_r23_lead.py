@@ -48,3 +48,68 @@ def test_a_tol_below_the_steps_rounding_is_refused_naming_the_step():
         find_fixed_points(Float32Henon(), x0, tol=1e-10, progress=False)
     fp = find_fixed_points(Float32Henon(), x0, tol=1e-5, progress=False)
     assert len(fp) >= 1 and np.all(np.asarray(fp.residuals) <= 1e-5)
+
+
+# -- what other helpers reported this round in the shared checks ------------------------------
+
+class _OneStateHenon:
+    """Hénon written for one state at a time (``x[0]`` is its first coordinate)."""
+
+    dim = 2
+
+    def step(self, x, u=None):
+        return np.array([1 - A * x[0] ** 2 + x[1], B * x[0]])
+
+    def jacobian(self, x, u=None):
+        return np.array([[-2 * A * x[0], 1.0], [B, 0.0]])
+
+
+def test_a_one_state_step_given_as_many_states_as_its_dim_is_named(monkeypatch):
+    # two states of a 2-D map: the one-state step returns shape (2, 2), the shape check
+    # passed, and the plain loop failed with NumPy's "setting an array element with a
+    # sequence"; a batch of one state tells the two apart
+    from itermap.analysis import lyapunov_spectrum
+
+    monkeypatch.setenv("ITERMAP_NUMBA", "0")
+    with pytest.raises(ValueError, match=r"map: its step failed on a batch of 1 state .*"
+                                         r"returned shape \(2, 2\) for 2 states"):
+        lyapunov_spectrum(_OneStateHenon(), np.full((2, 2), 0.1), 50)
+
+
+def test_a_step_the_protocol_named_already_keeps_its_message():
+    # FunctionMap's own check names a step that returns a list; the batch check re-wrapped it
+    # as "failed on a batch of states ... the protocol's step takes a batch"
+    from itermap.analysis import lyapunov_spectrum
+
+    class ListStep:
+        dim = 2
+
+        def step(self, x, u=None):
+            return [list(r) for r in 0.5 * np.asarray(x)]
+
+        def jacobian(self, x, u=None):
+            return np.broadcast_to(0.5 * np.eye(2), np.shape(x)[:-1] + (2, 2))
+
+    with pytest.raises(TypeError, match=r"^map: its step returned a list") as info:
+        lyapunov_spectrum(ListStep(), np.array([0.1, 0.1]), 20)
+    assert "failed on a batch" not in str(info.value)
+
+
+def test_a_sparse_bias_is_refused_naming_it_and_the_fix():
+    import scipy.sparse as sp
+
+    import itermap
+
+    with pytest.raises(TypeError, match=r"bias must be a dense array, got a scipy\.sparse "
+                                        r"csr_matrix: pass bias\.toarray\(\)"):
+        itermap.IterativeMap(np.eye(5), sp.csr_matrix(np.zeros((1, 5))))
+
+
+def test_torch_inputs_to_a_numpy_map_are_told_how_to_convert():
+    torch = pytest.importorskip("torch")
+    import itermap
+
+    m = itermap.IterativeMap.from_mlp([np.ones((3, 2)), np.ones((1, 3))])
+    with pytest.raises(TypeError, match=r"inputs is torch; a torch tensor t becomes NumPy by "
+                                        r"t\.detach\(\)\.cpu\(\)\.numpy\(\)"):
+        itermap.iterate(m, m.zeros(4), 2, inputs=torch.zeros(4, 2, dtype=torch.float64))

@@ -396,7 +396,9 @@ def one_namespace(*, movable: bool = False, **arrays: Any) -> None:
         return
     if len(libs) > 1:
         parts = ", ".join(f"{name} is {lib}" for name, lib in seen.items())
-        raise TypeError(f"all arrays must come from one namespace: {parts}")
+        hint = ("; a torch tensor t becomes NumPy by t.detach().cpu().numpy()"
+                if libs == {"numpy", "torch"} else "")
+        raise TypeError(f"all arrays must come from one namespace: {parts}{hint}")
 
 
 def check_real_array(name: str, value: Any, *, ndim: int | None = None,
@@ -474,6 +476,9 @@ def real_array(name: str, a, shape=None, dtype=None):
     ValueError: w contains NaN or inf
     """
     a = no_half(name, plain_array(name, a))
+    if type(a).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} must be a dense array, got a scipy.sparse "
+                        f"{type(a).__name__}: pass {name}.toarray()")
     if not hasattr(a, "shape"):
         if a is None or isinstance(a, str | bytes):
             raise TypeError(f"{name} must be an array, got {type(a).__name__}")
