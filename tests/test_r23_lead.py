@@ -113,3 +113,19 @@ def test_torch_inputs_to_a_numpy_map_are_told_how_to_convert():
     with pytest.raises(TypeError, match=r"inputs is torch; a torch tensor t becomes NumPy by "
                                         r"t\.detach\(\)\.cpu\(\)\.numpy\(\)"):
         itermap.iterate(m, m.zeros(4), 2, inputs=torch.zeros(4, 2, dtype=torch.float64))
+
+
+def test_a_spec_of_kinds_that_build_their_own_models_needs_no_networks(tmp_path):
+    # sequence_models, transformer, zoo and train build their own models: the spec was
+    # refused with "networks: missing (required)" (reported by r23-seeds)
+    from itermap.analysis._report import SpecError, run_report, validate_spec
+
+    spec = validate_spec({"analyses": [{"kind": "sequence_models"}]})
+    assert spec.networks == {}
+    doc = run_report(spec, tmp_path / "out", progress=False)
+    (section,) = doc["analyses"]
+    assert section["kind"] == "sequence_models" and len(section["numbers"]["names"]) == 4
+    assert "<h2>Networks</h2>" not in (tmp_path / "out" / "report.html").read_text()
+    with pytest.raises(SpecError, match=r"analyses\[0\]\.network: no network named 'rnn' "
+                                        r"\(the spec has no \[networks\.NAME\] table\)"):
+        validate_spec({"analyses": [{"kind": "lyapunov", "network": "rnn"}]})

@@ -18,7 +18,8 @@ Spec layout (the JSON Schema is ``data/spec.schema.json``; ``itermap report --sc
     title = "..."            # optional
     seed = 0                 # optional, default 0
 
-    [networks.NAME]          # one table per network; NAME is an identifier
+    [networks.NAME]          # one table per network; NAME is an identifier (none where
+                             # every analysis builds its own models: sequence_models, ...)
     kind = "mlp"             # widths = [...] (random weights) or path = "w.npz"
     kind = "random_rnn"      # n, gain, density, activation, inputs (0: autonomous)
     kind = "pattern"         # sizes, pattern (BlockMatrix.from_pattern tokens), scale, ...

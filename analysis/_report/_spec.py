@@ -50,7 +50,9 @@ def _spec_model(kinds: tuple[str, ...]):
         "Spec", __base__=SpecModel, __doc__="An itermap report spec (TOML).",
         title=(str, "itermap report"),
         seed=(NonNegative, 0),
-        networks=(Annotated[dict[Name, Network], Field(min_length=1)], ...),
+        # kinds that build their own models (sequence_models, transformer, zoo, train)
+        # need no [networks] table
+        networks=(dict[Name, Network], {}),
         analyses=(Annotated[list[analysis], Field(min_length=1)], ...),  # type: ignore[valid-type, arg-type]
     )
 
@@ -213,9 +215,10 @@ def validate_spec(spec, *, base=None):
         for name in cfg.network_names():
             if name not in out.networks:
                 hint = _suggest(name, out.networks)
+                defined = (f"defined: {', '.join(out.networks)}" if out.networks
+                           else "the spec has no [networks.NAME] table")
                 raise SpecError(f"{where}.{key}: no network named {name!r}"
-                                f"{';' + hint if hint else ''} (defined: "
-                                f"{', '.join(out.networks)})")
+                                f"{';' + hint if hint else ''} ({defined})")
             kind = out.networks[name].kind
             if cfg.needs is not None and kind not in cfg.needs:
                 raise SpecError(f"{where}.{key}: {_need_words(cfg)}, {name!r} is {kind}")
