@@ -85,7 +85,7 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     return np.interp(np.arange(length) / (length - 1), x, s)
 
 
-def _spectrum_point(inputs, k, steps, transient, x0, index, blob, rng):
+def _spectrum_point(inputs, k, steps, transient, x0, blob, rng):
     """One map's spectrum (a sweep point): exponents descending."""
     m = pickle.loads(base64.b64decode(blob))  # our own bytes, made by spectra_table
     # x0 "random", None (the origin) or one start; zero on a driven map's input block
@@ -241,15 +241,23 @@ def spectra_table(maps: Sequence[Any], *, inputs: Any = None, k: int | None = No
     inputs = None if inputs is None else _check_inputs(maps, inputs)
     fn = functools.partial(_spectrum_point, inputs, k, steps, transient, x0)
     # each point carries its map as a base64 string of pickled bytes: a worker gets one
-    # map, the cache keys it by content, and sweep hashes a string at once
-    grid = [{"index": i, "blob": base64.b64encode(pickle.dumps(m)).decode("ascii")}
-            for i, m in enumerate(maps)]
-    res = sweep(fn, grid, executor=executor, seed=seed, cache=cache, progress=progress)
-    failures = [(int(f.params["index"]), f"{f.error}: {f.message}") for f in res.failures]
+    # map, the cache keys it by content, and sweep hashes a string at once. The point is
+    # the map alone, not its place in the list: sweep draws a point's stream from its
+    # parameters, so a map's row does not change when the list is reordered or grows
+    # (and a map listed twice is run once)
+    blobs = [base64.b64encode(pickle.dumps(m)).decode("ascii") for m in maps]
+    at: dict[str, list[int]] = {}
+    for i, b in enumerate(blobs):
+        at.setdefault(b, []).append(i)
+    res = sweep(fn, [{"blob": b} for b in at], executor=executor, seed=seed, cache=cache,
+                progress=progress)
+    failures = sorted((i, f"{f.error}: {f.message}") for f in res.failures
+                      for i in at[f.params["blob"]])
     if not res.records:
         raise ValueError(f"maps: every spectrum failed, e.g. {failures[0][1]}")
-    raw = [np.asarray(r["exponents"], dtype=float) for r in res.records]
-    index = np.asarray([r["index"] for r in res.records], dtype=np.int64)
+    done = {r["blob"]: np.asarray(r["exponents"], dtype=float) for r in res.records}
+    index = np.asarray([i for i, b in enumerate(blobs) if b in done], dtype=np.int64)
+    raw = [done[blobs[i]] for i in index]
     length = max(s.size for s in raw) if length is None else length
     spectra = np.stack([resample_spectrum(np.maximum(s, floor), length) for s in raw])
     return SpectraTable(spectra, raw, index, failures, floor)

@@ -129,3 +129,24 @@ def test_a_spec_of_kinds_that_build_their_own_models_needs_no_networks(tmp_path)
     with pytest.raises(SpecError, match=r"analyses\[0\]\.network: no network named 'rnn' "
                                         r"\(the spec has no \[networks\.NAME\] table\)"):
         validate_spec({"analyses": [{"kind": "lyapunov", "network": "rnn"}]})
+
+
+def test_a_maps_spectra_table_row_does_not_depend_on_its_place_in_the_list():
+    # sweep draws a point's stream from its parameters, and the map's index was one of
+    # them: reversing the list moved a chaotic map's row (by 0.035, reported by r23-seeds)
+    import itermap
+    from itermap.analysis import lyapunov_spectrum, spectra_table
+
+    maps = [itermap.random_rnn(6, gain=g, rng=s) for g, s in ((0.5, 0), (3.0, 1), (2.0, 2))]
+    kw = dict(steps=60, transient=5, executor="serial", seed=4)
+    one = spectra_table(maps, **kw)
+    other = spectra_table([maps[2], maps[0], maps[1], maps[1]], **kw)
+    np.testing.assert_array_equal(one.index, [0, 1, 2])
+    np.testing.assert_array_equal(other.index, [0, 1, 2, 3])
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        np.testing.assert_array_equal(one.raw[a], other.raw[b])
+    np.testing.assert_array_equal(other.raw[2], other.raw[3])   # one map listed twice
+    # and a row is the map's spectrum (a plain call with its own start), not noise: the
+    # contracting map's exponents settle within a few steps
+    ref = lyapunov_spectrum(maps[0], np.full(maps[0].dim, 0.3), 400, transient=50).exponents
+    np.testing.assert_allclose(one.raw[0][:2], np.asarray(ref)[:2], atol=0.05)
