@@ -50,6 +50,28 @@ def _block_key(name: str, key) -> tuple[int, int]:
     return int(key[0]), int(key[1])
 
 
+def _drop_zeros(block, mask):
+    """A copy of sparse ``block`` without its explicit zeros, except those ``mask`` marks
+    trainable: training updates only stored entries, so those stay in the pattern."""
+    block = block.copy()
+    if mask is None:
+        block.eliminate_zeros()
+        return block
+    block.sum_duplicates()
+    keep = to_numpy(block.data != 0)
+    zero = np.flatnonzero(~keep)
+    rows = np.repeat(np.arange(block.shape[0]), np.diff(to_numpy(block.indptr)))[zero]
+    cols = to_numpy(block.indices)[zero]
+    # only the zeros are looked up (a sparse mask gives a (1, k) matrix)
+    hit = mask[rows, cols]
+    keep[zero] = np.asarray(hit.toarray() if is_sparse(hit) else hit, dtype=bool).reshape(-1)
+    if keep.all():
+        return block
+    coo = block.tocoo()                      # in CSR order, like keep
+    keep = namespace(block.data).asarray(keep)
+    return type(block)((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=block.shape)
+
+
 class BlockMatrix:
     """A square matrix made of blocks, on a state stacked as ``[x_0; x_1; ...]``.
 
@@ -93,19 +115,20 @@ class BlockMatrix:
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
         self._zero_dtype = None      # the dtype of dropped zero blocks (a map keeps it)
+        self._trainable = None if trainable is None else self._check_trainable(trainable)
+        masks = self._trainable or {}
         for key, block in blocks.items():
             i, j = _block_key("blocks", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"blocks: block ({i}, {j}) is outside the {n} x {n} block "
                                  f"grid")
             with named("blocks"):
-                block = self._check_block(i, j, block)
+                block = self._check_block(i, j, block, masks.get((i, j)))
             if block is not None:
                 stored[(i, j)] = block
         with named("blocks"):
             one_namespace(**{f"block {k}": b for k, b in stored.items()})
         self._blocks = dict(sorted(stored.items()))
-        self._trainable = None if trainable is None else self._check_trainable(trainable)
 
     def _check_trainable(self, trainable):
         if not isinstance(trainable, dict):
@@ -133,7 +156,7 @@ class BlockMatrix:
                 out[(i, j)] = mask
         return dict(sorted(out.items()))
 
-    def _check_block(self, i, j, block):
+    def _check_block(self, i, j, block, mask=None):
         if block is None:
             return None
         want = (self._sizes[i], self._sizes[j])
@@ -160,8 +183,7 @@ class BlockMatrix:
             raise ValueError(f"block ({i}, {j}) contains NaN or inf")
         if is_sparse(block):
             if not bool(xp.all(block.data != 0)):  # from a copy: the caller's matrix
-                block = block.copy()                 # keeps its explicit zeros (a pattern)
-                block.eliminate_zeros()
+                block = _drop_zeros(block, mask)     # keeps its explicit zeros (a pattern)
             if block.nnz == 0:
                 self._zero_dtype = data.dtype
                 return None
