@@ -92,7 +92,9 @@ class BlockMatrix:
         of block ``(i, j)``'s shape (dense, or a sparse boolean matrix). Keys
         may name blocks that are zero now (a block initialised to zeros that
         training fills). By default every entry of a stored dense block and
-        the pattern of a stored sparse block; see :attr:`trainable`.
+        the pattern of a stored sparse block; see :attr:`trainable`. A sparse
+        block keeps its explicit zeros where its mask is True, so they train;
+        the others are dropped.
 
     Examples
     --------

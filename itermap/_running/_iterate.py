@@ -214,7 +214,8 @@ def _check_options(options):
         close = difflib.get_close_matches(name, own + extra, n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise TypeError(f"iterate got unknown keyword argument(s) {', '.join(hints)}; it takes "
-                    f"{', '.join(own)}, and for method='newton' {', '.join(extra) or 'nothing else'}")
+                    f"{', '.join(own)}, and for method='newton' "
+                    f"{', '.join(extra) or 'nothing else'}")
 
 
 def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None, every: int = 1,
@@ -262,6 +263,9 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
         ``steps``: with ``keep="all"``, when the saved states would take more
         memory than the machine has (checked before the first step; the
         message gives the estimate); ``map``: a step that returns another shape.
+    TypeError
+        A keyword that no method takes (the message suggests the close valid
+        one), or a Newton option without ``method="newton"``.
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
     NewtonConvergenceError
