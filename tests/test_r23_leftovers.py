@@ -58,17 +58,41 @@ def test_a_trainable_zero_weight_of_a_sparse_block_trains_like_the_dense_path():
     assert not sparse_step[off_graph].any()
 
 
-def test_explicit_zeros_outside_the_mask_are_still_dropped():
+def test_the_stored_pattern_holds_the_mask_and_drops_the_other_zeros():
     data = np.array([0.0, 1.0, 0.0])
     b = sp.csr_matrix((data, ([0, 1, 2], [1, 2, 0])), shape=(3, 3))
-    mask = sp.csr_matrix((np.ones(2, bool), ([0, 1], [1, 2])), shape=(3, 3))
+    # (0, 1): a zero in the mask, kept; (2, 0): a zero outside it, dropped;
+    # (2, 2): in the mask but not in the pattern, added as a zero
+    mask = sp.csr_matrix((np.ones(3, bool), ([0, 1, 2], [1, 2, 2])), shape=(3, 3))
     for trainable in ({(0, 0): mask}, {(0, 0): mask.toarray()}):
         W = BlockMatrix([3], {(0, 0): b}, trainable=trainable)
-        kept = W.blocks[(0, 0)]
-        assert kept.nnz == 2 and kept[0, 1] == 0.0   # (0, 1) in the mask; (2, 0) is not
+        kept = W.blocks[(0, 0)].tocoo()
+        assert sorted(zip(kept.row.tolist(), kept.col.tolist())) == [(0, 1), (1, 2), (2, 2)]
+        np.testing.assert_array_equal(W.to_dense(), b.toarray())
         assert W.nnz == 1
     assert BlockMatrix([3], {(0, 0): b}).blocks[(0, 0)].nnz == 1   # no mask: the pattern
     assert b.nnz == 3                                # the caller's matrix is not changed
+    # a block with no nonzero entry is not stored, with a mask or without (as dense ones)
+    zero = sp.csr_matrix((np.zeros(1), ([0], [1])), shape=(3, 3))
+    assert BlockMatrix([3], {(0, 0): zero}, trainable={(0, 0): mask}).blocks == {}
+
+
+def test_a_mask_entry_outside_the_sparse_pattern_trains_like_the_dense_path():
+    rng = np.random.default_rng(2)
+    hidden = sp.random(6, 6, density=0.3, random_state=rng, format="csr")
+    mask = (hidden != 0).toarray()
+    mask[0, :] = True                                # row 0: entries the pattern lacks
+    assert (hidden[0].toarray() == 0).any()
+    blocks = {(1, 0): rng.normal(size=(6, 2)), (1, 1): hidden, (2, 1): rng.normal(size=(1, 6))}
+    trainable = {(1, 0): np.ones((6, 2), bool), (1, 1): mask, (2, 1): np.ones((1, 6), bool)}
+    m = IterativeMap(BlockMatrix([2, 6, 1], blocks, trainable=trainable), None,
+                     ["identity", "tanh", "identity"], input_block=0)
+    assert sp.issparse(m.block_matrix.blocks[(1, 1)])
+    sparse_step = _hidden(_one_sgd_step(m))
+    dense_step = _hidden(_one_sgd_step(_dense_twin(m)))
+    assert np.abs(dense_step[0][~(hidden[0].toarray()[0] != 0)]).min() > 1e-6
+    np.testing.assert_allclose(sparse_step, dense_step, rtol=1e-10, atol=1e-14)
+    assert not sparse_step[~mask].any()
 
 
 def test_save_and_load_keep_the_stored_zero(tmp_path):
