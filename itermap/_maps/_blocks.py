@@ -76,7 +76,7 @@ def _with_mask(block, mask):
             np.array_equal(mask.indptr, host.indptr) and \
             np.array_equal(mask.indices, host.indices) and bool(np.all(mask.data)):
         return block  # the mask is the pattern (from_graph's, prune's): all of it trains
-    mask = sp.csr_matrix(mask, dtype=bool)
+    mask = sp.csr_matrix(mask, dtype=bool, copy=True)  # the stored mask stays as given
     mask.eliminate_zeros()
     mask.sum_duplicates()
     (rows, cols, have), (mrows, mcols, want) = _keys(host), _keys(mask)
