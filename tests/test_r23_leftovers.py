@@ -95,6 +95,34 @@ def test_a_mask_entry_outside_the_sparse_pattern_trains_like_the_dense_path():
     assert not sparse_step[~mask].any()
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_masked_block_that_is_zero_now_trains(sparse):
+    # the docstring's "a block initialised to zeros that training fills": it is not stored
+    # (tests/test_description.py), and training did not fill it
+    rng = np.random.default_rng(3)
+    mask = rng.random((5, 2)) < 0.6
+    C, R = rng.normal(size=(1, 5)), 0.3 * rng.normal(size=(5, 5))
+    trainable = {(1, 0): sp.csr_matrix(mask) if sparse else mask,
+                 (1, 1): np.ones((5, 5), bool), (2, 1): np.ones((1, 5), bool)}
+
+    def net(w10):
+        blocks = {(1, 1): R, (2, 1): C}
+        if w10 is not None:
+            blocks[(1, 0)] = sp.csr_matrix(w10 * mask) if sparse else w10 * mask
+        return IterativeMap(BlockMatrix([2, 5, 1], blocks, trainable=trainable), None,
+                            ["identity", "tanh", "identity"], input_block=0)
+
+    zero = net(None)
+    assert (1, 0) not in zero.block_matrix.blocks
+    # the same map with the block stored at 1e-300: the ordinary path, the same step
+    tiny = net(np.full((5, 2), 1e-300))
+    got = _one_sgd_step(zero).block_matrix.block(1, 0)
+    want = _one_sgd_step(tiny).block_matrix.block(1, 0)
+    got, want = (b.toarray() if sp.issparse(b) else b for b in (got, want))
+    assert np.abs(want[mask]).min() > 1e-6 and not got[~mask].any()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-290)
+
+
 def test_save_and_load_keep_the_stored_zero(tmp_path):
     m = _chain()
     path = itermap.save(m, tmp_path / "chain.npz")
