@@ -58,6 +58,30 @@ def test_a_trainable_zero_weight_of_a_sparse_block_trains_like_the_dense_path():
     assert not sparse_step[off_graph].any()
 
 
+def test_the_zero_weights_gradient_is_the_finite_difference_of_the_loss():
+    m = _chain()
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 1)), rng.normal(size=(16, 1))
+    _, grads, _ = itermap.loss_and_gradient(m, x, y, steps=3, loss="mse")
+    g = grads[(1, 1)]
+    assert sp.issparse(g) and g.nnz == 30            # the zero edge has a gradient entry
+
+    def loss_at(w):
+        twin = _dense_twin(m)
+        W = twin.block_matrix.blocks[(1, 1)].copy()
+        W[1, 0] = w
+        blocks = dict(twin.block_matrix.blocks)
+        blocks[(1, 1)] = W
+        net = IterativeMap(BlockMatrix(m.sizes, blocks), m.bias,
+                           [a.name for a in m.activations], input_block=m.input_block)
+        return itermap.loss_and_gradient(net, x, y, steps=3, loss="mse")[0]
+
+    h = 1e-5
+    fd = (loss_at(h) - loss_at(-h)) / (2 * h)
+    assert abs(fd) > 1e-6
+    np.testing.assert_allclose(g[1, 0], fd, rtol=1e-6)
+
+
 def test_the_stored_pattern_holds_the_mask_and_drops_the_other_zeros():
     data = np.array([0.0, 1.0, 0.0])
     b = sp.csr_matrix((data, ([0, 1, 2], [1, 2, 0])), shape=(3, 3))
