@@ -151,6 +151,27 @@ def _describe_layer(layer, where, first):
                      f"Dropout in eval mode{hint}")
 
 
+def _no_mixed_transformer(layers):
+    """Refuse an nn.Sequential that mixes transformer modules with MLP layers, saying how
+    to split it (an all-transformer Sequential never gets here)."""
+    from ._torch_transformer import TRANSFORMER_KINDS
+
+    kinds = [type(layer).__name__ for layer in layers]
+    at = [k for k, name in enumerate(kinds) if name in TRANSFORMER_KINDS]
+    if not at:
+        return
+    other = next(k for k, name in enumerate(kinds) if name not in TRANSFORMER_KINDS)
+    split = (f"use from_torch(model[:{other}], seq_len=T) for the transformer and apply "
+             f"model[{other}:] to its output as a readout" if other == len(at) else
+             "import the transformer modules alone and apply the other layers before or "
+             "after them yourself")
+    raise ValueError(f"model[{at[0]}] is a {kinds[at[0]]} and model[{other}] a {kinds[other]}: "
+                     f"from_torch reads an nn.Sequential of transformer modules "
+                     f"(TransformerEncoderLayer, TransformerEncoder, MultiheadAttention) or "
+                     f"an MLP (Linear layers and elementwise activations), not the two mixed "
+                     f"in one nn.Sequential; {split}")
+
+
 def _describe_module(model, torch):
     nn = torch.nn
     from ._torch_modules import IteratedModel
@@ -189,6 +210,7 @@ def _describe_module(model, torch):
         return {f"0.{k}": v for k, v in _numpy_state(model).items()}, ["Linear"]
     if isinstance(model, nn.Sequential):
         layers = list(model)
+        _no_mixed_transformer(layers)
         return _numpy_state(model), [_describe_layer(layer, f"model[{k}]", k == 0)
                                      for k, layer in enumerate(layers)]
     name, hint = type(model).__name__, ""

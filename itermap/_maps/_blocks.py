@@ -50,6 +50,48 @@ def _block_key(name: str, key) -> tuple[int, int]:
     return int(key[0]), int(key[1])
 
 
+def _keys(csr):
+    """Rows, columns and flat index ``row * n_cols + col`` of the stored entries (the
+    flat index sorted if ``csr`` is canonical)."""
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return rows, csr.indices, rows * csr.shape[1] + csr.indices
+
+
+def _in_sorted(a, b):
+    """Which entries of ``a`` occur in the sorted array ``b``."""
+    if b.size == 0:
+        return np.zeros(a.shape, bool)
+    return b[np.minimum(np.searchsorted(b, a), b.size - 1)] == a
+
+
+def _with_mask(block, mask):
+    """Sparse ``block`` stored on its nonzeros and every entry ``mask`` marks trainable
+    (explicit zeros kept, missing entries added as zeros): training updates stored entries
+    only, so the pattern must hold the mask. Unchanged blocks are returned as given."""
+    host = to_numpy(block).tocsr()
+    if not host.has_canonical_format:  # a copy: the caller's matrix stays as it is
+        host = host.copy()
+        host.sum_duplicates()
+    if is_sparse(mask) and mask.has_canonical_format and mask.nnz == host.nnz and \
+            np.array_equal(mask.indptr, host.indptr) and \
+            np.array_equal(mask.indices, host.indices) and bool(np.all(mask.data)):
+        return block  # the mask is the pattern (from_graph's, prune's): all of it trains
+    mask = sp.csr_matrix(mask, dtype=bool, copy=True)  # the stored mask stays as given
+    mask.eliminate_zeros()
+    mask.sum_duplicates()
+    (rows, cols, have), (mrows, mcols, want) = _keys(host), _keys(mask)
+    keep = np.asarray(host.data != 0)
+    zero = np.flatnonzero(~keep)
+    keep[zero] = _in_sorted(have[zero], want)
+    extra = ~_in_sorted(want, have)
+    if keep.all() and not extra.any():
+        return block
+    data = np.concatenate([host.data[keep], np.zeros(int(extra.sum()), host.dtype)])
+    out = sp.csr_matrix((data, (np.concatenate([rows[keep], mrows[extra]]),
+                                np.concatenate([cols[keep], mcols[extra]]))), shape=host.shape)
+    return to_backend(out, "cupy") if "cupy" in type(block).__module__ else out
+
+
 class BlockMatrix:
     """A square matrix made of blocks, on a state stacked as ``[x_0; x_1; ...]``.
 
@@ -70,7 +112,9 @@ class BlockMatrix:
         of block ``(i, j)``'s shape (dense, or a sparse boolean matrix). Keys
         may name blocks that are zero now (a block initialised to zeros that
         training fills). By default every entry of a stored dense block and
-        the pattern of a stored sparse block; see :attr:`trainable`.
+        the pattern of a stored sparse block; see :attr:`trainable`. A stored
+        sparse block holds every entry its mask marks (as an explicit zero if
+        need be), so they train; its other zeros are dropped.
 
     Examples
     --------
@@ -93,19 +137,20 @@ class BlockMatrix:
             raise TypeError(f"blocks must be a dict {{(i, j): array}}, got {type(blocks).__name__}")
         stored = {}
         self._zero_dtype = None      # the dtype of dropped zero blocks (a map keeps it)
+        self._trainable = None if trainable is None else self._check_trainable(trainable)
+        masks = self._trainable or {}
         for key, block in blocks.items():
             i, j = _block_key("blocks", key)
             if not (0 <= i < n and 0 <= j < n):
                 raise ValueError(f"blocks: block ({i}, {j}) is outside the {n} x {n} block "
                                  f"grid")
             with named("blocks"):
-                block = self._check_block(i, j, block)
+                block = self._check_block(i, j, block, masks.get((i, j)))
             if block is not None:
                 stored[(i, j)] = block
         with named("blocks"):
             one_namespace(**{f"block {k}": b for k, b in stored.items()})
         self._blocks = dict(sorted(stored.items()))
-        self._trainable = None if trainable is None else self._check_trainable(trainable)
 
     def _check_trainable(self, trainable):
         if not isinstance(trainable, dict):
@@ -133,7 +178,7 @@ class BlockMatrix:
                 out[(i, j)] = mask
         return dict(sorted(out.items()))
 
-    def _check_block(self, i, j, block):
+    def _check_block(self, i, j, block, mask=None):
         if block is None:
             return None
         want = (self._sizes[i], self._sizes[j])
@@ -159,12 +204,14 @@ class BlockMatrix:
         if not bool(xp.all(xp.isfinite(data))):
             raise ValueError(f"block ({i}, {j}) contains NaN or inf")
         if is_sparse(block):
-            if not bool(xp.all(block.data != 0)):  # from a copy: the caller's matrix
-                block = block.copy()                 # keeps its explicit zeros (a pattern)
-                block.eliminate_zeros()
-            if block.nnz == 0:
+            if not bool(xp.any(block.data != 0)):
                 self._zero_dtype = data.dtype
                 return None
+            if mask is not None:
+                block = _with_mask(block, mask)
+            elif not bool(xp.all(block.data != 0)):  # from a copy: the caller's matrix
+                block = block.copy()                 # keeps its explicit zeros (a pattern)
+                block.eliminate_zeros()
         elif not bool(xp.any(block != 0)):
             self._zero_dtype = data.dtype
             return None

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._core._backend import backend_of, namespace
-from .._core._checks import no_half, one_namespace, plain_array
+from .._core._checks import check_int, no_half, one_namespace, plain_array
 from .._core._types import Array
 
 __all__ = ["Map", "DivergenceError"]
@@ -432,13 +432,20 @@ class Map:
         -------
         array of shape (dim,) or (batch, dim)
 
+        Raises
+        ------
+        TypeError
+            ``batch`` that is not an integer (a shape tuple, say).
+        ValueError
+            A negative ``batch``.
+
         Examples
         --------
         >>> from itermap.systems import henon
         >>> henon().zeros(3).shape
         (3, 2)
         """
-        shape = (self.dim,) if batch is None else (int(batch), self.dim)
+        shape = (self.dim,) if batch is None else (check_int("batch", batch, 0), self.dim)
         z = np.zeros(shape, dtype=self.dtype or np.float64)
         if self.backend == "cupy":
             from .._core._backend import to_backend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,6 +198,26 @@ def resolve_inputs(map: MapLike, x: Array, inputs: Array | None,
                      f"({n_in},) nor a sequence (steps, ..., {n_in})")
 
 
+def _check_options(options):
+    """Refuse keywords that no method of ``iterate`` takes, suggesting the close ones."""
+    if not options:  # the common case: no signature read
+        return
+    own = [p for p in inspect.signature(iterate).parameters
+           if p not in ("map", "x0", "newton_options")]
+    extra = sorted({p for f in METHODS.values() for p, v in inspect.signature(f).parameters.items()
+                    if v.kind is inspect.Parameter.KEYWORD_ONLY} - set(own))
+    unknown = sorted(set(options) - set(extra))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, own + extra, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"iterate got unknown keyword argument(s) {', '.join(hints)}; it takes "
+                    f"{', '.join(own)}, and for method='newton' "
+                    f"{', '.join(extra) or 'nothing else'}")
+
+
 def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None, every: int = 1,
             keep: str = "all", method: str = "sequential", **newton_options: Any) -> Trajectory:
     """Iterate ``map`` from ``x0`` for ``steps`` steps.
@@ -241,6 +263,9 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
         ``steps``: with ``keep="all"``, when the saved states would take more
         memory than the machine has (checked before the first step; the
         message gives the estimate); ``map``: a step that returns another shape.
+    TypeError
+        A keyword that no method takes (the message suggests the close valid
+        one), or a Newton option without ``method="newton"``.
     DivergenceError
         When a state overflows to inf or NaN; the message names the step.
     NewtonConvergenceError
@@ -264,6 +289,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     >>> traj.states[:, 0]
     array([0.1    , 0.18   , 0.2952 , 0.41611...])
     """
+    _check_options(newton_options)
     steps = check_int("steps", steps, 0)
     every = check_int("every", every, 1, maximum=None)  # a stride past the run: x_0
     keep = check_choice("keep", keep, ("all", "last"))

@@ -73,8 +73,9 @@ class _Layout:
         for key, start, stop, pattern in self.entries:
             if key[0] == m.input_block:
                 continue  # rows the input overwrites: never used, never trained
-            if pattern is None:
-                out[start:stop] = xp.reshape(m.block_gradient(key, G, Xin), (-1,))
+            if pattern is None:  # g_i^T x_j, also for a block that is zero in this step's map
+                gi, xj = G[:, m.block_slice(key[0])], Xin[:, m.block_slice(key[1])]
+                out[start:stop] = xp.reshape(xp.matmul(gi.T, xj), (-1,))
             else:  # the gradient at the nonzeros only, however the step ran
                 rows, cols = self.coords[key]
                 out[start:stop] = sampled_product(G[:, m.block_slice(key[0])],
@@ -97,7 +98,18 @@ def _layout(m: IterativeMap, freeze_bias: bool, train_leak: bool = False):
                         f"{type(trainable).__name__}")
     lay = _Layout(m)
     values, masks, pos = [], [], 0
-    for key, b in bm.blocks.items():
+    blocks = bm.blocks
+    for key, flag in (trainable.items() if trainable is not None else ()):
+        # a masked block that is zero now is not stored: it trains from zeros (on the
+        # mask's pattern if sparse: a large one is not densified)
+        if key not in blocks and key[0] != m.input_block and hasattr(flag, "shape"):
+            if is_sparse(flag):
+                f = to_numpy(flag).tocsr()
+                blocks[key] = to_backend(type(f)((np.zeros(f.nnz, m.dtype), f.indices,
+                                                  f.indptr), shape=f.shape), m.backend)
+            else:
+                blocks[key] = xp.zeros((m.sizes[key[0]], m.sizes[key[1]]), dtype=m.dtype)
+    for key, b in blocks.items():
         flag = _trainable_flag(key, b,
                                True if trainable is None else trainable.get(key, default))
         if is_sparse(b):

@@ -213,7 +213,8 @@ def trainable_count(m: MapLike) -> int:
     """Trainable parameters of ``m`` as :func:`train` counts them.
 
     Stored weights outside the input block's rows (honouring a ``trainable``
-    mask on the block matrix), plus the biases outside the input block.
+    mask on the block matrix, whose blocks that are zero now train too), plus
+    the biases outside the input block.
 
     Parameters
     ----------
