@@ -383,7 +383,7 @@ def spec_schema() -> dict:
     --------
     >>> schema = spec_schema()
     >>> schema["required"], schema["properties"]["networks"]["additionalProperties"]
-    (['networks', 'analyses'], False)
+    (['analyses'], False)
     """
     schema = spec_model().model_json_schema()
     schema["properties"]["networks"]["additionalProperties"] = False  # names: identifiers
