@@ -388,8 +388,8 @@ def block_gradient(self: IterativeMap, key: tuple[int, int], g: Array, xin: Arra
     i, j = key
     gi, xj = g[:, self._slices[i]], xin[:, self._slices[j]]
     xp = namespace(g)
-    b = self._bm.blocks[key]
-    if not is_sparse(b):
+    b = self._bm.blocks.get(key)   # None: zero now (not stored), dense in its gradient
+    if b is None or not is_sparse(b):
         return xp.matmul(gi.T, xj)
     if rows is None:
         c = b.tocsr().copy()

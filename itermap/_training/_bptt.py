@@ -74,8 +74,7 @@ class _Layout:
             if key[0] == m.input_block:
                 continue  # rows the input overwrites: never used, never trained
             if pattern is None:  # g_i^T x_j, also for a block that is zero in this step's map
-                gi, xj = G[:, m.block_slice(key[0])], Xin[:, m.block_slice(key[1])]
-                out[start:stop] = xp.reshape(xp.matmul(gi.T, xj), (-1,))
+                out[start:stop] = xp.reshape(m.block_gradient(key, G, Xin), (-1,))
             else:  # the gradient at the nonzeros only, however the step ran
                 rows, cols = self.coords[key]
                 out[start:stop] = sampled_product(G[:, m.block_slice(key[0])],
