@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,11 +83,11 @@ def machine_eps(dtype) -> float:
     return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
 
 
-def check_batched_step(step, row, dim: int) -> None:
+def check_batched_step(step, row, dim: int) -> Any:
     """A map whose step is written for one state at a time is named here (ValueError
     naming ``map`` and the batched protocol), not by NumPy's error inside the user's code:
     ``step`` (a callable of the states) is run on ``row``, a batch of states (one, or the
-    run's own where the map's parameters are per batch row)."""
+    run's own where the map's parameters are per batch row). Returns the step of ``row``."""
     want = (int(row.shape[0]), dim)
     # a step written for one state maps B = dim states to shape (dim,)... or (B, dim) when
     # it indexes states by their first axis: a batch of one tells it apart
@@ -94,7 +95,8 @@ def check_batched_step(step, row, dim: int) -> None:
     for r in rows:
         shape = (int(r.shape[0]), dim)
         try:
-            got = tuple(step(r).shape)
+            y = step(r)
+            got = tuple(y.shape)
         except Exception as err:    # a map written for one state at a time fails in its code
             if str(err).startswith("map: its "):       # named already (FunctionMap's checks)
                 raise
@@ -111,3 +113,6 @@ def check_batched_step(step, row, dim: int) -> None:
         if got != shape:
             raise ValueError(f"map: its step returned shape {got} for a batch of states of "
                              f"shape {shape}; expected {shape}")
+        if r is row:
+            out = y
+    return out

@@ -419,24 +419,24 @@ def _merged(xp, sol: Solution, unique_tol: float) -> Solution:
 def _check_shapes(F, x, *, jacobian):
     """A map whose step (or, where the method forms Jacobians, whose ``jacobian``) returns
     arrays of other shapes than the protocol's is named here, not by a reshape inside a
-    method: one evaluation at the first start."""
+    method: one evaluation at the first start, whose step it returns."""
     dim = int(x.shape[1])
     row = x[:1, :]
-    check_batched_step(F.value, row, dim)
+    y = check_batched_step(F.value, row, dim)
     if jacobian:
         got = tuple(F.jacobian_only(row).shape)
         if got != (1, dim, dim):
             raise ValueError(f"map: its jacobian returned shape {got} for a batch of 1 "
                              f"state of dim {dim}; expected (1, {dim}, {dim})")
+    return y
 
 
-def _residual_dtype(F, xp, x):
+def _residual_dtype(xp, starts, step):
     """The dtype whose rounding bounds the residuals: the starts', or the step's where it
-    returns a coarser float (one step of the first start); and whether it is the step's."""
-    got = F.value(x[:1, :]).dtype
-    if xp.isdtype(got, "real floating") and xp.finfo(got).eps > xp.finfo(x.dtype).eps:
-        return got, True
-    return x.dtype, False
+    returns a coarser float; and whether it is the step's."""
+    if xp.isdtype(step, "real floating") and xp.finfo(step).eps > xp.finfo(starts).eps:
+        return step, True
+    return starts, False
 
 
 def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points, method,
@@ -461,11 +461,11 @@ def _problem(map_, x0, *, inputs, period, tol, max_iter, unique_tol, slow_points
         u = xp.astype(u, x.dtype)
     F = _Power(map_, period, u, xp, _torus(map_, x))
     # the dense search forms every start's Jacobian anyway; the others never one dim x dim
-    _check_shapes(F, x, jacobian=method in ("auto", "newton", "q")
-                  and int(x.shape[1]) <= _KRYLOV_DIM)
+    y = _check_shapes(F, x, jacobian=method in ("auto", "newton", "q")
+                      and int(x.shape[1]) <= _KRYLOV_DIM)
     # residuals stop at the rounding of the coarser of the starts and what the step returns
     # (a float32 model given float64 starts): the tolerance follows it
-    dtype, coarser = _residual_dtype(F, xp, x)
+    dtype, coarser = _residual_dtype(xp, x.dtype, y.dtype)
     tol = _default_tol(xp, dtype) if tol is None else tol
     # copies of one point that each meet tol lie ~tol / sigma_min(I - J) apart
     unique_tol = max(1e-6, 10.0 * tol) if unique_tol is None else unique_tol
