@@ -13,6 +13,12 @@ from ._common import NEGATIVE, POSITIVE, _axes, _finish, _legend_below, _square
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+# up to this many units the cells are drawn as one image (a cell is a pixel or more in a
+# figure of a few inches): markers, which Agg snaps to whole pixels, leave white seams
+# every few cells of a dense block; past it a cell is below a pixel and markers of a
+# minimum size keep lone entries of a sparse matrix visible
+_IMAGE_UNITS = 512
+
 
 def _block_matrix_of(W, sizes):
     import scipy.sparse as sp
@@ -56,12 +62,17 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     labels : sequence of str, optional
         Block names (default ``0``, ``1``, ...).
     markersize : float, optional
-        Marker size in points (default: 0.9 of a matrix cell, set each time the
-        figure is drawn, after its layout has sized the Axes).
+        Draw the entries as square markers of this size in points. By default a
+        matrix of up to 512 units is drawn as an image, one cell an entry, and a
+        larger one as markers of 0.9 of a cell (at least 0.3 points), sized each
+        time the figure is drawn, after its layout has sized the Axes.
 
     Returns
     -------
     matplotlib.axes.Axes
+        Its first two lines hold the positive and the negative entries (column,
+        row), labelled with their counts; where the cells are an image (the
+        Axes' only image) those lines are not drawn.
 
     Raises
     ------
@@ -91,7 +102,11 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
         cells += ax.plot(cols[mask], rows[mask], ls="none", marker="s",
                          ms=1.0 if markersize is None else markersize, mew=0,
                          color=color, label=f"{name} ({int(mask.sum())})")
-    if markersize is None:
+    if markersize is None and n <= _IMAGE_UNITS:
+        _cell_image(ax, n, rows, cols, vals)
+        for line in cells:
+            line.set_visible(False)
+    elif markersize is None:
         from ._cell_size import CellSize
 
         ax.add_artist(CellSize(cells, n))
@@ -131,3 +146,14 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     # under the x label, in points: a fixed fraction of a short Axes covers the label
     _legend_below(ax, key, ncol=2, handletextpad=0.2)
     return ax
+
+
+def _cell_image(ax, n, rows, cols, vals):
+    """The entries as an RGBA image, one pixel a cell (zero cells transparent)."""
+    from matplotlib.colors import to_rgba
+
+    rgba = np.zeros((n, n, 4))
+    rgba[rows[vals > 0], cols[vals > 0]] = to_rgba(POSITIVE)
+    rgba[rows[vals < 0], cols[vals < 0]] = to_rgba(NEGATIVE)
+    ax.imshow(rgba, interpolation="nearest", extent=(-0.5, n - 0.5, n - 0.5, -0.5),
+              zorder=2, label="_cells")
