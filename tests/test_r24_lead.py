@@ -63,3 +63,39 @@ def test_block_matrix_image_holds_each_entry_in_its_cell():
     assert not pos.get_visible() and not neg.get_visible()
     assert pos.get_label() == "positive (2)" and neg.get_label() == "negative (1)"
     plt.close(fig)
+
+
+def test_lyapunov_history_of_many_exponents_keys_the_ends_not_every_line():
+    # 64 exponents gave a key of 64 entries under the panel, taller than the panel itself,
+    # which squeezed a multi-panel figure's Axes to nothing under tight_layout
+    import matplotlib.pyplot as plt
+
+    from itermap.analysis import plots
+
+    k = 64
+    res = {"history": np.linspace(0.2, -5.0, k)[None, :] * np.ones((12, 1)),
+           "history_steps": np.arange(1, 13) * 25}
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    ax = plots.lyapunov_history(res, ax=axes[1])
+    fig.tight_layout()
+    fig.canvas.draw()
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["$\\lambda_{1}$", "$\\lambda_{33}$", "$\\lambda_{64}$"]
+    assert ax.get_legend().get_window_extent().height < 0.5 * ax.bbox.height
+    assert ax.bbox.height > 0.4 * fig.bbox.height     # the panel keeps its room
+    # every exponent is still drawn, each its own colour along the ramp
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("$\\lambda")]
+    assert len(lines) == k
+    colours = {matplotlib.colors.to_hex(ln.get_color()) for ln in lines}
+    assert len(colours) > k // 2
+    plt.close(fig)
+
+
+def test_lyapunov_history_of_a_few_exponents_keys_each():
+    from itermap.analysis import plots
+
+    res = {"history": np.array([[0.5, -1.4, -2.0], [0.42, -1.6, -2.1]]),
+           "history_steps": [10, 1000]}
+    ax = plots.lyapunov_history(res)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "$\\lambda_{1}$", "$\\lambda_{2}$", "$\\lambda_{3}$"]

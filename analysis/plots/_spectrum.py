@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+# lyapunov_history keys each line up to this many exponents; past it, a colour ramp
+_KEY_EACH = 10
 
 def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None = None,
                       **kwargs: Any) -> Axes:
@@ -59,7 +61,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     >>> from itermap.analysis import plots
     >>> ax = plots.lyapunov_spectrum({"exponents": [0.42, -1.62], "stderr": [0.01, 0.01]})
     >>> ax.get_ylabel()
-    'Lyapunov exponent $\\\\lambda_i$ (nats/step)'
+    'exponent $\\\\lambda_i$ (nats/step)'
     """
     if hasattr(result, "ndim") or isinstance(result, (list, tuple)):
         exps, err, dky = _np(result), None, None
@@ -95,7 +97,7 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     drawn = getattr(ax, "_itermap_spectra", [])
     longest = max([exps.size] + [k for k, _ in drawn])
     ax.set_xlim(0.5, longest + 0.5)
-    _finish(ax, "index $i$", f"Lyapunov exponent $\\lambda_i$ ({EXPONENT_UNIT})")
+    _finish(ax, "index $i$", f"exponent $\\lambda_i$ ({EXPONENT_UNIT})")
     ax.set_xticks(_index_ticks(longest))
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
@@ -144,7 +146,9 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     ax : matplotlib Axes, optional
     max_exponents : int, optional
         Draw at most the first this many exponents (all by default); when
-        fewer than the computed ones are drawn, the legend says so.
+        fewer than the computed ones are drawn, the legend says so. Up to 10
+        lines the key names each; more run along a colour map (viridis, by
+        index) and the key names the first, the middle and the last.
 
     Returns
     -------
@@ -177,18 +181,31 @@ def lyapunov_history(result: Any, *, ax: Axes | None = None,
     marker: dict[str, Any] = dict(marker=".", ms=3) if steps.size <= 30 else {}
     k = hist.shape[1]
     shown = k if max_exponents is None else min(k, max_exponents)
+    # many exponents: colours run along a sequential map and the key names the ends
+    # (a key of every line filled a page under the panel)
+    ramp = _plt().get_cmap("viridis")(np.linspace(0.0, 0.9, shown)) \
+        if shown > _KEY_EACH else None
+    lines = []
     for i in range(shown):
         col = hist[:, i]
+        colour = {} if ramp is None else {"color": ramp[i]}
         line, = ax.plot(steps, np.where(np.isfinite(col), col, np.nan),
-                        label=f"$\\lambda_{{{i + 1}}}$", **marker)
+                        label=f"$\\lambda_{{{i + 1}}}$", **marker, **colour)
+        lines.append(line)
         _minus_inf_markers(ax, steps[np.isneginf(col)], color=line.get_color(), label=None)
     _zero_line(ax)
     if np.all(steps > 0) and steps.size > 1 and steps.max() / steps.min() > 20:
         ax.set_xscale("log")
     _finish(ax, "steps averaged", f"estimate ({EXPONENT_UNIT})")
     # under the Axes: a legend to the right ran past the edge of side-by-side panels
-    _legend_below(ax, ncol=min(shown, 6), handlelength=1.2,
-                  title=None if shown == k else f"first {shown} of {k}")
+    if ramp is None:
+        _legend_below(ax, ncol=min(shown, 6), handlelength=1.2,
+                      title=None if shown == k else f"first {shown} of {k}")
+    else:
+        ends = [lines[0], lines[shown // 2], lines[-1]]
+        _legend_below(ax, ends, ncol=3, handlelength=1.2,
+                      title=f"{shown} exponents, coloured by index" if shown == k
+                      else f"first {shown} of {k}, coloured by index")
     return ax
 
 
