@@ -93,12 +93,12 @@ def _relu_d(z, xp):
     return xp.where(z > 0, _ones(z, xp), _zeros(z, xp))
 
 
-def _elu(z, xp):
-    return xp.where(z > 0, z, xp.expm1(xp.minimum(z, _zeros(z, xp))))
+def _elu(z, xp, alpha=1.0):
+    return xp.where(z > 0, z, alpha * xp.expm1(xp.minimum(z, _zeros(z, xp))))
 
 
-def _elu_d(z, xp):
-    return xp.where(z > 0, _ones(z, xp), xp.exp(xp.minimum(z, _zeros(z, xp))))
+def _elu_d(z, xp, alpha=1.0):
+    return xp.where(z > 0, _ones(z, xp), alpha * xp.exp(xp.minimum(z, _zeros(z, xp))))
 
 
 def _sigmoid(z, xp):
@@ -147,12 +147,12 @@ def _softplus(z, xp):
     return xp.maximum(z, _zeros(z, xp)) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
-def _leaky_relu(z, xp):
-    return xp.where(z > 0, z, 0.01 * z)
+def _leaky_relu(z, xp, negative_slope=0.01):
+    return xp.where(z > 0, z, negative_slope * z)
 
 
-def _leaky_relu_d(z, xp):
-    return xp.where(z > 0, _ones(z, xp), 0.01 * _ones(z, xp))
+def _leaky_relu_d(z, xp, negative_slope=0.01):
+    return xp.where(z > 0, _ones(z, xp), negative_slope * _ones(z, xp))
 
 
 def _sin_d(z, xp):
@@ -249,26 +249,6 @@ def _silu_d(z, xp):
     return s * (1.0 + z * (1.0 - s))
 
 
-def _elu_alpha(alpha):
-    def f(z, xp):
-        return xp.where(z > 0, z, alpha * xp.expm1(xp.minimum(z, _zeros(z, xp))))
-
-    def d(z, xp):
-        return xp.where(z > 0, _ones(z, xp), alpha * xp.exp(xp.minimum(z, _zeros(z, xp))))
-
-    return f, d
-
-
-def _leaky(slope):
-    def f(z, xp):
-        return xp.where(z > 0, z, slope * z)
-
-    def d(z, xp):
-        return xp.where(z > 0, _ones(z, xp), slope * _ones(z, xp))
-
-    return f, d
-
-
 def _softplus_torch(beta, threshold):
     # torch.nn.Softplus: log(1 + exp(beta z)) / beta, and z itself where beta z > threshold
     def f(z, xp):
@@ -282,14 +262,19 @@ def _softplus_torch(beta, threshold):
     return f, d
 
 
+def _with(params, function, derivative):
+    """``(function, derivative)`` with ``params`` bound (module-level: they pickle)."""
+    return functools.partial(function, **params), functools.partial(derivative, **params)
+
+
 ACTIVATIONS["gelu"] = Activation("gelu", _gelu, _gelu_d)
 ACTIVATIONS["silu"] = Activation("silu", _silu, _silu_d)
 
 _Factory = Callable[[dict[str, Any]], tuple[Callable, Callable]]
 _PARAMETRISED: dict[str, tuple[dict[str, Any], _Factory]] = {
     # name: (parameters with their defaults, factory of (function, derivative))
-    "elu": ({"alpha": 1.0}, lambda p: _elu_alpha(p["alpha"])),
-    "leaky_relu": ({"negative_slope": 0.01}, lambda p: _leaky(p["negative_slope"])),
+    "elu": ({"alpha": 1.0}, lambda p: _with(p, _elu, _elu_d)),
+    "leaky_relu": ({"negative_slope": 0.01}, lambda p: _with(p, _leaky_relu, _leaky_relu_d)),
     "softplus": ({"beta": 1.0, "threshold": 20.0},
                  lambda p: _softplus_torch(p["beta"], p["threshold"])),
     "gelu": ({"approximate": "none"},

@@ -34,7 +34,7 @@ from ._threads import n_threads, pool
 __all__ = ["FusedSquareStep"]
 
 # below this a frame's LAPACK calls and their Python overhead cost more than the general
-# loop's batched calls (n = 32, B = 8: 3x slower)
+# loop's batched calls
 _MIN_N = 64
 
 

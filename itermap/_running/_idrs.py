@@ -4,8 +4,7 @@ The Newton systems ``(D F - I) dx = -G`` of a large random network at its fixed 
 are the hard case for restarted GMRES: the spectrum of ``D F - I`` is a disk that
 surrounds the origin, so GMRES plateaus until its basis holds ``O(n^0.75)`` vectors, and
 orthogonalising that basis costs ``O(n m^2)``. IDR(s) needs about as many products with
-the matrix but keeps only ``3 s + 4`` vectors, so each product costs ``O(s n)`` more
-(the timings against GMRES: benchmarks/RESULTS.md, round 18).
+the matrix but keeps only ``3 s + 4`` vectors, so each product costs ``O(s n)`` more.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Batched dense solves and eigenvalues on NumPy stacks.
 
 Each is one NumPy call on the whole stack (LAPACK once per matrix, the GIL
-released around the loop); splitting the stack over threads did not pay
-(benchmarks/RESULTS.md).
+released around the loop).
 """
 
 from __future__ import annotations

@@ -157,8 +157,8 @@ class SmallStepper:
             return None
         mode = _numba_mode()
         kernel = kp = None
-        # auto leaves a batch of a 2-D map to the closed form in place over the batch: as
-        # fast as the compiled loop or faster (benchmarks/RESULTS.md, round 9), no compile
+        # auto leaves a batch of a 2-D map to the closed form in place over the batch (as
+        # fast as the compiled loop, without its compile time)
         batch2 = B > 1 and dim == 2 and Q.shape[2] <= 2
         if mode != "never" and numba_available():
             key, values = _point_key(step, jacobian, params)

@@ -305,8 +305,7 @@ def _add_at(a, sl, v, xp):
     return xp.concat([a[:, :sl.start], a[:, sl] + v, a[:, sl.stop:]], axis=1)
 
 
-# below this many multiply-adds per step, BLAS threads cost more than they give (and on a
-# loaded machine spinning OpenBLAS threads make small products 10-30x slower)
+# below this many multiply-adds per step, BLAS threads cost more than they give
 _SINGLE_THREAD_WORK = 1 << 25
 
 
