@@ -41,7 +41,7 @@ from ._models import (
 )
 from ._networks import block_labels, rng_for, static_sizes
 from ._registry import KINDS, Context, ReportKind, Section, report_kind
-from ._starts import bounded_run, fixed_point_starts, note_redrawn
+from ._starts import bounded_run, fixed_point_starts
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
@@ -511,14 +511,9 @@ def _kaplan_yorke_reason(exps, k, dim):
 def lyapunov(cfg, ctx, out):
     import matplotlib.pyplot as plt
 
-    m = ctx.nets[cfg.network]
-    u = ctx.inputs[cfg.network]
-    x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
-    res, redrawn = bounded_run(
-        lambda x: lyapunov_spectrum(m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
-                                    transient=cfg.transient, inputs=u, rng=ctx.rng),
-        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
-    note_redrawn(out, redrawn)
+    res = bounded_run(out, ctx, cfg, lambda m, x, u: lyapunov_spectrum(
+        m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size), transient=cfg.transient,
+        inputs=u, rng=ctx.rng), starts=cfg.starts)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
