@@ -591,7 +591,7 @@ def _ensemble_exponents(cfg, ctx, gains):
             rng_for(ctx.seed, "network", cfg.network, "ensemble", s)
         base = itermap.random_rnn(net.n, gain=1.0, density=net.density,
                                   activation=net.activation, rng=stream)
-        with threadpool_limits(1):  # a small eigenproblem: threads only cost (on 2 cores)
+        with threadpool_limits(1):  # a small eigenproblem: threads only cost
             W = np.asarray(base.block_matrix.to_dense())
             radius[s] = float(np.max(np.abs(np.linalg.eigvals(W))))
         x0 = ctx.rng.normal(size=(S, net.n)) * 0.5
