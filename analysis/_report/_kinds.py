@@ -41,7 +41,7 @@ from ._models import (
 )
 from ._networks import block_labels, rng_for, static_sizes
 from ._registry import KINDS, Context, ReportKind, Section, report_kind
-from ._starts import bounded_run, fixed_point_starts, note_redrawn
+from ._starts import bounded_run, fixed_point_starts
 
 __all__ = ["KINDS", "ReportKind", "report_kind", "Context", "Section", "FIGURE_SECONDS"]
 
@@ -511,14 +511,9 @@ def _kaplan_yorke_reason(exps, k, dim):
 def lyapunov(cfg, ctx, out):
     import matplotlib.pyplot as plt
 
-    m = ctx.nets[cfg.network]
-    u = ctx.inputs[cfg.network]
-    x0 = ctx.rng.normal(size=(cfg.starts, m.dim)) * 0.5
-    res, redrawn = bounded_run(
-        lambda x: lyapunov_spectrum(m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size),
-                                    transient=cfg.transient, inputs=u, rng=ctx.rng),
-        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
-    note_redrawn(out, redrawn)
+    res = bounded_run(out, ctx, cfg, lambda m, x, u: lyapunov_spectrum(
+        m, x, cfg.steps, k=min(cfg.k, m.dim - m.forced_size), transient=cfg.transient,
+        inputs=u, rng=ctx.rng), starts=cfg.starts)
     fig = plots.lyapunov_panels(res, fig=plt.figure(figsize=(plots.COLUMN_WIDTHS[2], 2.6)))
     out.figure(f"lyapunov_{cfg.network}", fig,
                f"Lyapunov spectrum of {cfg.network} ({res.k} exponents, mean over "
@@ -596,7 +591,7 @@ def _ensemble_exponents(cfg, ctx, gains):
             rng_for(ctx.seed, "network", cfg.network, "ensemble", s)
         base = itermap.random_rnn(net.n, gain=1.0, density=net.density,
                                   activation=net.activation, rng=stream)
-        with threadpool_limits(1):  # a small eigenproblem: threads only cost (on 2 cores)
+        with threadpool_limits(1):  # a small eigenproblem: threads only cost
             W = np.asarray(base.block_matrix.to_dense())
             radius[s] = float(np.max(np.abs(np.linalg.eigvals(W))))
         x0 = ctx.rng.normal(size=(S, net.n)) * 0.5

@@ -19,7 +19,7 @@ from ..lyapunov import covariant_lyapunov_vectors, finite_time_exponents
 from ._kinds import _F8, FLOPS, QR_OVERHEAD, _figure, _fmt, _known_dim, _plot, _step_cost
 from ._models import AnalysisModel, Cost, Count, Finite, Name, NonNegative, Positive, SpecError
 from ._registry import report_kind
-from ._starts import bounded_run, note_redrawn
+from ._starts import bounded_run
 
 
 # -- memory capacity along the continuum ---------------------------------------------------
@@ -143,14 +143,9 @@ def covariant_vectors(cfg, ctx, out):
                  f"every perturbation after {L} steps; every Lyapunov exponent is −∞ and "
                  f"no covariant vector exists.")
         return
-    x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
-    u = ctx.inputs[cfg.network]
-    res, redrawn = bounded_run(
-        lambda x: covariant_lyapunov_vectors(m, x, cfg.steps, k=k, transient=cfg.transient,
-                                             inputs=u, rng=ctx.rng),
-        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
-    note_redrawn(out, redrawn)
+    res = bounded_run(out, ctx, cfg, lambda m, x, u: covariant_lyapunov_vectors(
+        m, x, cfg.steps, k=k, transient=cfg.transient, inputs=u, rng=ctx.rng))
     _plot(out, f"clv_angles_{cfg.network}", "Angles between the first two covariant Lyapunov "
           f"vectors of {cfg.network} along {cfg.steps} steps: near-tangencies show as angles "
           "near 0.", plots.clv_angles, res)
@@ -192,14 +187,9 @@ class FiniteTimeKind(AnalysisModel):
 @report_kind(FiniteTimeKind)
 def finite_time(cfg, ctx, out):
     m = ctx.nets[cfg.network]
-    x0 = ctx.rng.normal(size=m.dim) * 0.5
     k = min(cfg.k, m.dim - m.forced_size)
-    u = ctx.inputs[cfg.network]
-    res, redrawn = bounded_run(
-        lambda x: finite_time_exponents(m, x, cfg.window, cfg.steps, k=k,
-                                        transient=cfg.transient, inputs=u, rng=ctx.rng),
-        m, x0, u, cfg.transient + cfg.steps, ctx.rng)
-    note_redrawn(out, redrawn)
+    res = bounded_run(out, ctx, cfg, lambda m, x, u: finite_time_exponents(
+        m, x, cfg.window, cfg.steps, k=k, transient=cfg.transient, inputs=u, rng=ctx.rng))
     _plot(out, f"finite_time_{cfg.network}", f"Finite-time Lyapunov exponents of {cfg.network} "
           f"over windows of {cfg.window} steps; dotted lines mark the means.",
           plots.finite_time_histogram, res)

@@ -10,7 +10,7 @@ import itermap
 from .. import plots
 from ..fixed_points import sample_states
 
-__all__ = ["bounded_run", "fixed_point_starts", "note_redrawn"]
+__all__ = ["bounded_run", "fixed_point_starts"]
 
 
 def _finite_rows(m, x, u, steps):
@@ -28,33 +28,35 @@ def _finite_rows(m, x, u, steps):
     return alive
 
 
-def bounded_run(run, m, x0, u, steps, rng, tries=20):
-    """``run(x0)``, and where a trajectory overflows (a Henon or logistic map's basin is
-    bounded) ``run`` again from ``x0`` with the rows that escape within ``steps`` steps drawn
-    again from N(0, 0.25) until none does. Returns the result and how many starts were
-    drawn again (0 where nothing escaped: then nothing runs twice)."""
+def bounded_run(out, ctx, cfg, run, *, starts=None, tries=20):
+    """``run(m, x0, u)`` on the section's network ``m`` and input ``u`` from starts drawn from
+    N(0, 0.25) (``starts`` of them, else one state); where a trajectory overflows (a Henon or
+    logistic map's basin is bounded) ``run`` again with the rows that escape within
+    ``cfg.transient + cfg.steps`` steps drawn again until none does. How many were drawn
+    again goes into ``out`` (0 where nothing escaped: then nothing runs twice)."""
+    m, u, rng = ctx.nets[cfg.network], ctx.inputs[cfg.network], ctx.rng
+    x0 = rng.normal(size=m.dim if starts is None else (starts, m.dim)) * 0.5
+    steps, redrawn = cfg.transient + cfg.steps, 0
     try:
-        return run(x0), 0
+        res = run(m, x0, u)
     except itermap.DivergenceError:
-        pass
-    x = np.array(x0, dtype=float, ndmin=2)
-    redrawn = 0
-    for _ in range(tries):
-        bad = ~_finite_rows(m, x, u, steps)
-        if not bad.any():
-            return run(x.reshape(np.shape(x0))), redrawn
-        redrawn += int(bad.sum())
-        x[bad] = rng.normal(size=(int(bad.sum()), m.dim)) * 0.5
-    raise itermap.DivergenceError(f"the starts escape to infinity: after {tries} draws from "
-                                  f"N(0, 0.25) some trajectories still overflow within "
-                                  f"{steps} steps")
-
-
-def note_redrawn(out, redrawn):
+        x = np.array(x0, dtype=float, ndmin=2)
+        for _ in range(tries):
+            bad = ~_finite_rows(m, x, u, steps)
+            if not bad.any():
+                break
+            redrawn += int(bad.sum())
+            x[bad] = rng.normal(size=(int(bad.sum()), m.dim)) * 0.5
+        else:
+            raise itermap.DivergenceError(f"the starts escape to infinity: after {tries} draws "
+                                          f"from N(0, 0.25) some trajectories still overflow "
+                                          f"within {steps} steps") from None
+        res = run(m, x.reshape(np.shape(x0)), u)
     out.numbers["redrawn_starts"] = redrawn
     if redrawn:
         out.note(f"{plots._plural(redrawn, 'start')} escaped to infinity (the map's basin "
                  f"is bounded) and {'was' if redrawn == 1 else 'were'} drawn again.")
+    return res
 
 
 def fixed_point_starts(m, n, u, rng, steps=20, noise=0.5):

@@ -16,7 +16,7 @@ from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
 from .._checks import check_real_array, no_extended
-from ._spectrum import _entered, _initial_frame, _own_or_general, _start
+from ._spectrum import _entered, _own_or_general, _start
 
 __all__ = ["CovariantVectors", "covariant_lyapunov_vectors", "clv_angles",
            "participation_ratio"]
@@ -318,8 +318,8 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     bt = max(transient, 100) if backward_transient is None else backward_transient
     bt = _check_int("backward_transient", bt, 0)
     save_every = _check_int("save_every", save_every, 1)
-    run = _start(map, x0, k, transient)
-    k, x = run["k"], run["x"]
+    run = _start(map, x0, k, transient, rng)
+    k, x, Q = run["k"], run["x"], run["Q"]
     xp = namespace(x)
     B = x.shape[0]
     n_saved = steps // save_every
@@ -333,7 +333,6 @@ def covariant_lyapunov_vectors(map: MapLike, x0: Array, steps: int, *, k: int | 
     constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
                                         no_extended("inputs", inputs),
                                         transient + steps + bt)
-    Q = _initial_frame(map, B, k, x, xp, rng)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # the map's own stepper, else (or to name a divergence or a collapse) the general one
         out = _own_or_general(lambda s: _stepper_forward(s, steps + bt, transient, save_every,

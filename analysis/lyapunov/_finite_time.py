@@ -10,12 +10,11 @@ import numpy as np
 
 import itermap
 from itermap import as_map, resolve_inputs, saveable
-from itermap.backends import namespace
 from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
 from .._checks import no_extended
-from ._spectrum import _initial_frame, _own_or_general, _start, _window_sums
+from ._spectrum import _own_or_general, _start, _window_sums
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -140,19 +139,17 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     if steps < window:
         raise ValueError(f"steps={steps} is shorter than one window (window={window})")
     n_windows = steps // window
-    run = _start(map, x0, k, transient)
+    run = _start(map, x0, k, transient, rng)
     x = run["x"]
-    xp = namespace(x)
     # the run's length: a whole sequence is then refused as not constant, not as too long
     constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
                                         no_extended("inputs", inputs),
                                         transient + n_windows * window)
     if sequence is not None:
         raise ValueError("inputs must be constant here, (n_in,) or (B, n_in)")
-    Q = _initial_frame(map, x.shape[0], run["k"], x, xp, rng)
     # the map's own stepper, window after window; else (or to name a divergence) the general one
     per = _own_or_general(lambda s: _window_sums(s, [window] * n_windows, transient), map, x,
-                          Q, constant, None, transient, transient + steps) / window
+                          run["Q"], constant, None, transient, transient + steps) / window
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

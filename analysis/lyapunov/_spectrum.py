@@ -420,8 +420,8 @@ def _resume(map_, prev, x0, k, transient):
                 hist=hist, hist_steps=hist_steps, orient=0)
 
 
-def _start(map_, x0, k, transient):
-    """Check a fresh run's ``x0`` and ``k``."""
+def _start(map_, x0, k, transient, rng):
+    """Check a fresh run's ``x0`` and ``k``; draw its initial frame from ``rng``."""
     free = map_.dim - map_.forced_size
     k = free if k is None else _check_int("k", k, 1)
     if k > map_.dim:
@@ -436,8 +436,9 @@ def _start(map_, x0, k, transient):
     batched = x.ndim == 2
     if not batched:
         x = xp.reshape(x, (1, map_.dim))
-    return dict(x=x, Q=None, k=k, acc=np.zeros((x.shape[0], k)), done=0, transient=transient,
-                batched=batched, hist=[], hist_steps=[], orient=transient)
+    return dict(x=x, Q=_initial_frame(map_, x.shape[0], k, x, xp, rng), k=k,
+                acc=np.zeros((x.shape[0], k)), done=0, transient=transient, batched=batched,
+                hist=[], hist_steps=[], orient=transient)
 
 
 def _result(run, x, Q, acc, steps, every, free, loss, eps):
@@ -585,15 +586,12 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
     every = _check_int("reorthonormalize_every", reorthonormalize_every, 1)
     free = map.dim - map.forced_size
     run = (_resume(map, continue_from, x0, k, transient) if continue_from is not None
-           else _start(map, x0, k, transient))
-    k, x = run["k"], run["x"]
-    xp = namespace(x)
-    B, orient = x.shape[0], run["orient"]
+           else _start(map, x0, k, transient, rng))
+    x, Q, orient = run["x"], run["Q"], run["orient"]
     # the inputs cover the transient too; a single start runs as a batch of one
     constant, sequence = resolve_inputs(map, x if run["batched"] else x[0, ...],
                                         no_extended("inputs", inputs),
                                         orient + steps)
-    Q = run["Q"] if run["Q"] is not None else _initial_frame(map, B, k, x, xp, rng)
     total = orient + steps
     opts = dict(total=total, orient=orient, every=every, done=run["done"],
                 # checkpoints: about 100 over the whole measured run, on QR steps
