@@ -7,6 +7,9 @@ path ends by plain NumPy Newton (``np.linalg.solve``), not the search's own numb
 
 from __future__ import annotations
 
+import functools
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -78,20 +81,37 @@ def test_gain_paths_end_near_fixed_points_and_stay_bounded(n, seed):
         assert r <= 1e-10
 
 
-@pytest.mark.parametrize(("n", "seed"), _CASES)
-def test_search_reaches_points_where_damped_newton_stalls(n, seed, monkeypatch):
+@functools.cache
+def _with_and_without_paths(n, seed):
+    """The search on a case, and again with the gain paths ruled out (wandering alone)."""
     m, W, X0 = _case(n, seed)
     fp = find_fixed_points(m, X0, progress=False)
+    with mock.patch.object(newton_mod, "_GAIN_STEP", 0.0):
+        fw = find_fixed_points(m, X0, progress=False)
+    return fp, fw
+
+
+@pytest.mark.parametrize(("n", "seed"), _CASES)
+def test_search_reaches_points_where_damped_newton_stalls(n, seed):
+    _, W, _ = _case(n, seed)
+    fp, fw = _with_and_without_paths(n, seed)
     P = np.asarray(fp.points)
     assert len(P) >= 3 and np.all(_residuals(W, P) <= 1e-10)
     assert fp.n_converged >= 7
     st = np.asarray(fp.status)
     assert set(st.tolist()) <= {CONVERGED, GAVE_UP_STALLED}
-    # the wandering phase alone (the paths ruled out) converges fewer starts here
-    monkeypatch.setattr(newton_mod, "_GAIN_STEP", 0.0)
-    fw = find_fixed_points(m, X0, progress=False)
-    assert fw.n_converged < fp.n_converged and len(fw) < len(fp)
-    assert np.any(np.asarray(fw.status) == GAVE_UP_STALLED)
+    assert np.all(_residuals(W, np.asarray(fw.points)) <= 1e-10)
+
+
+def test_the_paths_converge_more_starts_than_wandering_alone_over_the_cases():
+    # over the cases, not on each: at gain 3 the searches are chaotic in their rounding
+    # (NumPy's tanh differs by an ulp between CPUs), so on a Zen 3 VM wandering alone
+    # reached all 8 starts of (80, 9), as the paths did, where on the VM the test was
+    # written on it reached fewer; summed over the three, the paths converge more
+    runs = [_with_and_without_paths(n, seed) for n, seed in _CASES]
+    assert sum(fp.n_converged for fp, _ in runs) > sum(fw.n_converged for _, fw in runs)
+    assert sum(len(fp) for fp, _ in runs) > sum(len(fw) for _, fw in runs)
+    assert any(np.any(np.asarray(fw.status) == GAVE_UP_STALLED) for _, fw in runs)
 
 
 def test_paths_out_of_budget_find_nothing():

@@ -7,6 +7,9 @@ orientation of the path by ``np.linalg.det`` of the bordered Jacobian built here
 
 from __future__ import annotations
 
+import functools
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -95,25 +98,35 @@ def test_dense_path_keeps_the_orientation_of_its_curve(monkeypatch):
     assert len(set(signs)) == 1
 
 
-@pytest.mark.parametrize(("n", "seed"), [(120, 0), (150, 3)])
-def test_newton_hands_unconverged_starts_to_their_own_homotopy(n, seed, monkeypatch):
-    # gain 3, 8 starts: the gain rule fires (the damped phase reaches no point) and
-    # leaves starts unconverged (5 / 8 and 6 / 8 converged without own_paths)
+_OWN_PATH_CASES = [(120, 0), (150, 3)]
+
+
+@functools.cache
+def _with_and_without_own_paths(n, seed):
+    """Gain 3, 8 starts: the gain rule fires (the damped phase reaches no point) and
+    leaves starts unconverged (5 / 8 and 6 / 8 converged without own_paths where the
+    test was written); the search, and again without their own homotopies."""
     m, W, X0 = _case(n, 3.0, seed, 8)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         fp = find_fixed_points(m, X0, progress=False)
-        monkeypatch.setattr(newton_mod, "own_paths", lambda p, x0, st, fx, fr, leads=None:
-                            (fx, fr))
-        fw = find_fixed_points(m, X0, progress=False)
+        with mock.patch.object(newton_mod, "own_paths",
+                               lambda p, x0, st, fx, fr, leads=None: (fx, fr)):
+            fw = find_fixed_points(m, X0, progress=False)
+    return fp, fw
+
+
+@pytest.mark.parametrize(("n", "seed"), _OWN_PATH_CASES)
+def test_newton_hands_unconverged_starts_to_their_own_homotopy(n, seed):
+    m, W, X0 = _case(n, 3.0, seed, 8)
+    fp, fw = _with_and_without_own_paths(n, seed)
     P, Q = np.asarray(fp.points), np.asarray(fw.points)
     assert np.all(_residuals(W, P) <= 1e-10) and np.all(_residuals(W, Q) <= 1e-10)
-    assert fp.n_converged > fw.n_converged and _distinct(P) >= _distinct(Q)
+    assert _distinct(P) >= _distinct(Q)
     # a start is credited only with its own path's end: each start main left
     # unconverged, rerun alone along its own homotopy, is converged exactly where its
     # path ends at a point (checked from W) that the search returned
     F = _Power(m, 1, None, np)
     left = np.flatnonzero(np.asarray(fw.status) != CONVERGED)
-    assert left.size
     for i in left:
         xe, _, st = hom._start_path(F, X0[i], 1000, 1e-10, 1e-6, "dense",
                                       hom.own_betas(W.shape[0]))
@@ -121,3 +134,13 @@ def test_newton_hands_unconverged_starts_to_their_own_homotopy(n, seed, monkeypa
         assert ok == (np.asarray(fp.status)[i] == CONVERGED)
         if ok:
             assert np.min(np.linalg.norm(P - xe, axis=1)) <= 1e-6
+
+
+def test_own_homotopies_converge_more_starts_over_the_cases():
+    # over the cases, not on each: at gain 3 the search is chaotic in its rounding (on a
+    # Zen 3 VM the second case converged 8 of 8 without own paths, on the VM the test
+    # was written on 6 of 8); summed, the own paths converge more, and some start was
+    # left for them
+    runs = [_with_and_without_own_paths(n, seed) for n, seed in _OWN_PATH_CASES]
+    assert sum(fp.n_converged for fp, _ in runs) > sum(fw.n_converged for _, fw in runs)
+    assert sum(int(np.sum(np.asarray(fw.status) != CONVERGED)) for _, fw in runs) > 0
