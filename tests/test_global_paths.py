@@ -105,9 +105,9 @@ def test_search_reaches_points_where_damped_newton_stalls(n, seed):
 
 def test_the_paths_converge_more_starts_than_wandering_alone_over_the_cases():
     # over the cases, not on each: at gain 3 the searches are chaotic in their rounding
-    # (NumPy's tanh differs by an ulp between CPUs), so on a Zen 3 VM wandering alone
-    # reached all 8 starts of (80, 9), as the paths did, where on the VM the test was
-    # written on it reached fewer; summed over the three, the paths converge more
+    # (NumPy's SIMD tanh and the BLAS kernels round differently on other CPUs): on a
+    # Zen 3 VM wandering alone reached all 8 starts of (80, 9), as the paths did, where
+    # on the VM the test was written on it reached fewer; summed, the paths converge more
     runs = [_with_and_without_paths(n, seed) for n, seed in _CASES]
     assert sum(fp.n_converged for fp, _ in runs) > sum(fw.n_converged for _, fw in runs)
     assert sum(len(fp) for fp, _ in runs) > sum(len(fw) for _, fw in runs)
