@@ -4,6 +4,7 @@ residual computed here from the weights by a plain product, against scipy's bren
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tracemalloc
 
@@ -205,19 +206,35 @@ def test_progress_counts_starts(capsys):
     assert sum(fp.status_counts().values()) == 3
 
 
+def _leave_the_second_start_to_the_paths(monkeypatch):
+    """``method="auto"`` past a ``_KRYLOV_DIM`` of 100, its Newton-Krylov run on the first
+    start alone and the second left unconverged (max_iter): whether Newton-Krylov
+    converges from that start depends on the CPU's rounding (it did on a Zen 3 VM, not
+    where the tests were written), and these tests are about what auto does next."""
+    from itermap.analysis.fixed_points import _driver
+    from itermap.analysis.fixed_points._result import GAVE_UP_MAX_ITER
+
+    real = _driver.newton_krylov
+
+    def first_only(problem):
+        sol = real(dataclasses.replace(problem, x=problem.x[:1]))
+        return dataclasses.replace(sol, status=np.append(sol.status, np.int8(GAVE_UP_MAX_ITER)))
+
+    monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
+    monkeypatch.setattr(_driver, "newton_krylov", first_only)
+
+
 def test_auto_past_its_dim_rule_sends_newton_krylov_failures_down_their_gain_paths(
         monkeypatch):
     # method="auto" past _KRYLOV_DIM: Newton-Krylov first; the start it leaves unconverged
     # follows its gain homotopy and reaches a point (x and -x: a bias-free network), every
     # point checked by its residual from the weights
-    from itermap.analysis.fixed_points import _driver
-
-    monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
     m, W = _sparse(300, 0)
     x0 = np.asarray(sample_states(m, 2, steps=100, rng=0))
-    nk = find_fixed_points(m, x0, method="newton-krylov", max_iter=200, progress=False)
+    nk = find_fixed_points(m, x0[:1], method="newton-krylov", max_iter=200, progress=False)
+    _leave_the_second_start_to_the_paths(monkeypatch)
     auto = find_fixed_points(m, x0, max_iter=200, progress=False)
-    assert nk.status.tolist() == [0, 2]
+    assert nk.status.tolist() == [0]
     assert auto.status.tolist() == [0, 0] and len(auto) == len(nk) + 2
     P = np.asarray(auto.points)
     assert np.all(np.linalg.norm(np.tanh(P @ W.T) - P, axis=1) <= 1e-10)
@@ -256,12 +273,12 @@ def test_path_solve_budget_follows_the_solves_cost(monkeypatch):
 def test_auto_past_its_dim_rule_labels_its_stages_and_shows_the_paths_bar(
         monkeypatch, capsys, progress):
     # method="auto" past _KRYLOV_DIM: one bar over Newton-Krylov's starts, then one over
-    # the paths of the starts it left unconverged (here 1 of 2), each naming its stage;
+    # the paths of the starts it left unconverged (here the second), each naming its stage;
     # the paths' bar shows at once under progress=None (a path takes minutes at these
     # sizes), where a search of a few milliseconds shows none
-    from itermap.analysis.fixed_points import _common, _driver
+    from itermap.analysis.fixed_points import _common
 
-    monkeypatch.setattr(_driver, "_KRYLOV_DIM", 100)
+    _leave_the_second_start_to_the_paths(monkeypatch)
     # a loaded machine can run the "few milliseconds" past the default delay
     monkeypatch.setattr(_common, "_BAR_DELAY", 1e6)
     m, _ = _sparse(300, 0)
@@ -270,7 +287,7 @@ def test_auto_past_its_dim_rule_labels_its_stages_and_shows_the_paths_bar(
     err = capsys.readouterr().err.replace("\r", "\n")
     paths = "fixed points (dim 300, 1 starts, gain paths of Newton-Krylov's unconverged"
     assert paths in err and "1/1" in err.split(paths)[-1]
-    shown = "fixed points (dim 300, 2 starts, Newton-Krylov)" in err
+    shown = "fixed points (dim 300, 1 starts, Newton-Krylov)" in err
     assert shown == bool(progress)
 
 
