@@ -261,9 +261,9 @@ class LinearStateSpace(Map):
 
     def __init__(self, A: Array, B: Array, C: Array, D: Array | None = None, *,
                  dt: float, method: str = "bilinear"):
-        one_namespace(A=A, B=B, C=C, D=D)
         method = check_choice("method", method, METHODS)
         an, bn = ("Abar", "Bbar") if method == "discrete" else ("A", "B")
+        one_namespace(**{an: A, bn: B}, C=C, D=D)
         if D is not None and _is_complex(D):
             raise TypeError("D must be real: the output y = Re(C h) + D u of a real input u "
                             "sees only Re(D); pass D.real")
