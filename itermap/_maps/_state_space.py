@@ -12,8 +12,15 @@ import numpy as np
 import scipy.linalg
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import (check_choice, check_int, check_real, no_half, one_namespace,
-                             plain_array, real_array)
+from .._core._checks import (
+    check_choice,
+    check_int,
+    check_real,
+    no_half,
+    one_namespace,
+    plain_array,
+    real_array,
+)
 from .._core._types import Array
 from ._blocks import BlockMatrix
 from ._map import Map
