@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import itermap
 from itermap import LinearStateSpace, deep_lssl
+from tests.conftest import to_np
 
 
 def discretise(A, B, dt, method):
@@ -273,3 +274,23 @@ def test_a_deep_lssl_of_complex_layers_is_its_layers_composed():
 def test_bad_input_is_refused_naming_the_parameter(make, name, exc):
     with pytest.raises(exc, match=name):
         make()
+
+
+def test_a_complex_layer_on_every_namespace(xp):
+    # array_api_strict catches NumPy-only calls; cupy runs where a GPU is
+    rng = np.random.default_rng(13)
+    A, B, C, D = system(rng, 3, 2, 2, diagonal=False)
+    m = LinearStateSpace(xp.asarray(A), xp.asarray(B), xp.asarray(C), xp.asarray(D), dt=0.2,
+                         method="zoh")
+    assert m.dtype == xp.float64 and m.dim == 6
+    u = rng.normal(size=(20, 2))
+    want = loop(*discretise(A, B, 0.2, "zoh"), C, D, u)
+    traj = itermap.iterate(m, xp.zeros(6, dtype=xp.float64), 20, inputs=xp.asarray(u))
+    np.testing.assert_allclose(to_np(m.readout(traj.states[1:, ...], xp.asarray(u))), want,
+                               atol=1e-11)
+    np.testing.assert_allclose(to_np(m.convolve(xp.asarray(u))), want, atol=1e-11)
+    lru = LinearStateSpace.from_discrete(xp.asarray(np.diag([0.5j, 0.9 + 0j]), dtype=xp.complex64),
+                                         xp.ones((2, 1)), xp.ones((1, 2)))
+    assert lru.dtype == xp.float32 and lru.dim == 4
+    J = m.jacobian(xp.zeros(6, dtype=xp.float64), xp.zeros(2, dtype=xp.float64))
+    np.testing.assert_array_equal(to_np(J), to_np(m.Abar))
