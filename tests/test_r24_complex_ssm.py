@@ -294,3 +294,14 @@ def test_a_complex_layer_on_every_namespace(xp):
     assert lru.dtype == xp.float32 and lru.dim == 4
     J = m.jacobian(xp.zeros(6, dtype=xp.float64), xp.zeros(2, dtype=xp.float64))
     np.testing.assert_array_equal(to_np(J), to_np(m.Abar))
+
+
+def test_from_discrete_with_real_parameters_is_the_real_recurrence():
+    rng = np.random.default_rng(14)
+    Ab, Bb, C = 0.3 * rng.normal(size=(3, 3)), rng.normal(size=(3, 2)), rng.normal(size=(2, 3))
+    m = LinearStateSpace.from_discrete(Ab, Bb, C)
+    assert (m.dim, m.is_complex) == (3, False)
+    np.testing.assert_array_equal(m.Abar, Ab)
+    np.testing.assert_array_equal(m.D, np.zeros((2, 2)))
+    u = rng.normal(size=(20, 2))
+    np.testing.assert_allclose(outputs(m, u), loop(Ab, Bb, C, np.zeros((2, 2)), u), atol=1e-12)
