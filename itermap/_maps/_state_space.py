@@ -586,7 +586,8 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
     ----------
     layers : sequence of LinearStateSpace
         Bottom layer first; each layer's ``input_size`` is the ``output_size`` of
-        the layer below. On NumPy.
+        the layer below. On NumPy. A complex layer's block ``h_l`` is its real state
+        ``[Re h; Im h]``.
     activation : str
         The position-wise nonlinearity of the hidden outputs ``z_1 .. z_{L-1}``
         (a name in :data:`itermap.ACTIVATIONS`).
