@@ -657,7 +657,13 @@ def cases() -> dict:
             "A": P(-np.eye(2), "array"), "B": P(np.ones(2), "array"),
             "C": P(np.ones(2), "array"), "D": P(None, "array", optional=True),
             "dt": P(0.1, "float>0"), "method": P("bilinear", "choice")},
-            positional=("A", "B", "C", "D")),
+            positional=("A", "B", "C", "D"),   # complex A, B, C are S4D/S5 layers (D real)
+            skip={"A": {"complex"}, "B": {"complex"}, "C": {"complex"}}),
+        "LinearStateSpace.from_discrete": Case(itermap.LinearStateSpace.from_discrete, {
+            "Abar": P(0.5 * np.eye(2), "array"), "Bbar": P(np.ones(2), "array"),
+            "C": P(np.ones(2), "array"), "D": P(None, "array", optional=True)},
+            positional=("Abar", "Bbar", "C", "D"),   # complex Abar, Bbar, C: an LRU layer
+            skip={"Abar": {"complex"}, "Bbar": {"complex"}, "C": {"complex"}}),
         "deep_lssl": Case(itermap.deep_lssl, {
             "layers": P([itermap.LinearStateSpace(-np.eye(2), np.ones(2), np.ones(2), dt=0.1)],
                         "layers"),

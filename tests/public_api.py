@@ -46,6 +46,9 @@ MODULES = {
 }
 CLASSES_WITH_METHODS = (itermap.IterativeMap, itermap.BlockMatrix, itermap.Map,
                         itermap.FunctionMap, itermap.Result, itermap.Check)
+# public methods of other classes that are more than the Map protocol
+EXTRA_METHODS = {"itermap.LinearStateSpace.from_discrete":
+                 vars(itermap.LinearStateSpace)["from_discrete"].__func__}
 
 
 def _methods(cls):
@@ -71,6 +74,7 @@ def public_callables():
             out.setdefault(f"{modname}.{name}", obj)
     for cls in CLASSES_WITH_METHODS:
         out.update(_methods(cls))
+    out.update(EXTRA_METHODS)
     return out
 
 

@@ -12,7 +12,15 @@ import numpy as np
 import scipy.linalg
 
 from .._core._backend import backend_of, namespace, to_backend, to_numpy
-from .._core._checks import check_choice, check_int, check_real, one_namespace, real_array
+from .._core._checks import (
+    check_choice,
+    check_int,
+    check_real,
+    no_half,
+    one_namespace,
+    plain_array,
+    real_array,
+)
 from .._core._types import Array
 from ._blocks import BlockMatrix
 from ._map import Map
@@ -21,7 +29,7 @@ from ._network import IterativeMap
 __all__ = ["LinearStateSpace", "deep_lssl", "hippo"]
 
 HIPPO_KINDS = ("legs", "legt", "lagt")
-METHODS = ("bilinear", "zoh")
+METHODS = ("bilinear", "zoh", "discrete")
 
 
 def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +106,37 @@ def hippo(kind: str, N: int) -> tuple[np.ndarray, np.ndarray]:
     return A, B
 
 
-def _matrix(name, a, *, ndim_hint, dtype=None):
-    """``a`` as a finite real 2-d array (a vector becomes ``ndim_hint``: column or row)."""
-    a = real_array(name, a, dtype=dtype)
+def _is_complex(a) -> bool:
+    """Whether ``a`` (an array of any library, or a nested list) holds complex numbers."""
+    if isinstance(a, np.ndarray):
+        return a.dtype.kind == "c"
+    if hasattr(a, "dtype") and hasattr(a, "shape"):
+        try:
+            return bool(namespace(a).isdtype(a.dtype, "complex floating"))
+        except (TypeError, ValueError, AttributeError):
+            return False
+    if a is None or isinstance(a, str | bytes):
+        return False
+    try:
+        return np.asarray(a).dtype.kind == "c"
+    except (TypeError, ValueError):  # ragged: real_array's message says why
+        return False
+
+
+def _matrix(name, a, *, ndim_hint, dtype=None, complex_ok=False):
+    """``a`` as a finite 2-d array (a vector becomes ``ndim_hint``: column or row), real
+    unless ``complex_ok`` (complex entries then kept, cast to ``dtype`` where given)."""
+    if complex_ok and _is_complex(a):
+        a = no_half(name, plain_array(name, a))
+        if not hasattr(a, "shape"):
+            a = np.asarray(a, dtype=np.complex128)
+        xp = namespace(a)
+        if dtype is not None and a.dtype != dtype:
+            a = xp.astype(a, dtype)
+        if not bool(xp.all(xp.isfinite(a))):
+            raise ValueError(f"{name} contains NaN or inf")
+    else:
+        a = real_array(name, a, dtype=dtype)
     xp = namespace(a)
     if a.ndim == 0:
         a = xp.reshape(a, (1, 1))
@@ -112,8 +148,11 @@ def _matrix(name, a, *, ndim_hint, dtype=None):
 
 
 def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
-    """``(Abar, Bbar)`` on the host in float64 (``method`` "bilinear" or "zoh")."""
+    """``(Abar, Bbar)`` on the host in ``A``'s dtype, float64 or complex128 (``method``
+    "bilinear", "zoh", or "discrete": ``A`` and ``B`` as they are)."""
     N = A.shape[0]
+    if method == "discrete":
+        return A, B
     if method == "bilinear":
         M = np.eye(N) - 0.5 * dt * A
         if np.linalg.cond(M) > 1e14:
@@ -121,11 +160,17 @@ def discretize(A: np.ndarray, B: np.ndarray, dt: float, method: str):
                              f"so the bilinear discretisation does not exist")
         return np.linalg.solve(M, np.eye(N) + 0.5 * dt * A), np.linalg.solve(M, dt * B)
     P = B.shape[1]
-    big = np.zeros((N + P, N + P))
+    big = np.zeros((N + P, N + P), dtype=A.dtype)
     big[:N, :N], big[:N, N:] = A, B
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by the caller
         E = scipy.linalg.expm(dt * big)
     return E[:N, :N], E[:N, N:]
+
+
+def _realify(Ab, Bb, C):
+    """The real form of ``h' = Ab h + Bb u``, ``y = Re(C h)`` on ``[Re h; Im h]``."""
+    return (np.block([[Ab.real, -Ab.imag], [Ab.imag, Ab.real]]),
+            np.concatenate([Bb.real, Bb.imag]), np.concatenate([C.real, -C.imag], axis=1))
 
 
 class LinearStateSpace(Map):
@@ -140,24 +185,50 @@ class LinearStateSpace(Map):
     convolution ``y_k = sum_j K_j u_{k-j} + D u_k``, ``K_j = C Abar^j Bbar``
     (:meth:`kernel`, :meth:`convolve`).
 
+    ``A``, ``B`` and ``C`` may be complex (the diagonal layers S4D, S5 and the LRU,
+    :meth:`from_discrete`): the system is discretised in complex arithmetic and the
+    map realified, so its state stays real: ``h = a + i b`` is ``[a; b]`` (dimension
+    ``2N``), ``Abar -> [[Re Abar, -Im Abar], [Im Abar, Re Abar]]``,
+    ``Bbar -> [Re Bbar; Im Bbar]``, and :meth:`readout` gives ``Re(C h) + D u`` (by
+    ``[Re C, -Im C]``), the kernel ``K_j = Re(C Abar^j Bbar)``.
+
     Parameters
     ----------
     A : array of shape (N, N)
-        The continuous state matrix.
+        The continuous state matrix, real or complex.
     B : array of shape (N, P) or (N,)
-        The input matrix (a vector is one input).
+        The input matrix (a vector is one input), real or complex.
     C : array of shape (Q, N) or (N,)
-        The output matrix (a vector is one output).
+        The output matrix (a vector is one output), real or complex.
     D : array of shape (Q, P), optional
-        The feedthrough; zero by default.
+        The feedthrough, real; zero by default.
     dt : float
         The step (positive and finite).
-    method : {"bilinear", "zoh"}
-        The discretisation.
+    method : {"bilinear", "zoh", "discrete"}
+        The discretisation; ``"discrete"`` takes ``A`` and ``B`` as ``Abar`` and
+        ``Bbar`` already (what :meth:`from_discrete` records).
+
+    Attributes
+    ----------
+    A, B, C, D : arrays
+        As given (complex where given complex).
+    Abar, Bbar : arrays of shape (dim, dim) and (dim, P)
+        The map's real matrices (realified for a complex system: ``dim = 2N``).
+    is_complex : bool
+        Whether ``A``, ``B`` or ``C`` is complex.
+
+    Raises
+    ------
+    ValueError
+        Shapes that disagree, NaN or inf entries, a ``dt`` that is not positive or
+        whose discretisation does not exist or overflows, an unknown ``method``.
+    TypeError
+        A complex ``D``, arrays that are not numeric, arrays of two libraries.
 
     Notes
     -----
-    ``A``'s dtype and namespace are the map's (discretised on the host in float64).
+    ``A``'s namespace is the map's, and its precision: float64 (complex128 inputs) or
+    float32 (complex64). Discretised on the host in float64 or complex128.
     Channels (the ``H`` features of an LSSL layer) are a batch: inputs ``(L, H, P)``.
 
     References
@@ -167,6 +238,10 @@ class LinearStateSpace(Map):
        layers", NeurIPS 2021, arXiv:2110.13985.
     .. [2] A. Gu, T. Dao, S. Ermon, A. Rudra and C. Re, "HiPPO: Recurrent memory with
        optimal polynomial projections", NeurIPS 2020, arXiv:2008.07669.
+    .. [3] A. Gu, K. Goel, A. Gupta and C. Re, "On the parameterization and
+       initialization of diagonal state space models", NeurIPS 2022, arXiv:2206.11893.
+    .. [4] J. T. H. Smith, A. Warrington and S. W. Linderman, "Simplified state space
+       layers for sequence modeling", ICLR 2023, arXiv:2208.04933.
 
     Examples
     --------
@@ -182,48 +257,129 @@ class LinearStateSpace(Map):
     True
     >>> m.kernel(3).shape                     # (L, Q, P)
     (3, 1, 1)
+
+    A complex diagonal layer (S5's form) is a real map of twice the size:
+
+    >>> s5 = itermap.LinearStateSpace(np.diag([-0.5 + 1j, -0.5 - 1j]), np.ones(2),
+    ...                               [1.0, 1.0j], dt=0.1, method="zoh")
+    >>> s5
+    LinearStateSpace(N=2 complex, dim=4, inputs=1, outputs=1, dt=0.1, method='zoh')
     """
 
     def __init__(self, A: Array, B: Array, C: Array, D: Array | None = None, *,
                  dt: float, method: str = "bilinear"):
-        one_namespace(A=A, B=B, C=C, D=D)
-        A = _matrix("A", A, ndim_hint="column")
+        method = check_choice("method", method, METHODS)
+        an, bn = ("Abar", "Bbar") if method == "discrete" else ("A", "B")
+        one_namespace(**{an: A, bn: B}, C=C, D=D)
+        if D is not None and _is_complex(D):
+            raise TypeError("D must be real: the output y = Re(C h) + D u of a real input u "
+                            "sees only Re(D); pass D.real")
+        is_complex = _is_complex(A) or _is_complex(B) or _is_complex(C)
+        A = _matrix(an, A, ndim_hint="column", complex_ok=True)
         if A.shape[0] != A.shape[1]:
-            raise ValueError(f"A must be square, got shape {tuple(A.shape)}")
-        dtype = A.dtype
+            raise ValueError(f"{an} must be square, got shape {tuple(A.shape)}")
         xp = namespace(A)
+        if is_complex:   # A's precision: complex64 (or float32) -> float32 and complex64
+            single = A.dtype in (xp.float32, xp.complex64)
+            dtype = xp.float32 if single else xp.float64
+            cdtype = xp.complex64 if single else xp.complex128
+            A = xp.astype(A, cdtype)
+        else:
+            dtype = cdtype = A.dtype
         N = A.shape[0]
-        B = _matrix("B", B, ndim_hint="column", dtype=dtype)
-        C = _matrix("C", C, ndim_hint="row", dtype=dtype)
+        B = _matrix(bn, B, ndim_hint="column", dtype=cdtype, complex_ok=True)
+        C = _matrix("C", C, ndim_hint="row", dtype=cdtype, complex_ok=True)
         if B.shape[0] != N:
-            raise ValueError(f"B has {B.shape[0]} rows, A is {N} x {N}")
+            raise ValueError(f"{bn} has {B.shape[0]} rows, {an} is {N} x {N}")
         if C.shape[1] != N:
-            raise ValueError(f"C has {C.shape[1]} columns, A is {N} x {N}")
+            raise ValueError(f"C has {C.shape[1]} columns, {an} is {N} x {N}")
         if D is None:
             D = xp.zeros((C.shape[0], B.shape[1]), dtype=dtype)
         D = _matrix("D", D, ndim_hint="row", dtype=dtype)
         if tuple(D.shape) != (C.shape[0], B.shape[1]):
             raise ValueError(f"D must have shape {(C.shape[0], B.shape[1])} (outputs, inputs), "
                              f"got {tuple(D.shape)}")
-        for name, a in (("B", B), ("C", C), ("D", D)):
+        for name, a in ((bn, B), ("C", C), ("D", D)):
             if namespace(a) is not xp:
-                raise TypeError(f"{name} lives in another array namespace than A")
+                raise TypeError(f"{name} lives in another array namespace than {an}")
         self.dt = check_real("dt", dt, positive=True)
-        self.method = check_choice("method", method, METHODS)
-        Ab, Bb = discretize(np.asarray(to_numpy(A), dtype=np.float64),
-                            np.asarray(to_numpy(B), dtype=np.float64), self.dt, self.method)
+        self.method = method
+        host = np.complex128 if is_complex else np.float64
+        Ab, Bb = discretize(np.asarray(to_numpy(A), dtype=host),
+                            np.asarray(to_numpy(B), dtype=host), self.dt, self.method)
         if not (np.all(np.isfinite(Ab)) and np.all(np.isfinite(Bb))):
             raise ValueError(f"dt={self.dt}: the discretised system overflows")
         self.A, self.B, self.C, self.D = A, B, C, D
+        self.is_complex = is_complex
+        Cr = C
+        if is_complex:
+            Ab, Bb, Cr = _realify(Ab, Bb, np.asarray(to_numpy(C), dtype=np.complex128))
+            Cr = xp.asarray(Cr, dtype=dtype)
+        self._C = Cr                 # the readout of the (real) state: C, or [Re C, -Im C]
         self.Abar = xp.asarray(Ab, dtype=dtype)
         self.Bbar = xp.asarray(Bb, dtype=dtype)
         self._AbarT = xp.asarray(self.Abar.T, copy=True)
         self._BbarT = xp.asarray(self.Bbar.T, copy=True)
 
+    @classmethod
+    def from_discrete(cls, Abar: Array, Bbar: Array, C: Array,
+                      D: Array | None = None) -> LinearStateSpace:
+        """A layer from already-discrete parameters: ``h_k = Abar h_{k-1} + Bbar u_k``.
+
+        The LRU's form (Orvieto et al. 2023): a trained complex diagonal
+        ``Abar = diag(Lambda)`` and ``Bbar = diag(gamma) B`` (the normalisation folded
+        into ``Bbar``), ``y_k = Re(C h_k) + D u_k``. Nothing is discretised: the map's
+        ``Abar`` and ``Bbar`` are these (realified when complex, as in
+        :class:`LinearStateSpace`); ``dt`` is recorded as 1 (one sample), ``method``
+        as ``"discrete"``.
+
+        Parameters
+        ----------
+        Abar : array of shape (N, N)
+            The discrete state matrix, real or complex (a diagonal ``diag(Lambda)``).
+        Bbar : array of shape (N, P) or (N,)
+            The discrete input matrix, real or complex.
+        C : array of shape (Q, N) or (N,)
+            The output matrix, real or complex.
+        D : array of shape (Q, P), optional
+            The real feedthrough; zero by default.
+
+        Returns
+        -------
+        LinearStateSpace
+
+        Raises
+        ------
+        ValueError
+            Shapes that disagree, NaN or inf entries.
+        TypeError
+            A complex ``D``, arrays that are not numeric, arrays of two libraries.
+
+        References
+        ----------
+        .. [1] A. Orvieto, S. L. Smith, A. Gu, A. Fernando, C. Gulcehre, R. Pascanu and
+           S. De, "Resurrecting recurrent neural networks for long sequences", ICML 2023,
+           arXiv:2303.06349.
+
+        Examples
+        --------
+        An LRU layer of two complex modes is a real map of dimension 4:
+
+        >>> import itermap
+        >>> lam = np.array([0.9 * np.exp(0.3j), 0.5 * np.exp(-1.2j)])
+        >>> m = itermap.LinearStateSpace.from_discrete(np.diag(lam), np.ones(2), [1.0, 1j])
+        >>> m.dim, m.dtype
+        (4, dtype('float64'))
+        >>> bool(np.allclose(m.kernel(3)[:, 0, 0], [(np.array([1, 1j]) @ lam ** j).real
+        ...                                          for j in range(3)]))
+        True
+        """
+        return cls(Abar, Bbar, C, D, dt=1.0, method="discrete")
+
     # -- protocol -----------------------------------------------------------
     @property
     def dim(self) -> int:
-        return int(self.A.shape[0])
+        return int(self.Abar.shape[0])
 
     @property
     def input_size(self) -> int:
@@ -236,7 +392,7 @@ class LinearStateSpace(Map):
 
     @property
     def dtype(self):
-        return self.A.dtype
+        return self.Abar.dtype
 
     @property
     def backend(self) -> str:
@@ -269,11 +425,11 @@ class LinearStateSpace(Map):
 
     # -- outputs, kernel, convolution ---------------------------------------
     def readout(self, x: Array, u: Array | None = None) -> Array:
-        """The output ``y = C x + D u`` (``C x`` without ``u``).
+        """The output ``y = C x + D u`` (``C x`` without ``u``; ``Re(C h)`` if complex).
 
         Parameters
         ----------
-        x : array of shape (..., N)
+        x : array of shape (..., dim)
             States, with any leading axes (``traj.states[1:]``, say).
         u : array of shape (..., P), optional
             The inputs of the same steps: ``y_k = C x_k + D u_k`` where ``x_k``
@@ -298,7 +454,7 @@ class LinearStateSpace(Map):
         if not hasattr(x, "shape") or x.shape[-1:] != (self.dim,):
             raise ValueError(f"x: states must have shape (..., {self.dim}), got "
                              f"{getattr(x, 'shape', type(x).__name__)}")
-        y = x @ self._cast(self.C, x).T
+        y = x @ self._cast(self._C, x).T
         if u is None:
             return y
         if not hasattr(u, "shape") or u.shape[-1:] != (self.input_size,):
@@ -307,7 +463,7 @@ class LinearStateSpace(Map):
         return y + u @ self._cast(self.D, x).T
 
     def kernel(self, L: int) -> Array:
-        """The convolution kernel ``K_j = C Abar^j Bbar``, ``j = 0 .. L - 1``.
+        """The convolution kernel ``K_j = C Abar^j Bbar`` (its real part if complex).
 
         Built by doubling the Krylov block ``[V, Abar^n V]`` (``ceil(log2 L)`` products).
 
@@ -348,7 +504,7 @@ class LinearStateSpace(Map):
             n *= 2
             if n < L:
                 power = power @ power
-        K = self.C @ V[:, :L * P]                            # (Q, L P), column j P + p
+        K = self._C @ V[:, :L * P]                            # (Q, L P), column j P + p
         return xp.permute_dims(xp.reshape(K, (self.output_size, L, P)), (0, 2, 1))
 
     def convolve(self, u: Array) -> Array:
@@ -411,7 +567,8 @@ class LinearStateSpace(Map):
                                 dt=self.dt, method=self.method)
 
     def __repr__(self) -> str:
-        return (f"LinearStateSpace(N={self.dim}, inputs={self.input_size}, "
+        N = f"N={self.A.shape[0]} complex, dim={self.dim}" if self.is_complex else f"N={self.dim}"
+        return (f"LinearStateSpace({N}, inputs={self.input_size}, "
                 f"outputs={self.output_size}, dt={self.dt:g}, method={self.method!r})")
 
 
@@ -429,7 +586,8 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
     ----------
     layers : sequence of LinearStateSpace
         Bottom layer first; each layer's ``input_size`` is the ``output_size`` of
-        the layer below. On NumPy.
+        the layer below. On NumPy. A complex layer's block ``h_l`` is its real state
+        ``[Re h; Im h]``.
     activation : str
         The position-wise nonlinearity of the hidden outputs ``z_1 .. z_{L-1}``
         (a name in :data:`itermap.ACTIVATIONS`).
@@ -499,7 +657,7 @@ def deep_lssl(layers: Sequence[LinearStateSpace], *, activation: str = "tanh",
         h, z, prev = 2 * i + 1, 2 * i + 2, 2 * i
         sizes += [layer.dim, layer.output_size]
         Ab, Bb, C, D = (np.asarray(to_numpy(a), dtype=np.float64)
-                        for a in (layer.Abar, layer.Bbar, layer.C, layer.D))
+                        for a in (layer.Abar, layer.Bbar, layer._C, layer.D))
         blocks[(h, h)], blocks[(h, prev)] = Ab, Bb
         blocks[(z, h)], blocks[(z, prev)] = C @ Ab, C @ Bb + D
         acts += ["identity", output_activation if i == len(layers) - 1 else activation]

@@ -336,7 +336,7 @@ def iterate(map: MapLike, x0: Array, steps: int, *, inputs: Array | None = None,
     fast = trusted() if callable(trusted) else None
     shape = x.shape
     for k in range(steps):
-        u = constant if sequence is None else sequence[k]
+        u = constant if sequence is None else sequence[k, ...]
         x = map.step(x, u) if k == 0 or fast is None else fast(x, u)
         if k == 0 and x.shape != shape:  # else it broadcasts into the saved states unseen
             raise ValueError(f"map: step returned shape {tuple(x.shape)} for states of "
