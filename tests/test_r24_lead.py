@@ -99,3 +99,17 @@ def test_lyapunov_history_of_a_few_exponents_keys_each():
     ax = plots.lyapunov_history(res)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "$\\lambda_{1}$", "$\\lambda_{2}$", "$\\lambda_{3}$"]
+
+
+def test_zeros_of_a_map_on_another_array_library_is_on_that_library():
+    # Map.zeros built a NumPy array of the map's dtype: an array_api_strict map's dtype is
+    # no NumPy dtype ("Cannot interpret 'array_api_strict.float64' as a data type")
+    xs = pytest.importorskip("array_api_strict")
+    m = itermap.LinearStateSpace(xs.asarray(-np.eye(2)), xs.asarray(np.ones(2)),
+                                 xs.asarray(np.ones(2)), dt=0.1)
+    for z, shape in ((m.zeros(), (2,)), (m.zeros(3), (3, 2))):
+        assert type(z).__module__.startswith("array_api_strict")
+        assert z.dtype == m.dtype and tuple(z.shape) == shape
+        assert not bool(xs.any(z != 0))
+    x1 = m.step(m.zeros(), xs.asarray([1.0]))
+    np.testing.assert_allclose(np.asarray(x1), np.asarray(m.Bbar)[:, 0])

@@ -446,6 +446,13 @@ class Map:
         (3, 2)
         """
         shape = (self.dim,) if batch is None else (check_int("batch", batch, 0), self.dim)
+        if self.backend not in ("numpy", "cupy"):   # another array API library's map
+            import importlib
+
+            from array_api_compat import array_namespace
+
+            xp = array_namespace(importlib.import_module(self.backend).asarray(0.0))
+            return xp.zeros(shape, dtype=self.dtype)
         z = np.zeros(shape, dtype=self.dtype or np.float64)
         if self.backend == "cupy":
             from .._core._backend import to_backend
