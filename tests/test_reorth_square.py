@@ -87,8 +87,9 @@ def test_the_overlapped_step_equals_the_one_thread_step(n, monkeypatch):
     seen = _overlapping(monkeypatch, threads=2)
     two = lyapunov_spectrum(m, x0, 30, rng=5)
     assert seen and all(seen)
-    np.testing.assert_allclose(two.per_trajectory, one.per_trajectory, rtol=1e-13, atol=0)
-    # the split product rounds differently; 30 steps at gain 2 grow that to ~3e-13
+    # the split product rounds differently; 30 steps at gain 2 grow that to ~3e-13 in
+    # the frame and ~1e-13 relative in the smallest exponents (1.3e-13 on a Zen 3 VM)
+    np.testing.assert_allclose(two.per_trajectory, one.per_trajectory, rtol=1e-12, atol=0)
     np.testing.assert_allclose(two.tangents, one.tangents, rtol=0, atol=1e-11)
 
 
