@@ -1,0 +1,51 @@
+"""Round 24, r24-seeds: defects found on cases the earlier tests did not cover (other
+seeds, gains, sizes and dtypes), each checked against a closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import itermap
+from itermap.analysis import impulse_response
+
+
+# -- impulse_response: a small response is not a response that ended -----------------------
+@pytest.mark.parametrize("dtype, a, steps", [(np.float64, 0.01, 120), (np.float32, 0.1, 30)])
+def test_a_decaying_response_below_sqrt_tiny_keeps_its_norm_and_rate(dtype, a, steps):
+    # x -> a x never forgets: its response is a^k, representable down to the dtype's
+    # smallest normal; squaring it for the Frobenius norm underflowed at sqrt(tiny) and
+    # reported a finite FIR length (81 for a = 0.01 in float64, 20 in float32)
+    m = itermap.IterativeMap(np.array([[a]], dtype=dtype), activation="identity")
+    r = impulse_response(m, np.ones(1, dtype=dtype), steps)
+    assert r.length is None
+    assert r.decay_rate == pytest.approx(-np.log(a), rel=1e-4)
+    k = np.arange(steps + 1)
+    expect = np.asarray(a, dtype=dtype) ** k.astype(dtype)
+    np.testing.assert_allclose(r.norms[:, 0, 0], expect, rtol=1e-4 if dtype == np.float32
+                               else 1e-10)
+    np.testing.assert_allclose(r.total, expect, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    assert r.norms.dtype == dtype and r.total.dtype == dtype
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
+       log_rate=st.floats(np.log(2.0), np.log(1e3)))
+def test_a_normal_linear_maps_response_decays_at_log_its_spectral_radius(n, seed, log_rate):
+    # W = Q diag(lam) Q^T: the response's Frobenius norm is ||W^k||_F, which decays at
+    # -log max|lam|, however far below sqrt(tiny) it falls within the run
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.exp(-log_rate) * rng.uniform(0.2, 1.0, n)
+    lam[0] = np.exp(-log_rate)
+    W = (Q * lam) @ Q.T
+    steps = int(min(250.0, 600.0 / log_rate))  # the response stays above 1e-290
+    r = impulse_response(itermap.IterativeMap(W, activation="identity"), np.zeros(n), steps)
+    assert r.length is None
+    expect = np.array([np.sqrt(np.sum((lam / lam[0]) ** (2.0 * k)))
+                       for k in range(steps + 1)])
+    k = np.arange(steps + 1)
+    np.testing.assert_allclose(r.total / np.exp(-log_rate * k), expect, rtol=1e-6)
+    assert r.decay_rate == pytest.approx(log_rate, rel=1e-3)
