@@ -49,3 +49,24 @@ def test_a_normal_linear_maps_response_decays_at_log_its_spectral_radius(n, seed
     k = np.arange(steps + 1)
     np.testing.assert_allclose(r.total / np.exp(-log_rate * k), expect, rtol=1e-6)
     assert r.decay_rate == pytest.approx(log_rate, rel=1e-3)
+
+
+# -- continuation: the first step is at most max_step ------------------------------------
+@pytest.mark.parametrize("w, reach", [(5.0, 2.2), (8.0, 1.2), (3.0, 3.0)])
+def test_continuation_from_two_values_finds_both_folds_of_the_closed_form(w, reach):
+    # x -> tanh(w x + u) folds where w (1 - x^2) = 1: at x = +-sqrt(1 - 1/w),
+    # u = +-(artanh(x) - w x). Given only [u0, -u0], the first step was |2 u0| however
+    # large max_step (a tenth of the range) is: from w = 5 it jumped from the upper branch
+    # straight onto the lower one and reported no fold at all
+    from itermap.analysis import continuation
+
+    xf = np.sqrt(1.0 - 1.0 / w)
+    uf = np.arctanh(xf) - w * xf
+    u0 = reach * abs(uf)
+
+    def make(u):
+        return itermap.IterativeMap(np.array([[w]]), bias=np.array([u]))
+
+    c = continuation(make, [u0, -u0], np.array([0.99]))
+    folds = sorted(b["parameter"] for b in c.bifurcations if b["kind"] == "fold")
+    np.testing.assert_allclose(folds, [uf, -uf], atol=1e-6)
