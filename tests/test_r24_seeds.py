@@ -70,3 +70,23 @@ def test_continuation_from_two_values_finds_both_folds_of_the_closed_form(w, rea
     c = continuation(make, [u0, -u0], np.array([0.99]))
     folds = sorted(b["parameter"] for b in c.bifurcations if b["kind"] == "fold")
     np.testing.assert_allclose(folds, [uf, -uf], atol=1e-6)
+
+
+# -- clv_angles: the angle of two lines does not depend on the vectors' lengths -------------
+@settings(max_examples=40, deadline=None)
+@given(theta=st.floats(0.0, np.pi / 2), scale_exp=st.integers(-300, 300),
+       other_exp=st.integers(-300, 300), dim=st.integers(2, 4))
+def test_clv_angles_of_scaled_columns_is_the_angle_between_them(theta, scale_exp, other_exp,
+                                                                   dim):
+    # columns e_0 and (cos t, sin t) in any dimension, at any lengths within float range:
+    # the norms squared underflowed to 0 (NaN) below 1e-154 and overflowed (pi/2) above
+    from itermap.analysis import clv_angles
+
+    V = np.zeros((dim, 2))
+    V[0, 0] = 10.0 ** scale_exp
+    V[0, 1], V[1, 1] = np.cos(theta) * 10.0 ** other_exp, np.sin(theta) * 10.0 ** other_exp
+    ang = clv_angles(V)
+    assert np.all(np.isfinite(ang))
+    assert ang[0, 1] == pytest.approx(theta, abs=1e-7)
+    assert ang[1, 0] == ang[0, 1] and ang[0, 0] == ang[1, 1] == 0.0
+

@@ -133,7 +133,8 @@ def clv_angles(vectors: Array) -> Array:
     (0.785398, 0.785398)
     """
     V = _vector_frames(vectors)
-    V = V / np.linalg.norm(V, axis=-2, keepdims=True)
+    V = V / np.abs(V).max(axis=-2, keepdims=True)  # scale-free: the norms neither under-
+    V = V / np.linalg.norm(V, axis=-2, keepdims=True)  # flow (NaN) nor overflow (pi/2)
     cos = np.abs(np.swapaxes(V, -1, -2) @ V)
     ang = np.arccos(np.clip(cos, 0.0, 1.0))
     k = V.shape[-1]
