@@ -90,3 +90,21 @@ def test_clv_angles_of_scaled_columns_is_the_angle_between_them(theta, scale_exp
     assert ang[0, 1] == pytest.approx(theta, abs=1e-7)
     assert ang[1, 0] == ang[0, 1] and ang[0, 0] == ang[1, 1] == 0.0
 
+
+@settings(max_examples=40, deadline=None)
+@given(log_theta=st.floats(-14.0, 0.0), flip=st.booleans(), batch=st.integers(1, 3))
+def test_clv_angles_of_near_tangent_lines_keep_their_digits(log_theta, flip, batch):
+    # a near-tangency is what the angles are for: arccos of the cosine read every angle
+    # below 1e-8 as exactly 0 and one of 1e-6 with 4e-5 relative error
+    from itermap.analysis import clv_angles
+
+    theta = 10.0 ** log_theta
+    rng = np.random.default_rng(int(-log_theta * 1000))
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))  # any orthonormal pair in 5-D
+    u, w = Q[:, 0], Q[:, 1]
+    v = np.cos(theta) * u + np.sin(theta) * w
+    V = np.stack([np.column_stack([u, -v if flip else v])] * batch)
+    ang = clv_angles(V)
+    # to the rounding of u and w themselves (about 1e-16), at every angle
+    np.testing.assert_allclose(ang[:, 0, 1], theta, rtol=1e-7, atol=1e-15)
+    np.testing.assert_allclose(ang[:, 1, 0], theta, rtol=1e-7, atol=1e-15)
