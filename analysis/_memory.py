@@ -205,6 +205,19 @@ def _input_sequence(map_, x, steps, inputs):
     return None if sequence is None else [sequence[k, ...] for k in range(steps)]
 
 
+def _in_step_dtype(map_, x, inputs, steps):
+    """``x`` in the dtype the map's step gives it (a float32 start of a float64 network
+    runs in float64): the norms, ``eps`` and ``tol`` then have the run's precision, and a
+    response below float32's range is not stored as 0, an ended response."""
+    row = x if x.ndim == 1 else x[0]
+    u = inputs if x.ndim == 1 else _row_inputs(map_, x, inputs, steps)[0]
+    us = _input_sequence(map_, row, steps + 1, u)
+    with np.errstate(all="ignore"):
+        dtype = map_.step(row, None if us is None else us[0]).dtype
+    xp = namespace(x)
+    return xp.astype(x, dtype) if xp.isdtype(dtype, "real floating") else x
+
+
 def _unit_columns(map_, blocks, xp, dtype):
     """A (dim, sum of sizes) matrix: the identity restricted to ``blocks``' columns."""
     E = np.zeros((map_.dim, sum(map_.sizes[b] for b in blocks)))
@@ -481,7 +494,7 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
-    x = map.check_start(x, "x")
+    x = _in_step_dtype(map, map.check_start(x, "x"), inputs, steps)
     # float32 differences of 1e-6 are roundoff: the response would read as zero
     eps = max(1e-6, float(np.sqrt(machine_eps(x.dtype)))) if eps is None else \
         check_real("eps", eps, positive=True)

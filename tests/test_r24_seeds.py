@@ -108,3 +108,20 @@ def test_clv_angles_of_near_tangent_lines_keep_their_digits(log_theta, flip, bat
     # to the rounding of u and w themselves (about 1e-16), at every angle
     np.testing.assert_allclose(ang[:, 0, 1], theta, rtol=1e-7, atol=1e-15)
     np.testing.assert_allclose(ang[:, 1, 0], theta, rtol=1e-7, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["linear", "nonlinear"])
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_float32_start_of_a_float64_map_gets_the_float64_response(method, batch):
+    # the steps of a float64 network promote a float32 start to float64, but the norms,
+    # eps and tol followed the start: x -> 0.01 x "forgot" after 23 steps (its response
+    # stored as float32 underflowed), and the nonlinear method after 1 (float32's tol)
+    m = itermap.IterativeMap(np.array([[0.01]]), activation="identity")
+    x64 = np.ones((2, 1) if batch else 1)
+    want = impulse_response(m, x64, 40, method=method)
+    got = impulse_response(m, x64.astype(np.float32), 40, method=method)
+    assert got.norms.dtype == np.float64
+    assert got.length == want.length and got.decay_rate == want.decay_rate
+    np.testing.assert_array_equal(got.norms, want.norms)
+    if method == "linear":
+        assert got.length == ([None, None] if batch else None)
