@@ -125,3 +125,27 @@ def test_a_float32_start_of_a_float64_map_gets_the_float64_response(method, batc
     np.testing.assert_array_equal(got.norms, want.norms)
     if method == "linear":
         assert got.length == ([None, None] if batch else None)
+
+
+def test_the_impulse_plot_of_a_response_below_sqrt_tiny_draws_every_step_and_no_zero():
+    # the plot summed the sources' and targets' norms squared: a response below 1e-154
+    # squared to 0, its line ended and a marker said "exactly 0 from here on"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from itermap.analysis import plots
+
+    m = itermap.IterativeMap(np.diag([0.01, 0.02]), activation="identity", sizes=[1, 1])
+    r = impulse_response(m, np.ones(2), 100)
+    assert r.length is None
+    ax = plots.impulse_response(r, total=True)
+    try:
+        drawn = {ln.get_label(): np.asarray(ln.get_ydata(), dtype=float) for ln in ax.lines}
+        assert not any("exactly 0" in label for label in drawn)
+        for label in ("response in block 0", "response in block 1", "total"):
+            assert np.all(np.isfinite(drawn[label]) & (drawn[label] > 0)), label
+        np.testing.assert_allclose(drawn["total"], r.total, rtol=1e-12)
+    finally:
+        plt.close(ax.figure)
