@@ -149,3 +149,25 @@ def test_the_impulse_plot_of_a_response_below_sqrt_tiny_draws_every_step_and_no_
         np.testing.assert_allclose(drawn["total"], r.total, rtol=1e-12)
     finally:
         plt.close(ax.figure)
+
+
+def test_the_reports_impulse_response_numbers_keep_a_response_below_sqrt_tiny(tmp_path):
+    # the report's section summed the norms squared itself: its norm_per_step read 0 from
+    # 1e-154 down while its own length said the response never ends
+    import json
+
+    from itermap.analysis._report import run_report
+
+    m = itermap.IterativeMap(np.diag([0.01, 0.02]), activation="identity", sizes=[1, 1])
+    itermap.save(m, tmp_path / "map.npz")
+    spec = {"networks": {"m": {"kind": "saved", "path": str(tmp_path / "map.npz")}},
+            "analyses": [{"kind": "impulse_response", "networks": ["m"], "steps": 100}]}
+    doc = run_report(spec, tmp_path / "report", progress=False)
+    assert doc["failed"] == []
+    num = json.loads((tmp_path / "report" / "results.json").read_text())["analyses"][0]
+    num = num["numbers"]["m"]
+    assert num["length"] is None
+    per_step = np.array(num["norm_per_step"])
+    assert np.all(per_step > 0)
+    np.testing.assert_allclose(per_step, impulse_response(m, np.zeros(2), 100).total,
+                               rtol=1e-12)
