@@ -171,3 +171,21 @@ def test_the_reports_impulse_response_numbers_keep_a_response_below_sqrt_tiny(tm
     assert np.all(per_step > 0)
     np.testing.assert_allclose(per_step, impulse_response(m, np.zeros(2), 100).total,
                                rtol=1e-12)
+
+
+# -- Gram-Schmidt reorthonormalisation of a numerically dependent column -------------------
+@pytest.mark.parametrize("tiny, n", [(1e-20, 2), (1e-20, 3), (1e-30, 3), (1e-12, 3)])
+def test_a_float32_maps_strongly_contracting_direction_keeps_its_exponent(tiny, n):
+    # diag(0.5, ..., tiny) in float32 (the general stepper's Gram-Schmidt for k <= 3):
+    # the last column keeps ~tiny of its norm, under eps32, where "twice is enough" no
+    # longer holds: its q fell onto q_1, the exponent read -33 instead of log(tiny) and
+    # then -inf once the lost direction's component underflowed
+    from itermap.analysis import lyapunov_spectrum
+
+    d = np.full(n, 0.5, dtype=np.float32)
+    d[-1] = tiny
+    m = itermap.IterativeMap(np.diag(d), activation="identity")
+    r = lyapunov_spectrum(m, np.ones(n, dtype=np.float32), 60, rng=0)
+    want = np.log(np.array([0.5] * (n - 1) + [np.float32(tiny)], dtype=np.float64))
+    # the random initial frame costs O(1) nats over the run
+    np.testing.assert_allclose(r.exponents, want, atol=0.1)
