@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -79,7 +80,7 @@ class ImpulseResponse(itermap.Result):
     @property
     def total(self) -> np.ndarray:
         """Frobenius norm of the whole response at each step: (steps + 1,), or (B, steps + 1)."""
-        return np.sqrt(np.sum(np.asarray(self.norms) ** 2, axis=(-2, -1)))
+        return _frobenius(self.norms, (-2, -1))
 
     def row(self, index: int) -> ImpulseResponse:
         """The response of state ``index`` of a batch, as a single state's result.
@@ -204,6 +205,19 @@ def _input_sequence(map_, x, steps, inputs):
     return None if sequence is None else [sequence[k, ...] for k in range(steps)]
 
 
+def _in_step_dtype(map_, x, inputs, steps):
+    """``x`` in the dtype the map's step gives it (a float32 start of a float64 network
+    runs in float64): the norms, ``eps`` and ``tol`` then have the run's precision, and a
+    response below float32's range is not stored as 0, an ended response."""
+    row = x if x.ndim == 1 else x[0]
+    u = inputs if x.ndim == 1 else _row_inputs(map_, x, inputs, steps)[0]
+    us = _input_sequence(map_, row, steps + 1, u)
+    with np.errstate(all="ignore"):
+        dtype = map_.step(row, None if us is None else us[0]).dtype
+    xp = namespace(x)
+    return xp.astype(x, dtype) if xp.isdtype(dtype, "real floating") else x
+
+
 def _unit_columns(map_, blocks, xp, dtype):
     """A (dim, sum of sizes) matrix: the identity restricted to ``blocks``' columns."""
     E = np.zeros((map_.dim, sum(map_.sizes[b] for b in blocks)))
@@ -214,14 +228,32 @@ def _unit_columns(map_, blocks, xp, dtype):
 
 
 def _block_norms(R, groups, map_, xp):
-    """Frobenius norms of ``R`` (dim, cols) per (column group, row block), on the host."""
-    sq = R * R
+    """Frobenius norms of ``R`` (dim, cols) per (column group, row block), on the host.
+
+    Each column is scaled by its largest entry before it is squared: a response below
+    ``sqrt(tiny)`` (1e-154 in float64, 1e-19 in float32) keeps its norm instead of
+    squaring to zero, which would read as a response that has ended."""
+    scale = xp.max(xp.abs(R), axis=0) if R.shape[0] else xp.zeros(R.shape[1], dtype=R.dtype)
+    scale = np.asarray(to_numpy(scale), dtype=np.float64)
+    scale[~(scale > 0)] = 1.0  # a zero column (and a NaN one stays NaN below)
+    Rn = R / xp.asarray(scale, dtype=R.dtype)
+    sq = Rn * Rn
     out = np.zeros((len(groups), len(map_.sizes)))
     for t in range(len(map_.sizes)):
-        rows = xp.sum(sq[map_.block_slice(t), :], axis=0)
+        rows = np.asarray(to_numpy(xp.sum(sq[map_.block_slice(t), :], axis=0)), dtype=np.float64)
         for g, (lo, hi) in enumerate(groups):
-            out[g, t] = float(xp.sum(rows[lo:hi]))
-    return np.sqrt(out)
+            m = float(np.max(scale[lo:hi], initial=0.0))
+            out[g, t] = m * math.sqrt(float(np.sum((scale[lo:hi] / m) ** 2 * rows[lo:hi])))
+    return out
+
+
+def _frobenius(norms, axis):
+    """``sqrt(sum(norms**2))`` over ``axis``, scaled so that small norms do not square to 0."""
+    a = np.asarray(norms, dtype=np.float64)
+    m = np.max(a, axis=axis, keepdims=True, initial=0.0)
+    safe = np.where(m > 0, m, 1.0)
+    return (np.squeeze(m, axis=axis) * np.sqrt(np.sum((a / safe) ** 2, axis=axis))).astype(
+        np.asarray(norms).dtype, copy=False)
 
 
 def _groups(map_, blocks):
@@ -367,7 +399,7 @@ def _one_response(map_, x, steps, inputs, method, sources, eps, tol):
             _linear_norms(map_, x, steps, us, plan, norms, xp)
         else:
             _nonlinear_norms(map_, x, steps, us, plan, norms, xp, eps)
-    total = np.sqrt(np.sum(norms ** 2, axis=(1, 2)))
+    total = _frobenius(norms, (1, 2))
     length = _measured_length(total, tol)
     rate = _decay_rate(total) if length is None else None
     return norms, length, rate
@@ -462,7 +494,7 @@ def impulse_response(map: MapLike, x: Array, steps: int, *, inputs: Array | None
     map = itermap.as_map(map)
     steps = _check_int("steps", steps, 1)
     method = check_choice("method", method, ("linear", "nonlinear"))
-    x = map.check_start(x, "x")
+    x = _in_step_dtype(map, map.check_start(x, "x"), inputs, steps)
     # float32 differences of 1e-6 are roundoff: the response would read as zero
     eps = max(1e-6, float(np.sqrt(machine_eps(x.dtype)))) if eps is None else \
         check_real("eps", eps, positive=True)

@@ -299,7 +299,7 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
         parameter of the user's.
     values : array of at least 2 parameter values
         The branch starts at ``values[0]`` heading towards ``values[1]``,
-        with the first step ``|values[1] - values[0]|`` (in arclength), and
+        with the first step ``|values[1] - values[0]|`` (in arclength, at most ``max_step``), and
         ends when the parameter leaves ``[min(values), max(values)]``.
     x_start : array of shape (dim,)
         A guess of the fixed point at ``values[0]`` (corrected by Newton).
@@ -380,9 +380,10 @@ def continuation(make_map: Callable[[float], Any], values: Sequence[float], x_st
     tol = None if tol is None else check_real("tol", tol, positive=True)
     min_step = check_real("min_step", min_step, positive=True)
     lo_v, hi_v = float(vals.min()), float(vals.max())
-    ds = abs(vals[1] - vals[0])
+    ds = abs(float(vals[1] - vals[0]))
     max_step = ((hi_v - lo_v) / 10.0 if max_step is None
                 else check_real("max_step", max_step, positive=True))
+    ds = min(ds, max_step)  # a first step past max_step can jump over folds onto another branch
     x0 = check_states("x_start", x_start, ndim=1)
     first = itermap.as_map(make_map(float(vals[0])))
     dim = first.dim

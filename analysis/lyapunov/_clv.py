@@ -133,10 +133,20 @@ def clv_angles(vectors: Array) -> Array:
     (0.785398, 0.785398)
     """
     V = _vector_frames(vectors)
-    V = V / np.linalg.norm(V, axis=-2, keepdims=True)
+    V = V / np.abs(V).max(axis=-2, keepdims=True)  # scale-free: the norms neither under-
+    V = V / np.linalg.norm(V, axis=-2, keepdims=True)  # flow (NaN) nor overflow (pi/2)
     cos = np.abs(np.swapaxes(V, -1, -2) @ V)
     ang = np.arccos(np.clip(cos, 0.0, 1.0))
+    # arccos reads every angle below 1e-8 as 0: the near-parallel pairs (i < j) by Kahan's
+    # 2 atan2(|u - v|, |u + v|), accurate to rounding at any angle
     k = V.shape[-1]
+    iu, ju = np.triu_indices(k, 1)
+    *at, p = np.nonzero(cos[..., iu, ju] > 0.9)
+    U = np.swapaxes(V, -1, -2)
+    a, b = U[(*at, iu[p])], U[(*at, ju[p])]
+    b = b * np.where(np.sum(a * b, axis=-1) < 0, -1.0, 1.0)[:, None]
+    ang[(*at, iu[p], ju[p])] = ang[(*at, ju[p], iu[p])] = 2.0 * np.arctan2(
+        np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
     ang[..., np.arange(k), np.arange(k)] = 0.0
     return ang
 

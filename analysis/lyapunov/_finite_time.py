@@ -14,7 +14,7 @@ from itermap.typing import Array, MapLike, RngLike
 
 from .._checks import check_int as _check_int
 from .._checks import no_extended
-from ._spectrum import _own_or_general, _start, _window_sums
+from ._spectrum import _nilpotent_length, _own_or_general, _start, _window_sums
 
 __all__ = ["FiniteTimeExponents", "finite_time_exponents"]
 
@@ -150,6 +150,9 @@ def finite_time_exponents(map: MapLike, x0: Array, window: int, steps: int, *,
     # the map's own stepper, window after window; else (or to name a divergence) the general one
     per = _own_or_general(lambda s: _window_sums(s, [window] * n_windows, transient), map, x,
                           run["Q"], constant, None, transient, transient + steps) / window
+    L = _nilpotent_length(map, per)  # an MLP's windows of its depth or more: all -inf
+    if L is not None and window >= L:
+        per = np.full_like(per, -np.inf)
     flat = per.reshape(-1, per.shape[-1])
     with np.errstate(invalid="ignore"):
         mean = flat.mean(axis=0)

@@ -21,11 +21,13 @@ from itermap.typing import Array, MapLike, RngLike
 from .._checks import (
     check_batched_step,
     check_bool,
+    is_network,
     machine_eps,
     no_extended,
     plain_array,
 )
 from .._checks import check_int as _check_int
+from .._graph import fir_length
 
 __all__ = ["LyapunovSpectrum", "lyapunov_spectrum", "kaplan_yorke_dimension", "entropy_rate"]
 
@@ -388,6 +390,15 @@ def _stepper_run(stepper, *, total, orient, every, done, qr_per_chk, acc, bar=No
     return x, Q, acc, list(per.mean(axis=1)), hist_steps, loss
 
 
+def _nilpotent_length(map_, sums):
+    """``L`` where the map is a network whose pattern is nilpotent (an MLP: its
+    :func:`fir_length`), else None: ``J_{t+L-1} ... J_t = 0`` exactly, so every exponent
+    over ``L`` steps or more is -inf, where rounding leaves the QR eps-sized ``R_jj`` (log
+    eps, -36) in place of the zeros. The units no block feeds collapse exactly anyway:
+    only where ``sums`` holds a -inf is the pattern looked at."""
+    return fir_length(map_) if is_network(map_) and np.isneginf(sums).any() else None
+
+
 def _resume(map_, prev, x0, k, transient):
     """Check ``continue_from`` and unpack it into the state of a run."""
     if not isinstance(prev, LyapunovSpectrum):
@@ -615,6 +626,11 @@ def lyapunov_spectrum(map: MapLike, x0: Array | None, steps: int, *, k: int | No
             if bar is not None:
                 bar.close()
     x, Q, acc, hist, hist_steps, loss = out
+    L = _nilpotent_length(map, acc)
+    if L is not None:
+        hist = [np.full_like(h, -np.inf) if s >= L else h for h, s in zip(hist, hist_steps)]
+        if run["done"] + steps >= L:
+            acc = np.full_like(acc, -np.inf)
     run["hist"] += hist
     run["hist_steps"] += hist_steps
     eps = machine_eps(x.dtype)

@@ -111,8 +111,8 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     if norms.ndim != 3:
         raise ValueError(f"norms must have shape (steps+1, targets) or (steps+1, sources, "
                          f"targets), got {norms.shape}")
-    if source is None:  # every source at once: root-sum-square over the sources
-        per_target = np.sqrt(np.sum(norms ** 2, axis=1))
+    if source is None:  # every source at once: root-sum-square over the sources (hypot:
+        per_target = np.hypot.reduce(norms, axis=1)  # a norm below 1e-154 squares to 0)
     else:
         source = check_int("source", source)
         if not -norms.shape[1] <= source < norms.shape[1]:
@@ -134,7 +134,7 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
         line, = ax.plot(steps, y, marker=".", ms=3, label=name, **kwargs)
         zeros.append((per_target[:, t], line.get_color()))
     if total:
-        whole = np.sqrt(np.sum(per_target ** 2, axis=1))
+        whole = np.hypot.reduce(per_target, axis=1)
         line, = ax.plot(steps, _finite_positive(whole), color="k", lw=1.2, marker=".", ms=3,
                         label="total" if label is None else f"{label}: total")
         zeros.append((whole, "k"))

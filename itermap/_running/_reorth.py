@@ -300,7 +300,12 @@ class Reorthonormalizer:
             cols.append(v / nrm[..., None])
             norms.append(nrm)
         N = xp.stack(norms, axis=-1)
-        if not bool(xp.all(N > 0)):  # an exact collapse or NaN: Householder decides
+        Y2 = xp.stack([dot(Y[..., j], Y[..., j]) for j in range(k)], axis=-1)
+        eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
+        # an exact collapse, NaN, or a column that kept under 100 eps of its norm: twice is
+        # enough only for a numerically independent one (past that v is rounding, along
+        # the q before it, and the direction is lost): Householder decides
+        if not bool(xp.all(N * N > 1e4 * eps * eps * Y2)):
             return None
         Q = xp.stack(cols, axis=-1)
         Rm = None
