@@ -408,12 +408,34 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
 
 
 def _read_safetensors(path):
-    """The arrays of a ``.safetensors`` file, its library's errors naming the file."""
+    """The arrays of a ``.safetensors`` file, its library's errors naming the file.
+
+    bfloat16 tensors, which NumPy has no type for (``safetensors.numpy`` refuses them),
+    come in as float32, exactly, as from a live module (:func:`tensor_to_numpy`)."""
     try:
+        from safetensors import deserialize, safe_open
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
-    return _foreign_errors(load_file, path)
+
+    def read(path):
+        try:
+            return load_file(path)
+        except TypeError:  # "data type 'bfloat16' not understood"
+            with safe_open(path, framework="np") as f:
+                keys = list(f.keys())
+                bf16 = {k for k in keys if f.get_slice(k).get_dtype() == "BF16"}
+                arrays = {k: f.get_tensor(k) for k in keys if k not in bf16}
+            if not bf16:
+                raise
+        with open(path, "rb") as fh:
+            raw = {k: v for k, v in deserialize(fh.read()) if k in bf16}
+        for k in bf16:  # a bfloat16 is the high 16 bits of a float32
+            bits = np.frombuffer(raw[k]["data"], dtype="<u2").astype(np.uint32) << 16
+            arrays[k] = bits.view(np.float32).reshape(raw[k]["shape"])
+        return {k: arrays[k] for k in keys}
+
+    return _foreign_errors(read, path)
 
 
 class _ArchiveArrays(Mapping):
