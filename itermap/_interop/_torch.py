@@ -114,12 +114,36 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
 
 # -- reading a live module: its arrays and its architecture -------------------------
 def _numpy_state(module):
-    return {k: tensor_to_numpy(v) for k, v in module.state_dict().items()
-            if hasattr(v, "detach")}
+    """The module's tensors by state_dict key, as its forward uses them: a pruned weight
+    (``torch.nn.utils.prune`` stores ``w_orig`` and ``w_mask``) as torch applies it, ``mask *
+    orig``; a parametrized one (``weight_norm``, ``spectral_norm``) as the module computes it.
+    """
+    state = {k: v for k, v in module.state_dict().items() if hasattr(v, "detach")}
+    for k in [k for k in state if k.endswith("_orig") and k[:-5] + "_mask" in state]:
+        orig = state.pop(k)
+        state[k[:-5]] = state.pop(k[:-5] + "_mask").to(dtype=orig.dtype) * orig
+    for path, sub in module.named_modules():
+        for name, chain in getattr(sub, "parametrizations", {}).items():
+            at = f"{path}.{name}" if path else name
+            if any(p.training and next(p.buffers(), None) is not None for p in chain):
+                raise ValueError(f"{at} has a parametrization with state in training mode "
+                                 f"({type(chain[0]).__name__}: each forward changes the "
+                                 f"weight); call model.eval() first")
+            pre = f"{path}.parametrizations.{name}." if path else f"parametrizations.{name}."
+            state = {k: v for k, v in state.items() if not k.startswith(pre)}
+            state[at] = getattr(sub, name).detach()
+    return {k: tensor_to_numpy(v) for k, v in state.items()}
+
+
+def _kind_name(module):
+    """A module's class name; torch's ``Parametrized<Name>`` (weight_norm, ...) is <Name>."""
+    name = type(module).__name__
+    return name[12:] if name.startswith("Parametrized") and hasattr(
+        module, "parametrizations") else name
 
 
 def _describe_layer(layer, where, first):
-    name = type(layer).__name__
+    name = _kind_name(layer)
     kind = name.lower()
     if kind == "linear":
         return "Linear"
@@ -179,7 +203,7 @@ def _describe_module(model, torch):
     if isinstance(model, IteratedModel):
         return _numpy_state(model), model.architecture
     if isinstance(model, (nn.RNN, nn.GRU, nn.LSTM)):
-        name = type(model).__name__
+        name = _kind_name(model)
         if model.bidirectional:
             raise ValueError(f"{name} is bidirectional: it runs the sequence both ways at once "
                              f"and is no map forward in time")
