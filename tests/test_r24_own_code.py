@@ -75,3 +75,58 @@ def test_a_bfloat16_safetensors_file_comes_in_as_float32_exactly(tmp_path):
     want = np.tanh(x @ arrays["0.weight"].T + arrays["0.bias"]) @ arrays["2.weight"].T \
         + arrays["2.bias"]
     np.testing.assert_allclose(m.forward(x), want, rtol=1e-5, atol=1e-6)
+
+
+# -- pruned and parametrized torch modules ---------------------------------------------------
+def _torch_mlp_error(torch, model, m):
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    return float(np.abs(m.forward(x) - want).max())
+
+
+def test_a_pruned_torch_mlp_and_rnn_run_with_their_masks():
+    # before: "the weights have no '0.weight'" (prune keeps weight_orig and weight_mask)
+    torch = pytest.importorskip("torch")
+    prune = pytest.importorskip("torch.nn.utils.prune")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    prune.l1_unstructured(model[0], "weight", amount=0.5)
+    m = itermap.from_torch(model)
+    W = m.block_matrix.block(1, 0)
+    assert np.count_nonzero(W) == 12  # half of the 24 weights, as torch pruned them
+    np.testing.assert_array_equal(W, model[0].weight.detach().numpy())
+    assert _torch_mlp_error(torch, model, m) < 1e-6
+    rnn = nn.RNN(3, 5, num_layers=2)
+    prune.random_unstructured(rnn, "weight_hh_l1", amount=0.4)
+    x = np.random.default_rng(1).normal(size=(7, 2, 3)).astype(np.float32)
+    with torch.no_grad():
+        out, h = rnn(torch.from_numpy(x))
+    mout, mh = itermap.from_torch(rnn).run(x)
+    np.testing.assert_allclose(mout, out.numpy(), atol=1e-6)
+    np.testing.assert_allclose(mh, h.numpy(), atol=1e-6)
+
+
+def test_weight_norm_and_spectral_norm_modules_are_read_as_their_forward_computes():
+    # before: "model[0] is a ParametrizedLinear, which from_torch does not support", and an
+    # RNN under weight_norm was described as 'ParametrizedRNN', an unknown architecture
+    torch = pytest.importorskip("torch")
+    nn, pz = torch.nn, torch.nn.utils.parametrizations
+    torch.manual_seed(1)
+    wn = nn.Sequential(pz.weight_norm(nn.Linear(3, 6)), nn.ELU(), nn.Linear(6, 2))
+    assert _torch_mlp_error(torch, wn, itermap.from_torch(wn)) < 1e-6
+    sn = nn.Sequential(pz.spectral_norm(nn.Linear(3, 6)), nn.Tanh(), nn.Linear(6, 2))
+    with pytest.raises(ValueError, match=r"0\.weight .*training mode.*model\.eval\(\)"):
+        itermap.from_torch(sn)
+    sn.eval()
+    u = sn[0].parametrizations.weight[0]._u.clone()
+    m = itermap.from_torch(sn)
+    assert torch.equal(u, sn[0].parametrizations.weight[0]._u)  # the module is not changed
+    assert _torch_mlp_error(torch, sn, m) < 1e-6
+    assert abs(np.linalg.norm(m.block_matrix.block(1, 0), 2) - 1.0) < 1e-3  # its purpose
+    gru = pz.weight_norm(nn.GRU(3, 4, batch_first=True), "weight_hh_l0")
+    x = np.random.default_rng(2).normal(size=(2, 5, 3)).astype(np.float32)
+    with torch.no_grad():
+        out, _ = gru(torch.from_numpy(x))
+    np.testing.assert_allclose(itermap.from_torch(gru).run(x)[0], out.numpy(), atol=1e-6)
