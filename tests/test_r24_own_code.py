@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -130,3 +133,27 @@ def test_weight_norm_and_spectral_norm_modules_are_read_as_their_forward_compute
     with torch.no_grad():
         out, _ = gru(torch.from_numpy(x))
     np.testing.assert_allclose(itermap.from_torch(gru).run(x)[0], out.numpy(), atol=1e-6)
+
+
+# -- save writes no file that load refuses ---------------------------------------------------
+def test_save_refuses_a_result_that_load_would_refuse_and_writes_nothing(tmp_path):
+    # before: save wrote the file, and only load (weeks later) said it could not read it
+    @itermap.saveable
+    @dataclasses.dataclass
+    class UserResult:                    # a user's own result, with a schema
+        rates: np.ndarray
+        steps: int
+        _schema: ClassVar[dict] = {"rates": "float[N]", "steps": "int"}
+
+    good = UserResult(np.array([0.5, 1.5]), 10)
+    loaded = itermap.load(itermap.save(good, tmp_path / "good.npz"))
+    np.testing.assert_array_equal(loaded.rates, good.rates)
+    net = itermap.random_rnn(4, rng=0)
+    res = itermap.analysis.lyapunov_spectrum(net, np.full(4, 0.1), 20, rng=0)
+    for bad, field in ((UserResult(np.arange(3), 10), "rates"),        # ints for floats
+                       (UserResult(np.ones(2), "10"), "steps"),
+                       (dataclasses.replace(res, exponents=res.exponents[:2]), "per_trajectory"),
+                       (dataclasses.replace(res, steps=20.0), "steps")):
+        with pytest.raises(ValueError, match=rf"obj: .*field '{field}' of "):
+            itermap.save(bad, tmp_path / "bad.npz")
+        assert not (tmp_path / "bad.npz").exists()
