@@ -157,3 +157,16 @@ def test_save_refuses_a_result_that_load_would_refuse_and_writes_nothing(tmp_pat
         with pytest.raises(ValueError, match=rf"obj: .*field '{field}' of "):
             itermap.save(bad, tmp_path / "bad.npz")
         assert not (tmp_path / "bad.npz").exists()
+
+
+def test_continue_from_a_loaded_result_with_an_impossible_step_count_is_refused(tmp_path):
+    # before: steps=-1 in an edited file gave exponents twice the true ones, without a word
+    net = itermap.random_rnn(4, rng=0)
+    res = itermap.analysis.lyapunov_spectrum(net, np.full(4, 0.1), 50, rng=0)
+    for steps, transient in ((-1, 0), (0, 0), (50, -3)):
+        bad = dataclasses.replace(res, steps=steps, transient=transient)
+        with pytest.raises(ValueError, match=rf"continue_from ran steps={steps} "):
+            itermap.analysis.lyapunov_spectrum(net, None, 50, continue_from=bad)
+    more = itermap.analysis.lyapunov_spectrum(net, None, 50, continue_from=res)
+    whole = itermap.analysis.lyapunov_spectrum(net, np.full(4, 0.1), 100, rng=0)
+    np.testing.assert_allclose(more.exponents, whole.exponents, rtol=1e-12, atol=1e-14)
