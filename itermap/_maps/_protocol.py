@@ -189,6 +189,11 @@ class FunctionMap(Map):
             raise TypeError(f"map: its {member} returned a {type(y).__name__}, not an array "
                             f"of shape {tuple(shape)} (map {self.name}; a list of coordinates: "
                             f"np.stack them along the last axis)")
+        if type(y) is not type(like) and backend_of(y) != backend_of(like):
+            raise TypeError(f"map: its {member} returned a {backend_of(y)} "
+                            f"{type(y).__name__} for a {backend_of(like)} argument; it must "
+                            f"return an array of its argument's library (a torch tensor: "
+                            f".detach().numpy()) (map {self.name})")
         if tuple(y.shape) != tuple(shape):
             batch = ("; the protocol's functions take a batch of states, shape (B, dim)"
                      if len(y.shape) != len(shape) else "")
