@@ -170,3 +170,28 @@ def test_continue_from_a_loaded_result_with_an_impossible_step_count_is_refused(
     more = itermap.analysis.lyapunov_spectrum(net, None, 50, continue_from=res)
     whole = itermap.analysis.lyapunov_spectrum(net, np.full(4, 0.1), 100, rng=0)
     np.testing.assert_allclose(more.exponents, whole.exponents, rtol=1e-12, atol=1e-14)
+
+
+# -- a user's step that returns a torch tensor ------------------------------------------------
+@pytest.mark.parametrize("analysis", ["iterate", "lyapunov_spectrum", "find_fixed_points",
+                                      "check_map"])
+def test_a_step_returning_a_torch_tensor_for_numpy_states_is_named(analysis):
+    # before: "sum() got an unexpected keyword argument 'axis'" from deep inside a run
+    torch = pytest.importorskip("torch")
+    W = torch.tensor([[0.5, -0.3], [0.2, 0.4]], dtype=torch.float64)
+
+    def step(x):
+        return torch.tanh(torch.as_tensor(x) @ W.T)
+
+    m = itermap.FunctionMap(step, 2, jacobian="central")
+    x0 = np.array([0.1, -0.2])
+    run = {"iterate": lambda: itermap.iterate(m, x0, 5),
+           "lyapunov_spectrum": lambda: itermap.analysis.lyapunov_spectrum(m, x0, 20, rng=0),
+           "find_fixed_points": lambda: itermap.analysis.find_fixed_points(m, x0[None]),
+           "check_map": lambda: itermap.check_map(m, rng=0)}[analysis]
+    with pytest.raises(TypeError, match=r"its step returned a torch Tensor for a numpy "
+                                        r"argument.*\.detach\(\)\.numpy\(\)"):
+        run()
+    fixed = itermap.FunctionMap(lambda x: step(x).numpy(), 2, jacobian="central")
+    np.testing.assert_allclose(itermap.iterate(fixed, x0, 1).final,
+                               np.tanh(W.numpy() @ x0), rtol=1e-15)
