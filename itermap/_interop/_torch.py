@@ -38,6 +38,9 @@ _TORCH_ACTIVATIONS = {
     "elu": ("elu", ("alpha",)), "leakyrelu": ("leaky_relu", ("negative_slope",)),
     "softplus": ("softplus", ("beta", "threshold")), "gelu": ("gelu", ("approximate",)),
 }
+# modules that wrap the module they run, by class name: the attribute that holds it
+_WRAPPERS = {"OptimizedModule": "_orig_mod", "DataParallel": "module",
+             "DistributedDataParallel": "module"}
 _RECURRENT = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
 _RNN_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # torch's, with a _l{layer}
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
@@ -92,8 +95,10 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
     """``arrays[key]``: a real floating array (or, for a ``pattern`` such as a mask,
     booleans or integers too); errors name ``where`` and ``key``."""
     if key not in arrays:
+        under = sorted(k[:-len(key)] for k in arrays if k.endswith("." + key))
+        hint = f"; pass prefix={under[0]!r}" if under else ""  # a wrapper's state_dict
         raise ValueError(f"{where}: the weights have no {key!r} (keys: "
-                         f"{sorted(arrays)[:8]}{'...' if len(arrays) > 8 else ''})")
+                         f"{sorted(arrays)[:8]}{'...' if len(arrays) > 8 else ''}){hint}")
     a = arrays[key]
     kind = a.dtype.kind
     if kind == "c":  # IterativeMap refuses complex weights; a cast would drop the imaginary part
@@ -518,7 +523,9 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     model : torch.nn.Module, mapping of arrays, or path
         A live module; or its ``state_dict`` as arrays (which need no torch), under
         torch's keys (``0.weight``, ``weight_ih_l0``, ``blocks.(0, 1).U``); or a
-        ``.safetensors`` / ``.npz`` file of them.
+        ``.safetensors`` / ``.npz`` file of them. A ``torch.compile`` or ``DataParallel``
+        wrapper is read as the module it runs; a pruned or parametrized (``weight_norm``)
+        weight as its forward computes it.
     architecture : list, str or dict
         What the arrays stand for (a live module describes itself):
 
@@ -636,6 +643,9 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, a mapping of arrays or a path, "
                             f"got {type(model).__name__}")
+        while isinstance(getattr(model, _WRAPPERS.get(type(model).__name__, ""), None),
+                         torch.nn.Module):  # torch.compile, (Distributed)DataParallel
+            model = getattr(model, _WRAPPERS[type(model).__name__])
         from ._torch_transformer import describe_transformer, is_transformer
 
         if is_transformer(model, torch):
