@@ -195,3 +195,22 @@ def test_a_step_returning_a_torch_tensor_for_numpy_states_is_named(analysis):
     fixed = itermap.FunctionMap(lambda x: step(x).numpy(), 2, jacobian="central")
     np.testing.assert_allclose(itermap.iterate(fixed, x0, 1).final,
                                np.tanh(W.numpy() @ x0), rtol=1e-15)
+
+
+# -- compiled and data-parallel torch modules, and their state dicts ------------------------
+def test_a_data_parallel_module_is_read_as_the_module_it_runs():
+    # before: "from_torch reads nn.Sequential MLPs, ...; got a DataParallel" (and "got a
+    # OptimizedModule" for torch.compile's, unwrapped the same way: not run here, its
+    # compiler takes 15 s to import), and a wrapper's state_dict keys ('module.0.weight',
+    # '_orig_mod.0.weight') were refused without saying to pass prefix=
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(3, 5), nn.SiLU(), nn.Linear(5, 2))
+    assert _torch_mlp_error(torch, model, itermap.from_torch(nn.DataParallel(model))) < 1e-6
+    for prefix in ("module.", "_orig_mod."):
+        state = {prefix + k: v for k, v in model.state_dict().items()}
+        with pytest.raises(ValueError, match=rf"no '0\.weight'.*pass prefix='{prefix}'"):
+            itermap.from_torch(state, ["Linear", "SiLU", "Linear"])
+        m = itermap.from_torch(state, ["Linear", "SiLU", "Linear"], prefix=prefix)
+        assert _torch_mlp_error(torch, model, m) < 1e-6
