@@ -214,3 +214,23 @@ def test_a_data_parallel_module_is_read_as_the_module_it_runs():
             itermap.from_torch(state, ["Linear", "SiLU", "Linear"])
         m = itermap.from_torch(state, ["Linear", "SiLU", "Linear"], prefix=prefix)
         assert _torch_mlp_error(torch, model, m) < 1e-6
+
+
+# -- a report rerun into a folder where the user added files --------------------------------
+def test_a_report_rerun_keeps_the_users_files_added_to_the_earlier_report(tmp_path):
+    # before: the rerun swapped the folder and deleted the user's notes, notebook and figure
+    spec = {"title": "t", "seed": 0, "networks": {"n": {"kind": "random_rnn", "n": 6}},
+            "analyses": [{"kind": "lyapunov", "network": "n", "steps": 30}]}
+    out = tmp_path / "report"
+    run_report(spec, out, progress=False)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "fig01_lyapunov_n.pdf", "fig01_lyapunov_n.png"]
+    (out / ".DS_Store").write_bytes(b"")        # a file browser's: not the user's work
+    run_report(spec, out, progress=False)       # an earlier report alone is replaced
+    for added in ("notes.md", "figures/fig01_lyapunov_n_edited.svg", "work/a.ipynb"):
+        (out / added).parent.mkdir(exist_ok=True)
+        (out / added).write_text("mine")
+        with pytest.raises(FileExistsError, match=rf"also holds \['{added.split('/')[0]}"):
+            run_report(spec, out, progress=False)
+        assert (out / added).read_text() == "mine"
+        (out / added).unlink()
