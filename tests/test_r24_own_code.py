@@ -236,3 +236,29 @@ def test_a_report_rerun_keeps_the_users_files_added_to_the_earlier_report(tmp_pa
             run_report(spec, out, progress=False)
         assert (out / added).read_text() == "mine"
         (out / added).unlink()
+
+
+# -- the covariant vectors' helpers take the result they come from ----------------------------
+def test_clv_angles_and_participation_ratio_take_a_covariant_vectors_result():
+    # before: clv_angles(result) said "vectors must be real numbers, got dtype object"
+    A = np.array([[2.0, 1.0], [0.0, 0.5]])   # CLVs: its eigenvectors (1, 0) and (1, -1.5)
+
+    class Linear:
+        dim = 2
+
+        def step(self, x):
+            return x @ A.T
+
+        def jacobian(self, x):
+            return np.broadcast_to(A, x.shape + (2,))
+
+    res = itermap.analysis.covariant_lyapunov_vectors(Linear(), np.array([1e-3, 1e-3]), 40,
+                                                      transient=20, rng=0)
+    angles = itermap.analysis.clv_angles(res)
+    np.testing.assert_allclose(angles[:, 0, 1], np.arccos(1 / np.sqrt(1 + 1.5 ** 2)),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(angles, itermap.analysis.clv_angles(res.vectors))
+    pr = itermap.analysis.participation_ratio(res)
+    v = np.array([1.0, -1.5]) ** 2
+    np.testing.assert_allclose(pr[:, 1], v.sum() ** 2 / (v ** 2).sum(), rtol=1e-12)
+    np.testing.assert_allclose(pr[:, 0], 1.0, rtol=1e-12)
