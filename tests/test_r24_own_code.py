@@ -262,3 +262,15 @@ def test_clv_angles_and_participation_ratio_take_a_covariant_vectors_result():
     v = np.array([1.0, -1.5]) ** 2
     np.testing.assert_allclose(pr[:, 1], v.sum() ** 2 / (v ** 2).sum(), rtol=1e-12)
     np.testing.assert_allclose(pr[:, 0], 1.0, rtol=1e-12)
+
+
+def test_resample_spectrum_of_a_result_says_to_pass_its_exponents():
+    # before: "spectrum must be real numbers, got dtype object"
+    res = itermap.analysis.lyapunov_spectrum(itermap.random_rnn(5, rng=0), np.full(5, 0.1), 20,
+                                             rng=0)
+    with pytest.raises(TypeError, match=r"spectrum .*got a LyapunovSpectrum: pass its "
+                                        r"\.exponents"):
+        itermap.analysis.resample_spectrum(res, 3)
+    ex = np.sort(res.exponents)[::-1]
+    np.testing.assert_allclose(itermap.analysis.resample_spectrum(res.exponents, 3),
+                               [ex[0], ex[2], ex[4]], rtol=1e-15)
