@@ -274,3 +274,22 @@ def test_resample_spectrum_of_a_result_says_to_pass_its_exponents():
     ex = np.sort(res.exponents)[::-1]
     np.testing.assert_allclose(itermap.analysis.resample_spectrum(res.exponents, 3),
                                [ex[0], ex[2], ex[4]], rtol=1e-15)
+
+
+# -- itermap.load on the other files a user has -------------------------------------------------
+def test_load_of_weights_json_or_a_plain_npz_says_what_reads_them(tmp_path):
+    # before: "not a readable itermap file (truncated or corrupt: BadZipFile ...)" for a
+    # sound .safetensors or results.json, and "(no metadata)" for np.savez's arrays
+    (tmp_path / "results.json").write_text('{"format": "itermap-report"}')
+    (tmp_path / "w.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    np.savez(tmp_path / "w.npz", W0=np.eye(2))
+    for name, says in (("results.json", r"is a \.json file, .*json\.load"),
+                       ("w.safetensors", r"is a \.safetensors file, .*from_torch"),
+                       ("w.npz", r"is an \.npz file but not an itermap file \(no "
+                                 r"metadata\): .*numpy\.load.*from_torch")):
+        with pytest.raises(ValueError, match=rf"{name} {says}"):
+            itermap.load(tmp_path / name)
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04")   # a damaged .npz: as before
+    with pytest.raises(ValueError, match=r"cut\.npz is not a readable itermap file "
+                                         r"\(truncated or corrupt"):
+        itermap.load(tmp_path / "cut.npz")
