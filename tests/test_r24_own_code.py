@@ -293,3 +293,33 @@ def test_load_of_weights_json_or_a_plain_npz_says_what_reads_them(tmp_path):
     with pytest.raises(ValueError, match=r"cut\.npz is not a readable itermap file "
                                          r"\(truncated or corrupt"):
         itermap.load(tmp_path / "cut.npz")
+
+
+# -- check_map of a map on a torus ------------------------------------------------------------
+class _StandardMap:
+    """Chirikov's standard map on the torus, its step wrapping onto [0, 2 pi)."""
+
+    dim = 2
+    periods = (2 * np.pi, 2 * np.pi)
+
+    def __init__(self, wrong=0.0):
+        self.wrong = wrong
+
+    def step(self, x):
+        p = np.mod(x[..., 1] + 0.5 * np.sin(x[..., 0]), 2 * np.pi)
+        return np.stack([np.mod(x[..., 0] + p, 2 * np.pi), p], -1)
+
+    def jacobian(self, x):
+        c = 0.5 * np.cos(x[..., 0])
+        J = np.empty(x.shape + (2,))
+        J[..., 0, 0], J[..., 0, 1], J[..., 1, 0], J[..., 1, 1] = 1 + c, 1.0, c, 1.0 + self.wrong
+        return J
+
+
+def test_check_map_passes_a_torus_map_whose_step_wraps_next_to_the_seam():
+    # before: "jacobian: differs from central differences of step by 1.00e+00": the
+    # differences of a step that wraps were taken across the seam, not modulo the period
+    seam = np.array([[2 * np.pi - 1e-9, 2 * np.pi - 1e-9], [1e-9, 2 * np.pi - 0.5 - 1e-9]])
+    assert itermap.check_map(_StandardMap(), seam).errors["jacobian"] < 1e-8
+    with pytest.raises(itermap.ConformanceError, match="jacobian: differs from central"):
+        itermap.check_map(_StandardMap(wrong=1e-3), seam)
