@@ -323,3 +323,15 @@ def test_check_map_passes_a_torus_map_whose_step_wraps_next_to_the_seam():
     assert itermap.check_map(_StandardMap(), seam).errors["jacobian"] < 1e-8
     with pytest.raises(itermap.ConformanceError, match="jacobian: differs from central"):
         itermap.check_map(_StandardMap(wrong=1e-3), seam)
+
+
+def test_from_graph_with_edge_weights_refuses_a_gain_it_would_ignore():
+    # before: gain=2.0 with weight="weight" gave the edge values unscaled, without a word
+    nx = pytest.importorskip("networkx")
+    G = nx.DiGraph()
+    G.add_weighted_edges_from([("a", "b", 0.5), ("b", "c", -1.0), ("c", "a", 2.0)])
+    with pytest.raises(ValueError, match=r"gain=2 .*weight='weight'.*scale them"):
+        itermap.from_graph(G, weight="weight", gain=2.0, rng=0)
+    H = itermap.from_graph(G, weight="weight", rng=0).block_matrix.block(1, 1)
+    H = H.toarray() if hasattr(H, "toarray") else H
+    np.testing.assert_array_equal(H, [[0, 0, 2.0], [0.5, 0, 0], [0, -1.0, 0]])
