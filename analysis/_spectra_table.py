@@ -71,6 +71,9 @@ def resample_spectrum(spectrum: Any, length: int) -> np.ndarray:
     >>> resample_spectrum([0.0, -1.0, -2.0], 5)
     array([ 0. , -0.5, -1. , -1.5, -2. ])
     """
+    if hasattr(spectrum, "exponents"):  # a result, not its exponents
+        raise TypeError(f"spectrum must be an array of exponents, got a "
+                        f"{type(spectrum).__name__}: pass its .exponents")
     s = -np.sort(-check_real_array("spectrum", spectrum, ndim=1))
     length = check_int("length", length, 1)
     check_memory("length", 16 * length, "the resampled spectrum")

@@ -162,9 +162,9 @@ def test_rerun_replaces_an_earlier_report(tmp_path):
     spec = _write(tmp_path, SMALL)
     out = tmp_path / "rep"
     run_report(spec, out, progress=False)
-    (out / "stale.txt").write_text("old")
+    (out / "figures" / "fig09_lyapunov_old.pdf").write_text("old")  # an earlier run's
     run_report(spec, out, progress=False, seed=9)
-    assert not (out / "stale.txt").exists()
+    assert not (out / "figures" / "fig09_lyapunov_old.pdf").exists()
     assert json.loads((out / "results.json").read_text())["seed"] == 9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "spec.toml"]
 

@@ -105,13 +105,20 @@ def test_zip_bomb_from_torch_npz_unexpected_member_is_refused_unread(tmp_path, m
 
 def test_zip_bomb_report_mlp_path_reads_only_the_weights(tmp_path, monkeypatch):
     members, W0, W1 = _mlp_members(np.random.default_rng(1))
-    _zip(tmp_path / "w.npz", {**members, "junk.npy": _bomb_member(), "W5.npy": _bomb_member()})
+    _zip(tmp_path / "w.npz", {**members, "junk.npy": _bomb_member()})
     spy = _OpenSpy(monkeypatch)
     doc = run_report(_spec(tmp_path, 'kind = "mlp"\npath = "w.npz"', "equivalence"),
                      tmp_path / "r", progress=False)
     assert doc["networks"]["n"]["sizes"] == [3, 5, 2]
     assert doc["analyses"][0]["numbers"]["max_abs_error"] <= 1e-12
     assert set(spy.opened) <= {"W0.npy", "W1.npy"}, spy.opened
+    # a layer after a gap (W5 without W2) is refused by its name, still unread
+    _zip(tmp_path / "w.npz", {**members, "W5.npy": _bomb_member()})
+    spy.opened.clear()
+    with pytest.raises(SpecError, match=r"holds \['W0', 'W1', 'W5'\]"):
+        run_report(_spec(tmp_path, 'kind = "mlp"\npath = "w.npz"', "equivalence"),
+                   tmp_path / "r2", progress=False)
+    assert "W5.npy" not in spy.opened, spy.opened
 
 
 @pytest.mark.parametrize("entry", ["load", "from_torch", "mlp_path"])

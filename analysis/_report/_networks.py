@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import zlib
 
 import numpy as np
@@ -22,13 +23,21 @@ def rng_for(seed, *names):
     return np.random.default_rng(words)
 
 
-def _layer_names(archive):
-    """``(["W0", "W1", ...], ["b0", ...] or [])`` of an MLP archive: the members it uses."""
+def _layer_names(archive, where):
+    """``(["W0", "W1", ...], ["b0", ...] or [])`` of an MLP archive: the members it uses.
+
+    A ``W<k>`` after a gap, or biases for some layers only, would be dropped without a
+    word: a SpecError names them."""
     names = set(archive.members())
     Ws = []
     while f"W{len(Ws)}" in names:
         Ws.append(f"W{len(Ws)}")
     bs = [f"b{i}" for i in range(len(Ws))]
+    numbered = {n for n in names if re.fullmatch(r"[Wb]\d+", n)}
+    if numbered - set(Ws) - set(bs) or numbered & set(bs) not in (set(), set(bs)):
+        raise SpecError(f"{where}.path: {archive.path} holds {sorted(numbered)}: an MLP's "
+                        f"layers are W0, W1, ... without a gap, with a bias b<k> for every "
+                        f"W<k> or for none")
     return Ws, bs if all(b in names for b in bs) else []
 
 
@@ -52,7 +61,9 @@ def static_sizes(name, net, where) -> Sizes | None:
                          gain=float(net.scale))
         try:  # the shapes of W0, W1, ... from their headers
             with NpzReader(net.path, f"{where}.path") as archive:
-                Ws = [archive.header(w)[0] for w in _layer_names(archive)[0]]
+                Ws = [archive.header(w)[0] for w in _layer_names(archive, where)[0]]
+        except SpecError:
+            raise
         except FileNotFoundError:
             raise SpecError(f"{where}.path: {net.path} does not exist") from None
         except (OSError, ValueError) as exc:
@@ -87,6 +98,8 @@ def build_network(name, net, seed):
                                                   scale=net.scale)
             bias = net.bias * rng.normal(size=bm.dim) if net.bias else None
             return itermap.IterativeMap(bm, bias, net.activation, input_block=net.input_block)
+    except SpecError:
+        raise
     except (ValueError, TypeError, KeyError, OSError) as exc:
         raise SpecError(f"{where}: {exc}") from None
     try:
@@ -115,7 +128,7 @@ def _mlp(net, rng, where):
     if net.path is not None:
         # only W0, W1, ... and b0, b1, ... are read; other members are never decompressed
         with NpzReader(net.path, f"{where}.path") as archive:
-            w_names, b_names = _layer_names(archive)
+            w_names, b_names = _layer_names(archive, where)
             Ws = [archive.read(w) for w in w_names]
             bs = [archive.read(b) for b in b_names] or None
     else:

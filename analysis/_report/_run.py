@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -116,6 +117,20 @@ def _looks_like_report(path: Path) -> bool:
             return json.loads(fh.read(2 ** 26).decode("utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError, RecursionError):  # not ours, however deep
         return False
+
+
+def _not_the_reports(path: Path) -> list[str]:
+    """What an earlier report folder holds that no report writes (a user's notes, a
+    notebook): the swap would delete it. Figures are ``figures/figNN_*.pdf`` and ``.png``."""
+    if not path.is_dir():
+        return []
+    extra = [p.name for p in path.iterdir()
+             if p.name not in ("report.html", "results.json", "figures", ".DS_Store")]
+    figures = path / "figures"
+    if figures.is_dir() and not figures.is_symlink():
+        extra += [f"figures/{p.name}" for p in figures.iterdir() if p.name != ".DS_Store"
+                  and not (p.is_file() and re.fullmatch(r"fig\d+_.*\.(pdf|png)", p.name))]
+    return sorted(extra)
 
 
 def _link_target(out: Path) -> Path:
@@ -240,7 +255,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
         A malformed spec, or one over the memory or time budget (``BudgetError``),
         before anything runs.
     FileExistsError
-        ``out`` holds something that is not an itermap report.
+        ``out`` holds something that is not an itermap report, or a report with files
+        that no report writes (the user's own, which the swap would delete).
     ValueError
         ``out`` is a symbolic link whose target does not exist, or a bad ``time_limit``.
     OSError
@@ -275,6 +291,10 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
     if not _looks_like_report(out):
         raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
                               "replace it (choose another --out)")
+    if extra := _not_the_reports(out):
+        raise FileExistsError(f"{out} is an itermap report, but it also holds {extra[:3]}"
+                              f"{' ...' if len(extra) > 3 else ''}, which no report writes; "
+                              f"refusing to replace it (move them, or choose another --out)")
     for p in given + [Path(n.path) for n in spec.networks.values() if getattr(n, "path", None)]:
         if p.resolve().is_relative_to(out.resolve()):  # the swap would delete it
             raise FileExistsError(f"{out} holds {p}, an input of this report; refusing to "

@@ -99,13 +99,14 @@ class CovariantVectors(itermap.Result):
                 f"steps={self.steps})")
 
 
-def clv_angles(vectors: Array) -> Array:
+def clv_angles(vectors: Array | CovariantVectors) -> Array:
     """Angles in ``[0, pi/2]`` between the lines of the columns of ``vectors`` (..., dim, k).
 
     Parameters
     ----------
     vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
-        Frames of nonzero column vectors (normalised here).
+        Frames of nonzero column vectors (normalised here); or a
+        :class:`CovariantVectors`, whose ``vectors`` are taken.
 
     Returns
     -------
@@ -153,6 +154,8 @@ def clv_angles(vectors: Array) -> Array:
 
 def _vector_frames(vectors):
     """``vectors`` as finite frames (..., dim, k) with nonzero columns; errors name it."""
+    if not hasattr(vectors, "shape") and hasattr(vectors, "vectors"):  # CovariantVectors
+        vectors = vectors.vectors
     V = check_real_array("vectors", to_numpy(vectors) if hasattr(vectors, "shape")
                          else vectors)
     if V.ndim not in (2, 3, 4):
@@ -163,13 +166,14 @@ def _vector_frames(vectors):
     return V
 
 
-def participation_ratio(vectors: Array) -> Array:
+def participation_ratio(vectors: Array | CovariantVectors) -> Array:
     """``(sum v^2)^2 / sum v^4`` of each column of ``vectors`` (..., dim, k): 1 to ``dim``.
 
     Parameters
     ----------
     vectors : array of shape (dim, k), (n_saved, dim, k) or (n_saved, B, dim, k)
-        Frames of nonzero column vectors.
+        Frames of nonzero column vectors; or a :class:`CovariantVectors`, whose
+        ``vectors`` are taken.
 
     Returns
     -------

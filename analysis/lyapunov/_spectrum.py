@@ -406,6 +406,9 @@ def _resume(map_, prev, x0, k, transient):
                         f"{type(prev).__name__}")
     if prev.state is None or prev.tangents is None or prev.log_stretch is None:
         raise ValueError("continue_from holds no final state and tangent frames to resume")
+    if not prev.steps >= 1 or not prev.transient >= 0:  # a damaged or edited file
+        raise ValueError(f"continue_from ran steps={prev.steps} after transient="
+                         f"{prev.transient}: no run does; resume a result of a run")
     if x0 is not None:
         raise ValueError("pass x0=None with continue_from: the run resumes from the "
                          "previous result's final states")

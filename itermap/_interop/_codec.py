@@ -429,6 +429,10 @@ def encode_object(obj, writer) -> tuple[str, dict]:
         fields = {f.name: encode_value(getattr(obj, f.name), writer, f"field_{f.name}",
                                         f"field {f.name!r} of {cls.__name__}")
                   for f in dataclasses.fields(obj)}
+        try:  # the check load makes: a file that load would refuse is not written
+            check_fields(cls, {k: decode_value(v, writer.arrays) for k, v in fields.items()})
+        except ValueError as exc:
+            raise ValueError(f"obj: cannot save it, {exc} (load refuses such a file)") from None
         return _type_name(cls), fields
     for klass in cls.__mro__:  # the nearest registered class: a subclass saves as its base
         if klass in _ENCODERS:

@@ -268,6 +268,16 @@ def _fsync_folder(directory):
 
 
 # ----------------------------------------------------------------------------- reading
+# files load does not read, by suffix: what does
+_OTHER_FILES = {".safetensors": "a network's weights are read by itermap.from_torch(path, "
+                                "architecture)",
+                ".pt": "torch.load it, then pass the module to itermap.from_torch",
+                ".pth": "torch.load it, then pass the module to itermap.from_torch",
+                ".json": "a report's results.json is JSON (json.load)",
+                ".npy": "one array is read by numpy.load",
+                ".toml": "a report spec is run by itermap report SPEC"}
+
+
 def load(path: str | os.PathLike) -> Any:
     """Load an object written by :func:`save`, reading the file as untrusted input.
 
@@ -299,7 +309,15 @@ def load(path: str | os.PathLike) -> Any:
     >>> itermap.load(path)
     HenonMap(a=1.4, b=0.3)
     """
-    with NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="itermap file") as archive:
+    try:
+        reader = NpzReader(path, "path", expansion=_MAX_EXPANSION, kind="itermap file")
+    except ValueError as exc:  # another kind of file: say what reads it
+        suffix = os.path.splitext(str(path))[1].lower()
+        if suffix not in _OTHER_FILES:
+            raise
+        raise ValueError(f"path: {path} is a {suffix} file, not an itermap file (load reads "
+                         f"the .npz files of itermap.save): {_OTHER_FILES[suffix]}") from exc
+    with reader as archive:
         path = archive.path
         try:
             type_name, fields, arrays = _read_archive(archive, path)
@@ -322,7 +340,9 @@ def _read_archive(archive, path):
     """(type, fields, arrays) of an opened archive, every entry checked against the metadata."""
     meta_info = archive.infos.get(_META + ".npy")
     if meta_info is None:
-        raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata)")
+        raise ValueError(f"{path} is an .npz file but not an itermap file (no metadata): "
+                         f"arrays of numpy.savez are read by numpy.load, a network's weights "
+                         f"by itermap.from_torch(path, architecture)")
     raw = archive.read_info(meta_info, {"dtype": "|u1", "shape": None}, _MAX_META_BYTES)
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))

@@ -38,6 +38,9 @@ _TORCH_ACTIVATIONS = {
     "elu": ("elu", ("alpha",)), "leakyrelu": ("leaky_relu", ("negative_slope",)),
     "softplus": ("softplus", ("beta", "threshold")), "gelu": ("gelu", ("approximate",)),
 }
+# modules that wrap the module they run, by class name: the attribute that holds it
+_WRAPPERS = {"OptimizedModule": "_orig_mod", "DataParallel": "module",
+             "DistributedDataParallel": "module"}
 _RECURRENT = {"rnn": _ElmanCell, "gru": _GRUCell, "lstm": _LSTMCell}
 _RNN_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # torch's, with a _l{layer}
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
@@ -92,8 +95,10 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
     """``arrays[key]``: a real floating array (or, for a ``pattern`` such as a mask,
     booleans or integers too); errors name ``where`` and ``key``."""
     if key not in arrays:
+        under = sorted(k[:-len(key)] for k in arrays if k.endswith("." + key))
+        hint = f"; pass prefix={under[0]!r}" if under else ""  # a wrapper's state_dict
         raise ValueError(f"{where}: the weights have no {key!r} (keys: "
-                         f"{sorted(arrays)[:8]}{'...' if len(arrays) > 8 else ''})")
+                         f"{sorted(arrays)[:8]}{'...' if len(arrays) > 8 else ''}){hint}")
     a = arrays[key]
     kind = a.dtype.kind
     if kind == "c":  # IterativeMap refuses complex weights; a cast would drop the imaginary part
@@ -114,12 +119,36 @@ def _get(arrays, key, where, shape=None, *, pattern=False):
 
 # -- reading a live module: its arrays and its architecture -------------------------
 def _numpy_state(module):
-    return {k: tensor_to_numpy(v) for k, v in module.state_dict().items()
-            if hasattr(v, "detach")}
+    """The module's tensors by state_dict key, as its forward uses them: a pruned weight
+    (``torch.nn.utils.prune`` stores ``w_orig`` and ``w_mask``) as torch applies it, ``mask *
+    orig``; a parametrized one (``weight_norm``, ``spectral_norm``) as the module computes it.
+    """
+    state = {k: v for k, v in module.state_dict().items() if hasattr(v, "detach")}
+    for k in [k for k in state if k.endswith("_orig") and k[:-5] + "_mask" in state]:
+        orig = state.pop(k)
+        state[k[:-5]] = state.pop(k[:-5] + "_mask").to(dtype=orig.dtype) * orig
+    for path, sub in module.named_modules():
+        for name, chain in getattr(sub, "parametrizations", {}).items():
+            at = f"{path}.{name}" if path else name
+            if any(p.training and next(p.buffers(), None) is not None for p in chain):
+                raise ValueError(f"{at} has a parametrization with state in training mode "
+                                 f"({type(chain[0]).__name__}: each forward changes the "
+                                 f"weight); call model.eval() first")
+            pre = f"{path}.parametrizations.{name}." if path else f"parametrizations.{name}."
+            state = {k: v for k, v in state.items() if not k.startswith(pre)}
+            state[at] = getattr(sub, name).detach()
+    return {k: tensor_to_numpy(v) for k, v in state.items()}
+
+
+def _kind_name(module):
+    """A module's class name; torch's ``Parametrized<Name>`` (weight_norm, ...) is <Name>."""
+    name = type(module).__name__
+    return name[12:] if name.startswith("Parametrized") and hasattr(
+        module, "parametrizations") else name
 
 
 def _describe_layer(layer, where, first):
-    name = type(layer).__name__
+    name = _kind_name(layer)
     kind = name.lower()
     if kind == "linear":
         return "Linear"
@@ -179,7 +208,7 @@ def _describe_module(model, torch):
     if isinstance(model, IteratedModel):
         return _numpy_state(model), model.architecture
     if isinstance(model, (nn.RNN, nn.GRU, nn.LSTM)):
-        name = type(model).__name__
+        name = _kind_name(model)
         if model.bidirectional:
             raise ValueError(f"{name} is bidirectional: it runs the sequence both ways at once "
                              f"and is no map forward in time")
@@ -408,12 +437,34 @@ def _build_blocks(arrays, arch, dtype, activation, input_block):
 
 
 def _read_safetensors(path):
-    """The arrays of a ``.safetensors`` file, its library's errors naming the file."""
+    """The arrays of a ``.safetensors`` file, its library's errors naming the file.
+
+    bfloat16 tensors, which NumPy has no type for (``safetensors.numpy`` refuses them),
+    come in as float32, exactly, as from a live module (:func:`tensor_to_numpy`)."""
     try:
+        from safetensors import deserialize, safe_open
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError(f"reading {path} needs safetensors: {_INSTALL}") from None
-    return _foreign_errors(load_file, path)
+
+    def read(path):
+        try:
+            return load_file(path)
+        except TypeError:  # "data type 'bfloat16' not understood"
+            with safe_open(path, framework="np") as f:
+                keys = list(f.keys())
+                bf16 = {k for k in keys if f.get_slice(k).get_dtype() == "BF16"}
+                arrays = {k: f.get_tensor(k) for k in keys if k not in bf16}
+            if not bf16:
+                raise
+        with open(path, "rb") as fh:
+            raw = {k: v for k, v in deserialize(fh.read()) if k in bf16}
+        for k in bf16:  # a bfloat16 is the high 16 bits of a float32
+            bits = np.frombuffer(raw[k]["data"], dtype="<u2").astype(np.uint32) << 16
+            arrays[k] = bits.view(np.float32).reshape(raw[k]["shape"])
+        return {k: arrays[k] for k in keys}
+
+    return _foreign_errors(read, path)
 
 
 class _ArchiveArrays(Mapping):
@@ -472,7 +523,9 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
     model : torch.nn.Module, mapping of arrays, or path
         A live module; or its ``state_dict`` as arrays (which need no torch), under
         torch's keys (``0.weight``, ``weight_ih_l0``, ``blocks.(0, 1).U``); or a
-        ``.safetensors`` / ``.npz`` file of them.
+        ``.safetensors`` / ``.npz`` file of them. A ``torch.compile`` or ``DataParallel``
+        wrapper is read as the module it runs; a pruned or parametrized (``weight_norm``)
+        weight as its forward computes it.
     architecture : list, str or dict
         What the arrays stand for (a live module describes itself):
 
@@ -590,6 +643,9 @@ def from_torch(model: Any, architecture: str | None = None, *, prefix: str = "",
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, a mapping of arrays or a path, "
                             f"got {type(model).__name__}")
+        while isinstance(getattr(model, _WRAPPERS.get(type(model).__name__, ""), None),
+                         torch.nn.Module):  # torch.compile, (Distributed)DataParallel
+            model = getattr(model, _WRAPPERS[type(model).__name__])
         from ._torch_transformer import describe_transformer, is_transformer
 
         if is_transformer(model, torch):

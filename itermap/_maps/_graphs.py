@@ -131,7 +131,8 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         1.4 for BA with ``m = 5``), so compare kinds by their measured radius.
     gain : float
         Scale of the random hidden weights (>= 0); with ``level="block"`` the
-        values are ``N(0, gain^2 / (d * block_size))``.
+        values are ``N(0, gain^2 / (d * block_size))``. With ``weight`` the edges give
+        the weights: a gain other than 1 is refused.
     activation : str
         The hidden nonlinearity; input and output blocks are linear.
     rng : int, Generator or None
@@ -183,6 +184,9 @@ def from_graph(G: Any, *, level: str = "unit", block_size: int = 1, n_in: int = 
         raise TypeError(f"weight must be an edge attribute name or None, got {weight!r}")
     if level != "block" and block_size != 1:
         raise ValueError(f"block_size must be 1 with level={level!r}, got {block_size}")
+    if weight is not None and gain != 1.0:  # it would be ignored: the edges give the weights
+        raise ValueError(f"gain={gain:g} scales random hidden weights; with weight={weight!r} "
+                         f"the edges' values are the weights: scale them, or leave gain at 1")
     if level == "block" and weight is not None:
         raise ValueError("weight: edge weights are not read with level='block'")
     layers = _layers(G) if level == "layers" else None

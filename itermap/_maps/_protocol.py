@@ -189,6 +189,11 @@ class FunctionMap(Map):
             raise TypeError(f"map: its {member} returned a {type(y).__name__}, not an array "
                             f"of shape {tuple(shape)} (map {self.name}; a list of coordinates: "
                             f"np.stack them along the last axis)")
+        if type(y) is not type(like) and backend_of(y) != backend_of(like):
+            raise TypeError(f"map: its {member} returned a {backend_of(y)} "
+                            f"{type(y).__name__} for a {backend_of(like)} argument; it must "
+                            f"return an array of its argument's library (a torch tensor: "
+                            f".detach().numpy()) (map {self.name})")
         if tuple(y.shape) != tuple(shape):
             batch = ("; the protocol's functions take a batch of states, shape (B, dim)"
                      if len(y.shape) != len(shape) else "")
@@ -478,13 +483,15 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         _fail("jacobian", f"is on {backend_of(J)}, the state on {backend_of(x)}")
     Jn, xn = to_numpy(J), to_numpy(x)
     fd = np.empty_like(Jn)
+    # a step that wraps its states onto its periods: differences modulo the periods
+    period = np.array([0.0 if P is None else float(P) for P in (m.periods or [None] * dim)])
     for j in range(dim):
         h = 1e-6 * max(1.0, float(np.max(np.abs(xn[:, j]))))
         e = np.zeros(dim)
         e[j] = h
-        plus = to_numpy(m.step(xp.asarray(xn + e), u))
-        minus = to_numpy(m.step(xp.asarray(xn - e), u))
-        fd[:, :, j] = (plus - minus) / (2 * h)
+        diff = to_numpy(m.step(xp.asarray(xn + e), u)) - to_numpy(m.step(xp.asarray(xn - e), u))
+        diff = diff - period * np.round(diff / np.where(period > 0, period, 1.0))
+        fd[:, :, j] = diff / (2 * h)
     errors["jacobian"] = _rel(Jn, fd)
     if not math.isfinite(errors["jacobian"]) or errors["jacobian"] > tol:
         _fail("jacobian", f"differs from central differences of step by "
