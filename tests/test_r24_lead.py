@@ -113,3 +113,19 @@ def test_zeros_of_a_map_on_another_array_library_is_on_that_library():
         assert not bool(xs.any(z != 0))
     x1 = m.step(m.zeros(), xs.asarray([1.0]))
     np.testing.assert_allclose(np.asarray(x1), np.asarray(m.Bbar)[:, 0])
+
+
+def test_find_fixed_points_from_a_result_says_which_field_to_pass():
+    # a FixedPoints result (say, to polish its points again) or an iterate trajectory as
+    # the starts said "got shape ()"
+    from itermap.analysis import find_fixed_points
+
+    m = itermap.random_rnn(6, gain=1.5, rng=0)
+    fp = find_fixed_points(m, np.random.default_rng(1).normal(size=(4, 6)), progress=False)
+    with pytest.raises(TypeError, match=r"x0 .*FixedPoints: pass its \.points"):
+        find_fixed_points(m, fp, progress=False)
+    traj = itermap.iterate(m, m.zeros() + 0.1, 5)
+    with pytest.raises(TypeError, match=r"x0 .*: pass its \.states"):
+        find_fixed_points(m, traj, progress=False)
+    again = find_fixed_points(m, fp.points, progress=False)   # what the message says works
+    assert len(again) == len(fp)

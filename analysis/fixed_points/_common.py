@@ -122,6 +122,10 @@ class MergeRadius:
 def _check_starts(map_, x0):
     if x0 is None or isinstance(x0, (str, bytes)):
         raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got {x0!r}")
+    for field in ("points", "states"):   # a result (FixedPoints, Trajectory) of an analysis
+        if hasattr(x0, field) and not hasattr(x0, "shape"):
+            raise TypeError(f"starts x0 must be an array of shape (B, {map_.dim}), got a "
+                            f"{type(x0).__name__}: pass its .{field}")
     x0 = no_half("x0", plain_array("x0", x0))
     one_namespace(map=map_, x0=x0, movable=True)
     if not hasattr(x0, "shape") or not hasattr(x0, "dtype"):
