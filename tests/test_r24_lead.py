@@ -129,3 +129,15 @@ def test_find_fixed_points_from_a_result_says_which_field_to_pass():
         find_fixed_points(m, traj, progress=False)
     again = find_fixed_points(m, fp.points, progress=False)   # what the message says works
     assert len(again) == len(fp)
+
+
+def test_as_rng_says_what_to_pass_for_a_random_state_or_a_whole_float():
+    # the legacy RandomState (what older scripts and scikit-learn pass) and a seed read
+    # from a JSON file as 0.0 were refused without the fix
+    with pytest.raises(TypeError, match=r"RandomState.*default_rng"):
+        itermap.as_rng(np.random.RandomState(0))
+    with pytest.raises(TypeError, match=r"pass the int 7"):
+        itermap.as_rng(7.0)
+    with pytest.raises(TypeError, match=r"got float$"):
+        itermap.as_rng(0.5)
+    assert itermap.as_rng(7).random() == np.random.default_rng(7).random()

@@ -48,6 +48,12 @@ def as_rng(rng: RngLike = None) -> np.random.Generator:
         if rng < 0:
             raise ValueError(f"rng seed must be non-negative, got {rng}")
         return np.random.default_rng(int(rng))
+    hint = ""
+    if isinstance(rng, np.random.RandomState):
+        hint = ("; the legacy RandomState draws another stream: pass an int seed, or "
+                "numpy.random.default_rng(seed)")
+    elif isinstance(rng, numbers.Real) and not isinstance(rng, bool) and float(rng).is_integer():
+        hint = f"; pass the int {int(rng)}"
     raise TypeError(
-        f"rng must be an int, a numpy.random.Generator or None, got {type(rng).__name__}"
+        f"rng must be an int, a numpy.random.Generator or None, got {type(rng).__name__}{hint}"
     )
