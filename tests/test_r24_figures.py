@@ -53,3 +53,15 @@ def test_kaplan_yorke_note_covers_no_exponent(exponents):
     assert not any(note.contains(x, y) for x, y in pts), (note, pts)
     if ax.get_legend() is not None:  # the key of the collapses stays off the note
         assert not ax.get_legend().get_window_extent(r).overlaps(note)
+
+
+# -- save_figure: a stem with a dot ----------------------------------------------------------
+def test_save_figure_keeps_a_dot_in_the_stem_and_replaces_a_format_suffix(tmp_path):
+    fig, ax = plt.subplots()
+    written = [plots.save_figure(fig, tmp_path / f"spectrum_gain{g}") for g in (1.5, 1.7)]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # each gain its own files (the stem lost ".5" and ".7": both wrote spectrum_gain1.*)
+    assert names == ["spectrum_gain1.5.pdf", "spectrum_gain1.5.png",
+                     "spectrum_gain1.7.pdf", "spectrum_gain1.7.png"], (names, written)
+    paths = plots.save_figure(fig, tmp_path / "fig.pdf")
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["fig.pdf", "fig.png"]
