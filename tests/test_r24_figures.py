@@ -65,3 +65,25 @@ def test_save_figure_keeps_a_dot_in_the_stem_and_replaces_a_format_suffix(tmp_pa
                      "spectrum_gain1.7.pdf", "spectrum_gain1.7.png"], (names, written)
     paths = plots.save_figure(fig, tmp_path / "fig.pdf")
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["fig.pdf", "fig.png"]
+
+
+# -- continuation: stability changes at the bifurcation --------------------------------------
+def test_continuation_splits_a_coarse_branch_at_its_bifurcation():
+    # the logistic map's fixed point 1 - 1/r over [2.5, 3.6] in one step (what continuation
+    # returns with its default step here): stable, then unstable past the doubling at r = 3
+    res = {"parameters": np.array([2.5, 3.6]), "points": np.array([[0.6], [1 - 1 / 3.6]]),
+           "stable": np.array([True, False]),
+           "bifurcations": [{"kind": "period doubling", "parameter": 3.0, "point": [2 / 3],
+                             "index": 0}]}
+    ax = plots.continuation(res)
+    r = _renderer(ax.figure)
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == 1 and len(dashed) == 1
+    # the unstable part is drawn (more than a point wide), from the bifurcation on
+    assert dashed[0].get_window_extent(r).width > 0.3 * ax.bbox.width
+    assert solid[0].get_xdata()[-1] == dashed[0].get_xdata()[0] == 3.0
+    # the marker sits on the line
+    marker = ax.transData.transform([[3.0, 2 / 3]])[0]
+    end = ax.transData.transform([[solid[0].get_xdata()[-1], solid[0].get_ydata()[-1]]])[0]
+    assert np.hypot(*(marker - end)) < 1.0

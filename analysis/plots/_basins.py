@@ -155,13 +155,28 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
     bifs = _field(result, "bifurcations", [], required=False) or []
     ax = _axes(ax)
     y = pts[:, component]
-    # runs of equal stability, each drawn with its neighbour point so the line is unbroken
-    start = 0
+    # runs of equal stability, each drawn to its neighbour point so the line is unbroken, or
+    # to the bifurcation found between them: there stability changes (a coarse branch of
+    # two points drew its unstable part as one invisible point, the marker off the line)
+    between = {}
+    for b in bifs:
+        between.setdefault(int(b.get("index", -1)), b)
+    start, joint = 0, None
     for i in range(1, lam.size + 1):
         if i == lam.size or stable[i] != stable[start]:
-            stop = min(i + 1, lam.size)
-            ax.plot(lam[start:stop], y[start:stop], color=color, lw=1.2,
-                    ls="-" if stable[start] else "--")
+            xs, ys = list(lam[start:i]), list(y[start:i])
+            if joint is not None:
+                xs.insert(0, joint[0])
+                ys.insert(0, joint[1])
+            joint = None
+            if i < lam.size:
+                b = between.get(i - 1)
+                joint = None if b is None else (float(b["parameter"]),
+                                                float(b["point"][component]))
+                end = (lam[i], y[i]) if joint is None else joint
+                xs.append(end[0])
+                ys.append(end[1])
+            ax.plot(xs, ys, color=color, lw=1.2, ls="-" if stable[start] else "--")
             start = i
     markers = {"fold": ("o", POSITIVE), "period doubling": ("s", NEGATIVE),
                "Neimark-Sacker": ("D", "#27ae60"), "branch point": ("^", "#8e44ad")}
