@@ -87,3 +87,28 @@ def test_continuation_splits_a_coarse_branch_at_its_bifurcation():
     marker = ax.transData.transform([[3.0, 2 / 3]])[0]
     end = ax.transData.transform([[solid[0].get_xdata()[-1], solid[0].get_ydata()[-1]]])[0]
     assert np.hypot(*(marker - end)) < 1.0
+
+
+# -- eigenvalues: the legend's title in a row of panels --------------------------------------
+def _many_points(m=24, dim=64, seed=0):
+    rng = np.random.default_rng(seed)
+    ev = rng.normal(size=(m, dim)) + 1j * rng.normal(size=(m, dim))
+    ev[1] = ev[0]  # x* and -x* of an odd network: equal spectra
+    return {"eigenvalues": ev, "stable": np.zeros(m, dtype=bool)}
+
+
+@pytest.mark.parametrize("layout", ["tight", "constrained"])
+def test_eigenvalue_legend_stays_under_its_own_panel_in_a_row(layout):
+    spectrum = {"history": np.cumsum(np.ones((20, 64)), axis=0) * -0.01,
+                "history_steps": np.geomspace(10, 1000, 20)}
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout=layout)
+        plots.lyapunov_history(spectrum, ax=axes[1])
+        plots.eigenvalues(_many_points(), ax=axes[2])
+    r = _renderer(fig)
+    left, right = axes[1].get_legend(), axes[2].get_legend()
+    assert "equal spectra" in right.get_title().get_text()
+    # the two keys side by side do not run into each other (the title ran 1 cm under the
+    # middle panel's key), and the right one stays in the figure
+    assert not left.get_window_extent(r).overlaps(right.get_window_extent(r))
+    assert right.get_window_extent(r).x1 <= fig.bbox.x1 + 1
