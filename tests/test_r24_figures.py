@@ -112,3 +112,43 @@ def test_eigenvalue_legend_stays_under_its_own_panel_in_a_row(layout):
     # middle panel's key), and the right one stays in the figure
     assert not left.get_window_extent(r).overlaps(right.get_window_extent(r))
     assert right.get_window_extent(r).x1 <= fig.bbox.x1 + 1
+
+
+# -- x labels wider than their panel ----------------------------------------------------------
+def _block_graph():
+    import networkx as nx
+
+    G = nx.DiGraph()
+    G.add_nodes_from((b, {"size": 16}) for b in range(4))
+    G.add_edges_from([(0, 1, {"norm": 1.0}), (1, 2, {"norm": 4.2}), (2, 3, {"norm": 2.0}),
+                      (1, 1, {"norm": 2.0})])
+    return G
+
+
+@pytest.mark.parametrize("layout", ["tight", "constrained"])
+def test_sparsity_graph_x_label_stays_clear_of_the_next_panel(layout):
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout=layout)
+        axes[0].plot([0, 1])
+        plots.sparsity_graph(_block_graph(), ax=axes[1])
+        # a basin slice fills its panel
+        axes[2].imshow(np.zeros((4, 4)), aspect="auto", extent=(-2, 2, -2, 2))
+        axes[2].set_ylabel("slice coordinate 2")
+    r = _renderer(fig)
+    label = axes[1].xaxis.label.get_window_extent(r)
+    # within its own Axes' width (wider, it ended 2 px short of the next panel's y label,
+    # and ran into it with a legend under that panel)
+    assert label.width <= axes[1].bbox.width + 1
+    assert not label.overlaps(axes[2].yaxis.label.get_window_extent(r))
+    assert not label.overlaps(axes[2].get_tightbbox(r))
+
+
+def test_accuracy_x_label_fits_a_one_column_figure():
+    result = {"names": ["MLP", "sparse 0.5", "RNN"], "params": np.array([1000., 1010., 4000.]),
+              "accuracy": np.array([[0.90, 0.91], [0.89, 0.90], [0.92, 0.90]])}
+    with plots.paper_style(columns=1):
+        ax = plots.accuracy_vs_parameters(result)
+    r = _renderer(ax.figure)
+    assert "dodged" in ax.get_xlabel()
+    label = ax.xaxis.label.get_window_extent(r)
+    assert label.x0 >= -1 and label.x1 <= ax.figure.bbox.x1 + 1

@@ -207,6 +207,11 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     ax.set_xlim(min(blocks, default=0) - 0.55, max(blocks, default=0) + 0.55)
     ax.set_ylim(-0.55, 0.55)
     ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("block (units on a ring)" if unit_level else
-                  "block (edge width: norm of the block)")
+    label = ax.set_xlabel("block (units on a ring)" if unit_level else
+                          "block (edge width: norm of the block)")
+    # wider than the Axes (before the layout narrows them): it ran past the figure or
+    # into the next panel's y label
+    if label.get_window_extent().width > ax.bbox.width:
+        label.set_text("block\n(units on a ring)" if unit_level else
+                       "block\n(edge width: block norm)")
     return ax

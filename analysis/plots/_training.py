@@ -106,8 +106,12 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
                     capsize=2.5, color=colors[k % len(colors)], label=name)
     ax.set_xscale("log")
     _readable_log_axis(ax.xaxis)
-    ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
-                                            if np.any(shift != 0) else ""))
+    label = ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
+                                                    if np.any(shift != 0) else ""))
+    # wider than the Axes (before the layout narrows them): it ran past the figure or
+    # into the next panel's y label
+    if label.get_window_extent().width > ax.bbox.width:
+        label.set_text(label.get_text().replace(" (", "\n("))
     ax.set_ylabel("test accuracy")
     what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
             else "1 seed: no error bars")
