@@ -152,3 +152,33 @@ def test_accuracy_x_label_fits_a_one_column_figure():
     assert "dodged" in ax.get_xlabel()
     label = ax.xaxis.label.get_window_extent(r)
     assert label.x0 >= -1 and label.x1 <= ax.figure.bbox.x1 + 1
+
+
+# -- training_history: whole epochs ----------------------------------------------------------
+def _drawn_ticks(ax, axis="x"):
+    """The tick locations inside the view (those drawn)."""
+    ax.figure.canvas.draw()
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = sorted(a.get_view_interval())
+    return [t for t in a.get_majorticklocs() if lo - 1e-9 <= t <= hi + 1e-9]
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 120])
+@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+def test_training_history_ticks_whole_epochs(epochs, metric):
+    rng = np.random.default_rng(0)
+    history = {"loss": np.geomspace(0.7, 0.05, epochs), "accuracy": rng.uniform(0.5, 1, epochs)}
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout="constrained")
+        ax = plots.training_history(history, metric=metric, ax=axes[0])
+    ticks = _drawn_ticks(ax)
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert not _tick_labels_overlap(ax.xaxis)
+
+
+def _tick_labels_overlap(axis):
+    r = _renderer(axis.figure)
+    lo, hi = sorted(axis.get_view_interval())
+    boxes = [t.label1.get_window_extent(r) for t in axis.get_major_ticks()
+             if lo - 1e-9 <= t.get_loc() <= hi + 1e-9 and t.label1.get_text()]
+    return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))

@@ -54,6 +54,10 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
     if metric == "loss" and np.all(train > 0):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis)  # 0.3, 0.6, 2 rather than 3 x 10^-1
+    from matplotlib.ticker import MaxNLocator
+
+    # whole epochs only (one epoch was ticked 0.96, 0.98, 1.00, ...)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, min_n_ticks=1))
     # with the validation curve on it the axis is not the training metric alone
     ax.set(xlabel="epoch", ylabel=metric if both else f"training {metric}")
     return ax
