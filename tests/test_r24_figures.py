@@ -182,3 +182,23 @@ def _tick_labels_overlap(axis):
     boxes = [t.label1.get_window_extent(r) for t in axis.get_major_ticks()
              if lo - 1e-9 <= t.get_loc() <= hi + 1e-9 and t.label1.get_text()]
     return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
+# -- fixed_points_pca: the key off the points --------------------------------------------------
+def test_fixed_points_pca_key_covers_no_fixed_point():
+    rng = np.random.default_rng(0)
+    # states spread over the plane of the first two components; fixed points all over it
+    states = rng.uniform(-1, 1, size=(2000, 3)) * np.array([3.0, 2.0, 0.1])
+    gx, gy = np.meshgrid(np.linspace(-2.7, 2.7, 7), np.linspace(-1.8, 1.8, 6))
+    points = np.column_stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)])
+    fps = {"points": points, "n_unstable": np.arange(gx.size) % 3}
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout="constrained")
+        ax = plots.fixed_points_pca(fps, states, ax=axes[2])
+    r = _renderer(fig)
+    key = ax.get_legend().get_window_extent(r)
+    centres = np.vstack([c.get_offset_transform().transform(c.get_offsets())
+                         for c in ax.collections if c.get_label() and
+                         not c.get_label().startswith("_")])
+    assert not any(key.contains(x, y) for x, y in centres)
+    assert key.x0 >= -1 and key.x1 <= fig.bbox.x1 + 1 and key.y0 >= -1

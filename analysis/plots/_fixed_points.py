@@ -258,5 +258,8 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
             ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
                        **style)  # type: ignore[arg-type]
     _finish(ax, f"PC {components[0] + 1}", f"PC {components[1] + 1}")
-    ax.legend(frameon=False, fontsize="small")
+    # under the Axes: inside, "best" put it over a fixed point among the trajectories
+    n = len(ax.get_legend_handles_labels()[0])
+    if n:
+        _legend_below(ax, ncol=min(n, 3), fit=True)
     return ax
