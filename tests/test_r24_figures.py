@@ -141,6 +141,10 @@ def test_sparsity_graph_x_label_stays_clear_of_the_next_panel(layout):
     assert label.width <= axes[1].bbox.width + 1
     assert not label.overlaps(axes[2].yaxis.label.get_window_extent(r))
     assert not label.overlaps(axes[2].get_tightbbox(r))
+    # the keys under it moved down with its second line
+    keys = [c for c in axes[1].get_children() if isinstance(c, matplotlib.legend.Legend)]
+    assert len(keys) == 2
+    assert not any(k.get_window_extent(r).overlaps(label) for k in keys)
 
 
 def test_accuracy_x_label_fits_a_one_column_figure():
@@ -202,3 +206,36 @@ def test_fixed_points_pca_key_covers_no_fixed_point():
                          not c.get_label().startswith("_")])
     assert not any(key.contains(x, y) for x, y in centres)
     assert key.x0 >= -1 and key.x1 <= fig.bbox.x1 + 1 and key.y0 >= -1
+
+
+# -- finite_time_histogram and clv_angles ------------------------------------------------------
+def _finite_time(k, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"exponents": rng.normal(-0.05 * np.arange(k), 0.03, size=(250, k)), "window": 20}
+
+
+def test_finite_time_histograms_side_by_side_keep_labels_and_keys_apart():
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout="constrained")
+        plots.finite_time_histogram(_finite_time(2), ax=axes[0])
+        plots.finite_time_histogram(_finite_time(10), ax=axes[1], max_exponents=10)
+    r = _renderer(fig)
+    first, second = (a.xaxis.label.get_window_extent(r) for a in axes[:2])
+    assert not first.overlaps(second)  # "...(nats/ste" ran into "finite-time ..."
+    for ax in axes[:2]:
+        key = ax.get_legend().get_window_extent(r)
+        # the key of ten exponents covered their histograms inside the Axes
+        assert key.y1 <= ax.bbox.y0 and not key.overlaps(ax.xaxis.label.get_window_extent(r))
+        assert key.y0 >= -1
+
+
+def test_clv_angle_density_ticks_are_plain_numbers():
+    rng = np.random.default_rng(0)
+    theta = np.abs(rng.normal(0.9, 0.4, size=3000)) % (np.pi / 2)
+    angles = np.zeros((theta.size, 2, 2))
+    angles[:, 0, 1] = angles[:, 1, 0] = theta
+    ax = plots.clv_angles({"angles": angles})
+    ax.figure.canvas.draw()
+    texts = [t.label1.get_text() for t in ax.yaxis.get_major_ticks() + ax.yaxis.get_minor_ticks()
+             if t.label1.get_text()]
+    assert texts and not any("times" in t or "^" in t for t in texts), texts
