@@ -239,3 +239,14 @@ def test_clv_angle_density_ticks_are_plain_numbers():
     texts = [t.label1.get_text() for t in ax.yaxis.get_major_ticks() + ax.yaxis.get_minor_ticks()
              if t.label1.get_text()]
     assert texts and not any("times" in t or "^" in t for t in texts), texts
+
+
+# -- trajectory: x ticks in a one-column figure -------------------------------------------------
+@pytest.mark.parametrize("dim", [1, 64])
+def test_phase_portrait_x_tick_labels_do_not_overlap_in_one_column(dim, tmp_path):
+    rng = np.random.default_rng(0)
+    states = np.tanh(3 * rng.normal(size=(500, dim)))  # a chaotic tanh network's states
+    with plots.paper_style(columns=1):  # saved in the style, as a paper's figure is
+        ax = plots.trajectory(states)
+        plots.save_figure(ax, tmp_path / "phase")
+        assert not _tick_labels_overlap(ax.xaxis)
