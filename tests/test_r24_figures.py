@@ -250,3 +250,29 @@ def test_phase_portrait_x_tick_labels_do_not_overlap_in_one_column(dim, tmp_path
         ax = plots.trajectory(states)
         plots.save_figure(ax, tmp_path / "phase")
         assert not _tick_labels_overlap(ax.xaxis)
+
+
+# -- impulse_response and memory_capacity: keys off the curves ----------------------------------
+def _vertices_px(ax):
+    pts = [ln.get_transform().transform(np.column_stack([ln.get_xdata(), ln.get_ydata()]))
+           for ln in ax.get_lines() if ln.get_visible() and len(ln.get_xdata())
+           and not str(ln.get_label()).startswith("_")]
+    pts = np.vstack(pts)
+    return pts[np.all(np.isfinite(pts), axis=1)]
+
+
+def test_impulse_and_memory_keys_cover_no_curve_in_a_row_of_panels():
+    k = np.arange(41.0)
+    norms = np.stack([np.exp(-0.3 * k), 1.2 * np.exp(-0.28 * k), 0.8 * np.exp(0.2 * k)], axis=1)
+    d = np.arange(1, 41)
+    memory = {name: {"delays": d, "r2": np.clip(1.3 - d / tau, 0, 1)}
+              for name, tau in [("mlp", 2), ("rnn", 12), ("lssl", 30), ("attention", 1e9)]}
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout="tight")
+        plots.impulse_response(norms, ax=axes[0], total=True)
+        plots.memory_capacity(memory, ax=axes[1])
+    r = _renderer(fig)
+    for ax in axes[:2]:
+        key = ax.get_legend().get_window_extent(r)
+        assert not any(key.contains(x, y) for x, y in _vertices_px(ax)), ax
+        assert key.y0 >= -1 and key.x0 >= -1 and key.x1 <= fig.bbox.x1 + 1
