@@ -276,3 +276,18 @@ def test_impulse_and_memory_keys_cover_no_curve_in_a_row_of_panels():
         key = ax.get_legend().get_window_extent(r)
         assert not any(key.contains(x, y) for x, y in _vertices_px(ax)), ax
         assert key.y0 >= -1 and key.x0 >= -1 and key.x1 <= fig.bbox.x1 + 1
+
+
+# -- block_matrix: the keys of panels side by side -------------------------------------------
+@pytest.mark.parametrize("layout", ["tight", "constrained"])
+def test_block_matrix_keys_side_by_side_stay_apart_and_in_the_figure(layout):
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(600, 600)) * (rng.random((600, 600)) < 0.01)
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout=layout)
+        plots.block_matrix(W, sizes=[100, 400, 100], ax=axes[0])
+        plots.block_matrix(np.array([[1.0, -0.5], [0.3, 0.0]]), ax=axes[1])
+    r = _renderer(fig)
+    first, second = (ax.get_legend().get_window_extent(r) for ax in axes[:2])
+    assert not first.overlaps(second)
+    assert first.x0 >= -1 and second.x1 <= fig.bbox.x1 + 1

@@ -143,8 +143,9 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     if functions:
         key.append(Rectangle((0, 0), 1, 1, facecolor="0.85", edgecolor="0.3", hatch="//",
                              label=f"function block ({len(functions)})"))
-    # under the x label, in points: a fixed fraction of a short Axes covers the label
-    _legend_below(ax, key, ncol=2, handletextpad=0.2)
+    # under the x label, in points: a fixed fraction of a short Axes covers the label; one
+    # column where two are wider than the panel (they ran into the next panel's key)
+    _legend_below(ax, key, ncol=2, handletextpad=0.2, fit=True)
     return ax
 
 
