@@ -291,3 +291,15 @@ def test_block_matrix_keys_side_by_side_stay_apart_and_in_the_figure(layout):
     first, second = (ax.get_legend().get_window_extent(r) for ax in axes[:2])
     assert not first.overlaps(second)
     assert first.x0 >= -1 and second.x1 <= fig.bbox.x1 + 1
+
+
+# -- orbit_diagram: one parameter value --------------------------------------------------------
+def test_orbit_diagram_of_one_value_shows_its_orbit_without_a_warning(recwarn):
+    states = np.array([[[0.38], [0.83], [0.50], [0.87]] * 5])  # r = 3.5: a 4-cycle
+    ax = plots.orbit_diagram({"values": np.array([3.5]), "states": states})
+    r = _renderer(ax.figure)
+    assert not [w for w in recwarn if "singular" in str(w.message)]
+    lo, hi = ax.get_xlim()
+    assert lo < 3.5 < hi
+    line = ax.get_lines()[0]
+    assert ax.bbox.contains(*line.get_window_extent(r).get_points().mean(axis=0))
