@@ -303,3 +303,22 @@ def test_orbit_diagram_of_one_value_shows_its_orbit_without_a_warning(recwarn):
     assert lo < 3.5 < hi
     line = ax.get_lines()[0]
     assert ax.bbox.contains(*line.get_window_extent(r).get_points().mean(axis=0))
+
+
+def test_dense_large_block_matrix_shows_both_signs_in_their_share():
+    from matplotlib.colors import to_rgb
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(800, 800))  # dense, half the weights positive
+    ax = plots.block_matrix(W)
+    fig = ax.figure
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float) / 255
+    box = ax.bbox
+    h = img.shape[0]
+    inside = img[int(h - box.y1) + 3:int(h - box.y0) - 3, int(box.x0) + 3:int(box.x1) - 3]
+    near = [np.sum(np.abs(inside - np.array(to_rgb(c))).max(axis=-1) < 0.1)
+            for c in (plots.POSITIVE, plots.NEGATIVE)]
+    share = near[0] / max(sum(near), 1)
+    # markers of the negative entries, drawn last, covered the positive ones: 2% red
+    assert 0.3 < share < 0.7, (near, share)
