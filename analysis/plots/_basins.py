@@ -158,7 +158,7 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
     # runs of equal stability, each drawn to its neighbour point so the line is unbroken, or
     # to the bifurcation found between them: there stability changes (a coarse branch of
     # two points drew its unstable part as one invisible point, the marker off the line)
-    between = {}
+    between: dict[int, Any] = {}
     for b in bifs:
         between.setdefault(int(b.get("index", -1)), b)
     start, joint = 0, None
