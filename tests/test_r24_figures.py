@@ -322,3 +322,19 @@ def test_dense_large_block_matrix_shows_both_signs_in_their_share():
     share = near[0] / max(sum(near), 1)
     # markers of the negative entries, drawn last, covered the positive ones: 2% red
     assert 0.3 < share < 0.7, (near, share)
+
+
+# -- basins: many attractors ---------------------------------------------------------------------
+def test_basin_key_of_many_attractors_is_no_taller_than_its_panel():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-2, 15, size=60 * 60)  # 15 attractors, escape and bounded starts
+    with plots.paper_style(columns=2):
+        fig, axes = plt.subplots(1, 3, layout="constrained")
+        ax = plots.basins({"labels": labels, "periods": np.arange(1, 16)}, (60, 60), ax=axes[0])
+    r = _renderer(fig)
+    key = ax.get_legend()
+    assert key.get_window_extent(r).height <= ax.bbox.height
+    texts = [t.get_text() for t in key.get_texts()]
+    shares = [float(t.rsplit(": ", 1)[1].rstrip("%")) for t in texts]
+    assert any("more attractors" in t for t in texts)
+    assert abs(sum(shares) - 100.0) < 0.5  # every start counted once
