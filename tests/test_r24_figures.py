@@ -338,3 +338,48 @@ def test_basin_key_of_many_attractors_is_no_taller_than_its_panel():
     shares = [float(t.rsplit(": ", 1)[1].rstrip("%")) for t in texts]
     assert any("more attractors" in t for t in texts)
     assert abs(sum(shares) - 100.0) < 0.5  # every start counted once
+
+
+# -- the report's scan figure: its key off the band and the curves ------------------------------
+def test_report_scan_key_covers_no_curve_or_interval(tmp_path, monkeypatch):
+    import itermap.analysis._report._run as run
+    from itermap.analysis._report import run_report
+
+    measured = []
+    save = run._save_figures
+
+    def spy(res, *args, **kwargs):  # the Figure, before it is saved and closed
+        for stem, fig, _ in res.figures:
+            if stem.startswith("lyapunov_scan"):
+                ax = fig.axes[0]
+                r = _renderer(fig)
+                key = ax.get_legend().get_window_extent(r)
+                bands = [p.get_window_extent(r) for p in ax.patches]
+                inside = [key.contains(x, y) for x, y in _along_lines(ax)
+                          if ax.bbox.contains(x, y)]
+                measured.append((any(inside), [key.overlaps(b) for b in bands]))
+        return save(res, *args, **kwargs)
+
+    monkeypatch.setattr(run, "_save_figures", spy)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('seed = 3\n[networks.rnn]\nkind = "random_rnn"\nn = 12\n'
+                    '[[analyses]]\nkind = "lyapunov_scan"\nnetwork = "rnn"\n'
+                    'gains = {start = 0.5, stop = 2.0, num = 7}\nsteps = 100\n'
+                    'transient = 20\nseeds = 4\n')
+    run_report(spec, tmp_path / "rep", progress=False)
+    assert measured
+    for on_curve, on_band in measured:
+        assert not on_curve and not any(on_band)
+
+
+def _along_lines(ax, per_segment=20):
+    """Display points along every line of ``ax`` (vertices and between them)."""
+    out = []
+    for ln in ax.get_lines():
+        v = ln.get_transform().transform(np.column_stack([ln.get_xdata(), ln.get_ydata()]))
+        v = v[np.all(np.isfinite(v), axis=1)]
+        out.append(v)
+        if len(v) > 1 and ln.get_linestyle() not in ("None", "none", ""):
+            t = np.linspace(0, 1, per_segment)[:, None, None]
+            out.append((v[:-1] + t * (v[1:] - v[:-1])).reshape(-1, 2))
+    return np.vstack(out)
