@@ -383,3 +383,10 @@ def _along_lines(ax, per_segment=20):
             t = np.linspace(0, 1, per_segment)[:, None, None]
             out.append((v[:-1] + t * (v[1:] - v[:-1])).reshape(-1, 2))
     return np.vstack(out)
+
+
+def test_spectrum_of_collapses_only_keys_only_what_is_drawn():
+    ax = plots.lyapunov_spectrum({"exponents": np.full(19, -np.inf),
+                                  "kaplan_yorke_dimension": 0.0})
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["$-\\infty$ (exact collapse)"], texts

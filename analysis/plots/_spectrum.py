@@ -82,7 +82,8 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         err = np.where(np.isfinite(err), err, np.nan)[finite]
     dky = None if dky is None else float(dky)
     has_note = dky is not None and bool(np.isfinite(dky))
-    name = label or "exponents"
+    # no finite exponent (an MLP's): no key entry for markers that are not drawn
+    name = label or ("exponents" if finite.any() else "_exponents")
     if label and has_note:   # spectra compared on one Axes: each D_KY in its legend entry
         name = f"{label} ($D_{{KY}} = {dky:.3g}$)"
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=name, **kw)
