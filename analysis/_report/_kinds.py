@@ -26,6 +26,7 @@ from ..lyapunov import lyapunov_scan as scan_of
 from ..lyapunov import orbit_diagram as orbits_of
 from ..lyapunov._scan import MEAN_FIELD_MAX_GAIN
 from ..plots import COLUMN_WIDTHS
+from ..plots._common import _legend_below
 from ._models import (
     AnalysisModel,
     Cost,
@@ -639,7 +640,8 @@ def lyapunov_scan(cfg, ctx, out):
     if ci is not None:
         ax.axvspan(ci[0], ci[1], color="C3", alpha=0.12, lw=0, label="its 95% interval")
     ax.set_ylim(bottom=max(float(np.nanmin(per_net)) - 0.1, -5))
-    ax.legend(fontsize="small")
+    # under the Axes: inside, the key of five entries covered the interval and the networks
+    _legend_below(ax, ncol=2, fit=True)
     out.figure(f"lyapunov_scan_{cfg.network}", fig,
                f"Largest Lyapunov exponent of random tanh networks (n = {net.n}) against the "
                f"gain: mean over {M} weight matrices ({cfg.starts} starts each) with standard "

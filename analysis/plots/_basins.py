@@ -20,7 +20,8 @@ def basins(result: Any, shape: Sequence[int], *,
     """A 2-D slice of state space coloured by basin, with escape and non-periodic starts.
 
     A colour per attractor; bounded starts on no periodic orbit dark violet, escaping
-    starts pale; the legend gives each share of the slice.
+    starts pale; the legend gives each share of the slice (past 7 attractors, the 6
+    largest basins and the share of the others).
 
     Parameters
     ----------
@@ -89,8 +90,16 @@ def basins(result: Any, shape: Sequence[int], *,
     share = [float(np.mean(lab == i)) for i in range(k)]
     names = list(labels) if labels is not None else [
         f"attractor {i} (period {int(p)})" for i, p in enumerate(periods)]
-    handles = [Patch(color=colours[i + 2], label=f"{names[i]}: {share[i]:.1%}")
-               for i in range(k) if share[i] > 0]
+    present = [i for i in range(k) if share[i] > 0]
+    # many attractors: the largest basins by name, the rest in one entry (a key of fifteen
+    # was taller than the panel and squeezed a row of panels flat)
+    named = sorted(sorted(present, key=lambda i: -share[i])[:_KEY_EACH]) \
+        if len(present) > _KEY_EACH + 1 else present
+    handles = [Patch(color=colours[i + 2], label=f"{names[i]}: {share[i]:.1%}") for i in named]
+    if len(named) < len(present):
+        rest = [i for i in present if i not in named]
+        handles.append(Patch(fc="none", ec="0.4", lw=0.5, label=f"{len(rest)} more attractors: "
+                             f"{sum(share[i] for i in rest):.1%}"))
     bounded = float(np.mean(lab == -1))
     if bounded > 0:
         aperiodic = _field(result, "aperiodic_fraction", None, required=False)
@@ -105,6 +114,7 @@ def basins(result: Any, shape: Sequence[int], *,
     return _finish(ax, "slice coordinate 1", "slice coordinate 2")
 
 
+_KEY_EACH = 6  # past this many attractors the key names the largest basins only
 _ESCAPE_COLOUR = "#f4f1e8"     # pale: the starts that go to infinity
 _APERIODIC_COLOUR = "#4b2a6e"  # dark violet: a bounded non-periodic (strange) attractor
 
@@ -155,13 +165,28 @@ def continuation(result: Any, *, component: int = 0, ax: Axes | None = None,
     bifs = _field(result, "bifurcations", [], required=False) or []
     ax = _axes(ax)
     y = pts[:, component]
-    # runs of equal stability, each drawn with its neighbour point so the line is unbroken
-    start = 0
+    # runs of equal stability, each drawn to its neighbour point so the line is unbroken, or
+    # to the bifurcation found between them: there stability changes (a coarse branch of
+    # two points drew its unstable part as one invisible point, the marker off the line)
+    between: dict[int, Any] = {}
+    for b in bifs:
+        between.setdefault(int(b.get("index", -1)), b)
+    start, joint = 0, None
     for i in range(1, lam.size + 1):
         if i == lam.size or stable[i] != stable[start]:
-            stop = min(i + 1, lam.size)
-            ax.plot(lam[start:stop], y[start:stop], color=color, lw=1.2,
-                    ls="-" if stable[start] else "--")
+            xs, ys = list(lam[start:i]), list(y[start:i])
+            if joint is not None:
+                xs.insert(0, joint[0])
+                ys.insert(0, joint[1])
+            joint = None
+            if i < lam.size:
+                b = between.get(i - 1)
+                joint = None if b is None else (float(b["parameter"]),
+                                                float(b["point"][component]))
+                end = (lam[i], y[i]) if joint is None else joint
+                xs.append(end[0])
+                ys.append(end[1])
+            ax.plot(xs, ys, color=color, lw=1.2, ls="-" if stable[start] else "--")
             start = i
     markers = {"fold": ("o", POSITIVE), "period doubling": ("s", NEGATIVE),
                "Neimark-Sacker": ("D", "#27ae60"), "branch point": ("^", "#8e44ad")}

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_bool, check_int
-from ._common import EXPONENT_UNIT, _axes, _field, _finish, _np, _zero_line
+from ._common import (
+    EXPONENT_UNIT,
+    _axes,
+    _field,
+    _finish,
+    _legend_below,
+    _np,
+    _readable_log_axis,
+    _zero_line,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -66,6 +75,8 @@ def clv_angles(result: Any, *, ax: Axes | None = None, pair: Sequence[int] = (0,
     ax.hist(a, bins=int(bins), range=(0.0, np.pi / 2), density=True, histtype="stepfilled",
             alpha=0.75, label=label, log=bool(log))
     ax.set_xlim(0.0, np.pi / 2)
+    if log:  # 0.2, 0.5, 2 rather than 2 x 10^-1, 5 x 10^-1, 2 x 10^0
+        _readable_log_axis(ax.yaxis)
     _finish(ax, f"angle $\\theta_{{{i + 1}{j + 1}}}$ (rad)", "density")
     if label:
         ax.legend()
@@ -130,6 +141,12 @@ def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents:
     _zero_line(ax, orientation="v")
     title = "" if window is None else f" over {int(window)} steps"
     _finish(ax, f"finite-time exponent{title} ({EXPONENT_UNIT})", "density")
-    if drawn:
-        ax.legend()
+    label, below = ax.xaxis.label, 0.0
+    if label.get_window_extent().width > ax.bbox.width:  # ran into the next panel's label
+        one = label.get_window_extent().height
+        label.set_text(f"finite-time exponent\n{title.strip()} ({EXPONENT_UNIT})")
+        below = (label.get_window_extent().height - one) / ax.figure.dpi  # the second line
+    if drawn:  # under the Axes: inside, the key of many exponents covered their histograms
+        n = len(ax.get_legend_handles_labels()[0])
+        _legend_below(ax, ncol=min(n, 5), fit=True, handlelength=1.2, below=below)
     return ax

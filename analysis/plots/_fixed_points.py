@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._common import NEGATIVE, POSITIVE, _axes, _field, _finish, _legend_below, _np, _plt, _plural
+from ._common import (
+    NEGATIVE,
+    POSITIVE,
+    _axes,
+    _field,
+    _finish,
+    _legend_below,
+    _np,
+    _plt,
+    _plural,
+    _slot_width,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -159,7 +170,13 @@ def eigenvalues(fixed_points: Any, *, ax: Axes | None = None) -> Axes:
     if any(idx.size > 1 for idx, _ in groups):
         title += "; equal spectra drawn once"
     n = len(ax.get_legend_handles_labels()[0])
-    _legend_below(ax, ncol=min(n, 2), title=title)
+    legend = _legend_below(ax, ncol=min(n, 2), title=title, fit=True)
+    # a title wider than the panel ran under the next one of a row: a line per clause
+    for sep in ("; ", ", "):
+        if legend.get_window_extent().width <= _slot_width(ax) or sep not in title:
+            break
+        title = title.replace(sep, sep.rstrip() + "\n")
+        legend = _legend_below(ax, ncol=min(n, 2), title=title, fit=True)
     return ax
 
 
@@ -241,5 +258,8 @@ def fixed_points_pca(fixed_points: Any, states: Any, *, ax: Axes | None = None,
             ax.scatter(q[mask, 0], q[mask, 1], label=f"{name} ({int(mask.sum())})", zorder=3,
                        **style)  # type: ignore[arg-type]
     _finish(ax, f"PC {components[0] + 1}", f"PC {components[1] + 1}")
-    ax.legend(frameon=False, fontsize="small")
+    # under the Axes: inside, "best" put it over a fixed point among the trajectories
+    n = len(ax.get_legend_handles_labels()[0])
+    if n:
+        _legend_below(ax, ncol=min(n, 3), fit=True)
     return ax

@@ -187,19 +187,31 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
+    drop = 0.0
+    label = ax.set_xlabel("block (units on a ring)" if unit_level else
+                          "block (edge width: norm of the block)")
+    # wider than the Axes (before the layout narrows them): it ran past the figure or
+    # into the next panel's y label
+    if label.get_window_extent().width > ax.bbox.width:
+        one = label.get_window_extent().height
+        label.set_text("block\n(units on a ring)" if unit_level else
+                       "block\n(edge width: block norm)")
+        drop = (label.get_window_extent().height - one) / ax.figure.dpi  # the keys go lower
     # the x label says "block": the bare index ("block 0" ran into "block 1" in a narrow panel)
     labels = [str(b) for b in blocks] if labels is None else labels
     # the node colours, under the x label: one entry per block (the colours repeat after ten)
     nodes_key = [Line2D([], [], color=cmap(b % 10), marker="o", ls="", ms=5, label=name)
                  for b, name in list(zip(blocks, labels))[:10]]
     key = ax.add_artist(_legend_below(ax, nodes_key, ncol=min(len(nodes_key), 5),
-                                      title="node colour: block", fit=True))
+                                      title="node colour: block", fit=True,
+                                      below=drop))
     key.set_clip_on(False)  # add_artist clips to the Axes: layouts would leave the key out
     if G.number_of_edges():  # the edge key (ax.get_legend()) under the node key: above the
         # Axes a title would sit on it (titles do not move above legends); a key's height in
         # inches is set by its fonts, not by the layout
         height = key.get_window_extent().height / key.figure.dpi
-        _legend_below(ax, handles, ncol=len(handles), below=height + 0.04, fit=True)
+        _legend_below(ax, handles, ncol=len(handles), below=height + 0.04 + drop,
+                      fit=True)
     ax.set_xticks([float(b) for b in blocks], labels[:len(blocks)])
     ax.set_yticks([])
     ax.spines[["left", "right", "top"]].set_visible(False)
@@ -207,6 +219,4 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     ax.set_xlim(min(blocks, default=0) - 0.55, max(blocks, default=0) + 0.55)
     ax.set_ylim(-0.55, 0.55)
     ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel("block (units on a ring)" if unit_level else
-                  "block (edge width: norm of the block)")
     return ax

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # every few cells of a dense block; past it a cell is below a pixel and markers of a
 # minimum size keep lone entries of a sparse matrix visible
 _IMAGE_UNITS = 512
+_DENSE = 0.05  # past this density a larger matrix is an image as well: no lone entries
 
 
 def _block_matrix_of(W, sizes):
@@ -63,9 +64,10 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
         Block names (default ``0``, ``1``, ...).
     markersize : float, optional
         Draw the entries as square markers of this size in points. By default a
-        matrix of up to 512 units is drawn as an image, one cell an entry, and a
-        larger one as markers of 0.9 of a cell (at least 0.3 points), sized each
-        time the figure is drawn, after its layout has sized the Axes.
+        matrix of up to 512 units (or a larger one with more than 5% of its entries
+        nonzero) is drawn as an image, one cell an entry, and a larger sparse one as
+        markers of 0.9 of a cell (at least 0.3 points), sized each time the figure
+        is drawn, after its layout has sized the Axes.
 
     Returns
     -------
@@ -102,7 +104,9 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
         cells += ax.plot(cols[mask], rows[mask], ls="none", marker="s",
                          ms=1.0 if markersize is None else markersize, mew=0,
                          color=color, label=f"{name} ({int(mask.sum())})")
-    if markersize is None and n <= _IMAGE_UNITS:
+    # a dense matrix past 512 units an image too: markers of the sign drawn last covered
+    # the other (half positive showed all blue)
+    if markersize is None and (n <= _IMAGE_UNITS or len(vals) > _DENSE * n * n):
         _cell_image(ax, n, rows, cols, vals)
         for line in cells:
             line.set_visible(False)
@@ -143,8 +147,9 @@ def block_matrix(W: Any, *, ax: Axes | None = None, sizes: Sequence[int] | None 
     if functions:
         key.append(Rectangle((0, 0), 1, 1, facecolor="0.85", edgecolor="0.3", hatch="//",
                              label=f"function block ({len(functions)})"))
-    # under the x label, in points: a fixed fraction of a short Axes covers the label
-    _legend_below(ax, key, ncol=2, handletextpad=0.2)
+    # under the x label, in points: a fixed fraction of a short Axes covers the label; one
+    # column where two are wider than the panel (they ran into the next panel's key)
+    _legend_below(ax, key, ncol=2, handletextpad=0.2, fit=True)
     return ax
 
 

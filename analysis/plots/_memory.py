@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_int
-from ._common import _axes, _field, _finish, _finite_positive, _minus_inf_markers, _np
+from ._common import (
+    _axes,
+    _field,
+    _finish,
+    _finite_positive,
+    _legend_below,
+    _minus_inf_markers,
+    _np,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -147,9 +155,9 @@ def impulse_response(ir: Any, *, ax: Axes | None = None, source: int | None = No
     where = "every block" if source is None else f"block {source}"
     _finish(ax, "step $k$ ($k = 0$: the impulse)", r"response $\|\partial x_k / \partial x_0\|_F$",
             integer_x=True, log_y=True)
-    if ax.get_legend_handles_labels()[0]:  # on a white ground: the length line may cross it
-        ax.legend(fontsize="small", title=f"unit impulses in {where}", title_fontsize="small",
-                  frameon=True, framealpha=0.85, edgecolor="none", facecolor="white")
+    n = len(ax.get_legend_handles_labels()[0])
+    if n:  # under the Axes: inside, it covered the curves of a panel of a row
+        _legend_below(ax, ncol=min(n, 2), fit=True, title=f"unit impulses in {where}")
     return ax
 
 
@@ -242,5 +250,7 @@ def memory_capacity(results: Any, *, ax: Axes | None = None,
         total = float(_field(mc, "capacity", r2.sum(), required=False))
         ax.plot(delays, r2, marker=".", ms=4, label=f"{name} (MC = {total:.2f})", **kwargs)
     ax.set_ylim(-0.03, 1.03)
-    return _finish(ax, "delay $d$ (steps)", r"$r^2$ of $u_{t-d}$ read from $x_t$",
-                   integer_x=True, legend="small")
+    _finish(ax, "delay $d$ (steps)", r"$r^2$ of $u_{t-d}$ read from $x_t$", integer_x=True)
+    # under the Axes: inside, the key of four maps covered their curves in a panel of a row
+    _legend_below(ax, ncol=min(len(items), 2), fit=True)
+    return ax

@@ -79,7 +79,9 @@ def orbit_diagram(od: Any, *, ax: Axes | None = None, component: int = 0,
     ax = _axes(ax)
     ax.plot(x, y, **style)
     _finish(ax, xlabel, f"state $x_{{{component % states.shape[2]}}}$ (after transient)")
-    ax.set_xlim(values.min(), values.max())
+    if values.max() > values.min():  # one value: the autoscaled limits around it (equal
+        # limits warned that the transformation is singular)
+        ax.set_xlim(values.min(), values.max())
     return ax
 
 

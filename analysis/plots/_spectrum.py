@@ -82,7 +82,8 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
         err = np.where(np.isfinite(err), err, np.nan)[finite]
     dky = None if dky is None else float(dky)
     has_note = dky is not None and bool(np.isfinite(dky))
-    name = label or "exponents"
+    # no finite exponent (an MLP's): no key entry for markers that are not drawn
+    name = label or ("exponents" if finite.any() else "_exponents")
     if label and has_note:   # spectra compared on one Axes: each D_KY in its legend entry
         name = f"{label} ($D_{{KY}} = {dky:.3g}$)"
     line = ax.errorbar(idx[finite], exps[finite], yerr=err, label=name, **kw)
@@ -101,18 +102,37 @@ def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None 
     ax.set_xticks(_index_ticks(longest))
     notes = sum(note for _, note in drawn)
     boxed = has_note and not label
+    corner = _free_corner(exps, longest) if boxed else "lower"
     if boxed and dky is not None:
         # lower left, inside: a sorted spectrum leaves that corner empty (above the Axes a
-        # panel's title ran over it; at the upper right a flat spectrum ran under it); in
+        # panel's title ran over it; at the upper right a flat spectrum ran under it); upper
+        # left where the exponents fill the lower left (a flat spectrum, collapses); in
         # points: two small lines take the same room on any size of Axes
-        ax.annotate(_kaplan_yorke_text(dky, exps), (0, 0), xycoords="axes fraction",
-                    xytext=(4, 4 + 22 * notes), textcoords="offset points", ha="left",
-                    va="bottom", fontsize="small",
-                    bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
+        up = corner == "upper"
+        ax.annotate(_kaplan_yorke_text(dky, exps), (0, 1 if up else 0),
+                    xycoords="axes fraction", xytext=(4, (-1 if up else 1) * (4 + 22 * notes)),
+                    textcoords="offset points", ha="left", va="top" if up else "bottom",
+                    fontsize="small", bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5))
     ax._itermap_spectra = drawn + [(exps.size, boxed)]  # type: ignore[union-attr]
     if label or collapsed is not None:   # "best" does not see the note
-        ax.legend(fontsize="small", loc="upper right" if boxed else "best")
+        # the exponents low (the note above them): the legend at mid-height, off the note
+        ax.legend(fontsize="small", loc=("upper right" if corner == "lower" else
+                                          "center right") if boxed else "best")
     return ax
+
+
+def _free_corner(exps, longest: int) -> str:
+    """``"lower"`` (left) for the D_KY note unless exponents fill that corner (the left
+    40% of the index axis, the lowest 35% of the values; a ``-inf`` sits on the bottom
+    edge), then ``"upper"``."""
+    finite = exps[np.isfinite(exps)]
+    lo = min(float(finite.min(initial=0.0)), 0.0)
+    hi = max(float(finite.max(initial=0.0)), 0.0)
+    span = max(hi - lo, 1e-12)
+    height = np.where(np.isfinite(exps), (exps - lo) / span, 0.0) if finite.size else \
+        np.zeros(exps.size)
+    left = np.arange(1, exps.size + 1) <= 0.5 + 0.4 * longest
+    return "upper" if np.any(left & (height < 0.35)) else "lower"
 
 
 def _index_ticks(k: int) -> list[int]:

@@ -72,14 +72,15 @@ def _styled(width, height):
 
 def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = ("pdf", "png"),
                 dpi: float = 200) -> list[str]:
-    """Save ``fig`` as ``path.pdf`` and ``path.png`` (the suffix of ``path`` is replaced).
+    """Save ``fig`` as ``path.pdf`` and ``path.png`` (a format suffix of ``path`` replaced).
 
     Parameters
     ----------
     fig : matplotlib Figure or Axes
         What to save (an Axes saves its figure).
     path : str or path-like
-        The file name stem; a suffix is replaced by each format's.
+        The file name stem; a file format's suffix (``.pdf``, ``.png``, ...) is
+        replaced by each format's, any other (``gain_1.5``) kept.
     formats : sequence of str
         File formats, ``("pdf", "png")`` by default.
     dpi : float
@@ -116,7 +117,10 @@ def save_figure(fig: Any, path: str | os.PathLike, *, formats: Sequence[str] = (
         raise TypeError(f"path must be a non-empty file path, got {path!r}")
     if Path(path).is_dir():
         raise ValueError(f"path {os.fspath(path)!r} is a folder: give a file name stem")
-    stem = os.fspath(Path(path).with_suffix(""))
+    # only a file format's suffix goes: "gain_1.5" keeps its ".5" (two gains wrote one file)
+    suffix = Path(path).suffix.lower().lstrip(".")
+    known = suffix in fig.canvas.get_supported_filetypes() or suffix in formats
+    stem = os.fspath(Path(path).with_suffix("") if known else Path(path))
     out = []
     for fmt in formats:
         out.append(f"{stem}.{fmt}")

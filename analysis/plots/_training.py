@@ -54,6 +54,10 @@ def training_history(history: Any, *, ax: Axes | None = None, metric: str = "los
     if metric == "loss" and np.all(train > 0):
         ax.set_yscale("log")
         _readable_log_axis(ax.yaxis)  # 0.3, 0.6, 2 rather than 3 x 10^-1
+    from matplotlib.ticker import MaxNLocator
+
+    # whole epochs only (one epoch was ticked 0.96, 0.98, 1.00, ...)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, min_n_ticks=1))
     # with the validation curve on it the axis is not the training metric alone
     ax.set(xlabel="epoch", ylabel=metric if both else f"training {metric}")
     return ax
@@ -106,8 +110,12 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
                     capsize=2.5, color=colors[k % len(colors)], label=name)
     ax.set_xscale("log")
     _readable_log_axis(ax.xaxis)
-    ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
-                                            if np.any(shift != 0) else ""))
+    label = ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
+                                                    if np.any(shift != 0) else ""))
+    # wider than the Axes (before the layout narrows them): it ran past the figure or
+    # into the next panel's y label
+    if label.get_window_extent().width > ax.bbox.width:
+        label.set_text(label.get_text().replace(" (", "\n("))
     ax.set_ylabel("test accuracy")
     what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
             else "1 seed: no error bars")

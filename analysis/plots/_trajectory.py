@@ -93,10 +93,20 @@ def trajectory(traj: Any, *, dims: Sequence[int] = (0, 1), ax: Axes | None = Non
     if dim == 1:
         for b in range(B):
             ax.plot(states[:-1, b, 0], states[1:, b, 0], label="_", **style)
+        _few_x_ticks(ax)
         return _finish(ax, "state $x_k$", "next state $x_{k+1}$")
     if len(dims) != 2:
         raise ValueError(f"a phase portrait needs two components, got dims={dims}")
     i, j = dims
     for b in range(B):
         ax.plot(states[:, b, i], states[:, b, j], label="_", **style)
+    _few_x_ticks(ax)
     return _finish(ax, f"state $x_{{{i % dim}}}$", f"state $x_{{{j % dim}}}$")
+
+
+def _few_x_ticks(ax):
+    """At most 6 x ticks: a tanh network's states, ticked -1.00, -0.75, ..., 1.00, ran into
+    each other in a one-column figure."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
