@@ -133,6 +133,22 @@ def _not_the_reports(path: Path) -> list[str]:
     return sorted(extra)
 
 
+def _check_replaceable(out: Path, inputs: list[Path]) -> None:
+    """Refuse an ``out`` the report's swap would lose something in: a folder that is no
+    report, one holding an input of this report, or files no report writes."""
+    if not _looks_like_report(out):
+        raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
+                              "replace it (choose another --out)")
+    for p in inputs:
+        if p.resolve().is_relative_to(out.resolve()):  # the swap would delete it
+            raise FileExistsError(f"{out} holds {p}, an input of this report; refusing to "
+                                  "replace it (choose another --out)")
+    if extra := _not_the_reports(out):
+        raise FileExistsError(f"{out} is an itermap report, but it also holds {extra[:3]}"
+                              f"{' ...' if len(extra) > 3 else ''}, which no report writes; "
+                              f"refusing to replace it (move them, or choose another --out)")
+
+
 def _link_target(out: Path) -> Path:
     """Where a symbolic link ``out`` points (the report is written there and the link kept,
     as ``cp`` and ``tar`` follow one); a dangling or looping link is refused, since the
@@ -288,17 +304,8 @@ def run_report(spec, out, *, spec_text=None, seed=None, progress=None,
              if (s := static_sizes(name, net, f"networks.{name}")) is not None}
     costs = _budget.check_budget(spec, sizes, time_limit=time_limit, force=force)
     out = _link_target(Path(out).absolute())
-    if not _looks_like_report(out):
-        raise FileExistsError(f"{out} exists and is not an itermap report; refusing to "
-                              "replace it (choose another --out)")
-    if extra := _not_the_reports(out):
-        raise FileExistsError(f"{out} is an itermap report, but it also holds {extra[:3]}"
-                              f"{' ...' if len(extra) > 3 else ''}, which no report writes; "
-                              f"refusing to replace it (move them, or choose another --out)")
-    for p in given + [Path(n.path) for n in spec.networks.values() if getattr(n, "path", None)]:
-        if p.resolve().is_relative_to(out.resolve()):  # the swap would delete it
-            raise FileExistsError(f"{out} holds {p}, an input of this report; refusing to "
-                                  "replace it (choose another --out)")
+    _check_replaceable(out, given + [Path(n.path) for n in spec.networks.values()
+                                     if getattr(n, "path", None)])
 
     def say(msg):
         if progress:
