@@ -141,3 +141,19 @@ def test_as_rng_says_what_to_pass_for_a_random_state_or_a_whole_float():
     with pytest.raises(TypeError, match=r"got float$"):
         itermap.as_rng(0.5)
     assert itermap.as_rng(7).random() == np.random.default_rng(7).random()
+
+
+def test_from_torch_of_a_module_on_the_meta_device_says_to_load_its_weights():
+    # a module built under torch.device("meta") (accelerate's init_empty_weights) has
+    # shapes but no values: from_torch raised torch's "Cannot copy out of meta tensor"
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"meta device.*load them first"):
+        itermap.from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4, device="meta")))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4, device="meta"))
+    net.to_empty(device="cpu")           # what the message says, then real weights
+    with torch.no_grad():
+        net[0].weight.copy_(torch.arange(12.0).reshape(4, 3))
+        net[0].bias.zero_()
+    m = itermap.from_torch(net)
+    W = np.asarray(m.block_matrix.to_dense())
+    np.testing.assert_array_equal(W[3:, :3], np.arange(12.0).reshape(4, 3))

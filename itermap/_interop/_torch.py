@@ -137,6 +137,12 @@ def _numpy_state(module):
             pre = f"{path}.parametrizations.{name}." if path else f"parametrizations.{name}."
             state = {k: v for k, v in state.items() if not k.startswith(pre)}
             state[at] = getattr(sub, name).detach()
+    meta = [k for k, v in state.items() if getattr(v, "is_meta", False)]
+    if meta:   # built under torch.device("meta") or init_empty_weights: shapes, no values
+        raise ValueError(f"the module's weights are on the meta device ({meta[:3]}"
+                         f"{' ...' if len(meta) > 3 else ''}): they have shapes but no values; "
+                         f"load them first (module.to_empty(device='cpu') and "
+                         f"load_state_dict, or build it on the CPU)")
     return {k: tensor_to_numpy(v) for k, v in state.items()}
 
 
