@@ -171,6 +171,19 @@ def _legend_below(ax, handles=None, *, ncol=2, title=None, below=0.0, fit=False,
     return legend
 
 
+def _two_line_xlabel(ax, two_lines: str) -> float:
+    """The x label as ``two_lines`` where on one line it is wider than the Axes (before a
+    layout narrows them it ran past the figure or into the next panel's y label); returns
+    the height the second line adds, in inches (0 where one line fits): keys under the
+    Axes go that much lower."""
+    label = ax.xaxis.label
+    if label.get_window_extent().width <= ax.bbox.width:
+        return 0.0
+    one = label.get_window_extent().height
+    label.set_text(two_lines)
+    return (label.get_window_extent().height - one) / ax.figure.dpi
+
+
 def _slot_width(ax) -> float:
     """Pixels across the grid columns ``ax`` spans (less a margin): the room under it."""
     spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None

@@ -16,6 +16,7 @@ from ._common import (
     _legend_below,
     _np,
     _readable_log_axis,
+    _two_line_xlabel,
     _zero_line,
 )
 
@@ -141,11 +142,7 @@ def finite_time_histogram(result: Any, *, ax: Axes | None = None, max_exponents:
     _zero_line(ax, orientation="v")
     title = "" if window is None else f" over {int(window)} steps"
     _finish(ax, f"finite-time exponent{title} ({EXPONENT_UNIT})", "density")
-    label, below = ax.xaxis.label, 0.0
-    if label.get_window_extent().width > ax.bbox.width:  # ran into the next panel's label
-        one = label.get_window_extent().height
-        label.set_text(f"finite-time exponent\n{title.strip()} ({EXPONENT_UNIT})")
-        below = (label.get_window_extent().height - one) / ax.figure.dpi  # the second line
+    below = _two_line_xlabel(ax, f"finite-time exponent\n{title.strip()} ({EXPONENT_UNIT})")
     if drawn:  # under the Axes: inside, the key of many exponents covered their histograms
         n = len(ax.get_legend_handles_labels()[0])
         _legend_below(ax, ncol=min(n, 5), fit=True, handlelength=1.2, below=below)

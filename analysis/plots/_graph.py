@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_choice
-from ._common import NEGATIVE, POSITIVE, _axes, _figure_width, _legend_below
+from ._common import NEGATIVE, POSITIVE, _axes, _figure_width, _legend_below, _two_line_xlabel
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -187,16 +187,10 @@ def sparsity_graph(G: Any, *, ax: Axes | None = None, arrows: bool | None = None
     if loops:
         handles.append(Line2D([], [], color="0.35", marker="o", ls="", mfc="none", ms=6,
                               label=f"self-loop ({loops})"))
-    drop = 0.0
-    label = ax.set_xlabel("block (units on a ring)" if unit_level else
-                          "block (edge width: norm of the block)")
-    # wider than the Axes (before the layout narrows them): it ran past the figure or
-    # into the next panel's y label
-    if label.get_window_extent().width > ax.bbox.width:
-        one = label.get_window_extent().height
-        label.set_text("block\n(units on a ring)" if unit_level else
-                       "block\n(edge width: block norm)")
-        drop = (label.get_window_extent().height - one) / ax.figure.dpi  # the keys go lower
+    ax.set_xlabel("block (units on a ring)" if unit_level else
+                  "block (edge width: norm of the block)")
+    drop = _two_line_xlabel(ax, "block\n(units on a ring)" if unit_level else
+                            "block\n(edge width: block norm)")
     # the x label says "block": the bare index ("block 0" ran into "block 1" in a narrow panel)
     labels = [str(b) for b in blocks] if labels is None else labels
     # the node colours, under the x label: one entry per block (the colours repeat after ten)

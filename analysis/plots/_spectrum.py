@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # lyapunov_history keys each line up to this many exponents; past it, a colour ramp
 _KEY_EACH = 10
 
+
 def lyapunov_spectrum(result: Any, *, ax: Axes | None = None, label: str | None = None,
                       **kwargs: Any) -> Axes:
     """Lyapunov exponents against their index, with error bars and the zero line.

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import check_choice
-from ._common import NEGATIVE, POSITIVE, _axes, _field, _np, _plt, _plural, _readable_log_axis
+from ._common import (
+    NEGATIVE,
+    POSITIVE,
+    _axes,
+    _field,
+    _np,
+    _plt,
+    _plural,
+    _readable_log_axis,
+    _two_line_xlabel,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -112,10 +122,7 @@ def accuracy_vs_parameters(result: Any, *, ax: Axes | None = None) -> Axes:
     _readable_log_axis(ax.xaxis)
     label = ax.set_xlabel("trainable parameters" + (" (near-equal sizes dodged sideways)"
                                                     if np.any(shift != 0) else ""))
-    # wider than the Axes (before the layout narrows them): it ran past the figure or
-    # into the next panel's y label
-    if label.get_window_extent().width > ax.bbox.width:
-        label.set_text(label.get_text().replace(" (", "\n("))
+    _two_line_xlabel(ax, label.get_text().replace(" (", "\n("))
     ax.set_ylabel("test accuracy")
     what = (f"mean ± std over {_plural(seeds, 'seed')}" if seeds > 1
             else "1 seed: no error bars")
