@@ -25,19 +25,38 @@ import numpy as np
 
 from .._core._backend import namespace
 
-__all__ = ["FINITE_DIFFERENCES", "central_tangent"]
+__all__ = ["FINITE_DIFFERENCES", "central_tangent", "modulo_periods", "period_table"]
 
 #: the ``jacobian`` strings :class:`~itermap.FunctionMap` accepts
 FINITE_DIFFERENCES = ("central",)
+
+
+def period_table(periods: tuple | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(wraps, period)`` per coordinate for :func:`modulo_periods` (a coordinate whose
+    period is None does not wrap), or None where the map has no periods."""
+    if periods is None:
+        return None
+    return (np.array([P is not None for P in periods]),
+            np.array([1.0 if P is None else float(P) for P in periods]))
+
+
+def modulo_periods(diff, table: tuple[np.ndarray, np.ndarray] | None):
+    """Differences of states (last axis: coordinates) taken modulo the periods of
+    ``table`` (:func:`period_table`), so a step that wraps its states onto a torus is
+    differenced across the seam as a small difference, not a period."""
+    if table is None:
+        return diff
+    xp = namespace(diff)
+    wraps, period = table
+    P = xp.asarray(period, dtype=diff.dtype)
+    return diff - xp.asarray(wraps) * (P * xp.round(diff / P))
 
 
 def central_tangent(step: Callable, takes_u: bool, periods: tuple | None) -> Callable:
     """``tangent(x, v)`` (or ``tangent(x, v, u)`` where ``step`` takes an input) by
     central differences of ``step``; a coordinate with a period has its differences
     taken modulo the period (a step that wraps its states)."""
-    wraps = None if periods is None else np.array([P is not None for P in periods])
-    period = None if periods is None else np.array([1.0 if P is None else float(P)
-                                                    for P in periods])
+    table = period_table(periods)
 
     def tangent(x, v, u=None):
         xp = namespace(x)
@@ -62,10 +81,7 @@ def central_tangent(step: Callable, takes_u: bool, periods: tuple | None) -> Cal
                            (B * 2 * k, U.shape[-1]))
             Y = step(pts, U)
         Y = xp.reshape(xp.asarray(Y), (B, 2, k, dim))
-        diff = Y[:, 0] - Y[:, 1]
-        if period is not None:   # a step that wraps: differences modulo the period
-            P = xp.asarray(period, dtype=diff.dtype)
-            diff = diff - xp.asarray(wraps) * (P * xp.round(diff / P))
+        diff = modulo_periods(Y[:, 0] - Y[:, 1], table)   # a step that wraps
         out = xp.permute_dims(diff / (2.0 * h[..., None]), (0, 2, 1))        # (B, dim, k)
         return out[0] if one else out
 

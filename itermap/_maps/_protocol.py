@@ -19,7 +19,12 @@ from .._core._backend import backend_of, namespace, to_backend, to_numpy
 from .._core._checks import check_int, check_real, one_namespace, plain_array
 from .._core._result import Result
 from .._core._types import Array, MapLike, RngLike
-from ._finite_difference import FINITE_DIFFERENCES, central_tangent
+from ._finite_difference import (
+    FINITE_DIFFERENCES,
+    central_tangent,
+    modulo_periods,
+    period_table,
+)
 from ._map import Map
 
 __all__ = ["ConformanceError", "FunctionMap", "MapCheck", "as_map", "check_map"]
@@ -483,15 +488,13 @@ def check_map(m: MapLike, x: Array | None = None, *, u: Array | None = None,
         _fail("jacobian", f"is on {backend_of(J)}, the state on {backend_of(x)}")
     Jn, xn = to_numpy(J), to_numpy(x)
     fd = np.empty_like(Jn)
-    # a step that wraps its states onto its periods: differences modulo the periods
-    period = np.array([0.0 if P is None else float(P) for P in (m.periods or [None] * dim)])
+    table = period_table(m.periods)   # a step that wraps: differences modulo the periods
     for j in range(dim):
         h = 1e-6 * max(1.0, float(np.max(np.abs(xn[:, j]))))
         e = np.zeros(dim)
         e[j] = h
         diff = to_numpy(m.step(xp.asarray(xn + e), u)) - to_numpy(m.step(xp.asarray(xn - e), u))
-        diff = diff - period * np.round(diff / np.where(period > 0, period, 1.0))
-        fd[:, :, j] = diff / (2 * h)
+        fd[:, :, j] = modulo_periods(diff, table) / (2 * h)
     errors["jacobian"] = _rel(Jn, fd)
     if not math.isfinite(errors["jacobian"]) or errors["jacobian"] > tol:
         _fail("jacobian", f"differs from central differences of step by "
