@@ -196,6 +196,11 @@ def _exact_rank(xp, Y, Q, logd, R):
     return Q, logd, R
 
 
+def _rounding_unit(dtype) -> float:
+    """The eps of a float32 frame, else float64's."""
+    return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
+
+
 class Reorthonormalizer:
     """``Q``, ``log|diag R|`` and optionally ``R`` of frames ``Y`` (B, n, k).
 
@@ -301,7 +306,7 @@ class Reorthonormalizer:
             norms.append(nrm)
         N = xp.stack(norms, axis=-1)
         Y2 = xp.stack([dot(Y[..., j], Y[..., j]) for j in range(k)], axis=-1)
-        eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
+        eps = _rounding_unit(Y.dtype)
         # an exact collapse, NaN, or a column that kept under 100 eps of its norm: twice is
         # enough only for a numerically independent one (past that v is rounding, along
         # the q before it, and the direction is lost): Householder decides
@@ -317,7 +322,7 @@ class Reorthonormalizer:
         return Q, xp.log(N), Rm
 
     def _cholesky(self, xp, Y, want_r):
-        eps = float(np.finfo(np.float32 if "32" in str(Y.dtype) else np.float64).eps)
+        eps = _rounding_unit(Y.dtype)
         # a frame that needed the shift is followed by frames as ill-conditioned
         start = self.shifted > 0
         try:
